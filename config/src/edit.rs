@@ -1,0 +1,225 @@
+//! Comment-preserving edits of `policy.trusted_networks` (`mfactl trusted add|remove`).
+//!
+//! The edited text is validated as a whole before anything is written, and written
+//! atomically (temporary file in the same directory, fsync, rename, fsync of the directory)
+//! with the original owner and mode, so a crash leaves either the old file or the new one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use toml_edit::{Array, DocumentMut, Item, Table, Value};
+
+use crate::values::Cidr;
+use crate::{ConfigError, Problem, parse, read_text};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrustedEdit {
+    Add(Cidr),
+    Remove(Cidr),
+}
+
+fn problem(path: &Path, message: impl Into<String>) -> ConfigError {
+    ConfigError::single(Problem {
+        file: path.into(),
+        line: None,
+        key: Some("policy.trusted_networks".into()),
+        message: message.into(),
+    })
+}
+
+/// Applies one edit to the file at `path`. Nothing is written unless the current file is a
+/// valid configuration, the edit applies, and the result is a valid configuration too.
+pub fn edit_trusted_networks(path: &Path, edit: TrustedEdit) -> Result<(), ConfigError> {
+    let real = fs::canonicalize(path)
+        .map_err(|e| ConfigError::file(path, format!("cannot resolve the path: {e}")))?;
+    let text = read_text(&real)?;
+    // Refuse to edit a file that is already broken: the administrator must see and fix that.
+    parse(&text, path)?;
+    let new_text = apply(&text, path, edit)?;
+    parse(&new_text, path)?;
+    write_atomically(&real, new_text.as_bytes())
+        .map_err(|e| ConfigError::file(path, format!("cannot write the configuration: {e}")))
+}
+
+/// The edit on text alone (no I/O).
+pub fn apply(text: &str, path: &Path, edit: TrustedEdit) -> Result<String, ConfigError> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| ConfigError::file(path, format!("cannot parse: {e}")))?;
+    let policy = doc
+        .entry("policy")
+        .or_insert_with(|| Item::Table(Table::new()));
+    let Some(policy) = policy.as_table_like_mut() else {
+        return Err(problem(path, "[policy] is not a table"));
+    };
+    if policy.get("trusted_networks").is_none() {
+        policy.insert("trusted_networks", Item::Value(Value::Array(Array::new())));
+    }
+    let Some(arr) = policy
+        .get_mut("trusted_networks")
+        .and_then(|i| i.as_array_mut())
+    else {
+        return Err(problem(path, "is not an array"));
+    };
+    let position = arr.iter().position(|v| {
+        v.as_str()
+            .and_then(|s| s.parse::<Cidr>().ok())
+            .is_some_and(|c| Some(c) == edit_cidr(edit))
+    });
+    match (edit, position) {
+        (TrustedEdit::Add(c), Some(_)) => {
+            return Err(problem(path, format!("{c} is already listed")));
+        }
+        (TrustedEdit::Add(c), None) => {
+            // Follow the layout of the list: one per line stays one per line.
+            let decor = arr
+                .get(arr.len().wrapping_sub(1))
+                .map(|v| v.decor().clone());
+            arr.push(c.to_string());
+            if let (Some(decor), Some(last)) = (decor, arr.get_mut(arr.len() - 1)) {
+                *last.decor_mut() = decor;
+            }
+        }
+        (TrustedEdit::Remove(c), None) => return Err(problem(path, format!("{c} is not listed"))),
+        (TrustedEdit::Remove(_), Some(i)) => {
+            let first_decor =
+                (i == 0 && arr.len() > 1).then(|| arr.get(0).map(|v| v.decor().clone()));
+            arr.remove(i);
+            if let Some(Some(d)) = first_decor
+                && let Some(v) = arr.get_mut(0)
+            {
+                *v.decor_mut() = d;
+            }
+        }
+    }
+    Ok(doc.to_string())
+}
+
+fn edit_cidr(e: TrustedEdit) -> Option<Cidr> {
+    match e {
+        TrustedEdit::Add(c) | TrustedEdit::Remove(c) => Some(c),
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let meta = fs::metadata(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp_path = None;
+    for i in 0..100u32 {
+        let candidate = dir.join(format!(".{name}.tmp{}.{i}", std::process::id()));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&candidate)
+        {
+            Ok(f) => {
+                tmp_path = Some((candidate, f));
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((tmp, mut f)) = tmp_path else {
+        return Err(std::io::Error::other("no free temporary file name"));
+    };
+    let result = (|| {
+        f.write_all(bytes)?;
+        // Owner first (only root may give a file away), then mode.
+        if std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid())).is_err()
+            && nix_is_root()
+        {
+            return Err(std::io::Error::other("cannot keep the file's owner"));
+        }
+        f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn nix_is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: &str = "# Site config\n[policy]\n# office and VPN\ntrusted_networks = [\n  \"10.0.0.0/8\",  # HQ\n  \"192.168.10.0/24\",\n]\nlocal_logins = \"require\"\n";
+
+    fn add(t: &str, c: &str) -> Result<String, ConfigError> {
+        apply(t, Path::new("x.toml"), TrustedEdit::Add(c.parse().unwrap()))
+    }
+
+    #[test]
+    fn add_keeps_comments_and_layout() {
+        let out = add(T, "2001:db8::/32").unwrap();
+        assert!(out.contains("# Site config"));
+        assert!(out.contains("# office and VPN"));
+        assert!(out.contains("# HQ"));
+        assert!(out.contains("\n  \"2001:db8::/32\""), "{out}");
+        assert!(crate::parse(&out, Path::new("x.toml")).is_ok());
+    }
+
+    #[test]
+    fn add_duplicate_and_remove_missing_fail() {
+        assert!(add(T, "10.0.0.0/8").is_err());
+        assert!(
+            apply(
+                T,
+                Path::new("x"),
+                TrustedEdit::Remove("172.16.0.0/12".parse().unwrap())
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn remove_keeps_the_rest() {
+        let out = apply(
+            T,
+            Path::new("x"),
+            TrustedEdit::Remove("10.0.0.0/8".parse().unwrap()),
+        )
+        .unwrap();
+        assert!(!out.contains("10.0.0.0/8"));
+        assert!(out.contains("192.168.10.0/24"));
+        assert!(out.contains("# office and VPN"));
+    }
+
+    #[test]
+    fn add_to_file_without_policy() {
+        let out = add("# empty\n", "10.0.0.0/8").unwrap();
+        let c = crate::parse(&out, Path::new("x")).unwrap();
+        assert_eq!(c.policy.trusted_networks.len(), 1);
+        assert!(out.contains("# empty\n"));
+    }
+
+    #[test]
+    fn file_edit_is_atomic_and_keeps_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mfa.toml");
+        fs::write(&p, T).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        edit_trusted_networks(&p, TrustedEdit::Add("172.16.0.0/12".parse().unwrap())).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o640);
+        assert!(fs::read_to_string(&p).unwrap().contains("172.16.0.0/12"));
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left behind"
+        );
+    }
+}

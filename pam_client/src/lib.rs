@@ -1,0 +1,1 @@
+//! PAM client FFI: placeholder until the RADIUS issue lands.

@@ -1,0 +1,2 @@
+//! RADIUS: placeholder.
+#![forbid(unsafe_code)]

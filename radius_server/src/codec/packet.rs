@@ -1,0 +1,168 @@
+//! Parsing a datagram into a borrowed view of header and attributes.
+
+use subtle::ConstantTimeEq;
+
+use super::crypto::{message_authenticator_parts, response_authenticator_parts};
+use super::reader::Reader;
+use super::{Code, DecodeError, MAX_PACKET, MIN_PACKET, attr};
+
+/// One attribute as it arrived; the value is opaque to the codec (VSAs included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr<'a> {
+    pub typ: u8,
+    pub value: &'a [u8],
+}
+
+/// A parsed packet borrowing the datagram. Only structure is checked here; whether the sender
+/// knows the shared secret is [`Packet::verify_request_message_authenticator`]'s job.
+#[derive(Debug, Clone)]
+pub struct Packet<'a> {
+    raw: &'a [u8],
+    pub code: Code,
+    pub identifier: u8,
+    pub authenticator: [u8; 16],
+    attrs: Vec<Attr<'a>>,
+    /// Offset in `raw` of the Message-Authenticator value, when present.
+    message_authenticator: Option<usize>,
+}
+
+impl<'a> Packet<'a> {
+    /// Parses one datagram. Octets beyond the Length field are padding and ignored (RFC 2865
+    /// §3); a datagram shorter than its Length field is an error.
+    pub fn parse(datagram: &'a [u8]) -> Result<Self, DecodeError> {
+        if datagram.len() < MIN_PACKET {
+            return Err(DecodeError::TooShort {
+                len: datagram.len(),
+            });
+        }
+        let mut r = Reader::new(datagram);
+        let code = Code(r.u8()?);
+        let identifier = r.u8()?;
+        let declared = usize::from(r.u16_be()?);
+        if !(MIN_PACKET..=MAX_PACKET).contains(&declared) {
+            return Err(DecodeError::BadLength { declared });
+        }
+        if declared > datagram.len() {
+            return Err(DecodeError::LengthExceedsDatagram {
+                declared,
+                received: datagram.len(),
+            });
+        }
+        let authenticator = r.array::<16>()?;
+        let raw = datagram.get(..declared).ok_or(DecodeError::Truncated {
+            offset: 0,
+            wanted: declared,
+            available: datagram.len(),
+        })?;
+        let mut r = Reader::new(raw);
+        r.take(MIN_PACKET)?;
+        let mut attrs = Vec::with_capacity(8);
+        let mut message_authenticator = None;
+        while !r.is_empty() {
+            let offset = r.pos();
+            let typ = r.u8()?;
+            let len = r.u8()?;
+            if len < 2 || usize::from(len) - 2 > r.remaining() {
+                return Err(DecodeError::BadAttributeLength { offset, typ, len });
+            }
+            let value = r.take(usize::from(len) - 2)?;
+            if typ == attr::MESSAGE_AUTHENTICATOR {
+                if value.len() != 16 {
+                    return Err(DecodeError::BadMessageAuthenticatorLength {
+                        offset,
+                        len: value.len(),
+                    });
+                }
+                if message_authenticator.is_some() {
+                    return Err(DecodeError::DuplicateMessageAuthenticator { offset });
+                }
+                message_authenticator = Some(offset + 2);
+            }
+            attrs.push(Attr { typ, value });
+        }
+        Ok(Packet {
+            raw,
+            code,
+            identifier,
+            authenticator,
+            attrs,
+            message_authenticator,
+        })
+    }
+
+    /// The packet's octets up to its Length field.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    pub fn attributes(&self) -> &[Attr<'a>] {
+        &self.attrs
+    }
+
+    /// The first attribute of a type.
+    pub fn attr(&self, typ: u8) -> Option<&'a [u8]> {
+        self.attrs.iter().find(|a| a.typ == typ).map(|a| a.value)
+    }
+
+    /// Every attribute of a type, in packet order (Proxy-State must be echoed in order).
+    pub fn attrs(&self, typ: u8) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.attrs
+            .iter()
+            .filter(move |a| a.typ == typ)
+            .map(|a| a.value)
+    }
+
+    /// How many attributes of a type; the daemon refuses requests with two User-Names etc.
+    pub fn count(&self, typ: u8) -> usize {
+        self.attrs.iter().filter(|a| a.typ == typ).count()
+    }
+
+    pub fn has_message_authenticator(&self) -> bool {
+        self.message_authenticator.is_some()
+    }
+
+    /// Checks a request's Message-Authenticator (RFC 3579 §3.2: HMAC-MD5 keyed with the shared
+    /// secret over the packet with the field zeroed). False when absent or wrong.
+    pub fn verify_request_message_authenticator(&self, secret: &[u8]) -> bool {
+        self.verify_ma(secret, &self.authenticator)
+    }
+
+    /// Checks a reply against the request it answers: the Response Authenticator and, when
+    /// present, the Message-Authenticator (computed over the Request Authenticator). Used by the
+    /// test and load-generator clients.
+    pub fn verify_reply(&self, secret: &[u8], request_authenticator: &[u8; 16]) -> bool {
+        let Some(body) = self.raw.get(20..) else {
+            return false;
+        };
+        let Some(head) = self.raw.get(..4) else {
+            return false;
+        };
+        let expected = response_authenticator_parts(&[head, request_authenticator, body], secret);
+        let ok = expected.ct_eq(&self.authenticator);
+        let ma_ok = match self.message_authenticator {
+            Some(_) => self.verify_ma(secret, request_authenticator),
+            None => true,
+        };
+        bool::from(ok) && ma_ok
+    }
+
+    fn verify_ma(&self, secret: &[u8], authenticator: &[u8; 16]) -> bool {
+        let Some(off) = self.message_authenticator else {
+            return false;
+        };
+        let (Some(head), Some(mid), Some(got), Some(tail)) = (
+            self.raw.get(..4),
+            self.raw.get(20..off),
+            self.raw.get(off..off + 16),
+            self.raw.get(off + 16..),
+        ) else {
+            return false;
+        };
+        let Some(expected) =
+            message_authenticator_parts(&[head, authenticator, mid, &[0u8; 16], tail], secret)
+        else {
+            return false;
+        };
+        bool::from(expected.ct_eq(got))
+    }
+}

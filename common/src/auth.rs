@@ -1,0 +1,448 @@
+//! The one authentication flow behind every front end (PAM, RADIUS, `mfactl auth`):
+//! decide, ask for a code where needed, verify it in one store transaction, audit.
+//! Front ends translate between their protocol and these calls; they never decide.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mfa_config::{Config, ConfigError};
+
+use crate::audit::{AuditEvent, Syslog};
+use crate::groups::groups_of;
+use crate::net::ClientAddr;
+use crate::policy::{Decision, Facts, Outcome, Reason, decide, grace_deadline};
+use crate::secret::TotpSecret;
+use crate::store::{OpenMode, SqliteStore, Store, StoreError, UserRecord};
+use crate::totp::{CodeMatch, TotpParams, check};
+use crate::verify::{apply_code, note_outcome};
+
+/// Everything that can go wrong inside; every front end denies on any of these.
+#[derive(Debug)]
+pub enum CoreError {
+    Config(ConfigError),
+    Store(StoreError),
+    Invalid(String),
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreError::Config(e) => write!(f, "{e}"),
+            CoreError::Store(e) => write!(f, "{e}"),
+            CoreError::Invalid(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+impl From<StoreError> for CoreError {
+    fn from(e: StoreError) -> Self {
+        CoreError::Store(e)
+    }
+}
+
+impl From<ConfigError> for CoreError {
+    fn from(e: ConfigError) -> Self {
+        CoreError::Config(e)
+    }
+}
+
+/// One authentication attempt as a front end sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub user: String,
+    pub client: ClientAddr,
+    /// PAM service (`sshd`, `sudo`), RADIUS client name, or `mfactl`.
+    pub service: String,
+    /// Unix seconds. Front ends pass the clock; tests of the core pin it.
+    pub now: i64,
+}
+
+impl Request {
+    pub fn new(user: &str, client: ClientAddr, service: &str) -> Self {
+        Self {
+            user: user.into(),
+            client,
+            service: service.into(),
+            now: now(),
+        }
+    }
+}
+
+/// The system clock in Unix seconds (0 if the clock is before 1970, which fails every code).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+pub struct Authenticator {
+    config: Arc<Config>,
+    store: Box<dyn Store>,
+    syslog: Option<Syslog>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// Opens the store named by the configuration. `OpenMode::Existing` fails when the
+    /// database is missing (the PAM module must not silently start an empty store).
+    pub fn open(config: Arc<Config>, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
+        let store = SqliteStore::open(&config.store.path, mode, config.store.busy_timeout.0)?;
+        Ok(Self::with_store(config, Box::new(store), process))
+    }
+
+    /// Loads the configuration file and opens its store.
+    pub fn from_config_file(path: &Path, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
+        let cfg = mfa_config::load(path)?;
+        Self::open(Arc::new(cfg), mode, process)
+    }
+
+    pub fn with_store(config: Arc<Config>, store: Box<dyn Store>, process: &str) -> Self {
+        let syslog = config.audit.syslog.then(|| Syslog::open(process));
+        Self {
+            config,
+            store,
+            syslog,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    fn params(&self) -> TotpParams {
+        TotpParams::from_config(&self.config.totp)
+    }
+
+    fn log(&self, ev: &AuditEvent) {
+        if let Some(s) = &self.syslog {
+            s.info(&ev.line());
+        }
+    }
+
+    /// What the policy says before any code is seen. Reads only; nothing is recorded.
+    pub fn decide(&self, req: &Request) -> Result<Decision, CoreError> {
+        let record = self.store.user(&req.user)?;
+        let groups = if self.config.policy.exempt_groups.is_empty() {
+            Vec::new()
+        } else {
+            groups_of(&req.user)
+        };
+        Ok(decide(
+            &Facts {
+                user: &req.user,
+                client: req.client,
+                now: req.now,
+                record: record.as_ref(),
+                groups: &groups,
+            },
+            &self.config,
+        ))
+    }
+
+    /// Records a final decision (allow or deny): audit, login statistics, and the start of a
+    /// user's grace period the first time it applies.
+    pub fn record(&self, req: &Request, d: &Decision) -> Result<(), CoreError> {
+        let ev = AuditEvent::for_decision(
+            req.now,
+            &req.user,
+            &req.service,
+            req.client.ip().map(|i| i.to_string()),
+            d,
+        );
+        // A denied name we have never seen gets no row: password sprayers must not fill
+        // the report. Everyone else is tracked for the roll-out view.
+        let create = d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled;
+        let params = self.params();
+        let cfg = &self.config;
+        let ev2 = ev.clone();
+        self.store.transact(&[&req.user], &mut |recs| {
+            if recs[0].is_none() && create {
+                recs[0] = Some(UserRecord::new(&req.user, params, req.now));
+            }
+            if let Some(rec) = recs[0].as_mut() {
+                if !rec.enrolled() && rec.grace_started.is_none() {
+                    let go_live = cfg.policy.enforce_from.map_or(i64::MIN, |i| i.0);
+                    if req.now >= go_live {
+                        let deadline = grace_deadline(Some(rec), cfg, req.now);
+                        rec.grace_started =
+                            Some(deadline - i64::from(cfg.policy.grace_days) * 86_400);
+                    }
+                }
+                note_outcome(rec, d, &req.client, req.now);
+            }
+            Ok(vec![ev2.clone()])
+        })?;
+        self.log(&ev);
+        Ok(())
+    }
+
+    /// `decide`, and `record` when the decision is final. The usual first call.
+    pub fn begin(&self, req: &Request) -> Result<Decision, CoreError> {
+        let d = self.decide(req)?;
+        if d.outcome != Outcome::NeedCode {
+            self.record(req, &d)?;
+        }
+        Ok(d)
+    }
+
+    /// Verifies a code (TOTP, backup or temporary access) in one write transaction with the
+    /// replay check and the lockout counters, and records the result.
+    pub fn verify_code(&self, req: &Request, code: &str) -> Result<Decision, CoreError> {
+        let cfg = &self.config;
+        let mut decision = Decision::deny(Reason::NotEnrolled);
+        let client_ip = req.client.ip().map(|i| i.to_string());
+        self.store.transact(&[&req.user], &mut |recs| {
+            decision = match recs[0].as_mut() {
+                Some(rec) => {
+                    let d = apply_code(rec, code, req.now, cfg);
+                    note_outcome(rec, &d, &req.client, req.now);
+                    d
+                }
+                None => Decision::deny(Reason::NotEnrolled),
+            };
+            Ok(vec![AuditEvent::for_decision(
+                req.now,
+                &req.user,
+                &req.service,
+                client_ip.clone(),
+                &decision,
+            )])
+        })?;
+        self.log(&AuditEvent::for_decision(
+            req.now,
+            &req.user,
+            &req.service,
+            client_ip,
+            &decision,
+        ));
+        Ok(decision)
+    }
+
+    /// Records a refused first factor (RADIUS password through PAM).
+    pub fn deny_first_factor(&self, req: &Request) -> Result<Decision, CoreError> {
+        let d = Decision::deny(Reason::WrongPassword);
+        let ev = AuditEvent::for_decision(
+            req.now,
+            &req.user,
+            &req.service,
+            req.client.ip().map(|i| i.to_string()),
+            &d,
+        );
+        self.store.append_audit(std::slice::from_ref(&ev))?;
+        self.log(&ev);
+        Ok(d)
+    }
+
+    /// Stores a new secret for `user`. With `confirm_code`, the code must match the secret
+    /// (the user proved the app has it), and its step becomes the last accepted one so the
+    /// confirmation code cannot be replayed. Refuses to replace an existing secret unless
+    /// `replace`.
+    pub fn enroll(
+        &self,
+        user: &str,
+        secret: &TotpSecret,
+        confirm_code: Option<&str>,
+        replace: bool,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        if !mfa_config::valid_name(user) {
+            return Err(CoreError::Invalid(format!(
+                "{user:?} is not a valid user name"
+            )));
+        }
+        let params = self.params();
+        let last_step =
+            match confirm_code {
+                Some(code) => match check(
+                    secret,
+                    &params,
+                    self.config.totp.skew,
+                    &crate::verify::normalize_code(code),
+                    now,
+                    None,
+                ) {
+                    CodeMatch::Fresh(step) => Some(step),
+                    _ => return Err(CoreError::Invalid(
+                        "the code does not match the new key; check the app's clock and try again"
+                            .into(),
+                    )),
+                },
+                None => None,
+            };
+        self.store.transact(&[user], &mut |recs| {
+            let rec = recs[0].get_or_insert_with(|| UserRecord::new(user, params, now));
+            if rec.enrolled() && !replace {
+                return Err(format!(
+                    "user {user:?} is already enrolled; unlink first, or use --replace"
+                ));
+            }
+            let action = if rec.enrolled() {
+                "re-enroll"
+            } else {
+                "enroll"
+            };
+            rec.secret = Some(secret.clone());
+            rec.params = params;
+            rec.mfa_created = rec.mfa_created.or(Some(now));
+            rec.mfa_changed = Some(now);
+            rec.last_step = last_step;
+            rec.failures = 0;
+            rec.first_failure = None;
+            rec.locked_until = None;
+            Ok(vec![AuditEvent::admin(now, user, action, actor)])
+        })?;
+        Ok(())
+    }
+
+    /// Self-enrolment at login: stores the secret once the user typed a matching code, and
+    /// records the login as allowed.
+    pub fn self_enroll(
+        &self,
+        req: &Request,
+        secret: &TotpSecret,
+        code: &str,
+    ) -> Result<Decision, CoreError> {
+        match self.enroll(&req.user, secret, Some(code), false, &req.service, req.now) {
+            Ok(()) => {
+                let d = Decision::allow(Reason::SelfEnrolled);
+                self.record(req, &d)?;
+                Ok(d)
+            }
+            Err(CoreError::Invalid(_)) => Ok(Decision::deny(Reason::WrongCode)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Convenience for front ends that poll a budget of time (tests and tools).
+pub fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::totp::code_at_step;
+    use std::net::IpAddr;
+
+    fn setup(grace: u32) -> (tempfile::TempDir, Authenticator) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.path = dir.path().join("mfa.db");
+        cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+        cfg.policy.grace_days = grace;
+        cfg.audit.syslog = false;
+        let a = Authenticator::open(Arc::new(cfg), OpenMode::Create, "test").unwrap();
+        (dir, a)
+    }
+
+    fn req(user: &str, ip: &str, now: i64) -> Request {
+        Request {
+            user: user.into(),
+            client: ClientAddr::Remote(ip.parse::<IpAddr>().ok()),
+            service: "test".into(),
+            now,
+        }
+    }
+
+    #[test]
+    fn full_flow_enrolled_user() {
+        let (_d, a) = setup(0);
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        a.enroll("alice", &s, None, false, "test", now).unwrap();
+        assert!(
+            a.enroll("alice", &s, None, false, "test", now).is_err(),
+            "no silent re-enrolment"
+        );
+
+        let r = req("alice", "192.0.2.1", now);
+        assert_eq!(a.begin(&r).unwrap().outcome, Outcome::NeedCode);
+        let code = code_at_step(&s, &a.params(), now / 30);
+        assert_eq!(a.verify_code(&r, &code).unwrap().reason, Reason::ValidCode);
+        assert_eq!(
+            a.verify_code(&r, &code).unwrap().reason,
+            Reason::ReplayedCode
+        );
+        assert_eq!(
+            a.begin(&req("alice", "10.9.9.9", now)).unwrap().reason,
+            Reason::TrustedNetwork
+        );
+
+        let rec = a.store().user("alice").unwrap().unwrap();
+        assert_eq!(rec.login_count, 2);
+        assert_eq!(rec.failures, 1);
+        assert_eq!(rec.last_ip.as_deref(), Some("10.9.9.9"));
+        let log = a.store().audit(&Default::default()).unwrap();
+        let reasons: Vec<_> = log.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            ["test", "valid_code", "replayed_code", "trusted_network"]
+        );
+    }
+
+    #[test]
+    fn enrolment_confirmation_code_cannot_be_replayed() {
+        let (_d, a) = setup(0);
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        let code = code_at_step(&s, &a.params(), now / 30);
+        assert!(
+            a.enroll("bob", &s, Some("000000"), false, "t", now)
+                .is_err()
+                || code.as_str() == "000000"
+        );
+        a.enroll("bob", &s, Some(&code), false, "t", now).unwrap();
+        assert_eq!(
+            a.verify_code(&req("bob", "192.0.2.1", now), &code)
+                .unwrap()
+                .reason,
+            Reason::ReplayedCode
+        );
+    }
+
+    #[test]
+    fn grace_start_is_stored_once() {
+        let (_d, a) = setup(14);
+        let now = 1_800_000_000;
+        let d = a.begin(&req("carol", "192.0.2.1", now)).unwrap();
+        assert_eq!(d.reason, Reason::GracePeriod { days_left: 14 });
+        let d = a
+            .begin(&req("carol", "192.0.2.1", now + 86_400 * 10))
+            .unwrap();
+        assert_eq!(d.reason, Reason::GracePeriod { days_left: 4 });
+        assert_eq!(
+            a.store().user("carol").unwrap().unwrap().grace_started,
+            Some(now)
+        );
+        let d = a
+            .begin(&req("carol", "192.0.2.1", now + 86_400 * 14))
+            .unwrap();
+        assert_eq!(d.reason, Reason::NotEnrolled);
+    }
+
+    #[test]
+    fn unknown_denied_users_get_no_row() {
+        let (_d, a) = setup(0);
+        let d = a
+            .verify_code(&req("mallory", "192.0.2.1", 1), "123456")
+            .unwrap();
+        assert_eq!(d.outcome, Outcome::Deny);
+        assert!(a.store().user("mallory").unwrap().is_none());
+        assert_eq!(a.store().audit(&Default::default()).unwrap().len(), 1);
+    }
+}

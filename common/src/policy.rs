@@ -1,0 +1,482 @@
+//! The policy decision: who must type a code. One pure function that the PAM module, the
+//! RADIUS daemon and `mfactl auth` all call; a rule anywhere else is a bug.
+
+use std::fmt;
+
+use mfa_config::{Config, LocalLogins, SelfEnroll, format_utc};
+
+use crate::net::{ClientAddr, trusted_match};
+use crate::store::{OtcKind, UserRecord};
+
+const DAY: i64 = 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allow,
+    NeedCode,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    TrustedNetwork,
+    LocalLogin,
+    ExemptUser,
+    ExemptGroup,
+    BeforeGoLive { days_left: i64 },
+    GracePeriod { days_left: i64 },
+    CodeRequired,
+    ValidCode,
+    BackupCode,
+    TemporaryAccess,
+    SelfEnrolled,
+    MissingCode,
+    WrongCode,
+    ReplayedCode,
+    Locked { until: i64 },
+    NotEnrolled,
+    WrongPassword,
+}
+
+impl Reason {
+    /// Stable identifier for logs, the audit trail and scripts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::TrustedNetwork => "trusted_network",
+            Reason::LocalLogin => "local_login",
+            Reason::ExemptUser => "exempt_user",
+            Reason::ExemptGroup => "exempt_group",
+            Reason::BeforeGoLive { .. } => "before_go_live",
+            Reason::GracePeriod { .. } => "grace_period",
+            Reason::CodeRequired => "code_required",
+            Reason::ValidCode => "valid_code",
+            Reason::BackupCode => "backup_code",
+            Reason::TemporaryAccess => "temporary_access",
+            Reason::SelfEnrolled => "self_enrolled",
+            Reason::MissingCode => "missing_code",
+            Reason::WrongCode => "wrong_code",
+            Reason::ReplayedCode => "replayed_code",
+            Reason::Locked { .. } => "locked",
+            Reason::NotEnrolled => "not_enrolled",
+            Reason::WrongPassword => "wrong_password",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::TrustedNetwork => f.write_str("client is on a trusted network"),
+            Reason::LocalLogin => f.write_str("local login, trusted by configuration"),
+            Reason::ExemptUser => f.write_str("user is exempt"),
+            Reason::ExemptGroup => f.write_str("user is in an exempt group"),
+            Reason::BeforeGoLive { days_left } => {
+                write!(f, "not enrolled, MFA required in {days_left} day(s)")
+            }
+            Reason::GracePeriod { days_left } => {
+                write!(f, "not enrolled, in grace period ({days_left} day(s) left)")
+            }
+            Reason::CodeRequired => f.write_str("a code is required"),
+            Reason::ValidCode => f.write_str("valid code"),
+            Reason::BackupCode => f.write_str("valid backup code"),
+            Reason::TemporaryAccess => f.write_str("valid temporary access code"),
+            Reason::SelfEnrolled => f.write_str("enrolled at login"),
+            Reason::MissingCode => f.write_str("no code given"),
+            Reason::WrongCode => f.write_str("wrong code"),
+            Reason::ReplayedCode => f.write_str("code already used"),
+            Reason::Locked { until } => write!(f, "locked until {}", format_utc(*until)),
+            Reason::NotEnrolled => f.write_str("not enrolled and past the deadline"),
+            Reason::WrongPassword => f.write_str("wrong password"),
+        }
+    }
+}
+
+/// What the policy says, why, and what to tell the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    pub reason: Reason,
+    /// Text for the user (PAM conversation, RADIUS Reply-Message). Never a code or secret.
+    pub message: Option<String>,
+    /// The user may enrol an authenticator now, at this login (self-enrolment).
+    pub offer_enrolment: bool,
+}
+
+impl Decision {
+    pub fn allow(reason: Reason) -> Self {
+        Self {
+            outcome: Outcome::Allow,
+            reason,
+            message: None,
+            offer_enrolment: false,
+        }
+    }
+
+    pub fn deny(reason: Reason) -> Self {
+        let message = Some(user_message(&reason));
+        Self {
+            outcome: Outcome::Deny,
+            reason,
+            message,
+            offer_enrolment: false,
+        }
+    }
+
+    pub fn need_code() -> Self {
+        Self {
+            outcome: Outcome::NeedCode,
+            reason: Reason::CodeRequired,
+            message: None,
+            offer_enrolment: false,
+        }
+    }
+
+    pub fn is_allowed(&self) -> bool {
+        self.outcome == Outcome::Allow
+    }
+
+    pub fn is_locked(&self) -> bool {
+        matches!(self.reason, Reason::Locked { .. })
+    }
+}
+
+/// What the user is told when denied.
+pub fn user_message(reason: &Reason) -> String {
+    match reason {
+        Reason::WrongCode => "Wrong verification code.".into(),
+        Reason::ReplayedCode => "That code was already used; wait for the next code and try again.".into(),
+        Reason::MissingCode => "A verification code is required.".into(),
+        Reason::Locked { until } => format!(
+            "Too many wrong codes: this account is locked until {}. Your administrator can unlock it sooner.",
+            format_utc(*until)
+        ),
+        Reason::NotEnrolled => "Multi-factor authentication is required for this account, but no authenticator app is enrolled. Contact your administrator.".into(),
+        Reason::WrongPassword => "Wrong password or code.".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The facts one decision rests on. `groups` need only be filled when `exempt_groups` is set.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub user: &'a str,
+    pub client: ClientAddr,
+    pub now: i64,
+    pub record: Option<&'a UserRecord>,
+    pub groups: &'a [String],
+}
+
+/// When a not-yet-enrolled user's grace ends: `grace_days` after the later of go-live and
+/// the user's first appearance (or the stored start, once there is one).
+pub fn grace_deadline(record: Option<&UserRecord>, cfg: &Config, now: i64) -> i64 {
+    let go_live = cfg.policy.enforce_from.map_or(i64::MIN, |i| i.0);
+    let start = match record.and_then(|r| r.grace_started) {
+        Some(s) => s,
+        None => record.map_or(now, |r| r.first_seen).max(go_live),
+    };
+    start.saturating_add(i64::from(cfg.policy.grace_days) * DAY)
+}
+
+fn days_until(t: i64, now: i64) -> i64 {
+    ((t - now) + DAY - 1).div_euclid(DAY).max(1)
+}
+
+/// The decision before any code is seen.
+pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
+    let p = &cfg.policy;
+    let enrolled = f.record.is_some_and(UserRecord::enrolled);
+    let trusted = match f.client {
+        ClientAddr::Remote(Some(ip)) => trusted_match(&ip, &p.trusted_networks).is_some(),
+        ClientAddr::Remote(None) => false,
+        ClientAddr::Local => false,
+    };
+    let may_enrol_here = match p.self_enroll {
+        SelfEnroll::Never => false,
+        SelfEnroll::Trusted => trusted,
+        SelfEnroll::Anywhere => true,
+    };
+
+    // 1. Trusted network (and, where configured, local logins).
+    if trusted {
+        let mut d = Decision::allow(Reason::TrustedNetwork);
+        d.offer_enrolment = !enrolled && may_enrol_here;
+        return d;
+    }
+    if f.client == ClientAddr::Local && p.local_logins == LocalLogins::Trusted {
+        return Decision::allow(Reason::LocalLogin);
+    }
+    // 2. Exempt users and groups.
+    if p.exempt_users.iter().any(|u| u == f.user) {
+        return Decision::allow(Reason::ExemptUser);
+    }
+    if f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
+        return Decision::allow(Reason::ExemptGroup);
+    }
+    // 5 before 3: a locked user is refused before a code is even asked for.
+    if let Some(until) = f.record.and_then(|r| r.locked(f.now)) {
+        return Decision::deny(Reason::Locked { until });
+    }
+    // 3. Enrolled: a code.
+    if enrolled {
+        return Decision::need_code();
+    }
+    // 4. Not enrolled: go-live and grace.
+    let deadline = grace_deadline(f.record, cfg, f.now);
+    let go_live = p.enforce_from.map(|i| i.0);
+    let reason = match go_live {
+        Some(g) if f.now < g => Some(Reason::BeforeGoLive {
+            days_left: days_until(deadline, f.now),
+        }),
+        _ if f.now < deadline => Some(Reason::GracePeriod {
+            days_left: days_until(deadline, f.now),
+        }),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        let days = match reason {
+            Reason::BeforeGoLive { days_left } | Reason::GracePeriod { days_left } => days_left,
+            _ => 0,
+        };
+        let how = if may_enrol_here {
+            "you can enrol an authenticator app now"
+        } else if p.self_enroll == SelfEnroll::Never {
+            "ask your administrator to enrol your authenticator app"
+        } else {
+            "log in from the office network to enrol your authenticator app, or ask your administrator"
+        };
+        return Decision {
+            outcome: Outcome::Allow,
+            reason,
+            message: Some(format!(
+                "MFA becomes required for this account in {days} day(s) ({}); {how}.",
+                format_utc(deadline)
+            )),
+            offer_enrolment: may_enrol_here,
+        };
+    }
+    // Past the deadline: a temporary-access or backup code is the only way in.
+    let has_codes = f.record.is_some_and(|r| {
+        r.usable_codes(OtcKind::Temporary, f.now) + r.usable_codes(OtcKind::Backup, f.now) > 0
+    });
+    if has_codes {
+        return Decision::need_code();
+    }
+    Decision::deny(Reason::NotEnrolled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::TotpSecret;
+    use crate::totp::TotpParams;
+    use mfa_config::Instant;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn cfg() -> Config {
+        let mut c = Config::default();
+        c.policy.trusted_networks = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ];
+        c.policy.exempt_users = vec!["backup".into()];
+        c.policy.exempt_groups = vec!["svc".into()];
+        c.policy.grace_days = 14;
+        c
+    }
+
+    fn rec(enrolled: bool) -> UserRecord {
+        let mut r = UserRecord::new(
+            "alice",
+            TotpParams::from_config(&cfg().totp),
+            NOW - 100 * DAY,
+        );
+        if enrolled {
+            r.secret = Some(TotpSecret::generate().unwrap());
+        }
+        r
+    }
+
+    fn d(user: &str, client: ClientAddr, now: i64, r: Option<&UserRecord>, c: &Config) -> Decision {
+        decide(
+            &Facts {
+                user,
+                client,
+                now,
+                record: r,
+                groups: &[],
+            },
+            c,
+        )
+    }
+
+    fn remote(s: &str) -> ClientAddr {
+        ClientAddr::Remote(Some(s.parse().unwrap()))
+    }
+
+    #[test]
+    fn trusted_and_untrusted() {
+        let c = cfg();
+        let r = rec(true);
+        assert_eq!(
+            d("alice", remote("10.1.2.3"), NOW, Some(&r), &c).reason,
+            Reason::TrustedNetwork
+        );
+        assert_eq!(
+            d("alice", remote("2001:db8::5"), NOW, Some(&r), &c).reason,
+            Reason::TrustedNetwork
+        );
+        assert_eq!(
+            d("alice", remote("11.1.2.3"), NOW, Some(&r), &c).outcome,
+            Outcome::NeedCode
+        );
+        assert_eq!(
+            d("alice", ClientAddr::Remote(None), NOW, Some(&r), &c).outcome,
+            Outcome::NeedCode
+        );
+        assert_eq!(
+            d("alice", ClientAddr::Local, NOW, Some(&r), &c).outcome,
+            Outcome::NeedCode
+        );
+        let mut c2 = cfg();
+        c2.policy.local_logins = LocalLogins::Trusted;
+        assert_eq!(
+            d("alice", ClientAddr::Local, NOW, Some(&r), &c2).reason,
+            Reason::LocalLogin
+        );
+        assert_eq!(
+            d("alice", ClientAddr::Remote(None), NOW, Some(&r), &c2).outcome,
+            Outcome::NeedCode
+        );
+    }
+
+    #[test]
+    fn exempt_users_and_groups() {
+        let c = cfg();
+        assert_eq!(
+            d("backup", remote("11.1.1.1"), NOW, None, &c).reason,
+            Reason::ExemptUser
+        );
+        let groups = vec!["users".to_string(), "svc".to_string()];
+        let f = Facts {
+            user: "svc1",
+            client: remote("11.1.1.1"),
+            now: NOW,
+            record: None,
+            groups: &groups,
+        };
+        assert_eq!(decide(&f, &c).reason, Reason::ExemptGroup);
+    }
+
+    #[test]
+    fn locked_users_are_refused_before_a_code() {
+        let c = cfg();
+        let mut r = rec(true);
+        r.locked_until = Some(NOW + 60);
+        let dd = d("alice", remote("11.1.1.1"), NOW, Some(&r), &c);
+        assert!(dd.is_locked());
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), NOW + 60, Some(&r), &c).outcome,
+            Outcome::NeedCode
+        );
+    }
+
+    #[test]
+    fn go_live_and_grace_with_pinned_clock() {
+        let mut c = cfg();
+        let go_live = NOW + 10 * DAY;
+        c.policy.enforce_from = Some(Instant(go_live));
+        let r = rec(false); // first seen long before go-live
+
+        // Before go-live: allowed, told the deadline (go-live + 14 days = 24 days).
+        let before = d("alice", remote("11.1.1.1"), NOW, Some(&r), &c);
+        assert_eq!(before.reason, Reason::BeforeGoLive { days_left: 24 });
+        assert!(before.message.as_deref().unwrap().contains("in 24 day(s)"));
+
+        // Inside grace: 3 days after go-live, 11 days left.
+        let inside = d("alice", remote("11.1.1.1"), go_live + 3 * DAY, Some(&r), &c);
+        assert_eq!(inside.reason, Reason::GracePeriod { days_left: 11 });
+        assert!(inside.is_allowed());
+
+        // One second before the deadline: still allowed, 1 day left.
+        let deadline = go_live + 14 * DAY;
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), deadline - 1, Some(&r), &c).reason,
+            Reason::GracePeriod { days_left: 1 }
+        );
+        // At the deadline and after: refused, told to contact the administrator.
+        for t in [deadline, deadline + 30 * DAY] {
+            let late = d("alice", remote("11.1.1.1"), t, Some(&r), &c);
+            assert_eq!(late.reason, Reason::NotEnrolled);
+            assert!(
+                late.message
+                    .as_deref()
+                    .unwrap()
+                    .contains("Contact your administrator")
+            );
+        }
+    }
+
+    #[test]
+    fn grace_counts_from_first_appearance_after_go_live() {
+        let mut c = cfg();
+        c.policy.enforce_from = Some(Instant(NOW - 100 * DAY));
+        // A user never seen before starts the grace now.
+        assert_eq!(
+            d("new", remote("11.1.1.1"), NOW, None, &c).reason,
+            Reason::GracePeriod { days_left: 14 }
+        );
+        // A stored start wins over first appearance.
+        let mut r = rec(false);
+        r.grace_started = Some(NOW - 13 * DAY);
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), NOW, Some(&r), &c).reason,
+            Reason::GracePeriod { days_left: 1 }
+        );
+        // No go-live and no grace: enforced now.
+        let mut strict = cfg();
+        strict.policy.grace_days = 0;
+        assert_eq!(
+            d("new", remote("11.1.1.1"), NOW, None, &strict).reason,
+            Reason::NotEnrolled
+        );
+    }
+
+    #[test]
+    fn after_deadline_temporary_access_asks_for_a_code() {
+        let mut c = cfg();
+        c.policy.grace_days = 0;
+        let mut r = rec(false);
+        r.codes.push(crate::store::OneTimeCode {
+            kind: OtcKind::Temporary,
+            salt: [0; 16],
+            hash: [0; 32],
+            created: NOW,
+            expires: Some(NOW + 3600),
+            uses_left: 1,
+        });
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), NOW, Some(&r), &c).outcome,
+            Outcome::NeedCode
+        );
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), NOW + 3600, Some(&r), &c).reason,
+            Reason::NotEnrolled
+        );
+    }
+
+    #[test]
+    fn self_enrolment_offers() {
+        let c = cfg();
+        let r = rec(false);
+        assert!(d("alice", remote("10.1.1.1"), NOW, Some(&r), &c).offer_enrolment);
+        assert!(!d("alice", remote("11.1.1.1"), NOW, None, &c).offer_enrolment);
+        assert!(!d("alice", remote("10.1.1.1"), NOW, Some(&rec(true)), &c).offer_enrolment);
+        let mut any = cfg();
+        any.policy.self_enroll = SelfEnroll::Anywhere;
+        assert!(d("alice", remote("11.1.1.1"), NOW, None, &any).offer_enrolment);
+        let mut never = cfg();
+        never.policy.self_enroll = SelfEnroll::Never;
+        assert!(!d("alice", remote("10.1.1.1"), NOW, None, &never).offer_enrolment);
+    }
+}

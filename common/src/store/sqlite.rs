@@ -1,0 +1,566 @@
+//! The embedded store: one SQLite database in WAL mode shared by the PAM module, the daemon
+//! and `mfactl`. Writes take the database lock up front (`BEGIN IMMEDIATE`), so a
+//! read-then-write never races another process's write.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mfa_config::Algorithm;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{AuditQuery, OneTimeCode, OtcKind, Store, StoreError, TxFn, UserRecord};
+use crate::audit::AuditEvent;
+use crate::secret::TotpSecret;
+use crate::totp::TotpParams;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY NOT NULL,
+    secret        BLOB,
+    algorithm     TEXT NOT NULL,
+    digits        INTEGER NOT NULL,
+    period        INTEGER NOT NULL,
+    mfa_created   INTEGER,
+    mfa_changed   INTEGER,
+    first_seen    INTEGER NOT NULL,
+    grace_started INTEGER,
+    last_step     INTEGER,
+    failures      INTEGER NOT NULL DEFAULT 0,
+    first_failure INTEGER,
+    locked_until  INTEGER,
+    login_count   INTEGER NOT NULL DEFAULT 0,
+    last_login    INTEGER,
+    last_ip       TEXT,
+    last_outcome  TEXT
+) STRICT;
+CREATE TABLE one_time_codes (
+    user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    kind      TEXT NOT NULL CHECK (kind IN ('backup', 'temporary')),
+    salt      BLOB NOT NULL,
+    hash      BLOB NOT NULL,
+    created   INTEGER NOT NULL,
+    expires   INTEGER,
+    uses_left INTEGER NOT NULL
+) STRICT;
+CREATE INDEX one_time_codes_user ON one_time_codes(user);
+CREATE TABLE audit (
+    id        INTEGER PRIMARY KEY,
+    time      INTEGER NOT NULL,
+    user      TEXT NOT NULL,
+    service   TEXT NOT NULL,
+    client_ip TEXT,
+    decision  TEXT NOT NULL,
+    reason    TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_time ON audit(time);
+CREATE INDEX audit_user_time ON audit(user, time);
+";
+
+/// How `SqliteStore::open` treats a missing database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the database (and its directory, 0700) if missing: `mfactl`, the daemon.
+    Create,
+    /// Fail if missing: the PAM module, which must fail closed rather than start afresh.
+    Existing,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    busy_timeout: Duration,
+    /// Idle connections; one per concurrent caller, opened on demand.
+    pool: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, mode: OpenMode, busy_timeout: Duration) -> Result<Self, StoreError> {
+        if !path.exists() {
+            if mode == OpenMode::Existing {
+                return Err(StoreError::Missing(path.display().to_string()));
+            }
+            create_file(path)?;
+        }
+        let store = Self {
+            path: path.to_path_buf(),
+            busy_timeout,
+            pool: Mutex::new(Vec::new()),
+        };
+        let conn = store.connect()?;
+        migrate(&conn)?;
+        store.put_back(conn);
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| StoreError::Db(format!("{}: {e}", self.path.display())))?;
+        conn.busy_timeout(self.busy_timeout)?;
+        // WAL: readers never block the writer. synchronous=FULL: a committed decision
+        // survives power loss, not just a killed process.
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Db(format!(
+                "cannot switch {} to WAL mode",
+                self.path.display()
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        Ok(conn)
+    }
+
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let out = f(&mut conn);
+        self.put_back(conn);
+        out
+    }
+
+    fn put_back(&self, conn: Connection) {
+        if let Ok(mut p) = self.pool.lock()
+            && p.len() < 16
+        {
+            p.push(conn);
+        }
+    }
+
+    /// Integrity check of the whole file (`mfactl` and the crash test use it).
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.with_conn(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+    }
+}
+
+/// The database file is created 0600 and its directory 0700 before SQLite touches them;
+/// SQLite gives the -wal and -shm files the database file's mode.
+fn create_file(path: &Path) -> Result<(), StoreError> {
+    let io = |e: std::io::Error, what: &Path| StoreError::Db(format!("{}: {e}", what.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io(e, dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io(e, dir))?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(io(e, path))
+            }
+        })
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    match version {
+        0 => {
+            // Another process may be creating the schema at the same moment: take the write
+            // lock, then look again.
+            let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+            let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if v == 0 {
+                tx.execute_batch(SCHEMA_V1)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+            }
+            tx.commit()?;
+            Ok(())
+        }
+        SCHEMA_VERSION => Ok(()),
+        v if v > SCHEMA_VERSION => Err(StoreError::Schema(format!(
+            "the database has schema version {v}, newer than this program knows ({SCHEMA_VERSION}); upgrade the program"
+        ))),
+        v => Err(StoreError::Schema(format!("unknown schema version {v}"))),
+    }
+}
+
+const USER_COLUMNS: &str = "name, secret, algorithm, digits, period, mfa_created, mfa_changed, first_seen, grace_started, last_step, failures, first_failure, locked_until, login_count, last_login, last_ip, last_outcome";
+
+fn bad(user: &str, column: &'static str, problem: impl Into<String>) -> StoreError {
+    StoreError::BadRow {
+        user: user.into(),
+        column,
+        problem: problem.into(),
+    }
+}
+
+fn read_user(row: &Row<'_>) -> Result<UserRecord, StoreError> {
+    let name: String = row.get(0)?;
+    let secret: Option<Vec<u8>> = row.get(1)?;
+    let secret = match secret {
+        Some(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            Some(TotpSecret::from_bytes(&bytes).map_err(|e| bad(&name, "secret", e.to_string()))?)
+        }
+        None => None,
+    };
+    let alg: String = row.get(2)?;
+    let algorithm = Algorithm::parse(&alg).ok_or_else(|| {
+        bad(
+            &name,
+            "algorithm",
+            format!("{alg:?} is not SHA1, SHA256 or SHA512"),
+        )
+    })?;
+    let digits: i64 = row.get(3)?;
+    let digits = u8::try_from(digits)
+        .ok()
+        .filter(|d| (6..=8).contains(d))
+        .ok_or_else(|| bad(&name, "digits", format!("{digits} is not 6, 7 or 8")))?;
+    let period: i64 = row.get(4)?;
+    let period = u64::try_from(period)
+        .ok()
+        .filter(|p| (1..=3600).contains(p))
+        .ok_or_else(|| {
+            bad(
+                &name,
+                "period",
+                format!("{period} is not a period in seconds"),
+            )
+        })?;
+    let failures: i64 = row.get(10)?;
+    let login_count: i64 = row.get(13)?;
+    Ok(UserRecord {
+        secret,
+        params: TotpParams {
+            algorithm,
+            digits,
+            period,
+        },
+        mfa_created: row.get(5)?,
+        mfa_changed: row.get(6)?,
+        first_seen: row.get(7)?,
+        grace_started: row.get(8)?,
+        last_step: row.get(9)?,
+        failures: u32::try_from(failures)
+            .map_err(|_| bad(&name, "failures", "negative or too large"))?,
+        first_failure: row.get(11)?,
+        locked_until: row.get(12)?,
+        login_count: u64::try_from(login_count)
+            .map_err(|_| bad(&name, "login_count", "negative"))?,
+        last_login: row.get(14)?,
+        last_ip: row.get(15)?,
+        last_outcome: row.get(16)?,
+        codes: Vec::new(),
+        name,
+    })
+}
+
+fn read_codes(conn: &Connection, user: &str) -> Result<Vec<OneTimeCode>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
+    let mut rows = st.query([user])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(0)?;
+        let kind = match kind.as_str() {
+            "backup" => OtcKind::Backup,
+            "temporary" => OtcKind::Temporary,
+            k => return Err(bad(user, "one_time_codes.kind", format!("{k:?}"))),
+        };
+        let salt: Vec<u8> = r.get(1)?;
+        let hash: Vec<u8> = r.get(2)?;
+        let uses: i64 = r.get(5)?;
+        out.push(OneTimeCode {
+            kind,
+            salt: salt
+                .try_into()
+                .map_err(|_| bad(user, "one_time_codes.salt", "not 16 bytes"))?,
+            hash: hash
+                .try_into()
+                .map_err(|_| bad(user, "one_time_codes.hash", "not 32 bytes"))?,
+            created: r.get(3)?,
+            expires: r.get(4)?,
+            uses_left: u32::try_from(uses)
+                .map_err(|_| bad(user, "one_time_codes.uses_left", "negative"))?,
+        });
+    }
+    Ok(out)
+}
+
+fn load(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError> {
+    let mut st =
+        conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"))?;
+    let row = st.query_row([name], |r| Ok(read_user(r))).optional()?;
+    match row {
+        Some(rec) => {
+            let mut rec = rec?;
+            rec.codes = read_codes(conn, name)?;
+            Ok(Some(rec))
+        }
+        None => Ok(None),
+    }
+}
+
+fn save(
+    conn: &Connection,
+    rec: &UserRecord,
+    before: Option<&UserRecord>,
+) -> Result<(), StoreError> {
+    if before == Some(rec) {
+        return Ok(());
+    }
+    let mut st = conn.prepare_cached(&format!(
+        "INSERT INTO users ({USER_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)
+         ON CONFLICT(name) DO UPDATE SET secret=excluded.secret, algorithm=excluded.algorithm, digits=excluded.digits,
+           period=excluded.period, mfa_created=excluded.mfa_created, mfa_changed=excluded.mfa_changed,
+           first_seen=excluded.first_seen, grace_started=excluded.grace_started, last_step=excluded.last_step,
+           failures=excluded.failures, first_failure=excluded.first_failure, locked_until=excluded.locked_until,
+           login_count=excluded.login_count, last_login=excluded.last_login, last_ip=excluded.last_ip,
+           last_outcome=excluded.last_outcome"
+    ))?;
+    st.execute(params![
+        rec.name,
+        rec.secret.as_ref().map(|s| s.bytes()),
+        rec.params.algorithm.as_str(),
+        i64::from(rec.params.digits),
+        i64::try_from(rec.params.period).unwrap_or(30),
+        rec.mfa_created,
+        rec.mfa_changed,
+        rec.first_seen,
+        rec.grace_started,
+        rec.last_step,
+        i64::from(rec.failures),
+        rec.first_failure,
+        rec.locked_until,
+        i64::try_from(rec.login_count).unwrap_or(i64::MAX),
+        rec.last_login,
+        rec.last_ip,
+        rec.last_outcome,
+    ])?;
+    if before.map(|b| &b.codes) != Some(&rec.codes) {
+        conn.prepare_cached("DELETE FROM one_time_codes WHERE user = ?1")?
+            .execute([&rec.name])?;
+        let mut ins = conn.prepare_cached(
+            "INSERT INTO one_time_codes (user, kind, salt, hash, created, expires, uses_left) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+        )?;
+        for c in &rec.codes {
+            ins.execute(params![
+                rec.name,
+                c.kind.as_str(),
+                &c.salt[..],
+                &c.hash[..],
+                c.created,
+                c.expires,
+                i64::from(c.uses_left)
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
+    let mut st = conn.prepare_cached(
+        "INSERT INTO audit (time, user, service, client_ip, decision, reason) VALUES (?1,?2,?3,?4,?5,?6)",
+    )?;
+    for e in events {
+        st.execute(params![
+            e.time,
+            e.user,
+            e.service,
+            e.client_ip,
+            e.decision,
+            e.reason
+        ])?;
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.with_conn(|c| load(c, name))
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            let mut out = Vec::new();
+            {
+                let mut st =
+                    tx.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
+                let mut rows = st.query([])?;
+                while let Some(r) = rows.next()? {
+                    out.push(read_user(r)?);
+                }
+            }
+            for rec in &mut out {
+                rec.codes = read_codes(&tx, &rec.name)?;
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn transact(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let before: Vec<Option<UserRecord>> = names
+                .iter()
+                .map(|n| load(&tx, n))
+                .collect::<Result<_, _>>()?;
+            let mut records = before.clone();
+            let events = f(&mut records).map_err(StoreError::Refused)?;
+            for (i, rec) in records.iter().enumerate() {
+                if let Some(rec) = rec {
+                    if names.get(i) != Some(&rec.name.as_str()) {
+                        return Err(StoreError::Refused("a transaction renamed a user".into()));
+                    }
+                    save(&tx, rec, before.get(i).and_then(Option::as_ref))?;
+                }
+            }
+            insert_audit(&tx, &events)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_audit(&tx, events)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        self.with_conn(|c| {
+            let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            let mut st = c.prepare(
+                "SELECT time, user, service, client_ip, decision, reason FROM audit
+                 WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR time >= ?2)
+                 ORDER BY time, id LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![q.user, q.since, limit], |r| {
+                Ok(AuditEvent {
+                    time: r.get(0)?,
+                    user: r.get(1)?,
+                    service: r.get(2)?,
+                    client_ip: r.get(3)?,
+                    decision: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
+        self.with_conn(|c| Ok(c.execute("DELETE FROM audit WHERE time < ?1", [before])?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn params() -> TotpParams {
+        TotpParams {
+            algorithm: Algorithm::SHA1,
+            digits: 6,
+            period: 30,
+        }
+    }
+
+    #[test]
+    fn creates_private_files_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/mfa.db");
+        assert!(matches!(
+            SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)),
+            Err(StoreError::Missing(_))
+        ));
+        let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777,
+            0o700
+        );
+
+        let mut rec = UserRecord::new("alice", params(), 100);
+        rec.secret = Some(TotpSecret::generate().unwrap());
+        let (_, code) = crate::verify::new_one_time_code(OtcKind::Backup, 100, None, 1).unwrap();
+        rec.codes.push(code);
+        let want = rec.clone();
+        s.transact(&["alice"], &mut |recs| {
+            recs[0] = Some(rec.clone());
+            Ok(vec![AuditEvent::admin(100, "alice", "enroll", "test")])
+        })
+        .unwrap();
+        assert_eq!(s.user("alice").unwrap(), Some(want));
+        assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
+        assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn refused_transaction_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(
+            &dir.path().join("m.db"),
+            OpenMode::Create,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let r = s.transact(&["a", "b"], &mut |recs| {
+            recs[0] = Some(UserRecord::new("a", params(), 1));
+            Err("line 2: bad".into())
+        });
+        assert!(matches!(r, Err(StoreError::Refused(_))));
+        assert!(s.users().unwrap().is_empty());
+    }
+
+    #[test]
+    fn damaged_rows_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+        s.transact(&["bob"], &mut |recs| {
+            recs[0] = Some(UserRecord::new("bob", params(), 1));
+            Ok(vec![])
+        })
+        .unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE users SET algorithm = 'MD5'", [])
+            .unwrap();
+        let e = s.user("bob").unwrap_err().to_string();
+        assert!(
+            e.contains("\"bob\"") && e.contains("algorithm") && e.contains("MD5"),
+            "{e}"
+        );
+    }
+}

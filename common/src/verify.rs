@@ -1,0 +1,294 @@
+//! What a presented code does to a user's record: the replay check, one-time codes and the
+//! lockout counters. Pure functions, run by the store inside one write transaction, so two
+//! logins racing with one code cannot both win.
+
+use mfa_config::Config;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::net::ClientAddr;
+use crate::policy::{Decision, Reason, user_message};
+use crate::store::{OneTimeCode, OtcKind, UserRecord};
+use crate::totp::{CodeMatch, check};
+
+/// Digits of backup and temporary-access codes: longer than a TOTP code, so they are told
+/// apart, and 10^8 guesses is far beyond the lockout.
+pub const OTC_DIGITS: usize = 8;
+
+/// Codes as people type them: spaces and dashes between groups are ignored.
+pub fn normalize_code(code: &str) -> Zeroizing<String> {
+    Zeroizing::new(
+        code.chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '\t'))
+            .collect(),
+    )
+}
+
+fn hash_code(salt: &[u8; 16], code: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"mfa-otc-v1");
+    h.update(salt);
+    h.update(code.as_bytes());
+    h.finalize().into()
+}
+
+/// A new one-time code: the printable code (shown once) and what is stored.
+pub fn new_one_time_code(
+    kind: OtcKind,
+    now: i64,
+    expires: Option<i64>,
+    uses: u32,
+) -> Result<(Zeroizing<String>, OneTimeCode), getrandom::Error> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)?;
+    let mut code = Zeroizing::new(String::with_capacity(OTC_DIGITS));
+    while code.len() < OTC_DIGITS {
+        let mut b = [0u8; 1];
+        getrandom::fill(&mut b)?;
+        // Rejection sampling keeps the digits uniform.
+        if b[0] < 250 {
+            code.push(char::from(b'0' + b[0] % 10));
+        }
+    }
+    let hash = hash_code(&salt, &code);
+    Ok((
+        code,
+        OneTimeCode {
+            kind,
+            salt,
+            hash,
+            created: now,
+            expires,
+            uses_left: uses,
+        },
+    ))
+}
+
+/// Checks `code` for the user and updates the record: the replay marker on success, the
+/// failure counter and lock on failure.
+pub fn apply_code(rec: &mut UserRecord, code: &str, now: i64, cfg: &Config) -> Decision {
+    if let Some(until) = rec.locked(now) {
+        return Decision::deny(Reason::Locked { until });
+    }
+    let code = normalize_code(code);
+    if code.is_empty() {
+        return Decision::deny(Reason::MissingCode);
+    }
+    let totp = match &rec.secret {
+        Some(secret) => check(
+            secret,
+            &rec.params,
+            cfg.totp.skew,
+            &code,
+            now,
+            rec.last_step,
+        ),
+        None => CodeMatch::NoMatch,
+    };
+    let decision = match totp {
+        CodeMatch::Fresh(step) => {
+            rec.last_step = Some(step);
+            Decision::allow(Reason::ValidCode)
+        }
+        CodeMatch::Replayed => Decision::deny(Reason::ReplayedCode),
+        CodeMatch::NoMatch => match use_one_time_code(rec, &code, now) {
+            Some(OtcKind::Backup) => Decision::allow(Reason::BackupCode),
+            Some(OtcKind::Temporary) => Decision::allow(Reason::TemporaryAccess),
+            None => Decision::deny(Reason::WrongCode),
+        },
+    };
+    if decision.is_allowed() {
+        rec.failures = 0;
+        rec.first_failure = None;
+        rec.locked_until = None;
+        decision
+    } else {
+        count_failure(rec, now, cfg).unwrap_or(decision)
+    }
+}
+
+/// Compares against every usable one-time code (all of them, in constant time each), and
+/// spends the one that matched.
+fn use_one_time_code(rec: &mut UserRecord, code: &str, now: i64) -> Option<OtcKind> {
+    if code.len() != OTC_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut hit: Option<usize> = None;
+    for (i, c) in rec.codes.iter().enumerate() {
+        let h = hash_code(&c.salt, code);
+        let same: bool = h.ct_eq(&c.hash).into();
+        if same && c.usable(now) {
+            hit = Some(i);
+        }
+    }
+    let i = hit?;
+    let c = rec.codes.get_mut(i)?;
+    c.uses_left -= 1;
+    let kind = c.kind;
+    rec.codes.retain(|c| c.uses_left > 0);
+    Some(kind)
+}
+
+/// Counts a wrong code; returns the lock decision when this failure locks the user.
+fn count_failure(rec: &mut UserRecord, now: i64, cfg: &Config) -> Option<Decision> {
+    let l = &cfg.lockout;
+    let window = i64::try_from(l.window.as_secs()).unwrap_or(i64::MAX);
+    match rec.first_failure {
+        Some(first) if now - first < window => rec.failures = rec.failures.saturating_add(1),
+        _ => {
+            rec.failures = 1;
+            rec.first_failure = Some(now);
+        }
+    }
+    if rec.failures >= l.max_failures {
+        let until = now.saturating_add(i64::try_from(l.lock_for.as_secs()).unwrap_or(i64::MAX));
+        rec.locked_until = Some(until);
+        rec.failures = 0;
+        rec.first_failure = None;
+        let mut d = Decision::deny(Reason::Locked { until });
+        d.message = Some(format!(
+            "Wrong verification code. {}",
+            user_message(&d.reason)
+        ));
+        return Some(d);
+    }
+    None
+}
+
+/// Login statistics for the report.
+pub fn note_outcome(rec: &mut UserRecord, d: &Decision, client: &ClientAddr, now: i64) {
+    if d.is_allowed() {
+        rec.login_count = rec.login_count.saturating_add(1);
+        rec.last_login = Some(now);
+    }
+    rec.last_ip = client.ip().map(|ip| ip.to_string());
+    rec.last_outcome = Some(format!(
+        "{}:{}",
+        if d.is_allowed() { "allow" } else { "deny" },
+        d.reason.code()
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::TotpSecret;
+    use crate::totp::{TotpParams, code_at_step};
+
+    const NOW: i64 = 1_800_000_015;
+
+    fn setup() -> (Config, UserRecord) {
+        let c = Config::default();
+        let mut r = UserRecord::new("alice", TotpParams::from_config(&c.totp), NOW);
+        r.secret = Some(TotpSecret::generate().unwrap());
+        (c, r)
+    }
+
+    fn code(r: &UserRecord, t: i64) -> Zeroizing<String> {
+        code_at_step(r.secret.as_ref().unwrap(), &r.params, t / 30)
+    }
+
+    #[test]
+    fn accepted_once_then_replay_refused() {
+        let (c, mut r) = setup();
+        let now_code = code(&r, NOW);
+        assert_eq!(
+            apply_code(&mut r, &now_code, NOW, &c).reason,
+            Reason::ValidCode
+        );
+        assert_eq!(
+            apply_code(&mut r, &now_code, NOW, &c).reason,
+            Reason::ReplayedCode
+        );
+        // An earlier step than the accepted one is a replay too.
+        let prev = code(&r, NOW - 30);
+        assert_eq!(
+            apply_code(&mut r, &prev, NOW, &c).reason,
+            Reason::ReplayedCode
+        );
+        // The next step is fresh.
+        let next = code(&r, NOW + 30);
+        assert_eq!(apply_code(&mut r, &next, NOW, &c).reason, Reason::ValidCode);
+    }
+
+    #[test]
+    fn spaces_are_ignored() {
+        let (c, mut r) = setup();
+        let cd = code(&r, NOW);
+        let spaced = format!("{} {}", &cd[..3], &cd[3..]);
+        assert_eq!(
+            apply_code(&mut r, &spaced, NOW, &c).reason,
+            Reason::ValidCode
+        );
+    }
+
+    #[test]
+    fn lockout_after_max_failures_and_reset_by_window() {
+        let (c, mut r) = setup();
+        for i in 0..4 {
+            assert_eq!(
+                apply_code(&mut r, "000000", NOW + i, &c).reason,
+                Reason::WrongCode
+            );
+        }
+        let locked = apply_code(&mut r, "000000", NOW + 4, &c);
+        assert_eq!(
+            locked.reason,
+            Reason::Locked {
+                until: NOW + 4 + 900
+            }
+        );
+        // Even the right code is refused while locked.
+        let good = code(&r, NOW + 10);
+        assert!(apply_code(&mut r, &good, NOW + 10, &c).is_locked());
+        // After the lock the right code works.
+        let later = NOW + 4 + 900;
+        let good = code(&r, later);
+        assert_eq!(
+            apply_code(&mut r, &good, later, &c).reason,
+            Reason::ValidCode
+        );
+        // Failures spread wider than the window never lock.
+        for i in 0..10 {
+            let t = later + 10 + i * 301;
+            assert_eq!(
+                apply_code(&mut r, "000000", t, &c).reason,
+                Reason::WrongCode
+            );
+        }
+    }
+
+    #[test]
+    fn one_time_codes_work_once_and_expire() {
+        let (c, mut r) = setup();
+        let (backup, stored) = new_one_time_code(OtcKind::Backup, NOW, None, 1).unwrap();
+        r.codes.push(stored);
+        let (temp, stored) = new_one_time_code(OtcKind::Temporary, NOW, Some(NOW + 60), 2).unwrap();
+        r.codes.push(stored);
+        assert_eq!(backup.len(), 8);
+        assert_eq!(
+            apply_code(&mut r, &backup, NOW, &c).reason,
+            Reason::BackupCode
+        );
+        assert_eq!(
+            apply_code(&mut r, &backup, NOW, &c).reason,
+            Reason::WrongCode
+        );
+        let dashed = format!("{}-{}", &temp[..4], &temp[4..]);
+        assert_eq!(
+            apply_code(&mut r, &dashed, NOW, &c).reason,
+            Reason::TemporaryAccess
+        );
+        assert_eq!(
+            apply_code(&mut r, &temp, NOW + 60, &c).reason,
+            Reason::WrongCode,
+            "expired"
+        );
+        assert_eq!(
+            apply_code(&mut r, &temp, NOW + 59, &c).reason,
+            Reason::TemporaryAccess
+        );
+        assert!(r.codes.is_empty());
+    }
+}

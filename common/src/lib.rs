@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod enrolment;
 pub mod groups;
 pub mod net;
 pub mod policy;

@@ -3,6 +3,7 @@
 //! [`auth::Authenticator`], so they cannot disagree.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod enrolment;

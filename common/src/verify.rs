@@ -33,6 +33,11 @@ fn hash_code(salt: &[u8; 16], code: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The stored hash of an existing code (google-authenticator scratch codes on import).
+pub fn hash_for_import(salt: &[u8; 16], code: &str) -> [u8; 32] {
+    hash_code(salt, &normalize_code(code))
+}
+
 /// A new one-time code: the printable code (shown once) and what is stored.
 pub fn new_one_time_code(
     kind: OtcKind,

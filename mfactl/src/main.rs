@@ -1,1 +1,251 @@
-fn main() {}
+//! `mfactl`: the MFA administrator's command-line tool.
+//!
+//! Exit status: 0 done or allowed, 1 denied or refused, 2 usage, configuration or input error.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod enroll;
+mod import;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mfa_config::Span;
+
+/// Why a command did not succeed, and so which exit status it gets.
+#[derive(Debug)]
+pub enum Fail {
+    /// Denied or refused (exit 1).
+    Refused(String),
+    /// Usage, configuration, store or input error (exit 2).
+    Error(String),
+}
+
+pub type Result<T> = std::result::Result<T, Fail>;
+
+impl From<mfa_common::CoreError> for Fail {
+    fn from(e: mfa_common::CoreError) -> Self {
+        match e {
+            mfa_common::CoreError::Store(mfa_common::store::StoreError::Refused(m)) => {
+                Fail::Refused(m)
+            }
+            mfa_common::CoreError::Invalid(m) => Fail::Refused(m),
+            other => Fail::Error(other.to_string()),
+        }
+    }
+}
+
+impl From<mfa_common::store::StoreError> for Fail {
+    fn from(e: mfa_common::store::StoreError) -> Self {
+        Fail::from(mfa_common::CoreError::Store(e))
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mfactl",
+    version,
+    about = "Administer TOTP multi-factor authentication: enrol users, follow the roll-out, edit trusted networks"
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "MFA_CONFIG", default_value = mfa_config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Enrol a user: new key, QR code, manual key, confirmation with a current code.
+    Enroll {
+        user: String,
+        /// Import an existing base32 key instead of generating one.
+        #[arg(long, value_name = "BASE32")]
+        secret: Option<String>,
+        /// Do not ask for a code to confirm (scripted provisioning).
+        #[arg(long)]
+        no_confirm: bool,
+        /// Also write the QR code as a PNG file (mode 0600: it holds the key).
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<PathBuf>,
+        /// Also write the QR code as an SVG file (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        qr_svg: Option<PathBuf>,
+        /// Replace the key of a user who is already enrolled.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove a user's key (lost phone, or before re-enrolling). History stays.
+    Unlink { user: String },
+    /// Clear a lockout after too many wrong codes.
+    Unlock { user: String },
+    /// Run the full policy for a login exactly as the PAM module and the daemon would.
+    Auth {
+        user: String,
+        /// The client's IP address; without it, a local login.
+        #[arg(long)]
+        ip: Option<String>,
+        /// The code; `-` reads it from standard input (keeps it out of the process list).
+        #[arg(long)]
+        code: Option<String>,
+        /// Service name for the audit trail.
+        #[arg(long, default_value = "mfactl")]
+        service: String,
+    },
+    /// Roll-out report: who is enrolled, logins, failures, locks, go-live.
+    Report {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// List, add, remove or test trusted networks (edits the config file in place).
+    Trusted {
+        #[command(subcommand)]
+        action: TrustedAction,
+    },
+    /// Check the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Enrol many users at once from a CSV of `user,base32-secret` lines or from
+    /// google-authenticator files; all or nothing.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The user a single google-authenticator file belongs to (default: the file's owner).
+        #[arg(long)]
+        user: Option<String>,
+        /// Replace the keys of users who are already enrolled.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Issue a one-time temporary access code for a user without the phone.
+    TempAccess {
+        user: String,
+        /// How long the code stays valid.
+        #[arg(long, default_value = "8h")]
+        valid: Span,
+        /// How many logins it allows.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        uses: u32,
+        /// Revoke the user's temporary access codes instead.
+        #[arg(long, conflicts_with_all = ["valid", "uses"])]
+        revoke: bool,
+    },
+    /// Print a new set of one-time backup codes (the old set stops working).
+    BackupCodes {
+        user: String,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=50))]
+        count: u32,
+    },
+    /// Show the audit trail.
+    Log {
+        user: Option<String>,
+        /// Only events newer than this (e.g. 1h, 7d).
+        #[arg(long)]
+        since: Option<Span>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Delete audit events older than `audit.retention`.
+    Prune,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrustedAction {
+    List,
+    Add {
+        cidr: String,
+    },
+    Remove {
+        cidr: String,
+    },
+    /// Exit 0 if the address is trusted, 1 if not.
+    Test {
+        ip: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Validate the configuration and print every problem with file, line and key.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(Fail::Refused(m)) => {
+            eprintln!("mfactl: {m}");
+            ExitCode::from(1)
+        }
+        Err(Fail::Error(m)) => {
+            eprintln!("mfactl: {m}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let cfg = &cli.config;
+    match cli.command {
+        Command::Enroll {
+            user,
+            secret,
+            no_confirm,
+            qr_png,
+            qr_svg,
+            replace,
+        } => enroll::enroll(
+            cfg,
+            &user,
+            secret.as_deref(),
+            no_confirm,
+            qr_png.as_deref(),
+            qr_svg.as_deref(),
+            replace,
+        ),
+        Command::Unlink { user } => admin::unlink(cfg, &user),
+        Command::Unlock { user } => admin::unlock(cfg, &user),
+        Command::Auth {
+            user,
+            ip,
+            code,
+            service,
+        } => admin::auth(cfg, &user, ip.as_deref(), code.as_deref(), &service),
+        Command::Report { format } => report::report(cfg, format),
+        Command::Trusted { action } => admin::trusted(cfg, action),
+        Command::Config {
+            action: ConfigAction::Check,
+        } => admin::config_check(cfg),
+        Command::Import {
+            files,
+            user,
+            replace,
+        } => import::import(cfg, &files, user.as_deref(), replace),
+        Command::TempAccess {
+            user,
+            valid,
+            uses,
+            revoke,
+        } => admin::temp_access(cfg, &user, valid, uses, revoke),
+        Command::BackupCodes { user, count } => admin::backup_codes(cfg, &user, count),
+        Command::Log {
+            user,
+            since,
+            format,
+        } => report::log(cfg, user.as_deref(), since, format),
+        Command::Prune => admin::prune(cfg),
+    }
+}

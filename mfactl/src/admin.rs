@@ -1,0 +1,226 @@
+//! Small commands: auth, unlink, unlock, trusted networks, config check, one-time codes.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use mfa_common::auth::now;
+use mfa_common::net::{parse_ip_literal, trusted_match};
+use mfa_common::{Authenticator, ClientAddr, OpenMode, Outcome, Request};
+use mfa_config::{Cidr, Config, Span, TrustedEdit, edit_trusted_networks, format_utc};
+use zeroize::Zeroizing;
+
+use crate::{Fail, Result, TrustedAction};
+
+pub fn load_config(path: &Path) -> Result<Config> {
+    mfa_config::load(path).map_err(|e| Fail::Error(format!("invalid configuration:\n{e}")))
+}
+
+/// Opens the store. Commands that only read or change existing users use `Existing`, so a
+/// mistyped store path is reported instead of silently creating an empty database.
+pub fn open(path: &Path, mode: OpenMode) -> Result<Authenticator> {
+    let cfg = load_config(path)?;
+    Ok(Authenticator::open(Arc::new(cfg), mode, "mfactl")?)
+}
+
+/// Reads one line from standard input, prompting on the terminal's stderr if interactive.
+pub fn read_line(prompt: &str) -> Result<Option<Zeroizing<String>>> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = Zeroizing::new(String::new());
+    match stdin.lock().read_line(&mut line) {
+        Ok(0) => Ok(None),
+        Ok(_) => Ok(Some(Zeroizing::new(line.trim().to_string()))),
+        Err(e) => Err(Fail::Error(format!("cannot read standard input: {e}"))),
+    }
+}
+
+pub fn auth(
+    cfg: &Path,
+    user: &str,
+    ip: Option<&str>,
+    code: Option<&str>,
+    service: &str,
+) -> Result<ExitCode> {
+    let a = open(cfg, OpenMode::Existing)?;
+    // --ip takes the same rule as PAM_RHOST: an address or nothing; a name is untrusted.
+    let client = ClientAddr::from_rhost(ip);
+    let req = Request::new(user, client, service);
+    let mut d = a.begin(&req)?;
+    if d.outcome == Outcome::NeedCode {
+        let code = match code {
+            Some("-") => read_line("Verification code: ")?.unwrap_or_default(),
+            Some(c) => Zeroizing::new(c.to_string()),
+            None if std::io::stdin().is_terminal() => {
+                read_line("Verification code: ")?.unwrap_or_default()
+            }
+            None => Zeroizing::new(String::new()),
+        };
+        d = a.verify_code(&req, &code)?;
+    }
+    let word = if d.is_allowed() { "allow" } else { "deny" };
+    println!(
+        "{word} {}: {} (user {user:?}, client {client})",
+        d.reason.code(),
+        d.reason
+    );
+    if let Some(m) = &d.message {
+        println!("{m}");
+    }
+    Ok(ExitCode::from(if d.is_allowed() { 0 } else { 1 }))
+}
+
+pub fn unlink(cfg: &Path, user: &str) -> Result<ExitCode> {
+    open(cfg, OpenMode::Existing)?.unlink(user, now())?;
+    println!("Unlinked {user}: the key is removed; enrol again to link a new phone.");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn unlock(cfg: &Path, user: &str) -> Result<ExitCode> {
+    if open(cfg, OpenMode::Existing)?.unlock(user, now())? {
+        println!("Unlocked {user}.");
+    } else {
+        println!("{user} was not locked; failure counter cleared.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn temp_access(
+    cfg: &Path,
+    user: &str,
+    valid: Span,
+    uses: u32,
+    revoke: bool,
+) -> Result<ExitCode> {
+    let a = open(cfg, OpenMode::Create)?;
+    let t = now();
+    if revoke {
+        let n = a.revoke_temp_access(user, t)?;
+        println!("Revoked {n} temporary access code(s) of {user}.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let secs = i64::try_from(valid.as_secs()).unwrap_or(i64::MAX);
+    if secs <= 0 {
+        return Err(Fail::Error("--valid must be longer than 0s".into()));
+    }
+    let code = a.issue_temp_access(user, secs, uses, t)?;
+    println!(
+        "Temporary access code for {user}: {} {}",
+        &code[..4],
+        &code[4..]
+    );
+    println!(
+        "Valid until {} for {uses} login(s). The user types it at the verification code prompt.",
+        format_utc(t.saturating_add(secs))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn backup_codes(cfg: &Path, user: &str, count: u32) -> Result<ExitCode> {
+    let codes = open(cfg, OpenMode::Existing)?.issue_backup_codes(user, count, now())?;
+    println!("Backup codes for {user} (each works once; any earlier set no longer works):");
+    for c in &codes {
+        println!("  {} {}", &c[..4], &c[4..]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn prune(cfg: &Path) -> Result<ExitCode> {
+    let a = open(cfg, OpenMode::Existing)?;
+    let n = a.prune_audit(now())?;
+    println!(
+        "Deleted {n} audit event(s) older than {}.",
+        a.config().audit.retention
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn config_check(cfg: &Path) -> Result<ExitCode> {
+    let c = match mfa_config::load(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            for p in &e.problems {
+                println!("{p}");
+            }
+            return Err(Fail::Error(format!(
+                "{} problem(s) in {}",
+                e.problems.len(),
+                cfg.display()
+            )));
+        }
+    };
+    let extra = c.check_referenced_files();
+    for p in &extra {
+        println!("{p}");
+    }
+    if !extra.is_empty() {
+        return Err(Fail::Error(format!(
+            "{} problem(s) in {}",
+            extra.len(),
+            cfg.display()
+        )));
+    }
+    println!("{}: OK", cfg.display());
+    println!(
+        "  store: {} ({})",
+        c.store.path.display(),
+        if c.store.path.exists() {
+            "exists"
+        } else {
+            "not created yet"
+        }
+    );
+    println!("  trusted networks: {}", c.policy.trusted_networks.len());
+    println!("  RADIUS clients: {}", c.radius.clients.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr> {
+    s.parse::<Cidr>().map_err(Fail::Error)
+}
+
+pub fn trusted(cfg: &Path, action: TrustedAction) -> Result<ExitCode> {
+    let err = |e: mfa_config::ConfigError| Fail::Error(e.to_string());
+    match action {
+        TrustedAction::List => {
+            for n in &load_config(cfg)?.policy.trusted_networks {
+                println!("{n}");
+            }
+        }
+        TrustedAction::Add { cidr } => {
+            let c = parse_cidr(&cidr)?;
+            edit_trusted_networks(cfg, TrustedEdit::Add(c)).map_err(err)?;
+            println!("Added {c} to the trusted networks in {}.", cfg.display());
+        }
+        TrustedAction::Remove { cidr } => {
+            let c = parse_cidr(&cidr)?;
+            edit_trusted_networks(cfg, TrustedEdit::Remove(c)).map_err(err)?;
+            println!(
+                "Removed {c} from the trusted networks in {}.",
+                cfg.display()
+            );
+        }
+        TrustedAction::Test { ip } => {
+            let c = load_config(cfg)?;
+            let Some(addr) = parse_ip_literal(&ip) else {
+                println!("{ip:?} is not an IP address: host names are never trusted");
+                return Ok(ExitCode::from(1));
+            };
+            return Ok(match trusted_match(&addr, &c.policy.trusted_networks) {
+                Some(n) => {
+                    println!("{addr} is trusted (in {n})");
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    println!("{addr} is not trusted");
+                    ExitCode::from(1)
+                }
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,310 @@
+//! `mfactl report` (the roll-out view) and `mfactl log` (the audit trail), each as a table
+//! for people and CSV or JSON for tools.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mfa_common::auth::now;
+use mfa_common::policy::{Facts, Outcome, Reason, decide, grace_deadline};
+use mfa_common::store::{AuditQuery, OtcKind, UserRecord};
+use mfa_common::{ClientAddr, OpenMode};
+use mfa_config::{Config, format_utc};
+use serde_json::{Value, json};
+
+use crate::admin::open;
+use crate::{Fail, Format, Result};
+
+fn ts(t: Option<i64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(format_utc(t)))
+}
+
+fn short(t: Option<i64>) -> String {
+    t.map_or("-".into(), |t| {
+        let s = format_utc(t);
+        format!("{} {}", &s[..10], &s[11..16])
+    })
+}
+
+/// Where a user stands in the roll-out, through the same policy the logins use (seen as
+/// an untrusted remote login, the case MFA is for).
+fn status(rec: &UserRecord, cfg: &Config, groups: &[String], t: i64) -> (String, Option<i64>) {
+    let d = decide(
+        &Facts {
+            user: &rec.name,
+            client: ClientAddr::Remote(None),
+            now: t,
+            record: Some(rec),
+            groups,
+        },
+        cfg,
+    );
+    let deadline = (!rec.enrolled()).then(|| grace_deadline(Some(rec), cfg, t));
+    let s = match (&d.reason, d.outcome) {
+        (Reason::ExemptUser | Reason::ExemptGroup, _) => "exempt".to_string(),
+        (Reason::Locked { .. }, _) => if rec.enrolled() {
+            "locked"
+        } else {
+            "locked, not enrolled"
+        }
+        .to_string(),
+        (Reason::BeforeGoLive { .. }, _) => "before go-live".to_string(),
+        (Reason::GracePeriod { days_left }, _) => format!("grace ({days_left} days left)"),
+        (_, Outcome::NeedCode) if rec.enrolled() => "enrolled".to_string(),
+        (_, Outcome::NeedCode) => "temporary access".to_string(),
+        _ => "overdue".to_string(),
+    };
+    (s, deadline)
+}
+
+pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
+    let a = open(cfg, OpenMode::Existing)?;
+    let c = a.config();
+    let t = now();
+    let users = a.store().users()?;
+    let mut rows = Vec::with_capacity(users.len());
+    let (mut enrolled, mut grace, mut overdue, mut locked, mut exempt) = (0, 0, 0, 0, 0);
+    for u in &users {
+        let groups = if c.policy.exempt_groups.is_empty() {
+            Vec::new()
+        } else {
+            mfa_common::groups::groups_of(&u.name)
+        };
+        let (st, deadline) = status(u, c, &groups, t);
+        enrolled += usize::from(u.enrolled());
+        grace += usize::from(st.starts_with("grace") || st == "before go-live");
+        overdue += usize::from(st == "overdue");
+        locked += usize::from(u.locked(t).is_some());
+        exempt += usize::from(st == "exempt");
+        rows.push((u, st, deadline));
+    }
+    let total = users.len();
+    let pct = if total == 0 {
+        0.0
+    } else {
+        (enrolled as f64 * 1000.0 / total as f64).round() / 10.0
+    };
+    let go_live = c.policy.enforce_from.map(|i| i.0);
+    let days_to_go = go_live.map(|g| ((g - t) as f64 / 86_400.0).ceil().max(0.0) as i64);
+
+    match format {
+        Format::Json => {
+            let users: Vec<Value> = rows
+                .iter()
+                .map(|(u, st, deadline)| {
+                    json!({
+                        "user": u.name, "enrolled": u.enrolled(), "status": st,
+                        "mfa_created": ts(u.mfa_created), "mfa_changed": ts(u.mfa_changed),
+                        "last_login": ts(u.last_login), "login_count": u.login_count,
+                        "failures": u.failures, "locked_until": ts(u.locked(t)),
+                        "backup_codes_left": u.usable_codes(OtcKind::Backup, t),
+                        "temporary_access": u.usable_codes(OtcKind::Temporary, t),
+                        "last_ip": u.last_ip, "last_outcome": u.last_outcome,
+                        "grace_deadline": ts(*deadline),
+                    })
+                })
+                .collect();
+            let doc = json!({
+                "generated": format_utc(t),
+                "totals": {
+                    "users": total, "enrolled": enrolled, "not_enrolled": total - enrolled,
+                    "enrolled_percent": pct, "in_grace": grace, "overdue": overdue,
+                    "locked": locked, "exempt": exempt,
+                    "go_live": ts(go_live), "days_to_go_live": days_to_go,
+                },
+                "users": users,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).map_err(|e| Fail::Error(e.to_string()))?
+            );
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let head = [
+                "user",
+                "enrolled",
+                "status",
+                "mfa_created",
+                "mfa_changed",
+                "last_login",
+                "login_count",
+                "failures",
+                "locked_until",
+                "backup_codes_left",
+                "temporary_access",
+                "last_ip",
+                "last_outcome",
+                "grace_deadline",
+            ];
+            let iso = |t: Option<i64>| t.map(format_utc).unwrap_or_default();
+            let mut write =
+                |r: &[String]| w.write_record(r).map_err(|e| Fail::Error(e.to_string()));
+            write(&head.map(String::from))?;
+            for (u, st, deadline) in &rows {
+                write(&[
+                    u.name.clone(),
+                    u.enrolled().to_string(),
+                    st.clone(),
+                    iso(u.mfa_created),
+                    iso(u.mfa_changed),
+                    iso(u.last_login),
+                    u.login_count.to_string(),
+                    u.failures.to_string(),
+                    iso(u.locked(t)),
+                    u.usable_codes(OtcKind::Backup, t).to_string(),
+                    u.usable_codes(OtcKind::Temporary, t).to_string(),
+                    u.last_ip.clone().unwrap_or_default(),
+                    u.last_outcome.clone().unwrap_or_default(),
+                    iso(*deadline),
+                ])?;
+            }
+            w.flush().map_err(|e| Fail::Error(e.to_string()))?;
+        }
+        Format::Table => {
+            let head = [
+                "USER",
+                "STATUS",
+                "MFA CREATED",
+                "MFA CHANGED",
+                "LAST LOGIN",
+                "LOGINS",
+                "FAILS",
+                "LOCKED UNTIL",
+                "BACKUP",
+                "LAST IP",
+                "LAST OUTCOME",
+            ];
+            let body: Vec<Vec<String>> = rows
+                .iter()
+                .map(|(u, st, _)| {
+                    vec![
+                        u.name.clone(),
+                        st.clone(),
+                        short(u.mfa_created),
+                        short(u.mfa_changed),
+                        short(u.last_login),
+                        u.login_count.to_string(),
+                        u.failures.to_string(),
+                        short(u.locked(t)),
+                        u.usable_codes(OtcKind::Backup, t).to_string(),
+                        u.last_ip.clone().unwrap_or("-".into()),
+                        u.last_outcome.clone().unwrap_or("-".into()),
+                    ]
+                })
+                .collect();
+            print_table(&head, &body);
+            println!();
+            println!("Enrolled:        {enrolled} of {total} ({pct}%)");
+            match (go_live, days_to_go) {
+                (Some(g), Some(d)) if g > t => println!(
+                    "Go-live:         {} (in {d} days), grace {} days per user",
+                    format_utc(g),
+                    c.policy.grace_days
+                ),
+                (Some(g), _) => println!(
+                    "Go-live:         {} (enforced), grace {} days per user",
+                    format_utc(g),
+                    c.policy.grace_days
+                ),
+                _ => println!(
+                    "Go-live:         not set (enforced now), grace {} days per user",
+                    c.policy.grace_days
+                ),
+            }
+            println!("In grace:        {grace}");
+            println!("Overdue:         {overdue} (not enrolled, past the deadline)");
+            println!("Locked:          {locked}");
+            if exempt > 0 {
+                println!("Exempt:          {exempt}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(head: &[&str], body: &[Vec<String>]) {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in body {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(x) = w.get_mut(i) {
+                *x = (*x).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(&w)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(head.to_vec());
+    for r in body {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+pub fn log(
+    cfg: &Path,
+    user: Option<&str>,
+    since: Option<mfa_config::Span>,
+    format: Format,
+) -> Result<ExitCode> {
+    let a = open(cfg, OpenMode::Existing)?;
+    let t = now();
+    let q = AuditQuery {
+        user: user.map(String::from),
+        since: since.map(|s| t - i64::try_from(s.as_secs()).unwrap_or(i64::MAX / 2)),
+        limit: None,
+    };
+    let events = a.store().audit(&q)?;
+    match format {
+        Format::Json => {
+            let v: Vec<Value> = events
+                .iter()
+                .map(|e| json!({"time": format_utc(e.time), "user": e.user, "service": e.service, "client_ip": e.client_ip, "decision": e.decision, "reason": e.reason}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(|e| Fail::Error(e.to_string()))?
+            );
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let mut write = |r: &[&str]| w.write_record(r).map_err(|e| Fail::Error(e.to_string()));
+            write(&["time", "user", "service", "client_ip", "decision", "reason"])?;
+            for e in &events {
+                write(&[
+                    &format_utc(e.time),
+                    &e.user,
+                    &e.service,
+                    e.client_ip.as_deref().unwrap_or(""),
+                    &e.decision,
+                    &e.reason,
+                ])?;
+            }
+            w.flush().map_err(|e| Fail::Error(e.to_string()))?;
+        }
+        Format::Table => {
+            let body: Vec<Vec<String>> = events
+                .iter()
+                .map(|e| {
+                    vec![
+                        format_utc(e.time),
+                        e.user.clone(),
+                        e.service.clone(),
+                        e.client_ip.clone().unwrap_or("-".into()),
+                        e.decision.clone(),
+                        e.reason.clone(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["TIME", "USER", "SERVICE", "CLIENT IP", "DECISION", "REASON"],
+                &body,
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

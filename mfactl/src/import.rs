@@ -114,20 +114,26 @@ pub fn parse_csv(
     cfg: &Config,
 ) -> std::result::Result<Vec<ImportEntry>, String> {
     let params = TotpParams::from_config(&cfg.totp);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .comment(Some(b'#'))
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        let line = rec.position().map_or(0, |p| p.line());
-        let at = format!("{}:{line}", path.display());
-        if rec.iter().all(str::is_empty) {
+    let mut first = true;
+    // Line by line, so errors name the line as an editor numbers it (comments included);
+    // the csv crate still parses each line, so quoted fields work.
+    for (i, raw) in text.lines().enumerate() {
+        let at = format!("{}:{}", path.display(), i + 1);
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(trimmed.as_bytes());
+        let rec = match rdr.records().next() {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(format!("{at}: {e}")),
+            None => continue,
+        };
         if rec.len() != 2 {
             return Err(format!(
                 "{at}: expected 2 fields (user,secret), found {}",
@@ -135,7 +141,10 @@ pub fn parse_csv(
             ));
         }
         let (user, secret) = (&rec[0], &rec[1]);
-        if i == 0 && user.eq_ignore_ascii_case("user") && secret.eq_ignore_ascii_case("secret") {
+        let header =
+            first && user.eq_ignore_ascii_case("user") && secret.eq_ignore_ascii_case("secret");
+        first = false;
+        if header {
             continue;
         }
         if !mfa_config::valid_name(user) {

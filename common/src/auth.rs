@@ -385,7 +385,7 @@ mod tests {
 
         let rec = a.store().user("alice").unwrap().unwrap();
         assert_eq!(rec.login_count, 2);
-        assert_eq!(rec.failures, 1);
+        assert_eq!(rec.failures, 0);
         assert_eq!(rec.last_ip.as_deref(), Some("10.9.9.9"));
         let log = a.store().audit(&Default::default()).unwrap();
         let reasons: Vec<_> = log.iter().map(|e| e.reason.as_str()).collect();

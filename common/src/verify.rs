@@ -103,13 +103,17 @@ pub fn apply_code(rec: &mut UserRecord, code: &str, now: i64, cfg: &Config) -> D
             None => Decision::deny(Reason::WrongCode),
         },
     };
-    if decision.is_allowed() {
-        rec.failures = 0;
-        rec.first_failure = None;
-        rec.locked_until = None;
-        decision
-    } else {
-        count_failure(rec, now, cfg).unwrap_or(decision)
+    match decision.reason {
+        Reason::ValidCode | Reason::BackupCode | Reason::TemporaryAccess => {
+            rec.failures = 0;
+            rec.first_failure = None;
+            rec.locked_until = None;
+            decision
+        }
+        // A replayed code was right once: it is no guess, and counting it would lock out a
+        // user whose client submitted twice (or two logins racing with one code).
+        Reason::ReplayedCode => decision,
+        _ => count_failure(rec, now, cfg).unwrap_or(decision),
     }
 }
 

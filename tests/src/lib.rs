@@ -1,1 +1,164 @@
-//! Helpers for the end-to-end tests live in tests/tests/common.
+//! Helpers for the end-to-end tests: find the built binaries, make a throw-away site
+//! (config + store in a temp dir), get codes from `oathtool` (an independent TOTP
+//! implementation), and keep clear of 30-second step boundaries.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The directory holding the workspace's built binaries (`target/debug`), found from the
+/// running test executable (`target/debug/deps/<test>`). The test script builds the
+/// workspace before running the tests.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// Path of a built binary; fails with a clear message when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` before the tests (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// Fails loudly when a peer tool is missing: a test that cannot run must not pass.
+pub fn require_tool(name: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{name}` is not installed: run scripts/test.sh as root once to install the test peers"
+    );
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Sleeps into a fresh 30 s step when fewer than `margin` seconds are left in this one, so a
+/// test that computes codes for neighbouring steps verifies them in the same step.
+pub fn avoid_step_boundary(margin: i64) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let into = (now.as_secs() % 30) as i64;
+    if 30 - into <= margin {
+        let wait = Duration::from_secs((30 - into) as u64)
+            - Duration::from_nanos(now.subsec_nanos() as u64)
+            + Duration::from_millis(200);
+        std::thread::sleep(wait);
+    }
+}
+
+/// `oathtool --totp -b KEY -N @time`: the code for `time` from an independent implementation.
+pub fn oathtool(key: &str, time: i64) -> String {
+    require_tool("oathtool");
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", key, "-N", &format!("@{time}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oathtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh random base32 key (160 bits), so every test case has its own user and key and
+/// never waits for the next step.
+pub fn fresh_key() -> String {
+    let s = mfa_common::TotpSecret::generate().unwrap();
+    s.to_base32().to_string()
+}
+
+/// A unique user name for this process.
+pub fn fresh_user(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A throw-away site: a temp dir with `mfa.toml` and the store in it.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+/// The configuration the tests start from; `extra` is appended (later keys in the same
+/// table must not repeat these).
+pub const BASE_CONFIG: &str = r#"# test site
+[store]
+path = "mfa.db"
+
+[totp]
+issuer = "Test"
+
+[policy]
+# office networks
+trusted_networks = ["127.0.0.1/32", "10.0.0.0/8", "2001:db8:10::/48"]
+"#;
+
+impl Site {
+    pub fn new(extra: &str) -> Self {
+        Self::with_config(&format!("{BASE_CONFIG}{extra}"))
+    }
+
+    pub fn with_config(text: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mfa.toml");
+        std::fs::write(&config, text).unwrap();
+        Site { dir, config }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("mfa.db")
+    }
+
+    /// Runs `mfactl --config <site> args...`.
+    pub fn mfactl(&self, args: &[&str]) -> Output {
+        Command::new(bin("mfactl"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Enrols `user` with `key` as scripted provisioning does.
+    pub fn enroll(&self, user: &str, key: &str) {
+        let out = self.mfactl(&["enroll", user, "--secret", key, "--no-confirm"]);
+        assert!(out.status.success(), "enroll failed: {}", text(&out));
+    }
+}
+
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn code_of(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}

@@ -1,0 +1,52 @@
+//! Test helper (not shipped): enrols users in a loop through the real store and prints
+//! `ack NAME` after each commit returns, so a test can kill it with SIGKILL mid-write and
+//! then check that every acknowledged enrolment is still there.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use mfa_common::{Authenticator, OpenMode, TotpSecret};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(config), Some(prefix)) = (args.next(), args.next()) else {
+        eprintln!("usage: store-writer CONFIG PREFIX");
+        std::process::exit(2);
+    };
+    let a = match Authenticator::from_config_file(
+        &PathBuf::from(config),
+        OpenMode::Create,
+        "store-writer",
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("store-writer: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    for i in 0u64.. {
+        let user = format!("{prefix}{i}");
+        let Ok(secret) = TotpSecret::generate() else {
+            std::process::exit(1)
+        };
+        if let Err(e) = a.enroll(
+            &user,
+            &secret,
+            None,
+            false,
+            "store-writer",
+            mfa_common::auth::now(),
+        ) {
+            eprintln!("store-writer: {e}");
+            std::process::exit(1);
+        }
+        if writeln!(out, "ack {user}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! End to end through the built `mfactl` binary, with codes from `oathtool`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mfa_e2e::{Site, avoid_step_boundary, bin, code_of, fresh_key, oathtool, text, unix_now};
+
+fn auth(site: &Site, user: &str, ip: &str, code: &str) -> (i32, String) {
+    let o = site.mfactl(&["auth", user, "--ip", ip, "--code", code]);
+    (code_of(&o), text(&o))
+}
+
+#[test]
+fn oathtool_codes_window_and_replay() {
+    let site = Site::new("");
+    avoid_step_boundary(4);
+    let t = unix_now();
+    // One fresh user and key per case, so no case waits for the next step.
+    for (offset, accepted) in [
+        (0, true),
+        (-30, true),
+        (30, true),
+        (-90, false),
+        (90, false),
+    ] {
+        let key = fresh_key();
+        let user = format!("u{}", offset + 100);
+        site.enroll(&user, &key);
+        let code = oathtool(&key, t + offset);
+        let (rc, out) = auth(&site, &user, "192.0.2.10", &code);
+        assert_eq!(rc == 0, accepted, "offset {offset}s: {out}");
+        if accepted {
+            assert!(out.starts_with("allow valid_code"), "{out}");
+            let (rc, out) = auth(&site, &user, "192.0.2.10", &code);
+            assert_eq!(rc, 1, "replay of offset {offset}s accepted: {out}");
+            assert!(out.starts_with("deny replayed_code"), "{out}");
+        } else {
+            assert!(out.starts_with("deny wrong_code"), "{out}");
+        }
+    }
+    // After a later step is accepted, an earlier (never used) step is a replay too.
+    let key = fresh_key();
+    site.enroll("later", &key);
+    assert_eq!(
+        auth(&site, "later", "192.0.2.10", &oathtool(&key, t + 30)).0,
+        0
+    );
+    let (rc, out) = auth(&site, "later", "192.0.2.10", &oathtool(&key, t));
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains("replayed_code"), "{out}");
+    // Wrong codes are refused and never echoed.
+    let (rc, out) = auth(&site, "later", "192.0.2.10", "000000");
+    assert_eq!(rc, 1);
+    assert!(!out.contains("000000"), "a code was printed: {out}");
+}
+
+#[test]
+fn sixteen_concurrent_processes_one_code_exactly_one_wins() {
+    let site = Site::new("");
+    let key = fresh_key();
+    site.enroll("racer", &key);
+    avoid_step_boundary(5);
+    let code = oathtool(&key, unix_now());
+    let children: Vec<_> = (0..16)
+        .map(|_| {
+            Command::new(bin("mfactl"))
+                .arg("--config")
+                .arg(&site.config)
+                .args(["auth", "racer", "--ip", "192.0.2.20", "--code", &code])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners = outs.iter().filter(|o| o.status.success()).count();
+    let replays = outs
+        .iter()
+        .filter(|o| text(o).starts_with("deny replayed_code"))
+        .count();
+    assert_eq!(
+        winners,
+        1,
+        "{:#?}",
+        outs.iter().map(text).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        replays,
+        15,
+        "{:#?}",
+        outs.iter().map(text).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn trusted_networks_ipv4_ipv6_and_host_names() {
+    let site = Site::new("");
+    let key = fresh_key();
+    site.enroll("tina", &key);
+    for ip in ["10.20.30.40", "2001:db8:10::7", "::ffff:10.1.1.1"] {
+        let o = site.mfactl(&["auth", "tina", "--ip", ip]);
+        assert_eq!(code_of(&o), 0, "{ip}: {}", text(&o));
+        assert!(
+            text(&o).starts_with("allow trusted_network"),
+            "{}",
+            text(&o)
+        );
+    }
+    // Names that look like trusted addresses are never resolved nor trusted.
+    for name in [
+        "10.20.30.40.example.com",
+        "localhost",
+        "10.1.1.1.nip.io",
+        "",
+    ] {
+        let o = site.mfactl(&["auth", "tina", "--ip", name]);
+        assert_eq!(code_of(&o), 1, "{name:?} was trusted: {}", text(&o));
+        assert!(text(&o).contains("missing_code"), "{}", text(&o));
+    }
+    let o = site.mfactl(&["trusted", "test", "10.1.1.1.nip.io"]);
+    assert_eq!(code_of(&o), 1);
+    assert_eq!(
+        code_of(&site.mfactl(&["trusted", "test", "2001:db8:10::1"])),
+        0
+    );
+    assert_eq!(
+        code_of(&site.mfactl(&["trusted", "test", "2001:db8:11::1"])),
+        1
+    );
+}
+
+#[test]
+fn trusted_add_keeps_comments_and_refuses_bad_input_unchanged() {
+    let site = Site::new("");
+    let o = site.mfactl(&["trusted", "add", "192.168.50.0/24"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let after = std::fs::read_to_string(&site.config).unwrap();
+    assert!(
+        after.contains("# test site") && after.contains("# office networks"),
+        "{after}"
+    );
+    assert!(after.contains("\"192.168.50.0/24\""), "{after}");
+    assert_eq!(
+        code_of(&site.mfactl(&["trusted", "test", "192.168.50.9"])),
+        0
+    );
+
+    let before = std::fs::read(&site.config).unwrap();
+    for bad in [
+        "10.0.0.1/8",
+        "300.1.1.1/24",
+        "example.com",
+        "10.0.0.0/8\"]\nexempt_users = [\"root",
+        "10.9.0.0/16\n[store]\npath = \"/tmp/evil.db\"",
+        "",
+        "10.0.0.0/8",
+    ] {
+        let o = site.mfactl(&["trusted", "add", bad]);
+        assert_eq!(code_of(&o), 2, "{bad:?} accepted: {}", text(&o));
+        assert_eq!(
+            std::fs::read(&site.config).unwrap(),
+            before,
+            "{bad:?} changed the file"
+        );
+    }
+    let o = site.mfactl(&["trusted", "remove", "172.16.0.0/12"]);
+    assert_eq!(code_of(&o), 2);
+    assert_eq!(std::fs::read(&site.config).unwrap(), before);
+    let o = site.mfactl(&["trusted", "remove", "192.168.50.0/24"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert!(
+        std::fs::read_to_string(&site.config)
+            .unwrap()
+            .contains("# office networks")
+    );
+}
+
+#[test]
+fn config_check_names_key_and_line() {
+    let site = Site::with_config(
+        "[store]\npath = \"x.db\"\n\n[lockout]\nmax_failures = 5\nwindow = \"5 fortnights\"\n",
+    );
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&o), 2, "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("mfa.toml:6: lockout.window"), "{out}");
+
+    let site = Site::with_config(
+        "[radius]\nmode = \"append\"\nfirst_factor = \"none\"\n\n[policy]\ntrusted_networks = [\"10.0.0.1/8\"]\n",
+    );
+    let out = text(&site.mfactl(&["config", "check"]));
+    assert!(
+        out.contains("mfa.toml:6: policy.trusted_networks[0]"),
+        "{out}"
+    );
+    assert!(out.contains("did you mean 10.0.0.0/8"), "{out}");
+
+    let site = Site::with_config("[radius]\nmode = \"append\"\nfirst_factor = \"none\"\n");
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&o), 2);
+    assert!(
+        text(&o).contains("mfa.toml:3: radius.first_factor"),
+        "{}",
+        text(&o)
+    );
+
+    let site = Site::new("");
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+}
+
+#[test]
+fn report_csv_and_json_list_enrolled_and_not_yet_enrolled() {
+    let site = Site::new("grace_days = 14\n");
+    for u in ["ann", "ben", "cat"] {
+        site.enroll(u, &fresh_key());
+    }
+    // Two users appear at login without being enrolled (in grace).
+    for u in ["dan", "eve"] {
+        assert_eq!(code_of(&site.mfactl(&["auth", u, "--ip", "192.0.2.30"])), 0);
+    }
+    let o = site.mfactl(&["report", "--format", "json"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["totals"]["users"], 5);
+    assert_eq!(v["totals"]["enrolled"], 3);
+    assert_eq!(v["totals"]["enrolled_percent"], 60.0);
+    assert_eq!(v["totals"]["in_grace"], 2);
+    let users = v["users"].as_array().unwrap();
+    let enrolled: Vec<_> = users
+        .iter()
+        .filter(|u| u["enrolled"] == true)
+        .map(|u| u["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(enrolled, ["ann", "ben", "cat"]);
+    let dan = users.iter().find(|u| u["user"] == "dan").unwrap();
+    assert_eq!(dan["login_count"], 1);
+    assert_eq!(dan["last_ip"], "192.0.2.30");
+    assert!(
+        dan["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("grace (14 days left)")
+    );
+    for key in [
+        "mfa_created",
+        "mfa_changed",
+        "last_login",
+        "login_count",
+        "failures",
+        "locked_until",
+    ] {
+        assert!(dan.get(key).is_some(), "missing {key}");
+    }
+
+    let o = site.mfactl(&["report", "--format", "csv"]);
+    let csv = String::from_utf8(o.stdout).unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<_> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&head[..3], ["user", "enrolled", "status"]);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.len() == head.len()), "{csv}");
+    assert_eq!(rows.iter().filter(|r| r[1] == "true").count(), 3);
+    assert_eq!(rows.iter().filter(|r| r[1] == "false").count(), 2);
+
+    let table = text(&site.mfactl(&["report"]));
+    assert!(table.contains("Enrolled:        3 of 5 (60%)"), "{table}");
+}
+
+#[test]
+fn import_is_all_or_nothing_and_names_the_bad_line() {
+    let site = Site::new("");
+    let k1 = fresh_key();
+    let good = site.path().join("good.csv");
+    std::fs::write(
+        &good,
+        format!(
+            "user,secret\n# migrated from the old system\nimp1,{k1}\nimp2,{}\n",
+            fresh_key()
+        ),
+    )
+    .unwrap();
+    let bad = site.path().join("bad.csv");
+    std::fs::write(&bad, format!("imp3,{}\nimp4,NOT-BASE32!\n", fresh_key())).unwrap();
+    let o = site.mfactl(&["import", bad.to_str().unwrap()]);
+    assert_eq!(code_of(&o), 2);
+    assert!(
+        text(&o).contains("bad.csv:2: secret of imp4"),
+        "{}",
+        text(&o)
+    );
+    let o = site.mfactl(&["import", good.to_str().unwrap()]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    // imp3 from the refused file must not exist.
+    let v: serde_json::Value =
+        serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
+    let names: Vec<_> = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["imp1", "imp2"]);
+    // The imported key works with oathtool codes.
+    avoid_step_boundary(3);
+    assert_eq!(
+        auth(&site, "imp1", "192.0.2.1", &oathtool(&k1, unix_now())).0,
+        0
+    );
+
+    // google-authenticator file: key, options, scratch codes that become backup codes.
+    let ga = site.path().join(".google_authenticator");
+    let gk = fresh_key();
+    std::fs::write(&ga, format!("{gk}\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 17\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n31415926\n27182818\n")).unwrap();
+    let o = site.mfactl(&["import", "--user", "gauser", ga.to_str().unwrap()]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert_eq!(
+        auth(&site, "gauser", "192.0.2.1", &oathtool(&gk, unix_now())).0,
+        0
+    );
+    assert_eq!(
+        auth(&site, "gauser", "192.0.2.1", "31415926").0,
+        0,
+        "scratch code works"
+    );
+    assert_eq!(
+        auth(&site, "gauser", "192.0.2.1", "31415926").0,
+        1,
+        "only once"
+    );
+}
+
+#[test]
+fn enroll_confirmation_unlink_unlock() {
+    let site = Site::new("");
+    let key = fresh_key();
+    avoid_step_boundary(3);
+    // Confirmation read from standard input: a wrong code, then the right one.
+    let mut child = Command::new(bin("mfactl"))
+        .arg("--config")
+        .arg(&site.config)
+        .args(["enroll", "conf", "--secret", &key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = oathtool(&key, unix_now());
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "000000\n{code}").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("otpauth://totp/Test:conf?secret="),
+        "{}",
+        text(&o)
+    );
+    // The confirmation code was used: it cannot log in again.
+    assert_eq!(auth(&site, "conf", "192.0.2.1", &code).0, 1);
+
+    // No confirmation on stdin: not enrolled.
+    let o = Command::new(bin("mfactl"))
+        .arg("--config")
+        .arg(&site.config)
+        .args(["enroll", "noconf"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code_of(&o), 1, "{}", text(&o));
+    let o = site.mfactl(&["auth", "noconf", "--ip", "192.0.2.1", "--code", "123456"]);
+    assert!(text(&o).contains("not_enrolled"), "{}", text(&o));
+
+    // Lockout after five wrong codes, cleared by unlock.
+    for _ in 0..5 {
+        auth(&site, "conf", "192.0.2.1", "111111");
+    }
+    let (rc, out) = auth(&site, "conf", "192.0.2.1", &oathtool(&key, unix_now() + 30));
+    assert_eq!(rc, 1);
+    assert!(out.starts_with("deny locked"), "{out}");
+    assert_eq!(code_of(&site.mfactl(&["unlock", "conf"])), 0);
+    assert_eq!(
+        auth(&site, "conf", "192.0.2.1", &oathtool(&key, unix_now() + 30)).0,
+        0
+    );
+
+    // Unlink removes the key; the next login is not enrolled (no grace configured).
+    assert_eq!(code_of(&site.mfactl(&["unlink", "conf"])), 0);
+    let o = site.mfactl(&["auth", "conf", "--ip", "192.0.2.1"]);
+    assert!(text(&o).contains("not_enrolled"), "{}", text(&o));
+
+    // PNG and SVG QR files are written private.
+    let png = site.path().join("q.png");
+    let svg = site.path().join("q.svg");
+    let o = site.mfactl(&[
+        "enroll",
+        "qr",
+        "--no-confirm",
+        "--qr-png",
+        png.to_str().unwrap(),
+        "--qr-svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&png).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+}
+
+#[test]
+fn kill_9_mid_writes_loses_nothing_acknowledged() {
+    let site = Site::new("");
+    let mut acked = Vec::new();
+    for round in 0..4 {
+        let mut child = Command::new(bin("store-writer"))
+            .arg(&site.config)
+            .arg(format!("r{round}u"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.strip_prefix("ack ").map(String::from))
+                .collect::<Vec<_>>()
+        });
+        // Let it write for a while (a different moment each round), then SIGKILL.
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_millis(300 + 170 * round));
+        let pid = child.id() as libc::pid_t;
+        let rc = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(rc.success());
+        child.wait().unwrap();
+        let got = reader.join().unwrap();
+        assert!(
+            !got.is_empty(),
+            "writer acknowledged nothing in {:?}",
+            start.elapsed()
+        );
+        acked.extend(got);
+    }
+    let store = mfa_common::store::SqliteStore::open(
+        &site.db(),
+        mfa_common::OpenMode::Existing,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    use mfa_common::Store;
+    let users: std::collections::HashSet<String> = store
+        .users()
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.enrolled())
+        .map(|u| u.name)
+        .collect();
+    let missing: Vec<_> = acked.iter().filter(|u| !users.contains(*u)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged enrolments lost: {missing:?}",
+        missing.len()
+    );
+    assert!(
+        acked.len() >= 10,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+}

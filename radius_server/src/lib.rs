@@ -1,5 +1,12 @@
-//! mfa-radiusd: the RADIUS front end. It translates packets to core requests and decisions
-//! back to packets; all policy lives in `mfa_common`.
+//! mfa-radiusd: the RADIUS front end. It translates packets into core requests and decisions
+//! back into packets; all policy lives in `mfa_common`.
 #![forbid(unsafe_code)]
 
+pub mod attrs;
+pub mod challenge;
 pub mod codec;
+pub mod dedup;
+pub mod lanes;
+pub mod run;
+pub mod server;
+pub mod stats;

@@ -1,0 +1,172 @@
+//! Reading the request attributes the daemon acts on: the client IP for the trusted-network
+//! rule and the password/code split of append mode. Pure functions.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use mfa_common::ClientAddr;
+use mfa_common::net::parse_client_ip_attribute;
+use mfa_config::ClientIpAttribute;
+use zeroize::Zeroizing;
+
+use crate::codec::{Packet, attr};
+
+/// The end user's address from the configured attribute. Absent, repeated, empty, a host name
+/// or anything unparsable is `Remote(None)`: never trusted. The NAS's own address is never
+/// used.
+pub fn client_addr(which: ClientIpAttribute, p: &Packet<'_>) -> ClientAddr {
+    let typ = match which {
+        ClientIpAttribute::CallingStationId => attr::CALLING_STATION_ID,
+        ClientIpAttribute::TunnelClientEndpoint => attr::TUNNEL_CLIENT_ENDPOINT,
+        ClientIpAttribute::FramedIpAddress => attr::FRAMED_IP_ADDRESS,
+    };
+    if p.count(typ) != 1 {
+        return ClientAddr::Remote(None);
+    }
+    let Some(v) = p.attr(typ) else {
+        return ClientAddr::Remote(None);
+    };
+    ClientAddr::Remote(match which {
+        ClientIpAttribute::FramedIpAddress => framed_ip(v),
+        ClientIpAttribute::CallingStationId => text_ip(v),
+        // RFC 2868 §3.3: an optional leading tag octet (0x01..=0x1f).
+        ClientIpAttribute::TunnelClientEndpoint => match v.split_first() {
+            Some((&t, rest)) if t <= 0x1f => text_ip(rest),
+            _ => text_ip(v),
+        },
+    })
+}
+
+fn text_ip(v: &[u8]) -> Option<IpAddr> {
+    let s = std::str::from_utf8(v).ok()?;
+    // Some NASes NUL-terminate strings.
+    parse_client_ip_attribute(s.trim_end_matches('\0'))
+}
+
+fn framed_ip(v: &[u8]) -> Option<IpAddr> {
+    let b: [u8; 4] = v.try_into().ok()?;
+    let ip = Ipv4Addr::from(b);
+    // 255.255.255.255 and .254 mean "let the user/NAS choose" (RFC 2865 §5.8), not an address.
+    if b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] >= 254 {
+        return None;
+    }
+    Some(IpAddr::V4(ip))
+}
+
+/// Append mode: splits User-Password into password and code, either at the last occurrence
+/// of `delimiter`, or as the trailing `digits` ASCII digits. `None` when no code is there.
+pub fn split_append(
+    whole: &[u8],
+    digits: usize,
+    delimiter: Option<&str>,
+) -> Option<(Zeroizing<Vec<u8>>, Zeroizing<String>)> {
+    let (pw, code) = match delimiter {
+        Some(d) => {
+            let d = d.as_bytes();
+            if d.is_empty() || whole.len() < d.len() {
+                return None;
+            }
+            let at = (0..=whole.len() - d.len())
+                .rev()
+                .find(|&i| whole.get(i..i + d.len()) == Some(d))?;
+            (whole.get(..at)?, whole.get(at + d.len()..)?)
+        }
+        None => {
+            let at = whole.len().checked_sub(digits)?;
+            let (pw, code) = whole.split_at_checked(at)?;
+            if !code.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            (pw, code)
+        }
+    };
+    if code.is_empty() {
+        return None;
+    }
+    Some((
+        Zeroizing::new(pw.to_vec()),
+        Zeroizing::new(String::from_utf8_lossy(code).into_owned()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Builder, Code};
+
+    fn pkt_with(typ: u8, vals: &[&[u8]]) -> Vec<u8> {
+        let mut b = Builder::request(Code::ACCESS_REQUEST, 1, true);
+        for v in vals {
+            b.add(typ, v).unwrap();
+        }
+        b.encode_request(b"s", &[0; 16]).unwrap()
+    }
+
+    fn addr(which: ClientIpAttribute, typ: u8, vals: &[&[u8]]) -> ClientAddr {
+        let raw = pkt_with(typ, vals);
+        client_addr(which, &Packet::parse(&raw).unwrap())
+    }
+
+    fn ip(s: &str) -> ClientAddr {
+        ClientAddr::Remote(Some(s.parse().unwrap()))
+    }
+
+    #[test]
+    fn client_ip_attributes() {
+        use ClientIpAttribute::*;
+        let none = ClientAddr::Remote(None);
+        assert_eq!(
+            addr(CallingStationId, 31, &[b"85.1.2.3:1194"]),
+            ip("85.1.2.3")
+        );
+        assert_eq!(addr(CallingStationId, 31, &[b"85.1.2.3"]), ip("85.1.2.3"));
+        assert_eq!(
+            addr(CallingStationId, 31, &[b"[2001:db8::5]:443"]),
+            ip("2001:db8::5")
+        );
+        assert_eq!(addr(CallingStationId, 31, &[b"10.1.2.3\0"]), ip("10.1.2.3"));
+        assert_eq!(addr(CallingStationId, 31, &[b""]), none);
+        assert_eq!(addr(CallingStationId, 31, &[b"vpn.example.com"]), none);
+        assert_eq!(addr(CallingStationId, 31, &[b"00-11-22-33-44-55"]), none);
+        assert_eq!(addr(CallingStationId, 31, &[b"\xff\xfe"]), none);
+        assert_eq!(
+            addr(CallingStationId, 31, &[b"10.0.0.1", b"85.1.2.3"]),
+            none
+        );
+        assert_eq!(addr(CallingStationId, 31, &[]), none);
+        // Another attribute is not looked at.
+        assert_eq!(addr(CallingStationId, 66, &[b"10.0.0.1"]), none);
+        assert_eq!(
+            addr(TunnelClientEndpoint, 66, &[b"\x01203.0.113.9"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            addr(TunnelClientEndpoint, 66, &[b"203.0.113.9"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            addr(FramedIpAddress, 8, &[&[192, 0, 2, 44]]),
+            ip("192.0.2.44")
+        );
+        assert_eq!(addr(FramedIpAddress, 8, &[&[255, 255, 255, 254]]), none);
+        assert_eq!(addr(FramedIpAddress, 8, &[&[10, 0, 0]]), none);
+    }
+
+    fn split(w: &str, d: Option<&str>) -> Option<(String, String)> {
+        split_append(w.as_bytes(), 6, d)
+            .map(|(p, c)| (String::from_utf8(p.to_vec()).unwrap(), c.to_string()))
+    }
+
+    #[test]
+    fn append_split() {
+        let s = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(split("hunter2123456", None), s("hunter2", "123456"));
+        assert_eq!(split("123456", None), s("", "123456"));
+        assert_eq!(split("12345", None), None);
+        assert_eq!(split("hunter21234x6", None), None);
+        assert_eq!(split("pa,ss,123456", Some(",")), s("pa,ss", "123456"));
+        assert_eq!(split("pass::12345678", Some("::")), s("pass", "12345678"));
+        assert_eq!(split("pass,", Some(",")), None);
+        assert_eq!(split("pass123456", Some(",")), None);
+        assert_eq!(split("", Some(",")), None);
+    }
+}

@@ -1,0 +1,112 @@
+//! Sockets, signals and the process lifecycle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::server::{Options, Runtime, Shared};
+
+/// How long SIGTERM waits for requests already being processed.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Binds one UDP socket. IPv6 sockets are v6-only so `0.0.0.0:1812` and `[::]:1812` can both
+/// be listed, as the example configuration does.
+pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // Bursts of requests after a gateway restart should queue in the kernel, not be lost.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+async fn receive(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 4096 + 1];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let Some(data) = buf.get(..n) else { continue };
+                shared.on_datagram(&sock, from, data);
+            }
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on some systems; keep serving.
+                if e.kind() != std::io::ErrorKind::ConnectionRefused {
+                    shared.warn(&format!("receive error: {e}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Errors are start-up failures.
+pub async fn serve(options: Options) -> Result<(), String> {
+    let path = options.config_path.clone();
+    let runtime = tokio::task::spawn_blocking(move || Runtime::load(&path))
+        .await
+        .map_err(|e| e.to_string())??;
+    let listen = runtime_listen(&runtime);
+    let mode = runtime_mode(&runtime);
+    let shared = Shared::new(runtime, options);
+
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    let mut usr1 =
+        signal(SignalKind::user_defined1()).map_err(|e| format!("SIGUSR1 handler: {e}"))?;
+
+    let mut receivers = Vec::new();
+    for addr in &listen {
+        let sock = bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let sock = Arc::new(sock);
+        receivers.push(tokio::spawn(receive(shared.clone(), sock)));
+    }
+    eprintln!(
+        "mfa-radiusd: listening on {} (mode {mode})",
+        listen
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = hup.recv() => shared.reload().await,
+            _ = usr1.recv() => eprintln!("mfa-radiusd: {}", shared.stats.summary()),
+            _ = tick.tick() => shared.sweep(),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    for r in &receivers {
+        r.abort();
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while shared.inflight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("mfa-radiusd: stopping; {}", shared.stats.summary());
+    Ok(())
+}
+
+fn runtime_listen(rt: &Runtime) -> Vec<SocketAddr> {
+    rt.config().radius.listen.clone()
+}
+
+fn runtime_mode(rt: &Runtime) -> &'static str {
+    crate::server::mode_name(rt.config().radius.mode)
+}

@@ -1,0 +1,704 @@
+//! The daemon: UDP sockets, the per-packet admission checks, the three modes, reload and
+//! shutdown. Policy is not decided here: every question goes to `mfa_common::Authenticator`.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use mfa_common::audit::Syslog;
+use mfa_common::policy::{Decision, Outcome, Reason};
+use mfa_common::{Authenticator, ClientAddr, CoreError, OpenMode, Request};
+use mfa_config::{Config, FirstFactor, RadiusMode};
+use tokio::net::UdpSocket;
+use zeroize::Zeroizing;
+
+use crate::attrs::{client_addr, split_append};
+use crate::challenge::{Challenges, Pending, Redeem};
+use crate::codec::{Builder, Code, Packet, attr, unhide_password};
+use crate::dedup::{self, Seen};
+use crate::lanes::{Lane, LaneError};
+use crate::stats::{Drop, Stats};
+
+/// How long a reply stays in the duplicate cache: longer than any gateway's retry schedule.
+const DEDUP_TTL: Duration = Duration::from_secs(30);
+const DEDUP_CAPACITY: usize = 65_536;
+const CHALLENGE_CAPACITY: usize = 65_536;
+/// SQLite serialises writers; more threads than this only contend for the lock.
+const STORE_WORKERS: usize = 4;
+const STORE_QUEUE: usize = 4096;
+/// Requests waiting for a PAM worker, per worker.
+const PAM_QUEUE_PER_WORKER: usize = 16;
+
+const CODE_PROMPT: &str = "Enter the verification code from your authenticator app.";
+
+/// Command-line options that are not configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub config_path: PathBuf,
+    /// Read PAM service files from here instead of /etc/pam.d (`pam_start_confdir`).
+    pub pam_confdir: Option<PathBuf>,
+}
+
+/// A RADIUS client (NAS) from the configuration, with its secret loaded.
+struct Nas {
+    name: String,
+    net: IpNet,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+/// One generation of configuration; SIGHUP builds a new one and swaps it in whole, so a
+/// request sees either the old or the new configuration, never a mix.
+pub struct Runtime {
+    config: Arc<Config>,
+    auth: Arc<Authenticator>,
+    clients: Vec<Arc<Nas>>,
+    pam: Arc<Lane>,
+    syslog: Option<Syslog>,
+}
+
+impl Runtime {
+    /// Loads and checks everything a configuration needs (file, store, every secret); any
+    /// problem is an error and nothing is half-applied.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let config = mfa_config::load(path).map_err(|e| e.to_string())?;
+        let mut clients = Vec::new();
+        for c in &config.radius.clients {
+            let secret = c.load_secret()?;
+            clients.push(Arc::new(Nas {
+                name: c.name.clone(),
+                net: c.address.0,
+                secret,
+            }));
+        }
+        if clients.is_empty() {
+            return Err(format!(
+                "{}: radius.clients: no RADIUS client is configured; every request would be dropped",
+                path.display()
+            ));
+        }
+        let config = Arc::new(config);
+        let auth = Authenticator::open(config.clone(), OpenMode::Create, "mfa-radiusd")
+            .map_err(|e| format!("cannot open the store: {e}"))?;
+        let r = &config.radius;
+        let pam = Arc::new(Lane::new(
+            "PAM",
+            r.pam_workers,
+            r.pam_workers.saturating_mul(PAM_QUEUE_PER_WORKER),
+        ));
+        let syslog = r.syslog.then(|| Syslog::open("mfa-radiusd"));
+        Ok(Self {
+            config,
+            auth: Arc::new(auth),
+            clients,
+            pam,
+            syslog,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The most specific client network containing `ip`.
+    fn client_for(&self, ip: IpAddr) -> Option<&Arc<Nas>> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.clients
+            .iter()
+            .filter(|c| c.net.contains(&ip))
+            .max_by_key(|c| c.net.prefix_len())
+    }
+}
+
+/// State shared by every task, across reloads.
+pub struct Shared {
+    runtime: RwLock<Arc<Runtime>>,
+    dedup: Mutex<dedup::Cache>,
+    challenges: Mutex<Challenges>,
+    store: Lane,
+    pub stats: Stats,
+    inflight: AtomicUsize,
+    options: Options,
+}
+
+/// What to answer and what to log.
+struct Answer {
+    code: Code,
+    message: Option<String>,
+    state: Option<[u8; 16]>,
+    /// PAM's failure delay, slept asynchronously before a Reject.
+    delay: Duration,
+    reason: Cow<'static, str>,
+}
+
+impl Answer {
+    fn from_decision(d: &Decision) -> Self {
+        Answer {
+            code: if d.outcome == Outcome::Allow {
+                Code::ACCESS_ACCEPT
+            } else {
+                Code::ACCESS_REJECT
+            },
+            message: d.message.clone(),
+            state: None,
+            delay: Duration::ZERO,
+            reason: Cow::Borrowed(d.reason.code()),
+        }
+    }
+
+    fn reject(reason: &'static str) -> Self {
+        Answer {
+            code: Code::ACCESS_REJECT,
+            message: None,
+            state: None,
+            delay: Duration::ZERO,
+            reason: Cow::Borrowed(reason),
+        }
+    }
+}
+
+/// Why processing stopped without a policy answer.
+enum Fail {
+    /// Internal error: reject (fail closed) and log the cause.
+    Internal(String),
+    /// A lane is full: drop and let the gateway retransmit.
+    Overloaded,
+}
+
+impl From<LaneError> for Fail {
+    fn from(e: LaneError) -> Self {
+        match e {
+            LaneError::Overloaded(_) => Fail::Overloaded,
+            LaneError::Failed(_) => Fail::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<CoreError> for Fail {
+    fn from(e: CoreError) -> Self {
+        Fail::Internal(e.to_string())
+    }
+}
+
+pub fn mode_name(m: RadiusMode) -> &'static str {
+    match m {
+        RadiusMode::Append => "append",
+        RadiusMode::Challenge => "challenge",
+        RadiusMode::CodeOnly => "code-only",
+    }
+}
+
+/// A quoted, escaped, bounded rendering of an untrusted name for the log.
+fn log_name(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    let short: String = s.chars().take(64).collect();
+    format!("{short:?}")
+}
+
+impl Shared {
+    pub fn new(runtime: Runtime, options: Options) -> Arc<Self> {
+        Arc::new(Self {
+            runtime: RwLock::new(Arc::new(runtime)),
+            dedup: Mutex::new(dedup::Cache::new(DEDUP_TTL, DEDUP_CAPACITY)),
+            challenges: Mutex::new(Challenges::new(CHALLENGE_CAPACITY)),
+            store: Lane::new("store", STORE_WORKERS, STORE_QUEUE),
+            stats: Stats::default(),
+            inflight: AtomicUsize::new(0),
+            options,
+        })
+    }
+
+    pub fn runtime(&self) -> Option<Arc<Runtime>> {
+        self.runtime.read().ok().map(|g| g.clone())
+    }
+
+    fn log(&self, rt: &Runtime, line: &str) {
+        eprintln!("mfa-radiusd: {line}");
+        if let Some(s) = &rt.syslog {
+            s.info(line);
+        }
+    }
+
+    pub fn warn(&self, line: &str) {
+        eprintln!("mfa-radiusd: warning: {line}");
+        if let Some(rt) = self.runtime()
+            && let Some(s) = &rt.syslog
+        {
+            s.warning(line);
+        }
+    }
+
+    fn dropped(&self, why: Drop, from: SocketAddr, detail: &dyn std::fmt::Display) {
+        if self.stats.drop(why) {
+            self.warn(&format!(
+                "dropped a packet from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
+                self.stats.dropped(why),
+                why.name()
+            ));
+        }
+    }
+
+    /// SIGHUP: the new configuration replaces the old only if all of it loads.
+    pub async fn reload(self: &Arc<Self>) {
+        let path = self.options.config_path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Runtime::load(&path)).await;
+        match loaded {
+            Ok(Ok(new)) => {
+                if let Some(old) = self.runtime()
+                    && old.config.radius.listen != new.config.radius.listen
+                {
+                    self.warn(
+                        "radius.listen changed: the new addresses take effect at the next restart",
+                    );
+                }
+                let summary = format!(
+                    "configuration reloaded from {}: mode {}, {} client(s)",
+                    self.options.config_path.display(),
+                    mode_name(new.config.radius.mode),
+                    new.clients.len()
+                );
+                if let Ok(mut g) = self.runtime.write() {
+                    *g = Arc::new(new);
+                }
+                if let Some(rt) = self.runtime() {
+                    self.log(&rt, &summary);
+                }
+            }
+            Ok(Err(e)) => self.warn(&format!(
+                "reload failed; the previous configuration stays in force: {e}"
+            )),
+            Err(e) => self.warn(&format!(
+                "reload failed; the previous configuration stays in force: {e}"
+            )),
+        }
+    }
+
+    /// The synchronous checks on every datagram, cheap enough for the receive loop: shape,
+    /// known client, Message-Authenticator, duplicate. Spawns the rest.
+    pub fn on_datagram(self: &Arc<Self>, sock: &Arc<UdpSocket>, from: SocketAddr, buf: &[u8]) {
+        Stats::bump(&self.stats.received);
+        let Some(rt) = self.runtime() else {
+            return;
+        };
+        let pkt = match Packet::parse(buf) {
+            Ok(p) => p,
+            Err(e) => return self.dropped(Drop::Malformed, from, &e),
+        };
+        let Some(nas) = rt.client_for(from.ip()) else {
+            return self.dropped(Drop::UnknownClient, from, &"not a configured RADIUS client");
+        };
+        if pkt.code != Code::ACCESS_REQUEST && pkt.code != Code::STATUS_SERVER {
+            return self.dropped(Drop::UnsupportedCode, from, &pkt.code);
+        }
+        if pkt.has_message_authenticator() {
+            if !pkt.verify_request_message_authenticator(&nas.secret) {
+                return self.dropped(
+                    Drop::BadAuthenticator,
+                    from,
+                    &format_args!(
+                        "wrong Message-Authenticator (client {:?}: is the shared secret the same on both sides?)",
+                        nas.name
+                    ),
+                );
+            }
+        } else if pkt.code == Code::STATUS_SERVER
+            || rt.config.radius.require_message_authenticator
+            || pkt.attr(attr::EAP_MESSAGE).is_some()
+        {
+            return self.dropped(
+                Drop::MissingMessageAuthenticator,
+                from,
+                &format_args!(
+                    "{} from client {:?} without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596)",
+                    pkt.code.name(),
+                    nas.name
+                ),
+            );
+        }
+        let key = dedup::Key {
+            from,
+            identifier: pkt.identifier,
+            authenticator: pkt.authenticator,
+        };
+        let seen = match self.dedup.lock() {
+            Ok(mut d) => d.begin(key, Instant::now()),
+            Err(_) => return,
+        };
+        match seen {
+            Seen::New => {}
+            Seen::InProgress => return self.dropped(Drop::Duplicate, from, &"still processing"),
+            Seen::Answered(reply) => {
+                self.stats.drop(Drop::Duplicate);
+                Stats::bump(&self.stats.resent);
+                let _ = sock.try_send_to(&reply, from);
+                return;
+            }
+        }
+        let datagram = pkt.raw().to_vec();
+        let nas = nas.clone();
+        let this = self.clone();
+        let sock = sock.clone();
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            let reply = this.process(rt, &nas, &datagram, from).await;
+            let reply: Option<Arc<[u8]>> = reply.map(Arc::from);
+            if let Ok(mut d) = this.dedup.lock() {
+                d.finish(key, reply.clone());
+            }
+            if let Some(r) = reply {
+                let _ = sock.send_to(&r, from).await;
+            }
+            this.inflight.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    /// Everything after admission. `None`: no reply (overload; the gateway retries).
+    async fn process(
+        self: &Arc<Self>,
+        rt: Arc<Runtime>,
+        nas: &Nas,
+        datagram: &[u8],
+        from: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        let pkt = Packet::parse(datagram).ok()?;
+        if pkt.code == Code::STATUS_SERVER {
+            Stats::bump(&self.stats.status_server);
+            return Builder::reply(Code::ACCESS_ACCEPT, &pkt)
+                .encode_reply(&nas.secret, &pkt.authenticator)
+                .ok();
+        }
+        let user_raw = pkt.attr(attr::USER_NAME).unwrap_or_default();
+        let addr = client_addr(rt.config.radius.client_ip_attribute, &pkt);
+        let answer = match self.access_request(&rt, nas, &pkt, addr).await {
+            Ok(a) => a,
+            Err(Fail::Overloaded) => {
+                self.dropped(Drop::Overloaded, from, &"worker queue full");
+                return None;
+            }
+            Err(Fail::Internal(e)) => {
+                self.warn(&format!(
+                    "internal error for user {} from client {:?}; rejecting: {e}",
+                    log_name(user_raw),
+                    nas.name
+                ));
+                Answer::reject("internal_error")
+            }
+        };
+        let (result, counter) = match answer.code {
+            Code::ACCESS_ACCEPT => ("accept", &self.stats.accepted),
+            Code::ACCESS_CHALLENGE => ("challenge", &self.stats.challenged),
+            _ => ("reject", &self.stats.rejected),
+        };
+        Stats::bump(counter);
+        self.log(
+            &rt,
+            &format!(
+                "user={} client={:?} client_ip={} decision={result} reason={}",
+                log_name(user_raw),
+                nas.name,
+                addr,
+                answer.reason
+            ),
+        );
+        if !answer.delay.is_zero() {
+            tokio::time::sleep(answer.delay).await;
+        }
+        let mut b = Builder::reply(answer.code, &pkt);
+        if let Some(state) = &answer.state {
+            b.add(attr::STATE, state).ok()?;
+        }
+        if let Some(m) = &answer.message {
+            b.add_split(attr::REPLY_MESSAGE, m.as_bytes()).ok()?;
+        }
+        match b.encode_reply(&nas.secret, &pkt.authenticator) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.warn(&format!("cannot encode the reply: {e}"));
+                // Fail closed: a bare Reject always fits.
+                Builder::reply(Code::ACCESS_REJECT, &pkt)
+                    .encode_reply(&nas.secret, &pkt.authenticator)
+                    .ok()
+            }
+        }
+    }
+
+    async fn core<R, F>(&self, rt: &Runtime, f: F) -> Result<R, Fail>
+    where
+        F: FnOnce(&Authenticator) -> Result<R, CoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let auth = rt.auth.clone();
+        Ok(self.store.run(move || f(&auth)).await??)
+    }
+
+    async fn first_factor(
+        &self,
+        rt: &Runtime,
+        user: &str,
+        password: Zeroizing<Vec<u8>>,
+        addr: ClientAddr,
+    ) -> Result<mfa_pam_client::PamCheck, Fail> {
+        let service = rt.config.radius.pam_service.clone();
+        let user = user.to_string();
+        let confdir = self.options.pam_confdir.clone();
+        let rhost = addr.ip().map(|i| i.to_string());
+        Ok(rt
+            .pam
+            .run(move || {
+                mfa_pam_client::check(&mfa_pam_client::PamRequest {
+                    service: &service,
+                    user: &user,
+                    password: &password,
+                    rhost: rhost.as_deref(),
+                    confdir: confdir.as_deref(),
+                })
+            })
+            .await?)
+    }
+
+    /// A refused password: audited in the core, answered after PAM's delay.
+    async fn wrong_password(
+        &self,
+        rt: &Runtime,
+        req: Request,
+        delay: Duration,
+    ) -> Result<Answer, Fail> {
+        let d = self.core(rt, move |a| a.deny_first_factor(&req)).await?;
+        let mut ans = Answer::from_decision(&d);
+        ans.delay = delay;
+        Ok(ans)
+    }
+
+    async fn access_request(
+        &self,
+        rt: &Arc<Runtime>,
+        nas: &Nas,
+        pkt: &Packet<'_>,
+        addr: ClientAddr,
+    ) -> Result<Answer, Fail> {
+        let r = &rt.config.radius;
+        let user = match (pkt.count(attr::USER_NAME), pkt.attr(attr::USER_NAME)) {
+            (1, Some(u)) => match std::str::from_utf8(u) {
+                Ok(u) if mfa_config::valid_name(u) => u.to_string(),
+                _ => return Ok(Answer::reject("invalid_user_name")),
+            },
+            _ => return Ok(Answer::reject("invalid_user_name")),
+        };
+        if pkt.attr(attr::CHAP_PASSWORD).is_some() || pkt.attr(attr::EAP_MESSAGE).is_some() {
+            // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
+            return Ok(Answer::reject("unsupported_authentication_method"));
+        }
+        let password = match pkt.attr(attr::USER_PASSWORD) {
+            None => None,
+            Some(h) => match unhide_password(h, &nas.secret, &pkt.authenticator) {
+                Ok(p) => Some(p),
+                Err(_) => return Ok(Answer::reject("malformed_user_password")),
+            },
+        };
+        let req = Request::new(&user, addr, &nas.name);
+        match r.mode {
+            RadiusMode::CodeOnly => self.code_only(rt, req, password).await,
+            RadiusMode::Append => self.append(rt, req, password).await,
+            RadiusMode::Challenge => match pkt.attr(attr::STATE) {
+                Some(state) => self.challenge_answer(rt, req, state, password).await,
+                None => self.challenge_start(rt, req, password).await,
+            },
+        }
+    }
+
+    /// code-only: the gateway checked the password; User-Password is the code (or absent).
+    async fn code_only(
+        &self,
+        rt: &Runtime,
+        req: Request,
+        code: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Answer, Fail> {
+        let code = code.map(|c| Zeroizing::new(String::from_utf8_lossy(&c).into_owned()));
+        let d = self
+            .core(rt, move |a| {
+                let d = a.begin(&req)?;
+                if d.outcome != Outcome::NeedCode {
+                    return Ok(d);
+                }
+                match code.filter(|c| !c.is_empty()) {
+                    Some(c) => a.verify_code(&req, &c),
+                    None => {
+                        let d = Decision::deny(Reason::MissingCode);
+                        a.record(&req, &d)?;
+                        Ok(d)
+                    }
+                }
+            })
+            .await?;
+        Ok(Answer::from_decision(&d))
+    }
+
+    fn require_pam(rt: &Runtime) -> Result<(), Fail> {
+        if rt.config.radius.first_factor == FirstFactor::Pam {
+            Ok(())
+        } else {
+            // Config validation refuses this; never let a code alone in where a password was
+            // expected.
+            Err(Fail::Internal(
+                "first_factor = \"none\" outside code-only mode".into(),
+            ))
+        }
+    }
+
+    /// append: User-Password is password + code. One PAM attempt; a refused password leaves
+    /// the code unspent.
+    async fn append(
+        &self,
+        rt: &Runtime,
+        req: Request,
+        whole: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Answer, Fail> {
+        Self::require_pam(rt)?;
+        let r2 = req.clone();
+        let d = self.core(rt, move |a| a.decide(&r2)).await?;
+        let Some(whole) = whole else {
+            return self.wrong_password(rt, req, Duration::ZERO).await;
+        };
+        match d.outcome {
+            Outcome::Deny => self.record(rt, req, d).await,
+            Outcome::Allow => {
+                // Trusted, exempt or in grace: no code expected, all of it is the password.
+                let pam = self.first_factor(rt, &req.user, whole, req.client).await?;
+                if pam.ok {
+                    self.record(rt, req, d).await
+                } else {
+                    self.wrong_password(rt, req, pam.fail_delay).await
+                }
+            }
+            Outcome::NeedCode => {
+                let t = &rt.config;
+                let Some((password, code)) = split_append(
+                    &whole,
+                    usize::from(t.totp.digits),
+                    t.radius.append_delimiter.as_deref(),
+                ) else {
+                    return self
+                        .record(rt, req, Decision::deny(Reason::MissingCode))
+                        .await;
+                };
+                let pam = self
+                    .first_factor(rt, &req.user, password, req.client)
+                    .await?;
+                if !pam.ok {
+                    return self.wrong_password(rt, req, pam.fail_delay).await;
+                }
+                let d = self.core(rt, move |a| a.verify_code(&req, &code)).await?;
+                Ok(Answer::from_decision(&d))
+            }
+        }
+    }
+
+    async fn record(&self, rt: &Runtime, req: Request, d: Decision) -> Result<Answer, Fail> {
+        let ans = Answer::from_decision(&d);
+        self.core(rt, move |a| a.record(&req, &d)).await?;
+        Ok(ans)
+    }
+
+    /// challenge, first round: the password; then Accept (no code needed), Reject, or an
+    /// Access-Challenge carrying a fresh State.
+    async fn challenge_start(
+        &self,
+        rt: &Runtime,
+        req: Request,
+        password: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Answer, Fail> {
+        Self::require_pam(rt)?;
+        let r2 = req.clone();
+        let d = self.core(rt, move |a| a.decide(&r2)).await?;
+        if d.outcome == Outcome::Deny {
+            return self.record(rt, req, d).await;
+        }
+        let Some(password) = password else {
+            return self.wrong_password(rt, req, Duration::ZERO).await;
+        };
+        let pam = self
+            .first_factor(rt, &req.user, password, req.client)
+            .await?;
+        if !pam.ok {
+            return self.wrong_password(rt, req, pam.fail_delay).await;
+        }
+        if d.outcome == Outcome::Allow {
+            return self.record(rt, req, d).await;
+        }
+        let now = Instant::now();
+        let pending = Pending {
+            client: req.service.clone(),
+            user: req.user.clone(),
+            client_addr: req.client,
+            expires: now + rt.config.radius.challenge_timeout.0,
+        };
+        let state = match self.challenges.lock() {
+            Ok(mut c) => c.issue(pending, now),
+            Err(_) => None,
+        };
+        let Some(state) = state else {
+            return Err(Fail::Internal(
+                "cannot issue a challenge State (table full or no randomness)".into(),
+            ));
+        };
+        Ok(Answer {
+            code: Code::ACCESS_CHALLENGE,
+            message: Some(CODE_PROMPT.into()),
+            state: Some(state),
+            delay: Duration::ZERO,
+            reason: Cow::Borrowed(Reason::CodeRequired.code()),
+        })
+    }
+
+    /// challenge, second round: State + code. The State is spent whatever happens.
+    async fn challenge_answer(
+        &self,
+        rt: &Runtime,
+        mut req: Request,
+        state: &[u8],
+        code: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Answer, Fail> {
+        let redeemed = match self.challenges.lock() {
+            Ok(mut c) => c.redeem(state, &req.service, &req.user, Instant::now()),
+            Err(_) => Redeem::Unknown,
+        };
+        match redeemed {
+            Redeem::Ok(addr) => req.client = addr,
+            Redeem::Unknown => {
+                let mut a = Answer::reject("unknown_or_expired_state");
+                a.message = Some("The login timed out or was already used; start again.".into());
+                return Ok(a);
+            }
+            Redeem::Mismatch => return Ok(Answer::reject("state_mismatch")),
+        }
+        let code = code.map(|c| Zeroizing::new(String::from_utf8_lossy(&c).into_owned()));
+        let d = self
+            .core(rt, move |a| match code.filter(|c| !c.is_empty()) {
+                Some(c) => a.verify_code(&req, &c),
+                None => {
+                    let d = Decision::deny(Reason::MissingCode);
+                    a.record(&req, &d)?;
+                    Ok(d)
+                }
+            })
+            .await?;
+        Ok(Answer::from_decision(&d))
+    }
+
+    /// Periodic housekeeping: expired challenges.
+    pub fn sweep(&self) {
+        if let Ok(mut c) = self.challenges.lock() {
+            c.sweep(Instant::now());
+        }
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,110 @@
+//! Counters for what was dropped and answered. Dropped packets get no reply (RFC 2865: an
+//! unauthenticated peer learns nothing), so these counters and the rate-limited warnings are
+//! how an administrator finds a wrong shared secret.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Drop {
+    Malformed,
+    UnknownClient,
+    BadAuthenticator,
+    MissingMessageAuthenticator,
+    UnsupportedCode,
+    Duplicate,
+    Overloaded,
+}
+
+impl Drop {
+    pub const ALL: [Drop; 7] = [
+        Drop::Malformed,
+        Drop::UnknownClient,
+        Drop::BadAuthenticator,
+        Drop::MissingMessageAuthenticator,
+        Drop::UnsupportedCode,
+        Drop::Duplicate,
+        Drop::Overloaded,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Drop::Malformed => "malformed",
+            Drop::UnknownClient => "unknown_client",
+            Drop::BadAuthenticator => "bad_authenticator",
+            Drop::MissingMessageAuthenticator => "missing_message_authenticator",
+            Drop::UnsupportedCode => "unsupported_code",
+            Drop::Duplicate => "duplicate",
+            Drop::Overloaded => "overloaded",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub received: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    pub challenged: AtomicU64,
+    pub status_server: AtomicU64,
+    pub resent: AtomicU64,
+    dropped: [AtomicU64; 7],
+    last_warned: Mutex<HashMap<Drop, Instant>>,
+}
+
+impl Stats {
+    /// Counts a drop; returns true when a warning should be logged (at most one per kind per
+    /// minute, so a flood cannot flood the log too).
+    pub fn drop(&self, why: Drop) -> bool {
+        if let Some(c) = self.dropped.get(why.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        if why == Drop::Duplicate {
+            return false;
+        }
+        let now = Instant::now();
+        let Ok(mut g) = self.last_warned.lock() else {
+            return false;
+        };
+        match g.get(&why) {
+            Some(t) if now.duration_since(*t) < Duration::from_secs(60) => false,
+            _ => {
+                g.insert(why, now);
+                true
+            }
+        }
+    }
+
+    pub fn dropped(&self, why: Drop) -> u64 {
+        self.dropped
+            .get(why.index())
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    pub fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn summary(&self) -> String {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut s = format!(
+            "stats received={} accept={} reject={} challenge={} status_server={} resent={}",
+            l(&self.received),
+            l(&self.accepted),
+            l(&self.rejected),
+            l(&self.challenged),
+            l(&self.status_server),
+            l(&self.resent),
+        );
+        for d in Drop::ALL {
+            s.push_str(&format!(" dropped_{}={}", d.name(), self.dropped(d)));
+        }
+        s
+    }
+}

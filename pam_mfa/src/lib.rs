@@ -1,1 +1,13 @@
-//! pam_mfa: placeholder until the PAM issue lands.
+//! `pam_mfa.so`: the TOTP second factor for SSH, sudo and console logins.
+//!
+//! `auth required pam_mfa.so [config=/etc/mfa/mfa.toml] [debug] [try_first_pass|use_first_pass]`
+//!
+//! The module only translates between libpam and the shared core (`mfa_common`), which makes
+//! every decision, so PAM, RADIUS and `mfactl auth` cannot disagree. All libpam calls are in
+//! [`ffi`]; the flow in [`flow`] runs against a trait and is unit-tested without libpam.
+//! Every error denies (PAM_AUTH_ERR) and is logged to syslog, auth facility.
+#![deny(unsafe_code)]
+
+pub mod args;
+mod ffi;
+pub mod flow;

@@ -1,0 +1,525 @@
+//! The flow against a scripted conversation and a real store in a temporary directory.
+//! The same cases run through the real libpam in tests/tests/pam_*.rs.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mfa_common::store::OtcKind;
+use mfa_common::totp::{TotpParams, code_at_step};
+use mfa_common::verify::new_one_time_code;
+use mfa_common::{Authenticator, OpenMode, TotpSecret};
+
+use super::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Said {
+    Prompt(String),
+    Info(String),
+    Error(String),
+}
+
+/// What the application would do at each prompt.
+enum Answer {
+    Text(String),
+    /// The application's conversation failed (no terminal, Ctrl-D).
+    Fail,
+    /// The application answers with the current code of the key it saw in the last message.
+    CodeFromShownKey,
+}
+
+#[derive(Default)]
+struct FakePam {
+    user: String,
+    rhost: Option<String>,
+    authtok: Option<String>,
+    answers: VecDeque<Answer>,
+    /// The application shows no text (info/error fail), like a non-interactive client.
+    no_text: bool,
+    said: Vec<Said>,
+}
+
+impl FakePam {
+    fn new(user: &str, rhost: Option<&str>) -> Self {
+        Self {
+            user: user.into(),
+            rhost: rhost.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    fn answer(mut self, a: &str) -> Self {
+        self.answers.push_back(Answer::Text(a.into()));
+        self
+    }
+
+    fn prompts(&self) -> Vec<&str> {
+        self.said
+            .iter()
+            .filter_map(|s| match s {
+                Said::Prompt(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn all_text(&self) -> String {
+        self.said
+            .iter()
+            .map(|s| match s {
+                Said::Prompt(t) | Said::Info(t) | Said::Error(t) => t.as_str(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn errors(&self) -> String {
+        self.said
+            .iter()
+            .filter_map(|s| match s {
+                Said::Error(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn shown_key(&self) -> Option<TotpSecret> {
+        self.said.iter().rev().find_map(|s| match s {
+            Said::Info(t) => t
+                .lines()
+                .find_map(|l| l.strip_prefix("Key: "))
+                .and_then(|k| TotpSecret::from_base32(k).ok()),
+            _ => None,
+        })
+    }
+}
+
+impl Pam for FakePam {
+    fn user(&mut self) -> Result<String, PamError> {
+        Ok(self.user.clone())
+    }
+    fn rhost(&self) -> Result<Option<String>, PamError> {
+        Ok(self.rhost.clone())
+    }
+    fn service(&self) -> Result<Option<String>, PamError> {
+        Ok(Some("unit".into()))
+    }
+    fn authtok(&self) -> Result<Option<Zeroizing<String>>, PamError> {
+        Ok(self.authtok.clone().map(Zeroizing::new))
+    }
+    fn prompt_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<String>>, PamError> {
+        self.said.push(Said::Prompt(prompt.into()));
+        match self.answers.pop_front() {
+            Some(Answer::Text(t)) => Ok(Some(Zeroizing::new(t))),
+            Some(Answer::CodeFromShownKey) => {
+                let key = self.shown_key().expect("a key was shown");
+                let code = code_at_step(
+                    &key,
+                    &TotpParams::from_config(&Default::default()),
+                    now_step(),
+                );
+                Ok(Some(code))
+            }
+            Some(Answer::Fail) | None => Err(PamError("conversation failed".into())),
+        }
+    }
+    fn info(&mut self, text: &str) -> Result<(), PamError> {
+        if self.no_text {
+            return Err(PamError("no text".into()));
+        }
+        self.said.push(Said::Info(text.into()));
+        Ok(())
+    }
+    fn error(&mut self, text: &str) -> Result<(), PamError> {
+        if self.no_text {
+            return Err(PamError("no text".into()));
+        }
+        self.said.push(Said::Error(text.into()));
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct TestLog(RefCell<Vec<String>>);
+
+impl Log for TestLog {
+    fn error(&self, msg: &str) {
+        self.0.borrow_mut().push(format!("ERR {msg}"));
+    }
+    fn debug(&self, msg: &str) {
+        self.0.borrow_mut().push(format!("DBG {msg}"));
+    }
+}
+
+impl TestLog {
+    fn text(&self) -> String {
+        self.0.borrow().join("\n")
+    }
+}
+
+fn now_step() -> i64 {
+    mfa_common::auth::now() / 30
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Env {
+    /// A config with 10.0.0.0/8 trusted and the given extra `[policy]` lines.
+    fn new(policy: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mfa.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\npath = \"mfa.db\"\n[policy]\ntrusted_networks = [\"10.0.0.0/8\"]\n\
+                 {policy}\n[audit]\nsyslog = false\n"
+            ),
+        )
+        .unwrap();
+        let e = Env { dir, config };
+        // The store exists, as after `mfactl enroll`.
+        drop(e.auth(OpenMode::Create));
+        e
+    }
+
+    fn auth(&self, mode: OpenMode) -> Authenticator {
+        let cfg = mfa_config::load(&self.config).unwrap();
+        Authenticator::open(Arc::new(cfg), mode, "test").unwrap()
+    }
+
+    fn enrol(&self, user: &str) -> TotpSecret {
+        let s = TotpSecret::generate().unwrap();
+        self.auth(OpenMode::Existing)
+            .enroll(user, &s, None, false, "test", mfa_common::auth::now())
+            .unwrap();
+        s
+    }
+
+    fn one_time_code(&self, user: &str, kind: OtcKind) -> String {
+        let a = self.auth(OpenMode::Existing);
+        let now = mfa_common::auth::now();
+        let (code, stored) = new_one_time_code(kind, now, Some(now + 3600), 1).unwrap();
+        a.store()
+            .transact(&[user], &mut |recs| {
+                recs[0].as_mut().unwrap().codes.push(stored.clone());
+                Ok(vec![])
+            })
+            .unwrap();
+        code.to_string()
+    }
+
+    fn enrolled(&self, user: &str) -> bool {
+        let a = self.auth(OpenMode::Existing);
+        a.store().user(user).unwrap().is_some_and(|r| r.enrolled())
+    }
+
+    fn arg(&self) -> String {
+        format!("config={}", self.config.display())
+    }
+
+    fn run(&self, pam: &mut FakePam, extra: &[&str]) -> (PamCode, TestLog) {
+        let log = TestLog::default();
+        let arg = self.arg();
+        let mut args = vec![arg.as_str(), "debug"];
+        args.extend_from_slice(extra);
+        let code = authenticate(pam, &log, &args, false);
+        (code, log)
+    }
+}
+
+fn code_now(s: &TotpSecret) -> String {
+    code_at_step(s, &TotpParams::from_config(&Default::default()), now_step()).to_string()
+}
+
+#[test]
+fn right_code_once_then_replay_and_wrong_refused() {
+    let env = Env::new("");
+    let s = env.enrol("alice");
+    let code = code_now(&s);
+
+    let mut p = FakePam::new("alice", Some("192.0.2.7")).answer(&code);
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    assert_eq!(p.prompts(), [CODE_PROMPT]);
+
+    let mut p = FakePam::new("alice", Some("192.0.2.7")).answer(&code);
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+    assert!(p.errors().contains("already used"), "{:?}", p.said);
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut p = FakePam::new("alice", Some("192.0.2.7")).answer(wrong);
+    let (rc, log) = env.run(&mut p, &[]);
+    assert_eq!(rc, PamCode::AuthErr);
+    assert!(p.errors().contains("Wrong verification code"));
+    assert!(!log.text().contains(wrong) && !log.text().contains(&code));
+}
+
+#[test]
+fn trusted_rhost_needs_no_code_but_names_and_empty_do() {
+    let env = Env::new("");
+    env.enrol("bob");
+    let mut p = FakePam::new("bob", Some("10.1.2.3"));
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    assert!(p.said.is_empty(), "{:?}", p.said);
+
+    for rhost in ["10.1.2.3.nip.io", "", "localhost", "ws1.example.com"] {
+        let mut p = FakePam::new("bob", Some(rhost)).answer("");
+        assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr, "{rhost:?}");
+        assert_eq!(p.prompts(), [CODE_PROMPT], "{rhost:?}");
+        assert!(p.errors().contains("code is required"), "{:?}", p.said);
+    }
+}
+
+#[test]
+fn local_logins_follow_the_setting() {
+    let env = Env::new("");
+    env.enrol("carol");
+    let mut p = FakePam::new("carol", None).answer("");
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+    assert_eq!(p.prompts(), [CODE_PROMPT]);
+
+    let env = Env::new("local_logins = \"trusted\"");
+    env.enrol("carol");
+    let mut p = FakePam::new("carol", None);
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    assert!(p.prompts().is_empty());
+}
+
+#[test]
+fn every_internal_error_denies_even_from_a_trusted_host() {
+    let env = Env::new("");
+    env.enrol("dave");
+    let trusted = Some("10.0.0.1");
+
+    // Missing config.
+    let log = TestLog::default();
+    let mut p = FakePam::new("dave", trusted);
+    let missing = env.dir.path().join("nope.toml");
+    let arg = format!("config={}", missing.display());
+    assert_eq!(authenticate(&mut p, &log, &[&arg], false), PamCode::AuthErr);
+    assert!(log.text().contains("nope.toml"), "{}", log.text());
+    assert!(p.errors().contains("not available"));
+
+    // Broken config.
+    let broken = env.dir.path().join("broken.toml");
+    std::fs::write(&broken, "[policy]\ntrusted_networks = [\"10.0.0.0/33\"]\n").unwrap();
+    let log = TestLog::default();
+    let arg = format!("config={}", broken.display());
+    let mut p = FakePam::new("dave", trusted);
+    assert_eq!(authenticate(&mut p, &log, &[&arg], false), PamCode::AuthErr);
+    assert!(log.text().contains("broken.toml"), "{}", log.text());
+
+    // Store missing: denied, and not created behind the administrator's back.
+    let nostore = env.dir.path().join("nostore.toml");
+    std::fs::write(
+        &nostore,
+        "[store]\npath = \"other.db\"\n[policy]\ntrusted_networks = [\"10.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let log = TestLog::default();
+    let arg = format!("config={}", nostore.display());
+    let mut p = FakePam::new("dave", trusted);
+    assert_eq!(authenticate(&mut p, &log, &[&arg], false), PamCode::AuthErr);
+    assert!(!env.dir.path().join("other.db").exists());
+    assert!(log.text().contains("other.db"), "{}", log.text());
+
+    // Unknown or malformed arguments.
+    for bad in [
+        &["conifg=/etc/mfa/mfa.toml"][..],
+        &["nullok"],
+        &["config=relative.toml"],
+    ] {
+        let log = TestLog::default();
+        let mut p = FakePam::new("dave", trusted);
+        assert_eq!(authenticate(&mut p, &log, bad, false), PamCode::AuthErr);
+        assert!(log.text().contains("argument"), "{}", log.text());
+    }
+
+    // Empty user name.
+    let mut p = FakePam::new("", trusted);
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+}
+
+#[test]
+fn five_wrong_codes_lock_with_maxtries() {
+    let env = Env::new("");
+    let s = env.enrol("erin");
+    let right = code_now(&s);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    for i in 1..=4 {
+        let mut p = FakePam::new("erin", Some("192.0.2.1")).answer(wrong);
+        assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr, "attempt {i}");
+    }
+    let mut p = FakePam::new("erin", Some("192.0.2.1")).answer(wrong);
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::MaxTries);
+    assert!(p.errors().contains("locked"), "{:?}", p.said);
+    // Locked: not even asked, and the right code does not help.
+    let mut p = FakePam::new("erin", Some("192.0.2.1")).answer(&right);
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::MaxTries);
+    assert!(p.prompts().is_empty());
+}
+
+#[test]
+fn grace_period_lets_in_with_days_left_and_without_a_key_from_untrusted() {
+    let env = Env::new("grace_days = 14\nself_enroll = \"trusted\"");
+    let mut p = FakePam::new("frank", Some("192.0.2.9"));
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    let text = p.all_text();
+    assert!(text.contains("in 14 day(s)"), "{text}");
+    assert!(!text.contains("Key:"), "{text}");
+    assert!(p.prompts().is_empty());
+
+    let env = Env::new("grace_days = 0\nself_enroll = \"trusted\"");
+    let mut p = FakePam::new("frank", Some("192.0.2.9"));
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+    assert!(
+        p.errors().contains("Contact your administrator"),
+        "{:?}",
+        p.said
+    );
+}
+
+#[test]
+fn self_enrolment_from_a_trusted_host() {
+    let env = Env::new("grace_days = 0\nself_enroll = \"trusted\"");
+    let mut p = FakePam::new("gina", Some("10.9.8.7"));
+    p.answers.push_back(Answer::CodeFromShownKey);
+    let (rc, log) = env.run(&mut p, &[]);
+    assert_eq!(rc, PamCode::Success);
+    assert_eq!(p.prompts(), [ENROL_PROMPT]);
+    let text = p.all_text();
+    assert!(text.contains("█"), "a QR code is shown");
+    assert!(text.contains("Account: MFA:gina"), "{text}");
+    assert!(text.contains("is enrolled"), "{text}");
+    assert!(env.enrolled("gina"));
+    let key = p.shown_key().unwrap();
+    assert!(!log.text().contains(key.to_base32().as_str()));
+
+    // The next login from an untrusted host asks for a code, and the key is never shown again.
+    let mut p = FakePam::new("gina", Some("192.0.2.1")).answer("");
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+    assert_eq!(p.prompts(), [CODE_PROMPT]);
+    let mut p = FakePam::new("gina", Some("10.9.8.7"));
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    assert!(p.said.is_empty(), "{:?}", p.said);
+}
+
+#[test]
+fn self_enrolment_wrong_or_skipped_keeps_the_original_decision() {
+    let env = Env::new("grace_days = 0\nself_enroll = \"trusted\"");
+    let mut p = FakePam::new("hank", Some("10.0.0.5"))
+        .answer("000000")
+        .answer("111111")
+        .answer("222222");
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    assert_eq!(p.prompts().len(), 3);
+    assert!(!env.enrolled("hank"));
+
+    let mut p = FakePam::new("hank", Some("10.0.0.5")).answer("");
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    assert!(p.all_text().contains("skipped"));
+    assert!(!env.enrolled("hank"));
+
+    // An application that shows no text: no enrolment, no prompt.
+    let mut p = FakePam::new("hank", Some("10.0.0.5"));
+    p.no_text = true;
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    assert!(p.prompts().is_empty());
+
+    // Outside grace and untrusted: still refused; no key.
+    let mut p = FakePam::new("hank", Some("192.0.2.5"));
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+    assert!(!p.all_text().contains("Key:"));
+}
+
+#[test]
+fn self_enrol_anywhere_in_grace() {
+    let env = Env::new("grace_days = 14\nself_enroll = \"anywhere\"");
+    let mut p = FakePam::new("ivy", Some("198.51.100.4"));
+    p.answers.push_back(Answer::CodeFromShownKey);
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success);
+    assert!(p.all_text().contains("in 14 day(s)"));
+    assert!(env.enrolled("ivy"));
+}
+
+#[test]
+fn silent_flag_shows_nothing() {
+    let env = Env::new("grace_days = 14\nself_enroll = \"anywhere\"");
+    let log = TestLog::default();
+    let mut p = FakePam::new("jack", Some("198.51.100.4"));
+    let arg = env.arg();
+    assert_eq!(authenticate(&mut p, &log, &[&arg], true), PamCode::Success);
+    assert!(p.said.is_empty(), "{:?}", p.said);
+    assert!(!env.enrolled("jack"));
+}
+
+#[test]
+fn backup_and_temporary_codes_work_once_at_the_code_prompt() {
+    let env = Env::new("");
+    env.enrol("kim");
+    for kind in [OtcKind::Backup, OtcKind::Temporary] {
+        let code = env.one_time_code("kim", kind);
+        let mut p = FakePam::new("kim", Some("192.0.2.1")).answer(&code);
+        let (rc, log) = env.run(&mut p, &[]);
+        assert_eq!(rc, PamCode::Success, "{kind:?}");
+        assert!(!log.text().contains(&code));
+        let mut p = FakePam::new("kim", Some("192.0.2.1")).answer(&code);
+        assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr, "{kind:?} twice");
+    }
+}
+
+#[test]
+fn first_pass_options() {
+    let env = Env::new("");
+    let s = env.enrol("lee");
+
+    // try_first_pass with a code-shaped token: no prompt.
+    let mut p = FakePam::new("lee", Some("192.0.2.1"));
+    p.authtok = Some(code_now(&s));
+    assert_eq!(env.run(&mut p, &["try_first_pass"]).0, PamCode::Success);
+    assert!(p.prompts().is_empty());
+
+    // try_first_pass with a password: not counted as a code; prompted instead.
+    let s = env.enrol("lou");
+    let mut p = FakePam::new("lou", Some("192.0.2.1")).answer(&code_now(&s));
+    p.authtok = Some("correct horse battery staple".into());
+    assert_eq!(env.run(&mut p, &["try_first_pass"]).0, PamCode::Success);
+    assert_eq!(p.prompts(), [CODE_PROMPT]);
+    let a = env.auth(OpenMode::Existing);
+    assert_eq!(a.store().user("lou").unwrap().unwrap().failures, 0);
+
+    // use_first_pass never prompts.
+    let mut p = FakePam::new("lou", Some("192.0.2.1")).answer("whatever");
+    p.authtok = Some("hunter2".into());
+    assert_eq!(env.run(&mut p, &["use_first_pass"]).0, PamCode::AuthErr);
+    assert!(p.prompts().is_empty());
+    let mut p = FakePam::new("lou", Some("192.0.2.1"));
+    assert_eq!(env.run(&mut p, &["use_first_pass"]).0, PamCode::AuthErr);
+    assert!(p.prompts().is_empty());
+}
+
+#[test]
+fn a_failed_code_prompt_is_a_missing_code() {
+    let env = Env::new("");
+    env.enrol("max");
+    let mut p = FakePam::new("max", Some("192.0.2.1"));
+    p.answers.push_back(Answer::Fail);
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+    let log = env
+        .auth(OpenMode::Existing)
+        .store()
+        .audit(&Default::default())
+        .unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.user == "max" && e.reason == "missing_code")
+    );
+}

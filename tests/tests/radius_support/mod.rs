@@ -1,0 +1,522 @@
+//! Shared pieces of the RADIUS end-to-end tests: a throw-away site (config, store, PAM
+//! service) with a running `mfa-radiusd`, the real `radclient` as the gateway, `oathtool` for
+//! codes and the real `mfactl` for enrolment.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "t3st-shared-secret";
+/// What the PAM service in the test confdir accepts as every user's password.
+pub const PASSWORD: &str = "Corr3ct-horse";
+/// Untrusted and trusted end-user addresses as a VPN gateway reports them.
+pub const UNTRUSTED_CSI: &str = "198.51.100.7:1194";
+pub const TRUSTED_CSI: &str = "10.20.30.40:1194";
+
+/// `target/debug`, found from this test executable (`target/debug/deps/<test>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` before the tests",
+        p.display()
+    );
+    p
+}
+
+pub fn require_tool(name: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "`{name}` is not installed (Debian: freeradius-utils for radclient, oathtool)"
+    );
+}
+
+/// A fresh random 160-bit key in base32, so every case has its own user and key.
+pub fn fresh_key() -> String {
+    let mut b = [0u8; 20];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let mut bits = 0u32;
+    let mut acc = 0u32;
+    for x in b {
+        acc = (acc << 8) | u32::from(x);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(A[((acc >> bits) & 31) as usize]));
+        }
+    }
+    out
+}
+
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+pub fn fresh_user(prefix: &str) -> String {
+    format!(
+        "{prefix}{}n{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The code for now + `steps` 30 s steps, from oathtool (an independent implementation).
+pub fn totp(key: &str, steps: i64) -> String {
+    require_tool("oathtool");
+    let t = unix_now() + steps * 30;
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", key, "-N", &format!("@{t}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "oathtool: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A 6-digit code that is none of the codes valid around now.
+pub fn wrong_code(key: &str) -> String {
+    let valid: Vec<String> = (-2..=2).map(|s| totp(key, s)).collect();
+    let mut n: u32 = valid[2].parse().unwrap();
+    loop {
+        n = (n + 111_111) % 1_000_000;
+        let c = format!("{n:06}");
+        if !valid.contains(&c) {
+            return c;
+        }
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running daemon; SIGTERM and reaped on drop, so no test leaves one behind.
+pub struct Daemon {
+    child: Child,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle` (or fails with the log).
+    pub fn wait_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.log().matches(needle).count() >= count {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon log never showed {needle:?}:\n{}", self.log());
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if self.alive() {
+            self.signal("TERM");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A site: temp dir with config, SQLite store, PAM confdir and a daemon on a free port.
+pub struct Rig {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub port: u16,
+    pub daemon: Daemon,
+}
+
+/// The PAM service the daemon uses in tests: pam_exec hands the password the daemon's
+/// conversation answered to a script (and counts the calls); pam_faildelay asks for a
+/// failure delay like pam_unix does.
+fn write_pam(dir: &Path) -> PathBuf {
+    let pam = dir.join("pam.d");
+    std::fs::create_dir(&pam).unwrap();
+    let script = dir.join("check-password.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$PAM_USER\" >> '{}'\npw=$(head -c 200 | tr -d '\\000')\n[ \"$pw\" = '{PASSWORD}' ]\n",
+            dir.join("pam-calls").display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+    std::fs::write(
+        pam.join("mfa-test"),
+        format!(
+            "auth optional pam_faildelay.so delay=400000\nauth required pam_exec.so expose_authtok quiet {}\naccount required pam_permit.so\n",
+            script.display()
+        ),
+    )
+    .unwrap();
+    pam
+}
+
+/// Config text for a mode; `extra_radius` lands in the `[radius]` table.
+pub fn config_text(mode: &str, listen: &str, extra_radius: &str, secret: &str) -> String {
+    let first_factor = if mode == "code-only" { "none" } else { "pam" };
+    format!(
+        r#"[store]
+path = "mfa.db"
+
+[policy]
+trusted_networks = ["10.0.0.0/8", "2001:db8:10::/48"]
+
+[audit]
+syslog = false
+
+[radius]
+listen = [{listen}]
+mode = "{mode}"
+first_factor = "{first_factor}"
+pam_service = "mfa-test"
+client_ip_attribute = "Calling-Station-Id"
+{extra_radius}
+
+[[radius.clients]]
+name = "test-gw"
+address = "127.0.0.1/32"
+secret = "{secret}"
+
+[[radius.clients]]
+name = "test-gw6"
+address = "::1"
+secret = "{secret}"
+"#
+    )
+}
+
+impl Rig {
+    pub fn start(mode: &str) -> Rig {
+        Self::start_with(mode, "")
+    }
+
+    pub fn start_with(mode: &str, extra_radius: &str) -> Rig {
+        require_tool("radclient");
+        let dir = tempfile::tempdir().unwrap();
+        let pam = write_pam(dir.path());
+        let port = free_udp_port();
+        let config = dir.path().join("mfa.toml");
+        std::fs::write(
+            &config,
+            config_text(
+                mode,
+                &format!("\"127.0.0.1:{port}\", \"[::1]:{port}\""),
+                extra_radius,
+                SECRET,
+            ),
+        )
+        .unwrap();
+        let daemon = spawn_daemon(&config, Some(&pam));
+        daemon.wait_log("listening on", 1);
+        Rig {
+            dir,
+            config,
+            port,
+            daemon,
+        }
+    }
+
+    pub fn enroll(&self, user: &str, key: &str) {
+        let out = Command::new(bin("mfactl"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["enroll", user, "--secret", key, "--no-confirm"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mfactl enroll: {}", text(&out));
+    }
+
+    /// A fresh enrolled user and its key.
+    pub fn user(&self) -> (String, String) {
+        let (u, k) = (fresh_user("u"), fresh_key());
+        self.enroll(&u, &k);
+        (u, k)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn send(&self, attrs: &str) -> Reply {
+        radclient(&self.addr(), SECRET, "auth", attrs, 2)
+    }
+
+    /// How often the PAM stack ran, per user.
+    pub fn pam_calls(&self, user: &str) -> usize {
+        std::fs::read_to_string(self.dir.path().join("pam-calls"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == user)
+            .count()
+    }
+
+    /// The log must never hold a password or a code.
+    pub fn assert_log_clean(&self, secrets: &[&str]) {
+        let log = self.daemon.log();
+        for s in secrets.iter().chain([&PASSWORD, &SECRET]) {
+            assert!(
+                !log.contains(s),
+                "the daemon log contains a secret {s:?}:\n{log}"
+            );
+        }
+    }
+}
+
+pub fn spawn_daemon(config: &Path, pam_confdir: Option<&Path>) -> Daemon {
+    let mut cmd = Command::new(bin("mfa-radiusd"));
+    cmd.arg("--config").arg(config);
+    if let Some(p) = pam_confdir {
+        cmd.arg("--pam-confdir").arg(p);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let err = child.stderr.take().unwrap();
+    let l2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            let mut g = l2.lock().unwrap();
+            g.push_str(&line);
+            g.push('\n');
+        }
+    });
+    Daemon { child, log }
+}
+
+/// What radclient received.
+#[derive(Debug)]
+pub struct Reply {
+    /// "Access-Accept", "Access-Reject", "Access-Challenge", or None for no reply.
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub messages: Vec<String>,
+    pub output: String,
+}
+
+impl Reply {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+/// Runs `radclient -x -r 1 -t T ADDR CMD SECRET` with `attrs` on stdin: one try, no retry.
+pub fn radclient(addr: &str, secret: &str, cmd: &str, attrs: &str, timeout: u32) -> Reply {
+    let mut child = Command::new("radclient")
+        .args([
+            "-x",
+            "-r",
+            "1",
+            "-t",
+            &timeout.to_string(),
+            addr,
+            cmd,
+            secret,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient (freeradius-utils) must be installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(attrs.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let output = text(&out);
+    let mut code = None;
+    let mut state = None;
+    let mut messages = Vec::new();
+    let mut in_reply = false;
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("Received ") {
+            code = rest.split_whitespace().next().map(str::to_string);
+            in_reply = true;
+            continue;
+        }
+        if !in_reply || !line.starts_with('\t') {
+            continue;
+        }
+        let line = line.trim();
+        if let Some(v) = line.strip_prefix("State = ") {
+            state = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("Reply-Message = ") {
+            messages.push(v.trim_matches('"').to_string());
+        }
+    }
+    Reply {
+        code,
+        state,
+        messages,
+        output,
+    }
+}
+
+/// Attribute lines for radclient; Message-Authenticator included unless `with_ma` is false.
+pub fn attrs(user: &str, password: Option<&str>, csi: Option<&str>, with_ma: bool) -> String {
+    let mut s = format!("User-Name = \"{user}\"\n");
+    if let Some(p) = password {
+        s.push_str(&format!("User-Password = \"{p}\"\n"));
+    }
+    if let Some(c) = csi {
+        s.push_str(&format!("Calling-Station-Id = \"{c}\"\n"));
+    }
+    if with_ma {
+        s.push_str("Message-Authenticator = 0x00\n");
+    }
+    s
+}
+
+/// Sits between radclient and the daemon, keeping the exact request bytes and reply, so a
+/// test can retransmit the very same datagram (same source port, identifier and
+/// authenticator) as a gateway would.
+pub struct Relay {
+    pub sock: UdpSocket,
+    pub daemon: String,
+}
+
+impl Relay {
+    pub fn new(daemon: &str) -> Self {
+        Self::bind("127.0.0.1:0", daemon)
+    }
+
+    pub fn bind(local: &str, daemon: &str) -> Self {
+        let sock = UdpSocket::bind(local).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Relay {
+            sock,
+            daemon: daemon.into(),
+        }
+    }
+
+    /// Runs radclient against the relay; returns radclient's view, the request and the reply.
+    pub fn exchange(&self, attrs: &str) -> (Reply, Vec<u8>, Vec<u8>) {
+        let addr = self.sock.local_addr().unwrap().to_string();
+        let attrs = attrs.to_string();
+        let rc = std::thread::spawn(move || radclient(&addr, SECRET, "auth", &attrs, 5));
+        let mut buf = [0u8; 4096];
+        let (n, client) = self.sock.recv_from(&mut buf).unwrap();
+        let request = buf[..n].to_vec();
+        self.sock.send_to(&request, &self.daemon).unwrap();
+        let (n, _) = self.sock.recv_from(&mut buf).unwrap();
+        let reply = buf[..n].to_vec();
+        self.sock.send_to(&reply, client).unwrap();
+        (rc.join().unwrap(), request, reply)
+    }
+
+    /// Like `exchange`, but the daemon may stay silent (then radclient times out too).
+    pub fn try_exchange(&self, attrs: &str) -> (Reply, Vec<u8>, Option<Vec<u8>>) {
+        let addr = self.sock.local_addr().unwrap().to_string();
+        let attrs = attrs.to_string();
+        let rc = std::thread::spawn(move || radclient(&addr, SECRET, "auth", &attrs, 3));
+        let mut buf = [0u8; 4096];
+        let (n, client) = self.sock.recv_from(&mut buf).unwrap();
+        let request = buf[..n].to_vec();
+        self.sock.send_to(&request, &self.daemon).unwrap();
+        self.sock
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let reply = self
+            .sock
+            .recv_from(&mut buf)
+            .ok()
+            .map(|(n, _)| buf[..n].to_vec());
+        if let Some(r) = &reply {
+            self.sock.send_to(r, client).unwrap();
+        }
+        (rc.join().unwrap(), request, reply)
+    }
+
+    /// Sends `request` again from the same socket; the reply, if any within 3 s.
+    pub fn resend(&self, request: &[u8]) -> Option<Vec<u8>> {
+        self.sock.send_to(request, &self.daemon).unwrap();
+        self.sock
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        self.sock
+            .recv_from(&mut buf)
+            .ok()
+            .map(|(n, _)| buf[..n].to_vec())
+    }
+}

@@ -1,0 +1,112 @@
+//! Benchmark (not a test): policy decisions per second through the real store.
+//!
+//! `bench-store CONFIG setup FIRST COUNT` enrols users bench{FIRST..FIRST+COUNT} with keys
+//! derived from their names; `bench-store CONFIG run FIRST COUNT` then makes one decision per
+//! user, a third each: a valid code (a store write: replay marker, counters, audit), a wrong
+//! code (a write: failure counter, audit), a trusted-network login (a write: audit, stats).
+//! Prints decisions/s and latency percentiles. See bench/store/run.sh and docs/BENCHMARKS.md.
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use mfa_common::admin::ImportEntry;
+use mfa_common::auth::now;
+use mfa_common::totp::{TotpParams, code_at_step};
+use mfa_common::{Authenticator, ClientAddr, OpenMode, Outcome, Request, TotpSecret};
+use sha2::{Digest, Sha256};
+
+fn key_of(user: &str) -> Option<TotpSecret> {
+    let h = Sha256::digest(user.as_bytes());
+    TotpSecret::from_bytes(h.get(..20)?).ok()
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("bench-store: {msg}");
+    std::process::exit(2)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, config, mode, first, count] = args.as_slice() else {
+        fail("usage: bench-store CONFIG setup|run FIRST COUNT");
+    };
+    let first: usize = first
+        .parse()
+        .unwrap_or_else(|_| fail("FIRST is not a number"));
+    let count: usize = count
+        .parse()
+        .unwrap_or_else(|_| fail("COUNT is not a number"));
+    let a = Authenticator::from_config_file(config.as_ref(), OpenMode::Create, "bench-store")
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let params = TotpParams::from_config(&a.config().totp);
+    match mode.as_str() {
+        "setup" => {
+            let entries: Vec<ImportEntry> = (first..first + count)
+                .map(|i| {
+                    let user = format!("bench{i}");
+                    ImportEntry {
+                        secret: key_of(&user).unwrap_or_else(|| fail("key")),
+                        user,
+                        params,
+                        scratch_codes: Vec::new(),
+                        origin: "bench".into(),
+                    }
+                })
+                .collect();
+            for chunk in entries.chunks(5000) {
+                a.import(chunk, true, now())
+                    .unwrap_or_else(|e| fail(&e.to_string()));
+            }
+        }
+        "run" => {
+            let mut lat = Vec::with_capacity(count);
+            let (mut ok, mut denied, mut trusted) = (0usize, 0usize, 0usize);
+            let start = Instant::now();
+            for i in first..first + count {
+                let user = format!("bench{i}");
+                let t0 = Instant::now();
+                let kind = i % 3;
+                let ip: IpAddr = if kind == 2 {
+                    Ipv4Addr::new(10, 0, 0, 1).into()
+                } else {
+                    Ipv4Addr::new(192, 0, 2, 1).into()
+                };
+                let req = Request::new(&user, ClientAddr::Remote(Some(ip)), "bench");
+                let d = a.begin(&req).unwrap_or_else(|e| fail(&e.to_string()));
+                let d = if d.outcome == Outcome::NeedCode {
+                    let code = if kind == 0 {
+                        let key = key_of(&user).unwrap_or_else(|| fail("key"));
+                        code_at_step(&key, &params, req.now / 30).to_string()
+                    } else {
+                        "00000".into() // never a valid 6-digit code
+                    };
+                    a.verify_code(&req, &code)
+                        .unwrap_or_else(|e| fail(&e.to_string()))
+                } else {
+                    d
+                };
+                lat.push(t0.elapsed().as_secs_f64() * 1e6);
+                match (d.is_allowed(), kind) {
+                    (true, 2) => trusted += 1,
+                    (true, _) => ok += 1,
+                    (false, _) => denied += 1,
+                }
+            }
+            let secs = start.elapsed().as_secs_f64();
+            lat.sort_by(f64::total_cmp);
+            let pct = |p: f64| {
+                lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            println!(
+                "decisions={count} seconds={secs:.3} per_second={:.0} p50_us={:.0} p99_us={:.0} accepted={ok} denied={denied} trusted={trusted}",
+                count as f64 / secs,
+                pct(0.5),
+                pct(0.99)
+            );
+        }
+        _ => fail("mode is setup or run"),
+    }
+}

@@ -1,0 +1,308 @@
+//! Helpers for the tests that load the built `libpam_mfa.so` into the real libpam: service
+//! files in /etc/pam.d (unique names, removed on drop), pamtester runs, a private syslog
+//! socket per test, and throw-away Unix users.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use mfa_e2e::{bin_dir, require_tool};
+
+/// Tests that write /etc/pam.d, run sshd or add users need root; they fail (not pass) without.
+pub fn require_root(what: &str) {
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1);
+    assert_eq!(
+        uid, 0,
+        "{what} must run as root (it writes /etc/pam.d service files{}); \
+         CI runs the suite as root: sudo -E cargo test",
+        if what.contains("ssh") {
+            ", starts sshd and adds a Unix user"
+        } else {
+            ""
+        }
+    );
+}
+
+/// The module as built by this workspace (debug profile, next to the test binaries).
+pub fn module_path() -> PathBuf {
+    let p = bin_dir().join("libpam_mfa.so");
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build --workspace` (or plain `cargo test`) first",
+        p.display()
+    );
+    p
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test (or run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A service file in /etc/pam.d, removed when dropped.
+pub struct PamService {
+    pub name: String,
+    path: PathBuf,
+}
+
+impl PamService {
+    pub fn new(name: &str, text: &str) -> Self {
+        let path = Path::new("/etc/pam.d").join(name);
+        assert!(!path.exists(), "{} exists already", path.display());
+        std::fs::write(&path, text).unwrap();
+        PamService {
+            name: name.to_string(),
+            path,
+        }
+    }
+
+    /// `auth required pam_mfa.so config=... <args>` alone, as in a stack where sshd already
+    /// checked a public key.
+    pub fn mfa_only(config: &Path, args: &str) -> Self {
+        let text = format!(
+            "# written by the pam_mfa end-to-end tests; removed when they finish\n\
+             auth     required {} config={} {args}\n\
+             account  required pam_permit.so\n\
+             session  required pam_permit.so\n",
+            module_path().display(),
+            config.display()
+        );
+        Self::new(&unique("mfa-e2e-"), &text)
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Catches what processes send to syslog: a datagram socket of our own, mounted over
+/// /dev/log (or, where there is none, over /run so that /var/run/syslog reaches it) in a
+/// private mount namespace around the command. The host's syslog is not touched.
+pub struct SyslogCapture {
+    dir: tempfile::TempDir,
+    sock: UnixDatagram,
+}
+
+impl SyslogCapture {
+    pub fn new() -> Self {
+        require_tool("unshare");
+        let dir = tempfile::tempdir().unwrap();
+        let sock = UnixDatagram::bind(dir.path().join("syslog")).unwrap();
+        sock.set_nonblocking(true).unwrap();
+        // sshd needs its privilege-separation directory under /run.
+        std::fs::create_dir(dir.path().join("sshd")).unwrap();
+        SyslogCapture { dir, sock }
+    }
+
+    /// `cmd args...` run in its own mount namespace with syslog going to this capture.
+    pub fn command(&self, cmd: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "d=$1; shift; \
+                 if [ -e /dev/log ]; then mount --bind \"$d/syslog\" /dev/log; \
+                 else mount --bind \"$d\" /run; fi || exit 97; exec \"$@\"",
+            )
+            .arg("sh")
+            .arg(self.dir.path())
+            .arg(cmd)
+            .args(args);
+        c
+    }
+
+    /// Every message received so far.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = self.sock.recv(&mut buf) {
+            out.push_str(&String::from_utf8_lossy(&buf[..n]));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// What libpam returned to pamtester, from the text pamtester prints for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PamResult {
+    Success,
+    AuthErr,
+    MaxTries,
+    Other,
+}
+
+pub struct Run {
+    pub result: PamResult,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// misc_conv writes prompts to the terminal side we capture (stdout or stderr).
+    pub fn prompted(&self) -> bool {
+        self.all().contains("Verification code: ")
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?}\n--- stdout\n{}--- stderr\n{}",
+            self.result, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn pam_result(o: &Output) -> PamResult {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if o.status.success() && all.contains("successfully authenticated") {
+        PamResult::Success
+    } else if all.contains("pamtester: Authentication failure") {
+        PamResult::AuthErr
+    } else if all.contains("Have exhausted maximum number of retries") {
+        PamResult::MaxTries
+    } else {
+        PamResult::Other
+    }
+}
+
+/// `pamtester [-I rhost=...] SERVICE USER authenticate`, answering prompts from `input`
+/// (one line per prompt), optionally with syslog captured.
+pub fn pamtester(
+    service: &str,
+    user: &str,
+    rhost: Option<&str>,
+    input: &str,
+    syslog: Option<&SyslogCapture>,
+) -> Run {
+    require_tool("pamtester");
+    let mut args: Vec<String> = Vec::new();
+    if let Some(r) = rhost {
+        args.push("-I".into());
+        args.push(format!("rhost={r}"));
+    }
+    args.extend([service.into(), user.into(), "authenticate".into()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = match syslog {
+        Some(s) => s.command("pamtester", &argv),
+        None => {
+            let mut c = Command::new("pamtester");
+            c.args(&argv);
+            c
+        }
+    };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    Run {
+        result: pam_result(&o),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A Unix user with a password, removed when dropped.
+pub struct UnixUser {
+    pub name: String,
+    pub password: String,
+}
+
+fn retry_on_lock(mut f: impl FnMut() -> Output, what: &str) -> Output {
+    // useradd/userdel refuse while another process holds /etc/passwd's lock.
+    for _ in 0..50 {
+        let o = f();
+        if o.status.success() {
+            return o;
+        }
+        let err = String::from_utf8_lossy(&o.stderr);
+        if !err.contains("lock") {
+            return o;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: /etc/passwd stayed locked");
+}
+
+impl UnixUser {
+    pub fn new(home: &Path) -> Self {
+        require_tool("useradd");
+        require_tool("chpasswd");
+        let name = unique("mfae");
+        let password = format!("Pw-{}-{}", std::process::id(), mfa_e2e::fresh_key());
+        let o = retry_on_lock(
+            || {
+                Command::new("useradd")
+                    .args(["-M", "-N", "-s", "/bin/sh", "-d"])
+                    .arg(home)
+                    .arg(&name)
+                    .output()
+                    .unwrap()
+            },
+            "useradd",
+        );
+        assert!(o.status.success(), "useradd {name}: {o:?}");
+        let user = UnixUser { name, password };
+        let mut c = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(c.stdin.take().unwrap(), "{}:{}", user.name, user.password).unwrap();
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "chpasswd: {o:?}");
+        user
+    }
+}
+
+impl Drop for UnixUser {
+    fn drop(&mut self) {
+        let _ = retry_on_lock(
+            || Command::new("userdel").arg(&self.name).output().unwrap(),
+            "userdel",
+        );
+    }
+}
+
+/// `enforce_from` as TOML wants it, `days` from now (negative: in the past).
+pub fn toml_time(days_from_now: i64) -> String {
+    mfa_config::format_utc(mfa_e2e::unix_now() + days_from_now * 86_400)
+}
+
+/// The digits of a code printed by mfactl ("1234 5678").
+pub fn printed_code(line: &str) -> Option<String> {
+    let digits: String = line.chars().filter(char::is_ascii_digit).collect();
+    (digits.len() == 8).then_some(digits)
+}

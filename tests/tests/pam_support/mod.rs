@@ -15,9 +15,12 @@ use mfa_e2e::{bin_dir, require_tool};
 
 /// Tests that write /etc/pam.d, run sshd or add users need root; they fail (not pass) without.
 pub fn require_root(what: &str) {
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1);
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1);
     assert_eq!(
-        uid, 0,
+        uid,
+        0,
         "{what} must run as root (it writes /etc/pam.d service files{}); \
          CI runs the suite as root: sudo -E cargo test",
         if what.contains("ssh") {

@@ -250,7 +250,8 @@ pub struct RadiusClient {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
-    /// Audit events older than this are pruned.
+    /// Audit events older than this are pruned (also accepted as `audit_retention`).
+    #[serde(alias = "audit_retention")]
     pub retention: Span,
     /// Send every decision to syslog (auth facility) as well as to the store.
     pub syslog: bool,

@@ -1,0 +1,205 @@
+//! Issue 5 through `mfactl`: temporary access, backup codes, go-live and grace, the report's
+//! totals, and that no code ever reaches the audit trail, the store file or the output.
+
+use mfa_e2e::{Site, avoid_step_boundary, code_of, fresh_key, oathtool, text, unix_now};
+
+fn auth(site: &Site, user: &str, code: &str) -> (i32, String) {
+    let o = site.mfactl(&["auth", user, "--ip", "192.0.2.40", "--code", code]);
+    (code_of(&o), text(&o))
+}
+
+/// The printed code from `temp-access` or `backup-codes` output lines like `... 1234 5678`.
+fn codes_in(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            match words.as_slice() {
+                [.., a, b]
+                    if a.len() == 4
+                        && b.len() == 4
+                        && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit()) =>
+                {
+                    Some(format!("{a}{b}"))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn assert_never_stored_or_logged(site: &Site, code: &str) {
+    let log = text(&site.mfactl(&["log", "--format", "csv"]));
+    assert!(!log.contains(code), "code in the audit log:\n{log}");
+    for f in ["mfa.db", "mfa.db-wal"] {
+        if let Ok(bytes) = std::fs::read(site.path().join(f)) {
+            assert!(
+                !bytes.windows(code.len()).any(|w| w == code.as_bytes()),
+                "code stored in plain text in {f}"
+            );
+        }
+    }
+}
+
+#[test]
+fn temporary_access_works_once_and_not_after_expiry() {
+    let site = Site::new("");
+    // A user who lost the phone: unlinked, past any grace (none configured).
+    site.enroll("lost", &fresh_key());
+    assert_eq!(code_of(&site.mfactl(&["unlink", "lost"])), 0);
+    assert_eq!(auth(&site, "lost", "").0, 1);
+
+    let o = site.mfactl(&["temp-access", "lost", "--valid", "1h"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let code = codes_in(&text(&o)).pop().expect("a code is printed");
+    let (rc, out) = auth(&site, "lost", &code);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.starts_with("allow temporary_access"), "{out}");
+    assert!(!out.contains(&code), "{out}");
+    let (rc, out) = auth(&site, "lost", &code);
+    assert_eq!(rc, 1, "second use accepted: {out}");
+
+    // Expiry: a code valid for 1 second no longer works 2 seconds later.
+    let o = site.mfactl(&["temp-access", "lost", "--valid", "1s", "--uses", "3"]);
+    let short = codes_in(&text(&o)).pop().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (rc, out) = auth(&site, "lost", &short);
+    assert_eq!(rc, 1, "expired code accepted: {out}");
+
+    // Revocation.
+    let o = site.mfactl(&["temp-access", "lost", "--valid", "1h"]);
+    let revoked = codes_in(&text(&o)).pop().unwrap();
+    assert_eq!(
+        code_of(&site.mfactl(&["temp-access", "lost", "--revoke"])),
+        0
+    );
+    assert_eq!(auth(&site, "lost", &revoked).0, 1);
+
+    for c in [&code, &short, &revoked] {
+        assert_never_stored_or_logged(&site, c);
+    }
+    let log = text(&site.mfactl(&["log", "lost"]));
+    assert!(log.contains("temporary_access"), "{log}");
+}
+
+#[test]
+fn backup_codes_work_once_and_regeneration_voids_the_old_set() {
+    let site = Site::new("");
+    let key = fresh_key();
+    site.enroll("paper", &key);
+    let o = site.mfactl(&["backup-codes", "paper", "--count", "5"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let first = codes_in(&text(&o));
+    assert_eq!(first.len(), 5);
+    let (rc, out) = auth(&site, "paper", &first[0]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.starts_with("allow backup_code"), "{out}");
+    assert_eq!(
+        auth(&site, "paper", &first[0]).0,
+        1,
+        "backup code used twice"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["users"][0]["backup_codes_left"], 4);
+
+    let second = codes_in(&text(&site.mfactl(&[
+        "backup-codes",
+        "paper",
+        "--count",
+        "5",
+    ])));
+    assert_eq!(auth(&site, "paper", &first[1]).0, 1, "old set still works");
+    assert_eq!(auth(&site, "paper", &second[1]).0, 0);
+    // A TOTP code still works alongside.
+    avoid_step_boundary(3);
+    assert_eq!(auth(&site, "paper", &oathtool(&key, unix_now())).0, 0);
+    for c in first.iter().chain(&second) {
+        assert_never_stored_or_logged(&site, c);
+    }
+    // Backup codes are for enrolled users only.
+    assert_eq!(code_of(&site.mfactl(&["backup-codes", "nobody"])), 1);
+}
+
+#[test]
+fn go_live_grace_and_the_report_totals() {
+    // Go-live 3 days from now, 14 days' grace: a newcomer is let in and told the days left.
+    let go_live = unix_now() + 3 * 86_400;
+    let when = mfa_config::format_utc(go_live);
+    let site = Site::new(&format!("enforce_from = {when}\ngrace_days = 14\n"));
+    for u in ["ann", "ben", "cat"] {
+        site.enroll(u, &fresh_key());
+    }
+    for u in ["dan", "eve"] {
+        let o = site.mfactl(&["auth", u, "--ip", "192.0.2.9"]);
+        assert_eq!(code_of(&o), 0, "{}", text(&o));
+        assert!(
+            text(&o).contains("MFA becomes required for this account in 17 day(s)"),
+            "{}",
+            text(&o)
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
+    let t = &v["totals"];
+    assert_eq!(
+        (
+            t["users"].as_u64(),
+            t["enrolled"].as_u64(),
+            t["enrolled_percent"].as_f64()
+        ),
+        (Some(5), Some(3), Some(60.0))
+    );
+    assert_eq!(t["in_grace"], 2);
+    assert_eq!(t["overdue"], 0);
+    assert_eq!(t["days_to_go_live"], 3);
+    assert_eq!(t["go_live"], when.as_str());
+
+    let table = text(&site.mfactl(&["report"]));
+    assert!(table.contains("Enrolled:        3 of 5 (60%)"), "{table}");
+    assert!(
+        table.contains(&format!("Go-live:         {when} (in 3 days)")),
+        "{table}"
+    );
+    assert!(table.contains("In grace:        2"), "{table}");
+
+    let csv = String::from_utf8(site.mfactl(&["report", "--format", "csv"]).stdout).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let enrolled = rows.iter().filter(|r| r[1] == "true").count();
+    assert_eq!((enrolled, rows.len()), (3, 5), "{csv}");
+    assert_eq!(
+        rows.iter().filter(|r| r[2] == "before go-live").count(),
+        2,
+        "{csv}"
+    );
+
+    // The same site past the deadline: go-live 20 days ago and no grace left to give.
+    let past = mfa_config::format_utc(unix_now() - 20 * 86_400);
+    let text_cfg = std::fs::read_to_string(&site.config)
+        .unwrap()
+        .replace(&when, &past)
+        .replace("grace_days = 14", "grace_days = 0");
+    std::fs::write(&site.config, text_cfg).unwrap();
+    for u in ["dan", "eve", "fay"] {
+        let o = site.mfactl(&["auth", u, "--ip", "192.0.2.9"]);
+        assert_eq!(code_of(&o), 1, "{}", text(&o));
+        assert!(text(&o).starts_with("deny not_enrolled"), "{}", text(&o));
+        assert!(
+            text(&o).contains("Contact your administrator"),
+            "{}",
+            text(&o)
+        );
+    }
+    // Enrolled users and trusted networks are unaffected.
+    assert_eq!(
+        code_of(&site.mfactl(&["auth", "dan", "--ip", "10.1.1.1"])),
+        0
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["totals"]["overdue"], 3, "{v}");
+    assert_eq!(v["totals"]["users"], 6, "{v}");
+}

@@ -133,12 +133,12 @@ impl Authenticator {
             s.info(&ev.line());
         }
         let mut b = [0u8; 2];
-        if getrandom::fill(&mut b).is_ok() && u16::from_le_bytes(b) % 512 == 0 {
-            if let Err(e) = self.prune_audit(ev.time) {
-                if let Some(s) = &self.syslog {
-                    s.warning(&format!("audit pruning failed: {e}"));
-                }
-            }
+        if getrandom::fill(&mut b).is_ok()
+            && u16::from_le_bytes(b) % 512 == 0
+            && let Err(e) = self.prune_audit(ev.time)
+            && let Some(s) = &self.syslog
+        {
+            s.warning(&format!("audit pruning failed: {e}"));
         }
     }
 

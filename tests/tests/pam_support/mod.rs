@@ -110,19 +110,35 @@ impl SyslogCapture {
         SyslogCapture { dir, sock }
     }
 
+    /// The argv that runs `argv` in its own mount namespace with syslog going here.
+    pub fn wrap(&self, argv: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "d=$1; shift; \
+             if [ -e /dev/log ]; then mount --bind \"$d/syslog\" /dev/log; \
+             else mount --bind \"$d\" /run; fi || exit 97; exec \"$@\"",
+            "sh",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        out.push(self.dir.path().display().to_string());
+        out.extend(argv.iter().map(|s| s.to_string()));
+        out
+    }
+
     /// `cmd args...` run in its own mount namespace with syslog going to this capture.
     pub fn command(&self, cmd: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("unshare");
-        c.args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(
-                "d=$1; shift; \
-                 if [ -e /dev/log ]; then mount --bind \"$d/syslog\" /dev/log; \
-                 else mount --bind \"$d\" /run; fi || exit 97; exec \"$@\"",
-            )
-            .arg("sh")
-            .arg(self.dir.path())
-            .arg(cmd)
-            .args(args);
+        let mut argv = vec![cmd];
+        argv.extend_from_slice(args);
+        let full = self.wrap(&argv);
+        let mut c = Command::new(&full[0]);
+        c.args(&full[1..]);
         c
     }
 
@@ -306,6 +322,17 @@ pub fn toml_time(days_from_now: i64) -> String {
 
 /// The digits of a code printed by mfactl ("1234 5678").
 pub fn printed_code(line: &str) -> Option<String> {
-    let digits: String = line.chars().filter(char::is_ascii_digit).collect();
+    let tail = line.rsplit(':').next().unwrap_or(line).trim();
+    if !tail.chars().all(|c| c.is_ascii_digit() || c == ' ') {
+        return None;
+    }
+    let digits: String = tail.chars().filter(char::is_ascii_digit).collect();
     (digits.len() == 8).then_some(digits)
+}
+
+/// Creates the site's empty store, as an administrator does before switching the module on
+/// for a roll-out in which nobody is enrolled yet (the module itself never creates it).
+pub fn create_store(config: &Path) {
+    mfa_common::Authenticator::from_config_file(config, mfa_common::OpenMode::Create, "e2e")
+        .expect("create the store");
 }

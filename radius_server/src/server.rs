@@ -30,6 +30,9 @@ const CHALLENGE_CAPACITY: usize = 65_536;
 /// SQLite serialises writers; more threads than this only contend for the lock.
 const STORE_WORKERS: usize = 4;
 const STORE_QUEUE: usize = 4096;
+/// Requests being processed at once (waiting for a lane, or sleeping a PAM failure delay);
+/// past this, new ones are dropped and the gateway retransmits.
+const MAX_INFLIGHT: usize = 16_384;
 /// Requests waiting for a PAM worker, per worker.
 const PAM_QUEUE_PER_WORKER: usize = 16;
 
@@ -320,6 +323,9 @@ impl Shared {
                     nas.name
                 ),
             );
+        }
+        if self.inflight.load(Ordering::Acquire) >= MAX_INFLIGHT {
+            return self.dropped(Drop::Overloaded, from, &"too many requests in progress");
         }
         let key = dedup::Key {
             from,

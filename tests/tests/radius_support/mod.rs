@@ -379,11 +379,23 @@ impl Reply {
 
 /// Runs `radclient -x -r 1 -t T ADDR CMD SECRET` with `attrs` on stdin: one try, no retry.
 pub fn radclient(addr: &str, secret: &str, cmd: &str, attrs: &str, timeout: u32) -> Reply {
+    radclient_retries(addr, secret, cmd, attrs, timeout, 1)
+}
+
+/// As a gateway does: up to `tries` sends of the very same packet, `timeout` s apart.
+pub fn radclient_retries(
+    addr: &str,
+    secret: &str,
+    cmd: &str,
+    attrs: &str,
+    timeout: u32,
+    tries: u32,
+) -> Reply {
     let mut child = Command::new("radclient")
         .args([
             "-x",
             "-r",
-            "1",
+            &tries.to_string(),
             "-t",
             &timeout.to_string(),
             addr,

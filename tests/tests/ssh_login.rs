@@ -1,0 +1,296 @@
+//! A real sshd on a loopback port with the PAM stack pam_unix + pam_mfa, and the real ssh
+//! client driven by expect. sshd names its PAM service after its program name, so it is
+//! started through a uniquely named symlink with its own /etc/pam.d file. Runs as root (it
+//! starts sshd and adds a Unix user); fails with a message saying so otherwise.
+
+mod pam_support;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mfa_e2e::{Site, fresh_key, oathtool, require_tool, unix_now};
+use pam_support::{PamService, SyslogCapture, UnixUser, module_path, require_root, unique};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// sshd in the foreground, killed when dropped.
+struct Sshd {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Sshd {
+    fn start(dir: &Path, service: &str, user: &str, syslog: &SyslogCapture) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let key = dir.join("host_ed25519");
+        let o = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "ssh-keygen: {o:?}");
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\n\
+                 ListenAddress 127.0.0.1\n\
+                 HostKey {key}\n\
+                 PidFile {pid}\n\
+                 UsePAM yes\n\
+                 KbdInteractiveAuthentication yes\n\
+                 PasswordAuthentication no\n\
+                 PubkeyAuthentication no\n\
+                 AuthenticationMethods keyboard-interactive\n\
+                 AuthorizedKeysFile none\n\
+                 PermitRootLogin no\n\
+                 AllowUsers {user}\n\
+                 StrictModes no\n\
+                 UseDNS no\n\
+                 PrintMotd no\n\
+                 PrintLastLog no\n\
+                 LogLevel VERBOSE\n",
+                key = key.display(),
+                pid = dir.join("sshd.pid").display(),
+            ),
+        )
+        .unwrap();
+        // The service name is the program name: a symlink named after the service.
+        let exe = dir.join(service);
+        std::os::unix::fs::symlink(SSHD, &exe).unwrap();
+        // Privilege separation directory, where the real /run is used.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let log = dir.join("sshd.log");
+        let exe_s = exe.display().to_string();
+        let config_s = config.display().to_string();
+        let child = syslog
+            .command(&exe_s, &["-D", "-e", "-f", &config_s])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut s = Sshd { child, port, log };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sshd exited ({status}):\n{}", self.log_text());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen on {}:\n{}",
+                self.port,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// expect: answers the password and (if given) the code, and reports whether the code was
+/// asked and whether the remote command ran.
+const SSH_EXP: &str = r#"
+set timeout 30
+set pw $env(MFA_E2E_PW)
+set code $env(MFA_E2E_CODE)
+set asked 0
+spawn {*}$argv
+expect {
+    -re {[Pp]assword: ?$} { send "$pw\r"; exp_continue }
+    "Verification code: " {
+        set asked 1
+        if {$code eq ""} { puts "\nRESULT asked=1 outcome=no-code-to-give"; exit 3 }
+        send "$code\r"
+        exp_continue
+    }
+    "MFA-E2E-42" { puts "\nRESULT asked=$asked outcome=logged-in"; exit 0 }
+    "Permission denied" { puts "\nRESULT asked=$asked outcome=denied"; exit 1 }
+    timeout { puts "\nRESULT asked=$asked outcome=timeout"; exit 4 }
+    eof { puts "\nRESULT asked=$asked outcome=eof"; exit 2 }
+}
+"#;
+
+struct Login {
+    asked: bool,
+    outcome: String,
+    out: String,
+}
+
+fn ssh(script: &Path, port: u16, from: &str, user: &str, pw: &str, code: &str) -> Login {
+    let o = Command::new("expect")
+        .arg("-f")
+        .arg(script)
+        .arg("--")
+        .args([
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-p",
+            &port.to_string(),
+            "-b",
+            from,
+        ])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "KbdInteractiveAuthentication=yes",
+            "-o",
+            "PreferredAuthentications=keyboard-interactive",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("echo MFA-E2E-$((6*7))")
+        .env("MFA_E2E_PW", pw)
+        .env("MFA_E2E_CODE", code)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    let result = out
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("expect printed no result:\n{out}"))
+        .to_string();
+    Login {
+        asked: result.contains("asked=1"),
+        outcome: result
+            .split("outcome=")
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        out,
+    }
+}
+
+#[test]
+fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
+    require_root("ssh_login tests");
+    for t in ["ssh", "ssh-keygen", "expect"] {
+        require_tool(t);
+    }
+    assert!(
+        Path::new(SSHD).exists(),
+        "{SSHD} is missing: install openssh-server"
+    );
+
+    // 127.0.0.1 is trusted (BASE_CONFIG); 127.0.0.3 is not.
+    let site = Site::new("");
+    let dir = tempfile::tempdir().unwrap();
+    let user = UnixUser::new(&dir.path().join("home"));
+    let key = fresh_key();
+    site.enroll(&user.name, &key);
+    let service = PamService::new(
+        &unique("mfa-sshd-"),
+        &format!(
+            "# written by the pam_mfa ssh test; removed when it finishes\n\
+             auth     requisite pam_unix.so\n\
+             auth     required  {} config={}\n\
+             account  required  pam_unix.so\n\
+             session  required  pam_permit.so\n\
+             password required  pam_deny.so\n",
+            module_path().display(),
+            site.config.display()
+        ),
+    );
+    let syslog = SyslogCapture::new();
+    let sshd = Sshd::start(dir.path(), &service.name, &user.name, &syslog);
+    let script = dir.path().join("ssh.exp");
+    std::fs::write(&script, SSH_EXP).unwrap();
+    let port = sshd.port;
+
+    // Trusted: the password alone.
+    let l = ssh(&script, port, "127.0.0.1", &user.name, &user.password, "");
+    assert_eq!(l.outcome, "logged-in", "{}\n{}", l.out, sshd.log_text());
+    assert!(!l.asked, "code asked from a trusted address:\n{}", l.out);
+
+    // Wrong password from outside: pam_unix stops the stack; no code is asked.
+    let l = ssh(&script, port, "127.0.0.3", &user.name, "wrong-password", "");
+    assert_eq!(l.outcome, "denied", "{}", l.out);
+    assert!(!l.asked, "{}", l.out);
+
+    // From 127.0.0.3: password and code.
+    let code = oathtool(&key, unix_now());
+    let l = ssh(
+        &script,
+        port,
+        "127.0.0.3",
+        &user.name,
+        &user.password,
+        &code,
+    );
+    assert_eq!(l.outcome, "logged-in", "{}\n{}", l.out, sshd.log_text());
+    assert!(l.asked, "{}", l.out);
+
+    // The same code again: a replay, refused.
+    let l = ssh(
+        &script,
+        port,
+        "127.0.0.3",
+        &user.name,
+        &user.password,
+        &code,
+    );
+    assert_eq!(l.outcome, "denied", "{}\n{}", l.out, sshd.log_text());
+    assert!(l.asked, "{}", l.out);
+
+    // What the module logged: sshd's service name, the client addresses as sshd saw them,
+    // the reasons, and neither the code nor the password.
+    let sys = syslog.text();
+    for want in [
+        format!("service={:?}", service.name),
+        "client_ip=127.0.0.1 decision=allow reason=trusted_network".into(),
+        "client_ip=127.0.0.3 decision=allow reason=valid_code".into(),
+        "client_ip=127.0.0.3 decision=deny reason=replayed_code".into(),
+    ] {
+        assert!(sys.contains(&want), "{want} not in syslog:\n{sys}");
+    }
+    let sshd_log = sshd.log_text();
+    for secret in [&code, &user.password, &key] {
+        assert!(!sys.contains(secret.as_str()), "a secret in syslog:\n{sys}");
+        assert!(
+            !sshd_log.contains(secret.as_str()),
+            "a secret in sshd's log:\n{sshd_log}"
+        );
+    }
+}

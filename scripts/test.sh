@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script).
 # Run as root on Debian, it first installs the real peers the tests drive: oathtool,
-# radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers.
+# radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers, zbar (QR decoding).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradius pamtester
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
-      libpam-google-authenticator sqlite3 procps iproute2 passwd)
+      libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()

@@ -15,6 +15,37 @@ use pam_support::{PamService, SyslogCapture, UnixUser, module_path, require_root
 
 const SSHD: &str = "/usr/sbin/sshd";
 
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn keygen(path: &Path) {
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ssh-keygen: {o:?}");
+}
+
+/// The repository's pam.d example with the module and config paths of this test, plus the
+/// account and session lines a whole service file needs.
+fn stack_from_example(name: &str, config: &Path) -> String {
+    let example = std::fs::read_to_string(examples().join("pam.d").join(name)).unwrap();
+    let module = format!("{} config={}", module_path().display(), config.display());
+    assert!(
+        example.contains("pam_mfa.so config=/etc/mfa/mfa.toml"),
+        "{example}"
+    );
+    format!(
+        "{}\n\
+         account  required  pam_unix.so\n\
+         session  required  pam_permit.so\n\
+         password required  pam_deny.so\n",
+        example.replace("pam_mfa.so config=/etc/mfa/mfa.toml", &module)
+    )
+}
+
 /// sshd in the foreground, killed when dropped.
 struct Sshd {
     child: Child,
@@ -23,40 +54,39 @@ struct Sshd {
 }
 
 impl Sshd {
-    fn start(dir: &Path, service: &str, user: &str, syslog: &SyslogCapture) -> Self {
+    /// sshd with `include` (one of examples/sshd_config.d) and the test's own settings.
+    fn start(
+        dir: &Path,
+        service: &str,
+        include: &str,
+        extra: &str,
+        syslog: &SyslogCapture,
+    ) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let key = dir.join("host_ed25519");
-        let o = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "ssh-keygen: {o:?}");
+        keygen(&key);
         let config = dir.join("sshd_config");
         std::fs::write(
             &config,
             format!(
-                "Port {port}\n\
+                "# The settings the documentation gives, as shipped in the repository:\n\
+                 Include {include}\n\
+                 Port {port}\n\
                  ListenAddress 127.0.0.1\n\
                  HostKey {key}\n\
                  PidFile {pid}\n\
-                 UsePAM yes\n\
-                 KbdInteractiveAuthentication yes\n\
-                 PasswordAuthentication no\n\
-                 PubkeyAuthentication no\n\
-                 AuthenticationMethods keyboard-interactive\n\
-                 AuthorizedKeysFile none\n\
                  PermitRootLogin no\n\
-                 AllowUsers {user}\n\
                  StrictModes no\n\
                  UseDNS no\n\
                  PrintMotd no\n\
                  PrintLastLog no\n\
-                 LogLevel VERBOSE\n",
+                 LogLevel VERBOSE\n\
+                 {extra}",
+                include = examples().join("sshd_config.d").join(include).display(),
                 key = key.display(),
                 pid = dir.join("sshd.pid").display(),
             ),
@@ -120,42 +150,48 @@ set timeout 30
 set pw $env(MFA_E2E_PW)
 set code $env(MFA_E2E_CODE)
 set asked 0
+set pwasked 0
 spawn {*}$argv
 expect {
-    -re {[Pp]assword: ?$} { send "$pw\r"; exp_continue }
+    -re {[Pp]assword: ?$} { set pwasked 1; send "$pw\r"; exp_continue }
     "Verification code: " {
         set asked 1
-        if {$code eq ""} { puts "\nRESULT asked=1 outcome=no-code-to-give"; exit 3 }
+        if {$code eq ""} { puts "\nRESULT pw=$pwasked asked=1 outcome=no-code-to-give"; exit 3 }
         send "$code\r"
         exp_continue
     }
-    "MFA-E2E-42" { puts "\nRESULT asked=$asked outcome=logged-in"; exit 0 }
-    "Permission denied" { puts "\nRESULT asked=$asked outcome=denied"; exit 1 }
-    timeout { puts "\nRESULT asked=$asked outcome=timeout"; exit 4 }
-    eof { puts "\nRESULT asked=$asked outcome=eof"; exit 2 }
+    "MFA-E2E-42" { puts "\nRESULT pw=$pwasked asked=$asked outcome=logged-in"; exit 0 }
+    "Permission denied" { puts "\nRESULT pw=$pwasked asked=$asked outcome=denied"; exit 1 }
+    timeout { puts "\nRESULT pw=$pwasked asked=$asked outcome=timeout"; exit 4 }
+    eof { puts "\nRESULT pw=$pwasked asked=$asked outcome=eof"; exit 2 }
 }
 "#;
 
 struct Login {
+    password_asked: bool,
     asked: bool,
     outcome: String,
     out: String,
 }
 
-fn ssh(script: &Path, port: u16, from: &str, user: &str, pw: &str, code: &str) -> Login {
+/// `ssh -b from user@127.0.0.1` under expect; `opts` come first (for ssh, the first value
+/// of an option wins).
+fn ssh(
+    script: &Path,
+    opts: &[&str],
+    port: u16,
+    from: &str,
+    user: &str,
+    pw: &str,
+    code: &str,
+) -> Login {
     let o = Command::new("expect")
         .arg("-f")
         .arg(script)
         .arg("--")
-        .args([
-            "ssh",
-            "-F",
-            "/dev/null",
-            "-p",
-            &port.to_string(),
-            "-b",
-            from,
-        ])
+        .args(["ssh", "-F", "/dev/null"])
+        .args(opts)
+        .args(["-p", &port.to_string(), "-b", from])
         .args([
             "-o",
             "StrictHostKeyChecking=no",
@@ -192,7 +228,8 @@ fn ssh(script: &Path, port: u16, from: &str, user: &str, pw: &str, code: &str) -
         .unwrap_or_else(|| panic!("expect printed no result:\n{out}"))
         .to_string();
     Login {
-        asked: result.contains("asked=1"),
+        password_asked: result.contains("pw=1"),
+        asked: result.contains(" asked=1"),
         outcome: result
             .split("outcome=")
             .nth(1)
@@ -222,30 +259,46 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     site.enroll(&user.name, &key);
     let service = PamService::new(
         &unique("mfa-sshd-"),
-        &format!(
-            "# written by the pam_mfa ssh test; removed when it finishes\n\
-             auth     requisite pam_unix.so\n\
-             auth     required  {} config={}\n\
-             account  required  pam_unix.so\n\
-             session  required  pam_permit.so\n\
-             password required  pam_deny.so\n",
-            module_path().display(),
-            site.config.display()
-        ),
+        &stack_from_example("sshd-password-code", &site.config),
     );
     let syslog = SyslogCapture::new();
-    let sshd = Sshd::start(dir.path(), &service.name, &user.name, &syslog);
+    let sshd = Sshd::start(
+        dir.path(),
+        &service.name,
+        "mfa-password-code.conf",
+        &format!(
+            "AllowUsers {}\nPubkeyAuthentication no\nAuthorizedKeysFile none\n",
+            user.name
+        ),
+        &syslog,
+    );
     let script = dir.path().join("ssh.exp");
     std::fs::write(&script, SSH_EXP).unwrap();
     let port = sshd.port;
 
     // Trusted: the password alone.
-    let l = ssh(&script, port, "127.0.0.1", &user.name, &user.password, "");
+    let l = ssh(
+        &script,
+        &[],
+        port,
+        "127.0.0.1",
+        &user.name,
+        &user.password,
+        "",
+    );
     assert_eq!(l.outcome, "logged-in", "{}\n{}", l.out, sshd.log_text());
     assert!(!l.asked, "code asked from a trusted address:\n{}", l.out);
 
     // Wrong password from outside: pam_unix stops the stack; no code is asked.
-    let l = ssh(&script, port, "127.0.0.3", &user.name, "wrong-password", "");
+    let l = ssh(
+        &script,
+        &[],
+        port,
+        "127.0.0.3",
+        &user.name,
+        "wrong-password",
+        "",
+    );
     assert_eq!(l.outcome, "denied", "{}", l.out);
     assert!(!l.asked, "{}", l.out);
 
@@ -253,6 +306,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     let code = oathtool(&key, unix_now());
     let l = ssh(
         &script,
+        &[],
         port,
         "127.0.0.3",
         &user.name,
@@ -265,6 +319,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     // The same code again: a replay, refused.
     let l = ssh(
         &script,
+        &[],
         port,
         "127.0.0.3",
         &user.name,
@@ -293,4 +348,125 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
             "a secret in sshd's log:\n{sshd_log}"
         );
     }
+}
+
+#[test]
+fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
+    require_root("ssh_login tests");
+    for t in ["ssh", "ssh-keygen", "expect"] {
+        require_tool(t);
+    }
+    let site = Site::new("");
+    let dir = tempfile::tempdir().unwrap();
+    // sshd reads authorized_keys as the user: the directory must be open to it.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let user = UnixUser::new(&dir.path().join("home"));
+    let key = fresh_key();
+    site.enroll(&user.name, &key);
+    let client_key = dir.path().join("client_ed25519");
+    keygen(&client_key);
+    let authorized = dir.path().join("authorized_keys");
+    std::fs::copy(client_key.with_extension("pub"), &authorized).unwrap();
+    std::fs::set_permissions(
+        &authorized,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let service = PamService::new(
+        &unique("mfa-sshd-pk-"),
+        &stack_from_example("sshd-publickey-code", &site.config),
+    );
+    let syslog = SyslogCapture::new();
+    let sshd = Sshd::start(
+        dir.path(),
+        &service.name,
+        "mfa-publickey-code.conf",
+        &format!(
+            "AllowUsers {}\nAuthorizedKeysFile {}\n",
+            user.name,
+            authorized.display()
+        ),
+        &syslog,
+    );
+    let script = dir.path().join("ssh.exp");
+    std::fs::write(&script, SSH_EXP).unwrap();
+    let ck = client_key.display().to_string();
+    let with_key = [
+        "-i",
+        &ck,
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "PubkeyAuthentication=yes",
+        "-o",
+        "PreferredAuthentications=publickey,keyboard-interactive",
+    ];
+    let no_pw = "no-password-is-asked";
+
+    // Trusted: the key alone.
+    let l = ssh(
+        &script,
+        &with_key,
+        sshd.port,
+        "127.0.0.1",
+        &user.name,
+        no_pw,
+        "",
+    );
+    assert_eq!(l.outcome, "logged-in", "{}\n{}", l.out, sshd.log_text());
+    assert!(!l.asked && !l.password_asked, "{}", l.out);
+
+    // From 127.0.0.3: the key, then the code (no password).
+    let bad = if oathtool(&key, unix_now()) == "000000" {
+        "999999"
+    } else {
+        "000000"
+    };
+    let l = ssh(
+        &script,
+        &with_key,
+        sshd.port,
+        "127.0.0.3",
+        &user.name,
+        no_pw,
+        bad,
+    );
+    assert_eq!(l.outcome, "denied", "wrong code: {}", l.out);
+    let code = oathtool(&key, unix_now());
+    let l = ssh(
+        &script,
+        &with_key,
+        sshd.port,
+        "127.0.0.3",
+        &user.name,
+        no_pw,
+        &code,
+    );
+    assert_eq!(l.outcome, "logged-in", "{}\n{}", l.out, sshd.log_text());
+    assert!(l.asked && !l.password_asked, "{}", l.out);
+
+    // Without the key the code alone is not enough.
+    let next = oathtool(&key, unix_now() + 30);
+    let l = ssh(
+        &script,
+        &[],
+        sshd.port,
+        "127.0.0.3",
+        &user.name,
+        no_pw,
+        &next,
+    );
+    assert_eq!(l.outcome, "denied", "{}", l.out);
+    assert!(!l.asked, "{}", l.out);
+
+    let sys = syslog.text();
+    assert!(
+        sys.contains("client_ip=127.0.0.3 decision=allow reason=valid_code"),
+        "{sys}"
+    );
+    assert!(!sys.contains(&code) && !sys.contains(bad), "{sys}");
 }

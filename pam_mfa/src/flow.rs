@@ -344,7 +344,9 @@ fn enrolment_text(cfg: &Config, user: &str, secret: &TotpSecret) -> EnrolmentTex
     let qr = qr_terminal(&uri).ok();
     let grouped = secret.to_grouped();
     // Sized up front so that writing never reallocates and leaves an unwiped copy behind.
-    let mut key = Zeroizing::new(String::with_capacity(256 + grouped.len() + user.len()));
+    let mut key = Zeroizing::new(String::with_capacity(
+        128 + cfg.totp.issuer.len() + user.len() + grouped.len(),
+    ));
     let _ = write!(
         key,
         "Account: {}:{}\nKey: {}\n(time-based, {}, {} digits, every {} seconds)",

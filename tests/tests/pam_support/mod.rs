@@ -32,14 +32,28 @@ pub fn require_root(what: &str) {
 }
 
 /// The module as built by this workspace (debug profile, next to the test binaries).
+/// `cargo build` puts it in target/debug; plain `cargo test` builds it (for pam_mfa's doc
+/// tests) but leaves it in target/debug/deps. The newer of the two is the current one.
 pub fn module_path() -> PathBuf {
-    let p = bin_dir().join("libpam_mfa.so");
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo build --workspace` (or plain `cargo test`) first",
-        p.display()
-    );
-    p
+    let dir = bin_dir();
+    [
+        dir.join("libpam_mfa.so"),
+        dir.join("deps").join("libpam_mfa.so"),
+    ]
+    .into_iter()
+    .filter_map(|p| {
+        let t = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+        Some((t, p))
+    })
+    .max()
+    .map(|(_, p)| p)
+    .unwrap_or_else(|| {
+        panic!(
+            "libpam_mfa.so is not built in {}: run `cargo build --workspace` (or plain \
+                 `cargo test`) first",
+            dir.display()
+        )
+    })
 }
 
 static N: AtomicU32 = AtomicU32::new(0);

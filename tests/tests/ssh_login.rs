@@ -470,3 +470,101 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
     );
     assert!(!sys.contains(&code) && !sys.contains(bad), "{sys}");
 }
+
+/// expect: password, then read the key from the enrolment messages, confirm with oathtool.
+const SSH_ENROL_EXP: &str = r#"
+set timeout 30
+set pw $env(MFA_E2E_PW)
+spawn {*}$argv
+expect {
+    -re {[Pp]assword: ?$} { send "$pw\r"; exp_continue }
+    -re {Key: ([A-Z2-7 ]+)\r?\n} { set key [string map {" " ""} $expect_out(1,string)] }
+    timeout { puts "\nRESULT no-key"; exit 3 }
+    eof { puts "\nRESULT no-key"; exit 3 }
+}
+expect {
+    "(Enter to skip): " {}
+    timeout { puts "\nRESULT no-confirmation-prompt"; exit 4 }
+    eof { puts "\nRESULT no-confirmation-prompt"; exit 4 }
+}
+set code [exec oathtool --totp -b $key]
+send "$code\r"
+expect {
+    "MFA-E2E-42" { puts "\nSHOWN-KEY=$key\nRESULT logged-in"; exit 0 }
+    timeout { puts "\nRESULT timeout"; exit 5 }
+    eof { puts "\nRESULT eof"; exit 6 }
+}
+"#;
+
+#[test]
+fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
+    require_root("ssh_login tests");
+    for t in ["ssh", "ssh-keygen", "expect"] {
+        require_tool(t);
+    }
+    let site = Site::new("self_enroll = \"trusted\"\n");
+    pam_support::create_store(&site.config);
+    let dir = tempfile::tempdir().unwrap();
+    let user = UnixUser::new(&dir.path().join("home"));
+    let service = PamService::new(
+        &unique("mfa-sshd-se-"),
+        &stack_from_example("sshd-password-code", &site.config),
+    );
+    let syslog = SyslogCapture::new();
+    let sshd = Sshd::start(
+        dir.path(),
+        &service.name,
+        "mfa-password-code.conf",
+        &format!(
+            "AllowUsers {}\nPubkeyAuthentication no\nAuthorizedKeysFile none\n",
+            user.name
+        ),
+        &syslog,
+    );
+    let enrol = dir.path().join("enrol.exp");
+    std::fs::write(&enrol, SSH_ENROL_EXP).unwrap();
+    let o = Command::new("expect")
+        .arg("-f")
+        .arg(&enrol)
+        .arg("--")
+        .args(["ssh", "-F", "/dev/null", "-p", &sshd.port.to_string()])
+        .args(["-b", "127.0.0.1", "-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "PreferredAuthentications=keyboard-interactive"])
+        .arg(format!("{}@127.0.0.1", user.name))
+        .arg("echo MFA-E2E-$((6*7))")
+        .env("MFA_E2E_PW", &user.password)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "self-enrolment over ssh:\n{out}\n{}",
+        sshd.log_text()
+    );
+    assert!(out.contains('█'), "no QR code through ssh:\n{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SHOWN-KEY="))
+        .unwrap()
+        .to_string();
+
+    // From outside, the new key's next code logs in.
+    let script = dir.path().join("ssh.exp");
+    std::fs::write(&script, SSH_EXP).unwrap();
+    let next = oathtool(&key, unix_now() + 30);
+    let l = ssh(
+        &script,
+        &[],
+        sshd.port,
+        "127.0.0.3",
+        &user.name,
+        &user.password,
+        &next,
+    );
+    assert_eq!(l.outcome, "logged-in", "{}\n{}", l.out, sshd.log_text());
+    assert!(l.asked, "{}", l.out);
+    let sys = syslog.text();
+    assert!(sys.contains("reason=self_enrolled"), "{sys}");
+    assert!(!sys.contains(&key), "the key in syslog");
+}

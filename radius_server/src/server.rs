@@ -27,8 +27,10 @@ use crate::stats::{Drop, Stats};
 const DEDUP_TTL: Duration = Duration::from_secs(30);
 const DEDUP_CAPACITY: usize = 65_536;
 const CHALLENGE_CAPACITY: usize = 65_536;
-/// SQLite serialises writers; more threads than this only contend for the lock.
-const STORE_WORKERS: usize = 4;
+/// SQLite serialises writers, and a writer that finds the lock taken sleeps in SQLite's busy
+/// handler (1 ms, 2 ms, 5 ms...), so parallel store calls from this process only add latency:
+/// one worker, with every call a short transaction, measured fastest (docs/BENCHMARKS.md).
+const STORE_WORKERS: usize = 1;
 const STORE_QUEUE: usize = 4096;
 /// Requests being processed at once (waiting for a lane, or sleeping a PAM failure delay);
 /// past this, new ones are dropped and the gateway retransmits.

@@ -311,7 +311,7 @@ impl Rig {
     }
 
     pub fn send(&self, attrs: &str) -> Reply {
-        radclient(&self.addr(), SECRET, "auth", attrs, 2)
+        radclient(&self.addr(), SECRET, "auth", attrs, 5)
     }
 
     /// How often the PAM stack ran, per user.

@@ -1,0 +1,515 @@
+//! A closed-loop RADIUS load generator: keeps a fixed number of Access-Requests in flight,
+//! checks every reply (Response Authenticator, Message-Authenticator, expected code) and
+//! reports requests/s and latency percentiles. radclient's `-p` batches cannot saturate a
+//! fast server; this can.
+//!
+//!   radius-loadgen gen-users COUNT USERS.csv FREERADIUS_USERS
+//!   radius-loadgen run --target ADDR --secret S --users USERS.csv [--kind totp|pap]
+//!       [--duration SECS] [--threads N] [--window N] [--mix ACCEPT,WRONG,TRUSTED]
+//!
+//! `totp` sends TOTP codes as User-Password (mfa-radiusd in code-only mode): accepted codes
+//! over the first 80% of users (each step used once per user), wrong codes over the other
+//! 20%, and trusted-network logins (Calling-Station-Id in 10.0.0.0/8) without a code.
+//! `pap` sends each user's fixed password (FreeRADIUS users file): right, wrong, and right
+//! again for the "trusted" share, so both servers see the same packet sizes and mix.
+
+use std::io::Write;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, KeyInit, Mac};
+use mfa_radius::codec::{Builder, Code, Packet, attr, hide_password};
+use sha1::Sha1;
+
+const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+fn b32_encode(b: &[u8]) -> String {
+    let (mut out, mut acc, mut bits) = (String::new(), 0u32, 0);
+    for &x in b {
+        acc = (acc << 8) | u32::from(x);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(B32[((acc >> bits) & 31) as usize]));
+        }
+    }
+    out
+}
+
+fn b32_decode(s: &str) -> Option<Vec<u8>> {
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for c in s.bytes() {
+        let v = B32.iter().position(|&a| a == c)? as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// RFC 6238 with SHA1, 6 digits.
+fn totp(key: &[u8], step: u64) -> String {
+    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(&step.to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let off = usize::from(h[19] & 0xf);
+    let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+fn now_step() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() / 30)
+        .unwrap_or(0)
+}
+
+struct User {
+    name: String,
+    key: Vec<u8>,
+    /// The FreeRADIUS password: fixed per user.
+    pap: String,
+}
+
+fn load_users(path: &str) -> Vec<User> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| die(&format!("{path}: {e}")));
+    text.lines()
+        .filter(|l| !l.starts_with("user,") && !l.is_empty())
+        .map(|l| {
+            let (name, key) = l.split_once(',').unwrap_or_else(|| die("bad users line"));
+            let raw = b32_decode(key).unwrap_or_else(|| die("bad base32"));
+            User {
+                name: name.into(),
+                pap: key[..12].to_lowercase(),
+                key: raw,
+            }
+        })
+        .collect()
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("radius-loadgen: {msg}");
+    std::process::exit(2)
+}
+
+fn gen_users(count: usize, csv: &str, fr: &str) {
+    let mut c =
+        std::io::BufWriter::new(std::fs::File::create(csv).unwrap_or_else(|e| die(&e.to_string())));
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(fr).unwrap_or_else(|e| die(&e.to_string())));
+    let _ = writeln!(c, "user,secret");
+    for i in 0..count {
+        let mut k = [0u8; 20];
+        getrandom::fill(&mut k).unwrap_or_else(|_| die("no randomness"));
+        let key = b32_encode(&k);
+        let name = format!("user{i:06}");
+        let _ = writeln!(c, "{name},{key}");
+        let _ = writeln!(
+            f,
+            "{name}\tCleartext-Password := \"{}\"\n",
+            key[..12].to_lowercase()
+        );
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Accept,
+    Wrong,
+    Trusted,
+}
+
+struct Opts {
+    target: String,
+    secret: Vec<u8>,
+    totp: bool,
+    duration: Duration,
+    threads: usize,
+    window: usize,
+    mix: [u32; 3],
+}
+
+/// Hands out users: accepted codes walk the first 80% round-robin, each user's steps in
+/// increasing order (the replay rule allows each step once); wrong codes and trusted logins
+/// pick from their own ranges.
+struct Picker {
+    users: Vec<User>,
+    split: usize,
+    next_accept: AtomicUsize,
+    next_wrong: AtomicUsize,
+    next_trusted: AtomicUsize,
+    /// Next step each accept-pool user may use.
+    steps: Vec<std::sync::atomic::AtomicU64>,
+}
+
+struct Job {
+    kind: Kind,
+    user: usize,
+    password: Option<String>,
+    csi: &'static str,
+}
+
+impl Picker {
+    fn job(&self, kind: Kind, totp_mode: bool, rnd: u64) -> Option<Job> {
+        let n = self.users.len();
+        match kind {
+            Kind::Accept => {
+                for _ in 0..self.split {
+                    let u = self.next_accept.fetch_add(1, Ordering::Relaxed) % self.split;
+                    if !totp_mode {
+                        return Some(Job {
+                            kind,
+                            user: u,
+                            password: Some(self.users[u].pap.clone()),
+                            csi: "198.51.100.7",
+                        });
+                    }
+                    let now = now_step();
+                    let s = &self.steps[u];
+                    let want = s.load(Ordering::Relaxed).max(now.saturating_sub(1));
+                    if want > now + 1 {
+                        continue;
+                    }
+                    s.store(want + 1, Ordering::Relaxed);
+                    return Some(Job {
+                        kind,
+                        user: u,
+                        password: Some(totp(&self.users[u].key, want)),
+                        csi: "198.51.100.7",
+                    });
+                }
+                None
+            }
+            Kind::Wrong => {
+                let u = self.split
+                    + self.next_wrong.fetch_add(1, Ordering::Relaxed) % (n - self.split).max(1);
+                let u = u.min(n - 1);
+                let pw = if totp_mode {
+                    let now = now_step();
+                    let valid: Vec<String> = (now - 1..=now + 1)
+                        .map(|s| totp(&self.users[u].key, s))
+                        .collect();
+                    let mut c = rnd % 1_000_000;
+                    loop {
+                        let s = format!("{c:06}");
+                        if !valid.contains(&s) {
+                            break s;
+                        }
+                        c = (c + 1) % 1_000_000;
+                    }
+                } else {
+                    format!("wrong{}", rnd % 1000)
+                };
+                Some(Job {
+                    kind,
+                    user: u,
+                    password: Some(pw),
+                    csi: "198.51.100.8",
+                })
+            }
+            Kind::Trusted => {
+                let u = self.next_trusted.fetch_add(7919, Ordering::Relaxed) % self.split;
+                let password = if totp_mode {
+                    None
+                } else {
+                    Some(self.users[u].pap.clone())
+                };
+                Some(Job {
+                    kind,
+                    user: u,
+                    password,
+                    csi: "10.1.2.3:1194",
+                })
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u32>,
+    replies: [u64; 3],
+    unexpected: u64,
+    bad_reply: u64,
+    lost: u64,
+    sent: u64,
+    exhausted: u64,
+}
+
+struct Slot {
+    sent_at: Instant,
+    authenticator: [u8; 16],
+    kind: Kind,
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
+    let sock = UdpSocket::bind(if o.target.starts_with('[') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    })
+    .unwrap_or_else(|e| die(&e.to_string()));
+    sock.connect(&o.target)
+        .unwrap_or_else(|e| die(&e.to_string()));
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let mut rng = Rng(seed | 1);
+    let mut slots: Vec<Option<Slot>> = (0..256).map(|_| None).collect();
+    let mut t = Tally::default();
+    let total: u32 = o.mix.iter().sum();
+    let end = start + o.duration;
+    let send = |id: u8, rng: &mut Rng, t: &mut Tally| -> Option<Slot> {
+        let r = (rng.next() % u64::from(total)) as u32;
+        let kind = if r < o.mix[0] {
+            Kind::Accept
+        } else if r < o.mix[0] + o.mix[1] {
+            Kind::Wrong
+        } else {
+            Kind::Trusted
+        };
+        let Some(job) = p.job(kind, o.totp, rng.next()) else {
+            t.exhausted += 1;
+            return None;
+        };
+        let mut auth = [0u8; 16];
+        auth[..8].copy_from_slice(&rng.next().to_le_bytes());
+        auth[8..].copy_from_slice(&rng.next().to_le_bytes());
+        let mut b = Builder::request(Code::ACCESS_REQUEST, id, true);
+        let _ = b.add(attr::USER_NAME, p.users[job.user].name.as_bytes());
+        if let Some(pw) = &job.password {
+            let hidden = hide_password(pw.as_bytes(), &o.secret, &auth).ok()?;
+            let _ = b.add(attr::USER_PASSWORD, &hidden);
+        }
+        let _ = b.add(attr::CALLING_STATION_ID, job.csi.as_bytes());
+        let _ = b.add(attr::NAS_IDENTIFIER, b"loadgen");
+        let pkt = b.encode_request(&o.secret, &auth).ok()?;
+        sock.send(&pkt).ok()?;
+        t.sent += 1;
+        Some(Slot {
+            sent_at: Instant::now(),
+            authenticator: auth,
+            kind: job.kind,
+        })
+    };
+    for id in 0..o.window.min(256) {
+        slots[id] = send(id as u8, &mut rng, &mut t);
+    }
+    let mut buf = [0u8; 4096];
+    let mut last_sweep = Instant::now();
+    loop {
+        let now = Instant::now();
+        let running = now < end;
+        if !running && slots.iter().all(Option::is_none) {
+            break;
+        }
+        if now > end + Duration::from_secs(3) {
+            t.lost += slots.iter().filter(|s| s.is_some()).count() as u64;
+            break;
+        }
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                let Ok(reply) = Packet::parse(&buf[..n]) else {
+                    t.bad_reply += 1;
+                    continue;
+                };
+                let id = usize::from(reply.identifier);
+                let Some(slot) = slots[id].take() else {
+                    continue;
+                };
+                if !reply.verify_reply(&o.secret, &slot.authenticator) {
+                    t.bad_reply += 1;
+                } else {
+                    let us = slot.sent_at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                    t.latencies_us.push(us);
+                    let accepted = reply.code == Code::ACCESS_ACCEPT;
+                    let idx = slot.kind as usize;
+                    t.replies[idx] += 1;
+                    if accepted != (slot.kind != Kind::Wrong) {
+                        t.unexpected += 1;
+                    }
+                }
+                if running {
+                    slots[id] = send(id as u8, &mut rng, &mut t);
+                }
+            }
+            Err(_) => {}
+        }
+        if now.duration_since(last_sweep) > Duration::from_millis(200) {
+            last_sweep = now;
+            for (id, s) in slots.iter_mut().enumerate() {
+                if s.as_ref()
+                    .is_some_and(|s| now.duration_since(s.sent_at) > Duration::from_secs(2))
+                {
+                    t.lost += 1;
+                    *s = if running {
+                        send(id as u8, &mut rng, &mut t)
+                    } else {
+                        None
+                    };
+                }
+            }
+        }
+    }
+    t
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("gen-users") => {
+            let n: usize = args
+                .get(2)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| die("gen-users COUNT CSV FR_USERS"));
+            let (Some(csv), Some(fr)) = (args.get(3), args.get(4)) else {
+                die("gen-users COUNT CSV FR_USERS")
+            };
+            gen_users(n, csv, fr);
+        }
+        Some("run") => run(&args),
+        _ => die(
+            "usage: radius-loadgen gen-users COUNT USERS.csv FR_USERS | run --target ADDR --secret S --users USERS.csv [--kind totp|pap] [--duration S] [--threads N] [--window N] [--mix A,W,T] [--label NAME]",
+        ),
+    }
+}
+
+fn run(args: &[String]) {
+    let target = arg(args, "--target").unwrap_or_else(|| die("--target"));
+    let secret = arg(args, "--secret")
+        .unwrap_or_else(|| die("--secret"))
+        .into_bytes();
+    let users = load_users(&arg(args, "--users").unwrap_or_else(|| die("--users")));
+    let totp_mode = arg(args, "--kind").as_deref() != Some("pap");
+    let mix: Vec<u32> = arg(args, "--mix")
+        .unwrap_or_else(|| "60,20,20".into())
+        .split(',')
+        .map(|s| s.parse().unwrap_or_else(|_| die("--mix A,W,T")))
+        .collect();
+    let [a, w, tr] = mix[..] else {
+        die("--mix A,W,T")
+    };
+    let o = Arc::new(Opts {
+        target,
+        secret,
+        totp: totp_mode,
+        duration: Duration::from_secs(
+            arg(args, "--duration")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(20),
+        ),
+        threads: arg(args, "--threads")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2),
+        window: arg(args, "--window")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(128),
+        mix: [a, w, tr],
+    });
+    let label = arg(args, "--label").unwrap_or_else(|| o.target.clone());
+    let n = users.len();
+    let split = n * 8 / 10;
+    let p = Arc::new(Picker {
+        steps: (0..split)
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect(),
+        users,
+        split,
+        next_accept: AtomicUsize::new(0),
+        next_wrong: AtomicUsize::new(0),
+        next_trusted: AtomicUsize::new(0),
+    });
+    // Steps already used by earlier runs (replay protection is per user and step).
+    let state = arg(args, "--state");
+    if let Some(f) = &state
+        && let Ok(b) = std::fs::read(f)
+    {
+        for (s, c) in p.steps.iter().zip(b.chunks_exact(8)) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            s.store(u64::from_le_bytes(a), Ordering::Relaxed);
+        }
+        p.next_accept
+            .store(b.len() / 8 % split.max(1), Ordering::Relaxed);
+    }
+    let start = Instant::now();
+    let handles: Vec<_> = (0..o.threads)
+        .map(|i| {
+            let (o, p) = (o.clone(), p.clone());
+            std::thread::spawn(move || {
+                worker(
+                    o,
+                    p,
+                    0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1) * 0x1234_5678_9abc,
+                    start,
+                )
+            })
+        })
+        .collect();
+    let mut t = Tally::default();
+    for h in handles {
+        let x = h.join().unwrap_or_else(|_| die("worker panicked"));
+        t.latencies_us.extend(x.latencies_us);
+        for i in 0..3 {
+            t.replies[i] += x.replies[i];
+        }
+        t.unexpected += x.unexpected;
+        t.bad_reply += x.bad_reply;
+        t.lost += x.lost;
+        t.sent += x.sent;
+        t.exhausted += x.exhausted;
+    }
+    if let Some(f) = &state {
+        let b: Vec<u8> = p
+            .steps
+            .iter()
+            .flat_map(|s| s.load(Ordering::Relaxed).to_le_bytes())
+            .collect();
+        let _ = std::fs::write(f, b);
+    }
+    t.latencies_us.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        if t.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((t.latencies_us.len() as f64 - 1.0) * q).round() as usize;
+        f64::from(t.latencies_us[i]) / 1000.0
+    };
+    let answered = t.latencies_us.len() as f64;
+    println!(
+        "{label}: {:.0} req/s answered ({} in {:.1}s; accept/wrong/trusted {}/{}/{}), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, unexpected {}, bad replies {}, lost {}, users exhausted {}",
+        answered / o.duration.as_secs_f64(),
+        t.latencies_us.len(),
+        o.duration.as_secs_f64(),
+        t.replies[0],
+        t.replies[1],
+        t.replies[2],
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        t.unexpected,
+        t.bad_reply,
+        t.lost,
+        t.exhausted,
+    );
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# PAM authentication latency: pam_mfa.so next to pam_google_authenticator.so (Debian package
+# libpam-google-authenticator), both loaded by the real libpam through pamtester, in the same
+# run, interleaved, one fresh user (and key) per login so every code is valid and unused.
+#
+#   sudo bash bench/pam/run.sh [LOGINS]      (default 300 per case)
+#
+# Cases, each LOGINS times:
+#   baseline   pam_permit.so only: the cost of pamtester + libpam themselves
+#   mfa-code   pam_mfa.so, untrusted PAM_RHOST, a valid code (store write: replay marker,
+#              counters, audit row, fsync)
+#   ga-code    pam_google_authenticator.so, a valid code, DISALLOW_REUSE (the secret file is
+#              rewritten to record the used code), WINDOW_SIZE 3 (same skew as pam_mfa's 1)
+#   mfa-trust  pam_mfa.so, trusted PAM_RHOST, no prompt (audit row and login statistics)
+# Each figure is the wall time of one pamtester process (spawn, pam_start, authenticate,
+# pam_end, exit), taken with bash's $EPOCHREALTIME; the code is computed before the clock
+# starts. Not a test: nothing is asserted.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-300}
+
+[ "$(id -u)" = 0 ] || { echo "run as root: it writes /etc/pam.d service files" >&2; exit 1; }
+for t in pamtester oathtool; do
+  command -v "$t" >/dev/null || { echo "$t is not installed" >&2; exit 1; }
+done
+GA=$(find /lib /usr/lib /lib64 /usr/lib64 -name pam_google_authenticator.so -print -quit 2>/dev/null || true)
+[ -n "$GA" ] || { echo "pam_google_authenticator.so not found: apt-get install libpam-google-authenticator" >&2; exit 1; }
+
+cargo build --release --locked -p pam_mfa -p mfactl >&2
+T=$(realpath "${CARGO_TARGET_DIR:-target}/release")
+MOD="$T/libpam_mfa.so"
+MFACTL="$T/mfactl"
+
+W=$(mktemp -d)
+TAG="mfa-bench-$$"
+cleanup() { rm -rf "$W"; rm -f /etc/pam.d/"$TAG"-*; }
+trap cleanup EXIT
+
+cat > "$W/mfa.toml" <<CONF
+[store]
+path = "$W/mfa.db"
+[policy]
+trusted_networks = ["10.0.0.0/8"]
+CONF
+mkdir -m 0700 "$W/ga"
+printf 'auth required pam_permit.so\naccount required pam_permit.so\n' > /etc/pam.d/"$TAG"-base
+printf 'auth required %s config=%s\naccount required pam_permit.so\n' "$MOD" "$W/mfa.toml" > /etc/pam.d/"$TAG"-mfa
+printf 'auth required %s secret=%s/${USER} user=root\naccount required pam_permit.so\n' "$GA" "$W/ga" > /etc/pam.d/"$TAG"-ga
+
+echo "enrolling $N users in both..." >&2
+declare -a KEY
+for i in $(seq 1 "$N"); do
+  k=$(head -c 20 /dev/urandom | base32 | tr -d '=\n')
+  KEY[$i]=$k
+  "$MFACTL" --config "$W/mfa.toml" enroll "b$i" --secret "$k" --no-confirm >/dev/null
+  printf '%s\n" TOTP_AUTH\n" DISALLOW_REUSE\n" WINDOW_SIZE 3\n' "$k" > "$W/ga/b$i"
+  chmod 0600 "$W/ga/b$i"
+done
+
+# One pamtester run; prints microseconds, fails the benchmark on a refused login.
+run() { # service user rhost input
+  local t0 t1 rc=0
+  t0=$EPOCHREALTIME
+  pamtester -I rhost="$3" "$1" "$2" authenticate <<<"$4" >/dev/null 2>&1 || rc=$?
+  t1=$EPOCHREALTIME
+  [ $rc = 0 ] || { echo "login refused: $1 $2 from $3" >&2; exit 1; }
+  echo $(( (${t1/./} - ${t0/./}) ))
+}
+
+: > "$W/base"; : > "$W/mfa-code"; : > "$W/ga-code"; : > "$W/mfa-trust"
+echo "measuring..." >&2
+for i in $(seq 1 "$N"); do
+  code=$(oathtool --totp -b "${KEY[$i]}")
+  # Alternate the order so neither module always runs first in a step.
+  if (( i % 2 )); then
+    run "$TAG-mfa" "b$i" 192.0.2.1 "$code" >> "$W/mfa-code"
+    run "$TAG-ga" "b$i" 192.0.2.1 "$code" >> "$W/ga-code"
+  else
+    run "$TAG-ga" "b$i" 192.0.2.1 "$code" >> "$W/ga-code"
+    run "$TAG-mfa" "b$i" 192.0.2.1 "$code" >> "$W/mfa-code"
+  fi
+  run "$TAG-mfa" "b$i" 10.1.2.3 "" >> "$W/mfa-trust"
+  run "$TAG-base" "b$i" 192.0.2.1 "" >> "$W/base"
+done
+
+stats() { # file label
+  sort -n "$1" | awk -v label="$2" '
+    { v[NR] = $1; s += $1 }
+    END {
+      printf "| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f |\n", label, NR,
+        v[int(NR * 0.50 + 0.5)] / 1000, v[int(NR * 0.90 + 0.5)] / 1000,
+        v[int(NR * 0.99 + 0.5)] / 1000, s / NR / 1000, v[1] / 1000
+    }'
+}
+
+echo
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -r)"
+echo "pam_google_authenticator: $(dpkg-query -W -f='${Version}' libpam-google-authenticator 2>/dev/null || echo '?'), pamtester: $(dpkg-query -W -f='${Version}' pamtester 2>/dev/null || echo '?')"
+echo
+echo "| case | logins | p50 ms | p90 ms | p99 ms | mean ms | min ms |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+stats "$W/base" "baseline (pam_permit)"
+stats "$W/mfa-code" "pam_mfa, valid code"
+stats "$W/ga-code" "pam_google_authenticator, valid code"
+stats "$W/mfa-trust" "pam_mfa, trusted network"

@@ -116,6 +116,15 @@ pub struct SyslogCapture {
 impl SyslogCapture {
     pub fn new() -> Self {
         require_tool("unshare");
+        let ok = Command::new("unshare")
+            .args(["--mount", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "`unshare --mount` is not permitted here: these tests catch syslog in a private \
+             mount namespace and need root with CAP_SYS_ADMIN (not an unprivileged container)"
+        );
         let dir = tempfile::tempdir().unwrap();
         let sock = UnixDatagram::bind(dir.path().join("syslog")).unwrap();
         sock.set_nonblocking(true).unwrap();

@@ -269,6 +269,19 @@ impl Authenticator {
         actor: &str,
         now: i64,
     ) -> Result<(), CoreError> {
+        let ev = AuditEvent::admin(now, user, "enroll", actor);
+        self.enroll_with_event(user, secret, confirm_code, replace, now, &ev)
+    }
+
+    fn enroll_with_event(
+        &self,
+        user: &str,
+        secret: &TotpSecret,
+        confirm_code: Option<&str>,
+        replace: bool,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<(), CoreError> {
         if !mfa_config::valid_name(user) {
             return Err(CoreError::Invalid(format!(
                 "{user:?} is not a valid user name"
@@ -313,23 +326,36 @@ impl Authenticator {
             rec.failures = 0;
             rec.first_failure = None;
             rec.locked_until = None;
-            Ok(vec![AuditEvent::admin(now, user, action, actor)])
+            let mut ev = event.clone();
+            if ev.decision == "enroll" {
+                ev.decision = action.into();
+            }
+            Ok(vec![ev])
         })?;
         Ok(())
     }
 
-    /// Self-enrolment at login: stores the secret once the user typed a matching code, and
-    /// records the login as allowed.
+    /// Self-enrolment at login: stores the secret once the user typed a matching code. The
+    /// login itself was already recorded by `begin`; the enrolment writes its own audit event
+    /// (`enroll` by the PAM service), so nothing is counted twice.
     pub fn self_enroll(
         &self,
         req: &Request,
         secret: &TotpSecret,
         code: &str,
     ) -> Result<Decision, CoreError> {
-        match self.enroll(&req.user, secret, Some(code), false, &req.service, req.now) {
+        let d = Decision::allow(Reason::SelfEnrolled);
+        let mut ev = AuditEvent::for_decision(
+            req.now,
+            &req.user,
+            &req.service,
+            req.client.ip().map(|i| i.to_string()),
+            &d,
+        );
+        ev.decision = "enroll".into();
+        match self.enroll_with_event(&req.user, secret, Some(code), false, req.now, &ev) {
             Ok(()) => {
-                let d = Decision::allow(Reason::SelfEnrolled);
-                self.record(req, &d)?;
+                self.log(&ev);
                 Ok(d)
             }
             Err(CoreError::Invalid(_)) => Ok(Decision::deny(Reason::WrongCode)),

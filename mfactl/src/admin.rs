@@ -74,6 +74,19 @@ pub fn auth(
     Ok(ExitCode::from(if d.is_allowed() { 0 } else { 1 }))
 }
 
+pub fn init(cfg: &Path) -> Result<ExitCode> {
+    let c = load_config(cfg)?;
+    let existed = c.store.path.exists();
+    let a = Authenticator::open(Arc::new(c), OpenMode::Create, "mfactl")?;
+    let path = a.config().store.path.display();
+    if existed {
+        println!("The store {path} exists already; nothing changed.");
+    } else {
+        println!("Created the store {path} (mode 0600).");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn unlink(cfg: &Path, user: &str) -> Result<ExitCode> {
     open(cfg, OpenMode::Existing)?.unlink(user, now())?;
     println!("Unlinked {user}: the key is removed; enrol again to link a new phone.");

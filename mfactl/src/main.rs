@@ -66,6 +66,9 @@ pub enum Format {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Create the store (file 0600, directory 0700), so the PAM module and the daemon can run
+    /// before anyone is enrolled. Does nothing to an existing store.
+    Init,
     /// Enrol a user: new key, QR code, manual key, confirmation with a current code.
     Enroll {
         user: String,
@@ -200,6 +203,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let cfg = &cli.config;
     match cli.command {
+        Command::Init => admin::init(cfg),
         Command::Enroll {
             user,
             secret,

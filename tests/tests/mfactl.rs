@@ -181,6 +181,29 @@ fn trusted_add_keeps_comments_and_refuses_bad_input_unchanged() {
 }
 
 #[test]
+fn init_creates_a_private_empty_store_once() {
+    use std::os::unix::fs::MetadataExt;
+    let site = Site::with_config("[store]\npath = \"state/mfa.db\"\n");
+    // Before init, commands that need an existing store say so instead of creating one.
+    let o = site.mfactl(&["report"]);
+    assert_eq!(code_of(&o), 2, "{}", text(&o));
+    assert!(text(&o).contains("does not exist"), "{}", text(&o));
+    let o = site.mfactl(&["init"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let db = site.path().join("state/mfa.db");
+    assert_eq!(std::fs::metadata(&db).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(db.parent().unwrap()).unwrap().mode() & 0o777,
+        0o700
+    );
+    let o = site.mfactl(&["init"]);
+    assert!(text(&o).contains("exists already"), "{}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["totals"]["users"], 0);
+}
+
+#[test]
 fn config_check_names_key_and_line() {
     let site = Site::with_config(
         "[store]\npath = \"x.db\"\n\n[lockout]\nmax_failures = 5\nwindow = \"5 fortnights\"\n",

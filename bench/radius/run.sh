@@ -144,6 +144,10 @@ while [ "$i" -le "$ROUNDS" ]; do
     "$LOADGEN" run --target 127.0.0.1:18121 --secret "$SECRET" --users "$WORK/users.csv" --kind pap --duration "$SECS" --label "round $i freeradius "
     i=$((i + 1))
 done
+# The protocol path alone (Status-Server: parse, Message-Authenticator, duplicate cache, reply),
+# without the store or PAP, for both servers.
+"$LOADGEN" run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/users.csv" --kind status --duration 5 --label "status-server mfa-radiusd"
+"$LOADGEN" run --target 127.0.0.1:18121 --secret "$SECRET" --users "$WORK/users.csv" --kind status --duration 5 --label "status-server freeradius "
 echo "after load: mfa-radiusd $(rss $MFA_PID)| freeradius $(rss $FR_PID)"
 kill -USR1 "$MFA_PID"; sleep 0.3
 grep 'stats' "$WORK/mfa.log" | tail -1

@@ -326,6 +326,17 @@ impl Shared {
                 ),
             );
         }
+        if pkt.code == Code::STATUS_SERVER {
+            // No side effects, so no duplicate cache: answering again is harmless, and a
+            // health-check flood must not push real replies out of the cache.
+            Stats::bump(&self.stats.status_server);
+            if let Ok(r) = Builder::reply(Code::ACCESS_ACCEPT, &pkt)
+                .encode_reply(&nas.secret, &pkt.authenticator)
+            {
+                let _ = sock.try_send_to(&r, from);
+            }
+            return;
+        }
         if self.inflight.load(Ordering::Acquire) >= MAX_INFLIGHT {
             return self.dropped(Drop::Overloaded, from, &"too many requests in progress");
         }
@@ -375,12 +386,6 @@ impl Shared {
         from: SocketAddr,
     ) -> Option<Vec<u8>> {
         let pkt = Packet::parse(datagram).ok()?;
-        if pkt.code == Code::STATUS_SERVER {
-            Stats::bump(&self.stats.status_server);
-            return Builder::reply(Code::ACCESS_ACCEPT, &pkt)
-                .encode_reply(&nas.secret, &pkt.authenticator)
-                .ok();
-        }
         let user_raw = pkt.attr(attr::USER_NAME).unwrap_or_default();
         let addr = client_addr(rt.config.radius.client_ip_attribute, &pkt);
         let answer = match self.access_request(&rt, nas, &pkt, addr).await {

@@ -4,7 +4,7 @@
 //! fast server; this can.
 //!
 //!   radius-loadgen gen-users COUNT USERS.csv FREERADIUS_USERS
-//!   radius-loadgen run --target ADDR --secret S --users USERS.csv [--kind totp|pap]
+//!   radius-loadgen run --target ADDR --secret S --users USERS.csv [--kind totp|pap|status]
 //!       [--duration SECS] [--threads N] [--window N] [--mix ACCEPT,WRONG,TRUSTED]
 //!
 //! `totp` sends TOTP codes as User-Password (mfa-radiusd in code-only mode): accepted codes
@@ -128,6 +128,8 @@ struct Opts {
     target: String,
     secret: Vec<u8>,
     totp: bool,
+    /// Status-Server only: the protocol path without the store or PAP.
+    status: bool,
     duration: Duration,
     threads: usize,
     window: usize,
@@ -282,6 +284,21 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
         } else {
             Kind::Trusted
         };
+        if o.status {
+            let mut auth = [0u8; 16];
+            auth[..8].copy_from_slice(&rng.next().to_le_bytes());
+            auth[8..].copy_from_slice(&rng.next().to_le_bytes());
+            let pkt = Builder::request(Code::STATUS_SERVER, id, true)
+                .encode_request(&o.secret, &auth)
+                .ok()?;
+            sock.send(&pkt).ok()?;
+            t.sent += 1;
+            return Some(Slot {
+                sent_at: Instant::now(),
+                authenticator: auth,
+                kind: Kind::Trusted,
+            });
+        }
         let Some(job) = p.job(kind, o.totp, rng.next()) else {
             t.exhausted += 1;
             return None;
@@ -389,7 +406,7 @@ fn main() {
         }
         Some("run") => run(&args),
         _ => die(
-            "usage: radius-loadgen gen-users COUNT USERS.csv FR_USERS | run --target ADDR --secret S --users USERS.csv [--kind totp|pap] [--duration S] [--threads N] [--window N] [--mix A,W,T] [--label NAME]",
+            "usage: radius-loadgen gen-users COUNT USERS.csv FR_USERS | run --target ADDR --secret S --users USERS.csv [--kind totp|pap|status] [--duration S] [--threads N] [--window N] [--mix A,W,T] [--label NAME]",
         ),
     }
 }
@@ -413,6 +430,7 @@ fn run(args: &[String]) {
         target,
         secret,
         totp: totp_mode,
+        status: arg(args, "--kind").as_deref() == Some("status"),
         duration: Duration::from_secs(
             arg(args, "--duration")
                 .and_then(|s| s.parse().ok())

@@ -539,14 +539,8 @@ impl Shared {
                 if d.outcome != Outcome::NeedCode {
                     return Ok(d);
                 }
-                match code.filter(|c| !c.is_empty()) {
-                    Some(c) => a.verify_code(&req, &c),
-                    None => {
-                        let d = Decision::deny(Reason::MissingCode);
-                        a.record(&req, &d)?;
-                        Ok(d)
-                    }
-                }
+                // No code: the core answers `missing_code` (and audits it).
+                a.verify_code(&req, &code.unwrap_or_default())
             })
             .await?;
         Ok(Answer::from_decision(&d))
@@ -596,9 +590,9 @@ impl Shared {
                     usize::from(t.totp.digits),
                     t.radius.append_delimiter.as_deref(),
                 ) else {
-                    return self
-                        .record(rt, req, Decision::deny(Reason::MissingCode))
-                        .await;
+                    // No code at the end: the core answers `missing_code`; no PAM attempt.
+                    let d = self.core(rt, move |a| a.verify_code(&req, "")).await?;
+                    return Ok(Answer::from_decision(&d));
                 };
                 let pam = self
                     .first_factor(rt, &req.user, password, req.client)
@@ -692,14 +686,7 @@ impl Shared {
         }
         let code = code.map(|c| Zeroizing::new(String::from_utf8_lossy(&c).into_owned()));
         let d = self
-            .core(rt, move |a| match code.filter(|c| !c.is_empty()) {
-                Some(c) => a.verify_code(&req, &c),
-                None => {
-                    let d = Decision::deny(Reason::MissingCode);
-                    a.record(&req, &d)?;
-                    Ok(d)
-                }
-            })
+            .core(rt, move |a| a.verify_code(&req, &code.unwrap_or_default()))
             .await?;
         Ok(Answer::from_decision(&d))
     }

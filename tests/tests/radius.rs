@@ -92,7 +92,13 @@ fn trusted_calling_station_needs_no_code_in_every_mode() {
             };
             assert!(!r.is("Access-Accept"), "{mode} {csi:?}: {}", r.output);
         }
-        if mode != "code-only" {
+        if mode == "code-only" {
+            // RD Gateway's case: no password, untrusted address: nothing to check, refused.
+            let r = rig.send(&attrs(&user, None, Some(UNTRUSTED_CSI), true));
+            assert!(r.is("Access-Reject"), "{}", r.output);
+            assert_eq!(r.messages, ["A verification code is required."]);
+            rig.daemon.wait_log("reason=missing_code", 1);
+        } else {
             // A wrong password from a trusted network is still refused.
             let r = rig.send(&attrs(&user, Some("nope"), Some(TRUSTED_CSI), true));
             assert!(r.is("Access-Reject"), "{mode}: {}", r.output);

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
@@ -132,6 +132,29 @@ pub struct Shared {
     options: Options,
 }
 
+/// One request being processed. Dropped on every path, a panic included: the in-flight count
+/// goes down, and a request that got no answer is forgotten by the duplicate cache so the
+/// gateway's retransmission is evaluated instead of ignored.
+struct InFlight {
+    shared: Arc<Shared>,
+    key: Option<dedup::Key>,
+}
+
+impl InFlight {
+    fn finish(&mut self, reply: Option<Arc<[u8]>>) {
+        if let Some(key) = self.key.take() {
+            relock(&self.shared.dedup).finish(key, reply);
+        }
+    }
+}
+
+impl std::ops::Drop for InFlight {
+    fn drop(&mut self) {
+        self.finish(None);
+        self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// What to answer and what to log.
 struct Answer {
     code: Code,
@@ -199,6 +222,13 @@ pub fn mode_name(m: RadiusMode) -> &'static str {
     }
 }
 
+/// Locks a mutex even if a thread panicked while holding it: the tables behind these locks
+/// are only ever updated by single map operations, so they stay consistent, and a daemon that
+/// stopped answering after one panic would be worse.
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A quoted, escaped, bounded rendering of an untrusted name for the log.
 fn log_name(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
@@ -219,8 +249,12 @@ impl Shared {
         })
     }
 
-    pub fn runtime(&self) -> Option<Arc<Runtime>> {
-        self.runtime.read().ok().map(|g| g.clone())
+    /// The configuration generation in force now.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn log(&self, rt: &Runtime, line: &str) {
@@ -232,9 +266,7 @@ impl Shared {
 
     pub fn warn(&self, line: &str) {
         eprintln!("mfa-radiusd: warning: {line}");
-        if let Some(rt) = self.runtime()
-            && let Some(s) = &rt.syslog
-        {
+        if let Some(s) = &self.runtime().syslog {
             s.warning(line);
         }
     }
@@ -255,9 +287,7 @@ impl Shared {
         let loaded = tokio::task::spawn_blocking(move || Runtime::load(&path)).await;
         match loaded {
             Ok(Ok(new)) => {
-                if let Some(old) = self.runtime()
-                    && old.config.radius.listen != new.config.radius.listen
-                {
+                if self.runtime().config.radius.listen != new.config.radius.listen {
                     self.warn(
                         "radius.listen changed: the new addresses take effect at the next restart",
                     );
@@ -268,12 +298,8 @@ impl Shared {
                     mode_name(new.config.radius.mode),
                     new.clients.len()
                 );
-                if let Ok(mut g) = self.runtime.write() {
-                    *g = Arc::new(new);
-                }
-                if let Some(rt) = self.runtime() {
-                    self.log(&rt, &summary);
-                }
+                *self.runtime.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
+                self.log(&self.runtime(), &summary);
             }
             Ok(Err(e)) => self.warn(&format!(
                 "reload failed; the previous configuration stays in force: {e}"
@@ -288,9 +314,7 @@ impl Shared {
     /// known client, Message-Authenticator, duplicate. Spawns the rest.
     pub fn on_datagram(self: &Arc<Self>, sock: &Arc<UdpSocket>, from: SocketAddr, buf: &[u8]) {
         Stats::bump(&self.stats.received);
-        let Some(rt) = self.runtime() else {
-            return;
-        };
+        let rt = self.runtime();
         let pkt = match Packet::parse(buf) {
             Ok(p) => p,
             Err(e) => return self.dropped(Drop::Malformed, from, &e),
@@ -345,10 +369,7 @@ impl Shared {
             identifier: pkt.identifier,
             authenticator: pkt.authenticator,
         };
-        let seen = match self.dedup.lock() {
-            Ok(mut d) => d.begin(key, Instant::now()),
-            Err(_) => return,
-        };
+        let seen = relock(&self.dedup).begin(key, Instant::now());
         match seen {
             Seen::New => {}
             Seen::InProgress => return self.dropped(Drop::Duplicate, from, &"still processing"),
@@ -365,15 +386,16 @@ impl Shared {
         let sock = sock.clone();
         self.inflight.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
+            let mut guard = InFlight {
+                shared: this.clone(),
+                key: Some(key),
+            };
             let reply = this.process(rt, &nas, &datagram, from).await;
             let reply: Option<Arc<[u8]>> = reply.map(Arc::from);
-            if let Ok(mut d) = this.dedup.lock() {
-                d.finish(key, reply.clone());
-            }
+            guard.finish(reply.clone());
             if let Some(r) = reply {
                 let _ = sock.send_to(&r, from).await;
             }
-            this.inflight.fetch_sub(1, Ordering::AcqRel);
         });
     }
 
@@ -645,10 +667,7 @@ impl Shared {
             client_addr: req.client,
             expires: now + rt.config.radius.challenge_timeout.0,
         };
-        let state = match self.challenges.lock() {
-            Ok(mut c) => c.issue(pending, now),
-            Err(_) => None,
-        };
+        let state = relock(&self.challenges).issue(pending, now);
         let Some(state) = state else {
             return Err(Fail::Internal(
                 "cannot issue a challenge State (table full or no randomness)".into(),
@@ -671,10 +690,8 @@ impl Shared {
         state: &[u8],
         code: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
-        let redeemed = match self.challenges.lock() {
-            Ok(mut c) => c.redeem(state, &req.service, &req.user, Instant::now()),
-            Err(_) => Redeem::Unknown,
-        };
+        let redeemed =
+            relock(&self.challenges).redeem(state, &req.service, &req.user, Instant::now());
         match redeemed {
             Redeem::Ok(addr) => req.client = addr,
             Redeem::Unknown => {
@@ -693,9 +710,7 @@ impl Shared {
 
     /// Periodic housekeeping: expired challenges.
     pub fn sweep(&self) {
-        if let Ok(mut c) = self.challenges.lock() {
-            c.sweep(Instant::now());
-        }
+        relock(&self.challenges).sweep(Instant::now());
     }
 
     pub fn inflight(&self) -> usize {

@@ -163,6 +163,9 @@ struct Answer {
     /// PAM's failure delay, slept asynchronously before a Reject.
     delay: Duration,
     reason: Cow<'static, str>,
+    /// The client address the decision used, when not the request's own (a challenge answer
+    /// uses the first round's).
+    client: Option<ClientAddr>,
 }
 
 impl Answer {
@@ -177,6 +180,7 @@ impl Answer {
             state: None,
             delay: Duration::ZERO,
             reason: Cow::Borrowed(d.reason.code()),
+            client: None,
         }
     }
 
@@ -187,6 +191,7 @@ impl Answer {
             state: None,
             delay: Duration::ZERO,
             reason: Cow::Borrowed(reason),
+            client: None,
         }
     }
 }
@@ -437,7 +442,7 @@ impl Shared {
                 "user={} client={:?} client_ip={} decision={result} reason={}",
                 log_name(user_raw),
                 nas.name,
-                addr,
+                answer.client.unwrap_or(addr),
                 answer.reason
             ),
         );
@@ -679,6 +684,7 @@ impl Shared {
             state: Some(state),
             delay: Duration::ZERO,
             reason: Cow::Borrowed(Reason::CodeRequired.code()),
+            client: None,
         })
     }
 
@@ -701,11 +707,14 @@ impl Shared {
             }
             Redeem::Mismatch => return Ok(Answer::reject("state_mismatch")),
         }
+        let first_round = req.client;
         let code = code.map(|c| Zeroizing::new(String::from_utf8_lossy(&c).into_owned()));
         let d = self
             .core(rt, move |a| a.verify_code(&req, &code.unwrap_or_default()))
             .await?;
-        Ok(Answer::from_decision(&d))
+        let mut ans = Answer::from_decision(&d);
+        ans.client = Some(first_round);
+        Ok(ans)
     }
 
     /// Periodic housekeeping: expired challenges.

@@ -212,15 +212,18 @@ fn challenge_state_is_single_use_bound_and_expires() {
     assert!(answer_challenge(&rig, &other, &state, &totp(&other_key, 0)).is("Access-Reject"));
     assert!(answer_challenge(&rig, &user, &state, &totp(&key, 1)).is("Access-Reject"));
 
-    // Bound to the first round's client IP: a trusted address in round two changes nothing,
-    // and a wrong code from it is still wrong.
+    // Bound to the first round's client IP: a trusted address in round two does not make
+    // the code unnecessary.
     let r = rig.send(&attrs(&other, Some(PASSWORD), Some(UNTRUSTED_CSI), true));
     let state = r.state.unwrap();
     let r = rig.send(&format!(
-        "User-Name = \"{other}\"\nUser-Password = \"{}\"\nState = {state}\nCalling-Station-Id = \"{TRUSTED_CSI}\"\nMessage-Authenticator = 0x00\n",
-        wrong_code(&other_key)
+        "User-Name = \"{other}\"\nState = {state}\nCalling-Station-Id = \"{TRUSTED_CSI}\"\nMessage-Authenticator = 0x00\n"
     ));
     assert!(r.is("Access-Reject"), "{}", r.output);
+    rig.daemon.wait_log(
+        "client_ip=198.51.100.7 decision=reject reason=missing_code",
+        1,
+    );
 
     // Expiry.
     let r = rig.send(&attrs(&other, Some(PASSWORD), Some(UNTRUSTED_CSI), true));
@@ -436,4 +439,44 @@ fn bad_config_refuses_to_start_with_a_clear_error() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("radius.first_factor"), "{err}");
+}
+
+#[test]
+fn a_slow_pam_stack_does_not_hold_up_other_requests() {
+    let rig = Rig::start("append");
+    let slow = fresh_user("slow");
+    let slow_key = fresh_key();
+    rig.enroll(&slow, &slow_key);
+    let (fast, fast_key) = rig.user();
+    let addr = rig.addr();
+    let slow_attrs = attrs(
+        &slow,
+        Some(&format!("{PASSWORD}{}", totp(&slow_key, 0))),
+        Some(UNTRUSTED_CSI),
+        true,
+    );
+    let slow_login = std::thread::spawn(move || radclient(&addr, SECRET, "auth", &slow_attrs, 10));
+    // Once the slow user's PAM check is running...
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while rig.pam_calls(&slow) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PAM never ran for {slow}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...another user is answered, and answered first.
+    let r = rig.send(&attrs(
+        &fast,
+        Some(&format!("{PASSWORD}{}", totp(&fast_key, 0))),
+        Some(UNTRUSTED_CSI),
+        true,
+    ));
+    assert!(r.is("Access-Accept"), "{}", r.output);
+    assert!(
+        !slow_login.is_finished(),
+        "the slow login should still be in PAM"
+    );
+    let r = slow_login.join().unwrap();
+    assert!(r.is("Access-Accept"), "{}", r.output);
 }

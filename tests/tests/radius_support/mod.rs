@@ -194,8 +194,8 @@ pub struct Rig {
 }
 
 /// The PAM service the daemon uses in tests: pam_exec hands the password the daemon's
-/// conversation answered to a script (and counts the calls); pam_faildelay asks for a
-/// failure delay like pam_unix does.
+/// conversation answered to a script (and counts the calls; users named `slow*` take 4 s,
+/// like an unreachable LDAP server); pam_faildelay asks for a failure delay like pam_unix.
 fn write_pam(dir: &Path) -> PathBuf {
     let pam = dir.join("pam.d");
     std::fs::create_dir(&pam).unwrap();
@@ -203,7 +203,7 @@ fn write_pam(dir: &Path) -> PathBuf {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$PAM_USER\" >> '{}'\npw=$(head -c 200 | tr -d '\\000')\n[ \"$pw\" = '{PASSWORD}' ]\n",
+            "#!/bin/sh\necho \"$PAM_USER\" >> '{}'\ncase \"$PAM_USER\" in slow*) sleep 4;; esac\npw=$(head -c 200 | tr -d '\\000')\n[ \"$pw\" = '{PASSWORD}' ]\n",
             dir.join("pam-calls").display()
         ),
     )

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mfa_config::{Config, ConfigError};
+use zeroize::Zeroizing;
 
 use crate::audit::{AuditEvent, Syslog};
 use crate::groups::groups_of;
@@ -165,38 +166,73 @@ impl Authenticator {
     /// Records a final decision (allow or deny): audit, login statistics, and the start of a
     /// user's grace period the first time it applies.
     pub fn record(&self, req: &Request, d: &Decision) -> Result<(), CoreError> {
-        let ev = AuditEvent::for_decision(
-            req.now,
-            &req.user,
-            &req.service,
-            req.client.ip().map(|i| i.to_string()),
-            d,
-        );
-        // A denied name we have never seen gets no row: password sprayers must not fill
-        // the report. Everyone else is tracked for the roll-out view.
-        let create = d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled;
-        let params = self.params();
-        let cfg = &self.config;
-        let ev2 = ev.clone();
+        let (cfg, params) = (&*self.config, self.params());
+        let mut ev = None;
         self.store.transact(&[&req.user], &mut |recs| {
-            if recs[0].is_none() && create {
-                recs[0] = Some(UserRecord::new(&req.user, params, req.now));
-            }
-            if let Some(rec) = recs[0].as_mut() {
-                if !rec.enrolled() && rec.grace_started.is_none() {
-                    let go_live = cfg.policy.enforce_from.map_or(i64::MIN, |i| i.0);
-                    if req.now >= go_live {
-                        let deadline = grace_deadline(Some(rec), cfg, req.now);
-                        rec.grace_started =
-                            Some(deadline - i64::from(cfg.policy.grace_days) * 86_400);
-                    }
-                }
-                note_outcome(rec, d, &req.client, req.now);
-            }
-            Ok(vec![ev2.clone()])
+            let e = settle(&mut recs[0], req, d, cfg, params);
+            ev = Some(e.clone());
+            Ok(vec![e])
         })?;
-        self.log(&ev);
+        if let Some(ev) = ev {
+            self.log(&ev);
+        }
         Ok(())
+    }
+
+    /// The groups the policy needs for `user`: looked up (NSS: files, SSSD, LDAP) only when
+    /// `exempt_groups` is set. Call it outside any batch, since a directory can be slow.
+    pub fn groups_for(&self, user: &str) -> Vec<String> {
+        if self.config.policy.exempt_groups.is_empty() {
+            Vec::new()
+        } else {
+            groups_of(user)
+        }
+    }
+
+    /// Decides and, where a code is needed and one is given, verifies it, for many logins in
+    /// one store transaction: one commit (one fsync) for the whole batch, which is what lets
+    /// a busy RADIUS server keep up. Each attempt sees the effects of those before it
+    /// (a code used twice in one batch is a replay the second time), exactly as if they ran
+    /// one by one; nothing is acknowledged before the commit. An attempt that needs a code
+    /// and has none gets `NeedCode` and writes nothing.
+    pub fn authenticate_many(&self, attempts: &[Attempt]) -> Result<Vec<Decision>, CoreError> {
+        let (cfg, params) = (&*self.config, self.params());
+        let mut names: Vec<&str> = Vec::new();
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let index: Vec<usize> = attempts
+            .iter()
+            .map(|a| {
+                *seen.entry(a.req.user.as_str()).or_insert_with(|| {
+                    names.push(&a.req.user);
+                    names.len() - 1
+                })
+            })
+            .collect();
+        let mut decisions = Vec::with_capacity(attempts.len());
+        let mut logged = Vec::new();
+        self.store.transact(&names, &mut |recs| {
+            decisions.clear();
+            let mut events = Vec::with_capacity(attempts.len());
+            for (a, &i) in attempts.iter().zip(&index) {
+                let slot = recs.get_mut(i).ok_or("batch index out of range")?;
+                let (d, ev) = attempt_in_tx(slot, a, cfg, params);
+                decisions.push(d);
+                events.extend(ev);
+            }
+            logged.clone_from(&events);
+            Ok(events)
+        })?;
+        for ev in &logged {
+            self.log(ev);
+        }
+        Ok(decisions)
+    }
+
+    /// One login through [`Authenticator::authenticate_many`].
+    pub fn authenticate(&self, attempt: &Attempt) -> Result<Decision, CoreError> {
+        let mut d = self.authenticate_many(std::slice::from_ref(attempt))?;
+        d.pop()
+            .ok_or_else(|| CoreError::Invalid("no decision".into()))
     }
 
     /// `decide`, and `record` when the decision is final. The usual first call.
@@ -364,6 +400,91 @@ impl Authenticator {
     }
 }
 
+/// One login for [`Authenticator::authenticate_many`].
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub req: Request,
+    /// The code the user typed, if the front end has one.
+    pub code: Option<Zeroizing<String>>,
+    /// From [`Authenticator::groups_for`].
+    pub groups: Vec<String>,
+}
+
+/// What a final decision does to the user's record: login statistics, the start of the grace
+/// period the first time it applies, and a new record where the roll-out tracks the user.
+fn settle(
+    slot: &mut Option<UserRecord>,
+    req: &Request,
+    d: &Decision,
+    cfg: &Config,
+    params: TotpParams,
+) -> AuditEvent {
+    // A denied name we have never seen gets no row: password sprayers must not fill the
+    // report. Everyone else is tracked for the roll-out view.
+    let create = d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled;
+    if slot.is_none() && create {
+        *slot = Some(UserRecord::new(&req.user, params, req.now));
+    }
+    if let Some(rec) = slot.as_mut() {
+        if !rec.enrolled() && rec.grace_started.is_none() {
+            let go_live = cfg.policy.enforce_from.map_or(i64::MIN, |i| i.0);
+            if req.now >= go_live {
+                let deadline = grace_deadline(Some(rec), cfg, req.now);
+                rec.grace_started = Some(deadline - i64::from(cfg.policy.grace_days) * 86_400);
+            }
+        }
+        note_outcome(rec, d, &req.client, req.now);
+    }
+    AuditEvent::for_decision(
+        req.now,
+        &req.user,
+        &req.service,
+        req.client.ip().map(|i| i.to_string()),
+        d,
+    )
+}
+
+/// One attempt on the locked record: the policy, then the code where one is needed.
+fn attempt_in_tx(
+    slot: &mut Option<UserRecord>,
+    a: &Attempt,
+    cfg: &Config,
+    params: TotpParams,
+) -> (Decision, Option<AuditEvent>) {
+    let req = &a.req;
+    let facts = Facts {
+        user: &req.user,
+        client: req.client,
+        now: req.now,
+        record: slot.as_ref(),
+        groups: &a.groups,
+    };
+    let d = decide(&facts, cfg);
+    if d.outcome != Outcome::NeedCode {
+        let ev = settle(slot, req, &d, cfg, params);
+        return (d, Some(ev));
+    }
+    let Some(code) = &a.code else {
+        return (d, None);
+    };
+    let d = match slot.as_mut() {
+        Some(rec) => {
+            let d = apply_code(rec, code, req.now, cfg);
+            note_outcome(rec, &d, &req.client, req.now);
+            d
+        }
+        None => Decision::deny(Reason::NotEnrolled),
+    };
+    let ev = AuditEvent::for_decision(
+        req.now,
+        &req.user,
+        &req.service,
+        req.client.ip().map(|i| i.to_string()),
+        &d,
+    );
+    (d, Some(ev))
+}
+
 /// Convenience for front ends that poll a budget of time (tests and tools).
 pub fn seconds(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
@@ -469,6 +590,58 @@ mod tests {
             .begin(&req("carol", "192.0.2.1", now + 86_400 * 14))
             .unwrap();
         assert_eq!(d.reason, Reason::NotEnrolled);
+    }
+
+    #[test]
+    fn a_batch_is_the_same_as_one_by_one() {
+        let (_d, a) = setup(0);
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        a.enroll("dora", &s, None, false, "test", now).unwrap();
+        let code = code_at_step(&s, &a.params(), now / 30);
+        let at = |ip: &str, code: Option<&str>| Attempt {
+            req: req("dora", ip, now),
+            code: code.map(|c| Zeroizing::new(c.to_string())),
+            groups: vec![],
+        };
+        let ds = a
+            .authenticate_many(&[
+                at("192.0.2.1", None),
+                at("192.0.2.1", Some("000000")),
+                at("192.0.2.1", Some(&code)),
+                at("192.0.2.1", Some(&code)),
+                at("10.1.1.1", None),
+                Attempt {
+                    req: req("nobody", "192.0.2.1", now),
+                    code: Some(Zeroizing::new("1".into())),
+                    groups: vec![],
+                },
+            ])
+            .unwrap();
+        let reasons: Vec<_> = ds.iter().map(|d| d.reason.code()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "code_required",
+                "wrong_code",
+                "valid_code",
+                "replayed_code",
+                "trusted_network",
+                "not_enrolled"
+            ]
+        );
+        let rec = a.store().user("dora").unwrap().unwrap();
+        assert_eq!(rec.login_count, 2);
+        assert_eq!(rec.last_step, Some(now / 30));
+        assert!(
+            a.store().user("nobody").unwrap().is_some(),
+            "not enrolled past the deadline is tracked"
+        );
+        assert_eq!(
+            a.store().audit(&Default::default()).unwrap().len(),
+            1 + 5,
+            "enrol + five final decisions"
+        );
     }
 
     #[test]

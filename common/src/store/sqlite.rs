@@ -215,7 +215,24 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
-const USER_COLUMNS: &str = "name, secret, algorithm, digits, period, mfa_created, mfa_changed, first_seen, grace_started, last_step, failures, first_failure, locked_until, login_count, last_login, last_ip, last_outcome";
+macro_rules! user_columns {
+    () => {
+        "name, secret, algorithm, digits, period, mfa_created, mfa_changed, first_seen, grace_started, last_step, failures, first_failure, locked_until, login_count, last_login, last_ip, last_outcome"
+    };
+}
+const SELECT_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE name = ?1");
+const SELECT_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY name");
+const UPSERT_USER: &str = concat!(
+    "INSERT INTO users (",
+    user_columns!(),
+    ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)
+     ON CONFLICT(name) DO UPDATE SET secret=excluded.secret, algorithm=excluded.algorithm, digits=excluded.digits,
+       period=excluded.period, mfa_created=excluded.mfa_created, mfa_changed=excluded.mfa_changed,
+       first_seen=excluded.first_seen, grace_started=excluded.grace_started, last_step=excluded.last_step,
+       failures=excluded.failures, first_failure=excluded.first_failure, locked_until=excluded.locked_until,
+       login_count=excluded.login_count, last_login=excluded.last_login, last_ip=excluded.last_ip,
+       last_outcome=excluded.last_outcome"
+);
 
 fn bad(user: &str, column: &'static str, problem: impl Into<String>) -> StoreError {
     StoreError::BadRow {
@@ -319,8 +336,7 @@ fn read_codes(conn: &Connection, user: &str) -> Result<Vec<OneTimeCode>, StoreEr
 }
 
 fn load(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError> {
-    let mut st =
-        conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?1"))?;
+    let mut st = conn.prepare_cached(SELECT_USER)?;
     let row = st.query_row([name], |r| Ok(read_user(r))).optional()?;
     match row {
         Some(rec) => {
@@ -340,15 +356,7 @@ fn save(
     if before == Some(rec) {
         return Ok(());
     }
-    let mut st = conn.prepare_cached(&format!(
-        "INSERT INTO users ({USER_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)
-         ON CONFLICT(name) DO UPDATE SET secret=excluded.secret, algorithm=excluded.algorithm, digits=excluded.digits,
-           period=excluded.period, mfa_created=excluded.mfa_created, mfa_changed=excluded.mfa_changed,
-           first_seen=excluded.first_seen, grace_started=excluded.grace_started, last_step=excluded.last_step,
-           failures=excluded.failures, first_failure=excluded.first_failure, locked_until=excluded.locked_until,
-           login_count=excluded.login_count, last_login=excluded.last_login, last_ip=excluded.last_ip,
-           last_outcome=excluded.last_outcome"
-    ))?;
+    let mut st = conn.prepare_cached(UPSERT_USER)?;
     st.execute(params![
         rec.name,
         rec.secret.as_ref().map(|s| s.bytes()),
@@ -416,8 +424,7 @@ impl Store for SqliteStore {
             let tx = c.transaction()?;
             let mut out = Vec::new();
             {
-                let mut st =
-                    tx.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"))?;
+                let mut st = tx.prepare(SELECT_USERS)?;
                 let mut rows = st.query([])?;
                 while let Some(r) = rows.next()? {
                     out.push(read_user(r)?);

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use mfa_common::admin::ImportEntry;
-use mfa_common::auth::now;
+use mfa_common::auth::{Attempt, now};
 use mfa_common::totp::{TotpParams, code_at_step};
 use mfa_common::{Authenticator, ClientAddr, OpenMode, Outcome, Request, TotpSecret};
 use sha2::{Digest, Sha256};
@@ -28,8 +28,10 @@ fn fail(msg: &str) -> ! {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, config, mode, first, count] = args.as_slice() else {
-        fail("usage: bench-store CONFIG setup|run FIRST COUNT");
+    let (config, mode, first, count, batch) = match args.as_slice() {
+        [_, c, m, f, n] => (c, m, f, n, None),
+        [_, c, m, f, n, b] => (c, m, f, n, Some(b)),
+        _ => fail("usage: bench-store CONFIG setup|run|batch FIRST COUNT [BATCH]"),
     };
     let first: usize = first
         .parse()
@@ -107,6 +109,50 @@ fn main() {
                 pct(0.99)
             );
         }
-        _ => fail("mode is setup or run"),
+        "batch" => {
+            // The daemon's path: decide and verify in one call, many logins per transaction.
+            let size: usize = batch.and_then(|b| b.parse().ok()).unwrap_or(64);
+            let attempts: Vec<Attempt> = (first..first + count)
+                .map(|i| {
+                    let user = format!("bench{i}");
+                    let kind = i % 3;
+                    let ip: IpAddr = if kind == 2 {
+                        Ipv4Addr::new(10, 0, 0, 1).into()
+                    } else {
+                        Ipv4Addr::new(192, 0, 2, 1).into()
+                    };
+                    let req = Request::new(&user, ClientAddr::Remote(Some(ip)), "bench");
+                    let code = match kind {
+                        0 => {
+                            let key = key_of(&user).unwrap_or_else(|| fail("key"));
+                            Some(code_at_step(&key, &params, req.now / 30))
+                        }
+                        1 => Some(zeroize::Zeroizing::new("00000".to_string())),
+                        _ => None,
+                    };
+                    Attempt {
+                        req,
+                        code,
+                        groups: Vec::new(),
+                    }
+                })
+                .collect();
+            let start = Instant::now();
+            let (mut ok, mut denied) = (0usize, 0usize);
+            for chunk in attempts.chunks(size) {
+                for d in a
+                    .authenticate_many(chunk)
+                    .unwrap_or_else(|e| fail(&e.to_string()))
+                {
+                    if d.is_allowed() { ok += 1 } else { denied += 1 }
+                }
+            }
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "decisions={count} batch={size} seconds={secs:.3} per_second={:.0} allowed={ok} denied={denied}",
+                count as f64 / secs
+            );
+        }
+        _ => fail("mode is setup, run or batch"),
     }
 }

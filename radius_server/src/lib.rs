@@ -10,3 +10,4 @@ pub mod lanes;
 pub mod run;
 pub mod server;
 pub mod stats;
+pub mod store;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use mfa_common::audit::Syslog;
+use mfa_common::auth::Attempt;
 use mfa_common::policy::{Decision, Outcome, Reason};
 use mfa_common::{Authenticator, ClientAddr, CoreError, OpenMode, Request};
 use mfa_config::{Config, FirstFactor, RadiusMode};
@@ -22,15 +23,17 @@ use crate::codec::{Builder, Code, Packet, attr, unhide_password};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
 use crate::stats::{Drop, Stats};
+use crate::store::{StoreError, Writer};
 
 /// How long a reply stays in the duplicate cache: longer than any gateway's retry schedule.
 const DEDUP_TTL: Duration = Duration::from_secs(30);
 const DEDUP_CAPACITY: usize = 65_536;
 const CHALLENGE_CAPACITY: usize = 65_536;
-/// SQLite serialises writers, and a writer that finds the lock taken sleeps in SQLite's busy
-/// handler (1 ms, 2 ms, 5 ms...), so parallel store calls from this process only add latency:
-/// one worker, with every call a short transaction, measured fastest (docs/BENCHMARKS.md).
-const STORE_WORKERS: usize = 1;
+/// Read-only store calls (the policy before a password check) at once. Writes all go through
+/// the one batching writer (`store::Writer`): a second writer in this process would only wait
+/// in SQLite's busy handler (1 ms, 2 ms, 5 ms...).
+const STORE_READERS: usize = 2;
+/// Requests waiting for a reader, or for the writer.
 const STORE_QUEUE: usize = 4096;
 /// Requests being processed at once (waiting for a lane, or sleeping a PAM failure delay);
 /// past this, new ones are dropped and the gateway retransmits.
@@ -62,6 +65,7 @@ pub struct Runtime {
     auth: Arc<Authenticator>,
     clients: Vec<Arc<Nas>>,
     pam: Arc<Lane>,
+    writer: Writer,
     syslog: Option<Syslog>,
 }
 
@@ -95,11 +99,15 @@ impl Runtime {
             r.pam_workers.saturating_mul(PAM_QUEUE_PER_WORKER),
         ));
         let syslog = r.syslog.then(|| Syslog::open("mfa-radiusd"));
+        let auth = Arc::new(auth);
+        let writer = Writer::start(auth.clone(), STORE_QUEUE)
+            .map_err(|e| format!("cannot start the store writer thread: {e}"))?;
         Ok(Self {
             config,
-            auth: Arc::new(auth),
+            auth,
             clients,
             pam,
+            writer,
             syslog,
         })
     }
@@ -126,7 +134,7 @@ pub struct Shared {
     runtime: RwLock<Arc<Runtime>>,
     dedup: Mutex<dedup::Cache>,
     challenges: Mutex<Challenges>,
-    store: Lane,
+    readers: Lane,
     pub stats: Stats,
     inflight: AtomicUsize,
     options: Options,
@@ -204,6 +212,15 @@ enum Fail {
     Overloaded,
 }
 
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Overloaded => Fail::Overloaded,
+            StoreError::Failed(e) => Fail::Internal(e),
+        }
+    }
+}
+
 impl From<LaneError> for Fail {
     fn from(e: LaneError) -> Self {
         match e {
@@ -247,7 +264,7 @@ impl Shared {
             runtime: RwLock::new(Arc::new(runtime)),
             dedup: Mutex::new(dedup::Cache::new(DEDUP_TTL, DEDUP_CAPACITY)),
             challenges: Mutex::new(Challenges::new(CHALLENGE_CAPACITY)),
-            store: Lane::new("store", STORE_WORKERS, STORE_QUEUE),
+            readers: Lane::new("store reader", STORE_READERS, STORE_QUEUE),
             stats: Stats::default(),
             inflight: AtomicUsize::new(0),
             options,
@@ -468,13 +485,33 @@ impl Shared {
         }
     }
 
-    async fn core<R, F>(&self, rt: &Runtime, f: F) -> Result<R, Fail>
+    /// A read-only store call (the policy before the password check), on the reader pool.
+    async fn read<R, F>(&self, rt: &Runtime, f: F) -> Result<R, Fail>
     where
         F: FnOnce(&Authenticator) -> Result<R, CoreError> + Send + 'static,
         R: Send + 'static,
     {
         let auth = rt.auth.clone();
-        Ok(self.store.run(move || f(&auth)).await??)
+        Ok(self.readers.run(move || f(&auth)).await??)
+    }
+
+    /// The final decision for a login, batched with others into one store commit. `code`:
+    /// what the user typed where a code is expected (`Some("")` when nothing was typed, so
+    /// the core answers `missing_code`).
+    async fn finish(
+        &self,
+        rt: &Runtime,
+        req: Request,
+        code: Option<Zeroizing<String>>,
+    ) -> Result<Decision, Fail> {
+        let groups = if rt.config.policy.exempt_groups.is_empty() {
+            Vec::new()
+        } else {
+            // NSS may be slow (LDAP): look the groups up before taking a place in a batch.
+            let user = req.user.clone();
+            self.read(rt, move |a| Ok(a.groups_for(&user))).await?
+        };
+        Ok(rt.writer.attempt(Attempt { req, code, groups }).await?)
     }
 
     async fn first_factor(
@@ -509,7 +546,7 @@ impl Shared {
         req: Request,
         delay: Duration,
     ) -> Result<Answer, Fail> {
-        let d = self.core(rt, move |a| a.deny_first_factor(&req)).await?;
+        let d = rt.writer.call(move |a| a.deny_first_factor(&req)).await?;
         let mut ans = Answer::from_decision(&d);
         ans.delay = delay;
         Ok(ans)
@@ -559,17 +596,10 @@ impl Shared {
         req: Request,
         code: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
-        let code = code.map(|c| Zeroizing::new(String::from_utf8_lossy(&c).into_owned()));
-        let d = self
-            .core(rt, move |a| {
-                let d = a.begin(&req)?;
-                if d.outcome != Outcome::NeedCode {
-                    return Ok(d);
-                }
-                // No code: the core answers `missing_code` (and audits it).
-                a.verify_code(&req, &code.unwrap_or_default())
-            })
-            .await?;
+        let code = Zeroizing::new(
+            code.map_or_else(String::new, |c| String::from_utf8_lossy(&c).into_owned()),
+        );
+        let d = self.finish(rt, req, Some(code)).await?;
         Ok(Answer::from_decision(&d))
     }
 
@@ -595,17 +625,17 @@ impl Shared {
     ) -> Result<Answer, Fail> {
         Self::require_pam(rt)?;
         let r2 = req.clone();
-        let d = self.core(rt, move |a| a.decide(&r2)).await?;
+        let d = self.read(rt, move |a| a.decide(&r2)).await?;
         let Some(whole) = whole else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
         };
         match d.outcome {
-            Outcome::Deny => self.record(rt, req, d).await,
+            Outcome::Deny => self.conclude(rt, req, None).await,
             Outcome::Allow => {
                 // Trusted, exempt or in grace: no code expected, all of it is the password.
                 let pam = self.first_factor(rt, &req.user, whole, req.client).await?;
                 if pam.ok {
-                    self.record(rt, req, d).await
+                    self.conclude(rt, req, None).await
                 } else {
                     self.wrong_password(rt, req, pam.fail_delay).await
                 }
@@ -618,8 +648,7 @@ impl Shared {
                     t.radius.append_delimiter.as_deref(),
                 ) else {
                     // No code at the end: the core answers `missing_code`; no PAM attempt.
-                    let d = self.core(rt, move |a| a.verify_code(&req, "")).await?;
-                    return Ok(Answer::from_decision(&d));
+                    return self.conclude(rt, req, Some(Zeroizing::default())).await;
                 };
                 let pam = self
                     .first_factor(rt, &req.user, password, req.client)
@@ -627,16 +656,21 @@ impl Shared {
                 if !pam.ok {
                     return self.wrong_password(rt, req, pam.fail_delay).await;
                 }
-                let d = self.core(rt, move |a| a.verify_code(&req, &code)).await?;
-                Ok(Answer::from_decision(&d))
+                self.conclude(rt, req, Some(code)).await
             }
         }
     }
 
-    async fn record(&self, rt: &Runtime, req: Request, d: Decision) -> Result<Answer, Fail> {
-        let ans = Answer::from_decision(&d);
-        self.core(rt, move |a| a.record(&req, &d)).await?;
-        Ok(ans)
+    /// The final decision as an answer. The core decides again inside the write transaction,
+    /// so a change since the first look (a lock, an enrolment) is honoured.
+    async fn conclude(
+        &self,
+        rt: &Runtime,
+        req: Request,
+        code: Option<Zeroizing<String>>,
+    ) -> Result<Answer, Fail> {
+        let d = self.finish(rt, req, code).await?;
+        Ok(Answer::from_decision(&d))
     }
 
     /// challenge, first round: the password; then Accept (no code needed), Reject, or an
@@ -649,9 +683,9 @@ impl Shared {
     ) -> Result<Answer, Fail> {
         Self::require_pam(rt)?;
         let r2 = req.clone();
-        let d = self.core(rt, move |a| a.decide(&r2)).await?;
+        let d = self.read(rt, move |a| a.decide(&r2)).await?;
         if d.outcome == Outcome::Deny {
-            return self.record(rt, req, d).await;
+            return self.conclude(rt, req, None).await;
         }
         let Some(password) = password else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
@@ -663,7 +697,7 @@ impl Shared {
             return self.wrong_password(rt, req, pam.fail_delay).await;
         }
         if d.outcome == Outcome::Allow {
-            return self.record(rt, req, d).await;
+            return self.conclude(rt, req, None).await;
         }
         let now = Instant::now();
         let pending = Pending {
@@ -708,11 +742,10 @@ impl Shared {
             Redeem::Mismatch => return Ok(Answer::reject("state_mismatch")),
         }
         let first_round = req.client;
-        let code = code.map(|c| Zeroizing::new(String::from_utf8_lossy(&c).into_owned()));
-        let d = self
-            .core(rt, move |a| a.verify_code(&req, &code.unwrap_or_default()))
-            .await?;
-        let mut ans = Answer::from_decision(&d);
+        let code = Zeroizing::new(
+            code.map_or_else(String::new, |c| String::from_utf8_lossy(&c).into_owned()),
+        );
+        let mut ans = self.conclude(rt, req, Some(code)).await?;
         ans.client = Some(first_round);
         Ok(ans)
     }

@@ -237,6 +237,8 @@ struct Tally {
     latencies_us: Vec<u32>,
     replies: [u64; 3],
     unexpected: u64,
+    /// Reply-Messages of the first unexpected answers, to tell a bug from a step boundary.
+    unexpected_msgs: Vec<String>,
     bad_reply: u64,
     lost: u64,
     sent: u64,
@@ -358,6 +360,14 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
                     t.replies[idx] += 1;
                     if accepted != (slot.kind != Kind::Wrong) {
                         t.unexpected += 1;
+                        if t.unexpected_msgs.len() < 3 {
+                            let m = reply.attr(attr::REPLY_MESSAGE).unwrap_or_default();
+                            t.unexpected_msgs.push(format!(
+                                "{:?}: {}",
+                                slot.kind,
+                                String::from_utf8_lossy(m)
+                            ));
+                        }
                     }
                 }
                 if running {
@@ -378,6 +388,9 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
                     } else {
                         None
                     };
+                } else if s.is_none() && running && id < o.window.min(256) {
+                    // Left empty when every accept-pool user had used its steps: try again.
+                    *s = send(id as u8, &mut rng, &mut t);
                 }
             }
         }
@@ -492,6 +505,7 @@ fn run(args: &[String]) {
             t.replies[i] += x.replies[i];
         }
         t.unexpected += x.unexpected;
+        t.unexpected_msgs.extend(x.unexpected_msgs);
         t.bad_reply += x.bad_reply;
         t.lost += x.lost;
         t.sent += x.sent;
@@ -530,4 +544,7 @@ fn run(args: &[String]) {
         t.lost,
         t.exhausted,
     );
+    for m in t.unexpected_msgs.iter().take(3) {
+        println!("  unexpected: {m}");
+    }
 }

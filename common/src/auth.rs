@@ -292,6 +292,24 @@ impl Authenticator {
         Ok(d)
     }
 
+    /// Records a request the front end refused before the policy could run (a RADIUS
+    /// challenge State unknown or expired, an unsupported authentication method, a
+    /// malformed password attribute), so the audit trail shows it next to the decisions.
+    /// `reason` is the front end's stable identifier; never a code or secret.
+    pub fn deny_request(&self, req: &Request, reason: &str) -> Result<(), CoreError> {
+        let ev = AuditEvent {
+            time: req.now,
+            user: req.user.clone(),
+            service: req.service.clone(),
+            client_ip: req.client.ip().map(|i| i.to_string()),
+            decision: "deny".into(),
+            reason: reason.into(),
+        };
+        self.store.append_audit(std::slice::from_ref(&ev))?;
+        self.log(&ev);
+        Ok(())
+    }
+
     /// Stores a new secret for `user`. With `confirm_code`, the code must match the secret
     /// (the user proved the app has it), and its step becomes the last accepted one so the
     /// confirmation code cannot be replayed. Refuses to replace an existing secret unless

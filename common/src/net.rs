@@ -74,6 +74,11 @@ pub fn parse_client_ip_attribute(s: &str) -> Option<IpAddr> {
         let (addr, port) = rest.split_once("]:")?;
         return port_ok(port).then(|| parse_ip_literal(addr)).flatten();
     }
+    // strongSwan's default (`station_id_with_port`): `198.51.100.7[4500]`, `2001:db8::7[4500]`.
+    if let Some(rest) = s.strip_suffix(']') {
+        let (addr, port) = rest.rsplit_once('[')?;
+        return port_ok(port).then(|| parse_ip_literal(addr)).flatten();
+    }
     // Exactly one colon: IPv4 with port. More colons and no brackets is ambiguous IPv6.
     let (addr, port) = s.split_once(':')?;
     if addr.contains(':') || !port_ok(port) {
@@ -169,6 +174,16 @@ mod tests {
             parse_client_ip_attribute("2001:db8::1"),
             Some(ip("2001:db8::1"))
         );
+        assert_eq!(
+            parse_client_ip_attribute("198.51.100.7[4500]"),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            parse_client_ip_attribute("2001:db8::7[4500]"),
+            Some(ip("2001:db8::7"))
+        );
+        assert_eq!(parse_client_ip_attribute("198.51.100.7[x]"), None);
+        assert_eq!(parse_client_ip_attribute("vpn.example.com[4500]"), None);
         assert_eq!(parse_client_ip_attribute("85.1.2.3:99999"), None);
         assert_eq!(parse_client_ip_attribute("vpn.example.com:1194"), None);
         assert_eq!(parse_client_ip_attribute(""), None);

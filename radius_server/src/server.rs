@@ -552,6 +552,20 @@ impl Shared {
         Ok(ans)
     }
 
+    /// A request refused before the policy could run: audited in the core like any
+    /// decision, then rejected.
+    async fn refuse(
+        &self,
+        rt: &Runtime,
+        req: Request,
+        reason: &'static str,
+    ) -> Result<Answer, Fail> {
+        rt.writer
+            .call(move |a| a.deny_request(&req, reason))
+            .await?;
+        Ok(Answer::reject(reason))
+    }
+
     async fn access_request(
         &self,
         rt: &Arc<Runtime>,
@@ -567,18 +581,20 @@ impl Shared {
             },
             _ => return Ok(Answer::reject("invalid_user_name")),
         };
+        let req = Request::new(&user, addr, &nas.name);
         if pkt.attr(attr::CHAP_PASSWORD).is_some() || pkt.attr(attr::EAP_MESSAGE).is_some() {
             // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
-            return Ok(Answer::reject("unsupported_authentication_method"));
+            return self
+                .refuse(rt, req, "unsupported_authentication_method")
+                .await;
         }
         let password = match pkt.attr(attr::USER_PASSWORD) {
             None => None,
             Some(h) => match unhide_password(h, &nas.secret, &pkt.authenticator) {
                 Ok(p) => Some(p),
-                Err(_) => return Ok(Answer::reject("malformed_user_password")),
+                Err(_) => return self.refuse(rt, req, "malformed_user_password").await,
             },
         };
-        let req = Request::new(&user, addr, &nas.name);
         match r.mode {
             RadiusMode::CodeOnly => self.code_only(rt, req, password).await,
             RadiusMode::Append => self.append(rt, req, password).await,
@@ -735,11 +751,11 @@ impl Shared {
         match redeemed {
             Redeem::Ok(addr) => req.client = addr,
             Redeem::Unknown => {
-                let mut a = Answer::reject("unknown_or_expired_state");
+                let mut a = self.refuse(rt, req, "unknown_or_expired_state").await?;
                 a.message = Some("The login timed out or was already used; start again.".into());
                 return Ok(a);
             }
-            Redeem::Mismatch => return Ok(Answer::reject("state_mismatch")),
+            Redeem::Mismatch => return self.refuse(rt, req, "state_mismatch").await,
         }
         let first_round = req.client;
         let code = Zeroizing::new(

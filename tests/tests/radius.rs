@@ -204,6 +204,15 @@ fn challenge_state_is_single_use_bound_and_expires() {
     let r = answer_challenge(&rig, &user, &state, &totp(&key, 1));
     assert!(r.is("Access-Reject"), "{}", r.output);
     rig.daemon.wait_log("reason=unknown_or_expired_state", 1);
+    // The refusal is in the audit trail (the store), not only in the daemon's log.
+    let log = std::process::Command::new(mfa_e2e::bin("mfactl"))
+        .arg("--config")
+        .arg(&rig.config)
+        .args(["log", &user, "--format", "csv"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout).to_string();
+    assert!(log.contains(",deny,unknown_or_expired_state"), "{log}");
 
     // Bound to the user: another user cannot answer it, and it is spent by the attempt.
     let (other, other_key) = rig.user();

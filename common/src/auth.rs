@@ -63,6 +63,17 @@ pub struct Request {
 }
 
 impl Request {
+    /// The audit event of decision `d` about this request.
+    pub fn event(&self, d: &Decision) -> AuditEvent {
+        AuditEvent::for_decision(
+            self.now,
+            &self.user,
+            &self.service,
+            self.client.ip().map(|i| i.to_string()),
+            d,
+        )
+    }
+
     pub fn new(user: &str, client: ClientAddr, service: &str) -> Self {
         Self {
             user: user.into(),
@@ -249,7 +260,6 @@ impl Authenticator {
     pub fn verify_code(&self, req: &Request, code: &str) -> Result<Decision, CoreError> {
         let cfg = &self.config;
         let mut decision = Decision::deny(Reason::NotEnrolled);
-        let client_ip = req.client.ip().map(|i| i.to_string());
         self.store.transact(&[&req.user], &mut |recs| {
             decision = match recs[0].as_mut() {
                 Some(rec) => {
@@ -259,34 +269,16 @@ impl Authenticator {
                 }
                 None => Decision::deny(Reason::NotEnrolled),
             };
-            Ok(vec![AuditEvent::for_decision(
-                req.now,
-                &req.user,
-                &req.service,
-                client_ip.clone(),
-                &decision,
-            )])
+            Ok(vec![req.event(&decision)])
         })?;
-        self.log(&AuditEvent::for_decision(
-            req.now,
-            &req.user,
-            &req.service,
-            client_ip,
-            &decision,
-        ));
+        self.log(&req.event(&decision));
         Ok(decision)
     }
 
     /// Records a refused first factor (RADIUS password through PAM).
     pub fn deny_first_factor(&self, req: &Request) -> Result<Decision, CoreError> {
         let d = Decision::deny(Reason::WrongPassword);
-        let ev = AuditEvent::for_decision(
-            req.now,
-            &req.user,
-            &req.service,
-            req.client.ip().map(|i| i.to_string()),
-            &d,
-        );
+        let ev = req.event(&d);
         self.store.append_audit(std::slice::from_ref(&ev))?;
         self.log(&ev);
         Ok(d)
@@ -399,13 +391,7 @@ impl Authenticator {
         code: &str,
     ) -> Result<Decision, CoreError> {
         let d = Decision::allow(Reason::SelfEnrolled);
-        let mut ev = AuditEvent::for_decision(
-            req.now,
-            &req.user,
-            &req.service,
-            req.client.ip().map(|i| i.to_string()),
-            &d,
-        );
+        let mut ev = req.event(&d);
         ev.decision = "enroll".into();
         match self.enroll_with_event(&req.user, secret, Some(code), false, req.now, &ev) {
             Ok(()) => {
@@ -453,13 +439,7 @@ fn settle(
         }
         note_outcome(rec, d, &req.client, req.now);
     }
-    AuditEvent::for_decision(
-        req.now,
-        &req.user,
-        &req.service,
-        req.client.ip().map(|i| i.to_string()),
-        d,
-    )
+    req.event(d)
 }
 
 /// One attempt on the locked record: the policy, then the code where one is needed.
@@ -493,13 +473,7 @@ fn attempt_in_tx(
         }
         None => Decision::deny(Reason::NotEnrolled),
     };
-    let ev = AuditEvent::for_decision(
-        req.now,
-        &req.user,
-        &req.service,
-        req.client.ip().map(|i| i.to_string()),
-        &d,
-    );
+    let ev = req.event(&d);
     (d, Some(ev))
 }
 

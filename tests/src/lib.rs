@@ -162,3 +162,23 @@ pub fn text(o: &Output) -> String {
 pub fn code_of(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
+
+/// The 8-digit one-time codes `mfactl temp-access` and `backup-codes` print (`1234 5678` at
+/// the end of a line), joined.
+pub fn printed_codes(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            match words.as_slice() {
+                [.., a, b]
+                    if a.len() == 4
+                        && b.len() == 4
+                        && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit()) =>
+                {
+                    Some(format!("{a}{b}"))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}

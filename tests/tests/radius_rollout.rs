@@ -6,6 +6,7 @@ mod radius_support;
 
 use std::process::Command;
 
+use mfa_e2e::printed_codes;
 use radius_support::*;
 
 /// Rewrites the `[policy]` table's extra keys and reloads the daemon (SIGHUP).
@@ -35,25 +36,6 @@ fn mfactl(rig: &Rig, args: &[&str]) -> String {
         .unwrap();
     assert!(o.status.success(), "mfactl {args:?}: {}", text(&o));
     text(&o)
-}
-
-/// The 8-digit code printed as `1234 5678` at the end of a line.
-fn printed_codes(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            match w.as_slice() {
-                [.., a, b]
-                    if a.len() == 4
-                        && b.len() == 4
-                        && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit()) =>
-                {
-                    Some(format!("{a}{b}"))
-                }
-                _ => None,
-            }
-        })
-        .collect()
 }
 
 #[test]

@@ -1,30 +1,13 @@
 //! Issue 5 through `mfactl`: temporary access, backup codes, go-live and grace, the report's
 //! totals, and that no code ever reaches the audit trail, the store file or the output.
 
-use mfa_e2e::{Site, avoid_step_boundary, code_of, fresh_key, oathtool, text, unix_now};
+use mfa_e2e::{
+    Site, avoid_step_boundary, code_of, fresh_key, oathtool, printed_codes, text, unix_now,
+};
 
 fn auth(site: &Site, user: &str, code: &str) -> (i32, String) {
     let o = site.mfactl(&["auth", user, "--ip", "192.0.2.40", "--code", code]);
     (code_of(&o), text(&o))
-}
-
-/// The printed code from `temp-access` or `backup-codes` output lines like `... 1234 5678`.
-fn codes_in(out: &str) -> Vec<String> {
-    out.lines()
-        .filter_map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            match words.as_slice() {
-                [.., a, b]
-                    if a.len() == 4
-                        && b.len() == 4
-                        && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit()) =>
-                {
-                    Some(format!("{a}{b}"))
-                }
-                _ => None,
-            }
-        })
-        .collect()
 }
 
 fn assert_never_stored_or_logged(site: &Site, code: &str) {
@@ -50,7 +33,7 @@ fn temporary_access_works_once_and_not_after_expiry() {
 
     let o = site.mfactl(&["temp-access", "lost", "--valid", "1h"]);
     assert_eq!(code_of(&o), 0, "{}", text(&o));
-    let code = codes_in(&text(&o)).pop().expect("a code is printed");
+    let code = printed_codes(&text(&o)).pop().expect("a code is printed");
     let (rc, out) = auth(&site, "lost", &code);
     assert_eq!(rc, 0, "{out}");
     assert!(out.starts_with("allow temporary_access"), "{out}");
@@ -60,14 +43,14 @@ fn temporary_access_works_once_and_not_after_expiry() {
 
     // Expiry: a code valid for 1 second no longer works 2 seconds later.
     let o = site.mfactl(&["temp-access", "lost", "--valid", "1s", "--uses", "3"]);
-    let short = codes_in(&text(&o)).pop().unwrap();
+    let short = printed_codes(&text(&o)).pop().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let (rc, out) = auth(&site, "lost", &short);
     assert_eq!(rc, 1, "expired code accepted: {out}");
 
     // Revocation.
     let o = site.mfactl(&["temp-access", "lost", "--valid", "1h"]);
-    let revoked = codes_in(&text(&o)).pop().unwrap();
+    let revoked = printed_codes(&text(&o)).pop().unwrap();
     assert_eq!(
         code_of(&site.mfactl(&["temp-access", "lost", "--revoke"])),
         0
@@ -88,7 +71,7 @@ fn backup_codes_work_once_and_regeneration_voids_the_old_set() {
     site.enroll("paper", &key);
     let o = site.mfactl(&["backup-codes", "paper", "--count", "5"]);
     assert_eq!(code_of(&o), 0, "{}", text(&o));
-    let first = codes_in(&text(&o));
+    let first = printed_codes(&text(&o));
     assert_eq!(first.len(), 5);
     let (rc, out) = auth(&site, "paper", &first[0]);
     assert_eq!(rc, 0, "{out}");
@@ -102,7 +85,7 @@ fn backup_codes_work_once_and_regeneration_voids_the_old_set() {
         serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
     assert_eq!(v["users"][0]["backup_codes_left"], 4);
 
-    let second = codes_in(&text(&site.mfactl(&[
+    let second = printed_codes(&text(&site.mfactl(&[
         "backup-codes",
         "paper",
         "--count",

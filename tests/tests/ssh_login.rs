@@ -240,6 +240,32 @@ fn ssh(
     }
 }
 
+/// An sshd with the repo's password + code example (sshd_config and pam.d stack) for `user`
+/// alone, public keys off. The PAM service file lives as long as the returned guard.
+fn password_code_sshd(
+    site: &Site,
+    dir: &Path,
+    user: &UnixUser,
+    prefix: &str,
+    syslog: &SyslogCapture,
+) -> (PamService, Sshd) {
+    let service = PamService::new(
+        &unique(prefix),
+        &stack_from_example("sshd-password-code", &site.config),
+    );
+    let sshd = Sshd::start(
+        dir,
+        &service.name,
+        "mfa-password-code.conf",
+        &format!(
+            "AllowUsers {}\nPubkeyAuthentication no\nAuthorizedKeysFile none\n",
+            user.name
+        ),
+        syslog,
+    );
+    (service, sshd)
+}
+
 #[test]
 fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     require_root("ssh_login tests");
@@ -257,21 +283,8 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     let user = UnixUser::new(&dir.path().join("home"));
     let key = fresh_key();
     site.enroll(&user.name, &key);
-    let service = PamService::new(
-        &unique("mfa-sshd-"),
-        &stack_from_example("sshd-password-code", &site.config),
-    );
     let syslog = SyslogCapture::new();
-    let sshd = Sshd::start(
-        dir.path(),
-        &service.name,
-        "mfa-password-code.conf",
-        &format!(
-            "AllowUsers {}\nPubkeyAuthentication no\nAuthorizedKeysFile none\n",
-            user.name
-        ),
-        &syslog,
-    );
+    let (service, sshd) = password_code_sshd(&site, dir.path(), &user, "mfa-sshd-", &syslog);
     let script = dir.path().join("ssh.exp");
     std::fs::write(&script, SSH_EXP).unwrap();
     let port = sshd.port;
@@ -506,21 +519,8 @@ fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
     pam_support::create_store(&site.config);
     let dir = tempfile::tempdir().unwrap();
     let user = UnixUser::new(&dir.path().join("home"));
-    let service = PamService::new(
-        &unique("mfa-sshd-se-"),
-        &stack_from_example("sshd-password-code", &site.config),
-    );
     let syslog = SyslogCapture::new();
-    let sshd = Sshd::start(
-        dir.path(),
-        &service.name,
-        "mfa-password-code.conf",
-        &format!(
-            "AllowUsers {}\nPubkeyAuthentication no\nAuthorizedKeysFile none\n",
-            user.name
-        ),
-        &syslog,
-    );
+    let (_service, sshd) = password_code_sshd(&site, dir.path(), &user, "mfa-sshd-se-", &syslog);
     let enrol = dir.path().join("enrol.exp");
     std::fs::write(&enrol, SSH_ENROL_EXP).unwrap();
     let o = Command::new("expect")

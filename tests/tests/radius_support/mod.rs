@@ -3,12 +3,15 @@
 //! codes and the real `mfactl` for enrolment.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The workspace-wide test helpers, shared with the other end-to-end tests.
+pub use mfa_e2e::{bin, fresh_key, fresh_user, require_tool, text};
 
 pub const SECRET: &str = "t3st-shared-secret";
 /// What the PAM service in the test confdir accepts as every user's password.
@@ -17,61 +20,7 @@ pub const PASSWORD: &str = "Corr3ct-horse";
 pub const UNTRUSTED_CSI: &str = "198.51.100.7:1194";
 pub const TRUSTED_CSI: &str = "10.20.30.40:1194";
 
-/// `target/debug`, found from this test executable (`target/debug/deps/<test>`).
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe.parent().unwrap().parent().unwrap().join(name);
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo build --workspace` before the tests",
-        p.display()
-    );
-    p
-}
-
-pub fn require_tool(name: &str) {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "`{name}` is not installed (Debian: freeradius-utils for radclient, oathtool)"
-    );
-}
-
-/// A fresh random 160-bit key in base32, so every case has its own user and key.
-pub fn fresh_key() -> String {
-    let mut b = [0u8; 20];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut b)
-        .unwrap();
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = String::new();
-    let mut bits = 0u32;
-    let mut acc = 0u32;
-    for x in b {
-        acc = (acc << 8) | u32::from(x);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(A[((acc >> bits) & 31) as usize]));
-        }
-    }
-    out
-}
-
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-pub fn fresh_user(prefix: &str) -> String {
-    format!(
-        "{prefix}{}n{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-}
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -103,14 +52,6 @@ pub fn wrong_code(key: &str) -> String {
             return c;
         }
     }
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 pub fn free_udp_port() -> u16 {

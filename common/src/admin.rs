@@ -195,7 +195,7 @@ impl Authenticator {
 
     /// Deletes audit events older than `audit.retention`.
     pub fn prune_audit(&self, now: i64) -> Result<usize, CoreError> {
-        let keep = i64::try_from(self.config().audit.retention.as_secs()).unwrap_or(i64::MAX);
+        let keep = self.config().audit.retention.secs_i64();
         Ok(self.store().prune_audit(now.saturating_sub(keep))?)
     }
 }

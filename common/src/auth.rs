@@ -5,7 +5,6 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mfa_config::{Config, ConfigError};
 use zeroize::Zeroizing;
@@ -475,11 +474,6 @@ fn attempt_in_tx(
     };
     let ev = req.event(&d);
     (d, Some(ev))
-}
-
-/// Convenience for front ends that poll a budget of time (tests and tools).
-pub fn seconds(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ fn use_one_time_code(rec: &mut UserRecord, code: &str, now: i64) -> Option<OtcKi
 /// Counts a wrong code; returns the lock decision when this failure locks the user.
 fn count_failure(rec: &mut UserRecord, now: i64, cfg: &Config) -> Option<Decision> {
     let l = &cfg.lockout;
-    let window = i64::try_from(l.window.as_secs()).unwrap_or(i64::MAX);
+    let window = l.window.secs_i64();
     match rec.first_failure {
         Some(first) if now - first < window => rec.failures = rec.failures.saturating_add(1),
         _ => {
@@ -151,7 +151,7 @@ fn count_failure(rec: &mut UserRecord, now: i64, cfg: &Config) -> Option<Decisio
         }
     }
     if rec.failures >= l.max_failures {
-        let until = now.saturating_add(i64::try_from(l.lock_for.as_secs()).unwrap_or(i64::MAX));
+        let until = now.saturating_add(l.lock_for.secs_i64());
         rec.locked_until = Some(until);
         rec.failures = 0;
         rec.first_failure = None;

@@ -20,6 +20,12 @@ impl Span {
     pub fn as_secs(self) -> u64 {
         self.0.as_secs()
     }
+
+    /// Seconds as the signed Unix-time arithmetic of the store needs them. Parsing caps a
+    /// span at 100 years, so this never saturates for a configured value.
+    pub fn secs_i64(self) -> i64 {
+        i64::try_from(self.0.as_secs()).unwrap_or(i64::MAX)
+    }
 }
 
 impl FromStr for Span {

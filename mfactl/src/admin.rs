@@ -116,7 +116,7 @@ pub fn temp_access(
         println!("Revoked {n} temporary access code(s) of {user}.");
         return Ok(ExitCode::SUCCESS);
     }
-    let secs = i64::try_from(valid.as_secs()).unwrap_or(i64::MAX);
+    let secs = valid.secs_i64();
     if secs <= 0 {
         return Err(Fail::Error("--valid must be longer than 0s".into()));
     }

@@ -255,7 +255,7 @@ pub fn log(
     let t = now();
     let q = AuditQuery {
         user: user.map(String::from),
-        since: since.map(|s| t - i64::try_from(s.as_secs()).unwrap_or(i64::MAX / 2)),
+        since: since.map(|s| t.saturating_sub(s.secs_i64())),
         limit: None,
     };
     let events = a.store().audit(&q)?;

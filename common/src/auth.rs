@@ -260,14 +260,7 @@ impl Authenticator {
         let cfg = &self.config;
         let mut decision = Decision::deny(Reason::NotEnrolled);
         self.store.transact(&[&req.user], &mut |recs| {
-            decision = match recs[0].as_mut() {
-                Some(rec) => {
-                    let d = apply_code(rec, code, req.now, cfg);
-                    note_outcome(rec, &d, &req.client, req.now);
-                    d
-                }
-                None => Decision::deny(Reason::NotEnrolled),
-            };
+            decision = code_in_tx(&mut recs[0], req, code, cfg);
             Ok(vec![req.event(&decision)])
         })?;
         self.log(&req.event(&decision));
@@ -464,16 +457,22 @@ fn attempt_in_tx(
     let Some(code) = &a.code else {
         return (d, None);
     };
-    let d = match slot.as_mut() {
+    let d = code_in_tx(slot, req, code, cfg);
+    let ev = req.event(&d);
+    (d, Some(ev))
+}
+
+/// A presented code on the locked record: checked, counted, and the login statistics
+/// updated. A user with no record has nothing a code could match.
+fn code_in_tx(slot: &mut Option<UserRecord>, req: &Request, code: &str, cfg: &Config) -> Decision {
+    match slot.as_mut() {
         Some(rec) => {
             let d = apply_code(rec, code, req.now, cfg);
             note_outcome(rec, &d, &req.client, req.now);
             d
         }
         None => Decision::deny(Reason::NotEnrolled),
-    };
-    let ev = req.event(&d);
-    (d, Some(ev))
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::auth::{Authenticator, CoreError};
 use crate::secret::TotpSecret;
 use crate::store::{OtcKind, UserRecord};
 use crate::totp::TotpParams;
-use crate::verify::new_one_time_code;
+use crate::verify::{new_one_time_code, store_one_time_code};
 
 /// One user to enrol in a bulk import.
 #[derive(Debug, Clone)]
@@ -160,13 +160,11 @@ impl Authenticator {
         for e in entries {
             let mut codes = Vec::new();
             for sc in &e.scratch_codes {
-                let mut c = new_one_time_code(OtcKind::Backup, now, None, 1)
-                    .map_err(|e| {
+                codes.push(
+                    store_one_time_code(OtcKind::Backup, sc, now, None, 1).map_err(|e| {
                         CoreError::Invalid(format!("no random numbers from the system: {e}"))
-                    })?
-                    .1;
-                c.hash = crate::verify::hash_for_import(&c.salt, sc);
-                codes.push(c);
+                    })?,
+                );
             }
             backup.push(codes);
         }

@@ -33,9 +33,25 @@ fn hash_code(salt: &[u8; 16], code: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// The stored hash of an existing code (google-authenticator scratch codes on import).
-pub fn hash_for_import(salt: &[u8; 16], code: &str) -> [u8; 32] {
-    hash_code(salt, &normalize_code(code))
+/// What is stored for a one-time code: a fresh salt and the hash, never the code.
+pub fn store_one_time_code(
+    kind: OtcKind,
+    code: &str,
+    now: i64,
+    expires: Option<i64>,
+    uses: u32,
+) -> Result<OneTimeCode, getrandom::Error> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)?;
+    let hash = hash_code(&salt, &normalize_code(code));
+    Ok(OneTimeCode {
+        kind,
+        salt,
+        hash,
+        created: now,
+        expires,
+        uses_left: uses,
+    })
 }
 
 /// A new one-time code: the printable code (shown once) and what is stored.
@@ -45,8 +61,6 @@ pub fn new_one_time_code(
     expires: Option<i64>,
     uses: u32,
 ) -> Result<(Zeroizing<String>, OneTimeCode), getrandom::Error> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt)?;
     let mut code = Zeroizing::new(String::with_capacity(OTC_DIGITS));
     while code.len() < OTC_DIGITS {
         let mut b = [0u8; 1];
@@ -56,18 +70,8 @@ pub fn new_one_time_code(
             code.push(char::from(b'0' + b[0] % 10));
         }
     }
-    let hash = hash_code(&salt, &code);
-    Ok((
-        code,
-        OneTimeCode {
-            kind,
-            salt,
-            hash,
-            created: now,
-            expires,
-            uses_left: uses,
-        },
-    ))
+    let stored = store_one_time_code(kind, &code, now, expires, uses)?;
+    Ok((code, stored))
 }
 
 /// Checks `code` for the user and updates the record: the replay marker on success, the

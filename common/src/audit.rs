@@ -87,27 +87,24 @@ impl Syslog {
         Self(Mutex::new(syslog::unix(fmt).ok()))
     }
 
-    pub fn info(&self, msg: &str) {
+    /// Sends through the connection, if there is one; a lost message never holds up a login.
+    fn send(&self, f: impl FnOnce(&mut Logger) -> syslog::Result<()>) {
         if let Ok(mut g) = self.0.lock()
             && let Some(l) = g.as_mut()
         {
-            let _ = l.info(msg);
+            let _ = f(l);
         }
+    }
+
+    pub fn info(&self, msg: &str) {
+        self.send(|l| l.info(msg));
     }
 
     pub fn warning(&self, msg: &str) {
-        if let Ok(mut g) = self.0.lock()
-            && let Some(l) = g.as_mut()
-        {
-            let _ = l.warning(msg);
-        }
+        self.send(|l| l.warning(msg));
     }
 
     pub fn err(&self, msg: &str) {
-        if let Ok(mut g) = self.0.lock()
-            && let Some(l) = g.as_mut()
-        {
-            let _ = l.err(msg);
-        }
+        self.send(|l| l.err(msg));
     }
 }

@@ -223,20 +223,13 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     // 4. Not enrolled: go-live and grace.
     let deadline = grace_deadline(f.record, cfg, f.now);
     let go_live = p.enforce_from.map(|i| i.0);
+    let days_left = days_until(deadline, f.now);
     let reason = match go_live {
-        Some(g) if f.now < g => Some(Reason::BeforeGoLive {
-            days_left: days_until(deadline, f.now),
-        }),
-        _ if f.now < deadline => Some(Reason::GracePeriod {
-            days_left: days_until(deadline, f.now),
-        }),
+        Some(g) if f.now < g => Some(Reason::BeforeGoLive { days_left }),
+        _ if f.now < deadline => Some(Reason::GracePeriod { days_left }),
         _ => None,
     };
     if let Some(reason) = reason {
-        let days = match reason {
-            Reason::BeforeGoLive { days_left } | Reason::GracePeriod { days_left } => days_left,
-            _ => 0,
-        };
         let how = if may_enrol_here {
             "you can enrol an authenticator app now"
         } else if p.self_enroll == SelfEnroll::Never {
@@ -248,7 +241,7 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
             outcome: Outcome::Allow,
             reason,
             message: Some(format!(
-                "MFA becomes required for this account in {days} day(s) ({}); {how}.",
+                "MFA becomes required for this account in {days_left} day(s) ({}); {how}.",
                 format_utc(deadline)
             )),
             offer_enrolment: may_enrol_here,

@@ -66,7 +66,7 @@ pub fn apply(text: &str, path: &Path, edit: TrustedEdit) -> Result<String, Confi
     let position = arr.iter().position(|v| {
         v.as_str()
             .and_then(|s| s.parse::<Cidr>().ok())
-            .is_some_and(|c| Some(c) == edit_cidr(edit))
+            .is_some_and(|c| c == edit_cidr(edit))
     });
     match (edit, position) {
         (TrustedEdit::Add(c), Some(_)) => {
@@ -97,9 +97,9 @@ pub fn apply(text: &str, path: &Path, edit: TrustedEdit) -> Result<String, Confi
     Ok(doc.to_string())
 }
 
-fn edit_cidr(e: TrustedEdit) -> Option<Cidr> {
+fn edit_cidr(e: TrustedEdit) -> Cidr {
     match e {
-        TrustedEdit::Add(c) | TrustedEdit::Remove(c) => Some(c),
+        TrustedEdit::Add(c) | TrustedEdit::Remove(c) => c,
     }
 }
 

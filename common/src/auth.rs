@@ -137,14 +137,18 @@ impl Authenticator {
         TotpParams::from_config(&self.config.totp)
     }
 
-    /// Sends the event to syslog, and now and then prunes the audit trail to
+    /// Sends one operation's events to syslog, then now and then (about one operation in
+    /// 512, not one event: a batch is one operation) prunes the audit trail to
     /// `audit.retention`, so no front end or cron job is needed to keep it bounded.
-    fn log(&self, ev: &AuditEvent) {
+    fn log(&self, events: &[AuditEvent]) {
         if let Some(s) = &self.syslog {
-            s.info(&ev.line());
+            for ev in events {
+                s.info(&ev.line());
+            }
         }
         let mut b = [0u8; 2];
-        if getrandom::fill(&mut b).is_ok()
+        if let Some(ev) = events.first()
+            && getrandom::fill(&mut b).is_ok()
             && u16::from_le_bytes(b) % 512 == 0
             && let Err(e) = self.prune_audit(ev.time)
             && let Some(s) = &self.syslog
@@ -156,11 +160,7 @@ impl Authenticator {
     /// What the policy says before any code is seen. Reads only; nothing is recorded.
     pub fn decide(&self, req: &Request) -> Result<Decision, CoreError> {
         let record = self.store.user(&req.user)?;
-        let groups = if self.config.policy.exempt_groups.is_empty() {
-            Vec::new()
-        } else {
-            groups_of(&req.user)
-        };
+        let groups = self.groups_for(&req.user);
         Ok(decide(
             &Facts {
                 user: &req.user,
@@ -184,7 +184,7 @@ impl Authenticator {
             Ok(vec![e])
         })?;
         if let Some(ev) = ev {
-            self.log(&ev);
+            self.log(std::slice::from_ref(&ev));
         }
         Ok(())
     }
@@ -232,9 +232,7 @@ impl Authenticator {
             logged.clone_from(&events);
             Ok(events)
         })?;
-        for ev in &logged {
-            self.log(ev);
-        }
+        self.log(&logged);
         Ok(decisions)
     }
 
@@ -263,7 +261,7 @@ impl Authenticator {
             decision = code_in_tx(&mut recs[0], req, code, cfg);
             Ok(vec![req.event(&decision)])
         })?;
-        self.log(&req.event(&decision));
+        self.log(&[req.event(&decision)]);
         Ok(decision)
     }
 
@@ -272,7 +270,7 @@ impl Authenticator {
         let d = Decision::deny(Reason::WrongPassword);
         let ev = req.event(&d);
         self.store.append_audit(std::slice::from_ref(&ev))?;
-        self.log(&ev);
+        self.log(std::slice::from_ref(&ev));
         Ok(d)
     }
 
@@ -290,7 +288,7 @@ impl Authenticator {
             reason: reason.into(),
         };
         self.store.append_audit(std::slice::from_ref(&ev))?;
-        self.log(&ev);
+        self.log(std::slice::from_ref(&ev));
         Ok(())
     }
 
@@ -387,7 +385,7 @@ impl Authenticator {
         ev.decision = "enroll".into();
         match self.enroll_with_event(&req.user, secret, Some(code), false, req.now, &ev) {
             Ok(()) => {
-                self.log(&ev);
+                self.log(std::slice::from_ref(&ev));
                 Ok(d)
             }
             Err(CoreError::Invalid(_)) => Ok(Decision::deny(Reason::WrongCode)),

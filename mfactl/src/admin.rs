@@ -20,7 +20,11 @@ pub fn load_config(path: &Path) -> Result<Config> {
 /// Opens the store. Commands that only read or change existing users use `Existing`, so a
 /// mistyped store path is reported instead of silently creating an empty database.
 pub fn open(path: &Path, mode: OpenMode) -> Result<Authenticator> {
-    let cfg = load_config(path)?;
+    open_with(load_config(path)?, mode)
+}
+
+/// `open` for a configuration the command has already loaded.
+pub fn open_with(cfg: Config, mode: OpenMode) -> Result<Authenticator> {
     Ok(Authenticator::open(Arc::new(cfg), mode, "mfactl")?)
 }
 
@@ -77,7 +81,7 @@ pub fn auth(
 pub fn init(cfg: &Path) -> Result<ExitCode> {
     let c = load_config(cfg)?;
     let existed = c.store.path.exists();
-    let a = Authenticator::open(Arc::new(c), OpenMode::Create, "mfactl")?;
+    let a = open_with(c, OpenMode::Create)?;
     let path = a.config().store.path.display();
     if existed {
         println!("The store {path} exists already; nothing changed.");

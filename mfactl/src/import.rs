@@ -14,7 +14,7 @@ use mfa_common::{OpenMode, TotpSecret};
 use mfa_config::{Algorithm, Config};
 use zeroize::Zeroizing;
 
-use crate::admin::{load_config, open};
+use crate::admin::{load_config, open_with};
 use crate::{Fail, Result};
 
 const MAX_FILE: u64 = 64 << 20;
@@ -39,7 +39,7 @@ pub fn import(
     if entries.is_empty() {
         return Err(Fail::Error("nothing to import: no user lines found".into()));
     }
-    let a = open(cfg, OpenMode::Create)?;
+    let a = open_with(config, OpenMode::Create)?;
     a.import(&entries, replace, now())?;
     println!("Imported {} user(s).", entries.len());
     Ok(ExitCode::SUCCESS)

@@ -159,15 +159,24 @@ impl Authenticator {
 
     /// What the policy says before any code is seen. Reads only; nothing is recorded.
     pub fn decide(&self, req: &Request) -> Result<Decision, CoreError> {
+        self.decide_with_groups(req, &self.groups_for(&req.user))
+    }
+
+    /// `decide` with the groups from [`Authenticator::groups_for`] already looked up, for a
+    /// front end that needs them again for the final decision (one NSS lookup, not two).
+    pub fn decide_with_groups(
+        &self,
+        req: &Request,
+        groups: &[String],
+    ) -> Result<Decision, CoreError> {
         let record = self.store.user(&req.user)?;
-        let groups = self.groups_for(&req.user);
         Ok(decide(
             &Facts {
                 user: &req.user,
                 client: req.client,
                 now: req.now,
                 record: record.as_ref(),
-                groups: &groups,
+                groups,
             },
             &self.config,
         ))

@@ -495,21 +495,39 @@ impl Shared {
         Ok(self.readers.run(move || f(&auth)).await??)
     }
 
+    /// The policy before the password check, and the groups it used (kept for the final
+    /// decision, so a slow directory is asked once per request).
+    async fn look(&self, rt: &Runtime, req: &Request) -> Result<(Decision, Vec<String>), Fail> {
+        let r2 = req.clone();
+        self.read(rt, move |a| {
+            let groups = a.groups_for(&r2.user);
+            let d = a.decide_with_groups(&r2, &groups)?;
+            Ok((d, groups))
+        })
+        .await
+    }
+
     /// The final decision for a login, batched with others into one store commit. `code`:
     /// what the user typed where a code is expected (`Some("")` when nothing was typed, so
     /// the core answers `missing_code`).
+    ///
+    /// `groups`: looked up with an earlier decision for this request, or `None` to look
+    /// them up here.
     async fn finish(
         &self,
         rt: &Runtime,
         req: Request,
         code: Option<Zeroizing<String>>,
+        groups: Option<Vec<String>>,
     ) -> Result<Decision, Fail> {
-        let groups = if rt.config.policy.exempt_groups.is_empty() {
-            Vec::new()
-        } else {
+        let groups = match groups {
+            Some(g) => g,
+            None if rt.config.policy.exempt_groups.is_empty() => Vec::new(),
             // NSS may be slow (LDAP): look the groups up before taking a place in a batch.
-            let user = req.user.clone();
-            self.read(rt, move |a| Ok(a.groups_for(&user))).await?
+            None => {
+                let user = req.user.clone();
+                self.read(rt, move |a| Ok(a.groups_for(&user))).await?
+            }
         };
         Ok(rt.writer.attempt(Attempt { req, code, groups }).await?)
     }
@@ -615,7 +633,7 @@ impl Shared {
         let code = Zeroizing::new(
             code.map_or_else(String::new, |c| String::from_utf8_lossy(&c).into_owned()),
         );
-        let d = self.finish(rt, req, Some(code)).await?;
+        let d = self.finish(rt, req, Some(code), None).await?;
         Ok(Answer::from_decision(&d))
     }
 
@@ -640,18 +658,17 @@ impl Shared {
         whole: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
         Self::require_pam(rt)?;
-        let r2 = req.clone();
-        let d = self.read(rt, move |a| a.decide(&r2)).await?;
+        let (d, groups) = self.look(rt, &req).await?;
         let Some(whole) = whole else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
         };
         match d.outcome {
-            Outcome::Deny => self.conclude(rt, req, None).await,
+            Outcome::Deny => self.conclude(rt, req, None, Some(groups)).await,
             Outcome::Allow => {
                 // Trusted, exempt or in grace: no code expected, all of it is the password.
                 let pam = self.first_factor(rt, &req.user, whole, req.client).await?;
                 if pam.ok {
-                    self.conclude(rt, req, None).await
+                    self.conclude(rt, req, None, Some(groups)).await
                 } else {
                     self.wrong_password(rt, req, pam.fail_delay).await
                 }
@@ -664,7 +681,9 @@ impl Shared {
                     t.radius.append_delimiter.as_deref(),
                 ) else {
                     // No code at the end: the core answers `missing_code`; no PAM attempt.
-                    return self.conclude(rt, req, Some(Zeroizing::default())).await;
+                    return self
+                        .conclude(rt, req, Some(Zeroizing::default()), Some(groups))
+                        .await;
                 };
                 let pam = self
                     .first_factor(rt, &req.user, password, req.client)
@@ -672,7 +691,7 @@ impl Shared {
                 if !pam.ok {
                     return self.wrong_password(rt, req, pam.fail_delay).await;
                 }
-                self.conclude(rt, req, Some(code)).await
+                self.conclude(rt, req, Some(code), Some(groups)).await
             }
         }
     }
@@ -684,8 +703,9 @@ impl Shared {
         rt: &Runtime,
         req: Request,
         code: Option<Zeroizing<String>>,
+        groups: Option<Vec<String>>,
     ) -> Result<Answer, Fail> {
-        let d = self.finish(rt, req, code).await?;
+        let d = self.finish(rt, req, code, groups).await?;
         Ok(Answer::from_decision(&d))
     }
 
@@ -698,10 +718,9 @@ impl Shared {
         password: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
         Self::require_pam(rt)?;
-        let r2 = req.clone();
-        let d = self.read(rt, move |a| a.decide(&r2)).await?;
+        let (d, groups) = self.look(rt, &req).await?;
         if d.outcome == Outcome::Deny {
-            return self.conclude(rt, req, None).await;
+            return self.conclude(rt, req, None, Some(groups)).await;
         }
         let Some(password) = password else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
@@ -713,7 +732,7 @@ impl Shared {
             return self.wrong_password(rt, req, pam.fail_delay).await;
         }
         if d.outcome == Outcome::Allow {
-            return self.conclude(rt, req, None).await;
+            return self.conclude(rt, req, None, Some(groups)).await;
         }
         let now = Instant::now();
         let pending = Pending {
@@ -761,7 +780,7 @@ impl Shared {
         let code = Zeroizing::new(
             code.map_or_else(String::new, |c| String::from_utf8_lossy(&c).into_owned()),
         );
-        let mut ans = self.conclude(rt, req, Some(code)).await?;
+        let mut ans = self.conclude(rt, req, Some(code), None).await?;
         ans.client = Some(first_round);
         Ok(ans)
     }

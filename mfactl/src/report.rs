@@ -64,12 +64,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     let mut rows = Vec::with_capacity(users.len());
     let (mut enrolled, mut grace, mut overdue, mut locked, mut exempt) = (0, 0, 0, 0, 0);
     for u in &users {
-        let groups = if c.policy.exempt_groups.is_empty() {
-            Vec::new()
-        } else {
-            mfa_common::groups::groups_of(&u.name)
-        };
-        let (st, deadline) = status(u, c, &groups, t);
+        let (st, deadline) = status(u, c, &a.groups_for(&u.name), t);
         enrolled += usize::from(u.enrolled());
         grace += usize::from(st.starts_with("grace") || st == "before go-live");
         overdue += usize::from(st == "overdue");

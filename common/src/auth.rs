@@ -318,6 +318,8 @@ impl Authenticator {
         self.enroll_with_event(user, secret, confirm_code, replace, now, &ev)
     }
 
+    /// `enroll`, writing `event` as its audit entry; its decision becomes the action taken
+    /// (`enroll` or `re-enroll`).
     fn enroll_with_event(
         &self,
         user: &str,
@@ -372,9 +374,7 @@ impl Authenticator {
             rec.first_failure = None;
             rec.locked_until = None;
             let mut ev = event.clone();
-            if ev.decision == "enroll" {
-                ev.decision = action.into();
-            }
+            ev.decision = action.into();
             Ok(vec![ev])
         })?;
         Ok(())
@@ -391,6 +391,7 @@ impl Authenticator {
     ) -> Result<Decision, CoreError> {
         let d = Decision::allow(Reason::SelfEnrolled);
         let mut ev = req.event(&d);
+        // Never a replacement (`replace` is false below), so the stored action is `enroll`.
         ev.decision = "enroll".into();
         match self.enroll_with_event(&req.user, secret, Some(code), false, req.now, &ev) {
             Ok(()) => {

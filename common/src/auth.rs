@@ -215,6 +215,32 @@ impl Authenticator {
     /// one by one; nothing is acknowledged before the commit. An attempt that needs a code
     /// and has none gets `NeedCode` and writes nothing.
     pub fn authenticate_many(&self, attempts: &[Attempt]) -> Result<Vec<Decision>, CoreError> {
+        self.batch(attempts, false)
+    }
+
+    /// `authenticate_many` committed without waiting for the disk: the decisions are final
+    /// and visible to every other process at once, but durable only after the next
+    /// [`Authenticator::sync`]. The caller must acknowledge none of them before that
+    /// returns. This lets one thread compute the next batch while another waits for the
+    /// fsync of the last ones.
+    pub fn authenticate_many_deferred(
+        &self,
+        attempts: &[Attempt],
+    ) -> Result<Vec<Decision>, CoreError> {
+        self.batch(attempts, true)
+    }
+
+    /// Makes every decision committed so far durable.
+    pub fn sync(&self) -> Result<(), CoreError> {
+        Ok(self.store.sync()?)
+    }
+
+    /// See [`Store::checkpoint`]: the deferred writer's housekeeping.
+    pub fn checkpoint(&self, on_writer: bool) -> Result<u64, CoreError> {
+        Ok(self.store.checkpoint(on_writer)?)
+    }
+
+    fn batch(&self, attempts: &[Attempt], deferred: bool) -> Result<Vec<Decision>, CoreError> {
         let (cfg, params) = (&*self.config, self.params());
         let mut names: Vec<&str> = Vec::new();
         let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -229,7 +255,7 @@ impl Authenticator {
             .collect();
         let mut decisions = Vec::with_capacity(attempts.len());
         let mut logged = Vec::new();
-        self.store.transact(&names, &mut |recs| {
+        let mut tx = |recs: &mut [Option<UserRecord>]| {
             decisions.clear();
             let mut events = Vec::with_capacity(attempts.len());
             for (a, &i) in attempts.iter().zip(&index) {
@@ -240,7 +266,12 @@ impl Authenticator {
             }
             logged.clone_from(&events);
             Ok(events)
-        })?;
+        };
+        if deferred {
+            self.store.transact_deferred(&names, &mut tx)?;
+        } else {
+            self.store.transact(&names, &mut tx)?;
+        }
         self.log(&logged);
         Ok(decisions)
     }

@@ -251,6 +251,18 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// One log line in one `write` (`eprintln!` makes three system calls of it, and this runs
+/// once per decision).
+fn stderr_line(kind: &str, line: &str) {
+    use std::io::Write;
+    let mut buf = String::with_capacity(14 + kind.len() + line.len());
+    buf.push_str("mfa-radiusd: ");
+    buf.push_str(kind);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+}
+
 /// A quoted, escaped, bounded rendering of an untrusted name for the log.
 fn log_name(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
@@ -280,14 +292,14 @@ impl Shared {
     }
 
     fn log(&self, rt: &Runtime, line: &str) {
-        eprintln!("mfa-radiusd: {line}");
+        stderr_line("", line);
         if let Some(s) = &rt.syslog {
             s.info(line);
         }
     }
 
     pub fn warn(&self, line: &str) {
-        eprintln!("mfa-radiusd: warning: {line}");
+        stderr_line("warning: ", line);
         if let Some(s) = &self.runtime().syslog {
             s.warning(line);
         }

@@ -1,11 +1,17 @@
 //! The daemon's one writer to the store. Final decisions from concurrent requests are queued
-//! and committed together through `Authenticator::authenticate_many`: one transaction, one
-//! fsync, for as many logins as arrived meanwhile (group commit). No reply leaves before its
-//! batch is committed, so nothing acknowledged can be lost; and with a single writer thread
+//! and committed together through `Authenticator::authenticate_many_deferred`: one
+//! transaction for as many logins as arrived meanwhile (group commit). The fsync runs on a
+//! second thread, so the next batch is computed while the disk writes the last ones, and one
+//! fsync covers every batch committed meanwhile. No reply leaves before the fsync that
+//! covers its batch, so nothing acknowledged can be lost; and with a single writer thread
 //! this process never waits in SQLite's busy handler behind itself.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
+};
+use std::time::Duration;
 
 use mfa_common::auth::Attempt;
 use mfa_common::{Authenticator, CoreError, Decision};
@@ -13,6 +19,10 @@ use tokio::sync::oneshot;
 
 /// Most logins in one transaction; larger batches only add latency to the first one.
 const MAX_BATCH: usize = 256;
+/// WAL size (4 KiB pages) past which the writer lets the log start over.
+const RESTART_FRAMES: u64 = 4096;
+/// A checkpoint pass at least this often when no commit prompts one.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
 
 type CallFn = Box<dyn FnOnce(&Authenticator) + Send>;
 
@@ -55,9 +65,20 @@ impl std::fmt::Debug for Job {
 impl Writer {
     pub fn start(auth: Arc<Authenticator>, queue: usize) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(queue.max(1));
+        let (synced_tx, synced_rx) = channel();
+        let (poke_tx, poke_rx) = sync_channel(1);
+        let catch_up = Arc::new(AtomicBool::new(false));
+        let (a, c) = (auth.clone(), catch_up.clone());
+        std::thread::Builder::new()
+            .name("mfa-checkpoint".into())
+            .spawn(move || checkpoint_loop(&a, &poke_rx, &c))?;
+        let a = auth.clone();
+        std::thread::Builder::new()
+            .name("mfa-sync".into())
+            .spawn(move || sync_loop(&a, &synced_rx, &poke_tx))?;
         std::thread::Builder::new()
             .name("mfa-store".into())
-            .spawn(move || run(&auth, &rx))?;
+            .spawn(move || run(&auth, &rx, &synced_tx, &catch_up))?;
         Ok(Self { tx })
     }
 
@@ -95,7 +116,15 @@ impl Writer {
 
 type Reply = oneshot::Sender<Result<Decision, String>>;
 
-fn run(auth: &Authenticator, rx: &Receiver<Job>) {
+/// A committed batch waiting for its fsync.
+type Committed = Vec<(Reply, Decision)>;
+
+fn run(
+    auth: &Authenticator,
+    rx: &Receiver<Job>,
+    synced: &Sender<Committed>,
+    catch_up: &AtomicBool,
+) {
     let mut attempts: Vec<Attempt> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
@@ -107,7 +136,7 @@ fn run(auth: &Authenticator, rx: &Receiver<Job>) {
                     replies.push(tx);
                 }
                 Job::Call(f) => {
-                    commit(auth, &mut attempts, &mut replies);
+                    commit(auth, &mut attempts, &mut replies, synced);
                     f(auth);
                 }
             }
@@ -115,33 +144,92 @@ fn run(auth: &Authenticator, rx: &Receiver<Job>) {
                 next = rx.try_recv().ok();
             }
         }
-        commit(auth, &mut attempts, &mut replies);
+        commit(auth, &mut attempts, &mut replies, synced);
+        if catch_up.swap(false, Ordering::AcqRel) {
+            // The background pass copied most of the log; copy the rest here, between two
+            // transactions, so the next one starts the WAL over.
+            let _ = auth.checkpoint(true);
+        }
     }
 }
 
-fn commit(auth: &Authenticator, attempts: &mut Vec<Attempt>, replies: &mut Vec<Reply>) {
+fn commit(
+    auth: &Authenticator,
+    attempts: &mut Vec<Attempt>,
+    replies: &mut Vec<Reply>,
+    synced: &Sender<Committed>,
+) {
     if attempts.is_empty() {
         return;
     }
-    let result = auth.authenticate_many(attempts);
+    let result = auth.authenticate_many_deferred(attempts);
     attempts.clear();
     match result {
         Ok(decisions) if decisions.len() == replies.len() => {
-            for (tx, d) in replies.drain(..).zip(decisions) {
-                let _ = tx.send(Ok(d));
+            let batch: Committed = replies.drain(..).zip(decisions).collect();
+            if let Err(std::sync::mpsc::SendError(batch)) = synced.send(batch) {
+                // The sync thread is gone: nothing can be made durable, so refuse.
+                for (tx, _) in batch {
+                    let _ = tx.send(Err("store sync thread stopped".into()));
+                }
             }
         }
         // The whole batch was rolled back: every login in it is refused (fail closed).
         Ok(_) => fail_all(
-            replies,
+            replies.drain(..),
             "the store returned a different number of decisions",
         ),
-        Err(e) => fail_all(replies, &e.to_string()),
+        Err(e) => fail_all(replies.drain(..), &e.to_string()),
     }
 }
 
-fn fail_all(replies: &mut Vec<Reply>, why: &str) {
-    for tx in replies.drain(..) {
+/// Waits for committed batches, makes all that are waiting durable with one fsync, then
+/// releases their decisions. A failed fsync refuses them (fail closed): their effects may
+/// or may not survive a power loss, so none may be acknowledged as a success.
+fn sync_loop(auth: &Authenticator, rx: &Receiver<Committed>, poke: &SyncSender<()>) {
+    let mut waiting: Committed = Vec::new();
+    while let Ok(first) = rx.recv() {
+        waiting.extend(first);
+        while let Ok(more) = rx.try_recv() {
+            waiting.extend(more);
+        }
+        let synced = auth.sync();
+        let _ = poke.try_send(());
+        match synced {
+            Ok(()) => {
+                for (tx, d) in waiting.drain(..) {
+                    let _ = tx.send(Ok(d));
+                }
+            }
+            Err(e) => fail_all(
+                waiting.drain(..).map(|(tx, _)| tx),
+                &format!("cannot make the decision durable: {e}"),
+            ),
+        }
+    }
+}
+
+/// The WAL is copied back into the database here, beside the writer, instead of by SQLite's
+/// automatic checkpoint in the writer's commit (which stalled every batch behind a copy and
+/// two fsyncs). When the log has grown past `RESTART_FRAMES`, the writer is asked to finish
+/// the copy between two batches, so the WAL starts over instead of growing without end.
+fn checkpoint_loop(auth: &Authenticator, poke: &Receiver<()>, catch_up: &AtomicBool) {
+    loop {
+        match poke.recv_timeout(CHECKPOINT_IDLE) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        match auth.checkpoint(false) {
+            Ok(frames) if frames >= RESTART_FRAMES => catch_up.store(true, Ordering::Release),
+            Ok(_) => {}
+            // Nothing is lost: the WAL only grows until a later pass succeeds.
+            Err(_) => std::thread::sleep(CHECKPOINT_IDLE),
+        }
+    }
+}
+
+fn fail_all(replies: impl Iterator<Item = Reply>, why: &str) {
+    for tx in replies {
         let _ = tx.send(Err(why.to_string()));
     }
 }

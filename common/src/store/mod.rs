@@ -181,6 +181,19 @@ pub trait Store: Send + Sync {
     /// Runs `f` over the records of `names` in one write transaction: either everything `f`
     /// changed and every event it returned is stored, or nothing is.
     fn transact(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError>;
+    /// `transact`, committed without waiting for the disk: visible to every reader at once,
+    /// durable only once a later [`Store::sync`] returns. For group commit where the fsync
+    /// runs on another thread while the next batch is computed; the caller must acknowledge
+    /// nothing before that `sync`.
+    fn transact_deferred(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError>;
+    /// Makes every transaction committed so far durable.
+    fn sync(&self) -> Result<(), StoreError>;
+    /// Housekeeping for a process that writes without pause (SQLite: copying the WAL back
+    /// into the database, which `transact_deferred` leaves to this). `on_writer = false`
+    /// runs beside the writer without blocking it; `true` runs on the deferred-commit
+    /// connection between its transactions and lets the log start over. Returns how much
+    /// log is left (SQLite: WAL frames).
+    fn checkpoint(&self, on_writer: bool) -> Result<u64, StoreError>;
     /// Audit events that belong to no stored user change (e.g. a trusted-network login).
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;

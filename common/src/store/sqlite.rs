@@ -2,7 +2,7 @@
 //! and `mfactl`. Writes take the database lock up front (`BEGIN IMMEDIATE`), so a
 //! read-then-write never races another process's write.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -75,6 +75,11 @@ pub struct SqliteStore {
     busy_timeout: Duration,
     /// Idle connections; one per concurrent caller, opened on demand.
     pool: Mutex<Vec<Connection>>,
+    /// The one connection that commits without fsync (`synchronous=NORMAL`), kept apart so
+    /// no other caller ever gets it from the pool.
+    deferred: Mutex<Option<Connection>>,
+    /// The directory entry of the WAL file has been made durable (first `sync`).
+    dir_synced: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -97,6 +102,8 @@ impl SqliteStore {
             path: path.to_path_buf(),
             busy_timeout,
             pool: Mutex::new(Vec::new()),
+            deferred: Mutex::new(None),
+            dir_synced: std::sync::atomic::AtomicBool::new(false),
         };
         let conn = store.connect()?;
         migrate(&conn)?;
@@ -154,6 +161,30 @@ impl SqliteStore {
         let out = f(&mut conn);
         self.put_back(conn);
         out
+    }
+
+    /// Runs `f` on the deferred-commit connection (see `Store::transact_deferred`).
+    fn with_deferred_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self
+            .deferred
+            .lock()
+            .map_err(|_| StoreError::Db("the deferred-commit connection is poisoned".into()))?;
+        let conn = match &mut *slot {
+            Some(c) => c,
+            None => {
+                let c = self.connect()?;
+                // WAL with NORMAL: a commit writes the WAL but does not fsync it; `sync`
+                // does, before anything is acknowledged. Checkpoints still sync.
+                // No automatic checkpoint either: copying the WAL into the database (and its
+                // fsyncs) would stall every batch behind it. The caller drives `checkpoint`.
+                c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0")?;
+                slot.insert(c)
+            }
+        };
+        f(conn)
     }
 
     fn put_back(&self, conn: Connection) {
@@ -404,6 +435,29 @@ fn save(
     Ok(())
 }
 
+/// One write transaction: load `names`, let `f` change them, save what changed, append the
+/// events it returned; all or nothing.
+fn transact_on(c: &mut Connection, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let before: Vec<Option<UserRecord>> = names
+        .iter()
+        .map(|n| load(&tx, n))
+        .collect::<Result<_, _>>()?;
+    let mut records = before.clone();
+    let events = f(&mut records).map_err(StoreError::Refused)?;
+    for (i, rec) in records.iter().enumerate() {
+        if let Some(rec) = rec {
+            if names.get(i) != Some(&rec.name.as_str()) {
+                return Err(StoreError::Refused("a transaction renamed a user".into()));
+            }
+            save(&tx, rec, before.get(i).and_then(Option::as_ref))?;
+        }
+    }
+    insert_audit(&tx, &events)?;
+    tx.commit()?;
+    Ok(())
+}
+
 fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut st = conn.prepare_cached(
         "INSERT INTO audit (time, user, service, client_ip, decision, reason) VALUES (?1,?2,?3,?4,?5,?6)",
@@ -446,26 +500,57 @@ impl Store for SqliteStore {
     }
 
     fn transact(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-        self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let before: Vec<Option<UserRecord>> = names
-                .iter()
-                .map(|n| load(&tx, n))
-                .collect::<Result<_, _>>()?;
-            let mut records = before.clone();
-            let events = f(&mut records).map_err(StoreError::Refused)?;
-            for (i, rec) in records.iter().enumerate() {
-                if let Some(rec) = rec {
-                    if names.get(i) != Some(&rec.name.as_str()) {
-                        return Err(StoreError::Refused("a transaction renamed a user".into()));
-                    }
-                    save(&tx, rec, before.get(i).and_then(Option::as_ref))?;
-                }
-            }
-            insert_audit(&tx, &events)?;
-            tx.commit()?;
-            Ok(())
-        })
+        self.with_conn(|c| transact_on(c, names, f))
+    }
+
+    fn transact_deferred(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+        self.with_deferred_conn(|c| transact_on(c, names, f))
+    }
+
+    fn checkpoint(&self, on_writer: bool) -> Result<u64, StoreError> {
+        let run = |c: &mut Connection| -> Result<u64, StoreError> {
+            // PASSIVE never waits for, nor blocks, readers or the writer. Run on the writer's
+            // connection between its transactions it catches up completely, and the next
+            // transaction starts the WAL over.
+            let (log, _done): (i64, i64) =
+                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(1)?, r.get(2)?))
+                })?;
+            Ok(u64::try_from(log).unwrap_or(0))
+        };
+        if on_writer {
+            self.with_deferred_conn(run)
+        } else {
+            self.with_conn(run)
+        }
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let io =
+            |e: std::io::Error, what: &Path| StoreError::Db(format!("{}: {e}", what.display()));
+        // A commit in WAL mode is durable once its frames in the -wal file are; fdatasync
+        // of that file is what `synchronous=FULL` does at every commit. Opened afresh each
+        // time: SQLite may delete and re-create the file when every connection has closed.
+        // If the WAL was checkpointed and restarted since the commit, its frames are in the
+        // database file, which the checkpoint synced.
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        File::open(&wal)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| io(e, &wal))?;
+        if !self.dir_synced.load(Ordering::Acquire) {
+            let dir = match self.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io(e, dir))?;
+            self.dir_synced.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
@@ -562,6 +647,40 @@ mod tests {
         });
         assert!(matches!(r, Err(StoreError::Refused(_))));
         assert!(s.users().unwrap().is_empty());
+    }
+
+    #[test]
+    fn deferred_commits_are_shared_at_once_and_the_writer_restarts_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+        for i in 0..200 {
+            let name = format!("u{i}");
+            s.transact_deferred(&[&name], &mut |recs| {
+                recs[0] = Some(UserRecord::new(&format!("u{i}"), params(), 1));
+                Ok(vec![AuditEvent::admin(1, &format!("u{i}"), "enroll", "t")])
+            })
+            .unwrap();
+        }
+        s.sync().unwrap();
+        // Another process (here: another store on the same file) sees them.
+        let other = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        assert_eq!(other.users().unwrap().len(), 200);
+        // No automatic checkpoint on the deferred connection: the log grew.
+        let grown = s.checkpoint(false).unwrap();
+        assert!(grown >= 200, "{grown} frames");
+        // Caught up on the writer, the next transaction starts the log over.
+        s.checkpoint(true).unwrap();
+        s.transact_deferred(&["u0"], &mut |recs| {
+            recs[0].as_mut().unwrap().failures = 1;
+            Ok(vec![])
+        })
+        .unwrap();
+        s.sync().unwrap();
+        let after = s.checkpoint(false).unwrap();
+        assert!(after < 10, "{after} frames after the restart");
+        assert_eq!(other.user("u0").unwrap().unwrap().failures, 1);
+        assert_eq!(other.integrity_check().unwrap(), "ok");
     }
 
     #[test]

@@ -2,16 +2,33 @@
 //! identifier and Request Authenticator) gets the reply already sent, not a second evaluation,
 //! so a gateway's retry never turns an accepted code into a replay rejection.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A request's identity, packed (35 bytes): the cache holds tens of thousands of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
-    pub from: SocketAddr,
-    pub identifier: u8,
-    pub authenticator: [u8; 16],
+    ip: [u8; 16],
+    port: [u8; 2],
+    identifier: u8,
+    authenticator: [u8; 16],
+}
+
+impl Key {
+    pub fn new(from: SocketAddr, identifier: u8, authenticator: [u8; 16]) -> Self {
+        let ip = match from.ip() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        Self {
+            ip,
+            port: from.port().to_be_bytes(),
+            identifier,
+            authenticator,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,57 +47,62 @@ enum Entry {
     Answered(Arc<[u8]>),
 }
 
-/// Bounded in both size and age: an entry lives `ttl`, and past `capacity` the oldest go.
+/// Two generations of entries: new ones go into `current`; when it is `keep` old or holds
+/// half the capacity, it becomes `previous` and the old `previous` is dropped whole. So an
+/// entry is kept at least `keep` (unless the cache is crowded) and at most twice that, and
+/// there is no per-entry time or expiry queue to store.
 #[derive(Debug)]
 pub struct Cache {
-    map: HashMap<Key, (Instant, Entry)>,
-    order: VecDeque<(Instant, Key)>,
-    ttl: Duration,
+    current: HashMap<Key, Entry>,
+    previous: HashMap<Key, Entry>,
+    started: Option<Instant>,
+    keep: Duration,
     capacity: usize,
 }
 
 impl Cache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(keep: Duration, capacity: usize) -> Self {
         Self {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            ttl,
-            capacity: capacity.max(1),
+            current: HashMap::new(),
+            previous: HashMap::new(),
+            started: None,
+            keep,
+            capacity: capacity.max(2),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.current.len() + self.previous.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
-    fn expire(&mut self, now: Instant) {
-        while let Some(&(t, key)) = self.order.front() {
-            let too_old = now.saturating_duration_since(t) >= self.ttl;
-            let crowded = self.map.len() >= self.capacity || self.order.len() > 2 * self.capacity;
-            if !too_old && !crowded {
-                break;
-            }
-            self.order.pop_front();
-            // Only remove the entry this queue slot was for (a key re-inserted later has a
-            // newer time and its own slot).
-            if self.map.get(&key).is_some_and(|(at, _)| *at == t) {
-                self.map.remove(&key);
-            }
+    fn rotate(&mut self, now: Instant) {
+        let age = self
+            .started
+            .map_or(Duration::MAX, |s| now.saturating_duration_since(s));
+        if age < self.keep && self.current.len() < self.capacity / 2 {
+            return;
         }
+        // Reuse the old generation's allocation for the new one.
+        std::mem::swap(&mut self.current, &mut self.previous);
+        self.current.clear();
+        if age >= self.keep.saturating_mul(2) {
+            self.previous.clear();
+        }
+        self.started = Some(now);
     }
 
     pub fn begin(&mut self, key: Key, now: Instant) -> Seen {
-        self.expire(now);
-        match self.map.get(&key) {
-            Some((_, Entry::InProgress)) => Seen::InProgress,
-            Some((_, Entry::Answered(r))) => Seen::Answered(r.clone()),
+        self.rotate(now);
+        let found = self.current.get(&key).or_else(|| self.previous.get(&key));
+        match found {
+            Some(Entry::InProgress) => Seen::InProgress,
+            Some(Entry::Answered(r)) => Seen::Answered(r.clone()),
             None => {
-                self.map.insert(key, (now, Entry::InProgress));
-                self.order.push_back((now, key));
+                self.current.insert(key, Entry::InProgress);
                 Seen::New
             }
         }
@@ -89,14 +111,17 @@ impl Cache {
     /// Stores the reply for `key`; `None` (the request was dropped) forgets the key so a
     /// retransmission is evaluated afresh.
     pub fn finish(&mut self, key: Key, reply: Option<Arc<[u8]>>) {
-        match reply {
-            Some(r) => {
-                if let Some(slot) = self.map.get_mut(&key) {
-                    slot.1 = Entry::Answered(r);
+        for generation in [&mut self.current, &mut self.previous] {
+            match &reply {
+                Some(r) => {
+                    if let Some(slot) = generation.get_mut(&key) {
+                        *slot = Entry::Answered(r.clone());
+                        return;
+                    }
                 }
-            }
-            None => {
-                self.map.remove(&key);
+                None => {
+                    generation.remove(&key);
+                }
             }
         }
     }
@@ -107,11 +132,7 @@ mod tests {
     use super::*;
 
     fn key(id: u8, port: u16) -> Key {
-        Key {
-            from: SocketAddr::from(([127, 0, 0, 1], port)),
-            identifier: id,
-            authenticator: [id; 16],
-        }
+        Key::new(SocketAddr::from(([127, 0, 0, 1], port)), id, [id; 16])
     }
 
     #[test]
@@ -130,9 +151,13 @@ mod tests {
         let mut k = key(1, 1000);
         k.authenticator[0] ^= 1;
         assert_eq!(c.begin(k, t), Seen::New);
-        // Expired.
+        // Kept across one generation change, gone after two.
+        assert!(matches!(
+            c.begin(key(1, 1000), t + Duration::from_secs(45)),
+            Seen::Answered(_)
+        ));
         assert_eq!(
-            c.begin(key(1, 1000), t + Duration::from_secs(31)),
+            c.begin(key(1, 1000), t + Duration::from_secs(76)),
             Seen::New
         );
     }
@@ -148,6 +173,10 @@ mod tests {
             c.begin(key(3, 100 + i), t);
             c.finish(key(3, 100 + i), Some(Arc::from(&b"r"[..])));
             assert!(c.len() <= 10);
+        }
+        // The most recent half of the capacity is always still there.
+        for i in 95..100u16 {
+            assert!(matches!(c.begin(key(3, 100 + i), t), Seen::Answered(_)));
         }
     }
 }

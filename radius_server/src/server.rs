@@ -25,7 +25,8 @@ use crate::lanes::{Lane, LaneError};
 use crate::stats::{Drop, Stats};
 use crate::store::{StoreError, Writer};
 
-/// How long a reply stays in the duplicate cache: longer than any gateway's retry schedule.
+/// How long a reply stays in the duplicate cache at least (at most twice that): longer than
+/// any gateway's retry schedule.
 const DEDUP_TTL: Duration = Duration::from_secs(30);
 const DEDUP_CAPACITY: usize = 65_536;
 const CHALLENGE_CAPACITY: usize = 65_536;
@@ -398,11 +399,7 @@ impl Shared {
         if self.inflight.load(Ordering::Acquire) >= MAX_INFLIGHT {
             return self.dropped(Drop::Overloaded, from, &"too many requests in progress");
         }
-        let key = dedup::Key {
-            from,
-            identifier: pkt.identifier,
-            authenticator: pkt.authenticator,
-        };
+        let key = dedup::Key::new(from, pkt.identifier, pkt.authenticator);
         let seen = relock(&self.dedup).begin(key, Instant::now());
         match seen {
             Seen::New => {}

@@ -8,6 +8,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::logbuf::FLUSH_EVERY;
 use crate::server::{Options, Runtime, Shared};
 
 /// How long SIGTERM waits for requests already being processed.
@@ -73,21 +74,27 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let sock = Arc::new(sock);
         receivers.push(tokio::spawn(receive(shared.clone(), sock)));
     }
-    eprintln!(
-        "mfa-radiusd: listening on {} (mode {mode})",
+    shared.log.line(&format!(
+        "listening on {} (mode {mode})",
         listen
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    ));
+    shared.log.flush();
 
     let mut tick = tokio::time::interval(Duration::from_secs(30));
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
     loop {
         tokio::select! {
             _ = hup.recv() => shared.reload().await,
-            _ = usr1.recv() => eprintln!("mfa-radiusd: {}", shared.stats.summary()),
+            _ = usr1.recv() => {
+                shared.log.line(&shared.stats.summary());
+                shared.log.flush();
+            }
             _ = tick.tick() => shared.sweep(),
+            _ = flush.tick() => shared.log.flush(),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -99,7 +106,10 @@ pub async fn serve(options: Options) -> Result<(), String> {
     while shared.inflight() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    eprintln!("mfa-radiusd: stopping; {}", shared.stats.summary());
+    shared
+        .log
+        .line(&format!("stopping; {}", shared.stats.summary()));
+    shared.log.flush();
     Ok(())
 }
 

@@ -22,6 +22,7 @@ use crate::challenge::{Challenges, Pending, Redeem};
 use crate::codec::{Builder, Code, Packet, attr, unhide_password};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
+use crate::logbuf::LogBuffer;
 use crate::stats::{Drop, Stats};
 use crate::store::{StoreError, Writer};
 
@@ -137,6 +138,8 @@ pub struct Shared {
     challenges: Mutex<Challenges>,
     readers: Lane,
     pub stats: Stats,
+    /// The stderr log; `run` flushes it on a timer and at exit.
+    pub log: LogBuffer,
     inflight: AtomicUsize,
     options: Options,
 }
@@ -252,18 +255,6 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One log line in one `write` (`eprintln!` makes three system calls of it, and this runs
-/// once per decision).
-fn stderr_line(kind: &str, line: &str) {
-    use std::io::Write;
-    let mut buf = String::with_capacity(14 + kind.len() + line.len());
-    buf.push_str("mfa-radiusd: ");
-    buf.push_str(kind);
-    buf.push_str(line);
-    buf.push('\n');
-    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
-}
-
 /// A quoted, escaped, bounded rendering of an untrusted name for the log.
 fn log_name(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
@@ -279,6 +270,7 @@ impl Shared {
             challenges: Mutex::new(Challenges::new(CHALLENGE_CAPACITY)),
             readers: Lane::new("store reader", STORE_READERS, STORE_QUEUE),
             stats: Stats::default(),
+            log: LogBuffer::default(),
             inflight: AtomicUsize::new(0),
             options,
         })
@@ -293,14 +285,14 @@ impl Shared {
     }
 
     fn log(&self, rt: &Runtime, line: &str) {
-        stderr_line("", line);
+        self.log.line(line);
         if let Some(s) = &rt.syslog {
             s.info(line);
         }
     }
 
     pub fn warn(&self, line: &str) {
-        stderr_line("warning: ", line);
+        self.log.warning(line);
         if let Some(s) = &self.runtime().syslog {
             s.warning(line);
         }

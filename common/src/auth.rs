@@ -264,7 +264,13 @@ impl Authenticator {
                 decisions.push(d);
                 events.extend(ev);
             }
-            logged.clone_from(&events);
+            // Kept for `log`: all of them for syslog, else only the first (its time).
+            if self.syslog.is_some() {
+                logged.clone_from(&events);
+            } else {
+                logged.clear();
+                logged.extend(events.first().cloned());
+            }
             Ok(events)
         };
         if deferred {

@@ -161,7 +161,10 @@ impl Picker {
         let n = self.users.len();
         match kind {
             Kind::Accept => {
-                for _ in 0..self.split {
+                // A bounded search: when every user has used its steps (the run outlasted
+                // the codes 80% of the users can supply), give up quickly instead of
+                // stalling this thread, and count it as exhausted.
+                for _ in 0..self.split.min(64) {
                     let u = self.next_accept.fetch_add(1, Ordering::Relaxed) % self.split;
                     if !totp_mode {
                         return Some(Job {
@@ -172,12 +175,18 @@ impl Picker {
                         });
                     }
                     let now = now_step();
-                    let s = &self.steps[u];
-                    let want = s.load(Ordering::Relaxed).max(now.saturating_sub(1));
-                    if want > now + 1 {
-                        continue;
-                    }
-                    s.store(want + 1, Ordering::Relaxed);
+                    // Claimed atomically: two threads on the same user must not send the
+                    // same step (the second would be a replay).
+                    let claimed = self.steps[u].fetch_update(
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                        |s| {
+                            let want = s.max(now.saturating_sub(1));
+                            (want <= now + 1).then_some(want + 1)
+                        },
+                    );
+                    let Ok(prev) = claimed else { continue };
+                    let want = prev.max(now.saturating_sub(1));
                     return Some(Job {
                         kind,
                         user: u,

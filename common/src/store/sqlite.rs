@@ -213,7 +213,9 @@ impl SqliteStore {
                 // does, before anything is acknowledged. Checkpoints still sync.
                 // No automatic checkpoint either: copying the WAL into the database (and its
                 // fsyncs) would stall every batch behind it. The caller drives `checkpoint`.
-                c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0")?;
+                // An 8 MiB page cache (the default is 2): this connection touches every
+                // user's page in turn, and re-reading them cost a tenth of its time.
+                c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-8192")?;
                 slot.insert(c)
             }
         };

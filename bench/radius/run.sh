@@ -2,17 +2,17 @@
 # RADIUS benchmark: mfa-radiusd (code-only, SQLite store) and FreeRADIUS 3.2 (users file, PAP)
 # side by side, driven by the same closed-loop load generator. Not a test: prints figures.
 #
-#   bench/radius/run.sh [USERS] [SECONDS] [ROUNDS]        (defaults: 100000 10 1)
+#   bench/radius/run.sh [USERS] [SECONDS] [ROUNDS]        (defaults: 100000 8 1)
 #
 # Each user's code is good once per 30 s step, and three steps are valid at a time, so 80,000
 # accept-pool users supply about 240,000 accepted codes at once and 80,000 more per step.
-# Keep SECONDS x (60% of the rate) under that: at 35k requests/s, 10 s and one round. The
+# Keep SECONDS x (60% of the rate) under that: at 40k requests/s, 8 s and one round. The
 # generator reports "users exhausted" when a run outlasts the codes.
 #
 # Needs: freeradius (Debian package), a Rust toolchain. Binds 127.0.0.1:18120 and :18121.
 set -eu
 USERS=${1:-100000}
-SECS=${2:-10}
+SECS=${2:-8}
 ROUNDS=${3:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}

@@ -145,9 +145,21 @@ echo "idle: mfa-radiusd $(rss $MFA_PID)| freeradius $(rss $FR_PID)"
 # users can supply are kept for the measured run (see SECONDS above).
 "$LOADGEN" run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/users.csv" --state "$WORK/steps" --duration 3 --mix 0,50,50 --label warmup-mfa >/dev/null
 "$LOADGEN" run --target 127.0.0.1:18121 --secret "$SECRET" --users "$WORK/users.csv" --kind pap --duration 3 --label warmup-fr >/dev/null
+# CPU time of each mfa-radiusd thread (clock ticks, by thread name), to say where it goes.
+thread_ticks() {
+    for t in /proc/"$MFA_PID"/task/*; do
+        printf '%s %s\n' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+    done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
+}
+TICK=$(getconf CLK_TCK)
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
+    thread_ticks > "$WORK/ticks.before"
     "$LOADGEN" run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/users.csv" --state "$WORK/steps" --duration "$SECS" --label "round $i mfa-radiusd"
+    thread_ticks > "$WORK/ticks.after"
+    printf '  mfa-radiusd CPU seconds by thread in this round:'
+    join "$WORK/ticks.before" "$WORK/ticks.after" | awk -v hz="$TICK" '{printf " %s %.2f", $1, ($3 - $2) / hz}'
+    echo
     "$LOADGEN" run --target 127.0.0.1:18121 --secret "$SECRET" --users "$WORK/users.csv" --kind pap --duration "$SECS" --label "round $i freeradius "
     i=$((i + 1))
 done

@@ -16,14 +16,19 @@ use crate::audit::AuditEvent;
 use crate::secret::TotpSecret;
 use crate::totp::TotpParams;
 
-const SCHEMA_VERSION: i64 = 2;
+macro_rules! user_columns {
+    () => {
+        "name, secret, algorithm, digits, period, mfa_created, mfa_changed, first_seen, grace_started, last_step, failures, first_failure, locked_until, login_count, last_login, last_ip, last_outcome"
+    };
+}
 
-/// Version 2: `users` is WITHOUT ROWID (a login looks its user up in one B-tree instead of
-/// an index and then the table), and the audit trail has no (user, time) index, whose
-/// random page per decision was a third of a busy RADIUS server's writes; `mfactl log
-/// --user` scans instead.
-const SCHEMA: &str = "
-CREATE TABLE users (
+/// The version 2 `users` table under `name` (the schema, and the copy the upgrade fills).
+macro_rules! users_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $name,
+            " (
     name          TEXT PRIMARY KEY NOT NULL,
     secret        BLOB,
     algorithm     TEXT NOT NULL,
@@ -41,7 +46,20 @@ CREATE TABLE users (
     last_login    INTEGER,
     last_ip       TEXT,
     last_outcome  TEXT
-) STRICT, WITHOUT ROWID;
+) STRICT, WITHOUT ROWID;"
+        )
+    };
+}
+
+const SCHEMA_VERSION: i64 = 2;
+
+/// Version 2: `users` is WITHOUT ROWID (a login looks its user up in one B-tree instead of
+/// an index and then the table), and the audit trail has no (user, time) index, whose
+/// random page per decision was a third of a busy RADIUS server's writes; `mfactl log
+/// --user` scans instead.
+const SCHEMA: &str = concat!(
+    users_table!("users"),
+    "
 CREATE TABLE one_time_codes (
     user      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
     kind      TEXT NOT NULL CHECK (kind IN ('backup', 'temporary')),
@@ -62,37 +80,21 @@ CREATE TABLE audit (
     reason    TEXT NOT NULL
 ) STRICT;
 CREATE INDEX audit_time ON audit(time);
-";
+"
+);
 
 /// Version 1 to 2, in one transaction, with foreign keys off so that replacing `users`
 /// leaves `one_time_codes` alone (SQLite's procedure for changing a table's format).
-const MIGRATE_V1_V2: &str = "
-CREATE TABLE users_v2 (
-    name          TEXT PRIMARY KEY NOT NULL,
-    secret        BLOB,
-    algorithm     TEXT NOT NULL,
-    digits        INTEGER NOT NULL,
-    period        INTEGER NOT NULL,
-    mfa_created   INTEGER,
-    mfa_changed   INTEGER,
-    first_seen    INTEGER NOT NULL,
-    grace_started INTEGER,
-    last_step     INTEGER,
-    failures      INTEGER NOT NULL DEFAULT 0,
-    first_failure INTEGER,
-    locked_until  INTEGER,
-    login_count   INTEGER NOT NULL DEFAULT 0,
-    last_login    INTEGER,
-    last_ip       TEXT,
-    last_outcome  TEXT
-) STRICT, WITHOUT ROWID;
-INSERT INTO users_v2 SELECT name, secret, algorithm, digits, period, mfa_created, mfa_changed,
-    first_seen, grace_started, last_step, failures, first_failure, locked_until, login_count,
-    last_login, last_ip, last_outcome FROM users;
+const MIGRATE_V1_V2: &str = concat!(
+    users_table!("users_v2"),
+    "\nINSERT INTO users_v2 SELECT ",
+    user_columns!(),
+    " FROM users;
 DROP TABLE users;
 ALTER TABLE users_v2 RENAME TO users;
 DROP INDEX IF EXISTS audit_user_time;
-";
+"
+);
 
 /// How `SqliteStore::open` treats a missing database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,10 +238,13 @@ impl SqliteStore {
     }
 }
 
+fn io_error(e: std::io::Error, what: &Path) -> StoreError {
+    StoreError::Db(format!("{}: {e}", what.display()))
+}
+
 /// The database file is created 0600 and its directory 0700 before SQLite touches them;
 /// SQLite gives the -wal and -shm files the database file's mode.
 fn create_file(path: &Path) -> Result<(), StoreError> {
-    let io = |e: std::io::Error, what: &Path| StoreError::Db(format!("{}: {e}", what.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {
@@ -247,8 +252,9 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| io(e, dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io(e, dir))?;
+            .map_err(|e| io_error(e, dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_error(e, dir))?;
     }
     OpenOptions::new()
         .write(true)
@@ -260,7 +266,7 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Ok(())
             } else {
-                Err(io(e, path))
+                Err(io_error(e, path))
             }
         })
 }
@@ -318,11 +324,6 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-macro_rules! user_columns {
-    () => {
-        "name, secret, algorithm, digits, period, mfa_created, mfa_changed, first_seen, grace_started, last_step, failures, first_failure, locked_until, login_count, last_login, last_ip, last_outcome"
-    };
-}
 const SELECT_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE name = ?1");
 const SELECT_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY name");
 const UPSERT_USER: &str = concat!(
@@ -577,10 +578,7 @@ impl Store for SqliteStore {
             // PASSIVE never waits for, nor blocks, readers or the writer. Run on the writer's
             // connection between its transactions it catches up completely, and the next
             // transaction starts the WAL over.
-            let (log, _done): (i64, i64) =
-                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                    Ok((r.get(1)?, r.get(2)?))
-                })?;
+            let log: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
             Ok(u64::try_from(log).unwrap_or(0))
         };
         if on_writer {
@@ -592,8 +590,6 @@ impl Store for SqliteStore {
 
     fn sync(&self) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
-        let io =
-            |e: std::io::Error, what: &Path| StoreError::Db(format!("{}: {e}", what.display()));
         // A commit in WAL mode is durable once its frames in the -wal file are; fdatasync
         // of that file is what `synchronous=FULL` does at every commit. Opened afresh each
         // time: SQLite may delete and re-create the file when every connection has closed.
@@ -604,7 +600,7 @@ impl Store for SqliteStore {
         let wal = PathBuf::from(wal);
         File::open(&wal)
             .and_then(|f| f.sync_data())
-            .map_err(|e| io(e, &wal))?;
+            .map_err(|e| io_error(e, &wal))?;
         if !self.dir_synced.load(Ordering::Acquire) {
             let dir = match self.path.parent() {
                 Some(d) if !d.as_os_str().is_empty() => d,
@@ -612,7 +608,7 @@ impl Store for SqliteStore {
             };
             File::open(dir)
                 .and_then(|f| f.sync_all())
-                .map_err(|e| io(e, dir))?;
+                .map_err(|e| io_error(e, dir))?;
             self.dir_synced.store(true, Ordering::Release);
         }
         Ok(())

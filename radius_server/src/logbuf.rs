@@ -4,7 +4,7 @@
 //! and at exit, so the order of lines is kept and little waits.
 
 use std::io::Write;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// How long a decision line may wait in the buffer.
@@ -20,22 +20,20 @@ pub struct LogBuffer {
 impl LogBuffer {
     /// Queues `mfa-radiusd: {line}`.
     pub fn line(&self, line: &str) {
-        let mut b = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
-        b.extend_from_slice(b"mfa-radiusd: ");
-        b.extend_from_slice(line.as_bytes());
-        b.push(b'\n');
+        let mut b = self.push("", line);
         if b.len() >= BLOCK {
             write_out(&mut b);
         }
     }
 
+    /// Writes `mfa-radiusd: {line}` now, after whatever is queued.
+    pub fn line_now(&self, line: &str) {
+        write_out(&mut self.push("", line));
+    }
+
     /// Writes `mfa-radiusd: warning: {line}` now, after whatever is queued.
     pub fn warning(&self, line: &str) {
-        let mut b = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
-        b.extend_from_slice(b"mfa-radiusd: warning: ");
-        b.extend_from_slice(line.as_bytes());
-        b.push(b'\n');
-        write_out(&mut b);
+        write_out(&mut self.push("warning: ", line));
     }
 
     pub fn flush(&self) {
@@ -43,6 +41,16 @@ impl LogBuffer {
         if !b.is_empty() {
             write_out(&mut b);
         }
+    }
+
+    /// Appends one line and keeps the lock for the caller's flush decision.
+    fn push(&self, kind: &str, line: &str) -> MutexGuard<'_, Vec<u8>> {
+        let mut b = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+        b.extend_from_slice(b"mfa-radiusd: ");
+        b.extend_from_slice(kind.as_bytes());
+        b.extend_from_slice(line.as_bytes());
+        b.push(b'\n');
+        b
     }
 }
 

@@ -74,7 +74,7 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let sock = Arc::new(sock);
         receivers.push(tokio::spawn(receive(shared.clone(), sock)));
     }
-    shared.log.line(&format!(
+    shared.log.line_now(&format!(
         "listening on {} (mode {mode})",
         listen
             .iter()
@@ -82,17 +82,13 @@ pub async fn serve(options: Options) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    shared.log.flush();
 
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     loop {
         tokio::select! {
             _ = hup.recv() => shared.reload().await,
-            _ = usr1.recv() => {
-                shared.log.line(&shared.stats.summary());
-                shared.log.flush();
-            }
+            _ = usr1.recv() => shared.log.line_now(&shared.stats.summary()),
             _ = tick.tick() => shared.sweep(),
             _ = flush.tick() => shared.log.flush(),
             _ = term.recv() => break,
@@ -108,8 +104,7 @@ pub async fn serve(options: Options) -> Result<(), String> {
     }
     shared
         .log
-        .line(&format!("stopping; {}", shared.stats.summary()));
-    shared.log.flush();
+        .line_now(&format!("stopping; {}", shared.stats.summary()));
     Ok(())
 }
 

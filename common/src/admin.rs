@@ -1,19 +1,20 @@
 //! The administrator's operations on user records. Each is one store transaction with its
-//! audit event; `mfactl` is only their command-line face.
+//! audit event, done through an actor (`mfactl`, the portal) that the event names; the
+//! command-line tool and the portal are only their faces.
 
+use mfa_model::{AuditEvent, OtcKind, Refusal, TotpParams, UserName, UserRecord};
 use zeroize::Zeroizing;
 
-use crate::audit::AuditEvent;
-use crate::auth::{Authenticator, CoreError};
+use crate::core::Core;
+use crate::error::CoreError;
 use crate::secret::TotpSecret;
-use crate::store::{OtcKind, UserRecord};
-use crate::totp::TotpParams;
+use crate::store::Abort;
 use crate::verify::{new_one_time_code, store_one_time_code};
 
 /// One user to enrol in a bulk import.
 #[derive(Debug, Clone)]
 pub struct ImportEntry {
-    pub user: String,
+    pub user: UserName,
     pub secret: TotpSecret,
     pub params: TotpParams,
     /// google-authenticator scratch codes, imported as backup codes.
@@ -22,45 +23,58 @@ pub struct ImportEntry {
     pub origin: String,
 }
 
-fn not_found(user: &str) -> String {
-    format!("no such user {user:?} in the store")
+/// The admin service. Get one from [`Core::admin`].
+#[derive(Debug, Clone, Copy)]
+pub struct Admin<'a> {
+    pub(crate) core: &'a Core,
+    pub(crate) actor: &'a str,
 }
 
-impl Authenticator {
+/// The one slot of a single-user transaction, which must hold a record.
+fn existing<'r>(
+    recs: &'r mut [Option<UserRecord>],
+    user: &UserName,
+) -> Result<&'r mut UserRecord, Abort> {
+    recs.get_mut(0)
+        .and_then(Option::as_mut)
+        .ok_or_else(|| Abort::Refused(Refusal::NoSuchUser(user.clone())))
+}
+
+impl Admin<'_> {
+    fn event(&self, now: i64, user: &UserName, action: &str, reason: &str) -> AuditEvent {
+        AuditEvent::admin(now, user, self.actor, action, reason, None)
+    }
+
     /// Removes the user's key. Login history, backup codes and the audit trail stay.
-    pub fn unlink(&self, user: &str, now: i64) -> Result<(), CoreError> {
-        self.store().transact(&[user], &mut |recs| {
-            let rec = recs[0].as_mut().ok_or_else(|| not_found(user))?;
+    pub fn unlink(&self, user: &UserName, now: i64) -> Result<(), CoreError> {
+        self.core.store.transact(&[user], &mut |recs| {
+            let rec = existing(recs, user)?;
             if !rec.enrolled() {
-                return Err(format!("user {user:?} is not enrolled"));
+                return Err(Abort::Refused(Refusal::NotEnrolled(user.clone())));
             }
             rec.secret = None;
             rec.last_step = None;
             rec.mfa_changed = Some(now);
-            Ok(vec![AuditEvent::admin(now, user, "unlink", "key removed")])
+            Ok(vec![self.event(now, user, "unlink", "key_removed")])
         })?;
         Ok(())
     }
 
-    /// Clears a lockout and the failure counter.
-    pub fn unlock(&self, user: &str, now: i64) -> Result<bool, CoreError> {
+    /// Clears a lockout and the failure counter; says whether the user was locked.
+    pub fn unlock(&self, user: &UserName, now: i64) -> Result<bool, CoreError> {
         let mut was_locked = false;
-        self.store().transact(&[user], &mut |recs| {
-            let rec = recs[0].as_mut().ok_or_else(|| not_found(user))?;
+        self.core.store.transact(&[user], &mut |recs| {
+            let rec = existing(recs, user)?;
             was_locked = rec.locked(now).is_some();
             rec.locked_until = None;
             rec.failures = 0;
             rec.first_failure = None;
-            Ok(vec![AuditEvent::admin(
-                now,
-                user,
-                "unlock",
-                if was_locked {
-                    "lock cleared"
-                } else {
-                    "was not locked"
-                },
-            )])
+            let reason = if was_locked {
+                "lock_cleared"
+            } else {
+                "not_locked"
+            };
+            Ok(vec![self.event(now, user, "unlock", reason)])
         })?;
         Ok(was_locked)
     }
@@ -69,46 +83,35 @@ impl Authenticator {
     /// if needed: a user who lost the phone may have none yet.
     pub fn issue_temp_access(
         &self,
-        user: &str,
+        user: &UserName,
         valid_secs: i64,
         uses: u32,
         now: i64,
     ) -> Result<Zeroizing<String>, CoreError> {
-        if !mfa_config::valid_name(user) {
-            return Err(CoreError::Invalid(format!(
-                "{user:?} is not a valid user name"
-            )));
-        }
         let expires = now.saturating_add(valid_secs);
-        let (code, stored) = new_one_time_code(OtcKind::Temporary, now, Some(expires), uses)
-            .map_err(|e| CoreError::Invalid(format!("no random numbers from the system: {e}")))?;
-        let params = TotpParams::from_config(&self.config().totp);
-        self.store().transact(&[user], &mut |recs| {
-            let rec = recs[0].get_or_insert_with(|| UserRecord::new(user, params, now));
+        let (code, stored) = new_one_time_code(OtcKind::Temporary, now, Some(expires), uses)?;
+        let params = self.core.config.totp.params();
+        self.core.store.transact(&[user], &mut |recs| {
+            let slot = recs.get_mut(0).ok_or(Abort::Bug("no slot"))?;
+            let rec = slot.get_or_insert_with(|| UserRecord::new(user, params, now));
             rec.codes.push(stored.clone());
-            Ok(vec![AuditEvent::admin(
-                now,
-                user,
-                "temp-access",
-                &format!("issued, {uses} use(s), valid {valid_secs}s"),
-            )])
+            let mut ev = self.event(now, user, "temp-access", "issued");
+            ev.detail = Some(format!("{uses} use(s), valid {valid_secs}s"));
+            Ok(vec![ev])
         })?;
         Ok(code)
     }
 
     /// Revokes every temporary access code of the user; returns how many were usable.
-    pub fn revoke_temp_access(&self, user: &str, now: i64) -> Result<usize, CoreError> {
+    pub fn revoke_temp_access(&self, user: &UserName, now: i64) -> Result<usize, CoreError> {
         let mut n = 0;
-        self.store().transact(&[user], &mut |recs| {
-            let rec = recs[0].as_mut().ok_or_else(|| not_found(user))?;
+        self.core.store.transact(&[user], &mut |recs| {
+            let rec = existing(recs, user)?;
             n = rec.usable_codes(OtcKind::Temporary, now);
             rec.codes.retain(|c| c.kind != OtcKind::Temporary);
-            Ok(vec![AuditEvent::admin(
-                now,
-                user,
-                "temp-access",
-                &format!("revoked {n}"),
-            )])
+            let mut ev = self.event(now, user, "temp-access", "revoked");
+            ev.detail = Some(format!("revoked {n}"));
+            Ok(vec![ev])
         })?;
         Ok(n)
     }
@@ -116,34 +119,29 @@ impl Authenticator {
     /// A new set of backup codes; the old set stops working in the same transaction.
     pub fn issue_backup_codes(
         &self,
-        user: &str,
+        user: &UserName,
         count: u32,
         now: i64,
     ) -> Result<Vec<Zeroizing<String>>, CoreError> {
         let mut shown = Vec::new();
         let mut stored = Vec::new();
         for _ in 0..count {
-            let (c, s) = new_one_time_code(OtcKind::Backup, now, None, 1).map_err(|e| {
-                CoreError::Invalid(format!("no random numbers from the system: {e}"))
-            })?;
+            let (c, s) = new_one_time_code(OtcKind::Backup, now, None, 1)?;
             shown.push(c);
             stored.push(s);
         }
-        self.store().transact(&[user], &mut |recs| {
-            let rec = recs[0].as_mut().ok_or_else(|| not_found(user))?;
+        self.core.store.transact(&[user], &mut |recs| {
+            let rec = existing(recs, user)?;
             if !rec.enrolled() {
-                return Err(format!(
-                    "user {user:?} is not enrolled; enrol first, then issue backup codes"
-                ));
+                return Err(Abort::Refused(Refusal::BackupCodesNeedEnrolment(
+                    user.clone(),
+                )));
             }
             rec.codes.retain(|c| c.kind != OtcKind::Backup);
             rec.codes.extend(stored.iter().cloned());
-            Ok(vec![AuditEvent::admin(
-                now,
-                user,
-                "backup-codes",
-                &format!("new set of {count}"),
-            )])
+            let mut ev = self.event(now, user, "backup-codes", "new_set");
+            ev.detail = Some(format!("new set of {count}"));
+            Ok(vec![ev])
         })?;
         Ok(shown)
     }
@@ -155,27 +153,27 @@ impl Authenticator {
         replace: bool,
         now: i64,
     ) -> Result<(), CoreError> {
-        let names: Vec<&str> = entries.iter().map(|e| e.user.as_str()).collect();
-        let mut backup = Vec::with_capacity(entries.len());
+        let names: Vec<&UserName> = entries.iter().map(|e| &e.user).collect();
+        let mut prepared = Vec::with_capacity(entries.len());
         for e in entries {
-            let mut codes = Vec::new();
-            for sc in &e.scratch_codes {
-                codes.push(
-                    store_one_time_code(OtcKind::Backup, sc, now, None, 1).map_err(|e| {
-                        CoreError::Invalid(format!("no random numbers from the system: {e}"))
-                    })?,
-                );
-            }
-            backup.push(codes);
+            let codes = e
+                .scratch_codes
+                .iter()
+                .map(|sc| store_one_time_code(OtcKind::Backup, sc, now, None, 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            prepared.push((self.core.sealer.seal(&e.user, &e.secret)?, codes));
         }
-        self.store().transact(&names, &mut |recs| {
+        self.core.store.transact(&names, &mut |recs| {
             let mut events = Vec::with_capacity(entries.len());
-            for ((slot, e), codes) in recs.iter_mut().zip(entries).zip(&backup) {
+            for ((slot, e), (sealed, codes)) in recs.iter_mut().zip(entries).zip(&prepared) {
                 let rec = slot.get_or_insert_with(|| UserRecord::new(&e.user, e.params, now));
                 if rec.enrolled() && !replace {
-                    return Err(format!("{}: user {:?} is already enrolled (use --replace to overwrite); nothing was imported", e.origin, e.user));
+                    return Err(Abort::Refused(Refusal::AlreadyEnrolled {
+                        user: e.user.clone(),
+                        origin: Some(e.origin.clone()),
+                    }));
                 }
-                rec.secret = Some(e.secret.clone());
+                rec.secret = Some(sealed.clone());
                 rec.params = e.params;
                 rec.mfa_created = rec.mfa_created.or(Some(now));
                 rec.mfa_changed = Some(now);
@@ -184,7 +182,9 @@ impl Authenticator {
                     rec.codes.retain(|c| c.kind != OtcKind::Backup);
                     rec.codes.extend(codes.iter().cloned());
                 }
-                events.push(AuditEvent::admin(now, &e.user, "import", &e.origin));
+                let mut ev = self.event(now, &e.user, "import", "imported");
+                ev.detail = Some(e.origin.clone());
+                events.push(ev);
             }
             Ok(events)
         })?;
@@ -193,7 +193,7 @@ impl Authenticator {
 
     /// Deletes audit events older than `audit.retention`.
     pub fn prune_audit(&self, now: i64) -> Result<usize, CoreError> {
-        let keep = self.config().audit.retention.secs_i64();
-        Ok(self.store().prune_audit(now.saturating_sub(keep))?)
+        let keep = self.core.config.audit.retention.secs_i64();
+        Ok(self.core.store.prune_audit(now.saturating_sub(keep))?)
     }
 }

@@ -1,66 +1,67 @@
-//! The audit model: one event per decision, stored and sent to syslog. Never a code or secret.
+//! Where audit events go after their transaction committed: syslog, and now and then a
+//! prune of the stored trail. The events themselves are the model's [`AuditEvent`].
 
 use std::sync::Mutex;
 
-use crate::policy::{Decision, Outcome};
+pub use mfa_model::AuditEvent;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    pub time: i64,
-    pub user: String,
-    /// PAM service (sshd, sudo), RADIUS client name, or `mfactl`.
-    pub service: String,
-    pub client_ip: Option<String>,
-    /// `allow`, `deny`, `challenge`, or an admin action such as `enroll`.
-    pub decision: String,
-    /// Stable machine-readable reason, e.g. `valid_code`, `trusted_network`.
-    pub reason: String,
+use crate::store::Store;
+
+/// What happens to one operation's committed events besides the store. A trait so that a
+/// front end (or a test) can send them elsewhere without touching the login path.
+pub trait AuditSink: Send + Sync {
+    /// Called once per operation (a RADIUS batch is one), with every event it committed.
+    fn committed(&self, store: &dyn Store, events: &[AuditEvent]);
+    /// Whether `committed` wants every event; when not, callers may pass only the first
+    /// (its time), which spares a busy batch a copy of each.
+    fn wants_events(&self) -> bool;
+    /// A problem worth an administrator's attention that is not an event.
+    fn warning(&self, msg: &str);
 }
 
-impl AuditEvent {
-    pub fn for_decision(
-        time: i64,
-        user: &str,
-        service: &str,
-        client_ip: Option<String>,
-        d: &Decision,
-    ) -> Self {
+/// syslog where configured, plus pruning: about one operation in 512 (not one event: a
+/// batch is one operation) deletes events older than `retention`, so no front end or cron
+/// job is needed to keep the trail bounded.
+#[derive(Debug)]
+pub struct StandardSink {
+    syslog: Option<Syslog>,
+    retention_secs: i64,
+}
+
+impl StandardSink {
+    pub fn new(syslog: Option<Syslog>, retention_secs: i64) -> Self {
         Self {
-            time,
-            user: user.into(),
-            service: service.into(),
-            client_ip,
-            decision: match d.outcome {
-                Outcome::Allow => "allow",
-                Outcome::NeedCode => "challenge",
-                Outcome::Deny => "deny",
+            syslog,
+            retention_secs,
+        }
+    }
+}
+
+impl AuditSink for StandardSink {
+    fn committed(&self, store: &dyn Store, events: &[AuditEvent]) {
+        if let Some(s) = &self.syslog {
+            for ev in events {
+                s.info(&ev.line());
             }
-            .into(),
-            reason: d.reason.code().into(),
+        }
+        let mut b = [0u8; 2];
+        if let Some(ev) = events.first()
+            && getrandom::fill(&mut b).is_ok()
+            && u16::from_le_bytes(b) % 512 == 0
+            && let Err(e) = store.prune_audit(ev.time.saturating_sub(self.retention_secs))
+        {
+            self.warning(&format!("audit pruning failed: {e}"));
         }
     }
 
-    pub fn admin(time: i64, user: &str, action: &str, detail: &str) -> Self {
-        Self {
-            time,
-            user: user.into(),
-            service: "mfactl".into(),
-            client_ip: None,
-            decision: action.into(),
-            reason: detail.into(),
-        }
+    fn wants_events(&self) -> bool {
+        self.syslog.is_some()
     }
 
-    /// One line for syslog and stderr: key=value, user names quoted.
-    pub fn line(&self) -> String {
-        format!(
-            "user={:?} service={:?} client_ip={} decision={} reason={}",
-            self.user,
-            self.service,
-            self.client_ip.as_deref().unwrap_or("-"),
-            self.decision,
-            self.reason
-        )
+    fn warning(&self, msg: &str) {
+        if let Some(s) = &self.syslog {
+            s.warning(msg);
+        }
     }
 }
 

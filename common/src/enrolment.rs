@@ -1,14 +1,57 @@
-//! What a user sees at enrolment: the `otpauth://` URI, its QR code (terminal, SVG, PNG) and
-//! the key for typing by hand. The only place a secret is ever shown.
+//! Enrolment: what a user sees (the `otpauth://` URI, its QR code in the terminal, SVG or
+//! PNG, and the key for typing by hand; the only place a secret is ever shown), and the
+//! service that stores a new key once the user proved the app has it.
 
 use std::fmt::Write as _;
 
+use mfa_model::{AuditEvent, Refusal, UserName, UserRecord};
 use qrcode::render::{svg, unicode};
 use qrcode::{Color, EcLevel, QrCode};
 use zeroize::Zeroizing;
 
+use crate::core::Core;
+use crate::error::CoreError;
+use crate::login::{Ctx, Request};
+use crate::policy::{Decision, Reason};
 use crate::secret::TotpSecret;
-use crate::totp::TotpParams;
+use crate::totp::{CodeMatch, TotpParams, check};
+use crate::verify::normalize_code;
+
+/// Which apps to use and how, for every front end that shows a new key.
+pub const APPS: &str = "Microsoft Authenticator (\"Other account\"), Google Authenticator or Authy";
+
+/// Everything a front end shows for a new key, computed once; each front end lays it out
+/// for its medium (a terminal, a PAM conversation, a web page). Wiped on drop.
+#[derive(Debug)]
+pub struct Sheet {
+    /// The account as the app lists it: `Issuer:user`.
+    pub account: String,
+    pub uri: Zeroizing<String>,
+    /// The QR code for a terminal; `None` when the URI is too long for one.
+    pub qr: Option<Zeroizing<String>>,
+    /// The key in groups of four.
+    pub key: Zeroizing<String>,
+    /// `time-based, SHA1, 6 digits, every 30 seconds`.
+    pub kind: String,
+}
+
+impl Sheet {
+    pub fn new(issuer: &str, user: &UserName, secret: &TotpSecret, p: &TotpParams) -> Self {
+        let uri = otpauth_uri(issuer, user, secret, p);
+        Self {
+            account: format!("{issuer}:{user}"),
+            qr: qr_terminal(&uri).ok(),
+            uri,
+            key: secret.to_grouped(),
+            kind: format!(
+                "time-based, {}, {} digits, every {} seconds",
+                p.algorithm.as_str(),
+                p.digits,
+                p.period
+            ),
+        }
+    }
+}
 
 /// Percent-encodes everything but RFC 3986 unreserved characters. Written here because the
 /// label needs only this one function.
@@ -106,10 +149,130 @@ pub fn qr_png(uri: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(out)
 }
 
+/// The enrolment service. Get one from [`Core::enrolment`].
+#[derive(Debug, Clone, Copy)]
+pub struct Enrolment<'a> {
+    pub(crate) core: &'a Core,
+}
+
+impl Enrolment<'_> {
+    /// Whether `user` has a key already (to refuse before a key is shown that would never
+    /// be stored).
+    pub fn is_enrolled(&self, user: &UserName) -> Result<bool, CoreError> {
+        Ok(self.core.store.user(user)?.is_some_and(|r| r.enrolled()))
+    }
+
+    /// Stores a new secret for `user`, done by `actor`. With `confirm_code`, the code must
+    /// match the secret (the user proved the app has it), and its step becomes the last
+    /// accepted one so the confirmation code cannot be replayed. Refuses to replace an
+    /// existing secret unless `replace`.
+    pub fn enroll(
+        &self,
+        user: &UserName,
+        secret: &TotpSecret,
+        confirm_code: Option<&str>,
+        replace: bool,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let reason = if confirm_code.is_some() {
+            "confirmed"
+        } else {
+            "unconfirmed"
+        };
+        let ev = AuditEvent::admin(now, user, actor, "enroll", reason, None);
+        self.store_key(user, secret, confirm_code, replace, now, &ev)
+    }
+
+    /// Self-enrolment at login: stores the secret once the user typed a matching code. The
+    /// login itself was already recorded; the enrolment writes its own audit event
+    /// (`enroll` by the PAM service), so nothing is counted twice.
+    pub fn self_enroll(
+        &self,
+        req: &Request,
+        secret: &TotpSecret,
+        code: &str,
+    ) -> Result<Decision, CoreError> {
+        let d = Decision::allow(Reason::SelfEnrolled);
+        let mut ev = req.event(&d);
+        // Never a replacement (`replace` is false below), so the stored action is `enroll`.
+        ev.decision = "enroll".into();
+        match self.store_key(&req.user, secret, Some(code), false, req.now, &ev) {
+            Ok(()) => {
+                self.core
+                    .sink
+                    .committed(self.core.store(), std::slice::from_ref(&ev));
+                Ok(d)
+            }
+            Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
+                Ok(Decision::deny(Reason::WrongCode))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the key with `event` as its audit entry; the event's decision becomes the
+    /// action taken (`enroll` or `re-enroll`).
+    fn store_key(
+        &self,
+        user: &UserName,
+        secret: &TotpSecret,
+        confirm_code: Option<&str>,
+        replace: bool,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<(), CoreError> {
+        let ctx = Ctx::of(self.core);
+        let params = ctx.params;
+        let last_step = match confirm_code {
+            Some(code) => match check(
+                secret,
+                &params,
+                ctx.cfg.totp.skew,
+                &normalize_code(code),
+                now,
+                None,
+            ) {
+                CodeMatch::Fresh(step) => Some(step),
+                _ => return Err(Refusal::WrongConfirmationCode.into()),
+            },
+            None => None,
+        };
+        let sealed = ctx.sealer.seal(user, secret)?;
+        self.core.store.transact(&[user], &mut |recs| {
+            let slot = recs.get_mut(0).ok_or(crate::store::Abort::Bug("no slot"))?;
+            let rec = slot.get_or_insert_with(|| UserRecord::new(user, params, now));
+            if rec.enrolled() && !replace {
+                return Err(crate::store::Abort::Refused(Refusal::AlreadyEnrolled {
+                    user: user.clone(),
+                    origin: None,
+                }));
+            }
+            let action = if rec.enrolled() {
+                "re-enroll"
+            } else {
+                "enroll"
+            };
+            rec.secret = Some(sealed.clone());
+            rec.params = params;
+            rec.mfa_created = rec.mfa_created.or(Some(now));
+            rec.mfa_changed = Some(now);
+            rec.last_step = last_step;
+            rec.failures = 0;
+            rec.first_failure = None;
+            rec.locked_until = None;
+            let mut ev = event.clone();
+            ev.decision = action.into();
+            Ok(vec![ev])
+        })?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mfa_config::Algorithm;
+    use mfa_model::Algorithm;
 
     #[test]
     fn uri_has_every_parameter() {

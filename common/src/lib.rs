@@ -1,13 +1,15 @@
 //! The shared core of the MFA product: TOTP, the policy decision, the user store and the
-//! audit model. The PAM module, the RADIUS daemon and `mfactl` all decide through
-//! [`auth::Authenticator`], so they cannot disagree.
+//! audit trail. The PAM module, the RADIUS daemon and `mfactl` all open one [`Core`] and
+//! decide through its [`login::Login`] service, so they cannot disagree.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod audit;
-pub mod auth;
+pub mod core;
 pub mod enrolment;
+pub mod error;
 pub mod groups;
+pub mod login;
 pub mod net;
 pub mod policy;
 pub mod secret;
@@ -15,7 +17,12 @@ pub mod store;
 pub mod totp;
 pub mod verify;
 
-pub use auth::{Authenticator, CoreError, Request};
+pub use crate::core::Core;
+pub use error::CoreError;
+pub use login::{Attempt, Request};
+pub use mfa_model::{
+    AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
+};
 pub use net::ClientAddr;
 pub use policy::{Decision, Outcome, Reason};
 pub use secret::TotpSecret;

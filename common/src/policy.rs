@@ -4,18 +4,12 @@
 use std::fmt;
 
 use mfa_config::{Config, LocalLogins, SelfEnroll, format_utc};
+pub use mfa_model::Outcome;
+use mfa_model::{OtcKind, RolloutStatus, UserName, UserRecord};
 
 use crate::net::{ClientAddr, trusted_match};
-use crate::store::{OtcKind, UserRecord};
 
 const DAY: i64 = 86_400;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Allow,
-    NeedCode,
-    Deny,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
@@ -36,6 +30,13 @@ pub enum Reason {
     Locked { until: i64 },
     NotEnrolled,
     WrongPassword,
+    // Refusals before the policy could run; a front end names them, the core words them.
+    InvalidUserName,
+    UnsupportedMethod,
+    MalformedPassword,
+    UnknownState,
+    StateMismatch,
+    InternalError,
 }
 
 impl Reason {
@@ -59,6 +60,12 @@ impl Reason {
             Reason::Locked { .. } => "locked",
             Reason::NotEnrolled => "not_enrolled",
             Reason::WrongPassword => "wrong_password",
+            Reason::InvalidUserName => "invalid_user_name",
+            Reason::UnsupportedMethod => "unsupported_authentication_method",
+            Reason::MalformedPassword => "malformed_user_password",
+            Reason::UnknownState => "unknown_or_expired_state",
+            Reason::StateMismatch => "state_mismatch",
+            Reason::InternalError => "internal_error",
         }
     }
 }
@@ -87,6 +94,12 @@ impl fmt::Display for Reason {
             Reason::Locked { until } => write!(f, "locked until {}", format_utc(*until)),
             Reason::NotEnrolled => f.write_str("not enrolled and past the deadline"),
             Reason::WrongPassword => f.write_str("wrong password"),
+            Reason::InvalidUserName => f.write_str("not a valid user name"),
+            Reason::UnsupportedMethod => f.write_str("unsupported authentication method"),
+            Reason::MalformedPassword => f.write_str("malformed password attribute"),
+            Reason::UnknownState => f.write_str("unknown or expired challenge"),
+            Reason::StateMismatch => f.write_str("challenge answered by another client or user"),
+            Reason::InternalError => f.write_str("internal error"),
         }
     }
 }
@@ -159,7 +172,7 @@ pub fn user_message(reason: &Reason) -> String {
 /// The facts one decision rests on. `groups` need only be filled when `exempt_groups` is set.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
-    pub user: &'a str,
+    pub user: &'a UserName,
     pub client: ClientAddr,
     pub now: i64,
     pub record: Option<&'a UserRecord>,
@@ -206,7 +219,7 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         return Decision::allow(Reason::LocalLogin);
     }
     // 2. Exempt users and groups.
-    if p.exempt_users.iter().any(|u| u == f.user) {
+    if p.exempt_users.iter().any(|u| u.as_str() == f.user.as_str()) {
         return Decision::allow(Reason::ExemptUser);
     }
     if f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
@@ -257,12 +270,47 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     Decision::deny(Reason::NotEnrolled)
 }
 
+/// Where a user stands in the roll-out, through the same decision the logins use (seen as
+/// an untrusted remote login, the case MFA is for), and the grace deadline of a user who is
+/// not enrolled.
+pub fn rollout_status(
+    rec: &UserRecord,
+    cfg: &Config,
+    groups: &[String],
+    now: i64,
+) -> (RolloutStatus, Option<i64>) {
+    let d = decide(
+        &Facts {
+            user: &rec.name,
+            client: ClientAddr::Remote(None),
+            now,
+            record: Some(rec),
+            groups,
+        },
+        cfg,
+    );
+    let deadline = (!rec.enrolled()).then(|| grace_deadline(Some(rec), cfg, now));
+    let s = match (&d.reason, d.outcome) {
+        (Reason::ExemptUser | Reason::ExemptGroup, _) => RolloutStatus::Exempt,
+        (Reason::Locked { .. }, _) => RolloutStatus::Locked {
+            enrolled: rec.enrolled(),
+        },
+        (Reason::BeforeGoLive { .. }, _) => RolloutStatus::BeforeGoLive,
+        (Reason::GracePeriod { days_left }, _) => RolloutStatus::Grace {
+            days_left: *days_left,
+        },
+        (_, Outcome::NeedCode) if rec.enrolled() => RolloutStatus::Enrolled,
+        (_, Outcome::NeedCode) => RolloutStatus::TemporaryAccess,
+        _ => RolloutStatus::Overdue,
+    };
+    (s, deadline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::TotpSecret;
-    use crate::totp::TotpParams;
     use mfa_config::Instant;
+    use mfa_model::SealedSecret;
 
     const NOW: i64 = 1_800_000_000;
 
@@ -280,12 +328,12 @@ mod tests {
 
     fn rec(enrolled: bool) -> UserRecord {
         let mut r = UserRecord::new(
-            "alice",
-            TotpParams::from_config(&cfg().totp),
+            &UserName::parse("alice").unwrap(),
+            cfg().totp.params(),
             NOW - 100 * DAY,
         );
         if enrolled {
-            r.secret = Some(TotpSecret::generate().unwrap());
+            r.secret = Some(SealedSecret::from_stored(vec![7; 20]));
         }
         r
     }
@@ -293,7 +341,7 @@ mod tests {
     fn d(user: &str, client: ClientAddr, now: i64, r: Option<&UserRecord>, c: &Config) -> Decision {
         decide(
             &Facts {
-                user,
+                user: &UserName::parse(user).unwrap(),
                 client,
                 now,
                 record: r,
@@ -352,7 +400,7 @@ mod tests {
         );
         let groups = vec!["users".to_string(), "svc".to_string()];
         let f = Facts {
-            user: "svc1",
+            user: &UserName::parse("svc1").unwrap(),
             client: remote("11.1.1.1"),
             now: NOW,
             record: None,
@@ -440,7 +488,7 @@ mod tests {
         let mut c = cfg();
         c.policy.grace_days = 0;
         let mut r = rec(false);
-        r.codes.push(crate::store::OneTimeCode {
+        r.codes.push(mfa_model::OneTimeCode {
             kind: OtcKind::Temporary,
             salt: [0; 16],
             hash: [0; 32],

@@ -1,37 +1,12 @@
 //! TOTP codes (RFC 6238 over RFC 4226), through totp-rs; the step search is ours because
 //! replay protection needs every matching step in the window, not the first.
 
-use mfa_config::{Algorithm, TotpConfig};
+pub use mfa_model::{Algorithm, TotpParams};
 use subtle::ConstantTimeEq;
 use totp_rs::Builder;
 use zeroize::Zeroizing;
 
 use crate::secret::TotpSecret;
-
-/// How codes are made for one user's key. Stored per user, because an imported key may
-/// differ from today's configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TotpParams {
-    pub algorithm: Algorithm,
-    pub digits: u8,
-    pub period: u64,
-}
-
-impl TotpParams {
-    pub fn from_config(c: &TotpConfig) -> Self {
-        Self {
-            algorithm: c.algorithm,
-            digits: c.digits,
-            period: c.period,
-        }
-    }
-
-    /// The time step that contains `unix` (negative times, before 1970, have none).
-    pub fn step_at(&self, unix: i64) -> Option<i64> {
-        let p = i64::try_from(self.period).ok().filter(|p| *p > 0)?;
-        (unix >= 0).then(|| unix / p)
-    }
-}
 
 fn algorithm(a: Algorithm) -> totp_rs::Algorithm {
     match a {

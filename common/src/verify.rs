@@ -7,14 +7,62 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use mfa_model::{OneTimeCode, OtcKind, TotpParams, UserRecord};
+
 use crate::net::ClientAddr;
 use crate::policy::{Decision, Reason, user_message};
-use crate::store::{OneTimeCode, OtcKind, UserRecord};
+use crate::secret::TotpSecret;
 use crate::totp::{CodeMatch, check};
 
 /// Digits of backup and temporary-access codes: longer than a TOTP code, so they are told
 /// apart, and 10^8 guesses is far beyond the lockout.
 pub const OTC_DIGITS: usize = 8;
+
+/// Whether `code` could be a code at all: the user's TOTP length or a one-time code's. A
+/// token from an earlier PAM module is only tried as a code when it could be one, so a
+/// password is never counted as a wrong code towards the lockout.
+pub fn looks_like_code(code: &str, params: &TotpParams) -> bool {
+    let t = normalize_code(code);
+    (t.len() == usize::from(params.digits) || t.len() == OTC_DIGITS)
+        && t.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A RADIUS append-mode User-Password split into the password and the code: at the last
+/// occurrence of `delimiter`, or as the trailing `digits` ASCII digits (never a one-time
+/// code's length, which would make the split ambiguous). `None` when no code is there.
+pub fn split_appended(
+    whole: &[u8],
+    digits: u8,
+    delimiter: Option<&str>,
+) -> Option<(Zeroizing<Vec<u8>>, Zeroizing<String>)> {
+    let (pw, code) = match delimiter {
+        Some(d) => {
+            let d = d.as_bytes();
+            if d.is_empty() || whole.len() < d.len() {
+                return None;
+            }
+            let at = (0..=whole.len() - d.len())
+                .rev()
+                .find(|&i| whole.get(i..i + d.len()) == Some(d))?;
+            (whole.get(..at)?, whole.get(at + d.len()..)?)
+        }
+        None => {
+            let at = whole.len().checked_sub(usize::from(digits))?;
+            let (pw, code) = whole.split_at_checked(at)?;
+            if !code.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            (pw, code)
+        }
+    };
+    if code.is_empty() {
+        return None;
+    }
+    Some((
+        Zeroizing::new(pw.to_vec()),
+        Zeroizing::new(String::from_utf8_lossy(code).into_owned()),
+    ))
+}
 
 /// Codes as people type them: spaces and dashes between groups are ignored.
 pub fn normalize_code(code: &str) -> Zeroizing<String> {
@@ -75,16 +123,21 @@ pub fn new_one_time_code(
 }
 
 /// Checks `code` for the user and updates the record: the replay marker on success, the
-/// failure counter and lock on failure.
-pub fn apply_code(rec: &mut UserRecord, code: &str, now: i64, cfg: &Config) -> Decision {
-    if let Some(until) = rec.locked(now) {
-        return Decision::deny(Reason::Locked { until });
-    }
+/// failure counter and lock on failure. `secret` is the user's opened key (`None`: not
+/// enrolled, so only a one-time code can match). Only the login path calls this, after the
+/// policy said a code is needed; that is where a locked user was already refused.
+pub fn apply_code(
+    rec: &mut UserRecord,
+    secret: Option<&TotpSecret>,
+    code: &str,
+    now: i64,
+    cfg: &Config,
+) -> Decision {
     let code = normalize_code(code);
     if code.is_empty() {
         return Decision::deny(Reason::MissingCode);
     }
-    let totp = match &rec.secret {
+    let totp = match secret {
         Some(secret) => check(
             secret,
             &rec.params,
@@ -176,53 +229,73 @@ pub fn note_outcome(rec: &mut UserRecord, d: &Decision, client: &ClientAddr, now
         rec.last_login = Some(now);
     }
     rec.last_ip = client.ip().map(|ip| ip.to_string());
-    rec.last_outcome = Some(format!(
-        "{}:{}",
-        if d.is_allowed() { "allow" } else { "deny" },
-        d.reason.code()
-    ));
+    rec.last_outcome = Some(format!("{}:{}", d.outcome.word(), d.reason.code()));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::TotpSecret;
-    use crate::totp::{TotpParams, code_at_step};
+    use crate::login::{Attempt, Ctx, Request, attempt_in_tx};
+    use crate::secret::{Sealer, TotpSecret, Unsealed};
+    use crate::totp::code_at_step;
+    use mfa_model::UserName;
 
     const NOW: i64 = 1_800_000_015;
 
     fn setup() -> (Config, UserRecord) {
         let c = Config::default();
-        let mut r = UserRecord::new("alice", TotpParams::from_config(&c.totp), NOW);
-        r.secret = Some(TotpSecret::generate().unwrap());
+        let name = UserName::parse("alice").unwrap();
+        let mut r = UserRecord::new(&name, c.totp.params(), NOW);
+        let s = TotpSecret::generate().unwrap();
+        r.secret = Some(Unsealed.seal(&name, &s).unwrap());
         (c, r)
     }
 
     fn code(r: &UserRecord, t: i64) -> Zeroizing<String> {
-        code_at_step(r.secret.as_ref().unwrap(), &r.params, t / 30)
+        let s = Unsealed
+            .unseal(&r.name, r.secret.as_ref().unwrap())
+            .unwrap();
+        code_at_step(&s, &r.params, t / 30)
+    }
+
+    /// A code typed at `now`, through the one login path (the policy, then the code).
+    fn login(r: &mut UserRecord, code: &str, now: i64, c: &Config) -> Decision {
+        let ctx = Ctx {
+            cfg: c,
+            params: r.params,
+            sealer: &Unsealed,
+        };
+        let a = Attempt {
+            req: Request {
+                user: r.name.clone(),
+                client: ClientAddr::Remote("192.0.2.1".parse().ok()),
+                service: "test".into(),
+                now,
+            },
+            code: Some(Zeroizing::new(code.to_string())),
+            groups: Vec::new(),
+        };
+        let mut slot = Some(r.clone());
+        let (d, _) = attempt_in_tx(&mut slot, &a, &ctx).unwrap();
+        *r = slot.unwrap();
+        d
     }
 
     #[test]
     fn accepted_once_then_replay_refused() {
         let (c, mut r) = setup();
         let now_code = code(&r, NOW);
+        assert_eq!(login(&mut r, &now_code, NOW, &c).reason, Reason::ValidCode);
         assert_eq!(
-            apply_code(&mut r, &now_code, NOW, &c).reason,
-            Reason::ValidCode
-        );
-        assert_eq!(
-            apply_code(&mut r, &now_code, NOW, &c).reason,
+            login(&mut r, &now_code, NOW, &c).reason,
             Reason::ReplayedCode
         );
         // An earlier step than the accepted one is a replay too.
         let prev = code(&r, NOW - 30);
-        assert_eq!(
-            apply_code(&mut r, &prev, NOW, &c).reason,
-            Reason::ReplayedCode
-        );
+        assert_eq!(login(&mut r, &prev, NOW, &c).reason, Reason::ReplayedCode);
         // The next step is fresh.
         let next = code(&r, NOW + 30);
-        assert_eq!(apply_code(&mut r, &next, NOW, &c).reason, Reason::ValidCode);
+        assert_eq!(login(&mut r, &next, NOW, &c).reason, Reason::ValidCode);
     }
 
     #[test]
@@ -230,10 +303,7 @@ mod tests {
         let (c, mut r) = setup();
         let cd = code(&r, NOW);
         let spaced = format!("{} {}", &cd[..3], &cd[3..]);
-        assert_eq!(
-            apply_code(&mut r, &spaced, NOW, &c).reason,
-            Reason::ValidCode
-        );
+        assert_eq!(login(&mut r, &spaced, NOW, &c).reason, Reason::ValidCode);
     }
 
     #[test]
@@ -241,11 +311,11 @@ mod tests {
         let (c, mut r) = setup();
         for i in 0..4 {
             assert_eq!(
-                apply_code(&mut r, "000000", NOW + i, &c).reason,
+                login(&mut r, "000000", NOW + i, &c).reason,
                 Reason::WrongCode
             );
         }
-        let locked = apply_code(&mut r, "000000", NOW + 4, &c);
+        let locked = login(&mut r, "000000", NOW + 4, &c);
         assert_eq!(
             locked.reason,
             Reason::Locked {
@@ -254,21 +324,15 @@ mod tests {
         );
         // Even the right code is refused while locked.
         let good = code(&r, NOW + 10);
-        assert!(apply_code(&mut r, &good, NOW + 10, &c).is_locked());
+        assert!(login(&mut r, &good, NOW + 10, &c).is_locked());
         // After the lock the right code works.
         let later = NOW + 4 + 900;
         let good = code(&r, later);
-        assert_eq!(
-            apply_code(&mut r, &good, later, &c).reason,
-            Reason::ValidCode
-        );
+        assert_eq!(login(&mut r, &good, later, &c).reason, Reason::ValidCode);
         // Failures spread wider than the window never lock.
         for i in 0..10 {
             let t = later + 10 + i * 301;
-            assert_eq!(
-                apply_code(&mut r, "000000", t, &c).reason,
-                Reason::WrongCode
-            );
+            assert_eq!(login(&mut r, "000000", t, &c).reason, Reason::WrongCode);
         }
     }
 
@@ -280,28 +344,52 @@ mod tests {
         let (temp, stored) = new_one_time_code(OtcKind::Temporary, NOW, Some(NOW + 60), 2).unwrap();
         r.codes.push(stored);
         assert_eq!(backup.len(), 8);
-        assert_eq!(
-            apply_code(&mut r, &backup, NOW, &c).reason,
-            Reason::BackupCode
-        );
-        assert_eq!(
-            apply_code(&mut r, &backup, NOW, &c).reason,
-            Reason::WrongCode
-        );
+        assert_eq!(login(&mut r, &backup, NOW, &c).reason, Reason::BackupCode);
+        assert_eq!(login(&mut r, &backup, NOW, &c).reason, Reason::WrongCode);
         let dashed = format!("{}-{}", &temp[..4], &temp[4..]);
         assert_eq!(
-            apply_code(&mut r, &dashed, NOW, &c).reason,
+            login(&mut r, &dashed, NOW, &c).reason,
             Reason::TemporaryAccess
         );
         assert_eq!(
-            apply_code(&mut r, &temp, NOW + 60, &c).reason,
+            login(&mut r, &temp, NOW + 60, &c).reason,
             Reason::WrongCode,
             "expired"
         );
         assert_eq!(
-            apply_code(&mut r, &temp, NOW + 59, &c).reason,
+            login(&mut r, &temp, NOW + 59, &c).reason,
             Reason::TemporaryAccess
         );
         assert!(r.codes.is_empty());
+    }
+
+    fn split(w: &str, d: Option<&str>) -> Option<(String, String)> {
+        split_appended(w.as_bytes(), 6, d)
+            .map(|(p, c)| (String::from_utf8(p.to_vec()).unwrap(), c.to_string()))
+    }
+
+    #[test]
+    fn append_split() {
+        let s = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(split("hunter2123456", None), s("hunter2", "123456"));
+        assert_eq!(split("123456", None), s("", "123456"));
+        assert_eq!(split("12345", None), None);
+        assert_eq!(split("hunter21234x6", None), None);
+        assert_eq!(split("pa,ss,123456", Some(",")), s("pa,ss", "123456"));
+        assert_eq!(split("pass::12345678", Some("::")), s("pass", "12345678"));
+        assert_eq!(split("pass,", Some(",")), None);
+        assert_eq!(split("pass123456", Some(",")), None);
+        assert_eq!(split("", Some(",")), None);
+    }
+
+    #[test]
+    fn what_a_code_looks_like() {
+        let p = Config::default().totp.params();
+        assert!(looks_like_code("123456", &p));
+        assert!(looks_like_code("123 456", &p));
+        assert!(looks_like_code("1234-5678", &p), "a one-time code");
+        assert!(!looks_like_code("1234567", &p));
+        assert!(!looks_like_code("hunter2", &p));
+        assert!(!looks_like_code("", &p));
     }
 }

@@ -130,13 +130,13 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
             "must be 1 to 64 characters without ':' (apps show it as \"Issuer: user\")".into(),
         );
     }
-    if !(6..=8).contains(&t.digits) {
+    if !mfa_model::DIGITS.contains(&t.digits) {
         bad(
             vec![k("totp"), k("digits")],
             format!("{} is not 6, 7 or 8", t.digits),
         );
     }
-    if !(10..=300).contains(&t.period) {
+    if !mfa_model::PERIODS.contains(&t.period) {
         bad(
             vec![k("totp"), k("period")],
             format!(
@@ -261,13 +261,9 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     out
 }
 
-/// POSIX-ish portable user and group names, plus `@`, `.` and `\` for directory users.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 256
-        && !s.starts_with('-')
-        && s.chars()
-            .all(|c| c.is_alphanumeric() || "._-@\\$".contains(c))
+/// A user or group name as the configuration may name it: the model's one rule.
+fn valid_name(s: &str) -> bool {
+    mfa_model::UserName::check(s).is_ok()
 }
 
 impl RadiusClient {

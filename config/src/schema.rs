@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use mfa_model::{Algorithm, TotpParams};
+
 use crate::values::{Cidr, Instant, SecretString, Span};
 
 pub const DEFAULT_PATH: &str = "/etc/mfa/mfa.toml";
@@ -59,39 +61,33 @@ impl Default for StoreConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum Algorithm {
-    SHA1,
-    SHA256,
-    SHA512,
-}
-
-impl Algorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::SHA1 => "SHA1",
-            Algorithm::SHA256 => "SHA256",
-            Algorithm::SHA512 => "SHA512",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "SHA1" => Some(Algorithm::SHA1),
-            "SHA256" => Some(Algorithm::SHA256),
-            "SHA512" => Some(Algorithm::SHA512),
-            _ => None,
-        }
-    }
+/// Read as the model's algorithm names; an unknown one gets serde's "unknown variant" error.
+fn algorithm<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Algorithm, D::Error> {
+    let s = String::deserialize(d)?;
+    Algorithm::parse(&s)
+        .ok_or_else(|| serde::de::Error::unknown_variant(&s, &["SHA1", "SHA256", "SHA512"]))
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TotpConfig {
     pub issuer: String,
+    #[serde(deserialize_with = "algorithm")]
     pub algorithm: Algorithm,
     pub digits: u8,
     pub period: u64,
     pub skew: u8,
+}
+
+impl TotpConfig {
+    /// The parameters new keys get.
+    pub fn params(&self) -> TotpParams {
+        TotpParams {
+            algorithm: self.algorithm,
+            digits: self.digits,
+            period: self.period,
+        }
+    }
 }
 
 impl Default for TotpConfig {

@@ -5,13 +5,16 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mfa_common::auth::now;
+use mfa_common::login::{CODE_PROMPT, now};
 use mfa_common::net::{parse_ip_literal, trusted_match};
-use mfa_common::{Authenticator, ClientAddr, OpenMode, Outcome, Request};
+use mfa_common::{ClientAddr, Core, OpenMode, Outcome, Request};
 use mfa_config::{Cidr, Config, Span, TrustedEdit, edit_trusted_networks, format_utc};
 use zeroize::Zeroizing;
 
-use crate::{Fail, Result, TrustedAction};
+use crate::{Fail, Result, TrustedAction, user_name};
+
+/// The actor mfactl's admin operations are audited as.
+pub const ACTOR: &str = "mfactl";
 
 pub fn load_config(path: &Path) -> Result<Config> {
     mfa_config::load(path).map_err(|e| Fail::Error(format!("invalid configuration:\n{e}")))
@@ -19,13 +22,13 @@ pub fn load_config(path: &Path) -> Result<Config> {
 
 /// Opens the store. Commands that only read or change existing users use `Existing`, so a
 /// mistyped store path is reported instead of silently creating an empty database.
-pub fn open(path: &Path, mode: OpenMode) -> Result<Authenticator> {
+pub fn open(path: &Path, mode: OpenMode) -> Result<Core> {
     open_with(load_config(path)?, mode)
 }
 
 /// `open` for a configuration the command has already loaded.
-pub fn open_with(cfg: Config, mode: OpenMode) -> Result<Authenticator> {
-    Ok(Authenticator::open(Arc::new(cfg), mode, "mfactl")?)
+pub fn open_with(cfg: Config, mode: OpenMode) -> Result<Core> {
+    Ok(Core::open(Arc::new(cfg), mode, "mfactl")?)
 }
 
 /// Reads one line from standard input, prompting on the terminal's stderr if interactive.
@@ -50,25 +53,25 @@ pub fn auth(
     code: Option<&str>,
     service: &str,
 ) -> Result<ExitCode> {
+    let name = user_name(user)?;
     let a = open(cfg, OpenMode::Existing)?;
     // --ip takes the same rule as PAM_RHOST: an address or nothing; a name is untrusted.
     let client = ClientAddr::from_rhost(ip);
-    let req = Request::new(user, client, service);
-    let mut d = a.begin(&req)?;
+    let req = Request::new(&name, client, service);
+    let login = a.login();
+    let mut d = login.begin(&req)?;
     if d.outcome == Outcome::NeedCode {
         let code = match code {
-            Some("-") => read_line("Verification code: ")?.unwrap_or_default(),
+            Some("-") => read_line(CODE_PROMPT)?.unwrap_or_default(),
             Some(c) => Zeroizing::new(c.to_string()),
-            None if std::io::stdin().is_terminal() => {
-                read_line("Verification code: ")?.unwrap_or_default()
-            }
+            None if std::io::stdin().is_terminal() => read_line(CODE_PROMPT)?.unwrap_or_default(),
             None => Zeroizing::new(String::new()),
         };
-        d = a.verify_code(&req, &code)?;
+        d = login.verify_code(&req, &code)?;
     }
-    let word = if d.is_allowed() { "allow" } else { "deny" };
     println!(
-        "{word} {}: {} (user {user:?}, client {client})",
+        "{} {}: {} (user {user:?}, client {client})",
+        d.outcome.word(),
         d.reason.code(),
         d.reason
     );
@@ -92,13 +95,20 @@ pub fn init(cfg: &Path) -> Result<ExitCode> {
 }
 
 pub fn unlink(cfg: &Path, user: &str) -> Result<ExitCode> {
-    open(cfg, OpenMode::Existing)?.unlink(user, now())?;
+    let name = user_name(user)?;
+    open(cfg, OpenMode::Existing)?
+        .admin(ACTOR)
+        .unlink(&name, now())?;
     println!("Unlinked {user}: the key is removed; enrol again to link a new phone.");
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn unlock(cfg: &Path, user: &str) -> Result<ExitCode> {
-    if open(cfg, OpenMode::Existing)?.unlock(user, now())? {
+    let name = user_name(user)?;
+    if open(cfg, OpenMode::Existing)?
+        .admin(ACTOR)
+        .unlock(&name, now())?
+    {
         println!("Unlocked {user}.");
     } else {
         println!("{user} was not locked; failure counter cleared.");
@@ -113,10 +123,12 @@ pub fn temp_access(
     uses: u32,
     revoke: bool,
 ) -> Result<ExitCode> {
+    let name = user_name(user)?;
     let a = open(cfg, OpenMode::Create)?;
+    let admin = a.admin(ACTOR);
     let t = now();
     if revoke {
-        let n = a.revoke_temp_access(user, t)?;
+        let n = admin.revoke_temp_access(&name, t)?;
         println!("Revoked {n} temporary access code(s) of {user}.");
         return Ok(ExitCode::SUCCESS);
     }
@@ -124,7 +136,7 @@ pub fn temp_access(
     if secs <= 0 {
         return Err(Fail::Error("--valid must be longer than 0s".into()));
     }
-    let code = a.issue_temp_access(user, secs, uses, t)?;
+    let code = admin.issue_temp_access(&name, secs, uses, t)?;
     println!(
         "Temporary access code for {user}: {} {}",
         &code[..4],
@@ -138,7 +150,10 @@ pub fn temp_access(
 }
 
 pub fn backup_codes(cfg: &Path, user: &str, count: u32) -> Result<ExitCode> {
-    let codes = open(cfg, OpenMode::Existing)?.issue_backup_codes(user, count, now())?;
+    let name = user_name(user)?;
+    let codes = open(cfg, OpenMode::Existing)?
+        .admin(ACTOR)
+        .issue_backup_codes(&name, count, now())?;
     println!("Backup codes for {user} (each works once; any earlier set no longer works):");
     for c in &codes {
         println!("  {} {}", &c[..4], &c[4..]);
@@ -148,7 +163,7 @@ pub fn backup_codes(cfg: &Path, user: &str, count: u32) -> Result<ExitCode> {
 
 pub fn prune(cfg: &Path) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
-    let n = a.prune_audit(now())?;
+    let n = a.admin(ACTOR).prune_audit(now())?;
     println!(
         "Deleted {n} audit event(s) older than {}.",
         a.config().audit.retention

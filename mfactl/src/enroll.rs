@@ -6,13 +6,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use mfa_common::auth::now;
-use mfa_common::enrolment::{otpauth_uri, qr_png, qr_svg, qr_terminal};
-use mfa_common::totp::TotpParams;
-use mfa_common::{CoreError, OpenMode, TotpSecret};
+use mfa_common::enrolment::{APPS, Sheet, qr_png, qr_svg};
+use mfa_common::login::now;
+use mfa_common::{CoreError, OpenMode, Refusal, TotpSecret};
 
-use crate::admin::{open, read_line};
-use crate::{Fail, Result};
+use crate::admin::{ACTOR, open, read_line};
+use crate::{Fail, Result, user_name};
 
 /// Confirmation attempts before giving up.
 const TRIES: usize = 3;
@@ -39,54 +38,48 @@ pub fn enroll(
     svg: Option<&Path>,
     replace: bool,
 ) -> Result<ExitCode> {
-    if !mfa_config::valid_name(user) {
-        return Err(Fail::Error(format!("{user:?} is not a valid user name")));
-    }
+    let name = user_name(user)?;
     let a = open(cfg, OpenMode::Create)?;
+    let enrolment = a.enrolment();
     // Refuse early, before a key is shown that would never work.
-    if let Some(rec) = a.store().user(user)?
-        && rec.enrolled()
-        && !replace
-    {
-        return Err(Fail::Refused(format!(
-            "user {user:?} is already enrolled; unlink first, or use --replace"
-        )));
+    if enrolment.is_enrolled(&name)? && !replace {
+        return Err(Fail::Refused(
+            Refusal::AlreadyEnrolled {
+                user: name,
+                origin: None,
+            }
+            .to_string(),
+        ));
     }
     let secret = match secret {
         Some(s) => TotpSecret::from_base32(s).map_err(|e| Fail::Error(format!("--secret: {e}")))?,
         None => TotpSecret::generate().map_err(|e| Fail::Error(e.to_string()))?,
     };
     let c = a.config();
-    let params = TotpParams::from_config(&c.totp);
-    let uri = otpauth_uri(&c.totp.issuer, user, &secret, &params);
-    let qr = qr_terminal(&uri).map_err(Fail::Error)?;
+    let sheet = Sheet::new(&c.totp.issuer, &name, &secret, &c.totp.params());
+    let uri = &sheet.uri;
 
     println!("Enrolling {user} ({}).\n", c.totp.issuer);
-    println!("{}", qr.as_str());
-    println!(
-        "Scan the QR code with Microsoft Authenticator (\"Other account\"), Google Authenticator or Authy;"
-    );
+    if let Some(qr) = &sheet.qr {
+        println!("{}", qr.as_str());
+    }
+    println!("Scan the QR code with {APPS};");
     println!("scan it with a second device now to link both. Or add the account by hand:");
-    println!("  Account:  {}: {user}", c.totp.issuer);
-    println!("  Key:      {}", secret.to_grouped().as_str());
-    println!(
-        "  Type:     time-based, {}, {} digits, every {} seconds",
-        params.algorithm.as_str(),
-        params.digits,
-        params.period
-    );
+    println!("  Account:  {}", sheet.account);
+    println!("  Key:      {}", sheet.key.as_str());
+    println!("  Type:     {}", sheet.kind);
     println!("  URI:      {}", uri.as_str());
     if let Some(p) = png {
-        write_private(p, &qr_png(&uri).map_err(Fail::Error)?)?;
+        write_private(p, &qr_png(uri).map_err(Fail::Error)?)?;
         println!("QR code written to {} (mode 0600)", p.display());
     }
     if let Some(p) = svg {
-        write_private(p, qr_svg(&uri).map_err(Fail::Error)?.as_bytes())?;
+        write_private(p, qr_svg(uri).map_err(Fail::Error)?.as_bytes())?;
         println!("QR code written to {} (mode 0600)", p.display());
     }
 
     if no_confirm {
-        a.enroll(user, &secret, None, replace, "mfactl", now())?;
+        enrolment.enroll(&name, &secret, None, replace, ACTOR, now())?;
         println!("\n{user} is enrolled.");
         return Ok(ExitCode::SUCCESS);
     }
@@ -96,12 +89,14 @@ pub fn enroll(
                 "no confirmation code given; the user is NOT enrolled (use --no-confirm for scripted provisioning)".into(),
             ));
         };
-        match a.enroll(user, &secret, Some(&code), replace, "mfactl", now()) {
+        match enrolment.enroll(&name, &secret, Some(&code), replace, ACTOR, now()) {
             Ok(()) => {
                 println!("\nConfirmed: {user} is enrolled.");
                 return Ok(ExitCode::SUCCESS);
             }
-            Err(CoreError::Invalid(m)) if attempt < TRIES => eprintln!("{m}"),
+            Err(CoreError::Refused(r @ Refusal::WrongConfirmationCode)) if attempt < TRIES => {
+                eprintln!("{r}")
+            }
             Err(e) => return Err(e.into()),
         }
     }

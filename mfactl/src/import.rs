@@ -8,13 +8,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use mfa_common::admin::ImportEntry;
-use mfa_common::auth::now;
-use mfa_common::totp::TotpParams;
-use mfa_common::{OpenMode, TotpSecret};
-use mfa_config::{Algorithm, Config};
+use mfa_common::login::now;
+use mfa_common::{CoreError, OpenMode, TotpParams, TotpSecret, UserName};
+use mfa_config::Config;
+use mfa_model::Algorithm;
 use zeroize::Zeroizing;
 
-use crate::admin::{load_config, open_with};
+use crate::admin::{ACTOR, load_config, open_with};
 use crate::{Fail, Result};
 
 const MAX_FILE: u64 = 64 << 20;
@@ -40,13 +40,13 @@ pub fn import(
         return Err(Fail::Error("nothing to import: no user lines found".into()));
     }
     let a = open_with(config, OpenMode::Create)?;
-    a.import(&entries, replace, now())?;
+    a.admin(ACTOR).import(&entries, replace, now())?;
     println!("Imported {} user(s).", entries.len());
     Ok(ExitCode::SUCCESS)
 }
 
 fn check_duplicates(entries: &[ImportEntry]) -> std::result::Result<(), String> {
-    let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut seen: HashMap<&UserName, &str> = HashMap::new();
     for e in entries {
         if let Some(first) = seen.insert(&e.user, &e.origin) {
             return Err(format!(
@@ -113,7 +113,7 @@ pub fn parse_csv(
     text: &str,
     cfg: &Config,
 ) -> std::result::Result<Vec<ImportEntry>, String> {
-    let params = TotpParams::from_config(&cfg.totp);
+    let params = cfg.totp.params();
     let mut out = Vec::new();
     let mut first = true;
     // Line by line, so errors name the line as an editor numbers it (comments included);
@@ -147,13 +147,12 @@ pub fn parse_csv(
         if header {
             continue;
         }
-        if !mfa_config::valid_name(user) {
-            return Err(format!("{at}: {user:?} is not a valid user name"));
-        }
+        let name =
+            UserName::parse(user).map_err(|e| format!("{at}: {}", CoreError::bad_name(user, e)))?;
         let secret =
             TotpSecret::from_base32(secret).map_err(|e| format!("{at}: secret of {user}: {e}"))?;
         out.push(ImportEntry {
-            user: user.to_string(),
+            user: name,
             secret,
             params,
             scratch_codes: Vec::new(),
@@ -171,12 +170,8 @@ pub fn parse_google_authenticator(
     user: &str,
 ) -> std::result::Result<ImportEntry, String> {
     let at = |n: usize| format!("{}:{n}", path.display());
-    if !mfa_config::valid_name(user) {
-        return Err(format!(
-            "{}: {user:?} is not a valid user name",
-            path.display()
-        ));
-    }
+    let name = UserName::parse(user)
+        .map_err(|e| format!("{}: {}", path.display(), CoreError::bad_name(user, e)))?;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
     let (n, key) = lines
         .next()
@@ -205,8 +200,15 @@ pub fn parse_google_authenticator(
                     params.period = words
                         .next()
                         .and_then(|w| w.parse().ok())
-                        .filter(|p| (10..=300).contains(p))
-                        .ok_or_else(|| format!("{}: STEP_SIZE must be 10 to 300 seconds", at(n)))?;
+                        .filter(|p| mfa_model::PERIODS.contains(p))
+                        .ok_or_else(|| {
+                            format!(
+                                "{}: STEP_SIZE must be {} to {} seconds",
+                                at(n),
+                                mfa_model::PERIODS.start(),
+                                mfa_model::PERIODS.end()
+                            )
+                        })?;
                 }
                 _ => {}
             }
@@ -220,7 +222,7 @@ pub fn parse_google_authenticator(
         }
     }
     Ok(ImportEntry {
-        user: user.into(),
+        user: name,
         secret,
         params,
         scratch_codes: scratch,

@@ -28,10 +28,7 @@ pub type Result<T> = std::result::Result<T, Fail>;
 impl From<mfa_common::CoreError> for Fail {
     fn from(e: mfa_common::CoreError) -> Self {
         match e {
-            mfa_common::CoreError::Store(mfa_common::store::StoreError::Refused(m)) => {
-                Fail::Refused(m)
-            }
-            mfa_common::CoreError::Invalid(m) => Fail::Refused(m),
+            mfa_common::CoreError::Refused(r) => Fail::Refused(r.to_string()),
             other => Fail::Error(other.to_string()),
         }
     }
@@ -39,8 +36,14 @@ impl From<mfa_common::CoreError> for Fail {
 
 impl From<mfa_common::store::StoreError> for Fail {
     fn from(e: mfa_common::store::StoreError) -> Self {
-        Fail::from(mfa_common::CoreError::Store(e))
+        Fail::from(mfa_common::CoreError::from(e))
     }
+}
+
+/// A user name from the command line or a file, checked by the core's one rule.
+pub fn user_name(user: &str) -> Result<mfa_common::UserName> {
+    mfa_common::UserName::parse(user)
+        .map_err(|e| Fail::Error(mfa_common::CoreError::bad_name(user, e).to_string()))
 }
 
 #[derive(Parser, Debug)]

@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mfa_common::auth::now;
-use mfa_common::policy::{Facts, Outcome, Reason, decide, grace_deadline};
-use mfa_common::store::{AuditQuery, OtcKind, UserRecord};
-use mfa_common::{ClientAddr, OpenMode};
-use mfa_config::{Config, format_utc};
+use mfa_common::login::now;
+use mfa_common::policy::rollout_status;
+use mfa_common::store::AuditQuery;
+use mfa_common::{OpenMode, OtcKind, RolloutStatus};
+use mfa_config::format_utc;
 use serde_json::{Value, json};
 
 use crate::admin::open;
@@ -25,37 +25,6 @@ fn short(t: Option<i64>) -> String {
     })
 }
 
-/// Where a user stands in the roll-out, through the same policy the logins use (seen as
-/// an untrusted remote login, the case MFA is for).
-fn status(rec: &UserRecord, cfg: &Config, groups: &[String], t: i64) -> (String, Option<i64>) {
-    let d = decide(
-        &Facts {
-            user: &rec.name,
-            client: ClientAddr::Remote(None),
-            now: t,
-            record: Some(rec),
-            groups,
-        },
-        cfg,
-    );
-    let deadline = (!rec.enrolled()).then(|| grace_deadline(Some(rec), cfg, t));
-    let s = match (&d.reason, d.outcome) {
-        (Reason::ExemptUser | Reason::ExemptGroup, _) => "exempt".to_string(),
-        (Reason::Locked { .. }, _) => if rec.enrolled() {
-            "locked"
-        } else {
-            "locked, not enrolled"
-        }
-        .to_string(),
-        (Reason::BeforeGoLive { .. }, _) => "before go-live".to_string(),
-        (Reason::GracePeriod { days_left }, _) => format!("grace ({days_left} days left)"),
-        (_, Outcome::NeedCode) if rec.enrolled() => "enrolled".to_string(),
-        (_, Outcome::NeedCode) => "temporary access".to_string(),
-        _ => "overdue".to_string(),
-    };
-    (s, deadline)
-}
-
 pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let c = a.config();
@@ -64,13 +33,13 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     let mut rows = Vec::with_capacity(users.len());
     let (mut enrolled, mut grace, mut overdue, mut locked, mut exempt) = (0, 0, 0, 0, 0);
     for u in &users {
-        let (st, deadline) = status(u, c, &a.groups_for(&u.name), t);
+        let (status, deadline) = rollout_status(u, c, &a.login().groups_for(&u.name), t);
         enrolled += usize::from(u.enrolled());
-        grace += usize::from(st.starts_with("grace") || st == "before go-live");
-        overdue += usize::from(st == "overdue");
+        grace += usize::from(status.in_grace());
+        overdue += usize::from(status == RolloutStatus::Overdue);
         locked += usize::from(u.locked(t).is_some());
-        exempt += usize::from(st == "exempt");
-        rows.push((u, st, deadline));
+        exempt += usize::from(status == RolloutStatus::Exempt);
+        rows.push((u, status.to_string(), deadline));
     }
     let total = users.len();
     let pct = if total == 0 {
@@ -87,7 +56,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 .iter()
                 .map(|(u, st, deadline)| {
                     json!({
-                        "user": u.name, "enrolled": u.enrolled(), "status": st,
+                        "user": u.name.as_str(), "enrolled": u.enrolled(), "status": st,
                         "mfa_created": ts(u.mfa_created), "mfa_changed": ts(u.mfa_changed),
                         "last_login": ts(u.last_login), "login_count": u.login_count,
                         "failures": u.failures, "locked_until": ts(u.locked(t)),
@@ -137,7 +106,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
             write(&head.map(String::from))?;
             for (u, st, deadline) in &rows {
                 write(&[
-                    u.name.clone(),
+                    u.name.to_string(),
                     u.enrolled().to_string(),
                     st.clone(),
                     iso(u.mfa_created),
@@ -173,7 +142,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 .iter()
                 .map(|(u, st, _)| {
                     vec![
-                        u.name.clone(),
+                        u.name.to_string(),
                         st.clone(),
                         short(u.mfa_created),
                         short(u.mfa_changed),

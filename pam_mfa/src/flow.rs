@@ -1,21 +1,23 @@
-//! One authentication as the module runs it, written against the small [`Pam`] trait so it
-//! is tested without libpam. It only translates: every rule lives in the shared core.
+//! One authentication as the module runs it, written against two small traits so it is
+//! tested without libpam: [`Pam`] (what libpam gives) and [`Backend`] (where decisions come
+//! from: the local store today, a RADIUS server in remote mode). It only translates: every
+//! rule lives in the shared core.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
-use mfa_common::enrolment::{otpauth_uri, qr_terminal};
-use mfa_common::store::StoreError;
-use mfa_common::totp::TotpParams;
-use mfa_common::verify::{OTC_DIGITS, normalize_code};
+use mfa_common::enrolment::{APPS, Sheet};
+use mfa_common::verify::{looks_like_code, normalize_code};
 use mfa_common::{
-    Authenticator, ClientAddr, CoreError, Decision, OpenMode, Outcome, Reason, Request, TotpSecret,
+    ClientAddr, Core, CoreError, Decision, OpenMode, Outcome, Reason, Refusal, Request, TotpSecret,
+    UserName,
 };
-use mfa_config::Config;
+use mfa_config::TotpConfig;
 use zeroize::Zeroizing;
 
 use crate::args::{Args, FirstPass};
 
-pub const CODE_PROMPT: &str = "Verification code: ";
+pub use mfa_common::login::CODE_PROMPT;
 pub const ENROL_PROMPT: &str = "Code shown by the app, to finish (Enter to skip): ";
 /// What the user sees when the module cannot work; the reason goes to syslog only.
 pub const UNAVAILABLE: &str =
@@ -62,6 +64,60 @@ pub trait Log {
     fn debug(&self, msg: &str);
 }
 
+/// Where the module's decisions come from. The flow asks; the backend decides.
+pub trait Backend {
+    /// The decision before any code (recorded where it is final).
+    fn begin(&self, req: &Request) -> Result<Decision, CoreError>;
+    /// The final decision for a typed code.
+    fn verify_code(&self, req: &Request, code: &str) -> Result<Decision, CoreError>;
+    /// The TOTP settings: what a code looks like, and the issuer a new key is shown under.
+    fn totp(&self) -> &TotpConfig;
+    /// Stores a key the user enrolled at this login, once `code` matches it.
+    fn self_enroll(
+        &self,
+        req: &Request,
+        secret: &TotpSecret,
+        code: &str,
+    ) -> Result<Decision, CoreError>;
+}
+
+/// The local store named by the module's configuration.
+impl Backend for Core {
+    fn begin(&self, req: &Request) -> Result<Decision, CoreError> {
+        self.login().begin(req)
+    }
+
+    fn verify_code(&self, req: &Request, code: &str) -> Result<Decision, CoreError> {
+        self.login().verify_code(req, code)
+    }
+
+    fn totp(&self) -> &TotpConfig {
+        &self.config().totp
+    }
+
+    fn self_enroll(
+        &self,
+        req: &Request,
+        secret: &TotpSecret,
+        code: &str,
+    ) -> Result<Decision, CoreError> {
+        self.enrolment().self_enroll(req, secret, code)
+    }
+}
+
+/// Opens the backend a configuration file names.
+pub type OpenBackend = dyn Fn(&Path) -> Result<Box<dyn Backend>, CoreError>;
+
+/// The local store. Never `OpenMode::Create`: a missing store must deny, not start an empty
+/// one in which nobody is enrolled and everybody is in grace.
+pub fn open_local(config: &Path) -> Result<Box<dyn Backend>, CoreError> {
+    Ok(Box::new(Core::from_config_file(
+        config,
+        OpenMode::Existing,
+        "pam_mfa",
+    )?))
+}
+
 /// An internal failure: the module denies and logs this text.
 #[derive(Debug)]
 struct Internal(String);
@@ -74,6 +130,17 @@ impl From<CoreError> for Internal {
 
 /// `pam_sm_authenticate`: `silent` is the PAM_SILENT flag (no text for the user).
 pub fn authenticate(pam: &mut dyn Pam, log: &dyn Log, raw_args: &[&str], silent: bool) -> PamCode {
+    authenticate_with(pam, log, raw_args, silent, &open_local)
+}
+
+/// `authenticate` with the backend `open` gives for the configuration file.
+pub fn authenticate_with(
+    pam: &mut dyn Pam,
+    log: &dyn Log,
+    raw_args: &[&str],
+    silent: bool,
+    open: &OpenBackend,
+) -> PamCode {
     let args = match Args::parse(raw_args.iter().copied()) {
         Ok(a) => a,
         Err(e) => {
@@ -91,6 +158,7 @@ pub fn authenticate(pam: &mut dyn Pam, log: &dyn Log, raw_args: &[&str], silent:
         log,
         args,
         silent,
+        open,
     };
     match flow.run() {
         Ok(code) => code,
@@ -108,6 +176,7 @@ struct Flow<'a> {
     log: &'a dyn Log,
     args: Args,
     silent: bool,
+    open: &'a OpenBackend,
 }
 
 impl Flow<'_> {
@@ -141,6 +210,8 @@ impl Flow<'_> {
         if user.is_empty() {
             return Err(Internal("empty user name".into()));
         }
+        let name = UserName::parse(&user)
+            .map_err(|e| Internal(CoreError::bad_name(&user, e).to_string()))?;
         let rhost = self
             .pam
             .rhost()
@@ -158,23 +229,21 @@ impl Flow<'_> {
                 config.display()
             )
         });
-        // Never OpenMode::Create: a missing store must deny, not start an empty one in which
-        // nobody is enrolled and everybody is in grace.
-        let auth = Authenticator::from_config_file(&config, OpenMode::Existing, "pam_mfa")
-            .map_err(|e| Internal(format!("user {user:?}: {e}")))?;
-        let req = Request::new(&user, client, &service);
+        let auth = (self.open)(&config).map_err(|e| Internal(format!("user {user:?}: {e}")))?;
+        let auth = auth.as_ref();
+        let req = Request::new(&name, client, &service);
         let d = auth.begin(&req)?;
         self.debug(|| format!("user={user:?} policy: {:?} {}", d.outcome, d.reason.code()));
         match d.outcome {
-            Outcome::Allow => self.allowed(&auth, &req, &d),
+            Outcome::Allow => self.allowed(auth, &req, &d),
             Outcome::Deny => Ok(self.denied(&d)),
-            Outcome::NeedCode => self.ask_code(&auth, &req),
+            Outcome::NeedCode => self.ask_code(auth, &req),
         }
     }
 
     fn allowed(
         &mut self,
-        auth: &Authenticator,
+        auth: &dyn Backend,
         req: &Request,
         d: &Decision,
     ) -> Result<PamCode, Internal> {
@@ -184,13 +253,6 @@ impl Flow<'_> {
         if d.offer_enrolment {
             if self.silent {
                 self.debug(|| "self-enrolment skipped: PAM_SILENT".into());
-            } else if !mfa_config::valid_name(&req.user) {
-                self.debug(|| {
-                    format!(
-                        "self-enrolment skipped: {:?} is not a name the store accepts",
-                        req.user
-                    )
-                });
             } else {
                 self.self_enrol(auth, req)?;
             }
@@ -222,7 +284,7 @@ impl Flow<'_> {
         }
     }
 
-    fn ask_code(&mut self, auth: &Authenticator, req: &Request) -> Result<PamCode, Internal> {
+    fn ask_code(&mut self, auth: &dyn Backend, req: &Request) -> Result<PamCode, Internal> {
         let mode = self.args.first_pass;
         if mode != FirstPass::Prompt {
             let tok = match self.pam.authtok() {
@@ -232,7 +294,8 @@ impl Flow<'_> {
                     None
                 }
             };
-            match tok.filter(|t| looks_like_code(t, auth.config())) {
+            let params = auth.totp().params();
+            match tok.filter(|t| looks_like_code(t, &params)) {
                 Some(code) => {
                     let d = auth.verify_code(req, &code)?;
                     let again = mode == FirstPass::Try
@@ -267,10 +330,9 @@ impl Flow<'_> {
 
     /// Shows a new key and stores it once the user proves the app has it. Whatever happens
     /// here, the login keeps the decision it already had; only an internal error denies.
-    fn self_enrol(&mut self, auth: &Authenticator, req: &Request) -> Result<(), Internal> {
-        let cfg = auth.config();
+    fn self_enrol(&mut self, auth: &dyn Backend, req: &Request) -> Result<(), Internal> {
         let secret = TotpSecret::generate().map_err(|e| Internal(e.to_string()))?;
-        let shown = enrolment_text(cfg, &req.user, &secret);
+        let shown = enrolment_text(auth.totp(), &req.user, &secret);
         // A client that cannot show text cannot enrol; the login goes on as decided.
         if let Err(e) = self.pam.info(&shown.intro) {
             self.debug(|| format!("self-enrolment skipped: the application shows no text: {e}"));
@@ -306,7 +368,7 @@ impl Flow<'_> {
                     "That code does not match the new key. Check that the phone's clock is \
                      set automatically, and type the code the app shows now.",
                 ),
-                Err(CoreError::Store(StoreError::Refused(why))) => {
+                Err(CoreError::Refused(why @ Refusal::AlreadyEnrolled { .. })) => {
                     self.debug(|| format!("self-enrolment refused by the store: {why}"));
                     self.say_error("Enrolment was not saved: this account is already enrolled.");
                     return Ok(());
@@ -323,14 +385,6 @@ impl Flow<'_> {
     }
 }
 
-/// A token from an earlier module is only tried as a code when it could be one: a password
-/// must never be counted as a wrong code towards the lockout.
-fn looks_like_code(tok: &str, cfg: &Config) -> bool {
-    let t = normalize_code(tok);
-    (t.len() == usize::from(cfg.totp.digits) || t.len() == OTC_DIGITS)
-        && t.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// The conversation messages of a self-enrolment; every one that holds the key is wiped.
 struct EnrolmentText {
     intro: String,
@@ -338,31 +392,26 @@ struct EnrolmentText {
     key: Option<Zeroizing<String>>,
 }
 
-fn enrolment_text(cfg: &Config, user: &str, secret: &TotpSecret) -> EnrolmentText {
-    let params = TotpParams::from_config(&cfg.totp);
-    let uri = otpauth_uri(&cfg.totp.issuer, user, secret, &params);
-    let qr = qr_terminal(&uri).ok();
-    let grouped = secret.to_grouped();
+fn enrolment_text(totp: &TotpConfig, user: &UserName, secret: &TotpSecret) -> EnrolmentText {
+    let sheet = Sheet::new(&totp.issuer, user, secret, &totp.params());
     // Sized up front so that writing never reallocates and leaves an unwiped copy behind.
     let mut key = Zeroizing::new(String::with_capacity(
-        128 + cfg.totp.issuer.len() + user.len() + grouped.len(),
+        32 + sheet.account.len() + sheet.key.len() + sheet.kind.len(),
     ));
     let _ = write!(
         key,
-        "Account: {}:{}\nKey: {}\n(time-based, {}, {} digits, every {} seconds)",
-        cfg.totp.issuer,
-        user,
-        grouped.as_str(),
-        params.algorithm.as_str(),
-        params.digits,
-        params.period
+        "Account: {}\nKey: {}\n({})",
+        sheet.account,
+        sheet.key.as_str(),
+        sheet.kind
     );
+    let qr = sheet.qr;
     EnrolmentText {
         intro: format!(
             "Set up multi-factor authentication for {user}: scan this QR code with your \
-             authenticator app (Microsoft Authenticator, Google Authenticator, Authy), or add the \
-             account by hand with the key below. To use a second device as well, scan the same \
-             code with it now: the key is not shown again."
+             authenticator app ({APPS}), or add the account by hand with the key below. To use \
+             a second device as well, scan the same code with it now: the key is not shown \
+             again."
         ),
         qr,
         key: Some(key),

@@ -6,7 +6,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use mfa_common::ClientAddr;
 use mfa_common::net::parse_client_ip_attribute;
 use mfa_config::ClientIpAttribute;
-use zeroize::Zeroizing;
 
 use crate::codec::{Packet, attr};
 
@@ -50,42 +49,6 @@ fn framed_ip(v: &[u8]) -> Option<IpAddr> {
         return None;
     }
     Some(IpAddr::V4(ip))
-}
-
-/// Append mode: splits User-Password into password and code, either at the last occurrence
-/// of `delimiter`, or as the trailing `digits` ASCII digits. `None` when no code is there.
-pub fn split_append(
-    whole: &[u8],
-    digits: usize,
-    delimiter: Option<&str>,
-) -> Option<(Zeroizing<Vec<u8>>, Zeroizing<String>)> {
-    let (pw, code) = match delimiter {
-        Some(d) => {
-            let d = d.as_bytes();
-            if d.is_empty() || whole.len() < d.len() {
-                return None;
-            }
-            let at = (0..=whole.len() - d.len())
-                .rev()
-                .find(|&i| whole.get(i..i + d.len()) == Some(d))?;
-            (whole.get(..at)?, whole.get(at + d.len()..)?)
-        }
-        None => {
-            let at = whole.len().checked_sub(digits)?;
-            let (pw, code) = whole.split_at_checked(at)?;
-            if !code.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            (pw, code)
-        }
-    };
-    if code.is_empty() {
-        return None;
-    }
-    Some((
-        Zeroizing::new(pw.to_vec()),
-        Zeroizing::new(String::from_utf8_lossy(code).into_owned()),
-    ))
 }
 
 #[cfg(test)]
@@ -149,24 +112,5 @@ mod tests {
         );
         assert_eq!(addr(FramedIpAddress, 8, &[&[255, 255, 255, 254]]), none);
         assert_eq!(addr(FramedIpAddress, 8, &[&[10, 0, 0]]), none);
-    }
-
-    fn split(w: &str, d: Option<&str>) -> Option<(String, String)> {
-        split_append(w.as_bytes(), 6, d)
-            .map(|(p, c)| (String::from_utf8(p.to_vec()).unwrap(), c.to_string()))
-    }
-
-    #[test]
-    fn append_split() {
-        let s = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
-        assert_eq!(split("hunter2123456", None), s("hunter2", "123456"));
-        assert_eq!(split("123456", None), s("", "123456"));
-        assert_eq!(split("12345", None), None);
-        assert_eq!(split("hunter21234x6", None), None);
-        assert_eq!(split("pa,ss,123456", Some(",")), s("pa,ss", "123456"));
-        assert_eq!(split("pass::12345678", Some("::")), s("pass", "12345678"));
-        assert_eq!(split("pass,", Some(",")), None);
-        assert_eq!(split("pass123456", Some(",")), None);
-        assert_eq!(split("", Some(",")), None);
     }
 }

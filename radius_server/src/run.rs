@@ -57,7 +57,8 @@ pub async fn serve(options: Options) -> Result<(), String> {
     let path = options.config_path.clone();
     let runtime = tokio::task::spawn_blocking(move || Runtime::load(&path))
         .await
-        .map_err(|e| e.to_string())??;
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let listen = runtime_listen(&runtime);
     let mode = runtime_mode(&runtime);
     let shared = Shared::new(runtime, options);

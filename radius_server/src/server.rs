@@ -1,7 +1,6 @@
 //! The daemon: UDP sockets, the per-packet admission checks, the three modes, reload and
-//! shutdown. Policy is not decided here: every question goes to `mfa_common::Authenticator`.
+//! shutdown. Policy is not decided here: every question goes to the core's login service.
 
-use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,21 +9,22 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use mfa_common::audit::Syslog;
-use mfa_common::auth::Attempt;
+use mfa_common::login::Login;
 use mfa_common::policy::{Decision, Outcome, Reason};
-use mfa_common::{Authenticator, ClientAddr, CoreError, OpenMode, Request};
-use mfa_config::{Config, FirstFactor, RadiusMode};
+use mfa_common::verify::split_appended;
+use mfa_common::{Attempt, ClientAddr, Core, CoreError, OpenMode, Request, UserName};
+use mfa_config::{Config, ConfigError, FirstFactor, RadiusMode};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
-use crate::attrs::{client_addr, split_append};
+use crate::attrs::client_addr;
 use crate::challenge::{Challenges, Pending, Redeem};
 use crate::codec::{Builder, Code, Packet, attr, unhide_password};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
 use crate::logbuf::LogBuffer;
 use crate::stats::{Drop, Stats};
-use crate::store::{StoreError, Writer};
+use crate::store::{Writer, WriterError};
 
 /// How long a reply stays in the duplicate cache at least (at most twice that): longer than
 /// any gateway's retry schedule.
@@ -42,8 +42,6 @@ const STORE_QUEUE: usize = 4096;
 const MAX_INFLIGHT: usize = 16_384;
 /// Requests waiting for a PAM worker, per worker.
 const PAM_QUEUE_PER_WORKER: usize = 16;
-
-const CODE_PROMPT: &str = "Enter the verification code from your authenticator app.";
 
 /// Command-line options that are not configuration.
 #[derive(Debug, Clone, Default)]
@@ -64,21 +62,62 @@ struct Nas {
 /// request sees either the old or the new configuration, never a mix.
 pub struct Runtime {
     config: Arc<Config>,
-    auth: Arc<Authenticator>,
+    core: Arc<Core>,
     clients: Vec<Arc<Nas>>,
     pam: Arc<Lane>,
     writer: Writer,
     syslog: Option<Syslog>,
 }
 
+/// Why a configuration could not be put in force.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoadError {
+    Config(ConfigError),
+    /// A client's shared secret could not be read; the text names the client and file.
+    Secret(String),
+    NoClients {
+        path: PathBuf,
+    },
+    Store(CoreError),
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Config(e) => write!(f, "{e}"),
+            LoadError::Secret(e) => f.write_str(e),
+            LoadError::NoClients { path } => write!(
+                f,
+                "{}: radius.clients: no RADIUS client is configured; every request would be dropped",
+                path.display()
+            ),
+            LoadError::Store(e) => write!(f, "cannot open the store: {e}"),
+            LoadError::Thread(e) => write!(f, "cannot start the store writer thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Config(e) => Some(e),
+            LoadError::Store(e) => Some(e),
+            LoadError::Thread(e) => Some(e),
+            LoadError::Secret(_) | LoadError::NoClients { .. } => None,
+        }
+    }
+}
+
 impl Runtime {
     /// Loads and checks everything a configuration needs (file, store, every secret); any
     /// problem is an error and nothing is half-applied.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let config = mfa_config::load(path).map_err(|e| e.to_string())?;
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let config = mfa_config::load(path).map_err(LoadError::Config)?;
         let mut clients = Vec::new();
         for c in &config.radius.clients {
-            let secret = c.load_secret()?;
+            let secret = c.load_secret().map_err(LoadError::Secret)?;
             clients.push(Arc::new(Nas {
                 name: c.name.clone(),
                 net: c.address.0,
@@ -86,14 +125,13 @@ impl Runtime {
             }));
         }
         if clients.is_empty() {
-            return Err(format!(
-                "{}: radius.clients: no RADIUS client is configured; every request would be dropped",
-                path.display()
-            ));
+            return Err(LoadError::NoClients {
+                path: path.to_path_buf(),
+            });
         }
         let config = Arc::new(config);
-        let auth = Authenticator::open(config.clone(), OpenMode::Create, "mfa-radiusd")
-            .map_err(|e| format!("cannot open the store: {e}"))?;
+        let core = Core::open(config.clone(), OpenMode::Create, "mfa-radiusd")
+            .map_err(LoadError::Store)?;
         let r = &config.radius;
         let pam = Arc::new(Lane::new(
             "PAM",
@@ -101,12 +139,11 @@ impl Runtime {
             r.pam_workers.saturating_mul(PAM_QUEUE_PER_WORKER),
         ));
         let syslog = r.syslog.then(|| Syslog::open("mfa-radiusd"));
-        let auth = Arc::new(auth);
-        let writer = Writer::start(auth.clone(), STORE_QUEUE)
-            .map_err(|e| format!("cannot start the store writer thread: {e}"))?;
+        let core = Arc::new(core);
+        let writer = Writer::start(core.clone(), STORE_QUEUE).map_err(LoadError::Thread)?;
         Ok(Self {
             config,
-            auth,
+            core,
             clients,
             pam,
             writer,
@@ -174,7 +211,7 @@ struct Answer {
     state: Option<[u8; 16]>,
     /// PAM's failure delay, slept asynchronously before a Reject.
     delay: Duration,
-    reason: Cow<'static, str>,
+    reason: Reason,
     /// The client address the decision used, when not the request's own (a challenge answer
     /// uses the first round's).
     client: Option<ClientAddr>,
@@ -191,18 +228,20 @@ impl Answer {
             message: d.message.clone(),
             state: None,
             delay: Duration::ZERO,
-            reason: Cow::Borrowed(d.reason.code()),
+            reason: d.reason.clone(),
             client: None,
         }
     }
 
-    fn reject(reason: &'static str) -> Self {
+    /// A Reject with no message: for refusals before the policy, which tell a probing
+    /// client nothing.
+    fn reject(reason: Reason) -> Self {
         Answer {
             code: Code::ACCESS_REJECT,
             message: None,
             state: None,
             delay: Duration::ZERO,
-            reason: Cow::Borrowed(reason),
+            reason,
             client: None,
         }
     }
@@ -216,11 +255,11 @@ enum Fail {
     Overloaded,
 }
 
-impl From<StoreError> for Fail {
-    fn from(e: StoreError) -> Self {
+impl From<WriterError> for Fail {
+    fn from(e: WriterError) -> Self {
         match e {
-            StoreError::Overloaded => Fail::Overloaded,
-            StoreError::Failed(e) => Fail::Internal(e),
+            WriterError::Overloaded => Fail::Overloaded,
+            e => Fail::Internal(e.to_string()),
         }
     }
 }
@@ -445,7 +484,7 @@ impl Shared {
                     log_name(user_raw),
                     nas.name
                 ));
-                Answer::reject("internal_error")
+                Answer::reject(Reason::InternalError)
             }
         };
         let (result, counter) = match answer.code {
@@ -461,7 +500,7 @@ impl Shared {
                 log_name(user_raw),
                 nas.name,
                 answer.client.unwrap_or(addr),
-                answer.reason
+                answer.reason.code()
             ),
         );
         if !answer.delay.is_zero() {
@@ -489,11 +528,11 @@ impl Shared {
     /// A read-only store call (the policy before the password check), on the reader pool.
     async fn read<R, F>(&self, rt: &Runtime, f: F) -> Result<R, Fail>
     where
-        F: FnOnce(&Authenticator) -> Result<R, CoreError> + Send + 'static,
+        F: FnOnce(Login<'_>) -> Result<R, CoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let auth = rt.auth.clone();
-        Ok(self.readers.run(move || f(&auth)).await??)
+        let core = rt.core.clone();
+        Ok(self.readers.run(move || f(core.login())).await??)
     }
 
     /// The policy before the password check, and the groups it used (kept for the final
@@ -536,7 +575,7 @@ impl Shared {
     async fn first_factor(
         &self,
         rt: &Runtime,
-        user: &str,
+        user: &UserName,
         password: Zeroizing<Vec<u8>>,
         addr: ClientAddr,
     ) -> Result<mfa_pam_client::PamCheck, Fail> {
@@ -565,7 +604,7 @@ impl Shared {
         req: Request,
         delay: Duration,
     ) -> Result<Answer, Fail> {
-        let d = rt.writer.call(move |a| a.deny_first_factor(&req)).await?;
+        let d = rt.writer.call(move |l| l.deny_first_factor(&req)).await?;
         let mut ans = Answer::from_decision(&d);
         ans.delay = delay;
         Ok(ans)
@@ -573,15 +612,9 @@ impl Shared {
 
     /// A request refused before the policy could run: audited in the core like any
     /// decision, then rejected.
-    async fn refuse(
-        &self,
-        rt: &Runtime,
-        req: Request,
-        reason: &'static str,
-    ) -> Result<Answer, Fail> {
-        rt.writer
-            .call(move |a| a.deny_request(&req, reason))
-            .await?;
+    async fn refuse(&self, rt: &Runtime, req: Request, reason: Reason) -> Result<Answer, Fail> {
+        let r = reason.clone();
+        rt.writer.call(move |l| l.deny_request(&req, r)).await?;
         Ok(Answer::reject(reason))
     }
 
@@ -594,24 +627,22 @@ impl Shared {
     ) -> Result<Answer, Fail> {
         let r = &rt.config.radius;
         let user = match (pkt.count(attr::USER_NAME), pkt.attr(attr::USER_NAME)) {
-            (1, Some(u)) => match std::str::from_utf8(u) {
-                Ok(u) if mfa_config::valid_name(u) => u.to_string(),
-                _ => return Ok(Answer::reject("invalid_user_name")),
+            (1, Some(u)) => match std::str::from_utf8(u).ok().map(UserName::parse) {
+                Some(Ok(u)) => u,
+                _ => return Ok(Answer::reject(Reason::InvalidUserName)),
             },
-            _ => return Ok(Answer::reject("invalid_user_name")),
+            _ => return Ok(Answer::reject(Reason::InvalidUserName)),
         };
         let req = Request::new(&user, addr, &nas.name);
         if pkt.attr(attr::CHAP_PASSWORD).is_some() || pkt.attr(attr::EAP_MESSAGE).is_some() {
             // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
-            return self
-                .refuse(rt, req, "unsupported_authentication_method")
-                .await;
+            return self.refuse(rt, req, Reason::UnsupportedMethod).await;
         }
         let password = match pkt.attr(attr::USER_PASSWORD) {
             None => None,
             Some(h) => match unhide_password(h, &nas.secret, &pkt.authenticator) {
                 Ok(p) => Some(p),
-                Err(_) => return self.refuse(rt, req, "malformed_user_password").await,
+                Err(_) => return self.refuse(rt, req, Reason::MalformedPassword).await,
             },
         };
         match r.mode {
@@ -676,11 +707,9 @@ impl Shared {
             }
             Outcome::NeedCode => {
                 let t = &rt.config;
-                let Some((password, code)) = split_append(
-                    &whole,
-                    usize::from(t.totp.digits),
-                    t.radius.append_delimiter.as_deref(),
-                ) else {
+                let Some((password, code)) =
+                    split_appended(&whole, t.totp.digits, t.radius.append_delimiter.as_deref())
+                else {
                     // No code at the end: the core answers `missing_code`; no PAM attempt.
                     return self
                         .conclude(rt, req, Some(Zeroizing::default()), Some(groups))
@@ -738,7 +767,7 @@ impl Shared {
         let now = Instant::now();
         let pending = Pending {
             client: req.service.clone(),
-            user: req.user.clone(),
+            user: req.user.to_string(),
             client_addr: req.client,
             expires: now + rt.config.radius.challenge_timeout.0,
         };
@@ -750,10 +779,10 @@ impl Shared {
         };
         Ok(Answer {
             code: Code::ACCESS_CHALLENGE,
-            message: Some(CODE_PROMPT.into()),
+            message: Some(mfa_common::login::CODE_CHALLENGE.into()),
             state: Some(state),
             delay: Duration::ZERO,
-            reason: Cow::Borrowed(Reason::CodeRequired.code()),
+            reason: Reason::CodeRequired,
             client: None,
         })
     }
@@ -771,11 +800,11 @@ impl Shared {
         match redeemed {
             Redeem::Ok(addr) => req.client = addr,
             Redeem::Unknown => {
-                let mut a = self.refuse(rt, req, "unknown_or_expired_state").await?;
+                let mut a = self.refuse(rt, req, Reason::UnknownState).await?;
                 a.message = Some("The login timed out or was already used; start again.".into());
                 return Ok(a);
             }
-            Redeem::Mismatch => return self.refuse(rt, req, "state_mismatch").await,
+            Redeem::Mismatch => return self.refuse(rt, req, Reason::StateMismatch).await,
         }
         let first_round = req.client;
         let code = Zeroizing::new(

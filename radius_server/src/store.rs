@@ -1,10 +1,12 @@
 //! The daemon's one writer to the store. Final decisions from concurrent requests are queued
-//! and committed together through `Authenticator::authenticate_many_deferred`: one
-//! transaction for as many logins as arrived meanwhile (group commit). The fsync runs on a
-//! second thread, so the next batch is computed while the disk writes the last ones, and one
-//! fsync covers every batch committed meanwhile. No reply leaves before the fsync that
-//! covers its batch, so nothing acknowledged can be lost; and with a single writer thread
-//! this process never waits in SQLite's busy handler behind itself.
+//! and committed together through `Login::authenticate_many_deferred`: one transaction for
+//! as many logins as arrived meanwhile (group commit). Where the engine offers group commit
+//! (`Store::group_commit`: SQLite), the sync runs on a second thread, so the next batch is
+//! computed while the disk writes the last ones, and one sync covers every batch committed
+//! meanwhile; the engine's housekeeping runs on a third. No reply leaves before the sync
+//! that covers its batch, so nothing acknowledged can be lost; and with a single writer
+//! thread this process never waits in SQLite's busy handler behind itself. An engine
+//! without the capability commits each batch durably, and its replies leave at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,18 +15,16 @@ use std::sync::mpsc::{
 };
 use std::time::Duration;
 
-use mfa_common::auth::Attempt;
-use mfa_common::{Authenticator, CoreError, Decision};
+use mfa_common::login::Login;
+use mfa_common::{Attempt, Core, CoreError, Decision};
 use tokio::sync::oneshot;
 
 /// Most logins in one transaction; larger batches only add latency to the first one.
 const MAX_BATCH: usize = 256;
-/// WAL size (4 KiB pages) past which the writer lets the log start over.
-const RESTART_FRAMES: u64 = 4096;
-/// A checkpoint pass at least this often when no commit prompts one.
-const CHECKPOINT_IDLE: Duration = Duration::from_secs(1);
+/// A housekeeping pass at least this often when no commit prompts one.
+const HOUSEKEEPING_IDLE: Duration = Duration::from_secs(1);
 
-type CallFn = Box<dyn FnOnce(&Authenticator) + Send>;
+type CallFn = Box<dyn FnOnce(Login<'_>) + Send>;
 
 enum Job {
     Attempt(Box<Attempt>, Reply),
@@ -32,17 +32,32 @@ enum Job {
     Call(CallFn),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
+/// Why the writer gave no decision.
+#[derive(Debug, Clone)]
+pub enum WriterError {
     /// The queue is full: drop the request, the gateway retransmits.
     Overloaded,
-    /// The store failed (or the writer is gone): reject.
-    Failed(String),
+    /// The writer thread (or its sync thread) is gone: reject.
+    Stopped,
+    /// The store failed, the whole batch was rolled back: reject.
+    Failed(Arc<CoreError>),
 }
 
-impl From<CoreError> for StoreError {
+impl std::fmt::Display for WriterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriterError::Overloaded => f.write_str("the store writer's queue is full"),
+            WriterError::Stopped => f.write_str("the store writer stopped"),
+            WriterError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for WriterError {}
+
+impl From<CoreError> for WriterError {
     fn from(e: CoreError) -> Self {
-        StoreError::Failed(e.to_string())
+        WriterError::Failed(Arc::new(e))
     }
 }
 
@@ -63,68 +78,68 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    pub fn start(auth: Arc<Authenticator>, queue: usize) -> std::io::Result<Self> {
+    pub fn start(core: Arc<Core>, queue: usize) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(queue.max(1));
-        let (synced_tx, synced_rx) = channel();
-        let (poke_tx, poke_rx) = sync_channel(1);
-        let catch_up = Arc::new(AtomicBool::new(false));
-        let (a, c) = (auth.clone(), catch_up.clone());
-        std::thread::Builder::new()
-            .name("mfa-checkpoint".into())
-            .spawn(move || checkpoint_loop(&a, &poke_rx, &c))?;
-        let a = auth.clone();
-        std::thread::Builder::new()
-            .name("mfa-sync".into())
-            .spawn(move || sync_loop(&a, &synced_rx, &poke_tx))?;
+        let synced = if core.store().group_commit().is_some() {
+            let (synced_tx, synced_rx) = channel();
+            let (poke_tx, poke_rx) = sync_channel(1);
+            let catch_up = Arc::new(AtomicBool::new(false));
+            let (a, c) = (core.clone(), catch_up.clone());
+            std::thread::Builder::new()
+                .name("mfa-housekeep".into())
+                .spawn(move || housekeeping_loop(&a, &poke_rx, &c))?;
+            let a = core.clone();
+            std::thread::Builder::new()
+                .name("mfa-sync".into())
+                .spawn(move || sync_loop(&a, &synced_rx, &poke_tx))?;
+            Some((synced_tx, catch_up))
+        } else {
+            None
+        };
         std::thread::Builder::new()
             .name("mfa-store".into())
-            .spawn(move || run(&auth, &rx, &synced_tx, &catch_up))?;
+            .spawn(move || run(&core, &rx, synced.as_ref()))?;
         Ok(Self { tx })
     }
 
-    fn submit(&self, job: Job) -> Result<(), StoreError> {
+    fn submit(&self, job: Job) -> Result<(), WriterError> {
         self.tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => StoreError::Overloaded,
-            TrySendError::Disconnected(_) => StoreError::Failed("store writer stopped".into()),
+            TrySendError::Full(_) => WriterError::Overloaded,
+            TrySendError::Disconnected(_) => WriterError::Stopped,
         })
     }
 
     /// Decides (and verifies the code, where one is needed and given) in the next batch.
-    pub async fn attempt(&self, a: Attempt) -> Result<Decision, StoreError> {
+    pub async fn attempt(&self, a: Attempt) -> Result<Decision, WriterError> {
         let (tx, rx) = oneshot::channel();
         self.submit(Job::Attempt(Box::new(a), tx))?;
-        match rx.await {
-            Ok(r) => r.map_err(StoreError::Failed),
-            Err(_) => Err(StoreError::Failed("store writer stopped".into())),
-        }
+        rx.await.unwrap_or(Err(WriterError::Stopped))
     }
 
     /// Runs any other store call on the writer thread, in order with the batches.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub async fn call<R, F>(&self, f: F) -> Result<R, WriterError>
     where
-        F: FnOnce(&Authenticator) -> Result<R, CoreError> + Send + 'static,
+        F: FnOnce(Login<'_>) -> Result<R, CoreError> + Send + 'static,
         R: Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        self.submit(Job::Call(Box::new(move |a| {
-            let _ = tx.send(f(a).map_err(StoreError::from));
+        self.submit(Job::Call(Box::new(move |l| {
+            let _ = tx.send(f(l).map_err(WriterError::from));
         })))?;
-        rx.await
-            .unwrap_or_else(|_| Err(StoreError::Failed("store writer stopped".into())))
+        rx.await.unwrap_or(Err(WriterError::Stopped))
     }
 }
 
-type Reply = oneshot::Sender<Result<Decision, String>>;
+type Reply = oneshot::Sender<Result<Decision, WriterError>>;
 
 /// A committed batch waiting for its fsync.
 type Committed = Vec<(Reply, Decision)>;
 
-fn run(
-    auth: &Authenticator,
-    rx: &Receiver<Job>,
-    synced: &Sender<Committed>,
-    catch_up: &AtomicBool,
-) {
+/// The sync thread's queue and the flag by which the housekeeping thread asks the writer
+/// to finish its work between two batches; `None` without group commit.
+type Pipeline = (Sender<Committed>, Arc<AtomicBool>);
+
+fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>) {
     let mut attempts: Vec<Attempt> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
@@ -136,64 +151,84 @@ fn run(
                     replies.push(tx);
                 }
                 Job::Call(f) => {
-                    commit(auth, &mut attempts, &mut replies, synced);
-                    f(auth);
+                    commit(core, &mut attempts, &mut replies, pipeline);
+                    f(core.login());
                 }
             }
             if attempts.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        commit(auth, &mut attempts, &mut replies, synced);
-        if catch_up.swap(false, Ordering::AcqRel) {
-            // The background pass copied most of the log; copy the rest here, between two
-            // transactions, so the next one starts the WAL over.
-            let _ = auth.checkpoint(true);
+        commit(core, &mut attempts, &mut replies, pipeline);
+        if let Some((_, catch_up)) = pipeline
+            && catch_up.swap(false, Ordering::AcqRel)
+            && let Some(gc) = core.store().group_commit()
+        {
+            // The background pass did most of the work; the rest is done here, between two
+            // transactions (SQLite: so the next one starts the WAL over).
+            let _ = gc.writer_housekeeping();
         }
     }
 }
 
 fn commit(
-    auth: &Authenticator,
+    core: &Core,
     attempts: &mut Vec<Attempt>,
     replies: &mut Vec<Reply>,
-    synced: &Sender<Committed>,
+    pipeline: Option<&Pipeline>,
 ) {
     if attempts.is_empty() {
         return;
     }
-    let result = auth.authenticate_many_deferred(attempts);
+    let login = core.login();
+    let result = match pipeline {
+        Some(_) => login.authenticate_many_deferred(attempts),
+        None => login.authenticate_many(attempts),
+    };
     attempts.clear();
     match result {
         Ok(decisions) if decisions.len() == replies.len() => {
             let batch: Committed = replies.drain(..).zip(decisions).collect();
-            if let Err(std::sync::mpsc::SendError(batch)) = synced.send(batch) {
-                // The sync thread is gone: nothing can be made durable, so refuse.
-                for (tx, _) in batch {
-                    let _ = tx.send(Err("store sync thread stopped".into()));
+            match pipeline {
+                // Durable already: answer now.
+                None => {
+                    for (tx, d) in batch {
+                        let _ = tx.send(Ok(d));
+                    }
+                }
+                Some((synced, _)) => {
+                    if let Err(std::sync::mpsc::SendError(batch)) = synced.send(batch) {
+                        // The sync thread is gone: nothing can be made durable, so refuse.
+                        fail_all(batch.into_iter().map(|(tx, _)| tx), &WriterError::Stopped);
+                    }
                 }
             }
         }
         // The whole batch was rolled back: every login in it is refused (fail closed).
         Ok(_) => fail_all(
             replies.drain(..),
-            "the store returned a different number of decisions",
+            &WriterError::from(CoreError::Bug(
+                "the store returned a different number of decisions",
+            )),
         ),
-        Err(e) => fail_all(replies.drain(..), &e.to_string()),
+        Err(e) => fail_all(replies.drain(..), &WriterError::from(e)),
     }
 }
 
-/// Waits for committed batches, makes all that are waiting durable with one fsync, then
-/// releases their decisions. A failed fsync refuses them (fail closed): their effects may
+/// Waits for committed batches, makes all that are waiting durable with one sync, then
+/// releases their decisions. A failed sync refuses them (fail closed): their effects may
 /// or may not survive a power loss, so none may be acknowledged as a success.
-fn sync_loop(auth: &Authenticator, rx: &Receiver<Committed>, poke: &SyncSender<()>) {
+fn sync_loop(core: &Core, rx: &Receiver<Committed>, poke: &SyncSender<()>) {
     let mut waiting: Committed = Vec::new();
     while let Ok(first) = rx.recv() {
         waiting.extend(first);
         while let Ok(more) = rx.try_recv() {
             waiting.extend(more);
         }
-        let synced = auth.sync();
+        let synced = match core.store().group_commit() {
+            Some(gc) => gc.sync().map_err(CoreError::from),
+            None => Err(CoreError::Bug("a sync thread without group commit")),
+        };
         let _ = poke.try_send(());
         match synced {
             Ok(()) => {
@@ -201,51 +236,54 @@ fn sync_loop(auth: &Authenticator, rx: &Receiver<Committed>, poke: &SyncSender<(
                     let _ = tx.send(Ok(d));
                 }
             }
-            Err(e) => fail_all(
-                waiting.drain(..).map(|(tx, _)| tx),
-                &format!("cannot make the decision durable: {e}"),
-            ),
+            Err(e) => fail_all(waiting.drain(..).map(|(tx, _)| tx), &WriterError::from(e)),
         }
     }
 }
 
-/// The WAL is copied back into the database here, beside the writer, instead of by SQLite's
-/// automatic checkpoint in the writer's commit (which stalled every batch behind a copy and
-/// two fsyncs). When the log has grown past `RESTART_FRAMES`, the writer is asked to finish
-/// the copy between two batches, so the WAL starts over instead of growing without end.
-fn checkpoint_loop(auth: &Authenticator, poke: &Receiver<()>, catch_up: &AtomicBool) {
+/// The engine's housekeeping beside the writer (SQLite: the WAL is copied back into the
+/// database here, instead of by SQLite's automatic checkpoint in the writer's commit, which
+/// stalled every batch behind a copy and two fsyncs). When the engine says so, the writer is
+/// asked to finish between two batches (SQLite: so the WAL starts over instead of growing
+/// without end).
+fn housekeeping_loop(core: &Core, poke: &Receiver<()>, catch_up: &AtomicBool) {
+    let Some(gc) = core.store().group_commit() else {
+        return;
+    };
     loop {
-        match poke.recv_timeout(CHECKPOINT_IDLE) {
+        match poke.recv_timeout(HOUSEKEEPING_IDLE) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        match auth.checkpoint(false) {
-            Ok(frames) if frames >= RESTART_FRAMES => catch_up.store(true, Ordering::Release),
-            Ok(_) => {}
-            // Nothing is lost: the WAL only grows until a later pass succeeds.
-            Err(_) => std::thread::sleep(CHECKPOINT_IDLE),
+        match gc.housekeeping() {
+            Ok(true) => catch_up.store(true, Ordering::Release),
+            Ok(false) => {}
+            // Nothing is lost: the log only grows until a later pass succeeds.
+            Err(_) => std::thread::sleep(HOUSEKEEPING_IDLE),
         }
     }
 }
 
-fn fail_all(replies: impl Iterator<Item = Reply>, why: &str) {
+fn fail_all(replies: impl Iterator<Item = Reply>, why: &WriterError) {
     for tx in replies {
-        let _ = tx.send(Err(why.to_string()));
+        let _ = tx.send(Err(why.clone()));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mfa_common::auth::Request;
-    use mfa_common::totp::{TotpParams, code_at_step};
-    use mfa_common::{ClientAddr, OpenMode, TotpSecret};
+    use mfa_common::store::{AuditQuery, StoreError, TxFn};
+    use mfa_common::totp::code_at_step;
+    use mfa_common::{
+        AuditEvent, ClientAddr, OpenMode, Request, Store, TotpSecret, UserName, UserRecord,
+    };
     use zeroize::Zeroizing;
 
     fn attempt(user: &str, ip: &str, code: Option<&str>, now: i64) -> Attempt {
         Attempt {
             req: Request {
-                user: user.into(),
+                user: UserName::parse(user).unwrap(),
                 client: ClientAddr::Remote(ip.parse().ok()),
                 service: "test-gw".into(),
                 now,
@@ -255,20 +293,67 @@ mod tests {
         }
     }
 
+    /// The SQLite store without its group commit: an engine that has none.
+    struct NoGroupCommit(Box<dyn Store>);
+
+    impl Store for NoGroupCommit {
+        fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
+            self.0.user(name)
+        }
+        fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+            self.0.users()
+        }
+        fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+            self.0.transact_sorted(names, f)
+        }
+        fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+            self.0.append_audit(events)
+        }
+        fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+            self.0.audit(q)
+        }
+        fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
+            self.0.prune_audit(before)
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_logins_are_batched_and_each_sees_the_ones_before() {
+        batched_logins(true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_engine_without_group_commit_is_batched_too() {
+        batched_logins(false).await;
+    }
+
+    async fn batched_logins(group_commit: bool) {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = mfa_config::Config::default();
         cfg.store.path = dir.path().join("mfa.db");
         cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
         cfg.audit.syslog = false;
-        let auth =
-            Arc::new(Authenticator::open(Arc::new(cfg.clone()), OpenMode::Create, "test").unwrap());
+        let store = mfa_common::store::open(&cfg.store, OpenMode::Create).unwrap();
+        let store: Box<dyn Store> = if group_commit {
+            store
+        } else {
+            Box::new(NoGroupCommit(store))
+        };
+        assert_eq!(store.group_commit().is_some(), group_commit);
+        let auth = Arc::new(Core::with_store(Arc::new(cfg.clone()), store, "test"));
         let now = 1_800_000_000;
         let secret = TotpSecret::generate().unwrap();
-        auth.enroll("alice", &secret, None, false, "test", now)
+        auth.enrolment()
+            .enroll(
+                &UserName::parse("alice").unwrap(),
+                &secret,
+                None,
+                false,
+                "test",
+                now,
+            )
             .unwrap();
-        let code = code_at_step(&secret, &TotpParams::from_config(&cfg.totp), now / 30);
+        let code = code_at_step(&secret, &cfg.totp.params(), now / 30);
         let w = Writer::start(auth.clone(), 1024).unwrap();
 
         let mut tasks = Vec::new();
@@ -311,7 +396,7 @@ mod tests {
         let mut cfg = mfa_config::Config::default();
         cfg.store.path = dir.path().join("mfa.db");
         cfg.audit.syslog = false;
-        let auth = Arc::new(Authenticator::open(Arc::new(cfg), OpenMode::Create, "t").unwrap());
+        let auth = Arc::new(Core::open(Arc::new(cfg), OpenMode::Create, "t").unwrap());
         let w = Writer::start(auth, 1).unwrap();
         // Park the writer thread so the queue fills.
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
@@ -321,7 +406,10 @@ mod tests {
         .unwrap();
         let mut saw_overload = false;
         for _ in 0..3 {
-            if w.submit(Job::Call(Box::new(|_| {}))) == Err(StoreError::Overloaded) {
+            if matches!(
+                w.submit(Job::Call(Box::new(|_| {}))),
+                Err(WriterError::Overloaded)
+            ) {
                 saw_overload = true;
             }
         }

@@ -490,7 +490,7 @@ fn kill_9_mid_writes_loses_nothing_acknowledged() {
         .unwrap()
         .into_iter()
         .filter(|u| u.enrolled())
-        .map(|u| u.name)
+        .map(|u| u.name.to_string())
         .collect();
     let missing: Vec<_> = acked.iter().filter(|u| !users.contains(*u)).collect();
     assert!(

@@ -1,171 +1,164 @@
-//! The user store: records, the storage trait, and the SQLite implementation.
+//! The user store: the trait every engine implements, its errors, and [`open`], which picks
+//! the engine from the configuration.
 //!
-//! The trait is deliberately small: read a user, list users, and run a pure function over a
-//! set of users' records inside one write transaction. All logic (code checks, replay,
-//! lockout, enrolment) lives in that pure function, so a PostgreSQL store for several servers
-//! only needs `SELECT ... FOR UPDATE` and the same closure.
+//! The trait is deliberately small: read a user, list users, and run a function over a set of
+//! users' records inside one write transaction. All logic (code checks, replay, lockout,
+//! enrolment) lives in that function, so a second engine (PostgreSQL) needs only row locks
+//! and the same closure. Rows are checked and turned into records in [`rows`], once for all
+//! engines; an engine only moves column values.
 
+pub mod rows;
 mod sqlite;
 
-pub use sqlite::OpenMode;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 
 use std::fmt;
+use std::path::PathBuf;
 
-use crate::audit::AuditEvent;
-use crate::secret::TotpSecret;
-use crate::totp::TotpParams;
+use mfa_config::StoreConfig;
+use mfa_model::{AuditEvent, Refusal, UserName, UserRecord};
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{OpenMode, SqliteStore};
 
-/// Backup codes (on paper) or a temporary-access code (issued by the administrator).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtcKind {
-    Backup,
-    Temporary,
-}
-
-impl OtcKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OtcKind::Backup => "backup",
-            OtcKind::Temporary => "temporary",
-        }
-    }
-}
-
-/// A one-time code, stored only as a salted hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OneTimeCode {
-    pub kind: OtcKind,
-    pub salt: [u8; 16],
-    pub hash: [u8; 32],
-    pub created: i64,
-    pub expires: Option<i64>,
-    pub uses_left: u32,
-}
-
-impl OneTimeCode {
-    pub fn usable(&self, now: i64) -> bool {
-        self.uses_left > 0 && self.expires.is_none_or(|e| now < e)
-    }
-}
-
-/// Everything the product knows about one user. Times are Unix seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    pub name: String,
-    /// `None`: not enrolled (never, or unlinked).
-    pub secret: Option<TotpSecret>,
-    pub params: TotpParams,
-    pub mfa_created: Option<i64>,
-    pub mfa_changed: Option<i64>,
-    pub first_seen: i64,
-    pub grace_started: Option<i64>,
-    pub last_step: Option<i64>,
-    /// Wrong codes in the current lockout window.
-    pub failures: u32,
-    pub first_failure: Option<i64>,
-    pub locked_until: Option<i64>,
-    pub login_count: u64,
-    pub last_login: Option<i64>,
-    pub last_ip: Option<String>,
-    pub last_outcome: Option<String>,
-    pub codes: Vec<OneTimeCode>,
-}
-
-impl UserRecord {
-    pub fn new(name: &str, params: TotpParams, now: i64) -> Self {
-        Self {
-            name: name.to_string(),
-            secret: None,
-            params,
-            mfa_created: None,
-            mfa_changed: None,
-            first_seen: now,
-            grace_started: None,
-            last_step: None,
-            failures: 0,
-            first_failure: None,
-            locked_until: None,
-            login_count: 0,
-            last_login: None,
-            last_ip: None,
-            last_outcome: None,
-            codes: Vec::new(),
-        }
-    }
-
-    pub fn enrolled(&self) -> bool {
-        self.secret.is_some()
-    }
-
-    pub fn locked(&self, now: i64) -> Option<i64> {
-        self.locked_until.filter(|&u| now < u)
-    }
-
-    pub fn usable_codes(&self, kind: OtcKind, now: i64) -> usize {
-        self.codes
-            .iter()
-            .filter(|c| c.kind == kind && c.usable(now))
-            .count()
-    }
-}
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StoreError {
-    /// The database file does not exist (and the caller asked not to create it).
-    Missing(String),
-    /// The database could not be opened or used.
-    Db(String),
+    /// The database does not exist (and the caller asked not to create it).
+    Missing { path: PathBuf },
+    /// Another process held the database for longer than the busy timeout.
+    Busy { source: BoxError },
+    /// The database file is damaged or is not a database.
+    Corrupt { source: BoxError },
+    /// A file of the store could not be created, opened or synced.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Any other failure of the engine; `context` says what was being done.
+    Engine { context: String, source: BoxError },
     /// A stored row does not make sense; names the user and the column.
     BadRow {
         user: String,
         column: &'static str,
         problem: String,
     },
-    /// The database was written by a newer version.
-    Schema(String),
-    /// The transaction's function refused the change; nothing was written.
-    Refused(String),
+    /// The database has a schema this program cannot use.
+    Schema(SchemaError),
+    /// The transaction's function stopped it; nothing was written.
+    Aborted(Abort),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// Written by a newer version of the program.
+    Newer {
+        found: i64,
+        known: i64,
+    },
+    Unknown {
+        found: i64,
+    },
+    /// The upgrade would leave rows without their user; nothing was changed.
+    Orphans {
+        from: i64,
+        rows: i64,
+    },
+}
+
+impl fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SchemaError::Newer { found, known } => write!(
+                f,
+                "the database has schema version {found}, newer than this program knows ({known}); upgrade the program"
+            ),
+            SchemaError::Unknown { found } => write!(f, "unknown schema version {found}"),
+            SchemaError::Orphans { from, rows } => write!(
+                f,
+                "upgrading the schema from version {from} would leave {rows} row(s) without their user; nothing was changed"
+            ),
+        }
+    }
+}
+
+/// Why a transaction function stopped its transaction.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Abort {
+    /// A business refusal (already enrolled, no such user).
+    Refused(Refusal),
+    /// A stored seed could not be opened.
+    Secret(crate::secret::SecretError),
+    /// An invariant of the program itself broke: a bug, never the user's doing.
+    Bug(&'static str),
+}
+
+impl fmt::Display for Abort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Abort::Refused(r) => write!(f, "{r}"),
+            Abort::Secret(e) => write!(f, "a stored key cannot be used: {e}"),
+            Abort::Bug(e) => write!(f, "internal error: {e}"),
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StoreError::Missing(p) => write!(
+            StoreError::Missing { path } => write!(
                 f,
-                "the store {p} does not exist (enrol a user with mfactl first)"
+                "the store {} does not exist; create it with `mfactl init` (or enrol a user with mfactl)",
+                path.display()
             ),
-            StoreError::Db(e) => write!(f, "store error: {e}"),
+            StoreError::Busy { source } => write!(
+                f,
+                "store busy: another process held it past the busy timeout ({source})"
+            ),
+            StoreError::Corrupt { source } => write!(f, "store damaged: {source}"),
+            StoreError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StoreError::Engine { context, source } => {
+                write!(f, "store error: {context}: {source}")
+            }
             StoreError::BadRow {
                 user,
                 column,
                 problem,
-            } => {
-                write!(
-                    f,
-                    "stored record of user {user:?} is damaged: column {column}: {problem}"
-                )
-            }
+            } => write!(
+                f,
+                "stored record of user {user:?} is damaged: column {column}: {problem}"
+            ),
             StoreError::Schema(e) => write!(f, "store schema: {e}"),
-            StoreError::Refused(e) => f.write_str(e),
+            StoreError::Aborted(a) => write!(f, "{a}"),
         }
     }
 }
 
-impl std::error::Error for StoreError {}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Db(e.to_string())
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Busy { source }
+            | StoreError::Corrupt { source }
+            | StoreError::Engine { source, .. } => Some(source.as_ref()),
+            StoreError::Io { source, .. } => Some(source),
+            _ => None,
+        }
     }
 }
 
 /// What a transaction function sees: the named users' records (`None` where absent), in the
 /// order named. It may create (`None` -> `Some`) or change records; deleting is not offered,
-/// because history stays. It returns the audit events to write in the same transaction, or a
-/// refusal that rolls everything back.
-pub type TxFn<'a> = dyn FnMut(&mut [Option<UserRecord>]) -> Result<Vec<AuditEvent>, String> + 'a;
+/// because history stays. It returns the audit events to write in the same transaction, or
+/// an [`Abort`] that rolls everything back.
+///
+/// An engine may run the function more than once for one transaction (after a serialization
+/// conflict with another server): it must compute everything from the records it is given
+/// and keep no effect of an earlier run.
+pub type TxFn<'a> = dyn FnMut(&mut [Option<UserRecord>]) -> Result<Vec<AuditEvent>, Abort> + 'a;
 
 /// Audit query.
 #[derive(Debug, Clone, Default)]
@@ -176,27 +169,126 @@ pub struct AuditQuery {
 }
 
 pub trait Store: Send + Sync {
-    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError>;
     fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
-    /// Runs `f` over the records of `names` in one write transaction: either everything `f`
-    /// changed and every event it returned is stored, or nothing is.
-    fn transact(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError>;
-    /// `transact`, committed without waiting for the disk: visible to every reader at once,
-    /// durable only once a later [`Store::sync`] returns. For group commit where the fsync
-    /// runs on another thread while the next batch is computed; the caller must acknowledge
-    /// nothing before that `sync`.
-    fn transact_deferred(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError>;
-    /// Makes every transaction committed so far durable.
-    fn sync(&self) -> Result<(), StoreError>;
-    /// Housekeeping for a process that writes without pause (SQLite: copying the WAL back
-    /// into the database, which `transact_deferred` leaves to this). `on_writer = false`
-    /// runs beside the writer without blocking it; `true` runs on the deferred-commit
-    /// connection between its transactions and lets the log start over. Returns how much
-    /// log is left (SQLite: WAL frames).
-    fn checkpoint(&self, on_writer: bool) -> Result<u64, StoreError>;
-    /// Audit events that belong to no stored user change (e.g. a trusted-network login).
+    /// Runs `f` over the records of `names` (distinct, sorted: see [`Store::transact`]) in
+    /// one write transaction, with those users' rows locked in that order.
+    fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError>;
+    /// Audit events that belong to no stored user change (e.g. a refused password).
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
     /// Deletes audit events before `before`; returns how many.
     fn prune_audit(&self, before: i64) -> Result<usize, StoreError>;
+    /// Group commit, where the engine offers it (SQLite); `None` means every transaction is
+    /// durable when [`Store::transact`] returns, and the caller needs nothing more.
+    fn group_commit(&self) -> Option<&dyn GroupCommit> {
+        None
+    }
+
+    /// Runs `f` over the records of `names`, in the order named, in one write transaction:
+    /// either everything `f` changed and every event it returned is stored, or nothing is.
+    /// Rows are locked in sorted order whatever the order named, so two servers never
+    /// deadlock. A name may appear more than once: each place gets its own copy, and the
+    /// last place's is the one kept.
+    fn transact(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+        let order = LockOrder::new(names);
+        order.run(|sorted, g| self.transact_sorted(sorted, g), f)
+    }
+}
+
+/// The capability behind a busy RADIUS server's group commit: commit without waiting for
+/// the disk, make many commits durable with one sync, and keep the log bounded beside the
+/// writer. Only the daemon's single writer uses it.
+pub trait GroupCommit: Send + Sync {
+    /// [`Store::transact`], committed without waiting for the disk: visible to every
+    /// reader at once, durable only once a later [`GroupCommit::sync`] returns. The
+    /// caller must acknowledge nothing before that.
+    fn transact_deferred(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError>;
+    /// Makes every transaction committed so far durable.
+    fn sync(&self) -> Result<(), StoreError>;
+    /// Housekeeping beside the writer, never blocking it (SQLite: copy the WAL back into
+    /// the database). Returns true when the writer should call
+    /// [`GroupCommit::writer_housekeeping`] between two transactions.
+    fn housekeeping(&self) -> Result<bool, StoreError>;
+    /// Housekeeping on the writer's own connection between two of its transactions (SQLite:
+    /// finish the copy so the log starts over).
+    fn writer_housekeeping(&self) -> Result<(), StoreError>;
+}
+
+/// Distinct names in sorted order, and where each of the caller's names sits in it.
+pub(crate) struct LockOrder<'n> {
+    sorted: Vec<&'n UserName>,
+    index: Vec<usize>,
+}
+
+impl<'n> LockOrder<'n> {
+    pub(crate) fn new(names: &[&'n UserName]) -> Self {
+        let mut sorted: Vec<&UserName> = names.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let index = names
+            .iter()
+            .map(|n| sorted.binary_search(n).unwrap_or(0))
+            .collect();
+        Self { sorted, index }
+    }
+
+    /// Calls `engine` with the sorted names and a function that presents the records to
+    /// `f` in the caller's order, then writes the changes back to the sorted slots.
+    pub(crate) fn run(
+        &self,
+        engine: impl FnOnce(&[&UserName], &mut TxFn<'_>) -> Result<(), StoreError>,
+        f: &mut TxFn<'_>,
+    ) -> Result<(), StoreError> {
+        let identity = self.index.iter().enumerate().all(|(i, &j)| i == j)
+            && self.index.len() == self.sorted.len();
+        if identity {
+            return engine(&self.sorted, f);
+        }
+        engine(&self.sorted, &mut |recs| {
+            let mut view: Vec<Option<UserRecord>> = self
+                .index
+                .iter()
+                .map(|&j| recs.get(j).cloned().flatten())
+                .collect();
+            let events = f(&mut view)?;
+            // A name named twice: the last place's record is the one kept.
+            for (slot, &j) in view.into_iter().zip(&self.index) {
+                if let Some(r) = recs.get_mut(j) {
+                    *r = slot;
+                }
+            }
+            Ok(events)
+        })
+    }
+}
+
+/// Opens the store the configuration names. `OpenMode::Existing` fails when it is missing
+/// (the PAM module must not silently start an empty store).
+pub fn open(cfg: &StoreConfig, mode: OpenMode) -> Result<Box<dyn Store>, StoreError> {
+    if let Some(url) = &cfg.url {
+        return Err(StoreError::Engine {
+            context: format!("[store] url = {:?}", redact_url(url)),
+            source: "no PostgreSQL engine is built into this version; use [store] path".into(),
+        });
+    }
+    Ok(Box::new(SqliteStore::open(
+        &cfg.path,
+        mode,
+        cfg.busy_timeout.0,
+    )?))
+}
+
+/// A URL for a message, without a password in it.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }

@@ -8,13 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mfa_config::Algorithm;
+use mfa_model::{AuditEvent, UserName, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{AuditQuery, OneTimeCode, OtcKind, Store, StoreError, TxFn, UserRecord};
-use crate::audit::AuditEvent;
-use crate::secret::TotpSecret;
-use crate::totp::TotpParams;
+use super::rows::{self, CodeRow, UserRow};
+use super::{Abort, AuditQuery, GroupCommit, SchemaError, Store, StoreError, TxFn};
 
 macro_rules! user_columns {
     () => {
@@ -51,12 +49,16 @@ macro_rules! users_table {
     };
 }
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+
+/// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
+const RESTART_FRAMES: u64 = 4096;
 
 /// Version 2: `users` is WITHOUT ROWID (a login looks its user up in one B-tree instead of
 /// an index and then the table), and the audit trail has no (user, time) index, whose
 /// random page per decision was a third of a busy RADIUS server's writes; `mfactl log
-/// --user` scans instead.
+/// --user` scans instead. Version 3: the audit trail's `reason` holds only stable codes;
+/// free text moved to `detail`.
 const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -77,7 +79,8 @@ CREATE TABLE audit (
     service   TEXT NOT NULL,
     client_ip TEXT,
     decision  TEXT NOT NULL,
-    reason    TEXT NOT NULL
+    reason    TEXT NOT NULL,
+    detail    TEXT
 ) STRICT;
 CREATE INDEX audit_time ON audit(time);
 "
@@ -95,6 +98,23 @@ ALTER TABLE users_v2 RENAME TO users;
 DROP INDEX IF EXISTS audit_user_time;
 "
 );
+
+/// Version 2 to 3: the free text that admin actions kept in `reason` moves to `detail`, and
+/// `reason` gets the stable code the action now writes.
+const MIGRATE_V2_V3: &str = "
+ALTER TABLE audit ADD COLUMN detail TEXT;
+UPDATE audit SET detail = reason, reason = CASE
+    WHEN decision = 'unlink' THEN 'key_removed'
+    WHEN decision = 'unlock' AND reason = 'lock cleared' THEN 'lock_cleared'
+    WHEN decision = 'unlock' THEN 'not_locked'
+    WHEN decision = 'temp-access' AND reason LIKE 'revoked%' THEN 'revoked'
+    WHEN decision = 'temp-access' THEN 'issued'
+    WHEN decision = 'backup-codes' THEN 'new_set'
+    WHEN decision = 'import' THEN 'imported'
+    ELSE 'admin' END
+ WHERE decision IN ('unlink', 'unlock', 'temp-access', 'backup-codes', 'import')
+    OR (decision IN ('enroll', 're-enroll') AND reason <> 'self_enrolled');
+";
 
 /// How `SqliteStore::open` treats a missing database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +149,9 @@ impl SqliteStore {
     pub fn open(path: &Path, mode: OpenMode, busy_timeout: Duration) -> Result<Self, StoreError> {
         if !path.exists() {
             if mode == OpenMode::Existing {
-                return Err(StoreError::Missing(path.display().to_string()));
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                });
             }
             create_file(path)?;
         }
@@ -155,16 +177,16 @@ impl SqliteStore {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| StoreError::Db(format!("{}: {e}", self.path.display())))?;
+        .map_err(|e| sqlite_error(&format!("opening {}", self.path.display()), e))?;
         conn.busy_timeout(self.busy_timeout)?;
         // WAL: readers never block the writer. synchronous=FULL: a committed decision
         // survives power loss, not just a killed process.
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Db(format!(
-                "cannot switch {} to WAL mode",
-                self.path.display()
-            )));
+            return Err(StoreError::Engine {
+                context: self.path.display().to_string(),
+                source: format!("cannot switch to WAL mode (it stays {mode:?})").into(),
+            });
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
         // The PAM module opens a connection per login; checkpointing the WAL back into the
@@ -203,10 +225,9 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut slot = self
-            .deferred
-            .lock()
-            .map_err(|_| StoreError::Db("the deferred-commit connection is poisoned".into()))?;
+        let mut slot = self.deferred.lock().map_err(|_| {
+            StoreError::Aborted(Abort::Bug("the deferred-commit connection is poisoned"))
+        })?;
         let conn = match &mut *slot {
             Some(c) => c,
             None => {
@@ -239,7 +260,30 @@ impl SqliteStore {
 }
 
 fn io_error(e: std::io::Error, what: &Path) -> StoreError {
-    StoreError::Db(format!("{}: {e}", what.display()))
+    StoreError::Io {
+        path: what.to_path_buf(),
+        source: e,
+    }
+}
+
+/// SQLite's result codes sorted into what a caller can act on: wait (busy), restore
+/// (corrupt), or read the message.
+fn sqlite_error(context: &str, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => StoreError::Busy { source: e.into() },
+        Some(C::DatabaseCorrupt | C::NotADatabase) => StoreError::Corrupt { source: e.into() },
+        _ => StoreError::Engine {
+            context: context.into(),
+            source: e.into(),
+        },
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        sqlite_error("sqlite", e)
+    }
 }
 
 /// The database file is created 0600 and its directory 0700 before SQLite touches them;
@@ -275,7 +319,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         SCHEMA_VERSION => Ok(()),
-        0 | 1 => {
+        0..=2 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
@@ -285,10 +329,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             conn.execute_batch("PRAGMA foreign_keys=ON")?;
             done
         }
-        v if v > SCHEMA_VERSION => Err(StoreError::Schema(format!(
-            "the database has schema version {v}, newer than this program knows ({SCHEMA_VERSION}); upgrade the program"
-        ))),
-        v => Err(StoreError::Schema(format!("unknown schema version {v}"))),
+        v if v > SCHEMA_VERSION => Err(StoreError::Schema(SchemaError::Newer {
+            found: v,
+            known: SCHEMA_VERSION,
+        })),
+        v => Err(StoreError::Schema(SchemaError::Unknown { found: v })),
     }
 }
 
@@ -306,18 +351,17 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
                     r.get(0)
                 })?;
             if orphans != 0 {
-                return Err(StoreError::Schema(format!(
-                    "upgrading the schema from version 1 would leave {orphans} row(s) without their user; nothing was changed"
-                )));
+                return Err(StoreError::Schema(SchemaError::Orphans {
+                    from: 1,
+                    rows: orphans,
+                }));
             }
+            tx.execute_batch(MIGRATE_V2_V3)?;
         }
+        2 => tx.execute_batch(MIGRATE_V2_V3)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
-        other => {
-            return Err(StoreError::Schema(format!(
-                "unknown schema version {other}"
-            )));
-        }
+        other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
     }
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     tx.commit()?;
@@ -338,116 +382,47 @@ const UPSERT_USER: &str = concat!(
        last_outcome=excluded.last_outcome"
 );
 
-fn bad(user: &str, column: &'static str, problem: impl Into<String>) -> StoreError {
-    StoreError::BadRow {
-        user: user.into(),
-        column,
-        problem: problem.into(),
-    }
-}
-
-fn read_user(row: &Row<'_>) -> Result<UserRecord, StoreError> {
-    let name: String = row.get(0)?;
-    let secret: Option<Vec<u8>> = row.get(1)?;
-    let secret = match secret {
-        Some(bytes) => {
-            let bytes = zeroize::Zeroizing::new(bytes);
-            Some(TotpSecret::from_bytes(&bytes).map_err(|e| bad(&name, "secret", e.to_string()))?)
-        }
-        None => None,
-    };
-    let alg: String = row.get(2)?;
-    let algorithm = Algorithm::parse(&alg).ok_or_else(|| {
-        bad(
-            &name,
-            "algorithm",
-            format!("{alg:?} is not SHA1, SHA256 or SHA512"),
-        )
-    })?;
-    let digits: i64 = row.get(3)?;
-    let digits = u8::try_from(digits)
-        .ok()
-        .filter(|d| (6..=8).contains(d))
-        .ok_or_else(|| bad(&name, "digits", format!("{digits} is not 6, 7 or 8")))?;
-    let period: i64 = row.get(4)?;
-    let period = u64::try_from(period)
-        .ok()
-        .filter(|p| (1..=3600).contains(p))
-        .ok_or_else(|| {
-            bad(
-                &name,
-                "period",
-                format!("{period} is not a period in seconds"),
-            )
-        })?;
-    let failures: i64 = row.get(10)?;
-    let login_count: i64 = row.get(13)?;
-    Ok(UserRecord {
-        secret,
-        params: TotpParams {
-            algorithm,
-            digits,
-            period,
-        },
+fn read_row(row: &Row<'_>) -> Result<UserRow, rusqlite::Error> {
+    Ok(UserRow {
+        name: row.get(0)?,
+        secret: row.get(1)?,
+        algorithm: row.get(2)?,
+        digits: row.get(3)?,
+        period: row.get(4)?,
         mfa_created: row.get(5)?,
         mfa_changed: row.get(6)?,
         first_seen: row.get(7)?,
         grace_started: row.get(8)?,
         last_step: row.get(9)?,
-        failures: u32::try_from(failures)
-            .map_err(|_| bad(&name, "failures", "negative or too large"))?,
+        failures: row.get(10)?,
         first_failure: row.get(11)?,
         locked_until: row.get(12)?,
-        login_count: u64::try_from(login_count)
-            .map_err(|_| bad(&name, "login_count", "negative"))?,
+        login_count: row.get(13)?,
         last_login: row.get(14)?,
         last_ip: row.get(15)?,
         last_outcome: row.get(16)?,
-        codes: Vec::new(),
-        name,
     })
 }
 
-fn read_codes(conn: &Connection, user: &str) -> Result<Vec<OneTimeCode>, StoreError> {
+fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError> {
     let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
-    let mut rows = st.query([user])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let kind: String = r.get(0)?;
-        let kind = match kind.as_str() {
-            "backup" => OtcKind::Backup,
-            "temporary" => OtcKind::Temporary,
-            k => return Err(bad(user, "one_time_codes.kind", format!("{k:?}"))),
-        };
-        let salt: Vec<u8> = r.get(1)?;
-        let hash: Vec<u8> = r.get(2)?;
-        let uses: i64 = r.get(5)?;
-        out.push(OneTimeCode {
-            kind,
-            salt: salt
-                .try_into()
-                .map_err(|_| bad(user, "one_time_codes.salt", "not 16 bytes"))?,
-            hash: hash
-                .try_into()
-                .map_err(|_| bad(user, "one_time_codes.hash", "not 32 bytes"))?,
+    let rows = st.query_map([user], |r| {
+        Ok(CodeRow {
+            kind: r.get(0)?,
+            salt: r.get(1)?,
+            hash: r.get(2)?,
             created: r.get(3)?,
             expires: r.get(4)?,
-            uses_left: u32::try_from(uses)
-                .map_err(|_| bad(user, "one_time_codes.uses_left", "negative"))?,
-        });
-    }
-    Ok(out)
+            uses_left: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn load(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError> {
     let mut st = conn.prepare_cached(SELECT_USER)?;
-    let row = st.query_row([name], |r| Ok(read_user(r))).optional()?;
-    match row {
-        Some(rec) => {
-            let mut rec = rec?;
-            rec.codes = read_codes(conn, name)?;
-            Ok(Some(rec))
-        }
+    match st.query_row([name], read_row).optional()? {
+        Some(row) => Ok(Some(rows::decode(row, read_codes(conn, name)?)?)),
         None => Ok(None),
     }
 }
@@ -460,41 +435,42 @@ fn save(
     if before == Some(rec) {
         return Ok(());
     }
+    let r = rows::encode(rec);
     let mut st = conn.prepare_cached(UPSERT_USER)?;
     st.execute(params![
-        rec.name,
-        rec.secret.as_ref().map(|s| s.bytes()),
-        rec.params.algorithm.as_str(),
-        i64::from(rec.params.digits),
-        i64::try_from(rec.params.period).unwrap_or(30),
-        rec.mfa_created,
-        rec.mfa_changed,
-        rec.first_seen,
-        rec.grace_started,
-        rec.last_step,
-        i64::from(rec.failures),
-        rec.first_failure,
-        rec.locked_until,
-        i64::try_from(rec.login_count).unwrap_or(i64::MAX),
-        rec.last_login,
-        rec.last_ip,
-        rec.last_outcome,
+        r.name,
+        r.secret,
+        r.algorithm,
+        r.digits,
+        r.period,
+        r.mfa_created,
+        r.mfa_changed,
+        r.first_seen,
+        r.grace_started,
+        r.last_step,
+        r.failures,
+        r.first_failure,
+        r.locked_until,
+        r.login_count,
+        r.last_login,
+        r.last_ip,
+        r.last_outcome,
     ])?;
     if before.map(|b| &b.codes) != Some(&rec.codes) {
         conn.prepare_cached("DELETE FROM one_time_codes WHERE user = ?1")?
-            .execute([&rec.name])?;
+            .execute([&r.name])?;
         let mut ins = conn.prepare_cached(
             "INSERT INTO one_time_codes (user, kind, salt, hash, created, expires, uses_left) VALUES (?1,?2,?3,?4,?5,?6,?7)",
         )?;
-        for c in &rec.codes {
+        for c in rows::encode_codes(rec) {
             ins.execute(params![
-                rec.name,
-                c.kind.as_str(),
-                &c.salt[..],
-                &c.hash[..],
+                r.name,
+                c.kind,
+                c.salt,
+                c.hash,
                 c.created,
                 c.expires,
-                i64::from(c.uses_left)
+                c.uses_left
             ])?;
         }
     }
@@ -503,18 +479,24 @@ fn save(
 
 /// One write transaction: load `names`, let `f` change them, save what changed, append the
 /// events it returned; all or nothing.
-fn transact_on(c: &mut Connection, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+fn transact_on(
+    c: &mut Connection,
+    names: &[&UserName],
+    f: &mut TxFn<'_>,
+) -> Result<(), StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let before: Vec<Option<UserRecord>> = names
         .iter()
         .map(|n| load(&tx, n))
         .collect::<Result<_, _>>()?;
     let mut records = before.clone();
-    let events = f(&mut records).map_err(StoreError::Refused)?;
+    let events = f(&mut records).map_err(StoreError::Aborted)?;
     for (i, rec) in records.iter().enumerate() {
         if let Some(rec) = rec {
-            if names.get(i) != Some(&rec.name.as_str()) {
-                return Err(StoreError::Refused("a transaction renamed a user".into()));
+            if names.get(i) != Some(&&rec.name) {
+                return Err(StoreError::Aborted(Abort::Bug(
+                    "a transaction renamed a user",
+                )));
             }
             save(&tx, rec, before.get(i).and_then(Option::as_ref))?;
         }
@@ -526,7 +508,7 @@ fn transact_on(c: &mut Connection, names: &[&str], f: &mut TxFn<'_>) -> Result<(
 
 fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut st = conn.prepare_cached(
-        "INSERT INTO audit (time, user, service, client_ip, decision, reason) VALUES (?1,?2,?3,?4,?5,?6)",
+        "INSERT INTO audit (time, user, service, client_ip, decision, reason, detail) VALUES (?1,?2,?3,?4,?5,?6,?7)",
     )?;
     for e in events {
         st.execute(params![
@@ -535,14 +517,33 @@ fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreErr
             e.service,
             e.client_ip,
             e.decision,
-            e.reason
+            e.reason,
+            e.detail
         ])?;
     }
     Ok(())
 }
 
+impl SqliteStore {
+    /// Copies the WAL back into the database (PASSIVE: never waits for, nor blocks, readers
+    /// or the writer). Run on the deferred-commit connection between its transactions, it
+    /// catches up completely and the next transaction starts the WAL over. Returns the WAL
+    /// frames left.
+    pub fn checkpoint(&self, on_writer: bool) -> Result<u64, StoreError> {
+        let run = |c: &mut Connection| -> Result<u64, StoreError> {
+            let log: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+            Ok(u64::try_from(log).unwrap_or(0))
+        };
+        if on_writer {
+            self.with_deferred_conn(run)
+        } else {
+            self.with_conn(run)
+        }
+    }
+}
+
 impl Store for SqliteStore {
-    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+    fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
         self.with_conn(|c| load(c, name))
     }
 
@@ -554,38 +555,72 @@ impl Store for SqliteStore {
                 let mut st = tx.prepare(SELECT_USERS)?;
                 let mut rows = st.query([])?;
                 while let Some(r) = rows.next()? {
-                    out.push(read_user(r)?);
+                    out.push(read_row(r)?);
                 }
             }
-            for rec in &mut out {
-                rec.codes = read_codes(&tx, &rec.name)?;
-            }
+            let out = out
+                .into_iter()
+                .map(|row| {
+                    let codes = read_codes(&tx, &row.name)?;
+                    rows::decode(row, codes)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
             Ok(out)
         })
     }
 
-    fn transact(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+    fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
         self.with_conn(|c| transact_on(c, names, f))
     }
 
-    fn transact_deferred(&self, names: &[&str], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-        self.with_deferred_conn(|c| transact_on(c, names, f))
+    fn group_commit(&self) -> Option<&dyn GroupCommit> {
+        Some(self)
     }
 
-    fn checkpoint(&self, on_writer: bool) -> Result<u64, StoreError> {
-        let run = |c: &mut Connection| -> Result<u64, StoreError> {
-            // PASSIVE never waits for, nor blocks, readers or the writer. Run on the writer's
-            // connection between its transactions it catches up completely, and the next
-            // transaction starts the WAL over.
-            let log: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
-            Ok(u64::try_from(log).unwrap_or(0))
-        };
-        if on_writer {
-            self.with_deferred_conn(run)
-        } else {
-            self.with_conn(run)
-        }
+    fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_audit(&tx, events)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        self.with_conn(|c| {
+            let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            let mut st = c.prepare(
+                "SELECT time, user, service, client_ip, decision, reason, detail FROM audit
+                 WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR time >= ?2)
+                 ORDER BY time, id LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![q.user, q.since, limit], |r| {
+                Ok(AuditEvent {
+                    time: r.get(0)?,
+                    user: r.get(1)?,
+                    service: r.get(2)?,
+                    client_ip: r.get(3)?,
+                    decision: r.get(4)?,
+                    reason: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
+        self.with_conn(|c| Ok(c.execute("DELETE FROM audit WHERE time < ?1", [before])?))
+    }
+}
+
+impl GroupCommit for SqliteStore {
+    fn transact_deferred(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+        super::LockOrder::new(names).run(
+            |sorted, g| self.with_deferred_conn(|c| transact_on(c, sorted, g)),
+            f,
+        )
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -614,45 +649,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-        self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            insert_audit(&tx, events)?;
-            tx.commit()?;
-            Ok(())
-        })
+    fn housekeeping(&self) -> Result<bool, StoreError> {
+        Ok(self.checkpoint(false)? >= RESTART_FRAMES)
     }
 
-    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-        self.with_conn(|c| {
-            let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-            let mut st = c.prepare(
-                "SELECT time, user, service, client_ip, decision, reason FROM audit
-                 WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR time >= ?2)
-                 ORDER BY time, id LIMIT ?3",
-            )?;
-            let rows = st.query_map(params![q.user, q.since, limit], |r| {
-                Ok(AuditEvent {
-                    time: r.get(0)?,
-                    user: r.get(1)?,
-                    service: r.get(2)?,
-                    client_ip: r.get(3)?,
-                    decision: r.get(4)?,
-                    reason: r.get(5)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
-        self.with_conn(|c| Ok(c.execute("DELETE FROM audit WHERE time < ?1", [before])?))
+    fn writer_housekeeping(&self) -> Result<(), StoreError> {
+        self.checkpoint(true).map(drop)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::{Sealer, TotpSecret, Unsealed};
+    use mfa_model::{Algorithm, OtcKind, TotpParams};
     use std::os::unix::fs::MetadataExt;
 
     fn params() -> TotpParams {
@@ -663,13 +673,28 @@ mod tests {
         }
     }
 
+    fn n(s: &str) -> UserName {
+        UserName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn sqlite_passes_the_store_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        super::super::conformance::all(&|| {
+            let i = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = dir.path().join(format!("c{i}.db"));
+            Box::new(SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(5)).unwrap())
+        });
+    }
+
     #[test]
     fn creates_private_files_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/mfa.db");
         assert!(matches!(
             SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)),
-            Err(StoreError::Missing(_))
+            Err(StoreError::Missing { .. })
         ));
         let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
@@ -678,17 +703,28 @@ mod tests {
             0o700
         );
 
-        let mut rec = UserRecord::new("alice", params(), 100);
-        rec.secret = Some(TotpSecret::generate().unwrap());
+        let mut rec = UserRecord::new(&n("alice"), params(), 100);
+        rec.secret = Some(
+            Unsealed
+                .seal(&n("alice"), &TotpSecret::generate().unwrap())
+                .unwrap(),
+        );
         let (_, code) = crate::verify::new_one_time_code(OtcKind::Backup, 100, None, 1).unwrap();
         rec.codes.push(code);
         let want = rec.clone();
-        s.transact(&["alice"], &mut |recs| {
+        s.transact(&[&n("alice")], &mut |recs| {
             recs[0] = Some(rec.clone());
-            Ok(vec![AuditEvent::admin(100, "alice", "enroll", "test")])
+            Ok(vec![AuditEvent::admin(
+                100,
+                "alice",
+                "test",
+                "enroll",
+                "confirmed",
+                None,
+            )])
         })
         .unwrap();
-        assert_eq!(s.user("alice").unwrap(), Some(want));
+        assert_eq!(s.user(&n("alice")).unwrap(), Some(want));
         assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
         assert_eq!(s.integrity_check().unwrap(), "ok");
     }
@@ -702,11 +738,11 @@ mod tests {
             Duration::from_secs(1),
         )
         .unwrap();
-        let r = s.transact(&["a", "b"], &mut |recs| {
-            recs[0] = Some(UserRecord::new("a", params(), 1));
-            Err("line 2: bad".into())
+        let r = s.transact(&[&n("a"), &n("b")], &mut |recs| {
+            recs[0] = Some(UserRecord::new(&n("a"), params(), 1));
+            Err(Abort::Refused(mfa_model::Refusal::NoSuchUser(n("b"))))
         });
-        assert!(matches!(r, Err(StoreError::Refused(_))));
+        assert!(matches!(r, Err(StoreError::Aborted(Abort::Refused(_)))));
         assert!(s.users().unwrap().is_empty());
     }
 
@@ -716,10 +752,17 @@ mod tests {
         let path = dir.path().join("m.db");
         let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
         for i in 0..200 {
-            let name = format!("u{i}");
+            let name = n(&format!("u{i}"));
             s.transact_deferred(&[&name], &mut |recs| {
-                recs[0] = Some(UserRecord::new(&format!("u{i}"), params(), 1));
-                Ok(vec![AuditEvent::admin(1, &format!("u{i}"), "enroll", "t")])
+                recs[0] = Some(UserRecord::new(&name, params(), 1));
+                Ok(vec![AuditEvent::admin(
+                    1,
+                    &name,
+                    "t",
+                    "enroll",
+                    "unconfirmed",
+                    None,
+                )])
             })
             .unwrap();
         }
@@ -732,7 +775,7 @@ mod tests {
         assert!(grown >= 200, "{grown} frames");
         // Caught up on the writer, the next transaction starts the log over.
         s.checkpoint(true).unwrap();
-        s.transact_deferred(&["u0"], &mut |recs| {
+        s.transact_deferred(&[&n("u0")], &mut |recs| {
             recs[0].as_mut().unwrap().failures = 1;
             Ok(vec![])
         })
@@ -740,7 +783,7 @@ mod tests {
         s.sync().unwrap();
         let after = s.checkpoint(false).unwrap();
         assert!(after < 10, "{after} frames after the restart");
-        assert_eq!(other.user("u0").unwrap().unwrap().failures, 1);
+        assert_eq!(other.user(&n("u0")).unwrap().unwrap().failures, 1);
         assert_eq!(other.integrity_check().unwrap(), "ok");
     }
 
@@ -782,7 +825,7 @@ mod tests {
             .unwrap();
         }
         let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
-        let alice = s.user("alice").unwrap().unwrap();
+        let alice = s.user(&n("alice")).unwrap().unwrap();
         assert_eq!(
             (
                 alice.last_step,
@@ -792,7 +835,12 @@ mod tests {
             ),
             (Some(1234), 2, 7, 1)
         );
-        assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
+        let log = s.audit(&AuditQuery::default()).unwrap();
+        assert_eq!(log.len(), 1);
+        assert_eq!(
+            (log[0].reason.as_str(), log[0].detail.as_deref()),
+            ("admin", Some("admin"))
+        );
         assert_eq!(s.integrity_check().unwrap(), "ok");
         let c = Connection::open(&path).unwrap();
         let v: i64 = c
@@ -825,12 +873,62 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_audit_trail_gets_codes_and_details() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        drop(SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap());
+        // Back to the version 2 audit table, with the free text admin actions wrote then.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "ALTER TABLE audit DROP COLUMN detail;
+                 INSERT INTO audit (time, user, service, client_ip, decision, reason) VALUES
+                   (1, 'a', 'mfactl', NULL, 'unlink', 'key removed'),
+                   (2, 'a', 'mfactl', NULL, 'unlock', 'lock cleared'),
+                   (3, 'a', 'mfactl', NULL, 'unlock', 'was not locked'),
+                   (4, 'a', 'mfactl', NULL, 'temp-access', 'issued, 1 use(s), valid 60s'),
+                   (5, 'a', 'mfactl', NULL, 'temp-access', 'revoked 2'),
+                   (6, 'a', 'mfactl', NULL, 'backup-codes', 'new set of 10'),
+                   (7, 'a', 'mfactl', NULL, 'import', 'users.csv:3'),
+                   (8, 'a', 'mfactl', NULL, 'enroll', 'mfactl'),
+                   (9, 'a', 'sshd', '10.0.0.1', 'enroll', 'self_enrolled'),
+                   (10, 'a', 'sshd', '10.0.0.1', 'allow', 'valid_code');
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        let got: Vec<(String, Option<String>)> = s
+            .audit(&AuditQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.reason, e.detail))
+            .collect();
+        let want = [
+            ("key_removed", Some("key removed")),
+            ("lock_cleared", Some("lock cleared")),
+            ("not_locked", Some("was not locked")),
+            ("issued", Some("issued, 1 use(s), valid 60s")),
+            ("revoked", Some("revoked 2")),
+            ("new_set", Some("new set of 10")),
+            ("imported", Some("users.csv:3")),
+            ("admin", Some("mfactl")),
+            ("self_enrolled", None),
+            ("valid_code", None),
+        ];
+        let want: Vec<(String, Option<String>)> = want
+            .iter()
+            .map(|(r, d)| (r.to_string(), d.map(str::to_string)))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn damaged_rows_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
-        s.transact(&["bob"], &mut |recs| {
-            recs[0] = Some(UserRecord::new("bob", params(), 1));
+        s.transact(&[&n("bob")], &mut |recs| {
+            recs[0] = Some(UserRecord::new(&n("bob"), params(), 1));
             Ok(vec![])
         })
         .unwrap();
@@ -838,7 +936,7 @@ mod tests {
             .unwrap()
             .execute("UPDATE users SET algorithm = 'MD5'", [])
             .unwrap();
-        let e = s.user("bob").unwrap_err().to_string();
+        let e = s.user(&n("bob")).unwrap_err().to_string();
         assert!(
             e.contains("\"bob\"") && e.contains("algorithm") && e.contains("MD5"),
             "{e}"

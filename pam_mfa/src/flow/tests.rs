@@ -6,10 +6,9 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mfa_common::store::OtcKind;
-use mfa_common::totp::{TotpParams, code_at_step};
+use mfa_common::totp::code_at_step;
 use mfa_common::verify::new_one_time_code;
-use mfa_common::{Authenticator, OpenMode, TotpSecret};
+use mfa_common::{Core, OpenMode, OtcKind, TotpSecret, UserName};
 
 use super::*;
 
@@ -117,7 +116,7 @@ impl Pam for FakePam {
                 let key = self.shown_key().expect("a key was shown");
                 let code = code_at_step(
                     &key,
-                    &TotpParams::from_config(&Default::default()),
+                    &mfa_config::TotpConfig::default().params(),
                     now_step(),
                 );
                 Ok(Some(code))
@@ -159,8 +158,12 @@ impl TestLog {
     }
 }
 
+fn name(user: &str) -> UserName {
+    UserName::parse(user).unwrap()
+}
+
 fn now_step() -> i64 {
-    mfa_common::auth::now() / 30
+    mfa_common::login::now() / 30
 }
 
 struct Env {
@@ -187,25 +190,33 @@ impl Env {
         e
     }
 
-    fn auth(&self, mode: OpenMode) -> Authenticator {
+    fn auth(&self, mode: OpenMode) -> Core {
         let cfg = mfa_config::load(&self.config).unwrap();
-        Authenticator::open(Arc::new(cfg), mode, "test").unwrap()
+        Core::open(Arc::new(cfg), mode, "test").unwrap()
     }
 
     fn enrol(&self, user: &str) -> TotpSecret {
         let s = TotpSecret::generate().unwrap();
         self.auth(OpenMode::Existing)
-            .enroll(user, &s, None, false, "test", mfa_common::auth::now())
+            .enrolment()
+            .enroll(
+                &name(user),
+                &s,
+                None,
+                false,
+                "test",
+                mfa_common::login::now(),
+            )
             .unwrap();
         s
     }
 
     fn one_time_code(&self, user: &str, kind: OtcKind) -> String {
         let a = self.auth(OpenMode::Existing);
-        let now = mfa_common::auth::now();
+        let now = mfa_common::login::now();
         let (code, stored) = new_one_time_code(kind, now, Some(now + 3600), 1).unwrap();
         a.store()
-            .transact(&[user], &mut |recs| {
+            .transact(&[&name(user)], &mut |recs| {
                 recs[0].as_mut().unwrap().codes.push(stored.clone());
                 Ok(vec![])
             })
@@ -215,7 +226,10 @@ impl Env {
 
     fn enrolled(&self, user: &str) -> bool {
         let a = self.auth(OpenMode::Existing);
-        a.store().user(user).unwrap().is_some_and(|r| r.enrolled())
+        a.store()
+            .user(&name(user))
+            .unwrap()
+            .is_some_and(|r| r.enrolled())
     }
 
     fn arg(&self) -> String {
@@ -233,7 +247,7 @@ impl Env {
 }
 
 fn code_now(s: &TotpSecret) -> String {
-    code_at_step(s, &TotpParams::from_config(&Default::default()), now_step()).to_string()
+    code_at_step(s, &mfa_config::TotpConfig::default().params(), now_step()).to_string()
 }
 
 #[test]
@@ -494,7 +508,7 @@ fn first_pass_options() {
     assert_eq!(env.run(&mut p, &["try_first_pass"]).0, PamCode::Success);
     assert_eq!(p.prompts(), [CODE_PROMPT]);
     let a = env.auth(OpenMode::Existing);
-    assert_eq!(a.store().user("lou").unwrap().unwrap().failures, 0);
+    assert_eq!(a.store().user(&name("lou")).unwrap().unwrap().failures, 0);
 
     // use_first_pass never prompts.
     let mut p = FakePam::new("lou", Some("192.0.2.1")).answer("whatever");

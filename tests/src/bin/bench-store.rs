@@ -11,14 +11,18 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use mfa_common::admin::ImportEntry;
-use mfa_common::auth::{Attempt, now};
-use mfa_common::totp::{TotpParams, code_at_step};
-use mfa_common::{Authenticator, ClientAddr, OpenMode, Outcome, Request, TotpSecret};
+use mfa_common::login::now;
+use mfa_common::totp::code_at_step;
+use mfa_common::{Attempt, ClientAddr, Core, OpenMode, Outcome, Request, TotpSecret, UserName};
 use sha2::{Digest, Sha256};
 
 fn key_of(user: &str) -> Option<TotpSecret> {
     let h = Sha256::digest(user.as_bytes());
     TotpSecret::from_bytes(h.get(..20)?).ok()
+}
+
+fn name(i: usize) -> UserName {
+    UserName::parse(&format!("bench{i}")).unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 fn fail(msg: &str) -> ! {
@@ -39,14 +43,15 @@ fn main() {
     let count: usize = count
         .parse()
         .unwrap_or_else(|_| fail("COUNT is not a number"));
-    let a = Authenticator::from_config_file(config.as_ref(), OpenMode::Create, "bench-store")
+    let a = Core::from_config_file(config.as_ref(), OpenMode::Create, "bench-store")
         .unwrap_or_else(|e| fail(&e.to_string()));
-    let params = TotpParams::from_config(&a.config().totp);
+    let params = a.config().totp.params();
+    let login = a.login();
     match mode.as_str() {
         "setup" => {
             let entries: Vec<ImportEntry> = (first..first + count)
                 .map(|i| {
-                    let user = format!("bench{i}");
+                    let user = name(i);
                     ImportEntry {
                         secret: key_of(&user).unwrap_or_else(|| fail("key")),
                         user,
@@ -57,7 +62,8 @@ fn main() {
                 })
                 .collect();
             for chunk in entries.chunks(5000) {
-                a.import(chunk, true, now())
+                a.admin("bench-store")
+                    .import(chunk, true, now())
                     .unwrap_or_else(|e| fail(&e.to_string()));
             }
         }
@@ -66,7 +72,7 @@ fn main() {
             let (mut ok, mut denied, mut trusted) = (0usize, 0usize, 0usize);
             let start = Instant::now();
             for i in first..first + count {
-                let user = format!("bench{i}");
+                let user = name(i);
                 let t0 = Instant::now();
                 let kind = i % 3;
                 let ip: IpAddr = if kind == 2 {
@@ -75,7 +81,7 @@ fn main() {
                     Ipv4Addr::new(192, 0, 2, 1).into()
                 };
                 let req = Request::new(&user, ClientAddr::Remote(Some(ip)), "bench");
-                let d = a.begin(&req).unwrap_or_else(|e| fail(&e.to_string()));
+                let d = login.begin(&req).unwrap_or_else(|e| fail(&e.to_string()));
                 let d = if d.outcome == Outcome::NeedCode {
                     let code = if kind == 0 {
                         let key = key_of(&user).unwrap_or_else(|| fail("key"));
@@ -83,7 +89,8 @@ fn main() {
                     } else {
                         "00000".into() // never a valid 6-digit code
                     };
-                    a.verify_code(&req, &code)
+                    login
+                        .verify_code(&req, &code)
                         .unwrap_or_else(|e| fail(&e.to_string()))
                 } else {
                     d
@@ -114,7 +121,7 @@ fn main() {
             let size: usize = batch.and_then(|b| b.parse().ok()).unwrap_or(64);
             let attempts: Vec<Attempt> = (first..first + count)
                 .map(|i| {
-                    let user = format!("bench{i}");
+                    let user = name(i);
                     let kind = i % 3;
                     let ip: IpAddr = if kind == 2 {
                         Ipv4Addr::new(10, 0, 0, 1).into()
@@ -140,7 +147,7 @@ fn main() {
             let start = Instant::now();
             let (mut ok, mut denied) = (0usize, 0usize);
             for chunk in attempts.chunks(size) {
-                for d in a
+                for d in login
                     .authenticate_many(chunk)
                     .unwrap_or_else(|e| fail(&e.to_string()))
                 {

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use mfa_common::{Authenticator, OpenMode, TotpSecret};
+use mfa_common::{Core, OpenMode, TotpSecret, UserName};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -14,11 +14,7 @@ fn main() {
         eprintln!("usage: store-writer CONFIG PREFIX");
         std::process::exit(2);
     };
-    let a = match Authenticator::from_config_file(
-        &PathBuf::from(config),
-        OpenMode::Create,
-        "store-writer",
-    ) {
+    let a = match Core::from_config_file(&PathBuf::from(config), OpenMode::Create, "store-writer") {
         Ok(a) => a,
         Err(e) => {
             eprintln!("store-writer: {e}");
@@ -27,17 +23,20 @@ fn main() {
     };
     let mut out = std::io::stdout().lock();
     for i in 0u64.. {
-        let user = format!("{prefix}{i}");
+        let Ok(user) = UserName::parse(&format!("{prefix}{i}")) else {
+            eprintln!("store-writer: {prefix:?} makes no valid user name");
+            std::process::exit(2)
+        };
         let Ok(secret) = TotpSecret::generate() else {
             std::process::exit(1)
         };
-        if let Err(e) = a.enroll(
+        if let Err(e) = a.enrolment().enroll(
             &user,
             &secret,
             None,
             false,
             "store-writer",
-            mfa_common::auth::now(),
+            mfa_common::login::now(),
         ) {
             eprintln!("store-writer: {e}");
             std::process::exit(1);

@@ -356,6 +356,6 @@ pub fn printed_code(line: &str) -> Option<String> {
 /// Creates the site's empty store, as an administrator does before switching the module on
 /// for a roll-out in which nobody is enrolled yet (the module itself never creates it).
 pub fn create_store(config: &Path) {
-    mfa_common::Authenticator::from_config_file(config, mfa_common::OpenMode::Create, "e2e")
+    mfa_common::Core::from_config_file(config, mfa_common::OpenMode::Create, "e2e")
         .expect("create the store");
 }

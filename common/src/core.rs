@@ -1,0 +1,80 @@
+//! What every service of the core shares: the configuration, the store, the sealer that
+//! opens stored seeds and the audit sink. Front ends open one [`Core`] and ask it for the
+//! service they need: [`Core::login`], [`Core::enrolment`], [`Core::admin`].
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use mfa_config::Config;
+
+use crate::admin::Admin;
+use crate::audit::{AuditSink, StandardSink, Syslog};
+use crate::enrolment::Enrolment;
+use crate::error::CoreError;
+use crate::login::Login;
+use crate::secret::{Sealer, Unsealed};
+use crate::store::{self, OpenMode, Store};
+
+pub struct Core {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) sealer: Box<dyn Sealer>,
+    pub(crate) sink: Box<dyn AuditSink>,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core").finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// Opens the store the configuration names. `OpenMode::Existing` fails when it is
+    /// missing (the PAM module must not silently start an empty store). `process` names
+    /// the syslog sender.
+    pub fn open(config: Arc<Config>, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
+        let store = store::open(&config.store, mode)?;
+        Ok(Self::with_store(config, store, process))
+    }
+
+    /// Loads the configuration file and opens its store.
+    pub fn from_config_file(path: &Path, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
+        let cfg = mfa_config::load(path)?;
+        Self::open(Arc::new(cfg), mode, process)
+    }
+
+    pub fn with_store(config: Arc<Config>, store: Box<dyn Store>, process: &str) -> Self {
+        let syslog = config.audit.syslog.then(|| Syslog::open(process));
+        let sink = StandardSink::new(syslog, config.audit.retention.secs_i64());
+        Self {
+            config,
+            store,
+            sealer: Box::new(Unsealed),
+            sink: Box::new(sink),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Reads (the report, the audit trail, tests). Every write goes through a service.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    pub fn login(&self) -> Login<'_> {
+        Login { core: self }
+    }
+
+    pub fn enrolment(&self) -> Enrolment<'_> {
+        Enrolment { core: self }
+    }
+
+    /// The administrator's operations, each audited as done through `actor` (`mfactl`, the
+    /// portal).
+    pub fn admin<'a>(&'a self, actor: &'a str) -> Admin<'a> {
+        Admin { core: self, actor }
+    }
+}

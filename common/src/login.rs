@@ -1,0 +1,566 @@
+//! The one login path behind every front end (PAM, RADIUS, `mfactl auth`): decide, ask for
+//! a code where needed, and settle the final decision in one store transaction, then audit.
+//! Every final decision, with or without a code, one login or a RADIUS batch, is made by
+//! [`attempt_in_tx`] on the locked record, so no rule (the lock, the grace period) can be
+//! checked in one path and missed in another.
+
+use std::collections::HashMap;
+
+use mfa_config::Config;
+use mfa_model::{AuditEvent, TotpParams, UserName, UserRecord};
+use zeroize::Zeroizing;
+
+use crate::core::Core;
+use crate::error::CoreError;
+use crate::groups::groups_of;
+use crate::net::ClientAddr;
+use crate::policy::{Decision, Facts, Outcome, Reason, decide, grace_deadline};
+use crate::secret::Sealer;
+use crate::store::{Abort, TxFn};
+use crate::verify::{apply_code, note_outcome};
+
+/// The prompt every front end shows for a code (PAM conversation, `mfactl auth`).
+pub const CODE_PROMPT: &str = "Verification code: ";
+/// The Reply-Message of a RADIUS Access-Challenge, which gateways show as the prompt.
+pub const CODE_CHALLENGE: &str = "Enter the verification code from your authenticator app.";
+
+/// One authentication attempt as a front end sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub user: UserName,
+    pub client: ClientAddr,
+    /// PAM service (`sshd`, `sudo`), RADIUS client name, or `mfactl`.
+    pub service: String,
+    /// Unix seconds. Front ends pass the clock; tests of the core pin it.
+    pub now: i64,
+}
+
+impl Request {
+    pub fn new(user: &UserName, client: ClientAddr, service: &str) -> Self {
+        Self {
+            user: user.clone(),
+            client,
+            service: service.into(),
+            now: now(),
+        }
+    }
+
+    /// The audit event of decision `d` about this request.
+    pub fn event(&self, d: &Decision) -> AuditEvent {
+        self.event_with(d.outcome.word(), d.reason.code())
+    }
+
+    fn event_with(&self, decision: &str, reason: &str) -> AuditEvent {
+        AuditEvent {
+            time: self.now,
+            user: self.user.to_string(),
+            service: self.service.clone(),
+            client_ip: self.client.ip().map(|i| i.to_string()),
+            decision: decision.into(),
+            reason: reason.into(),
+            detail: None,
+        }
+    }
+}
+
+/// The system clock in Unix seconds (0 if the clock is before 1970, which fails every code).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// One login for [`Login::authenticate_many`].
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub req: Request,
+    /// The code the user typed, if the front end has one.
+    pub code: Option<Zeroizing<String>>,
+    /// From [`Login::groups_for`].
+    pub groups: Vec<String>,
+}
+
+/// The login service. Get one from [`Core::login`].
+#[derive(Debug, Clone, Copy)]
+pub struct Login<'a> {
+    pub(crate) core: &'a Core,
+}
+
+impl Login<'_> {
+    /// What the policy says before any code is seen. Reads only; nothing is recorded.
+    pub fn decide(&self, req: &Request) -> Result<Decision, CoreError> {
+        self.decide_with_groups(req, &self.groups_for(&req.user))
+    }
+
+    /// `decide` with the groups from [`Login::groups_for`] already looked up, for a front
+    /// end that needs them again for the final decision (one NSS lookup, not two).
+    pub fn decide_with_groups(
+        &self,
+        req: &Request,
+        groups: &[String],
+    ) -> Result<Decision, CoreError> {
+        let record = self.core.store.user(&req.user)?;
+        Ok(decide(
+            &Facts {
+                user: &req.user,
+                client: req.client,
+                now: req.now,
+                record: record.as_ref(),
+                groups,
+            },
+            &self.core.config,
+        ))
+    }
+
+    /// The groups the policy needs for `user`: looked up (NSS: files, SSSD, LDAP) only when
+    /// `exempt_groups` is set. Call it outside any batch, since a directory can be slow.
+    pub fn groups_for(&self, user: &UserName) -> Vec<String> {
+        if self.core.config.policy.exempt_groups.is_empty() {
+            Vec::new()
+        } else {
+            groups_of(user)
+        }
+    }
+
+    /// The usual first call: the decision before any code, recorded when it is final
+    /// (allow or deny without a code). `NeedCode` writes nothing.
+    pub fn begin(&self, req: &Request) -> Result<Decision, CoreError> {
+        let groups = self.groups_for(&req.user);
+        // A read first: asking for a code takes no write lock. A final decision is made
+        // again on the locked record, by the one path.
+        let d = self.decide_with_groups(req, &groups)?;
+        if d.outcome == Outcome::NeedCode {
+            return Ok(d);
+        }
+        self.authenticate(&Attempt {
+            req: req.clone(),
+            code: None,
+            groups,
+        })
+    }
+
+    /// The code the user typed, on the same path as every other final decision.
+    pub fn verify_code(&self, req: &Request, code: &str) -> Result<Decision, CoreError> {
+        self.authenticate(&Attempt {
+            req: req.clone(),
+            code: Some(Zeroizing::new(code.to_string())),
+            groups: self.groups_for(&req.user),
+        })
+    }
+
+    /// One login through [`Login::authenticate_many`].
+    pub fn authenticate(&self, attempt: &Attempt) -> Result<Decision, CoreError> {
+        let mut d = self.authenticate_many(std::slice::from_ref(attempt))?;
+        d.pop()
+            .ok_or(CoreError::Bug("a batch of one gave no decision"))
+    }
+
+    /// Decides and, where a code is needed and one is given, verifies it, for many logins in
+    /// one store transaction: one commit (one fsync) for the whole batch, which is what lets
+    /// a busy RADIUS server keep up. Each attempt sees the effects of those before it (a
+    /// code used twice in one batch is a replay the second time), exactly as if they ran one
+    /// by one; nothing is acknowledged before the commit. An attempt that needs a code and
+    /// has none gets `NeedCode` and writes nothing.
+    pub fn authenticate_many(&self, attempts: &[Attempt]) -> Result<Vec<Decision>, CoreError> {
+        self.batch(attempts, false)
+    }
+
+    /// `authenticate_many` through the engine's group commit, where it has one: the
+    /// decisions are final and visible to every other process at once, but durable only
+    /// after the next [`crate::store::GroupCommit::sync`]; the caller must acknowledge none
+    /// of them before that returns. An engine without group commit commits durably here.
+    pub fn authenticate_many_deferred(
+        &self,
+        attempts: &[Attempt],
+    ) -> Result<Vec<Decision>, CoreError> {
+        self.batch(attempts, true)
+    }
+
+    fn batch(&self, attempts: &[Attempt], deferred: bool) -> Result<Vec<Decision>, CoreError> {
+        let core = self.core;
+        let ctx = Ctx::of(core);
+        let mut names: Vec<&UserName> = Vec::new();
+        let mut seen: HashMap<&UserName, usize> = HashMap::new();
+        let index: Vec<usize> = attempts
+            .iter()
+            .map(|a| {
+                *seen.entry(&a.req.user).or_insert_with(|| {
+                    names.push(&a.req.user);
+                    names.len() - 1
+                })
+            })
+            .collect();
+        let keep_all = core.sink.wants_events();
+        let mut decisions = Vec::with_capacity(attempts.len());
+        let mut logged = Vec::new();
+        let mut tx = |recs: &mut [Option<UserRecord>]| {
+            // Re-run from the start after a conflict: nothing of an earlier run is kept.
+            decisions.clear();
+            let mut events = Vec::with_capacity(attempts.len());
+            for (a, &i) in attempts.iter().zip(&index) {
+                let slot = recs
+                    .get_mut(i)
+                    .ok_or(Abort::Bug("batch index out of range"))?;
+                let (d, ev) = attempt_in_tx(slot, a, &ctx)?;
+                decisions.push(d);
+                events.extend(ev);
+            }
+            // Kept for the sink: all of them where it wants them, else only the first.
+            if keep_all {
+                logged.clone_from(&events);
+            } else {
+                logged.clear();
+                logged.extend(events.first().cloned());
+            }
+            Ok(events)
+        };
+        let f: &mut TxFn<'_> = &mut tx;
+        match core.store.group_commit() {
+            Some(gc) if deferred => gc.transact_deferred(&names, f)?,
+            _ => core.store.transact(&names, f)?,
+        }
+        core.sink.committed(core.store(), &logged);
+        Ok(decisions)
+    }
+
+    /// Records a refused first factor (RADIUS password through PAM). No record is created
+    /// or changed: a password sprayer must not fill the store.
+    pub fn deny_first_factor(&self, req: &Request) -> Result<Decision, CoreError> {
+        let d = Decision::deny(Reason::WrongPassword);
+        self.append(req.event(&d))?;
+        Ok(d)
+    }
+
+    /// Records a request the front end refused before the policy could run (a RADIUS
+    /// challenge State unknown or expired, an unsupported authentication method, a
+    /// malformed password attribute), so the audit trail shows it next to the decisions.
+    pub fn deny_request(&self, req: &Request, reason: Reason) -> Result<Decision, CoreError> {
+        let d = Decision::deny(reason);
+        self.append(req.event(&d))?;
+        Ok(d)
+    }
+
+    fn append(&self, ev: AuditEvent) -> Result<(), CoreError> {
+        let events = std::slice::from_ref(&ev);
+        self.core.store.append_audit(events)?;
+        self.core.sink.committed(self.core.store(), events);
+        Ok(())
+    }
+}
+
+/// What a transaction function needs besides the records.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a Config,
+    pub params: TotpParams,
+    pub sealer: &'a dyn Sealer,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn of(core: &'a Core) -> Self {
+        Self {
+            cfg: &core.config,
+            params: core.config.totp.params(),
+            sealer: core.sealer.as_ref(),
+        }
+    }
+}
+
+/// One attempt on the locked record: the policy, then the code where one is needed and
+/// given. Returns the decision and, when it is final, its audit event.
+pub(crate) fn attempt_in_tx(
+    slot: &mut Option<UserRecord>,
+    a: &Attempt,
+    ctx: &Ctx<'_>,
+) -> Result<(Decision, Option<AuditEvent>), Abort> {
+    let req = &a.req;
+    let facts = Facts {
+        user: &req.user,
+        client: req.client,
+        now: req.now,
+        record: slot.as_ref(),
+        groups: &a.groups,
+    };
+    let d = decide(&facts, ctx.cfg);
+    if d.outcome != Outcome::NeedCode {
+        settle(slot, req, &d, ctx);
+        return Ok((d.clone(), Some(req.event(&d))));
+    }
+    let Some(code) = &a.code else {
+        return Ok((d, None));
+    };
+    // NeedCode comes only with a record (enrolled, or holding one-time codes).
+    let Some(rec) = slot.as_mut() else {
+        return Err(Abort::Bug("a code was asked for a user with no record"));
+    };
+    let secret = match &rec.secret {
+        Some(s) => Some(ctx.sealer.unseal(&rec.name, s).map_err(Abort::Secret)?),
+        None => None,
+    };
+    let d = apply_code(rec, secret.as_ref(), code, req.now, ctx.cfg);
+    note_outcome(rec, &d, &req.client, req.now);
+    Ok((d.clone(), Some(req.event(&d))))
+}
+
+/// What a final decision without a code does to the user's record: login statistics, the
+/// start of the grace period the first time it applies, and a new record where the
+/// roll-out tracks the user.
+fn settle(slot: &mut Option<UserRecord>, req: &Request, d: &Decision, ctx: &Ctx<'_>) {
+    let cfg = ctx.cfg;
+    // A denied name we have never seen gets no row: password sprayers must not fill the
+    // report. Everyone else is tracked for the roll-out view.
+    let create = d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled;
+    if slot.is_none() && create {
+        *slot = Some(UserRecord::new(&req.user, ctx.params, req.now));
+    }
+    if let Some(rec) = slot.as_mut() {
+        if !rec.enrolled() && rec.grace_started.is_none() {
+            let go_live = cfg.policy.enforce_from.map_or(i64::MIN, |i| i.0);
+            if req.now >= go_live {
+                let deadline = grace_deadline(Some(rec), cfg, req.now);
+                rec.grace_started = Some(deadline - i64::from(cfg.policy.grace_days) * 86_400);
+            }
+        }
+        note_outcome(rec, d, &req.client, req.now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TotpSecret;
+    use crate::store::OpenMode;
+    use crate::totp::code_at_step;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    fn setup(grace: u32) -> (tempfile::TempDir, Core) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.path = dir.path().join("mfa.db");
+        cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+        cfg.policy.grace_days = grace;
+        cfg.audit.syslog = false;
+        let a = Core::open(Arc::new(cfg), OpenMode::Create, "test").unwrap();
+        (dir, a)
+    }
+
+    fn n(s: &str) -> UserName {
+        UserName::parse(s).unwrap()
+    }
+
+    fn req(user: &str, ip: &str, now: i64) -> Request {
+        Request {
+            user: n(user),
+            client: ClientAddr::Remote(ip.parse::<IpAddr>().ok()),
+            service: "test".into(),
+            now,
+        }
+    }
+
+    fn params(a: &Core) -> TotpParams {
+        a.config().totp.params()
+    }
+
+    #[test]
+    fn full_flow_enrolled_user() {
+        let (_d, a) = setup(0);
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        let e = a.enrolment();
+        e.enroll(&n("alice"), &s, None, false, "test", now).unwrap();
+        assert!(
+            e.enroll(&n("alice"), &s, None, false, "test", now).is_err(),
+            "no silent re-enrolment"
+        );
+
+        let r = req("alice", "192.0.2.1", now);
+        let l = a.login();
+        assert_eq!(l.begin(&r).unwrap().outcome, Outcome::NeedCode);
+        let code = code_at_step(&s, &params(&a), now / 30);
+        assert_eq!(l.verify_code(&r, &code).unwrap().reason, Reason::ValidCode);
+        assert_eq!(
+            l.verify_code(&r, &code).unwrap().reason,
+            Reason::ReplayedCode
+        );
+        assert_eq!(
+            l.begin(&req("alice", "10.9.9.9", now)).unwrap().reason,
+            Reason::TrustedNetwork
+        );
+
+        let rec = a.store().user(&n("alice")).unwrap().unwrap();
+        assert_eq!(rec.login_count, 2);
+        assert_eq!(rec.failures, 0);
+        assert_eq!(rec.last_ip.as_deref(), Some("10.9.9.9"));
+        let log = a.store().audit(&Default::default()).unwrap();
+        let reasons: Vec<_> = log.iter().map(|e| e.reason.as_str()).collect();
+        // The enrolment's reason is a stable code now; who did it is the event's service.
+        assert_eq!(
+            reasons,
+            [
+                "unconfirmed",
+                "valid_code",
+                "replayed_code",
+                "trusted_network"
+            ]
+        );
+        assert_eq!(log[0].service, "test");
+    }
+
+    #[test]
+    fn enrolment_confirmation_code_cannot_be_replayed() {
+        let (_d, a) = setup(0);
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        let code = code_at_step(&s, &params(&a), now / 30);
+        let e = a.enrolment();
+        assert!(
+            e.enroll(&n("bob"), &s, Some("000000"), false, "t", now)
+                .is_err()
+                || code.as_str() == "000000"
+        );
+        e.enroll(&n("bob"), &s, Some(&code), false, "t", now)
+            .unwrap();
+        assert_eq!(
+            a.login()
+                .verify_code(&req("bob", "192.0.2.1", now), &code)
+                .unwrap()
+                .reason,
+            Reason::ReplayedCode
+        );
+    }
+
+    #[test]
+    fn grace_start_is_stored_once() {
+        let (_d, a) = setup(14);
+        let now = 1_800_000_000;
+        let l = a.login();
+        let d = l.begin(&req("carol", "192.0.2.1", now)).unwrap();
+        assert_eq!(d.reason, Reason::GracePeriod { days_left: 14 });
+        let d = l
+            .begin(&req("carol", "192.0.2.1", now + 86_400 * 10))
+            .unwrap();
+        assert_eq!(d.reason, Reason::GracePeriod { days_left: 4 });
+        assert_eq!(
+            a.store().user(&n("carol")).unwrap().unwrap().grace_started,
+            Some(now)
+        );
+        let d = l
+            .begin(&req("carol", "192.0.2.1", now + 86_400 * 14))
+            .unwrap();
+        assert_eq!(d.reason, Reason::NotEnrolled);
+    }
+
+    /// The same attempts as one batch and one by one, each on a fresh store: the same
+    /// decisions, the same records and the same audit trail.
+    #[test]
+    fn a_batch_is_the_same_as_one_by_one() {
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        let code = code_at_step(&s, &Config::default().totp.params(), now / 30);
+        let wrong = if code.as_str() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let at = |user: &str, ip: &str, code: Option<&str>| Attempt {
+            req: req(user, ip, now),
+            code: code.map(|c| Zeroizing::new(c.to_string())),
+            groups: vec![],
+        };
+        let attempts = [
+            at("dora", "192.0.2.1", None),
+            at("dora", "192.0.2.1", Some(wrong)),
+            at("dora", "192.0.2.1", Some(&code)),
+            at("dora", "192.0.2.1", Some(&code)),
+            at("dora", "10.1.1.1", None),
+            at("nobody", "192.0.2.1", Some("1")),
+        ];
+        let run = |batch: bool| {
+            let (dir, a) = setup(0);
+            a.enrolment()
+                .enroll(&n("dora"), &s, None, false, "test", now)
+                .unwrap();
+            let ds = if batch {
+                a.login().authenticate_many(&attempts).unwrap()
+            } else {
+                attempts
+                    .iter()
+                    .map(|x| a.login().authenticate(x).unwrap())
+                    .collect()
+            };
+            let users = a.store().users().unwrap();
+            let log = a.store().audit(&Default::default()).unwrap();
+            drop(dir);
+            (ds, users, log)
+        };
+        let (ds, users, log) = run(true);
+        let reasons: Vec<_> = ds.iter().map(|d| d.reason.code()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "code_required",
+                "wrong_code",
+                "valid_code",
+                "replayed_code",
+                "trusted_network",
+                "not_enrolled"
+            ]
+        );
+        let dora = users.iter().find(|u| u.name == "dora").unwrap();
+        assert_eq!(dora.login_count, 2);
+        assert_eq!(dora.last_step, Some(now / 30));
+        assert!(
+            users.iter().any(|u| u.name == "nobody"),
+            "not enrolled past the deadline is tracked"
+        );
+        assert_eq!(log.len(), 1 + 5, "enrol + five final decisions");
+        assert_eq!((ds, users, log), run(false), "one by one gives the same");
+    }
+
+    /// Refused before the policy (a wrong password, a request the front end could not
+    /// use): audited, and no record for a name never seen.
+    #[test]
+    fn unknown_denied_users_get_no_row() {
+        let (_d, a) = setup(0);
+        let l = a.login();
+        let d = l
+            .deny_first_factor(&req("mallory", "192.0.2.1", 1))
+            .unwrap();
+        assert_eq!(d.outcome, Outcome::Deny);
+        let d = l
+            .deny_request(&req("mallory", "192.0.2.1", 2), Reason::UnknownState)
+            .unwrap();
+        assert_eq!(d.reason, Reason::UnknownState);
+        assert!(a.store().user(&n("mallory")).unwrap().is_none());
+        let log = a.store().audit(&Default::default()).unwrap();
+        let reasons: Vec<_> = log.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, ["wrong_password", "unknown_or_expired_state"]);
+    }
+
+    /// A locked user is refused by the policy on the one path, with or without a code, and
+    /// even with the right one.
+    #[test]
+    fn the_lock_is_checked_on_the_one_path() {
+        let (_d, a) = setup(0);
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        a.enrolment()
+            .enroll(&n("ed"), &s, None, false, "test", now)
+            .unwrap();
+        let l = a.login();
+        let r = req("ed", "192.0.2.1", now);
+        let right = code_at_step(&s, &params(&a), now / 30);
+        let wrong = if right.as_str() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        for _ in 0..5 {
+            l.verify_code(&r, wrong).unwrap();
+        }
+        assert!(l.begin(&r).unwrap().is_locked());
+        assert!(l.verify_code(&r, &right).unwrap().is_locked());
+        let rec = a.store().user(&n("ed")).unwrap().unwrap();
+        assert_eq!(rec.last_step, None, "the right code was not spent");
+    }
+}

@@ -1,0 +1,156 @@
+//! Stored rows to records and back, for every engine: each column is checked here once, so
+//! a damaged or hand-edited row is refused the same way whichever engine read it, and the
+//! limits are the ones the configuration and import use (`mfa_model::DIGITS`, `PERIODS`).
+
+use mfa_model::{Algorithm, OneTimeCode, OtcKind, SealedSecret, TotpParams, UserName, UserRecord};
+
+use super::StoreError;
+
+/// A `users` row as an engine reads and writes it: column values, unchecked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub name: String,
+    pub secret: Option<Vec<u8>>,
+    pub algorithm: String,
+    pub digits: i64,
+    pub period: i64,
+    pub mfa_created: Option<i64>,
+    pub mfa_changed: Option<i64>,
+    pub first_seen: i64,
+    pub grace_started: Option<i64>,
+    pub last_step: Option<i64>,
+    pub failures: i64,
+    pub first_failure: Option<i64>,
+    pub locked_until: Option<i64>,
+    pub login_count: i64,
+    pub last_login: Option<i64>,
+    pub last_ip: Option<String>,
+    pub last_outcome: Option<String>,
+}
+
+/// A `one_time_codes` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    pub kind: String,
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub created: i64,
+    pub expires: Option<i64>,
+    pub uses_left: i64,
+}
+
+fn bad(user: &str, column: &'static str, problem: impl Into<String>) -> StoreError {
+    StoreError::BadRow {
+        user: user.into(),
+        column,
+        problem: problem.into(),
+    }
+}
+
+/// The record of a row and its codes, or the first column that makes no sense.
+pub fn decode(row: UserRow, codes: Vec<CodeRow>) -> Result<UserRecord, StoreError> {
+    let n = row.name.as_str();
+    let name = UserName::parse(n).map_err(|e| bad(n, "name", e.to_string()))?;
+    let algorithm = Algorithm::parse(&row.algorithm).ok_or_else(|| {
+        bad(
+            n,
+            "algorithm",
+            format!("{:?} is not SHA1, SHA256 or SHA512", row.algorithm),
+        )
+    })?;
+    let params = TotpParams::new(algorithm, row.digits, row.period).map_err(|e| {
+        let column = match e {
+            mfa_model::BadTotpParams::Digits(_) => "digits",
+            _ => "period",
+        };
+        bad(n, column, e.to_string())
+    })?;
+    let secret = match row.secret {
+        Some(bytes) => {
+            let sealed = SealedSecret::from_stored(bytes);
+            crate::secret::check_sealed(&sealed).map_err(|e| bad(n, "secret", e.to_string()))?;
+            Some(sealed)
+        }
+        None => None,
+    };
+    let codes = codes
+        .into_iter()
+        .map(|c| decode_code(n, c))
+        .collect::<Result<_, _>>()?;
+    Ok(UserRecord {
+        secret,
+        params,
+        mfa_created: row.mfa_created,
+        mfa_changed: row.mfa_changed,
+        first_seen: row.first_seen,
+        grace_started: row.grace_started,
+        last_step: row.last_step,
+        failures: u32::try_from(row.failures)
+            .map_err(|_| bad(n, "failures", "negative or too large"))?,
+        first_failure: row.first_failure,
+        locked_until: row.locked_until,
+        login_count: u64::try_from(row.login_count)
+            .map_err(|_| bad(n, "login_count", "negative"))?,
+        last_login: row.last_login,
+        last_ip: row.last_ip,
+        last_outcome: row.last_outcome,
+        codes,
+        name,
+    })
+}
+
+fn decode_code(user: &str, c: CodeRow) -> Result<OneTimeCode, StoreError> {
+    Ok(OneTimeCode {
+        kind: OtcKind::parse(&c.kind)
+            .ok_or_else(|| bad(user, "one_time_codes.kind", format!("{:?}", c.kind)))?,
+        salt: c
+            .salt
+            .try_into()
+            .map_err(|_| bad(user, "one_time_codes.salt", "not 16 bytes"))?,
+        hash: c
+            .hash
+            .try_into()
+            .map_err(|_| bad(user, "one_time_codes.hash", "not 32 bytes"))?,
+        created: c.created,
+        expires: c.expires,
+        uses_left: u32::try_from(c.uses_left)
+            .map_err(|_| bad(user, "one_time_codes.uses_left", "negative"))?,
+    })
+}
+
+/// The row of a record (its codes: [`encode_codes`]).
+pub fn encode(rec: &UserRecord) -> UserRow {
+    UserRow {
+        name: rec.name.to_string(),
+        secret: rec.secret.as_ref().map(|s| s.stored().to_vec()),
+        algorithm: rec.params.algorithm.as_str().into(),
+        digits: i64::from(rec.params.digits),
+        period: i64::try_from(rec.params.period).unwrap_or(i64::MAX),
+        mfa_created: rec.mfa_created,
+        mfa_changed: rec.mfa_changed,
+        first_seen: rec.first_seen,
+        grace_started: rec.grace_started,
+        last_step: rec.last_step,
+        failures: i64::from(rec.failures),
+        first_failure: rec.first_failure,
+        locked_until: rec.locked_until,
+        login_count: i64::try_from(rec.login_count).unwrap_or(i64::MAX),
+        last_login: rec.last_login,
+        last_ip: rec.last_ip.clone(),
+        last_outcome: rec.last_outcome.clone(),
+    }
+}
+
+pub fn encode_codes(rec: &UserRecord) -> Vec<CodeRow> {
+    rec.codes
+        .iter()
+        .map(|c| CodeRow {
+            kind: c.kind.as_str().into(),
+            salt: c.salt.to_vec(),
+            hash: c.hash.to_vec(),
+            created: c.created,
+            expires: c.expires,
+            uses_left: i64::from(c.uses_left),
+        })
+        .collect()
+}

@@ -1,0 +1,18 @@
+//! The data model of the product, shared by the core, every store engine and every front end.
+//!
+//! It imports nothing from the project (no policy, no store, no configuration), so the layers
+//! above it can depend on it without depending on each other: the audit model, the policy and
+//! the store all speak these types.
+#![forbid(unsafe_code)]
+
+mod audit;
+mod name;
+mod record;
+mod refusal;
+mod totp;
+
+pub use audit::{AuditEvent, Outcome};
+pub use name::{BadUserName, MAX_NAME_BYTES, UserName};
+pub use record::{OneTimeCode, OtcKind, RolloutStatus, SealedSecret, UserRecord};
+pub use refusal::Refusal;
+pub use totp::{Algorithm, BadTotpParams, DIGITS, PERIODS, TotpParams};

@@ -1,0 +1,177 @@
+//! What the product keeps per user.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::name::UserName;
+use crate::totp::TotpParams;
+
+/// A TOTP seed in the form the store keeps. Only the core's sealer turns it into a usable
+/// key, so an engine never handles a seed and encryption at rest changes one place. The
+/// bytes are wiped on drop and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret(Zeroizing<Vec<u8>>);
+
+impl SealedSecret {
+    /// The column value as the store read it; its form is checked by whoever opens it.
+    pub fn from_stored(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The column value to write.
+    pub fn stored(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealedSecret(<redacted>)")
+    }
+}
+
+/// Backup codes (on paper) or a temporary-access code (issued by the administrator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtcKind {
+    Backup,
+    Temporary,
+}
+
+impl OtcKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtcKind::Backup => "backup",
+            OtcKind::Temporary => "temporary",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "backup" => Some(OtcKind::Backup),
+            "temporary" => Some(OtcKind::Temporary),
+            _ => None,
+        }
+    }
+}
+
+/// A one-time code, stored only as a salted hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneTimeCode {
+    pub kind: OtcKind,
+    pub salt: [u8; 16],
+    pub hash: [u8; 32],
+    pub created: i64,
+    pub expires: Option<i64>,
+    pub uses_left: u32,
+}
+
+impl OneTimeCode {
+    pub fn usable(&self, now: i64) -> bool {
+        self.uses_left > 0 && self.expires.is_none_or(|e| now < e)
+    }
+}
+
+/// Everything the product knows about one user. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub name: UserName,
+    /// `None`: not enrolled (never, or unlinked).
+    pub secret: Option<SealedSecret>,
+    pub params: TotpParams,
+    pub mfa_created: Option<i64>,
+    pub mfa_changed: Option<i64>,
+    pub first_seen: i64,
+    pub grace_started: Option<i64>,
+    pub last_step: Option<i64>,
+    /// Wrong codes in the current lockout window.
+    pub failures: u32,
+    pub first_failure: Option<i64>,
+    pub locked_until: Option<i64>,
+    pub login_count: u64,
+    pub last_login: Option<i64>,
+    pub last_ip: Option<String>,
+    pub last_outcome: Option<String>,
+    pub codes: Vec<OneTimeCode>,
+}
+
+impl UserRecord {
+    pub fn new(name: &UserName, params: TotpParams, now: i64) -> Self {
+        Self {
+            name: name.clone(),
+            secret: None,
+            params,
+            mfa_created: None,
+            mfa_changed: None,
+            first_seen: now,
+            grace_started: None,
+            last_step: None,
+            failures: 0,
+            first_failure: None,
+            locked_until: None,
+            login_count: 0,
+            last_login: None,
+            last_ip: None,
+            last_outcome: None,
+            codes: Vec::new(),
+        }
+    }
+
+    pub fn enrolled(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    pub fn locked(&self, now: i64) -> Option<i64> {
+        self.locked_until.filter(|&u| now < u)
+    }
+
+    pub fn usable_codes(&self, kind: OtcKind, now: i64) -> usize {
+        self.codes
+            .iter()
+            .filter(|c| c.kind == kind && c.usable(now))
+            .count()
+    }
+}
+
+/// Where a user stands in the roll-out (the report's status column), as the policy sees an
+/// untrusted remote login of theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutStatus {
+    Exempt,
+    Locked {
+        enrolled: bool,
+    },
+    BeforeGoLive,
+    Grace {
+        days_left: i64,
+    },
+    Enrolled,
+    /// Not enrolled, past the deadline, with a usable temporary-access or backup code.
+    TemporaryAccess,
+    Overdue,
+}
+
+impl RolloutStatus {
+    /// Counts toward the report's "in grace" total.
+    pub fn in_grace(self) -> bool {
+        matches!(
+            self,
+            RolloutStatus::Grace { .. } | RolloutStatus::BeforeGoLive
+        )
+    }
+}
+
+impl fmt::Display for RolloutStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RolloutStatus::Exempt => f.write_str("exempt"),
+            RolloutStatus::Locked { enrolled: true } => f.write_str("locked"),
+            RolloutStatus::Locked { enrolled: false } => f.write_str("locked, not enrolled"),
+            RolloutStatus::BeforeGoLive => f.write_str("before go-live"),
+            RolloutStatus::Grace { days_left } => write!(f, "grace ({days_left} days left)"),
+            RolloutStatus::Enrolled => f.write_str("enrolled"),
+            RolloutStatus::TemporaryAccess => f.write_str("temporary access"),
+            RolloutStatus::Overdue => f.write_str("overdue"),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Business refusals: the request was understood and the answer is no. Distinct from
+//! failures (a store that cannot be read, a bug), which front ends report differently.
+
+use std::fmt;
+
+use crate::name::UserName;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    NoSuchUser(UserName),
+    NotEnrolled(UserName),
+    /// Backup codes are for enrolled users; the message says what to do first.
+    BackupCodesNeedEnrolment(UserName),
+    /// `origin` names the import line the user came from.
+    AlreadyEnrolled {
+        user: UserName,
+        origin: Option<String>,
+    },
+    /// The confirmation code does not match the new key.
+    WrongConfirmationCode,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NoSuchUser(u) => write!(f, "no such user {u:?} in the store"),
+            Refusal::NotEnrolled(u) => write!(f, "user {u:?} is not enrolled"),
+            Refusal::BackupCodesNeedEnrolment(u) => write!(
+                f,
+                "user {u:?} is not enrolled; enrol first, then issue backup codes"
+            ),
+            Refusal::AlreadyEnrolled { user, origin: None } => write!(
+                f,
+                "user {user:?} is already enrolled; unlink first, or use --replace"
+            ),
+            Refusal::AlreadyEnrolled {
+                user,
+                origin: Some(o),
+            } => write!(
+                f,
+                "{o}: user {user:?} is already enrolled (use --replace to overwrite); nothing was imported"
+            ),
+            Refusal::WrongConfirmationCode => f.write_str(
+                "the code does not match the new key; check the app's clock and try again",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}

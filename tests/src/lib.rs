@@ -84,8 +84,9 @@ pub fn fresh_key() -> String {
     s.to_base32().to_string()
 }
 
-/// A unique user name for this process.
-pub fn fresh_user(prefix: &str) -> String {
+/// A name (user, PAM service) that no other test of this run, nor of a run in another
+/// process, uses: `prefix`, the process id and a counter.
+pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}x{}",
         std::process::id(),

@@ -4,13 +4,13 @@
 
 mod pam_support;
 
-use mfa_e2e::{Site, fresh_key, oathtool, unix_now};
+use mfa_e2e::{Site, fresh_key, oathtool, unique, unix_now};
 use pam_support::{
     PamResult, PamService, SyslogCapture, UnixUser, module_path, pamtester, require_root,
 };
 
 fn enrolled(site: &Site) -> (String, String) {
-    let user = mfa_e2e::fresh_user("pm");
+    let user = unique("pm");
     let key = fresh_key();
     site.enroll(&user, &key);
     (user, key)
@@ -244,7 +244,7 @@ fn password_then_code_stack_stops_at_a_wrong_password() {
     let key = fresh_key();
     site.enroll(&unix.name, &key);
     let svc = PamService::new(
-        &pam_support::unique("mfa-e2e-pw-"),
+        &unique("mfa-e2e-pw-"),
         &format!(
             "auth     requisite pam_unix.so\n\
              auth     required  {} config={}\n\

@@ -8,7 +8,7 @@ mod pam_support;
 
 use std::process::Command;
 
-use mfa_e2e::{Site, fresh_key, fresh_user, oathtool, require_tool, text, unix_now};
+use mfa_e2e::{Site, fresh_key, oathtool, require_tool, text, unique, unix_now};
 use pam_support::{
     PamResult, PamService, SyslogCapture, create_store, pamtester, printed_code, require_root,
     toml_time,
@@ -38,7 +38,7 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     ));
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = fresh_user("gr");
+    let user = unique("gr");
     let r = pamtester(&svc.name, &user, Some("192.0.2.40"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(
@@ -58,7 +58,7 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     ));
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let r = pamtester(&svc.name, &fresh_user("gl"), Some("192.0.2.41"), "", None);
+    let r = pamtester(&svc.name, &unique("gl"), Some("192.0.2.41"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(r.stdout.contains("in 17 day(s)"), "{r:?}");
 
@@ -69,7 +69,7 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     ));
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let r = pamtester(&svc.name, &fresh_user("od"), Some("192.0.2.42"), "", None);
+    let r = pamtester(&svc.name, &unique("od"), Some("192.0.2.42"), "", None);
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
     assert!(r.all().contains("Contact your administrator"), "{r:?}");
 }
@@ -112,7 +112,7 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
     let site = Site::new("self_enroll = \"trusted\"\ngrace_days = 14\n");
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = fresh_user("se");
+    let user = unique("se");
 
     // From an untrusted address: the grace message, but no key and no QR code.
     let r = pamtester(&svc.name, &user, Some("192.0.2.50"), "", None);
@@ -197,7 +197,7 @@ fn skipped_self_enrolment_keeps_the_login_and_stores_nothing() {
     let site = Site::new("self_enroll = \"trusted\"\n");
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = fresh_user("sk");
+    let user = unique("sk");
     // An empty answer skips; three wrong ones give up. Either way the trusted login goes on.
     for input in ["\n", "000000\n111111\n222222\n"] {
         let r = pamtester(&svc.name, &user, Some("127.0.0.1"), input, None);
@@ -232,7 +232,7 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
     require_root("pam_rollout tests");
     let site = Site::new("");
     let svc = PamService::mfa_only(&site.config, "");
-    let user = fresh_user("tb");
+    let user = unique("tb");
     site.enroll(&user, &fresh_key());
     let log = SyslogCapture::new();
     let mut outputs = String::new();
@@ -267,7 +267,7 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
     // A lost phone: unlinked, past any grace, a temporary access code still lets in once.
     let site2 = Site::new("grace_days = 0\n");
     let svc2 = PamService::mfa_only(&site2.config, "");
-    let lost = fresh_user("lp");
+    let lost = unique("lp");
     site2.enroll(&lost, &fresh_key());
     assert!(site2.mfactl(&["unlink", &lost]).status.success());
     let r = pamtester(&svc2.name, &lost, Some("192.0.2.61"), "", None);

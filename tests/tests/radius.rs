@@ -453,7 +453,7 @@ fn bad_config_refuses_to_start_with_a_clear_error() {
 #[test]
 fn a_slow_pam_stack_does_not_hold_up_other_requests() {
     let rig = Rig::start("append");
-    let slow = fresh_user("slow");
+    let slow = unique("slow");
     let slow_key = fresh_key();
     rig.enroll(&slow, &slow_key);
     let (fast, fast_key) = rig.user();

@@ -42,7 +42,7 @@ fn mfactl(rig: &Rig, args: &[&str]) -> String {
 fn grace_message_in_the_accept_and_refusal_after() {
     let rig = Rig::start("code-only");
     set_policy(&rig, "grace_days = 14", 1);
-    let user = fresh_user("g");
+    let user = unique("g");
     // Not enrolled, inside the grace period: let in, told the days left.
     let r = rig.send(&attrs(&user, None, Some(UNTRUSTED_CSI), true));
     assert!(r.is("Access-Accept"), "{}", r.output);

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{Site, fresh_key, oathtool, require_tool, unix_now};
-use pam_support::{PamService, SyslogCapture, UnixUser, module_path, require_root, unique};
+use mfa_e2e::{Site, fresh_key, oathtool, require_tool, unique, unix_now};
+use pam_support::{PamService, SyslogCapture, UnixUser, module_path, require_root};
 
 const SSHD: &str = "/usr/sbin/sshd";
 

@@ -8,10 +8,9 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use mfa_e2e::{bin_dir, require_tool};
+use mfa_e2e::{bin_dir, require_tool, unique};
 
 /// Tests that write /etc/pam.d, run sshd or add users need root; they fail (not pass) without.
 pub fn require_root(what: &str) {
@@ -54,17 +53,6 @@ pub fn module_path() -> PathBuf {
             dir.display()
         )
     })
-}
-
-static N: AtomicU32 = AtomicU32::new(0);
-
-/// A name no other test (or run) uses.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A service file in /etc/pam.d, removed when dropped.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The workspace-wide test helpers, shared with the other end-to-end tests.
-pub use mfa_e2e::{bin, fresh_key, fresh_user, require_tool, text};
+pub use mfa_e2e::{bin, fresh_key, require_tool, text, unique};
 
 pub const SECRET: &str = "t3st-shared-secret";
 /// What the PAM service in the test confdir accepts as every user's password.
@@ -242,7 +242,7 @@ impl Rig {
 
     /// A fresh enrolled user and its key.
     pub fn user(&self) -> (String, String) {
-        let (u, k) = (fresh_user("u"), fresh_key());
+        let (u, k) = (unique("u"), fresh_key());
         self.enroll(&u, &k);
         (u, k)
     }

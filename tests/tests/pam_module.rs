@@ -4,7 +4,7 @@
 
 mod pam_support;
 
-use mfa_e2e::{Site, fresh_key, oathtool, unique, unix_now};
+use mfa_e2e::{Site, fresh_key, totp, unique, wrong_code};
 use pam_support::{
     PamResult, PamService, SyslogCapture, UnixUser, module_path, pamtester, require_root,
 };
@@ -16,14 +16,6 @@ fn enrolled(site: &Site) -> (String, String) {
     (user, key)
 }
 
-fn wrong_code(right: &str) -> &'static str {
-    if right == "000000" {
-        "999999"
-    } else {
-        "000000"
-    }
-}
-
 #[test]
 fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
     require_root("pam_module tests");
@@ -31,7 +23,7 @@ fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
     let svc = PamService::mfa_only(&site.config, "");
     let (user, key) = enrolled(&site);
     let log = SyslogCapture::new();
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
 
     let r = pamtester(
         &svc.name,
@@ -53,7 +45,7 @@ fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
     assert_eq!(r.result, PamResult::AuthErr, "replay: {r:?}");
     assert!(r.all().contains("already used"), "{r:?}");
 
-    let bad = wrong_code(&code);
+    let bad = wrong_code(&key);
     let r = pamtester(
         &svc.name,
         &user,
@@ -71,7 +63,7 @@ fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
     }
     assert!(sys.contains("<38>") && sys.contains("pam_mfa"), "{sys}");
     assert!(
-        !sys.contains(&code) && !sys.contains(bad),
+        !sys.contains(&code) && !sys.contains(&bad),
         "a code in syslog:\n{sys}"
     );
     assert!(!sys.contains(&key), "the key in syslog");
@@ -104,7 +96,7 @@ fn trusted_rhost_passes_without_prompt_host_names_and_empty_need_the_code() {
         assert!(r.prompted(), "{rhost:?} not asked for a code: {r:?}");
         assert_eq!(r.result, PamResult::AuthErr, "{rhost:?}: {r:?}");
         // ...and let in with one.
-        let code = oathtool(&key, unix_now());
+        let code = totp(&key, 0);
         let r = pamtester(&svc.name, &user, Some(rhost), &format!("{code}\n"), None);
         assert_eq!(r.result, PamResult::Success, "{rhost:?}: {r:?}");
     }
@@ -116,7 +108,7 @@ fn trusted_rhost_passes_without_prompt_host_names_and_empty_need_the_code() {
     let r = pamtester(&svc.name, &user, None, "\n", None);
     assert!(r.prompted(), "{r:?}");
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
     let r = pamtester(&svc.name, &user, None, &format!("{code}\n"), None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
 }
@@ -190,8 +182,8 @@ fn five_wrong_codes_lock_the_user_with_pam_maxtries() {
     let site = Site::new("");
     let svc = PamService::mfa_only(&site.config, "");
     let (user, key) = enrolled(&site);
-    let right = oathtool(&key, unix_now());
-    let bad = wrong_code(&right);
+    let right = totp(&key, 0);
+    let bad = wrong_code(&key);
     for i in 1..=4 {
         let r = pamtester(
             &svc.name,
@@ -253,7 +245,7 @@ fn password_then_code_stack_stops_at_a_wrong_password() {
             site.config.display()
         ),
     );
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
 
     // Wrong password: the stack stops before pam_mfa, so the code is neither asked nor used.
     let r = pamtester(

@@ -8,7 +8,7 @@ mod pam_support;
 
 use std::process::Command;
 
-use mfa_e2e::{Site, fresh_key, oathtool, require_tool, text, unique, unix_now};
+use mfa_e2e::{Site, fresh_key, require_tool, text, totp, unique};
 use pam_support::{
     PamResult, PamService, SyslogCapture, create_store, pamtester, printed_code, require_root,
     toml_time,
@@ -175,7 +175,7 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
     assert!(r.prompted(), "{r:?}");
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
     assert!(r.all().contains("already used"), "{r:?}");
-    let next = oathtool(&key, unix_now() + 30);
+    let next = totp(&key, 1);
     let r = pamtester(
         &svc.name,
         &user,

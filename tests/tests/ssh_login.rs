@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{Site, fresh_key, oathtool, require_tool, unique, unix_now};
+use mfa_e2e::{Site, fresh_key, require_tool, totp, unique, wrong_code};
 use pam_support::{PamService, SyslogCapture, UnixUser, module_path, require_root};
 
 const SSHD: &str = "/usr/sbin/sshd";
@@ -316,7 +316,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     assert!(!l.asked, "{}", l.out);
 
     // From 127.0.0.3: password and code.
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
     let l = ssh(
         &script,
         &[],
@@ -434,11 +434,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
     assert!(!l.asked && !l.password_asked, "{}", l.out);
 
     // From 127.0.0.3: the key, then the code (no password).
-    let bad = if oathtool(&key, unix_now()) == "000000" {
-        "999999"
-    } else {
-        "000000"
-    };
+    let bad = wrong_code(&key);
     let l = ssh(
         &script,
         &with_key,
@@ -446,10 +442,10 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
         "127.0.0.3",
         &user.name,
         no_pw,
-        bad,
+        &bad,
     );
     assert_eq!(l.outcome, "denied", "wrong code: {}", l.out);
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
     let l = ssh(
         &script,
         &with_key,
@@ -463,7 +459,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
     assert!(l.asked && !l.password_asked, "{}", l.out);
 
     // Without the key the code alone is not enough.
-    let next = oathtool(&key, unix_now() + 30);
+    let next = totp(&key, 1);
     let l = ssh(
         &script,
         &[],
@@ -481,7 +477,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
         sys.contains("client_ip=127.0.0.3 decision=allow reason=valid_code"),
         "{sys}"
     );
-    assert!(!sys.contains(&code) && !sys.contains(bad), "{sys}");
+    assert!(!sys.contains(&code) && !sys.contains(&bad), "{sys}");
 }
 
 /// expect: password, then read the key from the enrolment messages, confirm with oathtool.
@@ -552,7 +548,7 @@ fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
     // From outside, the new key's next code logs in.
     let script = dir.path().join("ssh.exp");
     std::fs::write(&script, SSH_EXP).unwrap();
-    let next = oathtool(&key, unix_now() + 30);
+    let next = totp(&key, 1);
     let l = ssh(
         &script,
         &[],

@@ -10,8 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The workspace-wide test helpers, shared with the other end-to-end tests.
-pub use mfa_e2e::{bin, fresh_key, require_tool, text, unique};
+/// The workspace-wide test helpers, shared with the other end-to-end tests (not every test
+/// file that includes this module uses every one).
+#[allow(unused_imports)]
+pub use mfa_e2e::{bin, fresh_key, require_tool, text, totp, unique, wrong_code};
 
 pub const SECRET: &str = "t3st-shared-secret";
 /// What the PAM service in the test confdir accepts as every user's password.
@@ -19,40 +21,6 @@ pub const PASSWORD: &str = "Corr3ct-horse";
 /// Untrusted and trusted end-user addresses as a VPN gateway reports them.
 pub const UNTRUSTED_CSI: &str = "198.51.100.7:1194";
 pub const TRUSTED_CSI: &str = "10.20.30.40:1194";
-
-static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// The code for now + `steps` 30 s steps, from oathtool (an independent implementation).
-pub fn totp(key: &str, steps: i64) -> String {
-    require_tool("oathtool");
-    let t = unix_now() + steps * 30;
-    let out = Command::new("oathtool")
-        .args(["--totp", "-b", key, "-N", &format!("@{t}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "oathtool: {}", text(&out));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A 6-digit code that is none of the codes valid around now.
-pub fn wrong_code(key: &str) -> String {
-    let valid: Vec<String> = (-2..=2).map(|s| totp(key, s)).collect();
-    let mut n: u32 = valid[2].parse().unwrap();
-    loop {
-        n = (n + 111_111) % 1_000_000;
-        let c = format!("{n:06}");
-        if !valid.contains(&c) {
-            return c;
-        }
-    }
-}
 
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")

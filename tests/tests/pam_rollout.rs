@@ -8,10 +8,9 @@ mod pam_support;
 
 use std::process::Command;
 
-use mfa_e2e::{Site, fresh_key, require_tool, text, totp, unique};
+use mfa_e2e::{Site, fresh_key, printed_codes, require_tool, text, totp, unique};
 use pam_support::{
-    PamResult, PamService, SyslogCapture, create_store, pamtester, printed_code, require_root,
-    toml_time,
+    PamResult, PamService, SyslogCapture, create_store, pamtester, require_root, toml_time,
 };
 use serde_json::Value;
 
@@ -210,10 +209,7 @@ fn skipped_self_enrolment_keeps_the_login_and_stores_nothing() {
 fn mfactl_code(site: &Site, args: &[&str]) -> Vec<String> {
     let o = site.mfactl(args);
     assert!(o.status.success(), "{args:?}: {}", text(&o));
-    let codes: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(printed_code)
-        .collect();
+    let codes = printed_codes(&String::from_utf8_lossy(&o.stdout));
     assert!(
         !codes.is_empty(),
         "no code printed by {args:?}: {}",

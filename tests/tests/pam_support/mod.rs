@@ -331,16 +331,6 @@ pub fn toml_time(days_from_now: i64) -> String {
     mfa_config::format_utc(mfa_e2e::unix_now() + days_from_now * 86_400)
 }
 
-/// The digits of a code printed by mfactl ("1234 5678").
-pub fn printed_code(line: &str) -> Option<String> {
-    let tail = line.rsplit(':').next().unwrap_or(line).trim();
-    if !tail.chars().all(|c| c.is_ascii_digit() || c == ' ') {
-        return None;
-    }
-    let digits: String = tail.chars().filter(char::is_ascii_digit).collect();
-    (digits.len() == 8).then_some(digits)
-}
-
 /// Creates the site's empty store, as an administrator does before switching the module on
 /// for a roll-out in which nobody is enrolled yet (the module itself never creates it).
 pub fn create_store(config: &Path) {

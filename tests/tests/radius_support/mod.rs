@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// The workspace-wide test helpers, shared with the other end-to-end tests (not every test
 /// file that includes this module uses every one).
 #[allow(unused_imports)]
-pub use mfa_e2e::{bin, fresh_key, require_tool, text, totp, unique, wrong_code};
+pub use mfa_e2e::{Site, bin, fresh_key, require_tool, text, totp, unique, wrong_code};
 
 pub const SECRET: &str = "t3st-shared-secret";
 /// What the PAM service in the test confdir accepts as every user's password.
@@ -96,10 +96,10 @@ impl Drop for Daemon {
 
 /// A site: temp dir with config, SQLite store, PAM confdir and a daemon on a free port.
 pub struct Rig {
-    pub dir: tempfile::TempDir,
-    pub config: PathBuf,
-    pub port: u16,
+    /// Declared first so that the daemon is stopped before the site's directory goes.
     pub daemon: Daemon,
+    pub site: Site,
+    pub port: u16,
 }
 
 /// The PAM service the daemon uses in tests: pam_exec hands the password the daemon's
@@ -174,44 +174,23 @@ impl Rig {
 
     pub fn start_with(mode: &str, extra_radius: &str) -> Rig {
         require_tool("radclient");
-        let dir = tempfile::tempdir().unwrap();
-        let pam = write_pam(dir.path());
         let port = free_udp_port();
-        let config = dir.path().join("mfa.toml");
-        std::fs::write(
-            &config,
-            config_text(
-                mode,
-                &format!("\"127.0.0.1:{port}\", \"[::1]:{port}\""),
-                extra_radius,
-                SECRET,
-            ),
-        )
-        .unwrap();
-        let daemon = spawn_daemon(&config, Some(&pam));
+        let site = Site::with_config(&config_text(
+            mode,
+            &format!("\"127.0.0.1:{port}\", \"[::1]:{port}\""),
+            extra_radius,
+            SECRET,
+        ));
+        let pam = write_pam(site.path());
+        let daemon = spawn_daemon(&site.config, Some(&pam));
         daemon.wait_log("listening on", 1);
-        Rig {
-            dir,
-            config,
-            port,
-            daemon,
-        }
-    }
-
-    pub fn enroll(&self, user: &str, key: &str) {
-        let out = Command::new(bin("mfactl"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["enroll", user, "--secret", key, "--no-confirm"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mfactl enroll: {}", text(&out));
+        Rig { daemon, site, port }
     }
 
     /// A fresh enrolled user and its key.
     pub fn user(&self) -> (String, String) {
         let (u, k) = (unique("u"), fresh_key());
-        self.enroll(&u, &k);
+        self.site.enroll(&u, &k);
         (u, k)
     }
 
@@ -225,7 +204,7 @@ impl Rig {
 
     /// How often the PAM stack ran, per user.
     pub fn pam_calls(&self, user: &str) -> usize {
-        std::fs::read_to_string(self.dir.path().join("pam-calls"))
+        std::fs::read_to_string(self.site.path().join("pam-calls"))
             .unwrap_or_default()
             .lines()
             .filter(|l| *l == user)

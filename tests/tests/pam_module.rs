@@ -6,7 +6,8 @@ mod pam_support;
 
 use mfa_e2e::{Site, fresh_key, totp, unique, wrong_code};
 use pam_support::{
-    PamResult, PamService, SyslogCapture, UnixUser, module_path, pamtester, require_root,
+    PamResult, PamService, SyslogCapture, UNAVAILABLE, UnixUser, module_path, pamtester,
+    require_root,
 };
 
 fn enrolled(site: &Site) -> (String, String) {
@@ -163,7 +164,7 @@ fn missing_or_broken_config_or_store_denies_even_from_a_trusted_host() {
         let r = pamtester(&svc.name, &user, trusted, "", Some(&log));
         assert_eq!(r.result, PamResult::AuthErr, "{config:?} {args}: {r:?}");
         assert!(!r.prompted(), "{r:?}");
-        assert!(r.all().contains("not available"), "{r:?}");
+        assert!(r.all().contains(UNAVAILABLE), "{r:?}");
         let sys = log.text();
         assert!(
             sys.contains(logged) && sys.contains("<35>"),

@@ -6,11 +6,10 @@
 
 mod pam_support;
 
-use std::process::Command;
-
 use mfa_e2e::{Site, fresh_key, printed_codes, require_tool, text, totp, unique};
 use pam_support::{
-    PamResult, PamService, SyslogCapture, create_store, pamtester, require_root, toml_time,
+    PamResult, PamService, SyslogCapture, create_store, field, pamtester, require_root, self_enrol,
+    toml_time,
 };
 use serde_json::Value;
 
@@ -73,37 +72,6 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     assert!(r.all().contains("Contact your administrator"), "{r:?}");
 }
 
-/// expect script: run argv, read the key shown in the conversation, compute the code with
-/// oathtool, type it at the confirmation prompt.
-const ENROL_EXP: &str = r#"
-set timeout 20
-spawn {*}$argv
-expect {
-    -re {Key: ([A-Z2-7 ]+)\r?\n} { set key [string map {" " ""} $expect_out(1,string)] }
-    timeout { puts "\nEXPECT: no key shown"; exit 3 }
-    eof { puts "\nEXPECT: ended before a key was shown"; exit 4 }
-}
-expect {
-    "(Enter to skip): " {}
-    timeout { puts "\nEXPECT: no confirmation prompt"; exit 5 }
-    eof { puts "\nEXPECT: no confirmation prompt"; exit 5 }
-}
-set code [exec oathtool --totp -b $key]
-send "$code\r"
-expect {
-    "successfully authenticated" { puts "\nSHOWN-KEY=$key\nSENT-CODE=$code"; exit 0 }
-    timeout { puts "\nEXPECT: no result"; exit 6 }
-    eof { puts "\nEXPECT: refused"; exit 7 }
-}
-"#;
-
-fn field<'a>(out: &'a str, name: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(name))
-        .unwrap_or_else(|| panic!("{name} not in:\n{out}"))
-        .trim()
-}
-
 #[test]
 fn self_enrolment_at_first_login_from_a_trusted_host() {
     require_root("pam_rollout tests");
@@ -126,8 +94,6 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
 
     // From the office: QR code and key through the conversation, confirmed with a code
     // computed by oathtool from the key as shown.
-    let script = site.path().join("enrol.exp");
-    std::fs::write(&script, ENROL_EXP).unwrap();
     let log = SyslogCapture::new();
     let argv = log.wrap(&[
         "pamtester",
@@ -137,13 +103,7 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
         &user,
         "authenticate",
     ]);
-    let o = Command::new("expect")
-        .arg("-f")
-        .arg(&script)
-        .arg("--")
-        .args(&argv)
-        .output()
-        .unwrap();
+    let o = self_enrol(site.path(), &argv, "", "successfully authenticated");
     let out = text(&o);
     assert!(o.status.success(), "self-enrolment failed:\n{out}");
     assert!(out.contains('█'), "no QR code:\n{out}");

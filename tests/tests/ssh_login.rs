@@ -11,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mfa_e2e::{Site, fresh_key, require_tool, totp, unique, wrong_code};
-use pam_support::{PamService, SyslogCapture, UnixUser, module_path, require_root};
+use pam_support::{
+    PamService, SyslogCapture, UnixUser, expect_script, field, module_path, require_root,
+    self_enrol,
+};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -154,7 +157,7 @@ set pwasked 0
 spawn {*}$argv
 expect {
     -re {[Pp]assword: ?$} { set pwasked 1; send "$pw\r"; exp_continue }
-    "Verification code: " {
+    -ex "@CODE_PROMPT@" {
         set asked 1
         if {$code eq ""} { puts "\nRESULT pw=$pwasked asked=1 outcome=no-code-to-give"; exit 3 }
         send "$code\r"
@@ -286,7 +289,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     let syslog = SyslogCapture::new();
     let (service, sshd) = password_code_sshd(&site, dir.path(), &user, "mfa-sshd-", &syslog);
     let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, SSH_EXP).unwrap();
+    std::fs::write(&script, expect_script(SSH_EXP)).unwrap();
     let port = sshd.port;
 
     // Trusted: the password alone.
@@ -406,7 +409,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
         &syslog,
     );
     let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, SSH_EXP).unwrap();
+    std::fs::write(&script, expect_script(SSH_EXP)).unwrap();
     let ck = client_key.display().to_string();
     let with_key = [
         "-i",
@@ -480,31 +483,6 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
     assert!(!sys.contains(&code) && !sys.contains(&bad), "{sys}");
 }
 
-/// expect: password, then read the key from the enrolment messages, confirm with oathtool.
-const SSH_ENROL_EXP: &str = r#"
-set timeout 30
-set pw $env(MFA_E2E_PW)
-spawn {*}$argv
-expect {
-    -re {[Pp]assword: ?$} { send "$pw\r"; exp_continue }
-    -re {Key: ([A-Z2-7 ]+)\r?\n} { set key [string map {" " ""} $expect_out(1,string)] }
-    timeout { puts "\nRESULT no-key"; exit 3 }
-    eof { puts "\nRESULT no-key"; exit 3 }
-}
-expect {
-    "(Enter to skip): " {}
-    timeout { puts "\nRESULT no-confirmation-prompt"; exit 4 }
-    eof { puts "\nRESULT no-confirmation-prompt"; exit 4 }
-}
-set code [exec oathtool --totp -b $key]
-send "$code\r"
-expect {
-    "MFA-E2E-42" { puts "\nSHOWN-KEY=$key\nRESULT logged-in"; exit 0 }
-    timeout { puts "\nRESULT timeout"; exit 5 }
-    eof { puts "\nRESULT eof"; exit 6 }
-}
-"#;
-
 #[test]
 fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
     require_root("ssh_login tests");
@@ -517,21 +495,29 @@ fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
     let user = UnixUser::new(&dir.path().join("home"));
     let syslog = SyslogCapture::new();
     let (_service, sshd) = password_code_sshd(&site, dir.path(), &user, "mfa-sshd-se-", &syslog);
-    let enrol = dir.path().join("enrol.exp");
-    std::fs::write(&enrol, SSH_ENROL_EXP).unwrap();
-    let o = Command::new("expect")
-        .arg("-f")
-        .arg(&enrol)
-        .arg("--")
-        .args(["ssh", "-F", "/dev/null", "-p", &sshd.port.to_string()])
-        .args(["-b", "127.0.0.1", "-o", "StrictHostKeyChecking=no"])
-        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
-        .args(["-o", "PreferredAuthentications=keyboard-interactive"])
-        .arg(format!("{}@127.0.0.1", user.name))
-        .arg("echo MFA-E2E-$((6*7))")
-        .env("MFA_E2E_PW", &user.password)
-        .output()
-        .unwrap();
+    let port = sshd.port.to_string();
+    let argv: Vec<String> = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-p",
+        &port,
+        "-b",
+        "127.0.0.1",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "PreferredAuthentications=keyboard-interactive",
+        &format!("{}@127.0.0.1", user.name),
+        "echo MFA-E2E-$((6*7))",
+    ]
+    .map(String::from)
+    .into();
+    let o = self_enrol(dir.path(), &argv, &user.password, "MFA-E2E-42");
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
@@ -539,15 +525,11 @@ fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
         sshd.log_text()
     );
     assert!(out.contains('█'), "no QR code through ssh:\n{out}");
-    let key = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("SHOWN-KEY="))
-        .unwrap()
-        .to_string();
+    let key = field(&out, "SHOWN-KEY=").to_string();
 
     // From outside, the new key's next code logs in.
     let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, SSH_EXP).unwrap();
+    std::fs::write(&script, expect_script(SSH_EXP)).unwrap();
     let next = totp(&key, 1);
     let l = ssh(
         &script,

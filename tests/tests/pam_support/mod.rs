@@ -11,6 +11,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use mfa_e2e::{bin_dir, require_tool, unique};
+/// The module's own prompts and message: the tests look for these, never for a copy (not
+/// every test file that includes this module uses every one).
+#[allow(unused_imports)]
+pub use pam_mfa::flow::{CODE_PROMPT, ENROL_PROMPT, UNAVAILABLE};
 
 /// Tests that write /etc/pam.d, run sshd or add users need root; they fail (not pass) without.
 pub fn require_root(what: &str) {
@@ -187,7 +191,7 @@ impl Run {
 
     /// misc_conv writes prompts to the terminal side we capture (stdout or stderr).
     pub fn prompted(&self) -> bool {
-        self.all().contains("Verification code: ")
+        self.all().contains(CODE_PROMPT)
     }
 }
 
@@ -336,4 +340,74 @@ pub fn toml_time(days_from_now: i64) -> String {
 pub fn create_store(config: &Path) {
     mfa_common::Authenticator::from_config_file(config, mfa_common::OpenMode::Create, "e2e")
         .expect("create the store");
+}
+
+/// `template` with `@CODE_PROMPT@` and `@ENROL_PROMPT@` replaced by the module's prompts, for
+/// an expect script that matches them with `-ex "..."` (exact, inside a Tcl string).
+pub fn expect_script(template: &str) -> String {
+    for p in [CODE_PROMPT, ENROL_PROMPT] {
+        assert!(
+            !p.contains(['"', '$', '[', ']', '\\']),
+            "{p:?} needs quoting in an expect script"
+        );
+    }
+    template
+        .replace("@CODE_PROMPT@", CODE_PROMPT)
+        .replace("@ENROL_PROMPT@", ENROL_PROMPT)
+}
+
+/// expect: runs argv, answers a password prompt (if one comes) with $MFA_E2E_PW, reads the
+/// key the module shows at self-enrolment, waits for its confirmation prompt, types the
+/// key's current code from oathtool, and waits for $MFA_E2E_DONE; then prints SHOWN-KEY= and
+/// SENT-CODE=.
+const SELF_ENROL_EXP: &str = r#"
+set timeout 30
+set pw $env(MFA_E2E_PW)
+set done $env(MFA_E2E_DONE)
+spawn {*}$argv
+expect {
+    -re {[Pp]assword: ?$} { send "$pw\r"; exp_continue }
+    -re {Key: ([A-Z2-7 ]+)\r?\n} { set key [string map {" " ""} $expect_out(1,string)] }
+    timeout { puts "\nEXPECT: no key shown"; exit 3 }
+    eof { puts "\nEXPECT: ended before a key was shown"; exit 4 }
+}
+expect {
+    -ex "@ENROL_PROMPT@" {}
+    timeout { puts "\nEXPECT: no confirmation prompt"; exit 5 }
+    eof { puts "\nEXPECT: no confirmation prompt"; exit 5 }
+}
+set code [exec oathtool --totp -b $key]
+send "$code\r"
+expect {
+    -ex $done { puts "\nSHOWN-KEY=$key\nSENT-CODE=$code"; exit 0 }
+    timeout { puts "\nEXPECT: no result"; exit 6 }
+    eof { puts "\nEXPECT: refused"; exit 7 }
+}
+"#;
+
+/// Self-enrolment through `argv` (pamtester or ssh) driven by expect (the script is written
+/// to `dir`): `password` for a password prompt, `done` the text that shows the login went
+/// through. What expect printed, with SHOWN-KEY= and SENT-CODE= on success.
+pub fn self_enrol(dir: &Path, argv: &[String], password: &str, done: &str) -> Output {
+    require_tool("expect");
+    require_tool("oathtool");
+    let script = dir.join("self-enrol.exp");
+    std::fs::write(&script, expect_script(SELF_ENROL_EXP)).unwrap();
+    Command::new("expect")
+        .arg("-f")
+        .arg(&script)
+        .arg("--")
+        .args(argv)
+        .env("MFA_E2E_PW", password)
+        .env("MFA_E2E_DONE", done)
+        .output()
+        .unwrap()
+}
+
+/// The value of `NAME=` in expect's output.
+pub fn field<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(name))
+        .unwrap_or_else(|| panic!("{name} not in:\n{out}"))
+        .trim()
 }

@@ -4,10 +4,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The workspace-wide test helpers, shared with the other end-to-end tests (not every test
@@ -346,6 +347,32 @@ pub fn attrs(user: &str, password: Option<&str>, csi: Option<&str>, with_ma: boo
     s
 }
 
+/// Starts radclient (`cmd` with `attrs`, one try, `timeout` s) against `sock` and catches the
+/// datagram it sends: radclient's thread (its view once it is done), the request, and the
+/// address it came from.
+fn catch_request(
+    sock: &UdpSocket,
+    cmd: &str,
+    attrs: &str,
+    timeout: u32,
+) -> (JoinHandle<Reply>, Vec<u8>, SocketAddr) {
+    let addr = sock.local_addr().unwrap().to_string();
+    let (cmd, attrs) = (cmd.to_string(), attrs.to_string());
+    let rc = std::thread::spawn(move || radclient(&addr, SECRET, &cmd, &attrs, timeout));
+    let mut buf = [0u8; 4096];
+    let (n, client) = sock.recv_from(&mut buf).unwrap();
+    (rc, buf[..n].to_vec(), client)
+}
+
+/// One datagram as radclient sends it, caught on a local socket that never answers.
+pub fn capture(cmd: &str, attrs: &str) -> Vec<u8> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (rc, request, _) = catch_request(&sock, cmd, attrs, 1);
+    rc.join().unwrap();
+    request
+}
+
 /// Sits between radclient and the daemon, keeping the exact request bytes and reply, so a
 /// test can retransmit the very same datagram (same source port, identifier and
 /// authenticator) as a gateway would.
@@ -371,13 +398,9 @@ impl Relay {
 
     /// Runs radclient against the relay; returns radclient's view, the request and the reply.
     pub fn exchange(&self, attrs: &str) -> (Reply, Vec<u8>, Vec<u8>) {
-        let addr = self.sock.local_addr().unwrap().to_string();
-        let attrs = attrs.to_string();
-        let rc = std::thread::spawn(move || radclient(&addr, SECRET, "auth", &attrs, 5));
-        let mut buf = [0u8; 4096];
-        let (n, client) = self.sock.recv_from(&mut buf).unwrap();
-        let request = buf[..n].to_vec();
+        let (rc, request, client) = catch_request(&self.sock, "auth", attrs, 5);
         self.sock.send_to(&request, &self.daemon).unwrap();
+        let mut buf = [0u8; 4096];
         let (n, _) = self.sock.recv_from(&mut buf).unwrap();
         let reply = buf[..n].to_vec();
         self.sock.send_to(&reply, client).unwrap();
@@ -386,13 +409,9 @@ impl Relay {
 
     /// Like `exchange`, but the daemon may stay silent (then radclient times out too).
     pub fn try_exchange(&self, attrs: &str) -> (Reply, Vec<u8>, Option<Vec<u8>>) {
-        let addr = self.sock.local_addr().unwrap().to_string();
-        let attrs = attrs.to_string();
-        let rc = std::thread::spawn(move || radclient(&addr, SECRET, "auth", &attrs, 3));
-        let mut buf = [0u8; 4096];
-        let (n, client) = self.sock.recv_from(&mut buf).unwrap();
-        let request = buf[..n].to_vec();
+        let (rc, request, client) = catch_request(&self.sock, "auth", attrs, 3);
         self.sock.send_to(&request, &self.daemon).unwrap();
+        let mut buf = [0u8; 4096];
         self.sock
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();

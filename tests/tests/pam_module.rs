@@ -7,8 +7,17 @@ mod pam_support;
 use mfa_e2e::{Site, fresh_key, totp, unique, wrong_code};
 use pam_support::{
     PamResult, PamService, SyslogCapture, UNAVAILABLE, UnixUser, module_path, pamtester,
-    require_root,
+    pamtester_code, require_root,
 };
+
+/// What most tests here start from: root, a site with `extra` config, and a service file
+/// with the module alone.
+fn mfa_site(extra: &str) -> (Site, PamService) {
+    require_root("pam_module tests");
+    let site = Site::new(extra);
+    let svc = PamService::mfa_only(&site.config, "");
+    (site, svc)
+}
 
 fn enrolled(site: &Site) -> (String, String) {
     let user = unique("pm");
@@ -19,41 +28,21 @@ fn enrolled(site: &Site) -> (String, String) {
 
 #[test]
 fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
-    require_root("pam_module tests");
-    let site = Site::new("");
-    let svc = PamService::mfa_only(&site.config, "");
+    let (site, svc) = mfa_site("");
     let (user, key) = enrolled(&site);
     let log = SyslogCapture::new();
     let code = totp(&key, 0);
 
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.10"),
-        &format!("{code}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.10"), &code, Some(&log));
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(r.prompted(), "{r:?}");
 
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.10"),
-        &format!("{code}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.10"), &code, Some(&log));
     assert_eq!(r.result, PamResult::AuthErr, "replay: {r:?}");
     assert!(r.all().contains("already used"), "{r:?}");
 
     let bad = wrong_code(&key);
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.10"),
-        &format!("{bad}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.10"), &bad, Some(&log));
     assert_eq!(r.result, PamResult::AuthErr, "wrong code: {r:?}");
     assert!(r.all().contains("Wrong verification code"), "{r:?}");
 
@@ -72,11 +61,9 @@ fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
 
 #[test]
 fn trusted_rhost_passes_without_prompt_host_names_and_empty_need_the_code() {
-    require_root("pam_module tests");
     // local_logins = "trusted" makes the difference between no PAM_RHOST (local) and an
     // empty one (remote, unplaceable) visible.
-    let site = Site::new("local_logins = \"trusted\"\n");
-    let svc = PamService::mfa_only(&site.config, "");
+    let (site, svc) = mfa_site("local_logins = \"trusted\"\n");
 
     let (user, _key) = enrolled(&site);
     for rhost in [Some("127.0.0.1"), Some("10.20.30.40"), None] {
@@ -98,19 +85,18 @@ fn trusted_rhost_passes_without_prompt_host_names_and_empty_need_the_code() {
         assert_eq!(r.result, PamResult::AuthErr, "{rhost:?}: {r:?}");
         // ...and let in with one.
         let code = totp(&key, 0);
-        let r = pamtester(&svc.name, &user, Some(rhost), &format!("{code}\n"), None);
+        let r = pamtester_code(&svc.name, &user, Some(rhost), &code, None);
         assert_eq!(r.result, PamResult::Success, "{rhost:?}: {r:?}");
     }
 
     // With the default local_logins = "require", a local login needs the code too.
-    let site = Site::new("");
-    let svc = PamService::mfa_only(&site.config, "");
+    let (site, svc) = mfa_site("");
     let (user, key) = enrolled(&site);
     let r = pamtester(&svc.name, &user, None, "\n", None);
     assert!(r.prompted(), "{r:?}");
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
     let code = totp(&key, 0);
-    let r = pamtester(&svc.name, &user, None, &format!("{code}\n"), None);
+    let r = pamtester_code(&svc.name, &user, None, &code, None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
 }
 
@@ -179,52 +165,26 @@ fn missing_or_broken_config_or_store_denies_even_from_a_trusted_host() {
 
 #[test]
 fn five_wrong_codes_lock_the_user_with_pam_maxtries() {
-    require_root("pam_module tests");
-    let site = Site::new("");
-    let svc = PamService::mfa_only(&site.config, "");
+    let (site, svc) = mfa_site("");
     let (user, key) = enrolled(&site);
     let right = totp(&key, 0);
     let bad = wrong_code(&key);
     for i in 1..=4 {
-        let r = pamtester(
-            &svc.name,
-            &user,
-            Some("192.0.2.1"),
-            &format!("{bad}\n"),
-            None,
-        );
+        let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &bad, None);
         assert_eq!(r.result, PamResult::AuthErr, "attempt {i}: {r:?}");
     }
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.1"),
-        &format!("{bad}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &bad, None);
     assert_eq!(r.result, PamResult::MaxTries, "fifth: {r:?}");
     assert!(r.all().contains("locked until"), "{r:?}");
     // Locked: the right code does not help, and is not even asked for.
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.1"),
-        &format!("{right}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &right, None);
     assert_eq!(r.result, PamResult::MaxTries, "{r:?}");
     assert!(!r.prompted(), "{r:?}");
     // A trusted host still gets in (rule 1 comes before the lock), and an admin unlocks.
     let r = pamtester(&svc.name, &user, Some("127.0.0.1"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(site.mfactl(&["unlock", &user]).status.success());
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.1"),
-        &format!("{right}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &right, None);
     assert_eq!(r.result, PamResult::Success, "after unlock: {r:?}");
 }
 

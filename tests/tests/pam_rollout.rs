@@ -8,8 +8,8 @@ mod pam_support;
 
 use mfa_e2e::{Site, fresh_key, printed_codes, require_tool, text, totp, unique};
 use pam_support::{
-    PamResult, PamService, SyslogCapture, create_store, field, pamtester, require_root, self_enrol,
-    toml_time,
+    PamResult, PamService, SyslogCapture, create_store, field, pamtester, pamtester_code,
+    require_root, self_enrol, toml_time,
 };
 use serde_json::Value;
 
@@ -124,24 +124,12 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
 
     // The next login from outside asks for a code; the confirmation code cannot be
     // replayed; the next step's code from the same key works.
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.51"),
-        &format!("{sent}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.51"), &sent, None);
     assert!(r.prompted(), "{r:?}");
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
     assert!(r.all().contains("already used"), "{r:?}");
     let next = totp(&key, 1);
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.51"),
-        &format!("{next}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.51"), &next, None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
 
     // From the office again: in without a code, and the key is never shown again.
@@ -209,13 +197,7 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
         used.push(code.clone());
     }
     // Another backup code of the set still works.
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.60"),
-        &format!("{}\n", backup[1]),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.60"), &backup[1], Some(&log));
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     outputs.push_str(&r.all());
     used.push(backup[1].clone());
@@ -229,13 +211,7 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
     let r = pamtester(&svc2.name, &lost, Some("192.0.2.61"), "", None);
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
     let t2 = mfactl_code(&site2, &["temp-access", &lost, "--valid", "1h"]).remove(0);
-    let r = pamtester(
-        &svc2.name,
-        &lost,
-        Some("192.0.2.61"),
-        &format!("{t2}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc2.name, &lost, Some("192.0.2.61"), &t2, Some(&log));
     assert!(r.prompted(), "{r:?}");
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     outputs.push_str(&r.all());
@@ -244,13 +220,7 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
     // Expired temporary access does not work.
     let t3 = mfactl_code(&site, &["temp-access", &user, "--valid", "2s"]).remove(0);
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.60"),
-        &format!("{t3}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.60"), &t3, Some(&log));
     assert_eq!(r.result, PamResult::AuthErr, "expired: {r:?}");
     outputs.push_str(&r.all());
     used.push(t3);

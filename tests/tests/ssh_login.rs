@@ -49,6 +49,25 @@ fn stack_from_example(name: &str, config: &Path) -> String {
     )
 }
 
+/// Every test here starts sshd and drives ssh: root, the tools, and sshd itself.
+fn require_ssh() {
+    require_root("ssh_login tests");
+    for t in ["ssh", "ssh-keygen", "expect"] {
+        require_tool(t);
+    }
+    assert!(
+        Path::new(SSHD).exists(),
+        "{SSHD} is missing: install openssh-server"
+    );
+}
+
+/// Writes [`SSH_EXP`] (with the module's prompt) to `dir` for [`ssh`].
+fn ssh_script(dir: &Path) -> PathBuf {
+    let script = dir.join("ssh.exp");
+    std::fs::write(&script, expect_script(SSH_EXP)).unwrap();
+    script
+}
+
 /// sshd in the foreground, killed when dropped.
 struct Sshd {
     child: Child,
@@ -271,14 +290,7 @@ fn password_code_sshd(
 
 #[test]
 fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
-    require_root("ssh_login tests");
-    for t in ["ssh", "ssh-keygen", "expect"] {
-        require_tool(t);
-    }
-    assert!(
-        Path::new(SSHD).exists(),
-        "{SSHD} is missing: install openssh-server"
-    );
+    require_ssh();
 
     // 127.0.0.1 is trusted (BASE_CONFIG); 127.0.0.3 is not.
     let site = Site::new("");
@@ -288,8 +300,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     site.enroll(&user.name, &key);
     let syslog = SyslogCapture::new();
     let (service, sshd) = password_code_sshd(&site, dir.path(), &user, "mfa-sshd-", &syslog);
-    let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, expect_script(SSH_EXP)).unwrap();
+    let script = ssh_script(dir.path());
     let port = sshd.port;
 
     // Trusted: the password alone.
@@ -368,10 +379,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
 
 #[test]
 fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
-    require_root("ssh_login tests");
-    for t in ["ssh", "ssh-keygen", "expect"] {
-        require_tool(t);
-    }
+    require_ssh();
     let site = Site::new("");
     let dir = tempfile::tempdir().unwrap();
     // sshd reads authorized_keys as the user: the directory must be open to it.
@@ -408,8 +416,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
         ),
         &syslog,
     );
-    let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, expect_script(SSH_EXP)).unwrap();
+    let script = ssh_script(dir.path());
     let ck = client_key.display().to_string();
     let with_key = [
         "-i",
@@ -485,10 +492,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
 
 #[test]
 fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
-    require_root("ssh_login tests");
-    for t in ["ssh", "ssh-keygen", "expect"] {
-        require_tool(t);
-    }
+    require_ssh();
     let site = Site::new("self_enroll = \"trusted\"\n");
     pam_support::create_store(&site.config);
     let dir = tempfile::tempdir().unwrap();
@@ -528,8 +532,7 @@ fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
     let key = field(&out, "SHOWN-KEY=").to_string();
 
     // From outside, the new key's next code logs in.
-    let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, expect_script(SSH_EXP)).unwrap();
+    let script = ssh_script(dir.path());
     let next = totp(&key, 1);
     let l = ssh(
         &script,

@@ -267,6 +267,17 @@ pub fn pamtester(
     }
 }
 
+/// [`pamtester`] answering the one prompt with `code`.
+pub fn pamtester_code(
+    service: &str,
+    user: &str,
+    rhost: Option<&str>,
+    code: &str,
+    syslog: Option<&SyslogCapture>,
+) -> Run {
+    pamtester(service, user, rhost, &format!("{code}\n"), syslog)
+}
+
 /// A Unix user with a password, removed when dropped.
 pub struct UnixUser {
     pub name: String,

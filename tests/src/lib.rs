@@ -62,9 +62,20 @@ pub fn avoid_step_boundary(margin: i64) {
 
 /// `oathtool --totp -b KEY -N @time`: the code for `time` from an independent implementation.
 pub fn oathtool(key: &str, time: i64) -> String {
+    oathtool_window(key, time, 0).remove(0)
+}
+
+/// The code for now + `steps` 30 s steps (negative: earlier), from oathtool.
+pub fn totp(key: &str, steps: i64) -> String {
+    oathtool(key, unix_now() + steps * 30)
+}
+
+/// The codes of the `1 + after` steps from `time` on, in one oathtool run (`-w after`).
+fn oathtool_window(key: &str, time: i64, after: i64) -> Vec<String> {
     require_tool("oathtool");
     let out = Command::new("oathtool")
         .args(["--totp", "-b", key, "-N", &format!("@{time}")])
+        .args(["-w", &after.to_string()])
         .output()
         .unwrap();
     assert!(
@@ -72,7 +83,30 @@ pub fn oathtool(key: &str, time: i64) -> String {
         "oathtool failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    let codes: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(codes.len() as i64, 1 + after, "oathtool printed {codes:?}");
+    codes
+}
+
+/// How many steps either side of now [`wrong_code`] keeps clear of: the largest `[totp]
+/// skew` the configuration accepts (10), plus one for a step boundary the test may cross
+/// between picking the code and sending it.
+const WRONG_CODE_STEPS: i64 = 11;
+
+/// A 6-digit code that is wrong for `key`: none of the codes of the steps from now - 11 to
+/// now + 11, so it is outside the window under any skew a site may configure, and a test
+/// that sends it can never be let in by accident.
+pub fn wrong_code(key: &str) -> String {
+    let start = unix_now() - WRONG_CODE_STEPS * 30;
+    let valid = oathtool_window(key, start, 2 * WRONG_CODE_STEPS);
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !valid.contains(c))
+        .unwrap()
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -84,8 +118,9 @@ pub fn fresh_key() -> String {
     s.to_base32().to_string()
 }
 
-/// A unique user name for this process.
-pub fn fresh_user(prefix: &str) -> String {
+/// A name (user, PAM service) that no other test of this run, nor of a run in another
+/// process, uses: `prefix`, the process id and a counter.
+pub fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}x{}",
         std::process::id(),

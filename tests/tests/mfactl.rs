@@ -4,7 +4,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{Site, avoid_step_boundary, bin, code_of, fresh_key, oathtool, text, unix_now};
+use mfa_e2e::{
+    Site, avoid_step_boundary, bin, code_of, fresh_key, oathtool, text, totp, unix_now, wrong_code,
+};
 
 fn auth(site: &Site, user: &str, ip: &str, code: &str) -> (i32, String) {
     let o = site.mfactl(&["auth", user, "--ip", ip, "--code", code]);
@@ -50,9 +52,10 @@ fn oathtool_codes_window_and_replay() {
     assert_eq!(rc, 1, "{out}");
     assert!(out.contains("replayed_code"), "{out}");
     // Wrong codes are refused and never echoed.
-    let (rc, out) = auth(&site, "later", "192.0.2.10", "000000");
+    let bad = wrong_code(&key);
+    let (rc, out) = auth(&site, "later", "192.0.2.10", &bad);
     assert_eq!(rc, 1);
-    assert!(!out.contains("000000"), "a code was printed: {out}");
+    assert!(!out.contains(&bad), "a code was printed: {out}");
 }
 
 #[test]
@@ -61,7 +64,7 @@ fn sixteen_concurrent_processes_one_code_exactly_one_wins() {
     let key = fresh_key();
     site.enroll("racer", &key);
     avoid_step_boundary(5);
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
     let children: Vec<_> = (0..16)
         .map(|_| {
             Command::new(bin("mfactl"))
@@ -332,10 +335,7 @@ fn import_is_all_or_nothing_and_names_the_bad_line() {
     assert_eq!(names, ["imp1", "imp2"]);
     // The imported key works with oathtool codes.
     avoid_step_boundary(3);
-    assert_eq!(
-        auth(&site, "imp1", "192.0.2.1", &oathtool(&k1, unix_now())).0,
-        0
-    );
+    assert_eq!(auth(&site, "imp1", "192.0.2.1", &totp(&k1, 0)).0, 0);
 
     // google-authenticator file: key, options, scratch codes that become backup codes.
     let ga = site.path().join(".google_authenticator");
@@ -343,10 +343,7 @@ fn import_is_all_or_nothing_and_names_the_bad_line() {
     std::fs::write(&ga, format!("{gk}\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 17\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n31415926\n27182818\n")).unwrap();
     let o = site.mfactl(&["import", "--user", "gauser", ga.to_str().unwrap()]);
     assert_eq!(code_of(&o), 0, "{}", text(&o));
-    assert_eq!(
-        auth(&site, "gauser", "192.0.2.1", &oathtool(&gk, unix_now())).0,
-        0
-    );
+    assert_eq!(auth(&site, "gauser", "192.0.2.1", &totp(&gk, 0)).0, 0);
     assert_eq!(
         auth(&site, "gauser", "192.0.2.1", "31415926").0,
         0,
@@ -374,11 +371,11 @@ fn enroll_confirmation_unlink_unlock() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "000000\n{code}").unwrap();
+        writeln!(stdin, "{}\n{code}", wrong_code(&key)).unwrap();
     }
     let o = child.wait_with_output().unwrap();
     assert_eq!(code_of(&o), 0, "{}", text(&o));
@@ -403,17 +400,15 @@ fn enroll_confirmation_unlink_unlock() {
     assert!(text(&o).contains("not_enrolled"), "{}", text(&o));
 
     // Lockout after five wrong codes, cleared by unlock.
+    let bad = wrong_code(&key);
     for _ in 0..5 {
-        auth(&site, "conf", "192.0.2.1", "111111");
+        auth(&site, "conf", "192.0.2.1", &bad);
     }
-    let (rc, out) = auth(&site, "conf", "192.0.2.1", &oathtool(&key, unix_now() + 30));
+    let (rc, out) = auth(&site, "conf", "192.0.2.1", &totp(&key, 1));
     assert_eq!(rc, 1);
     assert!(out.starts_with("deny locked"), "{out}");
     assert_eq!(code_of(&site.mfactl(&["unlock", "conf"])), 0);
-    assert_eq!(
-        auth(&site, "conf", "192.0.2.1", &oathtool(&key, unix_now() + 30)).0,
-        0
-    );
+    assert_eq!(auth(&site, "conf", "192.0.2.1", &totp(&key, 1)).0, 0);
 
     // Unlink removes the key; the next login is not enrolled (no grace configured).
     assert_eq!(code_of(&site.mfactl(&["unlink", "conf"])), 0);

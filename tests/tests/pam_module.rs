@@ -4,63 +4,45 @@
 
 mod pam_support;
 
-use mfa_e2e::{Site, fresh_key, oathtool, unix_now};
+use mfa_e2e::{Site, fresh_key, totp, unique, wrong_code};
 use pam_support::{
-    PamResult, PamService, SyslogCapture, UnixUser, module_path, pamtester, require_root,
+    PamResult, PamService, SyslogCapture, UNAVAILABLE, UnixUser, module_path, pamtester,
+    pamtester_code, require_root,
 };
 
+/// What most tests here start from: root, a site with `extra` config, and a service file
+/// with the module alone.
+fn mfa_site(extra: &str) -> (Site, PamService) {
+    require_root("pam_module tests");
+    let site = Site::new(extra);
+    let svc = PamService::mfa_only(&site.config, "");
+    (site, svc)
+}
+
 fn enrolled(site: &Site) -> (String, String) {
-    let user = mfa_e2e::fresh_user("pm");
+    let user = unique("pm");
     let key = fresh_key();
     site.enroll(&user, &key);
     (user, key)
 }
 
-fn wrong_code(right: &str) -> &'static str {
-    if right == "000000" {
-        "999999"
-    } else {
-        "000000"
-    }
-}
-
 #[test]
 fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
-    require_root("pam_module tests");
-    let site = Site::new("");
-    let svc = PamService::mfa_only(&site.config, "");
+    let (site, svc) = mfa_site("");
     let (user, key) = enrolled(&site);
     let log = SyslogCapture::new();
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
 
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.10"),
-        &format!("{code}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.10"), &code, Some(&log));
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(r.prompted(), "{r:?}");
 
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.10"),
-        &format!("{code}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.10"), &code, Some(&log));
     assert_eq!(r.result, PamResult::AuthErr, "replay: {r:?}");
     assert!(r.all().contains("already used"), "{r:?}");
 
-    let bad = wrong_code(&code);
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.10"),
-        &format!("{bad}\n"),
-        Some(&log),
-    );
+    let bad = wrong_code(&key);
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.10"), &bad, Some(&log));
     assert_eq!(r.result, PamResult::AuthErr, "wrong code: {r:?}");
     assert!(r.all().contains("Wrong verification code"), "{r:?}");
 
@@ -71,7 +53,7 @@ fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
     }
     assert!(sys.contains("<38>") && sys.contains("pam_mfa"), "{sys}");
     assert!(
-        !sys.contains(&code) && !sys.contains(bad),
+        !sys.contains(&code) && !sys.contains(&bad),
         "a code in syslog:\n{sys}"
     );
     assert!(!sys.contains(&key), "the key in syslog");
@@ -79,11 +61,9 @@ fn right_code_accepted_once_replay_and_wrong_refused_nothing_logged() {
 
 #[test]
 fn trusted_rhost_passes_without_prompt_host_names_and_empty_need_the_code() {
-    require_root("pam_module tests");
     // local_logins = "trusted" makes the difference between no PAM_RHOST (local) and an
     // empty one (remote, unplaceable) visible.
-    let site = Site::new("local_logins = \"trusted\"\n");
-    let svc = PamService::mfa_only(&site.config, "");
+    let (site, svc) = mfa_site("local_logins = \"trusted\"\n");
 
     let (user, _key) = enrolled(&site);
     for rhost in [Some("127.0.0.1"), Some("10.20.30.40"), None] {
@@ -104,20 +84,19 @@ fn trusted_rhost_passes_without_prompt_host_names_and_empty_need_the_code() {
         assert!(r.prompted(), "{rhost:?} not asked for a code: {r:?}");
         assert_eq!(r.result, PamResult::AuthErr, "{rhost:?}: {r:?}");
         // ...and let in with one.
-        let code = oathtool(&key, unix_now());
-        let r = pamtester(&svc.name, &user, Some(rhost), &format!("{code}\n"), None);
+        let code = totp(&key, 0);
+        let r = pamtester_code(&svc.name, &user, Some(rhost), &code, None);
         assert_eq!(r.result, PamResult::Success, "{rhost:?}: {r:?}");
     }
 
     // With the default local_logins = "require", a local login needs the code too.
-    let site = Site::new("");
-    let svc = PamService::mfa_only(&site.config, "");
+    let (site, svc) = mfa_site("");
     let (user, key) = enrolled(&site);
     let r = pamtester(&svc.name, &user, None, "\n", None);
     assert!(r.prompted(), "{r:?}");
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
-    let code = oathtool(&key, unix_now());
-    let r = pamtester(&svc.name, &user, None, &format!("{code}\n"), None);
+    let code = totp(&key, 0);
+    let r = pamtester_code(&svc.name, &user, None, &code, None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
 }
 
@@ -171,7 +150,7 @@ fn missing_or_broken_config_or_store_denies_even_from_a_trusted_host() {
         let r = pamtester(&svc.name, &user, trusted, "", Some(&log));
         assert_eq!(r.result, PamResult::AuthErr, "{config:?} {args}: {r:?}");
         assert!(!r.prompted(), "{r:?}");
-        assert!(r.all().contains("not available"), "{r:?}");
+        assert!(r.all().contains(UNAVAILABLE), "{r:?}");
         let sys = log.text();
         assert!(
             sys.contains(logged) && sys.contains("<35>"),
@@ -186,52 +165,26 @@ fn missing_or_broken_config_or_store_denies_even_from_a_trusted_host() {
 
 #[test]
 fn five_wrong_codes_lock_the_user_with_pam_maxtries() {
-    require_root("pam_module tests");
-    let site = Site::new("");
-    let svc = PamService::mfa_only(&site.config, "");
+    let (site, svc) = mfa_site("");
     let (user, key) = enrolled(&site);
-    let right = oathtool(&key, unix_now());
-    let bad = wrong_code(&right);
+    let right = totp(&key, 0);
+    let bad = wrong_code(&key);
     for i in 1..=4 {
-        let r = pamtester(
-            &svc.name,
-            &user,
-            Some("192.0.2.1"),
-            &format!("{bad}\n"),
-            None,
-        );
+        let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &bad, None);
         assert_eq!(r.result, PamResult::AuthErr, "attempt {i}: {r:?}");
     }
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.1"),
-        &format!("{bad}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &bad, None);
     assert_eq!(r.result, PamResult::MaxTries, "fifth: {r:?}");
     assert!(r.all().contains("locked until"), "{r:?}");
     // Locked: the right code does not help, and is not even asked for.
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.1"),
-        &format!("{right}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &right, None);
     assert_eq!(r.result, PamResult::MaxTries, "{r:?}");
     assert!(!r.prompted(), "{r:?}");
     // A trusted host still gets in (rule 1 comes before the lock), and an admin unlocks.
     let r = pamtester(&svc.name, &user, Some("127.0.0.1"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(site.mfactl(&["unlock", &user]).status.success());
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.1"),
-        &format!("{right}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &right, None);
     assert_eq!(r.result, PamResult::Success, "after unlock: {r:?}");
 }
 
@@ -244,7 +197,7 @@ fn password_then_code_stack_stops_at_a_wrong_password() {
     let key = fresh_key();
     site.enroll(&unix.name, &key);
     let svc = PamService::new(
-        &pam_support::unique("mfa-e2e-pw-"),
+        &unique("mfa-e2e-pw-"),
         &format!(
             "auth     requisite pam_unix.so\n\
              auth     required  {} config={}\n\
@@ -253,7 +206,7 @@ fn password_then_code_stack_stops_at_a_wrong_password() {
             site.config.display()
         ),
     );
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
 
     // Wrong password: the stack stops before pam_mfa, so the code is neither asked nor used.
     let r = pamtester(

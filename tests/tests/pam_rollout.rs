@@ -6,12 +6,10 @@
 
 mod pam_support;
 
-use std::process::Command;
-
-use mfa_e2e::{Site, fresh_key, fresh_user, oathtool, require_tool, text, unix_now};
+use mfa_e2e::{Site, fresh_key, printed_codes, require_tool, text, totp, unique};
 use pam_support::{
-    PamResult, PamService, SyslogCapture, create_store, pamtester, printed_code, require_root,
-    toml_time,
+    PamResult, PamService, SyslogCapture, create_store, field, pamtester, pamtester_code,
+    require_root, self_enrol, toml_time,
 };
 use serde_json::Value;
 
@@ -38,7 +36,7 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     ));
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = fresh_user("gr");
+    let user = unique("gr");
     let r = pamtester(&svc.name, &user, Some("192.0.2.40"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(
@@ -58,7 +56,7 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     ));
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let r = pamtester(&svc.name, &fresh_user("gl"), Some("192.0.2.41"), "", None);
+    let r = pamtester(&svc.name, &unique("gl"), Some("192.0.2.41"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(r.stdout.contains("in 17 day(s)"), "{r:?}");
 
@@ -69,40 +67,9 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     ));
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let r = pamtester(&svc.name, &fresh_user("od"), Some("192.0.2.42"), "", None);
+    let r = pamtester(&svc.name, &unique("od"), Some("192.0.2.42"), "", None);
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
     assert!(r.all().contains("Contact your administrator"), "{r:?}");
-}
-
-/// expect script: run argv, read the key shown in the conversation, compute the code with
-/// oathtool, type it at the confirmation prompt.
-const ENROL_EXP: &str = r#"
-set timeout 20
-spawn {*}$argv
-expect {
-    -re {Key: ([A-Z2-7 ]+)\r?\n} { set key [string map {" " ""} $expect_out(1,string)] }
-    timeout { puts "\nEXPECT: no key shown"; exit 3 }
-    eof { puts "\nEXPECT: ended before a key was shown"; exit 4 }
-}
-expect {
-    "(Enter to skip): " {}
-    timeout { puts "\nEXPECT: no confirmation prompt"; exit 5 }
-    eof { puts "\nEXPECT: no confirmation prompt"; exit 5 }
-}
-set code [exec oathtool --totp -b $key]
-send "$code\r"
-expect {
-    "successfully authenticated" { puts "\nSHOWN-KEY=$key\nSENT-CODE=$code"; exit 0 }
-    timeout { puts "\nEXPECT: no result"; exit 6 }
-    eof { puts "\nEXPECT: refused"; exit 7 }
-}
-"#;
-
-fn field<'a>(out: &'a str, name: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix(name))
-        .unwrap_or_else(|| panic!("{name} not in:\n{out}"))
-        .trim()
 }
 
 #[test]
@@ -112,7 +79,7 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
     let site = Site::new("self_enroll = \"trusted\"\ngrace_days = 14\n");
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = fresh_user("se");
+    let user = unique("se");
 
     // From an untrusted address: the grace message, but no key and no QR code.
     let r = pamtester(&svc.name, &user, Some("192.0.2.50"), "", None);
@@ -127,8 +94,6 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
 
     // From the office: QR code and key through the conversation, confirmed with a code
     // computed by oathtool from the key as shown.
-    let script = site.path().join("enrol.exp");
-    std::fs::write(&script, ENROL_EXP).unwrap();
     let log = SyslogCapture::new();
     let argv = log.wrap(&[
         "pamtester",
@@ -138,13 +103,7 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
         &user,
         "authenticate",
     ]);
-    let o = Command::new("expect")
-        .arg("-f")
-        .arg(&script)
-        .arg("--")
-        .args(&argv)
-        .output()
-        .unwrap();
+    let o = self_enrol(site.path(), &argv, "", "successfully authenticated");
     let out = text(&o);
     assert!(o.status.success(), "self-enrolment failed:\n{out}");
     assert!(out.contains('█'), "no QR code:\n{out}");
@@ -165,24 +124,12 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
 
     // The next login from outside asks for a code; the confirmation code cannot be
     // replayed; the next step's code from the same key works.
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.51"),
-        &format!("{sent}\n"),
-        None,
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.51"), &sent, None);
     assert!(r.prompted(), "{r:?}");
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
     assert!(r.all().contains("already used"), "{r:?}");
-    let next = oathtool(&key, unix_now() + 30);
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.51"),
-        &format!("{next}\n"),
-        None,
-    );
+    let next = totp(&key, 1);
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.51"), &next, None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
 
     // From the office again: in without a code, and the key is never shown again.
@@ -197,7 +144,7 @@ fn skipped_self_enrolment_keeps_the_login_and_stores_nothing() {
     let site = Site::new("self_enroll = \"trusted\"\n");
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = fresh_user("sk");
+    let user = unique("sk");
     // An empty answer skips; three wrong ones give up. Either way the trusted login goes on.
     for input in ["\n", "000000\n111111\n222222\n"] {
         let r = pamtester(&svc.name, &user, Some("127.0.0.1"), input, None);
@@ -210,10 +157,7 @@ fn skipped_self_enrolment_keeps_the_login_and_stores_nothing() {
 fn mfactl_code(site: &Site, args: &[&str]) -> Vec<String> {
     let o = site.mfactl(args);
     assert!(o.status.success(), "{args:?}: {}", text(&o));
-    let codes: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter_map(printed_code)
-        .collect();
+    let codes = printed_codes(&String::from_utf8_lossy(&o.stdout));
     assert!(
         !codes.is_empty(),
         "no code printed by {args:?}: {}",
@@ -232,7 +176,7 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
     require_root("pam_rollout tests");
     let site = Site::new("");
     let svc = PamService::mfa_only(&site.config, "");
-    let user = fresh_user("tb");
+    let user = unique("tb");
     site.enroll(&user, &fresh_key());
     let log = SyslogCapture::new();
     let mut outputs = String::new();
@@ -253,13 +197,7 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
         used.push(code.clone());
     }
     // Another backup code of the set still works.
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.60"),
-        &format!("{}\n", backup[1]),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.60"), &backup[1], Some(&log));
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     outputs.push_str(&r.all());
     used.push(backup[1].clone());
@@ -267,19 +205,13 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
     // A lost phone: unlinked, past any grace, a temporary access code still lets in once.
     let site2 = Site::new("grace_days = 0\n");
     let svc2 = PamService::mfa_only(&site2.config, "");
-    let lost = fresh_user("lp");
+    let lost = unique("lp");
     site2.enroll(&lost, &fresh_key());
     assert!(site2.mfactl(&["unlink", &lost]).status.success());
     let r = pamtester(&svc2.name, &lost, Some("192.0.2.61"), "", None);
     assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
     let t2 = mfactl_code(&site2, &["temp-access", &lost, "--valid", "1h"]).remove(0);
-    let r = pamtester(
-        &svc2.name,
-        &lost,
-        Some("192.0.2.61"),
-        &format!("{t2}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc2.name, &lost, Some("192.0.2.61"), &t2, Some(&log));
     assert!(r.prompted(), "{r:?}");
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     outputs.push_str(&r.all());
@@ -288,13 +220,7 @@ fn temporary_access_and_backup_codes_work_once_and_are_never_logged() {
     // Expired temporary access does not work.
     let t3 = mfactl_code(&site, &["temp-access", &user, "--valid", "2s"]).remove(0);
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let r = pamtester(
-        &svc.name,
-        &user,
-        Some("192.0.2.60"),
-        &format!("{t3}\n"),
-        Some(&log),
-    );
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.60"), &t3, Some(&log));
     assert_eq!(r.result, PamResult::AuthErr, "expired: {r:?}");
     outputs.push_str(&r.all());
     used.push(t3);

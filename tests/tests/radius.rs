@@ -205,12 +205,7 @@ fn challenge_state_is_single_use_bound_and_expires() {
     assert!(r.is("Access-Reject"), "{}", r.output);
     rig.daemon.wait_log("reason=unknown_or_expired_state", 1);
     // The refusal is in the audit trail (the store), not only in the daemon's log.
-    let log = std::process::Command::new(mfa_e2e::bin("mfactl"))
-        .arg("--config")
-        .arg(&rig.config)
-        .args(["log", &user, "--format", "csv"])
-        .output()
-        .unwrap();
+    let log = rig.site.mfactl(&["log", &user, "--format", "csv"]);
     let log = String::from_utf8_lossy(&log.stdout).to_string();
     assert!(log.contains(",deny,unknown_or_expired_state"), "{log}");
 
@@ -409,14 +404,14 @@ fn sighup_reload_keeps_old_config_when_new_one_is_bad() {
     assert!(rig.send(&trusted).is("Access-Accept"));
 
     // A broken file: reported, old config kept.
-    let good = std::fs::read_to_string(&rig.config).unwrap();
-    std::fs::write(&rig.config, format!("{good}\n[radius.bogus]\n")).unwrap();
+    let good = std::fs::read_to_string(&rig.site.config).unwrap();
+    std::fs::write(&rig.site.config, format!("{good}\n[radius.bogus]\n")).unwrap();
     rig.daemon.signal("HUP");
     rig.daemon.wait_log("reload failed", 1);
     assert!(rig.send(&trusted).is("Access-Accept"));
 
     // A new shared secret: after reload only the new one is answered.
-    std::fs::write(&rig.config, good.replace(SECRET, "a-new-secret")).unwrap();
+    std::fs::write(&rig.site.config, good.replace(SECRET, "a-new-secret")).unwrap();
     rig.daemon.signal("HUP");
     rig.daemon.wait_log("configuration reloaded", 1);
     assert!(
@@ -453,9 +448,9 @@ fn bad_config_refuses_to_start_with_a_clear_error() {
 #[test]
 fn a_slow_pam_stack_does_not_hold_up_other_requests() {
     let rig = Rig::start("append");
-    let slow = fresh_user("slow");
+    let slow = unique("slow");
     let slow_key = fresh_key();
-    rig.enroll(&slow, &slow_key);
+    rig.site.enroll(&slow, &slow_key);
     let (fast, fast_key) = rig.user();
     let addr = rig.addr();
     let slow_attrs = attrs(

@@ -7,35 +7,9 @@
 mod radius_support;
 
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use radius_support::*;
-
-/// One datagram as radclient sends it (captured on a local socket).
-fn capture(cmd: &str, attrs: &str) -> Vec<u8> {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let addr = sock.local_addr().unwrap().to_string();
-    let mut child = Command::new("radclient")
-        .args(["-r", "1", "-t", "1", &addr, cmd, SECRET])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("radclient");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(attrs.as_bytes())
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    let (n, _) = sock.recv_from(&mut buf).unwrap();
-    let _ = child.wait();
-    buf[..n].to_vec()
-}
 
 struct Rng(u64);
 impl Rng {

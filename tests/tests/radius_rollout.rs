@@ -4,14 +4,12 @@
 
 mod radius_support;
 
-use std::process::Command;
-
 use mfa_e2e::printed_codes;
 use radius_support::*;
 
 /// Rewrites the `[policy]` table's extra keys and reloads the daemon (SIGHUP).
 fn set_policy(rig: &Rig, extra: &str, reloads: usize) {
-    let text = std::fs::read_to_string(&rig.config).unwrap();
+    let text = std::fs::read_to_string(&rig.site.config).unwrap();
     let head = "trusted_networks = [\"10.0.0.0/8\", \"2001:db8:10::/48\"]\n";
     let (before, rest) = text.split_once(head).expect("policy table");
     let after = rest
@@ -19,7 +17,7 @@ fn set_policy(rig: &Rig, extra: &str, reloads: usize) {
         .map(|(_, a)| a)
         .expect("audit table");
     std::fs::write(
-        &rig.config,
+        &rig.site.config,
         format!("{before}{head}{extra}\n\n[audit]{after}"),
     )
     .unwrap();
@@ -28,12 +26,7 @@ fn set_policy(rig: &Rig, extra: &str, reloads: usize) {
 }
 
 fn mfactl(rig: &Rig, args: &[&str]) -> String {
-    let o = Command::new(bin("mfactl"))
-        .arg("--config")
-        .arg(&rig.config)
-        .args(args)
-        .output()
-        .unwrap();
+    let o = rig.site.mfactl(args);
     assert!(o.status.success(), "mfactl {args:?}: {}", text(&o));
     text(&o)
 }
@@ -42,7 +35,7 @@ fn mfactl(rig: &Rig, args: &[&str]) -> String {
 fn grace_message_in_the_accept_and_refusal_after() {
     let rig = Rig::start("code-only");
     set_policy(&rig, "grace_days = 14", 1);
-    let user = fresh_user("g");
+    let user = unique("g");
     // Not enrolled, inside the grace period: let in, told the days left.
     let r = rig.send(&attrs(&user, None, Some(UNTRUSTED_CSI), true));
     assert!(r.is("Access-Accept"), "{}", r.output);

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{Site, fresh_key, oathtool, require_tool, unix_now};
-use pam_support::{PamService, SyslogCapture, UnixUser, module_path, require_root, unique};
+use mfa_e2e::{Site, fresh_key, require_tool, totp, unique, wrong_code};
+use pam_support::{
+    PamService, SyslogCapture, UnixUser, expect_script, field, module_path, require_root,
+    self_enrol,
+};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -44,6 +47,25 @@ fn stack_from_example(name: &str, config: &Path) -> String {
          password required  pam_deny.so\n",
         example.replace("pam_mfa.so config=/etc/mfa/mfa.toml", &module)
     )
+}
+
+/// Every test here starts sshd and drives ssh: root, the tools, and sshd itself.
+fn require_ssh() {
+    require_root("ssh_login tests");
+    for t in ["ssh", "ssh-keygen", "expect"] {
+        require_tool(t);
+    }
+    assert!(
+        Path::new(SSHD).exists(),
+        "{SSHD} is missing: install openssh-server"
+    );
+}
+
+/// Writes [`SSH_EXP`] (with the module's prompt) to `dir` for [`ssh`].
+fn ssh_script(dir: &Path) -> PathBuf {
+    let script = dir.join("ssh.exp");
+    std::fs::write(&script, expect_script(SSH_EXP)).unwrap();
+    script
 }
 
 /// sshd in the foreground, killed when dropped.
@@ -154,7 +176,7 @@ set pwasked 0
 spawn {*}$argv
 expect {
     -re {[Pp]assword: ?$} { set pwasked 1; send "$pw\r"; exp_continue }
-    "Verification code: " {
+    -ex "@CODE_PROMPT@" {
         set asked 1
         if {$code eq ""} { puts "\nRESULT pw=$pwasked asked=1 outcome=no-code-to-give"; exit 3 }
         send "$code\r"
@@ -268,14 +290,7 @@ fn password_code_sshd(
 
 #[test]
 fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
-    require_root("ssh_login tests");
-    for t in ["ssh", "ssh-keygen", "expect"] {
-        require_tool(t);
-    }
-    assert!(
-        Path::new(SSHD).exists(),
-        "{SSHD} is missing: install openssh-server"
-    );
+    require_ssh();
 
     // 127.0.0.1 is trusted (BASE_CONFIG); 127.0.0.3 is not.
     let site = Site::new("");
@@ -285,8 +300,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     site.enroll(&user.name, &key);
     let syslog = SyslogCapture::new();
     let (service, sshd) = password_code_sshd(&site, dir.path(), &user, "mfa-sshd-", &syslog);
-    let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, SSH_EXP).unwrap();
+    let script = ssh_script(dir.path());
     let port = sshd.port;
 
     // Trusted: the password alone.
@@ -316,7 +330,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
     assert!(!l.asked, "{}", l.out);
 
     // From 127.0.0.3: password and code.
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
     let l = ssh(
         &script,
         &[],
@@ -365,10 +379,7 @@ fn ssh_password_alone_from_trusted_code_from_elsewhere_and_no_replay() {
 
 #[test]
 fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
-    require_root("ssh_login tests");
-    for t in ["ssh", "ssh-keygen", "expect"] {
-        require_tool(t);
-    }
+    require_ssh();
     let site = Site::new("");
     let dir = tempfile::tempdir().unwrap();
     // sshd reads authorized_keys as the user: the directory must be open to it.
@@ -405,8 +416,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
         ),
         &syslog,
     );
-    let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, SSH_EXP).unwrap();
+    let script = ssh_script(dir.path());
     let ck = client_key.display().to_string();
     let with_key = [
         "-i",
@@ -434,11 +444,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
     assert!(!l.asked && !l.password_asked, "{}", l.out);
 
     // From 127.0.0.3: the key, then the code (no password).
-    let bad = if oathtool(&key, unix_now()) == "000000" {
-        "999999"
-    } else {
-        "000000"
-    };
+    let bad = wrong_code(&key);
     let l = ssh(
         &script,
         &with_key,
@@ -446,10 +452,10 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
         "127.0.0.3",
         &user.name,
         no_pw,
-        bad,
+        &bad,
     );
     assert_eq!(l.outcome, "denied", "wrong code: {}", l.out);
-    let code = oathtool(&key, unix_now());
+    let code = totp(&key, 0);
     let l = ssh(
         &script,
         &with_key,
@@ -463,7 +469,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
     assert!(l.asked && !l.password_asked, "{}", l.out);
 
     // Without the key the code alone is not enough.
-    let next = oathtool(&key, unix_now() + 30);
+    let next = totp(&key, 1);
     let l = ssh(
         &script,
         &[],
@@ -481,61 +487,41 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
         sys.contains("client_ip=127.0.0.3 decision=allow reason=valid_code"),
         "{sys}"
     );
-    assert!(!sys.contains(&code) && !sys.contains(bad), "{sys}");
+    assert!(!sys.contains(&code) && !sys.contains(&bad), "{sys}");
 }
-
-/// expect: password, then read the key from the enrolment messages, confirm with oathtool.
-const SSH_ENROL_EXP: &str = r#"
-set timeout 30
-set pw $env(MFA_E2E_PW)
-spawn {*}$argv
-expect {
-    -re {[Pp]assword: ?$} { send "$pw\r"; exp_continue }
-    -re {Key: ([A-Z2-7 ]+)\r?\n} { set key [string map {" " ""} $expect_out(1,string)] }
-    timeout { puts "\nRESULT no-key"; exit 3 }
-    eof { puts "\nRESULT no-key"; exit 3 }
-}
-expect {
-    "(Enter to skip): " {}
-    timeout { puts "\nRESULT no-confirmation-prompt"; exit 4 }
-    eof { puts "\nRESULT no-confirmation-prompt"; exit 4 }
-}
-set code [exec oathtool --totp -b $key]
-send "$code\r"
-expect {
-    "MFA-E2E-42" { puts "\nSHOWN-KEY=$key\nRESULT logged-in"; exit 0 }
-    timeout { puts "\nRESULT timeout"; exit 5 }
-    eof { puts "\nRESULT eof"; exit 6 }
-}
-"#;
 
 #[test]
 fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
-    require_root("ssh_login tests");
-    for t in ["ssh", "ssh-keygen", "expect"] {
-        require_tool(t);
-    }
+    require_ssh();
     let site = Site::new("self_enroll = \"trusted\"\n");
     pam_support::create_store(&site.config);
     let dir = tempfile::tempdir().unwrap();
     let user = UnixUser::new(&dir.path().join("home"));
     let syslog = SyslogCapture::new();
     let (_service, sshd) = password_code_sshd(&site, dir.path(), &user, "mfa-sshd-se-", &syslog);
-    let enrol = dir.path().join("enrol.exp");
-    std::fs::write(&enrol, SSH_ENROL_EXP).unwrap();
-    let o = Command::new("expect")
-        .arg("-f")
-        .arg(&enrol)
-        .arg("--")
-        .args(["ssh", "-F", "/dev/null", "-p", &sshd.port.to_string()])
-        .args(["-b", "127.0.0.1", "-o", "StrictHostKeyChecking=no"])
-        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
-        .args(["-o", "PreferredAuthentications=keyboard-interactive"])
-        .arg(format!("{}@127.0.0.1", user.name))
-        .arg("echo MFA-E2E-$((6*7))")
-        .env("MFA_E2E_PW", &user.password)
-        .output()
-        .unwrap();
+    let port = sshd.port.to_string();
+    let argv: Vec<String> = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-p",
+        &port,
+        "-b",
+        "127.0.0.1",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "PreferredAuthentications=keyboard-interactive",
+        &format!("{}@127.0.0.1", user.name),
+        "echo MFA-E2E-$((6*7))",
+    ]
+    .map(String::from)
+    .into();
+    let o = self_enrol(dir.path(), &argv, &user.password, "MFA-E2E-42");
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),
@@ -543,16 +529,11 @@ fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
         sshd.log_text()
     );
     assert!(out.contains('█'), "no QR code through ssh:\n{out}");
-    let key = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("SHOWN-KEY="))
-        .unwrap()
-        .to_string();
+    let key = field(&out, "SHOWN-KEY=").to_string();
 
     // From outside, the new key's next code logs in.
-    let script = dir.path().join("ssh.exp");
-    std::fs::write(&script, SSH_EXP).unwrap();
-    let next = oathtool(&key, unix_now() + 30);
+    let script = ssh_script(dir.path());
+    let next = totp(&key, 1);
     let l = ssh(
         &script,
         &[],

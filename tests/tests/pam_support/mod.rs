@@ -8,10 +8,13 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use mfa_e2e::{bin_dir, require_tool};
+use mfa_e2e::{bin_dir, require_tool, unique};
+/// The module's own prompts and message: the tests look for these, never for a copy (not
+/// every test file that includes this module uses every one).
+#[allow(unused_imports)]
+pub use pam_mfa::flow::{CODE_PROMPT, ENROL_PROMPT, UNAVAILABLE};
 
 /// Tests that write /etc/pam.d, run sshd or add users need root; they fail (not pass) without.
 pub fn require_root(what: &str) {
@@ -54,17 +57,6 @@ pub fn module_path() -> PathBuf {
             dir.display()
         )
     })
-}
-
-static N: AtomicU32 = AtomicU32::new(0);
-
-/// A name no other test (or run) uses.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A service file in /etc/pam.d, removed when dropped.
@@ -199,7 +191,7 @@ impl Run {
 
     /// misc_conv writes prompts to the terminal side we capture (stdout or stderr).
     pub fn prompted(&self) -> bool {
-        self.all().contains("Verification code: ")
+        self.all().contains(CODE_PROMPT)
     }
 }
 
@@ -275,6 +267,17 @@ pub fn pamtester(
     }
 }
 
+/// [`pamtester`] answering the one prompt with `code`.
+pub fn pamtester_code(
+    service: &str,
+    user: &str,
+    rhost: Option<&str>,
+    code: &str,
+    syslog: Option<&SyslogCapture>,
+) -> Run {
+    pamtester(service, user, rhost, &format!("{code}\n"), syslog)
+}
+
 /// A Unix user with a password, removed when dropped.
 pub struct UnixUser {
     pub name: String,
@@ -343,19 +346,79 @@ pub fn toml_time(days_from_now: i64) -> String {
     mfa_config::format_utc(mfa_e2e::unix_now() + days_from_now * 86_400)
 }
 
-/// The digits of a code printed by mfactl ("1234 5678").
-pub fn printed_code(line: &str) -> Option<String> {
-    let tail = line.rsplit(':').next().unwrap_or(line).trim();
-    if !tail.chars().all(|c| c.is_ascii_digit() || c == ' ') {
-        return None;
-    }
-    let digits: String = tail.chars().filter(char::is_ascii_digit).collect();
-    (digits.len() == 8).then_some(digits)
-}
-
 /// Creates the site's empty store, as an administrator does before switching the module on
 /// for a roll-out in which nobody is enrolled yet (the module itself never creates it).
 pub fn create_store(config: &Path) {
     mfa_common::Core::from_config_file(config, mfa_common::OpenMode::Create, "e2e")
         .expect("create the store");
+}
+
+/// `template` with `@CODE_PROMPT@` and `@ENROL_PROMPT@` replaced by the module's prompts, for
+/// an expect script that matches them with `-ex "..."` (exact, inside a Tcl string).
+pub fn expect_script(template: &str) -> String {
+    for p in [CODE_PROMPT, ENROL_PROMPT] {
+        assert!(
+            !p.contains(['"', '$', '[', ']', '\\']),
+            "{p:?} needs quoting in an expect script"
+        );
+    }
+    template
+        .replace("@CODE_PROMPT@", CODE_PROMPT)
+        .replace("@ENROL_PROMPT@", ENROL_PROMPT)
+}
+
+/// expect: runs argv, answers a password prompt (if one comes) with $MFA_E2E_PW, reads the
+/// key the module shows at self-enrolment, waits for its confirmation prompt, types the
+/// key's current code from oathtool, and waits for $MFA_E2E_DONE; then prints SHOWN-KEY= and
+/// SENT-CODE=.
+const SELF_ENROL_EXP: &str = r#"
+set timeout 30
+set pw $env(MFA_E2E_PW)
+set done $env(MFA_E2E_DONE)
+spawn {*}$argv
+expect {
+    -re {[Pp]assword: ?$} { send "$pw\r"; exp_continue }
+    -re {Key: ([A-Z2-7 ]+)\r?\n} { set key [string map {" " ""} $expect_out(1,string)] }
+    timeout { puts "\nEXPECT: no key shown"; exit 3 }
+    eof { puts "\nEXPECT: ended before a key was shown"; exit 4 }
+}
+expect {
+    -ex "@ENROL_PROMPT@" {}
+    timeout { puts "\nEXPECT: no confirmation prompt"; exit 5 }
+    eof { puts "\nEXPECT: no confirmation prompt"; exit 5 }
+}
+set code [exec oathtool --totp -b $key]
+send "$code\r"
+expect {
+    -ex $done { puts "\nSHOWN-KEY=$key\nSENT-CODE=$code"; exit 0 }
+    timeout { puts "\nEXPECT: no result"; exit 6 }
+    eof { puts "\nEXPECT: refused"; exit 7 }
+}
+"#;
+
+/// Self-enrolment through `argv` (pamtester or ssh) driven by expect (the script is written
+/// to `dir`): `password` for a password prompt, `done` the text that shows the login went
+/// through. What expect printed, with SHOWN-KEY= and SENT-CODE= on success.
+pub fn self_enrol(dir: &Path, argv: &[String], password: &str, done: &str) -> Output {
+    require_tool("expect");
+    require_tool("oathtool");
+    let script = dir.join("self-enrol.exp");
+    std::fs::write(&script, expect_script(SELF_ENROL_EXP)).unwrap();
+    Command::new("expect")
+        .arg("-f")
+        .arg(&script)
+        .arg("--")
+        .args(argv)
+        .env("MFA_E2E_PW", password)
+        .env("MFA_E2E_DONE", done)
+        .output()
+        .unwrap()
+}
+
+/// The value of `NAME=` in expect's output.
+pub fn field<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(name))
+        .unwrap_or_else(|| panic!("{name} not in:\n{out}"))
+        .trim()
 }

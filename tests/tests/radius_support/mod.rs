@@ -4,14 +4,17 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The workspace-wide test helpers, shared with the other end-to-end tests.
-pub use mfa_e2e::{bin, fresh_key, fresh_user, require_tool, text};
+/// The workspace-wide test helpers, shared with the other end-to-end tests (not every test
+/// file that includes this module uses every one).
+#[allow(unused_imports)]
+pub use mfa_e2e::{Site, bin, fresh_key, require_tool, text, totp, unique, wrong_code};
 
 pub const SECRET: &str = "t3st-shared-secret";
 /// What the PAM service in the test confdir accepts as every user's password.
@@ -19,40 +22,6 @@ pub const PASSWORD: &str = "Corr3ct-horse";
 /// Untrusted and trusted end-user addresses as a VPN gateway reports them.
 pub const UNTRUSTED_CSI: &str = "198.51.100.7:1194";
 pub const TRUSTED_CSI: &str = "10.20.30.40:1194";
-
-static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// The code for now + `steps` 30 s steps, from oathtool (an independent implementation).
-pub fn totp(key: &str, steps: i64) -> String {
-    require_tool("oathtool");
-    let t = unix_now() + steps * 30;
-    let out = Command::new("oathtool")
-        .args(["--totp", "-b", key, "-N", &format!("@{t}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "oathtool: {}", text(&out));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A 6-digit code that is none of the codes valid around now.
-pub fn wrong_code(key: &str) -> String {
-    let valid: Vec<String> = (-2..=2).map(|s| totp(key, s)).collect();
-    let mut n: u32 = valid[2].parse().unwrap();
-    loop {
-        n = (n + 111_111) % 1_000_000;
-        let c = format!("{n:06}");
-        if !valid.contains(&c) {
-            return c;
-        }
-    }
-}
 
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -128,10 +97,10 @@ impl Drop for Daemon {
 
 /// A site: temp dir with config, SQLite store, PAM confdir and a daemon on a free port.
 pub struct Rig {
-    pub dir: tempfile::TempDir,
-    pub config: PathBuf,
-    pub port: u16,
+    /// Declared first so that the daemon is stopped before the site's directory goes.
     pub daemon: Daemon,
+    pub site: Site,
+    pub port: u16,
 }
 
 /// The PAM service the daemon uses in tests: pam_exec hands the password the daemon's
@@ -206,44 +175,23 @@ impl Rig {
 
     pub fn start_with(mode: &str, extra_radius: &str) -> Rig {
         require_tool("radclient");
-        let dir = tempfile::tempdir().unwrap();
-        let pam = write_pam(dir.path());
         let port = free_udp_port();
-        let config = dir.path().join("mfa.toml");
-        std::fs::write(
-            &config,
-            config_text(
-                mode,
-                &format!("\"127.0.0.1:{port}\", \"[::1]:{port}\""),
-                extra_radius,
-                SECRET,
-            ),
-        )
-        .unwrap();
-        let daemon = spawn_daemon(&config, Some(&pam));
+        let site = Site::with_config(&config_text(
+            mode,
+            &format!("\"127.0.0.1:{port}\", \"[::1]:{port}\""),
+            extra_radius,
+            SECRET,
+        ));
+        let pam = write_pam(site.path());
+        let daemon = spawn_daemon(&site.config, Some(&pam));
         daemon.wait_log("listening on", 1);
-        Rig {
-            dir,
-            config,
-            port,
-            daemon,
-        }
-    }
-
-    pub fn enroll(&self, user: &str, key: &str) {
-        let out = Command::new(bin("mfactl"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["enroll", user, "--secret", key, "--no-confirm"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mfactl enroll: {}", text(&out));
+        Rig { daemon, site, port }
     }
 
     /// A fresh enrolled user and its key.
     pub fn user(&self) -> (String, String) {
-        let (u, k) = (fresh_user("u"), fresh_key());
-        self.enroll(&u, &k);
+        let (u, k) = (unique("u"), fresh_key());
+        self.site.enroll(&u, &k);
         (u, k)
     }
 
@@ -257,7 +205,7 @@ impl Rig {
 
     /// How often the PAM stack ran, per user.
     pub fn pam_calls(&self, user: &str) -> usize {
-        std::fs::read_to_string(self.dir.path().join("pam-calls"))
+        std::fs::read_to_string(self.site.path().join("pam-calls"))
             .unwrap_or_default()
             .lines()
             .filter(|l| *l == user)
@@ -399,6 +347,32 @@ pub fn attrs(user: &str, password: Option<&str>, csi: Option<&str>, with_ma: boo
     s
 }
 
+/// Starts radclient (`cmd` with `attrs`, one try, `timeout` s) against `sock` and catches the
+/// datagram it sends: radclient's thread (its view once it is done), the request, and the
+/// address it came from.
+fn catch_request(
+    sock: &UdpSocket,
+    cmd: &str,
+    attrs: &str,
+    timeout: u32,
+) -> (JoinHandle<Reply>, Vec<u8>, SocketAddr) {
+    let addr = sock.local_addr().unwrap().to_string();
+    let (cmd, attrs) = (cmd.to_string(), attrs.to_string());
+    let rc = std::thread::spawn(move || radclient(&addr, SECRET, &cmd, &attrs, timeout));
+    let mut buf = [0u8; 4096];
+    let (n, client) = sock.recv_from(&mut buf).unwrap();
+    (rc, buf[..n].to_vec(), client)
+}
+
+/// One datagram as radclient sends it, caught on a local socket that never answers.
+pub fn capture(cmd: &str, attrs: &str) -> Vec<u8> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (rc, request, _) = catch_request(&sock, cmd, attrs, 1);
+    rc.join().unwrap();
+    request
+}
+
 /// Sits between radclient and the daemon, keeping the exact request bytes and reply, so a
 /// test can retransmit the very same datagram (same source port, identifier and
 /// authenticator) as a gateway would.
@@ -424,13 +398,9 @@ impl Relay {
 
     /// Runs radclient against the relay; returns radclient's view, the request and the reply.
     pub fn exchange(&self, attrs: &str) -> (Reply, Vec<u8>, Vec<u8>) {
-        let addr = self.sock.local_addr().unwrap().to_string();
-        let attrs = attrs.to_string();
-        let rc = std::thread::spawn(move || radclient(&addr, SECRET, "auth", &attrs, 5));
-        let mut buf = [0u8; 4096];
-        let (n, client) = self.sock.recv_from(&mut buf).unwrap();
-        let request = buf[..n].to_vec();
+        let (rc, request, client) = catch_request(&self.sock, "auth", attrs, 5);
         self.sock.send_to(&request, &self.daemon).unwrap();
+        let mut buf = [0u8; 4096];
         let (n, _) = self.sock.recv_from(&mut buf).unwrap();
         let reply = buf[..n].to_vec();
         self.sock.send_to(&reply, client).unwrap();
@@ -439,13 +409,9 @@ impl Relay {
 
     /// Like `exchange`, but the daemon may stay silent (then radclient times out too).
     pub fn try_exchange(&self, attrs: &str) -> (Reply, Vec<u8>, Option<Vec<u8>>) {
-        let addr = self.sock.local_addr().unwrap().to_string();
-        let attrs = attrs.to_string();
-        let rc = std::thread::spawn(move || radclient(&addr, SECRET, "auth", &attrs, 3));
-        let mut buf = [0u8; 4096];
-        let (n, client) = self.sock.recv_from(&mut buf).unwrap();
-        let request = buf[..n].to_vec();
+        let (rc, request, client) = catch_request(&self.sock, "auth", attrs, 3);
         self.sock.send_to(&request, &self.daemon).unwrap();
+        let mut buf = [0u8; 4096];
         self.sock
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();

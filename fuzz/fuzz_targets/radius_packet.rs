@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mfa_radius::codec::{Builder, Code, Packet, attr, unhide_password};
+use mfa_radius_proto::{Builder, Code, Packet, attr, unhide_password};
 
 fuzz_target!(|data: &[u8]| {
     let secret = b"fuzz-secret";

@@ -6,9 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use mfa_common::ClientAddr;
 use mfa_common::net::parse_client_ip_attribute;
 use mfa_config::ClientIpAttribute;
+use mfa_radius_proto::{Packet, attr};
 use zeroize::Zeroizing;
-
-use crate::codec::{Packet, attr};
 
 /// The end user's address from the configured attribute. Absent, repeated, empty, a host name
 /// or anything unparsable is `Remote(None)`: never trusted. The NAS's own address is never
@@ -91,7 +90,7 @@ pub fn split_append(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Builder, Code};
+    use mfa_radius_proto::{Builder, Code};
 
     fn pkt_with(typ: u8, vals: &[&[u8]]) -> Vec<u8> {
         let mut b = Builder::request(Code::ACCESS_REQUEST, 1, true);

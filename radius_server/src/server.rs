@@ -14,12 +14,12 @@ use mfa_common::auth::Attempt;
 use mfa_common::policy::{Decision, Outcome, Reason};
 use mfa_common::{Authenticator, ClientAddr, CoreError, OpenMode, Request};
 use mfa_config::{Config, FirstFactor, RadiusMode};
+use mfa_radius_proto::{Builder, Code, Packet, attr, unhide_password};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
 use crate::attrs::{client_addr, split_append};
 use crate::challenge::{Challenges, Pending, Redeem};
-use crate::codec::{Builder, Code, Packet, attr, unhide_password};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
 use crate::logbuf::LogBuffer;

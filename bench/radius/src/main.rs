@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
-use mfa_radius::codec::{Builder, Code, Packet, attr, hide_password};
+use mfa_radius_proto::{Builder, Code, Packet, attr, hide_password};
 use sha1::Sha1;
 
 const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";

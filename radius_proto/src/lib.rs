@@ -7,6 +7,11 @@
 //!
 //! Hostile bytes never panic: [`Packet::parse`] reads through a bounds-checked cursor and
 //! returns a typed [`DecodeError`]. Secrets and authenticators are compared in constant time.
+//!
+//! A crate of its own, with no runtime, store or policy behind it, so that it can be fuzzed
+//! alone (`fuzz/`) and shared by every RADIUS speaker in the project: the daemon
+//! `mfa-radiusd`, the load generator in `bench/radius`, and the PAM module's remote mode.
+#![forbid(unsafe_code)]
 
 mod build;
 mod crypto;

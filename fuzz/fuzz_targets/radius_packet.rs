@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mfa_radius_proto::{Builder, Code, Packet, attr, unhide_password};
+use mfa_radius_proto::{AttrType, Builder, Code, Packet, unhide_password};
 
 fuzz_target!(|data: &[u8]| {
     let secret = b"fuzz-secret";
@@ -13,10 +13,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = p.verify_request_message_authenticator(secret);
     let _ = p.verify_reply(secret, &p.authenticator);
-    if let Some(pw) = p.attr(attr::USER_PASSWORD) {
+    if let Some(pw) = p.attr(AttrType::USER_PASSWORD) {
         let _ = unhide_password(pw, secret, &p.authenticator);
     }
-    let _ = p.attrs(attr::PROXY_STATE).count();
+    let _ = p.attrs(AttrType::PROXY_STATE).count();
     if let Ok(out) = Builder::reply(Code::ACCESS_REJECT, &p).encode_reply(secret, &p.authenticator)
     {
         // Whatever we encode must parse back and verify.

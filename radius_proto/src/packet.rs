@@ -4,12 +4,12 @@ use subtle::ConstantTimeEq;
 
 use super::crypto::{message_authenticator_parts, response_authenticator_parts};
 use super::reader::Reader;
-use super::{Code, DecodeError, MAX_PACKET, MIN_PACKET, attr};
+use super::{AttrType, Code, DecodeError, MAX_PACKET, MIN_PACKET};
 
 /// One attribute as it arrived; the value is opaque to the codec (VSAs included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr<'a> {
-    pub typ: u8,
+    pub typ: AttrType,
     pub value: &'a [u8],
 }
 
@@ -60,13 +60,13 @@ impl<'a> Packet<'a> {
         let mut message_authenticator = None;
         while !r.is_empty() {
             let offset = r.pos();
-            let typ = r.u8()?;
+            let typ = AttrType(r.u8()?);
             let len = r.u8()?;
             if len < 2 || usize::from(len) - 2 > r.remaining() {
                 return Err(DecodeError::BadAttributeLength { offset, typ, len });
             }
             let value = r.take(usize::from(len) - 2)?;
-            if typ == attr::MESSAGE_AUTHENTICATOR {
+            if typ == AttrType::MESSAGE_AUTHENTICATOR {
                 if value.len() != 16 {
                     return Err(DecodeError::BadMessageAuthenticatorLength {
                         offset,
@@ -100,12 +100,12 @@ impl<'a> Packet<'a> {
     }
 
     /// The first attribute of a type.
-    pub fn attr(&self, typ: u8) -> Option<&'a [u8]> {
+    pub fn attr(&self, typ: AttrType) -> Option<&'a [u8]> {
         self.attrs.iter().find(|a| a.typ == typ).map(|a| a.value)
     }
 
     /// Every attribute of a type, in packet order (Proxy-State must be echoed in order).
-    pub fn attrs(&self, typ: u8) -> impl Iterator<Item = &'a [u8]> + '_ {
+    pub fn attrs(&self, typ: AttrType) -> impl Iterator<Item = &'a [u8]> + '_ {
         self.attrs
             .iter()
             .filter(move |a| a.typ == typ)
@@ -113,7 +113,7 @@ impl<'a> Packet<'a> {
     }
 
     /// How many attributes of a type; the daemon refuses requests with two User-Names etc.
-    pub fn count(&self, typ: u8) -> usize {
+    pub fn count(&self, typ: AttrType) -> usize {
         self.attrs.iter().filter(|a| a.typ == typ).count()
     }
 

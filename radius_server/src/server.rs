@@ -14,7 +14,7 @@ use mfa_common::auth::Attempt;
 use mfa_common::policy::{Decision, Outcome, Reason};
 use mfa_common::{Authenticator, ClientAddr, CoreError, OpenMode, Request};
 use mfa_config::{Config, FirstFactor, RadiusMode};
-use mfa_radius_proto::{Builder, Code, Packet, attr, unhide_password};
+use mfa_radius_proto::{AttrType, Builder, Code, Packet, unhide_password};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
@@ -365,7 +365,7 @@ impl Shared {
             }
         } else if pkt.code == Code::STATUS_SERVER
             || rt.config.radius.require_message_authenticator
-            || pkt.attr(attr::EAP_MESSAGE).is_some()
+            || pkt.attr(AttrType::EAP_MESSAGE).is_some()
         {
             return self.dropped(
                 Drop::MissingMessageAuthenticator,
@@ -431,7 +431,7 @@ impl Shared {
         from: SocketAddr,
     ) -> Option<Vec<u8>> {
         let pkt = Packet::parse(datagram).ok()?;
-        let user_raw = pkt.attr(attr::USER_NAME).unwrap_or_default();
+        let user_raw = pkt.attr(AttrType::USER_NAME).unwrap_or_default();
         let addr = client_addr(rt.config.radius.client_ip_attribute, &pkt);
         let answer = match self.access_request(&rt, nas, &pkt, addr).await {
             Ok(a) => a,
@@ -469,10 +469,10 @@ impl Shared {
         }
         let mut b = Builder::reply(answer.code, &pkt);
         if let Some(state) = &answer.state {
-            b.add(attr::STATE, state).ok()?;
+            b.add(AttrType::STATE, state).ok()?;
         }
         if let Some(m) = &answer.message {
-            b.add_split(attr::REPLY_MESSAGE, m.as_bytes()).ok()?;
+            b.add_split(AttrType::REPLY_MESSAGE, m.as_bytes()).ok()?;
         }
         match b.encode_reply(&nas.secret, &pkt.authenticator) {
             Ok(r) => Some(r),
@@ -593,7 +593,10 @@ impl Shared {
         addr: ClientAddr,
     ) -> Result<Answer, Fail> {
         let r = &rt.config.radius;
-        let user = match (pkt.count(attr::USER_NAME), pkt.attr(attr::USER_NAME)) {
+        let user = match (
+            pkt.count(AttrType::USER_NAME),
+            pkt.attr(AttrType::USER_NAME),
+        ) {
             (1, Some(u)) => match std::str::from_utf8(u) {
                 Ok(u) if mfa_config::valid_name(u) => u.to_string(),
                 _ => return Ok(Answer::reject("invalid_user_name")),
@@ -601,13 +604,14 @@ impl Shared {
             _ => return Ok(Answer::reject("invalid_user_name")),
         };
         let req = Request::new(&user, addr, &nas.name);
-        if pkt.attr(attr::CHAP_PASSWORD).is_some() || pkt.attr(attr::EAP_MESSAGE).is_some() {
+        if pkt.attr(AttrType::CHAP_PASSWORD).is_some() || pkt.attr(AttrType::EAP_MESSAGE).is_some()
+        {
             // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
             return self
                 .refuse(rt, req, "unsupported_authentication_method")
                 .await;
         }
-        let password = match pkt.attr(attr::USER_PASSWORD) {
+        let password = match pkt.attr(AttrType::USER_PASSWORD) {
             None => None,
             Some(h) => match unhide_password(h, &nas.secret, &pkt.authenticator) {
                 Ok(p) => Some(p),
@@ -617,7 +621,7 @@ impl Shared {
         match r.mode {
             RadiusMode::CodeOnly => self.code_only(rt, req, password).await,
             RadiusMode::Append => self.append(rt, req, password).await,
-            RadiusMode::Challenge => match pkt.attr(attr::STATE) {
+            RadiusMode::Challenge => match pkt.attr(AttrType::STATE) {
                 Some(state) => self.challenge_answer(rt, req, state, password).await,
                 None => self.challenge_start(rt, req, password).await,
             },

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
-use mfa_radius_proto::{Builder, Code, Packet, attr, hide_password};
+use mfa_radius_proto::{AttrType, Builder, Code, Packet, hide_password};
 use sha1::Sha1;
 
 const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -318,13 +318,13 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
         auth[..8].copy_from_slice(&rng.next().to_le_bytes());
         auth[8..].copy_from_slice(&rng.next().to_le_bytes());
         let mut b = Builder::request(Code::ACCESS_REQUEST, id, true);
-        let _ = b.add(attr::USER_NAME, p.users[job.user].name.as_bytes());
+        let _ = b.add(AttrType::USER_NAME, p.users[job.user].name.as_bytes());
         if let Some(pw) = &job.password {
             let hidden = hide_password(pw.as_bytes(), &o.secret, &auth).ok()?;
-            let _ = b.add(attr::USER_PASSWORD, &hidden);
+            let _ = b.add(AttrType::USER_PASSWORD, &hidden);
         }
-        let _ = b.add(attr::CALLING_STATION_ID, job.csi.as_bytes());
-        let _ = b.add(attr::NAS_IDENTIFIER, b"loadgen");
+        let _ = b.add(AttrType::CALLING_STATION_ID, job.csi.as_bytes());
+        let _ = b.add(AttrType::NAS_IDENTIFIER, b"loadgen");
         let pkt = b.encode_request(&o.secret, &auth).ok()?;
         sock.send(&pkt).ok()?;
         t.sent += 1;
@@ -370,7 +370,7 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
                     if accepted != (slot.kind != Kind::Wrong) {
                         t.unexpected += 1;
                         if t.unexpected_msgs.len() < 3 {
-                            let m = reply.attr(attr::REPLY_MESSAGE).unwrap_or_default();
+                            let m = reply.attr(AttrType::REPLY_MESSAGE).unwrap_or_default();
                             t.unexpected_msgs.push(format!(
                                 "{:?}: {}",
                                 slot.kind,

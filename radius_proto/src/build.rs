@@ -8,9 +8,14 @@ use super::{AttrType, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet};
 /// Why a packet could not be encoded. These are programming or configuration errors (a
 /// Reply-Message too long for one packet), never caused by the peer alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EncodeError {
+    /// A value longer than the 253 octets one attribute holds.
     AttributeTooLong { typ: AttrType, len: usize },
+    /// The whole packet would exceed 4096 octets.
     PacketTooLong { len: usize },
+    /// HMAC-MD5 refused the key (it takes any length, so this does not happen; kept so that
+    /// encoding fails closed rather than sending an unsigned reply).
     Hmac,
 }
 
@@ -28,6 +33,7 @@ impl std::fmt::Display for EncodeError {
     }
 }
 
+/// No variant wraps another error: `source()` is `None`.
 impl std::error::Error for EncodeError {}
 
 /// Builds one packet: a reply to a request, or a request (for the test and load clients).

@@ -137,6 +137,7 @@ impl fmt::Display for AttrType {
 /// Why a datagram is not a well-formed RADIUS packet. Offsets are from the start of the
 /// datagram, so a log line points at the offending octet.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Fewer than 20 octets: not even a header.
     TooShort { len: usize },
@@ -198,7 +199,36 @@ impl fmt::Display for DecodeError {
     }
 }
 
+/// Nothing underneath: the cause is the octets themselves, so `source()` is `None`.
 impl std::error::Error for DecodeError {}
+
+/// Why a packet that parsed is not to be believed. Kept apart from [`DecodeError`] because
+/// only the receiver, holding the shared secret, can tell, and because a server may treat a
+/// missing Message-Authenticator (a legacy client, allowed by configuration) differently from
+/// a wrong one (another secret, or a forgery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// No Message-Authenticator attribute.
+    MissingMessageAuthenticator,
+    /// A Message-Authenticator that does not match: another shared secret, or altered octets.
+    BadMessageAuthenticator,
+    /// A reply whose Response Authenticator does not match the request and the shared secret.
+    BadResponseAuthenticator,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VerifyError::MissingMessageAuthenticator => "no Message-Authenticator",
+            VerifyError::BadMessageAuthenticator => "wrong Message-Authenticator",
+            VerifyError::BadResponseAuthenticator => "wrong Response Authenticator",
+        })
+    }
+}
+
+/// A failed comparison has no underlying error: `source()` is `None`.
+impl std::error::Error for VerifyError {}
 
 #[cfg(test)]
 mod tests;

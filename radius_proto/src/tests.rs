@@ -44,7 +44,10 @@ fn rfc2865_request_parses_and_password_unhides() {
     );
     assert_eq!(p.attr(AttrType::NAS_PORT), Some(&[0, 0, 0, 3][..]));
     assert!(!p.has_message_authenticator());
-    assert!(!p.verify_request_message_authenticator(SECRET));
+    assert_eq!(
+        p.verify_request_message_authenticator(SECRET),
+        Err(VerifyError::MissingMessageAuthenticator)
+    );
     let pw = unhide_password(
         p.attr(AttrType::USER_PASSWORD).unwrap(),
         SECRET,
@@ -82,11 +85,22 @@ fn rfc2865_response_authenticator() {
     let accept = hex(RFC_ACCEPT);
     let p = Packet::parse(&accept).unwrap();
     assert_eq!(p.code, Code::ACCESS_ACCEPT);
-    assert!(p.verify_reply(SECRET, &rfc_ra()));
-    assert!(!p.verify_reply(b"xyzzy546", &rfc_ra()));
+    // The RFC's Accept predates RFC 3579: its Response Authenticator is right, and it is
+    // refused all the same for lacking a Message-Authenticator.
+    assert_eq!(
+        p.verify_reply(SECRET, &rfc_ra()),
+        Err(VerifyError::MissingMessageAuthenticator)
+    );
+    assert_eq!(
+        p.verify_reply(b"xyzzy546", &rfc_ra()),
+        Err(VerifyError::BadResponseAuthenticator)
+    );
     let mut other = rfc_ra();
     other[0] ^= 1;
-    assert!(!p.verify_reply(SECRET, &other));
+    assert_eq!(
+        p.verify_reply(SECRET, &other),
+        Err(VerifyError::BadResponseAuthenticator)
+    );
     // Recompute from the packet with the Request Authenticator in place.
     let mut with_ra = accept.clone();
     with_ra[4..20].copy_from_slice(&rfc_ra());
@@ -106,16 +120,69 @@ fn reply_has_message_authenticator_first_and_verifies() {
     let rep = Packet::parse(&out).unwrap();
     assert_eq!(rep.identifier, req.identifier);
     assert_eq!(rep.attributes()[0].typ, AttrType::MESSAGE_AUTHENTICATOR);
-    assert!(rep.verify_reply(SECRET, &req.authenticator));
-    assert!(!rep.verify_reply(b"other", &req.authenticator));
+    assert_eq!(rep.verify_reply(SECRET, &req.authenticator), Ok(()));
+    assert_eq!(
+        rep.verify_reply(b"other", &req.authenticator),
+        Err(VerifyError::BadResponseAuthenticator)
+    );
     // Any flipped bit breaks it.
     for i in 0..out.len() {
         let mut t = out.clone();
         t[i] ^= 0x40;
         if let Ok(p) = Packet::parse(&t) {
-            assert!(!p.verify_reply(SECRET, &req.authenticator), "bit at {i}");
+            assert!(
+                p.verify_reply(SECRET, &req.authenticator).is_err(),
+                "bit at {i}"
+            );
         }
     }
+}
+
+#[test]
+fn reply_without_message_authenticator_is_refused() {
+    let raw = hex(RFC_REQUEST);
+    let req = Packet::parse(&raw).unwrap();
+    // A legacy reply: right code, identifier and Response Authenticator, no
+    // Message-Authenticator. A BlastRADIUS forgery looks exactly like this.
+    let mut legacy = Builder::request(Code::ACCESS_ACCEPT, req.identifier, false);
+    legacy.add(AttrType::REPLY_MESSAGE, b"welcome").unwrap();
+    let out = legacy.encode_reply(SECRET, &req.authenticator).unwrap();
+    let rep = Packet::parse(&out).unwrap();
+    assert!(!rep.has_message_authenticator());
+    let mut with_ra = out.clone();
+    with_ra[4..20].copy_from_slice(&req.authenticator);
+    assert_eq!(
+        response_authenticator(&with_ra, SECRET),
+        rep.authenticator,
+        "the Response Authenticator itself is right"
+    );
+    assert_eq!(
+        rep.verify_reply(SECRET, &req.authenticator),
+        Err(VerifyError::MissingMessageAuthenticator)
+    );
+    // The same reply from Builder::reply carries one and verifies.
+    let mut signed = Builder::reply(Code::ACCESS_ACCEPT, &req);
+    signed.add(AttrType::REPLY_MESSAGE, b"welcome").unwrap();
+    let out = signed.encode_reply(SECRET, &req.authenticator).unwrap();
+    let rep = Packet::parse(&out).unwrap();
+    assert_eq!(rep.verify_reply(SECRET, &req.authenticator), Ok(()));
+    // A wrong Message-Authenticator under a right Response Authenticator: recompute the
+    // Response Authenticator after spoiling the MAC, so only the MAC is wrong.
+    let mut t = out.clone();
+    t[22] ^= 1;
+    t[4..20].copy_from_slice(&req.authenticator);
+    let ra = response_authenticator(&t, SECRET);
+    t[4..20].copy_from_slice(&ra);
+    assert_eq!(
+        Packet::parse(&t)
+            .unwrap()
+            .verify_reply(SECRET, &req.authenticator),
+        Err(VerifyError::BadMessageAuthenticator)
+    );
+    assert_eq!(
+        VerifyError::MissingMessageAuthenticator.to_string(),
+        "no Message-Authenticator"
+    );
 }
 
 #[test]
@@ -125,14 +192,18 @@ fn request_message_authenticator_round_trip() {
     b.add(AttrType::USER_NAME, b"alice").unwrap();
     let out = b.encode_request(b"s3cret", &ra).unwrap();
     let p = Packet::parse(&out).unwrap();
-    assert!(p.verify_request_message_authenticator(b"s3cret"));
-    assert!(!p.verify_request_message_authenticator(b"s3cret!"));
+    assert_eq!(p.verify_request_message_authenticator(b"s3cret"), Ok(()));
+    assert_eq!(
+        p.verify_request_message_authenticator(b"s3cret!"),
+        Err(VerifyError::BadMessageAuthenticator)
+    );
     let mut t = out.clone();
     *t.last_mut().unwrap() ^= 1;
-    assert!(
-        !Packet::parse(&t)
+    assert_eq!(
+        Packet::parse(&t)
             .unwrap()
-            .verify_request_message_authenticator(b"s3cret")
+            .verify_request_message_authenticator(b"s3cret"),
+        Err(VerifyError::BadMessageAuthenticator)
     );
 }
 
@@ -374,8 +445,14 @@ fn radclient_request_decodes_and_our_reply_is_accepted() {
     assert!(stdout.contains("welcome"), "{stdout}");
     let p = Packet::parse(&captured).unwrap();
     assert_eq!(p.code, Code::ACCESS_REQUEST);
-    assert!(p.verify_request_message_authenticator(b"testing123"));
-    assert!(!p.verify_request_message_authenticator(b"testing124"));
+    assert_eq!(
+        p.verify_request_message_authenticator(b"testing123"),
+        Ok(())
+    );
+    assert_eq!(
+        p.verify_request_message_authenticator(b"testing124"),
+        Err(VerifyError::BadMessageAuthenticator)
+    );
     assert_eq!(p.attr(AttrType::USER_NAME), Some(&b"alice"[..]));
     assert_eq!(
         p.attr(AttrType::CALLING_STATION_ID),
@@ -422,7 +499,10 @@ fn radclient_without_message_authenticator_is_detected() {
     let p = Packet::parse(&captured).unwrap();
     // radclient 3.2 adds none unless asked: exactly the legacy request the daemon must drop.
     assert!(!p.has_message_authenticator());
-    assert!(!p.verify_request_message_authenticator(b"testing123"));
+    assert_eq!(
+        p.verify_request_message_authenticator(b"testing123"),
+        Err(VerifyError::MissingMessageAuthenticator)
+    );
 }
 
 #[test]

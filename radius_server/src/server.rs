@@ -14,7 +14,7 @@ use mfa_common::auth::Attempt;
 use mfa_common::policy::{Decision, Outcome, Reason};
 use mfa_common::{Authenticator, ClientAddr, CoreError, OpenMode, Request};
 use mfa_config::{Config, FirstFactor, RadiusMode};
-use mfa_radius_proto::{AttrType, Builder, Code, Packet, unhide_password};
+use mfa_radius_proto::{AttrType, Builder, Code, Packet, VerifyError, unhide_password};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
@@ -352,8 +352,26 @@ impl Shared {
         if pkt.code != Code::ACCESS_REQUEST && pkt.code != Code::STATUS_SERVER {
             return self.dropped(Drop::UnsupportedCode, from, &pkt.code);
         }
-        if pkt.has_message_authenticator() {
-            if !pkt.verify_request_message_authenticator(&nas.secret) {
+        match pkt.verify_request_message_authenticator(&nas.secret) {
+            Ok(()) => {}
+            Err(VerifyError::MissingMessageAuthenticator) => {
+                if pkt.code == Code::STATUS_SERVER
+                    || rt.config.radius.require_message_authenticator
+                    || pkt.attr(AttrType::EAP_MESSAGE).is_some()
+                {
+                    return self.dropped(
+                        Drop::MissingMessageAuthenticator,
+                        from,
+                        &format_args!(
+                            "{} from client {:?} without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596)",
+                            pkt.code.name(),
+                            nas.name
+                        ),
+                    );
+                }
+            }
+            // Wrong, or any failure added later: fail closed.
+            Err(_) => {
                 return self.dropped(
                     Drop::BadAuthenticator,
                     from,
@@ -363,19 +381,6 @@ impl Shared {
                     ),
                 );
             }
-        } else if pkt.code == Code::STATUS_SERVER
-            || rt.config.radius.require_message_authenticator
-            || pkt.attr(AttrType::EAP_MESSAGE).is_some()
-        {
-            return self.dropped(
-                Drop::MissingMessageAuthenticator,
-                from,
-                &format_args!(
-                    "{} from client {:?} without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596)",
-                    pkt.code.name(),
-                    nas.name
-                ),
-            );
         }
         if pkt.code == Code::STATUS_SERVER {
             // No side effects, so no duplicate cache: answering again is harmless, and a

@@ -359,7 +359,7 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
                 let Some(slot) = slots[id].take() else {
                     continue;
                 };
-                if !reply.verify_reply(&o.secret, &slot.authenticator) {
+                if reply.verify_reply(&o.secret, &slot.authenticator).is_err() {
                     t.bad_reply += 1;
                 } else {
                     let us = slot.sent_at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;

@@ -2,6 +2,8 @@
 //! (BlastRADIUS: some gateways drop replies without it, and putting it first stops a forged
 //! prefix from being spliced in front of it).
 
+#[cfg(doc)]
+use super::PacketBuf;
 use super::crypto::{message_authenticator_parts, response_authenticator_parts};
 use super::{AttrType, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet};
 
@@ -14,6 +16,10 @@ pub enum EncodeError {
     AttributeTooLong { typ: AttrType, len: usize },
     /// The whole packet would exceed 4096 octets.
     PacketTooLong { len: usize },
+    /// A Message-Authenticator value that is not 16 octets ([`PacketBuf::encode`] only).
+    BadMessageAuthenticatorLength { len: usize },
+    /// A second Message-Authenticator ([`PacketBuf::encode`] only).
+    DuplicateMessageAuthenticator,
     /// HMAC-MD5 refused the key (it takes any length, so this does not happen; kept so that
     /// encoding fails closed rather than sending an unsigned reply).
     Hmac,
@@ -27,6 +33,12 @@ impl std::fmt::Display for EncodeError {
             }
             EncodeError::PacketTooLong { len } => {
                 write!(f, "packet of {len} octets exceeds 4096")
+            }
+            EncodeError::BadMessageAuthenticatorLength { len } => {
+                write!(f, "Message-Authenticator of {len} octets, not 16")
+            }
+            EncodeError::DuplicateMessageAuthenticator => {
+                write!(f, "more than one Message-Authenticator")
             }
             EncodeError::Hmac => write!(f, "HMAC-MD5 could not be keyed"),
         }

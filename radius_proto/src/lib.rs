@@ -13,11 +13,13 @@
 //! `mfa-radiusd`, the load generator in `bench/radius`, and the PAM module's remote mode.
 #![forbid(unsafe_code)]
 
+mod buf;
 mod build;
 mod crypto;
 mod packet;
 mod reader;
 
+pub use buf::{AttrBuf, PacketBuf};
 pub use build::{Builder, EncodeError};
 pub use crypto::{
     PasswordError, hide_password, message_authenticator, response_authenticator, unhide_password,

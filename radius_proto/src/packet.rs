@@ -2,6 +2,7 @@
 
 use subtle::ConstantTimeEq;
 
+use super::buf::PacketBuf;
 use super::crypto::{message_authenticator_parts, response_authenticator_parts};
 use super::reader::Reader;
 use super::{AttrType, Code, DecodeError, MAX_PACKET, MIN_PACKET, VerifyError};
@@ -15,7 +16,8 @@ pub struct Attr<'a> {
 
 /// A parsed packet borrowing the datagram. Only structure is checked here; whether the sender
 /// knows the shared secret is [`Packet::verify_request_message_authenticator`]'s job.
-#[derive(Debug, Clone)]
+/// Equality compares every field, so two packets parsed from the same octets are equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<'a> {
     raw: &'a [u8],
     pub code: Code,
@@ -88,6 +90,11 @@ impl<'a> Packet<'a> {
             attrs,
             message_authenticator,
         })
+    }
+
+    /// An owned copy; [`PacketBuf::encode`] gives back exactly [`Packet::raw`].
+    pub fn to_buf(&self) -> PacketBuf {
+        PacketBuf::from(self)
     }
 
     /// The packet's octets up to its Length field.

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod roundtrip;
+
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
     digits

@@ -1,5 +1,6 @@
 //! Feeds arbitrary datagrams through everything the daemon does to an untrusted packet before
 //! it knows the sender: parse, Message-Authenticator check, password unhiding, reply encoding.
+//! Only the protocol crate is linked: the daemon's runtime, store and PAM are not under test.
 //! Run: `cd fuzz && cargo +nightly fuzz run radius_packet`.
 #![no_main]
 

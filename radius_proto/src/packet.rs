@@ -140,7 +140,9 @@ impl<'a> Packet<'a> {
     /// Message-Authenticator (computed over the Request Authenticator). A reply without
     /// Message-Authenticator is refused: a client that accepted one would be open to
     /// BlastRADIUS (CVE-2024-3596), where a forged reply is built from a legacy one by an MD5
-    /// chosen-prefix collision on the Response Authenticator alone.
+    /// chosen-prefix collision on the Response Authenticator alone. The Response Authenticator
+    /// is checked first, so `MissingMessageAuthenticator` means it was right (a load generator
+    /// can count a legacy server's replies apart from wrong ones; a client must still refuse).
     pub fn verify_reply(
         &self,
         secret: &[u8],

@@ -6,17 +6,16 @@ use std::net::{IpAddr, Ipv4Addr};
 use mfa_common::ClientAddr;
 use mfa_common::net::parse_client_ip_attribute;
 use mfa_config::ClientIpAttribute;
-
-use crate::codec::{Packet, attr};
+use mfa_radius_proto::{AttrType, Packet};
 
 /// The end user's address from the configured attribute. Absent, repeated, empty, a host name
 /// or anything unparsable is `Remote(None)`: never trusted. The NAS's own address is never
 /// used.
 pub fn client_addr(which: ClientIpAttribute, p: &Packet<'_>) -> ClientAddr {
     let typ = match which {
-        ClientIpAttribute::CallingStationId => attr::CALLING_STATION_ID,
-        ClientIpAttribute::TunnelClientEndpoint => attr::TUNNEL_CLIENT_ENDPOINT,
-        ClientIpAttribute::FramedIpAddress => attr::FRAMED_IP_ADDRESS,
+        ClientIpAttribute::CallingStationId => AttrType::CALLING_STATION_ID,
+        ClientIpAttribute::TunnelClientEndpoint => AttrType::TUNNEL_CLIENT_ENDPOINT,
+        ClientIpAttribute::FramedIpAddress => AttrType::FRAMED_IP_ADDRESS,
     };
     if p.count(typ) != 1 {
         return ClientAddr::Remote(None);
@@ -54,12 +53,12 @@ fn framed_ip(v: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Builder, Code};
+    use mfa_radius_proto::{Builder, Code};
 
     fn pkt_with(typ: u8, vals: &[&[u8]]) -> Vec<u8> {
         let mut b = Builder::request(Code::ACCESS_REQUEST, 1, true);
         for v in vals {
-            b.add(typ, v).unwrap();
+            b.add(AttrType(typ), v).unwrap();
         }
         b.encode_request(b"s", &[0; 16]).unwrap()
     }

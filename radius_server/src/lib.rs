@@ -4,7 +4,6 @@
 
 pub mod attrs;
 pub mod challenge;
-pub mod codec;
 pub mod dedup;
 pub mod lanes;
 pub mod logbuf;

@@ -14,12 +14,12 @@ use mfa_common::policy::{Decision, Outcome, Reason};
 use mfa_common::verify::split_appended;
 use mfa_common::{Attempt, ClientAddr, Core, CoreError, OpenMode, Request, UserName};
 use mfa_config::{Config, ConfigError, FirstFactor, RadiusMode};
+use mfa_radius_proto::{AttrType, Builder, Code, Packet, VerifyError, unhide_password};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
 use crate::attrs::client_addr;
 use crate::challenge::{Challenges, Pending, Redeem};
-use crate::codec::{Builder, Code, Packet, attr, unhide_password};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
 use crate::logbuf::LogBuffer;
@@ -391,8 +391,26 @@ impl Shared {
         if pkt.code != Code::ACCESS_REQUEST && pkt.code != Code::STATUS_SERVER {
             return self.dropped(Drop::UnsupportedCode, from, &pkt.code);
         }
-        if pkt.has_message_authenticator() {
-            if !pkt.verify_request_message_authenticator(&nas.secret) {
+        match pkt.verify_request_message_authenticator(&nas.secret) {
+            Ok(()) => {}
+            Err(VerifyError::MissingMessageAuthenticator) => {
+                if pkt.code == Code::STATUS_SERVER
+                    || rt.config.radius.require_message_authenticator
+                    || pkt.attr(AttrType::EAP_MESSAGE).is_some()
+                {
+                    return self.dropped(
+                        Drop::MissingMessageAuthenticator,
+                        from,
+                        &format_args!(
+                            "{} from client {:?} without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596)",
+                            pkt.code.name(),
+                            nas.name
+                        ),
+                    );
+                }
+            }
+            // Wrong, or any failure added later: fail closed.
+            Err(_) => {
                 return self.dropped(
                     Drop::BadAuthenticator,
                     from,
@@ -402,19 +420,6 @@ impl Shared {
                     ),
                 );
             }
-        } else if pkt.code == Code::STATUS_SERVER
-            || rt.config.radius.require_message_authenticator
-            || pkt.attr(attr::EAP_MESSAGE).is_some()
-        {
-            return self.dropped(
-                Drop::MissingMessageAuthenticator,
-                from,
-                &format_args!(
-                    "{} from client {:?} without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596)",
-                    pkt.code.name(),
-                    nas.name
-                ),
-            );
         }
         if pkt.code == Code::STATUS_SERVER {
             // No side effects, so no duplicate cache: answering again is harmless, and a
@@ -470,7 +475,7 @@ impl Shared {
         from: SocketAddr,
     ) -> Option<Vec<u8>> {
         let pkt = Packet::parse(datagram).ok()?;
-        let user_raw = pkt.attr(attr::USER_NAME).unwrap_or_default();
+        let user_raw = pkt.attr(AttrType::USER_NAME).unwrap_or_default();
         let addr = client_addr(rt.config.radius.client_ip_attribute, &pkt);
         let answer = match self.access_request(&rt, nas, &pkt, addr).await {
             Ok(a) => a,
@@ -508,10 +513,10 @@ impl Shared {
         }
         let mut b = Builder::reply(answer.code, &pkt);
         if let Some(state) = &answer.state {
-            b.add(attr::STATE, state).ok()?;
+            b.add(AttrType::STATE, state).ok()?;
         }
         if let Some(m) = &answer.message {
-            b.add_split(attr::REPLY_MESSAGE, m.as_bytes()).ok()?;
+            b.add_split(AttrType::REPLY_MESSAGE, m.as_bytes()).ok()?;
         }
         match b.encode_reply(&nas.secret, &pkt.authenticator) {
             Ok(r) => Some(r),
@@ -626,7 +631,10 @@ impl Shared {
         addr: ClientAddr,
     ) -> Result<Answer, Fail> {
         let r = &rt.config.radius;
-        let user = match (pkt.count(attr::USER_NAME), pkt.attr(attr::USER_NAME)) {
+        let user = match (
+            pkt.count(AttrType::USER_NAME),
+            pkt.attr(AttrType::USER_NAME),
+        ) {
             (1, Some(u)) => match std::str::from_utf8(u).ok().map(UserName::parse) {
                 Some(Ok(u)) => u,
                 _ => return Ok(Answer::reject(Reason::InvalidUserName)),
@@ -634,11 +642,12 @@ impl Shared {
             _ => return Ok(Answer::reject(Reason::InvalidUserName)),
         };
         let req = Request::new(&user, addr, &nas.name);
-        if pkt.attr(attr::CHAP_PASSWORD).is_some() || pkt.attr(attr::EAP_MESSAGE).is_some() {
+        if pkt.attr(AttrType::CHAP_PASSWORD).is_some() || pkt.attr(AttrType::EAP_MESSAGE).is_some()
+        {
             // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
             return self.refuse(rt, req, Reason::UnsupportedMethod).await;
         }
-        let password = match pkt.attr(attr::USER_PASSWORD) {
+        let password = match pkt.attr(AttrType::USER_PASSWORD) {
             None => None,
             Some(h) => match unhide_password(h, &nas.secret, &pkt.authenticator) {
                 Ok(p) => Some(p),
@@ -648,7 +657,7 @@ impl Shared {
         match r.mode {
             RadiusMode::CodeOnly => self.code_only(rt, req, password).await,
             RadiusMode::Append => self.append(rt, req, password).await,
-            RadiusMode::Challenge => match pkt.attr(attr::STATE) {
+            RadiusMode::Challenge => match pkt.attr(AttrType::STATE) {
                 Some(state) => self.challenge_answer(rt, req, state, password).await,
                 None => self.challenge_start(rt, req, password).await,
             },

@@ -11,6 +11,7 @@ type HmacMd5 = Hmac<Md5>;
 
 /// Why a User-Password value cannot be decoded or encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PasswordError {
     /// RFC 2865 §5.2: the hidden value is 16 to 128 octets, a multiple of 16.
     BadLength(usize),
@@ -32,6 +33,7 @@ impl std::fmt::Display for PasswordError {
     }
 }
 
+/// No variant wraps another error: `source()` is `None`.
 impl std::error::Error for PasswordError {}
 
 fn md5_parts(parts: &[&[u8]]) -> [u8; 16] {

@@ -2,15 +2,26 @@
 //! (BlastRADIUS: some gateways drop replies without it, and putting it first stops a forged
 //! prefix from being spliced in front of it).
 
+#[cfg(doc)]
+use super::PacketBuf;
 use super::crypto::{message_authenticator_parts, response_authenticator_parts};
-use super::{Code, MAX_ATTR_VALUE, MAX_PACKET, Packet, attr};
+use super::{AttrType, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet};
 
 /// Why a packet could not be encoded. These are programming or configuration errors (a
 /// Reply-Message too long for one packet), never caused by the peer alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EncodeError {
-    AttributeTooLong { typ: u8, len: usize },
+    /// A value longer than the 253 octets one attribute holds.
+    AttributeTooLong { typ: AttrType, len: usize },
+    /// The whole packet would exceed 4096 octets.
     PacketTooLong { len: usize },
+    /// A Message-Authenticator value that is not 16 octets ([`PacketBuf::encode`] only).
+    BadMessageAuthenticatorLength { len: usize },
+    /// A second Message-Authenticator ([`PacketBuf::encode`] only).
+    DuplicateMessageAuthenticator,
+    /// HMAC-MD5 refused the key (it takes any length, so this does not happen; kept so that
+    /// encoding fails closed rather than sending an unsigned reply).
     Hmac,
 }
 
@@ -18,16 +29,23 @@ impl std::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EncodeError::AttributeTooLong { typ, len } => {
-                write!(f, "attribute type {typ} value of {len} octets exceeds 253")
+                write!(f, "attribute {typ} value of {len} octets exceeds 253")
             }
             EncodeError::PacketTooLong { len } => {
                 write!(f, "packet of {len} octets exceeds 4096")
+            }
+            EncodeError::BadMessageAuthenticatorLength { len } => {
+                write!(f, "Message-Authenticator of {len} octets, not 16")
+            }
+            EncodeError::DuplicateMessageAuthenticator => {
+                write!(f, "more than one Message-Authenticator")
             }
             EncodeError::Hmac => write!(f, "HMAC-MD5 could not be keyed"),
         }
     }
 }
 
+/// No variant wraps another error: `source()` is `None`.
 impl std::error::Error for EncodeError {}
 
 /// Builds one packet: a reply to a request, or a request (for the test and load clients).
@@ -49,9 +67,9 @@ impl Builder {
             with_message_authenticator: true,
             attrs: Vec::with_capacity(128),
         };
-        for ps in request.attrs(attr::PROXY_STATE) {
+        for ps in request.attrs(AttrType::PROXY_STATE) {
             // Proxy-State came from a parsed attribute, so it fits.
-            let _ = b.add(attr::PROXY_STATE, ps);
+            let _ = b.add(AttrType::PROXY_STATE, ps);
         }
         b
     }
@@ -66,14 +84,14 @@ impl Builder {
         }
     }
 
-    pub fn add(&mut self, typ: u8, value: &[u8]) -> Result<&mut Self, EncodeError> {
+    pub fn add(&mut self, typ: AttrType, value: &[u8]) -> Result<&mut Self, EncodeError> {
         if value.len() > MAX_ATTR_VALUE {
             return Err(EncodeError::AttributeTooLong {
                 typ,
                 len: value.len(),
             });
         }
-        self.attrs.push(typ);
+        self.attrs.push(typ.0);
         self.attrs.push(value.len() as u8 + 2);
         self.attrs.extend_from_slice(value);
         Ok(self)
@@ -81,7 +99,7 @@ impl Builder {
 
     /// Adds a long text as consecutive attributes of at most 253 octets (RFC 2865 §5.18:
     /// multiple Reply-Messages are shown concatenated).
-    pub fn add_split(&mut self, typ: u8, value: &[u8]) -> Result<&mut Self, EncodeError> {
+    pub fn add_split(&mut self, typ: AttrType, value: &[u8]) -> Result<&mut Self, EncodeError> {
         for chunk in value.chunks(MAX_ATTR_VALUE) {
             self.add(typ, chunk)?;
         }
@@ -105,7 +123,7 @@ impl Builder {
         out.extend_from_slice(authenticator);
         let mut ma_at = None;
         if self.with_message_authenticator {
-            out.push(attr::MESSAGE_AUTHENTICATOR);
+            out.push(AttrType::MESSAGE_AUTHENTICATOR.0);
             out.push(18);
             ma_at = Some(out.len());
             out.extend_from_slice(&[0u8; 16]);

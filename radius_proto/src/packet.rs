@@ -2,20 +2,22 @@
 
 use subtle::ConstantTimeEq;
 
+use super::buf::PacketBuf;
 use super::crypto::{message_authenticator_parts, response_authenticator_parts};
 use super::reader::Reader;
-use super::{Code, DecodeError, MAX_PACKET, MIN_PACKET, attr};
+use super::{AttrType, Code, DecodeError, MAX_PACKET, MIN_PACKET, VerifyError};
 
 /// One attribute as it arrived; the value is opaque to the codec (VSAs included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attr<'a> {
-    pub typ: u8,
+    pub typ: AttrType,
     pub value: &'a [u8],
 }
 
 /// A parsed packet borrowing the datagram. Only structure is checked here; whether the sender
 /// knows the shared secret is [`Packet::verify_request_message_authenticator`]'s job.
-#[derive(Debug, Clone)]
+/// Equality compares every field, so two packets parsed from the same octets are equal.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet<'a> {
     raw: &'a [u8],
     pub code: Code,
@@ -60,13 +62,13 @@ impl<'a> Packet<'a> {
         let mut message_authenticator = None;
         while !r.is_empty() {
             let offset = r.pos();
-            let typ = r.u8()?;
+            let typ = AttrType(r.u8()?);
             let len = r.u8()?;
             if len < 2 || usize::from(len) - 2 > r.remaining() {
                 return Err(DecodeError::BadAttributeLength { offset, typ, len });
             }
             let value = r.take(usize::from(len) - 2)?;
-            if typ == attr::MESSAGE_AUTHENTICATOR {
+            if typ == AttrType::MESSAGE_AUTHENTICATOR {
                 if value.len() != 16 {
                     return Err(DecodeError::BadMessageAuthenticatorLength {
                         offset,
@@ -90,6 +92,11 @@ impl<'a> Packet<'a> {
         })
     }
 
+    /// An owned copy; [`PacketBuf::encode`] gives back exactly [`Packet::raw`].
+    pub fn to_buf(&self) -> PacketBuf {
+        PacketBuf::from(self)
+    }
+
     /// The packet's octets up to its Length field.
     pub fn raw(&self) -> &'a [u8] {
         self.raw
@@ -100,12 +107,12 @@ impl<'a> Packet<'a> {
     }
 
     /// The first attribute of a type.
-    pub fn attr(&self, typ: u8) -> Option<&'a [u8]> {
+    pub fn attr(&self, typ: AttrType) -> Option<&'a [u8]> {
         self.attrs.iter().find(|a| a.typ == typ).map(|a| a.value)
     }
 
     /// Every attribute of a type, in packet order (Proxy-State must be echoed in order).
-    pub fn attrs(&self, typ: u8) -> impl Iterator<Item = &'a [u8]> + '_ {
+    pub fn attrs(&self, typ: AttrType) -> impl Iterator<Item = &'a [u8]> + '_ {
         self.attrs
             .iter()
             .filter(move |a| a.typ == typ)
@@ -113,7 +120,7 @@ impl<'a> Packet<'a> {
     }
 
     /// How many attributes of a type; the daemon refuses requests with two User-Names etc.
-    pub fn count(&self, typ: u8) -> usize {
+    pub fn count(&self, typ: AttrType) -> usize {
         self.attrs.iter().filter(|a| a.typ == typ).count()
     }
 
@@ -122,47 +129,58 @@ impl<'a> Packet<'a> {
     }
 
     /// Checks a request's Message-Authenticator (RFC 3579 §3.2: HMAC-MD5 keyed with the shared
-    /// secret over the packet with the field zeroed). False when absent or wrong.
-    pub fn verify_request_message_authenticator(&self, secret: &[u8]) -> bool {
+    /// secret over the packet with the field zeroed). The two failures are told apart because a
+    /// server treats them differently: a missing one may be allowed for legacy clients by
+    /// configuration, a wrong one never is.
+    pub fn verify_request_message_authenticator(&self, secret: &[u8]) -> Result<(), VerifyError> {
         self.verify_ma(secret, &self.authenticator)
     }
 
-    /// Checks a reply against the request it answers: the Response Authenticator and, when
-    /// present, the Message-Authenticator (computed over the Request Authenticator). Used by the
-    /// test and load-generator clients.
-    pub fn verify_reply(&self, secret: &[u8], request_authenticator: &[u8; 16]) -> bool {
-        let Some(body) = self.raw.get(20..) else {
-            return false;
-        };
-        let Some(head) = self.raw.get(..4) else {
-            return false;
+    /// Checks a reply against the request it answers: the Response Authenticator, then the
+    /// Message-Authenticator (computed over the Request Authenticator). A reply without
+    /// Message-Authenticator is refused: a client that accepted one would be open to
+    /// BlastRADIUS (CVE-2024-3596), where a forged reply is built from a legacy one by an MD5
+    /// chosen-prefix collision on the Response Authenticator alone. The Response Authenticator
+    /// is checked first, so `MissingMessageAuthenticator` means it was right (a load generator
+    /// can count a legacy server's replies apart from wrong ones; a client must still refuse).
+    pub fn verify_reply(
+        &self,
+        secret: &[u8],
+        request_authenticator: &[u8; 16],
+    ) -> Result<(), VerifyError> {
+        let (Some(head), Some(body)) = (self.raw.get(..4), self.raw.get(20..)) else {
+            return Err(VerifyError::BadResponseAuthenticator);
         };
         let expected = response_authenticator_parts(&[head, request_authenticator, body], secret);
-        let ok = expected.ct_eq(&self.authenticator);
-        let ma_ok = match self.message_authenticator {
-            Some(_) => self.verify_ma(secret, request_authenticator),
-            None => true,
-        };
-        bool::from(ok) && ma_ok
+        if !bool::from(expected.ct_eq(&self.authenticator)) {
+            return Err(VerifyError::BadResponseAuthenticator);
+        }
+        self.verify_ma(secret, request_authenticator)
     }
 
-    fn verify_ma(&self, secret: &[u8], authenticator: &[u8; 16]) -> bool {
+    fn verify_ma(&self, secret: &[u8], authenticator: &[u8; 16]) -> Result<(), VerifyError> {
         let Some(off) = self.message_authenticator else {
-            return false;
+            return Err(VerifyError::MissingMessageAuthenticator);
         };
+        // `parse` recorded `off` inside `raw` with 16 octets after it, and HMAC takes a key of
+        // any length, so the `None`s below cannot happen; they fail closed all the same.
         let (Some(head), Some(mid), Some(got), Some(tail)) = (
             self.raw.get(..4),
             self.raw.get(20..off),
             self.raw.get(off..off + 16),
             self.raw.get(off + 16..),
         ) else {
-            return false;
+            return Err(VerifyError::BadMessageAuthenticator);
         };
         let Some(expected) =
             message_authenticator_parts(&[head, authenticator, mid, &[0u8; 16], tail], secret)
         else {
-            return false;
+            return Err(VerifyError::BadMessageAuthenticator);
         };
-        bool::from(expected.ct_eq(got))
+        if bool::from(expected.ct_eq(got)) {
+            Ok(())
+        } else {
+            Err(VerifyError::BadMessageAuthenticator)
+        }
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod roundtrip;
+
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
     digits
@@ -37,20 +39,26 @@ fn rfc2865_request_parses_and_password_unhides() {
     assert_eq!(p.identifier, 0);
     assert_eq!(p.authenticator, rfc_ra());
     assert_eq!(p.attributes().len(), 4);
-    assert_eq!(p.attr(attr::USER_NAME), Some(&b"nemo"[..]));
-    assert_eq!(p.attr(attr::NAS_IP_ADDRESS), Some(&[192, 168, 1, 16][..]));
-    assert_eq!(p.attr(attr::NAS_PORT), Some(&[0, 0, 0, 3][..]));
+    assert_eq!(p.attr(AttrType::USER_NAME), Some(&b"nemo"[..]));
+    assert_eq!(
+        p.attr(AttrType::NAS_IP_ADDRESS),
+        Some(&[192, 168, 1, 16][..])
+    );
+    assert_eq!(p.attr(AttrType::NAS_PORT), Some(&[0, 0, 0, 3][..]));
     assert!(!p.has_message_authenticator());
-    assert!(!p.verify_request_message_authenticator(SECRET));
+    assert_eq!(
+        p.verify_request_message_authenticator(SECRET),
+        Err(VerifyError::MissingMessageAuthenticator)
+    );
     let pw = unhide_password(
-        p.attr(attr::USER_PASSWORD).unwrap(),
+        p.attr(AttrType::USER_PASSWORD).unwrap(),
         SECRET,
         &p.authenticator,
     )
     .unwrap();
     assert_eq!(&pw[..], b"arctangent");
     let wrong = unhide_password(
-        p.attr(attr::USER_PASSWORD).unwrap(),
+        p.attr(AttrType::USER_PASSWORD).unwrap(),
         b"xyzzy5462",
         &p.authenticator,
     )
@@ -67,10 +75,10 @@ fn rfc2865_request_is_reproduced_byte_for_byte() {
         hex("0d be 70 8d 93 d4 13 ce 31 96 e4 3f 78 2a 0a ee")
     );
     let mut b = Builder::request(Code::ACCESS_REQUEST, 0, false);
-    b.add(attr::USER_NAME, b"nemo").unwrap();
-    b.add(attr::USER_PASSWORD, &hidden).unwrap();
-    b.add(attr::NAS_IP_ADDRESS, &[192, 168, 1, 16]).unwrap();
-    b.add(attr::NAS_PORT, &[0, 0, 0, 3]).unwrap();
+    b.add(AttrType::USER_NAME, b"nemo").unwrap();
+    b.add(AttrType::USER_PASSWORD, &hidden).unwrap();
+    b.add(AttrType::NAS_IP_ADDRESS, &[192, 168, 1, 16]).unwrap();
+    b.add(AttrType::NAS_PORT, &[0, 0, 0, 3]).unwrap();
     assert_eq!(b.encode_request(SECRET, &ra).unwrap(), hex(RFC_REQUEST));
 }
 
@@ -79,11 +87,22 @@ fn rfc2865_response_authenticator() {
     let accept = hex(RFC_ACCEPT);
     let p = Packet::parse(&accept).unwrap();
     assert_eq!(p.code, Code::ACCESS_ACCEPT);
-    assert!(p.verify_reply(SECRET, &rfc_ra()));
-    assert!(!p.verify_reply(b"xyzzy546", &rfc_ra()));
+    // The RFC's Accept predates RFC 3579: its Response Authenticator is right, and it is
+    // refused all the same for lacking a Message-Authenticator.
+    assert_eq!(
+        p.verify_reply(SECRET, &rfc_ra()),
+        Err(VerifyError::MissingMessageAuthenticator)
+    );
+    assert_eq!(
+        p.verify_reply(b"xyzzy546", &rfc_ra()),
+        Err(VerifyError::BadResponseAuthenticator)
+    );
     let mut other = rfc_ra();
     other[0] ^= 1;
-    assert!(!p.verify_reply(SECRET, &other));
+    assert_eq!(
+        p.verify_reply(SECRET, &other),
+        Err(VerifyError::BadResponseAuthenticator)
+    );
     // Recompute from the packet with the Request Authenticator in place.
     let mut with_ra = accept.clone();
     with_ra[4..20].copy_from_slice(&rfc_ra());
@@ -98,58 +117,115 @@ fn reply_has_message_authenticator_first_and_verifies() {
     let raw = hex(RFC_REQUEST);
     let req = Packet::parse(&raw).unwrap();
     let mut b = Builder::reply(Code::ACCESS_REJECT, &req);
-    b.add(attr::REPLY_MESSAGE, b"no").unwrap();
+    b.add(AttrType::REPLY_MESSAGE, b"no").unwrap();
     let out = b.encode_reply(SECRET, &req.authenticator).unwrap();
     let rep = Packet::parse(&out).unwrap();
     assert_eq!(rep.identifier, req.identifier);
-    assert_eq!(rep.attributes()[0].typ, attr::MESSAGE_AUTHENTICATOR);
-    assert!(rep.verify_reply(SECRET, &req.authenticator));
-    assert!(!rep.verify_reply(b"other", &req.authenticator));
+    assert_eq!(rep.attributes()[0].typ, AttrType::MESSAGE_AUTHENTICATOR);
+    assert_eq!(rep.verify_reply(SECRET, &req.authenticator), Ok(()));
+    assert_eq!(
+        rep.verify_reply(b"other", &req.authenticator),
+        Err(VerifyError::BadResponseAuthenticator)
+    );
     // Any flipped bit breaks it.
     for i in 0..out.len() {
         let mut t = out.clone();
         t[i] ^= 0x40;
         if let Ok(p) = Packet::parse(&t) {
-            assert!(!p.verify_reply(SECRET, &req.authenticator), "bit at {i}");
+            assert!(
+                p.verify_reply(SECRET, &req.authenticator).is_err(),
+                "bit at {i}"
+            );
         }
     }
+}
+
+#[test]
+fn reply_without_message_authenticator_is_refused() {
+    let raw = hex(RFC_REQUEST);
+    let req = Packet::parse(&raw).unwrap();
+    // A legacy reply: right code, identifier and Response Authenticator, no
+    // Message-Authenticator. A BlastRADIUS forgery looks exactly like this.
+    let mut legacy = Builder::request(Code::ACCESS_ACCEPT, req.identifier, false);
+    legacy.add(AttrType::REPLY_MESSAGE, b"welcome").unwrap();
+    let out = legacy.encode_reply(SECRET, &req.authenticator).unwrap();
+    let rep = Packet::parse(&out).unwrap();
+    assert!(!rep.has_message_authenticator());
+    let mut with_ra = out.clone();
+    with_ra[4..20].copy_from_slice(&req.authenticator);
+    assert_eq!(
+        response_authenticator(&with_ra, SECRET),
+        rep.authenticator,
+        "the Response Authenticator itself is right"
+    );
+    assert_eq!(
+        rep.verify_reply(SECRET, &req.authenticator),
+        Err(VerifyError::MissingMessageAuthenticator)
+    );
+    // The same reply from Builder::reply carries one and verifies.
+    let mut signed = Builder::reply(Code::ACCESS_ACCEPT, &req);
+    signed.add(AttrType::REPLY_MESSAGE, b"welcome").unwrap();
+    let out = signed.encode_reply(SECRET, &req.authenticator).unwrap();
+    let rep = Packet::parse(&out).unwrap();
+    assert_eq!(rep.verify_reply(SECRET, &req.authenticator), Ok(()));
+    // A wrong Message-Authenticator under a right Response Authenticator: recompute the
+    // Response Authenticator after spoiling the MAC, so only the MAC is wrong.
+    let mut t = out.clone();
+    t[22] ^= 1;
+    t[4..20].copy_from_slice(&req.authenticator);
+    let ra = response_authenticator(&t, SECRET);
+    t[4..20].copy_from_slice(&ra);
+    assert_eq!(
+        Packet::parse(&t)
+            .unwrap()
+            .verify_reply(SECRET, &req.authenticator),
+        Err(VerifyError::BadMessageAuthenticator)
+    );
+    assert_eq!(
+        VerifyError::MissingMessageAuthenticator.to_string(),
+        "no Message-Authenticator"
+    );
 }
 
 #[test]
 fn request_message_authenticator_round_trip() {
     let ra = [7u8; 16];
     let mut b = Builder::request(Code::ACCESS_REQUEST, 9, true);
-    b.add(attr::USER_NAME, b"alice").unwrap();
+    b.add(AttrType::USER_NAME, b"alice").unwrap();
     let out = b.encode_request(b"s3cret", &ra).unwrap();
     let p = Packet::parse(&out).unwrap();
-    assert!(p.verify_request_message_authenticator(b"s3cret"));
-    assert!(!p.verify_request_message_authenticator(b"s3cret!"));
+    assert_eq!(p.verify_request_message_authenticator(b"s3cret"), Ok(()));
+    assert_eq!(
+        p.verify_request_message_authenticator(b"s3cret!"),
+        Err(VerifyError::BadMessageAuthenticator)
+    );
     let mut t = out.clone();
     *t.last_mut().unwrap() ^= 1;
-    assert!(
-        !Packet::parse(&t)
+    assert_eq!(
+        Packet::parse(&t)
             .unwrap()
-            .verify_request_message_authenticator(b"s3cret")
+            .verify_request_message_authenticator(b"s3cret"),
+        Err(VerifyError::BadMessageAuthenticator)
     );
 }
 
 #[test]
 fn proxy_state_is_copied_in_order_and_vsas_are_opaque() {
     let mut b = Builder::request(Code::ACCESS_REQUEST, 1, true);
-    b.add(attr::PROXY_STATE, b"first").unwrap();
-    b.add(attr::VENDOR_SPECIFIC, &[0, 0, 0x01, 0x37, 1, 3, 0xff])
+    b.add(AttrType::PROXY_STATE, b"first").unwrap();
+    b.add(AttrType::VENDOR_SPECIFIC, &[0, 0, 0x01, 0x37, 1, 3, 0xff])
         .unwrap();
-    b.add(attr::PROXY_STATE, b"second").unwrap();
+    b.add(AttrType::PROXY_STATE, b"second").unwrap();
     let raw = b.encode_request(b"k", &[1; 16]).unwrap();
     let req = Packet::parse(&raw).unwrap();
-    assert_eq!(req.attr(attr::VENDOR_SPECIFIC).unwrap().len(), 7);
+    assert_eq!(req.attr(AttrType::VENDOR_SPECIFIC).unwrap().len(), 7);
     let out = Builder::reply(Code::ACCESS_ACCEPT, &req)
         .encode_reply(b"k", &req.authenticator)
         .unwrap();
     let rep = Packet::parse(&out).unwrap();
-    let ps: Vec<_> = rep.attrs(attr::PROXY_STATE).collect();
+    let ps: Vec<_> = rep.attrs(AttrType::PROXY_STATE).collect();
     assert_eq!(ps, [&b"first"[..], &b"second"[..]]);
-    assert_eq!(rep.attributes()[0].typ, attr::MESSAGE_AUTHENTICATOR);
+    assert_eq!(rep.attributes()[0].typ, AttrType::MESSAGE_AUTHENTICATOR);
 }
 
 #[test]
@@ -160,18 +236,23 @@ fn long_reply_message_is_split() {
     let req = Packet::parse(&req_raw).unwrap();
     let text = vec![b'x'; 600];
     let mut b = Builder::reply(Code::ACCESS_CHALLENGE, &req);
-    b.add_split(attr::REPLY_MESSAGE, &text).unwrap();
+    b.add_split(AttrType::REPLY_MESSAGE, &text).unwrap();
     let out = b.encode_reply(b"k", &req.authenticator).unwrap();
     let rep = Packet::parse(&out).unwrap();
-    let joined: Vec<u8> = rep.attrs(attr::REPLY_MESSAGE).flatten().copied().collect();
+    let joined: Vec<u8> = rep
+        .attrs(AttrType::REPLY_MESSAGE)
+        .flatten()
+        .copied()
+        .collect();
     assert_eq!(joined, text);
-    assert_eq!(rep.count(attr::REPLY_MESSAGE), 3);
+    assert_eq!(rep.count(AttrType::REPLY_MESSAGE), 3);
     assert!(matches!(
-        b.add(attr::REPLY_MESSAGE, &[0; 254]),
+        b.add(AttrType::REPLY_MESSAGE, &[0; 254]),
         Err(EncodeError::AttributeTooLong { .. })
     ));
     let mut big = Builder::reply(Code::ACCESS_CHALLENGE, &req);
-    big.add_split(attr::REPLY_MESSAGE, &[b'y'; 4100]).unwrap();
+    big.add_split(AttrType::REPLY_MESSAGE, &[b'y'; 4100])
+        .unwrap();
     assert!(matches!(
         big.encode_reply(b"k", &req.authenticator),
         Err(EncodeError::PacketTooLong { .. })
@@ -244,7 +325,7 @@ fn malformed_packets_get_typed_errors() {
                 Packet::parse(&t),
                 Err(DecodeError::BadAttributeLength {
                     offset: 0x32,
-                    typ: 5,
+                    typ: AttrType::NAS_PORT,
                     ..
                 })
             ),
@@ -253,14 +334,14 @@ fn malformed_packets_get_typed_errors() {
     }
     // Message-Authenticator of the wrong size, and two of them.
     let mut b = Builder::request(Code::ACCESS_REQUEST, 1, false);
-    b.add(attr::MESSAGE_AUTHENTICATOR, &[0; 15]).unwrap();
+    b.add(AttrType::MESSAGE_AUTHENTICATOR, &[0; 15]).unwrap();
     let t = b.encode_request(b"k", &[0; 16]).unwrap();
     assert!(matches!(
         Packet::parse(&t),
         Err(DecodeError::BadMessageAuthenticatorLength { len: 15, .. })
     ));
     let mut b = Builder::request(Code::ACCESS_REQUEST, 1, true);
-    b.add(attr::MESSAGE_AUTHENTICATOR, &[0; 16]).unwrap();
+    b.add(AttrType::MESSAGE_AUTHENTICATOR, &[0; 16]).unwrap();
     let t = b.encode_request(b"k", &[0; 16]).unwrap();
     assert!(matches!(
         Packet::parse(&t),
@@ -302,7 +383,7 @@ fn hostile_bytes_never_panic() {
         if let Ok(p) = Packet::parse(&buf) {
             let _ = p.verify_request_message_authenticator(SECRET);
             let _ = p.verify_reply(SECRET, &[0; 16]);
-            if let Some(pw) = p.attr(attr::USER_PASSWORD) {
+            if let Some(pw) = p.attr(AttrType::USER_PASSWORD) {
                 let _ = unhide_password(pw, SECRET, &p.authenticator);
             }
             let _ = Builder::reply(Code::ACCESS_REJECT, &p).encode_reply(SECRET, &p.authenticator);
@@ -353,7 +434,7 @@ fn radclient_request_decodes_and_our_reply_is_accepted() {
     );
     let (captured, out) = radclient_exchange(&attrs, "testing123", |p| {
         let mut b = Builder::reply(Code::ACCESS_ACCEPT, p);
-        b.add(attr::REPLY_MESSAGE, b"welcome").unwrap();
+        b.add(AttrType::REPLY_MESSAGE, b"welcome").unwrap();
         b.encode_reply(b"testing123", &p.authenticator).unwrap()
     });
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -366,21 +447,27 @@ fn radclient_request_decodes_and_our_reply_is_accepted() {
     assert!(stdout.contains("welcome"), "{stdout}");
     let p = Packet::parse(&captured).unwrap();
     assert_eq!(p.code, Code::ACCESS_REQUEST);
-    assert!(p.verify_request_message_authenticator(b"testing123"));
-    assert!(!p.verify_request_message_authenticator(b"testing124"));
-    assert_eq!(p.attr(attr::USER_NAME), Some(&b"alice"[..]));
     assert_eq!(
-        p.attr(attr::CALLING_STATION_ID),
+        p.verify_request_message_authenticator(b"testing123"),
+        Ok(())
+    );
+    assert_eq!(
+        p.verify_request_message_authenticator(b"testing124"),
+        Err(VerifyError::BadMessageAuthenticator)
+    );
+    assert_eq!(p.attr(AttrType::USER_NAME), Some(&b"alice"[..]));
+    assert_eq!(
+        p.attr(AttrType::CALLING_STATION_ID),
         Some(&b"198.51.100.7:1194"[..])
     );
     let pw = unhide_password(
-        p.attr(attr::USER_PASSWORD).unwrap(),
+        p.attr(AttrType::USER_PASSWORD).unwrap(),
         b"testing123",
         &p.authenticator,
     )
     .unwrap();
     assert_eq!(&pw[..], long_pw.as_bytes());
-    let ps: Vec<_> = p.attrs(attr::PROXY_STATE).collect();
+    let ps: Vec<_> = p.attrs(AttrType::PROXY_STATE).collect();
     assert_eq!(ps, [&[1u8, 2][..], &[3u8, 4][..]]);
 }
 
@@ -414,5 +501,25 @@ fn radclient_without_message_authenticator_is_detected() {
     let p = Packet::parse(&captured).unwrap();
     // radclient 3.2 adds none unless asked: exactly the legacy request the daemon must drop.
     assert!(!p.has_message_authenticator());
-    assert!(!p.verify_request_message_authenticator(b"testing123"));
+    assert_eq!(
+        p.verify_request_message_authenticator(b"testing123"),
+        Err(VerifyError::MissingMessageAuthenticator)
+    );
+}
+
+#[test]
+fn attribute_types_have_names() {
+    assert_eq!(AttrType::USER_NAME, AttrType(1));
+    assert_eq!(
+        AttrType::MESSAGE_AUTHENTICATOR.name(),
+        "Message-Authenticator"
+    );
+    assert_eq!(AttrType(200).name(), "unknown");
+    assert_eq!(AttrType::PROXY_STATE.to_string(), "Proxy-State (33)");
+    let mut t = hex(RFC_REQUEST);
+    t[0x33] = 1;
+    assert_eq!(
+        Packet::parse(&t).unwrap_err().to_string(),
+        "attribute NAS-Port (5) at offset 50 has invalid length 1"
+    );
 }

@@ -7,12 +7,19 @@
 //!
 //! Hostile bytes never panic: [`Packet::parse`] reads through a bounds-checked cursor and
 //! returns a typed [`DecodeError`]. Secrets and authenticators are compared in constant time.
+//!
+//! A crate of its own, with no runtime, store or policy behind it, so that it can be fuzzed
+//! alone (`fuzz/`) and shared by every RADIUS speaker in the project: the daemon
+//! `mfa-radiusd`, the load generator in `bench/radius`, and the PAM module's remote mode.
+#![forbid(unsafe_code)]
 
+mod buf;
 mod build;
 mod crypto;
 mod packet;
 mod reader;
 
+pub use buf::{AttrBuf, PacketBuf};
 pub use build::{Builder, EncodeError};
 pub use crypto::{
     PasswordError, hide_password, message_authenticator, response_authenticator, unhide_password,
@@ -65,34 +72,74 @@ impl fmt::Display for Code {
     }
 }
 
-/// Attribute types used by the daemon (RFC 2865 §5, RFC 2868, RFC 3579).
-pub mod attr {
-    pub const USER_NAME: u8 = 1;
-    pub const USER_PASSWORD: u8 = 2;
-    pub const CHAP_PASSWORD: u8 = 3;
-    pub const NAS_IP_ADDRESS: u8 = 4;
-    pub const NAS_PORT: u8 = 5;
-    pub const SERVICE_TYPE: u8 = 6;
-    pub const FRAMED_IP_ADDRESS: u8 = 8;
-    pub const REPLY_MESSAGE: u8 = 18;
-    pub const STATE: u8 = 24;
-    pub const CLASS: u8 = 25;
-    pub const VENDOR_SPECIFIC: u8 = 26;
-    pub const SESSION_TIMEOUT: u8 = 27;
-    pub const CALLED_STATION_ID: u8 = 30;
-    pub const CALLING_STATION_ID: u8 = 31;
-    pub const NAS_IDENTIFIER: u8 = 32;
-    pub const PROXY_STATE: u8 = 33;
-    pub const NAS_PORT_TYPE: u8 = 61;
-    pub const TUNNEL_CLIENT_ENDPOINT: u8 = 66;
-    pub const EAP_MESSAGE: u8 = 79;
-    pub const MESSAGE_AUTHENTICATOR: u8 = 80;
-    pub const NAS_IPV6_ADDRESS: u8 = 95;
+/// An attribute type octet (RFC 2865 §5, RFC 2868, RFC 3579, RFC 3162). A newtype rather than
+/// a bare `u8` so an attribute type cannot be passed where a length or a code is meant; any
+/// value is representable, since unknown attributes are carried through opaque.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttrType(pub u8);
+
+impl AttrType {
+    pub const USER_NAME: AttrType = AttrType(1);
+    pub const USER_PASSWORD: AttrType = AttrType(2);
+    pub const CHAP_PASSWORD: AttrType = AttrType(3);
+    pub const NAS_IP_ADDRESS: AttrType = AttrType(4);
+    pub const NAS_PORT: AttrType = AttrType(5);
+    pub const SERVICE_TYPE: AttrType = AttrType(6);
+    pub const FRAMED_IP_ADDRESS: AttrType = AttrType(8);
+    pub const REPLY_MESSAGE: AttrType = AttrType(18);
+    pub const STATE: AttrType = AttrType(24);
+    pub const CLASS: AttrType = AttrType(25);
+    pub const VENDOR_SPECIFIC: AttrType = AttrType(26);
+    pub const SESSION_TIMEOUT: AttrType = AttrType(27);
+    pub const CALLED_STATION_ID: AttrType = AttrType(30);
+    pub const CALLING_STATION_ID: AttrType = AttrType(31);
+    pub const NAS_IDENTIFIER: AttrType = AttrType(32);
+    pub const PROXY_STATE: AttrType = AttrType(33);
+    pub const NAS_PORT_TYPE: AttrType = AttrType(61);
+    pub const TUNNEL_CLIENT_ENDPOINT: AttrType = AttrType(66);
+    pub const EAP_MESSAGE: AttrType = AttrType(79);
+    pub const MESSAGE_AUTHENTICATOR: AttrType = AttrType(80);
+    pub const NAS_IPV6_ADDRESS: AttrType = AttrType(95);
+
+    /// The dictionary name, for log lines; "unknown" for types the daemon does not name.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            1 => "User-Name",
+            2 => "User-Password",
+            3 => "CHAP-Password",
+            4 => "NAS-IP-Address",
+            5 => "NAS-Port",
+            6 => "Service-Type",
+            8 => "Framed-IP-Address",
+            18 => "Reply-Message",
+            24 => "State",
+            25 => "Class",
+            26 => "Vendor-Specific",
+            27 => "Session-Timeout",
+            30 => "Called-Station-Id",
+            31 => "Calling-Station-Id",
+            32 => "NAS-Identifier",
+            33 => "Proxy-State",
+            61 => "NAS-Port-Type",
+            66 => "Tunnel-Client-Endpoint",
+            79 => "EAP-Message",
+            80 => "Message-Authenticator",
+            95 => "NAS-IPv6-Address",
+            _ => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for AttrType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.0)
+    }
 }
 
 /// Why a datagram is not a well-formed RADIUS packet. Offsets are from the start of the
 /// datagram, so a log line points at the offending octet.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Fewer than 20 octets: not even a header.
     TooShort { len: usize },
@@ -107,7 +154,11 @@ pub enum DecodeError {
         available: usize,
     },
     /// An attribute whose length octet is below 2 or runs past the packet.
-    BadAttributeLength { offset: usize, typ: u8, len: u8 },
+    BadAttributeLength {
+        offset: usize,
+        typ: AttrType,
+        len: u8,
+    },
     /// Message-Authenticator not exactly 16 octets.
     BadMessageAuthenticatorLength { offset: usize, len: usize },
     /// More than one Message-Authenticator.
@@ -137,7 +188,7 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::BadAttributeLength { offset, typ, len } => write!(
                 f,
-                "attribute type {typ} at offset {offset} has invalid length {len}"
+                "attribute {typ} at offset {offset} has invalid length {len}"
             ),
             DecodeError::BadMessageAuthenticatorLength { offset, len } => write!(
                 f,
@@ -150,7 +201,36 @@ impl fmt::Display for DecodeError {
     }
 }
 
+/// Nothing underneath: the cause is the octets themselves, so `source()` is `None`.
 impl std::error::Error for DecodeError {}
+
+/// Why a packet that parsed is not to be believed. Kept apart from [`DecodeError`] because
+/// only the receiver, holding the shared secret, can tell, and because a server may treat a
+/// missing Message-Authenticator (a legacy client, allowed by configuration) differently from
+/// a wrong one (another secret, or a forgery).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// No Message-Authenticator attribute.
+    MissingMessageAuthenticator,
+    /// A Message-Authenticator that does not match: another shared secret, or altered octets.
+    BadMessageAuthenticator,
+    /// A reply whose Response Authenticator does not match the request and the shared secret.
+    BadResponseAuthenticator,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            VerifyError::MissingMessageAuthenticator => "no Message-Authenticator",
+            VerifyError::BadMessageAuthenticator => "wrong Message-Authenticator",
+            VerifyError::BadResponseAuthenticator => "wrong Response Authenticator",
+        })
+    }
+}
+
+/// A failed comparison has no underlying error: `source()` is `None`.
+impl std::error::Error for VerifyError {}
 
 #[cfg(test)]
 mod tests;

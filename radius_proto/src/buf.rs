@@ -5,7 +5,7 @@
 //! test and fuzz target, captures, a client that keeps a request to match replies).
 
 use super::{Attr, Packet};
-use super::{AttrType, Code, DecodeError, EncodeError, MAX_ATTR_VALUE, MAX_PACKET, MIN_PACKET};
+use super::{AttrType, Code, DecodeError, EncodeError, MAX_ATTR_VALUE, MIN_PACKET};
 
 /// One attribute, owned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -73,15 +73,7 @@ impl PacketBuf {
             }
             len = len.saturating_add(2 + a.value.len());
         }
-        if len > MAX_PACKET {
-            return Err(EncodeError::PacketTooLong { len });
-        }
-        let mut out = Vec::with_capacity(len);
-        out.push(self.code.0);
-        out.push(self.identifier);
-        // len <= 4096 was checked above.
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        out.extend_from_slice(&self.authenticator);
+        let mut out = crate::build::header(self.code, self.identifier, len, &self.authenticator)?;
         for a in &self.attributes {
             out.push(a.typ.0);
             // value.len() <= 253 was checked above.

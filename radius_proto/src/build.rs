@@ -113,14 +113,7 @@ impl Builder {
             0
         };
         let len = 20 + ma_len + self.attrs.len();
-        if len > MAX_PACKET {
-            return Err(EncodeError::PacketTooLong { len });
-        }
-        let mut out = Vec::with_capacity(len);
-        out.push(self.code.0);
-        out.push(self.identifier);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-        out.extend_from_slice(authenticator);
+        let mut out = header(self.code, self.identifier, len, authenticator)?;
         let mut ma_at = None;
         if self.with_message_authenticator {
             out.push(AttrType::MESSAGE_AUTHENTICATOR.0);
@@ -168,4 +161,24 @@ impl Builder {
         Self::sign_ma(&mut out, at, secret)?;
         Ok(out)
     }
+}
+
+/// The 20-octet header of a packet of `len` octets, in a buffer with room for the rest;
+/// refuses a length over RFC 2865's 4096.
+pub(crate) fn header(
+    code: Code,
+    identifier: u8,
+    len: usize,
+    authenticator: &[u8; 16],
+) -> Result<Vec<u8>, EncodeError> {
+    let wire = u16::try_from(len)
+        .ok()
+        .filter(|_| len <= MAX_PACKET)
+        .ok_or(EncodeError::PacketTooLong { len })?;
+    let mut out = Vec::with_capacity(len);
+    out.push(code.0);
+    out.push(identifier);
+    out.extend_from_slice(&wire.to_be_bytes());
+    out.extend_from_slice(authenticator);
+    Ok(out)
 }

@@ -7,6 +7,8 @@ use super::*;
 
 mod roundtrip;
 
+use roundtrip::Rng;
+
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
     digits
@@ -350,17 +352,6 @@ fn malformed_packets_get_typed_errors() {
     // Every truncation of a valid packet is an error, never a panic.
     for n in 0..good.len() {
         assert!(Packet::parse(&good[..n]).is_err(), "prefix {n}");
-    }
-}
-
-/// xorshift: deterministic pseudo-random bytes without a dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

@@ -217,3 +217,22 @@ pub fn printed_codes(out: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// xorshift64: deterministic pseudo-random numbers for the tests that throw hostile input at
+/// the daemon (seeded, so a failure can be run again).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}

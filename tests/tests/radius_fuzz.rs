@@ -9,20 +9,8 @@ mod radius_support;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use mfa_e2e::Rng;
 use radius_support::*;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     let mut p = base.to_vec();
@@ -31,14 +19,14 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
         0 | 1 => {
             for _ in 0..=rng.below(4) {
                 let i = rng.below(p.len());
-                p[i] = rng.next() as u8;
+                p[i] = rng.next_u64() as u8;
             }
         }
         // Attribute area only: keeps the header plausible.
         2 | 3 => {
             for _ in 0..=rng.below(3) {
                 let i = 20 + rng.below(p.len() - 20);
-                p[i] = rng.next() as u8;
+                p[i] = rng.next_u64() as u8;
             }
         }
         // Length field lies.
@@ -51,17 +39,17 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
         // Append junk attributes and fix the Length field.
         6 => {
             for _ in 0..=rng.below(6) {
-                let t = rng.next() as u8;
+                let t = rng.next_u64() as u8;
                 let l = rng.below(40);
                 p.push(t);
                 p.push((l + 2) as u8);
-                p.extend((0..l).map(|_| rng.next() as u8));
+                p.extend((0..l).map(|_| rng.next_u64() as u8));
             }
             let l = (p.len().min(4096)) as u16;
             p[2..4].copy_from_slice(&l.to_be_bytes());
         }
         // Change the code.
-        _ => p[0] = rng.next() as u8,
+        _ => p[0] = rng.next_u64() as u8,
     }
     p
 }
@@ -98,7 +86,7 @@ fn survives_100k_hostile_datagrams() {
     while sent < 100_000 {
         let pkt = if rng.below(3) == 0 {
             let n = rng.below(400);
-            let mut p: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            let mut p: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
             // Half the random ones look like an Access-Request header with a fitting length.
             if n >= 20 && rng.below(2) == 0 {
                 p[0] = 1;
@@ -111,11 +99,11 @@ fn survives_100k_hostile_datagrams() {
             // Mostly a new identifier, so mutants are evaluated rather than answered from
             // the duplicate cache.
             if p.len() > 1 && rng.below(4) != 0 {
-                p[1] = rng.next() as u8;
+                p[1] = rng.next_u64() as u8;
             }
             if p.len() >= 20 && rng.below(2) == 0 {
                 let i = 4 + rng.below(16);
-                p[i] = rng.next() as u8;
+                p[i] = rng.next_u64() as u8;
             }
             p
         };

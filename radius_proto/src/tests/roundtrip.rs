@@ -4,11 +4,12 @@
 
 use crate::*;
 
-/// xorshift64: deterministic pseudo-random numbers without a dependency.
-struct Rng(u64);
+/// xorshift64: deterministic pseudo-random numbers without a dependency, for every test of
+/// this crate.
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

@@ -14,7 +14,8 @@ use crate::enrolment::Enrolment;
 use crate::error::CoreError;
 use crate::login::Login;
 use crate::secret::{Sealer, Unsealed};
-use crate::store::{self, OpenMode, Store};
+use crate::store::{self, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
+use mfa_model::{AuditEvent, UserName, UserRecord};
 
 pub struct Core {
     pub(crate) config: Arc<Config>,
@@ -59,9 +60,17 @@ impl Core {
         &self.config
     }
 
-    /// Reads (the report, the audit trail, tests). Every write goes through a service.
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
+    /// Reads (the report, the audit trail, tests). Every write goes through a service, so
+    /// there is no way around the login path's rules from a front end.
+    pub fn store(&self) -> Reads<'_> {
+        Reads(self.store.as_ref())
+    }
+
+    /// The engine's group commit, for the one writer that drives it (mfa-radiusd): making
+    /// deferred commits durable and the housekeeping beside them. The deferred commits
+    /// themselves go through [`Login::authenticate_many_deferred`].
+    pub fn durability(&self) -> Option<Durability<'_>> {
+        self.store.group_commit().map(Durability)
     }
 
     pub fn login(&self) -> Login<'_> {
@@ -76,5 +85,56 @@ impl Core {
     /// portal).
     pub fn admin<'a>(&'a self, actor: &'a str) -> Admin<'a> {
         Admin { core: self, actor }
+    }
+}
+
+/// The store's reads, all a front end may call directly.
+#[derive(Clone, Copy)]
+pub struct Reads<'a>(&'a dyn Store);
+
+impl fmt::Debug for Reads<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reads")
+    }
+}
+
+impl Reads<'_> {
+    pub fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
+        self.0.user(name)
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.0.users()
+    }
+
+    pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        self.0.audit(q)
+    }
+}
+
+/// See [`Core::durability`].
+#[derive(Clone, Copy)]
+pub struct Durability<'a>(&'a dyn GroupCommit);
+
+impl fmt::Debug for Durability<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Durability")
+    }
+}
+
+impl Durability<'_> {
+    /// Makes every deferred commit so far durable.
+    pub fn sync(&self) -> Result<(), CoreError> {
+        Ok(self.0.sync()?)
+    }
+
+    /// See [`GroupCommit::housekeeping`].
+    pub fn housekeeping(&self) -> Result<bool, CoreError> {
+        Ok(self.0.housekeeping()?)
+    }
+
+    /// See [`GroupCommit::writer_housekeeping`].
+    pub fn writer_housekeeping(&self) -> Result<(), CoreError> {
+        Ok(self.0.writer_housekeeping()?)
     }
 }

@@ -201,7 +201,7 @@ impl Enrolment<'_> {
             Ok(()) => {
                 self.core
                     .sink
-                    .committed(self.core.store(), std::slice::from_ref(&ev));
+                    .committed(self.core.store.as_ref(), std::slice::from_ref(&ev));
                 Ok(d)
             }
             Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {

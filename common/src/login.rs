@@ -219,7 +219,7 @@ impl Login<'_> {
             Some(gc) if deferred => gc.transact_deferred(&names, f)?,
             _ => core.store.transact(&names, f)?,
         }
-        core.sink.committed(core.store(), &logged);
+        core.sink.committed(core.store.as_ref(), &logged);
         Ok(decisions)
     }
 
@@ -243,7 +243,7 @@ impl Login<'_> {
     fn append(&self, ev: AuditEvent) -> Result<(), CoreError> {
         let events = std::slice::from_ref(&ev);
         self.core.store.append_audit(events)?;
-        self.core.sink.committed(self.core.store(), events);
+        self.core.sink.committed(self.core.store.as_ref(), events);
         Ok(())
     }
 }

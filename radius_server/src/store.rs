@@ -80,7 +80,7 @@ impl std::fmt::Debug for Job {
 impl Writer {
     pub fn start(core: Arc<Core>, queue: usize) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(queue.max(1));
-        let synced = if core.store().group_commit().is_some() {
+        let synced = if core.durability().is_some() {
             let (synced_tx, synced_rx) = channel();
             let (poke_tx, poke_rx) = sync_channel(1);
             let catch_up = Arc::new(AtomicBool::new(false));
@@ -162,7 +162,7 @@ fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>) {
         commit(core, &mut attempts, &mut replies, pipeline);
         if let Some((_, catch_up)) = pipeline
             && catch_up.swap(false, Ordering::AcqRel)
-            && let Some(gc) = core.store().group_commit()
+            && let Some(gc) = core.durability()
         {
             // The background pass did most of the work; the rest is done here, between two
             // transactions (SQLite: so the next one starts the WAL over).
@@ -225,8 +225,8 @@ fn sync_loop(core: &Core, rx: &Receiver<Committed>, poke: &SyncSender<()>) {
         while let Ok(more) = rx.try_recv() {
             waiting.extend(more);
         }
-        let synced = match core.store().group_commit() {
-            Some(gc) => gc.sync().map_err(CoreError::from),
+        let synced = match core.durability() {
+            Some(gc) => gc.sync(),
             None => Err(CoreError::Bug("a sync thread without group commit")),
         };
         let _ = poke.try_send(());
@@ -247,7 +247,7 @@ fn sync_loop(core: &Core, rx: &Receiver<Committed>, poke: &SyncSender<()>) {
 /// asked to finish between two batches (SQLite: so the WAL starts over instead of growing
 /// without end).
 fn housekeeping_loop(core: &Core, poke: &Receiver<()>, catch_up: &AtomicBool) {
-    let Some(gc) = core.store().group_commit() else {
+    let Some(gc) = core.durability() else {
         return;
     };
     loop {
@@ -339,8 +339,8 @@ mod tests {
         } else {
             Box::new(NoGroupCommit(store))
         };
-        assert_eq!(store.group_commit().is_some(), group_commit);
         let auth = Arc::new(Core::with_store(Arc::new(cfg.clone()), store, "test"));
+        assert_eq!(auth.durability().is_some(), group_commit);
         let now = 1_800_000_000;
         let secret = TotpSecret::generate().unwrap();
         auth.enrolment()

@@ -208,11 +208,12 @@ fn codes_replaced_as_a_set(open: Open<'_>) {
 fn one_code_two_racing_logins(open: Open<'_>) {
     let mut cfg = Config::default();
     cfg.audit.syslog = false;
-    let core = Core::with_store(Arc::new(cfg), open(), "conformance");
     let now = 1_800_000_000;
     let user = name("gina");
     let (rec, secret) = enrolled(&user, now);
-    put(core.store(), &rec, vec![]);
+    let store = open();
+    put(store.as_ref(), &rec, vec![]);
+    let core = Core::with_store(Arc::new(cfg), store, "conformance");
     let code = code_at_step(&secret, &rec.params, now / 30);
     let req = crate::login::Request {
         user: user.clone(),

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mfa_common::totp::code_at_step;
-use mfa_common::verify::new_one_time_code;
 use mfa_common::{Core, OpenMode, OtcKind, TotpSecret, UserName};
 
 use super::*;
@@ -211,16 +210,18 @@ impl Env {
         s
     }
 
+    /// A one-time code as the administrator issues it.
     fn one_time_code(&self, user: &str, kind: OtcKind) -> String {
         let a = self.auth(OpenMode::Existing);
+        let admin = a.admin("test");
         let now = mfa_common::login::now();
-        let (code, stored) = new_one_time_code(kind, now, Some(now + 3600), 1).unwrap();
-        a.store()
-            .transact(&[&name(user)], &mut |recs| {
-                recs[0].as_mut().unwrap().codes.push(stored.clone());
-                Ok(vec![])
-            })
-            .unwrap();
+        let code = match kind {
+            OtcKind::Backup => admin
+                .issue_backup_codes(&name(user), 1, now)
+                .unwrap()
+                .remove(0),
+            OtcKind::Temporary => admin.issue_temp_access(&name(user), 3600, 1, now).unwrap(),
+        };
         code.to_string()
     }
 

@@ -191,9 +191,13 @@ impl Admin<'_> {
         Ok(())
     }
 
-    /// Deletes audit events older than `audit.retention`.
-    pub fn prune_audit(&self, now: i64) -> Result<usize, CoreError> {
-        let keep = self.core.config.audit.retention.secs_i64();
-        Ok(self.core.store.prune_audit(now.saturating_sub(keep))?)
+    /// Deletes audit events older than `audit.retention`, and the records of names that
+    /// never enrolled, never got in and were first seen before then. Returns how many of
+    /// each.
+    pub fn prune(&self, now: i64) -> Result<(usize, usize), CoreError> {
+        let before = now.saturating_sub(self.core.config.audit.retention.secs_i64());
+        let events = self.core.store.prune_audit(before)?;
+        let users = self.core.store.prune_unenrolled(before)?;
+        Ok((events, users))
     }
 }

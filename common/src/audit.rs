@@ -20,8 +20,9 @@ pub trait AuditSink: Send + Sync {
 }
 
 /// syslog where configured, plus pruning: about one operation in 512 (not one event: a
-/// batch is one operation) deletes events older than `retention`, so no front end or cron
-/// job is needed to keep the trail bounded.
+/// batch is one operation) deletes events older than `retention`, and the records of names
+/// that only ever appeared (never enrolled, never let in) first seen before then, so no
+/// front end or cron job is needed to keep the trail and the report bounded.
 #[derive(Debug)]
 pub struct StandardSink {
     syslog: Option<Syslog>,
@@ -48,9 +49,14 @@ impl AuditSink for StandardSink {
         if let Some(ev) = events.first()
             && getrandom::fill(&mut b).is_ok()
             && u16::from_le_bytes(b) % 512 == 0
-            && let Err(e) = store.prune_audit(ev.time.saturating_sub(self.retention_secs))
         {
-            self.warning(&format!("audit pruning failed: {e}"));
+            let before = ev.time.saturating_sub(self.retention_secs);
+            if let Err(e) = store.prune_audit(before) {
+                self.warning(&format!("audit pruning failed: {e}"));
+            }
+            if let Err(e) = store.prune_unenrolled(before) {
+                self.warning(&format!("pruning records that never enrolled failed: {e}"));
+            }
         }
     }
 

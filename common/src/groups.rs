@@ -21,8 +21,20 @@ pub fn groups_of(user: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the system knows `user` (NSS). An error counts as unknown: the caller then creates
+/// no record for the name, which is the safe side.
+pub fn user_known(user: &str) -> bool {
+    matches!(User::from_name(user), Ok(Some(_)))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn known_users() {
+        assert!(super::user_known("root"));
+        assert!(!super::user_known("no-such-user-xyz"));
+    }
+
     #[test]
     fn root_is_in_root() {
         assert!(super::groups_of("root").iter().any(|g| g == "root"));

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::core::Core;
 use crate::error::CoreError;
-use crate::groups::groups_of;
+use crate::groups::{groups_of, user_known};
 use crate::net::ClientAddr;
 use crate::policy::{Decision, Facts, Outcome, Reason, decide, grace_deadline};
 use crate::secret::Sealer;
@@ -33,6 +33,11 @@ pub struct Request {
     pub service: String,
     /// Unix seconds. Front ends pass the clock; tests of the core pin it.
     pub now: i64,
+    /// The name may get a record (the roll-out starts tracking it, its grace period starts):
+    /// it passed a first factor, the system knows it ([`Login::known`]), or an administrator
+    /// named it. A name that is none of these gets its decisions but no record, so a
+    /// stranger trying names fills nothing. `false` unless the front end says otherwise.
+    pub vouched: bool,
 }
 
 impl Request {
@@ -42,7 +47,14 @@ impl Request {
             client,
             service: service.into(),
             now: now(),
+            vouched: false,
         }
+    }
+
+    /// The same request, with `vouched` set.
+    pub fn vouched(mut self, vouched: bool) -> Self {
+        self.vouched = vouched;
+        self
     }
 
     /// The audit event of decision `d` about this request.
@@ -120,6 +132,12 @@ impl Login<'_> {
         } else {
             groups_of(user)
         }
+    }
+
+    /// Whether the system knows `user` (NSS: files, SSSD, LDAP): what vouches for a name
+    /// where no first factor was checked here (the PAM module, `mfactl auth`).
+    pub fn known(&self, user: &UserName) -> bool {
+        user_known(user)
     }
 
     /// The usual first call: the decision before any code, recorded when it is final
@@ -282,7 +300,7 @@ pub(crate) fn attempt_in_tx(
     };
     let d = decide(&facts, ctx.cfg);
     if d.outcome != Outcome::NeedCode {
-        settle(slot, req, &d, ctx);
+        settle(slot, a, &d, ctx);
         return Ok((d.clone(), Some(req.event(&d))));
     }
     let Some(code) = &a.code else {
@@ -304,11 +322,12 @@ pub(crate) fn attempt_in_tx(
 /// What a final decision without a code does to the user's record: login statistics, the
 /// start of the grace period the first time it applies, and a new record where the
 /// roll-out tracks the user.
-fn settle(slot: &mut Option<UserRecord>, req: &Request, d: &Decision, ctx: &Ctx<'_>) {
-    let cfg = ctx.cfg;
-    // A denied name we have never seen gets no row: password sprayers must not fill the
-    // report. Everyone else is tracked for the roll-out view.
-    let create = d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled;
+fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &Ctx<'_>) {
+    let (cfg, req) = (ctx.cfg, &a.req);
+    // A denied name we have never seen gets no row, nor does a name nothing vouches for:
+    // password sprayers must not fill the report. Everyone else is tracked for the roll-out
+    // view.
+    let create = req.vouched && (d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled);
     if slot.is_none() && create {
         *slot = Some(UserRecord::new(&req.user, ctx.params, req.now));
     }
@@ -354,6 +373,7 @@ mod tests {
             client: ClientAddr::Remote(ip.parse::<IpAddr>().ok()),
             service: "test".into(),
             now,
+            vouched: false,
         }
     }
 
@@ -429,15 +449,26 @@ mod tests {
         );
     }
 
+    /// A login of a name that passed a first factor (as the daemon's are).
+    fn vouched(req: Request) -> Attempt {
+        Attempt {
+            req: req.vouched(true),
+            code: None,
+            groups: vec![],
+        }
+    }
+
     #[test]
     fn grace_start_is_stored_once() {
         let (_d, a) = setup(14);
         let now = 1_800_000_000;
         let l = a.login();
-        let d = l.begin(&req("carol", "192.0.2.1", now)).unwrap();
+        let d = l
+            .authenticate(&vouched(req("carol", "192.0.2.1", now)))
+            .unwrap();
         assert_eq!(d.reason, Reason::GracePeriod { days_left: 14 });
         let d = l
-            .begin(&req("carol", "192.0.2.1", now + 86_400 * 10))
+            .authenticate(&vouched(req("carol", "192.0.2.1", now + 86_400 * 10)))
             .unwrap();
         assert_eq!(d.reason, Reason::GracePeriod { days_left: 4 });
         assert_eq!(
@@ -445,9 +476,25 @@ mod tests {
             Some(now)
         );
         let d = l
-            .begin(&req("carol", "192.0.2.1", now + 86_400 * 14))
+            .authenticate(&vouched(req("carol", "192.0.2.1", now + 86_400 * 14)))
             .unwrap();
         assert_eq!(d.reason, Reason::NotEnrolled);
+    }
+
+    /// A name nothing vouches for gets its decision but no record: trying names fills
+    /// nothing. A vouched one (a first factor passed, NSS knows it) does.
+    #[test]
+    fn only_vouched_names_get_a_record() {
+        let (_d, a) = setup(14);
+        let l = a.login();
+        let d = l.begin(&req("mallory", "192.0.2.1", 1)).unwrap();
+        assert_eq!(d.reason, Reason::GracePeriod { days_left: 14 });
+        assert!(a.store().user(&n("mallory")).unwrap().is_none());
+        assert!(a.store().audit(&Default::default()).unwrap().len() == 1);
+        l.begin(&req("alice", "192.0.2.1", 1).vouched(true))
+            .unwrap();
+        assert!(a.store().user(&n("alice")).unwrap().is_some());
+        assert!(l.known(&n("root")) && !l.known(&n("no-such-user-xyz")));
     }
 
     /// The same attempts as one batch and one by one, each on a fresh store: the same
@@ -462,8 +509,9 @@ mod tests {
         } else {
             "000000"
         };
+        // As the daemon sends them: past a first factor.
         let at = |user: &str, ip: &str, code: Option<&str>| Attempt {
-            req: req(user, ip, now),
+            req: req(user, ip, now).vouched(true),
             code: code.map(|c| Zeroizing::new(c.to_string())),
             groups: vec![],
         };

@@ -271,6 +271,7 @@ mod tests {
                 client: ClientAddr::Remote("192.0.2.1".parse().ok()),
                 service: "test".into(),
                 now,
+                vouched: true,
             },
             code: Some(Zeroizing::new(code.to_string())),
             groups: Vec::new(),

@@ -231,7 +231,10 @@ impl Flow<'_> {
         });
         let auth = (self.open)(&config).map_err(|e| Internal(format!("user {user:?}: {e}")))?;
         let auth = auth.as_ref();
-        let req = Request::new(&name, client, &service);
+        // No first factor is checked here, so the name gets a record only where the system
+        // knows it (NSS); a stranger's name fills nothing.
+        let known = mfa_common::groups::user_known(&name);
+        let req = Request::new(&name, client, &service).vouched(known);
         let d = auth.begin(&req)?;
         self.debug(|| format!("user={user:?} policy: {:?} {}", d.outcome, d.reason.code()));
         match d.outcome {

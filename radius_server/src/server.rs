@@ -574,6 +574,9 @@ impl Shared {
                 self.read(rt, move |a| Ok(a.groups_for(&user))).await?
             }
         };
+        // Every request that reaches a final decision passed a first factor here (PAM) or at
+        // the gateway (code-only mode), so the name may get a record.
+        let req = req.vouched(true);
         Ok(rt.writer.attempt(Attempt { req, code, groups }).await?)
     }
 
@@ -690,8 +693,11 @@ impl Shared {
         }
     }
 
-    /// append: User-Password is password + code. One PAM attempt; a refused password leaves
-    /// the code unspent.
+    /// append: User-Password is password + code. One PAM attempt, always before anything is
+    /// recorded or said about the user: a wrong password gets the same answer (and PAM's
+    /// delay) whoever the name belongs to, and leaves the code unspent. The read-only policy
+    /// look only says where the password ends: a user who must type a code (or is locked)
+    /// sent password + code, anyone else only a password.
     async fn append(
         &self,
         rt: &Runtime,
@@ -699,40 +705,29 @@ impl Shared {
         whole: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
         Self::require_pam(rt)?;
-        let (d, groups) = self.look(rt, &req).await?;
         let Some(whole) = whole else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
         };
-        match d.outcome {
-            Outcome::Deny => self.conclude(rt, req, None, Some(groups)).await,
-            Outcome::Allow => {
-                // Trusted, exempt or in grace: no code expected, all of it is the password.
-                let pam = self.first_factor(rt, &req.user, whole, req.client).await?;
-                if pam.ok {
-                    self.conclude(rt, req, None, Some(groups)).await
-                } else {
-                    self.wrong_password(rt, req, pam.fail_delay).await
-                }
+        let (d, groups) = self.look(rt, &req).await?;
+        let expects_code = d.outcome == Outcome::NeedCode || d.is_locked();
+        let t = &rt.config;
+        let (password, code) = if expects_code {
+            match split_appended(&whole, t.totp.digits, t.radius.append_delimiter.as_deref()) {
+                Some((password, code)) => (password, Some(code)),
+                // No code at the end: the whole is the password; past it, the core answers
+                // `missing_code`.
+                None => (whole, Some(Zeroizing::default())),
             }
-            Outcome::NeedCode => {
-                let t = &rt.config;
-                let Some((password, code)) =
-                    split_appended(&whole, t.totp.digits, t.radius.append_delimiter.as_deref())
-                else {
-                    // No code at the end: the core answers `missing_code`; no PAM attempt.
-                    return self
-                        .conclude(rt, req, Some(Zeroizing::default()), Some(groups))
-                        .await;
-                };
-                let pam = self
-                    .first_factor(rt, &req.user, password, req.client)
-                    .await?;
-                if !pam.ok {
-                    return self.wrong_password(rt, req, pam.fail_delay).await;
-                }
-                self.conclude(rt, req, Some(code), Some(groups)).await
-            }
+        } else {
+            (whole, None)
+        };
+        let pam = self
+            .first_factor(rt, &req.user, password, req.client)
+            .await?;
+        if !pam.ok {
+            return self.wrong_password(rt, req, pam.fail_delay).await;
         }
+        self.conclude(rt, req, code, Some(groups)).await
     }
 
     /// The final decision as an answer. The core decides again inside the write transaction,
@@ -748,8 +743,9 @@ impl Shared {
         Ok(Answer::from_decision(&d))
     }
 
-    /// challenge, first round: the password; then Accept (no code needed), Reject, or an
-    /// Access-Challenge carrying a fresh State.
+    /// challenge, first round: the password, checked before anything is recorded or said
+    /// about the user (a wrong password gets the same answer whoever the name belongs to);
+    /// then Accept (no code needed), Reject, or an Access-Challenge carrying a fresh State.
     async fn challenge_start(
         &self,
         rt: &Runtime,
@@ -757,10 +753,6 @@ impl Shared {
         password: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
         Self::require_pam(rt)?;
-        let (d, groups) = self.look(rt, &req).await?;
-        if d.outcome == Outcome::Deny {
-            return self.conclude(rt, req, None, Some(groups)).await;
-        }
         let Some(password) = password else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
         };
@@ -770,7 +762,8 @@ impl Shared {
         if !pam.ok {
             return self.wrong_password(rt, req, pam.fail_delay).await;
         }
-        if d.outcome == Outcome::Allow {
+        let (d, groups) = self.look(rt, &req).await?;
+        if d.outcome != Outcome::NeedCode {
             return self.conclude(rt, req, None, Some(groups)).await;
         }
         let now = Instant::now();

@@ -287,6 +287,7 @@ mod tests {
                 client: ClientAddr::Remote(ip.parse().ok()),
                 service: "test-gw".into(),
                 now,
+                vouched: true,
             },
             code: code.map(|c| Zeroizing::new(c.to_string())),
             groups: Vec::new(),
@@ -314,6 +315,9 @@ mod tests {
         }
         fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
             self.0.prune_audit(before)
+        }
+        fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
+            self.0.prune_unenrolled(before)
         }
     }
 

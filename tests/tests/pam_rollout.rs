@@ -8,7 +8,7 @@ mod pam_support;
 
 use mfa_e2e::{Site, fresh_key, printed_codes, require_tool, text, totp, unique};
 use pam_support::{
-    PamResult, PamService, SyslogCapture, create_store, field, pamtester, pamtester_code,
+    PamResult, PamService, SyslogCapture, UnixUser, create_store, field, pamtester, pamtester_code,
     require_root, self_enrol, toml_time,
 };
 use serde_json::Value;
@@ -36,7 +36,9 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     ));
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = unique("gr");
+    // A name the system knows (NSS): only such a name gets a record at a PAM login.
+    let unix = UnixUser::new(site.path());
+    let user = unix.name.clone();
     let r = pamtester(&svc.name, &user, Some("192.0.2.40"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(
@@ -56,9 +58,12 @@ fn not_enrolled_user_is_let_in_with_days_left_during_grace_and_refused_after() {
     ));
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let r = pamtester(&svc.name, &unique("gl"), Some("192.0.2.41"), "", None);
+    let stranger = unique("gl");
+    let r = pamtester(&svc.name, &stranger, Some("192.0.2.41"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(r.stdout.contains("in 17 day(s)"), "{r:?}");
+    // A name the system does not know gets its answer but no record.
+    assert_eq!(report_user(&site, &stranger), Value::Null);
 
     // Past the deadline: refused, and told whom to ask.
     let site = Site::new(&format!(
@@ -79,7 +84,9 @@ fn self_enrolment_at_first_login_from_a_trusted_host() {
     let site = Site::new("self_enroll = \"trusted\"\ngrace_days = 14\n");
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = unique("se");
+    // A name the system knows (NSS): only such a name gets a record at a PAM login.
+    let unix = UnixUser::new(site.path());
+    let user = unix.name.clone();
 
     // From an untrusted address: the grace message, but no key and no QR code.
     let r = pamtester(&svc.name, &user, Some("192.0.2.50"), "", None);
@@ -144,7 +151,9 @@ fn skipped_self_enrolment_keeps_the_login_and_stores_nothing() {
     let site = Site::new("self_enroll = \"trusted\"\n");
     create_store(&site.config);
     let svc = PamService::mfa_only(&site.config, "");
-    let user = unique("sk");
+    // A name the system knows (NSS): only such a name gets a record at a PAM login.
+    let unix = UnixUser::new(site.path());
+    let user = unix.name.clone();
     // An empty answer skips; three wrong ones give up. Either way the trusted login goes on.
     for input in ["\n", "000000\n111111\n222222\n"] {
         let r = pamtester(&svc.name, &user, Some("127.0.0.1"), input, None);

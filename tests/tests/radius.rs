@@ -302,10 +302,11 @@ fn append_wrong_password_does_not_use_up_the_code() {
         r.output
     );
     assert_eq!(rig.pam_calls(&user), 2);
-    // No code at all: refused without a PAM attempt.
+    // No code at all: the password is checked first (one PAM attempt, so the answer says
+    // nothing about the user before it passed), then refused for the missing code.
     let r = rig.send(&attrs(&user, Some(PASSWORD), Some(UNTRUSTED_CSI), true));
     assert!(r.is("Access-Reject"));
-    assert_eq!(rig.pam_calls(&user), 2);
+    assert_eq!(rig.pam_calls(&user), 3);
     rig.daemon.wait_log("reason=missing_code", 1);
     rig.assert_log_clean(&[&code, "Wrong-horse"]);
 }

@@ -23,7 +23,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 9] = [
+    let checks: [(&str, Check); 10] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -33,6 +33,7 @@ pub fn all(open: Open<'_>) {
         ("codes_replaced_as_a_set", codes_replaced_as_a_set),
         ("one_code_two_racing_logins", one_code_two_racing_logins),
         ("group_commit_if_offered", group_commit_if_offered),
+        ("only_names_that_only_appeared_are_pruned", prune_unenrolled),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -220,6 +221,7 @@ fn one_code_two_racing_logins(open: Open<'_>) {
         client: ClientAddr::Remote("192.0.2.7".parse().ok()),
         service: "race".into(),
         now,
+        vouched: true,
     };
     let reasons: Vec<Reason> = std::thread::scope(|sc| {
         let runs: Vec<_> = (0..2)
@@ -255,4 +257,44 @@ fn group_commit_if_offered(open: Open<'_>) {
     gc.housekeeping().unwrap();
     gc.writer_housekeeping().unwrap();
     assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
+}
+
+/// Pruning takes the records of names that only ever appeared, and nothing else.
+fn prune_unenrolled(open: Open<'_>) {
+    let s = open();
+    let old = 100;
+    let appeared = UserRecord::new(&name("appeared"), params(), old);
+    let recent = UserRecord::new(&name("recent"), params(), 500);
+    let mut let_in = UserRecord::new(&name("let-in"), params(), old);
+    let_in.login_count = 1;
+    let (enrolled_user, _) = enrolled(&name("enrolled"), old);
+    let mut unlinked = UserRecord::new(&name("unlinked"), params(), old);
+    unlinked.mfa_created = Some(old);
+    let mut holds_code = UserRecord::new(&name("holds-code"), params(), old);
+    holds_code.codes.push(
+        new_one_time_code(OtcKind::Temporary, old, Some(900), 1)
+            .unwrap()
+            .1,
+    );
+    for r in [
+        &appeared,
+        &recent,
+        &let_in,
+        &enrolled_user,
+        &unlinked,
+        &holds_code,
+    ] {
+        put(s.as_ref(), r, vec![]);
+    }
+    assert_eq!(s.prune_unenrolled(400).unwrap(), 1);
+    let left: Vec<String> = s
+        .users()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name.to_string())
+        .collect();
+    assert_eq!(
+        left,
+        ["enrolled", "holds-code", "let-in", "recent", "unlinked"]
+    );
 }

@@ -179,6 +179,9 @@ pub trait Store: Send + Sync {
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
     /// Deletes audit events before `before`; returns how many.
     fn prune_audit(&self, before: i64) -> Result<usize, StoreError>;
+    /// Deletes the records of users who never enrolled, never got in, hold no one-time code
+    /// and first appeared before `before`: names that only ever showed up. Returns how many.
+    fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError>;
     /// Group commit, where the engine offers it (SQLite); `None` means every transaction is
     /// durable when [`Store::transact`] returns, and the caller needs nothing more.
     fn group_commit(&self) -> Option<&dyn GroupCommit> {

@@ -613,6 +613,17 @@ impl Store for SqliteStore {
     fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
         self.with_conn(|c| Ok(c.execute("DELETE FROM audit WHERE time < ?1", [before])?))
     }
+
+    fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
+        self.with_conn(|c| {
+            Ok(c.execute(
+                "DELETE FROM users WHERE secret IS NULL AND mfa_created IS NULL AND login_count = 0
+                   AND first_seen < ?1
+                   AND NOT EXISTS (SELECT 1 FROM one_time_codes o WHERE o.user = users.name)",
+                [before],
+            )?)
+        })
+    }
 }
 
 impl GroupCommit for SqliteStore {

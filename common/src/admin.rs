@@ -66,9 +66,14 @@ impl Admin<'_> {
         self.core.store.transact(&[user], &mut |recs| {
             let rec = existing(recs, user)?;
             was_locked = rec.locked(now).is_some();
+            was_locked |= rec
+                .sources
+                .iter()
+                .any(|s| s.locked_until.is_some_and(|u| now < u));
             rec.locked_until = None;
             rec.failures = 0;
             rec.first_failure = None;
+            rec.sources.clear();
             let reason = if was_locked {
                 "lock_cleared"
             } else {

@@ -314,7 +314,15 @@ pub(crate) fn attempt_in_tx(
         Some(s) => Some(ctx.sealer.unseal(&rec.name, s).map_err(Abort::Secret)?),
         None => None,
     };
-    let d = apply_code(rec, secret.as_ref(), code, req.now, ctx.cfg);
+    let source = req.client.ip().map(|ip| ip.to_string());
+    let d = apply_code(
+        rec,
+        secret.as_ref(),
+        code,
+        source.as_deref(),
+        req.now,
+        ctx.cfg,
+    );
     note_outcome(rec, &d, &req.client, req.now);
     Ok((d.clone(), Some(req.event(&d))))
 }

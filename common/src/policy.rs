@@ -17,8 +17,12 @@ pub enum Reason {
     LocalLogin,
     ExemptUser,
     ExemptGroup,
-    BeforeGoLive { days_left: i64 },
-    GracePeriod { days_left: i64 },
+    BeforeGoLive {
+        days_left: i64,
+    },
+    GracePeriod {
+        days_left: i64,
+    },
     CodeRequired,
     ValidCode,
     BackupCode,
@@ -27,7 +31,13 @@ pub enum Reason {
     MissingCode,
     WrongCode,
     ReplayedCode,
-    Locked { until: i64 },
+    Locked {
+        until: i64,
+    },
+    /// Too many wrong codes for this user from this client address.
+    SourceLocked {
+        until: i64,
+    },
     NotEnrolled,
     WrongPassword,
     // Refusals before the policy could run; a front end names them, the core words them.
@@ -58,6 +68,7 @@ impl Reason {
             Reason::WrongCode => "wrong_code",
             Reason::ReplayedCode => "replayed_code",
             Reason::Locked { .. } => "locked",
+            Reason::SourceLocked { .. } => "source_locked",
             Reason::NotEnrolled => "not_enrolled",
             Reason::WrongPassword => "wrong_password",
             Reason::InvalidUserName => "invalid_user_name",
@@ -92,6 +103,9 @@ impl fmt::Display for Reason {
             Reason::WrongCode => f.write_str("wrong code"),
             Reason::ReplayedCode => f.write_str("code already used"),
             Reason::Locked { until } => write!(f, "locked until {}", format_utc(*until)),
+            Reason::SourceLocked { until } => {
+                write!(f, "locked from this address until {}", format_utc(*until))
+            }
             Reason::NotEnrolled => f.write_str("not enrolled and past the deadline"),
             Reason::WrongPassword => f.write_str("wrong password"),
             Reason::InvalidUserName => f.write_str("not a valid user name"),
@@ -148,8 +162,12 @@ impl Decision {
         self.outcome == Outcome::Allow
     }
 
+    /// Locked out, the user or this address: PAM answers PAM_MAXTRIES.
     pub fn is_locked(&self) -> bool {
-        matches!(self.reason, Reason::Locked { .. })
+        matches!(
+            self.reason,
+            Reason::Locked { .. } | Reason::SourceLocked { .. }
+        )
     }
 }
 
@@ -161,6 +179,10 @@ pub fn user_message(reason: &Reason) -> String {
         Reason::MissingCode => "A verification code is required.".into(),
         Reason::Locked { until } => format!(
             "Too many wrong codes: this account is locked until {}. Your administrator can unlock it sooner.",
+            format_utc(*until)
+        ),
+        Reason::SourceLocked { until } => format!(
+            "Too many wrong codes from this address: try again after {}, or from another network.",
             format_utc(*until)
         ),
         Reason::NotEnrolled => "Multi-factor authentication is required for this account, but no authenticator app is enrolled. Contact your administrator.".into(),
@@ -209,6 +231,12 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         SelfEnroll::Anywhere => true,
     };
 
+    // A user lock holds on trusted networks too only where configured.
+    if cfg.lockout.lock_trusted
+        && let Some(until) = f.record.and_then(|r| r.locked(f.now))
+    {
+        return Decision::deny(Reason::Locked { until });
+    }
     // 1. Trusted network (and, where configured, local logins).
     if trusted {
         let mut d = Decision::allow(Reason::TrustedNetwork);
@@ -228,6 +256,12 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     // 5 before 3: a locked user is refused before a code is even asked for.
     if let Some(until) = f.record.and_then(|r| r.locked(f.now)) {
         return Decision::deny(Reason::Locked { until });
+    }
+    // Then this address, locked out for this user before the user is.
+    if let (Some(ip), Some(r)) = (f.client.ip(), f.record)
+        && let Some(until) = r.source_locked(&ip.to_string(), f.now)
+    {
+        return Decision::deny(Reason::SourceLocked { until });
     }
     // 3. Enrolled: a code.
     if enrolled {

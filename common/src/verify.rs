@@ -124,12 +124,14 @@ pub fn new_one_time_code(
 
 /// Checks `code` for the user and updates the record: the replay marker on success, the
 /// failure counter and lock on failure. `secret` is the user's opened key (`None`: not
-/// enrolled, so only a one-time code can match). Only the login path calls this, after the
-/// policy said a code is needed; that is where a locked user was already refused.
+/// enrolled, so only a one-time code can match); `source` the client address the code came
+/// from, where known. Only the login path calls this, after the policy said a code is
+/// needed; that is where a locked user or address was already refused.
 pub fn apply_code(
     rec: &mut UserRecord,
     secret: Option<&TotpSecret>,
     code: &str,
+    source: Option<&str>,
     now: i64,
     cfg: &Config,
 ) -> Decision {
@@ -165,13 +167,81 @@ pub fn apply_code(
             rec.failures = 0;
             rec.first_failure = None;
             rec.locked_until = None;
+            if let Some(src) = source {
+                rec.sources.retain(|s| s.source != src);
+            }
             decision
         }
         // A replayed code was right once: it is no guess, and counting it would lock out a
         // user whose client submitted twice (or two logins racing with one code).
         Reason::ReplayedCode => decision,
-        _ => count_failure(rec, now, cfg).unwrap_or(decision),
+        _ => {
+            let user_lock = count_failure(rec, now, cfg);
+            let source_lock = source.and_then(|s| count_source_failure(rec, s, now, cfg));
+            user_lock.or(source_lock).unwrap_or(decision)
+        }
     }
+}
+
+/// Addresses whose counters a record keeps at most; the oldest unlocked ones go first.
+const MAX_SOURCES: usize = 16;
+
+/// Counts a wrong code from `source`; returns the lock decision when this failure locks
+/// that address out for this user. An address can so add at most
+/// `max_failures_per_source` failures to the user's count per lock period: one place alone
+/// cannot lock the user out everywhere (several can, which the user count is for).
+fn count_source_failure(
+    rec: &mut UserRecord,
+    source: &str,
+    now: i64,
+    cfg: &Config,
+) -> Option<Decision> {
+    let l = &cfg.lockout;
+    if l.max_failures_per_source == 0 {
+        return None;
+    }
+    let window = l.window.secs_i64();
+    // Forget what no longer counts: counters past the window, locks past their time.
+    rec.sources
+        .retain(|s| s.locked_until.is_some_and(|u| now < u) || now - s.first_failure < window);
+    let at = match rec.sources.iter().position(|s| s.source == source) {
+        Some(i) => i,
+        None => {
+            if rec.sources.len() >= MAX_SOURCES
+                && let Some(oldest) = rec
+                    .sources
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.locked_until.is_none())
+                    .min_by_key(|(_, s)| s.first_failure)
+                    .map(|(i, _)| i)
+            {
+                rec.sources.remove(oldest);
+            }
+            rec.sources.push(mfa_model::SourceFailures {
+                source: source.to_string(),
+                failures: 0,
+                first_failure: now,
+                locked_until: None,
+            });
+            rec.sources.len() - 1
+        }
+    };
+    let s = rec.sources.get_mut(at)?;
+    s.failures = s.failures.saturating_add(1);
+    if s.failures < l.max_failures_per_source {
+        return None;
+    }
+    let until = now.saturating_add(l.lock_for.secs_i64());
+    s.locked_until = Some(until);
+    s.failures = 0;
+    s.first_failure = now;
+    let mut d = Decision::deny(Reason::SourceLocked { until });
+    d.message = Some(format!(
+        "Wrong verification code. {}",
+        user_message(&d.reason)
+    ));
+    Some(d)
 }
 
 /// Compares against every usable one-time code (all of them, in constant time each), and
@@ -260,26 +330,7 @@ mod tests {
 
     /// A code typed at `now`, through the one login path (the policy, then the code).
     fn login(r: &mut UserRecord, code: &str, now: i64, c: &Config) -> Decision {
-        let ctx = Ctx {
-            cfg: c,
-            params: r.params,
-            sealer: &Unsealed,
-        };
-        let a = Attempt {
-            req: Request {
-                user: r.name.clone(),
-                client: ClientAddr::Remote("192.0.2.1".parse().ok()),
-                service: "test".into(),
-                now,
-                vouched: true,
-            },
-            code: Some(Zeroizing::new(code.to_string())),
-            groups: Vec::new(),
-        };
-        let mut slot = Some(r.clone());
-        let (d, _) = attempt_in_tx(&mut slot, &a, &ctx).unwrap();
-        *r = slot.unwrap();
-        d
+        login_from(r, "192.0.2.1", code, now, c)
     }
 
     #[test]
@@ -309,7 +360,9 @@ mod tests {
 
     #[test]
     fn lockout_after_max_failures_and_reset_by_window() {
-        let (c, mut r) = setup();
+        // The user's own counter, alone: no per-address lock in between.
+        let (mut c, mut r) = setup();
+        c.lockout.max_failures_per_source = 0;
         for i in 0..4 {
             assert_eq!(
                 login(&mut r, "000000", NOW + i, &c).reason,
@@ -335,6 +388,77 @@ mod tests {
             let t = later + 10 + i * 301;
             assert_eq!(login(&mut r, "000000", t, &c).reason, Reason::WrongCode);
         }
+    }
+
+    /// A code typed at `now` from `ip`, through the one login path.
+    fn login_from(r: &mut UserRecord, ip: &str, code: &str, now: i64, c: &Config) -> Decision {
+        let ctx = Ctx {
+            cfg: c,
+            params: r.params,
+            sealer: &Unsealed,
+        };
+        let a = Attempt {
+            req: Request {
+                user: r.name.clone(),
+                client: ClientAddr::Remote(ip.parse().ok()),
+                service: "test".into(),
+                now,
+                vouched: true,
+            },
+            code: Some(Zeroizing::new(code.to_string())),
+            groups: Vec::new(),
+        };
+        let mut slot = Some(r.clone());
+        let (d, _) = attempt_in_tx(&mut slot, &a, &ctx).unwrap();
+        *r = slot.unwrap();
+        d
+    }
+
+    #[test]
+    fn one_address_is_locked_out_before_the_user() {
+        let (c, mut r) = setup();
+        let (a, b) = ("198.51.100.7", "198.51.100.8");
+        // Five wrong codes from one address: the third locks that address, the rest are
+        // refused without being counted against the user.
+        let got: Vec<Reason> = (0..5)
+            .map(|i| login_from(&mut r, a, "000000", NOW + i, &c).reason)
+            .collect();
+        assert_eq!(&got[..2], [Reason::WrongCode, Reason::WrongCode]);
+        assert!(matches!(got[2], Reason::SourceLocked { .. }), "{got:?}");
+        assert!(matches!(got[3], Reason::SourceLocked { .. }), "{got:?}");
+        assert_eq!(r.failures, 3);
+        assert!(r.locked(NOW + 5).is_none(), "the user is not locked");
+        // The right code from another address works, and clears that address only.
+        let good = code(&r, NOW + 5);
+        assert_eq!(
+            login_from(&mut r, b, &good, NOW + 5, &c).reason,
+            Reason::ValidCode
+        );
+        assert!(r.source_locked(a, NOW + 6).is_some());
+        // After lock_for, the first address may try again.
+        let later = NOW + 2 + 900;
+        let good = code(&r, later);
+        assert_eq!(
+            login_from(&mut r, a, &good, later, &c).reason,
+            Reason::ValidCode
+        );
+        assert!(r.sources.is_empty());
+    }
+
+    #[test]
+    fn many_addresses_still_lock_the_user() {
+        let (c, mut r) = setup();
+        for i in 0..4 {
+            let ip = format!("198.51.100.{i}");
+            assert_eq!(
+                login_from(&mut r, &ip, "000000", NOW + i, &c).reason,
+                Reason::WrongCode
+            );
+        }
+        assert!(matches!(
+            login_from(&mut r, "198.51.100.9", "000000", NOW + 5, &c).reason,
+            Reason::Locked { .. }
+        ));
     }
 
     #[test]

@@ -195,6 +195,15 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
             "must be longer than 0s".into(),
         );
     }
+    if l.max_failures_per_source >= l.max_failures && l.max_failures_per_source != 0 {
+        bad(
+            vec![k("lockout"), k("max_failures_per_source")],
+            format!(
+                "{} would lock the user (max_failures = {}) before the address; use a smaller number, or 0 to turn it off",
+                l.max_failures_per_source, l.max_failures
+            ),
+        );
+    }
 
     let r = &cfg.radius;
     if r.first_factor == FirstFactor::None && r.mode != RadiusMode::CodeOnly {

@@ -156,6 +156,12 @@ pub struct LockoutConfig {
     pub max_failures: u32,
     pub window: Span,
     pub lock_for: Span,
+    /// Wrong codes for one user from one client address, within `window`, that lock that
+    /// address out (for `lock_for`) before the user is: an outsider guessing from one place
+    /// cannot lock the user out everywhere. 0 turns it off.
+    pub max_failures_per_source: u32,
+    /// Whether a locked user is refused on a trusted network too (default: not).
+    pub lock_trusted: bool,
 }
 
 impl Default for LockoutConfig {
@@ -164,6 +170,8 @@ impl Default for LockoutConfig {
             max_failures: 5,
             window: Span::secs(300),
             lock_for: Span::secs(900),
+            max_failures_per_source: 3,
+            lock_trusted: false,
         }
     }
 }

@@ -72,6 +72,17 @@ impl OneTimeCode {
     }
 }
 
+/// Wrong codes for one user from one client address: that address is locked out before the
+/// user is, so an outsider guessing from one place cannot lock the user out everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFailures {
+    /// The client IP as text (`192.0.2.7`, `2001:db8::5`).
+    pub source: String,
+    pub failures: u32,
+    pub first_failure: i64,
+    pub locked_until: Option<i64>,
+}
+
 /// Everything the product knows about one user. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -93,6 +104,8 @@ pub struct UserRecord {
     pub last_ip: Option<String>,
     pub last_outcome: Option<String>,
     pub codes: Vec<OneTimeCode>,
+    /// Per-address failure counters, a few at most (see `SourceFailures`).
+    pub sources: Vec<SourceFailures>,
 }
 
 impl UserRecord {
@@ -114,6 +127,7 @@ impl UserRecord {
             last_ip: None,
             last_outcome: None,
             codes: Vec::new(),
+            sources: Vec::new(),
         }
     }
 
@@ -123,6 +137,15 @@ impl UserRecord {
 
     pub fn locked(&self, now: i64) -> Option<i64> {
         self.locked_until.filter(|&u| now < u)
+    }
+
+    /// Until when `source` is locked out for this user, if it is.
+    pub fn source_locked(&self, source: &str, now: i64) -> Option<i64> {
+        self.sources
+            .iter()
+            .find(|s| s.source == source)
+            .and_then(|s| s.locked_until)
+            .filter(|&u| now < u)
     }
 
     pub fn usable_codes(&self, kind: OtcKind, now: i64) -> usize {

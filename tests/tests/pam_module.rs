@@ -169,11 +169,13 @@ fn five_wrong_codes_lock_the_user_with_pam_maxtries() {
     let (user, key) = enrolled(&site);
     let right = totp(&key, 0);
     let bad = wrong_code(&key);
+    // From five addresses: one address alone only locks itself out (tests/tests/lockout.rs).
     for i in 1..=4 {
-        let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &bad, None);
+        let rhost = format!("192.0.2.{}", 10 + i);
+        let r = pamtester_code(&svc.name, &user, Some(&rhost), &bad, None);
         assert_eq!(r.result, PamResult::AuthErr, "attempt {i}: {r:?}");
     }
-    let r = pamtester_code(&svc.name, &user, Some("192.0.2.1"), &bad, None);
+    let r = pamtester_code(&svc.name, &user, Some("192.0.2.15"), &bad, None);
     assert_eq!(r.result, PamResult::MaxTries, "fifth: {r:?}");
     assert!(r.all().contains("locked until"), "{r:?}");
     // Locked: the right code does not help, and is not even asked for.

@@ -35,19 +35,21 @@ fn users(rig: &Rig) -> u64 {
     v["totals"]["users"].as_u64().unwrap()
 }
 
-/// Locks `user` with five wrong codes, each after the right password.
+/// Locks `user` with five wrong codes, each after the right password, from five addresses
+/// (one address alone only locks itself out).
 fn lock(rig: &Rig, mode: &str, user: &str, key: &str) {
     let bad = wrong_code(key);
-    for _ in 0..5 {
+    for i in 0..5 {
+        let csi = format!("198.51.100.{}", 20 + i);
         let r = match mode {
             "append" => rig.send(&attrs(
                 user,
                 Some(&format!("{PASSWORD}{bad}")),
-                Some(UNTRUSTED_CSI),
+                Some(&csi),
                 true,
             )),
             _ => {
-                let r = rig.send(&attrs(user, Some(PASSWORD), Some(UNTRUSTED_CSI), true));
+                let r = rig.send(&attrs(user, Some(PASSWORD), Some(&csi), true));
                 assert!(r.is("Access-Challenge"), "{}", r.output);
                 rig.send(&format!(
                     "User-Name = \"{user}\"\nUser-Password = \"{bad}\"\nState = {}\nMessage-Authenticator = 0x00\n",

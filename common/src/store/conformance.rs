@@ -64,6 +64,12 @@ fn enrolled(user: &UserName, now: i64) -> (UserRecord, TotpSecret) {
     r.last_ip = Some("192.0.2.1".into());
     let (_, code) = new_one_time_code(OtcKind::Backup, now, None, 1).unwrap();
     r.codes.push(code);
+    r.sources.push(mfa_model::SourceFailures {
+        source: "198.51.100.7".into(),
+        failures: 2,
+        first_failure: now,
+        locked_until: Some(now + 900),
+    });
     (r, secret)
 }
 

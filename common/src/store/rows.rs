@@ -2,7 +2,9 @@
 //! a damaged or hand-edited row is refused the same way whichever engine read it, and the
 //! limits are the ones the configuration and import use (`mfa_model::DIGITS`, `PERIODS`).
 
-use mfa_model::{Algorithm, OneTimeCode, OtcKind, SealedSecret, TotpParams, UserName, UserRecord};
+use mfa_model::{
+    Algorithm, OneTimeCode, OtcKind, SealedSecret, SourceFailures, TotpParams, UserName, UserRecord,
+};
 
 use super::StoreError;
 
@@ -39,6 +41,15 @@ pub struct CodeRow {
     pub uses_left: i64,
 }
 
+/// A `source_failures` row: one client address's wrong codes for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRow {
+    pub source: String,
+    pub failures: i64,
+    pub first_failure: i64,
+    pub locked_until: Option<i64>,
+}
+
 fn bad(user: &str, column: &'static str, problem: impl Into<String>) -> StoreError {
     StoreError::BadRow {
         user: user.into(),
@@ -47,8 +58,13 @@ fn bad(user: &str, column: &'static str, problem: impl Into<String>) -> StoreErr
     }
 }
 
-/// The record of a row and its codes, or the first column that makes no sense.
-pub fn decode(row: UserRow, codes: Vec<CodeRow>) -> Result<UserRecord, StoreError> {
+/// The record of a row, its codes and its address counters, or the first column that makes
+/// no sense.
+pub fn decode(
+    row: UserRow,
+    codes: Vec<CodeRow>,
+    sources: Vec<SourceRow>,
+) -> Result<UserRecord, StoreError> {
     let n = row.name.as_str();
     let name = UserName::parse(n).map_err(|e| bad(n, "name", e.to_string()))?;
     let algorithm = Algorithm::parse(&row.algorithm).ok_or_else(|| {
@@ -77,6 +93,18 @@ pub fn decode(row: UserRow, codes: Vec<CodeRow>) -> Result<UserRecord, StoreErro
         .into_iter()
         .map(|c| decode_code(n, c))
         .collect::<Result<_, _>>()?;
+    let sources = sources
+        .into_iter()
+        .map(|s| {
+            Ok(SourceFailures {
+                failures: u32::try_from(s.failures)
+                    .map_err(|_| bad(n, "source_failures.failures", "negative or too large"))?,
+                source: s.source,
+                first_failure: s.first_failure,
+                locked_until: s.locked_until,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
     Ok(UserRecord {
         secret,
         params,
@@ -95,6 +123,7 @@ pub fn decode(row: UserRow, codes: Vec<CodeRow>) -> Result<UserRecord, StoreErro
         last_ip: row.last_ip,
         last_outcome: row.last_outcome,
         codes,
+        sources,
         name,
     })
 }
@@ -139,6 +168,18 @@ pub fn encode(rec: &UserRecord) -> UserRow {
         last_ip: rec.last_ip.clone(),
         last_outcome: rec.last_outcome.clone(),
     }
+}
+
+pub fn encode_sources(rec: &UserRecord) -> Vec<SourceRow> {
+    rec.sources
+        .iter()
+        .map(|s| SourceRow {
+            source: s.source.clone(),
+            failures: i64::from(s.failures),
+            first_failure: s.first_failure,
+            locked_until: s.locked_until,
+        })
+        .collect()
 }
 
 pub fn encode_codes(rec: &UserRecord) -> Vec<CodeRow> {

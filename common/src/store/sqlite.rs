@@ -11,12 +11,27 @@ use std::time::Duration;
 use mfa_model::{AuditEvent, UserName, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::rows::{self, CodeRow, UserRow};
+use super::rows::{self, CodeRow, SourceRow, UserRow};
 use super::{Abort, AuditQuery, GroupCommit, SchemaError, Store, StoreError, TxFn};
 
 macro_rules! user_columns {
     () => {
         "name, secret, algorithm, digits, period, mfa_created, mfa_changed, first_seen, grace_started, last_step, failures, first_failure, locked_until, login_count, last_login, last_ip, last_outcome"
+    };
+}
+
+/// Version 4: wrong codes counted per user and client address as well as per user.
+macro_rules! source_failures_table {
+    () => {
+        "CREATE TABLE source_failures (
+    user          TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    source        TEXT NOT NULL,
+    failures      INTEGER NOT NULL,
+    first_failure INTEGER NOT NULL,
+    locked_until  INTEGER
+) STRICT;
+CREATE INDEX source_failures_user ON source_failures(user);
+"
     };
 }
 
@@ -49,7 +64,7 @@ macro_rules! users_table {
     };
 }
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
 const RESTART_FRAMES: u64 = 4096;
@@ -83,8 +98,12 @@ CREATE TABLE audit (
     detail    TEXT
 ) STRICT;
 CREATE INDEX audit_time ON audit(time);
-"
+",
+    source_failures_table!()
 );
+
+/// Version 3 to 4: the per-address counters start empty.
+const MIGRATE_V3_V4: &str = source_failures_table!();
 
 /// Version 1 to 2, in one transaction, with foreign keys off so that replacing `users`
 /// leaves `one_time_codes` alone (SQLite's procedure for changing a table's format).
@@ -319,7 +338,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         SCHEMA_VERSION => Ok(()),
-        0..=2 => {
+        0..=3 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
@@ -357,8 +376,13 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
                 }));
             }
             tx.execute_batch(MIGRATE_V2_V3)?;
+            tx.execute_batch(MIGRATE_V3_V4)?;
         }
-        2 => tx.execute_batch(MIGRATE_V2_V3)?,
+        2 => {
+            tx.execute_batch(MIGRATE_V2_V3)?;
+            tx.execute_batch(MIGRATE_V3_V4)?;
+        }
+        3 => tx.execute_batch(MIGRATE_V3_V4)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
         other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
@@ -419,10 +443,27 @@ fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+fn read_sources(conn: &Connection, user: &str) -> Result<Vec<SourceRow>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT source, failures, first_failure, locked_until FROM source_failures WHERE user = ?1 ORDER BY rowid")?;
+    let rows = st.query_map([user], |r| {
+        Ok(SourceRow {
+            source: r.get(0)?,
+            failures: r.get(1)?,
+            first_failure: r.get(2)?,
+            locked_until: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn load(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError> {
     let mut st = conn.prepare_cached(SELECT_USER)?;
     match st.query_row([name], read_row).optional()? {
-        Some(row) => Ok(Some(rows::decode(row, read_codes(conn, name)?)?)),
+        Some(row) => Ok(Some(rows::decode(
+            row,
+            read_codes(conn, name)?,
+            read_sources(conn, name)?,
+        )?)),
         None => Ok(None),
     }
 }
@@ -471,6 +512,22 @@ fn save(
                 c.created,
                 c.expires,
                 c.uses_left
+            ])?;
+        }
+    }
+    if before.map(|b| &b.sources) != Some(&rec.sources) {
+        conn.prepare_cached("DELETE FROM source_failures WHERE user = ?1")?
+            .execute([&r.name])?;
+        let mut ins = conn.prepare_cached(
+            "INSERT INTO source_failures (user, source, failures, first_failure, locked_until) VALUES (?1,?2,?3,?4,?5)",
+        )?;
+        for s in rows::encode_sources(rec) {
+            ins.execute(params![
+                r.name,
+                s.source,
+                s.failures,
+                s.first_failure,
+                s.locked_until
             ])?;
         }
     }
@@ -562,7 +619,8 @@ impl Store for SqliteStore {
                 .into_iter()
                 .map(|row| {
                     let codes = read_codes(&tx, &row.name)?;
-                    rows::decode(row, codes)
+                    let sources = read_sources(&tx, &row.name)?;
+                    rows::decode(row, codes, sources)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
@@ -893,6 +951,7 @@ mod tests {
             .unwrap()
             .execute_batch(
                 "ALTER TABLE audit DROP COLUMN detail;
+                 DROP TABLE source_failures;
                  INSERT INTO audit (time, user, service, client_ip, decision, reason) VALUES
                    (1, 'a', 'mfactl', NULL, 'unlink', 'key removed'),
                    (2, 'a', 'mfactl', NULL, 'unlock', 'lock cleared'),

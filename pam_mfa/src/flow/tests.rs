@@ -369,11 +369,13 @@ fn five_wrong_codes_lock_with_maxtries() {
     } else {
         "123456"
     };
+    // From five addresses: one address alone only locks itself out.
     for i in 1..=4 {
-        let mut p = FakePam::new("erin", Some("192.0.2.1")).answer(wrong);
+        let rhost = format!("192.0.2.{}", 10 + i);
+        let mut p = FakePam::new("erin", Some(&rhost)).answer(wrong);
         assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr, "attempt {i}");
     }
-    let mut p = FakePam::new("erin", Some("192.0.2.1")).answer(wrong);
+    let mut p = FakePam::new("erin", Some("192.0.2.15")).answer(wrong);
     assert_eq!(env.run(&mut p, &[]).0, PamCode::MaxTries);
     assert!(p.errors().contains("locked"), "{:?}", p.said);
     // Locked: not even asked, and the right code does not help.

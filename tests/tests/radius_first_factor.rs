@@ -5,8 +5,6 @@
 
 mod radius_support;
 
-use std::process::{Command, Stdio};
-
 use mfa_e2e::{text, wrong_code};
 use radius_support::*;
 
@@ -121,35 +119,9 @@ fn a_wrong_password_says_the_same_for_every_name_and_records_nothing() {
             ));
             flood.push('\n');
         }
-        let mut child = Command::new("radclient")
-            .args([
-                "-p",
-                "50",
-                "-r",
-                "1",
-                "-t",
-                "10",
-                &rig.addr(),
-                "auth",
-                SECRET,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(flood.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let rejects = String::from_utf8_lossy(&out.stdout)
-            .matches("Received Access-Reject")
-            .count();
-        assert_eq!(rejects, 200, "{mode}: {}", text(&out));
+        let out = radclient_batch(&rig.addr(), SECRET, &flood, 50);
+        let rejects = out.matches("Received Access-Reject").count();
+        assert_eq!(rejects, 200, "{mode}: {out}");
         assert_eq!(users(&rig), before, "{mode}: the flood created records");
         // The refusals are still in the audit trail.
         let log = rig.site.mfactl(&["log", "--format", "csv"]);

@@ -332,6 +332,36 @@ pub fn radclient_retries(
     }
 }
 
+/// Many requests (attribute blocks separated by blank lines) through one radclient,
+/// `parallel` at a time; radclient's output.
+#[allow(dead_code)]
+pub fn radclient_batch(addr: &str, secret: &str, requests: &str, parallel: u32) -> String {
+    let mut child = Command::new("radclient")
+        .args([
+            "-p",
+            &parallel.to_string(),
+            "-r",
+            "1",
+            "-t",
+            "10",
+            addr,
+            "auth",
+            secret,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("radclient (freeradius-utils) must be installed");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(requests.as_bytes())
+        .unwrap();
+    text(&child.wait_with_output().unwrap())
+}
+
 /// Attribute lines for radclient; Message-Authenticator included unless `with_ma` is false.
 pub fn attrs(user: &str, password: Option<&str>, csi: Option<&str>, with_ma: bool) -> String {
     let mut s = format!("User-Name = \"{user}\"\n");

@@ -223,10 +223,10 @@ impl FileProblem {
                 because,
                 ..
             } => format!(
-                "{}{} is readable by others (mode {:04o})",
+                "{} is readable by others (mode {:04o}){}",
                 purpose.what(),
+                mode & 0o7777,
                 because.map(|b| format!(" {b}")).unwrap_or_default(),
-                mode & 0o7777
             ),
         };
         if let Some(fix) = self.fix() {
@@ -275,6 +275,17 @@ pub fn check_trusted_file(path: &Path, purpose: Purpose) -> Result<(), FileProbl
     check_directories(path, purpose)
 }
 
+/// The path a problem with the file itself names: where a symlink leads, since that is the
+/// file to fix.
+fn shown(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+        }
+        _ => path.to_path_buf(),
+    }
+}
+
 /// Opens `path` for reading (following symlinks) and checks the opened file and every
 /// directory on its way. Returns the file and its metadata.
 pub fn open_trusted(path: &Path, purpose: Purpose) -> Result<(File, Metadata), FileProblem> {
@@ -287,7 +298,7 @@ pub fn open_trusted(path: &Path, purpose: Purpose) -> Result<(File, Metadata), F
 
 /// The file's own checks on metadata already read (type, owner, mode).
 pub fn check_metadata(path: &Path, meta: &Metadata, purpose: Purpose) -> Result<(), FileProblem> {
-    let p = || path.to_path_buf();
+    let p = || shown(path);
     let right_type = if purpose.is_dir() {
         meta.is_dir()
     } else {
@@ -332,7 +343,7 @@ pub fn check_not_world_readable(
 ) -> Result<(), FileProblem> {
     if meta.mode() & 0o004 != 0 {
         return Err(FileProblem::Readable {
-            path: path.to_path_buf(),
+            path: shown(path),
             purpose,
             mode: meta.mode(),
             because,

@@ -8,6 +8,10 @@ CONFIG=examples/mfa.toml
 
 cargo build --release --bins
 BIN=target/release
+# The example holds an inline RADIUS secret: every program refuses such a config when others
+# can read it (docs/CONFIG.md, "Files and permissions"). Git only tracks the x bit, so this
+# changes nothing in the checkout.
+chmod go-rwx "$CONFIG"
 
 "$BIN/mfactl" --config "$CONFIG" config check
 if ! "$BIN/mfactl" --config "$CONFIG" report --format csv 2>/dev/null | grep -q '^demo,true,'; then

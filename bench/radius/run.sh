@@ -54,6 +54,7 @@ name = "bench"
 address = "127.0.0.1/32"
 secret = "$SECRET"
 EOT
+chmod 600 "$WORK/mfa.toml"   # an inline secret: the programs refuse a config others can read
 t0=$(date +%s)
 "$REL/mfactl" --config "$WORK/mfa.toml" import "$WORK/users.csv" >/dev/null
 echo "mfactl import of $USERS users: $(( $(date +%s) - t0 )) s, store $(du -h "$WORK/mfa.db" | cut -f1)"

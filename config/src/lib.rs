@@ -6,6 +6,7 @@
 
 mod edit;
 mod error;
+pub mod files;
 mod locate;
 mod schema;
 mod values;
@@ -23,28 +24,80 @@ use locate::{key_at, line_of, path_string};
 /// Largest config file we read; anything bigger is a mistake (or an attack on a setuid path).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// Reads and validates the configuration at `path`.
+/// Shortest RADIUS shared secret that passes without a warning (RFC 2865 section 3 asks for
+/// at least 16 octets); shorter ones only warn, since some gateways limit the length.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// Reads and validates the configuration at `path`, and refuses it when someone other than
+/// root (or the caller) could have changed it or a file it names (see [`files`]): the file
+/// itself and its directories, every `secret_file`, and, when it holds an inline RADIUS
+/// `secret`, a file readable by others.
 pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
     let path = path.as_ref();
-    let text = read_text(path)?;
-    parse(&text, path)
+    let (text, meta) = read_checked(path)?;
+    let cfg = parse(&text, path)?;
+    let mut problems = Vec::new();
+    if cfg.radius.clients.iter().any(|c| c.secret.is_some())
+        && let Err(e) = files::check_not_world_readable(
+            path,
+            &meta,
+            files::Purpose::Config,
+            Some("and holds an inline RADIUS secret"),
+        )
+    {
+        problems.push(file_problem(path, &e));
+    }
+    problems.extend(cfg.secret_file_problems(&text, false));
+    if problems.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// A problem with the configuration file itself or a directory on its way.
+fn file_problem(config: &Path, e: &files::FileProblem) -> Problem {
+    let message = if e.path() == config {
+        e.detail()
+    } else {
+        e.to_string()
+    };
+    Problem {
+        file: config.into(),
+        line: None,
+        key: None,
+        message,
+    }
 }
 
 pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
-    if !meta.is_file() {
-        return Err(ConfigError::file(path, "not a regular file"));
-    }
+    read_checked(path).map(|(text, _)| text)
+}
+
+/// The text of a configuration file that passed [`files::open_trusted`], and its metadata.
+fn read_checked(path: &Path) -> Result<(String, std::fs::Metadata), ConfigError> {
+    use std::io::Read;
+    let (file, meta) = files::open_trusted(path, files::Purpose::Config).map_err(|e| match e {
+        files::FileProblem::Missing { .. } => ConfigError::file(
+            path,
+            "cannot read the configuration: no such file or directory",
+        ),
+        files::FileProblem::Unreadable { error, .. } => {
+            ConfigError::file(path, format!("cannot read the configuration: {error}"))
+        }
+        e => ConfigError::single(file_problem(path, &e)),
+    })?;
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(ConfigError::file(
             path,
             "larger than 1 MiB; refusing to read it",
         ));
     }
-    let bytes = std::fs::read(path)
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
+    let text = String::from_utf8(bytes).map_err(|e| {
         let line = line_of_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
         ConfigError::single(Problem {
             file: path.into(),
@@ -52,7 +105,8 @@ pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
             key: None,
             message: "not valid UTF-8".into(),
         })
-    })
+    })?;
+    Ok((text, meta))
 }
 
 fn line_of_bytes(b: &[u8], off: usize) -> usize {
@@ -277,21 +331,40 @@ fn valid_name(s: &str) -> bool {
 
 impl RadiusClient {
     /// The client's shared secret, read from `secret_file` where configured (first line,
-    /// trailing newline removed).
+    /// trailing newline removed). The file must pass [`files::open_trusted`].
     pub fn load_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        use std::io::Read;
         if let Some(s) = &self.secret {
             return Ok(zeroize::Zeroizing::new(s.0.as_bytes().to_vec()));
         }
         let Some(path) = &self.secret_file else {
             return Err(format!("client {:?} has no shared secret", self.name));
         };
-        let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
-            format!(
-                "client {:?}: cannot read secret_file {}: {e}",
-                self.name,
-                path.display()
-            )
-        })?);
+        let (mut file, _) = files::open_trusted(path, files::Purpose::SecretFile)
+            .map_err(|e| format!("client {:?}: secret_file {e}", self.name))?;
+        // Sized once so that reading never reallocates and leaves an unwiped copy behind.
+        let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE_BYTES + 1));
+        let mut chunk = zeroize::Zeroizing::new([0u8; 512]);
+        loop {
+            let n = file.read(&mut chunk[..]).map_err(|e| {
+                format!(
+                    "client {:?}: cannot read secret_file {}: {e}",
+                    self.name,
+                    path.display()
+                )
+            })?;
+            if n == 0 {
+                break;
+            }
+            if raw.len() + n > MAX_SECRET_FILE_BYTES {
+                return Err(format!(
+                    "client {:?}: secret_file {} is larger than {MAX_SECRET_FILE_BYTES} bytes",
+                    self.name,
+                    path.display()
+                ));
+            }
+            raw.extend_from_slice(&chunk[..n]);
+        }
         let line = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -305,26 +378,113 @@ impl RadiusClient {
     }
 }
 
+/// Largest `secret_file` read; a shared secret is a line, not a document.
+const MAX_SECRET_FILE_BYTES: usize = 4096;
+
 impl Config {
     /// The configured path in messages and for `--config` defaults.
     pub fn default_path() -> PathBuf {
         PathBuf::from(DEFAULT_PATH)
     }
 
-    /// Problems that only show when files named by the config are read (`config check`).
+    fn client_key(text: &str, i: usize, key: &str) -> (Option<usize>, String) {
+        let path = [k("radius"), k("clients"), Seg::Index(i), k(key)];
+        (line_of_path(text, &path), path_string(&path))
+    }
+
+    /// Every `secret_file` that exists and fails [`files::check_trusted_file`]; with
+    /// `missing`, also those that do not exist.
+    fn secret_file_problems(&self, text: &str, missing: bool) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, c) in self.radius.clients.iter().enumerate() {
+            let Some(path) = &c.secret_file else { continue };
+            match files::check_trusted_file(path, files::Purpose::SecretFile) {
+                Ok(()) => {}
+                Err(e) if e.is_missing() && !missing => {}
+                Err(e) => {
+                    let (line, key) = Self::client_key(text, i, "secret_file");
+                    out.push(Problem {
+                        file: self.source.clone(),
+                        line,
+                        key: Some(key),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Problems that only show when files named by the config are read (`config check`):
+    /// every `secret_file` (missing, unsafe, unreadable, empty) and the store's files
+    /// (directory, database, `-wal` and `-shm`) where they exist.
     pub fn check_referenced_files(&self) -> Vec<Problem> {
+        let text = std::fs::read_to_string(&self.source).unwrap_or_default();
+        let mut out = self.secret_file_problems(&text, true);
+        let flagged = out.len();
+        for (i, c) in self.radius.clients.iter().enumerate() {
+            if c.secret_file.is_some()
+                && flagged == 0
+                && let Err(e) = c.load_secret()
+            {
+                let (line, key) = Self::client_key(&text, i, "secret_file");
+                out.push(Problem {
+                    file: self.source.clone(),
+                    line,
+                    key: Some(key),
+                    message: e,
+                });
+            }
+        }
+        if self.store.url.is_none() {
+            match files::check_store(&self.store.path) {
+                Ok(()) => {}
+                Err(e) if e.is_missing() => {}
+                Err(e) => {
+                    let path = [k("store"), k("path")];
+                    out.push(Problem {
+                        file: self.source.clone(),
+                        line: line_of_path(&text, &path),
+                        key: Some(path_string(&path)),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// What is allowed but unwise (`config check` shows them as warnings, `mfa-radiusd` logs
+    /// them at start and reload): a RADIUS shared secret shorter than [`MIN_SECRET_CHARS`].
+    /// Secrets that cannot be read are not warnings but errors, reported elsewhere.
+    pub fn warnings(&self) -> Vec<Problem> {
         let text = std::fs::read_to_string(&self.source).unwrap_or_default();
         let mut out = Vec::new();
         for (i, c) in self.radius.clients.iter().enumerate() {
-            if c.secret_file.is_some()
-                && let Err(e) = c.load_secret()
-            {
-                let path = [k("radius"), k("clients"), Seg::Index(i), k("secret_file")];
+            let Ok(secret) = c.load_secret() else {
+                continue;
+            };
+            let chars = String::from_utf8_lossy(&secret).chars().count();
+            if chars < MIN_SECRET_CHARS {
+                let (line, key) = Self::client_key(
+                    &text,
+                    i,
+                    if c.secret.is_some() {
+                        "secret"
+                    } else {
+                        "secret_file"
+                    },
+                );
                 out.push(Problem {
                     file: self.source.clone(),
-                    line: line_of_path(&text, &path),
-                    key: Some(path_string(&path)),
-                    message: e,
+                    line,
+                    key: Some(key),
+                    message: format!(
+                        "client {:?}: the shared secret is {chars} characters; use at least \
+                         {MIN_SECRET_CHARS} random ones (RFC 2865 section 3) unless the gateway \
+                         cannot take that many",
+                        c.name
+                    ),
                 });
             }
         }

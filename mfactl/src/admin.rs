@@ -193,6 +193,9 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     for p in &extra {
         println!("{p}");
     }
+    for w in c.warnings() {
+        println!("warning: {w}");
+    }
     if !extra.is_empty() {
         return Err(Fail::Error(format!(
             "{} problem(s) in {}",

@@ -16,16 +16,30 @@ use crate::{Fail, Result, user_name};
 /// Confirmation attempts before giving up.
 const TRIES: usize = 3;
 
-/// Writes a file holding a key: mode 0600 from the start, never world-readable for a moment.
+/// Writes a file holding a key: a new file, mode 0600 from the start, never world-readable
+/// for a moment. An existing file (or a symlink, even a dangling one) at `path` is refused and
+/// left as it is: O_CREAT|O_EXCL creates or fails and never follows a final symlink, and
+/// O_NOFOLLOW says so twice.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(path)
-        .map_err(|e| Fail::Error(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Fail::Error(format!(
+                    "{} exists already; refusing to overwrite it (or to follow a symlink there): \
+                     remove it or choose a new file name",
+                    path.display()
+                ))
+            } else {
+                Fail::Error(format!("cannot create {}: {e}", path.display()))
+            }
+        })?;
     f.write_all(bytes)
+        .and_then(|()| f.sync_all())
         .map_err(|e| Fail::Error(format!("cannot write {}: {e}", path.display())))
 }
 

@@ -101,8 +101,10 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 "grace_deadline",
             ];
             let iso = |t: Option<i64>| t.map(format_utc).unwrap_or_default();
-            let mut write =
-                |r: &[String]| w.write_record(r).map_err(|e| Fail::Error(e.to_string()));
+            let mut write = |r: &[String]| {
+                w.write_record(r.iter().map(|c| csv_cell(c)))
+                    .map_err(|e| Fail::Error(e.to_string()))
+            };
             write(&head.map(String::from))?;
             for (u, st, deadline) in &rows {
                 write(&[
@@ -186,7 +188,49 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A cell as the terminal may show it: every control character (C0, DEL, C1, so no newline
+/// that would forge a row and no escape sequence that would rewrite the screen) and every
+/// bidirectional override or isolate (which would reverse what follows) written as a
+/// visible `\u{..}`-style escape. Names, addresses and services come from logins and
+/// gateways, so they are not trusted to be printable.
+pub(crate) fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Unicode's explicit directional formatting characters (UAX #9) and marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A CSV cell a spreadsheet will not run: one that starts with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return gets a leading `'` (OWASP, "CSV Injection"). The csv writer quotes
+/// what needs quoting.
+pub(crate) fn csv_cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 fn print_table(head: &[&str], body: &[Vec<String>]) {
+    let body: Vec<Vec<String>> = body
+        .iter()
+        .map(|r| r.iter().map(|c| visible(c)).collect())
+        .collect();
+    let body = &body[..];
     let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for r in body {
         for (i, c) in r.iter().enumerate() {
@@ -236,7 +280,10 @@ pub fn log(
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
-            let mut write = |r: &[&str]| w.write_record(r).map_err(|e| Fail::Error(e.to_string()));
+            let mut write = |r: &[&str]| {
+                w.write_record(r.iter().map(|c| csv_cell(c)))
+                    .map_err(|e| Fail::Error(e.to_string()))
+            };
             write(&["time", "user", "service", "client_ip", "decision", "reason"])?;
             for e in &events {
                 write(&[
@@ -271,4 +318,31 @@ pub fn log(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_bidi_are_shown_escaped() {
+        assert_eq!(visible("alice"), "alice");
+        assert_eq!(visible("CONTOSO\\alice"), "CONTOSO\\alice");
+        assert_eq!(visible("a\nb"), "a\\nb");
+        assert_eq!(visible("x\u{1b}[2J"), "x\\u{1b}[2J");
+        assert_eq!(visible("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(visible("\u{7f}"), "\\u{7f}");
+        assert_eq!(visible("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(visible("Ünïcødé"), "Ünïcødé");
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"] {
+            assert_eq!(csv_cell(bad), format!("'{bad}"));
+        }
+        for ok in ["alice", "2026-01-01T00:00:00Z", "", "10.0.0.1", "a=b"] {
+            assert_eq!(csv_cell(ok), ok);
+        }
+    }
 }

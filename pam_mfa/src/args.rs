@@ -14,11 +14,25 @@ pub enum FirstPass {
     Use,
 }
 
+/// When the module answers PAM_IGNORE ("I decided nothing") instead of PAM_SUCCESS, for
+/// stacks that let another module decide in that case (`ignore=`). Never without the
+/// argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreWhen {
+    /// `ignore=unenrolled`: the user has no authenticator yet and is let in without a code
+    /// only because of go-live or grace (reasons `before_go_live`, `grace_period`).
+    Unenrolled,
+    /// `ignore=no_code`: any decision that lets the user in without a code: trusted network,
+    /// trusted local login, exempt user or group, go-live, grace.
+    NoCode,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     pub config: PathBuf,
     pub debug: bool,
     pub first_pass: FirstPass,
+    pub ignore: Option<IgnoreWhen>,
 }
 
 /// A pam.d line we refuse to run with. Refused rather than ignored: a misspelt `config=`
@@ -38,6 +52,7 @@ impl Args {
             config: PathBuf::from(mfa_config::DEFAULT_PATH),
             debug: false,
             first_pass: FirstPass::Prompt,
+            ignore: None,
         };
         let mut config_seen = false;
         for a in args {
@@ -49,6 +64,21 @@ impl Args {
                     if out.first_pass != FirstPass::Use {
                         out.first_pass = FirstPass::Try;
                     }
+                }
+                _ if a.starts_with("ignore=") => {
+                    if out.ignore.is_some() {
+                        return Err(ArgError("ignore= is given more than once".into()));
+                    }
+                    out.ignore = Some(match &a["ignore=".len()..] {
+                        "unenrolled" => IgnoreWhen::Unenrolled,
+                        "no_code" => IgnoreWhen::NoCode,
+                        other => {
+                            return Err(ArgError(format!(
+                                "ignore={other}: unknown condition (known: ignore=unenrolled, \
+                                 ignore=no_code)"
+                            )));
+                        }
+                    });
                 }
                 _ => match a.strip_prefix("config=") {
                     Some("") => return Err(ArgError("config= needs a file name".into())),
@@ -68,7 +98,7 @@ impl Args {
                     None => {
                         return Err(ArgError(format!(
                             "unknown argument {a:?} (known: config=PATH, debug, try_first_pass, \
-                             use_first_pass)"
+                             use_first_pass, ignore=unenrolled|no_code)"
                         )));
                     }
                 },
@@ -88,6 +118,23 @@ mod tests {
         assert_eq!(a.config, PathBuf::from("/etc/mfa/mfa.toml"));
         assert!(!a.debug);
         assert_eq!(a.first_pass, FirstPass::Prompt);
+        assert_eq!(a.ignore, None);
+    }
+
+    #[test]
+    fn ignore_conditions() {
+        let a = Args::parse(["ignore=unenrolled"]).unwrap();
+        assert_eq!(a.ignore, Some(IgnoreWhen::Unenrolled));
+        let a = Args::parse(["ignore=no_code"]).unwrap();
+        assert_eq!(a.ignore, Some(IgnoreWhen::NoCode));
+        for bad in [
+            &["ignore="][..],
+            &["ignore=always"],
+            &["ignore=unenrolled", "ignore=no_code"],
+            &["ignore"],
+        ] {
+            assert!(Args::parse(bad.iter().copied()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

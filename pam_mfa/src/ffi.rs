@@ -15,7 +15,7 @@ use pam::items::{AuthTok, RHost, Service};
 use pam::module::{PamHandle, PamHooks};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::flow::{Log, Pam, PamCode, PamError, authenticate};
+use crate::flow::{Log, Pam, PamCode, PamError, Phase, authenticate, not_here};
 
 const PAM_SUCCESS: c_int = 0;
 const PAM_CONV: c_int = 5;
@@ -82,6 +82,7 @@ impl PamHooks for PamMfa {
             Ok(PamCode::Success) => PamResultCode::PAM_SUCCESS,
             Ok(PamCode::AuthErr) => PamResultCode::PAM_AUTH_ERR,
             Ok(PamCode::MaxTries) => PamResultCode::PAM_MAXTRIES,
+            Ok(PamCode::Ignore) => PamResultCode::PAM_IGNORE,
             Err(_) => {
                 log.error("denied: internal error (panic) in pam_mfa");
                 PamResultCode::PAM_AUTH_ERR
@@ -90,10 +91,39 @@ impl PamHooks for PamMfa {
     }
 
     /// Nothing to establish: the module grants no credentials, and an error here would break
-    /// stacks that call setcred for every auth module.
+    /// stacks that call setcred for every auth module. Not logged: setcred belongs to the
+    /// auth phase, where a correct stack calls it after every successful login.
     fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
         PamResultCode::PAM_SUCCESS
     }
+
+    fn acct_mgmt(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        nothing_here(pamh, Phase::Account)
+    }
+
+    fn sm_open_session(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        nothing_here(pamh, Phase::OpenSession)
+    }
+
+    fn sm_close_session(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        nothing_here(pamh, Phase::CloseSession)
+    }
+
+    fn sm_chauthtok(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        nothing_here(pamh, Phase::Password)
+    }
+}
+
+/// A phase the module does nothing in: PAM_IGNORE, as before, and now a line in syslog
+/// (see [`not_here`]). A panic (there should be none) still answers PAM_IGNORE: nothing is
+/// granted either way.
+fn nothing_here(pamh: &mut PamHandle, phase: Phase) -> PamResultCode {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let log = SyslogLog(Syslog::open("pam_mfa"));
+        let service = Handle(pamh).service().ok().flatten();
+        not_here(&log, phase, service.as_deref())
+    }));
+    PamResultCode::PAM_IGNORE
 }
 
 struct SyslogLog(Syslog);

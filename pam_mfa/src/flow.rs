@@ -15,7 +15,7 @@ use mfa_common::{
 use mfa_config::TotpConfig;
 use zeroize::Zeroizing;
 
-use crate::args::{Args, FirstPass};
+use crate::args::{Args, FirstPass, IgnoreWhen};
 
 pub use mfa_common::login::CODE_PROMPT;
 pub const ENROL_PROMPT: &str = "Code shown by the app, to finish (Enter to skip): ";
@@ -31,6 +31,8 @@ pub enum PamCode {
     Success,
     AuthErr,
     MaxTries,
+    /// Only with `ignore=` and in its case, or from a phase the module does nothing in.
+    Ignore,
 }
 
 /// A failed libpam call, with libpam's name for the error.
@@ -253,12 +255,18 @@ impl Flow<'_> {
         if let Some(m) = &d.message {
             self.say_info(m);
         }
+        let mut enrolled_now = false;
         if d.offer_enrolment {
             if self.silent {
                 self.debug(|| "self-enrolment skipped: PAM_SILENT".into());
             } else {
-                self.self_enrol(auth, req)?;
+                enrolled_now = self.self_enrol(auth, req)?;
             }
+        }
+        // A code was proven at self-enrolment: that is a success whatever ignore= says.
+        if !enrolled_now && let Some(when) = self.args.ignore.filter(|w| ignored(*w, &d.reason)) {
+            self.debug(|| format!("PAM_IGNORE: {} and ignore={when:?}", d.reason.code()));
+            return Ok(PamCode::Ignore);
         }
         Ok(PamCode::Success)
     }
@@ -333,20 +341,21 @@ impl Flow<'_> {
 
     /// Shows a new key and stores it once the user proves the app has it. Whatever happens
     /// here, the login keeps the decision it already had; only an internal error denies.
-    fn self_enrol(&mut self, auth: &dyn Backend, req: &Request) -> Result<(), Internal> {
+    /// True when the key was stored.
+    fn self_enrol(&mut self, auth: &dyn Backend, req: &Request) -> Result<bool, Internal> {
         let secret = TotpSecret::generate().map_err(|e| Internal(e.to_string()))?;
         let shown = enrolment_text(auth.totp(), &req.user, &secret);
         // A client that cannot show text cannot enrol; the login goes on as decided.
         if let Err(e) = self.pam.info(&shown.intro) {
             self.debug(|| format!("self-enrolment skipped: the application shows no text: {e}"));
-            return Ok(());
+            return Ok(false);
         }
         for part in [&shown.qr, &shown.key] {
             if let Some(text) = part
                 && let Err(e) = self.pam.info(text)
             {
                 self.debug(|| format!("self-enrolment stopped: {e}"));
-                return Ok(());
+                return Ok(false);
             }
         }
         for _ in 0..ENROL_ATTEMPTS {
@@ -356,7 +365,7 @@ impl Flow<'_> {
             };
             if normalize_code(&answer).is_empty() {
                 self.say_info("Enrolment skipped; you will be offered it again at a later login.");
-                return Ok(());
+                return Ok(false);
             }
             match auth.self_enroll(req, &secret, &answer) {
                 Ok(d) if d.is_allowed() => {
@@ -365,7 +374,7 @@ impl Flow<'_> {
                         "Your authenticator app is enrolled. From now on, logins that need a \
                          code will ask for the one it shows.",
                     );
-                    return Ok(());
+                    return Ok(true);
                 }
                 Ok(_) => self.say_error(
                     "That code does not match the new key. Check that the phone's clock is \
@@ -374,18 +383,73 @@ impl Flow<'_> {
                 Err(CoreError::Refused(why @ Refusal::AlreadyEnrolled { .. })) => {
                     self.debug(|| format!("self-enrolment refused by the store: {why}"));
                     self.say_error("Enrolment was not saved: this account is already enrolled.");
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         self.say_info("Enrolment not finished; you will be offered it again at a later login.");
-        Ok(())
+        Ok(false)
     }
 
     fn log_enrolled(&self, req: &Request) {
         self.debug(|| format!("user={:?} enrolled at login", req.user));
     }
+}
+
+/// Whether `ignore=` turns an allowing decision (made before any code) into PAM_IGNORE.
+fn ignored(when: IgnoreWhen, reason: &Reason) -> bool {
+    let unenrolled = matches!(
+        reason,
+        Reason::BeforeGoLive { .. } | Reason::GracePeriod { .. }
+    );
+    match when {
+        IgnoreWhen::Unenrolled => unenrolled,
+        IgnoreWhen::NoCode => {
+            unenrolled
+                || matches!(
+                    reason,
+                    Reason::TrustedNetwork
+                        | Reason::LocalLogin
+                        | Reason::ExemptUser
+                        | Reason::ExemptGroup
+                )
+        }
+    }
+}
+
+/// The phases the module has nothing to do in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Account,
+    OpenSession,
+    CloseSession,
+    Password,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Account => "account (pam_sm_acct_mgmt)",
+            Phase::OpenSession => "session (pam_sm_open_session)",
+            Phase::CloseSession => "session (pam_sm_close_session)",
+            Phase::Password => "password (pam_sm_chauthtok)",
+        }
+    }
+}
+
+/// A call in a phase the module does nothing in: says so in the log, once per call with the
+/// service, so a stack that put the module there by mistake (believing it checks something)
+/// shows up; and answers PAM_IGNORE, which makes libpam go by the other modules of the
+/// phase (and fail the phase when there are none).
+pub fn not_here(log: &dyn Log, phase: Phase, service: Option<&str>) -> PamCode {
+    log.error(&format!(
+        "pam_mfa does nothing in the {} phase (service {:?}); it answers PAM_IGNORE. It \
+         belongs in the auth phase only: check that service's file in /etc/pam.d",
+        phase.name(),
+        service.unwrap_or("?"),
+    ));
+    PamCode::Ignore
 }
 
 /// The conversation messages of a self-enrolment; every one that holds the key is wiped.

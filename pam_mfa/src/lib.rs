@@ -1,6 +1,7 @@
 //! `pam_mfa.so`: the TOTP second factor for SSH, sudo and console logins.
 //!
-//! `auth required pam_mfa.so [config=/etc/mfa/mfa.toml] [debug] [try_first_pass|use_first_pass]`
+//! `auth required pam_mfa.so [config=/etc/mfa/mfa.toml] [debug] [try_first_pass|use_first_pass]
+//! [ignore=unenrolled|no_code]`
 //!
 //! The module only translates between libpam and the shared core (`mfa_common`), which makes
 //! every decision, so PAM, RADIUS and `mfactl auth` cannot disagree. All libpam calls are in

@@ -61,7 +61,11 @@ pub async fn serve(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let listen = runtime_listen(&runtime);
     let mode = runtime_mode(&runtime);
+    let warnings = runtime.warnings().to_vec();
     let shared = Shared::new(runtime, options);
+    for w in &warnings {
+        shared.warn(w);
+    }
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP handler: {e}"))?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;

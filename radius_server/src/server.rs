@@ -67,6 +67,9 @@ pub struct Runtime {
     pam: Arc<Lane>,
     writer: Writer,
     syslog: Option<Syslog>,
+    /// What the configuration allows but should not (`Config::warnings`), logged when it is
+    /// put in force.
+    warnings: Vec<String>,
 }
 
 /// Why a configuration could not be put in force.
@@ -129,6 +132,7 @@ impl Runtime {
                 path: path.to_path_buf(),
             });
         }
+        let warnings = config.warnings().iter().map(ToString::to_string).collect();
         let config = Arc::new(config);
         let core = Core::open(config.clone(), OpenMode::Create, "mfa-radiusd")
             .map_err(LoadError::Store)?;
@@ -148,7 +152,13 @@ impl Runtime {
             pam,
             writer,
             syslog,
+            warnings,
         })
+    }
+
+    /// See [`Config::warnings`].
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn config(&self) -> &Config {
@@ -366,6 +376,9 @@ impl Shared {
                 );
                 *self.runtime.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
                 self.log(&self.runtime(), &summary);
+                for w in self.runtime().warnings() {
+                    self.warn(w);
+                }
             }
             Ok(Err(e)) => self.warn(&format!(
                 "reload failed; the previous configuration stays in force: {e}"

@@ -153,10 +153,12 @@ impl Site {
         Self::with_config(&format!("{BASE_CONFIG}{extra}"))
     }
 
+    /// The config is written 0600, as an administrator keeps a file that may hold a RADIUS
+    /// secret (the programs refuse one that others can read; later writes keep the mode).
     pub fn with_config(text: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("mfa.toml");
-        std::fs::write(&config, text).unwrap();
+        write_private(&config, text);
         Site { dir, config }
     }
 
@@ -183,6 +185,25 @@ impl Site {
         let out = self.mfactl(&["enroll", user, "--secret", key, "--no-confirm"]);
         assert!(out.status.success(), "enroll failed: {}", text(&out));
     }
+}
+
+/// Writes a new file, mode 0600 (a config with an inline secret, a secret file).
+pub fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Sets a file's or directory's mode (`chmod`).
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// stdout and stderr of a finished command, for assertion messages.

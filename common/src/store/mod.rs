@@ -28,6 +28,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum StoreError {
     /// The database does not exist (and the caller asked not to create it).
     Missing { path: PathBuf },
+    /// A file of the store cannot be looked at by this user, or anyone but root (or the
+    /// caller) could change it (see `mfa_config::files`).
+    File(mfa_config::files::FileProblem),
     /// Another process held the database for longer than the busy timeout.
     Busy { source: BoxError },
     /// The database file is damaged or is not a database.
@@ -115,6 +118,7 @@ impl fmt::Display for StoreError {
                 "the store {} does not exist; create it with `mfactl init` (or enrol a user with mfactl)",
                 path.display()
             ),
+            StoreError::File(p) => write!(f, "{p}"),
             StoreError::Busy { source } => write!(
                 f,
                 "store busy: another process held it past the busy timeout ({source})"

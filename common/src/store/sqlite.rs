@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use mfa_config::files::{self, FileProblem, Purpose};
 use mfa_model::{AuditEvent, UserName, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
@@ -166,14 +167,29 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     pub fn open(path: &Path, mode: OpenMode, busy_timeout: Duration) -> Result<Self, StoreError> {
-        if !path.exists() {
-            if mode == OpenMode::Existing {
-                return Err(StoreError::Missing {
-                    path: path.to_path_buf(),
-                });
+        // Not `path.exists()`: a directory this user cannot search makes that false, and a
+        // screen locker running as the user would log "does not exist" for a store that is
+        // only root's.
+        match fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if mode == OpenMode::Existing {
+                    return Err(StoreError::Missing {
+                        path: path.to_path_buf(),
+                    });
+                }
+                create_file(path)?;
             }
-            create_file(path)?;
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(StoreError::File(FileProblem::Denied {
+                    path: path.to_path_buf(),
+                    purpose: Purpose::Store,
+                }));
+            }
+            Err(e) => return Err(io_error(e, path)),
         }
+        // Nobody but root (or the caller) may be able to change the decisions' ground truth.
+        files::check_store(path).map_err(StoreError::File)?;
         let store = Self {
             path: path.to_path_buf(),
             busy_timeout,

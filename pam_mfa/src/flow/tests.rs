@@ -540,3 +540,74 @@ fn a_failed_code_prompt_is_a_missing_code() {
             .any(|e| e.user == "max" && e.reason == "missing_code")
     );
 }
+
+#[test]
+fn ignore_is_returned_only_in_its_configured_case() {
+    let env = Env::new("grace_days = 14\nself_enroll = \"never\"");
+    let s = env.enrol("jill");
+    // Not enrolled, in grace: PAM_SUCCESS without the argument, PAM_IGNORE with either.
+    for (args, want) in [
+        (&[][..], PamCode::Success),
+        (&["ignore=unenrolled"], PamCode::Ignore),
+        (&["ignore=no_code"], PamCode::Ignore),
+    ] {
+        let mut p = FakePam::new("kurt", Some("192.0.2.9"));
+        assert_eq!(env.run(&mut p, args).0, want, "{args:?}");
+    }
+    // Trusted network: only no_code turns it into PAM_IGNORE.
+    for (args, want) in [
+        (&[][..], PamCode::Success),
+        (&["ignore=unenrolled"], PamCode::Success),
+        (&["ignore=no_code"], PamCode::Ignore),
+    ] {
+        let mut p = FakePam::new("jill", Some("10.1.2.3"));
+        assert_eq!(env.run(&mut p, args).0, want, "{args:?}");
+    }
+    // A typed code is a decision: success or failure, never PAM_IGNORE.
+    let mut p = FakePam::new("jill", Some("192.0.2.9")).answer(&code_now(&s));
+    assert_eq!(env.run(&mut p, &["ignore=no_code"]).0, PamCode::Success);
+    let mut p = FakePam::new("jill", Some("192.0.2.9")).answer("000000");
+    assert_eq!(env.run(&mut p, &["ignore=no_code"]).0, PamCode::AuthErr);
+    // Past the deadline, not enrolled: refused, not ignored.
+    let env = Env::new("grace_days = 0\nself_enroll = \"never\"");
+    let mut p = FakePam::new("kurt", Some("192.0.2.9"));
+    assert_eq!(env.run(&mut p, &["ignore=unenrolled"]).0, PamCode::AuthErr);
+}
+
+#[test]
+fn self_enrolment_under_ignore_is_a_success() {
+    let env = Env::new("grace_days = 14\nself_enroll = \"anywhere\"");
+    let mut p = FakePam::new("lena", Some("198.51.100.4"));
+    p.answers.push_back(Answer::CodeFromShownKey);
+    assert_eq!(env.run(&mut p, &["ignore=unenrolled"]).0, PamCode::Success);
+    assert!(env.enrolled("lena"));
+    // Skipped: still just the grace decision, so PAM_IGNORE.
+    let mut p = FakePam::new("mona", Some("198.51.100.4")).answer("");
+    assert_eq!(env.run(&mut p, &["ignore=unenrolled"]).0, PamCode::Ignore);
+}
+
+#[test]
+fn account_and_session_calls_log_that_the_module_does_nothing_there() {
+    for phase in [
+        Phase::Account,
+        Phase::OpenSession,
+        Phase::CloseSession,
+        Phase::Password,
+    ] {
+        let log = TestLog::default();
+        assert_eq!(not_here(&log, phase, Some("sshd")), PamCode::Ignore);
+        let text = log.text();
+        assert_eq!(log.0.borrow().len(), 1, "{text}");
+        assert!(
+            text.starts_with("ERR ") && text.contains("does nothing") && text.contains("\"sshd\""),
+            "{text}"
+        );
+    }
+    let log = TestLog::default();
+    not_here(&log, Phase::Account, Some("a\nb"));
+    assert!(
+        !log.text().contains('\n'),
+        "the service is quoted: {}",
+        log.text()
+    );
+}

@@ -589,6 +589,120 @@ mod tests {
         assert_eq!(e.problems[1].line, Some(5));
     }
 
+    const RADSEC_CLIENT: &str = "[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\ncertificate_name = \"gw.example.net\"\n";
+
+    #[test]
+    fn radsec_clients_default_to_the_radsec_secret_and_never_to_udp() {
+        let t = format!(
+            "{RADSEC_CLIENT}[radius.radsec]\ncertificate = \"s.pem\"\nkey = \"s.key\"\nca_file = \"ca.pem\"\n"
+        );
+        let c = parse_str(&t).unwrap();
+        let r = c.radius.radsec.as_ref().unwrap();
+        assert_eq!(r.listen, [std::net::SocketAddr::from(([0, 0, 0, 0], 2083))]);
+        assert_eq!(r.max_connections, 256);
+        let gw = &c.radius.clients[0];
+        assert!(gw.is_radsec());
+        assert_eq!(&gw.load_secret().unwrap()[..], b"radsec");
+        // Without a certificate identity a client still needs its own secret.
+        let e =
+            parse_str("[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\n").unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.clients[0].secret")
+        );
+    }
+
+    #[test]
+    fn radsec_problems_name_their_keys() {
+        let t = "[radius.radsec]\nlisten = []\nidle_timeout = \"0s\"\nmax_connections = 0\n[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\nsecret = \"x\"\n";
+        let e = parse_str(t).unwrap_err();
+        let keys: Vec<_> = e.problems.iter().map(|p| p.key.clone().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "radius.radsec.certificate",
+                "radius.radsec.key",
+                "radius.radsec.ca_file",
+                "radius.radsec.listen",
+                "radius.radsec.idle_timeout",
+                "radius.radsec.max_connections",
+                "radius.radsec",
+            ]
+        );
+        assert!(
+            e.problems[2]
+                .message
+                .contains("client certificates must chain to")
+        );
+        assert_eq!(e.problems[3].line, Some(2));
+
+        let t = "[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\ncertificate_name = \"not a name!\"\ncertificate_sha256 = \"AB:CD\"\n";
+        let e = parse_str(t).unwrap_err();
+        let keys: Vec<_> = e.problems.iter().map(|p| p.key.clone().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "radius.clients[0].certificate_name",
+                "radius.clients[0].certificate_sha256",
+                // A RadSec client with no listener.
+                "radius.clients[0].certificate_name",
+            ]
+        );
+        assert_eq!(e.problems[1].line, Some(5));
+    }
+
+    #[test]
+    fn fingerprints_parse_with_or_without_colons() {
+        let plain = "00".repeat(31) + "fF";
+        let colons = plain
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut want = [0u8; 32];
+        want[31] = 0xff;
+        assert_eq!(parse_sha256(&plain), Some(want));
+        assert_eq!(parse_sha256(&colons), Some(want));
+        assert_eq!(parse_sha256(&plain[2..]), None);
+        assert_eq!(parse_sha256(&("g".to_string() + &plain[1..])), None);
+        // A multi-byte character must not panic.
+        assert_eq!(parse_sha256(&("é".to_string() + &plain[2..])), None);
+    }
+
+    #[test]
+    fn radsec_files_are_checked_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("s.pem"), "not pem at all\n").unwrap();
+        std::fs::write(d.join("s.key"), "").unwrap();
+        let cfg = d.join("mfa.toml");
+        let t = format!(
+            "{RADSEC_CLIENT}[radius.radsec]\ncertificate = \"{0}/s.pem\"\nkey = \"{0}/s.key\"\nca_file = \"{0}/missing.pem\"\n",
+            d.display()
+        );
+        std::fs::write(&cfg, &t).unwrap();
+        let c = load(&cfg).unwrap();
+        let problems = c.check_referenced_files();
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{shown:?}");
+        assert!(
+            shown[0].contains(":6: radius.radsec.certificate: ")
+                && shown[0].contains("holds no certificate"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].contains(":8: radius.radsec.ca_file: cannot read ")
+                && shown[1].contains("missing.pem"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[2].contains(":7: radius.radsec.key: ")
+                && shown[2].contains("no usable private key"),
+            "{shown:?}"
+        );
+    }
+
     #[test]
     fn relative_store_path_is_anchored_at_config() {
         let c = parse(

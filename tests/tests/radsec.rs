@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mfa_e2e::code_of;
 use radius_support::*;
 
 /// radclient to radsecproxy (UDP); radsecproxy to the daemon uses "radsec" (RFC 6614 §2.3).
@@ -397,4 +398,57 @@ fn radsec_refuses_a_certificate_from_another_ca_and_one_no_client_names() {
 
     // Neither attempt reached the core: the user's code is still unspent.
     assert!(!s.daemon.log().contains("decision="), "{}", s.daemon.log());
+}
+
+#[test]
+fn config_check_and_the_daemon_name_bad_radsec_files() {
+    let tls_port = free_tcp_port();
+    let site = Site::with_config("");
+    make_pki(site.path());
+    let good = site_config(
+        site.path(),
+        tls_port,
+        &format!("certificate_name = \"{GW_NAME}\""),
+    );
+    std::fs::write(&site.config, &good).unwrap();
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+
+    // A missing CA file and an unreadable key: both named with their key and line.
+    let bad = good
+        .replace("/ca.pem\"", "/no-such-ca.pem\"")
+        .replace("/server.key\"", "/no-such.key\"");
+    std::fs::write(&site.config, &bad).unwrap();
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&o), 2, "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("radius.radsec.ca_file: cannot read"), "{out}");
+    assert!(out.contains("no-such-ca.pem"), "{out}");
+    assert!(out.contains("radius.radsec.key: cannot read"), "{out}");
+    let mut d = spawn_daemon(&site.config, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!d.alive(), "the daemon started with a missing CA file");
+    assert!(d.log().contains("radius.radsec.ca_file"), "{}", d.log());
+
+    // A key that belongs to another certificate: the daemon does not start.
+    std::fs::write(&site.config, good.replace("/server.key\"", "/gw1.key\"")).unwrap();
+    let mut d = spawn_daemon(&site.config, None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !d.alive(),
+        "the daemon started with the wrong key:\n{}",
+        d.log()
+    );
+    assert!(
+        d.log()
+            .contains("radius.radsec.certificate / radius.radsec.key"),
+        "{}",
+        d.log()
+    );
 }

@@ -431,7 +431,7 @@ fn config_check_and_the_daemon_name_bad_radsec_files() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!d.alive(), "the daemon started with a missing CA file");
-    assert!(d.log().contains("radius.radsec.ca_file"), "{}", d.log());
+    d.wait_log("radius.radsec.ca_file", 1);
 
     // A key that belongs to another certificate: the daemon does not start.
     std::fs::write(&site.config, good.replace("/server.key\"", "/gw1.key\"")).unwrap();
@@ -445,10 +445,5 @@ fn config_check_and_the_daemon_name_bad_radsec_files() {
         "the daemon started with the wrong key:\n{}",
         d.log()
     );
-    assert!(
-        d.log()
-            .contains("radius.radsec.certificate / radius.radsec.key"),
-        "{}",
-        d.log()
-    );
+    d.wait_log("radius.radsec.certificate / radius.radsec.key", 1);
 }

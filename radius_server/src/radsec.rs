@@ -36,8 +36,8 @@ use crate::stats::Drop;
 pub const MAX_PACKET: usize = 4096;
 /// The RADIUS header: code, identifier, length, authenticator.
 const MIN_PACKET: usize = 20;
-/// A peer that has not finished the handshake by then is cut off: before it, nobody is
-/// authenticated.
+/// A peer that has not finished the handshake by then (or by `idle_timeout`, if shorter)
+/// is cut off: before it, nobody is authenticated.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that does not read its replies for this long is cut off.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -274,7 +274,8 @@ async fn connection(
     _slot: Slot,
 ) {
     let _ = stream.set_nodelay(true);
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+    let limit = HANDSHAKE_TIMEOUT.min(tls.idle);
+    let stream = match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             return shared.dropped(
@@ -289,7 +290,7 @@ async fn connection(
                 from,
                 &format_args!(
                     "RadSec TLS handshake not finished within {}s",
-                    HANDSHAKE_TIMEOUT.as_secs()
+                    limit.as_secs()
                 ),
             );
         }

@@ -447,3 +447,97 @@ fn config_check_and_the_daemon_name_bad_radsec_files() {
     );
     d.wait_log("radius.radsec.certificate / radius.radsec.key", 1);
 }
+
+/// `openssl s_client` with gw1's certificate as a raw RadSec peer: the test writes bytes of
+/// its choosing into the TLS connection. Killed on drop.
+struct RawTls(Child);
+
+impl RawTls {
+    fn connect(dir: &Path, tls_port: u16, bytes: &[u8]) -> RawTls {
+        let d = dir.display();
+        let mut child = Command::new("openssl")
+            .args([
+                "s_client",
+                "-quiet",
+                "-connect",
+                &format!("127.0.0.1:{tls_port}"),
+            ])
+            .args([
+                "-cert",
+                &format!("{d}/gw1.pem"),
+                "-key",
+                &format!("{d}/gw1.key"),
+            ])
+            .args(["-CAfile", &format!("{d}/ca.pem"), "-verify_return_error"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.as_mut().unwrap().write_all(bytes).unwrap();
+        RawTls(child)
+    }
+}
+
+impl Drop for RawTls {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn radsec_sheds_hostile_peers() {
+    require_tool("openssl");
+    let tls_port = free_tcp_port();
+    let site = Site::with_config("");
+    make_pki(site.path());
+    let limits = "idle_timeout = \"2s\"\nmax_connections = 3\n";
+    let text = site_config(
+        site.path(),
+        tls_port,
+        &format!("certificate_name = \"{GW_NAME}\""),
+    ) + limits;
+    std::fs::write(&site.config, text).unwrap();
+    let daemon = spawn_daemon(&site.config, None);
+    daemon.wait_log("RadSec (TLS) on", 1);
+
+    // A Length no RADIUS packet has: the connection is closed at once, nothing buffered.
+    let bad = RawTls::connect(site.path(), tls_port, &[1, 7, 0xff, 0xff]);
+    daemon.wait_log(
+        "RADIUS Length 65535 outside 20..=4096; closing the connection",
+        2,
+    );
+    drop(bad);
+
+    // An authenticated peer that sends no complete request is closed after idle_timeout,
+    // though it trickles a partial header.
+    let quiet = RawTls::connect(site.path(), tls_port, &[1, 7, 0]);
+    daemon.wait_log("closed: no request for 2s", 1);
+    drop(quiet);
+
+    // Past max_connections, new connections are closed at once; unauthenticated ones that
+    // never start TLS are cut off after the handshake limit.
+    let held: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    use std::io::Read;
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        extra.read(&mut buf).unwrap(),
+        0,
+        "the extra connection stayed open"
+    );
+    daemon.wait_log("too many RadSec connections", 1);
+    daemon.wait_log("RadSec TLS handshake not finished within 2s", 1);
+    for mut h in held {
+        h.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(matches!(h.read(&mut buf), Ok(0) | Err(_)));
+    }
+}

@@ -140,10 +140,9 @@ fn make_pki(dir: &Path) {
     make_leaf(dir, "other-ca", "rogue", &format!("DNS:{GW_NAME}"));
 }
 
-/// The daemon's configuration: code-only mode, UDP on a free port (unused here), RadSec on
+/// The daemon's configuration: code-only mode, UDP on `udp`, RadSec on
 /// `tls_port`, and `radsec_client` as the RadSec client entry.
-fn site_config(dir: &Path, tls_port: u16, radsec_client: &str) -> String {
-    let udp = free_udp_port();
+fn site_config(dir: &Path, udp: u16, tls_port: u16, radsec_client: &str) -> String {
     let d = dir.display();
     let mut text = config_text("code-only", &format!("\"127.0.0.1:{udp}\""), "", SECRET);
     text.push_str(&format!(
@@ -270,18 +269,19 @@ impl Drop for Proxy {
 struct Setup {
     daemon: Daemon,
     site: Site,
+    udp_port: u16,
     tls_port: u16,
 }
 
 fn setup(radsec_client: &str) -> Setup {
     require_tool("radclient");
-    let tls_port = free_tcp_port();
+    let (udp_port, tls_port) = (free_udp_port(), free_tcp_port());
     let site = Site::with_config("");
     // The PKI lives beside the config, in the site's directory (removed with it).
     make_pki(site.path());
     std::fs::write(
         &site.config,
-        site_config(site.path(), tls_port, radsec_client),
+        site_config(site.path(), udp_port, tls_port, radsec_client),
     )
     .unwrap();
     let daemon = spawn_daemon(&site.config, None);
@@ -289,6 +289,7 @@ fn setup(radsec_client: &str) -> Setup {
     Setup {
         daemon,
         site,
+        udp_port,
         tls_port,
     }
 }
@@ -330,6 +331,19 @@ fn radsec_accepts_a_right_code_once_and_only_from_the_clients_address_and_certif
     assert!(!log.contains(&code), "the log holds the code:\n{log}");
     drop(proxy);
 
+    // The RadSec entry is never matched over UDP: straight to the daemon's UDP port from the
+    // same address with its secret "radsec", a request gets no answer.
+    let (user3, key3) = (unique("rs"), fresh_key());
+    s.site.enroll(&user3, &key3);
+    let r = radclient(
+        &format!("127.0.0.1:{}", s.udp_port),
+        "radsec",
+        "auth",
+        &attrs(&user3, Some(&totp(&key3, 0)), Some(UNTRUSTED_CSI), true),
+        2,
+    );
+    assert!(r.code.is_none(), "{}", r.output);
+
     // The right certificate from an address the client entry does not hold.
     let proxy = Proxy::start(s.site.path(), "gw1", s.tls_port, "127.0.0.2");
     let (user2, key2) = (unique("rs"), fresh_key());
@@ -349,7 +363,11 @@ fn radsec_accepts_a_right_code_once_and_only_from_the_clients_address_and_certif
         "certificate_sha256 = \"{}\"",
         fingerprint(s.site.path(), "gw2")
     );
-    std::fs::write(&s.site.config, site_config(s.site.path(), s.tls_port, &pin)).unwrap();
+    std::fs::write(
+        &s.site.config,
+        site_config(s.site.path(), s.udp_port, s.tls_port, &pin),
+    )
+    .unwrap();
     s.daemon.signal("HUP");
     s.daemon.wait_log("configuration reloaded", 1);
     let proxy = Proxy::start(s.site.path(), "gw2", s.tls_port, "127.0.0.1");
@@ -407,6 +425,7 @@ fn config_check_and_the_daemon_name_bad_radsec_files() {
     make_pki(site.path());
     let good = site_config(
         site.path(),
+        free_udp_port(),
         tls_port,
         &format!("certificate_name = \"{GW_NAME}\""),
     );
@@ -496,6 +515,7 @@ fn radsec_sheds_hostile_peers() {
     let limits = "idle_timeout = \"2s\"\nmax_connections = 3\n";
     let text = site_config(
         site.path(),
+        free_udp_port(),
         tls_port,
         &format!("certificate_name = \"{GW_NAME}\""),
     ) + limits;

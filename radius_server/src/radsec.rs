@@ -230,6 +230,18 @@ impl std::ops::Drop for Slot {
     }
 }
 
+/// Counts a connection refused before any request was read, and logs the first of each
+/// kind per minute (as `Shared::dropped` does for packets).
+fn refused(shared: &Shared, why: Drop, from: SocketAddr, detail: &dyn std::fmt::Display) {
+    if shared.stats.drop(why) {
+        shared.warn(&format!(
+            "refused a RadSec connection from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
+            shared.stats.dropped(why),
+            why.name()
+        ));
+    }
+}
+
 /// Accepts connections on `listener` until aborted. Each new connection uses the
 /// configuration in force when it arrives, so a reload's certificates and clients apply to
 /// new connections.
@@ -245,18 +257,20 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, open: Arc<Open>) 
             }
         };
         let Some(tls) = shared.runtime().radsec.clone() else {
-            shared.dropped(
+            refused(
+                &shared,
                 Drop::UnknownClient,
                 from,
-                &"a RadSec connection, but the configuration in force has no [radius.radsec]",
+                &"the configuration reloaded since start has no [radius.radsec]; restart to close this listener",
             );
             continue;
         };
         if open.0.load(Ordering::Acquire) >= tls.max_connections {
-            shared.dropped(
+            refused(
+                &shared,
                 Drop::Overloaded,
                 from,
-                &"too many RadSec connections (radius.radsec.max_connections); closed",
+                &"too many RadSec connections (radius.radsec.max_connections)",
             );
             continue;
         }
@@ -278,20 +292,19 @@ async fn connection(
     let stream = match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            return shared.dropped(
+            return refused(
+                &shared,
                 Drop::TlsHandshake,
                 from,
-                &format_args!("RadSec TLS handshake refused: {e}"),
+                &format_args!("TLS handshake refused: {e}"),
             );
         }
         Err(_) => {
-            return shared.dropped(
+            return refused(
+                &shared,
                 Drop::TlsHandshake,
                 from,
-                &format_args!(
-                    "RadSec TLS handshake not finished within {}s",
-                    limit.as_secs()
-                ),
+                &format_args!("TLS handshake not finished within {}s", limit.as_secs()),
             );
         }
     };
@@ -303,20 +316,12 @@ async fn connection(
         .and_then(|c| c.first())
         .cloned();
     let Some(leaf) = leaf else {
-        return shared.dropped(
-            Drop::UnknownClient,
-            from,
-            &"RadSec connection without a client certificate; closed",
-        );
+        return refused(&shared, Drop::UnknownClient, from, &"no client certificate");
     };
     let nas = match identify(&shared.runtime().clients, from.ip(), &leaf) {
         Ok(n) => n,
         Err(why) => {
-            return shared.dropped(
-                Drop::UnknownClient,
-                from,
-                &format_args!("RadSec connection refused: {why}"),
-            );
+            return refused(&shared, Drop::UnknownClient, from, &why);
         }
     };
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);

@@ -468,7 +468,7 @@ impl Shared {
 
     /// The synchronous checks on every request, whatever its transport, cheap enough for the
     /// receive loop: code, Message-Authenticator, duplicate. Spawns the rest; the reply goes
-    /// to `reply`.
+    /// to `reply_to`.
     fn admit(
         self: &Arc<Self>,
         rt: Arc<Runtime>,

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script).
 # Run as root on Debian, it first installs the real peers the tests drive: oathtool,
-# radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers, zbar (QR decoding).
+# radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers, zbar (QR decoding),
+# radsecproxy and openssl (the RadSec test's proxy and certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradius pamtester
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
-      libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin)
+      libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin
+      radsecproxy openssl)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -21,6 +23,8 @@ if [ "$(id -u)" = 0 ]; then
   fi
   # The FreeRADIUS package starts a system daemon on :1812; the tests bring their own.
   systemctl disable --now freeradius >/dev/null 2>&1 || service freeradius stop >/dev/null 2>&1 || true
+  # Likewise radsecproxy's system service.
+  systemctl disable --now radsecproxy >/dev/null 2>&1 || service radsecproxy stop >/dev/null 2>&1 || true
 else
   echo "Not root: assuming the test peers are installed (${PKGS[*]})." >&2
 fi

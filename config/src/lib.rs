@@ -313,6 +313,9 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
                 at("secret"),
                 "give either secret or secret_file, not both".into(),
             ),
+            // RFC 6614 §2.3: over TLS the shared secret is "radsec" unless both sides agree
+            // on another.
+            (None, None) if c.is_radsec() => {}
             (None, None) => bad(
                 at("secret"),
                 "a shared secret is required (secret or secret_file)".into(),
@@ -320,8 +323,86 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
             (Some(s), None) if s.0.is_empty() => bad(at("secret"), "must not be empty".into()),
             _ => {}
         }
+        if let Some(n) = &c.certificate_name
+            && rustls_pki_types::ServerName::try_from(n.as_str()).is_err()
+        {
+            bad(
+                at("certificate_name"),
+                format!("{n:?} is not a DNS name or an IP address"),
+            );
+        }
+        if let Some(f) = &c.certificate_sha256
+            && parse_sha256(f).is_none()
+        {
+            bad(
+                at("certificate_sha256"),
+                "must be 64 hex digits (colons allowed), the SHA-256 fingerprint of the client's certificate".into(),
+            );
+        }
+        if c.is_radsec() && r.radsec.is_none() {
+            let key = if c.certificate_name.is_some() {
+                "certificate_name"
+            } else {
+                "certificate_sha256"
+            };
+            bad(
+                at(key),
+                "a RadSec client, but there is no [radius.radsec] listener: it could never connect"
+                    .into(),
+            );
+        }
+    }
+    if let Some(t) = &r.radsec {
+        let at = |key: &str| vec![k("radius"), k("radsec"), k(key)];
+        for (key, v) in [
+            ("certificate", &t.certificate),
+            ("key", &t.key),
+            ("ca_file", &t.ca_file),
+        ] {
+            if v.is_none() {
+                bad(at(key), format!("required: {}", radsec_file_help(key)));
+            }
+        }
+        if t.listen.is_empty() {
+            bad(
+                at("listen"),
+                "must list at least one address (e.g. \"0.0.0.0:2083\")".into(),
+            );
+        }
+        if t.idle_timeout.as_secs() == 0 || t.idle_timeout.as_secs() > 86_400 {
+            bad(at("idle_timeout"), "must be between 1s and 1d".into());
+        }
+        if t.max_connections == 0 || t.max_connections > 65_536 {
+            bad(at("max_connections"), "must be between 1 and 65536".into());
+        }
+        if !r.clients.iter().any(RadiusClient::is_radsec) {
+            bad(
+                vec![k("radius"), k("radsec")],
+                "no [[radius.clients]] entry has certificate_name or certificate_sha256: every RadSec connection would be refused".into(),
+            );
+        }
     }
     out
+}
+
+/// What each RadSec file is, for the messages.
+fn radsec_file_help(key: &str) -> &'static str {
+    match key {
+        "certificate" => "the daemon's certificate chain (PEM)",
+        "key" => "the daemon's private key (PEM)",
+        "ca_file" => "the CA certificate(s) (PEM) that client certificates must chain to",
+        _ => "certificate revocation lists (PEM)",
+    }
+}
+
+/// The files of `[radius.radsec]`, read and decoded from PEM (the daemon builds its TLS
+/// configuration from these; `config check` reads them the same way).
+#[derive(Debug)]
+pub struct RadsecFiles {
+    pub certificate: Vec<rustls_pki_types::CertificateDer<'static>>,
+    pub key: rustls_pki_types::PrivateKeyDer<'static>,
+    pub ca: Vec<rustls_pki_types::CertificateDer<'static>>,
+    pub crls: Vec<rustls_pki_types::CertificateRevocationListDer<'static>>,
 }
 
 /// A user or group name as the configuration may name it: the model's one rule.
@@ -329,13 +410,22 @@ fn valid_name(s: &str) -> bool {
     mfa_model::UserName::check(s).is_ok()
 }
 
+/// The RADIUS shared secret over TLS when the client entry sets none (RFC 6614 §2.3).
+pub const RADSEC_DEFAULT_SECRET: &str = "radsec";
+
 impl RadiusClient {
     /// The client's shared secret, read from `secret_file` where configured (first line,
-    /// trailing newline removed). The file must pass [`files::open_trusted`].
+    /// trailing newline removed); "radsec" for a RadSec client that sets none. The file must
+    /// pass [`files::open_trusted`].
     pub fn load_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
         use std::io::Read;
         if let Some(s) = &self.secret {
             return Ok(zeroize::Zeroizing::new(s.0.as_bytes().to_vec()));
+        }
+        if self.secret_file.is_none() && self.is_radsec() {
+            return Ok(zeroize::Zeroizing::new(
+                RADSEC_DEFAULT_SECRET.as_bytes().to_vec(),
+            ));
         }
         let Some(path) = &self.secret_file else {
             return Err(format!("client {:?} has no shared secret", self.name));
@@ -488,7 +578,110 @@ impl Config {
                 });
             }
         }
+        if self.radius.radsec.is_some()
+            && let Err(p) = self.radsec_files()
+        {
+            out.extend(p);
+        }
         out
+    }
+
+    /// Reads the files `[radius.radsec]` names. `Ok(None)`: RadSec is off. Every problem
+    /// names the file and the key that names it.
+    pub fn radsec_files(&self) -> Result<Option<RadsecFiles>, Vec<Problem>> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+
+        let Some(t) = &self.radius.radsec else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&self.source).unwrap_or_default();
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            let path = [k("radius"), k("radsec"), k(key)];
+            problems.push(Problem {
+                file: self.source.clone(),
+                line: line_of_path(&text, &path),
+                key: Some(path_string(&path)),
+                message,
+            });
+        };
+        // Zeroized after use: the key file's bytes are a secret.
+        let read =
+            |key: &str, p: &Option<PathBuf>| -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+                let Some(p) = p else {
+                    return Err(format!("required: {}", radsec_file_help(key)));
+                };
+                let meta = std::fs::metadata(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
+                    return Err(format!(
+                        "{} is not a regular file of at most 1 MiB",
+                        p.display()
+                    ));
+                }
+                std::fs::read(p)
+                    .map(zeroize::Zeroizing::new)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))
+            };
+        let certs =
+            |key: &str, p: &Option<PathBuf>| -> Result<Vec<CertificateDer<'static>>, String> {
+                let raw = read(key, p)?;
+                let shown = p.as_deref().unwrap_or(Path::new("")).display();
+                let certs = CertificateDer::pem_slice_iter(&raw)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("{shown}: not valid PEM: {e}"))?;
+                if certs.is_empty() {
+                    return Err(format!(
+                        "{shown} holds no certificate (\"-----BEGIN CERTIFICATE-----\")"
+                    ));
+                }
+                Ok(certs)
+            };
+        let certificate = certs("certificate", &t.certificate)
+            .map_err(|e| problem("certificate", e))
+            .ok();
+        let ca = certs("ca_file", &t.ca_file)
+            .map_err(|e| problem("ca_file", e))
+            .ok();
+        let key = read("key", &t.key)
+            .and_then(|raw| {
+                let shown = t.key.as_deref().unwrap_or(Path::new("")).display();
+                PrivateKeyDer::from_pem_slice(&raw).map_err(|e| {
+                    format!("{shown} holds no usable private key (PEM: PKCS#8, PKCS#1 or SEC1; not encrypted): {e}")
+                })
+            })
+            .map_err(|e| problem("key", e))
+            .ok();
+        let crls = match &t.crl_file {
+            None => Some(Vec::new()),
+            Some(p) => read("crl_file", &t.crl_file)
+                .and_then(|raw| {
+                    let crls = CertificateRevocationListDer::pem_slice_iter(&raw)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| format!("{}: not valid PEM: {e}", p.display()))?;
+                    if crls.is_empty() {
+                        return Err(format!(
+                            "{} holds no CRL (\"-----BEGIN X509 CRL-----\")",
+                            p.display()
+                        ));
+                    }
+                    Ok(crls)
+                })
+                .map_err(|e| problem("crl_file", e))
+                .ok(),
+        };
+        match (certificate, key, ca, crls) {
+            (Some(certificate), Some(key), Some(ca), Some(crls)) if problems.is_empty() => {
+                Ok(Some(RadsecFiles {
+                    certificate,
+                    key,
+                    ca,
+                    crls,
+                }))
+            }
+            _ => Err(problems),
+        }
     }
 }
 
@@ -564,6 +757,120 @@ mod tests {
         );
         assert_eq!(e.problems[0].line, Some(2));
         assert_eq!(e.problems[1].line, Some(5));
+    }
+
+    const RADSEC_CLIENT: &str = "[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\ncertificate_name = \"gw.example.net\"\n";
+
+    #[test]
+    fn radsec_clients_default_to_the_radsec_secret_and_never_to_udp() {
+        let t = format!(
+            "{RADSEC_CLIENT}[radius.radsec]\ncertificate = \"s.pem\"\nkey = \"s.key\"\nca_file = \"ca.pem\"\n"
+        );
+        let c = parse_str(&t).unwrap();
+        let r = c.radius.radsec.as_ref().unwrap();
+        assert_eq!(r.listen, [std::net::SocketAddr::from(([0, 0, 0, 0], 2083))]);
+        assert_eq!(r.max_connections, 256);
+        let gw = &c.radius.clients[0];
+        assert!(gw.is_radsec());
+        assert_eq!(&gw.load_secret().unwrap()[..], b"radsec");
+        // Without a certificate identity a client still needs its own secret.
+        let e =
+            parse_str("[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\n").unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.clients[0].secret")
+        );
+    }
+
+    #[test]
+    fn radsec_problems_name_their_keys() {
+        let t = "[radius.radsec]\nlisten = []\nidle_timeout = \"0s\"\nmax_connections = 0\n[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\nsecret = \"x\"\n";
+        let e = parse_str(t).unwrap_err();
+        let keys: Vec<_> = e.problems.iter().map(|p| p.key.clone().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "radius.radsec.certificate",
+                "radius.radsec.key",
+                "radius.radsec.ca_file",
+                "radius.radsec.listen",
+                "radius.radsec.idle_timeout",
+                "radius.radsec.max_connections",
+                "radius.radsec",
+            ]
+        );
+        assert!(
+            e.problems[2]
+                .message
+                .contains("client certificates must chain to")
+        );
+        assert_eq!(e.problems[3].line, Some(2));
+
+        let t = "[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\ncertificate_name = \"not a name!\"\ncertificate_sha256 = \"AB:CD\"\n";
+        let e = parse_str(t).unwrap_err();
+        let keys: Vec<_> = e.problems.iter().map(|p| p.key.clone().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "radius.clients[0].certificate_name",
+                "radius.clients[0].certificate_sha256",
+                // A RadSec client with no listener.
+                "radius.clients[0].certificate_name",
+            ]
+        );
+        assert_eq!(e.problems[1].line, Some(5));
+    }
+
+    #[test]
+    fn fingerprints_parse_with_or_without_colons() {
+        let plain = "00".repeat(31) + "fF";
+        let colons = plain
+            .as_bytes()
+            .chunks(2)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut want = [0u8; 32];
+        want[31] = 0xff;
+        assert_eq!(parse_sha256(&plain), Some(want));
+        assert_eq!(parse_sha256(&colons), Some(want));
+        assert_eq!(parse_sha256(&plain[2..]), None);
+        assert_eq!(parse_sha256(&("g".to_string() + &plain[1..])), None);
+        // A multi-byte character must not panic.
+        assert_eq!(parse_sha256(&("é".to_string() + &plain[2..])), None);
+    }
+
+    #[test]
+    fn radsec_files_are_checked_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("s.pem"), "not pem at all\n").unwrap();
+        std::fs::write(d.join("s.key"), "").unwrap();
+        let cfg = d.join("mfa.toml");
+        let t = format!(
+            "{RADSEC_CLIENT}[radius.radsec]\ncertificate = \"{0}/s.pem\"\nkey = \"{0}/s.key\"\nca_file = \"{0}/missing.pem\"\n",
+            d.display()
+        );
+        std::fs::write(&cfg, &t).unwrap();
+        let c = load(&cfg).unwrap();
+        let problems = c.check_referenced_files();
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 3, "{shown:?}");
+        assert!(
+            shown[0].contains(":6: radius.radsec.certificate: ")
+                && shown[0].contains("holds no certificate"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].contains(":8: radius.radsec.ca_file: cannot read ")
+                && shown[1].contains("missing.pem"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[2].contains(":7: radius.radsec.key: ")
+                && shown[2].contains("no usable private key"),
+            "{shown:?}"
+        );
     }
 
     #[test]

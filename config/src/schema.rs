@@ -221,6 +221,8 @@ pub struct RadiusConfig {
     pub pam_workers: usize,
     /// Also log decisions to syslog (auth facility).
     pub syslog: bool,
+    /// RadSec (RFC 6614): RADIUS over TLS, on when the `[radius.radsec]` table is present.
+    pub radsec: Option<RadsecConfig>,
     pub clients: Vec<RadiusClient>,
 }
 
@@ -237,6 +239,7 @@ impl Default for RadiusConfig {
             append_delimiter: None,
             pam_workers: 16,
             syslog: false,
+            radsec: None,
             clients: Vec::new(),
         }
     }
@@ -249,6 +252,74 @@ pub struct RadiusClient {
     pub address: Cidr,
     pub secret: Option<SecretString>,
     pub secret_file: Option<PathBuf>,
+    /// RadSec: the client's certificate must be valid for this DNS name or IP address
+    /// (subjectAltName, as a TLS server name is checked). Such a client is a RadSec client
+    /// only; it is never matched over UDP.
+    pub certificate_name: Option<String>,
+    /// RadSec: the SHA-256 fingerprint of the client's certificate (64 hex digits, colons
+    /// allowed, as `openssl x509 -noout -fingerprint -sha256` prints it).
+    pub certificate_sha256: Option<String>,
+}
+
+impl RadiusClient {
+    /// A RadSec client: identified by its certificate (and address), over TLS only.
+    pub fn is_radsec(&self) -> bool {
+        self.certificate_name.is_some() || self.certificate_sha256.is_some()
+    }
+
+    /// The certificate fingerprint as 32 bytes, `None` when absent or malformed (validation
+    /// reports a malformed one).
+    pub fn certificate_sha256_bytes(&self) -> Option<[u8; 32]> {
+        parse_sha256(self.certificate_sha256.as_deref()?)
+    }
+}
+
+/// 64 hex digits, with or without colons between the bytes.
+pub(crate) fn parse_sha256(s: &str) -> Option<[u8; 32]> {
+    let hex: Vec<u8> = s.bytes().filter(|&b| b != b':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let digit = |b: u8| (b as char).to_digit(16);
+        *o = u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?;
+    }
+    Some(out)
+}
+
+/// `[radius.radsec]`: the RadSec listener (RFC 6614, RADIUS over TLS with mutual
+/// certificate authentication).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RadsecConfig {
+    pub listen: Vec<SocketAddr>,
+    /// The daemon's certificate chain (PEM), leaf first.
+    pub certificate: Option<PathBuf>,
+    /// The daemon's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+    /// The CA certificate(s) (PEM) that client certificates must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// Certificate revocation lists (PEM) checked on client certificates.
+    pub crl_file: Option<PathBuf>,
+    /// A connection that sends no complete request for this long is closed.
+    pub idle_timeout: Span,
+    /// TLS connections open at once (handshakes included); more are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for RadsecConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 2083))],
+            certificate: None,
+            key: None,
+            ca_file: None,
+            crl_file: None,
+            idle_timeout: Span::secs(120),
+            max_connections: 256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,13 +7,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A request's identity, packed (35 bytes): the cache holds tens of thousands of these.
+/// A request's identity, packed (43 bytes): the cache holds tens of thousands of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
     ip: [u8; 16],
     port: [u8; 2],
     identifier: u8,
     authenticator: [u8; 16],
+    /// 0 for UDP; the RadSec connection's number over TLS, where duplicates are detected
+    /// per connection (RFC 6613, which RFC 6614 builds on).
+    conn: u64,
 }
 
 impl Key {
@@ -27,7 +30,14 @@ impl Key {
             port: from.port().to_be_bytes(),
             identifier,
             authenticator,
+            conn: 0,
         }
+    }
+
+    /// The same request on RadSec connection `conn` (0: UDP).
+    pub fn on_connection(mut self, conn: u64) -> Self {
+        self.conn = conn;
+        self
     }
 }
 

@@ -7,6 +7,7 @@ pub mod challenge;
 pub mod dedup;
 pub mod lanes;
 pub mod logbuf;
+pub mod radsec;
 pub mod run;
 pub mod server;
 pub mod stats;

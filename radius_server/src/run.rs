@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::logbuf::FLUSH_EVERY;
+use crate::radsec;
 use crate::server::{Options, Runtime, Shared};
 
 /// How long SIGTERM waits for requests already being processed.
@@ -60,6 +61,13 @@ pub async fn serve(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let listen = runtime_listen(&runtime);
+    let radsec_listen = runtime
+        .config()
+        .radius
+        .radsec
+        .as_ref()
+        .map(|t| t.listen.clone())
+        .unwrap_or_default();
     let mode = runtime_mode(&runtime);
     let warnings = runtime.warnings().to_vec();
     let shared = Shared::new(runtime, options);
@@ -79,13 +87,26 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let sock = Arc::new(sock);
         receivers.push(tokio::spawn(receive(shared.clone(), sock)));
     }
-    shared.log.line_now(&format!(
-        "listening on {} (mode {mode})",
-        listen
-            .iter()
+    let open = Arc::new(radsec::Open::default());
+    for addr in &radsec_listen {
+        let l =
+            radsec::bind(*addr).map_err(|e| format!("cannot listen for RadSec on {addr}: {e}"))?;
+        receivers.push(tokio::spawn(radsec::serve(shared.clone(), l, open.clone())));
+    }
+    let list = |a: &[SocketAddr]| {
+        a.iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ")
+    };
+    let radsec_note = if radsec_listen.is_empty() {
+        String::new()
+    } else {
+        format!("; RadSec (TLS) on {}", list(&radsec_listen))
+    };
+    shared.log.line_now(&format!(
+        "listening on {} (mode {mode}){radsec_note}",
+        list(&listen)
     ));
 
     let mut tick = tokio::time::interval(Duration::from_secs(30));

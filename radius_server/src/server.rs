@@ -23,6 +23,7 @@ use crate::challenge::{Challenges, Pending, Redeem};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
 use crate::logbuf::LogBuffer;
+use crate::radsec::{CertId, Tls};
 use crate::stats::{Drop, Stats};
 use crate::store::{Writer, WriterError};
 
@@ -52,10 +53,48 @@ pub struct Options {
 }
 
 /// A RADIUS client (NAS) from the configuration, with its secret loaded.
-struct Nas {
-    name: String,
-    net: IpNet,
-    secret: Zeroizing<Vec<u8>>,
+pub(crate) struct Nas {
+    pub(crate) name: String,
+    pub(crate) net: IpNet,
+    pub(crate) secret: Zeroizing<Vec<u8>>,
+    /// RadSec clients: the certificate that identifies it. Such a client is matched over TLS
+    /// only, never by address alone over UDP.
+    pub(crate) cert: Option<CertId>,
+}
+
+/// Where a request's reply goes: out of the UDP socket it came in on, or onto the RadSec
+/// connection it came in on (its writer task).
+#[derive(Clone)]
+pub(crate) enum ReplyTo {
+    Udp(Arc<UdpSocket>),
+    Tls(tokio::sync::mpsc::Sender<Arc<[u8]>>),
+}
+
+impl ReplyTo {
+    /// Sends without waiting (a cached reply, a Status-Server answer); lost when the socket
+    /// or connection is full, as a datagram may be.
+    fn try_send(&self, reply: Arc<[u8]>, to: SocketAddr) {
+        match self {
+            ReplyTo::Udp(sock) => {
+                let _ = sock.try_send_to(&reply, to);
+            }
+            ReplyTo::Tls(tx) => {
+                let _ = tx.try_send(reply);
+            }
+        }
+    }
+
+    async fn send(&self, reply: Arc<[u8]>, to: SocketAddr) {
+        match self {
+            ReplyTo::Udp(sock) => {
+                let _ = sock.send_to(&reply, to).await;
+            }
+            // Closed connection: the reply has nowhere to go.
+            ReplyTo::Tls(tx) => {
+                let _ = tx.send(reply).await;
+            }
+        }
+    }
 }
 
 /// One generation of configuration; SIGHUP builds a new one and swaps it in whole, so a
@@ -63,7 +102,9 @@ struct Nas {
 pub struct Runtime {
     config: Arc<Config>,
     core: Arc<Core>,
-    clients: Vec<Arc<Nas>>,
+    pub(crate) clients: Vec<Arc<Nas>>,
+    /// The RadSec TLS configuration, when `[radius.radsec]` is set.
+    pub(crate) radsec: Option<Arc<Tls>>,
     pam: Arc<Lane>,
     writer: Writer,
     syslog: Option<Syslog>,
@@ -84,6 +125,9 @@ pub enum LoadError {
     },
     Store(CoreError),
     Thread(std::io::Error),
+    /// `[radius.radsec]`: a file or the TLS configuration built from it; the text names the
+    /// file and key.
+    Radsec(String),
 }
 
 impl std::fmt::Display for LoadError {
@@ -98,6 +142,7 @@ impl std::fmt::Display for LoadError {
             ),
             LoadError::Store(e) => write!(f, "cannot open the store: {e}"),
             LoadError::Thread(e) => write!(f, "cannot start the store writer thread: {e}"),
+            LoadError::Radsec(e) => f.write_str(e),
         }
     }
 }
@@ -108,7 +153,7 @@ impl std::error::Error for LoadError {
             LoadError::Config(e) => Some(e),
             LoadError::Store(e) => Some(e),
             LoadError::Thread(e) => Some(e),
-            LoadError::Secret(_) | LoadError::NoClients { .. } => None,
+            LoadError::Secret(_) | LoadError::NoClients { .. } | LoadError::Radsec(_) => None,
         }
     }
 }
@@ -125,8 +170,10 @@ impl Runtime {
                 name: c.name.clone(),
                 net: c.address.0,
                 secret,
+                cert: CertId::of(c),
             }));
         }
+        let radsec = Tls::load(&config).map_err(LoadError::Radsec)?.map(Arc::new);
         if clients.is_empty() {
             return Err(LoadError::NoClients {
                 path: path.to_path_buf(),
@@ -149,6 +196,7 @@ impl Runtime {
             config,
             core,
             clients,
+            radsec,
             pam,
             writer,
             syslog,
@@ -165,7 +213,8 @@ impl Runtime {
         &self.config
     }
 
-    /// The most specific client network containing `ip`.
+    /// The most specific UDP client network containing `ip` (RadSec clients are identified
+    /// by their certificate, on their connection).
     fn client_for(&self, ip: IpAddr) -> Option<&Arc<Nas>> {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
@@ -173,7 +222,7 @@ impl Runtime {
         };
         self.clients
             .iter()
-            .filter(|c| c.net.contains(&ip))
+            .filter(|c| c.cert.is_none() && c.net.contains(&ip))
             .max_by_key(|c| c.net.prefix_len())
     }
 }
@@ -347,7 +396,7 @@ impl Shared {
         }
     }
 
-    fn dropped(&self, why: Drop, from: SocketAddr, detail: &dyn std::fmt::Display) {
+    pub(crate) fn dropped(&self, why: Drop, from: SocketAddr, detail: &dyn std::fmt::Display) {
         if self.stats.drop(why) {
             self.warn(&format!(
                 "dropped a packet from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
@@ -366,6 +415,13 @@ impl Shared {
                 if self.runtime().config.radius.listen != new.config.radius.listen {
                     self.warn(
                         "radius.listen changed: the new addresses take effect at the next restart",
+                    );
+                }
+                let radsec_listen =
+                    |rt: &Runtime| rt.config.radius.radsec.as_ref().map(|t| t.listen.clone());
+                if radsec_listen(&self.runtime()) != radsec_listen(&new) {
+                    self.warn(
+                        "radius.radsec.listen changed: the new addresses take effect at the next restart",
                     );
                 }
                 let summary = format!(
@@ -389,8 +445,7 @@ impl Shared {
         }
     }
 
-    /// The synchronous checks on every datagram, cheap enough for the receive loop: shape,
-    /// known client, Message-Authenticator, duplicate. Spawns the rest.
+    /// A UDP datagram: the client by its source address, then [`Self::admit`].
     pub fn on_datagram(self: &Arc<Self>, sock: &Arc<UdpSocket>, from: SocketAddr, buf: &[u8]) {
         Stats::bump(&self.stats.received);
         let rt = self.runtime();
@@ -398,9 +453,44 @@ impl Shared {
             Ok(p) => p,
             Err(e) => return self.dropped(Drop::Malformed, from, &e),
         };
-        let Some(nas) = rt.client_for(from.ip()) else {
+        let Some(nas) = rt.client_for(from.ip()).cloned() else {
             return self.dropped(Drop::UnknownClient, from, &"not a configured RADIUS client");
         };
+        self.admit(rt, &nas, pkt, from, 0, ReplyTo::Udp(sock.clone()));
+    }
+
+    /// One packet framed off a RadSec connection whose client `nas` was identified by its
+    /// certificate and address when the connection was accepted; `conn` numbers the
+    /// connection, so duplicate detection is per connection (RFC 6613, which RFC 6614 builds on).
+    pub(crate) fn on_tls_packet(
+        self: &Arc<Self>,
+        nas: &Arc<Nas>,
+        conn: u64,
+        from: SocketAddr,
+        buf: &[u8],
+        reply: ReplyTo,
+    ) {
+        Stats::bump(&self.stats.received);
+        let rt = self.runtime();
+        let pkt = match Packet::parse(buf) {
+            Ok(p) => p,
+            Err(e) => return self.dropped(Drop::Malformed, from, &e),
+        };
+        self.admit(rt, nas, pkt, from, conn, reply);
+    }
+
+    /// The synchronous checks on every request, whatever its transport, cheap enough for the
+    /// receive loop: code, Message-Authenticator, duplicate. Spawns the rest; the reply goes
+    /// to `reply_to`.
+    fn admit(
+        self: &Arc<Self>,
+        rt: Arc<Runtime>,
+        nas: &Arc<Nas>,
+        pkt: Packet<'_>,
+        from: SocketAddr,
+        conn: u64,
+        reply_to: ReplyTo,
+    ) {
         if pkt.code != Code::ACCESS_REQUEST && pkt.code != Code::STATUS_SERVER {
             return self.dropped(Drop::UnsupportedCode, from, &pkt.code);
         }
@@ -441,14 +531,14 @@ impl Shared {
             if let Ok(r) = Builder::reply(Code::ACCESS_ACCEPT, &pkt)
                 .encode_reply(&nas.secret, &pkt.authenticator)
             {
-                let _ = sock.try_send_to(&r, from);
+                reply_to.try_send(Arc::from(r), from);
             }
             return;
         }
         if self.inflight.load(Ordering::Acquire) >= MAX_INFLIGHT {
             return self.dropped(Drop::Overloaded, from, &"too many requests in progress");
         }
-        let key = dedup::Key::new(from, pkt.identifier, pkt.authenticator);
+        let key = dedup::Key::new(from, pkt.identifier, pkt.authenticator).on_connection(conn);
         let seen = relock(&self.dedup).begin(key, Instant::now());
         match seen {
             Seen::New => {}
@@ -456,14 +546,13 @@ impl Shared {
             Seen::Answered(reply) => {
                 self.stats.drop(Drop::Duplicate);
                 Stats::bump(&self.stats.resent);
-                let _ = sock.try_send_to(&reply, from);
+                reply_to.try_send(reply, from);
                 return;
             }
         }
         let datagram = pkt.raw().to_vec();
         let nas = nas.clone();
         let this = self.clone();
-        let sock = sock.clone();
         self.inflight.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
             let mut guard = InFlight {
@@ -474,7 +563,7 @@ impl Shared {
             let reply: Option<Arc<[u8]>> = reply.map(Arc::from);
             guard.finish(reply.clone());
             if let Some(r) = reply {
-                let _ = sock.send_to(&r, from).await;
+                reply_to.send(r, from).await;
             }
         });
     }

@@ -16,10 +16,13 @@ pub enum Drop {
     UnsupportedCode,
     Duplicate,
     Overloaded,
+    /// RadSec: a TLS handshake refused (a certificate that does not chain to ca_file) or
+    /// not finished in time.
+    TlsHandshake,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 7] = [
+    pub const ALL: [Drop; 8] = [
         Drop::Malformed,
         Drop::UnknownClient,
         Drop::BadAuthenticator,
@@ -27,6 +30,7 @@ impl Drop {
         Drop::UnsupportedCode,
         Drop::Duplicate,
         Drop::Overloaded,
+        Drop::TlsHandshake,
     ];
 
     pub fn name(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Drop {
             Drop::UnsupportedCode => "unsupported_code",
             Drop::Duplicate => "duplicate",
             Drop::Overloaded => "overloaded",
+            Drop::TlsHandshake => "tls_handshake",
         }
     }
 
@@ -54,7 +59,7 @@ pub struct Stats {
     pub challenged: AtomicU64,
     pub status_server: AtomicU64,
     pub resent: AtomicU64,
-    dropped: [AtomicU64; 7],
+    dropped: [AtomicU64; 8],
     last_warned: Mutex<HashMap<Drop, Instant>>,
 }
 

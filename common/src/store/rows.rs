@@ -2,7 +2,9 @@
 //! a damaged or hand-edited row is refused the same way whichever engine read it, and the
 //! limits are the ones the configuration and import use (`mfa_model::DIGITS`, `PERIODS`).
 
-use mfa_model::{Algorithm, OneTimeCode, OtcKind, SealedSecret, TotpParams, UserName, UserRecord};
+use mfa_model::{
+    Algorithm, OneTimeCode, OtcHash, OtcKind, SealedSecret, TotpParams, UserName, UserRecord,
+};
 
 use super::StoreError;
 
@@ -32,6 +34,8 @@ pub struct UserRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRow {
     pub kind: String,
+    /// The hash's scheme number ([`OtcHash::number`]).
+    pub scheme: i64,
     pub salt: Vec<u8>,
     pub hash: Vec<u8>,
     pub created: i64,
@@ -103,6 +107,13 @@ fn decode_code(user: &str, c: CodeRow) -> Result<OneTimeCode, StoreError> {
     Ok(OneTimeCode {
         kind: OtcKind::parse(&c.kind)
             .ok_or_else(|| bad(user, "one_time_codes.kind", format!("{:?}", c.kind)))?,
+        scheme: OtcHash::from_number(c.scheme).ok_or_else(|| {
+            bad(
+                user,
+                "one_time_codes.scheme",
+                format!("{} is not a known hash scheme (1 or 2)", c.scheme),
+            )
+        })?,
         salt: c
             .salt
             .try_into()
@@ -146,6 +157,7 @@ pub fn encode_codes(rec: &UserRecord) -> Vec<CodeRow> {
         .iter()
         .map(|c| CodeRow {
             kind: c.kind.as_str().into(),
+            scheme: c.scheme.number(),
             salt: c.salt.to_vec(),
             hash: c.hash.to_vec(),
             created: c.created,

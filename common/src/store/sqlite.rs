@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mfa_model::{AuditEvent, UserName, UserRecord};
+use mfa_model::{AuditEvent, SealedSecret, UserName, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::rows::{self, CodeRow, UserRow};
-use super::{Abort, AuditQuery, GroupCommit, SchemaError, Store, StoreError, TxFn};
+use super::{Abort, AuditQuery, GroupCommit, ResealFn, SchemaError, Store, StoreError, TxFn};
+use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
 macro_rules! user_columns {
     () => {
@@ -49,7 +50,7 @@ macro_rules! users_table {
     };
 }
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
 const RESTART_FRAMES: u64 = 4096;
@@ -58,7 +59,9 @@ const RESTART_FRAMES: u64 = 4096;
 /// an index and then the table), and the audit trail has no (user, time) index, whose
 /// random page per decision was a third of a busy RADIUS server's writes; `mfactl log
 /// --user` scans instead. Version 3: the audit trail's `reason` holds only stable codes;
-/// free text moved to `detail`.
+/// free text moved to `detail`. Version 4: every stored seed starts with its form byte
+/// (`secret::FORM_*`), `store_key` holds the id of the key the seeds are sealed under (no row:
+/// never had a key, seeds in the clear form), and one-time codes name their hash `scheme`.
 const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -69,9 +72,14 @@ CREATE TABLE one_time_codes (
     hash      BLOB NOT NULL,
     created   INTEGER NOT NULL,
     expires   INTEGER,
-    uses_left INTEGER NOT NULL
+    uses_left INTEGER NOT NULL,
+    scheme    INTEGER NOT NULL DEFAULT 1
 ) STRICT;
 CREATE INDEX one_time_codes_user ON one_time_codes(user);
+CREATE TABLE store_key (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    key_id BLOB NOT NULL
+) STRICT;
 CREATE TABLE audit (
     id        INTEGER PRIMARY KEY,
     time      INTEGER NOT NULL,
@@ -114,6 +122,18 @@ UPDATE audit SET detail = reason, reason = CASE
     ELSE 'admin' END
  WHERE decision IN ('unlink', 'unlock', 'temp-access', 'backup-codes', 'import')
     OR (decision IN ('enroll', 're-enroll') AND reason <> 'self_enrolled');
+";
+
+/// Version 3 to 4: clear seeds get the clear form byte (0x00), so no later reader has to
+/// guess whether a row is encrypted; the first open with a key file seals them (see
+/// `Core::open`). Codes hashed before this version are SHA-256 (scheme 1).
+const MIGRATE_V3_V4: &str = "
+ALTER TABLE one_time_codes ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE store_key (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    key_id BLOB NOT NULL
+) STRICT;
+UPDATE users SET secret = unhex('00' || hex(secret)) WHERE secret IS NOT NULL;
 ";
 
 /// How `SqliteStore::open` treats a missing database.
@@ -319,7 +339,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         SCHEMA_VERSION => Ok(()),
-        0..=2 => {
+        0..=3 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
@@ -357,8 +377,13 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
                 }));
             }
             tx.execute_batch(MIGRATE_V2_V3)?;
+            tx.execute_batch(MIGRATE_V3_V4)?;
         }
-        2 => tx.execute_batch(MIGRATE_V2_V3)?,
+        2 => {
+            tx.execute_batch(MIGRATE_V2_V3)?;
+            tx.execute_batch(MIGRATE_V3_V4)?;
+        }
+        3 => tx.execute_batch(MIGRATE_V3_V4)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
         other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
@@ -405,7 +430,7 @@ fn read_row(row: &Row<'_>) -> Result<UserRow, rusqlite::Error> {
 }
 
 fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
+    let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
     let rows = st.query_map([user], |r| {
         Ok(CodeRow {
             kind: r.get(0)?,
@@ -414,6 +439,7 @@ fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError>
             created: r.get(3)?,
             expires: r.get(4)?,
             uses_left: r.get(5)?,
+            scheme: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -434,6 +460,11 @@ fn save(
 ) -> Result<(), StoreError> {
     if before == Some(rec) {
         return Ok(());
+    }
+    if let Some(sealed) = &rec.secret
+        && before.and_then(|b| b.secret.as_ref()) != Some(sealed)
+    {
+        check_store_key(conn, &rec.name, sealed)?;
     }
     let r = rows::encode(rec);
     let mut st = conn.prepare_cached(UPSERT_USER)?;
@@ -460,7 +491,7 @@ fn save(
         conn.prepare_cached("DELETE FROM one_time_codes WHERE user = ?1")?
             .execute([&r.name])?;
         let mut ins = conn.prepare_cached(
-            "INSERT INTO one_time_codes (user, kind, salt, hash, created, expires, uses_left) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            "INSERT INTO one_time_codes (user, kind, salt, hash, created, expires, uses_left, scheme) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
         )?;
         for c in rows::encode_codes(rec) {
             ins.execute(params![
@@ -470,11 +501,45 @@ fn save(
                 c.hash,
                 c.created,
                 c.expires,
-                c.uses_left
+                c.uses_left,
+                c.scheme
             ])?;
         }
     }
     Ok(())
+}
+
+fn read_store_key(conn: &Connection) -> Result<Option<KeyId>, StoreError> {
+    let id: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT key_id FROM store_key WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    match id {
+        None => Ok(None),
+        Some(v) => v.try_into().map(Some).map_err(|_| StoreError::BadRow {
+            user: String::new(),
+            column: "store_key.key_id",
+            problem: format!("not {KEY_ID_BYTES} bytes"),
+        }),
+    }
+}
+
+/// A seed being written must be sealed under the store's key (or, in a store that never had
+/// a key, be in the clear form): a process that opened the store before a `mfactl rekey`
+/// must not write a seed under the old key into the rekeyed store.
+fn check_store_key(
+    conn: &Connection,
+    user: &UserName,
+    sealed: &SealedSecret,
+) -> Result<(), StoreError> {
+    let store = read_store_key(conn)?;
+    let row = secret::sealed_key_id(sealed);
+    if row == store {
+        return Ok(());
+    }
+    Err(StoreError::KeyChanged {
+        context: format!("writing the key of user {:?}", user.as_str()),
+    })
 }
 
 /// One write transaction: load `names`, let `f` change them, save what changed, append the
@@ -612,6 +677,66 @@ impl Store for SqliteStore {
 
     fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
         self.with_conn(|c| Ok(c.execute("DELETE FROM audit WHERE time < ?1", [before])?))
+    }
+
+    fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
+        self.with_conn(|c| read_store_key(c))
+    }
+
+    fn reseal(
+        &self,
+        expect: Option<KeyId>,
+        new: KeyId,
+        f: &mut ResealFn<'_>,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if read_store_key(&tx)? != expect {
+                return Err(StoreError::KeyChanged {
+                    context: "re-encrypting the stored keys".into(),
+                });
+            }
+            let rows: Vec<(String, Vec<u8>)> = {
+                let mut st = tx.prepare(
+                    "SELECT name, secret FROM users WHERE secret IS NOT NULL ORDER BY name",
+                )?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            let count = rows.len();
+            {
+                let mut up = tx.prepare("UPDATE users SET secret = ?2 WHERE name = ?1")?;
+                for (name, bytes) in rows {
+                    let user = UserName::parse(&name).map_err(|e| StoreError::BadRow {
+                        user: name.clone(),
+                        column: "name",
+                        problem: e.to_string(),
+                    })?;
+                    let old = SealedSecret::from_stored(bytes);
+                    secret::check_sealed(&old).map_err(|e| StoreError::BadRow {
+                        user: name.clone(),
+                        column: "secret",
+                        problem: e.to_string(),
+                    })?;
+                    let sealed = f(&user, &old).map_err(StoreError::Aborted)?;
+                    if secret::sealed_key_id(&sealed) != Some(new) {
+                        return Err(StoreError::Aborted(Abort::Bug(
+                            "a seed re-sealed under another key than the one recorded",
+                        )));
+                    }
+                    up.execute(params![name, sealed.stored()])?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO store_key (id, key_id) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET key_id = excluded.key_id",
+                [new.as_slice()],
+            )?;
+            insert_audit(&tx, events)?;
+            tx.commit()?;
+            Ok(count)
+        })
     }
 }
 
@@ -882,6 +1007,8 @@ mod tests {
             .unwrap()
             .execute_batch(
                 "ALTER TABLE audit DROP COLUMN detail;
+                 ALTER TABLE one_time_codes DROP COLUMN scheme;
+                 DROP TABLE store_key;
                  INSERT INTO audit (time, user, service, client_ip, decision, reason) VALUES
                    (1, 'a', 'mfactl', NULL, 'unlink', 'key removed'),
                    (2, 'a', 'mfactl', NULL, 'unlock', 'lock cleared'),

@@ -1050,6 +1050,97 @@ mod tests {
     }
 
     #[test]
+    fn a_version_3_store_is_marked_then_sealed_by_the_first_open_with_a_key() {
+        use crate::core::Core;
+        use mfa_model::OtcHash;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        drop(SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap());
+        let seed = TotpSecret::from_base32("JBSWY3DPEHPK3PXPJBSWY3DP").unwrap();
+        let salt = [9u8; 16];
+        let hash = *crate::verify::hash_code(OtcHash::Sha256V1, &salt, "87654321").unwrap();
+        {
+            // Back to version 3: no store_key, no scheme, seeds as their bare bytes.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "DROP TABLE store_key; ALTER TABLE one_time_codes DROP COLUMN scheme;
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO users (name, secret, algorithm, digits, period, first_seen, mfa_created)
+                 VALUES ('alice', ?1, 'SHA1', 6, 30, 1, 1)",
+                [seed.bytes()],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO one_time_codes (user, kind, salt, hash, created, uses_left)
+                 VALUES ('alice', 'backup', ?1, ?2, 1, 1)",
+                params![salt.as_slice(), hash.as_slice()],
+            )
+            .unwrap();
+        }
+        let raw = |p: &Path| -> Vec<u8> {
+            Connection::open(p)
+                .unwrap()
+                .query_row("SELECT secret FROM users", [], |r| r.get(0))
+                .unwrap()
+        };
+        // The engine alone (no key): upgraded to the self-describing clear form.
+        let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        assert_eq!(s.store_key_id().unwrap(), None);
+        let mut want = vec![crate::secret::FORM_CLEAR];
+        want.extend_from_slice(seed.bytes());
+        assert_eq!(raw(&path), want);
+        let alice = s.user(&n("alice")).unwrap().unwrap();
+        assert_eq!(alice.codes[0].scheme, OtcHash::Sha256V1);
+        assert_eq!(
+            Unsealed
+                .unseal(&n("alice"), alice.secret.as_ref().unwrap())
+                .unwrap(),
+            seed
+        );
+        drop(s);
+
+        // The first open with a key: sealed, recorded, audited; the user still logs in.
+        let mut cfg = mfa_config::Config::default();
+        cfg.store.path = path.clone();
+        cfg.audit.syslog = false;
+        let core = Core::open(std::sync::Arc::new(cfg), OpenMode::Existing, "test");
+        assert!(
+            core.as_ref().is_err_and(
+                |e| e.to_string().contains("v3.key") && e.to_string().contains("mfactl init")
+            ),
+            "no key file: {core:?}"
+        );
+        let mut cfg = mfa_config::Config::default();
+        cfg.store.path = path.clone();
+        cfg.audit.syslog = false;
+        let core = Core::open(std::sync::Arc::new(cfg), OpenMode::Create, "test").unwrap();
+        assert!(dir.path().join("v3.key").exists());
+        let sealed = raw(&path);
+        assert_eq!(sealed[0], crate::secret::FORM_XCHACHA20POLY1305);
+        assert!(
+            !sealed
+                .windows(seed.bytes().len())
+                .any(|w| w == seed.bytes())
+        );
+        let log = core.store().audit(&AuditQuery::default()).unwrap();
+        assert_eq!(log.last().map(|e| e.decision.as_str()), Some("seal"));
+        let now = crate::login::now();
+        let code = crate::totp::code_at_step(&seed, &params(), now / 30);
+        let req = crate::login::Request::new(
+            &n("alice"),
+            crate::net::ClientAddr::Remote("192.0.2.9".parse().ok()),
+            "t",
+        );
+        let d = core.login().verify_code(&req, &code).unwrap();
+        assert_eq!(d.reason.code(), "valid_code");
+        let d = core.login().verify_code(&req, "8765 4321").unwrap();
+        assert_eq!(d.reason.code(), "backup_code");
+    }
+
+    #[test]
     fn damaged_rows_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");

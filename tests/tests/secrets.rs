@@ -177,6 +177,21 @@ fn rekey_keeps_every_user_and_retires_the_old_key() {
     std::fs::write(site.key_file(), &new).unwrap();
     let o = auth(&site, user, &totp(key, 1));
     assert_eq!(code_of(&o), 0, "{}", text(&o));
+
+    // A rekey stopped between its commit and the rename: the old key still in key_file, the
+    // store's key in key_file.new. Readers use the pending key and leave the files alone;
+    // the next command that may create (init) finishes the rename.
+    let pending = site.path().join("mfa.key.new");
+    std::fs::rename(site.key_file(), &pending).unwrap();
+    write_key(&site, &old);
+    let (user, key) = &users[1];
+    let o = auth(&site, user, &totp(key, 1));
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert!(pending.exists());
+    let o = site.mfactl(&["init"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert!(!pending.exists());
+    assert_eq!(std::fs::read(site.key_file()).unwrap(), new);
 }
 
 #[test]

@@ -6,8 +6,10 @@ use mfa_model::{AuditEvent, OtcKind, Refusal, TotpParams, UserName, UserRecord};
 use zeroize::Zeroizing;
 
 use crate::core::Core;
+use crate::core::STORE_WIDE;
 use crate::error::CoreError;
-use crate::secret::TotpSecret;
+use crate::keyfile;
+use crate::secret::{Encrypted, Sealer, StoreKey, TotpSecret};
 use crate::store::Abort;
 use crate::verify::{new_one_time_code, store_one_time_code};
 
@@ -204,5 +206,69 @@ impl Admin<'_> {
         let events = self.core.store.prune_audit(before)?;
         let users = self.core.store.prune_unenrolled(before)?;
         Ok((events, users))
+    }
+
+    /// Rotates the store key: a new random key is written to `<key_file>.new`, every seed
+    /// is re-encrypted under it and the store records its id in ONE transaction, then the
+    /// new file replaces the key file (rename, directory synced). If anything before the
+    /// commit fails, nothing changed and the old key still works; a crash between the
+    /// commit and the rename is finished by the next opener (see `keyfile`). Returns how
+    /// many seeds were re-encrypted.
+    pub fn rekey(&self, now: i64) -> Result<usize, CoreError> {
+        let path = self.core.config.store.key_path();
+        let pending = keyfile::pending_path(&path);
+        let old = self
+            .core
+            .sealer
+            .key_id()
+            .ok_or(CoreError::Bug("rekey without a store key"))?;
+        if self.core.key_pending {
+            // The last rekey committed but did not rename: finish it first.
+            keyfile::promote(&pending, &path)?;
+        } else {
+            keyfile::remove_stale(&pending)?;
+        }
+        let key = StoreKey::generate()?;
+        let new_id = key.id();
+        // Durable before the store names it, so a committed store never lacks its key.
+        let written = keyfile::write_new(&pending, &key)?;
+        let new = Encrypted::new(key);
+        if !written {
+            return Err(CoreError::Store(crate::store::StoreError::KeyChanged {
+                context: format!("writing {}", pending.display()),
+            }));
+        }
+        let events = [AuditEvent::admin(
+            now,
+            STORE_WIDE,
+            self.actor,
+            "rekey",
+            "rekeyed",
+            Some(format!(
+                "key id {} -> {}",
+                crate::secret::hex(&old),
+                crate::secret::hex(&new_id)
+            )),
+        )];
+        let sealer = self.core.sealer.as_ref();
+        let done = self.core.store.reseal(
+            Some(old),
+            new_id,
+            &mut |user, sealed| {
+                let secret = sealer.unseal(user, sealed).map_err(Abort::Secret)?;
+                new.seal(user, &secret).map_err(Abort::Secret)
+            },
+            &events,
+        );
+        let count = match done {
+            Ok(n) => n,
+            Err(e) => {
+                // Nothing was committed: the old key file is still the store's key.
+                let _ = keyfile::remove_stale(&pending);
+                return Err(e.into());
+            }
+        };
+        keyfile::promote(&pending, &path)?;
+        Ok(count)
     }
 }

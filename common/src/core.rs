@@ -12,15 +12,18 @@ use crate::admin::Admin;
 use crate::audit::{AuditSink, StandardSink, Syslog};
 use crate::enrolment::Enrolment;
 use crate::error::CoreError;
+use crate::keyfile::{self, KeyError};
 use crate::login::Login;
-use crate::secret::{Sealer, Unsealed};
-use crate::store::{self, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
+use crate::secret::{Encrypted, Sealer, StoreKey, Unsealed};
+use crate::store::{self, Abort, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
 use mfa_model::{AuditEvent, UserName, UserRecord};
 
 pub struct Core {
     pub(crate) config: Arc<Config>,
     pub(crate) store: Box<dyn Store>,
     pub(crate) sealer: Box<dyn Sealer>,
+    /// The key came from `<key_file>.new`: a rekey committed but did not rename it.
+    pub(crate) key_pending: bool,
     pub(crate) sink: Box<dyn AuditSink>,
 }
 
@@ -31,12 +34,12 @@ impl fmt::Debug for Core {
 }
 
 impl Core {
-    /// Opens the store the configuration names. `OpenMode::Existing` fails when it is
-    /// missing (the PAM module must not silently start an empty store). `process` names
-    /// the syslog sender.
+    /// Opens the store the configuration names and its key file (see [`Core::with_store`]).
+    /// `OpenMode::Existing` fails when the store is missing (the PAM module must not
+    /// silently start an empty store). `process` names the syslog sender.
     pub fn open(config: Arc<Config>, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
         let store = store::open(&config.store, mode)?;
-        Ok(Self::with_store(config, store, process))
+        Self::with_store(config, store, mode, process)
     }
 
     /// Loads the configuration file and opens its store.
@@ -45,13 +48,46 @@ impl Core {
         Self::open(Arc::new(cfg), mode, process)
     }
 
-    pub fn with_store(config: Arc<Config>, store: Box<dyn Store>, process: &str) -> Self {
+    /// The core over an opened store, with the key that opens its seeds: the key file
+    /// (`[store] key_file`) whose id the store records. A store that never had a key (new,
+    /// or written before encryption at rest) gets one now: the key file is read, or with
+    /// `OpenMode::Create` made when missing, and every clear seed is encrypted under it in
+    /// one transaction. A missing, unreadable or wrong key file is an error naming it.
+    pub fn with_store(
+        config: Arc<Config>,
+        store: Box<dyn Store>,
+        mode: OpenMode,
+        process: &str,
+    ) -> Result<Self, CoreError> {
+        let (sealer, pending) = open_key(&config, store.as_ref(), mode, process)?;
+        let syslog = config.audit.syslog.then(|| Syslog::open(process));
+        let sink = StandardSink::new(syslog, config.audit.retention.secs_i64());
+        Ok(Self {
+            config,
+            store,
+            sealer: Box::new(sealer),
+            key_pending: pending,
+            sink: Box::new(sink),
+        })
+    }
+
+    /// The core with a sealer given outright, for the store conformance suite: the store
+    /// must already record `sealer`'s key id (see [`Store::reseal`]).
+    #[cfg(any(test, feature = "conformance"))]
+    #[doc(hidden)]
+    pub fn with_sealer(
+        config: Arc<Config>,
+        store: Box<dyn Store>,
+        sealer: Box<dyn Sealer>,
+        process: &str,
+    ) -> Self {
         let syslog = config.audit.syslog.then(|| Syslog::open(process));
         let sink = StandardSink::new(syslog, config.audit.retention.secs_i64());
         Self {
             config,
             store,
-            sealer: Box::new(Unsealed),
+            sealer,
+            key_pending: false,
             sink: Box::new(sink),
         }
     }
@@ -137,4 +173,93 @@ impl Durability<'_> {
     pub fn writer_housekeeping(&self) -> Result<(), CoreError> {
         Ok(self.0.writer_housekeeping()?)
     }
+}
+
+/// The user name audit events about the whole store carry (sealing, rekey).
+pub const STORE_WIDE: &str = "*";
+
+/// The sealer for `store` (see [`Core::with_store`]), and whether its key is the pending one.
+fn open_key(
+    config: &Config,
+    store: &dyn Store,
+    mode: OpenMode,
+    process: &str,
+) -> Result<(Encrypted, bool), CoreError> {
+    let path = config.store.key_path();
+    let pending = keyfile::pending_path(&path);
+    // Twice at most: another process may seal a new store between our look and our write.
+    for _ in 0..2 {
+        if let Some(id) = store.store_key_id()? {
+            let have_main = match keyfile::read(&path)? {
+                Some(k) if k.id() == id => return Ok((Encrypted::new(k), false)),
+                other => other.is_some(),
+            };
+            // A rekey committed and stopped before renaming its new key into place.
+            if let Some(k) = keyfile::read(&pending)?.filter(|k| k.id() == id) {
+                if mode == OpenMode::Create {
+                    keyfile::promote(&pending, &path)?;
+                    return Ok((Encrypted::new(k), false));
+                }
+                return Ok((Encrypted::new(k), true));
+            }
+            return Err(if have_main {
+                KeyError::Wrong { path, want: id }
+            } else {
+                KeyError::Missing {
+                    path,
+                    sealed: Some(id),
+                }
+            }
+            .into());
+        }
+        let key = match keyfile::read(&path)? {
+            Some(k) => k,
+            None if mode == OpenMode::Create => {
+                let k = StoreKey::generate()?;
+                if !keyfile::write_new(&path, &k)? {
+                    continue;
+                }
+                k
+            }
+            None => return Err(KeyError::Missing { path, sealed: None }.into()),
+        };
+        let sealer = Encrypted::new(key);
+        let id = sealer
+            .key_id()
+            .ok_or(CoreError::Bug("an encrypted sealer without a key"))?;
+        // The first open with a key: every clear seed is encrypted, in one transaction.
+        let clear = store.users()?.iter().filter(|u| u.enrolled()).count();
+        let events = if clear > 0 {
+            vec![AuditEvent::admin(
+                crate::login::now(),
+                STORE_WIDE,
+                process,
+                "seal",
+                "sealed_store",
+                Some(format!(
+                    "{clear} clear key(s) encrypted under {}",
+                    path.display()
+                )),
+            )]
+        } else {
+            Vec::new()
+        };
+        let sealed = store.reseal(
+            None,
+            id,
+            &mut |user, old| {
+                let secret = Unsealed.unseal(user, old).map_err(Abort::Secret)?;
+                sealer.seal(user, &secret).map_err(Abort::Secret)
+            },
+            &events,
+        );
+        match sealed {
+            Ok(_) => return Ok((sealer, false)),
+            Err(StoreError::KeyChanged { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(CoreError::Bug(
+        "the store's key changed twice while it was opened",
+    ))
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use mfa_config::ConfigError;
 use mfa_model::{BadUserName, Refusal};
 
+use crate::keyfile::KeyError;
 use crate::secret::SecretError;
 use crate::store::{Abort, StoreError};
 
@@ -22,6 +23,8 @@ pub enum CoreError {
     },
     /// A key that cannot be used (a bad import, a stored seed that does not open).
     Secret(SecretError),
+    /// The store key file is missing, unreadable, untrusted or the wrong one.
+    Key(KeyError),
     /// The system gave no random numbers.
     Random(getrandom::Error),
     /// An invariant of the program broke: a bug.
@@ -47,6 +50,7 @@ impl fmt::Display for CoreError {
                 write!(f, "{name:?} is not a valid user name: {why}")
             }
             CoreError::Secret(e) => write!(f, "{e}"),
+            CoreError::Key(e) => write!(f, "{e}"),
             CoreError::Random(e) => write!(f, "no random numbers from the system: {e}"),
             CoreError::Bug(e) => write!(f, "internal error: {e}"),
         }
@@ -61,6 +65,7 @@ impl std::error::Error for CoreError {
             CoreError::Refused(e) => Some(e),
             CoreError::BadUserName { why, .. } => Some(why),
             CoreError::Secret(e) => Some(e),
+            CoreError::Key(e) => Some(e),
             CoreError::Random(_) | CoreError::Bug(_) => None,
         }
     }
@@ -74,6 +79,12 @@ impl From<StoreError> for CoreError {
             StoreError::Aborted(Abort::Bug(b)) => CoreError::Bug(b),
             e => CoreError::Store(e),
         }
+    }
+}
+
+impl From<KeyError> for CoreError {
+    fn from(e: KeyError) -> Self {
+        CoreError::Key(e)
     }
 }
 

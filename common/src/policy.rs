@@ -524,6 +524,7 @@ mod tests {
         let mut r = rec(false);
         r.codes.push(mfa_model::OneTimeCode {
             kind: OtcKind::Temporary,
+            scheme: mfa_model::OtcHash::Argon2idV2,
             salt: [0; 16],
             hash: [0; 32],
             created: NOW,

@@ -3,8 +3,11 @@
 use std::fmt;
 use std::sync::LazyLock;
 
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use data_encoding::{BASE32_NOPAD, Encoding};
 use mfa_model::{SealedSecret, UserName};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// RFC 4226 asks for at least 128 bits, 160 recommended; google-authenticator files carry
@@ -25,11 +28,30 @@ static BASE32_LENIENT: LazyLock<Option<Encoding>> = LazyLock::new(|| {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretError {
     Empty,
-    BadCharacter { position: usize },
+    BadCharacter {
+        position: usize,
+    },
     BadLength,
-    TooShort { bits: usize },
+    TooShort {
+        bits: usize,
+    },
     TooLong,
     Random(String),
+    /// A stored seed in no form this program writes.
+    BadForm(String),
+    /// The AEAD refused the stored seed: changed, swapped from another user's row, or a
+    /// different key with the same id (practically impossible).
+    Unseal {
+        user: String,
+    },
+    /// The seed is sealed under another store key than this process holds.
+    OtherKey {
+        user: String,
+    },
+    /// A clear seed in a store whose seeds are encrypted: never written by this program.
+    ClearInSealedStore {
+        user: String,
+    },
 }
 
 impl fmt::Display for SecretError {
@@ -48,6 +70,19 @@ impl fmt::Display for SecretError {
             ),
             SecretError::TooLong => write!(f, "the key is longer than {MAX_SECRET_BYTES} bytes"),
             SecretError::Random(e) => write!(f, "no random numbers from the system: {e}"),
+            SecretError::BadForm(e) => write!(f, "the stored key is damaged: {e}"),
+            SecretError::Unseal { user } => write!(
+                f,
+                "the stored key of user {user:?} does not decrypt under the store's key file: the row was changed or copied from another user; re-enrol the user"
+            ),
+            SecretError::OtherKey { user } => write!(
+                f,
+                "the stored key of user {user:?} is encrypted under another key than this process holds (rotated with `mfactl rekey` since it started? restart it)"
+            ),
+            SecretError::ClearInSealedStore { user } => write!(
+                f,
+                "the stored key of user {user:?} is unencrypted in an encrypted store (written by hand?); refusing it, re-enrol the user"
+            ),
         }
     }
 }
@@ -132,31 +167,230 @@ impl TotpSecret {
 }
 
 /// Turns keys into the form the store keeps and back. The only place a seed crosses the
-/// store boundary, so encryption at rest (an AEAD under a key file, the user name as
-/// associated data) is one new implementation, not a change in every engine and front end.
+/// store boundary, so encryption at rest is a [`Sealer`], not a change in every engine and
+/// front end. Every stored form starts with a form byte, so a clear row written before the
+/// store had a key is told apart from a sealed one without guessing:
+///
+/// - `0x00 || seed` ([`FORM_CLEAR`]): [`Unsealed`], only in a store that never had a key
+///   (schema version 3 rows get the byte on upgrade); sealed on first open with a key.
+/// - `0x01 || key id (8) || nonce (24) || XChaCha20-Poly1305(seed) || tag (16)`
+///   ([`FORM_XCHACHA20POLY1305`]): [`Encrypted`]; the associated data is the form byte, the
+///   key id and the canonical user name, so a row copied to another user does not open.
 pub trait Sealer: Send + Sync {
     fn seal(&self, user: &UserName, secret: &TotpSecret) -> Result<SealedSecret, SecretError>;
     fn unseal(&self, user: &UserName, sealed: &SealedSecret) -> Result<TotpSecret, SecretError>;
+    /// The id of the store key this sealer seals under (`None`: clear form).
+    fn key_id(&self) -> Option<KeyId> {
+        None
+    }
 }
 
-/// Today's stored form: the key's bytes as they are. A copy of the database gives the seeds
-/// away; the encrypted sealer replaces this one.
+pub const FORM_CLEAR: u8 = 0x00;
+pub const FORM_XCHACHA20POLY1305: u8 = 0x01;
+pub const KEY_ID_BYTES: usize = 8;
+const NONCE_BYTES: usize = 24;
+const TAG_BYTES: usize = 16;
+const SEALED_HEADER: usize = 1 + KEY_ID_BYTES;
+/// Bytes of a store key file: a 256-bit XChaCha20-Poly1305 key, nothing else.
+pub const STORE_KEY_BYTES: usize = 32;
+
+/// Names a store key without revealing it: the first 8 bytes of SHA-256 over a domain tag
+/// and the key. The store keeps the id of the key its seeds are sealed under, so a wrong key
+/// file is refused when the store is opened, naming the file, not at some user's login.
+pub type KeyId = [u8; KEY_ID_BYTES];
+
+/// The key that encrypts the seeds. Wiped on drop; `Debug` never shows it.
+pub struct StoreKey {
+    key: Zeroizing<[u8; STORE_KEY_BYTES]>,
+    id: KeyId,
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey(id {})", hex(&self.id))
+    }
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl StoreKey {
+    /// 32 bytes from the system's random source.
+    pub fn generate() -> Result<Self, SecretError> {
+        let mut key = Zeroizing::new([0u8; STORE_KEY_BYTES]);
+        getrandom::fill(key.as_mut_slice()).map_err(|e| SecretError::Random(e.to_string()))?;
+        Ok(Self::from_array(key))
+    }
+
+    /// A key file's content: exactly [`STORE_KEY_BYTES`] bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let mut key = Zeroizing::new([0u8; STORE_KEY_BYTES]);
+        if bytes.len() != STORE_KEY_BYTES {
+            return None;
+        }
+        key.copy_from_slice(bytes);
+        Some(Self::from_array(key))
+    }
+
+    fn from_array(key: Zeroizing<[u8; STORE_KEY_BYTES]>) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"mfa-store-key-id-v1");
+        h.update(key.as_slice());
+        let digest = h.finalize();
+        let mut id = [0u8; KEY_ID_BYTES];
+        id.copy_from_slice(&digest[..KEY_ID_BYTES]);
+        Self { key, id }
+    }
+
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
+    /// The key's bytes, for writing the key file.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.key.as_slice()
+    }
+}
+
+/// The clear form ([`FORM_CLEAR`]): what a store without a key held. The core opens its
+/// rows once, to seal them under a key; it never writes this form into a store that has one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unsealed;
 
 impl Sealer for Unsealed {
     fn seal(&self, _user: &UserName, secret: &TotpSecret) -> Result<SealedSecret, SecretError> {
-        Ok(SealedSecret::from_stored(secret.bytes().to_vec()))
+        let mut out = Vec::with_capacity(1 + secret.bytes().len());
+        out.push(FORM_CLEAR);
+        out.extend_from_slice(secret.bytes());
+        Ok(SealedSecret::from_stored(out))
     }
 
     fn unseal(&self, _user: &UserName, sealed: &SealedSecret) -> Result<TotpSecret, SecretError> {
-        TotpSecret::from_bytes(sealed.stored())
+        match sealed.stored().split_first() {
+            Some((&FORM_CLEAR, seed)) => TotpSecret::from_bytes(seed),
+            _ => Err(SecretError::BadForm("not the clear form".into())),
+        }
     }
 }
 
-/// Whether a stored seed has a form some sealer can open, checked when the row is read.
+/// Seeds encrypted with XChaCha20-Poly1305 (RustCrypto) under the store key, a fresh random
+/// 192-bit nonce per seal (random nonces are safe at this size), the user name bound in as
+/// associated data.
+#[derive(Debug)]
+pub struct Encrypted {
+    key: StoreKey,
+}
+
+impl Encrypted {
+    pub fn new(key: StoreKey) -> Self {
+        Self { key }
+    }
+
+    fn cipher(&self) -> Result<XChaCha20Poly1305, SecretError> {
+        XChaCha20Poly1305::new_from_slice(self.key.bytes())
+            .map_err(|_| SecretError::BadForm("store key of the wrong length".into()))
+    }
+
+    fn ad(&self, user: &UserName) -> Zeroizing<Vec<u8>> {
+        let mut ad = Zeroizing::new(Vec::with_capacity(SEALED_HEADER + user.as_str().len()));
+        ad.push(FORM_XCHACHA20POLY1305);
+        ad.extend_from_slice(&self.key.id);
+        ad.extend_from_slice(user.as_str().as_bytes());
+        ad
+    }
+}
+
+impl Sealer for Encrypted {
+    fn seal(&self, user: &UserName, secret: &TotpSecret) -> Result<SealedSecret, SecretError> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).map_err(|e| SecretError::Random(e.to_string()))?;
+        // Room for the tag up front, so the buffer holding the seed never reallocates and
+        // leaves a copy behind.
+        let mut buf = Zeroizing::new(Vec::with_capacity(secret.bytes().len() + TAG_BYTES));
+        buf.extend_from_slice(secret.bytes());
+        self.cipher()?
+            .encrypt_in_place(&XNonce::from(nonce), &self.ad(user), &mut *buf)
+            .map_err(|_| SecretError::BadForm("the seed could not be encrypted".into()))?;
+        let mut out = Vec::with_capacity(SEALED_HEADER + NONCE_BYTES + buf.len());
+        out.push(FORM_XCHACHA20POLY1305);
+        out.extend_from_slice(&self.key.id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&buf);
+        Ok(SealedSecret::from_stored(out))
+    }
+
+    fn unseal(&self, user: &UserName, sealed: &SealedSecret) -> Result<TotpSecret, SecretError> {
+        let b = sealed.stored();
+        match b.first() {
+            Some(&FORM_XCHACHA20POLY1305) => {}
+            Some(&FORM_CLEAR) => {
+                return Err(SecretError::ClearInSealedStore {
+                    user: user.to_string(),
+                });
+            }
+            _ => return Err(SecretError::BadForm("unknown form".into())),
+        }
+        check_sealed(sealed)?;
+        let id = b.get(1..SEALED_HEADER);
+        if id != Some(self.key.id.as_slice()) {
+            return Err(SecretError::OtherKey {
+                user: user.to_string(),
+            });
+        }
+        let nonce: [u8; NONCE_BYTES] = b
+            .get(SEALED_HEADER..SEALED_HEADER + NONCE_BYTES)
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(|| SecretError::BadForm("too short".into()))?;
+        let ct = b
+            .get(SEALED_HEADER + NONCE_BYTES..)
+            .ok_or_else(|| SecretError::BadForm("too short".into()))?;
+        let mut buf = Zeroizing::new(ct.to_vec());
+        self.cipher()?
+            .decrypt_in_place(&XNonce::from(nonce), &self.ad(user), &mut *buf)
+            .map_err(|_| SecretError::Unseal {
+                user: user.to_string(),
+            })?;
+        TotpSecret::from_bytes(&buf)
+    }
+
+    fn key_id(&self) -> Option<KeyId> {
+        Some(self.key.id)
+    }
+}
+
+/// The key id a stored seed is sealed under (`None`: the clear form or damaged).
+pub fn sealed_key_id(sealed: &SealedSecret) -> Option<KeyId> {
+    match sealed.stored().split_first() {
+        Some((&FORM_XCHACHA20POLY1305, rest)) => rest.get(..KEY_ID_BYTES)?.try_into().ok(),
+        _ => None,
+    }
+}
+
+/// Whether a stored seed has a form some sealer can open (the form byte and the lengths),
+/// checked when the row is read.
 pub fn check_sealed(sealed: &SealedSecret) -> Result<(), SecretError> {
-    TotpSecret::from_bytes(sealed.stored()).map(drop)
+    let b = sealed.stored();
+    match b.split_first() {
+        Some((&FORM_CLEAR, seed)) => TotpSecret::from_bytes(seed).map(drop),
+        Some((&FORM_XCHACHA20POLY1305, rest)) => {
+            let ct = rest
+                .len()
+                .checked_sub(KEY_ID_BYTES + NONCE_BYTES + TAG_BYTES)
+                .ok_or_else(|| SecretError::BadForm("shorter than an encrypted key".into()))?;
+            if (MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&ct) {
+                Ok(())
+            } else {
+                Err(SecretError::BadForm(format!(
+                    "an encrypted key of {ct} bytes (must be {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES})"
+                )))
+            }
+        }
+        Some((form, _)) => Err(SecretError::BadForm(format!(
+            "unknown form byte 0x{form:02x} (0x00 clear, 0x01 encrypted)"
+        ))),
+        None => Err(SecretError::BadForm("empty".into())),
+    }
 }
 
 #[cfg(test)]

@@ -143,6 +143,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             .unwrap_or(Path::new("."));
         cfg.store.path = base.join(&cfg.store.path);
     }
+    if let Some(key) = cfg.store.key_file.as_mut()
+        && key.is_relative()
+    {
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        *key = base.join(&*key);
+    }
     let problems = validate(&cfg, text);
     if problems.is_empty() {
         Ok(cfg)
@@ -175,6 +184,19 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     }
     if cfg.store.path.as_os_str().is_empty() {
         bad(vec![k("store"), k("path")], "must not be empty".into());
+    }
+    if let Some(key) = &cfg.store.key_file {
+        if key.as_os_str().is_empty() || key.to_string_lossy().ends_with('/') {
+            bad(
+                vec![k("store"), k("key_file")],
+                "must name a file (the key that encrypts the seeds)".into(),
+            );
+        } else if *key == cfg.store.path {
+            bad(
+                vec![k("store"), k("key_file")],
+                "must not be the store itself".into(),
+            );
+        }
     }
 
     let t = &cfg.totp;
@@ -540,6 +562,11 @@ impl Config {
                     });
                 }
             }
+        }
+        if self.radius.radsec.is_some()
+            && let Err(p) = self.radsec_files()
+        {
+            out.extend(p);
         }
         out
     }

@@ -49,6 +49,30 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// How long a writer waits for another process's transaction.
     pub busy_timeout: Span,
+    /// The 32-byte key that encrypts the TOTP seeds in the store (made by `mfactl init`).
+    /// Relative paths are taken from the config file's directory, like `path`. Absent: next
+    /// to the store, the store's file name with the extension `.key`
+    /// (`/var/lib/mfa/mfa.db` -> `/var/lib/mfa/mfa.key`); see [`StoreConfig::key_path`].
+    pub key_file: Option<PathBuf>,
+}
+
+impl StoreConfig {
+    /// The key file in use: `key_file`, or the default next to the store.
+    pub fn key_path(&self) -> PathBuf {
+        match &self.key_file {
+            Some(p) => p.clone(),
+            None => {
+                let derived = self.path.with_extension("key");
+                if derived == self.path {
+                    let mut p = self.path.clone().into_os_string();
+                    p.push(".key");
+                    PathBuf::from(p)
+                } else {
+                    derived
+                }
+            }
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -57,6 +81,7 @@ impl Default for StoreConfig {
             path: PathBuf::from("/var/lib/mfa/mfa.db"),
             url: None,
             busy_timeout: Span::secs(5),
+            key_file: None,
         }
     }
 }

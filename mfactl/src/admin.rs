@@ -85,6 +85,8 @@ pub fn auth(
 pub fn init(cfg: &Path) -> Result<ExitCode> {
     let c = load_config(cfg)?;
     let existed = c.store.path.exists();
+    let key = c.store.key_path();
+    let key_existed = key.exists();
     let a = open_with(c, OpenMode::Create)?;
     let path = a.config().store.path.display();
     if existed {
@@ -92,6 +94,24 @@ pub fn init(cfg: &Path) -> Result<ExitCode> {
     } else {
         println!("Created the store {path} (mode 0600).");
     }
+    if key_existed {
+        println!("The key file {} exists already; kept.", key.display());
+    } else {
+        println!(
+            "Created the key file {} (mode 0600): it encrypts the seeds. Back it up apart from the store; without it no seed can be read.",
+            key.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rekey(cfg: &Path) -> Result<ExitCode> {
+    let a = open(cfg, OpenMode::Existing)?;
+    let n = a.admin(ACTOR).rekey(now())?;
+    println!(
+        "Re-encrypted {n} key(s) under a new key in {}; the old key no longer opens the store. Back up the new key file; restart mfa-radiusd so it reads it.",
+        a.config().store.key_path().display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -189,7 +209,16 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             )));
         }
     };
-    let extra = c.check_referenced_files();
+    let mut extra = c.check_referenced_files();
+    let key = c.store.key_path();
+    if let Err(e) = mfa_common::keyfile::read(&key) {
+        extra.push(mfa_config::Problem {
+            file: cfg.to_path_buf(),
+            line: None,
+            key: Some("store.key_file".into()),
+            message: e.to_string(),
+        });
+    }
     for p in &extra {
         println!("{p}");
     }
@@ -211,6 +240,17 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             "exists"
         } else {
             "not created yet"
+        }
+    );
+    println!(
+        "  key file: {} ({})",
+        key.display(),
+        if key.exists() {
+            "exists"
+        } else if c.store.path.exists() {
+            "MISSING: no login works until it is restored or, for a store never encrypted, `mfactl init` makes it"
+        } else {
+            "not created yet: `mfactl init` makes it"
         }
     );
     println!("  trusted networks: {}", c.policy.trusted_networks.len());

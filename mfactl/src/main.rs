@@ -69,9 +69,14 @@ pub enum Format {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create the store (file 0600, directory 0700), so the PAM module and the daemon can run
-    /// before anyone is enrolled. Does nothing to an existing store.
+    /// Create the store (file 0600, directory 0700) and its key file (`[store] key_file`,
+    /// 0600), so the PAM module and the daemon can run before anyone is enrolled. Keeps an
+    /// existing store and key file; a store written before encryption at rest gets its seeds
+    /// encrypted under the new key.
     Init,
+    /// Rotate the key that encrypts the seeds: a new key file, every seed re-encrypted in one
+    /// transaction, the old key no longer opens the store. All or nothing.
+    Rekey,
     /// Enrol a user: new key, QR code, manual key, confirmation with a current code.
     Enroll {
         user: String,
@@ -207,6 +212,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let cfg = &cli.config;
     match cli.command {
         Command::Init => admin::init(cfg),
+        Command::Rekey => admin::rekey(cfg),
         Command::Enroll {
             user,
             secret,

@@ -13,6 +13,8 @@ mod totp;
 
 pub use audit::{AuditEvent, Outcome};
 pub use name::{BadUserName, MAX_NAME_BYTES, UserName};
-pub use record::{OneTimeCode, OtcKind, RolloutStatus, SealedSecret, SourceFailures, UserRecord};
+pub use record::{
+    OneTimeCode, OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, UserRecord,
+};
 pub use refusal::Refusal;
 pub use totp::{Algorithm, BadTotpParams, DIGITS, PERIODS, TotpParams};

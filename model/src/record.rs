@@ -55,10 +55,39 @@ impl OtcKind {
     }
 }
 
+/// How a one-time code's hash was made. Old hashes keep verifying; new codes get the newest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtcHash {
+    /// One SHA-256 over a domain tag, the salt and the code (codes issued before the slow
+    /// hash; 10^8 codes under one SHA-256 fall to a laptop in seconds, so no new code gets it).
+    Sha256V1,
+    /// Argon2id with the core's fixed parameters (see `mfa_common::verify`).
+    Argon2idV2,
+}
+
+impl OtcHash {
+    /// The stored column value.
+    pub fn number(self) -> i64 {
+        match self {
+            OtcHash::Sha256V1 => 1,
+            OtcHash::Argon2idV2 => 2,
+        }
+    }
+
+    pub fn from_number(n: i64) -> Option<Self> {
+        match n {
+            1 => Some(OtcHash::Sha256V1),
+            2 => Some(OtcHash::Argon2idV2),
+            _ => None,
+        }
+    }
+}
+
 /// A one-time code, stored only as a salted hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OneTimeCode {
     pub kind: OtcKind,
+    pub scheme: OtcHash,
     pub salt: [u8; 16],
     pub hash: [u8; 32],
     pub created: i64,

@@ -319,6 +319,18 @@ mod tests {
         fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
             self.0.prune_unenrolled(before)
         }
+        fn store_key_id(&self) -> Result<Option<mfa_common::secret::KeyId>, StoreError> {
+            self.0.store_key_id()
+        }
+        fn reseal(
+            &self,
+            expect: Option<mfa_common::secret::KeyId>,
+            new: mfa_common::secret::KeyId,
+            f: &mut mfa_common::store::ResealFn<'_>,
+            events: &[AuditEvent],
+        ) -> Result<usize, StoreError> {
+            self.0.reseal(expect, new, f, events)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +355,9 @@ mod tests {
         } else {
             Box::new(NoGroupCommit(store))
         };
-        let auth = Arc::new(Core::with_store(Arc::new(cfg.clone()), store, "test"));
+        let auth = Arc::new(
+            Core::with_store(Arc::new(cfg.clone()), store, OpenMode::Create, "test").unwrap(),
+        );
         assert_eq!(auth.durability().is_some(), group_commit);
         let now = 1_800_000_000;
         let secret = TotpSecret::generate().unwrap();

@@ -139,6 +139,7 @@ pub struct Site {
 pub const BASE_CONFIG: &str = r#"# test site
 [store]
 path = "mfa.db"
+key_file = "mfa.key"
 
 [totp]
 issuer = "Test"
@@ -168,6 +169,11 @@ impl Site {
 
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("mfa.db")
+    }
+
+    /// The store key file of [`BASE_CONFIG`] (and the default next to `mfa.db`).
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("mfa.key")
     }
 
     /// Runs `mfactl --config <site> args...`.

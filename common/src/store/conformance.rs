@@ -12,6 +12,7 @@ use super::{Abort, AuditQuery, Store, StoreError};
 use crate::core::Core;
 use crate::net::ClientAddr;
 use crate::policy::Reason;
+use crate::secret::{Encrypted, SecretError, StoreKey, sealed_key_id};
 use crate::secret::{Sealer, TotpSecret, Unsealed};
 use crate::totp::code_at_step;
 use crate::verify::new_one_time_code;
@@ -23,7 +24,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 11] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -34,6 +35,10 @@ pub fn all(open: Open<'_>) {
         ("one_code_two_racing_logins", one_code_two_racing_logins),
         ("group_commit_if_offered", group_commit_if_offered),
         ("only_names_that_only_appeared_are_pruned", prune_unenrolled),
+        (
+            "sealed_secrets_bound_to_the_name",
+            sealed_secrets_bound_to_the_name,
+        ),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -220,7 +225,8 @@ fn one_code_two_racing_logins(open: Open<'_>) {
     let (rec, secret) = enrolled(&user, now);
     let store = open();
     put(store.as_ref(), &rec, vec![]);
-    let core = Core::with_store(Arc::new(cfg), store, "conformance");
+    let sealer = seal_store(store.as_ref());
+    let core = Core::with_sealer(Arc::new(cfg), store, Box::new(sealer), "conformance");
     let code = code_at_step(&secret, &rec.params, now / 30);
     let req = crate::login::Request {
         user: user.clone(),
@@ -303,4 +309,124 @@ fn prune_unenrolled(open: Open<'_>) {
         left,
         ["enrolled", "holds-code", "let-in", "recent", "unlinked"]
     );
+}
+
+/// Encrypts the store's clear seeds under a new key, as the first open with a key file does.
+fn seal_store(s: &dyn Store) -> Encrypted {
+    let sealer = Encrypted::new(StoreKey::generate().unwrap());
+    let id = sealer.key_id().unwrap();
+    s.reseal(
+        None,
+        id,
+        &mut |u, old| {
+            let t = Unsealed.unseal(u, old).map_err(Abort::Secret)?;
+            sealer.seal(u, &t).map_err(Abort::Secret)
+        },
+        &[],
+    )
+    .unwrap();
+    sealer
+}
+
+/// Seeds sealed under the store key round-trip; the store records the key; a seed copied
+/// to another user's row does not open (the name is the associated data); a seed in the
+/// clear or under another key is not written into a sealed store.
+fn sealed_secrets_bound_to_the_name(open: Open<'_>) {
+    let s = open();
+    assert_eq!(s.store_key_id().unwrap(), None);
+    let (alice, alice_key) = enrolled(&name("ivy"), 10);
+    let (bob, bob_key) = enrolled(&name("jack"), 10);
+    put(s.as_ref(), &alice, vec![]);
+    put(s.as_ref(), &bob, vec![]);
+    let sealer = seal_store(s.as_ref());
+    let id = sealer.key_id().unwrap();
+    assert_eq!(s.store_key_id().unwrap(), Some(id));
+    let a = s.user(&alice.name).unwrap().unwrap();
+    let b = s.user(&bob.name).unwrap().unwrap();
+    let a_sealed = a.secret.clone().unwrap();
+    let b_sealed = b.secret.clone().unwrap();
+    assert_eq!(sealed_key_id(&a_sealed), Some(id));
+    assert!(
+        !a_sealed
+            .stored()
+            .windows(alice_key.bytes().len())
+            .any(|w| w == alice_key.bytes()),
+        "the seed is in the row in the clear"
+    );
+    assert_eq!(sealer.unseal(&a.name, &a_sealed).unwrap(), alice_key);
+    assert_eq!(sealer.unseal(&b.name, &b_sealed).unwrap(), bob_key);
+
+    // Bob's row under Alice's name: stored (the key id is right) but never opened.
+    let mut swapped = a.clone();
+    swapped.secret = Some(b_sealed.clone());
+    put(s.as_ref(), &swapped, vec![]);
+    let got = s.user(&alice.name).unwrap().unwrap();
+    assert!(matches!(
+        sealer.unseal(&got.name, got.secret.as_ref().unwrap()),
+        Err(SecretError::Unseal { .. })
+    ));
+
+    // A second first sealing, a clear seed, a seed under another key: refused, unchanged.
+    let other = Encrypted::new(StoreKey::generate().unwrap());
+    assert!(matches!(
+        s.reseal(
+            None,
+            other.key_id().unwrap(),
+            &mut |_, o| Ok(o.clone()),
+            &[]
+        ),
+        Err(StoreError::KeyChanged { .. })
+    ));
+    for bad in [
+        Unsealed.seal(&bob.name, &bob_key).unwrap(),
+        other.seal(&bob.name, &bob_key).unwrap(),
+    ] {
+        let r = s.transact(&[&bob.name], &mut |recs| {
+            recs[0].as_mut().unwrap().secret = Some(bad.clone());
+            Ok(vec![])
+        });
+        assert!(matches!(r, Err(StoreError::KeyChanged { .. })), "{r:?}");
+    }
+    assert_eq!(s.user(&bob.name).unwrap().unwrap().secret, Some(b_sealed));
+
+    // Rekey: every seed under the new key, in one transaction, the id recorded.
+    let n = s.reseal(
+        Some(id),
+        other.key_id().unwrap(),
+        &mut |u, o| {
+            let t = sealer.unseal(u, o).map_err(Abort::Secret)?;
+            other.seal(u, &t).map_err(Abort::Secret)
+        },
+        &[ev(11, "*", "rekeyed")],
+    );
+    // Alice's swapped row does not open, so the whole rekey is refused and nothing changed.
+    assert!(
+        matches!(n, Err(StoreError::Aborted(Abort::Secret(_)))),
+        "{n:?}"
+    );
+    assert_eq!(s.store_key_id().unwrap(), Some(id));
+    put(s.as_ref(), &a, vec![]);
+    let n = s
+        .reseal(
+            Some(id),
+            other.key_id().unwrap(),
+            &mut |u, o| {
+                let t = sealer.unseal(u, o).map_err(Abort::Secret)?;
+                other.seal(u, &t).map_err(Abort::Secret)
+            },
+            &[ev(11, "*", "rekeyed")],
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(s.store_key_id().unwrap(), other.key_id());
+    let a = s.user(&alice.name).unwrap().unwrap();
+    assert_eq!(
+        other.unseal(&a.name, a.secret.as_ref().unwrap()).unwrap(),
+        alice_key
+    );
+    assert!(matches!(
+        sealer.unseal(&a.name, a.secret.as_ref().unwrap()),
+        Err(SecretError::OtherKey { .. })
+    ));
+    assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
 }

@@ -17,7 +17,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use mfa_config::StoreConfig;
-use mfa_model::{AuditEvent, Refusal, UserName, UserRecord};
+use mfa_model::{AuditEvent, Refusal, SealedSecret, UserName, UserRecord};
+
+use crate::secret::KeyId;
 
 pub use sqlite::{OpenMode, SqliteStore};
 
@@ -40,6 +42,9 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The store's key was changed by another process since this one opened it (`mfactl
+    /// rekey`), or a seed under another key was about to be written; nothing was changed.
+    KeyChanged { context: String },
     /// Any other failure of the engine; `context` says what was being done.
     Engine { context: String, source: BoxError },
     /// A stored row does not make sense; names the user and the column.
@@ -137,6 +142,10 @@ impl fmt::Display for StoreError {
                 "stored record of user {user:?} is damaged: column {column}: {problem}"
             ),
             StoreError::Schema(e) => write!(f, "store schema: {e}"),
+            StoreError::KeyChanged { context } => write!(
+                f,
+                "{context}: the store's key file was changed (mfactl rekey) since this process opened it; nothing was changed, try again"
+            ),
             StoreError::Aborted(a) => write!(f, "{a}"),
         }
     }
@@ -153,6 +162,9 @@ impl std::error::Error for StoreError {
         }
     }
 }
+
+/// What [`Store::reseal`] does to one stored seed: open it and seal it again.
+pub type ResealFn<'a> = dyn FnMut(&UserName, &SealedSecret) -> Result<SealedSecret, Abort> + 'a;
 
 /// What a transaction function sees: the named users' records (`None` where absent), in the
 /// order named. It may create (`None` -> `Some`) or change records; deleting is not offered,
@@ -191,6 +203,20 @@ pub trait Store: Send + Sync {
     fn group_commit(&self) -> Option<&dyn GroupCommit> {
         None
     }
+    /// The id of the key the stored seeds are sealed under; `None` for a store that never
+    /// had one (its seeds, if any, are in the clear form).
+    fn store_key_id(&self) -> Result<Option<KeyId>, StoreError>;
+    /// In one write transaction: checks that the store's key id is still `expect`, replaces
+    /// every stored seed by what `f` makes of it (each must be sealed under `new`), records
+    /// `new` as the store's key id and appends `events`. All or nothing; returns how many
+    /// seeds. The first sealing of a clear store (`expect` = `None`) and `mfactl rekey`.
+    fn reseal(
+        &self,
+        expect: Option<KeyId>,
+        new: KeyId,
+        f: &mut ResealFn<'_>,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError>;
 
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:
     /// either everything `f` changed and every event it returned is stored, or nothing is.

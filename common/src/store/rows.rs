@@ -3,7 +3,8 @@
 //! limits are the ones the configuration and import use (`mfa_model::DIGITS`, `PERIODS`).
 
 use mfa_model::{
-    Algorithm, OneTimeCode, OtcKind, SealedSecret, SourceFailures, TotpParams, UserName, UserRecord,
+    Algorithm, OneTimeCode, OtcHash, OtcKind, SealedSecret, SourceFailures, TotpParams, UserName,
+    UserRecord,
 };
 
 use super::StoreError;
@@ -34,6 +35,8 @@ pub struct UserRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRow {
     pub kind: String,
+    /// The hash's scheme number ([`OtcHash::number`]).
+    pub scheme: i64,
     pub salt: Vec<u8>,
     pub hash: Vec<u8>,
     pub created: i64,
@@ -132,6 +135,13 @@ fn decode_code(user: &str, c: CodeRow) -> Result<OneTimeCode, StoreError> {
     Ok(OneTimeCode {
         kind: OtcKind::parse(&c.kind)
             .ok_or_else(|| bad(user, "one_time_codes.kind", format!("{:?}", c.kind)))?,
+        scheme: OtcHash::from_number(c.scheme).ok_or_else(|| {
+            bad(
+                user,
+                "one_time_codes.scheme",
+                format!("{} is not a known hash scheme (1 or 2)", c.scheme),
+            )
+        })?,
         salt: c
             .salt
             .try_into()
@@ -187,6 +197,7 @@ pub fn encode_codes(rec: &UserRecord) -> Vec<CodeRow> {
         .iter()
         .map(|c| CodeRow {
             kind: c.kind.as_str().into(),
+            scheme: c.scheme.number(),
             salt: c.salt.to_vec(),
             hash: c.hash.to_vec(),
             created: c.created,

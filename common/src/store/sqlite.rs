@@ -9,11 +9,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mfa_config::files::{self, FileProblem, Purpose};
-use mfa_model::{AuditEvent, UserName, UserRecord};
+use mfa_model::{AuditEvent, SealedSecret, UserName, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::rows::{self, CodeRow, SourceRow, UserRow};
-use super::{Abort, AuditQuery, GroupCommit, SchemaError, Store, StoreError, TxFn};
+use super::{Abort, AuditQuery, GroupCommit, ResealFn, SchemaError, Store, StoreError, TxFn};
+use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
 macro_rules! user_columns {
     () => {
@@ -21,7 +22,7 @@ macro_rules! user_columns {
     };
 }
 
-/// Version 4: wrong codes counted per user and client address as well as per user.
+/// Version 5: wrong codes counted per user and client address as well as per user.
 macro_rules! source_failures_table {
     () => {
         "CREATE TABLE source_failures (
@@ -65,7 +66,7 @@ macro_rules! users_table {
     };
 }
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
 const RESTART_FRAMES: u64 = 4096;
@@ -74,7 +75,10 @@ const RESTART_FRAMES: u64 = 4096;
 /// an index and then the table), and the audit trail has no (user, time) index, whose
 /// random page per decision was a third of a busy RADIUS server's writes; `mfactl log
 /// --user` scans instead. Version 3: the audit trail's `reason` holds only stable codes;
-/// free text moved to `detail`.
+/// free text moved to `detail`. Version 4: every stored seed starts with its form byte
+/// (`secret::FORM_*`), `store_key` holds the id of the key the seeds are sealed under (no row:
+/// never had a key, seeds in the clear form), and one-time codes name their hash `scheme`.
+/// Version 5: `source_failures`, wrong codes per user and client address.
 const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -85,9 +89,14 @@ CREATE TABLE one_time_codes (
     hash      BLOB NOT NULL,
     created   INTEGER NOT NULL,
     expires   INTEGER,
-    uses_left INTEGER NOT NULL
+    uses_left INTEGER NOT NULL,
+    scheme    INTEGER NOT NULL DEFAULT 1
 ) STRICT;
 CREATE INDEX one_time_codes_user ON one_time_codes(user);
+CREATE TABLE store_key (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    key_id BLOB NOT NULL
+) STRICT;
 CREATE TABLE audit (
     id        INTEGER PRIMARY KEY,
     time      INTEGER NOT NULL,
@@ -103,8 +112,8 @@ CREATE INDEX audit_time ON audit(time);
     source_failures_table!()
 );
 
-/// Version 3 to 4: the per-address counters start empty.
-const MIGRATE_V3_V4: &str = source_failures_table!();
+/// Version 4 to 5: the per-address counters start empty.
+const MIGRATE_V4_V5: &str = source_failures_table!();
 
 /// Version 1 to 2, in one transaction, with foreign keys off so that replacing `users`
 /// leaves `one_time_codes` alone (SQLite's procedure for changing a table's format).
@@ -134,6 +143,18 @@ UPDATE audit SET detail = reason, reason = CASE
     ELSE 'admin' END
  WHERE decision IN ('unlink', 'unlock', 'temp-access', 'backup-codes', 'import')
     OR (decision IN ('enroll', 're-enroll') AND reason <> 'self_enrolled');
+";
+
+/// Version 3 to 4: clear seeds get the clear form byte (0x00), so no later reader has to
+/// guess whether a row is encrypted; the first open with a key file seals them (see
+/// `Core::open`). Codes hashed before this version are SHA-256 (scheme 1).
+const MIGRATE_V3_V4: &str = "
+ALTER TABLE one_time_codes ADD COLUMN scheme INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE store_key (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    key_id BLOB NOT NULL
+) STRICT;
+UPDATE users SET secret = unhex('00' || hex(secret)) WHERE secret IS NOT NULL;
 ";
 
 /// How `SqliteStore::open` treats a missing database.
@@ -354,7 +375,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         SCHEMA_VERSION => Ok(()),
-        0..=3 => {
+        0..=4 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
@@ -393,12 +414,18 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
             }
             tx.execute_batch(MIGRATE_V2_V3)?;
             tx.execute_batch(MIGRATE_V3_V4)?;
+            tx.execute_batch(MIGRATE_V4_V5)?;
         }
         2 => {
             tx.execute_batch(MIGRATE_V2_V3)?;
             tx.execute_batch(MIGRATE_V3_V4)?;
+            tx.execute_batch(MIGRATE_V4_V5)?;
         }
-        3 => tx.execute_batch(MIGRATE_V3_V4)?,
+        3 => {
+            tx.execute_batch(MIGRATE_V3_V4)?;
+            tx.execute_batch(MIGRATE_V4_V5)?;
+        }
+        4 => tx.execute_batch(MIGRATE_V4_V5)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
         other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
@@ -445,7 +472,7 @@ fn read_row(row: &Row<'_>) -> Result<UserRow, rusqlite::Error> {
 }
 
 fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
+    let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
     let rows = st.query_map([user], |r| {
         Ok(CodeRow {
             kind: r.get(0)?,
@@ -454,6 +481,7 @@ fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError>
             created: r.get(3)?,
             expires: r.get(4)?,
             uses_left: r.get(5)?,
+            scheme: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -492,6 +520,11 @@ fn save(
     if before == Some(rec) {
         return Ok(());
     }
+    if let Some(sealed) = &rec.secret
+        && before.and_then(|b| b.secret.as_ref()) != Some(sealed)
+    {
+        check_store_key(conn, &rec.name, sealed)?;
+    }
     let r = rows::encode(rec);
     let mut st = conn.prepare_cached(UPSERT_USER)?;
     st.execute(params![
@@ -517,7 +550,7 @@ fn save(
         conn.prepare_cached("DELETE FROM one_time_codes WHERE user = ?1")?
             .execute([&r.name])?;
         let mut ins = conn.prepare_cached(
-            "INSERT INTO one_time_codes (user, kind, salt, hash, created, expires, uses_left) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            "INSERT INTO one_time_codes (user, kind, salt, hash, created, expires, uses_left, scheme) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
         )?;
         for c in rows::encode_codes(rec) {
             ins.execute(params![
@@ -527,7 +560,8 @@ fn save(
                 c.hash,
                 c.created,
                 c.expires,
-                c.uses_left
+                c.uses_left,
+                c.scheme
             ])?;
         }
     }
@@ -548,6 +582,39 @@ fn save(
         }
     }
     Ok(())
+}
+
+fn read_store_key(conn: &Connection) -> Result<Option<KeyId>, StoreError> {
+    let id: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT key_id FROM store_key WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    match id {
+        None => Ok(None),
+        Some(v) => v.try_into().map(Some).map_err(|_| StoreError::BadRow {
+            user: String::new(),
+            column: "store_key.key_id",
+            problem: format!("not {KEY_ID_BYTES} bytes"),
+        }),
+    }
+}
+
+/// A seed being written must be sealed under the store's key (or, in a store that never had
+/// a key, be in the clear form): a process that opened the store before a `mfactl rekey`
+/// must not write a seed under the old key into the rekeyed store.
+fn check_store_key(
+    conn: &Connection,
+    user: &UserName,
+    sealed: &SealedSecret,
+) -> Result<(), StoreError> {
+    let store = read_store_key(conn)?;
+    let row = secret::sealed_key_id(sealed);
+    if row == store {
+        return Ok(());
+    }
+    Err(StoreError::KeyChanged {
+        context: format!("writing the key of user {:?}", user.as_str()),
+    })
 }
 
 /// One write transaction: load `names`, let `f` change them, save what changed, append the
@@ -696,6 +763,66 @@ impl Store for SqliteStore {
                    AND NOT EXISTS (SELECT 1 FROM one_time_codes o WHERE o.user = users.name)",
                 [before],
             )?)
+        })
+    }
+
+    fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
+        self.with_conn(|c| read_store_key(c))
+    }
+
+    fn reseal(
+        &self,
+        expect: Option<KeyId>,
+        new: KeyId,
+        f: &mut ResealFn<'_>,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if read_store_key(&tx)? != expect {
+                return Err(StoreError::KeyChanged {
+                    context: "re-encrypting the stored keys".into(),
+                });
+            }
+            let rows: Vec<(String, Vec<u8>)> = {
+                let mut st = tx.prepare(
+                    "SELECT name, secret FROM users WHERE secret IS NOT NULL ORDER BY name",
+                )?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            let count = rows.len();
+            {
+                let mut up = tx.prepare("UPDATE users SET secret = ?2 WHERE name = ?1")?;
+                for (name, bytes) in rows {
+                    let user = UserName::parse(&name).map_err(|e| StoreError::BadRow {
+                        user: name.clone(),
+                        column: "name",
+                        problem: e.to_string(),
+                    })?;
+                    let old = SealedSecret::from_stored(bytes);
+                    secret::check_sealed(&old).map_err(|e| StoreError::BadRow {
+                        user: name.clone(),
+                        column: "secret",
+                        problem: e.to_string(),
+                    })?;
+                    let sealed = f(&user, &old).map_err(StoreError::Aborted)?;
+                    if secret::sealed_key_id(&sealed) != Some(new) {
+                        return Err(StoreError::Aborted(Abort::Bug(
+                            "a seed re-sealed under another key than the one recorded",
+                        )));
+                    }
+                    up.execute(params![name, sealed.stored()])?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO store_key (id, key_id) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET key_id = excluded.key_id",
+                [new.as_slice()],
+            )?;
+            insert_audit(&tx, events)?;
+            tx.commit()?;
+            Ok(count)
         })
     }
 }
@@ -968,6 +1095,8 @@ mod tests {
             .execute_batch(
                 "ALTER TABLE audit DROP COLUMN detail;
                  DROP TABLE source_failures;
+                 ALTER TABLE one_time_codes DROP COLUMN scheme;
+                 DROP TABLE store_key;
                  INSERT INTO audit (time, user, service, client_ip, decision, reason) VALUES
                    (1, 'a', 'mfactl', NULL, 'unlink', 'key removed'),
                    (2, 'a', 'mfactl', NULL, 'unlock', 'lock cleared'),
@@ -1006,6 +1135,98 @@ mod tests {
             .map(|(r, d)| (r.to_string(), d.map(str::to_string)))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_version_3_store_is_marked_then_sealed_by_the_first_open_with_a_key() {
+        use crate::core::Core;
+        use mfa_model::OtcHash;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        drop(SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap());
+        let seed = TotpSecret::from_base32("JBSWY3DPEHPK3PXPJBSWY3DP").unwrap();
+        let salt = [9u8; 16];
+        let hash = *crate::verify::hash_code(OtcHash::Sha256V1, &salt, "87654321").unwrap();
+        {
+            // Back to version 3: no store_key, no scheme, seeds as their bare bytes.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "DROP TABLE store_key; ALTER TABLE one_time_codes DROP COLUMN scheme;
+                 DROP TABLE source_failures;
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO users (name, secret, algorithm, digits, period, first_seen, mfa_created)
+                 VALUES ('alice', ?1, 'SHA1', 6, 30, 1, 1)",
+                [seed.bytes()],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO one_time_codes (user, kind, salt, hash, created, uses_left)
+                 VALUES ('alice', 'backup', ?1, ?2, 1, 1)",
+                params![salt.as_slice(), hash.as_slice()],
+            )
+            .unwrap();
+        }
+        let raw = |p: &Path| -> Vec<u8> {
+            Connection::open(p)
+                .unwrap()
+                .query_row("SELECT secret FROM users", [], |r| r.get(0))
+                .unwrap()
+        };
+        // The engine alone (no key): upgraded to the self-describing clear form.
+        let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        assert_eq!(s.store_key_id().unwrap(), None);
+        let mut want = vec![crate::secret::FORM_CLEAR];
+        want.extend_from_slice(seed.bytes());
+        assert_eq!(raw(&path), want);
+        let alice = s.user(&n("alice")).unwrap().unwrap();
+        assert_eq!(alice.codes[0].scheme, OtcHash::Sha256V1);
+        assert_eq!(
+            Unsealed
+                .unseal(&n("alice"), alice.secret.as_ref().unwrap())
+                .unwrap(),
+            seed
+        );
+        drop(s);
+
+        // The first open with a key: sealed, recorded, audited; the user still logs in.
+        let mut cfg = mfa_config::Config::default();
+        cfg.store.path = path.clone();
+        cfg.audit.syslog = false;
+        let core = Core::open(std::sync::Arc::new(cfg), OpenMode::Existing, "test");
+        assert!(
+            core.as_ref().is_err_and(
+                |e| e.to_string().contains("v3.key") && e.to_string().contains("mfactl init")
+            ),
+            "no key file: {core:?}"
+        );
+        let mut cfg = mfa_config::Config::default();
+        cfg.store.path = path.clone();
+        cfg.audit.syslog = false;
+        let core = Core::open(std::sync::Arc::new(cfg), OpenMode::Create, "test").unwrap();
+        assert!(dir.path().join("v3.key").exists());
+        let sealed = raw(&path);
+        assert_eq!(sealed[0], crate::secret::FORM_XCHACHA20POLY1305);
+        assert!(
+            !sealed
+                .windows(seed.bytes().len())
+                .any(|w| w == seed.bytes())
+        );
+        let log = core.store().audit(&AuditQuery::default()).unwrap();
+        assert_eq!(log.last().map(|e| e.decision.as_str()), Some("seal"));
+        let now = crate::login::now();
+        let code = crate::totp::code_at_step(&seed, &params(), now / 30);
+        let req = crate::login::Request::new(
+            &n("alice"),
+            crate::net::ClientAddr::Remote("192.0.2.9".parse().ok()),
+            "t",
+        );
+        let d = core.login().verify_code(&req, &code).unwrap();
+        assert_eq!(d.reason.code(), "valid_code");
+        let d = core.login().verify_code(&req, "8765 4321").unwrap();
+        assert_eq!(d.reason.code(), "backup_code");
     }
 
     #[test]

@@ -140,6 +140,7 @@ pub fn config_text(mode: &str, listen: &str, extra_radius: &str, secret: &str) -
     format!(
         r#"[store]
 path = "mfa.db"
+key_file = "mfa.key"
 
 [policy]
 trusted_networks = ["10.0.0.0/8", "2001:db8:10::/48"]

@@ -13,6 +13,7 @@ use crate::audit::{AuditSink, StandardSink, Syslog};
 use crate::enrolment::Enrolment;
 use crate::error::CoreError;
 use crate::login::Login;
+use crate::names::{self, NameCheck};
 use crate::secret::{Sealer, Unsealed};
 use crate::store::{self, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
 use mfa_model::{AuditEvent, UserName, UserRecord};
@@ -33,10 +34,24 @@ impl fmt::Debug for Core {
 impl Core {
     /// Opens the store the configuration names. `OpenMode::Existing` fails when it is
     /// missing (the PAM module must not silently start an empty store). `process` names
-    /// the syslog sender.
+    /// the syslog sender. The stored names are checked against `[users]` when the rules
+    /// changed since the last check ([`NameCheck::IfRulesChanged`]): a store holding two
+    /// names of one user is refused.
     pub fn open(config: Arc<Config>, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
+        Self::open_checking(config, mode, process, NameCheck::IfRulesChanged)
+    }
+
+    /// [`Core::open`] with the name check `when` says (see [`crate::names`]).
+    pub fn open_checking(
+        config: Arc<Config>,
+        mode: OpenMode,
+        process: &str,
+        when: NameCheck,
+    ) -> Result<Self, CoreError> {
         let store = store::open(&config.store, mode)?;
-        Ok(Self::with_store(config, store, process))
+        let core = Self::with_store(config, store, process);
+        names::check(&core, when)?;
+        Ok(core)
     }
 
     /// Loads the configuration file and opens its store.
@@ -45,6 +60,18 @@ impl Core {
         Self::open(Arc::new(cfg), mode, process)
     }
 
+    /// The canonical name of the user `raw` names (PAM_USER, a RADIUS User-Name, an
+    /// argument), under `[users]`; the one way a front end turns a name into a user.
+    pub fn user_name(&self, raw: &str) -> Result<UserName, CoreError> {
+        names::user_name(&self.config, raw)
+    }
+
+    /// Checks the stored names again (see [`crate::names`]).
+    pub fn check_names(&self, when: NameCheck) -> Result<(), CoreError> {
+        names::check(self, when)
+    }
+
+    /// A core over `store` as it is: no name check (tests, and [`Core::open_checking`]).
     pub fn with_store(config: Arc<Config>, store: Box<dyn Store>, process: &str) -> Self {
         let syslog = config.audit.syslog.then(|| Syslog::open(process));
         let sink = StandardSink::new(syslog, config.audit.retention.secs_i64());

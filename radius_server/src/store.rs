@@ -315,6 +315,15 @@ mod tests {
         fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
             self.0.prune_audit(before)
         }
+        fn names_checked(&self) -> Result<Option<String>, StoreError> {
+            self.0.names_checked()
+        }
+        fn user_names(&self) -> Result<Vec<String>, StoreError> {
+            self.0.user_names()
+        }
+        fn maintain_names(&self, f: &mut mfa_common::store::NamesFn<'_>) -> Result<(), StoreError> {
+            self.0.maintain_names(f)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

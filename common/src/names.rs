@@ -143,30 +143,36 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
     let rules = users.rules();
     let key = rules.fingerprint();
     let store = core.store.as_ref();
-    let checked = match when {
+    match when {
         NameCheck::Skip => return Ok(()),
+        // The PAM module's every login: one small read.
         NameCheck::IfRulesChanged => {
-            let checked = store.names_checked()?;
-            if checked.as_deref() == Some(key.as_str()) {
+            if store.names_checked()?.as_deref() == Some(key.as_str()) {
                 return Ok(());
             }
-            checked
         }
-        NameCheck::Always => store.names_checked()?,
-    };
-    // A read first (no write lock held while a large store is scanned): most of the time
-    // there is nothing to write.
-    let plan = NamePlan::new(&store.user_names()?, &rules);
-    if !plan.conflicts.is_empty() {
-        return Err(conflicts(users, plan.conflicts));
+        // A read first (no write lock held while a large store is scanned): most of the
+        // time there is nothing to write.
+        NameCheck::Always => {
+            let plan = NamePlan::new(&store.user_names()?, &rules);
+            if !plan.conflicts.is_empty() {
+                return Err(conflicts(users, plan.conflicts));
+            }
+            if plan.renames.is_empty() && store.names_checked()?.as_deref() == Some(key.as_str()) {
+                return Ok(());
+            }
+        }
     }
-    if plan.renames.is_empty() && checked.as_deref() == Some(key.as_str()) {
-        return Ok(());
-    }
-    // Then again under the write lock, since the names may have changed meanwhile.
+    // Then under the write lock, since the names may have changed meanwhile.
     let now = crate::login::now();
     let mut refused = None;
     store.maintain_names(&mut |tx| {
+        // Logins that met the new rules at once wait for the first one's scan, then find
+        // it done: every name written under these rules since is canonical.
+        if when == NameCheck::IfRulesChanged && tx.names_checked()?.as_deref() == Some(key.as_str())
+        {
+            return Ok(None);
+        }
         let plan = NamePlan::new(&tx.names()?, &rules);
         if !plan.conflicts.is_empty() {
             refused = Some(conflicts(users, plan.conflicts));

@@ -14,6 +14,7 @@ use crate::enrolment::Enrolment;
 use crate::error::CoreError;
 use crate::keyfile::{self, KeyError};
 use crate::login::Login;
+use crate::names::{self, NameCheck};
 use crate::secret::{Encrypted, Sealer, StoreKey, Unsealed};
 use crate::store::{self, Abort, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
 use mfa_model::{AuditEvent, UserName, UserRecord};
@@ -36,16 +37,41 @@ impl fmt::Debug for Core {
 impl Core {
     /// Opens the store the configuration names and its key file (see [`Core::with_store`]).
     /// `OpenMode::Existing` fails when the store is missing (the PAM module must not
-    /// silently start an empty store). `process` names the syslog sender.
+    /// silently start an empty store). `process` names the syslog sender. The stored names
+    /// are checked against `[users]` when the rules changed since the last check
+    /// ([`NameCheck::IfRulesChanged`]): a store holding two names of one user is refused.
     pub fn open(config: Arc<Config>, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
+        Self::open_checking(config, mode, process, NameCheck::IfRulesChanged)
+    }
+
+    /// [`Core::open`] with the name check `when` says (see [`crate::names`]).
+    pub fn open_checking(
+        config: Arc<Config>,
+        mode: OpenMode,
+        process: &str,
+        when: NameCheck,
+    ) -> Result<Self, CoreError> {
         let store = store::open(&config.store, mode)?;
-        Self::with_store(config, store, mode, process)
+        let core = Self::with_store(config, store, mode, process)?;
+        names::check(&core, when)?;
+        Ok(core)
     }
 
     /// Loads the configuration file and opens its store.
     pub fn from_config_file(path: &Path, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
         let cfg = mfa_config::load(path)?;
         Self::open(Arc::new(cfg), mode, process)
+    }
+
+    /// The canonical name of the user `raw` names (PAM_USER, a RADIUS User-Name, an
+    /// argument), under `[users]`; the one way a front end turns a name into a user.
+    pub fn user_name(&self, raw: &str) -> Result<UserName, CoreError> {
+        names::user_name(&self.config, raw)
+    }
+
+    /// Checks the stored names again (see [`crate::names`]).
+    pub fn check_names(&self, when: NameCheck) -> Result<(), CoreError> {
+        names::check(self, when)
     }
 
     /// The core over an opened store, with the key that opens its seeds: the key file

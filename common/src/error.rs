@@ -21,6 +21,11 @@ pub enum CoreError {
         name: String,
         why: BadUserName,
     },
+    /// Stored names that are one user under `[users]`: the store is refused until an admin
+    /// merges or removes them.
+    NameConflicts(crate::names::NameConflicts),
+    /// An administrator's name operation (merge, remove) that cannot be done as asked.
+    Names(String),
     /// A key that cannot be used (a bad import, a stored seed that does not open).
     Secret(SecretError),
     /// The store key file is missing, unreadable, untrusted or the wrong one.
@@ -49,6 +54,8 @@ impl fmt::Display for CoreError {
             CoreError::BadUserName { name, why } => {
                 write!(f, "{name:?} is not a valid user name: {why}")
             }
+            CoreError::NameConflicts(c) => write!(f, "{c}"),
+            CoreError::Names(m) => f.write_str(m),
             CoreError::Secret(e) => write!(f, "{e}"),
             CoreError::Key(e) => write!(f, "{e}"),
             CoreError::Random(e) => write!(f, "no random numbers from the system: {e}"),
@@ -66,7 +73,10 @@ impl std::error::Error for CoreError {
             CoreError::BadUserName { why, .. } => Some(why),
             CoreError::Secret(e) => Some(e),
             CoreError::Key(e) => Some(e),
-            CoreError::Random(_) | CoreError::Bug(_) => None,
+            CoreError::Random(_)
+            | CoreError::Bug(_)
+            | CoreError::NameConflicts(_)
+            | CoreError::Names(_) => None,
         }
     }
 }

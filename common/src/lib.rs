@@ -11,6 +11,7 @@ pub mod error;
 pub mod groups;
 pub mod keyfile;
 pub mod login;
+pub mod names;
 pub mod net;
 pub mod policy;
 pub mod secret;
@@ -24,6 +25,7 @@ pub use login::{Attempt, Request};
 pub use mfa_model::{
     AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
 };
+pub use names::{NameCheck, user_name};
 pub use net::ClientAddr;
 pub use policy::{Decision, Outcome, Reason};
 pub use secret::TotpSecret;

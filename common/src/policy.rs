@@ -246,8 +246,14 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     if f.client == ClientAddr::Local && p.local_logins == LocalLogins::Trusted {
         return Decision::allow(Reason::LocalLogin);
     }
-    // 2. Exempt users and groups.
-    if p.exempt_users.iter().any(|u| u.as_str() == f.user.as_str()) {
+    // 2. Exempt users and groups. An entry means the user its canonical name names
+    // (`Backup` and `CONTOSO\backup` are `backup` where the rules say so); an entry without
+    // one names nobody (configuration validation refuses it).
+    let rules = cfg.users.rules();
+    if p.exempt_users
+        .iter()
+        .any(|u| UserName::canonical(u, &rules).is_ok_and(|u| u == *f.user))
+    {
         return Decision::allow(Reason::ExemptUser);
     }
     if f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
@@ -433,6 +439,23 @@ mod tests {
             Reason::ExemptUser
         );
         let groups = vec!["users".to_string(), "svc".to_string()];
+        // Entries compare by their canonical names.
+        let mut c2 = cfg();
+        c2.users.domains = vec!["CONTOSO".into()];
+        c2.policy.exempt_users = vec!["CONTOSO\\Backup".into(), "OTHER\\svc".into()];
+        assert_eq!(
+            d("backup", remote("11.1.1.1"), NOW, None, &c2).reason,
+            Reason::ExemptUser
+        );
+        assert_ne!(
+            d("svc", remote("11.1.1.1"), NOW, None, &c2).reason,
+            Reason::ExemptUser
+        );
+        c2.users.case = mfa_config::NameCase::Exact;
+        assert_ne!(
+            d("backup", remote("11.1.1.1"), NOW, None, &c2).reason,
+            Reason::ExemptUser
+        );
         let f = Facts {
             user: &UserName::parse("svc1").unwrap(),
             client: remote("11.1.1.1"),

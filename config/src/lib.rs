@@ -228,12 +228,36 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
         );
     }
 
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in cfg.users.domains.iter().enumerate() {
+        let at = vec![k("users"), k("domains"), Seg::Index(i)];
+        if d.is_empty()
+            || d.len() > 255
+            || !d.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c))
+        {
+            bad(
+                at,
+                format!(
+                    "{d:?} is not a domain name (letters, digits, '-', '_' and '.', as in CONTOSO or contoso.com)"
+                ),
+            );
+        } else if !seen.insert(d.to_lowercase()) {
+            bad(
+                at,
+                format!("{d:?} is listed twice (domains match case-insensitively)"),
+            );
+        }
+    }
+
     let p = &cfg.policy;
+    // Compared with the canonical name of the user logging in, so each entry must have one:
+    // `CONTOSO\\svc` (CONTOSO listed) means `svc`; `OTHER\\svc` names nobody.
+    let rules = cfg.users.rules();
     for (i, u) in p.exempt_users.iter().enumerate() {
-        if !valid_name(u) {
+        if let Err(e) = mfa_model::UserName::canonical(u, &rules) {
             bad(
                 vec![k("policy"), k("exempt_users"), Seg::Index(i)],
-                format!("{u:?} is not a valid user name"),
+                format!("{u:?} is not a valid user name: {e}"),
             );
         }
     }
@@ -908,6 +932,42 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.store.path, Path::new("/opt/x/state/mfa.db"));
+    }
+
+    #[test]
+    fn users_table() {
+        let c = parse_str("").unwrap();
+        assert_eq!(c.users.case, NameCase::Fold);
+        assert!(c.users.domains.is_empty());
+        let c = parse_str("[users]\ncase = \"exact\"\ndomains = [\"CONTOSO\", \"contoso.com\"]\n")
+            .unwrap();
+        assert_eq!(c.users.case, NameCase::Exact);
+        assert!(!c.users.rules().fold_case);
+        assert_eq!(c.users.domains, ["CONTOSO", "contoso.com"]);
+        let e = parse_str("[users]\ncase = \"upper\"\n").unwrap_err();
+        assert_eq!(e.problems[0].key.as_deref(), Some("users.case"), "{e}");
+        let e = parse_str("[users]\ndomains = [\"CONTOSO\", \"a b\", \"contoso\", \"\"]\n")
+            .unwrap_err();
+        let keys: Vec<_> = e.problems.iter().map(|p| p.key.clone().unwrap()).collect();
+        assert_eq!(
+            keys,
+            ["users.domains[1]", "users.domains[2]", "users.domains[3]"],
+            "{e}"
+        );
+        assert!(e.problems[1].message.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn exempt_users_need_a_canonical_name() {
+        let t = "[users]\ndomains = [\"CONTOSO\"]\n[policy]\nexempt_users = [\"CONTOSO\\\\svc\", \"Backup\", \"OTHER\\\\svc\", \"svc@evil.example\"]\n";
+        let e = parse_str(t).unwrap_err();
+        let keys: Vec<_> = e.problems.iter().map(|p| p.key.clone().unwrap()).collect();
+        assert_eq!(
+            keys,
+            ["policy.exempt_users[2]", "policy.exempt_users[3]"],
+            "{e}"
+        );
+        assert!(e.problems[0].message.contains("\"OTHER\""), "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub radius: RadiusConfig,
     pub audit: AuditConfig,
+    pub users: UsersConfig,
     /// The file this configuration was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -34,6 +35,7 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             radius: RadiusConfig::default(),
             audit: AuditConfig::default(),
+            users: UsersConfig::default(),
             source: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -362,6 +364,36 @@ impl Default for AuditConfig {
         Self {
             retention: Span::secs(365 * 86_400),
             syslog: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NameCase {
+    /// `Alice` and `alice` are one user (Unicode lowercase), as a directory sees them.
+    #[default]
+    Fold,
+    /// Names are compared as typed.
+    Exact,
+}
+
+/// `[users]`: how every front end turns the name it was given into the user's one name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersConfig {
+    pub case: NameCase,
+    /// `DOMAIN\user` and `user@domain` for these domains mean `user`; a name in any other
+    /// domain is refused.
+    pub domains: Vec<String>,
+}
+
+impl UsersConfig {
+    /// The rules in the model's terms (`mfa_model::UserName::canonical`).
+    pub fn rules(&self) -> mfa_model::NameRules<'_> {
+        mfa_model::NameRules {
+            fold_case: self.case == NameCase::Fold,
+            domains: &self.domains,
         }
     }
 }

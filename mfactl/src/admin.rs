@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mfa_common::login::{CODE_PROMPT, now};
+use mfa_common::names::{self, NameCheck};
 use mfa_common::net::{parse_ip_literal, trusted_match};
 use mfa_common::{ClientAddr, Core, OpenMode, Outcome, Request};
 use mfa_config::{Cidr, Config, Span, TrustedEdit, edit_trusted_networks, format_utc};
 use zeroize::Zeroizing;
 
-use crate::{Fail, Result, TrustedAction, user_name};
+use crate::{Fail, Result, TrustedAction, UsersAction, user_name};
 
 /// The actor mfactl's admin operations are audited as.
 pub const ACTOR: &str = "mfactl";
@@ -26,9 +27,14 @@ pub fn open(path: &Path, mode: OpenMode) -> Result<Core> {
     open_with(load_config(path)?, mode)
 }
 
-/// `open` for a configuration the command has already loaded.
+/// `open` for a configuration the command has already loaded. Every command checks the
+/// stored names against `[users]` first: two stored names of one user refuse the command.
 pub fn open_with(cfg: Config, mode: OpenMode) -> Result<Core> {
-    Ok(Core::open(Arc::new(cfg), mode, "mfactl")?)
+    open_checking(cfg, mode, NameCheck::Always)
+}
+
+fn open_checking(cfg: Config, mode: OpenMode, when: NameCheck) -> Result<Core> {
+    Ok(Core::open_checking(Arc::new(cfg), mode, "mfactl", when)?)
 }
 
 /// Reads one line from standard input, prompting on the terminal's stderr if interactive.
@@ -53,8 +59,8 @@ pub fn auth(
     code: Option<&str>,
     service: &str,
 ) -> Result<ExitCode> {
-    let name = user_name(user)?;
     let a = open(cfg, OpenMode::Existing)?;
+    let name = user_name(&a, user)?;
     // --ip takes the same rule as PAM_RHOST: an address or nothing; a name is untrusted.
     let client = ClientAddr::from_rhost(ip);
     // The administrator named the user: the name may get a record, as at a real login.
@@ -71,7 +77,7 @@ pub fn auth(
         d = login.verify_code(&req, &code)?;
     }
     println!(
-        "{} {}: {} (user {user:?}, client {client})",
+        "{} {}: {} (user {name:?}, client {client})",
         d.outcome.word(),
         d.reason.code(),
         d.reason
@@ -116,23 +122,20 @@ pub fn rekey(cfg: &Path) -> Result<ExitCode> {
 }
 
 pub fn unlink(cfg: &Path, user: &str) -> Result<ExitCode> {
-    let name = user_name(user)?;
-    open(cfg, OpenMode::Existing)?
-        .admin(ACTOR)
-        .unlink(&name, now())?;
-    println!("Unlinked {user}: the key is removed; enrol again to link a new phone.");
+    let a = open(cfg, OpenMode::Existing)?;
+    let name = user_name(&a, user)?;
+    a.admin(ACTOR).unlink(&name, now())?;
+    println!("Unlinked {name}: the key is removed; enrol again to link a new phone.");
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn unlock(cfg: &Path, user: &str) -> Result<ExitCode> {
-    let name = user_name(user)?;
-    if open(cfg, OpenMode::Existing)?
-        .admin(ACTOR)
-        .unlock(&name, now())?
-    {
-        println!("Unlocked {user}.");
+    let a = open(cfg, OpenMode::Existing)?;
+    let name = user_name(&a, user)?;
+    if a.admin(ACTOR).unlock(&name, now())? {
+        println!("Unlocked {name}.");
     } else {
-        println!("{user} was not locked; failure counter cleared.");
+        println!("{name} was not locked; failure counter cleared.");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -144,8 +147,8 @@ pub fn temp_access(
     uses: u32,
     revoke: bool,
 ) -> Result<ExitCode> {
-    let name = user_name(user)?;
     let a = open(cfg, OpenMode::Create)?;
+    let name = user_name(&a, user)?;
     let admin = a.admin(ACTOR);
     let t = now();
     if revoke {
@@ -171,10 +174,9 @@ pub fn temp_access(
 }
 
 pub fn backup_codes(cfg: &Path, user: &str, count: u32) -> Result<ExitCode> {
-    let name = user_name(user)?;
-    let codes = open(cfg, OpenMode::Existing)?
-        .admin(ACTOR)
-        .issue_backup_codes(&name, count, now())?;
+    let a = open(cfg, OpenMode::Existing)?;
+    let name = user_name(&a, user)?;
+    let codes = a.admin(ACTOR).issue_backup_codes(&name, count, now())?;
     println!("Backup codes for {user} (each works once; any earlier set no longer works):");
     for c in &codes {
         println!("  {} {}", &c[..4], &c[4..]);
@@ -211,7 +213,8 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     };
     let mut extra = c.check_referenced_files();
     let key = c.store.key_path();
-    if let Err(e) = mfa_common::keyfile::read(&key) {
+    let key_state = mfa_common::keyfile::read(&key);
+    if let Err(e) = &key_state {
         extra.push(mfa_config::Problem {
             file: cfg.to_path_buf(),
             line: None,
@@ -225,10 +228,19 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     for w in c.warnings() {
         println!("warning: {w}");
     }
-    if !extra.is_empty() {
+    let mut problems = extra.len();
+    if c.store.path.exists() {
+        // The store opens only with its key: without it the names cannot be checked (the
+        // key file's own state is reported below or above).
+        if matches!(key_state, Ok(Some(_))) {
+            problems += check_store_names(c.clone())?;
+        } else {
+            println!("note: the stored user names are not checked without the store's key file");
+        }
+    }
+    if problems != 0 {
         return Err(Fail::Error(format!(
-            "{} problem(s) in {}",
-            extra.len(),
+            "{problems} problem(s) in {}",
             cfg.display()
         )));
     }
@@ -260,6 +272,66 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             println!("  RADIUS clients: none (mfa-radiusd will not start until one is configured)")
         }
         n => println!("  RADIUS clients: {n}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `config check`: the stored names under `[users]`, without changing anything. Returns how
+/// many problems it printed (sets of names that are one user); names that no front end can
+/// reach are printed as warnings.
+fn check_store_names(c: Config) -> Result<usize> {
+    let store = c.store.path.display().to_string();
+    let rules = names::describe(&c.users);
+    let a = open_checking(c, OpenMode::Existing, NameCheck::Skip)?;
+    let plan = names::report(&a)?;
+    for (canonical, stored) in &plan.conflicts {
+        let list: Vec<String> = stored.iter().map(|n| format!("{n:?}")).collect();
+        println!(
+            "{store}: the records {} are one user ({canonical:?}) under {rules}; every login is \
+             refused until one is left: `mfactl users merge FROM INTO` (INTO's key is kept) or \
+             `mfactl users remove NAME`",
+            list.join(" and ")
+        );
+    }
+    for (name, to) in &plan.renames {
+        println!(
+            "{store}: note: the record {name:?} is stored as {to:?} at the next start (its \
+             canonical name under {rules})"
+        );
+    }
+    for (name, why) in &plan.unreachable {
+        println!(
+            "{store}: warning: no login can reach the record {name:?} under {rules} ({why}); \
+             remove it with `mfactl users remove {name:?}` or list its domain"
+        );
+    }
+    Ok(plan.conflicts.len())
+}
+
+/// `mfactl users merge|remove`: the repairs a name conflict needs, so the store is opened
+/// without the check that would refuse it; the check runs after, and says what is left.
+pub fn users(cfg: &Path, action: UsersAction) -> Result<ExitCode> {
+    let a = open_checking(load_config(cfg)?, OpenMode::Existing, NameCheck::Skip)?;
+    let admin = a.admin(ACTOR);
+    match action {
+        UsersAction::Merge { from, into } => {
+            let kept = admin.merge_users(&from, &into, now())?;
+            println!(
+                "Merged {from:?} into {into:?}: the record is {kept:?}, with the key of {into:?}."
+            );
+        }
+        UsersAction::Remove { name } => {
+            admin.remove_user(&name, now())?;
+            println!("Removed the record {name:?}; its audit trail stays.");
+        }
+    }
+    match a.check_names(NameCheck::Always) {
+        Ok(()) => println!(
+            "The stored user names agree with {}.",
+            names::describe(&a.config().users)
+        ),
+        Err(e @ mfa_common::CoreError::NameConflicts(_)) => println!("Still to resolve: {e}"),
+        Err(e) => return Err(e.into()),
     }
     Ok(ExitCode::SUCCESS)
 }

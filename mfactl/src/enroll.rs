@@ -52,8 +52,8 @@ pub fn enroll(
     svg: Option<&Path>,
     replace: bool,
 ) -> Result<ExitCode> {
-    let name = user_name(user)?;
     let a = open(cfg, OpenMode::Create)?;
+    let name = user_name(&a, user)?;
     let enrolment = a.enrolment();
     // Refuse early, before a key is shown that would never work.
     if enrolment.is_enrolled(&name)? && !replace {
@@ -73,7 +73,7 @@ pub fn enroll(
     let sheet = Sheet::new(&c.totp.issuer, &name, &secret, &c.totp.params());
     let uri = &sheet.uri;
 
-    println!("Enrolling {user} ({}).\n", c.totp.issuer);
+    println!("Enrolling {name} ({}).\n", c.totp.issuer);
     if let Some(qr) = &sheet.qr {
         println!("{}", qr.as_str());
     }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use mfa_common::admin::ImportEntry;
 use mfa_common::login::now;
-use mfa_common::{CoreError, OpenMode, TotpParams, TotpSecret, UserName};
+use mfa_common::{OpenMode, TotpParams, TotpSecret, UserName};
 use mfa_config::Config;
 use mfa_model::Algorithm;
 use zeroize::Zeroizing;
@@ -102,7 +102,7 @@ fn parse_file(
                     )
                 })?,
         };
-        return parse_google_authenticator(path, &text, &owner).map(|e| vec![e]);
+        return parse_google_authenticator(path, &text, &owner, cfg).map(|e| vec![e]);
     }
     parse_csv(path, &text, cfg)
 }
@@ -147,8 +147,7 @@ pub fn parse_csv(
         if header {
             continue;
         }
-        let name =
-            UserName::parse(user).map_err(|e| format!("{at}: {}", CoreError::bad_name(user, e)))?;
+        let name = mfa_common::user_name(cfg, user).map_err(|e| format!("{at}: {e}"))?;
         let secret =
             TotpSecret::from_base32(secret).map_err(|e| format!("{at}: secret of {user}: {e}"))?;
         out.push(ImportEntry {
@@ -168,10 +167,10 @@ pub fn parse_google_authenticator(
     path: &Path,
     text: &str,
     user: &str,
+    cfg: &Config,
 ) -> std::result::Result<ImportEntry, String> {
     let at = |n: usize| format!("{}:{n}", path.display());
-    let name = UserName::parse(user)
-        .map_err(|e| format!("{}: {}", path.display(), CoreError::bad_name(user, e)))?;
+    let name = mfa_common::user_name(cfg, user).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
     let (n, key) = lines
         .next()
@@ -255,17 +254,55 @@ mod tests {
     }
 
     #[test]
+    fn csv_names_are_canonical_and_one_user_twice_is_refused() {
+        let mut cfg = Config::default();
+        cfg.users.domains = vec!["CONTOSO".into()];
+        let p = Path::new("u.csv");
+        let e = parse_csv(
+            p,
+            "Alice,JBSWY3DPEHPK3PXP\nCONTOSO\\Bob,JBSWY3DPEHPK3PXP\n",
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(
+            e.iter().map(|e| e.user.as_str()).collect::<Vec<_>>(),
+            ["alice", "bob"]
+        );
+        let bad = parse_csv(
+            p,
+            "alice,JBSWY3DPEHPK3PXP\nOTHER\\bob,JBSWY3DPEHPK3PXP\n",
+            &cfg,
+        )
+        .unwrap_err();
+        assert!(
+            bad.starts_with("u.csv:2: \"OTHER\\\\bob\" is not a valid user name"),
+            "{bad}"
+        );
+        let twice = parse_csv(p, "alice,JBSWY3DPEHPK3PXP\nALICE,JBSWY3DPEHPK3PXP\n", &cfg).unwrap();
+        let dup = check_duplicates(&twice).unwrap_err();
+        assert!(
+            dup.contains("u.csv:2") && dup.contains("\"alice\""),
+            "{dup}"
+        );
+    }
+
+    #[test]
     fn google_authenticator_file() {
         let t = "JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 17\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n12345678\n87654321\n";
-        let e =
-            parse_google_authenticator(Path::new("/home/alice/.google_authenticator"), t, "alice")
-                .unwrap();
+        let e = parse_google_authenticator(
+            Path::new("/home/alice/.google_authenticator"),
+            t,
+            "alice",
+            &Config::default(),
+        )
+        .unwrap();
         assert_eq!(e.scratch_codes.len(), 2);
         assert_eq!(e.params.period, 30);
         let h = parse_google_authenticator(
             Path::new("g"),
             "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 1\n",
             "a",
+            &Config::default(),
         )
         .unwrap_err();
         assert!(h.contains("g:2") && h.contains("HOTP"), "{h}");

@@ -40,10 +40,10 @@ impl From<mfa_common::store::StoreError> for Fail {
     }
 }
 
-/// A user name from the command line or a file, checked by the core's one rule.
-pub fn user_name(user: &str) -> Result<mfa_common::UserName> {
-    mfa_common::UserName::parse(user)
-        .map_err(|e| Fail::Error(mfa_common::CoreError::bad_name(user, e).to_string()))
+/// The canonical name of the user a command-line argument names, under the core's one rule
+/// (`[users]`): `Alice` and `CONTOSO\alice` are `alice` where the configuration says so.
+pub fn user_name(core: &mfa_common::Core, user: &str) -> Result<mfa_common::UserName> {
+    core.user_name(user).map_err(|e| Fail::Error(e.to_string()))
 }
 
 #[derive(Parser, Debug)]
@@ -170,6 +170,21 @@ pub enum Command {
     },
     /// Delete audit events older than `audit.retention`.
     Prune,
+    /// Merge or remove user records, named as stored (as `mfactl config check` lists them):
+    /// for two stored names that are one user under `[users]`.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersAction {
+    /// Merge the record FROM into INTO: INTO's key, one-time codes and counters are kept,
+    /// under INTO's canonical name; FROM's record is removed. The audit trail of both stays.
+    Merge { from: String, into: String },
+    /// Remove a user's record and one-time codes. The audit trail stays.
+    Remove { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -260,5 +275,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
         } => report::log(cfg, user.as_deref(), since, format),
         Command::Prune => admin::prune(cfg),
+        Command::Users { action } => admin::users(cfg, action),
     }
 }

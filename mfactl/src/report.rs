@@ -262,7 +262,9 @@ pub fn log(
     let a = open(cfg, OpenMode::Existing)?;
     let t = now();
     let q = AuditQuery {
-        user: user.map(String::from),
+        user: user
+            .map(|u| crate::user_name(&a, u).map(|n| n.to_string()))
+            .transpose()?,
         since: since.map(|s| t.saturating_sub(s.secs_i64())),
         limit: None,
     };

@@ -12,7 +12,7 @@ mod refusal;
 mod totp;
 
 pub use audit::{AuditEvent, Outcome};
-pub use name::{BadUserName, MAX_NAME_BYTES, UserName};
+pub use name::{BadUserName, MAX_NAME_BYTES, NameRules, UserName};
 pub use record::{
     OneTimeCode, OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, UserRecord,
 };

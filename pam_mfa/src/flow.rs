@@ -68,6 +68,8 @@ pub trait Log {
 
 /// Where the module's decisions come from. The flow asks; the backend decides.
 pub trait Backend {
+    /// The canonical name of the user PAM_USER names (`[users]`), or why it is refused.
+    fn user_name(&self, raw: &str) -> Result<UserName, CoreError>;
     /// The decision before any code (recorded where it is final).
     fn begin(&self, req: &Request) -> Result<Decision, CoreError>;
     /// The final decision for a typed code.
@@ -85,6 +87,10 @@ pub trait Backend {
 
 /// The local store named by the module's configuration.
 impl Backend for Core {
+    fn user_name(&self, raw: &str) -> Result<UserName, CoreError> {
+        Core::user_name(self, raw)
+    }
+
     fn begin(&self, req: &Request) -> Result<Decision, CoreError> {
         self.login().begin(req)
     }
@@ -212,8 +218,6 @@ impl Flow<'_> {
         if user.is_empty() {
             return Err(Internal("empty user name".into()));
         }
-        let name = UserName::parse(&user)
-            .map_err(|e| Internal(CoreError::bad_name(&user, e).to_string()))?;
         let rhost = self
             .pam
             .rhost()
@@ -233,6 +237,18 @@ impl Flow<'_> {
         });
         let auth = (self.open)(&config).map_err(|e| Internal(format!("user {user:?}: {e}")))?;
         let auth = auth.as_ref();
+        // The one canonical name (`Alice`, `CONTOSO\alice` and `alice@contoso.com` are all
+        // `alice` where `[users]` says so); a name the rules refuse is no user, before
+        // anything is looked up or recorded.
+        let name = match auth.user_name(&user) {
+            Ok(n) => n,
+            Err(e @ CoreError::BadUserName { .. }) => {
+                self.log
+                    .error(&format!("refused (service {service:?}): {e}"));
+                return Ok(PamCode::AuthErr);
+            }
+            Err(e) => return Err(e.into()),
+        };
         // No first factor is checked here, so the name gets a record only where the system
         // knows it (NSS); a stranger's name fills nothing.
         let known = mfa_common::groups::user_known(&name);

@@ -12,7 +12,7 @@ use mfa_common::audit::Syslog;
 use mfa_common::login::Login;
 use mfa_common::policy::{Decision, Outcome, Reason};
 use mfa_common::verify::split_appended;
-use mfa_common::{Attempt, ClientAddr, Core, CoreError, OpenMode, Request, UserName};
+use mfa_common::{Attempt, ClientAddr, Core, CoreError, NameCheck, OpenMode, Request, UserName};
 use mfa_config::{Config, ConfigError, FirstFactor, RadiusMode};
 use mfa_radius_proto::{AttrType, Builder, Code, Packet, VerifyError, unhide_password};
 use tokio::net::UdpSocket;
@@ -181,8 +181,15 @@ impl Runtime {
         }
         let warnings = config.warnings().iter().map(ToString::to_string).collect();
         let config = Arc::new(config);
-        let core = Core::open(config.clone(), OpenMode::Create, "mfa-radiusd")
-            .map_err(LoadError::Store)?;
+        // Every start (and reload) checks the stored names against `[users]`: a store with
+        // two names of one user is refused with the names and the fix.
+        let core = Core::open_checking(
+            config.clone(),
+            OpenMode::Create,
+            "mfa-radiusd",
+            NameCheck::Always,
+        )
+        .map_err(LoadError::Store)?;
         let r = &config.radius;
         let pam = Arc::new(Lane::new(
             "PAM",
@@ -740,7 +747,7 @@ impl Shared {
             pkt.count(AttrType::USER_NAME),
             pkt.attr(AttrType::USER_NAME),
         ) {
-            (1, Some(u)) => match std::str::from_utf8(u).ok().map(UserName::parse) {
+            (1, Some(u)) => match std::str::from_utf8(u).ok().map(|u| rt.core.user_name(u)) {
                 Some(Ok(u)) => u,
                 _ => return Ok(Answer::reject(Reason::InvalidUserName)),
             },

@@ -331,6 +331,15 @@ mod tests {
         ) -> Result<usize, StoreError> {
             self.0.reseal(expect, new, f, events)
         }
+        fn names_checked(&self) -> Result<Option<String>, StoreError> {
+            self.0.names_checked()
+        }
+        fn user_names(&self) -> Result<Vec<String>, StoreError> {
+            self.0.user_names()
+        }
+        fn maintain_names(&self, f: &mut mfa_common::store::NamesFn<'_>) -> Result<(), StoreError> {
+            self.0.maintain_names(f)
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 11] = [
+    let checks: [(&str, Check); 12] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -39,6 +39,7 @@ pub fn all(open: Open<'_>) {
             "sealed_secrets_bound_to_the_name",
             sealed_secrets_bound_to_the_name,
         ),
+        ("name_upkeep", name_upkeep),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -429,4 +430,107 @@ fn sealed_secrets_bound_to_the_name(open: Open<'_>) {
         Err(SecretError::OtherKey { .. })
     ));
     assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
+}
+
+/// Two stored names of one user, a non-canonical one and an unreachable one, through the
+/// core's name check, merge and remove on this engine.
+fn name_upkeep(open: Open<'_>) {
+    use crate::CoreError;
+    use crate::names::NameCheck;
+    let store = open();
+    let (upper, key) = enrolled(&name("Alice"), 10);
+    put(store.as_ref(), &upper, vec![]);
+    let mut lower = UserRecord::new(&name("alice"), params(), 5);
+    lower.grace_started = Some(6);
+    lower.login_count = 2;
+    put(store.as_ref(), &lower, vec![ev(5, "alice", "history")]);
+    put(
+        store.as_ref(),
+        &UserRecord::new(&name("CONTOSO\\bob"), params(), 1),
+        vec![],
+    );
+    put(
+        store.as_ref(),
+        &UserRecord::new(&name("OTHER\\carol"), params(), 1),
+        vec![],
+    );
+    assert_eq!(
+        store.user_names().unwrap(),
+        ["Alice", "CONTOSO\\bob", "OTHER\\carol", "alice"]
+    );
+    assert_eq!(store.names_checked().unwrap(), None);
+    let mut cfg = Config::default();
+    cfg.audit.syslog = false;
+    cfg.users.domains = vec!["CONTOSO".into()];
+    let key_text = cfg.users.rules().fingerprint();
+    let core = Core::with_sealer(Arc::new(cfg), store, Box::new(Unsealed), "conformance");
+
+    // Refused, naming both, and nothing written (bob is not renamed yet).
+    let e = core.check_names(NameCheck::IfRulesChanged).unwrap_err();
+    assert!(matches!(e, CoreError::NameConflicts(_)), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("\"Alice\" and \"alice\" all mean \"alice\"")
+            && msg.contains("mfactl users merge"),
+        "{msg}"
+    );
+    assert!(core.store.user(&name("CONTOSO\\bob")).unwrap().is_some());
+    assert_eq!(core.store.names_checked().unwrap(), None);
+
+    // Merging alice into Alice keeps Alice's key and codes, under the canonical name, with
+    // the earlier first sighting and grace start.
+    let admin = core.admin("test");
+    assert!(matches!(
+        admin.merge_users("nobody", "Alice", 20),
+        Err(CoreError::Refused(Refusal::NoSuchUser(_)))
+    ));
+    assert!(admin.merge_users("Alice", "Alice", 20).is_err());
+    assert_eq!(admin.merge_users("alice", "Alice", 20).unwrap(), "alice");
+    let kept = core.store.user(&name("alice")).unwrap().unwrap();
+    assert!(core.store.user(&name("Alice")).unwrap().is_none());
+    let opened = Unsealed
+        .unseal(&kept.name, kept.secret.as_ref().unwrap())
+        .unwrap();
+    assert_eq!(opened.bytes(), key.bytes());
+    assert_eq!(kept.codes, upper.codes);
+    assert_eq!(
+        (kept.first_seen, kept.grace_started, kept.login_count),
+        (5, Some(6), 2)
+    );
+
+    // Now the check passes: bob is renamed (one record, nothing ambiguous), carol is left
+    // alone (no front end can reach OTHER\carol), and the rules are recorded.
+    core.check_names(NameCheck::IfRulesChanged).unwrap();
+    assert!(core.store.user(&name("bob")).unwrap().is_some());
+    assert!(core.store.user(&name("CONTOSO\\bob")).unwrap().is_none());
+    assert!(core.store.user(&name("OTHER\\carol")).unwrap().is_some());
+    assert_eq!(core.store.names_checked().unwrap(), Some(key_text));
+
+    admin
+        .remove_user("OTHER\\carol", crate::login::now() + 60)
+        .unwrap();
+    assert!(matches!(
+        admin.remove_user("OTHER\\carol", 30),
+        Err(CoreError::Refused(Refusal::NoSuchUser(_)))
+    ));
+    assert_eq!(core.store.user_names().unwrap(), ["alice", "bob"]);
+    // History stays: alice's old event, and one event per change.
+    let log: Vec<(String, String)> = core
+        .store
+        .audit(&AuditQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.user, e.decision))
+        .collect();
+    let want = [
+        ("alice", "enroll"),
+        ("alice", "merge"),
+        ("bob", "rename"),
+        ("OTHER\\carol", "remove"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(u, d)| (u.to_string(), d.to_string()))
+        .collect();
+    assert_eq!(log, want);
 }

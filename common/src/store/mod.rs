@@ -218,6 +218,17 @@ pub trait Store: Send + Sync {
         events: &[AuditEvent],
     ) -> Result<usize, StoreError>;
 
+    /// The user-name rules the stored names were last checked against, as
+    /// [`NameTx::set_names_checked`] wrote them; `None` if never. One small read: the PAM
+    /// module asks it at every login.
+    fn names_checked(&self) -> Result<Option<String>, StoreError>;
+    /// Every stored user name, as stored, sorted (a read, no write lock).
+    fn user_names(&self) -> Result<Vec<String>, StoreError>;
+    /// Name upkeep (the core's name check, merging and removing users): `f` runs in one
+    /// write transaction and may read, store and remove records by their stored names.
+    /// `Some(events)` commits with those audit events; `None` writes nothing.
+    fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError>;
+
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:
     /// either everything `f` changed and every event it returned is stored, or nothing is.
     /// Rows are locked in sorted order whatever the order named, so two servers never
@@ -228,6 +239,26 @@ pub trait Store: Send + Sync {
         order.run(|sorted, g| self.transact_sorted(sorted, g), f)
     }
 }
+
+/// What [`Store::maintain_names`] gives its function: the open write transaction, by stored
+/// name (which may not be canonical: that is what it is for).
+pub trait NameTx {
+    /// Every stored user name, as stored, sorted.
+    fn names(&mut self) -> Result<Vec<String>, StoreError>;
+    fn names_checked(&mut self) -> Result<Option<String>, StoreError>;
+    fn load(&mut self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Removes a record and its one-time codes; the audit trail stays. Says whether there
+    /// was one.
+    fn remove(&mut self, name: &str) -> Result<bool, StoreError>;
+    /// Stores `rec` under its name, replacing any record of that name.
+    fn put(&mut self, rec: &UserRecord) -> Result<(), StoreError>;
+    /// Records the rules the names now satisfy (see [`Store::names_checked`]).
+    fn set_names_checked(&mut self, rules: &str) -> Result<(), StoreError>;
+}
+
+/// See [`Store::maintain_names`].
+pub type NamesFn<'a> =
+    dyn FnMut(&mut dyn NameTx) -> Result<Option<Vec<AuditEvent>>, StoreError> + 'a;
 
 /// The capability behind a busy RADIUS server's group commit: commit without waiting for
 /// the disk, make many commits durable with one sync, and keep the log bounded beside the

@@ -13,7 +13,9 @@ use mfa_model::{AuditEvent, SealedSecret, UserName, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::rows::{self, CodeRow, SourceRow, UserRow};
-use super::{Abort, AuditQuery, GroupCommit, ResealFn, SchemaError, Store, StoreError, TxFn};
+use super::{
+    Abort, AuditQuery, GroupCommit, NameTx, NamesFn, ResealFn, SchemaError, Store, StoreError, TxFn,
+};
 use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
 macro_rules! user_columns {
@@ -66,7 +68,19 @@ macro_rules! users_table {
     };
 }
 
-const SCHEMA_VERSION: i64 = 5;
+/// Small facts about the store as a whole, one row each: `name_rules` holds the `[users]`
+/// rules (`NameRules::fingerprint`) the stored names were last checked against.
+macro_rules! meta_table {
+    () => {
+        "CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+"
+    };
+}
+
+const SCHEMA_VERSION: i64 = 6;
 
 /// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
 const RESTART_FRAMES: u64 = 4096;
@@ -79,6 +93,7 @@ const RESTART_FRAMES: u64 = 4096;
 /// (`secret::FORM_*`), `store_key` holds the id of the key the seeds are sealed under (no row:
 /// never had a key, seeds in the clear form), and one-time codes name their hash `scheme`.
 /// Version 5: `source_failures`, wrong codes per user and client address.
+/// Version 6: `meta` (see [`MIGRATE_ADD_META`]).
 const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -109,11 +124,19 @@ CREATE TABLE audit (
 ) STRICT;
 CREATE INDEX audit_time ON audit(time);
 ",
-    source_failures_table!()
+    source_failures_table!(),
+    meta_table!()
 );
 
 /// Version 4 to 5: the per-address counters start empty.
 const MIGRATE_V4_V5: &str = source_failures_table!();
+
+/// The upgrade step that adds `meta` (the user-name check; version 5 to 6). Named for what it
+/// does, not for its number, so that it can be renumbered beside other steps at a merge.
+const MIGRATE_ADD_META: &str = meta_table!();
+
+/// The `meta` key of the name rules the stored names were last checked against.
+const META_NAME_RULES: &str = "name_rules";
 
 /// Version 1 to 2, in one transaction, with foreign keys off so that replacing `users`
 /// leaves `one_time_codes` alone (SQLite's procedure for changing a table's format).
@@ -375,7 +398,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         SCHEMA_VERSION => Ok(()),
-        0..=4 => {
+        0..=5 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
@@ -415,17 +438,24 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
             tx.execute_batch(MIGRATE_V2_V3)?;
             tx.execute_batch(MIGRATE_V3_V4)?;
             tx.execute_batch(MIGRATE_V4_V5)?;
+            tx.execute_batch(MIGRATE_ADD_META)?;
         }
         2 => {
             tx.execute_batch(MIGRATE_V2_V3)?;
             tx.execute_batch(MIGRATE_V3_V4)?;
             tx.execute_batch(MIGRATE_V4_V5)?;
+            tx.execute_batch(MIGRATE_ADD_META)?;
         }
         3 => {
             tx.execute_batch(MIGRATE_V3_V4)?;
             tx.execute_batch(MIGRATE_V4_V5)?;
+            tx.execute_batch(MIGRATE_ADD_META)?;
         }
-        4 => tx.execute_batch(MIGRATE_V4_V5)?,
+        4 => {
+            tx.execute_batch(MIGRATE_V4_V5)?;
+            tx.execute_batch(MIGRATE_ADD_META)?;
+        }
+        5 => tx.execute_batch(MIGRATE_ADD_META)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
         other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
@@ -825,6 +855,80 @@ impl Store for SqliteStore {
             Ok(count)
         })
     }
+
+    fn names_checked(&self) -> Result<Option<String>, StoreError> {
+        self.with_conn(|c| read_meta(c, META_NAME_RULES))
+    }
+
+    fn user_names(&self) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            let names = read_names(&tx)?;
+            tx.commit()?;
+            Ok(names)
+        })
+    }
+
+    fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let events = f(&mut SqliteNameTx(&tx))?;
+            if let Some(events) = events {
+                insert_audit(&tx, &events)?;
+                tx.commit()?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn read_meta(c: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+fn read_names(c: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut st = c.prepare("SELECT name FROM users ORDER BY name")?;
+    let names = st.query_map([], |r| r.get(0))?;
+    Ok(names.collect::<Result<_, _>>()?)
+}
+
+/// [`NameTx`] on one open write transaction.
+struct SqliteNameTx<'c>(&'c rusqlite::Transaction<'c>);
+
+impl NameTx for SqliteNameTx<'_> {
+    fn names(&mut self) -> Result<Vec<String>, StoreError> {
+        read_names(self.0)
+    }
+
+    fn names_checked(&mut self) -> Result<Option<String>, StoreError> {
+        read_meta(self.0, META_NAME_RULES)
+    }
+
+    fn load(&mut self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        load(self.0, name)
+    }
+
+    fn remove(&mut self, name: &str) -> Result<bool, StoreError> {
+        // The one-time codes go with the row (ON DELETE CASCADE); the audit trail stays.
+        Ok(self
+            .0
+            .execute("DELETE FROM users WHERE name = ?1", [name])?
+            == 1)
+    }
+
+    fn put(&mut self, rec: &UserRecord) -> Result<(), StoreError> {
+        save(self.0, rec, None)
+    }
+
+    fn set_names_checked(&mut self, rules: &str) -> Result<(), StoreError> {
+        self.0.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [META_NAME_RULES, rules],
+        )?;
+        Ok(())
+    }
 }
 
 impl GroupCommit for SqliteStore {
@@ -1093,7 +1197,8 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "ALTER TABLE audit DROP COLUMN detail;
+                "DROP TABLE meta;
+                 ALTER TABLE audit DROP COLUMN detail;
                  DROP TABLE source_failures;
                  ALTER TABLE one_time_codes DROP COLUMN scheme;
                  DROP TABLE store_key;
@@ -1152,7 +1257,7 @@ mod tests {
             let c = Connection::open(&path).unwrap();
             c.execute_batch(
                 "DROP TABLE store_key; ALTER TABLE one_time_codes DROP COLUMN scheme;
-                 DROP TABLE source_failures;
+                 DROP TABLE source_failures; DROP TABLE meta;
                  PRAGMA user_version = 3;",
             )
             .unwrap();
@@ -1227,6 +1332,48 @@ mod tests {
         assert_eq!(d.reason.code(), "valid_code");
         let d = core.login().verify_code(&req, "8765 4321").unwrap();
         assert_eq!(d.reason.code(), "backup_code");
+    }
+
+    #[test]
+    fn a_version_5_store_gets_the_meta_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+        s.transact(&[&n("Alice")], &mut |recs| {
+            recs[0] = Some(UserRecord::new(&n("Alice"), params(), 1));
+            Ok(vec![])
+        })
+        .unwrap();
+        drop(s);
+        // Back to version 5: no meta table (versions 4 and 5 came in between).
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE meta; PRAGMA user_version = 5;")
+            .unwrap();
+        let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        assert_eq!(s.names_checked().unwrap(), None);
+        assert_eq!(s.user_names().unwrap(), ["Alice"]);
+        s.maintain_names(&mut |tx| {
+            tx.set_names_checked("rules")?;
+            Ok(Some(vec![]))
+        })
+        .unwrap();
+        assert_eq!(s.names_checked().unwrap().as_deref(), Some("rules"));
+        // `None` from the function writes nothing.
+        s.maintain_names(&mut |tx| {
+            tx.set_names_checked("other")?;
+            tx.remove("Alice")?;
+            Ok(None)
+        })
+        .unwrap();
+        assert_eq!(s.names_checked().unwrap().as_deref(), Some("rules"));
+        assert_eq!(s.user_names().unwrap(), ["Alice"]);
+        let v: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(s.integrity_check().unwrap(), "ok");
     }
 
     #[test]

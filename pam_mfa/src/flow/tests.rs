@@ -611,3 +611,49 @@ fn account_and_session_calls_log_that_the_module_does_nothing_there() {
         log.text()
     );
 }
+
+#[test]
+fn every_spelling_of_a_name_is_one_user_and_other_domains_are_refused() {
+    let env = Env::new("grace_days = 14\n[users]\ndomains = [\"CONTOSO\", \"contoso.com\"]");
+    let s = env.enrol("alice");
+    for (i, raw) in ["Alice", "CONTOSO\\alice", "alice@Contoso.COM"]
+        .into_iter()
+        .enumerate()
+    {
+        // Asked for the code (not a grace pass for a fresh record), and the code works:
+        // the steps -1, 0, +1 in turn, each later than the one used before.
+        let code = code_at_step(
+            &s,
+            &mfa_config::TotpConfig::default().params(),
+            now_step() - 1 + i as i64,
+        );
+        let mut p = FakePam::new(raw, Some("192.0.2.7")).answer(&code);
+        assert_eq!(
+            env.run(&mut p, &[]).0,
+            PamCode::Success,
+            "{raw}: {:?}",
+            p.said
+        );
+        assert_eq!(p.prompts(), [CODE_PROMPT], "{raw}");
+    }
+    for raw in ["OTHER\\alice", "alice@evil.example", "CONTOSO\\"] {
+        let mut p = FakePam::new(raw, Some("192.0.2.7"));
+        let (code, log) = env.run(&mut p, &[]);
+        assert_eq!(code, PamCode::AuthErr, "{raw}");
+        assert!(p.prompts().is_empty(), "{raw}: {:?}", p.said);
+        assert!(
+            log.text().contains("not a valid user name"),
+            "{}",
+            log.text()
+        );
+    }
+    let users: Vec<String> = env
+        .auth(OpenMode::Existing)
+        .store()
+        .users()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name.to_string())
+        .collect();
+    assert_eq!(users, ["alice"]);
+}

@@ -21,8 +21,9 @@ fn key_of(user: &str) -> Option<TotpSecret> {
     TotpSecret::from_bytes(h.get(..20)?).ok()
 }
 
-fn name(i: usize) -> UserName {
-    UserName::parse(&format!("bench{i}")).unwrap_or_else(|e| fail(&e.to_string()))
+fn name(core: &Core, i: usize) -> UserName {
+    core.user_name(&format!("bench{i}"))
+        .unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 fn fail(msg: &str) -> ! {
@@ -51,7 +52,7 @@ fn main() {
         "setup" => {
             let entries: Vec<ImportEntry> = (first..first + count)
                 .map(|i| {
-                    let user = name(i);
+                    let user = name(&a, i);
                     ImportEntry {
                         secret: key_of(&user).unwrap_or_else(|| fail("key")),
                         user,
@@ -72,7 +73,7 @@ fn main() {
             let (mut ok, mut denied, mut trusted) = (0usize, 0usize, 0usize);
             let start = Instant::now();
             for i in first..first + count {
-                let user = name(i);
+                let user = name(&a, i);
                 let t0 = Instant::now();
                 let kind = i % 3;
                 let ip: IpAddr = if kind == 2 {
@@ -121,7 +122,7 @@ fn main() {
             let size: usize = batch.and_then(|b| b.parse().ok()).unwrap_or(64);
             let attempts: Vec<Attempt> = (first..first + count)
                 .map(|i| {
-                    let user = name(i);
+                    let user = name(&a, i);
                     let kind = i % 3;
                     let ip: IpAddr = if kind == 2 {
                         Ipv4Addr::new(10, 0, 0, 1).into()

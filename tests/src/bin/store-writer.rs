@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use mfa_common::{Core, OpenMode, TotpSecret, UserName};
+use mfa_common::{Core, OpenMode, TotpSecret};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -23,7 +23,7 @@ fn main() {
     };
     let mut out = std::io::stdout().lock();
     for i in 0u64.. {
-        let Ok(user) = UserName::parse(&format!("{prefix}{i}")) else {
+        let Ok(user) = a.user_name(&format!("{prefix}{i}")) else {
             eprintln!("store-writer: {prefix:?} makes no valid user name");
             std::process::exit(2)
         };

@@ -1,0 +1,379 @@
+//! One user, however a front end spells the name: the canonical name every front end asks
+//! for ([`user_name`], [`Core::user_name`]), and the check that the stored names agree with
+//! the `[users]` rules, so an old `Alice` row cannot be a second record (with its own grace
+//! period) beside `alice`.
+//!
+//! The check: every stored name is put through [`UserName::canonical`].
+//! - Two or more stored names with one canonical form are a conflict: the store is refused
+//!   (every login denied, the error names them and the fix) until an administrator merges
+//!   ([`Admin::merge_users`]) or removes ([`Admin::remove_user`]) all but one.
+//! - A single stored name that is not canonical (`Alice` under `case = "fold"`,
+//!   `CONTOSO\alice` once CONTOSO is listed) is renamed to its canonical form, key resealed
+//!   under the new name, in one transaction with an audit event (`rename`,
+//!   `canonical_name`): it is the only record of that user, so nothing is ambiguous.
+//! - A stored name that has no canonical form (`OTHER\bob`, OTHER not listed) is left alone:
+//!   no front end can reach it. `mfactl config check` reports it.
+//!
+//! The store records which rules its names were last checked against (`meta`), so the PAM
+//! module, which opens the store at every login, scans only when the rules changed
+//! ([`NameCheck::IfRulesChanged`]); `mfactl` and the daemon scan whenever they start
+//! ([`NameCheck::Always`]), which also catches rows written behind the product's back.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use mfa_config::{Config, NameCase, UsersConfig};
+use mfa_model::{AuditEvent, BadUserName, NameRules, Refusal, UserName, UserRecord};
+
+use crate::admin::Admin;
+use crate::core::Core;
+use crate::error::CoreError;
+use crate::secret::Sealer;
+use crate::store::{Abort, NameTx, StoreError};
+
+/// The actor of the audit events the check itself writes (renames).
+pub const CHECK_ACTOR: &str = "name-check";
+
+/// The canonical name of the user `raw` names under `config`'s `[users]` rules; the one entry
+/// point for every front end (through [`Core::user_name`] where a core is open).
+pub fn user_name(config: &Config, raw: &str) -> Result<UserName, CoreError> {
+    UserName::canonical(raw, &config.users.rules()).map_err(|e| CoreError::bad_name(raw, e))
+}
+
+/// When opening a store checks the stored names (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameCheck {
+    /// Only when the rules differ from those the store was last checked against: the PAM
+    /// module, which opens the store at every login.
+    IfRulesChanged,
+    /// Every time: `mfactl` and the daemon, at start.
+    Always,
+    /// Not at all: the commands that report and repair what the check refuses (`mfactl
+    /// config check`, `mfactl users merge`, `mfactl users remove`).
+    Skip,
+}
+
+/// The rules as the administrator wrote them, for messages.
+pub fn describe(users: &UsersConfig) -> String {
+    format!(
+        "[users] case = \"{}\", domains = {:?}",
+        match users.case {
+            NameCase::Fold => "fold",
+            NameCase::Exact => "exact",
+        },
+        users.domains
+    )
+}
+
+/// Stored names that are one user under the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameConflicts {
+    /// The rules, as [`describe`] writes them.
+    pub rules: String,
+    /// The canonical name and the stored names that all mean it (sorted).
+    pub groups: Vec<(UserName, Vec<String>)>,
+}
+
+/// At most this many groups are spelled out in one message.
+const SHOWN_GROUPS: usize = 10;
+
+impl fmt::Display for NameConflicts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the store holds {} set(s) of user names that are one user under {}: ",
+            self.groups.len(),
+            self.rules
+        )?;
+        for (i, (canonical, names)) in self.groups.iter().take(SHOWN_GROUPS).enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            write!(f, "{} all mean {canonical:?}", list.join(" and "))?;
+        }
+        if self.groups.len() > SHOWN_GROUPS {
+            write!(f, "; and {} more", self.groups.len() - SHOWN_GROUPS)?;
+        }
+        f.write_str(
+            ". Every login is refused until one record is left of each: merge them with \
+             `mfactl users merge FROM INTO` (INTO's key is kept) or remove one with \
+             `mfactl users remove NAME` (names as stored; `mfactl config check` lists them)",
+        )
+    }
+}
+
+/// What the stored names need under a set of rules.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct NamePlan {
+    pub conflicts: Vec<(UserName, Vec<String>)>,
+    /// A single stored name and the canonical form it is renamed to.
+    pub renames: Vec<(String, UserName)>,
+    /// Stored names no front end can reach under the rules, and why.
+    pub unreachable: Vec<(String, BadUserName)>,
+}
+
+impl NamePlan {
+    /// A pure function of the stored names and the rules.
+    pub fn new(stored: &[String], rules: &NameRules<'_>) -> Self {
+        let mut by_canonical: BTreeMap<UserName, Vec<String>> = BTreeMap::new();
+        let mut plan = NamePlan::default();
+        for n in stored {
+            match UserName::canonical(n, rules) {
+                Ok(c) => by_canonical.entry(c).or_default().push(n.clone()),
+                Err(e) => plan.unreachable.push((n.clone(), e)),
+            }
+        }
+        for (canonical, mut names) in by_canonical {
+            names.sort();
+            match names.as_slice() {
+                [one] if *one == *canonical => {}
+                [one] => plan.renames.push((one.clone(), canonical)),
+                _ => plan.conflicts.push((canonical, names)),
+            }
+        }
+        plan
+    }
+}
+
+/// Checks the stored names against the configured rules (see the module documentation);
+/// refuses on a conflict, renames single non-canonical names, and records the rules.
+pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
+    let users = &core.config.users;
+    let rules = users.rules();
+    let key = rules.fingerprint();
+    let store = core.store.as_ref();
+    match when {
+        NameCheck::Skip => return Ok(()),
+        // The PAM module's every login: one small read.
+        NameCheck::IfRulesChanged => {
+            if store.names_checked()?.as_deref() == Some(key.as_str()) {
+                return Ok(());
+            }
+        }
+        // A read first (no write lock held while a large store is scanned): most of the
+        // time there is nothing to write.
+        NameCheck::Always => {
+            let plan = NamePlan::new(&store.user_names()?, &rules);
+            if !plan.conflicts.is_empty() {
+                return Err(conflicts(users, plan.conflicts));
+            }
+            if plan.renames.is_empty() && store.names_checked()?.as_deref() == Some(key.as_str()) {
+                return Ok(());
+            }
+        }
+    }
+    // Then under the write lock, since the names may have changed meanwhile.
+    let now = crate::login::now();
+    let mut refused = None;
+    store.maintain_names(&mut |tx| {
+        // Logins that met the new rules at once wait for the first one's scan, then find
+        // it done: every name written under these rules since is canonical.
+        if when == NameCheck::IfRulesChanged && tx.names_checked()?.as_deref() == Some(key.as_str())
+        {
+            return Ok(None);
+        }
+        let plan = NamePlan::new(&tx.names()?, &rules);
+        if !plan.conflicts.is_empty() {
+            refused = Some(conflicts(users, plan.conflicts));
+            return Ok(None);
+        }
+        let mut events = Vec::new();
+        for (from, to) in &plan.renames {
+            let Some(rec) = tx.load(from)? else {
+                continue;
+            };
+            let renamed = rename(rec, to, core.sealer.as_ref())?;
+            tx.remove(from)?;
+            tx.put(&renamed)?;
+            events.push(AuditEvent::admin(
+                now,
+                to,
+                CHECK_ACTOR,
+                "rename",
+                "canonical_name",
+                Some(format!("stored as {from:?}; {}", describe(users))),
+            ));
+        }
+        tx.set_names_checked(&key)?;
+        Ok(Some(events))
+    })?;
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The stored names and what the rules make of them, for `mfactl config check`: nothing is
+/// written.
+pub fn report(core: &Core) -> Result<NamePlan, CoreError> {
+    Ok(NamePlan::new(
+        &core.store.user_names()?,
+        &core.config.users.rules(),
+    ))
+}
+
+fn conflicts(users: &UsersConfig, groups: Vec<(UserName, Vec<String>)>) -> CoreError {
+    CoreError::NameConflicts(NameConflicts {
+        rules: describe(users),
+        groups,
+    })
+}
+
+/// `rec` under the name `to`, its key resealed for the new name (a sealer may bind a sealed
+/// key to the name it was sealed for).
+fn rename(
+    mut rec: UserRecord,
+    to: &UserName,
+    sealer: &dyn Sealer,
+) -> Result<UserRecord, StoreError> {
+    let secret = |e| StoreError::Aborted(Abort::Secret(e));
+    if let Some(sealed) = &rec.secret {
+        let key = sealer.unseal(&rec.name, sealed).map_err(secret)?;
+        rec.secret = Some(sealer.seal(to, &key).map_err(secret)?);
+    }
+    rec.name = to.clone();
+    Ok(rec)
+}
+
+/// A stored name from an administrator (`mfactl users merge/remove`): taken as stored, not
+/// canonicalised, since it names a row the rules may not reach.
+fn stored_name(raw: &str) -> Result<UserName, CoreError> {
+    UserName::parse(raw).map_err(|e| CoreError::bad_name(raw, e))
+}
+
+fn no_such(name: &UserName) -> CoreError {
+    CoreError::Refused(Refusal::NoSuchUser(name.clone()))
+}
+
+impl Admin<'_> {
+    /// Merges the stored record `from` into `into`, both named as stored: `into`'s key, codes
+    /// and counters are kept, stored under `into`'s canonical name; `from`'s record is
+    /// removed. The merged record keeps the earlier first sighting and grace start and the
+    /// later lock, so a merge never lengthens a grace period nor lifts a lock. The audit
+    /// trail of both names stays. Returns the name kept.
+    pub fn merge_users(&self, from: &str, into: &str, now: i64) -> Result<UserName, CoreError> {
+        let (from_name, into_name) = (stored_name(from)?, stored_name(into)?);
+        let users = &self.core.config.users;
+        let target = user_name(&self.core.config, into)?;
+        if from_name == into_name {
+            return Err(CoreError::Names(format!(
+                "cannot merge {from:?} into itself"
+            )));
+        }
+        let mut refused = None;
+        self.core.store.maintain_names(&mut |tx| {
+            let (Some(gone), Some(kept)) = (tx.load(from)?, tx.load(into)?) else {
+                let missing = if tx.load(from)?.is_none() {
+                    &from_name
+                } else {
+                    &into_name
+                };
+                refused = Some(no_such(missing));
+                return Ok(None);
+            };
+            if target != into_name && target != from_name && tx.load(&target)?.is_some() {
+                refused = Some(CoreError::Names(format!(
+                    "{into:?} would be stored as {target:?}, which is another record; merge \
+                     or remove {target:?} first ({})",
+                    describe(users)
+                )));
+                return Ok(None);
+            }
+            let mut merged = rename(kept, &target, self.core.sealer.as_ref())?;
+            merged.first_seen = merged.first_seen.min(gone.first_seen);
+            merged.grace_started = match (merged.grace_started, gone.grace_started) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            merged.locked_until = merged.locked_until.max(gone.locked_until);
+            merged.login_count = merged.login_count.saturating_add(gone.login_count);
+            tx.remove(from)?;
+            tx.remove(into)?;
+            tx.put(&merged)?;
+            Ok(Some(vec![AuditEvent::admin(
+                now,
+                &target,
+                self.actor,
+                "merge",
+                "merged",
+                Some(format!(
+                    "{from:?} merged into {into:?}, kept as {target:?} with the key of {into:?}"
+                )),
+            )]))
+        })?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(target),
+        }
+    }
+
+    /// Removes the stored record `name` (as stored) and its one-time codes; the audit trail
+    /// stays.
+    pub fn remove_user(&self, name: &str, now: i64) -> Result<(), CoreError> {
+        let user = stored_name(name)?;
+        let mut found = true;
+        self.core.store.maintain_names(&mut |tx: &mut dyn NameTx| {
+            found = tx.remove(name)?;
+            Ok(found.then(|| {
+                vec![AuditEvent::admin(
+                    now,
+                    name,
+                    self.actor,
+                    "remove",
+                    "record_removed",
+                    None,
+                )]
+            }))
+        })?;
+        if found { Ok(()) } else { Err(no_such(&user)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn the_plan_finds_conflicts_renames_and_unreachable_names() {
+        let domains = s(&["CONTOSO"]);
+        let rules = NameRules {
+            fold_case: true,
+            domains: &domains,
+        };
+        let plan = NamePlan::new(
+            &s(&[
+                "Alice",
+                "CONTOSO\\bob",
+                "OTHER\\carol",
+                "alice",
+                "dave",
+                "Eve",
+                "eve@CONTOSO",
+            ]),
+            &rules,
+        );
+        let n = |x: &str| UserName::parse(x).unwrap();
+        assert_eq!(
+            plan.conflicts,
+            vec![
+                (n("alice"), s(&["Alice", "alice"])),
+                (n("eve"), s(&["Eve", "eve@CONTOSO"]))
+            ]
+        );
+        assert_eq!(plan.renames, vec![("CONTOSO\\bob".to_string(), n("bob"))]);
+        assert_eq!(plan.unreachable.len(), 1);
+        assert_eq!(plan.unreachable[0].0, "OTHER\\carol");
+        // Exact case: Alice and alice are two users.
+        let exact = NameRules {
+            fold_case: false,
+            domains: &domains,
+        };
+        let plan = NamePlan::new(&s(&["Alice", "alice"]), &exact);
+        assert_eq!(plan, NamePlan::default());
+    }
+}

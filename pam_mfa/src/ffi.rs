@@ -82,6 +82,7 @@ impl PamHooks for PamMfa {
             Ok(PamCode::Success) => PamResultCode::PAM_SUCCESS,
             Ok(PamCode::AuthErr) => PamResultCode::PAM_AUTH_ERR,
             Ok(PamCode::MaxTries) => PamResultCode::PAM_MAXTRIES,
+            Ok(PamCode::AuthInfoUnavail) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
             Err(_) => {
                 log.error("denied: internal error (panic) in pam_mfa");
                 PamResultCode::PAM_AUTH_ERR

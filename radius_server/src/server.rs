@@ -13,12 +13,12 @@ use mfa_common::login::Login;
 use mfa_common::policy::{Decision, Outcome, Reason};
 use mfa_common::verify::split_appended;
 use mfa_common::{Attempt, ClientAddr, Core, CoreError, OpenMode, Request, UserName};
-use mfa_config::{Config, ConfigError, FirstFactor, RadiusMode};
+use mfa_config::{ClientSettings, Config, ConfigError, FirstFactor, RadiusMode};
 use mfa_radius_proto::{AttrType, Builder, Code, Packet, VerifyError, unhide_password};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
-use crate::attrs::client_addr;
+use crate::attrs::{client_addr, pam_host_service};
 use crate::challenge::{Challenges, Pending, Redeem};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
@@ -56,6 +56,9 @@ struct Nas {
     name: String,
     net: IpNet,
     secret: Zeroizing<Vec<u8>>,
+    /// Its mode, first factor, client IP attribute and Message-Authenticator rule: its own
+    /// where its `[[radius.clients]]` entry sets them, `[radius]`'s otherwise.
+    settings: ClientSettings,
 }
 
 /// One generation of configuration; SIGHUP builds a new one and swaps it in whole, so a
@@ -122,6 +125,7 @@ impl Runtime {
                 name: c.name.clone(),
                 net: c.address.0,
                 secret,
+                settings: config.radius.settings_for(c),
             }));
         }
         if clients.is_empty() {
@@ -153,6 +157,34 @@ impl Runtime {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What an administrator must hear about this configuration when it comes into force:
+    /// every client that may send requests without Message-Authenticator.
+    pub fn warnings(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .filter(|c| !c.settings.require_message_authenticator)
+            .map(|c| {
+                let own = self
+                    .config
+                    .radius
+                    .clients
+                    .iter()
+                    .find(|e| e.name == c.name)
+                    .is_some_and(|e| e.require_message_authenticator.is_some());
+                format!(
+                    "client {:?} ({}): requests without Message-Authenticator are accepted ({}); this client is open to BlastRADIUS (CVE-2024-3596)",
+                    c.name,
+                    c.net,
+                    if own {
+                        "require_message_authenticator = false on the client"
+                    } else {
+                        "inherited from [radius] require_message_authenticator = false"
+                    }
+                )
+            })
+            .collect()
     }
 
     /// The most specific client network containing `ip`.
@@ -303,7 +335,8 @@ fn log_name(b: &[u8]) -> String {
 
 impl Shared {
     pub fn new(runtime: Runtime, options: Options) -> Arc<Self> {
-        Arc::new(Self {
+        let warnings = runtime.warnings();
+        let shared = Arc::new(Self {
             runtime: RwLock::new(Arc::new(runtime)),
             dedup: Mutex::new(dedup::Cache::new(DEDUP_TTL, DEDUP_CAPACITY)),
             challenges: Mutex::new(Challenges::new(CHALLENGE_CAPACITY)),
@@ -312,7 +345,11 @@ impl Shared {
             log: LogBuffer::default(),
             inflight: AtomicUsize::new(0),
             options,
-        })
+        });
+        for w in &warnings {
+            shared.warn(w);
+        }
+        shared
     }
 
     /// The configuration generation in force now.
@@ -364,8 +401,12 @@ impl Shared {
                     mode_name(new.config.radius.mode),
                     new.clients.len()
                 );
+                let warnings = new.warnings();
                 *self.runtime.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
                 self.log(&self.runtime(), &summary);
+                for w in &warnings {
+                    self.warn(w);
+                }
             }
             Ok(Err(e)) => self.warn(&format!(
                 "reload failed; the previous configuration stays in force: {e}"
@@ -395,7 +436,7 @@ impl Shared {
             Ok(()) => {}
             Err(VerifyError::MissingMessageAuthenticator) => {
                 if pkt.code == Code::STATUS_SERVER
-                    || rt.config.radius.require_message_authenticator
+                    || nas.settings.require_message_authenticator
                     || pkt.attr(AttrType::EAP_MESSAGE).is_some()
                 {
                     return self.dropped(
@@ -476,7 +517,7 @@ impl Shared {
     ) -> Option<Vec<u8>> {
         let pkt = Packet::parse(datagram).ok()?;
         let user_raw = pkt.attr(AttrType::USER_NAME).unwrap_or_default();
-        let addr = client_addr(rt.config.radius.client_ip_attribute, &pkt);
+        let addr = client_addr(nas.settings.client_ip_attribute, &pkt);
         let answer = match self.access_request(&rt, nas, &pkt, addr).await {
             Ok(a) => a,
             Err(Fail::Overloaded) => {
@@ -633,7 +674,7 @@ impl Shared {
         pkt: &Packet<'_>,
         addr: ClientAddr,
     ) -> Result<Answer, Fail> {
-        let r = &rt.config.radius;
+        let r = &nas.settings;
         let user = match (
             pkt.count(AttrType::USER_NAME),
             pkt.attr(AttrType::USER_NAME),
@@ -650,6 +691,11 @@ impl Shared {
             // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
             return self.refuse(rt, req, Reason::UnsupportedMethod).await;
         }
+        // A PAM host (remote mode): the audit names its host and PAM service too.
+        let req = match pam_host_service(&nas.name, r, pkt) {
+            Some(service) => Request { service, ..req },
+            None => req,
+        };
         let password = match pkt.attr(AttrType::USER_PASSWORD) {
             None => None,
             Some(h) => match unhide_password(h, &nas.secret, &pkt.authenticator) {
@@ -659,10 +705,10 @@ impl Shared {
         };
         match r.mode {
             RadiusMode::CodeOnly => self.code_only(rt, req, password).await,
-            RadiusMode::Append => self.append(rt, req, password).await,
+            RadiusMode::Append => self.append(rt, nas, req, password).await,
             RadiusMode::Challenge => match pkt.attr(AttrType::STATE) {
                 Some(state) => self.challenge_answer(rt, req, state, password).await,
-                None => self.challenge_start(rt, req, password).await,
+                None => self.challenge_start(rt, nas, req, password).await,
             },
         }
     }
@@ -681,8 +727,8 @@ impl Shared {
         Ok(Answer::from_decision(&d))
     }
 
-    fn require_pam(rt: &Runtime) -> Result<(), Fail> {
-        if rt.config.radius.first_factor == FirstFactor::Pam {
+    fn require_pam(nas: &Nas) -> Result<(), Fail> {
+        if nas.settings.first_factor == FirstFactor::Pam {
             Ok(())
         } else {
             // Config validation refuses this; never let a code alone in where a password was
@@ -701,10 +747,11 @@ impl Shared {
     async fn append(
         &self,
         rt: &Runtime,
+        nas: &Nas,
         req: Request,
         whole: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
-        Self::require_pam(rt)?;
+        Self::require_pam(nas)?;
         let Some(whole) = whole else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
         };
@@ -746,21 +793,27 @@ impl Shared {
     /// challenge, first round: the password, checked before anything is recorded or said
     /// about the user (a wrong password gets the same answer whoever the name belongs to);
     /// then Accept (no code needed), Reject, or an Access-Challenge carrying a fresh State.
+    ///
+    /// A client with `first_factor = "none"` (allowed only per client, in this mode: a PAM
+    /// host in remote mode, whose own password module ran first) sends an empty
+    /// User-Password, and goes straight to the policy.
     async fn challenge_start(
         &self,
         rt: &Runtime,
+        nas: &Nas,
         req: Request,
         password: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
-        Self::require_pam(rt)?;
-        let Some(password) = password else {
-            return self.wrong_password(rt, req, Duration::ZERO).await;
-        };
-        let pam = self
-            .first_factor(rt, &req.user, password, req.client)
-            .await?;
-        if !pam.ok {
-            return self.wrong_password(rt, req, pam.fail_delay).await;
+        if nas.settings.first_factor == FirstFactor::Pam {
+            let Some(password) = password else {
+                return self.wrong_password(rt, req, Duration::ZERO).await;
+            };
+            let pam = self
+                .first_factor(rt, &req.user, password, req.client)
+                .await?;
+            if !pam.ok {
+                return self.wrong_password(rt, req, pam.fail_delay).await;
+            }
         }
         let (d, groups) = self.look(rt, &req).await?;
         if d.outcome != Outcome::NeedCode {

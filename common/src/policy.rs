@@ -47,6 +47,10 @@ pub enum Reason {
     UnknownState,
     StateMismatch,
     InternalError,
+    // A RADIUS server's answer to PAM remote mode, which says allow or deny but not why (the
+    // server audited its reason).
+    ServerAccepted,
+    ServerRejected,
 }
 
 impl Reason {
@@ -77,6 +81,8 @@ impl Reason {
             Reason::UnknownState => "unknown_or_expired_state",
             Reason::StateMismatch => "state_mismatch",
             Reason::InternalError => "internal_error",
+            Reason::ServerAccepted => "server_accepted",
+            Reason::ServerRejected => "server_rejected",
         }
     }
 }
@@ -114,6 +120,8 @@ impl fmt::Display for Reason {
             Reason::UnknownState => f.write_str("unknown or expired challenge"),
             Reason::StateMismatch => f.write_str("challenge answered by another client or user"),
             Reason::InternalError => f.write_str("internal error"),
+            Reason::ServerAccepted => f.write_str("accepted by the RADIUS server"),
+            Reason::ServerRejected => f.write_str("refused by the RADIUS server"),
         }
     }
 }

@@ -136,21 +136,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         })
     })?;
     cfg.source = path.to_path_buf();
+    // Relative paths are taken from the config file's directory, so a checkout's example
+    // config works from anywhere.
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if cfg.store.path.is_relative() {
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
         cfg.store.path = base.join(&cfg.store.path);
     }
     if let Some(key) = cfg.store.key_file.as_mut()
         && key.is_relative()
     {
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
         *key = base.join(&*key);
+    }
+    if let Some(r) = cfg.remote.as_mut()
+        && r.secret_file.is_relative()
+        && !r.secret_file.as_os_str().is_empty()
+    {
+        r.secret_file = base.join(&r.secret_file);
     }
     let problems = validate(&cfg, text);
     if problems.is_empty() {
@@ -309,7 +313,7 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     if r.first_factor == FirstFactor::None && r.mode != RadiusMode::CodeOnly {
         bad(
             vec![k("radius"), k("first_factor")],
-            "\"none\" is only allowed with mode = \"code-only\": otherwise a grace period would let any user name in with no secret at all".into(),
+            "\"none\" is only allowed with mode = \"code-only\": otherwise a grace period would let any user name in with no secret at all (PAM hosts in remote mode set first_factor = \"none\" on their own [[radius.clients]] entry, with mode = \"challenge\")".into(),
         );
     }
     if r.pam_service.is_empty()
@@ -397,6 +401,23 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
                     .into(),
             );
         }
+        // first_factor = "none" outside code-only mode only where this client says so itself,
+        // in challenge mode: a PAM host in remote mode, whose own password module ran first.
+        // (A client that sets neither inherits [radius]'s pair, checked above.)
+        let eff = r.settings_for(c);
+        if eff.first_factor == FirstFactor::None && (c.mode.is_some() || c.first_factor.is_some()) {
+            match (eff.mode, c.first_factor) {
+                (RadiusMode::CodeOnly, _) | (RadiusMode::Challenge, Some(FirstFactor::None)) => {}
+                (RadiusMode::Challenge, _) => bad(
+                    at("mode"),
+                    "mode = \"challenge\" with first_factor \"none\" inherited from [radius]: set first_factor on this client (\"pam\", or \"none\" for a PAM host in remote mode)".into(),
+                ),
+                (RadiusMode::Append, _) => bad(
+                    at(if c.first_factor.is_some() { "first_factor" } else { "mode" }),
+                    "first_factor = \"none\" is not allowed with mode = \"append\": the password part would be checked by nobody".into(),
+                ),
+            }
+        }
     }
     if let Some(t) = &r.radsec {
         let at = |key: &str| vec![k("radius"), k("radsec"), k(key)];
@@ -425,6 +446,42 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
             bad(
                 vec![k("radius"), k("radsec")],
                 "no [[radius.clients]] entry has certificate_name or certificate_sha256: every RadSec connection would be refused".into(),
+            );
+        }
+    }
+
+    if let Some(rc) = &cfg.remote {
+        let at = |key: &str| vec![k("remote"), k(key)];
+        if rc.servers.is_empty() {
+            bad(at("servers"), "list at least one mfa-radiusd server".into());
+        }
+        if rc.servers.len() > 8 {
+            bad(
+                at("servers"),
+                format!(
+                    "{} servers is too many (at most 8): a login waits for each one that is down",
+                    rc.servers.len()
+                ),
+            );
+        }
+        for (i, a) in rc.servers.iter().enumerate() {
+            if rc.servers[..i].contains(a) {
+                bad(
+                    vec![k("remote"), k("servers"), Seg::Index(i)],
+                    format!("{a} is listed twice"),
+                );
+            }
+        }
+        if rc.secret_file.as_os_str().is_empty() {
+            bad(at("secret_file"), "must not be empty".into());
+        }
+        if rc.timeout.as_secs() == 0 || rc.timeout.as_secs() > 30 {
+            bad(at("timeout"), "must be between 1s and 30s".into());
+        }
+        if rc.retries > 5 {
+            bad(
+                at("retries"),
+                format!("{} resends per server is too many (at most 5)", rc.retries),
             );
         }
     }
@@ -464,7 +521,6 @@ impl RadiusClient {
     /// trailing newline removed); "radsec" for a RadSec client that sets none. The file must
     /// pass [`files::open_trusted`].
     pub fn load_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-        use std::io::Read;
         if let Some(s) = &self.secret {
             return Ok(zeroize::Zeroizing::new(s.0.as_bytes().to_vec()));
         }
@@ -476,46 +532,52 @@ impl RadiusClient {
         let Some(path) = &self.secret_file else {
             return Err(format!("client {:?} has no shared secret", self.name));
         };
-        let (mut file, _) = files::open_trusted(path, files::Purpose::SecretFile)
-            .map_err(|e| format!("client {:?}: secret_file {e}", self.name))?;
-        // Sized once so that reading never reallocates and leaves an unwiped copy behind.
-        let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE_BYTES + 1));
-        let mut chunk = zeroize::Zeroizing::new([0u8; 512]);
-        loop {
-            let n = file.read(&mut chunk[..]).map_err(|e| {
-                format!(
-                    "client {:?}: cannot read secret_file {}: {e}",
-                    self.name,
-                    path.display()
-                )
-            })?;
-            if n == 0 {
-                break;
-            }
-            if raw.len() + n > MAX_SECRET_FILE_BYTES {
-                return Err(format!(
-                    "client {:?}: secret_file {} is larger than {MAX_SECRET_FILE_BYTES} bytes",
-                    self.name,
-                    path.display()
-                ));
-            }
-            raw.extend_from_slice(&chunk[..n]);
-        }
-        let line = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return Err(format!(
-                "client {:?}: secret_file {} is empty",
-                self.name,
-                path.display()
-            ));
-        }
-        Ok(zeroize::Zeroizing::new(line.to_vec()))
+        read_secret_file(&format!("client {:?}", self.name), path)
     }
 }
 
 /// Largest `secret_file` read; a shared secret is a line, not a document.
 const MAX_SECRET_FILE_BYTES: usize = 4096;
+
+/// The first line of a secret file, trailing newline removed; `what` names its owner. The
+/// file must pass [`files::open_trusted`] (no one else may write it, nor others read it), and
+/// is read from the handle that was checked.
+fn read_secret_file(what: &str, path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    use std::io::Read;
+    let (mut file, _) = files::open_trusted(path, files::Purpose::SecretFile)
+        .map_err(|e| format!("{what}: secret_file {e}"))?;
+    // Sized once so that reading never reallocates and leaves an unwiped copy behind.
+    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE_BYTES + 1));
+    let mut chunk = zeroize::Zeroizing::new([0u8; 512]);
+    loop {
+        let n = file
+            .read(&mut chunk[..])
+            .map_err(|e| format!("{what}: cannot read secret_file {}: {e}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        if raw.len() + n > MAX_SECRET_FILE_BYTES {
+            return Err(format!(
+                "{what}: secret_file {} is larger than {MAX_SECRET_FILE_BYTES} bytes",
+                path.display()
+            ));
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
+    let line = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(format!("{what}: secret_file {} is empty", path.display()));
+    }
+    Ok(zeroize::Zeroizing::new(line.to_vec()))
+}
+
+impl RemoteConfig {
+    /// The shared secret with the servers, from `secret_file`.
+    pub fn load_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+        read_secret_file("remote", &self.secret_file)
+    }
+}
 
 impl Config {
     /// The configured path in messages and for `--config` defaults.
@@ -591,6 +653,17 @@ impl Config {
             && let Err(p) = self.radsec_files()
         {
             out.extend(p);
+        }
+        if let Some(r) = &self.remote
+            && let Err(e) = r.load_secret()
+        {
+            let path = [k("remote"), k("secret_file")];
+            out.push(Problem {
+                file: self.source.clone(),
+                line: line_of_path(&text, &path),
+                key: Some(path_string(&path)),
+                message: e,
+            });
         }
         out
     }
@@ -978,5 +1051,113 @@ mod tests {
         assert_eq!(c.policy.enforce_from.unwrap().0, 1_796_083_200);
         let c = parse_str("[policy]\nenforce_from = 2026-12-01T09:00:00+01:00\n").unwrap();
         assert_eq!(c.policy.enforce_from.unwrap().0, 1_796_112_000);
+    }
+
+    const CLIENT: &str =
+        "[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\nsecret = \"s\"\n";
+
+    #[test]
+    fn per_client_settings_override_radius() {
+        let t = format!(
+            "[radius]\nmode = \"code-only\"\nfirst_factor = \"none\"\n{CLIENT}\
+             [[radius.clients]]\nname = \"host\"\naddress = \"192.0.2.2\"\nsecret = \"s\"\n\
+             mode = \"challenge\"\nfirst_factor = \"none\"\nclient_ip_attribute = \"Framed-IP-Address\"\n\
+             require_message_authenticator = false\n"
+        );
+        let c = parse_str(&t).unwrap();
+        let r = &c.radius;
+        let gw = r.settings_for(&r.clients[0]);
+        assert_eq!(gw.mode, RadiusMode::CodeOnly);
+        assert!(gw.require_message_authenticator);
+        let host = r.settings_for(&r.clients[1]);
+        assert_eq!(
+            host,
+            ClientSettings {
+                mode: RadiusMode::Challenge,
+                first_factor: FirstFactor::None,
+                client_ip_attribute: ClientIpAttribute::FramedIpAddress,
+                require_message_authenticator: false,
+            }
+        );
+    }
+
+    #[test]
+    fn first_factor_none_per_client_only_in_challenge_mode_and_only_explicitly() {
+        // Inherited "none" in challenge mode: refused, on the client's mode.
+        let t = format!(
+            "[radius]\nmode = \"code-only\"\nfirst_factor = \"none\"\n{CLIENT}mode = \"challenge\"\n"
+        );
+        let e = parse_str(&t).unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.clients[0].mode"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("inherited"), "{e}");
+        // Append mode: never.
+        let t = format!("{CLIENT}mode = \"append\"\nfirst_factor = \"none\"\n");
+        let e = parse_str(&t).unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.clients[0].first_factor"),
+            "{e}"
+        );
+        // Explicit, in challenge mode (the default): a PAM host.
+        let t = format!("{CLIENT}first_factor = \"none\"\n");
+        assert!(parse_str(&t).is_ok());
+        // Per-client mode code-only with the global first_factor "pam": allowed as today.
+        let t = format!("{CLIENT}mode = \"code-only\"\n");
+        assert!(parse_str(&t).is_ok());
+    }
+
+    #[test]
+    fn remote_alone_parses_with_defaults() {
+        let c = parse(
+            "[remote]\nservers = [\"10.0.0.5:1812\", \"[2001:db8::5]:1812\", \"10.0.0.6\"]\nsecret_file = \"remote.secret\"\n",
+            Path::new("/etc/mfa/mfa.toml"),
+        )
+        .unwrap();
+        let r = c.remote.unwrap();
+        assert_eq!(
+            r.servers,
+            [
+                "10.0.0.5:1812".parse::<std::net::SocketAddr>().unwrap(),
+                "[2001:db8::5]:1812".parse().unwrap(),
+                "10.0.0.6:1812".parse().unwrap(),
+            ]
+        );
+        assert_eq!(r.secret_file, Path::new("/etc/mfa/remote.secret"));
+        assert_eq!(r.timeout.as_secs(), 3);
+        assert_eq!(r.retries, 1);
+    }
+
+    #[test]
+    fn bad_remote_sections_are_refused_with_the_key() {
+        let e =
+            parse_str("[remote]\nservers = [\"radius1.example.net:1812\"]\nsecret_file = \"/s\"\n")
+                .unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("remote.servers[0]"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("host names are not resolved"), "{e}");
+        let e = parse_str(
+            "[remote]\nservers = []\nsecret_file = \"/s\"\ntimeout = \"0s\"\nretries = 9\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = e.problems.iter().map(|p| p.key.clone().unwrap()).collect();
+        assert_eq!(keys, ["remote.servers", "remote.timeout", "remote.retries"]);
+        let e = parse_str("[remote]\nservers = [\"10.0.0.5\"]\n").unwrap_err();
+        assert!(e.to_string().contains("secret_file"), "{e}");
+        let e = parse_str(
+            "[remote]\nservers = [\"10.0.0.5\", \"10.0.0.5:1812\"]\nsecret_file = \"/s\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("remote.servers[1]"),
+            "{e}"
+        );
     }
 }

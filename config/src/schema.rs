@@ -21,6 +21,8 @@ pub struct Config {
     pub radius: RadiusConfig,
     pub audit: AuditConfig,
     pub users: UsersConfig,
+    /// PAM remote mode: the module asks mfa-radiusd instead of opening a store.
+    pub remote: Option<RemoteConfig>,
     /// The file this configuration was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -36,6 +38,7 @@ impl Default for Config {
             radius: RadiusConfig::default(),
             audit: AuditConfig::default(),
             users: UsersConfig::default(),
+            remote: None,
             source: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -286,6 +289,92 @@ pub struct RadiusClient {
     /// RadSec: the SHA-256 fingerprint of the client's certificate (64 hex digits, colons
     /// allowed, as `openssl x509 -noout -fingerprint -sha256` prints it).
     pub certificate_sha256: Option<String>,
+    /// Per-client overrides of the `[radius]` keys of the same name; absent: `[radius]`'s.
+    pub mode: Option<RadiusMode>,
+    pub first_factor: Option<FirstFactor>,
+    pub client_ip_attribute: Option<ClientIpAttribute>,
+    pub require_message_authenticator: Option<bool>,
+}
+
+/// What one RADIUS client gets: its own `mode`, `first_factor`, `client_ip_attribute` and
+/// `require_message_authenticator` where it sets them, `[radius]`'s otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSettings {
+    pub mode: RadiusMode,
+    pub first_factor: FirstFactor,
+    pub client_ip_attribute: ClientIpAttribute,
+    pub require_message_authenticator: bool,
+}
+
+impl RadiusConfig {
+    /// The effective settings of client `c`.
+    pub fn settings_for(&self, c: &RadiusClient) -> ClientSettings {
+        ClientSettings {
+            mode: c.mode.unwrap_or(self.mode),
+            first_factor: c.first_factor.unwrap_or(self.first_factor),
+            client_ip_attribute: c.client_ip_attribute.unwrap_or(self.client_ip_attribute),
+            require_message_authenticator: c
+                .require_message_authenticator
+                .unwrap_or(self.require_message_authenticator),
+        }
+    }
+}
+
+/// `[remote]` in a host's mfa.toml: PAM remote mode. The module opens no store and holds no
+/// TOTP secret; it asks these mfa-radiusd servers, in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// `IP:port` (`[IPv6]:port`), or an IP alone for port 1812. No host names: a DNS lookup
+    /// at login could hang past every timeout.
+    #[serde(deserialize_with = "remote_servers")]
+    pub servers: Vec<SocketAddr>,
+    /// The shared secret of this host's `[[radius.clients]]` entry on the servers (first
+    /// line). Relative paths are taken from the config file's directory.
+    pub secret_file: PathBuf,
+    /// How long one server gets to answer (all its sends together) before the next is tried.
+    #[serde(default = "remote_timeout")]
+    pub timeout: Span,
+    /// Resends to one server within its `timeout` (the same packet, so the server's
+    /// duplicate cache answers a resend rather than evaluating it again).
+    #[serde(default = "remote_retries")]
+    pub retries: u32,
+}
+
+pub const DEFAULT_RADIUS_PORT: u16 = 1812;
+
+fn remote_timeout() -> Span {
+    Span::secs(3)
+}
+
+fn remote_retries() -> u32 {
+    1
+}
+
+/// One `[remote] servers` entry.
+pub fn parse_remote_server(s: &str) -> Result<SocketAddr, String> {
+    let t = s.trim();
+    if let Ok(a) = t.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = t
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(t)
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, DEFAULT_RADIUS_PORT));
+    }
+    Err(format!(
+        "{s:?} is not an IP address with an optional port, like \"10.0.0.5:1812\" or \"[2001:db8::5]:1812\" (host names are not resolved: a DNS lookup at login could hang past the timeout)"
+    ))
+}
+
+fn remote_servers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| parse_remote_server(s).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 impl RadiusClient {

@@ -83,6 +83,7 @@ impl PamHooks for PamMfa {
             Ok(PamCode::AuthErr) => PamResultCode::PAM_AUTH_ERR,
             Ok(PamCode::MaxTries) => PamResultCode::PAM_MAXTRIES,
             Ok(PamCode::Ignore) => PamResultCode::PAM_IGNORE,
+            Ok(PamCode::AuthInfoUnavail) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
             Err(_) => {
                 log.error("denied: internal error (panic) in pam_mfa");
                 PamResultCode::PAM_AUTH_ERR

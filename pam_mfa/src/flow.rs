@@ -1,7 +1,7 @@
 //! One authentication as the module runs it, written against two small traits so it is
 //! tested without libpam: [`Pam`] (what libpam gives) and [`Backend`] (where decisions come
-//! from: the local store today, a RADIUS server in remote mode). It only translates: every
-//! rule lives in the shared core.
+//! from: the local store, or mfa-radiusd in remote mode, [`crate::remote`]). It only
+//! translates: every rule lives in the shared core.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -33,6 +33,8 @@ pub enum PamCode {
     MaxTries,
     /// Only with `ignore=` and in its case, or from a phase the module does nothing in.
     Ignore,
+    /// Remote mode: no server answered (PAM_AUTHINFO_UNAVAIL).
+    AuthInfoUnavail,
 }
 
 /// A failed libpam call, with libpam's name for the error.
@@ -66,19 +68,42 @@ pub trait Log {
     fn debug(&self, msg: &str);
 }
 
-/// Where the module's decisions come from. The flow asks; the backend decides.
+/// Why a backend gave no decision.
+#[derive(Debug)]
+pub enum BackendError {
+    /// A failure (store, configuration, a reply that cannot be used): deny with PAM_AUTH_ERR.
+    Failed(String),
+    /// Nobody to ask (remote mode: no server answered): PAM_AUTHINFO_UNAVAIL.
+    Unavailable(String),
+}
+
+impl From<CoreError> for BackendError {
+    fn from(e: CoreError) -> Self {
+        BackendError::Failed(e.to_string())
+    }
+}
+
+/// Where the module's decisions come from. The flow asks; the backend decides. One backend
+/// serves one login, so it may keep what a conversation needs between the two rounds (remote
+/// mode: the server that challenged, and its RADIUS State).
 pub trait Backend {
     /// The canonical name of the user PAM_USER names (`[users]`), or why it is refused.
     fn user_name(&self, raw: &str) -> Result<UserName, CoreError>;
-    /// The decision before any code (recorded where it is final).
-    fn begin(&self, req: &Request) -> Result<Decision, CoreError>;
+    /// The decision before any code (recorded where it is final). `log` takes the backend's
+    /// own diagnostics (a server that did not answer).
+    fn begin(&mut self, req: &Request, log: &dyn Log) -> Result<Decision, BackendError>;
     /// The final decision for a typed code.
-    fn verify_code(&self, req: &Request, code: &str) -> Result<Decision, CoreError>;
+    fn verify_code(
+        &mut self,
+        req: &Request,
+        code: &str,
+        log: &dyn Log,
+    ) -> Result<Decision, BackendError>;
     /// The TOTP settings: what a code looks like, and the issuer a new key is shown under.
     fn totp(&self) -> &TotpConfig;
     /// Stores a key the user enrolled at this login, once `code` matches it.
     fn self_enroll(
-        &self,
+        &mut self,
         req: &Request,
         secret: &TotpSecret,
         code: &str,
@@ -91,12 +116,17 @@ impl Backend for Core {
         Core::user_name(self, raw)
     }
 
-    fn begin(&self, req: &Request) -> Result<Decision, CoreError> {
-        self.login().begin(req)
+    fn begin(&mut self, req: &Request, _log: &dyn Log) -> Result<Decision, BackendError> {
+        Ok(self.login().begin(req)?)
     }
 
-    fn verify_code(&self, req: &Request, code: &str) -> Result<Decision, CoreError> {
-        self.login().verify_code(req, code)
+    fn verify_code(
+        &mut self,
+        req: &Request,
+        code: &str,
+        _log: &dyn Log,
+    ) -> Result<Decision, BackendError> {
+        Ok(self.login().verify_code(req, code)?)
     }
 
     fn totp(&self) -> &TotpConfig {
@@ -104,7 +134,7 @@ impl Backend for Core {
     }
 
     fn self_enroll(
-        &self,
+        &mut self,
         req: &Request,
         secret: &TotpSecret,
         code: &str,
@@ -116,11 +146,16 @@ impl Backend for Core {
 /// Opens the backend a configuration file names.
 pub type OpenBackend = dyn Fn(&Path) -> Result<Box<dyn Backend>, CoreError>;
 
-/// The local store. Never `OpenMode::Create`: a missing store must deny, not start an empty
-/// one in which nobody is enrolled and everybody is in grace.
+/// The backend the configuration names: mfa-radiusd where it has `[remote]`, the local store
+/// otherwise. The store is never opened with `OpenMode::Create`: a missing store must deny,
+/// not start an empty one in which nobody is enrolled and everybody is in grace.
 pub fn open_local(config: &Path) -> Result<Box<dyn Backend>, CoreError> {
-    Ok(Box::new(Core::from_config_file(
-        config,
+    let cfg = mfa_config::load(config)?;
+    if let Some(remote) = crate::remote::Remote::from_config(&cfg)? {
+        return Ok(Box::new(remote));
+    }
+    Ok(Box::new(Core::open(
+        std::sync::Arc::new(cfg),
         OpenMode::Existing,
         "pam_mfa",
     )?))
@@ -134,6 +169,12 @@ impl From<CoreError> for Internal {
     fn from(e: CoreError) -> Self {
         Internal(e.to_string())
     }
+}
+
+/// A backend's answer, or how the login ends without one.
+enum Answered {
+    Decided(Decision),
+    Unavailable,
 }
 
 /// `pam_sm_authenticate`: `silent` is the PAM_SILENT flag (no text for the user).
@@ -235,8 +276,8 @@ impl Flow<'_> {
                 config.display()
             )
         });
-        let auth = (self.open)(&config).map_err(|e| Internal(format!("user {user:?}: {e}")))?;
-        let auth = auth.as_ref();
+        let mut auth = (self.open)(&config).map_err(|e| Internal(format!("user {user:?}: {e}")))?;
+        let auth = auth.as_mut();
         // The one canonical name (`Alice`, `CONTOSO\alice` and `alice@contoso.com` are all
         // `alice` where `[users]` says so); a name the rules refuse is no user, before
         // anything is looked up or recorded.
@@ -253,7 +294,10 @@ impl Flow<'_> {
         // knows it (NSS); a stranger's name fills nothing.
         let known = mfa_common::groups::user_known(&name);
         let req = Request::new(&name, client, &service).vouched(known);
-        let d = auth.begin(&req)?;
+        let d = match self.answered(&user, auth.begin(&req, self.log))? {
+            Answered::Decided(d) => d,
+            Answered::Unavailable => return Ok(PamCode::AuthInfoUnavail),
+        };
         self.debug(|| format!("user={user:?} policy: {:?} {}", d.outcome, d.reason.code()));
         match d.outcome {
             Outcome::Allow => self.allowed(auth, &req, &d),
@@ -262,9 +306,43 @@ impl Flow<'_> {
         }
     }
 
+    /// A backend's result: a failure is an internal error (PAM_AUTH_ERR); no server to ask
+    /// is logged and shown, and ends the login with PAM_AUTHINFO_UNAVAIL.
+    fn answered(
+        &mut self,
+        user: &str,
+        r: Result<Decision, BackendError>,
+    ) -> Result<Answered, Internal> {
+        match r {
+            Ok(d) => Ok(Answered::Decided(d)),
+            Err(BackendError::Failed(why)) => Err(Internal(format!("user {user:?}: {why}"))),
+            Err(BackendError::Unavailable(why)) => {
+                self.log.error(&format!(
+                    "user {user:?}: denied (PAM_AUTHINFO_UNAVAIL): {why}"
+                ));
+                self.say_error(UNAVAILABLE);
+                Ok(Answered::Unavailable)
+            }
+        }
+    }
+
+    /// `verify_code` through [`Self::answered`], finished.
+    fn checked(
+        &mut self,
+        auth: &mut dyn Backend,
+        req: &Request,
+        code: &str,
+    ) -> Result<PamCode, Internal> {
+        let user = req.user.to_string();
+        match self.answered(&user, auth.verify_code(req, code, self.log))? {
+            Answered::Decided(d) => Ok(self.finish(&d)),
+            Answered::Unavailable => Ok(PamCode::AuthInfoUnavail),
+        }
+    }
+
     fn allowed(
         &mut self,
-        auth: &dyn Backend,
+        auth: &mut dyn Backend,
         req: &Request,
         d: &Decision,
     ) -> Result<PamCode, Internal> {
@@ -311,7 +389,7 @@ impl Flow<'_> {
         }
     }
 
-    fn ask_code(&mut self, auth: &dyn Backend, req: &Request) -> Result<PamCode, Internal> {
+    fn ask_code(&mut self, auth: &mut dyn Backend, req: &Request) -> Result<PamCode, Internal> {
         let mode = self.args.first_pass;
         if mode != FirstPass::Prompt {
             let tok = match self.pam.authtok() {
@@ -324,7 +402,11 @@ impl Flow<'_> {
             let params = auth.totp().params();
             match tok.filter(|t| looks_like_code(t, &params)) {
                 Some(code) => {
-                    let d = auth.verify_code(req, &code)?;
+                    let user = req.user.to_string();
+                    let d = match self.answered(&user, auth.verify_code(req, &code, self.log))? {
+                        Answered::Decided(d) => d,
+                        Answered::Unavailable => return Ok(PamCode::AuthInfoUnavail),
+                    };
                     let again = mode == FirstPass::Try
                         && matches!(d.reason, Reason::WrongCode | Reason::ReplayedCode);
                     if !again {
@@ -336,8 +418,7 @@ impl Flow<'_> {
                 }
                 None if mode == FirstPass::Use => {
                     self.debug(|| "use_first_pass: no code-shaped PAM_AUTHTOK".into());
-                    let d = auth.verify_code(req, "")?;
-                    return Ok(self.finish(&d));
+                    return self.checked(auth, req, "");
                 }
                 None => {}
             }
@@ -351,14 +432,13 @@ impl Flow<'_> {
         };
         // No answer is recorded as a missing code, so the audit trail shows the attempt.
         let code = answer.unwrap_or_default();
-        let d = auth.verify_code(req, &code)?;
-        Ok(self.finish(&d))
+        self.checked(auth, req, &code)
     }
 
     /// Shows a new key and stores it once the user proves the app has it. Whatever happens
     /// here, the login keeps the decision it already had; only an internal error denies.
     /// True when the key was stored.
-    fn self_enrol(&mut self, auth: &dyn Backend, req: &Request) -> Result<bool, Internal> {
+    fn self_enrol(&mut self, auth: &mut dyn Backend, req: &Request) -> Result<bool, Internal> {
         let secret = TotpSecret::generate().map_err(|e| Internal(e.to_string()))?;
         let shown = enrolment_text(auth.totp(), &req.user, &secret);
         // A client that cannot show text cannot enrol; the login goes on as decided.

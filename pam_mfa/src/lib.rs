@@ -7,8 +7,13 @@
 //! every decision, so PAM, RADIUS and `mfactl auth` cannot disagree. All libpam calls are in
 //! [`ffi`]; the flow in [`flow`] runs against a trait and is unit-tested without libpam.
 //! Every error denies (PAM_AUTH_ERR) and is logged to syslog, auth facility.
+//!
+//! With `[remote]` in its configuration the module opens no store and holds no TOTP secret:
+//! it asks mfa-radiusd ([`remote`]); when no server answers it denies with
+//! PAM_AUTHINFO_UNAVAIL.
 #![deny(unsafe_code)]
 
 pub mod args;
 mod ffi;
 pub mod flow;
+pub mod remote;

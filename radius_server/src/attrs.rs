@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use mfa_common::ClientAddr;
 use mfa_common::net::parse_client_ip_attribute;
-use mfa_config::ClientIpAttribute;
+use mfa_config::{ClientIpAttribute, ClientSettings, FirstFactor, RadiusMode};
 use mfa_radius_proto::{AttrType, Packet};
 
 /// The end user's address from the configured attribute. Absent, repeated, empty, a host name
@@ -48,6 +48,41 @@ fn framed_ip(v: &[u8]) -> Option<IpAddr> {
         return None;
     }
     Some(IpAddr::V4(ip))
+}
+
+/// The audit trail's service for a request from a PAM host in remote mode (a client with
+/// `mode = "challenge"` and `first_factor = "none"`): `client/host/pam-service`, from the
+/// NAS-Identifier and Called-Station-Id pam_mfa sends (`-` where one is missing), so the
+/// trail says which host and which PAM service asked. `None` for every other client, whose
+/// service stays its configured name. Each part is printable ASCII without `/`, at most 64
+/// characters: the values come from an authenticated client, but are still only text.
+pub fn pam_host_service(client: &str, s: &ClientSettings, p: &Packet<'_>) -> Option<String> {
+    if s.mode != RadiusMode::Challenge || s.first_factor != FirstFactor::None {
+        return None;
+    }
+    let part = |typ: AttrType| -> String {
+        let v: String = p
+            .attr(typ)
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .trim_end_matches('\0')
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '/' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect();
+        if v.is_empty() { "-".into() } else { v }
+    };
+    Some(format!(
+        "{client}/{}/{}",
+        part(AttrType::NAS_IDENTIFIER),
+        part(AttrType::CALLED_STATION_ID)
+    ))
 }
 
 #[cfg(test)]
@@ -111,5 +146,34 @@ mod tests {
         );
         assert_eq!(addr(FramedIpAddress, 8, &[&[255, 255, 255, 254]]), none);
         assert_eq!(addr(FramedIpAddress, 8, &[&[10, 0, 0]]), none);
+    }
+
+    #[test]
+    fn pam_hosts_are_named_with_host_and_service() {
+        let host = ClientSettings {
+            mode: RadiusMode::Challenge,
+            first_factor: FirstFactor::None,
+            client_ip_attribute: ClientIpAttribute::CallingStationId,
+            require_message_authenticator: true,
+        };
+        let mut b = Builder::request(Code::ACCESS_REQUEST, 1, true);
+        b.add(AttrType::NAS_IDENTIFIER, b"web1").unwrap();
+        b.add(AttrType::CALLED_STATION_ID, b"ss/hd x").unwrap();
+        let raw = b.encode_request(b"s", &[0; 16]).unwrap();
+        let p = Packet::parse(&raw).unwrap();
+        assert_eq!(
+            pam_host_service("hosts", &host, &p).as_deref(),
+            Some("hosts/web1/ss_hd_x")
+        );
+        let bare = pkt_with(1, &[b"alice"]);
+        assert_eq!(
+            pam_host_service("hosts", &host, &Packet::parse(&bare).unwrap()).as_deref(),
+            Some("hosts/-/-")
+        );
+        let vpn = ClientSettings {
+            first_factor: FirstFactor::Pam,
+            ..host
+        };
+        assert_eq!(pam_host_service("vpn", &vpn, &p), None);
     }
 }

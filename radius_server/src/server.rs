@@ -13,12 +13,12 @@ use mfa_common::login::Login;
 use mfa_common::policy::{Decision, Outcome, Reason};
 use mfa_common::verify::split_appended;
 use mfa_common::{Attempt, ClientAddr, Core, CoreError, NameCheck, OpenMode, Request, UserName};
-use mfa_config::{Config, ConfigError, FirstFactor, RadiusMode};
+use mfa_config::{ClientSettings, Config, ConfigError, FirstFactor, RadiusMode};
 use mfa_radius_proto::{AttrType, Builder, Code, Packet, VerifyError, unhide_password};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
-use crate::attrs::client_addr;
+use crate::attrs::{client_addr, pam_host_service};
 use crate::challenge::{Challenges, Pending, Redeem};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
@@ -60,6 +60,9 @@ pub(crate) struct Nas {
     /// RadSec clients: the certificate that identifies it. Such a client is matched over TLS
     /// only, never by address alone over UDP.
     pub(crate) cert: Option<CertId>,
+    /// Its mode, first factor, client IP attribute and Message-Authenticator rule: its own
+    /// where its `[[radius.clients]]` entry sets them, `[radius]`'s otherwise.
+    pub(crate) settings: ClientSettings,
 }
 
 /// Where a request's reply goes: out of the UDP socket it came in on, or onto the RadSec
@@ -171,6 +174,7 @@ impl Runtime {
                 net: c.address.0,
                 secret,
                 cert: CertId::of(c),
+                settings: config.radius.settings_for(c),
             }));
         }
         let radsec = Tls::load(&config).map_err(LoadError::Radsec)?.map(Arc::new);
@@ -199,7 +203,7 @@ impl Runtime {
         let syslog = r.syslog.then(|| Syslog::open("mfa-radiusd"));
         let core = Arc::new(core);
         let writer = Writer::start(core.clone(), STORE_QUEUE).map_err(LoadError::Thread)?;
-        Ok(Self {
+        let mut rt = Self {
             config,
             core,
             clients,
@@ -208,16 +212,48 @@ impl Runtime {
             writer,
             syslog,
             warnings,
-        })
+        };
+        let open = rt.message_authenticator_warnings();
+        rt.warnings.extend(open);
+        Ok(rt)
     }
 
-    /// See [`Config::warnings`].
+    /// See [`Config::warnings`], and every client that may send requests without
+    /// Message-Authenticator.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// What an administrator must hear about this configuration when it comes into force:
+    /// every client that may send requests without Message-Authenticator.
+    fn message_authenticator_warnings(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .filter(|c| !c.settings.require_message_authenticator)
+            .map(|c| {
+                let own = self
+                    .config
+                    .radius
+                    .clients
+                    .iter()
+                    .find(|e| e.name == c.name)
+                    .is_some_and(|e| e.require_message_authenticator.is_some());
+                format!(
+                    "client {:?} ({}): requests without Message-Authenticator are accepted ({}); this client is open to BlastRADIUS (CVE-2024-3596)",
+                    c.name,
+                    c.net,
+                    if own {
+                        "require_message_authenticator = false on the client"
+                    } else {
+                        "inherited from [radius] require_message_authenticator = false"
+                    }
+                )
+            })
+            .collect()
     }
 
     /// The most specific UDP client network containing `ip` (RadSec clients are identified
@@ -505,7 +541,7 @@ impl Shared {
             Ok(()) => {}
             Err(VerifyError::MissingMessageAuthenticator) => {
                 if pkt.code == Code::STATUS_SERVER
-                    || rt.config.radius.require_message_authenticator
+                    || nas.settings.require_message_authenticator
                     || pkt.attr(AttrType::EAP_MESSAGE).is_some()
                 {
                     return self.dropped(
@@ -585,7 +621,7 @@ impl Shared {
     ) -> Option<Vec<u8>> {
         let pkt = Packet::parse(datagram).ok()?;
         let user_raw = pkt.attr(AttrType::USER_NAME).unwrap_or_default();
-        let addr = client_addr(rt.config.radius.client_ip_attribute, &pkt);
+        let addr = client_addr(nas.settings.client_ip_attribute, &pkt);
         let answer = match self.access_request(&rt, nas, &pkt, addr).await {
             Ok(a) => a,
             Err(Fail::Overloaded) => {
@@ -742,7 +778,7 @@ impl Shared {
         pkt: &Packet<'_>,
         addr: ClientAddr,
     ) -> Result<Answer, Fail> {
-        let r = &rt.config.radius;
+        let r = &nas.settings;
         let user = match (
             pkt.count(AttrType::USER_NAME),
             pkt.attr(AttrType::USER_NAME),
@@ -759,6 +795,11 @@ impl Shared {
             // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
             return self.refuse(rt, req, Reason::UnsupportedMethod).await;
         }
+        // A PAM host (remote mode): the audit names its host and PAM service too.
+        let req = match pam_host_service(&nas.name, r, pkt) {
+            Some(service) => Request { service, ..req },
+            None => req,
+        };
         let password = match pkt.attr(AttrType::USER_PASSWORD) {
             None => None,
             Some(h) => match unhide_password(h, &nas.secret, &pkt.authenticator) {
@@ -768,10 +809,10 @@ impl Shared {
         };
         match r.mode {
             RadiusMode::CodeOnly => self.code_only(rt, req, password).await,
-            RadiusMode::Append => self.append(rt, req, password).await,
+            RadiusMode::Append => self.append(rt, nas, req, password).await,
             RadiusMode::Challenge => match pkt.attr(AttrType::STATE) {
                 Some(state) => self.challenge_answer(rt, req, state, password).await,
-                None => self.challenge_start(rt, req, password).await,
+                None => self.challenge_start(rt, nas, req, password).await,
             },
         }
     }
@@ -790,8 +831,8 @@ impl Shared {
         Ok(Answer::from_decision(&d))
     }
 
-    fn require_pam(rt: &Runtime) -> Result<(), Fail> {
-        if rt.config.radius.first_factor == FirstFactor::Pam {
+    fn require_pam(nas: &Nas) -> Result<(), Fail> {
+        if nas.settings.first_factor == FirstFactor::Pam {
             Ok(())
         } else {
             // Config validation refuses this; never let a code alone in where a password was
@@ -810,10 +851,11 @@ impl Shared {
     async fn append(
         &self,
         rt: &Runtime,
+        nas: &Nas,
         req: Request,
         whole: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
-        Self::require_pam(rt)?;
+        Self::require_pam(nas)?;
         let Some(whole) = whole else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
         };
@@ -855,21 +897,27 @@ impl Shared {
     /// challenge, first round: the password, checked before anything is recorded or said
     /// about the user (a wrong password gets the same answer whoever the name belongs to);
     /// then Accept (no code needed), Reject, or an Access-Challenge carrying a fresh State.
+    ///
+    /// A client with `first_factor = "none"` (allowed only per client, in this mode: a PAM
+    /// host in remote mode, whose own password module ran first) sends an empty
+    /// User-Password, and goes straight to the policy.
     async fn challenge_start(
         &self,
         rt: &Runtime,
+        nas: &Nas,
         req: Request,
         password: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
-        Self::require_pam(rt)?;
-        let Some(password) = password else {
-            return self.wrong_password(rt, req, Duration::ZERO).await;
-        };
-        let pam = self
-            .first_factor(rt, &req.user, password, req.client)
-            .await?;
-        if !pam.ok {
-            return self.wrong_password(rt, req, pam.fail_delay).await;
+        if nas.settings.first_factor == FirstFactor::Pam {
+            let Some(password) = password else {
+                return self.wrong_password(rt, req, Duration::ZERO).await;
+            };
+            let pam = self
+                .first_factor(rt, &req.user, password, req.client)
+                .await?;
+            if !pam.ok {
+                return self.wrong_password(rt, req, pam.fail_delay).await;
+            }
         }
         let (d, groups) = self.look(rt, &req).await?;
         if d.outcome != Outcome::NeedCode {

@@ -186,6 +186,8 @@ pub enum PamResult {
     Success,
     AuthErr,
     MaxTries,
+    /// PAM_AUTHINFO_UNAVAIL (remote mode: no server answered).
+    AuthInfoUnavail,
     Other,
 }
 
@@ -228,6 +230,8 @@ pub fn pam_result(o: &Output) -> PamResult {
         PamResult::AuthErr
     } else if all.contains("Have exhausted maximum number of retries") {
         PamResult::MaxTries
+    } else if all.contains("Authentication service cannot retrieve authentication info") {
+        PamResult::AuthInfoUnavail
     } else {
         PamResult::Other
     }

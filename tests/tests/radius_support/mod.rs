@@ -106,7 +106,7 @@ pub struct Rig {
 /// The PAM service the daemon uses in tests: pam_exec hands the password the daemon's
 /// conversation answered to a script (and counts the calls; users named `slow*` take 4 s,
 /// like an unreachable LDAP server); pam_faildelay asks for a failure delay like pam_unix.
-fn write_pam(dir: &Path) -> PathBuf {
+pub fn write_pam(dir: &Path) -> PathBuf {
     let pam = dir.join("pam.d");
     std::fs::create_dir(&pam).unwrap();
     let script = dir.join("check-password.sh");

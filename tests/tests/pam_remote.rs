@@ -1,0 +1,436 @@
+//! PAM remote mode (issue 10, item 5) through the real libpam (pamtester) and a real
+//! mfa-radiusd, and per-client RADIUS settings (item 6) through radclient: the host's
+//! mfa.toml holds `[remote]` alone (no store, no secrets), and the user has no Unix account
+//! on it. Runs as root (CI does).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod pam_support;
+mod radius_support;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use mfa_e2e::avoid_step_boundary;
+use mfa_radius_proto::{Builder, Code, Packet};
+use pam_support::{PamResult, PamService, SyslogCapture, UNAVAILABLE, pamtester, require_root};
+use radius_support::*;
+
+/// Every server gets this long; the tests' "all down" bounds are sums of it.
+const TIMEOUT_S: u64 = 1;
+
+/// The RADIUS server side: a site with a daemon whose one client, 127.0.0.1, is a PAM host
+/// (`mode = "challenge"`, `first_factor = "none"`; [radius] itself keeps the defaults).
+struct Server {
+    daemon: Daemon,
+    site: Site,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        let port = free_udp_port();
+        let site = Site::with_config(&format!(
+            r#"[store]
+path = "mfa.db"
+
+[policy]
+trusted_networks = ["10.0.0.0/8"]
+
+[audit]
+syslog = false
+
+[radius]
+listen = ["127.0.0.1:{port}"]
+
+[[radius.clients]]
+name = "pam-hosts"
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+mode = "challenge"
+first_factor = "none"
+"#
+        ));
+        let daemon = spawn_daemon(&site.config, None);
+        daemon.wait_log("listening on", 1);
+        Server { daemon, site, port }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn user(&self) -> (String, String) {
+        // No Unix account of that name on the host (nor on the server).
+        let (u, k) = (unique("prm"), fresh_key());
+        self.site.enroll(&u, &k);
+        (u, k)
+    }
+}
+
+/// A host: its mfa.toml with `[remote]` alone, and a PAM service with pam_mfa.
+struct Host {
+    _dir: tempfile::TempDir,
+    svc: PamService,
+}
+
+impl Host {
+    fn new(servers: &[String], secret: &str) -> Host {
+        require_root("pam_remote tests");
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("remote.secret");
+        std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+        // A secret file others can read is refused, as every secret_file is.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let list: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+        let config = dir.path().join("mfa.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[remote]\nservers = [{}]\nsecret_file = \"remote.secret\"\ntimeout = \"{TIMEOUT_S}s\"\nretries = 1\n",
+                list.join(", ")
+            ),
+        )
+        .unwrap();
+        let svc = PamService::mfa_only(&config, "");
+        Host { _dir: dir, svc }
+    }
+
+    fn login(&self, user: &str, rhost: &str, input: &str, log: &SyslogCapture) -> pam_support::Run {
+        pamtester(&self.svc.name, user, Some(rhost), input, Some(log))
+    }
+}
+
+/// A UDP socket that receives and never answers, like a server that is down behind a
+/// firewall that drops.
+fn silent() -> (UdpSocket, String) {
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let a = s.local_addr().unwrap().to_string();
+    (s, a)
+}
+
+/// How a forger answers every request.
+#[derive(Clone, Copy)]
+enum Forgery {
+    /// An Access-Accept signed with another secret.
+    WrongSecret,
+    /// An Access-Accept with the right Response Authenticator but no Message-Authenticator
+    /// (what BlastRADIUS builds on).
+    NoMessageAuthenticator,
+}
+
+/// A server on 127.0.0.2 that answers every request with a forged Access-Accept.
+fn forger(how: Forgery) -> String {
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let a = s.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let Ok(p) = Packet::parse(&buf[..n]) else {
+                continue;
+            };
+            let reply = match how {
+                Forgery::WrongSecret => Builder::reply(Code::ACCESS_ACCEPT, &p)
+                    .encode_reply(b"not-the-secret", &p.authenticator),
+                Forgery::NoMessageAuthenticator => {
+                    Builder::request(Code::ACCESS_ACCEPT, p.identifier, false)
+                        .encode_reply(SECRET.as_bytes(), &p.authenticator)
+                }
+            }
+            .unwrap();
+            let _ = s.send_to(&reply, from);
+        }
+    });
+    a
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn trusted_rhost_no_prompt_untrusted_code_once_and_the_audit_names_host_and_service() {
+    let server = Server::start();
+    let host = Host::new(&[server.addr()], SECRET);
+    let (user, key) = server.user();
+    let log = SyslogCapture::new();
+
+    // Trusted network: the server accepts in round one; no prompt.
+    let r = host.login(&user, "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert!(!r.prompted(), "{r:?}");
+
+    // Untrusted: the prompt, the right code, accepted once; its replay refused.
+    avoid_step_boundary(3);
+    let code = totp(&key, 0);
+    let r = host.login(&user, "192.0.2.10", &format!("{code}\n"), &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert!(r.prompted(), "{r:?}");
+    let r = host.login(&user, "192.0.2.10", &format!("{code}\n"), &log);
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+    assert!(r.prompted(), "{r:?}");
+    assert!(
+        r.all().contains("already used"),
+        "the server's message: {r:?}"
+    );
+    // A wrong code: refused.
+    let r = host.login(
+        &user,
+        "192.0.2.10",
+        &format!("{}\n", wrong_code(&key)),
+        &log,
+    );
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+
+    // The server audited which host and which PAM service asked.
+    let out = server.site.mfactl(&["log", &user, "--format", "csv"]);
+    let trail = text(&out);
+    let service = format!("pam-hosts/{}/{}", host_name(), host.svc.name);
+    for want in [
+        format!("{service},10.1.2.3,allow,trusted_network"),
+        format!("{service},192.0.2.10,allow,valid_code"),
+        format!("{service},192.0.2.10,deny,replayed_code"),
+    ] {
+        assert!(
+            trail.contains(&want),
+            "{want:?} not in the audit trail:\n{trail}"
+        );
+    }
+    // No code and no secret in syslog or the daemon's log.
+    let sys = log.text();
+    for secret in [code.as_str(), SECRET, key.as_str()] {
+        assert!(!sys.contains(secret), "syslog holds a secret:\n{sys}");
+        assert!(
+            !server.daemon.log().contains(secret),
+            "{}",
+            server.daemon.log()
+        );
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_is_skipped_after_its_timeout() {
+    let server = Server::start();
+    let (_quiet, quiet) = silent();
+    let host = Host::new(&[quiet.clone(), server.addr()], SECRET);
+    let (user, key) = server.user();
+    let log = SyslogCapture::new();
+
+    avoid_step_boundary(5);
+    let start = Instant::now();
+    let r = host.login(&user, "192.0.2.11", &format!("{}\n", totp(&key, 0)), &log);
+    let took = start.elapsed();
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert!(r.prompted(), "{r:?}");
+    assert!(
+        took >= Duration::from_secs(TIMEOUT_S),
+        "the silent server got its timeout first: {took:?}"
+    );
+    let sys = log.text();
+    assert!(
+        sys.contains(&format!("RADIUS server {quiet}: no answer within 1s")),
+        "{sys}"
+    );
+    assert!(
+        sys.contains(&format!("answered by RADIUS server {}", server.addr())),
+        "{sys}"
+    );
+}
+
+#[test]
+fn no_server_answers_authinfo_unavail_within_the_sum_of_the_timeouts() {
+    let (_a, a) = silent();
+    let (_b, b) = silent();
+    let host = Host::new(&[a.clone(), b.clone()], SECRET);
+    let log = SyslogCapture::new();
+    // Trusted or not, nobody decides: fail closed.
+    for rhost in ["10.1.2.3", "192.0.2.12"] {
+        let start = Instant::now();
+        let r = host.login("anyone", rhost, "123456\n", &log);
+        let took = start.elapsed();
+        assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+        assert!(!r.prompted(), "{r:?}");
+        assert!(r.all().contains(UNAVAILABLE), "{r:?}");
+        let sum = Duration::from_secs(2 * TIMEOUT_S);
+        assert!(took >= sum, "gave up before trying both: {took:?}");
+        assert!(
+            took < sum + Duration::from_secs(2),
+            "took {took:?}, more than the sum of the timeouts ({sum:?}) + 2 s"
+        );
+    }
+    let sys = log.text();
+    assert!(
+        sys.contains("denied (PAM_AUTHINFO_UNAVAIL): no RADIUS server answered"),
+        "{sys}"
+    );
+    assert!(sys.contains(&a) && sys.contains(&b), "{sys}");
+}
+
+#[test]
+fn forged_replies_are_no_answer() {
+    let server = Server::start();
+    let (user, _key) = server.user();
+    for how in [Forgery::WrongSecret, Forgery::NoMessageAuthenticator] {
+        let log = SyslogCapture::new();
+        let why = match how {
+            Forgery::WrongSecret => "ignored a reply: wrong Response Authenticator",
+            Forgery::NoMessageAuthenticator => "ignored a reply: no Message-Authenticator",
+        };
+        // Alone: its Access-Accept lets nobody in.
+        let fake = forger(how);
+        let host = Host::new(std::slice::from_ref(&fake), SECRET);
+        let r = host.login(&user, "192.0.2.13", "123456\n", &log);
+        assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+        let sys = log.text();
+        assert!(
+            sys.contains(&format!("RADIUS server {fake}: {why}")),
+            "{sys}"
+        );
+        assert!(sys.contains("no valid reply within 1s"), "{sys}");
+
+        // First in the list: skipped; the real server decides (trusted: accepted).
+        let host = Host::new(&[fake.clone(), server.addr()], SECRET);
+        let r = host.login(&user, "10.9.9.9", "", &log);
+        assert_eq!(r.result, PamResult::Success, "{r:?}");
+    }
+
+    // A host with the wrong secret: the real server drops its requests (bad
+    // Message-Authenticator), so nothing answers.
+    let log = SyslogCapture::new();
+    let host = Host::new(&[server.addr()], "wrong-secret");
+    let r = host.login(&user, "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+    server
+        .daemon
+        .wait_log("wrong Message-Authenticator (client \"pam-hosts\"", 1);
+}
+
+/// One daemon, three clients on three loopback addresses, each in its own mode; [radius]
+/// itself says append, which none of them uses.
+#[test]
+fn per_client_modes_and_the_message_authenticator_warning() {
+    let port = free_udp_port();
+    let site = Site::with_config(&format!(
+        r#"[store]
+path = "mfa.db"
+
+[policy]
+trusted_networks = ["10.0.0.0/8"]
+
+[audit]
+syslog = false
+
+[radius]
+listen = ["127.0.0.1:{port}"]
+mode = "append"
+pam_service = "mfa-test"
+
+[[radius.clients]]
+name = "rd-gateway"
+address = "127.0.0.1"
+secret = "{SECRET}"
+mode = "code-only"
+
+[[radius.clients]]
+name = "vpn"
+address = "127.0.0.3"
+secret = "{SECRET}"
+mode = "challenge"
+
+[[radius.clients]]
+name = "legacy"
+address = "127.0.0.4"
+secret = "{SECRET}"
+mode = "code-only"
+require_message_authenticator = false
+"#
+    ));
+    let pam = write_pam(site.path());
+    let daemon = spawn_daemon(&site.config, Some(&pam));
+    daemon.wait_log("listening on", 1);
+    let log = daemon.log();
+    assert!(
+        log.contains("warning: client \"legacy\" (127.0.0.4/32): requests without Message-Authenticator are accepted (require_message_authenticator = false on the client)"),
+        "{log}"
+    );
+    assert!(!log.contains("client \"vpn\" ("), "{log}");
+    assert!(!log.contains("client \"rd-gateway\" ("), "{log}");
+
+    // One user per client, so that no client's accepted code makes another's a replay.
+    let user_of = || {
+        let (u, k) = (unique("pc"), fresh_key());
+        site.enroll(&u, &k);
+        (u, k)
+    };
+    let daemon_addr = format!("127.0.0.1:{port}");
+    avoid_step_boundary(8);
+
+    let (user, key) = user_of();
+    // The RD Gateway (code-only): User-Password is the code.
+    let code = totp(&key, 0);
+    let r = radclient(
+        &daemon_addr,
+        SECRET,
+        "auth",
+        &attrs(&user, Some(&code), Some(UNTRUSTED_CSI), true),
+        5,
+    );
+    assert!(r.is("Access-Accept"), "{}", r.output);
+    // Its requests still need Message-Authenticator: dropped without.
+    let r = radclient(
+        &daemon_addr,
+        SECRET,
+        "auth",
+        &attrs(&user, Some(&totp(&key, 1)), Some(UNTRUSTED_CSI), false),
+        1,
+    );
+    assert_eq!(r.code, None, "{}", r.output);
+
+    // The VPN (challenge): the password, a challenge, then the code with the State.
+    let (user, key) = user_of();
+    let vpn = Relay::bind("127.0.0.3:0", &daemon_addr);
+    let (r, _, _) = vpn.exchange(&attrs(&user, Some(PASSWORD), Some(UNTRUSTED_CSI), true));
+    assert!(r.is("Access-Challenge"), "{}", r.output);
+    let state = r.state.clone().expect("a State");
+    let code = totp(&key, 1);
+    let round2 = format!(
+        "{}State = {state}\n",
+        attrs(&user, Some(&code), Some(UNTRUSTED_CSI), true)
+    );
+    let (r, _, _) = vpn.exchange(&round2);
+    assert!(r.is("Access-Accept"), "{}", r.output);
+    // A code in round one is a wrong password there, not a code.
+    let (r, _, _) = vpn.exchange(&attrs(
+        &user,
+        Some(&totp(&key, -1)),
+        Some(UNTRUSTED_CSI),
+        true,
+    ));
+    assert!(r.is("Access-Reject"), "{}", r.output);
+
+    // The legacy client: code-only, accepted without Message-Authenticator.
+    let (user, key) = user_of();
+    let legacy = Relay::bind("127.0.0.4:0", &daemon_addr);
+    let (r, _, _) = legacy.exchange(&attrs(
+        &user,
+        Some(&totp(&key, -1)),
+        Some(UNTRUSTED_CSI),
+        false,
+    ));
+    assert!(r.is("Access-Accept"), "{}", r.output);
+
+    for want in [
+        "client=\"rd-gateway\" client_ip=198.51.100.7 decision=accept reason=valid_code",
+        "client=\"vpn\" client_ip=198.51.100.7 decision=challenge reason=code_required",
+        "client=\"vpn\" client_ip=198.51.100.7 decision=accept reason=valid_code",
+        "client=\"vpn\" client_ip=198.51.100.7 decision=reject reason=wrong_password",
+        "client=\"legacy\" client_ip=198.51.100.7 decision=accept reason=valid_code",
+    ] {
+        // The log is written in blocks; wait for each line.
+        daemon.wait_log(want, 1);
+    }
+}

@@ -87,22 +87,35 @@ mod tests {
         let lane = Arc::new(Lane::new("test", 2, 3));
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
+        // The workers hold on until the test lets them go, so the counts below are not a
+        // race against a sleep on a busy machine.
+        let mut release = Vec::new();
         let mut tasks = Vec::new();
         for _ in 0..5 {
+            let (go, wait) = tokio::sync::oneshot::channel::<()>();
+            release.push(go);
             let (lane, running, peak) = (lane.clone(), running.clone(), peak.clone());
             tasks.push(tokio::spawn(async move {
                 lane.run(move || {
                     let n = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(n, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(200));
+                    let _ = wait.blocking_recv();
                     running.fetch_sub(1, Ordering::SeqCst);
                 })
                 .await
             }));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Wait (bounded) until 2 run and 3 wait.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !(running.load(Ordering::SeqCst) == 2 && lane.waiting.load(Ordering::SeqCst) == 3) {
+            assert!(std::time::Instant::now() < until, "the lane never filled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // 5 admitted (2 running + 3 waiting); the 6th is refused at once.
         assert_eq!(lane.run(|| ()).await, Err(LaneError::Overloaded("test")));
+        for go in release {
+            let _ = go.send(());
+        }
         for t in tasks {
             assert_eq!(t.await.unwrap(), Ok(()));
         }

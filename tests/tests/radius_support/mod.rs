@@ -281,8 +281,8 @@ pub fn radclient_retries(
     timeout: u32,
     tries: u32,
 ) -> Reply {
-    let mut child = Command::new("radclient")
-        .args([
+    let out = run_radclient(
+        &[
             "-x",
             "-r",
             &tries.to_string(),
@@ -291,19 +291,9 @@ pub fn radclient_retries(
             addr,
             cmd,
             secret,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("radclient (freeradius-utils) must be installed");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(attrs.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        ],
+        attrs,
+    );
     let output = text(&out);
     let mut code = None;
     let mut state = None;
@@ -337,18 +327,17 @@ pub fn radclient_retries(
 /// `parallel` at a time; radclient's output.
 #[allow(dead_code)]
 pub fn radclient_batch(addr: &str, secret: &str, requests: &str, parallel: u32) -> String {
+    let parallel = parallel.to_string();
+    text(&run_radclient(
+        &["-p", &parallel, "-r", "1", "-t", "10", addr, "auth", secret],
+        requests,
+    ))
+}
+
+/// radclient with `args`, `input` on its standard input; its output.
+fn run_radclient(args: &[&str], input: &str) -> std::process::Output {
     let mut child = Command::new("radclient")
-        .args([
-            "-p",
-            &parallel.to_string(),
-            "-r",
-            "1",
-            "-t",
-            "10",
-            addr,
-            "auth",
-            secret,
-        ])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -358,9 +347,9 @@ pub fn radclient_batch(addr: &str, secret: &str, requests: &str, parallel: u32) 
         .stdin
         .take()
         .unwrap()
-        .write_all(requests.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    text(&child.wait_with_output().unwrap())
+    child.wait_with_output().unwrap()
 }
 
 /// Attribute lines for radclient; Message-Authenticator included unless `with_ma` is false.

@@ -24,7 +24,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 12] = [
+    let checks: [(&str, Check); 14] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -40,6 +40,8 @@ pub fn all(open: Open<'_>) {
             sealed_secrets_bound_to_the_name,
         ),
         ("name_upkeep", name_upkeep),
+        ("import_all_fills_only_an_empty_store", import_all),
+        ("a_new_user_created_twice_at_once", created_twice_at_once),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -533,4 +535,91 @@ fn name_upkeep(open: Open<'_>) {
         .map(|(u, d)| (u.to_string(), d.to_string()))
         .collect();
     assert_eq!(log, want);
+}
+
+/// `mfactl migrate`: a copy arrives row for row in an empty store, and a store that holds
+/// anything is refused with nothing changed.
+fn import_all(open: Open<'_>) {
+    let s = open();
+    let (ivy, _) = enrolled(&name("ivy"), 10);
+    let (jo, _) = enrolled(&name("jo"), 11);
+    let log = [ev(10, "ivy", "r1"), ev(11, "jo", "r2"), ev(11, "ivy", "r3")];
+    match s.import_all(&[ivy.clone(), jo.clone()], &log) {
+        Err(StoreError::Unsupported(_)) => return,
+        r => r.unwrap(),
+    }
+    assert_eq!(s.users().unwrap(), [ivy.clone(), jo]);
+    assert_eq!(s.audit(&AuditQuery::default()).unwrap(), log);
+    let (kim, _) = enrolled(&name("kim"), 12);
+    let e = s.import_all(&[kim], &[]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::NotEmpty {
+                users: 2,
+                audit: 3,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(s.users().unwrap().len(), 2);
+    // An audit trail alone makes a store non-empty too.
+    let t = open();
+    t.append_audit(&[ev(1, "x", "r")]).unwrap();
+    let e = t.import_all(&[ivy], &[]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::NotEmpty {
+                users: 0,
+                audit: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(t.users().unwrap().is_empty());
+}
+
+/// Transactions on users who do not exist yet, at the same moment from several threads
+/// (several servers): each sees the one before it, so none creates a record blindly over
+/// another's.
+fn created_twice_at_once(open: Open<'_>) {
+    let s = open();
+    let names: Vec<UserName> = (0..30).map(|i| name(&format!("newcomer{i}"))).collect();
+    let start = std::sync::Barrier::new(4);
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            let (s, names, start) = (&s, &names, &start);
+            sc.spawn(move || {
+                // Each thread's connection first (an engine may open one per caller), so
+                // the threads meet at every name below.
+                let warm = name(&format!("warm{t}"));
+                s.transact(&[&warm], &mut |_| Ok(vec![])).unwrap();
+                start.wait();
+                for u in names {
+                    s.transact(&[u], &mut |recs| {
+                        match &mut recs[0] {
+                            Some(r) => r.failures += 1,
+                            None => {
+                                let mut r = UserRecord::new(u, params(), 1);
+                                r.failures = 1;
+                                recs[0] = Some(r);
+                            }
+                        }
+                        Ok(vec![ev(1, u, "counted")])
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    for u in &names {
+        assert_eq!(s.user(u).unwrap().unwrap().failures, 4, "{u}");
+    }
+    assert_eq!(
+        s.audit(&AuditQuery::default()).unwrap().len(),
+        4 * names.len()
+    );
 }

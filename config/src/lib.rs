@@ -661,7 +661,7 @@ impl Config {
                     let path = [k("store"), k(key)];
                     out.push(Problem {
                         file: self.source.clone(),
-                        line: line_of_path(&text, &path),
+                        line: line_of_path(text, &path),
                         key: Some(path_string(&path)),
                         message: format!("cannot read {}: {e}", f.display()),
                     });

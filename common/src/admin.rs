@@ -274,11 +274,18 @@ impl Admin<'_> {
     /// Copies this store, row for row (users with their one-time codes and address
     /// counters, the whole audit trail), into the empty store `target`, in one transaction
     /// there: `mfactl migrate`. A target that holds anything is refused and left as it was.
-    /// Seeds are copied as stored (sealed), so the target needs the same key file.
+    /// Seeds are copied as stored (sealed), with the id of the key they are sealed under,
+    /// so the target opens with the same key file (and only with it). The name-check mark
+    /// is copied too. A rekey between the reads makes the copy refuse (its seeds would not
+    /// match the key id), never copy seeds the recorded key cannot open.
     pub fn copy_to(&self, target: &dyn Store) -> Result<Copied, CoreError> {
+        let facts = crate::store::StoreFacts {
+            key_id: self.core.store.store_key_id()?,
+            names_checked: self.core.store.names_checked()?,
+        };
         let users = self.core.store.users()?;
         let audit = self.core.store.audit(&AuditQuery::default())?;
-        target.import_all(&users, &audit)?;
+        target.import_all(&users, &audit, &facts)?;
         Ok(Copied {
             users: users.len(),
             codes: users.iter().map(|u| u.codes.len()).sum(),

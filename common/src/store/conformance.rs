@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mfa_config::Config;
 use mfa_model::{AuditEvent, OtcKind, Refusal, TotpParams, UserName, UserRecord};
 
-use super::{Abort, AuditQuery, Store, StoreError};
+use super::{Abort, AuditQuery, Store, StoreError, StoreFacts};
 use crate::core::Core;
 use crate::net::ClientAddr;
 use crate::policy::Reason;
@@ -537,21 +537,51 @@ fn name_upkeep(open: Open<'_>) {
     assert_eq!(log, want);
 }
 
-/// `mfactl migrate`: a copy arrives row for row in an empty store, and a store that holds
-/// anything is refused with nothing changed.
+/// `mfactl migrate`: a copy arrives row for row in an empty store, with the source's key
+/// id (so the same key file opens it) and name-check mark; a seed under another key than
+/// the one named refuses the copy; a store that holds anything is refused with nothing
+/// changed.
 fn import_all(open: Open<'_>) {
     let s = open();
-    let (ivy, _) = enrolled(&name("ivy"), 10);
-    let (jo, _) = enrolled(&name("jo"), 11);
+    let sealer = Encrypted::new(StoreKey::generate().unwrap());
+    let sealed = |user: &str, now| {
+        let (mut r, key) = enrolled(&name(user), now);
+        r.secret = Some(sealer.seal(&r.name, &key).unwrap());
+        (r, key)
+    };
+    let (mut ivy, ivy_key) = sealed("ivy", 10);
+    // Both hash schemes of one-time codes survive the copy.
+    ivy.codes.push(
+        new_one_time_code(OtcKind::Temporary, 10, Some(99), 2)
+            .unwrap()
+            .1,
+    );
+    ivy.codes[0].scheme = mfa_model::OtcHash::Sha256V1;
+    let (jo, _) = sealed("jo", 11);
     let log = [ev(10, "ivy", "r1"), ev(11, "jo", "r2"), ev(11, "ivy", "r3")];
-    match s.import_all(&[ivy.clone(), jo.clone()], &log) {
+    let facts = StoreFacts {
+        key_id: sealer.key_id(),
+        names_checked: Some("rules of the source".into()),
+    };
+    match s.import_all(&[ivy.clone(), jo.clone()], &log, &facts) {
         Err(StoreError::Unsupported(_)) => return,
         r => r.unwrap(),
     }
     assert_eq!(s.users().unwrap(), [ivy.clone(), jo]);
     assert_eq!(s.audit(&AuditQuery::default()).unwrap(), log);
-    let (kim, _) = enrolled(&name("kim"), 12);
-    let e = s.import_all(&[kim], &[]).unwrap_err();
+    assert_eq!(s.store_key_id().unwrap(), sealer.key_id(), "the key id");
+    assert_eq!(s.names_checked().unwrap(), facts.names_checked);
+    let got = s.user(&ivy.name).unwrap().unwrap();
+    assert_eq!(
+        sealer
+            .unseal(&got.name, got.secret.as_ref().unwrap())
+            .unwrap(),
+        ivy_key
+    );
+    let (kim, _) = sealed("kim", 12);
+    let e = s
+        .import_all(std::slice::from_ref(&kim), &[], &facts)
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -567,7 +597,7 @@ fn import_all(open: Open<'_>) {
     // An audit trail alone makes a store non-empty too.
     let t = open();
     t.append_audit(&[ev(1, "x", "r")]).unwrap();
-    let e = t.import_all(&[ivy], &[]).unwrap_err();
+    let e = t.import_all(&[ivy], &[], &facts).unwrap_err();
     assert!(
         matches!(
             e,
@@ -580,6 +610,24 @@ fn import_all(open: Open<'_>) {
         "{e:?}"
     );
     assert!(t.users().unwrap().is_empty());
+    // Seeds under another key than the one the copy names (or a clear copy of sealed
+    // seeds): refused, nothing written.
+    let other = Encrypted::new(StoreKey::generate().unwrap());
+    for facts in [
+        StoreFacts {
+            key_id: other.key_id(),
+            names_checked: None,
+        },
+        StoreFacts::default(),
+    ] {
+        let u = open();
+        let e = u
+            .import_all(std::slice::from_ref(&kim), &[], &facts)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::KeyChanged { .. }), "{e:?}");
+        assert!(u.users().unwrap().is_empty());
+        assert_eq!(u.store_key_id().unwrap(), None);
+    }
 }
 
 /// Transactions on users who do not exist yet, at the same moment from several threads

@@ -247,13 +247,22 @@ pub trait Store: Send + Sync {
     /// write transaction and may read, store and remove records by their stored names.
     /// `Some(events)` commits with those audit events; `None` writes nothing.
     fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError>;
-    /// Fills an empty store with `users` (their codes and address counters included) and
-    /// `audit` (in that order), row for row, in one transaction: `mfactl migrate`. A store
-    /// that holds any user or audit row is refused with [`StoreError::NotEmpty`] and nothing
-    /// is written. The source is read with [`Store::users`] and [`Store::audit`]. An engine
-    /// that cannot refuses ([`StoreError::Unsupported`]).
-    fn import_all(&self, users: &[UserRecord], audit: &[AuditEvent]) -> Result<(), StoreError> {
-        let _ = (users, audit);
+    /// Fills an empty store with `users` (their codes and address counters included),
+    /// `audit` (in that order) and the store-wide `facts`, row for row, in one transaction:
+    /// `mfactl migrate`. The copy records the source's key id, so it opens with the same key
+    /// file, and every seed is checked against it as any written seed is (a seed under
+    /// another key refuses the whole copy with [`StoreError::KeyChanged`]). A store that
+    /// holds any user or audit row is refused with [`StoreError::NotEmpty`] and nothing is
+    /// written. The source is read with [`Store::users`], [`Store::audit`],
+    /// [`Store::store_key_id`] and [`Store::names_checked`]. An engine that cannot refuses
+    /// ([`StoreError::Unsupported`]).
+    fn import_all(
+        &self,
+        users: &[UserRecord],
+        audit: &[AuditEvent],
+        facts: &StoreFacts,
+    ) -> Result<(), StoreError> {
+        let _ = (users, audit, facts);
         Err(StoreError::Unsupported("take a copy of another store"))
     }
 
@@ -266,6 +275,15 @@ pub trait Store: Send + Sync {
         let order = LockOrder::new(names);
         order.run(|sorted, g| self.transact_sorted(sorted, g), f)
     }
+}
+
+/// The store-wide facts [`Store::import_all`] copies besides the rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreFacts {
+    /// [`Store::store_key_id`]: the key every seed of the copy is sealed under.
+    pub key_id: Option<KeyId>,
+    /// [`Store::names_checked`]: the rules the copied names were last checked against.
+    pub names_checked: Option<String>,
 }
 
 /// What [`Store::maintain_names`] gives its function: the open write transaction, by stored

@@ -26,26 +26,40 @@
 //! daemon, and while it is down every call fails (every login is refused).
 //!
 //! The schema is [`SCHEMA`], the one place to mirror a change of the SQLite schema; its
-//! version is [`SCHEMA_VERSION`] (the same number as the SQLite layout it mirrors), kept in
-//! the one-row table `schema_version`; upgrades go in [`MIGRATIONS`].
+//! version is [`SCHEMA_VERSION`] (PostgreSQL's own numbering: the two engines' layouts
+//! were merged at different points), kept in the one-row table `schema_version`; upgrades
+//! go in [`MIGRATIONS`].
+//!
+//! The store key: `store_key` holds the id of the key the seeds are sealed under, as on
+//! SQLite. Every transaction that writes a changed seed takes `store_key` in SHARE mode and
+//! checks the seed against it; [`Store::reseal`] takes `users` and then `store_key` in
+//! EXCLUSIVE mode, so a seed is never written under a key the store no longer names. Every
+//! path takes `users` before `store_key`, so the two never deadlock.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mfa_config::{SslMode, StoreConfig};
-use mfa_model::{AuditEvent, UserName, UserRecord};
+use mfa_model::{AuditEvent, SealedSecret, UserName, UserRecord};
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 use sha2::{Digest, Sha256};
 
 use super::rows::{self, CodeRow, SourceRow, UserRow};
-use super::{Abort, AuditQuery, OpenMode, SchemaError, Store, StoreError, TxFn};
+use super::{
+    Abort, AuditQuery, NameTx, NamesFn, OpenMode, ResealFn, SchemaError, Store, StoreError,
+    StoreFacts, TxFn,
+};
+use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
-/// The layout this program writes: the same tables and columns as the SQLite schema of the
-/// same version (`sqlite.rs`), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER, `BYTEA`
-/// for BLOB). `user` is a reserved word here, hence the quotes.
-pub const SCHEMA_VERSION: i64 = 4;
+/// The layout this program writes: the same tables and columns as the current SQLite
+/// schema (`sqlite.rs`, version 6), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
+/// `BYTEA` for BLOB). `user` is a reserved word here, hence the quotes. Version 4: the
+/// first PostgreSQL layout (SQLite's version 3 and `source_failures`). Version 5: seeds
+/// start with their form byte, `store_key`, `one_time_codes.scheme` and `meta` (SQLite's
+/// versions 4 and 6).
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The schema of version [`SCHEMA_VERSION`], created in one transaction on an empty database.
 /// Mirror every change of the SQLite schema here, with a step in [`MIGRATIONS`].
@@ -80,9 +94,14 @@ CREATE TABLE one_time_codes (
     hash      BYTEA NOT NULL,
     created   BIGINT NOT NULL,
     expires   BIGINT,
-    uses_left BIGINT NOT NULL
+    uses_left BIGINT NOT NULL,
+    scheme    BIGINT NOT NULL DEFAULT 1
 );
 CREATE INDEX one_time_codes_user ON one_time_codes("user");
+CREATE TABLE store_key (
+    id     BIGINT PRIMARY KEY CHECK (id = 1),
+    key_id BYTEA NOT NULL
+);
 CREATE TABLE audit (
     id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     time      BIGINT NOT NULL,
@@ -103,11 +122,35 @@ CREATE TABLE source_failures (
     locked_until  BIGINT
 );
 CREATE INDEX source_failures_user ON source_failures("user");
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
 "#;
 
-/// Upgrades, each from the version named to the next, run in order in one transaction.
-/// Empty: version 4 is the first PostgreSQL layout.
-const MIGRATIONS: &[(i64, &str)] = &[];
+/// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
+/// so no reader has to guess whether a row is encrypted, and the first open with a key file
+/// seals them (`Core::open`); codes hashed before are SHA-256 (scheme 1); the store has no
+/// key yet; `meta` starts empty, so the names are checked at the next start.
+const MIGRATE_V4_V5: &str = r#"
+ALTER TABLE one_time_codes ADD COLUMN scheme BIGINT NOT NULL DEFAULT 1;
+CREATE TABLE store_key (
+    id     BIGINT PRIMARY KEY CHECK (id = 1),
+    key_id BYTEA NOT NULL
+);
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+);
+UPDATE users SET secret = decode('00', 'hex') || secret WHERE secret IS NOT NULL;
+"#;
+
+/// Upgrades, each from the version named to the next, run in order in one transaction
+/// under the schema lock.
+const MIGRATIONS: &[(i64, &str)] = &[(4, MIGRATE_V4_V5)];
+
+/// The `meta` key of the name rules the stored names were last checked against.
+const META_NAME_RULES: &str = "name_rules";
 
 /// The advisory lock key that serialises schema creation and upgrades (two nodes starting
 /// at once on an empty database). Any constant outside the user-name key space works; user
@@ -156,6 +199,8 @@ struct Statements {
     delete_sources: Statement,
     insert_sources: Statement,
     insert_audit: Statement,
+    store_key: Statement,
+    names_checked: Statement,
 }
 
 /// A failure inside one call: PostgreSQL's error (to classify, retry, or drop the
@@ -658,7 +703,7 @@ fn prepare_statements(c: &mut Client) -> Result<Statements, Fail> {
         )?,
         codes: p(
             c,
-            "SELECT \"user\", kind, salt, hash, created, expires, uses_left FROM one_time_codes WHERE \"user\" = ANY($1::text[]) ORDER BY \"user\", id",
+            "SELECT \"user\", kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes WHERE \"user\" = ANY($1::text[]) ORDER BY \"user\", id",
         )?,
         sources: p(
             c,
@@ -682,7 +727,7 @@ fn prepare_statements(c: &mut Client) -> Result<Statements, Fail> {
         )?,
         insert_codes: p(
             c,
-            "INSERT INTO one_time_codes (\"user\", kind, salt, hash, created, expires, uses_left) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[], $6::bigint[], $7::bigint[])",
+            "INSERT INTO one_time_codes (\"user\", kind, salt, hash, created, expires, uses_left, scheme) SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])",
         )?,
         delete_sources: p(
             c,
@@ -696,6 +741,8 @@ fn prepare_statements(c: &mut Client) -> Result<Statements, Fail> {
             c,
             "INSERT INTO audit (time, \"user\", service, client_ip, decision, reason, detail) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])",
         )?,
+        store_key: p(c, "SELECT key_id FROM store_key WHERE id = 1")?,
+        names_checked: p(c, "SELECT value FROM meta WHERE key = $1")?,
     })
 }
 
@@ -745,6 +792,7 @@ fn read_children(
             created: r.try_get(4).ctx(c)?,
             expires: r.try_get(5).ctx(c)?,
             uses_left: r.try_get(6).ctx(c)?,
+            scheme: r.try_get(7).ctx(c)?,
         });
     }
     let mut sources: std::collections::HashMap<String, Vec<SourceRow>> = Default::default();
@@ -844,6 +892,7 @@ fn write(
             .ctx("replacing one_time_codes")?;
         let (mut u, mut kind, mut salt, mut hash, mut created, mut expires, mut uses) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let mut scheme = vec![];
         for r in new_codes {
             for c in rows::encode_codes(r) {
                 u.push(r.name.to_string());
@@ -853,12 +902,13 @@ fn write(
                 created.push(c.created);
                 expires.push(c.expires);
                 uses.push(c.uses_left);
+                scheme.push(c.scheme);
             }
         }
         if !u.is_empty() {
             tx.execute(
                 &st.insert_codes,
-                &[&u, &kind, &salt, &hash, &created, &expires, &uses],
+                &[&u, &kind, &salt, &hash, &created, &expires, &uses, &scheme],
             )
             .ctx("replacing one_time_codes")?;
         }
@@ -968,10 +1018,163 @@ fn transact_on(conn: &mut Conn, names: &[&UserName], f: &mut TxFn<'_>) -> Result
             sources.push(rec);
         }
     }
+    let new_seeds: Vec<&UserRecord> = records
+        .iter()
+        .zip(&before)
+        .filter_map(|(rec, old)| {
+            let rec = rec.as_ref()?;
+            let changed = rec.secret.is_some()
+                && old.as_ref().and_then(|b| b.secret.as_ref()) != rec.secret.as_ref();
+            changed.then_some(rec)
+        })
+        .collect();
+    check_store_key(&mut tx, st, &new_seeds)?;
     write(&mut tx, st, &changed, &codes, &sources)?;
     insert_audit(&mut tx, &st.insert_audit, &events)?;
     tx.commit().ctx("committing")?;
     Ok(())
+}
+
+fn read_store_key(
+    q: &mut impl postgres::GenericClient,
+    st: &Statement,
+) -> Result<Option<KeyId>, Fail> {
+    let c = "reading store_key";
+    let rows = q.query(st, &[]).ctx(c)?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let id: Vec<u8> = row.try_get(0).ctx(c)?;
+    id.try_into().map(Some).map_err(|_| {
+        Fail::Store(StoreError::BadRow {
+            user: String::new(),
+            column: "store_key.key_id",
+            problem: format!("not {KEY_ID_BYTES} bytes"),
+        })
+    })
+}
+
+/// The seeds of `recs` being written must be sealed under the store's key (or, in a store
+/// that never had a key, be in the clear form): a process that opened the store before a
+/// `mfactl rekey` must not write a seed under the old key into the rekeyed store. The
+/// SHARE lock on `store_key` (held to the commit) waits for a rekey in progress, and keeps
+/// the next one waiting until this transaction is done. SQLite's `check_store_key`.
+fn check_store_key(
+    tx: &mut Transaction<'_>,
+    st: &Statements,
+    recs: &[&UserRecord],
+) -> Result<(), Fail> {
+    if recs.is_empty() {
+        return Ok(());
+    }
+    tx.batch_execute("LOCK TABLE store_key IN SHARE MODE")
+        .ctx("locking store_key")?;
+    let store = read_store_key(tx, &st.store_key)?;
+    for rec in recs {
+        if let Some(sealed) = &rec.secret
+            && secret::sealed_key_id(sealed) != store
+        {
+            return Err(Fail::Store(StoreError::KeyChanged {
+                context: format!("writing the key of user {:?}", rec.name.as_str()),
+            }));
+        }
+    }
+    Ok(())
+}
+
+fn read_names(q: &mut impl postgres::GenericClient) -> Result<Vec<String>, Fail> {
+    let c = "reading the user names";
+    q.query("SELECT name FROM users ORDER BY name", &[])
+        .ctx(c)?
+        .iter()
+        .map(|r| r.try_get(0).ctx(c))
+        .collect()
+}
+
+fn read_names_checked(
+    q: &mut impl postgres::GenericClient,
+    st: &Statement,
+) -> Result<Option<String>, Fail> {
+    let c = "reading meta";
+    match q.query(st, &[&META_NAME_RULES]).ctx(c)?.first() {
+        Some(r) => Ok(Some(r.try_get(0).ctx(c)?)),
+        None => Ok(None),
+    }
+}
+
+/// [`NameTx`] on one open write transaction (see [`Store::maintain_names`]).
+struct PgNameTx<'a, 't> {
+    tx: &'a mut Transaction<'t>,
+    st: &'a Statements,
+    store: &'a PgStore,
+}
+
+impl PgNameTx<'_, '_> {
+    fn load_one(&mut self, name: &str) -> Result<Option<UserRecord>, Fail> {
+        let found = self
+            .tx
+            .query(&self.st.lock_users, &[&[name].as_slice()])
+            .ctx("reading a user")?
+            .iter()
+            .map(read_user)
+            .collect::<Result<Vec<_>, _>>()?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let one = [name];
+        let children = read_children(
+            self.tx,
+            &self.st.codes,
+            &self.st.sources,
+            &[&one.as_slice()],
+        )?;
+        Ok(decode_all(found, children)?.pop())
+    }
+
+    fn put_one(&mut self, rec: &UserRecord) -> Result<(), Fail> {
+        check_store_key(self.tx, self.st, &[rec])?;
+        write(self.tx, self.st, &[rec], &[rec], &[rec])
+    }
+}
+
+impl NameTx for PgNameTx<'_, '_> {
+    fn names(&mut self) -> Result<Vec<String>, StoreError> {
+        read_names(self.tx).map_err(|f| self.store.classify(f))
+    }
+
+    fn names_checked(&mut self) -> Result<Option<String>, StoreError> {
+        read_names_checked(self.tx, &self.st.names_checked).map_err(|f| self.store.classify(f))
+    }
+
+    fn load(&mut self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.load_one(name).map_err(|f| self.store.classify(f))
+    }
+
+    fn remove(&mut self, name: &str) -> Result<bool, StoreError> {
+        // The one-time codes and counters go with the row (ON DELETE CASCADE); the audit
+        // trail stays.
+        let n = self
+            .tx
+            .execute("DELETE FROM users WHERE name = $1", &[&name])
+            .ctx("removing a user")
+            .map_err(|f| self.store.classify(f))?;
+        Ok(n == 1)
+    }
+
+    fn put(&mut self, rec: &UserRecord) -> Result<(), StoreError> {
+        self.put_one(rec).map_err(|f| self.store.classify(f))
+    }
+
+    fn set_names_checked(&mut self, rules: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&META_NAME_RULES, &rules],
+            )
+            .ctx("writing meta")
+            .map_err(|f| self.store.classify(f))?;
+        Ok(())
+    }
 }
 
 impl Store for PgStore {
@@ -1008,7 +1211,7 @@ impl Store for PgStore {
                 .map(read_user)
                 .collect::<Result<Vec<_>, _>>()?;
             let codes = tx
-                .prepare("SELECT \"user\", kind, salt, hash, created, expires, uses_left FROM one_time_codes ORDER BY \"user\", id")
+                .prepare("SELECT \"user\", kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes ORDER BY \"user\", id")
                 .ctx("reading one_time_codes")?;
             let sources = tx
                 .prepare("SELECT \"user\", source, failures, first_failure, locked_until FROM source_failures ORDER BY \"user\", id")
@@ -1104,14 +1307,19 @@ impl Store for PgStore {
         })
     }
 
-    fn import_all(&self, users: &[UserRecord], audit: &[AuditEvent]) -> Result<(), StoreError> {
+    fn import_all(
+        &self,
+        users: &[UserRecord],
+        audit: &[AuditEvent],
+        facts: &StoreFacts,
+    ) -> Result<(), StoreError> {
         self.run(|c| {
             let Conn { client, st } = c;
             let mut tx = client.transaction().ctx("starting the import")?;
             // Nobody writes meanwhile: a node that started on the empty store would
-            // otherwise slip its rows in between the check and the copy.
+            // otherwise slip its rows (or its key) in between the check and the copy.
             tx.batch_execute(
-                "LOCK TABLE users, one_time_codes, source_failures, audit IN EXCLUSIVE MODE",
+                "LOCK TABLE users, one_time_codes, source_failures, audit, store_key, meta IN EXCLUSIVE MODE",
             )
             .ctx("locking the target")?;
             let row = tx
@@ -1131,14 +1339,154 @@ impl Store for PgStore {
                     audit: a,
                 }));
             }
+            // The source's key first: every seed is checked against it below.
+            match &facts.key_id {
+                Some(id) => tx.execute(
+                    "INSERT INTO store_key (id, key_id) VALUES (1, $1)
+                     ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id",
+                    &[&id.as_slice()],
+                ),
+                None => tx.execute("DELETE FROM store_key", &[]),
+            }
+            .ctx("copying the store key id")?;
+            tx.execute("DELETE FROM meta WHERE key = $1", &[&META_NAME_RULES])
+                .ctx("copying meta")?;
+            if let Some(rules) = &facts.names_checked {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2)",
+                    &[&META_NAME_RULES, rules],
+                )
+                .ctx("copying meta")?;
+            }
             for chunk in users.chunks(1000) {
                 let refs: Vec<&UserRecord> = chunk.iter().collect();
+                let seeds: Vec<&UserRecord> =
+                    refs.iter().copied().filter(|r| r.secret.is_some()).collect();
+                check_store_key(&mut tx, st, &seeds)?;
                 write(&mut tx, st, &refs, &refs, &refs)?;
             }
             for chunk in audit.chunks(5000) {
                 insert_audit(&mut tx, &st.insert_audit, chunk)?;
             }
             tx.commit().ctx("committing the import")?;
+            Ok(())
+        })
+    }
+
+    fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            read_store_key(client, &st.store_key)
+        })
+    }
+
+    fn reseal(
+        &self,
+        expect: Option<KeyId>,
+        new: KeyId,
+        f: &mut ResealFn<'_>,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError> {
+        // `users` then `store_key`, the order every writer takes them in: no login writes
+        // while the seeds are re-sealed (SQLite's BEGIN IMMEDIATE), and every seed written
+        // before is in the read below.
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client.transaction().ctx("starting the re-encryption")?;
+            tx.batch_execute(
+                "LOCK TABLE users IN EXCLUSIVE MODE; LOCK TABLE store_key IN EXCLUSIVE MODE",
+            )
+            .ctx("locking the store for the re-encryption")?;
+            if read_store_key(&mut tx, &st.store_key)? != expect {
+                return Err(Fail::Store(StoreError::KeyChanged {
+                    context: "re-encrypting the stored keys".into(),
+                }));
+            }
+            let c = "reading the stored keys";
+            let rows: Vec<(String, Vec<u8>)> = tx
+                .query(
+                    "SELECT name, secret FROM users WHERE secret IS NOT NULL ORDER BY name",
+                    &[],
+                )
+                .ctx(c)?
+                .iter()
+                .map(|r| Ok((r.try_get(0).ctx(c)?, r.try_get(1).ctx(c)?)))
+                .collect::<Result<_, Fail>>()?;
+            let count = rows.len();
+            let (mut names, mut seeds) = (Vec::with_capacity(count), Vec::with_capacity(count));
+            for (name, bytes) in rows {
+                let user = UserName::parse(&name).map_err(|e| {
+                    Fail::Store(StoreError::BadRow {
+                        user: name.clone(),
+                        column: "name",
+                        problem: e.to_string(),
+                    })
+                })?;
+                let old = SealedSecret::from_stored(bytes);
+                secret::check_sealed(&old).map_err(|e| {
+                    Fail::Store(StoreError::BadRow {
+                        user: name.clone(),
+                        column: "secret",
+                        problem: e.to_string(),
+                    })
+                })?;
+                let sealed = f(&user, &old).map_err(|a| Fail::Store(StoreError::Aborted(a)))?;
+                if secret::sealed_key_id(&sealed) != Some(new) {
+                    return Err(Fail::Store(StoreError::Aborted(Abort::Bug(
+                        "a seed re-sealed under another key than the one recorded",
+                    ))));
+                }
+                names.push(name);
+                seeds.push(sealed.stored().to_vec());
+            }
+            for (n, s) in names.chunks(1000).zip(seeds.chunks(1000)) {
+                tx.execute(
+                    "UPDATE users SET secret = u.secret FROM unnest($1::text[], $2::bytea[]) AS u(name, secret) WHERE users.name = u.name",
+                    &[&n, &s],
+                )
+                .ctx("writing the re-encrypted keys")?;
+            }
+            tx.execute(
+                "INSERT INTO store_key (id, key_id) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id",
+                &[&new.as_slice()],
+            )
+            .ctx("recording the store key id")?;
+            insert_audit(&mut tx, &st.insert_audit, events)?;
+            tx.commit().ctx("committing the re-encryption")?;
+            Ok(count)
+        })
+    }
+
+    fn names_checked(&self) -> Result<Option<String>, StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            read_names_checked(client, &st.names_checked)
+        })
+    }
+
+    fn user_names(&self) -> Result<Vec<String>, StoreError> {
+        self.run(|c| read_names(&mut c.client))
+    }
+
+    fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client.transaction().ctx("starting the name upkeep")?;
+            // The whole upkeep against every other writer (SQLite's BEGIN IMMEDIATE): a
+            // login cannot create or change a record while names are merged or renamed.
+            // Plain reads go on.
+            tx.batch_execute("LOCK TABLE users IN EXCLUSIVE MODE")
+                .ctx("locking users for the name upkeep")?;
+            let events = f(&mut PgNameTx {
+                tx: &mut tx,
+                st,
+                store: self,
+            })?;
+            if let Some(events) = events {
+                insert_audit(&mut tx, &st.insert_audit, &events)?;
+                tx.commit().ctx("committing the name upkeep")?;
+            }
             Ok(())
         })
     }

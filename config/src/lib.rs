@@ -220,6 +220,12 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     if cfg.store.path.as_os_str().is_empty() {
         bad(vec![k("store"), k("path")], "must not be empty".into());
     }
+    if cfg.store.url.is_some() && cfg.store.key_file.is_none() {
+        bad(
+            vec![k("store"), k("key_file")],
+            "required with store.url (PostgreSQL): the seeds are sealed under one key, so every node names the same key file (copy it from the node that made it, 0600 root); there is no default beside the store".into(),
+        );
+    }
     if let Some(key) = &cfg.store.key_file {
         if key.as_os_str().is_empty() || key.to_string_lossy().ends_with('/') {
             bad(
@@ -906,12 +912,13 @@ mod tests {
     #[test]
     fn postgres_store_keys_are_checked() {
         let ok = parse_str(
-            "[store]\nurl = \"postgres://mfa@127.0.0.1:5432/mfa\"\nsslmode = \"disable\"\n",
+            "[store]\nurl = \"postgres://mfa@127.0.0.1:5432/mfa\"\nsslmode = \"disable\"\nkey_file = \"mfa.key\"\n",
         )
         .unwrap();
+        assert_eq!(ok.store.key_path(), Path::new("/etc/mfa/mfa.key"));
         assert_eq!(ok.store.sslmode, SslMode::Disable);
         let tls = parse_str(
-            "[store]\nurl = \"postgres://mfa@db1/mfa\"\npassword_file = \"db.pw\"\nca_file = \"/etc/mfa/ca.pem\"\n",
+            "[store]\nurl = \"postgres://mfa@db1/mfa\"\npassword_file = \"db.pw\"\nca_file = \"/etc/mfa/ca.pem\"\nkey_file = \"/etc/mfa/mfa.key\"\n",
         )
         .unwrap();
         assert_eq!(tls.store.sslmode, SslMode::VerifyFull);
@@ -934,6 +941,11 @@ mod tests {
                 "[store]\nurl = \"postgres://mfa@db1/mfa\"\n",
                 "store.sslmode",
                 "ca_file",
+            ),
+            (
+                "[store]\nurl = \"postgres://mfa@db1/mfa\"\nsslmode = \"disable\"\n",
+                "store.key_file",
+                "every node names the same key file",
             ),
             (
                 "[store]\npassword_file = \"/etc/mfa/db.pw\"\n",

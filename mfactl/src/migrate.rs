@@ -63,7 +63,8 @@ pub fn migrate(
         copied.users, copied.codes, copied.sources, copied.audit
     );
     println!(
-        "Set [store] url = {to:?} (with sslmode, and password_file where needed) in {} on every node to use it; the old store is left as it was.",
+        "Set [store] url = {to:?} (with sslmode, and password_file where needed) and key_file = {:?} in {} on every node to use it, with a copy of that key file on each (the copy is sealed under it); the old store is left as it was.",
+        target.key_path().display().to_string(),
         cfg.display()
     );
     Ok(ExitCode::SUCCESS)

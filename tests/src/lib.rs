@@ -271,6 +271,9 @@ impl Rng {
 /// (initdb refuses root). Stopped on drop, also when the test panics.
 pub struct PgCluster {
     dir: tempfile::TempDir,
+    /// The store key file every node of [`PgCluster::store_toml`] shares (in a directory
+    /// of the test's own user: the cluster's directory belongs to `postgres`).
+    keys: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
     /// `runuser -u postgres --` when run as root.
@@ -343,6 +346,10 @@ impl PgCluster {
         let port = free_tcp_port();
         let c = PgCluster {
             dir,
+            keys: tempfile::Builder::new()
+                .prefix("mfa-pg-key")
+                .tempdir()
+                .unwrap(),
             bin,
             port,
             as_user,
@@ -449,11 +456,24 @@ impl PgCluster {
         format!("postgres://mfa@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// The `[store]` table for `db`, as the tests write it: no password, no TLS.
+    /// The store key file every node shares ([`PgCluster::store_toml`]); made by the first
+    /// `mfactl init` (or daemon) that opens a store with it.
+    pub fn key_file(&self) -> PathBuf {
+        self.keys.path().join("mfa.key")
+    }
+
+    /// The `[store]` table for `db`, as the tests write it: no password, no TLS, the
+    /// cluster's shared key file.
     pub fn store_toml(&self, db: &str) -> String {
+        self.store_toml_keyed(db, &self.key_file())
+    }
+
+    /// [`PgCluster::store_toml`] with another key file.
+    pub fn store_toml_keyed(&self, db: &str, key_file: &Path) -> String {
         format!(
-            "[store]\nurl = \"{}\"\nsslmode = \"disable\"\n",
-            self.url(db)
+            "[store]\nurl = \"{}\"\nsslmode = \"disable\"\nkey_file = \"{}\"\n",
+            self.url(db),
+            key_file.display()
         )
     }
 

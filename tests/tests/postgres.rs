@@ -37,7 +37,11 @@ fn postgres_passes_the_store_conformance_suite() {
 /// A radius config for `port` on the PostgreSQL database `db`.
 fn node_config(pg: &PgCluster, db: &str, port: u16, extra: &str) -> String {
     let text = config_text("code-only", &format!("\"127.0.0.1:{port}\""), "", SECRET);
-    let text = text.replace("[store]\npath = \"mfa.db\"\n", &pg.store_toml(db));
+    // Every node names the same key file (docs/CONFIG.md, PostgreSQL).
+    let text = text.replace(
+        "[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n",
+        &pg.store_toml(db),
+    );
     format!("{text}{extra}")
 }
 
@@ -303,8 +307,23 @@ fn mfactl_migrate_copies_everything_into_an_empty_store_once() {
 
     // The same site on the PostgreSQL store: the same report and audit trail.
     let config = std::fs::read_to_string(&site.config).unwrap();
-    let pg_config = config.replace("[store]\npath = \"mfa.db\"\n", &pg.store_toml(&db));
+    // It records the source's key id: the source's key file opens it, another does not.
+    let pg_toml = |key: &std::path::Path| {
+        config.replace(
+            "[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n",
+            &pg.store_toml_keyed(&db, key),
+        )
+    };
+    let pg_config = pg_toml(&site.key_file());
     assert_ne!(config, pg_config);
+    std::fs::write(&site.config, pg_toml(&pg.key_file())).unwrap();
+    let out = site.mfactl(&["report"]);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("encrypted under it") && !pg.key_file().exists(),
+        "{}",
+        text(&out)
+    );
     std::fs::write(&site.config, &pg_config).unwrap();
     let after = snapshot(&site);
     assert_eq!(before, after);
@@ -341,7 +360,12 @@ fn mfactl_migrate_copies_everything_into_an_empty_store_once() {
 fn bad_urls_passwords_and_schemas_are_named_and_deny() {
     let pg = PgCluster::start();
     let db = pg.create_db();
-    let site = |store: &str| Site::with_config(&format!("{store}[audit]\nsyslog = false\n"));
+    // Every store names its key file ([store] key_file is required with url).
+    let key = format!("key_file = \"{}\"\n", pg.key_file().display());
+    let site = |store: &str| {
+        let key = if store.contains("key_file") { "" } else { &key };
+        Site::with_config(&format!("{store}{key}[audit]\nsyslog = false\n"))
+    };
     let auth = |s: &Site| s.mfactl(&["auth", "alice", "--ip", "198.51.100.1", "--code", "123456"]);
 
     // Nothing listens there.
@@ -454,7 +478,20 @@ fn bad_urls_passwords_and_schemas_are_named_and_deny() {
         text(&out).contains("store.sslmode") && text(&out).contains("ca_file"),
         "{}",
         text(&out)
-    );
+    ); // A PostgreSQL store names its key file: no default next to a path it does not use.
+    let s = Site::with_config(&format!(
+        "[store]\nurl = \"{}\"\nsslmode = \"disable\"\n[audit]\nsyslog = false\n",
+        pg.url(&db)
+    ));
+    for args in [&["config", "check"][..], &["report"]] {
+        let out = s.mfactl(args);
+        assert_eq!(code_of(&out), 2, "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("store.key_file") && text(&out).contains("every node"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
 }
 
 #[test]
@@ -467,8 +504,9 @@ fn tls_to_the_database_checks_the_server_certificate() {
             format!("ca_file = \"{}\"\n", c.display())
         });
         Site::with_config(&format!(
-            "[store]\nurl = \"{}\"\nsslmode = \"{sslmode}\"\n{ca}[audit]\nsyslog = false\n",
-            pg.url(&db)
+            "[store]\nurl = \"{}\"\nsslmode = \"{sslmode}\"\n{ca}key_file = \"{}\"\n[audit]\nsyslog = false\n",
+            pg.url(&db),
+            pg.key_file().display()
         ))
     };
     // verify-full with the server's CA: the store opens and the session is encrypted.
@@ -503,4 +541,93 @@ fn pg_junk_file() -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), "not a certificate\n").unwrap();
     f
+}
+
+/// The version 4 layout the first PostgreSQL engine wrote (before seeds were encrypted,
+/// codes had hash schemes and names were checked), as that code created it.
+const PG_SCHEMA_V4: &str = r#"
+CREATE TABLE schema_version (version BIGINT NOT NULL);
+CREATE TABLE users (
+    name TEXT PRIMARY KEY NOT NULL, secret BYTEA, algorithm TEXT NOT NULL,
+    digits BIGINT NOT NULL, period BIGINT NOT NULL, mfa_created BIGINT, mfa_changed BIGINT,
+    first_seen BIGINT NOT NULL, grace_started BIGINT, last_step BIGINT,
+    failures BIGINT NOT NULL DEFAULT 0, first_failure BIGINT, locked_until BIGINT,
+    login_count BIGINT NOT NULL DEFAULT 0, last_login BIGINT, last_ip TEXT, last_outcome TEXT);
+CREATE TABLE one_time_codes (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('backup', 'temporary')),
+    salt BYTEA NOT NULL, hash BYTEA NOT NULL, created BIGINT NOT NULL, expires BIGINT,
+    uses_left BIGINT NOT NULL);
+CREATE INDEX one_time_codes_user ON one_time_codes("user");
+CREATE TABLE audit (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, time BIGINT NOT NULL,
+    "user" TEXT NOT NULL, service TEXT NOT NULL, client_ip TEXT, decision TEXT NOT NULL,
+    reason TEXT NOT NULL, detail TEXT);
+CREATE INDEX audit_time ON audit(time);
+CREATE TABLE source_failures (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    source TEXT NOT NULL, failures BIGINT NOT NULL, first_failure BIGINT NOT NULL,
+    locked_until BIGINT);
+CREATE INDEX source_failures_user ON source_failures("user");
+INSERT INTO schema_version VALUES (4);
+"#;
+
+#[test]
+fn a_version_4_store_is_upgraded_in_place_then_sealed_by_the_first_open_with_a_key() {
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let key = fresh_key();
+    let seed = mfa_common::secret::TotpSecret::from_base32(&key).unwrap();
+    let hex: String = seed.bytes().iter().map(|b| format!("{b:02x}")).collect();
+    pg.psql(&db, PG_SCHEMA_V4);
+    // A clear seed, an old (SHA-256) backup code of 87654321, a counter, an audit row.
+    pg.psql(
+        &db,
+        &format!(
+            "INSERT INTO users (name, secret, algorithm, digits, period, first_seen, mfa_created)
+               VALUES ('alice', decode('{hex}', 'hex'), 'SHA1', 6, 30, 1, 1);
+             INSERT INTO one_time_codes (\"user\", kind, salt, hash, created, uses_left)
+               VALUES ('alice', 'backup', decode(repeat('09', 16), 'hex'),
+                       sha256('mfa-otc-v1'::bytea || decode(repeat('09', 16), 'hex') || '87654321'::bytea),
+                       1, 1);
+             INSERT INTO source_failures (\"user\", source, failures, first_failure)
+               VALUES ('alice', '198.51.100.9', 1, 1);
+             INSERT INTO audit (time, \"user\", service, decision, reason)
+               VALUES (1, 'alice', 'mfactl', 'enroll', 'admin');"
+        ),
+    );
+    let site = Site::with_config(&format!("{}[audit]\nsyslog = false\n", pg.store_toml(&db)));
+    // The first open (mfactl init): upgraded to version 5 and sealed under a new key file.
+    let out = site.mfactl(&["init"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(pg.key_file().exists());
+    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "5");
+    assert_eq!(
+        pg.psql(&db, "SELECT encode(substr(secret, 1, 1), 'hex') FROM users"),
+        "01",
+        "sealed"
+    );
+    assert!(
+        !pg.psql(&db, "SELECT encode(secret, 'hex') FROM users")
+            .contains(&hex)
+    );
+    assert_eq!(pg.psql(&db, "SELECT scheme FROM one_time_codes"), "1");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM store_key"), "1");
+    let log = site.mfactl(&["log"]);
+    assert!(text(&log).contains("seal"), "{}", text(&log));
+    // The user still logs in, with the TOTP code and with the old backup code (once).
+    let auth = |code: &str| site.mfactl(&["auth", "alice", "--ip", "198.51.100.9", "--code", code]);
+    assert_eq!(code_of(&auth(&totp(&key, 0))), 0);
+    assert_eq!(code_of(&auth("87654321")), 0);
+    assert_eq!(code_of(&auth("87654321")), 1, "a backup code is used once");
+    // A second node with another key file is refused, naming it.
+    let other = Site::with_config(&format!(
+        "{}[audit]\nsyslog = false\n",
+        pg.store_toml_keyed(&db, &std::path::PathBuf::from("other.key"))
+    ));
+    let out = other.mfactl(&["report"]);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("other.key"), "{}", text(&out));
 }

@@ -10,7 +10,7 @@ use crate::core::STORE_WIDE;
 use crate::error::CoreError;
 use crate::keyfile;
 use crate::secret::{Encrypted, Sealer, StoreKey, TotpSecret};
-use crate::store::Abort;
+use crate::store::{Abort, AuditQuery, Store};
 use crate::verify::{new_one_time_code, store_one_time_code};
 
 /// One user to enrol in a bulk import.
@@ -271,4 +271,35 @@ impl Admin<'_> {
         keyfile::promote(&pending, &path)?;
         Ok(count)
     }
+    /// Copies this store, row for row (users with their one-time codes and address
+    /// counters, the whole audit trail), into the empty store `target`, in one transaction
+    /// there: `mfactl migrate`. A target that holds anything is refused and left as it was.
+    /// Seeds are copied as stored (sealed), with the id of the key they are sealed under,
+    /// so the target opens with the same key file (and only with it). The name-check mark
+    /// is copied too. A rekey between the reads makes the copy refuse (its seeds would not
+    /// match the key id), never copy seeds the recorded key cannot open.
+    pub fn copy_to(&self, target: &dyn Store) -> Result<Copied, CoreError> {
+        let facts = crate::store::StoreFacts {
+            key_id: self.core.store.store_key_id()?,
+            names_checked: self.core.store.names_checked()?,
+        };
+        let users = self.core.store.users()?;
+        let audit = self.core.store.audit(&AuditQuery::default())?;
+        target.import_all(&users, &audit, &facts)?;
+        Ok(Copied {
+            users: users.len(),
+            codes: users.iter().map(|u| u.codes.len()).sum(),
+            sources: users.iter().map(|u| u.sources.len()).sum(),
+            audit: audit.len(),
+        })
+    }
+}
+
+/// What [`Admin::copy_to`] copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    pub users: usize,
+    pub codes: usize,
+    pub sources: usize,
+    pub audit: usize,
 }

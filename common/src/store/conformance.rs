@@ -8,7 +8,7 @@ use std::sync::Arc;
 use mfa_config::Config;
 use mfa_model::{AuditEvent, OtcKind, Refusal, TotpParams, UserName, UserRecord};
 
-use super::{Abort, AuditQuery, Store, StoreError};
+use super::{Abort, AuditQuery, Store, StoreError, StoreFacts};
 use crate::core::Core;
 use crate::net::ClientAddr;
 use crate::policy::Reason;
@@ -24,7 +24,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 12] = [
+    let checks: [(&str, Check); 14] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -40,6 +40,8 @@ pub fn all(open: Open<'_>) {
             sealed_secrets_bound_to_the_name,
         ),
         ("name_upkeep", name_upkeep),
+        ("import_all_fills_only_an_empty_store", import_all),
+        ("a_new_user_created_twice_at_once", created_twice_at_once),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -533,4 +535,139 @@ fn name_upkeep(open: Open<'_>) {
         .map(|(u, d)| (u.to_string(), d.to_string()))
         .collect();
     assert_eq!(log, want);
+}
+
+/// `mfactl migrate`: a copy arrives row for row in an empty store, with the source's key
+/// id (so the same key file opens it) and name-check mark; a seed under another key than
+/// the one named refuses the copy; a store that holds anything is refused with nothing
+/// changed.
+fn import_all(open: Open<'_>) {
+    let s = open();
+    let sealer = Encrypted::new(StoreKey::generate().unwrap());
+    let sealed = |user: &str, now| {
+        let (mut r, key) = enrolled(&name(user), now);
+        r.secret = Some(sealer.seal(&r.name, &key).unwrap());
+        (r, key)
+    };
+    let (mut ivy, ivy_key) = sealed("ivy", 10);
+    // Both hash schemes of one-time codes survive the copy.
+    ivy.codes.push(
+        new_one_time_code(OtcKind::Temporary, 10, Some(99), 2)
+            .unwrap()
+            .1,
+    );
+    ivy.codes[0].scheme = mfa_model::OtcHash::Sha256V1;
+    let (jo, _) = sealed("jo", 11);
+    let log = [ev(10, "ivy", "r1"), ev(11, "jo", "r2"), ev(11, "ivy", "r3")];
+    let facts = StoreFacts {
+        key_id: sealer.key_id(),
+        names_checked: Some("rules of the source".into()),
+    };
+    match s.import_all(&[ivy.clone(), jo.clone()], &log, &facts) {
+        Err(StoreError::Unsupported(_)) => return,
+        r => r.unwrap(),
+    }
+    assert_eq!(s.users().unwrap(), [ivy.clone(), jo]);
+    assert_eq!(s.audit(&AuditQuery::default()).unwrap(), log);
+    assert_eq!(s.store_key_id().unwrap(), sealer.key_id(), "the key id");
+    assert_eq!(s.names_checked().unwrap(), facts.names_checked);
+    let got = s.user(&ivy.name).unwrap().unwrap();
+    assert_eq!(
+        sealer
+            .unseal(&got.name, got.secret.as_ref().unwrap())
+            .unwrap(),
+        ivy_key
+    );
+    let (kim, _) = sealed("kim", 12);
+    let e = s
+        .import_all(std::slice::from_ref(&kim), &[], &facts)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::NotEmpty {
+                users: 2,
+                audit: 3,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(s.users().unwrap().len(), 2);
+    // An audit trail alone makes a store non-empty too.
+    let t = open();
+    t.append_audit(&[ev(1, "x", "r")]).unwrap();
+    let e = t.import_all(&[ivy], &[], &facts).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::NotEmpty {
+                users: 0,
+                audit: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(t.users().unwrap().is_empty());
+    // Seeds under another key than the one the copy names (or a clear copy of sealed
+    // seeds): refused, nothing written.
+    let other = Encrypted::new(StoreKey::generate().unwrap());
+    for facts in [
+        StoreFacts {
+            key_id: other.key_id(),
+            names_checked: None,
+        },
+        StoreFacts::default(),
+    ] {
+        let u = open();
+        let e = u
+            .import_all(std::slice::from_ref(&kim), &[], &facts)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::KeyChanged { .. }), "{e:?}");
+        assert!(u.users().unwrap().is_empty());
+        assert_eq!(u.store_key_id().unwrap(), None);
+    }
+}
+
+/// Transactions on users who do not exist yet, at the same moment from several threads
+/// (several servers): each sees the one before it, so none creates a record blindly over
+/// another's.
+fn created_twice_at_once(open: Open<'_>) {
+    let s = open();
+    let names: Vec<UserName> = (0..30).map(|i| name(&format!("newcomer{i}"))).collect();
+    let start = std::sync::Barrier::new(4);
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            let (s, names, start) = (&s, &names, &start);
+            sc.spawn(move || {
+                // Each thread's connection first (an engine may open one per caller), so
+                // the threads meet at every name below.
+                let warm = name(&format!("warm{t}"));
+                s.transact(&[&warm], &mut |_| Ok(vec![])).unwrap();
+                start.wait();
+                for u in names {
+                    s.transact(&[u], &mut |recs| {
+                        match &mut recs[0] {
+                            Some(r) => r.failures += 1,
+                            None => {
+                                let mut r = UserRecord::new(u, params(), 1);
+                                r.failures = 1;
+                                recs[0] = Some(r);
+                            }
+                        }
+                        Ok(vec![ev(1, u, "counted")])
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    for u in &names {
+        assert_eq!(s.user(u).unwrap().unwrap().failures, 4, "{u}");
+    }
+    assert_eq!(
+        s.audit(&AuditQuery::default()).unwrap().len(),
+        4 * names.len()
+    );
 }

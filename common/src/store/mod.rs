@@ -7,6 +7,7 @@
 //! and the same closure. Rows are checked and turned into records in [`rows`], once for all
 //! engines; an engine only moves column values.
 
+mod postgres;
 pub mod rows;
 mod sqlite;
 
@@ -21,6 +22,7 @@ use mfa_model::{AuditEvent, Refusal, SealedSecret, UserName, UserRecord};
 
 use crate::secret::KeyId;
 
+pub use postgres::{PgStore, SCHEMA as POSTGRES_SCHEMA, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use sqlite::{OpenMode, SqliteStore};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -57,6 +59,14 @@ pub enum StoreError {
     Schema(SchemaError),
     /// The transaction's function stopped it; nothing was written.
     Aborted(Abort),
+    /// [`Store::import_all`] into a store that already holds rows; nothing was written.
+    NotEmpty {
+        store: String,
+        users: i64,
+        audit: i64,
+    },
+    /// The engine cannot do what was asked (e.g. [`Store::import_all`]).
+    Unsupported(&'static str),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +157,15 @@ impl fmt::Display for StoreError {
                 "{context}: the store's key file was changed (mfactl rekey) since this process opened it; nothing was changed, try again"
             ),
             StoreError::Aborted(a) => write!(f, "{a}"),
+            StoreError::NotEmpty {
+                store,
+                users,
+                audit,
+            } => write!(
+                f,
+                "the store {store} is not empty ({users} user(s), {audit} audit event(s)): a copy goes only into an empty store; nothing was changed"
+            ),
+            StoreError::Unsupported(what) => write!(f, "this store engine cannot {what}"),
         }
     }
 }
@@ -228,6 +247,24 @@ pub trait Store: Send + Sync {
     /// write transaction and may read, store and remove records by their stored names.
     /// `Some(events)` commits with those audit events; `None` writes nothing.
     fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError>;
+    /// Fills an empty store with `users` (their codes and address counters included),
+    /// `audit` (in that order) and the store-wide `facts`, row for row, in one transaction:
+    /// `mfactl migrate`. The copy records the source's key id, so it opens with the same key
+    /// file, and every seed is checked against it as any written seed is (a seed under
+    /// another key refuses the whole copy with [`StoreError::KeyChanged`]). A store that
+    /// holds any user or audit row is refused with [`StoreError::NotEmpty`] and nothing is
+    /// written. The source is read with [`Store::users`], [`Store::audit`],
+    /// [`Store::store_key_id`] and [`Store::names_checked`]. An engine that cannot refuses
+    /// ([`StoreError::Unsupported`]).
+    fn import_all(
+        &self,
+        users: &[UserRecord],
+        audit: &[AuditEvent],
+        facts: &StoreFacts,
+    ) -> Result<(), StoreError> {
+        let _ = (users, audit, facts);
+        Err(StoreError::Unsupported("take a copy of another store"))
+    }
 
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:
     /// either everything `f` changed and every event it returned is stored, or nothing is.
@@ -238,6 +275,15 @@ pub trait Store: Send + Sync {
         let order = LockOrder::new(names);
         order.run(|sorted, g| self.transact_sorted(sorted, g), f)
     }
+}
+
+/// The store-wide facts [`Store::import_all`] copies besides the rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreFacts {
+    /// [`Store::store_key_id`]: the key every seed of the copy is sealed under.
+    pub key_id: Option<KeyId>,
+    /// [`Store::names_checked`]: the rules the copied names were last checked against.
+    pub names_checked: Option<String>,
 }
 
 /// What [`Store::maintain_names`] gives its function: the open write transaction, by stored
@@ -330,11 +376,8 @@ impl<'n> LockOrder<'n> {
 /// Opens the store the configuration names. `OpenMode::Existing` fails when it is missing
 /// (the PAM module must not silently start an empty store).
 pub fn open(cfg: &StoreConfig, mode: OpenMode) -> Result<Box<dyn Store>, StoreError> {
-    if let Some(url) = &cfg.url {
-        return Err(StoreError::Engine {
-            context: format!("[store] url = {:?}", redact_url(url)),
-            source: "no PostgreSQL engine is built into this version; use [store] path".into(),
-        });
+    if cfg.url.is_some() {
+        return Ok(Box::new(PgStore::open(cfg, mode)?));
     }
     Ok(Box::new(SqliteStore::open(
         &cfg.path,
@@ -344,7 +387,7 @@ pub fn open(cfg: &StoreConfig, mode: OpenMode) -> Result<Box<dyn Store>, StoreEr
 }
 
 /// A URL for a message, without a password in it.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];

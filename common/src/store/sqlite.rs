@@ -14,7 +14,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 
 use super::rows::{self, CodeRow, SourceRow, UserRow};
 use super::{
-    Abort, AuditQuery, GroupCommit, NameTx, NamesFn, ResealFn, SchemaError, Store, StoreError, TxFn,
+    Abort, AuditQuery, GroupCommit, NameTx, NamesFn, ResealFn, SchemaError, Store, StoreError,
+    StoreFacts, TxFn,
 };
 use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
@@ -747,6 +748,51 @@ impl Store for SqliteStore {
 
     fn group_commit(&self) -> Option<&dyn GroupCommit> {
         Some(self)
+    }
+
+    fn import_all(
+        &self,
+        users: &[UserRecord],
+        audit: &[AuditEvent],
+        facts: &StoreFacts,
+    ) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (u, a): (i64, i64) = tx.query_row(
+                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM audit)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if u != 0 || a != 0 {
+                return Err(StoreError::NotEmpty {
+                    store: self.path.display().to_string(),
+                    users: u,
+                    audit: a,
+                });
+            }
+            // The source's key first: `save` checks every seed against it.
+            match &facts.key_id {
+                Some(id) => tx.execute(
+                    "INSERT INTO store_key (id, key_id) VALUES (1, ?1)
+                     ON CONFLICT(id) DO UPDATE SET key_id = excluded.key_id",
+                    [id.as_slice()],
+                )?,
+                None => tx.execute("DELETE FROM store_key", [])?,
+            };
+            tx.execute("DELETE FROM meta WHERE key = ?1", [META_NAME_RULES])?;
+            if let Some(rules) = &facts.names_checked {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    [META_NAME_RULES, rules],
+                )?;
+            }
+            for rec in users {
+                save(&tx, rec, None)?;
+            }
+            insert_audit(&tx, audit)?;
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

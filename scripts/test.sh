@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script).
 # Run as root on Debian, it first installs the real peers the tests drive: oathtool,
-# radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers, zbar (QR decoding).
+# radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers, zbar (QR decoding),
+# PostgreSQL (the tests make throw-away clusters with initdb and pg_ctl as the postgres user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradius pamtester
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
-      libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin)
+      libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin postgresql)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -21,6 +22,8 @@ if [ "$(id -u)" = 0 ]; then
   fi
   # The FreeRADIUS package starts a system daemon on :1812; the tests bring their own.
   systemctl disable --now freeradius >/dev/null 2>&1 || service freeradius stop >/dev/null 2>&1 || true
+  # Likewise the PostgreSQL package's own cluster on :5432.
+  systemctl disable --now postgresql >/dev/null 2>&1 || service postgresql stop >/dev/null 2>&1 || true
 else
   echo "Not root: assuming the test peers are installed (${PKGS[*]})." >&2
 fi

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::core::Core;
 use crate::error::CoreError;
 use crate::secret::TotpSecret;
-use crate::store::Abort;
+use crate::store::{Abort, AuditQuery, Store};
 use crate::verify::{new_one_time_code, store_one_time_code};
 
 /// One user to enrol in a bulk import.
@@ -205,4 +205,29 @@ impl Admin<'_> {
         let users = self.core.store.prune_unenrolled(before)?;
         Ok((events, users))
     }
+
+    /// Copies this store, row for row (users with their one-time codes and address
+    /// counters, the whole audit trail), into the empty store `target`, in one transaction
+    /// there: `mfactl migrate`. A target that holds anything is refused and left as it was.
+    /// Seeds are copied as stored (sealed), so the target needs the same key file.
+    pub fn copy_to(&self, target: &dyn Store) -> Result<Copied, CoreError> {
+        let users = self.core.store.users()?;
+        let audit = self.core.store.audit(&AuditQuery::default())?;
+        target.import_all(&users, &audit)?;
+        Ok(Copied {
+            users: users.len(),
+            codes: users.iter().map(|u| u.codes.len()).sum(),
+            sources: users.iter().map(|u| u.sources.len()).sum(),
+            audit: audit.len(),
+        })
+    }
+}
+
+/// What [`Admin::copy_to`] copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    pub users: usize,
+    pub codes: usize,
+    pub sources: usize,
+    pub audit: usize,
 }

@@ -89,6 +89,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             .unwrap_or(Path::new("."));
         cfg.store.path = base.join(&cfg.store.path);
     }
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    for f in [&mut cfg.store.password_file, &mut cfg.store.ca_file]
+        .into_iter()
+        .flatten()
+    {
+        if f.is_relative() {
+            *f = base.join(&*f);
+        }
+    }
     let problems = validate(&cfg, text);
     if problems.is_empty() {
         Ok(cfg)
@@ -113,10 +126,33 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
         });
     };
 
-    if cfg.store.url.is_some() {
+    if let Some(url) = &cfg.store.url
+        && let Err(e) = check_store_url(url)
+    {
+        bad(vec![k("store"), k("url")], e);
+    }
+    let st = &cfg.store;
+    if st.url.is_none() {
+        for (key, set) in [
+            ("password_file", st.password_file.is_some()),
+            ("ca_file", st.ca_file.is_some()),
+        ] {
+            if set {
+                bad(
+                    vec![k("store"), k(key)],
+                    "only used with store.url (PostgreSQL); remove it or set url".into(),
+                );
+            }
+        }
+    } else if st.sslmode == SslMode::VerifyFull && st.ca_file.is_none() {
         bad(
-            vec![k("store"), k("url")],
-            "the PostgreSQL store is not available in this build; use store.path (SQLite)".into(),
+            vec![k("store"), k("sslmode")],
+            "verify-full (the default) needs ca_file, the CA that issued the database server's certificate; or set sslmode = \"disable\" for a server on this host".into(),
+        );
+    } else if st.sslmode == SslMode::Disable && st.ca_file.is_some() {
+        bad(
+            vec![k("store"), k("ca_file")],
+            "sslmode = \"disable\" uses no TLS, so no CA; remove ca_file or choose require or verify-full".into(),
         );
     }
     if cfg.store.path.as_os_str().is_empty() {
@@ -270,6 +306,31 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     out
 }
 
+/// What a PostgreSQL URL must look like here: `postgres://user@host[:port]/db`, with no
+/// password (that goes in `password_file`, so the config file holds no secret). The engine
+/// parses the rest and names any other problem.
+pub fn check_store_url(url: &str) -> Result<(), String> {
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return Err("must start with postgres:// (postgres://user@host:port/database)".into());
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if let Some((userinfo, _)) = authority.rsplit_once('@')
+        && userinfo.contains(':')
+    {
+        return Err("must not hold a password: put it in store.password_file (first line)".into());
+    }
+    if rest.split('?').nth(1).is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv.starts_with("password=") || kv.starts_with("sslmode="))
+    }) {
+        return Err("give the password and the TLS mode as store.password_file and store.sslmode, not in the URL".into());
+    }
+    Ok(())
+}
+
 /// A user or group name as the configuration may name it: the model's one rule.
 fn valid_name(s: &str) -> bool {
     mfa_model::UserName::check(s).is_ok()
@@ -315,6 +376,24 @@ impl Config {
     pub fn check_referenced_files(&self) -> Vec<Problem> {
         let text = std::fs::read_to_string(&self.source).unwrap_or_default();
         let mut out = Vec::new();
+        if self.store.url.is_some() {
+            for (key, file) in [
+                ("password_file", &self.store.password_file),
+                ("ca_file", &self.store.ca_file),
+            ] {
+                if let Some(f) = file
+                    && let Err(e) = std::fs::File::open(f)
+                {
+                    let path = [k("store"), k(key)];
+                    out.push(Problem {
+                        file: self.source.clone(),
+                        line: line_of_path(&text, &path),
+                        key: Some(path_string(&path)),
+                        message: format!("cannot read {}: {e}", f.display()),
+                    });
+                }
+            }
+        }
         for (i, c) in self.radius.clients.iter().enumerate() {
             if c.secret_file.is_some()
                 && let Err(e) = c.load_secret()
@@ -350,6 +429,52 @@ mod tests {
         assert_eq!(c.policy.grace_days, 0);
         assert!(c.radius.require_message_authenticator);
         assert_eq!(c.lockout.max_failures, 5);
+    }
+
+    #[test]
+    fn postgres_store_keys_are_checked() {
+        let ok = parse_str(
+            "[store]\nurl = \"postgres://mfa@127.0.0.1:5432/mfa\"\nsslmode = \"disable\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.store.sslmode, SslMode::Disable);
+        let tls = parse_str(
+            "[store]\nurl = \"postgres://mfa@db1/mfa\"\npassword_file = \"db.pw\"\nca_file = \"/etc/mfa/ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(tls.store.sslmode, SslMode::VerifyFull);
+        assert_eq!(
+            tls.store.password_file.as_deref(),
+            Some(Path::new("/etc/mfa/db.pw"))
+        );
+        for (text, key, says) in [
+            (
+                "[store]\nurl = \"postgres://mfa:hunter2@db1/mfa\"\nsslmode = \"disable\"\n",
+                "store.url",
+                "password_file",
+            ),
+            (
+                "[store]\nurl = \"mysql://db1/mfa\"\nsslmode = \"disable\"\n",
+                "store.url",
+                "postgres://",
+            ),
+            (
+                "[store]\nurl = \"postgres://mfa@db1/mfa\"\n",
+                "store.sslmode",
+                "ca_file",
+            ),
+            (
+                "[store]\npassword_file = \"/etc/mfa/db.pw\"\n",
+                "store.password_file",
+                "only used with store.url",
+            ),
+        ] {
+            let e = parse_str(text).unwrap_err();
+            let p = &e.problems[0];
+            assert_eq!(p.key.as_deref(), Some(key), "{e}");
+            assert!(p.message.contains(says), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
     }
 
     #[test]

@@ -45,10 +45,43 @@ pub struct StoreConfig {
     /// SQLite database, the embedded default. Relative paths are taken from the config file's
     /// directory, so a checkout's example config works from anywhere.
     pub path: PathBuf,
-    /// PostgreSQL URL, for several servers sharing one user base.
+    /// PostgreSQL URL, for several servers sharing one user base (`postgres://user@host:port/db`,
+    /// no password in it: see `password_file`). When set, `path` is not used.
     pub url: Option<String>,
-    /// How long a writer waits for another process's transaction.
+    /// PostgreSQL: the role's password, the file's first line.
+    pub password_file: Option<PathBuf>,
+    /// PostgreSQL: TLS to the database server.
+    pub sslmode: SslMode,
+    /// PostgreSQL: the CA certificates (PEM) the server's certificate must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// How long a writer waits for another process's transaction (PostgreSQL: also the
+    /// connect timeout and the row lock timeout).
     pub busy_timeout: Span,
+}
+
+/// TLS to a PostgreSQL server, as libpq names the modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// No TLS: only for a server on this host or on a network you trust.
+    Disable,
+    /// TLS, the certificate checked against `ca_file` when one is given (but not the host
+    /// name), else not checked at all: protects against eavesdropping, not against an
+    /// active attacker.
+    Require,
+    /// TLS, the certificate chained to `ca_file` and issued for the host in the URL.
+    #[default]
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -56,6 +89,9 @@ impl Default for StoreConfig {
         Self {
             path: PathBuf::from("/var/lib/mfa/mfa.db"),
             url: None,
+            password_file: None,
+            sslmode: SslMode::default(),
+            ca_file: None,
             busy_timeout: Span::secs(5),
         }
     }

@@ -84,6 +84,15 @@ pub fn auth(
 
 pub fn init(cfg: &Path) -> Result<ExitCode> {
     let c = load_config(cfg)?;
+    if let Some(url) = &c.store.url {
+        let shown = mfa_common::store::redact_url(url);
+        open_with(c, OpenMode::Create)?;
+        println!(
+            "The PostgreSQL store {shown} is ready (schema version {}).",
+            mfa_common::store::POSTGRES_SCHEMA_VERSION
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let existed = c.store.path.exists();
     let a = open_with(c, OpenMode::Create)?;
     let path = a.config().store.path.display();
@@ -201,15 +210,22 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
         )));
     }
     println!("{}: OK", cfg.display());
-    println!(
-        "  store: {} ({})",
-        c.store.path.display(),
-        if c.store.path.exists() {
-            "exists"
-        } else {
-            "not created yet"
-        }
-    );
+    match &c.store.url {
+        Some(url) => println!(
+            "  store: PostgreSQL {} (sslmode {})",
+            mfa_common::store::redact_url(url),
+            c.store.sslmode.as_str()
+        ),
+        None => println!(
+            "  store: {} ({})",
+            c.store.path.display(),
+            if c.store.path.exists() {
+                "exists"
+            } else {
+                "not created yet"
+            }
+        ),
+    }
     println!("  trusted networks: {}", c.policy.trusted_networks.len());
     match c.radius.clients.len() {
         // Not an error: a site that only protects Linux logins has none.

@@ -6,6 +6,7 @@
 mod admin;
 mod enroll;
 mod import;
+mod migrate;
 mod report;
 
 use std::path::PathBuf;
@@ -165,6 +166,23 @@ pub enum Command {
     },
     /// Delete audit events older than `audit.retention`.
     Prune,
+    /// Copy the configured store (users, one-time codes, address counters, the audit trail)
+    /// into an empty PostgreSQL store, all or nothing; a store that is not empty is refused.
+    /// TLS and password come from the config's [store] keys unless given here.
+    Migrate {
+        /// The target: postgres://ROLE@HOST:PORT/DATABASE (no password in it).
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// The file whose first line is the target role's password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// TLS to the target: disable, require or verify-full.
+        #[arg(long, value_name = "MODE")]
+        sslmode: Option<String>,
+        /// The CA certificates (PEM) of the target server.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -254,5 +272,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
         } => report::log(cfg, user.as_deref(), since, format),
         Command::Prune => admin::prune(cfg),
+        Command::Migrate {
+            to,
+            password_file,
+            sslmode,
+            ca_file,
+        } => migrate::migrate(cfg, &to, password_file, sslmode.as_deref(), ca_file),
     }
 }

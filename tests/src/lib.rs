@@ -236,3 +236,229 @@ impl Rng {
         (self.next_u64() % n.max(1) as u64) as usize
     }
 }
+
+/// A throw-away PostgreSQL cluster for the tests: `initdb` and `pg_ctl` from Debian's
+/// `postgresql` package, in a temp dir, listening on 127.0.0.1 at a free port (and a Unix
+/// socket in the temp dir), `trust` for every role on loopback except `pwuser`, who needs
+/// its password (scram-sha-256). Run as root, the server runs as the `postgres` user
+/// (initdb refuses root). Stopped on drop, also when the test panics.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+    /// `runuser -u postgres --` when run as root.
+    as_user: Vec<String>,
+    /// `-c fsync=off` and friends for the tests; durable settings for the benchmark.
+    fast: bool,
+}
+
+/// The password of the `pwuser` role in every [`PgCluster`].
+pub const PG_PASSWORD: &str = "s3cret-pw";
+
+impl PgCluster {
+    /// Where Debian puts the server binaries (the newest version installed).
+    pub fn bin_dir() -> PathBuf {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+            .unwrap_or_default();
+        versions.retain(|p| p.join("initdb").is_file());
+        versions.sort();
+        versions.pop().unwrap_or_else(|| {
+            panic!(
+                "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run scripts/test.sh as root once to install the test peers"
+            )
+        })
+    }
+
+    pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// `fast`: no fsync (tests); otherwise PostgreSQL's durable defaults (the benchmark).
+    pub fn start_with(fast: bool) -> Self {
+        let bin = Self::bin_dir();
+        let root = is_root();
+        let dir = tempfile::Builder::new().prefix("mfa-pg").tempdir().unwrap();
+        let as_user: Vec<String> = if root {
+            ["runuser", "-u", "postgres", "--"]
+                .map(String::from)
+                .to_vec()
+        } else {
+            Vec::new()
+        };
+        if root {
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(st.success(), "chown of the cluster dir to postgres failed");
+        }
+        let data = dir.path().join("data");
+        let out = Self::cmd(&as_user, &bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "mfa",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb failed: {}", text(&out));
+        let hba = "local all all trust\nhost all pwuser 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n";
+        std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
+        let port = free_tcp_port();
+        let c = PgCluster {
+            dir,
+            bin,
+            port,
+            as_user,
+            fast,
+        };
+        c.pg_start();
+        c.psql(
+            "postgres",
+            &format!("CREATE ROLE pwuser LOGIN PASSWORD '{PG_PASSWORD}'"),
+        );
+        c
+    }
+
+    fn cmd(as_user: &[String], prog: &Path) -> Command {
+        match as_user.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(prog);
+                c
+            }
+            None => Command::new(prog),
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `pg_ctl start` (again, after [`PgCluster::stop`]); waits until it accepts connections.
+    pub fn pg_start(&self) {
+        let mut opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        if self.fast {
+            opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        let out = Self::cmd(&self.as_user, &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "30", "-o", &opts, "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            text(&out),
+            std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        );
+    }
+
+    /// `pg_ctl stop -m fast`: every session is ended at once, as when the server goes down.
+    pub fn stop(&self) {
+        let out = Self::cmd(&self.as_user, &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-m", "fast", "stop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl stop failed: {}", text(&out));
+    }
+
+    /// Runs SQL through `psql` as the superuser `mfa`; panics with psql's words on error.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+            ])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "mfa",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "psql {sql:?} failed: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A new, empty database with a unique name; returns its name.
+    pub fn create_db(&self) -> String {
+        let name = unique("db");
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        name
+    }
+
+    /// The URL of `db` for the superuser `mfa` (trust on loopback).
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://mfa@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The `[store]` table for `db`, as the tests write it: no password, no TLS.
+    pub fn store_toml(&self, db: &str) -> String {
+        format!(
+            "[store]\nurl = \"{}\"\nsslmode = \"disable\"\n",
+            self.url(db)
+        )
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = Self::cmd(&self.as_user, &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// Whether this process runs as root (from `id -u`, keeping this crate free of unsafe).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A free loopback TCP port (bound and released: the cluster takes it a moment later).
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

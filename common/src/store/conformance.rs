@@ -23,7 +23,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 11] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -34,6 +34,7 @@ pub fn all(open: Open<'_>) {
         ("one_code_two_racing_logins", one_code_two_racing_logins),
         ("group_commit_if_offered", group_commit_if_offered),
         ("only_names_that_only_appeared_are_pruned", prune_unenrolled),
+        ("import_all_fills_only_an_empty_store", import_all),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -303,4 +304,49 @@ fn prune_unenrolled(open: Open<'_>) {
         left,
         ["enrolled", "holds-code", "let-in", "recent", "unlinked"]
     );
+}
+
+/// `mfactl migrate`: a copy arrives row for row in an empty store, and a store that holds
+/// anything is refused with nothing changed.
+fn import_all(open: Open<'_>) {
+    let s = open();
+    let (ivy, _) = enrolled(&name("ivy"), 10);
+    let (jo, _) = enrolled(&name("jo"), 11);
+    let log = [ev(10, "ivy", "r1"), ev(11, "jo", "r2"), ev(11, "ivy", "r3")];
+    match s.import_all(&[ivy.clone(), jo.clone()], &log) {
+        Err(StoreError::Unsupported(_)) => return,
+        r => r.unwrap(),
+    }
+    assert_eq!(s.users().unwrap(), [ivy.clone(), jo]);
+    assert_eq!(s.audit(&AuditQuery::default()).unwrap(), log);
+    let (kim, _) = enrolled(&name("kim"), 12);
+    let e = s.import_all(&[kim], &[]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::NotEmpty {
+                users: 2,
+                audit: 3,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(s.users().unwrap().len(), 2);
+    // An audit trail alone makes a store non-empty too.
+    let t = open();
+    t.append_audit(&[ev(1, "x", "r")]).unwrap();
+    let e = t.import_all(&[ivy], &[]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StoreError::NotEmpty {
+                users: 0,
+                audit: 1,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(t.users().unwrap().is_empty());
 }

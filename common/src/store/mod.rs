@@ -7,6 +7,7 @@
 //! and the same closure. Rows are checked and turned into records in [`rows`], once for all
 //! engines; an engine only moves column values.
 
+mod postgres;
 pub mod rows;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use mfa_config::StoreConfig;
 use mfa_model::{AuditEvent, Refusal, UserName, UserRecord};
 
+pub use postgres::{PgStore, SCHEMA as POSTGRES_SCHEMA, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use sqlite::{OpenMode, SqliteStore};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -49,6 +51,14 @@ pub enum StoreError {
     Schema(SchemaError),
     /// The transaction's function stopped it; nothing was written.
     Aborted(Abort),
+    /// [`Store::import_all`] into a store that already holds rows; nothing was written.
+    NotEmpty {
+        store: String,
+        users: i64,
+        audit: i64,
+    },
+    /// The engine cannot do what was asked (e.g. [`Store::import_all`]).
+    Unsupported(&'static str),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +144,15 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Schema(e) => write!(f, "store schema: {e}"),
             StoreError::Aborted(a) => write!(f, "{a}"),
+            StoreError::NotEmpty {
+                store,
+                users,
+                audit,
+            } => write!(
+                f,
+                "the store {store} is not empty ({users} user(s), {audit} audit event(s)): a copy goes only into an empty store; nothing was changed"
+            ),
+            StoreError::Unsupported(what) => write!(f, "this store engine cannot {what}"),
         }
     }
 }
@@ -186,6 +205,15 @@ pub trait Store: Send + Sync {
     /// durable when [`Store::transact`] returns, and the caller needs nothing more.
     fn group_commit(&self) -> Option<&dyn GroupCommit> {
         None
+    }
+    /// Fills an empty store with `users` (their codes and address counters included) and
+    /// `audit` (in that order), row for row, in one transaction: `mfactl migrate`. A store
+    /// that holds any user or audit row is refused with [`StoreError::NotEmpty`] and nothing
+    /// is written. The source is read with [`Store::users`] and [`Store::audit`]. An engine
+    /// that cannot refuses ([`StoreError::Unsupported`]).
+    fn import_all(&self, users: &[UserRecord], audit: &[AuditEvent]) -> Result<(), StoreError> {
+        let _ = (users, audit);
+        Err(StoreError::Unsupported("take a copy of another store"))
     }
 
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:
@@ -269,11 +297,8 @@ impl<'n> LockOrder<'n> {
 /// Opens the store the configuration names. `OpenMode::Existing` fails when it is missing
 /// (the PAM module must not silently start an empty store).
 pub fn open(cfg: &StoreConfig, mode: OpenMode) -> Result<Box<dyn Store>, StoreError> {
-    if let Some(url) = &cfg.url {
-        return Err(StoreError::Engine {
-            context: format!("[store] url = {:?}", redact_url(url)),
-            source: "no PostgreSQL engine is built into this version; use [store] path".into(),
-        });
+    if cfg.url.is_some() {
+        return Ok(Box::new(PgStore::open(cfg, mode)?));
     }
     Ok(Box::new(SqliteStore::open(
         &cfg.path,
@@ -283,7 +308,7 @@ pub fn open(cfg: &StoreConfig, mode: OpenMode) -> Result<Box<dyn Store>, StoreEr
 }
 
 /// A URL for a message, without a password in it.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];

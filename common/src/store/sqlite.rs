@@ -636,6 +636,30 @@ impl Store for SqliteStore {
         Some(self)
     }
 
+    fn import_all(&self, users: &[UserRecord], audit: &[AuditEvent]) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (u, a): (i64, i64) = tx.query_row(
+                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM audit)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if u != 0 || a != 0 {
+                return Err(StoreError::NotEmpty {
+                    store: self.path.display().to_string(),
+                    users: u,
+                    audit: a,
+                });
+            }
+            for rec in users {
+                save(&tx, rec, None)?;
+            }
+            insert_audit(&tx, audit)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         self.with_conn(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -89,6 +89,22 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Waits (up to 15 s) for a daemon that should exit by itself, e.g. on a bad store.
+    pub fn stop_when_exited(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                // Let the log reader catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return st;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the daemon did not exit:\n{}", self.log());
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();

@@ -1,0 +1,458 @@
+//! The PostgreSQL store (issue 10): the store conformance suite, the same test bodies as
+//! SQLite's, against a real PostgreSQL; two mfa-radiusd processes on one database driven by
+//! radclient; the database stopped under load and started again; `mfactl migrate`; bad
+//! URLs, passwords and schemas. Each test brings its own throw-away cluster
+//! ([`mfa_e2e::PgCluster`]), stopped when the test ends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod radius_support;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mfa_common::OpenMode;
+use mfa_common::store;
+use mfa_config::{SslMode, StoreConfig};
+use mfa_e2e::{PG_PASSWORD, PgCluster, Site, code_of, fresh_key, text, totp, unique, wrong_code};
+use radius_support::*;
+
+fn store_config(url: &str) -> StoreConfig {
+    StoreConfig {
+        url: Some(url.into()),
+        sslmode: SslMode::Disable,
+        ..StoreConfig::default()
+    }
+}
+
+#[test]
+fn postgres_passes_the_store_conformance_suite() {
+    let pg = PgCluster::start();
+    mfa_common::store::conformance::all(&|| {
+        let db = pg.create_db();
+        store::open(&store_config(&pg.url(&db)), OpenMode::Create).unwrap()
+    });
+}
+
+/// A radius config for `port` on the PostgreSQL database `db`.
+fn node_config(pg: &PgCluster, db: &str, port: u16, extra: &str) -> String {
+    let text = config_text("code-only", &format!("\"127.0.0.1:{port}\""), "", SECRET);
+    let text = text.replace("[store]\npath = \"mfa.db\"\n", &pg.store_toml(db));
+    format!("{text}{extra}")
+}
+
+struct Node {
+    daemon: Daemon,
+    site: Site,
+    port: u16,
+}
+
+impl Node {
+    fn start(pg: &PgCluster, db: &str, extra: &str) -> Node {
+        require_tool("radclient");
+        let port = free_udp_port();
+        let site = Site::with_config(&node_config(pg, db, port, extra));
+        let daemon = spawn_daemon(&site.config, None);
+        daemon.wait_log("listening on", 1);
+        Node { daemon, site, port }
+    }
+
+    fn send(&self, user: &str, code: &str, csi: &str) -> Reply {
+        radclient(
+            &format!("127.0.0.1:{}", self.port),
+            SECRET,
+            "auth",
+            &attrs(user, Some(code), Some(csi), true),
+            5,
+        )
+    }
+}
+
+#[test]
+fn two_daemons_on_one_database_never_both_accept_a_code() {
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    // Per-address lockout off: this test counts the user's failures across both nodes.
+    let lockout = "\n[lockout]\nmax_failures = 5\nmax_failures_per_source = 0\n";
+    let n1 = Node::start(&pg, &db, lockout);
+    let n2 = Node::start(&pg, &db, lockout);
+
+    // Enrolled with mfactl while both run: each node sees the user at once.
+    let (u1, k1) = (unique("pg"), fresh_key());
+    n1.site.enroll(&u1, &k1);
+    let (u2, k2) = (unique("pg"), fresh_key());
+    n2.site.enroll(&u2, &k2);
+    let r = n2.send(&u1, &totp(&k1, 0), UNTRUSTED_CSI);
+    assert!(
+        r.is("Access-Accept"),
+        "node 2, user enrolled via node 1's config: {}",
+        r.output
+    );
+    let r = n1.send(&u2, &totp(&k2, 0), UNTRUSTED_CSI);
+    assert!(r.is("Access-Accept"), "{}", r.output);
+
+    // A code accepted by node 1 is refused by node 2.
+    let (u, k) = (unique("pg"), fresh_key());
+    n1.site.enroll(&u, &k);
+    let code = totp(&k, 0);
+    let r = n1.send(&u, &code, UNTRUSTED_CSI);
+    assert!(r.is("Access-Accept"), "{}", r.output);
+    let r = n2.send(&u, &code, UNTRUSTED_CSI);
+    assert!(r.is("Access-Reject"), "replay on node 2: {}", r.output);
+    n2.daemon.wait_log("reason=replayed_code", 1);
+
+    // 16 concurrent requests carrying one fresh code, spread over both nodes: one Accept.
+    let (u, k) = (unique("pg"), fresh_key());
+    n1.site.enroll(&u, &k);
+    let code = totp(&k, 0);
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..16)
+            .map(|i| {
+                let (node, u, code) = (if i % 2 == 0 { &n1 } else { &n2 }, &u, &code);
+                s.spawn(move || node.send(u, code, &format!("198.51.100.{}:1194", 10 + i)))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let accepts = replies.iter().filter(|r| r.is("Access-Accept")).count();
+    let rejects = replies.iter().filter(|r| r.is("Access-Reject")).count();
+    assert_eq!((accepts, rejects), (1, 15), "{replies:#?}");
+
+    // Wrong codes sent to both nodes add up to one lockout: 3 on node 1, 2 on node 2.
+    let (u, k) = (unique("pg"), fresh_key());
+    n1.site.enroll(&u, &k);
+    let bad = wrong_code(&k);
+    for i in 0..5 {
+        let node = if i < 3 { &n1 } else { &n2 };
+        let r = node.send(&u, &bad, UNTRUSTED_CSI);
+        assert!(r.is("Access-Reject"), "{}", r.output);
+    }
+    for node in [&n1, &n2] {
+        let r = node.send(&u, &totp(&k, 0), UNTRUSTED_CSI);
+        assert!(r.is("Access-Reject"), "{}", r.output);
+        assert!(
+            r.messages.iter().any(|m| m.contains("locked until")),
+            "{:?}",
+            r.messages
+        );
+    }
+    let report = n2.site.mfactl(&["report", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let row = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user"] == u.as_str())
+        .unwrap();
+    assert!(!row["locked_until"].is_null(), "{row}");
+}
+
+/// One login of the load: user index, code, reply, sent and answered while the database
+/// was down.
+type Sent = (usize, String, Option<String>, bool);
+
+#[test]
+fn the_database_stopped_under_load_rejects_then_recovers_without_a_restart() {
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let node = Node::start(&pg, &db, "");
+    let users: Vec<(String, String)> = (0..100).map(|_| (unique("pl"), fresh_key())).collect();
+    // Enrolled in one go (100 mfactl runs would take long).
+    let csv = node.site.path().join("users.csv");
+    let lines: Vec<String> = users.iter().map(|(u, k)| format!("{u},{k}")).collect();
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let out = node.site.mfactl(&["import", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Load: one login per user with its current code, two threads, while the main thread
+    // stops and starts the database.
+    let next = AtomicUsize::new(0);
+    let down = AtomicBool::new(false);
+    let results: Mutex<Vec<Sent>> = Mutex::new(Vec::new());
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !done.load(Ordering::Acquire) {
+                    let i = next.fetch_add(1, Ordering::AcqRel);
+                    let Some((u, k)) = users.get(i) else { break };
+                    let was_down = down.load(Ordering::Acquire);
+                    let code = totp(k, 0);
+                    let r = node.send(u, &code, &format!("198.51.100.{}:1194", i % 200));
+                    let still_down = down.load(Ordering::Acquire);
+                    results
+                        .lock()
+                        .unwrap()
+                        .push((i, code, r.code, was_down && still_down));
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        pg.stop();
+        down.store(true, Ordering::Release);
+        std::thread::sleep(Duration::from_millis(1500));
+        down.store(false, Ordering::Release);
+        pg.pg_start();
+        let at_restart = results.lock().unwrap().len();
+        // Recovery: without restarting the daemon, a login sent after the restart is
+        // accepted again.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !results.lock().unwrap()[at_restart..]
+            .iter()
+            .any(|(_, _, c, _)| c.as_deref() == Some("Access-Accept"))
+        {
+            assert!(
+                Instant::now() < deadline && next.load(Ordering::Acquire) < users.len(),
+                "never recovered: {:?}",
+                results.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done.store(true, Ordering::Release);
+    });
+    let results = results.into_inner().unwrap();
+    let count = |want: Option<&str>, down: bool| {
+        results
+            .iter()
+            .filter(|r| r.2.as_deref() == want && (!down || r.3))
+            .count()
+    };
+    eprintln!(
+        "{} requests: {} accepted, {} rejected, {} unanswered; while down: {} rejected, {} unanswered",
+        results.len(),
+        count(Some("Access-Accept"), false),
+        count(Some("Access-Reject"), false),
+        count(None, false),
+        count(Some("Access-Reject"), true),
+        count(None, true)
+    );
+    let while_down: Vec<_> = results.iter().filter(|r| r.3).collect();
+    assert!(
+        !while_down.is_empty(),
+        "no request was sent while the database was down"
+    );
+    for r in &while_down {
+        assert_ne!(
+            r.2.as_deref(),
+            Some("Access-Accept"),
+            "accepted while down: {r:?}"
+        );
+    }
+    assert!(
+        while_down
+            .iter()
+            .any(|r| r.2.as_deref() == Some("Access-Reject")),
+        "while down, the daemon rejects: {while_down:?}"
+    );
+    // No code acknowledged as accepted can be used again.
+    let accepted: Vec<_> = results
+        .iter()
+        .filter(|r| r.2.as_deref() == Some("Access-Accept"))
+        .collect();
+    assert!(accepted.len() >= 2, "{results:?}");
+    for (i, code, _, _) in accepted {
+        let r = node.send(&users[*i].0, code, "203.0.113.5:1194");
+        assert!(
+            r.is("Access-Reject"),
+            "code of {} used again: {}",
+            users[*i].0,
+            r.output
+        );
+    }
+}
+
+/// `mfactl report` and `mfactl log` as JSON, without the report's generation time.
+fn snapshot(site: &Site) -> (serde_json::Value, serde_json::Value) {
+    let out = site.mfactl(&["report", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    report.as_object_mut().unwrap().remove("generated");
+    let out = site.mfactl(&["log", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    (report, serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn mfactl_migrate_copies_everything_into_an_empty_store_once() {
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let site = Site::new("[lockout]\nmax_failures = 5\nmax_failures_per_source = 3\n");
+    let (alice, ka) = ("alice".to_string(), fresh_key());
+    let (bob, kb) = ("bob".to_string(), fresh_key());
+    site.enroll(&alice, &ka);
+    site.enroll(&bob, &kb);
+    let backup = site.mfactl(&["backup-codes", &alice, "--count", "3"]);
+    assert!(backup.status.success(), "{}", text(&backup));
+    let codes = mfa_e2e::printed_codes(&text(&backup));
+    let temp = site.mfactl(&["temp-access", "carol", "--uses", "2"]);
+    assert!(temp.status.success(), "{}", text(&temp));
+    let auth =
+        |user: &str, ip: &str, code: &str| site.mfactl(&["auth", user, "--ip", ip, "--code", code]);
+    assert_eq!(code_of(&auth(&alice, "198.51.100.1", &totp(&ka, 0))), 0);
+    assert_eq!(code_of(&auth(&bob, "198.51.100.2", &wrong_code(&kb))), 1);
+    assert_eq!(code_of(&auth(&bob, "198.51.100.2", &wrong_code(&kb))), 1);
+    assert_eq!(code_of(&auth(&alice, "198.51.100.3", &codes[0])), 0);
+    let before = snapshot(&site);
+    assert!(before.1.as_array().unwrap().len() >= 7, "{}", before.1);
+
+    let url = pg.url(&db);
+    let out = site.mfactl(&["migrate", "--to", &url, "--sslmode", "disable"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Copied 3 user(s)"), "{}", text(&out));
+
+    // The same site on the PostgreSQL store: the same report and audit trail.
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    let pg_config = config.replace("[store]\npath = \"mfa.db\"\n", &pg.store_toml(&db));
+    assert_ne!(config, pg_config);
+    std::fs::write(&site.config, &pg_config).unwrap();
+    let after = snapshot(&site);
+    assert_eq!(before, after);
+    // Every other command works unchanged against it: the copied codes and counters count.
+    assert_eq!(
+        code_of(&auth(&alice, "198.51.100.3", &codes[0])),
+        1,
+        "backup code used twice"
+    );
+    assert_eq!(code_of(&auth(&alice, "198.51.100.3", &codes[1])), 0);
+    assert_eq!(
+        code_of(&auth(&alice, "198.51.100.1", &totp(&ka, 0))),
+        1,
+        "replay"
+    );
+    let out = site.mfactl(&["unlock", &bob]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A second run is refused and changes nothing.
+    std::fs::write(&site.config, &config).unwrap();
+    let second = snapshot(&site);
+    std::fs::write(&site.config, &pg_config).unwrap();
+    let target_before = snapshot(&site);
+    std::fs::write(&site.config, &config).unwrap();
+    let out = site.mfactl(&["migrate", "--to", &url, "--sslmode", "disable"]);
+    assert_eq!(code_of(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("not empty"), "{}", text(&out));
+    assert_eq!(snapshot(&site), second, "the source is unchanged");
+    std::fs::write(&site.config, &pg_config).unwrap();
+    assert_eq!(snapshot(&site), target_before, "the target is unchanged");
+}
+
+#[test]
+fn bad_urls_passwords_and_schemas_are_named_and_deny() {
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let site = |store: &str| Site::with_config(&format!("{store}[audit]\nsyslog = false\n"));
+    let auth = |s: &Site| s.mfactl(&["auth", "alice", "--ip", "198.51.100.1", "--code", "123456"]);
+
+    // Nothing listens there.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let s = site(&format!(
+        "[store]\nurl = \"postgres://mfa@127.0.0.1:{port}/{db}\"\nsslmode = \"disable\"\n"
+    ));
+    let out = auth(&s);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains(&format!("127.0.0.1:{port}")) && t.contains("refused"),
+        "{t}"
+    );
+
+    // A database that does not exist.
+    let s = site(&format!(
+        "[store]\nurl = \"postgres://mfa@127.0.0.1:{}/nosuchdb\"\nsslmode = \"disable\"\n",
+        pg.port
+    ));
+    let t = text(&auth(&s));
+    assert!(
+        t.contains("nosuchdb") && t.contains("does not exist"),
+        "{t}"
+    );
+
+    // Wrong password for a role that needs one; the right one works.
+    pg.psql(&db, "GRANT ALL ON SCHEMA public TO pwuser");
+    let pw_site = |pw: &str| {
+        let s = site(&format!(
+            "[store]\nurl = \"postgres://pwuser@127.0.0.1:{}/{db}\"\nsslmode = \"disable\"\npassword_file = \"db.password\"\n",
+            pg.port
+        ));
+        std::fs::write(s.path().join("db.password"), format!("{pw}\n")).unwrap();
+        s
+    };
+    let s = pw_site("not-the-password");
+    let out = auth(&s);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("password authentication failed") && t.contains("pwuser"),
+        "{t}"
+    );
+    assert!(!t.contains("not-the-password"), "{t}");
+    let s = pw_site(PG_PASSWORD);
+    let out = s.mfactl(&["init"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = auth(&s);
+    assert_eq!(code_of(&out), 1, "denied, not an error: {}", text(&out));
+    assert!(!text(&out).contains(PG_PASSWORD));
+
+    // TLS required from a server that has none.
+    let s = site(&format!(
+        "[store]\nurl = \"postgres://mfa@127.0.0.1:{}/{db}\"\nsslmode = \"require\"\n",
+        pg.port
+    ));
+    let out = auth(&s);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("TLS") || text(&out).contains("SSL"),
+        "{}",
+        text(&out)
+    );
+
+    // A schema from a newer version: refused by mfactl and by the daemon, changing nothing.
+    pg.psql(&db, "UPDATE schema_version SET version = 99");
+    let s = site(&pg.store_toml(&db));
+    let out = auth(&s);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("schema version 99") && t.contains("newer"),
+        "{t}"
+    );
+    let port = free_udp_port();
+    let s = Site::with_config(&node_config(&pg, &db, port, ""));
+    let mut d = spawn_daemon(&s.config, None);
+    let st = d.stop_when_exited();
+    assert!(!st.success(), "the daemon started on a newer schema");
+    assert!(d.log().contains("schema version 99"), "{}", d.log());
+    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "99");
+
+    // A database with other tables is not taken for an empty store.
+    let other = pg.create_db();
+    pg.psql(&other, "CREATE TABLE users (id int)");
+    let out = site(&pg.store_toml(&other)).mfactl(&["init"]);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("not an mfa store"), "{}", text(&out));
+    // An empty database is not silently made a store by a login.
+    let empty = pg.create_db();
+    let out = auth(&site(&pg.store_toml(&empty)));
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("mfactl init"), "{}", text(&out));
+
+    // config check names the keys.
+    let s = site("[store]\nurl = \"postgres://mfa:pw@db1/mfa\"\nsslmode = \"disable\"\n");
+    let out = s.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&out), 2);
+    assert!(
+        text(&out).contains("store.url") && text(&out).contains("password_file"),
+        "{}",
+        text(&out)
+    );
+    let s = site("[store]\nurl = \"postgres://mfa@db1/mfa\"\n");
+    let out = s.mfactl(&["config", "check"]);
+    assert!(
+        text(&out).contains("store.sslmode") && text(&out).contains("ca_file"),
+        "{}",
+        text(&out)
+    );
+}

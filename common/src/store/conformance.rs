@@ -23,7 +23,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 11] = [
+    let checks: [(&str, Check); 12] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -35,6 +35,7 @@ pub fn all(open: Open<'_>) {
         ("group_commit_if_offered", group_commit_if_offered),
         ("only_names_that_only_appeared_are_pruned", prune_unenrolled),
         ("import_all_fills_only_an_empty_store", import_all),
+        ("a_new_user_created_twice_at_once", created_twice_at_once),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -349,4 +350,46 @@ fn import_all(open: Open<'_>) {
         "{e:?}"
     );
     assert!(t.users().unwrap().is_empty());
+}
+
+/// Transactions on users who do not exist yet, at the same moment from several threads
+/// (several servers): each sees the one before it, so none creates a record blindly over
+/// another's.
+fn created_twice_at_once(open: Open<'_>) {
+    let s = open();
+    let names: Vec<UserName> = (0..30).map(|i| name(&format!("newcomer{i}"))).collect();
+    let start = std::sync::Barrier::new(4);
+    std::thread::scope(|sc| {
+        for t in 0..4 {
+            let (s, names, start) = (&s, &names, &start);
+            sc.spawn(move || {
+                // Each thread's connection first (an engine may open one per caller), so
+                // the threads meet at every name below.
+                let warm = name(&format!("warm{t}"));
+                s.transact(&[&warm], &mut |_| Ok(vec![])).unwrap();
+                start.wait();
+                for u in names {
+                    s.transact(&[u], &mut |recs| {
+                        match &mut recs[0] {
+                            Some(r) => r.failures += 1,
+                            None => {
+                                let mut r = UserRecord::new(u, params(), 1);
+                                r.failures = 1;
+                                recs[0] = Some(r);
+                            }
+                        }
+                        Ok(vec![ev(1, u, "counted")])
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    for u in &names {
+        assert_eq!(s.user(u).unwrap().unwrap().failures, 4, "{u}");
+    }
+    assert_eq!(
+        s.audit(&AuditQuery::default()).unwrap().len(),
+        4 * names.len()
+    );
 }

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradius pamtester
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
-      libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin postgresql)
+      libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin postgresql openssl)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()

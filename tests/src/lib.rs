@@ -433,6 +433,100 @@ impl PgCluster {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+
+    /// Turns TLS on (a test CA made with `openssl`, a server certificate for 127.0.0.1 and
+    /// localhost) and restarts the server; returns the CA's PEM file and another CA's.
+    pub fn enable_tls(&self) -> (PathBuf, PathBuf) {
+        require_tool("openssl");
+        let d = self.dir.path().join("tls");
+        std::fs::create_dir(&d).unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&d)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "other-ca"] {
+            let (key, pem, subj) = (
+                format!("{ca}.key"),
+                format!("{ca}.pem"),
+                format!("/CN={ca}"),
+            );
+            let mut a = vec!["req", "-x509"];
+            a.extend(ec);
+            a.extend(["-keyout", &key, "-out", &pem, "-days", "2", "-subj", &subj]);
+            run(&a);
+        }
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        run(&a);
+        std::fs::write(
+            d.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        if !self.as_user.is_empty() {
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&d)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let st = Command::new("chmod")
+            .arg("600")
+            .arg(d.join("server.key"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let conf = format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            d.join("server.pem").display(),
+            d.join("server.key").display()
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data().join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, conf.as_bytes()).unwrap();
+        self.stop();
+        self.pg_start();
+        (d.join("ca.pem"), d.join("other-ca.pem"))
+    }
 }
 
 impl Drop for PgCluster {

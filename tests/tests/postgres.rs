@@ -456,3 +456,51 @@ fn bad_urls_passwords_and_schemas_are_named_and_deny() {
         text(&out)
     );
 }
+
+#[test]
+fn tls_to_the_database_checks_the_server_certificate() {
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let (ca, other_ca) = pg.enable_tls();
+    let site = |sslmode: &str, ca: Option<&std::path::Path>| {
+        let ca = ca.map_or(String::new(), |c| {
+            format!("ca_file = \"{}\"\n", c.display())
+        });
+        Site::with_config(&format!(
+            "[store]\nurl = \"{}\"\nsslmode = \"{sslmode}\"\n{ca}[audit]\nsyslog = false\n",
+            pg.url(&db)
+        ))
+    };
+    // verify-full with the server's CA: the store opens and the session is encrypted.
+    let s = site("verify-full", Some(&ca));
+    let out = s.mfactl(&["init"]);
+    assert!(out.status.success(), "{}", text(&out));
+    s.enroll("tina", &fresh_key());
+    // Another CA: refused, naming the certificate problem.
+    let out = site("verify-full", Some(&other_ca)).mfactl(&["report"]);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).to_lowercase().contains("certificate"),
+        "{}",
+        text(&out)
+    );
+    // require with a CA checks the chain (not the name); without one, encryption only.
+    let out = site("require", Some(&other_ca)).mfactl(&["report"]);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    let out = site("require", Some(&ca)).mfactl(&["report"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = site("require", None).mfactl(&["report"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("tina"), "{}", text(&out));
+    // A CA file that is not PEM is named.
+    let junk = pg_junk_file();
+    let out = site("verify-full", Some(junk.path())).mfactl(&["report"]);
+    assert_eq!(code_of(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("ca_file"), "{}", text(&out));
+}
+
+fn pg_junk_file() -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), "not a certificate\n").unwrap();
+    f
+}

@@ -2,7 +2,9 @@
 # The whole test suite, as CI runs it (.ci/run calls this script).
 # Run as root on Debian, it first installs the real peers the tests drive: oathtool,
 # radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers, zbar (QR decoding),
-# radsecproxy and openssl (the RadSec test's proxy and certificates).
+# radsecproxy and openssl (the RadSec test's proxy and certificates); lintian, systemd
+# (systemd-analyze), man-db, dpkg-dev and binutils for the package test (scripts/build-deb.sh,
+# dpkg -i, man -w, systemd-analyze verify/security, pam-auth-update).
 # PostgreSQL (the tests make throw-away clusters with initdb and pg_ctl as the postgres user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +12,8 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradius pamtester
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
       libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin
-      radsecproxy openssl postgresql)
+      radsecproxy openssl postgresql
+      lintian systemd man-db dpkg-dev binutils libpam-runtime)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()

@@ -384,6 +384,16 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
             "must be between 1 and 1024".into(),
         );
     }
+    if let Some(m) = r.metrics_listen
+        && !m.ip().is_loopback()
+    {
+        bad(
+            vec![k("radius"), k("metrics_listen")],
+            format!(
+                "{m} is not a loopback address: the metrics name the RADIUS clients and count every decision, so they are served on 127.0.0.1 or [::1] only (scrape through a local agent or proxy)"
+            ),
+        );
+    }
     let mut names = std::collections::HashSet::new();
     for (i, c) in r.clients.iter().enumerate() {
         let at = |key: &str| vec![k("radius"), k("clients"), Seg::Index(i), k(key)];
@@ -1173,6 +1183,24 @@ mod tests {
             "{e}"
         );
         assert!(e.problems[0].message.contains("\"OTHER\""), "{e}");
+    }
+
+    #[test]
+    fn metrics_listen_is_loopback_only() {
+        let c = parse_str("[radius]\nmetrics_listen = \"127.0.0.1:9812\"\n").unwrap();
+        assert_eq!(
+            c.radius.metrics_listen,
+            Some("127.0.0.1:9812".parse().unwrap())
+        );
+        assert!(parse_str("").unwrap().radius.metrics_listen.is_none());
+        parse_str("[radius]\nmetrics_listen = \"[::1]:9812\"\n").unwrap();
+        let e = parse_str("[radius]\nmetrics_listen = \"0.0.0.0:9812\"\n").unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.metrics_listen"),
+            "{e}"
+        );
+        assert!(e.problems[0].message.contains("loopback"), "{e}");
     }
 
     #[test]

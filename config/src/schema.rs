@@ -287,6 +287,8 @@ pub struct RadiusConfig {
     pub pam_workers: usize,
     /// Also log decisions to syslog (auth facility).
     pub syslog: bool,
+    /// Prometheus metrics (`GET /metrics`) on this loopback address; absent: off.
+    pub metrics_listen: Option<SocketAddr>,
     /// RadSec (RFC 6614): RADIUS over TLS, on when the `[radius.radsec]` table is present.
     pub radsec: Option<RadsecConfig>,
     pub clients: Vec<RadiusClient>,
@@ -305,6 +307,7 @@ impl Default for RadiusConfig {
             append_delimiter: None,
             pam_workers: 16,
             syslog: false,
+            metrics_listen: None,
             radsec: None,
             clients: Vec::new(),
         }

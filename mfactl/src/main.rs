@@ -194,6 +194,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
     },
+    /// Print the shell completion script for bash, zsh or fish, e.g.
+    /// `source <(mfactl completion bash)`.
+    Completion { shell: clap_complete::Shell },
+    /// Write the man page mfactl.8 into DIR (the package build runs this).
+    #[command(hide = true)]
+    GenerateMan { dir: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -207,17 +213,14 @@ pub enum UsersAction {
 
 #[derive(Subcommand, Debug)]
 pub enum TrustedAction {
+    /// List the trusted networks.
     List,
-    Add {
-        cidr: String,
-    },
-    Remove {
-        cidr: String,
-    },
+    /// Add a network (an address or a CIDR) to `[policy] trusted_networks`.
+    Add { cidr: String },
+    /// Remove a network from `[policy] trusted_networks`.
+    Remove { cidr: String },
     /// Exit 0 if the address is trusted, 1 if not.
-    Test {
-        ip: String,
-    },
+    Test { ip: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -239,6 +242,31 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// mfactl(8) and a page per command (mfactl-init(8), ...) from the clap definitions, so the
+/// pages list exactly the commands and options this binary has.
+fn generate_man(dir: &std::path::Path) -> Result<ExitCode> {
+    fn pages(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            pages(sub, dir)?;
+        }
+        clap_mangen::Man::new(cmd)
+            .section("8")
+            .manual("System Administration")
+            .source(format!("mfactl {}", env!("CARGO_PKG_VERSION")))
+            .generate_to(dir)
+            .map(|_| ())
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    cmd.build();
+    pages(cmd, dir).map_err(|e| {
+        Fail::Error(format!(
+            "cannot write the man pages into {}: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -300,5 +328,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             sslmode,
             ca_file,
         } => migrate::migrate(cfg, &to, password_file, sslmode.as_deref(), ca_file),
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "mfactl", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenerateMan { dir } => generate_man(&dir),
     }
 }

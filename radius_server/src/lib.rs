@@ -7,6 +7,8 @@ pub mod challenge;
 pub mod dedup;
 pub mod lanes;
 pub mod logbuf;
+pub mod metrics;
+pub mod notify;
 pub mod radsec;
 pub mod run;
 pub mod server;

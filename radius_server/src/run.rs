@@ -9,6 +9,8 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::logbuf::FLUSH_EVERY;
+use crate::metrics::{self, Metrics};
+use crate::notify;
 use crate::radsec;
 use crate::server::{Options, Runtime, Shared};
 
@@ -56,7 +58,9 @@ async fn receive(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
 /// Runs the daemon until SIGTERM or SIGINT. Errors are start-up failures.
 pub async fn serve(options: Options) -> Result<(), String> {
     let path = options.config_path.clone();
-    let runtime = tokio::task::spawn_blocking(move || Runtime::load(&path))
+    let metrics = Metrics::default();
+    let store_metrics = metrics.store.clone();
+    let runtime = tokio::task::spawn_blocking(move || Runtime::load(&path, &store_metrics))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
@@ -69,8 +73,9 @@ pub async fn serve(options: Options) -> Result<(), String> {
         .map(|t| t.listen.clone())
         .unwrap_or_default();
     let mode = runtime_mode(&runtime);
+    let metrics_listen = runtime.config().radius.metrics_listen;
     let warnings = runtime.warnings().to_vec();
-    let shared = Shared::new(runtime, options);
+    let shared = Shared::new(runtime, options, metrics);
     for w in &warnings {
         shared.warn(w);
     }
@@ -93,6 +98,13 @@ pub async fn serve(options: Options) -> Result<(), String> {
             radsec::bind(*addr).map_err(|e| format!("cannot listen for RadSec on {addr}: {e}"))?;
         receivers.push(tokio::spawn(radsec::serve(shared.clone(), l, open.clone())));
     }
+    if let Some(addr) = metrics_listen {
+        let l = metrics::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+        let registry = metrics::registry(shared.clone());
+        receivers.push(tokio::spawn(metrics::serve(l, registry)));
+    }
     let list = |a: &[SocketAddr]| {
         a.iter()
             .map(ToString::to_string)
@@ -104,16 +116,27 @@ pub async fn serve(options: Options) -> Result<(), String> {
     } else {
         format!("; RadSec (TLS) on {}", list(&radsec_listen))
     };
+    let metrics_note = metrics_listen
+        .map(|a| format!("; metrics on http://{a}/metrics"))
+        .unwrap_or_default();
     shared.log.line_now(&format!(
-        "listening on {} (mode {mode}){radsec_note}",
+        "listening on {} (mode {mode}){radsec_note}{metrics_note}",
         list(&listen)
     ));
+    // Every socket is bound: tell systemd (Type=notify) the daemon is ready.
+    if let Err(e) = notify::notify("READY=1") {
+        shared.warn(&format!("cannot notify systemd of readiness: {e}"));
+    }
 
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     loop {
         tokio::select! {
-            _ = hup.recv() => shared.reload().await,
+            _ = hup.recv() => {
+                let _ = notify::notify("RELOADING=1");
+                shared.reload().await;
+                let _ = notify::notify("READY=1");
+            }
             _ = usr1.recv() => shared.log.line_now(&shared.stats.summary()),
             _ = tick.tick() => shared.sweep(),
             _ = flush.tick() => shared.log.flush(),
@@ -121,6 +144,7 @@ pub async fn serve(options: Options) -> Result<(), String> {
             _ = int.recv() => break,
         }
     }
+    let _ = notify::notify("STOPPING=1");
     for r in &receivers {
         r.abort();
     }

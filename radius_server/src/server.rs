@@ -23,6 +23,7 @@ use crate::challenge::{Challenges, Pending, Redeem};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
 use crate::logbuf::LogBuffer;
+use crate::metrics::{ClientLabels, DecisionLabels, Metrics, StoreMetrics};
 use crate::radsec::{CertId, Tls};
 use crate::stats::{Drop, Stats};
 use crate::store::{Writer, WriterError};
@@ -164,7 +165,7 @@ impl std::error::Error for LoadError {
 impl Runtime {
     /// Loads and checks everything a configuration needs (file, store, every secret); any
     /// problem is an error and nothing is half-applied.
-    pub fn load(path: &Path) -> Result<Self, LoadError> {
+    pub fn load(path: &Path, metrics: &StoreMetrics) -> Result<Self, LoadError> {
         let config = mfa_config::load(path).map_err(LoadError::Config)?;
         let mut clients = Vec::new();
         for c in &config.radius.clients {
@@ -202,7 +203,8 @@ impl Runtime {
         ));
         let syslog = r.syslog.then(|| Syslog::open("mfa-radiusd"));
         let core = Arc::new(core);
-        let writer = Writer::start(core.clone(), STORE_QUEUE).map_err(LoadError::Thread)?;
+        let writer =
+            Writer::start(core.clone(), STORE_QUEUE, metrics.clone()).map_err(LoadError::Thread)?;
         let mut rt = Self {
             config,
             core,
@@ -277,6 +279,8 @@ pub struct Shared {
     challenges: Mutex<Challenges>,
     readers: Lane,
     pub stats: Stats,
+    /// The labelled counters and histograms of `[radius] metrics_listen`.
+    pub metrics: Metrics,
     /// The stderr log; `run` flushes it on a timer and at exit.
     pub log: LogBuffer,
     inflight: AtomicUsize,
@@ -404,13 +408,14 @@ fn log_name(b: &[u8]) -> String {
 }
 
 impl Shared {
-    pub fn new(runtime: Runtime, options: Options) -> Arc<Self> {
+    pub fn new(runtime: Runtime, options: Options, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             runtime: RwLock::new(Arc::new(runtime)),
             dedup: Mutex::new(dedup::Cache::new(DEDUP_TTL, DEDUP_CAPACITY)),
             challenges: Mutex::new(Challenges::new(CHALLENGE_CAPACITY)),
             readers: Lane::new("store reader", STORE_READERS, STORE_QUEUE),
             stats: Stats::default(),
+            metrics,
             log: LogBuffer::default(),
             inflight: AtomicUsize::new(0),
             options,
@@ -452,7 +457,9 @@ impl Shared {
     /// SIGHUP: the new configuration replaces the old only if all of it loads.
     pub async fn reload(self: &Arc<Self>) {
         let path = self.options.config_path.clone();
-        let loaded = tokio::task::spawn_blocking(move || Runtime::load(&path)).await;
+        let store_metrics = self.metrics.store.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || Runtime::load(&path, &store_metrics)).await;
         match loaded {
             Ok(Ok(new)) => {
                 if self.runtime().config.radius.listen != new.config.radius.listen {
@@ -534,6 +541,13 @@ impl Shared {
         conn: u64,
         reply_to: ReplyTo,
     ) {
+        let admitted = Instant::now();
+        self.metrics
+            .requests
+            .get_or_create(&ClientLabels {
+                client: nas.name.clone(),
+            })
+            .inc();
         if pkt.code != Code::ACCESS_REQUEST && pkt.code != Code::STATUS_SERVER {
             return self.dropped(Drop::UnsupportedCode, from, &pkt.code);
         }
@@ -604,6 +618,11 @@ impl Shared {
             };
             let reply = this.process(rt, &nas, &datagram, from).await;
             let reply: Option<Arc<[u8]>> = reply.map(Arc::from);
+            if reply.is_some() {
+                this.metrics
+                    .latency_seconds
+                    .observe(admitted.elapsed().as_secs_f64());
+            }
             guard.finish(reply.clone());
             if let Some(r) = reply {
                 reply_to.send(r, from).await;
@@ -643,6 +662,13 @@ impl Shared {
             _ => ("reject", &self.stats.rejected),
         };
         Stats::bump(counter);
+        self.metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                outcome: result.to_string(),
+                reason: answer.reason.code().to_string(),
+            })
+            .inc();
         self.log(
             &rt,
             &format!(
@@ -977,6 +1003,11 @@ impl Shared {
     /// Periodic housekeeping: expired challenges.
     pub fn sweep(&self) {
         relock(&self.challenges).sweep(Instant::now());
+    }
+
+    /// Challenges issued and not yet redeemed or expired (the metrics' gauge).
+    pub fn pending_challenges(&self) -> usize {
+        relock(&self.challenges).len()
     }
 
     pub fn inflight(&self) -> usize {

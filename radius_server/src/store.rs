@@ -13,11 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
 };
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mfa_common::login::Login;
 use mfa_common::{Attempt, Core, CoreError, Decision};
 use tokio::sync::oneshot;
+
+use crate::metrics::StoreMetrics;
 
 /// Most logins in one transaction; larger batches only add latency to the first one.
 const MAX_BATCH: usize = 256;
@@ -78,7 +80,7 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    pub fn start(core: Arc<Core>, queue: usize) -> std::io::Result<Self> {
+    pub fn start(core: Arc<Core>, queue: usize, metrics: StoreMetrics) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(queue.max(1));
         let synced = if core.durability().is_some() {
             let (synced_tx, synced_rx) = channel();
@@ -88,17 +90,17 @@ impl Writer {
             std::thread::Builder::new()
                 .name("mfa-housekeep".into())
                 .spawn(move || housekeeping_loop(&a, &poke_rx, &c))?;
-            let a = core.clone();
+            let (a, m) = (core.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name("mfa-sync".into())
-                .spawn(move || sync_loop(&a, &synced_rx, &poke_tx))?;
+                .spawn(move || sync_loop(&a, &synced_rx, &poke_tx, &m))?;
             Some((synced_tx, catch_up))
         } else {
             None
         };
         std::thread::Builder::new()
             .name("mfa-store".into())
-            .spawn(move || run(&core, &rx, synced.as_ref()))?;
+            .spawn(move || run(&core, &rx, synced.as_ref(), &metrics))?;
         Ok(Self { tx })
     }
 
@@ -139,7 +141,7 @@ type Committed = Vec<(Reply, Decision)>;
 /// to finish its work between two batches; `None` without group commit.
 type Pipeline = (Sender<Committed>, Arc<AtomicBool>);
 
-fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>) {
+fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>, metrics: &StoreMetrics) {
     let mut attempts: Vec<Attempt> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
@@ -151,7 +153,7 @@ fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>) {
                     replies.push(tx);
                 }
                 Job::Call(f) => {
-                    commit(core, &mut attempts, &mut replies, pipeline);
+                    commit(core, &mut attempts, &mut replies, pipeline, metrics);
                     f(core.login());
                 }
             }
@@ -159,7 +161,7 @@ fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>) {
                 next = rx.try_recv().ok();
             }
         }
-        commit(core, &mut attempts, &mut replies, pipeline);
+        commit(core, &mut attempts, &mut replies, pipeline, metrics);
         if let Some((_, catch_up)) = pipeline
             && catch_up.swap(false, Ordering::AcqRel)
             && let Some(gc) = core.durability()
@@ -176,15 +178,21 @@ fn commit(
     attempts: &mut Vec<Attempt>,
     replies: &mut Vec<Reply>,
     pipeline: Option<&Pipeline>,
+    metrics: &StoreMetrics,
 ) {
     if attempts.is_empty() {
         return;
     }
     let login = core.login();
+    let started = Instant::now();
     let result = match pipeline {
         Some(_) => login.authenticate_many_deferred(attempts),
         None => login.authenticate_many(attempts),
     };
+    metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics.batch_size.observe(attempts.len() as f64);
     attempts.clear();
     match result {
         Ok(decisions) if decisions.len() == replies.len() => {
@@ -218,17 +226,21 @@ fn commit(
 /// Waits for committed batches, makes all that are waiting durable with one sync, then
 /// releases their decisions. A failed sync refuses them (fail closed): their effects may
 /// or may not survive a power loss, so none may be acknowledged as a success.
-fn sync_loop(core: &Core, rx: &Receiver<Committed>, poke: &SyncSender<()>) {
+fn sync_loop(core: &Core, rx: &Receiver<Committed>, poke: &SyncSender<()>, metrics: &StoreMetrics) {
     let mut waiting: Committed = Vec::new();
     while let Ok(first) = rx.recv() {
         waiting.extend(first);
         while let Ok(more) = rx.try_recv() {
             waiting.extend(more);
         }
+        let started = Instant::now();
         let synced = match core.durability() {
             Some(gc) => gc.sync(),
             None => Err(CoreError::Bug("a sync thread without group commit")),
         };
+        metrics
+            .sync_seconds
+            .observe(started.elapsed().as_secs_f64());
         let _ = poke.try_send(());
         match synced {
             Ok(()) => {
@@ -381,7 +393,7 @@ mod tests {
             )
             .unwrap();
         let code = code_at_step(&secret, &cfg.totp.params(), now / 30);
-        let w = Writer::start(auth.clone(), 1024).unwrap();
+        let w = Writer::start(auth.clone(), 1024, StoreMetrics::default()).unwrap();
 
         let mut tasks = Vec::new();
         for i in 0..300 {
@@ -424,7 +436,7 @@ mod tests {
         cfg.store.path = dir.path().join("mfa.db");
         cfg.audit.syslog = false;
         let auth = Arc::new(Core::open(Arc::new(cfg), OpenMode::Create, "t").unwrap());
-        let w = Writer::start(auth, 1).unwrap();
+        let w = Writer::start(auth, 1, StoreMetrics::default()).unwrap();
         // Park the writer thread so the queue fills.
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
         w.submit(Job::Call(Box::new(move |_| {

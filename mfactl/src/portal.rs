@@ -101,7 +101,9 @@ pub fn unlocks(cfg: &Path, user: Option<&str>, action: Option<UnlocksAction>) ->
             let name = user_name(&a, &user)?;
             let ip = match ip.as_deref() {
                 Some(s) => Some(parse_ip_literal(s).ok_or_else(|| {
-                    Fail::Error(format!("{s:?} is not an IP address (host names are never remembered)"))
+                    Fail::Error(format!(
+                        "{s:?} is not an IP address (host names are never remembered)"
+                    ))
                 })?),
                 None => None,
             };

@@ -2,14 +2,15 @@
 # The whole test suite, as CI runs it (.ci/run calls this script).
 # Run as root on Debian, it first installs the real peers the tests drive: oathtool,
 # radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers, zbar (QR decoding),
-# radsecproxy and openssl (the RadSec test's proxy and certificates).
+# radsecproxy and openssl (the RadSec test's proxy and certificates), chromium and npm (the
+# portal's Playwright tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradius pamtester
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
       libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin
-      radsecproxy openssl)
+      radsecproxy openssl chromium nodejs npm)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -28,6 +29,10 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "Not root: assuming the test peers are installed (${PKGS[*]})." >&2
 fi
+
+# The portal's browser tests: playwright-core from the lock file, driving Debian's chromium
+# (/usr/bin/chromium); no browser is downloaded.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.85 or newer (rustup.rs)" >&2; exit 2; }
 

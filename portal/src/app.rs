@@ -366,16 +366,6 @@ fn enrol_html(
             esc(text)
         ));
     }
-    if !linked {
-        // The form first in the document, so its code field is the first input; the steps
-        // follow it visually through the heading order.
-        body.push_str(&format!(
-            "<form method=\"post\" id=\"enrol\"><label for=\"code\">{}</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9 ]{{6,10}}\" maxlength=\"10\" required autofocus><input type=\"hidden\" name=\"csrf\" value=\"{}\"> <button type=\"submit\">{}</button></form>",
-            esc(t.code),
-            esc(csrf),
-            esc(t.save)
-        ));
-    }
     body.push_str(&format!(
         "<p>{}: <strong id=\"user\">{}</strong></p><ol><li>{}</li><li>{}</li><li>{}<div class=\"qr\" id=\"qr\">{}</div><p>{}: <strong id=\"account\">{}</strong><br>{}: <span class=\"key\" id=\"key\">{}</span><br><small>{}</small></p></li>",
         esc(t.account_for),
@@ -394,6 +384,16 @@ fn enrol_html(
         body.push_str(&format!("<li>{}</li>", esc(t.step_code)));
     }
     body.push_str("</ol>");
+    if !linked {
+        // Last, as the manuals have it; its code field is still the page's first input (the
+        // steps above hold none).
+        body.push_str(&format!(
+            "<form method=\"post\" id=\"enrol\"><label for=\"code\">{}</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9 ]{{6,10}}\" maxlength=\"10\" required autofocus><input type=\"hidden\" name=\"csrf\" value=\"{}\"> <button type=\"submit\">{}</button></form>",
+            esc(t.code),
+            esc(csrf),
+            esc(t.save)
+        ));
+    }
     Ok(body)
 }
 

@@ -6,13 +6,14 @@
 # (systemd-analyze), man-db, dpkg-dev and binutils for the package test (scripts/build-deb.sh,
 # dpkg -i, man -w, systemd-analyze verify/security, pam-auth-update).
 # PostgreSQL (the tests make throw-away clusters with initdb and pg_ctl as the postgres user).
+# chromium and npm (the portal's Playwright tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradius pamtester
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
       libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin
-      radsecproxy openssl postgresql
+      radsecproxy openssl postgresql chromium nodejs npm
       lintian systemd man-db dpkg-dev binutils libpam-runtime)
 
 if [ "$(id -u)" = 0 ]; then
@@ -34,6 +35,10 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "Not root: assuming the test peers are installed (${PKGS[*]})." >&2
 fi
+
+# The portal's browser tests: playwright-core from the lock file, driving Debian's chromium
+# (/usr/bin/chromium); no browser is downloaded.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.85 or newer (rustup.rs)" >&2; exit 2; }
 

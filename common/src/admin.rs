@@ -56,10 +56,75 @@ impl Admin<'_> {
             }
             rec.secret = None;
             rec.last_step = None;
+            // A remembered network stood for this key.
+            rec.unlocks.clear();
             rec.mfa_changed = Some(now);
             Ok(vec![self.event(now, user, "unlink", "key_removed")])
         })?;
         Ok(())
+    }
+
+    /// Remembers client address `ip` for the user (the portal's "Unlock"), for
+    /// `[policy] remember` from `now`; replaces an earlier unlock of the same address.
+    /// Refused when remembering is off or the user is not enrolled. Returns the expiry.
+    pub fn remember_network(
+        &self,
+        user: &UserName,
+        ip: std::net::IpAddr,
+        now: i64,
+    ) -> Result<i64, CoreError> {
+        let remember = self.core.config.policy.remember.secs_i64();
+        if remember <= 0 {
+            return Err(CoreError::Refused(Refusal::RememberOff));
+        }
+        let expires = now.saturating_add(remember);
+        let ip = ip.to_string();
+        self.core.store.transact(&[user], &mut |recs| {
+            let rec = existing(recs, user)?;
+            if !rec.enrolled() {
+                return Err(Abort::Refused(Refusal::NotEnrolled(user.clone())));
+            }
+            // Expired ones go too: the list stays a few entries long.
+            rec.unlocks.retain(|u| u.ip != ip && now < u.expires);
+            rec.unlocks.push(mfa_model::Unlock {
+                ip: ip.clone(),
+                created: now,
+                expires,
+            });
+            let mut ev = self.event(now, user, "remember", "network_unlocked");
+            ev.client_ip = Some(ip.clone());
+            ev.detail = Some(format!("until {}", mfa_config::format_utc(expires)));
+            Ok(vec![ev])
+        })?;
+        Ok(expires)
+    }
+
+    /// Ends the user's remembered networks, or only `ip`'s; returns how many were current.
+    pub fn revoke_networks(
+        &self,
+        user: &UserName,
+        ip: Option<std::net::IpAddr>,
+        now: i64,
+    ) -> Result<usize, CoreError> {
+        let ip = ip.map(|i| i.to_string());
+        let mut n = 0;
+        self.core.store.transact(&[user], &mut |recs| {
+            let rec = existing(recs, user)?;
+            let before = rec.unlocks.len();
+            let current = |u: &mfa_model::Unlock| now < u.expires;
+            n = rec
+                .unlocks
+                .iter()
+                .filter(|u| current(u) && ip.as_deref().is_none_or(|i| u.ip == i))
+                .count();
+            rec.unlocks
+                .retain(|u| ip.as_deref().is_some_and(|i| u.ip != i) && current(u));
+            let mut ev = self.event(now, user, "remember", "network_revoked");
+            ev.client_ip = ip.clone();
+            ev.detail = Some(format!("revoked {n} of {before}"));
+            Ok(vec![ev])
+        })?;
+        Ok(n)
     }
 
     /// Clears a lockout and the failure counter; says whether the user was locked.

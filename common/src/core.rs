@@ -148,6 +148,11 @@ impl Core {
     pub fn admin<'a>(&'a self, actor: &'a str) -> Admin<'a> {
         Admin { core: self, actor }
     }
+
+    /// Enrolment links, issued and used through `actor` (`mfactl`, `mfa-portal`).
+    pub fn invites<'a>(&'a self, actor: &'a str) -> crate::invite::Invites<'a> {
+        crate::invite::Invites { core: self, actor }
+    }
 }
 
 /// The store's reads, all a front end may call directly.
@@ -171,6 +176,10 @@ impl Reads<'_> {
 
     pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         self.0.audit(q)
+    }
+
+    pub fn invites(&self) -> Result<Vec<mfa_model::Invite>, StoreError> {
+        self.0.invites()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod core;
 pub mod enrolment;
 pub mod error;
 pub mod groups;
+pub mod invite;
 pub mod keyfile;
 pub mod login;
 pub mod names;

@@ -241,6 +241,59 @@ impl Login<'_> {
         Ok(decisions)
     }
 
+    /// A sign-in that must prove the key whatever the policy would let in without one (the
+    /// portal's "My account": a trusted or remembered network must not stand in for the code
+    /// that manages the account, or an unlock could renew itself). Only an enrolled user
+    /// signs in; a locked user or address stays refused; the code goes through the same
+    /// checks as at a login (window, replay, one-time codes, lockout counters), in one
+    /// transaction with its audit event.
+    pub fn verify_code_always(&self, req: &Request, code: &str) -> Result<Decision, CoreError> {
+        let core = self.core;
+        let ctx = Ctx::of(core);
+        let mut out = None;
+        let mut logged = Vec::new();
+        core.store.transact(&[&req.user], &mut |recs| {
+            let slot = recs.get_mut(0).ok_or(Abort::Bug("no slot"))?;
+            let d = match slot.as_mut().filter(|r| r.enrolled()) {
+                None => Decision::deny(Reason::NotEnrolled),
+                Some(rec) => {
+                    let source = req.client.ip().map(|ip| ip.to_string());
+                    if let Some(until) = rec.locked(req.now) {
+                        Decision::deny(Reason::Locked { until })
+                    } else if let Some(until) = source
+                        .as_deref()
+                        .and_then(|s| rec.source_locked(s, req.now))
+                    {
+                        Decision::deny(Reason::SourceLocked { until })
+                    } else {
+                        let secret = match &rec.secret {
+                            Some(s) => {
+                                Some(ctx.sealer.unseal(&rec.name, s).map_err(Abort::Secret)?)
+                            }
+                            None => None,
+                        };
+                        let d = apply_code(
+                            rec,
+                            secret.as_ref(),
+                            code,
+                            source.as_deref(),
+                            req.now,
+                            ctx.cfg,
+                        );
+                        note_outcome(rec, &d, &req.client, req.now);
+                        d
+                    }
+                }
+            };
+            let ev = req.event(&d);
+            logged = vec![ev.clone()];
+            out = Some(d);
+            Ok(vec![ev])
+        })?;
+        core.sink.committed(core.store.as_ref(), &logged);
+        out.ok_or(CoreError::Bug("no decision"))
+    }
+
     /// Records a refused first factor (RADIUS password through PAM). No record is created
     /// or changed: a password sprayer must not fill the store.
     pub fn deny_first_factor(&self, req: &Request) -> Result<Decision, CoreError> {

@@ -14,6 +14,8 @@ const DAY: i64 = 86_400;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     TrustedNetwork,
+    /// The user unlocked this client address on the portal (`[policy] remember`).
+    RememberedNetwork,
     LocalLogin,
     ExemptUser,
     ExemptGroup,
@@ -58,6 +60,7 @@ impl Reason {
     pub fn code(&self) -> &'static str {
         match self {
             Reason::TrustedNetwork => "trusted_network",
+            Reason::RememberedNetwork => "remembered_network",
             Reason::LocalLogin => "local_login",
             Reason::ExemptUser => "exempt_user",
             Reason::ExemptGroup => "exempt_group",
@@ -91,6 +94,9 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::TrustedNetwork => f.write_str("client is on a trusted network"),
+            Reason::RememberedNetwork => {
+                f.write_str("client address unlocked by the user on the portal")
+            }
             Reason::LocalLogin => f.write_str("local login, trusted by configuration"),
             Reason::ExemptUser => f.write_str("user is exempt"),
             Reason::ExemptGroup => f.write_str("user is in an exempt group"),
@@ -276,6 +282,15 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         && let Some(until) = r.source_locked(&ip.to_string(), f.now)
     {
         return Decision::deny(Reason::SourceLocked { until });
+    }
+    // A remembered network: this enrolled user unlocked this very address (an IP literal,
+    // never a host name) on the portal with a code, within `remember`. After the locks, so
+    // a locked user or address stays refused.
+    if let (Some(ip), Some(r)) = (f.client.ip(), f.record)
+        && r.unlocked(&ip.to_string(), f.now, p.remember.secs_i64())
+            .is_some()
+    {
+        return Decision::allow(Reason::RememberedNetwork);
     }
     // 3. Enrolled: a code.
     if enrolled {
@@ -570,6 +585,70 @@ mod tests {
             d("alice", remote("11.1.1.1"), NOW + 3600, Some(&r), &c).reason,
             Reason::NotEnrolled
         );
+    }
+
+    #[test]
+    fn remembered_networks_let_that_user_in_from_that_address_only() {
+        let mut c = cfg();
+        c.policy.remember = mfa_config::Span::secs(8 * 3600);
+        let mut r = rec(true);
+        r.mfa_changed = Some(NOW - DAY);
+        r.unlocks.push(mfa_model::Unlock {
+            ip: "192.0.2.7".into(),
+            created: NOW - 60,
+            expires: NOW - 60 + 8 * 3600,
+        });
+        let at = |ip: &str, now: i64, r: &UserRecord, c: &Config| {
+            d("alice", remote(ip), now, Some(r), c)
+        };
+        assert_eq!(
+            at("192.0.2.7", NOW, &r, &c).reason,
+            Reason::RememberedNetwork
+        );
+        assert!(at("192.0.2.7", NOW, &r, &c).is_allowed());
+        // Another address, a local login, an unknown address: a code as before.
+        assert_eq!(at("192.0.2.8", NOW, &r, &c).outcome, Outcome::NeedCode);
+        assert_eq!(
+            d("alice", ClientAddr::Local, NOW, Some(&r), &c).outcome,
+            Outcome::NeedCode
+        );
+        assert_eq!(
+            d("alice", ClientAddr::Remote(None), NOW, Some(&r), &c).outcome,
+            Outcome::NeedCode
+        );
+        // Another user's record holds no unlock of alice's.
+        assert_eq!(
+            at("192.0.2.7", NOW, &rec(true), &c).outcome,
+            Outcome::NeedCode
+        );
+        // Expired, turned off, shortened.
+        assert_eq!(
+            at("192.0.2.7", NOW + 8 * 3600, &r, &c).outcome,
+            Outcome::NeedCode
+        );
+        let mut off = c.clone();
+        off.policy.remember = mfa_config::Span::secs(0);
+        assert_eq!(at("192.0.2.7", NOW, &r, &off).outcome, Outcome::NeedCode);
+        let mut short = c.clone();
+        short.policy.remember = mfa_config::Span::secs(30);
+        assert_eq!(at("192.0.2.7", NOW, &r, &short).outcome, Outcome::NeedCode);
+        // A key changed (or removed) since the unlock ends it.
+        let mut changed = r.clone();
+        changed.mfa_changed = Some(NOW - 30);
+        assert_eq!(
+            at("192.0.2.7", NOW, &changed, &c).outcome,
+            Outcome::NeedCode
+        );
+        let mut unlinked = r.clone();
+        unlinked.secret = None;
+        assert_ne!(
+            at("192.0.2.7", NOW, &unlinked, &c).reason,
+            Reason::RememberedNetwork
+        );
+        // A locked user stays locked.
+        let mut locked = r.clone();
+        locked.locked_until = Some(NOW + 60);
+        assert!(at("192.0.2.7", NOW, &locked, &c).is_locked());
     }
 
     #[test]

@@ -164,6 +164,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             *f = base.join(&*f);
         }
     }
+    for f in [&mut cfg.portal.tls_cert, &mut cfg.portal.tls_key]
+        .into_iter()
+        .flatten()
+    {
+        if f.is_relative() && !f.as_os_str().is_empty() {
+            *f = base.join(&*f);
+        }
+    }
     let problems = validate(&cfg, text);
     if problems.is_empty() {
         Ok(cfg)
@@ -495,6 +503,58 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
                 "no [[radius.clients]] entry has certificate_name or certificate_sha256: every RadSec connection would be refused".into(),
             );
         }
+    }
+
+    if cfg.policy.remember.as_secs() > 31 * 86_400 {
+        bad(
+            vec![k("policy"), k("remember")],
+            format!(
+                "{} is too long (at most 31d): an unlocked address skips the code all that time",
+                cfg.policy.remember
+            ),
+        );
+    }
+    let p = &cfg.portal;
+    let at = |key: &str| vec![k("portal"), k(key)];
+    if let Some(u) = &p.public_url {
+        let rest = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"));
+        match rest {
+            Some(r)
+                if !r.is_empty()
+                    && !r.starts_with('/')
+                    && !r.contains(['?', '#', ' ', '"', '<', '>', '\\'])
+                    && r.chars().all(|c| c.is_ascii_graphic()) => {}
+            _ => bad(
+                at("public_url"),
+                format!(
+                    "{u:?} is not an http:// or https:// address without query or fragment, like \"https://mfa.example.com\""
+                ),
+            ),
+        }
+    }
+    match (&p.tls_cert, &p.tls_key) {
+        (Some(_), None) => bad(at("tls_key"), "required with tls_cert".into()),
+        (None, Some(_)) => bad(at("tls_cert"), "required with tls_key".into()),
+        _ => {}
+    }
+    if p.invite_valid.as_secs() < 60 || p.invite_valid.as_secs() > 90 * 86_400 {
+        bad(at("invite_valid"), "must be between 1m and 90d".into());
+    }
+    if p.session_idle.as_secs() < 60 || p.session_idle.as_secs() > 3600 {
+        bad(at("session_idle"), "must be between 1m and 1h".into());
+    }
+    if p.pam_service.is_empty()
+        || !p
+            .pam_service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        bad(
+            at("pam_service"),
+            "must be a PAM service name (letters, digits, - _ .)".into(),
+        );
     }
 
     if let Some(rc) = &cfg.remote {

@@ -23,6 +23,8 @@ pub struct Config {
     pub users: UsersConfig,
     /// PAM remote mode: the module asks mfa-radiusd instead of opening a store.
     pub remote: Option<RemoteConfig>,
+    /// The self-service web page (`mfa-portal`) and the links `mfactl invite` prints.
+    pub portal: PortalConfig,
     /// The file this configuration was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -39,6 +41,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             users: UsersConfig::default(),
             remote: None,
+            portal: PortalConfig::default(),
             source: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -200,6 +203,9 @@ pub struct PolicyConfig {
     pub self_enroll: SelfEnroll,
     pub exempt_users: Vec<String>,
     pub exempt_groups: Vec<String>,
+    /// Remembered networks: how long an address a user unlocked on the portal (with a code)
+    /// lets that user's code-less logins from it in. `"0s"` (the default) turns it off.
+    pub remember: Span,
 }
 
 impl Default for PolicyConfig {
@@ -212,6 +218,7 @@ impl Default for PolicyConfig {
             self_enroll: SelfEnroll::Trusted,
             exempt_users: Vec::new(),
             exempt_groups: Vec::new(),
+            remember: Span::secs(0),
         }
     }
 }
@@ -356,6 +363,50 @@ impl RadiusConfig {
                 .require_message_authenticator
                 .unwrap_or(self.require_message_authenticator),
         }
+    }
+}
+
+/// `[portal]`: the self-service web page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// Where `mfa-portal` listens; loopback by default (a reverse proxy in front, or TLS).
+    pub listen: SocketAddr,
+    /// The address users open, as the links of `mfactl invite` start:
+    /// `https://mfa.example.com` (a path prefix is allowed).
+    pub public_url: Option<String>,
+    /// TLS certificate chain (PEM, leaf first) and private key (PEM); both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed; from anyone else it is ignored.
+    pub trusted_proxies: Vec<Cidr>,
+    /// How long an invite link stays valid unless `mfactl invite --valid` says otherwise.
+    pub invite_valid: Span,
+    /// The PAM service that checks the password at "My account" sign-in.
+    pub pam_service: String,
+    /// Sessions (and a shown, not yet confirmed key) end after this long without a request.
+    pub session_idle: Span,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
+            invite_valid: Span::secs(14 * 86_400),
+            pam_service: "mfa-portal".into(),
+            session_idle: Span::secs(600),
+        }
+    }
+}
+
+impl PortalConfig {
+    /// `public_url` without a trailing slash, or `None` where it is not set.
+    pub fn base_url(&self) -> Option<&str> {
+        self.public_url.as_deref().map(|u| u.trim_end_matches('/'))
     }
 }
 

@@ -7,6 +7,7 @@ mod admin;
 mod enroll;
 mod import;
 mod migrate;
+mod portal;
 mod report;
 
 use std::path::PathBuf;
@@ -200,6 +201,33 @@ pub enum Command {
     /// Write the man page mfactl.8 into DIR (the package build runs this).
     #[command(hide = true)]
     GenerateMan { dir: PathBuf },
+    /// Print a one-time enrolment link for the portal (`[portal] public_url`), as the first
+    /// URL of the output; the user needs no record yet. `--unenrolled`: one link for every
+    /// stored user who is not enrolled (`--format csv` for a mail merge).
+    Invite {
+        #[arg(required_unless_present = "unenrolled", conflicts_with = "unenrolled")]
+        user: Option<String>,
+        #[arg(long)]
+        unenrolled: bool,
+        /// How long the link stays valid (default `[portal] invite_valid`).
+        #[arg(long)]
+        valid: Option<Span>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// List the addresses users unlocked on the portal (remembered networks), or revoke them.
+    #[command(args_conflicts_with_subcommands = true)]
+    Unlocks {
+        user: Option<String>,
+        #[command(subcommand)]
+        action: Option<UnlocksAction>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UnlocksAction {
+    /// End the user's remembered addresses, or only IP.
+    Revoke { user: String, ip: Option<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -334,5 +362,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::GenerateMan { dir } => generate_man(&dir),
+        Command::Invite {
+            user,
+            unenrolled,
+            valid,
+            format,
+        } => portal::invite(cfg, user.as_deref(), unenrolled, valid, format),
+        Command::Unlocks { user, action } => portal::unlocks(cfg, user.as_deref(), action),
     }
 }

@@ -14,7 +14,8 @@ mod totp;
 pub use audit::{AuditEvent, Outcome};
 pub use name::{BadUserName, MAX_NAME_BYTES, NameRules, UserName};
 pub use record::{
-    OneTimeCode, OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, UserRecord,
+    Invite, OneTimeCode, OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, Unlock,
+    UserRecord,
 };
 pub use refusal::Refusal;
 pub use totp::{Algorithm, BadTotpParams, DIGITS, PERIODS, TotpParams};

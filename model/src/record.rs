@@ -112,6 +112,38 @@ pub struct SourceFailures {
     pub locked_until: Option<i64>,
 }
 
+/// A remembered network: the user signed in on the portal with a code and unlocked the client
+/// address the portal saw, so a code-less login of that user from that address is let in
+/// until `expires` (`[policy] remember`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unlock {
+    /// The client IP as text (`192.0.2.7`, `2001:db8::5`), never a host name.
+    pub ip: String,
+    pub created: i64,
+    pub expires: i64,
+}
+
+/// A one-time enrolment link (`mfactl invite`): only the SHA-256 of its random token is kept.
+/// A confirmed enrolment uses it up; it is never shown again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// SHA-256 of the token in the link.
+    pub hash: [u8; 32],
+    /// The canonical name of the user it enrols (who may have no record yet).
+    pub user: String,
+    pub created: i64,
+    pub expires: i64,
+    /// When a confirmed enrolment used it up.
+    pub used: Option<i64>,
+}
+
+impl Invite {
+    /// Neither used nor expired.
+    pub fn usable(&self, now: i64) -> bool {
+        self.used.is_none() && now < self.expires
+    }
+}
+
 /// Everything the product knows about one user. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -135,6 +167,8 @@ pub struct UserRecord {
     pub codes: Vec<OneTimeCode>,
     /// Per-address failure counters, a few at most (see `SourceFailures`).
     pub sources: Vec<SourceFailures>,
+    /// Remembered networks: client addresses the user unlocked on the portal with a code.
+    pub unlocks: Vec<Unlock>,
 }
 
 impl UserRecord {
@@ -157,6 +191,7 @@ impl UserRecord {
             last_outcome: None,
             codes: Vec::new(),
             sources: Vec::new(),
+            unlocks: Vec::new(),
         }
     }
 
@@ -175,6 +210,22 @@ impl UserRecord {
             .find(|s| s.source == source)
             .and_then(|s| s.locked_until)
             .filter(|&u| now < u)
+    }
+
+    /// The unlock of client address `ip` (an IP literal as text) that still holds at `now`,
+    /// if any: made after the key last changed (a new or removed key ends every unlock) and
+    /// younger than both its own expiry and `remember` seconds (so shortening
+    /// `[policy] remember` shortens the unlocks already made; 0 ends them all).
+    pub fn unlocked(&self, ip: &str, now: i64, remember: i64) -> Option<&Unlock> {
+        if remember <= 0 || !self.enrolled() {
+            return None;
+        }
+        self.unlocks.iter().find(|u| {
+            u.ip == ip
+                && now < u.expires
+                && now < u.created.saturating_add(remember)
+                && self.mfa_changed.is_none_or(|c| u.created >= c)
+        })
     }
 
     pub fn usable_codes(&self, kind: OtcKind, now: i64) -> usize {

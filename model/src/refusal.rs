@@ -19,6 +19,8 @@ pub enum Refusal {
     },
     /// The confirmation code does not match the new key.
     WrongConfirmationCode,
+    /// Remembered networks are off (`[policy] remember` is 0).
+    RememberOff,
 }
 
 impl fmt::Display for Refusal {
@@ -44,6 +46,9 @@ impl fmt::Display for Refusal {
             Refusal::WrongConfirmationCode => f.write_str(
                 "the code does not match the new key; check the app's clock and try again",
             ),
+            Refusal::RememberOff => {
+                f.write_str("remembered networks are off ([policy] remember is 0)")
+            }
         }
     }
 }

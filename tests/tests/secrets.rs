@@ -322,7 +322,7 @@ fn a_clear_store_is_encrypted_on_its_first_open_with_a_key() {
         &site,
         &format!(
             "DROP TABLE store_key; ALTER TABLE one_time_codes DROP COLUMN scheme;
-             DROP TABLE source_failures; DROP TABLE meta;
+             DROP TABLE source_failures; DROP TABLE meta; DROP TABLE unlocks; DROP TABLE invites;
              INSERT INTO users (name, secret, algorithm, digits, period, first_seen, mfa_created, mfa_changed)
                VALUES ('olduser', X'{}', 'SHA1', 6, 30, {now}, {now}, {now});
              INSERT INTO one_time_codes (user, kind, salt, hash, created, uses_left)

@@ -245,7 +245,7 @@ fn a_single_non_canonical_record_is_renamed_once_the_rules_reach_it() {
         .arg(site.db())
         .arg(format!(
             "DROP TABLE store_key; ALTER TABLE one_time_codes DROP COLUMN scheme;
-             DROP TABLE source_failures; DROP TABLE meta;
+             DROP TABLE source_failures; DROP TABLE meta; DROP TABLE unlocks; DROP TABLE invites;
              INSERT INTO users (name, secret, algorithm, digits, period, first_seen, mfa_created, mfa_changed)
                VALUES ('CONTOSO\\carol', X'{hex}', 'SHA1', 6, 30, {now}, {now}, {now});
              PRAGMA user_version = 3;"

@@ -24,7 +24,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 14] = [
+    let checks: [(&str, Check); 16] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -42,6 +42,8 @@ pub fn all(open: Open<'_>) {
         ("name_upkeep", name_upkeep),
         ("import_all_fills_only_an_empty_store", import_all),
         ("a_new_user_created_twice_at_once", created_twice_at_once),
+        ("unlocks_replaced_as_a_set", unlocks_replaced_as_a_set),
+        ("invites_kept_hashed_and_used_once", invites_used_once),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -78,7 +80,75 @@ fn enrolled(user: &UserName, now: i64) -> (UserRecord, TotpSecret) {
         first_failure: now,
         locked_until: Some(now + 900),
     });
+    r.unlocks.push(mfa_model::Unlock {
+        ip: "2001:db8::7".into(),
+        created: now,
+        expires: now + 3600,
+    });
     (r, secret)
+}
+
+fn unlocks_replaced_as_a_set(open: Open<'_>) {
+    let s = open();
+    let (mut r, _) = enrolled(&name("alice"), 100);
+    r.unlocks.push(mfa_model::Unlock {
+        ip: "192.0.2.9".into(),
+        created: 101,
+        expires: 200,
+    });
+    put(s.as_ref(), &r, vec![]);
+    assert_eq!(s.user(&r.name).unwrap().unwrap().unlocks, r.unlocks);
+    r.unlocks.remove(0);
+    put(s.as_ref(), &r, vec![]);
+    let back = s.user(&r.name).unwrap().unwrap();
+    assert_eq!(back.unlocks.len(), 1);
+    assert_eq!(back.unlocks[0].ip, "192.0.2.9");
+    assert_eq!(s.users().unwrap()[0].unlocks, back.unlocks);
+    r.unlocks.clear();
+    put(s.as_ref(), &r, vec![]);
+    assert!(s.user(&r.name).unwrap().unwrap().unlocks.is_empty());
+}
+
+fn invites_used_once(open: Open<'_>) {
+    let s = open();
+    let inv = |h: u8, user: &str, created: i64| mfa_model::Invite {
+        hash: [h; 32],
+        user: user.into(),
+        created,
+        expires: created + 1000,
+        used: None,
+    };
+    let (a, b) = (inv(1, "alice", 100), inv(2, "carol", 200));
+    s.put_invites(&[a.clone(), b.clone()], &[ev(100, "alice", "issued")])
+        .unwrap();
+    assert_eq!(s.invite(&[1; 32]).unwrap(), Some(a.clone()));
+    assert_eq!(s.invite(&[3; 32]).unwrap(), None);
+    assert_eq!(s.invites().unwrap(), [b.clone(), a.clone()], "newest first");
+    // A hash stored twice refuses the whole set.
+    assert!(
+        s.put_invites(&[inv(4, "dave", 300), inv(1, "alice", 300)], &[])
+            .is_err()
+    );
+    assert_eq!(s.invite(&[4; 32]).unwrap(), None, "all or nothing");
+    // Used once, with its event; never again; never after expiry.
+    assert!(
+        s.use_invite(&[1; 32], 150, &[ev(150, "alice", "used")])
+            .unwrap()
+    );
+    assert!(
+        !s.use_invite(&[1; 32], 151, &[ev(151, "alice", "again")])
+            .unwrap()
+    );
+    assert_eq!(s.invite(&[1; 32]).unwrap().unwrap().used, Some(150));
+    assert!(!s.use_invite(&[2; 32], 1200, &[]).unwrap(), "expired");
+    assert!(!s.use_invite(&[3; 32], 150, &[]).unwrap(), "unknown");
+    let reasons: Vec<_> = s
+        .audit(&AuditQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(reasons, ["issued", "used"]);
 }
 
 fn put(s: &dyn Store, rec: &UserRecord, events: Vec<AuditEvent>) {

@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use mfa_config::StoreConfig;
-use mfa_model::{AuditEvent, Refusal, SealedSecret, UserName, UserRecord};
+use mfa_model::{AuditEvent, Invite, Refusal, SealedSecret, UserName, UserRecord};
 
 use crate::secret::KeyId;
 
@@ -266,6 +266,35 @@ pub trait Store: Send + Sync {
         Err(StoreError::Unsupported("take a copy of another store"))
     }
 
+    /// Stores new invites (`mfactl invite`) and their audit events in one write
+    /// transaction, all or nothing. An engine without invites refuses (the default), so the
+    /// portal fails closed on it.
+    fn put_invites(&self, invites: &[Invite], events: &[AuditEvent]) -> Result<(), StoreError> {
+        let _ = (invites, events);
+        Err(no_invites())
+    }
+    /// The invite whose token hashes to `hash`, used or not.
+    fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
+        let _ = hash;
+        Err(no_invites())
+    }
+    /// Every stored invite, newest first.
+    fn invites(&self) -> Result<Vec<Invite>, StoreError> {
+        Err(no_invites())
+    }
+    /// Uses the invite up at `now`, in one write transaction with `events`, if it is still
+    /// usable then (not used, not expired); says whether it was. A used or expired invite
+    /// stays as it is and nothing is written.
+    fn use_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        let _ = (hash, now, events);
+        Err(no_invites())
+    }
+
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:
     /// either everything `f` changed and every event it returned is stored, or nothing is.
     /// Rows are locked in sorted order whatever the order named, so two servers never
@@ -284,6 +313,13 @@ pub struct StoreFacts {
     pub key_id: Option<KeyId>,
     /// [`Store::names_checked`]: the rules the copied names were last checked against.
     pub names_checked: Option<String>,
+}
+
+fn no_invites() -> StoreError {
+    StoreError::Engine {
+        context: "enrolment invites".into(),
+        source: "this store engine does not keep invites".into(),
+    }
 }
 
 /// What [`Store::maintain_names`] gives its function: the open write transaction, by stored

@@ -41,12 +41,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mfa_config::{SslMode, StoreConfig};
-use mfa_model::{AuditEvent, SealedSecret, UserName, UserRecord};
+use mfa_model::{AuditEvent, Invite, SealedSecret, UserName, UserRecord};
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 use sha2::{Digest, Sha256};
 
-use super::rows::{self, CodeRow, SourceRow, UserRow};
+use super::rows::{self, CodeRow, InviteRow, SourceRow, UnlockRow, UserRow};
 use super::{
     Abort, AuditQuery, NameTx, NamesFn, OpenMode, ResealFn, SchemaError, Store, StoreError,
     StoreFacts, TxFn,
@@ -54,16 +54,47 @@ use super::{
 use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
 /// The layout this program writes: the same tables and columns as the current SQLite
-/// schema (`sqlite.rs`, version 6), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
+/// schema (`sqlite.rs`, version 7), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
 /// `BYTEA` for BLOB). `user` is a reserved word here, hence the quotes. Version 4: the
 /// first PostgreSQL layout (SQLite's version 3 and `source_failures`). Version 5: seeds
 /// start with their form byte, `store_key`, `one_time_codes.scheme` and `meta` (SQLite's
-/// versions 4 and 6).
-pub const SCHEMA_VERSION: i64 = 5;
+/// versions 4 and 6). Version 6: the self-service portal's `unlocks` and `invites`
+/// (SQLite's version 7).
+pub const SCHEMA_VERSION: i64 = 6;
+
+/// The self-service portal's tables (SQLite's `portal_tables!`), in [`SCHEMA`] and
+/// [`MIGRATE_V5_V6`]:
+/// - `unlocks`: remembered networks, part of the user's record, removed with it; `id` keeps
+///   their order (SQLite's rowid).
+/// - `invites`: one-time enrolment links, only the SHA-256 of the token kept. No foreign
+///   key: an invite may name a user the store has not seen yet.
+macro_rules! pg_portal_tables {
+    () => {
+        r#"
+CREATE TABLE unlocks (
+    id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    "user"  TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    ip      TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    expires BIGINT NOT NULL
+);
+CREATE INDEX unlocks_user ON unlocks("user");
+CREATE TABLE invites (
+    hash    BYTEA PRIMARY KEY NOT NULL CHECK (octet_length(hash) = 32),
+    "user"  TEXT NOT NULL,
+    created BIGINT NOT NULL,
+    expires BIGINT NOT NULL,
+    used    BIGINT
+);
+CREATE INDEX invites_user ON invites("user");
+"#
+    };
+}
 
 /// The schema of version [`SCHEMA_VERSION`], created in one transaction on an empty database.
 /// Mirror every change of the SQLite schema here, with a step in [`MIGRATIONS`].
-pub const SCHEMA: &str = r#"
+pub const SCHEMA: &str = concat!(
+    r#"
 CREATE TABLE schema_version (
     version BIGINT NOT NULL
 );
@@ -126,7 +157,9 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 );
-"#;
+"#,
+    pg_portal_tables!()
+);
 
 /// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
 /// so no reader has to guess whether a row is encrypted, and the first open with a key file
@@ -145,9 +178,12 @@ CREATE TABLE meta (
 UPDATE users SET secret = decode('00', 'hex') || secret WHERE secret IS NOT NULL;
 "#;
 
+/// Version 5 to 6 (SQLite's 6 to 7): the portal's `unlocks` and `invites`, both empty.
+const MIGRATE_V5_V6: &str = pg_portal_tables!();
+
 /// Upgrades, each from the version named to the next, run in order in one transaction
 /// under the schema lock.
-const MIGRATIONS: &[(i64, &str)] = &[(4, MIGRATE_V4_V5)];
+const MIGRATIONS: &[(i64, &str)] = &[(4, MIGRATE_V4_V5), (5, MIGRATE_V5_V6)];
 
 /// The `meta` key of the name rules the stored names were last checked against.
 const META_NAME_RULES: &str = "name_rules";
@@ -193,11 +229,14 @@ struct Statements {
     lock_users: Statement,
     codes: Statement,
     sources: Statement,
+    unlocks: Statement,
     upsert: Statement,
     delete_codes: Statement,
     insert_codes: Statement,
     delete_sources: Statement,
     insert_sources: Statement,
+    delete_unlocks: Statement,
+    insert_unlocks: Statement,
     insert_audit: Statement,
     store_key: Statement,
     names_checked: Statement,
@@ -709,6 +748,10 @@ fn prepare_statements(c: &mut Client) -> Result<Statements, Fail> {
             c,
             "SELECT \"user\", source, failures, first_failure, locked_until FROM source_failures WHERE \"user\" = ANY($1::text[]) ORDER BY \"user\", id",
         )?,
+        unlocks: p(
+            c,
+            "SELECT \"user\", ip, created, expires FROM unlocks WHERE \"user\" = ANY($1::text[]) ORDER BY \"user\", id",
+        )?,
         upsert: p(
             c,
             &format!(
@@ -736,6 +779,11 @@ fn prepare_statements(c: &mut Client) -> Result<Statements, Fail> {
         insert_sources: p(
             c,
             "INSERT INTO source_failures (\"user\", source, failures, first_failure, locked_until) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])",
+        )?,
+        delete_unlocks: p(c, "DELETE FROM unlocks WHERE \"user\" = ANY($1::text[])")?,
+        insert_unlocks: p(
+            c,
+            "INSERT INTO unlocks (\"user\", ip, created, expires) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])",
         )?,
         insert_audit: p(
             c,
@@ -769,16 +817,18 @@ fn read_user(r: &Row) -> Result<UserRow, Fail> {
     })
 }
 
-/// The codes and counters of `names`, grouped by user (each in stored order).
+/// The codes, counters and unlocks of `names`, grouped by user (each in stored order).
 type Children = (
     std::collections::HashMap<String, Vec<CodeRow>>,
     std::collections::HashMap<String, Vec<SourceRow>>,
+    std::collections::HashMap<String, Vec<UnlockRow>>,
 );
 
 fn read_children(
     q: &mut impl postgres::GenericClient,
     codes_sql: &Statement,
     sources_sql: &Statement,
+    unlocks_sql: &Statement,
     params: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Children, Fail> {
     let mut codes: std::collections::HashMap<String, Vec<CodeRow>> = Default::default();
@@ -806,32 +856,45 @@ fn read_children(
             locked_until: r.try_get(4).ctx(c)?,
         });
     }
-    Ok((codes, sources))
+    let mut unlocks: std::collections::HashMap<String, Vec<UnlockRow>> = Default::default();
+    let c = "reading unlocks";
+    for r in q.query(unlocks_sql, params).ctx(c)? {
+        let user: String = r.try_get(0).ctx(c)?;
+        unlocks.entry(user).or_default().push(UnlockRow {
+            ip: r.try_get(1).ctx(c)?,
+            created: r.try_get(2).ctx(c)?,
+            expires: r.try_get(3).ctx(c)?,
+        });
+    }
+    Ok((codes, sources, unlocks))
 }
 
 /// Rows to records, in the order of `users` rows.
 fn decode_all(
     users: Vec<UserRow>,
-    (mut codes, mut sources): Children,
+    (mut codes, mut sources, mut unlocks): Children,
 ) -> Result<Vec<UserRecord>, Fail> {
     users
         .into_iter()
         .map(|u| {
             let c = codes.remove(&u.name).unwrap_or_default();
             let s = sources.remove(&u.name).unwrap_or_default();
-            rows::decode(u, c, s).map_err(Fail::Store)
+            let l = unlocks.remove(&u.name).unwrap_or_default();
+            rows::decode(u, c, s, l).map_err(Fail::Store)
         })
         .collect()
 }
 
 /// Writes `recs` (all of them: the caller leaves out what did not change), replacing the
-/// codes of `new_codes` users and the counters of `new_sources` users.
+/// codes of `new_codes` users, the counters of `new_sources` users and the unlocks of
+/// `new_unlocks` users.
 fn write(
     tx: &mut Transaction<'_>,
     st: &Statements,
     recs: &[&UserRecord],
     new_codes: &[&UserRecord],
     new_sources: &[&UserRecord],
+    new_unlocks: &[&UserRecord],
 ) -> Result<(), Fail> {
     if !recs.is_empty() {
         let rows: Vec<UserRow> = recs.iter().map(|r| rows::encode(r)).collect();
@@ -936,6 +999,24 @@ fn write(
             .ctx("replacing source_failures")?;
         }
     }
+    if !new_unlocks.is_empty() {
+        let users: Vec<String> = new_unlocks.iter().map(|r| r.name.to_string()).collect();
+        tx.execute(&st.delete_unlocks, &[&users])
+            .ctx("replacing unlocks")?;
+        let (mut u, mut ip, mut created, mut expires) = (vec![], vec![], vec![], vec![]);
+        for r in new_unlocks {
+            for l in rows::encode_unlocks(r) {
+                u.push(r.name.to_string());
+                ip.push(l.ip);
+                created.push(l.created);
+                expires.push(l.expires);
+            }
+        }
+        if !u.is_empty() {
+            tx.execute(&st.insert_unlocks, &[&u, &ip, &created, &expires])
+                .ctx("replacing unlocks")?;
+        }
+    }
     Ok(())
 }
 
@@ -988,7 +1069,7 @@ fn transact_on(conn: &mut Conn, names: &[&UserName], f: &mut TxFn<'_>) -> Result
         Default::default()
     } else {
         let have: Vec<&str> = found.iter().map(|u| u.name.as_str()).collect();
-        read_children(&mut tx, &st.codes, &st.sources, &[&have])?
+        read_children(&mut tx, &st.codes, &st.sources, &st.unlocks, &[&have])?
     };
     let mut by_name: std::collections::HashMap<String, UserRecord> = decode_all(found, children)?
         .into_iter()
@@ -999,6 +1080,7 @@ fn transact_on(conn: &mut Conn, names: &[&UserName], f: &mut TxFn<'_>) -> Result
     let mut records = before.clone();
     let events = f(&mut records).map_err(|a| Fail::Store(StoreError::Aborted(a)))?;
     let (mut changed, mut codes, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unlocks = Vec::new();
     for (i, rec) in records.iter().enumerate() {
         let Some(rec) = rec else { continue };
         if names.get(i) != Some(&&rec.name) {
@@ -1017,6 +1099,9 @@ fn transact_on(conn: &mut Conn, names: &[&UserName], f: &mut TxFn<'_>) -> Result
         if old.map(|b| &b.sources) != Some(&rec.sources) {
             sources.push(rec);
         }
+        if old.map(|b| &b.unlocks) != Some(&rec.unlocks) {
+            unlocks.push(rec);
+        }
     }
     let new_seeds: Vec<&UserRecord> = records
         .iter()
@@ -1029,7 +1114,7 @@ fn transact_on(conn: &mut Conn, names: &[&UserName], f: &mut TxFn<'_>) -> Result
         })
         .collect();
     check_store_key(&mut tx, st, &new_seeds)?;
-    write(&mut tx, st, &changed, &codes, &sources)?;
+    write(&mut tx, st, &changed, &codes, &sources, &unlocks)?;
     insert_audit(&mut tx, &st.insert_audit, &events)?;
     tx.commit().ctx("committing")?;
     Ok(())
@@ -1102,6 +1187,19 @@ fn read_names_checked(
     }
 }
 
+const INVITE_COLUMNS: &str = "SELECT hash, \"user\", created, expires, used FROM invites";
+
+fn read_invite(r: &Row) -> Result<InviteRow, Fail> {
+    let c = "reading an invites row";
+    Ok(InviteRow {
+        hash: r.try_get(0).ctx(c)?,
+        user: r.try_get(1).ctx(c)?,
+        created: r.try_get(2).ctx(c)?,
+        expires: r.try_get(3).ctx(c)?,
+        used: r.try_get(4).ctx(c)?,
+    })
+}
+
 /// [`NameTx`] on one open write transaction (see [`Store::maintain_names`]).
 struct PgNameTx<'a, 't> {
     tx: &'a mut Transaction<'t>,
@@ -1126,6 +1224,7 @@ impl PgNameTx<'_, '_> {
             self.tx,
             &self.st.codes,
             &self.st.sources,
+            &self.st.unlocks,
             &[&one.as_slice()],
         )?;
         Ok(decode_all(found, children)?.pop())
@@ -1133,7 +1232,7 @@ impl PgNameTx<'_, '_> {
 
     fn put_one(&mut self, rec: &UserRecord) -> Result<(), Fail> {
         check_store_key(self.tx, self.st, &[rec])?;
-        write(self.tx, self.st, &[rec], &[rec], &[rec])
+        write(self.tx, self.st, &[rec], &[rec], &[rec], &[rec])
     }
 }
 
@@ -1189,7 +1288,13 @@ impl Store for PgStore {
                 return Ok(None);
             }
             let one = [name.as_str()];
-            let children = read_children(client, &st.codes, &st.sources, &[&one.as_slice()])?;
+            let children = read_children(
+                client,
+                &st.codes,
+                &st.sources,
+                &st.unlocks,
+                &[&one.as_slice()],
+            )?;
             Ok(decode_all(found, children)?.pop())
         })
     }
@@ -1197,7 +1302,7 @@ impl Store for PgStore {
     fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         self.run(|c| {
             let Conn { client, .. } = c;
-            // One snapshot for the users and their codes.
+            // One snapshot for the users, their codes, counters and unlocks.
             let mut tx = client
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
@@ -1216,7 +1321,10 @@ impl Store for PgStore {
             let sources = tx
                 .prepare("SELECT \"user\", source, failures, first_failure, locked_until FROM source_failures ORDER BY \"user\", id")
                 .ctx("reading source_failures")?;
-            let children = read_children(&mut tx, &codes, &sources, &[])?;
+            let unlocks = tx
+                .prepare("SELECT \"user\", ip, created, expires FROM unlocks ORDER BY \"user\", id")
+                .ctx("reading unlocks")?;
+            let children = read_children(&mut tx, &codes, &sources, &unlocks, &[])?;
             tx.commit().ctx("ending a read")?;
             decode_all(found, children)
         })
@@ -1319,7 +1427,7 @@ impl Store for PgStore {
             // Nobody writes meanwhile: a node that started on the empty store would
             // otherwise slip its rows (or its key) in between the check and the copy.
             tx.batch_execute(
-                "LOCK TABLE users, one_time_codes, source_failures, audit, store_key, meta IN EXCLUSIVE MODE",
+                "LOCK TABLE users, one_time_codes, source_failures, unlocks, audit, store_key, meta IN EXCLUSIVE MODE",
             )
             .ctx("locking the target")?;
             let row = tx
@@ -1363,7 +1471,7 @@ impl Store for PgStore {
                 let seeds: Vec<&UserRecord> =
                     refs.iter().copied().filter(|r| r.secret.is_some()).collect();
                 check_store_key(&mut tx, st, &seeds)?;
-                write(&mut tx, st, &refs, &refs, &refs)?;
+                write(&mut tx, st, &refs, &refs, &refs, &refs)?;
             }
             for chunk in audit.chunks(5000) {
                 insert_audit(&mut tx, &st.insert_audit, chunk)?;
@@ -1455,6 +1563,96 @@ impl Store for PgStore {
             insert_audit(&mut tx, &st.insert_audit, events)?;
             tx.commit().ctx("committing the re-encryption")?;
             Ok(count)
+        })
+    }
+
+    fn put_invites(&self, invites: &[Invite], events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            // One transaction: a hash already stored (the primary key) refuses the whole
+            // set and its events.
+            let mut tx = client.transaction().ctx("starting to store invites")?;
+            if !invites.is_empty() {
+                let rows: Vec<InviteRow> = invites.iter().map(rows::encode_invite).collect();
+                macro_rules! col {
+                    ($f:ident) => {
+                        rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+                    };
+                }
+                tx.execute(
+                    "INSERT INTO invites (hash, \"user\", created, expires, used) SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])",
+                    &[
+                        &col!(hash),
+                        &col!(user),
+                        &col!(created),
+                        &col!(expires),
+                        &col!(used),
+                    ],
+                )
+                .ctx("storing invites")?;
+            }
+            insert_audit(&mut tx, &st.insert_audit, events)?;
+            tx.commit().ctx("committing the invites")?;
+            Ok(())
+        })
+    }
+
+    fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
+        self.run(|c| {
+            let ctx = "reading an invite";
+            let row = c
+                .client
+                .query_opt(
+                    &format!("{INVITE_COLUMNS} WHERE hash = $1"),
+                    &[&hash.as_slice()],
+                )
+                .ctx(ctx)?;
+            match row {
+                Some(r) => rows::decode_invite(read_invite(&r)?)
+                    .map(Some)
+                    .map_err(Fail::Store),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn invites(&self) -> Result<Vec<Invite>, StoreError> {
+        self.run(|c| {
+            c.client
+                .query(
+                    &format!("{INVITE_COLUMNS} ORDER BY created DESC, \"user\""),
+                    &[],
+                )
+                .ctx("reading invites")?
+                .iter()
+                .map(|r| rows::decode_invite(read_invite(r)?).map_err(Fail::Store))
+                .collect()
+        })
+    }
+
+    fn use_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client.transaction().ctx("starting to use an invite")?;
+            // The row lock of the UPDATE serialises two uses of one invite: the second
+            // re-checks `used IS NULL` on the committed row and changes nothing.
+            let n = tx
+                .execute(
+                    "UPDATE invites SET used = $2 WHERE hash = $1 AND used IS NULL AND expires > $2",
+                    &[&hash.as_slice(), &now],
+                )
+                .ctx("using an invite")?;
+            if n == 0 {
+                return Ok(false);
+            }
+            insert_audit(&mut tx, &st.insert_audit, events)?;
+            tx.commit().ctx("committing the invite's use")?;
+            Ok(true)
         })
     }
 

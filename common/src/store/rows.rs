@@ -3,8 +3,8 @@
 //! limits are the ones the configuration and import use (`mfa_model::DIGITS`, `PERIODS`).
 
 use mfa_model::{
-    Algorithm, OneTimeCode, OtcHash, OtcKind, SealedSecret, SourceFailures, TotpParams, UserName,
-    UserRecord,
+    Algorithm, Invite, OneTimeCode, OtcHash, OtcKind, SealedSecret, SourceFailures, TotpParams,
+    Unlock, UserName, UserRecord,
 };
 
 use super::StoreError;
@@ -53,6 +53,53 @@ pub struct SourceRow {
     pub locked_until: Option<i64>,
 }
 
+/// An `unlocks` row: one remembered client address of the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlockRow {
+    pub ip: String,
+    pub created: i64,
+    pub expires: i64,
+}
+
+/// An `invites` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRow {
+    pub hash: Vec<u8>,
+    pub user: String,
+    pub created: i64,
+    pub expires: i64,
+    pub used: Option<i64>,
+}
+
+/// The invite of a row, or the column that makes no sense.
+pub fn decode_invite(r: InviteRow) -> Result<Invite, StoreError> {
+    UserName::parse(&r.user).map_err(|e| bad(&r.user, "invites.user", e.to_string()))?;
+    let hash = r
+        .hash
+        .try_into()
+        .map_err(|_| bad(&r.user, "invites.hash", "not 32 bytes"))?;
+    if r.expires <= r.created {
+        return Err(bad(&r.user, "invites.expires", "not after created"));
+    }
+    Ok(Invite {
+        hash,
+        user: r.user,
+        created: r.created,
+        expires: r.expires,
+        used: r.used,
+    })
+}
+
+pub fn encode_invite(i: &Invite) -> InviteRow {
+    InviteRow {
+        hash: i.hash.to_vec(),
+        user: i.user.clone(),
+        created: i.created,
+        expires: i.expires,
+        used: i.used,
+    }
+}
+
 fn bad(user: &str, column: &'static str, problem: impl Into<String>) -> StoreError {
     StoreError::BadRow {
         user: user.into(),
@@ -67,6 +114,7 @@ pub fn decode(
     row: UserRow,
     codes: Vec<CodeRow>,
     sources: Vec<SourceRow>,
+    unlocks: Vec<UnlockRow>,
 ) -> Result<UserRecord, StoreError> {
     let n = row.name.as_str();
     let name = UserName::parse(n).map_err(|e| bad(n, "name", e.to_string()))?;
@@ -108,6 +156,24 @@ pub fn decode(
             })
         })
         .collect::<Result<_, StoreError>>()?;
+    let unlocks = unlocks
+        .into_iter()
+        .map(|u| {
+            // Only an IP literal was ever stored: anything else would match no client.
+            if u.ip.parse::<std::net::IpAddr>().is_err() {
+                return Err(bad(
+                    n,
+                    "unlocks.ip",
+                    format!("{:?} is not an IP address", u.ip),
+                ));
+            }
+            Ok(Unlock {
+                ip: u.ip,
+                created: u.created,
+                expires: u.expires,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
     Ok(UserRecord {
         secret,
         params,
@@ -127,6 +193,7 @@ pub fn decode(
         last_outcome: row.last_outcome,
         codes,
         sources,
+        unlocks,
         name,
     })
 }
@@ -188,6 +255,17 @@ pub fn encode_sources(rec: &UserRecord) -> Vec<SourceRow> {
             failures: i64::from(s.failures),
             first_failure: s.first_failure,
             locked_until: s.locked_until,
+        })
+        .collect()
+}
+
+pub fn encode_unlocks(rec: &UserRecord) -> Vec<UnlockRow> {
+    rec.unlocks
+        .iter()
+        .map(|u| UnlockRow {
+            ip: u.ip.clone(),
+            created: u.created,
+            expires: u.expires,
         })
         .collect()
 }

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mfa_config::files::{self, FileProblem, Purpose};
-use mfa_model::{AuditEvent, SealedSecret, UserName, UserRecord};
+use mfa_model::{AuditEvent, Invite, SealedSecret, UserName, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::rows::{self, CodeRow, SourceRow, UserRow};
+use super::rows::{self, CodeRow, InviteRow, SourceRow, UnlockRow, UserRow};
 use super::{
     Abort, AuditQuery, GroupCommit, NameTx, NamesFn, ResealFn, SchemaError, Store, StoreError,
     StoreFacts, TxFn,
@@ -81,7 +81,33 @@ macro_rules! meta_table {
     };
 }
 
-const SCHEMA_VERSION: i64 = 6;
+/// The self-service portal's tables (version 7, [`MIGRATE_ADD_PORTAL`]):
+/// - `unlocks`: remembered networks, a user's client addresses unlocked on the portal with a
+///   code (`[policy] remember`); part of the user's record, removed with it.
+/// - `invites`: one-time enrolment links; only the SHA-256 of the token is kept. Not tied to
+///   a `users` row: an invite may name a user the store has not seen yet.
+macro_rules! portal_tables {
+    () => {
+        "CREATE TABLE unlocks (
+    user    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    ip      TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+) STRICT;
+CREATE INDEX unlocks_user ON unlocks(user);
+CREATE TABLE invites (
+    hash    BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),
+    user    TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    used    INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE INDEX invites_user ON invites(user);
+"
+    };
+}
+
+const SCHEMA_VERSION: i64 = 7;
 
 /// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
 const RESTART_FRAMES: u64 = 4096;
@@ -95,6 +121,7 @@ const RESTART_FRAMES: u64 = 4096;
 /// never had a key, seeds in the clear form), and one-time codes name their hash `scheme`.
 /// Version 5: `source_failures`, wrong codes per user and client address.
 /// Version 6: `meta` (see [`MIGRATE_ADD_META`]).
+/// Version 7: `unlocks` and `invites`, the portal's (see [`MIGRATE_ADD_PORTAL`]).
 const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -126,7 +153,8 @@ CREATE TABLE audit (
 CREATE INDEX audit_time ON audit(time);
 ",
     source_failures_table!(),
-    meta_table!()
+    meta_table!(),
+    portal_tables!()
 );
 
 /// Version 4 to 5: the per-address counters start empty.
@@ -135,6 +163,10 @@ const MIGRATE_V4_V5: &str = source_failures_table!();
 /// The upgrade step that adds `meta` (the user-name check; version 5 to 6). Named for what it
 /// does, not for its number, so that it can be renumbered beside other steps at a merge.
 const MIGRATE_ADD_META: &str = meta_table!();
+
+/// The upgrade step that adds the portal's `unlocks` and `invites` (version 6 to 7). Named for
+/// what it does, like [`MIGRATE_ADD_META`], so that it can be renumbered at a merge.
+const MIGRATE_ADD_PORTAL: &str = portal_tables!();
 
 /// The `meta` key of the name rules the stored names were last checked against.
 const META_NAME_RULES: &str = "name_rules";
@@ -399,7 +431,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         SCHEMA_VERSION => Ok(()),
-        0..=5 => {
+        0..=6 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
@@ -440,23 +472,31 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
             tx.execute_batch(MIGRATE_V3_V4)?;
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
         }
         2 => {
             tx.execute_batch(MIGRATE_V2_V3)?;
             tx.execute_batch(MIGRATE_V3_V4)?;
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
         }
         3 => {
             tx.execute_batch(MIGRATE_V3_V4)?;
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
         }
         4 => {
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
         }
-        5 => tx.execute_batch(MIGRATE_ADD_META)?,
+        5 => {
+            tx.execute_batch(MIGRATE_ADD_META)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
+        }
+        6 => tx.execute_batch(MIGRATE_ADD_PORTAL)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
         other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
@@ -531,6 +571,32 @@ fn read_sources(conn: &Connection, user: &str) -> Result<Vec<SourceRow>, StoreEr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+fn read_unlocks(conn: &Connection, user: &str) -> Result<Vec<UnlockRow>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT ip, created, expires FROM unlocks WHERE user = ?1 ORDER BY rowid",
+    )?;
+    let rows = st.query_map([user], |r| {
+        Ok(UnlockRow {
+            ip: r.get(0)?,
+            created: r.get(1)?,
+            expires: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+const INVITE_COLUMNS: &str = "SELECT hash, user, created, expires, used FROM invites";
+
+fn read_invite(r: &Row<'_>) -> Result<InviteRow, rusqlite::Error> {
+    Ok(InviteRow {
+        hash: r.get(0)?,
+        user: r.get(1)?,
+        created: r.get(2)?,
+        expires: r.get(3)?,
+        used: r.get(4)?,
+    })
+}
+
 fn load(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError> {
     let mut st = conn.prepare_cached(SELECT_USER)?;
     match st.query_row([name], read_row).optional()? {
@@ -538,6 +604,7 @@ fn load(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError>
             row,
             read_codes(conn, name)?,
             read_sources(conn, name)?,
+            read_unlocks(conn, name)?,
         )?)),
         None => Ok(None),
     }
@@ -610,6 +677,16 @@ fn save(
                 s.first_failure,
                 s.locked_until
             ])?;
+        }
+    }
+    if before.map(|b| &b.unlocks) != Some(&rec.unlocks) {
+        conn.prepare_cached("DELETE FROM unlocks WHERE user = ?1")?
+            .execute([&r.name])?;
+        let mut ins = conn.prepare_cached(
+            "INSERT INTO unlocks (user, ip, created, expires) VALUES (?1,?2,?3,?4)",
+        )?;
+        for u in rows::encode_unlocks(rec) {
+            ins.execute(params![r.name, u.ip, u.created, u.expires])?;
         }
     }
     Ok(())
@@ -734,7 +811,8 @@ impl Store for SqliteStore {
                 .map(|row| {
                     let codes = read_codes(&tx, &row.name)?;
                     let sources = read_sources(&tx, &row.name)?;
-                    rows::decode(row, codes, sources)
+                    let unlocks = read_unlocks(&tx, &row.name)?;
+                    rows::decode(row, codes, sources, unlocks)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
@@ -899,6 +977,67 @@ impl Store for SqliteStore {
             insert_audit(&tx, events)?;
             tx.commit()?;
             Ok(count)
+        })
+    }
+
+    fn put_invites(&self, invites: &[Invite], events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO invites (hash, user, created, expires, used) VALUES (?1,?2,?3,?4,?5)",
+                )?;
+                for i in invites {
+                    let r = rows::encode_invite(i);
+                    ins.execute(params![r.hash, r.user, r.created, r.expires, r.used])?;
+                }
+            }
+            insert_audit(&tx, events)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
+        self.with_conn(|c| {
+            let row = c
+                .prepare_cached(&format!("{INVITE_COLUMNS} WHERE hash = ?1"))?
+                .query_row([&hash[..]], read_invite)
+                .optional()?;
+            row.map(rows::decode_invite).transpose()
+        })
+    }
+
+    fn invites(&self) -> Result<Vec<Invite>, StoreError> {
+        self.with_conn(|c| {
+            let mut st =
+                c.prepare_cached(&format!("{INVITE_COLUMNS} ORDER BY created DESC, user"))?;
+            let rows = st
+                .query_map([], read_invite)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(rows::decode_invite).collect()
+        })
+    }
+
+    fn use_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE invites SET used = ?2 WHERE hash = ?1 AND used IS NULL AND expires > ?2",
+                )?
+                .execute(params![&hash[..], now])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            insert_audit(&tx, events)?;
+            tx.commit()?;
+            Ok(true)
         })
     }
 
@@ -1243,7 +1382,7 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "DROP TABLE meta;
+                "DROP TABLE unlocks; DROP TABLE invites; DROP TABLE meta;
                  ALTER TABLE audit DROP COLUMN detail;
                  DROP TABLE source_failures;
                  ALTER TABLE one_time_codes DROP COLUMN scheme;
@@ -1304,6 +1443,7 @@ mod tests {
             c.execute_batch(
                 "DROP TABLE store_key; ALTER TABLE one_time_codes DROP COLUMN scheme;
                  DROP TABLE source_failures; DROP TABLE meta;
+                 DROP TABLE unlocks; DROP TABLE invites;
                  PRAGMA user_version = 3;",
             )
             .unwrap();
@@ -1394,7 +1534,9 @@ mod tests {
         // Back to version 5: no meta table (versions 4 and 5 came in between).
         Connection::open(&path)
             .unwrap()
-            .execute_batch("DROP TABLE meta; PRAGMA user_version = 5;")
+            .execute_batch(
+                "DROP TABLE unlocks; DROP TABLE invites; DROP TABLE meta; PRAGMA user_version = 5;",
+            )
             .unwrap();
         let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
         assert_eq!(s.names_checked().unwrap(), None);
@@ -1420,6 +1562,35 @@ mod tests {
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
         assert_eq!(s.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_version_6_store_gets_the_portal_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mfa.db");
+        let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+        let (mut r, _) = (UserRecord::new(&n("alice"), params(), 1), ());
+        r.secret = Some(SealedSecret::from_stored(vec![0; 21]));
+        s.transact(&[&n("alice")], &mut |recs| {
+            recs[0] = Some(r.clone());
+            Ok(vec![])
+        })
+        .unwrap();
+        drop(s);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP TABLE unlocks; DROP TABLE invites; PRAGMA user_version = 6;")
+            .unwrap();
+        let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        let back = s.user(&n("alice")).unwrap().unwrap();
+        assert!(back.unlocks.is_empty());
+        assert!(s.invites().unwrap().is_empty());
+        let v: i64 = s
+            .connect()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     #[test]

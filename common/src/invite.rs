@@ -1,0 +1,268 @@
+//! One-time enrolment links (`mfactl invite`, the portal's enrolment page).
+//!
+//! A token is 256 random bits in base64url (43 characters). The store keeps only its
+//! SHA-256: a token is not a guessable code, so one fast hash is enough (a slow hash protects
+//! low-entropy secrets; 2^256 candidates need none), and a lookup by hash leaks nothing useful
+//! through its timing. A confirmed enrolment uses the invite up; it expires otherwise.
+
+use data_encoding::BASE64URL_NOPAD;
+use mfa_model::{AuditEvent, Invite, Refusal, UserName};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::core::Core;
+use crate::error::CoreError;
+use crate::secret::TotpSecret;
+
+/// Random bytes in a token.
+const TOKEN_BYTES: usize = 32;
+/// Characters of a token in a link.
+pub const TOKEN_CHARS: usize = 43;
+
+/// Where a token stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteState {
+    /// Not a token of this store (or not a token at all).
+    Unknown,
+    Used {
+        user: UserName,
+    },
+    Expired {
+        user: UserName,
+    },
+    /// The user it names has a key already (enrolled some other way since).
+    AlreadyEnrolled {
+        user: UserName,
+    },
+    Usable {
+        user: UserName,
+        expires: i64,
+    },
+}
+
+impl InviteState {
+    /// The stable reason code of a state that refuses the link, for the audit trail.
+    pub fn refusal_code(&self) -> Option<&'static str> {
+        match self {
+            InviteState::Unknown => Some("invite_unknown"),
+            InviteState::Used { .. } => Some("invite_used"),
+            InviteState::Expired { .. } => Some("invite_expired"),
+            InviteState::AlreadyEnrolled { .. } => Some("already_enrolled"),
+            InviteState::Usable { .. } => None,
+        }
+    }
+}
+
+/// What saving a key through an invite did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteEnrol {
+    /// The key is stored and the invite used up.
+    Linked { user: UserName },
+    /// The code does not match the key; nothing changed, the invite still holds.
+    WrongCode,
+    /// The link no longer enrols (used, expired, unknown, enrolled meanwhile); nothing changed.
+    Refused(InviteState),
+}
+
+/// SHA-256 of a token as it appears in a link.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether `s` has the form of a token (so anything else is refused before the store).
+pub fn looks_like_token(s: &str) -> bool {
+    s.len() == TOKEN_CHARS
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A new token and the invite that keeps its hash.
+fn new_invite(
+    user: &UserName,
+    now: i64,
+    valid_secs: i64,
+) -> Result<(Zeroizing<String>, Invite), CoreError> {
+    let mut raw = Zeroizing::new([0u8; TOKEN_BYTES]);
+    getrandom::fill(&mut raw[..])?;
+    let token = Zeroizing::new(BASE64URL_NOPAD.encode(&raw[..]));
+    let inv = Invite {
+        hash: token_hash(&token),
+        user: user.to_string(),
+        created: now,
+        expires: now.saturating_add(valid_secs.max(1)),
+        used: None,
+    };
+    Ok((token, inv))
+}
+
+/// The invite service. Get one from [`Core::invites`].
+#[derive(Debug, Clone, Copy)]
+pub struct Invites<'a> {
+    pub(crate) core: &'a Core,
+    pub(crate) actor: &'a str,
+}
+
+impl Invites<'_> {
+    fn event(&self, now: i64, user: &str, reason: &str, detail: Option<String>) -> AuditEvent {
+        AuditEvent::admin(now, user, self.actor, "invite", reason, detail)
+    }
+
+    /// A new invite for `user` (who needs no record yet), valid `valid_secs`. Returns the
+    /// token for the link; it is shown once and never stored. Audited without the token.
+    pub fn issue(
+        &self,
+        user: &UserName,
+        valid_secs: i64,
+        now: i64,
+    ) -> Result<Zeroizing<String>, CoreError> {
+        let (token, inv) = new_invite(user, now, valid_secs)?;
+        let ev = self.event(now, user, "issued", Some(format!("valid {valid_secs}s")));
+        self.core
+            .store
+            .put_invites(std::slice::from_ref(&inv), std::slice::from_ref(&ev))?;
+        self.core.sink.committed(self.core.store.as_ref(), &[ev]);
+        Ok(token)
+    }
+
+    /// One invite for every stored user who is not enrolled, in one transaction, sorted by
+    /// name.
+    pub fn issue_unenrolled(
+        &self,
+        valid_secs: i64,
+        now: i64,
+    ) -> Result<Vec<(UserName, Zeroizing<String>)>, CoreError> {
+        let mut out = Vec::new();
+        let mut invites = Vec::new();
+        let mut events = Vec::new();
+        for rec in self.core.store.users()? {
+            if rec.enrolled() {
+                continue;
+            }
+            let (token, inv) = new_invite(&rec.name, now, valid_secs)?;
+            invites.push(inv);
+            events.push(self.event(
+                now,
+                &rec.name,
+                "issued",
+                Some(format!("valid {valid_secs}s")),
+            ));
+            out.push((rec.name, token));
+        }
+        self.core.store.put_invites(&invites, &events)?;
+        self.core.sink.committed(self.core.store.as_ref(), &events);
+        Ok(out)
+    }
+
+    /// Where the invite of `token` stands at `now`. Reads only.
+    pub fn state(&self, token: &str, now: i64) -> Result<InviteState, CoreError> {
+        if !looks_like_token(token) {
+            return Ok(InviteState::Unknown);
+        }
+        let Some(inv) = self.core.store.invite(&token_hash(token))? else {
+            return Ok(InviteState::Unknown);
+        };
+        // The store checked the name when it read the row.
+        let user = UserName::parse(&inv.user).map_err(|_| CoreError::Bug("invite user name"))?;
+        if inv.used.is_some() {
+            return Ok(InviteState::Used { user });
+        }
+        if now >= inv.expires {
+            return Ok(InviteState::Expired { user });
+        }
+        if self.core.store.user(&user)?.is_some_and(|r| r.enrolled()) {
+            return Ok(InviteState::AlreadyEnrolled { user });
+        }
+        Ok(InviteState::Usable {
+            user,
+            expires: inv.expires,
+        })
+    }
+
+    /// Stores `secret` for the invite's user once `code` matches it, then uses the invite
+    /// up. A wrong code changes nothing (the invite holds) and is audited; so is a link
+    /// that no longer enrols. `client_ip` is the address the portal saw.
+    pub fn enrol(
+        &self,
+        token: &str,
+        secret: &TotpSecret,
+        code: &str,
+        client_ip: Option<&str>,
+        now: i64,
+    ) -> Result<InviteEnrol, CoreError> {
+        let state = self.state(token, now)?;
+        let InviteState::Usable { user, .. } = state else {
+            self.refused(&state, client_ip, now)?;
+            return Ok(InviteEnrol::Refused(state));
+        };
+        match self
+            .core
+            .enrolment()
+            .enroll(&user, secret, Some(code), false, self.actor, now)
+        {
+            Ok(()) => {}
+            Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
+                let mut ev = self.event(now, &user, "wrong_code", None);
+                ev.client_ip = client_ip.map(str::to_string);
+                self.append(ev)?;
+                return Ok(InviteEnrol::WrongCode);
+            }
+            Err(CoreError::Refused(Refusal::AlreadyEnrolled { .. })) => {
+                let state = InviteState::AlreadyEnrolled { user };
+                self.refused(&state, client_ip, now)?;
+                return Ok(InviteEnrol::Refused(state));
+            }
+            Err(e) => return Err(e),
+        }
+        let mut ev = self.event(now, &user, "used", None);
+        ev.client_ip = client_ip.map(str::to_string);
+        // The key is stored; a second save of the same link raced this one and lost at
+        // the enrolment (already enrolled), so this only fails on a store error.
+        self.core
+            .store
+            .use_invite(&token_hash(token), now, std::slice::from_ref(&ev))?;
+        self.core.sink.committed(self.core.store.as_ref(), &[ev]);
+        Ok(InviteEnrol::Linked { user })
+    }
+
+    /// Audits a link that was refused (`state.refusal_code()`).
+    pub fn refused(
+        &self,
+        state: &InviteState,
+        client_ip: Option<&str>,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let user = match state {
+            InviteState::Unknown => "-".to_string(),
+            InviteState::Used { user }
+            | InviteState::Expired { user }
+            | InviteState::AlreadyEnrolled { user }
+            | InviteState::Usable { user, .. } => user.to_string(),
+        };
+        let code = state.refusal_code().unwrap_or("refused");
+        let mut ev = self.event(now, &user, code, None);
+        ev.decision = "deny".into();
+        ev.client_ip = client_ip.map(str::to_string);
+        self.append(ev)
+    }
+
+    /// Audits a refused portal request (`reason` a stable code such as `csrf_missing`,
+    /// `oversized_field`, `session_missing`): nothing else is written.
+    pub fn audit_refusal(
+        &self,
+        user: Option<&str>,
+        reason: &str,
+        client_ip: Option<&str>,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let mut ev = AuditEvent::admin(now, user.unwrap_or("-"), self.actor, "deny", reason, None);
+        ev.client_ip = client_ip.map(str::to_string);
+        self.append(ev)
+    }
+
+    fn append(&self, ev: AuditEvent) -> Result<(), CoreError> {
+        let evs = std::slice::from_ref(&ev);
+        self.core.store.append_audit(evs)?;
+        self.core.sink.committed(self.core.store.as_ref(), evs);
+        Ok(())
+    }
+}

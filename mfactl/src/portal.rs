@@ -1,0 +1,143 @@
+//! Portal commands: enrolment links (`invite`) and remembered networks (`unlocks`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mfa_common::OpenMode;
+use mfa_common::login::now;
+use mfa_common::net::parse_ip_literal;
+use mfa_config::{Span, format_utc};
+
+use crate::admin::{ACTOR, load_config, open, open_with};
+use crate::report::visible;
+use crate::{Fail, Format, Result, UnlocksAction, user_name};
+
+/// `public_url` + `/enrol/` + token.
+fn link(base: &str, token: &str) -> String {
+    format!("{base}/enrol/{token}")
+}
+
+pub fn invite(
+    cfg: &Path,
+    user: Option<&str>,
+    unenrolled: bool,
+    valid: Option<Span>,
+    format: Format,
+) -> Result<ExitCode> {
+    let config = load_config(cfg)?;
+    let Some(base) = config.portal.base_url().map(str::to_string) else {
+        return Err(Fail::Error(format!(
+            "{}: [portal] public_url is not set: the link needs the address users open, like \"https://mfa.example.com\"",
+            cfg.display()
+        )));
+    };
+    let valid = valid.unwrap_or(config.portal.invite_valid);
+    if valid.as_secs() < 60 || valid.as_secs() > 90 * 86_400 {
+        return Err(Fail::Error(format!(
+            "--valid {valid}: must be between 1m and 90d"
+        )));
+    }
+    let a = open_with(config, OpenMode::Create)?;
+    let t = now();
+    let expires = t.saturating_add(valid.secs_i64());
+    let inv = a.invites(ACTOR);
+    match (user, unenrolled) {
+        (Some(u), false) => {
+            // A name the store has not seen yet is fine: the link enrols it.
+            let name = user_name(&a, u)?;
+            let token = inv.issue(&name, valid.secs_i64(), t)?;
+            println!("{}", link(&base, &token));
+            println!(
+                "One-time enrolment link for {}, valid until {} ({valid}). It works once; send it to the user only.",
+                visible(name.as_str()),
+                format_utc(expires)
+            );
+        }
+        (None, true) => {
+            let made = inv.issue_unenrolled(valid.secs_i64(), t)?;
+            match format {
+                Format::Csv => {
+                    let mut w = csv::Writer::from_writer(std::io::stdout());
+                    let row = |w: &mut csv::Writer<_>, r: [&str; 3]| {
+                        w.write_record(r)
+                            .map_err(|e| Fail::Error(format!("cannot write CSV: {e}")))
+                    };
+                    row(&mut w, ["user", "link", "expires"])?;
+                    for (n, tok) in &made {
+                        row(
+                            &mut w,
+                            [n.as_str(), &link(&base, tok), &format_utc(expires)],
+                        )?;
+                    }
+                    w.flush()
+                        .map_err(|e| Fail::Error(format!("cannot write CSV: {e}")))?;
+                }
+                Format::Table | Format::Json => {
+                    for (n, tok) in &made {
+                        println!("{}  {}", link(&base, tok), visible(n.as_str()));
+                    }
+                    eprintln!(
+                        "{} link(s), valid until {}.",
+                        made.len(),
+                        format_utc(expires)
+                    );
+                }
+            }
+        }
+        _ => {
+            return Err(Fail::Error(
+                "name a user, or --unenrolled for every user not enrolled yet".into(),
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn unlocks(cfg: &Path, user: Option<&str>, action: Option<UnlocksAction>) -> Result<ExitCode> {
+    let a = open(cfg, OpenMode::Existing)?;
+    let t = now();
+    match action {
+        Some(UnlocksAction::Revoke { user, ip }) => {
+            let name = user_name(&a, &user)?;
+            let ip = match ip.as_deref() {
+                Some(s) => Some(parse_ip_literal(s).ok_or_else(|| {
+                    Fail::Error(format!(
+                        "{s:?} is not an IP address (host names are never remembered)"
+                    ))
+                })?),
+                None => None,
+            };
+            let n = a.admin(ACTOR).revoke_networks(&name, ip, t)?;
+            println!(
+                "Revoked {n} remembered address(es) of {}.",
+                visible(name.as_str())
+            );
+        }
+        None => {
+            let only = user.map(|u| user_name(&a, u)).transpose()?;
+            let remember = a.config().policy.remember.secs_i64();
+            let mut any = false;
+            for rec in a.store().users()? {
+                if only.as_ref().is_some_and(|o| *o != rec.name) {
+                    continue;
+                }
+                for u in &rec.unlocks {
+                    if rec.unlocked(&u.ip, t, remember).is_none() {
+                        continue;
+                    }
+                    any = true;
+                    println!(
+                        "{}  {}  until {}",
+                        visible(rec.name.as_str()),
+                        visible(&u.ip),
+                        format_utc(u.expires.min(u.created.saturating_add(remember)))
+                    );
+                }
+            }
+            if !any {
+                eprintln!("No remembered addresses.");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

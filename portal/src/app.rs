@@ -1,0 +1,973 @@
+//! The portal's pages. The core decides (invites, the code, the unlock, backup codes); this
+//! file turns HTTP into core calls and the answers into pages, nothing else.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
+use mfa_common::enrolment::{Sheet, qr_svg};
+use mfa_common::invite::{InviteEnrol, InviteState, token_hash};
+use mfa_common::login::now;
+use mfa_common::net::parse_ip_literal;
+use mfa_common::store::AuditQuery;
+use mfa_common::{ClientAddr, Core, Request, TotpSecret, UserName};
+use mfa_config::{Cidr, format_utc};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::page::{self, esc, frame, html, message, parse_form};
+use crate::text::{Lang, T};
+
+/// The actor and PAM-style service name the portal's audit events carry.
+pub const ACTOR: &str = "mfa-portal";
+/// Largest form body read; more is refused with a page.
+const MAX_BODY: usize = 4096;
+/// Largest single field (a password).
+const MAX_FIELD: usize = 1024;
+/// Sessions kept at most (memory bound); new visitors beyond it get "try later".
+const MAX_SESSIONS: usize = 10_000;
+
+pub struct Portal {
+    pub core: Arc<Core>,
+    pub tls: bool,
+    pub trusted_proxies: Vec<Cidr>,
+    pub pam_service: String,
+    pub pam_confdir: Option<PathBuf>,
+    pub idle: i64,
+    sessions: Mutex<HashMap<String, Session>>,
+    limits: Mutex<Limits>,
+}
+
+/// A key shown on an enrolment page and not yet confirmed: kept here, in memory only, for
+/// the session and the invite it was shown for; never in the page's form or a cookie.
+struct Pending {
+    invite: [u8; 32],
+    user: UserName,
+    secret: TotpSecret,
+}
+
+struct Session {
+    csrf: String,
+    last_seen: i64,
+    user: Option<UserName>,
+    pending: Option<Pending>,
+}
+
+/// Fixed-window counters: (window start, count) per key.
+#[derive(Default)]
+struct Limits {
+    map: HashMap<String, (i64, u32)>,
+}
+
+impl Limits {
+    /// Counts one hit of `key`; false once more than `max` fell in `window` seconds.
+    fn hit(&mut self, key: String, max: u32, window: i64, now: i64) -> bool {
+        if self.map.len() > 50_000 {
+            self.map.retain(|_, (start, _)| now - *start < 3600);
+        }
+        let e = self.map.entry(key).or_insert((now, 0));
+        if now - e.0 >= window {
+            *e = (now, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+        e.1 <= max
+    }
+}
+
+fn random_id() -> Option<String> {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).ok()?;
+    Some(BASE64URL_NOPAD.encode(&b))
+}
+
+/// Per-request facts: the language, the client address the portal believes, the session.
+struct Ctx {
+    lang: Lang,
+    client: Option<IpAddr>,
+    sid: Option<String>,
+}
+
+impl Portal {
+    pub fn new(core: Arc<Core>, tls: bool, pam_confdir: Option<PathBuf>) -> Self {
+        let cfg = core.config();
+        Self {
+            tls,
+            trusted_proxies: cfg.portal.trusted_proxies.clone(),
+            pam_service: cfg.portal.pam_service.clone(),
+            idle: cfg.portal.session_idle.secs_i64(),
+            pam_confdir,
+            core,
+            sessions: Mutex::new(HashMap::new()),
+            limits: Mutex::new(Limits::default()),
+        }
+    }
+
+    fn cookie_name(&self) -> &'static str {
+        if self.tls {
+            "__Host-mfa_session"
+        } else {
+            "mfa_session"
+        }
+    }
+
+    /// The client address: the peer, or where the peer is a trusted proxy, the last
+    /// X-Forwarded-For entry that is not one (the one the proxies saw connect).
+    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> Option<IpAddr> {
+        let mut ip = peer.ip().to_canonical();
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|c| c.contains(ip));
+        if !trusted(&ip) {
+            return Some(ip);
+        }
+        let chain: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        for hop in chain.iter().rev() {
+            match parse_ip_literal(hop.trim()) {
+                Some(h) => {
+                    ip = h.to_canonical();
+                    if !trusted(&ip) {
+                        return Some(ip);
+                    }
+                }
+                // A hop that is no address: nothing to the left of it can be believed.
+                None => return None,
+            }
+        }
+        Some(ip)
+    }
+
+    fn ctx(&self, peer: SocketAddr, headers: &HeaderMap, q: &HashMap<String, String>) -> Ctx {
+        let accept = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        let sid = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| {
+                let (k, v) = c.trim().split_once('=')?;
+                (k == self.cookie_name()).then(|| v.to_string())
+            });
+        Ctx {
+            lang: Lang::choose(q.get("lang").map(String::as_str), accept),
+            client: self.client(peer, headers),
+            sid,
+        }
+    }
+
+    fn ip_text(c: &Ctx) -> Option<String> {
+        c.client.map(|i| i.to_string())
+    }
+
+    /// The live session of the request, touched; expired ones are dropped on the way.
+    fn with_session<R>(&self, sid: Option<&str>, f: impl FnOnce(&mut Session) -> R) -> Option<R> {
+        let t = now();
+        let mut s = self.sessions.lock().ok()?;
+        let idle = self.idle;
+        s.retain(|_, v| t - v.last_seen < idle);
+        let sess = s.get_mut(sid?)?;
+        sess.last_seen = t;
+        Some(f(sess))
+    }
+
+    /// A new session; returns its id and CSRF token.
+    fn new_session(&self) -> Option<(String, String)> {
+        let t = now();
+        let mut s = self.sessions.lock().ok()?;
+        let idle = self.idle;
+        s.retain(|_, v| t - v.last_seen < idle);
+        if s.len() >= MAX_SESSIONS {
+            return None;
+        }
+        let (id, csrf) = (random_id()?, random_id()?);
+        s.insert(
+            id.clone(),
+            Session {
+                csrf: csrf.clone(),
+                last_seen: t,
+                user: None,
+                pending: None,
+            },
+        );
+        Some((id, csrf))
+    }
+
+    fn drop_session(&self, sid: &str) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remove(sid);
+        }
+    }
+
+    fn cookie(&self, id: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let secure = if self.tls { "; Secure" } else { "" };
+        let v = format!(
+            "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            self.cookie_name(),
+            self.idle
+        );
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(header::SET_COOKIE, v);
+        }
+        h
+    }
+
+    fn limit(&self, key: String, max: u32, window: i64) -> bool {
+        self.limits
+            .lock()
+            .map(|mut l| l.hit(key, max, window, now()))
+            .unwrap_or(false)
+    }
+
+    /// Audits a refused request through the core (never a token, code or password).
+    async fn audit_refusal(self: &Arc<Self>, c: &Ctx, user: Option<String>, reason: &'static str) {
+        let me = self.clone();
+        let ip = Self::ip_text(c);
+        let _ = blocking(move || {
+            me.core
+                .invites(ACTOR)
+                .audit_refusal(user.as_deref(), reason, ip.as_deref(), now())
+        })
+        .await;
+    }
+
+    fn msg(&self, c: &Ctx, status: StatusCode, title: &str, text: &str, path: &str) -> Response {
+        message(c.lang, status, title, text, path, self.tls)
+    }
+
+    fn failure(&self, c: &Ctx, path: &str) -> Response {
+        let t = c.lang.t();
+        self.msg(
+            c,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            t.refused_title,
+            t.failure,
+            path,
+        )
+    }
+}
+
+/// Runs a blocking core call off the async threads.
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+pub fn router(p: Arc<Portal>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/style.css", get(style))
+        .route("/enrol/{token}", get(enrol_page).post(enrol_save))
+        .route("/account", get(account_page).post(account_post))
+        .fallback(not_found)
+        .with_state(p)
+}
+
+type Q = Query<HashMap<String, String>>;
+type Peer = ConnectInfo<SocketAddr>;
+
+async fn style() -> Response {
+    let mut r = page::STYLE.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+async fn home(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Response {
+    let c = p.ctx(peer, &headers, &q);
+    let t = c.lang.t();
+    let body = format!(
+        "<p>{}</p><p><a href=\"/account?lang={}\">{}</a></p>",
+        esc(t.home_intro),
+        c.lang.code(),
+        esc(t.my_account)
+    );
+    html(
+        StatusCode::OK,
+        frame(c.lang, t.portal, "/", &body),
+        p.tls,
+        HeaderMap::new(),
+    )
+}
+
+async fn not_found(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Response {
+    let c = p.ctx(peer, &headers, &q);
+    let t = c.lang.t();
+    p.msg(&c, StatusCode::NOT_FOUND, t.unknown_title, t.not_found, "/")
+}
+
+/// The page of a link that does not enrol (used, expired, unknown, enrolled already).
+fn state_page(p: &Portal, c: &Ctx, state: &InviteState, path: &str) -> Response {
+    let t = c.lang.t();
+    let (status, title, text) = match state {
+        InviteState::Used { .. } => (StatusCode::GONE, t.used_title, t.used),
+        InviteState::Expired { .. } => (StatusCode::GONE, t.expired_title, t.expired),
+        InviteState::AlreadyEnrolled { .. } => (StatusCode::CONFLICT, t.enrolled_title, t.enrolled),
+        InviteState::Unknown | InviteState::Usable { .. } => {
+            (StatusCode::NOT_FOUND, t.unknown_title, t.unknown)
+        }
+    };
+    p.msg(c, status, title, text, path)
+}
+
+/// The enrolment page: the steps, the QR code and key, and (until linked) the code form
+/// whose code field is the page's first input.
+fn enrol_html(
+    t: &T,
+    p: &Portal,
+    user: &UserName,
+    secret: &TotpSecret,
+    csrf: &str,
+    note: Option<(&str, &str)>,
+    linked: bool,
+) -> Result<String, String> {
+    let cfg = p.core.config();
+    let params = cfg.totp.params();
+    let sheet = Sheet::new(&cfg.totp.issuer, user, secret, &params);
+    let svg = qr_svg(&sheet.uri)?;
+    // The SVG document without its XML prolog, inline in the page.
+    let svg_inline = svg
+        .find("<svg")
+        .and_then(|i| svg.get(i..))
+        .ok_or("QR code without <svg>")?;
+    let key_upper = Zeroizing::new(sheet.key.to_ascii_uppercase());
+    let mut body = String::new();
+    if let Some((class, text)) = note {
+        body.push_str(&format!(
+            "<p class=\"{class}\" id=\"message\" role=\"status\">{}</p>",
+            esc(text)
+        ));
+    }
+    body.push_str(&format!(
+        "<p>{}: <strong id=\"user\">{}</strong></p><ol><li>{}</li><li>{}</li><li>{}<div class=\"qr\" id=\"qr\">{}</div><p>{}: <strong id=\"account\">{}</strong><br>{}: <span class=\"key\" id=\"key\">{}</span><br><small>{}</small></p></li>",
+        esc(t.account_for),
+        esc(user.as_str()),
+        esc(t.step_install),
+        esc(t.step_add),
+        esc(t.step_scan),
+        svg_inline,
+        esc(t.account_name),
+        esc(&sheet.account),
+        esc(t.key),
+        esc(&key_upper),
+        esc(&sheet.kind),
+    ));
+    if !linked {
+        body.push_str(&format!("<li>{}</li>", esc(t.step_code)));
+    }
+    body.push_str("</ol>");
+    if !linked {
+        // Last, as the manuals have it; its code field is still the page's first input (the
+        // steps above hold none).
+        body.push_str(&format!(
+            "<form method=\"post\" id=\"enrol\"><label for=\"code\">{}</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9 ]{{6,10}}\" maxlength=\"10\" required autofocus><input type=\"hidden\" name=\"csrf\" value=\"{}\"> <button type=\"submit\">{}</button></form>",
+            esc(t.code),
+            esc(csrf),
+            esc(t.save)
+        ));
+    }
+    Ok(body)
+}
+
+async fn enrol_page(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Query(q): Q,
+) -> Response {
+    let c = p.ctx(peer, &headers, &q);
+    let t = c.lang.t();
+    let path = "/enrol/".to_string() + &token;
+    if !p.limit(format!("get:{:?}", c.client), 120, 300) {
+        p.audit_refusal(&c, None, "rate_limited").await;
+        return p.msg(
+            &c,
+            StatusCode::TOO_MANY_REQUESTS,
+            t.refused_title,
+            t.too_many,
+            &path,
+        );
+    }
+    let (me, tok) = (p.clone(), token.clone());
+    let Some(Ok(state)) = blocking(move || me.core.invites(ACTOR).state(&tok, now())).await else {
+        return p.failure(&c, &path);
+    };
+    let InviteState::Usable { user, .. } = state else {
+        let (me, st, ip) = (p.clone(), state.clone(), Portal::ip_text(&c));
+        let _ = blocking(move || me.core.invites(ACTOR).refused(&st, ip.as_deref(), now())).await;
+        return state_page(&p, &c, &state, &path);
+    };
+    let hash = token_hash(&token);
+    // The key already shown to this session for this invite, or a new one.
+    let mut cookie = HeaderMap::new();
+    let existing = p.with_session(c.sid.as_deref(), |s| {
+        if s.pending.as_ref().is_none_or(|pd| pd.invite != hash) {
+            s.pending = TotpSecret::generate().ok().map(|secret| Pending {
+                invite: hash,
+                user: user.clone(),
+                secret,
+            });
+        }
+        s.pending
+            .as_ref()
+            .map(|pd| (s.csrf.clone(), pd.secret.bytes().to_vec()))
+    });
+    let (csrf, secret) = match existing.flatten() {
+        Some((csrf, bytes)) => (csrf, TotpSecret::from_bytes(&bytes)),
+        None => {
+            let Some((sid, csrf)) = p.new_session() else {
+                return p.failure(&c, &path);
+            };
+            let secret = TotpSecret::generate();
+            let Ok(secret) = secret else {
+                return p.failure(&c, &path);
+            };
+            let bytes = Zeroizing::new(secret.bytes().to_vec());
+            let _ = p.with_session(Some(&sid), |s| {
+                s.pending = TotpSecret::from_bytes(&bytes).ok().map(|secret| Pending {
+                    invite: hash,
+                    user: user.clone(),
+                    secret,
+                });
+            });
+            cookie = p.cookie(&sid);
+            (csrf, Ok(secret))
+        }
+    };
+    let Ok(secret) = secret else {
+        return p.failure(&c, &path);
+    };
+    match enrol_html(t, &p, &user, &secret, &csrf, None, false) {
+        Ok(body) => html(
+            StatusCode::OK,
+            frame(c.lang, t.enrol_title, &path, &body),
+            p.tls,
+            cookie,
+        ),
+        Err(_) => p.failure(&c, &path),
+    }
+}
+
+/// Reads a bounded form body; `Err` is the page to answer (and the refusal is audited).
+async fn read_form(
+    p: &Arc<Portal>,
+    c: &Ctx,
+    body: Body,
+    path: &str,
+) -> Result<HashMap<String, Zeroizing<String>>, Response> {
+    let t = c.lang.t();
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            p.audit_refusal(c, None, "oversized_form").await;
+            return Err(p.msg(
+                c,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                t.refused_title,
+                t.too_big,
+                path,
+            ));
+        }
+    };
+    match parse_form(&bytes, MAX_FIELD) {
+        Some(f) => Ok(f.into_iter().collect()),
+        None => {
+            p.audit_refusal(c, None, "bad_form").await;
+            Err(p.msg(
+                c,
+                StatusCode::BAD_REQUEST,
+                t.refused_title,
+                t.bad_form,
+                path,
+            ))
+        }
+    }
+}
+
+/// The session's CSRF token matches the form's (constant time); otherwise the page to
+/// answer, audited.
+async fn check_csrf(
+    p: &Arc<Portal>,
+    c: &Ctx,
+    form: &HashMap<String, Zeroizing<String>>,
+    path: &str,
+) -> Result<(), Response> {
+    let t = c.lang.t();
+    let Some(expected) = p.with_session(c.sid.as_deref(), |s| s.csrf.clone()) else {
+        p.audit_refusal(c, None, "session_missing").await;
+        return Err(p.msg(c, StatusCode::BAD_REQUEST, t.refused_title, t.session, path));
+    };
+    let given = form.get("csrf").map(|v| v.as_bytes()).unwrap_or(b"");
+    if given.is_empty() || !bool::from(given.ct_eq(expected.as_bytes())) {
+        p.audit_refusal(c, None, "csrf_refused").await;
+        return Err(p.msg(c, StatusCode::FORBIDDEN, t.refused_title, t.csrf, path));
+    }
+    Ok(())
+}
+
+async fn enrol_save(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Query(q): Q,
+    body: Body,
+) -> Response {
+    let c = p.ctx(peer, &headers, &q);
+    let t = c.lang.t();
+    let path = "/enrol/".to_string() + &token;
+    let hash = token_hash(&token);
+    if !p.limit(format!("post:{:?}", c.client), 30, 300)
+        || !p.limit(format!("invite:{}", HEXLOWER.encode(&hash)), 10, 900)
+    {
+        p.audit_refusal(&c, None, "rate_limited").await;
+        return p.msg(
+            &c,
+            StatusCode::TOO_MANY_REQUESTS,
+            t.refused_title,
+            t.too_many,
+            &path,
+        );
+    }
+    let form = match read_form(&p, &c, body, &path).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&p, &c, &form, &path).await {
+        return r;
+    }
+    // The key shown to this session for this very invite.
+    let pending = p.with_session(c.sid.as_deref(), |s| {
+        s.pending.as_ref().filter(|pd| pd.invite == hash).map(|pd| {
+            (
+                pd.user.clone(),
+                Zeroizing::new(pd.secret.bytes().to_vec()),
+                s.csrf.clone(),
+            )
+        })
+    });
+    let Some(Some((user, bytes, csrf))) = pending else {
+        // No key was shown here for this link (or it timed out): say what the link is.
+        let (me, tok) = (p.clone(), token.clone());
+        let state = blocking(move || me.core.invites(ACTOR).state(&tok, now())).await;
+        if let Some(Ok(
+            st @ (InviteState::Used { .. } | InviteState::Expired { .. } | InviteState::Unknown),
+        )) = state
+        {
+            let (me, s2, ip) = (p.clone(), st.clone(), Portal::ip_text(&c));
+            let _ =
+                blocking(move || me.core.invites(ACTOR).refused(&s2, ip.as_deref(), now())).await;
+            return state_page(&p, &c, &st, &path);
+        }
+        p.audit_refusal(&c, None, "session_missing").await;
+        return p.msg(
+            &c,
+            StatusCode::BAD_REQUEST,
+            t.refused_title,
+            t.session,
+            &path,
+        );
+    };
+    let Ok(secret) = TotpSecret::from_bytes(&bytes) else {
+        return p.failure(&c, &path);
+    };
+    let code = form.get("code").cloned().unwrap_or_default();
+    let (me, tok, ip) = (p.clone(), token.clone(), Portal::ip_text(&c));
+    let secret2 = TotpSecret::from_bytes(&bytes);
+    let result = blocking(move || {
+        let secret2 = secret2.map_err(|_| mfa_common::CoreError::Bug("secret"))?;
+        me.core
+            .invites(ACTOR)
+            .enrol(&tok, &secret2, &code, ip.as_deref(), now())
+    })
+    .await;
+    match result {
+        Some(Ok(InviteEnrol::Linked { user })) => {
+            // The last page that shows the key: then it is gone from memory too.
+            let _ = p.with_session(c.sid.as_deref(), |s| s.pending = None);
+            match enrol_html(t, &p, &user, &secret, &csrf, Some(("ok", t.linked)), true) {
+                Ok(body) => html(
+                    StatusCode::OK,
+                    frame(c.lang, t.enrol_title, &path, &body),
+                    p.tls,
+                    HeaderMap::new(),
+                ),
+                Err(_) => p.failure(&c, &path),
+            }
+        }
+        Some(Ok(InviteEnrol::WrongCode)) => {
+            match enrol_html(
+                t,
+                &p,
+                &user,
+                &secret,
+                &csrf,
+                Some(("err", t.wrong_code)),
+                false,
+            ) {
+                Ok(body) => html(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    frame(c.lang, t.enrol_title, &path, &body),
+                    p.tls,
+                    HeaderMap::new(),
+                ),
+                Err(_) => p.failure(&c, &path),
+            }
+        }
+        Some(Ok(InviteEnrol::Refused(state))) => {
+            let _ = p.with_session(c.sid.as_deref(), |s| s.pending = None);
+            state_page(&p, &c, &state, &path)
+        }
+        _ => p.failure(&c, &path),
+    }
+}
+
+/// "My account": the sign-in form, or the account of the signed-in user.
+async fn account_page(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    Query(q): Q,
+) -> Response {
+    let c = p.ctx(peer, &headers, &q);
+    let signed_in = p
+        .with_session(c.sid.as_deref(), |s| {
+            s.user.clone().map(|u| (u, s.csrf.clone()))
+        })
+        .flatten();
+    match signed_in {
+        Some((user, csrf)) => account_view(&p, &c, &user, &csrf, None).await,
+        None => sign_in_form(&p, &c, None),
+    }
+}
+
+fn sign_in_form(p: &Arc<Portal>, c: &Ctx, error: Option<&str>) -> Response {
+    let t = c.lang.t();
+    let Some((sid, csrf)) = p.new_session() else {
+        return p.failure(c, "/account");
+    };
+    let err = error
+        .map(|e| format!("<p class=\"err\" id=\"message\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "{err}<p>{}</p><form method=\"post\" action=\"/account?lang={}\" id=\"signin\"><input type=\"hidden\" name=\"action\" value=\"signin\"><label for=\"user\">{}</label><input id=\"user\" name=\"user\" autocomplete=\"username\" maxlength=\"256\" required autofocus><label for=\"password\">{}</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" maxlength=\"1024\" required><label for=\"code\">{}</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"16\" required><input type=\"hidden\" name=\"csrf\" value=\"{}\"><br><button type=\"submit\">{}</button></form>",
+        esc(t.sign_in_intro),
+        c.lang.code(),
+        esc(t.user),
+        esc(t.password),
+        esc(t.code),
+        esc(&csrf),
+        esc(t.sign_in)
+    );
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        frame(c.lang, t.my_account, "/account", &body),
+        p.tls,
+        p.cookie(&sid),
+    )
+}
+
+async fn account_view(
+    p: &Arc<Portal>,
+    c: &Ctx,
+    user: &UserName,
+    csrf: &str,
+    note: Option<String>,
+) -> Response {
+    let t = c.lang.t();
+    let (me, u) = (p.clone(), user.clone());
+    let since = now() - 90 * 86_400;
+    let data = blocking(move || {
+        let rec = me.core.store().user(&u)?;
+        let events = me.core.store().audit(&AuditQuery {
+            user: Some(u.to_string()),
+            since: Some(since),
+            limit: None,
+        })?;
+        Ok::<_, mfa_common::store::StoreError>((rec, events))
+    })
+    .await;
+    let Some(Ok((rec, events))) = data else {
+        return p.failure(c, "/account");
+    };
+    let when = |v: Option<i64>| v.map_or(t.never.to_string(), format_utc);
+    let logins: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.decision.as_str(), "allow" | "deny"))
+        .rev()
+        .take(10)
+        .collect();
+    let mut rows = String::new();
+    for e in &logins {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td></tr>",
+            esc(&format_utc(e.time)),
+            esc(&e.service),
+            esc(e.client_ip.as_deref().unwrap_or("-")),
+            esc(&e.decision),
+            esc(&e.reason)
+        ));
+    }
+    let table = if logins.is_empty() {
+        format!("<p>{}</p>", esc(t.no_logins))
+    } else {
+        format!(
+            "<table id=\"logins\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>{rows}</table>",
+            esc(t.time),
+            esc(t.service),
+            esc(t.address),
+            esc(t.outcome)
+        )
+    };
+    let lang = c.lang.code();
+    let form = |action: &str, label: &str| {
+        format!(
+            "<form method=\"post\" action=\"/account?lang={lang}\"><input type=\"hidden\" name=\"action\" value=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"{action}\">{}</button></form>",
+            esc(csrf),
+            esc(label)
+        )
+    };
+    let note = note.unwrap_or_default();
+    let body = format!(
+        "{note}<p>{} <strong id=\"user\">{}</strong></p><p>{}: {}<br>{}: {}</p><h2>{}</h2>{table}<h2>{}</h2><p>{}</p>{}<h2>{}</h2><p>{}</p>{}{}",
+        esc(t.signed_in_as),
+        esc(user.as_str()),
+        esc(t.mfa_created),
+        esc(&when(rec.as_ref().and_then(|r| r.mfa_created))),
+        esc(t.mfa_changed),
+        esc(&when(rec.as_ref().and_then(|r| r.mfa_changed))),
+        esc(t.last_logins),
+        esc(t.unlock_title),
+        esc(t.unlock_intro),
+        form("unlock", t.unlock_button),
+        esc(t.backup_title),
+        esc(t.backup_intro),
+        form("backup-codes", t.backup_button),
+        form("signout", t.sign_out),
+    );
+    html(
+        StatusCode::OK,
+        frame(c.lang, t.my_account, "/account", &body),
+        p.tls,
+        HeaderMap::new(),
+    )
+}
+
+async fn account_post(
+    State(p): State<Arc<Portal>>,
+    ConnectInfo(peer): Peer,
+    headers: HeaderMap,
+    Query(q): Q,
+    body: Body,
+) -> Response {
+    let c = p.ctx(peer, &headers, &q);
+    let t = c.lang.t();
+    let path = "/account";
+    if !p.limit(format!("post:{:?}", c.client), 30, 300) {
+        p.audit_refusal(&c, None, "rate_limited").await;
+        return p.msg(
+            &c,
+            StatusCode::TOO_MANY_REQUESTS,
+            t.refused_title,
+            t.too_many,
+            path,
+        );
+    }
+    let form = match read_form(&p, &c, body, path).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&p, &c, &form, path).await {
+        return r;
+    }
+    let action = form
+        .get("action")
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    if action == "signin" {
+        return sign_in(&p, &c, &form).await;
+    }
+    let signed_in = p
+        .with_session(c.sid.as_deref(), |s| {
+            s.user.clone().map(|u| (u, s.csrf.clone()))
+        })
+        .flatten();
+    let Some((user, csrf)) = signed_in else {
+        p.audit_refusal(&c, None, "session_missing").await;
+        return p.msg(
+            &c,
+            StatusCode::BAD_REQUEST,
+            t.refused_title,
+            t.session,
+            path,
+        );
+    };
+    match action.as_str() {
+        "signout" => {
+            if let Some(sid) = &c.sid {
+                p.drop_session(sid);
+            }
+            sign_in_form(&p, &c, None)
+        }
+        "unlock" => {
+            let Some(ip) = c.client else {
+                let n = format!(
+                    "<p class=\"err\" id=\"message\">{}</p>",
+                    esc(t.unlock_no_address)
+                );
+                return account_view(&p, &c, &user, &csrf, Some(n)).await;
+            };
+            let (me, u) = (p.clone(), user.clone());
+            let r = blocking(move || me.core.admin(ACTOR).remember_network(&u, ip, now())).await;
+            let n = match r {
+                Some(Ok(until)) => format!(
+                    "<p class=\"ok\" id=\"message\">{} {} ({}).</p>",
+                    esc(t.unlocked),
+                    esc(&format_utc(until)),
+                    esc(&ip.to_string())
+                ),
+                Some(Err(mfa_common::CoreError::Refused(mfa_common::Refusal::RememberOff))) => {
+                    format!("<p class=\"err\" id=\"message\">{}</p>", esc(t.unlock_off))
+                }
+                _ => return p.failure(&c, path),
+            };
+            account_view(&p, &c, &user, &csrf, Some(n)).await
+        }
+        "backup-codes" => {
+            let (me, u) = (p.clone(), user.clone());
+            let r = blocking(move || me.core.admin(ACTOR).issue_backup_codes(&u, 10, now())).await;
+            let Some(Ok(codes)) = r else {
+                return p.failure(&c, path);
+            };
+            let mut list = String::from("<ul id=\"backup-codes\" class=\"key\">");
+            for code in &codes {
+                list.push_str(&format!("<li>{}</li>", esc(code)));
+            }
+            list.push_str("</ul>");
+            let n = format!(
+                "<div class=\"ok\" id=\"message\"><p>{}</p>{list}</div>",
+                esc(t.backup_shown)
+            );
+            account_view(&p, &c, &user, &csrf, Some(n)).await
+        }
+        _ => {
+            p.audit_refusal(&c, Some(user.to_string()), "bad_form")
+                .await;
+            p.msg(
+                &c,
+                StatusCode::BAD_REQUEST,
+                t.refused_title,
+                t.bad_form,
+                path,
+            )
+        }
+    }
+}
+
+/// Password through PAM (off the async threads), then the code through the core, always.
+async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<String>>) -> Response {
+    let t = c.lang.t();
+    let raw = form
+        .get("user")
+        .map(|u| u.as_str().trim().to_string())
+        .unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    let code = form.get("code").cloned().unwrap_or_default();
+    if !p.limit(format!("signin:{:?}", c.client), 10, 300) {
+        p.audit_refusal(c, None, "rate_limited").await;
+        return p.msg(
+            c,
+            StatusCode::TOO_MANY_REQUESTS,
+            t.refused_title,
+            t.too_many,
+            "/account",
+        );
+    }
+    let Ok(user) = p.core.user_name(&raw) else {
+        p.audit_refusal(c, None, "invalid_user_name").await;
+        return sign_in_form(p, c, Some(t.wrong_sign_in));
+    };
+    let client = ClientAddr::Remote(c.client);
+    let req = Request::new(&user, client, ACTOR).vouched(false);
+    let (service, confdir, uname) = (
+        p.pam_service.clone(),
+        p.pam_confdir.clone(),
+        user.to_string(),
+    );
+    let rhost = Portal::ip_text(c);
+    let pw = Zeroizing::new(password.as_bytes().to_vec());
+    let check = blocking(move || {
+        mfa_pam_client::check(&mfa_pam_client::PamRequest {
+            service: &service,
+            user: &uname,
+            password: &pw,
+            rhost: rhost.as_deref(),
+            confdir: confdir.as_deref(),
+        })
+    })
+    .await;
+    let Some(check) = check else {
+        return p.failure(c, "/account");
+    };
+    if !check.ok {
+        let (me, r) = (p.clone(), req.clone());
+        let _ = blocking(move || me.core.login().deny_first_factor(&r)).await;
+        tokio::time::sleep(check.fail_delay.min(Duration::from_secs(5))).await;
+        return sign_in_form(p, c, Some(t.wrong_sign_in));
+    }
+    let (me, r) = (p.clone(), req.vouched(true));
+    let d = blocking(move || me.core.login().verify_code_always(&r, &code)).await;
+    match d {
+        Some(Ok(d)) if d.is_allowed() => {
+            // A new session for the signed-in user (the sign-in form's id is not reused).
+            if let Some(sid) = &c.sid {
+                p.drop_session(sid);
+            }
+            let Some((sid, csrf)) = p.new_session() else {
+                return p.failure(c, "/account");
+            };
+            let _ = p.with_session(Some(&sid), |s| s.user = Some(user.clone()));
+            let mut r = account_view(p, c, &user, &csrf, None).await;
+            for (k, v) in p.cookie(&sid).iter() {
+                r.headers_mut().append(k.clone(), v.clone());
+            }
+            r
+        }
+        Some(Ok(_)) => sign_in_form(p, c, Some(t.wrong_sign_in)),
+        _ => p.failure(c, "/account"),
+    }
+}

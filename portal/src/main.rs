@@ -1,0 +1,165 @@
+//! `mfa-portal`: the self-service web page (invite links, enrolment, my account, unlock).
+//! In the foreground, logging to stderr; never a token, key, code or password in the log.
+#![forbid(unsafe_code)]
+
+mod app;
+mod page;
+mod text;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use mfa_common::{Core, OpenMode};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+const USAGE: &str = "usage: mfa-portal [--config PATH] [--pam-confdir DIR]
+  --config PATH       the configuration file (default /etc/mfa/mfa.toml, or $MFA_CONFIG)
+  --pam-confdir DIR   read PAM service files from DIR instead of /etc/pam.d";
+
+fn main() -> ExitCode {
+    let mut config = std::env::var_os("MFA_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(mfa_config::DEFAULT_PATH));
+    let mut confdir = None;
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--config") => match args.next() {
+                Some(v) => config = PathBuf::from(v),
+                None => return usage("--config needs a path"),
+            },
+            Some("--pam-confdir") => match args.next() {
+                Some(v) => confdir = Some(PathBuf::from(v)),
+                None => return usage("--pam-confdir needs a directory"),
+            },
+            Some("--help" | "-h") => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            _ => return usage(&format!("unknown argument {a:?}")),
+        }
+    }
+    match run(&config, confdir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mfa-portal: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn usage(m: &str) -> ExitCode {
+    eprintln!("mfa-portal: {m}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
+    let cfg = mfa_config::load(path).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let tls = tls_config(&cfg.portal)?;
+    let listen = cfg.portal.listen;
+    if cfg.portal.public_url.is_none() {
+        eprintln!(
+            "mfa-portal: warning: [portal] public_url is not set; mfactl invite cannot print links"
+        );
+    }
+    let core =
+        Core::open(Arc::new(cfg), OpenMode::Existing, "mfa-portal").map_err(|e| e.to_string())?;
+    let portal = Arc::new(app::Portal::new(Arc::new(core), tls.is_some(), confdir));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(serve(listen, portal, tls))
+}
+
+fn tls_config(p: &mfa_config::PortalConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&p.tls_cert, &p.tls_key) else {
+        return Ok(None);
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("[portal] tls_cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "[portal] tls_cert {}: no certificate in it",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("[portal] tls_key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut sc = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| format!("[portal] tls_cert / tls_key: {e}"))?;
+    sc.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(sc))))
+}
+
+/// One accept loop for plain HTTP and TLS; each connection gets the peer address as
+/// `ConnectInfo`. SIGTERM or Ctrl-C stops accepting and ends the process.
+async fn serve(
+    listen: std::net::SocketAddr,
+    portal: Arc<app::Portal>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), String> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!(
+        "mfa-portal: listening on {}://{local}",
+        if tls.is_some() { "https" } else { "http" }
+    );
+    let router = app::router(portal);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("mfa-portal: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let svc =
+            router
+                .clone()
+                .map_request(move |mut r: axum::http::Request<hyper::body::Incoming>| {
+                    r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    r
+                });
+        let svc = TowerToHyperService::new(svc);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let builder = hyper::server::conn::http1::Builder::new();
+            let timeout = std::time::Duration::from_secs(30);
+            match tls {
+                Some(acc) => {
+                    let Ok(Ok(stream)) = tokio::time::timeout(timeout, acc.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                }
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
+                }
+            }
+        });
+    }
+    eprintln!("mfa-portal: stopping");
+    let _ = TokioExecutor::new();
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! HTML: escaping, the page frame and the security headers every response carries.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::text::Lang;
+
+/// Escapes text for HTML content and double-quoted attributes.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// No script at all, styles only from /style.css, forms only to this site, never in a
+/// frame, no referrer (a link holds an invite token).
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}
+header{display:flex;justify-content:space-between;align-items:baseline;border-bottom:1px solid #ccc;margin-bottom:1rem}
+ol li{margin:.6rem 0}.qr svg{width:16rem;height:16rem}
+.key{font-family:ui-monospace,monospace;font-size:1.3rem;letter-spacing:.05em}
+.ok{background:#e5f6e8;border-left:.3rem solid #1e7b34;padding:.6rem}
+.err{background:#fdecea;border-left:.3rem solid #b3261e;padding:.6rem}
+input{font-size:1.1rem;padding:.3rem;margin:.2rem 0}label{display:block;margin-top:.5rem}
+button{font-size:1.05rem;padding:.4rem 1rem;margin-top:.6rem}table{border-collapse:collapse}td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}
+";
+
+/// The page frame: title, the other language's link (same page), the body.
+pub fn frame(lang: Lang, title: &str, path_for_lang: &str, body: &str) -> String {
+    let t = lang.t();
+    let other = match lang {
+        Lang::En => "nl",
+        Lang::Nl => "en",
+    };
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"referrer\" content=\"no-referrer\"><title>{} \u{2013} {}</title><link rel=\"stylesheet\" href=\"/style.css\"></head><body><header><strong>{}</strong><a id=\"lang\" href=\"{}?lang={other}\" hreflang=\"{other}\">{}</a></header><main><h1>{}</h1>{body}</main></body></html>\n",
+        lang.code(),
+        esc(title),
+        esc(t.portal),
+        esc(t.portal),
+        esc(path_for_lang),
+        esc(t.lang_other),
+        esc(title),
+    )
+}
+
+/// A response with the security headers; `no-store` on every page (some show a key or codes,
+/// and none is worth caching).
+pub fn html(status: StatusCode, body: String, tls: bool, extra: HeaderMap) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure_headers(h, tls);
+    for (k, v) in extra.iter() {
+        h.append(k.clone(), v.clone());
+    }
+    r
+}
+
+pub fn secure_headers(h: &mut HeaderMap, tls: bool) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+}
+
+/// A page that says one thing (used link, refused form...).
+pub fn message(
+    lang: Lang,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    path: &str,
+    tls: bool,
+) -> Response {
+    let body = format!("<p class=\"err\" id=\"message\">{}</p>", esc(text));
+    html(
+        status,
+        frame(lang, title, path, &body),
+        tls,
+        HeaderMap::new(),
+    )
+}
+
+/// Parses an `application/x-www-form-urlencoded` body. Written here (a few lines) so that
+/// the field-count and size limits are checked in one place; `None` for anything malformed
+/// (bad percent-encoding, not UTF-8, too many fields, a field over `max_field` bytes).
+pub fn parse_form(
+    body: &[u8],
+    max_field: usize,
+) -> Option<Vec<(String, zeroize::Zeroizing<String>)>> {
+    let mut out = Vec::new();
+    if body.is_empty() {
+        return Some(out);
+    }
+    for pair in body.split(|&b| b == b'&') {
+        if out.len() >= 16 {
+            return None;
+        }
+        let mut it = pair.splitn(2, |&b| b == b'=');
+        let k = decode(it.next()?)?;
+        let v = decode(it.next().unwrap_or(b""))?;
+        if k.len() > 32 || v.len() > max_field {
+            return None;
+        }
+        out.push((k.to_string(), v));
+    }
+    Some(out)
+}
+
+fn decode(s: &[u8]) -> Option<zeroize::Zeroizing<String>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(s.len()));
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                let h = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(h, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out.to_vec())
+        .ok()
+        .map(zeroize::Zeroizing::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_and_escaping() {
+        let f = parse_form(b"code=123+456&csrf=a%2Fb", 64).unwrap();
+        assert_eq!(f[0].0, "code");
+        assert_eq!(f[0].1.as_str(), "123 456");
+        assert_eq!(f[1].1.as_str(), "a/b");
+        assert!(parse_form(b"code=%zz", 64).is_none());
+        assert!(parse_form(b"code=12345", 4).is_none());
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The portal's words, in English and Dutch. Every page takes one [`T`]; no text is built
+//! from user input except through [`crate::page::esc`].
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Nl,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Nl => "nl",
+        }
+    }
+
+    pub fn t(self) -> &'static T {
+        match self {
+            Lang::En => &EN,
+            Lang::Nl => &NL,
+        }
+    }
+
+    fn parse(s: &str) -> Option<Lang> {
+        let primary = s.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "nl" => Some(Lang::Nl),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// `?lang=` wins; then the first of English and Dutch in `Accept-Language`, by weight;
+    /// English otherwise.
+    pub fn choose(query: Option<&str>, accept: Option<&str>) -> Lang {
+        if let Some(l) = query.and_then(Lang::parse) {
+            return l;
+        }
+        let mut best: Option<(u16, Lang)> = None;
+        for part in accept.unwrap_or("").split(',').take(20) {
+            let mut it = part.split(';');
+            let tag = it.next().unwrap_or("");
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let weight = (q.clamp(0.0, 1.0) * 1000.0) as u16;
+            if let Some(l) = Lang::parse(tag)
+                && weight > 0
+                && best.is_none_or(|(w, _)| weight > w)
+            {
+                best = Some((weight, l));
+            }
+        }
+        best.map_or(Lang::En, |(_, l)| l)
+    }
+}
+
+/// One language's texts.
+#[derive(Debug)]
+pub struct T {
+    pub lang_other: &'static str,
+    pub portal: &'static str,
+    pub enrol_title: &'static str,
+    pub account_for: &'static str,
+    pub step_install: &'static str,
+    pub step_add: &'static str,
+    pub step_scan: &'static str,
+    pub account_name: &'static str,
+    pub key: &'static str,
+    pub step_code: &'static str,
+    pub code: &'static str,
+    pub save: &'static str,
+    pub linked: &'static str,
+    pub wrong_code: &'static str,
+    pub used_title: &'static str,
+    pub used: &'static str,
+    pub expired_title: &'static str,
+    pub expired: &'static str,
+    pub unknown_title: &'static str,
+    pub unknown: &'static str,
+    pub enrolled_title: &'static str,
+    pub enrolled: &'static str,
+    pub refused_title: &'static str,
+    pub csrf: &'static str,
+    pub session: &'static str,
+    pub too_big: &'static str,
+    pub too_many: &'static str,
+    pub bad_form: &'static str,
+    pub failure: &'static str,
+    pub not_found: &'static str,
+    pub my_account: &'static str,
+    pub sign_in_intro: &'static str,
+    pub user: &'static str,
+    pub password: &'static str,
+    pub sign_in: &'static str,
+    pub sign_out: &'static str,
+    pub wrong_sign_in: &'static str,
+    pub signed_in_as: &'static str,
+    pub mfa_created: &'static str,
+    pub mfa_changed: &'static str,
+    pub never: &'static str,
+    pub last_logins: &'static str,
+    pub time: &'static str,
+    pub service: &'static str,
+    pub address: &'static str,
+    pub outcome: &'static str,
+    pub no_logins: &'static str,
+    pub backup_title: &'static str,
+    pub backup_intro: &'static str,
+    pub backup_button: &'static str,
+    pub backup_shown: &'static str,
+    pub unlock_title: &'static str,
+    pub unlock_intro: &'static str,
+    pub unlock_button: &'static str,
+    pub unlocked: &'static str,
+    pub unlock_off: &'static str,
+    pub unlock_no_address: &'static str,
+    pub home_intro: &'static str,
+}
+
+pub static EN: T = T {
+    lang_other: "Nederlands",
+    portal: "MFA self-service",
+    enrol_title: "Link your authenticator app",
+    account_for: "Account",
+    step_install: "Install an authenticator app on your phone: Microsoft Authenticator, Google Authenticator or Authy.",
+    step_add: "In the app, add an account: in Microsoft Authenticator choose \u{201c}Other account (Google, Facebook, etc.)\u{201d}, in Google Authenticator and Authy the + button.",
+    step_scan: "Scan this QR code with the app. Cannot scan? Choose to enter a setup key, and type the account name and the key below.",
+    account_name: "Account name",
+    key: "Key",
+    step_code: "Enter the 6-digit code the app shows now, and Save.",
+    code: "Code from the app",
+    save: "Save",
+    linked: "Your device is linked. Link another device with the QR code or key above, or leave this page.",
+    wrong_code: "That code is not right. Check that your phone's clock is set automatically, then type the code the app shows now. Your link still works.",
+    used_title: "This link was used",
+    used: "This enrolment link has been used already: the app it linked is active. A link works once. If you need to link a new phone, ask your administrator for a new link.",
+    expired_title: "This link has expired",
+    expired: "This enrolment link has expired. Ask your administrator for a new link.",
+    unknown_title: "Unknown link",
+    unknown: "This enrolment link is not valid. Check that you opened the whole link from the message, or ask your administrator for a new one.",
+    enrolled_title: "Already linked",
+    enrolled: "This account has an authenticator app already. To link a new phone, ask your administrator.",
+    refused_title: "Request refused",
+    csrf: "This form was not sent from this page (its security token is missing or wrong). Nothing was changed. Go back, reload the page and try again.",
+    session: "Your session has expired, or your browser did not send its cookie. Nothing was changed. Open the link again (cookies must be allowed for this site).",
+    too_big: "The form sent was too large. Nothing was changed.",
+    too_many: "Too many attempts from your address. Nothing was changed. Wait a few minutes and try again.",
+    bad_form: "The form sent was not understood. Nothing was changed.",
+    failure: "Something went wrong on our side; nothing was changed. Try again later, or contact your administrator.",
+    not_found: "There is no such page.",
+    my_account: "My account",
+    sign_in_intro: "Sign in with your user name, your password and the current code from your authenticator app.",
+    user: "User name",
+    password: "Password",
+    sign_in: "Sign in",
+    sign_out: "Sign out",
+    wrong_sign_in: "Wrong user name, password or code. Nothing was changed.",
+    signed_in_as: "Signed in as",
+    mfa_created: "MFA set up",
+    mfa_changed: "MFA last changed",
+    never: "never",
+    last_logins: "Last logins",
+    time: "Time (UTC)",
+    service: "Service or gateway",
+    address: "Client address",
+    outcome: "Outcome",
+    no_logins: "No logins yet.",
+    backup_title: "Backup codes",
+    backup_intro: "One-time codes for when your phone is not at hand. A new set replaces the old one.",
+    backup_button: "Make new backup codes",
+    backup_shown: "Write these codes down or print them now: they are not shown again. Each works once.",
+    unlock_title: "Unlock remote desktop from this network",
+    unlock_intro: "Remote desktop gateways cannot ask for a code. Unlock the address you are using now, and logins of yours from it need no code for a while.",
+    unlock_button: "Unlock remote desktop from this network",
+    unlocked: "Unlocked. Logins of yours from this address need no code until",
+    unlock_off: "Unlocking is turned off on this system.",
+    unlock_no_address: "Your address could not be determined, so it cannot be unlocked.",
+    home_intro: "To link your authenticator app, open the link your administrator sent you.",
+};
+
+pub static NL: T = T {
+    lang_other: "English",
+    portal: "MFA-selfservice",
+    enrol_title: "Koppel je authenticator-app",
+    account_for: "Account",
+    step_install: "Installeer een authenticator-app op je telefoon: Microsoft Authenticator, Google Authenticator of Authy.",
+    step_add: "Voeg in de app een account toe: kies in Microsoft Authenticator \u{201c}Ander account (Google, Facebook, enz.)\u{201d}, in Google Authenticator en Authy de knop +.",
+    step_scan: "Scan deze QR-code met de app. Lukt scannen niet? Kies voor het invoeren van een installatiesleutel en typ de accountnaam en de sleutel hieronder over.",
+    account_name: "Accountnaam",
+    key: "Sleutel",
+    step_code: "Voer de 6-cijferige code in die de app nu toont, en klik op Opslaan.",
+    code: "Code uit de app",
+    save: "Opslaan",
+    linked: "Je apparaat is gekoppeld. Koppel nog een apparaat met de QR-code of sleutel hierboven, of verlaat deze pagina.",
+    wrong_code: "Die code klopt niet. Controleer of de klok van je telefoon automatisch wordt ingesteld en typ de code die de app nu toont. Je link blijft geldig.",
+    used_title: "Deze link is al gebruikt",
+    used: "Deze koppellink is al gebruikt: de app die ermee gekoppeld is, is actief. Een link werkt maar \u{e9}\u{e9}n keer. Moet je een nieuwe telefoon koppelen, vraag dan je beheerder om een nieuwe link.",
+    expired_title: "Deze link is verlopen",
+    expired: "Deze koppellink is verlopen. Vraag je beheerder om een nieuwe link.",
+    unknown_title: "Onbekende link",
+    unknown: "Deze koppellink is niet geldig. Controleer of je de hele link uit het bericht hebt geopend, of vraag je beheerder om een nieuwe.",
+    enrolled_title: "Al gekoppeld",
+    enrolled: "Aan dit account is al een authenticator-app gekoppeld. Vraag je beheerder als je een nieuwe telefoon wilt koppelen.",
+    refused_title: "Verzoek geweigerd",
+    csrf: "Dit formulier is niet vanaf deze pagina verstuurd (het beveiligingstoken ontbreekt of klopt niet). Er is niets gewijzigd. Ga terug, laad de pagina opnieuw en probeer het nog eens.",
+    session: "Je sessie is verlopen, of je browser heeft zijn cookie niet meegestuurd. Er is niets gewijzigd. Open de link opnieuw (cookies moeten voor deze site zijn toegestaan).",
+    too_big: "Het verstuurde formulier was te groot. Er is niets gewijzigd.",
+    too_many: "Te veel pogingen vanaf jouw adres. Er is niets gewijzigd. Wacht een paar minuten en probeer het opnieuw.",
+    bad_form: "Het verstuurde formulier werd niet begrepen. Er is niets gewijzigd.",
+    failure: "Er ging bij ons iets mis; er is niets gewijzigd. Probeer het later opnieuw, of neem contact op met je beheerder.",
+    not_found: "Deze pagina bestaat niet.",
+    my_account: "Mijn account",
+    sign_in_intro: "Meld je aan met je gebruikersnaam, je wachtwoord en de huidige code uit je authenticator-app.",
+    user: "Gebruikersnaam",
+    password: "Wachtwoord",
+    sign_in: "Aanmelden",
+    sign_out: "Afmelden",
+    wrong_sign_in: "Onjuiste gebruikersnaam, wachtwoord of code. Er is niets gewijzigd.",
+    signed_in_as: "Aangemeld als",
+    mfa_created: "MFA ingesteld",
+    mfa_changed: "MFA laatst gewijzigd",
+    never: "nooit",
+    last_logins: "Laatste aanmeldingen",
+    time: "Tijd (UTC)",
+    service: "Dienst of gateway",
+    address: "Adres van de client",
+    outcome: "Resultaat",
+    no_logins: "Nog geen aanmeldingen.",
+    backup_title: "Reservecodes",
+    backup_intro: "Eenmalige codes voor als je telefoon niet bij de hand is. Een nieuwe set vervangt de oude.",
+    backup_button: "Nieuwe reservecodes maken",
+    backup_shown: "Schrijf deze codes nu op of druk ze af: ze worden niet nog eens getoond. Elke code werkt \u{e9}\u{e9}n keer.",
+    unlock_title: "Extern bureaublad vanaf dit netwerk ontgrendelen",
+    unlock_intro: "Gateways voor extern bureaublad kunnen niet om een code vragen. Ontgrendel het adres dat je nu gebruikt, dan hoef je vanaf dat adres een tijdje geen code in te voeren.",
+    unlock_button: "Extern bureaublad vanaf dit netwerk ontgrendelen",
+    unlocked: "Ontgrendeld. Vanaf dit adres heb je geen code nodig tot",
+    unlock_off: "Ontgrendelen staat op dit systeem uit.",
+    unlock_no_address: "Je adres kon niet worden bepaald, dus het kan niet worden ontgrendeld.",
+    home_intro: "Open de link die je beheerder je stuurde om je authenticator-app te koppelen.",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_choice() {
+        assert_eq!(Lang::choose(Some("nl"), Some("en")), Lang::Nl);
+        assert_eq!(
+            Lang::choose(None, Some("nl-NL,nl;q=0.9,en;q=0.8")),
+            Lang::Nl
+        );
+        assert_eq!(Lang::choose(None, Some("de,en;q=0.5,nl;q=0.4")), Lang::En);
+        assert_eq!(Lang::choose(None, Some("fr")), Lang::En);
+        assert_eq!(Lang::choose(Some("xx"), None), Lang::En);
+    }
+}

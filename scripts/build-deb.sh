@@ -10,7 +10,7 @@
 #   --no-build   do not run cargo; package what is already built for that profile.
 #   --out DIR    where the .deb goes (default target/debian). Its path is printed last.
 #
-# Why dpkg-deb and not cargo-deb: cargo-deb is not a Debian package, and installing it
+# Why dpkg-deb and not the cargo deb plugin: the cargo deb plugin is not a Debian package, and installing it
 # from crates.io means a ~6-minute release build on the CI machine (measured: 5m48s on two
 # cores) before every fresh run; dpkg-deb and dpkg-shlibdeps come with dpkg-dev, which
 # build-essential already installs. Writing the tree ourselves also keeps the exact modes

@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mfa_config::{SslMode, StoreConfig};
-use mfa_model::{AuditEvent, Invite, SealedSecret, UserName, UserRecord};
+use mfa_model::{AuditEvent, Invite, UserName, UserRecord};
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 use sha2::{Digest, Sha256};
@@ -1523,27 +1523,7 @@ impl Store for PgStore {
             let count = rows.len();
             let (mut names, mut seeds) = (Vec::with_capacity(count), Vec::with_capacity(count));
             for (name, bytes) in rows {
-                let user = UserName::parse(&name).map_err(|e| {
-                    Fail::Store(StoreError::BadRow {
-                        user: name.clone(),
-                        column: "name",
-                        problem: e.to_string(),
-                    })
-                })?;
-                let old = SealedSecret::from_stored(bytes);
-                secret::check_sealed(&old).map_err(|e| {
-                    Fail::Store(StoreError::BadRow {
-                        user: name.clone(),
-                        column: "secret",
-                        problem: e.to_string(),
-                    })
-                })?;
-                let sealed = f(&user, &old).map_err(|a| Fail::Store(StoreError::Aborted(a)))?;
-                if secret::sealed_key_id(&sealed) != Some(new) {
-                    return Err(Fail::Store(StoreError::Aborted(Abort::Bug(
-                        "a seed re-sealed under another key than the one recorded",
-                    ))));
-                }
+                let sealed = rows::reseal_one(&name, bytes, new, f)?;
                 names.push(name);
                 seeds.push(sealed.stored().to_vec());
             }

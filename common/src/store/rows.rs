@@ -7,7 +7,8 @@ use mfa_model::{
     Unlock, UserName, UserRecord,
 };
 
-use super::StoreError;
+use super::{Abort, ResealFn, StoreError};
+use crate::secret::{self, KeyId};
 
 /// A `users` row as an engine reads and writes it: column values, unchecked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,4 +284,24 @@ pub fn encode_codes(rec: &UserRecord) -> Vec<CodeRow> {
             uses_left: i64::from(c.uses_left),
         })
         .collect()
+}
+
+/// One stored seed through a re-encryption ([`super::Store::reseal`]), for every engine: the
+/// row's name and seed checked, `f` applied, and the result required to be under `new`.
+pub fn reseal_one(
+    name: &str,
+    bytes: Vec<u8>,
+    new: KeyId,
+    f: &mut ResealFn<'_>,
+) -> Result<SealedSecret, StoreError> {
+    let user = UserName::parse(name).map_err(|e| bad(name, "name", e.to_string()))?;
+    let old = SealedSecret::from_stored(bytes);
+    secret::check_sealed(&old).map_err(|e| bad(name, "secret", e.to_string()))?;
+    let sealed = f(&user, &old).map_err(StoreError::Aborted)?;
+    if secret::sealed_key_id(&sealed) != Some(new) {
+        return Err(StoreError::Aborted(Abort::Bug(
+            "a seed re-sealed under another key than the one recorded",
+        )));
+    }
+    Ok(sealed)
 }

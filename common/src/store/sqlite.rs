@@ -949,23 +949,7 @@ impl Store for SqliteStore {
             {
                 let mut up = tx.prepare("UPDATE users SET secret = ?2 WHERE name = ?1")?;
                 for (name, bytes) in rows {
-                    let user = UserName::parse(&name).map_err(|e| StoreError::BadRow {
-                        user: name.clone(),
-                        column: "name",
-                        problem: e.to_string(),
-                    })?;
-                    let old = SealedSecret::from_stored(bytes);
-                    secret::check_sealed(&old).map_err(|e| StoreError::BadRow {
-                        user: name.clone(),
-                        column: "secret",
-                        problem: e.to_string(),
-                    })?;
-                    let sealed = f(&user, &old).map_err(StoreError::Aborted)?;
-                    if secret::sealed_key_id(&sealed) != Some(new) {
-                        return Err(StoreError::Aborted(Abort::Bug(
-                            "a seed re-sealed under another key than the one recorded",
-                        )));
-                    }
+                    let sealed = rows::reseal_one(&name, bytes, new, f)?;
                     up.execute(params![name, sealed.stored()])?;
                 }
             }

@@ -603,3 +603,34 @@ fn free_tcp_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Starts `cmd` (stdin and stdout closed) with its standard error collected, line by line,
+/// into the returned buffer: how the tests read a daemon's log while it runs.
+pub fn spawn_logged(
+    mut cmd: std::process::Command,
+) -> (
+    std::process::Child,
+    std::sync::Arc<std::sync::Mutex<String>>,
+) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    if let Some(err) = child.stderr.take() {
+        let l2 = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                if let Ok(mut g) = l2.lock() {
+                    g.push_str(&line);
+                    g.push('\n');
+                }
+            }
+        });
+    }
+    (child, log)
+}

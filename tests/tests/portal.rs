@@ -7,10 +7,9 @@
 mod pam_support;
 mod radius_support;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,24 +36,9 @@ struct Portal {
 
 impl Portal {
     fn start(config: &Path, port: u16) -> Portal {
-        let mut child = Command::new(mfa_e2e::bin("mfa-portal"))
-            .arg("--config")
-            .arg(config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let l2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut g = l2.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-            }
-        });
+        let mut cmd = Command::new(mfa_e2e::bin("mfa-portal"));
+        cmd.arg("--config").arg(config);
+        let (child, log) = mfa_e2e::spawn_logged(cmd);
         let start = Instant::now();
         while !log.lock().unwrap().contains("listening on") {
             assert!(

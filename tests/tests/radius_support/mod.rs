@@ -3,7 +3,7 @@
 //! codes and the real `mfactl` for enrolment.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -247,23 +247,7 @@ pub fn spawn_daemon(config: &Path, pam_confdir: Option<&Path>) -> Daemon {
     if let Some(p) = pam_confdir {
         cmd.arg("--pam-confdir").arg(p);
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let err = child.stderr.take().unwrap();
-    let l2 = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines() {
-            let Ok(line) = line else { break };
-            let mut g = l2.lock().unwrap();
-            g.push_str(&line);
-            g.push('\n');
-        }
-    });
+    let (child, log) = mfa_e2e::spawn_logged(cmd);
     Daemon { child, log }
 }
 

@@ -11,6 +11,8 @@
 #              counters, audit row, fsync)
 #   ga-code    pam_google_authenticator.so, a valid code, DISALLOW_REUSE (the secret file is
 #              rewritten to record the used code), WINDOW_SIZE 3 (same skew as pam_mfa's 1)
+#   mfa-wrong  pam_mfa.so, a wrong code (one per user: the failure counter and an audit row)
+#   ga-wrong   pam_google_authenticator.so, the same wrong code
 #   mfa-trust  pam_mfa.so, trusted PAM_RHOST, no prompt (audit row and login statistics)
 # Each figure is the wall time of one pamtester process (spawn, pam_start, authenticate,
 # pam_end, exit), taken with bash's $EPOCHREALTIME; the code is computed before the clock
@@ -57,17 +59,22 @@ for i in $(seq 1 "$N"); do
   chmod 0600 "$W/ga/b$i"
 done
 
-# One pamtester run; prints microseconds, fails the benchmark on a refused login.
-run() { # service user rhost input
+# One pamtester run; prints microseconds, fails the benchmark on an unexpected answer.
+run() { # service user rhost input [refused]
   local t0 t1 rc=0
   t0=$EPOCHREALTIME
   pamtester -I rhost="$3" "$1" "$2" authenticate <<<"$4" >/dev/null 2>&1 || rc=$?
   t1=$EPOCHREALTIME
-  [ $rc = 0 ] || { echo "login refused: $1 $2 from $3" >&2; exit 1; }
+  if [ -n "${5:-}" ]; then
+    [ $rc != 0 ] || { echo "wrong code accepted: $1 $2 from $3" >&2; exit 1; }
+  else
+    [ $rc = 0 ] || { echo "login refused: $1 $2 from $3" >&2; exit 1; }
+  fi
   echo $(( (${t1/./} - ${t0/./}) ))
 }
 
 : > "$W/base"; : > "$W/mfa-code"; : > "$W/ga-code"; : > "$W/mfa-trust"
+: > "$W/mfa-wrong"; : > "$W/ga-wrong"
 echo "measuring..." >&2
 for i in $(seq 1 "$N"); do
   code=$(oathtool --totp -b "${KEY[$i]}")
@@ -79,6 +86,10 @@ for i in $(seq 1 "$N"); do
     run "$TAG-ga" "b$i" 192.0.2.1 "$code" >> "$W/ga-code"
     run "$TAG-mfa" "b$i" 192.0.2.1 "$code" >> "$W/mfa-code"
   fi
+  # A wrong code: one per user, so no lockout is reached (the failure counter is written).
+  wrong=$(printf '%06d' $(( (10#$code + 1) % 1000000 )))
+  run "$TAG-mfa" "b$i" 192.0.2.1 "$wrong" refused >> "$W/mfa-wrong"
+  run "$TAG-ga" "b$i" 192.0.2.1 "$wrong" refused >> "$W/ga-wrong"
   run "$TAG-mfa" "b$i" 10.1.2.3 "" >> "$W/mfa-trust"
   run "$TAG-base" "b$i" 192.0.2.1 "" >> "$W/base"
 done
@@ -102,4 +113,6 @@ echo "| --- | --- | --- | --- | --- | --- | --- |"
 stats "$W/base" "baseline (pam_permit)"
 stats "$W/mfa-code" "pam_mfa, valid code"
 stats "$W/ga-code" "pam_google_authenticator, valid code"
+stats "$W/mfa-wrong" "pam_mfa, wrong code"
+stats "$W/ga-wrong" "pam_google_authenticator, wrong code"
 stats "$W/mfa-trust" "pam_mfa, trusted network"

@@ -3,9 +3,20 @@
 //! reports requests/s and latency percentiles. radclient's `-p` batches cannot saturate a
 //! fast server; this can.
 //!
-//!   radius-loadgen gen-users COUNT USERS.csv FREERADIUS_USERS
-//!   radius-loadgen run --target ADDR --secret S --users USERS.csv [--kind totp|pap|status]
-//!       [--duration SECS] [--threads N] [--window N] [--mix ACCEPT,WRONG,TRUSTED]
+//!   radius-loadgen gen-users COUNT USERS.csv FREERADIUS_USERS|-
+//!   radius-loadgen ga-files USERS.csv DIR       (pam_google_authenticator secret files)
+//!   radius-loadgen wait --target ADDR --secret S [--timeout SECS]
+//!   radius-loadgen run --target ADDR[,ADDR...] --secret S --users USERS.csv
+//!       [--kind totp|pap|status] [--duration SECS] [--threads N] [--window N]
+//!       [--mix ACCEPT,WRONG,TRUSTED] [--rate REQ_PER_S] [--state FILE] [--label NAME]
+//!   radius-loadgen check --target ADDR --secret S --users USERS.csv [--kind totp|pap]
+//!
+//! Several targets (two daemons on one store) share the threads round-robin and one user
+//! picker, so no two servers are ever sent the same step of a user. `--rate` paces the
+//! sends (open loop, for the soak) instead of answering each reply with a new request.
+//! `check` shows one server a wrong code, a right one and the same right one again (Reject,
+//! Accept, Reject for a TOTP server; a PAP server has no replay rule, so the third is not
+//! judged there), with the probe user `gen-users` writes last.
 //!
 //! `totp` sends TOTP codes as User-Password (mfa-radiusd in code-only mode): accepted codes
 //! over the first 80% of users (each step used once per user), wrong codes over the other
@@ -97,24 +108,92 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
+/// The user `check` probes with: written last, never handed out by a run.
+const PROBE: &str = "probe";
+
 fn gen_users(count: usize, csv: &str, fr: &str) {
-    let mut c =
-        std::io::BufWriter::new(std::fs::File::create(csv).unwrap_or_else(|e| die(&e.to_string())));
-    let mut f =
-        std::io::BufWriter::new(std::fs::File::create(fr).unwrap_or_else(|e| die(&e.to_string())));
+    let create = |p: &str| {
+        std::io::BufWriter::new(
+            std::fs::File::create(p).unwrap_or_else(|e| die(&format!("{p}: {e}"))),
+        )
+    };
+    let mut c = create(csv);
+    let mut f = (fr != "-").then(|| create(fr));
     let _ = writeln!(c, "user,secret");
-    for i in 0..count {
+    for i in 0..=count {
         let mut k = [0u8; 20];
         getrandom::fill(&mut k).unwrap_or_else(|_| die("no randomness"));
         let key = b32_encode(&k);
-        let name = format!("user{i:06}");
+        let name = if i == count {
+            PROBE.to_string()
+        } else {
+            format!("user{i:06}")
+        };
         let _ = writeln!(c, "{name},{key}");
-        let _ = writeln!(
-            f,
-            "{name}\tCleartext-Password := \"{}\"\n",
-            key[..12].to_lowercase()
-        );
+        if let Some(f) = f.as_mut() {
+            let _ = writeln!(
+                f,
+                "{name}\tCleartext-Password := \"{}\"\n",
+                key[..12].to_lowercase()
+            );
+        }
     }
+}
+
+/// One pam_google_authenticator secret file per user of USERS.csv, in the format its
+/// `google-authenticator -t -d -w 3` writes: TOTP, DISALLOW_REUSE, one step of skew either
+/// side (pam_mfa's default). Mode 0400: the module refuses a file others could read.
+fn ga_files(csv: &str, dir: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let text = std::fs::read_to_string(csv).unwrap_or_else(|e| die(&format!("{csv}: {e}")));
+    for l in text
+        .lines()
+        .filter(|l| !l.starts_with("user,") && !l.is_empty())
+    {
+        let (name, key) = l.split_once(',').unwrap_or_else(|| die("bad users line"));
+        let path = format!("{dir}/{name}");
+        let body = format!("{key}\n\" TOTP_AUTH\n\" DISALLOW_REUSE\n\" WINDOW_SIZE 3\n");
+        std::fs::write(&path, body).unwrap_or_else(|e| die(&format!("{path}: {e}")));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400))
+            .unwrap_or_else(|e| die(&format!("{path}: {e}")));
+    }
+}
+
+/// Sends Status-Server every 10 ms until the server answers; prints the seconds it took
+/// (the daemon's start time, measured from the caller's start). Exits 2 after --timeout.
+fn wait_ready(args: &[String]) {
+    let target = arg(args, "--target").unwrap_or_else(|| die("--target"));
+    let secret = arg(args, "--secret")
+        .unwrap_or_else(|| die("--secret"))
+        .into_bytes();
+    let timeout: f64 = arg(args, "--timeout")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120.0);
+    let start = Instant::now();
+    let sock = UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| die(&e.to_string()));
+    sock.connect(&target)
+        .unwrap_or_else(|e| die(&e.to_string()));
+    sock.set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let mut buf = [0u8; 4096];
+    let mut id = 0u8;
+    while start.elapsed().as_secs_f64() < timeout {
+        let mut auth = [0u8; 16];
+        getrandom::fill(&mut auth).unwrap_or_else(|_| die("no randomness"));
+        if let Ok(pkt) =
+            Builder::request(Code::STATUS_SERVER, id, true).encode_request(&secret, &auth)
+        {
+            let _ = sock.send(&pkt);
+        }
+        id = id.wrapping_add(1);
+        if let Ok(n) = sock.recv(&mut buf)
+            && Packet::parse(&buf[..n]).is_ok()
+        {
+            println!("{:.3}", start.elapsed().as_secs_f64());
+            return;
+        }
+    }
+    die(&format!("{target} did not answer within {timeout} s"));
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -125,7 +204,8 @@ enum Kind {
 }
 
 struct Opts {
-    target: String,
+    /// Thread i sends to targets[i % len].
+    targets: Vec<String>,
     secret: Vec<u8>,
     totp: bool,
     /// Status-Server only: the protocol path without the store or PAP.
@@ -134,6 +214,8 @@ struct Opts {
     threads: usize,
     window: usize,
     mix: [u32; 3],
+    /// Total sends per second over all threads (open loop); None: closed loop.
+    rate: Option<f64>,
 }
 
 /// Hands out users: accepted codes walk the first 80% round-robin, each user's steps in
@@ -177,14 +259,11 @@ impl Picker {
                     let now = now_step();
                     // Claimed atomically: two threads on the same user must not send the
                     // same step (the second would be a replay).
-                    let claimed = self.steps[u].fetch_update(
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                        |s| {
+                    let claimed =
+                        self.steps[u].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
                             let want = s.max(now.saturating_sub(1));
                             (want <= now + 1).then_some(want + 1)
-                        },
-                    );
+                        });
                     let Ok(prev) = claimed else { continue };
                     let want = prev.max(now.saturating_sub(1));
                     return Some(Job {
@@ -255,6 +334,12 @@ struct Tally {
     lost: u64,
     sent: u64,
     exhausted: u64,
+    /// Access-Accepts for an accepted-code request: the work the TOTP comparison counts.
+    accepted_codes: u64,
+    /// Paced sends more than 1 ms behind their schedule (the generator itself was late).
+    late: u64,
+    /// Paced sends skipped because every one of the window's slots was still waiting.
+    window_full: u64,
 }
 
 struct Slot {
@@ -273,15 +358,15 @@ impl Rng {
     }
 }
 
-fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
-    let sock = UdpSocket::bind(if o.target.starts_with('[') {
+fn worker(o: Arc<Opts>, p: Arc<Picker>, index: usize, seed: u64, start: Instant) -> Tally {
+    let target = &o.targets[index % o.targets.len()];
+    let sock = UdpSocket::bind(if target.starts_with('[') {
         "[::]:0"
     } else {
         "0.0.0.0:0"
     })
     .unwrap_or_else(|e| die(&e.to_string()));
-    sock.connect(&o.target)
-        .unwrap_or_else(|e| die(&e.to_string()));
+    sock.connect(target).unwrap_or_else(|e| die(&e.to_string()));
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap_or_else(|e| die(&e.to_string()));
     let mut rng = Rng(seed | 1);
@@ -337,9 +422,20 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
             kind: job.kind,
         })
     };
-    for id in 0..o.window.min(256) {
-        slots[id] = send(id as u8, &mut rng, &mut t);
+    let window = o.window.min(256);
+    let interval = o
+        .rate
+        .map(|r| Duration::from_secs_f64(o.threads as f64 / r.max(1.0)));
+    // Paced: the slots free to send on; closed loop: every slot is refilled on its reply.
+    let mut free: Vec<usize> = Vec::new();
+    if interval.is_some() {
+        free = (0..window).rev().collect();
+    } else {
+        for id in 0..window {
+            slots[id] = send(id as u8, &mut rng, &mut t);
+        }
     }
+    let mut next_send = Instant::now();
     let mut buf = [0u8; 4096];
     let mut last_sweep = Instant::now();
     loop {
@@ -351,6 +447,27 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
         if now > end + Duration::from_secs(3) {
             t.lost += slots.iter().filter(|s| s.is_some()).count() as u64;
             break;
+        }
+        if let Some(iv) = interval {
+            while running && next_send <= now {
+                if now.duration_since(next_send) > Duration::from_millis(1) {
+                    t.late += 1;
+                }
+                next_send += iv;
+                match free.pop() {
+                    Some(id) => {
+                        slots[id] = send(id as u8, &mut rng, &mut t);
+                        if slots[id].is_none() {
+                            free.push(id);
+                        }
+                    }
+                    None => t.window_full += 1,
+                }
+            }
+            let wait = next_send.saturating_duration_since(Instant::now());
+            let _ = sock.set_read_timeout(Some(
+                wait.clamp(Duration::from_micros(20), Duration::from_millis(50)),
+            ));
         }
         match sock.recv(&mut buf) {
             Ok(n) => {
@@ -380,6 +497,9 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
                     let accepted = reply.code == Code::ACCESS_ACCEPT;
                     let idx = slot.kind as usize;
                     t.replies[idx] += 1;
+                    if accepted && slot.kind == Kind::Accept {
+                        t.accepted_codes += 1;
+                    }
                     if accepted != (slot.kind != Kind::Wrong) {
                         t.unexpected += 1;
                         if t.unexpected_msgs.len() < 3 {
@@ -392,8 +512,10 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
                         }
                     }
                 }
-                if running {
+                if running && interval.is_none() {
                     slots[id] = send(id as u8, &mut rng, &mut t);
+                } else if interval.is_some() {
+                    free.push(id);
                 }
             }
             Err(_) => {}
@@ -405,12 +527,15 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, seed: u64, start: Instant) -> Tally {
                     .is_some_and(|s| now.duration_since(s.sent_at) > Duration::from_secs(2))
                 {
                     t.lost += 1;
-                    *s = if running {
+                    *s = if running && interval.is_none() {
                         send(id as u8, &mut rng, &mut t)
                     } else {
                         None
                     };
-                } else if s.is_none() && running && id < o.window.min(256) {
+                    if interval.is_some() {
+                        free.push(id);
+                    }
+                } else if s.is_none() && running && interval.is_none() && id < window {
                     // Left empty when every accept-pool user had used its steps: try again.
                     *s = send(id as u8, &mut rng, &mut t);
                 }
@@ -435,23 +560,34 @@ fn main() {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| die("gen-users COUNT CSV FR_USERS"));
             let (Some(csv), Some(fr)) = (args.get(3), args.get(4)) else {
-                die("gen-users COUNT CSV FR_USERS")
+                die("gen-users COUNT CSV FR_USERS|-")
             };
             gen_users(n, csv, fr);
         }
+        Some("ga-files") => match (args.get(2), args.get(3)) {
+            (Some(csv), Some(dir)) => ga_files(csv, dir),
+            _ => die("ga-files USERS.csv DIR"),
+        },
+        Some("wait") => wait_ready(&args),
         Some("run") => run(&args),
+        Some("check") => check(&args),
         _ => die(
-            "usage: radius-loadgen gen-users COUNT USERS.csv FR_USERS | run --target ADDR --secret S --users USERS.csv [--kind totp|pap|status] [--duration S] [--threads N] [--window N] [--mix A,W,T] [--label NAME]",
+            "usage: radius-loadgen gen-users COUNT USERS.csv FR_USERS|- | ga-files USERS.csv DIR | wait --target ADDR --secret S | check --target ADDR --secret S --users USERS.csv [--kind totp|pap] | run --target ADDR[,ADDR] --secret S --users USERS.csv [--kind totp|pap|status] [--duration S] [--threads N] [--window N] [--mix A,W,T] [--rate R] [--state F] [--label NAME]",
         ),
     }
 }
 
 fn run(args: &[String]) {
-    let target = arg(args, "--target").unwrap_or_else(|| die("--target"));
+    let targets: Vec<String> = arg(args, "--target")
+        .unwrap_or_else(|| die("--target"))
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let secret = arg(args, "--secret")
         .unwrap_or_else(|| die("--secret"))
         .into_bytes();
-    let users = load_users(&arg(args, "--users").unwrap_or_else(|| die("--users")));
+    let mut users = load_users(&arg(args, "--users").unwrap_or_else(|| die("--users")));
+    users.retain(|u| u.name != PROBE);
     let totp_mode = arg(args, "--kind").as_deref() != Some("pap");
     let mix: Vec<u32> = arg(args, "--mix")
         .unwrap_or_else(|| "60,20,20".into())
@@ -461,27 +597,30 @@ fn run(args: &[String]) {
     let [a, w, tr] = mix[..] else {
         die("--mix A,W,T")
     };
+    let threads: usize = arg(args, "--threads")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     let o = Arc::new(Opts {
-        target,
+        threads: threads.max(targets.len()),
+        targets,
+        rate: arg(args, "--rate").and_then(|s| s.parse().ok()),
         secret,
         totp: totp_mode,
         status: arg(args, "--kind").as_deref() == Some("status"),
-        duration: Duration::from_secs(
+        duration: Duration::from_secs_f64(
             arg(args, "--duration")
                 .and_then(|s| s.parse().ok())
-                .unwrap_or(20),
+                .unwrap_or(20.0),
         ),
-        threads: arg(args, "--threads")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2),
         window: arg(args, "--window")
             .and_then(|s| s.parse().ok())
             .unwrap_or(128),
         mix: [a, w, tr],
     });
-    let label = arg(args, "--label").unwrap_or_else(|| o.target.clone());
+    let label = arg(args, "--label").unwrap_or_else(|| o.targets.join(","));
     let n = users.len();
-    let split = n * 8 / 10;
+    // Without wrong codes in the mix every user supplies accepted codes.
+    let split = if o.mix[1] == 0 { n } else { n * 8 / 10 };
     let p = Arc::new(Picker {
         steps: (0..split)
             .map(|_| std::sync::atomic::AtomicU64::new(0))
@@ -513,6 +652,7 @@ fn run(args: &[String]) {
                 worker(
                     o,
                     p,
+                    i,
                     0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1) * 0x1234_5678_9abc,
                     start,
                 )
@@ -533,6 +673,9 @@ fn run(args: &[String]) {
         t.lost += x.lost;
         t.sent += x.sent;
         t.exhausted += x.exhausted;
+        t.accepted_codes += x.accepted_codes;
+        t.late += x.late;
+        t.window_full += x.window_full;
     }
     if let Some(f) = &state {
         let b: Vec<u8> = p
@@ -551,24 +694,106 @@ fn run(args: &[String]) {
         f64::from(t.latencies_us[i]) / 1000.0
     };
     let answered = t.latencies_us.len() as f64;
+    let secs = o.duration.as_secs_f64();
     println!(
-        "{label}: {:.0} req/s answered ({} in {:.1}s; accept/wrong/trusted {}/{}/{}), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, unexpected {}, bad replies {}, lost {}, users exhausted {}, replies without Message-Authenticator {}",
-        answered / o.duration.as_secs_f64(),
+        "{label}: {:.0} req/s answered ({} in {:.1}s; accept/wrong/trusted {}/{}/{}), accepted codes {:.0}/s ({:.1}% of answered), p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, unexpected {}, bad replies {}, lost {}, users exhausted {}, replies without Message-Authenticator {}{}",
+        answered / secs,
         t.latencies_us.len(),
-        o.duration.as_secs_f64(),
+        secs,
         t.replies[0],
         t.replies[1],
         t.replies[2],
+        t.accepted_codes as f64 / secs,
+        100.0 * t.accepted_codes as f64 / answered.max(1.0),
         pct(0.5),
         pct(0.99),
+        pct(0.999),
         pct(1.0),
         t.unexpected,
         t.bad_reply,
         t.lost,
         t.exhausted,
         t.no_message_authenticator,
+        match o.rate {
+            Some(r) => format!(
+                ", paced at {r:.0}/s: sent {}, late sends {}, skipped (window full) {}",
+                t.sent, t.late, t.window_full
+            ),
+            None => String::new(),
+        },
     );
+    // The TOTP comparison counts accepted codes: a run where most requests did something
+    // else (exhausted users, replays refused) compares nothing.
+    if o.totp && !o.status && o.mix[0] >= 90 && (t.accepted_codes as f64) < 0.9 * answered {
+        println!("  VOID: fewer than 90% of the answered requests were accepted codes");
+    }
     for m in t.unexpected_msgs.iter().take(3) {
         println!("  unexpected: {m}");
+    }
+}
+
+/// Wrong code, right code, the same right code again: Reject, Accept, Reject (a TOTP
+/// server); a PAP server is shown a wrong and a right password. Exits 2 on any other answer.
+fn check(args: &[String]) {
+    let target = arg(args, "--target").unwrap_or_else(|| die("--target"));
+    let secret = arg(args, "--secret")
+        .unwrap_or_else(|| die("--secret"))
+        .into_bytes();
+    let users = load_users(&arg(args, "--users").unwrap_or_else(|| die("--users")));
+    let probe = users
+        .iter()
+        .find(|u| u.name == PROBE)
+        .unwrap_or_else(|| die("no probe user in the users file (gen-users writes it)"));
+    let pap = arg(args, "--kind").as_deref() == Some("pap");
+    let sock = UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| die(&e.to_string()));
+    sock.connect(&target)
+        .unwrap_or_else(|e| die(&e.to_string()));
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let step = now_step();
+    let right = if pap {
+        probe.pap.clone()
+    } else {
+        totp(&probe.key, step)
+    };
+    let valid: Vec<String> = (step - 1..=step + 1).map(|s| totp(&probe.key, s)).collect();
+    let wrong = (0..1_000_000u32)
+        .map(|c| format!("{:06}", (c * 7919 + 123_457) % 1_000_000))
+        .find(|c| !valid.contains(c))
+        .unwrap_or_else(|| die("no wrong code"));
+    let mut cases = vec![("wrong", wrong, false), ("right", right.clone(), true)];
+    if !pap {
+        cases.push(("same right again", right, false));
+    }
+    let mut ok = true;
+    for (i, (what, pw, want)) in cases.iter().enumerate() {
+        let mut auth = [0u8; 16];
+        getrandom::fill(&mut auth).unwrap_or_else(|_| die("no randomness"));
+        let mut b = Builder::request(Code::ACCESS_REQUEST, i as u8, true);
+        let _ = b.add(AttrType::USER_NAME, probe.name.as_bytes());
+        let hidden = hide_password(pw.as_bytes(), &secret, &auth).unwrap_or_else(|_| die("hide"));
+        let _ = b.add(AttrType::USER_PASSWORD, &hidden);
+        let _ = b.add(AttrType::CALLING_STATION_ID, b"198.51.100.9");
+        let _ = b.add(AttrType::NAS_IDENTIFIER, b"loadgen-check");
+        let pkt = b
+            .encode_request(&secret, &auth)
+            .unwrap_or_else(|_| die("encode"));
+        sock.send(&pkt).unwrap_or_else(|e| die(&e.to_string()));
+        let mut buf = [0u8; 4096];
+        let got = match sock.recv(&mut buf) {
+            Ok(n) => match Packet::parse(&buf[..n]) {
+                Ok(r) if r.code == Code::ACCESS_ACCEPT => "Accept",
+                Ok(r) if r.code == Code::ACCESS_REJECT => "Reject",
+                Ok(_) => "another code",
+                Err(_) => "a malformed reply",
+            },
+            Err(_) => "no reply",
+        };
+        let expect = if *want { "Accept" } else { "Reject" };
+        println!("  check {target}: {what} -> {got} (expected {expect})");
+        ok &= got == expect;
+    }
+    if !ok {
+        die(&format!("{target} failed the wrong/right/replay check"));
     }
 }

@@ -431,8 +431,8 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, index: usize, seed: u64, start: Instant)
     if interval.is_some() {
         free = (0..window).rev().collect();
     } else {
-        for id in 0..window {
-            slots[id] = send(id as u8, &mut rng, &mut t);
+        for (id, slot) in slots.iter_mut().enumerate().take(window) {
+            *slot = send(id as u8, &mut rng, &mut t);
         }
     }
     let mut next_send = Instant::now();
@@ -469,56 +469,53 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, index: usize, seed: u64, start: Instant)
                 wait.clamp(Duration::from_micros(20), Duration::from_millis(50)),
             ));
         }
-        match sock.recv(&mut buf) {
-            Ok(n) => {
-                let Ok(reply) = Packet::parse(&buf[..n]) else {
-                    t.bad_reply += 1;
-                    continue;
-                };
-                let id = usize::from(reply.identifier);
-                let Some(slot) = slots[id].take() else {
-                    continue;
-                };
-                let ok = match reply.verify_reply(&o.secret, &slot.authenticator) {
-                    Ok(()) => true,
-                    // verify_reply checks the Response Authenticator first, so this means
-                    // only the Message-Authenticator is missing.
-                    Err(VerifyError::MissingMessageAuthenticator) => {
-                        t.no_message_authenticator += 1;
-                        true
-                    }
-                    Err(_) => false,
-                };
-                if !ok {
-                    t.bad_reply += 1;
-                } else {
-                    let us = slot.sent_at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                    t.latencies_us.push(us);
-                    let accepted = reply.code == Code::ACCESS_ACCEPT;
-                    let idx = slot.kind as usize;
-                    t.replies[idx] += 1;
-                    if accepted && slot.kind == Kind::Accept {
-                        t.accepted_codes += 1;
-                    }
-                    if accepted != (slot.kind != Kind::Wrong) {
-                        t.unexpected += 1;
-                        if t.unexpected_msgs.len() < 3 {
-                            let m = reply.attr(AttrType::REPLY_MESSAGE).unwrap_or_default();
-                            t.unexpected_msgs.push(format!(
-                                "{:?}: {}",
-                                slot.kind,
-                                String::from_utf8_lossy(m)
-                            ));
-                        }
-                    }
+        if let Ok(n) = sock.recv(&mut buf) {
+            let Ok(reply) = Packet::parse(&buf[..n]) else {
+                t.bad_reply += 1;
+                continue;
+            };
+            let id = usize::from(reply.identifier);
+            let Some(slot) = slots[id].take() else {
+                continue;
+            };
+            let ok = match reply.verify_reply(&o.secret, &slot.authenticator) {
+                Ok(()) => true,
+                // verify_reply checks the Response Authenticator first, so this means
+                // only the Message-Authenticator is missing.
+                Err(VerifyError::MissingMessageAuthenticator) => {
+                    t.no_message_authenticator += 1;
+                    true
                 }
-                if running && interval.is_none() {
-                    slots[id] = send(id as u8, &mut rng, &mut t);
-                } else if interval.is_some() {
-                    free.push(id);
+                Err(_) => false,
+            };
+            if !ok {
+                t.bad_reply += 1;
+            } else {
+                let us = slot.sent_at.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                t.latencies_us.push(us);
+                let accepted = reply.code == Code::ACCESS_ACCEPT;
+                let idx = slot.kind as usize;
+                t.replies[idx] += 1;
+                if accepted && slot.kind == Kind::Accept {
+                    t.accepted_codes += 1;
+                }
+                if accepted != (slot.kind != Kind::Wrong) {
+                    t.unexpected += 1;
+                    if t.unexpected_msgs.len() < 3 {
+                        let m = reply.attr(AttrType::REPLY_MESSAGE).unwrap_or_default();
+                        t.unexpected_msgs.push(format!(
+                            "{:?}: {}",
+                            slot.kind,
+                            String::from_utf8_lossy(m)
+                        ));
+                    }
                 }
             }
-            Err(_) => {}
+            if running && interval.is_none() {
+                slots[id] = send(id as u8, &mut rng, &mut t);
+            } else if interval.is_some() {
+                free.push(id);
+            }
         }
         if now.duration_since(last_sweep) > Duration::from_millis(200) {
             last_sweep = now;
@@ -653,7 +650,7 @@ fn run(args: &[String]) {
                     o,
                     p,
                     i,
-                    0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1) * 0x1234_5678_9abc,
+                    0x9e37_79b9_7f4a_7c15 ^ ((i as u64 + 1) * 0x1234_5678_9abc),
                     start,
                 )
             })

@@ -380,6 +380,22 @@ fn bad_urls_passwords_and_schemas_are_named_and_deny() {
         t.contains(&format!("127.0.0.1:{port}")) && t.contains("refused"),
         "{t}"
     );
+    // The daemon started while the database is unreachable exits with the same error
+    // (docs/CONFIG.md: the unit's Restart=on-failure brings it back) instead of serving.
+    let dead_node = node_config(&pg, &db, free_udp_port(), "").replace(
+        &format!("127.0.0.1:{}/", pg.port),
+        &format!("127.0.0.1:{port}/"),
+    );
+    assert!(dead_node.contains(&format!("127.0.0.1:{port}/")), "{dead_node}");
+    let s = Site::with_config(&dead_node);
+    let mut d = spawn_daemon(&s.config, None);
+    let st = d.stop_when_exited();
+    assert!(!st.success(), "the daemon started without its database");
+    assert!(
+        d.log().contains(&format!("127.0.0.1:{port}")) && d.log().contains("refused"),
+        "{}",
+        d.log()
+    );
 
     // A database that does not exist.
     let s = site(&format!(

@@ -386,7 +386,10 @@ fn bad_urls_passwords_and_schemas_are_named_and_deny() {
         &format!("127.0.0.1:{}/", pg.port),
         &format!("127.0.0.1:{port}/"),
     );
-    assert!(dead_node.contains(&format!("127.0.0.1:{port}/")), "{dead_node}");
+    assert!(
+        dead_node.contains(&format!("127.0.0.1:{port}/")),
+        "{dead_node}"
+    );
     let s = Site::with_config(&dead_node);
     let mut d = spawn_daemon(&s.config, None);
     let st = d.stop_when_exited();

@@ -116,24 +116,68 @@ pub struct NamePlan {
 impl NamePlan {
     /// A pure function of the stored names and the rules.
     pub fn new(stored: &[String], rules: &NameRules<'_>) -> Self {
-        let mut by_canonical: BTreeMap<UserName, Vec<String>> = BTreeMap::new();
-        let mut plan = NamePlan::default();
+        let all: std::collections::HashSet<&str> = stored.iter().map(String::as_str).collect();
+        let mut scan = NameScan::default();
         for n in stored {
-            match UserName::canonical(n, rules) {
-                Ok(c) => by_canonical.entry(c).or_default().push(n.clone()),
-                Err(e) => plan.unreachable.push((n.clone(), e)),
-            }
+            scan.push(n, rules);
         }
-        for (canonical, mut names) in by_canonical {
+        scan.finish(|c| Ok::<_, std::convert::Infallible>(all.contains(c.as_str())))
+            .unwrap_or_else(|never| match never {})
+    }
+}
+
+/// Builds a [`NamePlan`] one stored name at a time. It keeps only the names that are not
+/// canonical (none, in a store this product wrote), not every name: the daemon checks a
+/// million stored names at start in a few megabytes.
+#[derive(Debug, Default)]
+pub struct NameScan {
+    /// Non-canonical stored names, by their canonical form.
+    odd: BTreeMap<UserName, Vec<String>>,
+    unreachable: Vec<(String, BadUserName)>,
+}
+
+impl NameScan {
+    pub fn push(&mut self, stored: &str, rules: &NameRules<'_>) {
+        match UserName::canonical(stored, rules) {
+            Ok(c) if c.as_str() == stored => {}
+            Ok(c) => self.odd.entry(c).or_default().push(stored.to_string()),
+            Err(e) => self.unreachable.push((stored.to_string(), e)),
+        }
+    }
+
+    /// `is_stored(c)`: whether the canonical name `c` is itself a stored name (asked only
+    /// for the canonical forms of the non-canonical names). A canonical form is its own
+    /// canonical form, so a stored `c` and a stored `C` that folds to it are one group.
+    pub fn finish<E>(
+        self,
+        mut is_stored: impl FnMut(&UserName) -> Result<bool, E>,
+    ) -> Result<NamePlan, E> {
+        let mut plan = NamePlan {
+            unreachable: self.unreachable,
+            ..NamePlan::default()
+        };
+        for (canonical, mut names) in self.odd {
+            if is_stored(&canonical)? {
+                names.push(canonical.as_str().to_string());
+            }
             names.sort();
             match names.as_slice() {
-                [one] if *one == *canonical => {}
                 [one] => plan.renames.push((one.clone(), canonical)),
                 _ => plan.conflicts.push((canonical, names)),
             }
         }
-        plan
+        Ok(plan)
     }
+}
+
+/// The plan for `store`'s names, read one at a time.
+fn scan_store(
+    store: &dyn crate::store::Store,
+    rules: &NameRules<'_>,
+) -> Result<NamePlan, StoreError> {
+    let mut scan = NameScan::default();
+    store.each_user_name(&mut |n| scan.push(n, rules))?;
+    scan.finish(|c| Ok(store.user(c)?.is_some()))
 }
 
 /// Checks the stored names against the configured rules (see the module documentation);
@@ -154,7 +198,7 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
         // A read first (no write lock held while a large store is scanned): most of the
         // time there is nothing to write.
         NameCheck::Always => {
-            let plan = NamePlan::new(&store.user_names()?, &rules);
+            let plan = scan_store(store, &rules)?;
             if !plan.conflicts.is_empty() {
                 return Err(conflicts(users, plan.conflicts));
             }
@@ -173,7 +217,9 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
         {
             return Ok(None);
         }
-        let plan = NamePlan::new(&tx.names()?, &rules);
+        let mut scan = NameScan::default();
+        tx.each_name(&mut |n| scan.push(n, &rules))?;
+        let plan = scan.finish(|c| Ok::<_, StoreError>(tx.load(c.as_str())?.is_some()))?;
         if !plan.conflicts.is_empty() {
             refused = Some(conflicts(users, plan.conflicts));
             return Ok(None);
@@ -207,10 +253,7 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
 /// The stored names and what the rules make of them, for `mfactl config check`: nothing is
 /// written.
 pub fn report(core: &Core) -> Result<NamePlan, CoreError> {
-    Ok(NamePlan::new(
-        &core.store.user_names()?,
-        &core.config.users.rules(),
-    ))
+    Ok(scan_store(core.store.as_ref(), &core.config.users.rules())?)
 }
 
 fn conflicts(users: &UsersConfig, groups: Vec<(UserName, Vec<String>)>) -> CoreError {

@@ -346,8 +346,8 @@ mod tests {
         fn names_checked(&self) -> Result<Option<String>, StoreError> {
             self.0.names_checked()
         }
-        fn user_names(&self) -> Result<Vec<String>, StoreError> {
-            self.0.user_names()
+        fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+            self.0.each_user_name(f)
         }
         fn maintain_names(&self, f: &mut mfa_common::store::NamesFn<'_>) -> Result<(), StoreError> {
             self.0.maintain_names(f)

@@ -241,8 +241,15 @@ pub trait Store: Send + Sync {
     /// [`NameTx::set_names_checked`] wrote them; `None` if never. One small read: the PAM
     /// module asks it at every login.
     fn names_checked(&self) -> Result<Option<String>, StoreError>;
-    /// Every stored user name, as stored, sorted (a read, no write lock).
-    fn user_names(&self) -> Result<Vec<String>, StoreError>;
+    /// Every stored user name, as stored, sorted (a read, no write lock), one at a time:
+    /// the daemon and `mfactl` check a million names at start without holding them.
+    fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError>;
+    /// [`Store::each_user_name`], collected.
+    fn user_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        self.each_user_name(&mut |n| names.push(n.to_string()))?;
+        Ok(names)
+    }
     /// Name upkeep (the core's name check, merging and removing users): `f` runs in one
     /// write transaction and may read, store and remove records by their stored names.
     /// `Some(events)` commits with those audit events; `None` writes nothing.
@@ -325,8 +332,8 @@ fn no_invites() -> StoreError {
 /// What [`Store::maintain_names`] gives its function: the open write transaction, by stored
 /// name (which may not be canonical: that is what it is for).
 pub trait NameTx {
-    /// Every stored user name, as stored, sorted.
-    fn names(&mut self) -> Result<Vec<String>, StoreError>;
+    /// Every stored user name, as stored, sorted, one at a time.
+    fn each_name(&mut self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError>;
     fn names_checked(&mut self) -> Result<Option<String>, StoreError>;
     fn load(&mut self, name: &str) -> Result<Option<UserRecord>, StoreError>;
     /// Removes a record and its one-time codes; the audit trail stays. Says whether there

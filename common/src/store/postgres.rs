@@ -1167,13 +1167,18 @@ fn check_store_key(
     Ok(())
 }
 
-fn read_names(q: &mut impl postgres::GenericClient) -> Result<Vec<String>, Fail> {
+/// Streams the names (`query_raw`: rows as they arrive, not a million at once).
+fn each_name(q: &mut impl postgres::GenericClient, f: &mut dyn FnMut(&str)) -> Result<(), Fail> {
+    use postgres::fallible_iterator::FallibleIterator;
     let c = "reading the user names";
-    q.query("SELECT name FROM users ORDER BY name", &[])
-        .ctx(c)?
-        .iter()
-        .map(|r| r.try_get(0).ctx(c))
-        .collect()
+    let no_params: [&(dyn postgres::types::ToSql + Sync); 0] = [];
+    let mut rows = q
+        .query_raw("SELECT name FROM users ORDER BY name", no_params)
+        .ctx(c)?;
+    while let Some(r) = rows.next().ctx(c)? {
+        f(r.try_get(0).ctx(c)?);
+    }
+    Ok(())
 }
 
 fn read_names_checked(
@@ -1237,8 +1242,8 @@ impl PgNameTx<'_, '_> {
 }
 
 impl NameTx for PgNameTx<'_, '_> {
-    fn names(&mut self) -> Result<Vec<String>, StoreError> {
-        read_names(self.tx).map_err(|f| self.store.classify(f))
+    fn each_name(&mut self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        each_name(self.tx, f).map_err(|e| self.store.classify(e))
     }
 
     fn names_checked(&mut self) -> Result<Option<String>, StoreError> {
@@ -1643,8 +1648,8 @@ impl Store for PgStore {
         })
     }
 
-    fn user_names(&self) -> Result<Vec<String>, StoreError> {
-        self.run(|c| read_names(&mut c.client))
+    fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        self.run(|c| each_name(&mut c.client, f))
     }
 
     fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {

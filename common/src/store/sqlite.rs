@@ -1029,12 +1029,12 @@ impl Store for SqliteStore {
         self.with_conn(|c| read_meta(c, META_NAME_RULES))
     }
 
-    fn user_names(&self) -> Result<Vec<String>, StoreError> {
+    fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
-            let names = read_names(&tx)?;
+            each_name(&tx, f)?;
             tx.commit()?;
-            Ok(names)
+            Ok(())
         })
     }
 
@@ -1057,18 +1057,22 @@ fn read_meta(c: &Connection, key: &str) -> Result<Option<String>, StoreError> {
         .optional()?)
 }
 
-fn read_names(c: &Connection) -> Result<Vec<String>, StoreError> {
+fn each_name(c: &Connection, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
     let mut st = c.prepare("SELECT name FROM users ORDER BY name")?;
-    let names = st.query_map([], |r| r.get(0))?;
-    Ok(names.collect::<Result<_, _>>()?)
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        f(&name);
+    }
+    Ok(())
 }
 
 /// [`NameTx`] on one open write transaction.
 struct SqliteNameTx<'c>(&'c rusqlite::Transaction<'c>);
 
 impl NameTx for SqliteNameTx<'_> {
-    fn names(&mut self) -> Result<Vec<String>, StoreError> {
-        read_names(self.0)
+    fn each_name(&mut self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        each_name(self.0, f)
     }
 
     fn names_checked(&mut self) -> Result<Option<String>, StoreError> {

@@ -313,8 +313,8 @@ mod tests {
         fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
             self.0.user(name)
         }
-        fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-            self.0.users()
+        fn each_user(&self, f: &mut mfa_common::store::UserFn<'_>) -> Result<(), StoreError> {
+            self.0.each_user(f)
         }
         fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
             self.0.transact_sorted(names, f)

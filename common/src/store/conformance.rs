@@ -24,7 +24,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 16] = [
+    let checks: [(&str, Check); 17] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -43,6 +43,7 @@ pub fn all(open: Open<'_>) {
         ("import_all_fills_only_an_empty_store", import_all),
         ("a_new_user_created_twice_at_once", created_twice_at_once),
         ("unlocks_replaced_as_a_set", unlocks_replaced_as_a_set),
+        ("every_user_with_its_own_rows", every_user_with_its_own_rows),
         ("invites_kept_hashed_and_used_once", invites_used_once),
     ];
     for (name, check) in checks {
@@ -86,6 +87,50 @@ fn enrolled(user: &UserName, now: i64) -> (UserRecord, TotpSecret) {
         expires: now + 3600,
     });
     (r, secret)
+}
+
+/// `each_user` reads users and their child rows side by side: every record comes back with
+/// its own codes, counters and unlocks, also beside users that have none, across pages.
+fn every_user_with_its_own_rows(open: Open<'_>) {
+    let s = open();
+    let mut want = Vec::new();
+    for i in 0..2500 {
+        // Every third user has child rows; names sort as the numbers do.
+        let n = name(&format!("u{i:05}"));
+        let r = if i % 3 == 0 {
+            enrolled(&n, 100 + i).0
+        } else {
+            UserRecord::new(&n, params(), 100 + i)
+        };
+        want.push(r);
+    }
+    // One transaction per 500 users keeps the test quick on PostgreSQL.
+    for chunk in want.chunks(500) {
+        let names: Vec<&UserName> = chunk.iter().map(|r| &r.name).collect();
+        s.transact(&names, &mut |recs| {
+            for (slot, r) in recs.iter_mut().zip(chunk) {
+                *slot = Some(r.clone());
+            }
+            Ok(vec![])
+        })
+        .unwrap();
+    }
+    let got = s.users().unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g.name, w.name);
+        assert_eq!(g.codes.len(), w.codes.len(), "{}", w.name);
+        assert_eq!(g.sources, w.sources, "{}", w.name);
+        assert_eq!(g.unlocks, w.unlocks, "{}", w.name);
+    }
+    // An error from the callback stops the read and comes back.
+    let mut seen = 0;
+    let e = s.each_user(&mut |_| {
+        seen += 1;
+        Err(StoreError::Aborted(Abort::Bug("enough")))
+    });
+    assert!(e.is_err());
+    assert_eq!(seen, 1);
 }
 
 fn unlocks_replaced_as_a_set(open: Open<'_>) {

@@ -205,7 +205,19 @@ pub struct AuditQuery {
 
 pub trait Store: Send + Sync {
     fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError>;
-    fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    /// Every record, sorted by name, one at a time from one consistent read, so `mfactl
+    /// report` over a million users holds one record, not a million. An error from `f`
+    /// stops the read and is returned.
+    fn each_user(&self, f: &mut UserFn<'_>) -> Result<(), StoreError>;
+    /// [`Store::each_user`], collected.
+    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let mut all = Vec::new();
+        self.each_user(&mut |u| {
+            all.push(u);
+            Ok(())
+        })?;
+        Ok(all)
+    }
     /// Runs `f` over the records of `names` (distinct, sorted: see [`Store::transact`]) in
     /// one write transaction, with those users' rows locked in that order.
     fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError>;
@@ -344,6 +356,9 @@ pub trait NameTx {
     /// Records the rules the names now satisfy (see [`Store::names_checked`]).
     fn set_names_checked(&mut self, rules: &str) -> Result<(), StoreError>;
 }
+
+/// See [`Store::each_user`].
+pub type UserFn<'a> = dyn FnMut(UserRecord) -> Result<(), StoreError> + 'a;
 
 /// See [`Store::maintain_names`].
 pub type NamesFn<'a> =

@@ -49,7 +49,7 @@ use sha2::{Digest, Sha256};
 use super::rows::{self, CodeRow, InviteRow, SourceRow, UnlockRow, UserRow};
 use super::{
     Abort, AuditQuery, NameTx, NamesFn, OpenMode, ResealFn, SchemaError, Store, StoreError,
-    StoreFacts, TxFn,
+    StoreFacts, TxFn, UserFn,
 };
 use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
@@ -1304,34 +1304,44 @@ impl Store for PgStore {
         })
     }
 
-    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+    fn each_user(&self, f: &mut UserFn<'_>) -> Result<(), StoreError> {
+        // Pages of 1000 users by name (keyset: `name > last`, in the database's own
+        // collation both ways), each with its children, all in one snapshot: bounded memory
+        // for any number of users.
+        const PAGE: i64 = 1000;
         self.run(|c| {
-            let Conn { client, .. } = c;
-            // One snapshot for the users, their codes, counters and unlocks.
+            let Conn { client, st } = c;
             let mut tx = client
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()
                 .ctx("starting a read")?;
-            let found = tx
-                .query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"), &[])
-                .ctx("reading users")?
-                .iter()
-                .map(read_user)
-                .collect::<Result<Vec<_>, _>>()?;
-            let codes = tx
-                .prepare("SELECT \"user\", kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes ORDER BY \"user\", id")
-                .ctx("reading one_time_codes")?;
-            let sources = tx
-                .prepare("SELECT \"user\", source, failures, first_failure, locked_until FROM source_failures ORDER BY \"user\", id")
-                .ctx("reading source_failures")?;
-            let unlocks = tx
-                .prepare("SELECT \"user\", ip, created, expires FROM unlocks ORDER BY \"user\", id")
-                .ctx("reading unlocks")?;
-            let children = read_children(&mut tx, &codes, &sources, &unlocks, &[])?;
+            let page_sql = tx
+                .prepare(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE name > $1 ORDER BY name LIMIT $2"
+                ))
+                .ctx("reading users")?;
+            let mut last = String::new();
+            loop {
+                let found = tx
+                    .query(&page_sql, &[&last, &PAGE])
+                    .ctx("reading users")?
+                    .iter()
+                    .map(read_user)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let Some(end) = found.last() else { break };
+                last = end.name.clone();
+                let names: Vec<&str> = found.iter().map(|u| u.name.as_str()).collect();
+                let children =
+                    read_children(&mut tx, &st.codes, &st.sources, &st.unlocks, &[&names])?;
+                drop(names);
+                for rec in decode_all(found, children)? {
+                    f(rec)?;
+                }
+            }
             tx.commit().ctx("ending a read")?;
-            decode_all(found, children)
+            Ok(())
         })
     }
 

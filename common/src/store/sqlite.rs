@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use super::rows::{self, CodeRow, InviteRow, SourceRow, UnlockRow, UserRow};
 use super::{
     Abort, AuditQuery, GroupCommit, NameTx, NamesFn, ResealFn, SchemaError, Store, StoreError,
-    StoreFacts, TxFn,
+    StoreFacts, TxFn, UserFn,
 };
 use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
@@ -542,6 +542,51 @@ fn read_row(row: &Row<'_>) -> Result<UserRow, rusqlite::Error> {
     })
 }
 
+/// One child table read in `user` order beside the users: [`Merge::take`] hands out the
+/// rows of one user, the users asked in the same (byte-wise, SQLite's BINARY) order.
+struct Merge<'s, T> {
+    rows: rusqlite::Rows<'s>,
+    read: fn(&Row<'_>) -> Result<T, rusqlite::Error>,
+    next: Option<(String, T)>,
+}
+
+impl<'s, T> Merge<'s, T> {
+    fn new(
+        mut rows: rusqlite::Rows<'s>,
+        read: fn(&Row<'_>) -> Result<T, rusqlite::Error>,
+    ) -> Result<Self, StoreError> {
+        let next = Self::advance(&mut rows, read)?;
+        Ok(Merge { rows, read, next })
+    }
+
+    fn advance(
+        rows: &mut rusqlite::Rows<'s>,
+        read: fn(&Row<'_>) -> Result<T, rusqlite::Error>,
+    ) -> Result<Option<(String, T)>, StoreError> {
+        Ok(match rows.next()? {
+            Some(r) => Some((r.get(0)?, read(r)?)),
+            None => None,
+        })
+    }
+
+    fn take(&mut self, user: &str) -> Result<Vec<T>, StoreError> {
+        let mut out = Vec::new();
+        // Rows of a user that is not there (the foreign keys allow none) are passed over.
+        while let Some((u, _)) = &self.next
+            && u.as_str() <= user
+        {
+            let this = u.as_str() == user;
+            if let Some((_, row)) = self.next.take()
+                && this
+            {
+                out.push(row);
+            }
+            self.next = Self::advance(&mut self.rows, self.read)?;
+        }
+        Ok(out)
+    }
+}
+
 fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError> {
     let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
     let rows = st.query_map([user], |r| {
@@ -795,28 +840,54 @@ impl Store for SqliteStore {
         self.with_conn(|c| load(c, name))
     }
 
-    fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+    fn each_user(&self, f: &mut UserFn<'_>) -> Result<(), StoreError> {
         self.with_conn(|c| {
+            // One read transaction; the users and their child rows are four scans in name
+            // order, merged (three lookups per user cost a million users 10 s more).
             let tx = c.transaction()?;
-            let mut out = Vec::new();
             {
-                let mut st = tx.prepare(SELECT_USERS)?;
-                let mut rows = st.query([])?;
+                let mut users_st = tx.prepare(SELECT_USERS)?;
+                let mut codes_st = tx.prepare("SELECT user, kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes ORDER BY user, rowid")?;
+                let mut sources_st = tx.prepare("SELECT user, source, failures, first_failure, locked_until FROM source_failures ORDER BY user, rowid")?;
+                let mut unlocks_st =
+                    tx.prepare("SELECT user, ip, created, expires FROM unlocks ORDER BY user, rowid")?;
+                let mut codes = Merge::new(codes_st.query([])?, |r| {
+                    Ok(CodeRow {
+                        kind: r.get(1)?,
+                        salt: r.get(2)?,
+                        hash: r.get(3)?,
+                        created: r.get(4)?,
+                        expires: r.get(5)?,
+                        uses_left: r.get(6)?,
+                        scheme: r.get(7)?,
+                    })
+                })?;
+                let mut sources = Merge::new(sources_st.query([])?, |r| {
+                    Ok(SourceRow {
+                        source: r.get(1)?,
+                        failures: r.get(2)?,
+                        first_failure: r.get(3)?,
+                        locked_until: r.get(4)?,
+                    })
+                })?;
+                let mut unlocks = Merge::new(unlocks_st.query([])?, |r| {
+                    Ok(UnlockRow {
+                        ip: r.get(1)?,
+                        created: r.get(2)?,
+                        expires: r.get(3)?,
+                    })
+                })?;
+                let mut rows = users_st.query([])?;
                 while let Some(r) = rows.next()? {
-                    out.push(read_row(r)?);
+                    let row = read_row(r)?;
+                    let c = codes.take(&row.name)?;
+                    let s = sources.take(&row.name)?;
+                    let u = unlocks.take(&row.name)?;
+                    f(rows::decode(row, c, s, u)?)?;
                 }
             }
-            let out = out
-                .into_iter()
-                .map(|row| {
-                    let codes = read_codes(&tx, &row.name)?;
-                    let sources = read_sources(&tx, &row.name)?;
-                    let unlocks = read_unlocks(&tx, &row.name)?;
-                    rows::decode(row, codes, sources, unlocks)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
-            Ok(out)
+            Ok(())
         })
     }
 

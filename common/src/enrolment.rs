@@ -181,7 +181,75 @@ impl Enrolment<'_> {
             "unconfirmed"
         };
         let ev = AuditEvent::admin(now, user, actor, "enroll", reason, None);
-        self.store_key(user, secret, confirm_code, replace, now, &ev)
+        let mode = if replace {
+            Mode::NewOrReplace
+        } else {
+            Mode::New
+        };
+        self.store_key(user, secret, confirm_code, mode, now, &ev, None)
+            .map(|_| ())
+    }
+
+    /// The enrolment of an invite link: stores `secret` for `user` once `code` matches it
+    /// and uses the invite (`invite`, its token's hash) up, both in one store transaction
+    /// with the `enroll` event and `used`. `Ok(false)`: the invite was used or expired
+    /// meanwhile, and nothing was written.
+    pub(crate) fn enroll_with_invite(
+        &self,
+        user: &UserName,
+        secret: &TotpSecret,
+        code: &str,
+        invite: &[u8; 32],
+        used: &AuditEvent,
+        now: i64,
+    ) -> Result<bool, CoreError> {
+        let ev = AuditEvent::admin(now, user, &used.service, "enroll", "confirmed", None);
+        self.store_key(
+            user,
+            secret,
+            Some(code),
+            Mode::New,
+            now,
+            &ev,
+            Some((invite, used)),
+        )
+    }
+
+    /// A signed-in user's own new key (the portal's "Replace key"): stored once `code`, from
+    /// the app that holds the new key, matches it, replacing the old key in one transaction;
+    /// until then the old key keeps working. Audited as `re-enroll` with the reason
+    /// `self_replaced`; a wrong code changes nothing, is audited (`replace_wrong_code`) and
+    /// refused with [`Refusal::WrongConfirmationCode`]. A user without a key (unlinked
+    /// meanwhile) is refused with [`Refusal::NotEnrolled`]: there is nothing to replace.
+    pub fn replace_own_key(
+        &self,
+        user: &UserName,
+        secret: &TotpSecret,
+        code: &str,
+        actor: &str,
+        client_ip: Option<&str>,
+        now: i64,
+    ) -> Result<(), CoreError> {
+        let mut ev = AuditEvent::admin(now, user, actor, "re-enroll", "self_replaced", None);
+        ev.client_ip = client_ip.map(str::to_string);
+        match self.store_key(user, secret, Some(code), Mode::ReplaceOnly, now, &ev, None) {
+            Ok(_) => {
+                self.core
+                    .sink
+                    .committed(self.core.store.as_ref(), std::slice::from_ref(&ev));
+                Ok(())
+            }
+            Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
+                let mut deny = ev.clone();
+                deny.decision = "deny".into();
+                deny.reason = "replace_wrong_code".into();
+                let evs = std::slice::from_ref(&deny);
+                self.core.store.append_audit(evs)?;
+                self.core.sink.committed(self.core.store.as_ref(), evs);
+                Err(Refusal::WrongConfirmationCode.into())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Self-enrolment at login: stores the secret once the user typed a matching code. The
@@ -197,8 +265,8 @@ impl Enrolment<'_> {
         let mut ev = req.event(&d);
         // Never a replacement (`replace` is false below), so the stored action is `enroll`.
         ev.decision = "enroll".into();
-        match self.store_key(&req.user, secret, Some(code), false, req.now, &ev) {
-            Ok(()) => {
+        match self.store_key(&req.user, secret, Some(code), Mode::New, req.now, &ev, None) {
+            Ok(_) => {
                 self.core
                     .sink
                     .committed(self.core.store.as_ref(), std::slice::from_ref(&ev));
@@ -212,16 +280,20 @@ impl Enrolment<'_> {
     }
 
     /// Writes the key with `event` as its audit entry; the event's decision becomes the
-    /// action taken (`enroll` or `re-enroll`).
+    /// action taken (`enroll` or `re-enroll`). With `invite` (a token's hash and its `used`
+    /// event), the invite is used up in the same transaction; `Ok(false)` where it was no
+    /// longer usable (nothing written). The one function every key write goes through.
+    #[allow(clippy::too_many_arguments)]
     fn store_key(
         &self,
         user: &UserName,
         secret: &TotpSecret,
         confirm_code: Option<&str>,
-        replace: bool,
+        mode: Mode,
         now: i64,
         event: &AuditEvent,
-    ) -> Result<(), CoreError> {
+        invite: Option<(&[u8; 32], &AuditEvent)>,
+    ) -> Result<bool, CoreError> {
         let ctx = Ctx::of(self.core);
         let params = ctx.params;
         let last_step = match confirm_code {
@@ -239,10 +311,15 @@ impl Enrolment<'_> {
             None => None,
         };
         let sealed = ctx.sealer.seal(user, secret)?;
-        self.core.store.transact(&[user], &mut |recs| {
+        let mut write = |recs: &mut [Option<UserRecord>]| {
             let slot = recs.get_mut(0).ok_or(crate::store::Abort::Bug("no slot"))?;
+            if mode == Mode::ReplaceOnly && !slot.as_ref().is_some_and(UserRecord::enrolled) {
+                return Err(crate::store::Abort::Refused(Refusal::NotEnrolled(
+                    user.clone(),
+                )));
+            }
             let rec = slot.get_or_insert_with(|| UserRecord::new(user, params, now));
-            if rec.enrolled() && !replace {
+            if rec.enrolled() && mode == Mode::New {
                 return Err(crate::store::Abort::Refused(Refusal::AlreadyEnrolled {
                     user: user.clone(),
                     origin: None,
@@ -263,16 +340,111 @@ impl Enrolment<'_> {
             rec.locked_until = None;
             let mut ev = event.clone();
             ev.decision = action.into();
-            Ok(vec![ev])
-        })?;
-        Ok(())
+            let mut evs = vec![ev];
+            evs.extend(invite.map(|(_, used)| used.clone()));
+            Ok(evs)
+        };
+        match invite {
+            Some((hash, _)) => {
+                Ok(self
+                    .core
+                    .store
+                    .transact_with_invite(hash, now, &[user], &mut write)?)
+            }
+            None => {
+                self.core.store.transact(&[user], &mut write)?;
+                Ok(true)
+            }
+        }
     }
 }
 
+/// What a key write may find: no key (enrolment), any (`mfactl enroll --replace`), or a key
+/// to replace (the user's own replacement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    New,
+    NewOrReplace,
+    ReplaceOnly,
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use mfa_model::Algorithm;
+
+    #[test]
+    fn replacing_ones_own_key_takes_a_code_of_the_new_key() {
+        use crate::secret::{Sealer, Unsealed};
+        use crate::store::{AuditQuery, SqliteStore};
+        use crate::totp::code_at_step;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(
+            &dir.path().join("mfa.db"),
+            crate::OpenMode::Create,
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut cfg = mfa_config::Config::default();
+        cfg.audit.syslog = false;
+        let params = cfg.totp.params();
+        let core = Core::with_sealer(
+            std::sync::Arc::new(cfg),
+            Box::new(store),
+            Box::new(Unsealed),
+            "test",
+        );
+        let (now, lea) = (1_800_000_000, UserName::parse("lea").unwrap());
+        let e = core.enrolment();
+        let (old, new) = (
+            TotpSecret::generate().unwrap(),
+            TotpSecret::generate().unwrap(),
+        );
+        // Nothing to replace yet.
+        let code = code_at_step(&new, &params, now / 30);
+        assert!(matches!(
+            e.replace_own_key(&lea, &new, &code, "portal", None, now),
+            Err(CoreError::Refused(Refusal::NotEnrolled(_)))
+        ));
+        e.enroll(&lea, &old, None, false, "test", now - 100)
+            .unwrap();
+        // A code of the old key does not confirm the new one: the old key stays.
+        let wrong = code_at_step(&old, &params, now / 30);
+        assert!(matches!(
+            e.replace_own_key(&lea, &new, &wrong, "portal", Some("192.0.2.4"), now),
+            Err(CoreError::Refused(Refusal::WrongConfirmationCode))
+        ));
+        let rec = core.store().user(&lea).unwrap().unwrap();
+        assert_eq!(rec.mfa_changed, Some(now - 100));
+        e.replace_own_key(&lea, &new, &code, "portal", Some("192.0.2.4"), now + 1)
+            .unwrap();
+        let rec = core.store().user(&lea).unwrap().unwrap();
+        assert_eq!(rec.mfa_changed, Some(now + 1));
+        assert_eq!(rec.mfa_created, Some(now - 100));
+        assert_eq!(
+            rec.last_step,
+            Some(now / 30),
+            "the confirming code is spent"
+        );
+        let opened = Unsealed.unseal(&lea, rec.secret.as_ref().unwrap()).unwrap();
+        assert_eq!(opened, new);
+        let trail: Vec<_> = core
+            .store()
+            .audit(&AuditQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|ev| (ev.decision, ev.reason, ev.client_ip))
+            .collect();
+        let ip = Some("192.0.2.4".to_string());
+        assert_eq!(
+            trail[1..],
+            [
+                ("deny".into(), "replace_wrong_code".into(), ip.clone()),
+                ("re-enroll".into(), "self_replaced".into(), ip),
+            ]
+        );
+    }
 
     #[test]
     fn uri_has_every_parameter() {

@@ -178,8 +178,8 @@ impl Invites<'_> {
         })
     }
 
-    /// Stores `secret` for the invite's user once `code` matches it, then uses the invite
-    /// up. A wrong code changes nothing (the invite holds) and is audited; so is a link
+    /// Stores `secret` for the invite's user once `code` matches it and uses the invite up,
+    /// in one store transaction. A wrong code changes nothing (the invite holds) and is audited; so is a link
     /// that no longer enrols. `client_ip` is the address the portal saw.
     pub fn enrol(
         &self,
@@ -194,12 +194,26 @@ impl Invites<'_> {
             self.refused(&state, client_ip, now)?;
             return Ok(InviteEnrol::Refused(state));
         };
-        match self
-            .core
-            .enrolment()
-            .enroll(&user, secret, Some(code), false, self.actor, now)
-        {
-            Ok(()) => {}
+        let mut used = self.event(now, &user, "used", None);
+        used.client_ip = client_ip.map(str::to_string);
+        // The key and the invite's use in one transaction: a crash or a second save of the
+        // same link can never leave a used invite without its key, nor a key beside a
+        // still-usable invite.
+        match self.core.enrolment().enroll_with_invite(
+            &user,
+            secret,
+            code,
+            &token_hash(token),
+            &used,
+            now,
+        ) {
+            Ok(true) => {}
+            Ok(false) => {
+                // Used (by a save that raced this one) or expired since it was read.
+                let state = self.state(token, now)?;
+                self.refused(&state, client_ip, now)?;
+                return Ok(InviteEnrol::Refused(state));
+            }
             Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
                 let mut ev = self.event(now, &user, "wrong_code", None);
                 ev.client_ip = client_ip.map(str::to_string);
@@ -213,14 +227,10 @@ impl Invites<'_> {
             }
             Err(e) => return Err(e),
         }
-        let mut ev = self.event(now, &user, "used", None);
-        ev.client_ip = client_ip.map(str::to_string);
-        // The key is stored; a second save of the same link raced this one and lost at
-        // the enrolment (already enrolled), so this only fails on a store error.
+        let enroll = AuditEvent::admin(now, &user, self.actor, "enroll", "confirmed", None);
         self.core
-            .store
-            .use_invite(&token_hash(token), now, std::slice::from_ref(&ev))?;
-        self.core.sink.committed(self.core.store.as_ref(), &[ev]);
+            .sink
+            .committed(self.core.store.as_ref(), &[enroll, used]);
         Ok(InviteEnrol::Linked { user })
     }
 
@@ -264,5 +274,130 @@ impl Invites<'_> {
         self.core.store.append_audit(evs)?;
         self.core.sink.committed(self.core.store.as_ref(), evs);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use mfa_config::Config;
+    use mfa_model::{AuditEvent, Invite, UserName, UserRecord};
+
+    use super::*;
+    use crate::OpenMode;
+    use crate::secret::{KeyId, Unsealed};
+    use crate::store::SqliteStore;
+    use crate::store::{AuditQuery, NamesFn, ResealFn, Store, StoreError, TxFn};
+    use crate::totp::code_at_step;
+
+    /// SQLite, except that a separate "use the invite" write fails, as a crash right after
+    /// an enrolment's own commit would leave it.
+    struct CrashAfterKey(SqliteStore);
+
+    impl Store for CrashAfterKey {
+        fn user(&self, n: &UserName) -> Result<Option<UserRecord>, StoreError> {
+            self.0.user(n)
+        }
+        fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+            self.0.users()
+        }
+        fn transact_sorted(&self, n: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+            self.0.transact_sorted(n, f)
+        }
+        fn append_audit(&self, e: &[AuditEvent]) -> Result<(), StoreError> {
+            self.0.append_audit(e)
+        }
+        fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+            self.0.audit(q)
+        }
+        fn prune_audit(&self, b: i64) -> Result<usize, StoreError> {
+            self.0.prune_audit(b)
+        }
+        fn prune_unenrolled(&self, b: i64) -> Result<usize, StoreError> {
+            self.0.prune_unenrolled(b)
+        }
+        fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
+            self.0.store_key_id()
+        }
+        fn reseal(
+            &self,
+            e: Option<KeyId>,
+            n: KeyId,
+            f: &mut ResealFn<'_>,
+            ev: &[AuditEvent],
+        ) -> Result<usize, StoreError> {
+            self.0.reseal(e, n, f, ev)
+        }
+        fn names_checked(&self) -> Result<Option<String>, StoreError> {
+            self.0.names_checked()
+        }
+        fn user_names(&self) -> Result<Vec<String>, StoreError> {
+            self.0.user_names()
+        }
+        fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
+            self.0.maintain_names(f)
+        }
+        fn put_invites(&self, i: &[Invite], e: &[AuditEvent]) -> Result<(), StoreError> {
+            self.0.put_invites(i, e)
+        }
+        fn invite(&self, h: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
+            self.0.invite(h)
+        }
+        fn invites(&self) -> Result<Vec<Invite>, StoreError> {
+            self.0.invites()
+        }
+        fn use_invite(&self, _: &[u8; 32], _: i64, _: &[AuditEvent]) -> Result<bool, StoreError> {
+            Err(StoreError::Unsupported("write after the crash"))
+        }
+        fn transact_with_invite(
+            &self,
+            h: &[u8; 32],
+            now: i64,
+            n: &[&UserName],
+            f: &mut TxFn<'_>,
+        ) -> Result<bool, StoreError> {
+            self.0.transact_with_invite(h, now, n, f)
+        }
+    }
+
+    #[test]
+    fn the_key_and_the_invites_use_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(
+            &dir.path().join("mfa.db"),
+            OpenMode::Create,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut cfg = Config::default();
+        cfg.audit.syslog = false;
+        let params = cfg.totp.params();
+        let core = Core::with_sealer(
+            Arc::new(cfg),
+            Box::new(CrashAfterKey(sqlite)),
+            Box::new(Unsealed),
+            "test",
+        );
+        let now = 1_800_000_000;
+        let kim = UserName::parse("kim").unwrap();
+        let token = core.invites("test").issue(&kim, 3600, now).unwrap();
+        let key = TotpSecret::generate().unwrap();
+        let code = code_at_step(&key, &params, now / 30);
+        let r = core.invites("test").enrol(&token, &key, &code, None, now);
+        let enrolled = core
+            .store()
+            .user(&kim)
+            .unwrap()
+            .is_some_and(|r| r.enrolled());
+        let used = core.store().invites().unwrap()[0].used.is_some();
+        assert_eq!(
+            (enrolled, used),
+            (true, true),
+            "a key and its invite's use are one write: {r:?}"
+        );
+        assert_eq!(r.unwrap(), InviteEnrol::Linked { user: kim });
     }
 }

@@ -542,8 +542,18 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     if p.invite_valid.as_secs() < 60 || p.invite_valid.as_secs() > 90 * 86_400 {
         bad(at("invite_valid"), "must be between 1m and 90d".into());
     }
-    if p.session_idle.as_secs() < 60 || p.session_idle.as_secs() > 3600 {
-        bad(at("session_idle"), "must be between 1m and 1h".into());
+    if p.session_idle.as_secs() < 1 || p.session_idle.as_secs() > 3600 {
+        bad(at("session_idle"), "must be between 1s and 1h".into());
+    }
+    if let Some(m) = p.metrics_listen
+        && !m.ip().is_loopback()
+    {
+        bad(
+            at("metrics_listen"),
+            format!(
+                "{m} is not a loopback address: the portal's metrics count sign-ins and enrolments, so they are served on 127.0.0.1 or [::1] only (scrape through a local agent or proxy)"
+            ),
+        );
     }
     if p.pam_service.is_empty()
         || !p
@@ -1243,6 +1253,31 @@ mod tests {
             "{e}"
         );
         assert!(e.problems[0].message.contains("\"OTHER\""), "{e}");
+    }
+
+    #[test]
+    fn portal_session_idle_and_metrics_listen() {
+        let c = parse_str("[portal]\nsession_idle = \"2s\"\nmetrics_listen = \"127.0.0.1:9813\"\n")
+            .unwrap();
+        assert_eq!(c.portal.session_idle.as_secs(), 2);
+        assert_eq!(
+            c.portal.metrics_listen,
+            Some("127.0.0.1:9813".parse().unwrap())
+        );
+        let d = parse_str("").unwrap();
+        assert_eq!(d.portal.session_idle.as_secs(), 600);
+        assert!(d.portal.metrics_listen.is_none());
+        for (text, key) in [
+            ("[portal]\nsession_idle = \"0s\"\n", "portal.session_idle"),
+            ("[portal]\nsession_idle = \"2h\"\n", "portal.session_idle"),
+            (
+                "[portal]\nmetrics_listen = \"192.0.2.1:9813\"\n",
+                "portal.metrics_listen",
+            ),
+        ] {
+            let e = parse_str(text).unwrap_err();
+            assert_eq!(e.problems[0].key.as_deref(), Some(key), "{e}");
+        }
     }
 
     #[test]

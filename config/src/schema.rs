@@ -386,6 +386,8 @@ pub struct PortalConfig {
     pub pam_service: String,
     /// Sessions (and a shown, not yet confirmed key) end after this long without a request.
     pub session_idle: Span,
+    /// Prometheus metrics (`GET /metrics`) on this loopback address; off when absent.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for PortalConfig {
@@ -399,6 +401,7 @@ impl Default for PortalConfig {
             invite_valid: Span::secs(14 * 86_400),
             pam_service: "mfa-portal".into(),
             session_idle: Span::secs(600),
+            metrics_listen: None,
         }
     }
 }

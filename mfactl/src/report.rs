@@ -1,6 +1,7 @@
 //! `mfactl report` (the roll-out view) and `mfactl log` (the audit trail), each as a table
 //! for people and CSV or JSON for tools.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use mfa_common::policy::rollout_status;
 use mfa_common::store::AuditQuery;
 use mfa_common::{OpenMode, OtcKind, RolloutStatus};
 use mfa_config::format_utc;
+use mfa_model::Invite;
 use serde_json::{Value, json};
 
 use crate::admin::open;
@@ -25,23 +27,113 @@ fn short(t: Option<i64>) -> String {
     })
 }
 
+/// Where a user's enrolment links stand: the open invite that lasts longest, else the last
+/// one that expired unused; a used invite is history and shows nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InviteCell {
+    Open { expires: i64 },
+    Expired { expired: i64 },
+}
+
+impl InviteCell {
+    fn of(invites: &[&Invite], t: i64) -> Option<Self> {
+        let unused = invites.iter().filter(|i| i.used.is_none());
+        let open = unused
+            .clone()
+            .filter(|i| i.expires > t)
+            .map(|i| i.expires)
+            .max();
+        match open {
+            Some(expires) => Some(InviteCell::Open { expires }),
+            None => unused
+                .map(|i| i.expires)
+                .max()
+                .map(|expired| InviteCell::Expired { expired }),
+        }
+    }
+
+    fn json(cell: Option<Self>) -> Value {
+        match cell {
+            Some(InviteCell::Open { expires }) => {
+                json!({"state": "open", "expires": format_utc(expires)})
+            }
+            Some(InviteCell::Expired { expired }) => {
+                json!({"state": "expired", "expires": format_utc(expired)})
+            }
+            None => Value::Null,
+        }
+    }
+
+    /// The CSV cells: state, expiry.
+    fn csv(cell: Option<Self>) -> [String; 2] {
+        match cell {
+            Some(InviteCell::Open { expires }) => ["open".into(), format_utc(expires)],
+            Some(InviteCell::Expired { expired }) => ["expired".into(), format_utc(expired)],
+            None => [String::new(), String::new()],
+        }
+    }
+
+    fn table(cell: Option<Self>) -> String {
+        match cell {
+            Some(InviteCell::Open { expires }) => format!("open until {}", short(Some(expires))),
+            Some(InviteCell::Expired { expired }) => format!("expired {}", short(Some(expired))),
+            None => "-".into(),
+        }
+    }
+}
+
 pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let c = a.config();
     let t = now();
-    let users = a.store().users()?;
+    let mut users = a.store().users()?;
+    let invites = a.store().invites()?;
+    let mut by_user: BTreeMap<&str, Vec<&Invite>> = BTreeMap::new();
+    for i in &invites {
+        by_user.entry(i.user.as_str()).or_default().push(i);
+    }
+    let open_invites = invites
+        .iter()
+        .filter(|i| i.used.is_none() && i.expires > t)
+        .count();
+    let expired_invites = invites
+        .iter()
+        .filter(|i| i.used.is_none() && i.expires <= t)
+        .count();
+    // A user invited but never seen by a login has no record: listed with status "invited"
+    // (not counted among the users, whose totals stay those of the store's records).
+    let stored: std::collections::HashSet<String> =
+        users.iter().map(|u| u.name.to_string()).collect();
+    let mut invited_only = std::collections::HashSet::new();
+    for name in by_user.keys() {
+        if !stored.contains(*name)
+            && let Ok(n) = mfa_common::UserName::parse(name)
+        {
+            invited_only.insert(n.to_string());
+            users.push(mfa_common::UserRecord::new(&n, c.totp.params(), t));
+        }
+    }
+    users.sort_by(|x, y| x.name.cmp(&y.name));
     let mut rows = Vec::with_capacity(users.len());
     let (mut enrolled, mut grace, mut overdue, mut locked, mut exempt) = (0, 0, 0, 0, 0);
     for u in &users {
+        let invite = InviteCell::of(
+            by_user.get(u.name.as_str()).map_or(&[][..], Vec::as_slice),
+            t,
+        );
+        if invited_only.contains(u.name.as_str()) {
+            rows.push((u, "invited".to_string(), None, invite));
+            continue;
+        }
         let (status, deadline) = rollout_status(u, c, &a.login().groups_for(&u.name), t);
         enrolled += usize::from(u.enrolled());
         grace += usize::from(status.in_grace());
         overdue += usize::from(status == RolloutStatus::Overdue);
         locked += usize::from(u.locked(t).is_some());
         exempt += usize::from(status == RolloutStatus::Exempt);
-        rows.push((u, status.to_string(), deadline));
+        rows.push((u, status.to_string(), deadline, invite));
     }
-    let total = users.len();
+    let total = users.len() - invited_only.len();
     let pct = if total == 0 {
         0.0
     } else {
@@ -54,7 +146,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
         Format::Json => {
             let users: Vec<Value> = rows
                 .iter()
-                .map(|(u, st, deadline)| {
+                .map(|(u, st, deadline, invite)| {
                     json!({
                         "user": u.name.as_str(), "enrolled": u.enrolled(), "status": st,
                         "mfa_created": ts(u.mfa_created), "mfa_changed": ts(u.mfa_changed),
@@ -64,6 +156,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                         "temporary_access": u.usable_codes(OtcKind::Temporary, t),
                         "last_ip": u.last_ip, "last_outcome": u.last_outcome,
                         "grace_deadline": ts(*deadline),
+                        "invite": InviteCell::json(*invite),
                     })
                 })
                 .collect();
@@ -74,6 +167,8 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     "enrolled_percent": pct, "in_grace": grace, "overdue": overdue,
                     "locked": locked, "exempt": exempt,
                     "go_live": ts(go_live), "days_to_go_live": days_to_go,
+                    "invites_open": open_invites, "invites_expired": expired_invites,
+                    "invited_not_seen": invited_only.len(),
                 },
                 "users": users,
             });
@@ -99,6 +194,8 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 "last_ip",
                 "last_outcome",
                 "grace_deadline",
+                "invite",
+                "invite_expires",
             ];
             let iso = |t: Option<i64>| t.map(format_utc).unwrap_or_default();
             let mut write = |r: &[String]| {
@@ -106,7 +203,8 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     .map_err(|e| Fail::Error(e.to_string()))
             };
             write(&head.map(String::from))?;
-            for (u, st, deadline) in &rows {
+            for (u, st, deadline, invite) in &rows {
+                let [inv, inv_expires] = InviteCell::csv(*invite);
                 write(&[
                     u.name.to_string(),
                     u.enrolled().to_string(),
@@ -122,6 +220,8 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     u.last_ip.clone().unwrap_or_default(),
                     u.last_outcome.clone().unwrap_or_default(),
                     iso(*deadline),
+                    inv,
+                    inv_expires,
                 ])?;
             }
             w.flush().map_err(|e| Fail::Error(e.to_string()))?;
@@ -139,10 +239,11 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 "BACKUP",
                 "LAST IP",
                 "LAST OUTCOME",
+                "INVITE",
             ];
             let body: Vec<Vec<String>> = rows
                 .iter()
-                .map(|(u, st, _)| {
+                .map(|(u, st, _, invite)| {
                     vec![
                         u.name.to_string(),
                         st.clone(),
@@ -155,6 +256,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                         u.usable_codes(OtcKind::Backup, t).to_string(),
                         u.last_ip.clone().unwrap_or("-".into()),
                         u.last_outcome.clone().unwrap_or("-".into()),
+                        InviteCell::table(*invite),
                     ]
                 })
                 .collect();
@@ -183,6 +285,17 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
             if exempt > 0 {
                 println!("Exempt:          {exempt}");
             }
+            println!(
+                "Invites:         {open_invites} open, {expired_invites} expired unused{}",
+                if invited_only.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} for users not seen yet, listed as invited)",
+                        invited_only.len()
+                    )
+                }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -24,15 +24,25 @@ use mfa_config::{Cidr, format_utc};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::page::{self, esc, frame, html, message, parse_form};
+use crate::metrics::Metrics;
+use crate::page::{self, FormError, esc, frame, html, message, parse_form};
 use crate::text::{Lang, T};
 
 /// The actor and PAM-style service name the portal's audit events carry.
 pub const ACTOR: &str = "mfa-portal";
 /// Largest form body read; more is refused with a page.
 const MAX_BODY: usize = 4096;
-/// Largest single field (a password).
-const MAX_FIELD: usize = 1024;
+/// Largest field of each name (bytes): a user name as the sign-in form allows it, a code
+/// with room for spaces, the CSRF token, an action; a password; anything else is short.
+fn max_field(name: &str) -> usize {
+    match name {
+        "user" => 256,
+        "code" => 16,
+        "csrf" | "action" => 64,
+        "password" => 1024,
+        _ => 64,
+    }
+}
 /// Sessions kept at most (memory bound); new visitors beyond it get "try later".
 const MAX_SESSIONS: usize = 10_000;
 
@@ -43,6 +53,7 @@ pub struct Portal {
     pub pam_service: String,
     pub pam_confdir: Option<PathBuf>,
     pub idle: i64,
+    pub metrics: Metrics,
     sessions: Mutex<HashMap<String, Session>>,
     limits: Mutex<Limits>,
 }
@@ -60,6 +71,10 @@ struct Session {
     last_seen: i64,
     user: Option<UserName>,
     pending: Option<Pending>,
+    /// "Replace key" in My account: the new key shown to the signed-in user and not yet
+    /// confirmed. Only here (wiped on drop, with the session); the old key holds until the
+    /// new one is confirmed.
+    replacing: Option<TotpSecret>,
 }
 
 /// Fixed-window counters: (window start, count) per key.
@@ -104,6 +119,7 @@ impl Portal {
             trusted_proxies: cfg.portal.trusted_proxies.clone(),
             pam_service: cfg.portal.pam_service.clone(),
             idle: cfg.portal.session_idle.secs_i64(),
+            metrics: Metrics::default(),
             pam_confdir,
             core,
             sessions: Mutex::new(HashMap::new()),
@@ -200,6 +216,7 @@ impl Portal {
                 last_seen: t,
                 user: None,
                 pending: None,
+                replacing: None,
             },
         );
         Some((id, csrf))
@@ -266,6 +283,7 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
 }
 
 pub fn router(p: Arc<Portal>) -> Router {
+    let metrics = p.metrics.clone();
     Router::new()
         .route("/", get(home))
         .route("/style.css", get(style))
@@ -273,6 +291,10 @@ pub fn router(p: Arc<Portal>) -> Router {
         .route("/account", get(account_page).post(account_post))
         .fallback(not_found)
         .with_state(p)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -349,17 +371,7 @@ fn enrol_html(
     note: Option<(&str, &str)>,
     linked: bool,
 ) -> Result<String, String> {
-    let cfg = p.core.config();
-    let params = cfg.totp.params();
-    let sheet = Sheet::new(&cfg.totp.issuer, user, secret, &params);
-    let svg = qr_svg(&sheet.uri)?;
-    // The SVG document without its XML prolog, inline in the page.
-    let svg_inline = svg
-        .find("<svg")
-        .and_then(|i| svg.get(i..))
-        .ok_or("QR code without <svg>")?;
-    let key_upper = Zeroizing::new(sheet.key.to_ascii_uppercase());
-    let mut body = String::new();
+    let mut body = Zeroizing::new(String::new());
     if let Some((class, text)) = note {
         body.push_str(&format!(
             "<p class=\"{class}\" id=\"message\" role=\"status\">{}</p>",
@@ -367,18 +379,13 @@ fn enrol_html(
         ));
     }
     body.push_str(&format!(
-        "<p>{}: <strong id=\"user\">{}</strong></p><ol><li>{}</li><li>{}</li><li>{}<div class=\"qr\" id=\"qr\">{}</div><p>{}: <strong id=\"account\">{}</strong><br>{}: <span class=\"key\" id=\"key\">{}</span><br><small>{}</small></p></li>",
+        "<p>{}: <strong id=\"user\">{}</strong></p><ol><li>{}</li><li>{}</li><li>{}{}</li>",
         esc(t.account_for),
         esc(user.as_str()),
         esc(t.step_install),
         esc(t.step_add),
         esc(t.step_scan),
-        svg_inline,
-        esc(t.account_name),
-        esc(&sheet.account),
-        esc(t.key),
-        esc(&key_upper),
-        esc(&sheet.kind),
+        key_block(t, p, user, secret)?.as_str(),
     ));
     if !linked {
         body.push_str(&format!("<li>{}</li>", esc(t.step_code)));
@@ -394,7 +401,83 @@ fn enrol_html(
             esc(t.save)
         ));
     }
-    Ok(body)
+    Ok(body.to_string())
+}
+
+/// A new key as every page shows it: the QR code (inline SVG), the account name, the key in
+/// groups of four in upper case, its kind.
+fn key_block(
+    t: &T,
+    p: &Portal,
+    user: &UserName,
+    secret: &TotpSecret,
+) -> Result<Zeroizing<String>, String> {
+    let cfg = p.core.config();
+    let params = cfg.totp.params();
+    let sheet = Sheet::new(&cfg.totp.issuer, user, secret, &params);
+    let svg = qr_svg(&sheet.uri)?;
+    // The SVG document without its XML prolog, inline in the page.
+    let svg_inline = svg
+        .find("<svg")
+        .and_then(|i| svg.get(i..))
+        .ok_or("QR code without <svg>")?;
+    let key_upper = Zeroizing::new(sheet.key.to_ascii_uppercase());
+    Ok(Zeroizing::new(format!(
+        "<div class=\"qr\" id=\"qr\">{}</div><p>{}: <strong id=\"account\">{}</strong><br>{}: <span class=\"key\" id=\"key\">{}</span><br><small>{}</small></p>",
+        svg_inline,
+        esc(t.account_name),
+        esc(&sheet.account),
+        esc(t.key),
+        esc(&key_upper),
+        esc(&sheet.kind),
+    )))
+}
+
+/// "Replace key": the new key (QR code and key) and the form that confirms it with a code
+/// from the app that holds it, or cancels.
+fn replace_view(
+    p: &Portal,
+    c: &Ctx,
+    user: &UserName,
+    secret: &TotpSecret,
+    csrf: &str,
+    note: Option<(&str, &str)>,
+    status: StatusCode,
+) -> Response {
+    let t = c.lang.t();
+    let Ok(key) = key_block(t, p, user, secret) else {
+        return p.failure(c, "/account");
+    };
+    let lang = c.lang.code();
+    let note = note
+        .map(|(class, text)| {
+            format!(
+                "<p class=\"{class}\" id=\"message\" role=\"status\">{}</p>",
+                esc(text)
+            )
+        })
+        .unwrap_or_default();
+    let body = Zeroizing::new(format!(
+        "{note}<p>{} <strong id=\"user\">{}</strong></p><p>{}</p><ol><li>{}</li><li>{}{}</li><li>{}</li></ol><form method=\"post\" action=\"/account?lang={lang}\" id=\"replace\"><input type=\"hidden\" name=\"action\" value=\"replace-confirm\"><label for=\"code\">{}</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9 ]{{6,10}}\" maxlength=\"10\" required autofocus><input type=\"hidden\" name=\"csrf\" value=\"{}\"> <button type=\"submit\" id=\"replace-confirm\">{}</button></form><form method=\"post\" action=\"/account?lang={lang}\"><input type=\"hidden\" name=\"action\" value=\"replace-cancel\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"replace-cancel\">{}</button></form>",
+        esc(t.signed_in_as),
+        esc(user.as_str()),
+        esc(t.replace_intro),
+        esc(t.replace_step_add),
+        esc(t.step_scan),
+        key.as_str(),
+        esc(t.replace_step_code),
+        esc(t.replace_code),
+        esc(csrf),
+        esc(t.replace_confirm),
+        esc(csrf),
+        esc(t.replace_cancel),
+    ));
+    html(
+        status,
+        frame(c.lang, t.replace_title, "/account", &body),
+        p.tls,
+        HeaderMap::new(),
+    )
 }
 
 async fn enrol_page(
@@ -408,6 +491,7 @@ async fn enrol_page(
     let t = c.lang.t();
     let path = "/enrol/".to_string() + &token;
     if !p.limit(format!("get:{:?}", c.client), 120, 300) {
+        p.metrics.limited("address");
         p.audit_refusal(&c, None, "rate_limited").await;
         return p.msg(
             &c,
@@ -498,9 +582,19 @@ async fn read_form(
             ));
         }
     };
-    match parse_form(&bytes, MAX_FIELD) {
-        Some(f) => Ok(f.into_iter().collect()),
-        None => {
+    match parse_form(&bytes, max_field) {
+        Ok(f) => Ok(f.into_iter().collect()),
+        Err(FormError::TooLong) => {
+            p.audit_refusal(c, None, "oversized_field").await;
+            Err(p.msg(
+                c,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                t.refused_title,
+                t.too_big,
+                path,
+            ))
+        }
+        Err(FormError::Malformed) => {
             p.audit_refusal(c, None, "bad_form").await;
             Err(p.msg(
                 c,
@@ -546,9 +640,11 @@ async fn enrol_save(
     let t = c.lang.t();
     let path = "/enrol/".to_string() + &token;
     let hash = token_hash(&token);
-    if !p.limit(format!("post:{:?}", c.client), 30, 300)
-        || !p.limit(format!("invite:{}", HEXLOWER.encode(&hash)), 10, 900)
-    {
+    let by_address = p.limit(format!("post:{:?}", c.client), 30, 300);
+    let by_invite = by_address && p.limit(format!("invite:{}", HEXLOWER.encode(&hash)), 10, 900);
+    if !by_invite {
+        p.metrics
+            .limited(if by_address { "invite" } else { "address" });
         p.audit_refusal(&c, None, "rate_limited").await;
         return p.msg(
             &c,
@@ -612,6 +708,7 @@ async fn enrol_save(
     .await;
     match result {
         Some(Ok(InviteEnrol::Linked { user })) => {
+            p.metrics.enrolled("invite");
             // The last page that shows the key: then it is gone from memory too.
             let _ = p.with_session(c.sid.as_deref(), |s| s.pending = None);
             match enrol_html(t, &p, &user, &secret, &csrf, Some(("ok", t.linked)), true) {
@@ -763,7 +860,7 @@ async fn account_view(
     };
     let note = note.unwrap_or_default();
     let body = format!(
-        "{note}<p>{} <strong id=\"user\">{}</strong></p><p>{}: {}<br>{}: {}</p><h2>{}</h2>{table}<h2>{}</h2><p>{}</p>{}<h2>{}</h2><p>{}</p>{}{}",
+        "{note}<p>{} <strong id=\"user\">{}</strong></p><p>{}: <span id=\"mfa-created\">{}</span><br>{}: <span id=\"mfa-changed\">{}</span></p><h2>{}</h2>{table}<h2>{}</h2><p>{}</p>{}<h2>{}</h2><p>{}</p>{}<h2>{}</h2><p>{}</p>{}{}",
         esc(t.signed_in_as),
         esc(user.as_str()),
         esc(t.mfa_created),
@@ -777,6 +874,9 @@ async fn account_view(
         esc(t.backup_title),
         esc(t.backup_intro),
         form("backup-codes", t.backup_button),
+        esc(t.replace_title),
+        esc(t.replace_account_intro),
+        form("replace-start", t.replace_button),
         form("signout", t.sign_out),
     );
     html(
@@ -798,6 +898,7 @@ async fn account_post(
     let t = c.lang.t();
     let path = "/account";
     if !p.limit(format!("post:{:?}", c.client), 30, 300) {
+        p.metrics.limited("address");
         p.audit_refusal(&c, None, "rate_limited").await;
         return p.msg(
             &c,
@@ -854,18 +955,108 @@ async fn account_post(
             let (me, u) = (p.clone(), user.clone());
             let r = blocking(move || me.core.admin(ACTOR).remember_network(&u, ip, now())).await;
             let n = match r {
-                Some(Ok(until)) => format!(
-                    "<p class=\"ok\" id=\"message\">{} {} ({}).</p>",
-                    esc(t.unlocked),
-                    esc(&format_utc(until)),
-                    esc(&ip.to_string())
-                ),
+                Some(Ok(until)) => {
+                    p.metrics.unlocks.inc();
+                    format!(
+                        "<p class=\"ok\" id=\"message\">{} {} ({}).</p>",
+                        esc(t.unlocked),
+                        esc(&format_utc(until)),
+                        esc(&ip.to_string())
+                    )
+                }
                 Some(Err(mfa_common::CoreError::Refused(mfa_common::Refusal::RememberOff))) => {
                     format!("<p class=\"err\" id=\"message\">{}</p>", esc(t.unlock_off))
                 }
                 _ => return p.failure(&c, path),
             };
             account_view(&p, &c, &user, &csrf, Some(n)).await
+        }
+        "replace-start" => {
+            // The key already shown to this session (a reload, the page opened again), or a
+            // new one: never stored before it is confirmed.
+            let shown = p
+                .with_session(c.sid.as_deref(), |s| {
+                    if s.replacing.is_none() {
+                        s.replacing = TotpSecret::generate().ok();
+                    }
+                    s.replacing.clone()
+                })
+                .flatten();
+            let Some(secret) = shown else {
+                return p.failure(&c, path);
+            };
+            replace_view(&p, &c, &user, &secret, &csrf, None, StatusCode::OK)
+        }
+        "replace-cancel" => {
+            let _ = p.with_session(c.sid.as_deref(), |s| s.replacing = None);
+            let n = format!(
+                "<p class=\"ok\" id=\"message\">{}</p>",
+                esc(t.replace_cancelled)
+            );
+            account_view(&p, &c, &user, &csrf, Some(n)).await
+        }
+        "replace-confirm" => {
+            let Some(Some(secret)) = p.with_session(c.sid.as_deref(), |s| s.replacing.clone())
+            else {
+                // Confirmed already, cancelled, or never started: nothing to show again.
+                p.audit_refusal(&c, Some(user.to_string()), "replace_not_started")
+                    .await;
+                let n = format!(
+                    "<p class=\"err\" id=\"message\">{}</p>",
+                    esc(t.replace_none)
+                );
+                return account_view(&p, &c, &user, &csrf, Some(n)).await;
+            };
+            if !p.limit(format!("replace:{user}"), 10, 900) {
+                p.metrics.limited("user");
+                p.audit_refusal(&c, Some(user.to_string()), "rate_limited")
+                    .await;
+                return p.msg(
+                    &c,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    t.refused_title,
+                    t.too_many,
+                    path,
+                );
+            }
+            let code = form.get("code").cloned().unwrap_or_default();
+            let (me, u, k, ip) = (p.clone(), user.clone(), secret.clone(), Portal::ip_text(&c));
+            let r = blocking(move || {
+                me.core
+                    .enrolment()
+                    .replace_own_key(&u, &k, &code, ACTOR, ip.as_deref(), now())
+            })
+            .await;
+            match r {
+                Some(Ok(())) => {
+                    p.metrics.enrolled("replace");
+                    // Confirmed: the new key is gone from memory, and no page shows it again.
+                    let _ = p.with_session(c.sid.as_deref(), |s| s.replacing = None);
+                    drop(secret);
+                    let n = format!("<p class=\"ok\" id=\"message\">{}</p>", esc(t.replaced));
+                    account_view(&p, &c, &user, &csrf, Some(n)).await
+                }
+                Some(Err(mfa_common::CoreError::Refused(
+                    mfa_common::Refusal::WrongConfirmationCode,
+                ))) => replace_view(
+                    &p,
+                    &c,
+                    &user,
+                    &secret,
+                    &csrf,
+                    Some(("err", t.replace_wrong_code)),
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                ),
+                Some(Err(mfa_common::CoreError::Refused(mfa_common::Refusal::NotEnrolled(_)))) => {
+                    let _ = p.with_session(c.sid.as_deref(), |s| s.replacing = None);
+                    let n = format!(
+                        "<p class=\"err\" id=\"message\">{}</p>",
+                        esc(t.replace_not_enrolled)
+                    );
+                    account_view(&p, &c, &user, &csrf, Some(n)).await
+                }
+                _ => p.failure(&c, path),
+            }
         }
         "backup-codes" => {
             let (me, u) = (p.clone(), user.clone());
@@ -908,6 +1099,7 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
     let password = form.get("password").cloned().unwrap_or_default();
     let code = form.get("code").cloned().unwrap_or_default();
     if !p.limit(format!("signin:{:?}", c.client), 10, 300) {
+        p.metrics.limited("address");
         p.audit_refusal(c, None, "rate_limited").await;
         return p.msg(
             c,
@@ -918,6 +1110,7 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
         );
     }
     let Ok(user) = p.core.user_name(&raw) else {
+        p.metrics.sign_in("refused");
         p.audit_refusal(c, None, "invalid_user_name").await;
         return sign_in_form(p, c, Some(t.wrong_sign_in));
     };
@@ -941,9 +1134,11 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
     })
     .await;
     let Some(check) = check else {
+        p.metrics.sign_in("refused");
         return p.failure(c, "/account");
     };
     if !check.ok {
+        p.metrics.sign_in("wrong_password");
         let (me, r) = (p.clone(), req.clone());
         let _ = blocking(move || me.core.login().deny_first_factor(&r)).await;
         tokio::time::sleep(check.fail_delay.min(Duration::from_secs(5))).await;
@@ -953,6 +1148,7 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
     let d = blocking(move || me.core.login().verify_code_always(&r, &code)).await;
     match d {
         Some(Ok(d)) if d.is_allowed() => {
+            p.metrics.sign_in("ok");
             // A new session for the signed-in user (the sign-in form's id is not reused).
             if let Some(sid) = &c.sid {
                 p.drop_session(sid);
@@ -967,7 +1163,13 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
             }
             r
         }
-        Some(Ok(_)) => sign_in_form(p, c, Some(t.wrong_sign_in)),
-        _ => p.failure(c, "/account"),
+        Some(Ok(_)) => {
+            p.metrics.sign_in("wrong_code");
+            sign_in_form(p, c, Some(t.wrong_sign_in))
+        }
+        _ => {
+            p.metrics.sign_in("refused");
+            p.failure(c, "/account")
+        }
     }
 }

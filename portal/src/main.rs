@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod metrics;
 mod page;
 mod text;
 
@@ -61,6 +62,7 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
     let cfg = mfa_config::load(path).map_err(|e| format!("invalid configuration:\n{e}"))?;
     let tls = tls_config(&cfg.portal)?;
     let listen = cfg.portal.listen;
+    let metrics_listen = cfg.portal.metrics_listen;
     if cfg.portal.public_url.is_none() {
         eprintln!(
             "mfa-portal: warning: [portal] public_url is not set; mfactl invite cannot print links"
@@ -73,7 +75,16 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(serve(listen, portal, tls))
+    rt.block_on(async move {
+        if let Some(addr) = metrics_listen {
+            let l = mfa_metrics_http::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+            eprintln!("mfa-portal: metrics on http://{addr}/metrics");
+            tokio::spawn(mfa_metrics_http::serve(l, portal.metrics.registry()));
+        }
+        serve(listen, portal, tls).await
+    })
 }
 
 fn tls_config(p: &mfa_config::PortalConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {

@@ -118,6 +118,20 @@ pub struct T {
     pub unlock_off: &'static str,
     pub unlock_no_address: &'static str,
     pub home_intro: &'static str,
+    pub replace_title: &'static str,
+    pub replace_account_intro: &'static str,
+    pub replace_button: &'static str,
+    pub replace_intro: &'static str,
+    pub replace_step_add: &'static str,
+    pub replace_step_code: &'static str,
+    pub replace_code: &'static str,
+    pub replace_confirm: &'static str,
+    pub replace_cancel: &'static str,
+    pub replace_cancelled: &'static str,
+    pub replace_none: &'static str,
+    pub replaced: &'static str,
+    pub replace_wrong_code: &'static str,
+    pub replace_not_enrolled: &'static str,
 }
 
 pub static EN: T = T {
@@ -179,6 +193,20 @@ pub static EN: T = T {
     unlock_off: "Unlocking is turned off on this system.",
     unlock_no_address: "Your address could not be determined, so it cannot be unlocked.",
     home_intro: "To link your authenticator app, open the link your administrator sent you.",
+    replace_title: "Replace key",
+    replace_account_intro: "A new phone, or a key that may have been seen by someone else: link a new key. Your current key keeps working until you confirm the new one.",
+    replace_button: "Replace key",
+    replace_intro: "This is your new key. Your current key keeps working until you confirm this one with a code.",
+    replace_step_add: "In your authenticator app, add a new account (Microsoft Authenticator: \u{201c}Other account (Google, Facebook, etc.)\u{201d}; Google Authenticator and Authy: the + button).",
+    replace_step_code: "Enter the 6-digit code the new account in the app shows now, and confirm. Then remove the old account from the app.",
+    replace_code: "Code from the new account in the app",
+    replace_confirm: "Confirm new key",
+    replace_cancel: "Cancel",
+    replace_cancelled: "Cancelled. Your current key still works.",
+    replace_none: "There is no new key waiting to be confirmed (it was confirmed or cancelled already). Nothing was changed.",
+    replaced: "Your new key is saved. The old key no longer works: remove its account from the app.",
+    replace_wrong_code: "That code is not right for the new key, so it was not saved: your current key still works. Check that your phone's clock is set automatically, then type the code the new account shows now.",
+    replace_not_enrolled: "Your account has no key to replace any more (your administrator removed it). Nothing was changed.",
 };
 
 pub static NL: T = T {
@@ -240,6 +268,20 @@ pub static NL: T = T {
     unlock_off: "Ontgrendelen staat op dit systeem uit.",
     unlock_no_address: "Je adres kon niet worden bepaald, dus het kan niet worden ontgrendeld.",
     home_intro: "Open de link die je beheerder je stuurde om je authenticator-app te koppelen.",
+    replace_title: "Sleutel vervangen",
+    replace_account_intro: "Een nieuwe telefoon, of een sleutel die iemand anders gezien kan hebben: koppel een nieuwe sleutel. Je huidige sleutel blijft werken tot je de nieuwe bevestigt.",
+    replace_button: "Sleutel vervangen",
+    replace_intro: "Dit is je nieuwe sleutel. Je huidige sleutel blijft werken tot je deze met een code bevestigt.",
+    replace_step_add: "Voeg in je authenticator-app een nieuw account toe (Microsoft Authenticator: \u{201c}Ander account (Google, Facebook, enz.)\u{201d}; Google Authenticator en Authy: de knop +).",
+    replace_step_code: "Voer de 6-cijferige code in die het nieuwe account in de app nu toont, en bevestig. Verwijder daarna het oude account uit de app.",
+    replace_code: "Code van het nieuwe account in de app",
+    replace_confirm: "Nieuwe sleutel bevestigen",
+    replace_cancel: "Annuleren",
+    replace_cancelled: "Geannuleerd. Je huidige sleutel werkt nog.",
+    replace_none: "Er wacht geen nieuwe sleutel op bevestiging (hij is al bevestigd of geannuleerd). Er is niets gewijzigd.",
+    replaced: "Je nieuwe sleutel is opgeslagen. De oude sleutel werkt niet meer: verwijder dat account uit de app.",
+    replace_wrong_code: "Die code klopt niet voor de nieuwe sleutel, dus die is niet opgeslagen: je huidige sleutel werkt nog. Controleer of de klok van je telefoon automatisch wordt ingesteld en typ de code die het nieuwe account nu toont.",
+    replace_not_enrolled: "Je account heeft geen sleutel meer om te vervangen (je beheerder heeft hem verwijderd). Er is niets gewijzigd.",
 };
 
 #[cfg(test)]

@@ -500,3 +500,100 @@ fn kill_9_mid_writes_loses_nothing_acknowledged() {
         acked.len()
     );
 }
+
+#[test]
+fn report_shows_each_users_open_or_expired_invite_and_counts_them() {
+    mfa_e2e::require_tool("sqlite3");
+    let site = Site::new("\n[portal]\npublic_url = \"https://mfa.example.com\"\n");
+    assert_eq!(code_of(&site.mfactl(&["init"])), 0);
+    let sql = |q: &str| {
+        let o = Command::new("sqlite3")
+            .arg(site.db())
+            .arg(q)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "sqlite3: {}", text(&o));
+    };
+    let invite = |user: &str| {
+        let o = site.mfactl(&["invite", user, "--valid", "2d"]);
+        assert_eq!(code_of(&o), 0, "{}", text(&o));
+    };
+    // alice: enrolled, no invite. bob: invited, never seen (no record). carol: a record,
+    // her invite expired unused. dave: an expired invite and an open one.
+    site.enroll("alice", &fresh_key());
+    invite("bob");
+    site.enroll("carol", &fresh_key());
+    assert_eq!(code_of(&site.mfactl(&["unlink", "carol"])), 0);
+    invite("carol");
+    sql("UPDATE invites SET created = 100, expires = 200 WHERE user = 'carol'");
+    site.enroll("dave", &fresh_key());
+    assert_eq!(code_of(&site.mfactl(&["unlink", "dave"])), 0);
+    invite("dave");
+    sql("UPDATE invites SET created = 100, expires = 300 WHERE user = 'dave'");
+    invite("dave");
+
+    let o = site.mfactl(&["report", "--format", "json"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let user = |n: &str| {
+        v["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["user"] == n)
+            .unwrap_or_else(|| panic!("{n} not in the report: {v}"))
+            .clone()
+    };
+    assert_eq!(user("alice")["invite"], serde_json::Value::Null);
+    let bob = user("bob");
+    assert_eq!(bob["status"], "invited");
+    assert_eq!(bob["invite"]["state"], "open");
+    let expires = bob["invite"]["expires"].as_str().unwrap().to_string();
+    let in_two_days = mfa_config::format_utc(unix_now() + 2 * 86_400);
+    assert_eq!(&expires[..13], &in_two_days[..13], "{expires}");
+    assert_eq!(user("carol")["invite"]["state"], "expired");
+    assert_eq!(
+        user("carol")["invite"]["expires"],
+        mfa_config::format_utc(200)
+    );
+    assert_eq!(user("dave")["invite"]["state"], "open");
+    let totals = &v["totals"];
+    assert_eq!(totals["users"], 3, "bob has no record: {totals}");
+    assert_eq!(totals["invites_open"], 2, "{totals}");
+    assert_eq!(totals["invites_expired"], 2, "{totals}");
+    assert_eq!(totals["invited_not_seen"], 1, "{totals}");
+
+    let table = text(&site.mfactl(&["report"]));
+    let line = |n: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{n} ")))
+            .unwrap_or_else(|| panic!("no row for {n}: {table}"))
+            .to_string()
+    };
+    assert!(table.lines().next().unwrap().ends_with("INVITE"), "{table}");
+    assert!(line("alice").ends_with(" -"), "{table}");
+    assert!(
+        line("bob").contains("invited")
+            && line("bob").contains(&format!("open until {}", &expires[..10])),
+        "{table}"
+    );
+    assert!(
+        line("carol").ends_with("expired 1970-01-01 00:03"),
+        "{table}"
+    );
+    assert!(line("dave").contains("open until"), "{table}");
+    assert!(
+        table.contains("Invites:         2 open, 2 expired unused (1 for users not seen yet"),
+        "{table}"
+    );
+    let csv = text(&site.mfactl(&["report", "--format", "csv"]));
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",invite,invite_expires"),
+        "{csv}"
+    );
+    assert!(csv.contains(",expired,1970-01-01T00:03:20Z"), "{csv}");
+}

@@ -1,8 +1,11 @@
 //! mfa-portal in a real browser (Debian's chromium through playwright-core, tests/browser/):
 //! enrolment from an invite link, its refusals and its Dutch page; the QR code on the page
-//! against `mfactl enroll`'s URI (zbar); and "Unlock remote desktop from this network"
-//! end to end: a PAM sign-in, then radclient's code-less code-only request and a pamtester
-//! login from that address, refused elsewhere and after revocation.
+//! against `mfactl enroll`'s URI (zbar); "Unlock remote desktop from this network" end to
+//! end: a PAM sign-in, then radclient's code-less code-only request and a pamtester login
+//! from that address, refused elsewhere and after revocation; "Replace key" in My account.
+//! Over plain HTTP(S) (ureq) against the built binary: the TLS listener, the rate limits,
+//! oversized fields, the session idle timeout, an account POST without its cookie, and the
+//! metrics.
 
 mod pam_support;
 mod radius_support;
@@ -36,8 +39,17 @@ struct Portal {
 
 impl Portal {
     fn start(config: &Path, port: u16) -> Portal {
+        Self::start_with(config, port, None)
+    }
+
+    /// With `--pam-confdir` where given (a PAM service file for the sign-in that needs no
+    /// root).
+    fn start_with(config: &Path, port: u16, confdir: Option<&Path>) -> Portal {
         let mut cmd = Command::new(mfa_e2e::bin("mfa-portal"));
         cmd.arg("--config").arg(config);
+        if let Some(d) = confdir {
+            cmd.arg("--pam-confdir").arg(d);
+        }
         let (child, log) = mfa_e2e::spawn_logged(cmd);
         let start = Instant::now();
         while !log.lock().unwrap().contains("listening on") {
@@ -362,4 +374,681 @@ secret = "{SECRET}"
         assert!(log.contains(reason), "audit trail lacks {reason}: {log}");
     }
     assert!(!portal.log().contains(&unix.password));
+}
+
+// ---------------------------------------------------------------------------------------
+// Over HTTP(S), without a browser.
+
+/// One answer: status, headers (names lower case), body.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The value of the hidden `csrf` field.
+    fn csrf(&self) -> String {
+        between(&self.body, "name=\"csrf\" value=\"", "\"")
+            .unwrap_or_else(|| panic!("no CSRF token on the page: {}", self.body))
+    }
+
+    /// The key shown (`id="key"`), without its spaces.
+    fn key(&self) -> String {
+        between(&self.body, "id=\"key\">", "<")
+            .unwrap_or_else(|| panic!("no key on the page: {}", self.body))
+            .replace(' ', "")
+    }
+}
+
+fn between(s: &str, start: &str, end: &str) -> Option<String> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(s[i..j].to_string())
+}
+
+/// `application/x-www-form-urlencoded`, every byte but unreserved ones escaped.
+fn form(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A browser-like client of one portal: keeps the session cookie it was given, and sends
+/// `X-Forwarded-For` where set (the portal believes it from a trusted proxy only).
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    cookie: Option<String>,
+    forwarded: Option<String>,
+}
+
+impl Client {
+    fn new(base: &str) -> Client {
+        Self::with_agent(base, ureq::Agent::config_builder())
+    }
+
+    /// HTTPS with `ca_pem` as the only trust root.
+    fn tls(base: &str, ca_pem: &[u8]) -> Client {
+        let ca = ureq::tls::Certificate::from_pem(ca_pem).unwrap();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca])))
+            .build();
+        Self::with_agent(base, ureq::Agent::config_builder().tls_config(tls))
+    }
+
+    fn with_agent(
+        base: &str,
+        b: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
+    ) -> Client {
+        let agent = b
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .new_agent();
+        Client {
+            agent,
+            base: base.to_string(),
+            cookie: None,
+            forwarded: None,
+        }
+    }
+
+    fn from(mut self, ip: &str) -> Client {
+        self.forwarded = Some(ip.to_string());
+        self
+    }
+
+    fn try_get(&mut self, path: &str) -> Result<Reply, ureq::Error> {
+        let mut r = self.agent.get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            r = r.header("Cookie", c);
+        }
+        if let Some(f) = &self.forwarded {
+            r = r.header("X-Forwarded-For", f);
+        }
+        let resp = r.call()?;
+        Ok(self.reply(resp))
+    }
+
+    fn get(&mut self, path: &str) -> Reply {
+        self.try_get(path).unwrap()
+    }
+
+    fn post_raw(&mut self, path: &str, body: &str) -> Reply {
+        let mut r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        if let Some(c) = &self.cookie {
+            r = r.header("Cookie", c);
+        }
+        if let Some(f) = &self.forwarded {
+            r = r.header("X-Forwarded-For", f);
+        }
+        let resp = r.send(body.as_bytes()).unwrap();
+        self.reply(resp)
+    }
+
+    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        self.post_raw(path, &form(fields))
+    }
+
+    fn reply(&mut self, mut resp: ureq::http::Response<ureq::Body>) -> Reply {
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        for (k, v) in &headers {
+            if k == "set-cookie" {
+                self.cookie = v.split(';').next().map(str::to_string);
+            }
+        }
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Signs in to My account (the PAM service of the site lets any password in).
+    fn sign_in(&mut self, user: &str, code: &str) -> Reply {
+        let csrf = self.get("/account").csrf();
+        self.post(
+            "/account",
+            &[
+                ("action", "signin"),
+                ("user", user),
+                ("password", "any"),
+                ("code", code),
+                ("csrf", &csrf),
+            ],
+        )
+    }
+}
+
+/// A PAM configuration directory whose service `name` lets every password in (pam_permit):
+/// the sign-in's password step without root or a Unix account; the code is still checked.
+fn permit_confdir(dir: &Path, name: &str) -> PathBuf {
+    let d = dir.join("pam.d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join(name),
+        "auth required pam_permit.so\naccount required pam_permit.so\n",
+    )
+    .unwrap();
+    d
+}
+
+/// A site with a portal on a free loopback port, its sign-in through [`permit_confdir`]
+/// and no trusted network. `policy` goes into `[policy]`, `extra` into `[portal]`.
+fn http_site(extra: &str, policy: &str) -> (Site, Portal) {
+    let port = free_tcp_port();
+    let site = Site::with_config(&format!(
+        "[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n[totp]\nissuer = \"Test\"\n[policy]\n{policy}\n[audit]\nsyslog = false\n[portal]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\npam_service = \"mfa-portal-e2e\"\ntrusted_proxies = [\"127.0.0.1\"]\n{extra}\n"
+    ));
+    assert!(site.mfactl(&["init"]).status.success());
+    let confdir = permit_confdir(site.path(), "mfa-portal-e2e");
+    let portal = Portal::start_with(&site.config, port, Some(&confdir));
+    (site, portal)
+}
+
+fn audit_reasons(site: &Site) -> String {
+    String::from_utf8(site.mfactl(&["log", "--format", "csv"]).stdout).unwrap()
+}
+
+fn invite_unused(site: &Site, user: &str) -> bool {
+    sqlite(
+        &site.db(),
+        &format!("SELECT count(*) FROM invites WHERE user = '{user}' AND used IS NULL"),
+    )
+    .trim()
+        == "1"
+}
+
+fn has_key(site: &Site, user: &str) -> bool {
+    sqlite(
+        &site.db(),
+        &format!("SELECT count(*) FROM users WHERE name = '{user}' AND secret IS NOT NULL"),
+    )
+    .trim()
+        == "1"
+}
+
+#[test]
+fn the_tls_listener_serves_https_with_secure_cookies_and_refuses_plain_http() {
+    require_tool("openssl");
+    let port = free_tcp_port();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    // A throw-away CA, and the portal's certificate for 127.0.0.1 signed by it.
+    let ca = dir.path().join("ca.pem");
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let ca_args = [
+        "-days",
+        "2",
+        "-subj",
+        "/CN=mfa test CA",
+        "-keyout",
+        "ca.key",
+    ];
+    openssl(&[&["req", "-x509"][..], &ec, &ca_args, &["-out", "ca.pem"]].concat());
+    let leaf_args = [
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ];
+    openssl(&[&["req"][..], &ec, &leaf_args].concat());
+    std::fs::write(
+        dir.path().join("leaf.ext"),
+        "basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-days", "2",
+        "-extfile", "leaf.ext", "-out", "cert.pem",
+    ]);
+    let site = Site::new(&format!(
+        "\n[portal]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    assert!(site.mfactl(&["init"]).status.success());
+    let portal = Portal::start(&site.config, port);
+    assert!(
+        portal
+            .log()
+            .contains(&format!("listening on https://127.0.0.1:{port}")),
+        "{}",
+        portal.log()
+    );
+    let base = format!("https://127.0.0.1:{port}");
+    let mut https = Client::tls(&base, &std::fs::read(&ca).unwrap());
+    let r = https.get("/account");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"signin\""));
+    let cookie = r.header("set-cookie").join("\n");
+    assert!(
+        cookie.starts_with("__Host-mfa_session=")
+            && cookie.contains("; Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
+        "session cookie: {cookie}"
+    );
+    assert_eq!(
+        r.header("strict-transport-security"),
+        ["max-age=31536000"],
+        "HSTS over TLS"
+    );
+    // Without that certificate as the trust root the handshake fails.
+    let mut untrusted = Client::new(&base);
+    assert!(
+        untrusted.try_get("/account").is_err(),
+        "an unknown CA was accepted"
+    );
+    // Plain HTTP to the TLS port gets no page.
+    let mut plain = Client::new(&format!("http://127.0.0.1:{port}"));
+    match plain.try_get("/account") {
+        Err(_) => {}
+        Ok(r) => panic!("plain HTTP answered {}: {}", r.status, r.body),
+    }
+    drop(portal);
+}
+
+#[test]
+fn rate_limits_per_address_and_per_invite_answer_429_audited_and_keep_the_invite() {
+    let (site, portal) = http_site("", "");
+    let user = unique("rl");
+    let link = invite(&site, &user);
+    let path = link.trim_start_matches(&portal.url).to_string();
+    // Per invite: ten tries of one link, each from its own address, then the link is
+    // refused for a while, even from a new address and with the right code.
+    let mut c = Client::new(&portal.url).from("198.51.100.1");
+    let page = c.get(&path);
+    let (csrf, key) = (page.csrf(), page.key());
+    for i in 0..10 {
+        c.forwarded = Some(format!("198.51.100.{}", 10 + i));
+        let r = c.post(
+            &path,
+            &[("code", &mfa_e2e::wrong_code(&key)), ("csrf", &csrf)],
+        );
+        assert_eq!(r.status, 422, "try {i}: {}", r.body);
+    }
+    c.forwarded = Some("198.51.100.99".into());
+    let r = c.post(&path, &[("code", &mfa_e2e::totp(&key, 0)), ("csrf", &csrf)]);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("Too many attempts"), "{}", r.body);
+    assert!(invite_unused(&site, &user), "the invite was used");
+    assert!(!has_key(&site, &user), "a key was stored");
+
+    // Per address: 30 posts from one address in five minutes, then 429 there only.
+    let mut a = Client::new(&portal.url).from("203.0.113.5");
+    for i in 0..30 {
+        let r = a.post("/account", &[("action", "unlock")]);
+        assert_ne!(r.status, 429, "post {i} refused too early");
+    }
+    let r = a.post("/account", &[("action", "unlock")]);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.body.contains("Too many attempts"));
+    let mut b = Client::new(&portal.url).from("203.0.113.6");
+    assert_ne!(b.post("/account", &[("action", "unlock")]).status, 429);
+    // An enrolment post from the limited address is refused before anything is read.
+    a.cookie = c.cookie.clone();
+    let r = a.post(&path, &[("code", &mfa_e2e::totp(&key, 0)), ("csrf", &csrf)]);
+    assert_eq!(r.status, 429);
+    assert!(invite_unused(&site, &user) && !has_key(&site, &user));
+
+    let log = audit_reasons(&site);
+    let limited: Vec<&str> = log.lines().filter(|l| l.contains("rate_limited")).collect();
+    assert_eq!(limited.len(), 3, "{log}");
+    assert!(limited.iter().any(|l| l.contains("198.51.100.99")), "{log}");
+    assert!(limited.iter().any(|l| l.contains("203.0.113.5")), "{log}");
+}
+
+#[test]
+fn oversized_fields_and_forms_get_a_clear_page_change_nothing_and_are_audited() {
+    let (site, portal) = http_site("", "");
+    let user = unique("big");
+    let link = invite(&site, &user);
+    let path = link.trim_start_matches(&portal.url).to_string();
+    let mut c = Client::new(&portal.url);
+    let page = c.get(&path);
+    let (csrf, key) = (page.csrf(), page.key());
+    // A code above its limit (16 bytes), even one that starts with the right code.
+    let long_code = format!("{}{}", mfa_e2e::totp(&key, 0), "0".repeat(11));
+    let r = c.post(&path, &[("code", &long_code), ("csrf", &csrf)]);
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("too large") && r.body.contains("Nothing was changed"));
+    // A form body above 4 KiB.
+    let filler = "x".repeat(5000);
+    let r = c.post_raw(&path, &format!("code=123456&csrf={csrf}&pad={filler}"));
+    assert_eq!(r.status, 413, "{}", r.body);
+    // A user name above its limit at sign-in: refused before PAM or the store see it.
+    let mut s = Client::new(&portal.url);
+    let csrf_s = s.get("/account").csrf();
+    let r = s.post(
+        "/account",
+        &[
+            ("action", "signin"),
+            ("user", &"u".repeat(300)),
+            ("password", "any"),
+            ("code", "123456"),
+            ("csrf", &csrf_s),
+        ],
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("too large"));
+    // Nothing changed: the invite holds, no key, the page shows the same key, and the
+    // right code still links it.
+    assert!(invite_unused(&site, &user) && !has_key(&site, &user));
+    assert_eq!(c.get(&path).key(), key);
+    let log = audit_reasons(&site);
+    assert_eq!(log.matches("oversized_field").count(), 2, "{log}");
+    assert_eq!(log.matches("oversized_form").count(), 1, "{log}");
+    let r = c.post(&path, &[("code", &mfa_e2e::totp(&key, 0)), ("csrf", &csrf)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(has_key(&site, &user));
+    assert!(!portal.log().contains(&key));
+}
+
+#[test]
+fn an_idle_session_is_refused_with_the_sign_in_page() {
+    let (site, portal) = http_site("session_idle = \"2s\"", "");
+    // The portal counts whole seconds: 0.5 s later the session is at most 1 s idle, 2.6 s
+    // later at least 2 s.
+    let (user, key) = (unique("idle"), fresh_key());
+    site.enroll(&user, &key);
+    let mut c = Client::new(&portal.url);
+    let r = c.sign_in(&user, &mfa_e2e::totp(&key, 0));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("<strong id=\"user\">{user}</strong>"))
+    );
+    assert!(
+        r.header("set-cookie").join("").contains("Max-Age=2"),
+        "the cookie lasts as long as the session"
+    );
+    let csrf = r.csrf();
+    // Used within the timeout, the session holds (each request counts as use).
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(c.get("/account").body.contains("id=\"backup-codes\""));
+    // Idle longer than the timeout: the sign-in page, and its form posts nothing.
+    std::thread::sleep(Duration::from_millis(2600));
+    let old_cookie = c.cookie.clone();
+    let r = c.get("/account");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("id=\"signin\"") && !r.body.contains("id=\"backup-codes\""));
+    c.cookie = old_cookie;
+    let r = c.post("/account", &[("action", "backup-codes"), ("csrf", &csrf)]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("Your session has expired"), "{}", r.body);
+    let codes = sqlite(
+        &site.db(),
+        &format!("SELECT count(*) FROM one_time_codes WHERE user = '{user}'"),
+    );
+    assert_eq!(
+        codes.trim(),
+        "0",
+        "backup codes made from an expired session"
+    );
+    assert!(audit_reasons(&site).contains("session_missing"));
+
+    // `mfactl config check` names a timeout out of range.
+    let bad = Site::new("\n[portal]\nsession_idle = \"0s\"\n");
+    let o = bad.mfactl(&["config", "check"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("portal.session_idle"), "{}", text(&o));
+}
+
+#[test]
+fn an_account_post_without_its_cookie_gets_a_page_and_changes_nothing() {
+    let (site, portal) = http_site("", "remember = \"8h\"");
+    let (user, key) = (unique("nock"), fresh_key());
+    site.enroll(&user, &key);
+    let mut c = Client::new(&portal.url).from("198.51.100.20");
+    let r = c.sign_in(&user, &mfa_e2e::totp(&key, 0));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let csrf = r.csrf();
+    // The same form, the cookie left off (a browser that blocks it, a forged post).
+    c.cookie = None;
+    for action in ["unlock", "backup-codes", "replace-start"] {
+        let r = c.post("/account", &[("action", action), ("csrf", &csrf)]);
+        assert_eq!(r.status, 400, "{action}: {}", r.body);
+        assert!(
+            r.body.contains("did not send its cookie") && r.body.contains("Nothing was changed"),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains("id=\"key\""));
+    }
+    assert!(!text(&site.mfactl(&["unlocks"])).contains("198.51.100.20"));
+    let codes = sqlite(
+        &site.db(),
+        &format!("SELECT count(*) FROM one_time_codes WHERE user = '{user}'"),
+    );
+    assert_eq!(codes.trim(), "0");
+    let log = audit_reasons(&site);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("session_missing") && l.contains("198.51.100.20"))
+            .count(),
+        3,
+        "{log}"
+    );
+    drop(portal);
+}
+
+/// The value of one sample line of a Prometheus text scrape (`name{labels} value`).
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|l| {
+        let (k, v) = l.rsplit_once(' ')?;
+        (k == series).then(|| v.parse().ok()).flatten()
+    })
+}
+
+#[test]
+fn a_metrics_scrape_counts_pages_enrolments_sign_ins_unlocks_and_limits() {
+    let mport = free_tcp_port();
+    let (site, portal) = http_site(
+        &format!("metrics_listen = \"127.0.0.1:{mport}\""),
+        "remember = \"8h\"",
+    );
+    assert!(portal.log().contains("metrics on"), "{}", portal.log());
+    let (alice, akey) = (unique("ma"), fresh_key());
+    site.enroll(&alice, &akey);
+    let mut c = Client::new(&portal.url).from("198.51.100.30");
+    assert_eq!(c.get("/").status, 200);
+    assert_eq!(c.get("/style.css").status, 200);
+    assert_eq!(c.get("/nothing-here").status, 404);
+    // An enrolment through an invite.
+    let bob = unique("mb");
+    let link = invite(&site, &bob);
+    let path = link.trim_start_matches(&portal.url).to_string();
+    let page = c.get(&path);
+    let r = c.post(
+        &path,
+        &[
+            ("code", &mfa_e2e::totp(&page.key(), 0)),
+            ("csrf", &page.csrf()),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A wrong code, then a sign-in, an unlock.
+    let r = c.sign_in(&alice, &mfa_e2e::wrong_code(&akey));
+    assert_eq!(r.status, 401);
+    let r = c.sign_in(&alice, &mfa_e2e::totp(&akey, 0));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c.post("/account", &[("action", "unlock"), ("csrf", &r.csrf())]);
+    assert!(r.body.contains("Unlocked."), "{}", r.body);
+    // Eleven tries of one invite: the last refused by the invite's limit.
+    let carol = unique("mc");
+    let link = invite(&site, &carol);
+    let path = link.trim_start_matches(&portal.url).to_string();
+    let page = c.get(&path);
+    let (csrf, key) = (page.csrf(), page.key());
+    for _ in 0..11 {
+        c.post(
+            &path,
+            &[("code", &mfa_e2e::wrong_code(&key)), ("csrf", &csrf)],
+        );
+    }
+
+    let scrape = ureq::get(format!("http://127.0.0.1:{mport}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let want = [
+        (
+            "mfa_portal_requests_total{page=\"home\",method=\"GET\",status=\"200\"}",
+            1.0,
+        ),
+        (
+            "mfa_portal_requests_total{page=\"style\",method=\"GET\",status=\"200\"}",
+            1.0,
+        ),
+        (
+            "mfa_portal_requests_total{page=\"other\",method=\"GET\",status=\"404\"}",
+            1.0,
+        ),
+        // Two invite pages shown, one enrolment saved, ten wrong codes, one refused.
+        (
+            "mfa_portal_requests_total{page=\"enrol\",method=\"GET\",status=\"200\"}",
+            2.0,
+        ),
+        (
+            "mfa_portal_requests_total{page=\"enrol\",method=\"POST\",status=\"200\"}",
+            1.0,
+        ),
+        (
+            "mfa_portal_requests_total{page=\"enrol\",method=\"POST\",status=\"422\"}",
+            10.0,
+        ),
+        (
+            "mfa_portal_requests_total{page=\"enrol\",method=\"POST\",status=\"429\"}",
+            1.0,
+        ),
+        // Two sign-in forms, the refused sign-in, the sign-in, the unlock.
+        (
+            "mfa_portal_requests_total{page=\"account\",method=\"GET\",status=\"200\"}",
+            2.0,
+        ),
+        (
+            "mfa_portal_requests_total{page=\"account\",method=\"POST\",status=\"401\"}",
+            1.0,
+        ),
+        (
+            "mfa_portal_requests_total{page=\"account\",method=\"POST\",status=\"200\"}",
+            2.0,
+        ),
+        ("mfa_portal_enrolments_total{outcome=\"invite\"}", 1.0),
+        ("mfa_portal_sign_ins_total{outcome=\"wrong_code\"}", 1.0),
+        ("mfa_portal_sign_ins_total{outcome=\"ok\"}", 1.0),
+        ("mfa_portal_unlocks_total", 1.0),
+        ("mfa_portal_rate_limited_total{limit=\"invite\"}", 1.0),
+        ("mfa_portal_request_duration_seconds_count", 22.0),
+    ];
+    for (series, value) in want {
+        assert_eq!(
+            sample(&scrape, series),
+            Some(value),
+            "{series} in:\n{scrape}"
+        );
+    }
+    // No token, user name or address in any label.
+    let token = link.rsplit('/').next().unwrap();
+    for s in [token, alice.as_str(), bob.as_str(), "198.51.100.30"] {
+        assert!(!scrape.contains(s), "{s} in the metrics");
+    }
+    drop(portal);
+}
+
+#[test]
+fn replacing_the_key_in_my_account_in_a_real_browser() {
+    let (site, portal) = http_site("", "");
+    let (user, old) = (unique("rk"), fresh_key());
+    site.enroll(&user, &old);
+    let r = node(
+        "replace.mjs",
+        &serde_json::json!({
+            "url": portal.url, "user": user, "password": "any", "key": old,
+            "mfactl": mfa_e2e::bin("mfactl"), "config": site.config,
+        }),
+    );
+    let new = r["key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    let auth = |key: &str| {
+        let o = site.mfactl(&[
+            "auth",
+            &user,
+            "--ip",
+            "198.51.100.41",
+            "--code",
+            &mfa_e2e::totp(key, 1),
+        ]);
+        (o.status.success(), text(&o))
+    };
+    // The old key's next code is a wrong code now (not a replay: that step was never
+    // used by the new key); the new key's logs in.
+    let (ok, out) = auth(&old);
+    assert!(!ok && out.contains("wrong_code"), "old key: {out}");
+    let (ok, out) = auth(&new);
+    assert!(ok, "new key: {out}");
+    let log = audit_reasons(&site);
+    for reason in ["self_replaced", "replace_wrong_code", "replace_not_started"] {
+        assert!(log.contains(reason), "audit trail lacks {reason}: {log}");
+    }
+    assert_eq!(log.matches("self_replaced").count(), 1, "{log}");
+    // The key left unconfirmed at sign-out was never stored.
+    let left = r["left"].as_str().unwrap();
+    let (ok, out) = auth(left);
+    assert!(!ok, "the abandoned key: {out}");
+    let plog = portal.log();
+    for s in [new.as_str(), left, old.as_str()] {
+        assert!(!plog.contains(s), "a key in the portal log: {plog}");
+    }
 }

@@ -24,7 +24,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 17] = [
+    let checks: [(&str, Check); 19] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -45,6 +45,14 @@ pub fn all(open: Open<'_>) {
         ("unlocks_replaced_as_a_set", unlocks_replaced_as_a_set),
         ("every_user_with_its_own_rows", every_user_with_its_own_rows),
         ("invites_kept_hashed_and_used_once", invites_used_once),
+        (
+            "an_invite_used_with_its_key_or_not_at_all",
+            invite_with_its_key,
+        ),
+        (
+            "two_saves_of_one_invite_at_once_enrol_once",
+            invite_saved_twice_at_once,
+        ),
     ];
     for (name, check) in checks {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(open)));
@@ -194,6 +202,160 @@ fn invites_used_once(open: Open<'_>) {
         .map(|e| e.reason)
         .collect();
     assert_eq!(reasons, ["issued", "used"]);
+}
+
+/// `transact_with_invite`: the invite's use and the transaction's changes commit together
+/// or not at all.
+fn invite_with_its_key(open: Open<'_>) {
+    let s = open();
+    let ivan = name("ivan");
+    let inv = mfa_model::Invite {
+        hash: [7; 32],
+        user: "ivan".into(),
+        created: 100,
+        expires: 1100,
+        used: None,
+    };
+    s.put_invites(&[inv], &[]).unwrap();
+    let (rec, _) = enrolled(&ivan, 150);
+    // An abort (a wrong code, a key there already) rolls the invite's use back too.
+    let r = s.transact_with_invite(&[7; 32], 150, &[&ivan], &mut |recs| {
+        recs[0] = Some(rec.clone());
+        Err(Abort::Refused(Refusal::WrongConfirmationCode))
+    });
+    assert!(matches!(r, Err(StoreError::Aborted(_))), "{r:?}");
+    assert_eq!(
+        s.invite(&[7; 32]).unwrap().unwrap().used,
+        None,
+        "rolled back"
+    );
+    assert!(s.user(&ivan).unwrap().is_none());
+    // An expired or unknown invite: the function never runs, nothing is written.
+    let mut ran = false;
+    for (hash, at) in [([7u8; 32], 1100), ([8u8; 32], 150)] {
+        let usable = s
+            .transact_with_invite(&hash, at, &[&ivan], &mut |recs| {
+                ran = true;
+                recs[0] = Some(rec.clone());
+                Ok(vec![ev(at, "ivan", "stored")])
+            })
+            .unwrap();
+        assert!(!usable);
+    }
+    assert!(!ran, "ran for an unusable invite");
+    assert!(s.user(&ivan).unwrap().is_none());
+    // A usable one: the record, its event and the invite's use, together.
+    let usable = s
+        .transact_with_invite(&[7; 32], 200, &[&ivan], &mut |recs| {
+            recs[0] = Some(rec.clone());
+            Ok(vec![ev(200, "ivan", "used")])
+        })
+        .unwrap();
+    assert!(usable);
+    assert_eq!(s.invite(&[7; 32]).unwrap().unwrap().used, Some(200));
+    assert_eq!(s.user(&ivan).unwrap().unwrap().secret, rec.secret);
+    // Used up: never again, and the function does not run.
+    let again = s
+        .transact_with_invite(&[7; 32], 201, &[&ivan], &mut |_| {
+            panic!("ran for a used invite")
+        })
+        .unwrap();
+    assert!(!again);
+    let reasons: Vec<_> = s
+        .audit(&AuditQuery::default())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(reasons, ["used"]);
+}
+
+/// Two saves of one invite link at once, each with a valid code for its own key (two
+/// browser tabs): exactly one enrols, the stored key is the winner's, the invite is used
+/// once, and the other is told the link was used.
+fn invite_saved_twice_at_once(open: Open<'_>) {
+    use crate::invite::{InviteEnrol, InviteState};
+    let mut cfg = Config::default();
+    cfg.audit.syslog = false;
+    let now = 1_800_000_000;
+    let store = open();
+    let sealer = seal_store(store.as_ref());
+    let core = Core::with_sealer(Arc::new(cfg), store, Box::new(sealer), "conformance");
+    let jill = name("jill");
+    for _ in 0..5 {
+        let token = core.invites("test").issue(&jill, 3600, now).unwrap();
+        let keys = [
+            TotpSecret::generate().unwrap(),
+            TotpSecret::generate().unwrap(),
+        ];
+        let barrier = std::sync::Barrier::new(2);
+        let results: Vec<InviteEnrol> = std::thread::scope(|sc| {
+            let runs: Vec<_> = keys
+                .iter()
+                .map(|k| {
+                    let (core, token, barrier) = (&core, &token, &barrier);
+                    sc.spawn(move || {
+                        let code = code_at_step(k, &params(), now / 30);
+                        barrier.wait();
+                        core.invites("test")
+                            .enrol(token, k, &code, Some("192.0.2.8"), now)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let linked: Vec<usize> = (0..2)
+            .filter(|&i| matches!(results[i], InviteEnrol::Linked { .. }))
+            .collect();
+        assert_eq!(linked.len(), 1, "{results:?}");
+        let loser = &results[1 - linked[0]];
+        assert!(
+            matches!(
+                loser,
+                InviteEnrol::Refused(InviteState::Used { .. })
+                    | InviteEnrol::Refused(InviteState::AlreadyEnrolled { .. })
+            ),
+            "{loser:?}"
+        );
+        // The stored key is the winner's: its next code logs in.
+        let later = now + 30;
+        let login = |k: &TotpSecret| {
+            let req = crate::login::Request {
+                user: jill.clone(),
+                client: ClientAddr::Remote("192.0.2.8".parse().ok()),
+                service: "race".into(),
+                now: later,
+                vouched: true,
+            };
+            let code = code_at_step(k, &params(), later / 30);
+            core.login().verify_code(&req, &code).unwrap().reason
+        };
+        assert_eq!(
+            login(&keys[1 - linked[0]]),
+            Reason::WrongCode,
+            "the loser's key"
+        );
+        assert_eq!(
+            login(&keys[linked[0]]),
+            Reason::ValidCode,
+            "the winner's key"
+        );
+        assert!(matches!(
+            core.invites("test").state(&token, now).unwrap(),
+            InviteState::Used { .. }
+        ));
+        // Unlinked again for the next round (the name's history stays).
+        core.admin("test").unlink(&jill, now).unwrap();
+    }
+    let used = core
+        .store()
+        .audit(&AuditQuery::default())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.reason == "used")
+        .count();
+    assert_eq!(used, 5);
 }
 
 fn put(s: &dyn Store, rec: &UserRecord, events: Vec<AuditEvent>) {

@@ -454,6 +454,37 @@ impl PgStore {
         out
     }
 
+    /// [`transact_on`], tried again after a serialization conflict (a bounded number of
+    /// times); `false` where the invite it was to use up is not usable.
+    fn transact_retrying(
+        &self,
+        names: &[&UserName],
+        invite: Option<(&[u8; 32], i64)>,
+        f: &mut TxFn<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.with_conn(|c| transact_on(c, names, invite, f)) {
+                Ok(done) => return Ok(done),
+                Err(Fail::Pg(what, e)) if retryable(&e) => {
+                    if tries >= MAX_TRIES {
+                        return Err(StoreError::Busy {
+                            source: format!(
+                                "{what} on {}: gave up after {tries} conflicting tries: {}",
+                                self.target,
+                                describe(&e)
+                            )
+                            .into(),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(u64::from(tries) * 5));
+                }
+                Err(e) => return Err(self.classify(e)),
+            }
+        }
+    }
+
     fn run<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, Fail>) -> Result<T, StoreError> {
         self.with_conn(f).map_err(|e| self.classify(e))
     }
@@ -1049,15 +1080,35 @@ fn insert_audit(
     Ok(())
 }
 
-/// One try of a write transaction: lock the names, read their rows, let `f` change them,
-/// write what changed and the events, commit.
-fn transact_on(conn: &mut Conn, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), Fail> {
+/// One try of a write transaction: lock the names, use up `invite` (its hash, at a time)
+/// where one is given, read their rows, let `f` change them, write what changed and the
+/// events, commit. `false` (rolled back, `f` not run) where the invite is no longer usable.
+fn transact_on(
+    conn: &mut Conn,
+    names: &[&UserName],
+    invite: Option<(&[u8; 32], i64)>,
+    f: &mut TxFn<'_>,
+) -> Result<bool, Fail> {
     let Conn { client, st } = conn;
     let mut tx = client.transaction().ctx("starting a transaction")?;
     let mut keys: Vec<i64> = names.iter().map(|n| lock_key(n.as_str())).collect();
     keys.sort_unstable();
     keys.dedup();
     tx.execute(&st.lock, &[&keys]).ctx("locking users")?;
+    if let Some((hash, now)) = invite {
+        // After the users' locks, as every writer takes them: the row lock of the UPDATE
+        // serialises two uses of one invite, and the second re-checks `used IS NULL` on the
+        // committed row and changes nothing.
+        let n = tx
+            .execute(
+                "UPDATE invites SET used = $2 WHERE hash = $1 AND used IS NULL AND expires > $2",
+                &[&hash.as_slice(), &now],
+            )
+            .ctx("using an invite")?;
+        if n == 0 {
+            return Ok(false);
+        }
+    }
     let strs: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     let found = tx
         .query(&st.lock_users, &[&strs])
@@ -1117,7 +1168,7 @@ fn transact_on(conn: &mut Conn, names: &[&UserName], f: &mut TxFn<'_>) -> Result
     write(&mut tx, st, &changed, &codes, &sources, &unlocks)?;
     insert_audit(&mut tx, &st.insert_audit, &events)?;
     tx.commit().ctx("committing")?;
-    Ok(())
+    Ok(true)
 }
 
 fn read_store_key(
@@ -1346,27 +1397,25 @@ impl Store for PgStore {
     }
 
     fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match self.with_conn(|c| transact_on(c, names, f)) {
-                Ok(()) => return Ok(()),
-                Err(Fail::Pg(what, e)) if retryable(&e) => {
-                    if tries >= MAX_TRIES {
-                        return Err(StoreError::Busy {
-                            source: format!(
-                                "{what} on {}: gave up after {tries} conflicting tries: {}",
-                                self.target,
-                                describe(&e)
-                            )
-                            .into(),
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(u64::from(tries) * 5));
-                }
-                Err(e) => return Err(self.classify(e)),
-            }
-        }
+        self.transact_retrying(names, None, f).map(|_| ())
+    }
+
+    fn transact_with_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        names: &[&UserName],
+        f: &mut TxFn<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut usable = false;
+        super::LockOrder::new(names).run(
+            |sorted, g| {
+                usable = self.transact_retrying(sorted, Some((hash, now)), g)?;
+                Ok(())
+            },
+            f,
+        )?;
+        Ok(usable)
     }
 
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {

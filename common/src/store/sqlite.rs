@@ -770,14 +770,26 @@ fn check_store_key(
     })
 }
 
-/// One write transaction: load `names`, let `f` change them, save what changed, append the
-/// events it returned; all or nothing.
+/// One write transaction: use up `invite` (its hash, at a time) where one is given, load
+/// `names`, let `f` change them, save what changed, append the events it returned; all or
+/// nothing. `false` (nothing written, `f` not run) where the invite is no longer usable.
 fn transact_on(
     c: &mut Connection,
     names: &[&UserName],
+    invite: Option<(&[u8; 32], i64)>,
     f: &mut TxFn<'_>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some((hash, now)) = invite {
+        let n = tx
+            .prepare_cached(
+                "UPDATE invites SET used = ?2 WHERE hash = ?1 AND used IS NULL AND expires > ?2",
+            )?
+            .execute(params![&hash[..], now])?;
+        if n == 0 {
+            return Ok(false);
+        }
+    }
     let before: Vec<Option<UserRecord>> = names
         .iter()
         .map(|n| load(&tx, n))
@@ -796,7 +808,7 @@ fn transact_on(
     }
     insert_audit(&tx, &events)?;
     tx.commit()?;
-    Ok(())
+    Ok(true)
 }
 
 fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
@@ -892,7 +904,25 @@ impl Store for SqliteStore {
     }
 
     fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-        self.with_conn(|c| transact_on(c, names, f))
+        self.with_conn(|c| transact_on(c, names, None, f).map(|_| ()))
+    }
+
+    fn transact_with_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        names: &[&UserName],
+        f: &mut TxFn<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut usable = false;
+        super::LockOrder::new(names).run(
+            |sorted, g| {
+                usable = self.with_conn(|c| transact_on(c, sorted, Some((hash, now)), g))?;
+                Ok(())
+            },
+            f,
+        )?;
+        Ok(usable)
     }
 
     fn group_commit(&self) -> Option<&dyn GroupCommit> {
@@ -1178,7 +1208,7 @@ impl NameTx for SqliteNameTx<'_> {
 impl GroupCommit for SqliteStore {
     fn transact_deferred(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
         super::LockOrder::new(names).run(
-            |sorted, g| self.with_deferred_conn(|c| transact_on(c, sorted, g)),
+            |sorted, g| self.with_deferred_conn(|c| transact_on(c, sorted, None, g).map(|_| ())),
             f,
         )
     }

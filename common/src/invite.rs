@@ -301,8 +301,8 @@ mod tests {
         fn user(&self, n: &UserName) -> Result<Option<UserRecord>, StoreError> {
             self.0.user(n)
         }
-        fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-            self.0.users()
+        fn each_user(&self, f: &mut crate::store::UserFn<'_>) -> Result<(), StoreError> {
+            self.0.each_user(f)
         }
         fn transact_sorted(&self, n: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
             self.0.transact_sorted(n, f)
@@ -334,8 +334,8 @@ mod tests {
         fn names_checked(&self) -> Result<Option<String>, StoreError> {
             self.0.names_checked()
         }
-        fn user_names(&self) -> Result<Vec<String>, StoreError> {
-            self.0.user_names()
+        fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+            self.0.each_user_name(f)
         }
         fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
             self.0.maintain_names(f)

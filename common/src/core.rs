@@ -174,6 +174,11 @@ impl Reads<'_> {
         self.0.users()
     }
 
+    /// See [`Store::each_user`](crate::store::Store::each_user).
+    pub fn each_user(&self, f: &mut crate::store::UserFn<'_>) -> Result<(), StoreError> {
+        self.0.each_user(f)
+    }
+
     pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         self.0.audit(q)
     }

@@ -82,11 +82,34 @@ impl InviteCell {
     }
 }
 
+/// One report row: a stored user, or a user invited but never seen by a login.
+struct Row {
+    user: mfa_common::UserRecord,
+    status: String,
+    deadline: Option<i64>,
+    invite: Option<InviteCell>,
+}
+
+/// The roll-out totals, counted while the rows stream past.
+#[derive(Default)]
+struct Totals {
+    users: usize,
+    enrolled: usize,
+    grace: usize,
+    overdue: usize,
+    locked: usize,
+    exempt: usize,
+}
+
+/// `mfactl report`, streamed: the store hands the records over one at a time
+/// ([`mfa_common::store::Store::each_user`]) and each row is written as it comes, so a
+/// million users cost one record of memory (JSON and CSV in one pass; the table reads the
+/// store twice, once for the column widths). The totals follow the rows.
 pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
+    use std::io::Write;
     let a = open(cfg, OpenMode::Existing)?;
     let c = a.config();
     let t = now();
-    let mut users = a.store().users()?;
     let invites = a.store().invites()?;
     let mut by_user: BTreeMap<&str, Vec<&Invite>> = BTreeMap::new();
     for i in &invites {
@@ -102,83 +125,127 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
         .count();
     // A user invited but never seen by a login has no record: listed with status "invited"
     // (not counted among the users, whose totals stay those of the store's records).
-    let stored: std::collections::HashSet<String> =
-        users.iter().map(|u| u.name.to_string()).collect();
-    let mut invited_only = std::collections::HashSet::new();
+    let mut invited_only = Vec::new();
     for name in by_user.keys() {
-        if !stored.contains(*name)
-            && let Ok(n) = mfa_common::UserName::parse(name)
+        if let Ok(n) = mfa_common::UserName::parse(name)
+            && a.store().user(&n)?.is_none()
         {
-            invited_only.insert(n.to_string());
-            users.push(mfa_common::UserRecord::new(&n, c.totp.params(), t));
+            invited_only.push(n);
         }
     }
-    users.sort_by(|x, y| x.name.cmp(&y.name));
-    let mut rows = Vec::with_capacity(users.len());
-    let (mut enrolled, mut grace, mut overdue, mut locked, mut exempt) = (0, 0, 0, 0, 0);
-    for u in &users {
-        let invite = InviteCell::of(
-            by_user.get(u.name.as_str()).map_or(&[][..], Vec::as_slice),
-            t,
-        );
-        if invited_only.contains(u.name.as_str()) {
-            rows.push((u, "invited".to_string(), None, invite));
-            continue;
+    let invite_of =
+        |name: &str| InviteCell::of(by_user.get(name).map_or(&[][..], Vec::as_slice), t);
+    // Every row in name order: the stored records, with the invited-only users merged in.
+    let each_row = |f: &mut dyn FnMut(Row) -> Result<()>| -> Result<Totals> {
+        let mut totals = Totals::default();
+        let mut pending = invited_only.iter().peekable();
+        let mut failed = None;
+        let invited = |n: &mfa_common::UserName, f: &mut dyn FnMut(Row) -> Result<()>| {
+            f(Row {
+                user: mfa_common::UserRecord::new(n, c.totp.params(), t),
+                status: "invited".into(),
+                deadline: None,
+                invite: invite_of(n.as_str()),
+            })
+        };
+        let read = a.store().each_user(&mut |u| {
+            let step = (|| -> Result<()> {
+                while let Some(n) = pending.next_if(|n| n.as_str() < u.name.as_str()) {
+                    invited(n, f)?;
+                }
+                let (status, deadline) = rollout_status(&u, c, &a.login().groups_for(&u.name), t);
+                totals.users += 1;
+                totals.enrolled += usize::from(u.enrolled());
+                totals.grace += usize::from(status.in_grace());
+                totals.overdue += usize::from(status == RolloutStatus::Overdue);
+                totals.locked += usize::from(u.locked(t).is_some());
+                totals.exempt += usize::from(status == RolloutStatus::Exempt);
+                let invite = invite_of(u.name.as_str());
+                f(Row {
+                    user: u,
+                    status: status.to_string(),
+                    deadline,
+                    invite,
+                })
+            })();
+            // The store's read stops at the first failed write (a closed pipe, a full disk).
+            step.map_err(|e| {
+                failed = Some(e);
+                mfa_common::store::StoreError::Aborted(mfa_common::store::Abort::Bug(
+                    "the report stopped",
+                ))
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
-        let (status, deadline) = rollout_status(u, c, &a.login().groups_for(&u.name), t);
-        enrolled += usize::from(u.enrolled());
-        grace += usize::from(status.in_grace());
-        overdue += usize::from(status == RolloutStatus::Overdue);
-        locked += usize::from(u.locked(t).is_some());
-        exempt += usize::from(status == RolloutStatus::Exempt);
-        rows.push((u, status.to_string(), deadline, invite));
-    }
-    let total = users.len() - invited_only.len();
-    let pct = if total == 0 {
-        0.0
-    } else {
-        (enrolled as f64 * 1000.0 / total as f64).round() / 10.0
+        read?;
+        for n in pending {
+            invited(n, f)?;
+        }
+        Ok(totals)
     };
+    let io = |e: std::io::Error| Fail::Error(format!("writing the report: {e}"));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let go_live = c.policy.enforce_from.map(|i| i.0);
     let days_to_go = go_live.map(|g| ((g - t) as f64 / 86_400.0).ceil().max(0.0) as i64);
+    let pct = |n: &Totals| {
+        if n.users == 0 {
+            0.0
+        } else {
+            (n.enrolled as f64 * 1000.0 / n.users as f64).round() / 10.0
+        }
+    };
 
     match format {
         Format::Json => {
-            let users: Vec<Value> = rows
-                .iter()
-                .map(|(u, st, deadline, invite)| {
-                    json!({
-                        "user": u.name.as_str(), "enrolled": u.enrolled(), "status": st,
-                        "mfa_created": ts(u.mfa_created), "mfa_changed": ts(u.mfa_changed),
-                        "last_login": ts(u.last_login), "login_count": u.login_count,
-                        "failures": u.failures, "locked_until": ts(u.locked(t)),
-                        "backup_codes_left": u.usable_codes(OtcKind::Backup, t),
-                        "temporary_access": u.usable_codes(OtcKind::Temporary, t),
-                        "last_ip": u.last_ip, "last_outcome": u.last_outcome,
-                        "grace_deadline": ts(*deadline),
-                        "invite": InviteCell::json(*invite),
-                    })
-                })
-                .collect();
+            write!(
+                out,
+                "{{\n  \"generated\": {},\n  \"users\": [",
+                Value::String(format_utc(t))
+            )
+            .map_err(io)?;
+            let mut first = true;
+            let totals = each_row(&mut |r| {
+                let u = &r.user;
+                let row = json!({
+                    "user": u.name.as_str(), "enrolled": u.enrolled(), "status": r.status,
+                    "mfa_created": ts(u.mfa_created), "mfa_changed": ts(u.mfa_changed),
+                    "last_login": ts(u.last_login), "login_count": u.login_count,
+                    "failures": u.failures, "locked_until": ts(u.locked(t)),
+                    "backup_codes_left": u.usable_codes(OtcKind::Backup, t),
+                    "temporary_access": u.usable_codes(OtcKind::Temporary, t),
+                    "last_ip": u.last_ip, "last_outcome": u.last_outcome,
+                    "grace_deadline": ts(r.deadline),
+                    "invite": InviteCell::json(r.invite),
+                });
+                let text =
+                    serde_json::to_string_pretty(&row).map_err(|e| Fail::Error(e.to_string()))?;
+                let sep = if first { "\n    " } else { ",\n    " };
+                first = false;
+                write!(out, "{sep}{}", text.replace('\n', "\n    ")).map_err(io)
+            })?;
             let doc = json!({
-                "generated": format_utc(t),
-                "totals": {
-                    "users": total, "enrolled": enrolled, "not_enrolled": total - enrolled,
-                    "enrolled_percent": pct, "in_grace": grace, "overdue": overdue,
-                    "locked": locked, "exempt": exempt,
-                    "go_live": ts(go_live), "days_to_go_live": days_to_go,
-                    "invites_open": open_invites, "invites_expired": expired_invites,
-                    "invited_not_seen": invited_only.len(),
-                },
-                "users": users,
+                "users": totals.users, "enrolled": totals.enrolled,
+                "not_enrolled": totals.users - totals.enrolled,
+                "enrolled_percent": pct(&totals), "in_grace": totals.grace,
+                "overdue": totals.overdue, "locked": totals.locked, "exempt": totals.exempt,
+                "go_live": ts(go_live), "days_to_go_live": days_to_go,
+                "invites_open": open_invites, "invites_expired": expired_invites,
+                "invited_not_seen": invited_only.len(),
             });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&doc).map_err(|e| Fail::Error(e.to_string()))?
-            );
+            let text =
+                serde_json::to_string_pretty(&doc).map_err(|e| Fail::Error(e.to_string()))?;
+            let close = if first { "]" } else { "\n  ]" };
+            writeln!(
+                out,
+                "{close},\n  \"totals\": {}\n}}",
+                text.replace('\n', "\n  ")
+            )
+            .map_err(io)?;
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let mut w = csv::Writer::from_writer(out);
             let head = [
                 "user",
                 "enrolled",
@@ -203,12 +270,13 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     .map_err(|e| Fail::Error(e.to_string()))
             };
             write(&head.map(String::from))?;
-            for (u, st, deadline, invite) in &rows {
-                let [inv, inv_expires] = InviteCell::csv(*invite);
+            each_row(&mut |r| {
+                let u = &r.user;
+                let [inv, inv_expires] = InviteCell::csv(r.invite);
                 write(&[
                     u.name.to_string(),
                     u.enrolled().to_string(),
-                    st.clone(),
+                    r.status.clone(),
                     iso(u.mfa_created),
                     iso(u.mfa_changed),
                     iso(u.last_login),
@@ -219,12 +287,12 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     u.usable_codes(OtcKind::Temporary, t).to_string(),
                     u.last_ip.clone().unwrap_or_default(),
                     u.last_outcome.clone().unwrap_or_default(),
-                    iso(*deadline),
+                    iso(r.deadline),
                     inv,
                     inv_expires,
-                ])?;
-            }
-            w.flush().map_err(|e| Fail::Error(e.to_string()))?;
+                ])
+            })?;
+            w.flush().map_err(io)?;
         }
         Format::Table => {
             let head = [
@@ -241,51 +309,72 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 "LAST OUTCOME",
                 "INVITE",
             ];
-            let body: Vec<Vec<String>> = rows
+            let cells = |r: &Row| -> Vec<String> {
+                let u = &r.user;
+                [
+                    u.name.to_string(),
+                    r.status.clone(),
+                    short(u.mfa_created),
+                    short(u.mfa_changed),
+                    short(u.last_login),
+                    u.login_count.to_string(),
+                    u.failures.to_string(),
+                    short(u.locked(t)),
+                    u.usable_codes(OtcKind::Backup, t).to_string(),
+                    u.last_ip.clone().unwrap_or("-".into()),
+                    u.last_outcome.clone().unwrap_or("-".into()),
+                    InviteCell::table(r.invite),
+                ]
                 .iter()
-                .map(|(u, st, _, invite)| {
-                    vec![
-                        u.name.to_string(),
-                        st.clone(),
-                        short(u.mfa_created),
-                        short(u.mfa_changed),
-                        short(u.last_login),
-                        u.login_count.to_string(),
-                        u.failures.to_string(),
-                        short(u.locked(t)),
-                        u.usable_codes(OtcKind::Backup, t).to_string(),
-                        u.last_ip.clone().unwrap_or("-".into()),
-                        u.last_outcome.clone().unwrap_or("-".into()),
-                        InviteCell::table(*invite),
-                    ]
-                })
-                .collect();
-            print_table(&head, &body);
-            println!();
-            println!("Enrolled:        {enrolled} of {total} ({pct}%)");
+                .map(|c| visible(c))
+                .collect()
+            };
+            // First pass: the column widths; second: the rows.
+            let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+            each_row(&mut |r| {
+                for (x, c) in w.iter_mut().zip(cells(&r)) {
+                    *x = (*x).max(c.chars().count());
+                }
+                Ok(())
+            })?;
+            table_line(&mut out, &w, &head.map(String::from)).map_err(io)?;
+            let totals = each_row(&mut |r| table_line(&mut out, &w, &cells(&r)).map_err(io))?;
+            let (enrolled, total, pct) = (totals.enrolled, totals.users, pct(&totals));
+            writeln!(out).map_err(io)?;
+            writeln!(out, "Enrolled:        {enrolled} of {total} ({pct}%)").map_err(io)?;
             match (go_live, days_to_go) {
-                (Some(g), Some(d)) if g > t => println!(
+                (Some(g), Some(d)) if g > t => writeln!(
+                    out,
                     "Go-live:         {} (in {d} days), grace {} days per user",
                     format_utc(g),
                     c.policy.grace_days
                 ),
-                (Some(g), _) => println!(
+                (Some(g), _) => writeln!(
+                    out,
                     "Go-live:         {} (enforced), grace {} days per user",
                     format_utc(g),
                     c.policy.grace_days
                 ),
-                _ => println!(
+                _ => writeln!(
+                    out,
                     "Go-live:         not set (enforced now), grace {} days per user",
                     c.policy.grace_days
                 ),
             }
-            println!("In grace:        {grace}");
-            println!("Overdue:         {overdue} (not enrolled, past the deadline)");
-            println!("Locked:          {locked}");
-            if exempt > 0 {
-                println!("Exempt:          {exempt}");
+            .map_err(io)?;
+            writeln!(out, "In grace:        {}", totals.grace).map_err(io)?;
+            writeln!(
+                out,
+                "Overdue:         {} (not enrolled, past the deadline)",
+                totals.overdue
+            )
+            .map_err(io)?;
+            writeln!(out, "Locked:          {}", totals.locked).map_err(io)?;
+            if totals.exempt > 0 {
+                writeln!(out, "Exempt:          {}", totals.exempt).map_err(io)?;
             }
-            println!(
+            writeln!(
+                out,
                 "Invites:         {open_invites} open, {expired_invites} expired unused{}",
                 if invited_only.is_empty() {
                     String::new()
@@ -295,10 +384,21 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                         invited_only.len()
                     )
                 }
-            );
+            )
+            .map_err(io)?;
+            out.flush().map_err(io)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn table_line(out: &mut impl std::io::Write, w: &[usize], cells: &[String]) -> std::io::Result<()> {
+    let s: Vec<String> = cells
+        .iter()
+        .zip(w)
+        .map(|(c, w)| format!("{c:<w$}"))
+        .collect();
+    writeln!(out, "{}", s.join("  ").trim_end())
 }
 
 /// A cell as the terminal may show it: every control character (C0, DEL, C1, so no newline

@@ -8,7 +8,7 @@ use mfa_common::login::now;
 use mfa_common::policy::rollout_status;
 use mfa_common::store::AuditQuery;
 use mfa_common::{OpenMode, OtcKind, RolloutStatus};
-use mfa_config::format_utc;
+use mfa_config::{GoLive, format_utc};
 use serde_json::{Value, json};
 
 use crate::admin::open;
@@ -47,7 +47,12 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     } else {
         (enrolled as f64 * 1000.0 / total as f64).round() / 10.0
     };
-    let go_live = c.policy.enforce_from.map(|i| i.0);
+    let go_live = c.policy.enforce_from.date();
+    let go_live_state = match c.policy.enforce_from {
+        GoLive::Now => "now",
+        GoLive::At(_) => "date",
+        GoLive::Never => "never",
+    };
     let days_to_go = go_live.map(|g| ((g - t) as f64 / 86_400.0).ceil().max(0.0) as i64);
 
     match format {
@@ -74,6 +79,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     "enrolled_percent": pct, "in_grace": grace, "overdue": overdue,
                     "locked": locked, "exempt": exempt,
                     "go_live": ts(go_live), "days_to_go_live": days_to_go,
+                    "go_live_state": go_live_state,
                 },
                 "users": users,
             });
@@ -170,6 +176,10 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 (Some(g), _) => println!(
                     "Go-live:         {} (enforced), grace {} days per user",
                     format_utc(g),
+                    c.policy.grace_days
+                ),
+                _ if go_live_state == "never" => println!(
+                    "Go-live:         not set (roll-out not scheduled: MFA not required yet), grace {} days per user once set",
                     c.policy.grace_days
                 ),
                 _ => println!(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Debian package of everything the workspace ships: pam_mfa.so, mfa-radiusd,
-# mfactl, the conffile, the systemd unit, the pam-auth-update profile, man pages, shell
+# mfa-portal, mfactl, the conffile, the systemd units, the pam-auth-update profile, man pages, shell
 # completion, docs and example PAM stacks (docs/PACKAGING.md says what goes where).
 #
 #   scripts/build-deb.sh [--debug] [--no-build] [--out DIR]
@@ -39,12 +39,12 @@ for tool in dpkg-deb dpkg-shlibdeps dpkg-architecture strip gzip; do
 done
 
 if [ "$build" = 1 ]; then
-    flags=(--locked -p mfactl -p mfa-radiusd -p pam_mfa)
+    flags=(--locked -p mfactl -p mfa-radiusd -p mfa-portal -p pam_mfa)
     [ "$profile" = release ] && flags+=(--release)
     cargo build "${flags[@]}"
 fi
 bin="$top/target/$profile"
-for f in mfactl mfa-radiusd; do
+for f in mfactl mfa-radiusd mfa-portal; do
     [ -f "$bin/$f" ] || { echo "build-deb.sh: $bin/$f is not built" >&2; exit 2; }
 done
 # `cargo build` puts the module in target/PROFILE; a plain `cargo test` may leave the newer
@@ -83,15 +83,16 @@ strip_to() { install -m "$1" "$2" "$3"; strip --strip-unneeded --remove-section=
 strip_to 0644 "$module" "$root/usr/lib/$multiarch/security/pam_mfa.so"
 strip_to 0755 "$bin/mfactl" "$root/usr/sbin/mfactl"
 strip_to 0755 "$bin/mfa-radiusd" "$root/usr/sbin/mfa-radiusd"
+strip_to 0755 "$bin/mfa-portal" "$root/usr/sbin/mfa-portal"
 
 # The conffile: root:root 0640 (dpkg-deb --root-owner-group), commented, enforcing nothing.
 install -m 0640 "$src/mfa.toml" "$root/etc/mfa/mfa.toml"
-install -m 0644 "$src/mfa-radiusd.service" "$root/lib/systemd/system/mfa-radiusd.service"
+install -m 0644 "$src/mfa-radiusd.service" "$src/mfa-portal.service" "$root/lib/systemd/system/"
 install -m 0644 "$src/pam-configs/mfa" "$root/usr/share/pam-configs/mfa"
 
 # Man pages: mfactl's from its clap definitions, the rest written by hand.
 "$root/usr/sbin/mfactl" generate-man "$root/usr/share/man/man8"
-install -m 0644 "$src/man/pam_mfa.8" "$src/man/mfa-radiusd.8" "$root/usr/share/man/man8/"
+install -m 0644 "$src/man/pam_mfa.8" "$src/man/mfa-radiusd.8" "$src/man/mfa-portal.8" "$root/usr/share/man/man8/"
 install -m 0644 "$src/man/mfa.toml.5" "$root/usr/share/man/man5/"
 chmod 0644 "$root"/usr/share/man/man8/*
 find "$root/usr/share/man" -type f -exec gzip -9n {} +
@@ -128,7 +129,7 @@ chmod 0644 "$root/DEBIAN/conffiles"
 # Depends: what the binaries link against (dpkg-shlibdeps wants a debian/control to sit in).
 mkdir -p "$work/src/debian"
 printf 'Source: mfa\n\nPackage: mfa\nArchitecture: any\n' > "$work/src/debian/control"
-shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -e"$root/usr/sbin/mfactl" -e"$root/usr/sbin/mfa-radiusd" \
+shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -e"$root/usr/sbin/mfactl" -e"$root/usr/sbin/mfa-radiusd" -e"$root/usr/sbin/mfa-portal" \
     -e"$root/usr/lib/$multiarch/security/pam_mfa.so" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 case "$shlibs" in *libpam0g*) ;; *) shlibs="${shlibs:+$shlibs, }libpam0g" ;; esac
 depends="$shlibs, libpam-runtime (>= 1.0.1-6)"

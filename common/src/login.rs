@@ -393,12 +393,14 @@ fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &Ctx<'_
         *slot = Some(UserRecord::new(&req.user, ctx.params, req.now));
     }
     if let Some(rec) = slot.as_mut() {
-        if !rec.enrolled() && rec.grace_started.is_none() {
-            let go_live = cfg.policy.enforce_from.map_or(i64::MIN, |i| i.0);
-            if req.now >= go_live {
-                let deadline = grace_deadline(Some(rec), cfg, req.now);
-                rec.grace_started = Some(deadline - i64::from(cfg.policy.grace_days) * 86_400);
-            }
+        // The grace starts at the first login at or after go-live (never, while the roll-out
+        // is not scheduled: there is no deadline).
+        if !rec.enrolled()
+            && rec.grace_started.is_none()
+            && !cfg.policy.enforce_from.is_before(req.now)
+            && let Some(deadline) = grace_deadline(Some(rec), cfg, req.now)
+        {
+            rec.grace_started = Some(deadline - i64::from(cfg.policy.grace_days) * 86_400);
         }
         note_outcome(rec, d, &req.client, req.now);
     }
@@ -540,6 +542,29 @@ mod tests {
             .authenticate(&vouched(req("carol", "192.0.2.1", now + 86_400 * 14)))
             .unwrap();
         assert_eq!(d.reason, Reason::NotEnrolled);
+    }
+
+    /// While the roll-out is not scheduled a login is let in and tracked, but starts no
+    /// grace: once the administrator sets a date, every user's grace counts from it.
+    #[test]
+    fn no_grace_starts_while_the_roll_out_is_not_scheduled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.path = dir.path().join("mfa.db");
+        cfg.policy.grace_days = 14;
+        cfg.policy.enforce_from = mfa_config::GoLive::Never;
+        cfg.audit.syslog = false;
+        let a = Core::open(Arc::new(cfg), OpenMode::Create, "test").unwrap();
+        let now = 1_800_000_000;
+        let d = a
+            .login()
+            .authenticate(&vouched(req("dave", "192.0.2.1", now)))
+            .unwrap();
+        assert_eq!(d.reason, Reason::BeforeGoLive { days_left: None });
+        assert!(d.is_allowed());
+        let rec = a.store().user(&n("dave")).unwrap().unwrap();
+        assert_eq!(rec.grace_started, None);
+        assert_eq!(rec.login_count, 1);
     }
 
     /// A name nothing vouches for gets its decision but no record: trying names fills

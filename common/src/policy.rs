@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use mfa_config::{Config, LocalLogins, SelfEnroll, format_utc};
+use mfa_config::{Config, GoLive, LocalLogins, SelfEnroll, format_utc};
 pub use mfa_model::Outcome;
 use mfa_model::{OtcKind, RolloutStatus, UserName, UserRecord};
 
@@ -19,8 +19,10 @@ pub enum Reason {
     LocalLogin,
     ExemptUser,
     ExemptGroup,
+    /// Not enrolled, before go-live: `days_left` until the user's deadline, or `None` where
+    /// the roll-out is not scheduled (`enforce_from = "never"`).
     BeforeGoLive {
-        days_left: i64,
+        days_left: Option<i64>,
     },
     GracePeriod {
         days_left: i64,
@@ -100,8 +102,13 @@ impl fmt::Display for Reason {
             Reason::LocalLogin => f.write_str("local login, trusted by configuration"),
             Reason::ExemptUser => f.write_str("user is exempt"),
             Reason::ExemptGroup => f.write_str("user is in an exempt group"),
-            Reason::BeforeGoLive { days_left } => {
+            Reason::BeforeGoLive {
+                days_left: Some(days_left),
+            } => {
                 write!(f, "not enrolled, MFA required in {days_left} day(s)")
+            }
+            Reason::BeforeGoLive { days_left: None } => {
+                f.write_str("not enrolled, MFA not required yet (roll-out not scheduled)")
             }
             Reason::GracePeriod { days_left } => {
                 write!(f, "not enrolled, in grace period ({days_left} day(s) left)")
@@ -216,14 +223,19 @@ pub struct Facts<'a> {
 }
 
 /// When a not-yet-enrolled user's grace ends: `grace_days` after the later of go-live and
-/// the user's first appearance (or the stored start, once there is one).
-pub fn grace_deadline(record: Option<&UserRecord>, cfg: &Config, now: i64) -> i64 {
-    let go_live = cfg.policy.enforce_from.map_or(i64::MIN, |i| i.0);
+/// the user's first appearance (or the stored start, once there is one). `None` while the
+/// roll-out is not scheduled (`enforce_from = "never"`): there is no deadline.
+pub fn grace_deadline(record: Option<&UserRecord>, cfg: &Config, now: i64) -> Option<i64> {
+    let go_live = match cfg.policy.enforce_from {
+        GoLive::Now => i64::MIN,
+        GoLive::At(t) => t.0,
+        GoLive::Never => return None,
+    };
     let start = match record.and_then(|r| r.grace_started) {
         Some(s) => s,
         None => record.map_or(now, |r| r.first_seen).max(go_live),
     };
-    start.saturating_add(i64::from(cfg.policy.grace_days) * DAY)
+    Some(start.saturating_add(i64::from(cfg.policy.grace_days) * DAY))
 }
 
 fn days_until(t: i64, now: i64) -> i64 {
@@ -296,14 +308,22 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     if enrolled {
         return Decision::need_code();
     }
-    // 4. Not enrolled: go-live and grace.
+    // 4. Not enrolled: go-live and grace. No deadline: the roll-out is not scheduled.
     let deadline = grace_deadline(f.record, cfg, f.now);
-    let go_live = p.enforce_from.map(|i| i.0);
-    let days_left = days_until(deadline, f.now);
-    let reason = match go_live {
-        Some(g) if f.now < g => Some(Reason::BeforeGoLive { days_left }),
-        _ if f.now < deadline => Some(Reason::GracePeriod { days_left }),
-        _ => None,
+    let reason = match deadline {
+        None => Some(Reason::BeforeGoLive { days_left: None }),
+        Some(deadline) => {
+            let days_left = days_until(deadline, f.now);
+            if p.enforce_from.is_before(f.now) {
+                Some(Reason::BeforeGoLive {
+                    days_left: Some(days_left),
+                })
+            } else if f.now < deadline {
+                Some(Reason::GracePeriod { days_left })
+            } else {
+                None
+            }
+        }
     };
     if let Some(reason) = reason {
         let how = if may_enrol_here {
@@ -313,13 +333,19 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         } else {
             "log in from the office network to enrol your authenticator app, or ask your administrator"
         };
+        let message = match (deadline, &reason) {
+            (Some(deadline), Reason::BeforeGoLive { days_left: Some(n) })
+            | (Some(deadline), Reason::GracePeriod { days_left: n }) => format!(
+                "MFA becomes required for this account in {n} day(s) ({}); {how}.",
+                format_utc(deadline)
+            ),
+            // Not scheduled: no date and no day count to tell.
+            _ => format!("MFA is not required for this account yet; {how}."),
+        };
         return Decision {
             outcome: Outcome::Allow,
             reason,
-            message: Some(format!(
-                "MFA becomes required for this account in {days_left} day(s) ({}); {how}.",
-                format_utc(deadline)
-            )),
+            message: Some(message),
             offer_enrolment: may_enrol_here,
         };
     }
@@ -352,7 +378,11 @@ pub fn rollout_status(
         },
         cfg,
     );
-    let deadline = (!rec.enrolled()).then(|| grace_deadline(Some(rec), cfg, now));
+    let deadline = if rec.enrolled() {
+        None
+    } else {
+        grace_deadline(Some(rec), cfg, now)
+    };
     let s = match (&d.reason, d.outcome) {
         (Reason::ExemptUser | Reason::ExemptGroup, _) => RolloutStatus::Exempt,
         (Reason::Locked { .. }, _) => RolloutStatus::Locked {
@@ -506,12 +536,17 @@ mod tests {
     fn go_live_and_grace_with_pinned_clock() {
         let mut c = cfg();
         let go_live = NOW + 10 * DAY;
-        c.policy.enforce_from = Some(Instant(go_live));
+        c.policy.enforce_from = GoLive::At(Instant(go_live));
         let r = rec(false); // first seen long before go-live
 
         // Before go-live: allowed, told the deadline (go-live + 14 days = 24 days).
         let before = d("alice", remote("11.1.1.1"), NOW, Some(&r), &c);
-        assert_eq!(before.reason, Reason::BeforeGoLive { days_left: 24 });
+        assert_eq!(
+            before.reason,
+            Reason::BeforeGoLive {
+                days_left: Some(24)
+            }
+        );
         assert!(before.message.as_deref().unwrap().contains("in 24 day(s)"));
 
         // Inside grace: 3 days after go-live, 11 days left.
@@ -539,9 +574,56 @@ mod tests {
     }
 
     #[test]
+    fn go_live_never_lets_unenrolled_users_in_for_ever_and_asks_enrolled_ones_for_a_code() {
+        let mut c = cfg();
+        c.policy.enforce_from = GoLive::Never;
+        c.policy.grace_days = 0;
+        let r = rec(false);
+        for (t, record) in [(NOW, Some(&r)), (NOW + 10_000 * DAY, Some(&r)), (NOW, None)] {
+            let dd = d("alice", remote("11.1.1.1"), t, record, &c);
+            assert_eq!(dd.reason, Reason::BeforeGoLive { days_left: None });
+            assert_eq!(dd.reason.code(), "before_go_live");
+            assert!(dd.is_allowed());
+            let m = dd.message.as_deref().unwrap();
+            assert!(
+                m.contains("MFA is not required for this account yet"),
+                "{m}"
+            );
+            assert!(m.contains("enrol"), "{m}");
+            assert!(!m.contains("day"), "no day count: {m}");
+        }
+        // How to enrol follows self_enroll, as before go-live.
+        let m = d("alice", remote("11.1.1.1"), NOW, Some(&r), &c)
+            .message
+            .unwrap();
+        assert!(m.contains("log in from the office network"), "{m}");
+        let dd = d("alice", remote("10.1.1.1"), NOW, Some(&r), &c);
+        assert_eq!(dd.reason, Reason::TrustedNetwork);
+        assert!(dd.offer_enrolment);
+        // An enrolled user still needs the code.
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), NOW, Some(&rec(true)), &c).outcome,
+            Outcome::NeedCode
+        );
+        // No deadline, in the roll-out view too.
+        assert_eq!(grace_deadline(Some(&r), &c, NOW), None);
+        assert_eq!(
+            rollout_status(&r, &c, &[], NOW),
+            (RolloutStatus::BeforeGoLive, None)
+        );
+        // The same user with the key absent (enforced now) and no grace: refused.
+        let mut now = c.clone();
+        now.policy.enforce_from = GoLive::Now;
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), NOW, Some(&r), &now).reason,
+            Reason::NotEnrolled
+        );
+    }
+
+    #[test]
     fn grace_counts_from_first_appearance_after_go_live() {
         let mut c = cfg();
-        c.policy.enforce_from = Some(Instant(NOW - 100 * DAY));
+        c.policy.enforce_from = GoLive::At(Instant(NOW - 100 * DAY));
         // A user never seen before starts the grace now.
         assert_eq!(
             d("new", remote("11.1.1.1"), NOW, None, &c).reason,

@@ -1,4 +1,5 @@
-//! Comment-preserving edits of `policy.trusted_networks` (`mfactl trusted add|remove`).
+//! Comment-preserving edits of `policy.trusted_networks` (`mfactl trusted add|remove`) and
+//! `policy.enforce_from` (`mfactl go-live set|clear`).
 //!
 //! The edited text is validated as a whole before anything is written, and written
 //! atomically (temporary file in the same directory, fsync, rename, fsync of the directory)
@@ -92,6 +93,77 @@ pub fn apply(text: &str, path: &Path, edit: TrustedEdit) -> Result<String, Confi
             {
                 *v.decor_mut() = d;
             }
+        }
+    }
+    Ok(doc.to_string())
+}
+
+/// What `mfactl go-live` writes into `[policy] enforce_from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GoLiveEdit {
+    /// A date or date-time as TOML writes it (`2027-03-01`, `2027-03-01T08:00:00Z`).
+    Date(String),
+    /// `"never"`: the roll-out is not scheduled.
+    Never,
+}
+
+/// Sets `[policy] enforce_from` in the file at `path`, keeping its comments; checked and
+/// written like [`edit_trusted_networks`].
+pub fn edit_enforce_from(path: &Path, edit: &GoLiveEdit) -> Result<(), ConfigError> {
+    let real = fs::canonicalize(path)
+        .map_err(|e| ConfigError::file(path, format!("cannot resolve the path: {e}")))?;
+    let text = read_text(&real)?;
+    parse(&text, path)?;
+    let new_text = apply_enforce_from(&text, path, edit)?;
+    parse(&new_text, path)?;
+    write_atomically(&real, new_text.as_bytes())
+        .map_err(|e| ConfigError::file(path, format!("cannot write the configuration: {e}")))
+}
+
+/// The go-live edit on text alone (no I/O).
+pub fn apply_enforce_from(
+    text: &str,
+    path: &Path,
+    edit: &GoLiveEdit,
+) -> Result<String, ConfigError> {
+    let key_problem = |message: String| {
+        ConfigError::single(Problem {
+            file: path.into(),
+            line: None,
+            key: Some("policy.enforce_from".into()),
+            message,
+        })
+    };
+    let mut value = match edit {
+        GoLiveEdit::Never => Value::from("never"),
+        GoLiveEdit::Date(d) => match d.trim().parse::<Value>() {
+            Ok(v @ Value::Datetime(_)) => v,
+            _ => {
+                return Err(key_problem(format!(
+                    "{d:?} is not a date such as 2027-03-01 or 2027-03-01T08:00:00Z"
+                )));
+            }
+        },
+    };
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| ConfigError::file(path, format!("cannot parse: {e}")))?;
+    let policy = doc
+        .entry("policy")
+        .or_insert_with(|| Item::Table(Table::new()));
+    let Some(policy) = policy.as_table_like_mut() else {
+        return Err(key_problem("[policy] is not a table".into()));
+    };
+    // In place, so the comments above the key and after the old value stay.
+    match policy.get_mut("enforce_from") {
+        Some(item) => {
+            if let Some(old) = item.as_value() {
+                *value.decor_mut() = old.decor().clone();
+            }
+            *item = Item::Value(value);
+        }
+        None => {
+            policy.insert("enforce_from", Item::Value(value));
         }
     }
     Ok(doc.to_string())
@@ -205,6 +277,57 @@ mod tests {
         let c = crate::parse(&out, Path::new("x")).unwrap();
         assert_eq!(c.policy.trusted_networks.len(), 1);
         assert!(out.contains("# empty\n"));
+    }
+
+    #[test]
+    fn go_live_edits_keep_comments_and_round_trip() {
+        let t = "# site\n[policy]\n# Go-live: not scheduled yet.\nenforce_from = \"never\"   # see CONFIG.md\ngrace_days = 14\n";
+        let x = Path::new("x.toml");
+        let out = apply_enforce_from(t, x, &GoLiveEdit::Date("2027-03-01".into())).unwrap();
+        assert!(
+            out.contains(
+                "# Go-live: not scheduled yet.\nenforce_from = 2027-03-01   # see CONFIG.md\n"
+            ),
+            "{out}"
+        );
+        let c = crate::parse(&out, x).unwrap();
+        assert_eq!(c.policy.enforce_from.date(), Some(1_803_859_200));
+        assert_eq!(c.policy.grace_days, 14);
+        let back = apply_enforce_from(&out, x, &GoLiveEdit::Never).unwrap();
+        assert_eq!(back, t);
+        // A date-time, and a file without the key or without [policy].
+        let out = apply_enforce_from(
+            "[policy]\n",
+            x,
+            &GoLiveEdit::Date("2027-03-01T08:00:00Z".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            crate::parse(&out, x).unwrap().policy.enforce_from.date(),
+            Some(1_803_888_000)
+        );
+        let out = apply_enforce_from("# empty\n", x, &GoLiveEdit::Never).unwrap();
+        assert_eq!(
+            crate::parse(&out, x).unwrap().policy.enforce_from,
+            crate::GoLive::Never
+        );
+        // Not a date: refused, naming the key.
+        for bad in [
+            "soon",
+            "2027-13-01",
+            "\"2027-03-01\"",
+            "2027-03-01\n[x]",
+            "08:00:00",
+        ] {
+            let e = apply_enforce_from(t, x, &GoLiveEdit::Date(bad.into()))
+                .and_then(|o| crate::parse(&o, x).map(|_| o))
+                .unwrap_err();
+            assert_eq!(
+                e.problems[0].key.as_deref(),
+                Some("policy.enforce_from"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -13,11 +13,13 @@ mod values;
 
 use std::path::{Path, PathBuf};
 
-pub use edit::{TrustedEdit, edit_trusted_networks};
+pub use edit::{GoLiveEdit, TrustedEdit, edit_enforce_from, edit_trusted_networks};
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path};
 pub use schema::*;
-pub use values::{Cidr, Instant, SecretString, Span, civil_from_days, days_from_civil, format_utc};
+pub use values::{
+    Cidr, GoLive, Instant, SecretString, Span, civil_from_days, days_from_civil, format_utc,
+};
 
 use locate::{key_at, line_of, path_string};
 
@@ -1301,11 +1303,48 @@ mod tests {
     #[test]
     fn enforce_from_forms() {
         let c = parse_str("[policy]\nenforce_from = 2026-12-01T08:00:00Z\n").unwrap();
-        assert_eq!(c.policy.enforce_from.unwrap().0, 1_796_112_000);
+        assert_eq!(c.policy.enforce_from, GoLive::At(Instant(1_796_112_000)));
         let c = parse_str("[policy]\nenforce_from = 2026-12-01\n").unwrap();
-        assert_eq!(c.policy.enforce_from.unwrap().0, 1_796_083_200);
+        assert_eq!(c.policy.enforce_from, GoLive::At(Instant(1_796_083_200)));
         let c = parse_str("[policy]\nenforce_from = 2026-12-01T09:00:00+01:00\n").unwrap();
-        assert_eq!(c.policy.enforce_from.unwrap().0, 1_796_112_000);
+        assert_eq!(c.policy.enforce_from.date(), Some(1_796_112_000));
+        assert!(c.policy.enforce_from.is_before(1_796_111_999));
+        assert!(!c.policy.enforce_from.is_before(1_796_112_000));
+        // Absent: enforced from now.
+        let c = parse_str("[policy]\n").unwrap();
+        assert_eq!(c.policy.enforce_from, GoLive::Now);
+        assert!(!c.policy.enforce_from.is_before(i64::MIN));
+    }
+
+    #[test]
+    fn enforce_from_never_means_not_scheduled() {
+        let c = parse_str("[policy]\nenforce_from = \"never\"\n").unwrap();
+        assert_eq!(c.policy.enforce_from, GoLive::Never);
+        assert_eq!(c.policy.enforce_from.date(), None);
+        assert!(c.policy.enforce_from.is_before(i64::MAX));
+    }
+
+    #[test]
+    fn enforce_from_errors_name_the_key_and_the_line() {
+        for (value, want) in [
+            ("\"soon\"", "\"never\""),
+            ("\"Never\"", "found \"Never\""),
+            ("\"2027-03-01\"", "without quotes"),
+            ("5", "a date such as 2027-03-01"),
+            ("true", "a date such as 2027-03-01"),
+            ("10:00:00", "a date is required"),
+        ] {
+            let t = format!("# site\n[policy]\ngrace_days = 3\nenforce_from = {value}\n");
+            let e = parse_str(&t).unwrap_err();
+            let p = &e.problems[0];
+            assert_eq!(
+                p.key.as_deref(),
+                Some("policy.enforce_from"),
+                "{value}: {e}"
+            );
+            assert_eq!(p.line, Some(4), "{value}: {e}");
+            assert!(p.message.contains(want), "{value}: {e}");
+        }
     }
 
     const CLIENT: &str =

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use mfa_model::{Algorithm, TotpParams};
 
-use crate::values::{Cidr, Instant, SecretString, Span};
+use crate::values::{Cidr, GoLive, SecretString, Span};
 
 pub const DEFAULT_PATH: &str = "/etc/mfa/mfa.toml";
 
@@ -195,8 +195,8 @@ pub enum SelfEnroll {
 pub struct PolicyConfig {
     pub trusted_networks: Vec<Cidr>,
     pub local_logins: LocalLogins,
-    /// Go-live; absent means enforced from now.
-    pub enforce_from: Option<Instant>,
+    /// Go-live: a date, `"never"` (not scheduled), or absent: enforced from now.
+    pub enforce_from: GoLive,
     /// Days a not-yet-enrolled user may still log in, counted per user from when the user first
     /// met the requirement (at or after go-live).
     pub grace_days: u32,
@@ -213,7 +213,7 @@ impl Default for PolicyConfig {
         Self {
             trusted_networks: Vec::new(),
             local_logins: LocalLogins::Require,
-            enforce_from: None,
+            enforce_from: GoLive::Now,
             grace_days: 0,
             self_enroll: SelfEnroll::Trusted,
             exempt_users: Vec::new(),

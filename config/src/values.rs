@@ -175,6 +175,66 @@ impl<'de> Deserialize<'de> for Instant {
     }
 }
 
+/// `[policy] enforce_from`, the go-live: from when a user who is not enrolled needs a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GoLive {
+    /// The key is absent: enforced from now (SPEC, "Policy").
+    #[default]
+    Now,
+    /// A date: before it, a user who is not enrolled is let in and told how many days are
+    /// left; from it, the per-user grace (`grace_days`) counts.
+    At(Instant),
+    /// `"never"`: the roll-out is not scheduled. Before go-live for ever: a user who is not
+    /// enrolled is let in and told that MFA is not required yet (no day count); an enrolled
+    /// user still needs the code.
+    Never,
+}
+
+impl GoLive {
+    /// Whether `now` is before go-live (always, for `Never`; never, for `Now`).
+    pub fn is_before(self, now: i64) -> bool {
+        match self {
+            GoLive::Now => false,
+            GoLive::At(t) => now < t.0,
+            GoLive::Never => true,
+        }
+    }
+
+    /// The go-live date, where one is set.
+    pub fn date(self) -> Option<i64> {
+        match self {
+            GoLive::At(t) => Some(t.0),
+            GoLive::Now | GoLive::Never => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GoLive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = GoLive;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a date such as 2027-03-01 (or 2027-03-01T08:00:00Z), or \"never\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<GoLive, E> {
+                if s == "never" {
+                    Ok(GoLive::Never)
+                } else {
+                    Err(E::custom(format!(
+                        "expected a date such as 2027-03-01 (written without quotes) or \"never\", found {s:?}"
+                    )))
+                }
+            }
+            // A TOML date-time reaches serde as a one-entry map; `Instant` reads it from there.
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<GoLive, A::Error> {
+                Instant::deserialize(de::value::MapAccessDeserializer::new(map)).map(GoLive::At)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

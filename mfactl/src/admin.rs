@@ -281,6 +281,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             "not created yet: `mfactl init` makes it"
         }
     );
+    println!("  go-live: {}", crate::golive::describe(&c, now()));
     println!("  trusted networks: {}", c.policy.trusted_networks.len());
     match c.radius.clients.len() {
         // Not an error: a site that only protects Linux logins has none.

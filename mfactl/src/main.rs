@@ -5,6 +5,7 @@
 
 mod admin;
 mod enroll;
+mod golive;
 mod import;
 mod migrate;
 mod portal;
@@ -124,6 +125,12 @@ pub enum Command {
     Trusted {
         #[command(subcommand)]
         action: TrustedAction,
+    },
+    /// Show, set or clear the go-live (`[policy] enforce_from`; edits the config file in
+    /// place). Without an action: show.
+    GoLive {
+        #[command(subcommand)]
+        action: Option<GoLiveAction>,
     },
     /// Check the configuration.
     Config {
@@ -252,6 +259,18 @@ pub enum TrustedAction {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum GoLiveAction {
+    /// Print the go-live and what it means now.
+    Show,
+    /// Set the go-live: a date (2027-03-01, midnight UTC) or a date-time
+    /// (2027-03-01T08:00:00Z); `never` is the same as `clear`.
+    Set { date: String },
+    /// Clear the go-live: `enforce_from = "never"`, the roll-out not scheduled (users who
+    /// are not enrolled are let in; enrolled users still need their code).
+    Clear,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ConfigAction {
     /// Validate the configuration and print every problem with file, line and key.
     Check,
@@ -328,6 +347,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => admin::auth(cfg, &user, ip.as_deref(), code.as_deref(), &service),
         Command::Report { format } => report::report(cfg, format),
         Command::Trusted { action } => admin::trusted(cfg, action),
+        Command::GoLive { action } => golive::go_live(cfg, action),
         Command::Config {
             action: ConfigAction::Check,
         } => admin::config_check(cfg),

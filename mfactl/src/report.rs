@@ -9,7 +9,7 @@ use mfa_common::login::now;
 use mfa_common::policy::rollout_status;
 use mfa_common::store::AuditQuery;
 use mfa_common::{OpenMode, OtcKind, RolloutStatus};
-use mfa_config::format_utc;
+use mfa_config::{GoLive, format_utc};
 use mfa_model::Invite;
 use serde_json::{Value, json};
 
@@ -187,7 +187,12 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     };
     let io = |e: std::io::Error| Fail::Error(format!("writing the report: {e}"));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let go_live = c.policy.enforce_from.map(|i| i.0);
+    let go_live = c.policy.enforce_from.date();
+    let go_live_state = match c.policy.enforce_from {
+        GoLive::Now => "now",
+        GoLive::At(_) => "date",
+        GoLive::Never => "never",
+    };
     let days_to_go = go_live.map(|g| ((g - t) as f64 / 86_400.0).ceil().max(0.0) as i64);
     let pct = |n: &Totals| {
         if n.users == 0 {
@@ -231,6 +236,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 "enrolled_percent": pct(&totals), "in_grace": totals.grace,
                 "overdue": totals.overdue, "locked": totals.locked, "exempt": totals.exempt,
                 "go_live": ts(go_live), "days_to_go_live": days_to_go,
+                "go_live_state": go_live_state,
                 "invites_open": open_invites, "invites_expired": expired_invites,
                 "invited_not_seen": invited_only.len(),
             });
@@ -353,6 +359,11 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     out,
                     "Go-live:         {} (enforced), grace {} days per user",
                     format_utc(g),
+                    c.policy.grace_days
+                ),
+                _ if go_live_state == "never" => writeln!(
+                    out,
+                    "Go-live:         not set (roll-out not scheduled: MFA not required yet), grace {} days per user once set",
                     c.policy.grace_days
                 ),
                 _ => writeln!(

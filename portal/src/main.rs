@@ -19,7 +19,8 @@ use tower::ServiceExt;
 
 const USAGE: &str = "usage: mfa-portal [--config PATH] [--pam-confdir DIR]
   --config PATH       the configuration file (default /etc/mfa/mfa.toml, or $MFA_CONFIG)
-  --pam-confdir DIR   read PAM service files from DIR instead of /etc/pam.d";
+  --pam-confdir DIR   read PAM service files from DIR instead of /etc/pam.d
+  --help, --version";
 
 fn main() -> ExitCode {
     let mut config = std::env::var_os("MFA_CONFIG")
@@ -39,6 +40,10 @@ fn main() -> ExitCode {
             },
             Some("--help" | "-h") => {
                 println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Some("--version" | "-V") => {
+                println!("mfa-portal {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             _ => return usage(&format!("unknown argument {a:?}")),
@@ -128,6 +133,10 @@ async fn serve(
         "mfa-portal: listening on {}://{local}",
         if tls.is_some() { "https" } else { "http" }
     );
+    // The socket is bound: tell systemd (Type=notify) the portal is ready.
+    if let Err(e) = mfa_common::notify::notify("READY=1") {
+        eprintln!("mfa-portal: cannot notify systemd of readiness: {e}");
+    }
     let router = app::router(portal);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
@@ -171,6 +180,7 @@ async fn serve(
         });
     }
     eprintln!("mfa-portal: stopping");
+    let _ = mfa_common::notify::notify("STOPPING=1");
     let _ = TokioExecutor::new();
     Ok(())
 }

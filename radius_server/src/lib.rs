@@ -8,7 +8,8 @@ pub mod dedup;
 pub mod lanes;
 pub mod logbuf;
 pub mod metrics;
-pub mod notify;
+/// systemd readiness, shared with mfa-portal.
+pub use mfa_common::notify;
 pub mod radsec;
 pub mod run;
 pub mod server;

@@ -14,6 +14,8 @@ fn every_binary_prints_the_workspace_version() {
         ("mfactl", "--version"),
         ("mfa-radiusd", "--version"),
         ("mfa-radiusd", "-V"),
+        ("mfa-portal", "--version"),
+        ("mfa-portal", "-V"),
     ] {
         let o = Command::new(bin(b)).arg(flag).output().unwrap();
         assert!(o.status.success(), "{b} {flag}: {}", text(&o));

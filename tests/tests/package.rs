@@ -1,7 +1,8 @@
 //! The Debian package, installed for real: built from the checkout by scripts/build-deb.sh
 //! (from the dev-profile binaries cargo already built), `dpkg -i`, then the installed files,
-//! the man pages, the systemd unit (verify and its exposure score), the PAM module through
-//! pamtester with the installed config, pam-auth-update, the conffile kept on reinstall, the
+//! the man pages, the systemd units of both daemons (verify and their exposure scores), the
+//! PAM module through pamtester with the installed config (the roll-out not scheduled:
+//! `enforce_from = "never"`), `mfactl go-live`, pam-auth-update, the conffile kept on reinstall, the
 //! store kept by `dpkg -r` and everything removed by `dpkg -P`. lintian has no error and no
 //! warning that is not overridden with its reason. Root only; whatever happens, the package
 //! is purged and the files it made are gone at the end.
@@ -16,7 +17,10 @@ use std::process::{Command, Output};
 use mfa_e2e::{bin_dir, fresh_key, oathtool, require_tool, text, unique, unix_now, wrong_code};
 use pam_support::{PamResult, pamtester, pamtester_code, require_root};
 
-const UNIT: &str = "/lib/systemd/system/mfa-radiusd.service";
+const UNITS: [&str; 2] = [
+    "/lib/systemd/system/mfa-radiusd.service",
+    "/lib/systemd/system/mfa-portal.service",
+];
 const CONFIG: &str = "/etc/mfa/mfa.toml";
 const STATE: &str = "/var/lib/mfa";
 const COMMON_AUTH: &str = "/etc/pam.d/common-auth";
@@ -151,6 +155,10 @@ fn the_package_installs_works_as_documented_and_goes_away() {
     assert_eq!(mode(&module), (0o644, 0, 0));
     assert_eq!(mode("/usr/sbin/mfactl"), (0o755, 0, 0));
     assert_eq!(mode("/usr/sbin/mfa-radiusd"), (0o755, 0, 0));
+    assert_eq!(mode("/usr/sbin/mfa-portal"), (0o755, 0, 0));
+    for unit in UNITS {
+        assert_eq!(mode(unit), (0o644, 0, 0));
+    }
     assert_eq!(mode(CONFIG), (0o640, 0, 0));
     assert_eq!(mode(STATE), (0o700, 0, 0));
     // postinst made the empty store and its key on this machine.
@@ -164,41 +172,66 @@ fn the_package_installs_works_as_documented_and_goes_away() {
     // --version from the workspace version; the shipped config checks clean.
     let v = env!("CARGO_PKG_VERSION");
     assert_eq!(ok("mfactl", &["--version"]).trim(), format!("mfactl {v}"));
-    assert_eq!(
-        ok("mfa-radiusd", &["--version"]).trim(),
-        format!("mfa-radiusd {v}")
-    );
+    for daemon in ["mfa-radiusd", "mfa-portal"] {
+        assert_eq!(ok(daemon, &["--version"]).trim(), format!("{daemon} {v}"));
+    }
     let check = ok("mfactl", &["config", "check"]);
     assert!(check.contains("RADIUS clients: none"), "{check}");
+    // As shipped the roll-out is not scheduled (enforce_from = "never"), and says so.
+    assert!(
+        check.contains("  go-live: not set (roll-out not scheduled"),
+        "{check}"
+    );
+    let conf = std::fs::read_to_string(CONFIG).unwrap();
+    assert!(conf.contains("\nenforce_from = \"never\"\n"), "{conf}");
+    assert!(!conf.contains("2999"), "no placeholder date: {conf}");
 
     // Man pages.
     let pages = ok(
         "man",
-        &["-w", "mfactl", "pam_mfa", "mfa.toml", "mfa-radiusd"],
+        &[
+            "-w",
+            "mfactl",
+            "pam_mfa",
+            "mfa.toml",
+            "mfa-radiusd",
+            "mfa-portal",
+            "mfactl-go-live",
+        ],
     );
     for want in [
         "man8/mfactl.8.gz",
         "man8/pam_mfa.8.gz",
         "man5/mfa.toml.5.gz",
         "man8/mfa-radiusd.8.gz",
+        "man8/mfa-portal.8.gz",
+        "man8/mfactl-go-live.8.gz",
     ] {
         assert!(pages.contains(want), "{want} in:\n{pages}");
     }
 
-    // The unit: verify passes, the exposure is at most 2.0.
-    ok("systemd-analyze", &["verify", UNIT]);
-    let sec = ok("systemd-analyze", &["security", "--offline=true", UNIT]);
-    let score: f64 = sec
-        .lines()
-        .find_map(|l| {
-            l.split("Overall exposure level for mfa-radiusd.service:")
-                .nth(1)
-        })
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(score <= 2.0, "exposure {score}:\n{sec}");
+    // Each unit: verify passes (its binary and man pages found), the exposure is at most 2.0.
+    for unit in UNITS {
+        let verify = ok("systemd-analyze", &["verify", unit]);
+        assert!(
+            verify.trim().is_empty(),
+            "systemd-analyze verify {unit}:\n{verify}"
+        );
+        let sec = ok("systemd-analyze", &["security", "--offline=true", unit]);
+        let name = Path::new(unit).file_name().unwrap().to_str().unwrap();
+        let score: f64 = sec
+            .lines()
+            .find_map(|l| {
+                l.split(&format!("Overall exposure level for {name}:"))
+                    .nth(1)
+            })
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no score for {name}:\n{sec}"))
+            .parse()
+            .unwrap();
+        assert!(score <= 2.0, "{name}: exposure {score}:\n{sec}");
+        eprintln!("{name}: exposure {score}");
+    }
 
     // The installed bash completion loads and completes.
     let comp = ok(
@@ -217,11 +250,22 @@ fn the_package_installs_works_as_documented_and_goes_away() {
         "auth required pam_mfa.so\naccount required pam_permit.so\n",
     )
     .unwrap();
-    // As shipped: before go-live, a user who is not enrolled is let in and told.
+    // As shipped (roll-out not scheduled): a user who is not enrolled is let in and told
+    // MFA is not required yet and how to enrol, with no day count.
     let r = pamtester(&service, "pkg-newbie", Some("198.51.100.7"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
-    assert!(r.all().contains("MFA becomes required"), "{r:?}");
+    assert!(
+        r.all().contains("MFA is not required for this account yet"),
+        "{r:?}"
+    );
+    assert!(r.all().contains("enrol"), "{r:?}");
+    assert!(!r.all().contains("day(s)"), "{r:?}");
     assert!(!r.prompted(), "{r:?}");
+    let report = ok("mfactl", &["report"]);
+    assert!(
+        report.contains("Go-live:         not set (roll-out not scheduled"),
+        "{report}"
+    );
     // An enrolled user gives a code, even before go-live.
     let key = fresh_key();
     ok(
@@ -249,6 +293,30 @@ fn the_package_installs_works_as_documented_and_goes_away() {
     let r = pamtester(&service, "pkg-alice", Some("192.0.2.5"), "", None);
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     assert!(!r.prompted(), "{r:?}");
+    // The administrator schedules the roll-out in the conffile (comments kept): the
+    // newcomer is now told the days left; clearing it goes back to not scheduled.
+    let date = &mfa_config::format_utc(unix_now() + 30 * 86_400)[..10];
+    ok("mfactl", &["go-live", "set", date]);
+    let conf = std::fs::read_to_string(CONFIG).unwrap();
+    assert!(
+        conf.contains(&format!("\nenforce_from = {date}\n")),
+        "{conf}"
+    );
+    assert!(conf.contains("# Go-live. Before it"), "{conf}");
+    let r = pamtester(&service, "pkg-newbie", Some("198.51.100.7"), "", None);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert!(
+        r.all().contains("MFA becomes required for this account in"),
+        "{r:?}"
+    );
+    ok("mfactl", &["go-live", "clear"]);
+    let shown = ok("mfactl", &["go-live"]);
+    assert!(shown.starts_with("go-live: not set"), "{shown}");
+    let r = pamtester(&service, "pkg-newbie", Some("198.51.100.7"), "", None);
+    assert!(
+        r.all().contains("MFA is not required for this account yet"),
+        "{r:?}"
+    );
 
     // Reinstalling keeps the administrator's config and the store.
     dpkg_install(&deb);
@@ -275,6 +343,10 @@ fn the_package_installs_works_as_documented_and_goes_away() {
     assert!(!after.contains("pam_mfa.so"), "{after}");
     assert!(!Path::new(&module).exists());
     assert!(!Path::new("/usr/sbin/mfactl").exists());
+    assert!(!Path::new("/usr/sbin/mfa-portal").exists());
+    for unit in UNITS {
+        assert!(!Path::new(unit).exists(), "{unit}");
+    }
     assert!(Path::new(CONFIG).exists());
     assert!(Path::new("/var/lib/mfa/mfa.db").exists());
     assert!(Path::new("/var/lib/mfa/mfa.key").exists());

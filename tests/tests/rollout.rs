@@ -222,3 +222,106 @@ fn go_live_grace_and_the_report_totals() {
     assert_eq!(v["totals"]["overdue"], 3, "{v}");
     assert_eq!(v["totals"]["users"], 6, "{v}");
 }
+
+#[test]
+fn go_live_never_and_the_go_live_command() {
+    // Not scheduled: a newcomer is let in and told MFA is not required yet, with no day
+    // count; an enrolled user still needs the code.
+    let site = Site::new("enforce_from = \"never\"   # not scheduled\ngrace_days = 14\n");
+    let key = fresh_key();
+    site.enroll("ann", &key);
+    let newcomer = |site: &Site| {
+        let o = site.mfactl(&["auth", "dan", "--ip", "192.0.2.9"]);
+        assert_eq!(code_of(&o), 0, "{}", text(&o));
+        text(&o)
+    };
+    let out = newcomer(&site);
+    assert!(out.starts_with("allow before_go_live"), "{out}");
+    assert!(
+        out.contains("MFA is not required for this account yet"),
+        "{out}"
+    );
+    assert!(!out.contains("day"), "{out}");
+    let (code, out) = auth(&site, "ann", &mfa_e2e::wrong_code(&key));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("wrong_code"), "{out}");
+    avoid_step_boundary(3);
+    let (code, out) = auth(&site, "ann", &totp(&key, 0));
+    assert_eq!(code, 0, "{out}");
+    // The report: not set, no deadline.
+    let table = text(&site.mfactl(&["report"]));
+    assert!(
+        table.contains("Go-live:         not set (roll-out not scheduled"),
+        "{table}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["totals"]["go_live_state"], "never");
+    assert!(v["totals"]["go_live"].is_null() && v["totals"]["days_to_go_live"].is_null());
+    let dan = v["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user"] == "dan")
+        .unwrap();
+    assert_eq!(dan["status"], "before go-live");
+    assert!(dan["grace_deadline"].is_null(), "{dan}");
+    let shown = text(&site.mfactl(&["go-live"]));
+    assert!(
+        shown.starts_with("go-live: not set (roll-out not scheduled"),
+        "{shown}"
+    );
+    assert!(
+        text(&site.mfactl(&["config", "check"])).contains("  go-live: not set"),
+        "config check shows it"
+    );
+
+    // Set a date: written in place, comments kept; the newcomer now gets a day count.
+    let date = &mfa_config::format_utc(unix_now() + 10 * 86_400)[..10];
+    let o = site.mfactl(&["go-live", "set", date]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let cfg = std::fs::read_to_string(&site.config).unwrap();
+    assert!(
+        cfg.contains(&format!("enforce_from = {date}   # not scheduled\n")),
+        "{cfg}"
+    );
+    assert!(cfg.contains("# office networks"), "{cfg}");
+    let out = newcomer(&site);
+    assert!(
+        out.contains("MFA becomes required for this account in"),
+        "{out}"
+    );
+    // Bad input: refused, naming the key, nothing written.
+    for bad in ["soon", "2027-02-30", "12:00:00"] {
+        let o = site.mfactl(&["go-live", "set", bad]);
+        assert_eq!(code_of(&o), 2, "{bad}: {}", text(&o));
+        assert!(
+            text(&o).contains("policy.enforce_from"),
+            "{bad}: {}",
+            text(&o)
+        );
+        assert_eq!(std::fs::read_to_string(&site.config).unwrap(), cfg, "{bad}");
+    }
+    // Clear it: back to not scheduled.
+    let o = site.mfactl(&["go-live", "clear"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert!(
+        std::fs::read_to_string(&site.config)
+            .unwrap()
+            .contains("enforce_from = \"never\"   # not scheduled\n")
+    );
+    assert!(newcomer(&site).contains("MFA is not required for this account yet"));
+
+    // A misspelt value in the file: the error names the file, the line and the key.
+    let bad = Site::new("enforce_from = \"nevr\"\n");
+    let o = bad.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&o), 2, "{}", text(&o));
+    let line = mfa_e2e::BASE_CONFIG.lines().count() + 1;
+    assert!(
+        text(&o).contains(&format!(
+            "mfa.toml:{line}: policy.enforce_from: expected a date"
+        )),
+        "{}",
+        text(&o)
+    );
+}

@@ -4,8 +4,8 @@
 //! Written here rather than taken from a crate: the protocol is one `sendto` on a Unix
 //! datagram socket, which `std::os::unix::net::UnixDatagram` does safely (the crates either
 //! wrap libsystemd through FFI or are these same twenty lines); this keeps `unsafe` and a C
-//! library out of the daemon. Without `$NOTIFY_SOCKET` (not started by systemd) it does
-//! nothing.
+//! library out of the daemons. Without `$NOTIFY_SOCKET` (not started by systemd) it does
+//! nothing. In the core so that both daemons (`mfa-radiusd`, `mfa-portal`) share one copy.
 
 use std::os::unix::net::UnixDatagram;
 

@@ -24,8 +24,8 @@
 #           PostgreSQL database (a throw-away cluster made here), in one run (issue 10).
 #
 # Each user's code is good once per 30 s step and three steps are valid at once, so USERS
-# users supply about 3 x USERS accepted codes at the start and USERS more per step; the
-# generator reports "users exhausted" when a run outlasts them.
+# users supply about 2 x USERS accepted codes at the start (the current step and the next)
+# and USERS more per step; the generator reports "users exhausted" when a run outlasts them.
 #
 # Needs: freeradius, libpam-google-authenticator, postgresql (postgres mode), a Rust
 # toolchain; compare runs as root (it writes an /etc/pam.d service for the TOTP peer).
@@ -44,7 +44,9 @@ cargo build --release -q --locked -p mfa-radiusd -p mfactl
 LOADGEN="$TARGET/bench/release/radius-loadgen"
 REL="$TARGET/release"
 
-WORK=$(mktemp -d /tmp/radius-bench.XXXXXX)
+# BENCH_TMP: where the stores go (default /tmp; /dev/shm, a tmpfs whose fsync is free, tells
+# the disk's share of a tail from the CPU's).
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/radius-bench.XXXXXX")
 PIDS=()
 PGBIN= ; PGDIR=
 cleanup() {
@@ -64,7 +66,7 @@ echo "   freeradius $(dpkg-query -W -f='${Version}' freeradius 2>/dev/null || ec
 rss() { awk '/VmRSS|VmHWM/ {printf "%s %d MB  ", $1, $2/1024}' "/proc/$1/status"; }
 lg() { "$LOADGEN" "$@"; }
 
-# mfa_config FILE PORT STORE-LINES: a code-only daemon on 127.0.0.1:PORT.
+# mfa_config FILE PORT STORE-LINES [RADIUS-LINES]: a code-only daemon on 127.0.0.1:PORT.
 mfa_config() {
     cat > "$1" <<EOT
 [store]
@@ -75,6 +77,7 @@ trusted_networks = ["10.0.0.0/8"]
 syslog = false
 [radius]
 listen = ["127.0.0.1:$2"]
+${4:-}
 mode = "code-only"
 first_factor = "none"
 [[radius.clients]]
@@ -189,7 +192,7 @@ compare() {
     local users=${1:-100000} secs=${2:-8} rounds=${3:-1}
     # GA_USERS: the TOTP peer's users (one file each); GA_INSTANCES: rlm_pam instances in a
     # load-balance group, each one PAM conversation at a time; GA_THREADS: a fixed pool.
-    local ga_users=${GA_USERS:-20000} inst=${GA_INSTANCES:-4} threads=${GA_THREADS:-4}
+    local ga_users=${GA_USERS:-20000} inst=${GA_INSTANCES:-16} threads=${GA_THREADS:-16}
     [ "$(id -u)" = 0 ] || { echo "compare runs as root: it writes /etc/pam.d/$TAG" >&2; exit 1; }
     GA=$(find /lib /usr/lib -name pam_google_authenticator.so -print -quit 2>/dev/null || true)
     [ -n "$GA" ] || { echo "apt-get install libpam-google-authenticator" >&2; exit 1; }
@@ -226,9 +229,10 @@ compare() {
     local frpap=$FR_PID
 
     # The TOTP peer. rlm_pam holds one PAM conversation at a time per instance, so $inst
-    # instances share the load (load-balance) on a fixed pool of $threads threads: with 2
-    # cores more threads only queue on the instances, fewer leave an instance idle while
-    # another thread waits on a file write.
+    # instances share the load (load-balance) on a fixed pool of $threads threads, one
+    # instance per thread. Measured on this 2-core machine (docs/BENCHMARKS.md): 2/2 246,
+    # 4/8 350, 8/8 378, 16/16 435, 32/32 409, 64/64 443 accepted codes/s; 16/16 is the
+    # knee (both cores busy, every accepted code a file rewrite).
     printf 'auth required %s secret=%s/${USER} user=root\naccount required pam_permit.so\n' "$GA" "$WORK/ga" > "/etc/pam.d/$TAG"
     local mods="" lb=""
     for i in $(seq 1 "$inst"); do
@@ -281,7 +285,7 @@ soak() {
     local secs=${1:-60} users=${2:-1000000}
     echo "== soak: $users users, the mix at half of the measured peak for $secs s"
     lg gen-users "$users" "$WORK/all.csv" -
-    mfa_config "$WORK/mfa.toml" 18120 'path = "mfa.db"'
+    mfa_config "$WORK/mfa.toml" 18120 'path = "mfa.db"' 'metrics_listen = "127.0.0.1:18199"'
     "$REL/mfactl" --config "$WORK/mfa.toml" import "$WORK/all.csv" >/dev/null
     start_mfa "$WORK/mfa.toml" 18120 "$WORK/mfa.log"
     local mfa=$MFA_PID
@@ -289,7 +293,38 @@ soak() {
     local peak
     peak=$(measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration 5 --label "peak, the mix" | tee /dev/stderr | awk '/req\/s answered/ {print $4; exit}')
     echo "-- soak at $((peak / 2)) req/s"
+    curl -s http://127.0.0.1:18199/metrics > "$WORK/metrics.before"
     measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration "$secs" --rate $((peak / 2)) --window 256 --label "soak, the mix at half of peak"
+    curl -s http://127.0.0.1:18199/metrics > "$WORK/metrics.after"
+    # The daemon's own view (its histograms, the soak's share: after minus before): the time
+    # from a packet's arrival to its reply, the store's commit and its fsync, per batch.
+    python3 - "$WORK/metrics.before" "$WORK/metrics.after" <<'PY'
+import re, sys
+def buckets(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r'(mfa_\w+)_bucket\{(?:.*,)?le="([^"]+)"(?:,.*)?\} (\S+)', line)
+        if m:
+            name, le, v = m.group(1), m.group(2), float(m.group(3))
+            key = (name, float('inf') if le == '+Inf' else float(le))
+            out[key] = out.get(key, 0) + v
+    return out
+b, a = buckets(sys.argv[1]), buckets(sys.argv[2])
+for name in sorted({k[0] for k in a}):
+    les = sorted(k[1] for k in a if k[0] == name)
+    cum = [(le, a[(name, le)] - b.get((name, le), 0)) for le in les]
+    total = cum[-1][1]
+    if total == 0:
+        continue
+    def q(p):
+        for le, c in cum:
+            if c >= p * total:
+                return "<= %g ms" % (le * 1000) if le != float('inf') else "> %g ms" % (les[-2] * 1000)
+    if name.endswith('batch_size'):
+        print("  daemon %s: %d batches, p50 %s, p99 %s (requests)" % (name, total, q(0.5).replace(' ms',''), q(0.99).replace(' ms','')))
+    else:
+        print("  daemon %s: %d, p50 %s, p99 %s, p99.9 %s, max %s" % (name, total, q(0.5), q(0.99), q(0.999), q(1.0)))
+PY
     echo "after the soak: mfa-radiusd $(rss "$mfa")"
 }
 

@@ -291,7 +291,9 @@ soak() {
     local mfa=$MFA_PID
     lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --duration 3 --mix 0,50,50 --label warmup >/dev/null
     local peak
-    peak=$(measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration 5 --label "peak, the mix" | tee /dev/stderr | awk '/req\/s answered/ {print $4; exit}')
+    measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration 5 --label "peak, the mix" > "$WORK/peak.txt"
+    cat "$WORK/peak.txt"
+    peak=$(awk '/req\/s answered/ {print $4; exit}' "$WORK/peak.txt")
     echo "-- soak at $((peak / 2)) req/s"
     curl -s http://127.0.0.1:18199/metrics > "$WORK/metrics.before"
     measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration "$secs" --rate $((peak / 2)) --window 256 --label "soak, the mix at half of peak"

@@ -277,6 +277,38 @@ fn snapshot(site: &Site) -> (serde_json::Value, serde_json::Value) {
     (report, serde_json::from_slice(&out.stdout).unwrap())
 }
 
+/// `mfactl import` of more users than PostgreSQL's shared lock table holds (6,400 advisory
+/// locks with the default settings) in its one transaction: "out of shared memory" before
+/// the store locked the users table for large transactions.
+#[test]
+fn importing_twenty_thousand_users_into_postgres_is_one_transaction() {
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let site = Site::with_config(&format!("{}[audit]\nsyslog = false\n", pg.store_toml(&db)));
+    let out = site.mfactl(&["init"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let key = fresh_key();
+    let mut csv = String::from("user,secret\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!("imp{i:05},{key}\n"));
+    }
+    let file = site.path().join("users.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = site.mfactl(&["import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM users"), "20000");
+    // And a login of one of them works on the same store.
+    let out = site.mfactl(&[
+        "auth",
+        "imp12345",
+        "--ip",
+        "198.51.100.1",
+        "--code",
+        &totp(&key, 0),
+    ]);
+    assert_eq!(code_of(&out), 0, "{}", text(&out));
+}
+
 #[test]
 fn mfactl_migrate_copies_everything_into_an_empty_store_once() {
     let pg = PgCluster::start();

@@ -193,6 +193,10 @@ const META_NAME_RULES: &str = "name_rules";
 /// keys come from SHA-256, so a collision is as likely as with any other name.
 const SCHEMA_LOCK: i64 = 0x6d66_615f_7363_6865; // "mfa_sche"
 
+/// Above this many users in one transaction (`mfactl import`), the users table is locked
+/// instead of each name (see [`transact_on`]).
+const MANY_USERS: usize = 1000;
+
 /// How often a transaction is run again after a conflict before giving up with `Busy`.
 const MAX_TRIES: u32 = 8;
 
@@ -1091,10 +1095,20 @@ fn transact_on(
 ) -> Result<bool, Fail> {
     let Conn { client, st } = conn;
     let mut tx = client.transaction().ctx("starting a transaction")?;
-    let mut keys: Vec<i64> = names.iter().map(|n| lock_key(n.as_str())).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    tx.execute(&st.lock, &[&keys]).ctx("locking users")?;
+    if names.len() > MANY_USERS {
+        // An import of 100,000 users would need as many advisory locks, more than the
+        // shared lock table holds (max_locks_per_transaction x max_connections: 6,400 by
+        // default; "out of shared memory"). One table lock serialises it with every other
+        // writer instead: they wait for it at their SELECT ... FOR UPDATE, holding only
+        // their own advisory locks, which this transaction never asks for.
+        tx.batch_execute("LOCK TABLE users IN EXCLUSIVE MODE")
+            .ctx("locking the users table")?;
+    } else {
+        let mut keys: Vec<i64> = names.iter().map(|n| lock_key(n.as_str())).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        tx.execute(&st.lock, &[&keys]).ctx("locking users")?;
+    }
     if let Some((hash, now)) = invite {
         // After the users' locks, as every writer takes them: the row lock of the UPDATE
         // serialises two uses of one invite, and the second re-checks `used IS NULL` on the

@@ -301,13 +301,14 @@ impl SqliteStore {
             });
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        // The PAM module opens a connection per login; checkpointing the WAL back into the
-        // database on every close would cost it two more fsyncs. SQLite's automatic
-        // checkpoint (every 1000 pages) keeps the WAL bounded instead.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )?;
+        // The last connection to close checkpoints the WAL and removes it (SQLite's default,
+        // two fsyncs for the PAM module on a host without the daemon). Turning that off
+        // (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE) made it worse: a process that opens the store
+        // alone rebuilds the WAL index by reading the whole WAL and forgets what earlier
+        // processes checkpointed, so the WAL never started over; it grew by about 3.5 pages
+        // a login and every login read all of it (18.7 ms against 7.2 ms for pam_permit at
+        // a 5 MB WAL; docs/BENCHMARKS.md, PAM). Where the daemon holds the store open, no
+        // PAM connection is the last one, and the daemon's writer keeps the WAL bounded.
         // The bundled SQLite has STAT4, which re-compiles a statement whenever a parameter
         // compared with an indexed column changes (every user name): that was half the CPU
         // of a login. Our queries have one sensible plan; keep it.

@@ -590,30 +590,46 @@ impl<'s, T> Merge<'s, T> {
 
 fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError> {
     let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
-    let rows = st.query_map([user], |r| {
-        Ok(CodeRow {
-            kind: r.get(0)?,
-            salt: r.get(1)?,
-            hash: r.get(2)?,
-            created: r.get(3)?,
-            expires: r.get(4)?,
-            uses_left: r.get(5)?,
-            scheme: r.get(6)?,
-        })
-    })?;
+    let rows = st.query_map([user], |r| code_row(r, 0))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A `one_time_codes` row whose columns start at `at` (kind, salt, hash, created, expires,
+/// uses_left, scheme).
+fn code_row(r: &Row<'_>, at: usize) -> Result<CodeRow, rusqlite::Error> {
+    Ok(CodeRow {
+        kind: r.get(at)?,
+        salt: r.get(at + 1)?,
+        hash: r.get(at + 2)?,
+        created: r.get(at + 3)?,
+        expires: r.get(at + 4)?,
+        uses_left: r.get(at + 5)?,
+        scheme: r.get(at + 6)?,
+    })
+}
+
+/// A `source_failures` row from `at` (source, failures, first_failure, locked_until).
+fn source_row(r: &Row<'_>, at: usize) -> Result<SourceRow, rusqlite::Error> {
+    Ok(SourceRow {
+        source: r.get(at)?,
+        failures: r.get(at + 1)?,
+        first_failure: r.get(at + 2)?,
+        locked_until: r.get(at + 3)?,
+    })
+}
+
+/// An `unlocks` row from `at` (ip, created, expires).
+fn unlock_row(r: &Row<'_>, at: usize) -> Result<UnlockRow, rusqlite::Error> {
+    Ok(UnlockRow {
+        ip: r.get(at)?,
+        created: r.get(at + 1)?,
+        expires: r.get(at + 2)?,
+    })
 }
 
 fn read_sources(conn: &Connection, user: &str) -> Result<Vec<SourceRow>, StoreError> {
     let mut st = conn.prepare_cached("SELECT source, failures, first_failure, locked_until FROM source_failures WHERE user = ?1 ORDER BY rowid")?;
-    let rows = st.query_map([user], |r| {
-        Ok(SourceRow {
-            source: r.get(0)?,
-            failures: r.get(1)?,
-            first_failure: r.get(2)?,
-            locked_until: r.get(3)?,
-        })
-    })?;
+    let rows = st.query_map([user], |r| source_row(r, 0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -621,13 +637,7 @@ fn read_unlocks(conn: &Connection, user: &str) -> Result<Vec<UnlockRow>, StoreEr
     let mut st = conn.prepare_cached(
         "SELECT ip, created, expires FROM unlocks WHERE user = ?1 ORDER BY rowid",
     )?;
-    let rows = st.query_map([user], |r| {
-        Ok(UnlockRow {
-            ip: r.get(0)?,
-            created: r.get(1)?,
-            expires: r.get(2)?,
-        })
-    })?;
+    let rows = st.query_map([user], |r| unlock_row(r, 0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -864,32 +874,10 @@ impl Store for SqliteStore {
                 let mut sources_st = tx.prepare("SELECT user, source, failures, first_failure, locked_until FROM source_failures ORDER BY user, rowid")?;
                 let mut unlocks_st =
                     tx.prepare("SELECT user, ip, created, expires FROM unlocks ORDER BY user, rowid")?;
-                let mut codes = Merge::new(codes_st.query([])?, |r| {
-                    Ok(CodeRow {
-                        kind: r.get(1)?,
-                        salt: r.get(2)?,
-                        hash: r.get(3)?,
-                        created: r.get(4)?,
-                        expires: r.get(5)?,
-                        uses_left: r.get(6)?,
-                        scheme: r.get(7)?,
-                    })
-                })?;
-                let mut sources = Merge::new(sources_st.query([])?, |r| {
-                    Ok(SourceRow {
-                        source: r.get(1)?,
-                        failures: r.get(2)?,
-                        first_failure: r.get(3)?,
-                        locked_until: r.get(4)?,
-                    })
-                })?;
-                let mut unlocks = Merge::new(unlocks_st.query([])?, |r| {
-                    Ok(UnlockRow {
-                        ip: r.get(1)?,
-                        created: r.get(2)?,
-                        expires: r.get(3)?,
-                    })
-                })?;
+                // Column 0 is the user; the row's own columns follow.
+                let mut codes = Merge::new(codes_st.query([])?, |r| code_row(r, 1))?;
+                let mut sources = Merge::new(sources_st.query([])?, |r| source_row(r, 1))?;
+                let mut unlocks = Merge::new(unlocks_st.query([])?, |r| unlock_row(r, 1))?;
                 let mut rows = users_st.query([])?;
                 while let Some(r) = rows.next()? {
                     let row = read_row(r)?;

@@ -125,6 +125,12 @@ async fn serve(
     portal: Arc<app::Portal>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), String> {
+    // The handlers come before the bind and READY=1: a SIGTERM sent the moment systemd (or a
+    // test) sees READY must stop the portal cleanly, not kill it with the default action.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot catch SIGINT: {e}"))?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -138,8 +144,6 @@ async fn serve(
         eprintln!("mfa-portal: cannot notify systemd of readiness: {e}");
     }
     let router = app::router(portal);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -151,7 +155,7 @@ async fn serve(
                 }
             },
             _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
         };
         let svc =
             router

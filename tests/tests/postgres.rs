@@ -648,12 +648,19 @@ fn a_version_4_store_is_upgraded_in_place_then_sealed_by_the_first_open_with_a_k
         ),
     );
     let site = Site::with_config(&format!("{}[audit]\nsyslog = false\n", pg.store_toml(&db)));
-    // The first open (mfactl init): upgraded through version 5 to 6 (the portal's tables)
-    // and sealed under a new key file.
+    // The first open (mfactl init): upgraded through versions 5 and 6 (the portal's tables)
+    // to 7 (the index of names that never enrolled) and sealed under a new key file.
     let out = site.mfactl(&["init"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(pg.key_file().exists());
-    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "6");
+    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "7");
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_unenrolled'"
+        ),
+        "1"
+    );
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM unlocks"), "0");
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM invites"), "0");
     assert_eq!(

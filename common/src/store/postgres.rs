@@ -54,13 +54,24 @@ use super::{
 use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
 /// The layout this program writes: the same tables and columns as the current SQLite
-/// schema (`sqlite.rs`, version 7), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
+/// schema (`sqlite.rs`, version 8), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
 /// `BYTEA` for BLOB). `user` is a reserved word here, hence the quotes. Version 4: the
 /// first PostgreSQL layout (SQLite's version 3 and `source_failures`). Version 5: seeds
 /// start with their form byte, `store_key`, `one_time_codes.scheme` and `meta` (SQLite's
 /// versions 4 and 6). Version 6: the self-service portal's `unlocks` and `invites`
-/// (SQLite's version 7).
-pub const SCHEMA_VERSION: i64 = 6;
+/// (SQLite's version 7). Version 7: `users_unenrolled`, the names that never enrolled by
+/// when they were first seen (SQLite's version 8, where the reason is given).
+pub const SCHEMA_VERSION: i64 = 7;
+
+/// The partial index over the names that never enrolled (SQLite's `unenrolled_index!`), in
+/// [`SCHEMA`] and [`MIGRATE_V6_V7`].
+macro_rules! pg_unenrolled_index {
+    () => {
+        "
+CREATE INDEX users_unenrolled ON users (first_seen) WHERE secret IS NULL AND mfa_created IS NULL;
+"
+    };
+}
 
 /// The self-service portal's tables (SQLite's `portal_tables!`), in [`SCHEMA`] and
 /// [`MIGRATE_V5_V6`]:
@@ -158,7 +169,8 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 );
 "#,
-    pg_portal_tables!()
+    pg_portal_tables!(),
+    pg_unenrolled_index!()
 );
 
 /// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
@@ -183,7 +195,10 @@ const MIGRATE_V5_V6: &str = pg_portal_tables!();
 
 /// Upgrades, each from the version named to the next, run in order in one transaction
 /// under the schema lock.
-const MIGRATIONS: &[(i64, &str)] = &[(4, MIGRATE_V4_V5), (5, MIGRATE_V5_V6)];
+const MIGRATIONS: &[(i64, &str)] = &[(4, MIGRATE_V4_V5), (5, MIGRATE_V5_V6), (6, MIGRATE_V6_V7)];
+
+/// Version 6 to 7 (SQLite's 7 to 8): the index of the names that never enrolled.
+const MIGRATE_V6_V7: &str = pg_unenrolled_index!();
 
 /// The `meta` key of the name rules the stored names were last checked against.
 const META_NAME_RULES: &str = "name_rules";

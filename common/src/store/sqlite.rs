@@ -107,7 +107,21 @@ CREATE INDEX invites_user ON invites(user);
     };
 }
 
-const SCHEMA_VERSION: i64 = 7;
+/// Version 8: the names that never enrolled, by when they were first seen, so the pruning of
+/// the ones that only ever appeared (`Store::prune_unenrolled`, about one operation in 512)
+/// reads those rows alone. It scanned every user, holding the write lock: 40 ms at 300,000
+/// users and 150 ms at a million, about twice a second in the daemon's writer at half of its
+/// peak, which was the whole tail of the soak (docs/BENCHMARKS.md). `login_count` is not in
+/// the condition: it changes at every login, and on PostgreSQL an indexed column would make
+/// every login's update a non-HOT one.
+macro_rules! unenrolled_index {
+    () => {
+        "CREATE INDEX users_unenrolled ON users(first_seen) WHERE secret IS NULL AND mfa_created IS NULL;
+"
+    };
+}
+
+const SCHEMA_VERSION: i64 = 8;
 
 /// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
 const RESTART_FRAMES: u64 = 4096;
@@ -122,6 +136,7 @@ const RESTART_FRAMES: u64 = 4096;
 /// Version 5: `source_failures`, wrong codes per user and client address.
 /// Version 6: `meta` (see [`MIGRATE_ADD_META`]).
 /// Version 7: `unlocks` and `invites`, the portal's (see [`MIGRATE_ADD_PORTAL`]).
+/// Version 8: `users_unenrolled` (see [`MIGRATE_ADD_UNENROLLED_INDEX`]).
 const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -154,7 +169,8 @@ CREATE INDEX audit_time ON audit(time);
 ",
     source_failures_table!(),
     meta_table!(),
-    portal_tables!()
+    portal_tables!(),
+    unenrolled_index!()
 );
 
 /// Version 4 to 5: the per-address counters start empty.
@@ -167,6 +183,17 @@ const MIGRATE_ADD_META: &str = meta_table!();
 /// The upgrade step that adds the portal's `unlocks` and `invites` (version 6 to 7). Named for
 /// what it does, like [`MIGRATE_ADD_META`], so that it can be renumbered at a merge.
 const MIGRATE_ADD_PORTAL: &str = portal_tables!();
+
+/// The upgrade step that indexes the names that never enrolled (version 7 to 8). `IF NOT
+/// EXISTS`: a store taken back to an older version by hand keeps the index it has.
+const MIGRATE_ADD_UNENROLLED_INDEX: &str = "CREATE INDEX IF NOT EXISTS users_unenrolled ON users(first_seen) WHERE secret IS NULL AND mfa_created IS NULL;";
+
+/// Deletes the records of names that never enrolled, never logged in and hold no one-time
+/// code, first seen before `?1`; through `users_unenrolled`.
+const PRUNE_UNENROLLED: &str =
+    "DELETE FROM users WHERE secret IS NULL AND mfa_created IS NULL AND login_count = 0
+   AND first_seen < ?1
+   AND NOT EXISTS (SELECT 1 FROM one_time_codes o WHERE o.user = users.name)";
 
 /// The `meta` key of the name rules the stored names were last checked against.
 const META_NAME_RULES: &str = "name_rules";
@@ -232,6 +259,12 @@ pub struct SqliteStore {
     deferred: Mutex<Option<Connection>>,
     /// The directory entry of the WAL file has been made durable (first `sync`).
     dir_synced: std::sync::atomic::AtomicBool,
+    /// Set once the deferred-commit connection exists: checkpoints are driven by its caller
+    /// (the daemon's housekeeping thread), so no connection of this process checkpoints on
+    /// its own. SQLite's automatic checkpoint runs in the committing thread: a pruning or an
+    /// admin call committed on the daemon's writer thread would hold its batch behind a copy
+    /// of the WAL and two fsyncs.
+    driven_checkpoints: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -272,6 +305,7 @@ impl SqliteStore {
             busy_timeout,
             pool: Mutex::new(Vec::new()),
             deferred: Mutex::new(None),
+            driven_checkpoints: std::sync::atomic::AtomicBool::new(false),
             dir_synced: std::sync::atomic::AtomicBool::new(false),
         };
         let conn = store.connect()?;
@@ -301,6 +335,12 @@ impl SqliteStore {
             });
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        if self
+            .driven_checkpoints
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            conn.execute_batch("PRAGMA wal_autocheckpoint=0")?;
+        }
         // The last connection to close checkpoints the WAL and removes it (SQLite's default,
         // two fsyncs for the PAM module on a host without the daemon). Turning that off
         // (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE) made it worse: a process that opens the store
@@ -352,6 +392,13 @@ impl SqliteStore {
                 // An 8 MiB page cache (the default is 2): this connection touches every
                 // user's page in turn, and re-reading them cost a tenth of its time.
                 c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-8192")?;
+                // From now on every connection leaves checkpoints to the caller; the idle
+                // ones opened before are closed, so none is handed out again.
+                self.driven_checkpoints
+                    .store(true, std::sync::atomic::Ordering::Release);
+                if let Ok(mut p) = self.pool.lock() {
+                    p.clear();
+                }
                 slot.insert(c)
             }
         };
@@ -432,7 +479,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         SCHEMA_VERSION => Ok(()),
-        0..=6 => {
+        0..=7 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
@@ -474,6 +521,7 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
         }
         2 => {
             tx.execute_batch(MIGRATE_V2_V3)?;
@@ -481,23 +529,31 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
         }
         3 => {
             tx.execute_batch(MIGRATE_V3_V4)?;
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
         }
         4 => {
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
         }
         5 => {
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
         }
-        6 => tx.execute_batch(MIGRATE_ADD_PORTAL)?,
+        6 => {
+            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+        }
+        7 => tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
         other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
@@ -1000,14 +1056,7 @@ impl Store for SqliteStore {
     }
 
     fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
-        self.with_conn(|c| {
-            Ok(c.execute(
-                "DELETE FROM users WHERE secret IS NULL AND mfa_created IS NULL AND login_count = 0
-                   AND first_seen < ?1
-                   AND NOT EXISTS (SELECT 1 FROM one_time_codes o WHERE o.user = users.name)",
-                [before],
-            )?)
-        })
+        self.with_conn(|c| Ok(c.execute(PRUNE_UNENROLLED, [before])?))
     }
 
     fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
@@ -1367,6 +1416,50 @@ mod tests {
     }
 
     #[test]
+    fn once_the_caller_drives_checkpoints_no_connection_checkpoints_on_its_own() {
+        // Commits on ordinary connections, e.g. the audit pruning on the daemon's writer
+        // thread: SQLite's automatic checkpoint (at 1000 frames) would run in them.
+        let commits = |s: &SqliteStore| {
+            for i in 0..1200 {
+                s.append_audit(&[AuditEvent::admin(i, &n("u"), "t", "x", "y", None)])
+                    .unwrap();
+            }
+            s.checkpoint(false).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Alone (the PAM module, mfactl): SQLite checkpoints, so the log starts over.
+        let alone = SqliteStore::open(
+            &dir.path().join("a.db"),
+            OpenMode::Create,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let frames = commits(&alone);
+        assert!(
+            frames < 1100,
+            "{frames} frames: no automatic checkpoint ran"
+        );
+        // With a deferred-commit connection (the daemon), only the caller's checkpoints run.
+        let s = SqliteStore::open(
+            &dir.path().join("d.db"),
+            OpenMode::Create,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        s.append_audit(&[]).unwrap(); // a pooled connection from before
+        s.transact_deferred(&[&n("u")], &mut |recs| {
+            recs[0] = Some(UserRecord::new(&n("u"), params(), 1));
+            Ok(vec![])
+        })
+        .unwrap();
+        let frames = commits(&s);
+        assert!(
+            frames >= 1200,
+            "{frames} frames: a connection checkpointed on its own"
+        );
+    }
+
+    #[test]
     fn a_version_1_store_is_upgraded_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
@@ -1669,6 +1762,51 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_7_store_gets_the_unenrolled_index_and_pruning_reads_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mfa.db");
+        let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+        // An enrolled user, one that only appeared long ago, one that appeared lately.
+        let mut enrolled = UserRecord::new(&n("alice"), params(), 1);
+        enrolled.secret = Some(SealedSecret::from_stored(vec![0; 21]));
+        enrolled.mfa_created = Some(1);
+        s.transact(&[&n("alice"), &n("bob"), &n("carol")], &mut |recs| {
+            recs[0] = Some(enrolled.clone());
+            recs[1] = Some(UserRecord::new(&n("bob"), params(), 1));
+            recs[2] = Some(UserRecord::new(&n("carol"), params(), 1000));
+            Ok(vec![])
+        })
+        .unwrap();
+        drop(s);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("DROP INDEX users_unenrolled; PRAGMA user_version = 7;")
+            .unwrap();
+        let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        let c = s.connect().unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mut st = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {PRUNE_UNENROLLED}"))
+            .unwrap();
+        let plan: Vec<String> = st
+            .query_map([500], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING INDEX users_unenrolled")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p == "SCAN users"), "{plan:?}");
+        assert_eq!(s.prune_unenrolled(500).unwrap(), 1);
+        assert_eq!(s.user_names().unwrap(), ["alice", "carol"]);
     }
 
     #[test]

@@ -267,6 +267,39 @@ pub struct SqliteStore {
     driven_checkpoints: std::sync::atomic::AtomicBool,
 }
 
+/// A WAL up to this long (about nine PAM logins) is left for the next process when the
+/// store closes; a longer one is checkpointed into the database and removed.
+///
+/// The last connection to close checkpoints the WAL and removes it (SQLite's default): for
+/// the PAM module on a host without the daemon, every login then created the WAL (a header
+/// fsync and a directory fsync), and at its end copied it back (two more fsyncs) and
+/// unlinked it: 4 of its 5 fsyncs and most of its cost over pam_permit (docs/BENCHMARKS.md,
+/// PAM). Leaving a short WAL costs the next process a read of it (the WAL index is rebuilt
+/// from it), so past this length the closing process checkpoints as before and the log
+/// starts over. Never leaving it (an earlier version) let the WAL grow without end, and
+/// every login read all of it.
+const LEAVE_WAL_BYTES: u64 = 32 * (4096 + 24) + 32;
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let short = fs::metadata(&wal).is_ok_and(|m| m.len() <= LEAVE_WAL_BYTES);
+        if !short {
+            return;
+        }
+        let flag = rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE;
+        if let Ok(pool) = self.pool.get_mut() {
+            for c in pool.iter() {
+                let _ = c.set_db_config(flag, true);
+            }
+        }
+        if let Ok(Some(c)) = self.deferred.get_mut().map(|d| d.as_ref()) {
+            let _ = c.set_db_config(flag, true);
+        }
+    }
+}
+
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
@@ -341,14 +374,9 @@ impl SqliteStore {
         {
             conn.execute_batch("PRAGMA wal_autocheckpoint=0")?;
         }
-        // The last connection to close checkpoints the WAL and removes it (SQLite's default,
-        // two fsyncs for the PAM module on a host without the daemon). Turning that off
-        // (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE) made it worse: a process that opens the store
-        // alone rebuilds the WAL index by reading the whole WAL and forgets what earlier
-        // processes checkpointed, so the WAL never started over; it grew by about 3.5 pages
-        // a login and every login read all of it (18.7 ms against 7.2 ms for pam_permit at
-        // a 5 MB WAL; docs/BENCHMARKS.md, PAM). Where the daemon holds the store open, no
-        // PAM connection is the last one, and the daemon's writer keeps the WAL bounded.
+        // Whether the last connection to close checkpoints the WAL: see `LEAVE_WAL_BYTES`.
+        // Where the daemon holds the store open, no PAM connection is the last one, and the
+        // daemon's writer keeps the WAL bounded.
         // The bundled SQLite has STAT4, which re-compiles a statement whenever a parameter
         // compared with an indexed column changes (every user name): that was half the CPU
         // of a login. Our queries have one sensible plan; keep it.
@@ -1413,6 +1441,42 @@ mod tests {
         assert!(after < 10, "{after} frames after the restart");
         assert_eq!(other.user(&n("u0")).unwrap().unwrap().failures, 1);
         assert_eq!(other.integrity_check().unwrap(), "ok");
+    }
+
+    #[test]
+    fn a_process_alone_leaves_a_short_wal_and_checkpoints_a_longer_one() {
+        // Process after process opening the store alone, as the PAM module does on a host
+        // without the daemon: one small write each.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let wal = dir.path().join("m.db-wal");
+        let (mut left, mut removed) = (0, 0);
+        for i in 0..60 {
+            let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+            let name = n(&format!("u{i}"));
+            s.transact(&[&name], &mut |recs| {
+                recs[0] = Some(UserRecord::new(&name, params(), i));
+                Ok(vec![AuditEvent::admin(i, &name, "t", "x", "y", None)])
+            })
+            .unwrap();
+            drop(s);
+            match fs::metadata(&wal) {
+                Ok(m) => {
+                    left += 1;
+                    assert!(
+                        m.len() <= LEAVE_WAL_BYTES,
+                        "a WAL of {} bytes was left",
+                        m.len()
+                    );
+                }
+                Err(_) => removed += 1,
+            }
+        }
+        // Most closes leave the WAL (no checkpoint, no fsyncs), and it still starts over.
+        assert!(left >= 40 && removed >= 2, "left {left}, removed {removed}");
+        let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        assert_eq!(s.users().unwrap().len(), 60);
+        assert_eq!(s.integrity_check().unwrap(), "ok");
     }
 
     #[test]

@@ -45,7 +45,7 @@ LOADGEN="$TARGET/bench/release/radius-loadgen"
 REL="$TARGET/release"
 
 # BENCH_TMP: where the stores go (default /tmp; /dev/shm, a tmpfs whose fsync is free, tells
-# the disk's share of a tail from the CPU's).
+# the disk's share of a tail from the CPU's). BENCH_PERF: see `measured` below.
 WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/radius-bench.XXXXXX")
 PIDS=()
 PGBIN= ; PGDIR=
@@ -109,7 +109,16 @@ measured() {
     local pid=$1
     shift
     thread_ticks "$pid" > "$WORK/ticks.before"
+    # BENCH_PERF=PREFIX: a perf profile of the server during each measured run, to
+    # PREFIX.N.data (perf report -i ... --sort comm,sym shows each thread's share).
+    local perf=
+    if [ -n "${BENCH_PERF:-}" ]; then
+        PERF_N=$((${PERF_N:-0} + 1))
+        perf record -q -F 1999 -p "$pid" -o "$BENCH_PERF.$PERF_N.data" >/dev/null 2>&1 &
+        perf=$!
+    fi
     lg run "$@"
+    if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
     thread_ticks "$pid" > "$WORK/ticks.after"
     printf '  CPU seconds by thread:'
     join "$WORK/ticks.before" "$WORK/ticks.after" | awk -v hz="$TICK" '{printf " %s %.2f", $1, ($3 - $2) / hz}'

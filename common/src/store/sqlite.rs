@@ -591,6 +591,10 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The columns a login changes (see `save`).
+const UPDATE_LOGIN_COLUMNS: &str = "UPDATE users SET grace_started=?2, last_step=?3, failures=?4,
+   first_failure=?5, locked_until=?6, login_count=?7, last_login=?8, last_ip=?9, last_outcome=?10
+ WHERE name = ?1";
 const SELECT_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE name = ?1");
 const SELECT_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY name");
 const UPSERT_USER: &str = concat!(
@@ -763,36 +767,69 @@ fn save(
     {
         check_store_key(conn, &rec.name, sealed)?;
     }
-    let r = rows::encode(rec);
-    let mut st = conn.prepare_cached(UPSERT_USER)?;
-    st.execute(params![
-        r.name,
-        r.secret,
-        r.algorithm,
-        r.digits,
-        r.period,
-        r.mfa_created,
-        r.mfa_changed,
-        r.first_seen,
-        r.grace_started,
-        r.last_step,
-        r.failures,
-        r.first_failure,
-        r.locked_until,
-        r.login_count,
-        r.last_login,
-        r.last_ip,
-        r.last_outcome,
-    ])?;
+    let name = rec.name.as_str();
+    match before {
+        // A login changed only its own columns (replay marker, counters, statistics): the
+        // narrower statement binds ten values instead of seventeen, copies no key, and skips
+        // the upsert's insert attempt. Most of the daemon's writes are these.
+        Some(b)
+            if b.name == rec.name
+                && b.secret == rec.secret
+                && b.params == rec.params
+                && b.mfa_created == rec.mfa_created
+                && b.mfa_changed == rec.mfa_changed
+                && b.first_seen == rec.first_seen =>
+        {
+            let n = conn.prepare_cached(UPDATE_LOGIN_COLUMNS)?.execute(params![
+                name,
+                rec.grace_started,
+                rec.last_step,
+                i64::from(rec.failures),
+                rec.first_failure,
+                rec.locked_until,
+                i64::try_from(rec.login_count).unwrap_or(i64::MAX),
+                rec.last_login,
+                rec.last_ip,
+                rec.last_outcome,
+            ])?;
+            if n != 1 {
+                return Err(StoreError::Aborted(Abort::Bug(
+                    "a user read in this transaction has no row to update",
+                )));
+            }
+        }
+        _ => {
+            let r = rows::encode(rec);
+            conn.prepare_cached(UPSERT_USER)?.execute(params![
+                r.name,
+                r.secret,
+                r.algorithm,
+                r.digits,
+                r.period,
+                r.mfa_created,
+                r.mfa_changed,
+                r.first_seen,
+                r.grace_started,
+                r.last_step,
+                r.failures,
+                r.first_failure,
+                r.locked_until,
+                r.login_count,
+                r.last_login,
+                r.last_ip,
+                r.last_outcome,
+            ])?;
+        }
+    }
     if before.map(|b| &b.codes) != Some(&rec.codes) {
         conn.prepare_cached("DELETE FROM one_time_codes WHERE user = ?1")?
-            .execute([&r.name])?;
+            .execute([name])?;
         let mut ins = conn.prepare_cached(
             "INSERT INTO one_time_codes (user, kind, salt, hash, created, expires, uses_left, scheme) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
         )?;
         for c in rows::encode_codes(rec) {
             ins.execute(params![
-                r.name,
+                name,
                 c.kind,
                 c.salt,
                 c.hash,
@@ -805,13 +842,13 @@ fn save(
     }
     if before.map(|b| &b.sources) != Some(&rec.sources) {
         conn.prepare_cached("DELETE FROM source_failures WHERE user = ?1")?
-            .execute([&r.name])?;
+            .execute([name])?;
         let mut ins = conn.prepare_cached(
             "INSERT INTO source_failures (user, source, failures, first_failure, locked_until) VALUES (?1,?2,?3,?4,?5)",
         )?;
         for s in rows::encode_sources(rec) {
             ins.execute(params![
-                r.name,
+                name,
                 s.source,
                 s.failures,
                 s.first_failure,
@@ -821,12 +858,12 @@ fn save(
     }
     if before.map(|b| &b.unlocks) != Some(&rec.unlocks) {
         conn.prepare_cached("DELETE FROM unlocks WHERE user = ?1")?
-            .execute([&r.name])?;
+            .execute([name])?;
         let mut ins = conn.prepare_cached(
             "INSERT INTO unlocks (user, ip, created, expires) VALUES (?1,?2,?3,?4)",
         )?;
         for u in rows::encode_unlocks(rec) {
-            ins.execute(params![r.name, u.ip, u.created, u.expires])?;
+            ins.execute(params![name, u.ip, u.created, u.expires])?;
         }
     }
     Ok(())

@@ -39,6 +39,7 @@ SECRET=bench-secret-0123456789
 TAG="mfa-bench-ga-$$"
 
 cd "$ROOT"
+command -v /usr/bin/time >/dev/null || { echo "apt-get install time" >&2; exit 1; }
 cargo build --release -q --locked -p mfa-radiusd -p mfactl
 (cd bench/radius && CARGO_TARGET_DIR="$TARGET/bench" cargo build --release -q)
 LOADGEN="$TARGET/bench/release/radius-loadgen"
@@ -117,11 +118,13 @@ measured() {
         perf record -q -F 1999 -p "$pid" -o "$BENCH_PERF.$PERF_N.data" >/dev/null 2>&1 &
         perf=$!
     fi
-    lg run "$@"
+    # The generator's own CPU too: it shares the 2 cores with the server it measures.
+    /usr/bin/time -f '%U %S' -o "$WORK/lg.time" "$LOADGEN" run "$@"
     if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
     thread_ticks "$pid" > "$WORK/ticks.after"
     printf '  CPU seconds by thread:'
     join "$WORK/ticks.before" "$WORK/ticks.after" | awk -v hz="$TICK" '{printf " %s %.2f", $1, ($3 - $2) / hz}'
+    awk '{printf "; the generator %.2f", $1 + $2}' "$WORK/lg.time"
     echo
 }
 
@@ -350,7 +353,6 @@ timed() {
 }
 scale() {
     [ $# -gt 0 ] || set -- 10000 100000 1000000
-    command -v /usr/bin/time >/dev/null || { echo "apt-get install time" >&2; exit 1; }
     for n in "$@"; do
         echo "== $n users"
         local d="$WORK/s$n"

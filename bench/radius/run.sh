@@ -65,7 +65,13 @@ echo "== $MODE, $(nproc) cores:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "   freeradius $(dpkg-query -W -f='${Version}' freeradius 2>/dev/null || echo '?'), libpam-google-authenticator $(dpkg-query -W -f='${Version}' libpam-google-authenticator 2>/dev/null || echo '?'), mfa-radiusd $("$REL/mfa-radiusd" --version | awk '{print $2}')"
 
 rss() { awk '/VmRSS|VmHWM/ {printf "%s %d MB  ", $1, $2/1024}' "/proc/$1/status"; }
-lg() { "$LOADGEN" "$@"; }
+# BENCH_THREADS / BENCH_WINDOW: the generator's sockets and requests in flight per socket
+# for every `run` (default 2 and 128: 256 in flight, as in issue 4). A run that names its
+# own --window keeps it (the first occurrence counts).
+LG_LOAD=(--threads "${BENCH_THREADS:-2}" --window "${BENCH_WINDOW:-128}")
+lg() {
+    if [ "${1:-}" = run ]; then "$LOADGEN" "$@" "${LG_LOAD[@]}"; else "$LOADGEN" "$@"; fi
+}
 
 # mfa_config FILE PORT STORE-LINES [RADIUS-LINES]: a code-only daemon on 127.0.0.1:PORT.
 mfa_config() {
@@ -119,7 +125,7 @@ measured() {
         perf=$!
     fi
     # The generator's own CPU too: it shares the 2 cores with the server it measures.
-    /usr/bin/time -f '%U %S' -o "$WORK/lg.time" "$LOADGEN" run "$@"
+    /usr/bin/time -f '%U %S' -o "$WORK/lg.time" "$LOADGEN" run "$@" "${LG_LOAD[@]}"
     if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
     thread_ticks "$pid" > "$WORK/ticks.after"
     printf '  CPU seconds by thread:'
@@ -208,7 +214,7 @@ compare() {
     [ "$(id -u)" = 0 ] || { echo "compare runs as root: it writes /etc/pam.d/$TAG" >&2; exit 1; }
     GA=$(find /lib /usr/lib -name pam_google_authenticator.so -print -quit 2>/dev/null || true)
     [ -n "$GA" ] || { echo "apt-get install libpam-google-authenticator" >&2; exit 1; }
-    echo "== compare: $users users per workload, $secs s per run, $rounds round(s); TOTP peer: $ga_users users, $inst rlm_pam instances, $threads threads"
+    echo "== compare: $users users per workload, $secs s per run, $rounds round(s); TOTP peer: $ga_users users, $inst rlm_pam instances, $threads threads; generator: ${BENCH_THREADS:-2} sockets, ${BENCH_WINDOW:-128} requests in flight each"
     # Two user sets in one store: the mix's and TOTP-only's, so neither run eats the other's
     # codes; the probe user last. The TOTP peer gets the first $ga_users of the TOTP set.
     lg gen-users $((2 * users)) "$WORK/all.csv" "$WORK/fr-users"

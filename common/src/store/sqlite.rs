@@ -115,9 +115,11 @@ CREATE INDEX invites_user ON invites(user);
 /// the condition: it changes at every login, and on PostgreSQL an indexed column would make
 /// every login's update a non-HOT one.
 macro_rules! unenrolled_index {
-    () => {
-        "CREATE INDEX users_unenrolled ON users(first_seen) WHERE secret IS NULL AND mfa_created IS NULL;
-"
+    ($create:literal) => {
+        concat!(
+            $create,
+            " users_unenrolled ON users(first_seen) WHERE secret IS NULL AND mfa_created IS NULL;\n"
+        )
     };
 }
 
@@ -170,7 +172,7 @@ CREATE INDEX audit_time ON audit(time);
     source_failures_table!(),
     meta_table!(),
     portal_tables!(),
-    unenrolled_index!()
+    unenrolled_index!("CREATE INDEX")
 );
 
 /// Version 4 to 5: the per-address counters start empty.
@@ -186,7 +188,7 @@ const MIGRATE_ADD_PORTAL: &str = portal_tables!();
 
 /// The upgrade step that indexes the names that never enrolled (version 7 to 8). `IF NOT
 /// EXISTS`: a store taken back to an older version by hand keeps the index it has.
-const MIGRATE_ADD_UNENROLLED_INDEX: &str = "CREATE INDEX IF NOT EXISTS users_unenrolled ON users(first_seen) WHERE secret IS NULL AND mfa_created IS NULL;";
+const MIGRATE_ADD_UNENROLLED_INDEX: &str = unenrolled_index!("CREATE INDEX IF NOT EXISTS");
 
 /// Deletes the records of names that never enrolled, never logged in and hold no one-time
 /// code, first seen before `?1`; through `users_unenrolled`.
@@ -282,9 +284,7 @@ const LEAVE_WAL_BYTES: u64 = 32 * (4096 + 24) + 32;
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        let short = fs::metadata(&wal).is_ok_and(|m| m.len() <= LEAVE_WAL_BYTES);
+        let short = fs::metadata(self.wal_path()).is_ok_and(|m| m.len() <= LEAVE_WAL_BYTES);
         if !short {
             return;
         }
@@ -962,6 +962,13 @@ fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreErr
 }
 
 impl SqliteStore {
+    /// SQLite's write-ahead log beside the database.
+    fn wal_path(&self) -> PathBuf {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        PathBuf::from(wal)
+    }
+
     /// Copies the WAL back into the database (PASSIVE: never waits for, nor blocks, readers
     /// or the writer). Run on the deferred-commit connection between its transactions, it
     /// catches up completely and the next transaction starts the WAL over. Returns the WAL
@@ -1323,9 +1330,7 @@ impl GroupCommit for SqliteStore {
         // time: SQLite may delete and re-create the file when every connection has closed.
         // If the WAL was checkpointed and restarted since the commit, its frames are in the
         // database file, which the checkpoint synced.
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
+        let wal = self.wal_path();
         File::open(&wal)
             .and_then(|f| f.sync_data())
             .map_err(|e| io_error(e, &wal))?;

@@ -33,12 +33,22 @@ fn problem(path: &Path, message: impl Into<String>) -> ConfigError {
 /// Applies one edit to the file at `path`. Nothing is written unless the current file is a
 /// valid configuration, the edit applies, and the result is a valid configuration too.
 pub fn edit_trusted_networks(path: &Path, edit: TrustedEdit) -> Result<(), ConfigError> {
+    edit_file(path, |text| apply(text, path, edit))
+}
+
+/// Reads the file at `path` (through symlinks), refuses it if it is not a valid
+/// configuration, applies `change` to its text, and writes the result atomically only if
+/// that is a valid configuration too.
+fn edit_file(
+    path: &Path,
+    change: impl FnOnce(&str) -> Result<String, ConfigError>,
+) -> Result<(), ConfigError> {
     let real = fs::canonicalize(path)
         .map_err(|e| ConfigError::file(path, format!("cannot resolve the path: {e}")))?;
     let text = read_text(&real)?;
     // Refuse to edit a file that is already broken: the administrator must see and fix that.
     parse(&text, path)?;
-    let new_text = apply(&text, path, edit)?;
+    let new_text = change(&text)?;
     parse(&new_text, path)?;
     write_atomically(&real, new_text.as_bytes())
         .map_err(|e| ConfigError::file(path, format!("cannot write the configuration: {e}")))
@@ -110,14 +120,7 @@ pub enum GoLiveEdit {
 /// Sets `[policy] enforce_from` in the file at `path`, keeping its comments; checked and
 /// written like [`edit_trusted_networks`].
 pub fn edit_enforce_from(path: &Path, edit: &GoLiveEdit) -> Result<(), ConfigError> {
-    let real = fs::canonicalize(path)
-        .map_err(|e| ConfigError::file(path, format!("cannot resolve the path: {e}")))?;
-    let text = read_text(&real)?;
-    parse(&text, path)?;
-    let new_text = apply_enforce_from(&text, path, edit)?;
-    parse(&new_text, path)?;
-    write_atomically(&real, new_text.as_bytes())
-        .map_err(|e| ConfigError::file(path, format!("cannot write the configuration: {e}")))
+    edit_file(path, |text| apply_enforce_from(text, path, edit))
 }
 
 /// The go-live edit on text alone (no I/O).

@@ -1102,6 +1102,24 @@ fn insert_audit(
 /// One try of a write transaction: lock the names, use up `invite` (its hash, at a time)
 /// where one is given, read their rows, let `f` change them, write what changed and the
 /// events, commit. `false` (rolled back, `f` not run) where the invite is no longer usable.
+/// Marks the invite whose token hashes to `hash` used at `now`, inside the caller's
+/// transaction, if it is still usable then; `false` if it is not. The row lock of the
+/// UPDATE serialises two uses of one invite: the second re-checks `used IS NULL` on the
+/// committed row and changes nothing.
+fn take_invite(
+    q: &mut impl postgres::GenericClient,
+    hash: &[u8; 32],
+    now: i64,
+) -> Result<bool, Fail> {
+    let n = q
+        .execute(
+            "UPDATE invites SET used = $2 WHERE hash = $1 AND used IS NULL AND expires > $2",
+            &[&hash.as_slice(), &now],
+        )
+        .ctx("using an invite")?;
+    Ok(n != 0)
+}
+
 fn transact_on(
     conn: &mut Conn,
     names: &[&UserName],
@@ -1124,19 +1142,11 @@ fn transact_on(
         keys.dedup();
         tx.execute(&st.lock, &[&keys]).ctx("locking users")?;
     }
-    if let Some((hash, now)) = invite {
-        // After the users' locks, as every writer takes them: the row lock of the UPDATE
-        // serialises two uses of one invite, and the second re-checks `used IS NULL` on the
-        // committed row and changes nothing.
-        let n = tx
-            .execute(
-                "UPDATE invites SET used = $2 WHERE hash = $1 AND used IS NULL AND expires > $2",
-                &[&hash.as_slice(), &now],
-            )
-            .ctx("using an invite")?;
-        if n == 0 {
-            return Ok(false);
-        }
+    // After the users' locks, as every writer takes them.
+    if let Some((hash, now)) = invite
+        && !take_invite(&mut tx, hash, now)?
+    {
+        return Ok(false);
     }
     let strs: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     let found = tx
@@ -1712,15 +1722,7 @@ impl Store for PgStore {
         self.run(|c| {
             let Conn { client, st } = c;
             let mut tx = client.transaction().ctx("starting to use an invite")?;
-            // The row lock of the UPDATE serialises two uses of one invite: the second
-            // re-checks `used IS NULL` on the committed row and changes nothing.
-            let n = tx
-                .execute(
-                    "UPDATE invites SET used = $2 WHERE hash = $1 AND used IS NULL AND expires > $2",
-                    &[&hash.as_slice(), &now],
-                )
-                .ctx("using an invite")?;
-            if n == 0 {
+            if !take_invite(&mut tx, hash, now)? {
                 return Ok(false);
             }
             insert_audit(&mut tx, &st.insert_audit, events)?;

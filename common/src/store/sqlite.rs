@@ -905,6 +905,17 @@ fn check_store_key(
 /// One write transaction: use up `invite` (its hash, at a time) where one is given, load
 /// `names`, let `f` change them, save what changed, append the events it returned; all or
 /// nothing. `false` (nothing written, `f` not run) where the invite is no longer usable.
+/// Marks the invite whose token hashes to `hash` used at `now`, inside the caller's write
+/// transaction, if it is still usable then (not used, not expired); `false` if it is not.
+fn take_invite(tx: &Connection, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE invites SET used = ?2 WHERE hash = ?1 AND used IS NULL AND expires > ?2",
+        )?
+        .execute(params![&hash[..], now])?;
+    Ok(n != 0)
+}
+
 fn transact_on(
     c: &mut Connection,
     names: &[&UserName],
@@ -912,15 +923,10 @@ fn transact_on(
     f: &mut TxFn<'_>,
 ) -> Result<bool, StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let Some((hash, now)) = invite {
-        let n = tx
-            .prepare_cached(
-                "UPDATE invites SET used = ?2 WHERE hash = ?1 AND used IS NULL AND expires > ?2",
-            )?
-            .execute(params![&hash[..], now])?;
-        if n == 0 {
-            return Ok(false);
-        }
+    if let Some((hash, now)) = invite
+        && !take_invite(&tx, hash, now)?
+    {
+        return Ok(false);
     }
     let before: Vec<Option<UserRecord>> = names
         .iter()
@@ -1222,12 +1228,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         self.with_conn(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE invites SET used = ?2 WHERE hash = ?1 AND used IS NULL AND expires > ?2",
-                )?
-                .execute(params![&hash[..], now])?;
-            if n == 0 {
+            if !take_invite(&tx, hash, now)? {
                 return Ok(false);
             }
             insert_audit(&tx, events)?;

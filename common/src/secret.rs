@@ -6,14 +6,15 @@ use std::sync::LazyLock;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use data_encoding::{BASE32_NOPAD, Encoding};
-use mfa_model::{SealedSecret, UserName};
+// The layout of a stored seed is the model's, so engines check rows without the core.
+pub use mfa_model::{
+    FORM_CLEAR, FORM_XCHACHA20POLY1305, KEY_ID_BYTES, KeyId, MAX_SECRET_BYTES, MIN_SECRET_BYTES,
+    SecretError, check_sealed, sealed_key_id,
+};
+use mfa_model::{NONCE_BYTES, SEALED_HEADER, SealedSecret, TAG_BYTES, UserName, check_seed_len};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-/// RFC 4226 asks for at least 128 bits, 160 recommended; google-authenticator files carry
-/// 80-bit keys, which must still import so that nobody has to re-enrol.
-pub const MIN_SECRET_BYTES: usize = 10;
-pub const MAX_SECRET_BYTES: usize = 64;
 /// 160 bits, as RFC 4226 recommends and every authenticator app accepts.
 pub const NEW_SECRET_BYTES: usize = 20;
 
@@ -24,70 +25,6 @@ static BASE32_LENIENT: LazyLock<Option<Encoding>> = LazyLock::new(|| {
     spec.check_trailing_bits = false;
     spec.encoding().ok()
 });
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretError {
-    Empty,
-    BadCharacter {
-        position: usize,
-    },
-    BadLength,
-    TooShort {
-        bits: usize,
-    },
-    TooLong,
-    Random(String),
-    /// A stored seed in no form this program writes.
-    BadForm(String),
-    /// The AEAD refused the stored seed: changed, swapped from another user's row, or a
-    /// different key with the same id (practically impossible).
-    Unseal {
-        user: String,
-    },
-    /// The seed is sealed under another store key than this process holds.
-    OtherKey {
-        user: String,
-    },
-    /// A clear seed in a store whose seeds are encrypted: never written by this program.
-    ClearInSealedStore {
-        user: String,
-    },
-}
-
-impl fmt::Display for SecretError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretError::Empty => write!(f, "the key is empty"),
-            SecretError::BadCharacter { position } => write!(
-                f,
-                "character {position} of the key is not base32 (only A-Z and 2-7 are used)"
-            ),
-            SecretError::BadLength => write!(f, "the key has a length no base32 text can have"),
-            SecretError::TooShort { bits } => write!(
-                f,
-                "the key has only {bits} bits; at least {} are required",
-                MIN_SECRET_BYTES * 8
-            ),
-            SecretError::TooLong => write!(f, "the key is longer than {MAX_SECRET_BYTES} bytes"),
-            SecretError::Random(e) => write!(f, "no random numbers from the system: {e}"),
-            SecretError::BadForm(e) => write!(f, "the stored key is damaged: {e}"),
-            SecretError::Unseal { user } => write!(
-                f,
-                "the stored key of user {user:?} does not decrypt under the store's key file: the row was changed or copied from another user; re-enrol the user"
-            ),
-            SecretError::OtherKey { user } => write!(
-                f,
-                "the stored key of user {user:?} is encrypted under another key than this process holds (rotated with `mfactl rekey` since it started? restart it)"
-            ),
-            SecretError::ClearInSealedStore { user } => write!(
-                f,
-                "the stored key of user {user:?} is unencrypted in an encrypted store (written by hand?); refusing it, re-enrol the user"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SecretError {}
 
 /// A TOTP key. Wiped from memory on drop; `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -107,14 +44,7 @@ impl TotpSecret {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SecretError> {
-        if bytes.len() < MIN_SECRET_BYTES {
-            return Err(SecretError::TooShort {
-                bits: bytes.len() * 8,
-            });
-        }
-        if bytes.len() > MAX_SECRET_BYTES {
-            return Err(SecretError::TooLong);
-        }
+        check_seed_len(bytes.len())?;
         Ok(Self(Zeroizing::new(bytes.to_vec())))
     }
 
@@ -185,19 +115,8 @@ pub trait Sealer: Send + Sync {
     }
 }
 
-pub const FORM_CLEAR: u8 = 0x00;
-pub const FORM_XCHACHA20POLY1305: u8 = 0x01;
-pub const KEY_ID_BYTES: usize = 8;
-const NONCE_BYTES: usize = 24;
-const TAG_BYTES: usize = 16;
-const SEALED_HEADER: usize = 1 + KEY_ID_BYTES;
 /// Bytes of a store key file: a 256-bit XChaCha20-Poly1305 key, nothing else.
 pub const STORE_KEY_BYTES: usize = 32;
-
-/// Names a store key without revealing it: the first 8 bytes of SHA-256 over a domain tag
-/// and the key. The store keeps the id of the key its seeds are sealed under, so a wrong key
-/// file is refused when the store is opened, naming the file, not at some user's login.
-pub type KeyId = [u8; KEY_ID_BYTES];
 
 /// The key that encrypts the seeds. Wiped on drop; `Debug` never shows it.
 pub struct StoreKey {
@@ -356,40 +275,6 @@ impl Sealer for Encrypted {
 
     fn key_id(&self) -> Option<KeyId> {
         Some(self.key.id)
-    }
-}
-
-/// The key id a stored seed is sealed under (`None`: the clear form or damaged).
-pub fn sealed_key_id(sealed: &SealedSecret) -> Option<KeyId> {
-    match sealed.stored().split_first() {
-        Some((&FORM_XCHACHA20POLY1305, rest)) => rest.get(..KEY_ID_BYTES)?.try_into().ok(),
-        _ => None,
-    }
-}
-
-/// Whether a stored seed has a form some sealer can open (the form byte and the lengths),
-/// checked when the row is read.
-pub fn check_sealed(sealed: &SealedSecret) -> Result<(), SecretError> {
-    let b = sealed.stored();
-    match b.split_first() {
-        Some((&FORM_CLEAR, seed)) => TotpSecret::from_bytes(seed).map(drop),
-        Some((&FORM_XCHACHA20POLY1305, rest)) => {
-            let ct = rest
-                .len()
-                .checked_sub(KEY_ID_BYTES + NONCE_BYTES + TAG_BYTES)
-                .ok_or_else(|| SecretError::BadForm("shorter than an encrypted key".into()))?;
-            if (MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&ct) {
-                Ok(())
-            } else {
-                Err(SecretError::BadForm(format!(
-                    "an encrypted key of {ct} bytes (must be {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES})"
-                )))
-            }
-        }
-        Some((form, _)) => Err(SecretError::BadForm(format!(
-            "unknown form byte 0x{form:02x} (0x00 clear, 0x01 encrypted)"
-        ))),
-        None => Err(SecretError::BadForm("empty".into())),
     }
 }
 

@@ -9,6 +9,7 @@ mod audit;
 mod name;
 mod record;
 mod refusal;
+mod sealed;
 mod totp;
 
 pub use audit::{AuditEvent, Outcome};
@@ -18,4 +19,9 @@ pub use record::{
     UserRecord,
 };
 pub use refusal::Refusal;
+pub use sealed::{
+    FORM_CLEAR, FORM_XCHACHA20POLY1305, KEY_ID_BYTES, KeyId, MAX_SECRET_BYTES, MIN_SECRET_BYTES,
+    NONCE_BYTES, SEALED_HEADER, SecretError, TAG_BYTES, check_sealed, check_seed_len,
+    sealed_key_id,
+};
 pub use totp::{Algorithm, BadTotpParams, DIGITS, PERIODS, TotpParams};

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mfa_common::login::{CODE_PROMPT, now};
-use mfa_common::names::{self, NameCheck};
-use mfa_common::net::{parse_ip_literal, trusted_match};
-use mfa_common::{ClientAddr, Core, OpenMode, Outcome, Request};
 use mfa_config::{Cidr, Config, Span, TrustedEdit, edit_trusted_networks, format_utc};
+use mfa_core::login::{CODE_PROMPT, now};
+use mfa_core::names::{self, NameCheck};
+use mfa_core::net::{parse_ip_literal, trusted_match};
+use mfa_core::{ClientAddr, Core, OpenMode, Outcome, Request};
 use zeroize::Zeroizing;
 
 use crate::{Fail, Result, TrustedAction, UsersAction, user_name};
@@ -91,11 +91,11 @@ pub fn auth(
 pub fn init(cfg: &Path) -> Result<ExitCode> {
     let c = load_config(cfg)?;
     if let Some(url) = &c.store.url {
-        let shown = mfa_common::store::redact_url(url);
+        let shown = mfa_core::store::redact_url(url);
         open_with(c, OpenMode::Create)?;
         println!(
             "The PostgreSQL store {shown} is ready (schema version {}).",
-            mfa_common::store::POSTGRES_SCHEMA_VERSION
+            mfa_core::store::POSTGRES_SCHEMA_VERSION
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -222,7 +222,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     };
     let mut extra = c.check_referenced_files();
     let key = c.store.key_path();
-    let key_state = mfa_common::keyfile::read(&key);
+    let key_state = mfa_core::keyfile::read(&key);
     if let Err(e) = &key_state {
         extra.push(mfa_config::Problem {
             file: cfg.to_path_buf(),
@@ -257,7 +257,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     match &c.store.url {
         Some(url) => println!(
             "  store: PostgreSQL {} (sslmode {})",
-            mfa_common::store::redact_url(url),
+            mfa_core::store::redact_url(url),
             c.store.sslmode.as_str()
         ),
         None => println!(
@@ -347,7 +347,7 @@ pub fn users(cfg: &Path, action: UsersAction) -> Result<ExitCode> {
             "The stored user names agree with {}.",
             names::describe(&a.config().users)
         ),
-        Err(e @ mfa_common::CoreError::NameConflicts(_)) => println!("Still to resolve: {e}"),
+        Err(e @ mfa_core::CoreError::NameConflicts(_)) => println!("Still to resolve: {e}"),
         Err(e) => return Err(e.into()),
     }
     Ok(ExitCode::SUCCESS)

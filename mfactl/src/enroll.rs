@@ -6,9 +6,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use mfa_common::enrolment::{APPS, Sheet, qr_png, qr_svg};
-use mfa_common::login::now;
-use mfa_common::{CoreError, OpenMode, Refusal, TotpSecret};
+use mfa_core::enrolment::{APPS, Sheet, qr_png, qr_svg};
+use mfa_core::login::now;
+use mfa_core::{CoreError, OpenMode, Refusal, TotpSecret};
 
 use crate::admin::{ACTOR, open, read_line};
 use crate::{Fail, Result, user_name};

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mfa_common::login::now;
 use mfa_config::{Config, GoLive, GoLiveEdit, edit_enforce_from, format_utc};
+use mfa_core::login::now;
 
 use crate::admin::load_config;
 use crate::{Fail, GoLiveAction, Result};

@@ -7,10 +7,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use mfa_common::admin::ImportEntry;
-use mfa_common::login::now;
-use mfa_common::{OpenMode, TotpParams, TotpSecret, UserName};
 use mfa_config::Config;
+use mfa_core::admin::ImportEntry;
+use mfa_core::login::now;
+use mfa_core::{OpenMode, TotpParams, TotpSecret, UserName};
 use mfa_model::Algorithm;
 use zeroize::Zeroizing;
 
@@ -147,7 +147,7 @@ pub fn parse_csv(
         if header {
             continue;
         }
-        let name = mfa_common::user_name(cfg, user).map_err(|e| format!("{at}: {e}"))?;
+        let name = mfa_core::user_name(cfg, user).map_err(|e| format!("{at}: {e}"))?;
         let secret =
             TotpSecret::from_base32(secret).map_err(|e| format!("{at}: secret of {user}: {e}"))?;
         out.push(ImportEntry {
@@ -170,7 +170,7 @@ pub fn parse_google_authenticator(
     cfg: &Config,
 ) -> std::result::Result<ImportEntry, String> {
     let at = |n: usize| format!("{}:{n}", path.display());
-    let name = mfa_common::user_name(cfg, user).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = mfa_core::user_name(cfg, user).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
     let (n, key) = lines
         .next()

@@ -28,24 +28,24 @@ pub enum Fail {
 
 pub type Result<T> = std::result::Result<T, Fail>;
 
-impl From<mfa_common::CoreError> for Fail {
-    fn from(e: mfa_common::CoreError) -> Self {
+impl From<mfa_core::CoreError> for Fail {
+    fn from(e: mfa_core::CoreError) -> Self {
         match e {
-            mfa_common::CoreError::Refused(r) => Fail::Refused(r.to_string()),
+            mfa_core::CoreError::Refused(r) => Fail::Refused(r.to_string()),
             other => Fail::Error(other.to_string()),
         }
     }
 }
 
-impl From<mfa_common::store::StoreError> for Fail {
-    fn from(e: mfa_common::store::StoreError) -> Self {
-        Fail::from(mfa_common::CoreError::from(e))
+impl From<mfa_core::store::StoreError> for Fail {
+    fn from(e: mfa_core::store::StoreError) -> Self {
+        Fail::from(mfa_core::CoreError::from(e))
     }
 }
 
 /// The canonical name of the user a command-line argument names, under the core's one rule
 /// (`[users]`): `Alice` and `CONTOSO\alice` are `alice` where the configuration says so.
-pub fn user_name(core: &mfa_common::Core, user: &str) -> Result<mfa_common::UserName> {
+pub fn user_name(core: &mfa_core::Core, user: &str) -> Result<mfa_core::UserName> {
     core.user_name(user).map_err(|e| Fail::Error(e.to_string()))
 }
 

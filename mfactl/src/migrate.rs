@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mfa_common::store::{self, StoreError};
-use mfa_common::{CoreError, OpenMode};
 use mfa_config::SslMode;
+use mfa_core::store::{self, StoreError};
+use mfa_core::{CoreError, OpenMode};
 
 use crate::admin::{ACTOR, load_config, open_with};
 use crate::{Fail, Result};

@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mfa_common::OpenMode;
-use mfa_common::login::now;
-use mfa_common::net::parse_ip_literal;
 use mfa_config::{Span, format_utc};
+use mfa_core::OpenMode;
+use mfa_core::login::now;
+use mfa_core::net::parse_ip_literal;
 
 use crate::admin::{ACTOR, load_config, open, open_with};
 use crate::report::visible;

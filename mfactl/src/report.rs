@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
-use mfa_common::login::now;
-use mfa_common::policy::rollout_status;
-use mfa_common::store::AuditQuery;
-use mfa_common::{OpenMode, OtcKind, RolloutStatus};
 use mfa_config::{GoLive, format_utc};
+use mfa_core::login::now;
+use mfa_core::policy::rollout_status;
+use mfa_core::store::AuditQuery;
+use mfa_core::{OpenMode, OtcKind, RolloutStatus};
 use mfa_model::Invite;
 use serde_json::{Value, json};
 
@@ -84,7 +84,7 @@ impl InviteCell {
 
 /// One report row: a stored user, or a user invited but never seen by a login.
 struct Row {
-    user: mfa_common::UserRecord,
+    user: mfa_core::UserRecord,
     status: String,
     deadline: Option<i64>,
     invite: Option<InviteCell>,
@@ -102,7 +102,7 @@ struct Totals {
 }
 
 /// `mfactl report`, streamed: the store hands the records over one at a time
-/// ([`mfa_common::store::Store::each_user`]) and each row is written as it comes, so a
+/// ([`mfa_core::store::Store::each_user`]) and each row is written as it comes, so a
 /// million users cost one record of memory (JSON and CSV in one pass; the table reads the
 /// store twice, once for the column widths). The totals follow the rows.
 pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
@@ -127,7 +127,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     // (not counted among the users, whose totals stay those of the store's records).
     let mut invited_only = Vec::new();
     for name in by_user.keys() {
-        if let Ok(n) = mfa_common::UserName::parse(name)
+        if let Ok(n) = mfa_core::UserName::parse(name)
             && a.store().user(&n)?.is_none()
         {
             invited_only.push(n);
@@ -140,9 +140,9 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
         let mut totals = Totals::default();
         let mut pending = invited_only.iter().peekable();
         let mut failed = None;
-        let invited = |n: &mfa_common::UserName, f: &mut dyn FnMut(Row) -> Result<()>| {
+        let invited = |n: &mfa_core::UserName, f: &mut dyn FnMut(Row) -> Result<()>| {
             f(Row {
-                user: mfa_common::UserRecord::new(n, c.totp.params(), t),
+                user: mfa_core::UserRecord::new(n, c.totp.params(), t),
                 status: "invited".into(),
                 deadline: None,
                 invite: invite_of(n.as_str()),
@@ -171,7 +171,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
             // The store's read stops at the first failed write (a closed pipe, a full disk).
             step.map_err(|e| {
                 failed = Some(e);
-                mfa_common::store::StoreError::Aborted(mfa_common::store::Abort::Bug(
+                mfa_core::store::StoreError::Aborted(mfa_core::store::Abort::Bug(
                     "the report stopped",
                 ))
             })

@@ -61,7 +61,7 @@ pub enum OtcHash {
     /// One SHA-256 over a domain tag, the salt and the code (codes issued before the slow
     /// hash; 10^8 codes under one SHA-256 fall to a laptop in seconds, so no new code gets it).
     Sha256V1,
-    /// Argon2id with the core's fixed parameters (see `mfa_common::verify`).
+    /// Argon2id with the core's fixed parameters (see `mfa_core::verify`).
     Argon2idV2,
 }
 

@@ -9,7 +9,7 @@
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use mfa_common::audit::Syslog;
+use mfa_core::audit::Syslog;
 use pam::constants::{PAM_SILENT, PamFlag, PamResultCode};
 use pam::items::{AuthTok, RHost, Service};
 use pam::module::{PamHandle, PamHooks};

@@ -6,18 +6,18 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use mfa_common::enrolment::{APPS, Sheet};
-use mfa_common::verify::{looks_like_code, normalize_code};
-use mfa_common::{
+use mfa_config::TotpConfig;
+use mfa_core::enrolment::{APPS, Sheet};
+use mfa_core::verify::{looks_like_code, normalize_code};
+use mfa_core::{
     ClientAddr, Core, CoreError, Decision, OpenMode, Outcome, Reason, Refusal, Request, TotpSecret,
     UserName,
 };
-use mfa_config::TotpConfig;
 use zeroize::Zeroizing;
 
 use crate::args::{Args, FirstPass, IgnoreWhen};
 
-pub use mfa_common::login::CODE_PROMPT;
+pub use mfa_core::login::CODE_PROMPT;
 pub const ENROL_PROMPT: &str = "Code shown by the app, to finish (Enter to skip): ";
 /// What the user sees when the module cannot work; the reason goes to syslog only.
 pub const UNAVAILABLE: &str =
@@ -292,7 +292,7 @@ impl Flow<'_> {
         };
         // No first factor is checked here, so the name gets a record only where the system
         // knows it (NSS); a stranger's name fills nothing.
-        let known = mfa_common::groups::user_known(&name);
+        let known = mfa_core::groups::user_known(&name);
         let req = Request::new(&name, client, &service).vouched(known);
         let d = match self.answered(&user, auth.begin(&req, self.log))? {
             Answered::Decided(d) => d,

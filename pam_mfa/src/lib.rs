@@ -3,7 +3,7 @@
 //! `auth required pam_mfa.so [config=/etc/mfa/mfa.toml] [debug] [try_first_pass|use_first_pass]
 //! [ignore=unenrolled|no_code]`
 //!
-//! The module only translates between libpam and the shared core (`mfa_common`), which makes
+//! The module only translates between libpam and the shared core (`mfa_core`), which makes
 //! every decision, so PAM, RADIUS and `mfactl auth` cannot disagree. All libpam calls are in
 //! [`ffi`]; the flow in [`flow`] runs against a trait and is unit-tested without libpam.
 //! Every error denies (PAM_AUTH_ERR) and is logged to syslog, auth facility.

@@ -25,8 +25,8 @@ use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use mfa_common::{CoreError, Decision, Outcome, Reason, Request, TotpSecret, UserName};
 use mfa_config::{Config, ConfigError, Problem, TotpConfig};
+use mfa_core::{CoreError, Decision, Outcome, Reason, Request, TotpSecret, UserName};
 use mfa_radius_proto::{
     AttrType, Builder, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet, hide_password,
 };

@@ -14,13 +14,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
-use mfa_common::enrolment::{Sheet, qr_svg};
-use mfa_common::invite::{InviteEnrol, InviteState, token_hash};
-use mfa_common::login::now;
-use mfa_common::net::parse_ip_literal;
-use mfa_common::store::AuditQuery;
-use mfa_common::{ClientAddr, Core, Request, TotpSecret, UserName};
 use mfa_config::{Cidr, format_utc};
+use mfa_core::enrolment::{Sheet, qr_svg};
+use mfa_core::invite::{InviteEnrol, InviteState, token_hash};
+use mfa_core::login::now;
+use mfa_core::net::parse_ip_literal;
+use mfa_core::store::AuditQuery;
+use mfa_core::{ClientAddr, Core, Request, TotpSecret, UserName};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -700,7 +700,7 @@ async fn enrol_save(
     let (me, tok, ip) = (p.clone(), token.clone(), Portal::ip_text(&c));
     let secret2 = TotpSecret::from_bytes(&bytes);
     let result = blocking(move || {
-        let secret2 = secret2.map_err(|_| mfa_common::CoreError::Bug("secret"))?;
+        let secret2 = secret2.map_err(|_| mfa_core::CoreError::Bug("secret"))?;
         me.core
             .invites(ACTOR)
             .enrol(&tok, &secret2, &code, ip.as_deref(), now())
@@ -815,7 +815,7 @@ async fn account_view(
             since: Some(since),
             limit: None,
         })?;
-        Ok::<_, mfa_common::store::StoreError>((rec, events))
+        Ok::<_, mfa_core::store::StoreError>((rec, events))
     })
     .await;
     let Some(Ok((rec, events))) = data else {
@@ -964,7 +964,7 @@ async fn account_post(
                         esc(&ip.to_string())
                     )
                 }
-                Some(Err(mfa_common::CoreError::Refused(mfa_common::Refusal::RememberOff))) => {
+                Some(Err(mfa_core::CoreError::Refused(mfa_core::Refusal::RememberOff))) => {
                     format!("<p class=\"err\" id=\"message\">{}</p>", esc(t.unlock_off))
                 }
                 _ => return p.failure(&c, path),
@@ -1036,8 +1036,8 @@ async fn account_post(
                     let n = format!("<p class=\"ok\" id=\"message\">{}</p>", esc(t.replaced));
                     account_view(&p, &c, &user, &csrf, Some(n)).await
                 }
-                Some(Err(mfa_common::CoreError::Refused(
-                    mfa_common::Refusal::WrongConfirmationCode,
+                Some(Err(mfa_core::CoreError::Refused(
+                    mfa_core::Refusal::WrongConfirmationCode,
                 ))) => replace_view(
                     &p,
                     &c,
@@ -1047,7 +1047,7 @@ async fn account_post(
                     Some(("err", t.replace_wrong_code)),
                     StatusCode::UNPROCESSABLE_ENTITY,
                 ),
-                Some(Err(mfa_common::CoreError::Refused(mfa_common::Refusal::NotEnrolled(_)))) => {
+                Some(Err(mfa_core::CoreError::Refused(mfa_core::Refusal::NotEnrolled(_)))) => {
                     let _ = p.with_session(c.sid.as_deref(), |s| s.replacing = None);
                     let n = format!(
                         "<p class=\"err\" id=\"message\">{}</p>",

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use mfa_common::{Core, OpenMode};
+use mfa_core::{Core, OpenMode};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -140,7 +140,7 @@ async fn serve(
         if tls.is_some() { "https" } else { "http" }
     );
     // The socket is bound: tell systemd (Type=notify) the portal is ready.
-    if let Err(e) = mfa_common::notify::notify("READY=1") {
+    if let Err(e) = mfa_core::notify::notify("READY=1") {
         eprintln!("mfa-portal: cannot notify systemd of readiness: {e}");
     }
     let router = app::router(portal);
@@ -184,7 +184,7 @@ async fn serve(
         });
     }
     eprintln!("mfa-portal: stopping");
-    let _ = mfa_common::notify::notify("STOPPING=1");
+    let _ = mfa_core::notify::notify("STOPPING=1");
     let _ = TokioExecutor::new();
     Ok(())
 }

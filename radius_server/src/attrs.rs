@@ -3,9 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use mfa_common::ClientAddr;
-use mfa_common::net::parse_client_ip_attribute;
 use mfa_config::{ClientIpAttribute, ClientSettings, FirstFactor, RadiusMode};
+use mfa_core::ClientAddr;
+use mfa_core::net::parse_client_ip_attribute;
 use mfa_radius_proto::{AttrType, Packet};
 
 /// The end user's address from the configured attribute. Absent, repeated, empty, a host name

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use mfa_common::ClientAddr;
+use mfa_core::ClientAddr;
 use subtle::ConstantTimeEq;
 
 pub const STATE_LEN: usize = 16;

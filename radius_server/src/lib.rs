@@ -1,5 +1,5 @@
 //! mfa-radiusd: the RADIUS front end. It translates packets into core requests and decisions
-//! back into packets; all policy lives in `mfa_common`.
+//! back into packets; all policy lives in `mfa_core`.
 #![forbid(unsafe_code)]
 
 pub mod attrs;
@@ -9,7 +9,7 @@ pub mod lanes;
 pub mod logbuf;
 pub mod metrics;
 /// systemd readiness, shared with mfa-portal.
-pub use mfa_common::notify;
+pub use mfa_core::notify;
 pub mod radsec;
 pub mod run;
 pub mod server;

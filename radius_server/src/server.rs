@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use mfa_common::audit::Syslog;
-use mfa_common::login::Login;
-use mfa_common::policy::{Decision, Outcome, Reason};
-use mfa_common::verify::split_appended;
-use mfa_common::{Attempt, ClientAddr, Core, CoreError, NameCheck, OpenMode, Request, UserName};
 use mfa_config::{ClientSettings, Config, ConfigError, FirstFactor, RadiusMode};
+use mfa_core::audit::Syslog;
+use mfa_core::login::Login;
+use mfa_core::policy::{Decision, Outcome, Reason};
+use mfa_core::verify::split_appended;
+use mfa_core::{Attempt, ClientAddr, Core, CoreError, NameCheck, OpenMode, Request, UserName};
 use mfa_radius_proto::{AttrType, Builder, Code, Packet, VerifyError, unhide_password};
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
@@ -964,7 +964,7 @@ impl Shared {
         };
         Ok(Answer {
             code: Code::ACCESS_CHALLENGE,
-            message: Some(mfa_common::login::CODE_CHALLENGE.into()),
+            message: Some(mfa_core::login::CODE_CHALLENGE.into()),
             state: Some(state),
             delay: Duration::ZERO,
             reason: Reason::CodeRequired,

@@ -15,8 +15,8 @@ use std::sync::mpsc::{
 };
 use std::time::{Duration, Instant};
 
-use mfa_common::login::Login;
-use mfa_common::{Attempt, Core, CoreError, Decision};
+use mfa_core::login::Login;
+use mfa_core::{Attempt, Core, CoreError, Decision};
 use tokio::sync::oneshot;
 
 use crate::metrics::StoreMetrics;
@@ -285,9 +285,9 @@ fn fail_all(replies: impl Iterator<Item = Reply>, why: &WriterError) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mfa_common::store::{AuditQuery, StoreError, TxFn};
-    use mfa_common::totp::code_at_step;
-    use mfa_common::{
+    use mfa_core::store::{AuditQuery, StoreError, TxFn};
+    use mfa_core::totp::code_at_step;
+    use mfa_core::{
         AuditEvent, ClientAddr, OpenMode, Request, Store, TotpSecret, UserName, UserRecord,
     };
     use zeroize::Zeroizing;
@@ -313,7 +313,7 @@ mod tests {
         fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
             self.0.user(name)
         }
-        fn each_user(&self, f: &mut mfa_common::store::UserFn<'_>) -> Result<(), StoreError> {
+        fn each_user(&self, f: &mut mfa_core::store::UserFn<'_>) -> Result<(), StoreError> {
             self.0.each_user(f)
         }
         fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
@@ -331,14 +331,14 @@ mod tests {
         fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
             self.0.prune_unenrolled(before)
         }
-        fn store_key_id(&self) -> Result<Option<mfa_common::secret::KeyId>, StoreError> {
+        fn store_key_id(&self) -> Result<Option<mfa_core::secret::KeyId>, StoreError> {
             self.0.store_key_id()
         }
         fn reseal(
             &self,
-            expect: Option<mfa_common::secret::KeyId>,
-            new: mfa_common::secret::KeyId,
-            f: &mut mfa_common::store::ResealFn<'_>,
+            expect: Option<mfa_core::secret::KeyId>,
+            new: mfa_core::secret::KeyId,
+            f: &mut mfa_core::store::ResealFn<'_>,
             events: &[AuditEvent],
         ) -> Result<usize, StoreError> {
             self.0.reseal(expect, new, f, events)
@@ -349,7 +349,7 @@ mod tests {
         fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
             self.0.each_user_name(f)
         }
-        fn maintain_names(&self, f: &mut mfa_common::store::NamesFn<'_>) -> Result<(), StoreError> {
+        fn maintain_names(&self, f: &mut mfa_core::store::NamesFn<'_>) -> Result<(), StoreError> {
             self.0.maintain_names(f)
         }
     }
@@ -370,7 +370,7 @@ mod tests {
         cfg.store.path = dir.path().join("mfa.db");
         cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
         cfg.audit.syslog = false;
-        let store = mfa_common::store::open(&cfg.store, OpenMode::Create).unwrap();
+        let store = mfa_core::store::open(&cfg.store, OpenMode::Create).unwrap();
         let store: Box<dyn Store> = if group_commit {
             store
         } else {

@@ -114,7 +114,7 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A fresh random base32 key (160 bits), so every test case has its own user and key and
 /// never waits for the next step.
 pub fn fresh_key() -> String {
-    let s = mfa_common::TotpSecret::generate().unwrap();
+    let s = mfa_core::TotpSecret::generate().unwrap();
     s.to_base32().to_string()
 }
 

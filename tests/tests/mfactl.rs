@@ -473,14 +473,14 @@ fn kill_9_mid_writes_loses_nothing_acknowledged() {
         );
         acked.extend(got);
     }
-    let store = mfa_common::store::SqliteStore::open(
+    let store = mfa_core::store::SqliteStore::open(
         &site.db(),
-        mfa_common::OpenMode::Existing,
+        mfa_core::OpenMode::Existing,
         Duration::from_secs(5),
     )
     .unwrap();
     assert_eq!(store.integrity_check().unwrap(), "ok");
-    use mfa_common::Store;
+    use mfa_core::Store;
     let users: std::collections::HashSet<String> = store
         .users()
         .unwrap()

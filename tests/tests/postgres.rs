@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mfa_common::OpenMode;
-use mfa_common::store;
 use mfa_config::{SslMode, StoreConfig};
+use mfa_core::OpenMode;
+use mfa_core::store;
 use mfa_e2e::{PG_PASSWORD, PgCluster, Site, code_of, fresh_key, text, totp, unique, wrong_code};
 use radius_support::*;
 
@@ -28,7 +28,7 @@ fn store_config(url: &str) -> StoreConfig {
 #[test]
 fn postgres_passes_the_store_conformance_suite() {
     let pg = PgCluster::start();
-    mfa_common::store::conformance::all(&|| {
+    mfa_core::store::conformance::all(&|| {
         let db = pg.create_db();
         store::open(&store_config(&pg.url(&db)), OpenMode::Create).unwrap()
     });
@@ -628,7 +628,7 @@ fn a_version_4_store_is_upgraded_in_place_then_sealed_by_the_first_open_with_a_k
     let pg = PgCluster::start();
     let db = pg.create_db();
     let key = fresh_key();
-    let seed = mfa_common::secret::TotpSecret::from_base32(&key).unwrap();
+    let seed = mfa_core::secret::TotpSecret::from_base32(&key).unwrap();
     let hex: String = seed.bytes().iter().map(|b| format!("{b:02x}")).collect();
     pg.psql(&db, PG_SCHEMA_V4);
     // A clear seed, an old (SHA-256) backup code of 87654321, a counter, an audit row.

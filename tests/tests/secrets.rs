@@ -40,7 +40,7 @@ fn sqlite(site: &Site, sql: &str) {
 /// Every way a seed could show in a text dump: its bytes as hex (either case), base32 (either
 /// case), base64 (standard, unpadded, URL-safe).
 fn encodings(key_b32: &str) -> Vec<String> {
-    let bytes = mfa_common::TotpSecret::from_base32(key_b32).unwrap();
+    let bytes = mfa_core::TotpSecret::from_base32(key_b32).unwrap();
     let b = bytes.bytes();
     let b32 = BASE32_NOPAD.encode(b);
     vec![
@@ -309,7 +309,7 @@ fn a_clear_store_is_encrypted_on_its_first_open_with_a_key() {
     // Back to a store as schema 3 wrote it, before encryption at rest: the seed's bare
     // bytes, a SHA-256 backup code, no key file.
     let key = fresh_key();
-    let seed = mfa_common::TotpSecret::from_base32(&key).unwrap();
+    let seed = mfa_core::TotpSecret::from_base32(&key).unwrap();
     let salt = [5u8; 16];
     let backup = "24681357";
     let mut h = Sha256::new();

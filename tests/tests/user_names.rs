@@ -8,7 +8,7 @@
 mod pam_support;
 mod radius_support;
 
-use mfa_common::{Core, OpenMode};
+use mfa_core::{Core, OpenMode};
 use mfa_e2e::{Site, avoid_step_boundary, code_of, fresh_key, require_tool, text, totp, unique};
 use pam_support::{PamResult, PamService, pamtester, pamtester_code, require_root};
 use radius_support::{Rig, SECRET, UNTRUSTED_CSI, attrs, config_text, free_udp_port, spawn_daemon};
@@ -237,7 +237,7 @@ fn a_single_non_canonical_record_is_renamed_once_the_rules_reach_it() {
     // the row under that name with the seed's bare bytes, and no key file yet.
     assert_eq!(code_of(&site.mfactl(&["init"])), 0);
     std::fs::remove_file(site.path().join("mfa.key")).unwrap();
-    let seed = mfa_common::TotpSecret::from_base32(&key).unwrap();
+    let seed = mfa_core::TotpSecret::from_base32(&key).unwrap();
     let hex: String = seed.bytes().iter().map(|b| format!("{b:02x}")).collect();
     require_tool("sqlite3");
     let now = mfa_e2e::unix_now();

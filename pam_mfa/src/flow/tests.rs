@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mfa_common::totp::code_at_step;
-use mfa_common::{Core, OpenMode, OtcKind, TotpSecret, UserName};
+use mfa_core::totp::code_at_step;
+use mfa_core::{Core, OpenMode, OtcKind, TotpSecret, UserName};
 
 use super::*;
 
@@ -162,7 +162,7 @@ fn name(user: &str) -> UserName {
 }
 
 fn now_step() -> i64 {
-    mfa_common::login::now() / 30
+    mfa_core::login::now() / 30
 }
 
 struct Env {
@@ -198,14 +198,7 @@ impl Env {
         let s = TotpSecret::generate().unwrap();
         self.auth(OpenMode::Existing)
             .enrolment()
-            .enroll(
-                &name(user),
-                &s,
-                None,
-                false,
-                "test",
-                mfa_common::login::now(),
-            )
+            .enroll(&name(user), &s, None, false, "test", mfa_core::login::now())
             .unwrap();
         s
     }
@@ -214,7 +207,7 @@ impl Env {
     fn one_time_code(&self, user: &str, kind: OtcKind) -> String {
         let a = self.auth(OpenMode::Existing);
         let admin = a.admin("test");
-        let now = mfa_common::login::now();
+        let now = mfa_core::login::now();
         let code = match kind {
             OtcKind::Backup => admin
                 .issue_backup_codes(&name(user), 1, now)

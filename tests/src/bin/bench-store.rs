@@ -10,10 +10,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-use mfa_common::admin::ImportEntry;
-use mfa_common::login::now;
-use mfa_common::totp::code_at_step;
-use mfa_common::{Attempt, ClientAddr, Core, OpenMode, Outcome, Request, TotpSecret, UserName};
+use mfa_core::admin::ImportEntry;
+use mfa_core::login::now;
+use mfa_core::totp::code_at_step;
+use mfa_core::{Attempt, ClientAddr, Core, OpenMode, Outcome, Request, TotpSecret, UserName};
 use sha2::{Digest, Sha256};
 
 fn key_of(user: &str) -> Option<TotpSecret> {

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use mfa_common::{Core, OpenMode, TotpSecret};
+use mfa_core::{Core, OpenMode, TotpSecret};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -36,7 +36,7 @@ fn main() {
             None,
             false,
             "store-writer",
-            mfa_common::login::now(),
+            mfa_core::login::now(),
         ) {
             eprintln!("store-writer: {e}");
             std::process::exit(1);

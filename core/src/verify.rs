@@ -593,7 +593,7 @@ mod tests {
     }
 
     /// Not a timed assertion: prints what one Argon2id hash of a one-time code costs here
-    /// (`cargo test --release -p mfa-common otc_hash_cost -- --nocapture`).
+    /// (`cargo test --release -p mfa-core otc_hash_cost -- --nocapture`).
     #[test]
     fn otc_hash_cost() {
         let salt = [3u8; 16];

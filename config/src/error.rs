@@ -50,6 +50,24 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// A problem a program finds with a setting of a file that loaded (a setting it cannot
+    /// use, where another program can): the file, the dotted key and, where the file still
+    /// reads, its line.
+    pub fn at_key(file: &std::path::Path, key: &[&str], message: impl Into<String>) -> Self {
+        let path: Vec<crate::Seg> = key.iter().map(|k| crate::Seg::Key((*k).into())).collect();
+        let line = crate::read_text(file)
+            .ok()
+            .and_then(|text| crate::line_of_path(&text, &path));
+        Self::single(Problem {
+            file: file.into(),
+            line,
+            key: Some(key.join(".")),
+            message: message.into(),
+        })
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {

@@ -3,7 +3,6 @@
 //! service they need: [`Core::login`], [`Core::enrolment`], [`Core::admin`].
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use mfa_config::Config;
@@ -16,7 +15,7 @@ use crate::keyfile::{self, KeyError};
 use crate::login::Login;
 use crate::names::{self, NameCheck};
 use crate::secret::{Encrypted, Sealer, StoreKey, Unsealed};
-use crate::store::{self, Abort, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
+use crate::store::{Abort, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
 use mfa_model::{AuditEvent, UserName, UserRecord};
 
 pub struct Core {
@@ -35,32 +34,45 @@ impl fmt::Debug for Core {
 }
 
 impl Core {
-    /// Opens the store the configuration names and its key file (see [`Core::with_store`]).
-    /// `OpenMode::Existing` fails when the store is missing (the PAM module must not
-    /// silently start an empty store). `process` names the syslog sender. The stored names
-    /// are checked against `[users]` when the rules changed since the last check
-    /// ([`NameCheck::IfRulesChanged`]): a store holding two names of one user is refused.
-    pub fn open(config: Arc<Config>, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
-        Self::open_checking(config, mode, process, NameCheck::IfRulesChanged)
+    /// The core over `store`, an engine the caller opened (`mfa-store-open` picks the one
+    /// the configuration names; the PAM module opens SQLite itself), with the key that opens
+    /// its seeds (see [`Core::open_checking`]). The stored names are checked against
+    /// `[users]` when the rules changed since the last check ([`NameCheck::IfRulesChanged`]):
+    /// a store holding two names of one user is refused.
+    pub fn open(
+        config: Arc<Config>,
+        store: Box<dyn Store>,
+        mode: OpenMode,
+        process: &str,
+    ) -> Result<Self, CoreError> {
+        Self::open_checking(config, store, mode, process, NameCheck::IfRulesChanged)
     }
 
-    /// [`Core::open`] with the name check `when` says (see [`crate::names`]).
+    /// [`Core::open`] with the name check `when` says (see [`crate::names`]). The key is the
+    /// key file (`[store] key_file`) whose id the store records. A store that never had a
+    /// key (new, or written before encryption at rest) gets one now: the key file is read,
+    /// or with `OpenMode::Create` made when missing, and every clear seed is encrypted under
+    /// it in one transaction. A missing, unreadable or wrong key file is an error naming it.
+    /// `process` names the syslog sender.
     pub fn open_checking(
         config: Arc<Config>,
+        store: Box<dyn Store>,
         mode: OpenMode,
         process: &str,
         when: NameCheck,
     ) -> Result<Self, CoreError> {
-        let store = store::open(&config.store, mode)?;
-        let core = Self::with_store(config, store, mode, process)?;
+        let (sealer, pending) = open_key(&config, store.as_ref(), mode, process)?;
+        let syslog = config.audit.syslog.then(|| Syslog::open(process));
+        let sink = StandardSink::new(syslog, config.audit.retention.secs_i64());
+        let core = Self {
+            config,
+            store,
+            sealer: Box::new(sealer),
+            key_pending: pending,
+            sink: Box::new(sink),
+        };
         names::check(&core, when)?;
         Ok(core)
-    }
-
-    /// Loads the configuration file and opens its store.
-    pub fn from_config_file(path: &Path, mode: OpenMode, process: &str) -> Result<Self, CoreError> {
-        let cfg = mfa_config::load(path)?;
-        Self::open(Arc::new(cfg), mode, process)
     }
 
     /// The canonical name of the user `raw` names (PAM_USER, a RADIUS User-Name, an
@@ -72,29 +84,6 @@ impl Core {
     /// Checks the stored names again (see [`crate::names`]).
     pub fn check_names(&self, when: NameCheck) -> Result<(), CoreError> {
         names::check(self, when)
-    }
-
-    /// The core over an opened store, with the key that opens its seeds: the key file
-    /// (`[store] key_file`) whose id the store records. A store that never had a key (new,
-    /// or written before encryption at rest) gets one now: the key file is read, or with
-    /// `OpenMode::Create` made when missing, and every clear seed is encrypted under it in
-    /// one transaction. A missing, unreadable or wrong key file is an error naming it.
-    pub fn with_store(
-        config: Arc<Config>,
-        store: Box<dyn Store>,
-        mode: OpenMode,
-        process: &str,
-    ) -> Result<Self, CoreError> {
-        let (sealer, pending) = open_key(&config, store.as_ref(), mode, process)?;
-        let syslog = config.audit.syslog.then(|| Syslog::open(process));
-        let sink = StandardSink::new(syslog, config.audit.retention.secs_i64());
-        Ok(Self {
-            config,
-            store,
-            sealer: Box::new(sealer),
-            key_pending: pending,
-            sink: Box::new(sink),
-        })
     }
 
     /// The core with a sealer given outright, for the store conformance suite: the store

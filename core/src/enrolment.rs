@@ -377,8 +377,9 @@ mod tests {
     #[test]
     fn replacing_ones_own_key_takes_a_code_of_the_new_key() {
         use crate::secret::{Sealer, Unsealed};
-        use crate::store::{AuditQuery, SqliteStore};
+        use crate::store::AuditQuery;
         use crate::totp::code_at_step;
+        use mfa_store_sqlite::SqliteStore;
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(
             &dir.path().join("mfa.db"),

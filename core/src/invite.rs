@@ -289,9 +289,9 @@ mod tests {
     use super::*;
     use crate::OpenMode;
     use crate::secret::{KeyId, Unsealed};
-    use crate::store::SqliteStore;
     use crate::store::{AuditQuery, NamesFn, ResealFn, Store, StoreError, TxFn};
     use crate::totp::code_at_step;
+    use mfa_store_sqlite::SqliteStore;
 
     /// SQLite, except that a separate "use the invite" write fails, as a crash right after
     /// an enrolment's own commit would leave it.

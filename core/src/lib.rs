@@ -5,6 +5,8 @@
 
 pub mod admin;
 pub mod audit;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod core;
 pub mod enrolment;
 pub mod error;
@@ -17,7 +19,6 @@ pub mod net;
 pub mod notify;
 pub mod policy;
 pub mod secret;
-pub mod store;
 pub mod totp;
 pub mod verify;
 
@@ -27,8 +28,21 @@ pub use login::{Attempt, Request};
 pub use mfa_model::{
     AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
 };
+/// The store trait and its errors, as the core's services speak them.
+pub use mfa_store as store;
+pub use mfa_store::{OpenMode, Store};
 pub use names::{NameCheck, user_name};
 pub use net::ClientAddr;
 pub use policy::{Decision, Outcome, Reason};
 pub use secret::TotpSecret;
-pub use store::{OpenMode, Store};
+
+/// The core over a SQLite store at `[store] path`, for the core's own tests.
+#[cfg(test)]
+pub(crate) fn open_sqlite(
+    cfg: std::sync::Arc<mfa_config::Config>,
+    mode: OpenMode,
+) -> Result<Core, CoreError> {
+    let store =
+        mfa_store_sqlite::SqliteStore::open(&cfg.store.path, mode, cfg.store.busy_timeout.0)?;
+    Core::open(cfg, Box::new(store), mode, "test")
+}

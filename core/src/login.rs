@@ -422,7 +422,7 @@ mod tests {
         cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
         cfg.policy.grace_days = grace;
         cfg.audit.syslog = false;
-        let a = Core::open(Arc::new(cfg), OpenMode::Create, "test").unwrap();
+        let a = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
         (dir, a)
     }
 
@@ -554,7 +554,7 @@ mod tests {
         cfg.policy.grace_days = 14;
         cfg.policy.enforce_from = mfa_config::GoLive::Never;
         cfg.audit.syslog = false;
-        let a = Core::open(Arc::new(cfg), OpenMode::Create, "test").unwrap();
+        let a = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
         let now = 1_800_000_000;
         let d = a
             .login()

@@ -95,11 +95,7 @@ pub const MAX_OTC_TRIED: usize = 64;
 
 /// The hash of a one-time code under `scheme`; `None` only if Argon2 refuses its fixed
 /// parameters (a bug), which the callers treat as no match / a failed issue.
-pub(crate) fn hash_code(
-    scheme: OtcHash,
-    salt: &[u8; 16],
-    code: &str,
-) -> Option<Zeroizing<[u8; 32]>> {
+pub fn hash_code(scheme: OtcHash, salt: &[u8; 16], code: &str) -> Option<Zeroizing<[u8; 32]>> {
     let mut out = Zeroizing::new([0u8; 32]);
     match scheme {
         OtcHash::Sha256V1 => {

@@ -34,7 +34,12 @@ pub fn open_with(cfg: Config, mode: OpenMode) -> Result<Core> {
 }
 
 fn open_checking(cfg: Config, mode: OpenMode, when: NameCheck) -> Result<Core> {
-    Ok(Core::open_checking(Arc::new(cfg), mode, "mfactl", when)?)
+    Ok(mfa_store_open::open_core(
+        Arc::new(cfg),
+        mode,
+        "mfactl",
+        when,
+    )?)
 }
 
 /// Reads one line from standard input, prompting on the terminal's stderr if interactive.
@@ -95,7 +100,7 @@ pub fn init(cfg: &Path) -> Result<ExitCode> {
         open_with(c, OpenMode::Create)?;
         println!(
             "The PostgreSQL store {shown} is ready (schema version {}).",
-            mfa_core::store::POSTGRES_SCHEMA_VERSION
+            mfa_store_open::POSTGRES_SCHEMA_VERSION
         );
         return Ok(ExitCode::SUCCESS);
     }

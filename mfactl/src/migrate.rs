@@ -50,7 +50,7 @@ pub fn migrate(
         None => c.store.path.display().to_string(),
     };
     let source = open_with(c, OpenMode::Existing)?;
-    let dest = store::open(&target, OpenMode::Create)?;
+    let dest = mfa_store_open::open(&target, OpenMode::Create)?;
     let copied = match source.admin(ACTOR).copy_to(dest.as_ref()) {
         Ok(n) => n,
         Err(CoreError::Store(e @ StoreError::NotEmpty { .. })) => {

@@ -13,6 +13,7 @@ use mfa_core::{
     ClientAddr, Core, CoreError, Decision, OpenMode, Outcome, Reason, Refusal, Request, TotpSecret,
     UserName,
 };
+use mfa_store_sqlite::SqliteStore;
 use zeroize::Zeroizing;
 
 use crate::args::{Args, FirstPass, IgnoreWhen};
@@ -146,20 +147,43 @@ impl Backend for Core {
 /// Opens the backend a configuration file names.
 pub type OpenBackend = dyn Fn(&Path) -> Result<Box<dyn Backend>, CoreError>;
 
-/// The backend the configuration names: mfa-radiusd where it has `[remote]`, the local store
-/// otherwise. The store is never opened with `OpenMode::Create`: a missing store must deny,
-/// not start an empty one in which nobody is enrolled and everybody is in grace.
+/// The backend the configuration names: mfa-radiusd where it has `[remote]`, the local
+/// SQLite store otherwise. The store is never opened with `OpenMode::Create`: a missing store
+/// must deny, not start an empty one in which nobody is enrolled and everybody is in grace.
+///
+/// `[store] url` (PostgreSQL) is refused here: the module links the SQLite engine alone, so
+/// no PostgreSQL client, TLS stack or async runtime is loaded into every sshd and sudo, and
+/// neither the store key nor the database password has to be on every host. Hosts that
+/// share a store ask mfa-radiusd through `[remote]`.
 pub fn open_local(config: &Path) -> Result<Box<dyn Backend>, CoreError> {
     let cfg = mfa_config::load(config)?;
     if let Some(remote) = crate::remote::Remote::from_config(&cfg)? {
         return Ok(Box::new(remote));
     }
+    if cfg.store.url.is_some() {
+        return Err(CoreError::Config(mfa_config::ConfigError::at_key(
+            config,
+            &["store", "url"],
+            STORE_URL_REFUSED,
+        )));
+    }
+    let store = SqliteStore::open(
+        &cfg.store.path,
+        OpenMode::Existing,
+        cfg.store.busy_timeout.0,
+    )?;
     Ok(Box::new(Core::open(
         std::sync::Arc::new(cfg),
+        Box::new(store),
         OpenMode::Existing,
         "pam_mfa",
     )?))
 }
+
+/// Why the module refuses `[store] url`, and what to do instead.
+pub const STORE_URL_REFUSED: &str = "the PAM module opens only a local SQLite store; \
+     a host that shares a PostgreSQL store asks mfa-radiusd instead: replace [store] with \
+     [remote] (servers, secret_file), see docs/PAM.md, \"Remote mode\"";
 
 /// An internal failure: the module denies and logs this text.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use mfa_core::{Core, OpenMode};
+use mfa_core::{NameCheck, OpenMode};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -73,8 +73,13 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
             "mfa-portal: warning: [portal] public_url is not set; mfactl invite cannot print links"
         );
     }
-    let core =
-        Core::open(Arc::new(cfg), OpenMode::Existing, "mfa-portal").map_err(|e| e.to_string())?;
+    let core = mfa_store_open::open_core(
+        Arc::new(cfg),
+        OpenMode::Existing,
+        "mfa-portal",
+        NameCheck::IfRulesChanged,
+    )
+    .map_err(|e| e.to_string())?;
     let portal = Arc::new(app::Portal::new(Arc::new(core), tls.is_some(), confdir));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

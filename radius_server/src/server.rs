@@ -188,7 +188,7 @@ impl Runtime {
         let config = Arc::new(config);
         // Every start (and reload) checks the stored names against `[users]`: a store with
         // two names of one user is refused with the names and the fix.
-        let core = Core::open_checking(
+        let core = mfa_store_open::open_core(
             config.clone(),
             OpenMode::Create,
             "mfa-radiusd",

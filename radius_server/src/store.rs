@@ -370,15 +370,14 @@ mod tests {
         cfg.store.path = dir.path().join("mfa.db");
         cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
         cfg.audit.syslog = false;
-        let store = mfa_core::store::open(&cfg.store, OpenMode::Create).unwrap();
+        let store = mfa_store_open::open(&cfg.store, OpenMode::Create).unwrap();
         let store: Box<dyn Store> = if group_commit {
             store
         } else {
             Box::new(NoGroupCommit(store))
         };
-        let auth = Arc::new(
-            Core::with_store(Arc::new(cfg.clone()), store, OpenMode::Create, "test").unwrap(),
-        );
+        let auth =
+            Arc::new(Core::open(Arc::new(cfg.clone()), store, OpenMode::Create, "test").unwrap());
         assert_eq!(auth.durability().is_some(), group_commit);
         let now = 1_800_000_000;
         let secret = TotpSecret::generate().unwrap();
@@ -435,7 +434,15 @@ mod tests {
         let mut cfg = mfa_config::Config::default();
         cfg.store.path = dir.path().join("mfa.db");
         cfg.audit.syslog = false;
-        let auth = Arc::new(Core::open(Arc::new(cfg), OpenMode::Create, "t").unwrap());
+        let auth = Arc::new(
+            mfa_store_open::open_core(
+                Arc::new(cfg),
+                OpenMode::Create,
+                "t",
+                mfa_core::NameCheck::IfRulesChanged,
+            )
+            .unwrap(),
+        );
         let w = Writer::start(auth, 1, StoreMetrics::default()).unwrap();
         // Park the writer thread so the queue fills.
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();

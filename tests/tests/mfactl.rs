@@ -473,7 +473,7 @@ fn kill_9_mid_writes_loses_nothing_acknowledged() {
         );
         acked.extend(got);
     }
-    let store = mfa_core::store::SqliteStore::open(
+    let store = mfa_store_sqlite::SqliteStore::open(
         &site.db(),
         mfa_core::OpenMode::Existing,
         Duration::from_secs(5),

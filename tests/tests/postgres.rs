@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use mfa_config::{SslMode, StoreConfig};
 use mfa_core::OpenMode;
-use mfa_core::store;
 use mfa_e2e::{PG_PASSWORD, PgCluster, Site, code_of, fresh_key, text, totp, unique, wrong_code};
 use radius_support::*;
 
@@ -28,9 +27,9 @@ fn store_config(url: &str) -> StoreConfig {
 #[test]
 fn postgres_passes_the_store_conformance_suite() {
     let pg = PgCluster::start();
-    mfa_core::store::conformance::all(&|| {
+    mfa_core::conformance::all(&|| {
         let db = pg.create_db();
-        store::open(&store_config(&pg.url(&db)), OpenMode::Create).unwrap()
+        mfa_store_open::open(&store_config(&pg.url(&db)), OpenMode::Create).unwrap()
     });
 }
 

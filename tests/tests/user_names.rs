@@ -8,7 +8,7 @@
 mod pam_support;
 mod radius_support;
 
-use mfa_core::{Core, OpenMode};
+use mfa_core::OpenMode;
 use mfa_e2e::{Site, avoid_step_boundary, code_of, fresh_key, require_tool, text, totp, unique};
 use pam_support::{PamResult, PamService, pamtester, pamtester_code, require_root};
 use radius_support::{Rig, SECRET, UNTRUSTED_CSI, attrs, config_text, free_udp_port, spawn_daemon};
@@ -38,7 +38,7 @@ fn foreign(user: &str) -> [String; 2] {
 
 /// The names of every record in the store.
 fn records(config: &std::path::Path) -> Vec<String> {
-    let core = Core::from_config_file(config, OpenMode::Existing, "e2e").unwrap();
+    let core = mfa_store_open::core_from_config_file(config, OpenMode::Existing, "e2e").unwrap();
     let users = core.store().users().unwrap();
     users.into_iter().map(|u| u.name.to_string()).collect()
 }

@@ -10,6 +10,7 @@ use mfa_core::totp::code_at_step;
 use mfa_core::{Core, OpenMode, OtcKind, TotpSecret, UserName};
 
 use super::*;
+use mfa_store_sqlite::SqliteStore;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Said {
@@ -191,7 +192,8 @@ impl Env {
 
     fn auth(&self, mode: OpenMode) -> Core {
         let cfg = mfa_config::load(&self.config).unwrap();
-        Core::open(Arc::new(cfg), mode, "test").unwrap()
+        let store = SqliteStore::open(&cfg.store.path, mode, cfg.store.busy_timeout.0).unwrap();
+        Core::open(Arc::new(cfg), Box::new(store), mode, "test").unwrap()
     }
 
     fn enrol(&self, user: &str) -> TotpSecret {

@@ -44,7 +44,7 @@ fn main() {
     let count: usize = count
         .parse()
         .unwrap_or_else(|_| fail("COUNT is not a number"));
-    let a = Core::from_config_file(config.as_ref(), OpenMode::Create, "bench-store")
+    let a = mfa_store_open::core_from_config_file(config.as_ref(), OpenMode::Create, "bench-store")
         .unwrap_or_else(|e| fail(&e.to_string()));
     let params = a.config().totp.params();
     let login = a.login();

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use mfa_core::{Core, OpenMode, TotpSecret};
+use mfa_core::{OpenMode, TotpSecret};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -14,7 +14,11 @@ fn main() {
         eprintln!("usage: store-writer CONFIG PREFIX");
         std::process::exit(2);
     };
-    let a = match Core::from_config_file(&PathBuf::from(config), OpenMode::Create, "store-writer") {
+    let a = match mfa_store_open::core_from_config_file(
+        &PathBuf::from(config),
+        OpenMode::Create,
+        "store-writer",
+    ) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("store-writer: {e}");

@@ -364,7 +364,7 @@ pub fn toml_time(days_from_now: i64) -> String {
 /// Creates the site's empty store, as an administrator does before switching the module on
 /// for a roll-out in which nobody is enrolled yet (the module itself never creates it).
 pub fn create_store(config: &Path) {
-    mfa_core::Core::from_config_file(config, mfa_core::OpenMode::Create, "e2e")
+    mfa_store_open::core_from_config_file(config, mfa_core::OpenMode::Create, "e2e")
         .expect("create the store");
 }
 

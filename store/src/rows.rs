@@ -7,8 +7,9 @@ use mfa_model::{
     Unlock, UserName, UserRecord,
 };
 
-use super::{Abort, ResealFn, StoreError};
-use crate::secret::{self, KeyId};
+use mfa_model::{KeyId, check_sealed, sealed_key_id};
+
+use crate::{Abort, ResealFn, StoreError};
 
 /// A `users` row as an engine reads and writes it: column values, unchecked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +137,7 @@ pub fn decode(
     let secret = match row.secret {
         Some(bytes) => {
             let sealed = SealedSecret::from_stored(bytes);
-            crate::secret::check_sealed(&sealed).map_err(|e| bad(n, "secret", e.to_string()))?;
+            check_sealed(&sealed).map_err(|e| bad(n, "secret", e.to_string()))?;
             Some(sealed)
         }
         None => None,
@@ -296,9 +297,9 @@ pub fn reseal_one(
 ) -> Result<SealedSecret, StoreError> {
     let user = UserName::parse(name).map_err(|e| bad(name, "name", e.to_string()))?;
     let old = SealedSecret::from_stored(bytes);
-    secret::check_sealed(&old).map_err(|e| bad(name, "secret", e.to_string()))?;
+    check_sealed(&old).map_err(|e| bad(name, "secret", e.to_string()))?;
     let sealed = f(&user, &old).map_err(StoreError::Aborted)?;
-    if secret::sealed_key_id(&sealed) != Some(new) {
+    if sealed_key_id(&sealed) != Some(new) {
         return Err(StoreError::Aborted(Abort::Bug(
             "a seed re-sealed under another key than the one recorded",
         )));

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use mfa_config::Config;
 use mfa_model::{AuditEvent, OtcKind, Refusal, TotpParams, UserName, UserRecord};
 
-use super::{Abort, AuditQuery, Store, StoreError, StoreFacts};
 use crate::core::Core;
 use crate::net::ClientAddr;
 use crate::policy::Reason;
 use crate::secret::{Encrypted, SecretError, StoreKey, sealed_key_id};
 use crate::secret::{Sealer, TotpSecret, Unsealed};
+use crate::store::{Abort, AuditQuery, Store, StoreError, StoreFacts};
 use crate::totp::code_at_step;
 use crate::verify::new_one_time_code;
 

@@ -1,5 +1,6 @@
-//! The user store: the trait every engine implements, its errors, and [`open`], which picks
-//! the engine from the configuration.
+//! The user store: the trait every engine implements and its errors. The engines are crates
+//! of their own (`mfa-store-sqlite`, `mfa-store-postgres`); `mfa-store-open` picks one from
+//! the configuration.
 //!
 //! The trait is deliberately small: read a user, list users, and run a function over a set of
 //! users' records inside one write transaction. All logic (code checks, replay, lockout,
@@ -7,23 +8,25 @@
 //! and the same closure. Rows are checked and turned into records in [`rows`], once for all
 //! engines; an engine only moves column values.
 
-mod postgres;
-pub mod rows;
-mod sqlite;
+#![forbid(unsafe_code)]
 
-#[cfg(any(test, feature = "conformance"))]
-pub mod conformance;
+pub mod rows;
 
 use std::fmt;
 use std::path::PathBuf;
 
-use mfa_config::StoreConfig;
-use mfa_model::{AuditEvent, Invite, Refusal, SealedSecret, UserName, UserRecord};
+use mfa_model::{
+    AuditEvent, Invite, KeyId, Refusal, SealedSecret, SecretError, UserName, UserRecord,
+};
 
-use crate::secret::KeyId;
-
-pub use postgres::{PgStore, SCHEMA as POSTGRES_SCHEMA, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
-pub use sqlite::{OpenMode, SqliteStore};
+/// How an engine treats a store that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the database (and its directory, 0700) if missing: `mfactl`, the daemon.
+    Create,
+    /// Fail if missing: the PAM module, which must fail closed rather than start afresh.
+    Existing,
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -110,7 +113,7 @@ pub enum Abort {
     /// A business refusal (already enrolled, no such user).
     Refused(Refusal),
     /// A stored seed could not be opened.
-    Secret(crate::secret::SecretError),
+    Secret(SecretError),
     /// An invariant of the program itself broke: a bug, never the user's doing.
     Bug(&'static str),
 }
@@ -402,13 +405,13 @@ pub trait GroupCommit: Send + Sync {
 }
 
 /// Distinct names in sorted order, and where each of the caller's names sits in it.
-pub(crate) struct LockOrder<'n> {
+pub struct LockOrder<'n> {
     sorted: Vec<&'n UserName>,
     index: Vec<usize>,
 }
 
 impl<'n> LockOrder<'n> {
-    pub(crate) fn new(names: &[&'n UserName]) -> Self {
+    pub fn new(names: &[&'n UserName]) -> Self {
         let mut sorted: Vec<&UserName> = names.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
@@ -421,7 +424,7 @@ impl<'n> LockOrder<'n> {
 
     /// Calls `engine` with the sorted names and a function that presents the records to
     /// `f` in the caller's order, then writes the changes back to the sorted slots.
-    pub(crate) fn run(
+    pub fn run(
         &self,
         engine: impl FnOnce(&[&UserName], &mut TxFn<'_>) -> Result<(), StoreError>,
         f: &mut TxFn<'_>,
@@ -447,19 +450,6 @@ impl<'n> LockOrder<'n> {
             Ok(events)
         })
     }
-}
-
-/// Opens the store the configuration names. `OpenMode::Existing` fails when it is missing
-/// (the PAM module must not silently start an empty store).
-pub fn open(cfg: &StoreConfig, mode: OpenMode) -> Result<Box<dyn Store>, StoreError> {
-    if cfg.url.is_some() {
-        return Ok(Box::new(PgStore::open(cfg, mode)?));
-    }
-    Ok(Box::new(SqliteStore::open(
-        &cfg.path,
-        mode,
-        cfg.busy_timeout.0,
-    )?))
 }
 
 /// A URL for a message, without a password in it.

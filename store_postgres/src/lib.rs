@@ -46,12 +46,12 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 use sha2::{Digest, Sha256};
 
-use super::rows::{self, CodeRow, InviteRow, SourceRow, UnlockRow, UserRow};
-use super::{
-    Abort, AuditQuery, NameTx, NamesFn, OpenMode, ResealFn, SchemaError, Store, StoreError,
-    StoreFacts, TxFn, UserFn,
+use mfa_model::{KEY_ID_BYTES, KeyId};
+use mfa_store::rows::{self, CodeRow, InviteRow, SourceRow, UnlockRow, UserRow};
+use mfa_store::{
+    Abort, AuditQuery, LockOrder, NameTx, NamesFn, OpenMode, ResealFn, SchemaError, Store,
+    StoreError, StoreFacts, TxFn, UserFn,
 };
-use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
 /// The layout this program writes: the same tables and columns as the current SQLite
 /// schema (`sqlite.rs`, version 8), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
@@ -332,7 +332,7 @@ impl PgStore {
     /// on an empty database) or checks it, and keeps the connection for the first call.
     pub fn open(cfg: &StoreConfig, mode: OpenMode) -> Result<Self, StoreError> {
         let url = cfg.url.as_deref().unwrap_or_default();
-        let redacted = super::redact_url(url);
+        let redacted = mfa_store::redact_url(url);
         let bad_url = |why: String| StoreError::Engine {
             context: format!("[store] url = {redacted:?}"),
             source: why.into(),
@@ -1247,7 +1247,7 @@ fn check_store_key(
     let store = read_store_key(tx, &st.store_key)?;
     for rec in recs {
         if let Some(sealed) = &rec.secret
-            && secret::sealed_key_id(sealed) != store
+            && mfa_model::sealed_key_id(sealed) != store
         {
             return Err(Fail::Store(StoreError::KeyChanged {
                 context: format!("writing the key of user {:?}", rec.name.as_str()),
@@ -1447,7 +1447,7 @@ impl Store for PgStore {
         f: &mut TxFn<'_>,
     ) -> Result<bool, StoreError> {
         let mut usable = false;
-        super::LockOrder::new(names).run(
+        LockOrder::new(names).run(
             |sorted, g| {
                 usable = self.transact_retrying(sorted, Some((hash, now)), g)?;
                 Ok(())

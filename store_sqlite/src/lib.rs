@@ -12,12 +12,12 @@ use mfa_config::files::{self, FileProblem, Purpose};
 use mfa_model::{AuditEvent, Invite, SealedSecret, UserName, UserRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::rows::{self, CodeRow, InviteRow, SourceRow, UnlockRow, UserRow};
-use super::{
-    Abort, AuditQuery, GroupCommit, NameTx, NamesFn, ResealFn, SchemaError, Store, StoreError,
-    StoreFacts, TxFn, UserFn,
+use mfa_model::{KEY_ID_BYTES, KeyId};
+use mfa_store::rows::{self, CodeRow, InviteRow, SourceRow, UnlockRow, UserRow};
+use mfa_store::{
+    Abort, AuditQuery, GroupCommit, LockOrder, NameTx, NamesFn, OpenMode, ResealFn, SchemaError,
+    Store, StoreError, StoreFacts, TxFn, UserFn,
 };
-use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
 macro_rules! user_columns {
     () => {
@@ -242,15 +242,6 @@ CREATE TABLE store_key (
 UPDATE users SET secret = unhex('00' || hex(secret)) WHERE secret IS NOT NULL;
 ";
 
-/// How `SqliteStore::open` treats a missing database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenMode {
-    /// Create the database (and its directory, 0700) if missing: `mfactl`, the daemon.
-    Create,
-    /// Fail if missing: the PAM module, which must fail closed rather than start afresh.
-    Existing,
-}
-
 pub struct SqliteStore {
     path: PathBuf,
     busy_timeout: Duration,
@@ -357,22 +348,26 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| sqlite_error(&format!("opening {}", self.path.display()), e))?;
-        conn.busy_timeout(self.busy_timeout)?;
+        conn.busy_timeout(self.busy_timeout).map_err(db)?;
         // WAL: readers never block the writer. synchronous=FULL: a committed decision
         // survives power loss, not just a killed process.
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Engine {
                 context: self.path.display().to_string(),
                 source: format!("cannot switch to WAL mode (it stays {mode:?})").into(),
             });
         }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(db)?;
         if self
             .driven_checkpoints
             .load(std::sync::atomic::Ordering::Acquire)
         {
-            conn.execute_batch("PRAGMA wal_autocheckpoint=0")?;
+            conn.execute_batch("PRAGMA wal_autocheckpoint=0")
+                .map_err(db)?;
         }
         // Whether the last connection to close checkpoints the WAL: see `LEAVE_WAL_BYTES`.
         // Where the daemon holds the store open, no PAM connection is the last one, and the
@@ -383,7 +378,8 @@ impl SqliteStore {
         conn.set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
             true,
-        )?;
+        )
+        .map_err(db)?;
         Ok(conn)
     }
 
@@ -419,7 +415,7 @@ impl SqliteStore {
                 // fsyncs) would stall every batch behind it. The caller drives `checkpoint`.
                 // An 8 MiB page cache (the default is 2): this connection touches every
                 // user's page in turn, and re-reading them cost a tenth of its time.
-                c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-8192")?;
+                c.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-8192").map_err(db)?;
                 // From now on every connection leaves checkpoints to the caller; the idle
                 // ones opened before are closed, so none is handed out again.
                 self.driven_checkpoints
@@ -443,7 +439,10 @@ impl SqliteStore {
 
     /// Integrity check of the whole file (`mfactl` and the crash test use it).
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        self.with_conn(|c| Ok(c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?))
+        self.with_conn(|c| {
+            c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .map_err(db)
+        })
     }
 }
 
@@ -468,10 +467,10 @@ fn sqlite_error(context: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        sqlite_error("sqlite", e)
-    }
+/// `?` for a rusqlite result in a function that returns [`StoreError`] (the orphan rule
+/// keeps a `From` impl out of this crate).
+fn db(e: rusqlite::Error) -> StoreError {
+    sqlite_error("sqlite", e)
 }
 
 /// The database file is created 0600 and its directory 0700 before SQLite touches them;
@@ -504,17 +503,19 @@ fn create_file(path: &Path) -> Result<(), StoreError> {
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db)?;
     match version {
         SCHEMA_VERSION => Ok(()),
         0..=7 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
-                conn.execute_batch("PRAGMA foreign_keys=OFF")?;
+                conn.execute_batch("PRAGMA foreign_keys=OFF").map_err(db)?;
             }
             let done = upgrade(conn);
-            conn.execute_batch("PRAGMA foreign_keys=ON")?;
+            conn.execute_batch("PRAGMA foreign_keys=ON").map_err(db)?;
             done
         }
         v if v > SCHEMA_VERSION => Err(StoreError::Schema(SchemaError::Newer {
@@ -528,66 +529,71 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 /// Creates or upgrades the schema in one write transaction. Another process may be doing
 /// the same at the same moment: take the write lock, then look at the version again.
 fn upgrade(conn: &Connection) -> Result<(), StoreError> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tx =
+        rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(db)?;
+    let v: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db)?;
     match v {
-        0 => tx.execute_batch(SCHEMA)?,
+        0 => tx.execute_batch(SCHEMA).map_err(db)?,
         1 => {
-            tx.execute_batch(MIGRATE_V1_V2)?;
-            let orphans: i64 =
-                tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            tx.execute_batch(MIGRATE_V1_V2).map_err(db)?;
+            let orphans: i64 = tx
+                .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
                     r.get(0)
-                })?;
+                })
+                .map_err(db)?;
             if orphans != 0 {
                 return Err(StoreError::Schema(SchemaError::Orphans {
                     from: 1,
                     rows: orphans,
                 }));
             }
-            tx.execute_batch(MIGRATE_V2_V3)?;
-            tx.execute_batch(MIGRATE_V3_V4)?;
-            tx.execute_batch(MIGRATE_V4_V5)?;
-            tx.execute_batch(MIGRATE_ADD_META)?;
-            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
-            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            tx.execute_batch(MIGRATE_V2_V3).map_err(db)?;
+            tx.execute_batch(MIGRATE_V3_V4).map_err(db)?;
+            tx.execute_batch(MIGRATE_V4_V5).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_META).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX).map_err(db)?;
         }
         2 => {
-            tx.execute_batch(MIGRATE_V2_V3)?;
-            tx.execute_batch(MIGRATE_V3_V4)?;
-            tx.execute_batch(MIGRATE_V4_V5)?;
-            tx.execute_batch(MIGRATE_ADD_META)?;
-            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
-            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            tx.execute_batch(MIGRATE_V2_V3).map_err(db)?;
+            tx.execute_batch(MIGRATE_V3_V4).map_err(db)?;
+            tx.execute_batch(MIGRATE_V4_V5).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_META).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX).map_err(db)?;
         }
         3 => {
-            tx.execute_batch(MIGRATE_V3_V4)?;
-            tx.execute_batch(MIGRATE_V4_V5)?;
-            tx.execute_batch(MIGRATE_ADD_META)?;
-            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
-            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            tx.execute_batch(MIGRATE_V3_V4).map_err(db)?;
+            tx.execute_batch(MIGRATE_V4_V5).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_META).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX).map_err(db)?;
         }
         4 => {
-            tx.execute_batch(MIGRATE_V4_V5)?;
-            tx.execute_batch(MIGRATE_ADD_META)?;
-            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
-            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            tx.execute_batch(MIGRATE_V4_V5).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_META).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX).map_err(db)?;
         }
         5 => {
-            tx.execute_batch(MIGRATE_ADD_META)?;
-            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
-            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            tx.execute_batch(MIGRATE_ADD_META).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX).map_err(db)?;
         }
         6 => {
-            tx.execute_batch(MIGRATE_ADD_PORTAL)?;
-            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            tx.execute_batch(MIGRATE_ADD_PORTAL).map_err(db)?;
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX).map_err(db)?;
         }
-        7 => tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?,
+        7 => tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX).map_err(db)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
         other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
     }
-    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-    tx.commit()?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .map_err(db)?;
+    tx.commit().map_err(db)?;
     Ok(())
 }
 
@@ -652,8 +658,8 @@ impl<'s, T> Merge<'s, T> {
         rows: &mut rusqlite::Rows<'s>,
         read: fn(&Row<'_>) -> Result<T, rusqlite::Error>,
     ) -> Result<Option<(String, T)>, StoreError> {
-        Ok(match rows.next()? {
-            Some(r) => Some((r.get(0)?, read(r)?)),
+        Ok(match rows.next().map_err(db)? {
+            Some(r) => Some((r.get(0).map_err(db)?, read(r).map_err(db)?)),
             None => None,
         })
     }
@@ -677,9 +683,9 @@ impl<'s, T> Merge<'s, T> {
 }
 
 fn read_codes(conn: &Connection, user: &str) -> Result<Vec<CodeRow>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes WHERE user = ?1 ORDER BY rowid")?;
-    let rows = st.query_map([user], |r| code_row(r, 0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut st = conn.prepare_cached("SELECT kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes WHERE user = ?1 ORDER BY rowid").map_err(db)?;
+    let rows = st.query_map([user], |r| code_row(r, 0)).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
 }
 
 /// A `one_time_codes` row whose columns start at `at` (kind, salt, hash, created, expires,
@@ -716,17 +722,17 @@ fn unlock_row(r: &Row<'_>, at: usize) -> Result<UnlockRow, rusqlite::Error> {
 }
 
 fn read_sources(conn: &Connection, user: &str) -> Result<Vec<SourceRow>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT source, failures, first_failure, locked_until FROM source_failures WHERE user = ?1 ORDER BY rowid")?;
-    let rows = st.query_map([user], |r| source_row(r, 0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut st = conn.prepare_cached("SELECT source, failures, first_failure, locked_until FROM source_failures WHERE user = ?1 ORDER BY rowid").map_err(db)?;
+    let rows = st.query_map([user], |r| source_row(r, 0)).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
 }
 
 fn read_unlocks(conn: &Connection, user: &str) -> Result<Vec<UnlockRow>, StoreError> {
-    let mut st = conn.prepare_cached(
-        "SELECT ip, created, expires FROM unlocks WHERE user = ?1 ORDER BY rowid",
-    )?;
-    let rows = st.query_map([user], |r| unlock_row(r, 0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut st = conn
+        .prepare_cached("SELECT ip, created, expires FROM unlocks WHERE user = ?1 ORDER BY rowid")
+        .map_err(db)?;
+    let rows = st.query_map([user], |r| unlock_row(r, 0)).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
 }
 
 const INVITE_COLUMNS: &str = "SELECT hash, user, created, expires, used FROM invites";
@@ -742,8 +748,8 @@ fn read_invite(r: &Row<'_>) -> Result<InviteRow, rusqlite::Error> {
 }
 
 fn load(conn: &Connection, name: &str) -> Result<Option<UserRecord>, StoreError> {
-    let mut st = conn.prepare_cached(SELECT_USER)?;
-    match st.query_row([name], read_row).optional()? {
+    let mut st = conn.prepare_cached(SELECT_USER).map_err(db)?;
+    match st.query_row([name], read_row).optional().map_err(db)? {
         Some(row) => Ok(Some(rows::decode(
             row,
             read_codes(conn, name)?,
@@ -780,18 +786,22 @@ fn save(
                 && b.mfa_changed == rec.mfa_changed
                 && b.first_seen == rec.first_seen =>
         {
-            let n = conn.prepare_cached(UPDATE_LOGIN_COLUMNS)?.execute(params![
-                name,
-                rec.grace_started,
-                rec.last_step,
-                i64::from(rec.failures),
-                rec.first_failure,
-                rec.locked_until,
-                i64::try_from(rec.login_count).unwrap_or(i64::MAX),
-                rec.last_login,
-                rec.last_ip,
-                rec.last_outcome,
-            ])?;
+            let n = conn
+                .prepare_cached(UPDATE_LOGIN_COLUMNS)
+                .map_err(db)?
+                .execute(params![
+                    name,
+                    rec.grace_started,
+                    rec.last_step,
+                    i64::from(rec.failures),
+                    rec.first_failure,
+                    rec.locked_until,
+                    i64::try_from(rec.login_count).unwrap_or(i64::MAX),
+                    rec.last_login,
+                    rec.last_ip,
+                    rec.last_outcome,
+                ])
+                .map_err(db)?;
             if n != 1 {
                 return Err(StoreError::Aborted(Abort::Bug(
                     "a user read in this transaction has no row to update",
@@ -800,33 +810,38 @@ fn save(
         }
         _ => {
             let r = rows::encode(rec);
-            conn.prepare_cached(UPSERT_USER)?.execute(params![
-                r.name,
-                r.secret,
-                r.algorithm,
-                r.digits,
-                r.period,
-                r.mfa_created,
-                r.mfa_changed,
-                r.first_seen,
-                r.grace_started,
-                r.last_step,
-                r.failures,
-                r.first_failure,
-                r.locked_until,
-                r.login_count,
-                r.last_login,
-                r.last_ip,
-                r.last_outcome,
-            ])?;
+            conn.prepare_cached(UPSERT_USER)
+                .map_err(db)?
+                .execute(params![
+                    r.name,
+                    r.secret,
+                    r.algorithm,
+                    r.digits,
+                    r.period,
+                    r.mfa_created,
+                    r.mfa_changed,
+                    r.first_seen,
+                    r.grace_started,
+                    r.last_step,
+                    r.failures,
+                    r.first_failure,
+                    r.locked_until,
+                    r.login_count,
+                    r.last_login,
+                    r.last_ip,
+                    r.last_outcome,
+                ])
+                .map_err(db)?;
         }
     }
     if before.map(|b| &b.codes) != Some(&rec.codes) {
-        conn.prepare_cached("DELETE FROM one_time_codes WHERE user = ?1")?
-            .execute([name])?;
+        conn.prepare_cached("DELETE FROM one_time_codes WHERE user = ?1")
+            .map_err(db)?
+            .execute([name])
+            .map_err(db)?;
         let mut ins = conn.prepare_cached(
             "INSERT INTO one_time_codes (user, kind, salt, hash, created, expires, uses_left, scheme) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-        )?;
+        ).map_err(db)?;
         for c in rows::encode_codes(rec) {
             ins.execute(params![
                 name,
@@ -837,15 +852,18 @@ fn save(
                 c.expires,
                 c.uses_left,
                 c.scheme
-            ])?;
+            ])
+            .map_err(db)?;
         }
     }
     if before.map(|b| &b.sources) != Some(&rec.sources) {
-        conn.prepare_cached("DELETE FROM source_failures WHERE user = ?1")?
-            .execute([name])?;
+        conn.prepare_cached("DELETE FROM source_failures WHERE user = ?1")
+            .map_err(db)?
+            .execute([name])
+            .map_err(db)?;
         let mut ins = conn.prepare_cached(
             "INSERT INTO source_failures (user, source, failures, first_failure, locked_until) VALUES (?1,?2,?3,?4,?5)",
-        )?;
+        ).map_err(db)?;
         for s in rows::encode_sources(rec) {
             ins.execute(params![
                 name,
@@ -853,17 +871,21 @@ fn save(
                 s.failures,
                 s.first_failure,
                 s.locked_until
-            ])?;
+            ])
+            .map_err(db)?;
         }
     }
     if before.map(|b| &b.unlocks) != Some(&rec.unlocks) {
-        conn.prepare_cached("DELETE FROM unlocks WHERE user = ?1")?
-            .execute([name])?;
-        let mut ins = conn.prepare_cached(
-            "INSERT INTO unlocks (user, ip, created, expires) VALUES (?1,?2,?3,?4)",
-        )?;
+        conn.prepare_cached("DELETE FROM unlocks WHERE user = ?1")
+            .map_err(db)?
+            .execute([name])
+            .map_err(db)?;
+        let mut ins = conn
+            .prepare_cached("INSERT INTO unlocks (user, ip, created, expires) VALUES (?1,?2,?3,?4)")
+            .map_err(db)?;
         for u in rows::encode_unlocks(rec) {
-            ins.execute(params![name, u.ip, u.created, u.expires])?;
+            ins.execute(params![name, u.ip, u.created, u.expires])
+                .map_err(db)?;
         }
     }
     Ok(())
@@ -871,9 +893,11 @@ fn save(
 
 fn read_store_key(conn: &Connection) -> Result<Option<KeyId>, StoreError> {
     let id: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT key_id FROM store_key WHERE id = 1")?
+        .prepare_cached("SELECT key_id FROM store_key WHERE id = 1")
+        .map_err(db)?
         .query_row([], |r| r.get(0))
-        .optional()?;
+        .optional()
+        .map_err(db)?;
     match id {
         None => Ok(None),
         Some(v) => v.try_into().map(Some).map_err(|_| StoreError::BadRow {
@@ -893,7 +917,7 @@ fn check_store_key(
     sealed: &SealedSecret,
 ) -> Result<(), StoreError> {
     let store = read_store_key(conn)?;
-    let row = secret::sealed_key_id(sealed);
+    let row = mfa_model::sealed_key_id(sealed);
     if row == store {
         return Ok(());
     }
@@ -911,8 +935,10 @@ fn take_invite(tx: &Connection, hash: &[u8; 32], now: i64) -> Result<bool, Store
     let n = tx
         .prepare_cached(
             "UPDATE invites SET used = ?2 WHERE hash = ?1 AND used IS NULL AND expires > ?2",
-        )?
-        .execute(params![&hash[..], now])?;
+        )
+        .map_err(db)?
+        .execute(params![&hash[..], now])
+        .map_err(db)?;
     Ok(n != 0)
 }
 
@@ -922,7 +948,9 @@ fn transact_on(
     invite: Option<(&[u8; 32], i64)>,
     f: &mut TxFn<'_>,
 ) -> Result<bool, StoreError> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db)?;
     if let Some((hash, now)) = invite
         && !take_invite(&tx, hash, now)?
     {
@@ -945,14 +973,14 @@ fn transact_on(
         }
     }
     insert_audit(&tx, &events)?;
-    tx.commit()?;
+    tx.commit().map_err(db)?;
     Ok(true)
 }
 
 fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut st = conn.prepare_cached(
         "INSERT INTO audit (time, user, service, client_ip, decision, reason, detail) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-    )?;
+    ).map_err(db)?;
     for e in events {
         st.execute(params![
             e.time,
@@ -962,7 +990,8 @@ fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreErr
             e.decision,
             e.reason,
             e.detail
-        ])?;
+        ])
+        .map_err(db)?;
     }
     Ok(())
 }
@@ -981,7 +1010,9 @@ impl SqliteStore {
     /// frames left.
     pub fn checkpoint(&self, on_writer: bool) -> Result<u64, StoreError> {
         let run = |c: &mut Connection| -> Result<u64, StoreError> {
-            let log: i64 = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?;
+            let log: i64 = c
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                .map_err(db)?;
             Ok(u64::try_from(log).unwrap_or(0))
         };
         if on_writer {
@@ -1001,27 +1032,27 @@ impl Store for SqliteStore {
         self.with_conn(|c| {
             // One read transaction; the users and their child rows are four scans in name
             // order, merged (three lookups per user cost a million users 10 s more).
-            let tx = c.transaction()?;
+            let tx = c.transaction().map_err(db)?;
             {
-                let mut users_st = tx.prepare(SELECT_USERS)?;
-                let mut codes_st = tx.prepare("SELECT user, kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes ORDER BY user, rowid")?;
-                let mut sources_st = tx.prepare("SELECT user, source, failures, first_failure, locked_until FROM source_failures ORDER BY user, rowid")?;
+                let mut users_st = tx.prepare(SELECT_USERS).map_err(db)?;
+                let mut codes_st = tx.prepare("SELECT user, kind, salt, hash, created, expires, uses_left, scheme FROM one_time_codes ORDER BY user, rowid").map_err(db)?;
+                let mut sources_st = tx.prepare("SELECT user, source, failures, first_failure, locked_until FROM source_failures ORDER BY user, rowid").map_err(db)?;
                 let mut unlocks_st =
-                    tx.prepare("SELECT user, ip, created, expires FROM unlocks ORDER BY user, rowid")?;
+                    tx.prepare("SELECT user, ip, created, expires FROM unlocks ORDER BY user, rowid").map_err(db)?;
                 // Column 0 is the user; the row's own columns follow.
-                let mut codes = Merge::new(codes_st.query([])?, |r| code_row(r, 1))?;
-                let mut sources = Merge::new(sources_st.query([])?, |r| source_row(r, 1))?;
-                let mut unlocks = Merge::new(unlocks_st.query([])?, |r| unlock_row(r, 1))?;
-                let mut rows = users_st.query([])?;
-                while let Some(r) = rows.next()? {
-                    let row = read_row(r)?;
+                let mut codes = Merge::new(codes_st.query([]).map_err(db)?, |r| code_row(r, 1))?;
+                let mut sources = Merge::new(sources_st.query([]).map_err(db)?, |r| source_row(r, 1))?;
+                let mut unlocks = Merge::new(unlocks_st.query([]).map_err(db)?, |r| unlock_row(r, 1))?;
+                let mut rows = users_st.query([]).map_err(db)?;
+                while let Some(r) = rows.next().map_err(db)? {
+                    let row = read_row(r).map_err(db)?;
                     let c = codes.take(&row.name)?;
                     let s = sources.take(&row.name)?;
                     let u = unlocks.take(&row.name)?;
                     f(rows::decode(row, c, s, u)?)?;
                 }
             }
-            tx.commit()?;
+            tx.commit().map_err(db)?;
             Ok(())
         })
     }
@@ -1038,7 +1069,7 @@ impl Store for SqliteStore {
         f: &mut TxFn<'_>,
     ) -> Result<bool, StoreError> {
         let mut usable = false;
-        super::LockOrder::new(names).run(
+        LockOrder::new(names).run(
             |sorted, g| {
                 usable = self.with_conn(|c| transact_on(c, sorted, Some((hash, now)), g))?;
                 Ok(())
@@ -1059,12 +1090,16 @@ impl Store for SqliteStore {
         facts: &StoreFacts,
     ) -> Result<(), StoreError> {
         self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (u, a): (i64, i64) = tx.query_row(
-                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM audit)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let (u, a): (i64, i64) = tx
+                .query_row(
+                    "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM audit)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db)?;
             if u != 0 || a != 0 {
                 return Err(StoreError::NotEmpty {
                     store: self.path.display().to_string(),
@@ -1074,34 +1109,40 @@ impl Store for SqliteStore {
             }
             // The source's key first: `save` checks every seed against it.
             match &facts.key_id {
-                Some(id) => tx.execute(
-                    "INSERT INTO store_key (id, key_id) VALUES (1, ?1)
+                Some(id) => tx
+                    .execute(
+                        "INSERT INTO store_key (id, key_id) VALUES (1, ?1)
                      ON CONFLICT(id) DO UPDATE SET key_id = excluded.key_id",
-                    [id.as_slice()],
-                )?,
-                None => tx.execute("DELETE FROM store_key", [])?,
+                        [id.as_slice()],
+                    )
+                    .map_err(db)?,
+                None => tx.execute("DELETE FROM store_key", []).map_err(db)?,
             };
-            tx.execute("DELETE FROM meta WHERE key = ?1", [META_NAME_RULES])?;
+            tx.execute("DELETE FROM meta WHERE key = ?1", [META_NAME_RULES])
+                .map_err(db)?;
             if let Some(rules) = &facts.names_checked {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)",
                     [META_NAME_RULES, rules],
-                )?;
+                )
+                .map_err(db)?;
             }
             for rec in users {
                 save(&tx, rec, None)?;
             }
             insert_audit(&tx, audit)?;
-            tx.commit()?;
+            tx.commit().map_err(db)?;
             Ok(())
         })
     }
 
     fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
             insert_audit(&tx, events)?;
-            tx.commit()?;
+            tx.commit().map_err(db)?;
             Ok(())
         })
     }
@@ -1109,32 +1150,39 @@ impl Store for SqliteStore {
     fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         self.with_conn(|c| {
             let limit = q.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-            let mut st = c.prepare(
-                "SELECT time, user, service, client_ip, decision, reason, detail FROM audit
+            let mut st = c
+                .prepare(
+                    "SELECT time, user, service, client_ip, decision, reason, detail FROM audit
                  WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR time >= ?2)
                  ORDER BY time, id LIMIT ?3",
-            )?;
-            let rows = st.query_map(params![q.user, q.since, limit], |r| {
-                Ok(AuditEvent {
-                    time: r.get(0)?,
-                    user: r.get(1)?,
-                    service: r.get(2)?,
-                    client_ip: r.get(3)?,
-                    decision: r.get(4)?,
-                    reason: r.get(5)?,
-                    detail: r.get(6)?,
+                )
+                .map_err(db)?;
+            let rows = st
+                .query_map(params![q.user, q.since, limit], |r| {
+                    Ok(AuditEvent {
+                        time: r.get(0)?,
+                        user: r.get(1)?,
+                        service: r.get(2)?,
+                        client_ip: r.get(3)?,
+                        decision: r.get(4)?,
+                        reason: r.get(5)?,
+                        detail: r.get(6)?,
+                    })
                 })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                .map_err(db)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db)
         })
     }
 
     fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
-        self.with_conn(|c| Ok(c.execute("DELETE FROM audit WHERE time < ?1", [before])?))
+        self.with_conn(|c| {
+            c.execute("DELETE FROM audit WHERE time < ?1", [before])
+                .map_err(db)
+        })
     }
 
     fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
-        self.with_conn(|c| Ok(c.execute(PRUNE_UNENROLLED, [before])?))
+        self.with_conn(|c| c.execute(PRUNE_UNENROLLED, [before]).map_err(db))
     }
 
     fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
@@ -1149,52 +1197,61 @@ impl Store for SqliteStore {
         events: &[AuditEvent],
     ) -> Result<usize, StoreError> {
         self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
             if read_store_key(&tx)? != expect {
                 return Err(StoreError::KeyChanged {
                     context: "re-encrypting the stored keys".into(),
                 });
             }
             let rows: Vec<(String, Vec<u8>)> = {
-                let mut st = tx.prepare(
-                    "SELECT name, secret FROM users WHERE secret IS NOT NULL ORDER BY name",
-                )?;
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?
+                let mut st = tx
+                    .prepare(
+                        "SELECT name, secret FROM users WHERE secret IS NOT NULL ORDER BY name",
+                    )
+                    .map_err(db)?;
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(db)?
+                    .collect::<Result<_, _>>()
+                    .map_err(db)?
             };
             let count = rows.len();
             {
-                let mut up = tx.prepare("UPDATE users SET secret = ?2 WHERE name = ?1")?;
+                let mut up = tx
+                    .prepare("UPDATE users SET secret = ?2 WHERE name = ?1")
+                    .map_err(db)?;
                 for (name, bytes) in rows {
                     let sealed = rows::reseal_one(&name, bytes, new, f)?;
-                    up.execute(params![name, sealed.stored()])?;
+                    up.execute(params![name, sealed.stored()]).map_err(db)?;
                 }
             }
             tx.execute(
                 "INSERT INTO store_key (id, key_id) VALUES (1, ?1)
                  ON CONFLICT(id) DO UPDATE SET key_id = excluded.key_id",
                 [new.as_slice()],
-            )?;
+            )
+            .map_err(db)?;
             insert_audit(&tx, events)?;
-            tx.commit()?;
+            tx.commit().map_err(db)?;
             Ok(count)
         })
     }
 
     fn put_invites(&self, invites: &[Invite], events: &[AuditEvent]) -> Result<(), StoreError> {
         self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             {
                 let mut ins = tx.prepare_cached(
                     "INSERT INTO invites (hash, user, created, expires, used) VALUES (?1,?2,?3,?4,?5)",
-                )?;
+                ).map_err(db)?;
                 for i in invites {
                     let r = rows::encode_invite(i);
-                    ins.execute(params![r.hash, r.user, r.created, r.expires, r.used])?;
+                    ins.execute(params![r.hash, r.user, r.created, r.expires, r.used]).map_err(db)?;
                 }
             }
             insert_audit(&tx, events)?;
-            tx.commit()?;
+            tx.commit().map_err(db)?;
             Ok(())
         })
     }
@@ -1202,20 +1259,25 @@ impl Store for SqliteStore {
     fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
         self.with_conn(|c| {
             let row = c
-                .prepare_cached(&format!("{INVITE_COLUMNS} WHERE hash = ?1"))?
+                .prepare_cached(&format!("{INVITE_COLUMNS} WHERE hash = ?1"))
+                .map_err(db)?
                 .query_row([&hash[..]], read_invite)
-                .optional()?;
+                .optional()
+                .map_err(db)?;
             row.map(rows::decode_invite).transpose()
         })
     }
 
     fn invites(&self) -> Result<Vec<Invite>, StoreError> {
         self.with_conn(|c| {
-            let mut st =
-                c.prepare_cached(&format!("{INVITE_COLUMNS} ORDER BY created DESC, user"))?;
+            let mut st = c
+                .prepare_cached(&format!("{INVITE_COLUMNS} ORDER BY created DESC, user"))
+                .map_err(db)?;
             let rows = st
-                .query_map([], read_invite)?
-                .collect::<Result<Vec<_>, _>>()?;
+                .query_map([], read_invite)
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
             rows.into_iter().map(rows::decode_invite).collect()
         })
     }
@@ -1227,12 +1289,14 @@ impl Store for SqliteStore {
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
         self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
             if !take_invite(&tx, hash, now)? {
                 return Ok(false);
             }
             insert_audit(&tx, events)?;
-            tx.commit()?;
+            tx.commit().map_err(db)?;
             Ok(true)
         })
     }
@@ -1243,20 +1307,22 @@ impl Store for SqliteStore {
 
     fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
         self.with_conn(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction().map_err(db)?;
             each_name(&tx, f)?;
-            tx.commit()?;
+            tx.commit().map_err(db)?;
             Ok(())
         })
     }
 
     fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
         self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
             let events = f(&mut SqliteNameTx(&tx))?;
             if let Some(events) = events {
                 insert_audit(&tx, &events)?;
-                tx.commit()?;
+                tx.commit().map_err(db)?;
             }
             Ok(())
         })
@@ -1264,16 +1330,20 @@ impl Store for SqliteStore {
 }
 
 fn read_meta(c: &Connection, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+    c.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+        .map_err(db)?
         .query_row([key], |r| r.get(0))
-        .optional()?)
+        .optional()
+        .map_err(db)
 }
 
 fn each_name(c: &Connection, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
-    let mut st = c.prepare("SELECT name FROM users ORDER BY name")?;
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
-        let name: String = r.get(0)?;
+    let mut st = c
+        .prepare("SELECT name FROM users ORDER BY name")
+        .map_err(db)?;
+    let mut rows = st.query([]).map_err(db)?;
+    while let Some(r) = rows.next().map_err(db)? {
+        let name: String = r.get(0).map_err(db)?;
         f(&name);
     }
     Ok(())
@@ -1299,7 +1369,8 @@ impl NameTx for SqliteNameTx<'_> {
         // The one-time codes go with the row (ON DELETE CASCADE); the audit trail stays.
         Ok(self
             .0
-            .execute("DELETE FROM users WHERE name = ?1", [name])?
+            .execute("DELETE FROM users WHERE name = ?1", [name])
+            .map_err(db)?
             == 1)
     }
 
@@ -1311,14 +1382,14 @@ impl NameTx for SqliteNameTx<'_> {
         self.0.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [META_NAME_RULES, rules],
-        )?;
+        ).map_err(db)?;
         Ok(())
     }
 }
 
 impl GroupCommit for SqliteStore {
     fn transact_deferred(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-        super::LockOrder::new(names).run(
+        LockOrder::new(names).run(
             |sorted, g| self.with_deferred_conn(|c| transact_on(c, sorted, None, g).map(|_| ())),
             f,
         )
@@ -1360,7 +1431,7 @@ impl GroupCommit for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::{Sealer, TotpSecret, Unsealed};
+    use mfa_core::secret::{Sealer, TotpSecret, Unsealed};
     use mfa_model::{Algorithm, OtcKind, TotpParams};
     use std::os::unix::fs::MetadataExt;
 
@@ -1380,7 +1451,7 @@ mod tests {
     fn sqlite_passes_the_store_conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
         let count = std::sync::atomic::AtomicUsize::new(0);
-        super::super::conformance::all(&|| {
+        mfa_core::conformance::all(&|| {
             let i = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let path = dir.path().join(format!("c{i}.db"));
             Box::new(SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(5)).unwrap())
@@ -1408,7 +1479,7 @@ mod tests {
                 .seal(&n("alice"), &TotpSecret::generate().unwrap())
                 .unwrap(),
         );
-        let (_, code) = crate::verify::new_one_time_code(OtcKind::Backup, 100, None, 1).unwrap();
+        let (_, code) = mfa_core::verify::new_one_time_code(OtcKind::Backup, 100, None, 1).unwrap();
         rec.codes.push(code);
         let want = rec.clone();
         s.transact(&[&n("alice")], &mut |recs| {
@@ -1707,14 +1778,14 @@ mod tests {
 
     #[test]
     fn a_version_3_store_is_marked_then_sealed_by_the_first_open_with_a_key() {
-        use crate::core::Core;
+        use mfa_core::Core;
         use mfa_model::OtcHash;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v3.db");
         drop(SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap());
         let seed = TotpSecret::from_base32("JBSWY3DPEHPK3PXPJBSWY3DP").unwrap();
         let salt = [9u8; 16];
-        let hash = *crate::verify::hash_code(OtcHash::Sha256V1, &salt, "87654321").unwrap();
+        let hash = *mfa_core::verify::hash_code(OtcHash::Sha256V1, &salt, "87654321").unwrap();
         {
             // Back to version 3: no store_key, no scheme, seeds as their bare bytes.
             let c = Connection::open(&path).unwrap();
@@ -1747,7 +1818,7 @@ mod tests {
         // The engine alone (no key): upgraded to the self-describing clear form.
         let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
         assert_eq!(s.store_key_id().unwrap(), None);
-        let mut want = vec![crate::secret::FORM_CLEAR];
+        let mut want = vec![mfa_core::secret::FORM_CLEAR];
         want.extend_from_slice(seed.bytes());
         assert_eq!(raw(&path), want);
         let alice = s.user(&n("alice")).unwrap().unwrap();
@@ -1764,7 +1835,13 @@ mod tests {
         let mut cfg = mfa_config::Config::default();
         cfg.store.path = path.clone();
         cfg.audit.syslog = false;
-        let core = Core::open(std::sync::Arc::new(cfg), OpenMode::Existing, "test");
+        let store = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        let core = Core::open(
+            std::sync::Arc::new(cfg),
+            Box::new(store),
+            OpenMode::Existing,
+            "test",
+        );
         assert!(
             core.as_ref().is_err_and(
                 |e| e.to_string().contains("v3.key") && e.to_string().contains("mfactl init")
@@ -1774,10 +1851,17 @@ mod tests {
         let mut cfg = mfa_config::Config::default();
         cfg.store.path = path.clone();
         cfg.audit.syslog = false;
-        let core = Core::open(std::sync::Arc::new(cfg), OpenMode::Create, "test").unwrap();
+        let store = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+        let core = Core::open(
+            std::sync::Arc::new(cfg),
+            Box::new(store),
+            OpenMode::Create,
+            "test",
+        )
+        .unwrap();
         assert!(dir.path().join("v3.key").exists());
         let sealed = raw(&path);
-        assert_eq!(sealed[0], crate::secret::FORM_XCHACHA20POLY1305);
+        assert_eq!(sealed[0], mfa_core::secret::FORM_XCHACHA20POLY1305);
         assert!(
             !sealed
                 .windows(seed.bytes().len())
@@ -1785,11 +1869,11 @@ mod tests {
         );
         let log = core.store().audit(&AuditQuery::default()).unwrap();
         assert_eq!(log.last().map(|e| e.decision.as_str()), Some("seal"));
-        let now = crate::login::now();
-        let code = crate::totp::code_at_step(&seed, &params(), now / 30);
-        let req = crate::login::Request::new(
+        let now = mfa_core::login::now();
+        let code = mfa_core::totp::code_at_step(&seed, &params(), now / 30);
+        let req = mfa_core::login::Request::new(
             &n("alice"),
-            crate::net::ClientAddr::Remote("192.0.2.9".parse().ok()),
+            mfa_core::net::ClientAddr::Remote("192.0.2.9".parse().ok()),
             "t",
         );
         let d = core.login().verify_code(&req, &code).unwrap();

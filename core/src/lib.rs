@@ -16,7 +16,6 @@ pub mod keyfile;
 pub mod login;
 pub mod names;
 pub mod net;
-pub mod notify;
 pub mod policy;
 pub mod secret;
 pub mod totp;

@@ -145,7 +145,7 @@ async fn serve(
         if tls.is_some() { "https" } else { "http" }
     );
     // The socket is bound: tell systemd (Type=notify) the portal is ready.
-    if let Err(e) = mfa_core::notify::notify("READY=1") {
+    if let Err(e) = mfa_notify::notify("READY=1") {
         eprintln!("mfa-portal: cannot notify systemd of readiness: {e}");
     }
     let router = app::router(portal);
@@ -189,7 +189,7 @@ async fn serve(
         });
     }
     eprintln!("mfa-portal: stopping");
-    let _ = mfa_core::notify::notify("STOPPING=1");
+    let _ = mfa_notify::notify("STOPPING=1");
     let _ = TokioExecutor::new();
     Ok(())
 }

@@ -9,7 +9,7 @@ pub mod lanes;
 pub mod logbuf;
 pub mod metrics;
 /// systemd readiness, shared with mfa-portal.
-pub use mfa_core::notify;
+pub use mfa_notify as notify;
 pub mod radsec;
 pub mod run;
 pub mod server;

@@ -5,7 +5,9 @@
 //! datagram socket, which `std::os::unix::net::UnixDatagram` does safely (the crates either
 //! wrap libsystemd through FFI or are these same twenty lines); this keeps `unsafe` and a C
 //! library out of the daemons. Without `$NOTIFY_SOCKET` (not started by systemd) it does
-//! nothing. In the core so that both daemons (`mfa-radiusd`, `mfa-portal`) share one copy.
+//! nothing. A crate of its own so that both daemons (`mfa-radiusd`, `mfa-portal`) share one
+//! copy and the core stays free of it.
+#![forbid(unsafe_code)]
 
 use std::os::unix::net::UnixDatagram;
 

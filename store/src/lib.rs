@@ -12,6 +12,9 @@
 
 pub mod rows;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 use std::fmt;
 use std::path::PathBuf;
 

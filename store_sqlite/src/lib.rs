@@ -1451,11 +1451,13 @@ mod tests {
     fn sqlite_passes_the_store_conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
         let count = std::sync::atomic::AtomicUsize::new(0);
-        mfa_core::conformance::all(&|| {
+        let open = || -> Box<dyn Store> {
             let i = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let path = dir.path().join(format!("c{i}.db"));
             Box::new(SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(5)).unwrap())
-        });
+        };
+        mfa_store::conformance::all(&open);
+        mfa_core::conformance::all(&open);
     }
 
     #[test]

@@ -27,10 +27,12 @@ fn store_config(url: &str) -> StoreConfig {
 #[test]
 fn postgres_passes_the_store_conformance_suite() {
     let pg = PgCluster::start();
-    mfa_core::conformance::all(&|| {
+    let open = || {
         let db = pg.create_db();
         mfa_store_open::open(&store_config(&pg.url(&db)), OpenMode::Create).unwrap()
-    });
+    };
+    mfa_store::conformance::all(&open);
+    mfa_core::conformance::all(&open);
 }
 
 /// A radius config for `port` on the PostgreSQL database `db`.

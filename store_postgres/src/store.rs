@@ -1,0 +1,409 @@
+//! The `Store` trait over the pieces of this crate.
+
+use mfa_model::{AuditEvent, Invite, KeyId, UserName, UserRecord};
+use mfa_store::rows::{self, InviteRow};
+use mfa_store::{
+    AuditQuery, LockOrder, NamesFn, ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
+};
+
+use crate::error::{Context, PgError};
+use crate::names::{META_NAME_RULES, PgNameTx, each_name, read_names_checked};
+use crate::pool::{Conn, PgStore};
+use crate::rows::{
+    INVITE_COLUMNS, USER_COLUMNS, decode_all, read_children, read_invite, read_user, write,
+};
+use crate::tx::{check_store_key, insert_audit, read_store_key, take_invite};
+
+impl Store for PgStore {
+    fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let rows = client
+                .query(&st.user, &[&name.as_str()])
+                .ctx("reading a user")?;
+            let found = rows.iter().map(read_user).collect::<Result<Vec<_>, _>>()?;
+            if found.is_empty() {
+                return Ok(None);
+            }
+            let one = [name.as_str()];
+            let children = read_children(
+                client,
+                &st.codes,
+                &st.sources,
+                &st.unlocks,
+                &[&one.as_slice()],
+            )?;
+            Ok(decode_all(found, children)?.pop())
+        })
+    }
+
+    fn each_user(&self, f: &mut UserFn<'_>) -> Result<(), StoreError> {
+        // Pages of 1000 users by name (keyset: `name > last`, in the database's own
+        // collation both ways), each with its children, all in one snapshot: bounded memory
+        // for any number of users.
+        const PAGE: i64 = 1000;
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .ctx("starting a read")?;
+            let page_sql = tx
+                .prepare(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE name > $1 ORDER BY name LIMIT $2"
+                ))
+                .ctx("reading users")?;
+            let mut last = String::new();
+            loop {
+                let found = tx
+                    .query(&page_sql, &[&last, &PAGE])
+                    .ctx("reading users")?
+                    .iter()
+                    .map(read_user)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let Some(end) = found.last() else { break };
+                last = end.name.clone();
+                let names: Vec<&str> = found.iter().map(|u| u.name.as_str()).collect();
+                let children =
+                    read_children(&mut tx, &st.codes, &st.sources, &st.unlocks, &[&names])?;
+                drop(names);
+                for rec in decode_all(found, children)? {
+                    f(rec)?;
+                }
+            }
+            tx.commit().ctx("ending a read")?;
+            Ok(())
+        })
+    }
+
+    fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+        self.transact_retrying(names, None, f).map(|_| ())
+    }
+
+    fn transact_with_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        names: &[&UserName],
+        f: &mut TxFn<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut usable = false;
+        LockOrder::new(names).run(
+            |sorted, g| {
+                usable = self.transact_retrying(sorted, Some((hash, now)), g)?;
+                Ok(())
+            },
+            f,
+        )?;
+        Ok(usable)
+    }
+
+    fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            insert_audit(client, &st.insert_audit, events)
+        })
+    }
+
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let limit = q.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        self.run(|c| {
+            let ctx = "reading the audit trail";
+            let rows = c
+                .client
+                .query(
+                    "SELECT time, \"user\", service, client_ip, decision, reason, detail FROM audit
+                     WHERE ($1::text IS NULL OR \"user\" = $1) AND ($2::bigint IS NULL OR time >= $2)
+                     ORDER BY time, id LIMIT $3",
+                    &[&q.user, &q.since, &limit],
+                )
+                .ctx(ctx)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AuditEvent {
+                        time: r.try_get(0).ctx(ctx)?,
+                        user: r.try_get(1).ctx(ctx)?,
+                        service: r.try_get(2).ctx(ctx)?,
+                        client_ip: r.try_get(3).ctx(ctx)?,
+                        decision: r.try_get(4).ctx(ctx)?,
+                        reason: r.try_get(5).ctx(ctx)?,
+                        detail: r.try_get(6).ctx(ctx)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
+        self.run(|c| {
+            let n = c
+                .client
+                .execute("DELETE FROM audit WHERE time < $1", &[&before])
+                .ctx("pruning the audit trail")?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
+        self.run(|c| {
+            let n = c
+                .client
+                .execute(
+                    "DELETE FROM users WHERE secret IS NULL AND mfa_created IS NULL AND login_count = 0
+                       AND first_seen < $1
+                       AND NOT EXISTS (SELECT 1 FROM one_time_codes o WHERE o.\"user\" = users.name)",
+                    &[&before],
+                )
+                .ctx("pruning users")?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
+    fn import_all(
+        &self,
+        users: &[UserRecord],
+        audit: &[AuditEvent],
+        facts: &StoreFacts,
+    ) -> Result<(), StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client.transaction().ctx("starting the import")?;
+            // Nobody writes meanwhile: a node that started on the empty store would
+            // otherwise slip its rows (or its key) in between the check and the copy.
+            tx.batch_execute(
+                "LOCK TABLE users, one_time_codes, source_failures, unlocks, audit, store_key, meta IN EXCLUSIVE MODE",
+            )
+            .ctx("locking the target")?;
+            let row = tx
+                .query_one(
+                    "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM audit)",
+                    &[],
+                )
+                .ctx("counting the target's rows")?;
+            let (u, a): (i64, i64) = (
+                row.try_get(0).ctx("counting")?,
+                row.try_get(1).ctx("counting")?,
+            );
+            if u != 0 || a != 0 {
+                return Err(PgError::Store(StoreError::NotEmpty {
+                    store: self.target.clone(),
+                    users: u,
+                    audit: a,
+                }));
+            }
+            // The source's key first: every seed is checked against it below.
+            match &facts.key_id {
+                Some(id) => tx.execute(
+                    "INSERT INTO store_key (id, key_id) VALUES (1, $1)
+                     ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id",
+                    &[&id.as_slice()],
+                ),
+                None => tx.execute("DELETE FROM store_key", &[]),
+            }
+            .ctx("copying the store key id")?;
+            tx.execute("DELETE FROM meta WHERE key = $1", &[&META_NAME_RULES])
+                .ctx("copying meta")?;
+            if let Some(rules) = &facts.names_checked {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2)",
+                    &[&META_NAME_RULES, rules],
+                )
+                .ctx("copying meta")?;
+            }
+            for chunk in users.chunks(1000) {
+                let refs: Vec<&UserRecord> = chunk.iter().collect();
+                let seeds: Vec<&UserRecord> =
+                    refs.iter().copied().filter(|r| r.secret.is_some()).collect();
+                check_store_key(&mut tx, st, &seeds)?;
+                write(&mut tx, st, &refs, &refs, &refs, &refs)?;
+            }
+            for chunk in audit.chunks(5000) {
+                insert_audit(&mut tx, &st.insert_audit, chunk)?;
+            }
+            tx.commit().ctx("committing the import")?;
+            Ok(())
+        })
+    }
+
+    fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            read_store_key(client, &st.store_key)
+        })
+    }
+
+    fn reseal(
+        &self,
+        expect: Option<KeyId>,
+        new: KeyId,
+        f: &mut ResealFn<'_>,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError> {
+        // `users` then `store_key`, the order every writer takes them in: no login writes
+        // while the seeds are re-sealed (SQLite's BEGIN IMMEDIATE), and every seed written
+        // before is in the read below.
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client.transaction().ctx("starting the re-encryption")?;
+            tx.batch_execute(
+                "LOCK TABLE users IN EXCLUSIVE MODE; LOCK TABLE store_key IN EXCLUSIVE MODE",
+            )
+            .ctx("locking the store for the re-encryption")?;
+            if read_store_key(&mut tx, &st.store_key)? != expect {
+                return Err(PgError::Store(StoreError::KeyChanged {
+                    context: "re-encrypting the stored keys".into(),
+                }));
+            }
+            let c = "reading the stored keys";
+            let rows: Vec<(String, Vec<u8>)> = tx
+                .query(
+                    "SELECT name, secret FROM users WHERE secret IS NOT NULL ORDER BY name",
+                    &[],
+                )
+                .ctx(c)?
+                .iter()
+                .map(|r| Ok((r.try_get(0).ctx(c)?, r.try_get(1).ctx(c)?)))
+                .collect::<Result<_, PgError>>()?;
+            let count = rows.len();
+            let (mut names, mut seeds) = (Vec::with_capacity(count), Vec::with_capacity(count));
+            for (name, bytes) in rows {
+                let sealed = rows::reseal_one(&name, bytes, new, f)?;
+                names.push(name);
+                seeds.push(sealed.stored().to_vec());
+            }
+            for (n, s) in names.chunks(1000).zip(seeds.chunks(1000)) {
+                tx.execute(
+                    "UPDATE users SET secret = u.secret FROM unnest($1::text[], $2::bytea[]) AS u(name, secret) WHERE users.name = u.name",
+                    &[&n, &s],
+                )
+                .ctx("writing the re-encrypted keys")?;
+            }
+            tx.execute(
+                "INSERT INTO store_key (id, key_id) VALUES (1, $1)
+                 ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id",
+                &[&new.as_slice()],
+            )
+            .ctx("recording the store key id")?;
+            insert_audit(&mut tx, &st.insert_audit, events)?;
+            tx.commit().ctx("committing the re-encryption")?;
+            Ok(count)
+        })
+    }
+
+    fn put_invites(&self, invites: &[Invite], events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            // One transaction: a hash already stored (the primary key) refuses the whole
+            // set and its events.
+            let mut tx = client.transaction().ctx("starting to store invites")?;
+            if !invites.is_empty() {
+                let rows: Vec<InviteRow> = invites.iter().map(rows::encode_invite).collect();
+                macro_rules! col {
+                    ($f:ident) => {
+                        rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
+                    };
+                }
+                tx.execute(
+                    "INSERT INTO invites (hash, \"user\", created, expires, used) SELECT * FROM unnest($1::bytea[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])",
+                    &[
+                        &col!(hash),
+                        &col!(user),
+                        &col!(created),
+                        &col!(expires),
+                        &col!(used),
+                    ],
+                )
+                .ctx("storing invites")?;
+            }
+            insert_audit(&mut tx, &st.insert_audit, events)?;
+            tx.commit().ctx("committing the invites")?;
+            Ok(())
+        })
+    }
+
+    fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
+        self.run(|c| {
+            let ctx = "reading an invite";
+            let row = c
+                .client
+                .query_opt(
+                    &format!("{INVITE_COLUMNS} WHERE hash = $1"),
+                    &[&hash.as_slice()],
+                )
+                .ctx(ctx)?;
+            match row {
+                Some(r) => rows::decode_invite(read_invite(&r)?)
+                    .map(Some)
+                    .map_err(PgError::Store),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn invites(&self) -> Result<Vec<Invite>, StoreError> {
+        self.run(|c| {
+            c.client
+                .query(
+                    &format!("{INVITE_COLUMNS} ORDER BY created DESC, \"user\""),
+                    &[],
+                )
+                .ctx("reading invites")?
+                .iter()
+                .map(|r| rows::decode_invite(read_invite(r)?).map_err(PgError::Store))
+                .collect()
+        })
+    }
+
+    fn use_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client.transaction().ctx("starting to use an invite")?;
+            if !take_invite(&mut tx, hash, now)? {
+                return Ok(false);
+            }
+            insert_audit(&mut tx, &st.insert_audit, events)?;
+            tx.commit().ctx("committing the invite's use")?;
+            Ok(true)
+        })
+    }
+
+    fn names_checked(&self) -> Result<Option<String>, StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            read_names_checked(client, &st.names_checked)
+        })
+    }
+
+    fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        self.run(|c| each_name(&mut c.client, f))
+    }
+
+    fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client.transaction().ctx("starting the name upkeep")?;
+            // The whole upkeep against every other writer (SQLite's BEGIN IMMEDIATE): a
+            // login cannot create or change a record while names are merged or renamed.
+            // Plain reads go on.
+            tx.batch_execute("LOCK TABLE users IN EXCLUSIVE MODE")
+                .ctx("locking users for the name upkeep")?;
+            let events = f(&mut PgNameTx {
+                tx: &mut tx,
+                st,
+                store: self,
+            })?;
+            if let Some(events) = events {
+                insert_audit(&mut tx, &st.insert_audit, &events)?;
+                tx.commit().ctx("committing the name upkeep")?;
+            }
+            Ok(())
+        })
+    }
+}

@@ -87,7 +87,7 @@ fn drop_one<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
 
 impl Challenges {
     /// `capacity` in total; one client entry may hold three quarters of it, so the others
-    /// always keep a share, and one host of an entry that covers several a sixteenth, so the
+    /// always keep a share, and one host of an entry that covers several a quarter, so the
     /// entry's other hosts keep theirs.
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -97,7 +97,7 @@ impl Challenges {
             by_host: HashMap::new(),
             capacity,
             per_client: (capacity - capacity / 4).max(1),
-            per_host: (capacity / 16).max(PER_USER),
+            per_host: (capacity / 4).max(PER_USER),
         }
     }
 
@@ -353,11 +353,11 @@ mod tests {
             user,
             ..pending(t)
         };
-        // A sixteenth of 64 is 4.
-        for i in 0..10 {
+        // A quarter of 64 is 16.
+        for i in 0..40 {
             let _ = c.issue(from(7, format!("u{i}")), t);
         }
-        assert_eq!(c.len(), 4);
+        assert_eq!(c.len(), 16);
         assert!(c.issue(from(8, "alice".into()), t).is_some());
         c.sweep(t + Duration::from_secs(61));
         assert!(c.is_empty() && c.by_host.is_empty());

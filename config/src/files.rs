@@ -36,6 +36,8 @@ pub enum Purpose {
     Config,
     /// A RADIUS client's `secret_file`.
     SecretFile,
+    /// A RADIUS client's `secrets_dir`, one secret file per host.
+    SecretsDir,
     /// `[store] key_file`, the key that seals the stored seeds.
     KeyFile,
     /// The SQLite database and its `-wal` and `-shm` files.
@@ -49,6 +51,7 @@ impl Purpose {
         match self {
             Purpose::Config => "the configuration",
             Purpose::SecretFile => "the RADIUS secret file",
+            Purpose::SecretsDir => "the RADIUS secrets directory",
             Purpose::KeyFile => "the key file",
             Purpose::Store => "the store",
             Purpose::StoreDir => "the store directory",
@@ -56,7 +59,7 @@ impl Purpose {
     }
 
     fn is_dir(self) -> bool {
-        self == Purpose::StoreDir
+        matches!(self, Purpose::StoreDir | Purpose::SecretsDir)
     }
 
     /// Holds secrets: must not be readable by others.

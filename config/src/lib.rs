@@ -158,6 +158,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     {
         r.secret_file = base.join(&r.secret_file);
     }
+    for c in &mut cfg.radius.clients {
+        if let Some(d) = c.secrets_dir.as_mut()
+            && d.is_relative()
+            && !d.as_os_str().is_empty()
+        {
+            *d = base.join(&*d);
+        }
+    }
     for f in [&mut cfg.store.password_file, &mut cfg.store.ca_file]
         .into_iter()
         .flatten()
@@ -388,6 +396,12 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
             "must be non-empty and contain no digits".into(),
         );
     }
+    if !(16..=1 << 20).contains(&r.max_pending_challenges) {
+        bad(
+            vec![k("radius"), k("max_pending_challenges")],
+            "must be between 16 and 1048576".into(),
+        );
+    }
     if r.pam_workers == 0 || r.pam_workers > 1024 {
         bad(
             vec![k("radius"), k("pam_workers")],
@@ -420,15 +434,34 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
                 at("secret"),
                 "give either secret or secret_file, not both".into(),
             ),
+            // Per-host secrets, checked below.
+            (None, None) if c.secrets_dir.is_some() => {}
             // RFC 6614 §2.3: over TLS the shared secret is "radsec" unless both sides agree
             // on another.
             (None, None) if c.is_radsec() => {}
             (None, None) => bad(
                 at("secret"),
-                "a shared secret is required (secret or secret_file)".into(),
+                "a shared secret is required (secret, secret_file or secrets_dir)".into(),
             ),
             (Some(s), None) if s.0.is_empty() => bad(at("secret"), "must not be empty".into()),
             _ => {}
+        }
+        if let Some(d) = &c.secrets_dir {
+            if c.secret.is_some() || c.secret_file.is_some() {
+                bad(
+                    at("secrets_dir"),
+                    "give secrets_dir (one secret per host) or secret/secret_file (one for every host in address), not both: a shared secret beside it would be good from every address again".into(),
+                );
+            }
+            if c.is_radsec() {
+                bad(
+                    at("secrets_dir"),
+                    "a RadSec client is identified by its certificate; secrets_dir is for UDP clients".into(),
+                );
+            }
+            if d.as_os_str().is_empty() {
+                bad(at("secrets_dir"), "must not be empty".into());
+            }
         }
         if let Some(n) = &c.certificate_name
             && rustls_pki_types::ServerName::try_from(n.as_str()).is_err()
@@ -498,6 +531,21 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
         }
         if t.max_connections == 0 || t.max_connections > 65_536 {
             bad(at("max_connections"), "must be between 1 and 65536".into());
+        }
+        if t.handshake_timeout.as_secs() == 0 || t.handshake_timeout.as_secs() > 60 {
+            bad(at("handshake_timeout"), "must be between 1s and 60s".into());
+        }
+        if t.max_handshakes == 0 || t.max_handshakes > 65_536 {
+            bad(at("max_handshakes"), "must be between 1 and 65536".into());
+        }
+        if t.max_handshakes_per_address == 0 || t.max_handshakes_per_address > t.max_handshakes {
+            bad(
+                at("max_handshakes_per_address"),
+                format!(
+                    "must be between 1 and max_handshakes ({})",
+                    t.max_handshakes
+                ),
+            );
         }
         if !r.clients.iter().any(RadiusClient::is_radsec) {
             bad(
@@ -594,6 +642,18 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
         if rc.secret_file.as_os_str().is_empty() {
             bad(at("secret_file"), "must not be empty".into());
         }
+        if let Some(src) = rc.source {
+            for (i, a) in rc.servers.iter().enumerate() {
+                if a.is_ipv6() != src.is_ipv6() {
+                    bad(
+                        vec![k("remote"), k("servers"), Seg::Index(i)],
+                        format!(
+                            "{a} cannot be reached from source {src}: give servers of the source's address family"
+                        ),
+                    );
+                }
+            }
+        }
         if rc.timeout.as_secs() == 0 || rc.timeout.as_secs() > 30 {
             bad(at("timeout"), "must be between 1s and 30s".into());
         }
@@ -680,6 +740,84 @@ impl RadiusClient {
     }
 }
 
+/// Most files a `secrets_dir` may hold: more is a mistake, not a fleet.
+const MAX_HOST_SECRETS: usize = 65_536;
+
+/// One host of a `secrets_dir`: its address and its secret.
+pub type HostSecret = (std::net::IpAddr, zeroize::Zeroizing<Vec<u8>>);
+
+impl RadiusClient {
+    /// The per-host secrets of a client with `secrets_dir`: each file in it named by an IP
+    /// address inside `address` (IPv4-mapped IPv6 names count as IPv4), read as a
+    /// `secret_file` is. Hidden files (editors' swap files) are skipped; any other name, an
+    /// address outside `address`, one host named twice, an unsafe file or directory, or a
+    /// directory with no host in it is an error naming the client and file.
+    pub fn load_host_secrets(&self) -> Result<Vec<HostSecret>, String> {
+        let what = format!("client {:?}", self.name);
+        let Some(dir) = &self.secrets_dir else {
+            return Err(format!("{what} has no secrets_dir"));
+        };
+        files::check_trusted_file(dir, files::Purpose::SecretsDir)
+            .map_err(|e| format!("{what}: secrets_dir {e}"))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("{what}: cannot read secrets_dir {}: {e}", dir.display()))?;
+        let mut out: Vec<HostSecret> = Vec::new();
+        for entry in entries {
+            let entry = entry
+                .map_err(|e| format!("{what}: cannot read secrets_dir {}: {e}", dir.display()))?;
+            let name = entry.file_name();
+            let shown = name.to_string_lossy();
+            if shown.starts_with('.') {
+                continue;
+            }
+            let ip = name
+                .to_str()
+                .and_then(|n| n.parse::<std::net::IpAddr>().ok())
+                .map(|ip| match ip {
+                    std::net::IpAddr::V6(v6) => {
+                        v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4)
+                    }
+                    v4 => v4,
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "{what}: secrets_dir {}: {shown:?} is not named by an IP address (one file per host, named like 10.0.5.7 or 2001:db8::7)",
+                        dir.display()
+                    )
+                })?;
+            if !self.address.0.contains(&ip) {
+                return Err(format!(
+                    "{what}: secrets_dir {}: {ip} is not in this client's address {}",
+                    dir.display(),
+                    self.address.0
+                ));
+            }
+            if out.iter().any(|(seen, _)| *seen == ip) {
+                return Err(format!(
+                    "{what}: secrets_dir {}: two files name host {ip}",
+                    dir.display()
+                ));
+            }
+            if out.len() >= MAX_HOST_SECRETS {
+                return Err(format!(
+                    "{what}: secrets_dir {} holds more than {MAX_HOST_SECRETS} files",
+                    dir.display()
+                ));
+            }
+            let secret = read_secret_file(&format!("{what}, host {ip}"), &entry.path())?;
+            out.push((ip, secret));
+        }
+        if out.is_empty() {
+            return Err(format!(
+                "{what}: secrets_dir {} holds no host's secret (one file per host, named by its IP address)",
+                dir.display()
+            ));
+        }
+        out.sort_by_key(|(ip, _)| *ip);
+        Ok(out)
+    }
+}
+
 /// Largest `secret_file` read; a shared secret is a line, not a document.
 const MAX_SECRET_FILE_BYTES: usize = 4096;
 
@@ -757,12 +895,16 @@ impl Config {
             }
         }
         for (i, c) in self.radius.clients.iter().enumerate() {
-            let Some(path) = &c.secret_file else { continue };
-            match files::check_trusted_file(path, files::Purpose::SecretFile) {
+            let (key, path, purpose) = match (&c.secret_file, &c.secrets_dir) {
+                (Some(f), _) => ("secret_file", f, files::Purpose::SecretFile),
+                (None, Some(d)) => ("secrets_dir", d, files::Purpose::SecretsDir),
+                (None, None) => continue,
+            };
+            match files::check_trusted_file(path, purpose) {
                 Ok(()) => {}
                 Err(e) if e.is_missing() && !missing => {}
                 Err(e) => {
-                    let (line, key) = Self::client_key(text, i, "secret_file");
+                    let (line, key) = Self::client_key(text, i, key);
                     out.push(Problem {
                         file: self.source.clone(),
                         line,
@@ -788,6 +930,18 @@ impl Config {
                 && let Err(e) = c.load_secret()
             {
                 let (line, key) = Self::client_key(&text, i, "secret_file");
+                out.push(Problem {
+                    file: self.source.clone(),
+                    line,
+                    key: Some(key),
+                    message: e,
+                });
+            }
+            if c.secrets_dir.is_some()
+                && flagged == 0
+                && let Err(e) = c.load_host_secrets()
+            {
+                let (line, key) = Self::client_key(&text, i, "secrets_dir");
                 out.push(Problem {
                     file: self.source.clone(),
                     line,
@@ -837,16 +991,29 @@ impl Config {
         let text = std::fs::read_to_string(&self.source).unwrap_or_default();
         let mut out = Vec::new();
         for (i, c) in self.radius.clients.iter().enumerate() {
-            let Ok(secret) = c.load_secret() else {
-                continue;
+            let secrets: Vec<(String, zeroize::Zeroizing<Vec<u8>>)> = if c.secrets_dir.is_some() {
+                c.load_host_secrets()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(ip, s)| (format!("client {:?}, host {ip}", c.name), s))
+                    .collect()
+            } else {
+                c.load_secret()
+                    .map(|s| vec![(format!("client {:?}", c.name), s)])
+                    .unwrap_or_default()
             };
-            let chars = String::from_utf8_lossy(&secret).chars().count();
-            if chars < MIN_SECRET_CHARS {
+            for (who, secret) in secrets {
+                let chars = String::from_utf8_lossy(&secret).chars().count();
+                if chars >= MIN_SECRET_CHARS {
+                    continue;
+                }
                 let (line, key) = Self::client_key(
                     &text,
                     i,
                     if c.secret.is_some() {
                         "secret"
+                    } else if c.secrets_dir.is_some() {
+                        "secrets_dir"
                     } else {
                         "secret_file"
                     },
@@ -856,10 +1023,9 @@ impl Config {
                     line,
                     key: Some(key),
                     message: format!(
-                        "client {:?}: the shared secret is {chars} characters; use at least \
+                        "{who}: the shared secret is {chars} characters; use at least \
                          {MIN_SECRET_CHARS} random ones (RFC 2865 section 3) unless the gateway \
-                         cannot take that many",
-                        c.name
+                         cannot take that many"
                     ),
                 });
             }
@@ -1157,6 +1323,165 @@ mod tests {
             ]
         );
         assert_eq!(e.problems[1].line, Some(5));
+    }
+
+    #[test]
+    fn radsec_handshake_limits_are_checked() {
+        let base = "[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\ncertificate_name = \"gw.example.net\"\n[radius.radsec]\ncertificate = \"s.pem\"\nkey = \"s.key\"\nca_file = \"ca.pem\"\n";
+        let c = parse_str(base).unwrap();
+        let r = c.radius.radsec.as_ref().unwrap();
+        assert_eq!(r.handshake_timeout.as_secs(), 5);
+        assert_eq!(
+            (
+                r.max_connections,
+                r.max_handshakes,
+                r.max_handshakes_per_address
+            ),
+            (256, 128, 8)
+        );
+        let t = format!(
+            "{base}handshake_timeout = \"0s\"\nmax_handshakes = 0\nmax_handshakes_per_address = 1\n"
+        );
+        let keys: Vec<_> = parse_str(&t)
+            .unwrap_err()
+            .problems
+            .iter()
+            .map(|p| p.key.clone().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "radius.radsec.handshake_timeout",
+                "radius.radsec.max_handshakes",
+                "radius.radsec.max_handshakes_per_address",
+            ]
+        );
+        let t = format!("{base}max_handshakes = 4\nmax_handshakes_per_address = 5\n");
+        let e = parse_str(&t).unwrap_err();
+        assert!(
+            e.problems[0]
+                .message
+                .contains("between 1 and max_handshakes (4)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_dir_is_one_way_to_give_secrets_and_udp_only() {
+        let ok = parse_str(
+            "[[radius.clients]]\nname = \"hosts\"\naddress = \"10.0.5.0/24\"\nsecrets_dir = \"hosts.d\"\nmode = \"challenge\"\nfirst_factor = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.radius.clients[0].secrets_dir.as_deref(),
+            Some(Path::new("/etc/mfa/hosts.d"))
+        );
+        let e = parse_str(
+            "[[radius.clients]]\nname = \"hosts\"\naddress = \"10.0.5.0/24\"\nsecrets_dir = \"/etc/mfa/hosts.d\"\nsecret = \"fleet-wide-secret!\"\n[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\ncertificate_name = \"gw.example.net\"\nsecrets_dir = \"/etc/mfa/gw.d\"\n[radius.radsec]\ncertificate = \"s.pem\"\nkey = \"s.key\"\nca_file = \"ca.pem\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<_> = e.problems.iter().map(|p| p.key.clone().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                "radius.clients[0].secrets_dir",
+                "radius.clients[1].secrets_dir"
+            ],
+            "{e}"
+        );
+        assert!(e.problems[0].message.contains("not both"), "{e}");
+        assert!(e.problems[1].message.contains("certificate"), "{e}");
+        let e = parse_str("[radius]\nmax_pending_challenges = 4\n").unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.max_pending_challenges")
+        );
+    }
+
+    #[test]
+    fn host_secrets_are_files_named_by_addresses_inside_the_entry() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts.d");
+        std::fs::create_dir(&hosts).unwrap();
+        std::fs::set_permissions(&hosts, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let put = |name: &str, text: &str| {
+            let p = hosts.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        let client = |address: &str| {
+            let t = format!(
+                "[[radius.clients]]\nname = \"hosts\"\naddress = \"{address}\"\nsecrets_dir = \"{}\"\nmode = \"challenge\"\nfirst_factor = \"none\"\n",
+                hosts.display()
+            );
+            parse_str(&t).unwrap().radius.clients.remove(0)
+        };
+        let c = client("10.0.5.0/24");
+        assert!(
+            c.load_host_secrets()
+                .unwrap_err()
+                .contains("holds no host's secret")
+        );
+        put("10.0.5.7", "seven\n");
+        put("::ffff:10.0.5.8", "eight\r\nsecond line\n");
+        // An editor's swap file is not a host.
+        put(".10.0.5.7.swp", "junk");
+        let got = c.load_host_secrets().unwrap();
+        let got: Vec<(String, &[u8])> = got
+            .iter()
+            .map(|(ip, s)| (ip.to_string(), s.as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("10.0.5.7".to_string(), &b"seven"[..]),
+                ("10.0.5.8".to_string(), &b"eight"[..])
+            ]
+        );
+        // Outside the entry's address.
+        let e = client("10.0.5.0/29").load_host_secrets().unwrap_err();
+        assert!(
+            e.contains("10.0.5.8 is not in this client's address 10.0.5.0/29"),
+            "{e}"
+        );
+        // Readable by others, as a secret_file must not be.
+        std::fs::set_permissions(
+            hosts.join("10.0.5.7"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let e = c.load_host_secrets().unwrap_err();
+        assert!(e.contains("readable by others"), "{e}");
+        std::fs::set_permissions(
+            hosts.join("10.0.5.7"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        // A name that is no address.
+        put("web1", "x\n");
+        let e = c.load_host_secrets().unwrap_err();
+        assert!(e.contains("\"web1\" is not named by an IP address"), "{e}");
+        std::fs::remove_file(hosts.join("web1")).unwrap();
+        // A directory others may write.
+        std::fs::set_permissions(&hosts, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = c.load_host_secrets().unwrap_err();
+        assert!(e.contains("writable by"), "{e}");
+    }
+
+    #[test]
+    fn remote_source_must_reach_every_server() {
+        let c = parse_str(
+            "[remote]\nservers = [\"10.0.0.5\"]\nsecret_file = \"r.secret\"\nsource = \"10.0.5.7\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.remote.unwrap().source, Some("10.0.5.7".parse().unwrap()));
+        let e = parse_str(
+            "[remote]\nservers = [\"10.0.0.5\", \"[2001:db8::5]:1812\"]\nsecret_file = \"r.secret\"\nsource = \"10.0.5.7\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.problems[0].key.as_deref(), Some("remote.servers[1]"));
+        assert!(e.problems[0].message.contains("source 10.0.5.7"), "{e}");
     }
 
     #[test]

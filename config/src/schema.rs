@@ -287,6 +287,10 @@ pub struct RadiusConfig {
     pub client_ip_attribute: ClientIpAttribute,
     pub require_message_authenticator: bool,
     pub challenge_timeout: Span,
+    /// Access-Challenges waiting for their code, all clients together. One client entry may
+    /// hold three quarters of them, and one user four per host, however the host names
+    /// itself: a flood from one client cannot turn another's challenges into rejects.
+    pub max_pending_challenges: usize,
     /// Append mode: the string between password and code. Absent: the code is the last
     /// `totp.digits` characters.
     pub append_delimiter: Option<String>,
@@ -301,6 +305,9 @@ pub struct RadiusConfig {
     pub clients: Vec<RadiusClient>,
 }
 
+/// `[radius] max_pending_challenges` when not set.
+pub const DEFAULT_MAX_PENDING_CHALLENGES: usize = 65_536;
+
 impl Default for RadiusConfig {
     fn default() -> Self {
         Self {
@@ -311,6 +318,7 @@ impl Default for RadiusConfig {
             client_ip_attribute: ClientIpAttribute::CallingStationId,
             require_message_authenticator: true,
             challenge_timeout: Span::secs(60),
+            max_pending_challenges: DEFAULT_MAX_PENDING_CHALLENGES,
             append_delimiter: None,
             pam_workers: 16,
             syslog: false,
@@ -328,6 +336,13 @@ pub struct RadiusClient {
     pub address: Cidr,
     pub secret: Option<SecretString>,
     pub secret_file: Option<PathBuf>,
+    /// One secret per host instead of one for the whole `address`: a directory holding a
+    /// file per host, named by its IP address (`10.0.5.7`, `2001:db8::7`) and holding its
+    /// secret (first line). A host's secret is good from its own address only, so root on
+    /// one host cannot speak for the others; an address in `address` without a file is not
+    /// a client. Instead of `secret`/`secret_file`; relative paths are taken from the
+    /// config file's directory.
+    pub secrets_dir: Option<PathBuf>,
     /// RadSec: the client's certificate must be valid for this DNS name or IP address
     /// (subjectAltName, as a TLS server name is checked). Such a client is a RadSec client
     /// only; it is never matched over UDP.
@@ -425,6 +440,10 @@ pub struct RemoteConfig {
     /// The shared secret of this host's `[[radius.clients]]` entry on the servers (first
     /// line). Relative paths are taken from the config file's directory.
     pub secret_file: PathBuf,
+    /// The local address requests are sent from; absent: the one the kernel picks. Set it on
+    /// a host with several addresses where the servers keep one secret per host
+    /// (`secrets_dir`): a host's secret is accepted from the address its file is named by.
+    pub source: Option<std::net::IpAddr>,
     /// How long one server gets to answer (all its sends together) before the next is tried.
     #[serde(default = "remote_timeout")]
     pub timeout: Span,
@@ -513,8 +532,20 @@ pub struct RadsecConfig {
     pub crl_file: Option<PathBuf>,
     /// A connection that sends no complete request for this long is closed.
     pub idle_timeout: Span,
-    /// TLS connections open at once (handshakes included); more are closed at once.
+    /// A TLS handshake not finished within this long (or `idle_timeout`, if shorter) is
+    /// closed: before it ends nobody is authenticated.
+    pub handshake_timeout: Span,
+    /// Verified connections (handshake done, client identified) open at once; a handshake
+    /// that finishes past this is closed. Connections still in their handshake do not count
+    /// here, so half-open sockets cannot take a verified gateway's place.
     pub max_connections: usize,
+    /// Connections still in their TLS handshake, all addresses together; past this, a new
+    /// connection closes the oldest handshake (a gateway's handshake takes milliseconds, a
+    /// stalled one holds nothing for long).
+    pub max_handshakes: usize,
+    /// Connections still in their TLS handshake from one source address (IPv6: one /64);
+    /// more from there are closed at once.
+    pub max_handshakes_per_address: usize,
 }
 
 impl Default for RadsecConfig {
@@ -526,7 +557,10 @@ impl Default for RadsecConfig {
             ca_file: None,
             crl_file: None,
             idle_timeout: Span::secs(120),
+            handshake_timeout: Span::secs(5),
             max_connections: 256,
+            max_handshakes: 128,
+            max_handshakes_per_address: 8,
         }
     }
 }

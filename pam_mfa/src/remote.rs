@@ -22,7 +22,7 @@
 //! expect it back; there is no runtime to run in.
 
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use mfa_config::{Config, ConfigError, Problem, TotpConfig};
@@ -41,6 +41,9 @@ const MAX_MESSAGE: usize = 1024;
 pub struct Remote {
     servers: Vec<SocketAddr>,
     secret: Zeroizing<Vec<u8>>,
+    /// `[remote] source`: where the servers keep one secret per host, this host's secret is
+    /// good from its own address only.
+    source: Option<IpAddr>,
     timeout: Duration,
     retries: u32,
     totp: TotpConfig,
@@ -90,6 +93,7 @@ impl Remote {
         Ok(Some(Remote {
             servers: r.servers.clone(),
             secret,
+            source: r.source,
             timeout: r.timeout.0,
             retries: r.retries,
             totp: cfg.totp.clone(),
@@ -145,13 +149,16 @@ impl Remote {
     /// Sends `out` to `server` and waits up to `timeout` for a verified reply. `Err`: why
     /// there is none, for the log.
     fn exchange(&self, server: SocketAddr, out: &Outgoing, log: &dyn Log) -> Result<Reply, String> {
-        let local = if server.is_ipv6() {
-            SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
-        } else {
-            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+        let local = match self.source {
+            Some(ip) => SocketAddr::new(ip, 0),
+            None if server.is_ipv6() => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+            None => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         };
         // Connected, so the kernel hands us datagrams from this server's address only.
-        let sock = UdpSocket::bind(local).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+        let sock = UdpSocket::bind(local).map_err(|e| match self.source {
+            Some(ip) => format!("cannot send from [remote] source {ip}: {e}"),
+            None => format!("cannot open a UDP socket: {e}"),
+        })?;
         sock.connect(server)
             .map_err(|e| format!("cannot reach it: {e}"))?;
         let start = Instant::now();

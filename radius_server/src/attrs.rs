@@ -8,6 +8,8 @@ use mfa_core::ClientAddr;
 use mfa_core::net::parse_client_ip_attribute;
 use mfa_radius_proto::{AttrType, Packet};
 
+use crate::challenge::Asker;
+
 /// The end user's address from the configured attribute. Absent, repeated, empty, a host name
 /// or anything unparsable is `Remote(None)`: never trusted. The NAS's own address is never
 /// used.
@@ -53,10 +55,12 @@ fn framed_ip(v: &[u8]) -> Option<IpAddr> {
 /// The audit trail's service for a request from a PAM host in remote mode (a client with
 /// `mode = "challenge"` and `first_factor = "none"`): `client/host/pam-service`, from the
 /// NAS-Identifier and Called-Station-Id pam_mfa sends (`-` where one is missing), so the
-/// trail says which host and which PAM service asked. `None` for every other client, whose
+/// trail says which host and which PAM service asked. Where the client entry covers several
+/// hosts, the host's source address follows the client's name (`client@10.0.5.7/host/...`):
+/// the NAS-Identifier is only what the host says it is. `None` for every other client, whose
 /// service stays its configured name. Each part is printable ASCII without `/`, at most 64
 /// characters: the values come from an authenticated client, but are still only text.
-pub fn pam_host_service(client: &str, s: &ClientSettings, p: &Packet<'_>) -> Option<String> {
+pub fn pam_host_service(asker: &Asker, s: &ClientSettings, p: &Packet<'_>) -> Option<String> {
     if s.mode != RadiusMode::Challenge || s.first_factor != FirstFactor::None {
         return None;
     }
@@ -77,6 +81,10 @@ pub fn pam_host_service(client: &str, s: &ClientSettings, p: &Packet<'_>) -> Opt
             .take(64)
             .collect();
         if v.is_empty() { "-".into() } else { v }
+    };
+    let client = match asker.host {
+        Some(ip) => format!("{}@{ip}", asker.client),
+        None => asker.client.clone(),
     };
     Some(format!(
         "{client}/{}/{}",
@@ -161,19 +169,33 @@ mod tests {
         b.add(AttrType::CALLED_STATION_ID, b"ss/hd x").unwrap();
         let raw = b.encode_request(b"s", &[0; 16]).unwrap();
         let p = Packet::parse(&raw).unwrap();
+        let hosts = Asker {
+            client: "hosts".into(),
+            host: None,
+        };
         assert_eq!(
-            pam_host_service("hosts", &host, &p).as_deref(),
+            pam_host_service(&hosts, &host, &p).as_deref(),
             Some("hosts/web1/ss_hd_x")
         );
         let bare = pkt_with(1, &[b"alice"]);
         assert_eq!(
-            pam_host_service("hosts", &host, &Packet::parse(&bare).unwrap()).as_deref(),
+            pam_host_service(&hosts, &host, &Packet::parse(&bare).unwrap()).as_deref(),
             Some("hosts/-/-")
+        );
+        // An entry for several hosts: the source address says which one, whatever the
+        // host calls itself.
+        let fleet = Asker {
+            client: "hosts".into(),
+            host: Some("10.0.5.7".parse().unwrap()),
+        };
+        assert_eq!(
+            pam_host_service(&fleet, &host, &p).as_deref(),
+            Some("hosts@10.0.5.7/web1/ss_hd_x")
         );
         let vpn = ClientSettings {
             first_factor: FirstFactor::Pam,
             ..host
         };
-        assert_eq!(pam_host_service("vpn", &vpn, &p), None);
+        assert_eq!(pam_host_service(&hosts, &vpn, &p), None);
     }
 }

@@ -1,13 +1,21 @@
 //! Pending Access-Challenges. A State is 16 random octets, answered at most once, within
-//! `challenge_timeout`, by the same client for the same user; the client IP seen in the first
-//! round is carried over because gateways often omit it in the second.
+//! `challenge_timeout`, by the same client (and host) for the same user and service; the
+//! client IP seen in the first round is carried over because gateways often omit it in the
+//! second.
 //!
-//! The table is bounded in total, per user and per client, so neither one account (a user
-//! starting login after login) nor one gateway can fill it and turn every other login into
-//! an internal error: a user's oldest pending challenge gives way to their newest, and a
-//! client past its share is refused while the others keep theirs.
+//! The table is bounded in total, per client entry, per host and per user, so neither one
+//! account (a user starting login after login) nor one gateway can fill it and turn every
+//! other login into an internal error: a user's oldest pending challenge gives way to their
+//! newest, and a client past its share is refused while the others keep theirs.
+//!
+//! The shares are counted by what the daemon knows, never by what a request says: the
+//! configured client entry, the source address where one entry covers several hosts, and
+//! the canonical user. A PAM host's NAS-Identifier (part of the service the audit shows) is
+//! bound to the State but counts for nothing here, so a host that names itself anew in
+//! every request still has one share.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use mfa_core::ClientAddr;
@@ -15,9 +23,20 @@ use subtle::ConstantTimeEq;
 
 pub const STATE_LEN: usize = 16;
 
+/// Who asked for a challenge, as the daemon established it: the configured client entry,
+/// and the host's source address where that entry covers several hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Asker {
+    pub client: String,
+    pub host: Option<IpAddr>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Pending {
-    pub client: String,
+    pub asker: Asker,
+    /// The request's service (for a PAM host, `client/host/pam-service` from what the host
+    /// sent): the second round must say the same.
+    pub service: String,
     pub user: String,
     pub client_addr: ClientAddr,
     pub expires: Instant,
@@ -28,51 +47,73 @@ pub enum Redeem {
     Ok(ClientAddr),
     /// Unknown, already used, or expired.
     Unknown,
-    /// Presented by another client or for another user (the State is spent anyway).
+    /// Presented by another client, host or service, or for another user (the State is
+    /// spent anyway).
     Mismatch,
 }
 
-/// Live challenges one user may have on one client: a retry or two, a second device.
+/// Live challenges one user may have from one host of one client: a retry or two, a second
+/// device.
 pub const PER_USER: usize = 4;
 
 #[derive(Debug)]
 pub struct Challenges {
     map: HashMap<[u8; STATE_LEN], Pending>,
-    /// Each (client, user)'s States, oldest first.
-    by_user: HashMap<(String, String), VecDeque<[u8; STATE_LEN]>>,
+    /// Each (asker, user)'s States, oldest first.
+    by_user: HashMap<(Asker, String), VecDeque<[u8; STATE_LEN]>>,
+    /// Live States per client entry.
     by_client: HashMap<String, usize>,
+    /// Live States per host, for entries that cover several.
+    by_host: HashMap<Asker, usize>,
     capacity: usize,
     per_client: usize,
+    per_host: usize,
+}
+
+/// One more in `counts[key]`.
+fn bump<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K) {
+    *counts.entry(key).or_insert(0) += 1;
+}
+
+/// One less in `counts[key]`, forgetting keys at zero.
+fn drop_one<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 impl Challenges {
-    /// `capacity` in total; one client may hold three quarters of it, so the others always
-    /// keep a share.
+    /// `capacity` in total; one client entry may hold three quarters of it, so the others
+    /// always keep a share, and one host of an entry that covers several a quarter, so the
+    /// entry's other hosts keep theirs.
     pub fn new(capacity: usize) -> Self {
         Self {
             map: HashMap::new(),
             by_user: HashMap::new(),
             by_client: HashMap::new(),
+            by_host: HashMap::new(),
             capacity,
             per_client: (capacity - capacity / 4).max(1),
+            per_host: (capacity / 4).max(PER_USER),
         }
     }
 
-    /// Removes `state` from the table and from both indexes.
+    /// Removes `state` from the table and from every index.
     fn forget(&mut self, state: &[u8; STATE_LEN]) -> Option<Pending> {
         let p = self.map.remove(state)?;
-        let key = (p.client.clone(), p.user.clone());
+        let key = (p.asker.clone(), p.user.clone());
         if let Some(q) = self.by_user.get_mut(&key) {
             q.retain(|s| s != state);
             if q.is_empty() {
                 self.by_user.remove(&key);
             }
         }
-        if let Some(n) = self.by_client.get_mut(&p.client) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.by_client.remove(&p.client);
-            }
+        drop_one(&mut self.by_client, &p.asker.client);
+        if p.asker.host.is_some() {
+            drop_one(&mut self.by_host, &p.asker);
         }
         Some(p)
     }
@@ -97,21 +138,27 @@ impl Challenges {
         }
     }
 
-    /// Issues a new State, or `None` when the table (or this client's share of it) is full
-    /// of live challenges or the system RNG fails (the caller rejects: fail closed). A user
-    /// with `PER_USER` live challenges loses the oldest.
+    /// Whether `asker` may not hold one more State.
+    fn full_for(&self, asker: &Asker) -> bool {
+        self.map.len() >= self.capacity
+            || self.by_client.get(&asker.client).copied().unwrap_or(0) >= self.per_client
+            || (asker.host.is_some()
+                && self.by_host.get(asker).copied().unwrap_or(0) >= self.per_host)
+    }
+
+    /// Issues a new State, or `None` when the table (or this client's or host's share of it)
+    /// is full of live challenges or the system RNG fails (the caller rejects: fail closed).
+    /// A user with `PER_USER` live challenges from one host loses the oldest.
     pub fn issue(&mut self, p: Pending, now: Instant) -> Option<[u8; STATE_LEN]> {
-        let key = (p.client.clone(), p.user.clone());
+        let key = (p.asker.clone(), p.user.clone());
         if self.by_user.get(&key).is_some_and(|q| q.len() >= PER_USER)
             && let Some(oldest) = self.by_user.get(&key).and_then(|q| q.front().copied())
         {
             self.forget(&oldest);
         }
-        let client_full =
-            |c: &Self| c.by_client.get(&p.client).copied().unwrap_or(0) >= c.per_client;
-        if self.map.len() >= self.capacity || client_full(self) {
+        if self.full_for(&p.asker) {
             self.sweep(now);
-            if self.map.len() >= self.capacity || client_full(self) {
+            if self.full_for(&p.asker) {
                 return None;
             }
         }
@@ -120,14 +167,24 @@ impl Challenges {
         if self.map.contains_key(&state) {
             return None;
         }
-        *self.by_client.entry(p.client.clone()).or_insert(0) += 1;
+        bump(&mut self.by_client, p.asker.client.clone());
+        if p.asker.host.is_some() {
+            bump(&mut self.by_host, p.asker.clone());
+        }
         self.by_user.entry(key).or_default().push_back(state);
         self.map.insert(state, p);
         Some(state)
     }
 
     /// Spends a State. It is removed whatever the outcome, so it can never be tried twice.
-    pub fn redeem(&mut self, state: &[u8], client: &str, user: &str, now: Instant) -> Redeem {
+    pub fn redeem(
+        &mut self,
+        state: &[u8],
+        asker: &Asker,
+        service: &str,
+        user: &str,
+        now: Instant,
+    ) -> Redeem {
         let Ok(key) = <[u8; STATE_LEN]>::try_from(state) else {
             return Redeem::Unknown;
         };
@@ -137,9 +194,11 @@ impl Challenges {
         if p.expires <= now {
             return Redeem::Unknown;
         }
-        let same_client = p.client.as_bytes().ct_eq(client.as_bytes());
+        let same_client = p.asker.client.as_bytes().ct_eq(asker.client.as_bytes());
+        let same_host = subtle::Choice::from(u8::from(p.asker.host == asker.host));
+        let same_service = p.service.as_bytes().ct_eq(service.as_bytes());
         let same_user = p.user.as_bytes().ct_eq(user.as_bytes());
-        if bool::from(same_client & same_user) {
+        if bool::from(same_client & same_host & same_service & same_user) {
             Redeem::Ok(p.client_addr)
         } else {
             Redeem::Mismatch
@@ -152,9 +211,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn gw() -> Asker {
+        Asker {
+            client: "gw".into(),
+            host: None,
+        }
+    }
+
     fn pending(now: Instant) -> Pending {
         Pending {
-            client: "gw".into(),
+            asker: gw(),
+            service: "gw".into(),
             user: "alice".into(),
             client_addr: ClientAddr::Remote(Some([198, 51, 100, 7].into())),
             expires: now + Duration::from_secs(60),
@@ -167,29 +234,49 @@ mod tests {
         let t = Instant::now();
         let s = c.issue(pending(t), t).unwrap();
         assert_eq!(
-            c.redeem(&s, "gw", "alice", t),
+            c.redeem(&s, &gw(), "gw", "alice", t),
             Redeem::Ok(ClientAddr::Remote(Some([198, 51, 100, 7].into())))
         );
-        assert_eq!(c.redeem(&s, "gw", "alice", t), Redeem::Unknown);
+        assert_eq!(c.redeem(&s, &gw(), "gw", "alice", t), Redeem::Unknown);
 
         let s = c.issue(pending(t), t).unwrap();
-        assert_eq!(c.redeem(&s, "gw", "bob", t), Redeem::Mismatch);
-        assert_eq!(c.redeem(&s, "gw", "alice", t), Redeem::Unknown);
+        assert_eq!(c.redeem(&s, &gw(), "gw", "bob", t), Redeem::Mismatch);
+        assert_eq!(c.redeem(&s, &gw(), "gw", "alice", t), Redeem::Unknown);
         let s = c.issue(pending(t), t).unwrap();
-        assert_eq!(c.redeem(&s, "other-gw", "alice", t), Redeem::Mismatch);
+        let other = Asker {
+            client: "other-gw".into(),
+            host: None,
+        };
+        assert_eq!(c.redeem(&s, &other, "gw", "alice", t), Redeem::Mismatch);
+        // Another host of the same entry, or another service (a PAM host's own name).
+        let s = c.issue(pending(t), t).unwrap();
+        let host = Asker {
+            client: "gw".into(),
+            host: Some([10, 0, 5, 7].into()),
+        };
+        assert_eq!(c.redeem(&s, &host, "gw", "alice", t), Redeem::Mismatch);
+        let s = c.issue(pending(t), t).unwrap();
+        assert_eq!(
+            c.redeem(&s, &gw(), "gw/web2/sshd", "alice", t),
+            Redeem::Mismatch
+        );
 
         let s = c.issue(pending(t), t).unwrap();
         assert_eq!(
-            c.redeem(&s, "gw", "alice", t + Duration::from_secs(61)),
+            c.redeem(&s, &gw(), "gw", "alice", t + Duration::from_secs(61)),
             Redeem::Unknown
         );
-        assert_eq!(c.redeem(&s[..15], "gw", "alice", t), Redeem::Unknown);
+        assert_eq!(c.redeem(&s[..15], &gw(), "gw", "alice", t), Redeem::Unknown);
         assert!(c.is_empty());
     }
 
     fn pending_for(client: &str, user: &str, now: Instant) -> Pending {
         Pending {
-            client: client.into(),
+            asker: Asker {
+                client: client.into(),
+                host: None,
+            },
+            service: client.into(),
             user: user.into(),
             ..pending(now)
         }
@@ -206,15 +293,74 @@ mod tests {
             "only the newest of one user's challenges live"
         );
         // The newest still redeem, the oldest are gone.
-        assert_eq!(c.redeem(&mine[0], "gw", "alice", t), Redeem::Unknown);
+        assert_eq!(c.redeem(&mine[0], &gw(), "gw", "alice", t), Redeem::Unknown);
         assert!(matches!(
-            c.redeem(&mine[99], "gw", "alice", t),
+            c.redeem(&mine[99], &gw(), "gw", "alice", t),
             Redeem::Ok(_)
         ));
         // Everybody else still gets one (up to the client's share, 12 of 16).
         for i in 0..8 {
             assert!(c.issue(pending_for("gw", &format!("u{i}"), t), t).is_some());
         }
+    }
+
+    /// Issue 18, finding 7: a PAM host that names itself anew in every request (the
+    /// NAS-Identifier in its service) is still one client and one user's four challenges;
+    /// another client's challenge still gets its State.
+    #[test]
+    fn a_host_naming_itself_anew_is_still_one_client_and_one_user() {
+        let mut c = Challenges::new(16);
+        let t = Instant::now();
+        let hosts = Asker {
+            client: "pam-hosts".into(),
+            host: None,
+        };
+        for i in 0..100 {
+            let p = Pending {
+                asker: hosts.clone(),
+                service: format!("pam-hosts/fake-{i}/sshd"),
+                ..pending(t)
+            };
+            assert!(c.issue(p, t).is_some());
+        }
+        assert_eq!(c.len(), PER_USER);
+        assert!(c.issue(pending_for("vpn", "alice", t), t).is_some());
+        // Many users from the one client stop at its share, and the VPN keeps its own.
+        for i in 0..100 {
+            let p = Pending {
+                asker: hosts.clone(),
+                service: format!("pam-hosts/fake-{i}/sshd"),
+                user: format!("u{i}"),
+                ..pending(t)
+            };
+            let _ = c.issue(p, t);
+        }
+        assert_eq!(c.by_client.get("pam-hosts").copied(), Some(12));
+        assert!(c.issue(pending_for("vpn", "bob", t), t).is_some());
+    }
+
+    #[test]
+    fn one_host_of_many_cannot_take_the_others_share() {
+        let mut c = Challenges::new(64);
+        let t = Instant::now();
+        let host = |last: u8| Asker {
+            client: "pam-hosts".into(),
+            host: Some([10, 0, 5, last].into()),
+        };
+        let from = |last: u8, user: String| Pending {
+            asker: host(last),
+            service: "pam-hosts/web/sshd".into(),
+            user,
+            ..pending(t)
+        };
+        // A quarter of 64 is 16.
+        for i in 0..40 {
+            let _ = c.issue(from(7, format!("u{i}")), t);
+        }
+        assert_eq!(c.len(), 16);
+        assert!(c.issue(from(8, "alice".into()), t).is_some());
+        c.sweep(t + Duration::from_secs(61));
+        assert!(c.is_empty() && c.by_host.is_empty());
     }
 
     #[test]

@@ -9,26 +9,37 @@
 //! start: it must also match a `[[radius.clients]]` entry's `certificate_name` and/or
 //! `certificate_sha256`, and the connection must come from that entry's `address`, or the
 //! connection is closed and counted like an unknown UDP client.
+//!
+//! Before the handshake ends nobody is authenticated, so what an unverified peer may hold is
+//! bounded apart from what verified clients hold (see [`Connections`]): a source address in
+//! no RadSec client's `address` is closed before any TLS byte; a handshake has
+//! `handshake_timeout`; handshakes are counted per source address and in total, and a full
+//! total makes room by closing the oldest handshake; `max_connections` counts verified
+//! connections only. At SIGHUP every open connection is checked against the new
+//! configuration ([`Connections::recheck`]) and closed when its certificate no longer passes
+//! or its client entry is gone or changed.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use mfa_config::{Config, RadiusClient};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 use socket2::{Domain, Protocol, Socket, Type};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::{Nas, ReplyTo, Shared};
+use crate::server::{Nas, ReplyTo, Runtime, Shared, canonical_ip};
 use crate::stats::Drop;
 
 /// The largest RADIUS packet (RFC 2865 §3), and so the most a connection ever buffers
@@ -36,9 +47,6 @@ use crate::stats::Drop;
 pub const MAX_PACKET: usize = 4096;
 /// The RADIUS header: code, identifier, length, authenticator.
 const MIN_PACKET: usize = 20;
-/// A peer that has not finished the handshake by then (or by `idle_timeout`, if shorter)
-/// is cut off: before it, nobody is authenticated.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer that does not read its replies for this long is cut off.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replies waiting to be written, per connection; request tasks wait past that (each one
@@ -47,9 +55,12 @@ const REPLY_QUEUE: usize = 64;
 
 /// Connection numbers, for duplicate detection per connection and for the log. 0 is UDP.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+/// Every accepted TCP connection's place in [`Connections`]; in the order they came.
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
 
 /// How a RadSec client's certificate is recognised (`certificate_name`,
 /// `certificate_sha256`); every one configured must match.
+#[derive(PartialEq, Eq)]
 pub(crate) struct CertId {
     name: Option<String>,
     /// `Some(None)`: configured but not 64 hex digits (validation refuses that; here it
@@ -108,10 +119,7 @@ pub(crate) fn identify(
     leaf: &CertificateDer<'_>,
 ) -> Result<Arc<Nas>, String> {
     let fingerprint: [u8; 32] = Sha256::digest(leaf.as_ref()).into();
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = canonical_ip(ip);
     let by_cert: Vec<&Arc<Nas>> = clients
         .iter()
         .filter(|c| {
@@ -140,11 +148,48 @@ pub(crate) fn identify(
         })
 }
 
+/// Whether two client entries (before and after a reload) are the same client: a
+/// connection matched to the old one may go on as the new one.
+fn same_client(a: &Nas, b: &Nas) -> bool {
+    a.name == b.name
+        && a.net == b.net
+        && a.cert == b.cert
+        && a.settings == b.settings
+        && bool::from(a.secret.as_slice().ct_eq(b.secret.as_slice()))
+}
+
 /// The TLS side of one configuration generation.
 pub struct Tls {
     acceptor: TlsAcceptor,
+    /// The acceptor's own client certificate verifier (CA, CRLs), kept to check the
+    /// certificates of open connections again when a reload brings a new one.
+    verifier: Arc<dyn ClientCertVerifier>,
     idle: Duration,
+    handshake: Duration,
+    limits: Limits,
+}
+
+/// `[radius.radsec]`'s connection budgets.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
     max_connections: usize,
+    max_handshakes: usize,
+    max_handshakes_per_address: usize,
+}
+
+impl Tls {
+    /// A peer's certificate chain (leaf first), checked as this generation's handshake
+    /// checks it, now. (The trait sits in rustls' `danger` module for those who implement
+    /// it; this only calls the WebPKI verifier the acceptor itself uses.)
+    fn verify(&self, chain: &[CertificateDer<'static>]) -> Result<(), String> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err("no client certificate".into());
+        };
+        self.verifier
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| format!("its certificate no longer passes: {e}"))
+    }
 }
 
 impl Tls {
@@ -181,6 +226,7 @@ impl Tls {
                 .with_crls(files.crls)
                 .build()
                 .map_err(|e| format!("{src}: radius.radsec.ca_file / crl_file: {e}"))?;
+        let kept = verifier.clone();
         let server = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| format!("{src}: radius.radsec: {e}"))?
@@ -193,8 +239,14 @@ impl Tls {
             })?;
         Ok(Some(Tls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
+            verifier: kept,
             idle: t.idle_timeout.0,
-            max_connections: t.max_connections,
+            handshake: t.handshake_timeout.0,
+            limits: Limits {
+                max_connections: t.max_connections,
+                max_handshakes: t.max_handshakes,
+                max_handshakes_per_address: t.max_handshakes_per_address,
+            },
         }))
     }
 }
@@ -217,17 +269,232 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
-/// Open connections across every listener (handshakes included).
-#[derive(Debug, Default)]
-pub struct Open(AtomicUsize);
+/// Why a connection is to be closed, and the wake-up for its task.
+#[derive(Default)]
+struct Closer {
+    why: OnceLock<String>,
+    wake: Notify,
+}
 
-/// One open connection; counted down on every path out.
-struct Slot(Arc<Open>);
+impl Closer {
+    fn close(&self, why: String) {
+        let _ = self.why.set(why);
+        // Kept as a permit when the task is not waiting yet.
+        self.wake.notify_one();
+    }
+
+    async fn closed(&self) -> String {
+        self.wake.notified().await;
+        self.why.get().cloned().unwrap_or_default()
+    }
+}
+
+/// The key handshakes are counted under: the address, or for IPv6 its /64 (one host's
+/// usual share, of which it may use any address).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match canonical_ip(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !u128::from(u64::MAX);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
+/// A connection that got in: what it was admitted on, checked again at every reload.
+struct Verified {
+    from: IpAddr,
+    chain: Vec<CertificateDer<'static>>,
+    nas: Arc<Nas>,
+    closer: Arc<Closer>,
+}
+
+#[derive(Default)]
+struct Table {
+    /// Connections in their TLS handshake, oldest first, and where from.
+    handshaking: BTreeMap<u64, (IpAddr, Arc<Closer>)>,
+    /// Handshakes per [`source_key`].
+    per_source: HashMap<IpAddr, usize>,
+    verified: HashMap<u64, Verified>,
+}
+
+impl Table {
+    fn end_handshake(&mut self, id: u64) -> Option<Arc<Closer>> {
+        let (src, closer) = self.handshaking.remove(&id)?;
+        if let Some(n) = self.per_source.get_mut(&src) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_source.remove(&src);
+            }
+        }
+        Some(closer)
+    }
+}
+
+/// Open RadSec connections across every listener, in two budgets: those still in their
+/// handshake (unauthenticated: counted per source address and in total, the oldest giving
+/// way to a newcomer) and verified ones (`max_connections`). A flood of half-open sockets
+/// can only take handshake places, never a verified gateway's, and never for longer than
+/// `handshake_timeout`.
+#[derive(Default)]
+pub struct Connections {
+    table: Mutex<Table>,
+}
+
+/// A connection's place in [`Connections`], given back on every path out.
+struct Slot {
+    conns: Arc<Connections>,
+    id: u64,
+}
 
 impl std::ops::Drop for Slot {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::AcqRel);
+        let mut t = self.conns.lock();
+        t.end_handshake(self.id);
+        t.verified.remove(&self.id);
     }
+}
+
+/// Why a connection was not let in: the counter and the log text.
+type Refusal = (Drop, String);
+
+impl Connections {
+    /// The table is only changed by whole operations under the lock, so it stays
+    /// consistent even if a holder panicked.
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new connection from `ip` starts its handshake, or is refused.
+    fn begin(self: &Arc<Self>, ip: IpAddr, limits: Limits) -> Result<(Slot, Arc<Closer>), Refusal> {
+        let mut t = self.lock();
+        if t.verified.len() >= limits.max_connections {
+            return Err((
+                Drop::Overloaded,
+                "too many RadSec connections (radius.radsec.max_connections)".into(),
+            ));
+        }
+        let src = source_key(ip);
+        if t.per_source.get(&src).copied().unwrap_or(0) >= limits.max_handshakes_per_address {
+            return Err((
+                Drop::Overloaded,
+                format!(
+                    "too many RadSec connections from {src} still in their TLS handshake (radius.radsec.max_handshakes_per_address)"
+                ),
+            ));
+        }
+        if t.handshaking.len() >= limits.max_handshakes
+            && let Some((&oldest, _)) = t.handshaking.first_key_value()
+            && let Some(closer) = t.end_handshake(oldest)
+        {
+            closer
+                .close("closed to make room for a newer one (radius.radsec.max_handshakes)".into());
+        }
+        let id = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        let closer = Arc::new(Closer::default());
+        t.handshaking.insert(id, (src, closer.clone()));
+        *t.per_source.entry(src).or_insert(0) += 1;
+        let slot = Slot {
+            conns: self.clone(),
+            id,
+        };
+        Ok((slot, closer))
+    }
+
+    /// A finished handshake: the client it belongs to under the configuration in force now
+    /// (which a reload may have changed since the handshake began), moved to the verified
+    /// budget; or why not.
+    fn admit(
+        &self,
+        shared: &Shared,
+        slot: &Slot,
+        accepted_under: &Arc<Tls>,
+        from: IpAddr,
+        chain: Vec<CertificateDer<'static>>,
+    ) -> Result<Arc<Nas>, Refusal> {
+        // Under the lock, so that a reload's recheck sees this connection or this sees the
+        // reload's configuration.
+        let mut t = self.lock();
+        let Some(closer) = t.end_handshake(slot.id) else {
+            return Err((
+                Drop::Overloaded,
+                "closed to make room for a newer handshake (radius.radsec.max_handshakes)".into(),
+            ));
+        };
+        let rt = shared.runtime();
+        let tls = match &rt.radsec {
+            Some(tls) if Arc::ptr_eq(tls, accepted_under) => tls.clone(),
+            Some(tls) => {
+                tls.verify(&chain).map_err(|e| (Drop::TlsHandshake, e))?;
+                tls.clone()
+            }
+            None => {
+                return Err((
+                    Drop::UnknownClient,
+                    "the configuration in force has no [radius.radsec]".into(),
+                ));
+            }
+        };
+        let nas = identify_chain(&rt, from, &chain).map_err(|e| (Drop::UnknownClient, e))?;
+        if t.verified.len() >= tls.limits.max_connections {
+            return Err((
+                Drop::Overloaded,
+                "too many RadSec connections (radius.radsec.max_connections)".into(),
+            ));
+        }
+        t.verified.insert(
+            slot.id,
+            Verified {
+                from,
+                chain,
+                nas: nas.clone(),
+                closer,
+            },
+        );
+        Ok(nas)
+    }
+
+    /// After a reload: every verified connection is checked again against the configuration
+    /// now in force, and closed when its certificate no longer passes (a new CA or CRL),
+    /// its client entry is gone or no longer matches it, or that entry changed. Returns how
+    /// many were closed.
+    pub fn recheck(&self, shared: &Shared) -> usize {
+        let t = self.lock();
+        let rt = shared.runtime();
+        let mut closed = 0;
+        for v in t.verified.values() {
+            let why = match &rt.radsec {
+                None => Some("the configuration has no [radius.radsec] any more".to_string()),
+                Some(tls) => match tls
+                    .verify(&v.chain)
+                    .and_then(|()| identify_chain(&rt, v.from, &v.chain))
+                {
+                    Err(why) => Some(why),
+                    Ok(nas) if !same_client(&nas, &v.nas) => {
+                        Some(format!("client {:?}'s entry changed", v.nas.name))
+                    }
+                    Ok(_) => None,
+                },
+            };
+            if let Some(why) = why {
+                v.closer.close(format!(
+                    "the reloaded configuration no longer admits it: {why}"
+                ));
+                closed += 1;
+            }
+        }
+        closed
+    }
+}
+
+/// [`identify`] on a chain's leaf.
+fn identify_chain(
+    rt: &Runtime,
+    from: IpAddr,
+    chain: &[CertificateDer<'static>],
+) -> Result<Arc<Nas>, String> {
+    let leaf = chain.first().ok_or("no client certificate")?;
+    identify(&rt.clients, from, leaf)
 }
 
 /// Counts a connection refused before any request was read, and logs the first of each
@@ -244,8 +511,8 @@ fn refused(shared: &Shared, why: Drop, from: SocketAddr, detail: &dyn std::fmt::
 
 /// Accepts connections on `listener` until aborted. Each new connection uses the
 /// configuration in force when it arrives, so a reload's certificates and clients apply to
-/// new connections.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, open: Arc<Open>) {
+/// new connections (and [`Connections::recheck`] to open ones).
+pub async fn serve(shared: Arc<Shared>, listener: TcpListener, conns: Arc<Connections>) {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(x) => x,
@@ -256,7 +523,8 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, open: Arc<Open>) 
                 continue;
             }
         };
-        let Some(tls) = shared.runtime().radsec.clone() else {
+        let rt = shared.runtime();
+        let Some(tls) = rt.radsec.clone() else {
             refused(
                 &shared,
                 Drop::UnknownClient,
@@ -265,18 +533,30 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, open: Arc<Open>) 
             );
             continue;
         };
-        if open.0.load(Ordering::Acquire) >= tls.max_connections {
+        let ip = canonical_ip(from.ip());
+        // No certificate could let this address in: not one TLS byte for it.
+        if !rt
+            .clients
+            .iter()
+            .any(|c| c.cert.is_some() && c.net.contains(&ip))
+        {
             refused(
                 &shared,
-                Drop::Overloaded,
+                Drop::UnknownClient,
                 from,
-                &"too many RadSec connections (radius.radsec.max_connections)",
+                &format_args!("{ip} is in no RadSec client's address"),
             );
             continue;
         }
-        open.0.fetch_add(1, Ordering::AcqRel);
-        let slot = Slot(open.clone());
-        tokio::spawn(connection(shared.clone(), tls, stream, from, slot));
+        drop(rt);
+        let (slot, closer) = match conns.begin(ip, tls.limits) {
+            Ok(x) => x,
+            Err((why, detail)) => {
+                refused(&shared, why, from, &detail);
+                continue;
+            }
+        };
+        tokio::spawn(connection(shared.clone(), tls, stream, from, slot, closer));
     }
 }
 
@@ -285,55 +565,67 @@ async fn connection(
     tls: Arc<Tls>,
     stream: TcpStream,
     from: SocketAddr,
-    _slot: Slot,
+    slot: Slot,
+    closer: Arc<Closer>,
 ) {
     let _ = stream.set_nodelay(true);
-    let limit = HANDSHAKE_TIMEOUT.min(tls.idle);
-    let stream = match tokio::time::timeout(limit, tls.acceptor.accept(stream)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let limit = tls.handshake.min(tls.idle);
+    let handshake = tokio::time::timeout(limit, tls.acceptor.accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return refused(
+                    &shared,
+                    Drop::TlsHandshake,
+                    from,
+                    &format_args!("TLS handshake refused: {e}"),
+                );
+            }
+            Err(_) => {
+                return refused(
+                    &shared,
+                    Drop::TlsHandshake,
+                    from,
+                    &format_args!("TLS handshake not finished within {}s", limit.as_secs()),
+                );
+            }
+        },
+        why = closer.closed() => {
             return refused(
                 &shared,
-                Drop::TlsHandshake,
+                Drop::Overloaded,
                 from,
-                &format_args!("TLS handshake refused: {e}"),
-            );
-        }
-        Err(_) => {
-            return refused(
-                &shared,
-                Drop::TlsHandshake,
-                from,
-                &format_args!("TLS handshake not finished within {}s", limit.as_secs()),
+                &format_args!("TLS handshake not finished: {why}"),
             );
         }
     };
     // The verifier requires a client certificate; its absence is refused all the same.
-    let leaf = stream
+    let chain: Vec<CertificateDer<'static>> = stream
         .get_ref()
         .1
         .peer_certificates()
-        .and_then(|c| c.first())
-        .cloned();
-    let Some(leaf) = leaf else {
+        .map(<[CertificateDer<'static>]>::to_vec)
+        .unwrap_or_default();
+    if chain.is_empty() {
         return refused(&shared, Drop::UnknownClient, from, &"no client certificate");
-    };
-    let nas = match identify(&shared.runtime().clients, from.ip(), &leaf) {
+    }
+    let conns = slot.conns.clone();
+    let nas = match conns.admit(&shared, &slot, &tls, from.ip(), chain) {
         Ok(n) => n,
-        Err(why) => {
-            return refused(&shared, Drop::UnknownClient, from, &why);
-        }
+        Err((why, detail)) => return refused(&shared, why, from, &detail),
     };
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     shared.log.line(&format!(
         "RadSec connection {conn} from {from}: client {:?}",
         nas.name
     ));
-    let why = pump(&shared, &nas, conn, from, stream, tls.idle).await;
+    let why = pump(&shared, &nas, conn, from, stream, tls.idle, &closer).await;
     shared.log.line(&format!(
         "RadSec connection {conn} from {from} (client {:?}) closed: {why}",
         nas.name
     ));
+    drop(slot);
 }
 
 /// Reads requests off the connection and writes replies back until either side ends it.
@@ -345,6 +637,7 @@ async fn pump<S>(
     from: SocketAddr,
     stream: S,
     idle: Duration,
+    closer: &Closer,
 ) -> String
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -358,6 +651,7 @@ where
     let why = 'conn: loop {
         tokio::select! {
             biased;
+            why = closer.closed() => break 'conn why,
             Some(reply) = rx.recv() => {
                 let write = async {
                     wr.write_all(&reply).await?;
@@ -460,6 +754,58 @@ mod tests {
         p[0] = 1;
         p[2..4].copy_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
         p
+    }
+
+    fn limits(per_address: usize, total: usize) -> Limits {
+        Limits {
+            max_connections: 1,
+            max_handshakes: total,
+            max_handshakes_per_address: per_address,
+        }
+    }
+
+    #[test]
+    fn handshakes_are_counted_per_address_and_the_oldest_gives_way() {
+        let conns = Arc::new(Connections::default());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let l = limits(2, 3);
+        let (a1, c1) = conns.begin(ip("192.0.2.1"), l).unwrap();
+        let (_a2, _) = conns.begin(ip("192.0.2.1"), l).unwrap();
+        let (why, text) = conns.begin(ip("192.0.2.1"), l).err().unwrap();
+        assert_eq!(why, Drop::Overloaded);
+        assert!(
+            text.contains("from 192.0.2.1 still in their TLS handshake"),
+            "{text}"
+        );
+        // Another address still starts, and past the total the oldest handshake is closed
+        // for the newcomer.
+        let (_b1, _) = conns.begin(ip("192.0.2.2"), l).unwrap();
+        assert!(c1.why.get().is_none());
+        let (_b2, _) = conns.begin(ip("192.0.2.2"), l).unwrap();
+        assert!(c1.why.get().unwrap().contains("make room"));
+        // 192.0.2.1 gave back the place of its evicted handshake.
+        assert_eq!(conns.lock().per_source.get(&ip("192.0.2.1")), Some(&1));
+        drop(a1);
+        assert_eq!(conns.lock().handshaking.len(), 3);
+        // IPv6: one /64 is one source; IPv4-mapped is IPv4.
+        let v6 = Arc::new(Connections::default());
+        let (_x, _) = v6.begin(ip("2001:db8::1"), limits(1, 8)).unwrap();
+        assert!(v6.begin(ip("2001:db8::ffff:2"), limits(1, 8)).is_err());
+        assert!(v6.begin(ip("2001:db8:0:1::1"), limits(1, 8)).is_ok());
+        let (_y, _) = v6.begin(ip("::ffff:192.0.2.9"), limits(1, 8)).unwrap();
+        assert!(v6.begin(ip("192.0.2.9"), limits(1, 8)).is_err());
+    }
+
+    #[test]
+    fn slots_are_given_back_on_drop() {
+        let conns = Arc::new(Connections::default());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            let (slot, _) = conns.begin(ip, limits(1, 1)).unwrap();
+            drop(slot);
+        }
+        let t = conns.lock();
+        assert!(t.handshaking.is_empty() && t.per_source.is_empty() && t.verified.is_empty());
     }
 
     #[test]

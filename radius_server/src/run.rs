@@ -92,11 +92,15 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let sock = Arc::new(sock);
         receivers.push(tokio::spawn(receive(shared.clone(), sock)));
     }
-    let open = Arc::new(radsec::Open::default());
+    let conns = Arc::new(radsec::Connections::default());
     for addr in &radsec_listen {
         let l =
             radsec::bind(*addr).map_err(|e| format!("cannot listen for RadSec on {addr}: {e}"))?;
-        receivers.push(tokio::spawn(radsec::serve(shared.clone(), l, open.clone())));
+        receivers.push(tokio::spawn(radsec::serve(
+            shared.clone(),
+            l,
+            conns.clone(),
+        )));
     }
     if let Some(addr) = metrics_listen {
         let l = metrics::bind(addr)
@@ -135,6 +139,14 @@ pub async fn serve(options: Options) -> Result<(), String> {
             _ = hup.recv() => {
                 let _ = notify::notify("RELOADING=1");
                 shared.reload().await;
+                // Open RadSec connections answer to the configuration now in force (after a
+                // failed reload, the same one: nothing changes).
+                let closed = conns.recheck(&shared);
+                if closed > 0 {
+                    shared.log.line_now(&format!(
+                        "reload: closing {closed} RadSec connection(s) the configuration no longer admits"
+                    ));
+                }
                 let _ = notify::notify("READY=1");
             }
             _ = usr1.recv() => shared.log.line_now(&shared.stats.summary()),

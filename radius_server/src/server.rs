@@ -19,7 +19,7 @@ use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
 use crate::attrs::{client_addr, pam_host_service};
-use crate::challenge::{Challenges, Pending, Redeem};
+use crate::challenge::{Asker, Challenges, Pending, Redeem};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
 use crate::logbuf::LogBuffer;
@@ -32,7 +32,6 @@ use crate::store::{Writer, WriterError};
 /// any gateway's retry schedule.
 const DEDUP_TTL: Duration = Duration::from_secs(30);
 const DEDUP_CAPACITY: usize = 65_536;
-const CHALLENGE_CAPACITY: usize = 65_536;
 /// Read-only store calls (the policy before a password check) at once. Writes all go through
 /// the one batching writer (`store::Writer`): a second writer in this process would only wait
 /// in SQLite's busy handler (1 ms, 2 ms, 5 ms...).
@@ -64,6 +63,28 @@ pub(crate) struct Nas {
     /// Its mode, first factor, client IP attribute and Message-Authenticator rule: its own
     /// where its `[[radius.clients]]` entry sets them, `[radius]`'s otherwise.
     pub(crate) settings: ClientSettings,
+    /// Its entry covers more than one host (a CIDR, or one secret per host from
+    /// `secrets_dir`): the hosts are told apart by their source address, never by the name
+    /// a host gives itself.
+    pub(crate) several_hosts: bool,
+}
+
+impl Nas {
+    /// Who a request from `from` is, for the challenge table's shares and bindings.
+    pub(crate) fn asker(&self, from: IpAddr) -> Asker {
+        Asker {
+            client: self.name.clone(),
+            host: self.several_hosts.then(|| canonical_ip(from)),
+        }
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// Where a request's reply goes: out of the UDP socket it came in on, or onto the RadSec
@@ -169,13 +190,30 @@ impl Runtime {
         let config = mfa_config::load(path).map_err(LoadError::Config)?;
         let mut clients = Vec::new();
         for c in &config.radius.clients {
+            let several_hosts = c.address.0.prefix_len() < c.address.0.max_prefix_len();
+            let settings = config.radius.settings_for(c);
+            if c.secrets_dir.is_some() {
+                // One client per host, each good from its own address only.
+                for (ip, secret) in c.load_host_secrets().map_err(LoadError::Secret)? {
+                    clients.push(Arc::new(Nas {
+                        name: c.name.clone(),
+                        net: IpNet::from(ip),
+                        secret,
+                        cert: None,
+                        settings,
+                        several_hosts,
+                    }));
+                }
+                continue;
+            }
             let secret = c.load_secret().map_err(LoadError::Secret)?;
             clients.push(Arc::new(Nas {
                 name: c.name.clone(),
                 net: c.address.0,
                 secret,
                 cert: CertId::of(c),
-                settings: config.radius.settings_for(c),
+                settings,
+                several_hosts,
             }));
         }
         let radsec = Tls::load(&config).map_err(LoadError::Radsec)?.map(Arc::new);
@@ -233,21 +271,19 @@ impl Runtime {
     /// What an administrator must hear about this configuration when it comes into force:
     /// every client that may send requests without Message-Authenticator.
     fn message_authenticator_warnings(&self) -> Vec<String> {
-        self.clients
+        // Per entry: one with `secrets_dir` is a client per host here.
+        self.config
+            .radius
+            .clients
             .iter()
-            .filter(|c| !c.settings.require_message_authenticator)
-            .map(|c| {
-                let own = self
-                    .config
-                    .radius
-                    .clients
-                    .iter()
-                    .find(|e| e.name == c.name)
-                    .is_some_and(|e| e.require_message_authenticator.is_some());
+            .map(|e| (e, self.config.radius.settings_for(e)))
+            .filter(|(_, settings)| !settings.require_message_authenticator)
+            .map(|(c, _)| {
+                let own = c.require_message_authenticator.is_some();
                 format!(
                     "client {:?} ({}): requests without Message-Authenticator are accepted ({}); this client is open to BlastRADIUS (CVE-2024-3596)",
                     c.name,
-                    c.net,
+                    c.address.0,
                     if own {
                         "require_message_authenticator = false on the client"
                     } else {
@@ -261,10 +297,7 @@ impl Runtime {
     /// The most specific UDP client network containing `ip` (RadSec clients are identified
     /// by their certificate, on their connection).
     fn client_for(&self, ip: IpAddr) -> Option<&Arc<Nas>> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = canonical_ip(ip);
         self.clients
             .iter()
             .filter(|c| c.cert.is_none() && c.net.contains(&ip))
@@ -409,10 +442,12 @@ fn log_name(b: &[u8]) -> String {
 
 impl Shared {
     pub fn new(runtime: Runtime, options: Options, metrics: Metrics) -> Arc<Self> {
+        // Taken at start: a reload keeps the table and its size.
+        let challenges = Challenges::new(runtime.config.radius.max_pending_challenges);
         Arc::new(Self {
             runtime: RwLock::new(Arc::new(runtime)),
             dedup: Mutex::new(dedup::Cache::new(DEDUP_TTL, DEDUP_CAPACITY)),
-            challenges: Mutex::new(Challenges::new(CHALLENGE_CAPACITY)),
+            challenges: Mutex::new(challenges),
             readers: Lane::new("store reader", STORE_READERS, STORE_QUEUE),
             stats: Stats::default(),
             metrics,
@@ -478,7 +513,7 @@ impl Shared {
                     "configuration reloaded from {}: mode {}, {} client(s)",
                     self.options.config_path.display(),
                     mode_name(new.config.radius.mode),
-                    new.clients.len()
+                    new.config.radius.clients.len()
                 );
                 *self.runtime.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(new);
                 self.log(&self.runtime(), &summary);
@@ -641,7 +676,7 @@ impl Shared {
         let pkt = Packet::parse(datagram).ok()?;
         let user_raw = pkt.attr(AttrType::USER_NAME).unwrap_or_default();
         let addr = client_addr(nas.settings.client_ip_attribute, &pkt);
-        let answer = match self.access_request(&rt, nas, &pkt, addr).await {
+        let answer = match self.access_request(&rt, nas, &pkt, addr, from.ip()).await {
             Ok(a) => a,
             Err(Fail::Overloaded) => {
                 self.dropped(Drop::Overloaded, from, &"worker queue full");
@@ -803,8 +838,10 @@ impl Shared {
         nas: &Nas,
         pkt: &Packet<'_>,
         addr: ClientAddr,
+        from: IpAddr,
     ) -> Result<Answer, Fail> {
         let r = &nas.settings;
+        let asker = nas.asker(from);
         let user = match (
             pkt.count(AttrType::USER_NAME),
             pkt.attr(AttrType::USER_NAME),
@@ -822,7 +859,7 @@ impl Shared {
             return self.refuse(rt, req, Reason::UnsupportedMethod).await;
         }
         // A PAM host (remote mode): the audit names its host and PAM service too.
-        let req = match pam_host_service(&nas.name, r, pkt) {
+        let req = match pam_host_service(&asker, r, pkt) {
             Some(service) => Request { service, ..req },
             None => req,
         };
@@ -837,8 +874,11 @@ impl Shared {
             RadiusMode::CodeOnly => self.code_only(rt, req, password).await,
             RadiusMode::Append => self.append(rt, nas, req, password).await,
             RadiusMode::Challenge => match pkt.attr(AttrType::STATE) {
-                Some(state) => self.challenge_answer(rt, req, state, password).await,
-                None => self.challenge_start(rt, nas, req, password).await,
+                Some(state) => {
+                    self.challenge_answer(rt, &asker, req, state, password)
+                        .await
+                }
+                None => self.challenge_start(rt, nas, &asker, req, password).await,
             },
         }
     }
@@ -931,6 +971,7 @@ impl Shared {
         &self,
         rt: &Runtime,
         nas: &Nas,
+        asker: &Asker,
         req: Request,
         password: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
@@ -951,7 +992,8 @@ impl Shared {
         }
         let now = Instant::now();
         let pending = Pending {
-            client: req.service.clone(),
+            asker: asker.clone(),
+            service: req.service.clone(),
             user: req.user.to_string(),
             client_addr: req.client,
             expires: now + rt.config.radius.challenge_timeout.0,
@@ -976,12 +1018,13 @@ impl Shared {
     async fn challenge_answer(
         &self,
         rt: &Runtime,
+        asker: &Asker,
         mut req: Request,
         state: &[u8],
         code: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
         let redeemed =
-            relock(&self.challenges).redeem(state, &req.service, &req.user, Instant::now());
+            relock(&self.challenges).redeem(state, asker, &req.service, &req.user, Instant::now());
         match redeemed {
             Redeem::Ok(addr) => req.client = addr,
             Redeem::Unknown => {

@@ -10,8 +10,8 @@ mod radius_support;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use mfa_e2e::avoid_step_boundary;
-use mfa_radius_proto::{Builder, Code, Packet};
+use mfa_e2e::{avoid_step_boundary, write_private};
+use mfa_radius_proto::{AttrType, Builder, Code, Packet, hide_password};
 use pam_support::{PamResult, PamService, SyslogCapture, UNAVAILABLE, pamtester, require_root};
 use radius_support::*;
 
@@ -75,6 +75,12 @@ struct Host {
 
 impl Host {
     fn new(servers: &[String], secret: &str) -> Host {
+        Self::from_source(servers, secret, None)
+    }
+
+    /// A host that sends from `source` (`[remote] source`), as each host of a fleet with
+    /// one secret per host does from its own address.
+    fn from_source(servers: &[String], secret: &str, source: Option<&str>) -> Host {
         require_root("pam_remote tests");
         let dir = tempfile::tempdir().unwrap();
         let secret_file = dir.path().join("remote.secret");
@@ -87,8 +93,11 @@ impl Host {
         std::fs::write(
             &config,
             format!(
-                "[remote]\nservers = [{}]\nsecret_file = \"remote.secret\"\ntimeout = \"{TIMEOUT_S}s\"\nretries = 1\n",
-                list.join(", ")
+                "[remote]\nservers = [{}]\nsecret_file = \"remote.secret\"\ntimeout = \"{TIMEOUT_S}s\"\nretries = 1\n{}",
+                list.join(", "),
+                source
+                    .map(|s| format!("source = \"{s}\"\n"))
+                    .unwrap_or_default()
             ),
         )
         .unwrap();
@@ -433,4 +442,292 @@ require_message_authenticator = false
         // The log is written in blocks; wait for each line.
         daemon.wait_log(want, 1);
     }
+}
+
+/// Round one (or, with `state`, round two) as a PAM host sends it, from `local` (a loopback
+/// address), through the project's codec: the verified reply's code and State, or `None`
+/// when nothing (valid) answers within 5 s.
+#[allow(clippy::too_many_arguments)]
+fn pam_host_request(
+    local: &str,
+    server: &str,
+    secret: &str,
+    user: &str,
+    nas_identifier: &str,
+    password: &[u8],
+    state: Option<&[u8]>,
+) -> Option<(Code, Option<Vec<u8>>)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // Unique per request, which is all a test's Request Authenticator needs to be.
+    let mut authenticator = [0u8; 16];
+    authenticator[..8].copy_from_slice(&n.to_be_bytes());
+    authenticator[8..].copy_from_slice(&(nanos as u64).to_be_bytes());
+    let mut b = Builder::request(Code::ACCESS_REQUEST, (n % 256) as u8, true);
+    b.add(AttrType::USER_NAME, user.as_bytes()).unwrap();
+    b.add(
+        AttrType::USER_PASSWORD,
+        &hide_password(password, secret.as_bytes(), &authenticator).unwrap(),
+    )
+    .unwrap();
+    b.add(AttrType::CALLING_STATION_ID, b"192.0.2.44").unwrap();
+    b.add(AttrType::NAS_IDENTIFIER, nas_identifier.as_bytes())
+        .unwrap();
+    b.add(AttrType::CALLED_STATION_ID, b"sshd").unwrap();
+    if let Some(s) = state {
+        b.add(AttrType::STATE, s).unwrap();
+    }
+    let packet = b.encode_request(secret.as_bytes(), &authenticator).unwrap();
+    let sock = UdpSocket::bind(format!("{local}:0")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.send_to(&packet, server).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let reply = Packet::parse(&buf[..n]).ok()?;
+    reply.verify_reply(secret.as_bytes(), &authenticator).ok()?;
+    Some((reply.code, reply.attr(AttrType::STATE).map(<[u8]>::to_vec)))
+}
+
+/// Issue 18, finding 7: the pending-challenge table's shares are counted by the configured
+/// client and the canonical user. A PAM host that names itself anew in every request (its
+/// NAS-Identifier) used to get a share per name, fill the whole table for one user, and turn
+/// a VPN's challenge into an Access-Reject.
+#[test]
+fn a_pam_host_naming_itself_anew_cannot_fill_the_challenge_table() {
+    let port = free_udp_port();
+    let site = Site::with_config(&format!(
+        r#"[store]
+path = "mfa.db"
+
+[policy]
+trusted_networks = ["10.0.0.0/8"]
+
+[audit]
+syslog = false
+
+[radius]
+listen = ["127.0.0.1:{port}"]
+pam_service = "mfa-test"
+max_pending_challenges = 16
+
+[[radius.clients]]
+name = "pam-hosts"
+address = "127.0.0.1"
+secret = "{SECRET}"
+mode = "challenge"
+first_factor = "none"
+
+[[radius.clients]]
+name = "vpn"
+address = "127.0.0.3"
+secret = "{SECRET}"
+mode = "challenge"
+"#
+    ));
+    let pam = write_pam(site.path());
+    let daemon = spawn_daemon(&site.config, Some(&pam));
+    daemon.wait_log("listening on", 1);
+    let server = format!("127.0.0.1:{port}");
+    let (user, key) = (unique("chl"), fresh_key());
+    site.enroll(&user, &key);
+
+    // 40 logins of one user, each from a host that calls itself something new: every one
+    // is challenged (the user's oldest challenges give way), none fills the table.
+    let mut states = Vec::new();
+    for i in 0..40 {
+        let r = pam_host_request(
+            "127.0.0.1",
+            &server,
+            SECRET,
+            &user,
+            &format!("host-{i}"),
+            b"",
+            None,
+        );
+        let Some((Code::ACCESS_CHALLENGE, Some(state))) = r else {
+            panic!("request {i}: {r:?}\n{}", daemon.log());
+        };
+        states.push(state);
+    }
+
+    // The VPN, another configured client, still gets its challenge.
+    let vpn = Relay::bind("127.0.0.3:0", &server);
+    let (r, _, _) = vpn.exchange(&attrs(&user, Some(PASSWORD), Some(UNTRUSTED_CSI), true));
+    assert!(r.is("Access-Challenge"), "{}\n{}", r.output, daemon.log());
+
+    // The newest challenge is answered by the host that asked for it; one answered under
+    // another host's name is refused.
+    avoid_step_boundary(3);
+    let r = pam_host_request(
+        "127.0.0.1",
+        &server,
+        SECRET,
+        &user,
+        "host-0",
+        totp(&key, 0).as_bytes(),
+        Some(&states[38]),
+    );
+    assert_eq!(r.map(|r| r.0), Some(Code::ACCESS_REJECT));
+    let r = pam_host_request(
+        "127.0.0.1",
+        &server,
+        SECRET,
+        &user,
+        "host-39",
+        totp(&key, 0).as_bytes(),
+        Some(&states[39]),
+    );
+    assert_eq!(
+        r.map(|r| r.0),
+        Some(Code::ACCESS_ACCEPT),
+        "{}",
+        daemon.log()
+    );
+    daemon.wait_log("decision=reject reason=state_mismatch", 1);
+}
+
+/// Issue 18, finding 10: one secret per PAM host (`secrets_dir`, a file per host named by its
+/// address). Each host logs in with its own secret from its own address; a host's secret
+/// from another host's address, and any secret from an address without a file, get no
+/// answer; the audit names the host by its address. A separate entry per host works too.
+#[test]
+fn per_host_secrets_are_good_from_their_own_address_only() {
+    let port = free_udp_port();
+    let secret_a = "host-a-s3cret-0123456789";
+    let secret_b = "host-b-s3cret-9876543210";
+    let secret_web9 = "web9-own-s3cret-abcdefgh";
+    let site = Site::with_config("");
+    let hosts = site.path().join("hosts.d");
+    std::fs::create_dir(&hosts).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hosts, std::fs::Permissions::from_mode(0o700)).unwrap();
+    write_private(&hosts.join("127.0.0.1"), &format!("{secret_a}\n"));
+    write_private(&hosts.join("127.0.0.2"), &format!("{secret_b}\n"));
+    std::fs::write(
+        &site.config,
+        format!(
+            r#"[store]
+path = "mfa.db"
+
+[policy]
+trusted_networks = ["10.0.0.0/8"]
+
+[audit]
+syslog = false
+
+[radius]
+listen = ["127.0.0.1:{port}"]
+
+[[radius.clients]]
+name = "pam-hosts"
+address = "127.0.0.0/24"
+secrets_dir = "hosts.d"
+mode = "challenge"
+first_factor = "none"
+
+[[radius.clients]]
+name = "web9"
+address = "127.0.0.9"
+secret = "{secret_web9}"
+mode = "challenge"
+first_factor = "none"
+"#
+        ),
+    )
+    .unwrap();
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(mfa_e2e::code_of(&o), 0, "{}", text(&o));
+    let daemon = spawn_daemon(&site.config, None);
+    daemon.wait_log("listening on", 1);
+    let server = format!("127.0.0.1:{port}");
+    let (user, key) = (unique("phs"), fresh_key());
+    site.enroll(&user, &key);
+    let log = SyslogCapture::new();
+
+    // Each host with its own secret, from its own address.
+    let a = Host::from_source(std::slice::from_ref(&server), secret_a, Some("127.0.0.1"));
+    let r = a.login(&user, "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}\n{}", daemon.log());
+    let b = Host::from_source(std::slice::from_ref(&server), secret_b, Some("127.0.0.2"));
+    let r = b.login(&user, "10.1.2.4", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}\n{}", daemon.log());
+    avoid_step_boundary(3);
+    let r = b.login(&user, "192.0.2.20", &format!("{}\n", totp(&key, 0)), &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}\n{}", daemon.log());
+    assert!(r.prompted(), "{r:?}");
+    // A separate entry for one host: its own name, its own secret.
+    let web9 = Host::from_source(
+        std::slice::from_ref(&server),
+        secret_web9,
+        Some("127.0.0.9"),
+    );
+    let r = web9.login(&user, "10.1.2.9", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}\n{}", daemon.log());
+
+    // Host A's secret from host B's address: dropped, so no server answers.
+    let forged = Host::from_source(std::slice::from_ref(&server), secret_a, Some("127.0.0.2"));
+    let r = forged.login(&user, "10.1.2.5", "", &log);
+    assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+    daemon.wait_log("wrong Message-Authenticator (client \"pam-hosts\"", 1);
+    // An address in the entry's range with no file of its own is no client at all.
+    let stray = Host::from_source(std::slice::from_ref(&server), secret_a, Some("127.0.0.3"));
+    let r = stray.login(&user, "10.1.2.6", "", &log);
+    assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+    daemon.wait_log("127.0.0.3", 1);
+    daemon.wait_log("not a configured RADIUS client", 1);
+
+    // The trail names each host of the fleet by its address (the host name is only what
+    // the host says), and the separate entry by its name.
+    let out = site.mfactl(&["log", &user, "--format", "csv"]);
+    let trail = text(&out);
+    for want in [
+        format!(
+            "pam-hosts@127.0.0.1/{}/{},10.1.2.3,allow,trusted_network",
+            host_name(),
+            a.svc.name
+        ),
+        format!(
+            "pam-hosts@127.0.0.2/{}/{},10.1.2.4,allow,trusted_network",
+            host_name(),
+            b.svc.name
+        ),
+        format!(
+            "pam-hosts@127.0.0.2/{}/{},192.0.2.20,allow,valid_code",
+            host_name(),
+            b.svc.name
+        ),
+        format!(
+            "web9/{}/{},10.1.2.9,allow,trusted_network",
+            host_name(),
+            web9.svc.name
+        ),
+    ] {
+        assert!(
+            trail.contains(&want),
+            "{want:?} not in the audit trail:\n{trail}"
+        );
+    }
+    for secret in [secret_a, secret_b, secret_web9] {
+        assert!(!daemon.log().contains(secret), "{}", daemon.log());
+    }
+
+    // A file not named by an address is refused by name, by config check and at reload.
+    write_private(&hosts.join("notes.txt"), "not a secret\n");
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(mfa_e2e::code_of(&o), 2, "{}", text(&o));
+    assert!(
+        text(&o).contains("\"notes.txt\" is not named by an IP address"),
+        "{}",
+        text(&o)
+    );
+    daemon.signal("HUP");
+    daemon.wait_log(
+        "reload failed; the previous configuration stays in force",
+        1,
+    );
+    daemon.wait_log("\"notes.txt\" is not named by an IP address", 1);
 }

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,9 @@ fn make_ca(dir: &Path, name: &str) {
     );
 }
 
+/// Serial numbers: each leaf its own, so a CRL revokes one certificate and no other.
+static SERIAL: AtomicU32 = AtomicU32::new(1);
+
 /// A leaf certificate signed by `ca`, valid for `san` (e.g. "DNS:gw1.example.net").
 fn make_leaf(dir: &Path, ca: &str, name: &str, san: &str) {
     std::fs::write(
@@ -101,7 +105,11 @@ fn make_leaf(dir: &Path, ca: &str, name: &str, san: &str) {
             "-CAkey",
             &format!("{ca}.key"),
             "-set_serial",
-            &format!("{}", std::process::id()),
+            &format!(
+                "{}",
+                u64::from(std::process::id()) * 1000
+                    + u64::from(SERIAL.fetch_add(1, Ordering::Relaxed))
+            ),
             "-days",
             "2",
             "-out",
@@ -141,17 +149,51 @@ fn make_pki(dir: &Path) {
 }
 
 /// The daemon's configuration: code-only mode, UDP on `udp`, RadSec on
-/// `tls_port`, and `radsec_client` as the RadSec client entry.
+/// `tls_port`, and `radsec_client` as the RadSec client entry, from 127.0.0.1.
 fn site_config(dir: &Path, udp: u16, tls_port: u16, radsec_client: &str) -> String {
-    let d = dir.display();
-    let mut text = config_text("code-only", &format!("\"127.0.0.1:{udp}\""), "", SECRET);
-    text.push_str(&format!(
-        r#"
+    site_config_at(dir, udp, tls_port, "127.0.0.1/32", radsec_client, "")
+}
+
+/// [`site_config`] with the entry's `address`, and `more_clients` (whole entries) before
+/// `[radius.radsec]`, which comes last so that a test may append keys to it. An entry for
+/// gw2's certificate from 127.0.0.2 is always there, so that 127.0.0.2 is some RadSec
+/// client's address (others are closed before their handshake).
+fn site_config_at(
+    dir: &Path,
+    udp: u16,
+    tls_port: u16,
+    address: &str,
+    radsec_client: &str,
+    more_clients: &str,
+) -> String {
+    radsec_config(
+        dir,
+        udp,
+        tls_port,
+        &format!(
+            r#"
 [[radius.clients]]
 name = "radsecproxy"
-address = "127.0.0.1/32"
+address = "{address}"
 {radsec_client}
 
+[[radius.clients]]
+name = "gw2-elsewhere"
+address = "127.0.0.2/32"
+certificate_name = "gw2.example.net"
+{more_clients}"#
+        ),
+    )
+}
+
+/// The UDP site of [`config_text`], the client entries `clients`, and `[radius.radsec]` last
+/// (so that a test may append keys to it) with the PKI of [`make_pki`].
+fn radsec_config(dir: &Path, udp: u16, tls_port: u16, clients: &str) -> String {
+    let d = dir.display();
+    let mut text = config_text("code-only", &format!("\"127.0.0.1:{udp}\""), "", SECRET);
+    text.push_str(clients);
+    text.push_str(&format!(
+        r#"
 [radius.radsec]
 listen = ["127.0.0.1:{tls_port}"]
 certificate = "{d}/server.pem"
@@ -476,6 +518,11 @@ struct RawTls(Child);
 
 impl RawTls {
     fn connect(dir: &Path, tls_port: u16, bytes: &[u8]) -> RawTls {
+        Self::connect_as(dir, tls_port, "gw1", bytes)
+    }
+
+    /// With the certificate `cert` (`{cert}.pem`, `{cert}.key` in `dir`).
+    fn connect_as(dir: &Path, tls_port: u16, cert: &str, bytes: &[u8]) -> RawTls {
         let d = dir.display();
         let mut child = Command::new("openssl")
             .args([
@@ -486,9 +533,9 @@ impl RawTls {
             ])
             .args([
                 "-cert",
-                &format!("{d}/gw1.pem"),
+                &format!("{d}/{cert}.pem"),
                 "-key",
-                &format!("{d}/gw1.key"),
+                &format!("{d}/{cert}.key"),
             ])
             .args(["-CAfile", &format!("{d}/ca.pem"), "-verify_return_error"])
             .stdin(Stdio::piped())
@@ -499,6 +546,20 @@ impl RawTls {
         use std::io::Write;
         child.stdin.as_mut().unwrap().write_all(bytes).unwrap();
         RawTls(child)
+    }
+
+    /// Whether s_client has ended (the daemon closed the connection) within `wait`.
+    fn ended_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -515,7 +576,8 @@ fn radsec_sheds_hostile_peers() {
     let tls_port = free_tcp_port();
     let site = Site::with_config("");
     make_pki(site.path());
-    let limits = "idle_timeout = \"2s\"\nmax_connections = 3\n";
+    // Three handshakes at once from one address (max_connections counts verified ones).
+    let limits = "idle_timeout = \"2s\"\nmax_connections = 3\nmax_handshakes_per_address = 3\n";
     let text = site_config(
         site.path(),
         free_udp_port(),
@@ -540,8 +602,8 @@ fn radsec_sheds_hostile_peers() {
     daemon.wait_log("closed: no request for 2s", 1);
     drop(quiet);
 
-    // Past max_connections, new connections are closed at once; unauthenticated ones that
-    // never start TLS are cut off after the handshake limit.
+    // Past max_handshakes_per_address, new connections from that address are closed at
+    // once; unauthenticated ones that never start TLS are cut off after the handshake limit.
     let held: Vec<std::net::TcpStream> = (0..3)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap())
         .collect();
@@ -563,4 +625,222 @@ fn radsec_sheds_hostile_peers() {
         h.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         assert!(matches!(h.read(&mut buf), Ok(0) | Err(_)));
     }
+}
+
+/// A bare TCP connection from `source` (a loopback address) to the daemon's RadSec port:
+/// not one TLS byte.
+fn bare_from(source: &str, tls_port: u16) -> std::net::TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let src: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    s.bind(&src.into()).unwrap();
+    let dst: std::net::SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    s.connect(&dst.into()).unwrap();
+    s.into()
+}
+
+/// Issue 18, finding 6: bare TCP connections (no certificate, no TLS byte) used to take all
+/// of max_connections' 256 places and shut every gateway out. Now handshakes have their own
+/// budget, per source address and in total (the oldest giving way), apart from verified
+/// connections. Every limit at its default.
+#[test]
+fn radsec_half_open_connections_do_not_keep_a_verified_gateway_out() {
+    require_tool("radclient");
+    let tls_port = free_tcp_port();
+    let site = Site::with_config("");
+    make_pki(site.path());
+    // gw1's entry holds all of 127.0.0.0/8, so no flood address is turned away before its
+    // handshake for being nobody's address.
+    let text = site_config_at(
+        site.path(),
+        free_udp_port(),
+        tls_port,
+        "127.0.0.0/8",
+        &format!("certificate_name = \"{GW_NAME}\""),
+        "",
+    );
+    std::fs::write(&site.config, text).unwrap();
+    let daemon = spawn_daemon(&site.config, None);
+    daemon.wait_log("RadSec (TLS) on", 1);
+    let (user, key) = (unique("rs"), fresh_key());
+    site.enroll(&user, &key);
+
+    // 300 bare connections from 127.0.0.1, then 8 from each of 32 other addresses (more
+    // handshakes than max_handshakes), all held open.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        held.push(bare_from("127.0.0.1", tls_port));
+    }
+    for i in 1..=32 {
+        for _ in 0..8 {
+            held.push(bare_from(&format!("127.0.1.{i}"), tls_port));
+        }
+    }
+    daemon.wait_log(
+        "too many RadSec connections from 127.0.0.1 still in their TLS handshake",
+        1,
+    );
+
+    // A gateway with its certificate, from another address, still gets in, and its user
+    // gets the Accept.
+    let proxy = Proxy::start(site.path(), "gw1", tls_port, "127.0.0.2");
+    let r = proxy.send(
+        &attrs(&user, Some(&totp(&key, 0)), Some(UNTRUSTED_CSI), true),
+        5,
+    );
+    assert!(
+        r.is("Access-Accept"),
+        "{}\ndaemon:\n{}\nradsecproxy:\n{}",
+        r.output,
+        daemon.log(),
+        proxy.log()
+    );
+    daemon.wait_log("RadSec connection 1 from 127.0.0.2:", 1);
+    drop(held);
+}
+
+/// Issue 18, finding 6: a handshake has `handshake_timeout`, whatever the peer sends or does
+/// not send; a verified connection is not held to it.
+#[test]
+fn radsec_closes_a_handshake_not_finished_within_handshake_timeout() {
+    require_tool("openssl");
+    let tls_port = free_tcp_port();
+    let site = Site::with_config("");
+    make_pki(site.path());
+    let text = site_config(
+        site.path(),
+        free_udp_port(),
+        tls_port,
+        &format!("certificate_name = \"{GW_NAME}\""),
+    ) + "handshake_timeout = \"1s\"\n";
+    std::fs::write(&site.config, text).unwrap();
+    let daemon = spawn_daemon(&site.config, None);
+    daemon.wait_log("RadSec (TLS) on", 1);
+
+    let mut verified = RawTls::connect(site.path(), tls_port, &[]);
+    daemon.wait_log("RadSec connection 1 from 127.0.0.1:", 1);
+    use std::io::{Read, Write};
+    let mut bare = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    // A TLS record header and the start of a ClientHello, and then nothing.
+    let mut partial = std::net::TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0x80, 0x01])
+        .unwrap();
+    for (what, s) in [("bare", &mut bare), ("partial", &mut partial)] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("the {what} connection was not closed: {other:?}"),
+        }
+    }
+    daemon.wait_log("TLS handshake not finished within 1s", 1);
+    assert!(
+        !verified.ended_within(Duration::from_millis(500)),
+        "the verified connection was closed:\n{}",
+        daemon.log()
+    );
+    assert!(!daemon.log().contains("closed: "), "{}", daemon.log());
+}
+
+/// A CRL from `ca` revoking `cert` (made with `openssl ca`), written to `{ca}.crl`.
+fn revoke(dir: &Path, ca: &str, cert: &str) {
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = CA_default\n[CA_default]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 2\n",
+    )
+    .unwrap();
+    let ca_args = [
+        "ca",
+        "-config",
+        "ca.cnf",
+        "-keyfile",
+        &format!("{ca}.key"),
+        "-cert",
+        &format!("{ca}.pem"),
+    ];
+    openssl(
+        dir,
+        &[&ca_args[..], &["-revoke", &format!("{cert}.pem")]].concat(),
+    );
+    openssl(
+        dir,
+        &[&ca_args[..], &["-gencrl", "-out", &format!("{ca}.crl")]].concat(),
+    );
+}
+
+/// Issue 18, finding 6: a SIGHUP that removes a client, revokes its certificate or changes
+/// its entry closes its open connections; the others stay open.
+#[test]
+fn radsec_reload_closes_the_connections_of_removed_revoked_and_changed_clients() {
+    require_tool("openssl");
+    let (udp, tls_port) = (free_udp_port(), free_tcp_port());
+    let site = Site::with_config("");
+    make_pki(site.path());
+    let dir = site.path();
+    let gw1 = format!(
+        "\n[[radius.clients]]\nname = \"gw1\"\naddress = \"127.0.0.1/32\"\ncertificate_name = \"{GW_NAME}\"\n"
+    );
+    let gw2 = "\n[[radius.clients]]\nname = \"gw2\"\naddress = \"127.0.0.1/32\"\ncertificate_name = \"gw2.example.net\"\n";
+    let stranger = "\n[[radius.clients]]\nname = \"stranger\"\naddress = \"127.0.0.1/32\"\ncertificate_name = \"stranger.example.net\"\n";
+    let write = |clients: &str, radsec_more: &str| {
+        std::fs::write(
+            &site.config,
+            radsec_config(dir, udp, tls_port, clients) + radsec_more,
+        )
+        .unwrap();
+    };
+    write(&format!("{gw1}{gw2}{stranger}"), "");
+    let daemon = spawn_daemon(&site.config, None);
+    daemon.wait_log("RadSec (TLS) on", 1);
+    let mut c1 = RawTls::connect_as(dir, tls_port, "gw1", &[]);
+    daemon.wait_log("client \"gw1\"", 1);
+    let mut c2 = RawTls::connect_as(dir, tls_port, "gw2", &[]);
+    daemon.wait_log("client \"gw2\"", 1);
+    let mut c3 = RawTls::connect_as(dir, tls_port, "stranger", &[]);
+    daemon.wait_log("client \"stranger\"", 1);
+    let closed = |name: &str| {
+        format!("(client \"{name}\") closed: the reloaded configuration no longer admits it: ")
+    };
+
+    // gw1's entry removed.
+    write(&format!("{gw2}{stranger}"), "");
+    daemon.signal("HUP");
+    daemon.wait_log("configuration reloaded", 1);
+    daemon.wait_log(&format!("{}its certificate (SHA-256 ", closed("gw1")), 1);
+    assert!(c1.ended_within(Duration::from_secs(10)), "{}", daemon.log());
+    assert!(!c2.ended_within(Duration::from_millis(300)));
+    assert!(!c3.ended_within(Duration::from_millis(300)));
+
+    // gw2's certificate revoked by a CRL.
+    revoke(dir, "ca", "gw2");
+    write(
+        &format!("{gw2}{stranger}"),
+        &format!("crl_file = \"{}/ca.crl\"\n", dir.display()),
+    );
+    daemon.signal("HUP");
+    daemon.wait_log("configuration reloaded", 2);
+    daemon.wait_log(
+        &format!("{}its certificate no longer passes: ", closed("gw2")),
+        1,
+    );
+    assert!(daemon.log().contains("Revoked"), "{}", daemon.log());
+    assert!(c2.ended_within(Duration::from_secs(10)), "{}", daemon.log());
+    assert!(!c3.ended_within(Duration::from_millis(300)));
+
+    // The stranger's entry changed (its secret): its connection answers to the old one, so
+    // it is closed too, and the client reconnects under the new one.
+    write(
+        &format!("{gw2}{stranger}secret = \"an0ther-radsec-secret\"\n"),
+        &format!("crl_file = \"{}/ca.crl\"\n", dir.display()),
+    );
+    daemon.signal("HUP");
+    daemon.wait_log("configuration reloaded", 3);
+    daemon.wait_log(
+        &format!("{}client \"stranger\"'s entry changed", closed("stranger")),
+        1,
+    );
+    assert!(c3.ended_within(Duration::from_secs(10)), "{}", daemon.log());
 }

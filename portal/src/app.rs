@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
+use data_encoding::HEXLOWER;
 use mfa_common::enrolment::{Sheet, qr_svg};
 use mfa_common::invite::{InviteEnrol, InviteState, token_hash};
 use mfa_common::login::now;
@@ -24,8 +24,10 @@ use mfa_config::{Cidr, format_utc};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::page::{self, FormError, esc, frame, html, message, parse_form};
+use crate::session::{Pending, Session, Sessions};
 use crate::text::{Lang, T};
 
 /// The actor and PAM-style service name the portal's audit events carry.
@@ -43,8 +45,6 @@ fn max_field(name: &str) -> usize {
         _ => 64,
     }
 }
-/// Sessions kept at most (memory bound); new visitors beyond it get "try later".
-const MAX_SESSIONS: usize = 10_000;
 
 pub struct Portal {
     pub core: Arc<Core>,
@@ -54,54 +54,8 @@ pub struct Portal {
     pub pam_confdir: Option<PathBuf>,
     pub idle: i64,
     pub metrics: Metrics,
-    sessions: Mutex<HashMap<String, Session>>,
-    limits: Mutex<Limits>,
-}
-
-/// A key shown on an enrolment page and not yet confirmed: kept here, in memory only, for
-/// the session and the invite it was shown for; never in the page's form or a cookie.
-struct Pending {
-    invite: [u8; 32],
-    user: UserName,
-    secret: TotpSecret,
-}
-
-struct Session {
-    csrf: String,
-    last_seen: i64,
-    user: Option<UserName>,
-    pending: Option<Pending>,
-    /// "Replace key" in My account: the new key shown to the signed-in user and not yet
-    /// confirmed. Only here (wiped on drop, with the session); the old key holds until the
-    /// new one is confirmed.
-    replacing: Option<TotpSecret>,
-}
-
-/// Fixed-window counters: (window start, count) per key.
-#[derive(Default)]
-struct Limits {
-    map: HashMap<String, (i64, u32)>,
-}
-
-impl Limits {
-    /// Counts one hit of `key`; false once more than `max` fell in `window` seconds.
-    fn hit(&mut self, key: String, max: u32, window: i64, now: i64) -> bool {
-        if self.map.len() > 50_000 {
-            self.map.retain(|_, (start, _)| now - *start < 3600);
-        }
-        let e = self.map.entry(key).or_insert((now, 0));
-        if now - e.0 >= window {
-            *e = (now, 0);
-        }
-        e.1 = e.1.saturating_add(1);
-        e.1 <= max
-    }
-}
-
-fn random_id() -> Option<String> {
-    let mut b = [0u8; 24];
-    getrandom::fill(&mut b).ok()?;
-    Some(BASE64URL_NOPAD.encode(&b))
+    sessions: Sessions,
+    limits: Limits,
 }
 
 /// Per-request facts: the language, the client address the portal believes, the session.
@@ -121,9 +75,9 @@ impl Portal {
             idle: cfg.portal.session_idle.secs_i64(),
             metrics: Metrics::default(),
             pam_confdir,
+            sessions: Sessions::new(cfg.portal.session_idle.secs_i64()),
+            limits: Limits::default(),
             core,
-            sessions: Mutex::new(HashMap::new()),
-            limits: Mutex::new(Limits::default()),
         }
     }
 
@@ -190,42 +144,16 @@ impl Portal {
 
     /// The live session of the request, touched; expired ones are dropped on the way.
     fn with_session<R>(&self, sid: Option<&str>, f: impl FnOnce(&mut Session) -> R) -> Option<R> {
-        let t = now();
-        let mut s = self.sessions.lock().ok()?;
-        let idle = self.idle;
-        s.retain(|_, v| t - v.last_seen < idle);
-        let sess = s.get_mut(sid?)?;
-        sess.last_seen = t;
-        Some(f(sess))
+        self.sessions.with(sid, f)
     }
 
     /// A new session; returns its id and CSRF token.
     fn new_session(&self) -> Option<(String, String)> {
-        let t = now();
-        let mut s = self.sessions.lock().ok()?;
-        let idle = self.idle;
-        s.retain(|_, v| t - v.last_seen < idle);
-        if s.len() >= MAX_SESSIONS {
-            return None;
-        }
-        let (id, csrf) = (random_id()?, random_id()?);
-        s.insert(
-            id.clone(),
-            Session {
-                csrf: csrf.clone(),
-                last_seen: t,
-                user: None,
-                pending: None,
-                replacing: None,
-            },
-        );
-        Some((id, csrf))
+        self.sessions.create()
     }
 
     fn drop_session(&self, sid: &str) {
-        if let Ok(mut s) = self.sessions.lock() {
-            s.remove(sid);
-        }
+        self.sessions.remove(sid);
     }
 
     fn cookie(&self, id: &str) -> HeaderMap {
@@ -243,10 +171,7 @@ impl Portal {
     }
 
     fn limit(&self, key: String, max: u32, window: i64) -> bool {
-        self.limits
-            .lock()
-            .map(|mut l| l.hit(key, max, window, now()))
-            .unwrap_or(false)
+        self.limits.hit(key, max, window)
     }
 
     /// Audits a refused request through the core (never a token, code or password).

@@ -3,8 +3,10 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod limits;
 mod metrics;
 mod page;
+mod session;
 mod text;
 
 use std::path::PathBuf;

@@ -595,6 +595,20 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     if p.session_idle.as_secs() < 1 || p.session_idle.as_secs() > 3600 {
         bad(at("session_idle"), "must be between 1s and 1h".into());
     }
+    if p.session_lifetime.as_secs() < 1 || p.session_lifetime.as_secs() > 86_400 {
+        bad(at("session_lifetime"), "must be between 1s and 1d".into());
+    }
+    if p.header_timeout.as_secs() < 1 || p.header_timeout.as_secs() > 300 {
+        bad(at("header_timeout"), "must be between 1s and 5m".into());
+    }
+    for (key, n) in [
+        ("max_connections", p.max_connections),
+        ("connections_per_address", p.connections_per_address),
+    ] {
+        if n == 0 || n > 65_536 {
+            bad(at(key), "must be between 1 and 65536".into());
+        }
+    }
     if let Some(m) = p.metrics_listen
         && !m.ip().is_loopback()
     {
@@ -1593,10 +1607,43 @@ mod tests {
         );
         let d = parse_str("").unwrap();
         assert_eq!(d.portal.session_idle.as_secs(), 600);
+        assert_eq!(d.portal.session_lifetime.as_secs(), 8 * 3600);
+        assert_eq!(d.portal.header_timeout.as_secs(), 10);
+        assert_eq!(
+            (d.portal.max_connections, d.portal.connections_per_address),
+            (1024, 64)
+        );
         assert!(d.portal.metrics_listen.is_none());
+        let c = parse_str(
+            "[portal]\nsession_lifetime = \"3s\"\nheader_timeout = \"2s\"\nmax_connections = 10\nconnections_per_address = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.portal.session_lifetime.as_secs(), 3);
+        assert_eq!(c.portal.header_timeout.as_secs(), 2);
+        assert_eq!(
+            (c.portal.max_connections, c.portal.connections_per_address),
+            (10, 2)
+        );
         for (text, key) in [
             ("[portal]\nsession_idle = \"0s\"\n", "portal.session_idle"),
             ("[portal]\nsession_idle = \"2h\"\n", "portal.session_idle"),
+            (
+                "[portal]\nsession_lifetime = \"2d\"\n",
+                "portal.session_lifetime",
+            ),
+            (
+                "[portal]\nheader_timeout = \"0s\"\n",
+                "portal.header_timeout",
+            ),
+            (
+                "[portal]\nheader_timeout = \"1h\"\n",
+                "portal.header_timeout",
+            ),
+            ("[portal]\nmax_connections = 0\n", "portal.max_connections"),
+            (
+                "[portal]\nconnections_per_address = 70000\n",
+                "portal.connections_per_address",
+            ),
             (
                 "[portal]\nmetrics_listen = \"192.0.2.1:9813\"\n",
                 "portal.metrics_listen",

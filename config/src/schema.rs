@@ -401,6 +401,16 @@ pub struct PortalConfig {
     pub pam_service: String,
     /// Sessions (and a shown, not yet confirmed key) end after this long without a request.
     pub session_idle: Span,
+    /// Sessions end this long after they began (a sign-in), however busy.
+    pub session_lifetime: Span,
+    /// A client sends a request's head (and a form's body) within this long: from the
+    /// connection's start and after each answer, so it also closes idle connections.
+    pub header_timeout: Span,
+    /// Connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 /64); trusted proxies are
+    /// exempt.
+    pub connections_per_address: usize,
     /// Prometheus metrics (`GET /metrics`) on this loopback address; off when absent.
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -416,6 +426,10 @@ impl Default for PortalConfig {
             invite_valid: Span::secs(14 * 86_400),
             pam_service: "mfa-portal".into(),
             session_idle: Span::secs(600),
+            session_lifetime: Span::secs(8 * 3600),
+            header_timeout: Span::secs(10),
+            max_connections: 1024,
+            connections_per_address: 64,
             metrics_listen: None,
         }
     }

@@ -9,6 +9,7 @@ use crate::core::Core;
 use crate::core::STORE_WIDE;
 use crate::error::CoreError;
 use crate::keyfile;
+use crate::keygen::KeyGeneration;
 use crate::secret::{Encrypted, Sealer, StoreKey, TotpSecret};
 use crate::store::{Abort, AuditQuery, Store};
 use crate::verify::{new_one_time_code, store_one_time_code};
@@ -66,10 +67,13 @@ impl Admin<'_> {
 
     /// Remembers client address `ip` for the user (the portal's "Unlock"), for
     /// `[policy] remember` from `now`; replaces an earlier unlock of the same address.
-    /// Refused when remembering is off or the user is not enrolled. Returns the expiry.
+    /// Refused when remembering is off, or when `signed_in` (the key the user signed in
+    /// with) is no longer the user's key or the user is locked ([`Refusal::SignInEnded`]).
+    /// Returns the expiry.
     pub fn remember_network(
         &self,
         user: &UserName,
+        signed_in: &KeyGeneration,
         ip: std::net::IpAddr,
         now: i64,
     ) -> Result<i64, CoreError> {
@@ -81,6 +85,9 @@ impl Admin<'_> {
         let ip = ip.to_string();
         self.core.store.transact(&[user], &mut |recs| {
             let rec = existing(recs, user)?;
+            signed_in
+                .holds(user, Some(rec), now)
+                .map_err(Abort::Refused)?;
             if !rec.enrolled() {
                 return Err(Abort::Refused(Refusal::NotEnrolled(user.clone())));
             }
@@ -188,11 +195,14 @@ impl Admin<'_> {
         Ok(n)
     }
 
-    /// A new set of backup codes; the old set stops working in the same transaction.
+    /// A new set of backup codes; the old set stops working in the same transaction. With
+    /// `signed_in` (the portal: the key the user signed in with), refused with
+    /// [`Refusal::SignInEnded`] once that is no longer the user's key or the user is locked.
     pub fn issue_backup_codes(
         &self,
         user: &UserName,
         count: u32,
+        signed_in: Option<&KeyGeneration>,
         now: i64,
     ) -> Result<Vec<Zeroizing<String>>, CoreError> {
         let mut shown = Vec::new();
@@ -204,6 +214,9 @@ impl Admin<'_> {
         }
         self.core.store.transact(&[user], &mut |recs| {
             let rec = existing(recs, user)?;
+            if let Some(k) = signed_in {
+                k.holds(user, Some(rec), now).map_err(Abort::Refused)?;
+            }
             if !rec.enrolled() {
                 return Err(Abort::Refused(Refusal::BackupCodesNeedEnrolment(
                     user.clone(),

@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::core::Core;
 use crate::error::CoreError;
+use crate::keygen::KeyGeneration;
 use crate::login::{Ctx, Request};
 use crate::policy::{Decision, Reason};
 use crate::secret::TotpSecret;
@@ -213,6 +214,7 @@ impl Enrolment<'_> {
             &ev,
             Some((invite, used)),
         )
+        .map(|written| written.is_some())
     }
 
     /// A signed-in user's own new key (the portal's "Replace key"): stored once `code`, from
@@ -220,29 +222,39 @@ impl Enrolment<'_> {
     /// until then the old key keeps working. Audited as `re-enroll` with the reason
     /// `self_replaced`; a wrong code changes nothing, is audited (`replace_wrong_code`) and
     /// refused with [`Refusal::WrongConfirmationCode`]. A user without a key (unlinked
-    /// meanwhile) is refused with [`Refusal::NotEnrolled`]: there is nothing to replace.
+    /// meanwhile) is refused with [`Refusal::NotEnrolled`]: there is nothing to replace; a
+    /// key other than the one signed in with, or a lock, with [`Refusal::SignInEnded`] (a
+    /// session of before an unlink and a new enrolment must not replace the new key, nor
+    /// clear a lockout by it). Returns the generation of the new key, for the session that
+    /// replaced it to go on with.
     pub fn replace_own_key(
         &self,
-        user: &UserName,
-        secret: &TotpSecret,
-        code: &str,
+        r: &OwnKey<'_>,
         actor: &str,
-        client_ip: Option<&str>,
         now: i64,
-    ) -> Result<(), CoreError> {
+    ) -> Result<KeyGeneration, CoreError> {
+        let user = r.user;
         let mut ev = AuditEvent::admin(now, user, actor, "re-enroll", "self_replaced", None);
-        ev.client_ip = client_ip.map(str::to_string);
-        match self.store_key(user, secret, Some(code), Mode::ReplaceOnly, now, &ev, None) {
-            Ok(_) => {
+        ev.client_ip = r.client_ip.map(str::to_string);
+        if r.end_old {
+            ev.detail = Some("backup codes, temporary codes and remembered networks ended".into());
+        }
+        let mode = Mode::ReplaceOwn {
+            signed_in: r.signed_in,
+            end_old: r.end_old,
+        };
+        match self.store_key(user, r.secret, Some(r.code), mode, now, &ev, None) {
+            Ok(written) => {
                 self.core
                     .sink
                     .committed(self.core.store.as_ref(), std::slice::from_ref(&ev));
-                Ok(())
+                written.ok_or(CoreError::Bug("no key written"))
             }
             Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
                 let mut deny = ev.clone();
                 deny.decision = "deny".into();
                 deny.reason = "replace_wrong_code".into();
+                deny.detail = None;
                 let evs = std::slice::from_ref(&deny);
                 self.core.store.append_audit(evs)?;
                 self.core.sink.committed(self.core.store.as_ref(), evs);
@@ -281,8 +293,9 @@ impl Enrolment<'_> {
 
     /// Writes the key with `event` as its audit entry; the event's decision becomes the
     /// action taken (`enroll` or `re-enroll`). With `invite` (a token's hash and its `used`
-    /// event), the invite is used up in the same transaction; `Ok(false)` where it was no
-    /// longer usable (nothing written). The one function every key write goes through.
+    /// event), the invite is used up in the same transaction; `Ok(None)` where it was no
+    /// longer usable (nothing written), else the generation of the key written. The one
+    /// function every key write goes through.
     #[allow(clippy::too_many_arguments)]
     fn store_key(
         &self,
@@ -293,7 +306,7 @@ impl Enrolment<'_> {
         now: i64,
         event: &AuditEvent,
         invite: Option<(&[u8; 32], &AuditEvent)>,
-    ) -> Result<bool, CoreError> {
+    ) -> Result<Option<KeyGeneration>, CoreError> {
         let ctx = Ctx::of(self.core);
         let params = ctx.params;
         let last_step = match confirm_code {
@@ -311,12 +324,19 @@ impl Enrolment<'_> {
             None => None,
         };
         let sealed = ctx.sealer.seal(user, secret)?;
+        let mut written = None;
         let mut write = |recs: &mut [Option<UserRecord>]| {
+            written = None;
             let slot = recs.get_mut(0).ok_or(crate::store::Abort::Bug("no slot"))?;
-            if mode == Mode::ReplaceOnly && !slot.as_ref().is_some_and(UserRecord::enrolled) {
-                return Err(crate::store::Abort::Refused(Refusal::NotEnrolled(
-                    user.clone(),
-                )));
+            if let Mode::ReplaceOwn { signed_in, .. } = mode {
+                if !slot.as_ref().is_some_and(UserRecord::enrolled) {
+                    return Err(crate::store::Abort::Refused(Refusal::NotEnrolled(
+                        user.clone(),
+                    )));
+                }
+                signed_in
+                    .holds(user, slot.as_ref(), now)
+                    .map_err(crate::store::Abort::Refused)?;
             }
             let rec = slot.get_or_insert_with(|| UserRecord::new(user, params, now));
             if rec.enrolled() && mode == Mode::New {
@@ -338,34 +358,61 @@ impl Enrolment<'_> {
             rec.failures = 0;
             rec.first_failure = None;
             rec.locked_until = None;
+            if let Mode::ReplaceOwn { end_old: true, .. } = mode {
+                // What stood beside the old key goes with it: backup and temporary codes,
+                // remembered networks.
+                rec.codes.clear();
+                rec.unlocks.clear();
+            }
+            written = KeyGeneration::of(rec);
             let mut ev = event.clone();
             ev.decision = action.into();
             let mut evs = vec![ev];
             evs.extend(invite.map(|(_, used)| used.clone()));
             Ok(evs)
         };
-        match invite {
+        let done = match invite {
             Some((hash, _)) => {
-                Ok(self
-                    .core
+                self.core
                     .store
-                    .transact_with_invite(hash, now, &[user], &mut write)?)
+                    .transact_with_invite(hash, now, &[user], &mut write)?
             }
             None => {
                 self.core.store.transact(&[user], &mut write)?;
-                Ok(true)
+                true
             }
-        }
+        };
+        Ok(written.filter(|_| done))
     }
 }
 
-/// What a key write may find: no key (enrolment), any (`mfactl enroll --replace`), or a key
-/// to replace (the user's own replacement).
+/// What a key write may find: no key (enrolment), any (`mfactl enroll --replace`), or the
+/// key the user signed in with (the user's own replacement, which may also end the old key's
+/// codes and unlocks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+enum Mode<'a> {
     New,
     NewOrReplace,
-    ReplaceOnly,
+    ReplaceOwn {
+        signed_in: &'a KeyGeneration,
+        end_old: bool,
+    },
+}
+
+/// A signed-in user's own new key, as the portal's "Replace key" confirms it.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnKey<'a> {
+    pub user: &'a UserName,
+    /// The key the user signed in with (the session's): the replacement is refused once it
+    /// is not the user's key any more, or the user is locked.
+    pub signed_in: &'a KeyGeneration,
+    /// The new key, and the code from the app that holds it.
+    pub secret: &'a TotpSecret,
+    pub code: &'a str,
+    /// Also end what stood beside the old key: every backup and temporary code and every
+    /// remembered network (the user's choice, for a phone that may be in other hands).
+    pub end_old: bool,
+    pub client_ip: Option<&'a str>,
 }
 
 #[cfg(test)]
@@ -404,22 +451,44 @@ mod tests {
         );
         // Nothing to replace yet.
         let code = code_at_step(&new, &params, now / 30);
+        let nobody = KeyGeneration::of(&{
+            let mut r = UserRecord::new(&lea, params, now);
+            r.secret = Some(mfa_model::SealedSecret::from_stored(vec![0; 21]));
+            r
+        })
+        .unwrap();
+        let replace = |signed_in: &KeyGeneration, code: &str, ip, end_old, at| {
+            let r = OwnKey {
+                user: &lea,
+                signed_in,
+                secret: &new,
+                code,
+                end_old,
+                client_ip: ip,
+            };
+            e.replace_own_key(&r, "portal", at)
+        };
         assert!(matches!(
-            e.replace_own_key(&lea, &new, &code, "portal", None, now),
+            replace(&nobody, &code, None, false, now),
             Err(CoreError::Refused(Refusal::NotEnrolled(_)))
         ));
         e.enroll(&lea, &old, None, false, "test", now - 100)
             .unwrap();
+        let signed_in = KeyGeneration::of(&core.store().user(&lea).unwrap().unwrap()).unwrap();
+        // Another key than the one signed in with: refused, whatever the code.
+        assert!(matches!(
+            replace(&nobody, &code, None, false, now),
+            Err(CoreError::Refused(Refusal::SignInEnded(_)))
+        ));
         // A code of the old key does not confirm the new one: the old key stays.
         let wrong = code_at_step(&old, &params, now / 30);
         assert!(matches!(
-            e.replace_own_key(&lea, &new, &wrong, "portal", Some("192.0.2.4"), now),
+            replace(&signed_in, &wrong, Some("192.0.2.4"), false, now),
             Err(CoreError::Refused(Refusal::WrongConfirmationCode))
         ));
         let rec = core.store().user(&lea).unwrap().unwrap();
         assert_eq!(rec.mfa_changed, Some(now - 100));
-        e.replace_own_key(&lea, &new, &code, "portal", Some("192.0.2.4"), now + 1)
-            .unwrap();
+        replace(&signed_in, &code, Some("192.0.2.4"), false, now + 1).unwrap();
         let rec = core.store().user(&lea).unwrap().unwrap();
         assert_eq!(rec.mfa_changed, Some(now + 1));
         assert_eq!(rec.mfa_created, Some(now - 100));
@@ -445,6 +514,110 @@ mod tests {
                 ("re-enroll".into(), "self_replaced".into(), ip),
             ]
         );
+    }
+
+    #[test]
+    fn a_replacement_is_refused_after_a_new_enrolment_or_a_lock_and_may_end_the_old_codes() {
+        use crate::secret::Unsealed;
+        use crate::totp::code_at_step;
+        use mfa_model::OtcKind;
+        use mfa_store_sqlite::SqliteStore;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(
+            &dir.path().join("mfa.db"),
+            crate::OpenMode::Create,
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let mut cfg = mfa_config::Config::default();
+        cfg.audit.syslog = false;
+        cfg.policy.remember = mfa_config::Span::secs(3600);
+        let params = cfg.totp.params();
+        let core = Core::with_sealer(
+            std::sync::Arc::new(cfg),
+            Box::new(store),
+            Box::new(Unsealed),
+            "test",
+        );
+        let (now, lea) = (1_800_000_000, UserName::parse("lea").unwrap());
+        let (e, a) = (core.enrolment(), core.admin("test"));
+        let key = |s: &TotpSecret, at| {
+            e.enroll(&lea, s, None, true, "test", at).unwrap();
+            KeyGeneration::of(&core.store().user(&lea).unwrap().unwrap()).unwrap()
+        };
+        let first = TotpSecret::generate().unwrap();
+        let stale = key(&first, now - 100);
+        // Unlinked and enrolled again (even with the same seed): the old sign-in is over.
+        a.unlink(&lea, now - 50).unwrap();
+        let current = key(&first, now - 40);
+        assert_ne!(stale, current);
+        let new = TotpSecret::generate().unwrap();
+        let code = code_at_step(&new, &params, now / 30);
+        let own = |signed_in, end_old| OwnKey {
+            user: &lea,
+            signed_in,
+            secret: &new,
+            code: &code,
+            end_old,
+            client_ip: None,
+        };
+        fn ended<T>(r: Result<T, CoreError>) -> bool {
+            matches!(r, Err(CoreError::Refused(Refusal::SignInEnded(u))) if u.as_str() == "lea")
+        }
+        assert!(ended(e.replace_own_key(&own(&stale, false), "portal", now)));
+        assert!(ended(a.issue_backup_codes(&lea, 2, Some(&stale), now)));
+        let ip: std::net::IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(ended(a.remember_network(&lea, &stale, ip, now)));
+        let rec = core.store().user(&lea).unwrap().unwrap();
+        assert!(rec.codes.is_empty() && rec.unlocks.is_empty());
+        // With the current key all three work.
+        a.issue_backup_codes(&lea, 2, Some(&current), now).unwrap();
+        a.issue_temp_access(&lea, 3600, 1, now).unwrap();
+        a.remember_network(&lea, &current, ip, now).unwrap();
+        // A lock ends the sign-in too, and the replacement does not clear it.
+        core.store
+            .transact(&[&lea], &mut |recs| {
+                recs[0].as_mut().unwrap().locked_until = Some(now + 60);
+                Ok(vec![])
+            })
+            .unwrap();
+        assert!(ended(e.replace_own_key(
+            &own(&current, true),
+            "portal",
+            now
+        )));
+        let rec = core.store().user(&lea).unwrap().unwrap();
+        assert_eq!(rec.locked_until, Some(now + 60));
+        assert_eq!(rec.codes.len(), 3);
+        a.unlock(&lea, now).unwrap();
+        // Replaced without ending the old codes: they stay (and the unlock is over by the
+        // new key, as always).
+        let returned = e
+            .replace_own_key(&own(&current, false), "portal", now + 1)
+            .unwrap();
+        let rec = core.store().user(&lea).unwrap().unwrap();
+        assert_eq!(KeyGeneration::of(&rec), Some(returned), "the key written");
+        assert_eq!(rec.usable_codes(OtcKind::Backup, now), 2);
+        assert_eq!(rec.usable_codes(OtcKind::Temporary, now), 1);
+        assert!(rec.unlocked("192.0.2.9", now + 2, 3600).is_none());
+        // Replaced again, ending them: no code and no unlock is left.
+        let current = KeyGeneration::of(&rec).unwrap();
+        a.remember_network(&lea, &current, ip, now + 31).unwrap();
+        let code2 = code_at_step(&new, &params, now / 30 + 2);
+        let r = OwnKey {
+            code: &code2,
+            ..own(&current, true)
+        };
+        e.replace_own_key(&r, "portal", now + 60).unwrap();
+        let rec = core.store().user(&lea).unwrap().unwrap();
+        assert!(rec.codes.is_empty(), "{:?}", rec.codes);
+        assert!(rec.unlocks.is_empty());
+        assert!(ended(a.issue_backup_codes(
+            &lea,
+            2,
+            Some(&current),
+            now + 60
+        )));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod groups;
 pub mod invite;
 pub mod keyfile;
+pub mod keygen;
 pub mod login;
 pub mod names;
 pub mod net;
@@ -23,6 +24,7 @@ pub mod verify;
 
 pub use crate::core::Core;
 pub use error::CoreError;
+pub use keygen::KeyGeneration;
 pub use login::{Attempt, Request};
 pub use mfa_model::{
     AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,

@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use crate::core::Core;
 use crate::error::CoreError;
 use crate::groups::{groups_of, user_known};
+use crate::keygen::KeyGeneration;
 use crate::net::ClientAddr;
 use crate::policy::{Decision, Facts, Outcome, Reason, decide, grace_deadline};
 use crate::secret::Sealer;
@@ -246,13 +247,22 @@ impl Login<'_> {
     /// that manages the account, or an unlock could renew itself). Only an enrolled user
     /// signs in; a locked user or address stays refused; the code goes through the same
     /// checks as at a login (window, replay, one-time codes, lockout counters), in one
-    /// transaction with its audit event.
-    pub fn verify_code_always(&self, req: &Request, code: &str) -> Result<Decision, CoreError> {
+    /// transaction with its audit event. With an allowing decision comes the generation of
+    /// the key the code was checked against, read in that transaction: what the portal's
+    /// session stands for (see [`KeyGeneration`]).
+    pub fn verify_code_always(
+        &self,
+        req: &Request,
+        code: &str,
+    ) -> Result<(Decision, Option<KeyGeneration>), CoreError> {
         let core = self.core;
         let ctx = Ctx::of(core);
         let mut out = None;
+        let mut key = None;
         let mut logged = Vec::new();
         core.store.transact(&[&req.user], &mut |recs| {
+            // A transaction may run again (a conflict on PostgreSQL): nothing of a former run.
+            key = None;
             let slot = recs.get_mut(0).ok_or(Abort::Bug("no slot"))?;
             let d = match slot.as_mut().filter(|r| r.enrolled()) {
                 None => Decision::deny(Reason::NotEnrolled),
@@ -281,6 +291,7 @@ impl Login<'_> {
                             ctx.cfg,
                         );
                         note_outcome(rec, &d, &req.client, req.now);
+                        key = d.is_allowed().then(|| KeyGeneration::of(rec)).flatten();
                         d
                     }
                 }
@@ -291,7 +302,7 @@ impl Login<'_> {
             Ok(vec![ev])
         })?;
         core.sink.committed(core.store.as_ref(), &logged);
-        out.ok_or(CoreError::Bug("no decision"))
+        Ok((out.ok_or(CoreError::Bug("no decision"))?, key))
     }
 
     /// Records a refused first factor (RADIUS password through PAM). No record is created

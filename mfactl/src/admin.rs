@@ -190,7 +190,9 @@ pub fn temp_access(
 pub fn backup_codes(cfg: &Path, user: &str, count: u32) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let name = user_name(&a, user)?;
-    let codes = a.admin(ACTOR).issue_backup_codes(&name, count, now())?;
+    let codes = a
+        .admin(ACTOR)
+        .issue_backup_codes(&name, count, None, now())?;
     println!("Backup codes for {user} (each works once; any earlier set no longer works):");
     for c in &codes {
         println!("  {} {}", &c[..4], &c[4..]);

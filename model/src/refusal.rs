@@ -21,6 +21,9 @@ pub enum Refusal {
     WrongConfirmationCode,
     /// Remembered networks are off (`[policy] remember` is 0).
     RememberOff,
+    /// A sign-in (the portal's session) no longer stands for the user's key: it was
+    /// replaced or removed since, or the user is locked.
+    SignInEnded(UserName),
 }
 
 impl fmt::Display for Refusal {
@@ -49,6 +52,10 @@ impl fmt::Display for Refusal {
             Refusal::RememberOff => {
                 f.write_str("remembered networks are off ([policy] remember is 0)")
             }
+            Refusal::SignInEnded(u) => write!(
+                f,
+                "the sign-in of user {u:?} has ended: the key changed or was removed since, or the user is locked; sign in again"
+            ),
         }
     }
 }

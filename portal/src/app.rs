@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,19 +13,20 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use data_encoding::{BASE64URL_NOPAD, HEXLOWER};
+use data_encoding::HEXLOWER;
 use mfa_config::{Cidr, format_utc};
-use mfa_core::enrolment::{Sheet, qr_svg};
+use mfa_core::enrolment::{OwnKey, Sheet, qr_svg};
 use mfa_core::invite::{InviteEnrol, InviteState, token_hash};
 use mfa_core::login::now;
 use mfa_core::net::parse_ip_literal;
 use mfa_core::store::AuditQuery;
 use mfa_core::{ClientAddr, Core, Request, TotpSecret, UserName};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::limits::{Limit, Limits, address_key};
 use crate::metrics::Metrics;
 use crate::page::{self, FormError, esc, frame, html, message, parse_form};
+use crate::session::{Pending, Session, Sessions, SignedIn};
 use crate::text::{Lang, T};
 
 /// The actor and PAM-style service name the portal's audit events carry.
@@ -43,65 +44,28 @@ fn max_field(name: &str) -> usize {
         _ => 64,
     }
 }
-/// Sessions kept at most (memory bound); new visitors beyond it get "try later".
-const MAX_SESSIONS: usize = 10_000;
+
+/// Every refusal of the sign-in form is answered no earlier than this after the request
+/// arrived: a wrong password (where PAM would wait out its fail delay), a wrong code, an
+/// unknown user and a rate limit take the same time, so the answer's timing does not tell
+/// a right password from a wrong one. It stands in for PAM's own fail delay.
+pub const SIGN_IN_FLOOR: Duration = Duration::from_secs(2);
 
 pub struct Portal {
     pub core: Arc<Core>,
-    pub tls: bool,
+    /// The browser reaches the portal over HTTPS: its own TLS, or `public_url` is
+    /// `https://` (TLS ends at a reverse proxy). The cookie is then `__Host-` and `Secure`,
+    /// and HSTS is sent.
+    pub secure: bool,
     pub trusted_proxies: Vec<Cidr>,
     pub pam_service: String,
     pub pam_confdir: Option<PathBuf>,
     pub idle: i64,
+    /// How long a form's body may take to arrive (`[portal] header_timeout`).
+    pub body_timeout: Duration,
     pub metrics: Metrics,
-    sessions: Mutex<HashMap<String, Session>>,
-    limits: Mutex<Limits>,
-}
-
-/// A key shown on an enrolment page and not yet confirmed: kept here, in memory only, for
-/// the session and the invite it was shown for; never in the page's form or a cookie.
-struct Pending {
-    invite: [u8; 32],
-    user: UserName,
-    secret: TotpSecret,
-}
-
-struct Session {
-    csrf: String,
-    last_seen: i64,
-    user: Option<UserName>,
-    pending: Option<Pending>,
-    /// "Replace key" in My account: the new key shown to the signed-in user and not yet
-    /// confirmed. Only here (wiped on drop, with the session); the old key holds until the
-    /// new one is confirmed.
-    replacing: Option<TotpSecret>,
-}
-
-/// Fixed-window counters: (window start, count) per key.
-#[derive(Default)]
-struct Limits {
-    map: HashMap<String, (i64, u32)>,
-}
-
-impl Limits {
-    /// Counts one hit of `key`; false once more than `max` fell in `window` seconds.
-    fn hit(&mut self, key: String, max: u32, window: i64, now: i64) -> bool {
-        if self.map.len() > 50_000 {
-            self.map.retain(|_, (start, _)| now - *start < 3600);
-        }
-        let e = self.map.entry(key).or_insert((now, 0));
-        if now - e.0 >= window {
-            *e = (now, 0);
-        }
-        e.1 = e.1.saturating_add(1);
-        e.1 <= max
-    }
-}
-
-fn random_id() -> Option<String> {
-    let mut b = [0u8; 24];
-    getrandom::fill(&mut b).ok()?;
-    Some(BASE64URL_NOPAD.encode(&b))
+    sessions: Sessions,
+    limits: Limits,
 }
 
 /// Per-request facts: the language, the client address the portal believes, the session.
@@ -112,23 +76,30 @@ struct Ctx {
 }
 
 impl Portal {
-    pub fn new(core: Arc<Core>, tls: bool, pam_confdir: Option<PathBuf>) -> Self {
+    /// `None` when the system's random source fails.
+    pub fn new(core: Arc<Core>, tls: bool, pam_confdir: Option<PathBuf>) -> Option<Self> {
         let cfg = core.config();
-        Self {
-            tls,
-            trusted_proxies: cfg.portal.trusted_proxies.clone(),
-            pam_service: cfg.portal.pam_service.clone(),
-            idle: cfg.portal.session_idle.secs_i64(),
+        let p = &cfg.portal;
+        let https = p
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        Some(Self {
+            secure: tls || https,
+            trusted_proxies: p.trusted_proxies.clone(),
+            pam_service: p.pam_service.clone(),
+            idle: p.session_idle.secs_i64(),
+            body_timeout: p.header_timeout.0,
             metrics: Metrics::default(),
             pam_confdir,
+            sessions: Sessions::new(p.session_idle.secs_i64(), p.session_lifetime.secs_i64())?,
+            limits: Limits::default(),
             core,
-            sessions: Mutex::new(HashMap::new()),
-            limits: Mutex::new(Limits::default()),
-        }
+        })
     }
 
     fn cookie_name(&self) -> &'static str {
-        if self.tls {
+        if self.secure {
             "__Host-mfa_session"
         } else {
             "mfa_session"
@@ -190,47 +161,22 @@ impl Portal {
 
     /// The live session of the request, touched; expired ones are dropped on the way.
     fn with_session<R>(&self, sid: Option<&str>, f: impl FnOnce(&mut Session) -> R) -> Option<R> {
-        let t = now();
-        let mut s = self.sessions.lock().ok()?;
-        let idle = self.idle;
-        s.retain(|_, v| t - v.last_seen < idle);
-        let sess = s.get_mut(sid?)?;
-        sess.last_seen = t;
-        Some(f(sess))
+        self.sessions.with(sid, f)
     }
 
-    /// A new session; returns its id and CSRF token.
-    fn new_session(&self) -> Option<(String, String)> {
-        let t = now();
-        let mut s = self.sessions.lock().ok()?;
-        let idle = self.idle;
-        s.retain(|_, v| t - v.last_seen < idle);
-        if s.len() >= MAX_SESSIONS {
-            return None;
-        }
-        let (id, csrf) = (random_id()?, random_id()?);
-        s.insert(
-            id.clone(),
-            Session {
-                csrf: csrf.clone(),
-                last_seen: t,
-                user: None,
-                pending: None,
-                replacing: None,
-            },
-        );
-        Some((id, csrf))
+    /// The signed-in user of the request's session, if any.
+    fn signed_in(&self, c: &Ctx) -> Option<SignedIn> {
+        self.with_session(c.sid.as_deref(), |s| s.user.clone())
+            .flatten()
     }
 
     fn drop_session(&self, sid: &str) {
-        if let Ok(mut s) = self.sessions.lock() {
-            s.remove(sid);
-        }
+        self.sessions.remove(sid);
     }
 
     fn cookie(&self, id: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        let secure = if self.tls { "; Secure" } else { "" };
+        let secure = if self.secure { "; Secure" } else { "" };
         let v = format!(
             "{}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
             self.cookie_name(),
@@ -242,11 +188,39 @@ impl Portal {
         h
     }
 
-    fn limit(&self, key: String, max: u32, window: i64) -> bool {
-        self.limits
-            .lock()
-            .map(|mut l| l.hit(key, max, window, now()))
-            .unwrap_or(false)
+    fn limit(&self, limit: Limit, key: &str) -> bool {
+        self.limits.hit(limit, key)
+    }
+
+    fn limit_address(&self, limit: Limit, c: &Ctx) -> bool {
+        self.limit(limit, &address_key(c.client))
+    }
+
+    /// Whether the sign-in still holds: the key it was made with is the user's, and the
+    /// user is not locked (the core's rule, read now; the actions re-check it in their own
+    /// transaction). `None`: the store could not be read.
+    async fn still_signed_in(self: &Arc<Self>, who: &SignedIn) -> Option<bool> {
+        let (me, w) = (self.clone(), who.clone());
+        let rec = blocking(move || me.core.store().user(&w.user))
+            .await?
+            .ok()?;
+        Some(who.key.holds(&who.user, rec.as_ref(), now()).is_ok())
+    }
+
+    /// The end of a session whose sign-in no longer holds (the key was replaced or removed,
+    /// or the user locked, since): forgotten, audited, and the sign-in form.
+    async fn sign_in_ended(
+        self: &Arc<Self>,
+        c: &Ctx,
+        sid: Option<&str>,
+        who: &SignedIn,
+    ) -> Response {
+        if let Some(sid) = sid {
+            self.drop_session(sid);
+        }
+        self.audit_refusal(c, Some(who.user.to_string()), "session_ended")
+            .await;
+        sign_in_form(self, c, Some(c.lang.t().session_ended))
     }
 
     /// Audits a refused request through the core (never a token, code or password).
@@ -262,7 +236,7 @@ impl Portal {
     }
 
     fn msg(&self, c: &Ctx, status: StatusCode, title: &str, text: &str, path: &str) -> Response {
-        message(c.lang, status, title, text, path, self.tls)
+        message(c.lang, status, title, text, path, self.secure)
     }
 
     fn failure(&self, c: &Ctx, path: &str) -> Response {
@@ -330,7 +304,7 @@ async fn home(
     html(
         StatusCode::OK,
         frame(c.lang, t.portal, "/", &body),
-        p.tls,
+        p.secure,
         HeaderMap::new(),
     )
 }
@@ -458,7 +432,7 @@ fn replace_view(
         })
         .unwrap_or_default();
     let body = Zeroizing::new(format!(
-        "{note}<p>{} <strong id=\"user\">{}</strong></p><p>{}</p><ol><li>{}</li><li>{}{}</li><li>{}</li></ol><form method=\"post\" action=\"/account?lang={lang}\" id=\"replace\"><input type=\"hidden\" name=\"action\" value=\"replace-confirm\"><label for=\"code\">{}</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9 ]{{6,10}}\" maxlength=\"10\" required autofocus><input type=\"hidden\" name=\"csrf\" value=\"{}\"> <button type=\"submit\" id=\"replace-confirm\">{}</button></form><form method=\"post\" action=\"/account?lang={lang}\"><input type=\"hidden\" name=\"action\" value=\"replace-cancel\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"replace-cancel\">{}</button></form>",
+        "{note}<p>{} <strong id=\"user\">{}</strong></p><p>{}</p><ol><li>{}</li><li>{}{}</li><li>{}</li></ol><form method=\"post\" action=\"/account?lang={lang}\" id=\"replace\"><input type=\"hidden\" name=\"action\" value=\"replace-confirm\"><label for=\"code\">{}</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9 ]{{6,10}}\" maxlength=\"10\" required autofocus><label class=\"check\"><input type=\"checkbox\" id=\"end-old\" name=\"end_old\" value=\"1\"> {}</label><input type=\"hidden\" name=\"csrf\" value=\"{}\"> <button type=\"submit\" id=\"replace-confirm\">{}</button></form><form method=\"post\" action=\"/account?lang={lang}\"><input type=\"hidden\" name=\"action\" value=\"replace-cancel\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"replace-cancel\">{}</button></form>",
         esc(t.signed_in_as),
         esc(user.as_str()),
         esc(t.replace_intro),
@@ -467,6 +441,7 @@ fn replace_view(
         key.as_str(),
         esc(t.replace_step_code),
         esc(t.replace_code),
+        esc(t.replace_end_old),
         esc(csrf),
         esc(t.replace_confirm),
         esc(csrf),
@@ -475,7 +450,7 @@ fn replace_view(
     html(
         status,
         frame(c.lang, t.replace_title, "/account", &body),
-        p.tls,
+        p.secure,
         HeaderMap::new(),
     )
 }
@@ -490,7 +465,7 @@ async fn enrol_page(
     let c = p.ctx(peer, &headers, &q);
     let t = c.lang.t();
     let path = "/enrol/".to_string() + &token;
-    if !p.limit(format!("get:{:?}", c.client), 120, 300) {
+    if !p.limit_address(Limit::Page, &c) {
         p.metrics.limited("address");
         p.audit_refusal(&c, None, "rate_limited").await;
         return p.msg(
@@ -511,50 +486,50 @@ async fn enrol_page(
         return state_page(&p, &c, &state, &path);
     };
     let hash = token_hash(&token);
-    // The key already shown to this session for this invite, or a new one.
-    let mut cookie = HeaderMap::new();
-    let existing = p.with_session(c.sid.as_deref(), |s| {
-        if s.pending.as_ref().is_none_or(|pd| pd.invite != hash) {
-            s.pending = TotpSecret::generate().ok().map(|secret| Pending {
-                invite: hash,
-                user: user.clone(),
-                secret,
-            });
-        }
-        s.pending
-            .as_ref()
-            .map(|pd| (s.csrf.clone(), pd.secret.bytes().to_vec()))
-    });
-    let (csrf, secret) = match existing.flatten() {
-        Some((csrf, bytes)) => (csrf, TotpSecret::from_bytes(&bytes)),
-        None => {
-            let Some((sid, csrf)) = p.new_session() else {
-                return p.failure(&c, &path);
-            };
-            let secret = TotpSecret::generate();
-            let Ok(secret) = secret else {
-                return p.failure(&c, &path);
-            };
-            let bytes = Zeroizing::new(secret.bytes().to_vec());
-            let _ = p.with_session(Some(&sid), |s| {
-                s.pending = TotpSecret::from_bytes(&bytes).ok().map(|secret| Pending {
+    // The key already shown to this session for this invite, or a new one (in a new
+    // session: the one place a visitor without a sign-in gets a table entry).
+    let existing = p
+        .with_session(c.sid.as_deref(), |s| {
+            if s.pending.as_ref().is_none_or(|pd| pd.invite != hash) {
+                s.pending = TotpSecret::generate().ok().map(|secret| Pending {
                     invite: hash,
                     user: user.clone(),
                     secret,
                 });
-            });
-            cookie = p.cookie(&sid);
-            (csrf, Ok(secret))
+            }
+            s.pending
+                .as_ref()
+                .map(|pd| Zeroizing::new(pd.secret.bytes().to_vec()))
+        })
+        .flatten();
+    let (sid, bytes, cookie) = match (existing, c.sid.clone()) {
+        (Some(bytes), Some(sid)) => (sid, bytes, HeaderMap::new()),
+        _ => {
+            let Ok(secret) = TotpSecret::generate() else {
+                return p.failure(&c, &path);
+            };
+            let bytes = Zeroizing::new(secret.bytes().to_vec());
+            let pending = Pending {
+                invite: hash,
+                user: user.clone(),
+                secret,
+            };
+            let Some(sid) = p.sessions.create(|s| s.pending = Some(pending)) else {
+                return p.failure(&c, &path);
+            };
+            let cookie = p.cookie(&sid);
+            (sid, bytes, cookie)
         }
     };
-    let Ok(secret) = secret else {
+    let csrf = p.sessions.csrf(&sid);
+    let Ok(secret) = TotpSecret::from_bytes(&bytes) else {
         return p.failure(&c, &path);
     };
     match enrol_html(t, &p, &user, &secret, &csrf, None, false) {
         Ok(body) => html(
             StatusCode::OK,
             frame(c.lang, t.enrol_title, &path, &body),
-            p.tls,
+            p.secure,
             cookie,
         ),
         Err(_) => p.failure(&c, &path),
@@ -569,9 +544,21 @@ async fn read_form(
     path: &str,
 ) -> Result<HashMap<String, Zeroizing<String>>, Response> {
     let t = c.lang.t();
-    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
+    let read = tokio::time::timeout(p.body_timeout, axum::body::to_bytes(body, MAX_BODY));
+    let bytes: Bytes = match read.await {
+        Ok(Ok(b)) => b,
+        // A body trickling in holds a connection: it gets as long as a request's head.
         Err(_) => {
+            p.audit_refusal(c, None, "slow_form").await;
+            return Err(p.msg(
+                c,
+                StatusCode::REQUEST_TIMEOUT,
+                t.refused_title,
+                t.too_slow,
+                path,
+            ));
+        }
+        Ok(Err(_)) => {
             p.audit_refusal(c, None, "oversized_form").await;
             return Err(p.msg(
                 c,
@@ -607,21 +594,27 @@ async fn read_form(
     }
 }
 
-/// The session's CSRF token matches the form's (constant time); otherwise the page to
-/// answer, audited.
+/// The form's CSRF token is the one of the request's session (constant time); otherwise
+/// the page to answer, audited. With `anonymous` (the sign-in form) the cookie's id is
+/// enough; every other form needs a live session.
 async fn check_csrf(
     p: &Arc<Portal>,
     c: &Ctx,
     form: &HashMap<String, Zeroizing<String>>,
     path: &str,
+    anonymous: bool,
 ) -> Result<(), Response> {
     let t = c.lang.t();
-    let Some(expected) = p.with_session(c.sid.as_deref(), |s| s.csrf.clone()) else {
+    let sid = c
+        .sid
+        .as_deref()
+        .filter(|sid| anonymous || p.with_session(Some(sid), |_| ()).is_some());
+    let Some(sid) = sid else {
         p.audit_refusal(c, None, "session_missing").await;
         return Err(p.msg(c, StatusCode::BAD_REQUEST, t.refused_title, t.session, path));
     };
     let given = form.get("csrf").map(|v| v.as_bytes()).unwrap_or(b"");
-    if given.is_empty() || !bool::from(given.ct_eq(expected.as_bytes())) {
+    if !p.sessions.csrf_ok(sid, given) {
         p.audit_refusal(c, None, "csrf_refused").await;
         return Err(p.msg(c, StatusCode::FORBIDDEN, t.refused_title, t.csrf, path));
     }
@@ -640,8 +633,8 @@ async fn enrol_save(
     let t = c.lang.t();
     let path = "/enrol/".to_string() + &token;
     let hash = token_hash(&token);
-    let by_address = p.limit(format!("post:{:?}", c.client), 30, 300);
-    let by_invite = by_address && p.limit(format!("invite:{}", HEXLOWER.encode(&hash)), 10, 900);
+    let by_address = p.limit_address(Limit::Post, &c);
+    let by_invite = by_address && p.limit(Limit::Invite, &HEXLOWER.encode(&hash));
     if !by_invite {
         p.metrics
             .limited(if by_address { "invite" } else { "address" });
@@ -658,20 +651,18 @@ async fn enrol_save(
         Ok(f) => f,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&p, &c, &form, &path).await {
+    if let Err(r) = check_csrf(&p, &c, &form, &path, false).await {
         return r;
     }
     // The key shown to this session for this very invite.
     let pending = p.with_session(c.sid.as_deref(), |s| {
-        s.pending.as_ref().filter(|pd| pd.invite == hash).map(|pd| {
-            (
-                pd.user.clone(),
-                Zeroizing::new(pd.secret.bytes().to_vec()),
-                s.csrf.clone(),
-            )
-        })
+        s.pending
+            .as_ref()
+            .filter(|pd| pd.invite == hash)
+            .map(|pd| (pd.user.clone(), Zeroizing::new(pd.secret.bytes().to_vec())))
     });
-    let Some(Some((user, bytes, csrf))) = pending else {
+    let csrf = c.sid.as_deref().map(|sid| p.sessions.csrf(sid));
+    let (Some(Some((user, bytes))), Some(csrf)) = (pending, csrf) else {
         // No key was shown here for this link (or it timed out): say what the link is.
         let (me, tok) = (p.clone(), token.clone());
         let state = blocking(move || me.core.invites(ACTOR).state(&tok, now())).await;
@@ -715,7 +706,7 @@ async fn enrol_save(
                 Ok(body) => html(
                     StatusCode::OK,
                     frame(c.lang, t.enrol_title, &path, &body),
-                    p.tls,
+                    p.secure,
                     HeaderMap::new(),
                 ),
                 Err(_) => p.failure(&c, &path),
@@ -734,7 +725,7 @@ async fn enrol_save(
                 Ok(body) => html(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     frame(c.lang, t.enrol_title, &path, &body),
-                    p.tls,
+                    p.secure,
                     HeaderMap::new(),
                 ),
                 Err(_) => p.failure(&c, &path),
@@ -756,22 +747,21 @@ async fn account_page(
     Query(q): Q,
 ) -> Response {
     let c = p.ctx(peer, &headers, &q);
-    let signed_in = p
-        .with_session(c.sid.as_deref(), |s| {
-            s.user.clone().map(|u| (u, s.csrf.clone()))
-        })
-        .flatten();
-    match signed_in {
-        Some((user, csrf)) => account_view(&p, &c, &user, &csrf, None).await,
-        None => sign_in_form(&p, &c, None),
+    match (p.signed_in(&c), c.sid.as_deref()) {
+        (Some(who), Some(sid)) => account_view(&p, &c, sid, &who, None).await,
+        _ => sign_in_form(&p, &c, None),
     }
 }
 
+/// The sign-in form. It makes no session: its CSRF token is the MAC of the visitor's id
+/// (the cookie's, or a new one set here), so any number of anonymous visits leave the
+/// session table as it was.
 fn sign_in_form(p: &Arc<Portal>, c: &Ctx, error: Option<&str>) -> Response {
     let t = c.lang.t();
-    let Some((sid, csrf)) = p.new_session() else {
+    let Some(sid) = p.sessions.visitor_id(c.sid.as_deref()) else {
         return p.failure(c, "/account");
     };
+    let csrf = p.sessions.csrf(&sid);
     let err = error
         .map(|e| format!("<p class=\"err\" id=\"message\">{}</p>", esc(e)))
         .unwrap_or_default();
@@ -793,19 +783,24 @@ fn sign_in_form(p: &Arc<Portal>, c: &Ctx, error: Option<&str>) -> Response {
     html(
         status,
         frame(c.lang, t.my_account, "/account", &body),
-        p.tls,
+        p.secure,
         p.cookie(&sid),
     )
 }
 
+/// The account page of a signed-in session `sid`, with `note` on top. The sign-in is
+/// checked again against the record read for the page: a page is never shown to a session
+/// whose key changed.
 async fn account_view(
     p: &Arc<Portal>,
     c: &Ctx,
-    user: &UserName,
-    csrf: &str,
+    sid: &str,
+    who: &SignedIn,
     note: Option<String>,
 ) -> Response {
     let t = c.lang.t();
+    let user = &who.user;
+    let csrf = p.sessions.csrf(sid);
     let (me, u) = (p.clone(), user.clone());
     let since = now() - 90 * 86_400;
     let data = blocking(move || {
@@ -821,6 +816,9 @@ async fn account_view(
     let Some(Ok((rec, events))) = data else {
         return p.failure(c, "/account");
     };
+    if who.key.holds(user, rec.as_ref(), now()).is_err() {
+        return p.sign_in_ended(c, Some(sid), who).await;
+    }
     let when = |v: Option<i64>| v.map_or(t.never.to_string(), format_utc);
     let logins: Vec<_> = events
         .iter()
@@ -854,7 +852,7 @@ async fn account_view(
     let form = |action: &str, label: &str| {
         format!(
             "<form method=\"post\" action=\"/account?lang={lang}\"><input type=\"hidden\" name=\"action\" value=\"{action}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"{action}\">{}</button></form>",
-            esc(csrf),
+            esc(&csrf),
             esc(label)
         )
     };
@@ -882,7 +880,7 @@ async fn account_view(
     html(
         StatusCode::OK,
         frame(c.lang, t.my_account, "/account", &body),
-        p.tls,
+        p.secure,
         HeaderMap::new(),
     )
 }
@@ -894,10 +892,11 @@ async fn account_post(
     Query(q): Q,
     body: Body,
 ) -> Response {
+    let started = tokio::time::Instant::now();
     let c = p.ctx(peer, &headers, &q);
     let t = c.lang.t();
     let path = "/account";
-    if !p.limit(format!("post:{:?}", c.client), 30, 300) {
+    if !p.limit_address(Limit::Post, &c) {
         p.metrics.limited("address");
         p.audit_refusal(&c, None, "rate_limited").await;
         return p.msg(
@@ -912,22 +911,22 @@ async fn account_post(
         Ok(f) => f,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(&p, &c, &form, path).await {
-        return r;
-    }
     let action = form
         .get("action")
         .map(|a| a.as_str().to_string())
         .unwrap_or_default();
     if action == "signin" {
-        return sign_in(&p, &c, &form).await;
+        let r = sign_in(&p, &c, &form).await;
+        // Every answer but a signed-in page waits for the same moment (SIGN_IN_FLOOR).
+        if r.status() != StatusCode::OK {
+            tokio::time::sleep_until(started + SIGN_IN_FLOOR).await;
+        }
+        return r;
     }
-    let signed_in = p
-        .with_session(c.sid.as_deref(), |s| {
-            s.user.clone().map(|u| (u, s.csrf.clone()))
-        })
-        .flatten();
-    let Some((user, csrf)) = signed_in else {
+    if let Err(r) = check_csrf(&p, &c, &form, path, false).await {
+        return r;
+    }
+    let (Some(who), Some(sid)) = (p.signed_in(&c), c.sid.clone()) else {
         p.audit_refusal(&c, None, "session_missing").await;
         return p.msg(
             &c,
@@ -937,11 +936,24 @@ async fn account_post(
             path,
         );
     };
+    // Every action first checks that the sign-in still holds; the ones that change the
+    // record check it again in their own transaction.
+    match p.still_signed_in(&who).await {
+        Some(true) => {}
+        Some(false) => return p.sign_in_ended(&c, Some(&sid), &who).await,
+        None => return p.failure(&c, path),
+    }
+    let user = who.user.clone();
+    let csrf = p.sessions.csrf(&sid);
+    let ended = |e: &mfa_core::CoreError| {
+        matches!(
+            e,
+            mfa_core::CoreError::Refused(mfa_core::Refusal::SignInEnded(_))
+        )
+    };
     match action.as_str() {
         "signout" => {
-            if let Some(sid) = &c.sid {
-                p.drop_session(sid);
-            }
+            p.drop_session(&sid);
             sign_in_form(&p, &c, None)
         }
         "unlock" => {
@@ -950,10 +962,15 @@ async fn account_post(
                     "<p class=\"err\" id=\"message\">{}</p>",
                     esc(t.unlock_no_address)
                 );
-                return account_view(&p, &c, &user, &csrf, Some(n)).await;
+                return account_view(&p, &c, &sid, &who, Some(n)).await;
             };
-            let (me, u) = (p.clone(), user.clone());
-            let r = blocking(move || me.core.admin(ACTOR).remember_network(&u, ip, now())).await;
+            let (me, w) = (p.clone(), who.clone());
+            let r = blocking(move || {
+                me.core
+                    .admin(ACTOR)
+                    .remember_network(&w.user, &w.key, ip, now())
+            })
+            .await;
             let n = match r {
                 Some(Ok(until)) => {
                     p.metrics.unlocks.inc();
@@ -967,15 +984,18 @@ async fn account_post(
                 Some(Err(mfa_core::CoreError::Refused(mfa_core::Refusal::RememberOff))) => {
                     format!("<p class=\"err\" id=\"message\">{}</p>", esc(t.unlock_off))
                 }
+                Some(Err(e)) if ended(&e) => {
+                    return p.sign_in_ended(&c, Some(&sid), &who).await;
+                }
                 _ => return p.failure(&c, path),
             };
-            account_view(&p, &c, &user, &csrf, Some(n)).await
+            account_view(&p, &c, &sid, &who, Some(n)).await
         }
         "replace-start" => {
             // The key already shown to this session (a reload, the page opened again), or a
             // new one: never stored before it is confirmed.
             let shown = p
-                .with_session(c.sid.as_deref(), |s| {
+                .with_session(Some(&sid), |s| {
                     if s.replacing.is_none() {
                         s.replacing = TotpSecret::generate().ok();
                     }
@@ -988,16 +1008,15 @@ async fn account_post(
             replace_view(&p, &c, &user, &secret, &csrf, None, StatusCode::OK)
         }
         "replace-cancel" => {
-            let _ = p.with_session(c.sid.as_deref(), |s| s.replacing = None);
+            let _ = p.with_session(Some(&sid), |s| s.replacing = None);
             let n = format!(
                 "<p class=\"ok\" id=\"message\">{}</p>",
                 esc(t.replace_cancelled)
             );
-            account_view(&p, &c, &user, &csrf, Some(n)).await
+            account_view(&p, &c, &sid, &who, Some(n)).await
         }
         "replace-confirm" => {
-            let Some(Some(secret)) = p.with_session(c.sid.as_deref(), |s| s.replacing.clone())
-            else {
+            let Some(Some(secret)) = p.with_session(Some(&sid), |s| s.replacing.clone()) else {
                 // Confirmed already, cancelled, or never started: nothing to show again.
                 p.audit_refusal(&c, Some(user.to_string()), "replace_not_started")
                     .await;
@@ -1005,9 +1024,9 @@ async fn account_post(
                     "<p class=\"err\" id=\"message\">{}</p>",
                     esc(t.replace_none)
                 );
-                return account_view(&p, &c, &user, &csrf, Some(n)).await;
+                return account_view(&p, &c, &sid, &who, Some(n)).await;
             };
-            if !p.limit(format!("replace:{user}"), 10, 900) {
+            if !p.limit(Limit::Replace, user.as_str()) {
                 p.metrics.limited("user");
                 p.audit_refusal(&c, Some(user.to_string()), "rate_limited")
                     .await;
@@ -1020,21 +1039,40 @@ async fn account_post(
                 );
             }
             let code = form.get("code").cloned().unwrap_or_default();
-            let (me, u, k, ip) = (p.clone(), user.clone(), secret.clone(), Portal::ip_text(&c));
+            let end_old = form.get("end_old").is_some_and(|v| v.as_str() == "1");
+            let (me, w, k, ip) = (p.clone(), who.clone(), secret.clone(), Portal::ip_text(&c));
             let r = blocking(move || {
-                me.core
-                    .enrolment()
-                    .replace_own_key(&u, &k, &code, ACTOR, ip.as_deref(), now())
+                let own = OwnKey {
+                    user: &w.user,
+                    signed_in: &w.key,
+                    secret: &k,
+                    code: &code,
+                    end_old,
+                    client_ip: ip.as_deref(),
+                };
+                me.core.enrolment().replace_own_key(&own, ACTOR, now())
             })
             .await;
             match r {
-                Some(Ok(())) => {
+                Some(Ok(key)) => {
                     p.metrics.enrolled("replace");
                     // Confirmed: the new key is gone from memory, and no page shows it again.
-                    let _ = p.with_session(c.sid.as_deref(), |s| s.replacing = None);
+                    // The session goes on with the key it just proved (the generation the
+                    // core wrote), as if signed in with it.
+                    let who = SignedIn { user, key };
+                    let w = who.clone();
+                    let _ = p.with_session(Some(&sid), |s| {
+                        s.replacing = None;
+                        s.user = Some(w);
+                    });
                     drop(secret);
-                    let n = format!("<p class=\"ok\" id=\"message\">{}</p>", esc(t.replaced));
-                    account_view(&p, &c, &user, &csrf, Some(n)).await
+                    let text = if end_old {
+                        t.replaced_end_old
+                    } else {
+                        t.replaced
+                    };
+                    let n = format!("<p class=\"ok\" id=\"message\">{}</p>", esc(text));
+                    account_view(&p, &c, &sid, &who, Some(n)).await
                 }
                 Some(Err(mfa_core::CoreError::Refused(
                     mfa_core::Refusal::WrongConfirmationCode,
@@ -1048,21 +1086,31 @@ async fn account_post(
                     StatusCode::UNPROCESSABLE_ENTITY,
                 ),
                 Some(Err(mfa_core::CoreError::Refused(mfa_core::Refusal::NotEnrolled(_)))) => {
-                    let _ = p.with_session(c.sid.as_deref(), |s| s.replacing = None);
+                    let _ = p.with_session(Some(&sid), |s| s.replacing = None);
                     let n = format!(
                         "<p class=\"err\" id=\"message\">{}</p>",
                         esc(t.replace_not_enrolled)
                     );
-                    account_view(&p, &c, &user, &csrf, Some(n)).await
+                    account_view(&p, &c, &sid, &who, Some(n)).await
                 }
+                Some(Err(e)) if ended(&e) => p.sign_in_ended(&c, Some(&sid), &who).await,
                 _ => p.failure(&c, path),
             }
         }
         "backup-codes" => {
-            let (me, u) = (p.clone(), user.clone());
-            let r = blocking(move || me.core.admin(ACTOR).issue_backup_codes(&u, 10, now())).await;
-            let Some(Ok(codes)) = r else {
-                return p.failure(&c, path);
+            let (me, w) = (p.clone(), who.clone());
+            let r = blocking(move || {
+                me.core
+                    .admin(ACTOR)
+                    .issue_backup_codes(&w.user, 10, Some(&w.key), now())
+            })
+            .await;
+            let codes = match r {
+                Some(Ok(codes)) => codes,
+                Some(Err(e)) if ended(&e) => {
+                    return p.sign_in_ended(&c, Some(&sid), &who).await;
+                }
+                _ => return p.failure(&c, path),
             };
             let mut list = String::from("<ul id=\"backup-codes\" class=\"key\">");
             for code in &codes {
@@ -1073,7 +1121,7 @@ async fn account_post(
                 "<div class=\"ok\" id=\"message\"><p>{}</p>{list}</div>",
                 esc(t.backup_shown)
             );
-            account_view(&p, &c, &user, &csrf, Some(n)).await
+            account_view(&p, &c, &sid, &who, Some(n)).await
         }
         _ => {
             p.audit_refusal(&c, Some(user.to_string()), "bad_form")
@@ -1090,15 +1138,20 @@ async fn account_post(
 }
 
 /// Password through PAM (off the async threads), then the code through the core, always.
+/// Rate-limited per address and per user; the caller holds every refusal until
+/// [`SIGN_IN_FLOOR`].
 async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<String>>) -> Response {
     let t = c.lang.t();
+    if let Err(r) = check_csrf(p, c, form, "/account", true).await {
+        return r;
+    }
     let raw = form
         .get("user")
         .map(|u| u.as_str().trim().to_string())
         .unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
     let code = form.get("code").cloned().unwrap_or_default();
-    if !p.limit(format!("signin:{:?}", c.client), 10, 300) {
+    if !p.limit_address(Limit::SignIn, c) {
         p.metrics.limited("address");
         p.audit_refusal(c, None, "rate_limited").await;
         return p.msg(
@@ -1114,6 +1167,20 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
         p.audit_refusal(c, None, "invalid_user_name").await;
         return sign_in_form(p, c, Some(t.wrong_sign_in));
     };
+    // Counted before the password is checked, given back after a sign-in: only failures
+    // stay counted.
+    if !p.limit(Limit::SignInUser, user.as_str()) {
+        p.metrics.limited("user");
+        p.audit_refusal(c, Some(user.to_string()), "rate_limited")
+            .await;
+        return p.msg(
+            c,
+            StatusCode::TOO_MANY_REQUESTS,
+            t.refused_title,
+            t.too_many_user,
+            "/account",
+        );
+    }
     let client = ClientAddr::Remote(c.client);
     let req = Request::new(&user, client, ACTOR).vouched(false);
     let (service, confdir, uname) = (
@@ -1138,26 +1205,30 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
         return p.failure(c, "/account");
     };
     if !check.ok {
+        // PAM's fail delay is not waited out here: the caller's floor stands in for it, for
+        // every refusal alike.
         p.metrics.sign_in("wrong_password");
         let (me, r) = (p.clone(), req.clone());
         let _ = blocking(move || me.core.login().deny_first_factor(&r)).await;
-        tokio::time::sleep(check.fail_delay.min(Duration::from_secs(5))).await;
         return sign_in_form(p, c, Some(t.wrong_sign_in));
     }
     let (me, r) = (p.clone(), req.vouched(true));
     let d = blocking(move || me.core.login().verify_code_always(&r, &code)).await;
     match d {
-        Some(Ok(d)) if d.is_allowed() => {
+        Some(Ok((d, Some(key)))) if d.is_allowed() => {
             p.metrics.sign_in("ok");
-            // A new session for the signed-in user (the sign-in form's id is not reused).
+            p.limits.refund(Limit::SignInUser, user.as_str());
+            // A new session for the signed-in user (the sign-in form's id is not reused),
+            // bound to the key the code was checked against.
             if let Some(sid) = &c.sid {
                 p.drop_session(sid);
             }
-            let Some((sid, csrf)) = p.new_session() else {
+            let who = SignedIn { user, key };
+            let w = who.clone();
+            let Some(sid) = p.sessions.create(|s| s.user = Some(w)) else {
                 return p.failure(c, "/account");
             };
-            let _ = p.with_session(Some(&sid), |s| s.user = Some(user.clone()));
-            let mut r = account_view(p, c, &user, &csrf, None).await;
+            let mut r = account_view(p, c, &sid, &who, None).await;
             for (k, v) in p.cookie(&sid).iter() {
                 r.headers_mut().append(k.clone(), v.clone());
             }

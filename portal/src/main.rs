@@ -3,15 +3,18 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod conn;
+mod limits;
 mod metrics;
 mod page;
+mod session;
 mod text;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use mfa_core::{NameCheck, OpenMode};
 use tokio::net::TcpListener;
@@ -68,6 +71,14 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
     let tls = tls_config(&cfg.portal)?;
     let listen = cfg.portal.listen;
     let metrics_listen = cfg.portal.metrics_listen;
+    let limits = ConnLimits {
+        header_timeout: cfg.portal.header_timeout.0,
+        admission: conn::Admission::new(
+            max_connections(cfg.portal.max_connections),
+            cfg.portal.connections_per_address,
+            cfg.portal.trusted_proxies.clone(),
+        ),
+    };
     if cfg.portal.public_url.is_none() {
         eprintln!(
             "mfa-portal: warning: [portal] public_url is not set; mfactl invite cannot print links"
@@ -80,7 +91,10 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
         NameCheck::IfRulesChanged,
     )
     .map_err(|e| e.to_string())?;
-    let portal = Arc::new(app::Portal::new(Arc::new(core), tls.is_some(), confdir));
+    let portal = Arc::new(
+        app::Portal::new(Arc::new(core), tls.is_some(), confdir)
+            .ok_or("cannot read the system's random source")?,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,7 +107,7 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
             eprintln!("mfa-portal: metrics on http://{addr}/metrics");
             tokio::spawn(mfa_metrics_http::serve(l, portal.metrics.registry()));
         }
-        serve(listen, portal, tls).await
+        serve(listen, portal, tls, limits).await
     })
 }
 
@@ -123,12 +137,45 @@ fn tls_config(p: &mfa_config::PortalConfig) -> Result<Option<tokio_rustls::TlsAc
     Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(sc))))
 }
 
+/// What bounds the connections: how long a client may take to send a request's head (from
+/// the connection's start and after each answer: so also how long a connection may sit
+/// idle), and how many may be open.
+struct ConnLimits {
+    header_timeout: std::time::Duration,
+    admission: Arc<conn::Admission>,
+}
+
+/// Connections the portal keeps open at once: `[portal] max_connections`, lowered where
+/// the open-file limit (raised first to its hard limit, as the unit's LimitNOFILE allows)
+/// would not hold them and the files the portal needs besides.
+fn max_connections(configured: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const RESERVE: u64 = 64;
+    let soft = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => return configured,
+    };
+    let room = usize::try_from(soft.saturating_sub(RESERVE).max(RESERVE)).unwrap_or(usize::MAX);
+    if room < configured {
+        eprintln!(
+            "mfa-portal: warning: the open-file limit ({soft}) holds {room} connections, fewer than [portal] max_connections ({configured}); raise LimitNOFILE"
+        );
+    }
+    configured.min(room)
+}
+
 /// One accept loop for plain HTTP and TLS; each connection gets the peer address as
-/// `ConnectInfo`. SIGTERM or Ctrl-C stops accepting and ends the process.
+/// `ConnectInfo`. A connection over the limits is closed at once. SIGTERM or Ctrl-C stops
+/// accepting and ends the process.
 async fn serve(
     listen: std::net::SocketAddr,
     portal: Arc<app::Portal>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ConnLimits,
 ) -> Result<(), String> {
     // The handlers come before the bind and READY=1: a SIGTERM sent the moment systemd (or a
     // test) sees READY must stop the portal cleanly, not kill it with the default action.
@@ -149,6 +196,7 @@ async fn serve(
         eprintln!("mfa-portal: cannot notify systemd of readiness: {e}");
     }
     let router = app::router(portal);
+    let timeout = limits.header_timeout;
     loop {
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -162,6 +210,23 @@ async fn serve(
             _ = term.recv() => break,
             _ = int.recv() => break,
         };
+        let slot = match limits.admission.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                if limits.admission.log_refusal() {
+                    eprintln!(
+                        "mfa-portal: refusing connections: {} (logged at most once a minute)",
+                        match why {
+                            conn::Refused::Total => "[portal] max_connections are open",
+                            conn::Refused::Address =>
+                                "one address holds [portal] connections_per_address",
+                        }
+                    );
+                }
+                drop(tcp);
+                continue;
+            }
+        };
         let svc =
             router
                 .clone()
@@ -172,8 +237,14 @@ async fn serve(
         let svc = TowerToHyperService::new(svc);
         let tls = tls.clone();
         tokio::spawn(async move {
-            let builder = hyper::server::conn::http1::Builder::new();
-            let timeout = std::time::Duration::from_secs(30);
+            // The connection's place is held until this task ends.
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            // Hyper starts this timer whenever it waits for a request's head: on a new
+            // connection and after each answer on a kept-alive one.
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout);
             match tls {
                 Some(acc) => {
                     let Ok(Ok(stream)) = tokio::time::timeout(timeout, acc.accept(tcp)).await

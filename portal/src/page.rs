@@ -31,7 +31,7 @@ ol li{margin:.6rem 0}.qr svg{width:16rem;height:16rem}
 .key{font-family:ui-monospace,monospace;font-size:1.3rem;letter-spacing:.05em}
 .ok{background:#e5f6e8;border-left:.3rem solid #1e7b34;padding:.6rem}
 .err{background:#fdecea;border-left:.3rem solid #b3261e;padding:.6rem}
-input{font-size:1.1rem;padding:.3rem;margin:.2rem 0}label{display:block;margin-top:.5rem}
+input{font-size:1.1rem;padding:.3rem;margin:.2rem 0}label{display:block;margin-top:.5rem}label.check input{width:auto;margin-right:.4rem}
 button{font-size:1.05rem;padding:.4rem 1rem;margin-top:.6rem}table{border-collapse:collapse}td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}
 ";
 
@@ -56,21 +56,21 @@ pub fn frame(lang: Lang, title: &str, path_for_lang: &str, body: &str) -> String
 
 /// A response with the security headers; `no-store` on every page (some show a key or codes,
 /// and none is worth caching).
-pub fn html(status: StatusCode, body: String, tls: bool, extra: HeaderMap) -> Response {
+pub fn html(status: StatusCode, body: String, secure: bool, extra: HeaderMap) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    secure_headers(h, tls);
+    secure_headers(h, secure);
     for (k, v) in extra.iter() {
         h.append(k.clone(), v.clone());
     }
     r
 }
 
-pub fn secure_headers(h: &mut HeaderMap, tls: bool) {
+pub fn secure_headers(h: &mut HeaderMap, secure: bool) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -86,7 +86,7 @@ pub fn secure_headers(h: &mut HeaderMap, tls: bool) {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if tls {
+    if secure {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),
@@ -101,13 +101,13 @@ pub fn message(
     title: &str,
     text: &str,
     path: &str,
-    tls: bool,
+    secure: bool,
 ) -> Response {
     let body = format!("<p class=\"err\" id=\"message\">{}</p>", esc(text));
     html(
         status,
         frame(lang, title, path, &body),
-        tls,
+        secure,
         HeaderMap::new(),
     )
 }

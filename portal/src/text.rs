@@ -132,6 +132,11 @@ pub struct T {
     pub replaced: &'static str,
     pub replace_wrong_code: &'static str,
     pub replace_not_enrolled: &'static str,
+    pub replace_end_old: &'static str,
+    pub replaced_end_old: &'static str,
+    pub session_ended: &'static str,
+    pub too_many_user: &'static str,
+    pub too_slow: &'static str,
 }
 
 pub static EN: T = T {
@@ -207,6 +212,11 @@ pub static EN: T = T {
     replaced: "Your new key is saved. The old key no longer works: remove its account from the app.",
     replace_wrong_code: "That code is not right for the new key, so it was not saved: your current key still works. Check that your phone's clock is set automatically, then type the code the new account shows now.",
     replace_not_enrolled: "Your account has no key to replace any more (your administrator removed it). Nothing was changed.",
+    replace_end_old: "Also end what came with the old key: my backup codes, temporary access codes and unlocked networks. Tick this if the old phone may be in someone else's hands.",
+    replaced_end_old: "Your new key is saved. The old key no longer works: remove its account from the app. Your backup codes, temporary access codes and unlocked networks were ended too; make new backup codes below.",
+    session_ended: "You were signed out: your key was changed or removed, or your account is locked, since you signed in. Nothing was changed. Sign in again.",
+    too_many_user: "Too many failed sign-ins for this user name. Nothing was changed. Wait a quarter of an hour and try again.",
+    too_slow: "The form took too long to arrive. Nothing was changed. Try again.",
 };
 
 pub static NL: T = T {
@@ -282,6 +292,11 @@ pub static NL: T = T {
     replaced: "Je nieuwe sleutel is opgeslagen. De oude sleutel werkt niet meer: verwijder dat account uit de app.",
     replace_wrong_code: "Die code klopt niet voor de nieuwe sleutel, dus die is niet opgeslagen: je huidige sleutel werkt nog. Controleer of de klok van je telefoon automatisch wordt ingesteld en typ de code die het nieuwe account nu toont.",
     replace_not_enrolled: "Je account heeft geen sleutel meer om te vervangen (je beheerder heeft hem verwijderd). Er is niets gewijzigd.",
+    replace_end_old: "Be\u{eb}indig ook wat bij de oude sleutel hoorde: mijn reservecodes, tijdelijke toegangscodes en ontgrendelde netwerken. Vink dit aan als de oude telefoon in andermans handen kan zijn.",
+    replaced_end_old: "Je nieuwe sleutel is opgeslagen. De oude sleutel werkt niet meer: verwijder dat account uit de app. Ook je reservecodes, tijdelijke toegangscodes en ontgrendelde netwerken zijn be\u{eb}indigd; maak hieronder nieuwe reservecodes.",
+    session_ended: "Je bent afgemeld: sinds je aanmelding is je sleutel gewijzigd of verwijderd, of is je account geblokkeerd. Er is niets gewijzigd. Meld je opnieuw aan.",
+    too_many_user: "Te veel mislukte aanmeldingen voor deze gebruikersnaam. Er is niets gewijzigd. Wacht een kwartier en probeer het opnieuw.",
+    too_slow: "Het formulier deed er te lang over om aan te komen. Er is niets gewijzigd. Probeer het opnieuw.",
 };
 
 #[cfg(test)]

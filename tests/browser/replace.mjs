@@ -36,6 +36,8 @@ try {
   check(/^([A-Z2-7]{4} )+[A-Z2-7]{1,4}$/.test(shown), `key in groups of four, upper case: ${shown}`);
   const key = shown.replace(/ /g, '');
   check(key !== args.key, 'a new key');
+  // The choice to also end the old key's codes and unlocks is offered, and not made for the user.
+  check(await page.locator('#end-old').count() === 1 && !(await page.locator('#end-old').isChecked()), 'the end-old box, not ticked');
 
   // 2. A wrong code (the old key's): refused, the old key kept and still working.
   await page.fill('#code', code(args.key));

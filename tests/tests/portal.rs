@@ -8,76 +8,21 @@
 //! metrics.
 
 mod pam_support;
+mod portal_support;
 mod radius_support;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use mfa_e2e::{Site, fresh_key, require_tool, text, unique};
 use pam_support::{PamService, UnixUser, pamtester, require_root};
+use portal_support::{
+    Client, Portal, audit_reasons, free_tcp_port, has_key, http_site, invite, invite_unused, sqlite,
+};
 use radius_support::{attrs, free_udp_port, radclient, spawn_daemon};
 
 const SECRET: &str = "portal-test-secret";
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running mfa-portal; killed and reaped on drop.
-struct Portal {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    url: String,
-}
-
-impl Portal {
-    fn start(config: &Path, port: u16) -> Portal {
-        Self::start_with(config, port, None)
-    }
-
-    /// With `--pam-confdir` where given (a PAM service file for the sign-in that needs no
-    /// root).
-    fn start_with(config: &Path, port: u16, confdir: Option<&Path>) -> Portal {
-        let mut cmd = Command::new(mfa_e2e::bin("mfa-portal"));
-        cmd.arg("--config").arg(config);
-        if let Some(d) = confdir {
-            cmd.arg("--pam-confdir").arg(d);
-        }
-        let (child, log) = mfa_e2e::spawn_logged(cmd);
-        let start = Instant::now();
-        while !log.lock().unwrap().contains("listening on") {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "mfa-portal did not start: {}",
-                log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Portal {
-            child,
-            log,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Portal {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -113,29 +58,6 @@ fn node(script: &str, args: &serde_json::Value) -> serde_json::Value {
 }
 
 /// `mfactl invite USER`: the first URL of its output.
-fn invite(site: &Site, user: &str) -> String {
-    let o = site.mfactl(&["invite", user]);
-    assert!(o.status.success(), "invite: {}", text(&o));
-    let out = String::from_utf8(o.stdout).unwrap();
-    let url = out
-        .split_whitespace()
-        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
-        .unwrap_or_else(|| panic!("no URL in {out:?}"))
-        .to_string();
-    assert!(
-        out.starts_with(&url),
-        "the link is the first thing printed: {out:?}"
-    );
-    url
-}
-
-fn sqlite(db: &Path, sql: &str) -> String {
-    require_tool("sqlite3");
-    let o = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
-    assert!(o.status.success(), "sqlite3: {}", text(&o));
-    String::from_utf8(o.stdout).unwrap()
-}
-
 fn zbar_svg(svg: &Path) -> String {
     require_tool("rsvg-convert");
     require_tool("zbarimg");
@@ -377,228 +299,7 @@ secret = "{SECRET}"
 }
 
 // ---------------------------------------------------------------------------------------
-// Over HTTP(S), without a browser.
-
-/// One answer: status, headers (names lower case), body.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// The value of the hidden `csrf` field.
-    fn csrf(&self) -> String {
-        between(&self.body, "name=\"csrf\" value=\"", "\"")
-            .unwrap_or_else(|| panic!("no CSRF token on the page: {}", self.body))
-    }
-
-    /// The key shown (`id="key"`), without its spaces.
-    fn key(&self) -> String {
-        between(&self.body, "id=\"key\">", "<")
-            .unwrap_or_else(|| panic!("no key on the page: {}", self.body))
-            .replace(' ', "")
-    }
-}
-
-fn between(s: &str, start: &str, end: &str) -> Option<String> {
-    let i = s.find(start)? + start.len();
-    let j = s[i..].find(end)? + i;
-    Some(s[i..j].to_string())
-}
-
-/// `application/x-www-form-urlencoded`, every byte but unreserved ones escaped.
-fn form(fields: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// A browser-like client of one portal: keeps the session cookie it was given, and sends
-/// `X-Forwarded-For` where set (the portal believes it from a trusted proxy only).
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-    cookie: Option<String>,
-    forwarded: Option<String>,
-}
-
-impl Client {
-    fn new(base: &str) -> Client {
-        Self::with_agent(base, ureq::Agent::config_builder())
-    }
-
-    /// HTTPS with `ca_pem` as the only trust root.
-    fn tls(base: &str, ca_pem: &[u8]) -> Client {
-        let ca = ureq::tls::Certificate::from_pem(ca_pem).unwrap();
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![ca])))
-            .build();
-        Self::with_agent(base, ureq::Agent::config_builder().tls_config(tls))
-    }
-
-    fn with_agent(
-        base: &str,
-        b: ureq::config::ConfigBuilder<ureq::typestate::AgentScope>,
-    ) -> Client {
-        let agent = b
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .new_agent();
-        Client {
-            agent,
-            base: base.to_string(),
-            cookie: None,
-            forwarded: None,
-        }
-    }
-
-    fn from(mut self, ip: &str) -> Client {
-        self.forwarded = Some(ip.to_string());
-        self
-    }
-
-    fn try_get(&mut self, path: &str) -> Result<Reply, ureq::Error> {
-        let mut r = self.agent.get(format!("{}{path}", self.base));
-        if let Some(c) = &self.cookie {
-            r = r.header("Cookie", c);
-        }
-        if let Some(f) = &self.forwarded {
-            r = r.header("X-Forwarded-For", f);
-        }
-        let resp = r.call()?;
-        Ok(self.reply(resp))
-    }
-
-    fn get(&mut self, path: &str) -> Reply {
-        self.try_get(path).unwrap()
-    }
-
-    fn post_raw(&mut self, path: &str, body: &str) -> Reply {
-        let mut r = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Content-Type", "application/x-www-form-urlencoded");
-        if let Some(c) = &self.cookie {
-            r = r.header("Cookie", c);
-        }
-        if let Some(f) = &self.forwarded {
-            r = r.header("X-Forwarded-For", f);
-        }
-        let resp = r.send(body.as_bytes()).unwrap();
-        self.reply(resp)
-    }
-
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
-        self.post_raw(path, &form(fields))
-    }
-
-    fn reply(&mut self, mut resp: ureq::http::Response<ureq::Body>) -> Reply {
-        let headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        for (k, v) in &headers {
-            if k == "set-cookie" {
-                self.cookie = v.split(';').next().map(str::to_string);
-            }
-        }
-        let status = resp.status().as_u16();
-        let body = resp.body_mut().read_to_string().unwrap();
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    /// Signs in to My account (the PAM service of the site lets any password in).
-    fn sign_in(&mut self, user: &str, code: &str) -> Reply {
-        let csrf = self.get("/account").csrf();
-        self.post(
-            "/account",
-            &[
-                ("action", "signin"),
-                ("user", user),
-                ("password", "any"),
-                ("code", code),
-                ("csrf", &csrf),
-            ],
-        )
-    }
-}
-
-/// A PAM configuration directory whose service `name` lets every password in (pam_permit):
-/// the sign-in's password step without root or a Unix account; the code is still checked.
-fn permit_confdir(dir: &Path, name: &str) -> PathBuf {
-    let d = dir.join("pam.d");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(
-        d.join(name),
-        "auth required pam_permit.so\naccount required pam_permit.so\n",
-    )
-    .unwrap();
-    d
-}
-
-/// A site with a portal on a free loopback port, its sign-in through [`permit_confdir`]
-/// and no trusted network. `policy` goes into `[policy]`, `extra` into `[portal]`.
-fn http_site(extra: &str, policy: &str) -> (Site, Portal) {
-    let port = free_tcp_port();
-    let site = Site::with_config(&format!(
-        "[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n[totp]\nissuer = \"Test\"\n[policy]\n{policy}\n[audit]\nsyslog = false\n[portal]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\npam_service = \"mfa-portal-e2e\"\ntrusted_proxies = [\"127.0.0.1\"]\n{extra}\n"
-    ));
-    assert!(site.mfactl(&["init"]).status.success());
-    let confdir = permit_confdir(site.path(), "mfa-portal-e2e");
-    let portal = Portal::start_with(&site.config, port, Some(&confdir));
-    (site, portal)
-}
-
-fn audit_reasons(site: &Site) -> String {
-    String::from_utf8(site.mfactl(&["log", "--format", "csv"]).stdout).unwrap()
-}
-
-fn invite_unused(site: &Site, user: &str) -> bool {
-    sqlite(
-        &site.db(),
-        &format!("SELECT count(*) FROM invites WHERE user = '{user}' AND used IS NULL"),
-    )
-    .trim()
-        == "1"
-}
-
-fn has_key(site: &Site, user: &str) -> bool {
-    sqlite(
-        &site.db(),
-        &format!("SELECT count(*) FROM users WHERE name = '{user}' AND secret IS NOT NULL"),
-    )
-    .trim()
-        == "1"
-}
+// Over HTTP(S), without a browser (helpers in portal_support).
 
 #[test]
 fn the_tls_listener_serves_https_with_secure_cookies_and_refuses_plain_http() {

@@ -212,7 +212,7 @@ impl Env {
         let now = mfa_core::login::now();
         let code = match kind {
             OtcKind::Backup => admin
-                .issue_backup_codes(&name(user), 1, now)
+                .issue_backup_codes(&name(user), 1, None, now)
                 .unwrap()
                 .remove(0),
             OtcKind::Temporary => admin.issue_temp_access(&name(user), 3600, 1, now).unwrap(),

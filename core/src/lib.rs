@@ -5,7 +5,7 @@
 
 pub mod admin;
 pub mod audit;
-#[cfg(any(test, feature = "conformance"))]
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod core;
 pub mod enrolment;

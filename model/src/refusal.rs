@@ -21,6 +21,9 @@ pub enum Refusal {
     WrongConfirmationCode,
     /// Remembered networks are off (`[policy] remember` is 0).
     RememberOff,
+    /// A name nothing vouches for: the system does not know it (NSS) and the store holds no
+    /// record of it, so an administrator's command would act on a typo.
+    UnknownName(UserName),
 }
 
 impl fmt::Display for Refusal {
@@ -49,6 +52,12 @@ impl fmt::Display for Refusal {
             Refusal::RememberOff => {
                 f.write_str("remembered networks are off ([policy] remember is 0)")
             }
+            Refusal::UnknownName(u) => write!(
+                f,
+                "no user {u:?}: the system does not know the name (NSS: `getent passwd {u}` \
+                 finds nothing) and the store holds no record of it; nothing was changed. \
+                 Check the spelling, or add --force to act on the name anyway"
+            ),
         }
     }
 }

@@ -18,6 +18,7 @@ use mfa_common::enrolment::{Sheet, qr_svg};
 use mfa_common::invite::{InviteEnrol, InviteState, token_hash};
 use mfa_common::login::now;
 use mfa_common::net::parse_ip_literal;
+use mfa_common::policy::UnlockScope;
 use mfa_common::store::AuditQuery;
 use mfa_common::{ClientAddr, Core, Request, TotpSecret, UserName};
 use mfa_config::{Cidr, format_utc};
@@ -869,7 +870,11 @@ async fn account_view(
         esc(&when(rec.as_ref().and_then(|r| r.mfa_changed))),
         esc(t.last_logins),
         esc(t.unlock_title),
-        esc(t.unlock_intro),
+        esc(&format!(
+            "{} {}",
+            t.unlock_intro,
+            crate::text::unlock_scope(c.lang, &UnlockScope::of(p.core.config()))
+        )),
         form("unlock", t.unlock_button),
         esc(t.backup_title),
         esc(t.backup_intro),

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use mfa_common::ClientAddr;
+use mfa_common::login::Service;
 use mfa_common::net::parse_client_ip_attribute;
 use mfa_config::{ClientIpAttribute, ClientSettings, FirstFactor, RadiusMode};
 use mfa_radius_proto::{AttrType, Packet};
@@ -50,17 +51,22 @@ fn framed_ip(v: &[u8]) -> Option<IpAddr> {
     Some(IpAddr::V4(ip))
 }
 
-/// The audit trail's service for a request from a PAM host in remote mode (a client with
-/// `mode = "challenge"` and `first_factor = "none"`): `client/host/pam-service`, from the
-/// NAS-Identifier and Called-Station-Id pam_mfa sends (`-` where one is missing), so the
-/// trail says which host and which PAM service asked. `None` for every other client, whose
-/// service stays its configured name. Each part is printable ASCII without `/`, at most 64
-/// characters: the values come from an authenticated client, but are still only text.
-pub fn pam_host_service(client: &str, s: &ClientSettings, p: &Packet<'_>) -> Option<String> {
+/// What asks, for the policy and the audit trail. A PAM host in remote mode (a client with
+/// `mode = "challenge"` and `first_factor = "none"`) is a PAM login: its host and PAM
+/// service from the NAS-Identifier and Called-Station-Id pam_mfa sends (`client/host/service`
+/// in the audit trail, `-` where one is missing), so the trail says which host and which PAM
+/// service asked and `[policy] remember_for` can name the service. Every other client is
+/// itself, by its configured name and whether it is in code-only mode. Each part from the
+/// packet is printable ASCII without `/`, at most 64 characters: the values come from an
+/// authenticated client, but are still only text.
+pub fn service_of(client: &str, s: &ClientSettings, p: &Packet<'_>) -> Service {
     if s.mode != RadiusMode::Challenge || s.first_factor != FirstFactor::None {
-        return None;
+        return Service::Radius {
+            client: client.into(),
+            code_only: s.mode == RadiusMode::CodeOnly,
+        };
     }
-    let part = |typ: AttrType| -> String {
+    let part = |typ: AttrType| -> Option<String> {
         let v: String = p
             .attr(typ)
             .map(String::from_utf8_lossy)
@@ -76,13 +82,13 @@ pub fn pam_host_service(client: &str, s: &ClientSettings, p: &Packet<'_>) -> Opt
             })
             .take(64)
             .collect();
-        if v.is_empty() { "-".into() } else { v }
+        (!v.is_empty()).then_some(v)
     };
-    Some(format!(
-        "{client}/{}/{}",
-        part(AttrType::NAS_IDENTIFIER),
-        part(AttrType::CALLED_STATION_ID)
-    ))
+    Service::RemotePam {
+        client: client.into(),
+        host: part(AttrType::NAS_IDENTIFIER).unwrap_or_else(|| "-".into()),
+        service: part(AttrType::CALLED_STATION_ID),
+    }
 }
 
 #[cfg(test)]
@@ -161,19 +167,43 @@ mod tests {
         b.add(AttrType::CALLED_STATION_ID, b"ss/hd x").unwrap();
         let raw = b.encode_request(b"s", &[0; 16]).unwrap();
         let p = Packet::parse(&raw).unwrap();
+        let s = service_of("hosts", &host, &p);
+        assert_eq!(s.to_string(), "hosts/web1/ss_hd_x");
         assert_eq!(
-            pam_host_service("hosts", &host, &p).as_deref(),
-            Some("hosts/web1/ss_hd_x")
+            s,
+            Service::RemotePam {
+                client: "hosts".into(),
+                host: "web1".into(),
+                service: Some("ss_hd_x".into())
+            }
         );
         let bare = pkt_with(1, &[b"alice"]);
-        assert_eq!(
-            pam_host_service("hosts", &host, &Packet::parse(&bare).unwrap()).as_deref(),
-            Some("hosts/-/-")
-        );
+        let s = service_of("hosts", &host, &Packet::parse(&bare).unwrap());
+        assert_eq!(s.to_string(), "hosts/-/-");
+        assert!(matches!(s, Service::RemotePam { service: None, .. }));
         let vpn = ClientSettings {
             first_factor: FirstFactor::Pam,
             ..host
         };
-        assert_eq!(pam_host_service("vpn", &vpn, &p), None);
+        assert_eq!(
+            service_of("vpn", &vpn, &p),
+            Service::Radius {
+                client: "vpn".into(),
+                code_only: false
+            }
+        );
+        let rdgw = ClientSettings {
+            mode: RadiusMode::CodeOnly,
+            ..host
+        };
+        let s = service_of("rdgw", &rdgw, &p);
+        assert_eq!(s.to_string(), "rdgw");
+        assert_eq!(
+            s,
+            Service::Radius {
+                client: "rdgw".into(),
+                code_only: true
+            }
+        );
     }
 }

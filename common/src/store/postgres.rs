@@ -1205,6 +1205,17 @@ fn transact_on(
         .collect();
     check_store_key(&mut tx, st, &new_seeds)?;
     write(&mut tx, st, &changed, &codes, &sources, &unlocks)?;
+    for (rec, old) in records.iter().zip(&before) {
+        if let Some(rec) = rec
+            && let Some(at) = rows::voids_invites(old.as_ref(), rec)
+        {
+            tx.execute(
+                "UPDATE invites SET expires = $2 WHERE \"user\" = $1 AND used IS NULL AND expires > $2",
+                &[&rec.name.as_str(), &at],
+            )
+            .ctx("voiding invites")?;
+        }
+    }
     insert_audit(&mut tx, &st.insert_audit, &events)?;
     tx.commit().ctx("committing")?;
     Ok(true)

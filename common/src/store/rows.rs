@@ -91,6 +91,17 @@ pub fn decode_invite(r: InviteRow) -> Result<Invite, StoreError> {
     })
 }
 
+/// Whether writing `rec` (read as `before`) voids the user's unused invites, and when: its
+/// key changed (`mfa_changed` moved: enrolled by any path, replaced, unlinked). An invite
+/// stands for the key state it was issued in: one issued before the user enrolled some
+/// other way must not enrol (show a key) again after a later unlink. Every engine voids
+/// them in the same transaction as the record, by ending them at that time (their
+/// `expires`), so no schema change is needed and the portal says the link no longer works.
+pub fn voids_invites(before: Option<&UserRecord>, rec: &UserRecord) -> Option<i64> {
+    let changed = rec.mfa_changed?;
+    (before.and_then(|b| b.mfa_changed) != Some(changed)).then_some(changed)
+}
+
 pub fn encode_invite(i: &Invite) -> InviteRow {
     InviteRow {
         hash: i.hash.to_vec(),

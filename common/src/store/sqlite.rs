@@ -941,13 +941,22 @@ fn transact_on(
                     "a transaction renamed a user",
                 )));
             }
-            save(&tx, rec, before.get(i).and_then(Option::as_ref))?;
+            let old = before.get(i).and_then(Option::as_ref);
+            save(&tx, rec, old)?;
+            if let Some(at) = rows::voids_invites(old, rec) {
+                tx.prepare_cached(VOID_INVITES)?
+                    .execute(params![rec.name.as_str(), at])?;
+            }
         }
     }
     insert_audit(&tx, &events)?;
     tx.commit()?;
     Ok(true)
 }
+
+/// Ends the user's (`?1`) unused invites at `?2` ([`rows::voids_invites`]).
+const VOID_INVITES: &str =
+    "UPDATE invites SET expires = ?2 WHERE user = ?1 AND used IS NULL AND expires > ?2";
 
 fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut st = conn.prepare_cached(

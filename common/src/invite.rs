@@ -395,6 +395,8 @@ mod tests {
             inv.state(&early, now).unwrap(),
             InviteState::Usable { .. }
         ));
+        // One issued in the second of the enrolment below ends with it, and still reads.
+        let same_second = inv.issue(&kim, 3600, now + 10).unwrap();
         // Enrolled by the administrator (or at a PAM login, or an import): the link ends.
         core.enrolment()
             .enroll(
@@ -408,6 +410,10 @@ mod tests {
             .unwrap();
         assert!(matches!(
             inv.state(&early, now + 20).unwrap(),
+            InviteState::Expired { .. }
+        ));
+        assert!(matches!(
+            inv.state(&same_second, now + 10).unwrap(),
             InviteState::Expired { .. }
         ));
         core.admin("test").unlink(&kim, now + 30).unwrap();

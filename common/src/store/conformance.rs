@@ -278,6 +278,18 @@ fn key_change_voids_invites(open: Open<'_>) {
     );
     assert_eq!(s.invite(&[7; 32]).unwrap().unwrap().used, Some(900));
     assert_eq!(expires(8), 900);
+    // Issued in the very second of the change, or stamped after it by a node whose clock
+    // runs ahead: ended at its own creation, never before it (a row the store can read).
+    s.put_invites(
+        &[inv(9, "kim", 1000, None), inv(10, "kim", 1005, None)],
+        &[],
+    )
+    .unwrap();
+    again.mfa_changed = Some(1000);
+    put(s.as_ref(), &again, vec![]);
+    assert_eq!([expires(9), expires(10)], [1000, 1005]);
+    assert!(!s.invite(&[9; 32]).unwrap().unwrap().usable(1000));
+    assert_eq!(s.invites().unwrap().len(), 10, "every row still reads");
 }
 
 /// `transact_with_invite`: the invite's use and the transaction's changes commit together

@@ -1210,7 +1210,7 @@ fn transact_on(
             && let Some(at) = rows::voids_invites(old.as_ref(), rec)
         {
             tx.execute(
-                "UPDATE invites SET expires = $2 WHERE \"user\" = $1 AND used IS NULL AND expires > $2",
+                "UPDATE invites SET expires = GREATEST(created, $2) WHERE \"user\" = $1 AND used IS NULL AND expires > $2",
                 &[&rec.name.as_str(), &at],
             )
             .ctx("voiding invites")?;

@@ -955,8 +955,7 @@ fn transact_on(
 }
 
 /// Ends the user's (`?1`) unused invites at `?2` ([`rows::voids_invites`]).
-const VOID_INVITES: &str =
-    "UPDATE invites SET expires = ?2 WHERE user = ?1 AND used IS NULL AND expires > ?2";
+const VOID_INVITES: &str = "UPDATE invites SET expires = MAX(created, ?2) WHERE user = ?1 AND used IS NULL AND expires > ?2";
 
 fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut st = conn.prepare_cached(

@@ -24,8 +24,9 @@ use radius_support::{
 /// The address the user unlocked, as the gateways report it.
 const UNLOCKED: &str = "198.51.100.7";
 
-/// Three RADIUS clients: the code-only gateway on 127.0.0.1, an append-mode VPN on
-/// 127.0.0.2, a challenge-mode gateway on 127.0.0.3; no trusted network.
+/// Four RADIUS clients: the code-only gateway on 127.0.0.1, an append-mode VPN on
+/// 127.0.0.2, a challenge-mode gateway on 127.0.0.3, and PAM hosts in remote mode on ::1;
+/// no trusted network.
 fn config(port: u16, remember_for: &str) -> String {
     format!(
         r#"[store]
@@ -39,7 +40,7 @@ remember = "8h"
 [audit]
 syslog = false
 [radius]
-listen = ["127.0.0.1:{port}"]
+listen = ["127.0.0.1:{port}", "[::1]:{port}"]
 mode = "code-only"
 first_factor = "none"
 pam_service = "mfa-test"
@@ -60,8 +61,41 @@ address = "127.0.0.3/32"
 secret = "{SECRET}"
 mode = "challenge"
 first_factor = "pam"
+[[radius.clients]]
+name = "pam-hosts"
+address = "::1"
+secret = "{SECRET}"
+mode = "challenge"
+first_factor = "none"
 "#
     )
+}
+
+/// A PAM host in remote mode asking the daemon over ::1: its own mfa.toml with `[remote]`
+/// alone, and a PAM service with pam_mfa. The daemon sees its PAM service (Called-Station-Id).
+struct Host {
+    _dir: tempfile::TempDir,
+    svc: PamService,
+}
+
+impl Host {
+    fn new(port: u16) -> Host {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("remote.secret");
+        std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = dir.path().join("mfa.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[remote]\nservers = [\"[::1]:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\n"
+            ),
+        )
+        .unwrap();
+        let svc = PamService::mfa_only(&config, "");
+        Host { _dir: dir, svc }
+    }
 }
 
 fn sqlite(site: &Site, sql: &str) {
@@ -154,6 +188,7 @@ fn an_unlock_lets_in_only_code_only_gateways_unless_remember_for_names_more() {
     let key = fresh_key();
     rig.site.enroll(&user, &key);
     let pam = PamService::mfa_only(&rig.site.config, "");
+    let host = Host::new(rig.port);
     // Nothing unlocked yet: every client needs the code.
     assert!(rig.gateway(&user, UNLOCKED).is("Access-Reject"));
     unlock(&rig.site, &user, UNLOCKED, unix_now());
@@ -187,13 +222,27 @@ fn an_unlock_lets_in_only_code_only_gateways_unless_remember_for_names_more() {
         None,
     );
     assert_eq!(run.result, PamResult::Success, "{}", run.all());
+    // So is a PAM login on a PAM host in remote mode, decided by the daemon.
+    let run = pamtester(&host.svc.name, &user, Some(UNLOCKED), "\n", None);
+    assert!(
+        run.prompted(),
+        "a remote PAM login skipped the code: {}",
+        run.all()
+    );
+    assert_ne!(run.result, PamResult::Success, "{}", run.all());
 
-    // remember_for names the VPN and this PAM service: they are let in too; the challenge
-    // gateway, not named, still asks.
+    // remember_for names the VPN and these PAM services (here and on the PAM host): they are
+    // let in too; the challenge gateway, not named, still asks.
     rig.remember_for(
-        &format!("[\"code-only\", \"radius:vpn\", \"pam:{}\"]", pam.name),
+        &format!(
+            "[\"code-only\", \"radius:vpn\", \"pam:{}\", \"pam:{}\"]",
+            pam.name, host.svc.name
+        ),
         1,
     );
+    let run = pamtester(&host.svc.name, &user, Some(UNLOCKED), "", None);
+    assert!(!run.prompted(), "{}", run.all());
+    assert_eq!(run.result, PamResult::Success, "{}", run.all());
     let r = rig.vpn(&user, UNLOCKED);
     assert!(r.is("Access-Accept"), "{}", r.output);
     let run = pamtester(&pam.name, &user, Some(UNLOCKED), "", None);
@@ -231,9 +280,20 @@ fn an_unlock_from_the_future_is_not_honoured() {
     );
     unlock(&rig.site, &user, "198.51.100.9", now);
     assert!(rig.gateway(&user, "198.51.100.9").is("Access-Accept"));
-    // That login wrote the record: the future stamp is now one of now, lasting at most
-    // `remember` from now (as mfactl lists it).
+    // That login wrote the record: the future stamp became an unlock of now, lasting
+    // `remember` from now at most, not ten days and eight hours (as mfactl lists it).
     let list = text(&rig.site.mfactl(&["unlocks", &user]));
-    let until = mfa_config::format_utc(now + 10 * 86_400 + 8 * 3600);
-    assert!(!list.contains(&until), "{list}");
+    let line = list
+        .lines()
+        .find(|l| l.contains(UNLOCKED))
+        .unwrap_or_else(|| panic!("{list}"));
+    let until = line.rsplit("until ").next().unwrap().trim();
+    let (earliest, latest) = (
+        mfa_config::format_utc(now + 8 * 3600),
+        mfa_config::format_utc(unix_now() + 8 * 3600),
+    );
+    assert!(
+        earliest.as_str() <= until && until <= latest.as_str(),
+        "{until} not within remember of now: {list}"
+    );
 }

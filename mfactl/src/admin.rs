@@ -323,6 +323,23 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     );
     println!("  go-live: {}", crate::golive::describe(&c, now()));
     println!("  trusted networks: {}", c.policy.trusted_networks.len());
+    if c.policy.remember.as_secs() > 0 {
+        let kinds: Vec<String> = c
+            .policy
+            .remember_for
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        println!(
+            "  portal unlocks: {}, for {}",
+            c.policy.remember,
+            if kinds.is_empty() {
+                "no login (remember_for = [])".to_string()
+            } else {
+                kinds.join(", ")
+            }
+        );
+    }
     match c.radius.clients.len() {
         // Not an error: a site that only protects Linux logins has none.
         0 => {

@@ -240,6 +240,11 @@ fn an_unlock_lets_in_only_code_only_gateways_unless_remember_for_names_more() {
         ),
         1,
     );
+    let check = text(&rig.site.mfactl(&["config", "check"]));
+    assert!(
+        check.contains("portal unlocks: 8h, for code-only, radius:vpn, pam:"),
+        "{check}"
+    );
     let run = pamtester(&host.svc.name, &user, Some(UNLOCKED), "", None);
     assert!(!run.prompted(), "{}", run.all());
     assert_eq!(run.result, PamResult::Success, "{}", run.all());

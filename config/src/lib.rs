@@ -18,7 +18,8 @@ pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path};
 pub use schema::*;
 pub use values::{
-    Cidr, GoLive, Instant, SecretString, Span, civil_from_days, days_from_civil, format_utc,
+    Cidr, GoLive, Instant, RememberFor, SecretString, Span, civil_from_days, days_from_civil,
+    format_utc,
 };
 
 use locate::{key_at, line_of, path_string};
@@ -325,6 +326,37 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
             bad(
                 vec![k("policy"), k("exempt_groups"), Seg::Index(i)],
                 format!("{g:?} is not a valid group name"),
+            );
+        }
+    }
+    // A trusted range lets its clients in without a code. One (or several together) holding
+    // half an address family or more is no trusted network but MFA turned off for nearly
+    // everyone, which has its own, visible settings. Refused here, so every loader (mfactl
+    // trusted add, config check, both daemons, the PAM module) refuses it. IPv4-mapped
+    // IPv6 ranges are measured as the IPv4 they map.
+    let mut too_wide = false;
+    for (i, n) in p.trusted_networks.iter().enumerate() {
+        if let Some(why) = wide_trust(
+            &format!("{n} holds"),
+            values::coverage(std::slice::from_ref(n)),
+        ) {
+            too_wide = true;
+            bad(vec![k("policy"), k("trusted_networks"), Seg::Index(i)], why);
+        }
+    }
+    if !too_wide
+        && let Some(why) = wide_trust(
+            "together, these ranges hold",
+            values::coverage(&p.trusted_networks),
+        )
+    {
+        bad(vec![k("policy"), k("trusted_networks")], why);
+    }
+    for (i, e) in p.remember_for.iter().enumerate() {
+        if p.remember_for[..i].contains(e) {
+            bad(
+                vec![k("policy"), k("remember_for"), Seg::Index(i)],
+                format!("\"{e}\" is listed twice"),
             );
         }
     }
@@ -681,6 +713,47 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     out
 }
 
+/// Why trusted ranges covering `coverage` (see `values::coverage`) are refused, if they
+/// hold half an address family or more; `what` says who holds it.
+fn wide_trust(what: &str, coverage: [(values::Family, u64); 2]) -> Option<String> {
+    let parts: Vec<String> = coverage
+        .iter()
+        .filter(|(_, share)| *share >= values::HALF)
+        .map(|(family, share)| {
+            if *share >= 2 * values::HALF {
+                format!("every {} address", family.name())
+            } else {
+                format!("half or more of all {} addresses", family.name())
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{what} {}: a trusted network lets its clients in without a code, so this would turn \
+         MFA off for nearly everyone. List only your own networks (offices, VPN pools); to \
+         turn MFA off or put it off, use the settings made for that: enforce_from = \"never\", \
+         exempt_users, exempt_groups",
+        parts.join(" and ")
+    ))
+}
+
+/// Largest trusted range of public addresses that passes without a warning: a /8 of IPv4,
+/// a /32 of IPv6 (what a registry gives a whole ISP). No one organisation's network is
+/// larger; a typo or a copied example is.
+const WIDE_PUBLIC_V4: u8 = 8;
+const WIDE_PUBLIC_V6: u8 = 32;
+
+/// Whether an IPv6 range holds only addresses that are not routed on the internet
+/// (unique local `fc00::/7`, link-local `fe80::/10`, loopback, documentation `2001:db8::/32`).
+fn private_v6(n: &ipnet::Ipv6Net) -> bool {
+    ["fc00::/7", "fe80::/10", "::1/128", "2001:db8::/32"]
+        .iter()
+        .filter_map(|s| s.parse::<ipnet::Ipv6Net>().ok())
+        .any(|p| p.contains(n))
+}
+
 /// What each RadSec file is, for the messages.
 fn radsec_file_help(key: &str) -> &'static str {
     match key {
@@ -999,7 +1072,9 @@ impl Config {
     }
 
     /// What is allowed but unwise (`config check` shows them as warnings, `mfa-radiusd` logs
-    /// them at start and reload): a RADIUS shared secret shorter than [`MIN_SECRET_CHARS`].
+    /// them at start and reload): a RADIUS shared secret shorter than [`MIN_SECRET_CHARS`], a
+    /// trusted range of public addresses larger than a /8 (IPv6: a /32), a `remember_for`
+    /// entry naming no RADIUS client here.
     /// Secrets that cannot be read are not warnings but errors, reported elsewhere.
     pub fn warnings(&self) -> Vec<Problem> {
         let text = std::fs::read_to_string(&self.source).unwrap_or_default();
@@ -1048,6 +1123,47 @@ impl Config {
             && let Err(p) = self.radsec_files()
         {
             out.extend(p);
+        }
+        let mut at = |path: Vec<Seg>, message: String| {
+            out.push(Problem {
+                file: self.source.clone(),
+                line: line_of_path(&text, &path),
+                key: Some(path_string(&path)),
+                message,
+            });
+        };
+        for (i, n) in self.policy.trusted_networks.iter().enumerate() {
+            let wide = match (n.ipv4_part(), n.ipv6_part()) {
+                (Some(v4), _) if v4.prefix_len() < WIDE_PUBLIC_V4 => {
+                    Some(format!("/{WIDE_PUBLIC_V4} of IPv4"))
+                }
+                (_, Some(v6)) if v6.prefix_len() < WIDE_PUBLIC_V6 && !private_v6(&v6) => {
+                    Some(format!("/{WIDE_PUBLIC_V6} of IPv6"))
+                }
+                _ => None,
+            };
+            if let Some(limit) = wide {
+                at(
+                    vec![k("policy"), k("trusted_networks"), Seg::Index(i)],
+                    format!(
+                        "{n} is a public range larger than a {limit}: every client in it skips \
+                         the code; make sure all of it is your own network"
+                    ),
+                );
+            }
+        }
+        for (i, e) in self.policy.remember_for.iter().enumerate() {
+            if let RememberFor::Radius(name) = e
+                && !self.radius.clients.iter().any(|c| c.name == *name)
+            {
+                at(
+                    vec![k("policy"), k("remember_for"), Seg::Index(i)],
+                    format!(
+                        "\"{e}\" names no [[radius.clients]] entry here, so no unlock applies \
+                         through it (a typo, or the clients are in the daemon's configuration)"
+                    ),
+                );
+            }
         }
         out
     }
@@ -1717,6 +1833,159 @@ mod tests {
             assert_eq!(p.line, Some(4), "{value}: {e}");
             assert!(p.message.contains(want), "{value}: {e}");
         }
+    }
+
+    fn trusted(list: &[&str]) -> Result<Config, ConfigError> {
+        let quoted: Vec<String> = list.iter().map(|n| format!("\"{n}\"")).collect();
+        parse_str(&format!(
+            "# site\n[policy]\ntrusted_networks = [\n  {}\n]\n",
+            quoted.join(",\n  ")
+        ))
+    }
+
+    /// A trusted range (or several together) holding half an address family or more is MFA
+    /// turned off for nearly everyone: refused, naming the entry and its line, whatever way
+    /// it is written (IPv4-mapped IPv6 counts as the IPv4 it maps).
+    #[test]
+    fn trusting_half_the_internet_or_more_is_refused() {
+        for (net, says) in [
+            ("0.0.0.0/0", "every IPv4 address"),
+            ("::/0", "every IPv6 address"),
+            ("0.0.0.0/1", "half or more of all IPv4 addresses"),
+            ("128.0.0.0/1", "half or more of all IPv4 addresses"),
+            ("8000::/1", "half or more of all IPv6 addresses"),
+            ("::ffff:0:0/96", "every IPv4 address"),
+            ("::ffff:0:0/97", "half or more of all IPv4 addresses"),
+            ("::/80", "every IPv4 address"),
+        ] {
+            let e = trusted(&["10.0.0.0/8", net]).unwrap_err();
+            let p = &e.problems[0];
+            assert_eq!(
+                p.key.as_deref(),
+                Some("policy.trusted_networks[1]"),
+                "{net}: {e}"
+            );
+            assert_eq!(p.line, Some(5), "{net}: {e}");
+            assert!(p.message.contains(says), "{net}: {e}");
+            assert!(p.message.contains("enforce_from"), "{net}: {e}");
+        }
+        // Halves that together cover a family: the list is refused as a whole.
+        for list in [
+            &["0.0.0.0/1", "128.0.0.0/1"][..],
+            &["0.0.0.0/2", "64.0.0.0/2", "192.0.0.0/3", "224.0.0.0/3"],
+            &["0.0.0.0/2", "::ffff:64.0.0.0/98"],
+        ] {
+            let e = trusted(list).unwrap_err();
+            assert!(
+                e.problems
+                    .iter()
+                    .any(|p| p.key.as_deref() == Some("policy.trusted_networks")
+                        || p.key.as_deref() == Some("policy.trusted_networks[0]")),
+                "{list:?}: {e}"
+            );
+        }
+        let e = trusted(&["0.0.0.0/2", "64.0.0.0/2"]).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("policy.trusted_networks")
+        );
+        assert!(e.problems[0].message.starts_with("together"), "{e}");
+        // A quarter is a (suspicious) configuration, not MFA turned off; overlaps count once.
+        assert!(trusted(&["0.0.0.0/2"]).is_ok());
+        assert!(trusted(&["0.0.0.0/2", "0.0.0.0/3", "32.0.0.0/3"]).is_ok());
+        assert!(trusted(&["10.0.0.0/8", "2001:db8:10::/48", "::ffff:10.0.0.0/104"]).is_ok());
+    }
+
+    #[test]
+    fn wide_public_trusted_ranges_warn() {
+        let c = trusted(&[
+            "10.0.0.0/8",
+            "12.0.0.0/6",
+            "fd00::/8",
+            "2000::/16",
+            "192.0.2.0/24",
+        ])
+        .unwrap();
+        let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("policy.trusted_networks[1]") && w[0].contains("12.0.0.0/6"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("policy.trusted_networks[3]") && w[1].contains("2000::/16"),
+            "{w:?}"
+        );
+        assert!(w[0].contains("larger than a /8"), "{w:?}");
+    }
+
+    #[test]
+    fn remember_for_names_kinds_of_login() {
+        let c = parse_str("").unwrap();
+        assert_eq!(c.policy.remember_for, [RememberFor::CodeOnly]);
+        let c = parse_str(&format!(
+            "[policy]\nremember_for = [\"code-only\", \"radius:gw\", \"pam:sshd\"]\n{CLIENT}"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.policy.remember_for,
+            [
+                RememberFor::CodeOnly,
+                RememberFor::Radius("gw".into()),
+                RememberFor::Pam("sshd".into())
+            ]
+        );
+        assert!(
+            c.warnings().is_empty()
+                || c.warnings()
+                    .iter()
+                    .all(|w| !w.to_string().contains("remember_for"))
+        );
+        assert_eq!(
+            parse_str("[policy]\nremember_for = []\n")
+                .unwrap()
+                .policy
+                .remember_for,
+            []
+        );
+        for (entry, says) in [
+            ("ssh", "not a kind of login"),
+            ("code_only", "not a kind of login"),
+            ("radius:", "1 to 64 characters"),
+            ("radius: gw", "without surrounding blanks"),
+            ("pam:", "PAM service name"),
+            ("pam:ss hd", "PAM service name"),
+            ("PAM:sshd", "not a kind of login"),
+        ] {
+            let e = parse_str(&format!(
+                "# site\n[policy]\nremember_for = [\n  \"code-only\",\n  \"{entry}\"]\n"
+            ))
+            .unwrap_err();
+            let p = &e.problems[0];
+            assert_eq!(
+                p.key.as_deref(),
+                Some("policy.remember_for[1]"),
+                "{entry}: {e}"
+            );
+            assert_eq!(p.line, Some(5), "{entry}: {e}");
+            assert!(p.message.contains(says), "{entry}: {e}");
+        }
+        let e = parse_str("[policy]\nremember_for = [\"pam:sshd\", \"pam:sshd\"]\n").unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("policy.remember_for[1]"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        // A client name that is not configured here: a warning, and no unlock through it.
+        let c = parse_str("[policy]\nremember_for = [\"radius:rdgw\"]\n").unwrap();
+        let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("policy.remember_for[0]") && w.contains("names no")),
+            "{w:?}"
+        );
     }
 
     const CLIENT: &str =

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use mfa_model::{Algorithm, TotpParams};
 
-use crate::values::{Cidr, GoLive, SecretString, Span};
+use crate::values::{Cidr, GoLive, RememberFor, SecretString, Span};
 
 pub const DEFAULT_PATH: &str = "/etc/mfa/mfa.toml";
 
@@ -206,6 +206,9 @@ pub struct PolicyConfig {
     /// Remembered networks: how long an address a user unlocked on the portal (with a code)
     /// lets that user's code-less logins from it in. `"0s"` (the default) turns it off.
     pub remember: Span,
+    /// Which logins an unlock lets in without a code: by default only RADIUS clients in
+    /// code-only mode, the gateways that cannot ask for one. Never a login it does not name.
+    pub remember_for: Vec<RememberFor>,
 }
 
 impl Default for PolicyConfig {
@@ -219,6 +222,7 @@ impl Default for PolicyConfig {
             exempt_users: Vec::new(),
             exempt_groups: Vec::new(),
             remember: Span::secs(0),
+            remember_for: vec![RememberFor::CodeOnly],
         }
     }
 }

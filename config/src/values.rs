@@ -1,11 +1,11 @@
 //! Value types of the configuration that parse from the strings administrators write.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::time::Duration;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, de};
 use zeroize::Zeroizing;
 
@@ -144,6 +144,146 @@ impl fmt::Display for Cidr {
 }
 
 impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+/// The IPv4-mapped IPv6 block (`::ffff:0:0/96`, RFC 4291 §2.5.5.2): client addresses in it
+/// are compared as the IPv4 addresses they carry, so a trusted range there is measured as
+/// IPv4 too.
+const MAPPED: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96);
+
+impl Cidr {
+    /// The IPv4 addresses this range covers, IPv4-mapped IPv6 ones included
+    /// (`::ffff:10.0.0.0/104` is `10.0.0.0/8`; a range holding all of `::ffff:0:0/96`, such
+    /// as `::/80`, holds every IPv4 address): what an attacker would look for.
+    pub fn ipv4_part(&self) -> Option<Ipv4Net> {
+        match self.0 {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(n) if MAPPED.contains(&n) => {
+                let v4 = n.network().to_ipv4_mapped()?;
+                Ipv4Net::new(v4, n.prefix_len().saturating_sub(96)).ok()
+            }
+            IpNet::V6(n) if n.contains(&MAPPED) => Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).ok(),
+            IpNet::V6(_) => None,
+        }
+    }
+
+    /// The IPv6 range, unless it lies wholly in the IPv4-mapped block (then it is IPv4).
+    pub fn ipv6_part(&self) -> Option<Ipv6Net> {
+        match self.0 {
+            IpNet::V6(n) if !MAPPED.contains(&n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// How much of an address family a set of ranges covers, overlaps counted once: the
+/// number of addresses as a share of the family, in 1/2^32 of it (so 2^31 is half).
+fn share(prefixes: impl Iterator<Item = u8>, bits: u8) -> u64 {
+    prefixes
+        .map(|p| {
+            // A /p holds 2^(bits-p) of 2^bits addresses: 2^(32-p) in units of 2^-32.
+            let p = u32::from(p.min(bits));
+            if p >= 32 { 1 } else { 1u64 << (32 - p) }
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Where a set of trusted ranges stands against the rule that trusting half an address
+/// family or more is no trusted network but MFA turned off (see `validate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+}
+
+/// Half of an address family, in the units of [`share`].
+pub(crate) const HALF: u64 = 1 << 31;
+
+/// The share of each family that `nets` cover together, overlaps counted once (IPv4-mapped
+/// ranges as IPv4), in the units of [`share`] (2^32 is all of it).
+pub(crate) fn coverage(nets: &[Cidr]) -> [(Family, u64); 2] {
+    let v4: Vec<Ipv4Net> = nets.iter().filter_map(Cidr::ipv4_part).collect();
+    let v6: Vec<Ipv6Net> = nets.iter().filter_map(Cidr::ipv6_part).collect();
+    let v4 = share(Ipv4Net::aggregate(&v4).iter().map(Ipv4Net::prefix_len), 32);
+    // IPv6 prefixes beyond /32 are less than 2^-32 of the family each: counted as one unit,
+    // which only errs towards a larger share.
+    let v6 = share(Ipv6Net::aggregate(&v6).iter().map(Ipv6Net::prefix_len), 128);
+    [(Family::V4, v4), (Family::V6, v6)]
+}
+
+/// One entry of `[policy] remember_for`: a kind of login that an address a user unlocked on
+/// the portal lets in without a code. An unlock reaches no further than these.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RememberFor {
+    /// `"code-only"`: every RADIUS client in code-only mode, the gateways that checked the
+    /// password themselves and cannot ask for a code (Microsoft RD Gateway). The default.
+    CodeOnly,
+    /// `"radius:NAME"`: the RADIUS client `NAME` of `[[radius.clients]]`, in any mode (for a
+    /// PAM host in remote mode: every PAM login that host sends).
+    Radius(String),
+    /// `"pam:SERVICE"`: logins through the PAM service `SERVICE` (`sshd`, `sudo`), by the
+    /// module on this host or by a PAM host in remote mode.
+    Pam(String),
+}
+
+impl FromStr for RememberFor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // No example in quotes: the error's line is found by the quoted entry alone.
+        const FORMS: &str = "expected code-only, radius:NAME (a [[radius.clients]] name) or pam:SERVICE (a PAM service such as sshd)";
+        if s == "code-only" {
+            return Ok(RememberFor::CodeOnly);
+        }
+        if let Some(name) = s.strip_prefix("radius:") {
+            // As `[[radius.clients]] name` is checked: 1 to 64 characters, not blank.
+            if name.trim().is_empty() || name.trim() != name || name.len() > 64 {
+                return Err(format!(
+                    "{s:?}: the RADIUS client name after radius: must be 1 to 64 characters without surrounding blanks"
+                ));
+            }
+            return Ok(RememberFor::Radius(name.into()));
+        }
+        if let Some(svc) = s.strip_prefix("pam:") {
+            if svc.is_empty()
+                || svc.len() > 64
+                || !svc
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "{s:?}: the PAM service after pam: must be a PAM service name (letters, digits, - _ .), as in pam:sshd"
+                ));
+            }
+            return Ok(RememberFor::Pam(svc.into()));
+        }
+        Err(format!("{s:?} is not a kind of login: {FORMS}"))
+    }
+}
+
+impl fmt::Display for RememberFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RememberFor::CodeOnly => f.write_str("code-only"),
+            RememberFor::Radius(n) => write!(f, "radius:{n}"),
+            RememberFor::Pam(s) => write!(f, "pam:{s}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RememberFor {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(de::Error::custom)

@@ -48,7 +48,11 @@ impl Admin<'_> {
         AuditEvent::admin(now, user, self.actor, action, reason, None)
     }
 
-    /// Removes the user's key. Login history, backup codes and the audit trail stay.
+    /// Removes the user's key and every credential that stood for it, in one transaction:
+    /// the backup codes and temporary-access codes, the remembered networks, and (through
+    /// the changed `mfa_changed`, see [`Store::transact`]) every unused invite, so a link
+    /// issued before the user enrolled cannot show a key again now. Login history and the
+    /// audit trail stay. After a lost phone, a new temporary-access code is the way in.
     pub fn unlink(&self, user: &UserName, now: i64) -> Result<(), CoreError> {
         self.core.store.transact(&[user], &mut |recs| {
             let rec = existing(recs, user)?;
@@ -57,10 +61,14 @@ impl Admin<'_> {
             }
             rec.secret = None;
             rec.last_step = None;
-            // A remembered network stood for this key.
+            // Codes minted for this key and a remembered network stood for it.
+            let codes = rec.codes.len();
+            rec.codes.clear();
             rec.unlocks.clear();
             rec.mfa_changed = Some(now);
-            Ok(vec![self.event(now, user, "unlink", "key_removed")])
+            let mut ev = self.event(now, user, "unlink", "key_removed");
+            ev.detail = Some(format!("{codes} one-time code(s) removed"));
+            Ok(vec![ev])
         })?;
         Ok(())
     }
@@ -91,8 +99,10 @@ impl Admin<'_> {
             if !rec.enrolled() {
                 return Err(Abort::Refused(Refusal::NotEnrolled(user.clone())));
             }
-            // Expired ones go too: the list stays a few entries long.
+            // Expired ones go too: the list stays a few entries long. One stamped in the
+            // future (another node's clock ahead) lasts no longer than `remember` from now.
             rec.unlocks.retain(|u| u.ip != ip && now < u.expires);
+            rec.clamp_future_unlocks(now, remember);
             rec.unlocks.push(mfa_model::Unlock {
                 ip: ip.clone(),
                 created: now,

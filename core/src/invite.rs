@@ -3,7 +3,10 @@
 //! A token is 256 random bits in base64url (43 characters). The store keeps only its
 //! SHA-256: a token is not a guessable code, so one fast hash is enough (a slow hash protects
 //! low-entropy secrets; 2^256 candidates need none), and a lookup by hash leaks nothing useful
-//! through its timing. A confirmed enrolment uses the invite up; it expires otherwise.
+//! through its timing. A confirmed enrolment uses the invite up; it expires otherwise. Any
+//! change of the user's key (an enrolment by any path, a replacement, an unlink) voids the
+//! user's unused invites: a link no longer shows a key once the key state it was issued in
+//! has passed.
 
 use data_encoding::BASE64URL_NOPAD;
 use mfa_model::{AuditEvent, Invite, Refusal, UserName};
@@ -169,7 +172,19 @@ impl Invites<'_> {
         if now >= inv.expires {
             return Ok(InviteState::Expired { user });
         }
-        if self.core.store.user(&user)?.is_some_and(|r| r.enrolled()) {
+        let rec = self.core.store.user(&user)?;
+        // The user's key changed since the invite was issued (enrolled some other way, or
+        // unlinked): the store voids such invites when the key changes; this says the same
+        // for one voided before that (a store written by an older version), so an invite
+        // never outlives the key state it was issued in.
+        if rec
+            .as_ref()
+            .and_then(|r| r.mfa_changed)
+            .is_some_and(|changed| changed > inv.created)
+        {
+            return Ok(InviteState::Expired { user });
+        }
+        if rec.is_some_and(|r| r.enrolled()) {
             return Ok(InviteState::AlreadyEnrolled { user });
         }
         Ok(InviteState::Usable {
@@ -361,6 +376,82 @@ mod tests {
         ) -> Result<bool, StoreError> {
             self.0.transact_with_invite(h, now, n, f)
         }
+    }
+
+    /// An invite issued before the user enrolled some other way stops working then, and
+    /// shows no key again after a later unlink; one issued after the unlink works.
+    #[test]
+    fn an_invite_does_not_outlive_the_key_state_it_was_issued_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.path = dir.path().join("mfa.db");
+        cfg.audit.syslog = false;
+        let core = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let now = 1_800_000_000;
+        let kim = UserName::parse("kim").unwrap();
+        let inv = core.invites("test");
+        let early = inv.issue(&kim, 3600, now).unwrap();
+        assert!(matches!(
+            inv.state(&early, now).unwrap(),
+            InviteState::Usable { .. }
+        ));
+        // One issued in the second of the enrolment below ends with it, and still reads.
+        let same_second = inv.issue(&kim, 3600, now + 10).unwrap();
+        // Enrolled by the administrator (or at a PAM login, or an import): the link ends.
+        core.enrolment()
+            .enroll(
+                &kim,
+                &TotpSecret::generate().unwrap(),
+                None,
+                false,
+                "test",
+                now + 10,
+            )
+            .unwrap();
+        assert!(matches!(
+            inv.state(&early, now + 20).unwrap(),
+            InviteState::Expired { .. }
+        ));
+        assert!(matches!(
+            inv.state(&same_second, now + 10).unwrap(),
+            InviteState::Expired { .. }
+        ));
+        core.admin("test").unlink(&kim, now + 30).unwrap();
+        // After the unlink the early link still shows no key, and saving through it fails.
+        assert!(matches!(
+            inv.state(&early, now + 40).unwrap(),
+            InviteState::Expired { .. }
+        ));
+        let key = TotpSecret::generate().unwrap();
+        let code = code_at_step(&key, &core.config().totp.params(), (now + 40) / 30);
+        assert!(matches!(
+            inv.enrol(&early, &key, &code, None, now + 40).unwrap(),
+            InviteEnrol::Refused(InviteState::Expired { .. })
+        ));
+        assert!(!core.store().user(&kim).unwrap().unwrap().enrolled());
+        // A link issued in the same second as the unlink, or later, enrols.
+        let fresh = inv.issue(&kim, 3600, now + 30).unwrap();
+        assert!(matches!(
+            inv.state(&fresh, now + 40).unwrap(),
+            InviteState::Usable { .. }
+        ));
+        assert_eq!(
+            inv.enrol(&fresh, &key, &code, None, now + 40).unwrap(),
+            InviteEnrol::Linked { user: kim.clone() }
+        );
+        // A store that voided nothing (written before this rule): the key change says it.
+        let stale = Invite {
+            hash: token_hash(&"a".repeat(TOKEN_CHARS)),
+            user: "kim".into(),
+            created: now,
+            expires: now + 3600,
+            used: None,
+        };
+        core.store.put_invites(&[stale], &[]).unwrap();
+        assert!(matches!(
+            inv.state(&"a".repeat(TOKEN_CHARS), now + 50).unwrap(),
+            InviteState::Expired { .. }
+        ));
     }
 
     #[test]

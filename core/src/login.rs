@@ -5,9 +5,10 @@
 //! checked in one path and missed in another.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use mfa_config::Config;
-use mfa_model::{AuditEvent, TotpParams, UserName, UserRecord};
+use mfa_model::{AuditEvent, Refusal, TotpParams, UserName, UserRecord};
 use zeroize::Zeroizing;
 
 use crate::core::Core;
@@ -25,13 +26,68 @@ pub const CODE_PROMPT: &str = "Verification code: ";
 /// The Reply-Message of a RADIUS Access-Challenge, which gateways show as the prompt.
 pub const CODE_CHALLENGE: &str = "Enter the verification code from your authenticator app.";
 
+/// Who asks for a decision. The audit trail shows its name (`Display`); the policy reads
+/// its kind, because an unlock made on the portal lets in only the logins it is made for
+/// (`[policy] remember_for`). Each front end fills it once, where the request is made.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// A PAM service (`sshd`, `sudo`), through the module on this host.
+    Pam(String),
+    /// A PAM login on a PAM host in remote mode, as mfa-radiusd sees it: the RADIUS client
+    /// the host is, its source address where that client entry covers several hosts (the
+    /// host's own name is only what it says), the host's name (NAS-Identifier) and the PAM
+    /// service (Called-Station-Id; `None` where the host sent none). Named
+    /// `client/host/service` in the audit trail, `client@address/host/service` for a host of
+    /// a multi-host entry.
+    RemotePam {
+        client: String,
+        address: Option<std::net::IpAddr>,
+        host: String,
+        service: Option<String>,
+    },
+    /// A RADIUS client by its configured name, and whether it is in code-only mode: a
+    /// gateway that checked the password itself and cannot ask for a code.
+    Radius { client: String, code_only: bool },
+    /// Anything else that asks (`mfactl auth`, the portal's sign-in, tests): named only,
+    /// so no unlock applies to it.
+    Other(String),
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Service::Pam(s) | Service::Other(s) => f.write_str(s),
+            Service::Radius { client, .. } => f.write_str(client),
+            Service::RemotePam {
+                client,
+                address,
+                host,
+                service,
+            } => {
+                f.write_str(client)?;
+                if let Some(ip) = address {
+                    write!(f, "@{ip}")?;
+                }
+                write!(f, "/{host}/{}", service.as_deref().unwrap_or("-"))
+            }
+        }
+    }
+}
+
+/// A name alone is a service of no kind an unlock applies to.
+impl From<&str> for Service {
+    fn from(name: &str) -> Self {
+        Service::Other(name.to_string())
+    }
+}
+
 /// One authentication attempt as a front end sees it.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub user: UserName,
     pub client: ClientAddr,
-    /// PAM service (`sshd`, `sudo`), RADIUS client name, or `mfactl`.
-    pub service: String,
+    /// What asks: a PAM service, a RADIUS client, `mfactl`.
+    pub service: Service,
     /// Unix seconds. Front ends pass the clock; tests of the core pin it.
     pub now: i64,
     /// The name may get a record (the roll-out starts tracking it, its grace period starts):
@@ -42,7 +98,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(user: &UserName, client: ClientAddr, service: &str) -> Self {
+    pub fn new(user: &UserName, client: ClientAddr, service: impl Into<Service>) -> Self {
         Self {
             user: user.clone(),
             client,
@@ -67,7 +123,7 @@ impl Request {
         AuditEvent {
             time: self.now,
             user: self.user.to_string(),
-            service: self.service.clone(),
+            service: self.service.to_string(),
             client_ip: self.client.ip().map(|i| i.to_string()),
             decision: decision.into(),
             reason: reason.into(),
@@ -117,6 +173,7 @@ impl Login<'_> {
             &Facts {
                 user: &req.user,
                 client: req.client,
+                service: &req.service,
                 now: req.now,
                 record: record.as_ref(),
                 groups,
@@ -139,6 +196,21 @@ impl Login<'_> {
     /// where no first factor was checked here (the PAM module, `mfactl auth`).
     pub fn known(&self, user: &UserName) -> bool {
         user_known(user)
+    }
+
+    /// The vouched-name rule for an administrator's command that acts as a user's login or
+    /// may give a name a record (`mfactl auth`, `temp-access`, `backup-codes`): the name is
+    /// vouched for where the system knows it ([`Login::known`]) or the store holds it, or
+    /// where the administrator insists (`force`). Anything else is refused
+    /// ([`Refusal::UnknownName`], naming both checks) and nothing is written, so a typo gets
+    /// no record, no grace period, no invite from `invite --unenrolled` and no working code.
+    /// Naming a user to enrol or invite (`enroll`, `import`, `invite`) is vouching in itself.
+    pub fn vouch(&self, user: &UserName, force: bool) -> Result<(), CoreError> {
+        if force || self.known(user) || self.core.store.user(user)?.is_some() {
+            Ok(())
+        } else {
+            Err(Refusal::UnknownName(user.clone()).into())
+        }
     }
 
     /// The usual first call: the decision before any code, recorded when it is final
@@ -358,6 +430,7 @@ pub(crate) fn attempt_in_tx(
     let facts = Facts {
         user: &req.user,
         client: req.client,
+        service: &req.service,
         now: req.now,
         record: slot.as_ref(),
         groups: &a.groups,
@@ -365,6 +438,7 @@ pub(crate) fn attempt_in_tx(
     let d = decide(&facts, ctx.cfg);
     if d.outcome != Outcome::NeedCode {
         settle(slot, a, &d, ctx);
+        clamp_unlocks(slot, req.now, ctx.cfg);
         return Ok((d.clone(), Some(req.event(&d))));
     }
     let Some(code) = &a.code else {
@@ -388,7 +462,16 @@ pub(crate) fn attempt_in_tx(
         ctx.cfg,
     );
     note_outcome(rec, &d, &req.client, req.now);
+    clamp_unlocks(slot, req.now, ctx.cfg);
     Ok((d.clone(), Some(req.event(&d))))
+}
+
+/// A final decision writes the record: an unlock stamped in the future (another node's
+/// clock ahead) becomes one of now, lasting at most `remember` from now.
+fn clamp_unlocks(slot: &mut Option<UserRecord>, now: i64, cfg: &Config) {
+    if let Some(rec) = slot.as_mut() {
+        rec.clamp_future_unlocks(now, cfg.policy.remember.secs_i64());
+    }
 }
 
 /// What a final decision without a code does to the user's record: login statistics, the
@@ -667,6 +750,82 @@ mod tests {
         );
         assert_eq!(log.len(), 1 + 5, "enrol + five final decisions");
         assert_eq!((ds, users, log), run(false), "one by one gives the same");
+    }
+
+    /// Unlink ends every credential of the old key: backup codes minted before it no
+    /// longer log in (nor does the policy ask for a code for them), temporary-access codes
+    /// issued before it are gone; a temporary-access code issued after it is the way in.
+    #[test]
+    fn backup_codes_minted_before_an_unlink_do_not_log_in_after_it() {
+        let (_d, a) = setup(0);
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        a.enrolment()
+            .enroll(&n("fay"), &s, None, false, "test", now)
+            .unwrap();
+        let admin = a.admin("test");
+        let backup = admin.issue_backup_codes(&n("fay"), 3, None, now).unwrap();
+        let early_temp = admin.issue_temp_access(&n("fay"), 3600, 1, now).unwrap();
+        admin.unlink(&n("fay"), now + 10).unwrap();
+        let rec = a.store().user(&n("fay")).unwrap().unwrap();
+        assert!(rec.codes.is_empty(), "{:?}", rec.codes);
+        let l = a.login();
+        let r = req("fay", "192.0.2.1", now + 20);
+        assert_eq!(l.begin(&r).unwrap().reason, Reason::NotEnrolled);
+        for code in [&backup[0], &early_temp] {
+            assert_eq!(
+                l.verify_code(&r, code).unwrap().reason,
+                Reason::NotEnrolled,
+                "a code minted before the unlink"
+            );
+        }
+        // Even with a temporary code pending (so the policy asks for a code), a backup code
+        // of the old key does not match: only the temporary one does.
+        let mut rec = a.store().user(&n("fay")).unwrap().unwrap();
+        let (_, old_backup) =
+            crate::verify::new_one_time_code(mfa_model::OtcKind::Backup, now, None, 1).unwrap();
+        let (kept, stored) =
+            crate::verify::new_one_time_code(mfa_model::OtcKind::Backup, now, None, 1).unwrap();
+        rec.codes.extend([old_backup, stored]);
+        a.store
+            .transact(&[&n("fay")], &mut |recs| {
+                recs[0] = Some(rec.clone());
+                Ok(vec![])
+            })
+            .unwrap();
+        let temp = admin
+            .issue_temp_access(&n("fay"), 3600, 1, now + 30)
+            .unwrap();
+        let r = req("fay", "192.0.2.1", now + 40);
+        assert_eq!(l.begin(&r).unwrap().outcome, Outcome::NeedCode);
+        assert_eq!(l.verify_code(&r, &kept).unwrap().reason, Reason::WrongCode);
+        assert_eq!(
+            l.verify_code(&r, &temp).unwrap().reason,
+            Reason::TemporaryAccess
+        );
+    }
+
+    /// `mfactl auth`, `temp-access` and `backup-codes` act only on a name the system knows
+    /// or the store holds, unless the administrator insists.
+    #[test]
+    fn an_administrator_vouches_only_for_known_or_stored_names() {
+        let (_d, a) = setup(14);
+        let l = a.login();
+        let ghost = n("ghost-no-such-user-xyz");
+        assert!(matches!(
+            l.vouch(&ghost, false),
+            Err(CoreError::Refused(mfa_model::Refusal::UnknownName(_)))
+        ));
+        let msg = l.vouch(&ghost, false).unwrap_err().to_string();
+        assert!(
+            msg.contains("NSS") && msg.contains("store") && msg.contains("--force"),
+            "{msg}"
+        );
+        assert!(a.store().user(&ghost).unwrap().is_none(), "nothing written");
+        l.vouch(&ghost, true).unwrap();
+        l.vouch(&n("root"), false).unwrap();
+        a.admin("test").issue_temp_access(&ghost, 60, 1, 1).unwrap();
+        l.vouch(&ghost, false).unwrap();
     }
 
     /// Refused before the policy (a wrong password, a request the front end could not

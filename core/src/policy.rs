@@ -3,10 +3,11 @@
 
 use std::fmt;
 
-use mfa_config::{Config, GoLive, LocalLogins, SelfEnroll, format_utc};
+use mfa_config::{Config, GoLive, LocalLogins, RadiusMode, RememberFor, SelfEnroll, format_utc};
 pub use mfa_model::Outcome;
 use mfa_model::{OtcKind, RolloutStatus, UserName, UserRecord};
 
+use crate::login::Service;
 use crate::net::{ClientAddr, trusted_match};
 
 const DAY: i64 = 86_400;
@@ -217,6 +218,8 @@ pub fn user_message(reason: &Reason) -> String {
 pub struct Facts<'a> {
     pub user: &'a UserName,
     pub client: ClientAddr,
+    /// What asks: an unlock applies only to the services `[policy] remember_for` names.
+    pub service: &'a Service,
     pub now: i64,
     pub record: Option<&'a UserRecord>,
     pub groups: &'a [String],
@@ -296,9 +299,11 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         return Decision::deny(Reason::SourceLocked { until });
     }
     // A remembered network: this enrolled user unlocked this very address (an IP literal,
-    // never a host name) on the portal with a code, within `remember`. After the locks, so
-    // a locked user or address stays refused.
+    // never a host name) on the portal with a code, within `remember`, and this login is
+    // of a kind the unlock is for (`remember_for`: by default only the gateways that cannot
+    // ask for a code). After the locks, so a locked user or address stays refused.
     if let (Some(ip), Some(r)) = (f.client.ip(), f.record)
+        && unlock_applies(f.service, cfg)
         && r.unlocked(&ip.to_string(), f.now, p.remember.secs_i64())
             .is_some()
     {
@@ -349,14 +354,77 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
             offer_enrolment: may_enrol_here,
         };
     }
-    // Past the deadline: a temporary-access or backup code is the only way in.
-    let has_codes = f.record.is_some_and(|r| {
-        r.usable_codes(OtcKind::Temporary, f.now) + r.usable_codes(OtcKind::Backup, f.now) > 0
-    });
-    if has_codes {
+    // Past the deadline: a temporary-access code (the administrator's way in for a user
+    // without a key) is the only way in. Backup codes are a second factor of a key: with
+    // no key enrolled they let nobody in (codes minted before an unlink stay dead).
+    if f.record
+        .is_some_and(|r| r.usable_codes(OtcKind::Temporary, f.now) > 0)
+    {
         return Decision::need_code();
     }
     Decision::deny(Reason::NotEnrolled)
+}
+
+/// Whether an unlock made on the portal lets a login of `service` in without a code:
+/// `[policy] remember_for` names the kinds of login it is for (by default only RADIUS
+/// clients in code-only mode, which cannot ask for a code). Nothing it does not name.
+pub fn unlock_applies(service: &Service, cfg: &Config) -> bool {
+    cfg.policy.remember_for.iter().any(|e| match (e, service) {
+        (RememberFor::CodeOnly, Service::Radius { code_only, .. }) => *code_only,
+        (
+            RememberFor::Radius(name),
+            Service::Radius { client, .. } | Service::RemotePam { client, .. },
+        ) => name == client,
+        (RememberFor::Pam(name), Service::Pam(s))
+        | (
+            RememberFor::Pam(name),
+            Service::RemotePam {
+                service: Some(s), ..
+            },
+        ) => name == s,
+        _ => false,
+    })
+}
+
+/// What an unlock lets in, from `[policy] remember_for` and this configuration's RADIUS
+/// clients: for the portal to tell the user before the unlock, in their words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnlockScope {
+    /// `code-only` is listed: the gateways that cannot ask for a code, with the names of
+    /// the code-only RADIUS clients this configuration lists (none where it lists none).
+    pub code_only: Option<Vec<String>>,
+    /// RADIUS clients named one by one (`radius:NAME`).
+    pub radius: Vec<String>,
+    /// PAM services (`pam:SERVICE`).
+    pub pam: Vec<String>,
+}
+
+impl UnlockScope {
+    pub fn of(cfg: &Config) -> Self {
+        let mut scope = UnlockScope::default();
+        for e in &cfg.policy.remember_for {
+            match e {
+                RememberFor::CodeOnly => {
+                    let r = &cfg.radius;
+                    scope.code_only = Some(
+                        r.clients
+                            .iter()
+                            .filter(|c| r.settings_for(c).mode == RadiusMode::CodeOnly)
+                            .map(|c| c.name.clone())
+                            .collect(),
+                    );
+                }
+                RememberFor::Radius(n) => scope.radius.push(n.clone()),
+                RememberFor::Pam(s) => scope.pam.push(s.clone()),
+            }
+        }
+        scope
+    }
+
+    /// No login is let in by an unlock (`remember_for = []`).
+    pub fn is_empty(&self) -> bool {
+        self.code_only.is_none() && self.radius.is_empty() && self.pam.is_empty()
+    }
 }
 
 /// Where a user stands in the roll-out, through the same decision the logins use (seen as
@@ -372,6 +440,7 @@ pub fn rollout_status(
         &Facts {
             user: &rec.name,
             client: ClientAddr::Remote(None),
+            service: &Service::Other("report".into()),
             now,
             record: Some(rec),
             groups,
@@ -431,11 +500,31 @@ mod tests {
         r
     }
 
+    /// A RADIUS client in code-only mode (RD Gateway): what an unlock is for by default.
+    fn gateway() -> Service {
+        Service::Radius {
+            client: "rd-gateway".into(),
+            code_only: true,
+        }
+    }
+
     fn d(user: &str, client: ClientAddr, now: i64, r: Option<&UserRecord>, c: &Config) -> Decision {
+        ds(&gateway(), user, client, now, r, c)
+    }
+
+    fn ds(
+        service: &Service,
+        user: &str,
+        client: ClientAddr,
+        now: i64,
+        r: Option<&UserRecord>,
+        c: &Config,
+    ) -> Decision {
         decide(
             &Facts {
                 user: &UserName::parse(user).unwrap(),
                 client,
+                service,
                 now,
                 record: r,
                 groups: &[],
@@ -512,6 +601,7 @@ mod tests {
         let f = Facts {
             user: &UserName::parse("svc1").unwrap(),
             client: remote("11.1.1.1"),
+            service: &gateway(),
             now: NOW,
             record: None,
             groups: &groups,
@@ -731,6 +821,148 @@ mod tests {
         let mut locked = r.clone();
         locked.locked_until = Some(NOW + 60);
         assert!(at("192.0.2.7", NOW, &locked, &c).is_locked());
+    }
+
+    fn otc(kind: OtcKind) -> mfa_model::OneTimeCode {
+        mfa_model::OneTimeCode {
+            kind,
+            scheme: mfa_model::OtcHash::Argon2idV2,
+            salt: [0; 16],
+            hash: [0; 32],
+            created: NOW - 60,
+            expires: (kind == OtcKind::Temporary).then_some(NOW + 3600),
+            uses_left: 1,
+        }
+    }
+
+    /// Backup codes are a second factor of a key: a user without one (never enrolled, or
+    /// unlinked, with a set minted before) past the deadline is refused, not asked for a
+    /// code. A temporary-access code is the way in for exactly that user.
+    #[test]
+    fn backup_codes_are_no_way_in_without_a_key() {
+        let mut c = cfg();
+        c.policy.grace_days = 0;
+        let mut r = rec(false);
+        r.codes = vec![otc(OtcKind::Backup), otc(OtcKind::Backup)];
+        let dd = d("alice", remote("11.1.1.1"), NOW, Some(&r), &c);
+        assert_eq!(dd.reason, Reason::NotEnrolled);
+        assert_eq!(
+            rollout_status(&r, &c, &[], NOW).0,
+            RolloutStatus::Overdue,
+            "no temporary access either"
+        );
+        r.codes.push(otc(OtcKind::Temporary));
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), NOW, Some(&r), &c).outcome,
+            Outcome::NeedCode
+        );
+        // Enrolled: a code, whatever codes there are.
+        let mut e = rec(true);
+        e.codes = vec![otc(OtcKind::Backup)];
+        assert_eq!(
+            d("alice", remote("11.1.1.1"), NOW, Some(&e), &c).outcome,
+            Outcome::NeedCode
+        );
+    }
+
+    /// An unlock made on the portal lets in only the logins `remember_for` names: by default
+    /// RADIUS clients in code-only mode, never a PAM login (SSH, sudo) or a RADIUS client
+    /// that can ask for a code (append, challenge) from the same address.
+    #[test]
+    fn an_unlock_lets_in_only_the_services_it_is_made_for() {
+        let mut c = cfg();
+        c.policy.remember = mfa_config::Span::secs(8 * 3600);
+        let mut r = rec(true);
+        r.unlocks.push(mfa_model::Unlock {
+            ip: "192.0.2.7".into(),
+            created: NOW - 60,
+            expires: NOW - 60 + 8 * 3600,
+        });
+        let sshd = Service::Pam("sshd".into());
+        let sudo = Service::Pam("sudo".into());
+        let vpn = Service::Radius {
+            client: "vpn".into(),
+            code_only: false,
+        };
+        let web1_sshd = Service::RemotePam {
+            address: None,
+            client: "hosts".into(),
+            host: "web1".into(),
+            service: Some("sshd".into()),
+        };
+        let web1_none = Service::RemotePam {
+            address: None,
+            client: "hosts".into(),
+            host: "web1".into(),
+            service: None,
+        };
+        let mfactl = Service::Other("mfactl".into());
+        let at = |s: &Service, c: &Config| ds(s, "alice", remote("192.0.2.7"), NOW, Some(&r), c);
+        assert_eq!(at(&gateway(), &c).reason, Reason::RememberedNetwork);
+        for s in [&sshd, &sudo, &vpn, &web1_sshd, &web1_none, &mfactl] {
+            assert_eq!(at(s, &c).outcome, Outcome::NeedCode, "{s}");
+        }
+        // remember_for names more.
+        let mut more = c.clone();
+        more.policy.remember_for = vec![
+            RememberFor::CodeOnly,
+            RememberFor::Pam("sshd".into()),
+            RememberFor::Radius("vpn".into()),
+        ];
+        for s in [&gateway(), &sshd, &vpn, &web1_sshd] {
+            assert_eq!(at(s, &more).reason, Reason::RememberedNetwork, "{s}");
+        }
+        for s in [&sudo, &web1_none, &mfactl] {
+            assert_eq!(at(s, &more).outcome, Outcome::NeedCode, "{s}");
+        }
+        // A PAM host's client named whole: every PAM login it sends.
+        let mut host = c.clone();
+        host.policy.remember_for = vec![RememberFor::Radius("hosts".into())];
+        assert_eq!(at(&web1_none, &host).reason, Reason::RememberedNetwork);
+        assert_eq!(at(&gateway(), &host).outcome, Outcome::NeedCode);
+        // Nothing named: no unlock lets anyone in.
+        let mut none = c.clone();
+        none.policy.remember_for = Vec::new();
+        assert_eq!(at(&gateway(), &none).outcome, Outcome::NeedCode);
+        // What the portal shows follows the same list.
+        assert!(UnlockScope::of(&none).is_empty());
+        let scope = UnlockScope::of(&more);
+        assert_eq!(scope.code_only, Some(vec![]));
+        assert_eq!(
+            (scope.radius, scope.pam),
+            (vec!["vpn".to_string()], vec!["sshd".to_string()])
+        );
+    }
+
+    /// An unlock stamped in the future (a node whose clock runs ahead made it) is not
+    /// honoured: from its stamp it would last past `remember` from now. A write of the
+    /// record makes it an unlock of now, for at most `remember`.
+    #[test]
+    fn an_unlock_from_the_future_lasts_no_longer_than_remember_from_now() {
+        let mut c = cfg();
+        c.policy.remember = mfa_config::Span::secs(8 * 3600);
+        let mut r = rec(true);
+        let skew = 10 * DAY;
+        r.unlocks.push(mfa_model::Unlock {
+            ip: "192.0.2.7".into(),
+            created: NOW + skew,
+            expires: NOW + skew + 8 * 3600,
+        });
+        let at = |now: i64, r: &UserRecord| d("alice", remote("192.0.2.7"), now, Some(r), &c);
+        for t in [NOW, NOW + 8 * 3600, NOW + skew - 1] {
+            assert_eq!(at(t, &r).outcome, Outcome::NeedCode, "at {t}");
+        }
+        let mut clamped = r.clone();
+        assert!(clamped.clamp_future_unlocks(NOW, 8 * 3600));
+        assert_eq!(at(NOW, &clamped).reason, Reason::RememberedNetwork);
+        assert_eq!(
+            at(NOW + 8 * 3600 - 1, &clamped).reason,
+            Reason::RememberedNetwork
+        );
+        for t in [NOW + 8 * 3600, NOW + skew, NOW + skew + 60] {
+            assert_eq!(at(t, &clamped).outcome, Outcome::NeedCode, "at {t}");
+        }
+        assert!(!clamped.clamp_future_unlocks(NOW + 60, 8 * 3600), "once");
     }
 
     #[test]

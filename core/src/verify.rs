@@ -284,18 +284,22 @@ fn count_source_failure(
 
 /// Compares against the usable one-time codes (at most [`MAX_OTC_TRIED`], newest first, each
 /// hashed with its own salt and compared in constant time), and spends the one that matched.
-/// Only a code of the one-time shape is hashed at all.
+/// Only a code of the one-time shape is hashed at all. Backup codes count only for a user
+/// with a key: they are a second factor of that key, not a way in without one (a set minted
+/// before an unlink must not log in after it); a temporary-access code is the way in for a
+/// user without a key, which is what it is for.
 fn use_one_time_code(rec: &mut UserRecord, code: &str, now: i64) -> Option<OtcKind> {
     if code.len() != OTC_DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    let backup_counts = rec.enrolled();
     let mut hit: Option<usize> = None;
     let usable = rec
         .codes
         .iter()
         .enumerate()
         .rev()
-        .filter(|(_, c)| c.usable(now))
+        .filter(|(_, c)| c.usable(now) && (backup_counts || c.kind != OtcKind::Backup))
         .take(MAX_OTC_TRIED);
     for (i, c) in usable {
         let Some(h) = hash_code(c.scheme, &c.salt, code) else {

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mfa_config::{Cidr, Config, Span, TrustedEdit, edit_trusted_networks, format_utc};
+use mfa_config::{Cidr, Config, RadiusMode, Span, TrustedEdit, edit_trusted_networks, format_utc};
+use mfa_core::login::Service;
 use mfa_core::login::{CODE_PROMPT, now};
 use mfa_core::names::{self, NameCheck};
 use mfa_core::net::{parse_ip_literal, trusted_match};
@@ -57,20 +58,55 @@ pub fn read_line(prompt: &str) -> Result<Option<Zeroizing<String>>> {
     }
 }
 
+/// `--service` of `mfactl auth`: `pam:SERVICE` and `radius:CLIENT` ask as that PAM service or
+/// that configured RADIUS client (in its mode); anything else only names the audit trail's
+/// service, and no unlock applies to it.
+fn service_arg(cfg: &Config, s: &str) -> Result<Service> {
+    if let Some(svc) = s.strip_prefix("pam:") {
+        return Ok(Service::Pam(svc.to_string()));
+    }
+    if let Some(name) = s.strip_prefix("radius:") {
+        let r = &cfg.radius;
+        let Some(c) = r.clients.iter().find(|c| c.name == name) else {
+            return Err(Fail::Error(format!(
+                "--service {s:?}: no [[radius.clients]] entry is named {name:?}"
+            )));
+        };
+        return Ok(Service::Radius {
+            client: name.to_string(),
+            code_only: r.settings_for(c).mode == RadiusMode::CodeOnly,
+        });
+    }
+    Ok(Service::Other(s.to_string()))
+}
+
 pub fn auth(
     cfg: &Path,
     user: &str,
     ip: Option<&str>,
     code: Option<&str>,
     service: &str,
+    force: bool,
 ) -> Result<ExitCode> {
+    // A client address that is no address is a usage error, before anything is opened:
+    // it must not count as an unknown client, nor its wrong code toward the user's lockout.
+    let client = match ip {
+        None => ClientAddr::Local,
+        Some(s) => ClientAddr::Remote(Some(parse_ip_literal(s).ok_or_else(|| {
+            Fail::Error(format!(
+                "--ip {s:?} is not an IP address (an IPv4 or IPv6 literal such as 192.0.2.7 or \
+                 2001:db8::7); nothing was checked or recorded"
+            ))
+        })?)),
+    };
     let a = open(cfg, OpenMode::Existing)?;
+    let service = service_arg(a.config(), service)?;
     let name = user_name(&a, user)?;
-    // --ip takes the same rule as PAM_RHOST: an address or nothing; a name is untrusted.
-    let client = ClientAddr::from_rhost(ip);
-    // The administrator named the user: the name may get a record, as at a real login.
-    let req = Request::new(&name, client, service).vouched(true);
     let login = a.login();
+    // A name nothing vouches for is refused (a typo must get no record nor grace); one that
+    // passes may get a record, as at a real login.
+    login.vouch(&name, force)?;
+    let req = Request::new(&name, client, service).vouched(true);
     let mut d = login.begin(&req)?;
     if d.outcome == Outcome::NeedCode {
         let code = match code {
@@ -160,9 +196,12 @@ pub fn temp_access(
     valid: Span,
     uses: u32,
     revoke: bool,
+    force: bool,
 ) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Create)?;
     let name = user_name(&a, user)?;
+    // A working code for a typo would be a way in for whoever takes that name.
+    a.login().vouch(&name, force)?;
     let admin = a.admin(ACTOR);
     let t = now();
     if revoke {
@@ -187,9 +226,10 @@ pub fn temp_access(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn backup_codes(cfg: &Path, user: &str, count: u32) -> Result<ExitCode> {
+pub fn backup_codes(cfg: &Path, user: &str, count: u32, force: bool) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let name = user_name(&a, user)?;
+    a.login().vouch(&name, force)?;
     let codes = a
         .admin(ACTOR)
         .issue_backup_codes(&name, count, None, now())?;
@@ -290,6 +330,23 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     );
     println!("  go-live: {}", crate::golive::describe(&c, now()));
     println!("  trusted networks: {}", c.policy.trusted_networks.len());
+    if c.policy.remember.as_secs() > 0 {
+        let kinds: Vec<String> = c
+            .policy
+            .remember_for
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        println!(
+            "  portal unlocks: {}, for {}",
+            c.policy.remember,
+            if kinds.is_empty() {
+                "no login (remember_for = [])".to_string()
+            } else {
+                kinds.join(", ")
+            }
+        );
+    }
     match c.radius.clients.len() {
         // Not an error: a site that only protects Linux logins has none.
         0 => {

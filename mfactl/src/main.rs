@@ -103,18 +103,25 @@ pub enum Command {
     Unlink { user: String },
     /// Clear a lockout after too many wrong codes.
     Unlock { user: String },
-    /// Run the full policy for a login exactly as the PAM module and the daemon would.
+    /// Run the full policy for a login exactly as the PAM module and the daemon would. The
+    /// user must be known to the system (NSS) or held in the store, unless --force.
     Auth {
         user: String,
-        /// The client's IP address; without it, a local login.
+        /// The client's IP address (an IPv4 or IPv6 literal); without it, a local login.
         #[arg(long)]
         ip: Option<String>,
         /// The code; `-` reads it from standard input (keeps it out of the process list).
         #[arg(long)]
         code: Option<String>,
-        /// Service name for the audit trail.
+        /// What asks: `pam:SERVICE` or `radius:CLIENT` (a configured client) to decide as
+        /// that PAM service or RADIUS client would ([policy] remember_for); any other name
+        /// only names the audit trail's service.
         #[arg(long, default_value = "mfactl")]
         service: String,
+        /// Act on a name the system does not know and the store does not hold (it gets a
+        /// record, as a first login does).
+        #[arg(long)]
+        force: bool,
     },
     /// Roll-out report: who is enrolled, logins, failures, locks, go-live.
     Report {
@@ -149,9 +156,13 @@ pub enum Command {
         #[arg(long)]
         replace: bool,
     },
-    /// Issue a one-time temporary access code for a user without the phone.
+    /// Issue a one-time temporary access code for a user without the phone. The user must be
+    /// known to the system (NSS) or held in the store, unless --force.
     TempAccess {
         user: String,
+        /// Issue it for a name the system does not know and the store does not hold.
+        #[arg(long)]
+        force: bool,
         /// How long the code stays valid.
         #[arg(long, default_value = "8h")]
         valid: Span,
@@ -162,9 +173,13 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["valid", "uses"])]
         revoke: bool,
     },
-    /// Print a new set of one-time backup codes (the old set stops working).
+    /// Print a new set of one-time backup codes (the old set stops working). The user must be
+    /// known to the system (NSS) or held in the store, unless --force, and enrolled.
     BackupCodes {
         user: String,
+        /// Skip the check that the system knows the name or the store holds it.
+        #[arg(long)]
+        force: bool,
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=50))]
         count: u32,
     },
@@ -344,7 +359,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ip,
             code,
             service,
-        } => admin::auth(cfg, &user, ip.as_deref(), code.as_deref(), &service),
+            force,
+        } => admin::auth(cfg, &user, ip.as_deref(), code.as_deref(), &service, force),
         Command::Report { format } => report::report(cfg, format),
         Command::Trusted { action } => admin::trusted(cfg, action),
         Command::GoLive { action } => golive::go_live(cfg, action),
@@ -358,11 +374,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => import::import(cfg, &files, user.as_deref(), replace),
         Command::TempAccess {
             user,
+            force,
             valid,
             uses,
             revoke,
-        } => admin::temp_access(cfg, &user, valid, uses, revoke),
-        Command::BackupCodes { user, count } => admin::backup_codes(cfg, &user, count),
+        } => admin::temp_access(cfg, &user, valid, uses, revoke, force),
+        Command::BackupCodes { user, force, count } => {
+            admin::backup_codes(cfg, &user, count, force)
+        }
         Command::Log {
             user,
             since,

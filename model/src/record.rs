@@ -215,17 +215,37 @@ impl UserRecord {
     /// The unlock of client address `ip` (an IP literal as text) that still holds at `now`,
     /// if any: made after the key last changed (a new or removed key ends every unlock) and
     /// younger than both its own expiry and `remember` seconds (so shortening
-    /// `[policy] remember` shortens the unlocks already made; 0 ends them all).
+    /// `[policy] remember` shortens the unlocks already made; 0 ends them all). One stamped
+    /// after `now` (made on a node whose clock runs ahead) does not hold: from its stamp it
+    /// would last longer than `remember` from now. The next write of the record makes it an
+    /// unlock of now ([`UserRecord::clamp_future_unlocks`]).
     pub fn unlocked(&self, ip: &str, now: i64, remember: i64) -> Option<&Unlock> {
         if remember <= 0 || !self.enrolled() {
             return None;
         }
         self.unlocks.iter().find(|u| {
             u.ip == ip
+                && u.created <= now
                 && now < u.expires
                 && now < u.created.saturating_add(remember)
                 && self.mfa_changed.is_none_or(|c| u.created >= c)
         })
+    }
+
+    /// Makes every unlock stamped after `now` (another node's clock ahead of this one's) an
+    /// unlock made `now`, lasting at most `remember` from now: clock skew between nodes never
+    /// stretches an unlock past `remember`. Run wherever a record is written with its
+    /// unlocks (an unlock made or extended, a login), so a skewed stamp does not wait in the
+    /// store for its time to come. Says whether anything changed.
+    pub fn clamp_future_unlocks(&mut self, now: i64, remember: i64) -> bool {
+        let until = now.saturating_add(remember.max(0));
+        let mut changed = false;
+        for u in self.unlocks.iter_mut().filter(|u| u.created > now) {
+            u.created = now;
+            u.expires = u.expires.min(until);
+            changed = true;
+        }
+        changed
     }
 
     pub fn usable_codes(&self, kind: OtcKind, now: i64) -> usize {
@@ -249,7 +269,7 @@ pub enum RolloutStatus {
         days_left: i64,
     },
     Enrolled,
-    /// Not enrolled, past the deadline, with a usable temporary-access or backup code.
+    /// Not enrolled, past the deadline, with a usable temporary-access code.
     TemporaryAccess,
     Overdue,
 }

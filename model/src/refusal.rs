@@ -24,6 +24,9 @@ pub enum Refusal {
     /// A sign-in (the portal's session) no longer stands for the user's key: it was
     /// replaced or removed since, or the user is locked.
     SignInEnded(UserName),
+    /// A name nothing vouches for: the system does not know it (NSS) and the store holds no
+    /// record of it, so an administrator's command would act on a typo.
+    UnknownName(UserName),
 }
 
 impl fmt::Display for Refusal {
@@ -55,6 +58,12 @@ impl fmt::Display for Refusal {
             Refusal::SignInEnded(u) => write!(
                 f,
                 "the sign-in of user {u:?} has ended: the key changed or was removed since, or the user is locked; sign in again"
+            ),
+            Refusal::UnknownName(u) => write!(
+                f,
+                "no user {u:?}: the system does not know the name (NSS: `getent passwd {u}` \
+                 finds nothing) and the store holds no record of it; nothing was changed. \
+                 Check the spelling, or add --force to act on the name anyway"
             ),
         }
     }

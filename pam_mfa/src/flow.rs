@@ -11,7 +11,7 @@ use mfa_core::enrolment::{APPS, Sheet};
 use mfa_core::verify::{looks_like_code, normalize_code};
 use mfa_core::{
     ClientAddr, Core, CoreError, Decision, OpenMode, Outcome, Reason, Refusal, Request, TotpSecret,
-    UserName,
+    UserName, login::Service,
 };
 use mfa_store_sqlite::SqliteStore;
 use zeroize::Zeroizing;
@@ -287,16 +287,23 @@ impl Flow<'_> {
             .pam
             .rhost()
             .map_err(|e| Internal(format!("user {user:?}: cannot read PAM_RHOST: {e}")))?;
-        let service = self
+        // What asks, for the audit trail and for the policy (an unlock applies to the PAM
+        // services `[policy] remember_for` names; none without a PAM_SERVICE).
+        let service = match self
             .pam
             .service()
             .map_err(|e| Internal(format!("user {user:?}: cannot read PAM_SERVICE: {e}")))?
-            .unwrap_or_else(|| "pam".into());
+        {
+            Some(s) => Service::Pam(s),
+            None => Service::Other("pam".into()),
+        };
         let client = ClientAddr::from_rhost(rhost.as_deref());
         let config = self.args.config.clone();
+        // Quoted as text (with `{:?}`), never as the enum.
+        let service_name = service.to_string();
         self.debug(|| {
             format!(
-                "user={user:?} service={service:?} rhost={rhost:?} client={client} config={}",
+                "user={user:?} service={service_name:?} rhost={rhost:?} client={client} config={}",
                 config.display()
             )
         });
@@ -309,7 +316,7 @@ impl Flow<'_> {
             Ok(n) => n,
             Err(e @ CoreError::BadUserName { .. }) => {
                 self.log
-                    .error(&format!("refused (service {service:?}): {e}"));
+                    .error(&format!("refused (service {service_name:?}): {e}"));
                 return Ok(PamCode::AuthErr);
             }
             Err(e) => return Err(e.into()),
@@ -317,7 +324,7 @@ impl Flow<'_> {
         // No first factor is checked here, so the name gets a record only where the system
         // knows it (NSS); a stranger's name fills nothing.
         let known = mfa_core::groups::user_known(&name);
-        let req = Request::new(&name, client, &service).vouched(known);
+        let req = Request::new(&name, client, service).vouched(known);
         let d = match self.answered(&user, auth.begin(&req, self.log))? {
             Answered::Decided(d) => d,
             Answered::Unavailable => return Ok(PamCode::AuthInfoUnavail),

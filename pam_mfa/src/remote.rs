@@ -131,8 +131,11 @@ impl Remote {
         }
         b.add(AttrType::NAS_IDENTIFIER, self.host.as_bytes())
             .map_err(|e| bad(&e))?;
-        b.add(AttrType::CALLED_STATION_ID, label(&req.service).as_bytes())
-            .map_err(|e| bad(&e))?;
+        b.add(
+            AttrType::CALLED_STATION_ID,
+            label(&req.service.to_string()).as_bytes(),
+        )
+        .map_err(|e| bad(&e))?;
         if let Some(s) = state {
             b.add(AttrType::STATE, s).map_err(|e| bad(&e))?;
         }

@@ -19,6 +19,7 @@ use mfa_core::enrolment::{OwnKey, Sheet, qr_svg};
 use mfa_core::invite::{InviteEnrol, InviteState, token_hash};
 use mfa_core::login::now;
 use mfa_core::net::parse_ip_literal;
+use mfa_core::policy::UnlockScope;
 use mfa_core::store::AuditQuery;
 use mfa_core::{ClientAddr, Core, Request, TotpSecret, UserName};
 use zeroize::Zeroizing;
@@ -867,7 +868,11 @@ async fn account_view(
         esc(&when(rec.as_ref().and_then(|r| r.mfa_changed))),
         esc(t.last_logins),
         esc(t.unlock_title),
-        esc(t.unlock_intro),
+        esc(&format!(
+            "{} {}",
+            t.unlock_intro,
+            crate::text::unlock_scope(c.lang, &UnlockScope::of(p.core.config()))
+        )),
         form("unlock", t.unlock_button),
         esc(t.backup_title),
         esc(t.backup_intro),

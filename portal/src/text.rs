@@ -1,6 +1,8 @@
 //! The portal's words, in English and Dutch. Every page takes one [`T`]; no text is built
 //! from user input except through [`crate::page::esc`].
 
+use mfa_core::policy::UnlockScope;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     En,
@@ -117,6 +119,13 @@ pub struct T {
     pub unlocked: &'static str,
     pub unlock_off: &'static str,
     pub unlock_no_address: &'static str,
+    /// What an unlock lets in ([`unlock_scope`]): the lead-in, its parts, the rest.
+    pub unlock_scope: &'static str,
+    pub unlock_code_only: &'static str,
+    pub unlock_radius: &'static str,
+    pub unlock_pam: &'static str,
+    pub unlock_rest: &'static str,
+    pub unlock_nothing: &'static str,
     pub home_intro: &'static str,
     pub replace_title: &'static str,
     pub replace_account_intro: &'static str,
@@ -192,11 +201,17 @@ pub static EN: T = T {
     backup_button: "Make new backup codes",
     backup_shown: "Write these codes down or print them now: they are not shown again. Each works once.",
     unlock_title: "Unlock remote desktop from this network",
-    unlock_intro: "Remote desktop gateways cannot ask for a code. Unlock the address you are using now, and logins of yours from it need no code for a while.",
+    unlock_intro: "Remote desktop gateways cannot ask for a code. Unlock the address you are using now, for a while.",
     unlock_button: "Unlock remote desktop from this network",
-    unlocked: "Unlocked. Logins of yours from this address need no code until",
+    unlocked: "Unlocked. The logins named above need no code from this address until",
     unlock_off: "Unlocking is turned off on this system.",
     unlock_no_address: "Your address could not be determined, so it cannot be unlocked.",
+    unlock_scope: "An unlock lets these logins of yours in without a code, from that address only:",
+    unlock_code_only: "gateways that cannot ask for a code, such as remote desktop",
+    unlock_radius: "the gateway",
+    unlock_pam: "logins through the service",
+    unlock_rest: "Every other login still asks for your code.",
+    unlock_nothing: "On this system an unlock lets no login in without a code.",
     home_intro: "To link your authenticator app, open the link your administrator sent you.",
     replace_title: "Replace key",
     replace_account_intro: "A new phone, or a key that may have been seen by someone else: link a new key. Your current key keeps working until you confirm the new one.",
@@ -272,11 +287,17 @@ pub static NL: T = T {
     backup_button: "Nieuwe reservecodes maken",
     backup_shown: "Schrijf deze codes nu op of druk ze af: ze worden niet nog eens getoond. Elke code werkt \u{e9}\u{e9}n keer.",
     unlock_title: "Extern bureaublad vanaf dit netwerk ontgrendelen",
-    unlock_intro: "Gateways voor extern bureaublad kunnen niet om een code vragen. Ontgrendel het adres dat je nu gebruikt, dan hoef je vanaf dat adres een tijdje geen code in te voeren.",
+    unlock_intro: "Gateways voor extern bureaublad kunnen niet om een code vragen. Ontgrendel het adres dat je nu gebruikt, voor een tijdje.",
     unlock_button: "Extern bureaublad vanaf dit netwerk ontgrendelen",
-    unlocked: "Ontgrendeld. Vanaf dit adres heb je geen code nodig tot",
+    unlocked: "Ontgrendeld. De hierboven genoemde aanmeldingen hebben vanaf dit adres geen code nodig tot",
     unlock_off: "Ontgrendelen staat op dit systeem uit.",
     unlock_no_address: "Je adres kon niet worden bepaald, dus het kan niet worden ontgrendeld.",
+    unlock_scope: "Een ontgrendeling laat deze aanmeldingen van jou zonder code toe, alleen vanaf dat adres:",
+    unlock_code_only: "gateways die niet om een code kunnen vragen, zoals extern bureaublad",
+    unlock_radius: "de gateway",
+    unlock_pam: "aanmeldingen via de dienst",
+    unlock_rest: "Elke andere aanmelding vraagt nog steeds om je code.",
+    unlock_nothing: "Op dit systeem laat een ontgrendeling geen enkele aanmelding zonder code toe.",
     home_intro: "Open de link die je beheerder je stuurde om je authenticator-app te koppelen.",
     replace_title: "Sleutel vervangen",
     replace_account_intro: "Een nieuwe telefoon, of een sleutel die iemand anders gezien kan hebben: koppel een nieuwe sleutel. Je huidige sleutel blijft werken tot je de nieuwe bevestigt.",
@@ -299,9 +320,54 @@ pub static NL: T = T {
     too_slow: "Het formulier deed er te lang over om aan te komen. Er is niets gewijzigd. Probeer het opnieuw.",
 };
 
+/// What an unlock lets in, in `lang`, from the configuration (`[policy] remember_for`, as
+/// the policy applies it): shown beside the Unlock button, so the user knows what it does
+/// before pressing it.
+pub fn unlock_scope(lang: Lang, scope: &UnlockScope) -> String {
+    let t = lang.t();
+    if scope.is_empty() {
+        return t.unlock_nothing.to_string();
+    }
+    let mut parts = Vec::new();
+    if let Some(names) = &scope.code_only {
+        parts.push(if names.is_empty() {
+            t.unlock_code_only.to_string()
+        } else {
+            format!("{} ({})", t.unlock_code_only, names.join(", "))
+        });
+    }
+    parts.extend(
+        scope
+            .radius
+            .iter()
+            .map(|n| format!("{} {n}", t.unlock_radius)),
+    );
+    parts.extend(scope.pam.iter().map(|s| format!("{} {s}", t.unlock_pam)));
+    format!("{} {}. {}", t.unlock_scope, parts.join("; "), t.unlock_rest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unlock_says_what_it_unlocks() {
+        let mut scope = UnlockScope {
+            code_only: Some(vec!["rd-gateway".into()]),
+            ..UnlockScope::default()
+        };
+        let en = unlock_scope(Lang::En, &scope);
+        assert!(en.contains("remote desktop (rd-gateway)"), "{en}");
+        assert!(en.contains("Every other login still asks"), "{en}");
+        assert!(!en.contains("sshd"), "{en}");
+        scope.pam.push("sshd".into());
+        scope.radius.push("vpn".into());
+        let nl = unlock_scope(Lang::Nl, &scope);
+        assert!(nl.contains("de gateway vpn"), "{nl}");
+        assert!(nl.contains("aanmeldingen via de dienst sshd"), "{nl}");
+        let none = unlock_scope(Lang::En, &UnlockScope::default());
+        assert!(none.contains("lets no login in"), "{none}");
+    }
 
     #[test]
     fn language_choice() {

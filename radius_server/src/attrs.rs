@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use mfa_config::{ClientIpAttribute, ClientSettings, FirstFactor, RadiusMode};
 use mfa_core::ClientAddr;
+use mfa_core::login::Service;
 use mfa_core::net::parse_client_ip_attribute;
 use mfa_radius_proto::{AttrType, Packet};
 
@@ -52,19 +53,24 @@ fn framed_ip(v: &[u8]) -> Option<IpAddr> {
     Some(IpAddr::V4(ip))
 }
 
-/// The audit trail's service for a request from a PAM host in remote mode (a client with
-/// `mode = "challenge"` and `first_factor = "none"`): `client/host/pam-service`, from the
-/// NAS-Identifier and Called-Station-Id pam_mfa sends (`-` where one is missing), so the
-/// trail says which host and which PAM service asked. Where the client entry covers several
-/// hosts, the host's source address follows the client's name (`client@10.0.5.7/host/...`):
-/// the NAS-Identifier is only what the host says it is. `None` for every other client, whose
-/// service stays its configured name. Each part is printable ASCII without `/`, at most 64
-/// characters: the values come from an authenticated client, but are still only text.
-pub fn pam_host_service(asker: &Asker, s: &ClientSettings, p: &Packet<'_>) -> Option<String> {
+/// What asks, for the policy and the audit trail. A PAM host in remote mode (a client with
+/// `mode = "challenge"` and `first_factor = "none"`) is a PAM login: its host and PAM
+/// service from the NAS-Identifier and Called-Station-Id pam_mfa sends (`client/host/service`
+/// in the audit trail, `-` where one is missing), so the trail says which host and which PAM
+/// service asked and `[policy] remember_for` can name the service. Where the client entry
+/// covers several hosts, the host's source address follows the client's name
+/// (`client@10.0.5.7/host/...`): the NAS-Identifier is only what the host says it is. Every
+/// other client is itself, by its configured name and whether it is in code-only mode. Each
+/// part from the packet is printable ASCII without `/`, at most 64 characters: the values
+/// come from an authenticated client, but are still only text.
+pub fn service_of(asker: &Asker, s: &ClientSettings, p: &Packet<'_>) -> Service {
     if s.mode != RadiusMode::Challenge || s.first_factor != FirstFactor::None {
-        return None;
+        return Service::Radius {
+            client: asker.client.clone(),
+            code_only: s.mode == RadiusMode::CodeOnly,
+        };
     }
-    let part = |typ: AttrType| -> String {
+    let part = |typ: AttrType| -> Option<String> {
         let v: String = p
             .attr(typ)
             .map(String::from_utf8_lossy)
@@ -80,17 +86,14 @@ pub fn pam_host_service(asker: &Asker, s: &ClientSettings, p: &Packet<'_>) -> Op
             })
             .take(64)
             .collect();
-        if v.is_empty() { "-".into() } else { v }
+        (!v.is_empty()).then_some(v)
     };
-    let client = match asker.host {
-        Some(ip) => format!("{}@{ip}", asker.client),
-        None => asker.client.clone(),
-    };
-    Some(format!(
-        "{client}/{}/{}",
-        part(AttrType::NAS_IDENTIFIER),
-        part(AttrType::CALLED_STATION_ID)
-    ))
+    Service::RemotePam {
+        client: asker.client.clone(),
+        address: asker.host,
+        host: part(AttrType::NAS_IDENTIFIER).unwrap_or_else(|| "-".into()),
+        service: part(AttrType::CALLED_STATION_ID),
+    }
 }
 
 #[cfg(test)]
@@ -173,15 +176,21 @@ mod tests {
             client: "hosts".into(),
             host: None,
         };
+        let s = service_of(&hosts, &host, &p);
+        assert_eq!(s.to_string(), "hosts/web1/ss_hd_x");
         assert_eq!(
-            pam_host_service(&hosts, &host, &p).as_deref(),
-            Some("hosts/web1/ss_hd_x")
+            s,
+            Service::RemotePam {
+                client: "hosts".into(),
+                address: None,
+                host: "web1".into(),
+                service: Some("ss_hd_x".into())
+            }
         );
         let bare = pkt_with(1, &[b"alice"]);
-        assert_eq!(
-            pam_host_service(&hosts, &host, &Packet::parse(&bare).unwrap()).as_deref(),
-            Some("hosts/-/-")
-        );
+        let s = service_of(&hosts, &host, &Packet::parse(&bare).unwrap());
+        assert_eq!(s.to_string(), "hosts/-/-");
+        assert!(matches!(s, Service::RemotePam { service: None, .. }));
         // An entry for several hosts: the source address says which one, whatever the
         // host calls itself.
         let fleet = Asker {
@@ -189,13 +198,36 @@ mod tests {
             host: Some("10.0.5.7".parse().unwrap()),
         };
         assert_eq!(
-            pam_host_service(&fleet, &host, &p).as_deref(),
-            Some("hosts@10.0.5.7/web1/ss_hd_x")
+            service_of(&fleet, &host, &p).to_string(),
+            "hosts@10.0.5.7/web1/ss_hd_x"
         );
         let vpn = ClientSettings {
             first_factor: FirstFactor::Pam,
             ..host
         };
-        assert_eq!(pam_host_service(&hosts, &vpn, &p), None);
+        let named = |client: &str| Asker {
+            client: client.into(),
+            host: None,
+        };
+        assert_eq!(
+            service_of(&named("vpn"), &vpn, &p),
+            Service::Radius {
+                client: "vpn".into(),
+                code_only: false
+            }
+        );
+        let rdgw = ClientSettings {
+            mode: RadiusMode::CodeOnly,
+            ..host
+        };
+        let s = service_of(&named("rdgw"), &rdgw, &p);
+        assert_eq!(s.to_string(), "rdgw");
+        assert_eq!(
+            s,
+            Service::Radius {
+                client: "rdgw".into(),
+                code_only: true
+            }
+        );
     }
 }

@@ -18,7 +18,7 @@ use mfa_radius_proto::{AttrType, Builder, Code, Packet, VerifyError, unhide_pass
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
-use crate::attrs::{client_addr, pam_host_service};
+use crate::attrs::{client_addr, service_of};
 use crate::challenge::{Asker, Challenges, Pending, Redeem};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
@@ -852,17 +852,13 @@ impl Shared {
             },
             _ => return Ok(Answer::reject(Reason::InvalidUserName)),
         };
-        let req = Request::new(&user, addr, &nas.name);
+        // The client by name and mode; a PAM host (remote mode) as the PAM login it sends.
+        let req = Request::new(&user, addr, service_of(&asker, r, pkt));
         if pkt.attr(AttrType::CHAP_PASSWORD).is_some() || pkt.attr(AttrType::EAP_MESSAGE).is_some()
         {
             // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
             return self.refuse(rt, req, Reason::UnsupportedMethod).await;
         }
-        // A PAM host (remote mode): the audit names its host and PAM service too.
-        let req = match pam_host_service(&asker, r, pkt) {
-            Some(service) => Request { service, ..req },
-            None => req,
-        };
         let password = match pkt.attr(AttrType::USER_PASSWORD) {
             None => None,
             Some(h) => match unhide_password(h, &nas.secret, &pkt.authenticator) {
@@ -993,7 +989,7 @@ impl Shared {
         let now = Instant::now();
         let pending = Pending {
             asker: asker.clone(),
-            service: req.service.clone(),
+            service: req.service.to_string(),
             user: req.user.to_string(),
             client_addr: req.client,
             expires: now + rt.config.radius.challenge_timeout.0,
@@ -1023,8 +1019,13 @@ impl Shared {
         state: &[u8],
         code: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<Answer, Fail> {
-        let redeemed =
-            relock(&self.challenges).redeem(state, asker, &req.service, &req.user, Instant::now());
+        let redeemed = relock(&self.challenges).redeem(
+            state,
+            asker,
+            &req.service.to_string(),
+            &req.user,
+            Instant::now(),
+        );
         match redeemed {
             Redeem::Ok(addr) => req.client = addr,
             Redeem::Unknown => {

@@ -20,7 +20,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 16] = [
+    let checks: [(&str, Check); 17] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -40,6 +40,10 @@ pub fn all(open: Open<'_>) {
             invite_with_its_key,
         ),
         ("the_store_key_recorded_and_enforced", store_key_enforced),
+        (
+            "a_key_change_voids_unused_invites",
+            key_change_voids_invites,
+        ),
     ];
     run(open, &checks);
 }
@@ -697,4 +701,88 @@ fn store_key_enforced(open: Open<'_>) {
         assert_eq!(sealed_key_id(r.secret.as_ref().unwrap()), Some(two));
     }
     assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
+}
+
+/// A record written with its key changed (`mfa_changed` moved: an enrolment by any path, a
+/// replacement, an unlink) ends that user's unused invites in the same transaction; used
+/// ones, other users' and a write that changed no key leave them as they were.
+fn key_change_voids_invites(open: Open<'_>) {
+    let s = open();
+    let inv = |h: u8, user: &str, created: i64, used: Option<i64>| mfa_model::Invite {
+        hash: [h; 32],
+        user: user.into(),
+        created,
+        expires: created + 1000,
+        used,
+    };
+    let kim = name("kim");
+    s.put_invites(
+        &[
+            inv(1, "kim", 100, None),
+            inv(2, "kim", 110, None),
+            inv(3, "kim", 120, Some(130)),
+            inv(4, "lea", 100, None),
+            inv(5, "kim", 10, None),
+        ],
+        &[],
+    )
+    .unwrap();
+    let expires = |h: u8| s.invite(&[h; 32]).unwrap().unwrap().expires;
+    // A record without a key change (a login seen, a temporary code): nothing voided.
+    let mut r = UserRecord::new(&kim, params(), 200);
+    put(s.as_ref(), &r, vec![]);
+    r.login_count = 1;
+    put(s.as_ref(), &r, vec![]);
+    assert_eq!([expires(1), expires(2), expires(5)], [1100, 1110, 1010]);
+    // Enrolled (some other way than these invites) at 500.
+    let mut e = enrolled(&kim, 500);
+    e.mfa_changed = Some(500);
+    put(s.as_ref(), &e, vec![]);
+    assert_eq!(
+        [expires(1), expires(2)],
+        [500, 500],
+        "kim's unused invites end"
+    );
+    assert_eq!(expires(3), 1120, "a used invite stays as it was");
+    assert_eq!(expires(4), 1100, "another user's stays");
+    assert_eq!(expires(5), 500, "already ended before: stays ended");
+    for h in [1, 2] {
+        assert_eq!(
+            s.invite(&[h; 32]).unwrap().unwrap().used,
+            None,
+            "void, not used"
+        );
+    }
+    // A new invite, then an unlink at 700: that one ends too.
+    s.put_invites(&[inv(6, "kim", 600, None)], &[]).unwrap();
+    e.secret = None;
+    e.mfa_changed = Some(700);
+    put(s.as_ref(), &e, vec![]);
+    assert_eq!(expires(6), 700);
+    // Through transact_with_invite too: the invite used stays used, the others end.
+    s.put_invites(&[inv(7, "kim", 800, None), inv(8, "kim", 800, None)], &[])
+        .unwrap();
+    let mut again = enrolled(&kim, 900);
+    again.mfa_changed = Some(900);
+    assert!(
+        s.transact_with_invite(&[7; 32], 900, &[&kim], &mut |recs| {
+            recs[0] = Some(again.clone());
+            Ok(vec![])
+        })
+        .unwrap()
+    );
+    assert_eq!(s.invite(&[7; 32]).unwrap().unwrap().used, Some(900));
+    assert_eq!(expires(8), 900);
+    // Issued in the very second of the change, or stamped after it by a node whose clock
+    // runs ahead: ended at its own creation, never before it (a row the store can read).
+    s.put_invites(
+        &[inv(9, "kim", 1000, None), inv(10, "kim", 1005, None)],
+        &[],
+    )
+    .unwrap();
+    again.mfa_changed = Some(1000);
+    put(s.as_ref(), &again, vec![]);
+    assert_eq!([expires(9), expires(10)], [1000, 1005]);
+    assert!(!s.invite(&[9; 32]).unwrap().unwrap().usable(1000));
+    assert_eq!(s.invites().unwrap().len(), 10, "every row still reads");
 }

@@ -340,6 +340,8 @@ pub trait Store: Send + Sync {
 
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:
     /// either everything `f` changed and every event it returned is stored, or nothing is.
+    /// A record whose key changed (`mfa_changed` moved) voids that user's unused invites in
+    /// the same transaction ([`rows::voids_invites`]).
     /// Rows are locked in sorted order whatever the order named, so two servers never
     /// deadlock. A name may appear more than once: each place gets its own copy, and the
     /// last place's is the one kept.

@@ -80,8 +80,9 @@ pub fn decode_invite(r: InviteRow) -> Result<Invite, StoreError> {
         .hash
         .try_into()
         .map_err(|_| bad(&r.user, "invites.hash", "not 32 bytes"))?;
-    if r.expires <= r.created {
-        return Err(bad(&r.user, "invites.expires", "not after created"));
+    // Equal: voided in the second it was issued ([`voids_invites`]).
+    if r.expires < r.created {
+        return Err(bad(&r.user, "invites.expires", "before created"));
     }
     Ok(Invite {
         hash,
@@ -90,6 +91,18 @@ pub fn decode_invite(r: InviteRow) -> Result<Invite, StoreError> {
         expires: r.expires,
         used: r.used,
     })
+}
+
+/// Whether writing `rec` (read as `before`) voids the user's unused invites, and when: its
+/// key changed (`mfa_changed` moved: enrolled by any path, replaced, unlinked). An invite
+/// stands for the key state it was issued in: one issued before the user enrolled some
+/// other way must not enrol (show a key) again after a later unlink. Every engine voids
+/// them in the same transaction as the record, by ending them at that time (their
+/// `expires`; never before their `created`, which another node's clock may have put after
+/// it), so no schema change is needed and the portal says the link no longer works.
+pub fn voids_invites(before: Option<&UserRecord>, rec: &UserRecord) -> Option<i64> {
+    let changed = rec.mfa_changed?;
+    (before.and_then(|b| b.mfa_changed) != Some(changed)).then_some(changed)
 }
 
 pub fn encode_invite(i: &Invite) -> InviteRow {

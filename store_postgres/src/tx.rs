@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mfa_model::{AuditEvent, KEY_ID_BYTES, KeyId, UserName, UserRecord};
-use mfa_store::{Abort, StoreError, TxFn};
+use mfa_store::{Abort, StoreError, TxFn, rows};
 use postgres::{Statement, Transaction};
 use sha2::{Digest, Sha256};
 
@@ -162,6 +162,17 @@ pub(crate) fn transact_on(
         .collect();
     check_store_key(&mut tx, st, &new_seeds)?;
     write(&mut tx, st, &changed, &codes, &sources, &unlocks)?;
+    for (rec, old) in records.iter().zip(&before) {
+        if let Some(rec) = rec
+            && let Some(at) = rows::voids_invites(old.as_ref(), rec)
+        {
+            tx.execute(
+                "UPDATE invites SET expires = GREATEST(created, $2) WHERE \"user\" = $1 AND used IS NULL AND expires > $2",
+                &[&rec.name.as_str(), &at],
+            )
+            .ctx("voiding invites")?;
+        }
+    }
     insert_audit(&mut tx, &st.insert_audit, &events)?;
     tx.commit().ctx("committing")?;
     Ok(true)

@@ -2,7 +2,7 @@
 //! events appended, the store key checked against every seed written.
 
 use mfa_model::{AuditEvent, KEY_ID_BYTES, KeyId, SealedSecret, UserName, UserRecord};
-use mfa_store::{Abort, StoreError, TxFn};
+use mfa_store::{Abort, StoreError, TxFn, rows};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::db;
@@ -86,13 +86,23 @@ pub(crate) fn transact_on(
                     "a transaction renamed a user",
                 )));
             }
-            save(&tx, rec, before.get(i).and_then(Option::as_ref))?;
+            let old = before.get(i).and_then(Option::as_ref);
+            save(&tx, rec, old)?;
+            if let Some(at) = rows::voids_invites(old, rec) {
+                tx.prepare_cached(VOID_INVITES)
+                    .map_err(db)?
+                    .execute(params![rec.name.as_str(), at])
+                    .map_err(db)?;
+            }
         }
     }
     insert_audit(&tx, &events)?;
     tx.commit().map_err(db)?;
     Ok(true)
 }
+
+/// Ends the user's (`?1`) unused invites at `?2` ([`rows::voids_invites`]).
+const VOID_INVITES: &str = "UPDATE invites SET expires = MAX(created, ?2) WHERE user = ?1 AND used IS NULL AND expires > ?2";
 
 pub(crate) fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut st = conn.prepare_cached(

@@ -1,8 +1,9 @@
 //! mfa-portal in a real browser (Debian's chromium through playwright-core, tests/browser/):
 //! enrolment from an invite link, its refusals and its Dutch page; the QR code on the page
 //! against `mfactl enroll`'s URI (zbar); "Unlock remote desktop from this network" end to
-//! end: a PAM sign-in, then radclient's code-less code-only request and a pamtester login
-//! from that address, refused elsewhere and after revocation; "Replace key" in My account.
+//! end: a PAM sign-in, then radclient's code-less code-only request from that address,
+//! refused elsewhere and after revocation, and a pamtester login from it still asked for the
+//! code (an unlock is for code-only gateways by default); "Replace key" in My account.
 //! Over plain HTTP(S) (ureq) against the built binary: the TLS listener, the rate limits,
 //! oversized fields, the session idle timeout, an account POST without its cookie, and the
 //! metrics.
@@ -253,11 +254,13 @@ secret = "{SECRET}"
     daemon.wait_log("reason=remembered_network", 1);
     // From another address: refused as before.
     assert!(codeless("198.51.100.8").is("Access-Reject"));
-    // A PAM login from that address skips the prompt; from another it is asked.
+    // The unlock is for the gateways that cannot ask for a code (`[policy] remember_for`,
+    // by default "code-only"): a PAM login from that address is asked for the code as from
+    // any other (tests/tests/radius_unlock.rs shows remember_for extending it).
     let mfa = PamService::mfa_only(&site.config, "");
-    let run = pamtester(&mfa.name, &unix.name, Some("198.51.100.7"), "", None);
-    assert!(!run.prompted(), "prompted: {}", run.all());
-    assert_eq!(run.result, pam_support::PamResult::Success, "{}", run.all());
+    let run = pamtester(&mfa.name, &unix.name, Some("198.51.100.7"), "\n", None);
+    assert!(run.prompted(), "not prompted: {}", run.all());
+    assert_ne!(run.result, pam_support::PamResult::Success, "{}", run.all());
     let other = pamtester(
         &mfa.name,
         &unix.name,
@@ -622,6 +625,15 @@ fn a_metrics_scrape_counts_pages_enrolments_sign_ins_unlocks_and_limits() {
     assert_eq!(r.status, 401);
     let r = c.sign_in(&alice, &mfa_e2e::totp(&akey, 0));
     assert_eq!(r.status, 200, "{}", r.body);
+    // The Unlock section says what an unlock lets in ([policy] remember_for, by default the
+    // gateways in code-only mode) before the button is pressed.
+    assert!(
+        r.body.contains("gateways that cannot ask for a code")
+            && r.body
+                .contains("Every other login still asks for your code"),
+        "{}",
+        r.body
+    );
     let r = c.post("/account", &[("action", "unlock"), ("csrf", &r.csrf())]);
     assert!(r.body.contains("Unlocked."), "{}", r.body);
     // Eleven tries of one invite: the last refused by the invite's limit.

@@ -68,11 +68,18 @@ fn a_wrong_password_says_the_same_for_every_name_and_records_nothing() {
         let (enrolled, key) = rig.user();
         let (locked, lkey) = rig.user();
         lock(&rig, mode, &locked, &lkey);
-        // Not enrolled, past the deadline (grace 0), holding a temporary access code.
+        // Not enrolled, past the deadline (grace 0), holding a temporary access code (a name
+        // the system does not know: the administrator insists).
         let temporary = mfa_e2e::unique("temporary");
-        let o = rig
-            .site
-            .mfactl(&["temp-access", &temporary, "--valid", "1h", "--uses", "1"]);
+        let o = rig.site.mfactl(&[
+            "temp-access",
+            &temporary,
+            "--valid",
+            "1h",
+            "--uses",
+            "1",
+            "--force",
+        ]);
         assert!(o.status.success(), "{}", text(&o));
         let before = users(&rig);
 

@@ -26,6 +26,7 @@ pub use error::CoreError;
 pub use login::{Attempt, Request};
 pub use mfa_model::{
     AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
+    lookalike_key,
 };
 pub use names::{NameCheck, user_name};
 pub use net::ClientAddr;

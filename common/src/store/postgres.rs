@@ -54,14 +54,27 @@ use super::{
 use crate::secret::{self, KEY_ID_BYTES, KeyId};
 
 /// The layout this program writes: the same tables and columns as the current SQLite
-/// schema (`sqlite.rs`, version 8), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
+/// schema (`sqlite.rs`, version 9), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
 /// `BYTEA` for BLOB). `user` is a reserved word here, hence the quotes. Version 4: the
 /// first PostgreSQL layout (SQLite's version 3 and `source_failures`). Version 5: seeds
 /// start with their form byte, `store_key`, `one_time_codes.scheme` and `meta` (SQLite's
 /// versions 4 and 6). Version 6: the self-service portal's `unlocks` and `invites`
 /// (SQLite's version 7). Version 7: `users_unenrolled`, the names that never enrolled by
-/// when they were first seen (SQLite's version 8, where the reason is given).
-pub const SCHEMA_VERSION: i64 = 7;
+/// when they were first seen (SQLite's version 8, where the reason is given). Version 8:
+/// `users.name_key`, each name's look-alike key, indexed (SQLite's version 9, where the
+/// reason is given).
+pub const SCHEMA_VERSION: i64 = 8;
+
+/// The look-alike key column and its index (SQLite's `name_key_column!`), in [`SCHEMA`] and
+/// [`MIGRATE_V7_V8`].
+macro_rules! pg_name_key_column {
+    () => {
+        "
+ALTER TABLE users ADD COLUMN name_key TEXT;
+CREATE INDEX users_name_key ON users (name_key);
+"
+    };
+}
 
 /// The partial index over the names that never enrolled (SQLite's `unenrolled_index!`), in
 /// [`SCHEMA`] and [`MIGRATE_V6_V7`].
@@ -170,7 +183,8 @@ CREATE TABLE meta (
 );
 "#,
     pg_portal_tables!(),
-    pg_unenrolled_index!()
+    pg_unenrolled_index!(),
+    pg_name_key_column!()
 );
 
 /// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
@@ -195,10 +209,19 @@ const MIGRATE_V5_V6: &str = pg_portal_tables!();
 
 /// Upgrades, each from the version named to the next, run in order in one transaction
 /// under the schema lock.
-const MIGRATIONS: &[(i64, &str)] = &[(4, MIGRATE_V4_V5), (5, MIGRATE_V5_V6), (6, MIGRATE_V6_V7)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (4, MIGRATE_V4_V5),
+    (5, MIGRATE_V5_V6),
+    (6, MIGRATE_V6_V7),
+    (7, MIGRATE_V7_V8),
+];
 
 /// Version 6 to 7 (SQLite's 7 to 8): the index of the names that never enrolled.
 const MIGRATE_V6_V7: &str = pg_unenrolled_index!();
+
+/// Version 7 to 8 (SQLite's 8 to 9): the look-alike keys, empty until the name check fills
+/// them.
+const MIGRATE_V7_V8: &str = pg_name_key_column!();
 
 /// The `meta` key of the name rules the stored names were last checked against.
 const META_NAME_RULES: &str = "name_rules";
@@ -805,7 +828,7 @@ fn prepare_statements(c: &mut Client) -> Result<Statements, Fail> {
         upsert: p(
             c,
             &format!(
-                "INSERT INTO users ({USER_COLUMNS}) SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], $17::text[])
+                "INSERT INTO users ({USER_COLUMNS}, name_key) SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[])
                  ON CONFLICT (name) DO UPDATE SET secret=excluded.secret, algorithm=excluded.algorithm, digits=excluded.digits,
                    period=excluded.period, mfa_created=excluded.mfa_created, mfa_changed=excluded.mfa_changed,
                    first_seen=excluded.first_seen, grace_started=excluded.grace_started, last_step=excluded.last_step,
@@ -975,6 +998,11 @@ fn write(
             col!(last_login),
         );
         let (last_ip, last_outcome) = (col!(last_ip), col!(last_outcome));
+        // Written with a new row; the update leaves it (a row's name never changes).
+        let name_key: Vec<String> = rows
+            .iter()
+            .map(|r| mfa_model::lookalike_key(&r.name))
+            .collect();
         tx.execute(
             &st.upsert,
             &[
@@ -995,6 +1023,7 @@ fn write(
                 &last_login,
                 &last_ip,
                 &last_outcome,
+                &name_key,
             ],
         )
         .ctx("writing users")?;
@@ -1331,6 +1360,19 @@ impl PgNameTx<'_, '_> {
     }
 }
 
+/// Through `users_name_key`.
+fn names_with_key(q: &mut impl postgres::GenericClient, key: &str) -> Result<Vec<String>, Fail> {
+    let c = "reading the names that look alike";
+    q.query(
+        "SELECT name FROM users WHERE name_key = $1 ORDER BY name",
+        &[&key],
+    )
+    .ctx(c)?
+    .iter()
+    .map(|r| r.try_get(0).ctx(c))
+    .collect()
+}
+
 impl NameTx for PgNameTx<'_, '_> {
     fn each_name(&mut self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
         each_name(self.tx, f).map_err(|e| self.store.classify(e))
@@ -1366,6 +1408,49 @@ impl NameTx for PgNameTx<'_, '_> {
                 &[&META_NAME_RULES, &rules],
             )
             .ctx("writing meta")
+            .map_err(|f| self.store.classify(f))?;
+        Ok(())
+    }
+
+    fn names_with_key(&mut self, key: &str) -> Result<Vec<String>, StoreError> {
+        names_with_key(self.tx, key).map_err(|f| self.store.classify(f))
+    }
+
+    fn names_without_key(&mut self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let c = "reading the names without a look-alike key";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .tx
+            .query(
+                "SELECT name FROM users WHERE name_key IS NULL ORDER BY name LIMIT $1",
+                &[&limit],
+            )
+            .ctx(c)
+            .map_err(|f| self.store.classify(f))?;
+        rows.iter()
+            .map(|r| r.try_get(0).ctx(c))
+            .collect::<Result<_, _>>()
+            .map_err(|f| self.store.classify(f))
+    }
+
+    fn set_name_key(&mut self, name: &str, key: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "UPDATE users SET name_key = $2 WHERE name = $1",
+                &[&name, &key],
+            )
+            .ctx("writing a look-alike key")
+            .map_err(|f| self.store.classify(f))?;
+        Ok(())
+    }
+
+    fn forget_name_keys(&mut self) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "UPDATE users SET name_key = NULL WHERE name_key IS NOT NULL",
+                &[],
+            )
+            .ctx("emptying the look-alike keys")
             .map_err(|f| self.store.classify(f))?;
         Ok(())
     }
@@ -1740,6 +1825,10 @@ impl Store for PgStore {
 
     fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
         self.run(|c| each_name(&mut c.client, f))
+    }
+
+    fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.run(|c| names_with_key(&mut c.client, key))
     }
 
     fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {

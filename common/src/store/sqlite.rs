@@ -123,7 +123,26 @@ macro_rules! unenrolled_index {
     };
 }
 
-const SCHEMA_VERSION: i64 = 8;
+/// Version 9: `users.name_key`, each name's look-alike key (`mfa_model::lookalike_key`),
+/// indexed, so that a new name is checked against the names that look like it with one
+/// indexed read (`Store::names_with_key`) instead of a scan of every user. Added with
+/// `ALTER TABLE` on a new store too, so that a new store and an upgraded one are the same
+/// table. Written when a row is inserted; the rows of an upgraded store get theirs from
+/// the name check at the first open (`mfa_common::names`).
+macro_rules! name_key_column {
+    () => {
+        "ALTER TABLE users ADD COLUMN name_key TEXT;\n"
+    };
+}
+
+/// The index of [`name_key_column!`]; `$create` as in [`unenrolled_index!`].
+macro_rules! name_key_index {
+    ($create:literal) => {
+        concat!($create, " users_name_key ON users(name_key);\n")
+    };
+}
+
+const SCHEMA_VERSION: i64 = 9;
 
 /// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
 const RESTART_FRAMES: u64 = 4096;
@@ -139,6 +158,7 @@ const RESTART_FRAMES: u64 = 4096;
 /// Version 6: `meta` (see [`MIGRATE_ADD_META`]).
 /// Version 7: `unlocks` and `invites`, the portal's (see [`MIGRATE_ADD_PORTAL`]).
 /// Version 8: `users_unenrolled` (see [`MIGRATE_ADD_UNENROLLED_INDEX`]).
+/// Version 9: `users.name_key` (see [`migrate_add_name_key`]).
 const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -172,7 +192,9 @@ CREATE INDEX audit_time ON audit(time);
     source_failures_table!(),
     meta_table!(),
     portal_tables!(),
-    unenrolled_index!("CREATE INDEX")
+    unenrolled_index!("CREATE INDEX"),
+    name_key_column!(),
+    name_key_index!("CREATE INDEX")
 );
 
 /// Version 4 to 5: the per-address counters start empty.
@@ -189,6 +211,22 @@ const MIGRATE_ADD_PORTAL: &str = portal_tables!();
 /// The upgrade step that indexes the names that never enrolled (version 7 to 8). `IF NOT
 /// EXISTS`: a store taken back to an older version by hand keeps the index it has.
 const MIGRATE_ADD_UNENROLLED_INDEX: &str = unenrolled_index!("CREATE INDEX IF NOT EXISTS");
+
+/// The upgrade step that adds the look-alike key of each name (version 8 to 9): empty, filled
+/// by the name check. Like [`MIGRATE_ADD_UNENROLLED_INDEX`], a store taken back to an older
+/// version by hand keeps the column and index it has.
+fn migrate_add_name_key(tx: &Connection) -> Result<(), StoreError> {
+    let has: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('users') WHERE name = 'name_key'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        tx.execute_batch(name_key_column!())?;
+    }
+    tx.execute_batch(name_key_index!("CREATE INDEX IF NOT EXISTS"))?;
+    Ok(())
+}
 
 /// Deletes the records of names that never enrolled, never logged in and hold no one-time
 /// code, first seen before `?1`; through `users_unenrolled`.
@@ -507,7 +545,7 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
         SCHEMA_VERSION => Ok(()),
-        0..=7 => {
+        0..=8 => {
             // Foreign keys can only be switched off outside a transaction (see
             // MIGRATE_V1_V2); every connection turns them on again in `connect`.
             if version == 1 {
@@ -550,6 +588,7 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
             tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            migrate_add_name_key(&tx)?;
         }
         2 => {
             tx.execute_batch(MIGRATE_V2_V3)?;
@@ -558,6 +597,7 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
             tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            migrate_add_name_key(&tx)?;
         }
         3 => {
             tx.execute_batch(MIGRATE_V3_V4)?;
@@ -565,23 +605,31 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
             tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            migrate_add_name_key(&tx)?;
         }
         4 => {
             tx.execute_batch(MIGRATE_V4_V5)?;
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
             tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            migrate_add_name_key(&tx)?;
         }
         5 => {
             tx.execute_batch(MIGRATE_ADD_META)?;
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
             tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            migrate_add_name_key(&tx)?;
         }
         6 => {
             tx.execute_batch(MIGRATE_ADD_PORTAL)?;
             tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            migrate_add_name_key(&tx)?;
         }
-        7 => tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?,
+        7 => {
+            tx.execute_batch(MIGRATE_ADD_UNENROLLED_INDEX)?;
+            migrate_add_name_key(&tx)?;
+        }
+        8 => migrate_add_name_key(&tx)?,
         // Done meanwhile by another process.
         SCHEMA_VERSION => return Ok(()),
         other => return Err(StoreError::Schema(SchemaError::Unknown { found: other })),
@@ -597,10 +645,12 @@ const UPDATE_LOGIN_COLUMNS: &str = "UPDATE users SET grace_started=?2, last_step
  WHERE name = ?1";
 const SELECT_USER: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE name = ?1");
 const SELECT_USERS: &str = concat!("SELECT ", user_columns!(), " FROM users ORDER BY name");
+/// The name never changes in a row (a rename is a remove and a put), so neither does its
+/// `name_key`: written with the row, left alone by the update.
 const UPSERT_USER: &str = concat!(
     "INSERT INTO users (",
     user_columns!(),
-    ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)
+    ", name_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)
      ON CONFLICT(name) DO UPDATE SET secret=excluded.secret, algorithm=excluded.algorithm, digits=excluded.digits,
        period=excluded.period, mfa_created=excluded.mfa_created, mfa_changed=excluded.mfa_changed,
        first_seen=excluded.first_seen, grace_started=excluded.grace_started, last_step=excluded.last_step,
@@ -818,6 +868,7 @@ fn save(
                 r.last_login,
                 r.last_ip,
                 r.last_outcome,
+                mfa_model::lookalike_key(name),
             ])?;
         }
     }
@@ -1250,6 +1301,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|c| names_with_key(c, key))
+    }
+
     fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
         self.with_conn(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1277,6 +1332,13 @@ fn each_name(c: &Connection, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> 
         f(&name);
     }
     Ok(())
+}
+
+/// Through `users_name_key`.
+fn names_with_key(c: &Connection, key: &str) -> Result<Vec<String>, StoreError> {
+    let mut st = c.prepare_cached("SELECT name FROM users WHERE name_key = ?1 ORDER BY name")?;
+    let rows = st.query_map([key], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// [`NameTx`] on one open write transaction.
@@ -1311,6 +1373,34 @@ impl NameTx for SqliteNameTx<'_> {
         self.0.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [META_NAME_RULES, rules],
+        )?;
+        Ok(())
+    }
+
+    fn names_with_key(&mut self, key: &str) -> Result<Vec<String>, StoreError> {
+        names_with_key(self.0, key)
+    }
+
+    fn names_without_key(&mut self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = self.0.prepare_cached(
+            "SELECT name FROM users WHERE name_key IS NULL ORDER BY name LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_name_key(&mut self, name: &str, key: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("UPDATE users SET name_key = ?2 WHERE name = ?1")?
+            .execute([name, key])?;
+        Ok(())
+    }
+
+    fn forget_name_keys(&mut self) -> Result<(), StoreError> {
+        self.0.execute(
+            "UPDATE users SET name_key = NULL WHERE name_key IS NOT NULL",
+            [],
         )?;
         Ok(())
     }
@@ -1914,6 +2004,65 @@ mod tests {
         assert!(!plan.iter().any(|p| p == "SCAN users"), "{plan:?}");
         assert_eq!(s.prune_unenrolled(500).unwrap(), 1);
         assert_eq!(s.user_names().unwrap(), ["alice", "carol"]);
+    }
+
+    #[test]
+    fn a_version_8_store_gets_the_name_keys_filled_in_by_the_name_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mfa.db");
+        let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+        s.transact(&[&n("alice"), &n("bob")], &mut |recs| {
+            recs[0] = Some(UserRecord::new(&n("alice"), params(), 1));
+            recs[1] = Some(UserRecord::new(&n("bob"), params(), 1));
+            Ok(vec![])
+        })
+        .unwrap();
+        drop(s);
+        // Version 8: no name_key, and names checked under the old rules.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "DROP INDEX users_name_key; ALTER TABLE users DROP COLUMN name_key;
+                 INSERT INTO meta (key, value) VALUES ('name_rules', 'names-1 case=fold domains=');
+                 PRAGMA user_version = 8;",
+            )
+            .unwrap();
+        let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+        let c = s.connect().unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let key = mfa_model::lookalike_key("alice");
+        // The rows are there, without keys yet; the look-up goes through the index.
+        assert!(s.names_with_key(&key).unwrap().is_empty());
+        let plan: String = c
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT name FROM users WHERE name_key = ?1 ORDER BY name",
+                [&key],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("users_name_key"), "{plan}");
+        drop(c);
+        // The rules changed (names-2), so the first open's name check fills them in.
+        let mut cfg = mfa_config::Config::default();
+        cfg.audit.syslog = false;
+        let core = crate::Core::with_sealer(
+            std::sync::Arc::new(cfg),
+            Box::new(s),
+            Box::new(Unsealed),
+            "test",
+        );
+        core.check_names(crate::names::NameCheck::IfRulesChanged)
+            .unwrap();
+        assert_eq!(core.store.names_with_key(&key).unwrap(), ["alice"]);
+        assert_eq!(
+            core.store
+                .names_with_key(&mfa_model::lookalike_key("bob"))
+                .unwrap(),
+            ["bob"]
+        );
     }
 
     #[test]

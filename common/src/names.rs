@@ -265,6 +265,10 @@ impl NameScan {
             let mut meanings = std::collections::BTreeSet::new();
             let mut names = Vec::new();
             for stored in with_key(&key)? {
+                // The store also answers the names whose key it does not know.
+                if lookalike_key(&stored) != key {
+                    continue;
+                }
                 if let Ok(c) = UserName::canonical(&stored, rules) {
                     meanings.insert(c);
                     names.push(stored);
@@ -289,16 +293,25 @@ impl NameScan {
     }
 }
 
-/// The plan for `store`'s names, read one at a time.
+/// The plan for `store`'s names, read one at a time. `lookalikes`: whether to look them up,
+/// which is asked only of a store whose keys are filled in (a look-up also answers every
+/// row without a key).
 fn scan_store(
     store: &dyn crate::store::Store,
     rules: &NameRules<'_>,
+    lookalikes: bool,
 ) -> Result<NamePlan, StoreError> {
     let mut scan = NameScan::default();
     store.each_user_name(&mut |n| scan.push(n, rules))?;
     scan.finish(
         |c| Ok(store.user(c)?.is_some()),
-        |k| store.names_with_key(k),
+        |k| {
+            if lookalikes {
+                store.names_with_key(k)
+            } else {
+                Ok(Vec::new())
+            }
+        },
         rules,
     )
 }
@@ -350,11 +363,15 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
         // A read first (no write lock held while a large store is scanned): most of the
         // time there is nothing to write.
         NameCheck::Always => {
-            let plan = scan_store(store, &rules)?;
+            // Checked under these rules before: every key was filled in then, so the
+            // look-alikes can be looked up here too (else the write below does it, once it
+            // has filled them in).
+            let checked = store.names_checked()?.as_deref() == Some(key.as_str());
+            let plan = scan_store(store, &rules, checked)?;
             if plan.is_conflicted() {
                 return Err(conflicts(users, plan));
             }
-            if plan.renames.is_empty() && store.names_checked()?.as_deref() == Some(key.as_str()) {
+            if plan.renames.is_empty() && checked {
                 return Ok(());
             }
         }
@@ -413,14 +430,19 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
 }
 
 /// The stored names and what the rules make of them, for `mfactl config check`: nothing is
-/// changed but the look-alike keys of rows that have none yet (a store just upgraded,
-/// whose name check has not run), which the report reads.
+/// changed but the look-alike keys of rows that have none yet in a store whose names were
+/// not checked under these rules (a store just upgraded), which the report reads.
 pub fn report(core: &Core) -> Result<NamePlan, CoreError> {
-    core.store.maintain_names(&mut |tx| {
-        let recorded = tx.names_checked()?;
-        Ok((fill_name_keys(tx, recorded.as_deref())? > 0).then(Vec::new))
-    })?;
-    Ok(scan_store(core.store.as_ref(), &core.config.users.rules())?)
+    let rules = core.config.users.rules();
+    // A store whose names were checked under these rules has every key (the check that
+    // recorded them filled them in): no write lock for the usual case.
+    if core.store.names_checked()?.as_deref() != Some(rules.fingerprint().as_str()) {
+        core.store.maintain_names(&mut |tx| {
+            let recorded = tx.names_checked()?;
+            Ok((fill_name_keys(tx, recorded.as_deref())? > 0).then(Vec::new))
+        })?;
+    }
+    Ok(scan_store(core.store.as_ref(), &rules, true)?)
 }
 
 fn conflicts(users: &UsersConfig, plan: NamePlan) -> CoreError {

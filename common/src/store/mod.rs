@@ -263,9 +263,11 @@ pub trait Store: Send + Sync {
         Ok(names)
     }
     /// The stored names whose look-alike key (`mfa_model::lookalike_key`, kept beside each
-    /// name and indexed) is `key`, sorted: one indexed read, so that a name can be checked
-    /// against the names that look like it at every login. A row whose key is not filled in
-    /// yet (a store just upgraded, before its name check) is not found.
+    /// name and indexed) is `key`, and those whose key is not known (a row written behind
+    /// the product's back, or a store just upgraded before its name check fills them in),
+    /// sorted: one indexed read, so that a name can be checked against the names that look
+    /// like it at every login, and a row without a key is never missed. The caller checks
+    /// the keys of what it gets.
     fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError>;
     /// Name upkeep (the core's name check, merging and removing users): `f` runs in one
     /// write transaction and may read, store and remove records by their stored names.

@@ -1360,11 +1360,11 @@ impl PgNameTx<'_, '_> {
     }
 }
 
-/// Through `users_name_key`.
+/// The names with the key `$1` or none, through `users_name_key`.
 fn names_with_key(q: &mut impl postgres::GenericClient, key: &str) -> Result<Vec<String>, Fail> {
     let c = "reading the names that look alike";
     q.query(
-        "SELECT name FROM users WHERE name_key = $1 ORDER BY name",
+        "SELECT name FROM users WHERE name_key = $1 OR name_key IS NULL ORDER BY name",
         &[&key],
     )
     .ctx(c)?

@@ -21,7 +21,11 @@
 //!   ignores accents (Active Directory) lets them spell it.
 //!
 //! Each stored name keeps its look-alike key beside it (indexed), so that check is one
-//! indexed read per name, not a scan of every user per login. The store writes it with each
+//! indexed read per name, not a scan of every user per login. The read comes before the
+//! transaction that may create the record, not inside it: two first logins of two
+//! look-alikes in the same instant could both get a record; the next check of the stored
+//! names (any `mfactl` command, the daemon's start, `mfactl config check`) finds the pair
+//! and refuses the store until one is left. The store writes it with each
 //! new row; the check fills in the rows that have none (a store just upgraded) and computes
 //! them all again when the Unicode tables behind the key changed (the `keys=` part of the
 //! rules' fingerprint).

@@ -799,7 +799,11 @@ pub fn check_store_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A user or group name as the configuration may name it: the model's one rule.
+/// A group name as the configuration may name it: the model's character rule, Unicode
+/// letters included whatever `[users] unicode` says. A group name is not typed by the user
+/// logging in: it is compared byte for byte with the groups NSS gives for the (canonical)
+/// user, so a look-alike of it adds no record and lets no one in, and a directory's own
+/// non-ASCII group names (German AD's `Domänen-Benutzer`) must be writable.
 fn valid_name(s: &str) -> bool {
     mfa_model::UserName::check(s).is_ok()
 }
@@ -1697,6 +1701,50 @@ mod tests {
             "{e}"
         );
         assert!(e.problems[1].message.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn users_unicode_is_refused_unless_allowed() {
+        let c = parse_str("").unwrap();
+        assert_eq!(c.users.unicode, UnicodeNames::Refuse);
+        assert!(!c.users.rules().unicode);
+        let c = parse_str("[users]\nunicode = \"allow\"\n").unwrap();
+        assert_eq!(c.users.unicode, UnicodeNames::Allow);
+        assert!(c.users.rules().unicode);
+        assert_eq!(
+            parse_str("[users]\nunicode = \"refuse\"\n")
+                .unwrap()
+                .users
+                .unicode,
+            UnicodeNames::Refuse
+        );
+        // A bool or another word is an error naming the file, the line and the key.
+        for bad in ["true", "\"yes\"", "\"nfkc\""] {
+            let e = parse_str(&format!(
+                "[policy]\ngrace_days = 1\n[users]\nunicode = {bad}\n"
+            ))
+            .unwrap_err();
+            let p = &e.problems[0];
+            assert_eq!(p.key.as_deref(), Some("users.unicode"), "{bad}: {e}");
+            assert_eq!(p.line, Some(4), "{bad}: {e}");
+            assert!(e.to_string().contains("mfa.toml"), "{bad}: {e}");
+        }
+        // exempt_users follow the rule; group names are the directory's and stay free.
+        let t = "[policy]\nexempt_users = [\"svc\", \"jörg\"]\nexempt_groups = [\"Domänen-Benutzer\"]\n";
+        let e = parse_str(t).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("policy.exempt_users[1]"),
+            "{e}"
+        );
+        assert!(e.problems[0].message.contains("not ASCII"), "{e}");
+        let c = parse_str(&format!("{t}[users]\nunicode = \"allow\"\n")).unwrap();
+        assert_eq!(c.policy.exempt_groups, ["Domänen-Benutzer"]);
+        let e =
+            parse_str("[policy]\nexempt_users = [\"ａｌｉｃｅ\"]\n[users]\nunicode = \"allow\"\n")
+                .unwrap_err();
+        assert!(e.problems[0].message.contains("NFKC"), "{e}");
     }
 
     #[test]

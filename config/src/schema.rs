@@ -612,6 +612,20 @@ pub enum NameCase {
     Exact,
 }
 
+/// `[users] unicode`: whether a user name may go beyond ASCII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnicodeNames {
+    /// A name is ASCII letters, digits, `.`, `_`, `-` and `$`: no second spelling of a name
+    /// (fullwidth, circled, accented, another script's look-alike letter) can be a second
+    /// record.
+    #[default]
+    Refuse,
+    /// For a directory whose account names really are not ASCII: such a name must be in
+    /// NFKC as typed and must not look like another user's (`mfa_model::lookalike_key`).
+    Allow,
+}
+
 /// `[users]`: how every front end turns the name it was given into the user's one name.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -620,6 +634,7 @@ pub struct UsersConfig {
     /// `DOMAIN\user` and `user@domain` for these domains mean `user`; a name in any other
     /// domain is refused.
     pub domains: Vec<String>,
+    pub unicode: UnicodeNames,
 }
 
 impl UsersConfig {
@@ -628,6 +643,7 @@ impl UsersConfig {
         mfa_model::NameRules {
             fold_case: self.case == NameCase::Fold,
             domains: &self.domains,
+            unicode: self.unicode == UnicodeNames::Allow,
         }
     }
 }

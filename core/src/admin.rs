@@ -249,6 +249,7 @@ impl Admin<'_> {
         now: i64,
     ) -> Result<(), CoreError> {
         let names: Vec<&UserName> = entries.iter().map(|e| &e.user).collect();
+        self.refuse_lookalikes(entries)?;
         let mut prepared = Vec::with_capacity(entries.len());
         for e in entries {
             let codes = e
@@ -283,6 +284,34 @@ impl Admin<'_> {
             }
             Ok(events)
         })?;
+        Ok(())
+    }
+
+    /// Under `[users] unicode = "allow"`: no imported name may look like a stored user's
+    /// name or like another name of the same import (`mfa_model::lookalike_key`), or the
+    /// import would make two records of one person. The names came through
+    /// [`crate::names::user_name`], which has no store.
+    fn refuse_lookalikes(&self, entries: &[ImportEntry]) -> Result<(), CoreError> {
+        if !self.core.config.users.rules().unicode {
+            return Ok(());
+        }
+        let mut by_key: std::collections::HashMap<String, Vec<&ImportEntry>> =
+            std::collections::HashMap::new();
+        for e in entries {
+            crate::names::refuse_lookalike(self.core, &e.user, &e.user)
+                .map_err(|err| CoreError::Names(format!("{}: {err}", e.origin)))?;
+            let same = by_key.entry(mfa_model::lookalike_key(&e.user)).or_default();
+            if let Some(first) = same
+                .iter()
+                .find(|f| mfa_model::look_alike(&f.user, &e.user))
+            {
+                return Err(CoreError::Names(format!(
+                    "{}: {:?} looks like {:?} ({}): one person is one record; nothing was imported",
+                    e.origin, e.user, first.user, first.origin
+                )));
+            }
+            same.push(e);
+        }
         Ok(())
     }
 

@@ -23,13 +23,14 @@ type Check = fn(Open<'_>);
 
 /// Runs every check of the core over the engine `open` makes; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 4] = [
+    let checks: [(&str, Check); 5] = [
         ("one_code_two_racing_logins", one_code_two_racing_logins),
         (
             "sealed_secrets_bound_to_the_name",
             sealed_secrets_bound_to_the_name,
         ),
         ("name_upkeep", name_upkeep),
+        ("names_that_look_alike", lookalike_names),
         (
             "two_saves_of_one_invite_at_once_enrol_once",
             invite_saved_twice_at_once,
@@ -407,4 +408,142 @@ fn invite_saved_twice_at_once(open: Open<'_>) {
         .filter(|e| e.reason == "used")
         .count();
     assert_eq!(used, 5);
+}
+
+/// Look-alike names (`[users] unicode = "allow"`): every new row carries its look-alike
+/// key, the index finds the names that look alike, a new name that looks like a stored one
+/// is refused naming it, stored look-alikes refuse the store until one is left, and the name
+/// check fills in missing keys and computes stale ones again. Under the default rules a
+/// stored name beyond ASCII is only a record no login reaches.
+fn lookalike_names(open: Open<'_>) {
+    use crate::CoreError;
+    use crate::names::{self, NameCheck};
+    use mfa_model::{BadUserName, lookalike_key};
+    let key = lookalike_key("alice");
+    let store = open();
+    put(store.as_ref(), &enrolled(&name("alice"), 1).0, vec![]);
+    put(
+        store.as_ref(),
+        &UserRecord::new(&name("bob"), params(), 1),
+        vec![],
+    );
+    assert_eq!(store.names_with_key(&key).unwrap(), ["alice"]);
+    assert!(store.names_with_key("nobody").unwrap().is_empty());
+    let mut cfg = Config::default();
+    cfg.audit.syslog = false;
+    cfg.users.unicode = mfa_config::UnicodeNames::Allow;
+    let core = Core::with_sealer(Arc::new(cfg), store, Box::new(Unsealed), "conformance");
+    core.check_names(NameCheck::IfRulesChanged).unwrap();
+    for raw in ["àlice", "аlice", "ÀLICE", "álice"] {
+        match core.user_name(raw) {
+            Err(CoreError::BadUserName {
+                why: BadUserName::LooksLike { existing },
+                ..
+            }) => assert_eq!(existing, "alice", "{raw}"),
+            other => panic!("{raw}: {other:?}"),
+        }
+    }
+    assert_eq!(core.user_name("Alice").unwrap(), "alice");
+    assert_eq!(core.user_name("jörg").unwrap(), "jörg");
+    assert!(matches!(
+        core.user_name("ａｌｉｃｅ"),
+        Err(CoreError::BadUserName {
+            why: BadUserName::NotNfkc { .. },
+            ..
+        })
+    ));
+
+    // A look-alike stored behind the check's back refuses the store until one is left.
+    put(
+        core.store.as_ref(),
+        &UserRecord::new(&name("àlice"), params(), 2),
+        vec![],
+    );
+    assert_eq!(core.store.names_with_key(&key).unwrap(), ["alice", "àlice"]);
+    let e = core.check_names(NameCheck::Always).unwrap_err();
+    assert!(
+        matches!(&e, CoreError::NameConflicts(c) if c.lookalikes == [vec!["alice".to_string(), "àlice".to_string()]]),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("\"alice\" and \"àlice\" look alike"),
+        "{e}"
+    );
+    assert_eq!(names::report(&core).unwrap().lookalikes.len(), 1);
+    core.admin("test").remove_user("àlice", 3).unwrap();
+    core.check_names(NameCheck::Always).unwrap();
+
+    // Keys missing (a store just upgraded) are filled in, and keys computed by other
+    // Unicode tables than this program's (the fingerprint's `keys=`) computed again.
+    core.store
+        .maintain_names(&mut |tx| {
+            tx.forget_name_keys()?;
+            assert_eq!(tx.names_without_key(1)?, ["alice"]);
+            assert_eq!(tx.names_without_key(10)?, ["alice", "bob"]);
+            assert_eq!(tx.names_with_key("any")?, ["alice", "bob"]);
+            tx.set_name_key("bob", "stale")?;
+            assert_eq!(tx.names_with_key("stale")?, ["alice", "bob"]);
+            tx.set_names_checked("names-2 case=fold domains= unicode=allow keys=0.0.0")?;
+            Ok(Some(vec![]))
+        })
+        .unwrap();
+    // A row without a key is answered to every look-up, for the caller to check.
+    assert_eq!(
+        core.store.names_with_key(&key).unwrap(),
+        ["alice"],
+        "bob has a (stale) key, alice none"
+    );
+    assert_eq!(core.store.names_with_key("other").unwrap(), ["alice"]);
+    core.check_names(NameCheck::IfRulesChanged).unwrap();
+    assert_eq!(core.store.names_with_key(&key).unwrap(), ["alice"]);
+    assert_eq!(
+        core.store.names_with_key(&lookalike_key("bob")).unwrap(),
+        ["bob"]
+    );
+    assert!(core.store.names_with_key("stale").unwrap().is_empty());
+    assert_eq!(
+        core.store.names_checked().unwrap(),
+        Some(core.config().users.rules().fingerprint())
+    );
+
+    // A row whose key went missing behind the product's back is still found.
+    core.store
+        .maintain_names(&mut |tx| {
+            tx.forget_name_keys()?;
+            Ok(Some(vec![]))
+        })
+        .unwrap();
+    assert!(matches!(
+        core.user_name("álice"),
+        Err(CoreError::BadUserName {
+            why: BadUserName::LooksLike { .. },
+            ..
+        })
+    ));
+    assert_eq!(core.user_name("bob").unwrap(), "bob");
+
+    // Under the default rules the same pair is one user and a record no login reaches.
+    let store = open();
+    put(store.as_ref(), &enrolled(&name("alice"), 1).0, vec![]);
+    put(
+        store.as_ref(),
+        &UserRecord::new(&name("àlice"), params(), 2),
+        vec![],
+    );
+    let mut cfg = Config::default();
+    cfg.audit.syslog = false;
+    let core = Core::with_sealer(Arc::new(cfg), store, Box::new(Unsealed), "conformance");
+    core.check_names(NameCheck::Always).unwrap();
+    assert!(matches!(
+        core.user_name("àlice"),
+        Err(CoreError::BadUserName {
+            why: BadUserName::NotAscii { .. },
+            ..
+        })
+    ));
+    assert_eq!(core.user_name("alice").unwrap(), "alice");
+    let plan = names::report(&core).unwrap();
+    assert!(plan.lookalikes.is_empty() && plan.conflicts.is_empty());
+    assert_eq!(plan.unreachable.len(), 1);
+    assert_eq!(plan.unreachable[0].0, "àlice");
 }

@@ -76,9 +76,19 @@ impl Core {
     }
 
     /// The canonical name of the user `raw` names (PAM_USER, a RADIUS User-Name, an
-    /// argument), under `[users]`; the one way a front end turns a name into a user.
+    /// argument), under `[users]`; the one way a front end turns a name into a user. Under
+    /// `[users] unicode = "allow"` a name that looks like another user's stored name is
+    /// refused too (one indexed read of the store; see [`Core::user_name_reads_store`]).
     pub fn user_name(&self, raw: &str) -> Result<UserName, CoreError> {
-        names::user_name(&self.config, raw)
+        let name = names::user_name(&self.config, raw)?;
+        names::refuse_lookalike(self, raw, &name)?;
+        Ok(name)
+    }
+
+    /// Whether [`Core::user_name`] reads the store (`[users] unicode = "allow"`), so that a
+    /// daemon runs it where store reads go rather than on its event loop.
+    pub fn user_name_reads_store(&self) -> bool {
+        self.config.users.unicode == mfa_config::UnicodeNames::Allow
     }
 
     /// Checks the stored names again (see [`crate::names`]).

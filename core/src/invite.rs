@@ -137,8 +137,11 @@ impl Invites<'_> {
         let mut out = Vec::new();
         let mut invites = Vec::new();
         let mut events = Vec::new();
+        let rules = self.core.config.users.rules();
         for rec in self.core.store.users()? {
-            if rec.enrolled() {
+            // A record no front end reaches (`OTHER\bob`, or beyond ASCII under the default
+            // rules) gets no link: it could only make a record of that name.
+            if rec.enrolled() || !rec.name.is_canonical(&rules) {
                 continue;
             }
             let (token, inv) = new_invite(&rec.name, now, valid_secs)?;
@@ -209,6 +212,15 @@ impl Invites<'_> {
             self.refused(&state, client_ip, now)?;
             return Ok(InviteEnrol::Refused(state));
         };
+        // The name was the user's one name when the invite was issued; the rules or the
+        // store may have changed since (a look-alike enrolled meanwhile): a record is made
+        // only for a name that is still one.
+        if self.core.user_name(&user)? != user {
+            return Err(CoreError::Names(format!(
+                "the invite is for {user:?}, which is no longer a user's canonical name under {}",
+                crate::names::describe(&self.core.config.users)
+            )));
+        }
         let mut used = self.event(now, &user, "used", None);
         used.client_ip = client_ip.map(str::to_string);
         // The key and the invite's use in one transaction: a crash or a second save of the
@@ -351,6 +363,9 @@ mod tests {
         }
         fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
             self.0.each_user_name(f)
+        }
+        fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+            self.0.names_with_key(key)
         }
         fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
             self.0.maintain_names(f)

@@ -28,6 +28,7 @@ pub use keygen::KeyGeneration;
 pub use login::{Attempt, Request};
 pub use mfa_model::{
     AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
+    lookalike_key,
 };
 /// The store trait and its errors, as the core's services speak them.
 pub use mfa_store as store;

@@ -156,6 +156,11 @@ pub struct Login<'a> {
 }
 
 impl Login<'_> {
+    /// [`Core::user_name`], for a daemon that runs it on its store readers.
+    pub fn user_name(&self, raw: &str) -> Result<UserName, CoreError> {
+        self.core.user_name(raw)
+    }
+
     /// What the policy says before any code is seen. Reads only; nothing is recorded.
     pub fn decide(&self, req: &Request) -> Result<Decision, CoreError> {
         self.decide_with_groups(req, &self.groups_for(&req.user))

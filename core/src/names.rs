@@ -11,8 +11,24 @@
 //!   `CONTOSO\alice` once CONTOSO is listed) is renamed to its canonical form, key resealed
 //!   under the new name, in one transaction with an audit event (`rename`,
 //!   `canonical_name`): it is the only record of that user, so nothing is ambiguous.
-//! - A stored name that has no canonical form (`OTHER\bob`, OTHER not listed) is left alone:
-//!   no front end can reach it. `mfactl config check` reports it.
+//! - A stored name that has no canonical form (`OTHER\bob`, OTHER not listed; `àlice` while
+//!   `[users] unicode` is not `"allow"`) is left alone: no front end can reach it. `mfactl
+//!   config check` reports it.
+//! - Under `[users] unicode = "allow"`, stored names that look alike
+//!   ([`mfa_model::lookalike_key`]: `àlice` or a Cyrillic `аlice` beside `alice`) are a
+//!   conflict like two spellings of one name, and a new name that looks like a stored one
+//!   is refused ([`Core::user_name`]), so one person is one record however a directory that
+//!   ignores accents (Active Directory) lets them spell it.
+//!
+//! Each stored name keeps its look-alike key beside it (indexed), so that check is one
+//! indexed read per name, not a scan of every user per login. The read comes before the
+//! transaction that may create the record, not inside it: two first logins of two
+//! look-alikes in the same instant could both get a record; the next check of the stored
+//! names (any `mfactl` command, the daemon's start, `mfactl config check`) finds the pair
+//! and refuses the store until one is left. The store writes it with each
+//! new row; the check fills in the rows that have none (a store just upgraded) and computes
+//! them all again when the Unicode tables behind the key changed (the `keys=` part of the
+//! rules' fingerprint).
 //!
 //! The store records which rules its names were last checked against (`meta`), so the PAM
 //! module, which opens the store at every login, scans only when the rules changed
@@ -22,8 +38,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use mfa_config::{Config, NameCase, UsersConfig};
-use mfa_model::{AuditEvent, BadUserName, NameRules, Refusal, UserName, UserRecord};
+use mfa_config::{Config, NameCase, UnicodeNames, UsersConfig};
+use mfa_model::{
+    AuditEvent, BadUserName, NameRules, Refusal, UserName, UserRecord, look_alike, lookalike_key,
+    lookalike_key_version,
+};
 
 use crate::admin::Admin;
 use crate::core::Core;
@@ -34,10 +53,43 @@ use crate::store::{Abort, NameTx, StoreError};
 /// The actor of the audit events the check itself writes (renames).
 pub const CHECK_ACTOR: &str = "name-check";
 
-/// The canonical name of the user `raw` names under `config`'s `[users]` rules; the one entry
-/// point for every front end (through [`Core::user_name`] where a core is open).
+/// The canonical name of the user `raw` names under `config`'s `[users]` rules, without the
+/// store: where no store is open (a PAM host in remote mode, whose daemon then checks the
+/// name again with its store; `mfactl import` before [`Admin::import`]). Every front end
+/// with a core asks [`Core::user_name`], which also refuses a look-alike of a stored name.
 pub fn user_name(config: &Config, raw: &str) -> Result<UserName, CoreError> {
     UserName::canonical(raw, &config.users.rules()).map_err(|e| CoreError::bad_name(raw, e))
+}
+
+/// The stored user `name` looks like, if any, under `rules`: a stored name whose canonical
+/// form is another name than `name` with the same look-alike key, not both ASCII. Nothing
+/// under the default rules (every name a front end can reach is ASCII there). `with_key`
+/// is the store's indexed read ([`crate::store::Store::names_with_key`]).
+pub(crate) fn lookalike_of<E>(
+    name: &UserName,
+    rules: &NameRules<'_>,
+    with_key: impl FnOnce(&str) -> Result<Vec<String>, E>,
+) -> Result<Option<String>, E> {
+    if !rules.unicode {
+        return Ok(None);
+    }
+    Ok(with_key(&lookalike_key(name))?.into_iter().find(|stored| {
+        // A stored `Àlice` that is renamed to `àlice` is the same user, not a look-alike.
+        UserName::canonical(stored, rules).is_ok_and(|c| c != *name && look_alike(&c, name))
+    }))
+}
+
+/// `name`, which `raw` gave, unless it looks like another user's stored name.
+pub(crate) fn refuse_lookalike(core: &Core, raw: &str, name: &UserName) -> Result<(), CoreError> {
+    match lookalike_of(name, &core.config.users.rules(), |k| {
+        core.store.names_with_key(k)
+    })? {
+        Some(existing) => Err(CoreError::bad_name(
+            raw,
+            BadUserName::LooksLike { existing },
+        )),
+        None => Ok(()),
+    }
 }
 
 /// When opening a store checks the stored names (see the module documentation).
@@ -56,12 +108,16 @@ pub enum NameCheck {
 /// The rules as the administrator wrote them, for messages.
 pub fn describe(users: &UsersConfig) -> String {
     format!(
-        "[users] case = \"{}\", domains = {:?}",
+        "[users] case = \"{}\", domains = {:?}, unicode = \"{}\"",
         match users.case {
             NameCase::Fold => "fold",
             NameCase::Exact => "exact",
         },
-        users.domains
+        users.domains,
+        match users.unicode {
+            UnicodeNames::Refuse => "refuse",
+            UnicodeNames::Allow => "allow",
+        }
     )
 }
 
@@ -72,6 +128,8 @@ pub struct NameConflicts {
     pub rules: String,
     /// The canonical name and the stored names that all mean it (sorted).
     pub groups: Vec<(UserName, Vec<String>)>,
+    /// Stored names that look alike ([`mfa_model::lookalike_key`]), each set sorted.
+    pub lookalikes: Vec<Vec<String>>,
 }
 
 /// At most this many groups are spelled out in one message.
@@ -79,21 +137,31 @@ const SHOWN_GROUPS: usize = 10;
 
 impl fmt::Display for NameConflicts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all = self.groups.len() + self.lookalikes.len();
         write!(
             f,
-            "the store holds {} set(s) of user names that are one user under {}: ",
-            self.groups.len(),
+            "the store holds {all} set(s) of user names that are one user under {}: ",
             self.rules
         )?;
-        for (i, (canonical, names)) in self.groups.iter().take(SHOWN_GROUPS).enumerate() {
+        let spelled = self.groups.iter().map(|(canonical, names)| {
+            let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            format!("{} all mean {canonical:?}", list.join(" and "))
+        });
+        let alike = self.lookalikes.iter().map(|names| {
+            let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            format!(
+                "{} look alike (case, accents, width and look-alike letters set aside)",
+                list.join(" and ")
+            )
+        });
+        for (i, set) in spelled.chain(alike).take(SHOWN_GROUPS).enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
-            let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-            write!(f, "{} all mean {canonical:?}", list.join(" and "))?;
+            f.write_str(&set)?;
         }
-        if self.groups.len() > SHOWN_GROUPS {
-            write!(f, "; and {} more", self.groups.len() - SHOWN_GROUPS)?;
+        if all > SHOWN_GROUPS {
+            write!(f, "; and {} more", all - SHOWN_GROUPS)?;
         }
         f.write_str(
             ". Every login is refused until one record is left of each: merge them with \
@@ -111,6 +179,9 @@ pub struct NamePlan {
     pub renames: Vec<(String, UserName)>,
     /// Stored names no front end can reach under the rules, and why.
     pub unreachable: Vec<(String, BadUserName)>,
+    /// Sets of stored names that look alike under `[users] unicode = "allow"` (sorted):
+    /// a conflict like [`NamePlan::conflicts`].
+    pub lookalikes: Vec<Vec<String>>,
 }
 
 impl NamePlan {
@@ -121,26 +192,53 @@ impl NamePlan {
         for n in stored {
             scan.push(n, rules);
         }
-        scan.finish(|c| Ok::<_, std::convert::Infallible>(all.contains(c.as_str())))
-            .unwrap_or_else(|never| match never {})
+        let with_key = |k: &str| {
+            Ok::<_, std::convert::Infallible>(
+                stored
+                    .iter()
+                    .filter(|n| lookalike_key(n) == k)
+                    .cloned()
+                    .collect(),
+            )
+        };
+        scan.finish(
+            |c| Ok::<_, std::convert::Infallible>(all.contains(c.as_str())),
+            with_key,
+            rules,
+        )
+        .unwrap_or_else(|never| match never {})
+    }
+
+    /// Whether the store must be refused.
+    pub fn is_conflicted(&self) -> bool {
+        !self.conflicts.is_empty() || !self.lookalikes.is_empty()
     }
 }
 
 /// Builds a [`NamePlan`] one stored name at a time. It keeps only the names that are not
-/// canonical (none, in a store this product wrote), not every name: the daemon checks a
-/// million stored names at start in a few megabytes.
+/// canonical (none, in a store this product wrote) and, under `[users] unicode = "allow"`,
+/// the ones beyond ASCII (the only ones that can look like another), not every name: the
+/// daemon checks a million stored names at start in a few megabytes.
 #[derive(Debug, Default)]
 pub struct NameScan {
     /// Non-canonical stored names, by their canonical form.
     odd: BTreeMap<UserName, Vec<String>>,
     unreachable: Vec<(String, BadUserName)>,
+    /// Canonical forms beyond ASCII, whose look-alikes are looked up in [`NameScan::finish`].
+    wide: std::collections::BTreeSet<UserName>,
 }
 
 impl NameScan {
     pub fn push(&mut self, stored: &str, rules: &NameRules<'_>) {
         match UserName::canonical(stored, rules) {
-            Ok(c) if c.as_str() == stored => {}
-            Ok(c) => self.odd.entry(c).or_default().push(stored.to_string()),
+            Ok(c) => {
+                if rules.unicode && !c.is_ascii() {
+                    self.wide.insert(c.clone());
+                }
+                if c.as_str() != stored {
+                    self.odd.entry(c).or_default().push(stored.to_string());
+                }
+            }
             Err(e) => self.unreachable.push((stored.to_string(), e)),
         }
     }
@@ -148,14 +246,43 @@ impl NameScan {
     /// `is_stored(c)`: whether the canonical name `c` is itself a stored name (asked only
     /// for the canonical forms of the non-canonical names). A canonical form is its own
     /// canonical form, so a stored `c` and a stored `C` that folds to it are one group.
+    /// `with_key(k)`: the stored names whose look-alike key is `k` (asked once per key of
+    /// a name beyond ASCII, under `[users] unicode = "allow"`).
     pub fn finish<E>(
         self,
         mut is_stored: impl FnMut(&UserName) -> Result<bool, E>,
+        mut with_key: impl FnMut(&str) -> Result<Vec<String>, E>,
+        rules: &NameRules<'_>,
     ) -> Result<NamePlan, E> {
         let mut plan = NamePlan {
             unreachable: self.unreachable,
             ..NamePlan::default()
         };
+        let mut keys = std::collections::HashSet::new();
+        for wide in &self.wide {
+            let key = lookalike_key(wide);
+            if !keys.insert(key.clone()) {
+                continue;
+            }
+            // The stored names a front end reaches with this key, by what they mean: more
+            // than one meaning is more than one record of what may be one person.
+            let mut meanings = std::collections::BTreeSet::new();
+            let mut names = Vec::new();
+            for stored in with_key(&key)? {
+                // The store also answers the names whose key it does not know.
+                if lookalike_key(&stored) != key {
+                    continue;
+                }
+                if let Ok(c) = UserName::canonical(&stored, rules) {
+                    meanings.insert(c);
+                    names.push(stored);
+                }
+            }
+            if meanings.len() > 1 {
+                names.sort();
+                plan.lookalikes.push(names);
+            }
+        }
         for (canonical, mut names) in self.odd {
             if is_stored(&canonical)? {
                 names.push(canonical.as_str().to_string());
@@ -170,14 +297,56 @@ impl NameScan {
     }
 }
 
-/// The plan for `store`'s names, read one at a time.
+/// The plan for `store`'s names, read one at a time. `lookalikes`: whether to look them up,
+/// which is asked only of a store whose keys are filled in (a look-up also answers every
+/// row without a key).
 fn scan_store(
     store: &dyn crate::store::Store,
     rules: &NameRules<'_>,
+    lookalikes: bool,
 ) -> Result<NamePlan, StoreError> {
     let mut scan = NameScan::default();
     store.each_user_name(&mut |n| scan.push(n, rules))?;
-    scan.finish(|c| Ok(store.user(c)?.is_some()))
+    scan.finish(
+        |c| Ok(store.user(c)?.is_some()),
+        |k| {
+            if lookalikes {
+                store.names_with_key(k)
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        rules,
+    )
+}
+
+/// Rows filled in per statement when the look-alike keys are filled in.
+const KEY_BATCH: usize = 1000;
+
+/// Gives every stored name its look-alike key: the rows that have none (a store just
+/// upgraded), and all of them again when `recorded` (the fingerprint the names were last
+/// checked against) names other Unicode tables than this program's. Returns how many.
+fn fill_name_keys(tx: &mut dyn NameTx, recorded: Option<&str>) -> Result<usize, StoreError> {
+    let current = lookalike_key_version();
+    let keys_of = |fp: &str| {
+        fp.split(' ')
+            .find_map(|w| w.strip_prefix("keys="))
+            .map(str::to_string)
+    };
+    if recorded.and_then(keys_of).is_some_and(|was| was != current) {
+        tx.forget_name_keys()?;
+    }
+    let mut filled = 0;
+    loop {
+        let names = tx.names_without_key(KEY_BATCH)?;
+        if names.is_empty() {
+            return Ok(filled);
+        }
+        for n in &names {
+            tx.set_name_key(n, &lookalike_key(n))?;
+        }
+        filled += names.len();
+    }
 }
 
 /// Checks the stored names against the configured rules (see the module documentation);
@@ -198,11 +367,15 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
         // A read first (no write lock held while a large store is scanned): most of the
         // time there is nothing to write.
         NameCheck::Always => {
-            let plan = scan_store(store, &rules)?;
-            if !plan.conflicts.is_empty() {
-                return Err(conflicts(users, plan.conflicts));
+            // Checked under these rules before: every key was filled in then, so the
+            // look-alikes can be looked up here too (else the write below does it, once it
+            // has filled them in).
+            let checked = store.names_checked()?.as_deref() == Some(key.as_str());
+            let plan = scan_store(store, &rules, checked)?;
+            if plan.is_conflicted() {
+                return Err(conflicts(users, plan));
             }
-            if plan.renames.is_empty() && store.names_checked()?.as_deref() == Some(key.as_str()) {
+            if plan.renames.is_empty() && checked {
                 return Ok(());
             }
         }
@@ -217,12 +390,22 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
         {
             return Ok(None);
         }
+        // The keys first: the look-alike check reads them.
+        let recorded = tx.names_checked()?;
+        let filled = fill_name_keys(tx, recorded.as_deref())?;
         let mut scan = NameScan::default();
         tx.each_name(&mut |n| scan.push(n, &rules))?;
-        let plan = scan.finish(|c| Ok::<_, StoreError>(tx.load(c.as_str())?.is_some()))?;
-        if !plan.conflicts.is_empty() {
-            refused = Some(conflicts(users, plan.conflicts));
-            return Ok(None);
+        let tx = std::cell::RefCell::new(tx);
+        let plan = scan.finish(
+            |c| Ok::<_, StoreError>(tx.borrow_mut().load(c.as_str())?.is_some()),
+            |k| tx.borrow_mut().names_with_key(k),
+            &rules,
+        )?;
+        let tx = tx.into_inner();
+        if plan.is_conflicted() {
+            refused = Some(conflicts(users, plan));
+            // The keys filled in stay (`mfactl config check` reads them); nothing else.
+            return Ok((filled > 0).then(Vec::new));
         }
         let mut events = Vec::new();
         for (from, to) in &plan.renames {
@@ -251,15 +434,26 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
 }
 
 /// The stored names and what the rules make of them, for `mfactl config check`: nothing is
-/// written.
+/// changed but the look-alike keys of rows that have none yet in a store whose names were
+/// not checked under these rules (a store just upgraded), which the report reads.
 pub fn report(core: &Core) -> Result<NamePlan, CoreError> {
-    Ok(scan_store(core.store.as_ref(), &core.config.users.rules())?)
+    let rules = core.config.users.rules();
+    // A store whose names were checked under these rules has every key (the check that
+    // recorded them filled them in): no write lock for the usual case.
+    if core.store.names_checked()?.as_deref() != Some(rules.fingerprint().as_str()) {
+        core.store.maintain_names(&mut |tx| {
+            let recorded = tx.names_checked()?;
+            Ok((fill_name_keys(tx, recorded.as_deref())? > 0).then(Vec::new))
+        })?;
+    }
+    Ok(scan_store(core.store.as_ref(), &rules, true)?)
 }
 
-fn conflicts(users: &UsersConfig, groups: Vec<(UserName, Vec<String>)>) -> CoreError {
+fn conflicts(users: &UsersConfig, plan: NamePlan) -> CoreError {
     CoreError::NameConflicts(NameConflicts {
         rules: describe(users),
-        groups,
+        groups: plan.conflicts,
+        lookalikes: plan.lookalikes,
     })
 }
 
@@ -387,6 +581,7 @@ mod tests {
         let rules = NameRules {
             fold_case: true,
             domains: &domains,
+            unicode: false,
         };
         let plan = NamePlan::new(
             &s(&[
@@ -415,8 +610,58 @@ mod tests {
         let exact = NameRules {
             fold_case: false,
             domains: &domains,
+            unicode: false,
         };
         let plan = NamePlan::new(&s(&["Alice", "alice"]), &exact);
         assert_eq!(plan, NamePlan::default());
+    }
+
+    #[test]
+    fn names_beyond_ascii_are_unreachable_by_default_and_look_alikes_under_allow() {
+        let stored = s(&["adrnin", "admin", "alice", "bob", "jörg", "àlice", "аlice"]);
+        let none: Vec<String> = Vec::new();
+        let default = NameRules {
+            fold_case: true,
+            domains: &none,
+            unicode: false,
+        };
+        let plan = NamePlan::new(&stored, &default);
+        assert!(!plan.is_conflicted(), "{plan:?}");
+        let unreachable: Vec<&str> = plan.unreachable.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(unreachable, ["jörg", "àlice", "аlice"]);
+        assert!(matches!(
+            plan.unreachable[0].1,
+            BadUserName::NotAscii { position: 2, .. }
+        ));
+        let allow = NameRules {
+            unicode: true,
+            ..default
+        };
+        let plan = NamePlan::new(&stored, &allow);
+        // The accented and the Cyrillic alice beside alice; admin and adrnin share a
+        // skeleton but are both ASCII, so they are two users; jörg looks like no one.
+        assert_eq!(plan.lookalikes, vec![s(&["alice", "àlice", "аlice"])]);
+        assert!(plan.conflicts.is_empty() && plan.unreachable.is_empty());
+        let e = conflicts(
+            &UsersConfig {
+                unicode: UnicodeNames::Allow,
+                ..UsersConfig::default()
+            },
+            plan,
+        )
+        .to_string();
+        assert!(
+            e.contains("\"alice\" and \"àlice\" and \"аlice\" look alike")
+                && e.contains("unicode = \"allow\"")
+                && e.contains("mfactl users merge"),
+            "{e}"
+        );
+        // Spellings that NFKC refuses are unreachable, not look-alikes.
+        let plan = NamePlan::new(&s(&["alice", "ａｌｉｃｅ"]), &allow);
+        assert!(!plan.is_conflicted(), "{plan:?}");
+        assert!(matches!(
+            plan.unreachable[0].1,
+            BadUserName::NotNfkc { position: 1, .. }
+        ));
     }
 }

@@ -357,9 +357,10 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `config check`: the stored names under `[users]`, without changing anything. Returns how
-/// many problems it printed (sets of names that are one user); names that no front end can
-/// reach are printed as warnings.
+/// `config check`: the stored names under `[users]`, without changing anything (but filling
+/// in missing look-alike keys, see `names::report`). Returns how many problems it printed
+/// (sets of names that are one user or look alike); names that no front end can reach are
+/// printed as warnings.
 fn check_store_names(c: Config) -> Result<usize> {
     let store = c.store.path.display().to_string();
     let rules = names::describe(&c.users);
@@ -374,6 +375,16 @@ fn check_store_names(c: Config) -> Result<usize> {
             list.join(" and ")
         );
     }
+    for stored in &plan.lookalikes {
+        let list: Vec<String> = stored.iter().map(|n| format!("{n:?}")).collect();
+        println!(
+            "{store}: the records {} look alike (case, accents, width and look-alike letters \
+             set aside) under {rules}: a directory that ignores accents takes them for one \
+             account; every login is refused until one is left: `mfactl users merge FROM \
+             INTO` (INTO's key is kept) or `mfactl users remove NAME`",
+            list.join(" and ")
+        );
+    }
     for (name, to) in &plan.renames {
         println!(
             "{store}: note: the record {name:?} is stored as {to:?} at the next start (its \
@@ -383,10 +394,11 @@ fn check_store_names(c: Config) -> Result<usize> {
     for (name, why) in &plan.unreachable {
         println!(
             "{store}: warning: no login can reach the record {name:?} under {rules} ({why}); \
-             remove it with `mfactl users remove {name:?}` or list its domain"
+             remove it with `mfactl users remove {name:?}`, or change [users] if it is a user \
+             (list its domain; unicode = \"allow\" for a name beyond ASCII)"
         );
     }
-    Ok(plan.conflicts.len())
+    Ok(plan.conflicts.len() + plan.lookalikes.len())
 }
 
 /// `mfactl users merge|remove`: the repairs a name conflict needs, so the store is opened

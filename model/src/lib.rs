@@ -13,7 +13,10 @@ mod sealed;
 mod totp;
 
 pub use audit::{AuditEvent, Outcome};
-pub use name::{BadUserName, MAX_NAME_BYTES, NameRules, UserName};
+pub use name::{
+    BadUserName, MAX_NAME_BYTES, NameRules, UserName, look_alike, lookalike_key,
+    lookalike_key_version,
+};
 pub use record::{
     Invite, OneTimeCode, OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, Unlock,
     UserRecord,

@@ -1167,10 +1167,20 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
             "/account",
         );
     }
-    let Ok(user) = p.core.user_name(&raw) else {
-        p.metrics.sign_in("refused");
-        p.audit_refusal(c, None, "invalid_user_name").await;
-        return sign_in_form(p, c, Some(t.wrong_sign_in));
+    // Off the async threads: under `[users] unicode = "allow"` the name is checked against
+    // the stored ones (look-alikes).
+    let (me, r) = (p.clone(), raw.clone());
+    let user = match blocking(move || me.core.user_name(&r)).await {
+        Some(Ok(u)) => u,
+        Some(Err(mfa_core::CoreError::BadUserName { .. })) => {
+            p.metrics.sign_in("refused");
+            p.audit_refusal(c, None, "invalid_user_name").await;
+            return sign_in_form(p, c, Some(t.wrong_sign_in));
+        }
+        _ => {
+            p.metrics.sign_in("refused");
+            return p.failure(c, "/account");
+        }
     };
     // Counted before the password is checked, given back after a sign-in: only failures
     // stay counted.

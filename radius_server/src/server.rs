@@ -842,15 +842,31 @@ impl Shared {
     ) -> Result<Answer, Fail> {
         let r = &nas.settings;
         let asker = nas.asker(from);
-        let user = match (
+        let raw = match (
             pkt.count(AttrType::USER_NAME),
             pkt.attr(AttrType::USER_NAME),
         ) {
-            (1, Some(u)) => match std::str::from_utf8(u).ok().map(|u| rt.core.user_name(u)) {
-                Some(Ok(u)) => u,
-                _ => return Ok(Answer::reject(Reason::InvalidUserName)),
+            (1, Some(u)) => match std::str::from_utf8(u) {
+                Ok(u) => u,
+                Err(_) => return Ok(Answer::reject(Reason::InvalidUserName)),
             },
             _ => return Ok(Answer::reject(Reason::InvalidUserName)),
+        };
+        // Where the name is checked against the stored ones (look-alikes, under `[users]
+        // unicode = "allow"`), on a store reader rather than on this thread.
+        // A refused name is rejected; a store that cannot be read is a failure like any.
+        let named = if rt.core.user_name_reads_store() {
+            let raw = raw.to_string();
+            self.read(rt, move |l| match l.user_name(&raw) {
+                Err(CoreError::BadUserName { .. }) => Ok(None),
+                r => r.map(Some),
+            })
+            .await?
+        } else {
+            rt.core.user_name(raw).ok()
+        };
+        let Some(user) = named else {
+            return Ok(Answer::reject(Reason::InvalidUserName));
         };
         // The client by name and mode; a PAM host (remote mode) as the PAM login it sends.
         let req = Request::new(&user, addr, service_of(&asker, r, pkt));

@@ -349,6 +349,9 @@ mod tests {
         fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
             self.0.each_user_name(f)
         }
+        fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+            self.0.names_with_key(key)
+        }
         fn maintain_names(&self, f: &mut mfa_core::store::NamesFn<'_>) -> Result<(), StoreError> {
             self.0.maintain_names(f)
         }

@@ -268,6 +268,13 @@ pub trait Store: Send + Sync {
         self.each_user_name(&mut |n| names.push(n.to_string()))?;
         Ok(names)
     }
+    /// The stored names whose look-alike key (`mfa_model::lookalike_key`, kept beside each
+    /// name and indexed) is `key`, and those whose key is not known (a row written behind
+    /// the product's back, or a store just upgraded before its name check fills them in),
+    /// sorted: one indexed read, so that a name can be checked against the names that look
+    /// like it at every login, and a row without a key is never missed. The caller checks
+    /// the keys of what it gets.
+    fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError>;
     /// Name upkeep (the core's name check, merging and removing users): `f` runs in one
     /// write transaction and may read, store and remove records by their stored names.
     /// `Some(events)` commits with those audit events; `None` writes nothing.
@@ -381,6 +388,15 @@ pub trait NameTx {
     fn put(&mut self, rec: &UserRecord) -> Result<(), StoreError>;
     /// Records the rules the names now satisfy (see [`Store::names_checked`]).
     fn set_names_checked(&mut self, rules: &str) -> Result<(), StoreError>;
+    /// [`Store::names_with_key`] in this transaction.
+    fn names_with_key(&mut self, key: &str) -> Result<Vec<String>, StoreError>;
+    /// Up to `limit` stored names without a look-alike key, sorted: the rows of a store
+    /// upgraded to the version that keeps the key, or after [`NameTx::forget_name_keys`].
+    fn names_without_key(&mut self, limit: usize) -> Result<Vec<String>, StoreError>;
+    fn set_name_key(&mut self, name: &str, key: &str) -> Result<(), StoreError>;
+    /// Empties every stored look-alike key, to be computed again (the tables behind
+    /// `mfa_model::lookalike_key` changed).
+    fn forget_name_keys(&mut self) -> Result<(), StoreError>;
 }
 
 /// See [`Store::each_user`].

@@ -76,6 +76,22 @@ impl PgNameTx<'_, '_> {
     }
 }
 
+/// The names with the key `$1` or none, through `users_name_key`.
+pub(crate) fn names_with_key(
+    q: &mut impl postgres::GenericClient,
+    key: &str,
+) -> Result<Vec<String>, PgError> {
+    let c = "reading the names that look alike";
+    q.query(
+        "SELECT name FROM users WHERE name_key = $1 OR name_key IS NULL ORDER BY name",
+        &[&key],
+    )
+    .ctx(c)?
+    .iter()
+    .map(|r| r.try_get(0).ctx(c))
+    .collect()
+}
+
 impl NameTx for PgNameTx<'_, '_> {
     fn each_name(&mut self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
         each_name(self.tx, f).map_err(|e| self.store.classify(e))
@@ -111,6 +127,49 @@ impl NameTx for PgNameTx<'_, '_> {
                 &[&META_NAME_RULES, &rules],
             )
             .ctx("writing meta")
+            .map_err(|f| self.store.classify(f))?;
+        Ok(())
+    }
+
+    fn names_with_key(&mut self, key: &str) -> Result<Vec<String>, StoreError> {
+        names_with_key(self.tx, key).map_err(|f| self.store.classify(f))
+    }
+
+    fn names_without_key(&mut self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let c = "reading the names without a look-alike key";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .tx
+            .query(
+                "SELECT name FROM users WHERE name_key IS NULL ORDER BY name LIMIT $1",
+                &[&limit],
+            )
+            .ctx(c)
+            .map_err(|f| self.store.classify(f))?;
+        rows.iter()
+            .map(|r| r.try_get(0).ctx(c))
+            .collect::<Result<_, _>>()
+            .map_err(|f| self.store.classify(f))
+    }
+
+    fn set_name_key(&mut self, name: &str, key: &str) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "UPDATE users SET name_key = $2 WHERE name = $1",
+                &[&name, &key],
+            )
+            .ctx("writing a look-alike key")
+            .map_err(|f| self.store.classify(f))?;
+        Ok(())
+    }
+
+    fn forget_name_keys(&mut self) -> Result<(), StoreError> {
+        self.tx
+            .execute(
+                "UPDATE users SET name_key = NULL WHERE name_key IS NOT NULL",
+                &[],
+            )
+            .ctx("emptying the look-alike keys")
             .map_err(|f| self.store.classify(f))?;
         Ok(())
     }

@@ -286,7 +286,7 @@ pub(crate) fn prepare_statements(c: &mut Client) -> Result<Statements, PgError> 
         upsert: p(
             c,
             &format!(
-                "INSERT INTO users ({USER_COLUMNS}) SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], $17::text[])
+                "INSERT INTO users ({USER_COLUMNS}, name_key) SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::text[])
                  ON CONFLICT (name) DO UPDATE SET secret=excluded.secret, algorithm=excluded.algorithm, digits=excluded.digits,
                    period=excluded.period, mfa_created=excluded.mfa_created, mfa_changed=excluded.mfa_changed,
                    first_seen=excluded.first_seen, grace_started=excluded.grace_started, last_step=excluded.last_step,

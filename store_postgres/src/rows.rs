@@ -141,6 +141,11 @@ pub(crate) fn write(
             col!(last_login),
         );
         let (last_ip, last_outcome) = (col!(last_ip), col!(last_outcome));
+        // Written with a new row; the update leaves it (a row's name never changes).
+        let name_key: Vec<String> = rows
+            .iter()
+            .map(|r| mfa_model::lookalike_key(&r.name))
+            .collect();
         tx.execute(
             &st.upsert,
             &[
@@ -161,6 +166,7 @@ pub(crate) fn write(
                 &last_login,
                 &last_ip,
                 &last_outcome,
+                &name_key,
             ],
         )
         .ctx("writing users")?;

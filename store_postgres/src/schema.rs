@@ -8,14 +8,27 @@ use crate::error::{Context, PgError};
 use crate::pool::PgStore;
 
 /// The layout this program writes: the same tables and columns as the current SQLite
-/// schema (`sqlite.rs`, version 8), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
+/// schema (`store_sqlite`, version 9), in PostgreSQL's types (`BIGINT` for SQLite's INTEGER,
 /// `BYTEA` for BLOB). `user` is a reserved word here, hence the quotes. Version 4: the
 /// first PostgreSQL layout (SQLite's version 3 and `source_failures`). Version 5: seeds
 /// start with their form byte, `store_key`, `one_time_codes.scheme` and `meta` (SQLite's
 /// versions 4 and 6). Version 6: the self-service portal's `unlocks` and `invites`
 /// (SQLite's version 7). Version 7: `users_unenrolled`, the names that never enrolled by
-/// when they were first seen (SQLite's version 8, where the reason is given).
-pub const SCHEMA_VERSION: i64 = 7;
+/// when they were first seen (SQLite's version 8, where the reason is given). Version 8:
+/// `users.name_key`, each name's look-alike key, indexed (SQLite's version 9, where the
+/// reason is given).
+pub const SCHEMA_VERSION: i64 = 8;
+
+/// The look-alike key column and its index (SQLite's `name_key_column!`), in [`SCHEMA`] and
+/// [`MIGRATE_V7_V8`].
+macro_rules! pg_name_key_column {
+    () => {
+        "
+ALTER TABLE users ADD COLUMN name_key TEXT;
+CREATE INDEX users_name_key ON users (name_key);
+"
+    };
+}
 
 /// The partial index over the names that never enrolled (SQLite's `unenrolled_index!`), in
 /// [`SCHEMA`] and [`MIGRATE_V6_V7`].
@@ -124,7 +137,8 @@ CREATE TABLE meta (
 );
 "#,
     pg_portal_tables!(),
-    pg_unenrolled_index!()
+    pg_unenrolled_index!(),
+    pg_name_key_column!()
 );
 
 /// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
@@ -149,8 +163,16 @@ pub(crate) const MIGRATE_V5_V6: &str = pg_portal_tables!();
 
 /// Upgrades, each from the version named to the next, run in order in one transaction
 /// under the schema lock.
-pub(crate) const MIGRATIONS: &[(i64, &str)] =
-    &[(4, MIGRATE_V4_V5), (5, MIGRATE_V5_V6), (6, MIGRATE_V6_V7)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (4, MIGRATE_V4_V5),
+    (5, MIGRATE_V5_V6),
+    (6, MIGRATE_V6_V7),
+    (7, MIGRATE_V7_V8),
+];
+
+/// Version 7 to 8 (SQLite's 8 to 9): the look-alike keys, empty until the name check fills
+/// them.
+pub(crate) const MIGRATE_V7_V8: &str = pg_name_key_column!();
 
 /// Version 6 to 7 (SQLite's 7 to 8): the index of the names that never enrolled.
 pub(crate) const MIGRATE_V6_V7: &str = pg_unenrolled_index!();

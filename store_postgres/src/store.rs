@@ -7,7 +7,7 @@ use mfa_store::{
 };
 
 use crate::error::{Context, PgError};
-use crate::names::{META_NAME_RULES, PgNameTx, each_name, read_names_checked};
+use crate::names::{META_NAME_RULES, PgNameTx, each_name, names_with_key, read_names_checked};
 use crate::pool::{Conn, PgStore};
 use crate::rows::{
     INVITE_COLUMNS, USER_COLUMNS, decode_all, read_children, read_invite, read_user, write,
@@ -383,6 +383,10 @@ impl Store for PgStore {
 
     fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
         self.run(|c| each_name(&mut c.client, f))
+    }
+
+    fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.run(|c| names_with_key(&mut c.client, key))
     }
 
     fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {

@@ -31,6 +31,16 @@ pub(crate) fn each_name(c: &Connection, f: &mut dyn FnMut(&str)) -> Result<(), S
 }
 
 /// [`NameTx`] on one open write transaction.
+/// The names with the key `?1` or none, through `users_name_key` (two look-ups).
+pub(crate) const NAMES_WITH_KEY: &str =
+    "SELECT name FROM users WHERE name_key = ?1 OR name_key IS NULL ORDER BY name";
+
+pub(crate) fn names_with_key(c: &Connection, key: &str) -> Result<Vec<String>, StoreError> {
+    let mut st = c.prepare_cached(NAMES_WITH_KEY).map_err(db)?;
+    let rows = st.query_map([key], |r| r.get(0)).map_err(db)?;
+    rows.collect::<Result<_, _>>().map_err(db)
+}
+
 pub(crate) struct SqliteNameTx<'c>(pub(crate) &'c rusqlite::Transaction<'c>);
 
 impl NameTx for SqliteNameTx<'_> {
@@ -64,6 +74,39 @@ impl NameTx for SqliteNameTx<'_> {
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [META_NAME_RULES, rules],
         ).map_err(db)?;
+        Ok(())
+    }
+
+    fn names_with_key(&mut self, key: &str) -> Result<Vec<String>, StoreError> {
+        names_with_key(self.0, key)
+    }
+
+    fn names_without_key(&mut self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = self
+            .0
+            .prepare_cached("SELECT name FROM users WHERE name_key IS NULL ORDER BY name LIMIT ?1")
+            .map_err(db)?;
+        let rows = st.query_map([limit], |r| r.get(0)).map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn set_name_key(&mut self, name: &str, key: &str) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached("UPDATE users SET name_key = ?2 WHERE name = ?1")
+            .map_err(db)?
+            .execute([name, key])
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn forget_name_keys(&mut self) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                "UPDATE users SET name_key = NULL WHERE name_key IS NOT NULL",
+                [],
+            )
+            .map_err(db)?;
         Ok(())
     }
 }

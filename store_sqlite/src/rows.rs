@@ -21,10 +21,12 @@ pub(crate) const SELECT_USER: &str =
 pub(crate) const SELECT_USERS: &str =
     concat!("SELECT ", user_columns!(), " FROM users ORDER BY name");
 
+/// The name never changes in a row (a rename is a remove and a put), so neither does its
+/// `name_key`: written with the row, left alone by the update.
 pub(crate) const UPSERT_USER: &str = concat!(
     "INSERT INTO users (",
     user_columns!(),
-    ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)
+    ", name_key) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)
      ON CONFLICT(name) DO UPDATE SET secret=excluded.secret, algorithm=excluded.algorithm, digits=excluded.digits,
        period=excluded.period, mfa_created=excluded.mfa_created, mfa_changed=excluded.mfa_changed,
        first_seen=excluded.first_seen, grace_started=excluded.grace_started, last_step=excluded.last_step,
@@ -248,6 +250,7 @@ pub(crate) fn save(
                     r.last_login,
                     r.last_ip,
                     r.last_outcome,
+                    mfa_model::lookalike_key(name),
                 ])
                 .map_err(db)?;
         }

@@ -110,7 +110,26 @@ macro_rules! unenrolled_index {
     };
 }
 
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+/// Version 9: `users.name_key`, each name's look-alike key (`mfa_model::lookalike_key`),
+/// indexed, so that a new name is checked against the names that look like it with one
+/// indexed read (`Store::names_with_key`) instead of a scan of every user. Added with
+/// `ALTER TABLE` on a new store too, so that a new store and an upgraded one are the same
+/// table. Written when a row is inserted; the rows of an upgraded store get theirs from
+/// the name check at the first open (`mfa_core::names`).
+macro_rules! name_key_column {
+    () => {
+        "ALTER TABLE users ADD COLUMN name_key TEXT;\n"
+    };
+}
+
+/// The index of [`name_key_column!`]; `$create` as in [`unenrolled_index!`].
+macro_rules! name_key_index {
+    ($create:literal) => {
+        concat!($create, " users_name_key ON users(name_key);\n")
+    };
+}
+
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// Version 2: `users` is WITHOUT ROWID (a login looks its user up in one B-tree instead of
 /// an index and then the table), and the audit trail has no (user, time) index, whose
@@ -123,6 +142,7 @@ pub(crate) const SCHEMA_VERSION: i64 = 8;
 /// Version 6: `meta` (see [`MIGRATE_ADD_META`]).
 /// Version 7: `unlocks` and `invites`, the portal's (see [`MIGRATE_ADD_PORTAL`]).
 /// Version 8: `users_unenrolled` (see [`MIGRATE_ADD_UNENROLLED_INDEX`]).
+/// Version 9: `users.name_key` (see [`migrate_add_name_key`]).
 pub(crate) const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -156,7 +176,9 @@ CREATE INDEX audit_time ON audit(time);
     source_failures_table!(),
     meta_table!(),
     portal_tables!(),
-    unenrolled_index!("CREATE INDEX")
+    unenrolled_index!("CREATE INDEX"),
+    name_key_column!(),
+    name_key_index!("CREATE INDEX")
 );
 
 /// Version 4 to 5: the per-address counters start empty.
@@ -248,16 +270,42 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), StoreError> {
     }
 }
 
+/// The upgrade step that adds the look-alike key of each name (version 8 to 9): empty, filled
+/// by the name check. Like [`MIGRATE_ADD_UNENROLLED_INDEX`], a store taken back to an older
+/// version by hand keeps the column and index it has (SQLite has no `ADD COLUMN IF NOT
+/// EXISTS`, hence a step in code).
+fn migrate_add_name_key(tx: &Connection) -> Result<(), StoreError> {
+    let has: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('users') WHERE name = 'name_key'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if !has {
+        tx.execute_batch(name_key_column!()).map_err(db)?;
+    }
+    tx.execute_batch(name_key_index!("CREATE INDEX IF NOT EXISTS"))
+        .map_err(db)
+}
+
+/// One upgrade step: SQL, or code where SQL alone cannot say it.
+enum Step {
+    Sql(&'static str),
+    Code(fn(&Connection) -> Result<(), StoreError>),
+}
+
 /// The upgrades, each from the version named to the next, run in order in one transaction.
 /// A new schema version is one more row here (and `SCHEMA` changed to match).
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, MIGRATE_V1_V2),
-    (2, MIGRATE_V2_V3),
-    (3, MIGRATE_V3_V4),
-    (4, MIGRATE_V4_V5),
-    (5, MIGRATE_ADD_META),
-    (6, MIGRATE_ADD_PORTAL),
-    (7, MIGRATE_ADD_UNENROLLED_INDEX),
+const MIGRATIONS: &[(i64, Step)] = &[
+    (1, Step::Sql(MIGRATE_V1_V2)),
+    (2, Step::Sql(MIGRATE_V2_V3)),
+    (3, Step::Sql(MIGRATE_V3_V4)),
+    (4, Step::Sql(MIGRATE_V4_V5)),
+    (5, Step::Sql(MIGRATE_ADD_META)),
+    (6, Step::Sql(MIGRATE_ADD_PORTAL)),
+    (7, Step::Sql(MIGRATE_ADD_UNENROLLED_INDEX)),
+    (8, Step::Code(migrate_add_name_key)),
 ];
 
 /// Creates or upgrades the schema in one write transaction. Another process may be doing
@@ -274,11 +322,14 @@ fn upgrade(conn: &Connection) -> Result<(), StoreError> {
         SCHEMA_VERSION => return Ok(()),
         v => {
             let mut at = v;
-            for (from, sql) in MIGRATIONS.iter().filter(|(from, _)| *from >= v) {
+            for (from, step) in MIGRATIONS.iter().filter(|(from, _)| *from >= v) {
                 if *from != at {
                     break;
                 }
-                tx.execute_batch(sql).map_err(db)?;
+                match step {
+                    Step::Sql(sql) => tx.execute_batch(sql).map_err(db)?,
+                    Step::Code(f) => f(&tx)?,
+                }
                 // Version 1 to 2 rebuilt `users` with foreign keys off: no row may be left
                 // without its user.
                 if *from == 1 {

@@ -10,7 +10,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::conn::SqliteStore;
 use crate::error::db;
-use crate::names::{META_NAME_RULES, SqliteNameTx, each_name, read_meta};
+use crate::names::{META_NAME_RULES, SqliteNameTx, each_name, names_with_key, read_meta};
 use crate::rows::{
     INVITE_COLUMNS, Merge, SELECT_USERS, code_row, load, read_invite, read_row, save, source_row,
     unlock_row,
@@ -307,6 +307,10 @@ impl Store for SqliteStore {
             tx.commit().map_err(db)?;
             Ok(())
         })
+    }
+
+    fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.with_conn(|c| names_with_key(c, key))
     }
 
     fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {

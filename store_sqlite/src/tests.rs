@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::conn::LEAVE_WAL_BYTES;
 use crate::conn::SqliteStore;
+use crate::names::NAMES_WITH_KEY;
 use crate::schema::{PRUNE_UNENROLLED, SCHEMA_VERSION};
 use mfa_model::{AuditEvent, SealedSecret, UserName, UserRecord};
 use mfa_store::{Abort, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
@@ -581,6 +582,76 @@ fn a_version_7_store_gets_the_unenrolled_index_and_pruning_reads_through_it() {
     assert!(!plan.iter().any(|p| p == "SCAN users"), "{plan:?}");
     assert_eq!(s.prune_unenrolled(500).unwrap(), 1);
     assert_eq!(s.user_names().unwrap(), ["alice", "carol"]);
+}
+
+#[test]
+fn a_version_8_store_gets_the_name_keys_filled_in_by_the_name_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mfa.db");
+    let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+    s.transact(&[&n("alice"), &n("bob")], &mut |recs| {
+        recs[0] = Some(UserRecord::new(&n("alice"), params(), 1));
+        recs[1] = Some(UserRecord::new(&n("bob"), params(), 1));
+        Ok(vec![])
+    })
+    .unwrap();
+    drop(s);
+    // Version 8: no name_key, and names checked under the old rules.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX users_name_key; ALTER TABLE users DROP COLUMN name_key;
+             INSERT INTO meta (key, value) VALUES ('name_rules', 'names-1 case=fold domains=');
+             PRAGMA user_version = 8;",
+        )
+        .unwrap();
+    let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+    let c = s.connect().unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let key = mfa_model::lookalike_key("alice");
+    // The rows are there, without keys yet: a look-up returns them all, for the caller
+    // to check. It goes through the index, not over every user.
+    assert_eq!(s.names_with_key(&key).unwrap(), ["alice", "bob"]);
+    let mut st = c
+        .prepare(&format!("EXPLAIN QUERY PLAN {NAMES_WITH_KEY}"))
+        .unwrap();
+    let plan: Vec<String> = st
+        .query_map([&key], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        plan.iter().any(|p| p.contains("users_name_key")),
+        "{plan:?}"
+    );
+    assert!(
+        !plan.iter().any(|p| p.starts_with("SCAN users")),
+        "{plan:?}"
+    );
+    drop(st);
+    drop(c);
+    // The rules changed (names-2), so the first open's name check fills them in.
+    let mut cfg = mfa_config::Config::default();
+    cfg.audit.syslog = false;
+    let core = mfa_core::Core::with_sealer(
+        std::sync::Arc::new(cfg),
+        Box::new(s),
+        Box::new(Unsealed),
+        "test",
+    );
+    core.check_names(mfa_core::names::NameCheck::IfRulesChanged)
+        .unwrap();
+    let again = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+    assert_eq!(again.names_with_key(&key).unwrap(), ["alice"]);
+    assert_eq!(
+        again
+            .names_with_key(&mfa_model::lookalike_key("bob"))
+            .unwrap(),
+        ["bob"]
+    );
 }
 
 #[test]

@@ -765,3 +765,30 @@ fn replacing_the_key_in_my_account_in_a_real_browser() {
         assert!(!plog.contains(s), "a key in the portal log: {plog}");
     }
 }
+
+/// My account's sign-in takes the name through the same rule as every front end: a spelling
+/// beyond ASCII of an enrolled user's name (fullwidth, circled, mathematical, accented) is a
+/// bad user name, refused before the password or the code is looked at, audited as such,
+/// and no record is made for it.
+#[test]
+fn a_sign_in_with_a_spelling_beyond_ascii_is_refused_as_a_bad_name() {
+    let (site, portal) = http_site("", "");
+    let key = fresh_key();
+    site.enroll("alice", &key);
+    let mut c = Client::new(&portal.url).from("198.51.100.21");
+    for raw in ["ａｌｉｃｅ", "Ⓐlice", "𝐚𝐥𝐢𝐜𝐞", "àlice"] {
+        let r = c.sign_in(raw, &mfa_e2e::totp(&key, 0));
+        assert_eq!(r.status, 401, "{raw}: {}", r.body);
+    }
+    let log = audit_reasons(&site);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("invalid_user_name") && l.contains("198.51.100.21"))
+            .count(),
+        4,
+        "{log}"
+    );
+    assert!(!log.contains("not_enrolled"), "{log}");
+    assert_eq!(sqlite(&site.db(), "SELECT name FROM users").trim(), "alice");
+    drop(portal);
+}

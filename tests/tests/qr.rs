@@ -61,7 +61,11 @@ fn terminal_qr_to_pgm(lines: &[&str]) -> Vec<u8> {
 
 #[test]
 fn qr_codes_decode_to_the_otpauth_uri() {
-    let site = Site::with_config("[store]\npath = \"m.db\"\n[totp]\nissuer = \"Example Corp\"\n");
+    // A directory with names beyond ASCII ([users] unicode = "allow"; by default a name is
+    // ASCII: see [users] in docs/CONFIG.md).
+    let site = Site::with_config(
+        "[store]\npath = \"m.db\"\n[totp]\nissuer = \"Example Corp\"\n[users]\nunicode = \"allow\"\n",
+    );
     let png = site.path().join("q.png");
     let svg = site.path().join("q.svg");
     let o = site.mfactl(&[

@@ -14,4 +14,4 @@ pub mod radsec;
 pub mod run;
 pub mod server;
 pub mod stats;
-pub mod store;
+pub mod writer;

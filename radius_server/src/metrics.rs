@@ -19,7 +19,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::server::Shared;
-use crate::stats::Drop;
+use crate::stats::DropReason;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClientLabels {
@@ -36,7 +36,7 @@ pub struct DecisionLabels {
 
 /// The store writer's figures; cloned into each configuration generation's writer.
 #[derive(Clone, Debug)]
-pub struct StoreMetrics {
+pub struct WriterMetrics {
     /// One batch's transaction (`authenticate_many[_deferred]`).
     pub commit_seconds: Histogram,
     /// The logins in one transaction.
@@ -45,7 +45,7 @@ pub struct StoreMetrics {
     pub sync_seconds: Histogram,
 }
 
-impl Default for StoreMetrics {
+impl Default for WriterMetrics {
     fn default() -> Self {
         Self {
             commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
@@ -63,7 +63,7 @@ pub struct Metrics {
     pub decisions: Family<DecisionLabels, Counter>,
     /// From admission to the reply being ready (PAM's failure delay included).
     pub latency_seconds: Histogram,
-    pub store: StoreMetrics,
+    pub writer: WriterMetrics,
 }
 
 impl Default for Metrics {
@@ -72,7 +72,7 @@ impl Default for Metrics {
             requests: Family::default(),
             decisions: Family::default(),
             latency_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
-            store: StoreMetrics::default(),
+            writer: WriterMetrics::default(),
         }
     }
 }
@@ -106,7 +106,7 @@ impl Collector for StatsCollector {
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;
-        for d in Drop::ALL {
+        for d in DropReason::ALL {
             let c = ConstCounter::new(stats.dropped(d));
             c.encode(fam.encode_family(&[("cause", d.name())])?)?;
         }
@@ -163,17 +163,17 @@ pub fn registry(shared: Arc<Shared>) -> Registry {
     r.register(
         "mfa_store_commit_duration_seconds",
         "One store writer transaction (a batch of logins)",
-        m.store.commit_seconds,
+        m.writer.commit_seconds,
     );
     r.register(
         "mfa_store_batch_size",
         "Logins committed in one store writer transaction",
-        m.store.batch_size,
+        m.writer.batch_size,
     );
     r.register(
         "mfa_store_sync_duration_seconds",
         "One sync making committed batches durable (group commit)",
-        m.store.sync_seconds,
+        m.writer.sync_seconds,
     );
     r.register_collector(Box::new(StatsCollector(shared)));
     r

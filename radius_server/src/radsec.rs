@@ -40,7 +40,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::server::{Nas, ReplyTo, Runtime, Shared, canonical_ip};
-use crate::stats::Drop;
+use crate::stats::DropReason;
 
 /// The largest RADIUS packet (RFC 2865 §3), and so the most a connection ever buffers
 /// beyond one read.
@@ -347,7 +347,7 @@ struct Slot {
     id: u64,
 }
 
-impl std::ops::Drop for Slot {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut t = self.conns.lock();
         t.end_handshake(self.id);
@@ -356,7 +356,7 @@ impl std::ops::Drop for Slot {
 }
 
 /// Why a connection was not let in: the counter and the log text.
-type Refusal = (Drop, String);
+type Refusal = (DropReason, String);
 
 impl Connections {
     /// The table is only changed by whole operations under the lock, so it stays
@@ -370,14 +370,14 @@ impl Connections {
         let mut t = self.lock();
         if t.verified.len() >= limits.max_connections {
             return Err((
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 "too many RadSec connections (radius.radsec.max_connections)".into(),
             ));
         }
         let src = source_key(ip);
         if t.per_source.get(&src).copied().unwrap_or(0) >= limits.max_handshakes_per_address {
             return Err((
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 format!(
                     "too many RadSec connections from {src} still in their TLS handshake (radius.radsec.max_handshakes_per_address)"
                 ),
@@ -417,7 +417,7 @@ impl Connections {
         let mut t = self.lock();
         let Some(closer) = t.end_handshake(slot.id) else {
             return Err((
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 "closed to make room for a newer handshake (radius.radsec.max_handshakes)".into(),
             ));
         };
@@ -425,20 +425,21 @@ impl Connections {
         let tls = match &rt.radsec {
             Some(tls) if Arc::ptr_eq(tls, accepted_under) => tls.clone(),
             Some(tls) => {
-                tls.verify(&chain).map_err(|e| (Drop::TlsHandshake, e))?;
+                tls.verify(&chain)
+                    .map_err(|e| (DropReason::TlsHandshake, e))?;
                 tls.clone()
             }
             None => {
                 return Err((
-                    Drop::UnknownClient,
+                    DropReason::UnknownClient,
                     "the configuration in force has no [radius.radsec]".into(),
                 ));
             }
         };
-        let nas = identify_chain(&rt, from, &chain).map_err(|e| (Drop::UnknownClient, e))?;
+        let nas = identify_chain(&rt, from, &chain).map_err(|e| (DropReason::UnknownClient, e))?;
         if t.verified.len() >= tls.limits.max_connections {
             return Err((
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 "too many RadSec connections (radius.radsec.max_connections)".into(),
             ));
         }
@@ -499,7 +500,7 @@ fn identify_chain(
 
 /// Counts a connection refused before any request was read, and logs the first of each
 /// kind per minute (as `Shared::dropped` does for packets).
-fn refused(shared: &Shared, why: Drop, from: SocketAddr, detail: &dyn std::fmt::Display) {
+fn refused(shared: &Shared, why: DropReason, from: SocketAddr, detail: &dyn std::fmt::Display) {
     if shared.stats.drop(why) {
         shared.warn(&format!(
             "refused a RadSec connection from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
@@ -527,7 +528,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, conns: Arc<Connec
         let Some(tls) = rt.radsec.clone() else {
             refused(
                 &shared,
-                Drop::UnknownClient,
+                DropReason::UnknownClient,
                 from,
                 &"the configuration reloaded since start has no [radius.radsec]; restart to close this listener",
             );
@@ -542,7 +543,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, conns: Arc<Connec
         {
             refused(
                 &shared,
-                Drop::UnknownClient,
+                DropReason::UnknownClient,
                 from,
                 &format_args!("{ip} is in no RadSec client's address"),
             );
@@ -577,7 +578,7 @@ async fn connection(
             Ok(Err(e)) => {
                 return refused(
                     &shared,
-                    Drop::TlsHandshake,
+                    DropReason::TlsHandshake,
                     from,
                     &format_args!("TLS handshake refused: {e}"),
                 );
@@ -585,7 +586,7 @@ async fn connection(
             Err(_) => {
                 return refused(
                     &shared,
-                    Drop::TlsHandshake,
+                    DropReason::TlsHandshake,
                     from,
                     &format_args!("TLS handshake not finished within {}s", limit.as_secs()),
                 );
@@ -594,7 +595,7 @@ async fn connection(
         why = closer.closed() => {
             return refused(
                 &shared,
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 from,
                 &format_args!("TLS handshake not finished: {why}"),
             );
@@ -608,7 +609,12 @@ async fn connection(
         .map(<[CertificateDer<'static>]>::to_vec)
         .unwrap_or_default();
     if chain.is_empty() {
-        return refused(&shared, Drop::UnknownClient, from, &"no client certificate");
+        return refused(
+            &shared,
+            DropReason::UnknownClient,
+            from,
+            &"no client certificate",
+        );
     }
     let conns = slot.conns.clone();
     let nas = match conns.admit(&shared, &slot, &tls, from.ip(), chain) {
@@ -679,7 +685,7 @@ where
                         }
                         Ok(None) => break,
                         Err(e) => {
-                            shared.dropped(Drop::Malformed, from, &e);
+                            shared.dropped(DropReason::Malformed, from, &e);
                             break 'conn e.to_string();
                         }
                     }
@@ -772,7 +778,7 @@ mod tests {
         let (a1, c1) = conns.begin(ip("192.0.2.1"), l).unwrap();
         let (_a2, _) = conns.begin(ip("192.0.2.1"), l).unwrap();
         let (why, text) = conns.begin(ip("192.0.2.1"), l).err().unwrap();
-        assert_eq!(why, Drop::Overloaded);
+        assert_eq!(why, DropReason::Overloaded);
         assert!(
             text.contains("from 192.0.2.1 still in their TLS handshake"),
             "{text}"

@@ -59,8 +59,8 @@ async fn receive(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
 pub async fn serve(options: Options) -> Result<(), String> {
     let path = options.config_path.clone();
     let metrics = Metrics::default();
-    let store_metrics = metrics.store.clone();
-    let runtime = tokio::task::spawn_blocking(move || Runtime::load(&path, &store_metrics))
+    let writer_metrics = metrics.writer.clone();
+    let runtime = tokio::task::spawn_blocking(move || Runtime::load(&path, &writer_metrics))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;

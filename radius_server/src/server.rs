@@ -19,21 +19,21 @@ use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
 use crate::attrs::{client_addr, service_of};
-use crate::challenge::{Asker, Challenges, Pending, Redeem};
+use crate::challenge::{Asker, Challenges, PendingChallenge, Redeem};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
 use crate::logbuf::LogBuffer;
-use crate::metrics::{ClientLabels, DecisionLabels, Metrics, StoreMetrics};
+use crate::metrics::{ClientLabels, DecisionLabels, Metrics, WriterMetrics};
 use crate::radsec::{CertId, Tls};
-use crate::stats::{Drop, Stats};
-use crate::store::{Writer, WriterError};
+use crate::stats::{DropReason, Stats};
+use crate::writer::{Writer, WriterError};
 
 /// How long a reply stays in the duplicate cache at least (at most twice that): longer than
 /// any gateway's retry schedule.
 const DEDUP_TTL: Duration = Duration::from_secs(30);
 const DEDUP_CAPACITY: usize = 65_536;
 /// Read-only store calls (the policy before a password check) at once. Writes all go through
-/// the one batching writer (`store::Writer`): a second writer in this process would only wait
+/// the one batching writer (`writer::Writer`): a second writer in this process would only wait
 /// in SQLite's busy handler (1 ms, 2 ms, 5 ms...).
 const STORE_READERS: usize = 2;
 /// Requests waiting for a reader, or for the writer.
@@ -186,7 +186,7 @@ impl std::error::Error for LoadError {
 impl Runtime {
     /// Loads and checks everything a configuration needs (file, store, every secret); any
     /// problem is an error and nothing is half-applied.
-    pub fn load(path: &Path, metrics: &StoreMetrics) -> Result<Self, LoadError> {
+    pub fn load(path: &Path, metrics: &WriterMetrics) -> Result<Self, LoadError> {
         let config = mfa_config::load(path).map_err(LoadError::Config)?;
         let mut clients = Vec::new();
         for c in &config.radius.clients {
@@ -336,7 +336,7 @@ impl InFlight {
     }
 }
 
-impl std::ops::Drop for InFlight {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.finish(None);
         self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
@@ -386,35 +386,80 @@ impl Answer {
     }
 }
 
-/// Why processing stopped without a policy answer.
-enum Fail {
-    /// Internal error: reject (fail closed) and log the cause.
-    Internal(String),
-    /// A lane is full: drop and let the gateway retransmit.
+/// Why a request got no answer from the policy.
+enum RequestError {
+    /// A lane or the writer's queue is full: drop, and let the gateway retransmit.
     Overloaded,
+    /// Something in the daemon failed: reject (fail closed) and log the cause.
+    Internal(InternalError),
 }
 
-impl From<WriterError> for Fail {
+/// What failed in the daemon while a request was processed. Its `Display` is the cause the
+/// log line gives after "rejecting: ".
+#[derive(Debug)]
+enum InternalError {
+    /// The store writer stopped, or the store failed the batch (rolled back whole).
+    Writer(WriterError),
+    /// A store reader or PAM worker panicked or was cancelled.
+    Lane(LaneError),
+    /// The core failed a read (the policy's look, the user's groups).
+    Core(CoreError),
+    /// `first_factor = "none"` outside code-only mode: configuration validation refuses it,
+    /// and a code alone never gets in where a password was expected.
+    NoFirstFactor,
+    /// No challenge State could be issued: the table (or this client's or host's share of
+    /// it) is full, or the system gave no random numbers.
+    NoChallengeState,
+}
+
+impl std::fmt::Display for InternalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InternalError::Writer(e) => write!(f, "{e}"),
+            InternalError::Lane(e) => write!(f, "{e}"),
+            InternalError::Core(e) => write!(f, "{e}"),
+            InternalError::NoFirstFactor => {
+                f.write_str("first_factor = \"none\" outside code-only mode")
+            }
+            InternalError::NoChallengeState => {
+                f.write_str("cannot issue a challenge State (table full or no randomness)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InternalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InternalError::Writer(e) => Some(e),
+            InternalError::Lane(e) => Some(e),
+            InternalError::Core(e) => Some(e),
+            InternalError::NoFirstFactor | InternalError::NoChallengeState => None,
+        }
+    }
+}
+
+impl From<WriterError> for RequestError {
     fn from(e: WriterError) -> Self {
         match e {
-            WriterError::Overloaded => Fail::Overloaded,
-            e => Fail::Internal(e.to_string()),
+            WriterError::Overloaded => RequestError::Overloaded,
+            e => RequestError::Internal(InternalError::Writer(e)),
         }
     }
 }
 
-impl From<LaneError> for Fail {
+impl From<LaneError> for RequestError {
     fn from(e: LaneError) -> Self {
         match e {
-            LaneError::Overloaded(_) => Fail::Overloaded,
-            LaneError::Failed(_) => Fail::Internal(e.to_string()),
+            LaneError::Overloaded(_) => RequestError::Overloaded,
+            LaneError::Failed(_) => RequestError::Internal(InternalError::Lane(e)),
         }
     }
 }
 
-impl From<CoreError> for Fail {
+impl From<CoreError> for RequestError {
     fn from(e: CoreError) -> Self {
-        Fail::Internal(e.to_string())
+        RequestError::Internal(InternalError::Core(e))
     }
 }
 
@@ -479,7 +524,12 @@ impl Shared {
         }
     }
 
-    pub(crate) fn dropped(&self, why: Drop, from: SocketAddr, detail: &dyn std::fmt::Display) {
+    pub(crate) fn dropped(
+        &self,
+        why: DropReason,
+        from: SocketAddr,
+        detail: &dyn std::fmt::Display,
+    ) {
         if self.stats.drop(why) {
             self.warn(&format!(
                 "dropped a packet from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
@@ -492,9 +542,9 @@ impl Shared {
     /// SIGHUP: the new configuration replaces the old only if all of it loads.
     pub async fn reload(self: &Arc<Self>) {
         let path = self.options.config_path.clone();
-        let store_metrics = self.metrics.store.clone();
+        let writer_metrics = self.metrics.writer.clone();
         let loaded =
-            tokio::task::spawn_blocking(move || Runtime::load(&path, &store_metrics)).await;
+            tokio::task::spawn_blocking(move || Runtime::load(&path, &writer_metrics)).await;
         match loaded {
             Ok(Ok(new)) => {
                 if self.runtime().config.radius.listen != new.config.radius.listen {
@@ -536,10 +586,14 @@ impl Shared {
         let rt = self.runtime();
         let pkt = match Packet::parse(buf) {
             Ok(p) => p,
-            Err(e) => return self.dropped(Drop::Malformed, from, &e),
+            Err(e) => return self.dropped(DropReason::Malformed, from, &e),
         };
         let Some(nas) = rt.client_for(from.ip()).cloned() else {
-            return self.dropped(Drop::UnknownClient, from, &"not a configured RADIUS client");
+            return self.dropped(
+                DropReason::UnknownClient,
+                from,
+                &"not a configured RADIUS client",
+            );
         };
         self.admit(rt, &nas, pkt, from, 0, ReplyTo::Udp(sock.clone()));
     }
@@ -559,7 +613,7 @@ impl Shared {
         let rt = self.runtime();
         let pkt = match Packet::parse(buf) {
             Ok(p) => p,
-            Err(e) => return self.dropped(Drop::Malformed, from, &e),
+            Err(e) => return self.dropped(DropReason::Malformed, from, &e),
         };
         self.admit(rt, nas, pkt, from, conn, reply);
     }
@@ -584,7 +638,7 @@ impl Shared {
             })
             .inc();
         if pkt.code != Code::ACCESS_REQUEST && pkt.code != Code::STATUS_SERVER {
-            return self.dropped(Drop::UnsupportedCode, from, &pkt.code);
+            return self.dropped(DropReason::UnsupportedCode, from, &pkt.code);
         }
         match pkt.verify_request_message_authenticator(&nas.secret) {
             Ok(()) => {}
@@ -594,7 +648,7 @@ impl Shared {
                     || pkt.attr(AttrType::EAP_MESSAGE).is_some()
                 {
                     return self.dropped(
-                        Drop::MissingMessageAuthenticator,
+                        DropReason::MissingMessageAuthenticator,
                         from,
                         &format_args!(
                             "{} from client {:?} without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596)",
@@ -607,7 +661,7 @@ impl Shared {
             // Wrong, or any failure added later: fail closed.
             Err(_) => {
                 return self.dropped(
-                    Drop::BadAuthenticator,
+                    DropReason::BadAuthenticator,
                     from,
                     &format_args!(
                         "wrong Message-Authenticator (client {:?}: is the shared secret the same on both sides?)",
@@ -628,15 +682,21 @@ impl Shared {
             return;
         }
         if self.inflight.load(Ordering::Acquire) >= MAX_INFLIGHT {
-            return self.dropped(Drop::Overloaded, from, &"too many requests in progress");
+            return self.dropped(
+                DropReason::Overloaded,
+                from,
+                &"too many requests in progress",
+            );
         }
         let key = dedup::Key::new(from, pkt.identifier, pkt.authenticator).on_connection(conn);
         let seen = relock(&self.dedup).begin(key, Instant::now());
         match seen {
             Seen::New => {}
-            Seen::InProgress => return self.dropped(Drop::Duplicate, from, &"still processing"),
+            Seen::InProgress => {
+                return self.dropped(DropReason::Duplicate, from, &"still processing");
+            }
             Seen::Answered(reply) => {
-                self.stats.drop(Drop::Duplicate);
+                self.stats.drop(DropReason::Duplicate);
                 Stats::bump(&self.stats.resent);
                 reply_to.try_send(reply, from);
                 return;
@@ -678,11 +738,11 @@ impl Shared {
         let addr = client_addr(nas.settings.client_ip_attribute, &pkt);
         let answer = match self.access_request(&rt, nas, &pkt, addr, from.ip()).await {
             Ok(a) => a,
-            Err(Fail::Overloaded) => {
-                self.dropped(Drop::Overloaded, from, &"worker queue full");
+            Err(RequestError::Overloaded) => {
+                self.dropped(DropReason::Overloaded, from, &"worker queue full");
                 return None;
             }
-            Err(Fail::Internal(e)) => {
+            Err(RequestError::Internal(e)) => {
                 self.warn(&format!(
                     "internal error for user {} from client {:?}; rejecting: {e}",
                     log_name(user_raw),
@@ -737,7 +797,7 @@ impl Shared {
     }
 
     /// A read-only store call (the policy before the password check), on the reader pool.
-    async fn read<R, F>(&self, rt: &Runtime, f: F) -> Result<R, Fail>
+    async fn read<R, F>(&self, rt: &Runtime, f: F) -> Result<R, RequestError>
     where
         F: FnOnce(Login<'_>) -> Result<R, CoreError> + Send + 'static,
         R: Send + 'static,
@@ -748,7 +808,11 @@ impl Shared {
 
     /// The policy before the password check, and the groups it used (kept for the final
     /// decision, so a slow directory is asked once per request).
-    async fn look(&self, rt: &Runtime, req: &Request) -> Result<(Decision, Vec<String>), Fail> {
+    async fn look(
+        &self,
+        rt: &Runtime,
+        req: &Request,
+    ) -> Result<(Decision, Vec<String>), RequestError> {
         let r2 = req.clone();
         self.read(rt, move |a| {
             let groups = a.groups_for(&r2.user);
@@ -770,7 +834,7 @@ impl Shared {
         req: Request,
         code: Option<Zeroizing<String>>,
         groups: Option<Vec<String>>,
-    ) -> Result<Decision, Fail> {
+    ) -> Result<Decision, RequestError> {
         let groups = match groups {
             Some(g) => g,
             None if rt.config.policy.exempt_groups.is_empty() => Vec::new(),
@@ -792,7 +856,7 @@ impl Shared {
         user: &UserName,
         password: Zeroizing<Vec<u8>>,
         addr: ClientAddr,
-    ) -> Result<mfa_pam_client::PamCheck, Fail> {
+    ) -> Result<mfa_pam_client::PamCheck, RequestError> {
         let service = rt.config.radius.pam_service.clone();
         let user = user.to_string();
         let confdir = self.options.pam_confdir.clone();
@@ -817,7 +881,7 @@ impl Shared {
         rt: &Runtime,
         req: Request,
         delay: Duration,
-    ) -> Result<Answer, Fail> {
+    ) -> Result<Answer, RequestError> {
         let d = rt.writer.call(move |l| l.deny_first_factor(&req)).await?;
         let mut ans = Answer::from_decision(&d);
         ans.delay = delay;
@@ -826,7 +890,12 @@ impl Shared {
 
     /// A request refused before the policy could run: audited in the core like any
     /// decision, then rejected.
-    async fn refuse(&self, rt: &Runtime, req: Request, reason: Reason) -> Result<Answer, Fail> {
+    async fn refuse(
+        &self,
+        rt: &Runtime,
+        req: Request,
+        reason: Reason,
+    ) -> Result<Answer, RequestError> {
         let r = reason.clone();
         rt.writer.call(move |l| l.deny_request(&req, r)).await?;
         Ok(Answer::reject(reason))
@@ -839,7 +908,7 @@ impl Shared {
         pkt: &Packet<'_>,
         addr: ClientAddr,
         from: IpAddr,
-    ) -> Result<Answer, Fail> {
+    ) -> Result<Answer, RequestError> {
         let r = &nas.settings;
         let asker = nas.asker(from);
         let user = match (
@@ -885,7 +954,7 @@ impl Shared {
         rt: &Runtime,
         req: Request,
         code: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<Answer, Fail> {
+    ) -> Result<Answer, RequestError> {
         let code = Zeroizing::new(
             code.map_or_else(String::new, |c| String::from_utf8_lossy(&c).into_owned()),
         );
@@ -893,15 +962,13 @@ impl Shared {
         Ok(Answer::from_decision(&d))
     }
 
-    fn require_pam(nas: &Nas) -> Result<(), Fail> {
+    fn require_pam(nas: &Nas) -> Result<(), RequestError> {
         if nas.settings.first_factor == FirstFactor::Pam {
             Ok(())
         } else {
             // Config validation refuses this; never let a code alone in where a password was
             // expected.
-            Err(Fail::Internal(
-                "first_factor = \"none\" outside code-only mode".into(),
-            ))
+            Err(RequestError::Internal(InternalError::NoFirstFactor))
         }
     }
 
@@ -916,7 +983,7 @@ impl Shared {
         nas: &Nas,
         req: Request,
         whole: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<Answer, Fail> {
+    ) -> Result<Answer, RequestError> {
         Self::require_pam(nas)?;
         let Some(whole) = whole else {
             return self.wrong_password(rt, req, Duration::ZERO).await;
@@ -951,7 +1018,7 @@ impl Shared {
         req: Request,
         code: Option<Zeroizing<String>>,
         groups: Option<Vec<String>>,
-    ) -> Result<Answer, Fail> {
+    ) -> Result<Answer, RequestError> {
         let d = self.finish(rt, req, code, groups).await?;
         Ok(Answer::from_decision(&d))
     }
@@ -970,7 +1037,7 @@ impl Shared {
         asker: &Asker,
         req: Request,
         password: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<Answer, Fail> {
+    ) -> Result<Answer, RequestError> {
         if nas.settings.first_factor == FirstFactor::Pam {
             let Some(password) = password else {
                 return self.wrong_password(rt, req, Duration::ZERO).await;
@@ -987,7 +1054,7 @@ impl Shared {
             return self.conclude(rt, req, None, Some(groups)).await;
         }
         let now = Instant::now();
-        let pending = Pending {
+        let pending = PendingChallenge {
             asker: asker.clone(),
             service: req.service.to_string(),
             user: req.user.to_string(),
@@ -996,9 +1063,7 @@ impl Shared {
         };
         let state = relock(&self.challenges).issue(pending, now);
         let Some(state) = state else {
-            return Err(Fail::Internal(
-                "cannot issue a challenge State (table full or no randomness)".into(),
-            ));
+            return Err(RequestError::Internal(InternalError::NoChallengeState));
         };
         Ok(Answer {
             code: Code::ACCESS_CHALLENGE,
@@ -1018,7 +1083,7 @@ impl Shared {
         mut req: Request,
         state: &[u8],
         code: Option<Zeroizing<Vec<u8>>>,
-    ) -> Result<Answer, Fail> {
+    ) -> Result<Answer, RequestError> {
         let redeemed = relock(&self.challenges).redeem(
             state,
             asker,

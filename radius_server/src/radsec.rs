@@ -41,7 +41,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::{Nas, ReplyTo, Runtime, Shared, canonical_ip};
+use crate::runtime::{Nas, Runtime, canonical_ip};
+use crate::server::{ReplyTo, Shared};
 use crate::stats::DropReason;
 
 /// A peer that does not read its replies for this long is cut off.

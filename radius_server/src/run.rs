@@ -12,7 +12,8 @@ use crate::logbuf::FLUSH_EVERY;
 use crate::metrics::{self, Metrics};
 use crate::notify;
 use crate::radsec;
-use crate::server::{Options, Runtime, Shared};
+use crate::runtime::Runtime;
+use crate::server::{Options, Shared};
 
 /// How long SIGTERM waits for requests already being processed.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -175,5 +176,5 @@ fn runtime_listen(rt: &Runtime) -> Vec<SocketAddr> {
 }
 
 fn runtime_mode(rt: &Runtime) -> &'static str {
-    crate::server::mode_name(rt.config().radius.mode)
+    crate::mode::mode_name(rt.config().radius.mode)
 }

@@ -222,7 +222,7 @@ impl Shared {
                 return self.dropped(DropReason::Duplicate, from, &"still processing");
             }
             Seen::Answered(reply) => {
-                self.stats.drop(DropReason::Duplicate);
+                self.stats.count_drop(DropReason::Duplicate);
                 Stats::bump(&self.stats.resent);
                 reply_to.try_send(reply, from);
                 return;

@@ -499,7 +499,7 @@ fn identify_chain(
 /// Counts a connection refused before any request was read, and logs the first of each
 /// kind per minute (as `Shared::dropped` does for packets).
 fn refused(shared: &Shared, why: DropReason, from: SocketAddr, detail: &dyn std::fmt::Display) {
-    if shared.stats.drop(why) {
+    if shared.stats.count_drop(why) {
         shared.warn(&format!(
             "refused a RadSec connection from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
             shared.stats.dropped(why),

@@ -107,7 +107,11 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let l = metrics::bind(addr)
             .await
             .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-        let registry = metrics::registry(shared.clone());
+        let registry = metrics::registry(
+            &shared.metrics,
+            shared.stats.clone(),
+            shared.challenges.clone(),
+        );
         receivers.push(tokio::spawn(metrics::serve(l, registry)));
     }
     let list = |a: &[SocketAddr]| {

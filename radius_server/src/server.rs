@@ -90,10 +90,12 @@ impl ReplyTo {
 pub struct Shared {
     pub(crate) runtime: RwLock<Arc<Runtime>>,
     pub(crate) dedup: Mutex<dedup::Cache>,
-    pub(crate) challenges: Mutex<Challenges>,
+    /// Shared with the metrics' scrape (the pending challenges gauge).
+    pub(crate) challenges: Arc<Mutex<Challenges>>,
     /// The store reader lane: read-only store calls, the policy before a password check.
     pub(crate) readers: Lane,
-    pub stats: Stats,
+    /// Shared with the metrics' scrape.
+    pub stats: Arc<Stats>,
     /// The labelled counters and histograms of `[radius] metrics_listen`.
     pub metrics: Metrics,
     /// The stderr log; `run` flushes it on a timer and at exit.
@@ -123,9 +125,9 @@ impl Shared {
         Arc::new(Self {
             runtime: RwLock::new(Arc::new(runtime)),
             dedup: Mutex::new(dedup::Cache::new(DEDUP_TTL, DEDUP_CAPACITY)),
-            challenges: Mutex::new(challenges),
+            challenges: Arc::new(Mutex::new(challenges)),
             readers: Lane::new("store reader", STORE_READERS, STORE_QUEUE),
-            stats: Stats::default(),
+            stats: Arc::default(),
             metrics,
             log: LogBuffer::default(),
             inflight: AtomicUsize::new(0),
@@ -161,7 +163,7 @@ impl Shared {
         from: SocketAddr,
         detail: &dyn std::fmt::Display,
     ) {
-        if self.stats.drop(why) {
+        if self.stats.count_drop(why) {
             self.warn(&format!(
                 "dropped a packet from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
                 self.stats.dropped(why),
@@ -242,7 +244,7 @@ impl Shared {
         relock(&self.challenges).sweep(Instant::now());
     }
 
-    /// Challenges issued and not yet redeemed or expired (the metrics' gauge).
+    /// Challenges issued and not yet redeemed or expired.
     pub fn pending_challenges(&self) -> usize {
         relock(&self.challenges).len()
     }

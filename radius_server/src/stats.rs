@@ -68,7 +68,7 @@ pub struct Stats {
 impl Stats {
     /// Counts a drop; returns true when a warning should be logged (at most one per kind per
     /// minute, so a flood cannot flood the log too).
-    pub fn drop(&self, why: DropReason) -> bool {
+    pub fn count_drop(&self, why: DropReason) -> bool {
         if let Some(c) = self.dropped.get(why.index()) {
             c.fetch_add(1, Ordering::Relaxed);
         }

@@ -354,7 +354,7 @@ impl Drop for Slot {
 }
 
 /// Why a connection was not let in: the counter and the log text.
-type Refusal = (DropReason, String);
+type ConnectionRefusal = (DropReason, String);
 
 impl Connections {
     /// The table is only changed by whole operations under the lock, so it stays
@@ -364,7 +364,11 @@ impl Connections {
     }
 
     /// A new connection from `ip` starts its handshake, or is refused.
-    fn begin(self: &Arc<Self>, ip: IpAddr, limits: Limits) -> Result<(Slot, Arc<Closer>), Refusal> {
+    fn begin(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        limits: Limits,
+    ) -> Result<(Slot, Arc<Closer>), ConnectionRefusal> {
         let mut t = self.lock();
         if t.verified.len() >= limits.max_connections {
             return Err((
@@ -409,7 +413,7 @@ impl Connections {
         accepted_under: &Arc<Tls>,
         from: IpAddr,
         chain: Vec<CertificateDer<'static>>,
-    ) -> Result<Arc<Nas>, Refusal> {
+    ) -> Result<Arc<Nas>, ConnectionRefusal> {
         // Under the lock, so that a reload's recheck sees this connection or this sees the
         // reload's configuration.
         let mut t = self.lock();

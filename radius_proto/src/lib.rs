@@ -1,12 +1,15 @@
 //! The RADIUS protocol (RFC 2865, Message-Authenticator from RFC 3579 §3.2, Status-Server from
-//! RFC 5997) as pure functions over byte slices: no sockets, no clocks, no policy.
+//! RFC 5997, packets on a stream for RadSec from RFC 6613/6614) as pure functions over byte
+//! slices: no sockets, no clocks, no policy.
 //!
 //! Written in the project rather than taken from the crates.io `radius` crate: its 0.4.0 request
 //! check returns true for every Access-Request whatever the shared secret, and it has no
 //! Message-Authenticator support, which BlastRADIUS (CVE-2024-3596) makes mandatory.
 //!
 //! Hostile bytes never panic: [`Packet::parse`] reads through a bounds-checked cursor and
-//! returns a typed [`DecodeError`]. Secrets and authenticators are compared in constant time.
+//! returns a typed [`DecodeError`]; [`Framer`] cuts a stream by the Length field and refuses
+//! an impossible one with a typed [`FrameError`]. Secrets and authenticators are compared in
+//! constant time.
 //!
 //! A crate of its own, with no runtime, store or policy behind it, so that it can be fuzzed
 //! alone (`fuzz/`) and shared by every RADIUS speaker in the project: the daemon
@@ -16,6 +19,7 @@
 mod buf;
 mod build;
 mod crypto;
+mod frame;
 mod packet;
 mod reader;
 
@@ -24,12 +28,13 @@ pub use build::{Builder, EncodeError};
 pub use crypto::{
     PasswordError, hide_password, message_authenticator, response_authenticator, unhide_password,
 };
+pub use frame::{Frame, FrameError, Framer, frame};
 pub use packet::{Attr, Packet};
 pub use reader::Reader;
 
 use std::fmt;
 
-/// RFC 2865 §3: a packet is 20 to 4096 octets.
+/// RFC 2865 §3: a packet is 20 to 4096 octets (on a stream too, RFC 6613).
 pub const MIN_PACKET: usize = 20;
 pub const MAX_PACKET: usize = 4096;
 /// An attribute value is at most 253 octets (the length octet counts type and length too).

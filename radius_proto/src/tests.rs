@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod frame;
 mod roundtrip;
 
 use roundtrip::Rng;

@@ -31,8 +31,10 @@ pub struct Asker {
     pub host: Option<IpAddr>,
 }
 
+/// What the first round of a challenge left for the second: who asked, for whom, and the
+/// client address it saw.
 #[derive(Debug, Clone)]
-pub struct Pending {
+pub struct PendingChallenge {
     pub asker: Asker,
     /// The request's service (for a PAM host, `client/host/pam-service` from what the host
     /// sent): the second round must say the same.
@@ -58,7 +60,7 @@ pub const PER_USER: usize = 4;
 
 #[derive(Debug)]
 pub struct Challenges {
-    map: HashMap<[u8; STATE_LEN], Pending>,
+    map: HashMap<[u8; STATE_LEN], PendingChallenge>,
     /// Each (asker, user)'s States, oldest first.
     by_user: HashMap<(Asker, String), VecDeque<[u8; STATE_LEN]>>,
     /// Live States per client entry.
@@ -102,7 +104,7 @@ impl Challenges {
     }
 
     /// Removes `state` from the table and from every index.
-    fn forget(&mut self, state: &[u8; STATE_LEN]) -> Option<Pending> {
+    fn forget(&mut self, state: &[u8; STATE_LEN]) -> Option<PendingChallenge> {
         let p = self.map.remove(state)?;
         let key = (p.asker.clone(), p.user.clone());
         if let Some(q) = self.by_user.get_mut(&key) {
@@ -149,7 +151,7 @@ impl Challenges {
     /// Issues a new State, or `None` when the table (or this client's or host's share of it)
     /// is full of live challenges or the system RNG fails (the caller rejects: fail closed).
     /// A user with `PER_USER` live challenges from one host loses the oldest.
-    pub fn issue(&mut self, p: Pending, now: Instant) -> Option<[u8; STATE_LEN]> {
+    pub fn issue(&mut self, p: PendingChallenge, now: Instant) -> Option<[u8; STATE_LEN]> {
         let key = (p.asker.clone(), p.user.clone());
         if self.by_user.get(&key).is_some_and(|q| q.len() >= PER_USER)
             && let Some(oldest) = self.by_user.get(&key).and_then(|q| q.front().copied())
@@ -218,8 +220,8 @@ mod tests {
         }
     }
 
-    fn pending(now: Instant) -> Pending {
-        Pending {
+    fn pending(now: Instant) -> PendingChallenge {
+        PendingChallenge {
             asker: gw(),
             service: "gw".into(),
             user: "alice".into(),
@@ -270,8 +272,8 @@ mod tests {
         assert!(c.is_empty());
     }
 
-    fn pending_for(client: &str, user: &str, now: Instant) -> Pending {
-        Pending {
+    fn pending_for(client: &str, user: &str, now: Instant) -> PendingChallenge {
+        PendingChallenge {
             asker: Asker {
                 client: client.into(),
                 host: None,
@@ -316,7 +318,7 @@ mod tests {
             host: None,
         };
         for i in 0..100 {
-            let p = Pending {
+            let p = PendingChallenge {
                 asker: hosts.clone(),
                 service: format!("pam-hosts/fake-{i}/sshd"),
                 ..pending(t)
@@ -327,7 +329,7 @@ mod tests {
         assert!(c.issue(pending_for("vpn", "alice", t), t).is_some());
         // Many users from the one client stop at its share, and the VPN keeps its own.
         for i in 0..100 {
-            let p = Pending {
+            let p = PendingChallenge {
                 asker: hosts.clone(),
                 service: format!("pam-hosts/fake-{i}/sshd"),
                 user: format!("u{i}"),
@@ -347,7 +349,7 @@ mod tests {
             client: "pam-hosts".into(),
             host: Some([10, 0, 5, last].into()),
         };
-        let from = |last: u8, user: String| Pending {
+        let from = |last: u8, user: String| PendingChallenge {
             asker: host(last),
             service: "pam-hosts/web/sshd".into(),
             user,

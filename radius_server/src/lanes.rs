@@ -33,6 +33,9 @@ impl std::fmt::Display for LaneError {
     }
 }
 
+/// The cause is the lane's state itself: `source()` is `None`.
+impl std::error::Error for LaneError {}
+
 impl Lane {
     pub fn new(name: &'static str, workers: usize, queue: usize) -> Self {
         Self {

@@ -2,16 +2,20 @@
 //! back into packets; all policy lives in `mfa_core`.
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod answer;
 pub mod attrs;
 pub mod challenge;
 pub mod dedup;
 pub mod lanes;
 pub mod logbuf;
 pub mod metrics;
+pub mod mode;
 /// systemd readiness, shared with mfa-portal.
 pub use mfa_notify as notify;
 pub mod radsec;
 pub mod run;
+pub mod runtime;
 pub mod server;
 pub mod stats;
-pub mod store;
+pub mod writer;

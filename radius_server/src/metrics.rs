@@ -3,12 +3,14 @@
 //! address.
 //!
 //! The drop and answer counters are the ones `stats.rs` keeps for SIGUSR1 and the log: they
-//! are read at scrape time by [`StatsCollector`], never counted a second time. What only the
-//! metrics need (labels by client and by reason, histograms) lives in [`Metrics`].
+//! are read at scrape time by [`StatsCollector`], never counted a second time, from the same
+//! `Arc<Stats>` the daemon counts in, with the table of pending challenges for its gauge;
+//! the metrics know nothing else of the daemon. What only the metrics need (labels by client
+//! and by reason, histograms) lives in [`Metrics`].
 //!
 //! The listener is `mfa-metrics-http`'s (shared with mfa-portal).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -18,8 +20,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::server::Shared;
-use crate::stats::Drop;
+use crate::challenge::Challenges;
+use crate::stats::{DropReason, Stats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClientLabels {
@@ -36,7 +38,7 @@ pub struct DecisionLabels {
 
 /// The store writer's figures; cloned into each configuration generation's writer.
 #[derive(Clone, Debug)]
-pub struct StoreMetrics {
+pub struct WriterMetrics {
     /// One batch's transaction (`authenticate_many[_deferred]`).
     pub commit_seconds: Histogram,
     /// The logins in one transaction.
@@ -45,7 +47,7 @@ pub struct StoreMetrics {
     pub sync_seconds: Histogram,
 }
 
-impl Default for StoreMetrics {
+impl Default for WriterMetrics {
     fn default() -> Self {
         Self {
             commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
@@ -63,7 +65,7 @@ pub struct Metrics {
     pub decisions: Family<DecisionLabels, Counter>,
     /// From admission to the reply being ready (PAM's failure delay included).
     pub latency_seconds: Histogram,
-    pub store: StoreMetrics,
+    pub writer: WriterMetrics,
 }
 
 impl Default for Metrics {
@@ -72,13 +74,16 @@ impl Default for Metrics {
             requests: Family::default(),
             decisions: Family::default(),
             latency_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
-            store: StoreMetrics::default(),
+            writer: WriterMetrics::default(),
         }
     }
 }
 
 /// The counters of `stats.rs` and the pending challenges, read at each scrape.
-struct StatsCollector(Arc<Shared>);
+struct StatsCollector {
+    stats: Arc<Stats>,
+    challenges: Arc<Mutex<Challenges>>,
+}
 
 impl std::fmt::Debug for StatsCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,7 +93,7 @@ impl std::fmt::Debug for StatsCollector {
 
 impl Collector for StatsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = &self.0.stats;
+        let stats = &self.stats;
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
 
         let received = ConstCounter::new(load(&stats.received));
@@ -106,7 +111,7 @@ impl Collector for StatsCollector {
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;
-        for d in Drop::ALL {
+        for d in DropReason::ALL {
             let c = ConstCounter::new(stats.dropped(d));
             c.encode(fam.encode_family(&[("cause", d.name())])?)?;
         }
@@ -129,7 +134,14 @@ impl Collector for StatsCollector {
         )?;
         status.encode(e)?;
 
-        let pending = ConstGauge::new(i64::try_from(self.0.pending_challenges()).unwrap_or(0));
+        // The table is only changed by whole operations, so a poisoned lock still reads
+        // right (as `server::relock` says).
+        let pending = self
+            .challenges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let pending = ConstGauge::new(i64::try_from(pending).unwrap_or(0));
         let e = encoder.encode_descriptor(
             "mfa_radius_pending_challenges",
             "Access-Challenge rounds waiting for their second round",
@@ -141,9 +153,14 @@ impl Collector for StatsCollector {
     }
 }
 
-/// The registry of one daemon: [`Metrics`] and the [`StatsCollector`].
-pub fn registry(shared: Arc<Shared>) -> Registry {
-    let m = shared.metrics.clone();
+/// The registry of one daemon: its [`Metrics`], and the counters and challenge table it
+/// keeps, read at each scrape.
+pub fn registry(
+    metrics: &Metrics,
+    stats: Arc<Stats>,
+    challenges: Arc<Mutex<Challenges>>,
+) -> Registry {
+    let m = metrics.clone();
     let mut r = Registry::default();
     r.register(
         "mfa_radius_requests",
@@ -163,20 +180,81 @@ pub fn registry(shared: Arc<Shared>) -> Registry {
     r.register(
         "mfa_store_commit_duration_seconds",
         "One store writer transaction (a batch of logins)",
-        m.store.commit_seconds,
+        m.writer.commit_seconds,
     );
     r.register(
         "mfa_store_batch_size",
         "Logins committed in one store writer transaction",
-        m.store.batch_size,
+        m.writer.batch_size,
     );
     r.register(
         "mfa_store_sync_duration_seconds",
         "One sync making committed batches durable (group commit)",
-        m.store.sync_seconds,
+        m.writer.sync_seconds,
     );
-    r.register_collector(Box::new(StatsCollector(shared)));
+    r.register_collector(Box::new(StatsCollector { stats, challenges }));
     r
 }
 
 pub use mfa_metrics_http::{bind, serve};
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::challenge::{Asker, PendingChallenge};
+    use std::time::{Duration, Instant};
+
+    /// A scrape reads the daemon's own counters and table at that moment, with nothing of
+    /// the daemon but them.
+    #[test]
+    fn a_scrape_reads_the_counters_and_the_challenge_table() {
+        let stats = Arc::new(Stats::default());
+        let challenges = Arc::new(Mutex::new(Challenges::new(16)));
+        let metrics = Metrics::default();
+        let r = registry(&metrics, stats.clone(), challenges.clone());
+        let scrape = || {
+            let mut text = String::new();
+            prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+            text
+        };
+        let text = scrape();
+        assert!(text.contains("mfa_radius_received_total 0\n"), "{text}");
+        assert!(text.contains("mfa_radius_pending_challenges 0\n"), "{text}");
+
+        Stats::bump(&stats.received);
+        Stats::bump(&stats.received);
+        stats.count_drop(DropReason::BadAuthenticator);
+        let now = Instant::now();
+        challenges.lock().unwrap().issue(
+            PendingChallenge {
+                asker: Asker {
+                    client: "gw".into(),
+                    host: None,
+                },
+                service: "gw".into(),
+                user: "alice".into(),
+                client_addr: mfa_core::ClientAddr::Remote(None),
+                expires: now + Duration::from_secs(60),
+            },
+            now,
+        );
+        metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                outcome: "accept".into(),
+                reason: "valid_code".into(),
+            })
+            .inc();
+        let text = scrape();
+        for line in [
+            "mfa_radius_received_total 2\n",
+            "mfa_radius_dropped_total{cause=\"bad_authenticator\"} 1\n",
+            "mfa_radius_dropped_total{cause=\"malformed\"} 0\n",
+            "mfa_radius_pending_challenges 1\n",
+            "mfa_radius_decisions_total{outcome=\"accept\",reason=\"valid_code\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in {text}");
+        }
+    }
+}

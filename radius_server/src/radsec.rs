@@ -1,8 +1,9 @@
 //! RadSec (RFC 6614): RADIUS over TLS on TCP (port 2083), with mutual certificate
 //! authentication. Only the transport lives here: the TLS handshake (rustls), who the client
-//! is (its certificate and its address), framing packets off the stream by their Length
-//! field (RFC 6613), and writing replies back on the same connection. Every packet then takes
-//! the UDP path from [`Shared::on_tls_packet`] on: the same admission checks, modes, audit.
+//! is (its certificate and its address), the socket reads that the protocol crate's
+//! [`Framer`] cuts into packets (RFC 6613), and writing replies back on the same connection.
+//! Every packet then takes the UDP path from [`Shared::on_tls_packet`] on: the same
+//! admission checks, modes, audit.
 //!
 //! Trust model: the handshake refuses any certificate that does not chain to `ca_file`
 //! (rustls' WebPKI verifier, CRLs where configured). A certificate that chains is only the
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use mfa_config::{Config, RadiusClient};
+use mfa_radius_proto::{Framer, MAX_PACKET};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -39,14 +41,10 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::{Nas, ReplyTo, Runtime, Shared, canonical_ip};
-use crate::stats::Drop;
+use crate::runtime::{Nas, Runtime, canonical_ip};
+use crate::server::{ReplyTo, Shared};
+use crate::stats::DropReason;
 
-/// The largest RADIUS packet (RFC 2865 §3), and so the most a connection ever buffers
-/// beyond one read.
-pub const MAX_PACKET: usize = 4096;
-/// The RADIUS header: code, identifier, length, authenticator.
-const MIN_PACKET: usize = 20;
 /// A peer that does not read its replies for this long is cut off.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replies waiting to be written, per connection; request tasks wait past that (each one
@@ -347,7 +345,7 @@ struct Slot {
     id: u64,
 }
 
-impl std::ops::Drop for Slot {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut t = self.conns.lock();
         t.end_handshake(self.id);
@@ -356,7 +354,7 @@ impl std::ops::Drop for Slot {
 }
 
 /// Why a connection was not let in: the counter and the log text.
-type Refusal = (Drop, String);
+type ConnectionRefusal = (DropReason, String);
 
 impl Connections {
     /// The table is only changed by whole operations under the lock, so it stays
@@ -366,18 +364,22 @@ impl Connections {
     }
 
     /// A new connection from `ip` starts its handshake, or is refused.
-    fn begin(self: &Arc<Self>, ip: IpAddr, limits: Limits) -> Result<(Slot, Arc<Closer>), Refusal> {
+    fn begin(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        limits: Limits,
+    ) -> Result<(Slot, Arc<Closer>), ConnectionRefusal> {
         let mut t = self.lock();
         if t.verified.len() >= limits.max_connections {
             return Err((
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 "too many RadSec connections (radius.radsec.max_connections)".into(),
             ));
         }
         let src = source_key(ip);
         if t.per_source.get(&src).copied().unwrap_or(0) >= limits.max_handshakes_per_address {
             return Err((
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 format!(
                     "too many RadSec connections from {src} still in their TLS handshake (radius.radsec.max_handshakes_per_address)"
                 ),
@@ -411,13 +413,13 @@ impl Connections {
         accepted_under: &Arc<Tls>,
         from: IpAddr,
         chain: Vec<CertificateDer<'static>>,
-    ) -> Result<Arc<Nas>, Refusal> {
+    ) -> Result<Arc<Nas>, ConnectionRefusal> {
         // Under the lock, so that a reload's recheck sees this connection or this sees the
         // reload's configuration.
         let mut t = self.lock();
         let Some(closer) = t.end_handshake(slot.id) else {
             return Err((
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 "closed to make room for a newer handshake (radius.radsec.max_handshakes)".into(),
             ));
         };
@@ -425,20 +427,21 @@ impl Connections {
         let tls = match &rt.radsec {
             Some(tls) if Arc::ptr_eq(tls, accepted_under) => tls.clone(),
             Some(tls) => {
-                tls.verify(&chain).map_err(|e| (Drop::TlsHandshake, e))?;
+                tls.verify(&chain)
+                    .map_err(|e| (DropReason::TlsHandshake, e))?;
                 tls.clone()
             }
             None => {
                 return Err((
-                    Drop::UnknownClient,
+                    DropReason::UnknownClient,
                     "the configuration in force has no [radius.radsec]".into(),
                 ));
             }
         };
-        let nas = identify_chain(&rt, from, &chain).map_err(|e| (Drop::UnknownClient, e))?;
+        let nas = identify_chain(&rt, from, &chain).map_err(|e| (DropReason::UnknownClient, e))?;
         if t.verified.len() >= tls.limits.max_connections {
             return Err((
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 "too many RadSec connections (radius.radsec.max_connections)".into(),
             ));
         }
@@ -499,8 +502,8 @@ fn identify_chain(
 
 /// Counts a connection refused before any request was read, and logs the first of each
 /// kind per minute (as `Shared::dropped` does for packets).
-fn refused(shared: &Shared, why: Drop, from: SocketAddr, detail: &dyn std::fmt::Display) {
-    if shared.stats.drop(why) {
+fn refused(shared: &Shared, why: DropReason, from: SocketAddr, detail: &dyn std::fmt::Display) {
+    if shared.stats.count_drop(why) {
         shared.warn(&format!(
             "refused a RadSec connection from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
             shared.stats.dropped(why),
@@ -527,7 +530,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, conns: Arc<Connec
         let Some(tls) = rt.radsec.clone() else {
             refused(
                 &shared,
-                Drop::UnknownClient,
+                DropReason::UnknownClient,
                 from,
                 &"the configuration reloaded since start has no [radius.radsec]; restart to close this listener",
             );
@@ -542,7 +545,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, conns: Arc<Connec
         {
             refused(
                 &shared,
-                Drop::UnknownClient,
+                DropReason::UnknownClient,
                 from,
                 &format_args!("{ip} is in no RadSec client's address"),
             );
@@ -577,7 +580,7 @@ async fn connection(
             Ok(Err(e)) => {
                 return refused(
                     &shared,
-                    Drop::TlsHandshake,
+                    DropReason::TlsHandshake,
                     from,
                     &format_args!("TLS handshake refused: {e}"),
                 );
@@ -585,7 +588,7 @@ async fn connection(
             Err(_) => {
                 return refused(
                     &shared,
-                    Drop::TlsHandshake,
+                    DropReason::TlsHandshake,
                     from,
                     &format_args!("TLS handshake not finished within {}s", limit.as_secs()),
                 );
@@ -594,7 +597,7 @@ async fn connection(
         why = closer.closed() => {
             return refused(
                 &shared,
-                Drop::Overloaded,
+                DropReason::Overloaded,
                 from,
                 &format_args!("TLS handshake not finished: {why}"),
             );
@@ -608,7 +611,12 @@ async fn connection(
         .map(<[CertificateDer<'static>]>::to_vec)
         .unwrap_or_default();
     if chain.is_empty() {
-        return refused(&shared, Drop::UnknownClient, from, &"no client certificate");
+        return refused(
+            &shared,
+            DropReason::UnknownClient,
+            from,
+            &"no client certificate",
+        );
     }
     let conns = slot.conns.clone();
     let nas = match conns.admit(&shared, &slot, &tls, from.ip(), chain) {
@@ -679,8 +687,9 @@ where
                         }
                         Ok(None) => break,
                         Err(e) => {
-                            shared.dropped(Drop::Malformed, from, &e);
-                            break 'conn e.to_string();
+                            let why = format!("{e}; closing the connection");
+                            shared.dropped(DropReason::Malformed, from, &why);
+                            break 'conn why;
                         }
                     }
                 }
@@ -692,69 +701,10 @@ where
     why
 }
 
-/// A stream's bytes cut into RADIUS packets by their Length field (RFC 6613: no other
-/// framing). Fed with reads of at most [`MAX_PACKET`] bytes and drained after each,
-/// it never holds more than twice that.
-#[derive(Debug, Default)]
-pub struct Framer {
-    buf: Vec<u8>,
-}
-
-/// A Length field no RADIUS packet can have: the stream cannot be resynchronised, so the
-/// connection is closed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameError(pub usize);
-
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "RADIUS Length {} outside {MIN_PACKET}..={MAX_PACKET}; closing the connection",
-            self.0
-        )
-    }
-}
-
-impl Framer {
-    pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-    }
-
-    /// The next complete packet, `Ok(None)` until one is complete. A bad Length is an
-    /// error as soon as its four header bytes are in, before waiting for the body.
-    pub fn next_packet(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        let Some(&[hi, lo]) = self.buf.get(2..4) else {
-            return Ok(None);
-        };
-        let len = usize::from(u16::from_be_bytes([hi, lo]));
-        if !(MIN_PACKET..=MAX_PACKET).contains(&len) {
-            return Err(FrameError(len));
-        }
-        if self.buf.len() < len {
-            return Ok(None);
-        }
-        let rest = self.buf.split_off(len);
-        Ok(Some(std::mem::replace(&mut self.buf, rest)))
-    }
-
-    /// Bytes held that are not yet a whole packet.
-    pub fn buffered(&self) -> usize {
-        self.buf.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    /// A packet of `len` bytes with identifier `id`.
-    fn packet(id: u8, len: usize) -> Vec<u8> {
-        let mut p = vec![id; len];
-        p[0] = 1;
-        p[2..4].copy_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
-        p
-    }
 
     fn limits(per_address: usize, total: usize) -> Limits {
         Limits {
@@ -772,7 +722,7 @@ mod tests {
         let (a1, c1) = conns.begin(ip("192.0.2.1"), l).unwrap();
         let (_a2, _) = conns.begin(ip("192.0.2.1"), l).unwrap();
         let (why, text) = conns.begin(ip("192.0.2.1"), l).err().unwrap();
-        assert_eq!(why, Drop::Overloaded);
+        assert_eq!(why, DropReason::Overloaded);
         assert!(
             text.contains("from 192.0.2.1 still in their TLS handshake"),
             "{text}"
@@ -806,74 +756,5 @@ mod tests {
         }
         let t = conns.lock();
         assert!(t.handshaking.is_empty() && t.per_source.is_empty() && t.verified.is_empty());
-    }
-
-    #[test]
-    fn partial_reads_make_one_packet() {
-        let p = packet(7, 100);
-        let mut f = Framer::default();
-        // One byte at a time, the header split across reads.
-        for (i, b) in p.iter().enumerate() {
-            assert_eq!(f.next_packet(), Ok(None), "complete after {i} bytes?");
-            f.push(std::slice::from_ref(b));
-        }
-        assert_eq!(f.next_packet(), Ok(Some(p)));
-        assert_eq!(f.next_packet(), Ok(None));
-        assert_eq!(f.buffered(), 0);
-    }
-
-    #[test]
-    fn two_packets_in_one_read_and_a_third_begun() {
-        let (a, b, c) = (packet(1, 20), packet(2, 4096), packet(3, 300));
-        let mut read = [a.clone(), b.clone()].concat();
-        read.extend_from_slice(&c[..5]);
-        let mut f = Framer::default();
-        f.push(&read);
-        assert_eq!(f.next_packet(), Ok(Some(a)));
-        assert_eq!(f.next_packet(), Ok(Some(b)));
-        assert_eq!(f.next_packet(), Ok(None));
-        assert_eq!(f.buffered(), 5);
-        f.push(&c[5..]);
-        assert_eq!(f.next_packet(), Ok(Some(c)));
-    }
-
-    #[test]
-    fn impossible_lengths_are_refused_before_the_body() {
-        for len in [0usize, 19, 4097, 65_535] {
-            let mut f = Framer::default();
-            let mut head = vec![1u8, 9];
-            head.extend_from_slice(&u16::try_from(len).unwrap().to_be_bytes());
-            f.push(&head);
-            assert_eq!(f.next_packet(), Err(FrameError(len)), "length {len}");
-        }
-        // After a good packet too.
-        let mut f = Framer::default();
-        let mut read = packet(1, 20);
-        read.extend_from_slice(&[1, 2, 0xff, 0xff]);
-        f.push(&read);
-        assert!(f.next_packet().unwrap().is_some());
-        assert_eq!(f.next_packet(), Err(FrameError(0xffff)));
-    }
-
-    #[test]
-    fn buffer_stays_bounded_under_reads_of_the_largest_size() {
-        // A stream of packets of every size, delivered in reads of MAX_PACKET bytes as the
-        // connection loop does: nothing above 2 * MAX_PACKET is ever held.
-        let stream: Vec<u8> = (20..=MAX_PACKET)
-            .step_by(97)
-            .enumerate()
-            .flat_map(|(i, len)| packet(u8::try_from(i % 256).unwrap(), len))
-            .collect();
-        let mut f = Framer::default();
-        let mut out = Vec::new();
-        for chunk in stream.chunks(MAX_PACKET) {
-            f.push(chunk);
-            assert!(f.buffered() < 2 * MAX_PACKET);
-            while let Some(p) = f.next_packet().unwrap() {
-                out.extend_from_slice(&p);
-            }
-            assert!(f.buffered() < MAX_PACKET);
-        }
-        assert_eq!(out, stream);
     }
 }

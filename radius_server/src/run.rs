@@ -12,7 +12,8 @@ use crate::logbuf::FLUSH_EVERY;
 use crate::metrics::{self, Metrics};
 use crate::notify;
 use crate::radsec;
-use crate::server::{Options, Runtime, Shared};
+use crate::runtime::Runtime;
+use crate::server::{Options, Shared};
 
 /// How long SIGTERM waits for requests already being processed.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -59,8 +60,8 @@ async fn receive(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
 pub async fn serve(options: Options) -> Result<(), String> {
     let path = options.config_path.clone();
     let metrics = Metrics::default();
-    let store_metrics = metrics.store.clone();
-    let runtime = tokio::task::spawn_blocking(move || Runtime::load(&path, &store_metrics))
+    let writer_metrics = metrics.writer.clone();
+    let runtime = tokio::task::spawn_blocking(move || Runtime::load(&path, &writer_metrics))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
@@ -106,7 +107,11 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let l = metrics::bind(addr)
             .await
             .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-        let registry = metrics::registry(shared.clone());
+        let registry = metrics::registry(
+            &shared.metrics,
+            shared.stats.clone(),
+            shared.challenges.clone(),
+        );
         receivers.push(tokio::spawn(metrics::serve(l, registry)));
     }
     let list = |a: &[SocketAddr]| {
@@ -175,5 +180,5 @@ fn runtime_listen(rt: &Runtime) -> Vec<SocketAddr> {
 }
 
 fn runtime_mode(rt: &Runtime) -> &'static str {
-    crate::server::mode_name(rt.config().radius.mode)
+    crate::mode::mode_name(rt.config().radius.mode)
 }

@@ -7,8 +7,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Why a packet (or a RadSec connection) got no reply: the `cause` label of
+/// `mfa_radius_dropped` and the `dropped_*` figures of the SIGUSR1 summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Drop {
+pub enum DropReason {
     Malformed,
     UnknownClient,
     BadAuthenticator,
@@ -21,28 +23,28 @@ pub enum Drop {
     TlsHandshake,
 }
 
-impl Drop {
-    pub const ALL: [Drop; 8] = [
-        Drop::Malformed,
-        Drop::UnknownClient,
-        Drop::BadAuthenticator,
-        Drop::MissingMessageAuthenticator,
-        Drop::UnsupportedCode,
-        Drop::Duplicate,
-        Drop::Overloaded,
-        Drop::TlsHandshake,
+impl DropReason {
+    pub const ALL: [DropReason; 8] = [
+        DropReason::Malformed,
+        DropReason::UnknownClient,
+        DropReason::BadAuthenticator,
+        DropReason::MissingMessageAuthenticator,
+        DropReason::UnsupportedCode,
+        DropReason::Duplicate,
+        DropReason::Overloaded,
+        DropReason::TlsHandshake,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Drop::Malformed => "malformed",
-            Drop::UnknownClient => "unknown_client",
-            Drop::BadAuthenticator => "bad_authenticator",
-            Drop::MissingMessageAuthenticator => "missing_message_authenticator",
-            Drop::UnsupportedCode => "unsupported_code",
-            Drop::Duplicate => "duplicate",
-            Drop::Overloaded => "overloaded",
-            Drop::TlsHandshake => "tls_handshake",
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownClient => "unknown_client",
+            DropReason::BadAuthenticator => "bad_authenticator",
+            DropReason::MissingMessageAuthenticator => "missing_message_authenticator",
+            DropReason::UnsupportedCode => "unsupported_code",
+            DropReason::Duplicate => "duplicate",
+            DropReason::Overloaded => "overloaded",
+            DropReason::TlsHandshake => "tls_handshake",
         }
     }
 
@@ -60,17 +62,17 @@ pub struct Stats {
     pub status_server: AtomicU64,
     pub resent: AtomicU64,
     dropped: [AtomicU64; 8],
-    last_warned: Mutex<HashMap<Drop, Instant>>,
+    last_warned: Mutex<HashMap<DropReason, Instant>>,
 }
 
 impl Stats {
     /// Counts a drop; returns true when a warning should be logged (at most one per kind per
     /// minute, so a flood cannot flood the log too).
-    pub fn drop(&self, why: Drop) -> bool {
+    pub fn count_drop(&self, why: DropReason) -> bool {
         if let Some(c) = self.dropped.get(why.index()) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        if why == Drop::Duplicate {
+        if why == DropReason::Duplicate {
             return false;
         }
         let now = Instant::now();
@@ -86,7 +88,7 @@ impl Stats {
         }
     }
 
-    pub fn dropped(&self, why: Drop) -> u64 {
+    pub fn dropped(&self, why: DropReason) -> u64 {
         self.dropped
             .get(why.index())
             .map_or(0, |c| c.load(Ordering::Relaxed))
@@ -107,7 +109,7 @@ impl Stats {
             l(&self.status_server),
             l(&self.resent),
         );
-        for d in Drop::ALL {
+        for d in DropReason::ALL {
             s.push_str(&format!(" dropped_{}={}", d.name(), self.dropped(d)));
         }
         s

@@ -795,12 +795,15 @@ fn radsec_reload_closes_the_connections_of_removed_revoked_and_changed_clients()
     write(&format!("{gw1}{gw2}{stranger}"), "");
     let daemon = spawn_daemon(&site.config, None);
     daemon.wait_log("RadSec (TLS) on", 1);
+    // Each connection verified before the next and before the reload: the connection's
+    // line ("RadSec connection N from ...: client \"gw1\""), not the start-up warning
+    // about the client's short secret, which names it too.
     let mut c1 = RawTls::connect_as(dir, tls_port, "gw1", &[]);
-    daemon.wait_log("client \"gw1\"", 1);
+    daemon.wait_log("client \"gw1\"\n", 1);
     let mut c2 = RawTls::connect_as(dir, tls_port, "gw2", &[]);
-    daemon.wait_log("client \"gw2\"", 1);
+    daemon.wait_log("client \"gw2\"\n", 1);
     let mut c3 = RawTls::connect_as(dir, tls_port, "stranger", &[]);
-    daemon.wait_log("client \"stranger\"", 1);
+    daemon.wait_log("client \"stranger\"\n", 1);
     let closed = |name: &str| {
         format!("(client \"{name}\") closed: the reloaded configuration no longer admits it: ")
     };

@@ -19,7 +19,7 @@ use mfa_core::login::Login;
 use mfa_core::{Attempt, Core, CoreError, Decision};
 use tokio::sync::oneshot;
 
-use crate::metrics::StoreMetrics;
+use crate::metrics::WriterMetrics;
 
 /// Most logins in one transaction; larger batches only add latency to the first one.
 const MAX_BATCH: usize = 256;
@@ -80,7 +80,7 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    pub fn start(core: Arc<Core>, queue: usize, metrics: StoreMetrics) -> std::io::Result<Self> {
+    pub fn start(core: Arc<Core>, queue: usize, metrics: WriterMetrics) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(queue.max(1));
         let synced = if core.durability().is_some() {
             let (synced_tx, synced_rx) = channel();
@@ -141,7 +141,7 @@ type Committed = Vec<(Reply, Decision)>;
 /// to finish its work between two batches; `None` without group commit.
 type Pipeline = (Sender<Committed>, Arc<AtomicBool>);
 
-fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>, metrics: &StoreMetrics) {
+fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>, metrics: &WriterMetrics) {
     let mut attempts: Vec<Attempt> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
@@ -178,7 +178,7 @@ fn commit(
     attempts: &mut Vec<Attempt>,
     replies: &mut Vec<Reply>,
     pipeline: Option<&Pipeline>,
-    metrics: &StoreMetrics,
+    metrics: &WriterMetrics,
 ) {
     if attempts.is_empty() {
         return;
@@ -226,7 +226,12 @@ fn commit(
 /// Waits for committed batches, makes all that are waiting durable with one sync, then
 /// releases their decisions. A failed sync refuses them (fail closed): their effects may
 /// or may not survive a power loss, so none may be acknowledged as a success.
-fn sync_loop(core: &Core, rx: &Receiver<Committed>, poke: &SyncSender<()>, metrics: &StoreMetrics) {
+fn sync_loop(
+    core: &Core,
+    rx: &Receiver<Committed>,
+    poke: &SyncSender<()>,
+    metrics: &WriterMetrics,
+) {
     let mut waiting: Committed = Vec::new();
     while let Ok(first) = rx.recv() {
         waiting.extend(first);
@@ -395,7 +400,7 @@ mod tests {
             )
             .unwrap();
         let code = code_at_step(&secret, &cfg.totp.params(), now / 30);
-        let w = Writer::start(auth.clone(), 1024, StoreMetrics::default()).unwrap();
+        let w = Writer::start(auth.clone(), 1024, WriterMetrics::default()).unwrap();
 
         let mut tasks = Vec::new();
         for i in 0..300 {
@@ -446,7 +451,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let w = Writer::start(auth, 1, StoreMetrics::default()).unwrap();
+        let w = Writer::start(auth, 1, WriterMetrics::default()).unwrap();
         // Park the writer thread so the queue fills.
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
         w.submit(Job::Call(Box::new(move |_| {

@@ -1,0 +1,387 @@
+//! Admission: what every packet passes before anything is decided about it, whatever its
+//! transport. The client (by source address over UDP; by certificate and address at the
+//! RadSec handshake, `radsec.rs`), the packet code, Message-Authenticator, the in-flight
+//! limit and the duplicate cache (`dedup.rs`). Whatever fails is dropped and counted
+//! (`stats.rs`), never answered: an unauthenticated peer learns nothing.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use mfa_radius_proto::{AttrType, Code, Packet, VerifyError};
+use tokio::net::UdpSocket;
+
+use crate::answer::status_server_reply;
+use crate::dedup::{self, Seen};
+use crate::metrics::ClientLabels;
+use crate::runtime::{Nas, Runtime, canonical_ip};
+use crate::server::{ReplyTo, Shared, relock};
+use crate::stats::{DropReason, Stats};
+
+/// Requests being processed at once (waiting for a lane, or sleeping a PAM failure delay);
+/// past this, new ones are dropped and the gateway retransmits.
+const MAX_INFLIGHT: usize = 16_384;
+
+/// The most specific UDP client network containing `ip` (RadSec clients are identified by
+/// their certificate, on their connection, never by address alone).
+pub(crate) fn udp_client(clients: &[Arc<Nas>], ip: IpAddr) -> Option<&Arc<Nas>> {
+    let ip = canonical_ip(ip);
+    clients
+        .iter()
+        .filter(|c| c.cert.is_none() && c.net.contains(&ip))
+        .max_by_key(|c| c.net.prefix_len())
+}
+
+/// What a packet that passed [`screen`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admitted {
+    AccessRequest,
+    /// RFC 5997: answered at once, with no side effect.
+    StatusServer,
+}
+
+/// Why a packet from a configured client is dropped unanswered: its counter and the
+/// warning's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NotAdmitted<'a> {
+    /// Not an Access-Request nor a Status-Server.
+    UnsupportedCode(Code),
+    /// None where one is required: every Status-Server and EAP request (RFC 3579), and every
+    /// request from a client with `require_message_authenticator` (BlastRADIUS).
+    MissingMessageAuthenticator { code: Code, client: &'a str },
+    /// A wrong one: another shared secret, or altered octets.
+    BadMessageAuthenticator { client: &'a str },
+}
+
+impl NotAdmitted<'_> {
+    pub(crate) fn reason(&self) -> DropReason {
+        match self {
+            NotAdmitted::UnsupportedCode(_) => DropReason::UnsupportedCode,
+            NotAdmitted::MissingMessageAuthenticator { .. } => {
+                DropReason::MissingMessageAuthenticator
+            }
+            NotAdmitted::BadMessageAuthenticator { .. } => DropReason::BadAuthenticator,
+        }
+    }
+}
+
+impl fmt::Display for NotAdmitted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotAdmitted::UnsupportedCode(code) => write!(f, "{code}"),
+            NotAdmitted::MissingMessageAuthenticator { code, client } => write!(
+                f,
+                "{} from client {client:?} without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596)",
+                code.name()
+            ),
+            NotAdmitted::BadMessageAuthenticator { client } => write!(
+                f,
+                "wrong Message-Authenticator (client {client:?}: is the shared secret the same on both sides?)"
+            ),
+        }
+    }
+}
+
+/// The checks of one packet from client `nas` that need nothing but the packet and the
+/// client: its code and its Message-Authenticator.
+pub(crate) fn screen<'a>(pkt: &Packet<'_>, nas: &'a Nas) -> Result<Admitted, NotAdmitted<'a>> {
+    let admitted = match pkt.code {
+        Code::ACCESS_REQUEST => Admitted::AccessRequest,
+        Code::STATUS_SERVER => Admitted::StatusServer,
+        other => return Err(NotAdmitted::UnsupportedCode(other)),
+    };
+    match pkt.verify_request_message_authenticator(&nas.secret) {
+        Ok(()) => {}
+        Err(VerifyError::MissingMessageAuthenticator) => {
+            if admitted == Admitted::StatusServer
+                || nas.settings.require_message_authenticator
+                || pkt.attr(AttrType::EAP_MESSAGE).is_some()
+            {
+                return Err(NotAdmitted::MissingMessageAuthenticator {
+                    code: pkt.code,
+                    client: &nas.name,
+                });
+            }
+        }
+        // Wrong, or any failure added later: fail closed.
+        Err(_) => {
+            return Err(NotAdmitted::BadMessageAuthenticator { client: &nas.name });
+        }
+    }
+    Ok(admitted)
+}
+
+/// One request being processed. Dropped on every path, a panic included: the in-flight count
+/// goes down, and a request that got no answer is forgotten by the duplicate cache so the
+/// gateway's retransmission is evaluated instead of ignored.
+struct InFlight {
+    shared: Arc<Shared>,
+    key: Option<dedup::Key>,
+}
+
+impl InFlight {
+    fn finish(&mut self, reply: Option<Arc<[u8]>>) {
+        if let Some(key) = self.key.take() {
+            relock(&self.shared.dedup).finish(key, reply);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.finish(None);
+        self.shared.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Shared {
+    /// A UDP datagram: the client by its source address, then [`Self::admit`].
+    pub fn on_datagram(self: &Arc<Self>, sock: &Arc<UdpSocket>, from: SocketAddr, buf: &[u8]) {
+        Stats::bump(&self.stats.received);
+        let rt = self.runtime();
+        let pkt = match Packet::parse(buf) {
+            Ok(p) => p,
+            Err(e) => return self.dropped(DropReason::Malformed, from, &e),
+        };
+        let Some(nas) = udp_client(&rt.clients, from.ip()).cloned() else {
+            return self.dropped(
+                DropReason::UnknownClient,
+                from,
+                &"not a configured RADIUS client",
+            );
+        };
+        self.admit(rt, &nas, pkt, from, 0, ReplyTo::Udp(sock.clone()));
+    }
+
+    /// One packet framed off a RadSec connection whose client `nas` was identified by its
+    /// certificate and address when the connection was accepted; `conn` numbers the
+    /// connection, so duplicate detection is per connection (RFC 6613, which RFC 6614 builds on).
+    pub(crate) fn on_tls_packet(
+        self: &Arc<Self>,
+        nas: &Arc<Nas>,
+        conn: u64,
+        from: SocketAddr,
+        buf: &[u8],
+        reply: ReplyTo,
+    ) {
+        Stats::bump(&self.stats.received);
+        let rt = self.runtime();
+        let pkt = match Packet::parse(buf) {
+            Ok(p) => p,
+            Err(e) => return self.dropped(DropReason::Malformed, from, &e),
+        };
+        self.admit(rt, nas, pkt, from, conn, reply);
+    }
+
+    /// The synchronous checks on every request, whatever its transport, cheap enough for the
+    /// receive loop: code, Message-Authenticator, duplicate. Spawns the rest
+    /// ([`Shared::process`]); the reply goes to `reply_to`.
+    fn admit(
+        self: &Arc<Self>,
+        rt: Arc<Runtime>,
+        nas: &Arc<Nas>,
+        pkt: Packet<'_>,
+        from: SocketAddr,
+        conn: u64,
+        reply_to: ReplyTo,
+    ) {
+        let admitted = Instant::now();
+        self.metrics
+            .requests
+            .get_or_create(&ClientLabels {
+                client: nas.name.clone(),
+            })
+            .inc();
+        match screen(&pkt, nas) {
+            Ok(Admitted::AccessRequest) => {}
+            Ok(Admitted::StatusServer) => {
+                // No side effects, so no duplicate cache: answering again is harmless, and a
+                // health-check flood must not push real replies out of the cache.
+                Stats::bump(&self.stats.status_server);
+                if let Ok(r) = status_server_reply(&pkt, &nas.secret) {
+                    reply_to.try_send(Arc::from(r), from);
+                }
+                return;
+            }
+            Err(why) => return self.dropped(why.reason(), from, &why),
+        }
+        if self.inflight.load(Ordering::Acquire) >= MAX_INFLIGHT {
+            return self.dropped(
+                DropReason::Overloaded,
+                from,
+                &"too many requests in progress",
+            );
+        }
+        let key = dedup::Key::new(from, pkt.identifier, pkt.authenticator).on_connection(conn);
+        let seen = relock(&self.dedup).begin(key, Instant::now());
+        match seen {
+            Seen::New => {}
+            Seen::InProgress => {
+                return self.dropped(DropReason::Duplicate, from, &"still processing");
+            }
+            Seen::Answered(reply) => {
+                self.stats.count_drop(DropReason::Duplicate);
+                Stats::bump(&self.stats.resent);
+                reply_to.try_send(reply, from);
+                return;
+            }
+        }
+        let datagram = pkt.raw().to_vec();
+        let nas = nas.clone();
+        let this = self.clone();
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            let mut guard = InFlight {
+                shared: this.clone(),
+                key: Some(key),
+            };
+            let reply = this.process(rt, &nas, &datagram, from).await;
+            let reply: Option<Arc<[u8]>> = reply.map(Arc::from);
+            if reply.is_some() {
+                this.metrics
+                    .latency_seconds
+                    .observe(admitted.elapsed().as_secs_f64());
+            }
+            guard.finish(reply.clone());
+            if let Some(r) = reply {
+                reply_to.send(r, from).await;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use mfa_config::{ClientIpAttribute, ClientSettings, FirstFactor, RadiusMode};
+    use mfa_radius_proto::Builder;
+    use zeroize::Zeroizing;
+
+    fn nas(name: &str, net: &str, require_message_authenticator: bool) -> Nas {
+        Nas {
+            name: name.into(),
+            net: net.parse().unwrap(),
+            secret: Zeroizing::new(b"the shared secret".to_vec()),
+            cert: None,
+            settings: ClientSettings {
+                mode: RadiusMode::Challenge,
+                first_factor: FirstFactor::Pam,
+                client_ip_attribute: ClientIpAttribute::CallingStationId,
+                require_message_authenticator,
+            },
+            several_hosts: false,
+        }
+    }
+
+    fn packet(code: Code, with_ma: bool, secret: &[u8], extra: &[(AttrType, &[u8])]) -> Vec<u8> {
+        let mut b = Builder::request(code, 1, with_ma);
+        b.add(AttrType::USER_NAME, b"alice").unwrap();
+        for (t, v) in extra {
+            b.add(*t, v).unwrap();
+        }
+        b.encode_request(secret, &[3; 16]).unwrap()
+    }
+
+    fn screened(nas: &Nas, raw: &[u8]) -> Result<Admitted, (DropReason, String)> {
+        let pkt = Packet::parse(raw).unwrap();
+        screen(&pkt, nas).map_err(|e| (e.reason(), e.to_string()))
+    }
+
+    #[test]
+    fn the_code_and_message_authenticator_decide_admission() {
+        let strict = nas("vpn", "192.0.2.0/24", true);
+        let legacy = nas("old-gw", "192.0.2.0/24", false);
+        let secret = b"the shared secret";
+        let ok = packet(Code::ACCESS_REQUEST, true, secret, &[]);
+        assert_eq!(screened(&strict, &ok), Ok(Admitted::AccessRequest));
+        let status = packet(Code::STATUS_SERVER, true, secret, &[]);
+        assert_eq!(screened(&strict, &status), Ok(Admitted::StatusServer));
+
+        // Accounting is not served: dropped whatever it carries.
+        let acct = packet(Code::ACCOUNTING_REQUEST, true, secret, &[]);
+        assert_eq!(
+            screened(&strict, &acct),
+            Err((
+                DropReason::UnsupportedCode,
+                "Accounting-Request (4)".to_string()
+            ))
+        );
+
+        // Without Message-Authenticator: only an Access-Request without EAP from a client
+        // that does not require it.
+        let bare = packet(Code::ACCESS_REQUEST, false, secret, &[]);
+        assert_eq!(screened(&legacy, &bare), Ok(Admitted::AccessRequest));
+        let (why, text) = screened(&strict, &bare).unwrap_err();
+        assert_eq!(why, DropReason::MissingMessageAuthenticator);
+        assert_eq!(
+            text,
+            "Access-Request from client \"vpn\" without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596)"
+        );
+        let bare_status = packet(Code::STATUS_SERVER, false, secret, &[]);
+        assert_eq!(
+            screened(&legacy, &bare_status).unwrap_err().0,
+            DropReason::MissingMessageAuthenticator
+        );
+        let bare_eap = packet(
+            Code::ACCESS_REQUEST,
+            false,
+            secret,
+            &[(AttrType::EAP_MESSAGE, b"x")],
+        );
+        assert_eq!(
+            screened(&legacy, &bare_eap).unwrap_err().0,
+            DropReason::MissingMessageAuthenticator
+        );
+
+        // Another secret: dropped, whatever the client requires.
+        let forged = packet(Code::ACCESS_REQUEST, true, b"another secret", &[]);
+        for n in [&strict, &legacy] {
+            let (why, text) = screened(n, &forged).unwrap_err();
+            assert_eq!(why, DropReason::BadAuthenticator);
+            assert!(
+                text.starts_with("wrong Message-Authenticator (client "),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_most_specific_udp_client_wins_and_radsec_ones_never_do() {
+        let mut radsec = nas("radsec", "192.0.2.7/32", true);
+        radsec.cert = crate::radsec::CertId::of(&mfa_config::RadiusClient {
+            name: "radsec".into(),
+            address: "192.0.2.7/32".parse().unwrap(),
+            secret: None,
+            secret_file: None,
+            secrets_dir: None,
+            certificate_name: Some("gw.example.net".into()),
+            certificate_sha256: None,
+            mode: None,
+            first_factor: None,
+            client_ip_attribute: None,
+            require_message_authenticator: None,
+        });
+        assert!(radsec.cert.is_some());
+        let clients: Vec<Arc<Nas>> = [
+            nas("net", "192.0.2.0/24", true),
+            nas("host", "192.0.2.5/32", true),
+            radsec,
+            nas("v6", "2001:db8::/64", true),
+        ]
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+        let name = |ip: &str| udp_client(&clients, ip.parse().unwrap()).map(|n| n.name.clone());
+        assert_eq!(name("192.0.2.5").as_deref(), Some("host"));
+        assert_eq!(name("192.0.2.6").as_deref(), Some("net"));
+        // The RadSec client's own address over UDP is the wider entry's, not the RadSec one.
+        assert_eq!(name("192.0.2.7").as_deref(), Some("net"));
+        // IPv4-mapped IPv6 (a dual-stack socket) is the IPv4 address.
+        assert_eq!(name("::ffff:192.0.2.5").as_deref(), Some("host"));
+        assert_eq!(name("2001:db8::9").as_deref(), Some("v6"));
+        assert_eq!(name("198.51.100.1"), None);
+    }
+}

@@ -1,0 +1,46 @@
+//! append: User-Password is password + code. One PAM attempt, always before anything is
+//! recorded or said about the user: a wrong password gets the same answer (and PAM's
+//! delay) whoever the name belongs to, and leaves the code unspent. The read-only policy
+//! look only says where the password ends: a user who must type a code (or is locked) sent
+//! password + code, anyone else only a password.
+
+use std::time::Duration;
+
+use mfa_core::Request;
+use mfa_core::policy::Outcome;
+use mfa_core::verify::split_appended;
+use zeroize::Zeroizing;
+
+use super::{ModeBackend, RequestError, conclude, require_pam, wrong_password};
+use crate::answer::Answer;
+use crate::runtime::Nas;
+
+pub(super) async fn answer<B: ModeBackend>(
+    b: &B,
+    nas: &Nas,
+    req: Request,
+    whole: Option<Zeroizing<Vec<u8>>>,
+) -> Result<Answer, RequestError> {
+    require_pam(nas)?;
+    let Some(whole) = whole else {
+        return wrong_password(b, req, Duration::ZERO).await;
+    };
+    let (d, groups) = b.look(&req).await?;
+    let expects_code = d.outcome == Outcome::NeedCode || d.is_locked();
+    let t = b.config();
+    let (password, code) = if expects_code {
+        match split_appended(&whole, t.totp.digits, t.radius.append_delimiter.as_deref()) {
+            Some((password, code)) => (password, Some(code)),
+            // No code at the end: the whole is the password; past it, the core answers
+            // `missing_code`.
+            None => (whole, Some(Zeroizing::default())),
+        }
+    } else {
+        (whole, None)
+    };
+    let pam = b.check_password(&req.user, password, req.client).await?;
+    if !pam.ok {
+        return wrong_password(b, req, pam.fail_delay).await;
+    }
+    conclude(b, req, code, Some(groups)).await
+}

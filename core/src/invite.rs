@@ -311,87 +311,14 @@ mod tests {
     use std::time::Duration;
 
     use mfa_config::Config;
-    use mfa_model::{AuditEvent, Invite, UserName, UserRecord};
+    use mfa_model::{Invite, UserName};
 
     use super::*;
     use crate::OpenMode;
-    use crate::secret::{KeyId, Unsealed};
-    use crate::store::{AuditQuery, NamesFn, ResealFn, Store, StoreError, TxFn};
+    use crate::secret::Unsealed;
     use crate::totp::code_at_step;
+    use mfa_store::testing::Delegate;
     use mfa_store_sqlite::SqliteStore;
-
-    /// SQLite, except that a separate "use the invite" write fails, as a crash right after
-    /// an enrolment's own commit would leave it.
-    struct CrashAfterKey(SqliteStore);
-
-    impl Store for CrashAfterKey {
-        fn user(&self, n: &UserName) -> Result<Option<UserRecord>, StoreError> {
-            self.0.user(n)
-        }
-        fn each_user(&self, f: &mut crate::store::UserFn<'_>) -> Result<(), StoreError> {
-            self.0.each_user(f)
-        }
-        fn transact_sorted(&self, n: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-            self.0.transact_sorted(n, f)
-        }
-        fn append_audit(&self, e: &[AuditEvent]) -> Result<(), StoreError> {
-            self.0.append_audit(e)
-        }
-        fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-            self.0.audit(q)
-        }
-        fn prune_audit(&self, b: i64) -> Result<usize, StoreError> {
-            self.0.prune_audit(b)
-        }
-        fn prune_unenrolled(&self, b: i64) -> Result<usize, StoreError> {
-            self.0.prune_unenrolled(b)
-        }
-        fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
-            self.0.store_key_id()
-        }
-        fn reseal(
-            &self,
-            e: Option<KeyId>,
-            n: KeyId,
-            f: &mut ResealFn<'_>,
-            ev: &[AuditEvent],
-        ) -> Result<usize, StoreError> {
-            self.0.reseal(e, n, f, ev)
-        }
-        fn names_checked(&self) -> Result<Option<String>, StoreError> {
-            self.0.names_checked()
-        }
-        fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
-            self.0.each_user_name(f)
-        }
-        fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
-            self.0.names_with_key(key)
-        }
-        fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
-            self.0.maintain_names(f)
-        }
-        fn put_invites(&self, i: &[Invite], e: &[AuditEvent]) -> Result<(), StoreError> {
-            self.0.put_invites(i, e)
-        }
-        fn invite(&self, h: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
-            self.0.invite(h)
-        }
-        fn invites(&self) -> Result<Vec<Invite>, StoreError> {
-            self.0.invites()
-        }
-        fn use_invite(&self, _: &[u8; 32], _: i64, _: &[AuditEvent]) -> Result<bool, StoreError> {
-            Err(StoreError::Unsupported("write after the crash"))
-        }
-        fn transact_with_invite(
-            &self,
-            h: &[u8; 32],
-            now: i64,
-            n: &[&UserName],
-            f: &mut TxFn<'_>,
-        ) -> Result<bool, StoreError> {
-            self.0.transact_with_invite(h, now, n, f)
-        }
-    }
 
     /// An invite issued before the user enrolled some other way stops working then, and
     /// shows no key again after a later unlink; one issued after the unlink works.
@@ -483,7 +410,7 @@ mod tests {
         let params = cfg.totp.params();
         let core = Core::with_sealer(
             Arc::new(cfg),
-            Box::new(CrashAfterKey(sqlite)),
+            Box::new(Delegate::new(Box::new(sqlite)).failing_use_invite()),
             Box::new(Unsealed),
             "test",
         );

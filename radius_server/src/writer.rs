@@ -290,11 +290,9 @@ fn fail_all(replies: impl Iterator<Item = Reply>, why: &WriterError) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mfa_core::store::{AuditQuery, StoreError, TxFn};
     use mfa_core::totp::code_at_step;
-    use mfa_core::{
-        AuditEvent, ClientAddr, OpenMode, Request, Store, TotpSecret, UserName, UserRecord,
-    };
+    use mfa_core::{ClientAddr, OpenMode, Request, Store, TotpSecret, UserName};
+    use mfa_store::testing::Delegate;
     use zeroize::Zeroizing;
 
     fn attempt(user: &str, ip: &str, code: Option<&str>, now: i64) -> Attempt {
@@ -308,57 +306,6 @@ mod tests {
             },
             code: code.map(|c| Zeroizing::new(c.to_string())),
             groups: Vec::new(),
-        }
-    }
-
-    /// The SQLite store without its group commit: an engine that has none.
-    struct NoGroupCommit(Box<dyn Store>);
-
-    impl Store for NoGroupCommit {
-        fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
-            self.0.user(name)
-        }
-        fn each_user(&self, f: &mut mfa_core::store::UserFn<'_>) -> Result<(), StoreError> {
-            self.0.each_user(f)
-        }
-        fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-            self.0.transact_sorted(names, f)
-        }
-        fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-            self.0.append_audit(events)
-        }
-        fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-            self.0.audit(q)
-        }
-        fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
-            self.0.prune_audit(before)
-        }
-        fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
-            self.0.prune_unenrolled(before)
-        }
-        fn store_key_id(&self) -> Result<Option<mfa_core::secret::KeyId>, StoreError> {
-            self.0.store_key_id()
-        }
-        fn reseal(
-            &self,
-            expect: Option<mfa_core::secret::KeyId>,
-            new: mfa_core::secret::KeyId,
-            f: &mut mfa_core::store::ResealFn<'_>,
-            events: &[AuditEvent],
-        ) -> Result<usize, StoreError> {
-            self.0.reseal(expect, new, f, events)
-        }
-        fn names_checked(&self) -> Result<Option<String>, StoreError> {
-            self.0.names_checked()
-        }
-        fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
-            self.0.each_user_name(f)
-        }
-        fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
-            self.0.names_with_key(key)
-        }
-        fn maintain_names(&self, f: &mut mfa_core::store::NamesFn<'_>) -> Result<(), StoreError> {
-            self.0.maintain_names(f)
         }
     }
 
@@ -382,7 +329,7 @@ mod tests {
         let store: Box<dyn Store> = if group_commit {
             store
         } else {
-            Box::new(NoGroupCommit(store))
+            Box::new(Delegate::new(store).without_group_commit())
         };
         let auth =
             Arc::new(Core::open(Arc::new(cfg.clone()), store, OpenMode::Create, "test").unwrap());

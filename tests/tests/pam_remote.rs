@@ -4,16 +4,14 @@
 //! on it. Runs as root (CI does).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod pam_support;
-mod radius_support;
-
+use mfa_e2e::pam;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use mfa_e2e::pam::{PamResult, PamService, SyslogCapture, UNAVAILABLE, pamtester, require_root};
+use mfa_e2e::radius::*;
 use mfa_e2e::{avoid_step_boundary, write_private};
 use mfa_radius_proto::{AttrType, Builder, Code, Packet, hide_password};
-use pam_support::{PamResult, PamService, SyslogCapture, UNAVAILABLE, pamtester, require_root};
-use radius_support::*;
 
 /// Every server gets this long; the tests' "all down" bounds are sums of it.
 const TIMEOUT_S: u64 = 1;
@@ -105,7 +103,7 @@ impl Host {
         Host { _dir: dir, svc }
     }
 
-    fn login(&self, user: &str, rhost: &str, input: &str, log: &SyslogCapture) -> pam_support::Run {
+    fn login(&self, user: &str, rhost: &str, input: &str, log: &SyslogCapture) -> pam::Run {
         pamtester(&self.svc.name, user, Some(rhost), input, Some(log))
     }
 }

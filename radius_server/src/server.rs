@@ -18,7 +18,7 @@ use mfa_radius_proto::{AttrType, Builder, Code, Packet, VerifyError, unhide_pass
 use tokio::net::UdpSocket;
 use zeroize::Zeroizing;
 
-use crate::attrs::{client_addr, service_of};
+use crate::attrs::{add_pam_host_reason, asking, client_addr};
 use crate::challenge::{Asker, Challenges, Pending, Redeem};
 use crate::dedup::{self, Seen};
 use crate::lanes::{Lane, LaneError};
@@ -724,6 +724,7 @@ impl Shared {
         if let Some(m) = &answer.message {
             b.add_split(AttrType::REPLY_MESSAGE, m.as_bytes()).ok()?;
         }
+        add_pam_host_reason(&mut b, &nas.settings, answer.code, &answer.reason).ok()?;
         match b.encode_reply(&nas.secret, &pkt.authenticator) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -780,9 +781,6 @@ impl Shared {
                 self.read(rt, move |a| Ok(a.groups_for(&user))).await?
             }
         };
-        // Every request that reaches a final decision passed a first factor here (PAM) or at
-        // the gateway (code-only mode), so the name may get a record.
-        let req = req.vouched(true);
         Ok(rt.writer.attempt(Attempt { req, code, groups }).await?)
     }
 
@@ -869,7 +867,11 @@ impl Shared {
             return Ok(Answer::reject(Reason::InvalidUserName));
         };
         // The client by name and mode; a PAM host (remote mode) as the PAM login it sends.
-        let req = Request::new(&user, addr, service_of(&asker, r, pkt));
+        // Whether the name may get a record is the core's rule (`attrs::asking` says what
+        // vouches for it): no final decision is reached without it.
+        let (service, voucher) = asking(&asker, r, pkt);
+        let admission = rt.core.login().admit_name(&user, voucher)?;
+        let req = Request::new(&user, addr, service).admit(&admission);
         if pkt.attr(AttrType::CHAP_PASSWORD).is_some() || pkt.attr(AttrType::EAP_MESSAGE).is_some()
         {
             // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.

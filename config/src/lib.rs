@@ -400,7 +400,7 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     if r.first_factor == FirstFactor::None && r.mode != RadiusMode::CodeOnly {
         bad(
             vec![k("radius"), k("first_factor")],
-            "\"none\" is only allowed with mode = \"code-only\": otherwise a grace period would let any user name in with no secret at all (PAM hosts in remote mode set first_factor = \"none\" on their own [[radius.clients]] entry, with mode = \"challenge\")".into(),
+            "\"none\" is only allowed with mode = \"code-only\": otherwise a grace period would let any user name in with no secret at all (PAM hosts in remote mode are a [[radius.clients]] entry with kind = \"pam-hosts\")".into(),
         );
     }
     if r.pam_service.is_empty()
@@ -523,21 +523,43 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
                     .into(),
             );
         }
-        // first_factor = "none" outside code-only mode only where this client says so itself,
-        // in challenge mode: a PAM host in remote mode, whose own password module ran first.
-        // (A client that sets neither inherits [radius]'s pair, checked above.)
-        let eff = r.settings_for(c);
-        if eff.first_factor == FirstFactor::None && (c.mode.is_some() || c.first_factor.is_some()) {
-            match (eff.mode, c.first_factor) {
-                (RadiusMode::CodeOnly, _) | (RadiusMode::Challenge, Some(FirstFactor::None)) => {}
-                (RadiusMode::Challenge, _) => bad(
+        // PAM hosts: challenge mode with no first factor here, by their kind; a mode or a
+        // first factor that says otherwise is a contradiction, not an override.
+        if r.kind_of(c) == ClientKind::PamHosts {
+            if c.mode.is_some_and(|m| m != RadiusMode::Challenge) {
+                bad(
                     at("mode"),
-                    "mode = \"challenge\" with first_factor \"none\" inherited from [radius]: set first_factor on this client (\"pam\", or \"none\" for a PAM host in remote mode)".into(),
-                ),
-                (RadiusMode::Append, _) => bad(
-                    at(if c.first_factor.is_some() { "first_factor" } else { "mode" }),
-                    "first_factor = \"none\" is not allowed with mode = \"append\": the password part would be checked by nobody".into(),
-                ),
+                    "kind = \"pam-hosts\" is always in challenge mode (pam_mfa asks for the code itself): remove mode".into(),
+                );
+            }
+            if c.first_factor == Some(FirstFactor::Pam) {
+                bad(
+                    at("first_factor"),
+                    "kind = \"pam-hosts\" checks no password here (the host's own stack checked it before pam_mfa): remove first_factor".into(),
+                );
+            }
+        } else {
+            // first_factor = "none" outside code-only mode only for PAM hosts. (A client that
+            // sets neither inherits [radius]'s pair, checked above.)
+            let eff = r.settings_for(c);
+            if eff.first_factor == FirstFactor::None
+                && (c.mode.is_some() || c.first_factor.is_some() || c.kind.is_some())
+            {
+                match (eff.mode, c.first_factor) {
+                    (RadiusMode::CodeOnly, _) => {}
+                    (RadiusMode::Challenge, Some(FirstFactor::None)) => bad(
+                        at("first_factor"),
+                        "first_factor = \"none\" in challenge mode would let a code alone in where a password is expected: only PAM hosts in remote mode check no password here (kind = \"pam-hosts\")".into(),
+                    ),
+                    (RadiusMode::Challenge, _) => bad(
+                        at("mode"),
+                        "mode = \"challenge\" with first_factor \"none\" inherited from [radius]: set first_factor = \"pam\" on this client, or kind = \"pam-hosts\" for PAM hosts in remote mode".into(),
+                    ),
+                    (RadiusMode::Append, _) => bad(
+                        at(if c.first_factor.is_some() { "first_factor" } else { "mode" }),
+                        "first_factor = \"none\" is not allowed with mode = \"append\": the password part would be checked by nobody".into(),
+                    ),
+                }
             }
         }
     }
@@ -1078,7 +1100,8 @@ impl Config {
     /// What is allowed but unwise (`config check` shows them as warnings, `mfa-radiusd` logs
     /// them at start and reload): a RADIUS shared secret shorter than [`MIN_SECRET_CHARS`], a
     /// trusted range of public addresses larger than a /8 (IPv6: a /32), a `remember_for`
-    /// entry naming no RADIUS client here.
+    /// entry naming no RADIUS client here, a client that says it is PAM hosts the way entries
+    /// did before `kind` (`first_factor = "none"` in challenge mode).
     /// Secrets that cannot be read are not warnings but errors, reported elsewhere.
     pub fn warnings(&self) -> Vec<Problem> {
         let text = std::fs::read_to_string(&self.source).unwrap_or_default();
@@ -1152,6 +1175,19 @@ impl Config {
                     format!(
                         "{n} is a public range larger than a {limit}: every client in it skips \
                          the code; make sure all of it is your own network"
+                    ),
+                );
+            }
+        }
+        for (i, c) in self.radius.clients.iter().enumerate() {
+            if self.radius.legacy_pam_hosts(c) {
+                at(
+                    vec![k("radius"), k("clients"), Seg::Index(i), k("first_factor")],
+                    format!(
+                        "client {:?}: first_factor = \"none\" in challenge mode is read as \
+                         kind = \"pam-hosts\" (PAM hosts in remote mode); say so with \
+                         kind = \"pam-hosts\" in place of mode and first_factor",
+                        c.name
                     ),
                 );
             }
@@ -2056,12 +2092,84 @@ mod tests {
         assert_eq!(
             host,
             ClientSettings {
+                kind: ClientKind::PamHosts,
                 mode: RadiusMode::Challenge,
                 first_factor: FirstFactor::None,
                 client_ip_attribute: ClientIpAttribute::FramedIpAddress,
                 require_message_authenticator: false,
             }
         );
+        assert_eq!(gw.kind, ClientKind::Gateway);
+    }
+
+    /// PAM hosts are a kind of client, said with `kind = "pam-hosts"`: always challenge mode
+    /// with no first factor here, whatever `[radius]` says, and no mode or first factor of
+    /// their own that says otherwise. The form from before the key (`first_factor = "none"`
+    /// on a client in challenge mode) still means PAM hosts, with a warning naming the key;
+    /// an explicit gateway in that form is refused.
+    #[test]
+    fn pam_hosts_are_a_kind_of_client() {
+        let hosts = "[[radius.clients]]\nname = \"hosts\"\naddress = \"10.0.5.0/24\"\nsecret = \"0123456789abcdef\"\n";
+        let c = parse_str(&format!(
+            "[radius]\nmode = \"append\"\n{hosts}kind = \"pam-hosts\"\n"
+        ))
+        .unwrap();
+        let s = c.radius.settings_for(&c.radius.clients[0]);
+        assert_eq!(
+            (s.kind, s.mode, s.first_factor),
+            (
+                ClientKind::PamHosts,
+                RadiusMode::Challenge,
+                FirstFactor::None
+            )
+        );
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        // Redundant, but not contradicting: accepted.
+        let t =
+            format!("{hosts}kind = \"pam-hosts\"\nmode = \"challenge\"\nfirst_factor = \"none\"\n");
+        assert!(parse_str(&t).is_ok());
+        for (extra, key) in [
+            ("mode = \"code-only\"\n", "radius.clients[0].mode"),
+            ("mode = \"append\"\n", "radius.clients[0].mode"),
+            ("first_factor = \"pam\"\n", "radius.clients[0].first_factor"),
+        ] {
+            let e = parse_str(&format!("{hosts}kind = \"pam-hosts\"\n{extra}")).unwrap_err();
+            assert_eq!(e.problems[0].key.as_deref(), Some(key), "{e}");
+            assert!(e.to_string().contains("pam-hosts"), "{e}");
+        }
+        let e = parse_str(&format!("{hosts}kind = \"pam-host\"\n")).unwrap_err();
+        assert!(e.to_string().contains("kind"), "{e}");
+        // The form from before the key: PAM hosts, and a warning on its line naming the key.
+        let c = parse_str(&format!(
+            "{hosts}mode = \"challenge\"\nfirst_factor = \"none\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.radius.settings_for(&c.radius.clients[0]).kind,
+            ClientKind::PamHosts
+        );
+        let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("radius.clients[0].first_factor")
+                    && w.contains("kind = \"pam-hosts\"")),
+            "{w:?}"
+        );
+        // An explicit gateway that checks no password in challenge mode: refused.
+        let e = parse_str(&format!(
+            "{hosts}kind = \"gateway\"\nfirst_factor = \"none\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.clients[0].first_factor"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("kind = \"pam-hosts\""), "{e}");
+        // A gateway in code-only mode may still check no password itself.
+        let t =
+            format!("{hosts}kind = \"gateway\"\nmode = \"code-only\"\nfirst_factor = \"none\"\n");
+        assert!(parse_str(&t).is_ok());
     }
 
     #[test]
@@ -2085,7 +2193,8 @@ mod tests {
             Some("radius.clients[0].first_factor"),
             "{e}"
         );
-        // Explicit, in challenge mode (the default): a PAM host.
+        // Explicit, in challenge mode (the default): a PAM host (the form from before
+        // `kind = "pam-hosts"`, accepted with a warning).
         let t = format!("{CLIENT}first_factor = \"none\"\n");
         assert!(parse_str(&t).is_ok());
         // Per-client mode code-only with the global first_factor "pam": allowed as today.

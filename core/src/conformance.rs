@@ -82,7 +82,7 @@ fn one_code_two_racing_logins(open: Open<'_>) {
         client: ClientAddr::Remote("192.0.2.7".parse().ok()),
         service: "race".into(),
         now,
-        vouched: true,
+        admitted: true,
     };
     let reasons: Vec<Reason> = std::thread::scope(|sc| {
         let runs: Vec<_> = (0..2)
@@ -357,7 +357,7 @@ fn invite_saved_twice_at_once(open: Open<'_>) {
                 client: ClientAddr::Remote("192.0.2.8".parse().ok()),
                 service: "race".into(),
                 now: later,
-                vouched: true,
+                admitted: true,
             };
             let code = code_at_step(k, &params(), later / 30);
             core.login().verify_code(&req, &code).unwrap().reason

@@ -25,7 +25,7 @@ pub mod verify;
 pub use crate::core::Core;
 pub use error::CoreError;
 pub use keygen::KeyGeneration;
-pub use login::{Attempt, Request};
+pub use login::{Admission, Attempt, Request, Voucher};
 pub use mfa_model::{
     AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
     lookalike_key,

@@ -90,11 +90,70 @@ pub struct Request {
     pub service: Service,
     /// Unix seconds. Front ends pass the clock; tests of the core pin it.
     pub now: i64,
-    /// The name may get a record (the roll-out starts tracking it, its grace period starts):
-    /// it passed a first factor, the system knows it ([`Login::known`]), or an administrator
-    /// named it. A name that is none of these gets its decisions but no record, so a
-    /// stranger trying names fills nothing. `false` unless the front end says otherwise.
-    pub vouched: bool,
+    /// The name may get a record (the roll-out starts tracking it, its grace period starts).
+    /// A name nothing vouches for gets its decisions but no record, so a stranger trying
+    /// names fills nothing. Set only through [`Request::admit`] with what
+    /// [`Login::admit_name`] answered, so no front end decides it; `false` until then.
+    pub(crate) admitted: bool,
+}
+
+/// What vouches for a name, so that it may get a record. Each front end names the one it
+/// has and asks [`Login::admit_name`]; the rule is here, once, whatever asks.
+///
+/// Naming a user to enrol or invite (`mfactl enroll`, `import`, `invite`) is vouching in
+/// itself: those write a record without asking, and the enrolment through an invite on the
+/// portal is the administrator's naming carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Voucher {
+    /// A first factor for the name passed: mfa-radiusd's PAM check (append and challenge
+    /// mode), a gateway's own password check before it sends only the code (code-only mode),
+    /// the portal's sign-in password.
+    FirstFactor,
+    /// The system this runs on knows the name ([`system_knows`]: NSS, so files, SSSD,
+    /// LDAP): the PAM module on this host, which checks no first factor itself.
+    ThisSystem,
+    /// A PAM host in remote mode says whether its system knows the name ([`system_knows`]
+    /// on the host), in its request, which its RADIUS secret authenticates. `None` where it
+    /// said nothing (a host of an older release) or nothing readable: that vouches for
+    /// nothing, so a stranger's name gets no record in remote mode either.
+    PamHost { knows: Option<bool> },
+    /// An administrator named it (`mfactl auth`, `temp-access`, `backup-codes`): admitted
+    /// where the system knows it or the store holds it, or where the administrator insists
+    /// (`--force`).
+    Administrator { force: bool },
+}
+
+/// [`Login::admit_name`]'s answer about one name. Only the core makes one; a front end hands
+/// it to its request with [`Request::admit`], or insists on it with [`Admission::required`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    user: UserName,
+    admitted: bool,
+}
+
+impl Admission {
+    /// Whether the name may get a record.
+    pub fn admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// For a command that must not act on a name nothing vouches for (a typo must get no
+    /// record, no grace period and no working code): the refusal, naming both checks and
+    /// `--force` ([`Refusal::UnknownName`]), where the name is not admitted.
+    pub fn required(self) -> Result<Self, CoreError> {
+        if self.admitted {
+            Ok(self)
+        } else {
+            Err(Refusal::UnknownName(self.user).into())
+        }
+    }
+}
+
+/// Whether the system this runs on knows `user` (NSS: files, SSSD, LDAP): what
+/// [`Voucher::ThisSystem`] asks here, and what a PAM host in remote mode sends for
+/// [`Voucher::PamHost`].
+pub fn system_knows(user: &UserName) -> bool {
+    user_known(user)
 }
 
 impl Request {
@@ -104,14 +163,20 @@ impl Request {
             client,
             service: service.into(),
             now: now(),
-            vouched: false,
+            admitted: false,
         }
     }
 
-    /// The same request, with `vouched` set.
-    pub fn vouched(mut self, vouched: bool) -> Self {
-        self.vouched = vouched;
+    /// The same request, with what [`Login::admit_name`] answered for its name (an admission
+    /// of another name admits nothing).
+    pub fn admit(mut self, admission: &Admission) -> Self {
+        self.admitted = admission.admitted && admission.user == self.user;
         self
+    }
+
+    /// Whether the name may get a record (see [`Request::admit`]).
+    pub fn admitted(&self) -> bool {
+        self.admitted
     }
 
     /// The audit event of decision `d` about this request.
@@ -197,25 +262,23 @@ impl Login<'_> {
         }
     }
 
-    /// Whether the system knows `user` (NSS: files, SSSD, LDAP): what vouches for a name
-    /// where no first factor was checked here (the PAM module, `mfactl auth`).
-    pub fn known(&self, user: &UserName) -> bool {
-        user_known(user)
-    }
-
-    /// The vouched-name rule for an administrator's command that acts as a user's login or
-    /// may give a name a record (`mfactl auth`, `temp-access`, `backup-codes`): the name is
-    /// vouched for where the system knows it ([`Login::known`]) or the store holds it, or
-    /// where the administrator insists (`force`). Anything else is refused
-    /// ([`Refusal::UnknownName`], naming both checks) and nothing is written, so a typo gets
-    /// no record, no grace period, no invite from `invite --unenrolled` and no working code.
-    /// Naming a user to enrol or invite (`enroll`, `import`, `invite`) is vouching in itself.
-    pub fn vouch(&self, user: &UserName, force: bool) -> Result<(), CoreError> {
-        if force || self.known(user) || self.core.store.user(user)?.is_some() {
-            Ok(())
-        } else {
-            Err(Refusal::UnknownName(user.clone()).into())
-        }
+    /// Whether `user` may get a record, as `by` vouches for it (see [`Voucher`]): the one
+    /// rule every front end asks, so the same name gets a record or none whether the PAM
+    /// module decides locally, a PAM host asks mfa-radiusd, or a gateway, the portal or an
+    /// administrator asks. Reads the store for [`Voucher::Administrator`] only.
+    pub fn admit_name(&self, user: &UserName, by: Voucher) -> Result<Admission, CoreError> {
+        let admitted = match by {
+            Voucher::FirstFactor => true,
+            Voucher::ThisSystem => system_knows(user),
+            Voucher::PamHost { knows } => knows == Some(true),
+            Voucher::Administrator { force } => {
+                force || system_knows(user) || self.core.store.user(user)?.is_some()
+            }
+        };
+        Ok(Admission {
+            user: user.clone(),
+            admitted,
+        })
     }
 
     /// The usual first call: the decision before any code, recorded when it is final
@@ -487,7 +550,7 @@ fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &Ctx<'_
     // A denied name we have never seen gets no row, nor does a name nothing vouches for:
     // password sprayers must not fill the report. Everyone else is tracked for the roll-out
     // view.
-    let create = req.vouched && (d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled);
+    let create = req.admitted && (d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled);
     if slot.is_none() && create {
         *slot = Some(UserRecord::new(&req.user, ctx.params, req.now));
     }
@@ -535,7 +598,7 @@ mod tests {
             client: ClientAddr::Remote(ip.parse::<IpAddr>().ok()),
             service: "test".into(),
             now,
-            vouched: false,
+            admitted: false,
         }
     }
 
@@ -611,10 +674,19 @@ mod tests {
         );
     }
 
+    /// A request whose name passed a first factor (as the daemon's do).
+    fn past_first_factor(req: Request) -> Request {
+        let admission = Admission {
+            user: req.user.clone(),
+            admitted: true,
+        };
+        req.admit(&admission)
+    }
+
     /// A login of a name that passed a first factor (as the daemon's are).
     fn vouched(req: Request) -> Attempt {
         Attempt {
-            req: req.vouched(true),
+            req: past_first_factor(req),
             code: None,
             groups: vec![],
         }
@@ -667,7 +739,9 @@ mod tests {
     }
 
     /// A name nothing vouches for gets its decision but no record: trying names fills
-    /// nothing. A vouched one (a first factor passed, NSS knows it) does.
+    /// nothing. A vouched one (a first factor passed, NSS knows it) does. One rule for every
+    /// voucher: a PAM host in remote mode that says its system does not know the name, or
+    /// says nothing, vouches no more than the PAM module here would.
     #[test]
     fn only_vouched_names_get_a_record() {
         let (_d, a) = setup(14);
@@ -676,10 +750,40 @@ mod tests {
         assert_eq!(d.reason, Reason::GracePeriod { days_left: 14 });
         assert!(a.store().user(&n("mallory")).unwrap().is_none());
         assert!(a.store().audit(&Default::default()).unwrap().len() == 1);
-        l.begin(&req("alice", "192.0.2.1", 1).vouched(true))
-            .unwrap();
-        assert!(a.store().user(&n("alice")).unwrap().is_some());
-        assert!(l.known(&n("root")) && !l.known(&n("no-such-user-xyz")));
+        let admit = |user: &str, by: Voucher| {
+            let r = req(user, "192.0.2.1", 1);
+            let adm = l.admit_name(&r.user, by).unwrap();
+            r.admit(&adm)
+        };
+        for by in [
+            Voucher::ThisSystem,
+            Voucher::PamHost { knows: None },
+            Voucher::PamHost { knows: Some(false) },
+            Voucher::Administrator { force: false },
+        ] {
+            let r = admit("no-such-user-xyz", by);
+            assert!(!r.admitted(), "{by:?}");
+            l.begin(&r).unwrap();
+            assert!(
+                a.store().user(&n("no-such-user-xyz")).unwrap().is_none(),
+                "{by:?}"
+            );
+        }
+        for (user, by) in [
+            ("alice", Voucher::FirstFactor),
+            ("root", Voucher::ThisSystem),
+            ("bob", Voucher::PamHost { knows: Some(true) }),
+            ("carl", Voucher::Administrator { force: true }),
+        ] {
+            let r = admit(user, by);
+            assert!(r.admitted(), "{by:?}");
+            l.begin(&r).unwrap();
+            assert!(a.store().user(&n(user)).unwrap().is_some(), "{by:?}");
+        }
+        assert!(system_knows(&n("root")) && !system_knows(&n("no-such-user-xyz")));
+        // An admission is about one name: given to another's request it admits nothing.
+        let adm = l.admit_name(&n("dora"), Voucher::FirstFactor).unwrap();
+        assert!(!req("erin", "192.0.2.1", 1).admit(&adm).admitted());
     }
 
     /// The same attempts as one batch and one by one, each on a fresh store: the same
@@ -696,7 +800,7 @@ mod tests {
         };
         // As the daemon sends them: past a first factor.
         let at = |user: &str, ip: &str, code: Option<&str>| Attempt {
-            req: req(user, ip, now).vouched(true),
+            req: past_first_factor(req(user, ip, now)),
             code: code.map(|c| Zeroizing::new(c.to_string())),
             groups: vec![],
         };
@@ -816,21 +920,25 @@ mod tests {
     fn an_administrator_vouches_only_for_known_or_stored_names() {
         let (_d, a) = setup(14);
         let l = a.login();
+        let vouch = |user: &UserName, force: bool| {
+            l.admit_name(user, Voucher::Administrator { force })
+                .and_then(Admission::required)
+        };
         let ghost = n("ghost-no-such-user-xyz");
         assert!(matches!(
-            l.vouch(&ghost, false),
+            vouch(&ghost, false),
             Err(CoreError::Refused(mfa_model::Refusal::UnknownName(_)))
         ));
-        let msg = l.vouch(&ghost, false).unwrap_err().to_string();
+        let msg = vouch(&ghost, false).unwrap_err().to_string();
         assert!(
             msg.contains("NSS") && msg.contains("store") && msg.contains("--force"),
             "{msg}"
         );
         assert!(a.store().user(&ghost).unwrap().is_none(), "nothing written");
-        l.vouch(&ghost, true).unwrap();
-        l.vouch(&n("root"), false).unwrap();
+        vouch(&ghost, true).unwrap();
+        vouch(&n("root"), false).unwrap();
         a.admin("test").issue_temp_access(&ghost, 60, 1, 1).unwrap();
-        l.vouch(&ghost, false).unwrap();
+        vouch(&ghost, false).unwrap();
     }
 
     /// Refused before the policy (a wrong password, a request the front end could not

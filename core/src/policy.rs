@@ -91,6 +91,37 @@ impl Reason {
             Reason::ServerRejected => "server_rejected",
         }
     }
+
+    /// A refusal a server named by its stable code ([`Reason::code`]), with its lock's end
+    /// where it is a lock: how a PAM host in remote mode reads an Access-Reject, so a locked
+    /// user gets PAM_MAXTRIES there as here. `None` for anything else: a code that is not a
+    /// refusal's (an allowing reason on a reject), a lock without its end, an end without a
+    /// lock, or a code this release does not know. The host fails closed on `None`; it never
+    /// guesses.
+    pub fn refusal_from_code(code: &str, locked_until: Option<i64>) -> Option<Reason> {
+        let r = match (code, locked_until) {
+            ("locked", Some(until)) => Reason::Locked { until },
+            ("source_locked", Some(until)) => Reason::SourceLocked { until },
+            (_, Some(_)) => return None,
+            (code, None) => [
+                Reason::CodeRequired,
+                Reason::MissingCode,
+                Reason::WrongCode,
+                Reason::ReplayedCode,
+                Reason::NotEnrolled,
+                Reason::WrongPassword,
+                Reason::InvalidUserName,
+                Reason::UnsupportedMethod,
+                Reason::MalformedPassword,
+                Reason::UnknownState,
+                Reason::StateMismatch,
+                Reason::InternalError,
+            ]
+            .into_iter()
+            .find(|r| r.code() == code)?,
+        };
+        Some(r)
+    }
 }
 
 impl fmt::Display for Reason {
@@ -978,5 +1009,49 @@ mod tests {
         let mut never = cfg();
         never.policy.self_enroll = SelfEnroll::Never;
         assert!(!d("alice", remote("10.1.1.1"), NOW, None, &never).offer_enrolment);
+    }
+
+    /// What a PAM host reads from an Access-Reject: every refusal the daemon can send comes
+    /// back as itself; anything else (an allowing reason, a lock without its end, an end
+    /// without a lock, an unknown code) is not understood.
+    #[test]
+    fn refusals_round_trip_through_their_codes() {
+        for r in [
+            Reason::CodeRequired,
+            Reason::MissingCode,
+            Reason::WrongCode,
+            Reason::ReplayedCode,
+            Reason::NotEnrolled,
+            Reason::WrongPassword,
+            Reason::InvalidUserName,
+            Reason::UnsupportedMethod,
+            Reason::MalformedPassword,
+            Reason::UnknownState,
+            Reason::StateMismatch,
+            Reason::InternalError,
+        ] {
+            assert_eq!(Reason::refusal_from_code(r.code(), None), Some(r.clone()));
+            assert_eq!(Reason::refusal_from_code(r.code(), Some(5)), None, "{r:?}");
+        }
+        for r in [
+            Reason::Locked { until: NOW },
+            Reason::SourceLocked { until: NOW },
+        ] {
+            assert_eq!(
+                Reason::refusal_from_code(r.code(), Some(NOW)),
+                Some(r.clone())
+            );
+            assert_eq!(Reason::refusal_from_code(r.code(), None), None);
+        }
+        for code in [
+            "trusted_network",
+            "valid_code",
+            "grace_period",
+            "server_rejected",
+            "no_such_reason",
+            "",
+        ] {
+            assert_eq!(Reason::refusal_from_code(code, None), None, "{code}");
+        }
     }
 }

@@ -21,7 +21,7 @@ use mfa_core::login::now;
 use mfa_core::net::parse_ip_literal;
 use mfa_core::policy::UnlockScope;
 use mfa_core::store::AuditQuery;
-use mfa_core::{ClientAddr, Core, Request, TotpSecret, UserName};
+use mfa_core::{ClientAddr, Core, Request, TotpSecret, UserName, Voucher};
 use zeroize::Zeroizing;
 
 use crate::limits::{Limit, Limits, address_key};
@@ -1197,7 +1197,7 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
         );
     }
     let client = ClientAddr::Remote(c.client);
-    let req = Request::new(&user, client, ACTOR).vouched(false);
+    let req = Request::new(&user, client, ACTOR);
     let (service, confdir, uname) = (
         p.pam_service.clone(),
         p.pam_confdir.clone(),
@@ -1227,8 +1227,14 @@ async fn sign_in(p: &Arc<Portal>, c: &Ctx, form: &HashMap<String, Zeroizing<Stri
         let _ = blocking(move || me.core.login().deny_first_factor(&r)).await;
         return sign_in_form(p, c, Some(t.wrong_sign_in));
     }
-    let (me, r) = (p.clone(), req.vouched(true));
-    let d = blocking(move || me.core.login().verify_code_always(&r, &code)).await;
+    // Past the password: a first factor vouches for the name (the core's rule).
+    let (me, r) = (p.clone(), req);
+    let d = blocking(move || {
+        let login = me.core.login();
+        let admission = login.admit_name(&r.user, Voucher::FirstFactor)?;
+        login.verify_code_always(&r.admit(&admission), &code)
+    })
+    .await;
     match d {
         Some(Ok((d, Some(key)))) if d.is_allowed() => {
             p.metrics.sign_in("ok");

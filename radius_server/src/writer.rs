@@ -291,19 +291,21 @@ fn fail_all(replies: impl Iterator<Item = Reply>, why: &WriterError) {
 mod tests {
     use super::*;
     use mfa_core::totp::code_at_step;
-    use mfa_core::{ClientAddr, OpenMode, Request, Store, TotpSecret, UserName};
+    use mfa_core::{ClientAddr, OpenMode, Request, Store, TotpSecret, UserName, Voucher};
     use mfa_store::testing::Delegate;
     use zeroize::Zeroizing;
 
-    fn attempt(user: &str, ip: &str, code: Option<&str>, now: i64) -> Attempt {
+    /// A login as the daemon sends it to the writer: past a first factor.
+    fn attempt(core: &Core, user: &str, ip: &str, code: Option<&str>, now: i64) -> Attempt {
+        let user = UserName::parse(user).unwrap();
+        let mut req = Request::new(&user, ClientAddr::Remote(ip.parse().ok()), "test-gw");
+        req.now = now;
+        let admission = core
+            .login()
+            .admit_name(&user, Voucher::FirstFactor)
+            .unwrap();
         Attempt {
-            req: Request {
-                user: UserName::parse(user).unwrap(),
-                client: ClientAddr::Remote(ip.parse().ok()),
-                service: "test-gw".into(),
-                now,
-                vouched: true,
-            },
+            req: req.admit(&admission),
             code: code.map(|c| Zeroizing::new(c.to_string())),
             groups: Vec::new(),
         }
@@ -354,8 +356,8 @@ mod tests {
             let w = w.clone();
             let a = match i {
                 // The same valid code twice, racing: exactly one may win.
-                7 | 8 => attempt("alice", "192.0.2.1", Some(&code), now),
-                _ => attempt(&format!("user{i}"), "10.1.2.3", None, now),
+                7 | 8 => attempt(&auth, "alice", "192.0.2.1", Some(&code), now),
+                _ => attempt(&auth, &format!("user{i}"), "10.1.2.3", None, now),
             };
             tasks.push(tokio::spawn(async move { w.attempt(a).await }));
         }
@@ -370,10 +372,8 @@ mod tests {
         assert_eq!(reasons.iter().filter(|r| **r == "valid_code").count(), 1);
         assert_eq!(reasons.iter().filter(|r| **r == "replayed_code").count(), 1);
         // Other calls run on the same thread, in order with the batches.
-        let d = w
-            .call(move |a| a.deny_first_factor(&attempt("alice", "192.0.2.1", None, now).req))
-            .await
-            .unwrap();
+        let req = attempt(&auth, "alice", "192.0.2.1", None, now).req;
+        let d = w.call(move |a| a.deny_first_factor(&req)).await.unwrap();
         assert_eq!(d.reason.code(), "wrong_password");
         let events = auth.store().audit(&Default::default()).unwrap();
         assert_eq!(

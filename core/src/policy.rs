@@ -223,6 +223,11 @@ pub struct Facts<'a> {
     pub now: i64,
     pub record: Option<&'a UserRecord>,
     pub groups: &'a [String],
+    /// The request must prove the key whatever else would let it in (the portal's sign-in
+    /// to "My account": a trusted or remembered network, an exemption or a grace period
+    /// must not stand in for the code that manages the account, or an unlock could renew
+    /// itself). Only an enrolled user may then go on to the code; the locks hold as ever.
+    pub code_always: bool,
 }
 
 /// When a not-yet-enrolled user's grace ends: `grace_days` after the later of go-live and
@@ -260,6 +265,11 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         SelfEnroll::Anywhere => true,
     };
 
+    // Whether anything but the code may let this request in (see `Facts::code_always`).
+    let waivable = !f.code_always;
+    if !waivable && !enrolled {
+        return Decision::deny(Reason::NotEnrolled);
+    }
     // A user lock holds on trusted networks too only where configured.
     if cfg.lockout.lock_trusted
         && let Some(until) = f.record.and_then(|r| r.locked(f.now))
@@ -267,25 +277,26 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         return Decision::deny(Reason::Locked { until });
     }
     // 1. Trusted network (and, where configured, local logins).
-    if trusted {
+    if trusted && waivable {
         let mut d = Decision::allow(Reason::TrustedNetwork);
         d.offer_enrolment = !enrolled && may_enrol_here;
         return d;
     }
-    if f.client == ClientAddr::Local && p.local_logins == LocalLogins::Trusted {
+    if waivable && f.client == ClientAddr::Local && p.local_logins == LocalLogins::Trusted {
         return Decision::allow(Reason::LocalLogin);
     }
     // 2. Exempt users and groups. An entry means the user its canonical name names
     // (`Backup` and `CONTOSO\backup` are `backup` where the rules say so); an entry without
     // one names nobody (configuration validation refuses it).
     let rules = cfg.users.rules();
-    if p.exempt_users
-        .iter()
-        .any(|u| UserName::canonical(u, &rules).is_ok_and(|u| u == *f.user))
+    if waivable
+        && p.exempt_users
+            .iter()
+            .any(|u| UserName::canonical(u, &rules).is_ok_and(|u| u == *f.user))
     {
         return Decision::allow(Reason::ExemptUser);
     }
-    if f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
+    if waivable && f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
         return Decision::allow(Reason::ExemptGroup);
     }
     // 5 before 3: a locked user is refused before a code is even asked for.
@@ -303,6 +314,7 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     // of a kind the unlock is for (`remember_for`: by default only the gateways that cannot
     // ask for a code). After the locks, so a locked user or address stays refused.
     if let (Some(ip), Some(r)) = (f.client.ip(), f.record)
+        && waivable
         && unlock_applies(f.service, cfg)
         && r.unlocked(&ip.to_string(), f.now, p.remember.secs_i64())
             .is_some()
@@ -444,6 +456,7 @@ pub fn rollout_status(
             now,
             record: Some(rec),
             groups,
+            code_always: false,
         },
         cfg,
     );
@@ -528,6 +541,7 @@ mod tests {
                 now,
                 record: r,
                 groups: &[],
+                code_always: false,
             },
             c,
         )
@@ -605,6 +619,7 @@ mod tests {
             now: NOW,
             record: None,
             groups: &groups,
+            code_always: false,
         };
         assert_eq!(decide(&f, &c).reason, Reason::ExemptGroup);
     }

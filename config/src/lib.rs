@@ -621,8 +621,11 @@ fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
         (None, Some(_)) => bad(at("tls_cert"), "required with tls_key".into()),
         _ => {}
     }
-    if p.invite_valid.as_secs() < 60 || p.invite_valid.as_secs() > 90 * 86_400 {
-        bad(at("invite_valid"), "must be between 1m and 90d".into());
+    if !mfa_model::INVITE_VALID_SECS.contains(&p.invite_valid.secs_i64()) {
+        bad(
+            at("invite_valid"),
+            format!("must be {}", mfa_model::INVITE_VALID_TEXT),
+        );
     }
     if p.session_idle.as_secs() < 1 || p.session_idle.as_secs() > 3600 {
         bad(at("session_idle"), "must be between 1s and 1h".into());

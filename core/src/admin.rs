@@ -205,7 +205,8 @@ impl Admin<'_> {
         Ok(n)
     }
 
-    /// A new set of backup codes; the old set stops working in the same transaction. With
+    /// A new set of `count` backup codes (within [`mfa_model::BACKUP_CODES`], else
+    /// [`Refusal::BackupCodeCount`]); the old set stops working in the same transaction. With
     /// `signed_in` (the portal: the key the user signed in with), refused with
     /// [`Refusal::SignInEnded`] once that is no longer the user's key or the user is locked.
     pub fn issue_backup_codes(
@@ -215,6 +216,9 @@ impl Admin<'_> {
         signed_in: Option<&KeyGeneration>,
         now: i64,
     ) -> Result<Vec<Zeroizing<String>>, CoreError> {
+        if !mfa_model::BACKUP_CODES.contains(&count) {
+            return Err(Refusal::BackupCodeCount(count).into());
+        }
         let mut shown = Vec::new();
         let mut stored = Vec::new();
         for _ in 0..count {

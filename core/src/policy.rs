@@ -246,8 +246,14 @@ pub fn grace_deadline(record: Option<&UserRecord>, cfg: &Config, now: i64) -> Op
     Some(start.saturating_add(i64::from(cfg.policy.grace_days) * DAY))
 }
 
-fn days_until(t: i64, now: i64) -> i64 {
-    ((t - now) + DAY - 1).div_euclid(DAY).max(1)
+/// Whole days from `now` until `t`, a started day counting as one; 0 once `t` has come.
+/// The one count of days to a date (go-live, a grace deadline) that users and
+/// administrators are told.
+pub fn days_until(t: i64, now: i64) -> i64 {
+    t.saturating_sub(now)
+        .saturating_add(DAY - 1)
+        .div_euclid(DAY)
+        .max(0)
 }
 
 /// The decision before any code is seen.
@@ -330,7 +336,9 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     let reason = match deadline {
         None => Some(Reason::BeforeGoLive { days_left: None }),
         Some(deadline) => {
-            let days_left = days_until(deadline, f.now);
+            // At least one: a deadline a stored grace start put before go-live (the date
+            // moved later since) is still told as a day to go.
+            let days_left = days_until(deadline, f.now).max(1);
             if p.enforce_from.is_before(f.now) {
                 Some(Reason::BeforeGoLive {
                     days_left: Some(days_left),
@@ -549,6 +557,18 @@ mod tests {
 
     fn remote(s: &str) -> ClientAddr {
         ClientAddr::Remote(Some(s.parse().unwrap()))
+    }
+
+    /// Days to a date, as users and administrators are told: a started day is one, a date
+    /// that has come is 0.
+    #[test]
+    fn days_until_counts_started_days() {
+        assert_eq!(days_until(NOW + 1, NOW), 1);
+        assert_eq!(days_until(NOW + DAY, NOW), 1);
+        assert_eq!(days_until(NOW + DAY + 1, NOW), 2);
+        assert_eq!(days_until(NOW, NOW), 0);
+        assert_eq!(days_until(NOW - 5 * DAY, NOW), 0);
+        assert_eq!(days_until(i64::MAX, i64::MIN), i64::MAX / DAY);
     }
 
     #[test]

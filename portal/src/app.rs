@@ -20,8 +20,7 @@ use mfa_core::invite::{InviteEnrol, InviteState, token_hash};
 use mfa_core::login::now;
 use mfa_core::net::parse_ip_literal;
 use mfa_core::policy::UnlockScope;
-use mfa_core::store::AuditQuery;
-use mfa_core::{ClientAddr, Core, Request, TotpSecret, UserName};
+use mfa_core::{BACKUP_CODES_DEFAULT, ClientAddr, Core, Request, TotpSecret, UserName};
 use zeroize::Zeroizing;
 
 use crate::limits::{Limit, Limits, address_key};
@@ -32,6 +31,8 @@ use crate::text::{Lang, T};
 
 /// The actor and PAM-style service name the portal's audit events carry.
 pub const ACTOR: &str = "mfa-portal";
+/// Logins "My account" lists.
+const RECENT_LOGINS: usize = 10;
 /// Largest form body read; more is refused with a page.
 const MAX_BODY: usize = 4096;
 /// Largest field of each name (bytes): a user name as the sign-in form allows it, a code
@@ -803,30 +804,19 @@ async fn account_view(
     let user = &who.user;
     let csrf = p.sessions.csrf(sid);
     let (me, u) = (p.clone(), user.clone());
-    let since = now() - 90 * 86_400;
     let data = blocking(move || {
         let rec = me.core.store().user(&u)?;
-        let events = me.core.store().audit(&AuditQuery {
-            user: Some(u.to_string()),
-            since: Some(since),
-            limit: None,
-        })?;
-        Ok::<_, mfa_core::store::StoreError>((rec, events))
+        let logins = me.core.store().recent_logins(&u, RECENT_LOGINS, now())?;
+        Ok::<_, mfa_core::store::StoreError>((rec, logins))
     })
     .await;
-    let Some(Ok((rec, events))) = data else {
+    let Some(Ok((rec, logins))) = data else {
         return p.failure(c, "/account");
     };
     if who.key.holds(user, rec.as_ref(), now()).is_err() {
         return p.sign_in_ended(c, Some(sid), who).await;
     }
     let when = |v: Option<i64>| v.map_or(t.never.to_string(), format_utc);
-    let logins: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e.decision.as_str(), "allow" | "deny"))
-        .rev()
-        .take(10)
-        .collect();
     let mut rows = String::new();
     for e in &logins {
         rows.push_str(&format!(
@@ -1105,9 +1095,12 @@ async fn account_post(
         "backup-codes" => {
             let (me, w) = (p.clone(), who.clone());
             let r = blocking(move || {
-                me.core
-                    .admin(ACTOR)
-                    .issue_backup_codes(&w.user, 10, Some(&w.key), now())
+                me.core.admin(ACTOR).issue_backup_codes(
+                    &w.user,
+                    BACKUP_CODES_DEFAULT,
+                    Some(&w.key),
+                    now(),
+                )
             })
             .await;
             let codes = match r {

@@ -9,6 +9,7 @@ mod error;
 pub mod files;
 mod locate;
 mod schema;
+mod secret_file;
 mod validate;
 mod values;
 
@@ -18,6 +19,7 @@ pub use edit::{GoLiveEdit, TrustedEdit, edit_enforce_from, edit_trusted_networks
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path};
 pub use schema::*;
+pub use secret_file::{HostSecret, RADSEC_DEFAULT_SECRET, SecretFileError, SecretOwner};
 pub use values::{
     Cidr, GoLive, Instant, RememberFor, SecretString, Span, civil_from_days, days_from_civil,
     format_utc,
@@ -219,150 +221,6 @@ pub struct RadsecFiles {
     pub crls: Vec<rustls_pki_types::CertificateRevocationListDer<'static>>,
 }
 
-/// The RADIUS shared secret over TLS when the client entry sets none (RFC 6614 §2.3).
-pub const RADSEC_DEFAULT_SECRET: &str = "radsec";
-
-impl RadiusClient {
-    /// The client's shared secret, read from `secret_file` where configured (first line,
-    /// trailing newline removed); "radsec" for a RadSec client that sets none. The file must
-    /// pass [`files::open_trusted`].
-    pub fn load_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-        if let Some(s) = &self.secret {
-            return Ok(zeroize::Zeroizing::new(s.0.as_bytes().to_vec()));
-        }
-        if self.secret_file.is_none() && self.is_radsec() {
-            return Ok(zeroize::Zeroizing::new(
-                RADSEC_DEFAULT_SECRET.as_bytes().to_vec(),
-            ));
-        }
-        let Some(path) = &self.secret_file else {
-            return Err(format!("client {:?} has no shared secret", self.name));
-        };
-        read_secret_file(&format!("client {:?}", self.name), path)
-    }
-}
-
-/// Most files a `secrets_dir` may hold: more is a mistake, not a fleet.
-const MAX_HOST_SECRETS: usize = 65_536;
-
-/// One host of a `secrets_dir`: its address and its secret.
-pub type HostSecret = (std::net::IpAddr, zeroize::Zeroizing<Vec<u8>>);
-
-impl RadiusClient {
-    /// The per-host secrets of a client with `secrets_dir`: each file in it named by an IP
-    /// address inside `address` (IPv4-mapped IPv6 names count as IPv4), read as a
-    /// `secret_file` is. Hidden files (editors' swap files) are skipped; any other name, an
-    /// address outside `address`, one host named twice, an unsafe file or directory, or a
-    /// directory with no host in it is an error naming the client and file.
-    pub fn load_host_secrets(&self) -> Result<Vec<HostSecret>, String> {
-        let what = format!("client {:?}", self.name);
-        let Some(dir) = &self.secrets_dir else {
-            return Err(format!("{what} has no secrets_dir"));
-        };
-        files::check_trusted_file(dir, files::Purpose::SecretsDir)
-            .map_err(|e| format!("{what}: secrets_dir {e}"))?;
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("{what}: cannot read secrets_dir {}: {e}", dir.display()))?;
-        let mut out: Vec<HostSecret> = Vec::new();
-        for entry in entries {
-            let entry = entry
-                .map_err(|e| format!("{what}: cannot read secrets_dir {}: {e}", dir.display()))?;
-            let name = entry.file_name();
-            let shown = name.to_string_lossy();
-            if shown.starts_with('.') {
-                continue;
-            }
-            let ip = name
-                .to_str()
-                .and_then(|n| n.parse::<std::net::IpAddr>().ok())
-                .map(|ip| match ip {
-                    std::net::IpAddr::V6(v6) => {
-                        v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4)
-                    }
-                    v4 => v4,
-                })
-                .ok_or_else(|| {
-                    format!(
-                        "{what}: secrets_dir {}: {shown:?} is not named by an IP address (one file per host, named like 10.0.5.7 or 2001:db8::7)",
-                        dir.display()
-                    )
-                })?;
-            if !self.address.0.contains(&ip) {
-                return Err(format!(
-                    "{what}: secrets_dir {}: {ip} is not in this client's address {}",
-                    dir.display(),
-                    self.address.0
-                ));
-            }
-            if out.iter().any(|(seen, _)| *seen == ip) {
-                return Err(format!(
-                    "{what}: secrets_dir {}: two files name host {ip}",
-                    dir.display()
-                ));
-            }
-            if out.len() >= MAX_HOST_SECRETS {
-                return Err(format!(
-                    "{what}: secrets_dir {} holds more than {MAX_HOST_SECRETS} files",
-                    dir.display()
-                ));
-            }
-            let secret = read_secret_file(&format!("{what}, host {ip}"), &entry.path())?;
-            out.push((ip, secret));
-        }
-        if out.is_empty() {
-            return Err(format!(
-                "{what}: secrets_dir {} holds no host's secret (one file per host, named by its IP address)",
-                dir.display()
-            ));
-        }
-        out.sort_by_key(|(ip, _)| *ip);
-        Ok(out)
-    }
-}
-
-/// Largest `secret_file` read; a shared secret is a line, not a document.
-const MAX_SECRET_FILE_BYTES: usize = 4096;
-
-/// The first line of a secret file, trailing newline removed; `what` names its owner. The
-/// file must pass [`files::open_trusted`] (no one else may write it, nor others read it), and
-/// is read from the handle that was checked.
-fn read_secret_file(what: &str, path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-    use std::io::Read;
-    let (mut file, _) = files::open_trusted(path, files::Purpose::SecretFile)
-        .map_err(|e| format!("{what}: secret_file {e}"))?;
-    // Sized once so that reading never reallocates and leaves an unwiped copy behind.
-    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE_BYTES + 1));
-    let mut chunk = zeroize::Zeroizing::new([0u8; 512]);
-    loop {
-        let n = file
-            .read(&mut chunk[..])
-            .map_err(|e| format!("{what}: cannot read secret_file {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        if raw.len() + n > MAX_SECRET_FILE_BYTES {
-            return Err(format!(
-                "{what}: secret_file {} is larger than {MAX_SECRET_FILE_BYTES} bytes",
-                path.display()
-            ));
-        }
-        raw.extend_from_slice(&chunk[..n]);
-    }
-    let line = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.is_empty() {
-        return Err(format!("{what}: secret_file {} is empty", path.display()));
-    }
-    Ok(zeroize::Zeroizing::new(line.to_vec()))
-}
-
-impl RemoteConfig {
-    /// The shared secret with the servers, from `secret_file`.
-    pub fn load_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-        read_secret_file("remote", &self.secret_file)
-    }
-}
-
 impl Config {
     /// The configured path in messages and for `--config` defaults.
     pub fn default_path() -> PathBuf {
@@ -436,7 +294,7 @@ impl Config {
                     file: self.source.clone(),
                     line,
                     key: Some(key),
-                    message: e,
+                    message: e.to_string(),
                 });
             }
             if c.secrets_dir.is_some()
@@ -448,7 +306,7 @@ impl Config {
                     file: self.source.clone(),
                     line,
                     key: Some(key),
-                    message: e,
+                    message: e.to_string(),
                 });
             }
         }
@@ -480,7 +338,7 @@ impl Config {
                 file: self.source.clone(),
                 line: line_of_path(&text, &path),
                 key: Some(path_string(&path)),
-                message: e,
+                message: e.to_string(),
             });
         }
         out
@@ -1007,6 +865,63 @@ secret_file = "/etc/mfa/remote.secret"
         );
     }
 
+    /// A secret that cannot be read is a typed error whose text is the one these errors
+    /// always had (they were strings): the owner, the key, the file.
+    #[test]
+    fn secret_file_errors_name_the_owner_the_key_and_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gw.secret");
+        let t = format!(
+            "[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\nsecret_file = \"{}\"\n[remote]\nservers = [\"10.0.0.5\"]\nsecret_file = \"{}\"\n",
+            file.display(),
+            file.display()
+        );
+        let c = parse_str(&t).unwrap();
+        let (gw, remote) = (&c.radius.clients[0], c.remote.as_ref().unwrap());
+        let e = gw.load_secret().unwrap_err();
+        assert!(
+            matches!(&e, SecretFileError::Untrusted { owner: SecretOwner::Client(n), key: "secret_file", .. } if n == "gw"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("client \"gw\": secret_file "),
+            "{e}"
+        );
+        std::fs::write(&file, "\nsecond line\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            gw.load_secret().unwrap_err().to_string(),
+            format!("client \"gw\": secret_file {} is empty", file.display())
+        );
+        assert_eq!(
+            remote.load_secret().unwrap_err().to_string(),
+            format!("remote: secret_file {} is empty", file.display())
+        );
+        std::fs::write(&file, vec![b'x'; 5000]).unwrap();
+        let e = remote.load_secret().unwrap_err();
+        assert!(matches!(e, SecretFileError::TooLarge { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "remote: secret_file {} is larger than 4096 bytes",
+                file.display()
+            )
+        );
+        std::fs::write(&file, "s3cret\n").unwrap();
+        assert_eq!(&remote.load_secret().unwrap()[..], b"s3cret");
+        let mut none = gw.clone();
+        none.secret_file = None;
+        assert_eq!(
+            none.load_secret().unwrap_err().to_string(),
+            "client \"gw\" has no shared secret"
+        );
+        assert_eq!(
+            none.load_host_secrets().unwrap_err().to_string(),
+            "client \"gw\" has no secrets_dir"
+        );
+    }
+
     #[test]
     fn host_secrets_are_files_named_by_addresses_inside_the_entry() {
         use std::os::unix::fs::PermissionsExt;
@@ -1027,11 +942,9 @@ secret_file = "/etc/mfa/remote.secret"
             parse_str(&t).unwrap().radius.clients.remove(0)
         };
         let c = client("10.0.5.0/24");
-        assert!(
-            c.load_host_secrets()
-                .unwrap_err()
-                .contains("holds no host's secret")
-        );
+        let e = c.load_host_secrets().unwrap_err();
+        assert!(matches!(e, SecretFileError::NoHosts { .. }), "{e:?}");
+        assert!(e.to_string().contains("holds no host's secret"));
         put("10.0.5.7", "seven\n");
         put("::ffff:10.0.5.8", "eight\r\nsecond line\n");
         // An editor's swap file is not a host.
@@ -1051,6 +964,11 @@ secret_file = "/etc/mfa/remote.secret"
         // Outside the entry's address.
         let e = client("10.0.5.0/29").load_host_secrets().unwrap_err();
         assert!(
+            matches!(e, SecretFileError::OutsideAddress { ip, .. } if ip.to_string() == "10.0.5.8"),
+            "{e:?}"
+        );
+        let e = e.to_string();
+        assert!(
             e.contains("10.0.5.8 is not in this client's address 10.0.5.0/29"),
             "{e}"
         );
@@ -1061,6 +979,18 @@ secret_file = "/etc/mfa/remote.secret"
         )
         .unwrap();
         let e = c.load_host_secrets().unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                SecretFileError::Untrusted {
+                    owner: SecretOwner::Host { .. },
+                    key: "secret_file",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains("readable by others"), "{e}");
         std::fs::set_permissions(
             hosts.join("10.0.5.7"),
@@ -1069,12 +999,12 @@ secret_file = "/etc/mfa/remote.secret"
         .unwrap();
         // A name that is no address.
         put("web1", "x\n");
-        let e = c.load_host_secrets().unwrap_err();
+        let e = c.load_host_secrets().unwrap_err().to_string();
         assert!(e.contains("\"web1\" is not named by an IP address"), "{e}");
         std::fs::remove_file(hosts.join("web1")).unwrap();
         // A directory others may write.
         std::fs::set_permissions(&hosts, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = c.load_host_secrets().unwrap_err();
+        let e = c.load_host_secrets().unwrap_err().to_string();
         assert!(e.contains("writable by"), "{e}");
     }
 

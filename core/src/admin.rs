@@ -10,6 +10,7 @@ use crate::core::STORE_WIDE;
 use crate::error::CoreError;
 use crate::keyfile;
 use crate::keygen::KeyGeneration;
+use crate::names::NameError;
 use crate::secret::{Encrypted, Sealer, StoreKey, TotpSecret};
 use crate::store::{Abort, AuditQuery, Store};
 use crate::verify::{new_one_time_code, store_one_time_code};
@@ -302,17 +303,24 @@ impl Admin<'_> {
         let mut by_key: std::collections::HashMap<String, Vec<&ImportEntry>> =
             std::collections::HashMap::new();
         for e in entries {
-            crate::names::refuse_lookalike(self.core, &e.user, &e.user)
-                .map_err(|err| CoreError::Names(format!("{}: {err}", e.origin)))?;
+            crate::names::refuse_lookalike(self.core, &e.user, &e.user).map_err(|err| {
+                NameError::ImportRefused {
+                    origin: e.origin.clone(),
+                    error: Box::new(err),
+                }
+            })?;
             let same = by_key.entry(mfa_model::lookalike_key(&e.user)).or_default();
             if let Some(first) = same
                 .iter()
                 .find(|f| mfa_model::look_alike(&f.user, &e.user))
             {
-                return Err(CoreError::Names(format!(
-                    "{}: {:?} looks like {:?} ({}): one person is one record; nothing was imported",
-                    e.origin, e.user, first.user, first.origin
-                )));
+                return Err(NameError::ImportLookAlikes {
+                    origin: e.origin.clone(),
+                    user: e.user.clone(),
+                    first: first.user.clone(),
+                    first_origin: first.origin.clone(),
+                }
+                .into());
             }
             same.push(e);
         }

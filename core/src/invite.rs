@@ -227,10 +227,11 @@ impl Invites<'_> {
         // store may have changed since (a look-alike enrolled meanwhile): a record is made
         // only for a name that is still one.
         if self.core.user_name(&user)? != user {
-            return Err(CoreError::Names(format!(
-                "the invite is for {user:?}, which is no longer a user's canonical name under {}",
-                crate::names::describe(&self.core.config.users)
-            )));
+            return Err(crate::names::NameError::InviteNotCanonical {
+                user,
+                rules: crate::names::describe(&self.core.config.users),
+            }
+            .into());
         }
         let mut used = self.event(now, &user, "used", None);
         used.client_ip = client_ip.map(str::to_string);

@@ -10,6 +10,7 @@ use crate::core::STORE_WIDE;
 use crate::error::CoreError;
 use crate::keyfile;
 use crate::keygen::KeyGeneration;
+use crate::names::NameError;
 use crate::secret::{Encrypted, Sealer, StoreKey, TotpSecret};
 use crate::store::{Abort, AuditQuery, Store};
 use crate::verify::{new_one_time_code, store_one_time_code};
@@ -205,7 +206,8 @@ impl Admin<'_> {
         Ok(n)
     }
 
-    /// A new set of backup codes; the old set stops working in the same transaction. With
+    /// A new set of `count` backup codes (within [`mfa_model::BACKUP_CODES`], else
+    /// [`Refusal::BackupCodeCount`]); the old set stops working in the same transaction. With
     /// `signed_in` (the portal: the key the user signed in with), refused with
     /// [`Refusal::SignInEnded`] once that is no longer the user's key or the user is locked.
     pub fn issue_backup_codes(
@@ -215,6 +217,9 @@ impl Admin<'_> {
         signed_in: Option<&KeyGeneration>,
         now: i64,
     ) -> Result<Vec<Zeroizing<String>>, CoreError> {
+        if !mfa_model::BACKUP_CODES.contains(&count) {
+            return Err(Refusal::BackupCodeCount(count).into());
+        }
         let mut shown = Vec::new();
         let mut stored = Vec::new();
         for _ in 0..count {
@@ -298,17 +303,24 @@ impl Admin<'_> {
         let mut by_key: std::collections::HashMap<String, Vec<&ImportEntry>> =
             std::collections::HashMap::new();
         for e in entries {
-            crate::names::refuse_lookalike(self.core, &e.user, &e.user)
-                .map_err(|err| CoreError::Names(format!("{}: {err}", e.origin)))?;
+            crate::names::refuse_lookalike(self.core, &e.user, &e.user).map_err(|err| {
+                NameError::ImportRefused {
+                    origin: e.origin.clone(),
+                    error: Box::new(err),
+                }
+            })?;
             let same = by_key.entry(mfa_model::lookalike_key(&e.user)).or_default();
             if let Some(first) = same
                 .iter()
                 .find(|f| mfa_model::look_alike(&f.user, &e.user))
             {
-                return Err(CoreError::Names(format!(
-                    "{}: {:?} looks like {:?} ({}): one person is one record; nothing was imported",
-                    e.origin, e.user, first.user, first.origin
-                )));
+                return Err(NameError::ImportLookAlikes {
+                    origin: e.origin.clone(),
+                    user: e.user.clone(),
+                    first: first.user.clone(),
+                    first_origin: first.origin.clone(),
+                }
+                .into());
             }
             same.push(e);
         }

@@ -79,6 +79,15 @@ pub fn looks_like_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Refuses a validity outside [`mfa_model::INVITE_VALID_SECS`], whoever asks.
+fn valid_for(valid_secs: i64) -> Result<(), CoreError> {
+    if mfa_model::INVITE_VALID_SECS.contains(&valid_secs) {
+        Ok(())
+    } else {
+        Err(Refusal::InviteValidity(valid_secs).into())
+    }
+}
+
 /// A new token and the invite that keeps its hash.
 fn new_invite(
     user: &UserName,
@@ -118,6 +127,7 @@ impl Invites<'_> {
         valid_secs: i64,
         now: i64,
     ) -> Result<Zeroizing<String>, CoreError> {
+        valid_for(valid_secs)?;
         let (token, inv) = new_invite(user, now, valid_secs)?;
         let ev = self.event(now, user, "issued", Some(format!("valid {valid_secs}s")));
         self.core
@@ -134,6 +144,7 @@ impl Invites<'_> {
         valid_secs: i64,
         now: i64,
     ) -> Result<Vec<(UserName, Zeroizing<String>)>, CoreError> {
+        valid_for(valid_secs)?;
         let mut out = Vec::new();
         let mut invites = Vec::new();
         let mut events = Vec::new();
@@ -216,10 +227,11 @@ impl Invites<'_> {
         // store may have changed since (a look-alike enrolled meanwhile): a record is made
         // only for a name that is still one.
         if self.core.user_name(&user)? != user {
-            return Err(CoreError::Names(format!(
-                "the invite is for {user:?}, which is no longer a user's canonical name under {}",
-                crate::names::describe(&self.core.config.users)
-            )));
+            return Err(crate::names::NameError::InviteNotCanonical {
+                user,
+                rules: crate::names::describe(&self.core.config.users),
+            }
+            .into());
         }
         let mut used = self.event(now, &user, "used", None);
         used.client_ip = client_ip.map(str::to_string);

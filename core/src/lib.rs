@@ -27,8 +27,8 @@ pub use error::CoreError;
 pub use keygen::KeyGeneration;
 pub use login::{Admission, Attempt, Request, Voucher};
 pub use mfa_model::{
-    AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
-    lookalike_key,
+    AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, INVITE_VALID_SECS, INVITE_VALID_TEXT,
+    OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord, lookalike_key,
 };
 /// The store trait and its errors, as the core's services speak them.
 pub use mfa_store as store;

@@ -247,6 +247,7 @@ impl Login<'_> {
                 now: req.now,
                 record: record.as_ref(),
                 groups,
+                code_always: false,
             },
             &self.core.config,
         ))
@@ -336,6 +337,19 @@ impl Login<'_> {
     }
 
     fn batch(&self, attempts: &[Attempt], deferred: bool) -> Result<Vec<Decision>, CoreError> {
+        let decided = self.run(attempts, deferred, Ask::Policy)?;
+        Ok(decided.into_iter().map(|(d, _)| d).collect())
+    }
+
+    /// The attempts in one store transaction, each through [`attempt_in_tx`]; with
+    /// [`Ask::CodeAlways`], an allowing decision comes with the key generation it was made
+    /// with.
+    fn run(
+        &self,
+        attempts: &[Attempt],
+        deferred: bool,
+        ask: Ask,
+    ) -> Result<Vec<(Decision, Option<KeyGeneration>)>, CoreError> {
         let core = self.core;
         let ctx = Ctx::of(core);
         let mut names: Vec<&UserName> = Vec::new();
@@ -360,8 +374,12 @@ impl Login<'_> {
                 let slot = recs
                     .get_mut(i)
                     .ok_or(Abort::Bug("batch index out of range"))?;
-                let (d, ev) = attempt_in_tx(slot, a, &ctx)?;
-                decisions.push(d);
+                let (d, ev) = attempt_in_tx(slot, a, &ctx, ask)?;
+                let key = match ask {
+                    Ask::CodeAlways if d.is_allowed() => slot.as_ref().and_then(KeyGeneration::of),
+                    _ => None,
+                };
+                decisions.push((d, key));
                 events.extend(ev);
             }
             // Kept for the sink: all of them where it wants them, else only the first.
@@ -383,66 +401,28 @@ impl Login<'_> {
     }
 
     /// A sign-in that must prove the key whatever the policy would let in without one (the
-    /// portal's "My account": a trusted or remembered network must not stand in for the code
-    /// that manages the account, or an unlock could renew itself). Only an enrolled user
-    /// signs in; a locked user or address stays refused; the code goes through the same
+    /// portal's "My account": see [`Facts::code_always`]). Decided like every other final
+    /// decision, by [`attempt_in_tx`] on the locked record: only an enrolled user gets to
+    /// the code, a locked user or address stays refused, and the code goes through the same
     /// checks as at a login (window, replay, one-time codes, lockout counters), in one
-    /// transaction with its audit event. With an allowing decision comes the generation of
-    /// the key the code was checked against, read in that transaction: what the portal's
-    /// session stands for (see [`KeyGeneration`]).
+    /// transaction with its audit event. A refusal before the code leaves the record as it
+    /// was: a sign-in is no login of the roll-out (no record, no grace start). With an
+    /// allowing decision comes the generation of the key the code was checked against, read
+    /// in that transaction: what the portal's session stands for (see [`KeyGeneration`]).
     pub fn verify_code_always(
         &self,
         req: &Request,
         code: &str,
     ) -> Result<(Decision, Option<KeyGeneration>), CoreError> {
-        let core = self.core;
-        let ctx = Ctx::of(core);
-        let mut out = None;
-        let mut key = None;
-        let mut logged = Vec::new();
-        core.store.transact(&[&req.user], &mut |recs| {
-            // A transaction may run again (a conflict on PostgreSQL): nothing of a former run.
-            key = None;
-            let slot = recs.get_mut(0).ok_or(Abort::Bug("no slot"))?;
-            let d = match slot.as_mut().filter(|r| r.enrolled()) {
-                None => Decision::deny(Reason::NotEnrolled),
-                Some(rec) => {
-                    let source = req.client.ip().map(|ip| ip.to_string());
-                    if let Some(until) = rec.locked(req.now) {
-                        Decision::deny(Reason::Locked { until })
-                    } else if let Some(until) = source
-                        .as_deref()
-                        .and_then(|s| rec.source_locked(s, req.now))
-                    {
-                        Decision::deny(Reason::SourceLocked { until })
-                    } else {
-                        let secret = match &rec.secret {
-                            Some(s) => {
-                                Some(ctx.sealer.unseal(&rec.name, s).map_err(Abort::Secret)?)
-                            }
-                            None => None,
-                        };
-                        let d = apply_code(
-                            rec,
-                            secret.as_ref(),
-                            code,
-                            source.as_deref(),
-                            req.now,
-                            ctx.cfg,
-                        );
-                        note_outcome(rec, &d, &req.client, req.now);
-                        key = d.is_allowed().then(|| KeyGeneration::of(rec)).flatten();
-                        d
-                    }
-                }
-            };
-            let ev = req.event(&d);
-            logged = vec![ev.clone()];
-            out = Some(d);
-            Ok(vec![ev])
-        })?;
-        core.sink.committed(core.store.as_ref(), &logged);
-        Ok((out.ok_or(CoreError::Bug("no decision"))?, key))
+        let attempt = Attempt {
+            req: req.clone(),
+            code: Some(Zeroizing::new(code.to_string())),
+            // No exemption applies, so no group is looked up.
+            groups: Vec::new(),
+        };
+        let mut d = self.run(std::slice::from_ref(&attempt), false, Ask::CodeAlways)?;
+        d.pop()
+            .ok_or(CoreError::Bug("a batch of one gave no decision"))
     }
 
     /// Records a refused first factor (RADIUS password through PAM). No record is created
@@ -487,12 +467,22 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// What a final decision asks of a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// What the policy says: a code where it asks for one.
+    Policy,
+    /// The code, whatever else would let the request in (see [`Facts::code_always`]).
+    CodeAlways,
+}
+
 /// One attempt on the locked record: the policy, then the code where one is needed and
 /// given. Returns the decision and, when it is final, its audit event.
 pub(crate) fn attempt_in_tx(
     slot: &mut Option<UserRecord>,
     a: &Attempt,
     ctx: &Ctx<'_>,
+    ask: Ask,
 ) -> Result<(Decision, Option<AuditEvent>), Abort> {
     let req = &a.req;
     let facts = Facts {
@@ -502,10 +492,14 @@ pub(crate) fn attempt_in_tx(
         now: req.now,
         record: slot.as_ref(),
         groups: &a.groups,
+        code_always: ask == Ask::CodeAlways,
     };
     let d = decide(&facts, ctx.cfg);
     if d.outcome != Outcome::NeedCode {
-        settle(slot, a, &d, ctx);
+        // A sign-in refused before its code is no login of the roll-out: it tracks no one.
+        if ask == Ask::Policy {
+            settle(slot, a, &d, ctx);
+        }
         clamp_unlocks(slot, req.now, ctx.cfg);
         return Ok((d.clone(), Some(req.event(&d))));
     }
@@ -959,6 +953,65 @@ mod tests {
         let log = a.store().audit(&Default::default()).unwrap();
         let reasons: Vec<_> = log.iter().map(|e| e.reason.as_str()).collect();
         assert_eq!(reasons, ["wrong_password", "unknown_or_expired_state"]);
+    }
+
+    /// The portal's sign-in goes through the one path with the code always asked for: a
+    /// trusted network, an exemption or a grace period lets no one in without it; an
+    /// unenrolled name gets no record; a lock holds even against the right code; an
+    /// allowing decision comes with the generation of the key it proved.
+    #[test]
+    fn a_sign_in_that_always_asks_for_the_code_takes_the_one_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.path = dir.path().join("mfa.db");
+        cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+        cfg.policy.exempt_users = vec!["gus".into()];
+        cfg.policy.grace_days = 14;
+        cfg.audit.syslog = false;
+        let a = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        a.enrolment()
+            .enroll(&n("gus"), &s, None, false, "test", now)
+            .unwrap();
+        let l = a.login();
+        let right = code_at_step(&s, &params(&a), now / 30);
+        let wrong = if right.as_str() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        // Exempt and on a trusted network: a login is let in without a code, a sign-in not.
+        let trusted = past_first_factor(req("gus", "10.1.1.1", now));
+        assert_eq!(l.begin(&trusted).unwrap().reason, Reason::TrustedNetwork);
+        let (d, key) = l.verify_code_always(&trusted, wrong).unwrap();
+        assert_eq!((d.reason, key), (Reason::WrongCode, None));
+        let (d, key) = l.verify_code_always(&trusted, &right).unwrap();
+        assert_eq!(d.reason, Reason::ValidCode);
+        let rec = a.store().user(&n("gus")).unwrap().unwrap();
+        assert_eq!(key, KeyGeneration::of(&rec), "the key the code proved");
+        // In the grace period, vouched for: refused, and no record made, no grace started.
+        let (d, key) = l
+            .verify_code_always(&past_first_factor(req("hal", "192.0.2.1", now)), &right)
+            .unwrap();
+        assert_eq!((d.reason, key), (Reason::NotEnrolled, None));
+        assert!(a.store().user(&n("hal")).unwrap().is_none());
+        // Locked by wrong codes: refused even with the right code, which is not spent.
+        let r = req("gus", "192.0.2.1", now + 60);
+        for _ in 0..5 {
+            l.verify_code_always(&r, wrong).unwrap();
+        }
+        let next = code_at_step(&s, &params(&a), (now + 60) / 30);
+        let (d, key) = l.verify_code_always(&r, &next).unwrap();
+        assert!(d.is_locked() && key.is_none(), "{d:?}");
+        let rec = a.store().user(&n("gus")).unwrap().unwrap();
+        assert_eq!(
+            rec.last_step,
+            Some(now / 30),
+            "the right code was not spent"
+        );
+        let log = a.store().audit(&Default::default()).unwrap();
+        assert_eq!(log.last().unwrap().reason, d.reason.code(), "audited");
     }
 
     /// A locked user is refused by the policy on the one path, with or without a code, and

@@ -254,6 +254,11 @@ pub struct Facts<'a> {
     pub now: i64,
     pub record: Option<&'a UserRecord>,
     pub groups: &'a [String],
+    /// The request must prove the key whatever else would let it in (the portal's sign-in
+    /// to "My account": a trusted or remembered network, an exemption or a grace period
+    /// must not stand in for the code that manages the account, or an unlock could renew
+    /// itself). Only an enrolled user may then go on to the code; the locks hold as ever.
+    pub code_always: bool,
 }
 
 /// When a not-yet-enrolled user's grace ends: `grace_days` after the later of go-live and
@@ -272,8 +277,14 @@ pub fn grace_deadline(record: Option<&UserRecord>, cfg: &Config, now: i64) -> Op
     Some(start.saturating_add(i64::from(cfg.policy.grace_days) * DAY))
 }
 
-fn days_until(t: i64, now: i64) -> i64 {
-    ((t - now) + DAY - 1).div_euclid(DAY).max(1)
+/// Whole days from `now` until `t`, a started day counting as one; 0 once `t` has come.
+/// The one count of days to a date (go-live, a grace deadline) that users and
+/// administrators are told.
+pub fn days_until(t: i64, now: i64) -> i64 {
+    t.saturating_sub(now)
+        .saturating_add(DAY - 1)
+        .div_euclid(DAY)
+        .max(0)
 }
 
 /// The decision before any code is seen.
@@ -291,6 +302,11 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         SelfEnroll::Anywhere => true,
     };
 
+    // Whether anything but the code may let this request in (see `Facts::code_always`).
+    let waivable = !f.code_always;
+    if !waivable && !enrolled {
+        return Decision::deny(Reason::NotEnrolled);
+    }
     // A user lock holds on trusted networks too only where configured.
     if cfg.lockout.lock_trusted
         && let Some(until) = f.record.and_then(|r| r.locked(f.now))
@@ -298,25 +314,26 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         return Decision::deny(Reason::Locked { until });
     }
     // 1. Trusted network (and, where configured, local logins).
-    if trusted {
+    if trusted && waivable {
         let mut d = Decision::allow(Reason::TrustedNetwork);
         d.offer_enrolment = !enrolled && may_enrol_here;
         return d;
     }
-    if f.client == ClientAddr::Local && p.local_logins == LocalLogins::Trusted {
+    if waivable && f.client == ClientAddr::Local && p.local_logins == LocalLogins::Trusted {
         return Decision::allow(Reason::LocalLogin);
     }
     // 2. Exempt users and groups. An entry means the user its canonical name names
     // (`Backup` and `CONTOSO\backup` are `backup` where the rules say so); an entry without
     // one names nobody (configuration validation refuses it).
     let rules = cfg.users.rules();
-    if p.exempt_users
-        .iter()
-        .any(|u| UserName::canonical(u, &rules).is_ok_and(|u| u == *f.user))
+    if waivable
+        && p.exempt_users
+            .iter()
+            .any(|u| UserName::canonical(u, &rules).is_ok_and(|u| u == *f.user))
     {
         return Decision::allow(Reason::ExemptUser);
     }
-    if f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
+    if waivable && f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
         return Decision::allow(Reason::ExemptGroup);
     }
     // 5 before 3: a locked user is refused before a code is even asked for.
@@ -334,6 +351,7 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     // of a kind the unlock is for (`remember_for`: by default only the gateways that cannot
     // ask for a code). After the locks, so a locked user or address stays refused.
     if let (Some(ip), Some(r)) = (f.client.ip(), f.record)
+        && waivable
         && unlock_applies(f.service, cfg)
         && r.unlocked(&ip.to_string(), f.now, p.remember.secs_i64())
             .is_some()
@@ -349,7 +367,9 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     let reason = match deadline {
         None => Some(Reason::BeforeGoLive { days_left: None }),
         Some(deadline) => {
-            let days_left = days_until(deadline, f.now);
+            // At least one: a deadline a stored grace start put before go-live (the date
+            // moved later since) is still told as a day to go.
+            let days_left = days_until(deadline, f.now).max(1);
             if p.enforce_from.is_before(f.now) {
                 Some(Reason::BeforeGoLive {
                     days_left: Some(days_left),
@@ -475,6 +495,7 @@ pub fn rollout_status(
             now,
             record: Some(rec),
             groups,
+            code_always: false,
         },
         cfg,
     );
@@ -559,6 +580,7 @@ mod tests {
                 now,
                 record: r,
                 groups: &[],
+                code_always: false,
             },
             c,
         )
@@ -566,6 +588,18 @@ mod tests {
 
     fn remote(s: &str) -> ClientAddr {
         ClientAddr::Remote(Some(s.parse().unwrap()))
+    }
+
+    /// Days to a date, as users and administrators are told: a started day is one, a date
+    /// that has come is 0.
+    #[test]
+    fn days_until_counts_started_days() {
+        assert_eq!(days_until(NOW + 1, NOW), 1);
+        assert_eq!(days_until(NOW + DAY, NOW), 1);
+        assert_eq!(days_until(NOW + DAY + 1, NOW), 2);
+        assert_eq!(days_until(NOW, NOW), 0);
+        assert_eq!(days_until(NOW - 5 * DAY, NOW), 0);
+        assert_eq!(days_until(i64::MAX, i64::MIN), i64::MAX / DAY);
     }
 
     #[test]
@@ -636,6 +670,7 @@ mod tests {
             now: NOW,
             record: None,
             groups: &groups,
+            code_always: false,
         };
         assert_eq!(decide(&f, &c).reason, Reason::ExemptGroup);
     }

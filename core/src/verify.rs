@@ -367,7 +367,7 @@ pub fn note_outcome(rec: &mut UserRecord, d: &Decision, client: &ClientAddr, now
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::login::{Attempt, Ctx, Request, attempt_in_tx};
+    use crate::login::{Ask, Attempt, Ctx, Request, attempt_in_tx};
     use crate::secret::{Sealer, TotpSecret, Unsealed};
     use crate::totp::code_at_step;
     use mfa_model::UserName;
@@ -471,7 +471,7 @@ mod tests {
             groups: Vec::new(),
         };
         let mut slot = Some(r.clone());
-        let (d, _) = attempt_in_tx(&mut slot, &a, &ctx).unwrap();
+        let (d, _) = attempt_in_tx(&mut slot, &a, &ctx, Ask::Policy).unwrap();
         *r = slot.unwrap();
         d
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use mfa_config::{GoLive, format_utc};
 use mfa_core::login::now;
-use mfa_core::policy::rollout_status;
+use mfa_core::policy::{days_until, rollout_status};
 use mfa_core::store::AuditQuery;
 use mfa_core::{OpenMode, OtcKind, RolloutStatus};
 use mfa_model::Invite;
@@ -193,7 +193,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
         GoLive::At(_) => "date",
         GoLive::Never => "never",
     };
-    let days_to_go = go_live.map(|g| ((g - t) as f64 / 86_400.0).ceil().max(0.0) as i64);
+    let days_to_go = go_live.map(|g| days_until(g, t));
     let pct = |n: &Totals| {
         if n.users == 0 {
             0.0

@@ -18,8 +18,8 @@ pub use name::{
     lookalike_key_version,
 };
 pub use record::{
-    Invite, OneTimeCode, OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, Unlock,
-    UserRecord,
+    BACKUP_CODES, BACKUP_CODES_DEFAULT, INVITE_VALID_SECS, INVITE_VALID_TEXT, Invite, OneTimeCode,
+    OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, Unlock, UserRecord,
 };
 pub use refusal::Refusal;
 pub use sealed::{

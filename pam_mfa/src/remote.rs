@@ -229,13 +229,13 @@ impl Remote {
         let Some(r) = &cfg.remote else {
             return Ok(None);
         };
-        let secret = r.load_secret().map_err(|message| {
+        let secret = r.load_secret().map_err(|e| {
             CoreError::Config(ConfigError {
                 problems: vec![Problem {
                     file: cfg.source.clone(),
                     line: None,
                     key: Some("remote.secret_file".into()),
-                    message,
+                    message: e.to_string(),
                 }],
             })
         })?;

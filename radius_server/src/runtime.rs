@@ -83,7 +83,7 @@ pub struct Runtime {
 pub enum LoadError {
     Config(ConfigError),
     /// A client's shared secret could not be read; the text names the client and file.
-    Secret(String),
+    Secret(mfa_config::SecretFileError),
     NoClients {
         path: PathBuf,
     },
@@ -98,7 +98,7 @@ impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoadError::Config(e) => write!(f, "{e}"),
-            LoadError::Secret(e) => f.write_str(e),
+            LoadError::Secret(e) => write!(f, "{e}"),
             LoadError::NoClients { path } => write!(
                 f,
                 "{}: radius.clients: no RADIUS client is configured; every request would be dropped",

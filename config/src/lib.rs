@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use edit::{GoLiveEdit, TrustedEdit, edit_enforce_from, edit_trusted_networks};
 pub use error::{ConfigError, Problem};
-pub use locate::{Seg, line_of_path};
+pub use locate::{Seg, line_of_path, path_string};
 pub use schema::*;
 pub use secret_file::{HostSecret, RADSEC_DEFAULT_SECRET, SecretFileError, SecretOwner};
 pub use values::{
@@ -25,12 +25,12 @@ pub use values::{
     format_utc,
 };
 
-use locate::{key_at, line_of, path_string};
-pub use validate::check_store_url;
-use validate::{k, radsec_file_help, validate};
+use locate::{key_at, line_of};
+pub use validate::{check_store_url, radsec_file_help};
+use validate::{k, validate};
 
 /// Largest config file we read; anything bigger is a mistake (or an attack on a setuid path).
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Shortest RADIUS shared secret that passes without a warning (RFC 2865 section 3 asks for
 /// at least 16 octets); shorter ones only warn, since some gateways limit the length.
@@ -211,16 +211,6 @@ fn private_v6(n: &ipnet::Ipv6Net) -> bool {
         .any(|p| p.contains(n))
 }
 
-/// The files of `[radius.radsec]`, read and decoded from PEM (the daemon builds its TLS
-/// configuration from these; `config check` reads them the same way).
-#[derive(Debug)]
-pub struct RadsecFiles {
-    pub certificate: Vec<rustls_pki_types::CertificateDer<'static>>,
-    pub key: rustls_pki_types::PrivateKeyDer<'static>,
-    pub ca: Vec<rustls_pki_types::CertificateDer<'static>>,
-    pub crls: Vec<rustls_pki_types::CertificateRevocationListDer<'static>>,
-}
-
 impl Config {
     /// The configured path in messages and for `--config` defaults.
     pub fn default_path() -> PathBuf {
@@ -325,11 +315,6 @@ impl Config {
                 }
             }
         }
-        if self.radius.radsec.is_some()
-            && let Err(p) = self.radsec_files()
-        {
-            out.extend(p);
-        }
         if let Some(r) = &self.remote
             && let Err(e) = r.load_secret()
         {
@@ -393,11 +378,6 @@ impl Config {
                 });
             }
         }
-        if self.radius.radsec.is_some()
-            && let Err(p) = self.radsec_files()
-        {
-            out.extend(p);
-        }
         let mut at = |path: Vec<Seg>, message: String| {
             out.push(Problem {
                 file: self.source.clone(),
@@ -453,104 +433,6 @@ impl Config {
             }
         }
         out
-    }
-
-    /// Reads the files `[radius.radsec]` names. `Ok(None)`: RadSec is off. Every problem
-    /// names the file and the key that names it.
-    pub fn radsec_files(&self) -> Result<Option<RadsecFiles>, Vec<Problem>> {
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-
-        let Some(t) = &self.radius.radsec else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(&self.source).unwrap_or_default();
-        let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            let path = [k("radius"), k("radsec"), k(key)];
-            problems.push(Problem {
-                file: self.source.clone(),
-                line: line_of_path(&text, &path),
-                key: Some(path_string(&path)),
-                message,
-            });
-        };
-        // Zeroized after use: the key file's bytes are a secret.
-        let read =
-            |key: &str, p: &Option<PathBuf>| -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-                let Some(p) = p else {
-                    return Err(format!("required: {}", radsec_file_help(key)));
-                };
-                let meta = std::fs::metadata(p)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
-                    return Err(format!(
-                        "{} is not a regular file of at most 1 MiB",
-                        p.display()
-                    ));
-                }
-                std::fs::read(p)
-                    .map(zeroize::Zeroizing::new)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))
-            };
-        let certs =
-            |key: &str, p: &Option<PathBuf>| -> Result<Vec<CertificateDer<'static>>, String> {
-                let raw = read(key, p)?;
-                let shown = p.as_deref().unwrap_or(Path::new("")).display();
-                let certs = CertificateDer::pem_slice_iter(&raw)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("{shown}: not valid PEM: {e}"))?;
-                if certs.is_empty() {
-                    return Err(format!(
-                        "{shown} holds no certificate (\"-----BEGIN CERTIFICATE-----\")"
-                    ));
-                }
-                Ok(certs)
-            };
-        let certificate = certs("certificate", &t.certificate)
-            .map_err(|e| problem("certificate", e))
-            .ok();
-        let ca = certs("ca_file", &t.ca_file)
-            .map_err(|e| problem("ca_file", e))
-            .ok();
-        let key = read("key", &t.key)
-            .and_then(|raw| {
-                let shown = t.key.as_deref().unwrap_or(Path::new("")).display();
-                PrivateKeyDer::from_pem_slice(&raw).map_err(|e| {
-                    format!("{shown} holds no usable private key (PEM: PKCS#8, PKCS#1 or SEC1; not encrypted): {e}")
-                })
-            })
-            .map_err(|e| problem("key", e))
-            .ok();
-        let crls = match &t.crl_file {
-            None => Some(Vec::new()),
-            Some(p) => read("crl_file", &t.crl_file)
-                .and_then(|raw| {
-                    let crls = CertificateRevocationListDer::pem_slice_iter(&raw)
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| format!("{}: not valid PEM: {e}", p.display()))?;
-                    if crls.is_empty() {
-                        return Err(format!(
-                            "{} holds no CRL (\"-----BEGIN X509 CRL-----\")",
-                            p.display()
-                        ));
-                    }
-                    Ok(crls)
-                })
-                .map_err(|e| problem("crl_file", e))
-                .ok(),
-        };
-        match (certificate, key, ca, crls) {
-            (Some(certificate), Some(key), Some(ca), Some(crls)) if problems.is_empty() => {
-                Ok(Some(RadsecFiles {
-                    certificate,
-                    key,
-                    ca,
-                    crls,
-                }))
-            }
-            _ => Err(problems),
-        }
     }
 }
 
@@ -1054,39 +936,6 @@ secret_file = "/etc/mfa/remote.secret"
         assert_eq!(parse_sha256(&("g".to_string() + &plain[1..])), None);
         // A multi-byte character must not panic.
         assert_eq!(parse_sha256(&("é".to_string() + &plain[2..])), None);
-    }
-
-    #[test]
-    fn radsec_files_are_checked_and_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("s.pem"), "not pem at all\n").unwrap();
-        std::fs::write(d.join("s.key"), "").unwrap();
-        let cfg = d.join("mfa.toml");
-        let t = format!(
-            "{RADSEC_CLIENT}[radius.radsec]\ncertificate = \"{0}/s.pem\"\nkey = \"{0}/s.key\"\nca_file = \"{0}/missing.pem\"\n",
-            d.display()
-        );
-        std::fs::write(&cfg, &t).unwrap();
-        let c = load(&cfg).unwrap();
-        let problems = c.check_referenced_files();
-        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert_eq!(problems.len(), 3, "{shown:?}");
-        assert!(
-            shown[0].contains(":6: radius.radsec.certificate: ")
-                && shown[0].contains("holds no certificate"),
-            "{shown:?}"
-        );
-        assert!(
-            shown[1].contains(":8: radius.radsec.ca_file: cannot read ")
-                && shown[1].contains("missing.pem"),
-            "{shown:?}"
-        );
-        assert!(
-            shown[2].contains(":7: radius.radsec.key: ")
-                && shown[2].contains("no usable private key"),
-            "{shown:?}"
-        );
     }
 
     #[test]

@@ -274,6 +274,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
         }
     };
     let mut extra = c.check_referenced_files();
+    extra.extend(mfa_tls_files::problems(&c));
     let key = c.store.key_path();
     let key_state = mfa_core::keyfile::read(&key);
     if let Err(e) = &key_state {

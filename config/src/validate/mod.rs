@@ -10,7 +10,7 @@ mod store;
 mod totp;
 mod users;
 
-pub(crate) use radius::radsec_file_help;
+pub use radius::radsec_file_help;
 pub use store::check_store_url;
 
 use crate::locate::path_string;

@@ -112,7 +112,7 @@ pub(super) fn clients(cfg: &Config, v: &mut Problems<'_>) {
             }
         }
         if let Some(n) = &c.certificate_name
-            && rustls_pki_types::ServerName::try_from(n.as_str()).is_err()
+            && !dns_name_or_ip(n)
         {
             v.bad(
                 at("certificate_name"),
@@ -232,11 +232,65 @@ pub(super) fn radsec(cfg: &Config, v: &mut Problems<'_>) {
 }
 
 /// What each RadSec file is, for the messages.
-pub(crate) fn radsec_file_help(key: &str) -> &'static str {
+pub fn radsec_file_help(key: &str) -> &'static str {
     match key {
         "certificate" => "the daemon's certificate chain (PEM)",
         "key" => "the daemon's private key (PEM)",
         "ca_file" => "the CA certificate(s) (PEM) that client certificates must chain to",
         _ => "certificate revocation lists (PEM)",
+    }
+}
+
+/// Whether `s` can name a RadSec client's certificate: an IP address, or a DNS name (labels
+/// of letters, digits, `-` and `_`, 1 to 63 characters, not starting or ending with `-`; 253
+/// characters at most, a trailing dot allowed), as rustls reads a server name. Written here
+/// rather than asked of `rustls-pki-types`, so that the configuration crate, which the PAM
+/// module links, carries no TLS types; mfa-radiusd checks the name again with rustls's own
+/// rule when it loads the configuration (`mfa-tls-files`).
+pub(crate) fn dns_name_or_ip(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = s.strip_suffix('.').unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dns_name_or_ip;
+
+    #[test]
+    fn certificate_names() {
+        for ok in [
+            "gw.example.net",
+            "gw.example.net.",
+            "vpn-1",
+            "_radsec._tcp.example.org",
+            "192.0.2.7",
+            "2001:db8::7",
+        ] {
+            assert!(dns_name_or_ip(ok), "{ok}");
+        }
+        let long = format!("{}.net", "a".repeat(64));
+        for bad in [
+            "",
+            ".",
+            "not a name!",
+            "-gw.example",
+            "gw-.example",
+            "a..b",
+            &long,
+        ] {
+            assert!(!dns_name_or_ip(bad), "{bad:?}");
+        }
     }
 }

@@ -2,7 +2,9 @@
 //! audit event, done through an actor (`mfactl`, the portal) that the event names; the
 //! command-line tool and the portal are only their faces.
 
-use mfa_model::{AuditEvent, OtcKind, Refusal, TotpParams, UserName, UserRecord};
+use mfa_model::{
+    Action, AuditEvent, OtcKind, ReasonCode, Refusal, TotpParams, UserName, UserRecord,
+};
 use zeroize::Zeroizing;
 
 use crate::core::Core;
@@ -45,7 +47,7 @@ fn existing<'r>(
 }
 
 impl Admin<'_> {
-    fn event(&self, now: i64, user: &UserName, action: &str, reason: &str) -> AuditEvent {
+    fn event(&self, now: i64, user: &UserName, action: Action, reason: ReasonCode) -> AuditEvent {
         AuditEvent::admin(now, user, self.actor, action, reason, None)
     }
 
@@ -67,7 +69,7 @@ impl Admin<'_> {
             rec.codes.clear();
             rec.unlocks.clear();
             rec.mfa_changed = Some(now);
-            let mut ev = self.event(now, user, "unlink", "key_removed");
+            let mut ev = self.event(now, user, Action::Unlink, ReasonCode::KeyRemoved);
             ev.detail = Some(format!("{codes} one-time code(s) removed"));
             Ok(vec![ev])
         })?;
@@ -109,7 +111,7 @@ impl Admin<'_> {
                 created: now,
                 expires,
             });
-            let mut ev = self.event(now, user, "remember", "network_unlocked");
+            let mut ev = self.event(now, user, Action::Remember, ReasonCode::NetworkUnlocked);
             ev.client_ip = Some(ip.clone());
             ev.detail = Some(format!("until {}", mfa_config::format_utc(expires)));
             Ok(vec![ev])
@@ -137,7 +139,7 @@ impl Admin<'_> {
                 .count();
             rec.unlocks
                 .retain(|u| ip.as_deref().is_some_and(|i| u.ip != i) && current(u));
-            let mut ev = self.event(now, user, "remember", "network_revoked");
+            let mut ev = self.event(now, user, Action::Remember, ReasonCode::NetworkRevoked);
             ev.client_ip = ip.clone();
             ev.detail = Some(format!("revoked {n} of {before}"));
             Ok(vec![ev])
@@ -160,11 +162,11 @@ impl Admin<'_> {
             rec.first_failure = None;
             rec.sources.clear();
             let reason = if was_locked {
-                "lock_cleared"
+                ReasonCode::LockCleared
             } else {
-                "not_locked"
+                ReasonCode::NotLocked
             };
-            Ok(vec![self.event(now, user, "unlock", reason)])
+            Ok(vec![self.event(now, user, Action::Unlock, reason)])
         })?;
         Ok(was_locked)
     }
@@ -185,7 +187,7 @@ impl Admin<'_> {
             let slot = recs.get_mut(0).ok_or(Abort::Bug("no slot"))?;
             let rec = slot.get_or_insert_with(|| UserRecord::new(user, params, now));
             rec.codes.push(stored.clone());
-            let mut ev = self.event(now, user, "temp-access", "issued");
+            let mut ev = self.event(now, user, Action::TempAccess, ReasonCode::Issued);
             ev.detail = Some(format!("{uses} use(s), valid {valid_secs}s"));
             Ok(vec![ev])
         })?;
@@ -199,7 +201,7 @@ impl Admin<'_> {
             let rec = existing(recs, user)?;
             n = rec.usable_codes(OtcKind::Temporary, now);
             rec.codes.retain(|c| c.kind != OtcKind::Temporary);
-            let mut ev = self.event(now, user, "temp-access", "revoked");
+            let mut ev = self.event(now, user, Action::TempAccess, ReasonCode::Revoked);
             ev.detail = Some(format!("revoked {n}"));
             Ok(vec![ev])
         })?;
@@ -239,7 +241,7 @@ impl Admin<'_> {
             }
             rec.codes.retain(|c| c.kind != OtcKind::Backup);
             rec.codes.extend(stored.iter().cloned());
-            let mut ev = self.event(now, user, "backup-codes", "new_set");
+            let mut ev = self.event(now, user, Action::BackupCodes, ReasonCode::NewSet);
             ev.detail = Some(format!("new set of {count}"));
             Ok(vec![ev])
         })?;
@@ -283,7 +285,7 @@ impl Admin<'_> {
                     rec.codes.retain(|c| c.kind != OtcKind::Backup);
                     rec.codes.extend(codes.iter().cloned());
                 }
-                let mut ev = self.event(now, &e.user, "import", "imported");
+                let mut ev = self.event(now, &e.user, Action::Import, ReasonCode::Imported);
                 ev.detail = Some(e.origin.clone());
                 events.push(ev);
             }
@@ -371,8 +373,8 @@ impl Admin<'_> {
             now,
             STORE_WIDE,
             self.actor,
-            "rekey",
-            "rekeyed",
+            Action::Rekey,
+            ReasonCode::Rekeyed,
             Some(format!(
                 "key id {} -> {}",
                 crate::secret::hex(&old),

@@ -289,7 +289,7 @@ fn name_upkeep(open: Open<'_>) {
         .audit(&AuditQuery::default())
         .unwrap()
         .into_iter()
-        .map(|e| (e.user, e.decision))
+        .map(|e| (e.user, e.decision.to_string()))
         .collect();
     let want = [
         ("alice", "enroll"),

@@ -298,8 +298,8 @@ fn open_key(
                 crate::login::now(),
                 STORE_WIDE,
                 process,
-                "seal",
-                "sealed_store",
+                mfa_model::Action::Seal,
+                mfa_model::ReasonCode::SealedStore,
                 Some(format!(
                     "{clear} clear key(s) encrypted under {}",
                     path.display()

@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use mfa_model::{AuditEvent, Refusal, UserName, UserRecord};
+use mfa_model::{
+    Action, AuditDecision, AuditEvent, Outcome, ReasonCode, Refusal, UserName, UserRecord,
+};
 use qrcode::render::{svg, unicode};
 use qrcode::{Color, EcLevel, QrCode};
 use zeroize::Zeroizing;
@@ -177,11 +179,11 @@ impl Enrolment<'_> {
         now: i64,
     ) -> Result<(), CoreError> {
         let reason = if confirm_code.is_some() {
-            "confirmed"
+            ReasonCode::Confirmed
         } else {
-            "unconfirmed"
+            ReasonCode::Unconfirmed
         };
-        let ev = AuditEvent::admin(now, user, actor, "enroll", reason, None);
+        let ev = AuditEvent::admin(now, user, actor, Action::Enroll, reason, None);
         let mode = if replace {
             Mode::NewOrReplace
         } else {
@@ -204,7 +206,14 @@ impl Enrolment<'_> {
         used: &AuditEvent,
         now: i64,
     ) -> Result<bool, CoreError> {
-        let ev = AuditEvent::admin(now, user, &used.service, "enroll", "confirmed", None);
+        let ev = AuditEvent::admin(
+            now,
+            user,
+            &used.service,
+            Action::Enroll,
+            ReasonCode::Confirmed,
+            None,
+        );
         self.store_key(
             user,
             secret,
@@ -234,7 +243,14 @@ impl Enrolment<'_> {
         now: i64,
     ) -> Result<KeyGeneration, CoreError> {
         let user = r.user;
-        let mut ev = AuditEvent::admin(now, user, actor, "re-enroll", "self_replaced", None);
+        let mut ev = AuditEvent::admin(
+            now,
+            user,
+            actor,
+            Action::ReEnroll,
+            ReasonCode::SelfReplaced,
+            None,
+        );
         ev.client_ip = r.client_ip.map(str::to_string);
         if r.end_old {
             ev.detail = Some("backup codes, temporary codes and remembered networks ended".into());
@@ -252,8 +268,8 @@ impl Enrolment<'_> {
             }
             Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
                 let mut deny = ev.clone();
-                deny.decision = "deny".into();
-                deny.reason = "replace_wrong_code".into();
+                deny.decision = AuditDecision::Login(Outcome::Deny).into();
+                deny.reason = ReasonCode::ReplaceWrongCode.into();
                 deny.detail = None;
                 let evs = std::slice::from_ref(&deny);
                 self.core.store.append_audit(evs)?;
@@ -276,7 +292,7 @@ impl Enrolment<'_> {
         let d = Decision::allow(Reason::SelfEnrolled);
         let mut ev = req.event(&d);
         // Never a replacement (`replace` is false below), so the stored action is `enroll`.
-        ev.decision = "enroll".into();
+        ev.decision = AuditDecision::Admin(Action::Enroll).into();
         match self.store_key(&req.user, secret, Some(code), Mode::New, req.now, &ev, None) {
             Ok(_) => {
                 self.core
@@ -346,9 +362,9 @@ impl Enrolment<'_> {
                 }));
             }
             let action = if rec.enrolled() {
-                "re-enroll"
+                Action::ReEnroll
             } else {
-                "enroll"
+                Action::Enroll
             };
             rec.secret = Some(sealed.clone());
             rec.params = params;
@@ -366,7 +382,7 @@ impl Enrolment<'_> {
             }
             written = KeyGeneration::of(rec);
             let mut ev = event.clone();
-            ev.decision = action.into();
+            ev.decision = AuditDecision::Admin(action).into();
             let mut evs = vec![ev];
             evs.extend(invite.map(|(_, used)| used.clone()));
             Ok(evs)
@@ -504,7 +520,7 @@ mod tests {
             .audit(&AuditQuery::default())
             .unwrap()
             .into_iter()
-            .map(|ev| (ev.decision, ev.reason, ev.client_ip))
+            .map(|ev| (ev.decision.to_string(), ev.reason.to_string(), ev.client_ip))
             .collect();
         let ip = Some("192.0.2.4".to_string());
         assert_eq!(

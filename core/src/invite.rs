@@ -9,7 +9,9 @@
 //! has passed.
 
 use data_encoding::BASE64URL_NOPAD;
-use mfa_model::{AuditEvent, Invite, Refusal, UserName};
+use mfa_model::{
+    Action, AuditDecision, AuditEvent, Invite, Outcome, ReasonCode, Refusal, UserName,
+};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -45,12 +47,12 @@ pub enum InviteState {
 
 impl InviteState {
     /// The stable reason code of a state that refuses the link, for the audit trail.
-    pub fn refusal_code(&self) -> Option<&'static str> {
+    pub fn refusal_code(&self) -> Option<ReasonCode> {
         match self {
-            InviteState::Unknown => Some("invite_unknown"),
-            InviteState::Used { .. } => Some("invite_used"),
-            InviteState::Expired { .. } => Some("invite_expired"),
-            InviteState::AlreadyEnrolled { .. } => Some("already_enrolled"),
+            InviteState::Unknown => Some(ReasonCode::InviteUnknown),
+            InviteState::Used { .. } => Some(ReasonCode::InviteUsed),
+            InviteState::Expired { .. } => Some(ReasonCode::InviteExpired),
+            InviteState::AlreadyEnrolled { .. } => Some(ReasonCode::AlreadyEnrolled),
             InviteState::Usable { .. } => None,
         }
     }
@@ -115,8 +117,14 @@ pub struct Invites<'a> {
 }
 
 impl Invites<'_> {
-    fn event(&self, now: i64, user: &str, reason: &str, detail: Option<String>) -> AuditEvent {
-        AuditEvent::admin(now, user, self.actor, "invite", reason, detail)
+    fn event(
+        &self,
+        now: i64,
+        user: &str,
+        reason: ReasonCode,
+        detail: Option<String>,
+    ) -> AuditEvent {
+        AuditEvent::admin(now, user, self.actor, Action::Invite, reason, detail)
     }
 
     /// A new invite for `user` (who needs no record yet), valid `valid_secs`. Returns the
@@ -129,7 +137,12 @@ impl Invites<'_> {
     ) -> Result<Zeroizing<String>, CoreError> {
         valid_for(valid_secs)?;
         let (token, inv) = new_invite(user, now, valid_secs)?;
-        let ev = self.event(now, user, "issued", Some(format!("valid {valid_secs}s")));
+        let ev = self.event(
+            now,
+            user,
+            ReasonCode::Issued,
+            Some(format!("valid {valid_secs}s")),
+        );
         self.core
             .store
             .put_invites(std::slice::from_ref(&inv), std::slice::from_ref(&ev))?;
@@ -160,7 +173,7 @@ impl Invites<'_> {
             events.push(self.event(
                 now,
                 &rec.name,
-                "issued",
+                ReasonCode::Issued,
                 Some(format!("valid {valid_secs}s")),
             ));
             out.push((rec.name, token));
@@ -233,7 +246,7 @@ impl Invites<'_> {
             }
             .into());
         }
-        let mut used = self.event(now, &user, "used", None);
+        let mut used = self.event(now, &user, ReasonCode::Used, None);
         used.client_ip = client_ip.map(str::to_string);
         // The key and the invite's use in one transaction: a crash or a second save of the
         // same link can never leave a used invite without its key, nor a key beside a
@@ -254,7 +267,7 @@ impl Invites<'_> {
                 return Ok(InviteEnrol::Refused(state));
             }
             Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
-                let mut ev = self.event(now, &user, "wrong_code", None);
+                let mut ev = self.event(now, &user, ReasonCode::WrongCode, None);
                 ev.client_ip = client_ip.map(str::to_string);
                 self.append(ev)?;
                 return Ok(InviteEnrol::WrongCode);
@@ -266,7 +279,14 @@ impl Invites<'_> {
             }
             Err(e) => return Err(e),
         }
-        let enroll = AuditEvent::admin(now, &user, self.actor, "enroll", "confirmed", None);
+        let enroll = AuditEvent::admin(
+            now,
+            &user,
+            self.actor,
+            Action::Enroll,
+            ReasonCode::Confirmed,
+            None,
+        );
         self.core
             .sink
             .committed(self.core.store.as_ref(), &[enroll, used]);
@@ -287,9 +307,9 @@ impl Invites<'_> {
             | InviteState::AlreadyEnrolled { user }
             | InviteState::Usable { user, .. } => user.to_string(),
         };
-        let code = state.refusal_code().unwrap_or("refused");
+        let code = state.refusal_code().unwrap_or(ReasonCode::Refused);
         let mut ev = self.event(now, &user, code, None);
-        ev.decision = "deny".into();
+        ev.decision = AuditDecision::Login(Outcome::Deny).into();
         ev.client_ip = client_ip.map(str::to_string);
         self.append(ev)
     }
@@ -299,11 +319,19 @@ impl Invites<'_> {
     pub fn audit_refusal(
         &self,
         user: Option<&str>,
-        reason: &str,
+        reason: ReasonCode,
         client_ip: Option<&str>,
         now: i64,
     ) -> Result<(), CoreError> {
-        let mut ev = AuditEvent::admin(now, user.unwrap_or("-"), self.actor, "deny", reason, None);
+        let mut ev = AuditEvent::admin(
+            now,
+            user.unwrap_or("-"),
+            self.actor,
+            Action::Invite,
+            reason,
+            None,
+        );
+        ev.decision = AuditDecision::Login(Outcome::Deny).into();
         ev.client_ip = client_ip.map(str::to_string);
         self.append(ev)
     }

@@ -27,8 +27,9 @@ pub use error::CoreError;
 pub use keygen::KeyGeneration;
 pub use login::{Admission, Attempt, Request, Voucher};
 pub use mfa_model::{
-    AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, INVITE_VALID_SECS, INVITE_VALID_TEXT,
-    OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord, lookalike_key,
+    Action, AuditDecision, AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, INVITE_VALID_SECS,
+    INVITE_VALID_TEXT, OneTimeCode, OtcKind, ReasonCode, Refusal, RolloutStatus, TotpParams,
+    UserName, UserRecord, lookalike_key,
 };
 /// The store trait and its errors, as the core's services speak them.
 pub use mfa_store as store;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use mfa_config::Config;
-use mfa_model::{AuditEvent, Refusal, TotpParams, UserName, UserRecord};
+use mfa_model::{AuditDecision, AuditEvent, Refusal, TotpParams, UserName, UserRecord};
 use zeroize::Zeroizing;
 
 use crate::core::Core;
@@ -181,17 +181,13 @@ impl Request {
 
     /// The audit event of decision `d` about this request.
     pub fn event(&self, d: &Decision) -> AuditEvent {
-        self.event_with(d.outcome.word(), d.reason.code())
-    }
-
-    fn event_with(&self, decision: &str, reason: &str) -> AuditEvent {
         AuditEvent {
             time: self.now,
             user: self.user.to_string(),
             service: self.service.to_string(),
             client_ip: self.client.ip().map(|i| i.to_string()),
-            decision: decision.into(),
-            reason: reason.into(),
+            decision: AuditDecision::Login(d.outcome).into(),
+            reason: d.reason.audit_code().into(),
             detail: None,
         }
     }

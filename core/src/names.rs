@@ -40,8 +40,8 @@ use std::fmt;
 
 use mfa_config::{Config, NameCase, UnicodeNames, UsersConfig};
 use mfa_model::{
-    AuditEvent, BadUserName, NameRules, Refusal, UserName, UserRecord, look_alike, lookalike_key,
-    lookalike_key_version,
+    Action, AuditEvent, BadUserName, NameRules, ReasonCode, Refusal, UserName, UserRecord,
+    look_alike, lookalike_key, lookalike_key_version,
 };
 
 use crate::admin::Admin;
@@ -493,8 +493,8 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
                 now,
                 to,
                 CHECK_ACTOR,
-                "rename",
-                "canonical_name",
+                Action::Rename,
+                ReasonCode::CanonicalName,
                 Some(format!("stored as {from:?}; {}", describe(users))),
             ));
         }
@@ -607,8 +607,8 @@ impl Admin<'_> {
                 now,
                 &target,
                 self.actor,
-                "merge",
-                "merged",
+                Action::Merge,
+                ReasonCode::Merged,
                 Some(format!(
                     "{from:?} merged into {into:?}, kept as {target:?} with the key of {into:?}"
                 )),
@@ -632,8 +632,8 @@ impl Admin<'_> {
                     now,
                     name,
                     self.actor,
-                    "remove",
-                    "record_removed",
+                    Action::Remove,
+                    ReasonCode::RecordRemoved,
                     None,
                 )]
             }))

@@ -5,7 +5,7 @@ use std::fmt;
 
 use mfa_config::{Config, GoLive, LocalLogins, RadiusMode, RememberFor, SelfEnroll, format_utc};
 pub use mfa_model::Outcome;
-use mfa_model::{OtcKind, RolloutStatus, UserName, UserRecord};
+use mfa_model::{OtcKind, ReasonCode, RolloutStatus, UserName, UserRecord};
 
 use crate::login::Service;
 use crate::net::{ClientAddr, trusted_match};
@@ -61,34 +61,39 @@ pub enum Reason {
 impl Reason {
     /// Stable identifier for logs, the audit trail and scripts.
     pub fn code(&self) -> &'static str {
+        self.audit_code().as_str()
+    }
+
+    /// The audit trail's code of this reason.
+    pub fn audit_code(&self) -> ReasonCode {
         match self {
-            Reason::TrustedNetwork => "trusted_network",
-            Reason::RememberedNetwork => "remembered_network",
-            Reason::LocalLogin => "local_login",
-            Reason::ExemptUser => "exempt_user",
-            Reason::ExemptGroup => "exempt_group",
-            Reason::BeforeGoLive { .. } => "before_go_live",
-            Reason::GracePeriod { .. } => "grace_period",
-            Reason::CodeRequired => "code_required",
-            Reason::ValidCode => "valid_code",
-            Reason::BackupCode => "backup_code",
-            Reason::TemporaryAccess => "temporary_access",
-            Reason::SelfEnrolled => "self_enrolled",
-            Reason::MissingCode => "missing_code",
-            Reason::WrongCode => "wrong_code",
-            Reason::ReplayedCode => "replayed_code",
-            Reason::Locked { .. } => "locked",
-            Reason::SourceLocked { .. } => "source_locked",
-            Reason::NotEnrolled => "not_enrolled",
-            Reason::WrongPassword => "wrong_password",
-            Reason::InvalidUserName => "invalid_user_name",
-            Reason::UnsupportedMethod => "unsupported_authentication_method",
-            Reason::MalformedPassword => "malformed_user_password",
-            Reason::UnknownState => "unknown_or_expired_state",
-            Reason::StateMismatch => "state_mismatch",
-            Reason::InternalError => "internal_error",
-            Reason::ServerAccepted => "server_accepted",
-            Reason::ServerRejected => "server_rejected",
+            Reason::TrustedNetwork => ReasonCode::TrustedNetwork,
+            Reason::RememberedNetwork => ReasonCode::RememberedNetwork,
+            Reason::LocalLogin => ReasonCode::LocalLogin,
+            Reason::ExemptUser => ReasonCode::ExemptUser,
+            Reason::ExemptGroup => ReasonCode::ExemptGroup,
+            Reason::BeforeGoLive { .. } => ReasonCode::BeforeGoLive,
+            Reason::GracePeriod { .. } => ReasonCode::GracePeriod,
+            Reason::CodeRequired => ReasonCode::CodeRequired,
+            Reason::ValidCode => ReasonCode::ValidCode,
+            Reason::BackupCode => ReasonCode::BackupCode,
+            Reason::TemporaryAccess => ReasonCode::TemporaryAccess,
+            Reason::SelfEnrolled => ReasonCode::SelfEnrolled,
+            Reason::MissingCode => ReasonCode::MissingCode,
+            Reason::WrongCode => ReasonCode::WrongCode,
+            Reason::ReplayedCode => ReasonCode::ReplayedCode,
+            Reason::Locked { .. } => ReasonCode::Locked,
+            Reason::SourceLocked { .. } => ReasonCode::SourceLocked,
+            Reason::NotEnrolled => ReasonCode::NotEnrolled,
+            Reason::WrongPassword => ReasonCode::WrongPassword,
+            Reason::InvalidUserName => ReasonCode::InvalidUserName,
+            Reason::UnsupportedMethod => ReasonCode::UnsupportedMethod,
+            Reason::MalformedPassword => ReasonCode::MalformedPassword,
+            Reason::UnknownState => ReasonCode::UnknownState,
+            Reason::StateMismatch => ReasonCode::StateMismatch,
+            Reason::InternalError => ReasonCode::InternalError,
+            Reason::ServerAccepted => ReasonCode::ServerAccepted,
+            Reason::ServerRejected => ReasonCode::ServerRejected,
         }
     }
 

@@ -497,7 +497,7 @@ pub fn log(
         Format::Json => {
             let v: Vec<Value> = events
                 .iter()
-                .map(|e| json!({"time": format_utc(e.time), "user": e.user, "service": e.service, "client_ip": e.client_ip, "decision": e.decision, "reason": e.reason}))
+                .map(|e| json!({"time": format_utc(e.time), "user": e.user, "service": e.service, "client_ip": e.client_ip, "decision": e.decision.as_str(), "reason": e.reason.as_str()}))
                 .collect();
             println!(
                 "{}",
@@ -517,8 +517,8 @@ pub fn log(
                     &e.user,
                     &e.service,
                     e.client_ip.as_deref().unwrap_or(""),
-                    &e.decision,
-                    &e.reason,
+                    e.decision.as_str(),
+                    e.reason.as_str(),
                 ])?;
             }
             w.flush().map_err(|e| Fail::Error(e.to_string()))?;
@@ -532,8 +532,8 @@ pub fn log(
                         e.user.clone(),
                         e.service.clone(),
                         e.client_ip.clone().unwrap_or("-".into()),
-                        e.decision.clone(),
-                        e.reason.clone(),
+                        e.decision.to_string(),
+                        e.reason.to_string(),
                     ]
                 })
                 .collect();

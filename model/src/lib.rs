@@ -12,7 +12,10 @@ mod refusal;
 mod sealed;
 mod totp;
 
-pub use audit::{AuditEvent, Outcome};
+pub use audit::{
+    Action, AuditDecision, AuditEvent, Outcome, ReasonCode, StoredDecision, StoredReason,
+    UnknownCode,
+};
 pub use name::{
     BadUserName, MAX_NAME_BYTES, NameRules, UserName, look_alike, lookalike_key,
     lookalike_key_version,

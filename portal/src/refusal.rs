@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use mfa_core::UserName;
 use mfa_core::login::now;
+use mfa_core::{ReasonCode, UserName};
 
 use crate::app::{ACTOR, Portal};
 use crate::client::Ctx;
@@ -47,21 +47,21 @@ pub enum Refused {
 
 impl Refused {
     /// The reason the audit trail records.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ReasonCode {
         match self {
             Refused::AddressLimit
             | Refused::InviteLimit
             | Refused::ReplaceLimit
-            | Refused::SignInUserLimit => "rate_limited",
-            Refused::SlowForm => "slow_form",
-            Refused::OversizedForm => "oversized_form",
-            Refused::OversizedField => "oversized_field",
-            Refused::BadForm => "bad_form",
-            Refused::SessionMissing => "session_missing",
-            Refused::BadCsrf => "csrf_refused",
-            Refused::SessionEnded => "session_ended",
-            Refused::ReplaceNotStarted => "replace_not_started",
-            Refused::InvalidUserName => "invalid_user_name",
+            | Refused::SignInUserLimit => ReasonCode::RateLimited,
+            Refused::SlowForm => ReasonCode::SlowForm,
+            Refused::OversizedForm => ReasonCode::OversizedForm,
+            Refused::OversizedField => ReasonCode::OversizedField,
+            Refused::BadForm => ReasonCode::BadForm,
+            Refused::SessionMissing => ReasonCode::SessionMissing,
+            Refused::BadCsrf => ReasonCode::CsrfRefused,
+            Refused::SessionEnded => ReasonCode::SessionEnded,
+            Refused::ReplaceNotStarted => ReasonCode::ReplaceNotStarted,
+            Refused::InvalidUserName => ReasonCode::InvalidUserName,
         }
     }
 
@@ -163,7 +163,7 @@ mod tests {
             assert_eq!(why.page(t).is_none(), own_page, "{why:?}");
             assert_eq!(
                 why.limit().is_some(),
-                why.code() == "rate_limited",
+                why.code().as_str() == "rate_limited",
                 "{why:?}"
             );
         }

@@ -84,8 +84,8 @@ fn logins(t: &T, logins: &[AuditEvent]) -> String {
             esc(&format_utc(e.time)),
             esc(&e.service),
             esc(e.client_ip.as_deref().unwrap_or("-")),
-            esc(&e.decision),
-            esc(&e.reason)
+            esc(e.decision.as_str()),
+            esc(e.reason.as_str())
         ));
     }
     format!(

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::core::Core;
 use crate::error::CoreError;
 use crate::keygen::KeyGeneration;
-use crate::login::{Ctx, Request};
+use crate::login::{Request, TxEnv};
 use crate::policy::{Decision, Reason};
 use crate::secret::TotpSecret;
 use crate::totp::{CodeMatch, TotpParams, check};
@@ -323,7 +323,7 @@ impl Enrolment<'_> {
         event: &AuditEvent,
         invite: Option<(&[u8; 32], &AuditEvent)>,
     ) -> Result<Option<KeyGeneration>, CoreError> {
-        let ctx = Ctx::of(self.core);
+        let ctx = TxEnv::of(self.core);
         let params = ctx.params;
         let last_step = match confirm_code {
             Some(code) => match check(

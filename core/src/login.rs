@@ -347,7 +347,7 @@ impl Login<'_> {
         ask: Ask,
     ) -> Result<Vec<(Decision, Option<KeyGeneration>)>, CoreError> {
         let core = self.core;
-        let ctx = Ctx::of(core);
+        let ctx = TxEnv::of(core);
         let mut names: Vec<&UserName> = Vec::new();
         let mut seen: HashMap<&UserName, usize> = HashMap::new();
         let index: Vec<usize> = attempts
@@ -447,13 +447,13 @@ impl Login<'_> {
 }
 
 /// What a transaction function needs besides the records.
-pub(crate) struct Ctx<'a> {
+pub(crate) struct TxEnv<'a> {
     pub cfg: &'a Config,
     pub params: TotpParams,
     pub sealer: &'a dyn Sealer,
 }
 
-impl<'a> Ctx<'a> {
+impl<'a> TxEnv<'a> {
     pub fn of(core: &'a Core) -> Self {
         Self {
             cfg: &core.config,
@@ -477,7 +477,7 @@ pub(crate) enum Ask {
 pub(crate) fn attempt_in_tx(
     slot: &mut Option<UserRecord>,
     a: &Attempt,
-    ctx: &Ctx<'_>,
+    ctx: &TxEnv<'_>,
     ask: Ask,
 ) -> Result<(Decision, Option<AuditEvent>), Abort> {
     let req = &a.req;
@@ -535,7 +535,7 @@ fn clamp_unlocks(slot: &mut Option<UserRecord>, now: i64, cfg: &Config) {
 /// What a final decision without a code does to the user's record: login statistics, the
 /// start of the grace period the first time it applies, and a new record where the
 /// roll-out tracks the user.
-fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &Ctx<'_>) {
+fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &TxEnv<'_>) {
     let (cfg, req) = (ctx.cfg, &a.req);
     // A denied name we have never seen gets no row, nor does a name nothing vouches for:
     // password sprayers must not fill the report. Everyone else is tracked for the roll-out

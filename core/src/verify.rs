@@ -367,7 +367,7 @@ pub fn note_outcome(rec: &mut UserRecord, d: &Decision, client: &ClientAddr, now
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::login::{Ask, Attempt, Ctx, Request, attempt_in_tx};
+    use crate::login::{Ask, Attempt, Request, TxEnv, attempt_in_tx};
     use crate::secret::{Sealer, TotpSecret, Unsealed};
     use crate::totp::code_at_step;
     use mfa_model::UserName;
@@ -454,7 +454,7 @@ mod tests {
 
     /// A code typed at `now` from `ip`, through the one login path.
     fn login_from(r: &mut UserRecord, ip: &str, code: &str, now: i64, c: &Config) -> Decision {
-        let ctx = Ctx {
+        let ctx = TxEnv {
             cfg: c,
             params: r.params,
             sealer: &Unsealed,

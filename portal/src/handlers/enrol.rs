@@ -18,7 +18,7 @@ use crate::client::Ctx;
 use crate::form::{check_csrf, read_form};
 use crate::limits::Limit;
 use crate::refusal::Refused;
-use crate::session::Pending;
+use crate::session::ShownKey;
 use crate::views::enrol::{self, Step};
 use crate::views::key::NewKey;
 use crate::views::state_page;
@@ -44,7 +44,7 @@ pub async fn page(State(p): State<Arc<Portal>>, c: Ctx, Path(token): Path<String
     let existing = p
         .with_session(c.sid.as_deref(), |s| {
             if s.pending.as_ref().is_none_or(|pd| pd.invite != hash) {
-                s.pending = TotpSecret::generate().ok().map(|secret| Pending {
+                s.pending = TotpSecret::generate().ok().map(|secret| ShownKey {
                     invite: hash,
                     user: user.clone(),
                     secret,
@@ -62,7 +62,7 @@ pub async fn page(State(p): State<Arc<Portal>>, c: Ctx, Path(token): Path<String
                 return p.failure(&c, &path);
             };
             let bytes = Zeroizing::new(secret.bytes().to_vec());
-            let pending = Pending {
+            let pending = ShownKey {
                 invite: hash,
                 user: user.clone(),
                 secret,

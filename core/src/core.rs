@@ -330,9 +330,9 @@ fn open_key(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    
 
-    use mfa_config::Config;
+    
 
     use super::*;
     use crate::login::Request;
@@ -342,11 +342,7 @@ mod tests {
     /// most `n`, within 90 days; the administrator's events about the user are not logins.
     #[test]
     fn recent_logins_are_the_users_last_decisions_newest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.audit.syslog = false;
-        let core = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let (_dir, core) = crate::test_core(|_| {});
         let ivy = UserName::parse("ivy").unwrap();
         let now = 1_800_000_000;
         let login = |user: &UserName, at: i64| {
@@ -377,11 +373,7 @@ mod tests {
     /// front end names (mfactl, the portal, `[portal] invite_valid`), and nothing is written.
     #[test]
     fn the_issue_functions_refuse_what_their_ranges_leave_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.audit.syslog = false;
-        let core = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let (_dir, core) = crate::test_core(|_| {});
         let now = 1_800_000_000;
         let kit = UserName::parse("kit").unwrap();
         let inv = core.invites("test");

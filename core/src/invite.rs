@@ -364,11 +364,7 @@ mod tests {
     /// shows no key again after a later unlink; one issued after the unlink works.
     #[test]
     fn an_invite_does_not_outlive_the_key_state_it_was_issued_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.audit.syslog = false;
-        let core = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let (_dir, core) = crate::test_core(|_| {});
         let now = 1_800_000_000;
         let kim = UserName::parse("kim").unwrap();
         let inv = core.invites("test");

@@ -562,20 +562,16 @@ fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &TxEnv<
 mod tests {
     use super::*;
     use crate::TotpSecret;
-    use crate::store::OpenMode;
+    
     use crate::totp::code_at_step;
     use std::net::IpAddr;
-    use std::sync::Arc;
+    
 
     fn setup(grace: u32) -> (tempfile::TempDir, Core) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
-        cfg.policy.grace_days = grace;
-        cfg.audit.syslog = false;
-        let a = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
-        (dir, a)
+        crate::test_core(|cfg| {
+            cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+            cfg.policy.grace_days = grace;
+        })
     }
 
     fn n(s: &str) -> UserName {
@@ -709,13 +705,10 @@ mod tests {
     /// grace: once the administrator sets a date, every user's grace counts from it.
     #[test]
     fn no_grace_starts_while_the_roll_out_is_not_scheduled() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.policy.grace_days = 14;
-        cfg.policy.enforce_from = mfa_config::GoLive::Never;
-        cfg.audit.syslog = false;
-        let a = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let (_dir, a) = crate::test_core(|cfg| {
+            cfg.policy.grace_days = 14;
+            cfg.policy.enforce_from = mfa_config::GoLive::Never;
+        });
         let now = 1_800_000_000;
         let d = a
             .login()
@@ -957,14 +950,11 @@ mod tests {
     /// allowing decision comes with the generation of the key it proved.
     #[test]
     fn a_sign_in_that_always_asks_for_the_code_takes_the_one_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
-        cfg.policy.exempt_users = vec!["gus".into()];
-        cfg.policy.grace_days = 14;
-        cfg.audit.syslog = false;
-        let a = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let (_dir, a) = crate::test_core(|cfg| {
+            cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+            cfg.policy.exempt_users = vec!["gus".into()];
+            cfg.policy.grace_days = 14;
+        });
         let now = 1_800_000_000;
         let s = TotpSecret::generate().unwrap();
         a.enrolment()

@@ -330,9 +330,6 @@ fn open_key(
 
 #[cfg(test)]
 mod tests {
-    
-
-    
 
     use super::*;
     use crate::login::Request;

@@ -562,10 +562,9 @@ fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &TxEnv<
 mod tests {
     use super::*;
     use crate::TotpSecret;
-    
+
     use crate::totp::code_at_step;
     use std::net::IpAddr;
-    
 
     fn setup(grace: u32) -> (tempfile::TempDir, Core) {
         crate::test_core(|cfg| {

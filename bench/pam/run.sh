@@ -4,6 +4,13 @@
 # run, interleaved, one fresh user (and key) per login so every code is valid and unused.
 #
 #   sudo bash bench/pam/run.sh [LOGINS]      (default 300 per case)
+#   sudo BENCH_PAM_OTHER=/path/to/other/target/release bash bench/pam/run.sh [LOGINS]
+#
+# BENCH_PAM_OTHER names the release directory of another build (libpam_mfa.so and mfactl,
+# e.g. an older commit's, built with `cargo build --release -p pam_mfa -p mfactl` in its
+# own checkout): its module then runs in the same loop, on a store of its own made by its
+# own mfactl, as the cases "other-code" and "other-trust", so two builds are compared in one
+# run on the same machine load.
 #
 # Cases, each LOGINS times:
 #   baseline   pam_permit.so only: the cost of pamtester + libpam themselves
@@ -47,6 +54,12 @@ CONF
 mkdir -m 0700 "$W/ga"
 printf 'auth required pam_permit.so\naccount required pam_permit.so\n' > /etc/pam.d/"$TAG"-base
 printf 'auth required %s config=%s\naccount required pam_permit.so\n' "$MOD" "$W/mfa.toml" > /etc/pam.d/"$TAG"-mfa
+OTHER=${BENCH_PAM_OTHER:-}
+if [ -n "$OTHER" ]; then
+  [ -f "$OTHER/libpam_mfa.so" ] && [ -x "$OTHER/mfactl" ] || { echo "BENCH_PAM_OTHER=$OTHER has no libpam_mfa.so and mfactl" >&2; exit 1; }
+  sed "s|$W/mfa.db|$W/other.db|" "$W/mfa.toml" > "$W/other.toml"
+  printf 'auth required %s config=%s\naccount required pam_permit.so\n' "$OTHER/libpam_mfa.so" "$W/other.toml" > /etc/pam.d/"$TAG"-other
+fi
 printf 'auth required %s secret=%s/${USER} user=root\naccount required pam_permit.so\n' "$GA" "$W/ga" > /etc/pam.d/"$TAG"-ga
 
 echo "enrolling $N users in both..." >&2
@@ -55,6 +68,9 @@ for i in $(seq 1 "$N"); do
   k=$(head -c 20 /dev/urandom | base32 | tr -d '=\n')
   KEY[$i]=$k
   "$MFACTL" --config "$W/mfa.toml" enroll "b$i" --secret "$k" --no-confirm >/dev/null
+  if [ -n "$OTHER" ]; then
+    "$OTHER/mfactl" --config "$W/other.toml" enroll "b$i" --secret "$k" --no-confirm >/dev/null
+  fi
   printf '%s\n" TOTP_AUTH\n" DISALLOW_REUSE\n" WINDOW_SIZE 3\n' "$k" > "$W/ga/b$i"
   chmod 0600 "$W/ga/b$i"
 done
@@ -74,7 +90,7 @@ run() { # service user rhost input [refused]
 }
 
 : > "$W/base"; : > "$W/mfa-code"; : > "$W/ga-code"; : > "$W/mfa-trust"
-: > "$W/mfa-wrong"; : > "$W/ga-wrong"
+: > "$W/mfa-wrong"; : > "$W/ga-wrong"; : > "$W/other-code"; : > "$W/other-trust"
 echo "measuring..." >&2
 for i in $(seq 1 "$N"); do
   code=$(oathtool --totp -b "${KEY[$i]}")
@@ -91,6 +107,11 @@ for i in $(seq 1 "$N"); do
   run "$TAG-mfa" "b$i" 192.0.2.1 "$wrong" refused >> "$W/mfa-wrong"
   run "$TAG-ga" "b$i" 192.0.2.1 "$wrong" refused >> "$W/ga-wrong"
   run "$TAG-mfa" "b$i" 10.1.2.3 "" >> "$W/mfa-trust"
+  if [ -n "$OTHER" ]; then
+    # The same code again, on the other build's own store: unused there.
+    run "$TAG-other" "b$i" 192.0.2.1 "$code" >> "$W/other-code"
+    run "$TAG-other" "b$i" 10.1.2.3 "" >> "$W/other-trust"
+  fi
   run "$TAG-base" "b$i" 192.0.2.1 "" >> "$W/base"
 done
 
@@ -116,3 +137,7 @@ stats "$W/ga-code" "pam_google_authenticator, valid code"
 stats "$W/mfa-wrong" "pam_mfa, wrong code"
 stats "$W/ga-wrong" "pam_google_authenticator, wrong code"
 stats "$W/mfa-trust" "pam_mfa, trusted network"
+if [ -n "$OTHER" ]; then
+  stats "$W/other-code" "pam_mfa ($OTHER), valid code"
+  stats "$W/other-trust" "pam_mfa ($OTHER), trusted network"
+fi

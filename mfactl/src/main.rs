@@ -70,6 +70,15 @@ pub enum Format {
     Json,
 }
 
+/// `mfactl enroll --qr`: how the terminal QR code is drawn.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum QrStyle {
+    Auto,
+    Color,
+    Dark,
+    Light,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the store (file 0600, directory 0700) and its key file (`[store] key_file`,
@@ -98,6 +107,13 @@ pub enum Command {
         /// Replace the key of a user who is already enrolled.
         #[arg(long)]
         replace: bool,
+        /// How the QR code is drawn in the terminal. `auto` (the default): `color` when
+        /// standard output is a terminal (unless NO_COLOR is set or TERM=dumb), else `dark`.
+        /// `color`: black on white in the code's own colours, so it scans on a dark and on
+        /// a light background alike. `dark`: plain characters for a dark background (light
+        /// text). `light`: plain characters for a light background (dark text) or paper.
+        #[arg(long, value_enum, default_value = "auto", value_name = "STYLE")]
+        qr: QrStyle,
     },
     /// Remove a user's key (lost phone, or before re-enrolling). History stays.
     Unlink { user: String },
@@ -225,17 +241,31 @@ pub enum Command {
     GenerateMan { dir: PathBuf },
     /// Print a one-time enrolment link for the portal (`[portal] public_url`), as the first
     /// URL of the output; the user needs no record yet. `--unenrolled`: one link for every
-    /// stored user who is not enrolled (`--format csv` for a mail merge).
+    /// stored user who is not enrolled (`--format csv` for a mail merge). A user who is
+    /// enrolled already is refused (the link would only say "already linked") unless
+    /// `--replace`.
     Invite {
-        #[arg(required_unless_present = "unenrolled", conflicts_with = "unenrolled")]
+        /// The user the link enrols (a name the system or the directory knows).
+        #[arg(
+            value_name = "USER",
+            required_unless_present = "unenrolled",
+            conflicts_with = "unenrolled"
+        )]
         user: Option<String>,
+        /// One link for every stored user who is not enrolled.
         #[arg(long)]
         unenrolled: bool,
         /// How long the link stays valid (default `[portal] invite_valid`).
         #[arg(long)]
         valid: Option<Span>,
+        /// `table` (the link first on each line), `csv` (user,link,expires) or `json` (an
+        /// array of {user, link, expires}).
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// For a user who is enrolled: remove the current key now (as `mfactl unlink`) and
+        /// issue the link; until it is used the user has no key.
+        #[arg(long, conflicts_with = "unenrolled")]
+        replace: bool,
     },
     /// List the addresses users unlocked on the portal (remembered networks), or revoke them.
     #[command(args_conflicts_with_subcommands = true)]
@@ -343,13 +373,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             qr_png,
             qr_svg,
             replace,
+            qr,
         } => enroll::enroll(
             cfg,
             &user,
             secret.as_deref(),
             no_confirm,
-            qr_png.as_deref(),
-            qr_svg.as_deref(),
+            enroll::Files {
+                png: qr_png.as_deref(),
+                svg: qr_svg.as_deref(),
+                style: qr,
+            },
             replace,
         ),
         Command::Unlink { user } => admin::unlink(cfg, &user),
@@ -406,7 +440,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             unenrolled,
             valid,
             format,
-        } => portal::invite(cfg, user.as_deref(), unenrolled, valid, format),
+            replace,
+        } => portal::invite(cfg, user.as_deref(), unenrolled, valid, format, replace),
         Command::Unlocks { user, action } => portal::unlocks(cfg, user.as_deref(), action),
     }
 }

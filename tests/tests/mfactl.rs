@@ -810,3 +810,23 @@ fn unlocks_list_and_revoke_agree() {
     );
     assert!(listed(&site).contains("No remembered addresses."));
 }
+
+/// Issue 21: `config check` reports every type and format error in one run, each with file,
+/// line and key (it took three runs for these three).
+#[test]
+fn config_check_reports_every_type_and_format_error_in_one_run() {
+    let site = Site::with_config(
+        "[store]\npath = \"x.db\"\n\n[lockout]\nwindow = \"5 minutes\"\n\n[policy]\ntrusted_networks = [\"192.168.1.1/24\"]\n\n[radius]\nmode = \"codeonly\"\n",
+    );
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&o), 2, "{}", text(&o));
+    let out = text(&o);
+    for want in [
+        "mfa.toml:5: lockout.window: invalid duration \"5 minutes\"",
+        "mfa.toml:8: policy.trusted_networks[0]: invalid network \"192.168.1.1/24\": host bits are set",
+        "mfa.toml:11: radius.mode: unknown variant `codeonly`",
+        "3 problem(s) in",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+}

@@ -10,23 +10,27 @@ pub mod files;
 mod lenient;
 mod locate;
 mod schema;
+mod secret_file;
+mod validate;
 mod values;
 
 use std::path::{Path, PathBuf};
 
 pub use edit::{GoLiveEdit, TrustedEdit, edit_enforce_from, edit_trusted_networks};
 pub use error::{ConfigError, Problem};
-pub use locate::{Seg, line_of_path};
+pub use locate::{Seg, line_of_path, path_string};
 pub use schema::*;
+pub use secret_file::{HostSecret, RADSEC_DEFAULT_SECRET, SecretFileError, SecretOwner};
 pub use values::{
     Cidr, GoLive, Instant, RememberFor, SecretString, Span, civil_from_days, days_from_civil,
     format_utc,
 };
 
-use locate::path_string;
+pub use validate::{check_store_url, radsec_file_help};
+use validate::{k, validate};
 
 /// Largest config file we read; anything bigger is a mistake (or an attack on a setuid path).
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Shortest RADIUS shared secret that passes without a warning (RFC 2865 section 3 asks for
 /// at least 16 octets); shorter ones only warn, since some gateways limit the length.
@@ -202,554 +206,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     }
 }
 
-fn k(s: &str) -> Seg {
-    Seg::Key(s.into())
-}
-
-/// Checks what the types alone cannot. Returns every problem, not just the first.
-fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
-    let mut out = Vec::new();
-    let mut bad = |path: Vec<Seg>, message: String| {
-        out.push(Problem {
-            file: cfg.source.clone(),
-            line: line_of_path(text, &path),
-            key: Some(path_string(&path)),
-            message,
-        });
-    };
-
-    if let Some(url) = &cfg.store.url
-        && let Err(e) = check_store_url(url)
-    {
-        bad(vec![k("store"), k("url")], e);
-    }
-    let st = &cfg.store;
-    if st.url.is_none() {
-        for (key, set) in [
-            ("password_file", st.password_file.is_some()),
-            ("ca_file", st.ca_file.is_some()),
-        ] {
-            if set {
-                bad(
-                    vec![k("store"), k(key)],
-                    "only used with store.url (PostgreSQL); remove it or set url".into(),
-                );
-            }
-        }
-    } else if st.sslmode == SslMode::VerifyFull && st.ca_file.is_none() {
-        bad(
-            vec![k("store"), k("sslmode")],
-            "verify-full (the default) needs ca_file, the CA that issued the database server's certificate; or set sslmode = \"disable\" for a server on this host".into(),
-        );
-    } else if st.sslmode == SslMode::Disable && st.ca_file.is_some() {
-        bad(
-            vec![k("store"), k("ca_file")],
-            "sslmode = \"disable\" uses no TLS, so no CA; remove ca_file or choose require or verify-full".into(),
-        );
-    }
-    if cfg.store.path.as_os_str().is_empty() {
-        bad(vec![k("store"), k("path")], "must not be empty".into());
-    }
-    if cfg.store.url.is_some() && cfg.store.key_file.is_none() {
-        bad(
-            vec![k("store"), k("key_file")],
-            "required with store.url (PostgreSQL): the seeds are sealed under one key, so every node names the same key file (copy it from the node that made it, 0600 root); there is no default beside the store".into(),
-        );
-    }
-    if let Some(key) = &cfg.store.key_file {
-        if key.as_os_str().is_empty() || key.to_string_lossy().ends_with('/') {
-            bad(
-                vec![k("store"), k("key_file")],
-                "must name a file (the key that encrypts the seeds)".into(),
-            );
-        } else if *key == cfg.store.path {
-            bad(
-                vec![k("store"), k("key_file")],
-                "must not be the store itself".into(),
-            );
-        }
-    }
-
-    let t = &cfg.totp;
-    if t.issuer.trim().is_empty() || t.issuer.contains(':') || t.issuer.len() > 64 {
-        bad(
-            vec![k("totp"), k("issuer")],
-            "must be 1 to 64 characters without ':' (apps show it as \"Issuer: user\")".into(),
-        );
-    }
-    if !mfa_model::DIGITS.contains(&t.digits) {
-        bad(
-            vec![k("totp"), k("digits")],
-            format!("{} is not 6, 7 or 8", t.digits),
-        );
-    }
-    if !mfa_model::PERIODS.contains(&t.period) {
-        bad(
-            vec![k("totp"), k("period")],
-            format!(
-                "{} is outside 10..300 seconds (authenticator apps use 30)",
-                t.period
-            ),
-        );
-    }
-    if t.skew > 10 {
-        bad(
-            vec![k("totp"), k("skew")],
-            format!("{} steps either side is too many (at most 10)", t.skew),
-        );
-    }
-
-    let mut seen = std::collections::HashSet::new();
-    for (i, d) in cfg.users.domains.iter().enumerate() {
-        let at = vec![k("users"), k("domains"), Seg::Index(i)];
-        if d.is_empty()
-            || d.len() > 255
-            || !d.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c))
-        {
-            bad(
-                at,
-                format!(
-                    "{d:?} is not a domain name (letters, digits, '-', '_' and '.', as in CONTOSO or contoso.com)"
-                ),
-            );
-        } else if !seen.insert(d.to_lowercase()) {
-            bad(
-                at,
-                format!("{d:?} is listed twice (domains match case-insensitively)"),
-            );
-        }
-    }
-
-    let p = &cfg.policy;
-    // Compared with the canonical name of the user logging in, so each entry must have one:
-    // `CONTOSO\\svc` (CONTOSO listed) means `svc`; `OTHER\\svc` names nobody.
-    let rules = cfg.users.rules();
-    for (i, u) in p.exempt_users.iter().enumerate() {
-        if let Err(e) = mfa_model::UserName::canonical(u, &rules) {
-            bad(
-                vec![k("policy"), k("exempt_users"), Seg::Index(i)],
-                format!("{u:?} is not a valid user name: {e}"),
-            );
-        }
-    }
-    for (i, g) in p.exempt_groups.iter().enumerate() {
-        if !valid_name(g) {
-            bad(
-                vec![k("policy"), k("exempt_groups"), Seg::Index(i)],
-                format!("{g:?} is not a valid group name"),
-            );
-        }
-    }
-    // A trusted range lets its clients in without a code. One (or several together) holding
-    // half an address family or more is no trusted network but MFA turned off for nearly
-    // everyone, which has its own, visible settings. Refused here, so every loader (mfactl
-    // trusted add, config check, both daemons, the PAM module) refuses it. IPv4-mapped
-    // IPv6 ranges are measured as the IPv4 they map.
-    let mut too_wide = false;
-    for (i, n) in p.trusted_networks.iter().enumerate() {
-        if let Some(why) = wide_trust(
-            &format!("{n} holds"),
-            values::coverage(std::slice::from_ref(n)),
-        ) {
-            too_wide = true;
-            bad(vec![k("policy"), k("trusted_networks"), Seg::Index(i)], why);
-        }
-    }
-    if !too_wide
-        && let Some(why) = wide_trust(
-            "together, these ranges hold",
-            values::coverage(&p.trusted_networks),
-        )
-    {
-        bad(vec![k("policy"), k("trusted_networks")], why);
-    }
-    for (i, e) in p.remember_for.iter().enumerate() {
-        if p.remember_for[..i].contains(e) {
-            bad(
-                vec![k("policy"), k("remember_for"), Seg::Index(i)],
-                format!("\"{e}\" is listed twice"),
-            );
-        }
-    }
-    if p.grace_days > 3650 {
-        bad(
-            vec![k("policy"), k("grace_days")],
-            "more than 3650 days".into(),
-        );
-    }
-
-    let l = &cfg.lockout;
-    if l.max_failures == 0 {
-        bad(
-            vec![k("lockout"), k("max_failures")],
-            "must be at least 1".into(),
-        );
-    }
-    if l.window.as_secs() == 0 {
-        bad(
-            vec![k("lockout"), k("window")],
-            "must be longer than 0s".into(),
-        );
-    }
-    if l.lock_for.as_secs() == 0 {
-        bad(
-            vec![k("lockout"), k("lock_for")],
-            "must be longer than 0s".into(),
-        );
-    }
-    if l.max_failures_per_source >= l.max_failures && l.max_failures_per_source != 0 {
-        bad(
-            vec![k("lockout"), k("max_failures_per_source")],
-            format!(
-                "{} would lock the user (max_failures = {}) before the address; use a smaller number, or 0 to turn it off",
-                l.max_failures_per_source, l.max_failures
-            ),
-        );
-    }
-
-    let r = &cfg.radius;
-    if r.first_factor == FirstFactor::None && r.mode != RadiusMode::CodeOnly {
-        bad(
-            vec![k("radius"), k("first_factor")],
-            "\"none\" is only allowed with mode = \"code-only\": otherwise a grace period would let any user name in with no secret at all (PAM hosts in remote mode set first_factor = \"none\" on their own [[radius.clients]] entry, with mode = \"challenge\")".into(),
-        );
-    }
-    if r.pam_service.is_empty()
-        || !r
-            .pam_service
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        bad(
-            vec![k("radius"), k("pam_service")],
-            format!("{:?} is not a valid PAM service name", r.pam_service),
-        );
-    }
-    if r.challenge_timeout.as_secs() == 0 || r.challenge_timeout.as_secs() > 600 {
-        bad(
-            vec![k("radius"), k("challenge_timeout")],
-            "must be between 1s and 10m".into(),
-        );
-    }
-    if let Some(d) = &r.append_delimiter
-        && (d.is_empty() || d.chars().any(|c| c.is_ascii_digit()))
-    {
-        bad(
-            vec![k("radius"), k("append_delimiter")],
-            "must be non-empty and contain no digits".into(),
-        );
-    }
-    if !(16..=1 << 20).contains(&r.max_pending_challenges) {
-        bad(
-            vec![k("radius"), k("max_pending_challenges")],
-            "must be between 16 and 1048576".into(),
-        );
-    }
-    if r.pam_workers == 0 || r.pam_workers > 1024 {
-        bad(
-            vec![k("radius"), k("pam_workers")],
-            "must be between 1 and 1024".into(),
-        );
-    }
-    if let Some(m) = r.metrics_listen
-        && !m.ip().is_loopback()
-    {
-        bad(
-            vec![k("radius"), k("metrics_listen")],
-            format!(
-                "{m} is not a loopback address: the metrics name the RADIUS clients and count every decision, so they are served on 127.0.0.1 or [::1] only (scrape through a local agent or proxy)"
-            ),
-        );
-    }
-    let mut names = std::collections::HashSet::new();
-    for (i, c) in r.clients.iter().enumerate() {
-        let at = |key: &str| vec![k("radius"), k("clients"), Seg::Index(i), k(key)];
-        if c.name.trim().is_empty() || c.name.len() > 64 {
-            bad(at("name"), "must be 1 to 64 characters".into());
-        } else if !names.insert(c.name.as_str()) {
-            bad(
-                at("name"),
-                format!("client name {:?} is used twice", c.name),
-            );
-        }
-        match (&c.secret, &c.secret_file) {
-            (Some(_), Some(_)) => bad(
-                at("secret"),
-                "give either secret or secret_file, not both".into(),
-            ),
-            // Per-host secrets, checked below.
-            (None, None) if c.secrets_dir.is_some() => {}
-            // RFC 6614 §2.3: over TLS the shared secret is "radsec" unless both sides agree
-            // on another.
-            (None, None) if c.is_radsec() => {}
-            (None, None) => bad(
-                at("secret"),
-                "a shared secret is required (secret, secret_file or secrets_dir)".into(),
-            ),
-            (Some(s), None) if s.0.is_empty() => bad(at("secret"), "must not be empty".into()),
-            _ => {}
-        }
-        if let Some(d) = &c.secrets_dir {
-            if c.secret.is_some() || c.secret_file.is_some() {
-                bad(
-                    at("secrets_dir"),
-                    "give secrets_dir (one secret per host) or secret/secret_file (one for every host in address), not both: a shared secret beside it would be good from every address again".into(),
-                );
-            }
-            if c.is_radsec() {
-                bad(
-                    at("secrets_dir"),
-                    "a RadSec client is identified by its certificate; secrets_dir is for UDP clients".into(),
-                );
-            }
-            if d.as_os_str().is_empty() {
-                bad(at("secrets_dir"), "must not be empty".into());
-            }
-        }
-        if let Some(n) = &c.certificate_name
-            && rustls_pki_types::ServerName::try_from(n.as_str()).is_err()
-        {
-            bad(
-                at("certificate_name"),
-                format!("{n:?} is not a DNS name or an IP address"),
-            );
-        }
-        if let Some(f) = &c.certificate_sha256
-            && parse_sha256(f).is_none()
-        {
-            bad(
-                at("certificate_sha256"),
-                "must be 64 hex digits (colons allowed), the SHA-256 fingerprint of the client's certificate".into(),
-            );
-        }
-        if c.is_radsec() && r.radsec.is_none() {
-            let key = if c.certificate_name.is_some() {
-                "certificate_name"
-            } else {
-                "certificate_sha256"
-            };
-            bad(
-                at(key),
-                "a RadSec client, but there is no [radius.radsec] listener: it could never connect"
-                    .into(),
-            );
-        }
-        // first_factor = "none" outside code-only mode only where this client says so itself,
-        // in challenge mode: a PAM host in remote mode, whose own password module ran first.
-        // (A client that sets neither inherits [radius]'s pair, checked above.)
-        let eff = r.settings_for(c);
-        if eff.first_factor == FirstFactor::None && (c.mode.is_some() || c.first_factor.is_some()) {
-            match (eff.mode, c.first_factor) {
-                (RadiusMode::CodeOnly, _) | (RadiusMode::Challenge, Some(FirstFactor::None)) => {}
-                (RadiusMode::Challenge, _) => bad(
-                    at("mode"),
-                    "mode = \"challenge\" with first_factor \"none\" inherited from [radius]: set first_factor on this client (\"pam\", or \"none\" for a PAM host in remote mode)".into(),
-                ),
-                (RadiusMode::Append, _) => bad(
-                    at(if c.first_factor.is_some() { "first_factor" } else { "mode" }),
-                    "first_factor = \"none\" is not allowed with mode = \"append\": the password part would be checked by nobody".into(),
-                ),
-            }
-        }
-    }
-    if let Some(t) = &r.radsec {
-        let at = |key: &str| vec![k("radius"), k("radsec"), k(key)];
-        for (key, v) in [
-            ("certificate", &t.certificate),
-            ("key", &t.key),
-            ("ca_file", &t.ca_file),
-        ] {
-            if v.is_none() {
-                bad(at(key), format!("required: {}", radsec_file_help(key)));
-            }
-        }
-        if t.listen.is_empty() {
-            bad(
-                at("listen"),
-                "must list at least one address (e.g. \"0.0.0.0:2083\")".into(),
-            );
-        }
-        if t.idle_timeout.as_secs() == 0 || t.idle_timeout.as_secs() > 86_400 {
-            bad(at("idle_timeout"), "must be between 1s and 1d".into());
-        }
-        if t.max_connections == 0 || t.max_connections > 65_536 {
-            bad(at("max_connections"), "must be between 1 and 65536".into());
-        }
-        if t.handshake_timeout.as_secs() == 0 || t.handshake_timeout.as_secs() > 60 {
-            bad(at("handshake_timeout"), "must be between 1s and 60s".into());
-        }
-        if t.max_handshakes == 0 || t.max_handshakes > 65_536 {
-            bad(at("max_handshakes"), "must be between 1 and 65536".into());
-        }
-        if t.max_handshakes_per_address == 0 || t.max_handshakes_per_address > t.max_handshakes {
-            bad(
-                at("max_handshakes_per_address"),
-                format!(
-                    "must be between 1 and max_handshakes ({})",
-                    t.max_handshakes
-                ),
-            );
-        }
-        if !r.clients.iter().any(RadiusClient::is_radsec) {
-            bad(
-                vec![k("radius"), k("radsec")],
-                "no [[radius.clients]] entry has certificate_name or certificate_sha256: every RadSec connection would be refused".into(),
-            );
-        }
-    }
-
-    if cfg.policy.remember.as_secs() > 31 * 86_400 {
-        bad(
-            vec![k("policy"), k("remember")],
-            format!(
-                "{} is too long (at most 31d): an unlocked address skips the code all that time",
-                cfg.policy.remember
-            ),
-        );
-    }
-    let p = &cfg.portal;
-    let at = |key: &str| vec![k("portal"), k(key)];
-    if let Some(u) = &p.public_url {
-        let rest = u
-            .strip_prefix("https://")
-            .or_else(|| u.strip_prefix("http://"));
-        match rest {
-            Some(r)
-                if !r.is_empty()
-                    && !r.starts_with('/')
-                    && !r.contains(['?', '#', ' ', '"', '<', '>', '\\'])
-                    && r.chars().all(|c| c.is_ascii_graphic()) => {}
-            _ => bad(
-                at("public_url"),
-                format!(
-                    "{u:?} is not an http:// or https:// address without query or fragment, like \"https://mfa.example.com\""
-                ),
-            ),
-        }
-    }
-    match (&p.tls_cert, &p.tls_key) {
-        (Some(_), None) => bad(at("tls_key"), "required with tls_cert".into()),
-        (None, Some(_)) => bad(at("tls_cert"), "required with tls_key".into()),
-        _ => {}
-    }
-    if p.invite_valid.as_secs() < 60 || p.invite_valid.as_secs() > 90 * 86_400 {
-        bad(at("invite_valid"), "must be between 1m and 90d".into());
-    }
-    if p.session_idle.as_secs() < 1 || p.session_idle.as_secs() > 3600 {
-        bad(at("session_idle"), "must be between 1s and 1h".into());
-    }
-    if p.session_lifetime.as_secs() < 1 || p.session_lifetime.as_secs() > 86_400 {
-        bad(at("session_lifetime"), "must be between 1s and 1d".into());
-    }
-    if p.header_timeout.as_secs() < 1 || p.header_timeout.as_secs() > 300 {
-        bad(at("header_timeout"), "must be between 1s and 5m".into());
-    }
-    for (key, n) in [
-        ("max_connections", p.max_connections),
-        ("connections_per_address", p.connections_per_address),
-    ] {
-        if n == 0 || n > 65_536 {
-            bad(at(key), "must be between 1 and 65536".into());
-        }
-    }
-    if let Some(m) = p.metrics_listen
-        && !m.ip().is_loopback()
-    {
-        bad(
-            at("metrics_listen"),
-            format!(
-                "{m} is not a loopback address: the portal's metrics count sign-ins and enrolments, so they are served on 127.0.0.1 or [::1] only (scrape through a local agent or proxy)"
-            ),
-        );
-    }
-    if p.pam_service.is_empty()
-        || !p
-            .pam_service
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        bad(
-            at("pam_service"),
-            "must be a PAM service name (letters, digits, - _ .)".into(),
-        );
-    }
-
-    if let Some(rc) = &cfg.remote {
-        let at = |key: &str| vec![k("remote"), k(key)];
-        if rc.servers.is_empty() {
-            bad(at("servers"), "list at least one mfa-radiusd server".into());
-        }
-        if rc.servers.len() > 8 {
-            bad(
-                at("servers"),
-                format!(
-                    "{} servers is too many (at most 8): a login waits for each one that is down",
-                    rc.servers.len()
-                ),
-            );
-        }
-        for (i, a) in rc.servers.iter().enumerate() {
-            if rc.servers[..i].contains(a) {
-                bad(
-                    vec![k("remote"), k("servers"), Seg::Index(i)],
-                    format!("{a} is listed twice"),
-                );
-            }
-        }
-        if rc.secret_file.as_os_str().is_empty() {
-            bad(at("secret_file"), "must not be empty".into());
-        }
-        if let Some(src) = rc.source {
-            for (i, a) in rc.servers.iter().enumerate() {
-                if a.is_ipv6() != src.is_ipv6() {
-                    bad(
-                        vec![k("remote"), k("servers"), Seg::Index(i)],
-                        format!(
-                            "{a} cannot be reached from source {src}: give servers of the source's address family"
-                        ),
-                    );
-                }
-            }
-        }
-        if rc.timeout.as_secs() == 0 || rc.timeout.as_secs() > 30 {
-            bad(at("timeout"), "must be between 1s and 30s".into());
-        }
-        if rc.retries > 5 {
-            bad(
-                at("retries"),
-                format!("{} resends per server is too many (at most 5)", rc.retries),
-            );
-        }
-    }
-    out
-}
-
-/// Why trusted ranges covering `coverage` (see `values::coverage`) are refused, if they
-/// hold half an address family or more; `what` says who holds it.
-fn wide_trust(what: &str, coverage: [(values::Family, u64); 2]) -> Option<String> {
-    let parts: Vec<String> = coverage
-        .iter()
-        .filter(|(_, share)| *share >= values::HALF)
-        .map(|(family, share)| {
-            if *share >= 2 * values::HALF {
-                format!("every {} address", family.name())
-            } else {
-                format!("half or more of all {} addresses", family.name())
-            }
-        })
-        .collect();
-    if parts.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "{what} {}: a trusted network lets its clients in without a code, so this would turn \
-         MFA off for nearly everyone. List only your own networks (offices, VPN pools); to \
-         turn MFA off or put it off, use the settings made for that: enforce_from = \"never\", \
-         exempt_users, exempt_groups",
-        parts.join(" and ")
-    ))
-}
-
 /// Largest trusted range of public addresses that passes without a warning: a /8 of IPv4,
 /// a /32 of IPv6 (what a registry gives a whole ISP). No one organisation's network is
 /// larger; a typo or a copied example is.
@@ -763,204 +219,6 @@ fn private_v6(n: &ipnet::Ipv6Net) -> bool {
         .iter()
         .filter_map(|s| s.parse::<ipnet::Ipv6Net>().ok())
         .any(|p| p.contains(n))
-}
-
-/// What each RadSec file is, for the messages.
-fn radsec_file_help(key: &str) -> &'static str {
-    match key {
-        "certificate" => "the daemon's certificate chain (PEM)",
-        "key" => "the daemon's private key (PEM)",
-        "ca_file" => "the CA certificate(s) (PEM) that client certificates must chain to",
-        _ => "certificate revocation lists (PEM)",
-    }
-}
-
-/// The files of `[radius.radsec]`, read and decoded from PEM (the daemon builds its TLS
-/// configuration from these; `config check` reads them the same way).
-#[derive(Debug)]
-pub struct RadsecFiles {
-    pub certificate: Vec<rustls_pki_types::CertificateDer<'static>>,
-    pub key: rustls_pki_types::PrivateKeyDer<'static>,
-    pub ca: Vec<rustls_pki_types::CertificateDer<'static>>,
-    pub crls: Vec<rustls_pki_types::CertificateRevocationListDer<'static>>,
-}
-
-/// What a PostgreSQL URL must look like here: `postgres://user@host[:port]/db`, with no
-/// password (that goes in `password_file`, so the config file holds no secret). The engine
-/// parses the rest and names any other problem.
-pub fn check_store_url(url: &str) -> Result<(), String> {
-    let Some(rest) = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-    else {
-        return Err("must start with postgres:// (postgres://user@host:port/database)".into());
-    };
-    let authority = rest.split(['/', '?']).next().unwrap_or("");
-    if let Some((userinfo, _)) = authority.rsplit_once('@')
-        && userinfo.contains(':')
-    {
-        return Err("must not hold a password: put it in store.password_file (first line)".into());
-    }
-    if rest.split('?').nth(1).is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv.starts_with("password=") || kv.starts_with("sslmode="))
-    }) {
-        return Err("give the password and the TLS mode as store.password_file and store.sslmode, not in the URL".into());
-    }
-    Ok(())
-}
-
-/// A group name as the configuration may name it: the model's character rule, Unicode
-/// letters included whatever `[users] unicode` says. A group name is not typed by the user
-/// logging in: it is compared byte for byte with the groups NSS gives for the (canonical)
-/// user, so a look-alike of it adds no record and lets no one in, and a directory's own
-/// non-ASCII group names (German AD's `Domänen-Benutzer`) must be writable.
-fn valid_name(s: &str) -> bool {
-    mfa_model::UserName::check(s).is_ok()
-}
-
-/// The RADIUS shared secret over TLS when the client entry sets none (RFC 6614 §2.3).
-pub const RADSEC_DEFAULT_SECRET: &str = "radsec";
-
-impl RadiusClient {
-    /// The client's shared secret, read from `secret_file` where configured (first line,
-    /// trailing newline removed); "radsec" for a RadSec client that sets none. The file must
-    /// pass [`files::open_trusted`].
-    pub fn load_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-        if let Some(s) = &self.secret {
-            return Ok(zeroize::Zeroizing::new(s.0.as_bytes().to_vec()));
-        }
-        if self.secret_file.is_none() && self.is_radsec() {
-            return Ok(zeroize::Zeroizing::new(
-                RADSEC_DEFAULT_SECRET.as_bytes().to_vec(),
-            ));
-        }
-        let Some(path) = &self.secret_file else {
-            return Err(format!("client {:?} has no shared secret", self.name));
-        };
-        read_secret_file(&format!("client {:?}", self.name), path)
-    }
-}
-
-/// Most files a `secrets_dir` may hold: more is a mistake, not a fleet.
-const MAX_HOST_SECRETS: usize = 65_536;
-
-/// One host of a `secrets_dir`: its address and its secret.
-pub type HostSecret = (std::net::IpAddr, zeroize::Zeroizing<Vec<u8>>);
-
-impl RadiusClient {
-    /// The per-host secrets of a client with `secrets_dir`: each file in it named by an IP
-    /// address inside `address` (IPv4-mapped IPv6 names count as IPv4), read as a
-    /// `secret_file` is. Hidden files (editors' swap files) are skipped; any other name, an
-    /// address outside `address`, one host named twice, an unsafe file or directory, or a
-    /// directory with no host in it is an error naming the client and file.
-    pub fn load_host_secrets(&self) -> Result<Vec<HostSecret>, String> {
-        let what = format!("client {:?}", self.name);
-        let Some(dir) = &self.secrets_dir else {
-            return Err(format!("{what} has no secrets_dir"));
-        };
-        files::check_trusted_file(dir, files::Purpose::SecretsDir)
-            .map_err(|e| format!("{what}: secrets_dir {e}"))?;
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| format!("{what}: cannot read secrets_dir {}: {e}", dir.display()))?;
-        let mut out: Vec<HostSecret> = Vec::new();
-        for entry in entries {
-            let entry = entry
-                .map_err(|e| format!("{what}: cannot read secrets_dir {}: {e}", dir.display()))?;
-            let name = entry.file_name();
-            let shown = name.to_string_lossy();
-            if shown.starts_with('.') {
-                continue;
-            }
-            let ip = name
-                .to_str()
-                .and_then(|n| n.parse::<std::net::IpAddr>().ok())
-                .map(|ip| match ip {
-                    std::net::IpAddr::V6(v6) => {
-                        v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4)
-                    }
-                    v4 => v4,
-                })
-                .ok_or_else(|| {
-                    format!(
-                        "{what}: secrets_dir {}: {shown:?} is not named by an IP address (one file per host, named like 10.0.5.7 or 2001:db8::7)",
-                        dir.display()
-                    )
-                })?;
-            if !self.address.0.contains(&ip) {
-                return Err(format!(
-                    "{what}: secrets_dir {}: {ip} is not in this client's address {}",
-                    dir.display(),
-                    self.address.0
-                ));
-            }
-            if out.iter().any(|(seen, _)| *seen == ip) {
-                return Err(format!(
-                    "{what}: secrets_dir {}: two files name host {ip}",
-                    dir.display()
-                ));
-            }
-            if out.len() >= MAX_HOST_SECRETS {
-                return Err(format!(
-                    "{what}: secrets_dir {} holds more than {MAX_HOST_SECRETS} files",
-                    dir.display()
-                ));
-            }
-            let secret = read_secret_file(&format!("{what}, host {ip}"), &entry.path())?;
-            out.push((ip, secret));
-        }
-        if out.is_empty() {
-            return Err(format!(
-                "{what}: secrets_dir {} holds no host's secret (one file per host, named by its IP address)",
-                dir.display()
-            ));
-        }
-        out.sort_by_key(|(ip, _)| *ip);
-        Ok(out)
-    }
-}
-
-/// Largest `secret_file` read; a shared secret is a line, not a document.
-const MAX_SECRET_FILE_BYTES: usize = 4096;
-
-/// The first line of a secret file, trailing newline removed; `what` names its owner. The
-/// file must pass [`files::open_trusted`] (no one else may write it, nor others read it), and
-/// is read from the handle that was checked.
-fn read_secret_file(what: &str, path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-    use std::io::Read;
-    let (mut file, _) = files::open_trusted(path, files::Purpose::SecretFile)
-        .map_err(|e| format!("{what}: secret_file {e}"))?;
-    // Sized once so that reading never reallocates and leaves an unwiped copy behind.
-    let mut raw = zeroize::Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE_BYTES + 1));
-    let mut chunk = zeroize::Zeroizing::new([0u8; 512]);
-    loop {
-        let n = file
-            .read(&mut chunk[..])
-            .map_err(|e| format!("{what}: cannot read secret_file {}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        if raw.len() + n > MAX_SECRET_FILE_BYTES {
-            return Err(format!(
-                "{what}: secret_file {} is larger than {MAX_SECRET_FILE_BYTES} bytes",
-                path.display()
-            ));
-        }
-        raw.extend_from_slice(&chunk[..n]);
-    }
-    let line = raw.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.is_empty() {
-        return Err(format!("{what}: secret_file {} is empty", path.display()));
-    }
-    Ok(zeroize::Zeroizing::new(line.to_vec()))
-}
-
-impl RemoteConfig {
-    /// The shared secret with the servers, from `secret_file`.
-    pub fn load_secret(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-        read_secret_file("remote", &self.secret_file)
-    }
 }
 
 impl Config {
@@ -1036,7 +294,7 @@ impl Config {
                     file: self.source.clone(),
                     line,
                     key: Some(key),
-                    message: e,
+                    message: e.to_string(),
                 });
             }
             if c.secrets_dir.is_some()
@@ -1048,7 +306,7 @@ impl Config {
                     file: self.source.clone(),
                     line,
                     key: Some(key),
-                    message: e,
+                    message: e.to_string(),
                 });
             }
         }
@@ -1067,11 +325,6 @@ impl Config {
                 }
             }
         }
-        if self.radius.radsec.is_some()
-            && let Err(p) = self.radsec_files()
-        {
-            out.extend(p);
-        }
         if let Some(r) = &self.remote
             && let Err(e) = r.load_secret()
         {
@@ -1080,7 +333,7 @@ impl Config {
                 file: self.source.clone(),
                 line: line_of_path(&text, &path),
                 key: Some(path_string(&path)),
-                message: e,
+                message: e.to_string(),
             });
         }
         out
@@ -1089,7 +342,8 @@ impl Config {
     /// What is allowed but unwise (`config check` shows them as warnings, `mfa-radiusd` logs
     /// them at start and reload): a RADIUS shared secret shorter than [`MIN_SECRET_CHARS`], a
     /// trusted range of public addresses larger than a /8 (IPv6: a /32), a `remember_for`
-    /// entry naming no RADIUS client here.
+    /// entry naming no RADIUS client here, a client that says it is PAM hosts the way entries
+    /// did before `kind` (`first_factor = "none"` in challenge mode).
     /// Secrets that cannot be read are not warnings but errors, reported elsewhere.
     pub fn warnings(&self) -> Vec<Problem> {
         let text = std::fs::read_to_string(&self.source).unwrap_or_default();
@@ -1134,11 +388,6 @@ impl Config {
                 });
             }
         }
-        if self.radius.radsec.is_some()
-            && let Err(p) = self.radsec_files()
-        {
-            out.extend(p);
-        }
         let mut at = |path: Vec<Seg>, message: String| {
             out.push(Problem {
                 file: self.source.clone(),
@@ -1167,6 +416,19 @@ impl Config {
                 );
             }
         }
+        for (i, c) in self.radius.clients.iter().enumerate() {
+            if self.radius.legacy_pam_hosts(c) {
+                at(
+                    vec![k("radius"), k("clients"), Seg::Index(i), k("first_factor")],
+                    format!(
+                        "client {:?}: first_factor = \"none\" in challenge mode is read as \
+                         kind = \"pam-hosts\" (PAM hosts in remote mode); say so with \
+                         kind = \"pam-hosts\" in place of mode and first_factor",
+                        c.name
+                    ),
+                );
+            }
+        }
         for (i, e) in self.policy.remember_for.iter().enumerate() {
             if let RememberFor::Radius(name) = e
                 && !self.radius.clients.iter().any(|c| c.name == *name)
@@ -1182,104 +444,6 @@ impl Config {
         }
         out
     }
-
-    /// Reads the files `[radius.radsec]` names. `Ok(None)`: RadSec is off. Every problem
-    /// names the file and the key that names it.
-    pub fn radsec_files(&self) -> Result<Option<RadsecFiles>, Vec<Problem>> {
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-
-        let Some(t) = &self.radius.radsec else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(&self.source).unwrap_or_default();
-        let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            let path = [k("radius"), k("radsec"), k(key)];
-            problems.push(Problem {
-                file: self.source.clone(),
-                line: line_of_path(&text, &path),
-                key: Some(path_string(&path)),
-                message,
-            });
-        };
-        // Zeroized after use: the key file's bytes are a secret.
-        let read =
-            |key: &str, p: &Option<PathBuf>| -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-                let Some(p) = p else {
-                    return Err(format!("required: {}", radsec_file_help(key)));
-                };
-                let meta = std::fs::metadata(p)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
-                    return Err(format!(
-                        "{} is not a regular file of at most 1 MiB",
-                        p.display()
-                    ));
-                }
-                std::fs::read(p)
-                    .map(zeroize::Zeroizing::new)
-                    .map_err(|e| format!("cannot read {}: {e}", p.display()))
-            };
-        let certs =
-            |key: &str, p: &Option<PathBuf>| -> Result<Vec<CertificateDer<'static>>, String> {
-                let raw = read(key, p)?;
-                let shown = p.as_deref().unwrap_or(Path::new("")).display();
-                let certs = CertificateDer::pem_slice_iter(&raw)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("{shown}: not valid PEM: {e}"))?;
-                if certs.is_empty() {
-                    return Err(format!(
-                        "{shown} holds no certificate (\"-----BEGIN CERTIFICATE-----\")"
-                    ));
-                }
-                Ok(certs)
-            };
-        let certificate = certs("certificate", &t.certificate)
-            .map_err(|e| problem("certificate", e))
-            .ok();
-        let ca = certs("ca_file", &t.ca_file)
-            .map_err(|e| problem("ca_file", e))
-            .ok();
-        let key = read("key", &t.key)
-            .and_then(|raw| {
-                let shown = t.key.as_deref().unwrap_or(Path::new("")).display();
-                PrivateKeyDer::from_pem_slice(&raw).map_err(|e| {
-                    format!("{shown} holds no usable private key (PEM: PKCS#8, PKCS#1 or SEC1; not encrypted): {e}")
-                })
-            })
-            .map_err(|e| problem("key", e))
-            .ok();
-        let crls = match &t.crl_file {
-            None => Some(Vec::new()),
-            Some(p) => read("crl_file", &t.crl_file)
-                .and_then(|raw| {
-                    let crls = CertificateRevocationListDer::pem_slice_iter(&raw)
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| format!("{}: not valid PEM: {e}", p.display()))?;
-                    if crls.is_empty() {
-                        return Err(format!(
-                            "{} holds no CRL (\"-----BEGIN X509 CRL-----\")",
-                            p.display()
-                        ));
-                    }
-                    Ok(crls)
-                })
-                .map_err(|e| problem("crl_file", e))
-                .ok(),
-        };
-        match (certificate, key, ca, crls) {
-            (Some(certificate), Some(key), Some(ca), Some(crls)) if problems.is_empty() => {
-                Ok(Some(RadsecFiles {
-                    certificate,
-                    key,
-                    ca,
-                    crls,
-                }))
-            }
-            _ => Err(problems),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -1288,6 +452,70 @@ mod tests {
 
     fn parse_str(t: &str) -> Result<Config, ConfigError> {
         parse(t, Path::new("/etc/mfa/mfa.toml"))
+    }
+
+    /// Every section's problems, in the order `validate` has always reported them (store,
+    /// totp, users, policy, lockout, radius, its clients, radsec, policy.remember, portal,
+    /// remote), each once.
+    #[test]
+    fn problems_come_in_the_order_of_the_sections() {
+        let e = parse_str(
+            r#"
+[store]
+url = "mysql://db/mfa"
+key_file = "/etc/mfa/store.key"
+sslmode = "disable"
+[totp]
+skew = 11
+[users]
+domains = ["bad domain"]
+[policy]
+grace_days = 4000
+remember = "40d"
+[lockout]
+max_failures = 0
+[radius]
+pam_workers = 0
+[[radius.clients]]
+name = ""
+address = "10.0.0.1/32"
+secret = "x"
+[radius.radsec]
+listen = []
+[portal]
+session_idle = "2h"
+[remote]
+servers = []
+secret_file = "/etc/mfa/remote.secret"
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e
+            .problems
+            .iter()
+            .map(|p| p.key.as_deref().unwrap_or("-"))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "store.url",
+                "totp.skew",
+                "users.domains[0]",
+                "policy.grace_days",
+                "lockout.max_failures",
+                "lockout.max_failures_per_source",
+                "radius.pam_workers",
+                "radius.clients[0].name",
+                "radius.radsec.certificate",
+                "radius.radsec.key",
+                "radius.radsec.ca_file",
+                "radius.radsec.listen",
+                "radius.radsec",
+                "policy.remember",
+                "portal.session_idle",
+                "remote.servers",
+            ]
+        );
     }
 
     #[test]
@@ -1543,6 +771,63 @@ mod tests {
         );
     }
 
+    /// A secret that cannot be read is a typed error whose text is the one these errors
+    /// always had (they were strings): the owner, the key, the file.
+    #[test]
+    fn secret_file_errors_name_the_owner_the_key_and_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gw.secret");
+        let t = format!(
+            "[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\nsecret_file = \"{}\"\n[remote]\nservers = [\"10.0.0.5\"]\nsecret_file = \"{}\"\n",
+            file.display(),
+            file.display()
+        );
+        let c = parse_str(&t).unwrap();
+        let (gw, remote) = (&c.radius.clients[0], c.remote.as_ref().unwrap());
+        let e = gw.load_secret().unwrap_err();
+        assert!(
+            matches!(&e, SecretFileError::Untrusted { owner: SecretOwner::Client(n), key: "secret_file", .. } if n == "gw"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("client \"gw\": secret_file "),
+            "{e}"
+        );
+        std::fs::write(&file, "\nsecond line\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            gw.load_secret().unwrap_err().to_string(),
+            format!("client \"gw\": secret_file {} is empty", file.display())
+        );
+        assert_eq!(
+            remote.load_secret().unwrap_err().to_string(),
+            format!("remote: secret_file {} is empty", file.display())
+        );
+        std::fs::write(&file, vec![b'x'; 5000]).unwrap();
+        let e = remote.load_secret().unwrap_err();
+        assert!(matches!(e, SecretFileError::TooLarge { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "remote: secret_file {} is larger than 4096 bytes",
+                file.display()
+            )
+        );
+        std::fs::write(&file, "s3cret\n").unwrap();
+        assert_eq!(&remote.load_secret().unwrap()[..], b"s3cret");
+        let mut none = gw.clone();
+        none.secret_file = None;
+        assert_eq!(
+            none.load_secret().unwrap_err().to_string(),
+            "client \"gw\" has no shared secret"
+        );
+        assert_eq!(
+            none.load_host_secrets().unwrap_err().to_string(),
+            "client \"gw\" has no secrets_dir"
+        );
+    }
+
     #[test]
     fn host_secrets_are_files_named_by_addresses_inside_the_entry() {
         use std::os::unix::fs::PermissionsExt;
@@ -1563,11 +848,9 @@ mod tests {
             parse_str(&t).unwrap().radius.clients.remove(0)
         };
         let c = client("10.0.5.0/24");
-        assert!(
-            c.load_host_secrets()
-                .unwrap_err()
-                .contains("holds no host's secret")
-        );
+        let e = c.load_host_secrets().unwrap_err();
+        assert!(matches!(e, SecretFileError::NoHosts { .. }), "{e:?}");
+        assert!(e.to_string().contains("holds no host's secret"));
         put("10.0.5.7", "seven\n");
         put("::ffff:10.0.5.8", "eight\r\nsecond line\n");
         // An editor's swap file is not a host.
@@ -1587,6 +870,11 @@ mod tests {
         // Outside the entry's address.
         let e = client("10.0.5.0/29").load_host_secrets().unwrap_err();
         assert!(
+            matches!(e, SecretFileError::OutsideAddress { ip, .. } if ip.to_string() == "10.0.5.8"),
+            "{e:?}"
+        );
+        let e = e.to_string();
+        assert!(
             e.contains("10.0.5.8 is not in this client's address 10.0.5.0/29"),
             "{e}"
         );
@@ -1597,6 +885,18 @@ mod tests {
         )
         .unwrap();
         let e = c.load_host_secrets().unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                SecretFileError::Untrusted {
+                    owner: SecretOwner::Host { .. },
+                    key: "secret_file",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains("readable by others"), "{e}");
         std::fs::set_permissions(
             hosts.join("10.0.5.7"),
@@ -1605,12 +905,12 @@ mod tests {
         .unwrap();
         // A name that is no address.
         put("web1", "x\n");
-        let e = c.load_host_secrets().unwrap_err();
+        let e = c.load_host_secrets().unwrap_err().to_string();
         assert!(e.contains("\"web1\" is not named by an IP address"), "{e}");
         std::fs::remove_file(hosts.join("web1")).unwrap();
         // A directory others may write.
         std::fs::set_permissions(&hosts, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let e = c.load_host_secrets().unwrap_err();
+        let e = c.load_host_secrets().unwrap_err().to_string();
         assert!(e.contains("writable by"), "{e}");
     }
 
@@ -1646,39 +946,6 @@ mod tests {
         assert_eq!(parse_sha256(&("g".to_string() + &plain[1..])), None);
         // A multi-byte character must not panic.
         assert_eq!(parse_sha256(&("é".to_string() + &plain[2..])), None);
-    }
-
-    #[test]
-    fn radsec_files_are_checked_and_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("s.pem"), "not pem at all\n").unwrap();
-        std::fs::write(d.join("s.key"), "").unwrap();
-        let cfg = d.join("mfa.toml");
-        let t = format!(
-            "{RADSEC_CLIENT}[radius.radsec]\ncertificate = \"{0}/s.pem\"\nkey = \"{0}/s.key\"\nca_file = \"{0}/missing.pem\"\n",
-            d.display()
-        );
-        std::fs::write(&cfg, &t).unwrap();
-        let c = load(&cfg).unwrap();
-        let problems = c.check_referenced_files();
-        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert_eq!(problems.len(), 3, "{shown:?}");
-        assert!(
-            shown[0].contains(":6: radius.radsec.certificate: ")
-                && shown[0].contains("holds no certificate"),
-            "{shown:?}"
-        );
-        assert!(
-            shown[1].contains(":8: radius.radsec.ca_file: cannot read ")
-                && shown[1].contains("missing.pem"),
-            "{shown:?}"
-        );
-        assert!(
-            shown[2].contains(":7: radius.radsec.key: ")
-                && shown[2].contains("no usable private key"),
-            "{shown:?}"
-        );
     }
 
     #[test]
@@ -2067,12 +1334,84 @@ mod tests {
         assert_eq!(
             host,
             ClientSettings {
+                kind: ClientKind::PamHosts,
                 mode: RadiusMode::Challenge,
                 first_factor: FirstFactor::None,
                 client_ip_attribute: ClientIpAttribute::FramedIpAddress,
                 require_message_authenticator: false,
             }
         );
+        assert_eq!(gw.kind, ClientKind::Gateway);
+    }
+
+    /// PAM hosts are a kind of client, said with `kind = "pam-hosts"`: always challenge mode
+    /// with no first factor here, whatever `[radius]` says, and no mode or first factor of
+    /// their own that says otherwise. The form from before the key (`first_factor = "none"`
+    /// on a client in challenge mode) still means PAM hosts, with a warning naming the key;
+    /// an explicit gateway in that form is refused.
+    #[test]
+    fn pam_hosts_are_a_kind_of_client() {
+        let hosts = "[[radius.clients]]\nname = \"hosts\"\naddress = \"10.0.5.0/24\"\nsecret = \"0123456789abcdef\"\n";
+        let c = parse_str(&format!(
+            "[radius]\nmode = \"append\"\n{hosts}kind = \"pam-hosts\"\n"
+        ))
+        .unwrap();
+        let s = c.radius.settings_for(&c.radius.clients[0]);
+        assert_eq!(
+            (s.kind, s.mode, s.first_factor),
+            (
+                ClientKind::PamHosts,
+                RadiusMode::Challenge,
+                FirstFactor::None
+            )
+        );
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+        // Redundant, but not contradicting: accepted.
+        let t =
+            format!("{hosts}kind = \"pam-hosts\"\nmode = \"challenge\"\nfirst_factor = \"none\"\n");
+        assert!(parse_str(&t).is_ok());
+        for (extra, key) in [
+            ("mode = \"code-only\"\n", "radius.clients[0].mode"),
+            ("mode = \"append\"\n", "radius.clients[0].mode"),
+            ("first_factor = \"pam\"\n", "radius.clients[0].first_factor"),
+        ] {
+            let e = parse_str(&format!("{hosts}kind = \"pam-hosts\"\n{extra}")).unwrap_err();
+            assert_eq!(e.problems[0].key.as_deref(), Some(key), "{e}");
+            assert!(e.to_string().contains("pam-hosts"), "{e}");
+        }
+        let e = parse_str(&format!("{hosts}kind = \"pam-host\"\n")).unwrap_err();
+        assert!(e.to_string().contains("kind"), "{e}");
+        // The form from before the key: PAM hosts, and a warning on its line naming the key.
+        let c = parse_str(&format!(
+            "{hosts}mode = \"challenge\"\nfirst_factor = \"none\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.radius.settings_for(&c.radius.clients[0]).kind,
+            ClientKind::PamHosts
+        );
+        let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("radius.clients[0].first_factor")
+                    && w.contains("kind = \"pam-hosts\"")),
+            "{w:?}"
+        );
+        // An explicit gateway that checks no password in challenge mode: refused.
+        let e = parse_str(&format!(
+            "{hosts}kind = \"gateway\"\nfirst_factor = \"none\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.clients[0].first_factor"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("kind = \"pam-hosts\""), "{e}");
+        // A gateway in code-only mode may still check no password itself.
+        let t =
+            format!("{hosts}kind = \"gateway\"\nmode = \"code-only\"\nfirst_factor = \"none\"\n");
+        assert!(parse_str(&t).is_ok());
     }
 
     #[test]
@@ -2096,7 +1435,8 @@ mod tests {
             Some("radius.clients[0].first_factor"),
             "{e}"
         );
-        // Explicit, in challenge mode (the default): a PAM host.
+        // Explicit, in challenge mode (the default): a PAM host (the form from before
+        // `kind = "pam-hosts"`, accepted with a warning).
         let t = format!("{CLIENT}first_factor = \"none\"\n");
         assert!(parse_str(&t).is_ok());
         // Per-client mode code-only with the global first_factor "pam": allowed as today.

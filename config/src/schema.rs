@@ -270,6 +270,29 @@ pub enum FirstFactor {
     None,
 }
 
+/// What a RADIUS client is, which decides what its requests mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientKind {
+    /// A gateway (VPN, remote desktop, NAS) speaking for its users in its `mode`.
+    #[default]
+    Gateway,
+    /// Linux hosts running pam_mfa in remote mode (`[remote]`): challenge mode with no first
+    /// factor here (the host's own stack checked it), each login named by the host and PAM
+    /// service it sends, and each name vouched for by the host's own NSS
+    /// (`mfa_radius_proto::pam_host`).
+    PamHosts,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Gateway => "gateway",
+            ClientKind::PamHosts => "pam-hosts",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 pub enum ClientIpAttribute {
     #[default]
@@ -354,6 +377,10 @@ pub struct RadiusClient {
     /// RadSec: the SHA-256 fingerprint of the client's certificate (64 hex digits, colons
     /// allowed, as `openssl x509 -noout -fingerprint -sha256` prints it).
     pub certificate_sha256: Option<String>,
+    /// What the client is; absent: a gateway, or PAM hosts where the entry itself says
+    /// `first_factor = "none"` in challenge mode (the form from before this key, accepted
+    /// with a warning naming it, see [`RadiusConfig::legacy_pam_hosts`]).
+    pub kind: Option<ClientKind>,
     /// Per-client overrides of the `[radius]` keys of the same name; absent: `[radius]`'s.
     pub mode: Option<RadiusMode>,
     pub first_factor: Option<FirstFactor>,
@@ -361,10 +388,12 @@ pub struct RadiusClient {
     pub require_message_authenticator: Option<bool>,
 }
 
-/// What one RADIUS client gets: its own `mode`, `first_factor`, `client_ip_attribute` and
-/// `require_message_authenticator` where it sets them, `[radius]`'s otherwise.
+/// What one RADIUS client gets: its kind, its own `mode`, `first_factor`,
+/// `client_ip_attribute` and `require_message_authenticator` where it sets them, `[radius]`'s
+/// otherwise; PAM hosts are always in challenge mode with no first factor here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientSettings {
+    pub kind: ClientKind,
     pub mode: RadiusMode,
     pub first_factor: FirstFactor,
     pub client_ip_attribute: ClientIpAttribute,
@@ -374,14 +403,43 @@ pub struct ClientSettings {
 impl RadiusConfig {
     /// The effective settings of client `c`.
     pub fn settings_for(&self, c: &RadiusClient) -> ClientSettings {
+        let kind = self.kind_of(c);
+        let pam_hosts = kind == ClientKind::PamHosts;
         ClientSettings {
-            mode: c.mode.unwrap_or(self.mode),
-            first_factor: c.first_factor.unwrap_or(self.first_factor),
+            kind,
+            mode: if pam_hosts {
+                RadiusMode::Challenge
+            } else {
+                c.mode.unwrap_or(self.mode)
+            },
+            first_factor: if pam_hosts {
+                FirstFactor::None
+            } else {
+                c.first_factor.unwrap_or(self.first_factor)
+            },
             client_ip_attribute: c.client_ip_attribute.unwrap_or(self.client_ip_attribute),
             require_message_authenticator: c
                 .require_message_authenticator
                 .unwrap_or(self.require_message_authenticator),
         }
+    }
+
+    /// What client `c` is: its `kind`, else PAM hosts where it has the form from before that
+    /// key ([`RadiusConfig::legacy_pam_hosts`]), else a gateway.
+    pub fn kind_of(&self, c: &RadiusClient) -> ClientKind {
+        match c.kind {
+            Some(k) => k,
+            None if self.legacy_pam_hosts(c) => ClientKind::PamHosts,
+            None => ClientKind::Gateway,
+        }
+    }
+
+    /// Whether `c` says it is PAM hosts the way entries did before `kind`: no `kind`, its
+    /// own `first_factor = "none"`, and challenge mode (its own or `[radius]`'s).
+    pub fn legacy_pam_hosts(&self, c: &RadiusClient) -> bool {
+        c.kind.is_none()
+            && c.first_factor == Some(FirstFactor::None)
+            && c.mode.unwrap_or(self.mode) == RadiusMode::Challenge
     }
 }
 

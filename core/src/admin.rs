@@ -2,7 +2,9 @@
 //! audit event, done through an actor (`mfactl`, the portal) that the event names; the
 //! command-line tool and the portal are only their faces.
 
-use mfa_model::{AuditEvent, OtcKind, Refusal, TotpParams, UserName, UserRecord};
+use mfa_model::{
+    Action, AuditEvent, OtcKind, ReasonCode, Refusal, TotpParams, UserName, UserRecord,
+};
 use zeroize::Zeroizing;
 
 use crate::core::Core;
@@ -10,6 +12,7 @@ use crate::core::STORE_WIDE;
 use crate::error::CoreError;
 use crate::keyfile;
 use crate::keygen::KeyGeneration;
+use crate::names::NameError;
 use crate::secret::{Encrypted, Sealer, StoreKey, TotpSecret};
 use crate::store::{Abort, AuditQuery, Store};
 use crate::verify::{new_one_time_code, store_one_time_code};
@@ -44,7 +47,7 @@ fn existing<'r>(
 }
 
 impl Admin<'_> {
-    fn event(&self, now: i64, user: &UserName, action: &str, reason: &str) -> AuditEvent {
+    fn event(&self, now: i64, user: &UserName, action: Action, reason: ReasonCode) -> AuditEvent {
         AuditEvent::admin(now, user, self.actor, action, reason, None)
     }
 
@@ -66,7 +69,7 @@ impl Admin<'_> {
             rec.codes.clear();
             rec.unlocks.clear();
             rec.mfa_changed = Some(now);
-            let mut ev = self.event(now, user, "unlink", "key_removed");
+            let mut ev = self.event(now, user, Action::Unlink, ReasonCode::KeyRemoved);
             ev.detail = Some(format!("{codes} one-time code(s) removed"));
             Ok(vec![ev])
         })?;
@@ -108,7 +111,7 @@ impl Admin<'_> {
                 created: now,
                 expires,
             });
-            let mut ev = self.event(now, user, "remember", "network_unlocked");
+            let mut ev = self.event(now, user, Action::Remember, ReasonCode::NetworkUnlocked);
             ev.client_ip = Some(ip.clone());
             ev.detail = Some(format!("until {}", mfa_config::format_utc(expires)));
             Ok(vec![ev])
@@ -143,7 +146,7 @@ impl Admin<'_> {
             let current = |u: &mfa_model::Unlock| now < u.expires;
             rec.unlocks
                 .retain(|u| ip.as_deref().is_some_and(|i| u.ip != i) && current(u));
-            let mut ev = self.event(now, user, "remember", "network_revoked");
+            let mut ev = self.event(now, user, Action::Remember, ReasonCode::NetworkRevoked);
             ev.client_ip = ip.clone();
             ev.detail = Some(format!("revoked {n} of {before}"));
             Ok(vec![ev])
@@ -166,11 +169,11 @@ impl Admin<'_> {
             rec.first_failure = None;
             rec.sources.clear();
             let reason = if was_locked {
-                "lock_cleared"
+                ReasonCode::LockCleared
             } else {
-                "not_locked"
+                ReasonCode::NotLocked
             };
-            Ok(vec![self.event(now, user, "unlock", reason)])
+            Ok(vec![self.event(now, user, Action::Unlock, reason)])
         })?;
         Ok(was_locked)
     }
@@ -191,7 +194,7 @@ impl Admin<'_> {
             let slot = recs.get_mut(0).ok_or(Abort::Bug("no slot"))?;
             let rec = slot.get_or_insert_with(|| UserRecord::new(user, params, now));
             rec.codes.push(stored.clone());
-            let mut ev = self.event(now, user, "temp-access", "issued");
+            let mut ev = self.event(now, user, Action::TempAccess, ReasonCode::Issued);
             ev.detail = Some(format!("{uses} use(s), valid {valid_secs}s"));
             Ok(vec![ev])
         })?;
@@ -205,14 +208,15 @@ impl Admin<'_> {
             let rec = existing(recs, user)?;
             n = rec.usable_codes(OtcKind::Temporary, now);
             rec.codes.retain(|c| c.kind != OtcKind::Temporary);
-            let mut ev = self.event(now, user, "temp-access", "revoked");
+            let mut ev = self.event(now, user, Action::TempAccess, ReasonCode::Revoked);
             ev.detail = Some(format!("revoked {n}"));
             Ok(vec![ev])
         })?;
         Ok(n)
     }
 
-    /// A new set of backup codes; the old set stops working in the same transaction. With
+    /// A new set of `count` backup codes (within [`mfa_model::BACKUP_CODES`], else
+    /// [`Refusal::BackupCodeCount`]); the old set stops working in the same transaction. With
     /// `signed_in` (the portal: the key the user signed in with), refused with
     /// [`Refusal::SignInEnded`] once that is no longer the user's key or the user is locked.
     pub fn issue_backup_codes(
@@ -222,6 +226,9 @@ impl Admin<'_> {
         signed_in: Option<&KeyGeneration>,
         now: i64,
     ) -> Result<Vec<Zeroizing<String>>, CoreError> {
+        if !mfa_model::BACKUP_CODES.contains(&count) {
+            return Err(Refusal::BackupCodeCount(count).into());
+        }
         let mut shown = Vec::new();
         let mut stored = Vec::new();
         for _ in 0..count {
@@ -241,7 +248,7 @@ impl Admin<'_> {
             }
             rec.codes.retain(|c| c.kind != OtcKind::Backup);
             rec.codes.extend(stored.iter().cloned());
-            let mut ev = self.event(now, user, "backup-codes", "new_set");
+            let mut ev = self.event(now, user, Action::BackupCodes, ReasonCode::NewSet);
             ev.detail = Some(format!("new set of {count}"));
             Ok(vec![ev])
         })?;
@@ -285,7 +292,7 @@ impl Admin<'_> {
                     rec.codes.retain(|c| c.kind != OtcKind::Backup);
                     rec.codes.extend(codes.iter().cloned());
                 }
-                let mut ev = self.event(now, &e.user, "import", "imported");
+                let mut ev = self.event(now, &e.user, Action::Import, ReasonCode::Imported);
                 ev.detail = Some(e.origin.clone());
                 events.push(ev);
             }
@@ -305,17 +312,24 @@ impl Admin<'_> {
         let mut by_key: std::collections::HashMap<String, Vec<&ImportEntry>> =
             std::collections::HashMap::new();
         for e in entries {
-            crate::names::refuse_lookalike(self.core, &e.user, &e.user)
-                .map_err(|err| CoreError::Names(format!("{}: {err}", e.origin)))?;
+            crate::names::refuse_lookalike(self.core, &e.user, &e.user).map_err(|err| {
+                NameError::ImportRefused {
+                    origin: e.origin.clone(),
+                    error: Box::new(err),
+                }
+            })?;
             let same = by_key.entry(mfa_model::lookalike_key(&e.user)).or_default();
             if let Some(first) = same
                 .iter()
                 .find(|f| mfa_model::look_alike(&f.user, &e.user))
             {
-                return Err(CoreError::Names(format!(
-                    "{}: {:?} looks like {:?} ({}): one person is one record; nothing was imported",
-                    e.origin, e.user, first.user, first.origin
-                )));
+                return Err(NameError::ImportLookAlikes {
+                    origin: e.origin.clone(),
+                    user: e.user.clone(),
+                    first: first.user.clone(),
+                    first_origin: first.origin.clone(),
+                }
+                .into());
             }
             same.push(e);
         }
@@ -366,8 +380,8 @@ impl Admin<'_> {
             now,
             STORE_WIDE,
             self.actor,
-            "rekey",
-            "rekeyed",
+            Action::Rekey,
+            ReasonCode::Rekeyed,
             Some(format!(
                 "key id {} -> {}",
                 crate::secret::hex(&old),

@@ -185,7 +185,32 @@ impl Reads<'_> {
     pub fn invites(&self) -> Result<Vec<mfa_model::Invite>, StoreError> {
         self.0.invites()
     }
+
+    /// The last `n` decisions about `user` (allowed or denied: logins, and the refusals the
+    /// portal audits under the user's name) within [`RECENT_LOGINS_WITHIN`] of `now`, newest
+    /// first: what a user is shown of their own account's use.
+    pub fn recent_logins(
+        &self,
+        user: &UserName,
+        n: usize,
+        now: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let events = self.0.audit(&AuditQuery {
+            user: Some(user.to_string()),
+            since: Some(now.saturating_sub(RECENT_LOGINS_WITHIN)),
+            limit: None,
+        })?;
+        Ok(events
+            .into_iter()
+            .filter(|e| matches!(e.decision.as_str(), "allow" | "deny"))
+            .rev()
+            .take(n)
+            .collect())
+    }
 }
+
+/// How far back [`Reads::recent_logins`] looks (90 days, in seconds).
+pub const RECENT_LOGINS_WITHIN: i64 = 90 * 86_400;
 
 /// See [`Core::durability`].
 #[derive(Clone, Copy)]
@@ -273,8 +298,8 @@ fn open_key(
                 crate::login::now(),
                 STORE_WIDE,
                 process,
-                "seal",
-                "sealed_store",
+                mfa_model::Action::Seal,
+                mfa_model::ReasonCode::SealedStore,
                 Some(format!(
                     "{clear} clear key(s) encrypted under {}",
                     path.display()
@@ -301,4 +326,86 @@ fn open_key(
     Err(CoreError::Bug(
         "the store's key changed twice while it was opened",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+    use crate::login::Request;
+    use crate::net::ClientAddr;
+
+    /// A user's recent logins are the store's decisions about that user, newest first, at
+    /// most `n`, within 90 days; the administrator's events about the user are not logins.
+    #[test]
+    fn recent_logins_are_the_users_last_decisions_newest_first() {
+        let (_dir, core) = crate::test_core(|_| {});
+        let ivy = UserName::parse("ivy").unwrap();
+        let now = 1_800_000_000;
+        let login = |user: &UserName, at: i64| {
+            let mut r = Request::new(user, ClientAddr::Remote(None), "test");
+            r.now = at;
+            core.login().deny_first_factor(&r).unwrap();
+        };
+        login(&ivy, now - RECENT_LOGINS_WITHIN - 1);
+        for i in 0..12 {
+            login(&ivy, now - 100 + i);
+        }
+        login(&UserName::parse("jon").unwrap(), now);
+        core.invites("test").issue(&ivy, 3600, now).unwrap();
+        let got = core.store().recent_logins(&ivy, 10, now).unwrap();
+        let times: Vec<i64> = got.iter().map(|e| e.time).collect();
+        assert_eq!(
+            times,
+            (2..12).rev().map(|i| now - 100 + i).collect::<Vec<_>>()
+        );
+        assert!(got.iter().all(|e| e.user == "ivy" && e.decision == "deny"));
+        assert_eq!(
+            core.store().recent_logins(&ivy, 100, now).unwrap().len(),
+            12
+        );
+    }
+
+    /// An invite's validity and a backup set's size are refused outside the one range each
+    /// front end names (mfactl, the portal, `[portal] invite_valid`), and nothing is written.
+    #[test]
+    fn the_issue_functions_refuse_what_their_ranges_leave_out() {
+        let (_dir, core) = crate::test_core(|_| {});
+        let now = 1_800_000_000;
+        let kit = UserName::parse("kit").unwrap();
+        let inv = core.invites("test");
+        for secs in [59, 90 * 86_400 + 1, 0, -1] {
+            assert!(matches!(
+                inv.issue(&kit, secs, now),
+                Err(CoreError::Refused(mfa_model::Refusal::InviteValidity(s))) if s == secs
+            ));
+            assert!(matches!(
+                inv.issue_unenrolled(secs, now),
+                Err(CoreError::Refused(mfa_model::Refusal::InviteValidity(_)))
+            ));
+        }
+        assert!(core.store().invites().unwrap().is_empty());
+        inv.issue(&kit, 60, now).unwrap();
+        inv.issue(&kit, 90 * 86_400, now).unwrap();
+        let secret = crate::TotpSecret::generate().unwrap();
+        core.enrolment()
+            .enroll(&kit, &secret, None, false, "test", now)
+            .unwrap();
+        let admin = core.admin("test");
+        for n in [0, 51] {
+            let e = admin.issue_backup_codes(&kit, n, None, now).unwrap_err();
+            assert!(
+                matches!(e, CoreError::Refused(mfa_model::Refusal::BackupCodeCount(m)) if m == n)
+            );
+            assert_eq!(
+                e.to_string(),
+                format!("a set of backup codes holds 1 to 50, not {n}")
+            );
+        }
+        assert!(core.store().user(&kit).unwrap().unwrap().codes.is_empty());
+        assert_eq!(
+            admin.issue_backup_codes(&kit, 50, None, now).unwrap().len(),
+            50
+        );
+    }
 }

@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use mfa_model::{AuditEvent, Refusal, UserName, UserRecord};
+use mfa_model::{
+    Action, AuditDecision, AuditEvent, Outcome, ReasonCode, Refusal, UserName, UserRecord,
+};
 use qrcode::render::{svg, unicode};
 use qrcode::{Color, EcLevel, QrCode};
 use zeroize::Zeroizing;
@@ -12,7 +14,7 @@ use zeroize::Zeroizing;
 use crate::core::Core;
 use crate::error::CoreError;
 use crate::keygen::KeyGeneration;
-use crate::login::{Ctx, Request};
+use crate::login::{Request, TxEnv};
 use crate::policy::{Decision, Reason};
 use crate::secret::TotpSecret;
 use crate::totp::{CodeMatch, TotpParams, check};
@@ -220,11 +222,11 @@ impl Enrolment<'_> {
         now: i64,
     ) -> Result<(), CoreError> {
         let reason = if confirm_code.is_some() {
-            "confirmed"
+            ReasonCode::Confirmed
         } else {
-            "unconfirmed"
+            ReasonCode::Unconfirmed
         };
-        let ev = AuditEvent::admin(now, user, actor, "enroll", reason, None);
+        let ev = AuditEvent::admin(now, user, actor, Action::Enroll, reason, None);
         let mode = if replace {
             Mode::NewOrReplace
         } else {
@@ -247,7 +249,14 @@ impl Enrolment<'_> {
         used: &AuditEvent,
         now: i64,
     ) -> Result<bool, CoreError> {
-        let ev = AuditEvent::admin(now, user, &used.service, "enroll", "confirmed", None);
+        let ev = AuditEvent::admin(
+            now,
+            user,
+            &used.service,
+            Action::Enroll,
+            ReasonCode::Confirmed,
+            None,
+        );
         self.store_key(
             user,
             secret,
@@ -277,7 +286,14 @@ impl Enrolment<'_> {
         now: i64,
     ) -> Result<KeyGeneration, CoreError> {
         let user = r.user;
-        let mut ev = AuditEvent::admin(now, user, actor, "re-enroll", "self_replaced", None);
+        let mut ev = AuditEvent::admin(
+            now,
+            user,
+            actor,
+            Action::ReEnroll,
+            ReasonCode::SelfReplaced,
+            None,
+        );
         ev.client_ip = r.client_ip.map(str::to_string);
         if r.end_old {
             ev.detail = Some("backup codes, temporary codes and remembered networks ended".into());
@@ -295,8 +311,8 @@ impl Enrolment<'_> {
             }
             Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
                 let mut deny = ev.clone();
-                deny.decision = "deny".into();
-                deny.reason = "replace_wrong_code".into();
+                deny.decision = AuditDecision::Login(Outcome::Deny).into();
+                deny.reason = ReasonCode::ReplaceWrongCode.into();
                 deny.detail = None;
                 let evs = std::slice::from_ref(&deny);
                 self.core.store.append_audit(evs)?;
@@ -319,7 +335,7 @@ impl Enrolment<'_> {
         let d = Decision::allow(Reason::SelfEnrolled);
         let mut ev = req.event(&d);
         // Never a replacement (`replace` is false below), so the stored action is `enroll`.
-        ev.decision = "enroll".into();
+        ev.decision = AuditDecision::Admin(Action::Enroll).into();
         match self.store_key(&req.user, secret, Some(code), Mode::New, req.now, &ev, None) {
             Ok(_) => {
                 self.core
@@ -350,7 +366,7 @@ impl Enrolment<'_> {
         event: &AuditEvent,
         invite: Option<(&[u8; 32], &AuditEvent)>,
     ) -> Result<Option<KeyGeneration>, CoreError> {
-        let ctx = Ctx::of(self.core);
+        let ctx = TxEnv::of(self.core);
         let params = ctx.params;
         let last_step = match confirm_code {
             Some(code) => match check(
@@ -389,9 +405,9 @@ impl Enrolment<'_> {
                 }));
             }
             let action = if rec.enrolled() {
-                "re-enroll"
+                Action::ReEnroll
             } else {
-                "enroll"
+                Action::Enroll
             };
             rec.secret = Some(sealed.clone());
             rec.params = params;
@@ -409,7 +425,7 @@ impl Enrolment<'_> {
             }
             written = KeyGeneration::of(rec);
             let mut ev = event.clone();
-            ev.decision = action.into();
+            ev.decision = AuditDecision::Admin(action).into();
             let mut evs = vec![ev];
             evs.extend(invite.map(|(_, used)| used.clone()));
             Ok(evs)
@@ -547,7 +563,7 @@ mod tests {
             .audit(&AuditQuery::default())
             .unwrap()
             .into_iter()
-            .map(|ev| (ev.decision, ev.reason, ev.client_ip))
+            .map(|ev| (ev.decision.to_string(), ev.reason.to_string(), ev.client_ip))
             .collect();
         let ip = Some("192.0.2.4".to_string());
         assert_eq!(

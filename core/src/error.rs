@@ -24,8 +24,9 @@ pub enum CoreError {
     /// Stored names that are one user under `[users]`: the store is refused until an admin
     /// merges or removes them.
     NameConflicts(crate::names::NameConflicts),
-    /// An administrator's name operation (merge, remove) that cannot be done as asked.
-    Names(String),
+    /// A name operation that cannot be done as asked (a merge, an import, an invite whose
+    /// name is no longer canonical).
+    Names(crate::names::NameError),
     /// A key that cannot be used (a bad import, a stored seed that does not open).
     Secret(SecretError),
     /// The store key file is missing, unreadable, untrusted or the wrong one.
@@ -55,7 +56,7 @@ impl fmt::Display for CoreError {
                 write!(f, "{name:?} is not a valid user name: {why}")
             }
             CoreError::NameConflicts(c) => write!(f, "{c}"),
-            CoreError::Names(m) => f.write_str(m),
+            CoreError::Names(e) => write!(f, "{e}"),
             CoreError::Secret(e) => write!(f, "{e}"),
             CoreError::Key(e) => write!(f, "{e}"),
             CoreError::Random(e) => write!(f, "no random numbers from the system: {e}"),
@@ -73,10 +74,8 @@ impl std::error::Error for CoreError {
             CoreError::BadUserName { why, .. } => Some(why),
             CoreError::Secret(e) => Some(e),
             CoreError::Key(e) => Some(e),
-            CoreError::Random(_)
-            | CoreError::Bug(_)
-            | CoreError::NameConflicts(_)
-            | CoreError::Names(_) => None,
+            CoreError::Names(e) => Some(e),
+            CoreError::Random(_) | CoreError::Bug(_) | CoreError::NameConflicts(_) => None,
         }
     }
 }
@@ -89,6 +88,12 @@ impl From<StoreError> for CoreError {
             StoreError::Aborted(Abort::Bug(b)) => CoreError::Bug(b),
             e => CoreError::Store(e),
         }
+    }
+}
+
+impl From<crate::names::NameError> for CoreError {
+    fn from(e: crate::names::NameError) -> Self {
+        CoreError::Names(e)
     }
 }
 

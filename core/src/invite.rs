@@ -9,7 +9,9 @@
 //! has passed.
 
 use data_encoding::BASE64URL_NOPAD;
-use mfa_model::{AuditEvent, Invite, Refusal, UserName};
+use mfa_model::{
+    Action, AuditDecision, AuditEvent, Invite, Outcome, ReasonCode, Refusal, UserName,
+};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -45,12 +47,12 @@ pub enum InviteState {
 
 impl InviteState {
     /// The stable reason code of a state that refuses the link, for the audit trail.
-    pub fn refusal_code(&self) -> Option<&'static str> {
+    pub fn refusal_code(&self) -> Option<ReasonCode> {
         match self {
-            InviteState::Unknown => Some("invite_unknown"),
-            InviteState::Used { .. } => Some("invite_used"),
-            InviteState::Expired { .. } => Some("invite_expired"),
-            InviteState::AlreadyEnrolled { .. } => Some("already_enrolled"),
+            InviteState::Unknown => Some(ReasonCode::InviteUnknown),
+            InviteState::Used { .. } => Some(ReasonCode::InviteUsed),
+            InviteState::Expired { .. } => Some(ReasonCode::InviteExpired),
+            InviteState::AlreadyEnrolled { .. } => Some(ReasonCode::AlreadyEnrolled),
             InviteState::Usable { .. } => None,
         }
     }
@@ -77,6 +79,15 @@ pub fn looks_like_token(s: &str) -> bool {
     s.len() == TOKEN_CHARS
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Refuses a validity outside [`mfa_model::INVITE_VALID_SECS`], whoever asks.
+fn valid_for(valid_secs: i64) -> Result<(), CoreError> {
+    if mfa_model::INVITE_VALID_SECS.contains(&valid_secs) {
+        Ok(())
+    } else {
+        Err(Refusal::InviteValidity(valid_secs).into())
+    }
 }
 
 /// A new token and the invite that keeps its hash.
@@ -106,8 +117,14 @@ pub struct Invites<'a> {
 }
 
 impl Invites<'_> {
-    fn event(&self, now: i64, user: &str, reason: &str, detail: Option<String>) -> AuditEvent {
-        AuditEvent::admin(now, user, self.actor, "invite", reason, detail)
+    fn event(
+        &self,
+        now: i64,
+        user: &str,
+        reason: ReasonCode,
+        detail: Option<String>,
+    ) -> AuditEvent {
+        AuditEvent::admin(now, user, self.actor, Action::Invite, reason, detail)
     }
 
     /// A new invite for `user` (who needs no record yet), valid `valid_secs`. Returns the
@@ -122,6 +139,7 @@ impl Invites<'_> {
         valid_secs: i64,
         now: i64,
     ) -> Result<Zeroizing<String>, CoreError> {
+        valid_for(valid_secs)?;
         if self.core.store.user(user)?.is_some_and(|r| r.enrolled()) {
             return Err(CoreError::Refused(Refusal::AlreadyEnrolled {
                 user: user.clone(),
@@ -140,6 +158,8 @@ impl Invites<'_> {
         valid_secs: i64,
         now: i64,
     ) -> Result<(Zeroizing<String>, bool), CoreError> {
+        // Refused before anything changes: a bad validity must not cost the user the key.
+        valid_for(valid_secs)?;
         let enrolled = self.core.store.user(user)?.is_some_and(|r| r.enrolled());
         if enrolled {
             self.core.admin(self.actor).unlink(user, now)?;
@@ -147,6 +167,7 @@ impl Invites<'_> {
         Ok((self.put_new(user, valid_secs, now)?, enrolled))
     }
 
+    /// Stores a new invite (its validity checked by the caller).
     fn put_new(
         &self,
         user: &UserName,
@@ -154,7 +175,12 @@ impl Invites<'_> {
         now: i64,
     ) -> Result<Zeroizing<String>, CoreError> {
         let (token, inv) = new_invite(user, now, valid_secs)?;
-        let ev = self.event(now, user, "issued", Some(format!("valid {valid_secs}s")));
+        let ev = self.event(
+            now,
+            user,
+            ReasonCode::Issued,
+            Some(format!("valid {valid_secs}s")),
+        );
         self.core
             .store
             .put_invites(std::slice::from_ref(&inv), std::slice::from_ref(&ev))?;
@@ -169,6 +195,7 @@ impl Invites<'_> {
         valid_secs: i64,
         now: i64,
     ) -> Result<Vec<(UserName, Zeroizing<String>)>, CoreError> {
+        valid_for(valid_secs)?;
         let mut out = Vec::new();
         let mut invites = Vec::new();
         let mut events = Vec::new();
@@ -184,7 +211,7 @@ impl Invites<'_> {
             events.push(self.event(
                 now,
                 &rec.name,
-                "issued",
+                ReasonCode::Issued,
                 Some(format!("valid {valid_secs}s")),
             ));
             out.push((rec.name, token));
@@ -251,12 +278,13 @@ impl Invites<'_> {
         // store may have changed since (a look-alike enrolled meanwhile): a record is made
         // only for a name that is still one.
         if self.core.user_name(&user)? != user {
-            return Err(CoreError::Names(format!(
-                "the invite is for {user:?}, which is no longer a user's canonical name under {}",
-                crate::names::describe(&self.core.config.users)
-            )));
+            return Err(crate::names::NameError::InviteNotCanonical {
+                user,
+                rules: crate::names::describe(&self.core.config.users),
+            }
+            .into());
         }
-        let mut used = self.event(now, &user, "used", None);
+        let mut used = self.event(now, &user, ReasonCode::Used, None);
         used.client_ip = client_ip.map(str::to_string);
         // The key and the invite's use in one transaction: a crash or a second save of the
         // same link can never leave a used invite without its key, nor a key beside a
@@ -277,7 +305,7 @@ impl Invites<'_> {
                 return Ok(InviteEnrol::Refused(state));
             }
             Err(CoreError::Refused(Refusal::WrongConfirmationCode)) => {
-                let mut ev = self.event(now, &user, "wrong_code", None);
+                let mut ev = self.event(now, &user, ReasonCode::WrongCode, None);
                 ev.client_ip = client_ip.map(str::to_string);
                 self.append(ev)?;
                 return Ok(InviteEnrol::WrongCode);
@@ -289,7 +317,14 @@ impl Invites<'_> {
             }
             Err(e) => return Err(e),
         }
-        let enroll = AuditEvent::admin(now, &user, self.actor, "enroll", "confirmed", None);
+        let enroll = AuditEvent::admin(
+            now,
+            &user,
+            self.actor,
+            Action::Enroll,
+            ReasonCode::Confirmed,
+            None,
+        );
         self.core
             .sink
             .committed(self.core.store.as_ref(), &[enroll, used]);
@@ -310,9 +345,9 @@ impl Invites<'_> {
             | InviteState::AlreadyEnrolled { user }
             | InviteState::Usable { user, .. } => user.to_string(),
         };
-        let code = state.refusal_code().unwrap_or("refused");
+        let code = state.refusal_code().unwrap_or(ReasonCode::Refused);
         let mut ev = self.event(now, &user, code, None);
-        ev.decision = "deny".into();
+        ev.decision = AuditDecision::Login(Outcome::Deny).into();
         ev.client_ip = client_ip.map(str::to_string);
         self.append(ev)
     }
@@ -322,11 +357,19 @@ impl Invites<'_> {
     pub fn audit_refusal(
         &self,
         user: Option<&str>,
-        reason: &str,
+        reason: ReasonCode,
         client_ip: Option<&str>,
         now: i64,
     ) -> Result<(), CoreError> {
-        let mut ev = AuditEvent::admin(now, user.unwrap_or("-"), self.actor, "deny", reason, None);
+        let mut ev = AuditEvent::admin(
+            now,
+            user.unwrap_or("-"),
+            self.actor,
+            Action::Invite,
+            reason,
+            None,
+        );
+        ev.decision = AuditDecision::Login(Outcome::Deny).into();
         ev.client_ip = client_ip.map(str::to_string);
         self.append(ev)
     }
@@ -346,97 +389,20 @@ mod tests {
     use std::time::Duration;
 
     use mfa_config::Config;
-    use mfa_model::{AuditEvent, Invite, UserName, UserRecord};
+    use mfa_model::{Invite, UserName};
 
     use super::*;
     use crate::OpenMode;
-    use crate::secret::{KeyId, Unsealed};
-    use crate::store::{AuditQuery, NamesFn, ResealFn, Store, StoreError, TxFn};
+    use crate::secret::Unsealed;
     use crate::totp::code_at_step;
+    use mfa_store::testing::Delegate;
     use mfa_store_sqlite::SqliteStore;
-
-    /// SQLite, except that a separate "use the invite" write fails, as a crash right after
-    /// an enrolment's own commit would leave it.
-    struct CrashAfterKey(SqliteStore);
-
-    impl Store for CrashAfterKey {
-        fn user(&self, n: &UserName) -> Result<Option<UserRecord>, StoreError> {
-            self.0.user(n)
-        }
-        fn each_user(&self, f: &mut crate::store::UserFn<'_>) -> Result<(), StoreError> {
-            self.0.each_user(f)
-        }
-        fn transact_sorted(&self, n: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-            self.0.transact_sorted(n, f)
-        }
-        fn append_audit(&self, e: &[AuditEvent]) -> Result<(), StoreError> {
-            self.0.append_audit(e)
-        }
-        fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-            self.0.audit(q)
-        }
-        fn prune_audit(&self, b: i64) -> Result<usize, StoreError> {
-            self.0.prune_audit(b)
-        }
-        fn prune_unenrolled(&self, b: i64) -> Result<usize, StoreError> {
-            self.0.prune_unenrolled(b)
-        }
-        fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
-            self.0.store_key_id()
-        }
-        fn reseal(
-            &self,
-            e: Option<KeyId>,
-            n: KeyId,
-            f: &mut ResealFn<'_>,
-            ev: &[AuditEvent],
-        ) -> Result<usize, StoreError> {
-            self.0.reseal(e, n, f, ev)
-        }
-        fn names_checked(&self) -> Result<Option<String>, StoreError> {
-            self.0.names_checked()
-        }
-        fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
-            self.0.each_user_name(f)
-        }
-        fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
-            self.0.names_with_key(key)
-        }
-        fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
-            self.0.maintain_names(f)
-        }
-        fn put_invites(&self, i: &[Invite], e: &[AuditEvent]) -> Result<(), StoreError> {
-            self.0.put_invites(i, e)
-        }
-        fn invite(&self, h: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
-            self.0.invite(h)
-        }
-        fn invites(&self) -> Result<Vec<Invite>, StoreError> {
-            self.0.invites()
-        }
-        fn use_invite(&self, _: &[u8; 32], _: i64, _: &[AuditEvent]) -> Result<bool, StoreError> {
-            Err(StoreError::Unsupported("write after the crash"))
-        }
-        fn transact_with_invite(
-            &self,
-            h: &[u8; 32],
-            now: i64,
-            n: &[&UserName],
-            f: &mut TxFn<'_>,
-        ) -> Result<bool, StoreError> {
-            self.0.transact_with_invite(h, now, n, f)
-        }
-    }
 
     /// An invite issued before the user enrolled some other way stops working then, and
     /// shows no key again after a later unlink; one issued after the unlink works.
     #[test]
     fn an_invite_does_not_outlive_the_key_state_it_was_issued_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.audit.syslog = false;
-        let core = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let (_dir, core) = crate::test_core(|_| {});
         let now = 1_800_000_000;
         let kim = UserName::parse("kim").unwrap();
         let inv = core.invites("test");
@@ -518,7 +484,7 @@ mod tests {
         let params = cfg.totp.params();
         let core = Core::with_sealer(
             Arc::new(cfg),
-            Box::new(CrashAfterKey(sqlite)),
+            Box::new(Delegate::new(Box::new(sqlite)).failing_use_invite()),
             Box::new(Unsealed),
             "test",
         );

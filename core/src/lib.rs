@@ -25,10 +25,11 @@ pub mod verify;
 pub use crate::core::Core;
 pub use error::CoreError;
 pub use keygen::KeyGeneration;
-pub use login::{Attempt, Request};
+pub use login::{Admission, Attempt, Request, Voucher};
 pub use mfa_model::{
-    AuditEvent, OneTimeCode, OtcKind, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
-    lookalike_key,
+    Action, AuditDecision, AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, INVITE_VALID_SECS,
+    INVITE_VALID_TEXT, OneTimeCode, OtcKind, ReasonCode, Refusal, RolloutStatus, TotpParams,
+    UserName, UserRecord, lookalike_key,
 };
 /// The store trait and its errors, as the core's services speak them.
 pub use mfa_store as store;
@@ -38,13 +39,29 @@ pub use net::ClientAddr;
 pub use policy::{Decision, Outcome, Reason};
 pub use secret::TotpSecret;
 
-/// The core over a SQLite store at `[store] path`, for the core's own tests.
+/// The core's own tests: a new SQLite store in a temporary directory (kept while the
+/// returned guard lives), under the default configuration as `adjust` changes it, without
+/// syslog.
 #[cfg(test)]
-pub(crate) fn open_sqlite(
-    cfg: std::sync::Arc<mfa_config::Config>,
-    mode: OpenMode,
-) -> Result<Core, CoreError> {
-    let store =
-        mfa_store_sqlite::SqliteStore::open(&cfg.store.path, mode, cfg.store.busy_timeout.0)?;
-    Core::open(cfg, Box::new(store), mode, "test")
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_core(adjust: impl FnOnce(&mut mfa_config::Config)) -> (tempfile::TempDir, Core) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = mfa_config::Config::default();
+    cfg.store.path = dir.path().join("mfa.db");
+    cfg.audit.syslog = false;
+    adjust(&mut cfg);
+    let store = mfa_store_sqlite::SqliteStore::open(
+        &cfg.store.path,
+        OpenMode::Create,
+        cfg.store.busy_timeout.0,
+    )
+    .unwrap();
+    let core = Core::open(
+        std::sync::Arc::new(cfg),
+        Box::new(store),
+        OpenMode::Create,
+        "test",
+    )
+    .unwrap();
+    (dir, core)
 }

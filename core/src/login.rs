@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use mfa_config::Config;
-use mfa_model::{AuditEvent, Refusal, TotpParams, UserName, UserRecord};
+use mfa_model::{AuditDecision, AuditEvent, Refusal, TotpParams, UserName, UserRecord};
 use zeroize::Zeroizing;
 
 use crate::core::Core;
@@ -90,11 +90,70 @@ pub struct Request {
     pub service: Service,
     /// Unix seconds. Front ends pass the clock; tests of the core pin it.
     pub now: i64,
-    /// The name may get a record (the roll-out starts tracking it, its grace period starts):
-    /// it passed a first factor, the system knows it ([`Login::known`]), or an administrator
-    /// named it. A name that is none of these gets its decisions but no record, so a
-    /// stranger trying names fills nothing. `false` unless the front end says otherwise.
-    pub vouched: bool,
+    /// The name may get a record (the roll-out starts tracking it, its grace period starts).
+    /// A name nothing vouches for gets its decisions but no record, so a stranger trying
+    /// names fills nothing. Set only through [`Request::admit`] with what
+    /// [`Login::admit_name`] answered, so no front end decides it; `false` until then.
+    pub(crate) admitted: bool,
+}
+
+/// What vouches for a name, so that it may get a record. Each front end names the one it
+/// has and asks [`Login::admit_name`]; the rule is here, once, whatever asks.
+///
+/// Naming a user to enrol or invite (`mfactl enroll`, `import`, `invite`) is vouching in
+/// itself: those write a record without asking, and the enrolment through an invite on the
+/// portal is the administrator's naming carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Voucher {
+    /// A first factor for the name passed: mfa-radiusd's PAM check (append and challenge
+    /// mode), a gateway's own password check before it sends only the code (code-only mode),
+    /// the portal's sign-in password.
+    FirstFactor,
+    /// The system this runs on knows the name ([`system_knows`]: NSS, so files, SSSD,
+    /// LDAP): the PAM module on this host, which checks no first factor itself.
+    ThisSystem,
+    /// A PAM host in remote mode says whether its system knows the name ([`system_knows`]
+    /// on the host), in its request, which its RADIUS secret authenticates. `None` where it
+    /// said nothing (a host of an older release) or nothing readable: that vouches for
+    /// nothing, so a stranger's name gets no record in remote mode either.
+    PamHost { knows: Option<bool> },
+    /// An administrator named it (`mfactl auth`, `temp-access`, `backup-codes`): admitted
+    /// where the system knows it or the store holds it, or where the administrator insists
+    /// (`--force`).
+    Administrator { force: bool },
+}
+
+/// [`Login::admit_name`]'s answer about one name. Only the core makes one; a front end hands
+/// it to its request with [`Request::admit`], or insists on it with [`Admission::required`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    user: UserName,
+    admitted: bool,
+}
+
+impl Admission {
+    /// Whether the name may get a record.
+    pub fn admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// For a command that must not act on a name nothing vouches for (a typo must get no
+    /// record, no grace period and no working code): the refusal, naming both checks and
+    /// `--force` ([`Refusal::UnknownName`]), where the name is not admitted.
+    pub fn required(self) -> Result<Self, CoreError> {
+        if self.admitted {
+            Ok(self)
+        } else {
+            Err(Refusal::UnknownName(self.user).into())
+        }
+    }
+}
+
+/// Whether the system this runs on knows `user` (NSS: files, SSSD, LDAP): what
+/// [`Voucher::ThisSystem`] asks here, and what a PAM host in remote mode sends for
+/// [`Voucher::PamHost`].
+pub fn system_knows(user: &UserName) -> bool {
+    user_known(user)
 }
 
 impl Request {
@@ -104,29 +163,31 @@ impl Request {
             client,
             service: service.into(),
             now: now(),
-            vouched: false,
+            admitted: false,
         }
     }
 
-    /// The same request, with `vouched` set.
-    pub fn vouched(mut self, vouched: bool) -> Self {
-        self.vouched = vouched;
+    /// The same request, with what [`Login::admit_name`] answered for its name (an admission
+    /// of another name admits nothing).
+    pub fn admit(mut self, admission: &Admission) -> Self {
+        self.admitted = admission.admitted && admission.user == self.user;
         self
+    }
+
+    /// Whether the name may get a record (see [`Request::admit`]).
+    pub fn admitted(&self) -> bool {
+        self.admitted
     }
 
     /// The audit event of decision `d` about this request.
     pub fn event(&self, d: &Decision) -> AuditEvent {
-        self.event_with(d.outcome.word(), d.reason.code())
-    }
-
-    fn event_with(&self, decision: &str, reason: &str) -> AuditEvent {
         AuditEvent {
             time: self.now,
             user: self.user.to_string(),
             service: self.service.to_string(),
             client_ip: self.client.ip().map(|i| i.to_string()),
-            decision: decision.into(),
-            reason: reason.into(),
+            decision: AuditDecision::Login(d.outcome).into(),
+            reason: d.reason.audit_code().into(),
             detail: None,
         }
     }
@@ -182,6 +243,7 @@ impl Login<'_> {
                 now: req.now,
                 record: record.as_ref(),
                 groups,
+                code_always: false,
             },
             &self.core.config,
         ))
@@ -197,25 +259,23 @@ impl Login<'_> {
         }
     }
 
-    /// Whether the system knows `user` (NSS: files, SSSD, LDAP): what vouches for a name
-    /// where no first factor was checked here (the PAM module, `mfactl auth`).
-    pub fn known(&self, user: &UserName) -> bool {
-        user_known(user)
-    }
-
-    /// The vouched-name rule for an administrator's command that acts as a user's login or
-    /// may give a name a record (`mfactl auth`, `temp-access`, `backup-codes`): the name is
-    /// vouched for where the system knows it ([`Login::known`]) or the store holds it, or
-    /// where the administrator insists (`force`). Anything else is refused
-    /// ([`Refusal::UnknownName`], naming both checks) and nothing is written, so a typo gets
-    /// no record, no grace period, no invite from `invite --unenrolled` and no working code.
-    /// Naming a user to enrol or invite (`enroll`, `import`, `invite`) is vouching in itself.
-    pub fn vouch(&self, user: &UserName, force: bool) -> Result<(), CoreError> {
-        if force || self.known(user) || self.core.store.user(user)?.is_some() {
-            Ok(())
-        } else {
-            Err(Refusal::UnknownName(user.clone()).into())
-        }
+    /// Whether `user` may get a record, as `by` vouches for it (see [`Voucher`]): the one
+    /// rule every front end asks, so the same name gets a record or none whether the PAM
+    /// module decides locally, a PAM host asks mfa-radiusd, or a gateway, the portal or an
+    /// administrator asks. Reads the store for [`Voucher::Administrator`] only.
+    pub fn admit_name(&self, user: &UserName, by: Voucher) -> Result<Admission, CoreError> {
+        let admitted = match by {
+            Voucher::FirstFactor => true,
+            Voucher::ThisSystem => system_knows(user),
+            Voucher::PamHost { knows } => knows == Some(true),
+            Voucher::Administrator { force } => {
+                force || system_knows(user) || self.core.store.user(user)?.is_some()
+            }
+        };
+        Ok(Admission {
+            user: user.clone(),
+            admitted,
+        })
     }
 
     /// The usual first call: the decision before any code, recorded when it is final
@@ -273,8 +333,21 @@ impl Login<'_> {
     }
 
     fn batch(&self, attempts: &[Attempt], deferred: bool) -> Result<Vec<Decision>, CoreError> {
+        let decided = self.run(attempts, deferred, Ask::Policy)?;
+        Ok(decided.into_iter().map(|(d, _)| d).collect())
+    }
+
+    /// The attempts in one store transaction, each through [`attempt_in_tx`]; with
+    /// [`Ask::CodeAlways`], an allowing decision comes with the key generation it was made
+    /// with.
+    fn run(
+        &self,
+        attempts: &[Attempt],
+        deferred: bool,
+        ask: Ask,
+    ) -> Result<Vec<(Decision, Option<KeyGeneration>)>, CoreError> {
         let core = self.core;
-        let ctx = Ctx::of(core);
+        let ctx = TxEnv::of(core);
         let mut names: Vec<&UserName> = Vec::new();
         let mut seen: HashMap<&UserName, usize> = HashMap::new();
         let index: Vec<usize> = attempts
@@ -297,8 +370,12 @@ impl Login<'_> {
                 let slot = recs
                     .get_mut(i)
                     .ok_or(Abort::Bug("batch index out of range"))?;
-                let (d, ev) = attempt_in_tx(slot, a, &ctx)?;
-                decisions.push(d);
+                let (d, ev) = attempt_in_tx(slot, a, &ctx, ask)?;
+                let key = match ask {
+                    Ask::CodeAlways if d.is_allowed() => slot.as_ref().and_then(KeyGeneration::of),
+                    _ => None,
+                };
+                decisions.push((d, key));
                 events.extend(ev);
             }
             // Kept for the sink: all of them where it wants them, else only the first.
@@ -320,66 +397,28 @@ impl Login<'_> {
     }
 
     /// A sign-in that must prove the key whatever the policy would let in without one (the
-    /// portal's "My account": a trusted or remembered network must not stand in for the code
-    /// that manages the account, or an unlock could renew itself). Only an enrolled user
-    /// signs in; a locked user or address stays refused; the code goes through the same
+    /// portal's "My account": see [`Facts::code_always`]). Decided like every other final
+    /// decision, by [`attempt_in_tx`] on the locked record: only an enrolled user gets to
+    /// the code, a locked user or address stays refused, and the code goes through the same
     /// checks as at a login (window, replay, one-time codes, lockout counters), in one
-    /// transaction with its audit event. With an allowing decision comes the generation of
-    /// the key the code was checked against, read in that transaction: what the portal's
-    /// session stands for (see [`KeyGeneration`]).
+    /// transaction with its audit event. A refusal before the code leaves the record as it
+    /// was: a sign-in is no login of the roll-out (no record, no grace start). With an
+    /// allowing decision comes the generation of the key the code was checked against, read
+    /// in that transaction: what the portal's session stands for (see [`KeyGeneration`]).
     pub fn verify_code_always(
         &self,
         req: &Request,
         code: &str,
     ) -> Result<(Decision, Option<KeyGeneration>), CoreError> {
-        let core = self.core;
-        let ctx = Ctx::of(core);
-        let mut out = None;
-        let mut key = None;
-        let mut logged = Vec::new();
-        core.store.transact(&[&req.user], &mut |recs| {
-            // A transaction may run again (a conflict on PostgreSQL): nothing of a former run.
-            key = None;
-            let slot = recs.get_mut(0).ok_or(Abort::Bug("no slot"))?;
-            let d = match slot.as_mut().filter(|r| r.enrolled()) {
-                None => Decision::deny(Reason::NotEnrolled),
-                Some(rec) => {
-                    let source = req.client.ip().map(|ip| ip.to_string());
-                    if let Some(until) = rec.locked(req.now) {
-                        Decision::deny(Reason::Locked { until })
-                    } else if let Some(until) = source
-                        .as_deref()
-                        .and_then(|s| rec.source_locked(s, req.now))
-                    {
-                        Decision::deny(Reason::SourceLocked { until })
-                    } else {
-                        let secret = match &rec.secret {
-                            Some(s) => {
-                                Some(ctx.sealer.unseal(&rec.name, s).map_err(Abort::Secret)?)
-                            }
-                            None => None,
-                        };
-                        let d = apply_code(
-                            rec,
-                            secret.as_ref(),
-                            code,
-                            source.as_deref(),
-                            req.now,
-                            ctx.cfg,
-                        );
-                        note_outcome(rec, &d, &req.client, req.now);
-                        key = d.is_allowed().then(|| KeyGeneration::of(rec)).flatten();
-                        d
-                    }
-                }
-            };
-            let ev = req.event(&d);
-            logged = vec![ev.clone()];
-            out = Some(d);
-            Ok(vec![ev])
-        })?;
-        core.sink.committed(core.store.as_ref(), &logged);
-        Ok((out.ok_or(CoreError::Bug("no decision"))?, key))
+        let attempt = Attempt {
+            req: req.clone(),
+            code: Some(Zeroizing::new(code.to_string())),
+            // No exemption applies, so no group is looked up.
+            groups: Vec::new(),
+        };
+        let mut d = self.run(std::slice::from_ref(&attempt), false, Ask::CodeAlways)?;
+        d.pop()
+            .ok_or(CoreError::Bug("a batch of one gave no decision"))
     }
 
     /// Records a refused first factor (RADIUS password through PAM). No record is created
@@ -408,13 +447,13 @@ impl Login<'_> {
 }
 
 /// What a transaction function needs besides the records.
-pub(crate) struct Ctx<'a> {
+pub(crate) struct TxEnv<'a> {
     pub cfg: &'a Config,
     pub params: TotpParams,
     pub sealer: &'a dyn Sealer,
 }
 
-impl<'a> Ctx<'a> {
+impl<'a> TxEnv<'a> {
     pub fn of(core: &'a Core) -> Self {
         Self {
             cfg: &core.config,
@@ -424,12 +463,22 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// What a final decision asks of a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// What the policy says: a code where it asks for one.
+    Policy,
+    /// The code, whatever else would let the request in (see [`Facts::code_always`]).
+    CodeAlways,
+}
+
 /// One attempt on the locked record: the policy, then the code where one is needed and
 /// given. Returns the decision and, when it is final, its audit event.
 pub(crate) fn attempt_in_tx(
     slot: &mut Option<UserRecord>,
     a: &Attempt,
-    ctx: &Ctx<'_>,
+    ctx: &TxEnv<'_>,
+    ask: Ask,
 ) -> Result<(Decision, Option<AuditEvent>), Abort> {
     let req = &a.req;
     let facts = Facts {
@@ -439,10 +488,14 @@ pub(crate) fn attempt_in_tx(
         now: req.now,
         record: slot.as_ref(),
         groups: &a.groups,
+        code_always: ask == Ask::CodeAlways,
     };
     let d = decide(&facts, ctx.cfg);
     if d.outcome != Outcome::NeedCode {
-        settle(slot, a, &d, ctx);
+        // A sign-in refused before its code is no login of the roll-out: it tracks no one.
+        if ask == Ask::Policy {
+            settle(slot, a, &d, ctx);
+        }
         clamp_unlocks(slot, req.now, ctx.cfg);
         return Ok((d.clone(), Some(req.event(&d))));
     }
@@ -482,12 +535,12 @@ fn clamp_unlocks(slot: &mut Option<UserRecord>, now: i64, cfg: &Config) {
 /// What a final decision without a code does to the user's record: login statistics, the
 /// start of the grace period the first time it applies, and a new record where the
 /// roll-out tracks the user.
-fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &Ctx<'_>) {
+fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &TxEnv<'_>) {
     let (cfg, req) = (ctx.cfg, &a.req);
     // A denied name we have never seen gets no row, nor does a name nothing vouches for:
     // password sprayers must not fill the report. Everyone else is tracked for the roll-out
     // view.
-    let create = req.vouched && (d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled);
+    let create = req.admitted && (d.outcome == Outcome::Allow || d.reason == Reason::NotEnrolled);
     if slot.is_none() && create {
         *slot = Some(UserRecord::new(&req.user, ctx.params, req.now));
     }
@@ -509,20 +562,15 @@ fn settle(slot: &mut Option<UserRecord>, a: &Attempt, d: &Decision, ctx: &Ctx<'_
 mod tests {
     use super::*;
     use crate::TotpSecret;
-    use crate::store::OpenMode;
+
     use crate::totp::code_at_step;
     use std::net::IpAddr;
-    use std::sync::Arc;
 
     fn setup(grace: u32) -> (tempfile::TempDir, Core) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
-        cfg.policy.grace_days = grace;
-        cfg.audit.syslog = false;
-        let a = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
-        (dir, a)
+        crate::test_core(|cfg| {
+            cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+            cfg.policy.grace_days = grace;
+        })
     }
 
     fn n(s: &str) -> UserName {
@@ -535,7 +583,7 @@ mod tests {
             client: ClientAddr::Remote(ip.parse::<IpAddr>().ok()),
             service: "test".into(),
             now,
-            vouched: false,
+            admitted: false,
         }
     }
 
@@ -611,10 +659,19 @@ mod tests {
         );
     }
 
+    /// A request whose name passed a first factor (as the daemon's do).
+    fn past_first_factor(req: Request) -> Request {
+        let admission = Admission {
+            user: req.user.clone(),
+            admitted: true,
+        };
+        req.admit(&admission)
+    }
+
     /// A login of a name that passed a first factor (as the daemon's are).
     fn vouched(req: Request) -> Attempt {
         Attempt {
-            req: req.vouched(true),
+            req: past_first_factor(req),
             code: None,
             groups: vec![],
         }
@@ -647,13 +704,10 @@ mod tests {
     /// grace: once the administrator sets a date, every user's grace counts from it.
     #[test]
     fn no_grace_starts_while_the_roll_out_is_not_scheduled() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::default();
-        cfg.store.path = dir.path().join("mfa.db");
-        cfg.policy.grace_days = 14;
-        cfg.policy.enforce_from = mfa_config::GoLive::Never;
-        cfg.audit.syslog = false;
-        let a = crate::open_sqlite(Arc::new(cfg), OpenMode::Create).unwrap();
+        let (_dir, a) = crate::test_core(|cfg| {
+            cfg.policy.grace_days = 14;
+            cfg.policy.enforce_from = mfa_config::GoLive::Never;
+        });
         let now = 1_800_000_000;
         let d = a
             .login()
@@ -667,7 +721,9 @@ mod tests {
     }
 
     /// A name nothing vouches for gets its decision but no record: trying names fills
-    /// nothing. A vouched one (a first factor passed, NSS knows it) does.
+    /// nothing. A vouched one (a first factor passed, NSS knows it) does. One rule for every
+    /// voucher: a PAM host in remote mode that says its system does not know the name, or
+    /// says nothing, vouches no more than the PAM module here would.
     #[test]
     fn only_vouched_names_get_a_record() {
         let (_d, a) = setup(14);
@@ -676,10 +732,40 @@ mod tests {
         assert_eq!(d.reason, Reason::GracePeriod { days_left: 14 });
         assert!(a.store().user(&n("mallory")).unwrap().is_none());
         assert!(a.store().audit(&Default::default()).unwrap().len() == 1);
-        l.begin(&req("alice", "192.0.2.1", 1).vouched(true))
-            .unwrap();
-        assert!(a.store().user(&n("alice")).unwrap().is_some());
-        assert!(l.known(&n("root")) && !l.known(&n("no-such-user-xyz")));
+        let admit = |user: &str, by: Voucher| {
+            let r = req(user, "192.0.2.1", 1);
+            let adm = l.admit_name(&r.user, by).unwrap();
+            r.admit(&adm)
+        };
+        for by in [
+            Voucher::ThisSystem,
+            Voucher::PamHost { knows: None },
+            Voucher::PamHost { knows: Some(false) },
+            Voucher::Administrator { force: false },
+        ] {
+            let r = admit("no-such-user-xyz", by);
+            assert!(!r.admitted(), "{by:?}");
+            l.begin(&r).unwrap();
+            assert!(
+                a.store().user(&n("no-such-user-xyz")).unwrap().is_none(),
+                "{by:?}"
+            );
+        }
+        for (user, by) in [
+            ("alice", Voucher::FirstFactor),
+            ("root", Voucher::ThisSystem),
+            ("bob", Voucher::PamHost { knows: Some(true) }),
+            ("carl", Voucher::Administrator { force: true }),
+        ] {
+            let r = admit(user, by);
+            assert!(r.admitted(), "{by:?}");
+            l.begin(&r).unwrap();
+            assert!(a.store().user(&n(user)).unwrap().is_some(), "{by:?}");
+        }
+        assert!(system_knows(&n("root")) && !system_knows(&n("no-such-user-xyz")));
+        // An admission is about one name: given to another's request it admits nothing.
+        let adm = l.admit_name(&n("dora"), Voucher::FirstFactor).unwrap();
+        assert!(!req("erin", "192.0.2.1", 1).admit(&adm).admitted());
     }
 
     /// The same attempts as one batch and one by one, each on a fresh store: the same
@@ -696,7 +782,7 @@ mod tests {
         };
         // As the daemon sends them: past a first factor.
         let at = |user: &str, ip: &str, code: Option<&str>| Attempt {
-            req: req(user, ip, now).vouched(true),
+            req: past_first_factor(req(user, ip, now)),
             code: code.map(|c| Zeroizing::new(c.to_string())),
             groups: vec![],
         };
@@ -816,21 +902,25 @@ mod tests {
     fn an_administrator_vouches_only_for_known_or_stored_names() {
         let (_d, a) = setup(14);
         let l = a.login();
+        let vouch = |user: &UserName, force: bool| {
+            l.admit_name(user, Voucher::Administrator { force })
+                .and_then(Admission::required)
+        };
         let ghost = n("ghost-no-such-user-xyz");
         assert!(matches!(
-            l.vouch(&ghost, false),
+            vouch(&ghost, false),
             Err(CoreError::Refused(mfa_model::Refusal::UnknownName(_)))
         ));
-        let msg = l.vouch(&ghost, false).unwrap_err().to_string();
+        let msg = vouch(&ghost, false).unwrap_err().to_string();
         assert!(
             msg.contains("NSS") && msg.contains("store") && msg.contains("--force"),
             "{msg}"
         );
         assert!(a.store().user(&ghost).unwrap().is_none(), "nothing written");
-        l.vouch(&ghost, true).unwrap();
-        l.vouch(&n("root"), false).unwrap();
+        vouch(&ghost, true).unwrap();
+        vouch(&n("root"), false).unwrap();
         a.admin("test").issue_temp_access(&ghost, 60, 1, 1).unwrap();
-        l.vouch(&ghost, false).unwrap();
+        vouch(&ghost, false).unwrap();
     }
 
     /// Refused before the policy (a wrong password, a request the front end could not
@@ -851,6 +941,62 @@ mod tests {
         let log = a.store().audit(&Default::default()).unwrap();
         let reasons: Vec<_> = log.iter().map(|e| e.reason.as_str()).collect();
         assert_eq!(reasons, ["wrong_password", "unknown_or_expired_state"]);
+    }
+
+    /// The portal's sign-in goes through the one path with the code always asked for: a
+    /// trusted network, an exemption or a grace period lets no one in without it; an
+    /// unenrolled name gets no record; a lock holds even against the right code; an
+    /// allowing decision comes with the generation of the key it proved.
+    #[test]
+    fn a_sign_in_that_always_asks_for_the_code_takes_the_one_path() {
+        let (_dir, a) = crate::test_core(|cfg| {
+            cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+            cfg.policy.exempt_users = vec!["gus".into()];
+            cfg.policy.grace_days = 14;
+        });
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        a.enrolment()
+            .enroll(&n("gus"), &s, None, false, "test", now)
+            .unwrap();
+        let l = a.login();
+        let right = code_at_step(&s, &params(&a), now / 30);
+        let wrong = if right.as_str() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        // Exempt and on a trusted network: a login is let in without a code, a sign-in not.
+        let trusted = past_first_factor(req("gus", "10.1.1.1", now));
+        assert_eq!(l.begin(&trusted).unwrap().reason, Reason::TrustedNetwork);
+        let (d, key) = l.verify_code_always(&trusted, wrong).unwrap();
+        assert_eq!((d.reason, key), (Reason::WrongCode, None));
+        let (d, key) = l.verify_code_always(&trusted, &right).unwrap();
+        assert_eq!(d.reason, Reason::ValidCode);
+        let rec = a.store().user(&n("gus")).unwrap().unwrap();
+        assert_eq!(key, KeyGeneration::of(&rec), "the key the code proved");
+        // In the grace period, vouched for: refused, and no record made, no grace started.
+        let (d, key) = l
+            .verify_code_always(&past_first_factor(req("hal", "192.0.2.1", now)), &right)
+            .unwrap();
+        assert_eq!((d.reason, key), (Reason::NotEnrolled, None));
+        assert!(a.store().user(&n("hal")).unwrap().is_none());
+        // Locked by wrong codes: refused even with the right code, which is not spent.
+        let r = req("gus", "192.0.2.1", now + 60);
+        for _ in 0..5 {
+            l.verify_code_always(&r, wrong).unwrap();
+        }
+        let next = code_at_step(&s, &params(&a), (now + 60) / 30);
+        let (d, key) = l.verify_code_always(&r, &next).unwrap();
+        assert!(d.is_locked() && key.is_none(), "{d:?}");
+        let rec = a.store().user(&n("gus")).unwrap().unwrap();
+        assert_eq!(
+            rec.last_step,
+            Some(now / 30),
+            "the right code was not spent"
+        );
+        let log = a.store().audit(&Default::default()).unwrap();
+        assert_eq!(log.last().unwrap().reason, d.reason.code(), "audited");
     }
 
     /// A locked user is refused by the policy on the one path, with or without a code, and

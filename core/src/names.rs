@@ -40,8 +40,8 @@ use std::fmt;
 
 use mfa_config::{Config, NameCase, UnicodeNames, UsersConfig};
 use mfa_model::{
-    AuditEvent, BadUserName, NameRules, Refusal, UserName, UserRecord, look_alike, lookalike_key,
-    lookalike_key_version,
+    Action, AuditEvent, BadUserName, NameRules, ReasonCode, Refusal, UserName, UserRecord,
+    look_alike, lookalike_key, lookalike_key_version,
 };
 
 use crate::admin::Admin;
@@ -119,6 +119,80 @@ pub fn describe(users: &UsersConfig) -> String {
             UnicodeNames::Allow => "allow",
         }
     )
+}
+
+/// A name operation that cannot be done as asked. The text names the names, and the rules
+/// where they decide.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NameError {
+    /// `mfactl users merge A A`: a stored name merged into itself.
+    MergeIntoItself(String),
+    /// The merged record would be stored under `target` (`into`'s canonical name), which
+    /// is another stored record. `rules` as [`describe`] writes them.
+    MergeTargetTaken {
+        into: String,
+        target: UserName,
+        rules: String,
+    },
+    /// A name of an import refused (under `unicode = "allow"`: it looks like a stored
+    /// user's name); `origin` is the import's line.
+    ImportRefused {
+        origin: String,
+        error: Box<CoreError>,
+    },
+    /// Two names of one import that look alike: one person would get two records.
+    ImportLookAlikes {
+        origin: String,
+        user: UserName,
+        first: UserName,
+        first_origin: String,
+    },
+    /// An invite whose name is no longer a user's canonical name (the rules or the store
+    /// changed since it was issued).
+    InviteNotCanonical { user: UserName, rules: String },
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::MergeIntoItself(name) => write!(f, "cannot merge {name:?} into itself"),
+            NameError::MergeTargetTaken {
+                into,
+                target,
+                rules,
+            } => write!(
+                f,
+                "{into:?} would be stored as {target:?}, which is another record; merge \
+                 or remove {target:?} first ({rules})"
+            ),
+            NameError::ImportRefused { origin, error } => write!(f, "{origin}: {error}"),
+            NameError::ImportLookAlikes {
+                origin,
+                user,
+                first,
+                first_origin,
+            } => write!(
+                f,
+                "{origin}: {user:?} looks like {first:?} ({first_origin}): one person is one \
+                 record; nothing was imported"
+            ),
+            NameError::InviteNotCanonical { user, rules } => write!(
+                f,
+                "the invite is for {user:?}, which is no longer a user's canonical name under \
+                 {rules}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NameError::ImportRefused { error, .. } => Some(error.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 /// Stored names that are one user under the rules.
@@ -419,8 +493,8 @@ pub(crate) fn check(core: &Core, when: NameCheck) -> Result<(), CoreError> {
                 now,
                 to,
                 CHECK_ACTOR,
-                "rename",
-                "canonical_name",
+                Action::Rename,
+                ReasonCode::CanonicalName,
                 Some(format!("stored as {from:?}; {}", describe(users))),
             ));
         }
@@ -494,9 +568,7 @@ impl Admin<'_> {
         let users = &self.core.config.users;
         let target = user_name(&self.core.config, into)?;
         if from_name == into_name {
-            return Err(CoreError::Names(format!(
-                "cannot merge {from:?} into itself"
-            )));
+            return Err(NameError::MergeIntoItself(from.to_string()).into());
         }
         let mut refused = None;
         self.core.store.maintain_names(&mut |tx| {
@@ -510,11 +582,14 @@ impl Admin<'_> {
                 return Ok(None);
             };
             if target != into_name && target != from_name && tx.load(&target)?.is_some() {
-                refused = Some(CoreError::Names(format!(
-                    "{into:?} would be stored as {target:?}, which is another record; merge \
-                     or remove {target:?} first ({})",
-                    describe(users)
-                )));
+                refused = Some(
+                    NameError::MergeTargetTaken {
+                        into: into.to_string(),
+                        target: target.clone(),
+                        rules: describe(users),
+                    }
+                    .into(),
+                );
                 return Ok(None);
             }
             let mut merged = rename(kept, &target, self.core.sealer.as_ref())?;
@@ -532,8 +607,8 @@ impl Admin<'_> {
                 now,
                 &target,
                 self.actor,
-                "merge",
-                "merged",
+                Action::Merge,
+                ReasonCode::Merged,
                 Some(format!(
                     "{from:?} merged into {into:?}, kept as {target:?} with the key of {into:?}"
                 )),
@@ -557,8 +632,8 @@ impl Admin<'_> {
                     now,
                     name,
                     self.actor,
-                    "remove",
-                    "record_removed",
+                    Action::Remove,
+                    ReasonCode::RecordRemoved,
                     None,
                 )]
             }))
@@ -573,6 +648,58 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// The typed name errors say what the strings they replaced said.
+    #[test]
+    fn name_errors_say_what_they_always_said() {
+        let n = |x: &str| UserName::parse(x).unwrap();
+        let rules = "[users] case = \"fold\", domains = [], unicode = \"allow\"".to_string();
+        assert_eq!(
+            NameError::MergeIntoItself("Alice".into()).to_string(),
+            "cannot merge \"Alice\" into itself"
+        );
+        assert_eq!(
+            NameError::MergeTargetTaken {
+                into: "CONTOSO\\bob".into(),
+                target: n("bob"),
+                rules: rules.clone(),
+            }
+            .to_string(),
+            format!(
+                "\"CONTOSO\\\\bob\" would be stored as \"bob\", which is another record; merge or remove \"bob\" first ({rules})"
+            )
+        );
+        let refused = CoreError::Refused(Refusal::NoSuchUser(n("eve")));
+        let shown = refused.to_string();
+        assert_eq!(
+            NameError::ImportRefused {
+                origin: "users.csv:3".into(),
+                error: Box::new(refused),
+            }
+            .to_string(),
+            format!("users.csv:3: {shown}")
+        );
+        assert_eq!(
+            NameError::ImportLookAlikes {
+                origin: "users.csv:4".into(),
+                user: n("bob"),
+                first: n("b\u{f6}b"),
+                first_origin: "users.csv:2".into(),
+            }
+            .to_string(),
+            "users.csv:4: \"bob\" looks like \"b\u{f6}b\" (users.csv:2): one person is one record; nothing was imported"
+        );
+        assert_eq!(
+            NameError::InviteNotCanonical {
+                user: n("Bob"),
+                rules: rules.clone(),
+            }
+            .to_string(),
+            format!(
+                "the invite is for \"Bob\", which is no longer a user's canonical name under {rules}"
+            )
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 
 use mfa_config::{Config, GoLive, LocalLogins, RadiusMode, RememberFor, SelfEnroll, format_utc};
 pub use mfa_model::Outcome;
-use mfa_model::{OtcKind, RolloutStatus, UserName, UserRecord};
+use mfa_model::{OtcKind, ReasonCode, RolloutStatus, UserName, UserRecord};
 
 use crate::login::Service;
 use crate::net::{ClientAddr, trusted_match};
@@ -61,35 +61,71 @@ pub enum Reason {
 impl Reason {
     /// Stable identifier for logs, the audit trail and scripts.
     pub fn code(&self) -> &'static str {
+        self.audit_code().as_str()
+    }
+
+    /// The audit trail's code of this reason.
+    pub fn audit_code(&self) -> ReasonCode {
         match self {
-            Reason::TrustedNetwork => "trusted_network",
-            Reason::RememberedNetwork => "remembered_network",
-            Reason::LocalLogin => "local_login",
-            Reason::ExemptUser => "exempt_user",
-            Reason::ExemptGroup => "exempt_group",
-            Reason::BeforeGoLive { .. } => "before_go_live",
-            Reason::GracePeriod { .. } => "grace_period",
-            Reason::CodeRequired => "code_required",
-            Reason::ValidCode => "valid_code",
-            Reason::BackupCode => "backup_code",
-            Reason::TemporaryAccess => "temporary_access",
-            Reason::SelfEnrolled => "self_enrolled",
-            Reason::MissingCode => "missing_code",
-            Reason::WrongCode => "wrong_code",
-            Reason::ReplayedCode => "replayed_code",
-            Reason::Locked { .. } => "locked",
-            Reason::SourceLocked { .. } => "source_locked",
-            Reason::NotEnrolled => "not_enrolled",
-            Reason::WrongPassword => "wrong_password",
-            Reason::InvalidUserName => "invalid_user_name",
-            Reason::UnsupportedMethod => "unsupported_authentication_method",
-            Reason::MalformedPassword => "malformed_user_password",
-            Reason::UnknownState => "unknown_or_expired_state",
-            Reason::StateMismatch => "state_mismatch",
-            Reason::InternalError => "internal_error",
-            Reason::ServerAccepted => "server_accepted",
-            Reason::ServerRejected => "server_rejected",
+            Reason::TrustedNetwork => ReasonCode::TrustedNetwork,
+            Reason::RememberedNetwork => ReasonCode::RememberedNetwork,
+            Reason::LocalLogin => ReasonCode::LocalLogin,
+            Reason::ExemptUser => ReasonCode::ExemptUser,
+            Reason::ExemptGroup => ReasonCode::ExemptGroup,
+            Reason::BeforeGoLive { .. } => ReasonCode::BeforeGoLive,
+            Reason::GracePeriod { .. } => ReasonCode::GracePeriod,
+            Reason::CodeRequired => ReasonCode::CodeRequired,
+            Reason::ValidCode => ReasonCode::ValidCode,
+            Reason::BackupCode => ReasonCode::BackupCode,
+            Reason::TemporaryAccess => ReasonCode::TemporaryAccess,
+            Reason::SelfEnrolled => ReasonCode::SelfEnrolled,
+            Reason::MissingCode => ReasonCode::MissingCode,
+            Reason::WrongCode => ReasonCode::WrongCode,
+            Reason::ReplayedCode => ReasonCode::ReplayedCode,
+            Reason::Locked { .. } => ReasonCode::Locked,
+            Reason::SourceLocked { .. } => ReasonCode::SourceLocked,
+            Reason::NotEnrolled => ReasonCode::NotEnrolled,
+            Reason::WrongPassword => ReasonCode::WrongPassword,
+            Reason::InvalidUserName => ReasonCode::InvalidUserName,
+            Reason::UnsupportedMethod => ReasonCode::UnsupportedMethod,
+            Reason::MalformedPassword => ReasonCode::MalformedPassword,
+            Reason::UnknownState => ReasonCode::UnknownState,
+            Reason::StateMismatch => ReasonCode::StateMismatch,
+            Reason::InternalError => ReasonCode::InternalError,
+            Reason::ServerAccepted => ReasonCode::ServerAccepted,
+            Reason::ServerRejected => ReasonCode::ServerRejected,
         }
+    }
+
+    /// A refusal a server named by its stable code ([`Reason::code`]), with its lock's end
+    /// where it is a lock: how a PAM host in remote mode reads an Access-Reject, so a locked
+    /// user gets PAM_MAXTRIES there as here. `None` for anything else: a code that is not a
+    /// refusal's (an allowing reason on a reject), a lock without its end, an end without a
+    /// lock, or a code this release does not know. The host fails closed on `None`; it never
+    /// guesses.
+    pub fn refusal_from_code(code: &str, locked_until: Option<i64>) -> Option<Reason> {
+        let r = match (code, locked_until) {
+            ("locked", Some(until)) => Reason::Locked { until },
+            ("source_locked", Some(until)) => Reason::SourceLocked { until },
+            (_, Some(_)) => return None,
+            (code, None) => [
+                Reason::CodeRequired,
+                Reason::MissingCode,
+                Reason::WrongCode,
+                Reason::ReplayedCode,
+                Reason::NotEnrolled,
+                Reason::WrongPassword,
+                Reason::InvalidUserName,
+                Reason::UnsupportedMethod,
+                Reason::MalformedPassword,
+                Reason::UnknownState,
+                Reason::StateMismatch,
+                Reason::InternalError,
+            ]
+            .into_iter()
+            .find(|r| r.code() == code)?,
+        };
+        Some(r)
     }
 }
 
@@ -223,6 +259,11 @@ pub struct Facts<'a> {
     pub now: i64,
     pub record: Option<&'a UserRecord>,
     pub groups: &'a [String],
+    /// The request must prove the key whatever else would let it in (the portal's sign-in
+    /// to "My account": a trusted or remembered network, an exemption or a grace period
+    /// must not stand in for the code that manages the account, or an unlock could renew
+    /// itself). Only an enrolled user may then go on to the code; the locks hold as ever.
+    pub code_always: bool,
 }
 
 /// When a not-yet-enrolled user's grace ends: `grace_days` after the later of go-live and
@@ -241,8 +282,14 @@ pub fn grace_deadline(record: Option<&UserRecord>, cfg: &Config, now: i64) -> Op
     Some(start.saturating_add(i64::from(cfg.policy.grace_days) * DAY))
 }
 
-fn days_until(t: i64, now: i64) -> i64 {
-    ((t - now) + DAY - 1).div_euclid(DAY).max(1)
+/// Whole days from `now` until `t`, a started day counting as one; 0 once `t` has come.
+/// The one count of days to a date (go-live, a grace deadline) that users and
+/// administrators are told.
+pub fn days_until(t: i64, now: i64) -> i64 {
+    t.saturating_sub(now)
+        .saturating_add(DAY - 1)
+        .div_euclid(DAY)
+        .max(0)
 }
 
 /// The decision before any code is seen.
@@ -260,6 +307,11 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         SelfEnroll::Anywhere => true,
     };
 
+    // Whether anything but the code may let this request in (see `Facts::code_always`).
+    let waivable = !f.code_always;
+    if !waivable && !enrolled {
+        return Decision::deny(Reason::NotEnrolled);
+    }
     // A user lock holds on trusted networks too only where configured.
     if cfg.lockout.lock_trusted
         && let Some(until) = f.record.and_then(|r| r.locked(f.now))
@@ -267,25 +319,26 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
         return Decision::deny(Reason::Locked { until });
     }
     // 1. Trusted network (and, where configured, local logins).
-    if trusted {
+    if trusted && waivable {
         let mut d = Decision::allow(Reason::TrustedNetwork);
         d.offer_enrolment = !enrolled && may_enrol_here;
         return d;
     }
-    if f.client == ClientAddr::Local && p.local_logins == LocalLogins::Trusted {
+    if waivable && f.client == ClientAddr::Local && p.local_logins == LocalLogins::Trusted {
         return Decision::allow(Reason::LocalLogin);
     }
     // 2. Exempt users and groups. An entry means the user its canonical name names
     // (`Backup` and `CONTOSO\backup` are `backup` where the rules say so); an entry without
     // one names nobody (configuration validation refuses it).
     let rules = cfg.users.rules();
-    if p.exempt_users
-        .iter()
-        .any(|u| UserName::canonical(u, &rules).is_ok_and(|u| u == *f.user))
+    if waivable
+        && p.exempt_users
+            .iter()
+            .any(|u| UserName::canonical(u, &rules).is_ok_and(|u| u == *f.user))
     {
         return Decision::allow(Reason::ExemptUser);
     }
-    if f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
+    if waivable && f.groups.iter().any(|g| p.exempt_groups.contains(g)) {
         return Decision::allow(Reason::ExemptGroup);
     }
     // 5 before 3: a locked user is refused before a code is even asked for.
@@ -303,6 +356,7 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     // of a kind the unlock is for (`remember_for`: by default only the gateways that cannot
     // ask for a code). After the locks, so a locked user or address stays refused.
     if let (Some(ip), Some(r)) = (f.client.ip(), f.record)
+        && waivable
         && unlock_applies(f.service, cfg)
         && r.unlocked(&ip.to_string(), f.now, p.remember.secs_i64())
             .is_some()
@@ -318,7 +372,9 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     let reason = match deadline {
         None => Some(Reason::BeforeGoLive { days_left: None }),
         Some(deadline) => {
-            let days_left = days_until(deadline, f.now);
+            // At least one: a deadline a stored grace start put before go-live (the date
+            // moved later since) is still told as a day to go.
+            let days_left = days_until(deadline, f.now).max(1);
             if p.enforce_from.is_before(f.now) {
                 Some(Reason::BeforeGoLive {
                     days_left: Some(days_left),
@@ -444,6 +500,7 @@ pub fn rollout_status(
             now,
             record: Some(rec),
             groups,
+            code_always: false,
         },
         cfg,
     );
@@ -528,6 +585,7 @@ mod tests {
                 now,
                 record: r,
                 groups: &[],
+                code_always: false,
             },
             c,
         )
@@ -535,6 +593,18 @@ mod tests {
 
     fn remote(s: &str) -> ClientAddr {
         ClientAddr::Remote(Some(s.parse().unwrap()))
+    }
+
+    /// Days to a date, as users and administrators are told: a started day is one, a date
+    /// that has come is 0.
+    #[test]
+    fn days_until_counts_started_days() {
+        assert_eq!(days_until(NOW + 1, NOW), 1);
+        assert_eq!(days_until(NOW + DAY, NOW), 1);
+        assert_eq!(days_until(NOW + DAY + 1, NOW), 2);
+        assert_eq!(days_until(NOW, NOW), 0);
+        assert_eq!(days_until(NOW - 5 * DAY, NOW), 0);
+        assert_eq!(days_until(i64::MAX, i64::MIN), i64::MAX / DAY);
     }
 
     #[test]
@@ -605,6 +675,7 @@ mod tests {
             now: NOW,
             record: None,
             groups: &groups,
+            code_always: false,
         };
         assert_eq!(decide(&f, &c).reason, Reason::ExemptGroup);
     }
@@ -978,5 +1049,49 @@ mod tests {
         let mut never = cfg();
         never.policy.self_enroll = SelfEnroll::Never;
         assert!(!d("alice", remote("10.1.1.1"), NOW, None, &never).offer_enrolment);
+    }
+
+    /// What a PAM host reads from an Access-Reject: every refusal the daemon can send comes
+    /// back as itself; anything else (an allowing reason, a lock without its end, an end
+    /// without a lock, an unknown code) is not understood.
+    #[test]
+    fn refusals_round_trip_through_their_codes() {
+        for r in [
+            Reason::CodeRequired,
+            Reason::MissingCode,
+            Reason::WrongCode,
+            Reason::ReplayedCode,
+            Reason::NotEnrolled,
+            Reason::WrongPassword,
+            Reason::InvalidUserName,
+            Reason::UnsupportedMethod,
+            Reason::MalformedPassword,
+            Reason::UnknownState,
+            Reason::StateMismatch,
+            Reason::InternalError,
+        ] {
+            assert_eq!(Reason::refusal_from_code(r.code(), None), Some(r.clone()));
+            assert_eq!(Reason::refusal_from_code(r.code(), Some(5)), None, "{r:?}");
+        }
+        for r in [
+            Reason::Locked { until: NOW },
+            Reason::SourceLocked { until: NOW },
+        ] {
+            assert_eq!(
+                Reason::refusal_from_code(r.code(), Some(NOW)),
+                Some(r.clone())
+            );
+            assert_eq!(Reason::refusal_from_code(r.code(), None), None);
+        }
+        for code in [
+            "trusted_network",
+            "valid_code",
+            "grace_period",
+            "server_rejected",
+            "no_such_reason",
+            "",
+        ] {
+            assert_eq!(Reason::refusal_from_code(code, None), None, "{code}");
+        }
     }
 }

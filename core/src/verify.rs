@@ -29,6 +29,16 @@ pub fn looks_like_code(code: &str, params: &TotpParams) -> bool {
         && t.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `code` could be a code of any key at all: a TOTP code of any length a key may
+/// have ([`mfa_model::DIGITS`]) or a one-time code's. For a front end that does not hold the
+/// configuration the code is checked against (a PAM host in remote mode, whose server's
+/// `[totp]` and stored keys decide): its own `[totp]` says nothing about the server's codes.
+pub fn looks_like_any_code(code: &str) -> bool {
+    let t = normalize_code(code);
+    let digits = u8::try_from(t.len()).is_ok_and(|n| mfa_model::DIGITS.contains(&n));
+    (digits || t.len() == OTC_DIGITS) && t.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A RADIUS append-mode User-Password split into the password and the code: at the last
 /// occurrence of `delimiter`, or as the trailing `digits` ASCII digits (never a one-time
 /// code's length, which would make the split ambiguous). `None` when no code is there.
@@ -357,7 +367,7 @@ pub fn note_outcome(rec: &mut UserRecord, d: &Decision, client: &ClientAddr, now
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::login::{Attempt, Ctx, Request, attempt_in_tx};
+    use crate::login::{Ask, Attempt, Request, TxEnv, attempt_in_tx};
     use crate::secret::{Sealer, TotpSecret, Unsealed};
     use crate::totp::code_at_step;
     use mfa_model::UserName;
@@ -444,7 +454,7 @@ mod tests {
 
     /// A code typed at `now` from `ip`, through the one login path.
     fn login_from(r: &mut UserRecord, ip: &str, code: &str, now: i64, c: &Config) -> Decision {
-        let ctx = Ctx {
+        let ctx = TxEnv {
             cfg: c,
             params: r.params,
             sealer: &Unsealed,
@@ -455,13 +465,13 @@ mod tests {
                 client: ClientAddr::Remote(ip.parse().ok()),
                 service: "test".into(),
                 now,
-                vouched: true,
+                admitted: true,
             },
             code: Some(Zeroizing::new(code.to_string())),
             groups: Vec::new(),
         };
         let mut slot = Some(r.clone());
-        let (d, _) = attempt_in_tx(&mut slot, &a, &ctx).unwrap();
+        let (d, _) = attempt_in_tx(&mut slot, &a, &ctx, Ask::Policy).unwrap();
         *r = slot.unwrap();
         d
     }
@@ -634,5 +644,12 @@ mod tests {
         assert!(!looks_like_code("1234567", &p));
         assert!(!looks_like_code("hunter2", &p));
         assert!(!looks_like_code("", &p));
+        // Where the length is not known here: any a key may have.
+        for c in ["123456", "123 4567", "1234-5678"] {
+            assert!(looks_like_any_code(c), "{c}");
+        }
+        for c in ["12345", "123456789", "hunter2", "12345a", ""] {
+            assert!(!looks_like_any_code(c), "{c}");
+        }
     }
 }

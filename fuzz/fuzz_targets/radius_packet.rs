@@ -1,11 +1,12 @@
 //! Feeds arbitrary datagrams through everything the daemon does to an untrusted packet before
-//! it knows the sender: parse, Message-Authenticator check, password unhiding, reply encoding.
+//! it knows the sender: parse, Message-Authenticator check, password unhiding, reply encoding,
+//! and what either end of a PAM host's conversation reads (`pam_host`).
 //! Only the protocol crate is linked: the daemon's runtime, store and PAM are not under test.
 //! Run: `cd fuzz && cargo +nightly fuzz run radius_packet`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mfa_radius_proto::{AttrType, Builder, Code, Packet, unhide_password};
+use mfa_radius_proto::{AttrType, Builder, Code, Packet, pam_host, unhide_password};
 
 fuzz_target!(|data: &[u8]| {
     let secret = b"fuzz-secret";
@@ -18,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = unhide_password(pw, secret, &p.authenticator);
     }
     let _ = p.attrs(AttrType::PROXY_STATE).count();
+    let _ = pam_host::read_request(&p);
+    let _ = pam_host::read_reply(&p);
     if let Ok(out) = Builder::reply(Code::ACCESS_REJECT, &p).encode_reply(secret, &p.authenticator)
     {
         // Whatever we encode must parse back and verify.

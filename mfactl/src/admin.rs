@@ -10,7 +10,7 @@ use mfa_core::login::Service;
 use mfa_core::login::{CODE_PROMPT, now};
 use mfa_core::names::{self, NameCheck};
 use mfa_core::net::{parse_ip_literal, trusted_match};
-use mfa_core::{ClientAddr, Core, OpenMode, Outcome, Request};
+use mfa_core::{ClientAddr, Core, OpenMode, Outcome, Request, Voucher};
 use zeroize::Zeroizing;
 
 use crate::{Fail, Result, TrustedAction, UsersAction, user_name};
@@ -111,8 +111,10 @@ pub fn auth(
     let login = a.login();
     // A name nothing vouches for is refused (a typo must get no record nor grace); one that
     // passes may get a record, as at a real login.
-    login.vouch(&name, force)?;
-    let req = Request::new(&name, client, service).vouched(true);
+    let admission = login
+        .admit_name(&name, Voucher::Administrator { force })?
+        .required()?;
+    let req = Request::new(&name, client, service).admit(&admission);
     let mut d = login.begin(&req)?;
     if d.outcome == Outcome::NeedCode {
         let code = match code {
@@ -207,7 +209,9 @@ pub fn temp_access(
     let a = open(cfg, OpenMode::Create)?;
     let name = user_name(&a, user)?;
     // A working code for a typo would be a way in for whoever takes that name.
-    a.login().vouch(&name, force)?;
+    a.login()
+        .admit_name(&name, Voucher::Administrator { force })?
+        .required()?;
     let admin = a.admin(ACTOR);
     let t = now();
     if revoke {
@@ -235,7 +239,9 @@ pub fn temp_access(
 pub fn backup_codes(cfg: &Path, user: &str, count: u32, force: bool) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let name = user_name(&a, user)?;
-    a.login().vouch(&name, force)?;
+    a.login()
+        .admit_name(&name, Voucher::Administrator { force })?
+        .required()?;
     let codes = a
         .admin(ACTOR)
         .issue_backup_codes(&name, count, None, now())?;
@@ -274,6 +280,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
         }
     };
     let mut extra = c.check_referenced_files();
+    extra.extend(mfa_tls_files::problems(&c));
     let key = c.store.key_path();
     let key_state = mfa_core::keyfile::read(&key);
     if let Err(e) = &key_state {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use mfa_config::{Config, GoLive, GoLiveEdit, edit_enforce_from, format_utc};
 use mfa_core::login::now;
-use mfa_core::policy::rollout_status;
+use mfa_core::policy::{days_until, rollout_status};
 use mfa_core::{OpenMode, RolloutStatus};
 
 use crate::admin::load_config;
@@ -20,7 +20,7 @@ pub fn describe(c: &Config, t: i64) -> String {
         GoLive::At(g) if g.0 > t => format!(
             "{} (in {} days), grace {} days per user",
             format_utc(g.0),
-            (g.0 - t + 86_399) / 86_400,
+            days_until(g.0, t),
             c.policy.grace_days
         ),
         GoLive::At(g) => format!(

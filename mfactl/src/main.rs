@@ -216,8 +216,10 @@ pub enum Command {
         /// Skip the check that the system knows the name or the store holds it.
         #[arg(long)]
         force: bool,
-        /// How many codes (1 to 50).
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=50))]
+        /// How many codes.
+        #[arg(long, default_value_t = mfa_core::BACKUP_CODES_DEFAULT,
+              value_parser = clap::value_parser!(u32).range(
+                  i64::from(*mfa_core::BACKUP_CODES.start())..=i64::from(*mfa_core::BACKUP_CODES.end())))]
         count: u32,
     },
     /// Show the audit trail.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use mfa_config::{GoLive, format_utc};
 use mfa_core::login::now;
-use mfa_core::policy::rollout_status;
+use mfa_core::policy::{days_until, rollout_status};
 use mfa_core::store::AuditQuery;
 use mfa_core::{OpenMode, OtcKind, RolloutStatus};
 use mfa_model::Invite;
@@ -193,7 +193,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
         GoLive::At(_) => "date",
         GoLive::Never => "never",
     };
-    let days_to_go = go_live.map(|g| ((g - t) as f64 / 86_400.0).ceil().max(0.0) as i64);
+    let days_to_go = go_live.map(|g| days_until(g, t));
     let pct = |n: &Totals| {
         if n.users == 0 {
             0.0
@@ -497,7 +497,7 @@ pub fn log(
         Format::Json => {
             let v: Vec<Value> = events
                 .iter()
-                .map(|e| json!({"time": format_utc(e.time), "user": e.user, "service": e.service, "client_ip": e.client_ip, "decision": e.decision, "reason": e.reason}))
+                .map(|e| json!({"time": format_utc(e.time), "user": e.user, "service": e.service, "client_ip": e.client_ip, "decision": e.decision.as_str(), "reason": e.reason.as_str()}))
                 .collect();
             println!(
                 "{}",
@@ -517,8 +517,8 @@ pub fn log(
                     &e.user,
                     &e.service,
                     e.client_ip.as_deref().unwrap_or(""),
-                    &e.decision,
-                    &e.reason,
+                    e.decision.as_str(),
+                    e.reason.as_str(),
                 ])?;
             }
             w.flush().map_err(|e| Fail::Error(e.to_string()))?;
@@ -532,8 +532,8 @@ pub fn log(
                         e.user.clone(),
                         e.service.clone(),
                         e.client_ip.clone().unwrap_or("-".into()),
-                        e.decision.clone(),
-                        e.reason.clone(),
+                        e.decision.to_string(),
+                        e.reason.to_string(),
                     ]
                 })
                 .collect();

@@ -1,7 +1,9 @@
 //! The audit model: one event per decision or admin action. Never a code or secret.
 
+use std::fmt;
+
 /// What a decision lets happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Allow,
     NeedCode,
@@ -19,6 +21,241 @@ impl Outcome {
     }
 }
 
+/// Defines a code enum and its one table of stable texts, read both ways.
+macro_rules! codes {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $t:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum $name { $($(#[$vm])* $v,)* }
+
+        impl $name {
+            /// Every code, in table order.
+            pub const ALL: &'static [$name] = &[$($name::$v,)*];
+
+            /// The stable text: scripts and the store read it.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $t,)* }
+            }
+
+            /// The code whose text is `s`.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($t => Some($name::$v),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    /// An administrator's action, as the audit trail records it.
+    Action {
+        Enroll = "enroll",
+        ReEnroll = "re-enroll",
+        Unlink = "unlink",
+        Unlock = "unlock",
+        TempAccess = "temp-access",
+        BackupCodes = "backup-codes",
+        Import = "import",
+        Invite = "invite",
+        /// A remembered network (the portal's unlock) made or revoked.
+        Remember = "remember",
+        Rename = "rename",
+        Merge = "merge",
+        Remove = "remove",
+        Seal = "seal",
+        Rekey = "rekey",
+    }
+}
+
+codes! {
+    /// Why: the stable, machine-readable reason of an audit event. Scripts match on it, so
+    /// it is never free text (that goes in `detail`). The login reasons are the policy's
+    /// (`Reason::code` in the core), the rest the administrator's actions, invites and the
+    /// portal's refusals.
+    ReasonCode {
+        // Login decisions.
+        TrustedNetwork = "trusted_network",
+        RememberedNetwork = "remembered_network",
+        LocalLogin = "local_login",
+        ExemptUser = "exempt_user",
+        ExemptGroup = "exempt_group",
+        BeforeGoLive = "before_go_live",
+        GracePeriod = "grace_period",
+        CodeRequired = "code_required",
+        ValidCode = "valid_code",
+        BackupCode = "backup_code",
+        TemporaryAccess = "temporary_access",
+        SelfEnrolled = "self_enrolled",
+        MissingCode = "missing_code",
+        WrongCode = "wrong_code",
+        ReplayedCode = "replayed_code",
+        Locked = "locked",
+        SourceLocked = "source_locked",
+        NotEnrolled = "not_enrolled",
+        WrongPassword = "wrong_password",
+        InvalidUserName = "invalid_user_name",
+        UnsupportedMethod = "unsupported_authentication_method",
+        MalformedPassword = "malformed_user_password",
+        UnknownState = "unknown_or_expired_state",
+        StateMismatch = "state_mismatch",
+        InternalError = "internal_error",
+        ServerAccepted = "server_accepted",
+        ServerRejected = "server_rejected",
+        // Administrator's actions.
+        Confirmed = "confirmed",
+        Unconfirmed = "unconfirmed",
+        SelfReplaced = "self_replaced",
+        /// The code that was to confirm a replacement key did not match it.
+        ReplaceWrongCode = "replace_wrong_code",
+        KeyRemoved = "key_removed",
+        LockCleared = "lock_cleared",
+        NotLocked = "not_locked",
+        Issued = "issued",
+        Revoked = "revoked",
+        NewSet = "new_set",
+        Imported = "imported",
+        NetworkUnlocked = "network_unlocked",
+        NetworkRevoked = "network_revoked",
+        CanonicalName = "canonical_name",
+        Merged = "merged",
+        RecordRemoved = "record_removed",
+        SealedStore = "sealed_store",
+        Rekeyed = "rekeyed",
+        /// What an administrator's free-text reason became in schema version 3 (the
+        /// upgrade from version 2 could not say more).
+        Admin = "admin",
+        // Invites.
+        Used = "used",
+        AlreadyEnrolled = "already_enrolled",
+        InviteExpired = "invite_expired",
+        InviteUnknown = "invite_unknown",
+        InviteUsed = "invite_used",
+        Refused = "refused",
+        // The portal's refusals of a request.
+        RateLimited = "rate_limited",
+        SlowForm = "slow_form",
+        OversizedForm = "oversized_form",
+        OversizedField = "oversized_field",
+        BadForm = "bad_form",
+        SessionMissing = "session_missing",
+        CsrfRefused = "csrf_refused",
+        SessionEnded = "session_ended",
+        ReplaceNotStarted = "replace_not_started",
+    }
+}
+
+/// What an audit event records: a login's decision, or an administrator's action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditDecision {
+    Login(Outcome),
+    Admin(Action),
+}
+
+impl AuditDecision {
+    /// The word in the audit trail, the logs and `mfactl log`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditDecision::Login(o) => o.word(),
+            AuditDecision::Admin(a) => a.as_str(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Outcome::Allow, Outcome::NeedCode, Outcome::Deny]
+            .into_iter()
+            .find(|o| o.word() == s)
+            .map(AuditDecision::Login)
+            .or_else(|| Action::parse(s).map(AuditDecision::Admin))
+    }
+}
+
+/// A stored code this version of the program does not know: one written by another version
+/// (an older one's, or a newer one's beside it on a shared store), kept as it was read so the
+/// audit trail shows it. Only a store's reading makes one; the program writes known codes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UnknownCode(String);
+
+impl UnknownCode {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// [`AuditEvent::decision`]: known, or as another version wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoredDecision {
+    Known(AuditDecision),
+    Unknown(UnknownCode),
+}
+
+/// [`AuditEvent::reason`]: known, or as another version wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoredReason {
+    Known(ReasonCode),
+    Unknown(UnknownCode),
+}
+
+macro_rules! stored {
+    ($name:ident, $known:ident) => {
+        impl $name {
+            /// The text as stored.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $name::Known(k) => k.as_str(),
+                    $name::Unknown(u) => u.as_str(),
+                }
+            }
+
+            /// A stored text: the code it names, or kept as it is.
+            pub fn from_stored(s: &str) -> Self {
+                match $known::parse(s) {
+                    Some(k) => $name::Known(k),
+                    None => $name::Unknown(UnknownCode(s.to_string())),
+                }
+            }
+        }
+
+        impl From<$known> for $name {
+            fn from(k: $known) -> Self {
+                $name::Known(k)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl PartialEq<$known> for $name {
+            fn eq(&self, other: &$known) -> bool {
+                matches!(self, $name::Known(k) if k == other)
+            }
+        }
+    };
+}
+
+stored!(StoredDecision, AuditDecision);
+stored!(StoredReason, ReasonCode);
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     pub time: i64,
@@ -27,10 +264,10 @@ pub struct AuditEvent {
     pub service: String,
     pub client_ip: Option<String>,
     /// `allow`, `deny`, `challenge`, or an admin action such as `enroll`.
-    pub decision: String,
+    pub decision: StoredDecision,
     /// A stable machine-readable code, e.g. `valid_code`, `trusted_network`, `key_removed`:
     /// scripts match on it, so it is never free text.
-    pub reason: String,
+    pub reason: StoredReason,
     /// Free text for people (`users.csv:12`, `1 use(s), valid 3600s`); never a secret.
     pub detail: Option<String>,
 }
@@ -41,8 +278,8 @@ impl AuditEvent {
         time: i64,
         user: &str,
         actor: &str,
-        action: &str,
-        reason: &str,
+        action: Action,
+        reason: ReasonCode,
         detail: Option<String>,
     ) -> Self {
         Self {
@@ -50,7 +287,7 @@ impl AuditEvent {
             user: user.into(),
             service: actor.into(),
             client_ip: None,
-            decision: action.into(),
+            decision: AuditDecision::Admin(action).into(),
             reason: reason.into(),
             detail,
         }
@@ -70,5 +307,36 @@ impl AuditEvent {
             s.push_str(&format!(" detail={d:?}"));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_as_itself_and_no_two_share_a_text() {
+        let mut seen = std::collections::HashSet::new();
+        for r in ReasonCode::ALL {
+            assert_eq!(ReasonCode::parse(r.as_str()), Some(*r));
+            assert!(seen.insert(r.as_str()), "{}", r.as_str());
+        }
+        for a in Action::ALL {
+            let d = AuditDecision::Admin(*a);
+            assert_eq!(AuditDecision::parse(d.as_str()), Some(d));
+            assert!(seen.insert(a.as_str()), "{}", a.as_str());
+        }
+        for o in [Outcome::Allow, Outcome::NeedCode, Outcome::Deny] {
+            let d = AuditDecision::Login(o);
+            assert_eq!(AuditDecision::parse(d.as_str()), Some(d));
+        }
+        // Another version's code is kept as read, never taken for a known one.
+        let other = StoredReason::from_stored("a_reason_of_tomorrow");
+        assert!(matches!(other, StoredReason::Unknown(_)));
+        assert_eq!(other, "a_reason_of_tomorrow");
+        assert_eq!(
+            StoredReason::from_stored("valid_code"),
+            ReasonCode::ValidCode
+        );
     }
 }

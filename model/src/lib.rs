@@ -12,14 +12,17 @@ mod refusal;
 mod sealed;
 mod totp;
 
-pub use audit::{AuditEvent, Outcome};
+pub use audit::{
+    Action, AuditDecision, AuditEvent, Outcome, ReasonCode, StoredDecision, StoredReason,
+    UnknownCode,
+};
 pub use name::{
     BadUserName, MAX_NAME_BYTES, NameRules, UserName, look_alike, lookalike_key,
     lookalike_key_version,
 };
 pub use record::{
-    Invite, OneTimeCode, OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, Unlock,
-    UserRecord,
+    BACKUP_CODES, BACKUP_CODES_DEFAULT, INVITE_VALID_SECS, INVITE_VALID_TEXT, Invite, OneTimeCode,
+    OtcHash, OtcKind, RolloutStatus, SealedSecret, SourceFailures, Unlock, UserRecord,
 };
 pub use refusal::Refusal;
 pub use sealed::{

@@ -1,6 +1,7 @@
 //! What the product keeps per user.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 
 use zeroize::Zeroizing;
 
@@ -122,6 +123,19 @@ pub struct Unlock {
     pub created: i64,
     pub expires: i64,
 }
+
+/// How long an enrolment link may be valid, in seconds (`[portal] invite_valid`, `mfactl
+/// invite --valid`): a minute at least, 90 days at most (a link enrols whoever opens it).
+/// `Invites::issue` refuses anything else.
+pub const INVITE_VALID_SECS: RangeInclusive<i64> = 60..=90 * 86_400;
+/// [`INVITE_VALID_SECS`] as the messages say it.
+pub const INVITE_VALID_TEXT: &str = "between 1m and 90d";
+
+/// How many backup codes one set may hold (`mfactl backup-codes --count`);
+/// `Admin::issue_backup_codes` refuses anything else.
+pub const BACKUP_CODES: RangeInclusive<u32> = 1..=50;
+/// How many a set holds unless asked otherwise: what the portal shows and mfactl prints.
+pub const BACKUP_CODES_DEFAULT: u32 = 10;
 
 /// A one-time enrolment link (`mfactl invite`): only the SHA-256 of its random token is kept.
 /// A confirmed enrolment uses it up; it is never shown again.

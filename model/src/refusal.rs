@@ -27,6 +27,10 @@ pub enum Refusal {
     /// A name nothing vouches for: the system does not know it (NSS) and the store holds no
     /// record of it, so an administrator's command would act on a typo.
     UnknownName(UserName),
+    /// An enrolment link valid for a time outside [`crate::INVITE_VALID_SECS`] (seconds).
+    InviteValidity(i64),
+    /// A set of backup codes of a size outside [`crate::BACKUP_CODES`].
+    BackupCodeCount(u32),
 }
 
 impl fmt::Display for Refusal {
@@ -64,6 +68,17 @@ impl fmt::Display for Refusal {
                 "no user {u:?}: the system does not know the name (NSS: `getent passwd {u}` \
                  finds nothing) and the store holds no record of it; nothing was changed. \
                  Check the spelling, or add --force to act on the name anyway"
+            ),
+            Refusal::InviteValidity(secs) => write!(
+                f,
+                "an enrolment link must be valid {}, not {secs}s",
+                crate::INVITE_VALID_TEXT
+            ),
+            Refusal::BackupCodeCount(n) => write!(
+                f,
+                "a set of backup codes holds {} to {}, not {n}",
+                crate::BACKUP_CODES.start(),
+                crate::BACKUP_CODES.end()
             ),
         }
     }

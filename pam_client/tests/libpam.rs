@@ -153,14 +153,32 @@ impl Drop for TempUser {
     }
 }
 
-/// pam_unix against /etc/shadow: needs root to create the user. Skipped (with a note) when not
-/// root; the CI runs as root.
-#[test]
-fn pam_unix_with_a_real_user() {
+/// Whether this test may skip itself for want of root: never in CI (`CI` set, as every CI
+/// service sets it), where the suite runs as root and a skip would be a pass that checked
+/// nothing; elsewhere it skips, saying so on stderr.
+fn skip_unless_root(what: &str) -> bool {
     // Root check through id(1): this test file stays free of unsafe.
     let uid = Command::new("id").arg("-u").output().unwrap();
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        eprintln!("not root: skipping the pam_unix test");
+    if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} must run as root (it adds a Unix user and checks its password through \
+         pam_unix); CI runs the suite as root: sudo -E cargo test"
+    );
+    eprintln!(
+        "SKIPPED {what}: not root, so no Unix user can be added for pam_unix (it runs, and \
+         must pass, as root; with CI set a non-root run fails instead)"
+    );
+    true
+}
+
+/// pam_unix against /etc/shadow: needs root to create the user. Fails without root in CI;
+/// elsewhere skipped without root, loudly.
+#[test]
+fn pam_unix_with_a_real_user() {
+    if skip_unless_root("pam_unix_with_a_real_user") {
         return;
     }
     let name = format!("mfapc{}", std::process::id());

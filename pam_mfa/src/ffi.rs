@@ -56,7 +56,6 @@ struct PamConv {
 #[link(name = "pam")]
 unsafe extern "C" {
     fn pam_get_item(pamh: *const c_void, item_type: c_int, item: *mut *const c_void) -> c_int;
-    fn pam_strerror(pamh: *mut c_void, errnum: c_int) -> *const c_char;
 }
 
 struct PamMfa;
@@ -79,11 +78,14 @@ impl PamHooks for PamMfa {
             authenticate(&mut io, &log, &args, flags & PAM_SILENT != 0)
         }));
         match result {
-            Ok(PamCode::Success) => PamResultCode::PAM_SUCCESS,
-            Ok(PamCode::AuthErr) => PamResultCode::PAM_AUTH_ERR,
-            Ok(PamCode::MaxTries) => PamResultCode::PAM_MAXTRIES,
-            Ok(PamCode::Ignore) => PamResultCode::PAM_IGNORE,
-            Ok(PamCode::AuthInfoUnavail) => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+            // Every code the flow returns is one libpam defines; anything else would be a
+            // bug, and denies.
+            Ok(code) => PamResultCode::try_from(code.raw()).unwrap_or_else(|raw| {
+                log.error(&format!(
+                    "denied: pam_mfa chose an undefined PAM code {raw}"
+                ));
+                PamResultCode::PAM_AUTH_ERR
+            }),
             Err(_) => {
                 log.error("denied: internal error (panic) in pam_mfa");
                 PamResultCode::PAM_AUTH_ERR
@@ -141,17 +143,12 @@ impl Log for SyslogLog {
 
 struct Handle<'a>(&'a mut PamHandle);
 
-fn pam_err(h: &PamHandle, code: PamResultCode) -> PamError {
-    let raw = code as c_int;
-    // SAFETY: pam_strerror accepts any handle libpam gave us (it only reads it) and any
-    // error number, and returns a pointer to a static, NUL-terminated string or NULL.
-    let p = unsafe { pam_strerror(std::ptr::from_ref(h).cast_mut().cast(), raw) };
-    if p.is_null() {
-        return PamError(format!("PAM error {raw}"));
+/// A failed libpam call as the module reports it.
+fn pam_err(call: &'static str, code: PamResultCode) -> PamError {
+    PamError::Call {
+        call,
+        code: PamCode::from_raw(code as c_int),
     }
-    // SAFETY: non-null, NUL-terminated and static (see above).
-    let s = unsafe { CStr::from_ptr(p) };
-    PamError(format!("{} ({raw})", s.to_string_lossy()))
 }
 
 fn text(c: &CStr) -> String {
@@ -178,20 +175,19 @@ impl Handle<'_> {
             )
         };
         if rc != PAM_SUCCESS {
-            return Err(PamError(format!("no conversation (PAM error {rc})")));
+            return Err(PamError::Call {
+                call: "pam_get_item(PAM_CONV)",
+                code: PamCode::from_raw(rc),
+            });
         }
         if conv_ptr.is_null() {
-            return Err(PamError(
-                "the application set no conversation function".into(),
-            ));
+            return Err(PamError::NoConversation);
         }
         // SAFETY: for PAM_CONV libpam returns a pointer to the application's `struct pam_conv`,
         // valid for the duration of this call.
         let conv = unsafe { &*conv_ptr.cast::<PamConv>() };
         let Some(func) = conv.conv else {
-            return Err(PamError(
-                "the application set no conversation function".into(),
-            ));
+            return Err(PamError::NoConversation);
         };
         let mut buf = Zeroizing::new(Vec::with_capacity(text.len() + 1));
         buf.extend(text.bytes().map(|b| if b == 0 { b'?' } else { b }));
@@ -208,7 +204,10 @@ impl Handle<'_> {
         let rc = unsafe { func(1, &raw mut msg_ptr, &raw mut resp, conv.appdata_ptr) };
         if rc != PAM_SUCCESS {
             // On failure the application keeps (or has freed) any answer: do not touch it.
-            return Err(PamError(format!("conversation failed (PAM error {rc})")));
+            return Err(PamError::Call {
+                call: "conversation",
+                code: PamCode::from_raw(rc),
+            });
         }
         if resp.is_null() {
             return Ok(None);
@@ -248,21 +247,21 @@ impl Pam for Handle<'_> {
     fn user(&mut self) -> Result<String, PamError> {
         match self.0.get_user(None) {
             Ok(u) => Ok(u),
-            Err(e) => Err(pam_err(self.0, e)),
+            Err(e) => Err(pam_err("pam_get_user", e)),
         }
     }
 
     fn rhost(&self) -> Result<Option<String>, PamError> {
         match self.0.get_item::<RHost>() {
             Ok(r) => Ok(r.map(|r| text(r.0))),
-            Err(e) => Err(pam_err(self.0, e)),
+            Err(e) => Err(pam_err("pam_get_item(PAM_RHOST)", e)),
         }
     }
 
     fn service(&self) -> Result<Option<String>, PamError> {
         match self.0.get_item::<Service>() {
             Ok(s) => Ok(s.map(|s| text(s.0))),
-            Err(e) => Err(pam_err(self.0, e)),
+            Err(e) => Err(pam_err("pam_get_item(PAM_SERVICE)", e)),
         }
     }
 
@@ -274,7 +273,7 @@ impl Pam for Handle<'_> {
                 .ok()
                 .map(|s| Zeroizing::new(s.to_owned()))),
             Ok(None) => Ok(None),
-            Err(e) => Err(pam_err(self.0, e)),
+            Err(e) => Err(pam_err("pam_get_item(PAM_AUTHTOK)", e)),
         }
     }
 

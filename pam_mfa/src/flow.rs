@@ -4,19 +4,23 @@
 //! translates: every rule lives in the shared core.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use mfa_config::TotpConfig;
 use mfa_core::enrolment::{APPS, Sheet};
-use mfa_core::verify::{looks_like_code, normalize_code};
+use mfa_core::verify::normalize_code;
 use mfa_core::{
     ClientAddr, Core, CoreError, Decision, OpenMode, Outcome, Reason, Refusal, Request, TotpSecret,
-    UserName, login::Service,
+    UserName, Voucher, login::Service,
 };
+use mfa_radius_proto::pam_host::RequestError;
 use mfa_store_sqlite::SqliteStore;
 use zeroize::Zeroizing;
 
 use crate::args::{Args, FirstPass, IgnoreWhen};
+pub use crate::code::PamCode;
+use crate::remote::{NoAnswer, Unusable};
 
 pub use mfa_core::login::CODE_PROMPT;
 pub const ENROL_PROMPT: &str = "Code shown by the app, to finish (Enter to skip): ";
@@ -26,27 +30,25 @@ pub const UNAVAILABLE: &str =
 /// Confirmation attempts at self-enrolment: enough for a typo or a code that just rolled over.
 const ENROL_ATTEMPTS: usize = 3;
 
-/// What the module returns to libpam.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PamCode {
-    Success,
-    AuthErr,
-    MaxTries,
-    /// Only with `ignore=` and in its case, or from a phase the module does nothing in.
-    Ignore,
-    /// Remote mode: no server answered (PAM_AUTHINFO_UNAVAIL).
-    AuthInfoUnavail,
-}
-
-/// A failed libpam call, with libpam's name for the error.
+/// A libpam call, or the application's conversation, that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PamError(pub String);
+pub enum PamError {
+    /// libpam, or the application's conversation function, answered `code` to `call`.
+    Call { call: &'static str, code: PamCode },
+    /// The application set no conversation function.
+    NoConversation,
+}
 
 impl std::fmt::Display for PamError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            PamError::Call { call, code } => write!(f, "{call}: {code}"),
+            PamError::NoConversation => f.write_str("the application set no conversation function"),
+        }
     }
 }
+
+impl std::error::Error for PamError {}
 
 /// Everything the flow needs from libpam.
 pub trait Pam {
@@ -69,18 +71,79 @@ pub trait Log {
     fn debug(&self, msg: &str);
 }
 
-/// Why a backend gave no decision.
+/// Why a backend gave no decision. [`BackendError::unavailable`] ones (nobody to ask) end
+/// the login with PAM_AUTHINFO_UNAVAIL; every other one denies with PAM_AUTH_ERR.
 #[derive(Debug)]
 pub enum BackendError {
-    /// A failure (store, configuration, a reply that cannot be used): deny with PAM_AUTH_ERR.
-    Failed(String),
+    /// The local store, its configuration or the core failed.
+    Core(CoreError),
+    /// The system gave no random numbers for a RADIUS request.
+    Random(getrandom::Error),
+    /// The RADIUS request could not be encoded.
+    Request(RequestError),
+    /// A verified reply this host cannot act on; it fails closed.
+    Unusable { server: SocketAddr, why: Unusable },
+    /// No server answered, each for its reason.
+    NoServer(Vec<(SocketAddr, NoAnswer)>),
+    /// The server that sent the challenge did not answer the code (another one would not
+    /// know its State).
+    ChallengerSilent { server: SocketAddr, why: NoAnswer },
+}
+
+impl BackendError {
     /// Nobody to ask (remote mode: no server answered): PAM_AUTHINFO_UNAVAIL.
-    Unavailable(String),
+    pub fn unavailable(&self) -> bool {
+        matches!(
+            self,
+            BackendError::NoServer(_) | BackendError::ChallengerSilent { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::Core(e) => write!(f, "{e}"),
+            BackendError::Random(e) => write!(f, "no random numbers from the system: {e}"),
+            BackendError::Request(e) => write!(f, "cannot build the RADIUS request: {e}"),
+            BackendError::Unusable { server, why } => {
+                write!(f, "RADIUS server {server}: {why}")
+            }
+            BackendError::NoServer(why) => {
+                f.write_str("no RADIUS server answered (")?;
+                for (i, (server, e)) in why.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{server}: {e}")?;
+                }
+                f.write_str(")")
+            }
+            BackendError::ChallengerSilent { server, why } => write!(
+                f,
+                "RADIUS server {server} sent the challenge but did not answer the code: {why}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BackendError::Core(e) => Some(e),
+            // getrandom's error is an `std` error only with that crate's `std` feature.
+            BackendError::Random(_) => None,
+            BackendError::Request(e) => Some(e),
+            BackendError::Unusable { why, .. } => Some(why),
+            BackendError::NoServer(why) => why.last().map(|(_, e)| e as _),
+            BackendError::ChallengerSilent { why, .. } => Some(why),
+        }
+    }
 }
 
 impl From<CoreError> for BackendError {
     fn from(e: CoreError) -> Self {
-        BackendError::Failed(e.to_string())
+        BackendError::Core(e)
     }
 }
 
@@ -90,6 +153,9 @@ impl From<CoreError> for BackendError {
 pub trait Backend {
     /// The canonical name of the user PAM_USER names (`[users]`), or why it is refused.
     fn user_name(&self, raw: &str) -> Result<UserName, CoreError>;
+    /// The request, with what vouches for its name ([`mfa_core::Login::admit_name`]): here,
+    /// the system's NSS; in remote mode the server decides, from what this host's NSS says.
+    fn admit(&mut self, req: Request) -> Result<Request, BackendError>;
     /// The decision before any code (recorded where it is final). `log` takes the backend's
     /// own diagnostics (a server that did not answer).
     fn begin(&mut self, req: &Request, log: &dyn Log) -> Result<Decision, BackendError>;
@@ -100,8 +166,13 @@ pub trait Backend {
         code: &str,
         log: &dyn Log,
     ) -> Result<Decision, BackendError>;
-    /// The TOTP settings: what a code looks like, and the issuer a new key is shown under.
-    fn totp(&self) -> &TotpConfig;
+    /// Whether an earlier module's token could be a code, by the core's rule for the codes
+    /// this backend checks: a token that could not be is never sent, so a password is never
+    /// counted as a wrong code.
+    fn looks_like_code(&self, token: &str) -> bool;
+    /// The TOTP settings a new key is made and shown with; `None` where this backend takes
+    /// no new keys (remote mode).
+    fn totp(&self) -> Option<&TotpConfig>;
     /// Stores a key the user enrolled at this login, once `code` matches it.
     fn self_enroll(
         &mut self,
@@ -117,6 +188,13 @@ impl Backend for Core {
         Core::user_name(self, raw)
     }
 
+    /// No first factor is checked here, so the name gets a record only where the system
+    /// knows it (NSS); a stranger's name fills nothing.
+    fn admit(&mut self, req: Request) -> Result<Request, BackendError> {
+        let admission = self.login().admit_name(&req.user, Voucher::ThisSystem)?;
+        Ok(req.admit(&admission))
+    }
+
     fn begin(&mut self, req: &Request, _log: &dyn Log) -> Result<Decision, BackendError> {
         Ok(self.login().begin(req)?)
     }
@@ -130,8 +208,12 @@ impl Backend for Core {
         Ok(self.login().verify_code(req, code)?)
     }
 
-    fn totp(&self) -> &TotpConfig {
-        &self.config().totp
+    fn looks_like_code(&self, token: &str) -> bool {
+        mfa_core::verify::looks_like_code(token, &self.config().totp.params())
+    }
+
+    fn totp(&self) -> Option<&TotpConfig> {
+        Some(&self.config().totp)
     }
 
     fn self_enroll(
@@ -321,10 +403,10 @@ impl Flow<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        // No first factor is checked here, so the name gets a record only where the system
-        // knows it (NSS); a stranger's name fills nothing.
-        let known = mfa_core::groups::user_known(&name);
-        let req = Request::new(&name, client, service).vouched(known);
+        // Whether the name may get a record is the core's rule (see `Backend::admit`).
+        let req = auth
+            .admit(Request::new(&name, client, service))
+            .map_err(|e| Internal(format!("user {user:?}: {e}")))?;
         let d = match self.answered(&user, auth.begin(&req, self.log))? {
             Answered::Decided(d) => d,
             Answered::Unavailable => return Ok(PamCode::AuthInfoUnavail),
@@ -346,14 +428,14 @@ impl Flow<'_> {
     ) -> Result<Answered, Internal> {
         match r {
             Ok(d) => Ok(Answered::Decided(d)),
-            Err(BackendError::Failed(why)) => Err(Internal(format!("user {user:?}: {why}"))),
-            Err(BackendError::Unavailable(why)) => {
+            Err(e) if e.unavailable() => {
                 self.log.error(&format!(
-                    "user {user:?}: denied (PAM_AUTHINFO_UNAVAIL): {why}"
+                    "user {user:?}: denied (PAM_AUTHINFO_UNAVAIL): {e}"
                 ));
                 self.say_error(UNAVAILABLE);
                 Ok(Answered::Unavailable)
             }
+            Err(e) => Err(Internal(format!("user {user:?}: {e}"))),
         }
     }
 
@@ -430,8 +512,7 @@ impl Flow<'_> {
                     None
                 }
             };
-            let params = auth.totp().params();
-            match tok.filter(|t| looks_like_code(t, &params)) {
+            match tok.filter(|t| auth.looks_like_code(t)) {
                 Some(code) => {
                     let user = req.user.to_string();
                     let d = match self.answered(&user, auth.verify_code(req, &code, self.log))? {
@@ -470,8 +551,12 @@ impl Flow<'_> {
     /// here, the login keeps the decision it already had; only an internal error denies.
     /// True when the key was stored.
     fn self_enrol(&mut self, auth: &mut dyn Backend, req: &Request) -> Result<bool, Internal> {
+        let Some(totp) = auth.totp() else {
+            self.debug(|| "self-enrolment skipped: this backend takes no new keys".into());
+            return Ok(false);
+        };
         let secret = TotpSecret::generate().map_err(|e| Internal(e.to_string()))?;
-        let shown = enrolment_text(auth.totp(), &req.user, &secret);
+        let shown = enrolment_text(totp, &req.user, &secret);
         // A client that cannot show text cannot enrol; the login goes on as decided.
         if let Err(e) = self.pam.info(&shown.intro) {
             self.debug(|| format!("self-enrolment skipped: the application shows no text: {e}"));

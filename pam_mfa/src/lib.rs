@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 pub mod args;
+pub mod code;
 mod ffi;
 pub mod flow;
 pub mod remote;

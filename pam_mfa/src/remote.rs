@@ -1,15 +1,17 @@
 //! PAM remote mode: the login is decided by mfa-radiusd, asked over RADIUS (RFC 2865, with
-//! Message-Authenticator from RFC 3579) through the project's one codec, `mfa-radius-proto`.
-//! The host opens no store and holds no TOTP secret.
+//! Message-Authenticator from RFC 3579) through the project's one codec, `mfa-radius-proto`,
+//! whose [`mfa_radius_proto::pam_host`] module writes the request and reads the answer (the
+//! daemon reads and writes them with the same code). The host opens no store and holds no
+//! TOTP secret.
 //!
 //! Round one carries User-Name, an empty User-Password, Calling-Station-Id (PAM_RHOST, only
 //! when it is an IP literal), NAS-Identifier (this host's name), Called-Station-Id (the PAM
-//! service) and Message-Authenticator. Called-Station-Id rather than a Vendor-Specific
-//! attribute: it is a standard string attribute every RADIUS server logs and every dictionary
-//! knows, a PAM host has no other use for it, and a VSA would need a registered enterprise
-//! number. The server answers Access-Accept (no code needed), Access-Reject, or
-//! Access-Challenge; after a challenge the code goes back as User-Password with the State, to
-//! the server that issued it (a State lives in that one server's memory).
+//! service), whether this host's NSS knows the user (Name-Known, so the server gives a
+//! stranger's name no record, as the module does locally) and Message-Authenticator. The
+//! server answers Access-Accept (no code needed), Access-Reject (with why: a lock ends the
+//! login with PAM_MAXTRIES, as locally), or Access-Challenge; after a challenge the code goes
+//! back as User-Password with the State, to the server that issued it (a State lives in that
+//! one server's memory). A verified reply this host does not fully understand denies.
 //!
 //! Servers are asked in order; each gets `timeout` for all its sends (`1 + retries` copies of
 //! the same packet at even intervals, so the server's duplicate cache answers a resend instead
@@ -21,21 +23,18 @@
 //! Blocking `std::net` sockets with read timeouts: sshd and sudo give the module a thread and
 //! expect it back; there is no runtime to run in.
 
-use std::io::ErrorKind;
+use std::fmt;
+use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use mfa_config::{Config, ConfigError, Problem, TotpConfig};
 use mfa_core::{CoreError, Decision, Outcome, Reason, Request, TotpSecret, UserName};
-use mfa_radius_proto::{
-    AttrType, Builder, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet, hide_password,
-};
+use mfa_radius_proto::pam_host::{self, HostReply, HostRequest, RejectReason, ReplyError};
+use mfa_radius_proto::{Code, DecodeError, MAX_PACKET, Packet, VerifyError};
 use zeroize::Zeroizing;
 
 use crate::flow::{Backend, BackendError, Log};
-
-/// Longest Reply-Message text shown to the user.
-const MAX_MESSAGE: usize = 1024;
 
 /// The remote backend of one login.
 pub struct Remote {
@@ -46,26 +45,25 @@ pub struct Remote {
     source: Option<IpAddr>,
     timeout: Duration,
     retries: u32,
-    totp: TotpConfig,
-    /// `[users]`: the host turns PAM_USER into the canonical name as the server would (the
-    /// two configurations should say the same).
-    users: mfa_config::UsersConfig,
+    /// The host's configuration: `[users]` turns PAM_USER into the canonical name by the
+    /// core's rule, as the server does (the two configurations should say the same).
+    config: Config,
     host: String,
+    /// Whether this host's NSS knows the user, sent with every request (see
+    /// [`Backend::admit`]).
+    name_known: bool,
     /// After an Access-Challenge: the server that sent it and its State, for the code.
-    pending: Option<Pending>,
+    awaiting_code: Option<AwaitingCode>,
 }
 
-struct Pending {
+/// A challenge this login has yet to answer.
+struct AwaitingCode {
     server: SocketAddr,
     state: Vec<u8>,
 }
 
-/// A reply that passed verification.
-struct Reply {
-    code: Code,
-    message: Option<String>,
-    state: Option<Vec<u8>>,
-}
+/// A verified reply: what the server answered, or why this host cannot act on it.
+type Verified = Result<HostReply, ReplyError>;
 
 /// One request on the wire: the packet and what its reply must match.
 struct Outgoing {
@@ -74,19 +72,170 @@ struct Outgoing {
     identifier: u8,
 }
 
+/// Why one server gave no answer this host believes (the next one is asked).
+#[derive(Debug)]
+pub enum NoAnswer {
+    /// No socket, or none from `[remote] source`.
+    Socket {
+        source: Option<IpAddr>,
+        error: io::Error,
+    },
+    Connect(io::Error),
+    /// ICMP port unreachable.
+    Refused,
+    Send(io::Error),
+    Wait(io::Error),
+    Receive(io::Error),
+    /// Only datagrams that are not its verified reply arrived; the last one's fault.
+    NoValidReply {
+        timeout: Duration,
+        last: BadReply,
+    },
+    /// Nothing arrived.
+    Silent {
+        timeout: Duration,
+        sends: u32,
+    },
+}
+
+impl fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoAnswer::Socket {
+                source: Some(ip),
+                error,
+            } => write!(f, "cannot send from [remote] source {ip}: {error}"),
+            NoAnswer::Socket {
+                source: None,
+                error,
+            } => write!(f, "cannot open a UDP socket: {error}"),
+            NoAnswer::Connect(e) => write!(f, "cannot reach it: {e}"),
+            NoAnswer::Refused => {
+                f.write_str("refused (ICMP port unreachable: is mfa-radiusd running?)")
+            }
+            NoAnswer::Send(e) => write!(f, "cannot send: {e}"),
+            NoAnswer::Wait(e) => write!(f, "cannot wait for the reply: {e}"),
+            NoAnswer::Receive(e) => write!(f, "receive error: {e}"),
+            NoAnswer::NoValidReply { timeout, last } => {
+                write!(
+                    f,
+                    "no valid reply within {timeout:?} (the last one: {last})"
+                )
+            }
+            NoAnswer::Silent { timeout, sends } => {
+                write!(f, "no answer within {timeout:?} ({sends} send(s))")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NoAnswer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NoAnswer::Socket { error: e, .. }
+            | NoAnswer::Connect(e)
+            | NoAnswer::Send(e)
+            | NoAnswer::Wait(e)
+            | NoAnswer::Receive(e) => Some(e),
+            NoAnswer::NoValidReply { last, .. } => Some(last),
+            NoAnswer::Refused | NoAnswer::Silent { .. } => None,
+        }
+    }
+}
+
+/// A datagram that is not the server's verified reply to our request: ignored.
+#[derive(Debug)]
+pub enum BadReply {
+    Malformed(DecodeError),
+    Identifier {
+        got: u8,
+        want: u8,
+    },
+    UnexpectedCode(Code),
+    /// Another secret, or a forgery.
+    Unverified(VerifyError),
+}
+
+impl fmt::Display for BadReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadReply::Malformed(e) => write!(f, "malformed: {e}"),
+            BadReply::Identifier { got, want } => {
+                write!(f, "identifier {got} does not match the request's {want}")
+            }
+            BadReply::UnexpectedCode(c) => write!(f, "unexpected {c}"),
+            BadReply::Unverified(e) => write!(
+                f,
+                "{e} (is the shared secret the same on both sides? BlastRADIUS, CVE-2024-3596: replies must be signed)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BadReply {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BadReply::Malformed(e) => Some(e),
+            BadReply::Unverified(e) => Some(e),
+            BadReply::Identifier { .. } | BadReply::UnexpectedCode(_) => None,
+        }
+    }
+}
+
+/// Why a verified reply cannot be acted on: the login is denied rather than guessed.
+#[derive(Debug)]
+pub enum Unusable {
+    /// Its attributes are not what this host understands.
+    NotUnderstood(ReplyError),
+    /// A Reject-Reason this release does not know as a refusal.
+    UnknownReason(RejectReason),
+    /// The code was answered with another Access-Challenge.
+    ChallengedAgain,
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unusable::NotUnderstood(e) => write!(f, "a reply this host does not understand: {e}"),
+            Unusable::UnknownReason(r) => write!(
+                f,
+                "a reject for a reason this host does not know: {:?}{}",
+                r.code,
+                if r.locked_until.is_some() {
+                    " with a lock's end"
+                } else {
+                    ""
+                }
+            ),
+            Unusable::ChallengedAgain => {
+                f.write_str("answered the code with another Access-Challenge")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Unusable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Unusable::NotUnderstood(e) => Some(e),
+            Unusable::UnknownReason(_) | Unusable::ChallengedAgain => None,
+        }
+    }
+}
+
 impl Remote {
     /// The remote backend where the configuration has `[remote]`; `None` otherwise.
     pub fn from_config(cfg: &Config) -> Result<Option<Self>, CoreError> {
         let Some(r) = &cfg.remote else {
             return Ok(None);
         };
-        let secret = r.load_secret().map_err(|message| {
+        let secret = r.load_secret().map_err(|e| {
             CoreError::Config(ConfigError {
                 problems: vec![Problem {
                     file: cfg.source.clone(),
                     line: None,
                     key: Some("remote.secret_file".into()),
-                    message,
+                    message: e.to_string(),
                 }],
             })
         })?;
@@ -96,14 +245,14 @@ impl Remote {
             source: r.source,
             timeout: r.timeout.0,
             retries: r.retries,
-            totp: cfg.totp.clone(),
-            users: cfg.users.clone(),
+            config: cfg.clone(),
             host: host_name(),
-            pending: None,
+            name_known: false,
+            awaiting_code: None,
         }))
     }
 
-    /// Builds an Access-Request with a fresh identifier and Request Authenticator.
+    /// An Access-Request with a fresh identifier and Request Authenticator.
     fn request(
         &self,
         req: &Request,
@@ -111,37 +260,24 @@ impl Remote {
         state: Option<&[u8]>,
     ) -> Result<Outgoing, BackendError> {
         let mut random = [0u8; 17];
-        getrandom::fill(&mut random)
-            .map_err(|e| BackendError::Failed(format!("no random numbers from the system: {e}")))?;
+        getrandom::fill(&mut random).map_err(BackendError::Random)?;
         let mut authenticator = [0u8; 16];
         authenticator.copy_from_slice(&random[..16]);
         let identifier = random[16];
-        let bad = |e: &dyn std::fmt::Display| {
-            BackendError::Failed(format!("cannot build the RADIUS request: {e}"))
-        };
-        let hidden = hide_password(password, &self.secret, &authenticator).map_err(|e| bad(&e))?;
-        let mut b = Builder::request(Code::ACCESS_REQUEST, identifier, true);
-        b.add(AttrType::USER_NAME, req.user.as_str().as_bytes())
-            .map_err(|e| bad(&e))?;
-        b.add(AttrType::USER_PASSWORD, &hidden)
-            .map_err(|e| bad(&e))?;
-        if let Some(ip) = req.client.ip() {
-            b.add(AttrType::CALLING_STATION_ID, ip.to_string().as_bytes())
-                .map_err(|e| bad(&e))?;
+        let service = req.service.to_string();
+        let packet = HostRequest {
+            identifier,
+            authenticator,
+            user: req.user.as_str(),
+            password,
+            rhost: req.client.ip(),
+            host: &self.host,
+            service: &service,
+            state,
+            name_known: self.name_known,
         }
-        b.add(AttrType::NAS_IDENTIFIER, self.host.as_bytes())
-            .map_err(|e| bad(&e))?;
-        b.add(
-            AttrType::CALLED_STATION_ID,
-            label(&req.service.to_string()).as_bytes(),
-        )
-        .map_err(|e| bad(&e))?;
-        if let Some(s) = state {
-            b.add(AttrType::STATE, s).map_err(|e| bad(&e))?;
-        }
-        let packet = b
-            .encode_request(&self.secret, &authenticator)
-            .map_err(|e| bad(&e))?;
+        .encode(&self.secret)
+        .map_err(BackendError::Request)?;
         Ok(Outgoing {
             packet,
             authenticator,
@@ -149,32 +285,35 @@ impl Remote {
         })
     }
 
-    /// Sends `out` to `server` and waits up to `timeout` for a verified reply. `Err`: why
-    /// there is none, for the log.
-    fn exchange(&self, server: SocketAddr, out: &Outgoing, log: &dyn Log) -> Result<Reply, String> {
+    /// Sends `out` to `server` and waits up to `timeout` for a verified reply.
+    fn exchange(
+        &self,
+        server: SocketAddr,
+        out: &Outgoing,
+        log: &dyn Log,
+    ) -> Result<Verified, NoAnswer> {
         let local = match self.source {
             Some(ip) => SocketAddr::new(ip, 0),
             None if server.is_ipv6() => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
             None => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         };
         // Connected, so the kernel hands us datagrams from this server's address only.
-        let sock = UdpSocket::bind(local).map_err(|e| match self.source {
-            Some(ip) => format!("cannot send from [remote] source {ip}: {e}"),
-            None => format!("cannot open a UDP socket: {e}"),
+        let sock = UdpSocket::bind(local).map_err(|error| NoAnswer::Socket {
+            source: self.source,
+            error,
         })?;
-        sock.connect(server)
-            .map_err(|e| format!("cannot reach it: {e}"))?;
+        sock.connect(server).map_err(NoAnswer::Connect)?;
         let start = Instant::now();
         let sends = self.retries.saturating_add(1);
-        let mut bad_reply: Option<String> = None;
+        let mut bad_reply: Option<BadReply> = None;
         let mut buf = vec![0u8; MAX_PACKET + 1];
         for i in 1..=sends {
             match sock.send(&out.packet) {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                    return Err("refused (ICMP port unreachable: is mfa-radiusd running?)".into());
+                    return Err(NoAnswer::Refused);
                 }
-                Err(e) => return Err(format!("cannot send: {e}")),
+                Err(e) => return Err(NoAnswer::Send(e)),
             }
             let until = start + self.timeout * i / sends;
             loop {
@@ -182,10 +321,9 @@ impl Remote {
                 if left.is_zero() {
                     break;
                 }
-                sock.set_read_timeout(Some(left))
-                    .map_err(|e| format!("cannot wait for the reply: {e}"))?;
+                sock.set_read_timeout(Some(left)).map_err(NoAnswer::Wait)?;
                 match sock.recv(&mut buf) {
-                    Ok(n) => match self.check(buf.get(..n).unwrap_or_default(), out) {
+                    Ok(n) => match check(buf.get(..n).unwrap_or_default(), out, &self.secret) {
                         Ok(r) => return Ok(r),
                         Err(why) => {
                             // Logged once per server: a flood of forgeries must not flood syslog.
@@ -201,122 +339,151 @@ impl Remote {
                         break;
                     }
                     Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                        return Err(
-                            "refused (ICMP port unreachable: is mfa-radiusd running?)".into()
-                        );
+                        return Err(NoAnswer::Refused);
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Err(format!("receive error: {e}")),
+                    Err(e) => return Err(NoAnswer::Receive(e)),
                 }
             }
         }
         Err(match bad_reply {
-            Some(why) => format!(
-                "no valid reply within {:?} (the last one: {why})",
-                self.timeout
-            ),
-            None => format!("no answer within {:?} ({sends} send(s))", self.timeout),
-        })
-    }
-
-    /// A datagram believed only once it answers our request and carries the shared secret's
-    /// proof (Response Authenticator and Message-Authenticator, both required).
-    fn check(&self, datagram: &[u8], out: &Outgoing) -> Result<Reply, String> {
-        let p = Packet::parse(datagram).map_err(|e| format!("malformed: {e}"))?;
-        if p.identifier != out.identifier {
-            return Err(format!(
-                "identifier {} does not match the request's {}",
-                p.identifier, out.identifier
-            ));
-        }
-        if ![
-            Code::ACCESS_ACCEPT,
-            Code::ACCESS_REJECT,
-            Code::ACCESS_CHALLENGE,
-        ]
-        .contains(&p.code)
-        {
-            return Err(format!("unexpected {}", p.code));
-        }
-        p.verify_reply(&self.secret, &out.authenticator)
-            .map_err(|e| {
-                format!("{e} (is the shared secret the same on both sides? BlastRADIUS, CVE-2024-3596: replies must be signed)")
-            })?;
-        let mut text = Vec::new();
-        for m in p.attrs(AttrType::REPLY_MESSAGE) {
-            text.extend_from_slice(m);
-        }
-        let message = (!text.is_empty()).then(|| shown(&text));
-        Ok(Reply {
-            code: p.code,
-            message,
-            state: p.attr(AttrType::STATE).map(<[u8]>::to_vec),
+            Some(last) => NoAnswer::NoValidReply {
+                timeout: self.timeout,
+                last,
+            },
+            None => NoAnswer::Silent {
+                timeout: self.timeout,
+                sends,
+            },
         })
     }
 
     /// Round one: the servers in order, until one answers.
     fn round_one(&mut self, req: &Request, log: &dyn Log) -> Result<Decision, BackendError> {
-        self.pending = None;
+        self.awaiting_code = None;
         let out = self.request(req, b"", None)?;
         let mut why = Vec::new();
         for &server in &self.servers {
             match self.exchange(server, &out, log) {
                 Ok(reply) => {
                     if !why.is_empty() {
+                        let skipped: Vec<String> =
+                            why.iter().map(|(s, e)| format!("{s}: {e}")).collect();
                         log.error(&format!(
                             "answered by RADIUS server {server} after: {}",
-                            why.join("; ")
+                            skipped.join("; ")
                         ));
                     }
                     return self.first_reply(server, reply);
                 }
                 Err(e) => {
                     log.error(&format!("RADIUS server {server}: {e}; trying the next one"));
-                    why.push(format!("{server}: {e}"));
+                    why.push((server, e));
                 }
             }
         }
-        Err(BackendError::Unavailable(format!(
-            "no RADIUS server answered ({})",
-            why.join("; ")
-        )))
+        Err(BackendError::NoServer(why))
     }
 
-    fn first_reply(&mut self, server: SocketAddr, reply: Reply) -> Result<Decision, BackendError> {
-        match reply.code {
-            Code::ACCESS_CHALLENGE => {
-                let Some(state) = reply.state else {
-                    return Err(BackendError::Failed(format!(
-                        "RADIUS server {server} sent an Access-Challenge without a State"
-                    )));
-                };
-                self.pending = Some(Pending { server, state });
+    fn first_reply(
+        &mut self,
+        server: SocketAddr,
+        reply: Verified,
+    ) -> Result<Decision, BackendError> {
+        match understood(server, reply)? {
+            HostReply::Challenge { state, .. } => {
+                self.awaiting_code = Some(AwaitingCode { server, state });
                 Ok(Decision::need_code())
             }
-            Code::ACCESS_ACCEPT => Ok(decision(Outcome::Allow, Reason::ServerAccepted, reply)),
-            _ => Ok(decision(Outcome::Deny, Reason::ServerRejected, reply)),
+            HostReply::Accept { message } => Ok(accepted(message)),
+            HostReply::Reject { message, reason } => {
+                rejected(server, message, reason, Reason::ServerRejected)
+            }
         }
     }
 }
 
-/// The server's answer as a decision; its Reply-Message is what the user sees.
-fn decision(outcome: Outcome, reason: Reason, reply: Reply) -> Decision {
-    let message = match (outcome, reply.message) {
-        (_, Some(m)) => Some(m),
-        (Outcome::Allow, None) => None,
-        (_, None) => Decision::deny(reason.clone()).message,
-    };
+/// A datagram believed only once it answers our request and carries the shared secret's
+/// proof (Response Authenticator and Message-Authenticator, both required); then read as the
+/// server's answer.
+fn check(datagram: &[u8], out: &Outgoing, secret: &[u8]) -> Result<Verified, BadReply> {
+    let p = Packet::parse(datagram).map_err(BadReply::Malformed)?;
+    if p.identifier != out.identifier {
+        return Err(BadReply::Identifier {
+            got: p.identifier,
+            want: out.identifier,
+        });
+    }
+    if ![
+        Code::ACCESS_ACCEPT,
+        Code::ACCESS_REJECT,
+        Code::ACCESS_CHALLENGE,
+    ]
+    .contains(&p.code)
+    {
+        return Err(BadReply::UnexpectedCode(p.code));
+    }
+    p.verify_reply(secret, &out.authenticator)
+        .map_err(BadReply::Unverified)?;
+    Ok(pam_host::read_reply(&p))
+}
+
+/// The server's verified answer, where this host understands it.
+fn understood(server: SocketAddr, reply: Verified) -> Result<HostReply, BackendError> {
+    reply.map_err(|e| BackendError::Unusable {
+        server,
+        why: Unusable::NotUnderstood(e),
+    })
+}
+
+/// An Access-Accept as a decision; its Reply-Message is what the user sees.
+fn accepted(message: Option<String>) -> Decision {
     Decision {
-        outcome,
-        reason,
+        outcome: Outcome::Allow,
+        reason: Reason::ServerAccepted,
         message,
         offer_enrolment: false,
     }
 }
 
+/// An Access-Reject as a decision, for the reason the server gave (read by the core's rule,
+/// so a lock is a lock here too); `unsaid` where a server of an older release gave none. A
+/// reason this host does not know denies as a failure.
+fn rejected(
+    server: SocketAddr,
+    message: Option<String>,
+    reason: Option<RejectReason>,
+    unsaid: Reason,
+) -> Result<Decision, BackendError> {
+    let reason = match reason {
+        None => unsaid,
+        Some(r) => match Reason::refusal_from_code(&r.code, r.locked_until) {
+            Some(reason) => reason,
+            None => {
+                return Err(BackendError::Unusable {
+                    server,
+                    why: Unusable::UnknownReason(r),
+                });
+            }
+        },
+    };
+    let mut d = Decision::deny(reason);
+    if message.is_some() {
+        d.message = message;
+    }
+    Ok(d)
+}
+
 impl Backend for Remote {
     fn user_name(&self, raw: &str) -> Result<UserName, CoreError> {
-        UserName::canonical(raw, &self.users.rules()).map_err(|e| CoreError::bad_name(raw, e))
+        mfa_core::user_name(&self.config, raw)
+    }
+
+    /// The server decides whether the name may get a record (`Voucher::PamHost`), from what
+    /// this host's NSS says about it, which every request carries.
+    fn admit(&mut self, req: Request) -> Result<Request, BackendError> {
+        self.name_known = mfa_core::login::system_knows(&req.user);
+        Ok(req)
     }
 
     fn begin(&mut self, req: &Request, log: &dyn Log) -> Result<Decision, BackendError> {
@@ -331,36 +498,46 @@ impl Backend for Remote {
     ) -> Result<Decision, BackendError> {
         // A second code at one login (try_first_pass after a refused token): the State was
         // spent, so start again.
-        if self.pending.is_none() {
+        if self.awaiting_code.is_none() {
             let d = self.round_one(req, log)?;
             if d.outcome != Outcome::NeedCode {
                 return Ok(d);
             }
         }
-        let Some(p) = self.pending.take() else {
-            return Err(BackendError::Failed("no challenge to answer".into()));
+        let Some(p) = self.awaiting_code.take() else {
+            return Err(CoreError::Bug("no challenge to answer").into());
         };
         let code = Zeroizing::new(code.as_bytes().to_vec());
         let out = self.request(req, &code, Some(&p.state))?;
-        let reply = self.exchange(p.server, &out, log).map_err(|e| {
-            BackendError::Unavailable(format!(
-                "RADIUS server {} sent the challenge but did not answer the code: {e}",
-                p.server
-            ))
-        })?;
-        match reply.code {
-            Code::ACCESS_ACCEPT => Ok(decision(Outcome::Allow, Reason::ServerAccepted, reply)),
-            // A refused code, as far as the flow can tell (try_first_pass prompts after it).
-            Code::ACCESS_REJECT => Ok(decision(Outcome::Deny, Reason::WrongCode, reply)),
-            _ => Err(BackendError::Failed(format!(
-                "RADIUS server {} answered the code with another Access-Challenge",
-                p.server
-            ))),
+        let reply =
+            self.exchange(p.server, &out, log)
+                .map_err(|why| BackendError::ChallengerSilent {
+                    server: p.server,
+                    why,
+                })?;
+        match understood(p.server, reply)? {
+            HostReply::Accept { message } => Ok(accepted(message)),
+            // A server of an older release says no reason: refused, no more (no second
+            // prompt under try_first_pass, which takes a wrong code only as wrong).
+            HostReply::Reject { message, reason } => {
+                rejected(p.server, message, reason, Reason::ServerRejected)
+            }
+            HostReply::Challenge { .. } => Err(BackendError::Unusable {
+                server: p.server,
+                why: Unusable::ChallengedAgain,
+            }),
         }
     }
 
-    fn totp(&self) -> &TotpConfig {
-        &self.totp
+    /// Any code a key may have: the server's `[totp]` and stored keys decide what it takes,
+    /// not this host's configuration.
+    fn looks_like_code(&self, token: &str) -> bool {
+        mfa_core::verify::looks_like_any_code(token)
+    }
+
+    fn totp(&self) -> Option<&TotpConfig> {
+        // The host holds no secrets; the server's decisions never offer enrolment.
+        None
     }
 
     fn self_enroll(
@@ -369,53 +546,127 @@ impl Backend for Remote {
         _secret: &TotpSecret,
         _code: &str,
     ) -> Result<Decision, CoreError> {
-        // The host holds no secrets; the server's decisions never offer enrolment.
         Err(CoreError::Bug(
             "self-enrolment is not offered in remote mode",
         ))
     }
 }
 
-/// Text from the server as the conversation shows it: valid UTF-8, no control characters
-/// but newlines, bounded.
-fn shown(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .filter(|c| *c == '\n' || !c.is_control())
-        .take(MAX_MESSAGE)
-        .collect()
-}
-
-/// An attribute value from local text: printable, at most 64 characters.
-fn label(s: &str) -> String {
-    let v: String = s
-        .chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-        .take(64.min(MAX_ATTR_VALUE))
-        .collect();
-    if v.is_empty() { "-".into() } else { v }
-}
-
 /// This host's name for NAS-Identifier. Read from the kernel's file rather than through
 /// gethostname(2), which would be `unsafe` outside ffi.rs; Linux is the only target.
 fn host_name() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .unwrap_or_default();
-    label(raw.trim())
+    host_name_from(std::fs::read_to_string("/proc/sys/kernel/hostname"), || {
+        std::fs::read_to_string("/etc/hostname")
+    })
+}
+
+/// The kernel's name, else /etc/hostname's, made a label; `-` where neither is readable.
+fn host_name_from(kernel: io::Result<String>, etc: impl FnOnce() -> io::Result<String>) -> String {
+    let raw = kernel.or_else(|_| etc()).unwrap_or_default();
+    pam_host::label(raw.trim())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn gone() -> io::Result<String> {
+        Err(io::Error::from(ErrorKind::NotFound))
+    }
+
+    /// The name is the kernel's, trimmed; /etc/hostname only where the kernel's file cannot
+    /// be read; `-` where neither can, never an empty NAS-Identifier.
     #[test]
-    fn labels_and_messages_are_tamed() {
-        assert_eq!(label("sshd"), "sshd");
-        assert_eq!(label(""), "-");
-        assert_eq!(label("a b\u{7}"), "a_b_");
-        assert_eq!(label(&"x".repeat(300)).len(), 64);
-        assert_eq!(shown(b"Wrong\x1b[2J code\nagain"), "Wrong[2J code\nagain");
-        assert!(!host_name().is_empty());
+    fn the_host_name_is_the_kernels() {
+        assert_eq!(
+            host_name_from(Ok("web1\n".into()), || Ok("etc".into())),
+            "web1"
+        );
+        assert_eq!(host_name_from(gone(), || Ok(" etc1 \n".into())), "etc1");
+        assert_eq!(host_name_from(gone(), gone), "-");
+        assert_eq!(host_name_from(Ok("a b\n".into()), gone), "a_b");
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(host_name(), pam_host::label(kernel.trim()));
+    }
+
+    fn config(text: &str) -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("remote.secret");
+        std::fs::write(&secret, "0123456789abcdef\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let path = dir.path().join("mfa.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[remote]\nservers = [\"127.0.0.1:1\"]\nsecret_file = \"remote.secret\"\n{text}"
+            ),
+        )
+        .unwrap();
+        let cfg = mfa_config::load(&path).unwrap();
+        (dir, cfg)
+    }
+
+    /// What looks like a code is the core's rule for any key, not this host's `[totp]`,
+    /// which says nothing about the server's keys (a 7-digit key there, `digits = 6` here);
+    /// and names are made canonical by the core's rule under this host's `[users]`.
+    #[test]
+    fn remote_mode_takes_the_cores_rules_not_the_hosts_totp() {
+        let (_dir, cfg) = config("[totp]\ndigits = 6\n[users]\ndomains = [\"CONTOSO\"]\n");
+        let r = Remote::from_config(&cfg).unwrap().unwrap();
+        assert!(r.looks_like_code("1234567"));
+        assert!(r.looks_like_code("123 456"));
+        assert!(!r.looks_like_code("hunter2"));
+        assert!(r.totp().is_none());
+        assert_eq!(r.user_name("CONTOSO\\Alice").unwrap().as_str(), "alice");
+        assert!(r.user_name("OTHER\\bob").is_err());
+    }
+
+    /// A Reject's reason is read by the core's rule: a lock is a lock; a reason this host
+    /// does not know denies as a failure, never as some other refusal.
+    #[test]
+    fn a_reject_says_why() {
+        let server: SocketAddr = "127.0.0.1:1812".parse().unwrap();
+        let r = |code: &str, until| {
+            Some(RejectReason {
+                code: code.into(),
+                locked_until: until,
+            })
+        };
+        let d = rejected(
+            server,
+            None,
+            r("locked", Some(1_800_000_000)),
+            Reason::ServerRejected,
+        )
+        .unwrap();
+        assert!(d.is_locked(), "{d:?}");
+        assert!(d.message.unwrap().contains("locked"));
+        let d = rejected(
+            server,
+            Some("Wrong.".into()),
+            r("wrong_code", None),
+            Reason::ServerRejected,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.reason, d.message.as_deref()),
+            (Reason::WrongCode, Some("Wrong."))
+        );
+        let d = rejected(server, None, None, Reason::ServerRejected).unwrap();
+        assert_eq!(d.reason, Reason::ServerRejected);
+        for bad in [
+            r("trusted_network", None),
+            r("locked", None),
+            r("wrong_code", Some(1)),
+        ] {
+            assert!(matches!(
+                rejected(server, None, bad, Reason::ServerRejected),
+                Err(BackendError::Unusable {
+                    why: Unusable::UnknownReason(_),
+                    ..
+                })
+            ));
+        }
     }
 }

@@ -3,12 +3,17 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod client;
 mod conn;
+mod form;
+mod handlers;
 mod limits;
 mod metrics;
 mod page;
+mod refusal;
 mod session;
 mod text;
+mod views;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -112,80 +112,12 @@ pub fn message(
     )
 }
 
-/// Why a form body was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormError {
-    /// Bad percent-encoding, not UTF-8, too many fields, a name over 32 bytes.
-    Malformed,
-    /// A field over its limit.
-    TooLong,
-}
-
-/// Parses an `application/x-www-form-urlencoded` body. Written here (a few lines) so that
-/// the field-count and size limits are checked in one place: `max_field(name)` is the most
-/// bytes the field `name` may hold.
-pub fn parse_form(
-    body: &[u8],
-    max_field: impl Fn(&str) -> usize,
-) -> Result<Vec<(String, zeroize::Zeroizing<String>)>, FormError> {
-    let mut out = Vec::new();
-    if body.is_empty() {
-        return Ok(out);
-    }
-    for pair in body.split(|&b| b == b'&') {
-        if out.len() >= 16 {
-            return Err(FormError::Malformed);
-        }
-        let mut it = pair.splitn(2, |&b| b == b'=');
-        let k = decode(it.next().unwrap_or(b"")).ok_or(FormError::Malformed)?;
-        if k.len() > 32 {
-            return Err(FormError::Malformed);
-        }
-        let v = decode(it.next().unwrap_or(b"")).ok_or(FormError::Malformed)?;
-        if v.len() > max_field(&k) {
-            return Err(FormError::TooLong);
-        }
-        out.push((k.to_string(), v));
-    }
-    Ok(out)
-}
-
-fn decode(s: &[u8]) -> Option<zeroize::Zeroizing<String>> {
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(s.len()));
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                let h = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(h, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out.to_vec())
-        .ok()
-        .map(zeroize::Zeroizing::new)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn forms_and_escaping() {
-        let f = parse_form(b"code=123+456&csrf=a%2Fb", |_| 64).unwrap();
-        assert_eq!(f[0].0, "code");
-        assert_eq!(f[0].1.as_str(), "123 456");
-        assert_eq!(f[1].1.as_str(), "a/b");
-        assert_eq!(parse_form(b"code=%zz", |_| 64), Err(FormError::Malformed));
-        assert_eq!(parse_form(b"code=12345", |_| 4), Err(FormError::TooLong));
-        let by_name = |k: &str| if k == "user" { 3 } else { 64 };
-        assert_eq!(parse_form(b"user=abcd", by_name), Err(FormError::TooLong));
-        assert!(parse_form(b"user=abc&code=abcd", by_name).is_ok());
+    fn escaping() {
         assert_eq!(
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"

@@ -27,7 +27,7 @@ const ID_CHARS: usize = 32;
 
 /// A key shown on an enrolment page and not yet confirmed: kept here, in memory only, for
 /// the session and the invite it was shown for; never in the page's form or a cookie.
-pub struct Pending {
+pub struct ShownKey {
     pub invite: [u8; 32],
     pub user: UserName,
     pub secret: TotpSecret,
@@ -48,7 +48,7 @@ pub struct Session {
     /// The table's use counter when last used: the least recently used goes first.
     touched: u64,
     pub user: Option<SignedIn>,
-    pub pending: Option<Pending>,
+    pub pending: Option<ShownKey>,
     /// "Replace key" in My account: the new key shown to the signed-in user and not yet
     /// confirmed. Only here (wiped on drop, with the session); the old key holds until the
     /// new one is confirmed.

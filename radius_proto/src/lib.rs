@@ -13,7 +13,8 @@
 //!
 //! A crate of its own, with no runtime, store or policy behind it, so that it can be fuzzed
 //! alone (`fuzz/`) and shared by every RADIUS speaker in the project: the daemon
-//! `mfa-radiusd`, the load generator in `bench/radius`, and the PAM module's remote mode.
+//! `mfa-radiusd`, the load generator in `bench/radius`, and the PAM module's remote mode,
+//! whose conversation with the daemon is written once, for both ends, in [`pam_host`].
 #![forbid(unsafe_code)]
 
 mod buf;
@@ -21,6 +22,7 @@ mod build;
 mod crypto;
 mod frame;
 mod packet;
+pub mod pam_host;
 mod reader;
 
 pub use buf::{AttrBuf, PacketBuf};

@@ -267,6 +267,7 @@ mod tests {
             secret: Zeroizing::new(b"the shared secret".to_vec()),
             cert: None,
             settings: ClientSettings {
+                kind: mfa_config::ClientKind::Gateway,
                 mode: RadiusMode::Challenge,
                 first_factor: FirstFactor::Pam,
                 client_ip_attribute: ClientIpAttribute::CallingStationId,
@@ -352,6 +353,7 @@ mod tests {
     fn the_most_specific_udp_client_wins_and_radsec_ones_never_do() {
         let mut radsec = nas("radsec", "192.0.2.7/32", true);
         radsec.cert = crate::radsec::CertId::of(&mfa_config::RadiusClient {
+            kind: None,
             name: "radsec".into(),
             address: "192.0.2.7/32".parse().unwrap(),
             secret: None,

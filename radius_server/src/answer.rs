@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+use mfa_config::ClientSettings;
 use mfa_core::ClientAddr;
 use mfa_core::policy::{Decision, Outcome, Reason};
 use mfa_radius_proto::{AttrType, Builder, Code, EncodeError, Packet};
+
+use crate::attrs::add_pam_host_reason;
 
 /// What to answer and what to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,10 +77,13 @@ impl Answer {
 
     /// The reply to `request`, signed with the client's `secret`. An error is a bug or a
     /// message too long for one packet: the caller logs it and sends [`bare_reject`].
+    /// A PAM host (`client`'s kind) also learns why a Reject was sent
+    /// ([`crate::attrs::add_pam_host_reason`]).
     pub(crate) fn encode(
         &self,
         request: &Packet<'_>,
         secret: &[u8],
+        client: &ClientSettings,
     ) -> Result<Vec<u8>, EncodeError> {
         let mut b = Builder::reply(self.code, request);
         if let Some(state) = &self.state {
@@ -86,6 +92,7 @@ impl Answer {
         if let Some(m) = &self.message {
             b.add_split(AttrType::REPLY_MESSAGE, m.as_bytes())?;
         }
+        add_pam_host_reason(&mut b, client, self.code, &self.reason)?;
         b.encode_reply(secret, &request.authenticator)
     }
 }
@@ -110,6 +117,16 @@ pub(crate) fn status_server_reply(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn gateway() -> ClientSettings {
+        ClientSettings {
+            kind: mfa_config::ClientKind::Gateway,
+            mode: mfa_config::RadiusMode::CodeOnly,
+            first_factor: mfa_config::FirstFactor::None,
+            client_ip_attribute: mfa_config::ClientIpAttribute::CallingStationId,
+            require_message_authenticator: true,
+        }
+    }
 
     const SECRET: &[u8] = b"the shared secret";
 
@@ -163,7 +180,9 @@ mod tests {
         let raw = request();
         let req = Packet::parse(&raw).unwrap();
 
-        let bytes = Answer::challenge([5; 16]).encode(&req, SECRET).unwrap();
+        let bytes = Answer::challenge([5; 16])
+            .encode(&req, SECRET, &gateway())
+            .unwrap();
         let p = reply_to(&req, &bytes);
         assert_eq!(p.code, Code::ACCESS_CHALLENGE);
         assert_eq!(p.attr(AttrType::STATE), Some(&[5u8; 16][..]));
@@ -173,7 +192,7 @@ mod tests {
         );
 
         let bytes = Answer::reject(Reason::InvalidUserName)
-            .encode(&req, SECRET)
+            .encode(&req, SECRET, &gateway())
             .unwrap();
         let p = reply_to(&req, &bytes);
         assert_eq!(p.code, Code::ACCESS_REJECT);
@@ -183,7 +202,7 @@ mod tests {
         // A long message is split over Reply-Messages.
         let mut long = Answer::from_decision(&Decision::allow(Reason::ValidCode));
         long.message = Some("x".repeat(600));
-        let bytes = long.encode(&req, SECRET).unwrap();
+        let bytes = long.encode(&req, SECRET, &gateway()).unwrap();
         let p = reply_to(&req, &bytes);
         assert_eq!(p.count(AttrType::REPLY_MESSAGE), 3);
 
@@ -198,7 +217,7 @@ mod tests {
         let mut huge = Answer::from_decision(&Decision::allow(Reason::ValidCode));
         huge.message = Some("x".repeat(5000));
         assert!(matches!(
-            huge.encode(&req, SECRET),
+            huge.encode(&req, SECRET, &gateway()),
             Err(EncodeError::PacketTooLong { .. })
         ));
         let bytes = bare_reject(&req, SECRET).unwrap();

@@ -1,13 +1,15 @@
 //! Reading the request attributes the daemon acts on: the client IP for the trusted-network
-//! rule and the password/code split of append mode. Pure functions.
+//! rule, what asks and what vouches for the name (a PAM host's claims through
+//! `mfa_radius_proto::pam_host`), and what a PAM host's Access-Reject adds. Pure functions.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use mfa_config::{ClientIpAttribute, ClientSettings, FirstFactor, RadiusMode};
+use mfa_config::{ClientIpAttribute, ClientKind, ClientSettings, RadiusMode};
 use mfa_core::ClientAddr;
-use mfa_core::login::Service;
+use mfa_core::login::{Service, Voucher};
 use mfa_core::net::parse_client_ip_attribute;
-use mfa_radius_proto::{AttrType, Packet};
+use mfa_core::policy::Reason;
+use mfa_radius_proto::{AttrType, Builder, Code, EncodeError, Packet, pam_host};
 
 use crate::challenge::Asker;
 
@@ -53,47 +55,59 @@ fn framed_ip(v: &[u8]) -> Option<IpAddr> {
     Some(IpAddr::V4(ip))
 }
 
-/// What asks, for the policy and the audit trail. A PAM host in remote mode (a client with
-/// `mode = "challenge"` and `first_factor = "none"`) is a PAM login: its host and PAM
-/// service from the NAS-Identifier and Called-Station-Id pam_mfa sends (`client/host/service`
-/// in the audit trail, `-` where one is missing), so the trail says which host and which PAM
-/// service asked and `[policy] remember_for` can name the service. Where the client entry
-/// covers several hosts, the host's source address follows the client's name
-/// (`client@10.0.5.7/host/...`): the NAS-Identifier is only what the host says it is. Every
-/// other client is itself, by its configured name and whether it is in code-only mode. Each
-/// part from the packet is printable ASCII without `/`, at most 64 characters: the values
-/// come from an authenticated client, but are still only text.
-pub fn service_of(asker: &Asker, s: &ClientSettings, p: &Packet<'_>) -> Service {
-    if s.mode != RadiusMode::Challenge || s.first_factor != FirstFactor::None {
-        return Service::Radius {
+/// What asks, for the policy and the audit trail, and what vouches for the name
+/// ([`mfa_core::Login::admit_name`] decides). A client of `kind = "pam-hosts"` is a PAM login:
+/// its host and PAM service from the NAS-Identifier and Called-Station-Id pam_mfa sends
+/// (`client/host/service` in the audit trail, `-` where one is missing), so the trail says
+/// which host and which PAM service asked and `[policy] remember_for` can name the service;
+/// where the client entry covers several hosts, the host's source address follows the
+/// client's name (`client@10.0.5.7/host/...`): the NAS-Identifier is only what the host says
+/// it is. Its name is vouched for by what the host says its own NSS answered (Name-Known),
+/// as the PAM module vouches for a name locally; no first factor is checked here. Every
+/// other client is itself, by its configured name and whether it is in code-only mode, and
+/// its requests reach a final decision only past a first factor (here, or at the gateway in
+/// code-only mode). Each part from the packet is printable ASCII without `/`, at most 64
+/// characters: the values come from an authenticated client, but are still only text.
+pub fn asking(asker: &Asker, s: &ClientSettings, p: &Packet<'_>) -> (Service, Voucher) {
+    if s.kind != ClientKind::PamHosts {
+        let service = Service::Radius {
             client: asker.client.clone(),
             code_only: s.mode == RadiusMode::CodeOnly,
         };
+        return (service, Voucher::FirstFactor);
     }
-    let part = |typ: AttrType| -> Option<String> {
-        let v: String = p
-            .attr(typ)
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default()
-            .trim_end_matches('\0')
-            .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() && c != '/' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(64)
-            .collect();
-        (!v.is_empty()).then_some(v)
-    };
-    Service::RemotePam {
+    let claims = pam_host::read_request(p);
+    let service = Service::RemotePam {
         client: asker.client.clone(),
         address: asker.host,
-        host: part(AttrType::NAS_IDENTIFIER).unwrap_or_else(|| "-".into()),
-        service: part(AttrType::CALLED_STATION_ID),
+        host: claims.host.unwrap_or_else(|| "-".into()),
+        service: claims.service,
+    };
+    (
+        service,
+        Voucher::PamHost {
+            knows: claims.name_known,
+        },
+    )
+}
+
+/// What an Access-Reject to a PAM host says beside its Reply-Message: why, so the host
+/// ends the login as the PAM module would locally (PAM_MAXTRIES for a lock). Nothing for
+/// other clients or other replies.
+pub fn add_pam_host_reason(
+    b: &mut Builder,
+    s: &ClientSettings,
+    code: Code,
+    reason: &Reason,
+) -> Result<(), EncodeError> {
+    if s.kind != ClientKind::PamHosts || code != Code::ACCESS_REJECT {
+        return Ok(());
     }
+    let until = match reason {
+        Reason::Locked { until } | Reason::SourceLocked { until } => Some(*until),
+        _ => None,
+    };
+    pam_host::add_reject_reason(b, reason.code(), until)
 }
 
 #[cfg(test)]
@@ -162,11 +176,13 @@ mod tests {
     #[test]
     fn pam_hosts_are_named_with_host_and_service() {
         let host = ClientSettings {
+            kind: ClientKind::PamHosts,
             mode: RadiusMode::Challenge,
-            first_factor: FirstFactor::None,
+            first_factor: mfa_config::FirstFactor::None,
             client_ip_attribute: ClientIpAttribute::CallingStationId,
             require_message_authenticator: true,
         };
+        let service_of = |a: &Asker, s: &ClientSettings, p: &Packet<'_>| asking(a, s, p).0;
         let mut b = Builder::request(Code::ACCESS_REQUEST, 1, true);
         b.add(AttrType::NAS_IDENTIFIER, b"web1").unwrap();
         b.add(AttrType::CALLED_STATION_ID, b"ss/hd x").unwrap();
@@ -202,7 +218,8 @@ mod tests {
             "hosts@10.0.5.7/web1/ss_hd_x"
         );
         let vpn = ClientSettings {
-            first_factor: FirstFactor::Pam,
+            kind: ClientKind::Gateway,
+            first_factor: mfa_config::FirstFactor::Pam,
             ..host
         };
         let named = |client: &str| Asker {
@@ -217,6 +234,7 @@ mod tests {
             }
         );
         let rdgw = ClientSettings {
+            kind: ClientKind::Gateway,
             mode: RadiusMode::CodeOnly,
             ..host
         };
@@ -228,6 +246,125 @@ mod tests {
                 client: "rdgw".into(),
                 code_only: true
             }
+        );
+        // The kind says what a client is, not its mode and first factor: a gateway in
+        // challenge mode that checks no password is still no PAM host.
+        let odd = ClientSettings {
+            kind: ClientKind::Gateway,
+            ..host
+        };
+        assert!(matches!(
+            asking(&named("odd"), &odd, &p),
+            (Service::Radius { .. }, Voucher::FirstFactor)
+        ));
+    }
+
+    /// A PAM host's name is vouched for by what it says its NSS answered, never by the
+    /// request merely arriving; a gateway's by the first factor every final decision of it
+    /// follows.
+    #[test]
+    fn what_vouches_for_a_name() {
+        let host = ClientSettings {
+            kind: ClientKind::PamHosts,
+            mode: RadiusMode::Challenge,
+            first_factor: mfa_config::FirstFactor::None,
+            client_ip_attribute: ClientIpAttribute::CallingStationId,
+            require_message_authenticator: true,
+        };
+        let asker = Asker {
+            client: "hosts".into(),
+            host: None,
+        };
+        let voucher = |s: &ClientSettings, known: Option<bool>| {
+            let raw = match known {
+                Some(k) => pam_host::HostRequest {
+                    identifier: 1,
+                    authenticator: [2; 16],
+                    user: "alice",
+                    password: b"",
+                    rhost: None,
+                    host: "web1",
+                    service: "sshd",
+                    state: None,
+                    name_known: k,
+                }
+                .encode(b"s")
+                .unwrap(),
+                None => pkt_with(1, &[b"alice"]),
+            };
+            asking(&asker, s, &Packet::parse(&raw).unwrap()).1
+        };
+        assert_eq!(
+            voucher(&host, Some(true)),
+            Voucher::PamHost { knows: Some(true) }
+        );
+        assert_eq!(
+            voucher(&host, Some(false)),
+            Voucher::PamHost { knows: Some(false) }
+        );
+        assert_eq!(voucher(&host, None), Voucher::PamHost { knows: None });
+        let vpn = ClientSettings {
+            kind: ClientKind::Gateway,
+            first_factor: mfa_config::FirstFactor::Pam,
+            ..host
+        };
+        assert_eq!(voucher(&vpn, Some(false)), Voucher::FirstFactor);
+    }
+
+    /// An Access-Reject to a PAM host says why (and when a lock ends); nothing else does.
+    #[test]
+    fn a_reject_to_a_pam_host_says_why() {
+        let host = ClientSettings {
+            kind: ClientKind::PamHosts,
+            mode: RadiusMode::Challenge,
+            first_factor: mfa_config::FirstFactor::None,
+            client_ip_attribute: ClientIpAttribute::CallingStationId,
+            require_message_authenticator: true,
+        };
+        let gw = ClientSettings {
+            kind: ClientKind::Gateway,
+            ..host
+        };
+        let req = pkt_with(1, &[b"alice"]);
+        let req = Packet::parse(&req).unwrap();
+        let answer = |s: &ClientSettings, code: Code, reason: Reason| {
+            let mut b = Builder::reply(code, &req);
+            add_pam_host_reason(&mut b, s, code, &reason).unwrap();
+            let raw = b.encode_reply(b"s", &req.authenticator).unwrap();
+            pam_host::read_reply(&Packet::parse(&raw).unwrap()).unwrap()
+        };
+        let reason = |code: &str, until| {
+            Some(pam_host::RejectReason {
+                code: code.into(),
+                locked_until: until,
+            })
+        };
+        for (r, want) in [
+            (Reason::Locked { until: 77 }, reason("locked", Some(77))),
+            (
+                Reason::SourceLocked { until: 78 },
+                reason("source_locked", Some(78)),
+            ),
+            (Reason::WrongCode, reason("wrong_code", None)),
+        ] {
+            assert_eq!(
+                answer(&host, Code::ACCESS_REJECT, r),
+                pam_host::HostReply::Reject {
+                    message: None,
+                    reason: want
+                }
+            );
+        }
+        assert_eq!(
+            answer(&gw, Code::ACCESS_REJECT, Reason::Locked { until: 77 }),
+            pam_host::HostReply::Reject {
+                message: None,
+                reason: None
+            }
+        );
+        assert_eq!(
+            answer(&host, Code::ACCESS_ACCEPT, Reason::ValidCode),
+            pam_host::HostReply::Accept { message: None }
         );
     }
 }

@@ -197,7 +197,7 @@ impl Tls {
         let Some(t) = &config.radius.radsec else {
             return Ok(None);
         };
-        let files = match config.radsec_files() {
+        let files = match mfa_tls_files::radsec_files(config) {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(None),
             Err(problems) => {

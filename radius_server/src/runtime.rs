@@ -83,7 +83,7 @@ pub struct Runtime {
 pub enum LoadError {
     Config(ConfigError),
     /// A client's shared secret could not be read; the text names the client and file.
-    Secret(String),
+    Secret(mfa_config::SecretFileError),
     NoClients {
         path: PathBuf,
     },
@@ -98,7 +98,7 @@ impl std::fmt::Display for LoadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LoadError::Config(e) => write!(f, "{e}"),
-            LoadError::Secret(e) => f.write_str(e),
+            LoadError::Secret(e) => write!(f, "{e}"),
             LoadError::NoClients { path } => write!(
                 f,
                 "{}: radius.clients: no RADIUS client is configured; every request would be dropped",
@@ -127,6 +127,14 @@ impl Runtime {
     /// problem is an error and nothing is half-applied.
     pub fn load(path: &Path, metrics: &WriterMetrics) -> Result<Self, LoadError> {
         let config = mfa_config::load(path).map_err(LoadError::Config)?;
+        // The TLS side of the configuration (RadSec files, certificate names), which the
+        // configuration crate leaves to the programs that speak TLS.
+        let tls_problems = mfa_tls_files::problems(&config);
+        if !tls_problems.is_empty() {
+            return Err(LoadError::Config(mfa_config::ConfigError {
+                problems: tls_problems,
+            }));
+        }
         let clients = clients_of(&config)?;
         let radsec = Tls::load(&config).map_err(LoadError::Radsec)?.map(Arc::new);
         if clients.is_empty() {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mfa_config::Config;
 use mfa_core::login::Login;
 use mfa_core::policy::{Decision, Reason};
-use mfa_core::{Attempt, ClientAddr, CoreError, Request, UserName};
+use mfa_core::{Admission, Attempt, ClientAddr, CoreError, Request, UserName, Voucher};
 use mfa_pam_client::PamCheck;
 use mfa_radius_proto::{AttrType, Code, Packet};
 use tokio::net::UdpSocket;
@@ -229,7 +229,7 @@ impl Shared {
         if !answer.delay.is_zero() {
             tokio::time::sleep(answer.delay).await;
         }
-        match answer.encode(&pkt, &nas.secret) {
+        match answer.encode(&pkt, &nas.secret, &nas.settings) {
             Ok(r) => Some(r),
             Err(e) => {
                 self.warn(&format!("cannot encode the reply: {e}"));
@@ -276,6 +276,10 @@ impl Live<'_> {
 impl ModeBackend for Live<'_> {
     fn config(&self) -> &Config {
         &self.rt.config
+    }
+
+    fn admit(&self, user: &UserName, by: Voucher) -> Result<Admission, CoreError> {
+        self.rt.core.login().admit_name(user, by)
     }
 
     async fn user_name(&self, raw: &str) -> Result<Option<UserName>, RequestError> {

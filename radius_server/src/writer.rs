@@ -290,75 +290,24 @@ fn fail_all(replies: impl Iterator<Item = Reply>, why: &WriterError) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mfa_core::store::{AuditQuery, StoreError, TxFn};
     use mfa_core::totp::code_at_step;
-    use mfa_core::{
-        AuditEvent, ClientAddr, OpenMode, Request, Store, TotpSecret, UserName, UserRecord,
-    };
+    use mfa_core::{ClientAddr, OpenMode, Request, Store, TotpSecret, UserName, Voucher};
+    use mfa_store::testing::Delegate;
     use zeroize::Zeroizing;
 
-    fn attempt(user: &str, ip: &str, code: Option<&str>, now: i64) -> Attempt {
+    /// A login as the daemon sends it to the writer: past a first factor.
+    fn attempt(core: &Core, user: &str, ip: &str, code: Option<&str>, now: i64) -> Attempt {
+        let user = UserName::parse(user).unwrap();
+        let mut req = Request::new(&user, ClientAddr::Remote(ip.parse().ok()), "test-gw");
+        req.now = now;
+        let admission = core
+            .login()
+            .admit_name(&user, Voucher::FirstFactor)
+            .unwrap();
         Attempt {
-            req: Request {
-                user: UserName::parse(user).unwrap(),
-                client: ClientAddr::Remote(ip.parse().ok()),
-                service: "test-gw".into(),
-                now,
-                vouched: true,
-            },
+            req: req.admit(&admission),
             code: code.map(|c| Zeroizing::new(c.to_string())),
             groups: Vec::new(),
-        }
-    }
-
-    /// The SQLite store without its group commit: an engine that has none.
-    struct NoGroupCommit(Box<dyn Store>);
-
-    impl Store for NoGroupCommit {
-        fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
-            self.0.user(name)
-        }
-        fn each_user(&self, f: &mut mfa_core::store::UserFn<'_>) -> Result<(), StoreError> {
-            self.0.each_user(f)
-        }
-        fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-            self.0.transact_sorted(names, f)
-        }
-        fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
-            self.0.append_audit(events)
-        }
-        fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
-            self.0.audit(q)
-        }
-        fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
-            self.0.prune_audit(before)
-        }
-        fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
-            self.0.prune_unenrolled(before)
-        }
-        fn store_key_id(&self) -> Result<Option<mfa_core::secret::KeyId>, StoreError> {
-            self.0.store_key_id()
-        }
-        fn reseal(
-            &self,
-            expect: Option<mfa_core::secret::KeyId>,
-            new: mfa_core::secret::KeyId,
-            f: &mut mfa_core::store::ResealFn<'_>,
-            events: &[AuditEvent],
-        ) -> Result<usize, StoreError> {
-            self.0.reseal(expect, new, f, events)
-        }
-        fn names_checked(&self) -> Result<Option<String>, StoreError> {
-            self.0.names_checked()
-        }
-        fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
-            self.0.each_user_name(f)
-        }
-        fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
-            self.0.names_with_key(key)
-        }
-        fn maintain_names(&self, f: &mut mfa_core::store::NamesFn<'_>) -> Result<(), StoreError> {
-            self.0.maintain_names(f)
         }
     }
 
@@ -382,7 +331,7 @@ mod tests {
         let store: Box<dyn Store> = if group_commit {
             store
         } else {
-            Box::new(NoGroupCommit(store))
+            Box::new(Delegate::new(store).without_group_commit())
         };
         let auth =
             Arc::new(Core::open(Arc::new(cfg.clone()), store, OpenMode::Create, "test").unwrap());
@@ -407,8 +356,8 @@ mod tests {
             let w = w.clone();
             let a = match i {
                 // The same valid code twice, racing: exactly one may win.
-                7 | 8 => attempt("alice", "192.0.2.1", Some(&code), now),
-                _ => attempt(&format!("user{i}"), "10.1.2.3", None, now),
+                7 | 8 => attempt(&auth, "alice", "192.0.2.1", Some(&code), now),
+                _ => attempt(&auth, &format!("user{i}"), "10.1.2.3", None, now),
             };
             tasks.push(tokio::spawn(async move { w.attempt(a).await }));
         }
@@ -423,10 +372,8 @@ mod tests {
         assert_eq!(reasons.iter().filter(|r| **r == "valid_code").count(), 1);
         assert_eq!(reasons.iter().filter(|r| **r == "replayed_code").count(), 1);
         // Other calls run on the same thread, in order with the batches.
-        let d = w
-            .call(move |a| a.deny_first_factor(&attempt("alice", "192.0.2.1", None, now).req))
-            .await
-            .unwrap();
+        let req = attempt(&auth, "alice", "192.0.2.1", None, now).req;
+        let d = w.call(move |a| a.deny_first_factor(&req)).await.unwrap();
         assert_eq!(d.reason.code(), "wrong_password");
         let events = auth.store().audit(&Default::default()).unwrap();
         assert_eq!(

@@ -145,8 +145,19 @@ pub fn put(s: &dyn Store, rec: &UserRecord, events: Vec<AuditEvent>) {
     .unwrap();
 }
 
+/// An administrator's event with the reason `reason` as stored: a known code, or another
+/// version's (`r1`), which every engine keeps as it is.
 pub fn ev(time: i64, user: &str, reason: &str) -> AuditEvent {
-    AuditEvent::admin(time, user, "test", "enroll", reason, Some("detail".into()))
+    let mut e = AuditEvent::admin(
+        time,
+        user,
+        "test",
+        mfa_model::Action::Enroll,
+        mfa_model::ReasonCode::Confirmed,
+        Some("detail".into()),
+    );
+    e.reason = mfa_model::StoredReason::from_stored(reason);
+    e
 }
 
 fn round_trip(open: Open<'_>) {

@@ -14,6 +14,8 @@ pub mod rows;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The `Store` trait over the pieces of this crate.
 
-use mfa_model::{AuditEvent, Invite, KeyId, UserName, UserRecord};
+use mfa_model::{AuditEvent, Invite, KeyId, StoredDecision, StoredReason, UserName, UserRecord};
 use mfa_store::rows::{self, InviteRow};
 use mfa_store::{
     AuditQuery, LockOrder, NamesFn, ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
@@ -127,8 +127,8 @@ impl Store for PgStore {
                         user: r.try_get(1).ctx(ctx)?,
                         service: r.try_get(2).ctx(ctx)?,
                         client_ip: r.try_get(3).ctx(ctx)?,
-                        decision: r.try_get(4).ctx(ctx)?,
-                        reason: r.try_get(5).ctx(ctx)?,
+                        decision: StoredDecision::from_stored(r.try_get(4).ctx(ctx)?),
+                        reason: StoredReason::from_stored(r.try_get(5).ctx(ctx)?),
                         detail: r.try_get(6).ctx(ctx)?,
                     })
                 })

@@ -47,8 +47,11 @@ pub(crate) fn insert_audit(
             &col!(user),
             &col!(service),
             &col!(client_ip),
-            &col!(decision),
-            &col!(reason),
+            &events
+                .iter()
+                .map(|e| e.decision.as_str())
+                .collect::<Vec<_>>(),
+            &events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(),
             &col!(detail),
         ],
     )

@@ -1,6 +1,6 @@
 //! The `Store` trait over the pieces of this crate.
 
-use mfa_model::{AuditEvent, Invite, KeyId, UserName, UserRecord};
+use mfa_model::{AuditEvent, Invite, KeyId, StoredDecision, StoredReason, UserName, UserRecord};
 use mfa_store::rows::{self};
 use mfa_store::{
     AuditQuery, GroupCommit, LockOrder, NamesFn, ResealFn, Store, StoreError, StoreFacts, TxFn,
@@ -159,8 +159,8 @@ impl Store for SqliteStore {
                         user: r.get(1)?,
                         service: r.get(2)?,
                         client_ip: r.get(3)?,
-                        decision: r.get(4)?,
-                        reason: r.get(5)?,
+                        decision: StoredDecision::from_stored(&r.get::<_, String>(4)?),
+                        reason: StoredReason::from_stored(&r.get::<_, String>(5)?),
                         detail: r.get(6)?,
                     })
                 })

@@ -9,7 +9,7 @@ use crate::conn::LEAVE_WAL_BYTES;
 use crate::conn::SqliteStore;
 use crate::names::NAMES_WITH_KEY;
 use crate::schema::{PRUNE_UNENROLLED, SCHEMA_VERSION};
-use mfa_model::{AuditEvent, SealedSecret, UserName, UserRecord};
+use mfa_model::{Action, AuditEvent, ReasonCode, SealedSecret, UserName, UserRecord};
 use mfa_store::{Abort, AuditQuery, GroupCommit, OpenMode, Store, StoreError};
 use rusqlite::{Connection, params};
 
@@ -72,8 +72,8 @@ fn creates_private_files_and_round_trips() {
             100,
             "alice",
             "test",
-            "enroll",
-            "confirmed",
+            Action::Enroll,
+            ReasonCode::Confirmed,
             None,
         )])
     })
@@ -113,8 +113,8 @@ fn deferred_commits_are_shared_at_once_and_the_writer_restarts_the_log() {
                 1,
                 &name,
                 "t",
-                "enroll",
-                "unconfirmed",
+                Action::Enroll,
+                ReasonCode::Unconfirmed,
                 None,
             )])
         })
@@ -154,7 +154,14 @@ fn a_process_alone_leaves_a_short_wal_and_checkpoints_a_longer_one() {
         let name = n(&format!("u{i}"));
         s.transact(&[&name], &mut |recs| {
             recs[0] = Some(UserRecord::new(&name, params(), i));
-            Ok(vec![AuditEvent::admin(i, &name, "t", "x", "y", None)])
+            Ok(vec![AuditEvent::admin(
+                i,
+                &name,
+                "t",
+                Action::Enroll,
+                ReasonCode::Confirmed,
+                None,
+            )])
         })
         .unwrap();
         drop(s);
@@ -183,8 +190,15 @@ fn once_the_caller_drives_checkpoints_no_connection_checkpoints_on_its_own() {
     // thread: SQLite's automatic checkpoint (at 1000 frames) would run in them.
     let commits = |s: &SqliteStore| {
         for i in 0..1200 {
-            s.append_audit(&[AuditEvent::admin(i, &n("u"), "t", "x", "y", None)])
-                .unwrap();
+            s.append_audit(&[AuditEvent::admin(
+                i,
+                &n("u"),
+                "t",
+                Action::Enroll,
+                ReasonCode::Confirmed,
+                None,
+            )])
+            .unwrap();
         }
         s.checkpoint(false).unwrap()
     };
@@ -339,7 +353,7 @@ fn a_version_2_audit_trail_gets_codes_and_details() {
         .audit(&AuditQuery::default())
         .unwrap()
         .into_iter()
-        .map(|e| (e.reason, e.detail))
+        .map(|e| (e.reason.to_string(), e.detail))
         .collect();
     let want = [
         ("key_removed", Some("key removed")),

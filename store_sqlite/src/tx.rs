@@ -114,8 +114,8 @@ pub(crate) fn insert_audit(conn: &Connection, events: &[AuditEvent]) -> Result<(
             e.user,
             e.service,
             e.client_ip,
-            e.decision,
-            e.reason,
+            e.decision.as_str(),
+            e.reason.as_str(),
             e.detail
         ])
         .map_err(db)?;

@@ -4,6 +4,13 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// PAM: pamtester, service files, test users, syslog capture.
+pub mod pam;
+/// The self-service portal: a running mfa-portal and an HTTP client for it.
+pub mod portal;
+/// RADIUS: a running mfa-radiusd, radclient, the test site's RADIUS config.
+pub mod radius;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -595,9 +602,19 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A free loopback TCP port (bound and released: the cluster takes it a moment later).
-fn free_tcp_port() -> u16 {
+/// A free loopback TCP port (bound and released: the server under test takes it a moment
+/// later).
+pub fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A free loopback UDP port, the same way.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()

@@ -5,7 +5,7 @@
 //! (`mfactl enroll`, `mfactl import`) stops working then and shows no key after a later
 //! unlink, while a link issued after the unlink enrols.
 
-use std::net::TcpListener;
+use mfa_e2e::free_tcp_port;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -49,14 +49,6 @@ fn codes_minted_before_an_unlink_do_not_log_in_after_it() {
     let (rc, out) = auth(&site, "bea", &fresh);
     assert_eq!(rc, 0, "{out}");
     assert!(out.starts_with("allow temporary_access"), "{out}");
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running mfa-portal; killed and reaped on drop.

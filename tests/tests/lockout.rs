@@ -3,10 +3,8 @@
 //! so the right code from another address still works; many addresses still lock the user.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod radius_support;
-
+use mfa_e2e::radius::*;
 use mfa_e2e::{Site, code_of, fresh_key, text, totp, wrong_code};
-use radius_support::*;
 
 #[test]
 fn five_wrong_codes_from_one_address_do_not_stop_the_right_code_from_another() {

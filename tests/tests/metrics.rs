@@ -4,21 +4,12 @@
 //! counter at the value those requests must give.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod radius_support;
-
+use mfa_e2e::free_tcp_port;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use radius_support::*;
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use mfa_e2e::radius::*;
 
 /// One HTTP/1.1 request to the metrics listener; the status line and the body.
 fn http(port: u16, request: &str) -> (String, String) {

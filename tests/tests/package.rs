@@ -10,14 +10,12 @@
 //! is purged and the files it made are gone at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod pam_support;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mfa_e2e::pam::{PamResult, pamtester, pamtester_code, require_root};
 use mfa_e2e::{bin_dir, fresh_key, oathtool, require_tool, text, unique, unix_now, wrong_code};
-use pam_support::{PamResult, pamtester, pamtester_code, require_root};
 
 const UNITS: [&str; 2] = [
     "/lib/systemd/system/mfa-radiusd.service",

@@ -19,8 +19,6 @@
 //! Root only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod pam_support;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -28,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mfa_e2e::pam::{CODE_PROMPT, require_root};
 use mfa_e2e::{bin_dir, fresh_key, require_tool, text, totp, wrong_code};
-use pam_support::{CODE_PROMPT, require_root};
 
 const SUITE: &str = "bookworm";
 /// What the chroot holds besides minbase: the services the test logs in through, systemd to

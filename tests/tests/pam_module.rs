@@ -2,13 +2,11 @@
 //! written to /etc/pam.d (unique names, removed afterwards) and codes from oathtool.
 //! Runs as root (CI does); without root these tests fail with a message saying so.
 
-mod pam_support;
-
-use mfa_e2e::{Site, fresh_key, totp, unique, wrong_code};
-use pam_support::{
+use mfa_e2e::pam::{
     PamResult, PamService, SyslogCapture, UNAVAILABLE, UnixUser, module_path, pamtester,
     pamtester_code, require_root,
 };
+use mfa_e2e::{Site, fresh_key, totp, unique, wrong_code};
 
 /// What most tests here start from: root, a site with `extra` config, and a service file
 /// with the module alone.

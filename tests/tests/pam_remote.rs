@@ -4,22 +4,25 @@
 //! on it. Runs as root (CI does).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod pam_support;
-mod radius_support;
-
+use mfa_e2e::pam;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use mfa_core::OpenMode;
+use mfa_e2e::pam::{
+    PamResult, PamService, SyslogCapture, UNAVAILABLE, UnixUser, pamtester, pamtester_code,
+    require_root,
+};
+use mfa_e2e::radius::*;
 use mfa_e2e::{avoid_step_boundary, write_private};
-use mfa_radius_proto::{AttrType, Builder, Code, Packet, hide_password};
-use pam_support::{PamResult, PamService, SyslogCapture, UNAVAILABLE, pamtester, require_root};
-use radius_support::*;
+use mfa_radius_proto::pam_host::{HostReply, HostRequest, read_reply};
+use mfa_radius_proto::{Builder, Code, Packet};
 
 /// Every server gets this long; the tests' "all down" bounds are sums of it.
 const TIMEOUT_S: u64 = 1;
 
 /// The RADIUS server side: a site with a daemon whose one client, 127.0.0.1, is a PAM host
-/// (`mode = "challenge"`, `first_factor = "none"`; [radius] itself keeps the defaults).
+/// (`kind = "pam-hosts"`; [radius] itself keeps the defaults).
 struct Server {
     daemon: Daemon,
     site: Site,
@@ -46,13 +49,21 @@ listen = ["127.0.0.1:{port}"]
 name = "pam-hosts"
 address = "127.0.0.1/32"
 secret = "{SECRET}"
-mode = "challenge"
-first_factor = "none"
+kind = "pam-hosts"
 "#
         ));
         let daemon = spawn_daemon(&site.config, None);
         daemon.wait_log("listening on", 1);
         Server { daemon, site, port }
+    }
+
+    /// The names of every record in the server's store.
+    fn records(&self) -> Vec<String> {
+        let core =
+            mfa_store_open::core_from_config_file(&self.site.config, OpenMode::Existing, "e2e")
+                .unwrap();
+        let users = core.store().users().unwrap();
+        users.into_iter().map(|u| u.name.to_string()).collect()
     }
 
     fn addr(&self) -> String {
@@ -105,7 +116,7 @@ impl Host {
         Host { _dir: dir, svc }
     }
 
-    fn login(&self, user: &str, rhost: &str, input: &str, log: &SyslogCapture) -> pam_support::Run {
+    fn login(&self, user: &str, rhost: &str, input: &str, log: &SyslogCapture) -> pam::Run {
         pamtester(&self.svc.name, user, Some(rhost), input, Some(log))
     }
 }
@@ -445,8 +456,8 @@ require_message_authenticator = false
 }
 
 /// Round one (or, with `state`, round two) as a PAM host sends it, from `local` (a loopback
-/// address), through the project's codec: the verified reply's code and State, or `None`
-/// when nothing (valid) answers within 5 s.
+/// address), through the project's one writer of it (`pam_host::HostRequest`): the verified
+/// reply's code and State, or `None` when nothing (valid) answers within 5 s.
 #[allow(clippy::too_many_arguments)]
 fn pam_host_request(
     local: &str,
@@ -457,6 +468,38 @@ fn pam_host_request(
     password: &[u8],
     state: Option<&[u8]>,
 ) -> Option<(Code, Option<Vec<u8>>)> {
+    pam_host_ask(
+        local,
+        server,
+        secret,
+        user,
+        nas_identifier,
+        password,
+        state,
+        false,
+    )
+    .map(|(code, reply)| {
+        let state = match reply {
+            Some(HostReply::Challenge { state, .. }) => Some(state),
+            _ => None,
+        };
+        (code, state)
+    })
+}
+
+/// [`pam_host_request`] saying whether the host's NSS knows `user` (`name_known`), and the
+/// reply as the host reads it (`None` where it does not understand it).
+#[allow(clippy::too_many_arguments)]
+fn pam_host_ask(
+    local: &str,
+    server: &str,
+    secret: &str,
+    user: &str,
+    nas_identifier: &str,
+    password: &[u8],
+    state: Option<&[u8]>,
+    name_known: bool,
+) -> Option<(Code, Option<HostReply>)> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -467,21 +510,19 @@ fn pam_host_request(
     let mut authenticator = [0u8; 16];
     authenticator[..8].copy_from_slice(&n.to_be_bytes());
     authenticator[8..].copy_from_slice(&(nanos as u64).to_be_bytes());
-    let mut b = Builder::request(Code::ACCESS_REQUEST, (n % 256) as u8, true);
-    b.add(AttrType::USER_NAME, user.as_bytes()).unwrap();
-    b.add(
-        AttrType::USER_PASSWORD,
-        &hide_password(password, secret.as_bytes(), &authenticator).unwrap(),
-    )
-    .unwrap();
-    b.add(AttrType::CALLING_STATION_ID, b"192.0.2.44").unwrap();
-    b.add(AttrType::NAS_IDENTIFIER, nas_identifier.as_bytes())
-        .unwrap();
-    b.add(AttrType::CALLED_STATION_ID, b"sshd").unwrap();
-    if let Some(s) = state {
-        b.add(AttrType::STATE, s).unwrap();
+    let packet = HostRequest {
+        identifier: (n % 256) as u8,
+        authenticator,
+        user,
+        password,
+        rhost: Some("192.0.2.44".parse().unwrap()),
+        host: nas_identifier,
+        service: "sshd",
+        state,
+        name_known,
     }
-    let packet = b.encode_request(secret.as_bytes(), &authenticator).unwrap();
+    .encode(secret.as_bytes())
+    .unwrap();
     let sock = UdpSocket::bind(format!("{local}:0")).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     sock.send_to(&packet, server).unwrap();
@@ -489,7 +530,117 @@ fn pam_host_request(
     let (n, _) = sock.recv_from(&mut buf).ok()?;
     let reply = Packet::parse(&buf[..n]).ok()?;
     reply.verify_reply(secret.as_bytes(), &authenticator).ok()?;
-    Some((reply.code, reply.attr(AttrType::STATE).map(<[u8]>::to_vec)))
+    Some((reply.code, read_reply(&reply).ok()))
+}
+
+/// Issue 19: who may get a record is the core's one rule in remote mode too. The host says
+/// whether its NSS knows the name (Name-Known), and the server gives a stranger's name no
+/// record and a known name one, as the module does locally. The daemon used to vouch for
+/// every name a PAM host sent, so a stranger trying names filled the server's store.
+#[test]
+fn a_stranger_gets_no_record_in_remote_mode_and_a_known_name_does() {
+    let server = Server::start();
+    let host = Host::new(&[server.addr()], SECRET);
+    let log = SyslogCapture::new();
+    // Not enrolled, past the deadline (grace_days = 0): refused either way.
+    let stranger = unique("nobody");
+    let r = host.login(&stranger, "192.0.2.30", "", &log);
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+    assert!(r.all().contains("Contact your administrator"), "{r:?}");
+    let home = tempfile::tempdir().unwrap();
+    let unix = UnixUser::new(home.path());
+    let r = host.login(&unix.name, "192.0.2.30", "", &log);
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+    assert_eq!(
+        server.records(),
+        std::slice::from_ref(&unix.name),
+        "{}",
+        server.daemon.log()
+    );
+    // Both decisions were audited all the same.
+    let trail = text(&server.site.mfactl(&["log", "--format", "csv"]));
+    for user in [&stranger, &unix.name] {
+        assert!(
+            trail.contains(&format!("{user},pam-hosts/")),
+            "{user} not in the trail:
+{trail}"
+        );
+    }
+
+    // The server goes by what the host says, not by its own NSS: the host vouches.
+    let daemon = server.addr();
+    let said_known = unique("known-there");
+    let r = pam_host_ask(
+        "127.0.0.1",
+        &daemon,
+        SECRET,
+        &said_known,
+        "web2",
+        b"",
+        None,
+        true,
+    );
+    assert_eq!(r.map(|r| r.0), Some(Code::ACCESS_REJECT));
+    let r = pam_host_ask(
+        "127.0.0.1",
+        &daemon,
+        SECRET,
+        "root",
+        "web2",
+        b"",
+        None,
+        false,
+    );
+    assert_eq!(r.map(|r| r.0), Some(Code::ACCESS_REJECT));
+    let mut want = vec![unix.name.clone(), said_known];
+    want.sort();
+    let mut got = server.records();
+    got.sort();
+    assert_eq!(got, want);
+}
+
+/// Issue 19: the server says why it rejects (a Vendor-Specific beside the Reply-Message), so
+/// a locked user gets PAM_MAXTRIES in remote mode as locally, on the wrong code that locks
+/// and at every login after; a wrong code stays PAM_AUTH_ERR. A Reject after a code used to
+/// be taken as a wrong code whatever the server's reason.
+#[test]
+fn a_locked_user_gets_pam_maxtries_in_remote_mode() {
+    let server = Server::start();
+    let host = Host::new(&[server.addr()], SECRET);
+    let (user, key) = server.user();
+    let log = SyslogCapture::new();
+    let right = totp(&key, 0);
+    let bad = wrong_code(&key);
+    // From five addresses: one address alone only locks itself out.
+    for i in 1..=4 {
+        let rhost = format!("192.0.2.{}", 50 + i);
+        let r = pamtester_code(&host.svc.name, &user, Some(&rhost), &bad, Some(&log));
+        assert_eq!(r.result, PamResult::AuthErr, "attempt {i}: {r:?}");
+        assert!(r.all().contains("Wrong verification code"), "{r:?}");
+    }
+    let r = pamtester_code(&host.svc.name, &user, Some("192.0.2.55"), &bad, Some(&log));
+    assert_eq!(r.result, PamResult::MaxTries, "fifth: {r:?}");
+    assert!(r.all().contains("locked until"), "{r:?}");
+    // Locked: refused in round one, the right code not even asked for.
+    let r = pamtester_code(&host.svc.name, &user, Some("192.0.2.1"), &right, Some(&log));
+    assert_eq!(r.result, PamResult::MaxTries, "{r:?}");
+    assert!(!r.prompted(), "{r:?}");
+    // One address alone locks itself out: PAM_MAXTRIES from it, as locally.
+    let (user, key) = server.user();
+    let bad = wrong_code(&key);
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        results.push(
+            pamtester_code(&host.svc.name, &user, Some("192.0.2.60"), &bad, Some(&log)).result,
+        );
+    }
+    assert_eq!(
+        results,
+        [PamResult::AuthErr, PamResult::AuthErr, PamResult::MaxTries]
+    );
+    server
+        .daemon
+        .wait_log("decision=reject reason=source_locked", 1);
 }
 
 /// Issue 18, finding 7: the pending-challenge table's shares are counted by the configured
@@ -518,8 +669,7 @@ max_pending_challenges = 16
 name = "pam-hosts"
 address = "127.0.0.1"
 secret = "{SECRET}"
-mode = "challenge"
-first_factor = "none"
+kind = "pam-hosts"
 
 [[radius.clients]]
 name = "vpn"
@@ -626,9 +776,9 @@ listen = ["127.0.0.1:{port}"]
 name = "pam-hosts"
 address = "127.0.0.0/24"
 secrets_dir = "hosts.d"
-mode = "challenge"
-first_factor = "none"
+kind = "pam-hosts"
 
+# The form from before `kind`: still PAM hosts, with a warning naming the key.
 [[radius.clients]]
 name = "web9"
 address = "127.0.0.9"
@@ -641,8 +791,11 @@ first_factor = "none"
     .unwrap();
     let o = site.mfactl(&["config", "check"]);
     assert_eq!(mfa_e2e::code_of(&o), 0, "{}", text(&o));
+    let legacy = "radius.clients[1].first_factor: client \"web9\": first_factor = \"none\" in challenge mode is read as kind = \"pam-hosts\"";
+    assert!(text(&o).contains(legacy), "{}", text(&o));
     let daemon = spawn_daemon(&site.config, None);
     daemon.wait_log("listening on", 1);
+    daemon.wait_log(legacy, 1);
     let server = format!("127.0.0.1:{port}");
     let (user, key) = (unique("phs"), fresh_key());
     site.enroll(&user, &key);

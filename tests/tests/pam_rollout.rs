@@ -4,13 +4,11 @@
 //! code in syslog, in the output or in the audit trail. Dates are written relative to now.
 //! Runs as root (CI does).
 
-mod pam_support;
-
-use mfa_e2e::{Site, fresh_key, printed_codes, require_tool, text, totp, unique};
-use pam_support::{
+use mfa_e2e::pam::{
     PamResult, PamService, SyslogCapture, UnixUser, create_store, field, pamtester, pamtester_code,
     require_root, self_enrol, toml_time,
 };
+use mfa_e2e::{Site, fresh_key, printed_codes, require_tool, text, totp, unique};
 use serde_json::Value;
 
 fn report_user(site: &Site, user: &str) -> Value {

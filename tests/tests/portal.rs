@@ -8,20 +8,17 @@
 //! oversized fields, the session idle timeout, an account POST without its cookie, and the
 //! metrics.
 
-mod pam_support;
-mod portal_support;
-mod radius_support;
-
+use mfa_e2e::pam;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use mfa_e2e::{Site, fresh_key, require_tool, text, unique};
-use pam_support::{PamService, UnixUser, pamtester, require_root};
-use portal_support::{
-    Client, Portal, audit_reasons, free_tcp_port, has_key, http_site, invite, invite_unused, sqlite,
+use mfa_e2e::pam::{PamService, UnixUser, pamtester, require_root};
+use mfa_e2e::portal::{
+    Client, Portal, audit_reasons, has_key, http_site, invite, invite_unused, sqlite,
 };
-use radius_support::{attrs, free_udp_port, radclient, spawn_daemon};
+use mfa_e2e::radius::{attrs, free_udp_port, radclient, spawn_daemon};
+use mfa_e2e::{Site, free_tcp_port, fresh_key, require_tool, text, unique};
 
 const SECRET: &str = "portal-test-secret";
 
@@ -260,7 +257,7 @@ secret = "{SECRET}"
     let mfa = PamService::mfa_only(&site.config, "");
     let run = pamtester(&mfa.name, &unix.name, Some("198.51.100.7"), "\n", None);
     assert!(run.prompted(), "not prompted: {}", run.all());
-    assert_ne!(run.result, pam_support::PamResult::Success, "{}", run.all());
+    assert_ne!(run.result, pam::PamResult::Success, "{}", run.all());
     let other = pamtester(
         &mfa.name,
         &unix.name,

@@ -6,19 +6,17 @@
 //! legitimate visitor served; `public_url = "https://..."` behind a proxy gives a `Secure`
 //! `__Host-` cookie and HSTS.
 
-mod pam_support;
-mod portal_support;
-
+use mfa_e2e::portal;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{fresh_key, printed_codes, text, unique};
-use pam_support::{PamService, UnixUser, require_root};
-use portal_support::{
+use mfa_e2e::pam::{PamService, UnixUser, require_root};
+use mfa_e2e::portal::{
     Client, Portal, SiteSpec, audit_reasons, closed_by, connect_from, has_key, http_site,
     portal_site, raw_get, sqlite,
 };
+use mfa_e2e::{fresh_key, printed_codes, text, unique};
 
 /// The portal's answer to a refused sign-in comes no earlier than this after the request.
 const FLOOR: Duration = Duration::from_secs(2);
@@ -42,7 +40,7 @@ fn count_codes(site: &mfa_e2e::Site, user: &str) -> usize {
 }
 
 /// A session's answer once its sign-in no longer holds: the sign-in form, saying so.
-fn assert_ended(r: &portal_support::Reply, what: &str) {
+fn assert_ended(r: &portal::Reply, what: &str) {
     assert_eq!(r.status, 401, "{what}: {}", r.body);
     assert!(
         r.body.contains("id=\"signin\"") && r.body.contains("You were signed out"),
@@ -469,7 +467,7 @@ fn ten_thousand_anonymous_pages_leave_room_for_an_invite() {
         ..SiteSpec::default()
     });
     let user = unique("flood");
-    let link = portal_support::invite(&site, &user);
+    let link = portal::invite(&site, &user);
     let path = link.trim_start_matches(&portal.url).to_string();
     // 10,000 sign-in forms for a visitor without a cookie, from 127.0.0.1, over two
     // kept-alive connections.

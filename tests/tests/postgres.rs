@@ -5,16 +5,14 @@
 //! ([`mfa_e2e::PgCluster`]), stopped when the test ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod radius_support;
-
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mfa_config::{SslMode, StoreConfig};
 use mfa_core::OpenMode;
+use mfa_e2e::radius::*;
 use mfa_e2e::{PG_PASSWORD, PgCluster, Site, code_of, fresh_key, text, totp, unique, wrong_code};
-use radius_support::*;
 
 fn store_config(url: &str) -> StoreConfig {
     StoreConfig {

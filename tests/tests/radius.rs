@@ -3,11 +3,9 @@
 //! config, store and daemon on a free loopback port.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod radius_support;
-
 use std::time::Duration;
 
-use radius_support::*;
+use mfa_e2e::radius::*;
 
 const MODES: [&str; 3] = ["code-only", "append", "challenge"];
 

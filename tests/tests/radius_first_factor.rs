@@ -3,10 +3,8 @@
 //! a locked one, one past the deadline), and no record is created or changed for it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod radius_support;
-
+use mfa_e2e::radius::*;
 use mfa_e2e::{text, wrong_code};
-use radius_support::*;
 
 /// A reply with what differs between two requests zeroed: the Identifier, the Response
 /// Authenticator and the Message-Authenticator's value. Everything else must be equal.

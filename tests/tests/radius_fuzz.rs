@@ -4,13 +4,11 @@
 //! modes and the store, not only the parser.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod radius_support;
-
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use mfa_e2e::Rng;
-use radius_support::*;
+use mfa_e2e::radius::*;
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     let mut p = base.to_vec();

@@ -2,10 +2,8 @@
 //! in the Access-Accept's Reply-Message and the refusal after it, and temporary-access and
 //! backup codes typed where the code goes, once each, never in the daemon's log.
 
-mod radius_support;
-
 use mfa_e2e::printed_codes;
-use radius_support::*;
+use mfa_e2e::radius::*;
 
 /// Rewrites the `[policy]` table's extra keys and reloads the daemon (SIGHUP).
 fn set_policy(rig: &Rig, extra: &str, reloads: usize) {

@@ -9,17 +9,14 @@
 //! and button are tested in tests/tests/portal.rs); every decision here is the daemon's and
 //! the module's.
 
-mod pam_support;
-mod radius_support;
-
 use std::process::Command;
 
-use mfa_e2e::{Site, fresh_key, require_tool, text, totp, unique, unix_now};
-use pam_support::{PamResult, PamService, pamtester, require_root};
-use radius_support::{
+use mfa_e2e::pam::{PamResult, PamService, pamtester, require_root};
+use mfa_e2e::radius::{
     Daemon, PASSWORD, Relay, Reply, SECRET, attrs, free_udp_port, radclient, spawn_daemon,
     write_pam,
 };
+use mfa_e2e::{Site, fresh_key, require_tool, text, totp, unique, unix_now};
 
 /// The address the user unlocked, as the gateways report it.
 const UNLOCKED: &str = "198.51.100.7";

@@ -3,10 +3,8 @@
 //! CAs and certificates are made with the openssl command line; everything is on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod radius_support;
-
+use mfa_e2e::free_tcp_port;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,19 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mfa_e2e::code_of;
-use radius_support::*;
+use mfa_e2e::radius::*;
 
 /// radclient to radsecproxy (UDP); radsecproxy to the daemon uses "radsec" (RFC 6614 §2.3).
 const PROXY_SECRET: &str = "pr0xy-udp-secret";
 const GW_NAME: &str = "gw1.example.net";
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn openssl(dir: &Path, args: &[&str]) -> String {
     require_tool("openssl");

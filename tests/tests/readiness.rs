@@ -6,7 +6,8 @@
 //! has no reload.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use mfa_e2e::free_tcp_port;
+use std::net::{TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
@@ -85,14 +86,6 @@ fn start(program: &str, site: &Site, n: &Notify) -> Running {
         .env("NOTIFY_SOCKET", &n.path);
     let (child, log) = spawn_logged(cmd);
     Running(child, log)
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -3,16 +3,14 @@
 //! log in and retires the old key, a missing or wrong key file denies naming it and changes
 //! nothing, and a store written before encryption is encrypted on its first open with a key.
 
-mod pam_support;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
 use data_encoding::{BASE32_NOPAD, BASE64, BASE64_NOPAD, BASE64URL_NOPAD, HEXLOWER, HEXUPPER};
-use mfa_e2e::{Site, code_of, fresh_key, printed_codes, require_tool, text, totp, unique};
-use pam_support::{
+use mfa_e2e::pam::{
     PamResult, PamService, SyslogCapture, UNAVAILABLE, pamtester_code, require_root,
 };
+use mfa_e2e::{Site, code_of, fresh_key, printed_codes, require_tool, text, totp, unique};
 
 /// An untrusted client address: a code is needed.
 const OUTSIDE: &str = "192.0.2.77";

@@ -3,18 +3,17 @@
 //! started through a uniquely named symlink with its own /etc/pam.d file. Runs as root (it
 //! starts sshd and adds a Unix user); fails with a message saying so otherwise.
 
-mod pam_support;
-
+use mfa_e2e::pam;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{Site, fresh_key, require_tool, totp, unique, wrong_code};
-use pam_support::{
+use mfa_e2e::pam::{
     PamService, SyslogCapture, UnixUser, expect_script, field, module_path, require_root,
     self_enrol,
 };
+use mfa_e2e::{Site, fresh_key, require_tool, totp, unique, wrong_code};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -494,7 +493,7 @@ fn ssh_public_key_then_code_from_elsewhere_key_alone_from_trusted() {
 fn ssh_self_enrolment_from_the_office_then_code_from_outside() {
     require_ssh();
     let site = Site::new("self_enroll = \"trusted\"\n");
-    pam_support::create_store(&site.config);
+    pam::create_store(&site.config);
     let dir = tempfile::tempdir().unwrap();
     let user = UnixUser::new(&dir.path().join("home"));
     let syslog = SyslogCapture::new();

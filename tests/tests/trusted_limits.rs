@@ -4,14 +4,11 @@
 //! mfa-radiusd and mfa-portal (refuse to start), and the PAM module under pamtester (fails
 //! closed). A public range larger than a /8 is only a warning.
 
-mod pam_support;
-mod radius_support;
-
 use std::process::Command;
 
+use mfa_e2e::pam::{PamResult, PamService, pamtester, require_root};
+use mfa_e2e::radius::{SECRET, free_udp_port, spawn_daemon};
 use mfa_e2e::{Site, code_of, fresh_key, text};
-use pam_support::{PamResult, PamService, pamtester, require_root};
-use radius_support::{SECRET, free_udp_port, spawn_daemon};
 
 /// The first line of `needle` in `text` (1-based), for the line a problem must name.
 fn line_of(text: &str, needle: &str) -> usize {

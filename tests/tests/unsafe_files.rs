@@ -5,17 +5,15 @@
 //! Runs as root (CI does), so "owned by someone else" and "writable by others" mean what
 //! they mean in production.
 
-mod pam_support;
-mod radius_support;
-
+use mfa_e2e::pam;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{Site, chmod, code_of, fresh_key, text, totp, unique, write_private};
-use pam_support::{
+use mfa_e2e::pam::{
     PamResult, PamService, SyslogCapture, module_path, pamtester, pamtester_code, require_root,
 };
-use radius_support::{free_udp_port, spawn_daemon};
+use mfa_e2e::radius::{free_udp_port, spawn_daemon};
+use mfa_e2e::{Site, chmod, code_of, fresh_key, text, totp, unique, write_private};
 
 /// A site every front end accepts: the store in its own directory (`state/`), a RADIUS
 /// client whose secret is in a `secret_file`, code-only mode so the daemon needs no PAM.
@@ -344,7 +342,7 @@ fn pam_ignore_only_where_configured() {
     let plain = ignore_stack(&site.config, "");
     let unenrolled = ignore_stack(&site.config, "ignore=unenrolled");
     let no_code = ignore_stack(&site.config, "ignore=no_code");
-    let ignored = |r: &pam_support::Run| r.all().contains("MFA-SAID-IGNORE");
+    let ignored = |r: &pam::Run| r.all().contains("MFA-SAID-IGNORE");
 
     // Not enrolled, in grace, untrusted: success without the argument, PAM_IGNORE with it.
     let r = pamtester(&plain.name, &unique("ig"), Some("192.0.2.1"), "", None);
@@ -459,12 +457,7 @@ fn a_caller_that_cannot_reach_the_store_logs_permission_denied_not_missing() {
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(
-        pam_support::pam_result(&o),
-        PamResult::AuthErr,
-        "{}",
-        text(&o)
-    );
+    assert_eq!(pam::pam_result(&o), PamResult::AuthErr, "{}", text(&o));
     let sys = log.text();
     assert!(
         sys.contains(&format!("permission denied on {}", r.db.display())),

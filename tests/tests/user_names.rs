@@ -10,15 +10,12 @@
 //! are refused and stored look-alikes refuse the store. Codes from oathtool. Runs as root
 //! (pamtester writes /etc/pam.d).
 
-mod pam_support;
-mod radius_support;
-
 use mfa_core::OpenMode;
-use mfa_e2e::{Site, avoid_step_boundary, code_of, fresh_key, require_tool, text, totp, unique};
-use pam_support::{PamResult, PamService, SyslogCapture, pamtester, pamtester_code, require_root};
-use radius_support::{
+use mfa_e2e::pam::{PamResult, PamService, SyslogCapture, pamtester, pamtester_code, require_root};
+use mfa_e2e::radius::{
     Rig, SECRET, UNTRUSTED_CSI, attrs, capture, config_text, free_udp_port, spawn_daemon,
 };
+use mfa_e2e::{Site, avoid_step_boundary, code_of, fresh_key, require_tool, text, totp, unique};
 
 const USERS: &str = "\n[users]\ndomains = [\"CONTOSO\", \"contoso.com\"]\n";
 const CLIENT: &str = "192.0.2.10";

@@ -121,19 +121,22 @@ impl Pam for FakePam {
                 );
                 Ok(Some(code))
             }
-            Some(Answer::Fail) | None => Err(PamError("conversation failed".into())),
+            Some(Answer::Fail) | None => Err(PamError::Call {
+                call: "conversation",
+                code: PamCode::ConvErr,
+            }),
         }
     }
     fn info(&mut self, text: &str) -> Result<(), PamError> {
         if self.no_text {
-            return Err(PamError("no text".into()));
+            return Err(PamError::NoConversation);
         }
         self.said.push(Said::Info(text.into()));
         Ok(())
     }
     fn error(&mut self, text: &str) -> Result<(), PamError> {
         if self.no_text {
-            return Err(PamError("no text".into()));
+            return Err(PamError::NoConversation);
         }
         self.said.push(Said::Error(text.into()));
         Ok(())

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use mfa_config::{Config, FirstFactor, RadiusMode};
 use mfa_core::policy::{Decision, Reason};
-use mfa_core::{Attempt, ClientAddr, CoreError, Request, UserName};
+use mfa_core::{Admission, Attempt, ClientAddr, CoreError, Request, UserName, Voucher};
 use mfa_pam_client::PamCheck;
 use mfa_radius_proto::{AttrType, Packet, unhide_password};
 use zeroize::Zeroizing;
 
 use crate::answer::Answer;
-use crate::attrs::service_of;
+use crate::attrs::asking;
 use crate::challenge::Challenges;
 use crate::lanes::LaneError;
 use crate::runtime::Nas;
@@ -41,6 +41,9 @@ pub(crate) trait ModeBackend {
     /// names none (the `[users]` rules, or a look-alike of a stored name under `[users]
     /// unicode = "allow"`). A store that cannot be read is a failure like any.
     async fn user_name(&self, raw: &str) -> Result<Option<UserName>, RequestError>;
+
+    /// Whether `user` may get a record, as `by` vouches for it (`Login::admit_name`).
+    fn admit(&self, user: &UserName, by: Voucher) -> Result<Admission, CoreError>;
 
     /// The pending challenges.
     fn challenges(&self) -> MutexGuard<'_, Challenges>;
@@ -183,7 +186,11 @@ pub(crate) async fn answer<B: ModeBackend>(
         return Ok(Answer::reject(Reason::InvalidUserName));
     };
     // The client by name and mode; a PAM host (remote mode) as the PAM login it sends.
-    let req = Request::new(&user, addr, service_of(&asker, r, pkt));
+    // Whether the name may get a record is the core's rule (`attrs::asking` says what
+    // vouches for it): no final decision is reached without it.
+    let (service, voucher) = asking(&asker, r, pkt);
+    let admission = b.admit(&user, voucher)?;
+    let req = Request::new(&user, addr, service).admit(&admission);
     if pkt.attr(AttrType::CHAP_PASSWORD).is_some() || pkt.attr(AttrType::EAP_MESSAGE).is_some() {
         // CHAP and EAP cannot be checked through PAM nor carry a TOTP code.
         return refuse(b, req, Reason::UnsupportedMethod).await;
@@ -222,9 +229,6 @@ async fn finish<B: ModeBackend>(
         // NSS may be slow (LDAP): look the groups up before taking a place in a batch.
         None => b.groups(&req.user).await?,
     };
-    // Every request that reaches a final decision passed a first factor here (PAM) or at
-    // the gateway (code-only mode), so the name may get a record.
-    let req = req.vouched(true);
     b.attempt(Attempt { req, code, groups }).await
 }
 

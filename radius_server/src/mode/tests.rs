@@ -42,6 +42,10 @@ enum Call {
 
 struct Fake {
     config: Config,
+    /// The core's admission rule (`Login::admit_name`), over a throw-away store: only the
+    /// core makes an `Admission`.
+    core: mfa_core::Core,
+    _dir: tempfile::TempDir,
     challenges: Mutex<Challenges>,
     calls: Mutex<Vec<Call>>,
     /// What `look` decides.
@@ -52,7 +56,20 @@ struct Fake {
 
 impl Fake {
     fn new(look: Decision) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::default();
+        cfg.store.path = dir.path().join("mfa.db");
+        cfg.audit.syslog = false;
+        let core = mfa_store_open::open_core(
+            std::sync::Arc::new(cfg),
+            mfa_core::OpenMode::Create,
+            "test",
+            mfa_core::NameCheck::Skip,
+        )
+        .unwrap();
         Self {
+            core,
+            _dir: dir,
             config: Config::default(),
             challenges: Mutex::new(Challenges::new(64)),
             calls: Mutex::new(Vec::new()),
@@ -73,6 +90,14 @@ impl Fake {
 impl ModeBackend for Fake {
     fn config(&self) -> &Config {
         &self.config
+    }
+
+    fn admit(
+        &self,
+        user: &UserName,
+        by: mfa_core::Voucher,
+    ) -> Result<mfa_core::Admission, mfa_core::CoreError> {
+        self.core.login().admit_name(user, by)
     }
 
     async fn user_name(&self, raw: &str) -> Result<Option<UserName>, RequestError> {
@@ -121,7 +146,7 @@ impl ModeBackend for Fake {
         self.record(Call::Attempt {
             code: a.code.as_ref().map(|c| c.to_string()),
             groups: a.groups.clone(),
-            vouched: a.req.vouched,
+            vouched: a.req.admitted(),
             client: a.req.client,
         });
         Ok(Decision::allow(Reason::ValidCode))
@@ -145,6 +170,11 @@ fn nas(mode: RadiusMode, first_factor: FirstFactor) -> Nas {
         secret: Zeroizing::new(SECRET.to_vec()),
         cert: None,
         settings: ClientSettings {
+            kind: if mode == RadiusMode::Challenge && first_factor == FirstFactor::None {
+                mfa_config::ClientKind::PamHosts
+            } else {
+                mfa_config::ClientKind::Gateway
+            },
             mode,
             first_factor,
             client_ip_attribute: ClientIpAttribute::CallingStationId,

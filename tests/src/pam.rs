@@ -1,7 +1,7 @@
 //! Helpers for the tests that load the built `libpam_mfa.so` into the real libpam: service
 //! files in /etc/pam.d (unique names, removed on drop), pamtester runs, a private syslog
 //! socket per test, and throw-away Unix users.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use mfa_e2e::{bin_dir, require_tool, unique};
+use crate::{bin_dir, require_tool, unique};
 /// The module's own prompts and message: the tests look for these, never for a copy (not
 /// every test file that includes this module uses every one).
 #[allow(unused_imports)]
@@ -106,6 +106,8 @@ pub struct SyslogCapture {
 }
 
 impl SyslogCapture {
+    // Not `Default`: it needs `unshare` and a mount namespace, and fails the test without.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         require_tool("unshare");
         let ok = Command::new("unshare")
@@ -320,7 +322,7 @@ impl UnixUser {
         require_tool("useradd");
         require_tool("chpasswd");
         let name = unique("mfae");
-        let password = format!("Pw-{}-{}", std::process::id(), mfa_e2e::fresh_key());
+        let password = format!("Pw-{}-{}", std::process::id(), crate::fresh_key());
         let o = retry_on_lock(
             || {
                 Command::new("useradd")
@@ -358,7 +360,7 @@ impl Drop for UnixUser {
 
 /// `enforce_from` as TOML wants it, `days` from now (negative: in the past).
 pub fn toml_time(days_from_now: i64) -> String {
-    mfa_config::format_utc(mfa_e2e::unix_now() + days_from_now * 86_400)
+    mfa_config::format_utc(crate::unix_now() + days_from_now * 86_400)
 }
 
 /// Creates the site's empty store, as an administrator does before switching the module on

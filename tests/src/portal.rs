@@ -1,24 +1,16 @@
 //! Helpers of the portal's end-to-end tests (tests/tests/portal*.rs): a running mfa-portal,
 //! a browser-like HTTP client (ureq), a site whose sign-in needs no root, and raw HTTP from
 //! a chosen loopback source address (127.0.0.2, ...) for the flood tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{Site, require_tool, text};
-
-pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::{Site, free_tcp_port, require_tool, text};
 
 /// A running mfa-portal; killed and reaped on drop.
 pub struct Portal {
@@ -51,16 +43,16 @@ impl Portal {
                 let mut c = Command::new("sh");
                 c.arg("-c")
                     .arg(format!("ulimit -Sn {n} && exec \"$0\" \"$@\""))
-                    .arg(mfa_e2e::bin("mfa-portal"));
+                    .arg(crate::bin("mfa-portal"));
                 c
             }
-            None => Command::new(mfa_e2e::bin("mfa-portal")),
+            None => Command::new(crate::bin("mfa-portal")),
         };
         cmd.arg("--config").arg(config);
         if let Some(d) = confdir {
             cmd.arg("--pam-confdir").arg(d);
         }
-        let (child, log) = mfa_e2e::spawn_logged(cmd);
+        let (child, log) = crate::spawn_logged(cmd);
         let start = Instant::now();
         while !log.lock().unwrap().contains("listening on") {
             assert!(

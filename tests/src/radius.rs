@@ -1,7 +1,7 @@
 //! Shared pieces of the RADIUS end-to-end tests: a throw-away site (config, store, PAM
 //! service) with a running `mfa-radiusd`, the real `radclient` as the gateway, `oathtool` for
 //! codes and the real `mfactl` for enrolment.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 /// The workspace-wide test helpers, shared with the other end-to-end tests (not every test
 /// file that includes this module uses every one).
 #[allow(unused_imports)]
-pub use mfa_e2e::{Site, bin, fresh_key, require_tool, text, totp, unique, wrong_code};
+pub use crate::{
+    Site, bin, free_udp_port, fresh_key, require_tool, text, totp, unique, wrong_code,
+};
 
 pub const SECRET: &str = "t3st-shared-secret";
 /// What the PAM service in the test confdir accepts as every user's password.
@@ -22,14 +24,6 @@ pub const PASSWORD: &str = "Corr3ct-horse";
 /// Untrusted and trusted end-user addresses as a VPN gateway reports them.
 pub const UNTRUSTED_CSI: &str = "198.51.100.7:1194";
 pub const TRUSTED_CSI: &str = "10.20.30.40:1194";
-
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running daemon; SIGTERM and reaped on drop, so no test leaves one behind.
 pub struct Daemon {
@@ -247,7 +241,7 @@ pub fn spawn_daemon(config: &Path, pam_confdir: Option<&Path>) -> Daemon {
     if let Some(p) = pam_confdir {
         cmd.arg("--pam-confdir").arg(p);
     }
-    let (child, log) = mfa_e2e::spawn_logged(cmd);
+    let (child, log) = crate::spawn_logged(cmd);
     Daemon { child, log }
 }
 

@@ -1,0 +1,41 @@
+//! The routes' handlers: each turns a request into core calls (off the async threads) and
+//! the answers into a view. One file per page: the invite link (`enrol`), "My account"
+//! (`account`, its sign-in in `sign_in`, "Replace key" in `replace`).
+
+pub mod account;
+pub mod enrol;
+pub mod replace;
+pub mod sign_in;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::Portal;
+use crate::client::Ctx;
+use crate::page;
+use crate::views;
+
+pub async fn style() -> Response {
+    let mut r = page::STYLE.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+pub async fn home(State(p): State<Arc<Portal>>, c: Ctx) -> Response {
+    views::home(&p, &c)
+}
+
+pub async fn not_found(State(p): State<Arc<Portal>>, c: Ctx) -> Response {
+    let t = c.lang.t();
+    p.msg(&c, StatusCode::NOT_FOUND, t.unknown_title, t.not_found, "/")
+}

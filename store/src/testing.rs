@@ -1,0 +1,132 @@
+//! A store that forwards every call to another, except where a test makes it misbehave: the
+//! one delegating fake the tests of the core and the daemon share, so a new method of the
+//! [`Store`] trait is forwarded in one place, not in every test that wraps an engine.
+
+use mfa_model::{AuditEvent, Invite, KeyId, UserName, UserRecord};
+
+use crate::{
+    AuditQuery, GroupCommit, NamesFn, ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
+};
+
+/// `inner`, with the faults a test asks for.
+pub struct Delegate {
+    inner: Box<dyn Store>,
+    group_commit: bool,
+    use_invite_fails: bool,
+}
+
+impl Delegate {
+    /// Forwards everything to `inner`.
+    pub fn new(inner: Box<dyn Store>) -> Self {
+        Self {
+            inner,
+            group_commit: true,
+            use_invite_fails: false,
+        }
+    }
+
+    /// Offers no group commit: an engine that has none.
+    pub fn without_group_commit(mut self) -> Self {
+        self.group_commit = false;
+        self
+    }
+
+    /// A separate "use the invite" write fails, as a crash right after another commit would
+    /// leave it ([`Store::use_invite`]; the invite used inside an enrolment's own transaction,
+    /// [`Store::transact_with_invite`], still works).
+    pub fn failing_use_invite(mut self) -> Self {
+        self.use_invite_fails = true;
+        self
+    }
+}
+
+impl Store for Delegate {
+    fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
+        self.inner.user(name)
+    }
+    fn each_user(&self, f: &mut UserFn<'_>) -> Result<(), StoreError> {
+        self.inner.each_user(f)
+    }
+    fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+        self.inner.transact_sorted(names, f)
+    }
+    fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.inner.append_audit(events)
+    }
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.audit(q)
+    }
+    fn prune_audit(&self, before: i64) -> Result<usize, StoreError> {
+        self.inner.prune_audit(before)
+    }
+    fn prune_unenrolled(&self, before: i64) -> Result<usize, StoreError> {
+        self.inner.prune_unenrolled(before)
+    }
+    fn group_commit(&self) -> Option<&dyn GroupCommit> {
+        self.inner.group_commit().filter(|_| self.group_commit)
+    }
+    fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
+        self.inner.store_key_id()
+    }
+    fn reseal(
+        &self,
+        expect: Option<KeyId>,
+        new: KeyId,
+        f: &mut ResealFn<'_>,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError> {
+        self.inner.reseal(expect, new, f, events)
+    }
+    fn names_checked(&self) -> Result<Option<String>, StoreError> {
+        self.inner.names_checked()
+    }
+    fn each_user_name(&self, f: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        self.inner.each_user_name(f)
+    }
+    fn names_with_key(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.names_with_key(key)
+    }
+    fn maintain_names(&self, f: &mut NamesFn<'_>) -> Result<(), StoreError> {
+        self.inner.maintain_names(f)
+    }
+    fn import_all(
+        &self,
+        users: &[UserRecord],
+        audit: &[AuditEvent],
+        facts: &StoreFacts,
+    ) -> Result<(), StoreError> {
+        self.inner.import_all(users, audit, facts)
+    }
+    fn put_invites(&self, invites: &[Invite], events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.inner.put_invites(invites, events)
+    }
+    fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
+        self.inner.invite(hash)
+    }
+    fn invites(&self) -> Result<Vec<Invite>, StoreError> {
+        self.inner.invites()
+    }
+    fn use_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        if self.use_invite_fails {
+            return Err(StoreError::Unsupported("write after the crash"));
+        }
+        self.inner.use_invite(hash, now, events)
+    }
+    fn transact_with_invite(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+        names: &[&UserName],
+        f: &mut TxFn<'_>,
+    ) -> Result<bool, StoreError> {
+        self.inner.transact_with_invite(hash, now, names, f)
+    }
+    fn transact(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+        self.inner.transact(names, f)
+    }
+}

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mfa_e2e::{avoid_step_boundary, bin_dir, require_tool};
+use mfa_e2e::{avoid_step_boundary, bin_dir, free_udp_port, require_tool};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -33,11 +33,7 @@ fn the_demo_runs_to_its_end_unattended() {
     )
     .unwrap();
     // A port of our own, so two runs of the suite on one machine do not meet.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_udp_port();
     let example = std::fs::read_to_string(top.join("examples/mfa.toml")).unwrap();
     assert!(example.contains("\"127.0.0.1:18120\""), "{example}");
     std::fs::write(

@@ -21,13 +21,15 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mfa_e2e::pam::{CODE_PROMPT, require_root};
-use mfa_e2e::{bin_dir, fresh_key, require_tool, text, totp, wrong_code};
+use mfa_e2e::{
+    bin_dir, free_tcp_port, free_udp_port, fresh_key, require_tool, text, totp, wrong_code,
+};
 
 const SUITE: &str = "bookworm";
 /// What the chroot holds besides minbase: the services the test logs in through, systemd to
@@ -37,22 +39,6 @@ const PASSWORD: &str = "Chroot-pw-7351";
 
 fn mirror() -> String {
     std::env::var("MFA_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into())
-}
-
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The chroot's tarball, made once by debootstrap and kept under target/ (per suite, package
@@ -536,7 +522,7 @@ fn the_package_in_a_clean_debian_12_pam_stacks_and_units() {
     );
 
     // sshd as the admin sets it up (README): keyboard-interactive through PAM.
-    let ssh_port = free_tcp();
+    let ssh_port = free_tcp_port();
     std::fs::write(
         chroot.path("/etc/ssh/sshd_config.d/mfa.conf"),
         format!(
@@ -553,8 +539,8 @@ fn the_package_in_a_clean_debian_12_pam_stacks_and_units() {
 
     // The daemon and the portal: one RADIUS client (this machine) in append mode with the
     // password through PAM (the shipped /etc/pam.d/mfa-radius), the portal on loopback.
-    let radius_port = free_udp();
-    let portal_port = free_tcp();
+    let radius_port = free_udp_port();
+    let portal_port = free_tcp_port();
     let secret = "chroot-radius-secret-0123456789";
     let conf_path = chroot.path("/etc/mfa/mfa.toml");
     let conf = std::fs::read_to_string(&conf_path).unwrap();

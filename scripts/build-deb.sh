@@ -10,6 +10,9 @@
 #   --no-build   do not run cargo; package what is already built for that profile.
 #   --out DIR    where the .deb goes (default target/debian). Its path is printed last.
 #
+#   DEBFULLNAME, DEBEMAIL   the Maintainer (as dch reads them). Unset: a placeholder, with a
+#                           warning: set them for a package you distribute.
+#
 # Why dpkg-deb and not the cargo deb plugin: the cargo deb plugin is not a Debian package, and installing it
 # from crates.io means a ~6-minute release build on the CI machine (measured: 5m48s on two
 # cores) before every fresh run; dpkg-deb and dpkg-shlibdeps come with dpkg-dev, which
@@ -28,7 +31,7 @@ while [ $# -gt 0 ]; do
         --no-build) build=0 ;;
         --out) out=$2; shift ;;
         --out=*) out=${1#--out=} ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "build-deb.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -52,6 +55,13 @@ done
 module=$(ls -t "$bin/libpam_mfa.so" "$bin/deps/libpam_mfa.so" 2>/dev/null | head -n 1)
 [ -n "$module" ] || { echo "build-deb.sh: libpam_mfa.so is not built in $bin" >&2; exit 2; }
 
+# The Maintainer: whoever builds a package to distribute sets it (docs/PACKAGING.md).
+if [ -n "${DEBEMAIL:-}" ]; then
+    maintainer="${DEBFULLNAME:-${DEBEMAIL%%@*}} <$DEBEMAIL>"
+else
+    maintainer="MFA maintainers <mfa@example.org>"
+    echo "build-deb.sh: warning: Maintainer is the placeholder $maintainer; set DEBEMAIL (and DEBFULLNAME) for a package you distribute" >&2
+fi
 arch=$(dpkg --print-architecture)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 version=$("$bin/mfactl" --version | awk '{print $2}')
@@ -68,6 +78,7 @@ d DEBIAN
 d "usr/lib/$multiarch/security"
 d usr/sbin
 d etc/mfa
+d etc/pam.d
 d lib/systemd/system
 d usr/share/pam-configs
 d usr/share/man/man5
@@ -89,6 +100,9 @@ strip_to 0755 "$bin/mfa-portal" "$root/usr/sbin/mfa-portal"
 install -m 0640 "$src/mfa.toml" "$root/etc/mfa/mfa.toml"
 install -m 0644 "$src/mfa-radiusd.service" "$src/mfa-portal.service" "$root/lib/systemd/system/"
 install -m 0644 "$src/pam-configs/mfa" "$root/usr/share/pam-configs/mfa"
+# The PAM services of the daemon's first factor and the portal's sign-in (conffiles): without
+# them PAM falls back to /etc/pam.d/other.
+install -m 0644 "$src/pam.d/mfa-radius" "$src/pam.d/mfa-portal" "$root/etc/pam.d/"
 
 # Man pages: mfactl's from its clap definitions, the rest written by hand.
 "$root/usr/sbin/mfactl" generate-man "$root/usr/share/man/man8"
@@ -104,15 +118,17 @@ find "$root/usr/share/man" -type f -exec gzip -9n {} +
 
 # Docs and examples.
 doc="$root/usr/share/doc/mfa"
-install -m 0644 README.md docs/CONFIG.md docs/PAM.md docs/RADIUS.md docs/PACKAGING.md "$doc/"
+install -m 0644 README.md docs/CONFIG.md docs/PAM.md docs/RADIUS.md docs/PACKAGING.md docs/OPERATIONS.md "$doc/"
 install -m 0644 "$src/copyright" "$doc/copyright"
-install -m 0644 examples/mfa.toml "$doc/examples/"
+# The production example (the repository's examples/mfa.toml is the demo's, with a store
+# under ../demo and an inline secret).
+install -m 0644 "$src/mfa.example.toml" "$doc/examples/mfa.toml"
 install -m 0644 examples/pam.d/* "$doc/examples/pam.d/"
 install -m 0644 examples/sshd_config.d/* "$doc/examples/sshd_config.d/"
 {
     printf 'mfa (%s) unstable; urgency=medium\n\n' "$version"
     printf '  * Upstream release %s; see the upstream history.\n\n' "$version"
-    printf ' -- MFA maintainers <mfa@example.org>  %s\n' "$(date -u -R -d "@$SOURCE_DATE_EPOCH")"
+    printf ' -- %s  %s\n' "$maintainer" "$(date -u -R -d "@$SOURCE_DATE_EPOCH")"
 } > "$doc/changelog"
 # As dh_compress: the changelog and documents over 4 KiB (not the copyright).
 gzip -9n "$doc/changelog"
@@ -122,8 +138,10 @@ install -d -m 0755 "$root/usr/share/lintian/overrides"
 install -m 0644 "$src/lintian-overrides" "$root/usr/share/lintian/overrides/mfa"
 
 # Maintainer scripts and control files.
-install -m 0755 "$src/postinst" "$src/prerm" "$src/postrm" "$root/DEBIAN/"
-echo /etc/mfa/mfa.toml > "$root/DEBIAN/conffiles"
+install -m 0755 "$src/postinst" "$src/prerm" "$src/postrm" "$src/config" "$root/DEBIAN/"
+# The debconf question of postrm purge (keep the store?), asked by config.
+install -m 0644 "$src/templates" "$root/DEBIAN/templates"
+printf '%s\n' /etc/mfa/mfa.toml /etc/pam.d/mfa-portal /etc/pam.d/mfa-radius > "$root/DEBIAN/conffiles"
 chmod 0644 "$root/DEBIAN/conffiles"
 
 # Depends: what the binaries link against (dpkg-shlibdeps wants a debian/control to sit in).
@@ -132,13 +150,13 @@ printf 'Source: mfa\n\nPackage: mfa\nArchitecture: any\n' > "$work/src/debian/co
 shlibs=$(cd "$work/src" && dpkg-shlibdeps -O -e"$root/usr/sbin/mfactl" -e"$root/usr/sbin/mfa-radiusd" -e"$root/usr/sbin/mfa-portal" \
     -e"$root/usr/lib/$multiarch/security/pam_mfa.so" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 case "$shlibs" in *libpam0g*) ;; *) shlibs="${shlibs:+$shlibs, }libpam0g" ;; esac
-depends="$shlibs, libpam-runtime (>= 1.0.1-6)"
+depends="$shlibs, libpam-runtime (>= 1.0.1-6), debconf (>= 0.5) | debconf-2.0"
 
 (cd "$root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/md5sums"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" -e "s/@DEPENDS@/$depends/" \
-    "$src/control.in" > "$root/DEBIAN/control"
+    -e "s|@MAINTAINER@|$maintainer|" "$src/control.in" > "$root/DEBIAN/control"
 
 # Timestamps for a reproducible archive.
 find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

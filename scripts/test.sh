@@ -4,7 +4,9 @@
 # radclient (freeradius-utils), FreeRADIUS, pamtester, sshd and ssh, expect, PAM headers, zbar (QR decoding),
 # radsecproxy and openssl (the RadSec test's proxy and certificates); lintian, systemd
 # (systemd-analyze), man-db, dpkg-dev and binutils for the package test (scripts/build-deb.sh,
-# dpkg -i, man -w, systemd-analyze verify/security, pam-auth-update).
+# dpkg -i, man -w, systemd-analyze verify/security, pam-auth-update); debootstrap for the
+# package in a clean Debian 12 chroot (tests/package_chroot.rs: fetches from the Debian mirror
+# on its first run, MFA_DEBIAN_MIRROR to choose one, then keeps a tarball under target/).
 # PostgreSQL (the tests make throw-away clusters with initdb and pg_ctl as the postgres user).
 # chromium and npm (the portal's Playwright tests).
 set -euo pipefail
@@ -14,7 +16,7 @@ PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradi
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
       libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin
       radsecproxy openssl postgresql chromium
-      lintian systemd man-db dpkg-dev binutils libpam-runtime)
+      lintian systemd man-db dpkg-dev binutils libpam-runtime debootstrap)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()

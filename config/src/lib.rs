@@ -7,6 +7,7 @@
 mod edit;
 mod error;
 pub mod files;
+mod lenient;
 mod locate;
 mod schema;
 mod secret_file;
@@ -25,7 +26,6 @@ pub use values::{
     format_utc,
 };
 
-use locate::{key_at, line_of};
 pub use validate::{check_store_url, radsec_file_help};
 use validate::{k, validate};
 
@@ -128,21 +128,22 @@ fn line_of_bytes(b: &[u8], off: usize) -> usize {
 /// Parses and validates configuration text; `path` names it in errors and anchors relative
 /// store paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let mut cfg: Config = toml::from_str(text).map_err(|e| {
-        let (line, key) = match e.span() {
-            Some(span) => match key_at(text, span.start, e.message()) {
-                Some((key, line)) => (Some(line), Some(key)),
-                None => (Some(line_of(text, span.start)), None),
-            },
-            None => (None, None),
-        };
-        ConfigError::single(Problem {
-            file: path.into(),
-            line,
-            key,
-            message: e.message().trim().to_string(),
+    // Every type and format error at once; the cross-field checks below then run on the
+    // tables that had none (a default in place of a bad value would only mislead them).
+    let typed = lenient::deserialize(text, path);
+    let Some(mut cfg) = typed.config else {
+        return Err(ConfigError {
+            problems: typed.problems,
+        });
+    };
+    let bad_tables: Vec<&str> = typed
+        .removed
+        .iter()
+        .filter_map(|p| match p.first() {
+            Some(Seg::Key(k)) => Some(k.as_str()),
+            _ => None,
         })
-    })?;
+        .collect();
     cfg.source = path.to_path_buf();
     // Relative paths are taken from the config file's directory, so a checkout's example
     // config works from anywhere.
@@ -188,7 +189,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             *f = base.join(&*f);
         }
     }
-    let problems = validate(&cfg, text);
+    let mut problems = typed.problems;
+    let in_bad_table = |key: &str| {
+        let table = key.split(['.', '[']).next().unwrap_or(key);
+        bad_tables.contains(&table)
+    };
+    problems.extend(
+        validate(&cfg, text)
+            .into_iter()
+            .filter(|p| !p.key.as_deref().is_some_and(in_bad_table)),
+    );
     if problems.is_empty() {
         Ok(cfg)
     } else {

@@ -103,11 +103,12 @@ pub fn line_of_path(text: &str, path: &[Seg]) -> Option<usize> {
     node.span().or(best).map(|s| line_of(text, s.start))
 }
 
-/// The dotted key whose key or value covers `offset`: what a parse error is about.
+/// The key path whose key or value covers `offset`, and its line: what a parse error is
+/// about.
 ///
 /// Errors inside an array are reported by toml at the array; `message` (which quotes the bad
 /// value) picks the element, so the line is the element's.
-pub fn key_at(text: &str, offset: usize, message: &str) -> Option<(String, usize)> {
+pub fn segs_at(text: &str, offset: usize, message: &str) -> Option<(Vec<Seg>, usize)> {
     let doc = Document::parse(text).ok()?;
     let mut path = Vec::new();
     if !find(doc.as_item(), offset, &mut path) {
@@ -126,7 +127,7 @@ pub fn key_at(text: &str, offset: usize, message: &str) -> Option<(String, usize
             line = v.span().map_or(line, |s| line_of(text, s.start));
         }
     }
-    Some((path_string(&path), line))
+    Some((path, line))
 }
 
 fn walk<'a>(doc: &'a Document<&str>, path: &[Seg]) -> Option<Node<'a>> {
@@ -141,12 +142,16 @@ fn find(item: &Item, offset: usize, path: &mut Vec<Seg>) -> bool {
     if let Some(aot) = item.as_array_of_tables() {
         for (i, t) in aot.iter().enumerate() {
             path.push(Seg::Index(i));
-            if find_in_table(t, offset, path) {
+            // A key of the table, or the table itself (its header: "missing field").
+            if find_in_table(t, offset, path) || t.span().is_some_and(|s| s.contains(&offset)) {
                 return true;
             }
             path.pop();
         }
         return false;
+    }
+    if let Some(t) = item.as_table() {
+        return find_in_table(t, offset, path) || t.span().is_some_and(|s| s.contains(&offset));
     }
     if let Some(arr) = item.as_array() {
         if let Some(i) = arr
@@ -201,6 +206,10 @@ mod tests {
             line_of_path(T, &[k("policy"), k("trusted_networks"), Seg::Index(1)]),
             Some(15)
         );
+    }
+
+    fn key_at(text: &str, offset: usize, message: &str) -> Option<(String, usize)> {
+        segs_at(text, offset, message).map(|(path, line)| (path_string(&path), line))
     }
 
     #[test]

@@ -119,7 +119,8 @@ impl Admin<'_> {
         Ok(expires)
     }
 
-    /// Ends the user's remembered networks, or only `ip`'s; returns how many were current.
+    /// Ends the user's remembered networks, or only `ip`'s; returns how many were in force
+    /// ([`mfa_model::UserRecord::unlock_in_force`], what `mfactl unlocks` lists).
     pub fn revoke_networks(
         &self,
         user: &UserName,
@@ -127,16 +128,22 @@ impl Admin<'_> {
         now: i64,
     ) -> Result<usize, CoreError> {
         let ip = ip.map(|i| i.to_string());
+        let remember = self.core.config.policy.remember.secs_i64();
         let mut n = 0;
         self.core.store.transact(&[user], &mut |recs| {
             let rec = existing(recs, user)?;
             let before = rec.unlocks.len();
-            let current = |u: &mfa_model::Unlock| now < u.expires;
+            // Counted as `mfactl unlocks` lists them: only unlocks that still let a login
+            // in. Rows that no longer do (expired, outlived `[policy] remember`, from before
+            // a key change) are dropped too, without counting as revoked.
             n = rec
                 .unlocks
                 .iter()
-                .filter(|u| current(u) && ip.as_deref().is_none_or(|i| u.ip == i))
+                .filter(|u| {
+                    rec.unlock_in_force(u, now, remember) && ip.as_deref().is_none_or(|i| u.ip == i)
+                })
                 .count();
+            let current = |u: &mfa_model::Unlock| now < u.expires;
             rec.unlocks
                 .retain(|u| ip.as_deref().is_some_and(|i| u.ip != i) && current(u));
             let mut ev = self.event(now, user, Action::Remember, ReasonCode::NetworkRevoked);

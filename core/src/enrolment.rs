@@ -97,14 +97,57 @@ fn code(uri: &str) -> Result<QrCode, String> {
 
 /// The QR code in Unicode half blocks, light modules drawn so it scans from a dark terminal.
 pub fn qr_terminal(uri: &str) -> Result<Zeroizing<String>, String> {
+    qr_terminal_as(uri, TerminalQr::DarkBackground)
+}
+
+/// How a QR code in half blocks is meant to be seen. A terminal draws the characters in its
+/// text colour, so plain half blocks scan only on the background they were drawn for: light
+/// modules drawn read on a dark background (and come out inverted, which scanners refuse,
+/// on a light one), and the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminalQr {
+    /// Its own colours: black modules on a white field, set with 256-colour escapes (palette
+    /// entries 16 and 231, which terminal themes leave as pure black and white), so it scans
+    /// whatever the terminal's background. Each line resets the colours at its end.
+    Colours,
+    /// Plain characters for light text on a dark background: light modules drawn.
+    DarkBackground,
+    /// Plain characters for dark text on a light background (or paper): dark modules drawn.
+    LightBackground,
+}
+
+/// Foreground black (16), background white (231), from the 256-colour palette.
+const QR_COLOURS: &str = "\x1b[38;5;16;48;5;231m";
+const RESET: &str = "\x1b[0m";
+
+/// The QR code in Unicode half blocks for `style`.
+pub fn qr_terminal_as(uri: &str, style: TerminalQr) -> Result<Zeroizing<String>, String> {
     let c = code(uri)?;
-    Ok(Zeroizing::new(
-        c.render::<unicode::Dense1x2>()
-            .dark_color(unicode::Dense1x2::Light)
-            .light_color(unicode::Dense1x2::Dark)
-            .quiet_zone(true)
-            .build(),
-    ))
+    let mut r = c.render::<unicode::Dense1x2>();
+    r.quiet_zone(true);
+    if style == TerminalQr::DarkBackground {
+        r.dark_color(unicode::Dense1x2::Light)
+            .light_color(unicode::Dense1x2::Dark);
+    }
+    let plain = r.build();
+    if style != TerminalQr::Colours {
+        return Ok(Zeroizing::new(plain));
+    }
+    let plain = Zeroizing::new(plain);
+    // Sized once, so no growth leaves a copy of the code (it holds the key) behind.
+    let lines = plain.lines().count();
+    let mut out = Zeroizing::new(String::with_capacity(
+        plain.len() + lines * (QR_COLOURS.len() + RESET.len()),
+    ));
+    for (i, line) in plain.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(QR_COLOURS);
+        out.push_str(line);
+        out.push_str(RESET);
+    }
+    Ok(out)
 }
 
 /// The QR code as an SVG document.
@@ -650,6 +693,12 @@ mod tests {
             "otpauth://totp/Example%20Corp:alice%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=Example%20Corp&algorithm=SHA1&digits=6&period=30"
         );
         assert!(qr_terminal(&u).unwrap().contains('█'));
+        let coloured = qr_terminal_as(&u, TerminalQr::Colours).unwrap();
+        assert!(
+            coloured
+                .lines()
+                .all(|l| l.starts_with(QR_COLOURS) && l.ends_with(RESET))
+        );
         assert!(qr_svg(&u).unwrap().starts_with("<?xml"));
         assert_eq!(&qr_png(&u).unwrap()[1..4], b"PNG");
     }

@@ -129,6 +129,10 @@ impl Invites<'_> {
 
     /// A new invite for `user` (who needs no record yet), valid `valid_secs`. Returns the
     /// token for the link; it is shown once and never stored. Audited without the token.
+    ///
+    /// Refused for a user who is enrolled: the link would only say "already linked" (the
+    /// portal never replaces a key through an invite), so the administrator hears it now
+    /// rather than the user later. [`Invites::issue_replacing`] removes the key first.
     pub fn issue(
         &self,
         user: &UserName,
@@ -136,6 +140,40 @@ impl Invites<'_> {
         now: i64,
     ) -> Result<Zeroizing<String>, CoreError> {
         valid_for(valid_secs)?;
+        if self.core.store.user(user)?.is_some_and(|r| r.enrolled()) {
+            return Err(CoreError::Refused(Refusal::AlreadyEnrolled {
+                user: user.clone(),
+                origin: None,
+            }));
+        }
+        self.put_new(user, valid_secs, now)
+    }
+
+    /// `issue` for a user who may be enrolled: the current key is removed first (as
+    /// `Admin::unlink`, audited as such), so the user has no key until the link is used.
+    /// Says whether a key was removed.
+    pub fn issue_replacing(
+        &self,
+        user: &UserName,
+        valid_secs: i64,
+        now: i64,
+    ) -> Result<(Zeroizing<String>, bool), CoreError> {
+        // Refused before anything changes: a bad validity must not cost the user the key.
+        valid_for(valid_secs)?;
+        let enrolled = self.core.store.user(user)?.is_some_and(|r| r.enrolled());
+        if enrolled {
+            self.core.admin(self.actor).unlink(user, now)?;
+        }
+        Ok((self.put_new(user, valid_secs, now)?, enrolled))
+    }
+
+    /// Stores a new invite (its validity checked by the caller).
+    fn put_new(
+        &self,
+        user: &UserName,
+        valid_secs: i64,
+        now: i64,
+    ) -> Result<Zeroizing<String>, CoreError> {
         let (token, inv) = new_invite(user, now, valid_secs)?;
         let ev = self.event(
             now,

@@ -18,6 +18,12 @@ use crate::{Fail, Result, TrustedAction, UsersAction, user_name};
 /// The actor mfactl's admin operations are audited as.
 pub const ACTOR: &str = "mfactl";
 
+/// After an edit of the configuration file: who reads it when. The PAM module reads the
+/// file at every login; the two daemons read it at start (mfa-radiusd also at SIGHUP).
+pub const RELOAD_HINT: &str = "The PAM module uses the change from the next login. A running \
+mfa-radiusd uses it after `systemctl reload mfa-radiusd` (SIGHUP), a running mfa-portal after \
+`systemctl restart mfa-portal`.";
+
 pub fn load_config(path: &Path) -> Result<Config> {
     mfa_config::load(path).map_err(|e| Fail::Error(format!("invalid configuration:\n{e}")))
 }
@@ -452,6 +458,7 @@ pub fn trusted(cfg: &Path, action: TrustedAction) -> Result<ExitCode> {
             let c = parse_cidr(&cidr)?;
             edit_trusted_networks(cfg, TrustedEdit::Add(c)).map_err(err)?;
             println!("Added {c} to the trusted networks in {}.", cfg.display());
+            eprintln!("{RELOAD_HINT}");
         }
         TrustedAction::Remove { cidr } => {
             let c = parse_cidr(&cidr)?;
@@ -460,6 +467,7 @@ pub fn trusted(cfg: &Path, action: TrustedAction) -> Result<ExitCode> {
                 "Removed {c} from the trusted networks in {}.",
                 cfg.display()
             );
+            eprintln!("{RELOAD_HINT}");
         }
         TrustedAction::Test { ip } => {
             let c = load_config(cfg)?;

@@ -1,17 +1,17 @@
 //! `mfactl enroll`: the one place an administrator sees a user's key.
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use mfa_core::enrolment::{APPS, Sheet, qr_png, qr_svg};
+use mfa_core::enrolment::{APPS, Sheet, TerminalQr, qr_png, qr_svg, qr_terminal_as};
 use mfa_core::login::now;
 use mfa_core::{CoreError, OpenMode, Refusal, TotpSecret};
 
 use crate::admin::{ACTOR, open, read_line};
-use crate::{Fail, Result, user_name};
+use crate::{Fail, QrStyle, Result, user_name};
 
 /// Confirmation attempts before giving up.
 const TRIES: usize = 3;
@@ -43,15 +43,43 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Fail::Error(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Where and how `enroll` shows the QR code besides the text.
+pub struct Files<'a> {
+    pub png: Option<&'a Path>,
+    pub svg: Option<&'a Path>,
+    pub style: QrStyle,
+}
+
+/// `--qr auto`: the code's own colours where a terminal shows them, plain characters for
+/// the dark background most terminals have where the output goes elsewhere (a file, a
+/// pager), or where the user asked for no colours (NO_COLOR, TERM=dumb).
+fn terminal_style(style: QrStyle) -> TerminalQr {
+    match style {
+        QrStyle::Color => TerminalQr::Colours,
+        QrStyle::Dark => TerminalQr::DarkBackground,
+        QrStyle::Light => TerminalQr::LightBackground,
+        QrStyle::Auto => {
+            let colours = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb");
+            if colours {
+                TerminalQr::Colours
+            } else {
+                TerminalQr::DarkBackground
+            }
+        }
+    }
+}
+
 pub fn enroll(
     cfg: &Path,
     user: &str,
     secret: Option<&str>,
     no_confirm: bool,
-    png: Option<&Path>,
-    svg: Option<&Path>,
+    files: Files<'_>,
     replace: bool,
 ) -> Result<ExitCode> {
+    let Files { png, svg, style } = files;
     let a = open(cfg, OpenMode::Create)?;
     let name = user_name(&a, user)?;
     let enrolment = a.enrolment();
@@ -74,7 +102,7 @@ pub fn enroll(
     let uri = &sheet.uri;
 
     println!("Enrolling {name} ({}).\n", c.totp.issuer);
-    if let Some(qr) = &sheet.qr {
+    if let Ok(qr) = qr_terminal_as(uri, terminal_style(style)) {
         println!("{}", qr.as_str());
     }
     println!("Scan the QR code with {APPS};");

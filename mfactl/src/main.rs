@@ -7,6 +7,7 @@ mod admin;
 mod enroll;
 mod golive;
 mod import;
+mod manual;
 mod migrate;
 mod portal;
 mod report;
@@ -70,6 +71,15 @@ pub enum Format {
     Json,
 }
 
+/// `mfactl enroll --qr`: how the terminal QR code is drawn.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum QrStyle {
+    Auto,
+    Color,
+    Dark,
+    Light,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create the store (file 0600, directory 0700) and its key file (`[store] key_file`,
@@ -82,6 +92,8 @@ pub enum Command {
     Rekey,
     /// Enrol a user: new key, QR code, manual key, confirmation with a current code.
     Enroll {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`: `CONTOSO\alice` is `alice` where listed).
         user: String,
         /// Import an existing base32 key instead of generating one.
         #[arg(long, value_name = "BASE32")]
@@ -98,14 +110,31 @@ pub enum Command {
         /// Replace the key of a user who is already enrolled.
         #[arg(long)]
         replace: bool,
+        /// How the QR code is drawn in the terminal. `auto` (the default): `color` when
+        /// standard output is a terminal (unless NO_COLOR is set or TERM=dumb), else `dark`.
+        /// `color`: black on white in the code's own colours, so it scans on a dark and on
+        /// a light background alike. `dark`: plain characters for a dark background (light
+        /// text). `light`: plain characters for a light background (dark text) or paper.
+        #[arg(long, value_enum, default_value = "auto", value_name = "STYLE")]
+        qr: QrStyle,
     },
     /// Remove a user's key (lost phone, or before re-enrolling). History stays.
-    Unlink { user: String },
+    Unlink {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`: `CONTOSO\alice` is `alice` where listed).
+        user: String,
+    },
     /// Clear a lockout after too many wrong codes.
-    Unlock { user: String },
+    Unlock {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`: `CONTOSO\alice` is `alice` where listed).
+        user: String,
+    },
     /// Run the full policy for a login exactly as the PAM module and the daemon would. The
     /// user must be known to the system (NSS) or held in the store, unless --force.
     Auth {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`: `CONTOSO\alice` is `alice` where listed).
         user: String,
         /// The client's IP address (an IPv4 or IPv6 literal); without it, a local login.
         #[arg(long)]
@@ -125,6 +154,7 @@ pub enum Command {
     },
     /// Roll-out report: who is enrolled, logins, failures, locks, go-live.
     Report {
+        /// `table` (for reading), `csv` (a spreadsheet) or `json` (a program).
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -147,7 +177,9 @@ pub enum Command {
     /// Enrol many users at once from a CSV of `user,base32-secret` lines or from
     /// google-authenticator files; all or nothing.
     Import {
-        #[arg(required = true)]
+        /// CSV files of `user,base32-secret` lines, or google-authenticator files
+        /// (`~/.google_authenticator`).
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
         /// The user a single google-authenticator file belongs to (default: the file's owner).
         #[arg(long)]
@@ -159,6 +191,8 @@ pub enum Command {
     /// Issue a one-time temporary access code for a user without the phone. The user must be
     /// known to the system (NSS) or held in the store, unless --force.
     TempAccess {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`: `CONTOSO\alice` is `alice` where listed).
         user: String,
         /// Issue it for a name the system does not know and the store does not hold.
         #[arg(long)]
@@ -176,10 +210,13 @@ pub enum Command {
     /// Print a new set of one-time backup codes (the old set stops working). The user must be
     /// known to the system (NSS) or held in the store, unless --force, and enrolled.
     BackupCodes {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`: `CONTOSO\alice` is `alice` where listed).
         user: String,
         /// Skip the check that the system knows the name or the store holds it.
         #[arg(long)]
         force: bool,
+        /// How many codes.
         #[arg(long, default_value_t = mfa_core::BACKUP_CODES_DEFAULT,
               value_parser = clap::value_parser!(u32).range(
                   i64::from(*mfa_core::BACKUP_CODES.start())..=i64::from(*mfa_core::BACKUP_CODES.end())))]
@@ -187,10 +224,12 @@ pub enum Command {
     },
     /// Show the audit trail.
     Log {
+        /// Only this user's events (default: every user's).
         user: Option<String>,
         /// Only events newer than this (e.g. 1h, 7d).
         #[arg(long)]
         since: Option<Span>,
+        /// `table` (for reading), `csv` (a spreadsheet) or `json` (a program).
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -221,27 +260,48 @@ pub enum Command {
     },
     /// Print the shell completion script for bash, zsh or fish, e.g.
     /// `source <(mfactl completion bash)`.
-    Completion { shell: clap_complete::Shell },
+    Completion {
+        /// The shell the script is for.
+        shell: clap_complete::Shell,
+    },
     /// Write the man page mfactl.8 into DIR (the package build runs this).
     #[command(hide = true)]
-    GenerateMan { dir: PathBuf },
+    GenerateMan {
+        /// The directory the pages are written into.
+        dir: PathBuf,
+    },
     /// Print a one-time enrolment link for the portal (`[portal] public_url`), as the first
     /// URL of the output; the user needs no record yet. `--unenrolled`: one link for every
-    /// stored user who is not enrolled (`--format csv` for a mail merge).
+    /// stored user who is not enrolled (`--format csv` for a mail merge). A user who is
+    /// enrolled already is refused (the link would only say "already linked") unless
+    /// `--replace`.
     Invite {
-        #[arg(required_unless_present = "unenrolled", conflicts_with = "unenrolled")]
+        /// The user the link enrols (a name the system or the directory knows).
+        #[arg(
+            value_name = "USER",
+            required_unless_present = "unenrolled",
+            conflicts_with = "unenrolled"
+        )]
         user: Option<String>,
+        /// One link for every stored user who is not enrolled.
         #[arg(long)]
         unenrolled: bool,
         /// How long the link stays valid (default `[portal] invite_valid`).
         #[arg(long)]
         valid: Option<Span>,
+        /// `table` (the link first on each line), `csv` (user,link,expires) or `json` (an
+        /// array of {user, link, expires}).
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// For a user who is enrolled: remove the current key now (as `mfactl unlink`) and
+        /// issue the link; until it is used the user has no key.
+        #[arg(long, conflicts_with = "unenrolled")]
+        replace: bool,
     },
     /// List the addresses users unlocked on the portal (remembered networks), or revoke them.
     #[command(args_conflicts_with_subcommands = true)]
     Unlocks {
+        /// Only this user's remembered addresses (default: every user's).
         user: Option<String>,
         #[command(subcommand)]
         action: Option<UnlocksAction>,
@@ -251,16 +311,30 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum UnlocksAction {
     /// End the user's remembered addresses, or only IP.
-    Revoke { user: String, ip: Option<String> },
+    Revoke {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`: `CONTOSO\alice` is `alice` where listed).
+        user: String,
+        /// Only this address (default: every address the user unlocked).
+        ip: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum UsersAction {
     /// Merge the record FROM into INTO: INTO's key, one-time codes and counters are kept,
     /// under INTO's canonical name; FROM's record is removed. The audit trail of both stays.
-    Merge { from: String, into: String },
+    Merge {
+        /// The stored name whose record goes.
+        from: String,
+        /// The stored name whose record (and key) stays.
+        into: String,
+    },
     /// Remove a user's record and one-time codes. The audit trail stays.
-    Remove { name: String },
+    Remove {
+        /// The name as stored (as `mfactl config check` prints it).
+        name: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -268,11 +342,20 @@ pub enum TrustedAction {
     /// List the trusted networks.
     List,
     /// Add a network (an address or a CIDR) to `[policy] trusted_networks`.
-    Add { cidr: String },
+    Add {
+        /// An IPv4 or IPv6 address or CIDR, e.g. 10.0.0.0/8 or 2001:db8:10::/48.
+        cidr: String,
+    },
     /// Remove a network from `[policy] trusted_networks`.
-    Remove { cidr: String },
+    Remove {
+        /// A network as listed by `mfactl trusted list`.
+        cidr: String,
+    },
     /// Exit 0 if the address is trusted, 1 if not.
-    Test { ip: String },
+    Test {
+        /// An IPv4 or IPv6 address.
+        ip: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -281,7 +364,10 @@ pub enum GoLiveAction {
     Show,
     /// Set the go-live: a date (2027-03-01, midnight UTC) or a date-time
     /// (2027-03-01T08:00:00Z); `never` is the same as `clear`.
-    Set { date: String },
+    Set {
+        /// A date (2027-03-01), a date-time (2027-03-01T08:00:00Z) or `never`.
+        date: String,
+    },
     /// Clear the go-live: `enforce_from = "never"`, the roll-out not scheduled (users who
     /// are not enrolled are let in; enrolled users still need their code).
     Clear,
@@ -308,31 +394,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// mfactl(8) and a page per command (mfactl-init(8), ...) from the clap definitions, so the
-/// pages list exactly the commands and options this binary has.
-fn generate_man(dir: &std::path::Path) -> Result<ExitCode> {
-    fn pages(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<()> {
-        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
-            pages(sub, dir)?;
-        }
-        clap_mangen::Man::new(cmd)
-            .section("8")
-            .manual("System Administration")
-            .source(format!("mfactl {}", env!("CARGO_PKG_VERSION")))
-            .generate_to(dir)
-            .map(|_| ())
-    }
-    let mut cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
-    cmd.build();
-    pages(cmd, dir).map_err(|e| {
-        Fail::Error(format!(
-            "cannot write the man pages into {}: {e}",
-            dir.display()
-        ))
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
 fn run(cli: Cli) -> Result<ExitCode> {
     let cfg = &cli.config;
     match cli.command {
@@ -345,13 +406,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             qr_png,
             qr_svg,
             replace,
+            qr,
         } => enroll::enroll(
             cfg,
             &user,
             secret.as_deref(),
             no_confirm,
-            qr_png.as_deref(),
-            qr_svg.as_deref(),
+            enroll::Files {
+                png: qr_png.as_deref(),
+                svg: qr_svg.as_deref(),
+                style: qr,
+            },
             replace,
         ),
         Command::Unlink { user } => admin::unlink(cfg, &user),
@@ -402,13 +467,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "mfactl", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::GenerateMan { dir } => generate_man(&dir),
+        Command::GenerateMan { dir } => manual::generate_man(&dir),
         Command::Invite {
             user,
             unenrolled,
             valid,
             format,
-        } => portal::invite(cfg, user.as_deref(), unenrolled, valid, format),
+            replace,
+        } => portal::invite(cfg, user.as_deref(), unenrolled, valid, format, replace),
         Command::Unlocks { user, action } => portal::unlocks(cfg, user.as_deref(), action),
     }
 }

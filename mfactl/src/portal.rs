@@ -17,12 +17,60 @@ fn link(base: &str, token: &str) -> String {
     format!("{base}/enrol/{token}")
 }
 
+/// The links an `invite` made, printed in the format asked for: the table (the link first
+/// on each line, so `| head -1` gives it), CSV for a mail merge, or JSON.
+fn print_links(
+    base: &str,
+    made: &[(mfa_core::UserName, zeroize::Zeroizing<String>)],
+    expires: i64,
+    format: Format,
+) -> Result<()> {
+    let until = format_utc(expires);
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let row = |w: &mut csv::Writer<_>, r: [&str; 3]| {
+                w.write_record(r)
+                    .map_err(|e| Fail::Error(format!("cannot write CSV: {e}")))
+            };
+            row(&mut w, ["user", "link", "expires"])?;
+            for (n, tok) in made {
+                row(&mut w, [n.as_str(), &link(base, tok), &until])?;
+            }
+            w.flush()
+                .map_err(|e| Fail::Error(format!("cannot write CSV: {e}")))?;
+        }
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = made
+                .iter()
+                .map(|(n, tok)| {
+                    serde_json::json!({
+                        "user": n.as_str(),
+                        "link": link(base, tok),
+                        "expires": until,
+                    })
+                })
+                .collect();
+            let doc = serde_json::to_string_pretty(&rows)
+                .map_err(|e| Fail::Error(format!("cannot write JSON: {e}")))?;
+            println!("{doc}");
+        }
+        Format::Table => {
+            for (n, tok) in made {
+                println!("{}  {}", link(base, tok), visible(n.as_str()));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn invite(
     cfg: &Path,
     user: Option<&str>,
     unenrolled: bool,
     valid: Option<Span>,
     format: Format,
+    replace: bool,
 ) -> Result<ExitCode> {
     let config = load_config(cfg)?;
     let Some(base) = config.portal.base_url().map(str::to_string) else {
@@ -45,45 +93,43 @@ pub fn invite(
     let inv = a.invites(ACTOR);
     match (user, unenrolled) {
         (Some(u), false) => {
-            // A name the store has not seen yet is fine: the link enrols it.
+            // A name the store has not seen yet is fine: the link enrols it. An enrolled
+            // user is refused by the core unless --replace (the link would only say
+            // "already linked").
             let name = user_name(&a, u)?;
-            let token = inv.issue(&name, valid.secs_i64(), t)?;
-            println!("{}", link(&base, &token));
-            println!(
-                "One-time enrolment link for {}, valid until {} ({valid}). It works once; send it to the user only.",
-                visible(name.as_str()),
-                format_utc(expires)
-            );
+            let token = if replace {
+                let (token, removed) = inv.issue_replacing(&name, valid.secs_i64(), t)?;
+                if removed {
+                    eprintln!(
+                        "warning: the key of {} is removed (as `mfactl unlink`): until the link \
+                         is used, {} has no key and logs in as a user who is not enrolled.",
+                        visible(name.as_str()),
+                        visible(name.as_str())
+                    );
+                }
+                token
+            } else {
+                inv.issue(&name, valid.secs_i64(), t)?
+            };
+            let made = [(name, token)];
+            print_links(&base, &made, expires, format)?;
+            if format == Format::Table {
+                println!(
+                    "One-time enrolment link for {}, valid until {} ({valid}). It works once; send it to the user only.",
+                    visible(made[0].0.as_str()),
+                    format_utc(expires)
+                );
+            }
         }
         (None, true) => {
             let made = inv.issue_unenrolled(valid.secs_i64(), t)?;
-            match format {
-                Format::Csv => {
-                    let mut w = csv::Writer::from_writer(std::io::stdout());
-                    let row = |w: &mut csv::Writer<_>, r: [&str; 3]| {
-                        w.write_record(r)
-                            .map_err(|e| Fail::Error(format!("cannot write CSV: {e}")))
-                    };
-                    row(&mut w, ["user", "link", "expires"])?;
-                    for (n, tok) in &made {
-                        row(
-                            &mut w,
-                            [n.as_str(), &link(&base, tok), &format_utc(expires)],
-                        )?;
-                    }
-                    w.flush()
-                        .map_err(|e| Fail::Error(format!("cannot write CSV: {e}")))?;
-                }
-                Format::Table | Format::Json => {
-                    for (n, tok) in &made {
-                        println!("{}  {}", link(&base, tok), visible(n.as_str()));
-                    }
-                    eprintln!(
-                        "{} link(s), valid until {}.",
-                        made.len(),
-                        format_utc(expires)
-                    );
-                }
+            print_links(&base, &made, expires, format)?;
+            if format == Format::Table {
+                eprintln!(
+                    "{} link(s), valid until {}.",
+                    made.len(),
+                    format_utc(expires)
+                );
             }
         }
         _ => {
@@ -110,10 +156,18 @@ pub fn unlocks(cfg: &Path, user: Option<&str>, action: Option<UnlocksAction>) ->
                 None => None,
             };
             let n = a.admin(ACTOR).revoke_networks(&name, ip, t)?;
-            println!(
-                "Revoked {n} remembered address(es) of {}.",
-                visible(name.as_str())
-            );
+            if n == 0 {
+                println!(
+                    "{} had no remembered address in force{}; nothing to revoke.",
+                    visible(name.as_str()),
+                    ip.map(|i| format!(" for {i}")).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "Revoked {n} remembered address(es) of {}.",
+                    visible(name.as_str())
+                );
+            }
         }
         None => {
             let only = user.map(|u| user_name(&a, u)).transpose()?;
@@ -124,7 +178,7 @@ pub fn unlocks(cfg: &Path, user: Option<&str>, action: Option<UnlocksAction>) ->
                     continue;
                 }
                 for u in &rec.unlocks {
-                    if rec.unlocked(&u.ip, t, remember).is_none() {
+                    if !rec.unlock_in_force(u, t, remember) {
                         continue;
                     }
                     any = true;

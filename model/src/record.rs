@@ -234,16 +234,21 @@ impl UserRecord {
     /// would last longer than `remember` from now. The next write of the record makes it an
     /// unlock of now ([`UserRecord::clamp_future_unlocks`]).
     pub fn unlocked(&self, ip: &str, now: i64, remember: i64) -> Option<&Unlock> {
-        if remember <= 0 || !self.enrolled() {
-            return None;
-        }
-        self.unlocks.iter().find(|u| {
-            u.ip == ip
-                && u.created <= now
-                && now < u.expires
-                && now < u.created.saturating_add(remember)
-                && self.mfa_changed.is_none_or(|c| u.created >= c)
-        })
+        self.unlocks
+            .iter()
+            .find(|u| u.ip == ip && self.unlock_in_force(u, now, remember))
+    }
+
+    /// Whether one of this record's unlocks lets a login in at `now` (the rule of
+    /// [`UserRecord::unlocked`]): what `mfactl unlocks` lists and `unlocks revoke` counts, so
+    /// the two never disagree about a row that is stored but no longer holds.
+    pub fn unlock_in_force(&self, u: &Unlock, now: i64, remember: i64) -> bool {
+        remember > 0
+            && self.enrolled()
+            && u.created <= now
+            && now < u.expires
+            && now < u.created.saturating_add(remember)
+            && self.mfa_changed.is_none_or(|c| u.created >= c)
     }
 
     /// Makes every unlock stamped after `now` (another node's clock ahead of this one's) an

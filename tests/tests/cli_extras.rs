@@ -87,3 +87,117 @@ fn man_pages_come_from_the_clap_definitions() {
     let help = Command::new(bin("mfactl")).arg("--help").output().unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("generate-man"));
 }
+
+/// A roff page as `man` shows it (man-db, groff), 100 columns, no formatting characters.
+fn rendered(page: &std::path::Path) -> String {
+    mfa_e2e::require_tool("man");
+    let o = Command::new("man")
+        .arg("-l")
+        .arg(page)
+        .env("MANWIDTH", "100")
+        .env("MAN_KEEP_FORMATTING", "")
+        .env("LANG", "C.UTF-8")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}: {}", page.display(), text(&o));
+    let warnings = String::from_utf8_lossy(&o.stderr);
+    assert!(warnings.trim().is_empty(), "{}: {warnings}", page.display());
+    // man strips bold and underline when the output is not a terminal; col -b would too.
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Issue 21: the hand-written pages of the daemons show their synopsis with a space between
+/// each option and its value (`[--config PATH]`, not `[--configPATH]`).
+#[test]
+fn the_daemons_man_pages_render_their_synopsis() {
+    let man = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/deb/man");
+    for (page, name) in [
+        ("mfa-radiusd.8", "mfa-radiusd"),
+        ("mfa-portal.8", "mfa-portal"),
+    ] {
+        let out = rendered(&man.join(page));
+        let synopsis: String = out
+            .split("SYNOPSIS")
+            .nth(1)
+            .unwrap()
+            .split("DESCRIPTION")
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            synopsis.contains(&format!("{name} [--config PATH] [--pam-confdir DIR]")),
+            "{page}: {synopsis}"
+        );
+    }
+}
+
+/// Issue 21: every generated mfactl page has EXIT STATUS and EXAMPLES, and every argument it
+/// shows in angle brackets (`<USER>`) is described under OPTIONS.
+#[test]
+fn every_mfactl_page_has_examples_exit_status_and_described_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(bin("mfactl"))
+        .arg("generate-man")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let mut pages: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    pages.sort();
+    assert!(pages.len() > 25, "{pages:?}");
+    for page in pages {
+        let out = rendered(&page);
+        let name = page.file_name().unwrap().to_string_lossy().to_string();
+        for section in ["\nEXIT STATUS\n", "\nEXAMPLES\n", "\nSEE ALSO\n"] {
+            assert!(out.contains(section), "{name} has no {section:?}:\n{out}");
+        }
+        let examples = out.split("\nEXAMPLES\n").nth(1).unwrap();
+        assert!(
+            examples
+                .lines()
+                .next()
+                .is_some_and(|l| l.trim_start().starts_with("mfactl")
+                    || l.trim_start().starts_with("source")
+                    || l.trim_start().starts_with("systemctl")),
+            "{name}: {examples}"
+        );
+        // Each positional in the synopsis (<USER>, [USER], <FILE>...) has a described entry.
+        let synopsis = out
+            .split("\nSYNOPSIS\n")
+            .nth(1)
+            .unwrap()
+            .split("\nDESCRIPTION\n")
+            .next()
+            .unwrap();
+        let options = out.split("\nOPTIONS\n").nth(1).unwrap_or("");
+        for word in synopsis.split_whitespace() {
+            let arg = word.trim_matches(|c| "<>[].".contains(c));
+            if arg.is_empty()
+                || !arg.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                || word.starts_with("[-")
+            {
+                continue;
+            }
+            let entry = options
+                .lines()
+                .position(|l| {
+                    l.trim_start().starts_with(&format!("<{arg}>"))
+                        || l.trim_start().starts_with(&format!("[{arg}]"))
+                })
+                .unwrap_or_else(|| panic!("{name}: {arg} is not under OPTIONS:\n{out}"));
+            let line = options.lines().nth(entry).unwrap();
+            let after = line
+                .trim_start()
+                .split_once(['>', ']'])
+                .map_or("", |(_, r)| r.trim());
+            let next = options.lines().nth(entry + 1).unwrap_or("").trim();
+            assert!(
+                !after.is_empty() || !next.is_empty(),
+                "{name}: {arg} has no description:\n{out}"
+            );
+        }
+    }
+}

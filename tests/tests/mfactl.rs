@@ -611,3 +611,222 @@ fn report_shows_each_users_open_or_expired_invite_and_counts_them() {
     );
     assert!(csv.contains(",expired,1970-01-01T00:03:20Z"), "{csv}");
 }
+
+/// Issue 21: editing the trusted networks says who sees the change when: the PAM module at
+/// the next login, the running daemons only after a reload or restart.
+#[test]
+fn trusted_add_and_remove_say_that_running_daemons_need_a_reload() {
+    let site = Site::new("");
+    for args in [
+        ["trusted", "add", "192.168.60.0/24"],
+        ["trusted", "remove", "192.168.60.0/24"],
+    ] {
+        let o = site.mfactl(&args);
+        assert_eq!(code_of(&o), 0, "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("systemctl reload mfa-radiusd")
+                && err.contains("systemctl restart mfa-portal")
+                && err.contains("next login"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+}
+
+fn portal_site() -> Site {
+    let site = Site::new("\n[portal]\npublic_url = \"https://mfa.example.com\"\n");
+    assert_eq!(code_of(&site.mfactl(&["init"])), 0);
+    site
+}
+
+/// Issue 21: `invite --format json` (and csv) is honoured, for one user and for
+/// `--unenrolled`, instead of the table.
+#[test]
+fn invite_honours_the_output_format() {
+    let site = portal_site();
+    // Two stored users who are not enrolled (records from a login), one who is.
+    for u in ["amy", "ben"] {
+        site.enroll(u, &fresh_key());
+        assert_eq!(code_of(&site.mfactl(&["unlink", u])), 0);
+    }
+    site.enroll("cat", &fresh_key());
+
+    let o = site.mfactl(&["invite", "--unenrolled", "--format", "json"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&o)));
+    let rows = v.as_array().unwrap();
+    let users: Vec<&str> = rows.iter().map(|r| r["user"].as_str().unwrap()).collect();
+    assert_eq!(users, ["amy", "ben"], "{v}");
+    for r in rows {
+        assert!(
+            r["link"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://mfa.example.com/enrol/"),
+            "{r}"
+        );
+        assert!(r["expires"].as_str().unwrap().ends_with('Z'), "{r}");
+    }
+
+    let o = site.mfactl(&["invite", "dan", "--format", "json"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["user"], "dan", "{v}");
+    let o = site.mfactl(&["invite", "eve", "--format", "csv"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("user,link,expires"), "{out}");
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("eve,https://mfa.example.com/enrol/"),
+        "{out}"
+    );
+    // The table is unchanged: the link first.
+    let o = site.mfactl(&["invite", "fay"]);
+    assert!(
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .starts_with("https://mfa.example.com/enrol/")
+    );
+}
+
+/// Issue 21: an invite for a user who is enrolled already is refused (the link would only say
+/// "already linked"), and nothing is issued; `--replace` removes the key, says so, and the
+/// link is then one that enrols.
+#[test]
+fn invite_refuses_an_enrolled_user_unless_replace() {
+    let site = portal_site();
+    let key = fresh_key();
+    site.enroll("carol", &key);
+    let o = site.mfactl(&["invite", "carol"]);
+    assert_eq!(code_of(&o), 1, "{}", text(&o));
+    assert!(
+        text(&o).contains("\"carol\" is already enrolled") && text(&o).contains("--replace"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("/enrol/"), "{}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["totals"]["invites_open"], 0, "nothing issued: {v}");
+    // The key still works.
+    avoid_step_boundary(3);
+    let (code, out) = auth(&site, "carol", "192.0.2.1", &totp(&key, 0));
+    assert_eq!(code, 0, "{out}");
+
+    let o = site.mfactl(&["invite", "carol", "--replace"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("key of carol is removed"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).starts_with("https://mfa.example.com/enrol/"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&site.mfactl(&["report", "--format", "json"]).stdout).unwrap();
+    assert_eq!(v["totals"]["invites_open"], 1, "{v}");
+    assert_eq!(v["totals"]["enrolled"], 0, "{v}");
+}
+
+/// Issue 21: `unlocks` and `unlocks revoke` agree: an unlock the store still holds but that no
+/// longer lets anyone in (here: `[policy] remember` is 0, and one made before the user's key
+/// changed) is neither listed nor counted as revoked.
+#[test]
+fn unlocks_list_and_revoke_agree() {
+    mfa_e2e::require_tool("sqlite3");
+    let site = Site::new("remember = \"8h\"\n");
+    site.enroll("uma", &fresh_key());
+    // An unlock holds only when made after the key was (a second later at the least).
+    std::thread::sleep(Duration::from_millis(1100));
+    let now = unix_now();
+    let sql = |q: &str| {
+        let o = Command::new("sqlite3")
+            .arg(site.db())
+            .arg(q)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "sqlite3: {}", text(&o));
+    };
+    let insert = |ip: &str, created: i64| {
+        sql(&format!(
+            "INSERT INTO unlocks (user, ip, created, expires) VALUES ('uma', '{ip}', {created}, {})",
+            created + 8 * 3600
+        ))
+    };
+    insert("198.51.100.1", now);
+    let listed = |site: &Site| text(&site.mfactl(&["unlocks"]));
+    assert!(listed(&site).contains("198.51.100.1"), "{}", listed(&site));
+
+    // remember = 0s: nothing holds, nothing is listed, and revoke says it revoked nothing.
+    let off = Site::with_config(
+        &std::fs::read_to_string(&site.config)
+            .unwrap()
+            .replace("remember = \"8h\"", "remember = \"0s\""),
+    );
+    for f in ["mfa.db", "mfa.key"] {
+        std::fs::copy(site.path().join(f), off.path().join(f)).unwrap();
+    }
+    assert!(
+        listed(&off).contains("No remembered addresses."),
+        "{}",
+        listed(&off)
+    );
+    let o = off.mfactl(&["unlocks", "revoke", "uma"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert!(
+        text(&o).contains("uma had no remembered address in force; nothing to revoke"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("Revoked 1"), "{}", text(&o));
+
+    // An unlock from before the key was replaced: not listed, not counted; the one after is.
+    let key = fresh_key();
+    std::thread::sleep(Duration::from_millis(1100));
+    let o = site.mfactl(&[
+        "enroll",
+        "uma",
+        "--secret",
+        &key,
+        "--no-confirm",
+        "--replace",
+    ]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    std::thread::sleep(Duration::from_millis(1100));
+    insert("198.51.100.2", unix_now());
+    let list = listed(&site);
+    assert!(!list.contains("198.51.100.1"), "{list}");
+    assert!(list.contains("198.51.100.2"), "{list}");
+    let o = site.mfactl(&["unlocks", "revoke", "uma"]);
+    assert!(
+        text(&o).contains("Revoked 1 remembered address(es) of uma"),
+        "{}",
+        text(&o)
+    );
+    assert!(listed(&site).contains("No remembered addresses."));
+}
+
+/// Issue 21: `config check` reports every type and format error in one run, each with file,
+/// line and key (it took three runs for these three).
+#[test]
+fn config_check_reports_every_type_and_format_error_in_one_run() {
+    let site = Site::with_config(
+        "[store]\npath = \"x.db\"\n\n[lockout]\nwindow = \"5 minutes\"\n\n[policy]\ntrusted_networks = [\"192.168.1.1/24\"]\n\n[radius]\nmode = \"codeonly\"\n",
+    );
+    let o = site.mfactl(&["config", "check"]);
+    assert_eq!(code_of(&o), 2, "{}", text(&o));
+    let out = text(&o);
+    for want in [
+        "mfa.toml:5: lockout.window: invalid duration \"5 minutes\"",
+        "mfa.toml:8: policy.trusted_networks[0]: invalid network \"192.168.1.1/24\": host bits are set",
+        "mfa.toml:11: radius.mode: unknown variant `codeonly`",
+        "3 problem(s) in",
+    ] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+}

@@ -2,8 +2,10 @@
 //! (from the dev-profile binaries cargo already built), `dpkg -i`, then the installed files,
 //! the man pages, the systemd units of both daemons (verify and their exposure scores), the
 //! PAM module through pamtester with the installed config (the roll-out not scheduled:
-//! `enforce_from = "never"`), `mfactl go-live`, pam-auth-update, the conffile kept on reinstall, the
-//! store kept by `dpkg -r` and everything removed by `dpkg -P`. lintian has no error and no
+//! `enforce_from = "never"`), `mfactl go-live`, pam-auth-update, the conffiles (mfa.toml and
+//! the PAM services mfa-radius and mfa-portal) kept on reinstall, the store kept by `dpkg -r`
+//! and by `dpkg -P` under debconf's default answer (mfa/purge_store false, as slapd does),
+//! removed by `dpkg -P` once that is answered true. lintian has no error and no
 //! warning that is not overridden with its reason. Root only; whatever happens, the package
 //! is purged and the files it made are gone at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -22,6 +24,7 @@ const UNITS: [&str; 2] = [
 const CONFIG: &str = "/etc/mfa/mfa.toml";
 const STATE: &str = "/var/lib/mfa";
 const COMMON_AUTH: &str = "/etc/pam.d/common-auth";
+const PAM_SERVICES: [&str; 2] = ["/etc/pam.d/mfa-radius", "/etc/pam.d/mfa-portal"];
 
 fn run(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd)
@@ -123,17 +126,23 @@ fn the_package_installs_works_as_documented_and_goes_away() {
         bin_dir().display()
     );
     let out = tempfile::tempdir().unwrap();
-    let built = ok(
-        "bash",
-        &[
-            top.join("scripts/build-deb.sh").to_str().unwrap(),
-            "--debug",
-            "--no-build",
-            "--out",
-            out.path().to_str().unwrap(),
-        ],
+    let o = Command::new("bash")
+        .arg(top.join("scripts/build-deb.sh"))
+        .args(["--debug", "--no-build", "--out"])
+        .arg(out.path())
+        .env_remove("DEBEMAIL")
+        .env_remove("DEBFULLNAME")
+        .output()
+        .unwrap();
+    let built = text(&o);
+    assert!(o.status.success(), "build-deb.sh:\n{built}");
+    // Without DEBEMAIL the Maintainer is a placeholder, and the build says so.
+    assert!(
+        built.contains("warning: Maintainer is the placeholder") && built.contains("DEBEMAIL"),
+        "{built}"
     );
-    let deb = PathBuf::from(built.lines().last().unwrap().trim());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let deb = PathBuf::from(stdout.lines().last().unwrap().trim());
     assert!(deb.is_file(), "{built}");
 
     // lintian: no error, no warning left without an override (the overrides say why).
@@ -164,6 +173,35 @@ fn the_package_installs_works_as_documented_and_goes_away() {
     assert_eq!(mode("/var/lib/mfa/mfa.key").0, 0o600);
     let conffiles = ok("dpkg-query", &["-W", "-f=${Conffiles}", "mfa"]);
     assert!(conffiles.contains(CONFIG), "{conffiles}");
+    // The PAM services of the daemon's first factor and the portal's sign-in are shipped,
+    // as conffiles, saying what to change; without them PAM would use /etc/pam.d/other.
+    for service in PAM_SERVICES {
+        assert_eq!(mode(service), (0o644, 0, 0), "{service}");
+        assert!(conffiles.contains(service), "{service} in {conffiles}");
+        let text = std::fs::read_to_string(service).unwrap();
+        assert!(text.contains("What to change"), "{service}: {text}");
+        assert!(text.contains("pam_sss.so"), "{service}: {text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| !l.starts_with('#') && l.contains("pam_mfa")),
+            "{service}: {text}"
+        );
+        assert!(
+            text.contains("\nauth     required  pam_unix.so\n"),
+            "{service}: {text}"
+        );
+    }
+    // The example under /usr/share/doc is a production one: no demo store, no secret.
+    let example = std::fs::read_to_string("/usr/share/doc/mfa/examples/mfa.toml").unwrap();
+    assert!(!example.contains("demo"), "{example}");
+    assert!(
+        !example.lines().any(|l| l.starts_with("secret =")),
+        "{example}"
+    );
+    // The purge question is registered, answered "keep" by default.
+    let questions = ok("debconf-show", &["mfa"]);
+    assert!(questions.contains("mfa/purge_store: false"), "{questions}");
     let deps = ok("dpkg-query", &["-W", "-f=${Depends}", "mfa"]);
     assert!(deps.contains("libpam0g"), "{deps}");
 
@@ -349,10 +387,43 @@ fn the_package_installs_works_as_documented_and_goes_away() {
     assert!(Path::new("/var/lib/mfa/mfa.db").exists());
     assert!(Path::new("/var/lib/mfa/mfa.key").exists());
 
-    // dpkg -P: the configuration and the state go.
+    // dpkg -P with debconf's default answer: the configuration goes, the store and its key
+    // (every enrolment) stay, and purge says so. (Until issue 21 purge removed them
+    // without asking; this test asserted that.)
+    let purged = ok("dpkg", &["-P", "mfa"]);
+    assert!(installed().is_none_or(|s| s.contains("not-installed")));
+    assert!(!Path::new("/etc/mfa").exists());
+    for service in PAM_SERVICES {
+        assert!(!Path::new(service).exists(), "{service}");
+    }
+    assert!(Path::new("/var/lib/mfa/mfa.db").exists());
+    assert!(Path::new("/var/lib/mfa/mfa.key").exists());
+    assert!(purged.contains("mfa: kept /var/lib/mfa"), "{purged}");
+    // A reinstallation finds every enrolment again.
+    dpkg_install(&deb);
+    let report = ok("mfactl", &["report", "--format", "csv"]);
+    assert!(report.contains("pkg-alice"), "{report}");
+    // Answered "remove" (as dpkg-reconfigure -plow mfa or a preseed would): purge takes the
+    // state too.
+    let o = Command::new("debconf-set-selections")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"mfa mfa/purge_store boolean true\n")?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(o.success());
     ok("dpkg", &["-P", "mfa"]);
     assert!(installed().is_none_or(|s| s.contains("not-installed")));
     assert!(!Path::new("/etc/mfa").exists());
     assert!(!Path::new(STATE).exists());
+    // debconf forgot the package's question with it.
+    let left = run("debconf-show", &["mfa"]);
+    assert!(!text(&left).contains("purge_store"), "{}", text(&left));
     cleanup.common_auth = None;
 }

@@ -327,3 +327,47 @@ fn go_live_never_and_the_go_live_command() {
         text(&o)
     );
 }
+
+/// Issue 21: a go-live set in the past says so, and how many stored users who are not
+/// enrolled it locks out now (and how many when their grace ends); one in the future does
+/// not warn.
+#[test]
+fn go_live_in_the_past_warns_with_the_count_of_users_locked_out() {
+    let site = Site::new("enforce_from = \"never\"\ngrace_days = 14\n");
+    site.enroll("ann", &fresh_key());
+    // Two users the store has seen long ago (their grace would have ended), one just now.
+    for u in ["old1", "old2", "newbie"] {
+        let o = site.mfactl(&["auth", u, "--ip", "192.0.2.9", "--force"]);
+        assert_eq!(code_of(&o), 0, "{}", text(&o));
+    }
+    mfa_e2e::require_tool("sqlite3");
+    let o = std::process::Command::new("sqlite3")
+        .arg(site.db())
+        .arg("UPDATE users SET first_seen = 1500000000 WHERE name IN ('old1', 'old2')")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = site.mfactl(&["go-live", "set", "2020-01-01"]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: the go-live 2020-01-01") && err.contains("has passed"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        err.contains("3 stored user(s) are not enrolled: 2 of them are locked out from now on"),
+        "{}",
+        text(&o)
+    );
+    assert!(err.contains("1 more when their grace period ends"), "{err}");
+    // Which is what a login now finds.
+    let o = site.mfactl(&["auth", "old1", "--ip", "192.0.2.9"]);
+    assert_eq!(code_of(&o), 1, "{}", text(&o));
+
+    let date = &mfa_config::format_utc(unix_now() + 10 * 86_400)[..10];
+    let o = site.mfactl(&["go-live", "set", date]);
+    assert_eq!(code_of(&o), 0, "{}", text(&o));
+    assert!(!text(&o).contains("warning"), "{}", text(&o));
+}

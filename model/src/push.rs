@@ -240,7 +240,10 @@ pub fn check_device_name(name: &str) -> Result<(), String> {
     }
     if name
         .chars()
-        .any(|c| c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'))
+        .any(|c| {
+            c.is_control()
+                || matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
     {
         return Err("the name holds a control or direction character".into());
     }
@@ -410,7 +413,16 @@ mod tests {
     fn device_names() {
         assert!(check_device_name("Anna's phone").is_ok());
         assert!(check_device_name(&"é".repeat(64)).is_ok());
-        for bad in ["", "  ", " x", "x ", "a\nb", "a\u{202e}b", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "  ",
+            " x",
+            "x ",
+            "a\nb",
+            "a\u{202e}b",
+            "a\u{2067}b",
+            &"x".repeat(65),
+        ] {
             assert!(check_device_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -257,4 +257,25 @@ services = ["https://fcm.googleapis.com", "bad host", "fcm.googleapis.com", "fcm
         let c = parse_str(&client("number_matching = false\n")).unwrap();
         assert_eq!(c.push_for_client_named("vpn").mode, PushMode::Off);
     }
+
+    /// The example's push section, uncommented, is a valid configuration.
+    #[test]
+    fn the_examples_push_section_is_valid_when_uncommented() {
+        let t = include_str!("../../../examples/mfa.toml");
+        let start = t.find("# [push]\n").unwrap();
+        let tail: String = t[start..]
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|l| {
+                        !l.is_empty() && !l.starts_with("Per RADIUS") && !l.starts_with("(without")
+                    })
+                    .unwrap_or("")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = parse_str(&format!("{}\n{tail}\n", &t[..start])).unwrap();
+        assert!(c.push.enabled);
+        assert_eq!(c.push_for_client_named("rdgw").mode, PushMode::Only);
+    }
 }

@@ -293,9 +293,7 @@ impl Push<'_> {
         let mut logged = Vec::new();
         self.core.store.transact_push(user, &mut |slot, tx| {
             logged.clear();
-            signed_in
-                .holds(user, slot.as_ref(), now)
-                .or_else(refused)?;
+            signed_in.holds(user, slot.as_ref(), now).or_else(refused)?;
             let mut replaced = Vec::new();
             let devices = tx.devices()?;
             for d in &devices {

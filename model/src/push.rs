@@ -28,7 +28,7 @@ pub const MAX_PUSH_DEVICES: usize = 10;
 pub const PUSH_PUBLIC_KEY_BYTES: usize = 65;
 
 /// The longest service text a request keeps (the `Service` a front end names).
-pub const MAX_PUSH_SERVICE_BYTES: usize = 256;
+pub const MAX_PUSH_SERVICE_BYTES: usize = 1024;
 
 /// The longest delivery error a request keeps.
 pub const MAX_DELIVERY_ERROR_BYTES: usize = 512;

@@ -733,8 +733,9 @@ impl Push<'_> {
 
     /// Up to `limit` requests to deliver (pending, not sent, not expired at `now`), oldest
     /// first, each with its payload and its user's devices' subscriptions, opened. A
-    /// subscription that does not open is left out (and warned about); a request whose user
-    /// has no device left comes with no target.
+    /// subscription that does not open, or whose push service `[push] services` no longer
+    /// allows, is left out (and warned about); a request whose user has no device left comes
+    /// with no target.
     pub fn outbox(&self, now: i64, limit: usize) -> Result<Vec<Outgoing>, CoreError> {
         let mut out = Vec::new();
         for r in self.core.store.push_outbox(now, limit)? {
@@ -751,10 +752,17 @@ impl Push<'_> {
                     .map_err(|e| e.to_string())
                     .and_then(|b| Subscription::from_stored(&b));
                 match opened {
-                    Ok(subscription) => targets.push(Target {
-                        device: d.id,
-                        subscription,
-                    }),
+                    Ok(subscription) if subscription.allowed(&self.core.config.push) => {
+                        targets.push(Target {
+                            device: d.id,
+                            subscription,
+                        })
+                    }
+                    Ok(_) => self.core.sink.warning(&format!(
+                        "device {} of user {:?} names a push service no longer in [push] services; not pushed to",
+                        d.id,
+                        d.user.as_str()
+                    )),
                     Err(e) => self.core.sink.warning(&format!(
                         "the push subscription of device {} of user {:?} cannot be used ({e}); remove it with `mfactl push remove`",
                         d.id,

@@ -124,6 +124,13 @@ impl Subscription {
         Ok(s)
     }
 
+    /// Whether the endpoint is on a push service `cfg.services` allows now (a stored
+    /// subscription is checked again before every delivery: the list may have shrunk since
+    /// it was registered).
+    pub(crate) fn allowed(&self, cfg: &PushConfig) -> bool {
+        parse_endpoint(&self.endpoint).is_ok_and(|e| cfg.allows_endpoint(e.scheme, e.host, e.port))
+    }
+
     /// The JSON without the allow-list (a stored subscription, checked when it was made).
     fn read(json: &str) -> Result<Self, String> {
         if json.len() > MAX_SUBSCRIPTION_JSON {

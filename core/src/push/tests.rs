@@ -983,3 +983,21 @@ impl Request {
         self
     }
 }
+
+/// A push service taken off `[push] services` after a phone registered on it gets no more
+/// pushes: the outbox leaves that device out.
+#[test]
+fn a_service_no_longer_allowed_gets_no_push() {
+    let f = fx();
+    f.user_with_phone("uma");
+    let Fx { _dir, core, secret } = f;
+    let mut cfg = core.config().clone();
+    drop(core);
+    cfg.push.services = vec!["push.apple.com".into()];
+    let core = crate::open_sqlite(Arc::new(cfg), OpenMode::Existing).unwrap();
+    let f = Fx { _dir, core, secret };
+    let s = f.start(&req("uma", "192.0.2.7", NOW + 1), true).unwrap();
+    let out = f.push().outbox(NOW + 1, 10).unwrap();
+    assert_eq!(out[0].request, s.id);
+    assert!(out[0].targets.is_empty());
+}

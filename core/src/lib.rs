@@ -18,6 +18,7 @@ pub mod login;
 pub mod names;
 pub mod net;
 pub mod policy;
+pub mod push;
 pub mod secret;
 pub mod totp;
 pub mod verify;
@@ -27,9 +28,10 @@ pub use error::CoreError;
 pub use keygen::KeyGeneration;
 pub use login::{Admission, Attempt, Request, Voucher};
 pub use mfa_model::{
-    Action, AuditDecision, AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, INVITE_VALID_SECS,
-    INVITE_VALID_TEXT, OneTimeCode, OtcKind, ReasonCode, Refusal, RolloutStatus, TotpParams,
-    UserName, UserRecord, lookalike_key,
+    Action, AuditDecision, AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, DecisionRefusal,
+    DeviceId, DeviceRefusal, INVITE_VALID_SECS, INVITE_VALID_TEXT, OneTimeCode, OtcKind, PushId,
+    PushRefusal, PushState, ReasonCode, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
+    lookalike_key,
 };
 /// The store trait and its errors, as the core's services speak them.
 pub use mfa_store as store;

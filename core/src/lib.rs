@@ -41,6 +41,17 @@ pub use net::ClientAddr;
 pub use policy::{Decision, Outcome, Reason};
 pub use secret::TotpSecret;
 
+/// The core over a SQLite store at `[store] path`, for the core's own tests.
+#[cfg(test)]
+pub(crate) fn open_sqlite(
+    cfg: std::sync::Arc<mfa_config::Config>,
+    mode: OpenMode,
+) -> Result<Core, CoreError> {
+    let store =
+        mfa_store_sqlite::SqliteStore::open(&cfg.store.path, mode, cfg.store.busy_timeout.0)?;
+    Core::open(cfg, Box::new(store), mode, "test")
+}
+
 /// The core's own tests: a new SQLite store in a temporary directory (kept while the
 /// returned guard lives), under the default configuration as `adjust` changes it, without
 /// syslog.
@@ -52,18 +63,6 @@ pub(crate) fn test_core(adjust: impl FnOnce(&mut mfa_config::Config)) -> (tempfi
     cfg.store.path = dir.path().join("mfa.db");
     cfg.audit.syslog = false;
     adjust(&mut cfg);
-    let store = mfa_store_sqlite::SqliteStore::open(
-        &cfg.store.path,
-        OpenMode::Create,
-        cfg.store.busy_timeout.0,
-    )
-    .unwrap();
-    let core = Core::open(
-        std::sync::Arc::new(cfg),
-        Box::new(store),
-        OpenMode::Create,
-        "test",
-    )
-    .unwrap();
+    let core = open_sqlite(std::sync::Arc::new(cfg), OpenMode::Create).unwrap();
     (dir, core)
 }

@@ -441,7 +441,7 @@ impl Login<'_> {
         id: &mfa_model::PushId,
     ) -> Result<Decision, CoreError> {
         let core = self.core;
-        let ctx = Ctx::of(core);
+        let ctx = TxEnv::of(core);
         let attempt = Attempt {
             req: req.clone(),
             code: None,
@@ -578,7 +578,7 @@ pub(crate) fn push_attempt_in_tx(
     slot: &mut Option<UserRecord>,
     a: &Attempt,
     push: Option<&mfa_model::PushRequest>,
-    ctx: &Ctx<'_>,
+    ctx: &TxEnv<'_>,
 ) -> Result<(Decision, Option<AuditEvent>, Option<mfa_model::PushRequest>), Abort> {
     use mfa_model::PushState;
     let (d, ev) = attempt_in_tx(slot, a, ctx, Ask::Policy)?;

@@ -320,19 +320,26 @@ pub enum PushAction {
     /// List the user's registered phones (id, when registered, last used, name) and any
     /// block of pushes.
     List {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`).
         user: String,
+        /// How to print: table, csv or json.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
     /// Remove one of the user's phones (lost, replaced): it no longer receives nor approves
     /// sign-in requests. Exit 1 when the user has no such device.
     Remove {
+        /// The user, as for `push list`.
         user: String,
         /// The device id, as `mfactl push list` shows it (32 hex digits).
         device: String,
     },
     /// Lift the block "This wasn't me" put on pushes to the user (after a mistake).
-    Unblock { user: String },
+    Unblock {
+        /// The user, as for `push list`.
+        user: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

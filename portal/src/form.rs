@@ -52,6 +52,16 @@ impl Form {
     }
 }
 
+#[cfg(test)]
+impl Form {
+    /// The form of `body` (the tests of the handlers' parsing).
+    pub fn parse_for_test(body: &[u8]) -> Option<Form> {
+        parse_form(body, max_field)
+            .ok()
+            .map(|f| Form(f.into_iter().collect()))
+    }
+}
+
 /// Reads a bounded form body; `Err` is the page to answer (and the refusal is audited).
 pub async fn read_form(p: &Arc<Portal>, c: &Ctx, body: Body, path: &str) -> Result<Form, Response> {
     read_form_limited(p, c, body, path, MAX_BODY).await

@@ -352,6 +352,8 @@ pub struct SiteSpec<'a> {
     pub nofile: Option<u32>,
     /// Whole sections after `[portal]` (`[push]`).
     pub extra: &'a str,
+    /// The `[store]` table; `None`: SQLite in the site's directory.
+    pub store: Option<&'a str>,
 }
 
 impl Default for SiteSpec<'_> {
@@ -364,6 +366,7 @@ impl Default for SiteSpec<'_> {
             pam_service: None,
             nofile: None,
             extra: "",
+            store: None,
         }
     }
 }
@@ -375,8 +378,11 @@ pub fn portal_site(spec: &SiteSpec) -> (Site, Portal) {
         .map_or(format!("http://127.0.0.1:{port}"), str::to_string);
     let service = spec.pam_service.unwrap_or("mfa-portal-e2e");
     let proxies = if spec.proxy { "[\"127.0.0.1\"]" } else { "[]" };
+    let store = spec
+        .store
+        .unwrap_or("[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n");
     let site = Site::with_config(&format!(
-        "[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n[totp]\nissuer = \"Test\"\n[policy]\n{}\n[audit]\nsyslog = false\n[portal]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\npam_service = \"{service}\"\ntrusted_proxies = {proxies}\n{}\n{}",
+        "{store}[totp]\nissuer = \"Test\"\n[policy]\n{}\n[audit]\nsyslog = false\n[portal]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\npam_service = \"{service}\"\ntrusted_proxies = {proxies}\n{}\n{}",
         spec.policy, spec.portal, spec.extra
     ));
     assert!(site.mfactl(&["init"]).status.success());

@@ -968,6 +968,40 @@ fn without_push_the_pages_are_off_and_without_its_key_the_portal_does_not_start(
     );
 }
 
+/// On PostgreSQL the portal hears of a request another process wrote (NOTIFY mfa_push) and
+/// delivers it; the decision taken through the portal is what that process's login reads.
+#[test]
+fn on_postgresql_a_request_written_elsewhere_is_delivered_and_approved_through_the_portal() {
+    let pg = mfa_e2e::PgCluster::start();
+    let db = pg.create_db();
+    let service = PushService::start();
+    let store = pg.store_toml(&db);
+    let push = push_toml(&service, "60s");
+    let (site, portal) = portal_site(&SiteSpec {
+        store: Some(&store),
+        extra: &push,
+        ..SiteSpec::default()
+    });
+    let user = unique("pq");
+    let (mut c, _) = signed_in(&site, &portal, &user);
+    let sub = service.subscribe(&vapid_public(&site));
+    let phone = PhoneKey::generate();
+    let r = register(&mut c, "Phone", &sub.json, &phone);
+    let device = json(&r)["device"].as_str().unwrap().to_string();
+    // Written by another process on the database (as a daemon on another node would).
+    let (id, number) = start_request(&site, &user, "vpn", "192.0.2.20");
+    let got = service.wait_for(&sub.client_hash, 1, Duration::from_secs(10));
+    let p: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(p["id"], id.as_str());
+    let approve = PushDecision::Approve {
+        number: number.map(|n| n as u8),
+    };
+    let r = post_decision(&mut c, &id, &device, approve, approve, &phone);
+    assert_eq!(json(&r)["state"], "approved", "{}", r.body);
+    let (_, v) = push_request(&site, &["verify", &user, "vpn", "192.0.2.20", &id]);
+    assert_eq!(v["reason"], "push_approved", "{v}");
+}
+
 /// The whole flow with chromium playing the phone (tests/browser/push.mjs). With
 /// MFA_PORTAL_SCREENSHOTS=DIR it writes the phone-sized screenshots of docs/ there.
 #[test]

@@ -255,3 +255,66 @@ pub async fn pending_list(State(p): State<Arc<Portal>>, c: Ctx, body: Body) -> R
         _ => p.failure(&c, path),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::Lang;
+
+    fn parse(body: &str) -> Option<(DeviceId, PushDecision, Vec<u8>)> {
+        decision_of(&Form::parse_for_test(body.as_bytes())?)
+    }
+
+    /// The form the approval page posts, and nothing else, is a decision.
+    #[test]
+    fn decisions_as_the_page_posts_them() {
+        let dev = "0f0e0d0c0b0a09080706050403020100";
+        let sig = "AAEC";
+        let d = |rest: &str| parse(&format!("device={dev}&signature={sig}&{rest}"));
+        let (id, decision, s) = d("decision=approve&number=42").unwrap();
+        assert_eq!(id.hex(), dev);
+        assert_eq!(decision, PushDecision::Approve { number: Some(42) });
+        assert_eq!(s, [0, 1, 2]);
+        assert_eq!(
+            d("decision=approve&number=-").unwrap().1,
+            PushDecision::Approve { number: None }
+        );
+        assert_eq!(
+            d("decision=approve").unwrap().1,
+            PushDecision::Approve { number: None }
+        );
+        assert_eq!(d("decision=deny&number=-").unwrap().1, PushDecision::Deny);
+        assert_eq!(d("decision=fraud").unwrap().1, PushDecision::Fraud);
+        for bad in [
+            "decision=approve&number=300",
+            "decision=approve&number=4x",
+            "decision=approve&number=1234",
+            "decision=approve&number=%2B4",
+            "decision=maybe",
+            "decision=",
+        ] {
+            assert!(d(bad).is_none(), "{bad}");
+        }
+        assert!(parse("device=zz&decision=deny&signature=AA").is_none());
+        assert!(parse(&format!("device={dev}&decision=deny&signature=!!")).is_none());
+        assert!(parse(&format!("device={dev}&decision=deny")).is_some_and(|d| d.2.is_empty()));
+    }
+
+    #[test]
+    fn what_the_page_says_after_a_decision() {
+        let t = Lang::En.t();
+        let said = |state, wrong_number| {
+            decided_text(
+                t,
+                &Decided {
+                    state,
+                    wrong_number,
+                },
+            )
+        };
+        assert_eq!(said(PushState::Approved, false), t.push_approved);
+        assert_eq!(said(PushState::Denied, false), t.push_denied);
+        assert_eq!(said(PushState::Denied, true), t.push_wrong_number);
+        assert_eq!(said(PushState::Fraud, false), t.push_fraud_done);
+    }
+}

@@ -30,12 +30,13 @@ async function register(ev) {
   button.disabled = true;
   say(t('working'), true);
   try {
-    const reg = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
-    await navigator.serviceWorker.ready;
+    // Asked first, straight from the tap: Safari grants notifications and subscriptions
+    // only in answer to one.
     if (await Notification.requestPermission() !== 'granted') {
       say(t('permission'), false);
       return;
     }
+    const reg = await navigator.serviceWorker.ready;
     const sub = await subscription(reg);
     const pair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
     const raw = await crypto.subtle.exportKey('raw', pair.publicKey);
@@ -65,8 +66,11 @@ async function register(ev) {
 }
 
 if (supported()) {
-  form.addEventListener('submit', register);
-  button.disabled = false;
+  // The service worker is installed with the page, so the tap only asks and subscribes.
+  navigator.serviceWorker.register('/sw.js', { scope: '/' }).then(() => {
+    form.addEventListener('submit', register);
+    button.disabled = false;
+  }, e => say(`${t('failed')} (${e && e.name || e})`, false));
 } else {
   say(t('unsupported'), false);
 }

@@ -8,6 +8,8 @@
 pub mod pam;
 /// The self-service portal: a running mfa-portal and an HTTP client for it.
 pub mod portal;
+/// Push approval: web-push-testing as the push service, sign-in requests through the core.
+pub mod push;
 /// RADIUS: a running mfa-radiusd, radclient, the test site's RADIUS config.
 pub mod radius;
 

@@ -8,6 +8,8 @@
 pub mod pam;
 /// The self-service portal: a running mfa-portal and an HTTP client for it.
 pub mod portal;
+/// Push approval: the portal's sender loop and a registered phone, through the core.
+pub mod push;
 /// RADIUS: a running mfa-radiusd, radclient, the test site's RADIUS config.
 pub mod radius;
 

@@ -385,7 +385,26 @@ mod tests {
                 reason("source_locked", Some(78)),
             ),
             (Reason::WrongCode, reason("wrong_code", None)),
+            // Issue 20: a push refused for a while says until when, as the host's reader
+            // (`Reason::refusal_from_code`) requires; without it the host would fail closed.
+            (
+                Reason::PushRefused(PushRefusal::Blocked { until: 79 }),
+                reason("push_blocked", Some(79)),
+            ),
+            (
+                Reason::PushRefused(PushRefusal::RateLimited { until: 80 }),
+                reason("push_rate_limited", Some(80)),
+            ),
+            (
+                Reason::PushRefused(PushRefusal::AlreadyPending),
+                reason("push_already_pending", None),
+            ),
         ] {
+            let read = match &want {
+                Some(w) => Reason::refusal_from_code(&w.code, w.locked_until),
+                None => None,
+            };
+            assert_eq!(read.as_ref(), Some(&r), "the host reads it back");
             assert_eq!(
                 answer(&host, Code::ACCESS_REJECT, r),
                 pam_host::HostReply::Reject {

@@ -984,3 +984,52 @@ async fn a_pam_host_gets_the_push_attributes_only_where_it_can_read_them() {
             .any(|c| matches!(c, Call::StartPush { .. }))
     );
 }
+
+/// A PAM host that can wait for a push, on a client with `push = "only"`: round one is the
+/// push itself (number and time for the host), polled with an empty answer.
+#[tokio::test]
+async fn a_pam_host_with_push_only_gets_the_push_in_round_one() {
+    let host = nas(RadiusMode::Challenge, FirstFactor::None);
+    let capable = host_vsa(PUSH_CAPABLE);
+    let fake = Fake::with_push(Decision::need_code(), PushMode::Only);
+    *fake.status.lock().unwrap() = vec![Some(PushState::Pending), Some(PushState::Denied)];
+    let mut denied = Fake::with_push(Decision::need_code(), PushMode::Only);
+    denied.verified = Decision::deny(Reason::PushDenied);
+    for (fake, want) in [
+        (fake, Code::ACCESS_CHALLENGE),
+        (denied, Code::ACCESS_REJECT),
+    ] {
+        let first = ask(
+            &fake,
+            &host,
+            &request(
+                &["alice"],
+                Some(b""),
+                &[(AttrType::VENDOR_SPECIFIC, &capable)],
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(
+                first.push,
+                Some(ChallengePush::Waiting {
+                    number: Some(42),
+                    ..
+                })
+            ),
+            "{first:?}"
+        );
+        assert_eq!(first.reason, Reason::PushWaiting);
+        let raw = request(
+            &["alice"],
+            Some(b""),
+            &[
+                (AttrType::STATE, &first.state.unwrap()),
+                (AttrType::VENDOR_SPECIFIC, &capable),
+            ],
+        );
+        let next = ask(&fake, &host, &raw).await.unwrap();
+        assert_eq!(next.code, want, "{next:?}");
+    }
+}

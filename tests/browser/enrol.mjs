@@ -64,9 +64,16 @@ try {
   await page.fill('#code', oathtool(key)[0]);
   await page.click('button[type=submit]');
   const linked = await page.locator('#message').innerText();
-  check(linked.includes('Your device is linked. Link another device with the QR code or key above, or leave this page.'), `success text: ${linked}`);
+  check(linked.includes('Your device is linked.'), `success text: ${linked}`);
+  // What happens next, and another device offered with the same key, the last time it is shown.
+  const next = await page.locator('#next').innerText();
+  check(next.includes('What happens next') && next.includes('Next time you sign in') && next.includes('you are asked for a code after your password'), `next steps: ${next}`);
+  const another = await page.locator('#another').innerText();
+  check(another.includes('Link another device') && another.includes('not shown again'), `another device: ${another}`);
   check(await page.locator('input').count() === 0, 'no form after linking');
-  check((await page.locator('#key').innerText()).replace(/ /g, '') === key, 'the key still shown for another device');
+  check((await page.locator('#another #key').innerText()).replace(/ /g, '') === key, 'the key still shown for another device');
+  check(await page.locator('#another #qr svg').count() === 1, 'the QR code for another device');
+  check((await page.locator('#done').getAttribute('href')).startsWith('/account'), 'the way on to My account');
   if (args.shots) await page.screenshot({ path: join(args.shots, 'portal-linked.png'), fullPage: true });
 
   // 4. After leaving: the link is used, and no page shows the key again.

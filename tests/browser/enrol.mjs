@@ -1,5 +1,6 @@
 // Drives mfa-portal's enrolment page in Debian's chromium (playwright-core, no download).
-// Usage: node enrol.mjs '{"link": URL, "link2": URL, "expired": URL, "out": DIR, "shots": DIR|null}'
+// Usage: node enrol.mjs '{"link": URL, "link2": URL, "expired": URL, "out": DIR}'
+// (The screenshots of docs/ are pages.mjs's, of the branded pages.)
 // Prints one JSON line {"ok": true, "key": ..., ...} and exits 0, or prints the failure and exits 1.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -51,7 +52,6 @@ try {
   // The QR code as drawn, for zbar.
   const svg = await page.locator('#qr svg').evaluate(e => e.outerHTML);
   writeFileSync(join(args.out, 'qr.svg'), '<?xml version="1.0" standalone="yes"?>' + (svg.includes('xmlns=') ? svg : svg.replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ')));
-  if (args.shots) await page.screenshot({ path: join(args.shots, 'portal-enrol.png'), fullPage: true });
 
   // 2. A wrong code: said plainly, the invite and the same key kept.
   await page.fill('#code', wrongCode(key));
@@ -74,7 +74,6 @@ try {
   check((await page.locator('#another #key').innerText()).replace(/ /g, '') === key, 'the key still shown for another device');
   check(await page.locator('#another #qr svg').count() === 1, 'the QR code for another device');
   check((await page.locator('#done').getAttribute('href')).startsWith('/account'), 'the way on to My account');
-  if (args.shots) await page.screenshot({ path: join(args.shots, 'portal-linked.png'), fullPage: true });
 
   // 4. After leaving: the link is used, and no page shows the key again.
   const again = await page.goto(args.link);

@@ -43,6 +43,26 @@ async function shot(page, file) {
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: FLAGS });
 try {
+  // The checker itself first: on a copy of the sign-in page given a field without a label
+  // and grey-on-white text, axe must report both, so a check that silently saw nothing
+  // cannot pass.
+  {
+    const page = await browser.newPage();
+    await page.goto(`${args.url}/account`);
+    await page.evaluate(() => {
+      const main = document.querySelector('main');
+      main.append(document.createElement('input'));
+      const p = document.createElement('p');
+      p.textContent = 'faint';
+      p.style.color = '#cccccc';
+      main.append(p);
+    });
+    await page.evaluate(AXE);
+    const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+    const ids = r.violations.map(v => v.id);
+    check(ids.includes('label') && ids.includes('color-contrast'), `axe sees a broken page: ${ids}`);
+    await page.close();
+  }
   for (const [i, lang] of ['en', 'nl'].entries()) {
     const sfx = lang === 'en' ? '' : '-nl';
     const ctx = await browser.newContext({

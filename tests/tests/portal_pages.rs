@@ -435,6 +435,12 @@ fn walk(w: &Walk, lang: &str) -> (Vec<(String, String)>, Vec<Status>) {
         &signin(&mut c, &wrong_code(&ukey)),
         401,
     );
+    let pad = "x".repeat(5000);
+    keep(
+        "form too large",
+        &c.post_raw(&acct, &format!("action=signin&pad={pad}")),
+        413,
+    );
     avoid_step_boundary(3);
     let r = signin(&mut c, &totp(&ukey, 0));
     keep("my account", &r, 200);

@@ -10,13 +10,15 @@ use mfa_core::policy::{Decision, Outcome, Reason};
 use mfa_radius_proto::{AttrType, Builder, Code, EncodeError, Packet};
 
 use crate::attrs::add_pam_host_reason;
+use crate::challenge::WireState;
 
 /// What to answer and what to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Answer {
     pub(crate) code: Code,
     pub(crate) message: Option<String>,
-    pub(crate) state: Option<[u8; 16]>,
+    /// A challenge's State, as text ([`crate::challenge`] says why).
+    pub(crate) state: Option<WireState>,
     /// PAM's failure delay, slept asynchronously before a Reject.
     pub(crate) delay: Duration,
     pub(crate) reason: Reason,
@@ -55,7 +57,7 @@ impl Answer {
     }
 
     /// An Access-Challenge carrying a fresh State: the first round of challenge mode.
-    pub(crate) fn challenge(state: [u8; 16]) -> Self {
+    pub(crate) fn challenge(state: WireState) -> Self {
         Answer {
             code: Code::ACCESS_CHALLENGE,
             message: Some(mfa_core::login::CODE_CHALLENGE.into()),
@@ -170,7 +172,7 @@ mod tests {
         assert_eq!(need.code, Code::ACCESS_REJECT);
         let probe = Answer::reject(Reason::InvalidUserName);
         assert_eq!(probe.message, None);
-        let c = Answer::challenge([5; 16]);
+        let c = Answer::challenge([b'5'; 32]);
         assert_eq!((c.code, c.outcome()), (Code::ACCESS_CHALLENGE, "challenge"));
         assert_eq!(c.reason, Reason::CodeRequired);
     }
@@ -180,12 +182,12 @@ mod tests {
         let raw = request();
         let req = Packet::parse(&raw).unwrap();
 
-        let bytes = Answer::challenge([5; 16])
+        let bytes = Answer::challenge([b'5'; 32])
             .encode(&req, SECRET, &gateway())
             .unwrap();
         let p = reply_to(&req, &bytes);
         assert_eq!(p.code, Code::ACCESS_CHALLENGE);
-        assert_eq!(p.attr(AttrType::STATE), Some(&[5u8; 16][..]));
+        assert_eq!(p.attr(AttrType::STATE), Some(&[b'5'; 32][..]));
         assert_eq!(
             p.attr(AttrType::REPLY_MESSAGE),
             Some(mfa_core::login::CODE_CHALLENGE.as_bytes())

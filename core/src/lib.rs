@@ -19,6 +19,7 @@ pub mod names;
 pub mod net;
 pub mod policy;
 pub mod secret;
+pub mod session;
 pub mod totp;
 pub mod verify;
 

@@ -158,6 +158,46 @@ impl<'a> Packet<'a> {
         self.verify_ma(secret, request_authenticator)
     }
 
+    /// Checks an Accounting-Response against the Accounting-Request it answers: the Response
+    /// Authenticator as for any reply, then the Message-Authenticator, computed over the zero
+    /// vector as [`crate::Builder::encode_accounting_response`] signs it. Unlike
+    /// [`Packet::verify_reply`], a response without Message-Authenticator is no forgery risk
+    /// (nothing is granted by it): `MissingMessageAuthenticator` means the Response
+    /// Authenticator was right, and a client may accept it.
+    pub fn verify_accounting_response(
+        &self,
+        secret: &[u8],
+        request_authenticator: &[u8; 16],
+    ) -> Result<(), VerifyError> {
+        let (Some(head), Some(body)) = (self.raw.get(..4), self.raw.get(20..)) else {
+            return Err(VerifyError::BadResponseAuthenticator);
+        };
+        let expected = response_authenticator_parts(&[head, request_authenticator, body], secret);
+        if !bool::from(expected.ct_eq(&self.authenticator)) {
+            return Err(VerifyError::BadResponseAuthenticator);
+        }
+        self.verify_ma(secret, &[0u8; 16])
+    }
+
+    /// Checks an Accounting-Request (RFC 2866 §3): its Request Authenticator is
+    /// MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret), so unlike an
+    /// Access-Request's it proves the secret over the whole packet; then the
+    /// Message-Authenticator, where present, computed as the Request Authenticator was, over
+    /// the packet with 16 zero octets in its place (RFC 5176 §3.1 for requests of this kind,
+    /// as FreeRADIUS and radclient compute it). `MissingMessageAuthenticator` therefore means
+    /// the Request Authenticator was right: a server may allow it for a legacy client, as for
+    /// access.
+    pub fn verify_accounting_request(&self, secret: &[u8]) -> Result<(), VerifyError> {
+        let (Some(head), Some(body)) = (self.raw.get(..4), self.raw.get(20..)) else {
+            return Err(VerifyError::BadRequestAuthenticator);
+        };
+        let expected = response_authenticator_parts(&[head, &[0u8; 16], body], secret);
+        if !bool::from(expected.ct_eq(&self.authenticator)) {
+            return Err(VerifyError::BadRequestAuthenticator);
+        }
+        self.verify_ma(secret, &[0u8; 16])
+    }
+
     fn verify_ma(&self, secret: &[u8], authenticator: &[u8; 16]) -> Result<(), VerifyError> {
         let Some(off) = self.message_authenticator else {
             return Err(VerifyError::MissingMessageAuthenticator);

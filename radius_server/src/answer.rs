@@ -9,6 +9,7 @@ use mfa_core::ClientAddr;
 use mfa_core::policy::{Decision, Outcome, Reason};
 use mfa_radius_proto::{AttrType, Builder, Code, EncodeError, Packet};
 
+use crate::admission::Port;
 use crate::attrs::add_pam_host_reason;
 use crate::challenge::WireState;
 
@@ -107,12 +108,30 @@ pub(crate) fn bare_reject(request: &Packet<'_>, secret: &[u8]) -> Option<Vec<u8>
         .ok()
 }
 
-/// RFC 5997: a Status-Server is answered with an Access-Accept, and nothing is looked up.
+/// RFC 5997: a Status-Server is answered with an Access-Accept, on an accounting port with
+/// an Accounting-Response (§3), and nothing is looked up. Either is signed as a reply to a
+/// request with a random authenticator (§4: the Status-Server's, not the zero vector).
 pub(crate) fn status_server_reply(
     request: &Packet<'_>,
     secret: &[u8],
+    port: Port,
 ) -> Result<Vec<u8>, EncodeError> {
-    Builder::reply(Code::ACCESS_ACCEPT, request).encode_reply(secret, &request.authenticator)
+    let code = if port == Port::Accounting {
+        Code::ACCOUNTING_RESPONSE
+    } else {
+        Code::ACCESS_ACCEPT
+    };
+    Builder::reply(code, request).encode_reply(secret, &request.authenticator)
+}
+
+/// RFC 2866: the Accounting-Response to a recorded Accounting-Request, Message-Authenticator
+/// first and Proxy-State copied back, as every reply.
+pub(crate) fn accounting_response(
+    request: &Packet<'_>,
+    secret: &[u8],
+) -> Result<Vec<u8>, EncodeError> {
+    Builder::reply(Code::ACCOUNTING_RESPONSE, request)
+        .encode_accounting_response(secret, &request.authenticator)
 }
 
 #[cfg(test)]
@@ -208,8 +227,34 @@ mod tests {
         let p = reply_to(&req, &bytes);
         assert_eq!(p.count(AttrType::REPLY_MESSAGE), 3);
 
-        let bytes = status_server_reply(&req, SECRET).unwrap();
+        let bytes = status_server_reply(&req, SECRET, Port::Access).unwrap();
         assert_eq!(reply_to(&req, &bytes).code, Code::ACCESS_ACCEPT);
+        let bytes = status_server_reply(&req, SECRET, Port::RadSec).unwrap();
+        assert_eq!(reply_to(&req, &bytes).code, Code::ACCESS_ACCEPT);
+        let bytes = status_server_reply(&req, SECRET, Port::Accounting).unwrap();
+        assert_eq!(reply_to(&req, &bytes).code, Code::ACCOUNTING_RESPONSE);
+    }
+
+    #[test]
+    fn an_accounting_response_answers_its_request() {
+        let mut b = Builder::request(Code::ACCOUNTING_REQUEST, 42, false);
+        b.add(AttrType::ACCT_STATUS_TYPE, &2u32.to_be_bytes())
+            .unwrap();
+        b.add(AttrType::PROXY_STATE, b"one").unwrap();
+        let raw = b.encode_accounting_request(SECRET).unwrap();
+        let req = Packet::parse(&raw).unwrap();
+        let bytes = accounting_response(&req, SECRET).unwrap();
+        let p = Packet::parse(&bytes).unwrap();
+        assert_eq!((p.code, p.identifier), (Code::ACCOUNTING_RESPONSE, 42));
+        assert_eq!(
+            p.verify_accounting_response(SECRET, &req.authenticator),
+            Ok(())
+        );
+        assert_eq!(
+            p.attributes().first().map(|a| a.typ),
+            Some(AttrType::MESSAGE_AUTHENTICATOR)
+        );
+        assert_eq!(p.attr(AttrType::PROXY_STATE), Some(&b"one"[..]));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! the duplicate cache, the challenge table, the counters, the log) and one admitted
 //! request's way from its mode's answer to the reply: the decision counted, logged and
 //! encoded. The parts: `admission.rs` (what a packet passes first), `mode/` (the three
-//! modes), `answer.rs` (what is said, as a packet), `runtime.rs` (configuration generations
-//! and reload). Policy is not decided here: every question goes to the core's login
-//! service.
+//! modes), `accounting.rs` (Accounting-Requests), `answer.rs` (what is said, as a packet),
+//! `runtime.rs` (configuration generations and reload). Policy is not decided here: every
+//! question goes to the core's login service.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -112,7 +112,7 @@ pub(crate) fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A quoted, escaped, bounded rendering of an untrusted name for the log.
-fn log_name(b: &[u8]) -> String {
+pub(crate) fn log_name(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
     let short: String = s.chars().take(64).collect();
     format!("{short:?}")
@@ -256,9 +256,9 @@ impl Shared {
 
 /// The daemon's [`ModeBackend`]: the store reader lane, the PAM lane and the writer of the
 /// configuration generation `rt` the request started under, and the challenge table.
-struct Live<'a> {
-    shared: &'a Shared,
-    rt: &'a Runtime,
+pub(crate) struct Live<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) rt: &'a Runtime,
 }
 
 impl Live<'_> {

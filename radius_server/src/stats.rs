@@ -60,6 +60,8 @@ pub struct Stats {
     pub rejected: AtomicU64,
     pub challenged: AtomicU64,
     pub status_server: AtomicU64,
+    /// Accounting-Requests recorded (where they name a user) and answered.
+    pub accounting: AtomicU64,
     pub resent: AtomicU64,
     dropped: [AtomicU64; 8],
     last_warned: Mutex<HashMap<DropReason, Instant>>,
@@ -101,12 +103,13 @@ impl Stats {
     pub fn summary(&self) -> String {
         let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut s = format!(
-            "stats received={} accept={} reject={} challenge={} status_server={} resent={}",
+            "stats received={} accept={} reject={} challenge={} status_server={} accounting={} resent={}",
             l(&self.received),
             l(&self.accepted),
             l(&self.rejected),
             l(&self.challenged),
             l(&self.status_server),
+            l(&self.accounting),
             l(&self.resent),
         );
         for d in DropReason::ALL {

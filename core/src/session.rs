@@ -67,13 +67,14 @@ pub struct SessionReport {
 }
 
 /// Gateway-chosen octets as one word for a `key=value` detail: printable ASCII without
-/// spaces or quotes as it is, anything else as `0x` and hex, bounded either way.
+/// spaces, quotes or backslashes as it is (base64 session ids, as ocserv's, stay readable),
+/// anything else as `0x` and hex, bounded either way.
 fn word(octets: &[u8]) -> String {
     let plain = octets.len() <= MAX_TEXT
         && !octets.is_empty()
         && octets
             .iter()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b'='));
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\'));
     if plain {
         return String::from_utf8_lossy(octets).into_owned();
     }
@@ -211,7 +212,12 @@ mod tests {
     fn what_the_gateway_chose_is_one_bounded_word() {
         assert_eq!(word(b"abc-123_X"), "abc-123_X");
         assert_eq!(word(b"a b"), "0x612062");
+        assert_eq!(
+            word(b"VHmZJ1ZVs+ENj49idL8lqNNNqps="),
+            "VHmZJ1ZVs+ENj49idL8lqNNNqps="
+        );
         assert_eq!(word(b"x=\"1\""), "0x783d223122");
+        assert_eq!(word(b"a\\b"), "0x615c62");
         assert_eq!(word(b"\n\x1b[2J"), "0x0a1b5b324a");
         assert_eq!(word(b""), "0x");
         let long = word(&[b'a'; 200]);

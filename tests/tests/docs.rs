@@ -87,8 +87,28 @@ fn the_openvpn_recipe_keeps_the_tunnel_up() {
         "authport=1812",
         "FOUR digits",
         "replayed_code",
+        // Issue 21: Debian's plugin sends no Message-Authenticator, and its accounting
+        // goes to 1813.
+        "require_message_authenticator = false",
+        "acctport=1813",
     ] {
         assert!(recipe.contains(want), "{want:?} not in the OpenVPN recipe");
+    }
+    let ocserv = doc
+        .split("### ocserv")
+        .nth(1)
+        .expect("docs/RADIUS.md has an ocserv recipe")
+        .split("\n### ")
+        .next()
+        .unwrap();
+    for want in [
+        "auth = \"radius[config=",
+        "acct = \"radius[config=",
+        "acctserver",
+        "require_message_authenticator = false",
+        "C string",
+    ] {
+        assert!(ocserv.contains(want), "{want:?} not in the ocserv recipe");
     }
     let nps = flat(
         doc.split("### Microsoft RD Gateway through NPS")

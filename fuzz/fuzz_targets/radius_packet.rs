@@ -7,7 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mfa_radius_proto::{AttrType, Builder, Code, Packet, accounting, pam_host, unhide_password};
+use mfa_radius_proto::{
+    AccountingMa, AttrType, Builder, Code, Packet, accounting, pam_host, unhide_password,
+};
 
 fuzz_target!(|data: &[u8]| {
     let secret = b"fuzz-secret";
@@ -25,13 +27,22 @@ fuzz_target!(|data: &[u8]| {
     let _ = p.verify_accounting_request(secret);
     let _ = p.verify_accounting_response(secret, &p.authenticator);
     let _ = accounting::read_report(&p);
-    if let Ok(out) = Builder::reply(Code::ACCOUNTING_RESPONSE, &p)
-        .encode_accounting_response(secret, &p.authenticator)
-    {
-        let back = Packet::parse(&out).ok();
-        assert!(back.is_some_and(|r| r
-            .verify_accounting_response(secret, &p.authenticator)
-            .is_ok()));
+    for form in [AccountingMa::ZeroVector, AccountingMa::Authenticator] {
+        if let Ok(out) = Builder::reply(Code::ACCOUNTING_RESPONSE, &p).encode_accounting_response(
+            secret,
+            &p.authenticator,
+            form,
+        ) {
+            // The form is told apart, but over a request authenticator of zeros the two
+            // forms are one.
+            let back = Packet::parse(&out).ok();
+            assert!(back.is_some_and(|r| {
+                match r.verify_accounting_response(secret, &p.authenticator) {
+                    Ok(got) => got == form || p.authenticator == [0u8; 16],
+                    Err(_) => false,
+                }
+            }));
+        }
     }
     if let Ok(out) = Builder::reply(Code::ACCESS_REJECT, &p).encode_reply(secret, &p.authenticator)
     {

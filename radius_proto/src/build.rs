@@ -5,7 +5,7 @@
 #[cfg(doc)]
 use super::PacketBuf;
 use super::crypto::{message_authenticator_parts, response_authenticator_parts};
-use super::{AttrType, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet};
+use super::{AccountingMa, AttrType, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet};
 
 /// Why a packet could not be encoded. These are programming or configuration errors (a
 /// Reply-Message too long for one packet), never caused by the peer alone.
@@ -152,16 +152,20 @@ impl Builder {
     }
 
     /// Encodes an Accounting-Response to the Accounting-Request whose authenticator is
-    /// `request_authenticator`: the Message-Authenticator over the packet with 16 zero octets
-    /// as its authenticator, as for the request it answers (what FreeRADIUS computes and its
-    /// radclient checks; RFC 2866 leaves it unsaid), then the Response Authenticator over the
-    /// result and the Request Authenticator (RFC 2866 §3).
+    /// `request_authenticator`, its Message-Authenticator (where the builder has one) in
+    /// `form`, the form the request came in ([`AccountingMa`]); then the Response
+    /// Authenticator over the result and the Request Authenticator (RFC 2866 §3).
     pub fn encode_accounting_response(
         &self,
         secret: &[u8],
         request_authenticator: &[u8; 16],
+        form: AccountingMa,
     ) -> Result<Vec<u8>, EncodeError> {
-        let (mut out, at) = self.assemble(&[0u8; 16])?;
+        let signed_over = match form {
+            AccountingMa::ZeroVector => [0u8; 16],
+            AccountingMa::Authenticator => *request_authenticator,
+        };
+        let (mut out, at) = self.assemble(&signed_over)?;
         Self::sign_ma(&mut out, at, secret)?;
         if let Some(slot) = out.get_mut(4..20) {
             slot.copy_from_slice(request_authenticator);
@@ -171,6 +175,13 @@ impl Builder {
             slot.copy_from_slice(&resp);
         }
         Ok(out)
+    }
+
+    /// The same packet without Message-Authenticator: the answer to an Accounting-Request
+    /// that carried none (nothing says which form its sender would check).
+    pub fn without_message_authenticator(&mut self) -> &mut Self {
+        self.with_message_authenticator = false;
+        self
     }
 
     /// Encodes a request with the given Request Authenticator (random for Access-Request).

@@ -230,6 +230,21 @@ impl fmt::Display for DecodeError {
 /// Nothing underneath: the cause is the octets themselves, so `source()` is `None`.
 impl std::error::Error for DecodeError {}
 
+/// How the Message-Authenticator of an Accounting-Response is computed. RFC 3579 defines it
+/// for access only, and implementations differ: FreeRADIUS (and its radclient) computes it
+/// with 16 zero octets in place of the authenticator, as for the request; radsecproxy with
+/// the request's Request Authenticator, as for an Access-Accept. Each refuses the other's.
+/// A client may accept either (both are an HMAC of the whole packet under the shared
+/// secret); a server answers a request that carried one in the zero-vector form, the only
+/// form the request itself can carry, and a request that carried none without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountingMa {
+    /// Over 16 zero octets in place of the authenticator (FreeRADIUS).
+    ZeroVector,
+    /// Over the packet with the request's Request Authenticator (radsecproxy).
+    Authenticator,
+}
+
 /// Why a packet that parsed is not to be believed. Kept apart from [`DecodeError`] because
 /// only the receiver, holding the shared secret, can tell, and because a server may treat a
 /// missing Message-Authenticator (a legacy client, allowed by configuration) differently from

@@ -358,7 +358,7 @@ fn openvpn_server_conf(dir: &Path, addr: &str, token: bool, reneg: u32) -> Strin
          plugin /usr/lib/openvpn/radiusplugin.so {d}/radiusplugin.cnf\n\
          username-as-common-name\n{}\
          status {d}/status.log 1\n\
-         reneg-sec {reneg}\nhand-window 5\nverb 3\n",
+         reneg-sec {reneg}\nhand-window 5\nkeepalive 2 10\nverb 3\n",
         if token { "auth-gen-token\n" } else { "" }
     )
 }
@@ -396,7 +396,7 @@ fn openvpn_client(ns: &Netns, dir: &Path, server: &str, user: &str, code: &str, 
         &conf,
         format!(
             "client\ndev tun\nproto udp\nremote {server} 1194\nca {d}/ca.crt\nremote-cert-tls server\n\
-             auth-user-pass {}\nnobind\nverb 3\n",
+             auth-user-pass {}\nnobind\nexplicit-exit-notify 2\nverb 3\n",
             creds.display()
         ),
     )
@@ -414,7 +414,8 @@ fn start_openvpn(ns: &Netns, dir: &Path, addr: &str, token: bool, reneg: u32) ->
     .unwrap();
     let mut cmd = ns.command("openvpn");
     cmd.arg("--config").arg(dir.join("server.conf"));
-    let s = ns.spawn(cmd, &dir.join(format!("server-{token}.log")), None);
+    let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let s = ns.spawn(cmd, &dir.join(format!("server-{token}-{n}.log")), None);
     s.wait_log("Initialization Sequence Completed", 1, 15);
     s
 }
@@ -454,17 +455,19 @@ fn openvpn_with_the_radius_plugin_keeps_its_tunnel_and_reports_sessions() {
     chmod(&dir.path().join("radiusplugin.cnf"), 0o600);
     let mut vpn = start_openvpn(&server, dir.path(), "198.51.100.5", true, 10);
     let key = fresh_key();
-    let (alice, bob) = (unique("ova"), unique("ovb"));
-    site.enroll(&alice, &key);
-    site.enroll(&bob, &key);
+    let (alice, bob, carol) = (unique("ova"), unique("ovb"), unique("ovc"));
+    for u in [&alice, &bob, &carol] {
+        site.enroll(u, &key);
+    }
 
     // Debian's plugin sends no Message-Authenticator: dropped under the default, with the
-    // entry to change in the log.
+    // entry to change in the log. (A user of its own: the plugin may still send this
+    // request again after the reload.)
     let waiting = openvpn_client(
         &client,
         dir.path(),
         "198.51.100.5",
-        &alice,
+        &carol,
         &totp(&key, 0),
         "strict",
     );
@@ -474,7 +477,11 @@ fn openvpn_with_the_radius_plugin_keeps_its_tunnel_and_reports_sessions() {
         20,
     );
     drop(waiting);
+    // The plugin would send that login again after the reload, and hold the next one up
+    // meanwhile: a fresh server.
+    vpn.stop();
     reload(&daemon, &site, &daemon_config("append", "openvpn", false));
+    let mut vpn = start_openvpn(&server, dir.path(), "198.51.100.5", true, 10);
 
     // With auth-gen-token: the tunnel comes up, the accounting Start is answered (the plugin
     // fails the connection otherwise) and recorded, and a renegotiation goes by on the
@@ -517,11 +524,14 @@ fn openvpn_with_the_radius_plugin_keeps_its_tunnel_and_reports_sessions() {
         daemon.log()
     );
     assert!(!daemon.log().contains("replayed_code"));
+    // Let the renegotiation settle, so the client's exit notice goes on the new key (the
+    // server's keepalive ends the session anyway, a little later).
+    std::thread::sleep(Duration::from_secs(2));
     c.stop();
     daemon.wait_log(
         &format!("user=\"{alice}\" client=\"openvpn\" client_ip=198.51.100.6 accounting=stop"),
         1,
-        20,
+        40,
     );
     let s = wait_sessions(&site, &alice, 2);
     let reasons: Vec<&str> = s.iter().map(|e| e["reason"].as_str().unwrap()).collect();

@@ -72,29 +72,31 @@ fn accounting_requests_round_trip_and_prove_the_secret() {
             Err(VerifyError::BadRequestAuthenticator)
         );
 
-        let reply = Builder::reply(Code::ACCOUNTING_RESPONSE, &p)
-            .encode_accounting_response(SECRET, &p.authenticator)
-            .unwrap();
-        let r = Packet::parse(&reply).unwrap();
-        assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
-        assert_eq!(r.identifier, 7);
-        assert_eq!(
-            r.attributes().first().map(|a| a.typ),
-            Some(AttrType::MESSAGE_AUTHENTICATOR)
-        );
-        assert_eq!(
-            r.verify_accounting_response(SECRET, &p.authenticator),
-            Ok(())
-        );
-        assert_eq!(
-            r.verify_accounting_response(b"another secret", &p.authenticator),
-            Err(VerifyError::BadResponseAuthenticator)
-        );
-        assert_eq!(
-            r.verify_accounting_response(SECRET, &[0; 16]),
-            Err(VerifyError::BadResponseAuthenticator)
-        );
-        // Signed the Access-Accept way, its Message-Authenticator is not the accounting one.
+        for form in [AccountingMa::ZeroVector, AccountingMa::Authenticator] {
+            let reply = Builder::reply(Code::ACCOUNTING_RESPONSE, &p)
+                .encode_accounting_response(SECRET, &p.authenticator, form)
+                .unwrap();
+            let r = Packet::parse(&reply).unwrap();
+            assert_eq!(r.code, Code::ACCOUNTING_RESPONSE);
+            assert_eq!(r.identifier, 7);
+            assert_eq!(
+                r.attributes().first().map(|a| a.typ),
+                Some(AttrType::MESSAGE_AUTHENTICATOR)
+            );
+            assert_eq!(
+                r.verify_accounting_response(SECRET, &p.authenticator),
+                Ok(form)
+            );
+            assert_eq!(
+                r.verify_accounting_response(b"another secret", &p.authenticator),
+                Err(VerifyError::BadResponseAuthenticator)
+            );
+            assert_eq!(
+                r.verify_accounting_response(SECRET, &[0; 16]),
+                Err(VerifyError::BadResponseAuthenticator)
+            );
+        }
+        // The Authenticator form is what encode_reply signs for any reply.
         let access_way = Builder::reply(Code::ACCOUNTING_RESPONSE, &p)
             .encode_reply(SECRET, &p.authenticator)
             .unwrap();
@@ -102,38 +104,50 @@ fn accounting_requests_round_trip_and_prove_the_secret() {
             Packet::parse(&access_way)
                 .unwrap()
                 .verify_accounting_response(SECRET, &p.authenticator),
-            Err(VerifyError::BadMessageAuthenticator)
+            Ok(AccountingMa::Authenticator)
         );
-        let bare = Builder::request(Code::ACCOUNTING_RESPONSE, 7, false)
-            .encode_reply(SECRET, &p.authenticator)
+        let bare = Builder::reply(Code::ACCOUNTING_RESPONSE, &p)
+            .without_message_authenticator()
+            .encode_accounting_response(SECRET, &p.authenticator, AccountingMa::ZeroVector)
             .unwrap();
+        let b = Packet::parse(&bare).unwrap();
+        assert!(!b.has_message_authenticator());
         assert_eq!(
-            Packet::parse(&bare)
-                .unwrap()
-                .verify_accounting_response(SECRET, &p.authenticator),
+            b.verify_accounting_response(SECRET, &p.authenticator),
             Err(VerifyError::MissingMessageAuthenticator)
         );
     }
 }
 
 /// A Message-Authenticator that is right but signed over the Request Authenticator (the
-/// Access-Request way) is refused: the accounting rule is the zero vector.
+/// Access-Request way) is refused in an Accounting-Request: the accounting rule is the zero
+/// vector (the Request Authenticator depends on the attribute, so nothing can sign over it).
 #[test]
-fn the_message_authenticator_of_accounting_is_over_the_zero_vector() {
+fn the_message_authenticator_of_an_accounting_request_is_over_the_zero_vector() {
     let raw = start(true).encode_accounting_request(SECRET).unwrap();
     let p = Packet::parse(&raw).unwrap();
+    assert_eq!(p.verify_accounting_request(SECRET), Ok(()));
     let ma_at = 22; // Message-Authenticator is the first attribute
     let mut other = raw.clone();
     other[ma_at..ma_at + 16].fill(0);
     let wrong_way = message_authenticator(&other, SECRET).unwrap();
     other[ma_at..ma_at + 16].copy_from_slice(&wrong_way);
     let q = Packet::parse(&other).unwrap();
-    assert_ne!(q.authenticator, [0; 16]);
     assert!(matches!(
         q.verify_accounting_request(SECRET),
         Err(VerifyError::BadRequestAuthenticator | VerifyError::BadMessageAuthenticator)
     ));
-    assert_eq!(p.verify_accounting_request(SECRET), Ok(()));
+    // With the Request Authenticator made for that packet, still refused: the attribute is
+    // then over an authenticator that is not the packet's.
+    let mut zeroed = other.clone();
+    zeroed[4..20].fill(0);
+    other[4..20].copy_from_slice(&response_authenticator(&zeroed, SECRET));
+    assert_eq!(
+        Packet::parse(&other)
+            .unwrap()
+            .verify_accounting_request(SECRET),
+        Err(VerifyError::BadMessageAuthenticator)
+    );
 }
 
 #[test]
@@ -141,7 +155,7 @@ fn radclient_accounting_verifies_and_our_accounting_response_is_accepted() {
     let attrs = "User-Name = \"alice\"\nAcct-Status-Type = Stop\nAcct-Session-Id = \"05F3A1\"\nFramed-IP-Address = 10.8.0.6\nAcct-Session-Time = 3725\nAcct-Input-Octets = 4096\nAcct-Input-Gigawords = 1\nAcct-Output-Octets = 2048\nAcct-Terminate-Cause = User-Request\nProxy-State = 0x0102\nMessage-Authenticator = 0x00\n";
     let (captured, out) = radclient_exchange_cmd("acct", attrs, "testing123", |p| {
         Builder::reply(Code::ACCOUNTING_RESPONSE, p)
-            .encode_accounting_response(b"testing123", &p.authenticator)
+            .encode_accounting_response(b"testing123", &p.authenticator, AccountingMa::ZeroVector)
             .unwrap()
     });
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -172,16 +186,27 @@ fn radclient_accounting_verifies_and_our_accounting_response_is_accepted() {
     );
 
     // Without Message-Authenticator (what Debian's OpenVPN plugin and ocserv send), the
-    // Request Authenticator still proves the secret.
-    let (captured, _) = radclient_exchange_cmd(
+    // Request Authenticator still proves the secret, and radclient takes an answer without
+    // one.
+    let (captured, out) = radclient_exchange_cmd(
         "acct",
         "User-Name = \"bob\"\nAcct-Status-Type = Start\n",
         "testing123",
         |p| {
             Builder::reply(Code::ACCOUNTING_RESPONSE, p)
-                .encode_accounting_response(b"testing123", &p.authenticator)
+                .without_message_authenticator()
+                .encode_accounting_response(
+                    b"testing123",
+                    &p.authenticator,
+                    AccountingMa::ZeroVector,
+                )
                 .unwrap()
         },
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("Received Accounting-Response"),
+        "{stdout}"
     );
     let p = Packet::parse(&captured).unwrap();
     assert_eq!(
@@ -189,6 +214,28 @@ fn radclient_accounting_verifies_and_our_accounting_response_is_accepted() {
         Err(VerifyError::MissingMessageAuthenticator)
     );
     assert_eq!(read_report(&p).unwrap().status, AcctStatus::Start);
+
+    // The other form of a response's Message-Authenticator (radsecproxy's, over the Request
+    // Authenticator) is refused by radclient: why the daemon answers in the zero-vector form.
+    let (_, out) = radclient_exchange_cmd(
+        "acct",
+        "User-Name = \"bob\"\nAcct-Status-Type = Start\nMessage-Authenticator = 0x00\n",
+        "testing123",
+        |p| {
+            Builder::reply(Code::ACCOUNTING_RESPONSE, p)
+                .encode_accounting_response(
+                    b"testing123",
+                    &p.authenticator,
+                    AccountingMa::Authenticator,
+                )
+                .unwrap()
+        },
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("Received Accounting-Response"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

@@ -234,7 +234,7 @@ fn signed_packets_survive_the_round_trip() {
         let p = Packet::parse(&again).unwrap();
         assert_eq!(p.verify_accounting_request(&secret), Ok(()));
         let reply = Builder::reply(Code::ACCOUNTING_RESPONSE, &p)
-            .encode_accounting_response(&secret, &p.authenticator)
+            .encode_accounting_response(&secret, &p.authenticator, AccountingMa::ZeroVector)
             .unwrap();
         let again = PacketBuf::decode(&reply).unwrap().encode().unwrap();
         assert_eq!(again, reply);
@@ -242,7 +242,7 @@ fn signed_packets_survive_the_round_trip() {
             Packet::parse(&again)
                 .unwrap()
                 .verify_accounting_response(&secret, &p.authenticator),
-            Ok(())
+            Ok(AccountingMa::ZeroVector)
         );
     }
 }

@@ -219,4 +219,42 @@ fn accounting_listen_moves_or_turns_off_accounting() {
         "{}",
         busy.log()
     );
+
+    // Left to the default, a next port that something else holds is a warning, and
+    // authentication is served all the same.
+    let (auth, held) = loop {
+        let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let next = held.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", next - 1)).is_ok() {
+            break (next - 1, held);
+        }
+    };
+    let site = Site::with_config(&config_text(
+        "append",
+        &format!("\"127.0.0.1:{auth}\""),
+        "",
+        SECRET,
+    ));
+    let pam = write_pam(site.path());
+    let shared = spawn_daemon(&site.config, Some(&pam));
+    shared.wait_log(
+        &format!("listening on 127.0.0.1:{auth} (mode append); no accounting"),
+        1,
+    );
+    shared.wait_log(
+        &format!(
+            "warning: cannot listen for accounting on 127.0.0.1:{} (not set, so the listen port plus one)",
+            auth + 1
+        ),
+        1,
+    );
+    let r = radclient(
+        &format!("127.0.0.1:{auth}"),
+        SECRET,
+        "status",
+        "Message-Authenticator = 0x00\n",
+        3,
+    );
+    assert!(r.is("Access-Accept"), "{}", r.output);
+    drop(held);
 }

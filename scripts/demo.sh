@@ -15,7 +15,7 @@ DEMO=demo
 # What the build needs, said before cargo fails on it. `sudo` only where it is the way in.
 need=()
 if [ -z "${MFA_DEMO_BIN:-}" ]; then
-  command -v cargo >/dev/null || { echo "demo: cargo not found: install Rust 1.85 or newer (https://rustup.rs), then run this again." >&2; exit 2; }
+  command -v cargo >/dev/null || { echo "demo: cargo not found: install Rust 1.88 or newer (https://rustup.rs), then run this again." >&2; exit 2; }
   command -v cc >/dev/null || need+=(build-essential)
   command -v pkg-config >/dev/null || need+=(pkg-config)
   [ -e /usr/include/security/pam_appl.h ] || need+=(libpam0g-dev)

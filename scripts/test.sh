@@ -51,7 +51,7 @@ fi
 # (/usr/bin/chromium); no browser is downloaded.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
-command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.85 or newer (rustup.rs)" >&2; exit 2; }
+command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.88 or newer (rustup.rs)" >&2; exit 2; }
 
 cargo fmt --all -- --check
 cargo build --workspace --all-targets --locked

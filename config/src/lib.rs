@@ -9,6 +9,7 @@ mod error;
 pub mod files;
 mod lenient;
 mod locate;
+mod push;
 mod schema;
 mod secret_file;
 mod validate;
@@ -19,6 +20,9 @@ use std::path::{Path, PathBuf};
 pub use edit::{GoLiveEdit, TrustedEdit, edit_enforce_from, edit_trusted_networks};
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path, path_string};
+pub use push::{
+    ClientPush, DEFAULT_PUSH_SERVICES, DEFAULT_VAPID_KEY_FILE, PushConfig, PushMode, PushRate,
+};
 pub use schema::*;
 pub use secret_file::{HostSecret, RADSEC_DEFAULT_SECRET, SecretFileError, SecretOwner};
 pub use values::{
@@ -180,6 +184,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         if f.is_relative() {
             *f = base.join(&*f);
         }
+    }
+    if cfg.push.vapid_key_file.is_relative() && !cfg.push.vapid_key_file.as_os_str().is_empty() {
+        cfg.push.vapid_key_file = base.join(&cfg.push.vapid_key_file);
     }
     for f in [&mut cfg.portal.tls_cert, &mut cfg.portal.tls_key]
         .into_iter()

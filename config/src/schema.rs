@@ -25,6 +25,8 @@ pub struct Config {
     pub remote: Option<RemoteConfig>,
     /// The self-service web page (`mfa-portal`) and the links `mfactl invite` prints.
     pub portal: PortalConfig,
+    /// Approving a sign-in on a registered phone (issue 20).
+    pub push: crate::push::PushConfig,
     /// The file this configuration was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -42,6 +44,7 @@ impl Default for Config {
             users: UsersConfig::default(),
             remote: None,
             portal: PortalConfig::default(),
+            push: crate::push::PushConfig::default(),
             source: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -391,6 +394,11 @@ pub struct RadiusClient {
     pub first_factor: Option<FirstFactor>,
     pub client_ip_attribute: Option<ClientIpAttribute>,
     pub require_message_authenticator: Option<bool>,
+    /// Push approval for this client's logins (`off`, `on`, `only`); absent: `on` where
+    /// `[push] enabled`. See [`Config::push_for_client`].
+    pub push: Option<crate::push::PushMode>,
+    /// Number matching for this client's pushes; absent: `[push] number_matching`.
+    pub number_matching: Option<bool>,
 }
 
 /// What one RADIUS client gets: its kind, its own `mode`, `first_factor`,

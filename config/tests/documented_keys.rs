@@ -107,6 +107,7 @@ fn the_schema_has_the_tables_the_documents_describe() {
         "lockout",
         "policy",
         "portal",
+        "push",
         "radius",
         "radius.clients",
         "radius.radsec",

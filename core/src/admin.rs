@@ -396,6 +396,11 @@ impl Admin<'_> {
                 let secret = sealer.unseal(user, sealed).map_err(Abort::Secret)?;
                 new.seal(user, &secret).map_err(Abort::Secret)
             },
+            &mut |user, device, sealed| {
+                let what = crate::secret::SealedFor::PushSubscription { user, device };
+                let value = sealer.unseal_blob(&what, sealed).map_err(Abort::Secret)?;
+                new.seal_blob(&what, &value).map_err(Abort::Secret)
+            },
             &events,
         );
         let count = match done {

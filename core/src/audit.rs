@@ -20,9 +20,10 @@ pub trait AuditSink: Send + Sync {
 }
 
 /// syslog where configured, plus pruning: about one operation in 512 (not one event: a
-/// batch is one operation) deletes events older than `retention`, and the records of names
-/// that only ever appeared (never enrolled, never let in) first seen before then, so no
-/// front end or cron job is needed to keep the trail and the report bounded.
+/// batch is one operation) deletes events older than `retention`, the records of names
+/// that only ever appeared (never enrolled, never let in) first seen before then, and
+/// decided sign-in requests older than a day, so no front end or cron job is needed to keep
+/// the trail, the report and the push requests bounded.
 #[derive(Debug)]
 pub struct StandardSink {
     syslog: Option<Syslog>,
@@ -56,6 +57,11 @@ impl AuditSink for StandardSink {
             }
             if let Err(e) = store.prune_unenrolled(before) {
                 self.warning(&format!("pruning records that never enrolled failed: {e}"));
+            }
+            // Decided sign-in requests are kept a day (the audit trail keeps their events).
+            let requests = ev.time.saturating_sub(crate::push::KEEP_REQUESTS_SECS);
+            if let Err(e) = store.prune_push(requests) {
+                self.warning(&format!("pruning sign-in requests failed: {e}"));
             }
         }
     }

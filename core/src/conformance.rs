@@ -20,6 +20,8 @@ use crate::totp::code_at_step;
 
 type Check = fn(Open<'_>);
 
+mod push;
+
 /// Runs every check of the core over the engine `open` makes; a failure names the check.
 pub fn all(open: Open<'_>) {
     let checks: [(&str, Check); 5] = [
@@ -36,6 +38,7 @@ pub fn all(open: Open<'_>) {
         ),
     ];
     run(open, &checks);
+    run(open, push::CHECKS);
 }
 
 /// The engine suite's enrolled record, with a real seed (in the clear form) that this suite's
@@ -58,6 +61,7 @@ fn seal_store(s: &dyn Store) -> Encrypted {
             let t = Unsealed.unseal(u, old).map_err(Abort::Secret)?;
             sealer.seal(u, &t).map_err(Abort::Secret)
         },
+        &mut |_, _, _| Err(Abort::Bug("no push subscription before the first sealing")),
         &[],
     )
     .unwrap();
@@ -147,6 +151,7 @@ fn sealed_secrets_bound_to_the_name(open: Open<'_>) {
             None,
             other.key_id().unwrap(),
             &mut |_, o| Ok(o.clone()),
+            &mut |_, _, b| Ok(b.clone()),
             &[]
         ),
         Err(StoreError::KeyChanged { .. })
@@ -171,6 +176,11 @@ fn sealed_secrets_bound_to_the_name(open: Open<'_>) {
             &mut |u, o| {
                 let t = sealer.unseal(u, o).map_err(Abort::Secret)?;
                 other.seal(u, &t).map_err(Abort::Secret)
+            },
+            &mut |user, device, b| {
+                let what = crate::secret::SealedFor::PushSubscription { user, device };
+                let v = sealer.unseal_blob(&what, b).map_err(Abort::Secret)?;
+                other.seal_blob(&what, &v).map_err(Abort::Secret)
             },
             &[ev(11, "*", "rekeyed")],
         )

@@ -148,6 +148,13 @@ impl Core {
         Admin { core: self, actor }
     }
 
+    /// Push approval (issue 20): sign-in requests, the phones that approve them, their
+    /// delivery by the portal; administrator's and portal's events are audited as done
+    /// through `actor` (`mfactl`, `mfa-portal`, or the front end's process name).
+    pub fn push<'a>(&'a self, actor: &'a str) -> crate::push::Push<'a> {
+        crate::push::Push { core: self, actor }
+    }
+
     /// Enrolment links, issued and used through `actor` (`mfactl`, `mfa-portal`).
     pub fn invites<'a>(&'a self, actor: &'a str) -> crate::invite::Invites<'a> {
         crate::invite::Invites { core: self, actor }
@@ -314,6 +321,13 @@ fn open_key(
             &mut |user, old| {
                 let secret = Unsealed.unseal(user, old).map_err(Abort::Secret)?;
                 sealer.seal(user, &secret).map_err(Abort::Secret)
+            },
+            // A store that never had a key holds no subscription (none is sealed without
+            // one); one found is refused rather than guessed at.
+            &mut |_, _, _| {
+                Err(Abort::Bug(
+                    "a push subscription in a store that never had a key",
+                ))
             },
             &events,
         );

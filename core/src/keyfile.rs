@@ -17,6 +17,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::secret::{KeyId, STORE_KEY_BYTES, StoreKey, hex};
 
 #[derive(Debug)]
@@ -36,6 +38,8 @@ pub enum KeyError {
     Bad { path: PathBuf, problem: String },
     /// A well-formed key, but not the one the store's seeds are sealed under.
     Wrong { path: PathBuf, want: KeyId },
+    /// No VAPID key file (`[push] vapid_key_file`), which the portal signs its pushes with.
+    NoVapidKey { path: PathBuf },
     /// Creating, syncing or renaming a key file failed.
     Write {
         path: PathBuf,
@@ -72,6 +76,11 @@ impl fmt::Display for KeyError {
                 path.display(),
                 hex(want)
             ),
+            KeyError::NoVapidKey { path } => write!(
+                f,
+                "the VAPID key file {} does not exist; make it with `mfactl init` ([push] vapid_key_file); every portal node needs the same file",
+                path.display()
+            ),
             KeyError::Write { path, source } => {
                 write!(f, "cannot write the key file {}: {source}", path.display())
             }
@@ -97,6 +106,30 @@ pub fn pending_path(path: &Path) -> PathBuf {
 
 /// Reads a key file; `Ok(None)` when it does not exist.
 pub fn read(path: &Path) -> Result<Option<StoreKey>, KeyError> {
+    let Some(buf) = read_private(path, STORE_KEY_BYTES)? else {
+        return Ok(None);
+    };
+    StoreKey::from_bytes(&buf)
+        .map(Some)
+        .ok_or_else(|| KeyError::Bad {
+            path: path.to_path_buf(),
+            problem: format!(
+                "holds {}{} bytes, not a {STORE_KEY_BYTES}-byte key (`mfactl init` makes it)",
+                buf.len().min(STORE_KEY_BYTES),
+                if buf.len() > STORE_KEY_BYTES {
+                    " or more"
+                } else {
+                    ""
+                }
+            ),
+        })
+}
+
+/// The bytes of a private file (a key): never through a symlink, a regular file, no access
+/// for group or others, owned by root or the user running this; at most `max` bytes are
+/// read and one more (so a caller tells a longer file apart). `Ok(None)` when it does not
+/// exist. The store key and the VAPID key are read through here.
+pub fn read_private(path: &Path, max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError> {
     let bad = |problem: String| KeyError::Bad {
         path: path.to_path_buf(),
         problem,
@@ -142,31 +175,26 @@ pub fn read(path: &Path) -> Result<Option<StoreKey>, KeyError> {
             path.display()
         )));
     }
-    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(STORE_KEY_BYTES + 1));
+    let mut buf = Zeroizing::new(Vec::with_capacity(max + 1));
     (&mut f)
-        .take(STORE_KEY_BYTES as u64 + 1)
+        .take(max as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(|e| KeyError::Unreadable {
             path: path.to_path_buf(),
             source: e,
         })?;
-    StoreKey::from_bytes(&buf).map(Some).ok_or_else(|| {
-        bad(format!(
-            "holds {}{} bytes, not a {STORE_KEY_BYTES}-byte key (`mfactl init` makes it)",
-            buf.len().min(STORE_KEY_BYTES),
-            if buf.len() > STORE_KEY_BYTES {
-                " or more"
-            } else {
-                ""
-            }
-        ))
-    })
+    Ok(Some(buf))
 }
 
 /// Writes `key` to a new file at `path`: 0600 from the start, `O_EXCL` (so never through a
 /// symlink nor over an existing file), synced, its directory synced. `Ok(false)` when the
 /// file exists already (kept as it is).
 pub fn write_new(path: &Path, key: &StoreKey) -> Result<bool, KeyError> {
+    write_private_new(path, key.bytes())
+}
+
+/// Writes `bytes` to a new private file at `path`, as [`write_new`] writes a key.
+pub fn write_private_new(path: &Path, bytes: &[u8]) -> Result<bool, KeyError> {
     let werr = |e: std::io::Error| KeyError::Write {
         path: path.to_path_buf(),
         source: e,
@@ -182,7 +210,7 @@ pub fn write_new(path: &Path, key: &StoreKey) -> Result<bool, KeyError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
         Err(e) => return Err(werr(e)),
     };
-    let written = f.write_all(key.bytes()).and_then(|()| f.sync_all());
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
     if let Err(e) = written {
         drop(f);
         let _ = std::fs::remove_file(path);

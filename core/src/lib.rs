@@ -18,6 +18,7 @@ pub mod login;
 pub mod names;
 pub mod net;
 pub mod policy;
+pub mod push;
 pub mod secret;
 pub mod session;
 pub mod totp;
@@ -28,9 +29,10 @@ pub use error::CoreError;
 pub use keygen::KeyGeneration;
 pub use login::{Admission, Attempt, Request, Voucher};
 pub use mfa_model::{
-    Action, AuditDecision, AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, INVITE_VALID_SECS,
-    INVITE_VALID_TEXT, OneTimeCode, OtcKind, ReasonCode, Refusal, RolloutStatus, TotpParams,
-    UserName, UserRecord, lookalike_key,
+    Action, AuditDecision, AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, DecisionRefusal,
+    DeviceId, DeviceRefusal, INVITE_VALID_SECS, INVITE_VALID_TEXT, OneTimeCode, OtcKind, PushId,
+    PushRefusal, PushState, ReasonCode, Refusal, RolloutStatus, TotpParams, UserName, UserRecord,
+    lookalike_key,
 };
 /// The store trait and its errors, as the core's services speak them.
 pub use mfa_store as store;
@@ -39,6 +41,17 @@ pub use names::{NameCheck, user_name};
 pub use net::ClientAddr;
 pub use policy::{Decision, Outcome, Reason};
 pub use secret::TotpSecret;
+
+/// The core over a SQLite store at `[store] path`, for the core's own tests.
+#[cfg(test)]
+pub(crate) fn open_sqlite(
+    cfg: std::sync::Arc<mfa_config::Config>,
+    mode: OpenMode,
+) -> Result<Core, CoreError> {
+    let store =
+        mfa_store_sqlite::SqliteStore::open(&cfg.store.path, mode, cfg.store.busy_timeout.0)?;
+    Core::open(cfg, Box::new(store), mode, "test")
+}
 
 /// The core's own tests: a new SQLite store in a temporary directory (kept while the
 /// returned guard lives), under the default configuration as `adjust` changes it, without
@@ -51,18 +64,6 @@ pub(crate) fn test_core(adjust: impl FnOnce(&mut mfa_config::Config)) -> (tempfi
     cfg.store.path = dir.path().join("mfa.db");
     cfg.audit.syslog = false;
     adjust(&mut cfg);
-    let store = mfa_store_sqlite::SqliteStore::open(
-        &cfg.store.path,
-        OpenMode::Create,
-        cfg.store.busy_timeout.0,
-    )
-    .unwrap();
-    let core = Core::open(
-        std::sync::Arc::new(cfg),
-        Box::new(store),
-        OpenMode::Create,
-        "test",
-    )
-    .unwrap();
+    let core = open_sqlite(std::sync::Arc::new(cfg), OpenMode::Create).unwrap();
     (dir, core)
 }

@@ -18,13 +18,45 @@ use crate::keygen::KeyGeneration;
 use crate::net::ClientAddr;
 use crate::policy::{Decision, Facts, Outcome, Reason, decide, grace_deadline};
 use crate::secret::Sealer;
-use crate::store::{Abort, TxFn};
+use crate::store::{Abort, StoreError, TxFn};
 use crate::verify::{apply_code, note_outcome};
 
 /// The prompt every front end shows for a code (PAM conversation, `mfactl auth`).
 pub const CODE_PROMPT: &str = "Verification code: ";
 /// The Reply-Message of a RADIUS Access-Challenge, which gateways show as the prompt.
 pub const CODE_CHALLENGE: &str = "Enter the verification code from your authenticator app.";
+/// The prompt where a push may be sent instead of a typed code (PAM): an empty answer sends
+/// it. Shown only where [`crate::push::Push::settings_for`] has push on and the user has a
+/// phone.
+pub const CODE_OR_PUSH_PROMPT: &str =
+    "Verification code (or press Enter to approve on your phone): ";
+/// The Reply-Message of an Access-Challenge that offers a push: the user types
+/// [`PUSH_WORD`] instead of the code.
+pub const CODE_OR_PUSH_CHALLENGE: &str = "Enter the verification code from your authenticator app, or type push to approve the sign-in on your phone.";
+/// What a user types at a gateway's challenge to be sent a push instead of typing a code
+/// (any case); in append mode, after the password and a comma (`password,push`, Duo's
+/// convention).
+pub const PUSH_WORD: &str = "push";
+
+/// What a login shows once its push is sent: the number to type on the phone under number
+/// matching, else to approve there.
+pub fn push_sent_message(number: Option<u8>) -> String {
+    match number {
+        Some(n) => format!("Enter {n} on your phone to approve the sign-in."),
+        None => "Approve the sign-in on your phone.".into(),
+    }
+}
+
+/// The Reply-Message of the Access-Challenge that shows a push's number at a gateway, whose
+/// next round (the user presses OK) succeeds once the phone approved; `again` while the
+/// phone has not decided yet.
+pub fn push_challenge_message(number: Option<u8>, again: bool) -> String {
+    let first = if again { "Not approved yet. " } else { "" };
+    match number {
+        Some(n) => format!("{first}Enter {n} on your phone, then press OK here."),
+        None => format!("{first}Approve the sign-in on your phone, then press OK here."),
+    }
+}
 
 /// Who asks for a decision. The audit trail shows its name (`Display`); the policy reads
 /// its kind, because an unlock made on the portal lets in only the logins it is made for
@@ -421,6 +453,50 @@ impl Login<'_> {
             .ok_or(CoreError::Bug("a batch of one gave no decision"))
     }
 
+    /// The final decision of a login whose second factor is the sign-in request `id`
+    /// ([`crate::push::Push::start`] made it for this very request: user, service, client
+    /// address). Settled like every other final decision, on the one path: in one store
+    /// transaction on the locked record, [`attempt_in_tx`] asks the policy first, so a lock,
+    /// an unlink or anything else since the push was sent counts; only where the policy
+    /// asks for a code does the request stand in for it ([`push_attempt_in_tx`]): approved
+    /// (and not used by a login yet) allows (`push_approved`) and is used up in the same
+    /// transaction, so one approval lets in one login; denied, expired, "This wasn't me" and
+    /// undeliverable deny (`push_denied`, `push_expired`, `push_fraud`,
+    /// `push_undeliverable`); a request of another user, service or address is a mismatch
+    /// (`state_mismatch`), an unknown one `unknown_or_expired_state`. A request still
+    /// pending gives `NeedCode` with [`Reason::PushWaiting`] and writes nothing: ask again
+    /// later (or after [`crate::push::Push::status`] says it is decided). Audited as every
+    /// login is.
+    pub fn verify_push(
+        &self,
+        req: &Request,
+        id: &mfa_model::PushId,
+    ) -> Result<Decision, CoreError> {
+        let core = self.core;
+        let ctx = TxEnv::of(core);
+        let attempt = Attempt {
+            req: req.clone(),
+            code: None,
+            groups: self.groups_for(&req.user),
+        };
+        let mut out = None;
+        let mut logged = Vec::new();
+        core.store.transact_push(&req.user, &mut |slot, tx| {
+            logged.clear();
+            let push = tx.request(id)?;
+            let (d, ev, write) = push_attempt_in_tx(slot, &attempt, push.as_ref(), &ctx)
+                .map_err(StoreError::Aborted)?;
+            if let Some(p) = write {
+                tx.update_request(&p)?;
+            }
+            logged.extend(ev);
+            out = Some(d);
+            Ok(logged.clone())
+        })?;
+        core.sink.committed(core.store.as_ref(), &logged);
+        out.ok_or(CoreError::Bug("a push login gave no decision"))
+    }
+
     /// Records a refused first factor (RADIUS password through PAM). No record is created
     /// or changed: a password sprayer must not fill the store.
     pub fn deny_first_factor(&self, req: &Request) -> Result<Decision, CoreError> {
@@ -522,6 +598,84 @@ pub(crate) fn attempt_in_tx(
     note_outcome(rec, &d, &req.client, req.now);
     clamp_unlocks(slot, req.now, ctx.cfg);
     Ok((d.clone(), Some(req.event(&d))))
+}
+
+/// A login whose second factor is a sign-in request `push` (read in the same transaction):
+/// [`attempt_in_tx`] first, without a code, so the policy decides as for any login (a
+/// trusted network allows, a lock denies, each settled there); where it asks for a code,
+/// the request's state decides instead of one. Returns the decision, its audit event (none
+/// while the request is pending) and the request as it must be written back (used up by an
+/// allowing decision, or marked expired).
+pub(crate) fn push_attempt_in_tx(
+    slot: &mut Option<UserRecord>,
+    a: &Attempt,
+    push: Option<&mfa_model::PushRequest>,
+    ctx: &TxEnv<'_>,
+) -> Result<(Decision, Option<AuditEvent>, Option<mfa_model::PushRequest>), Abort> {
+    use mfa_model::PushState;
+    let (d, ev) = attempt_in_tx(slot, a, ctx, Ask::Policy)?;
+    if d.outcome != Outcome::NeedCode {
+        return Ok((d, ev, None));
+    }
+    let req = &a.req;
+    let now = req.now;
+    let mut write = None;
+    let d = match push {
+        None => Decision::deny(Reason::UnknownState),
+        Some(p)
+            if p.user != req.user
+                || p.service != req.service.to_string()
+                || p.client_ip != req.client.ip().map(|ip| ip.to_string()) =>
+        {
+            Decision::deny(Reason::StateMismatch)
+        }
+        // Push stands in for the code of an enrolled user only (NeedCode for a user without
+        // a key is a temporary-access code's).
+        Some(_) if !slot.as_ref().is_some_and(UserRecord::enrolled) => {
+            Decision::deny(Reason::NotEnrolled)
+        }
+        Some(p) => match p.state_at(now) {
+            PushState::Pending => {
+                let mut w = Decision::need_code();
+                w.reason = Reason::PushWaiting;
+                w.message = Some(crate::policy::user_message(&Reason::PushWaiting));
+                return Ok((w, None, None));
+            }
+            PushState::Approved if p.used.is_some() => Decision::deny(Reason::PushUsed),
+            PushState::Approved => {
+                let mut used = p.clone();
+                used.used = Some(now);
+                write = Some(used);
+                Decision::allow(Reason::PushApproved)
+            }
+            PushState::Denied => Decision::deny(Reason::PushDenied),
+            PushState::Fraud => Decision::deny(Reason::PushFraud),
+            PushState::Undeliverable => Decision::deny(Reason::PushUndeliverable),
+            PushState::Expired => {
+                if p.state == PushState::Pending {
+                    let mut e = p.clone();
+                    e.state = PushState::Expired;
+                    e.decided = Some(now);
+                    write = Some(e);
+                }
+                Decision::deny(Reason::PushExpired)
+            }
+        },
+    };
+    if let Some(rec) = slot.as_mut() {
+        if d.is_allowed() {
+            // A second factor proved, as a valid code does: the counters start over.
+            rec.failures = 0;
+            rec.first_failure = None;
+            if let Some(ip) = req.client.ip() {
+                let ip = ip.to_string();
+                rec.sources.retain(|s| s.source != ip);
+            }
+        }
+        note_outcome(rec, &d, &req.client, now);
+    }
+    clamp_unlocks(slot, now, ctx.cfg);
+    Ok((d.clone(), Some(req.event(&d)), write))
 }
 
 /// A final decision writes the record: an unlock stamped in the future (another node's

@@ -5,7 +5,7 @@ use std::fmt;
 
 use mfa_config::{Config, GoLive, LocalLogins, RadiusMode, RememberFor, SelfEnroll, format_utc};
 pub use mfa_model::Outcome;
-use mfa_model::{OtcKind, ReasonCode, RolloutStatus, UserName, UserRecord};
+use mfa_model::{OtcKind, PushRefusal, ReasonCode, RolloutStatus, UserName, UserRecord};
 
 use crate::login::Service;
 use crate::net::{ClientAddr, trusted_match};
@@ -56,6 +56,25 @@ pub enum Reason {
     // server audited its reason).
     ServerAccepted,
     ServerRejected,
+    // Push approval: what a sign-in request settles at a login (`Login::verify_push`), on the
+    // one path, where the policy asks for a code.
+    /// Approved on a registered phone, with the right number.
+    PushApproved,
+    /// Denied on the phone, or approved with the wrong number.
+    PushDenied,
+    /// Not decided before it expired.
+    PushExpired,
+    /// "This wasn't me".
+    PushFraud,
+    /// The push could not be delivered.
+    PushUndeliverable,
+    /// The approval let a login in already.
+    PushUsed,
+    /// Not decided yet: the login still waits (`NeedCode`, nothing written).
+    PushWaiting,
+    /// No push could be sent (`Push::start`), for a front end that has no other way in to
+    /// offer (a gateway in code-only mode).
+    PushRefused(PushRefusal),
 }
 
 impl Reason {
@@ -94,6 +113,14 @@ impl Reason {
             Reason::InternalError => ReasonCode::InternalError,
             Reason::ServerAccepted => ReasonCode::ServerAccepted,
             Reason::ServerRejected => ReasonCode::ServerRejected,
+            Reason::PushApproved => ReasonCode::PushApproved,
+            Reason::PushDenied => ReasonCode::PushDenied,
+            Reason::PushExpired => ReasonCode::PushExpired,
+            Reason::PushFraud => ReasonCode::PushFraud,
+            Reason::PushUndeliverable => ReasonCode::PushUndeliverable,
+            Reason::PushUsed => ReasonCode::PushUsed,
+            Reason::PushWaiting => ReasonCode::PushWaiting,
+            Reason::PushRefused(r) => push_refusal_code(*r),
         }
     }
 
@@ -107,6 +134,10 @@ impl Reason {
         let r = match (code, locked_until) {
             ("locked", Some(until)) => Reason::Locked { until },
             ("source_locked", Some(until)) => Reason::SourceLocked { until },
+            ("push_blocked", Some(until)) => Reason::PushRefused(PushRefusal::Blocked { until }),
+            ("push_rate_limited", Some(until)) => {
+                Reason::PushRefused(PushRefusal::RateLimited { until })
+            }
             (_, Some(_)) => return None,
             (code, None) => [
                 Reason::CodeRequired,
@@ -121,6 +152,16 @@ impl Reason {
                 Reason::UnknownState,
                 Reason::StateMismatch,
                 Reason::InternalError,
+                Reason::PushDenied,
+                Reason::PushExpired,
+                Reason::PushFraud,
+                Reason::PushUndeliverable,
+                Reason::PushUsed,
+                Reason::PushRefused(PushRefusal::Off),
+                Reason::PushRefused(PushRefusal::NotAsked),
+                Reason::PushRefused(PushRefusal::NoDevice),
+                Reason::PushRefused(PushRefusal::AlreadyPending),
+                Reason::PushRefused(PushRefusal::NoPortal),
             ]
             .into_iter()
             .find(|r| r.code() == code)?,
@@ -172,7 +213,51 @@ impl fmt::Display for Reason {
             Reason::InternalError => f.write_str("internal error"),
             Reason::ServerAccepted => f.write_str("accepted by the RADIUS server"),
             Reason::ServerRejected => f.write_str("refused by the RADIUS server"),
+            Reason::PushApproved => f.write_str("approved on a registered phone"),
+            Reason::PushDenied => f.write_str("denied on the phone"),
+            Reason::PushExpired => f.write_str("the sign-in request expired undecided"),
+            Reason::PushFraud => f.write_str("reported on the phone as not the user's"),
+            Reason::PushUndeliverable => f.write_str("the push could not be delivered"),
+            Reason::PushUsed => f.write_str("the approval was used already"),
+            Reason::PushWaiting => f.write_str("waiting for the phone"),
+            Reason::PushRefused(r) => write!(f, "no push: {r}"),
         }
+    }
+}
+
+/// The audit code of a push that could not be sent.
+pub fn push_refusal_code(r: PushRefusal) -> ReasonCode {
+    match r {
+        PushRefusal::Off => ReasonCode::PushOff,
+        PushRefusal::NotEnrolled => ReasonCode::NotEnrolled,
+        PushRefusal::NotAsked => ReasonCode::PushNotAsked,
+        PushRefusal::NoDevice => ReasonCode::PushNoDevice,
+        PushRefusal::Blocked { .. } => ReasonCode::PushBlocked,
+        PushRefusal::AlreadyPending => ReasonCode::PushAlreadyPending,
+        PushRefusal::RateLimited { .. } => ReasonCode::PushRateLimited,
+        PushRefusal::NoPortal => ReasonCode::PushNoPortal,
+    }
+}
+
+/// What the user is told when no push could be sent: what to do instead.
+pub fn push_refusal_message(r: PushRefusal) -> String {
+    match r {
+        PushRefusal::Off => {
+            "Approval on your phone is not available here; enter your verification code.".into()
+        }
+        PushRefusal::NotEnrolled => "Approval on your phone needs an enrolled authenticator app; contact your administrator.".into(),
+        PushRefusal::NotAsked => "No approval is needed for this sign-in.".into(),
+        PushRefusal::NoDevice => "No phone is registered for approvals: register one on the self-service portal (My account), or enter your verification code.".into(),
+        PushRefusal::Blocked { until } => format!(
+            "Approvals on your phone are blocked until {} because a sign-in request was reported as not yours; enter your verification code, or contact your administrator.",
+            format_utc(until)
+        ),
+        PushRefusal::AlreadyPending => "A sign-in request is already waiting on your phone: approve or deny it first.".into(),
+        PushRefusal::RateLimited { until } => format!(
+            "Too many sign-in requests: try again after {}, or enter your verification code.",
+            format_utc(until)
+        ),
+        PushRefusal::NoPortal => "Approval on your phone is unavailable right now; enter your verification code.".into(),
     }
 }
 
@@ -245,6 +330,19 @@ pub fn user_message(reason: &Reason) -> String {
         ),
         Reason::NotEnrolled => "Multi-factor authentication is required for this account, but no authenticator app is enrolled. Contact your administrator.".into(),
         Reason::WrongPassword => "Wrong password or code.".into(),
+        Reason::PushDenied => "The sign-in was denied on your phone.".into(),
+        Reason::PushExpired => {
+            "The sign-in request expired before it was approved; try again.".into()
+        }
+        Reason::PushFraud => "The sign-in was reported as not yours: approvals on your phone are blocked for a while. Contact your administrator if this was a mistake.".into(),
+        Reason::PushUndeliverable => {
+            "Your phone could not be reached; enter your verification code instead.".into()
+        }
+        Reason::PushUsed => {
+            "That approval was used already; start a new sign-in.".into()
+        }
+        Reason::PushWaiting => "Waiting for approval on your phone.".into(),
+        Reason::PushRefused(r) => push_refusal_message(*r),
         other => other.to_string(),
     }
 }
@@ -1093,5 +1191,71 @@ mod tests {
         ] {
             assert_eq!(Reason::refusal_from_code(code, None), None, "{code}");
         }
+    }
+
+    /// Every push reason has its own stable code, its user message says what to do, and the
+    /// refusals a daemon may send a PAM host read back as themselves (the timed ones with
+    /// their end, like a lock).
+    #[test]
+    fn push_reasons_have_codes_messages_and_round_trip() {
+        let timed = [
+            Reason::PushRefused(PushRefusal::Blocked { until: NOW }),
+            Reason::PushRefused(PushRefusal::RateLimited { until: NOW }),
+        ];
+        let plain = [
+            Reason::PushDenied,
+            Reason::PushExpired,
+            Reason::PushFraud,
+            Reason::PushUndeliverable,
+            Reason::PushUsed,
+            Reason::PushRefused(PushRefusal::Off),
+            Reason::PushRefused(PushRefusal::NotAsked),
+            Reason::PushRefused(PushRefusal::NoDevice),
+            Reason::PushRefused(PushRefusal::AlreadyPending),
+            Reason::PushRefused(PushRefusal::NoPortal),
+        ];
+        for r in &plain {
+            assert_eq!(Reason::refusal_from_code(r.code(), None), Some(r.clone()));
+            assert_eq!(Reason::refusal_from_code(r.code(), Some(5)), None, "{r:?}");
+        }
+        for r in &timed {
+            assert_eq!(
+                Reason::refusal_from_code(r.code(), Some(NOW)),
+                Some(r.clone())
+            );
+            assert_eq!(Reason::refusal_from_code(r.code(), None), None);
+            assert!(user_message(r).contains(&format_utc(NOW)), "{r:?}");
+        }
+        let codes: Vec<&str> = [
+            Reason::PushApproved,
+            Reason::PushDenied,
+            Reason::PushExpired,
+            Reason::PushFraud,
+            Reason::PushUndeliverable,
+        ]
+        .iter()
+        .map(Reason::code)
+        .collect();
+        assert_eq!(
+            codes,
+            [
+                "push_approved",
+                "push_denied",
+                "push_expired",
+                "push_fraud",
+                "push_undeliverable"
+            ]
+        );
+        assert_eq!(
+            Reason::PushRefused(PushRefusal::Blocked { until: 1 }).code(),
+            "push_blocked"
+        );
+        // What the user reads names no code, and tells what to do.
+        assert!(user_message(&Reason::PushRefused(PushRefusal::NoDevice)).contains("portal"));
+        assert!(user_message(&Reason::PushFraud).contains("administrator"));
+        assert_eq!(
+            Decision::deny(Reason::PushExpired).message.as_deref(),
+            Some("The sign-in request expired before it was approved; try again.")
+        );
     }
 }

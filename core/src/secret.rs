@@ -7,11 +7,14 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use data_encoding::{BASE32_NOPAD, Encoding};
 // The layout of a stored seed is the model's, so engines check rows without the core.
+use mfa_model::{
+    DeviceId, MAX_BLOB_BYTES, NONCE_BYTES, SEALED_HEADER, SealedBlob, SealedSecret, TAG_BYTES,
+    UserName, check_sealed_blob, check_seed_len,
+};
 pub use mfa_model::{
     FORM_CLEAR, FORM_XCHACHA20POLY1305, KEY_ID_BYTES, KeyId, MAX_SECRET_BYTES, MIN_SECRET_BYTES,
     SecretError, check_sealed, sealed_key_id,
 };
-use mfa_model::{NONCE_BYTES, SEALED_HEADER, SealedSecret, TAG_BYTES, UserName, check_seed_len};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -106,12 +109,71 @@ impl TotpSecret {
 /// - `0x01 || key id (8) || nonce (24) || XChaCha20-Poly1305(seed) || tag (16)`
 ///   ([`FORM_XCHACHA20POLY1305`]): [`Encrypted`]; the associated data is the form byte, the
 ///   key id and the canonical user name, so a row copied to another user does not open.
+///
+/// Other values the store must not reveal (a push subscription: its endpoint lets anyone
+/// push to the phone) are sealed the same way as [`SealedBlob`]s ([`Sealer::seal_blob`]),
+/// with associated data of their own ([`SealedFor`]), so a blob never opens as a seed nor as
+/// another blob, and a copy of the database alone reveals none of them. A blob has no clear
+/// form: a sealer without a key refuses to seal one.
 pub trait Sealer: Send + Sync {
     fn seal(&self, user: &UserName, secret: &TotpSecret) -> Result<SealedSecret, SecretError>;
     fn unseal(&self, user: &UserName, sealed: &SealedSecret) -> Result<TotpSecret, SecretError>;
     /// The id of the store key this sealer seals under (`None`: clear form).
     fn key_id(&self) -> Option<KeyId> {
         None
+    }
+    /// Seals `value` for `what`: only [`Sealer::unseal_blob`] with the same `what` opens it.
+    fn seal_blob(&self, what: &SealedFor<'_>, value: &[u8]) -> Result<SealedBlob, SecretError> {
+        let _ = (what, value);
+        Err(SecretError::BadForm(
+            "no store key to seal the value under".into(),
+        ))
+    }
+    /// Opens a blob sealed for `what`.
+    fn unseal_blob(
+        &self,
+        what: &SealedFor<'_>,
+        sealed: &SealedBlob,
+    ) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+        let _ = (what, sealed);
+        Err(SecretError::BadForm(
+            "no store key to open the value with".into(),
+        ))
+    }
+}
+
+/// What a [`SealedBlob`] is, bound into its associated data: a blob copied into another
+/// row (another device, another user) or taken for another kind of value does not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedFor<'a> {
+    /// The Web Push subscription of `user`'s device `device`.
+    PushSubscription {
+        user: &'a UserName,
+        device: &'a DeviceId,
+    },
+}
+
+impl SealedFor<'_> {
+    fn user(&self) -> &UserName {
+        match self {
+            SealedFor::PushSubscription { user, .. } => user,
+        }
+    }
+
+    /// The associated data after the form byte and the key id. It starts with a 0 byte, which
+    /// no user name does, so it never equals a seed's (form, key id, user name); then the
+    /// kind's tag and its fields, each ended by a 0 byte or of fixed length.
+    fn context(&self) -> Vec<u8> {
+        let mut c = vec![0];
+        match self {
+            SealedFor::PushSubscription { user, device } => {
+                c.extend_from_slice(b"push-subscription\0");
+                c.extend_from_slice(user.as_str().as_bytes());
+                c.push(0);
+                c.extend_from_slice(&device.0);
+            }
+        }
+        c
     }
 }
 
@@ -218,24 +280,37 @@ impl Encrypted {
         ad.extend_from_slice(user.as_str().as_bytes());
         ad
     }
-}
 
-impl Sealer for Encrypted {
-    fn seal(&self, user: &UserName, secret: &TotpSecret) -> Result<SealedSecret, SecretError> {
+    fn blob_ad(&self, what: &SealedFor<'_>) -> Vec<u8> {
+        let mut ad = vec![FORM_XCHACHA20POLY1305];
+        ad.extend_from_slice(&self.key.id);
+        ad.extend_from_slice(&what.context());
+        ad
+    }
+
+    /// `form || key id || nonce || AEAD(plain, ad)`.
+    fn encrypt(&self, plain: &[u8], ad: &[u8], what: &str) -> Result<Vec<u8>, SecretError> {
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).map_err(|e| SecretError::Random(e.to_string()))?;
-        // Room for the tag up front, so the buffer holding the seed never reallocates and
-        // leaves a copy behind.
-        let mut buf = Zeroizing::new(Vec::with_capacity(secret.bytes().len() + TAG_BYTES));
-        buf.extend_from_slice(secret.bytes());
+        // Room for the tag up front, so the buffer holding the clear value never
+        // reallocates and leaves a copy behind.
+        let mut buf = Zeroizing::new(Vec::with_capacity(plain.len() + TAG_BYTES));
+        buf.extend_from_slice(plain);
         self.cipher()?
-            .encrypt_in_place(&XNonce::from(nonce), &self.ad(user), &mut *buf)
-            .map_err(|_| SecretError::BadForm("the seed could not be encrypted".into()))?;
+            .encrypt_in_place(&XNonce::from(nonce), ad, &mut *buf)
+            .map_err(|_| SecretError::BadForm(format!("the {what} could not be encrypted")))?;
         let mut out = Vec::with_capacity(SEALED_HEADER + NONCE_BYTES + buf.len());
         out.push(FORM_XCHACHA20POLY1305);
         out.extend_from_slice(&self.key.id);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&buf);
+        Ok(out)
+    }
+}
+
+impl Sealer for Encrypted {
+    fn seal(&self, user: &UserName, secret: &TotpSecret) -> Result<SealedSecret, SecretError> {
+        let out = self.encrypt(secret.bytes(), &self.ad(user), "seed")?;
         Ok(SealedSecret::from_stored(out))
     }
 
@@ -275,6 +350,45 @@ impl Sealer for Encrypted {
 
     fn key_id(&self) -> Option<KeyId> {
         Some(self.key.id)
+    }
+
+    fn seal_blob(&self, what: &SealedFor<'_>, value: &[u8]) -> Result<SealedBlob, SecretError> {
+        if value.is_empty() || value.len() > MAX_BLOB_BYTES {
+            return Err(SecretError::BadForm(format!(
+                "a value of {} bytes cannot be sealed (1 to {MAX_BLOB_BYTES})",
+                value.len()
+            )));
+        }
+        let out = self.encrypt(value, &self.blob_ad(what), "value")?;
+        Ok(SealedBlob::from_stored(out))
+    }
+
+    fn unseal_blob(
+        &self,
+        what: &SealedFor<'_>,
+        sealed: &SealedBlob,
+    ) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+        check_sealed_blob(sealed)?;
+        let b = sealed.stored();
+        if b.get(1..SEALED_HEADER) != Some(self.key.id.as_slice()) {
+            return Err(SecretError::OtherKey {
+                user: what.user().to_string(),
+            });
+        }
+        let nonce: [u8; NONCE_BYTES] = b
+            .get(SEALED_HEADER..SEALED_HEADER + NONCE_BYTES)
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(|| SecretError::BadForm("too short".into()))?;
+        let ct = b
+            .get(SEALED_HEADER + NONCE_BYTES..)
+            .ok_or_else(|| SecretError::BadForm("too short".into()))?;
+        let mut buf = Zeroizing::new(ct.to_vec());
+        self.cipher()?
+            .decrypt_in_place(&XNonce::from(nonce), &self.blob_ad(what), &mut *buf)
+            .map_err(|_| SecretError::Unseal {
+                user: what.user().to_string(),
+            })?;
+        Ok(buf)
     }
 }
 
@@ -321,5 +435,61 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(format!("{a:?}"), "TotpSecret(<redacted>)");
         assert_eq!(TotpSecret::from_base32(&a.to_base32()).unwrap(), a);
+    }
+
+    /// A sealed blob opens only for what it was sealed for: another device, another user, a
+    /// seed's place, another key all refuse it; a sealer without a key seals none; the clear
+    /// value is nowhere in the stored bytes.
+    #[test]
+    fn blobs_open_only_for_what_they_were_sealed_for() {
+        let sealer = Encrypted::new(StoreKey::generate().unwrap());
+        let ann = UserName::parse("ann").unwrap();
+        let bob = UserName::parse("bob").unwrap();
+        let (d1, d2) = (DeviceId([1; 16]), DeviceId([2; 16]));
+        let what = SealedFor::PushSubscription {
+            user: &ann,
+            device: &d1,
+        };
+        let value = b"{\"endpoint\":\"https://fcm.googleapis.com/fcm/send/secret-endpoint\"}";
+        let sealed = sealer.seal_blob(&what, value).unwrap();
+        assert!(check_sealed_blob(&sealed).is_ok());
+        assert!(!sealed.stored().windows(15).any(|w| w == b"secret-endpoint"));
+        assert_eq!(
+            sealer.unseal_blob(&what, &sealed).unwrap().as_slice(),
+            value
+        );
+        for other in [
+            SealedFor::PushSubscription {
+                user: &ann,
+                device: &d2,
+            },
+            SealedFor::PushSubscription {
+                user: &bob,
+                device: &d1,
+            },
+        ] {
+            assert!(matches!(
+                sealer.unseal_blob(&other, &sealed),
+                Err(SecretError::Unseal { .. })
+            ));
+        }
+        // Taken for a seed (the same layout): its associated data differs.
+        let as_seed = SealedSecret::from_stored(sealed.stored().to_vec());
+        assert!(sealer.unseal(&ann, &as_seed).is_err());
+        // A seed taken for a blob.
+        let seed = sealer.seal(&ann, &TotpSecret::generate().unwrap()).unwrap();
+        let as_blob = SealedBlob::from_stored(seed.stored().to_vec());
+        assert!(sealer.unseal_blob(&what, &as_blob).is_err());
+        let other_key = Encrypted::new(StoreKey::generate().unwrap());
+        assert!(matches!(
+            other_key.unseal_blob(&what, &sealed),
+            Err(SecretError::OtherKey { .. })
+        ));
+        assert!(Unsealed.seal_blob(&what, value).is_err());
+        assert!(Unsealed.unseal_blob(&what, &sealed).is_err());
+        assert!(sealer.seal_blob(&what, b"").is_err());
+        assert!(sealer.seal_blob(&what, &[0; MAX_BLOB_BYTES + 1]).is_err());
+        // Two seals of one value differ (a fresh nonce each).
+        assert_ne!(sealer.seal_blob(&what, value).unwrap(), sealed);
     }
 }

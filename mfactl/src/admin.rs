@@ -139,6 +139,7 @@ pub fn auth(
 
 pub fn init(cfg: &Path) -> Result<ExitCode> {
     let c = load_config(cfg)?;
+    let push = c.push.clone();
     if let Some(url) = &c.store.url {
         let shown = mfa_core::store::redact_url(url);
         open_with(c, OpenMode::Create)?;
@@ -146,6 +147,7 @@ pub fn init(cfg: &Path) -> Result<ExitCode> {
             "The PostgreSQL store {shown} is ready (schema version {}).",
             mfa_store_open::POSTGRES_SCHEMA_VERSION
         );
+        init_vapid_key(&push)?;
         return Ok(ExitCode::SUCCESS);
     }
     let existed = c.store.path.exists();
@@ -166,7 +168,31 @@ pub fn init(cfg: &Path) -> Result<ExitCode> {
             key.display()
         );
     }
+    init_vapid_key(&push)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `[push] enabled`: the VAPID key file the portal signs its pushes with, made new
+/// (0600) or, where it exists, read to check it and kept.
+fn init_vapid_key(push: &mfa_config::PushConfig) -> Result<()> {
+    if !push.enabled {
+        return Ok(());
+    }
+    let path = &push.vapid_key_file;
+    let (_, made) =
+        mfa_core::push::VapidKey::create(path).map_err(|e| Fail::Error(e.to_string()))?;
+    if made {
+        println!(
+            "Created the VAPID key file {} (mode 0600): the portal signs its pushes with it. Every portal node needs this same file (copy it, 0600); a new key makes every phone register again.",
+            path.display()
+        );
+    } else {
+        println!(
+            "The VAPID key file {} exists already; kept.",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 pub fn rekey(cfg: &Path) -> Result<ExitCode> {

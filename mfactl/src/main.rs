@@ -10,6 +10,7 @@ mod import;
 mod manual;
 mod migrate;
 mod portal;
+mod push;
 mod report;
 
 use std::path::PathBuf;
@@ -306,6 +307,39 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<UnlocksAction>,
     },
+    /// The phones a user registered on the portal to approve sign-ins (push approval), and
+    /// the block "This wasn't me" puts on pushes to the user.
+    Push {
+        #[command(subcommand)]
+        action: PushAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PushAction {
+    /// List the user's registered phones (id, when registered, last used, name) and any
+    /// block of pushes.
+    List {
+        /// The user: a login name as the system, the directory or a gateway gives it
+        /// (made canonical under `[users]`).
+        user: String,
+        /// How to print: table, csv or json.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Remove one of the user's phones (lost, replaced): it no longer receives nor approves
+    /// sign-in requests. Exit 1 when the user has no such device.
+    Remove {
+        /// The user, as for `push list`.
+        user: String,
+        /// The device id, as `mfactl push list` shows it (32 hex digits).
+        device: String,
+    },
+    /// Lift the block "This wasn't me" put on pushes to the user (after a mistake).
+    Unblock {
+        /// The user, as for `push list`.
+        user: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -476,5 +510,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             replace,
         } => portal::invite(cfg, user.as_deref(), unenrolled, valid, format, replace),
         Command::Unlocks { user, action } => portal::unlocks(cfg, user.as_deref(), action),
+        Command::Push { action } => push::push(cfg, action),
     }
 }

@@ -312,6 +312,43 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
             ("mfactl unlocks revoke alice 198.51.100.7", "Only that one."),
         ],
     ),
+    (
+        "mfactl push",
+        &[
+            (
+                "mfactl push list alice",
+                "The phones alice approves sign-ins with, and any block.",
+            ),
+            (
+                "mfactl push remove alice 5d41402abc4b2a76b9719d911017c592",
+                "Remove a lost phone.",
+            ),
+        ],
+    ),
+    (
+        "mfactl push list",
+        &[
+            ("mfactl push list alice", "alice's phones, as a table."),
+            (
+                "mfactl push list alice --format json",
+                "The same, for a script.",
+            ),
+        ],
+    ),
+    (
+        "mfactl push remove",
+        &[(
+            "mfactl push remove alice 5d41402abc4b2a76b9719d911017c592",
+            "Remove that phone (its id from `mfactl push list`).",
+        )],
+    ),
+    (
+        "mfactl push unblock",
+        &[(
+            "mfactl push unblock alice",
+            "Lift the block \"This wasn't me\" put on alice's pushes.",
+        )],
+    ),
 ];
 
 /// The exit status of a command, by its full name; the rest share [`EXIT_STATUS`].

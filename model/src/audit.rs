@@ -68,6 +68,10 @@ codes! {
         /// A gateway reported a user's session (RADIUS accounting): `session_start`,
         /// `session_stop`, `session_interim`.
         Session = "session",
+        /// A sign-in request (push): written, decided on the phone, delivered or not.
+        Push = "push",
+        /// A phone registered for approvals, or removed.
+        PushDevice = "push-device",
     }
 }
 
@@ -109,6 +113,32 @@ codes! {
         SessionStart = "session_start",
         SessionStop = "session_stop",
         SessionInterim = "session_interim",
+        // Push approval: a login's decision on a request, and what happened to the request.
+        /// A sign-in request was written for the portal to deliver.
+        PushSent = "push_sent",
+        PushApproved = "push_approved",
+        PushDenied = "push_denied",
+        PushExpired = "push_expired",
+        /// "This wasn't me": denied, and pushes to the user blocked for `[push] fraud_block`.
+        PushFraud = "push_fraud",
+        PushBlocked = "push_blocked",
+        PushUndeliverable = "push_undeliverable",
+        /// The approval was used by a login already.
+        PushUsed = "push_used",
+        /// Not decided yet (a login asked too early; nothing is written).
+        PushWaiting = "push_waiting",
+        PushOff = "push_off",
+        PushNotAsked = "push_not_asked",
+        PushNoDevice = "push_no_device",
+        PushAlreadyPending = "push_already_pending",
+        PushRateLimited = "push_rate_limited",
+        PushNoPortal = "push_no_portal",
+        /// An administrator lifted the block of "This wasn't me".
+        PushUnblocked = "push_unblocked",
+        DeviceRegistered = "device_registered",
+        DeviceRemoved = "device_removed",
+        /// The push service said the subscription is gone (404, 410): the device is removed.
+        DeviceGone = "device_gone",
         // Administrator's actions.
         Confirmed = "confirmed",
         Unconfirmed = "unconfirmed",

@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::name::UserName;
+use crate::push::{DecisionRefusal, DeviceRefusal, PushRefusal};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -31,6 +32,12 @@ pub enum Refusal {
     InviteValidity(i64),
     /// A set of backup codes of a size outside [`crate::BACKUP_CODES`].
     BackupCodeCount(u32),
+    /// A sign-in request (push) could not be sent.
+    Push(PushRefusal),
+    /// A phone's decision on a sign-in request was refused.
+    PushDecision(DecisionRefusal),
+    /// A phone's registration was refused.
+    PushDevice(DeviceRefusal),
 }
 
 impl fmt::Display for Refusal {
@@ -80,6 +87,9 @@ impl fmt::Display for Refusal {
                 crate::BACKUP_CODES.start(),
                 crate::BACKUP_CODES.end()
             ),
+            Refusal::Push(r) => write!(f, "no push sent: {r}"),
+            Refusal::PushDecision(r) => write!(f, "decision refused: {r}"),
+            Refusal::PushDevice(r) => write!(f, "{r}"),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use crate::push::SealedBlob;
 use crate::record::SealedSecret;
 
 /// RFC 4226 asks for at least 128 bits, 160 recommended; google-authenticator files carry
@@ -140,6 +141,42 @@ pub fn check_sealed(sealed: &SealedSecret) -> Result<(), SecretError> {
     }
 }
 
+/// The largest value a [`SealedBlob`] seals (a push subscription is a few hundred bytes).
+pub const MAX_BLOB_BYTES: usize = 4096;
+
+/// The key id a sealed blob is sealed under (`None`: damaged).
+pub fn sealed_blob_key_id(sealed: &SealedBlob) -> Option<KeyId> {
+    match sealed.stored().split_first() {
+        Some((&FORM_XCHACHA20POLY1305, rest)) => rest.get(..KEY_ID_BYTES)?.try_into().ok(),
+        _ => None,
+    }
+}
+
+/// Whether a stored blob has the sealed layout (the form byte and the lengths): a blob has
+/// no clear form.
+pub fn check_sealed_blob(sealed: &SealedBlob) -> Result<(), SecretError> {
+    let b = sealed.stored();
+    match b.split_first() {
+        Some((&FORM_XCHACHA20POLY1305, rest)) => {
+            let ct = rest
+                .len()
+                .checked_sub(KEY_ID_BYTES + NONCE_BYTES + TAG_BYTES)
+                .ok_or_else(|| SecretError::BadForm("shorter than a sealed value".into()))?;
+            if (1..=MAX_BLOB_BYTES).contains(&ct) {
+                Ok(())
+            } else {
+                Err(SecretError::BadForm(format!(
+                    "a sealed value of {ct} bytes (must be 1 to {MAX_BLOB_BYTES})"
+                )))
+            }
+        }
+        Some((form, _)) => Err(SecretError::BadForm(format!(
+            "form byte 0x{form:02x} (a sealed value is always 0x01, encrypted)"
+        ))),
+        None => Err(SecretError::BadForm("empty".into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +208,19 @@ mod tests {
             Err(SecretError::BadForm(_))
         ));
         assert_eq!(sealed_key_id(&s(vec![FORM_CLEAR, 1, 2])), None);
+    }
+
+    #[test]
+    fn sealed_blobs_have_no_clear_form() {
+        let b = |v: Vec<u8>| SealedBlob::from_stored(v);
+        let mut enc = vec![FORM_XCHACHA20POLY1305];
+        enc.extend_from_slice(&[9; KEY_ID_BYTES]);
+        enc.extend_from_slice(&[0; NONCE_BYTES + 300 + TAG_BYTES]);
+        assert!(check_sealed_blob(&b(enc.clone())).is_ok());
+        assert_eq!(sealed_blob_key_id(&b(enc.clone())), Some([9; KEY_ID_BYTES]));
+        enc.truncate(SEALED_HEADER + NONCE_BYTES + TAG_BYTES);
+        assert!(check_sealed_blob(&b(enc)).is_err(), "nothing sealed");
+        assert!(check_sealed_blob(&b([vec![FORM_CLEAR], vec![1; 40]].concat())).is_err());
+        assert!(check_sealed_blob(&b(Vec::new())).is_err());
     }
 }

@@ -543,6 +543,8 @@ mod tests {
             first_factor: None,
             client_ip_attribute: None,
             require_message_authenticator: None,
+            push: None,
+            number_matching: None,
         });
         assert!(radsec.cert.is_some());
         let clients: Vec<Arc<Nas>> = [

@@ -13,6 +13,8 @@ use mfa_model::{
 
 use crate::{Abort, AuditQuery, Store, StoreError, StoreFacts};
 
+pub mod push;
+
 /// A factory for fresh, empty stores of one engine.
 pub type Open<'a> = &'a dyn Fn() -> Box<dyn Store>;
 
@@ -46,6 +48,7 @@ pub fn all(open: Open<'_>) {
         ),
     ];
     run(open, &checks);
+    run(open, push::CHECKS);
 }
 
 /// Runs `checks` one by one; a failure names the check. Shared with the core's suite.
@@ -650,7 +653,13 @@ fn store_key_enforced(open: Open<'_>) {
     put(s.as_ref(), &jack, vec![]);
     let (one, two) = ([1; mfa_model::KEY_ID_BYTES], [2; mfa_model::KEY_ID_BYTES]);
     let n = s
-        .reseal(None, one, &mut |_, o| Ok(sealed_under(one, o)), &[])
+        .reseal(
+            None,
+            one,
+            &mut |_, o| Ok(sealed_under(one, o)),
+            &mut |_, _, _| Err(Abort::Bug("no push subscription here")),
+            &[],
+        )
         .unwrap();
     assert_eq!(n, 2);
     assert_eq!(s.store_key_id().unwrap(), Some(one));
@@ -660,7 +669,13 @@ fn store_key_enforced(open: Open<'_>) {
 
     // A second first sealing, a clear seed, a seed under another key: refused, unchanged.
     assert!(matches!(
-        s.reseal(None, two, &mut |_, o| Ok(o.clone()), &[]),
+        s.reseal(
+            None,
+            two,
+            &mut |_, o| Ok(o.clone()),
+            &mut |_, _, _| Err(Abort::Bug("no push subscription here")),
+            &[]
+        ),
         Err(StoreError::KeyChanged { .. })
     ));
     for bad in [clear_seed(9), sealed_under(two, &clear_seed(9))] {
@@ -686,6 +701,7 @@ fn store_key_enforced(open: Open<'_>) {
                 Ok(sealed_under(two, &unsealed(o)))
             }
         },
+        &mut |_, _, _| Err(Abort::Bug("no push subscription here")),
         &[ev(11, "*", "rekeyed")],
     );
     assert!(
@@ -695,7 +711,13 @@ fn store_key_enforced(open: Open<'_>) {
     assert_eq!(s.store_key_id().unwrap(), Some(one));
     assert!(s.audit(&AuditQuery::default()).unwrap().is_empty());
     assert!(matches!(
-        s.reseal(Some(two), two, &mut |_, o| Ok(o.clone()), &[]),
+        s.reseal(
+            Some(two),
+            two,
+            &mut |_, o| Ok(o.clone()),
+            &mut |_, _, _| Err(Abort::Bug("no push subscription here")),
+            &[]
+        ),
         Err(StoreError::KeyChanged { .. })
     ));
     let n = s
@@ -703,6 +725,7 @@ fn store_key_enforced(open: Open<'_>) {
             Some(one),
             two,
             &mut |_, o| Ok(sealed_under(two, &unsealed(o))),
+            &mut |_, _, _| Err(Abort::Bug("no push subscription here")),
             &[ev(11, "*", "rekeyed")],
         )
         .unwrap();

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod push;
 pub mod rows;
 
 #[cfg(feature = "conformance")]
@@ -21,8 +22,11 @@ use std::fmt;
 use std::path::PathBuf;
 
 use mfa_model::{
-    AuditEvent, Invite, KeyId, Refusal, SealedSecret, SecretError, UserName, UserRecord,
+    AuditEvent, DeviceId, Invite, KeyId, PushDevice, PushId, PushRequest, Refusal, SealedBlob,
+    SealedSecret, SecretError, UserName, UserRecord,
 };
+
+pub use push::{PushFn, PushTx};
 
 /// How an engine treats a store that does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +197,11 @@ impl std::error::Error for StoreError {
 /// What [`Store::reseal`] does to one stored seed: open it and seal it again.
 pub type ResealFn<'a> = dyn FnMut(&UserName, &SealedSecret) -> Result<SealedSecret, Abort> + 'a;
 
+/// What [`Store::reseal`] does to one stored push subscription (of the user's device): open
+/// it and seal it again.
+pub type ResealBlobFn<'a> =
+    dyn FnMut(&UserName, &DeviceId, &SealedBlob) -> Result<SealedBlob, Abort> + 'a;
+
 /// What a transaction function sees: the named users' records (`None` where absent), in the
 /// order named. It may create (`None` -> `Some`) or change records; deleting is not offered,
 /// because history stays. It returns the audit events to write in the same transaction, or
@@ -246,14 +255,16 @@ pub trait Store: Send + Sync {
     /// had one (its seeds, if any, are in the clear form).
     fn store_key_id(&self) -> Result<Option<KeyId>, StoreError>;
     /// In one write transaction: checks that the store's key id is still `expect`, replaces
-    /// every stored seed by what `f` makes of it (each must be sealed under `new`), records
-    /// `new` as the store's key id and appends `events`. All or nothing; returns how many
-    /// seeds. The first sealing of a clear store (`expect` = `None`) and `mfactl rekey`.
+    /// every stored seed by what `f` makes of it and every stored push subscription by what
+    /// `blobs` makes of it (each must be sealed under `new`), records `new` as the store's
+    /// key id and appends `events`. All or nothing; returns how many seeds. The first
+    /// sealing of a clear store (`expect` = `None`) and `mfactl rekey`.
     fn reseal(
         &self,
         expect: Option<KeyId>,
         new: KeyId,
         f: &mut ResealFn<'_>,
+        blobs: &mut ResealBlobFn<'_>,
         events: &[AuditEvent],
     ) -> Result<usize, StoreError>;
 
@@ -347,10 +358,75 @@ pub trait Store: Send + Sync {
         Err(no_invites())
     }
 
+    /// [`Store::transact`] of one user with that user's push rows at hand ([`PushTx`]): `f`
+    /// gets the record and the rows in one write transaction, the user's lock held, so the
+    /// core's push rules hold across processes and nodes (see [`push`]). A changed record is
+    /// saved (and voids invites and push devices as in `transact`), the events appended;
+    /// an error from `f` rolls everything back. An engine without push refuses (the
+    /// default), so every push fails closed on it.
+    fn transact_push(&self, user: &UserName, f: &mut PushFn<'_>) -> Result<(), StoreError> {
+        let _ = (user, f);
+        Err(no_push())
+    }
+    /// The request `id`, whatever its state.
+    fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
+        let _ = id;
+        Err(no_push())
+    }
+    /// The requests of `user` created at or after `since`, and those still stored as
+    /// pending, oldest first.
+    fn push_requests(&self, user: &UserName, since: i64) -> Result<Vec<PushRequest>, StoreError> {
+        let _ = (user, since);
+        Err(no_push())
+    }
+    /// The outbox: up to `limit` requests that are pending, not sent yet and not expired at
+    /// `now`, oldest first (the portal delivers them).
+    fn push_outbox(&self, now: i64, limit: usize) -> Result<Vec<PushRequest>, StoreError> {
+        let _ = (now, limit);
+        Err(no_push())
+    }
+    /// The devices of `user`, oldest first.
+    fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {
+        let _ = user;
+        Err(no_push())
+    }
+    /// The device `id`, whoever's it is.
+    fn push_device(&self, id: &DeviceId) -> Result<Option<PushDevice>, StoreError> {
+        let _ = id;
+        Err(no_push())
+    }
+    /// Until when pushes to `user` are blocked, as stored (it may be past).
+    fn push_block(&self, user: &UserName) -> Result<Option<i64>, StoreError> {
+        let _ = user;
+        Err(no_push())
+    }
+    /// Records that a portal is alive at `now` (`meta`, [`push::META_PORTAL_ALIVE`]).
+    fn set_push_heartbeat(&self, now: i64) -> Result<(), StoreError> {
+        let _ = now;
+        Err(no_push())
+    }
+    /// The last heartbeat any portal wrote.
+    fn push_heartbeat(&self) -> Result<Option<i64>, StoreError> {
+        Err(no_push())
+    }
+    /// Returns once a new request may be in the outbox, or after about `timeout`: on
+    /// PostgreSQL when one is announced ([`push::PUSH_CHANNEL`]), elsewhere after a short
+    /// poll interval ([`push::PUSH_POLL`]). A wake-up may be spurious; the caller reads the
+    /// outbox whatever it says.
+    fn wait_for_push(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        std::thread::sleep(timeout.min(push::PUSH_POLL));
+        Ok(())
+    }
+    /// Deletes every request created before `before` that is not pending; returns how many.
+    fn prune_push(&self, before: i64) -> Result<usize, StoreError> {
+        let _ = before;
+        Err(no_push())
+    }
+
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:
     /// either everything `f` changed and every event it returned is stored, or nothing is.
-    /// A record whose key changed (`mfa_changed` moved) voids that user's unused invites in
-    /// the same transaction ([`rows::voids_invites`]).
+    /// A record whose key changed (`mfa_changed` moved) voids that user's unused invites and
+    /// removes the user's push devices in the same transaction ([`rows::voids_invites`]).
     /// Rows are locked in sorted order whatever the order named, so two servers never
     /// deadlock. A name may appear more than once: each place gets its own copy, and the
     /// last place's is the one kept.
@@ -367,6 +443,13 @@ pub struct StoreFacts {
     pub key_id: Option<KeyId>,
     /// [`Store::names_checked`]: the rules the copied names were last checked against.
     pub names_checked: Option<String>,
+}
+
+fn no_push() -> StoreError {
+    StoreError::Engine {
+        context: "push approval".into(),
+        source: "this store engine does not keep sign-in requests".into(),
+    }
 }
 
 fn no_invites() -> StoreError {

@@ -7,9 +7,13 @@ use mfa_model::{
     Unlock, UserName, UserRecord,
 };
 
-use mfa_model::{KeyId, check_sealed, sealed_key_id};
+use mfa_model::{
+    DeviceId, KeyId, PUSH_NUMBERS, PUSH_PUBLIC_KEY_BYTES, PushDevice, PushId, PushRequest,
+    PushState, SealedBlob, check_device_name, check_sealed, check_sealed_blob, sealed_blob_key_id,
+    sealed_key_id,
+};
 
-use crate::{Abort, ResealFn, StoreError};
+use crate::{Abort, ResealBlobFn, ResealFn, StoreError};
 
 /// A `users` row as an engine reads and writes it: column values, unchecked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +104,11 @@ pub fn decode_invite(r: InviteRow) -> Result<Invite, StoreError> {
 /// them in the same transaction as the record, by ending them at that time (their
 /// `expires`; never before their `created`, which another node's clock may have put after
 /// it), so no schema change is needed and the portal says the link no longer works.
+///
+/// The same change removes every push device of the user in that transaction: a phone was
+/// registered by a sign-in with the key of then (`KeyGeneration`), as an unlock is made, and
+/// a lost phone must stop approving once the administrator unlinks or replaces the key. A
+/// device registered after the change proved the new key.
 pub fn voids_invites(before: Option<&UserRecord>, rec: &UserRecord) -> Option<i64> {
     let changed = rec.mfa_changed?;
     (before.and_then(|b| b.mfa_changed) != Some(changed)).then_some(changed)
@@ -318,4 +327,222 @@ pub fn reseal_one(
         )));
     }
     Ok(sealed)
+}
+
+/// A `push_requests` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRequestRow {
+    pub id: Vec<u8>,
+    pub user: String,
+    pub service: String,
+    pub client_ip: Option<String>,
+    pub created: i64,
+    pub expires: i64,
+    pub number: Option<i64>,
+    pub state: String,
+    pub decided: Option<i64>,
+    pub device: Option<Vec<u8>>,
+    pub sent: Option<i64>,
+    pub delivery_error: Option<String>,
+    pub used: Option<i64>,
+}
+
+/// A `push_devices` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushDeviceRow {
+    pub id: Vec<u8>,
+    pub user: String,
+    pub name: String,
+    pub subscription: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub created: i64,
+    pub last_used: Option<i64>,
+}
+
+/// The request of a row, or the column that makes no sense.
+pub fn decode_push_request(r: PushRequestRow) -> Result<PushRequest, StoreError> {
+    let u = r.user.as_str();
+    let user = UserName::parse(u).map_err(|e| bad(u, "push_requests.user", e.to_string()))?;
+    let id = PushId::from_slice(&r.id).ok_or_else(|| bad(u, "push_requests.id", "not 16 bytes"))?;
+    if r.service.is_empty() || r.service.len() > mfa_model::MAX_PUSH_SERVICE_BYTES {
+        return Err(bad(
+            u,
+            "push_requests.service",
+            format!(
+                "empty or longer than {} bytes",
+                mfa_model::MAX_PUSH_SERVICE_BYTES
+            ),
+        ));
+    }
+    if let Some(ip) = &r.client_ip
+        && ip.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(bad(
+            u,
+            "push_requests.client_ip",
+            format!("{ip:?} is not an IP address"),
+        ));
+    }
+    if r.expires < r.created {
+        return Err(bad(u, "push_requests.expires", "before created"));
+    }
+    let number = match r.number {
+        None => None,
+        Some(n) => Some(
+            u8::try_from(n)
+                .ok()
+                .filter(|n| PUSH_NUMBERS.contains(n))
+                .ok_or_else(|| bad(u, "push_requests.number", format!("{n} is not 10 to 99")))?,
+        ),
+    };
+    let state = PushState::parse(&r.state).ok_or_else(|| {
+        bad(
+            u,
+            "push_requests.state",
+            format!("{:?} is no request state", r.state),
+        )
+    })?;
+    let device = match r.device {
+        None => None,
+        Some(d) => Some(
+            DeviceId::from_slice(&d)
+                .ok_or_else(|| bad(u, "push_requests.device", "not 16 bytes"))?,
+        ),
+    };
+    if (state == PushState::Pending) != r.decided.is_none() {
+        return Err(bad(
+            u,
+            "push_requests.decided",
+            format!("{state} with decided = {:?}", r.decided),
+        ));
+    }
+    Ok(PushRequest {
+        id,
+        user,
+        service: r.service,
+        client_ip: r.client_ip,
+        created: r.created,
+        expires: r.expires,
+        number,
+        state,
+        decided: r.decided,
+        device,
+        sent: r.sent,
+        delivery_error: r.delivery_error,
+        used: r.used,
+    })
+}
+
+/// The row of a request; `Bug` where it breaks a rule a row is checked against when read
+/// (so nothing unreadable is ever written).
+pub fn encode_push_request(r: &PushRequest) -> Result<PushRequestRow, StoreError> {
+    let row = PushRequestRow {
+        id: r.id.0.to_vec(),
+        user: r.user.to_string(),
+        service: r.service.clone(),
+        client_ip: r.client_ip.clone(),
+        created: r.created,
+        expires: r.expires,
+        number: r.number.map(i64::from),
+        state: r.state.as_str().into(),
+        decided: r.decided,
+        device: r.device.map(|d| d.0.to_vec()),
+        sent: r.sent,
+        delivery_error: r.delivery_error.as_ref().map(|e| {
+            let mut e = e.clone();
+            truncate(&mut e, mfa_model::MAX_DELIVERY_ERROR_BYTES);
+            e
+        }),
+        used: r.used,
+    };
+    decode_push_request(row.clone())
+        .map_err(|_| StoreError::Aborted(Abort::Bug("a push request that would not read back")))?;
+    Ok(row)
+}
+
+/// Cuts `s` to at most `max` bytes, at a character boundary.
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+}
+
+/// The device of a row, or the column that makes no sense.
+pub fn decode_push_device(r: PushDeviceRow) -> Result<PushDevice, StoreError> {
+    let u = r.user.as_str();
+    let user = UserName::parse(u).map_err(|e| bad(u, "push_devices.user", e.to_string()))?;
+    let id =
+        DeviceId::from_slice(&r.id).ok_or_else(|| bad(u, "push_devices.id", "not 16 bytes"))?;
+    check_device_name(&r.name).map_err(|e| bad(u, "push_devices.name", e))?;
+    let subscription = SealedBlob::from_stored(r.subscription);
+    check_sealed_blob(&subscription)
+        .map_err(|e| bad(u, "push_devices.subscription", e.to_string()))?;
+    if r.public_key.len() != PUSH_PUBLIC_KEY_BYTES || r.public_key.first() != Some(&0x04) {
+        return Err(bad(
+            u,
+            "push_devices.public_key",
+            "not an uncompressed P-256 point (65 bytes, 0x04 first)",
+        ));
+    }
+    Ok(PushDevice {
+        id,
+        user,
+        name: r.name,
+        subscription,
+        public_key: r.public_key,
+        created: r.created,
+        last_used: r.last_used,
+    })
+}
+
+/// The row of a device; `Bug` where it would not read back.
+pub fn encode_push_device(d: &PushDevice) -> Result<PushDeviceRow, StoreError> {
+    let row = PushDeviceRow {
+        id: d.id.0.to_vec(),
+        user: d.user.to_string(),
+        name: d.name.clone(),
+        subscription: d.subscription.stored().to_vec(),
+        public_key: d.public_key.clone(),
+        created: d.created,
+        last_used: d.last_used,
+    };
+    decode_push_device(row.clone())
+        .map_err(|_| StoreError::Aborted(Abort::Bug("a push device that would not read back")))?;
+    Ok(row)
+}
+
+/// A device's subscription being written must be sealed under the store's key `store`, as
+/// a seed must ([`StoreError::KeyChanged`] otherwise).
+pub fn check_blob_key(d: &PushDevice, store: Option<KeyId>) -> Result<(), StoreError> {
+    let id = sealed_blob_key_id(&d.subscription);
+    if id.is_some() && id == store {
+        return Ok(());
+    }
+    Err(StoreError::KeyChanged {
+        context: format!("writing a push device of user {:?}", d.user.as_str()),
+    })
+}
+
+/// One stored subscription through a re-encryption ([`super::Store::reseal`]), for every
+/// engine: the row checked, `f` applied, the result required to be under `new`.
+pub fn reseal_blob(
+    row: PushDeviceRow,
+    new: KeyId,
+    f: &mut ResealBlobFn<'_>,
+) -> Result<PushDeviceRow, StoreError> {
+    let d = decode_push_device(row)?;
+    let sealed = f(&d.user, &d.id, &d.subscription).map_err(StoreError::Aborted)?;
+    if sealed_blob_key_id(&sealed) != Some(new) {
+        return Err(StoreError::Aborted(Abort::Bug(
+            "a subscription re-sealed under another key than the one recorded",
+        )));
+    }
+    encode_push_device(&PushDevice {
+        subscription: sealed,
+        ..d
+    })
 }

@@ -2,10 +2,13 @@
 //! one delegating fake the tests of the core and the daemon share, so a new method of the
 //! [`Store`] trait is forwarded in one place, not in every test that wraps an engine.
 
-use mfa_model::{AuditEvent, Invite, KeyId, UserName, UserRecord};
+use mfa_model::{
+    AuditEvent, DeviceId, Invite, KeyId, PushDevice, PushId, PushRequest, UserName, UserRecord,
+};
 
 use crate::{
-    AuditQuery, GroupCommit, NamesFn, ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
+    AuditQuery, GroupCommit, NamesFn, PushFn, ResealBlobFn, ResealFn, Store, StoreError,
+    StoreFacts, TxFn, UserFn,
 };
 
 /// `inner`, with the faults a test asks for.
@@ -73,9 +76,10 @@ impl Store for Delegate {
         expect: Option<KeyId>,
         new: KeyId,
         f: &mut ResealFn<'_>,
+        blobs: &mut ResealBlobFn<'_>,
         events: &[AuditEvent],
     ) -> Result<usize, StoreError> {
-        self.inner.reseal(expect, new, f, events)
+        self.inner.reseal(expect, new, f, blobs, events)
     }
     fn names_checked(&self) -> Result<Option<String>, StoreError> {
         self.inner.names_checked()
@@ -128,5 +132,38 @@ impl Store for Delegate {
     }
     fn transact(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
         self.inner.transact(names, f)
+    }
+    fn transact_push(&self, user: &UserName, f: &mut PushFn<'_>) -> Result<(), StoreError> {
+        self.inner.transact_push(user, f)
+    }
+    fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
+        self.inner.push_request(id)
+    }
+    fn push_requests(&self, user: &UserName, since: i64) -> Result<Vec<PushRequest>, StoreError> {
+        self.inner.push_requests(user, since)
+    }
+    fn push_outbox(&self, now: i64, limit: usize) -> Result<Vec<PushRequest>, StoreError> {
+        self.inner.push_outbox(now, limit)
+    }
+    fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {
+        self.inner.push_devices(user)
+    }
+    fn push_device(&self, id: &DeviceId) -> Result<Option<PushDevice>, StoreError> {
+        self.inner.push_device(id)
+    }
+    fn push_block(&self, user: &UserName) -> Result<Option<i64>, StoreError> {
+        self.inner.push_block(user)
+    }
+    fn set_push_heartbeat(&self, now: i64) -> Result<(), StoreError> {
+        self.inner.set_push_heartbeat(now)
+    }
+    fn push_heartbeat(&self) -> Result<Option<i64>, StoreError> {
+        self.inner.push_heartbeat()
+    }
+    fn wait_for_push(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.inner.wait_for_push(timeout)
+    }
+    fn prune_push(&self, before: i64) -> Result<usize, StoreError> {
+        self.inner.prune_push(before)
     }
 }

@@ -36,8 +36,14 @@
 //! EXCLUSIVE mode, so a seed is never written under a key the store no longer names. Every
 //! path takes `users` before `store_key`, so the two never deadlock.
 //!
+//! Push approval: requests, devices and blocks in their own tables, written in the user's
+//! transaction (after its advisory lock, so the core's push rules hold across nodes); a new
+//! request is announced with `NOTIFY mfa_push` at its commit, which the portal LISTENs for on
+//! a connection of its own (`push`).
+//!
 //! One file per concern: `schema`, `pool` (connections), `tls`, `rows`, `tx` (transactions,
-//! locks, retries), `names`, `store` (the `Store` trait), `error`.
+//! locks, retries), `names`, `push` (push approval's rows and the listener), `store` (the
+//! `Store` trait), `error`.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -45,6 +51,7 @@ mod error;
 mod schema;
 mod names;
 mod pool;
+mod push;
 mod rows;
 mod store;
 mod tls;

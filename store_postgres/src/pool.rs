@@ -23,6 +23,9 @@ pub struct PgStore {
     /// `user@host:port/db` for messages: never a password.
     pub(crate) target: String,
     pub(crate) pool: Mutex<Vec<Conn>>,
+    /// The connection that LISTENs for new push requests (`Store::wait_for_push`): the
+    /// portal's delivery loop only.
+    pub(crate) listener: Mutex<Option<Client>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -113,6 +116,7 @@ impl PgStore {
             tls,
             target,
             pool: Mutex::new(Vec::new()),
+            listener: Mutex::new(None),
         };
         let mut client = store.connect_client()?;
         store.migrate(&mut client, mode)?;

@@ -16,8 +16,52 @@ use crate::pool::PgStore;
 /// (SQLite's version 7). Version 7: `users_unenrolled`, the names that never enrolled by
 /// when they were first seen (SQLite's version 8, where the reason is given). Version 8:
 /// `users.name_key`, each name's look-alike key, indexed (SQLite's version 9, where the
-/// reason is given).
-pub const SCHEMA_VERSION: i64 = 8;
+/// reason is given). Version 9: push approval's `push_devices`, `push_requests` and
+/// `push_blocks` (SQLite's version 10, where they are described).
+pub const SCHEMA_VERSION: i64 = 9;
+
+/// Push approval's tables (SQLite's `push_tables!`), in [`SCHEMA`] and [`MIGRATE_ADD_PUSH`].
+/// The foreign keys are checked at the commit: a transaction writes the push rows before
+/// the record it saves last.
+macro_rules! pg_push_tables {
+    () => {
+        r#"
+CREATE TABLE push_devices (
+    id           BYTEA PRIMARY KEY NOT NULL CHECK (octet_length(id) = 16),
+    "user"       TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    name         TEXT NOT NULL,
+    subscription BYTEA NOT NULL,
+    public_key   BYTEA NOT NULL,
+    created      BIGINT NOT NULL,
+    last_used    BIGINT
+);
+CREATE INDEX push_devices_user ON push_devices("user");
+CREATE TABLE push_requests (
+    id             BYTEA PRIMARY KEY NOT NULL CHECK (octet_length(id) = 16),
+    "user"         TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    service        TEXT NOT NULL,
+    client_ip      TEXT,
+    created        BIGINT NOT NULL,
+    expires        BIGINT NOT NULL,
+    number         BIGINT,
+    state          TEXT NOT NULL,
+    decided        BIGINT,
+    device         BYTEA,
+    sent           BIGINT,
+    delivery_error TEXT,
+    used           BIGINT
+);
+CREATE INDEX push_requests_user ON push_requests("user", created);
+CREATE INDEX push_requests_created ON push_requests(created);
+CREATE UNIQUE INDEX push_requests_pending ON push_requests("user", service) WHERE state = 'pending';
+CREATE INDEX push_requests_outbox ON push_requests(created) WHERE state = 'pending' AND sent IS NULL;
+CREATE TABLE push_blocks (
+    "user" TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    until  BIGINT NOT NULL
+);
+"#
+    };
+}
 
 /// The look-alike key column and its index (SQLite's `name_key_column!`), in [`SCHEMA`] and
 /// [`MIGRATE_V7_V8`].
@@ -138,7 +182,8 @@ CREATE TABLE meta (
 "#,
     pg_portal_tables!(),
     pg_unenrolled_index!(),
-    pg_name_key_column!()
+    pg_name_key_column!(),
+    pg_push_tables!()
 );
 
 /// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
@@ -168,7 +213,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (5, MIGRATE_V5_V6),
     (6, MIGRATE_V6_V7),
     (7, MIGRATE_V7_V8),
+    (8, MIGRATE_ADD_PUSH),
 ];
+
+/// Version 8 to 9 (SQLite's 9 to 10): push approval's tables, empty. Named for what it
+/// does, so that it can be renumbered at a merge.
+pub(crate) const MIGRATE_ADD_PUSH: &str = pg_push_tables!();
 
 /// Version 7 to 8 (SQLite's 8 to 9): the look-alike keys, empty until the name check fills
 /// them.

@@ -1,18 +1,24 @@
 //! The `Store` trait over the pieces of this crate.
 
-use mfa_model::{AuditEvent, Invite, KeyId, StoredDecision, StoredReason, UserName, UserRecord};
+use mfa_model::{
+    AuditEvent, DeviceId, Invite, KeyId, PushDevice, PushId, PushRequest, StoredDecision,
+    StoredReason, UserName, UserRecord,
+};
+use mfa_store::push::META_PORTAL_ALIVE;
 use mfa_store::rows::{self, InviteRow};
 use mfa_store::{
-    AuditQuery, LockOrder, NamesFn, ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
+    AuditQuery, LockOrder, NamesFn, PushFn, ResealBlobFn, ResealFn, Store, StoreError, StoreFacts,
+    TxFn, UserFn,
 };
 
 use crate::error::{Context, PgError};
 use crate::names::{META_NAME_RULES, PgNameTx, each_name, names_with_key, read_names_checked};
 use crate::pool::{Conn, PgStore};
+use crate::push::{self as push_rows, DEVICE_COLUMNS, device_row, write_device};
 use crate::rows::{
     INVITE_COLUMNS, USER_COLUMNS, decode_all, read_children, read_invite, read_user, write,
 };
-use crate::tx::{check_store_key, insert_audit, read_store_key, take_invite};
+use crate::tx::{Body, check_store_key, insert_audit, read_store_key, take_invite};
 
 impl Store for PgStore {
     fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
@@ -79,7 +85,8 @@ impl Store for PgStore {
     }
 
     fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
-        self.transact_retrying(names, None, f).map(|_| ())
+        self.transact_retrying(names, None, Body::Records(f))
+            .map(|_| ())
     }
 
     fn transact_with_invite(
@@ -92,7 +99,7 @@ impl Store for PgStore {
         let mut usable = false;
         LockOrder::new(names).run(
             |sorted, g| {
-                usable = self.transact_retrying(sorted, Some((hash, now)), g)?;
+                usable = self.transact_retrying(sorted, Some((hash, now)), Body::Records(g))?;
                 Ok(())
             },
             f,
@@ -239,6 +246,7 @@ impl Store for PgStore {
         expect: Option<KeyId>,
         new: KeyId,
         f: &mut ResealFn<'_>,
+        blobs: &mut ResealBlobFn<'_>,
         events: &[AuditEvent],
     ) -> Result<usize, StoreError> {
         // `users` then `store_key`, the order every writer takes them in: no login writes
@@ -279,6 +287,19 @@ impl Store for PgStore {
                     &[&n, &s],
                 )
                 .ctx("writing the re-encrypted keys")?;
+            }
+            // The push subscriptions, sealed under the same key. No push transaction runs
+            // meanwhile: each holds a row lock of `users`, which waits for the EXCLUSIVE
+            // lock above.
+            let devices = tx
+                .query(&format!("{DEVICE_COLUMNS} ORDER BY id"), &[])
+                .ctx("reading the push subscriptions")?
+                .iter()
+                .map(device_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            for row in devices {
+                let w = rows::reseal_blob(row, new, blobs)?;
+                write_device(&mut tx, &w)?;
             }
             tx.execute(
                 "INSERT INTO store_key (id, key_id) VALUES (1, $1)
@@ -408,6 +429,99 @@ impl Store for PgStore {
                 tx.commit().ctx("committing the name upkeep")?;
             }
             Ok(())
+        })
+    }
+
+    fn transact_push(&self, user: &UserName, f: &mut PushFn<'_>) -> Result<(), StoreError> {
+        self.transact_retrying(&[user], None, Body::Push(f))
+            .map(|_| ())
+    }
+
+    fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
+        self.run(|c| push_rows::request(&mut c.client, id))
+    }
+
+    fn push_requests(&self, user: &UserName, since: i64) -> Result<Vec<PushRequest>, StoreError> {
+        self.run(|c| push_rows::requests(&mut c.client, user.as_str(), since))
+    }
+
+    fn push_outbox(&self, now: i64, limit: usize) -> Result<Vec<PushRequest>, StoreError> {
+        self.run(|c| push_rows::outbox(&mut c.client, now, limit))
+    }
+
+    fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {
+        self.run(|c| {
+            push_rows::devices_where(
+                &mut c.client,
+                "WHERE \"user\" = $1 ORDER BY created, id",
+                &[&user.as_str()],
+            )
+        })
+    }
+
+    fn push_device(&self, id: &DeviceId) -> Result<Option<PushDevice>, StoreError> {
+        self.run(|c| {
+            Ok(
+                push_rows::devices_where(&mut c.client, "WHERE id = $1", &[&id.0.as_slice()])?
+                    .pop(),
+            )
+        })
+    }
+
+    fn push_block(&self, user: &UserName) -> Result<Option<i64>, StoreError> {
+        self.run(|c| push_rows::block(&mut c.client, user.as_str()))
+    }
+
+    fn set_push_heartbeat(&self, now: i64) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.client
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&META_PORTAL_ALIVE, &now.to_string()],
+                )
+                .ctx("writing the portal's heartbeat")?;
+            Ok(())
+        })
+    }
+
+    fn push_heartbeat(&self) -> Result<Option<i64>, StoreError> {
+        let v: Option<String> = self.run(|c| {
+            let Conn { client, st } = c;
+            let ctx = "reading the portal's heartbeat";
+            match client
+                .query(&st.names_checked, &[&META_PORTAL_ALIVE])
+                .ctx(ctx)?
+                .first()
+            {
+                Some(r) => Ok(Some(r.try_get(0).ctx(ctx)?)),
+                None => Ok(None),
+            }
+        })?;
+        v.map(|t| {
+            t.parse().map_err(|_| StoreError::BadRow {
+                user: String::new(),
+                column: "meta.portal_alive",
+                problem: format!("{t:?} is not a time"),
+            })
+        })
+        .transpose()
+    }
+
+    fn wait_for_push(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.wait(timeout)
+    }
+
+    fn prune_push(&self, before: i64) -> Result<usize, StoreError> {
+        self.run(|c| {
+            let n = c
+                .client
+                .execute(
+                    "DELETE FROM push_requests WHERE created < $1 AND state <> 'pending'",
+                    &[&before],
+                )
+                .ctx("pruning push requests")?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
 }

@@ -4,12 +4,13 @@
 use std::time::Duration;
 
 use mfa_model::{AuditEvent, KEY_ID_BYTES, KeyId, UserName, UserRecord};
-use mfa_store::{Abort, StoreError, TxFn, rows};
+use mfa_store::{Abort, PushFn, StoreError, TxFn, rows};
 use postgres::{Statement, Transaction};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Context, PgError, describe, retryable};
 use crate::pool::{Conn, PgStore, Statements};
+use crate::push::PgPushTx;
 use crate::rows::{decode_all, read_children, read_user, write};
 
 /// Above this many users in one transaction (`mfactl import`), the users table is locked
@@ -80,11 +81,19 @@ pub(crate) fn take_invite(
     Ok(n != 0)
 }
 
+/// What a write transaction runs over the locked records: a [`TxFn`], or a [`PushFn`] over
+/// the one user's record and push rows.
+pub(crate) enum Body<'a, 'b> {
+    Records(&'a mut TxFn<'b>),
+    Push(&'a mut PushFn<'b>),
+}
+
 pub(crate) fn transact_on(
+    store: &PgStore,
     conn: &mut Conn,
     names: &[&UserName],
     invite: Option<(&[u8; 32], i64)>,
-    f: &mut TxFn<'_>,
+    body: &mut Body<'_, '_>,
 ) -> Result<bool, PgError> {
     let Conn { client, st } = conn;
     let mut tx = client.transaction().ctx("starting a transaction")?;
@@ -128,7 +137,25 @@ pub(crate) fn transact_on(
     let before: Vec<Option<UserRecord>> =
         names.iter().map(|n| by_name.remove(n.as_str())).collect();
     let mut records = before.clone();
-    let events = f(&mut records).map_err(|a| PgError::Store(StoreError::Aborted(a)))?;
+    let events = match body {
+        Body::Records(f) => f(&mut records).map_err(|a| PgError::Store(StoreError::Aborted(a)))?,
+        Body::Push(f) => match (names, records.as_mut_slice()) {
+            ([user], [slot]) => {
+                let mut ptx = PgPushTx {
+                    tx: &mut tx,
+                    st,
+                    store,
+                    user,
+                };
+                f(slot, &mut ptx).map_err(PgError::Store)?
+            }
+            _ => {
+                return Err(PgError::Store(StoreError::Aborted(Abort::Bug(
+                    "a push transaction of one user",
+                ))));
+            }
+        },
+    };
     let (mut changed, mut codes, mut sources) = (Vec::new(), Vec::new(), Vec::new());
     let mut unlocks = Vec::new();
     for (i, rec) in records.iter().enumerate() {
@@ -174,6 +201,11 @@ pub(crate) fn transact_on(
                 &[&rec.name.as_str(), &at],
             )
             .ctx("voiding invites")?;
+            tx.execute(
+                "DELETE FROM push_devices WHERE \"user\" = $1",
+                &[&rec.name.as_str()],
+            )
+            .ctx("removing the push devices of a changed key")?;
         }
     }
     insert_audit(&mut tx, &st.insert_audit, &events)?;
@@ -235,12 +267,12 @@ impl PgStore {
         &self,
         names: &[&UserName],
         invite: Option<(&[u8; 32], i64)>,
-        f: &mut TxFn<'_>,
+        mut body: Body<'_, '_>,
     ) -> Result<bool, StoreError> {
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.with_conn(|c| transact_on(c, names, invite, f)) {
+            match self.with_conn(|c| transact_on(self, c, names, invite, &mut body)) {
                 Ok(done) => return Ok(done),
                 Err(PgError::Pg(what, e)) if retryable(&e) => {
                     if tries >= MAX_TRIES {

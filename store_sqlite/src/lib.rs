@@ -4,7 +4,7 @@
 //!
 //! One file per concern: `schema` (tables and upgrades), `conn` (files, connections, the
 //! pool), `rows` (records to rows and back), `tx` (write transactions and the store key),
-//! `names` (name upkeep), `store` (the `Store` trait), `group_commit` (deferred commits and
+//! `names` (name upkeep), `push` (push approval's rows), `store` (the `Store` trait), `group_commit` (deferred commits and
 //! checkpoints), `error`.
 #![forbid(unsafe_code)]
 
@@ -14,6 +14,7 @@ mod schema;
 mod conn;
 mod group_commit;
 mod names;
+mod push;
 mod rows;
 mod store;
 mod tx;

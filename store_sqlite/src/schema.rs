@@ -129,7 +129,56 @@ macro_rules! name_key_index {
     };
 }
 
-pub(crate) const SCHEMA_VERSION: i64 = 9;
+/// Version 10: push approval (issue 20), see [`MIGRATE_ADD_PUSH`]:
+/// - `push_devices`: the phones a user registered for approvals, the Web Push subscription
+///   sealed under the store key (like a seed), the approval key's public half;
+/// - `push_requests`: sign-in requests, the portal's outbox (`sent IS NULL`) among them; at
+///   most one `pending` row per user and service (a unique index, beside the core's rule);
+/// - `push_blocks`: until when "This wasn't me" blocks pushes to a user.
+///
+/// All three go with their user (`ON DELETE CASCADE`); the foreign keys are checked at the
+/// commit (`DEFERRABLE INITIALLY DEFERRED`), since a transaction writes the push rows before
+/// the record it saves last.
+macro_rules! push_tables {
+    ($table:literal, $index:literal, $unique:literal) => {
+        concat!($table, " push_devices (
+    id           BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+    user         TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    name         TEXT NOT NULL,
+    subscription BLOB NOT NULL,
+    public_key   BLOB NOT NULL,
+    created      INTEGER NOT NULL,
+    last_used    INTEGER
+) STRICT, WITHOUT ROWID;
+", $index, " push_devices_user ON push_devices(user);
+", $table, " push_requests (
+    id             BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+    user           TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    service        TEXT NOT NULL,
+    client_ip      TEXT,
+    created        INTEGER NOT NULL,
+    expires        INTEGER NOT NULL,
+    number         INTEGER,
+    state          TEXT NOT NULL,
+    decided        INTEGER,
+    device         BLOB,
+    sent           INTEGER,
+    delivery_error TEXT,
+    used           INTEGER
+) STRICT, WITHOUT ROWID;
+", $index, " push_requests_user ON push_requests(user, created);
+", $index, " push_requests_created ON push_requests(created);
+", $unique, " push_requests_pending ON push_requests(user, service) WHERE state = 'pending';
+", $index, " push_requests_outbox ON push_requests(created) WHERE state = 'pending' AND sent IS NULL;
+", $table, " push_blocks (
+    user  TEXT PRIMARY KEY NOT NULL REFERENCES users(name) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    until INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+")
+    };
+}
+
+pub(crate) const SCHEMA_VERSION: i64 = 10;
 
 /// Version 2: `users` is WITHOUT ROWID (a login looks its user up in one B-tree instead of
 /// an index and then the table), and the audit trail has no (user, time) index, whose
@@ -143,6 +192,7 @@ pub(crate) const SCHEMA_VERSION: i64 = 9;
 /// Version 7: `unlocks` and `invites`, the portal's (see [`MIGRATE_ADD_PORTAL`]).
 /// Version 8: `users_unenrolled` (see [`MIGRATE_ADD_UNENROLLED_INDEX`]).
 /// Version 9: `users.name_key` (see [`migrate_add_name_key`]).
+/// Version 10: push approval (see [`push_tables!`]).
 pub(crate) const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -178,7 +228,8 @@ CREATE INDEX audit_time ON audit(time);
     portal_tables!(),
     unenrolled_index!("CREATE INDEX"),
     name_key_column!(),
-    name_key_index!("CREATE INDEX")
+    name_key_index!("CREATE INDEX"),
+    push_tables!("CREATE TABLE", "CREATE INDEX", "CREATE UNIQUE INDEX")
 );
 
 /// Version 4 to 5: the per-address counters start empty.
@@ -196,6 +247,16 @@ pub(crate) const MIGRATE_ADD_PORTAL: &str = portal_tables!();
 /// EXISTS`: a store taken back to an older version by hand keeps the index it has.
 pub(crate) const MIGRATE_ADD_UNENROLLED_INDEX: &str =
     unenrolled_index!("CREATE INDEX IF NOT EXISTS");
+
+/// The upgrade step that adds push approval's tables (version 9 to 10), all empty. Named
+/// for what it does, like [`MIGRATE_ADD_META`], so that it can be renumbered at a merge;
+/// `IF NOT EXISTS`, like [`MIGRATE_ADD_UNENROLLED_INDEX`]: a store taken back to an older
+/// version by hand keeps the tables it has.
+pub(crate) const MIGRATE_ADD_PUSH: &str = push_tables!(
+    "CREATE TABLE IF NOT EXISTS",
+    "CREATE INDEX IF NOT EXISTS",
+    "CREATE UNIQUE INDEX IF NOT EXISTS"
+);
 
 /// Deletes the records of names that never enrolled, never logged in and hold no one-time
 /// code, first seen before `?1`; through `users_unenrolled`.
@@ -306,6 +367,7 @@ const MIGRATIONS: &[(i64, Step)] = &[
     (6, Step::Sql(MIGRATE_ADD_PORTAL)),
     (7, Step::Sql(MIGRATE_ADD_UNENROLLED_INDEX)),
     (8, Step::Code(migrate_add_name_key)),
+    (9, Step::Sql(MIGRATE_ADD_PUSH)),
 ];
 
 /// Creates or upgrades the schema in one write transaction. Another process may be doing

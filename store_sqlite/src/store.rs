@@ -1,22 +1,27 @@
 //! The `Store` trait over the pieces of this crate.
 
-use mfa_model::{AuditEvent, Invite, KeyId, StoredDecision, StoredReason, UserName, UserRecord};
+use mfa_model::{
+    AuditEvent, DeviceId, Invite, KeyId, PushDevice, PushId, PushRequest, StoredDecision,
+    StoredReason, UserName, UserRecord,
+};
+use mfa_store::push::META_PORTAL_ALIVE;
 use mfa_store::rows::{self};
 use mfa_store::{
-    AuditQuery, GroupCommit, LockOrder, NamesFn, ResealFn, Store, StoreError, StoreFacts, TxFn,
-    UserFn,
+    AuditQuery, GroupCommit, LockOrder, NamesFn, PushFn, ResealBlobFn, ResealFn, Store, StoreError,
+    StoreFacts, TxFn, UserFn,
 };
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::conn::SqliteStore;
 use crate::error::db;
 use crate::names::{META_NAME_RULES, SqliteNameTx, each_name, names_with_key, read_meta};
+use crate::push::{self as push_rows, DEVICE_COLUMNS, device_row, write_device};
 use crate::rows::{
     INVITE_COLUMNS, Merge, SELECT_USERS, code_row, load, read_invite, read_row, save, source_row,
     unlock_row,
 };
 use crate::schema::PRUNE_UNENROLLED;
-use crate::tx::{insert_audit, read_store_key, take_invite, transact_on};
+use crate::tx::{Body, insert_audit, read_store_key, take_invite, transact_body, transact_on};
 
 impl Store for SqliteStore {
     fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
@@ -189,6 +194,7 @@ impl Store for SqliteStore {
         expect: Option<KeyId>,
         new: KeyId,
         f: &mut ResealFn<'_>,
+        blobs: &mut ResealBlobFn<'_>,
         events: &[AuditEvent],
     ) -> Result<usize, StoreError> {
         self.with_conn(|c| {
@@ -220,6 +226,20 @@ impl Store for SqliteStore {
                     let sealed = rows::reseal_one(&name, bytes, new, f)?;
                     up.execute(params![name, sealed.stored()]).map_err(db)?;
                 }
+            }
+            // The push subscriptions, sealed under the same key.
+            let devices = {
+                let mut st = tx
+                    .prepare(&format!("{DEVICE_COLUMNS} ORDER BY id"))
+                    .map_err(db)?;
+                st.query_map([], device_row)
+                    .map_err(db)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(db)?
+            };
+            for row in devices {
+                let w = rows::reseal_blob(row, new, blobs)?;
+                write_device(&tx, &w)?;
             }
             tx.execute(
                 "INSERT INTO store_key (id, key_id) VALUES (1, ?1)
@@ -324,6 +344,69 @@ impl Store for SqliteStore {
                 tx.commit().map_err(db)?;
             }
             Ok(())
+        })
+    }
+
+    fn transact_push(&self, user: &UserName, f: &mut PushFn<'_>) -> Result<(), StoreError> {
+        self.with_conn(|c| transact_body(c, &[user], None, Body::Push(f)).map(|_| ()))
+    }
+
+    fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
+        self.with_conn(|c| push_rows::request(c, id))
+    }
+
+    fn push_requests(&self, user: &UserName, since: i64) -> Result<Vec<PushRequest>, StoreError> {
+        self.with_conn(|c| push_rows::requests(c, user.as_str(), since))
+    }
+
+    fn push_outbox(&self, now: i64, limit: usize) -> Result<Vec<PushRequest>, StoreError> {
+        self.with_conn(|c| push_rows::outbox(c, now, limit))
+    }
+
+    fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {
+        self.with_conn(|c| push_rows::devices(c, user.as_str()))
+    }
+
+    fn push_device(&self, id: &DeviceId) -> Result<Option<PushDevice>, StoreError> {
+        self.with_conn(|c| push_rows::device(c, id))
+    }
+
+    fn push_block(&self, user: &UserName) -> Result<Option<i64>, StoreError> {
+        self.with_conn(|c| push_rows::block(c, user.as_str()))
+    }
+
+    fn set_push_heartbeat(&self, now: i64) -> Result<(), StoreError> {
+        self.with_conn(|c| {
+            c.prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )
+            .map_err(db)?
+            .execute(params![META_PORTAL_ALIVE, now.to_string()])
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn push_heartbeat(&self) -> Result<Option<i64>, StoreError> {
+        let v = self.with_conn(|c| read_meta(c, META_PORTAL_ALIVE))?;
+        v.map(|t| {
+            t.parse().map_err(|_| StoreError::BadRow {
+                user: String::new(),
+                column: "meta.portal_alive",
+                problem: format!("{t:?} is not a time"),
+            })
+        })
+        .transpose()
+    }
+
+    fn prune_push(&self, before: i64) -> Result<usize, StoreError> {
+        self.with_conn(|c| {
+            c.execute(
+                "DELETE FROM push_requests WHERE created < ?1 AND state <> 'pending'",
+                [before],
+            )
+            .map_err(db)
         })
     }
 }

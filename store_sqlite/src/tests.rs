@@ -688,3 +688,57 @@ fn damaged_rows_are_named() {
         "{e}"
     );
 }
+
+/// A version 9 store (before push approval) gets push approval's tables, empty, and its
+/// users keep working; one taken back to version 9 by hand with the tables still there
+/// (`IF NOT EXISTS`) opens too.
+#[test]
+fn a_version_9_store_gets_the_push_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mfa.db");
+    let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+    s.transact(&[&n("alice")], &mut |recs| {
+        recs[0] = Some(UserRecord::new(&n("alice"), params(), 1));
+        Ok(vec![])
+    })
+    .unwrap();
+    drop(s);
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE push_devices; DROP TABLE push_requests; DROP TABLE push_blocks;
+             PRAGMA user_version = 9;",
+        )
+        .unwrap();
+    let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+    let c = s.connect().unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 10);
+    for table in ["push_devices", "push_requests", "push_blocks"] {
+        let n: i64 = c
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    let idx: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'push_requests_pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(idx, 1);
+    drop(c);
+    assert!(s.push_devices(&n("alice")).unwrap().is_empty());
+    assert_eq!(s.user_names().unwrap(), ["alice"]);
+    drop(s);
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 9;")
+        .unwrap();
+    let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+    assert!(s.push_outbox(0, 10).unwrap().is_empty());
+}

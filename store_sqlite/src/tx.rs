@@ -2,10 +2,11 @@
 //! events appended, the store key checked against every seed written.
 
 use mfa_model::{AuditEvent, KEY_ID_BYTES, KeyId, SealedSecret, UserName, UserRecord};
-use mfa_store::{Abort, StoreError, TxFn, rows};
+use mfa_store::{Abort, PushFn, StoreError, TxFn, rows};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::db;
+use crate::push::{SqlitePushTx, remove_devices};
 use crate::rows::{load, save};
 
 pub(crate) fn read_store_key(conn: &Connection) -> Result<Option<KeyId>, StoreError> {
@@ -65,6 +66,23 @@ pub(crate) fn transact_on(
     invite: Option<(&[u8; 32], i64)>,
     f: &mut TxFn<'_>,
 ) -> Result<bool, StoreError> {
+    transact_body(c, names, invite, Body::Records(f))
+}
+
+/// What a write transaction runs over the loaded records: a [`TxFn`], or a [`PushFn`] over
+/// the one user's record and push rows.
+pub(crate) enum Body<'a, 'b> {
+    Records(&'a mut TxFn<'b>),
+    Push(&'a mut PushFn<'b>),
+}
+
+/// [`transact_on`] for either kind of [`Body`].
+pub(crate) fn transact_body(
+    c: &mut Connection,
+    names: &[&UserName],
+    invite: Option<(&[u8; 32], i64)>,
+    body: Body<'_, '_>,
+) -> Result<bool, StoreError> {
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db)?;
@@ -78,7 +96,17 @@ pub(crate) fn transact_on(
         .map(|n| load(&tx, n))
         .collect::<Result<_, _>>()?;
     let mut records = before.clone();
-    let events = f(&mut records).map_err(StoreError::Aborted)?;
+    let events = match body {
+        Body::Records(f) => f(&mut records).map_err(StoreError::Aborted)?,
+        Body::Push(f) => match (names, records.as_mut_slice()) {
+            ([user], [slot]) => f(slot, &mut SqlitePushTx { tx: &tx, user })?,
+            _ => {
+                return Err(StoreError::Aborted(Abort::Bug(
+                    "a push transaction of one user",
+                )));
+            }
+        },
+    };
     for (i, rec) in records.iter().enumerate() {
         if let Some(rec) = rec {
             if names.get(i) != Some(&&rec.name) {
@@ -93,6 +121,7 @@ pub(crate) fn transact_on(
                     .map_err(db)?
                     .execute(params![rec.name.as_str(), at])
                     .map_err(db)?;
+                remove_devices(&tx, rec.name.as_str())?;
             }
         }
     }

@@ -4,6 +4,7 @@
 mod lockout;
 mod policy;
 mod portal;
+mod push;
 mod radius;
 mod remote;
 mod store;
@@ -57,5 +58,6 @@ pub(crate) fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     policy::remember(cfg, &mut v);
     portal::portal(cfg, &mut v);
     remote::remote(cfg, &mut v);
+    push::push(cfg, &mut v);
     v.out
 }

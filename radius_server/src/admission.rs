@@ -85,6 +85,18 @@ pub(crate) enum NotAdmitted<'a> {
 }
 
 impl NotAdmitted<'_> {
+    /// The client entry whose packet this is, where the warning names it.
+    pub(crate) fn client(&self) -> Option<&str> {
+        match self {
+            NotAdmitted::MissingMessageAuthenticator { client, .. }
+            | NotAdmitted::BadMessageAuthenticator { client }
+            | NotAdmitted::BadRequestAuthenticator { client } => Some(client),
+            NotAdmitted::UnsupportedCode(_)
+            | NotAdmitted::AccountingOnAccessPort
+            | NotAdmitted::AccessOnAccountingPort => None,
+        }
+    }
+
     pub(crate) fn reason(&self) -> DropReason {
         match self {
             NotAdmitted::UnsupportedCode(_)
@@ -290,7 +302,7 @@ impl Shared {
                 return;
             }
             Ok(kind) => kind,
-            Err(why) => return self.dropped(why.reason(), from, &why),
+            Err(why) => return self.dropped_from(why.reason(), why.client(), from, &why),
         };
         if self.inflight.load(Ordering::Acquire) >= MAX_INFLIGHT {
             return self.dropped(

@@ -181,7 +181,20 @@ impl Shared {
         from: SocketAddr,
         detail: &dyn std::fmt::Display,
     ) {
-        if self.stats.count_drop(why) {
+        self.dropped_from(why, None, from, detail);
+    }
+
+    /// [`Shared::dropped`] of a packet from the configured client entry `client`: its
+    /// warnings are limited per entry ([`Stats::count_drop_from`]), so each entry that
+    /// needs a change is named.
+    pub(crate) fn dropped_from(
+        &self,
+        why: DropReason,
+        client: Option<&str>,
+        from: SocketAddr,
+        detail: &dyn std::fmt::Display,
+    ) {
+        if self.stats.count_drop_from(why, client) {
             self.warn(&format!(
                 "dropped a packet from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
                 self.stats.dropped(why),

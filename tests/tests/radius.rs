@@ -141,6 +141,24 @@ fn no_message_authenticator_or_wrong_secret_gets_no_reply_in_every_mode() {
         let log = rig.daemon.log();
         assert!(log.contains("without Message-Authenticator"), "{log}");
         assert!(log.contains("wrong Message-Authenticator"), "{log}");
+        // A second gateway entry sending none, within the same minute: its own line names
+        // its own entry (issue 21; before, only the first of the minute was logged).
+        let r = radclient(
+            &format!("[::1]:{}", rig.port),
+            SECRET,
+            "auth",
+            &attrs(&user, Some(&pw), Some(UNTRUSTED_CSI), false),
+            1,
+        );
+        assert!(r.code.is_none(), "{mode}: over IPv6: {}", r.output);
+        for client in ["test-gw", "test-gw6"] {
+            rig.daemon.wait_log(
+                &format!(
+                    "Access-Request from client \"{client}\" without Message-Authenticator (required: BlastRADIUS, CVE-2024-3596); a gateway that cannot send it (ocserv, Debian's OpenVPN RADIUS plugin) needs require_message_authenticator = false in the [[radius.clients]] entry with name = \"{client}\""
+                ),
+                1,
+            );
+        }
     }
 }
 

@@ -1062,6 +1062,57 @@ secret_file = "/etc/mfa/remote.secret"
         assert!(e.problems[0].message.contains("\"OTHER\""), "{e}");
     }
 
+    /// Issue 21: accounting is answered by default on the port after each `listen` one,
+    /// on the addresses given, or not at all with `[]`; a port `listen` has is refused.
+    #[test]
+    fn accounting_listen_defaults_to_the_next_port_and_never_shares_one() {
+        let addrs = |t: &str| parse_str(t).unwrap().radius.accounting_addresses();
+        let d = addrs("");
+        assert_eq!(d.addresses, ["0.0.0.0:1813".parse().unwrap()]);
+        assert!(!d.explicit);
+        let two = addrs("[radius]\nlisten = [\"127.0.0.1:11812\", \"[::1]:1645\"]\n");
+        let want: Vec<std::net::SocketAddr> = vec![
+            "127.0.0.1:11813".parse().unwrap(),
+            "[::1]:1646".parse().unwrap(),
+        ];
+        assert_eq!(two.addresses, want);
+        let given = addrs("[radius]\naccounting_listen = [\"192.0.2.1:1813\"]\n");
+        assert_eq!(given.addresses, ["192.0.2.1:1813".parse().unwrap()]);
+        assert!(given.explicit);
+        let off = addrs("[radius]\naccounting_listen = []\n");
+        assert!(off.addresses.is_empty() && off.explicit);
+
+        for (text, why) in [
+            (
+                "[radius]\nlisten = [\"0.0.0.0:1812\"]\naccounting_listen = [\"0.0.0.0:1812\"]\n",
+                "0.0.0.0:1812 is also in listen: accounting needs a port of its own",
+            ),
+            (
+                "[radius]\nlisten = [\"0.0.0.0:1812\", \"0.0.0.0:1813\"]\n",
+                "not set, so each listen address's port plus one, which gives 0.0.0.0:1813, already in listen: set accounting_listen (or [] for no accounting)",
+            ),
+            (
+                "[radius]\nlisten = [\"0.0.0.0:65535\"]\n",
+                "not set, so each listen address's port plus one, but 0.0.0.0:65535 has no next port: set accounting_listen (or [] for no accounting)",
+            ),
+            (
+                "[radius]\naccounting_listen = [\"0.0.0.0:1813\", \"0.0.0.0:1813\"]\n",
+                "0.0.0.0:1813 is listed twice",
+            ),
+        ] {
+            let e = parse_str(text).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{e}");
+            assert_eq!(
+                e.problems[0].key.as_deref(),
+                Some("radius.accounting_listen"),
+                "{e}"
+            );
+            assert_eq!(e.problems[0].message, why);
+        }
+        // Listening on 1813 is fine with accounting elsewhere.
+        parse_str("[radius]\nlisten = [\"0.0.0.0:1812\", \"0.0.0.0:1813\"]\naccounting_listen = [\"0.0.0.0:1814\"]\n").unwrap();
+    }
+
     #[test]
     fn portal_session_idle_and_metrics_listen() {
         let c = parse_str("[portal]\nsession_idle = \"2s\"\nmetrics_listen = \"127.0.0.1:9813\"\n")

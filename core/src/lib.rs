@@ -20,6 +20,7 @@ pub mod net;
 pub mod policy;
 pub mod push;
 pub mod secret;
+pub mod session;
 pub mod totp;
 pub mod verify;
 

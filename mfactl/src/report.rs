@@ -497,7 +497,7 @@ pub fn log(
         Format::Json => {
             let v: Vec<Value> = events
                 .iter()
-                .map(|e| json!({"time": format_utc(e.time), "user": e.user, "service": e.service, "client_ip": e.client_ip, "decision": e.decision.as_str(), "reason": e.reason.as_str()}))
+                .map(|e| json!({"time": format_utc(e.time), "user": e.user, "service": e.service, "client_ip": e.client_ip, "decision": e.decision.as_str(), "reason": e.reason.as_str(), "detail": e.detail}))
                 .collect();
             println!(
                 "{}",

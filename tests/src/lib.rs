@@ -294,6 +294,10 @@ pub struct PgCluster {
     as_user: Vec<String>,
     /// `-c fsync=off` and friends for the tests; durable settings for the benchmark.
     fast: bool,
+    /// A primary or standby of a replicated pair ([`PgCluster::start_replicated`]):
+    /// `synchronous_commit` is left to the cluster's configuration (not forced off), and
+    /// the server names itself `cluster_name` (the standby's `application_name`).
+    replicated: Option<String>,
 }
 
 /// The password of the `pwuser` role in every [`PgCluster`].
@@ -320,6 +324,17 @@ impl PgCluster {
 
     /// `fast`: no fsync (tests); otherwise PostgreSQL's durable defaults (the benchmark).
     pub fn start_with(fast: bool) -> Self {
+        Self::start_inner(fast, None)
+    }
+
+    /// The primary of a replicated pair: replication connections from loopback allowed,
+    /// `synchronous_commit` as configured (see [`PgCluster::standby`] and
+    /// [`PgCluster::require_sync_standby`]).
+    pub fn start_replicated() -> Self {
+        Self::start_inner(true, Some("mfa_primary".into()))
+    }
+
+    fn start_inner(fast: bool, replicated: Option<String>) -> Self {
         let bin = Self::bin_dir();
         let root = is_root();
         let dir = tempfile::Builder::new().prefix("mfa-pg").tempdir().unwrap();
@@ -355,7 +370,7 @@ impl PgCluster {
             .output()
             .unwrap();
         assert!(out.status.success(), "initdb failed: {}", text(&out));
-        let hba = "local all all trust\nhost all pwuser 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\n";
+        let hba = "local all all trust\nhost all pwuser 127.0.0.1/32 scram-sha-256\nhost all all 127.0.0.1/32 trust\nlocal replication all trust\nhost replication all 127.0.0.1/32 trust\n";
         std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
         let port = free_tcp_port();
         let c = PgCluster {
@@ -368,6 +383,7 @@ impl PgCluster {
             port,
             as_user,
             fast,
+            replicated,
         };
         c.pg_start();
         c.psql(
@@ -399,8 +415,19 @@ impl PgCluster {
             self.port,
             self.dir.path().display()
         );
-        if self.fast {
-            opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        match (&self.replicated, self.fast) {
+            (None, true) => {
+                opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+            }
+            // A kill -9 of the server keeps what it wrote in the OS's cache, so fsync stays
+            // off; commits wait for the standby as configured.
+            (Some(name), fast) => {
+                opts.push_str(&format!(" -c cluster_name={name}"));
+                if fast {
+                    opts.push_str(" -c fsync=off");
+                }
+            }
+            (None, false) => {}
         }
         let out = Self::cmd(&self.as_user, &self.bin.join("pg_ctl"))
             .arg("-D")
@@ -493,6 +520,108 @@ impl PgCluster {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A streaming standby of this (replicated) cluster: `pg_basebackup -R` into a temp
+    /// dir, started on its own port; its `cluster_name` (so its `application_name` on the
+    /// primary) is `name`.
+    pub fn standby(&self, name: &str) -> PgCluster {
+        let dir = tempfile::Builder::new().prefix("mfa-pg").tempdir().unwrap();
+        if !self.as_user.is_empty() {
+            let st = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(st.success(), "chown of the standby dir to postgres failed");
+        }
+        let data = dir.path().join("data");
+        let out = Self::cmd(&self.as_user, &self.bin.join("pg_basebackup"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "mfa"])
+            .arg("-D")
+            .arg(&data)
+            .args(["-R", "-X", "stream", "--no-sync", "-c", "fast"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_basebackup failed: {}", text(&out));
+        let c = PgCluster {
+            dir,
+            keys: tempfile::Builder::new()
+                .prefix("mfa-pg-key")
+                .tempdir()
+                .unwrap(),
+            bin: self.bin.clone(),
+            port: free_tcp_port(),
+            as_user: self.as_user.clone(),
+            fast: self.fast,
+            replicated: Some(name.into()),
+        };
+        c.pg_start();
+        c
+    }
+
+    /// Makes every commit wait until the standby `name` has it
+    /// (`synchronous_standby_names`, `synchronous_commit = on`), then waits until the
+    /// primary reports that standby as `sync`.
+    pub fn require_sync_standby(&self, name: &str) {
+        self.psql(
+            "postgres",
+            &format!("ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 ({name})'"),
+        );
+        self.psql("postgres", "ALTER SYSTEM SET synchronous_commit = on");
+        self.psql("postgres", "SELECT pg_reload_conf()");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let state = self.psql(
+                "postgres",
+                &format!(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = '{name}'"
+                ),
+            );
+            if state == "sync" {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "standby {name} never became synchronous ({state:?})"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// kill -9 of the postmaster and every process it started, as when the host dies.
+    pub fn kill9(&self) {
+        let pidfile = std::fs::read_to_string(self.data().join("postmaster.pid")).unwrap();
+        let pid = pidfile.lines().next().unwrap_or("").trim().to_string();
+        assert!(!pid.is_empty(), "no postmaster pid");
+        let mut pids = vec![pid.clone()];
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: the fields after the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string));
+            if ppid.as_deref() == Some(pid.as_str()) {
+                pids.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        let st = Command::new("kill").arg("-9").args(&pids).status().unwrap();
+        assert!(st.success(), "kill -9 {pids:?} failed");
+    }
+
+    /// `pg_ctl promote -w`: the standby becomes a primary; returns once it accepts writes.
+    pub fn promote(&self) {
+        let out = Self::cmd(&self.as_user, &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "-t", "60", "promote"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl promote failed: {}",
+            text(&out)
+        );
     }
 
     /// Turns TLS on (a test CA made with `openssl`, a server certificate for 127.0.0.1 and

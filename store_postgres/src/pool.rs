@@ -227,17 +227,28 @@ impl PgStore {
     }
 }
 
-/// `user@host:port/db` of a parsed URL.
+/// `user@host:port[,host:port...]/db` of a parsed URL: every host of a multi-host URL, so
+/// an error while none answers names all the servers that were tried.
 pub(crate) fn target_of(c: &postgres::Config) -> String {
-    let host = match c.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => String::new(),
-    };
-    let port = c.get_ports().first().copied().unwrap_or(5432);
+    let ports = c.get_ports();
+    let hosts: Vec<String> = c
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                postgres::config::Host::Tcp(h) => h.clone(),
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            // One port for every host, or one per host (the postgres crate's rule).
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
     format!(
-        "{}@{host}:{port}/{}",
+        "{}@{}/{}",
         c.get_user().unwrap_or(""),
+        hosts.join(","),
         c.get_dbname().or(c.get_user()).unwrap_or("")
     )
 }

@@ -254,6 +254,14 @@ fn killing_the_primary_and_promoting_the_sync_standby_loses_nothing_acknowledged
         "while no primary was reachable, the daemons reject"
     );
 
+    // The store's errors in the gap name the servers tried: both hosts of the URL.
+    let hosts = format!("127.0.0.1:{},127.0.0.1:{}", primary.port, standby.port);
+    assert!(
+        n1.daemon.log().contains(&hosts),
+        "no store error naming {hosts}:\n{}",
+        n1.daemon.log()
+    );
+
     // Every daemon accepts a new code after the promotion, without a restart.
     for (node, (u, k)) in nodes.iter().zip(&fresh) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -335,4 +343,26 @@ fn killing_the_primary_and_promoting_the_sync_standby_loses_nothing_acknowledged
     }
     // The promoted standby is the primary now.
     assert_eq!(standby.psql("postgres", "SELECT pg_is_in_recovery()"), "f");
+}
+
+/// libpq's key=value form is refused, at once and changing nothing, with the URL it would
+/// be (docs/FAILOVER.md).
+#[test]
+fn the_key_value_connection_string_is_refused_with_the_url_form() {
+    let site = Site::with_config(
+        "[store]\nurl = \"host=db1,db2 port=5432 user=mfa dbname=mfa\"\nsslmode = \"disable\"\nkey_file = \"mfa.key\"\n[audit]\nsyslog = false\n",
+    );
+    let out = site.mfactl(&["auth", "alice", "--ip", "198.51.100.1", "--code", "123456"]);
+    assert_eq!(mfa_e2e::code_of(&out), 2, "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("store.url")
+            && t.contains("key=value form")
+            && t.contains("postgres://mfa@db1:5432,db2:5432/mfa?target_session_attrs=read-write"),
+        "{t}"
+    );
+    assert!(
+        !site.path().join("mfa.key").exists(),
+        "a refused config made a key"
+    );
 }

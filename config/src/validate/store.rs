@@ -67,6 +67,9 @@ pub fn check_store_url(url: &str) -> Result<(), String> {
         .strip_prefix("postgres://")
         .or_else(|| url.strip_prefix("postgresql://"))
     else {
+        if !url.contains("://") && url.contains('=') {
+            return Err(key_value_help(url));
+        }
         return Err("must start with postgres:// (postgres://user@host:port/database)".into());
     };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
@@ -82,4 +85,84 @@ pub fn check_store_url(url: &str) -> Result<(), String> {
         return Err("give the password and the TLS mode as store.password_file and store.sslmode, not in the URL".into());
     }
     Ok(())
+}
+
+/// The refusal of libpq's key=value form (`host=a,b port=5432 dbname=mfa`): one form is
+/// checked here (no password in it, no TLS mode beside `sslmode`), and that is the URL.
+/// The URL the words would make is shown when they are plain `key=value` pairs, so the
+/// fix is a copy; a password in them is never echoed.
+fn key_value_help(text: &str) -> String {
+    let mut shown = String::from(
+        "postgres://USER@HOST1:5432,HOST2:5432/DATABASE?target_session_attrs=read-write",
+    );
+    let pairs: Option<Vec<(&str, &str)>> = text
+        .split_whitespace()
+        .map(|w| w.split_once('=').filter(|(_, v)| !v.contains(['\'', '"'])))
+        .collect();
+    if let Some(pairs) = pairs {
+        let get = |k: &str| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+        if let Some(hosts) = get("host") {
+            let ports: Vec<&str> = get("port")
+                .map(|p| p.split(',').collect())
+                .unwrap_or_default();
+            let hosts: Vec<String> = hosts
+                .split(',')
+                .enumerate()
+                .map(|(i, h)| {
+                    let port = ports.get(i).or(ports.first()).copied().unwrap_or("5432");
+                    format!("{h}:{port}")
+                })
+                .collect();
+            shown = format!(
+                "postgres://{}@{}/{}",
+                get("user").unwrap_or("USER"),
+                hosts.join(","),
+                get("dbname").unwrap_or("DATABASE")
+            );
+            if let Some(t) = get("target_session_attrs") {
+                shown.push_str(&format!("?target_session_attrs={t}"));
+            } else if hosts.len() > 1 {
+                shown.push_str("?target_session_attrs=read-write");
+            }
+        }
+    }
+    format!(
+        "the key=value form (host=a,b port=...) is not accepted here; write it as a URL: {shown:?} (the password goes in store.password_file, TLS in store.sslmode)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_store_url;
+
+    #[test]
+    fn the_key_value_form_is_refused_with_the_url_it_would_be() {
+        let e = check_store_url(
+            "host=db1.example.com,db2.example.com port=5432 user=mfa dbname=mfa target_session_attrs=read-write",
+        )
+        .unwrap_err();
+        assert!(e.contains("key=value form"), "{e}");
+        assert!(
+            e.contains("postgres://mfa@db1.example.com:5432,db2.example.com:5432/mfa?target_session_attrs=read-write"),
+            "{e}"
+        );
+        // Two ports for two hosts; no target_session_attrs given: read-write is suggested.
+        let e = check_store_url("host=a,b port=5433,5434 user=r dbname=d").unwrap_err();
+        assert!(
+            e.contains("postgres://r@a:5433,b:5434/d?target_session_attrs=read-write"),
+            "{e}"
+        );
+        // A password among the words is never shown.
+        let e = check_store_url("host=a password=hunter2 user=r dbname=d").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("postgres://"), "{e}");
+    }
+
+    #[test]
+    fn the_multi_host_url_is_accepted() {
+        check_store_url(
+            "postgres://mfa@10.0.0.1:5432,10.0.0.2:5432/mfa?target_session_attrs=read-write",
+        )
+        .unwrap();
+    }
 }

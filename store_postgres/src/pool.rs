@@ -2,7 +2,8 @@
 //! their prepared statements, and a reconnect after a broken one.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mfa_config::{SslMode, StoreConfig};
@@ -13,6 +14,11 @@ use postgres::{Client, NoTls, Statement};
 use crate::error::{Context, PgError, broken, describe, retryable};
 use crate::rows::USER_COLUMNS;
 use crate::tls::tls_connector;
+
+/// The start of PostgreSQL's warning when a COMMIT stops waiting for the synchronous
+/// standby (`SyncRepWaitForLSN`): "...; the transaction has already committed locally, but
+/// might not have been replicated to the standby". English: the server's `lc_messages`.
+pub(crate) const SYNC_WAIT_CANCELLED: &str = "canceling wait for synchronous replication";
 
 /// Idle connections kept.
 pub(crate) const POOL: usize = 16;
@@ -26,6 +32,9 @@ pub struct PgStore {
     /// The connection that LISTENs for new push requests (`Store::wait_for_push`): the
     /// portal's delivery loop only.
     pub(crate) listener: Mutex<Option<Client>>,
+    /// How many times the server said it stopped waiting for the synchronous standby
+    /// (see [`crate::tx::commit_replicated`]).
+    pub(crate) unconfirmed: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -87,6 +96,16 @@ impl PgStore {
         if let Some(pf) = &cfg.password_file {
             config.password(read_password(pf)?.as_slice());
         }
+        // A COMMIT whose wait for the synchronous standby is cancelled (the statement
+        // timeout below, while the standby is away) returns as if all went well, with only
+        // this warning: counted, so the commit is refused (`tx::commit_replicated`).
+        let unconfirmed = Arc::new(AtomicU64::new(0));
+        let seen = unconfirmed.clone();
+        config.notice_callback(move |n| {
+            if n.message().starts_with(SYNC_WAIT_CANCELLED) {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
         let timeout = cfg.busy_timeout.0.max(Duration::from_secs(1));
         config
             .connect_timeout(timeout)
@@ -117,6 +136,7 @@ impl PgStore {
             target,
             pool: Mutex::new(Vec::new()),
             listener: Mutex::new(None),
+            unconfirmed,
         };
         let mut client = store.connect_client()?;
         store.migrate(&mut client, mode)?;

@@ -229,7 +229,7 @@ impl Store for PgStore {
             for chunk in audit.chunks(5000) {
                 insert_audit(&mut tx, &st.insert_audit, chunk)?;
             }
-            tx.commit().ctx("committing the import")?;
+            crate::tx::commit_replicated(self, tx, "committing the import")?;
             Ok(())
         })
     }
@@ -308,7 +308,7 @@ impl Store for PgStore {
             )
             .ctx("recording the store key id")?;
             insert_audit(&mut tx, &st.insert_audit, events)?;
-            tx.commit().ctx("committing the re-encryption")?;
+            crate::tx::commit_replicated(self, tx, "committing the re-encryption")?;
             Ok(count)
         })
     }
@@ -339,7 +339,7 @@ impl Store for PgStore {
                 .ctx("storing invites")?;
             }
             insert_audit(&mut tx, &st.insert_audit, events)?;
-            tx.commit().ctx("committing the invites")?;
+            crate::tx::commit_replicated(self, tx, "committing the invites")?;
             Ok(())
         })
     }
@@ -390,7 +390,7 @@ impl Store for PgStore {
                 return Ok(false);
             }
             insert_audit(&mut tx, &st.insert_audit, events)?;
-            tx.commit().ctx("committing the invite's use")?;
+            crate::tx::commit_replicated(self, tx, "committing the invite's use")?;
             Ok(true)
         })
     }
@@ -426,7 +426,7 @@ impl Store for PgStore {
             })?;
             if let Some(events) = events {
                 insert_audit(&mut tx, &st.insert_audit, &events)?;
-                tx.commit().ctx("committing the name upkeep")?;
+                crate::tx::commit_replicated(self, tx, "committing the name upkeep")?;
             }
             Ok(())
         })

@@ -209,8 +209,31 @@ pub(crate) fn transact_on(
         }
     }
     insert_audit(&mut tx, &st.insert_audit, &events)?;
-    tx.commit().ctx("committing")?;
+    commit_replicated(store, tx, "committing")?;
     Ok(true)
+}
+
+/// COMMIT, failed where PostgreSQL stopped waiting for the synchronous standby: the server
+/// then reports success with only a warning, though the standby may not have the
+/// transaction, and a failover would lose it (a used code usable again). The caller refuses
+/// the login instead (fail closed: the change stays committed on the primary). A warning of
+/// another connection in between also fails this commit: a refusal too many, never one too
+/// few.
+pub(crate) fn commit_replicated(
+    store: &PgStore,
+    tx: postgres::Transaction<'_>,
+    what: &'static str,
+) -> Result<(), PgError> {
+    use std::sync::atomic::Ordering;
+    let before = store.unconfirmed.load(Ordering::SeqCst);
+    tx.commit().ctx(what)?;
+    if store.unconfirmed.load(Ordering::SeqCst) != before {
+        return Err(PgError::Store(StoreError::Engine {
+            context: format!("{what} on the PostgreSQL store {}", store.target),
+            source: "the synchronous standby did not confirm the commit in time (PostgreSQL stopped waiting for it): it may be lost in a failover, so it is not relied on".into(),
+        }));
+    }
+    Ok(())
 }
 
 pub(crate) fn read_store_key(

@@ -366,3 +366,68 @@ fn the_key_value_connection_string_is_refused_with_the_url_form() {
         "a refused config made a key"
     );
 }
+
+/// With the synchronous standby away, PostgreSQL's COMMIT waits for it (logins get no
+/// answer: fail closed). An operator who cancels the stuck backends (`pg_cancel_backend`)
+/// makes each waiting COMMIT return as done, with only a warning, though the standby never
+/// got it: a login accepted on such a commit could be accepted again after a failover, so
+/// the store refuses it.
+#[test]
+fn a_commit_the_sync_standby_never_confirmed_is_refused() {
+    let primary = PgCluster::start_replicated();
+    let db = primary.create_db();
+    let standby = primary.standby(STANDBY);
+    primary.require_sync_standby(STANDBY);
+    let store_toml = format!(
+        "[store]\nurl = \"postgres://mfa@127.0.0.1:{}/{db}\"\nsslmode = \"disable\"\nkey_file = \"{}\"\n",
+        primary.port,
+        primary.key_file().display()
+    );
+    let (node, site) = Node::start(&store_toml, "");
+    let (u, k) = (unique("fo"), fresh_key());
+    site.enroll(&u, &k);
+    standby.stop();
+    let r = std::thread::scope(|s| {
+        let login = s.spawn(|| {
+            radclient(
+                &format!("127.0.0.1:{}", node.port),
+                SECRET,
+                "auth",
+                &attrs(&u, Some(&totp(&k, 0)), Some(UNTRUSTED_CSI), true),
+                30,
+            )
+        });
+        // The login's COMMIT waits for the standby; the operator cancels it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let cancelled = primary.psql(
+                "postgres",
+                "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+            );
+            if cancelled != "0" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no COMMIT waited for the standby"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        login.join().unwrap()
+    });
+    assert!(
+        !r.is("Access-Accept"),
+        "accepted on a commit the standby never confirmed: {}\n{}",
+        r.output,
+        node.daemon.log()
+    );
+    assert!(
+        primary
+            .log()
+            .contains("canceling wait for synchronous replication"),
+        "{}",
+        primary.log()
+    );
+    let log = node.daemon.log();
+    assert!(log.contains("synchronous standby did not confirm"), "{log}");
+}

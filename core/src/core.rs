@@ -193,6 +193,11 @@ impl Reads<'_> {
         self.0.invites()
     }
 
+    /// See [`Store::health`](crate::store::Store::health).
+    pub fn health(&self) -> Option<Result<crate::store::StoreHealth, StoreError>> {
+        self.0.health()
+    }
+
     /// The last `n` decisions about `user` (allowed or denied: logins, and the refusals the
     /// portal audits under the user's name) within [`RECENT_LOGINS_WITHIN`] of `now`, newest
     /// first: what a user is shown of their own account's use.

@@ -22,6 +22,7 @@ mod migrate;
 mod portal;
 mod push;
 mod report;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -162,6 +163,13 @@ pub enum Command {
         /// record, as a first login does).
         #[arg(long)]
         force: bool,
+    },
+    /// The database server in use: its address, whether it is the primary (takes writes),
+    /// and its standbys with their synchronous state and lag (PostgreSQL; docs/FAILOVER.md).
+    Status {
+        /// `table` (for reading) or `json` (a program).
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
     /// Roll-out report: who is enrolled, logins, failures, locks, go-live.
     Report {
@@ -492,6 +500,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
         } => admin::auth(cfg, &user, ip.as_deref(), code.as_deref(), &service, force),
         Command::Report { format } => report::report(cfg, format),
+        Command::Status { format } => status::status(cfg, format),
         Command::Trusted { action } => admin::trusted(cfg, action),
         Command::GoLive { action } => golive::go_live(cfg, action),
         Command::Config {

@@ -101,6 +101,19 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     (
+        "mfactl status",
+        &[
+            (
+                "mfactl status",
+                "The database server in use, whether it is the primary, and its standbys' synchronous state and lag.",
+            ),
+            (
+                "mfactl status --format json",
+                "The same for a monitoring script.",
+            ),
+        ],
+    ),
+    (
         "mfactl trusted",
         &[(
             "mfactl trusted add 10.0.0.0/8",

@@ -19,4 +19,5 @@ pub mod run;
 pub mod runtime;
 pub mod server;
 pub mod stats;
+pub mod store_health;
 pub mod writer;

@@ -130,11 +130,14 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let l = metrics::bind(addr)
             .await
             .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
-        let registry = metrics::registry(
+        let mut registry = metrics::registry(
             &shared.metrics,
             shared.stats.clone(),
             shared.challenges.clone(),
         );
+        registry.register_collector(Box::new(crate::store_health::HealthCollector(
+            crate::store_health::spawn(shared.clone()),
+        )));
         receivers.push(tokio::spawn(metrics::serve(l, registry)));
     }
     let list = |a: &[SocketAddr]| {

@@ -212,6 +212,36 @@ pub type ResealBlobFn<'a> =
 /// and keep no effect of an earlier run.
 pub type TxFn<'a> = dyn FnMut(&mut [Option<UserRecord>]) -> Result<Vec<AuditEvent>, Abort> + 'a;
 
+/// What a replicated engine says of the database server its connections go to: the host in
+/// use, whether it is a primary, and its standbys as it sees them (`mfactl status`,
+/// mfa-radiusd's metrics; docs/FAILOVER.md). Read on demand, never on the login path.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreHealth {
+    /// `host:port` of the server answering (the first of a multi-host URL that took the
+    /// connection).
+    pub server: String,
+    /// Not in recovery (PostgreSQL's `pg_is_in_recovery()` is false): it takes writes.
+    pub primary: bool,
+    /// The standbys streaming from it (a primary's `pg_stat_replication`).
+    pub standbys: Vec<StandbyHealth>,
+    /// Whether the role may read the standbys' state (a superuser or `pg_monitor`); when
+    /// not, `standbys` lists names only.
+    pub standbys_readable: bool,
+}
+
+/// One standby as its primary sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StandbyHealth {
+    /// Its `application_name` (the name in `synchronous_standby_names`).
+    pub name: String,
+    /// `sync`, `quorum`, `potential` or `async`; empty when unreadable.
+    pub sync_state: String,
+    /// Time from a commit on the primary to its replay on the standby, when known.
+    pub replay_lag_seconds: Option<f64>,
+    /// WAL bytes the standby has not replayed yet, when known.
+    pub lag_bytes: Option<f64>,
+}
+
 /// Audit query.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -430,6 +460,12 @@ pub trait Store: Send + Sync {
     fn prune_push(&self, before: i64) -> Result<usize, StoreError> {
         let _ = before;
         Err(no_push())
+    }
+
+    /// The database server in use and its replication ([`StoreHealth`]); `None` for an
+    /// engine with no server (SQLite).
+    fn health(&self) -> Option<Result<StoreHealth, StoreError>> {
+        None
     }
 
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:

@@ -43,10 +43,11 @@
 //!
 //! One file per concern: `schema`, `pool` (connections), `tls`, `rows`, `tx` (transactions,
 //! locks, retries), `names`, `push` (push approval's rows and the listener), `store` (the
-//! `Store` trait), `error`.
+//! `Store` trait), `health` (the server in use and its standbys), `error`.
 #![forbid(unsafe_code)]
 
 mod error;
+mod health;
 #[macro_use]
 mod schema;
 mod names;

@@ -529,4 +529,8 @@ impl Store for PgStore {
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
     }
+
+    fn health(&self) -> Option<Result<mfa_store::StoreHealth, StoreError>> {
+        Some(self.read_health())
+    }
 }

@@ -21,13 +21,20 @@ const STANDBY: &str = "mfa_standby";
 struct Node {
     daemon: Daemon,
     port: u16,
+    metrics: u16,
 }
 
 impl Node {
     fn start(store_toml: &str, extra: &str) -> (Node, Site) {
         require_tool("radclient");
         let port = free_udp_port();
-        let text = config_text("code-only", &format!("\"127.0.0.1:{port}\""), "", SECRET);
+        let metrics = mfa_e2e::free_tcp_port();
+        let text = config_text(
+            "code-only",
+            &format!("\"127.0.0.1:{port}\""),
+            &format!("metrics_listen = \"127.0.0.1:{metrics}\""),
+            SECRET,
+        );
         let text = text.replace(
             "[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n",
             store_toml,
@@ -35,7 +42,14 @@ impl Node {
         let site = Site::with_config(&format!("{text}{extra}"));
         let daemon = spawn_daemon(&site.config, None);
         daemon.wait_log("listening on", 1);
-        (Node { daemon, port }, site)
+        (
+            Node {
+                daemon,
+                port,
+                metrics,
+            },
+            site,
+        )
     }
 
     fn send(&self, user: &str, code: &str, csi: &str) -> Reply {
@@ -47,6 +61,43 @@ impl Node {
             5,
         )
     }
+
+    /// The Prometheus text of the node's metrics endpoint.
+    fn scrape(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: test\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    /// Waits (a generous bound) until the metrics, refreshed every few seconds, say that the
+    /// store uses `server` as its primary.
+    fn wait_for_primary(&self, server: &str) -> String {
+        let want = format!("mfa_store_server{{server=\"{server}\"}} 1\n");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let body = self.scrape();
+            if body.contains(&want) && body.contains("mfa_store_primary 1\n") {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the metrics never showed {server} as the primary:\n{body}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// `mfactl status` of `site`.
+fn status(site: &Site) -> String {
+    let out = site.mfactl(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// One login of the load.
@@ -143,6 +194,28 @@ fn killing_the_primary_and_promoting_the_sync_standby_loses_nothing_acknowledged
         );
         inv.hash
     };
+
+    // Before the kill: mfactl status and both nodes' metrics name host 1 as the primary,
+    // with its synchronous standby.
+    let (p1, p2) = (
+        format!("127.0.0.1:{}", primary.port),
+        format!("127.0.0.1:{}", standby.port),
+    );
+    let st = status(&site);
+    assert!(
+        st.contains(&format!("server: {p1} (primary)"))
+            && st.contains(&format!("standby {STANDBY}: sync,")),
+        "{st}"
+    );
+    for node in nodes {
+        let body = node.wait_for_primary(&p1);
+        assert!(
+            body.contains(&format!(
+                "mfa_store_standby{{standby=\"{STANDBY}\",sync_state=\"sync\"}} 1\n"
+            )),
+            "{body}"
+        );
+    }
 
     // The load: two threads, one login per user with its current code, alternating
     // between the nodes, while the main thread kills the primary and promotes the standby.
@@ -279,6 +352,14 @@ fn killing_the_primary_and_promoting_the_sync_standby_loses_nothing_acknowledged
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    // After the promotion: host 2 is the primary, in mfactl status and both nodes' metrics.
+    let st = status(&site);
+    assert!(st.contains(&format!("server: {p2} (primary)")), "{st}");
+    assert!(st.contains("standbys: none"), "{st}");
+    for node in nodes {
+        node.wait_for_primary(&p2);
     }
 
     // Every code accepted (before the kill, and after the promotion) is refused now, on

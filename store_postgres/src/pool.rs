@@ -35,6 +35,9 @@ pub struct PgStore {
     /// How many times the server said it stopped waiting for the synchronous standby
     /// (see [`crate::tx::commit_replicated`]).
     pub(crate) unconfirmed: Arc<AtomicU64>,
+    /// `host:port` of the server the last new connection reached (of the URL's hosts),
+    /// named in errors: after a failover, the one that failed.
+    pub(crate) server: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -137,6 +140,7 @@ impl PgStore {
             pool: Mutex::new(Vec::new()),
             listener: Mutex::new(None),
             unconfirmed,
+            server: Mutex::new(None),
         };
         let mut client = store.connect_client()?;
         store.migrate(&mut client, mode)?;
@@ -151,10 +155,22 @@ impl PgStore {
     }
 
     pub(crate) fn connect_client(&self) -> Result<Client, StoreError> {
-        let r = match &self.tls {
+        let mut r = match &self.tls {
             Some(tls) => self.config.connect(tls.clone()),
             None => self.config.connect(NoTls),
         };
+        if let Ok(client) = &mut r {
+            // Which of the URL's hosts took the connection: the postgres crate does not
+            // say, the server does. Once per connection, never per login.
+            if let Ok(row) = client.query_one(
+                "SELECT host(inet_server_addr()) || ':' || inet_server_port()",
+                &[],
+            ) && let Ok(Some(server)) = row.try_get::<_, Option<String>>(0)
+                && let Ok(mut s) = self.server.lock()
+            {
+                *s = Some(server);
+            }
+        }
         r.map_err(|e| {
             let hint = match e.code() {
                 Some(c) if *c == SqlState::INVALID_PASSWORD => {
@@ -185,6 +201,15 @@ impl PgStore {
         self.prepare(client)
     }
 
+    /// `user@hosts/db`, and the server of the last connection when known: what an error
+    /// names.
+    pub(crate) fn where_(&self) -> String {
+        match self.server.lock().ok().and_then(|s| s.clone()) {
+            Some(s) => format!("{} (server {s})", self.target),
+            None => self.target.clone(),
+        }
+    }
+
     pub(crate) fn classify(&self, f: PgError) -> StoreError {
         match f {
             PgError::Store(e) => e,
@@ -197,11 +222,11 @@ impl PgStore {
                             || retryable(&e) =>
                     {
                         StoreError::Busy {
-                            source: format!("{what} on {}: {text}", self.target).into(),
+                            source: format!("{what} on {}: {text}", self.where_()).into(),
                         }
                     }
                     _ => StoreError::Engine {
-                        context: format!("{what} on the PostgreSQL store {}", self.target),
+                        context: format!("{what} on the PostgreSQL store {}", self.where_()),
                         source: text.into(),
                     },
                 }

@@ -229,7 +229,7 @@ pub(crate) fn commit_replicated(
     tx.commit().ctx(what)?;
     if store.unconfirmed.load(Ordering::SeqCst) != before {
         return Err(PgError::Store(StoreError::Engine {
-            context: format!("{what} on the PostgreSQL store {}", store.target),
+            context: format!("{what} on the PostgreSQL store {}", store.where_()),
             source: "the synchronous standby did not confirm the commit in time (PostgreSQL stopped waiting for it): it may be lost in a failover, so it is not relied on".into(),
         }));
     }

@@ -509,6 +509,11 @@ fn a_commit_the_sync_standby_never_confirmed_is_refused() {
         "{}",
         primary.log()
     );
+    // The error names the server it came from.
     let log = node.daemon.log();
-    assert!(log.contains("synchronous standby did not confirm"), "{log}");
+    assert!(
+        log.contains("synchronous standby did not confirm")
+            && log.contains(&format!("(server 127.0.0.1:{})", primary.port)),
+        "{log}"
+    );
 }

@@ -517,3 +517,19 @@ fn a_commit_the_sync_standby_never_confirmed_is_refused() {
         "{log}"
     );
 }
+
+/// `mfactl status` on the SQLite store: no server to fail over, and it says so.
+#[test]
+fn mfactl_status_on_sqlite_names_no_server() {
+    let site = Site::new("");
+    assert_eq!(mfa_e2e::code_of(&site.mfactl(&["init"])), 0);
+    let st = status(&site);
+    assert!(
+        st.contains("store: SQLite") && st.contains("server: none"),
+        "{st}"
+    );
+    let out = site.mfactl(&["status", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["database"], serde_json::Value::Null, "{v}");
+}

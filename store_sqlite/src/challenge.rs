@@ -5,7 +5,31 @@
 use mfa_store::{ChallengeLimits, ChallengeRow, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use crate::conn::SqliteStore;
 use crate::error::db;
+
+impl SqliteStore {
+    /// The connection a challenge is stored and taken on. In the daemon (once its writer
+    /// made the deferred-commit connection), that one: the commit waits for no fsync of its
+    /// own, so a challenge login costs the writer two small commits rather than two syncs,
+    /// and the writer's next sync covers it. What can be lost to a power cut is only what
+    /// no answer depends on: an Access-Accept leaves after the sync of its decision, which
+    /// covers the State's take before it; a challenge lost before its sync fails closed (the
+    /// user starts again). Elsewhere, a pooled connection (`synchronous=FULL`).
+    pub(crate) fn with_challenge_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self
+            .driven_checkpoints
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.with_deferred_conn(f)
+        } else {
+            self.with_conn(f)
+        }
+    }
+}
 
 const COLUMNS: &str = "state_hash, user, client, host, service, client_ip, created, expires, push_id, push_number, push_expires";
 

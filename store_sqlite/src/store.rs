@@ -364,11 +364,11 @@ impl Store for SqliteStore {
         row: &ChallengeRow,
         limits: &ChallengeLimits,
     ) -> Result<bool, StoreError> {
-        self.with_conn(|c| crate::challenge::put(c, row, limits))
+        self.with_challenge_conn(|c| crate::challenge::put(c, row, limits))
     }
 
     fn take_challenge(&self, state_hash: &[u8; 32]) -> Result<Option<ChallengeRow>, StoreError> {
-        self.with_conn(|c| crate::challenge::take(c, state_hash))
+        self.with_challenge_conn(|c| crate::challenge::take(c, state_hash))
     }
 
     fn prune_challenges(&self, now: i64) -> Result<usize, StoreError> {

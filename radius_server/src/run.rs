@@ -134,7 +134,16 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let registry = metrics::registry(
             &shared.metrics,
             shared.stats.clone(),
-            Arc::new(move || s.pending_challenges()),
+            Arc::new(move || {
+                // A store read inside the scrape's task: the runtime is told this worker
+                // blocks, so a slow or unreachable database holds up no request.
+                match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                    Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                        tokio::task::block_in_place(|| s.pending_challenges())
+                    }
+                    _ => s.pending_challenges(),
+                }
+            }),
         );
         receivers.push(tokio::spawn(metrics::serve(l, registry)));
     }

@@ -42,10 +42,12 @@
 //! a connection of its own (`push`).
 //!
 //! One file per concern: `schema`, `pool` (connections), `tls`, `rows`, `tx` (transactions,
-//! locks, retries), `names`, `push` (push approval's rows and the listener), `store` (the
-//! `Store` trait), `health` (the server in use and its standbys), `error`.
+//! locks, retries), `names`, `push` (push approval's rows and the listener), `challenge`
+//! (pending RADIUS challenges), `store` (the `Store` trait), `health` (the server in use and
+//! its standbys), `error`.
 #![forbid(unsafe_code)]
 
+mod challenge;
 mod error;
 mod health;
 #[macro_use]

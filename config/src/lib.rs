@@ -17,7 +17,9 @@ mod values;
 
 use std::path::{Path, PathBuf};
 
-pub use edit::{GoLiveEdit, TrustedEdit, edit_enforce_from, edit_trusted_networks};
+pub use edit::{
+    ExemptEdit, GoLiveEdit, TrustedEdit, edit_enforce_from, edit_exemptions, edit_trusted_networks,
+};
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path, path_string};
 pub use push::{
@@ -1500,5 +1502,47 @@ secret_file = "/etc/mfa/remote.secret"
             Some("remote.servers[1]"),
             "{e}"
         );
+    }
+
+    /// `[admin]`: the console is off until a group is named; group names follow the name
+    /// rule; its own listener needs a group and another address than the portal's.
+    #[test]
+    fn the_admin_section_names_groups_and_its_own_listener() {
+        let c = parse_str("").unwrap();
+        assert!(!c.admin.enabled());
+        let c = parse_str(
+            "[admin]\nlisten = \"127.0.0.1:8444\"\n[admin.groups]\nhelpdesk = [\"mfa-helpdesk\"]\nadmin = [\"mfa-admins\"]\n",
+        )
+        .unwrap();
+        assert!(c.admin.enabled());
+        assert_eq!(c.admin.groups.admin, ["mfa-admins"]);
+        assert_eq!(c.admin.listen, Some("127.0.0.1:8444".parse().unwrap()));
+        for (text, key, says) in [
+            (
+                "[admin]\ngroups = { admin = [\"a b\"] }\n",
+                "admin.groups.admin[0]",
+                "not a valid group name",
+            ),
+            (
+                "[admin]\ngroups = { helpdesk = [\"hd\", \"hd\"] }\n",
+                "admin.groups.helpdesk[1]",
+                "listed twice",
+            ),
+            (
+                "[admin]\nlisten = \"127.0.0.1:8444\"\n",
+                "admin.listen",
+                "no group is named",
+            ),
+            (
+                "[portal]\nlisten = \"127.0.0.1:8080\"\n[admin]\nlisten = \"127.0.0.1:8080\"\ngroups = { admin = [\"adm\"] }\n",
+                "admin.listen",
+                "[portal] listen too",
+            ),
+        ] {
+            let e = parse_str(text).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{text}: {e}");
+            assert_eq!(e.problems[0].key.as_deref(), Some(key), "{text}: {e}");
+            assert!(e.problems[0].message.contains(says), "{text}: {e}");
+        }
     }
 }

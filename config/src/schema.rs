@@ -27,6 +27,8 @@ pub struct Config {
     pub portal: PortalConfig,
     /// Approving a sign-in on a registered phone (issue 20).
     pub push: crate::push::PushConfig,
+    /// The administrator's console in mfa-portal (issue 22): who may use it, and where.
+    pub admin: AdminConfig,
     /// The file this configuration was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -45,6 +47,7 @@ impl Default for Config {
             remote: None,
             portal: PortalConfig::default(),
             push: crate::push::PushConfig::default(),
+            admin: AdminConfig::default(),
             source: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -510,6 +513,35 @@ impl PortalConfig {
     pub fn base_url(&self) -> Option<&str> {
         self.public_url.as_deref().map(|u| u.trim_end_matches('/'))
     }
+}
+
+/// `[admin]`: the administrator's console in mfa-portal. Off while no group is named.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The system groups (NSS) whose members may sign in to the console, per role.
+    pub groups: AdminGroups,
+    /// The console on an address of its own (and then not on `[portal] listen`): keeps it
+    /// off the user-facing listener. Absent: the console is served under `/admin` of the
+    /// portal's own listener.
+    pub listen: Option<SocketAddr>,
+}
+
+impl AdminConfig {
+    /// Whether the console is served at all: some group is named.
+    pub fn enabled(&self) -> bool {
+        !self.groups.helpdesk.is_empty() || !self.groups.admin.is_empty()
+    }
+}
+
+/// `[admin] groups`: the role each group's members get; a member of both gets `admin`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminGroups {
+    /// Look up users, unlink, link, temporary access, invites, unlock, remembered networks.
+    pub helpdesk: Vec<String>,
+    /// All of the help desk's, and the go-live, trusted networks and exemptions.
+    pub admin: Vec<String>,
 }
 
 /// `[remote]` in a host's mfa.toml: PAM remote mode. The module opens no store and holds no

@@ -19,6 +19,8 @@ pub mod names;
 pub mod net;
 pub mod policy;
 pub mod push;
+pub mod report;
+pub mod roles;
 pub mod secret;
 pub mod totp;
 pub mod verify;

@@ -210,6 +210,15 @@ pub struct Attempt {
     pub groups: Vec<String>,
 }
 
+/// [`Login::groups_for`] under `cfg` (the report reads the file as it is now).
+pub(crate) fn policy_groups(cfg: &mfa_config::Config, user: &UserName) -> Vec<String> {
+    if cfg.policy.exempt_groups.is_empty() {
+        Vec::new()
+    } else {
+        groups_of(user)
+    }
+}
+
 /// The login service. Get one from [`Core::login`].
 #[derive(Debug, Clone, Copy)]
 pub struct Login<'a> {
@@ -252,11 +261,7 @@ impl Login<'_> {
     /// The groups the policy needs for `user`: looked up (NSS: files, SSSD, LDAP) only when
     /// `exempt_groups` is set. Call it outside any batch, since a directory can be slow.
     pub fn groups_for(&self, user: &UserName) -> Vec<String> {
-        if self.core.config.policy.exempt_groups.is_empty() {
-            Vec::new()
-        } else {
-            groups_of(user)
-        }
+        policy_groups(&self.core.config, user)
     }
 
     /// Whether `user` may get a record, as `by` vouches for it (see [`Voucher`]): the one

@@ -212,6 +212,20 @@ pub type ResealBlobFn<'a> =
 /// and keep no effect of an earlier run.
 pub type TxFn<'a> = dyn FnMut(&mut [Option<UserRecord>]) -> Result<Vec<AuditEvent>, Abort> + 'a;
 
+/// One page of a search by name ([`Store::user_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPage {
+    /// The names start with this (as stored; empty: every name).
+    pub prefix: String,
+    /// The page begins after this name (the last of the page before); `None`: the first.
+    pub after: Option<String>,
+    /// At most this many records, and never more than [`USER_PAGE_MAX`].
+    pub limit: usize,
+}
+
+/// The most records one [`Store::user_page`] returns.
+pub const USER_PAGE_MAX: usize = 1000;
+
 /// Audit query.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -235,6 +249,12 @@ pub trait Store: Send + Sync {
         })?;
         Ok(all)
     }
+    /// The records whose names start with `q.prefix`, after `q.after`, in byte order of the
+    /// names (SQLite's, and PostgreSQL's `COLLATE "C"` whatever the database's collation),
+    /// at most `q.limit` (and [`USER_PAGE_MAX`]): one page of the administrator's search,
+    /// read through the index of the names, so a page costs the same among a million users
+    /// as among ten. The next page starts after the last name of this one.
+    fn user_page(&self, q: &UserPage) -> Result<Vec<UserRecord>, StoreError>;
     /// Runs `f` over the records of `names` (distinct, sorted: see [`Store::transact`]) in
     /// one write transaction, with those users' rows locked in that order.
     fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError>;

@@ -8,7 +8,7 @@ use mfa_model::{
 
 use crate::{
     AuditQuery, GroupCommit, NamesFn, PushFn, ResealBlobFn, ResealFn, Store, StoreError,
-    StoreFacts, TxFn, UserFn,
+    StoreFacts, TxFn, UserFn, UserPage,
 };
 
 /// `inner`, with the faults a test asks for.
@@ -49,6 +49,9 @@ impl Store for Delegate {
     }
     fn each_user(&self, f: &mut UserFn<'_>) -> Result<(), StoreError> {
         self.inner.each_user(f)
+    }
+    fn user_page(&self, q: &UserPage) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.user_page(q)
     }
     fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
         self.inner.transact_sorted(names, f)

@@ -17,8 +17,20 @@ use crate::pool::PgStore;
 /// when they were first seen (SQLite's version 8, where the reason is given). Version 8:
 /// `users.name_key`, each name's look-alike key, indexed (SQLite's version 9, where the
 /// reason is given). Version 9: push approval's `push_devices`, `push_requests` and
-/// `push_blocks` (SQLite's version 10, where they are described).
-pub const SCHEMA_VERSION: i64 = 9;
+/// `push_blocks` (SQLite's version 10, where they are described). Version 10:
+/// `users_name_bytes`, the names in byte order (`COLLATE "C"`) whatever the database's
+/// collation, for the administrator's search by name (`Store::user_page`); SQLite's
+/// primary key is in that order already.
+pub const SCHEMA_VERSION: i64 = 10;
+
+/// The index of the names in byte order, in [`SCHEMA`] and [`MIGRATE_ADD_NAME_BYTES`].
+macro_rules! pg_name_bytes_index {
+    () => {
+        r#"
+CREATE INDEX users_name_bytes ON users (name COLLATE "C");
+"#
+    };
+}
 
 /// Push approval's tables (SQLite's `push_tables!`), in [`SCHEMA`] and [`MIGRATE_ADD_PUSH`].
 /// The foreign keys are checked at the commit: a transaction writes the push rows before
@@ -183,7 +195,8 @@ CREATE TABLE meta (
     pg_portal_tables!(),
     pg_unenrolled_index!(),
     pg_name_key_column!(),
-    pg_push_tables!()
+    pg_push_tables!(),
+    pg_name_bytes_index!()
 );
 
 /// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
@@ -214,7 +227,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (6, MIGRATE_V6_V7),
     (7, MIGRATE_V7_V8),
     (8, MIGRATE_ADD_PUSH),
+    (9, MIGRATE_ADD_NAME_BYTES),
 ];
+
+/// Version 9 to 10: the names in byte order, for the search by name. Named for what it
+/// does, so that it can be renumbered at a merge.
+pub(crate) const MIGRATE_ADD_NAME_BYTES: &str = pg_name_bytes_index!();
 
 /// Version 8 to 9 (SQLite's 9 to 10): push approval's tables, empty. Named for what it
 /// does, so that it can be renumbered at a merge.

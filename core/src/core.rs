@@ -193,6 +193,11 @@ impl Reads<'_> {
         self.0.invites()
     }
 
+    /// The invites of `user`, newest first.
+    pub fn invites_of(&self, user: &UserName) -> Result<Vec<mfa_model::Invite>, StoreError> {
+        self.0.invites_of(user)
+    }
+
     /// One page of the search by name: see [`Store::user_page`](crate::store::Store::user_page).
     pub fn user_page(&self, q: &crate::store::UserPage) -> Result<Vec<UserRecord>, StoreError> {
         self.0.user_page(q)

@@ -184,6 +184,21 @@ impl<'a> Report<'a> {
         })
     }
 
+    /// The report without the invites (no invite column, no invited-only rows): a page of
+    /// users or one user's status, without reading every invite.
+    pub fn without_invites(core: &'a Core, cfg: &'a Config, now: i64) -> Self {
+        Self {
+            core,
+            cfg,
+            now,
+            by_user: BTreeMap::new(),
+            invited_only: Vec::new(),
+            open_invites: 0,
+            expired_invites: 0,
+            first_invite: None,
+        }
+    }
+
     pub fn now(&self) -> i64 {
         self.now
     }
@@ -335,6 +350,18 @@ impl<'a> Report<'a> {
     }
 }
 
+/// A CSV cell a spreadsheet will not run: one that starts with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return gets a leading `'` (OWASP, "CSV Injection"). The csv writer quotes
+/// what needs quoting. Every CSV of the product (`mfactl report`, `log`, the console's
+/// downloads) writes its cells through this.
+pub fn csv_cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 fn count(totals: &mut Totals, row: &Row, t: i64) {
     let Some(status) = row.status else { return };
     let u = &row.user;
@@ -359,6 +386,16 @@ fn count(totals: &mut Totals, row: &Row, t: i64) {
 mod tests {
     use super::*;
     use crate::TotpSecret;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"] {
+            assert_eq!(csv_cell(bad), format!("'{bad}"));
+        }
+        for ok in ["alice", "2026-01-01T00:00:00Z", "", "10.0.0.1", "a=b"] {
+            assert_eq!(csv_cell(ok), ok);
+        }
+    }
 
     /// The rows stream in name order with the invited-only users merged in; the totals
     /// count the stored records; pages of the same rows, filtered or not, follow each other

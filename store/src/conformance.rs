@@ -607,6 +607,14 @@ fn invites_used_once(open: Open<'_>) {
     assert_eq!(s.invite(&[1; 32]).unwrap(), Some(a.clone()));
     assert_eq!(s.invite(&[3; 32]).unwrap(), None);
     assert_eq!(s.invites().unwrap(), [b.clone(), a.clone()], "newest first");
+    let later = inv(5, "alice", 150);
+    s.put_invites(std::slice::from_ref(&later), &[]).unwrap();
+    assert_eq!(
+        s.invites_of(&name("alice")).unwrap(),
+        [later.clone(), a.clone()],
+        "a user's own, newest first"
+    );
+    assert_eq!(s.invites_of(&name("bob")).unwrap(), []);
     // A hash stored twice refuses the whole set.
     assert!(
         s.put_invites(&[inv(4, "dave", 300), inv(1, "alice", 300)], &[])

@@ -347,6 +347,15 @@ pub trait Store: Send + Sync {
     fn invites(&self) -> Result<Vec<Invite>, StoreError> {
         Err(no_invites())
     }
+    /// The invites of `user`, newest first: one indexed read (the console's page of a user
+    /// among a million invites).
+    fn invites_of(&self, user: &UserName) -> Result<Vec<Invite>, StoreError> {
+        Ok(self
+            .invites()?
+            .into_iter()
+            .filter(|i| i.user == user.as_str())
+            .collect())
+    }
     /// Uses the invite up at `now`, in one write transaction with `events`, if it is still
     /// usable then (not used, not expired); says whether it was. A used or expired invite
     /// stays as it is and nothing is written.

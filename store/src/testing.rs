@@ -110,6 +110,9 @@ impl Store for Delegate {
     fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
         self.inner.invite(hash)
     }
+    fn invites_of(&self, user: &UserName) -> Result<Vec<Invite>, StoreError> {
+        self.inner.invites_of(user)
+    }
     fn invites(&self) -> Result<Vec<Invite>, StoreError> {
         self.inner.invites()
     }

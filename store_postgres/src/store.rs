@@ -418,6 +418,20 @@ impl Store for PgStore {
         })
     }
 
+    fn invites_of(&self, user: &UserName) -> Result<Vec<Invite>, StoreError> {
+        self.run(|c| {
+            c.client
+                .query(
+                    &format!("{INVITE_COLUMNS} WHERE \"user\" = $1 ORDER BY created DESC"),
+                    &[&user.as_str()],
+                )
+                .ctx("reading invites")?
+                .iter()
+                .map(|r| rows::decode_invite(read_invite(r)?).map_err(PgError::Store))
+                .collect()
+        })
+    }
+
     fn use_invite(
         &self,
         hash: &[u8; 32],

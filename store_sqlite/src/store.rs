@@ -333,6 +333,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn invites_of(&self, user: &UserName) -> Result<Vec<Invite>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "{INVITE_COLUMNS} WHERE user = ?1 ORDER BY created DESC"
+                ))
+                .map_err(db)?;
+            let rows = st
+                .query_map([user.as_str()], read_invite)
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            rows.into_iter().map(rows::decode_invite).collect()
+        })
+    }
+
     fn use_invite(
         &self,
         hash: &[u8; 32],

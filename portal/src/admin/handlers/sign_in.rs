@@ -1,0 +1,270 @@
+//! The console's sign-in: the password through PAM (the portal's `[portal] pam_service`),
+//! then the code through the core, always (`Login::verify_code_always`, as "My account"
+//! signs in), then the role: a user in none of the `[admin] groups` gets 403 and no
+//! session. Rate-limited per address and per user; every refusal is answered no sooner
+//! than [`SIGN_IN_FLOOR`].
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use mfa_core::login::now;
+use mfa_core::{ClientAddr, CoreError, ReasonCode, Refusal, Request, Voucher};
+use zeroize::Zeroizing;
+
+use crate::admin::client::{Ctx, TZ_COOKIE};
+use crate::admin::handlers::{
+    START, audit_refusal, failure, not_administrator, post_form, see_other, see_other_with,
+    signed_in,
+};
+use crate::admin::time::Zone;
+use crate::admin::views::frame;
+use crate::admin::{BASE, Console, FRONT_END, SIGN_IN_SERVICE};
+use crate::app::{SIGN_IN_FLOOR, blocking};
+use crate::form::{Form, read_form};
+use crate::limits::Limit;
+use crate::page::esc;
+use crate::session::SignedIn;
+
+/// `GET /admin`: the console for a signed-in administrator, else the sign-in form.
+pub async fn home(State(con): State<Arc<Console>>, c: Ctx) -> Response {
+    match signed_in(&con, &c).await {
+        Ok(_) => see_other(START),
+        Err(r) => r,
+    }
+}
+
+/// `POST /admin`: sign in, or sign out.
+pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Response {
+    let started = tokio::time::Instant::now();
+    let t = c.t();
+    if !con.p.limit_address(Limit::Post, &c.base) {
+        con.p.metrics.limited("address");
+        audit_refusal(&con, &c, None, None, ReasonCode::RateLimited).await;
+        return frame::message(
+            &con,
+            &c,
+            StatusCode::TOO_MANY_REQUESTS,
+            t.refused_title,
+            t.too_many,
+            None,
+        );
+    }
+    let form = match read_form(&con.p, &c.base, body, BASE).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match form.field("action").as_str() {
+        "signin" => {
+            let r = sign_in(&con, &c, &form).await;
+            // Every answer but the console itself waits for the same moment.
+            if r.status() != StatusCode::SEE_OTHER {
+                tokio::time::sleep_until(started + SIGN_IN_FLOOR).await;
+            }
+            r
+        }
+        "signout" => {
+            if let Some(sid) = c.sid()
+                && con.sessions.csrf_ok(sid, form.field("csrf").as_bytes())
+            {
+                con.sessions.remove(sid);
+                return form_page(&con, &c, None, Some(t.signed_out));
+            }
+            audit_refusal(&con, &c, None, None, ReasonCode::CsrfRefused).await;
+            frame::message(
+                &con,
+                &c,
+                StatusCode::FORBIDDEN,
+                t.refused_title,
+                t.csrf,
+                None,
+            )
+        }
+        _ => {
+            audit_refusal(&con, &c, None, None, ReasonCode::BadForm).await;
+            frame::message(
+                &con,
+                &c,
+                StatusCode::BAD_REQUEST,
+                t.refused_title,
+                t.bad_form,
+                None,
+            )
+        }
+    }
+}
+
+/// `POST /admin/prefs`: the administrator's time zone, kept in a cookie of the browser.
+pub async fn prefs(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Response {
+    let path = format!("{BASE}/prefs");
+    let (form, a) = match post_form(&con, &c, body, &path).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let name = form.field("tz");
+    let Some(zone) = Zone::named(&name) else {
+        return a.page(
+            StatusCode::BAD_REQUEST,
+            c.t().refused_title,
+            START,
+            &frame::note("err", &format!("{} {:?}", c.t().tz_unknown, name.as_str())),
+        );
+    };
+    let mut h = axum::http::HeaderMap::new();
+    con.set_cookie(&mut h, TZ_COOKIE, &zone.name, 365 * 86_400);
+    see_other_with(START, h)
+}
+
+/// The sign-in form, with `error` on top where the last sign-in was refused.
+pub fn form(con: &Console, c: &Ctx, error: Option<&str>) -> Response {
+    form_page(con, c, error, None)
+}
+
+fn form_page(con: &Console, c: &Ctx, error: Option<&str>, ok: Option<&str>) -> Response {
+    let t = c.t();
+    // No session before the sign-in: the token is a MAC of the visitor's id (the cookie's,
+    // or a new one set here), as the user pages' sign-in form does.
+    let Some(sid) = con.sessions.visitor_id(c.sid()) else {
+        return failure(con, c, None);
+    };
+    let csrf = con.sessions.csrf(&sid);
+    let note = match (error, ok) {
+        (Some(e), _) => frame::note("err", e),
+        (None, Some(o)) => frame::note("ok", o),
+        _ => String::new(),
+    };
+    let body = format!(
+        "{note}<p>{}</p><form method=\"post\" action=\"{BASE}\" id=\"signin\"><input type=\"hidden\" name=\"action\" value=\"signin\"><p><label for=\"user\">{}</label><br><input id=\"user\" name=\"user\" autocomplete=\"username\" maxlength=\"256\" required autofocus></p><p><label for=\"password\">{}</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" maxlength=\"1024\" required></p><p><label for=\"code\">{}</label><br><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"16\" required></p><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+        esc(t.sign_in_intro),
+        esc(t.user),
+        esc(t.password),
+        esc(t.code),
+        esc(&csrf),
+        esc(t.sign_in)
+    );
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    let mut r = frame::page(con, c, status, t.sign_in_title, BASE, None, &body);
+    for (k, v) in con.session_cookie(&sid).iter() {
+        r.headers_mut().append(k.clone(), v.clone());
+    }
+    r
+}
+
+/// Password through PAM (off the async threads), then the code through the core, then the
+/// role. A new session on success (the form's id is not reused).
+async fn sign_in(con: &Arc<Console>, c: &Ctx, form: &Form) -> Response {
+    let t = c.t();
+    let visitor = c
+        .sid()
+        .filter(|sid| con.sessions.csrf_ok(sid, form.field("csrf").as_bytes()));
+    if visitor.is_none() {
+        audit_refusal(con, c, None, None, ReasonCode::CsrfRefused).await;
+        return frame::message(con, c, StatusCode::FORBIDDEN, t.refused_title, t.csrf, None);
+    }
+    if !con.p.limit_address(Limit::SignIn, &c.base) {
+        con.p.metrics.limited("address");
+        audit_refusal(con, c, None, None, ReasonCode::RateLimited).await;
+        return frame::message(
+            con,
+            c,
+            StatusCode::TOO_MANY_REQUESTS,
+            t.refused_title,
+            t.too_many,
+            None,
+        );
+    }
+    let raw = form.field("user").trim().to_string();
+    let user = match con.p.run(move |core| core.user_name(&raw)).await {
+        Some(Ok(u)) => u,
+        Some(Err(CoreError::BadUserName { .. })) => {
+            audit_refusal(con, c, None, None, ReasonCode::InvalidUserName).await;
+            return form_page(con, c, Some(t.wrong_sign_in), None);
+        }
+        _ => return failure(con, c, None),
+    };
+    // Counted before the password is checked, given back after a sign-in.
+    if !con.p.limit(Limit::SignInUser, user.as_str()) {
+        con.p.metrics.limited("user");
+        audit_refusal(con, c, Some(&user), None, ReasonCode::RateLimited).await;
+        return frame::message(
+            con,
+            c,
+            StatusCode::TOO_MANY_REQUESTS,
+            t.refused_title,
+            t.too_many,
+            None,
+        );
+    }
+    let req = Request::new(&user, ClientAddr::Remote(c.base.client), SIGN_IN_SERVICE);
+    let (service, confdir, uname) = (
+        con.p.pam_service.clone(),
+        con.p.pam_confdir.clone(),
+        user.to_string(),
+    );
+    let rhost = c.ip_text();
+    let pw = Zeroizing::new(form.field("password").as_bytes().to_vec());
+    let check = blocking(move || {
+        mfa_pam_client::check(&mfa_pam_client::PamRequest {
+            service: &service,
+            user: &uname,
+            password: &pw,
+            rhost: rhost.as_deref(),
+            confdir: confdir.as_deref(),
+        })
+    })
+    .await;
+    let Some(check) = check else {
+        return failure(con, c, None);
+    };
+    if !check.ok {
+        let r = req.clone();
+        let _ = con
+            .p
+            .run(move |core| core.login().deny_first_factor(&r))
+            .await;
+        return form_page(con, c, Some(t.wrong_sign_in), None);
+    }
+    let code = form.field("code");
+    let r = req;
+    let verified = con
+        .p
+        .run(move |core| {
+            let login = core.login();
+            let admission = login.admit_name(&r.user, Voucher::FirstFactor)?;
+            let user = r.user.clone();
+            let (d, key) = login.verify_code_always(&r.admit(&admission), &code)?;
+            if !d.is_allowed() {
+                return Ok(None);
+            }
+            // Past both factors: the role, from the system's groups now (a refusal is
+            // audited as the user's).
+            let role = core.operator(FRONT_END, &user).role(now());
+            Ok::<_, CoreError>(key.map(|k| (k, role)))
+        })
+        .await;
+    match verified {
+        Some(Ok(Some((key, Ok(_role))))) => {
+            con.p.limits.refund(Limit::SignInUser, user.as_str());
+            if let Some(sid) = c.sid() {
+                con.sessions.remove(sid);
+            }
+            let who = SignedIn { user, key };
+            let Some(sid) = con.sessions.create(|s| s.user = Some(who)) else {
+                return failure(con, c, None);
+            };
+            see_other_with(START, con.session_cookie(&sid))
+        }
+        Some(Ok(Some((_, Err(CoreError::Refused(Refusal::NotAdministrator(_))))))) => {
+            con.p.limits.refund(Limit::SignInUser, user.as_str());
+            not_administrator(con, c)
+        }
+        Some(Ok(None)) => form_page(con, c, Some(t.wrong_sign_in), None),
+        _ => failure(con, c, None),
+    }
+}

@@ -165,7 +165,8 @@ impl Operator<'_> {
         match role {
             Some(r) => Ok(r),
             None => {
-                self.refused(None, ReasonCode::NotAdministrator, None, now)?;
+                let me = self.name.clone();
+                self.refused(Some(&me), ReasonCode::NotAdministrator, None, now)?;
                 Err(Refusal::NotAdministrator(self.name.clone()).into())
             }
         }

@@ -361,6 +361,48 @@ impl Drop for UnixUser {
     }
 }
 
+/// A Unix group whose members are `members`, removed when dropped: an `[admin] groups`
+/// entry as the system (NSS) answers it.
+pub struct UnixGroup {
+    pub name: String,
+}
+
+impl UnixGroup {
+    pub fn new(members: &[&str]) -> Self {
+        require_tool("groupadd");
+        require_tool("gpasswd");
+        let name = unique("mfag");
+        let o = retry_on_lock(
+            || Command::new("groupadd").arg(&name).output().unwrap(),
+            "groupadd",
+        );
+        assert!(o.status.success(), "groupadd {name}: {o:?}");
+        let group = UnixGroup { name };
+        for m in members {
+            let o = retry_on_lock(
+                || {
+                    Command::new("gpasswd")
+                        .args(["-a", m, &group.name])
+                        .output()
+                        .unwrap()
+                },
+                "gpasswd",
+            );
+            assert!(o.status.success(), "gpasswd -a {m} {}: {o:?}", group.name);
+        }
+        group
+    }
+}
+
+impl Drop for UnixGroup {
+    fn drop(&mut self) {
+        let _ = retry_on_lock(
+            || Command::new("groupdel").arg(&self.name).output().unwrap(),
+            "groupdel",
+        );
+    }
+}
+
 /// `enforce_from` as TOML wants it, `days` from now (negative: in the past).
 pub fn toml_time(days_from_now: i64) -> String {
     mfa_config::format_utc(crate::unix_now() + days_from_now * 86_400)

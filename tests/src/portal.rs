@@ -97,6 +97,27 @@ pub fn invite(site: &Site, user: &str) -> String {
     url
 }
 
+/// The text a QR code in an SVG file holds: drawn by rsvg-convert, read by zbarimg.
+pub fn zbar_svg(svg: &Path) -> String {
+    require_tool("rsvg-convert");
+    require_tool("zbarimg");
+    let png = svg.with_extension("png");
+    let o = Command::new("rsvg-convert")
+        .arg(svg)
+        .arg("-o")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rsvg-convert: {}", text(&o));
+    let o = Command::new("zbarimg")
+        .args(["-q", "--raw"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "zbarimg: {}", text(&o));
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}
+
 pub fn sqlite(db: &Path, sql: &str) -> String {
     require_tool("sqlite3");
     let o = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();

@@ -72,7 +72,12 @@ pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Respon
                 con.sessions.remove(sid);
                 return form_page(&con, &c, None, Some(t.signed_out));
             }
-            audit_refusal(&con, &c, None, None, ReasonCode::CsrfRefused).await;
+            let who = c
+                .sid()
+                .and_then(|sid| con.sessions.with(Some(sid), |s| s.user.clone()))
+                .flatten()
+                .map(|w| w.user);
+            audit_refusal(&con, &c, None, who.as_ref(), ReasonCode::CsrfRefused).await;
             frame::message(
                 &con,
                 &c,

@@ -152,6 +152,27 @@ fn an_administrator_finds_unlinks_links_and_gives_temporary_access_in_a_real_bro
         let o = site.mfactl(&["temp-access", n, "--force"]);
         assert!(o.status.success(), "{}", text(&o));
     }
+    // Two who logged in without a key after the go-live (overdue), two invited and never
+    // seen; the enrolments spread over the last 60 days (what the chart per day shows).
+    for n in ["dirk.mulder", "eva.peters"] {
+        let o = site.mfactl(&[
+            "auth",
+            n,
+            "--force",
+            "--ip",
+            "198.51.100.9",
+            "--code",
+            "000000",
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    }
+    for n in ["fleur.vos", "gijs.jong"] {
+        mfa_e2e::portal::invite(&site, n);
+    }
+    mfa_e2e::portal::sqlite(
+        &site.db(),
+        "UPDATE users SET mfa_created = mfa_created - (abs(random()) % 60) * 86400 WHERE name LIKE 'bench%'",
+    );
     let target = unique("tgt");
     let target_key = fresh_key();
     site.enroll(&target, &target_key);
@@ -200,7 +221,9 @@ fn an_administrator_finds_unlinks_links_and_gives_temporary_access_in_a_real_bro
     ] {
         assert_eq!(r["counts"][id], t[key], "{id}: console {r}, mfactl {t}");
     }
-    assert_eq!(t["users"], 10_000 + 5, "{t}");
+    assert_eq!(t["users"], 10_000 + 7, "{t}");
+    assert_eq!(t["overdue"], 2, "{t}");
+    assert_eq!(t["invited_not_seen"], 2, "{t}");
 
     // The QR code shown decodes to the key shown, which `mfactl auth` accepts.
     let key = r["key"].as_str().unwrap().to_string();

@@ -115,14 +115,18 @@ fn share_bar(t: &Tx, parts: &[(&str, usize); 5]) -> String {
     svg
 }
 
-/// Enrolments per day since the invites went out (the last 90 days at most), as bars.
+/// Enrolments per day since the invites went out or the first enrolment (the last 90 days
+/// at most), as bars.
 fn per_day(t: &Tx, c: &Counted, zone: &Zone, now: i64) -> String {
     const DAY: i64 = 86_400;
     let by_day = &c.totals.enrolled_by_day;
+    // From the first invite or the first enrolment, whichever came first.
     let first = c
         .first_invite
         .map(|f| f.div_euclid(DAY) * DAY)
-        .or_else(|| by_day.keys().next().copied());
+        .into_iter()
+        .chain(by_day.keys().next().copied())
+        .min();
     let Some(first) = first else {
         return format!("<p id=\"per-day\">{}</p>", esc(t.no_enrolments));
     };

@@ -25,6 +25,38 @@ use crate::verify::{apply_code, note_outcome};
 pub const CODE_PROMPT: &str = "Verification code: ";
 /// The Reply-Message of a RADIUS Access-Challenge, which gateways show as the prompt.
 pub const CODE_CHALLENGE: &str = "Enter the verification code from your authenticator app.";
+/// The prompt where a push may be sent instead of a typed code (PAM): an empty answer sends
+/// it. Shown only where [`crate::push::Push::settings_for`] has push on and the user has a
+/// phone.
+pub const CODE_OR_PUSH_PROMPT: &str =
+    "Verification code (or press Enter to approve on your phone): ";
+/// The Reply-Message of an Access-Challenge that offers a push: the user types
+/// [`PUSH_WORD`] instead of the code.
+pub const CODE_OR_PUSH_CHALLENGE: &str = "Enter the verification code from your authenticator app, or type push to approve the sign-in on your phone.";
+/// What a user types at a gateway's challenge to be sent a push instead of typing a code
+/// (any case); in append mode, after the password and a comma (`password,push`, Duo's
+/// convention).
+pub const PUSH_WORD: &str = "push";
+
+/// What a login shows once its push is sent: the number to type on the phone under number
+/// matching, else to approve there.
+pub fn push_sent_message(number: Option<u8>) -> String {
+    match number {
+        Some(n) => format!("Enter {n} on your phone to approve the sign-in."),
+        None => "Approve the sign-in on your phone.".into(),
+    }
+}
+
+/// The Reply-Message of the Access-Challenge that shows a push's number at a gateway, whose
+/// next round (the user presses OK) succeeds once the phone approved; `again` while the
+/// phone has not decided yet.
+pub fn push_challenge_message(number: Option<u8>, again: bool) -> String {
+    let first = if again { "Not approved yet. " } else { "" };
+    match number {
+        Some(n) => format!("{first}Enter {n} on your phone, then press OK here."),
+        None => format!("{first}Approve the sign-in on your phone, then press OK here."),
+    }
+}
 
 /// Who asks for a decision. The audit trail shows its name (`Display`); the policy reads
 /// its kind, because an unlock made on the portal lets in only the logins it is made for

@@ -6,13 +6,15 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use mfa_config::TotpConfig;
 use mfa_core::enrolment::{APPS, Sheet};
+use mfa_core::push::PushStarted;
 use mfa_core::verify::normalize_code;
 use mfa_core::{
-    ClientAddr, Core, CoreError, Decision, OpenMode, Outcome, Reason, Refusal, Request, TotpSecret,
-    UserName, Voucher, login::Service,
+    ClientAddr, Core, CoreError, Decision, OpenMode, Outcome, PushState, Reason, Refusal, Request,
+    TotpSecret, UserName, Voucher, login::Service,
 };
 use mfa_radius_proto::pam_host::RequestError;
 use mfa_store_sqlite::SqliteStore;
@@ -22,13 +24,18 @@ use crate::args::{Args, FirstPass, IgnoreWhen};
 pub use crate::code::PamCode;
 use crate::remote::{NoAnswer, Unusable};
 
-pub use mfa_core::login::CODE_PROMPT;
+pub use mfa_core::login::{CODE_OR_PUSH_PROMPT, CODE_PROMPT};
 pub const ENROL_PROMPT: &str = "Code shown by the app, to finish (Enter to skip): ";
 /// What the user sees when the module cannot work; the reason goes to syslog only.
 pub const UNAVAILABLE: &str =
     "Multi-factor authentication is not available right now; contact your administrator.";
 /// Confirmation attempts at self-enrolment: enough for a typo or a code that just rolled over.
 const ENROL_ATTEMPTS: usize = 3;
+/// How long past a push's expiry the module still waits for the backend's decision (a
+/// server's clock a little behind, a slow answer) before it denies on its own.
+const PUSH_SLACK: Duration = Duration::from_secs(5);
+/// The actor the audit trail names for a push this module sends.
+const ACTOR: &str = "pam_mfa";
 
 /// A libpam call, or the application's conversation, that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,9 +154,32 @@ impl From<CoreError> for BackendError {
     }
 }
 
+/// A push the backend sent: what to show, and how long to wait for the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushSent {
+    /// The number to show (number matching); `None` to just approve.
+    pub number: Option<u8>,
+    /// Until the request expires.
+    pub timeout: Duration,
+}
+
+/// What became of the push the user chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushStart {
+    Sent(PushSent),
+    /// None could be sent (the core's reason, as the user reads it): the code is asked for
+    /// instead.
+    Refused {
+        message: String,
+    },
+    /// The server decided the login instead (remote mode: a lock since, or a refusal where
+    /// the client takes no code).
+    Decided(Decision),
+}
+
 /// Where the module's decisions come from. The flow asks; the backend decides. One backend
 /// serves one login, so it may keep what a conversation needs between the two rounds (remote
-/// mode: the server that challenged, and its RADIUS State).
+/// mode: the server that challenged, and its RADIUS State; a push sent).
 pub trait Backend {
     /// The canonical name of the user PAM_USER names (`[users]`), or why it is refused.
     fn user_name(&self, raw: &str) -> Result<UserName, CoreError>;
@@ -180,23 +210,51 @@ pub trait Backend {
         secret: &TotpSecret,
         code: &str,
     ) -> Result<Decision, CoreError>;
+    /// Whether the code prompt offers a push (after `begin` asked for a code): where the core
+    /// says push is on for this login's service and the user has a phone.
+    fn push_offered(&mut self, req: &Request) -> Result<bool, BackendError>;
+    /// Sends the push the prompt offered (the user pressed Enter).
+    fn start_push(&mut self, req: &Request, log: &dyn Log) -> Result<PushStart, BackendError>;
+    /// A push sent without asking (remote mode: a server whose client has `push = "only"`
+    /// answers round one with it), once.
+    fn take_push_sent(&mut self) -> Option<PushSent>;
+    /// What the phone decided about the push sent, settled on the one login path: `None`
+    /// while it has not decided.
+    fn poll_push(&mut self, req: &Request, log: &dyn Log)
+    -> Result<Option<Decision>, BackendError>;
+    /// How long to wait between two [`Backend::poll_push`].
+    fn push_poll_every(&self) -> Duration;
 }
 
-/// The local store named by the module's configuration.
-impl Backend for Core {
+/// The local store named by the module's configuration, and the push this login sent.
+pub struct Local {
+    core: Core,
+    push: Option<PushStarted>,
+}
+
+impl Local {
+    pub fn new(core: Core) -> Self {
+        Self { core, push: None }
+    }
+}
+
+impl Backend for Local {
     fn user_name(&self, raw: &str) -> Result<UserName, CoreError> {
-        Core::user_name(self, raw)
+        self.core.user_name(raw)
     }
 
     /// No first factor is checked here, so the name gets a record only where the system
     /// knows it (NSS); a stranger's name fills nothing.
     fn admit(&mut self, req: Request) -> Result<Request, BackendError> {
-        let admission = self.login().admit_name(&req.user, Voucher::ThisSystem)?;
+        let admission = self
+            .core
+            .login()
+            .admit_name(&req.user, Voucher::ThisSystem)?;
         Ok(req.admit(&admission))
     }
 
     fn begin(&mut self, req: &Request, _log: &dyn Log) -> Result<Decision, BackendError> {
-        Ok(self.login().begin(req)?)
+        Ok(self.core.login().begin(req)?)
     }
 
     fn verify_code(
@@ -205,15 +263,15 @@ impl Backend for Core {
         code: &str,
         _log: &dyn Log,
     ) -> Result<Decision, BackendError> {
-        Ok(self.login().verify_code(req, code)?)
+        Ok(self.core.login().verify_code(req, code)?)
     }
 
     fn looks_like_code(&self, token: &str) -> bool {
-        mfa_core::verify::looks_like_code(token, &self.config().totp.params())
+        mfa_core::verify::looks_like_code(token, &self.core.config().totp.params())
     }
 
     fn totp(&self) -> Option<&TotpConfig> {
-        Some(&self.config().totp)
+        Some(&self.core.config().totp)
     }
 
     fn self_enroll(
@@ -222,8 +280,72 @@ impl Backend for Core {
         secret: &TotpSecret,
         code: &str,
     ) -> Result<Decision, CoreError> {
-        self.enrolment().self_enroll(req, secret, code)
+        self.core.enrolment().self_enroll(req, secret, code)
     }
+
+    fn push_offered(&mut self, req: &Request) -> Result<bool, BackendError> {
+        let push = self.core.push(ACTOR);
+        if push.settings_for(&req.service).mode == mfa_config::PushMode::Off {
+            return Ok(false);
+        }
+        Ok(!push.devices(&req.user)?.is_empty())
+    }
+
+    fn start_push(&mut self, req: &Request, _log: &dyn Log) -> Result<PushStart, BackendError> {
+        let req = at_now(req);
+        match self.core.push(ACTOR).start(&req, true) {
+            Ok(started) => {
+                let left = u64::try_from(started.expires.saturating_sub(req.now)).unwrap_or(0);
+                let sent = PushSent {
+                    number: started.number,
+                    timeout: Duration::from_secs(left),
+                };
+                self.push = Some(started);
+                Ok(PushStart::Sent(sent))
+            }
+            Err(CoreError::Refused(Refusal::Push(r))) => Ok(PushStart::Refused {
+                message: mfa_core::policy::push_refusal_message(r),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn take_push_sent(&mut self) -> Option<PushSent> {
+        None
+    }
+
+    fn poll_push(
+        &mut self,
+        req: &Request,
+        _log: &dyn Log,
+    ) -> Result<Option<Decision>, BackendError> {
+        let Some(p) = &self.push else {
+            return Err(CoreError::Bug("no push to wait for").into());
+        };
+        let req = at_now(req);
+        // A read while the phone has not decided; the decision itself is the login path's.
+        if self.core.push(ACTOR).status(&p.id, req.now)? == Some(PushState::Pending) {
+            return Ok(None);
+        }
+        let d = self.core.login().verify_push(&req, &p.id)?;
+        if d.outcome == Outcome::NeedCode {
+            return Ok(None);
+        }
+        self.push = None;
+        Ok(Some(d))
+    }
+
+    fn push_poll_every(&self) -> Duration {
+        Duration::from_millis(250)
+    }
+}
+
+/// The request as of now: a decision after a wait (the code typed, the phone's answer) is
+/// made, and audited, at the time it is made.
+fn at_now(req: &Request) -> Request {
+    let mut r = req.clone();
+    r.now = mfa_core::login::now();
+    r
 }
 
 /// Opens the backend a configuration file names.
@@ -254,12 +376,12 @@ pub fn open_local(config: &Path) -> Result<Box<dyn Backend>, CoreError> {
         OpenMode::Existing,
         cfg.store.busy_timeout.0,
     )?;
-    Ok(Box::new(Core::open(
+    Ok(Box::new(Local::new(Core::open(
         std::sync::Arc::new(cfg),
         Box::new(store),
         OpenMode::Existing,
-        "pam_mfa",
-    )?))
+        ACTOR,
+    )?)))
 }
 
 /// Why the module refuses `[store] url`, and what to do instead.
@@ -415,7 +537,98 @@ impl Flow<'_> {
         match d.outcome {
             Outcome::Allow => self.allowed(auth, &req, &d),
             Outcome::Deny => Ok(self.denied(&d)),
-            Outcome::NeedCode => self.ask_code(auth, &req),
+            Outcome::NeedCode => match auth.take_push_sent() {
+                // Sent without asking (a remote server's `push = "only"`): wait for it.
+                Some(sent) => self.wait_push(auth, &req, sent),
+                None => self.ask_code(auth, &req),
+            },
+        }
+    }
+
+    /// A backend's failure outside a decision: no server to ask is logged and shown, and
+    /// ends the login with PAM_AUTHINFO_UNAVAIL; anything else is an internal error.
+    fn failed(&mut self, user: &str, e: BackendError) -> Result<PamCode, Internal> {
+        match self.answered(user, Err(e))? {
+            Answered::Unavailable => Ok(PamCode::AuthInfoUnavail),
+            Answered::Decided(_) => Err(Internal("a failure read as a decision".into())),
+        }
+    }
+
+    /// The user pressed Enter at the prompt that offered a push: send it and wait for the
+    /// phone. Where none could be sent, the core's reason is shown and the code asked for.
+    fn push(&mut self, auth: &mut dyn Backend, req: &Request) -> Result<PamCode, Internal> {
+        let user = req.user.to_string();
+        match auth.start_push(req, self.log) {
+            Ok(PushStart::Sent(sent)) => self.wait_push(auth, req, sent),
+            Ok(PushStart::Decided(d)) => Ok(self.finish(&d)),
+            Ok(PushStart::Refused { message }) => {
+                self.debug(|| format!("user={user:?} no push: {message}"));
+                self.say_error(&message);
+                let code = self.prompt_code(CODE_PROMPT);
+                self.checked(auth, req, &code)
+            }
+            Err(e) => self.failed(&user, e),
+        }
+    }
+
+    /// Shows what to do on the phone, then waits for its decision (polling the backend) up
+    /// to the request's expiry. Never lets in without the backend's allowing decision: a
+    /// number that cannot be shown, an error or the time running out denies.
+    fn wait_push(
+        &mut self,
+        auth: &mut dyn Backend,
+        req: &Request,
+        sent: PushSent,
+    ) -> Result<PamCode, Internal> {
+        let user = req.user.to_string();
+        let text = mfa_core::login::push_sent_message(sent.number);
+        // The number is what the phone asks for: a login that cannot show it cannot be
+        // approved, so it ends here rather than wait for nothing.
+        let shown = if self.silent {
+            Err("PAM_SILENT".to_string())
+        } else {
+            self.pam.info(&text).map_err(|e| e.to_string())
+        };
+        if let Err(why) = shown
+            && sent.number.is_some()
+        {
+            self.log.error(&format!(
+                "user {user:?}: denied: the number of the push sent cannot be shown ({why})"
+            ));
+            return Ok(PamCode::AuthErr);
+        }
+        self.debug(|| {
+            format!(
+                "user={user:?} push sent; waiting up to {}s for the phone",
+                sent.timeout.as_secs()
+            )
+        });
+        let deadline = Instant::now() + sent.timeout + PUSH_SLACK;
+        loop {
+            std::thread::sleep(auth.push_poll_every());
+            match auth.poll_push(req, self.log) {
+                Ok(Some(d)) => return Ok(self.finish(&d)),
+                Ok(None) => {}
+                Err(e) => return self.failed(&user, e),
+            }
+            if Instant::now() >= deadline {
+                self.log.error(&format!(
+                    "user {user:?}: denied: no decision on the push within its time"
+                ));
+                return Ok(self.denied(&Decision::deny(Reason::PushExpired)));
+            }
+        }
+    }
+
+    /// An echo-off prompt for a code; no answer is an empty one (recorded as a missing
+    /// code, so the audit trail shows the attempt).
+    fn prompt_code(&mut self, prompt: &str) -> Zeroizing<String> {
+        match self.pam.prompt_hidden(prompt) {
+            Ok(a) => a.unwrap_or_default(),
+            Err(e) => {
+                self.debug(|| format!("the code prompt failed: {e}"));
+                Zeroizing::default()
+            }
         }
     }
 
@@ -535,13 +748,31 @@ impl Flow<'_> {
                 None => {}
             }
         }
-        let answer = match self.pam.prompt_hidden(CODE_PROMPT) {
+        // A push is offered where the core has it on for this service and the user has a
+        // phone; not under PAM_SILENT, where the number could not be shown.
+        let offer = !self.silent
+            && auth
+                .push_offered(req)
+                .map_err(|e| Internal(format!("user {:?}: {e}", req.user.as_str())))?;
+        let prompt = if offer {
+            CODE_OR_PUSH_PROMPT
+        } else {
+            CODE_PROMPT
+        };
+        let answer = match self.pam.prompt_hidden(prompt) {
             Ok(a) => a,
             Err(e) => {
                 self.debug(|| format!("the code prompt failed: {e}"));
                 None
             }
         };
+        if offer
+            && answer
+                .as_ref()
+                .is_some_and(|a| normalize_code(a).is_empty())
+        {
+            return self.push(auth, req);
+        }
         // No answer is recorded as a missing code, so the audit trail shows the attempt.
         let code = answer.unwrap_or_default();
         self.checked(auth, req, &code)

@@ -13,6 +13,13 @@
 //! back as User-Password with the State, to the server that issued it (a State lives in that
 //! one server's memory). A verified reply this host does not fully understand denies.
 //!
+//! Push approval (issue 20): every request says the host can wait for a push
+//! (Push-Capable). A challenge that offers one (Push-Offered) makes the prompt offer it; on
+//! Enter the host answers the challenge with Push-Request and gets an Access-Challenge that
+//! says a push is waiting (Push-Timeout, Push-Number under number matching), shows the number,
+//! and asks again with each new State, once a second, until the server accepts or rejects.
+//! A server whose client has `push = "only"` answers round one with the waiting push itself.
+//!
 //! Servers are asked in order; each gets `timeout` for all its sends (`1 + retries` copies of
 //! the same packet at even intervals, so the server's duplicate cache answers a resend instead
 //! of evaluating it again). A reply that fails verification (wrong Response Authenticator,
@@ -30,11 +37,16 @@ use std::time::{Duration, Instant};
 
 use mfa_config::{Config, ConfigError, Problem, TotpConfig};
 use mfa_core::{CoreError, Decision, Outcome, Reason, Request, TotpSecret, UserName};
-use mfa_radius_proto::pam_host::{self, HostReply, HostRequest, RejectReason, ReplyError};
+use mfa_radius_proto::pam_host::{
+    self, ChallengePush, HostReply, HostRequest, RejectReason, ReplyError,
+};
 use mfa_radius_proto::{Code, DecodeError, MAX_PACKET, Packet, VerifyError};
 use zeroize::Zeroizing;
 
-use crate::flow::{Backend, BackendError, Log};
+use crate::flow::{Backend, BackendError, Log, PushSent, PushStart};
+
+/// How often a host asks whether the phone has decided.
+const PUSH_POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// The remote backend of one login.
 pub struct Remote {
@@ -54,12 +66,26 @@ pub struct Remote {
     name_known: bool,
     /// After an Access-Challenge: the server that sent it and its State, for the code.
     awaiting_code: Option<AwaitingCode>,
+    /// After an Access-Challenge of a push waiting: where to ask whether the phone decided.
+    awaiting_push: Option<AwaitingCode>,
+    /// A push the server sent without asking (round one), for the flow to wait for.
+    push_sent: Option<PushSent>,
 }
 
 /// A challenge this login has yet to answer.
 struct AwaitingCode {
     server: SocketAddr,
     state: Vec<u8>,
+    /// The challenge offered a push (Push-Offered).
+    push_offered: bool,
+}
+
+/// A push waiting, as a challenge says it.
+fn push_sent(number: Option<u8>, timeout_secs: u32) -> PushSent {
+    PushSent {
+        number,
+        timeout: Duration::from_secs(u64::from(timeout_secs)),
+    }
 }
 
 /// A verified reply: what the server answered, or why this host cannot act on it.
@@ -249,6 +275,8 @@ impl Remote {
             host: host_name(),
             name_known: false,
             awaiting_code: None,
+            awaiting_push: None,
+            push_sent: None,
         }))
     }
 
@@ -258,6 +286,7 @@ impl Remote {
         req: &Request,
         password: &[u8],
         state: Option<&[u8]>,
+        push_request: bool,
     ) -> Result<Outgoing, BackendError> {
         let mut random = [0u8; 17];
         getrandom::fill(&mut random).map_err(BackendError::Random)?;
@@ -275,6 +304,8 @@ impl Remote {
             service: &service,
             state,
             name_known: self.name_known,
+            push_capable: true,
+            push_request,
         }
         .encode(&self.secret)
         .map_err(BackendError::Request)?;
@@ -361,7 +392,9 @@ impl Remote {
     /// Round one: the servers in order, until one answers.
     fn round_one(&mut self, req: &Request, log: &dyn Log) -> Result<Decision, BackendError> {
         self.awaiting_code = None;
-        let out = self.request(req, b"", None)?;
+        self.awaiting_push = None;
+        self.push_sent = None;
+        let out = self.request(req, b"", None, false)?;
         let mut why = Vec::new();
         for &server in &self.servers {
             match self.exchange(server, &out, log) {
@@ -391,8 +424,29 @@ impl Remote {
         reply: Verified,
     ) -> Result<Decision, BackendError> {
         match understood(server, reply)? {
-            HostReply::Challenge { state, .. } => {
-                self.awaiting_code = Some(AwaitingCode { server, state });
+            HostReply::Challenge {
+                state,
+                push:
+                    Some(ChallengePush::Waiting {
+                        number,
+                        timeout_secs,
+                    }),
+                ..
+            } => {
+                self.awaiting_push = Some(AwaitingCode {
+                    server,
+                    state,
+                    push_offered: false,
+                });
+                self.push_sent = Some(push_sent(number, timeout_secs));
+                Ok(Decision::need_code())
+            }
+            HostReply::Challenge { state, push, .. } => {
+                self.awaiting_code = Some(AwaitingCode {
+                    server,
+                    state,
+                    push_offered: push == Some(ChallengePush::Offered),
+                });
                 Ok(Decision::need_code())
             }
             HostReply::Accept { message } => Ok(accepted(message)),
@@ -400,6 +454,20 @@ impl Remote {
                 rejected(server, message, reason, Reason::ServerRejected)
             }
         }
+    }
+}
+
+impl Remote {
+    /// A request to the server that sent the challenge it answers: another would not know
+    /// its State.
+    fn to_challenger(
+        &self,
+        server: SocketAddr,
+        out: &Outgoing,
+        log: &dyn Log,
+    ) -> Result<Verified, BackendError> {
+        self.exchange(server, out, log)
+            .map_err(|why| BackendError::ChallengerSilent { server, why })
     }
 }
 
@@ -508,13 +576,8 @@ impl Backend for Remote {
             return Err(CoreError::Bug("no challenge to answer").into());
         };
         let code = Zeroizing::new(code.as_bytes().to_vec());
-        let out = self.request(req, &code, Some(&p.state))?;
-        let reply =
-            self.exchange(p.server, &out, log)
-                .map_err(|why| BackendError::ChallengerSilent {
-                    server: p.server,
-                    why,
-                })?;
+        let out = self.request(req, &code, Some(&p.state), false)?;
+        let reply = self.to_challenger(p.server, &out, log)?;
         match understood(p.server, reply)? {
             HostReply::Accept { message } => Ok(accepted(message)),
             // A server of an older release says no reason: refused, no more (no second
@@ -549,6 +612,118 @@ impl Backend for Remote {
         Err(CoreError::Bug(
             "self-enrolment is not offered in remote mode",
         ))
+    }
+
+    /// Where the server's challenge offered it (the server asked the core).
+    fn push_offered(&mut self, _req: &Request) -> Result<bool, BackendError> {
+        Ok(self.awaiting_code.as_ref().is_some_and(|a| a.push_offered))
+    }
+
+    /// Answers the challenge that offered the push with Push-Request: the server sends the
+    /// push and says so with a push-waiting challenge, or says why not with a plain
+    /// challenge for the code (its Reply-Message the reason), or decides.
+    fn start_push(&mut self, req: &Request, log: &dyn Log) -> Result<PushStart, BackendError> {
+        let Some(p) = self.awaiting_code.take().filter(|a| a.push_offered) else {
+            return Err(CoreError::Bug("no challenge offered a push").into());
+        };
+        let out = self.request(req, b"", Some(&p.state), true)?;
+        let reply = self.to_challenger(p.server, &out, log)?;
+        match understood(p.server, reply)? {
+            HostReply::Challenge {
+                state,
+                push:
+                    Some(ChallengePush::Waiting {
+                        number,
+                        timeout_secs,
+                    }),
+                ..
+            } => {
+                self.awaiting_push = Some(AwaitingCode {
+                    server: p.server,
+                    state,
+                    push_offered: false,
+                });
+                Ok(PushStart::Sent(push_sent(number, timeout_secs)))
+            }
+            HostReply::Challenge {
+                state,
+                push: None,
+                message,
+            } => {
+                self.awaiting_code = Some(AwaitingCode {
+                    server: p.server,
+                    state,
+                    push_offered: false,
+                });
+                Ok(PushStart::Refused {
+                    message: message.unwrap_or_else(|| {
+                        "No approval could be sent to your phone; enter your verification code."
+                            .into()
+                    }),
+                })
+            }
+            HostReply::Challenge {
+                push: Some(ChallengePush::Offered),
+                ..
+            } => Err(BackendError::Unusable {
+                server: p.server,
+                why: Unusable::ChallengedAgain,
+            }),
+            HostReply::Accept { message } => Ok(PushStart::Decided(accepted(message))),
+            HostReply::Reject { message, reason } => Ok(PushStart::Decided(rejected(
+                p.server,
+                message,
+                reason,
+                Reason::ServerRejected,
+            )?)),
+        }
+    }
+
+    fn take_push_sent(&mut self) -> Option<PushSent> {
+        self.push_sent.take()
+    }
+
+    /// Asks the server with the waiting push's State: another push-waiting challenge (a
+    /// fresh State) while the phone has not decided, else the server's decision.
+    fn poll_push(
+        &mut self,
+        req: &Request,
+        log: &dyn Log,
+    ) -> Result<Option<Decision>, BackendError> {
+        let Some(p) = self.awaiting_push.take() else {
+            return Err(CoreError::Bug("no push to wait for").into());
+        };
+        let out = self.request(req, b"", Some(&p.state), false)?;
+        let reply = self.to_challenger(p.server, &out, log)?;
+        match understood(p.server, reply)? {
+            HostReply::Challenge {
+                state,
+                push: Some(ChallengePush::Waiting { .. }),
+                ..
+            } => {
+                self.awaiting_push = Some(AwaitingCode {
+                    server: p.server,
+                    state,
+                    push_offered: false,
+                });
+                Ok(None)
+            }
+            HostReply::Challenge { .. } => Err(BackendError::Unusable {
+                server: p.server,
+                why: Unusable::ChallengedAgain,
+            }),
+            HostReply::Accept { message } => Ok(Some(accepted(message))),
+            HostReply::Reject { message, reason } => Ok(Some(rejected(
+                p.server,
+                message,
+                reason,
+                Reason::ServerRejected,
+            )?)),
+        }
+    }
+
+    fn push_poll_every(&self) -> Duration {
+        PUSH_POLL_EVERY
     }
 }
 

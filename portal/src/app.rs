@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use mfa_config::Cidr;
 use mfa_core::Core;
 
 use crate::client::Ctx;
-use crate::handlers::{self, account, enrol};
+use crate::handlers::{self, account, assets, enrol, phone, push};
 use crate::limits::{Limit, Limits, address_key};
 use crate::metrics::Metrics;
 use crate::session::{Session, Sessions, SignedIn};
@@ -43,11 +43,20 @@ pub struct Portal {
     pub metrics: Metrics,
     pub sessions: Sessions,
     pub limits: Limits,
+    /// The VAPID public key (base64url) the phones subscribe with, where push approval is
+    /// on (`[push] enabled`): the registration page's `applicationServerKey`.
+    pub vapid_public: Option<String>,
 }
 
 impl Portal {
-    /// `None` when the system's random source fails.
-    pub fn new(core: Arc<Core>, tls: bool, pam_confdir: Option<PathBuf>) -> Option<Self> {
+    /// `None` when the system's random source fails. `vapid_public`: the VAPID public key
+    /// where push approval is on.
+    pub fn new(
+        core: Arc<Core>,
+        tls: bool,
+        pam_confdir: Option<PathBuf>,
+        vapid_public: Option<String>,
+    ) -> Option<Self> {
         let cfg = core.config();
         let p = &cfg.portal;
         let https = p
@@ -64,6 +73,7 @@ impl Portal {
             pam_confdir,
             sessions: Sessions::new(p.session_idle.secs_i64(), p.session_lifetime.secs_i64())?,
             limits: Limits::default(),
+            vapid_public,
             core,
         })
     }
@@ -145,6 +155,16 @@ pub fn router(p: Arc<Portal>, console: Option<Arc<crate::admin::Console>>) -> Ro
         .route("/style.css", get(handlers::style))
         .route("/enrol/{token}", get(enrol::page).post(enrol::save))
         .route("/account", get(account::page).post(account::post))
+        .route("/account/phone", get(phone::page).post(phone::register))
+        .route("/push", get(push::pending_page))
+        .route("/push/pending", post(push::pending_list))
+        .route("/push/{id}", get(push::page).post(push::decide))
+        .route("/manifest.webmanifest", get(assets::manifest))
+        .route("/sw.js", get(assets::service_worker))
+        .route("/js/{file}", get(assets::script))
+        .route("/icon.svg", get(assets::icon_svg))
+        .route("/icon-192.png", get(assets::icon_192))
+        .route("/icon-512.png", get(assets::icon_512))
         .fallback(handlers::not_found)
         .with_state(p);
     let all = match console {

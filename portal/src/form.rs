@@ -14,6 +14,9 @@ use crate::refusal::Refused;
 
 /// Largest form body read; more is refused with a page.
 const MAX_BODY: usize = 4096;
+/// Largest body of a phone's registration: its Web Push subscription (JSON, up to 4 KiB as
+/// the core takes it, percent-encoded) beside the name and the key.
+pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
 
 /// Largest field of each name (bytes): a user name as the sign-in form allows it, a code
 /// with room for spaces, the CSRF token, an action; a password; anything else is short.
@@ -23,6 +26,13 @@ fn max_field(name: &str) -> usize {
         "code" => 16,
         "csrf" | "action" => 64,
         "password" => 1024,
+        // A phone's registration: the browser's subscription JSON (the core's limit), its
+        // approval key (base64url of SPKI DER), its name (64 characters of up to 4 bytes).
+        "subscription" => 4096,
+        "public_key" => 256,
+        "name" => 256,
+        // A decision's signature: base64url of 64 bytes.
+        "signature" => 128,
         _ => 64,
     }
 }
@@ -42,9 +52,30 @@ impl Form {
     }
 }
 
+#[cfg(test)]
+impl Form {
+    /// The form of `body` (the tests of the handlers' parsing).
+    pub fn parse_for_test(body: &[u8]) -> Option<Form> {
+        parse_form(body, max_field)
+            .ok()
+            .map(|f| Form(f.into_iter().collect()))
+    }
+}
+
 /// Reads a bounded form body; `Err` is the page to answer (and the refusal is audited).
 pub async fn read_form(p: &Arc<Portal>, c: &Ctx, body: Body, path: &str) -> Result<Form, Response> {
-    let read = tokio::time::timeout(p.body_timeout, axum::body::to_bytes(body, MAX_BODY));
+    read_form_limited(p, c, body, path, MAX_BODY).await
+}
+
+/// [`read_form`] with a body of up to `max` bytes (a phone's registration).
+pub async fn read_form_limited(
+    p: &Arc<Portal>,
+    c: &Ctx,
+    body: Body,
+    path: &str,
+    max: usize,
+) -> Result<Form, Response> {
+    let read = tokio::time::timeout(p.body_timeout, axum::body::to_bytes(body, max));
     let why = match read.await {
         Ok(Ok(bytes)) => match parse_form(&bytes, max_field) {
             Ok(f) => return Ok(Form(f.into_iter().collect())),

@@ -28,6 +28,9 @@ pub enum Limit {
     Invite,
     /// "Replace key" confirmations per signed-in user.
     Replace,
+    /// Push approval's pages and posts (approval pages, decisions, the app's list), per
+    /// address: a phone's own, kept apart from the forms' limit.
+    Push,
 }
 
 impl Limit {
@@ -40,6 +43,7 @@ impl Limit {
             Limit::SignInUser => (10, 900),
             Limit::Invite => (10, 900),
             Limit::Replace => (10, 900),
+            Limit::Push => (120, 300),
         }
     }
 }

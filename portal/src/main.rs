@@ -6,6 +6,7 @@ mod admin;
 mod app;
 mod client;
 mod conn;
+mod delivery;
 mod form;
 mod handlers;
 mod limits;
@@ -91,6 +92,7 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
             "mfa-portal: warning: [portal] public_url is not set; mfactl invite cannot print links"
         );
     }
+    let sender = push_sender(&cfg)?;
     let core = mfa_store_open::open_core(
         Arc::new(cfg),
         OpenMode::Existing,
@@ -98,10 +100,16 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
         NameCheck::IfRulesChanged,
     )
     .map_err(|e| e.to_string())?;
+    let core = Arc::new(core);
+    let vapid_public = sender.as_ref().map(|(_, public)| public.clone());
     let portal = Arc::new(
-        app::Portal::new(Arc::new(core), tls.is_some(), confdir)
+        app::Portal::new(core.clone(), tls.is_some(), confdir, vapid_public)
             .ok_or("cannot read the system's random source")?,
     );
+    if let Some((sender, _)) = sender {
+        delivery::start(core, sender, portal.metrics.clone())?;
+        eprintln!("mfa-portal: delivering push approvals (the one sender)");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -132,6 +140,25 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
         };
         serve(listen, main_router, console_listener, tls, limits).await
     })
+}
+
+/// Where `[push] enabled`: the sender of the pushes (the VAPID key of `[push]
+/// vapid_key_file` and the VAPID contact) and the VAPID public key the phones subscribe
+/// with. A missing or unsafe key file stops the start, naming it: without it no push could
+/// be delivered.
+fn push_sender(cfg: &mfa_config::Config) -> Result<Option<(delivery::Sender, String)>, String> {
+    let push = &cfg.push;
+    if !push.enabled {
+        return Ok(None);
+    }
+    let key = mfa_core::push::VapidKey::read(&push.vapid_key_file).map_err(|e| {
+        format!("[push] vapid_key_file: {e} (`mfactl init` makes it where [push] enabled)")
+    })?;
+    let subscriber = push
+        .subscriber_or(cfg)
+        .ok_or("[push] subscriber: the VAPID contact is not set (nor [portal] public_url)")?;
+    let public = key.public_key_base64url();
+    Ok(Some((delivery::Sender::new(&key, subscriber)?, public)))
 }
 
 fn tls_config(p: &mfa_config::PortalConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {

@@ -17,7 +17,9 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PageLabels {
-    /// `home`, `style`, `enrol`, `account` or `other`.
+    /// `home`, `style`, `enrol`, `account`, `phone` (registering one), `push` (the
+    /// approval page and its list), `app` (the web app's manifest, worker, scripts and
+    /// icons) or `other`.
     pub page: &'static str,
     pub method: &'static str,
     pub status: u16,
@@ -26,6 +28,11 @@ pub struct PageLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,6 +53,17 @@ pub struct Metrics {
     pub unlocks: Counter,
     pub rate_limited: Family<LimitLabels, Counter>,
     pub latency_seconds: Histogram,
+    /// Sign-in requests by what became of them: `sent` (a push service took it),
+    /// `undeliverable` (none did: the login is denied), `approved`, `denied` (a deny or a
+    /// wrong number), `fraud` ("This wasn't me"), `expired` (sent here, undecided in time).
+    pub pushes: Family<OutcomeLabels, Counter>,
+    /// Posts to the push services, one per phone: `sent`, `gone` (404/410: the phone is
+    /// removed), `failed` (refused or not reachable).
+    pub push_deliveries: Family<ResultLabels, Counter>,
+    /// Phones registered and removed in My account: `registered`, `removed`, `refused`.
+    pub push_devices: Family<OutcomeLabels, Counter>,
+    /// From a request's creation to the phone's decision taken here.
+    pub push_decision_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -58,6 +76,13 @@ impl Default for Metrics {
             rate_limited: Family::default(),
             // 0.5 ms to ~8 s: a PAM password check with its failure delay is the slow end.
             latency_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 15)),
+            pushes: Family::default(),
+            push_deliveries: Family::default(),
+            push_devices: Family::default(),
+            // A request lives 10 s to 10 min (`[push] timeout`); decisions come in seconds.
+            push_decision_seconds: Histogram::new([
+                1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0,
+            ]),
         }
     }
 }
@@ -95,7 +120,43 @@ impl Metrics {
             "Time to answer one request (PAM's failure delay included)",
             self.latency_seconds.clone(),
         );
+        r.register(
+            "mfa_portal_pushes",
+            "Sign-in requests by outcome: sent, undeliverable, approved, denied, fraud, expired",
+            self.pushes.clone(),
+        );
+        r.register(
+            "mfa_portal_push_deliveries",
+            "Posts to the push services, one per phone, by result: sent, gone, failed",
+            self.push_deliveries.clone(),
+        );
+        r.register(
+            "mfa_portal_push_devices",
+            "Phones registered or removed in My account, and registrations refused",
+            self.push_devices.clone(),
+        );
+        r.register(
+            "mfa_portal_push_decision_seconds",
+            "Time from a sign-in request to the phone's decision",
+            self.push_decision_seconds.clone(),
+        );
         r
+    }
+
+    pub fn push(&self, outcome: &'static str) {
+        self.pushes.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn delivery(&self, result: &'static str) {
+        self.push_deliveries
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn device(&self, outcome: &'static str) {
+        self.push_devices
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn sign_in(&self, outcome: &'static str) {
@@ -123,7 +184,12 @@ pub fn page_of(path: &str) -> &'static str {
         "/" => "home",
         "/style.css" => "style",
         "/account" => "account",
+        "/account/phone" => "phone",
+        "/push" => "push",
+        p if p.starts_with("/push/") => "push",
         p if p.starts_with("/enrol/") => "enrol",
+        "/manifest.webmanifest" | "/sw.js" => "app",
+        p if p.starts_with("/js/") || p.starts_with("/icon") => "app",
         _ => "other",
     }
 }

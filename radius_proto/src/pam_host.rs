@@ -20,6 +20,21 @@
 //! | 1 ([`NAME_KNOWN`]) | Name-Known | every Access-Request | integer (4 octets): 1 where the host's NSS knows User-Name, 0 where it does not |
 //! | 2 ([`REJECT_REASON`]) | Reject-Reason | Access-Reject | text: why, as the decision's stable reason code (`locked`, `wrong_code`, ...), 1 to 64 octets of `a-z` and `_` |
 //! | 3 ([`LOCKED_UNTIL`]) | Locked-Until | Access-Reject for a lock | time (4 octets, RFC 8044 §3.5): when the lock ends, Unix seconds |
+//! | 4 ([`PUSH_CAPABLE`]) | Push-Capable | every Access-Request of a host that can wait for a push | integer: 1 |
+//! | 5 ([`PUSH_REQUEST`]) | Push-Request | the Access-Request answering a challenge that offered a push, when the user chose it | integer: 1 |
+//! | 6 ([`PUSH_OFFERED`]) | Push-Offered | Access-Challenge (to a host that sent Push-Capable) | integer: 1: the user may have a push sent instead of typing the code |
+//! | 7 ([`PUSH_NUMBER`]) | Push-Number | Access-Challenge of a push waiting, with number matching | integer: the number to show, 10 to 99 |
+//! | 8 ([`PUSH_TIMEOUT`]) | Push-Timeout | Access-Challenge of a push waiting | integer: seconds until the request expires, 1 to 3600 |
+//!
+//! Push approval (issue 20): a host says in every request that it can wait for a push
+//! (Push-Capable), so a server never sends the push attributes to a host of an older release,
+//! which would refuse them. A challenge that offers a push carries Push-Offered; the host
+//! answers it with Push-Request (and an empty User-Password) when the user chose the push, and
+//! gets an Access-Challenge whose Push-Timeout (with Push-Number under number matching) says a
+//! push is waiting. The host then asks again with that challenge's State and an empty
+//! User-Password, once a second, until the answer is an Access-Accept or Access-Reject; each
+//! Access-Challenge while the phone has not decided carries a fresh State and the same push
+//! attributes.
 //!
 //! Reply-Message is for the user, so the reason travels beside it rather than in it. A reader
 //! is strict about this vendor's attributes only: the host refuses a reply whose
@@ -44,6 +59,18 @@ pub const NAME_KNOWN: u8 = 1;
 pub const REJECT_REASON: u8 = 2;
 /// Vendor type: when the lock that rejected ends (Access-Reject).
 pub const LOCKED_UNTIL: u8 = 3;
+/// Vendor type: the host can wait for a push (request).
+pub const PUSH_CAPABLE: u8 = 4;
+/// Vendor type: the user chose the push the challenge offered (request).
+pub const PUSH_REQUEST: u8 = 5;
+/// Vendor type: the challenge offers a push (Access-Challenge).
+pub const PUSH_OFFERED: u8 = 6;
+/// Vendor type: the number to show for number matching (Access-Challenge of a waiting push).
+pub const PUSH_NUMBER: u8 = 7;
+/// Vendor type: seconds until the waiting push expires (Access-Challenge of a waiting push).
+pub const PUSH_TIMEOUT: u8 = 8;
+/// The longest Push-Timeout a host believes: a push waits at most `[push] timeout` (10 min).
+pub const MAX_PUSH_TIMEOUT: u32 = 3600;
 /// Longest reason code on the wire.
 pub const MAX_REASON: usize = 64;
 /// Longest NAS-Identifier or Called-Station-Id a host sends, and the daemon reads.
@@ -70,6 +97,10 @@ pub struct HostRequest<'a> {
     pub state: Option<&'a [u8]>,
     /// Whether the host's NSS knows `user`: what lets the server give the name a record.
     pub name_known: bool,
+    /// The host can wait for a push (Push-Capable): a host of this release always can.
+    pub push_capable: bool,
+    /// The user chose the push the server's challenge offered (Push-Request).
+    pub push_request: bool,
 }
 
 /// Why a host's request could not be encoded.
@@ -126,6 +157,12 @@ impl HostRequest<'_> {
             NAME_KNOWN,
             &u32::from(self.name_known).to_be_bytes(),
         )?;
+        if self.push_capable {
+            add_vsa(&mut b, PUSH_CAPABLE, &1u32.to_be_bytes())?;
+        }
+        if self.push_request {
+            add_vsa(&mut b, PUSH_REQUEST, &1u32.to_be_bytes())?;
+        }
         Ok(b.encode_request(secret, &self.authenticator)?)
     }
 }
@@ -155,6 +192,11 @@ pub struct HostClaims {
     /// cannot be read (not 4 octets, not 0 or 1, sent twice, or in a malformed
     /// Vendor-Specific), which vouches for nothing.
     pub name_known: Option<bool>,
+    /// Push-Capable, exactly once with the value 1 (anything else: not capable, so the
+    /// server sends this host no push attribute it might not know).
+    pub push_capable: bool,
+    /// Push-Request, exactly once with the value 1.
+    pub push_request: bool,
 }
 
 /// Reads a PAM host's request (see [`HostClaims`]).
@@ -174,24 +216,27 @@ pub fn read_request(p: &Packet<'_>) -> HostClaims {
             .collect();
         (!v.is_empty()).then_some(v)
     };
-    let name_known = match vendor_attrs(p) {
-        Ok(subs) => {
-            let mut known = subs.iter().filter(|(t, _)| *t == NAME_KNOWN);
-            match (known.next(), known.next()) {
-                (Some((_, v)), None) => match v {
-                    [0, 0, 0, 1] => Some(true),
-                    [0, 0, 0, 0] => Some(false),
-                    _ => None,
-                },
-                _ => None,
-            }
+    let subs = vendor_attrs(p).unwrap_or_default();
+    // The one value of vendor type `typ`: `None` where absent or repeated.
+    let one = |typ: u8| {
+        let mut all = subs.iter().filter(|(t, _)| *t == typ);
+        match (all.next(), all.next()) {
+            (Some((_, v)), None) => Some(*v),
+            _ => None,
         }
-        Err(_) => None,
     };
+    let name_known = match one(NAME_KNOWN) {
+        Some([0, 0, 0, 1]) => Some(true),
+        Some([0, 0, 0, 0]) => Some(false),
+        _ => None,
+    };
+    let yes = |typ: u8| matches!(one(typ), Some([0, 0, 0, 1]));
     HostClaims {
         host: part(AttrType::NAS_IDENTIFIER),
         service: part(AttrType::CALLED_STATION_ID),
         name_known,
+        push_capable: yes(PUSH_CAPABLE),
+        push_request: yes(PUSH_REQUEST),
     }
 }
 
@@ -209,6 +254,26 @@ pub fn add_reject_reason(
         add_vsa(b, LOCKED_UNTIL, &t.to_be_bytes())?;
     }
     Ok(())
+}
+
+/// Marks an Access-Challenge to a push-capable host as offering a push (Push-Offered).
+pub fn add_push_offered(b: &mut Builder) -> Result<(), EncodeError> {
+    add_vsa(b, PUSH_OFFERED, &1u32.to_be_bytes())
+}
+
+/// Marks an Access-Challenge to a push-capable host as a push waiting for the phone: the
+/// number to show under number matching, and the seconds until it expires (at least 1, at
+/// most [`MAX_PUSH_TIMEOUT`]).
+pub fn add_push_waiting(
+    b: &mut Builder,
+    number: Option<u8>,
+    timeout_secs: u32,
+) -> Result<(), EncodeError> {
+    if let Some(n) = number {
+        add_vsa(b, PUSH_NUMBER, &u32::from(n).to_be_bytes())?;
+    }
+    let t = timeout_secs.clamp(1, MAX_PUSH_TIMEOUT);
+    add_vsa(b, PUSH_TIMEOUT, &t.to_be_bytes())
 }
 
 fn add_vsa(b: &mut Builder, typ: u8, value: &[u8]) -> Result<(), EncodeError> {
@@ -240,6 +305,22 @@ pub enum HostReply {
     Challenge {
         message: Option<String>,
         state: Vec<u8>,
+        /// What the challenge says of push approval; `None` for a plain code challenge.
+        push: Option<ChallengePush>,
+    },
+}
+
+/// What an Access-Challenge to a push-capable host says of push approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengePush {
+    /// The user may have a push sent instead of typing the code (Push-Offered).
+    Offered,
+    /// A push is waiting for the phone (Push-Timeout, and Push-Number under number
+    /// matching): show the number, then ask again with this challenge's State.
+    Waiting {
+        number: Option<u8>,
+        /// Seconds until the request expires, 1 to [`MAX_PUSH_TIMEOUT`].
+        timeout_secs: u32,
     },
 }
 
@@ -267,7 +348,8 @@ pub enum ReplyError {
     /// A vendor type sent twice.
     RepeatedVendorType(u8),
     /// A vendor type that does not belong in this reply (a reason on an Accept, a lock's end
-    /// without a reason, Name-Known in a reply).
+    /// without a reason, Name-Known in a reply, a push attribute outside a challenge, a
+    /// number without a push waiting, a push offered and waiting at once).
     Misplaced { typ: u8, code: Code },
     /// A value of the wrong length or form.
     BadValue(u8),
@@ -313,11 +395,19 @@ pub fn read_reply(p: &Packet<'_>) -> Result<HostReply, ReplyError> {
     let subs = vendor_attrs(p)?;
     let mut reason: Option<&[u8]> = None;
     let mut until: Option<&[u8]> = None;
+    let mut offered: Option<&[u8]> = None;
+    let mut number: Option<&[u8]> = None;
+    let mut timeout: Option<&[u8]> = None;
     for &(typ, value) in &subs {
         let slot = match typ {
             REJECT_REASON => &mut reason,
             LOCKED_UNTIL => &mut until,
-            NAME_KNOWN => return Err(ReplyError::Misplaced { typ, code: p.code }),
+            PUSH_OFFERED => &mut offered,
+            PUSH_NUMBER => &mut number,
+            PUSH_TIMEOUT => &mut timeout,
+            NAME_KNOWN | PUSH_CAPABLE | PUSH_REQUEST => {
+                return Err(ReplyError::Misplaced { typ, code: p.code });
+            }
             other => return Err(ReplyError::UnknownVendorType(other)),
         };
         if slot.replace(value).is_some() {
@@ -332,14 +422,57 @@ pub fn read_reply(p: &Packet<'_>) -> Result<HostReply, ReplyError> {
         _ => {}
     }
     match p.code {
+        Code::ACCESS_CHALLENGE => {}
+        _ if offered.is_some() => return misplaced(PUSH_OFFERED),
+        _ if number.is_some() => return misplaced(PUSH_NUMBER),
+        _ if timeout.is_some() => return misplaced(PUSH_TIMEOUT),
+        _ => {}
+    }
+    let integer = |typ: u8, v: &[u8]| -> Result<u32, ReplyError> {
+        let b: [u8; 4] = v.try_into().map_err(|_| ReplyError::BadValue(typ))?;
+        Ok(u32::from_be_bytes(b))
+    };
+    match p.code {
         Code::ACCESS_ACCEPT => Ok(HostReply::Accept { message }),
         Code::ACCESS_CHALLENGE => {
             let state = p
                 .attr(AttrType::STATE)
                 .ok_or(ReplyError::ChallengeWithoutState)?;
+            let push = match (offered, number, timeout) {
+                (None, None, None) => None,
+                (Some(v), None, None) => {
+                    if integer(PUSH_OFFERED, v)? != 1 {
+                        return Err(ReplyError::BadValue(PUSH_OFFERED));
+                    }
+                    Some(ChallengePush::Offered)
+                }
+                (Some(_), _, Some(_)) => return misplaced(PUSH_OFFERED),
+                (_, Some(_), None) => return misplaced(PUSH_NUMBER),
+                (None, number, Some(t)) => {
+                    let timeout_secs = integer(PUSH_TIMEOUT, t)?;
+                    if !(1..=MAX_PUSH_TIMEOUT).contains(&timeout_secs) {
+                        return Err(ReplyError::BadValue(PUSH_TIMEOUT));
+                    }
+                    let number = match number {
+                        None => None,
+                        Some(v) => {
+                            let n = integer(PUSH_NUMBER, v)?;
+                            match u8::try_from(n) {
+                                Ok(n) if (10..=99).contains(&n) => Some(n),
+                                _ => return Err(ReplyError::BadValue(PUSH_NUMBER)),
+                            }
+                        }
+                    };
+                    Some(ChallengePush::Waiting {
+                        number,
+                        timeout_secs,
+                    })
+                }
+            };
             Ok(HostReply::Challenge {
                 message,
                 state: state.to_vec(),
+                push,
             })
         }
         Code::ACCESS_REJECT => {

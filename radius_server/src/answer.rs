@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use mfa_config::ClientSettings;
+use mfa_config::{ClientKind, ClientSettings};
 use mfa_core::ClientAddr;
 use mfa_core::policy::{Decision, Outcome, Reason};
+use mfa_radius_proto::pam_host::{self, ChallengePush};
 use mfa_radius_proto::{AttrType, Builder, Code, EncodeError, Packet};
 
 use crate::attrs::add_pam_host_reason;
@@ -23,6 +24,9 @@ pub(crate) struct Answer {
     /// The client address the decision used, when not the request's own (a challenge answer
     /// uses the first round's).
     pub(crate) client: Option<ClientAddr>,
+    /// What an Access-Challenge to a push-capable PAM host says of push (its attributes);
+    /// a gateway reads the Reply-Message instead.
+    pub(crate) push: Option<ChallengePush>,
 }
 
 impl Answer {
@@ -38,6 +42,7 @@ impl Answer {
             delay: Duration::ZERO,
             reason: d.reason.clone(),
             client: None,
+            push: None,
         }
     }
 
@@ -51,6 +56,7 @@ impl Answer {
             delay: Duration::ZERO,
             reason,
             client: None,
+            push: None,
         }
     }
 
@@ -63,6 +69,7 @@ impl Answer {
             delay: Duration::ZERO,
             reason: Reason::CodeRequired,
             client: None,
+            push: None,
         }
     }
 
@@ -93,6 +100,16 @@ impl Answer {
             b.add_split(AttrType::REPLY_MESSAGE, m.as_bytes())?;
         }
         add_pam_host_reason(&mut b, client, self.code, &self.reason)?;
+        if client.kind == ClientKind::PamHosts && self.code == Code::ACCESS_CHALLENGE {
+            match self.push {
+                None => {}
+                Some(ChallengePush::Offered) => pam_host::add_push_offered(&mut b)?,
+                Some(ChallengePush::Waiting {
+                    number,
+                    timeout_secs,
+                }) => pam_host::add_push_waiting(&mut b, number, timeout_secs)?,
+            }
+        }
         b.encode_reply(secret, &request.authenticator)
     }
 }

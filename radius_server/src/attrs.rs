@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use mfa_config::{ClientIpAttribute, ClientKind, ClientSettings, RadiusMode};
 use mfa_core::ClientAddr;
+use mfa_core::PushRefusal;
 use mfa_core::login::{Service, Voucher};
 use mfa_core::net::parse_client_ip_attribute;
 use mfa_core::policy::Reason;
@@ -91,6 +92,37 @@ pub fn asking(asker: &Asker, s: &ClientSettings, p: &Packet<'_>) -> (Service, Vo
     )
 }
 
+/// What a request says of push approval (issue 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushClaims {
+    /// The client can be sent a push's number and be asked again: a gateway always (its
+    /// Reply-Message shows it); a PAM host where it says so (Push-Capable), so a host of an
+    /// older release is never sent the push attributes it would refuse.
+    pub capable: bool,
+    /// A PAM host's user chose the push its challenge offered (Push-Request). A gateway's
+    /// user types the word instead, which the mode reads from User-Password.
+    pub requested: bool,
+    /// The client is a PAM host: its user's typed answer is a code, never the word.
+    pub pam_host: bool,
+}
+
+/// [`PushClaims`] of a request from a client of settings `s`.
+pub fn push_claims(s: &ClientSettings, p: &Packet<'_>) -> PushClaims {
+    if s.kind != ClientKind::PamHosts {
+        return PushClaims {
+            capable: true,
+            requested: false,
+            pam_host: false,
+        };
+    }
+    let claims = pam_host::read_request(p);
+    PushClaims {
+        capable: claims.push_capable,
+        requested: claims.push_capable && claims.push_request,
+        pam_host: true,
+    }
+}
+
 /// What an Access-Reject to a PAM host says beside its Reply-Message: why, so the host
 /// ends the login as the PAM module would locally (PAM_MAXTRIES for a lock). Nothing for
 /// other clients or other replies.
@@ -103,8 +135,13 @@ pub fn add_pam_host_reason(
     if s.kind != ClientKind::PamHosts || code != Code::ACCESS_REJECT {
         return Ok(());
     }
+    // Every refusal with an end says it (`Reason::refusal_from_code` reads them back).
     let until = match reason {
-        Reason::Locked { until } | Reason::SourceLocked { until } => Some(*until),
+        Reason::Locked { until }
+        | Reason::SourceLocked { until }
+        | Reason::PushRefused(
+            PushRefusal::Blocked { until } | PushRefusal::RateLimited { until },
+        ) => Some(*until),
         _ => None,
     };
     pam_host::add_reject_reason(b, reason.code(), until)
@@ -287,6 +324,8 @@ mod tests {
                     service: "sshd",
                     state: None,
                     name_known: k,
+                    push_capable: false,
+                    push_request: false,
                 }
                 .encode(b"s")
                 .unwrap(),
@@ -346,7 +385,26 @@ mod tests {
                 reason("source_locked", Some(78)),
             ),
             (Reason::WrongCode, reason("wrong_code", None)),
+            // Issue 20: a push refused for a while says until when, as the host's reader
+            // (`Reason::refusal_from_code`) requires; without it the host would fail closed.
+            (
+                Reason::PushRefused(PushRefusal::Blocked { until: 79 }),
+                reason("push_blocked", Some(79)),
+            ),
+            (
+                Reason::PushRefused(PushRefusal::RateLimited { until: 80 }),
+                reason("push_rate_limited", Some(80)),
+            ),
+            (
+                Reason::PushRefused(PushRefusal::AlreadyPending),
+                reason("push_already_pending", None),
+            ),
         ] {
+            let read = match &want {
+                Some(w) => Reason::refusal_from_code(&w.code, w.locked_until),
+                None => None,
+            };
+            assert_eq!(read.as_ref(), Some(&r), "the host reads it back");
             assert_eq!(
                 answer(&host, Code::ACCESS_REJECT, r),
                 pam_host::HostReply::Reject {

@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
-use mfa_core::ClientAddr;
+use mfa_core::{ClientAddr, PushId};
 use subtle::ConstantTimeEq;
 
 pub const STATE_LEN: usize = 16;
@@ -42,11 +42,24 @@ pub struct PendingChallenge {
     pub user: String,
     pub client_addr: ClientAddr,
     pub expires: Instant,
+    /// The push this challenge waits for (issue 20): the next round asks about it.
+    pub push: Option<PushWait>,
+}
+
+/// A push a challenge waits for: its request, and what the challenge showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushWait {
+    pub id: PushId,
+    pub number: Option<u8>,
+    /// When the request expires, Unix seconds.
+    pub expires: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redeem {
     Ok(ClientAddr),
+    /// A challenge that waits for a push: the round asks about it.
+    Push(ClientAddr, PushWait),
     /// Unknown, already used, or expired.
     Unknown,
     /// Presented by another client, host or service, or for another user (the State is
@@ -201,7 +214,10 @@ impl Challenges {
         let same_service = p.service.as_bytes().ct_eq(service.as_bytes());
         let same_user = p.user.as_bytes().ct_eq(user.as_bytes());
         if bool::from(same_client & same_host & same_service & same_user) {
-            Redeem::Ok(p.client_addr)
+            match p.push {
+                Some(w) => Redeem::Push(p.client_addr, w),
+                None => Redeem::Ok(p.client_addr),
+            }
         } else {
             Redeem::Mismatch
         }
@@ -227,6 +243,7 @@ mod tests {
             user: "alice".into(),
             client_addr: ClientAddr::Remote(Some([198, 51, 100, 7].into())),
             expires: now + Duration::from_secs(60),
+            push: None,
         }
     }
 

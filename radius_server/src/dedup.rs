@@ -1,8 +1,16 @@
 //! RFC 5080 §2.2.2 duplicate detection: a retransmission (same source address and port,
 //! identifier and Request Authenticator) gets the reply already sent, not a second evaluation,
 //! so a gateway's retry never turns an accepted code into a replay rejection.
+//!
+//! A request still being processed has an in-flight entry of its own, outside the two
+//! generations: a request held for a push (up to `[push] timeout`, longer than an answered
+//! reply is kept) stays known however long it is held and however many replies pass
+//! meanwhile, so no retransmission of it is evaluated again (which would send a second
+//! push), and its reply is cached when it is answered. In-flight entries are as many as
+//! the requests in flight (`admission.rs` bounds them); each is removed when its request
+//! is answered or dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,20 +59,16 @@ pub enum Seen {
     Answered(Arc<[u8]>),
 }
 
-#[derive(Debug)]
-enum Entry {
-    InProgress,
-    Answered(Arc<[u8]>),
-}
-
-/// Two generations of entries: new ones go into `current`; when it is `keep` old or holds
-/// half the capacity, it becomes `previous` and the old `previous` is dropped whole. So an
-/// entry is kept at least `keep` (unless the cache is crowded) and at most twice that, and
-/// there is no per-entry time or expiry queue to store.
+/// Two generations of answered entries: new ones go into `current`; when it is `keep` old or
+/// holds half the capacity, it becomes `previous` and the old `previous` is dropped whole. So
+/// a reply is kept at least `keep` (unless the cache is crowded) and at most twice that, and
+/// there is no per-entry time or expiry queue to store. Requests in flight are apart, in
+/// `in_flight`, never rotated out.
 #[derive(Debug)]
 pub struct Cache {
-    current: HashMap<Key, Entry>,
-    previous: HashMap<Key, Entry>,
+    in_flight: HashSet<Key>,
+    current: HashMap<Key, Arc<[u8]>>,
+    previous: HashMap<Key, Arc<[u8]>>,
     started: Option<Instant>,
     keep: Duration,
     capacity: usize,
@@ -73,6 +77,7 @@ pub struct Cache {
 impl Cache {
     pub fn new(keep: Duration, capacity: usize) -> Self {
         Self {
+            in_flight: HashSet::new(),
             current: HashMap::new(),
             previous: HashMap::new(),
             started: None,
@@ -82,7 +87,7 @@ impl Cache {
     }
 
     pub fn len(&self) -> usize {
-        self.current.len() + self.previous.len()
+        self.in_flight.len() + self.current.len() + self.previous.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,32 +112,27 @@ impl Cache {
 
     pub fn begin(&mut self, key: Key, now: Instant) -> Seen {
         self.rotate(now);
+        if self.in_flight.contains(&key) {
+            return Seen::InProgress;
+        }
         let found = self.current.get(&key).or_else(|| self.previous.get(&key));
         match found {
-            Some(Entry::InProgress) => Seen::InProgress,
-            Some(Entry::Answered(r)) => Seen::Answered(r.clone()),
+            Some(r) => Seen::Answered(r.clone()),
             None => {
-                self.current.insert(key, Entry::InProgress);
+                self.in_flight.insert(key);
                 Seen::New
             }
         }
     }
 
-    /// Stores the reply for `key`; `None` (the request was dropped) forgets the key so a
-    /// retransmission is evaluated afresh.
+    /// Stores the reply for `key`, in flight until now; `None` (the request was dropped)
+    /// forgets the key so a retransmission is evaluated afresh.
     pub fn finish(&mut self, key: Key, reply: Option<Arc<[u8]>>) {
-        for generation in [&mut self.current, &mut self.previous] {
-            match &reply {
-                Some(r) => {
-                    if let Some(slot) = generation.get_mut(&key) {
-                        *slot = Entry::Answered(r.clone());
-                        return;
-                    }
-                }
-                None => {
-                    generation.remove(&key);
-                }
-            }
+        if !self.in_flight.remove(&key) {
+            return;
+        }
+        if let Some(r) = reply {
+            self.current.insert(key, r);
         }
     }
 }
@@ -172,6 +172,35 @@ mod tests {
         );
     }
 
+    /// Issue 20: a request held for a push outlives any generation (60 s and more, with
+    /// thousands of replies passing meanwhile); its retransmissions are never evaluated again,
+    /// and the reply it gets in the end is cached for them.
+    #[test]
+    fn a_request_held_long_stays_in_flight_then_its_reply_is_cached() {
+        let mut c = Cache::new(Duration::from_secs(30), 10);
+        let t = Instant::now();
+        assert_eq!(c.begin(key(9, 9), t), Seen::New);
+        for i in 0..100u16 {
+            let s = t + Duration::from_secs(u64::from(i));
+            assert_eq!(c.begin(key(3, 100 + i), s), Seen::New);
+            c.finish(key(3, 100 + i), Some(Arc::from(&b"r"[..])));
+            assert_eq!(c.begin(key(9, 9), s), Seen::InProgress, "after {i} s");
+        }
+        c.finish(key(9, 9), Some(Arc::from(&b"decided"[..])));
+        assert_eq!(
+            c.begin(key(9, 9), t + Duration::from_secs(101)),
+            Seen::Answered(Arc::from(&b"decided"[..]))
+        );
+        // Finishing twice (or a key never begun) changes nothing.
+        c.finish(key(9, 9), None);
+        c.finish(key(8, 8), Some(Arc::from(&b"x"[..])));
+        assert!(matches!(
+            c.begin(key(9, 9), t + Duration::from_secs(101)),
+            Seen::Answered(_)
+        ));
+        assert_eq!(c.begin(key(8, 8), t + Duration::from_secs(101)), Seen::New);
+    }
+
     #[test]
     fn dropped_requests_are_forgotten_and_size_is_bounded() {
         let mut c = Cache::new(Duration::from_secs(30), 10);
@@ -179,6 +208,9 @@ mod tests {
         assert_eq!(c.begin(key(2, 1), t), Seen::New);
         c.finish(key(2, 1), None);
         assert_eq!(c.begin(key(2, 1), t), Seen::New);
+        // Every request begun is finished (admission's guard sees to it); one in flight is
+        // kept until then, outside the answered ones' bound.
+        c.finish(key(2, 1), None);
         for i in 0..100u16 {
             c.begin(key(3, 100 + i), t);
             c.finish(key(3, 100 + i), Some(Arc::from(&b"r"[..])));

@@ -236,6 +236,7 @@ mod tests {
                 user: "alice".into(),
                 client_addr: mfa_core::ClientAddr::Remote(None),
                 expires: now + Duration::from_secs(60),
+                push: None,
             },
             now,
         );

@@ -12,10 +12,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use mfa_config::ClientPush;
 use mfa_config::Config;
 use mfa_core::login::Login;
+use mfa_core::login::Service;
 use mfa_core::policy::{Decision, Reason};
-use mfa_core::{Admission, Attempt, ClientAddr, CoreError, Request, UserName, Voucher};
+use mfa_core::push::PushStarted;
+use mfa_core::{
+    Admission, Attempt, ClientAddr, Core, CoreError, PushId, PushRefusal, PushState, Refusal,
+    Request, UserName, Voucher,
+};
 use mfa_pam_client::PamCheck;
 use mfa_radius_proto::{AttrType, Code, Packet};
 use tokio::net::UdpSocket;
@@ -28,7 +34,7 @@ use crate::dedup;
 use crate::lanes::Lane;
 use crate::logbuf::LogBuffer;
 use crate::metrics::{DecisionLabels, Metrics};
-use crate::mode::{self, ModeBackend, RequestError};
+use crate::mode::{self, HoldSlot, ModeBackend, RequestError};
 use crate::runtime::{Nas, Runtime};
 use crate::stats::{DropReason, Stats};
 
@@ -42,6 +48,15 @@ const DEDUP_CAPACITY: usize = 65_536;
 const STORE_READERS: usize = 2;
 /// Requests waiting for a reader, or for the writer.
 pub(crate) const STORE_QUEUE: usize = 4096;
+/// Requests held for a push at once (append and code-only mode): each looks at its push's
+/// state on a store reader every [`PUSH_POLL_EVERY`], so this bounds that load too. Past it,
+/// a request that would send a push is dropped before anything is written, and the gateway
+/// retransmits.
+pub(crate) const MAX_HELD_PUSHES: usize = 512;
+/// How often a held request looks at its push's state.
+const PUSH_POLL_EVERY: Duration = Duration::from_millis(500);
+/// The actor the audit trail names for the daemon's pushes.
+const ACTOR: &str = "mfa-radiusd";
 
 /// Command-line options that are not configuration.
 #[derive(Debug, Clone, Default)]
@@ -101,6 +116,8 @@ pub struct Shared {
     /// The stderr log; `run` flushes it on a timer and at exit.
     pub log: LogBuffer,
     pub(crate) inflight: AtomicUsize,
+    /// The places of requests held for a push ([`MAX_HELD_PUSHES`]).
+    pub(crate) held: Arc<tokio::sync::Semaphore>,
     pub(crate) options: Options,
 }
 
@@ -131,6 +148,7 @@ impl Shared {
             metrics,
             log: LogBuffer::default(),
             inflight: AtomicUsize::new(0),
+            held: Arc::new(tokio::sync::Semaphore::new(MAX_HELD_PUSHES)),
             options,
         })
     }
@@ -268,8 +286,17 @@ impl Live<'_> {
         F: FnOnce(Login<'_>) -> Result<R, CoreError> + Send + 'static,
         R: Send + 'static,
     {
+        self.read_core(move |core| f(core.login())).await
+    }
+
+    /// [`Live::read`] with the whole core (another service's reads: push).
+    async fn read_core<R, F>(&self, f: F) -> Result<R, RequestError>
+    where
+        F: FnOnce(&Core) -> Result<R, CoreError> + Send + 'static,
+        R: Send + 'static,
+    {
         let core = self.rt.core.clone();
-        Ok(self.shared.readers.run(move || f(core.login())).await??)
+        Ok(self.shared.readers.run(move || f(&core)).await??)
     }
 }
 
@@ -359,5 +386,52 @@ impl ModeBackend for Live<'_> {
             .call(move |l| l.deny_request(&req, reason))
             .await?;
         Ok(())
+    }
+
+    fn push_settings(&self, service: &Service) -> ClientPush {
+        self.rt.core.push(ACTOR).settings_for(service)
+    }
+
+    async fn has_phone(&self, user: &UserName) -> Result<bool, RequestError> {
+        let user = user.clone();
+        self.read_core(move |c| Ok(!c.push(ACTOR).devices(&user)?.is_empty()))
+            .await
+    }
+
+    async fn start_push(
+        &self,
+        req: Request,
+        can_show_number: bool,
+    ) -> Result<Result<PushStarted, PushRefusal>, RequestError> {
+        Ok(self
+            .rt
+            .writer
+            .call_core(move |c| match c.push(ACTOR).start(&req, can_show_number) {
+                Ok(s) => Ok(Ok(s)),
+                Err(CoreError::Refused(Refusal::Push(r))) => Ok(Err(r)),
+                Err(e) => Err(e),
+            })
+            .await?)
+    }
+
+    async fn push_status(&self, id: PushId) -> Result<Option<PushState>, RequestError> {
+        self.read_core(move |c| c.push(ACTOR).status(&id, mfa_core::login::now()))
+            .await
+    }
+
+    async fn verify_push(&self, req: Request, id: PushId) -> Result<Decision, RequestError> {
+        Ok(self
+            .rt
+            .writer
+            .call(move |l| l.verify_push(&req, &id))
+            .await?)
+    }
+
+    fn hold_slot(&self) -> Option<HoldSlot> {
+        self.shared.held.clone().try_acquire_owned().ok()
+    }
+
+    fn push_poll_every(&self) -> Duration {
+        PUSH_POLL_EVERY
     }
 }

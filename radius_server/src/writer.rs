@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 256;
 /// A housekeeping pass at least this often when no commit prompts one.
 const HOUSEKEEPING_IDLE: Duration = Duration::from_secs(1);
 
-type CallFn = Box<dyn FnOnce(Login<'_>) + Send>;
+type CallFn = Box<dyn FnOnce(&Core) + Send>;
 
 enum Job {
     Attempt(Box<Attempt>, Reply),
@@ -124,9 +124,19 @@ impl Writer {
         F: FnOnce(Login<'_>) -> Result<R, CoreError> + Send + 'static,
         R: Send + 'static,
     {
+        self.call_core(move |core| f(core.login())).await
+    }
+
+    /// [`Writer::call`] with the whole core, for a write of another service (a push's
+    /// sign-in request): still one writer in this process.
+    pub async fn call_core<R, F>(&self, f: F) -> Result<R, WriterError>
+    where
+        F: FnOnce(&Core) -> Result<R, CoreError> + Send + 'static,
+        R: Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        self.submit(Job::Call(Box::new(move |l| {
-            let _ = tx.send(f(l).map_err(WriterError::from));
+        self.submit(Job::Call(Box::new(move |core| {
+            let _ = tx.send(f(core).map_err(WriterError::from));
         })))?;
         rx.await.unwrap_or(Err(WriterError::Stopped))
     }
@@ -154,7 +164,7 @@ fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>, metrics: &W
                 }
                 Job::Call(f) => {
                     commit(core, &mut attempts, &mut replies, pipeline, metrics);
-                    f(core.login());
+                    f(core);
                 }
             }
             if attempts.len() < MAX_BATCH {

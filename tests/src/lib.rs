@@ -6,8 +6,13 @@
 
 /// PAM: pamtester, service files, test users, syslog capture.
 pub mod pam;
+/// Push approval as the front ends meet it: the portal's sender loop and a registered phone,
+/// through the core.
+pub mod phone;
 /// The self-service portal: a running mfa-portal and an HTTP client for it.
 pub mod portal;
+/// Push approval: web-push-testing as the push service, sign-in requests through the core.
+pub mod push;
 /// RADIUS: a running mfa-radiusd, radclient, the test site's RADIUS config.
 pub mod radius;
 

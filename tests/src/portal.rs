@@ -81,6 +81,41 @@ impl Drop for Portal {
     }
 }
 
+/// tests/browser, where the browser scripts and their npm packages are.
+pub fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// Runs a script of tests/browser in Debian's chromium with `args` (JSON); its one JSON
+/// line, which must say `"ok": true`.
+pub fn node(script: &str, args: &serde_json::Value) -> serde_json::Value {
+    require_tool("node");
+    require_tool("oathtool");
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is not installed: run scripts/test.sh as root once"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: scripts/test.sh runs `npm ci` in tests/browser"
+    );
+    let o = Command::new("node")
+        .arg(browser_dir().join(script))
+        .arg(args.to_string())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line)
+        .unwrap_or_else(|_| panic!("{script} printed no result: {}", text(&o)));
+    assert!(
+        o.status.success() && v["ok"] == true,
+        "{script} failed: {}",
+        text(&o)
+    );
+    v
+}
+
 pub fn invite(site: &Site, user: &str) -> String {
     let o = site.mfactl(&["invite", user]);
     assert!(o.status.success(), "invite: {}", text(&o));
@@ -336,6 +371,10 @@ pub struct SiteSpec<'a> {
     pub pam_service: Option<&'a str>,
     /// The portal's soft open-file limit.
     pub nofile: Option<u32>,
+    /// Whole sections after `[portal]` (`[push]`).
+    pub extra: &'a str,
+    /// The `[store]` table; `None`: SQLite in the site's directory.
+    pub store: Option<&'a str>,
 }
 
 impl Default for SiteSpec<'_> {
@@ -347,6 +386,8 @@ impl Default for SiteSpec<'_> {
             proxy: true,
             pam_service: None,
             nofile: None,
+            extra: "",
+            store: None,
         }
     }
 }
@@ -358,9 +399,12 @@ pub fn portal_site(spec: &SiteSpec) -> (Site, Portal) {
         .map_or(format!("http://127.0.0.1:{port}"), str::to_string);
     let service = spec.pam_service.unwrap_or("mfa-portal-e2e");
     let proxies = if spec.proxy { "[\"127.0.0.1\"]" } else { "[]" };
+    let store = spec
+        .store
+        .unwrap_or("[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n");
     let site = Site::with_config(&format!(
-        "[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n[totp]\nissuer = \"Test\"\n[policy]\n{}\n[audit]\nsyslog = false\n[portal]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\npam_service = \"{service}\"\ntrusted_proxies = {proxies}\n{}\n",
-        spec.policy, spec.portal
+        "{store}[totp]\nissuer = \"Test\"\n[policy]\n{}\n[audit]\nsyslog = false\n[portal]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\npam_service = \"{service}\"\ntrusted_proxies = {proxies}\n{}\n{}",
+        spec.policy, spec.portal, spec.extra
     ));
     assert!(site.mfactl(&["init"]).status.success());
     let confdir = spec

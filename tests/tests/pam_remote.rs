@@ -520,6 +520,8 @@ fn pam_host_ask(
         service: "sshd",
         state,
         name_known,
+        push_capable: false,
+        push_request: false,
     }
     .encode(secret.as_bytes())
     .unwrap();

@@ -9,51 +9,18 @@
 //! metrics.
 
 use mfa_e2e::pam;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use mfa_e2e::pam::{PamService, UnixUser, pamtester, require_root};
 use mfa_e2e::portal::{
-    Client, Portal, audit_reasons, has_key, http_site, invite, invite_unused, sqlite,
+    Client, Portal, audit_reasons, has_key, http_site, invite, invite_unused, node, sqlite,
 };
 use mfa_e2e::radius::{attrs, free_udp_port, radclient, spawn_daemon};
 use mfa_e2e::{Site, free_tcp_port, fresh_key, require_tool, text, unique};
 
 const SECRET: &str = "portal-test-secret";
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-/// Runs a script of tests/browser with `args` (JSON); its one JSON line.
-fn node(script: &str, args: &serde_json::Value) -> serde_json::Value {
-    require_tool("node");
-    require_tool("oathtool");
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is not installed: run scripts/test.sh as root once"
-    );
-    assert!(
-        browser_dir().join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: scripts/test.sh runs `npm ci` in tests/browser"
-    );
-    let o = Command::new("node")
-        .arg(browser_dir().join(script))
-        .arg(args.to_string())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|_| panic!("{script} printed no result: {}", text(&o)));
-    assert!(
-        o.status.success() && v["ok"] == true,
-        "{script} failed: {}",
-        text(&o)
-    );
-    v
-}
 
 /// `mfactl invite USER`: the first URL of its output.
 fn zbar_svg(svg: &Path) -> String {

@@ -150,6 +150,54 @@ fn two_daemons_on_one_database_never_both_accept_a_code() {
     assert!(!row["locked_until"].is_null(), "{row}");
 }
 
+/// Issue 20: two mfa-radiusd nodes on one PostgreSQL database. Node 1 holds an RD Gateway
+/// request (code-only, no code) for a push; node 2, asked for the same user and client
+/// meanwhile, refuses a second push at once (one pending per user and service holds across
+/// nodes); the phone's approval, written through the core as a portal on another node
+/// writes it, lets node 1's waiting request in. Then the other way round.
+#[test]
+fn push_one_node_waits_while_another_approves() {
+    use mfa_e2e::phone::{FakePortal, OnPhone, Phone, push_toml};
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let push = push_toml("");
+    let n1 = Node::start(&pg, &db, &push);
+    let n2 = Node::start(&pg, &db, &push);
+    let portal = FakePortal::start(&n2.site.config);
+    let (u, k) = (unique("pg"), fresh_key());
+    n1.site.enroll(&u, &k);
+    let phone = Phone::register(&n2.site.config, &u, &k);
+    let no_code = |node: &Node| {
+        radclient(
+            &format!("127.0.0.1:{}", node.port),
+            SECRET,
+            "auth",
+            &attrs(&u, None, Some(UNTRUSTED_CSI), true),
+            30,
+        )
+    };
+
+    for (waits, other) in [(&n1, &n2), (&n2, &n1)] {
+        let before = portal.pushes_to(&u).len();
+        std::thread::scope(|s| {
+            let held = s.spawn(|| no_code(waits));
+            let sent = portal.wait_for(&u, before + 1);
+            let r = no_code(other);
+            assert!(r.is("Access-Reject"), "{}", r.output);
+            assert!(
+                r.messages.iter().any(|m| m.contains("already waiting")),
+                "{r:?}"
+            );
+            phone.decide(&sent.id, OnPhone::Approve(None));
+            let r = held.join().unwrap();
+            assert!(r.is("Access-Accept"), "{}", r.output);
+        });
+        waits.daemon.wait_log("reason=push_approved", 1);
+        other.daemon.wait_log("reason=push_already_pending", 1);
+    }
+    assert_eq!(portal.pushes_to(&u).len(), 2);
+}
+
 /// One login of the load: user index, code, reply, sent and answered while the database
 /// was down.
 type Sent = (usize, String, Option<String>, bool);

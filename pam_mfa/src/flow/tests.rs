@@ -37,6 +37,8 @@ struct FakePam {
     /// The application shows no text (info/error fail), like a non-interactive client.
     no_text: bool,
     said: Vec<Said>,
+    /// Where each info message also goes: the user reading the screen (push tests).
+    screen: Option<std::sync::mpsc::Sender<String>>,
 }
 
 impl FakePam {
@@ -132,6 +134,9 @@ impl Pam for FakePam {
             return Err(PamError::NoConversation);
         }
         self.said.push(Said::Info(text.into()));
+        if let Some(tx) = &self.screen {
+            let _ = tx.send(text.into());
+        }
         Ok(())
     }
     fn error(&mut self, text: &str) -> Result<(), PamError> {
@@ -654,4 +659,244 @@ fn every_spelling_of_a_name_is_one_user_and_other_domains_are_refused() {
         .map(|u| u.name.to_string())
         .collect();
     assert_eq!(users, ["alice"]);
+}
+
+// ------------------------------------------------------------------ push approval (issue 20)
+
+use mfa_core::push::testing::{PhoneKey, subscription_json};
+use mfa_core::push::{PushDecision, decision_message};
+use mfa_core::{DeviceId, PushId};
+
+const PUSH_ON: &str = "[push]\nenabled = true\nsubscriber = \"mailto:it@example.com\"";
+
+/// A user's phone, registered through the core as the portal does (after a sign-in with a
+/// code of the previous step, so the current one is still fresh for a login).
+#[derive(Clone)]
+struct Phone {
+    key: PhoneKey,
+    device: DeviceId,
+}
+
+impl Env {
+    fn phone(&self, user: &str, s: &TotpSecret) -> Phone {
+        let core = self.auth(OpenMode::Existing);
+        let code = code_at_step(
+            s,
+            &mfa_config::TotpConfig::default().params(),
+            now_step() - 1,
+        );
+        let mut req = Request::new(
+            &name(user),
+            ClientAddr::Remote("192.0.2.200".parse().ok()),
+            "portal",
+        );
+        req.now = mfa_core::login::now();
+        let (d, generation) = core.login().verify_code_always(&req, &code).unwrap();
+        assert!(d.is_allowed(), "{d:?}");
+        let key = PhoneKey::generate();
+        let dev = core
+            .push("test")
+            .register_device(
+                &name(user),
+                &generation.unwrap(),
+                "phone",
+                &subscription_json("https://fcm.googleapis.com/fcm/send/unit"),
+                &key.public(),
+                mfa_core::login::now(),
+            )
+            .unwrap();
+        Phone {
+            key,
+            device: dev.id,
+        }
+    }
+
+    /// The portal's heartbeat, as a running portal writes it.
+    fn heartbeat(&self) {
+        self.auth(OpenMode::Existing)
+            .push("portal")
+            .heartbeat(mfa_core::login::now())
+            .unwrap();
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        self.auth(OpenMode::Existing)
+            .store()
+            .audit(&Default::default())
+            .unwrap()
+            .iter()
+            .map(|e| e.reason.to_string())
+            .collect()
+    }
+}
+
+/// What the phone does with the request it is shown.
+#[derive(Clone, Copy)]
+enum OnPhone {
+    /// Approves with the number the login showed.
+    Approve,
+    /// Approves with another number.
+    WrongNumber,
+    Deny,
+}
+
+/// The user with the phone: reads the number the login shows, finds the request on the
+/// phone (the app's list) and decides, signed with the phone's key.
+fn user_with_phone(
+    env: &Env,
+    phone: Phone,
+    act: OnPhone,
+) -> (
+    std::sync::mpsc::Sender<String>,
+    std::thread::JoinHandle<String>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let config = env.config.clone();
+    let h = std::thread::spawn(move || {
+        let shown = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        let number: Option<u8> = shown
+            .strip_prefix("Enter ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok());
+        let cfg = mfa_config::load(&config).unwrap();
+        let store = SqliteStore::open(
+            &cfg.store.path,
+            OpenMode::Existing,
+            cfg.store.busy_timeout.0,
+        )
+        .unwrap();
+        let core = Core::open(Arc::new(cfg), Box::new(store), OpenMode::Existing, "t").unwrap();
+        let push = core.push("mfa-portal");
+        let now = mfa_core::login::now();
+        let pending = push.pending_for_device(&phone.device, now).unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        let id: PushId = pending[0].id;
+        let d = match act {
+            OnPhone::Approve => PushDecision::Approve { number },
+            OnPhone::WrongNumber => PushDecision::Approve {
+                number: number.map(|n| if n == 99 { 10 } else { n + 1 }),
+            },
+            OnPhone::Deny => PushDecision::Deny,
+        };
+        let sig = phone.key.sign(&decision_message(&id, &phone.device, d));
+        push.decide(&id, &phone.device, d, &sig, now).unwrap();
+        shown
+    });
+    (tx, h)
+}
+
+fn push_login(env: &Env, user: &str, phone: Phone, act: OnPhone) -> (PamCode, FakePam, String) {
+    env.heartbeat();
+    let (tx, phone) = user_with_phone(env, phone, act);
+    let mut p = FakePam::new(user, Some("192.0.2.7")).answer("");
+    p.screen = Some(tx);
+    let (rc, _log) = env.run(&mut p, &[]);
+    let shown = phone.join().unwrap();
+    (rc, p, shown)
+}
+
+#[test]
+fn enter_then_approve_with_the_number_shown_lets_in_once() {
+    let env = Env::new(PUSH_ON);
+    let s = env.enrol("pia");
+    let phone = env.phone("pia", &s);
+    let (rc, p, shown) = push_login(&env, "pia", phone, OnPhone::Approve);
+    assert_eq!(rc, PamCode::Success, "{:?}", p.said);
+    assert_eq!(p.prompts(), [CODE_OR_PUSH_PROMPT]);
+    assert!(
+        shown.starts_with("Enter ") && shown.contains(" on your phone"),
+        "{shown}"
+    );
+    let reasons = env.reasons();
+    assert!(reasons.contains(&"push_sent".to_string()), "{reasons:?}");
+    assert!(
+        reasons.contains(&"push_approved".to_string()),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn deny_and_a_wrong_number_refuse_and_a_typed_code_still_works() {
+    let env = Env::new(PUSH_ON);
+    let s = env.enrol("quinn");
+    let phone = env.phone("quinn", &s);
+    let (rc, p, _) = push_login(&env, "quinn", phone.clone(), OnPhone::Deny);
+    assert_eq!(rc, PamCode::AuthErr, "{:?}", p.said);
+    assert!(p.errors().contains("denied on your phone"), "{:?}", p.said);
+
+    let (rc, p, _) = push_login(&env, "quinn", phone, OnPhone::WrongNumber);
+    assert_eq!(rc, PamCode::AuthErr, "{:?}", p.said);
+    assert!(p.errors().contains("denied on your phone"), "{:?}", p.said);
+
+    // The prompt that offers the push takes a code as ever.
+    let mut p = FakePam::new("quinn", Some("192.0.2.7")).answer(&code_now(&s));
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success, "{:?}", p.said);
+    assert_eq!(p.prompts(), [CODE_OR_PUSH_PROMPT]);
+    let reasons = env.reasons();
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "push_denied").count(),
+        4,
+        "two phone decisions and two logins: {reasons:?}"
+    );
+    assert_eq!(reasons.last().map(String::as_str), Some("valid_code"));
+}
+
+/// The push is offered only where the core has it on for the service and the user has a
+/// phone; an empty answer elsewhere is a missing code, as before.
+#[test]
+fn no_offer_without_push_on_or_a_phone() {
+    let env = Env::new("");
+    env.enrol("rita");
+    let mut p = FakePam::new("rita", Some("192.0.2.7")).answer("");
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+    assert_eq!(p.prompts(), [CODE_PROMPT]);
+    assert!(p.errors().contains("code is required"), "{:?}", p.said);
+
+    let env = Env::new(PUSH_ON);
+    env.enrol("rita");
+    env.heartbeat();
+    let mut p = FakePam::new("rita", Some("192.0.2.7")).answer("");
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr);
+    assert_eq!(p.prompts(), [CODE_PROMPT], "no phone, no offer");
+    assert!(!env.reasons().contains(&"push_sent".to_string()));
+
+    // Under PAM_SILENT the number could not be shown: no offer.
+    let s = env.enrol("sven");
+    let _phone = env.phone("sven", &s);
+    let log = TestLog::default();
+    let arg = env.arg();
+    let mut p = FakePam::new("sven", Some("192.0.2.7")).answer("");
+    assert_eq!(authenticate(&mut p, &log, &[&arg], true), PamCode::AuthErr);
+    assert_eq!(p.prompts(), [CODE_PROMPT]);
+}
+
+/// A push the core refuses (no portal to deliver it; one already pending) is never waited
+/// for: the reason is shown and the code asked for, which still works.
+#[test]
+fn a_refused_push_says_why_and_asks_for_the_code() {
+    let env = Env::new(PUSH_ON);
+    let s = env.enrol("tom");
+    let _phone = env.phone("tom", &s);
+    // No heartbeat: no portal is running.
+    let mut p = FakePam::new("tom", Some("192.0.2.7"))
+        .answer("")
+        .answer(&code_now(&s));
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::Success, "{:?}", p.said);
+    assert_eq!(p.prompts(), [CODE_OR_PUSH_PROMPT, CODE_PROMPT]);
+    assert!(p.errors().contains("unavailable right now"), "{:?}", p.said);
+
+    // One pending already (written as another login would): refused, and an empty code
+    // after it denies.
+    env.heartbeat();
+    let core = env.auth(OpenMode::Existing);
+    let mut req = Request::new(
+        &name("tom"),
+        ClientAddr::Remote("192.0.2.7".parse().ok()),
+        Service::Pam("unit".into()),
+    );
+    req.now = mfa_core::login::now();
+    core.push("other-login").start(&req, true).unwrap();
+    let mut p = FakePam::new("tom", Some("192.0.2.7")).answer("").answer("");
+    assert_eq!(env.run(&mut p, &[]).0, PamCode::AuthErr, "{:?}", p.said);
+    assert!(p.errors().contains("already waiting"), "{:?}", p.said);
 }

@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use mfa_config::format_utc;
 use mfa_core::login::now;
-use mfa_core::{BACKUP_CODES_DEFAULT, Core, CoreError, Refusal};
+use mfa_core::{BACKUP_CODES_DEFAULT, Core, CoreError, DeviceId, Refusal};
 
 use crate::app::{ACTOR, Portal, SIGN_IN_FLOOR};
 use crate::client::Ctx;
-use crate::form::{check_csrf, read_form};
+use crate::form::{Form, check_csrf, read_form};
 use crate::handlers::{replace, sign_in};
 use crate::limits::Limit;
 use crate::refusal::Refused;
@@ -88,6 +88,7 @@ pub async fn post(State(p): State<Arc<Portal>>, c: Ctx, body: Body) -> Response 
         "replace-start" => replace::start(&a),
         "replace-cancel" => replace::cancel(&a).await,
         "replace-confirm" => replace::confirm(&a, &form).await,
+        "device-remove" => remove_device(&a, &form).await,
         _ => {
             p.refuse(&c, Refused::BadForm, Some(&a.who.user), PATH)
                 .await
@@ -107,7 +108,7 @@ impl Account<'_> {
     /// Whether the sign-in still holds: the key it was made with is the user's, and the
     /// user is not locked (the core's rule, read now; the actions re-check it in their own
     /// transaction). `None`: the store could not be read.
-    async fn holds(&self) -> Option<bool> {
+    pub async fn holds(&self) -> Option<bool> {
         let who = self.who.clone();
         let rec = self
             .p
@@ -141,15 +142,21 @@ impl Account<'_> {
     /// record read for the page: a page is never shown to a session whose key changed.
     pub async fn page(&self, note: Option<String>) -> Response {
         let user = self.who.user.clone();
+        let push_on = self.p.vapid_public.is_some();
         let data = self
             .p
             .run(move |core| {
                 let rec = core.store().user(&user)?;
                 let logins = core.store().recent_logins(&user, RECENT_LOGINS, now())?;
-                Ok::<_, mfa_core::store::StoreError>((rec, logins))
+                let devices = if push_on {
+                    Some(core.push(ACTOR).devices(&user)?)
+                } else {
+                    None
+                };
+                Ok::<_, CoreError>((rec, logins, devices))
             })
             .await;
-        let Some(Ok((rec, logins))) = data else {
+        let Some(Ok((rec, logins, devices))) = data else {
             return self.p.failure(self.c, PATH);
         };
         if self
@@ -165,6 +172,7 @@ impl Account<'_> {
             rec: rec.as_ref(),
             logins: &logins,
             csrf: &self.csrf(),
+            devices: devices.as_deref(),
         };
         views::account::page(self.p, self.c, &facts, note)
     }
@@ -239,6 +247,33 @@ async fn backup_codes(a: &Account<'_>) -> Response {
             a.page(Some(views::account::backup_codes(a.c.lang.t(), &codes)))
                 .await
         }
+        Ok(Err(_)) => a.p.failure(a.c, PATH),
+        Err(r) => r,
+    }
+}
+
+/// Removes one of the user's phones (it approves no more sign-ins), in the transaction
+/// that checks the sign-in still holds.
+async fn remove_device(a: &Account<'_>, form: &Form) -> Response {
+    let t = a.c.lang.t();
+    let Some(id) = DeviceId::parse_hex(form.field("device").as_str()) else {
+        return a
+            .p
+            .refuse(a.c, Refused::BadForm, Some(&a.who.user), PATH)
+            .await;
+    };
+    let r = a
+        .call(move |core, who| {
+            core.push(ACTOR)
+                .remove_own_device(&who.user, &who.key, &id, now())
+        })
+        .await;
+    match r {
+        Ok(Ok(true)) => {
+            a.p.metrics.device("removed");
+            a.ok(t.phone_removed).await
+        }
+        Ok(Ok(false)) => a.err(t.phone_remove_none).await,
         Ok(Err(_)) => a.p.failure(a.c, PATH),
         Err(r) => r,
     }

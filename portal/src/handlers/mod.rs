@@ -1,9 +1,14 @@
 //! The routes' handlers: each turns a request into core calls (off the async threads) and
 //! the answers into a view. One file per page: the invite link (`enrol`), "My account"
-//! (`account`, its sign-in in `sign_in`, "Replace key" in `replace`).
+//! (`account`, its sign-in in `sign_in`, "Replace key" in `replace`), push approval's
+//! registration of a phone (`phone`) and approval page (`push`), and the installed web
+//! app's files (`assets`).
 
 pub mod account;
+pub mod assets;
 pub mod enrol;
+pub mod phone;
+pub mod push;
 pub mod replace;
 pub mod sign_in;
 
@@ -33,6 +38,18 @@ pub async fn style() -> Response {
 
 pub async fn home(State(p): State<Arc<Portal>>, c: Ctx) -> Response {
     views::home(&p, &c)
+}
+
+/// A JSON answer to a page's script, with the security headers and `no-store`.
+pub fn json(status: StatusCode, value: serde_json::Value, secure: bool) -> Response {
+    let mut r = (status, value.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    page::secure_headers(h, secure);
+    r
 }
 
 pub async fn not_found(State(p): State<Arc<Portal>>, c: Ctx) -> Response {

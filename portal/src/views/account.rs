@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mfa_config::format_utc;
 use mfa_core::policy::UnlockScope;
+use mfa_core::push::DeviceInfo;
 use mfa_core::{AuditEvent, UserName, UserRecord};
 use zeroize::Zeroizing;
 
@@ -21,6 +22,8 @@ pub struct Facts<'a> {
     pub logins: &'a [AuditEvent],
     /// The CSRF token of the page's forms.
     pub csrf: &'a str,
+    /// The user's phones, where push approval is on (`[push] enabled`).
+    pub devices: Option<&'a [DeviceInfo]>,
 }
 
 /// The account page, with `note` on top.
@@ -37,7 +40,7 @@ pub fn page(p: &Portal, c: &Ctx, f: &Facts<'_>, note: Option<String>) -> Respons
     };
     let note = note.unwrap_or_default();
     let body = format!(
-        "{note}<p>{} <strong id=\"user\">{}</strong></p><p>{}: <span id=\"mfa-created\">{}</span><br>{}: <span id=\"mfa-changed\">{}</span></p><h2>{}</h2>{}<h2>{}</h2><p>{}</p>{}<h2>{}</h2><p>{}</p>{}<h2>{}</h2><p>{}</p>{}{}",
+        "{note}<p>{} <strong id=\"user\">{}</strong></p><p>{}: <span id=\"mfa-created\">{}</span><br>{}: <span id=\"mfa-changed\">{}</span></p><h2>{}</h2>{}<h2>{}</h2><p>{}</p>{}<h2>{}</h2><p>{}</p>{}<h2>{}</h2><p>{}</p>{}{}{}",
         esc(t.signed_in_as),
         esc(f.user.as_str()),
         esc(t.mfa_created),
@@ -59,6 +62,9 @@ pub fn page(p: &Portal, c: &Ctx, f: &Facts<'_>, note: Option<String>) -> Respons
         esc(t.replace_title),
         esc(t.replace_account_intro),
         form("replace-start", t.replace_button),
+        f.devices
+            .map(|d| crate::views::push::devices_section(t, lang, d, f.csrf))
+            .unwrap_or_default(),
         form("signout", t.sign_out),
     );
     p.page(

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod enrol;
 pub mod key;
+pub mod push;
 pub mod replace;
 pub mod sign_in;
 
@@ -13,7 +14,7 @@ use mfa_core::invite::InviteState;
 
 use crate::app::Portal;
 use crate::client::Ctx;
-use crate::page::{esc, frame, html, message};
+use crate::page::{esc, frame, frame_with, html, html_script, message};
 
 /// A note on top of a page: `class` "ok" or "err"; found by its id (`#message`).
 pub fn note(class: &str, text: &str) -> String {
@@ -44,6 +45,24 @@ impl Portal {
             frame(c.lang, title, path, body),
             self.secure,
             headers,
+        )
+    }
+
+    /// A page with its own script `script` (the two pages of push approval).
+    pub fn script_page(
+        &self,
+        c: &Ctx,
+        status: StatusCode,
+        title: &str,
+        path: &str,
+        body: &str,
+        script: &str,
+    ) -> Response {
+        html_script(
+            status,
+            frame_with(c.lang, title, path, body, Some(script)),
+            self.secure,
+            HeaderMap::new(),
         )
     }
 

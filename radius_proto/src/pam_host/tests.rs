@@ -16,6 +16,8 @@ fn request<'a>(name_known: bool, state: Option<&'a [u8]>, password: &'a [u8]) ->
         service: "ss/hd x",
         state,
         name_known,
+        push_capable: false,
+        push_request: false,
     }
 }
 
@@ -70,6 +72,8 @@ fn a_host_request_carries_every_attribute_and_reads_back() {
                 host: Some("web1".into()),
                 service: Some("ss_hd_x".into()),
                 name_known: Some(known),
+                push_capable: false,
+                push_request: false,
             }
         );
     }
@@ -195,7 +199,12 @@ fn accept_and_challenge() {
         b.add(AttrType::STATE, b"s1").unwrap();
         b.add_split(AttrType::REPLY_MESSAGE, &[b'x'; 2000]).unwrap();
     });
-    let Ok(HostReply::Challenge { message, state }) = read(&raw) else {
+    let Ok(HostReply::Challenge {
+        message,
+        state,
+        push: None,
+    }) = read(&raw)
+    else {
         panic!()
     };
     assert_eq!(state, b"s1");
@@ -346,6 +355,166 @@ fn a_reply_the_host_does_not_understand_is_refused() {
         with(reject, &[vsa(311, &[99, 3, 0]), vec![0, 0, 1]]),
         Ok(HostReply::Reject { reason: None, .. })
     ));
+}
+
+/// Issue 20: a host says it can wait for a push and asks for one; the server's challenge
+/// offers a push, or says one is waiting (the number, the seconds left). Each is read back
+/// exactly, and a request attribute is read strictly: only exactly one `1` counts.
+#[test]
+fn push_attributes_travel_both_ways() {
+    let mut r = request(true, Some(b"st"), b"");
+    r.push_capable = true;
+    r.push_request = true;
+    let raw = r.encode(SECRET).unwrap();
+    let claims = read_request(&Packet::parse(&raw).unwrap());
+    assert!(claims.push_capable && claims.push_request, "{claims:?}");
+    assert_eq!(claims.name_known, Some(true));
+    let mut r = request(true, None, b"");
+    r.push_capable = true;
+    let raw = r.encode(SECRET).unwrap();
+    let claims = read_request(&Packet::parse(&raw).unwrap());
+    assert!(claims.push_capable && !claims.push_request, "{claims:?}");
+
+    // Read strictly: another value, a repeat or a short one is no claim.
+    for body in [
+        vec![PUSH_CAPABLE, 6, 0, 0, 0, 2],
+        vec![PUSH_CAPABLE, 5, 0, 0, 1],
+        vec![PUSH_CAPABLE, 6, 0, 0, 0, 1, PUSH_CAPABLE, 6, 0, 0, 0, 1],
+    ] {
+        let mut b = Builder::request(Code::ACCESS_REQUEST, 1, true);
+        b.add(AttrType::USER_NAME, b"alice").unwrap();
+        b.add(AttrType::VENDOR_SPECIFIC, &vsa(VENDOR_ID, &body))
+            .unwrap();
+        let raw = b.encode_request(SECRET, &[1; 16]).unwrap();
+        assert!(
+            !read_request(&Packet::parse(&raw).unwrap()).push_capable,
+            "{body:?}"
+        );
+    }
+
+    let raw = reply(Code::ACCESS_CHALLENGE, |b| {
+        b.add(AttrType::STATE, b"s1").unwrap();
+        add_push_offered(b).unwrap();
+    });
+    assert_eq!(
+        read(&raw).unwrap(),
+        HostReply::Challenge {
+            message: None,
+            state: b"s1".to_vec(),
+            push: Some(ChallengePush::Offered),
+        }
+    );
+    for (number, timeout, want) in [
+        (Some(42), 60, 60),
+        (None, 5, 5),
+        (Some(10), 0, 1),
+        (Some(99), 100_000, MAX_PUSH_TIMEOUT),
+    ] {
+        let raw = reply(Code::ACCESS_CHALLENGE, |b| {
+            b.add(AttrType::STATE, b"s2").unwrap();
+            b.add(AttrType::REPLY_MESSAGE, b"Enter 42").unwrap();
+            add_push_waiting(b, number, timeout).unwrap();
+        });
+        assert_eq!(
+            read(&raw).unwrap(),
+            HostReply::Challenge {
+                message: Some("Enter 42".into()),
+                state: b"s2".to_vec(),
+                push: Some(ChallengePush::Waiting {
+                    number,
+                    timeout_secs: want
+                }),
+            }
+        );
+    }
+}
+
+/// A push attribute the host cannot act on refuses the reply: outside a challenge, a
+/// request's attribute in a reply, a number without a push waiting, offered and waiting at
+/// once, a number out of 10..=99, a timeout of 0 or past the longest, a bad length.
+#[test]
+fn push_attributes_the_host_does_not_understand_are_refused() {
+    let with = |code: Code, vsas: &[&[u8]]| {
+        let raw = reply(code, |b| {
+            b.add(AttrType::STATE, b"s").unwrap();
+            for v in vsas {
+                b.add(AttrType::VENDOR_SPECIFIC, &vsa(VENDOR_ID, v))
+                    .unwrap();
+            }
+        });
+        read(&raw)
+    };
+    let chal = Code::ACCESS_CHALLENGE;
+    let offered: &[u8] = &[PUSH_OFFERED, 6, 0, 0, 0, 1];
+    let number: &[u8] = &[PUSH_NUMBER, 6, 0, 0, 0, 42];
+    let timeout: &[u8] = &[PUSH_TIMEOUT, 6, 0, 0, 0, 60];
+    let misplaced = |typ, code| ReplyError::Misplaced { typ, code };
+    for (code, vsas, want) in [
+        (
+            Code::ACCESS_ACCEPT,
+            vec![offered],
+            misplaced(PUSH_OFFERED, Code::ACCESS_ACCEPT),
+        ),
+        (
+            Code::ACCESS_REJECT,
+            vec![timeout],
+            misplaced(PUSH_TIMEOUT, Code::ACCESS_REJECT),
+        ),
+        (
+            Code::ACCESS_ACCEPT,
+            vec![number],
+            misplaced(PUSH_NUMBER, Code::ACCESS_ACCEPT),
+        ),
+        (
+            chal,
+            vec![&[PUSH_CAPABLE, 6, 0, 0, 0, 1]],
+            misplaced(PUSH_CAPABLE, chal),
+        ),
+        (
+            chal,
+            vec![&[PUSH_REQUEST, 6, 0, 0, 0, 1]],
+            misplaced(PUSH_REQUEST, chal),
+        ),
+        (chal, vec![number], misplaced(PUSH_NUMBER, chal)),
+        (chal, vec![offered, timeout], misplaced(PUSH_OFFERED, chal)),
+        (
+            chal,
+            vec![offered, offered],
+            ReplyError::RepeatedVendorType(PUSH_OFFERED),
+        ),
+        (
+            chal,
+            vec![&[PUSH_OFFERED, 6, 0, 0, 0, 2]],
+            ReplyError::BadValue(PUSH_OFFERED),
+        ),
+        (
+            chal,
+            vec![&[PUSH_NUMBER, 6, 0, 0, 0, 9], timeout],
+            ReplyError::BadValue(PUSH_NUMBER),
+        ),
+        (
+            chal,
+            vec![&[PUSH_NUMBER, 6, 0, 0, 1, 42], timeout],
+            ReplyError::BadValue(PUSH_NUMBER),
+        ),
+        (
+            chal,
+            vec![number, &[PUSH_TIMEOUT, 6, 0, 0, 0, 0]],
+            ReplyError::BadValue(PUSH_TIMEOUT),
+        ),
+        (
+            chal,
+            vec![&[PUSH_TIMEOUT, 6, 0, 0, 0x0e, 0x11]],
+            ReplyError::BadValue(PUSH_TIMEOUT),
+        ),
+        (
+            chal,
+            vec![&[PUSH_TIMEOUT, 5, 0, 0, 60]],
+            ReplyError::BadValue(PUSH_TIMEOUT),
+        ),
+    ] {
+        assert_eq!(with(code, &vsas), Err(want.clone()), "{vsas:?}");
+    }
 }
 
 #[test]

@@ -3,14 +3,21 @@
 //! delay) whoever the name belongs to, and leaves the code unspent. The read-only policy
 //! look only says where the password ends: a user who must type a code (or is locked) sent
 //! password + code, anyone else only a password.
+//!
+//! Push approval (issue 20), where the client has it: a user who must type a code may send
+//! `password,push` (Duo's convention) instead; with `push = "only"` the whole is always the
+//! password. The password is checked first, then the request is held for the push (no
+//! number: the gateway can show none).
 
 use std::time::Duration;
 
+use mfa_config::PushMode;
 use mfa_core::Request;
 use mfa_core::policy::Outcome;
 use mfa_core::verify::split_appended;
 use zeroize::Zeroizing;
 
+use super::push::{hold, strip_push_suffix};
 use super::{ModeBackend, RequestError, conclude, require_pam, wrong_password};
 use crate::answer::Answer;
 use crate::runtime::Nas;
@@ -27,8 +34,25 @@ pub(super) async fn answer<B: ModeBackend>(
     };
     let (d, groups) = b.look(&req).await?;
     let expects_code = d.outcome == Outcome::NeedCode || d.is_locked();
+    let mode = b.push_settings(&req.service).mode;
+    let pushed = match mode {
+        _ if d.outcome != Outcome::NeedCode => None,
+        PushMode::Off => None,
+        PushMode::On => strip_push_suffix(&whole),
+        PushMode::Only => Some(whole.clone()),
+    };
+    if let Some(password) = pushed {
+        let pam = b.check_password(&req.user, password, req.client).await?;
+        if !pam.ok {
+            return wrong_password(b, req, pam.fail_delay).await;
+        }
+        return hold(b, req).await;
+    }
     let t = b.config();
-    let (password, code) = if expects_code {
+    let (password, code) = if expects_code && mode == PushMode::Only {
+        // Locked: the whole is the password; the core refuses past it.
+        (whole, Some(Zeroizing::default()))
+    } else if expects_code {
         match split_appended(&whole, t.totp.digits, t.radius.append_delimiter.as_deref()) {
             Some((password, code)) => (password, Some(code)),
             // No code at the end: the whole is the password; past it, the core answers

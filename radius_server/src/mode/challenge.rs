@@ -1,19 +1,26 @@
 //! challenge: the password in a first round, answered with an Access-Challenge carrying a
 //! fresh State where a code is needed; the code in a second round that brings the State
 //! back. The States wait in the challenge table (`crate::challenge`).
+//!
+//! Push approval (issue 20), where the core has it on for the client: the first challenge
+//! offers it to a user with a phone (the Reply-Message; a PAM host's Push-Offered). The user
+//! types the word (a PAM host sends Push-Request) in the second round, which sends the push
+//! and answers with a challenge showing its number; the next round succeeds once the phone
+//! approved (`push.rs`). With `push = "only"` the first round sends the push itself.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mfa_config::FirstFactor;
+use mfa_config::{FirstFactor, PushMode};
 use mfa_core::Request;
 use mfa_core::policy::{Outcome, Reason};
+use mfa_radius_proto::pam_host::ChallengePush;
 use zeroize::Zeroizing;
 
-use super::{
-    InternalError, ModeBackend, RequestError, conclude, refuse, typed_code, wrong_password,
-};
+use super::push::{is_push_word, issue, poll, start_in_challenge};
+use super::{ModeBackend, RequestError, conclude, refuse, typed_code, wrong_password};
 use crate::answer::Answer;
-use crate::challenge::{Asker, PendingChallenge, Redeem};
+use crate::attrs::PushClaims;
+use crate::challenge::{Asker, Redeem};
 use crate::runtime::Nas;
 
 /// The first round: the password, checked before anything is recorded or said about the
@@ -29,6 +36,7 @@ pub(super) async fn first_round<B: ModeBackend>(
     asker: &Asker,
     req: Request,
     password: Option<Zeroizing<Vec<u8>>>,
+    claims: PushClaims,
 ) -> Result<Answer, RequestError> {
     if nas.settings.first_factor == FirstFactor::Pam {
         let Some(password) = password else {
@@ -43,47 +51,86 @@ pub(super) async fn first_round<B: ModeBackend>(
     if d.outcome != Outcome::NeedCode {
         return conclude(b, req, None, Some(groups)).await;
     }
-    let now = Instant::now();
-    let pending = PendingChallenge {
-        asker: asker.clone(),
-        service: req.service.to_string(),
-        user: req.user.to_string(),
-        client_addr: req.client,
-        expires: now + b.config().radius.challenge_timeout.0,
+    // A client that cannot be shown a push (a PAM host of an older release) is asked for the
+    // code, whatever its `push`.
+    let mode = if claims.capable {
+        b.push_settings(&req.service).mode
+    } else {
+        PushMode::Off
     };
-    let state = b.challenges().issue(pending, now);
-    let Some(state) = state else {
-        return Err(RequestError::Internal(InternalError::NoChallengeState));
-    };
-    Ok(Answer::challenge(state))
+    match mode {
+        PushMode::Only => start_in_challenge(b, asker, req, true).await,
+        PushMode::On if b.has_phone(&req.user).await? => {
+            let mut a = issue(b, asker, &req, None)?;
+            a.message = Some(mfa_core::login::CODE_OR_PUSH_CHALLENGE.into());
+            a.push = Some(ChallengePush::Offered);
+            Ok(a)
+        }
+        PushMode::On | PushMode::Off => issue(b, asker, &req, None),
+    }
 }
 
-/// The second round: State + code. The State is spent whatever happens.
+/// The second round: State + code (or the push word). The State is spent whatever happens.
+/// A State that waits for a push asks whether the phone decided, unless a code is typed
+/// instead.
 pub(super) async fn second_round<B: ModeBackend>(
     b: &B,
     asker: &Asker,
     mut req: Request,
     state: &[u8],
     code: Option<Zeroizing<Vec<u8>>>,
+    claims: PushClaims,
 ) -> Result<Answer, RequestError> {
     let redeemed = b.challenges().redeem(
         state,
         asker,
         &req.service.to_string(),
         &req.user,
-        Instant::now(),
+        std::time::Instant::now(),
     );
-    match redeemed {
-        Redeem::Ok(addr) => req.client = addr,
+    let mode = if claims.capable {
+        b.push_settings(&req.service).mode
+    } else {
+        PushMode::Off
+    };
+    let typed: &[u8] = code.as_deref().map_or(&[], Vec::as_slice);
+    let wait = match redeemed {
+        Redeem::Ok(addr) => {
+            req.client = addr;
+            None
+        }
+        Redeem::Push(addr, wait) => {
+            req.client = addr;
+            Some(wait)
+        }
         Redeem::Unknown => {
             let mut a = refuse(b, req, Reason::UnknownState).await?;
             a.message = Some("The login timed out or was already used; start again.".into());
             return Ok(a);
         }
         Redeem::Mismatch => return refuse(b, req, Reason::StateMismatch).await,
-    }
+    };
     let first_round = req.client;
-    let mut ans = conclude(b, req, Some(typed_code(code)), None).await?;
+    let typed_a_code = !typed.trim_ascii().is_empty() && !is_push_word(typed);
+    let mut ans = match wait {
+        // OK pressed (or the word again; with `only`, whatever was typed): has the phone
+        // decided?
+        Some(w) if mode == PushMode::Only || !typed_a_code => poll(b, asker, req, w).await?,
+        // A code typed instead of waiting for the phone: checked as ever.
+        Some(_) => conclude(b, req, Some(typed_code(code)), None).await?,
+        None => {
+            let asked = match mode {
+                PushMode::Off => false,
+                PushMode::On => claims.requested || (!claims.pam_host && is_push_word(typed)),
+                PushMode::Only => true,
+            };
+            if asked {
+                start_in_challenge(b, asker, req, mode == PushMode::Only).await?
+            } else {
+                conclude(b, req, Some(typed_code(code)), None).await?
+            }
+        }
+    };
     ans.client = Some(first_round);
     Ok(ans)
 }

@@ -1,7 +1,7 @@
 //! The three modes: what the password attribute of an Access-Request holds, and what is
 //! asked of the core, in which order. code-only (`code_only.rs`): the code alone; append
 //! (`append.rs`): password and code in one; challenge (`challenge.rs`): the password, then
-//! the code in a second round that carries the State. [`answer`] picks the mode, after the
+//! the code in a second round that carries the State. Push approval in each (`push.rs`). [`answer`] picks the mode, after the
 //! checks every mode shares; the modes speak to the rest of the daemon (store reader, PAM,
 //! writer, challenge table) only through [`ModeBackend`], so their order of steps is tested
 //! against a fake one (`tests.rs`).
@@ -9,6 +9,7 @@
 mod append;
 mod challenge;
 mod code_only;
+mod push;
 #[cfg(test)]
 mod tests;
 
@@ -16,15 +17,20 @@ use std::net::IpAddr;
 use std::sync::MutexGuard;
 use std::time::Duration;
 
-use mfa_config::{Config, FirstFactor, RadiusMode};
+use mfa_config::{ClientPush, Config, FirstFactor, RadiusMode};
+use mfa_core::login::Service;
 use mfa_core::policy::{Decision, Reason};
-use mfa_core::{Admission, Attempt, ClientAddr, CoreError, Request, UserName, Voucher};
+use mfa_core::push::PushStarted;
+use mfa_core::{
+    Admission, Attempt, ClientAddr, CoreError, PushId, PushRefusal, PushState, Request, UserName,
+    Voucher,
+};
 use mfa_pam_client::PamCheck;
 use mfa_radius_proto::{AttrType, Packet, unhide_password};
 use zeroize::Zeroizing;
 
 use crate::answer::Answer;
-use crate::attrs::asking;
+use crate::attrs::{asking, push_claims};
 use crate::challenge::Challenges;
 use crate::lanes::LaneError;
 use crate::runtime::Nas;
@@ -72,7 +78,38 @@ pub(crate) trait ModeBackend {
 
     /// A request refused before the policy could run, audited (`Login::deny_request`).
     async fn deny_request(&self, req: Request, reason: Reason) -> Result<(), RequestError>;
+
+    /// Push approval as the core has it for what asks (`Push::settings_for`).
+    fn push_settings(&self, service: &Service) -> ClientPush;
+
+    /// Whether `user` has registered a phone. Read-only.
+    async fn has_phone(&self, user: &UserName) -> Result<bool, RequestError>;
+
+    /// Writes a sign-in request for the portal to push (`Push::start`), on the writer; the
+    /// core's refusal is an answer, not a failure.
+    async fn start_push(
+        &self,
+        req: Request,
+        can_show_number: bool,
+    ) -> Result<Result<PushStarted, PushRefusal>, RequestError>;
+
+    /// A sign-in request's state now (`Push::status`). Read-only.
+    async fn push_status(&self, id: PushId) -> Result<Option<PushState>, RequestError>;
+
+    /// The final decision of a login whose second factor is the push `id`
+    /// (`Login::verify_push`), on the writer.
+    async fn verify_push(&self, req: Request, id: PushId) -> Result<Decision, RequestError>;
+
+    /// A place among the requests held for a push; `None` where as many are held as the
+    /// daemon allows. Given back when dropped.
+    fn hold_slot(&self) -> Option<HoldSlot>;
+
+    /// How long a held request waits between two looks at its push's state.
+    fn push_poll_every(&self) -> Duration;
 }
+
+/// A held request's place ([`ModeBackend::hold_slot`]).
+pub(crate) type HoldSlot = tokio::sync::OwnedSemaphorePermit;
 
 /// Why a request got no answer from the policy.
 #[derive(Debug)]
@@ -99,6 +136,8 @@ pub(crate) enum InternalError {
     /// No challenge State could be issued: the table (or this client's or host's share of
     /// it) is full, or the system gave no random numbers.
     NoChallengeState,
+    /// A held request's push could not be settled: the writer stayed too busy.
+    PushUnsettled,
 }
 
 impl std::fmt::Display for InternalError {
@@ -113,6 +152,9 @@ impl std::fmt::Display for InternalError {
             InternalError::NoChallengeState => {
                 f.write_str("cannot issue a challenge State (table full or no randomness)")
             }
+            InternalError::PushUnsettled => {
+                f.write_str("the store writer stayed too busy to settle a held push")
+            }
         }
     }
 }
@@ -123,7 +165,9 @@ impl std::error::Error for InternalError {
             InternalError::Writer(e) => Some(e),
             InternalError::Lane(e) => Some(e),
             InternalError::Core(e) => Some(e),
-            InternalError::NoFirstFactor | InternalError::NoChallengeState => None,
+            InternalError::NoFirstFactor
+            | InternalError::NoChallengeState
+            | InternalError::PushUnsettled => None,
         }
     }
 }
@@ -202,12 +246,13 @@ pub(crate) async fn answer<B: ModeBackend>(
             Err(_) => return refuse(b, req, Reason::MalformedPassword).await,
         },
     };
+    let claims = push_claims(r, pkt);
     match r.mode {
         RadiusMode::CodeOnly => code_only::answer(b, req, password).await,
         RadiusMode::Append => append::answer(b, nas, req, password).await,
         RadiusMode::Challenge => match pkt.attr(AttrType::STATE) {
-            Some(state) => challenge::second_round(b, &asker, req, state, password).await,
-            None => challenge::first_round(b, nas, &asker, req, password).await,
+            Some(state) => challenge::second_round(b, &asker, req, state, password, claims).await,
+            None => challenge::first_round(b, nas, &asker, req, password, claims).await,
         },
     }
 }

@@ -3,14 +3,19 @@
 //! it never takes.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mfa_config::{ClientIpAttribute, ClientSettings, Config, FirstFactor, RadiusMode};
+use mfa_config::{
+    ClientIpAttribute, ClientPush, ClientSettings, Config, FirstFactor, PushMode, RadiusMode,
+};
 use mfa_core::policy::{Decision, Reason};
-use mfa_core::{Attempt, ClientAddr, Request, UserName};
+use mfa_core::push::PushStarted;
+use mfa_core::{Attempt, ClientAddr, PushId, PushRefusal, PushState, Request, UserName};
 use mfa_pam_client::PamCheck;
+use mfa_radius_proto::pam_host::{ChallengePush, PUSH_CAPABLE, PUSH_REQUEST, VENDOR_ID};
 use mfa_radius_proto::{AttrType, Builder, Code, Packet, hide_password};
+use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use super::{InternalError, ModeBackend, RequestError, answer};
@@ -18,6 +23,7 @@ use crate::challenge::Challenges;
 use crate::runtime::Nas;
 
 const SECRET: &[u8] = b"a shared secret of some length";
+const PUSH_ID: PushId = PushId([5; 16]);
 const AUTHENTICATOR: [u8; 16] = [7; 16];
 
 /// What the fake was asked.
@@ -38,6 +44,13 @@ enum Call {
     },
     DenyFirstFactor,
     DenyRequest(Reason),
+    HasPhone,
+    /// `Push::start`, and whether the front end can show a number.
+    StartPush {
+        show_number: bool,
+    },
+    PushStatus,
+    VerifyPush,
 }
 
 struct Fake {
@@ -52,6 +65,18 @@ struct Fake {
     look: Decision,
     /// Whether PAM takes the password, or that the PAM lane is full.
     password: Result<bool, ()>,
+    /// Push as the core has it for the client.
+    push: ClientPush,
+    /// Whether the user has a phone.
+    phone: bool,
+    /// What `Push::start` answers.
+    started: Result<PushStarted, PushRefusal>,
+    /// What `Push::status` answers, in turn (the last one again and again).
+    status: Mutex<Vec<Option<PushState>>>,
+    /// What `Login::verify_push` decides.
+    verified: Decision,
+    /// The places of held requests.
+    held: Arc<Semaphore>,
 }
 
 impl Fake {
@@ -75,7 +100,26 @@ impl Fake {
             calls: Mutex::new(Vec::new()),
             look,
             password: Ok(true),
+            push: ClientPush {
+                mode: PushMode::Off,
+                number_matching: true,
+            },
+            phone: true,
+            started: Ok(PushStarted {
+                id: PUSH_ID,
+                number: Some(42),
+                expires: mfa_core::login::now() + 60,
+            }),
+            status: Mutex::new(vec![Some(PushState::Approved)]),
+            verified: Decision::allow(Reason::PushApproved),
+            held: Arc::new(Semaphore::new(4)),
         }
+    }
+
+    fn with_push(look: Decision, mode: PushMode) -> Self {
+        let mut f = Self::new(look);
+        f.push.mode = mode;
+        f
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -160,6 +204,52 @@ impl ModeBackend for Fake {
     async fn deny_request(&self, _req: Request, reason: Reason) -> Result<(), RequestError> {
         self.record(Call::DenyRequest(reason));
         Ok(())
+    }
+
+    fn push_settings(&self, _service: &mfa_core::login::Service) -> ClientPush {
+        self.push
+    }
+
+    async fn has_phone(&self, _user: &UserName) -> Result<bool, RequestError> {
+        self.record(Call::HasPhone);
+        Ok(self.phone)
+    }
+
+    async fn start_push(
+        &self,
+        _req: Request,
+        can_show_number: bool,
+    ) -> Result<Result<PushStarted, PushRefusal>, RequestError> {
+        self.record(Call::StartPush {
+            show_number: can_show_number,
+        });
+        Ok(self.started.clone().map(|mut s| {
+            if !can_show_number {
+                s.number = None;
+            }
+            s
+        }))
+    }
+
+    async fn push_status(&self, id: PushId) -> Result<Option<PushState>, RequestError> {
+        assert_eq!(id, PUSH_ID);
+        self.record(Call::PushStatus);
+        let mut s = self.status.lock().unwrap();
+        Ok(if s.len() > 1 { s.remove(0) } else { s[0] })
+    }
+
+    async fn verify_push(&self, _req: Request, id: PushId) -> Result<Decision, RequestError> {
+        assert_eq!(id, PUSH_ID);
+        self.record(Call::VerifyPush);
+        Ok(self.verified.clone())
+    }
+
+    fn hold_slot(&self) -> Option<super::HoldSlot> {
+        self.held.clone().try_acquire_owned().ok()
+    }
+
+    fn push_poll_every(&self) -> Duration {
+        Duration::from_millis(1)
     }
 }
 
@@ -495,5 +585,451 @@ async fn requests_no_mode_can_take_are_refused_before_the_mode() {
         let a = ask(&fake, &gw, &raw).await.unwrap();
         assert_eq!(a.reason, Reason::MalformedPassword);
         assert_eq!(fake.calls(), [Call::DenyRequest(Reason::MalformedPassword)]);
+    }
+}
+
+// ------------------------------------------------------------------ push approval (issue 20)
+
+/// A PAM host's Push-Capable (and Push-Request) as Vendor-Specific attributes.
+fn host_vsa(typ: u8) -> Vec<u8> {
+    let mut v = VENDOR_ID.to_be_bytes().to_vec();
+    v.extend_from_slice(&[typ, 6, 0, 0, 0, 1]);
+    v
+}
+
+#[tokio::test]
+async fn code_only_holds_a_request_without_a_code_for_a_push_without_a_number() {
+    let gw = nas(RadiusMode::CodeOnly, FirstFactor::None);
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    *fake.status.lock().unwrap() = vec![
+        Some(PushState::Pending),
+        Some(PushState::Pending),
+        Some(PushState::Approved),
+    ];
+    let a = ask(&fake, &gw, &request(&["alice"], None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.code, a.reason.clone()),
+        (Code::ACCESS_ACCEPT, Reason::PushApproved)
+    );
+    assert_eq!(
+        fake.calls(),
+        [
+            Call::Look {
+                service: "gw".into()
+            },
+            Call::StartPush { show_number: false },
+            Call::PushStatus,
+            Call::PushStatus,
+            Call::PushStatus,
+            Call::VerifyPush,
+        ]
+    );
+    // The place is given back.
+    assert_eq!(fake.held.available_permits(), 4);
+
+    // A code typed: checked as ever, no push.
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    ask(&fake, &gw, &request(&["alice"], Some(b"123456"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), [attempt(Some("123456"), &[])]);
+
+    // `only`: every request is a push, a code in it is not looked at; a trusted network is
+    // settled without one (and the code is not passed on).
+    let fake = Fake::with_push(Decision::need_code(), PushMode::Only);
+    ask(&fake, &gw, &request(&["alice"], Some(b"123456"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls()[1], Call::StartPush { show_number: false });
+    let fake = Fake::with_push(Decision::allow(Reason::TrustedNetwork), PushMode::Only);
+    ask(&fake, &gw, &request(&["alice"], Some(b"123456"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls()[1], attempt(Some(""), &["staff"]));
+
+    // Push off: an empty code is a missing one, as before.
+    let fake = Fake::with_push(Decision::need_code(), PushMode::Off);
+    ask(&fake, &gw, &request(&["alice"], None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls(), [attempt(Some(""), &[])]);
+}
+
+#[tokio::test]
+async fn a_held_push_denied_or_refused_rejects_and_the_refusal_says_why() {
+    let gw = nas(RadiusMode::CodeOnly, FirstFactor::None);
+    let mut fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    fake.verified = Decision::deny(Reason::PushDenied);
+    *fake.status.lock().unwrap() = vec![Some(PushState::Denied)];
+    let a = ask(&fake, &gw, &request(&["alice"], None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.code, a.reason),
+        (Code::ACCESS_REJECT, Reason::PushDenied)
+    );
+
+    for r in [
+        PushRefusal::AlreadyPending,
+        PushRefusal::NoPortal,
+        PushRefusal::Blocked {
+            until: 1_900_000_000,
+        },
+    ] {
+        let mut fake = Fake::with_push(Decision::need_code(), PushMode::On);
+        fake.started = Err(r);
+        let a = ask(&fake, &gw, &request(&["alice"], None, &[]))
+            .await
+            .unwrap();
+        assert_eq!(a.code, Code::ACCESS_REJECT);
+        assert_eq!(a.reason, Reason::PushRefused(r));
+        assert_eq!(
+            a.message.as_deref(),
+            Some(mfa_core::policy::push_refusal_message(r).as_str())
+        );
+        // Audited as the login's decision; never waited for.
+        assert_eq!(
+            fake.calls().last(),
+            Some(&Call::DenyRequest(Reason::PushRefused(r)))
+        );
+        assert!(!fake.calls().contains(&Call::PushStatus));
+    }
+
+    // No place left among the held requests: dropped before anything is written.
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    let _all = fake.held.clone().try_acquire_many_owned(4).unwrap();
+    let e = ask(&fake, &gw, &request(&["alice"], None, &[])).await;
+    assert!(matches!(e, Err(RequestError::Overloaded)));
+    assert!(
+        !fake
+            .calls()
+            .contains(&Call::StartPush { show_number: false })
+    );
+}
+
+#[tokio::test]
+async fn append_password_comma_push_checks_the_password_then_holds() {
+    let gw = nas(RadiusMode::Append, FirstFactor::Pam);
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    let a = ask(&fake, &gw, &request(&["alice"], Some(b"hunter2,Push"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(a.code, Code::ACCESS_ACCEPT);
+    let calls = fake.calls();
+    assert_eq!(calls[1], Call::Password("hunter2".into()));
+    assert_eq!(calls[2], Call::StartPush { show_number: false });
+    assert_eq!(calls.last(), Some(&Call::VerifyPush));
+
+    // A wrong password sends no push.
+    let mut fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    fake.password = Ok(false);
+    let a = ask(&fake, &gw, &request(&["alice"], Some(b"wrong,push"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(a.reason, Reason::WrongPassword);
+    assert!(
+        !fake
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::StartPush { .. }))
+    );
+
+    // Password + code still works beside it; push off takes `,push` as part of the password.
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    ask(
+        &fake,
+        &gw,
+        &request(&["alice"], Some(b"hunter2123456"), &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.calls()[2], attempt(Some("123456"), &["staff"]));
+    let fake = Fake::with_push(Decision::need_code(), PushMode::Off);
+    ask(&fake, &gw, &request(&["alice"], Some(b"hunter2,push"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls()[1], Call::Password("hunter2,push".into()));
+    assert_eq!(fake.calls()[2], attempt(Some(""), &["staff"]));
+
+    // `only`: the whole is the password.
+    let fake = Fake::with_push(Decision::need_code(), PushMode::Only);
+    ask(
+        &fake,
+        &gw,
+        &request(&["alice"], Some(b"hunter2123456"), &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.calls()[1], Call::Password("hunter2123456".into()));
+    assert_eq!(fake.calls()[2], Call::StartPush { show_number: false });
+}
+
+/// The two-round flow: the challenge offers the push, "push" sends it and shows the number
+/// in a second challenge; OK before the phone decided gets another challenge, OK after it
+/// the decision. No request is held.
+#[tokio::test]
+async fn challenge_push_word_then_the_number_then_ok() {
+    let gw = nas(RadiusMode::Challenge, FirstFactor::Pam);
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    *fake.status.lock().unwrap() = vec![Some(PushState::Pending), Some(PushState::Approved)];
+    let first = ask(&fake, &gw, &request(&["alice"], Some(b"hunter2"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(first.code, Code::ACCESS_CHALLENGE);
+    assert_eq!(
+        first.message.as_deref(),
+        Some(mfa_core::login::CODE_OR_PUSH_CHALLENGE)
+    );
+    let state = first.state.unwrap();
+    let raw = request(&["alice"], Some(b"push"), &[(AttrType::STATE, &state)]);
+    let second = ask(&fake, &gw, &raw).await.unwrap();
+    assert_eq!(second.code, Code::ACCESS_CHALLENGE);
+    assert_eq!(second.reason, Reason::PushWaiting);
+    let m = second.message.unwrap();
+    assert!(m.contains("Enter 42 on your phone, then press OK"), "{m}");
+    assert_eq!(fake.calls()[3], Call::StartPush { show_number: true });
+
+    // OK too early: another challenge for the same push.
+    let raw = request(
+        &["alice"],
+        Some(b""),
+        &[(AttrType::STATE, &second.state.unwrap())],
+    );
+    let third = ask(&fake, &gw, &raw).await.unwrap();
+    assert_eq!(third.code, Code::ACCESS_CHALLENGE);
+    assert!(third.message.unwrap().starts_with("Not approved yet"));
+    // OK after the approval.
+    let raw = request(
+        &["alice"],
+        None,
+        &[(AttrType::STATE, &third.state.unwrap())],
+    );
+    let fourth = ask(&fake, &gw, &raw).await.unwrap();
+    assert_eq!(fourth.code, Code::ACCESS_ACCEPT);
+    assert_eq!(fourth.client, Some(USER_IP));
+    assert_eq!(
+        fake.calls()[4..],
+        [Call::PushStatus, Call::PushStatus, Call::VerifyPush]
+    );
+    assert!(fake.challenges().is_empty());
+
+    // No phone: the challenge offers no push.
+    let mut fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    fake.phone = false;
+    let first = ask(&fake, &gw, &request(&["alice"], Some(b"hunter2"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.message.as_deref(),
+        Some(mfa_core::login::CODE_CHALLENGE)
+    );
+}
+
+#[tokio::test]
+async fn challenge_push_refused_asks_for_the_code_with_the_reason_and_a_code_still_works() {
+    let gw = nas(RadiusMode::Challenge, FirstFactor::Pam);
+    let mut fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    fake.started = Err(PushRefusal::AlreadyPending);
+    let first = ask(&fake, &gw, &request(&["alice"], Some(b"hunter2"), &[]))
+        .await
+        .unwrap();
+    let raw = request(
+        &["alice"],
+        Some(b"PUSH"),
+        &[(AttrType::STATE, &first.state.unwrap())],
+    );
+    let second = ask(&fake, &gw, &raw).await.unwrap();
+    assert_eq!(second.code, Code::ACCESS_CHALLENGE);
+    assert_eq!(
+        second.reason,
+        Reason::PushRefused(PushRefusal::AlreadyPending)
+    );
+    assert!(second.message.unwrap().contains("already waiting"));
+    let raw = request(
+        &["alice"],
+        Some(b"123456"),
+        &[(AttrType::STATE, &second.state.unwrap())],
+    );
+    let third = ask(&fake, &gw, &raw).await.unwrap();
+    assert_eq!(third.code, Code::ACCESS_ACCEPT);
+    assert_eq!(fake.calls().last(), Some(&attempt(Some("123456"), &[])));
+
+    // A code typed at the challenge that shows the number is checked as ever.
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    let first = ask(&fake, &gw, &request(&["alice"], Some(b"hunter2"), &[]))
+        .await
+        .unwrap();
+    let raw = request(
+        &["alice"],
+        Some(b"push"),
+        &[(AttrType::STATE, &first.state.unwrap())],
+    );
+    let second = ask(&fake, &gw, &raw).await.unwrap();
+    let raw = request(
+        &["alice"],
+        Some(b"654321"),
+        &[(AttrType::STATE, &second.state.unwrap())],
+    );
+    ask(&fake, &gw, &raw).await.unwrap();
+    assert_eq!(fake.calls().last(), Some(&attempt(Some("654321"), &[])));
+
+    // `only`: the first round sends the push; refused, a reject with the reason.
+    let mut fake = Fake::with_push(Decision::need_code(), PushMode::Only);
+    fake.started = Err(PushRefusal::NoDevice);
+    let first = ask(&fake, &gw, &request(&["alice"], Some(b"hunter2"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(first.code, Code::ACCESS_REJECT);
+    assert_eq!(first.reason, Reason::PushRefused(PushRefusal::NoDevice));
+}
+
+/// A PAM host: offered only where it says it can wait for a push; it asks with
+/// Push-Request (its user's typed answer is a code, never the word), and the push
+/// challenge carries the number and time for it.
+#[tokio::test]
+async fn a_pam_host_gets_the_push_attributes_only_where_it_can_read_them() {
+    let host = nas(RadiusMode::Challenge, FirstFactor::None);
+    let capable = host_vsa(PUSH_CAPABLE);
+    let asked = host_vsa(PUSH_REQUEST);
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    let first = ask(
+        &fake,
+        &host,
+        &request(
+            &["alice"],
+            Some(b""),
+            &[(AttrType::VENDOR_SPECIFIC, &capable)],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.push, Some(ChallengePush::Offered));
+    // "push" typed at the host's prompt is a code.
+    let raw = request(
+        &["alice"],
+        Some(b"push"),
+        &[
+            (AttrType::STATE, &first.state.unwrap()),
+            (AttrType::VENDOR_SPECIFIC, &capable),
+        ],
+    );
+    ask(&fake, &host, &raw).await.unwrap();
+    assert!(
+        matches!(fake.calls().last(), Some(Call::Attempt { code: Some(c), .. }) if c == "push"),
+        "{:?}",
+        fake.calls()
+    );
+
+    let first = ask(
+        &fake,
+        &host,
+        &request(
+            &["alice"],
+            Some(b""),
+            &[(AttrType::VENDOR_SPECIFIC, &capable)],
+        ),
+    )
+    .await
+    .unwrap();
+    let raw = request(
+        &["alice"],
+        Some(b""),
+        &[
+            (AttrType::STATE, &first.state.unwrap()),
+            (AttrType::VENDOR_SPECIFIC, &capable),
+            (AttrType::VENDOR_SPECIFIC, &asked),
+        ],
+    );
+    let second = ask(&fake, &host, &raw).await.unwrap();
+    assert!(
+        matches!(
+            second.push,
+            Some(ChallengePush::Waiting {
+                number: Some(42),
+                timeout_secs: 55..=60
+            })
+        ),
+        "{:?}",
+        second.push
+    );
+    // Encoded for the host, read back by its reader.
+    let req = request(&["alice"], Some(b""), &[]);
+    let req = Packet::parse(&req).unwrap();
+    let bytes = second.encode(&req, SECRET, &host.settings).unwrap();
+    let read = mfa_radius_proto::pam_host::read_reply(&Packet::parse(&bytes).unwrap()).unwrap();
+    assert!(matches!(
+        read,
+        mfa_radius_proto::pam_host::HostReply::Challenge {
+            push: Some(ChallengePush::Waiting {
+                number: Some(42),
+                ..
+            }),
+            ..
+        }
+    ));
+
+    // A host that does not say it can wait for a push (an older release): never offered,
+    // not even with `only`.
+    let fake = Fake::with_push(Decision::need_code(), PushMode::Only);
+    let first = ask(&fake, &host, &request(&["alice"], Some(b""), &[]))
+        .await
+        .unwrap();
+    assert_eq!((first.code, first.push), (Code::ACCESS_CHALLENGE, None));
+    assert!(
+        !fake
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::StartPush { .. }))
+    );
+}
+
+/// A PAM host that can wait for a push, on a client with `push = "only"`: round one is the
+/// push itself (number and time for the host), polled with an empty answer.
+#[tokio::test]
+async fn a_pam_host_with_push_only_gets_the_push_in_round_one() {
+    let host = nas(RadiusMode::Challenge, FirstFactor::None);
+    let capable = host_vsa(PUSH_CAPABLE);
+    let fake = Fake::with_push(Decision::need_code(), PushMode::Only);
+    *fake.status.lock().unwrap() = vec![Some(PushState::Pending), Some(PushState::Denied)];
+    let mut denied = Fake::with_push(Decision::need_code(), PushMode::Only);
+    denied.verified = Decision::deny(Reason::PushDenied);
+    for (fake, want) in [
+        (fake, Code::ACCESS_CHALLENGE),
+        (denied, Code::ACCESS_REJECT),
+    ] {
+        let first = ask(
+            &fake,
+            &host,
+            &request(
+                &["alice"],
+                Some(b""),
+                &[(AttrType::VENDOR_SPECIFIC, &capable)],
+            ),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(
+                first.push,
+                Some(ChallengePush::Waiting {
+                    number: Some(42),
+                    ..
+                })
+            ),
+            "{first:?}"
+        );
+        assert_eq!(first.reason, Reason::PushWaiting);
+        let raw = request(
+            &["alice"],
+            Some(b""),
+            &[
+                (AttrType::STATE, &first.state.unwrap()),
+                (AttrType::VENDOR_SPECIFIC, &capable),
+            ],
+        );
+        let next = ask(&fake, &host, &raw).await.unwrap();
+        assert_eq!(next.code, want, "{next:?}");
     }
 }

@@ -6,7 +6,9 @@
 //! the configuration's checked edits), audited with the administrator as the actor.
 
 use mfa_config::{AdminConfig, ExemptEdit, GoLiveEdit, TrustedEdit};
-use mfa_model::{Action, AuditDecision, AuditEvent, Outcome, ReasonCode, Refusal, UserName};
+use mfa_model::{
+    Action, AuditDecision, AuditEvent, DeviceId, Outcome, ReasonCode, Refusal, UserName,
+};
 use zeroize::Zeroizing;
 
 use crate::core::{Core, STORE_WIDE};
@@ -40,7 +42,8 @@ impl Role {
             | Permission::TempAccess
             | Permission::Invite
             | Permission::Unlock
-            | Permission::RevokeNetworks => true,
+            | Permission::RevokeNetworks
+            | Permission::RemoveDevice => true,
             Permission::GoLive
             | Permission::TrustedNetworks
             | Permission::Exemptions
@@ -63,6 +66,9 @@ pub enum Permission {
     Unlock,
     /// End a user's remembered networks.
     RevokeNetworks,
+    /// Remove one of a user's phones for push approval (a lost phone, as `mfactl push
+    /// remove`): the help desk's, as an unlink is.
+    RemoveDevice,
     GoLive,
     TrustedNetworks,
     Exemptions,
@@ -81,6 +87,7 @@ impl Permission {
             Permission::Invite => "invites",
             Permission::Unlock => "clearing a lockout",
             Permission::RevokeNetworks => "revoking remembered networks",
+            Permission::RemoveDevice => "removing a phone for push approval",
             Permission::GoLive => "changing the go-live",
             Permission::TrustedNetworks => "changing the trusted networks",
             Permission::Exemptions => "changing the exemptions",
@@ -269,6 +276,17 @@ impl Operator<'_> {
             .revoke_networks(user, None, now)
     }
 
+    /// `mfactl push remove USER ID`: says whether the user had that phone.
+    pub fn remove_push_device(
+        &self,
+        user: &UserName,
+        id: &DeviceId,
+        now: i64,
+    ) -> Result<bool, CoreError> {
+        self.permit(Permission::RemoveDevice, Some(user), now)?;
+        self.core.push(&self.actor).remove_device(user, id, now)
+    }
+
     /// `mfactl invite USER`: the token of the link, shown once.
     pub fn invite(
         &self,
@@ -383,6 +401,7 @@ mod tests {
         assert_eq!(role_of(&cfg.admin, &g(&["hd", "adm"])), Some(Role::Admin));
         assert_eq!(role_of(&cfg.admin, &g(&["users"])), None);
         assert!(Role::Helpdesk.allows(Permission::Unlink));
+        assert!(Role::Helpdesk.allows(Permission::RemoveDevice));
         assert!(!Role::Helpdesk.allows(Permission::GoLive));
         assert!(!Role::Helpdesk.allows(Permission::TrustedNetworks));
         assert!(!Role::Helpdesk.allows(Permission::Exemptions));

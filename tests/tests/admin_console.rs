@@ -290,6 +290,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with("")
+    }
+
+    /// [`Fixture::new`] with `extra` after `[admin]` (another table: `[push]`).
+    fn with(extra: &str) -> Fixture {
         require_root("Unix users with passwords, Unix groups, and a PAM service in /etc/pam.d");
         let home = tempfile::tempdir().unwrap();
         let (admin, hd, outsider) = (
@@ -300,7 +305,7 @@ impl Fixture {
         let admins = UnixGroup::new(&[&admin.name]);
         let helpdesk = UnixGroup::new(&[&hd.name]);
         let svc = unix_service();
-        let (site, port) = console_site(&svc.name, &admins.name, &helpdesk.name, "");
+        let (site, port) = console_site(&svc.name, &admins.name, &helpdesk.name, extra);
         let keys = [fresh_key(), fresh_key(), fresh_key()];
         for (u, k) in [&admin, &hd, &outsider].iter().zip(&keys) {
             site.enroll(&u.name, k);
@@ -483,6 +488,14 @@ fn no_action_of_the_console_works_without_its_csrf_token() {
         (
             "/admin/user",
             vec![("action", "revoke-networks"), ("user", target)],
+        ),
+        (
+            "/admin/user",
+            vec![
+                ("action", "remove-device"),
+                ("user", target),
+                ("device", "00112233445566778899aabbccddeeff"),
+            ],
         ),
         (
             "/admin/rollout",
@@ -689,4 +702,87 @@ fn the_console_on_its_own_listener_and_off_without_admin_groups() {
     let portal = Portal::start(&site.config, port);
     let mut c = Client::new(&portal.url);
     assert_eq!(c.get("/admin").status, 404);
+}
+
+/// A user's page lists their phones for push approval from the store (as `mfactl push
+/// list` does), and the help desk removes one (a lost phone): through the core, audited
+/// with the help-desk member as the actor, gone for `mfactl push list` too.
+#[test]
+fn a_users_phones_are_listed_and_the_help_desk_removes_one() {
+    let f = Fixture::with(
+        "[push]\nenabled = true\nsubscriber = \"mailto:it@example.com\"\nvapid_key_file = \"vapid.key\"\n",
+    );
+    let owner = unique("phone");
+    let key = fresh_key();
+    f.site.enroll(&owner, &key);
+    let phone = mfa_e2e::phone::Phone::register(&f.site.config, &owner, &key);
+    let id = phone.device.to_string();
+    let listed = |f: &Fixture| {
+        let o = f.site.mfactl(&["push", "list", &owner]);
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    assert!(listed(&f).contains(&id), "{}", listed(&f));
+
+    let mut help = f.client(6);
+    let r = sign_in(&mut help, &f.hd.name, &f.hd.password, &f.keys[1]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = help.get(&format!("/admin/user?name={owner}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Phones for push approval"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("test phone"), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("id=\"remove-device-{id}\"")),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let r = help.post(
+        "/admin/user",
+        &[
+            ("action", "remove-device"),
+            ("user", &owner),
+            ("device", &id),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("The phone is removed"), "{}", r.body);
+    assert!(!r.body.contains("test phone"), "{}", r.body);
+    assert!(r.body.contains("None registered."), "{}", r.body);
+    assert!(!listed(&f).contains(&id), "{}", listed(&f));
+    // Again: nothing to remove, said so; an id that is no id changes nothing either.
+    for device in [id.as_str(), "not-an-id"] {
+        let r = help.post(
+            "/admin/user",
+            &[
+                ("action", "remove-device"),
+                ("user", &owner),
+                ("device", device),
+                ("csrf", &csrf),
+            ],
+        );
+        assert!(
+            r.body.contains("That phone was not registered") || r.status == 400,
+            "{device}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    let log = log_csv(&f.site);
+    assert!(
+        logged(&log, &owner, &f.by(&f.hd), "device_removed"),
+        "{log}"
+    );
+    // In Dutch, the list's words too.
+    let page = help.get(&format!("/admin/user?name={}&lang=nl", f.target));
+    assert!(
+        page.body.contains("Telefoons voor goedkeuren via push"),
+        "{}",
+        page.body
+    );
 }

@@ -13,7 +13,7 @@ use mfa_core::invite::invite_link;
 use mfa_core::login::now;
 use mfa_core::names::name_prefix;
 use mfa_core::report::{Report, RowQuery};
-use mfa_core::{CoreError, TotpSecret};
+use mfa_core::{CoreError, DeviceId, TotpSecret};
 
 use crate::admin::client::Ctx;
 use crate::admin::handlers::{Admin, current_config, post_form, signed_in};
@@ -129,7 +129,7 @@ async fn user_page(a: &Admin<'_>, raw: &str, note: Option<String>, status: Statu
             let invites = core.store().invites_of(&name)?;
             let logins = core.store().recent_logins(&name, RECENT_LOGINS, t)?;
             let devices = if cfg.push.enabled {
-                core.push(crate::admin::ANONYMOUS_ACTOR).devices(&name).ok()
+                Some(core.push(crate::admin::ANONYMOUS_ACTOR).devices(&name)?)
             } else {
                 None
             };
@@ -219,6 +219,7 @@ pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Respon
         "24h" => 86_400,
         _ => 8 * 3600,
     };
+    let device = form.field("device").to_string();
     let n = name.clone();
     let result = a
         .run(move |core, op| -> Result<Done, CoreError> {
@@ -252,6 +253,10 @@ pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Respon
                 }
                 "unlock" => Done::Unlocked(op.unlock(&n, t)?),
                 "revoke-networks" => Done::Revoked(op.revoke_networks(&n, t)?),
+                "remove-device" => match DeviceId::parse_hex(&device) {
+                    Some(id) => Done::DeviceRemoved(op.remove_push_device(&n, &id, t)?),
+                    None => Done::Unknown,
+                },
                 _ => Done::Unknown,
             })
         })
@@ -287,6 +292,8 @@ pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Respon
         Done::Unlocked(true) => frame::note("ok", t.unlocked),
         Done::Unlocked(false) => frame::note("ok", t.was_not_locked),
         Done::Revoked(n) => frame::note("ok", &t.revoked.replace("{n}", &n.to_string())),
+        Done::DeviceRemoved(true) => frame::note("ok", t.device_removed),
+        Done::DeviceRemoved(false) => frame::note("err", t.device_not_found),
         Done::Unknown => {
             return a.page(
                 StatusCode::BAD_REQUEST,
@@ -308,5 +315,6 @@ enum Done {
     NoPublicUrl,
     Unlocked(bool),
     Revoked(usize),
+    DeviceRemoved(bool),
     Unknown,
 }

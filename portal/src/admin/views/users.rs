@@ -230,14 +230,28 @@ pub fn user(t: &Tx, f: &UserFacts<'_>) -> String {
             out.push_str(&format!("<p id=\"devices\">{}</p>", esc(t.no_devices)));
         } else {
             out.push_str(&format!(
-                "<table id=\"devices\"><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+                "<table id=\"devices\"><tr><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
                 esc(t.col_device),
                 esc(t.col_registered),
                 esc(t.col_last_used)
             ));
             for d in devices {
+                // No button on the administrator's own page: the core refuses it anyway.
+                let id = d.id.to_string();
+                let remove = if f.own {
+                    String::new()
+                } else {
+                    button_form(
+                        &format!("{BASE}/user"),
+                        f.csrf,
+                        "remove-device",
+                        &[("user", f.name.as_str()), ("device", &id)],
+                        &format!("remove-device-{id}"),
+                        t.remove_device_button,
+                    )
+                };
                 out.push_str(&format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{remove}</td></tr>",
                     esc(&d.name),
                     esc(&zone.show(d.created)),
                     esc(&when(t, zone, d.last_used))

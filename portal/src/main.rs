@@ -16,6 +16,8 @@ mod refusal;
 mod session;
 mod text;
 mod views;
+mod words;
+mod zone;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -38,6 +38,17 @@ impl Portal {
         confdir: Option<&Path>,
         nofile: Option<u32>,
     ) -> Portal {
+        Self::start_in_zone(config, port, confdir, nofile, None)
+    }
+
+    /// With `TZ` set to `tz` where given: the server's time zone, as My account shows it.
+    pub fn start_in_zone(
+        config: &Path,
+        port: u16,
+        confdir: Option<&Path>,
+        nofile: Option<u32>,
+        tz: Option<&str>,
+    ) -> Portal {
         let mut cmd = match nofile {
             Some(n) => {
                 let mut c = Command::new("sh");
@@ -49,6 +60,9 @@ impl Portal {
             None => Command::new(crate::bin("mfa-portal")),
         };
         cmd.arg("--config").arg(config);
+        if let Some(tz) = tz {
+            cmd.env("TZ", tz);
+        }
         if let Some(d) = confdir {
             cmd.arg("--pam-confdir").arg(d);
         }
@@ -375,6 +389,8 @@ pub struct SiteSpec<'a> {
     pub extra: &'a str,
     /// The `[store]` table; `None`: SQLite in the site's directory.
     pub store: Option<&'a str>,
+    /// The portal's `TZ` (the server's time zone); `None`: the machine's.
+    pub tz: Option<&'a str>,
 }
 
 impl Default for SiteSpec<'_> {
@@ -388,6 +404,7 @@ impl Default for SiteSpec<'_> {
             nofile: None,
             extra: "",
             store: None,
+            tz: None,
         }
     }
 }
@@ -411,7 +428,8 @@ pub fn portal_site(spec: &SiteSpec) -> (Site, Portal) {
         .pam_service
         .is_none()
         .then(|| permit_confdir(site.path(), service));
-    let portal = Portal::start_nofile(&site.config, port, confdir.as_deref(), spec.nofile);
+    let portal =
+        Portal::start_in_zone(&site.config, port, confdir.as_deref(), spec.nofile, spec.tz);
     (site, portal)
 }
 

@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::admin::Console;
 use crate::admin::text::{self, Tx};
-use crate::admin::time::Zone;
 use crate::client::{client_address, session_cookie};
 use crate::text::Lang;
+use crate::zone::Zone;
 
 /// The cookie that keeps the language the administrator chose (`?lang=`).
 pub const LANG_COOKIE: &str = "mfa_admin_lang";
@@ -84,5 +84,5 @@ impl FromRequestParts<Arc<Console>> for Ctx {
 fn zone_of(headers: &HeaderMap) -> Zone {
     session_cookie(headers, TZ_COOKIE)
         .and_then(|n| Zone::named(&n))
-        .unwrap_or_else(Zone::system)
+        .unwrap_or_else(|| Zone::server().clone())
 }

@@ -17,7 +17,6 @@
 pub mod client;
 pub mod handlers;
 pub mod text;
-pub mod time;
 pub mod views;
 
 use std::sync::{Arc, Mutex};

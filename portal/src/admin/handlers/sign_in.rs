@@ -19,7 +19,6 @@ use crate::admin::handlers::{
     START, audit_refusal, failure, not_administrator, post_form, see_other, see_other_with,
     signed_in,
 };
-use crate::admin::time::Zone;
 use crate::admin::views::frame;
 use crate::admin::{BASE, Console, FRONT_END, SIGN_IN_SERVICE};
 use crate::app::{SIGN_IN_FLOOR, blocking};
@@ -27,6 +26,7 @@ use crate::form::{Form, read_form};
 use crate::limits::Limit;
 use crate::page::esc;
 use crate::session::SignedIn;
+use crate::zone::Zone;
 
 /// `GET /admin`: the console for a signed-in administrator, else the sign-in form.
 pub async fn home(State(con): State<Arc<Console>>, c: Ctx) -> Response {

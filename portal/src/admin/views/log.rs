@@ -4,8 +4,8 @@ use mfa_core::AuditEvent;
 
 use crate::admin::BASE;
 use crate::admin::text::{self, Tx};
-use crate::admin::time::Zone;
 use crate::page::esc;
+use crate::zone::Zone;
 
 /// The windows the page offers, as `since=` takes them.
 pub const WINDOWS: [(&str, i64); 4] = [
@@ -65,7 +65,7 @@ pub fn page(
             esc(&e.user),
             esc(&e.service),
             esc(e.client_ip.as_deref().unwrap_or("-")),
-            esc(&text::event_words(t, e)),
+            esc(&crate::words::event_words(t.lang, e)),
             esc(e.detail.as_deref().unwrap_or("")),
         ));
     }

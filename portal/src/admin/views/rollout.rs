@@ -8,11 +8,11 @@ use mfa_core::report::{Row, RowKind};
 use mfa_core::roles::Role;
 
 use crate::admin::text::{self, Tx};
-use crate::admin::time::Zone;
 use crate::admin::views::frame::{button_form, hidden, q};
 use crate::admin::views::users::when;
 use crate::admin::{BASE, Counted};
 use crate::page::esc;
+use crate::zone::Zone;
 
 /// The filter's name of a kind of row, in the query string.
 pub fn kind_param(k: RowKind) -> &'static str {

@@ -11,9 +11,9 @@ use zeroize::Zeroizing;
 
 use crate::admin::BASE;
 use crate::admin::text::{self, Tx};
-use crate::admin::time::Zone;
 use crate::admin::views::frame::{button_form, hidden, q};
 use crate::page::esc;
+use crate::zone::Zone;
 
 /// The search form and a page of its results.
 pub struct ListFacts<'a> {
@@ -279,7 +279,7 @@ pub fn user(t: &Tx, f: &UserFacts<'_>) -> String {
                 esc(&zone.show(e.time)),
                 esc(&e.service),
                 esc(e.client_ip.as_deref().unwrap_or("-")),
-                esc(&text::event_words(t, e))
+                esc(&crate::words::event_words(t.lang, e))
             ));
         }
         out.push_str("</table>");

@@ -1,5 +1,6 @@
-//! Times as the administrator reads them: in their time zone (the system's time zone
-//! database, through jiff), with the zone's abbreviation, to the minute.
+//! Times as a person reads them: in a time zone (the system's time zone database, through
+//! jiff), with the zone's abbreviation, to the minute. The console uses the administrator's
+//! chosen zone; My account the server's own (no script tells the browser's zone).
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -37,12 +38,31 @@ impl Zone {
         Zone { name, tz }
     }
 
+    /// The server's own zone, read once: what My account shows times in (a page without
+    /// script cannot learn the browser's zone).
+    pub fn server() -> &'static Zone {
+        static SERVER: std::sync::OnceLock<Zone> = std::sync::OnceLock::new();
+        SERVER.get_or_init(Zone::system)
+    }
+
     /// `2026-03-01 14:05 CET`.
     pub fn show(&self, t: i64) -> String {
         match Timestamp::from_second(t) {
             Ok(ts) => ts
                 .to_zoned_datetime(self.tz.clone())
                 .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string(),
+            Err(_) => mfa_config::format_utc(t),
+        }
+    }
+
+    /// `2026-03-01 14:05:09 CET`: to the second, where a person compares two times of
+    /// one page visit (My account's "last changed" before and after Replace key).
+    pub fn show_seconds(&self, t: i64) -> String {
+        match Timestamp::from_second(t) {
+            Ok(ts) => ts
+                .to_zoned_datetime(self.tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
                 .to_string(),
             Err(_) => mfa_config::format_utc(t),
         }
@@ -74,6 +94,7 @@ mod tests {
         let utc = Zone::named("UTC").unwrap();
         assert_eq!(utc.show(1_768_478_400), "2026-01-15 12:00 UTC");
         assert_eq!(utc.day(1_768_478_400), "2026-01-15");
+        assert_eq!(ams.show_seconds(1_768_478_409), "2026-01-15 13:00:09 CET");
         for bad in [
             "",
             "Nowhere/Atlantis",

@@ -477,6 +477,29 @@ impl Login<'_> {
         req: &Request,
         id: &mfa_model::PushId,
     ) -> Result<Decision, CoreError> {
+        Ok(self.settle_push(req, id, Ask::Policy)?.0)
+    }
+
+    /// [`Login::verify_push`] for a sign-in that must prove the key whatever the policy
+    /// would let in without one (the console's sign-in with push; see
+    /// [`Facts::code_always`]): the approval stands in for the code of
+    /// [`Login::verify_code_always`], on the same path, and an allowed sign-in gets the
+    /// [`KeyGeneration`] its session is bound to. The request must have been made by
+    /// [`crate::push::Push::start_always`].
+    pub fn verify_push_always(
+        &self,
+        req: &Request,
+        id: &mfa_model::PushId,
+    ) -> Result<(Decision, Option<KeyGeneration>), CoreError> {
+        self.settle_push(req, id, Ask::CodeAlways)
+    }
+
+    fn settle_push(
+        &self,
+        req: &Request,
+        id: &mfa_model::PushId,
+        ask: Ask,
+    ) -> Result<(Decision, Option<KeyGeneration>), CoreError> {
         let core = self.core;
         let ctx = TxEnv::of(core);
         let attempt = Attempt {
@@ -489,13 +512,17 @@ impl Login<'_> {
         core.store.transact_push(&req.user, &mut |slot, tx| {
             logged.clear();
             let push = tx.request(id)?;
-            let (d, ev, write) = push_attempt_in_tx(slot, &attempt, push.as_ref(), &ctx)
+            let (d, ev, write) = push_attempt_in_tx(slot, &attempt, push.as_ref(), &ctx, ask)
                 .map_err(StoreError::Aborted)?;
             if let Some(p) = write {
                 tx.update_request(&p)?;
             }
             logged.extend(ev);
-            out = Some(d);
+            let key = match ask {
+                Ask::CodeAlways if d.is_allowed() => slot.as_ref().and_then(KeyGeneration::of),
+                _ => None,
+            };
+            out = Some((d, key));
             Ok(logged.clone())
         })?;
         core.sink.committed(core.store.as_ref(), &logged);
@@ -616,9 +643,10 @@ pub(crate) fn push_attempt_in_tx(
     a: &Attempt,
     push: Option<&mfa_model::PushRequest>,
     ctx: &TxEnv<'_>,
+    ask: Ask,
 ) -> Result<(Decision, Option<AuditEvent>, Option<mfa_model::PushRequest>), Abort> {
     use mfa_model::PushState;
-    let (d, ev) = attempt_in_tx(slot, a, ctx, Ask::Policy)?;
+    let (d, ev) = attempt_in_tx(slot, a, ctx, ask)?;
     if d.outcome != Outcome::NeedCode {
         return Ok((d, ev, None));
     }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use data_encoding::BASE64URL_NOPAD;
 use hmac::{Hmac, KeyInit, Mac};
 use mfa_core::login::now;
-use mfa_core::{KeyGeneration, TotpSecret, UserName};
+use mfa_core::{KeyGeneration, PushId, TotpSecret, UserName};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -31,6 +31,18 @@ pub struct ShownKey {
     pub invite: [u8; 32],
     pub user: UserName,
     pub secret: TotpSecret,
+}
+
+/// The console's sign-in with push, between the password and the phone's approval: who,
+/// from where (the request is checked against both when it is settled), and the request.
+/// No one is signed in yet.
+#[derive(Clone)]
+pub struct PushWait {
+    pub user: UserName,
+    pub client: Option<std::net::IpAddr>,
+    pub id: PushId,
+    /// The number the phone asks for (number matching), shown on the waiting page.
+    pub number: Option<u8>,
 }
 
 /// Who signed in, and with which key: every action re-checks that key in the core, so a
@@ -53,6 +65,8 @@ pub struct Session {
     /// confirmed. Only here (wiped on drop, with the session); the old key holds until the
     /// new one is confirmed.
     pub replacing: Option<TotpSecret>,
+    /// The console's sign-in waiting for a phone's approval.
+    pub push_wait: Option<PushWait>,
 }
 
 struct Table {
@@ -200,6 +214,7 @@ impl Sessions {
             user: None,
             pending: None,
             replacing: None,
+            push_wait: None,
         };
         init(&mut s);
         table.map.insert(id.clone(), s);

@@ -786,3 +786,96 @@ fn a_users_phones_are_listed_and_the_help_desk_removes_one() {
         page.body
     );
 }
+
+/// An administrator signs in with the password and the phone's approval instead of a code
+/// (issue 22, "push where that exists"): the real portal delivers the request to a push
+/// service (web-push-testing), the phone approves with the number the waiting page shows,
+/// and the console opens; the approval lets one sign-in in. A denial on the phone, and a
+/// wrong password on the push path, sign in no one. Audited as every sign-in.
+#[test]
+fn an_administrator_signs_in_with_password_and_push() {
+    use mfa_e2e::phone::{OnPhone, Phone};
+    use mfa_e2e::push::{PushService, push_toml, vapid_public};
+    let service = PushService::start();
+    let f = Fixture::with(&push_toml(&service, "60s"));
+    let sub = service.subscribe(&vapid_public(&f.site));
+    let phone = Phone::register_with(&f.site.config, &f.admin.name, &f.keys[0], &sub.json);
+
+    let push_sign_in = |c: &mut Client, password: &str| {
+        let form = c.get("/admin");
+        assert!(form.body.contains("id=\"signin-push\""), "{}", form.body);
+        let csrf = form.csrf();
+        c.post(
+            "/admin",
+            &[
+                ("action", "signin"),
+                ("user", &f.admin.name),
+                ("password", password),
+                ("code", ""),
+                ("with", "push"),
+                ("csrf", &csrf),
+            ],
+        )
+    };
+    // A wrong password: no push, the push path's one refusal.
+    let mut c = f.client(7);
+    let r = push_sign_in(&mut c, "wrong");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("no phone of yours"), "{}", r.body);
+    assert!(service.notifications(&sub.client_hash).is_empty());
+
+    // The right password: the waiting page, with the number; not signed in yet.
+    let r = push_sign_in(&mut c, &f.admin.password);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let wait = c.get("/admin/push");
+    assert_eq!(wait.status, 200, "{}", wait.body);
+    assert!(
+        wait.headers.iter().any(|(k, v)| k == "refresh" && v == "3"),
+        "{:?}",
+        wait.headers
+    );
+    let number: u8 = wait
+        .body
+        .split("Enter ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number: {}", wait.body));
+    assert!(c.get("/admin/users").body.contains("id=\"signin\""));
+    let got = service.wait_for(&sub.client_hash, 1, std::time::Duration::from_secs(10));
+    let p: serde_json::Value = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(p["service"], "mfa-portal:admin");
+    let id = mfa_core::PushId::parse_hex(p["id"].as_str().unwrap()).unwrap();
+    phone.decide(&id, OnPhone::Approve(Some(number)));
+    let r = c.get("/admin/push");
+    assert_eq!(r.status, 303, "{}", r.body);
+    let users = c.get("/admin/users");
+    assert_eq!(users.status, 200, "{}", users.body);
+    assert!(users.body.contains("(administrator)"), "{}", users.body);
+    // The approval is used up: the waiting page has nothing more to give.
+    let again = c.get("/admin/push");
+    assert!(again.body.contains("id=\"signin\""), "{}", again.body);
+
+    // Denied on the phone: refused, not signed in.
+    let mut d = f.client(8);
+    let r = push_sign_in(&mut d, &f.admin.password);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let got = service.wait_for(&sub.client_hash, 2, std::time::Duration::from_secs(10));
+    let p: serde_json::Value = serde_json::from_str(&got[1]).unwrap();
+    let id = mfa_core::PushId::parse_hex(p["id"].as_str().unwrap()).unwrap();
+    phone.decide(&id, OnPhone::Deny);
+    let r = d.get("/admin/push");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("not approved on the phone"), "{}", r.body);
+    assert!(d.get("/admin/users").body.contains("id=\"signin\""));
+
+    let log = log_csv(&f.site);
+    assert!(
+        logged(&log, &f.admin.name, "mfa-portal:admin", "push_approved"),
+        "{log}"
+    );
+    assert!(
+        logged(&log, &f.admin.name, "mfa-portal:admin", "push_denied"),
+        "{log}"
+    );
+}

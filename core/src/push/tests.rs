@@ -1001,3 +1001,56 @@ fn a_service_no_longer_allowed_gets_no_push() {
     assert_eq!(out[0].request, s.id);
     assert!(out[0].targets.is_empty());
 }
+
+/// The console's sign-in with push (issue 22): on a trusted network, where `start` is not
+/// asked (the policy lets the login in without a second factor), `start_always` still
+/// sends the request, and only its approval signs in, with the key generation the session
+/// is bound to; a denial refuses; the approval lets one sign-in in.
+#[test]
+fn a_sign_in_that_always_proves_the_key_takes_an_approval_instead_of_a_code() {
+    let f = fx();
+    let (phone, dev) = f.user_with_phone("ann");
+    let mut r = req("ann", "10.1.2.3", NOW + 10);
+    r.service = Service::Other("mfa-portal:admin".into());
+    assert_eq!(push_refusal(f.start(&r, true)), PushRefusal::NotAsked);
+    f.push().heartbeat(r.now).unwrap();
+    let started = f.push().start_always(&r, true).unwrap();
+    // Waiting: no decision yet, nothing allowed.
+    let (d, key) = f.core.login().verify_push_always(&r, &started.id).unwrap();
+    assert_eq!(d.outcome, Outcome::NeedCode);
+    assert!(key.is_none());
+    f.decide(
+        &phone,
+        &started.id,
+        &dev.id,
+        PushDecision::Approve {
+            number: started.number,
+        },
+        NOW + 12,
+    )
+    .unwrap();
+    let (d, key) = f.core.login().verify_push_always(&r, &started.id).unwrap();
+    assert!(d.is_allowed(), "{d:?}");
+    assert_eq!(d.reason, Reason::PushApproved);
+    assert!(key.is_some_and(|k| {
+        k.holds(
+            &n("ann"),
+            f.core.store().user(&n("ann")).unwrap().as_ref(),
+            NOW + 12,
+        )
+        .is_ok()
+    }));
+    // One approval, one sign-in.
+    let (d, key) = f.core.login().verify_push_always(&r, &started.id).unwrap();
+    assert!(!d.is_allowed() && key.is_none(), "{d:?}");
+    // Denied on the phone: refused.
+    let mut r2 = r.clone();
+    r2.now = NOW + 20;
+    f.push().heartbeat(r2.now).unwrap();
+    let s2 = f.push().start_always(&r2, true).unwrap();
+    f.decide(&phone, &s2.id, &dev.id, PushDecision::Deny, NOW + 21)
+        .unwrap();
+    let (d, key) = f.core.login().verify_push_always(&r2, &s2.id).unwrap();
+    assert_eq!(d.reason, Reason::PushDenied);
+    assert!(key.is_none());
+}

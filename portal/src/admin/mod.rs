@@ -125,6 +125,7 @@ fn table() -> Router<Arc<Console>> {
     use handlers::{log, networks, rollout, sign_in, users};
     Router::new()
         .route(BASE, get(sign_in::home).post(sign_in::post))
+        .route(&format!("{BASE}/push"), get(sign_in::push_wait))
         .route(&format!("{BASE}/style.css"), get(style))
         .route(&format!("{BASE}/users"), get(users::list))
         .route(&format!("{BASE}/user"), get(users::page).post(users::post))

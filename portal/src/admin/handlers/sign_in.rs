@@ -8,10 +8,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use mfa_core::login::now;
-use mfa_core::{ClientAddr, CoreError, ReasonCode, Refusal, Request, Voucher};
+use mfa_core::{
+    ClientAddr, CoreError, KeyGeneration, PushState, ReasonCode, Refusal, Request, Voucher,
+};
 use zeroize::Zeroizing;
 
 use crate::admin::client::{Ctx, TZ_COOKIE};
@@ -20,12 +22,12 @@ use crate::admin::handlers::{
     signed_in,
 };
 use crate::admin::views::frame;
-use crate::admin::{BASE, Console, FRONT_END, SIGN_IN_SERVICE};
+use crate::admin::{ANONYMOUS_ACTOR, BASE, Console, FRONT_END, SIGN_IN_SERVICE};
 use crate::app::{SIGN_IN_FLOOR, blocking};
 use crate::form::{Form, read_form};
 use crate::limits::Limit;
 use crate::page::esc;
-use crate::session::SignedIn;
+use crate::session::{PushWait, SignedIn};
 use crate::zone::Zone;
 
 /// `GET /admin`: the console for a signed-in administrator, else the sign-in form.
@@ -135,13 +137,24 @@ fn form_page(con: &Console, c: &Ctx, error: Option<&str>, ok: Option<&str>) -> R
         return failure(con, c, None);
     };
     let csrf = con.sessions.csrf(&sid);
+    // The second submit button: the same form, the phone's approval instead of the code
+    // (where this portal delivers pushes).
+    let push = if con.p.vapid_public.is_some() {
+        format!(
+            " <button type=\"submit\" name=\"with\" value=\"push\" id=\"signin-push\">{}</button><p class=\"muted\">{}</p>",
+            esc(t.push_button),
+            esc(t.push_hint)
+        )
+    } else {
+        String::new()
+    };
     let note = match (error, ok) {
         (Some(e), _) => frame::note("err", e),
         (None, Some(o)) => frame::note("ok", o),
         _ => String::new(),
     };
     let body = format!(
-        "{note}<p>{}</p><form method=\"post\" action=\"{BASE}\" id=\"signin\"><input type=\"hidden\" name=\"action\" value=\"signin\"><p><label for=\"user\">{}</label><br><input id=\"user\" name=\"user\" autocomplete=\"username\" maxlength=\"256\" required autofocus></p><p><label for=\"password\">{}</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" maxlength=\"1024\" required></p><p><label for=\"code\">{}</label><br><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"16\" required></p><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+        "{note}<p>{}</p><form method=\"post\" action=\"{BASE}\" id=\"signin\"><input type=\"hidden\" name=\"action\" value=\"signin\"><p><label for=\"user\">{}</label><br><input id=\"user\" name=\"user\" autocomplete=\"username\" maxlength=\"256\" required autofocus></p><p><label for=\"password\">{}</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" maxlength=\"1024\" required></p><p><label for=\"code\">{}</label><br><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"16\"></p><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"signin-code\">{}</button>{push}</form>",
         esc(t.sign_in_intro),
         esc(t.user),
         esc(t.password),
@@ -227,13 +240,23 @@ async fn sign_in(con: &Arc<Console>, c: &Ctx, form: &Form) -> Response {
     let Some(check) = check else {
         return failure(con, c, None);
     };
+    let with_push = form.field("with").as_str() == "push" && con.p.vapid_public.is_some();
     if !check.ok {
         let r = req.clone();
         let _ = con
             .p
             .run(move |core| core.login().deny_first_factor(&r))
             .await;
-        return form_page(con, c, Some(t.wrong_sign_in), None);
+        // The push path's refusals all say the same, so this one tells no more.
+        let why = if with_push {
+            t.push_refused
+        } else {
+            t.wrong_sign_in
+        };
+        return form_page(con, c, Some(why), None);
+    }
+    if with_push {
+        return start_push(con, c, req).await;
     }
     let code = form.field("code");
     let r = req;
@@ -271,5 +294,143 @@ async fn sign_in(con: &Arc<Console>, c: &Ctx, form: &Form) -> Response {
         }
         Some(Ok(None)) => form_page(con, c, Some(t.wrong_sign_in), None),
         _ => failure(con, c, None),
+    }
+}
+
+/// Past the password, the phone instead of the code: a sign-in request that must be
+/// approved whatever the policy would let in without one (`Push::start_always`), kept in a
+/// new session that no one is signed in to yet; the browser goes to the waiting page.
+/// Every refusal (not enrolled, no phone, push blocked or rate-limited, no portal
+/// delivering) gives the push path's one refusal text, after the floor.
+async fn start_push(con: &Arc<Console>, c: &Ctx, req: Request) -> Response {
+    let t = c.t();
+    let r = req.clone();
+    let started = con
+        .p
+        .run(move |core| {
+            let admission = core.login().admit_name(&r.user, Voucher::FirstFactor)?;
+            core.push(ANONYMOUS_ACTOR)
+                .start_always(&r.admit(&admission), true)
+        })
+        .await;
+    match started {
+        Some(Ok(s)) => {
+            if let Some(sid) = c.sid() {
+                con.sessions.remove(sid);
+            }
+            let wait = PushWait {
+                user: req.user.clone(),
+                client: c.base.client,
+                id: s.id,
+                number: s.number,
+            };
+            let Some(sid) = con.sessions.create(|x| x.push_wait = Some(wait)) else {
+                return failure(con, c, None);
+            };
+            see_other_with(&push_path(c), con.session_cookie(&sid))
+        }
+        Some(Err(CoreError::Refused(_) | CoreError::BadUserName { .. })) => {
+            form_page(con, c, Some(t.push_refused), None)
+        }
+        _ => failure(con, c, None),
+    }
+}
+
+fn push_path(c: &Ctx) -> String {
+    format!("{BASE}/push?lang={}", c.lang().code())
+}
+
+/// What the waiting page found.
+enum Waited {
+    Pending,
+    SignedIn(KeyGeneration, Result<mfa_core::roles::Role, CoreError>),
+    NotApproved,
+}
+
+/// `GET /admin/push`: the sign-in waiting for the phone. While the request is pending, a
+/// page with the number to enter that reloads itself every 3 seconds (`Refresh`, no
+/// script); once it is decided, the sign-in is settled on the login path
+/// (`Login::verify_push_always`): approved, a signed-in session as a code gives; anything
+/// else, the sign-in form with why.
+pub async fn push_wait(State(con): State<Arc<Console>>, c: Ctx) -> Response {
+    let t = c.t();
+    let wait = c
+        .sid()
+        .and_then(|sid| con.sessions.with(Some(sid), |s| s.push_wait.clone()))
+        .flatten();
+    let (Some(sid), Some(w)) = (c.sid().map(str::to_string), wait) else {
+        return form(&con, &c, None);
+    };
+    let (user, client, id) = (w.user.clone(), w.client, w.id);
+    let waited = con
+        .p
+        .run(move |core| {
+            let t_now = now();
+            if core.push(ANONYMOUS_ACTOR).status(&id, t_now)? == Some(PushState::Pending) {
+                return Ok::<_, CoreError>(Waited::Pending);
+            }
+            let mut req = Request::new(&user, ClientAddr::Remote(client), SIGN_IN_SERVICE);
+            req.now = t_now;
+            let login = core.login();
+            let admission = login.admit_name(&user, Voucher::FirstFactor)?;
+            let (d, key) = login.verify_push_always(&req.admit(&admission), &id)?;
+            Ok(match key {
+                Some(k) if d.is_allowed() => {
+                    Waited::SignedIn(k, core.operator(FRONT_END, &user).role(t_now))
+                }
+                _ if d.outcome == mfa_core::Outcome::NeedCode => Waited::Pending,
+                _ => Waited::NotApproved,
+            })
+        })
+        .await;
+    match waited {
+        Some(Ok(Waited::Pending)) => {
+            let number = w
+                .number
+                .map(|n| {
+                    format!(
+                        "<p class=\"key\" id=\"push-number\">{}</p>",
+                        esc(&t.push_number.replace("{n}", &format!("{n:02}")))
+                    )
+                })
+                .unwrap_or_default();
+            let body = format!(
+                "<p id=\"push-wait\">{}</p>{number}<p><a href=\"{}\" id=\"push-continue\">{}</a> \u{b7} <a href=\"{BASE}\">{}</a></p>",
+                esc(t.push_wait_intro),
+                esc(&push_path(&c)),
+                esc(t.push_continue),
+                esc(t.cancel)
+            );
+            let mut r = frame::page(
+                &con,
+                &c,
+                StatusCode::OK,
+                t.push_wait_title,
+                &push_path(&c),
+                None,
+                &body,
+            );
+            r.headers_mut()
+                .insert(header::REFRESH, HeaderValue::from_static("3"));
+            r
+        }
+        Some(Ok(Waited::SignedIn(key, Ok(_role)))) => {
+            con.p.limits.refund(Limit::SignInUser, w.user.as_str());
+            con.sessions.remove(&sid);
+            let who = SignedIn { user: w.user, key };
+            let Some(sid) = con.sessions.create(|s| s.user = Some(who)) else {
+                return failure(&con, &c, None);
+            };
+            see_other_with(START, con.session_cookie(&sid))
+        }
+        Some(Ok(Waited::SignedIn(_, Err(CoreError::Refused(Refusal::NotAdministrator(_)))))) => {
+            con.sessions.remove(&sid);
+            not_administrator(&con, &c)
+        }
+        Some(Ok(Waited::NotApproved) | Err(CoreError::Refused(_))) => {
+            con.sessions.remove(&sid);
+            form_page(&con, &c, Some(t.push_not_approved), None)
+        }
+        _ => failure(&con, &c, None),
     }
 }

@@ -11,25 +11,27 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
 R=${2:-20}
-cargo build --release -p mfa-portal -p mfactl -p mfa-e2e --bin bench-store >/dev/null
+cargo build --release -p mfa-portal -p mfactl >/dev/null
+cargo build --release -p mfa-e2e --bin bench-store >/dev/null
 BIN=$PWD/target/release
 DIR=$(mktemp -d)
+PGDIR=$(mktemp -d)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 2; }
 AS=()
-if [ "$(id -u)" = 0 ]; then AS=(runuser -u postgres --); chown postgres: "$DIR"; chmod 755 "$DIR"; fi
+if [ "$(id -u)" = 0 ]; then AS=(runuser -u postgres --); chown postgres: "$PGDIR"; chmod 755 "$PGDIR"; fi
 PORTAL_PID=
 cleanup() {
   [ -n "$PORTAL_PID" ] && kill "$PORTAL_PID" 2>/dev/null || true
-  "${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/pg" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$DIR"
+  "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/pg" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$DIR" "$PGDIR"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PGPORT=$(free_port)
-"${AS[@]}" "$PGBIN/initdb" -D "$DIR/pg" -U mfa -A trust -E UTF8 --locale=C >/dev/null
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/pg" -l "$DIR/pg.log" -w \
-  -o "-p $PGPORT -k $DIR -c listen_addresses=127.0.0.1" start >/dev/null
+"${AS[@]}" "$PGBIN/initdb" -D "$PGDIR/pg" -U mfa -A trust -E UTF8 --locale=C >/dev/null
+"${AS[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/pg" -l "$PGDIR/pg.log" -w \
+  -o "-p $PGPORT -k $PGDIR -c listen_addresses=127.0.0.1" start >/dev/null
 "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PGPORT" -U mfa -d postgres -c "CREATE DATABASE bench"
 
 mkdir -p "$DIR/pam.d"
@@ -63,6 +65,7 @@ sslmode = \"disable\""
   cat > "$C" <<CFG
 [store]
 $STORE
+key_file = "$DIR/$engine.key"
 [audit]
 syslog = false
 [portal]
@@ -72,6 +75,7 @@ pam_service = "mfa-bench"
 [admin]
 groups = { admin = ["root"] }
 CFG
+  "$BIN/mfactl" --config "$C" init >/dev/null
   t0=$(date +%s.%N)
   "$BIN/bench-store" "$C" setup 0 "$N"
   t1=$(date +%s.%N)
@@ -101,6 +105,8 @@ CFG
     "user?name=bench500000" \
     "rollout" \
     "rollout?q=bench42" \
+    "rollout?kind=enrolled" \
+    "rollout?kind=locked" \
     "log?user=bench500000"; do
     printf '%-52s %9s %9s %9s\n' "/admin/$p" $(timed "$U/$p")
   done

@@ -82,7 +82,7 @@ CFG
   "$BIN/mfactl" --config "$C" enroll root --secret "$KEY" --no-confirm >/dev/null
   "$BIN/mfa-portal" --config "$C" --pam-confdir "$DIR/pam.d" 2>"$DIR/portal.log" &
   PORTAL_PID=$!
-  for _ in $(seq 100); do grep -q "listening on" "$DIR/portal.log" && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -qs "listening on" "$DIR/portal.log" && break; sleep 0.1; done
   U="http://127.0.0.1:$PORT/admin"
   rm -f "$DIR/jar"
   CSRF=$(curl -s -c "$DIR/jar" -b "$DIR/jar" "$U" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')

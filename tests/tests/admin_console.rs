@@ -869,7 +869,28 @@ fn an_administrator_signs_in_with_password_and_push() {
     assert!(r.body.contains("not approved on the phone"), "{}", r.body);
     assert!(d.get("/admin/users").body.contains("id=\"signin\""));
 
+    // Someone with no phone: the same refusal as a wrong password, audited.
+    let mut h = f.client(9);
+    let csrf = h.get("/admin").csrf();
+    let r = h.post(
+        "/admin",
+        &[
+            ("action", "signin"),
+            ("user", &f.hd.name),
+            ("password", &f.hd.password),
+            ("code", ""),
+            ("with", "push"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("no phone of yours"), "{}", r.body);
+
     let log = log_csv(&f.site);
+    assert!(
+        logged(&log, &f.hd.name, "mfa-portal:admin", "push_no_device"),
+        "{log}"
+    );
     assert!(
         logged(&log, &f.admin.name, "mfa-portal:admin", "push_approved"),
         "{log}"

@@ -11,8 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use mfa_core::login::now;
+use mfa_core::policy::push_refusal_code;
 use mfa_core::{
-    ClientAddr, CoreError, KeyGeneration, PushState, ReasonCode, Refusal, Request, Voucher,
+    ClientAddr, CoreError, KeyGeneration, PushRefusal, PushState, ReasonCode, Refusal, Request,
+    Voucher,
 };
 use zeroize::Zeroizing;
 
@@ -329,7 +331,17 @@ async fn start_push(con: &Arc<Console>, c: &Ctx, req: Request) -> Response {
             };
             see_other_with(&push_path(c), con.session_cookie(&sid))
         }
-        Some(Err(CoreError::Refused(_) | CoreError::BadUserName { .. })) => {
+        Some(Err(e @ (CoreError::Refused(_) | CoreError::BadUserName { .. }))) => {
+            // The core audits the refusals it counts (blocked, rate); the others here, so
+            // every sign-in past the password is in the trail.
+            if let CoreError::Refused(Refusal::Push(p)) = e
+                && !matches!(
+                    p,
+                    PushRefusal::Blocked { .. } | PushRefusal::RateLimited { .. }
+                )
+            {
+                audit_refusal(con, c, Some(&req.user), None, push_refusal_code(p)).await;
+            }
             form_page(con, c, Some(t.push_refused), None)
         }
         _ => failure(con, c, None),

@@ -246,10 +246,19 @@ fn a_push_reaches_an_independent_push_service_signed_encrypted_and_approves_once
         ]
     );
     // Marked sent in the store (out of the outbox), still pending.
+    // The portal marks it sent once the push service answered, which is just after the
+    // service has it: looked at for up to 10 s (this raced under load).
     let core = core_of(&site);
     let rid = PushId::parse_hex(&id).unwrap();
-    let outbox = core.push("test").outbox(mfa_e2e::unix_now(), 100).unwrap();
-    assert!(outbox.iter().all(|o| o.request != rid), "{outbox:?}");
+    let start = Instant::now();
+    loop {
+        let outbox = core.push("test").outbox(mfa_e2e::unix_now(), 100).unwrap();
+        if outbox.iter().all(|o| o.request != rid) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{outbox:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     wait_state(&site, &id, "pending");
 
     // The approval page shows the request, with the number field and its own script.

@@ -16,7 +16,8 @@ PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradi
       openssh-server openssh-client expect libpam-wrapper libpamtest0-dev
       libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin
       radsecproxy openssl postgresql chromium
-      lintian systemd man-db dpkg-dev binutils libpam-runtime debootstrap)
+      lintian systemd man-db dpkg-dev binutils libpam-runtime debootstrap
+      ocserv openconnect openvpn openvpn-auth-radius)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -39,6 +40,9 @@ if [ "$(id -u)" = 0 ]; then
   systemctl disable --now radsecproxy >/dev/null 2>&1 || service radsecproxy stop >/dev/null 2>&1 || true
   # Likewise the PostgreSQL package's own cluster on :5432.
   systemctl disable --now postgresql >/dev/null 2>&1 || service postgresql stop >/dev/null 2>&1 || true
+  # And ocserv's on :443; tests/tests/gateways.rs runs its own ocserv and OpenVPN in
+  # network namespaces of its own.
+  systemctl disable --now ocserv.socket ocserv >/dev/null 2>&1 || service ocserv stop >/dev/null 2>&1 || true
 else
   echo "Not root: assuming the test peers are installed (${PKGS[*]} nodejs npm)." >&2
 fi
@@ -52,4 +56,4 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.88 or new
 cargo fmt --all -- --check
 cargo build --workspace --all-targets --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -84,6 +84,7 @@ trusted_networks = ["10.0.0.0/8"]
 syslog = false
 [radius]
 listen = ["127.0.0.1:$2"]
+accounting_listen = []   # not measured; the default (the next port) is FreeRADIUS's here
 ${4:-}
 mode = "code-only"
 first_factor = "none"

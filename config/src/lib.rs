@@ -9,6 +9,7 @@ mod error;
 pub mod files;
 mod lenient;
 mod locate;
+mod logo;
 mod push;
 mod schema;
 mod secret_file;
@@ -22,6 +23,7 @@ pub use edit::{
 };
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path, path_string};
+pub use logo::{LOGO_MAX_BYTES, Logo, read_logo};
 pub use push::{
     ClientPush, DEFAULT_PUSH_SERVICES, DEFAULT_VAPID_KEY_FILE, PushConfig, PushMode, PushRate,
 };
@@ -190,9 +192,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     if cfg.push.vapid_key_file.is_relative() && !cfg.push.vapid_key_file.as_os_str().is_empty() {
         cfg.push.vapid_key_file = base.join(&cfg.push.vapid_key_file);
     }
-    for f in [&mut cfg.portal.tls_cert, &mut cfg.portal.tls_key]
-        .into_iter()
-        .flatten()
+    for f in [
+        &mut cfg.portal.tls_cert,
+        &mut cfg.portal.tls_key,
+        &mut cfg.portal.logo,
+    ]
+    .into_iter()
+    .flatten()
     {
         if f.is_relative() && !f.as_os_str().is_empty() {
             *f = base.join(&*f);
@@ -287,8 +293,8 @@ impl Config {
     }
 
     /// Problems that only show when files named by the config are read (`config check`):
-    /// every `secret_file` (missing, unsafe, unreadable, empty) and the store's files
-    /// (directory, database, `-wal` and `-shm`) where they exist.
+    /// every `secret_file` (missing, unsafe, unreadable, empty), the store's files
+    /// (directory, database, `-wal` and `-shm`) where they exist, and the portal's logo.
     pub fn check_referenced_files(&self) -> Vec<Problem> {
         let text = std::fs::read_to_string(&self.source).unwrap_or_default();
         let mut out = self.secret_file_problems(&text, true);
@@ -333,6 +339,17 @@ impl Config {
                     });
                 }
             }
+        }
+        if let Some(logo) = &self.portal.logo
+            && let Err(e) = read_logo(logo)
+        {
+            let path = [k("portal"), k("logo")];
+            out.push(Problem {
+                file: self.source.clone(),
+                line: line_of_path(&text, &path),
+                key: Some(path_string(&path)),
+                message: e,
+            });
         }
         if let Some(r) = &self.remote
             && let Err(e) = r.load_secret()
@@ -1045,6 +1062,57 @@ secret_file = "/etc/mfa/remote.secret"
             "{e}"
         );
         assert!(e.problems[0].message.contains("\"OTHER\""), "{e}");
+    }
+
+    /// Issue 21: accounting is answered by default on the port after each `listen` one,
+    /// on the addresses given, or not at all with `[]`; a port `listen` has is refused.
+    #[test]
+    fn accounting_listen_defaults_to_the_next_port_and_never_shares_one() {
+        let addrs = |t: &str| parse_str(t).unwrap().radius.accounting_addresses();
+        let d = addrs("");
+        assert_eq!(d.addresses, ["0.0.0.0:1813".parse().unwrap()]);
+        assert!(!d.explicit);
+        let two = addrs("[radius]\nlisten = [\"127.0.0.1:11812\", \"[::1]:1645\"]\n");
+        let want: Vec<std::net::SocketAddr> = vec![
+            "127.0.0.1:11813".parse().unwrap(),
+            "[::1]:1646".parse().unwrap(),
+        ];
+        assert_eq!(two.addresses, want);
+        let given = addrs("[radius]\naccounting_listen = [\"192.0.2.1:1813\"]\n");
+        assert_eq!(given.addresses, ["192.0.2.1:1813".parse().unwrap()]);
+        assert!(given.explicit);
+        let off = addrs("[radius]\naccounting_listen = []\n");
+        assert!(off.addresses.is_empty() && off.explicit);
+
+        for (text, why) in [
+            (
+                "[radius]\nlisten = [\"0.0.0.0:1812\"]\naccounting_listen = [\"0.0.0.0:1812\"]\n",
+                "0.0.0.0:1812 is also in listen: accounting needs a port of its own",
+            ),
+            (
+                "[radius]\nlisten = [\"0.0.0.0:1812\", \"0.0.0.0:1813\"]\n",
+                "not set, so each listen address's port plus one, which gives 0.0.0.0:1813, already in listen: set accounting_listen (or [] for no accounting)",
+            ),
+            (
+                "[radius]\nlisten = [\"0.0.0.0:65535\"]\n",
+                "not set, so each listen address's port plus one, but 0.0.0.0:65535 has no next port: set accounting_listen (or [] for no accounting)",
+            ),
+            (
+                "[radius]\naccounting_listen = [\"0.0.0.0:1813\", \"0.0.0.0:1813\"]\n",
+                "0.0.0.0:1813 is listed twice",
+            ),
+        ] {
+            let e = parse_str(text).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{e}");
+            assert_eq!(
+                e.problems[0].key.as_deref(),
+                Some("radius.accounting_listen"),
+                "{e}"
+            );
+            assert_eq!(e.problems[0].message, why);
+        }
+        // Listening on 1813 is fine with accounting elsewhere.
+        parse_str("[radius]\nlisten = [\"0.0.0.0:1812\", \"0.0.0.0:1813\"]\naccounting_listen = [\"0.0.0.0:1814\"]\n").unwrap();
     }
 
     #[test]

@@ -314,6 +314,10 @@ pub enum ClientIpAttribute {
 #[serde(deny_unknown_fields, default)]
 pub struct RadiusConfig {
     pub listen: Vec<SocketAddr>,
+    /// Where Accounting-Requests (RFC 2866) are answered, from the same clients. Absent:
+    /// each `listen` address with the port after its own (1812 gives 1813, as RADIUS pairs
+    /// them); `[]`: accounting is not answered. See [`RadiusConfig::accounting_addresses`].
+    pub accounting_listen: Option<Vec<SocketAddr>>,
     pub mode: RadiusMode,
     pub first_factor: FirstFactor,
     pub pam_service: String,
@@ -345,6 +349,7 @@ impl Default for RadiusConfig {
     fn default() -> Self {
         Self {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 1812))],
+            accounting_listen: None,
             mode: RadiusMode::Challenge,
             first_factor: FirstFactor::Pam,
             pam_service: "mfa-radius".into(),
@@ -411,7 +416,40 @@ pub struct ClientSettings {
     pub require_message_authenticator: bool,
 }
 
+/// Where the daemon answers accounting, and whether the administrator said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountingAddresses {
+    pub addresses: Vec<SocketAddr>,
+    /// `accounting_listen` was set: an address that cannot be bound stops the start, as a
+    /// `listen` one does. Derived from `listen`, it is a warning, so that a host where
+    /// something else holds the next port keeps its authentication.
+    pub explicit: bool,
+}
+
 impl RadiusConfig {
+    /// Where Accounting-Requests are answered: `accounting_listen` where set, else each
+    /// `listen` address with the port after its own (none after port 65535: validation
+    /// refuses that).
+    pub fn accounting_addresses(&self) -> AccountingAddresses {
+        match &self.accounting_listen {
+            Some(a) => AccountingAddresses {
+                addresses: a.clone(),
+                explicit: true,
+            },
+            None => AccountingAddresses {
+                addresses: self
+                    .listen
+                    .iter()
+                    .filter_map(|l| {
+                        let port = l.port().checked_add(1)?;
+                        Some(SocketAddr::new(l.ip(), port))
+                    })
+                    .collect(),
+                explicit: false,
+            },
+        }
+    }
+
     /// The effective settings of client `c`.
     pub fn settings_for(&self, c: &RadiusClient) -> ClientSettings {
         let kind = self.kind_of(c);
@@ -486,6 +524,12 @@ pub struct PortalConfig {
     pub connections_per_address: usize,
     /// Prometheus metrics (`GET /metrics`) on this loopback address; off when absent.
     pub metrics_listen: Option<SocketAddr>,
+    /// The organisation's name, at the top of every page beside its logo: users should see
+    /// whose page asks for their password and code.
+    pub organisation: Option<String>,
+    /// The organisation's logo (PNG, JPEG, GIF, WebP or SVG, at most [`crate::LOGO_MAX_BYTES`]),
+    /// served by the portal itself at `/logo`; checked by [`crate::read_logo`].
+    pub logo: Option<PathBuf>,
 }
 
 impl Default for PortalConfig {
@@ -504,6 +548,8 @@ impl Default for PortalConfig {
             max_connections: 1024,
             connections_per_address: 64,
             metrics_listen: None,
+            organisation: None,
+            logo: None,
         }
     }
 }

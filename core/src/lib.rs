@@ -22,6 +22,7 @@ pub mod push;
 pub mod report;
 pub mod roles;
 pub mod secret;
+pub mod session;
 pub mod totp;
 pub mod verify;
 

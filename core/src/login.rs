@@ -546,7 +546,7 @@ impl Login<'_> {
         Ok(d)
     }
 
-    fn append(&self, ev: AuditEvent) -> Result<(), CoreError> {
+    pub(crate) fn append(&self, ev: AuditEvent) -> Result<(), CoreError> {
         let events = std::slice::from_ref(&ev);
         self.core.store.append_audit(events)?;
         self.core.sink.committed(self.core.store.as_ref(), events);

@@ -1,12 +1,15 @@
 //! Feeds arbitrary datagrams through everything the daemon does to an untrusted packet before
 //! it knows the sender: parse, Message-Authenticator check, password unhiding, reply encoding,
-//! and what either end of a PAM host's conversation reads (`pam_host`).
+//! what either end of a PAM host's conversation reads (`pam_host`), and accounting: the
+//! Request Authenticator check, the report read from it, the Accounting-Response.
 //! Only the protocol crate is linked: the daemon's runtime, store and PAM are not under test.
 //! Run: `cd fuzz && cargo +nightly fuzz run radius_packet`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mfa_radius_proto::{AttrType, Builder, Code, Packet, pam_host, unhide_password};
+use mfa_radius_proto::{
+    AccountingMa, AttrType, Builder, Code, Packet, accounting, pam_host, unhide_password,
+};
 
 fuzz_target!(|data: &[u8]| {
     let secret = b"fuzz-secret";
@@ -21,6 +24,26 @@ fuzz_target!(|data: &[u8]| {
     let _ = p.attrs(AttrType::PROXY_STATE).count();
     let _ = pam_host::read_request(&p);
     let _ = pam_host::read_reply(&p);
+    let _ = p.verify_accounting_request(secret);
+    let _ = p.verify_accounting_response(secret, &p.authenticator);
+    let _ = accounting::read_report(&p);
+    for form in [AccountingMa::ZeroVector, AccountingMa::Authenticator] {
+        if let Ok(out) = Builder::reply(Code::ACCOUNTING_RESPONSE, &p).encode_accounting_response(
+            secret,
+            &p.authenticator,
+            form,
+        ) {
+            // The form is told apart, but over a request authenticator of zeros the two
+            // forms are one.
+            let back = Packet::parse(&out).ok();
+            assert!(back.is_some_and(|r| {
+                match r.verify_accounting_response(secret, &p.authenticator) {
+                    Ok(got) => got == form || p.authenticator == [0u8; 16],
+                    Err(_) => false,
+                }
+            }));
+        }
+    }
     if let Ok(out) = Builder::reply(Code::ACCESS_REJECT, &p).encode_reply(secret, &p.authenticator)
     {
         // Whatever we encode must parse back and verify.

@@ -47,7 +47,8 @@ macro_rules! codes {
 }
 
 codes! {
-    /// An administrator's action, as the audit trail records it.
+    /// What an audit event records besides a login's decision: an administrator's action,
+    /// or a gateway's report of a user's session (`Session`).
     Action {
         Enroll = "enroll",
         ReEnroll = "re-enroll",
@@ -64,6 +65,9 @@ codes! {
         Remove = "remove",
         Seal = "seal",
         Rekey = "rekey",
+        /// A gateway reported a user's session (RADIUS accounting): `session_start`,
+        /// `session_stop`, `session_interim`.
+        Session = "session",
         /// A sign-in request (push): written, decided on the phone, delivered or not.
         Push = "push",
         /// A phone registered for approvals, or removed.
@@ -108,6 +112,10 @@ codes! {
         InternalError = "internal_error",
         ServerAccepted = "server_accepted",
         ServerRejected = "server_rejected",
+        // Gateway sessions (RADIUS accounting): who was connected when.
+        SessionStart = "session_start",
+        SessionStop = "session_stop",
+        SessionInterim = "session_interim",
         // Push approval: a login's decision on a request, and what happened to the request.
         /// A sign-in request was written for the portal to deliver.
         PushSent = "push_sent",

@@ -68,6 +68,9 @@ fn reason_pair(r: ReasonCode) -> Option<(&'static str, &'static str)> {
             "geaccepteerd door de MFA-server",
         ),
         ReasonCode::ServerRejected => ("refused by the MFA server", "geweigerd door de MFA-server"),
+        ReasonCode::SessionStart => ("session started", "sessie begonnen"),
+        ReasonCode::SessionStop => ("session ended", "sessie beëindigd"),
+        ReasonCode::SessionInterim => ("session still open", "sessie nog open"),
         ReasonCode::PushSent => (
             "approval requested on the phone",
             "goedkeuring gevraagd op de telefoon",
@@ -190,6 +193,7 @@ fn action_pair(a: Action) -> Option<(&'static str, &'static str)> {
         Action::Push => ("Push", "Push"),
         Action::PushDevice => ("Phone", "Telefoon"),
         Action::Config => ("Configuration", "Configuratie"),
+        Action::Session => ("Gateway session", "Gatewaysessie"),
         _ => return None,
     })
 }

@@ -5,7 +5,7 @@
 #[cfg(doc)]
 use super::PacketBuf;
 use super::crypto::{message_authenticator_parts, response_authenticator_parts};
-use super::{AttrType, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet};
+use super::{AccountingMa, AttrType, Code, MAX_ATTR_VALUE, MAX_PACKET, Packet};
 
 /// Why a packet could not be encoded. These are programming or configuration errors (a
 /// Reply-Message too long for one packet), never caused by the peer alone.
@@ -151,6 +151,39 @@ impl Builder {
         Ok(out)
     }
 
+    /// Encodes an Accounting-Response to the Accounting-Request whose authenticator is
+    /// `request_authenticator`, its Message-Authenticator (where the builder has one) in
+    /// `form`, the form the request came in ([`AccountingMa`]); then the Response
+    /// Authenticator over the result and the Request Authenticator (RFC 2866 §3).
+    pub fn encode_accounting_response(
+        &self,
+        secret: &[u8],
+        request_authenticator: &[u8; 16],
+        form: AccountingMa,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let signed_over = match form {
+            AccountingMa::ZeroVector => [0u8; 16],
+            AccountingMa::Authenticator => *request_authenticator,
+        };
+        let (mut out, at) = self.assemble(&signed_over)?;
+        Self::sign_ma(&mut out, at, secret)?;
+        if let Some(slot) = out.get_mut(4..20) {
+            slot.copy_from_slice(request_authenticator);
+        }
+        let resp = response_authenticator_parts(&[&out], secret);
+        if let Some(slot) = out.get_mut(4..20) {
+            slot.copy_from_slice(&resp);
+        }
+        Ok(out)
+    }
+
+    /// The same packet without Message-Authenticator: the answer to an Accounting-Request
+    /// that carried none (nothing says which form its sender would check).
+    pub fn without_message_authenticator(&mut self) -> &mut Self {
+        self.with_message_authenticator = false;
+        self
+    }
+
     /// Encodes a request with the given Request Authenticator (random for Access-Request).
     pub fn encode_request(
         &self,
@@ -159,6 +192,20 @@ impl Builder {
     ) -> Result<Vec<u8>, EncodeError> {
         let (mut out, at) = self.assemble(authenticator)?;
         Self::sign_ma(&mut out, at, secret)?;
+        Ok(out)
+    }
+
+    /// Encodes an Accounting-Request (RFC 2866 §3): the Message-Authenticator (where the
+    /// builder has one) over the packet with 16 zero octets as its authenticator, then the
+    /// Request Authenticator, MD5 over that packet and the secret. Nothing random: the
+    /// packet's octets and the secret fix it.
+    pub fn encode_accounting_request(&self, secret: &[u8]) -> Result<Vec<u8>, EncodeError> {
+        let (mut out, at) = self.assemble(&[0u8; 16])?;
+        Self::sign_ma(&mut out, at, secret)?;
+        let ra = response_authenticator_parts(&[&out], secret);
+        if let Some(slot) = out.get_mut(4..20) {
+            slot.copy_from_slice(&ra);
+        }
         Ok(out)
     }
 }

@@ -1,6 +1,6 @@
-//! The RADIUS protocol (RFC 2865, Message-Authenticator from RFC 3579 §3.2, Status-Server from
-//! RFC 5997, packets on a stream for RadSec from RFC 6613/6614) as pure functions over byte
-//! slices: no sockets, no clocks, no policy.
+//! The RADIUS protocol (RFC 2865, Message-Authenticator from RFC 3579 §3.2, accounting from
+//! RFC 2866, Status-Server from RFC 5997, packets on a stream for RadSec from RFC 6613/6614)
+//! as pure functions over byte slices: no sockets, no clocks, no policy.
 //!
 //! Written in the project rather than taken from the crates.io `radius` crate: its 0.4.0 request
 //! check returns true for every Access-Request whatever the shared secret, and it has no
@@ -17,6 +17,7 @@
 //! whose conversation with the daemon is written once, for both ends, in [`pam_host`].
 #![forbid(unsafe_code)]
 
+pub mod accounting;
 mod buf;
 mod build;
 mod crypto;
@@ -102,6 +103,15 @@ impl AttrType {
     pub const CALLING_STATION_ID: AttrType = AttrType(31);
     pub const NAS_IDENTIFIER: AttrType = AttrType(32);
     pub const PROXY_STATE: AttrType = AttrType(33);
+    pub const ACCT_STATUS_TYPE: AttrType = AttrType(40);
+    pub const ACCT_DELAY_TIME: AttrType = AttrType(41);
+    pub const ACCT_INPUT_OCTETS: AttrType = AttrType(42);
+    pub const ACCT_OUTPUT_OCTETS: AttrType = AttrType(43);
+    pub const ACCT_SESSION_ID: AttrType = AttrType(44);
+    pub const ACCT_SESSION_TIME: AttrType = AttrType(46);
+    pub const ACCT_TERMINATE_CAUSE: AttrType = AttrType(49);
+    pub const ACCT_INPUT_GIGAWORDS: AttrType = AttrType(52);
+    pub const ACCT_OUTPUT_GIGAWORDS: AttrType = AttrType(53);
     pub const NAS_PORT_TYPE: AttrType = AttrType(61);
     pub const TUNNEL_CLIENT_ENDPOINT: AttrType = AttrType(66);
     pub const EAP_MESSAGE: AttrType = AttrType(79);
@@ -127,6 +137,15 @@ impl AttrType {
             31 => "Calling-Station-Id",
             32 => "NAS-Identifier",
             33 => "Proxy-State",
+            40 => "Acct-Status-Type",
+            41 => "Acct-Delay-Time",
+            42 => "Acct-Input-Octets",
+            43 => "Acct-Output-Octets",
+            44 => "Acct-Session-Id",
+            46 => "Acct-Session-Time",
+            49 => "Acct-Terminate-Cause",
+            52 => "Acct-Input-Gigawords",
+            53 => "Acct-Output-Gigawords",
             61 => "NAS-Port-Type",
             66 => "Tunnel-Client-Endpoint",
             79 => "EAP-Message",
@@ -211,6 +230,21 @@ impl fmt::Display for DecodeError {
 /// Nothing underneath: the cause is the octets themselves, so `source()` is `None`.
 impl std::error::Error for DecodeError {}
 
+/// How the Message-Authenticator of an Accounting-Response is computed. RFC 3579 defines it
+/// for access only, and implementations differ: FreeRADIUS (and its radclient) computes it
+/// with 16 zero octets in place of the authenticator, as for the request; radsecproxy with
+/// the request's Request Authenticator, as for an Access-Accept. Each refuses the other's.
+/// A client may accept either (both are an HMAC of the whole packet under the shared
+/// secret); a server answers a request that carried one in the zero-vector form, the only
+/// form the request itself can carry, and a request that carried none without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountingMa {
+    /// Over 16 zero octets in place of the authenticator (FreeRADIUS).
+    ZeroVector,
+    /// Over the packet with the request's Request Authenticator (radsecproxy).
+    Authenticator,
+}
+
 /// Why a packet that parsed is not to be believed. Kept apart from [`DecodeError`] because
 /// only the receiver, holding the shared secret, can tell, and because a server may treat a
 /// missing Message-Authenticator (a legacy client, allowed by configuration) differently from
@@ -224,6 +258,9 @@ pub enum VerifyError {
     BadMessageAuthenticator,
     /// A reply whose Response Authenticator does not match the request and the shared secret.
     BadResponseAuthenticator,
+    /// An Accounting-Request whose Request Authenticator is not the MD5 of the packet and the
+    /// shared secret (RFC 2866 §3): another secret, or altered octets.
+    BadRequestAuthenticator,
 }
 
 impl fmt::Display for VerifyError {
@@ -232,6 +269,7 @@ impl fmt::Display for VerifyError {
             VerifyError::MissingMessageAuthenticator => "no Message-Authenticator",
             VerifyError::BadMessageAuthenticator => "wrong Message-Authenticator",
             VerifyError::BadResponseAuthenticator => "wrong Response Authenticator",
+            VerifyError::BadRequestAuthenticator => "wrong Request Authenticator",
         })
     }
 }

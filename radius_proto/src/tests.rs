@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod accounting;
 mod frame;
 mod roundtrip;
 
@@ -390,6 +391,16 @@ fn radclient_exchange(
     client_secret: &str,
     reply: impl FnOnce(&Packet<'_>) -> Vec<u8>,
 ) -> (Vec<u8>, std::process::Output) {
+    radclient_exchange_cmd("auth", attrs, client_secret, reply)
+}
+
+/// [`radclient_exchange`] with radclient's command (`auth`, `acct`, `status`).
+fn radclient_exchange_cmd(
+    cmd: &str,
+    attrs: &str,
+    client_secret: &str,
+    reply: impl FnOnce(&Packet<'_>) -> Vec<u8>,
+) -> (Vec<u8>, std::process::Output) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -397,7 +408,7 @@ fn radclient_exchange(
     let mut child = Command::new("radclient")
         .args(["-x", "-r", "1", "-t", "3"])
         .arg(format!("127.0.0.1:{port}"))
-        .args(["auth", client_secret])
+        .args([cmd, client_secret])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -8,16 +8,19 @@ use mfa_config::{ClientKind, ClientSettings};
 use mfa_core::ClientAddr;
 use mfa_core::policy::{Decision, Outcome, Reason};
 use mfa_radius_proto::pam_host::{self, ChallengePush};
-use mfa_radius_proto::{AttrType, Builder, Code, EncodeError, Packet};
+use mfa_radius_proto::{AccountingMa, AttrType, Builder, Code, EncodeError, Packet};
 
+use crate::admission::Port;
 use crate::attrs::add_pam_host_reason;
+use crate::challenge::WireState;
 
 /// What to answer and what to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Answer {
     pub(crate) code: Code,
     pub(crate) message: Option<String>,
-    pub(crate) state: Option<[u8; 16]>,
+    /// A challenge's State, as text ([`crate::challenge`] says why).
+    pub(crate) state: Option<WireState>,
     /// PAM's failure delay, slept asynchronously before a Reject.
     pub(crate) delay: Duration,
     pub(crate) reason: Reason,
@@ -61,7 +64,7 @@ impl Answer {
     }
 
     /// An Access-Challenge carrying a fresh State: the first round of challenge mode.
-    pub(crate) fn challenge(state: [u8; 16]) -> Self {
+    pub(crate) fn challenge(state: WireState) -> Self {
         Answer {
             code: Code::ACCESS_CHALLENGE,
             message: Some(mfa_core::login::CODE_CHALLENGE.into()),
@@ -122,12 +125,37 @@ pub(crate) fn bare_reject(request: &Packet<'_>, secret: &[u8]) -> Option<Vec<u8>
         .ok()
 }
 
-/// RFC 5997: a Status-Server is answered with an Access-Accept, and nothing is looked up.
+/// RFC 5997: a Status-Server is answered with an Access-Accept, on an accounting port with
+/// an Accounting-Response (§3), and nothing is looked up. Either is signed as a reply to a
+/// request with a random authenticator (§4: the Status-Server's, not the zero vector).
 pub(crate) fn status_server_reply(
     request: &Packet<'_>,
     secret: &[u8],
+    port: Port,
 ) -> Result<Vec<u8>, EncodeError> {
-    Builder::reply(Code::ACCESS_ACCEPT, request).encode_reply(secret, &request.authenticator)
+    let code = if port == Port::Accounting {
+        Code::ACCOUNTING_RESPONSE
+    } else {
+        Code::ACCESS_ACCEPT
+    };
+    Builder::reply(code, request).encode_reply(secret, &request.authenticator)
+}
+
+/// RFC 2866: the Accounting-Response to a recorded Accounting-Request, Proxy-State copied
+/// back. Message-Authenticator (first) where the request had one, in the zero-vector form
+/// the request's was in; none where it had none: implementations disagree on the form for
+/// a response ([`AccountingMa`]), a gateway that sends none checks none, and an
+/// Accounting-Response grants nothing a forgery could use (BlastRADIUS is about
+/// Access-Accept).
+pub(crate) fn accounting_response(
+    request: &Packet<'_>,
+    secret: &[u8],
+) -> Result<Vec<u8>, EncodeError> {
+    let mut b = Builder::reply(Code::ACCOUNTING_RESPONSE, request);
+    if !request.has_message_authenticator() {
+        b.without_message_authenticator();
+    }
+    b.encode_accounting_response(secret, &request.authenticator, AccountingMa::ZeroVector)
 }
 
 #[cfg(test)]
@@ -187,7 +215,7 @@ mod tests {
         assert_eq!(need.code, Code::ACCESS_REJECT);
         let probe = Answer::reject(Reason::InvalidUserName);
         assert_eq!(probe.message, None);
-        let c = Answer::challenge([5; 16]);
+        let c = Answer::challenge([b'5'; 32]);
         assert_eq!((c.code, c.outcome()), (Code::ACCESS_CHALLENGE, "challenge"));
         assert_eq!(c.reason, Reason::CodeRequired);
     }
@@ -197,12 +225,12 @@ mod tests {
         let raw = request();
         let req = Packet::parse(&raw).unwrap();
 
-        let bytes = Answer::challenge([5; 16])
+        let bytes = Answer::challenge([b'5'; 32])
             .encode(&req, SECRET, &gateway())
             .unwrap();
         let p = reply_to(&req, &bytes);
         assert_eq!(p.code, Code::ACCESS_CHALLENGE);
-        assert_eq!(p.attr(AttrType::STATE), Some(&[5u8; 16][..]));
+        assert_eq!(p.attr(AttrType::STATE), Some(&[b'5'; 32][..]));
         assert_eq!(
             p.attr(AttrType::REPLY_MESSAGE),
             Some(mfa_core::login::CODE_CHALLENGE.as_bytes())
@@ -223,8 +251,43 @@ mod tests {
         let p = reply_to(&req, &bytes);
         assert_eq!(p.count(AttrType::REPLY_MESSAGE), 3);
 
-        let bytes = status_server_reply(&req, SECRET).unwrap();
+        let bytes = status_server_reply(&req, SECRET, Port::Access).unwrap();
         assert_eq!(reply_to(&req, &bytes).code, Code::ACCESS_ACCEPT);
+        let bytes = status_server_reply(&req, SECRET, Port::RadSec).unwrap();
+        assert_eq!(reply_to(&req, &bytes).code, Code::ACCESS_ACCEPT);
+        let bytes = status_server_reply(&req, SECRET, Port::Accounting).unwrap();
+        assert_eq!(reply_to(&req, &bytes).code, Code::ACCOUNTING_RESPONSE);
+    }
+
+    #[test]
+    fn an_accounting_response_answers_its_request() {
+        for with_ma in [true, false] {
+            let mut b = Builder::request(Code::ACCOUNTING_REQUEST, 42, with_ma);
+            b.add(AttrType::ACCT_STATUS_TYPE, &2u32.to_be_bytes())
+                .unwrap();
+            b.add(AttrType::PROXY_STATE, b"one").unwrap();
+            let raw = b.encode_accounting_request(SECRET).unwrap();
+            let req = Packet::parse(&raw).unwrap();
+            let bytes = accounting_response(&req, SECRET).unwrap();
+            let p = Packet::parse(&bytes).unwrap();
+            assert_eq!((p.code, p.identifier), (Code::ACCOUNTING_RESPONSE, 42));
+            assert_eq!(p.attr(AttrType::PROXY_STATE), Some(&b"one"[..]));
+            if with_ma {
+                assert_eq!(
+                    p.verify_accounting_response(SECRET, &req.authenticator),
+                    Ok(AccountingMa::ZeroVector)
+                );
+                assert_eq!(
+                    p.attributes().first().map(|a| a.typ),
+                    Some(AttrType::MESSAGE_AUTHENTICATOR)
+                );
+            } else {
+                assert_eq!(
+                    p.verify_accounting_response(SECRET, &req.authenticator),
+                    Err(mfa_radius_proto::VerifyError::MissingMessageAuthenticator)
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,14 @@
-//! Pending Access-Challenges. A State is 16 random octets, answered at most once, within
+//! Pending Access-Challenges. A State is 128 random bits, answered at most once, within
 //! `challenge_timeout`, by the same client (and host) for the same user and service; the
 //! client IP seen in the first round is carried over because gateways often omit it in the
 //! second.
+//!
+//! On the wire the State is those bits as 32 lowercase hex digits, not the 16 raw octets:
+//! RFC 2865 makes it opaque octets, but gateways keep it as text. ocserv (through radcli)
+//! stores it as a C string, so a State with a zero octet among 16 random ones (one in 16)
+//! came back cut short and a user who typed the right code got `unknown_or_expired_state`.
+//! Hex has no zero octet, no space and no quote, so it survives every gateway that treats it
+//! as a string; only the exact text the daemon sent redeems.
 //!
 //! The table is bounded in total, per client entry, per host and per user, so neither one
 //! account (a user starting login after login) nor one gateway can fill it and turn every
@@ -21,7 +28,42 @@ use std::time::Instant;
 use mfa_core::{ClientAddr, PushId};
 use subtle::ConstantTimeEq;
 
-pub const STATE_LEN: usize = 16;
+/// The random bits of a State, in octets.
+const RANDOM_LEN: usize = 16;
+/// A State on the wire: [`RANDOM_LEN`] octets as lowercase hex digits.
+pub const STATE_LEN: usize = 2 * RANDOM_LEN;
+
+/// A State as the daemon sends it: the random bits as lowercase hex, printable text.
+pub type WireState = [u8; STATE_LEN];
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn to_wire(bits: &[u8; RANDOM_LEN]) -> WireState {
+    let mut out = [0u8; STATE_LEN];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bits) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
+    }
+    out
+}
+
+/// The random bits of a State exactly as [`to_wire`] wrote them: 32 lowercase hex digits,
+/// nothing else (no upper case, no raw octets), so only the text the daemon sent redeems.
+fn from_wire(state: &[u8]) -> Option<[u8; RANDOM_LEN]> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if state.len() != STATE_LEN {
+        return None;
+    }
+    let mut bits = [0u8; RANDOM_LEN];
+    for (b, pair) in bits.iter_mut().zip(state.chunks_exact(2)) {
+        *b = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(bits)
+}
 
 /// Who asked for a challenge, as the daemon established it: the configured client entry,
 /// and the host's source address where that entry covers several hosts.
@@ -73,9 +115,10 @@ pub const PER_USER: usize = 4;
 
 #[derive(Debug)]
 pub struct Challenges {
-    map: HashMap<[u8; STATE_LEN], PendingChallenge>,
+    /// By the State's random bits.
+    map: HashMap<[u8; RANDOM_LEN], PendingChallenge>,
     /// Each (asker, user)'s States, oldest first.
-    by_user: HashMap<(Asker, String), VecDeque<[u8; STATE_LEN]>>,
+    by_user: HashMap<(Asker, String), VecDeque<[u8; RANDOM_LEN]>>,
     /// Live States per client entry.
     by_client: HashMap<String, usize>,
     /// Live States per host, for entries that cover several.
@@ -117,7 +160,7 @@ impl Challenges {
     }
 
     /// Removes `state` from the table and from every index.
-    fn forget(&mut self, state: &[u8; STATE_LEN]) -> Option<PendingChallenge> {
+    fn forget(&mut self, state: &[u8; RANDOM_LEN]) -> Option<PendingChallenge> {
         let p = self.map.remove(state)?;
         let key = (p.asker.clone(), p.user.clone());
         if let Some(q) = self.by_user.get_mut(&key) {
@@ -142,7 +185,7 @@ impl Challenges {
     }
 
     pub fn sweep(&mut self, now: Instant) {
-        let expired: Vec<[u8; STATE_LEN]> = self
+        let expired: Vec<[u8; RANDOM_LEN]> = self
             .map
             .iter()
             .filter(|(_, p)| p.expires <= now)
@@ -164,7 +207,7 @@ impl Challenges {
     /// Issues a new State, or `None` when the table (or this client's or host's share of it)
     /// is full of live challenges or the system RNG fails (the caller rejects: fail closed).
     /// A user with `PER_USER` live challenges from one host loses the oldest.
-    pub fn issue(&mut self, p: PendingChallenge, now: Instant) -> Option<[u8; STATE_LEN]> {
+    pub fn issue(&mut self, p: PendingChallenge, now: Instant) -> Option<WireState> {
         let key = (p.asker.clone(), p.user.clone());
         if self.by_user.get(&key).is_some_and(|q| q.len() >= PER_USER)
             && let Some(oldest) = self.by_user.get(&key).and_then(|q| q.front().copied())
@@ -177,7 +220,7 @@ impl Challenges {
                 return None;
             }
         }
-        let mut state = [0u8; STATE_LEN];
+        let mut state = [0u8; RANDOM_LEN];
         getrandom::fill(&mut state).ok()?;
         if self.map.contains_key(&state) {
             return None;
@@ -188,10 +231,11 @@ impl Challenges {
         }
         self.by_user.entry(key).or_default().push_back(state);
         self.map.insert(state, p);
-        Some(state)
+        Some(to_wire(&state))
     }
 
     /// Spends a State. It is removed whatever the outcome, so it can never be tried twice.
+    /// Anything but the text [`Challenges::issue`] gave is unknown.
     pub fn redeem(
         &mut self,
         state: &[u8],
@@ -200,7 +244,7 @@ impl Challenges {
         user: &str,
         now: Instant,
     ) -> Redeem {
-        let Ok(key) = <[u8; STATE_LEN]>::try_from(state) else {
+        let Some(key) = from_wire(state) else {
             return Redeem::Unknown;
         };
         let Some(p) = self.forget(&key) else {
@@ -403,6 +447,76 @@ mod tests {
         c.sweep(t + Duration::from_secs(61));
         assert!(c.is_empty());
         assert!(c.by_user.is_empty() && c.by_client.is_empty());
+    }
+
+    /// Issue 21: what ocserv does to a State (radcli keeps it as a C string, so it ends at
+    /// the first zero octet) leaves every State the daemon issues whole, and it redeems. With
+    /// 16 raw random octets, about one State in 16 held a zero octet and came back cut short.
+    #[test]
+    fn a_state_survives_a_gateway_that_keeps_it_as_a_c_string() {
+        let as_c_string =
+            |s: &[u8]| -> Vec<u8> { s.iter().copied().take_while(|&b| b != 0).collect() };
+        let mut c = Challenges::new(1 << 16);
+        let t = Instant::now();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..4000 {
+            let p = PendingChallenge {
+                user: format!("u{i}"),
+                ..pending(t)
+            };
+            let s = c.issue(p, t).unwrap();
+            assert!(
+                s.iter()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)),
+                "State {s:?} is not lowercase hex"
+            );
+            assert!(seen.insert(s), "a State issued twice");
+            let back = as_c_string(&s);
+            assert_eq!(back, s, "a C string cuts the State short");
+            assert!(matches!(
+                c.redeem(&back, &gw(), "gw", &format!("u{i}"), t),
+                Redeem::Ok(_)
+            ));
+        }
+        assert!(c.is_empty());
+    }
+
+    /// Only the exact text issued redeems: not its upper-case form, not the raw octets it
+    /// stands for, not one digit more or less; each try spends nothing but itself.
+    #[test]
+    fn only_the_text_issued_redeems() {
+        let mut c = Challenges::new(16);
+        let t = Instant::now();
+        let s = c.issue(pending(t), t).unwrap();
+        let upper = s.to_ascii_uppercase();
+        let raw = from_wire(&s).unwrap();
+        let mut longer = s.to_vec();
+        longer.push(b'0');
+        let mut other = s;
+        other[31] = if other[31] == b'0' { b'1' } else { b'0' };
+        for wrong in [&upper[..], &raw[..], &longer[..], &s[..31], &other[..], b""] {
+            if wrong == &s[..] {
+                continue;
+            }
+            assert_eq!(
+                c.redeem(wrong, &gw(), "gw", "alice", t),
+                Redeem::Unknown,
+                "{wrong:?}"
+            );
+        }
+        assert!(matches!(
+            c.redeem(&s, &gw(), "gw", "alice", t),
+            Redeem::Ok(_)
+        ));
+        assert_eq!(
+            to_wire(&[0x00, 0x1f, 0xa0, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]),
+            *b"001fa0ff000000000000000000000009"
+        );
+        assert_eq!(
+            from_wire(b"001fa0ff000000000000000000000009").map(|b| b[3]),
+            Some(0xff)
+        );
+        assert_eq!(from_wire(b"001fa0ff00000000000000000000000g"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! back into packets; all policy lives in `mfa_core`.
 #![forbid(unsafe_code)]
 
+pub mod accounting;
 pub mod admission;
 pub mod answer;
 pub mod attrs;

@@ -36,6 +36,12 @@ pub struct DecisionLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AccountingLabels {
+    /// start, stop, interim, accounting_on, accounting_off or other (Acct-Status-Type).
+    pub status: String,
+}
+
 /// The store writer's figures; cloned into each configuration generation's writer.
 #[derive(Clone, Debug)]
 pub struct WriterMetrics {
@@ -63,6 +69,8 @@ pub struct Metrics {
     /// Requests admitted from a configured client (by its `name`), before any check.
     pub requests: Family<ClientLabels, Counter>,
     pub decisions: Family<DecisionLabels, Counter>,
+    /// Accounting-Requests answered, by Acct-Status-Type.
+    pub accounting: Family<AccountingLabels, Counter>,
     /// From admission to the reply being ready (PAM's failure delay included).
     pub latency_seconds: Histogram,
     pub writer: WriterMetrics,
@@ -73,6 +81,7 @@ impl Default for Metrics {
         Self {
             requests: Family::default(),
             decisions: Family::default(),
+            accounting: Family::default(),
             latency_seconds: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
             writer: WriterMetrics::default(),
         }
@@ -171,6 +180,11 @@ pub fn registry(
         "mfa_radius_decisions",
         "Answers by outcome (accept, reject, challenge) and the policy's reason",
         m.decisions,
+    );
+    r.register(
+        "mfa_radius_accounting",
+        "Accounting-Requests answered, by Acct-Status-Type (start, stop, interim, accounting_on, accounting_off, other)",
+        m.accounting,
     );
     r.register(
         "mfa_radius_request_duration_seconds",

@@ -8,6 +8,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::admission::Port;
 use crate::logbuf::FLUSH_EVERY;
 use crate::metrics::{self, Metrics};
 use crate::notify;
@@ -37,13 +38,13 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
-async fn receive(shared: Arc<Shared>, sock: Arc<UdpSocket>) {
+async fn receive(shared: Arc<Shared>, sock: Arc<UdpSocket>, port: Port) {
     let mut buf = vec![0u8; 4096 + 1];
     loop {
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 let Some(data) = buf.get(..n) else { continue };
-                shared.on_datagram(&sock, from, data);
+                shared.on_datagram(&sock, port, from, data);
             }
             Err(e) => {
                 // ICMP errors from earlier sends surface here on some systems; keep serving.
@@ -66,6 +67,7 @@ pub async fn serve(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let listen = runtime_listen(&runtime);
+    let accounting = runtime.config().radius.accounting_addresses();
     let radsec_listen = runtime
         .config()
         .radius
@@ -91,7 +93,28 @@ pub async fn serve(options: Options) -> Result<(), String> {
     for addr in &listen {
         let sock = bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let sock = Arc::new(sock);
-        receivers.push(tokio::spawn(receive(shared.clone(), sock)));
+        receivers.push(tokio::spawn(receive(shared.clone(), sock, Port::Access)));
+    }
+    let mut accounting_on = Vec::new();
+    for addr in &accounting.addresses {
+        match bind(*addr) {
+            Ok(sock) => {
+                accounting_on.push(*addr);
+                receivers.push(tokio::spawn(receive(
+                    shared.clone(),
+                    Arc::new(sock),
+                    Port::Accounting,
+                )));
+            }
+            Err(e) if accounting.explicit => {
+                return Err(format!("cannot listen for accounting on {addr}: {e}"));
+            }
+            // Derived from `listen`, not asked for: a host where something else holds the
+            // next port keeps its authentication, and is told.
+            Err(e) => shared.warn(&format!(
+                "cannot listen for accounting on {addr} (not set, so the listen port plus one): {e}; accounting is not answered there: set [radius] accounting_listen (or [] for none)"
+            )),
+        }
     }
     let conns = Arc::new(radsec::Connections::default());
     for addr in &radsec_listen {
@@ -128,8 +151,13 @@ pub async fn serve(options: Options) -> Result<(), String> {
     let metrics_note = metrics_listen
         .map(|a| format!("; metrics on http://{a}/metrics"))
         .unwrap_or_default();
+    let accounting_note = if accounting_on.is_empty() {
+        "; no accounting".to_string()
+    } else {
+        format!("; accounting on {}", list(&accounting_on))
+    };
     shared.log.line_now(&format!(
-        "listening on {} (mode {mode}){radsec_note}{metrics_note}",
+        "listening on {} (mode {mode}){accounting_note}{radsec_note}{metrics_note}",
         list(&listen)
     ));
     // Every socket is bound: tell systemd (Type=notify) the daemon is ready.

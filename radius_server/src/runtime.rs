@@ -290,6 +290,12 @@ fn restart_notes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.radius.listen != new.radius.listen {
         notes.push("radius.listen changed: the new addresses take effect at the next restart");
     }
+    // Derived from `listen` where not set: the note above covers that.
+    if old.radius.accounting_listen != new.radius.accounting_listen {
+        notes.push(
+            "radius.accounting_listen changed: the new addresses take effect at the next restart",
+        );
+    }
     let radsec_listen = |c: &Config| c.radius.radsec.as_ref().map(|t| t.listen.clone());
     if radsec_listen(old) != radsec_listen(new) {
         notes.push(
@@ -410,6 +416,12 @@ mod tests {
         assert_eq!(
             restart_notes(&old, &tls),
             ["radius.radsec.listen changed: the new addresses take effect at the next restart"]
+        );
+        let mut acct = old.clone();
+        acct.radius.accounting_listen = Some(Vec::new());
+        assert_eq!(
+            restart_notes(&old, &acct),
+            ["radius.accounting_listen changed: the new addresses take effect at the next restart"]
         );
     }
 

@@ -2,9 +2,9 @@
 //! the duplicate cache, the challenge table, the counters, the log) and one admitted
 //! request's way from its mode's answer to the reply: the decision counted, logged and
 //! encoded. The parts: `admission.rs` (what a packet passes first), `mode/` (the three
-//! modes), `answer.rs` (what is said, as a packet), `runtime.rs` (configuration generations
-//! and reload). Policy is not decided here: every question goes to the core's login
-//! service.
+//! modes), `accounting.rs` (Accounting-Requests), `answer.rs` (what is said, as a packet),
+//! `runtime.rs` (configuration generations and reload). Policy is not decided here: every
+//! question goes to the core's login service.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -129,7 +129,7 @@ pub(crate) fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A quoted, escaped, bounded rendering of an untrusted name for the log.
-fn log_name(b: &[u8]) -> String {
+pub(crate) fn log_name(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
     let short: String = s.chars().take(64).collect();
     format!("{short:?}")
@@ -181,7 +181,20 @@ impl Shared {
         from: SocketAddr,
         detail: &dyn std::fmt::Display,
     ) {
-        if self.stats.count_drop(why) {
+        self.dropped_from(why, None, from, detail);
+    }
+
+    /// [`Shared::dropped`] of a packet from the configured client entry `client`: its
+    /// warnings are limited per entry ([`Stats::count_drop_from`]), so each entry that
+    /// needs a change is named.
+    pub(crate) fn dropped_from(
+        &self,
+        why: DropReason,
+        client: Option<&str>,
+        from: SocketAddr,
+        detail: &dyn std::fmt::Display,
+    ) {
+        if self.stats.count_drop_from(why, client) {
             self.warn(&format!(
                 "dropped a packet from {from}: {detail} ({} {} so far; further ones are counted, not logged, for a minute)",
                 self.stats.dropped(why),
@@ -274,9 +287,9 @@ impl Shared {
 
 /// The daemon's [`ModeBackend`]: the store reader lane, the PAM lane and the writer of the
 /// configuration generation `rt` the request started under, and the challenge table.
-struct Live<'a> {
-    shared: &'a Shared,
-    rt: &'a Runtime,
+pub(crate) struct Live<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) rt: &'a Runtime,
 }
 
 impl Live<'_> {

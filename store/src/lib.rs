@@ -408,10 +408,19 @@ pub trait Store: Send + Sync {
         let _ = (user, since);
         Err(no_push())
     }
-    /// The outbox: up to `limit` requests that are pending, not sent yet and not expired at
-    /// `now`, oldest first (the portal delivers them).
-    fn push_outbox(&self, now: i64, limit: usize) -> Result<Vec<PushRequest>, StoreError> {
-        let _ = (now, limit);
+    /// Takes from the outbox up to `limit` requests that are pending, not sent yet, not
+    /// expired at `now` and not taken by another sender until after `now`; marks them taken
+    /// until `until` and returns them, oldest first. In one statement, so that two portals
+    /// reading one store at the same moment never take the same request (the user would get
+    /// two notifications of one sign-in); a portal that dies with requests taken leaves them
+    /// to the others once `until` has passed.
+    fn claim_push_outbox(
+        &self,
+        now: i64,
+        limit: usize,
+        until: i64,
+    ) -> Result<Vec<PushRequest>, StoreError> {
+        let _ = (now, limit, until);
         Err(no_push())
     }
     /// The devices of `user`, oldest first.

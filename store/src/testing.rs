@@ -148,8 +148,13 @@ impl Store for Delegate {
     fn push_requests(&self, user: &UserName, since: i64) -> Result<Vec<PushRequest>, StoreError> {
         self.inner.push_requests(user, since)
     }
-    fn push_outbox(&self, now: i64, limit: usize) -> Result<Vec<PushRequest>, StoreError> {
-        self.inner.push_outbox(now, limit)
+    fn claim_push_outbox(
+        &self,
+        now: i64,
+        limit: usize,
+        until: i64,
+    ) -> Result<Vec<PushRequest>, StoreError> {
+        self.inner.claim_push_outbox(now, limit, until)
     }
     fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {
         self.inner.push_devices(user)

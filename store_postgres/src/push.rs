@@ -84,17 +84,35 @@ pub(crate) fn requests(
     )
 }
 
-pub(crate) fn outbox(
+/// [`mfa_store::Store::claim_push_outbox`]: one `UPDATE ... RETURNING` over rows the inner
+/// `SELECT` locked with `SKIP LOCKED`, so two portals at the same moment take different
+/// requests and neither waits for the other.
+pub(crate) fn claim_outbox(
     q: &mut impl GenericClient,
     now: i64,
     limit: usize,
+    until: i64,
 ) -> Result<Vec<PushRequest>, PgError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    requests_where(
-        q,
-        "WHERE state = 'pending' AND sent IS NULL AND expires > $1 ORDER BY created, id LIMIT $2",
-        &[&now, &limit],
-    )
+    let rows = q
+        .query(
+            r#"UPDATE push_requests SET claimed = $3 WHERE id IN (
+                   SELECT id FROM push_requests
+                    WHERE state = 'pending' AND sent IS NULL AND expires > $1
+                      AND (claimed IS NULL OR claimed <= $1)
+                    ORDER BY created, id LIMIT $2
+                    FOR UPDATE SKIP LOCKED)
+               RETURNING id, "user", service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used"#,
+            &[&now, &limit, &until],
+        )
+        .ctx("taking push requests from the outbox")?;
+    let mut out = rows
+        .iter()
+        .map(|r| rows::decode_push_request(request_row(r)?).map_err(PgError::Store))
+        .collect::<Result<Vec<_>, _>>()?;
+    // RETURNING comes in no promised order.
+    out.sort_by_key(|r| (r.created, r.id.0));
+    Ok(out)
 }
 
 pub(crate) fn devices_where(

@@ -18,10 +18,21 @@ use crate::pool::PgStore;
 /// `users.name_key`, each name's look-alike key, indexed (SQLite's version 9, where the
 /// reason is given). Version 9: push approval's `push_devices`, `push_requests` and
 /// `push_blocks` (SQLite's version 10, where they are described). Version 10:
-/// `users_name_bytes`, the names in byte order (`COLLATE "C"`) whatever the database's
-/// collation, for the administrator's search by name (`Store::user_page`); SQLite's
-/// primary key is in that order already.
-pub const SCHEMA_VERSION: i64 = 10;
+/// `push_requests.claimed`, until when a portal has taken a request to deliver it (SQLite's
+/// version 11, where the reason is given). Version 11: `users_name_bytes`, the names in byte
+/// order (`COLLATE "C"`) whatever the database's collation, for the administrator's search
+/// by name (`Store::user_page`); SQLite's primary key is in that order already.
+pub const SCHEMA_VERSION: i64 = 11;
+
+/// The outbox's claim column (SQLite's `push_claim_column!`), in [`SCHEMA`] and
+/// [`MIGRATE_ADD_PUSH_CLAIM`].
+macro_rules! pg_push_claim_column {
+    () => {
+        "
+ALTER TABLE push_requests ADD COLUMN claimed BIGINT;
+"
+    };
+}
 
 /// The index of the names in byte order, in [`SCHEMA`] and [`MIGRATE_ADD_NAME_BYTES`].
 macro_rules! pg_name_bytes_index {
@@ -196,6 +207,7 @@ CREATE TABLE meta (
     pg_unenrolled_index!(),
     pg_name_key_column!(),
     pg_push_tables!(),
+    pg_push_claim_column!(),
     pg_name_bytes_index!()
 );
 
@@ -227,10 +239,15 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (6, MIGRATE_V6_V7),
     (7, MIGRATE_V7_V8),
     (8, MIGRATE_ADD_PUSH),
-    (9, MIGRATE_ADD_NAME_BYTES),
+    (9, MIGRATE_ADD_PUSH_CLAIM),
+    (10, MIGRATE_ADD_NAME_BYTES),
 ];
 
-/// Version 9 to 10: the names in byte order, for the search by name. Named for what it
+/// Version 9 to 10 (SQLite's 10 to 11): the outbox's claim column, empty. Named for what it
+/// does, so that it can be renumbered at a merge.
+pub(crate) const MIGRATE_ADD_PUSH_CLAIM: &str = pg_push_claim_column!();
+
+/// Version 10 to 11: the names in byte order, for the search by name. Named for what it
 /// does, so that it can be renumbered at a merge.
 pub(crate) const MIGRATE_ADD_NAME_BYTES: &str = pg_name_bytes_index!();
 

@@ -500,8 +500,13 @@ impl Store for PgStore {
         self.run(|c| push_rows::requests(&mut c.client, user.as_str(), since))
     }
 
-    fn push_outbox(&self, now: i64, limit: usize) -> Result<Vec<PushRequest>, StoreError> {
-        self.run(|c| push_rows::outbox(&mut c.client, now, limit))
+    fn claim_push_outbox(
+        &self,
+        now: i64,
+        limit: usize,
+        until: i64,
+    ) -> Result<Vec<PushRequest>, StoreError> {
+        self.run(|c| push_rows::claim_outbox(&mut c.client, now, limit, until))
     }
 
     fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {

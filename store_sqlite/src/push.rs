@@ -82,17 +82,37 @@ pub(crate) fn requests(
     )
 }
 
-pub(crate) fn outbox(
+/// [`mfa_store::Store::claim_push_outbox`]: one `UPDATE ... RETURNING`, so the choice and the
+/// mark are one write (SQLite runs one writer at a time: two portals never both take a row).
+pub(crate) fn claim_outbox(
     c: &Connection,
     now: i64,
     limit: usize,
+    until: i64,
 ) -> Result<Vec<PushRequest>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    requests_where(
-        c,
-        "WHERE state = 'pending' AND sent IS NULL AND expires > ?1 ORDER BY created, id LIMIT ?2",
-        params![now, limit],
-    )
+    let mut st = c
+        .prepare_cached(
+            "UPDATE push_requests SET claimed = ?3 WHERE id IN (
+                 SELECT id FROM push_requests
+                  WHERE state = 'pending' AND sent IS NULL AND expires > ?1
+                    AND (claimed IS NULL OR claimed <= ?1)
+                  ORDER BY created, id LIMIT ?2)
+             RETURNING id, user, service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used",
+        )
+        .map_err(db)?;
+    let rows = st
+        .query_map(params![now, limit, until], request_row)
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    let mut out = rows
+        .into_iter()
+        .map(rows::decode_push_request)
+        .collect::<Result<Vec<_>, _>>()?;
+    // RETURNING comes in no promised order.
+    out.sort_by_key(|r| (r.created, r.id.0));
+    Ok(out)
 }
 
 pub(crate) fn devices(c: &Connection, user: &str) -> Result<Vec<PushDevice>, StoreError> {

@@ -178,7 +178,17 @@ macro_rules! push_tables {
     };
 }
 
-pub(crate) const SCHEMA_VERSION: i64 = 10;
+/// Version 11: `push_requests.claimed`, until when a portal has taken a request from the
+/// outbox to deliver it (`Store::claim_push_outbox`), so that two portals on one store never
+/// both push one sign-in. Added with `ALTER TABLE` on a new store too, like
+/// [`name_key_column!`], so that a new store and an upgraded one are the same table.
+macro_rules! push_claim_column {
+    () => {
+        "ALTER TABLE push_requests ADD COLUMN claimed INTEGER;\n"
+    };
+}
+
+pub(crate) const SCHEMA_VERSION: i64 = 11;
 
 /// Version 2: `users` is WITHOUT ROWID (a login looks its user up in one B-tree instead of
 /// an index and then the table), and the audit trail has no (user, time) index, whose
@@ -229,7 +239,8 @@ CREATE INDEX audit_time ON audit(time);
     unenrolled_index!("CREATE INDEX"),
     name_key_column!(),
     name_key_index!("CREATE INDEX"),
-    push_tables!("CREATE TABLE", "CREATE INDEX", "CREATE UNIQUE INDEX")
+    push_tables!("CREATE TABLE", "CREATE INDEX", "CREATE UNIQUE INDEX"),
+    push_claim_column!()
 );
 
 /// Version 4 to 5: the per-address counters start empty.
@@ -350,6 +361,22 @@ fn migrate_add_name_key(tx: &Connection) -> Result<(), StoreError> {
         .map_err(db)
 }
 
+/// The upgrade step that adds [`push_claim_column!`] (version 10 to 11), in code for the
+/// reason [`migrate_add_name_key`] gives.
+fn migrate_add_push_claim(tx: &Connection) -> Result<(), StoreError> {
+    let has: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('push_requests') WHERE name = 'claimed'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if !has {
+        tx.execute_batch(push_claim_column!()).map_err(db)?;
+    }
+    Ok(())
+}
+
 /// One upgrade step: SQL, or code where SQL alone cannot say it.
 enum Step {
     Sql(&'static str),
@@ -368,6 +395,7 @@ const MIGRATIONS: &[(i64, Step)] = &[
     (7, Step::Sql(MIGRATE_ADD_UNENROLLED_INDEX)),
     (8, Step::Code(migrate_add_name_key)),
     (9, Step::Sql(MIGRATE_ADD_PUSH)),
+    (10, Step::Code(migrate_add_push_claim)),
 ];
 
 /// Creates or upgrades the schema in one write transaction. Another process may be doing

@@ -411,8 +411,13 @@ impl Store for SqliteStore {
         self.with_conn(|c| push_rows::requests(c, user.as_str(), since))
     }
 
-    fn push_outbox(&self, now: i64, limit: usize) -> Result<Vec<PushRequest>, StoreError> {
-        self.with_conn(|c| push_rows::outbox(c, now, limit))
+    fn claim_push_outbox(
+        &self,
+        now: i64,
+        limit: usize,
+        until: i64,
+    ) -> Result<Vec<PushRequest>, StoreError> {
+        self.with_conn(|c| push_rows::claim_outbox(c, now, limit, until))
     }
 
     fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {

@@ -716,7 +716,7 @@ fn a_version_9_store_gets_the_push_tables() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 10);
+    assert_eq!(SCHEMA_VERSION, 11);
     for table in ["push_devices", "push_requests", "push_blocks"] {
         let n: i64 = c
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
@@ -740,5 +740,5 @@ fn a_version_9_store_gets_the_push_tables() {
         .execute_batch("PRAGMA user_version = 9;")
         .unwrap();
     let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
-    assert!(s.push_outbox(0, 10).unwrap().is_empty());
+    assert!(s.claim_push_outbox(0, 10, 30).unwrap().is_empty());
 }

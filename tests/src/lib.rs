@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Network namespaces, veth pairs and processes inside them (real VPN peers).
+pub mod netns;
 /// PAM: pamtester, service files, test users, syslog capture.
 pub mod pam;
 /// Push approval as the front ends meet it: the portal's sender loop and a registered phone,

@@ -1,5 +1,6 @@
 //! The documents an administrator reads against the code they describe: every reason code a
-//! login decision can log (model/src/audit.rs, ReasonCode) and every kind of dropped packet the daemon counts is explained in
+//! login decision or a gateway's session report can log (model/src/audit.rs, ReasonCode) and
+//! every kind of dropped packet the daemon counts is explained in
 //! docs/OPERATIONS.md's troubleshooting chapter, and the OpenVPN recipe in docs/RADIUS.md
 //! has what keeps the tunnel up (issue 21). The codes are read from the sources that define
 //! them, so a new one without an explanation fails here.
@@ -38,7 +39,8 @@ fn every_reason_and_drop_kind_is_explained_in_the_troubleshooting_chapter() {
         .split("## Troubleshooting")
         .nth(1)
         .expect("docs/OPERATIONS.md has a Troubleshooting chapter");
-    // The login decisions' codes: the first part of the audit trail's ReasonCode table.
+    // The login decisions' codes and the gateway sessions' (accounting, issue 21): the first
+    // part of the audit trail's ReasonCode table, up to the administrator's actions.
     let model = read("model/src/audit.rs");
     let logins = model
         .split("// Login decisions.")
@@ -85,8 +87,28 @@ fn the_openvpn_recipe_keeps_the_tunnel_up() {
         "authport=1812",
         "FOUR digits",
         "replayed_code",
+        // Issue 21: Debian's plugin sends no Message-Authenticator, and its accounting
+        // goes to 1813.
+        "require_message_authenticator = false",
+        "acctport=1813",
     ] {
         assert!(recipe.contains(want), "{want:?} not in the OpenVPN recipe");
+    }
+    let ocserv = doc
+        .split("### ocserv")
+        .nth(1)
+        .expect("docs/RADIUS.md has an ocserv recipe")
+        .split("\n### ")
+        .next()
+        .unwrap();
+    for want in [
+        "auth = \"radius[config=",
+        "acct = \"radius[config=",
+        "acctserver",
+        "require_message_authenticator = false",
+        "C string",
+    ] {
+        assert!(ocserv.contains(want), "{want:?} not in the ocserv recipe");
     }
     let nps = flat(
         doc.split("### Microsoft RD Gateway through NPS")

@@ -909,3 +909,28 @@ fn exempt_add_and_remove_keep_comments_and_refuse_bad_names() {
     let list = text(&site.mfactl(&["exempt", "list"]));
     assert_eq!(list.trim(), "user  scanner\ngroup svc-backup", "{list}");
 }
+
+/// Output into a pipe whose reader has gone (`mfactl ... | head -1`): mfactl ends as a tool
+/// killed by SIGPIPE does, status 141, without the panic `println!` gives.
+#[test]
+fn a_closed_pipe_ends_mfactl_quietly() {
+    let site = Site::new("");
+    for args in [
+        vec!["enroll", "root", "--no-confirm"],
+        vec!["trusted", "list"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(bin("mfactl"))
+            .arg("--config")
+            .arg(&site.config)
+            .args(&args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+    }
+}

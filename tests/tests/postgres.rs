@@ -698,12 +698,20 @@ fn a_version_4_store_is_upgraded_in_place_then_sealed_by_the_first_open_with_a_k
     let site = Site::with_config(&format!("{}[audit]\nsyslog = false\n", pg.store_toml(&db)));
     // The first open (mfactl init): upgraded through versions 5 and 6 (the portal's tables)
     // and 7 (the index of names that never enrolled) and 8 (the look-alike key of each name,
-    // filled in by the name check) to 9 (push approval's tables) and 10 (the names in byte
-    // order, for the administrator's search), and sealed under a new key file.
+    // filled in by the name check) to 9 (push approval's tables), 10 (the outbox's claim
+    // column) and 11 (the names in byte order, for the administrator's search), and sealed
+    // under a new key file.
     let out = site.mfactl(&["init"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(pg.key_file().exists());
-    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "10");
+    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "11");
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'push_requests' AND column_name = 'claimed'"
+        ),
+        "1"
+    );
     for table in ["push_devices", "push_requests", "push_blocks"] {
         assert_eq!(
             pg.psql(&db, &format!("SELECT count(*) FROM {table}")),

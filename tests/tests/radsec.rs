@@ -232,6 +232,7 @@ server mfa-radiusd {{
 }}
 realm * {{
     server mfa-radiusd
+    accountingServer mfa-radiusd
 }}
 "#
             ),
@@ -289,6 +290,16 @@ realm * {{
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    fn acct(&self, attrs: &str, timeout: u32) -> Reply {
+        radclient(
+            &format!("127.0.0.1:{}", self.port),
+            PROXY_SECRET,
+            "acct",
+            attrs,
+            timeout,
+        )
+    }
 }
 
 impl Drop for Proxy {
@@ -324,6 +335,44 @@ fn setup(radsec_client: &str) -> Setup {
         udp_port,
         tls_port,
     }
+}
+
+/// Issue 21: accounting travels on the RadSec connection with access (RFC 6614): radclient's
+/// Accounting-Request through radsecproxy is answered, and the session is in the audit trail
+/// under the RadSec client's name. radsecproxy 1.9 refuses an Accounting-Request that
+/// carries a Message-Authenticator (it checks it in another form than radclient computes)
+/// and forwards one without: its entry needs `require_message_authenticator = false` for
+/// accounting, which over TLS with its certificate checked gives nothing away.
+#[test]
+fn radsec_carries_accounting_too() {
+    let s = setup(&format!(
+        "certificate_name = \"{GW_NAME}\"\nrequire_message_authenticator = false"
+    ));
+    let (user, key) = (unique("rs"), fresh_key());
+    s.site.enroll(&user, &key);
+    let proxy = Proxy::start(s.site.path(), "gw1", s.tls_port, "127.0.0.1");
+    let r = proxy.acct(
+        &format!(
+            "User-Name = \"{user}\"\nAcct-Status-Type = Start\nAcct-Session-Id = \"rs-1\"\nCalling-Station-Id = \"{UNTRUSTED_CSI}\"\n"
+        ),
+        5,
+    );
+    assert!(
+        r.is("Accounting-Response"),
+        "{}\ndaemon:\n{}\nradsecproxy:\n{}",
+        r.output,
+        s.daemon.log(),
+        proxy.log()
+    );
+    s.daemon.wait_log(
+        &format!("user=\"{user}\" client=\"radsecproxy\" client_ip=198.51.100.7 accounting=start session=\"rs-1\""),
+        1,
+    );
+    let trail = text(&s.site.mfactl(&["log", &user, "--format", "csv"]));
+    assert!(
+        trail.contains(",radsecproxy,198.51.100.7,session,session_start"),
+        "{trail}"
+    );
 }
 
 #[test]

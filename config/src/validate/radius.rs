@@ -50,6 +50,7 @@ pub(super) fn radius(cfg: &Config, v: &mut Problems<'_>) {
             "must be between 1 and 1024".into(),
         );
     }
+    accounting_listen(r, v);
     if let Some(m) = r.metrics_listen
         && !m.ip().is_loopback()
     {
@@ -59,6 +60,39 @@ pub(super) fn radius(cfg: &Config, v: &mut Problems<'_>) {
                 "{m} is not a loopback address: the metrics name the RADIUS clients and count every decision, so they are served on 127.0.0.1 or [::1] only (scrape through a local agent or proxy)"
             ),
         );
+    }
+}
+
+/// `[radius] accounting_listen`, given or derived from `listen`: a port of its own for
+/// each address, never one `listen` already has (the two kinds of request would meet on one
+/// socket, and one of the two binds would fail).
+fn accounting_listen(r: &crate::RadiusConfig, v: &mut Problems<'_>) {
+    let at = || vec![k("radius"), k("accounting_listen")];
+    if r.accounting_listen.is_none()
+        && let Some(last) = r.listen.iter().find(|l| l.port() == u16::MAX)
+    {
+        v.bad(
+            at(),
+            format!(
+                "not set, so each listen address's port plus one, but {last} has no next port: set accounting_listen (or [] for no accounting)"
+            ),
+        );
+    }
+    let acct = r.accounting_addresses();
+    let mut seen = std::collections::HashSet::new();
+    for a in &acct.addresses {
+        if r.listen.contains(a) {
+            let why = if acct.explicit {
+                format!("{a} is also in listen: accounting needs a port of its own")
+            } else {
+                format!(
+                    "not set, so each listen address's port plus one, which gives {a}, already in listen: set accounting_listen (or [] for no accounting)"
+                )
+            };
+            v.bad(at(), why);
+        } else if !seen.insert(a) {
+            v.bad(at(), format!("{a} is listed twice"));
+        }
     }
 }
 

@@ -55,6 +55,12 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// portal is running: [`Push::start`] refuses with [`PushRefusal::NoPortal`].
 pub const HEARTBEAT_STALE_SECS: i64 = 15;
 
+/// How long a request taken from the outbox ([`Push::outbox`]) stays the taking portal's:
+/// several times one post to a push service (the portal gives each 8 s), and half a
+/// request's default lifetime, so that a portal that died with it leaves another portal
+/// time to push it before it expires.
+pub const CLAIM_SECONDS: i64 = 30;
+
 /// How long a request is kept after it was made (for [`Push::status`] and the audit
 /// trail's company); older ones are deleted as the user's next request is written, and by
 /// the audit pruning.
@@ -753,13 +759,20 @@ impl Push<'_> {
     }
 
     /// Up to `limit` requests to deliver (pending, not sent, not expired at `now`), oldest
-    /// first, each with its payload and its user's devices' subscriptions, opened. A
+    /// first, each with its payload and its user's devices' subscriptions, opened. They are
+    /// this sender's for [`CLAIM_SECONDS`]: another portal on the store does not push them
+    /// too, and takes them over only where this one has neither sent them nor reported a
+    /// failure by then (it died, or lost the store). A
     /// subscription that does not open, or whose push service `[push] services` no longer
     /// allows, is left out (and warned about); a request whose user has no device left comes
     /// with no target.
     pub fn outbox(&self, now: i64, limit: usize) -> Result<Vec<Outgoing>, CoreError> {
         let mut out = Vec::new();
-        for r in self.core.store.push_outbox(now, limit)? {
+        for r in self
+            .core
+            .store
+            .claim_push_outbox(now, limit, now + CLAIM_SECONDS)?
+        {
             let mut targets = Vec::new();
             for d in self.core.store.push_devices(&r.user)? {
                 let what = SealedFor::PushSubscription {

@@ -221,6 +221,29 @@ fn signed_packets_survive_the_round_trip() {
             Packet::parse(&again).unwrap().verify_reply(&secret, &ra),
             Ok(())
         );
+
+        // An Accounting-Request and its Accounting-Response (RFC 2866).
+        let mut b = Builder::request(Code::ACCOUNTING_REQUEST, rng.next() as u8, true);
+        for _ in 0..rng.below(6) {
+            let n = rng.below(40);
+            b.add(TYPES[rng.below(TYPES.len())], &rng.bytes(n)).unwrap();
+        }
+        let acct = b.encode_accounting_request(&secret).unwrap();
+        let again = PacketBuf::decode(&acct).unwrap().encode().unwrap();
+        assert_eq!(again, acct);
+        let p = Packet::parse(&again).unwrap();
+        assert_eq!(p.verify_accounting_request(&secret), Ok(()));
+        let reply = Builder::reply(Code::ACCOUNTING_RESPONSE, &p)
+            .encode_accounting_response(&secret, &p.authenticator, AccountingMa::ZeroVector)
+            .unwrap();
+        let again = PacketBuf::decode(&reply).unwrap().encode().unwrap();
+        assert_eq!(again, reply);
+        assert_eq!(
+            Packet::parse(&again)
+                .unwrap()
+                .verify_accounting_response(&secret, &p.authenticator),
+            Ok(AccountingMa::ZeroVector)
+        );
     }
 }
 

@@ -787,6 +787,16 @@ async fn challenge_push_word_then_the_number_then_ok() {
     let second = ask(&fake, &gw, &raw).await.unwrap();
     assert_eq!(second.code, Code::ACCESS_CHALLENGE);
     assert_eq!(second.reason, Reason::PushWaiting);
+    // A push's States are the same printable text as a code's (issue 21: ocserv keeps the
+    // State as a C string), each a fresh one.
+    let states = [state, second.state.unwrap()];
+    for s in &states {
+        assert!(
+            s.len() == 32 && s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+            "{s:?}"
+        );
+    }
+    assert_ne!(states[0], states[1]);
     let m = second.message.unwrap();
     assert!(m.contains("Enter 42 on your phone, then press OK"), "{m}");
     assert_eq!(fake.calls()[3], Call::StartPush { show_number: true });

@@ -21,6 +21,10 @@ const KEY: KeyId = [7; mfa_model::KEY_ID_BYTES];
 pub(crate) const CHECKS: &[(&str, Check)] = &[
     ("push_rows_round_trip", rows_round_trip),
     ("push_outbox_and_reads", outbox_and_reads),
+    (
+        "push_two_senders_never_take_one_request",
+        two_senders_take_apart,
+    ),
     ("push_one_pending_row_per_user_and_service", one_pending_row),
     (
         "push_rows_of_the_transactions_user_only",
@@ -181,10 +185,35 @@ fn outbox_and_reads(open: Open<'_>) {
     .unwrap();
     ptx(s.as_ref(), &cy, |tx| tx.insert_request(&early)).unwrap();
     let ids = |v: Vec<PushRequest>| v.iter().map(|r| r.id.0[0]).collect::<Vec<_>>();
-    // Pending, unsent, unexpired, oldest first, at most `limit`.
-    assert_eq!(ids(s.push_outbox(110, 10).unwrap()), [5, 4]);
-    assert_eq!(ids(s.push_outbox(110, 1).unwrap()), [5]);
-    assert_eq!(ids(s.push_outbox(166, 10).unwrap()), [4], "expired at 165");
+    // Pending, unsent, unexpired, not taken, oldest first, at most `limit`; taken until
+    // the time given, then free again for another sender.
+    assert_eq!(ids(s.claim_push_outbox(110, 1, 140).unwrap()), [5]);
+    assert_eq!(
+        ids(s.claim_push_outbox(110, 10, 140).unwrap()),
+        [4],
+        "5 taken"
+    );
+    assert!(
+        s.claim_push_outbox(139, 10, 170).unwrap().is_empty(),
+        "both taken"
+    );
+    assert_eq!(
+        s.push_request(&early.id).unwrap().unwrap(),
+        early,
+        "taking changes nothing the request says"
+    );
+    assert_eq!(ids(s.claim_push_outbox(140, 10, 170).unwrap()), [5, 4]);
+    assert_eq!(
+        ids(s.claim_push_outbox(171, 10, 200).unwrap()),
+        [4],
+        "expired at 165"
+    );
+    // A request sent meanwhile leaves the outbox though its claim has run out.
+    let mut sent_late = late.clone();
+    sent_late.sent = Some(180);
+    ptx(s.as_ref(), &bo, |tx| tx.update_request(&sent_late)).unwrap();
+    assert!(s.claim_push_outbox(200, 10, 230).unwrap().is_empty());
+    ptx(s.as_ref(), &bo, |tx| tx.update_request(&late)).unwrap();
     // A user's since a time, and every pending one of theirs whenever made.
     assert_eq!(ids(s.push_requests(&bo, 95).unwrap()), [3, 1, 4]);
     assert_eq!(ids(s.push_requests(&bo, 0).unwrap()), [3, 2, 1, 4]);
@@ -313,6 +342,41 @@ fn one_user_in_turn(open: Open<'_>) {
     });
     assert_eq!(wrote.load(Ordering::SeqCst), 1);
     assert_eq!(saw.load(Ordering::SeqCst), 1);
+}
+
+/// Two portals reading one outbox at once (two threads, two connections) take every
+/// request, and none twice: a sign-in is pushed once however many portals run.
+fn two_senders_take_apart(open: Open<'_>) {
+    let s = sealed_store(open, &["jo"]);
+    let jo = name("jo");
+    ptx(s.as_ref(), &jo, |tx| {
+        for i in 0..30u8 {
+            tx.insert_request(&request(&jo, i + 1, &format!("svc{i}"), 100))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let taken: Vec<Vec<u8>> = std::thread::scope(|sc| {
+        let senders: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.as_ref();
+                sc.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = s.claim_push_outbox(110, 3, 150).unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(got.iter().map(|r| r.id.0[0]));
+                    }
+                })
+            })
+            .collect();
+        senders.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<u8> = taken.concat();
+    all.sort_unstable();
+    assert_eq!(all, (1..=30).collect::<Vec<u8>>(), "each once: {taken:?}");
 }
 
 /// An error from the push function rolls back the record, the push rows and the events.

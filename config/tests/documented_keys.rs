@@ -106,6 +106,7 @@ fn the_schema_has_the_tables_the_documents_describe() {
         "audit",
         "lockout",
         "policy",
+        "policy.rules",
         "portal",
         "push",
         "radius",

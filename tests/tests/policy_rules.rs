@@ -489,3 +489,58 @@ fn config_check_names_rule_mistakes_by_line_and_key() {
         "{out}"
     );
 }
+
+/// `action = "push"` at a PAM login (local mode): the right code typed is refused
+/// (`push_required`); Enter sends the push, and the phone's approval lets in. A service
+/// the rule does not name takes the typed code as ever.
+#[test]
+fn a_push_rule_refuses_a_typed_code_and_takes_an_approved_push() {
+    use mfa_e2e::phone::{FakePortal, LivePamtester, OnPhone, Phone, audit_reasons, push_toml};
+    require_root("push through pamtester (service files in /etc/pam.d)");
+    let site = Site::new(&push_toml(""));
+    let pushed = PamService::mfa_only(&site.config, "");
+    let plain = PamService::mfa_only(&site.config, "");
+    let (user, key) = (unique("pr"), fresh_key());
+    site.enroll(&user, &key);
+    let phone = Phone::register(&site.config, &user, &key);
+    let portal = FakePortal::start(&site.config);
+    let mut text_ = std::fs::read_to_string(&site.config).unwrap();
+    text_.push_str(&format!(
+        "\n[[policy.rules]]\nname = \"ssh-push\"\nservices = [\"{}\"]\naction = \"push\"\n",
+        pushed.name
+    ));
+    std::fs::write(&site.config, text_).unwrap();
+    let rhost = "192.0.2.10";
+
+    mfa_e2e::avoid_step_boundary(3);
+    let r = pamtester(
+        &pushed.name,
+        &user,
+        Some(rhost),
+        &format!("{}\n", totp(&key, 0)),
+        None,
+    );
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+    assert!(r.all().contains("must be approved on your phone"), "{r:?}");
+    // The same code, unused, lets in through the service no rule names.
+    let r = pamtester(
+        &plain.name,
+        &user,
+        Some(rhost),
+        &format!("{}\n", totp(&key, 0)),
+        None,
+    );
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    // Enter: the push; the phone approves with the number shown.
+    let mut login = LivePamtester::start(&pushed.name, &user, Some(rhost), "\n", None);
+    let line = login.wait_line("on your phone");
+    let number = mfa_e2e::phone::shown_number(&line);
+    let sent = portal.wait_for(&user, 1);
+    phone.decide(&sent.id, OnPhone::Approve(number));
+    let r = login.finish();
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    let reasons = audit_reasons(&site.config, &user);
+    for want in ["push_required", "valid_code", "push_approved"] {
+        assert!(reasons.contains(&want.to_string()), "{want}: {reasons:?}");
+    }
+}

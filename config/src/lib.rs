@@ -476,6 +476,19 @@ impl Config {
                 match_all_at = Some(i);
             }
             for (j, name) in r.radius_clients.iter().enumerate() {
+                if r.action == RuleAction::Push
+                    && self.push.enabled
+                    && self.radius.clients.iter().any(|c| c.name == *name)
+                    && self.push_for_client_named(name).mode == PushMode::Off
+                {
+                    at(
+                        key(&[k("radius_clients"), Seg::Index(j)]),
+                        format!(
+                            "client \"{name}\" has push = \"off\", so under this rule's \
+                             action = \"push\" nobody gets in through it"
+                        ),
+                    );
+                }
                 if !self.radius.clients.iter().any(|c| c.name == *name) {
                     at(
                         key(&[k("radius_clients"), Seg::Index(j)]),
@@ -1759,6 +1772,17 @@ action = "push"
                 "policy.rules[2].radius_clients[0]",
                 "names no [[radius.clients]]"
             ),
+            "{w:#?}"
+        );
+        // A push rule through a client whose push is off lets nobody in.
+        let text = "[push]\nenabled = true\nsubscriber = \"mailto:it@example.com\"\n[[radius.clients]]\nname = \"gw\"\naddress = \"127.0.0.1\"\nsecret = \"0123456789abcdef0123\"\npush = \"off\"\n[[policy.rules]]\nradius_clients = [\"gw\"]\naction = \"push\"\n";
+        std::fs::write(&path, text).unwrap();
+        let c = parse(text, &path).unwrap();
+        let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+        assert!(
+            w.len() == 1
+                && w[0].contains("policy.rules[0].radius_clients[0]")
+                && w[0].contains("push = \"off\""),
             "{w:#?}"
         );
     }

@@ -544,3 +544,43 @@ fn a_push_rule_refuses_a_typed_code_and_takes_an_approved_push() {
         assert!(reasons.contains(&want.to_string()), "{want}: {reasons:?}");
     }
 }
+
+/// The portal's sign-in asks as the service `mfa-portal`, through the same rules: a deny
+/// rule for it from one network refuses the sign-in with the right code there, and only
+/// there.
+#[test]
+fn the_portal_sign_in_is_matched_as_the_service_mfa_portal() {
+    use mfa_e2e::portal::{Client, http_site};
+    let (site, portal) = http_site(
+        "",
+        "[[policy.rules]]\nname = \"no-portal-from-guests\"\nservices = [\"mfa-portal\"]\nnetworks = [\"198.51.100.0/24\"]\naction = \"deny\"\n",
+    );
+    let (user, key) = (unique("portal"), fresh_key());
+    site.enroll(&user, &key);
+    mfa_e2e::avoid_step_boundary(3);
+    let mut guest = Client::new(&portal.url).from("198.51.100.5");
+    let r = guest.sign_in(&user, &totp(&key, 0));
+    assert!(
+        !r.body
+            .contains(&format!("<strong id=\"user\">{user}</strong>")),
+        "signed in from the denied network: {}",
+        r.body
+    );
+    let mut staff = Client::new(&portal.url).from("192.0.2.5");
+    let r = staff.sign_in(&user, &totp(&key, 0));
+    assert!(
+        r.body
+            .contains(&format!("<strong id=\"user\">{user}</strong>")),
+        "{}",
+        r.body
+    );
+    let o = site.mfactl(&["log", &user, "--format", "json"]);
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        events.iter().any(|e| e["service"] == "mfa-portal"
+            && e["reason"] == "rule_denied"
+            && e["client_ip"] == "198.51.100.5"
+            && e["detail"] == "policy.rules[0] \"no-portal-from-guests\""),
+        "{events:#?}"
+    );
+}

@@ -1301,6 +1301,8 @@ mod tests {
             Reason::UnknownState,
             Reason::StateMismatch,
             Reason::InternalError,
+            Reason::RuleDenied,
+            Reason::PushRequired,
         ] {
             assert_eq!(Reason::refusal_from_code(r.code(), None), Some(r.clone()));
             assert_eq!(Reason::refusal_from_code(r.code(), Some(5)), None, "{r:?}");
@@ -1320,6 +1322,7 @@ mod tests {
             "valid_code",
             "grace_period",
             "server_rejected",
+            "rule_no_code",
             "no_such_reason",
             "",
         ] {

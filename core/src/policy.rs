@@ -724,18 +724,19 @@ pub fn rollout_status(
     groups: &[String],
     now: i64,
 ) -> (RolloutStatus, Option<i64>) {
-    let d = decide(
-        &Facts {
-            user: &rec.name,
-            client: ClientAddr::Remote(None),
-            service: &Service::Other("report".into()),
-            now,
-            record: Some(rec),
-            groups,
-            code_always: false,
-        },
-        cfg,
-    );
+    let facts = Facts {
+        user: &rec.name,
+        client: ClientAddr::Remote(None),
+        service: &Service::Other("report".into()),
+        now,
+        record: Some(rec),
+        groups,
+        code_always: false,
+    };
+    // A rule refusing the user (a group kept off a service) says nothing of the roll-out:
+    // the report shows where the user stands with the key, not "overdue".
+    let rule = matching_rule(&facts, cfg).filter(|r| r.action != RuleAction::Deny);
+    let d = decide_by(&facts, cfg, rule.as_ref());
     let deadline = if rec.enrolled() {
         None
     } else {
@@ -1564,6 +1565,26 @@ mod tests {
         };
         assert_eq!(f(true).reason, Reason::RuleDenied);
         assert_eq!(f(false).reason, Reason::RuleDenied);
+        // The roll-out report is not the login: a refusing rule does not make a user
+        // "overdue", a rule asking a code makes an exempt group's member enrolled.
+        let mut gone = cfg();
+        gone.policy.rules = vec![rule(RuleAction::Deny, |r| r.groups = vec!["left".into()])];
+        let left = vec!["left".to_string()];
+        assert_eq!(
+            rollout_status(&rec(true), &gone, &left, NOW).0,
+            RolloutStatus::Enrolled
+        );
+        let svc = vec!["svc".to_string()];
+        assert_eq!(
+            rollout_status(&rec(true), &cfg(), &svc, NOW).0,
+            RolloutStatus::Exempt
+        );
+        let mut strict = cfg();
+        strict.policy.rules = vec![rule(RuleAction::Code, |r| r.groups = vec!["svc".into()])];
+        assert_eq!(
+            rollout_status(&rec(true), &strict, &svc, NOW).0,
+            RolloutStatus::Enrolled
+        );
         // "none" does not waive the portal's code.
         let mut open = cfg();
         open.policy.rules = vec![rule(RuleAction::NoCode, |r| {

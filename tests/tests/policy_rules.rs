@@ -64,7 +64,8 @@ fn pam_rules_for_sudo_the_console_and_contractors() {
     require_root("pamtester with service files in /etc/pam.d, groupadd and useradd");
     let site = Site::new("[audit]\nsyslog = true\n");
     let sshd = PamService::mfa_only(&site.config, "");
-    let sudo = PamService::mfa_only(&site.config, "");
+    // `debug`: the module's decision trace in syslog names the rule too.
+    let sudo = PamService::mfa_only(&site.config, "debug");
     let login = PamService::mfa_only(&site.config, "");
     let home = tempfile::tempdir().unwrap();
     let (alice, carl) = (UnixUser::new(home.path()), UnixUser::new(home.path()));
@@ -167,6 +168,13 @@ fn pam_rules_for_sudo_the_console_and_contractors() {
             "no {reason} by {detail} for {user}:\n{sys}"
         );
     }
+    assert!(
+        sys.contains(&format!(
+            "user={:?} policy: NeedCode code_required rule=policy.rules[0] \"sudo-code\"",
+            alice.name
+        )) && sys.contains("code checked: Allow valid_code rule=policy.rules[0] \"sudo-code\""),
+        "the debug trace names no rule:\n{sys}"
+    );
     assert!(
         sys.lines()
             .any(|l| l.contains(&format!("service=\"{}\"", sshd.name))

@@ -56,4 +56,4 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.88 or new
 cargo fmt --all -- --check
 cargo build --workspace --all-targets --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -9,6 +9,7 @@ mod error;
 pub mod files;
 mod lenient;
 mod locate;
+mod logo;
 mod push;
 mod schema;
 mod secret_file;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 pub use edit::{GoLiveEdit, TrustedEdit, edit_enforce_from, edit_trusted_networks};
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path, path_string};
+pub use logo::{LOGO_MAX_BYTES, Logo, read_logo};
 pub use push::{
     ClientPush, DEFAULT_PUSH_SERVICES, DEFAULT_VAPID_KEY_FILE, PushConfig, PushMode, PushRate,
 };
@@ -188,9 +190,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     if cfg.push.vapid_key_file.is_relative() && !cfg.push.vapid_key_file.as_os_str().is_empty() {
         cfg.push.vapid_key_file = base.join(&cfg.push.vapid_key_file);
     }
-    for f in [&mut cfg.portal.tls_cert, &mut cfg.portal.tls_key]
-        .into_iter()
-        .flatten()
+    for f in [
+        &mut cfg.portal.tls_cert,
+        &mut cfg.portal.tls_key,
+        &mut cfg.portal.logo,
+    ]
+    .into_iter()
+    .flatten()
     {
         if f.is_relative() && !f.as_os_str().is_empty() {
             *f = base.join(&*f);
@@ -292,8 +298,8 @@ impl Config {
     }
 
     /// Problems that only show when files named by the config are read (`config check`):
-    /// every `secret_file` (missing, unsafe, unreadable, empty) and the store's files
-    /// (directory, database, `-wal` and `-shm`) where they exist.
+    /// every `secret_file` (missing, unsafe, unreadable, empty), the store's files
+    /// (directory, database, `-wal` and `-shm`) where they exist, and the portal's logo.
     pub fn check_referenced_files(&self) -> Vec<Problem> {
         let text = std::fs::read_to_string(&self.source).unwrap_or_default();
         let mut out = self.secret_file_problems(&text, true);
@@ -338,6 +344,17 @@ impl Config {
                     });
                 }
             }
+        }
+        if let Some(logo) = &self.portal.logo
+            && let Err(e) = read_logo(logo)
+        {
+            let path = [k("portal"), k("logo")];
+            out.push(Problem {
+                file: self.source.clone(),
+                line: line_of_path(&text, &path),
+                key: Some(path_string(&path)),
+                message: e,
+            });
         }
         if let Some(r) = &self.remote
             && let Err(e) = r.load_secret()

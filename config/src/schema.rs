@@ -609,6 +609,12 @@ pub struct PortalConfig {
     pub connections_per_address: usize,
     /// Prometheus metrics (`GET /metrics`) on this loopback address; off when absent.
     pub metrics_listen: Option<SocketAddr>,
+    /// The organisation's name, at the top of every page beside its logo: users should see
+    /// whose page asks for their password and code.
+    pub organisation: Option<String>,
+    /// The organisation's logo (PNG, JPEG, GIF, WebP or SVG, at most [`crate::LOGO_MAX_BYTES`]),
+    /// served by the portal itself at `/logo`; checked by [`crate::read_logo`].
+    pub logo: Option<PathBuf>,
 }
 
 impl Default for PortalConfig {
@@ -627,6 +633,8 @@ impl Default for PortalConfig {
             max_connections: 1024,
             connections_per_address: 64,
             metrics_listen: None,
+            organisation: None,
+            logo: None,
         }
     }
 }

@@ -155,6 +155,11 @@ impl Core {
         crate::push::Push { core: self, actor }
     }
 
+    /// Pending RADIUS challenges, in the store so that any node finishes them (issue 24).
+    pub fn challenges(&self) -> crate::challenge::Challenges<'_> {
+        crate::challenge::Challenges { core: self }
+    }
+
     /// Enrolment links, issued and used through `actor` (`mfactl`, `mfa-portal`).
     pub fn invites<'a>(&'a self, actor: &'a str) -> crate::invite::Invites<'a> {
         crate::invite::Invites { core: self, actor }

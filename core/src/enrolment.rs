@@ -40,9 +40,16 @@ pub struct Sheet {
 
 impl Sheet {
     pub fn new(issuer: &str, user: &UserName, secret: &TotpSecret, p: &TotpParams) -> Self {
-        let uri = otpauth_uri(issuer, user, secret, p);
+        Self::for_account(issuer, user.as_str(), secret, p)
+    }
+
+    /// A sheet whose entry in the app is named `account` instead of the user's name: a
+    /// replacement key shown while the old one still works, so that the user can tell the
+    /// two entries apart and delete the right one.
+    pub fn for_account(issuer: &str, account: &str, secret: &TotpSecret, p: &TotpParams) -> Self {
+        let uri = otpauth_uri(issuer, account, secret, p);
         Self {
-            account: format!("{issuer}:{user}"),
+            account: format!("{issuer}:{account}"),
             qr: qr_terminal(&uri).ok(),
             uri,
             key: secret.to_grouped(),

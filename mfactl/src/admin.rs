@@ -125,14 +125,14 @@ pub fn auth(
         };
         d = login.verify_code(&req, &code)?;
     }
-    println!(
+    outln!(
         "{} {}: {} (user {name:?}, client {client})",
         d.outcome.word(),
         d.reason.code(),
         d.reason
     );
     if let Some(m) = &d.message {
-        println!("{m}");
+        outln!("{m}");
     }
     match &d.rule {
         Some(r) => println!("rule: {r}: action {}", r.action.word()),
@@ -149,7 +149,7 @@ pub fn init(cfg: &Path) -> Result<ExitCode> {
     if let Some(url) = &c.store.url {
         let shown = mfa_core::store::redact_url(url);
         open_with(c, OpenMode::Create)?;
-        println!(
+        outln!(
             "The PostgreSQL store {shown} is ready (schema version {}).",
             mfa_store_open::POSTGRES_SCHEMA_VERSION
         );
@@ -162,14 +162,14 @@ pub fn init(cfg: &Path) -> Result<ExitCode> {
     let a = open_with(c, OpenMode::Create)?;
     let path = a.config().store.path.display();
     if existed {
-        println!("The store {path} exists already; nothing changed.");
+        outln!("The store {path} exists already; nothing changed.");
     } else {
-        println!("Created the store {path} (mode 0600).");
+        outln!("Created the store {path} (mode 0600).");
     }
     if key_existed {
-        println!("The key file {} exists already; kept.", key.display());
+        outln!("The key file {} exists already; kept.", key.display());
     } else {
-        println!(
+        outln!(
             "Created the key file {} (mode 0600): it encrypts the seeds. Back it up apart from the store; without it no seed can be read.",
             key.display()
         );
@@ -188,12 +188,12 @@ fn init_vapid_key(push: &mfa_config::PushConfig) -> Result<()> {
     let (_, made) =
         mfa_core::push::VapidKey::create(path).map_err(|e| Fail::Error(e.to_string()))?;
     if made {
-        println!(
+        outln!(
             "Created the VAPID key file {} (mode 0600): the portal signs its pushes with it. Every portal node needs this same file (copy it, 0600); a new key makes every phone register again.",
             path.display()
         );
     } else {
-        println!(
+        outln!(
             "The VAPID key file {} exists already; kept.",
             path.display()
         );
@@ -204,7 +204,7 @@ fn init_vapid_key(push: &mfa_config::PushConfig) -> Result<()> {
 pub fn rekey(cfg: &Path) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let n = a.admin(ACTOR).rekey(now())?;
-    println!(
+    outln!(
         "Re-encrypted {n} key(s) under a new key in {}; the old key no longer opens the store. Back up the new key file; restart mfa-radiusd so it reads it.",
         a.config().store.key_path().display()
     );
@@ -215,7 +215,7 @@ pub fn unlink(cfg: &Path, user: &str) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let name = user_name(&a, user)?;
     a.admin(ACTOR).unlink(&name, now())?;
-    println!("Unlinked {name}: the key is removed; enrol again to link a new phone.");
+    outln!("Unlinked {name}: the key is removed; enrol again to link a new phone.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -223,9 +223,9 @@ pub fn unlock(cfg: &Path, user: &str) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let name = user_name(&a, user)?;
     if a.admin(ACTOR).unlock(&name, now())? {
-        println!("Unlocked {name}.");
+        outln!("Unlocked {name}.");
     } else {
-        println!("{name} was not locked; failure counter cleared.");
+        outln!("{name} was not locked; failure counter cleared.");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -248,7 +248,7 @@ pub fn temp_access(
     let t = now();
     if revoke {
         let n = admin.revoke_temp_access(&name, t)?;
-        println!("Revoked {n} temporary access code(s) of {user}.");
+        outln!("Revoked {n} temporary access code(s) of {user}.");
         return Ok(ExitCode::SUCCESS);
     }
     let secs = valid.secs_i64();
@@ -256,12 +256,12 @@ pub fn temp_access(
         return Err(Fail::Error("--valid must be longer than 0s".into()));
     }
     let code = admin.issue_temp_access(&name, secs, uses, t)?;
-    println!(
+    outln!(
         "Temporary access code for {user}: {} {}",
         &code[..4],
         &code[4..]
     );
-    println!(
+    outln!(
         "Valid until {} for {uses} login(s). The user types it at the verification code prompt.",
         format_utc(t.saturating_add(secs))
     );
@@ -277,9 +277,9 @@ pub fn backup_codes(cfg: &Path, user: &str, count: u32, force: bool) -> Result<E
     let codes = a
         .admin(ACTOR)
         .issue_backup_codes(&name, count, None, now())?;
-    println!("Backup codes for {user} (each works once; any earlier set no longer works):");
+    outln!("Backup codes for {user} (each works once; any earlier set no longer works):");
     for c in &codes {
-        println!("  {} {}", &c[..4], &c[4..]);
+        outln!("  {} {}", &c[..4], &c[4..]);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -287,11 +287,11 @@ pub fn backup_codes(cfg: &Path, user: &str, count: u32, force: bool) -> Result<E
 pub fn prune(cfg: &Path) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let (n, users) = a.admin(ACTOR).prune(now())?;
-    println!(
+    outln!(
         "Deleted {n} audit event(s) older than {}.",
         a.config().audit.retention
     );
-    println!(
+    outln!(
         "Deleted {users} record(s) of names that never enrolled nor got in, first seen before then."
     );
     Ok(ExitCode::SUCCESS)
@@ -302,7 +302,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
         Ok(c) => c,
         Err(e) => {
             for p in &e.problems {
-                println!("{p}");
+                outln!("{p}");
             }
             return Err(Fail::Error(format!(
                 "{} problem(s) in {}",
@@ -324,10 +324,10 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
         });
     }
     for p in &extra {
-        println!("{p}");
+        outln!("{p}");
     }
     for w in c.warnings() {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     let mut problems = extra.len();
     if c.store.path.exists() {
@@ -336,7 +336,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
         if matches!(key_state, Ok(Some(_))) {
             problems += check_store_names(c.clone())?;
         } else {
-            println!("note: the stored user names are not checked without the store's key file");
+            outln!("note: the stored user names are not checked without the store's key file");
         }
     }
     if problems != 0 {
@@ -345,14 +345,14 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             cfg.display()
         )));
     }
-    println!("{}: OK", cfg.display());
+    outln!("{}: OK", cfg.display());
     match &c.store.url {
-        Some(url) => println!(
+        Some(url) => outln!(
             "  store: PostgreSQL {} (sslmode {})",
             mfa_core::store::redact_url(url),
             c.store.sslmode.as_str()
         ),
-        None => println!(
+        None => outln!(
             "  store: {} ({})",
             c.store.path.display(),
             if c.store.path.exists() {
@@ -362,7 +362,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             }
         ),
     }
-    println!(
+    outln!(
         "  key file: {} ({})",
         key.display(),
         if key.exists() {
@@ -373,8 +373,8 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             "not created yet: `mfactl init` makes it"
         }
     );
-    println!("  go-live: {}", crate::golive::describe(&c, now()));
-    println!("  trusted networks: {}", c.policy.trusted_networks.len());
+    outln!("  go-live: {}", crate::golive::describe(&c, now()));
+    outln!("  trusted networks: {}", c.policy.trusted_networks.len());
     if c.policy.remember.as_secs() > 0 {
         let kinds: Vec<String> = c
             .policy
@@ -382,7 +382,7 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             .iter()
             .map(ToString::to_string)
             .collect();
-        println!(
+        outln!(
             "  portal unlocks: {}, for {}",
             c.policy.remember,
             if kinds.is_empty() {
@@ -395,9 +395,9 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     match c.radius.clients.len() {
         // Not an error: a site that only protects Linux logins has none.
         0 => {
-            println!("  RADIUS clients: none (mfa-radiusd will not start until one is configured)")
+            outln!("  RADIUS clients: none (mfa-radiusd will not start until one is configured)")
         }
-        n => println!("  RADIUS clients: {n}"),
+        n => outln!("  RADIUS clients: {n}"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -413,7 +413,7 @@ fn check_store_names(c: Config) -> Result<usize> {
     let plan = names::report(&a)?;
     for (canonical, stored) in &plan.conflicts {
         let list: Vec<String> = stored.iter().map(|n| format!("{n:?}")).collect();
-        println!(
+        outln!(
             "{store}: the records {} are one user ({canonical:?}) under {rules}; every login is \
              refused until one is left: `mfactl users merge FROM INTO` (INTO's key is kept) or \
              `mfactl users remove NAME`",
@@ -422,7 +422,7 @@ fn check_store_names(c: Config) -> Result<usize> {
     }
     for stored in &plan.lookalikes {
         let list: Vec<String> = stored.iter().map(|n| format!("{n:?}")).collect();
-        println!(
+        outln!(
             "{store}: the records {} look alike (case, accents, width and look-alike letters \
              set aside) under {rules}: a directory that ignores accents takes them for one \
              account; every login is refused until one is left: `mfactl users merge FROM \
@@ -431,13 +431,13 @@ fn check_store_names(c: Config) -> Result<usize> {
         );
     }
     for (name, to) in &plan.renames {
-        println!(
+        outln!(
             "{store}: note: the record {name:?} is stored as {to:?} at the next start (its \
              canonical name under {rules})"
         );
     }
     for (name, why) in &plan.unreachable {
-        println!(
+        outln!(
             "{store}: warning: no login can reach the record {name:?} under {rules} ({why}); \
              remove it with `mfactl users remove {name:?}`, or change [users] if it is a user \
              (list its domain; unicode = \"allow\" for a name beyond ASCII)"
@@ -454,21 +454,21 @@ pub fn users(cfg: &Path, action: UsersAction) -> Result<ExitCode> {
     match action {
         UsersAction::Merge { from, into } => {
             let kept = admin.merge_users(&from, &into, now())?;
-            println!(
+            outln!(
                 "Merged {from:?} into {into:?}: the record is {kept:?}, with the key of {into:?}."
             );
         }
         UsersAction::Remove { name } => {
             admin.remove_user(&name, now())?;
-            println!("Removed the record {name:?}; its audit trail stays.");
+            outln!("Removed the record {name:?}; its audit trail stays.");
         }
     }
     match a.check_names(NameCheck::Always) {
-        Ok(()) => println!(
+        Ok(()) => outln!(
             "The stored user names agree with {}.",
             names::describe(&a.config().users)
         ),
-        Err(e @ mfa_core::CoreError::NameConflicts(_)) => println!("Still to resolve: {e}"),
+        Err(e @ mfa_core::CoreError::NameConflicts(_)) => outln!("Still to resolve: {e}"),
         Err(e) => return Err(e.into()),
     }
     Ok(ExitCode::SUCCESS)
@@ -483,19 +483,19 @@ pub fn trusted(cfg: &Path, action: TrustedAction) -> Result<ExitCode> {
     match action {
         TrustedAction::List => {
             for n in &load_config(cfg)?.policy.trusted_networks {
-                println!("{n}");
+                outln!("{n}");
             }
         }
         TrustedAction::Add { cidr } => {
             let c = parse_cidr(&cidr)?;
             edit_trusted_networks(cfg, TrustedEdit::Add(c)).map_err(err)?;
-            println!("Added {c} to the trusted networks in {}.", cfg.display());
+            outln!("Added {c} to the trusted networks in {}.", cfg.display());
             eprintln!("{RELOAD_HINT}");
         }
         TrustedAction::Remove { cidr } => {
             let c = parse_cidr(&cidr)?;
             edit_trusted_networks(cfg, TrustedEdit::Remove(c)).map_err(err)?;
-            println!(
+            outln!(
                 "Removed {c} from the trusted networks in {}.",
                 cfg.display()
             );
@@ -504,16 +504,16 @@ pub fn trusted(cfg: &Path, action: TrustedAction) -> Result<ExitCode> {
         TrustedAction::Test { ip } => {
             let c = load_config(cfg)?;
             let Some(addr) = parse_ip_literal(&ip) else {
-                println!("{ip:?} is not an IP address: host names are never trusted");
+                outln!("{ip:?} is not an IP address: host names are never trusted");
                 return Ok(ExitCode::from(1));
             };
             return Ok(match trusted_match(&addr, &c.policy.trusted_networks) {
                 Some(n) => {
-                    println!("{addr} is trusted (in {n})");
+                    outln!("{addr} is trusted (in {n})");
                     ExitCode::SUCCESS
                 }
                 None => {
-                    println!("{addr} is not trusted");
+                    outln!("{addr} is not trusted");
                     ExitCode::from(1)
                 }
             });

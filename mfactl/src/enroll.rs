@@ -101,28 +101,28 @@ pub fn enroll(
     let sheet = Sheet::new(&c.totp.issuer, &name, &secret, &c.totp.params());
     let uri = &sheet.uri;
 
-    println!("Enrolling {name} ({}).\n", c.totp.issuer);
+    outln!("Enrolling {name} ({}).\n", c.totp.issuer);
     if let Ok(qr) = qr_terminal_as(uri, terminal_style(style)) {
-        println!("{}", qr.as_str());
+        outln!("{}", qr.as_str());
     }
-    println!("Scan the QR code with {APPS};");
-    println!("scan it with a second device now to link both. Or add the account by hand:");
-    println!("  Account:  {}", sheet.account);
-    println!("  Key:      {}", sheet.key.as_str());
-    println!("  Type:     {}", sheet.kind);
-    println!("  URI:      {}", uri.as_str());
+    outln!("Scan the QR code with {APPS};");
+    outln!("scan it with a second device now to link both. Or add the account by hand:");
+    outln!("  Account:  {}", sheet.account);
+    outln!("  Key:      {}", sheet.key.as_str());
+    outln!("  Type:     {}", sheet.kind);
+    outln!("  URI:      {}", uri.as_str());
     if let Some(p) = png {
         write_private(p, &qr_png(uri).map_err(Fail::Error)?)?;
-        println!("QR code written to {} (mode 0600)", p.display());
+        outln!("QR code written to {} (mode 0600)", p.display());
     }
     if let Some(p) = svg {
         write_private(p, qr_svg(uri).map_err(Fail::Error)?.as_bytes())?;
-        println!("QR code written to {} (mode 0600)", p.display());
+        outln!("QR code written to {} (mode 0600)", p.display());
     }
 
     if no_confirm {
         enrolment.enroll(&name, &secret, None, replace, ACTOR, now())?;
-        println!("\n{user} is enrolled.");
+        outln!("\n{user} is enrolled.");
         return Ok(ExitCode::SUCCESS);
     }
     for attempt in 1..=TRIES {
@@ -133,7 +133,7 @@ pub fn enroll(
         };
         match enrolment.enroll(&name, &secret, Some(&code), replace, ACTOR, now()) {
             Ok(()) => {
-                println!("\nConfirmed: {user} is enrolled.");
+                outln!("\nConfirmed: {user} is enrolled.");
                 return Ok(ExitCode::SUCCESS);
             }
             Err(CoreError::Refused(r @ Refusal::WrongConfirmationCode)) if attempt < TRIES => {

@@ -34,7 +34,7 @@ pub fn describe(c: &Config, t: i64) -> String {
 pub fn go_live(cfg: &Path, action: Option<GoLiveAction>) -> Result<ExitCode> {
     let edit = match action {
         None | Some(GoLiveAction::Show) => {
-            println!("go-live: {}", describe(&load_config(cfg)?, now()));
+            outln!("go-live: {}", describe(&load_config(cfg)?, now()));
             return Ok(ExitCode::SUCCESS);
         }
         Some(GoLiveAction::Set { date }) if date == "never" => GoLiveEdit::Never,
@@ -44,7 +44,7 @@ pub fn go_live(cfg: &Path, action: Option<GoLiveAction>) -> Result<ExitCode> {
     edit_enforce_from(cfg, &edit).map_err(|e| Fail::Error(e.to_string()))?;
     let c = load_config(cfg)?;
     let t = now();
-    println!(
+    outln!(
         "go-live: {} (written to {})",
         describe(&c, t),
         cfg.display()

@@ -41,7 +41,7 @@ pub fn import(
     }
     let a = open_with(config, OpenMode::Create)?;
     a.admin(ACTOR).import(&entries, replace, now())?;
-    println!("Imported {} user(s).", entries.len());
+    outln!("Imported {} user(s).", entries.len());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,6 +3,16 @@
 //! Exit status: 0 done or allowed, 1 denied or refused, 2 usage, configuration or input error.
 #![forbid(unsafe_code)]
 
+/// `println!` for mfactl: see [`write_stdout`].
+macro_rules! outln {
+    () => {
+        $crate::write_stdout(format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*), true)
+    };
+}
+
 mod admin;
 mod enroll;
 mod golive;
@@ -412,6 +422,25 @@ pub enum GoLiveAction {
 pub enum ConfigAction {
     /// Validate the configuration and print every problem with file, line and key.
     Check,
+}
+
+/// Writes to standard output. `println!` panics where the reader has gone (`mfactl invite
+/// --unenrolled | head -1`: Rust ignores SIGPIPE, so the write fails with EPIPE); mfactl
+/// ends instead as a tool killed by SIGPIPE does, quietly with status 141, after whatever
+/// it had written to the store. Any other write error is named, status 1.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>, newline: bool) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let r = o
+        .write_fmt(args)
+        .and_then(|()| if newline { o.write_all(b"\n") } else { Ok(()) });
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("mfactl: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn main() -> ExitCode {

@@ -368,7 +368,9 @@ const EXIT_SPECIAL: &[(&str, &str)] = &[
 const EXIT_STATUS: &str = "0 done; 1 refused (the store or the policy says no: an enrolled \
     user without --replace, an unknown name without --force, a wrong confirmation code...); \
     2 a usage, configuration, store or input error. Every message goes to standard error and \
-    names what is wrong.";
+    names what is wrong. 141 where standard output was closed before mfactl was done \
+    (as for a tool killed by SIGPIPE, e.g. piped into head): what it wrote to the store \
+    stands.";
 
 /// The arguments of the pages: `mfactl` with every visible command.
 fn command() -> clap::Command {

@@ -58,11 +58,14 @@ pub fn migrate(
         }
         Err(e) => return Err(e.into()),
     };
-    println!(
+    outln!(
         "Copied {} user(s) with {} one-time code(s) and {} address counter(s), and {} audit event(s), from {source_name} to {shown}.",
-        copied.users, copied.codes, copied.sources, copied.audit
+        copied.users,
+        copied.codes,
+        copied.sources,
+        copied.audit
     );
-    println!(
+    outln!(
         "Set [store] url = {to:?} (with sslmode, and password_file where needed) and key_file = {:?} in {} on every node to use it, with a copy of that key file on each (the copy is sealed under it); the old store is left as it was.",
         target.key_path().display().to_string(),
         cfg.display()

@@ -53,11 +53,11 @@ fn print_links(
                 .collect();
             let doc = serde_json::to_string_pretty(&rows)
                 .map_err(|e| Fail::Error(format!("cannot write JSON: {e}")))?;
-            println!("{doc}");
+            outln!("{doc}");
         }
         Format::Table => {
             for (n, tok) in made {
-                println!("{}  {}", link(base, tok), visible(n.as_str()));
+                outln!("{}  {}", link(base, tok), visible(n.as_str()));
             }
         }
     }
@@ -114,7 +114,7 @@ pub fn invite(
             let made = [(name, token)];
             print_links(&base, &made, expires, format)?;
             if format == Format::Table {
-                println!(
+                outln!(
                     "One-time enrolment link for {}, valid until {} ({valid}). It works once; send it to the user only.",
                     visible(made[0].0.as_str()),
                     format_utc(expires)
@@ -157,13 +157,13 @@ pub fn unlocks(cfg: &Path, user: Option<&str>, action: Option<UnlocksAction>) ->
             };
             let n = a.admin(ACTOR).revoke_networks(&name, ip, t)?;
             if n == 0 {
-                println!(
+                outln!(
                     "{} had no remembered address in force{}; nothing to revoke.",
                     visible(name.as_str()),
                     ip.map(|i| format!(" for {i}")).unwrap_or_default()
                 );
             } else {
-                println!(
+                outln!(
                     "Revoked {n} remembered address(es) of {}.",
                     visible(name.as_str())
                 );
@@ -182,7 +182,7 @@ pub fn unlocks(cfg: &Path, user: Option<&str>, action: Option<UnlocksAction>) ->
                         continue;
                     }
                     any = true;
-                    println!(
+                    outln!(
                         "{}  {}  until {}",
                         visible(rec.name.as_str()),
                         visible(&u.ip),

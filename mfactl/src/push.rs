@@ -47,7 +47,7 @@ fn list(cfg: &Path, user: &str, format: Format) -> Result<ExitCode> {
                 "devices": list,
             });
             let text = serde_json::to_string_pretty(&v).map_err(|e| Fail::Error(e.to_string()))?;
-            println!("{text}");
+            outln!("{text}");
         }
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
@@ -75,11 +75,11 @@ fn list(cfg: &Path, user: &str, format: Format) -> Result<ExitCode> {
                     visible(name.as_str())
                 );
             } else {
-                println!(
+                outln!(
                     "DEVICE                            REGISTERED            LAST USED             NAME"
                 );
                 for d in &devices {
-                    println!(
+                    outln!(
                         "{}  {}  {:<20}  {}",
                         d.id,
                         format_utc(d.created),
@@ -89,7 +89,7 @@ fn list(cfg: &Path, user: &str, format: Format) -> Result<ExitCode> {
                 }
             }
             if let Some(until) = blocked {
-                println!(
+                outln!(
                     "Pushes to {} are blocked until {} (a request was reported as not theirs); `mfactl push unblock` lifts it.",
                     visible(name.as_str()),
                     format_utc(until)
@@ -117,7 +117,7 @@ fn remove(cfg: &Path, user: &str, device: &str) -> Result<ExitCode> {
             visible(name.as_str())
         )));
     }
-    println!(
+    outln!(
         "Removed device {id} of {}: it no longer receives or approves sign-in requests.",
         visible(name.as_str())
     );
@@ -128,12 +128,12 @@ fn unblock(cfg: &Path, user: &str) -> Result<ExitCode> {
     let a = open(cfg, OpenMode::Existing)?;
     let name = user_name(&a, user)?;
     if a.push(ACTOR).unblock(&name, now())? {
-        println!(
+        outln!(
             "Pushes to {} are no longer blocked.",
             visible(name.as_str())
         );
     } else {
-        println!("Pushes to {} were not blocked.", visible(name.as_str()));
+        outln!("Pushes to {} were not blocked.", visible(name.as_str()));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -469,7 +469,7 @@ fn print_table(head: &[&str], body: &[Vec<String>]) {
             .zip(&w)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", s.join("  ").trim_end());
+        outln!("{}", s.join("  ").trim_end());
     };
     line(head.to_vec());
     for r in body {
@@ -499,7 +499,7 @@ pub fn log(
                 .iter()
                 .map(|e| json!({"time": format_utc(e.time), "user": e.user, "service": e.service, "client_ip": e.client_ip, "decision": e.decision.as_str(), "reason": e.reason.as_str(), "detail": e.detail}))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&v).map_err(|e| Fail::Error(e.to_string()))?
             );

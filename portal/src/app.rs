@@ -46,6 +46,8 @@ pub struct Portal {
     /// The VAPID public key (base64url) the phones subscribe with, where push approval is
     /// on (`[push] enabled`): the registration page's `applicationServerKey`.
     pub vapid_public: Option<String>,
+    /// The organisation's name and logo on every page (`[portal] organisation`, `logo`).
+    pub brand: crate::page::Brand,
 }
 
 impl Portal {
@@ -74,6 +76,10 @@ impl Portal {
             sessions: Sessions::new(p.session_idle.secs_i64(), p.session_lifetime.secs_i64())?,
             limits: Limits::default(),
             vapid_public,
+            brand: crate::page::Brand {
+                organisation: p.organisation.clone(),
+                logo: None,
+            },
             core,
         })
     }
@@ -163,6 +169,7 @@ pub fn router(p: Arc<Portal>) -> Router {
         .route("/icon.svg", get(assets::icon_svg))
         .route("/icon-192.png", get(assets::icon_192))
         .route("/icon-512.png", get(assets::icon_512))
+        .route("/logo", get(assets::logo))
         .fallback(handlers::not_found)
         .with_state(p)
         .layer(axum::middleware::from_fn_with_state(

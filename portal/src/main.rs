@@ -91,6 +91,9 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
         );
     }
     let sender = push_sender(&cfg)?;
+    // The logo is read once, before anything is served: one that cannot be read, is too
+    // large or is no image stops the start.
+    let brand = page::Brand::load(&cfg.portal)?;
     let core = mfa_store_open::open_core(
         Arc::new(cfg),
         OpenMode::Existing,
@@ -100,10 +103,10 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let core = Arc::new(core);
     let vapid_public = sender.as_ref().map(|(_, public)| public.clone());
-    let portal = Arc::new(
-        app::Portal::new(core.clone(), tls.is_some(), confdir, vapid_public)
-            .ok_or("cannot read the system's random source")?,
-    );
+    let mut portal = app::Portal::new(core.clone(), tls.is_some(), confdir, vapid_public)
+        .ok_or("cannot read the system's random source")?;
+    portal.brand = brand;
+    let portal = Arc::new(portal);
     if let Some((sender, _)) = sender {
         delivery::start(core, sender, portal.metrics.clone())?;
         eprintln!("mfa-portal: delivering push approvals (the one sender)");

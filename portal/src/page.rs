@@ -3,6 +3,8 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use mfa_config::{Logo, read_logo};
+
 use crate::text::Lang;
 
 /// Escapes text for HTML content and double-quoted attributes.
@@ -31,30 +33,46 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; man
 /// only; never an inline script.
 pub const SCRIPT_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self'; manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.45}
-header{display:flex;justify-content:space-between;align-items:baseline;border-bottom:1px solid #ccc;margin-bottom:1rem}
-ol li{margin:.6rem 0}.qr svg{width:16rem;height:16rem}
-.decide button{display:block;width:100%;font-size:1.2rem;padding:.7rem;margin:.7rem 0}
-#approve{background:#1e7b34;color:#fff;border:0}#fraud{background:#b3261e;color:#fff;border:0}button:disabled{opacity:.5}
-#number{font-size:2rem;width:5rem;text-align:center;letter-spacing:.2em}
-dl.request dt{font-weight:bold;margin-top:.4rem}dl.request dd{margin:0}
-ul#requests a{display:block;padding:.6rem 0;font-size:1.1rem}
-.key{font-family:ui-monospace,monospace;font-size:1.3rem;letter-spacing:.05em}
-.ok{background:#e5f6e8;border-left:.3rem solid #1e7b34;padding:.6rem}
-.err{background:#fdecea;border-left:.3rem solid #b3261e;padding:.6rem}
-input{font-size:1.1rem;padding:.3rem;margin:.2rem 0}label{display:block;margin-top:.5rem}label.check input{width:auto;margin-right:.4rem}
-button{font-size:1.05rem;padding:.4rem 1rem;margin-top:.6rem}table{border-collapse:collapse}td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}
-";
+/// The pages' one style sheet (`/style.css`): system fonts, contrast of at least 4.5:1 for
+/// text (7:1 for body text), a visible focus ring on everything that takes focus, and
+/// targets large enough for a thumb. No web font, no image, nothing from elsewhere.
+pub const STYLE: &str = include_str!("../assets/style.css");
+
+/// Who the pages speak for: `[portal] organisation`, and the logo `/logo` serves
+/// (`[portal] logo`, read and checked at start).
+#[derive(Debug, Clone, Default)]
+pub struct Brand {
+    pub organisation: Option<String>,
+    pub logo: Option<Logo>,
+}
+
+impl Brand {
+    /// From `[portal]`: the logo read now, or the reason it cannot be (the portal then does
+    /// not start).
+    pub fn load(p: &mfa_config::PortalConfig) -> Result<Brand, String> {
+        let logo = match &p.logo {
+            Some(path) => Some(read_logo(path).map_err(|e| format!("[portal] logo: {e}"))?),
+            None => None,
+        };
+        Ok(Brand {
+            organisation: p.organisation.clone(),
+            logo,
+        })
+    }
+}
 
 /// The page frame: title, the other language's link (same page), the body.
-pub fn frame(lang: Lang, title: &str, path_for_lang: &str, body: &str) -> String {
-    frame_with(lang, title, path_for_lang, body, None)
+pub fn frame(brand: &Brand, lang: Lang, title: &str, path_for_lang: &str, body: &str) -> String {
+    frame_with(brand, lang, title, path_for_lang, body, None)
 }
 
 /// [`frame`] with the page's own script (a module from this site; see [`SCRIPT_CSP`]).
 /// Every page names the web app's manifest and icons, so the portal can be installed from
-/// any of them.
+/// any of them. The header names the organisation (and its logo) before the product, so
+/// users see whose page asks for their password; the other language's link is marked as
+/// being in that language, for screen readers.
 pub fn frame_with(
+    brand: &Brand,
     lang: Lang,
     title: &str,
     path_for_lang: &str,
@@ -69,16 +87,26 @@ pub fn frame_with(
         Lang::En => "nl",
         Lang::Nl => "en",
     };
+    let site = brand.organisation.as_deref().unwrap_or(t.portal);
+    // The logo is decorative beside the name written out next to it.
+    let logo = if brand.logo.is_some() {
+        "<img class=\"logo\" src=\"/logo\" alt=\"\">"
+    } else {
+        ""
+    };
+    let org = brand.organisation.as_deref().map_or(String::new(), |o| {
+        format!("<span class=\"org\">{}</span>", esc(o))
+    });
     format!(
-        "<!DOCTYPE html>\n<html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"referrer\" content=\"no-referrer\"><meta name=\"theme-color\" content=\"#1e5aa8\"><title>{} \u{2013} {}</title><link rel=\"stylesheet\" href=\"/style.css\"><link rel=\"manifest\" href=\"/manifest.webmanifest?lang={}\"><link rel=\"icon\" href=\"/icon.svg\" type=\"image/svg+xml\"><link rel=\"apple-touch-icon\" href=\"/icon-192.png\">{script}</head><body><header><strong>{}</strong><a id=\"lang\" href=\"{}?lang={other}\" hreflang=\"{other}\">{}</a></header><main><h1>{}</h1>{body}</main></body></html>\n",
-        lang.code(),
+        "<!DOCTYPE html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"referrer\" content=\"no-referrer\"><meta name=\"theme-color\" content=\"#1e5aa8\"><title>{} \u{2013} {}</title><link rel=\"stylesheet\" href=\"/style.css\"><link rel=\"manifest\" href=\"/manifest.webmanifest?lang={code}\"><link rel=\"icon\" href=\"/icon.svg\" type=\"image/svg+xml\"><link rel=\"apple-touch-icon\" href=\"/icon-192.png\">{script}</head><body><a class=\"skip\" href=\"#main\">{}</a><header class=\"top\"><a class=\"brand\" href=\"/?lang={code}\">{logo}{org}<span class=\"product\">{}</span></a><a id=\"lang\" href=\"{}?lang={other}\" hreflang=\"{other}\" lang=\"{other}\">{}</a></header><main id=\"main\"><h1>{}</h1>{body}</main></body></html>\n",
         esc(title),
-        esc(t.portal),
-        lang.code(),
+        esc(site),
+        esc(t.skip),
         esc(t.portal),
         esc(path_for_lang),
         esc(t.lang_other),
         esc(title),
+        code = lang.code(),
     )
 }
 
@@ -134,6 +162,7 @@ pub fn secure_headers(h: &mut HeaderMap, secure: bool) {
 
 /// A page that says one thing (used link, refused form...).
 pub fn message(
+    brand: &Brand,
     lang: Lang,
     status: StatusCode,
     title: &str,
@@ -144,7 +173,7 @@ pub fn message(
     let body = format!("<p class=\"err\" id=\"message\">{}</p>", esc(text));
     html(
         status,
-        frame(lang, title, path, &body),
+        frame(brand, lang, title, path, &body),
         secure,
         HeaderMap::new(),
     )

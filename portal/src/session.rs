@@ -53,6 +53,9 @@ pub struct Session {
     /// confirmed. Only here (wiped on drop, with the session); the old key holds until the
     /// new one is confirmed.
     pub replacing: Option<TotpSecret>,
+    /// When that key was first shown: its entry's name in the app carries the day, the same
+    /// on every page that names it.
+    pub replacing_since: i64,
 }
 
 struct Table {
@@ -200,6 +203,7 @@ impl Sessions {
             user: None,
             pending: None,
             replacing: None,
+            replacing_since: 0,
         };
         init(&mut s);
         table.map.insert(id.clone(), s);

@@ -63,6 +63,7 @@ impl Lang {
 #[derive(Debug)]
 pub struct T {
     pub lang_other: &'static str,
+    pub skip: &'static str,
     pub portal: &'static str,
     pub enrol_title: &'static str,
     pub account_for: &'static str,
@@ -72,9 +73,18 @@ pub struct T {
     pub account_name: &'static str,
     pub key: &'static str,
     pub step_code: &'static str,
+    pub key_kind: &'static str,
+    pub qr_label: &'static str,
     pub code: &'static str,
     pub save: &'static str,
     pub linked: &'static str,
+    pub next_title: &'static str,
+    pub next_outside: &'static str,
+    pub next_always: &'static str,
+    pub next_lost: &'static str,
+    pub another_title: &'static str,
+    pub another_intro: &'static str,
+    pub done: &'static str,
     pub wrong_code: &'static str,
     pub used_title: &'static str,
     pub used: &'static str,
@@ -113,6 +123,11 @@ pub struct T {
     pub backup_intro: &'static str,
     pub backup_button: &'static str,
     pub backup_shown: &'static str,
+    pub backup_confirm_title: &'static str,
+    pub backup_confirm_some: &'static str,
+    pub backup_confirm_none: &'static str,
+    pub backup_confirm_button: &'static str,
+    pub backup_keep: &'static str,
     pub unlock_title: &'static str,
     pub unlock_intro: &'static str,
     pub unlock_button: &'static str,
@@ -133,6 +148,7 @@ pub struct T {
     pub replace_intro: &'static str,
     pub replace_step_add: &'static str,
     pub replace_step_code: &'static str,
+    pub replace_names: &'static str,
     pub replace_code: &'static str,
     pub replace_confirm: &'static str,
     pub replace_cancel: &'static str,
@@ -217,6 +233,7 @@ pub struct T {
 
 pub static EN: T = T {
     lang_other: "Nederlands",
+    skip: "Skip to the page's content",
     portal: "MFA self-service",
     enrol_title: "Link your authenticator app",
     account_for: "Account",
@@ -226,9 +243,18 @@ pub static EN: T = T {
     account_name: "Account name",
     key: "Key",
     step_code: "Enter the 6-digit code the app shows now, and Save.",
+    key_kind: "time-based, {algorithm}, {digits} digits, every {period} seconds",
+    qr_label: "QR code to scan with the authenticator app",
     code: "Code from the app",
     save: "Save",
-    linked: "Your device is linked. Link another device with the QR code or key above, or leave this page.",
+    linked: "Your device is linked.",
+    next_title: "What happens next",
+    next_outside: "Next time you sign in from outside the office (the VPN, remote desktop, a server over SSH), you are asked for a code after your password. Open the app and type the code it shows at that moment; a new one appears every {period} seconds, and each works once.",
+    next_always: "Next time you sign in (the VPN, remote desktop, a server over SSH), you are asked for a code after your password. Open the app and type the code it shows at that moment; a new one appears every {period} seconds, and each works once.",
+    next_lost: "Keep the app on your phone. A new phone, or lost this one? Sign in to My account and choose Replace key, or ask your administrator.",
+    another_title: "Link another device (optional)",
+    another_intro: "With a second phone or a tablet you can still sign in when this phone is not at hand. Scan this QR code with the authenticator app on it, or type the account name and key, now: once you leave this page, they are not shown again.",
+    done: "Done: go to My account",
     wrong_code: "That code is not right. Check that your phone's clock is set automatically, then type the code the app shows now. Your link still works.",
     used_title: "This link was used",
     used: "This enrolment link has been used already: the app it linked is active. A link works once. If you need to link a new phone, ask your administrator for a new link.",
@@ -267,6 +293,11 @@ pub static EN: T = T {
     backup_intro: "One-time codes for when your phone is not at hand. A new set replaces the old one.",
     backup_button: "Make new backup codes",
     backup_shown: "Write these codes down or print them now: they are not shown again. Each works once.",
+    backup_confirm_title: "Make new backup codes?",
+    backup_confirm_some: "You have {n} backup codes that have not been used. They stop working as soon as you make new ones, even if you wrote them down.",
+    backup_confirm_none: "You have no usable backup codes now. The new ones are shown only once: have paper or your password manager ready.",
+    backup_confirm_button: "Yes, make new backup codes",
+    backup_keep: "No, keep my current codes",
     unlock_title: "Unlock remote desktop from this network",
     unlock_intro: "Remote desktop gateways cannot ask for a code. Unlock the address you are using now, for a while.",
     unlock_button: "Unlock remote desktop from this network",
@@ -285,17 +316,18 @@ pub static EN: T = T {
     replace_button: "Replace key",
     replace_intro: "This is your new key. Your current key keeps working until you confirm this one with a code.",
     replace_step_add: "In your authenticator app, add a new account (Microsoft Authenticator: \u{201c}Other account (Google, Facebook, etc.)\u{201d}; Google Authenticator and Authy: the + button).",
-    replace_step_code: "Enter the 6-digit code the new account in the app shows now, and confirm. Then remove the old account from the app.",
+    replace_step_code: "Enter the 6-digit code the new entry in the app shows now, and confirm.",
+    replace_names: "In the app, the new entry is named \u{201c}{new}\u{201d}. Once you have confirmed it, delete the other entry of {issuer} for {user} from the app: that one holds the old key.",
     replace_code: "Code from the new account in the app",
     replace_confirm: "Confirm new key",
     replace_cancel: "Cancel",
     replace_cancelled: "Cancelled. Your current key still works.",
     replace_none: "There is no new key waiting to be confirmed (it was confirmed or cancelled already). Nothing was changed.",
-    replaced: "Your new key is saved. The old key no longer works: remove its account from the app.",
+    replaced: "Your new key is saved. The old key no longer works: in the app, keep \u{201c}{new}\u{201d} and delete the other entry of {issuer} for {user}.",
     replace_wrong_code: "That code is not right for the new key, so it was not saved: your current key still works. Check that your phone's clock is set automatically, then type the code the new account shows now.",
     replace_not_enrolled: "Your account has no key to replace any more (your administrator removed it). Nothing was changed.",
     replace_end_old: "Also end what came with the old key: my backup codes, temporary access codes and unlocked networks. Tick this if the old phone may be in someone else's hands.",
-    replaced_end_old: "Your new key is saved. The old key no longer works: remove its account from the app. Your backup codes, temporary access codes and unlocked networks were ended too; make new backup codes below.",
+    replaced_end_old: "Your new key is saved. The old key no longer works: in the app, keep \u{201c}{new}\u{201d} and delete the other entry of {issuer} for {user}. Your backup codes, temporary access codes and unlocked networks were ended too; make new backup codes below.",
     session_ended: "You were signed out: your key was changed or removed, or your account is locked, since you signed in. Nothing was changed. Sign in again.",
     too_many_user: "Too many failed sign-ins for this user name. Nothing was changed. Wait a quarter of an hour and try again.",
     too_slow: "The form took too long to arrive. Nothing was changed. Try again.",
@@ -370,6 +402,7 @@ pub static EN: T = T {
 
 pub static NL: T = T {
     lang_other: "English",
+    skip: "Naar de inhoud van de pagina",
     portal: "MFA-selfservice",
     enrol_title: "Koppel je authenticator-app",
     account_for: "Account",
@@ -379,9 +412,18 @@ pub static NL: T = T {
     account_name: "Accountnaam",
     key: "Sleutel",
     step_code: "Voer de 6-cijferige code in die de app nu toont, en klik op Opslaan.",
+    key_kind: "tijdgebaseerd, {algorithm}, {digits} cijfers, elke {period} seconden",
+    qr_label: "QR-code om te scannen met de authenticator-app",
     code: "Code uit de app",
     save: "Opslaan",
-    linked: "Je apparaat is gekoppeld. Koppel nog een apparaat met de QR-code of sleutel hierboven, of verlaat deze pagina.",
+    linked: "Je apparaat is gekoppeld.",
+    next_title: "Hoe nu verder",
+    next_outside: "Als je je de volgende keer van buiten kantoor aanmeldt (via VPN, extern bureaublad of SSH op een server), wordt na je wachtwoord om een code gevraagd. Open de app en typ de code die hij op dat moment toont; elke {period} seconden verschijnt een nieuwe, en elke code werkt \u{e9}\u{e9}n keer.",
+    next_always: "Als je je de volgende keer aanmeldt (via VPN, extern bureaublad of SSH op een server), wordt na je wachtwoord om een code gevraagd. Open de app en typ de code die hij op dat moment toont; elke {period} seconden verschijnt een nieuwe, en elke code werkt \u{e9}\u{e9}n keer.",
+    next_lost: "Houd de app op je telefoon. Een nieuwe telefoon, of deze kwijt? Meld je aan bij Mijn account en kies Sleutel vervangen, of vraag het je beheerder.",
+    another_title: "Nog een apparaat koppelen (optioneel)",
+    another_intro: "Met een tweede telefoon of een tablet kun je je nog aanmelden als deze telefoon niet bij de hand is. Scan deze QR-code met de authenticator-app daarop, of typ de accountnaam en de sleutel over, nu: zodra je deze pagina verlaat, worden ze niet meer getoond.",
+    done: "Klaar: naar Mijn account",
     wrong_code: "Die code klopt niet. Controleer of de klok van je telefoon automatisch wordt ingesteld en typ de code die de app nu toont. Je link blijft geldig.",
     used_title: "Deze link is al gebruikt",
     used: "Deze koppellink is al gebruikt: de app die ermee gekoppeld is, is actief. Een link werkt maar \u{e9}\u{e9}n keer. Moet je een nieuwe telefoon koppelen, vraag dan je beheerder om een nieuwe link.",
@@ -420,6 +462,11 @@ pub static NL: T = T {
     backup_intro: "Eenmalige codes voor als je telefoon niet bij de hand is. Een nieuwe set vervangt de oude.",
     backup_button: "Nieuwe reservecodes maken",
     backup_shown: "Schrijf deze codes nu op of druk ze af: ze worden niet nog eens getoond. Elke code werkt \u{e9}\u{e9}n keer.",
+    backup_confirm_title: "Nieuwe reservecodes maken?",
+    backup_confirm_some: "Je hebt {n} reservecodes die nog niet gebruikt zijn. Die werken niet meer zodra je nieuwe maakt, ook als je ze hebt opgeschreven.",
+    backup_confirm_none: "Je hebt nu geen bruikbare reservecodes. De nieuwe worden maar \u{e9}\u{e9}n keer getoond: houd papier of je wachtwoordbeheerder bij de hand.",
+    backup_confirm_button: "Ja, nieuwe reservecodes maken",
+    backup_keep: "Nee, mijn huidige codes houden",
     unlock_title: "Extern bureaublad vanaf dit netwerk ontgrendelen",
     unlock_intro: "Gateways voor extern bureaublad kunnen niet om een code vragen. Ontgrendel het adres dat je nu gebruikt, voor een tijdje.",
     unlock_button: "Extern bureaublad vanaf dit netwerk ontgrendelen",
@@ -438,17 +485,18 @@ pub static NL: T = T {
     replace_button: "Sleutel vervangen",
     replace_intro: "Dit is je nieuwe sleutel. Je huidige sleutel blijft werken tot je deze met een code bevestigt.",
     replace_step_add: "Voeg in je authenticator-app een nieuw account toe (Microsoft Authenticator: \u{201c}Ander account (Google, Facebook, enz.)\u{201d}; Google Authenticator en Authy: de knop +).",
-    replace_step_code: "Voer de 6-cijferige code in die het nieuwe account in de app nu toont, en bevestig. Verwijder daarna het oude account uit de app.",
+    replace_step_code: "Voer de 6-cijferige code in die het nieuwe account in de app nu toont, en bevestig.",
+    replace_names: "In de app heet het nieuwe account \u{201c}{new}\u{201d}. Verwijder na het bevestigen het andere account van {issuer} voor {user} uit de app: daarin zit de oude sleutel.",
     replace_code: "Code van het nieuwe account in de app",
     replace_confirm: "Nieuwe sleutel bevestigen",
     replace_cancel: "Annuleren",
     replace_cancelled: "Geannuleerd. Je huidige sleutel werkt nog.",
     replace_none: "Er wacht geen nieuwe sleutel op bevestiging (hij is al bevestigd of geannuleerd). Er is niets gewijzigd.",
-    replaced: "Je nieuwe sleutel is opgeslagen. De oude sleutel werkt niet meer: verwijder dat account uit de app.",
+    replaced: "Je nieuwe sleutel is opgeslagen. De oude sleutel werkt niet meer: houd in de app \u{201c}{new}\u{201d} en verwijder het andere account van {issuer} voor {user}.",
     replace_wrong_code: "Die code klopt niet voor de nieuwe sleutel, dus die is niet opgeslagen: je huidige sleutel werkt nog. Controleer of de klok van je telefoon automatisch wordt ingesteld en typ de code die het nieuwe account nu toont.",
     replace_not_enrolled: "Je account heeft geen sleutel meer om te vervangen (je beheerder heeft hem verwijderd). Er is niets gewijzigd.",
     replace_end_old: "Be\u{eb}indig ook wat bij de oude sleutel hoorde: mijn reservecodes, tijdelijke toegangscodes en ontgrendelde netwerken. Vink dit aan als de oude telefoon in andermans handen kan zijn.",
-    replaced_end_old: "Je nieuwe sleutel is opgeslagen. De oude sleutel werkt niet meer: verwijder dat account uit de app. Ook je reservecodes, tijdelijke toegangscodes en ontgrendelde netwerken zijn be\u{eb}indigd; maak hieronder nieuwe reservecodes.",
+    replaced_end_old: "Je nieuwe sleutel is opgeslagen. De oude sleutel werkt niet meer: houd in de app \u{201c}{new}\u{201d} en verwijder het andere account van {issuer} voor {user}. Ook je reservecodes, tijdelijke toegangscodes en ontgrendelde netwerken zijn be\u{eb}indigd; maak hieronder nieuwe reservecodes.",
     session_ended: "Je bent afgemeld: sinds je aanmelding is je sleutel gewijzigd of verwijderd, of is je account geblokkeerd. Er is niets gewijzigd. Meld je opnieuw aan.",
     too_many_user: "Te veel mislukte aanmeldingen voor deze gebruikersnaam. Er is niets gewijzigd. Wacht een kwartier en probeer het opnieuw.",
     too_slow: "Het formulier deed er te lang over om aan te komen. Er is niets gewijzigd. Probeer het opnieuw.",
@@ -521,6 +569,27 @@ pub static NL: T = T {
     app_description: "Keur aanmeldingen bij de systemen van je organisatie goed op deze telefoon.",
 };
 
+/// `template` with each `{name}` replaced by its value: the texts that carry a number or a
+/// name keep their word order in each language.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    values.iter().fold(template.to_string(), |s, (k, v)| {
+        s.replace(&format!("{{{k}}}"), v)
+    })
+}
+
+/// What kind of key the app is to add ("time-based, SHA1, 6 digits, every 30 seconds"), in
+/// the page's language: shown beside the key for apps that ask when it is typed by hand.
+pub fn key_kind(t: &T, p: &mfa_model::TotpParams) -> String {
+    fill(
+        t.key_kind,
+        &[
+            ("algorithm", p.algorithm.as_str()),
+            ("digits", &p.digits.to_string()),
+            ("period", &p.period.to_string()),
+        ],
+    )
+}
+
 /// What an unlock lets in, in `lang`, from the configuration (`[policy] remember_for`, as
 /// the policy applies it): shown beside the Unlock button, so the user knows what it does
 /// before pressing it.
@@ -568,6 +637,36 @@ mod tests {
         assert!(nl.contains("aanmeldingen via de dienst sshd"), "{nl}");
         let none = unlock_scope(Lang::En, &UnlockScope::default());
         assert!(none.contains("lets no login in"), "{none}");
+    }
+
+    /// The `{name}` holes of the texts are the same in both languages, so no value is
+    /// left out (or a hole left open) in one of them.
+    #[test]
+    fn both_languages_have_the_same_placeholders() {
+        let holes = |t: &T| {
+            let dbg = format!("{t:?}");
+            let mut v: Vec<String> = dbg
+                .split('{')
+                .skip(2)
+                .filter_map(|r| r.split_once('}').map(|(k, _)| k.to_string()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(holes(&EN), holes(&NL));
+        let p = mfa_model::TotpParams {
+            algorithm: mfa_model::Algorithm::SHA1,
+            digits: 6,
+            period: 30,
+        };
+        assert_eq!(
+            key_kind(&NL, &p),
+            "tijdgebaseerd, SHA1, 6 cijfers, elke 30 seconden"
+        );
+        assert_eq!(
+            key_kind(&EN, &p),
+            "time-based, SHA1, 6 digits, every 30 seconds"
+        );
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //!
 //! The drop and answer counters are the ones `stats.rs` keeps for SIGUSR1 and the log: they
 //! are read at scrape time by [`StatsCollector`], never counted a second time, from the same
-//! `Arc<Stats>` the daemon counts in, with the table of pending challenges for its gauge;
+//! `Arc<Stats>` the daemon counts in, with a count of the store's pending challenges for its
+//! gauge;
 //! the metrics know nothing else of the daemon. What only the metrics need (labels by client
 //! and by reason, histograms) lives in [`Metrics`].
 //!
 //! The listener is `mfa-metrics-http`'s (shared with mfa-portal).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -20,7 +21,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::challenge::Challenges;
 use crate::stats::{DropReason, Stats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,10 +88,14 @@ impl Default for Metrics {
     }
 }
 
+/// How many challenges are pending on every node, read from the store at a scrape; `None`
+/// where it cannot say (the gauge is left out).
+pub type PendingFn = Arc<dyn Fn() -> Option<usize> + Send + Sync>;
+
 /// The counters of `stats.rs` and the pending challenges, read at each scrape.
 struct StatsCollector {
     stats: Arc<Stats>,
-    challenges: Arc<Mutex<Challenges>>,
+    pending: PendingFn,
 }
 
 impl std::fmt::Debug for StatsCollector {
@@ -143,32 +147,24 @@ impl Collector for StatsCollector {
         )?;
         status.encode(e)?;
 
-        // The table is only changed by whole operations, so a poisoned lock still reads
-        // right (as `server::relock` says).
-        let pending = self
-            .challenges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        let pending = ConstGauge::new(i64::try_from(pending).unwrap_or(0));
-        let e = encoder.encode_descriptor(
-            "mfa_radius_pending_challenges",
-            "Access-Challenge rounds waiting for their second round",
-            None,
-            pending.metric_type(),
-        )?;
-        pending.encode(e)?;
+        // In the store, for every node on it: one count.
+        if let Some(pending) = (self.pending)() {
+            let pending = ConstGauge::new(i64::try_from(pending).unwrap_or(i64::MAX));
+            let e = encoder.encode_descriptor(
+                "mfa_radius_pending_challenges",
+                "Access-Challenge rounds waiting for their second round, on every node of the store",
+                None,
+                pending.metric_type(),
+            )?;
+            pending.encode(e)?;
+        }
         Ok(())
     }
 }
 
-/// The registry of one daemon: its [`Metrics`], and the counters and challenge table it
-/// keeps, read at each scrape.
-pub fn registry(
-    metrics: &Metrics,
-    stats: Arc<Stats>,
-    challenges: Arc<Mutex<Challenges>>,
-) -> Registry {
+/// The registry of one daemon: its [`Metrics`], and the counters it keeps and the pending
+/// challenges, read at each scrape.
+pub fn registry(metrics: &Metrics, stats: Arc<Stats>, pending: PendingFn) -> Registry {
     let m = metrics.clone();
     let mut r = Registry::default();
     r.register(
@@ -206,7 +202,7 @@ pub fn registry(
         "One sync making committed batches durable (group commit)",
         m.writer.sync_seconds,
     );
-    r.register_collector(Box::new(StatsCollector { stats, challenges }));
+    r.register_collector(Box::new(StatsCollector { stats, pending }));
     r
 }
 
@@ -216,17 +212,21 @@ pub use mfa_metrics_http::{bind, serve};
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::challenge::{Asker, PendingChallenge};
-    use std::time::{Duration, Instant};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A scrape reads the daemon's own counters and table at that moment, with nothing of
     /// the daemon but them.
     #[test]
     fn a_scrape_reads_the_counters_and_the_challenge_table() {
         let stats = Arc::new(Stats::default());
-        let challenges = Arc::new(Mutex::new(Challenges::new(16)));
+        let pending = Arc::new(AtomicUsize::new(0));
         let metrics = Metrics::default();
-        let r = registry(&metrics, stats.clone(), challenges.clone());
+        let p = pending.clone();
+        let r = registry(
+            &metrics,
+            stats.clone(),
+            Arc::new(move || Some(p.load(Ordering::Relaxed))),
+        );
         let scrape = || {
             let mut text = String::new();
             prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
@@ -239,21 +239,7 @@ mod tests {
         Stats::bump(&stats.received);
         Stats::bump(&stats.received);
         stats.count_drop(DropReason::BadAuthenticator);
-        let now = Instant::now();
-        challenges.lock().unwrap().issue(
-            PendingChallenge {
-                asker: Asker {
-                    client: "gw".into(),
-                    host: None,
-                },
-                service: "gw".into(),
-                user: "alice".into(),
-                client_addr: mfa_core::ClientAddr::Remote(None),
-                expires: now + Duration::from_secs(60),
-                push: None,
-            },
-            now,
-        );
+        pending.store(1, Ordering::Relaxed);
         metrics
             .decisions
             .get_or_create(&DecisionLabels {

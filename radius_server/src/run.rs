@@ -130,10 +130,20 @@ pub async fn serve(options: Options) -> Result<(), String> {
         let l = metrics::bind(addr)
             .await
             .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+        let s = shared.clone();
         let registry = metrics::registry(
             &shared.metrics,
             shared.stats.clone(),
-            shared.challenges.clone(),
+            Arc::new(move || {
+                // A store read inside the scrape's task: the runtime is told this worker
+                // blocks, so a slow or unreachable database holds up no request.
+                match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                    Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                        tokio::task::block_in_place(|| s.pending_challenges())
+                    }
+                    _ => s.pending_challenges(),
+                }
+            }),
         );
         receivers.push(tokio::spawn(metrics::serve(l, registry)));
     }
@@ -183,7 +193,11 @@ pub async fn serve(options: Options) -> Result<(), String> {
                 let _ = notify::notify("READY=1");
             }
             _ = usr1.recv() => shared.log.line_now(&shared.stats.summary()),
-            _ = tick.tick() => shared.sweep(),
+            _ = tick.tick() => {
+                let s = shared.clone();
+                // A store call: off the async threads.
+                drop(tokio::task::spawn_blocking(move || s.sweep()));
+            }
             _ = flush.tick() => shared.log.flush(),
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mfa_config::ClientPush;
 use mfa_config::Config;
@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 
 use crate::answer::{self, Answer};
 use crate::attrs::client_addr;
-use crate::challenge::Challenges;
+use crate::challenge::{self, Asker, PendingChallenge, Redeem, WireState};
 use crate::dedup;
 use crate::lanes::Lane;
 use crate::logbuf::LogBuffer;
@@ -105,8 +105,9 @@ impl ReplyTo {
 pub struct Shared {
     pub(crate) runtime: RwLock<Arc<Runtime>>,
     pub(crate) dedup: Mutex<dedup::Cache>,
-    /// Shared with the metrics' scrape (the pending challenges gauge).
-    pub(crate) challenges: Arc<Mutex<Challenges>>,
+    /// The caps on pending challenges (`[radius] max_pending_challenges`, taken at start),
+    /// counted in the store over every node.
+    pub(crate) challenge_limits: mfa_core::store::ChallengeLimits,
     /// The store reader lane: read-only store calls, the policy before a password check.
     pub(crate) readers: Lane,
     /// Shared with the metrics' scrape.
@@ -137,12 +138,12 @@ pub(crate) fn log_name(b: &[u8]) -> String {
 
 impl Shared {
     pub fn new(runtime: Runtime, options: Options, metrics: Metrics) -> Arc<Self> {
-        // Taken at start: a reload keeps the table and its size.
-        let challenges = Challenges::new(runtime.config.radius.max_pending_challenges);
+        // Taken at start: a reload keeps the caps.
+        let challenge_limits = challenge::limits(runtime.config.radius.max_pending_challenges);
         Arc::new(Self {
             runtime: RwLock::new(Arc::new(runtime)),
             dedup: Mutex::new(dedup::Cache::new(DEDUP_TTL, DEDUP_CAPACITY)),
-            challenges: Arc::new(Mutex::new(challenges)),
+            challenge_limits,
             readers: Lane::new("store reader", STORE_READERS, STORE_QUEUE),
             stats: Arc::default(),
             metrics,
@@ -276,14 +277,23 @@ impl Shared {
         }
     }
 
-    /// Periodic housekeeping: expired challenges.
+    /// Periodic housekeeping: expired challenges, deleted from the store (every node does
+    /// it; a challenge past its time redeems nothing anyway). Blocks on the store: call it
+    /// off the async threads.
     pub fn sweep(&self) {
-        relock(&self.challenges).sweep(Instant::now());
+        if let Err(e) = self.runtime().core.challenges().prune(challenge::now_ms()) {
+            self.warn(&format!("cannot prune expired challenges: {e}"));
+        }
     }
 
-    /// Challenges issued and not yet redeemed or expired.
-    pub fn pending_challenges(&self) -> usize {
-        relock(&self.challenges).len()
+    /// Challenges issued and not yet redeemed or expired, by every node on the store;
+    /// `None` where the store cannot say. Blocks on the store.
+    pub fn pending_challenges(&self) -> Option<usize> {
+        self.runtime()
+            .core
+            .challenges()
+            .live(challenge::now_ms())
+            .ok()
     }
 
     pub fn inflight(&self) -> usize {
@@ -343,8 +353,36 @@ impl ModeBackend for Live<'_> {
         Ok(self.rt.core.user_name(raw).ok())
     }
 
-    fn challenges(&self) -> MutexGuard<'_, Challenges> {
-        relock(&self.shared.challenges)
+    async fn issue_challenge(
+        &self,
+        p: PendingChallenge,
+    ) -> Result<Option<WireState>, RequestError> {
+        let limits = self.shared.challenge_limits;
+        // A write: on the one writer, in order with the batches (SQLite's lock is never
+        // waited for behind this process's own writer).
+        Ok(self
+            .rt
+            .writer
+            .call_core(move |c| challenge::issue(c, &p, &limits, challenge::now_ms()))
+            .await?)
+    }
+
+    async fn redeem_challenge(
+        &self,
+        state: &[u8],
+        asker: &Asker,
+        service: &str,
+        user: &str,
+    ) -> Result<Redeem, RequestError> {
+        let (state, asker) = (state.to_vec(), asker.clone());
+        let (service, user) = (service.to_string(), user.to_string());
+        Ok(self
+            .rt
+            .writer
+            .call_core(move |c| {
+                challenge::redeem(c, &state, &asker, &service, &user, challenge::now_ms())
+            })
+            .await?)
     }
 
     async fn look(&self, req: &Request) -> Result<(Decision, Vec<String>), RequestError> {

@@ -13,6 +13,7 @@ use mfa_model::{
 
 use crate::{Abort, AuditQuery, Store, StoreError, StoreFacts};
 
+pub mod challenge;
 pub mod push;
 
 /// A factory for fresh, empty stores of one engine.
@@ -49,6 +50,7 @@ pub fn all(open: Open<'_>) {
     ];
     run(open, &checks);
     run(open, push::CHECKS);
+    run(open, challenge::CHECKS);
 }
 
 /// Runs `checks` one by one; a failure names the check. Shared with the core's suite.

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod challenge;
 pub mod push;
 pub mod rows;
 
@@ -26,6 +27,7 @@ use mfa_model::{
     SealedSecret, SecretError, UserName, UserRecord,
 };
 
+pub use challenge::{ChallengeLimits, ChallengeRow};
 pub use push::{PushFn, PushTx};
 
 /// How an engine treats a store that does not exist yet.
@@ -430,6 +432,39 @@ pub trait Store: Send + Sync {
     fn prune_push(&self, before: i64) -> Result<usize, StoreError> {
         let _ = before;
         Err(no_push())
+    }
+
+    /// Stores a pending challenge (see [`challenge`]) in one write transaction that first
+    /// deletes every expired one (at `row.created`), then, where the same user already has
+    /// `limits.per_user` live ones from the same client and host, the oldest of them, and
+    /// then counts the live ones: past `limits.total`, the client's `per_client` or the
+    /// host's `per_host`, nothing is stored and the answer is `false`. The count and the
+    /// insert are serialised across processes and nodes, so the caps hold for all of them.
+    /// A `state_hash` stored already is an error.
+    fn put_challenge(
+        &self,
+        row: &ChallengeRow,
+        limits: &ChallengeLimits,
+    ) -> Result<bool, StoreError> {
+        let _ = (row, limits);
+        Err(challenge::no_challenges())
+    }
+    /// Deletes the challenge whose State hashes to `state_hash` and returns it, expired or
+    /// not (the caller judges), in one statement: of any number of callers on any nodes,
+    /// one gets the row and the others `None`.
+    fn take_challenge(&self, state_hash: &[u8; 32]) -> Result<Option<ChallengeRow>, StoreError> {
+        let _ = state_hash;
+        Err(challenge::no_challenges())
+    }
+    /// Deletes the challenges expired at `now` (Unix milliseconds); returns how many.
+    fn prune_challenges(&self, now: i64) -> Result<usize, StoreError> {
+        let _ = now;
+        Err(challenge::no_challenges())
+    }
+    /// How many challenges are live at `now` (Unix milliseconds), all clients together.
+    fn live_challenges(&self, now: i64) -> Result<usize, StoreError> {
+        let _ = now;
+        Err(challenge::no_challenges())
     }
 
     /// Runs `f` over the records of `names`, in the order named, in one write transaction:

@@ -7,8 +7,8 @@ use mfa_model::{
 };
 
 use crate::{
-    AuditQuery, GroupCommit, NamesFn, PushFn, ResealBlobFn, ResealFn, Store, StoreError,
-    StoreFacts, TxFn, UserFn,
+    AuditQuery, ChallengeLimits, ChallengeRow, GroupCommit, NamesFn, PushFn, ResealBlobFn,
+    ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
 };
 
 /// `inner`, with the faults a test asks for.
@@ -141,6 +141,22 @@ impl Store for Delegate {
     }
     fn push_requests(&self, user: &UserName, since: i64) -> Result<Vec<PushRequest>, StoreError> {
         self.inner.push_requests(user, since)
+    }
+    fn put_challenge(
+        &self,
+        row: &ChallengeRow,
+        limits: &ChallengeLimits,
+    ) -> Result<bool, StoreError> {
+        self.inner.put_challenge(row, limits)
+    }
+    fn take_challenge(&self, state_hash: &[u8; 32]) -> Result<Option<ChallengeRow>, StoreError> {
+        self.inner.take_challenge(state_hash)
+    }
+    fn prune_challenges(&self, now: i64) -> Result<usize, StoreError> {
+        self.inner.prune_challenges(now)
+    }
+    fn live_challenges(&self, now: i64) -> Result<usize, StoreError> {
+        self.inner.live_challenges(now)
     }
     fn claim_push_outbox(
         &self,

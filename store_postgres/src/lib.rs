@@ -42,10 +42,11 @@
 //! a connection of its own (`push`).
 //!
 //! One file per concern: `schema`, `pool` (connections), `tls`, `rows`, `tx` (transactions,
-//! locks, retries), `names`, `push` (push approval's rows and the listener), `store` (the
+//! locks, retries), `names`, `push` (push approval's rows and the listener), `challenge` (pending RADIUS challenges), `store` (the
 //! `Store` trait), `error`.
 #![forbid(unsafe_code)]
 
+mod challenge;
 mod error;
 #[macro_use]
 mod schema;

@@ -20,7 +20,34 @@ use crate::pool::PgStore;
 /// `push_blocks` (SQLite's version 10, where they are described). Version 10:
 /// `push_requests.claimed`, until when a portal has taken a request to deliver it (SQLite's
 /// version 11, where the reason is given).
-pub const SCHEMA_VERSION: i64 = 10;
+/// Version 11: `challenges`, the pending RADIUS Access-Challenges (SQLite's version 12, where
+/// they are described).
+pub const SCHEMA_VERSION: i64 = 11;
+
+/// The pending challenges (SQLite's `challenges_table!`), in [`SCHEMA`] and
+/// [`MIGRATE_ADD_CHALLENGES`].
+macro_rules! pg_challenges_table {
+    () => {
+        "
+CREATE TABLE IF NOT EXISTS challenges (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    state_hash   BYTEA NOT NULL UNIQUE CHECK (length(state_hash) = 32),
+    \"user\"       TEXT NOT NULL,
+    client       TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    service      TEXT NOT NULL,
+    client_ip    TEXT NOT NULL,
+    created      BIGINT NOT NULL,
+    expires      BIGINT NOT NULL,
+    push_id      BYTEA CHECK (push_id IS NULL OR length(push_id) = 16),
+    push_number  BIGINT,
+    push_expires BIGINT
+);
+CREATE INDEX IF NOT EXISTS challenges_expires ON challenges(expires);
+CREATE INDEX IF NOT EXISTS challenges_asker ON challenges(client, host, \"user\");
+"
+    };
+}
 
 /// The outbox's claim column (SQLite's `push_claim_column!`), in [`SCHEMA`] and
 /// [`MIGRATE_ADD_PUSH_CLAIM`].
@@ -196,7 +223,8 @@ CREATE TABLE meta (
     pg_unenrolled_index!(),
     pg_name_key_column!(),
     pg_push_tables!(),
-    pg_push_claim_column!()
+    pg_push_claim_column!(),
+    pg_challenges_table!()
 );
 
 /// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
@@ -228,7 +256,12 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (7, MIGRATE_V7_V8),
     (8, MIGRATE_ADD_PUSH),
     (9, MIGRATE_ADD_PUSH_CLAIM),
+    (10, MIGRATE_ADD_CHALLENGES),
 ];
+
+/// Version 10 to 11 (SQLite's 11 to 12): the pending challenges, empty. Named for what it
+/// does, so that it can be renumbered at a merge.
+pub(crate) const MIGRATE_ADD_CHALLENGES: &str = pg_challenges_table!();
 
 /// Version 9 to 10 (SQLite's 10 to 11): the outbox's claim column, empty. Named for what it
 /// does, so that it can be renumbered at a merge.

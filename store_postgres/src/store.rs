@@ -7,8 +7,8 @@ use mfa_model::{
 use mfa_store::push::META_PORTAL_ALIVE;
 use mfa_store::rows::{self, InviteRow};
 use mfa_store::{
-    AuditQuery, LockOrder, NamesFn, PushFn, ResealBlobFn, ResealFn, Store, StoreError, StoreFacts,
-    TxFn, UserFn,
+    AuditQuery, ChallengeLimits, ChallengeRow, LockOrder, NamesFn, PushFn, ResealBlobFn, ResealFn,
+    Store, StoreError, StoreFacts, TxFn, UserFn,
 };
 
 use crate::error::{Context, PgError};
@@ -443,6 +443,26 @@ impl Store for PgStore {
 
     fn push_requests(&self, user: &UserName, since: i64) -> Result<Vec<PushRequest>, StoreError> {
         self.run(|c| push_rows::requests(&mut c.client, user.as_str(), since))
+    }
+
+    fn put_challenge(
+        &self,
+        row: &ChallengeRow,
+        limits: &ChallengeLimits,
+    ) -> Result<bool, StoreError> {
+        self.run(|c| crate::challenge::put(&mut c.client, row, limits))
+    }
+
+    fn take_challenge(&self, state_hash: &[u8; 32]) -> Result<Option<ChallengeRow>, StoreError> {
+        self.run(|c| crate::challenge::take(&mut c.client, state_hash))
+    }
+
+    fn prune_challenges(&self, now: i64) -> Result<usize, StoreError> {
+        self.run(|c| crate::challenge::prune(&mut c.client, now))
+    }
+
+    fn live_challenges(&self, now: i64) -> Result<usize, StoreError> {
+        self.run(|c| crate::challenge::live(&mut c.client, now))
     }
 
     fn claim_push_outbox(

@@ -4,13 +4,14 @@
 //!
 //! One file per concern: `schema` (tables and upgrades), `conn` (files, connections, the
 //! pool), `rows` (records to rows and back), `tx` (write transactions and the store key),
-//! `names` (name upkeep), `push` (push approval's rows), `store` (the `Store` trait), `group_commit` (deferred commits and
+//! `names` (name upkeep), `push` (push approval's rows), `challenge` (pending RADIUS challenges), `store` (the `Store` trait), `group_commit` (deferred commits and
 //! checkpoints), `error`.
 #![forbid(unsafe_code)]
 
 mod error;
 #[macro_use]
 mod schema;
+mod challenge;
 mod conn;
 mod group_commit;
 mod names;

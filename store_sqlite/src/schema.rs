@@ -188,7 +188,40 @@ macro_rules! push_claim_column {
     };
 }
 
-pub(crate) const SCHEMA_VERSION: i64 = 11;
+/// Version 12: `challenges`, the pending RADIUS Access-Challenges, so that any daemon on the
+/// store can finish a challenge another started (`mfa_store::challenge`): keyed by the
+/// SHA-256 of the State, never the State; `id` orders one user's challenges (the oldest gives
+/// way); the indexes serve the expiry and the per-client, per-host and per-user counts.
+macro_rules! challenges_table {
+    ($table:literal, $index:literal) => {
+        concat!(
+            $table,
+            " challenges (
+    id           INTEGER PRIMARY KEY,
+    state_hash   BLOB NOT NULL UNIQUE CHECK (length(state_hash) = 32),
+    user         TEXT NOT NULL,
+    client       TEXT NOT NULL,
+    host         TEXT NOT NULL,
+    service      TEXT NOT NULL,
+    client_ip    TEXT NOT NULL,
+    created      INTEGER NOT NULL,
+    expires      INTEGER NOT NULL,
+    push_id      BLOB CHECK (push_id IS NULL OR length(push_id) = 16),
+    push_number  INTEGER,
+    push_expires INTEGER
+) STRICT;
+",
+            $index,
+            " challenges_expires ON challenges(expires);
+",
+            $index,
+            " challenges_asker ON challenges(client, host, user);
+"
+        )
+    };
+}
+
+pub(crate) const SCHEMA_VERSION: i64 = 12;
 
 /// Version 2: `users` is WITHOUT ROWID (a login looks its user up in one B-tree instead of
 /// an index and then the table), and the audit trail has no (user, time) index, whose
@@ -203,6 +236,8 @@ pub(crate) const SCHEMA_VERSION: i64 = 11;
 /// Version 8: `users_unenrolled` (see [`MIGRATE_ADD_UNENROLLED_INDEX`]).
 /// Version 9: `users.name_key` (see [`migrate_add_name_key`]).
 /// Version 10: push approval (see [`push_tables!`]).
+/// Version 11: the outbox's claim (see [`push_claim_column!`]).
+/// Version 12: pending challenges (see [`challenges_table!`]).
 pub(crate) const SCHEMA: &str = concat!(
     users_table!("users"),
     "
@@ -240,7 +275,8 @@ CREATE INDEX audit_time ON audit(time);
     name_key_column!(),
     name_key_index!("CREATE INDEX"),
     push_tables!("CREATE TABLE", "CREATE INDEX", "CREATE UNIQUE INDEX"),
-    push_claim_column!()
+    push_claim_column!(),
+    challenges_table!("CREATE TABLE", "CREATE INDEX")
 );
 
 /// Version 4 to 5: the per-address counters start empty.
@@ -396,7 +432,14 @@ const MIGRATIONS: &[(i64, Step)] = &[
     (8, Step::Code(migrate_add_name_key)),
     (9, Step::Sql(MIGRATE_ADD_PUSH)),
     (10, Step::Code(migrate_add_push_claim)),
+    (11, Step::Sql(MIGRATE_ADD_CHALLENGES)),
 ];
+
+/// The upgrade step that adds `challenges` (version 11 to 12), empty: a daemon of the old
+/// version kept its challenges in memory, and they end with it. Named for what it does, so
+/// that it can be renumbered at a merge; `IF NOT EXISTS` for a store taken back by hand.
+pub(crate) const MIGRATE_ADD_CHALLENGES: &str =
+    challenges_table!("CREATE TABLE IF NOT EXISTS", "CREATE INDEX IF NOT EXISTS");
 
 /// Creates or upgrades the schema in one write transaction. Another process may be doing
 /// the same at the same moment: take the write lock, then look at the version again.

@@ -7,8 +7,8 @@ use mfa_model::{
 use mfa_store::push::META_PORTAL_ALIVE;
 use mfa_store::rows::{self};
 use mfa_store::{
-    AuditQuery, GroupCommit, LockOrder, NamesFn, PushFn, ResealBlobFn, ResealFn, Store, StoreError,
-    StoreFacts, TxFn, UserFn,
+    AuditQuery, ChallengeLimits, ChallengeRow, GroupCommit, LockOrder, NamesFn, PushFn,
+    ResealBlobFn, ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
 };
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -357,6 +357,26 @@ impl Store for SqliteStore {
 
     fn push_requests(&self, user: &UserName, since: i64) -> Result<Vec<PushRequest>, StoreError> {
         self.with_conn(|c| push_rows::requests(c, user.as_str(), since))
+    }
+
+    fn put_challenge(
+        &self,
+        row: &ChallengeRow,
+        limits: &ChallengeLimits,
+    ) -> Result<bool, StoreError> {
+        self.with_challenge_conn(|c| crate::challenge::put(c, row, limits))
+    }
+
+    fn take_challenge(&self, state_hash: &[u8; 32]) -> Result<Option<ChallengeRow>, StoreError> {
+        self.with_challenge_conn(|c| crate::challenge::take(c, state_hash))
+    }
+
+    fn prune_challenges(&self, now: i64) -> Result<usize, StoreError> {
+        self.with_conn(|c| crate::challenge::prune(c, now))
+    }
+
+    fn live_challenges(&self, now: i64) -> Result<usize, StoreError> {
+        self.with_conn(|c| crate::challenge::live(c, now))
     }
 
     fn claim_push_outbox(

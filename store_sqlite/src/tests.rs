@@ -716,7 +716,7 @@ fn a_version_9_store_gets_the_push_tables() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
     assert_eq!(v, SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 11);
+    assert_eq!(SCHEMA_VERSION, 12);
     for table in ["push_devices", "push_requests", "push_blocks"] {
         let n: i64 = c
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
@@ -741,4 +741,64 @@ fn a_version_9_store_gets_the_push_tables() {
         .unwrap();
     let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
     assert!(s.claim_push_outbox(0, 10, 30).unwrap().is_empty());
+}
+
+/// Issue 24: a version 11 store (challenges in each daemon's memory) gets the table of
+/// pending challenges, empty, usable at once; one taken back by hand with the table still
+/// there opens too.
+#[test]
+fn a_version_11_store_gets_the_challenges_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mfa.db");
+    let s = SqliteStore::open(&path, OpenMode::Create, Duration::from_secs(1)).unwrap();
+    drop(s);
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE challenges; PRAGMA user_version = 11;")
+        .unwrap();
+    let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+    let c = s.connect().unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 12);
+    for index in ["challenges_expires", "challenges_asker"] {
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = ?1",
+                [index],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "{index}");
+    }
+    drop(c);
+    assert_eq!(s.live_challenges(0).unwrap(), 0);
+    let row = mfa_store::ChallengeRow {
+        state_hash: [3; 32],
+        user: "alice".into(),
+        client: "vpn".into(),
+        host: String::new(),
+        service: "vpn".into(),
+        client_ip: "unknown".into(),
+        created: 1,
+        expires: 2,
+        push_id: None,
+        push_number: None,
+        push_expires: None,
+    };
+    let limits = mfa_store::ChallengeLimits {
+        total: 16,
+        per_client: 12,
+        per_host: 4,
+        per_user: 4,
+    };
+    assert!(s.put_challenge(&row, &limits).unwrap());
+    drop(s);
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 11;")
+        .unwrap();
+    let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
+    assert_eq!(s.take_challenge(&[3; 32]).unwrap(), Some(row));
 }

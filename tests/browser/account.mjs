@@ -32,7 +32,11 @@ try {
   await page.click('#unlock');
   const msg = (await page.locator('#message').innerText()).trim();
   check(msg.startsWith('Unlocked.'), `unlock message: ${msg}`);
+  // Make new backup codes asks first (none yet: nothing to lose), then makes them.
   await page.click('#backup-codes');
+  check(await page.locator('#backup-codes li').count() === 0, 'no codes before the confirmation');
+  check((await page.locator('#backup-confirm-text').innerText()).includes('no usable backup codes'), 'the confirmation says what there is');
+  await page.click('#backup-codes-confirm');
   const codes = await page.locator('#backup-codes li').count();
   check(codes === 10, `10 backup codes shown, saw ${codes}`);
   const cookies = await ctx.cookies();

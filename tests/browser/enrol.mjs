@@ -1,5 +1,6 @@
 // Drives mfa-portal's enrolment page in Debian's chromium (playwright-core, no download).
-// Usage: node enrol.mjs '{"link": URL, "link2": URL, "expired": URL, "out": DIR, "shots": DIR|null}'
+// Usage: node enrol.mjs '{"link": URL, "link2": URL, "expired": URL, "out": DIR}'
+// (The screenshots of docs/ are pages.mjs's, of the branded pages.)
 // Prints one JSON line {"ok": true, "key": ..., ...} and exits 0, or prints the failure and exits 1.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
@@ -51,7 +52,6 @@ try {
   // The QR code as drawn, for zbar.
   const svg = await page.locator('#qr svg').evaluate(e => e.outerHTML);
   writeFileSync(join(args.out, 'qr.svg'), '<?xml version="1.0" standalone="yes"?>' + (svg.includes('xmlns=') ? svg : svg.replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ')));
-  if (args.shots) await page.screenshot({ path: join(args.shots, 'portal-enrol.png'), fullPage: true });
 
   // 2. A wrong code: said plainly, the invite and the same key kept.
   await page.fill('#code', wrongCode(key));
@@ -64,10 +64,16 @@ try {
   await page.fill('#code', oathtool(key)[0]);
   await page.click('button[type=submit]');
   const linked = await page.locator('#message').innerText();
-  check(linked.includes('Your device is linked. Link another device with the QR code or key above, or leave this page.'), `success text: ${linked}`);
+  check(linked.includes('Your device is linked.'), `success text: ${linked}`);
+  // What happens next, and another device offered with the same key, the last time it is shown.
+  const next = await page.locator('#next').innerText();
+  check(next.includes('What happens next') && next.includes('Next time you sign in') && next.includes('you are asked for a code after your password'), `next steps: ${next}`);
+  const another = await page.locator('#another').innerText();
+  check(another.includes('Link another device') && another.includes('not shown again'), `another device: ${another}`);
   check(await page.locator('input').count() === 0, 'no form after linking');
-  check((await page.locator('#key').innerText()).replace(/ /g, '') === key, 'the key still shown for another device');
-  if (args.shots) await page.screenshot({ path: join(args.shots, 'portal-linked.png'), fullPage: true });
+  check((await page.locator('#another #key').innerText()).replace(/ /g, '') === key, 'the key still shown for another device');
+  check(await page.locator('#another #qr svg').count() === 1, 'the QR code for another device');
+  check((await page.locator('#done').getAttribute('href')).startsWith('/account'), 'the way on to My account');
 
   // 4. After leaving: the link is used, and no page shows the key again.
   const again = await page.goto(args.link);

@@ -143,12 +143,12 @@ try {
   const payload = JSON.parse(payloads[0]);
   check(payload.v === 1 && payload.id === first.id && payload.service === 'sshd' && payload.client_ip === '192.0.2.7', `the payload: ${payloads[0]}`);
   check(payload.number_matching === true && !('number' in payload), `no number in the payload: ${payloads[0]}`);
-  for (let i = 0; i < 100 && !registrations.some(r => r.scopeURL === args.url + '/'); i++) await sleep(50);
+  for (let i = 0; i < 400 && !registrations.some(r => r.scopeURL === args.url + '/'); i++) await sleep(50);
   const reg = registrations.find(r => r.scopeURL === args.url + '/');
   check(reg, `the service worker is registered: ${JSON.stringify(registrations)}`);
   await cdp.send('ServiceWorker.deliverPushMessage', { origin: args.url, registrationId: reg.registrationId, data: payloads[0] });
   let shown = [];
-  for (let i = 0; i < 100 && shown.length === 0; i++) {
+  for (let i = 0; i < 400 && shown.length === 0; i++) {
     shown = await page.evaluate(async () => (await (await navigator.serviceWorker.ready).getNotifications())
       .map(n => ({ title: n.title, body: n.body, tag: n.tag, data: n.data })));
     if (shown.length === 0) await sleep(50);

@@ -134,7 +134,13 @@ pub fn invite(site: &Site, user: &str) -> String {
 
 pub fn sqlite(db: &Path, sql: &str) -> String {
     require_tool("sqlite3");
-    let o = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    // A busy portal (push delivery, the writer) may hold the write lock a moment.
+    let o = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 5000"])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "sqlite3: {}", text(&o));
     String::from_utf8(o.stdout).unwrap()
 }

@@ -185,14 +185,27 @@ impl Rig {
     }
 
     pub fn start_with(mode: &str, extra_radius: &str) -> Rig {
+        Self::start_on(mode, extra_radius, None)
+    }
+
+    /// [`Rig::start_with`] on the store `store_toml` names (a whole `[store]` table: another
+    /// site's SQLite file, a PostgreSQL database), for several daemons on one store.
+    pub fn start_on(mode: &str, extra_radius: &str, store_toml: Option<&str>) -> Rig {
         require_tool("radclient");
         let port = free_udp_port();
-        let site = Site::with_config(&config_text(
+        let mut text = config_text(
             mode,
             &format!("\"127.0.0.1:{port}\", \"[::1]:{port}\""),
             extra_radius,
             SECRET,
-        ));
+        );
+        if let Some(store) = store_toml {
+            text = text.replace(
+                "[store]\npath = \"mfa.db\"\nkey_file = \"mfa.key\"\n",
+                store,
+            );
+        }
+        let site = Site::with_config(&text);
         let pam = write_pam(site.path());
         let daemon = spawn_daemon(&site.config, Some(&pam));
         daemon.wait_log("listening on", 1);
@@ -452,4 +465,116 @@ impl Relay {
             .ok()
             .map(|(n, _)| buf[..n].to_vec())
     }
+}
+
+impl Rig {
+    /// Challenge mode's first round: the password, from the untrusted address.
+    pub fn first_round(&self, user: &str) -> Reply {
+        self.send(&attrs(user, Some(PASSWORD), Some(UNTRUSTED_CSI), true))
+    }
+
+    /// Challenge mode's second round: the State and the code, without the client address
+    /// (as many gateways send it).
+    pub fn answer(&self, user: &str, state: &str, code: &str) -> Reply {
+        self.send(&format!(
+            "User-Name = \"{user}\"\nUser-Password = \"{code}\"\nState = {state}\nMessage-Authenticator = 0x00\n"
+        ))
+    }
+}
+
+/// Issue 24: two daemons in challenge mode on one store (one SQLite file, or one PostgreSQL
+/// database). A challenge started on either is finished on the other with the first round's
+/// client address, and its State, sent again to either, is refused without spending the
+/// code; both ways round.
+pub fn challenges_finish_on_either_node(a: &Rig, b: &Rig) {
+    for (round, (first, second)) in [(a, b), (b, a)].into_iter().enumerate() {
+        let (user, key) = first.user();
+        let r = first.first_round(&user);
+        assert!(r.is("Access-Challenge"), "{}", r.output);
+        let state = r.state.unwrap();
+        let r = second.answer(&user, &state, &totp(&key, 0));
+        assert!(
+            r.is("Access-Accept"),
+            "round {round}: a State of the other node: {}",
+            r.output
+        );
+        second.daemon.wait_log(
+            &format!(
+                "user=\"{user}\" client=\"test-gw\" client_ip=198.51.100.7 decision=accept reason=valid_code"
+            ),
+            1,
+        );
+        // Replayed to either node, with a code that would otherwise do: refused.
+        for node in [a, b] {
+            let r = node.answer(&user, &state, &totp(&key, 1));
+            assert!(r.is("Access-Reject"), "round {round}: replay: {}", r.output);
+        }
+        for node in [a, b] {
+            node.daemon
+                .wait_log("reason=unknown_or_expired_state", round + 1);
+        }
+        // The refused answers spent nothing: the next code still gets in, through a
+        // challenge started on the second node and finished on the first.
+        let r = second.first_round(&user);
+        let r = first.answer(&user, &r.state.unwrap(), &totp(&key, 1));
+        assert!(r.is("Access-Accept"), "round {round}: {}", r.output);
+    }
+}
+
+/// Issue 24: the caps on pending challenges hold for two daemons on one store together
+/// (both with `max_pending_challenges = 16`: one client entry 12, one user 4). One user's
+/// challenges started on alternate nodes leave the four newest of all live, whichever node
+/// issued them; one client's challenges stop at its share of the store, counted over both
+/// nodes, while another client entry still gets its own.
+pub fn challenge_caps_hold_across_nodes(a: &Rig, b: &Rig) {
+    let node = |i: usize| if i.is_multiple_of(2) { a } else { b };
+    let (user, key) = a.user();
+    let states: Vec<String> = (0..10)
+        .map(|i| {
+            let r = node(i).first_round(&user);
+            assert!(r.is("Access-Challenge"), "{i}: {}", r.output);
+            r.state.unwrap()
+        })
+        .collect();
+    // The six oldest gave way, even to the node that issued them.
+    for (i, state) in states.iter().enumerate().take(6) {
+        let r = node(i).answer(&user, state, &totp(&key, 0));
+        assert!(
+            r.is("Access-Reject"),
+            "State {i} of 10, answered to the node that issued it: {}",
+            r.output
+        );
+    }
+    let r = node(8).answer(&user, &states[9], &totp(&key, 0));
+    assert!(r.is("Access-Accept"), "the newest: {}", r.output);
+
+    // Three of this user's are still live (States 6 to 8): nine more of this client's fit.
+    let users: Vec<(String, String)> = (0..11).map(|_| a.user()).collect();
+    let replies: Vec<Reply> = users
+        .iter()
+        .enumerate()
+        .map(|(i, (u, _))| node(i).first_round(u))
+        .collect();
+    let challenged = replies.iter().filter(|r| r.is("Access-Challenge")).count();
+    let rejected = replies.iter().filter(|r| r.is("Access-Reject")).count();
+    assert_eq!(
+        (challenged, rejected),
+        (9, 2),
+        "the client's share (12) over both nodes: {replies:#?}"
+    );
+    for n in [a, b] {
+        n.daemon.wait_log(
+            "cannot issue a challenge State (as many pending as allowed)",
+            1,
+        );
+    }
+    // Another client entry (test-gw6, from ::1) keeps its share.
+    let r = radclient(
+        &format!("[::1]:{}", a.port),
+        SECRET,
+        "auth",
+        &attrs(&users[10].0, Some(PASSWORD), Some(UNTRUSTED_CSI), true),
+        5,
+    );
+    assert!(r.is("Access-Challenge"), "another client: {}", r.output);
 }

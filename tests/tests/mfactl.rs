@@ -830,3 +830,28 @@ fn config_check_reports_every_type_and_format_error_in_one_run() {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     }
 }
+
+/// Output into a pipe whose reader has gone (`mfactl ... | head -1`): mfactl ends as a tool
+/// killed by SIGPIPE does, status 141, without the panic `println!` gives.
+#[test]
+fn a_closed_pipe_ends_mfactl_quietly() {
+    let site = Site::new("");
+    for args in [
+        vec!["enroll", "root", "--no-confirm"],
+        vec!["trusted", "list"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(bin("mfactl"))
+            .arg("--config")
+            .arg(&site.config)
+            .args(&args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {err}");
+    }
+}

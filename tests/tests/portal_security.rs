@@ -243,9 +243,10 @@ fn replacing_the_key_can_end_the_old_backup_codes_temporary_codes_and_unlocks() 
         let mut c = Client::new(&portal.url).from(ip);
         let r = c.sign_in(&user, &mfa_e2e::totp(&key, 0));
         assert_eq!(r.status, 200, "{}", r.body);
+        // Make new backup codes asks first; its second form makes them.
         let r = c.post(
             "/account",
-            &[("action", "backup-codes"), ("csrf", &r.csrf())],
+            &[("action", "backup-codes-confirm"), ("csrf", &r.csrf())],
         );
         assert!(r.body.contains("id=\"backup-codes\" class"), "{}", r.body);
         let r = c.post("/account", &[("action", "unlock"), ("csrf", &r.csrf())]);

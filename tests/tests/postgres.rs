@@ -150,6 +150,72 @@ fn two_daemons_on_one_database_never_both_accept_a_code() {
     assert!(!row["locked_until"].is_null(), "{row}");
 }
 
+/// Issue 24: two mfa-radiusd nodes in challenge mode on one PostgreSQL database, as a
+/// gateway that alternates between its servers uses them: a challenge started on node A and
+/// answered to node B gets Access-Accept (both ways round), its State replayed to either node
+/// gets Access-Reject, and the caps on pending challenges (per user, per client entry) count
+/// both nodes together.
+#[test]
+fn two_daemons_on_one_database_finish_each_others_challenges() {
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let store = pg.store_toml(&db);
+    let a = Rig::start_on("challenge", "max_pending_challenges = 16", Some(&store));
+    let b = Rig::start_on("challenge", "max_pending_challenges = 16", Some(&store));
+    challenges_finish_on_either_node(&a, &b);
+    challenge_caps_hold_across_nodes(&a, &b);
+}
+
+/// Issue 24 with push approval: the challenge rounds that offer, show and poll a push are
+/// pending challenges like any, so a gateway alternating between two nodes gets through:
+/// the offer from node A, `push` answered on node B (which sends the push and shows its
+/// number), OK too early on A (asked again), OK after the approval on B (Access-Accept); the
+/// last State replayed to either node is refused.
+#[test]
+fn push_challenge_rounds_on_alternate_nodes() {
+    use mfa_e2e::phone::{FakePortal, OnPhone, Phone, push_toml, shown_number};
+    let pg = PgCluster::start();
+    let db = pg.create_db();
+    let store = format!("{}{}", pg.store_toml(&db), push_toml(""));
+    let a = Rig::start_on("challenge", "", Some(&store));
+    let b = Rig::start_on("challenge", "", Some(&store));
+    let portal = FakePortal::start(&a.site.config);
+    let (user, key) = a.user();
+    let phone = Phone::register(&b.site.config, &user, &key);
+    let round = |rig: &Rig, password: &str, state: Option<&str>| {
+        let mut at = attrs(&user, Some(password), Some(UNTRUSTED_CSI), true);
+        if let Some(s) = state {
+            at.push_str(&format!("State = {s}\n"));
+        }
+        rig.send(&at)
+    };
+
+    let r = round(&a, PASSWORD, None);
+    assert!(r.is("Access-Challenge"), "{}", r.output);
+    assert!(
+        r.messages.iter().any(|m| m.contains("type push")),
+        "{:?}",
+        r.messages
+    );
+    let r = round(&b, "push", r.state.as_deref());
+    assert!(r.is("Access-Challenge"), "node B, A's offer: {}", r.output);
+    let number = shown_number(&r.messages.join(" ")).expect("the number is shown");
+    let sent = portal.wait_for(&user, 1);
+    let r = round(&a, "", r.state.as_deref());
+    assert!(r.is("Access-Challenge"), "node A, B's push: {}", r.output);
+    assert!(r.messages.join(" ").contains("Not approved yet"), "{r:?}");
+    phone.decide(&sent.id, OnPhone::Approve(Some(number)));
+    let last = r.state.clone();
+    let r = round(&b, "", last.as_deref());
+    assert!(r.is("Access-Accept"), "node B, A's wait: {}", r.output);
+    b.daemon.wait_log("reason=push_approved", 1);
+    for node in [&a, &b] {
+        let r = round(node, "", last.as_deref());
+        assert!(r.is("Access-Reject"), "replayed: {}", r.output);
+    }
+    assert_eq!(portal.pushes_to(&user).len(), 1);
+}
+
 /// Issue 20: two mfa-radiusd nodes on one PostgreSQL database. Node 1 holds an RD Gateway
 /// request (code-only, no code) for a push; node 2, asked for the same user and client
 /// meanwhile, refuses a second push at once (one pending per user and service holds across
@@ -698,12 +764,13 @@ fn a_version_4_store_is_upgraded_in_place_then_sealed_by_the_first_open_with_a_k
     let site = Site::with_config(&format!("{}[audit]\nsyslog = false\n", pg.store_toml(&db)));
     // The first open (mfactl init): upgraded through versions 5 and 6 (the portal's tables)
     // and 7 (the index of names that never enrolled) and 8 (the look-alike key of each name,
-    // filled in by the name check) to 9 (push approval's tables) and 10 (the outbox's claim
-    // column), and sealed under a new key file.
+    // filled in by the name check) to 9 (push approval's tables), 10 (the outbox's claim
+    // column) and 11 (the pending challenges), and sealed under a new key file.
     let out = site.mfactl(&["init"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(pg.key_file().exists());
-    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "10");
+    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "11");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM challenges"), "0");
     assert_eq!(
         pg.psql(
             &db,
@@ -718,7 +785,12 @@ fn a_version_4_store_is_upgraded_in_place_then_sealed_by_the_first_open_with_a_k
             "{table}"
         );
     }
-    for index in ["users_unenrolled", "users_name_key"] {
+    for index in [
+        "users_unenrolled",
+        "users_name_key",
+        "challenges_expires",
+        "challenges_asker",
+    ] {
         assert_eq!(
             pg.psql(
                 &db,

@@ -265,6 +265,22 @@ fn challenge_state_is_single_use_bound_and_expires() {
     );
 }
 
+/// Issue 24: two daemons on one SQLite file (one host, two processes): a challenge started
+/// on either is finished on the other, its State replayed to either is refused, and the
+/// caps on pending challenges count both daemons' together.
+#[test]
+fn two_daemons_on_one_sqlite_file_finish_each_others_challenges() {
+    let a = Rig::start_with("challenge", "max_pending_challenges = 16");
+    let store = format!(
+        "[store]\npath = \"{}\"\nkey_file = \"{}\"\n",
+        a.site.db().display(),
+        a.site.key_file().display()
+    );
+    let b = Rig::start_on("challenge", "max_pending_challenges = 16", Some(&store));
+    challenges_finish_on_either_node(&a, &b);
+    challenge_caps_hold_across_nodes(&a, &b);
+}
+
 /// The octets radclient printed for an attribute of type octets (`0x...`).
 fn octets(printed: &str) -> Vec<u8> {
     let hex = printed.strip_prefix("0x").unwrap_or(printed);

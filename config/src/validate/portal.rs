@@ -1,7 +1,11 @@
-//! `[portal]`: its address, TLS, sessions, limits and the PAM service of its sign-in.
+//! `[portal]`: its address, TLS, sessions, limits, the PAM service of its sign-in and its
+//! branding.
 
 use super::{Problems, k};
 use crate::Config;
+
+/// `[portal] organisation`: a name for a page header, not a paragraph.
+const ORGANISATION_MAX_CHARS: usize = 80;
 
 /// `[portal]`.
 pub(super) fn portal(cfg: &Config, v: &mut Problems<'_>) {
@@ -62,6 +66,25 @@ pub(super) fn portal(cfg: &Config, v: &mut Problems<'_>) {
                 "{m} is not a loopback address: the portal's metrics count sign-ins and enrolments, so they are served on 127.0.0.1 or [::1] only (scrape through a local agent or proxy)"
             ),
         );
+    }
+    if let Some(name) = &p.organisation {
+        let chars = name.chars().count();
+        if name.trim() != name || chars == 0 || chars > ORGANISATION_MAX_CHARS {
+            v.bad(
+                at("organisation"),
+                format!(
+                    "must be 1 to {ORGANISATION_MAX_CHARS} characters without spaces at either end"
+                ),
+            );
+        } else if name.chars().any(char::is_control) {
+            v.bad(
+                at("organisation"),
+                "must not hold control characters (a new line, a tab)".into(),
+            );
+        }
+    }
+    if p.logo.as_ref().is_some_and(|l| l.as_os_str().is_empty()) {
+        v.bad(at("logo"), "must name a file (or be left out)".into());
     }
     if p.pam_service.is_empty()
         || !p

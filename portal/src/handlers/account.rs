@@ -10,6 +10,7 @@ use axum::response::Response;
 use mfa_config::format_utc;
 use mfa_core::login::now;
 use mfa_core::{BACKUP_CODES_DEFAULT, Core, CoreError, DeviceId, Refusal};
+use mfa_model::OtcKind;
 
 use crate::app::{ACTOR, Portal, SIGN_IN_FLOOR};
 use crate::client::Ctx;
@@ -84,7 +85,8 @@ pub async fn post(State(p): State<Arc<Portal>>, c: Ctx, body: Body) -> Response 
             views::sign_in::form(&p, &c, None)
         }
         "unlock" => unlock(&a).await,
-        "backup-codes" => backup_codes(&a).await,
+        "backup-codes" => backup_codes_ask(&a).await,
+        "backup-codes-confirm" => backup_codes(&a).await,
         "replace-start" => replace::start(&a),
         "replace-cancel" => replace::cancel(&a).await,
         "replace-confirm" => replace::confirm(&a, &form).await,
@@ -228,6 +230,25 @@ async fn unlock(a: &Account<'_>) -> Response {
         Ok(Err(_)) => a.p.failure(a.c, PATH),
         Err(r) => r,
     }
+}
+
+/// "Make new backup codes" asks first: the old set stops working at once, so the page says
+/// how many of its codes are still unused and makes nothing until the second form
+/// (`backup-codes-confirm`, with the same CSRF token) comes back.
+async fn backup_codes_ask(a: &Account<'_>) -> Response {
+    let user = a.who.user.clone();
+    let rec = a.p.run(move |core| core.store().user(&user)).await;
+    let Some(Ok(rec)) = rec else {
+        return a.p.failure(a.c, PATH);
+    };
+    let at = now();
+    let unused = rec.as_ref().map_or(0, |r| {
+        r.codes
+            .iter()
+            .filter(|c| c.kind == OtcKind::Backup && c.usable(at))
+            .count()
+    });
+    views::account::backup_confirm(a.p, a.c, unused, &a.csrf())
 }
 
 /// A new set of backup codes, shown once; the old set stops working.

@@ -1,6 +1,7 @@
 //! The installed web app's files: the manifest, the service worker, the two push pages'
 //! scripts and their shared module, the icons. All from `portal/assets/`, built into the
-//! binary: the portal names no external resource. The PNG icons are `icon.svg` drawn at
+//! binary: the portal names no external resource. The organisation's logo is the one file
+//! read from disk (at start: `[portal] logo`). The PNG icons are `icon.svg` drawn at
 //! 192 and 512 pixels (`rsvg-convert -w 192 -h 192 icon.svg -o icon-192.png`).
 
 use std::sync::Arc;
@@ -124,6 +125,15 @@ pub async fn icon_192() -> Response {
 
 pub async fn icon_512() -> Response {
     file(ICON_512, "image/png", A_DAY)
+}
+
+/// `[portal] logo`, as read and checked at start (its type from its first bytes); not
+/// found where none is configured. Its policy lets an SVG logo run and load nothing.
+pub async fn logo(State(p): State<Arc<Portal>>, c: Ctx) -> Response {
+    match &p.brand.logo {
+        Some(l) => file(l.bytes.clone(), l.content_type, A_DAY),
+        None => not_found(State(p), c).await,
+    }
 }
 
 #[cfg(test)]

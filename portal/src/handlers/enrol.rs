@@ -80,6 +80,7 @@ pub async fn page(State(p): State<Arc<Portal>>, c: Ctx, Path(token): Path<String
     };
     let new = NewKey {
         user: &user,
+        account: user.as_str(),
         secret: &secret,
         csrf: &csrf,
     };
@@ -147,6 +148,7 @@ pub async fn save(
             let _ = p.with_session(c.sid.as_deref(), |s| s.pending = None);
             let new = NewKey {
                 user: &user,
+                account: user.as_str(),
                 secret: &secret,
                 csrf: &csrf,
             };
@@ -155,6 +157,7 @@ pub async fn save(
         Some(Ok(InviteEnrol::WrongCode)) => {
             let new = NewKey {
                 user: &user,
+                account: user.as_str(),
                 secret: &secret,
                 csrf: &csrf,
             };

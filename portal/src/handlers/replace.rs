@@ -2,9 +2,10 @@
 //! it is confirmed), confirmed with a code from the app that holds it, or cancelled.
 
 use axum::response::Response;
+use mfa_config::format_utc;
 use mfa_core::enrolment::OwnKey;
 use mfa_core::login::now;
-use mfa_core::{Refusal, TotpSecret};
+use mfa_core::{Refusal, TotpSecret, UserName};
 
 use crate::app::ACTOR;
 use crate::form::Form;
@@ -12,6 +13,7 @@ use crate::handlers::account::{Account, PATH};
 use crate::limits::Limit;
 use crate::refusal::Refused;
 use crate::session::SignedIn;
+use crate::text::fill;
 use crate::views::key::NewKey;
 use crate::views::replace;
 
@@ -21,14 +23,23 @@ pub fn start(a: &Account<'_>) -> Response {
         a.p.with_session(Some(&a.sid), |s| {
             if s.replacing.is_none() {
                 s.replacing = TotpSecret::generate().ok();
+                s.replacing_since = now();
             }
-            s.replacing.clone()
+            s.replacing.clone().map(|k| (k, s.replacing_since))
         })
         .flatten();
-    let Some(secret) = shown else {
+    let Some((secret, since)) = shown else {
         return a.p.failure(a.c, PATH);
     };
-    show(a, &secret, false)
+    show(a, &secret, since, false)
+}
+
+/// The new key's entry in the app: the user's name and the day it was made
+/// (`alice (2026-12-06)`), so that it is not taken for the old key's entry, which carries
+/// the name alone (or an older day).
+pub fn account_label(user: &UserName, since: i64) -> String {
+    let day = format_utc(since);
+    format!("{user} ({})", day.get(..10).unwrap_or(&day))
 }
 
 pub async fn cancel(a: &Account<'_>) -> Response {
@@ -40,7 +51,9 @@ pub async fn cancel(a: &Account<'_>) -> Response {
 /// checks the sign-in still holds. The session goes on with the new key.
 pub async fn confirm(a: &Account<'_>, form: &Form) -> Response {
     let t = a.c.lang.t();
-    let Some(Some(secret)) = a.p.with_session(Some(&a.sid), |s| s.replacing.clone()) else {
+    let Some(Some((secret, since))) = a.p.with_session(Some(&a.sid), |s| {
+        s.replacing.clone().map(|k| (k, s.replacing_since))
+    }) else {
         // Confirmed already, cancelled, or never started: nothing to show again.
         a.p.audit(a.c, Some(&a.who.user), Refused::ReplaceNotStarted)
             .await;
@@ -83,20 +96,27 @@ pub async fn confirm(a: &Account<'_>, form: &Form) -> Response {
                 s.user = Some(w);
             });
             drop(secret);
-            let text = if end_old {
-                t.replaced_end_old
-            } else {
-                t.replaced
-            };
+            let text = fill(
+                if end_old {
+                    t.replaced_end_old
+                } else {
+                    t.replaced
+                },
+                &[
+                    ("new", &account_label(&a.who.user, since)),
+                    ("issuer", &a.p.core.config().totp.issuer),
+                    ("user", a.who.user.as_str()),
+                ],
+            );
             let now_signed_in = Account {
                 p: a.p,
                 c: a.c,
                 sid: a.sid.clone(),
                 who,
             };
-            now_signed_in.ok(text).await
+            now_signed_in.ok(&text).await
         }
-        Ok(Err(Refusal::WrongConfirmationCode)) => show(a, &secret, true),
+        Ok(Err(Refusal::WrongConfirmationCode)) => show(a, &secret, since, true),
         Ok(Err(Refusal::NotEnrolled(_))) => {
             forget(a);
             a.err(t.replace_not_enrolled).await
@@ -106,11 +126,13 @@ pub async fn confirm(a: &Account<'_>, form: &Form) -> Response {
     }
 }
 
-/// The page of the new key `secret`.
-fn show(a: &Account<'_>, secret: &TotpSecret, wrong_code: bool) -> Response {
+/// The page of the new key `secret`, first shown at `since`.
+fn show(a: &Account<'_>, secret: &TotpSecret, since: i64, wrong_code: bool) -> Response {
     let csrf = a.csrf();
+    let account = account_label(&a.who.user, since);
     let new = NewKey {
         user: &a.who.user,
+        account: &account,
         secret,
         csrf: &csrf,
     };

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::app::Portal;
 use crate::client::Ctx;
 use crate::page::esc;
-use crate::text::{T, unlock_scope};
+use crate::text::{T, fill, unlock_scope};
 
 /// What the page shows, as the handler read it.
 pub struct Facts<'a> {
@@ -113,5 +113,36 @@ pub fn backup_codes(t: &T, codes: &[Zeroizing<String>]) -> String {
     format!(
         "<div class=\"ok\" id=\"message\"><p>{}</p>{list}</div>",
         esc(t.backup_shown)
+    )
+}
+
+/// "Make new backup codes?": what the old set loses (`unused` codes still usable), the
+/// button that makes the new set, and the way back that changes nothing.
+pub fn backup_confirm(p: &Portal, c: &Ctx, unused: usize, csrf: &str) -> Response {
+    let t = c.lang.t();
+    let lang = c.lang.code();
+    let what = if unused == 0 {
+        t.backup_confirm_none.to_string()
+    } else {
+        fill(t.backup_confirm_some, &[("n", &unused.to_string())])
+    };
+    let body = format!(
+        "<p id=\"backup-confirm-text\">{}</p><form method=\"post\" action=\"/account?lang={lang}\" id=\"backup-confirm\"><input type=\"hidden\" name=\"action\" value=\"backup-codes-confirm\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" class=\"danger\" id=\"backup-codes-confirm\">{}</button></form><p><a class=\"button secondary\" id=\"backup-keep\" href=\"/account?lang={lang}\">{}</a></p>",
+        esc(&what),
+        esc(csrf),
+        esc(t.backup_confirm_button),
+        esc(if unused == 0 {
+            t.back_to_account
+        } else {
+            t.backup_keep
+        }),
+    );
+    p.page(
+        c,
+        StatusCode::OK,
+        t.backup_confirm_title,
+        "/account",
+        &body,
+        HeaderMap::new(),
     )
 }

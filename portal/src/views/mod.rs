@@ -42,7 +42,7 @@ impl Portal {
     ) -> Response {
         html(
             status,
-            frame(c.lang, title, path, body),
+            frame(&self.brand, c.lang, title, path, body),
             self.secure,
             headers,
         )
@@ -60,7 +60,7 @@ impl Portal {
     ) -> Response {
         html_script(
             status,
-            frame_with(c.lang, title, path, body, Some(script)),
+            frame_with(&self.brand, c.lang, title, path, body, Some(script)),
             self.secure,
             HeaderMap::new(),
         )
@@ -75,7 +75,7 @@ impl Portal {
         text: &str,
         path: &str,
     ) -> Response {
-        message(c.lang, status, title, text, path, self.secure)
+        message(&self.brand, c.lang, status, title, text, path, self.secure)
     }
 
     /// Something failed (the store, the random source): nothing was done.

@@ -1,6 +1,6 @@
 //! challenge: the password in a first round, answered with an Access-Challenge carrying a
 //! fresh State where a code is needed; the code in a second round that brings the State
-//! back. The States wait in the challenge table (`crate::challenge`).
+//! back. The States wait in the store, so any node finishes them (`crate::challenge`).
 //!
 //! Push approval (issue 20), where the core has it on for the client: the first challenge
 //! offers it to a user with a phone (the Reply-Message; a PAM host's Push-Offered). The user
@@ -61,12 +61,12 @@ pub(super) async fn first_round<B: ModeBackend>(
     match mode {
         PushMode::Only => start_in_challenge(b, asker, req, true).await,
         PushMode::On if b.has_phone(&req.user).await? => {
-            let mut a = issue(b, asker, &req, None)?;
+            let mut a = issue(b, asker, &req, None).await?;
             a.message = Some(mfa_core::login::CODE_OR_PUSH_CHALLENGE.into());
             a.push = Some(ChallengePush::Offered);
             Ok(a)
         }
-        PushMode::On | PushMode::Off => issue(b, asker, &req, None),
+        PushMode::On | PushMode::Off => issue(b, asker, &req, None).await,
     }
 }
 
@@ -81,13 +81,9 @@ pub(super) async fn second_round<B: ModeBackend>(
     code: Option<Zeroizing<Vec<u8>>>,
     claims: PushClaims,
 ) -> Result<Answer, RequestError> {
-    let redeemed = b.challenges().redeem(
-        state,
-        asker,
-        &req.service.to_string(),
-        &req.user,
-        std::time::Instant::now(),
-    );
+    let redeemed = b
+        .redeem_challenge(state, asker, &req.service.to_string(), &req.user)
+        .await?;
     let mode = if claims.capable {
         b.push_settings(&req.service).mode
     } else {

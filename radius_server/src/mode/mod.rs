@@ -14,7 +14,6 @@ mod push;
 mod tests;
 
 use std::net::IpAddr;
-use std::sync::MutexGuard;
 use std::time::Duration;
 
 use mfa_config::{ClientPush, Config, FirstFactor, RadiusMode};
@@ -31,7 +30,7 @@ use zeroize::Zeroizing;
 
 use crate::answer::Answer;
 use crate::attrs::{asking, push_claims};
-use crate::challenge::Challenges;
+use crate::challenge::{Asker, PendingChallenge, Redeem, WireState};
 use crate::lanes::LaneError;
 use crate::runtime::Nas;
 use crate::writer::WriterError;
@@ -51,8 +50,19 @@ pub(crate) trait ModeBackend {
     /// Whether `user` may get a record, as `by` vouches for it (`Login::admit_name`).
     fn admit(&self, user: &UserName, by: Voucher) -> Result<Admission, CoreError>;
 
-    /// The pending challenges.
-    fn challenges(&self) -> MutexGuard<'_, Challenges>;
+    /// Stores a new pending challenge, for every node on the store (`challenge::issue`);
+    /// `None` where the caps are reached.
+    async fn issue_challenge(&self, p: PendingChallenge)
+    -> Result<Option<WireState>, RequestError>;
+
+    /// Spends a State, whichever node issued it (`challenge::redeem`).
+    async fn redeem_challenge(
+        &self,
+        state: &[u8],
+        asker: &Asker,
+        service: &str,
+        user: &str,
+    ) -> Result<Redeem, RequestError>;
 
     /// The policy before the password check, and the groups it used (kept for the final
     /// decision, so a slow directory is asked once per request). Read-only.
@@ -133,8 +143,8 @@ pub(crate) enum InternalError {
     /// `first_factor = "none"` outside code-only mode: configuration validation refuses it,
     /// and a code alone never gets in where a password was expected.
     NoFirstFactor,
-    /// No challenge State could be issued: the table (or this client's or host's share of
-    /// it) is full, or the system gave no random numbers.
+    /// No challenge State could be issued: the store holds as many pending challenges as
+    /// allowed (in total, or this client's or host's share).
     NoChallengeState,
     /// A held request's push could not be settled: the writer stayed too busy.
     PushUnsettled,
@@ -150,7 +160,7 @@ impl std::fmt::Display for InternalError {
                 f.write_str("first_factor = \"none\" outside code-only mode")
             }
             InternalError::NoChallengeState => {
-                f.write_str("cannot issue a challenge State (table full or no randomness)")
+                f.write_str("cannot issue a challenge State (as many pending as allowed)")
             }
             InternalError::PushUnsettled => {
                 f.write_str("the store writer stayed too busy to settle a held push")

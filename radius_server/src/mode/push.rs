@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 
 use super::{InternalError, ModeBackend, RequestError, conclude};
 use crate::answer::Answer;
-use crate::challenge::{Asker, PendingChallenge, PushWait};
+use crate::challenge::{Asker, PendingChallenge, PushWait, now_ms};
 
 /// How long past a request's expiry a held request still waits for its state to read so
 /// (another node's clock a little ahead) before it is settled anyway.
@@ -71,22 +71,22 @@ fn seconds_left(expires: i64) -> u32 {
 }
 
 /// Issues a challenge State for `req` from `asker` (waiting for `push`, if any).
-pub(super) fn issue<B: ModeBackend>(
+pub(super) async fn issue<B: ModeBackend>(
     b: &B,
     asker: &Asker,
     req: &Request,
     push: Option<PushWait>,
 ) -> Result<Answer, RequestError> {
-    let now = Instant::now();
+    let timeout = b.config().radius.challenge_timeout.0;
     let pending = PendingChallenge {
         asker: asker.clone(),
         service: req.service.to_string(),
         user: req.user.to_string(),
         client_addr: req.client,
-        expires: now + b.config().radius.challenge_timeout.0,
+        expires: now_ms().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX)),
         push,
     };
-    match b.challenges().issue(pending, now) {
+    match b.issue_challenge(pending).await? {
         Some(state) => Ok(Answer::challenge(state)),
         None => Err(RequestError::Internal(InternalError::NoChallengeState)),
     }
@@ -95,14 +95,14 @@ pub(super) fn issue<B: ModeBackend>(
 /// The Access-Challenge that shows a push waiting: the number and "then press OK" for a
 /// gateway (`again` once the user pressed OK before the phone decided), the push's
 /// attributes for a PAM host.
-fn waiting<B: ModeBackend>(
+async fn waiting<B: ModeBackend>(
     b: &B,
     asker: &Asker,
     req: &Request,
     wait: PushWait,
     again: bool,
 ) -> Result<Answer, RequestError> {
-    let mut a = issue(b, asker, req, Some(wait))?;
+    let mut a = issue(b, asker, req, Some(wait)).await?;
     a.reason = Reason::PushWaiting;
     a.message = Some(mfa_core::login::push_challenge_message(wait.number, again));
     a.push = Some(ChallengePush::Waiting {
@@ -133,13 +133,13 @@ pub(super) async fn start_in_challenge<B: ModeBackend>(
                 number,
                 expires,
             };
-            waiting(b, asker, &req, wait, false)
+            waiting(b, asker, &req, wait, false).await
         }
         // The policy settles this login without a second factor now: so be it.
         Err(PushRefusal::NotAsked) => conclude(b, req, None, None).await,
         Err(r) if only => refused(b, req, r).await,
         Err(r) => {
-            let mut a = issue(b, asker, &req, None)?;
+            let mut a = issue(b, asker, &req, None).await?;
             a.reason = Reason::PushRefused(r);
             a.message = Some(push_refusal_message(r));
             Ok(a)
@@ -158,7 +158,7 @@ pub(super) async fn poll<B: ModeBackend>(
 ) -> Result<Answer, RequestError> {
     match b.push_status(wait.id).await {
         Ok(Some(PushState::Pending)) | Err(RequestError::Overloaded) => {
-            return waiting(b, asker, &req, wait, true);
+            return waiting(b, asker, &req, wait, true).await;
         }
         Ok(_) => {}
         Err(e) => return Err(e),
@@ -166,7 +166,7 @@ pub(super) async fn poll<B: ModeBackend>(
     req.now = mfa_core::login::now();
     let d = b.verify_push(req.clone(), wait.id).await?;
     if d.outcome == Outcome::NeedCode {
-        return waiting(b, asker, &req, wait, true);
+        return waiting(b, asker, &req, wait, true).await;
     }
     Ok(Answer::from_decision(&d))
 }

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use super::{InternalError, ModeBackend, RequestError, answer};
-use crate::challenge::Challenges;
+use crate::challenge::{self, Asker, PendingChallenge, Redeem, WireState};
 use crate::runtime::Nas;
 
 const SECRET: &[u8] = b"a shared secret of some length";
@@ -59,7 +59,8 @@ struct Fake {
     /// core makes an `Admission`.
     core: mfa_core::Core,
     _dir: tempfile::TempDir,
-    challenges: Mutex<Challenges>,
+    /// The caps on pending challenges, kept in `core`'s store as the daemon keeps them.
+    challenge_limits: mfa_core::store::ChallengeLimits,
     calls: Mutex<Vec<Call>>,
     /// What `look` decides.
     look: Decision,
@@ -96,7 +97,7 @@ impl Fake {
             core,
             _dir: dir,
             config: Config::default(),
-            challenges: Mutex::new(Challenges::new(64)),
+            challenge_limits: challenge::limits(64),
             calls: Mutex::new(Vec::new()),
             look,
             password: Ok(true),
@@ -120,6 +121,11 @@ impl Fake {
         let mut f = Self::new(look);
         f.push.mode = mode;
         f
+    }
+
+    /// Challenges pending in the store.
+    fn pending(&self) -> usize {
+        self.core.challenges().live(challenge::now_ms()).unwrap()
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -148,8 +154,33 @@ impl ModeBackend for Fake {
         Ok(mfa_core::user_name(&self.config, raw).ok())
     }
 
-    fn challenges(&self) -> std::sync::MutexGuard<'_, Challenges> {
-        self.challenges.lock().unwrap()
+    async fn issue_challenge(
+        &self,
+        p: PendingChallenge,
+    ) -> Result<Option<WireState>, RequestError> {
+        Ok(challenge::issue(
+            &self.core,
+            &p,
+            &self.challenge_limits,
+            challenge::now_ms(),
+        )?)
+    }
+
+    async fn redeem_challenge(
+        &self,
+        state: &[u8],
+        asker: &Asker,
+        service: &str,
+        user: &str,
+    ) -> Result<Redeem, RequestError> {
+        Ok(challenge::redeem(
+            &self.core,
+            state,
+            asker,
+            service,
+            user,
+            challenge::now_ms(),
+        )?)
     }
 
     async fn look(&self, req: &Request) -> Result<(Decision, Vec<String>), RequestError> {
@@ -431,7 +462,7 @@ async fn challenge_takes_the_code_in_a_second_round_bound_to_the_first() {
     assert_eq!(first.code, Code::ACCESS_CHALLENGE);
     assert_eq!(first.reason, Reason::CodeRequired);
     let state = first.state.unwrap();
-    assert_eq!(fake.challenges().len(), 1);
+    assert_eq!(fake.pending(), 1);
     assert_eq!(
         fake.calls(),
         [
@@ -457,7 +488,7 @@ async fn challenge_takes_the_code_in_a_second_round_bound_to_the_first() {
     assert_eq!(second.code, Code::ACCESS_ACCEPT);
     assert_eq!(second.client, Some(USER_IP));
     assert_eq!(fake.calls()[2], attempt(Some("654321"), &[]));
-    assert!(fake.challenges().is_empty(), "the State is spent");
+    assert!((fake.pending() == 0), "the State is spent");
 
     // Again with the spent State: refused, audited, told to start again.
     let again = ask(&fake, &gw, &raw).await.unwrap();
@@ -478,7 +509,7 @@ async fn challenge_takes_the_code_in_a_second_round_bound_to_the_first() {
         fake.calls().last(),
         Some(&Call::DenyRequest(Reason::StateMismatch))
     );
-    assert!(fake.challenges().is_empty());
+    assert!((fake.pending() == 0));
 }
 
 #[tokio::test]
@@ -491,7 +522,7 @@ async fn challenge_without_a_code_needed_answers_in_one_round() {
     assert_eq!(a.code, Code::ACCESS_ACCEPT);
     assert_eq!(a.state, None);
     assert_eq!(fake.calls()[2], attempt(None, &["staff"]));
-    assert!(fake.challenges().is_empty());
+    assert!((fake.pending() == 0));
 }
 
 #[tokio::test]
@@ -521,7 +552,10 @@ async fn a_pam_host_without_a_first_factor_goes_straight_to_the_policy() {
 async fn a_full_challenge_table_is_an_internal_error() {
     let gw = nas(RadiusMode::Challenge, FirstFactor::Pam);
     let fake = Fake {
-        challenges: Mutex::new(Challenges::new(0)),
+        challenge_limits: mfa_core::store::ChallengeLimits {
+            total: 0,
+            ..challenge::limits(64)
+        },
         ..Fake::new(Decision::need_code())
     };
     let e = ask(&fake, &gw, &request(&["alice"], Some(b"hunter2"), &[])).await;
@@ -823,7 +857,7 @@ async fn challenge_push_word_then_the_number_then_ok() {
         fake.calls()[4..],
         [Call::PushStatus, Call::PushStatus, Call::VerifyPush]
     );
-    assert!(fake.challenges().is_empty());
+    assert!((fake.pending() == 0));
 
     // No phone: the challenge offers no push.
     let mut fake = Fake::with_push(Decision::need_code(), PushMode::On);

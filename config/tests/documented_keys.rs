@@ -108,6 +108,7 @@ fn the_schema_has_the_tables_the_documents_describe() {
         "audit",
         "lockout",
         "policy",
+        "policy.rules",
         "portal",
         "push",
         "radius",

@@ -220,7 +220,9 @@ impl Request {
             client_ip: self.client.ip().map(|i| i.to_string()),
             decision: AuditDecision::Login(d.outcome).into(),
             reason: d.reason.audit_code().into(),
-            detail: None,
+            // The rule a decision followed, so the trail says why a trusted office still
+            // had to type a code, or who was refused by which rule.
+            detail: d.rule.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -244,7 +246,7 @@ pub struct Attempt {
 
 /// [`Login::groups_for`] under `cfg` (the report reads the file as it is now).
 pub(crate) fn policy_groups(cfg: &mfa_config::Config, user: &UserName) -> Vec<String> {
-    if cfg.policy.exempt_groups.is_empty() {
+    if !cfg.policy.uses_groups() {
         Vec::new()
     } else {
         groups_of(user)
@@ -290,8 +292,10 @@ impl Login<'_> {
         ))
     }
 
-    /// The groups the policy needs for `user`: looked up (NSS: files, SSSD, LDAP) only when
-    /// `exempt_groups` is set. Call it outside any batch, since a directory can be slow.
+    /// The groups the policy needs for `user`: looked up (NSS: files, SSSD, LDAP) only where
+    /// the policy uses them (`exempt_groups`, a rule matching on groups). Call it outside any
+    /// batch, since a directory can be slow. The one place groups are resolved for a
+    /// decision, so a directory replaces NSS here alone.
     pub fn groups_for(&self, user: &UserName) -> Vec<String> {
         policy_groups(&self.core.config, user)
     }
@@ -599,6 +603,16 @@ pub(crate) fn attempt_in_tx(
         code_always: ask == Ask::CodeAlways,
     };
     let d = decide(&facts, ctx.cfg);
+    // A `push` rule: a typed code does not settle this login, only an approved push does
+    // (`push_attempt_in_tx`, which comes here without a code). Nothing is checked, so
+    // nothing counts toward a lock. The portal's sign-in, which has no push to offer,
+    // asks the code as every rule that asks for one does.
+    if d.push_required() && a.code.is_some() && ask == Ask::Policy {
+        let mut refused = Decision::deny(Reason::PushRequired);
+        refused.rule = d.rule;
+        clamp_unlocks(slot, req.now, ctx.cfg);
+        return Ok((refused.clone(), Some(req.event(&refused))));
+    }
     if d.outcome != Outcome::NeedCode {
         // A sign-in refused before its code is no login of the roll-out: it tracks no one.
         if ask == Ask::Policy {
@@ -619,7 +633,8 @@ pub(crate) fn attempt_in_tx(
         None => None,
     };
     let source = req.client.ip().map(|ip| ip.to_string());
-    let d = apply_code(
+    let rule = d.rule;
+    let mut d = apply_code(
         rec,
         secret.as_ref(),
         code,
@@ -627,6 +642,7 @@ pub(crate) fn attempt_in_tx(
         req.now,
         ctx.cfg,
     );
+    d.rule = rule;
     note_outcome(rec, &d, &req.client, req.now);
     clamp_unlocks(slot, req.now, ctx.cfg);
     Ok((d.clone(), Some(req.event(&d))))
@@ -653,7 +669,8 @@ pub(crate) fn push_attempt_in_tx(
     let req = &a.req;
     let now = req.now;
     let mut write = None;
-    let d = match push {
+    let rule = d.rule;
+    let mut d = match push {
         None => Decision::deny(Reason::UnknownState),
         Some(p)
             if p.user != req.user
@@ -672,6 +689,7 @@ pub(crate) fn push_attempt_in_tx(
                 let mut w = Decision::need_code();
                 w.reason = Reason::PushWaiting;
                 w.message = Some(crate::policy::user_message(&Reason::PushWaiting));
+                w.rule = rule.clone();
                 return Ok((w, None, None));
             }
             PushState::Approved if p.used.is_some() => Decision::deny(Reason::PushUsed),
@@ -695,6 +713,7 @@ pub(crate) fn push_attempt_in_tx(
             }
         },
     };
+    d.rule = rule;
     if let Some(rec) = slot.as_mut() {
         if d.is_allowed() {
             // A second factor proved, as a valid code does: the counters start over.

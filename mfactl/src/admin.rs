@@ -137,6 +137,12 @@ pub fn auth(
     if let Some(m) = &d.message {
         outln!("{m}");
     }
+    match &d.rule {
+        Some(r) => println!("rule: {r}: action {}", r.action.word()),
+        // Said only where there are rules to match.
+        None if !a.config().policy.rules.is_empty() => println!("rule: none matched"),
+        None => {}
+    }
     Ok(ExitCode::from(if d.is_allowed() { 0 } else { 1 }))
 }
 

@@ -154,8 +154,9 @@ pub enum Command {
         #[arg(long)]
         code: Option<String>,
         /// What asks: `pam:SERVICE` or `radius:CLIENT` (a configured client) to decide as
-        /// that PAM service or RADIUS client would ([policy] remember_for); any other name
-        /// only names the audit trail's service.
+        /// that PAM service or RADIUS client would ([policy] remember_for, [[policy.rules]]);
+        /// any other name (`sudo`) is matched by the rules' `services` and names the audit
+        /// trail's service. The output names the rule that matched.
         #[arg(long, default_value = "mfactl")]
         service: String,
         /// Act on a name the system does not know and the store does not hold (it gets a

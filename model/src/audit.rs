@@ -90,6 +90,13 @@ codes! {
         LocalLogin = "local_login",
         ExemptUser = "exempt_user",
         ExemptGroup = "exempt_group",
+        /// A `[[policy.rules]]` entry whose action is deny matched (the detail names it).
+        RuleDenied = "rule_denied",
+        /// A `[[policy.rules]]` entry whose action is none matched (the detail names it).
+        RuleNoCode = "rule_no_code",
+        /// A `[[policy.rules]]` entry whose action is push matched and a code was typed:
+        /// only an approved push lets this login in.
+        PushRequired = "push_required",
         BeforeGoLive = "before_go_live",
         GracePeriod = "grace_period",
         CodeRequired = "code_required",

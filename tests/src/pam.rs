@@ -361,23 +361,28 @@ impl Drop for UnixUser {
     }
 }
 
-/// A Unix group whose members are `members`, removed when dropped: an `[admin] groups`
-/// entry as the system (NSS) answers it.
+/// A Unix group (the system's group database, as `exempt_groups`, the rules' `groups` and
+/// `[admin] groups` read it), removed when dropped.
 pub struct UnixGroup {
     pub name: String,
 }
 
 impl UnixGroup {
-    pub fn new(members: &[&str]) -> Self {
+    pub fn new() -> Self {
         require_tool("groupadd");
-        require_tool("gpasswd");
         let name = unique("mfag");
         let o = retry_on_lock(
             || Command::new("groupadd").arg(&name).output().unwrap(),
             "groupadd",
         );
         assert!(o.status.success(), "groupadd {name}: {o:?}");
-        let group = UnixGroup { name };
+        UnixGroup { name }
+    }
+
+    /// A new group whose members are the users named `members`.
+    pub fn with_members(members: &[&str]) -> Self {
+        require_tool("gpasswd");
+        let group = UnixGroup::new();
         for m in members {
             let o = retry_on_lock(
                 || {
@@ -391,6 +396,26 @@ impl UnixGroup {
             assert!(o.status.success(), "gpasswd -a {m} {}: {o:?}", group.name);
         }
         group
+    }
+
+    /// Makes `user` a member (a supplementary group, as `usermod -aG` does).
+    pub fn add(&self, user: &UnixUser) {
+        let o = retry_on_lock(
+            || {
+                Command::new("usermod")
+                    .args(["-aG", &self.name, &user.name])
+                    .output()
+                    .unwrap()
+            },
+            "usermod",
+        );
+        assert!(o.status.success(), "usermod -aG {}: {o:?}", self.name);
+    }
+}
+
+impl Default for UnixGroup {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

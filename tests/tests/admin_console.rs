@@ -133,8 +133,8 @@ fn an_administrator_finds_unlinks_links_and_gives_temporary_access_in_a_real_bro
     require_root("a Unix user with a password, a Unix group, and a PAM service in /etc/pam.d");
     let home = tempfile::tempdir().unwrap();
     let admin = UnixUser::new(home.path());
-    let admins = UnixGroup::new(&[&admin.name]);
-    let helpdesk = UnixGroup::new(&[]);
+    let admins = UnixGroup::with_members(&[&admin.name]);
+    let helpdesk = UnixGroup::with_members(&[]);
     let svc = unix_service();
     let (site, port) = console_site(&svc.name, &admins.name, &helpdesk.name, "");
     let admin_key = fresh_key();
@@ -302,8 +302,8 @@ impl Fixture {
             UnixUser::new(home.path()),
             UnixUser::new(home.path()),
         );
-        let admins = UnixGroup::new(&[&admin.name]);
-        let helpdesk = UnixGroup::new(&[&hd.name]);
+        let admins = UnixGroup::with_members(&[&admin.name]);
+        let helpdesk = UnixGroup::with_members(&[&hd.name]);
         let svc = unix_service();
         let (site, port) = console_site(&svc.name, &admins.name, &helpdesk.name, extra);
         let keys = [fresh_key(), fresh_key(), fresh_key()];

@@ -71,6 +71,18 @@ fn reason_pair(r: ReasonCode) -> Option<(&'static str, &'static str)> {
         ReasonCode::SessionStart => ("session started", "sessie begonnen"),
         ReasonCode::SessionStop => ("session ended", "sessie beëindigd"),
         ReasonCode::SessionInterim => ("session still open", "sessie nog open"),
+        ReasonCode::RuleDenied => (
+            "refused by a rule for this service",
+            "geweigerd door een regel voor deze dienst",
+        ),
+        ReasonCode::RuleNoCode => (
+            "no code needed by a rule for this service",
+            "geen code nodig volgens een regel voor deze dienst",
+        ),
+        ReasonCode::PushRequired => (
+            "approval on the phone required, a typed code is not enough",
+            "goedkeuring op de telefoon vereist, een getypte code is niet genoeg",
+        ),
         ReasonCode::PushSent => (
             "approval requested on the phone",
             "goedkeuring gevraagd op de telefoon",

@@ -118,7 +118,7 @@ find "$root/usr/share/man" -type f -exec gzip -9n {} +
 
 # Docs and examples.
 doc="$root/usr/share/doc/mfa"
-install -m 0644 README.md docs/CONFIG.md docs/PAM.md docs/RADIUS.md docs/PACKAGING.md docs/OPERATIONS.md "$doc/"
+install -m 0644 README.md docs/CONFIG.md docs/PAM.md docs/RADIUS.md docs/PACKAGING.md docs/OPERATIONS.md docs/RULES.md "$doc/"
 install -m 0644 "$src/copyright" "$doc/copyright"
 # The production example (the repository's examples/mfa.toml is the demo's, with a store
 # under ../demo and an inline secret).

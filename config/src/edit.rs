@@ -21,11 +21,11 @@ pub enum TrustedEdit {
     Remove(Cidr),
 }
 
-fn problem(path: &Path, message: impl Into<String>) -> ConfigError {
+fn problem(path: &Path, key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::single(Problem {
         file: path.into(),
         line: None,
-        key: Some("policy.trusted_networks".into()),
+        key: Some(format!("policy.{key}")),
         message: message.into(),
     })
 }
@@ -34,6 +34,46 @@ fn problem(path: &Path, message: impl Into<String>) -> ConfigError {
 /// valid configuration, the edit applies, and the result is a valid configuration too.
 pub fn edit_trusted_networks(path: &Path, edit: TrustedEdit) -> Result<(), ConfigError> {
     edit_file(path, |text| apply(text, path, edit))
+}
+
+/// An edit of the exemptions, `[policy] exempt_users` or `exempt_groups`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExemptEdit {
+    AddUser(String),
+    RemoveUser(String),
+    AddGroup(String),
+    RemoveGroup(String),
+}
+
+impl ExemptEdit {
+    /// The key under `[policy]` it edits, and the entry.
+    pub fn target(&self) -> (&'static str, &str) {
+        match self {
+            ExemptEdit::AddUser(u) | ExemptEdit::RemoveUser(u) => ("exempt_users", u),
+            ExemptEdit::AddGroup(g) | ExemptEdit::RemoveGroup(g) => ("exempt_groups", g),
+        }
+    }
+
+    fn adds(&self) -> bool {
+        matches!(self, ExemptEdit::AddUser(_) | ExemptEdit::AddGroup(_))
+    }
+}
+
+/// Applies one edit of the exemptions to the file at `path`, checked and written like
+/// [`edit_trusted_networks`] (an entry that is no valid user or group name is refused by
+/// the validation of the result).
+pub fn edit_exemptions(path: &Path, edit: &ExemptEdit) -> Result<(), ConfigError> {
+    edit_file(path, |text| apply_exemptions(text, path, edit))
+}
+
+/// The exemption edit on text alone (no I/O).
+pub fn apply_exemptions(text: &str, path: &Path, edit: &ExemptEdit) -> Result<String, ConfigError> {
+    let (key, entry) = edit.target();
+    let entry = entry.trim();
+    if entry.is_empty() {
+        return Err(problem(path, key, "an empty name"));
+    }
+    edit_list(text, path, key, entry, edit.adds(), |v| v == entry)
 }
 
 /// Reads the file at `path` (through symlinks), refuses it if it is not a valid
@@ -56,6 +96,28 @@ fn edit_file(
 
 /// The edit on text alone (no I/O).
 pub fn apply(text: &str, path: &Path, edit: TrustedEdit) -> Result<String, ConfigError> {
+    let c = edit_cidr(edit);
+    edit_list(
+        text,
+        path,
+        "trusted_networks",
+        &c.to_string(),
+        matches!(edit, TrustedEdit::Add(_)),
+        |v| v.parse::<Cidr>().is_ok_and(|x| x == c),
+    )
+}
+
+/// Adds `entry` to, or removes the entry `same` matches from, the array `[policy] key`,
+/// keeping the comments and the list's layout. Adding what is listed, or removing what is
+/// not, is refused.
+fn edit_list(
+    text: &str,
+    path: &Path,
+    key: &str,
+    entry: &str,
+    add: bool,
+    same: impl Fn(&str) -> bool,
+) -> Result<String, ConfigError> {
     let mut doc: DocumentMut = text
         .parse()
         .map_err(|e| ConfigError::file(path, format!("cannot parse: {e}")))?;
@@ -63,38 +125,31 @@ pub fn apply(text: &str, path: &Path, edit: TrustedEdit) -> Result<String, Confi
         .entry("policy")
         .or_insert_with(|| Item::Table(Table::new()));
     let Some(policy) = policy.as_table_like_mut() else {
-        return Err(problem(path, "[policy] is not a table"));
+        return Err(problem(path, key, "[policy] is not a table"));
     };
-    if policy.get("trusted_networks").is_none() {
-        policy.insert("trusted_networks", Item::Value(Value::Array(Array::new())));
+    if policy.get(key).is_none() {
+        policy.insert(key, Item::Value(Value::Array(Array::new())));
     }
-    let Some(arr) = policy
-        .get_mut("trusted_networks")
-        .and_then(|i| i.as_array_mut())
-    else {
-        return Err(problem(path, "is not an array"));
+    let Some(arr) = policy.get_mut(key).and_then(|i| i.as_array_mut()) else {
+        return Err(problem(path, key, "is not an array"));
     };
-    let position = arr.iter().position(|v| {
-        v.as_str()
-            .and_then(|s| s.parse::<Cidr>().ok())
-            .is_some_and(|c| c == edit_cidr(edit))
-    });
-    match (edit, position) {
-        (TrustedEdit::Add(c), Some(_)) => {
-            return Err(problem(path, format!("{c} is already listed")));
+    let position = arr.iter().position(|v| v.as_str().is_some_and(&same));
+    match (add, position) {
+        (true, Some(_)) => {
+            return Err(problem(path, key, format!("{entry} is already listed")));
         }
-        (TrustedEdit::Add(c), None) => {
+        (true, None) => {
             // Follow the layout of the list: one per line stays one per line.
             let decor = arr
                 .get(arr.len().wrapping_sub(1))
                 .map(|v| v.decor().clone());
-            arr.push(c.to_string());
+            arr.push(entry);
             if let (Some(decor), Some(last)) = (decor, arr.get_mut(arr.len() - 1)) {
                 *last.decor_mut() = decor;
             }
         }
-        (TrustedEdit::Remove(c), None) => return Err(problem(path, format!("{c} is not listed"))),
-        (TrustedEdit::Remove(_), Some(i)) => {
+        (false, None) => return Err(problem(path, key, format!("{entry} is not listed"))),
+        (false, Some(i)) => {
             let first_decor =
                 (i == 0 && arr.len() > 1).then(|| arr.get(0).map(|v| v.decor().clone()));
             arr.remove(i);
@@ -331,6 +386,41 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn exemption_edits_keep_comments_and_refuse_what_the_rules_refuse() {
+        let t = "# site\n[policy]\nexempt_users = [\"backup\"]  # the backup job\n";
+        let x = Path::new("x.toml");
+        let out = apply_exemptions(t, x, &ExemptEdit::AddUser("svc-scan".into())).unwrap();
+        assert!(out.contains("# the backup job"), "{out}");
+        let c = crate::parse(&out, x).unwrap();
+        assert_eq!(c.policy.exempt_users, ["backup", "svc-scan"]);
+        let out = apply_exemptions(&out, x, &ExemptEdit::AddGroup("svc".into())).unwrap();
+        assert_eq!(crate::parse(&out, x).unwrap().policy.exempt_groups, ["svc"]);
+        let out = apply_exemptions(&out, x, &ExemptEdit::RemoveUser("backup".into())).unwrap();
+        assert_eq!(
+            crate::parse(&out, x).unwrap().policy.exempt_users,
+            ["svc-scan"]
+        );
+        // Twice, absent, empty: refused, naming the key.
+        for (edit, key) in [
+            (
+                ExemptEdit::AddUser("svc-scan".into()),
+                "policy.exempt_users",
+            ),
+            (
+                ExemptEdit::RemoveGroup("nope".into()),
+                "policy.exempt_groups",
+            ),
+            (ExemptEdit::AddUser(" ".into()), "policy.exempt_users"),
+        ] {
+            let e = apply_exemptions(&out, x, &edit).unwrap_err();
+            assert_eq!(e.problems[0].key.as_deref(), Some(key), "{edit:?}: {e}");
+        }
+        // A name the rules refuse: the edited text is no valid configuration.
+        let bad = apply_exemptions(t, x, &ExemptEdit::AddUser("a b".into())).unwrap();
+        assert!(crate::parse(&bad, x).is_err());
     }
 
     #[test]

@@ -18,7 +18,9 @@ mod values;
 
 use std::path::{Path, PathBuf};
 
-pub use edit::{GoLiveEdit, TrustedEdit, edit_enforce_from, edit_trusted_networks};
+pub use edit::{
+    ExemptEdit, GoLiveEdit, TrustedEdit, edit_enforce_from, edit_exemptions, edit_trusted_networks,
+};
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path, path_string};
 pub use logo::{LOGO_MAX_BYTES, Logo, read_logo};
@@ -232,6 +234,13 @@ fn private_v6(n: &ipnet::Ipv6Net) -> bool {
         .iter()
         .filter_map(|s| s.parse::<ipnet::Ipv6Net>().ok())
         .any(|p| p.contains(n))
+}
+
+/// Whether the system's group database (NSS: files, SSSD, LDAP) knows `group`: what the
+/// core's group lookup reads, asked here only to warn about a rule naming a group that
+/// matches nobody. A failing lookup counts as unknown, which only warns.
+fn group_known(group: &str) -> bool {
+    matches!(nix::unistd::Group::from_name(group), Ok(Some(_)))
 }
 
 impl Config {
@@ -464,6 +473,62 @@ impl Config {
                          through it (a typo, or the clients are in the daemon's configuration)"
                     ),
                 );
+            }
+        }
+        let mut match_all_at: Option<usize> = None;
+        for (i, r) in self.policy.rules.iter().enumerate() {
+            let key = |rest: &[Seg]| {
+                let mut p = vec![k("policy"), k("rules"), Seg::Index(i)];
+                p.extend_from_slice(rest);
+                p
+            };
+            if let Some(first) = match_all_at {
+                at(
+                    key(&[]),
+                    format!(
+                        "policy.rules[{first}] matches every login (match_all), so this rule \
+                         is never reached"
+                    ),
+                );
+            }
+            if r.match_all && match_all_at.is_none() {
+                match_all_at = Some(i);
+            }
+            for (j, name) in r.radius_clients.iter().enumerate() {
+                if r.action == RuleAction::Push
+                    && self.push.enabled
+                    && self.radius.clients.iter().any(|c| c.name == *name)
+                    && self.push_for_client_named(name).mode == PushMode::Off
+                {
+                    at(
+                        key(&[k("radius_clients"), Seg::Index(j)]),
+                        format!(
+                            "client \"{name}\" has push = \"off\", so under this rule's \
+                             action = \"push\" nobody gets in through it"
+                        ),
+                    );
+                }
+                if !self.radius.clients.iter().any(|c| c.name == *name) {
+                    at(
+                        key(&[k("radius_clients"), Seg::Index(j)]),
+                        format!(
+                            "\"{name}\" names no [[radius.clients]] entry here, so this rule \
+                             matches nothing through it (a typo, or the clients are in the \
+                             daemon's configuration)"
+                        ),
+                    );
+                }
+            }
+            for (j, g) in r.groups.iter().enumerate() {
+                if !group_known(g) {
+                    at(
+                        key(&[k("groups"), Seg::Index(j)]),
+                        format!(
+                            "the group \"{g}\" is unknown to this system's group database \
+                             (NSS), so this rule matches nobody through it"
+                        ),
+                    );
+                }
             }
         }
         out
@@ -1567,6 +1632,219 @@ secret_file = "/etc/mfa/remote.secret"
             e.problems[0].key.as_deref(),
             Some("remote.servers[1]"),
             "{e}"
+        );
+    }
+
+    /// `[admin]`: the console is off until a group is named; group names follow the name
+    /// rule; its own listener needs a group and another address than the portal's.
+    #[test]
+    fn the_admin_section_names_groups_and_its_own_listener() {
+        let c = parse_str("").unwrap();
+        assert!(!c.admin.enabled());
+        let c = parse_str(
+            "[admin]\nlisten = \"127.0.0.1:8444\"\n[admin.groups]\nhelpdesk = [\"mfa-helpdesk\"]\nadmin = [\"mfa-admins\"]\n",
+        )
+        .unwrap();
+        assert!(c.admin.enabled());
+        assert_eq!(c.admin.groups.admin, ["mfa-admins"]);
+        assert_eq!(c.admin.listen, Some("127.0.0.1:8444".parse().unwrap()));
+        for (text, key, says) in [
+            (
+                "[admin]\ngroups = { admin = [\"a b\"] }\n",
+                "admin.groups.admin[0]",
+                "not a valid group name",
+            ),
+            (
+                "[admin]\ngroups = { helpdesk = [\"hd\", \"hd\"] }\n",
+                "admin.groups.helpdesk[1]",
+                "listed twice",
+            ),
+            (
+                "[admin]\nlisten = \"127.0.0.1:8444\"\n",
+                "admin.listen",
+                "no group is named",
+            ),
+            (
+                "[portal]\nlisten = \"127.0.0.1:8080\"\n[admin]\nlisten = \"127.0.0.1:8080\"\ngroups = { admin = [\"adm\"] }\n",
+                "admin.listen",
+                "[portal] listen too",
+            ),
+        ] {
+            let e = parse_str(text).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{text}: {e}");
+            assert_eq!(e.problems[0].key.as_deref(), Some(key), "{text}: {e}");
+            assert!(e.problems[0].message.contains(says), "{text}: {e}");
+        }
+    }
+
+    /// `[[policy.rules]]`: read in order; each mistake named with its line and key, all in
+    /// one run (an unknown action and a bad network by the typed parse, the rest by
+    /// validation).
+    #[test]
+    fn policy_rules_are_read_and_checked() {
+        let c = parse_str(
+            r#"
+[[policy.rules]]
+name = "sudo"
+services = ["sudo"]
+action = "code"
+
+[[policy.rules]]
+groups = ["contractors"]
+networks = ["198.51.100.0/24"]
+action = "none"
+
+[[policy.rules]]
+match_all = true
+action = "deny"
+"#,
+        )
+        .unwrap();
+        let r = &c.policy.rules;
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (r[0].action, r[0].name.as_deref()),
+            (RuleAction::Code, Some("sudo"))
+        );
+        assert_eq!(r[1].action, RuleAction::NoCode);
+        assert!(r[2].match_all && !r[2].has_match());
+        assert!(c.policy.uses_groups());
+        assert!(!parse_str("").unwrap().policy.uses_groups());
+
+        let e = parse_str(
+            r#"
+[[policy.rules]]
+services = ["sudo"]
+action = "maybe"
+
+[[policy.rules]]
+networks = ["10.0.0.1/8"]
+action = "code"
+"#,
+        )
+        .unwrap_err();
+        let all: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(all.len(), 2, "{all:#?}");
+        assert!(
+            all[0].starts_with(
+                "/etc/mfa/mfa.toml:4: policy.rules[0].action: unknown variant `maybe`"
+            ),
+            "{all:#?}"
+        );
+        assert!(
+            all[1].starts_with("/etc/mfa/mfa.toml:7: policy.rules[1].networks[0]: "),
+            "{all:#?}"
+        );
+        // The checks across keys, once the types are right.
+        let e = parse_str(
+            r#"
+[[policy.rules]]
+services = ["sudo"]
+action = "code"
+
+[[policy.rules]]
+networks = ["10.0.0.0/8"]
+action = "code"
+
+[[policy.rules]]
+action = "code"
+
+[[policy.rules]]
+match_all = true
+services = ["sshd"]
+action = "none"
+
+[[policy.rules]]
+networks = ["0.0.0.0/0"]
+action = "none"
+
+[[policy.rules]]
+name = "a"
+local = true
+action = "deny"
+remembered = true
+
+[[policy.rules]]
+name = "a"
+services = ["bad service"]
+groups = ["bad group"]
+action = "push"
+"#,
+        )
+        .unwrap_err();
+        let all: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+        let has = |line: usize, key: &str, word: &str| {
+            all.iter().any(|p| {
+                p.starts_with(&format!("/etc/mfa/mfa.toml:{line}: {key}: ")) && p.contains(word)
+            })
+        };
+        assert_eq!(all.len(), 8, "{all:#?}");
+        assert!(has(10, "policy.rules[2]", "match_all = true"), "{all:#?}");
+        assert!(has(14, "policy.rules[3].match_all", "ignored"), "{all:#?}");
+        assert!(
+            has(19, "policy.rules[4].networks[0]", "every IPv4 address"),
+            "{all:#?}"
+        );
+        assert!(
+            has(26, "policy.rules[5].remembered", "\"code\" only"),
+            "{all:#?}"
+        );
+        assert!(has(29, "policy.rules[6].name", "used twice"), "{all:#?}");
+        assert!(
+            has(30, "policy.rules[6].services[0]", "PAM service"),
+            "{all:#?}"
+        );
+        assert!(
+            has(31, "policy.rules[6].groups[0]", "group name"),
+            "{all:#?}"
+        );
+        assert!(
+            has(32, "policy.rules[6].action", "[push] enabled"),
+            "{all:#?}"
+        );
+        // Asking a code from everywhere is no trusted network: fine.
+        parse_str("[[policy.rules]]\nnetworks = [\"0.0.0.0/0\", \"::/0\"]\naction = \"code\"\n")
+            .unwrap();
+    }
+
+    /// What a rule may mean but likely does not: a group the system does not know, a client
+    /// not configured here, a rule after one that matches every login.
+    #[test]
+    fn policy_rules_warn_about_what_matches_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mfa.toml");
+        let text = "[[policy.rules]]\ngroups = [\"root\", \"no-such-group-xyz\"]\naction = \"code\"\n\n[[policy.rules]]\nmatch_all = true\naction = \"code\"\n\n[[policy.rules]]\nradius_clients = [\"vpn\"]\naction = \"deny\"\n";
+        std::fs::write(&path, text).unwrap();
+        let c = parse(text, &path).unwrap();
+        let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+        let at = |line: usize, key: &str, word: &str| {
+            w.iter()
+                .any(|p| p.contains(&format!("mfa.toml:{line}: {key}: ")) && p.contains(word))
+        };
+        assert_eq!(w.len(), 3, "{w:#?}");
+        assert!(
+            at(2, "policy.rules[0].groups[1]", "no-such-group-xyz"),
+            "{w:#?}"
+        );
+        assert!(at(9, "policy.rules[2]", "never reached"), "{w:#?}");
+        assert!(
+            at(
+                10,
+                "policy.rules[2].radius_clients[0]",
+                "names no [[radius.clients]]"
+            ),
+            "{w:#?}"
+        );
+        // A push rule through a client whose push is off lets nobody in.
+        let text = "[push]\nenabled = true\nsubscriber = \"mailto:it@example.com\"\n[[radius.clients]]\nname = \"gw\"\naddress = \"127.0.0.1\"\nsecret = \"0123456789abcdef0123\"\npush = \"off\"\n[[policy.rules]]\nradius_clients = [\"gw\"]\naction = \"push\"\n";
+        std::fs::write(&path, text).unwrap();
+        let c = parse(text, &path).unwrap();
+        let w: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+        assert!(
+            w.len() == 1
+                && w[0].contains("policy.rules[0].radius_clients[0]")
+                && w[0].contains("push = \"off\""),
+            "{w:#?}"
         );
     }
 }

@@ -27,6 +27,8 @@ pub struct Config {
     pub portal: PortalConfig,
     /// Approving a sign-in on a registered phone (issue 20).
     pub push: crate::push::PushConfig,
+    /// The administrator's console in mfa-portal (issue 22): who may use it, and where.
+    pub admin: AdminConfig,
     /// The file this configuration was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -45,6 +47,7 @@ impl Default for Config {
             remote: None,
             portal: PortalConfig::default(),
             push: crate::push::PushConfig::default(),
+            admin: AdminConfig::default(),
             source: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -212,6 +215,93 @@ pub struct PolicyConfig {
     /// Which logins an unlock lets in without a code: by default only RADIUS clients in
     /// code-only mode, the gateways that cannot ask for one. Never a login it does not name.
     pub remember_for: Vec<RememberFor>,
+    /// Rules per service, group and network (`[[policy.rules]]`), tried in order before
+    /// anything else of the policy; the first that matches decides its action. None: the
+    /// policy is what it was before rules existed.
+    pub rules: Vec<PolicyRule>,
+}
+
+impl PolicyConfig {
+    /// Whether a decision needs the user's groups: `exempt_groups` or a rule matching on
+    /// groups. Where not, no group is looked up (NSS or a directory may be slow).
+    pub fn uses_groups(&self) -> bool {
+        !self.exempt_groups.is_empty() || self.rules.iter().any(|r| !r.groups.is_empty())
+    }
+}
+
+/// What a matching rule does with a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    /// A code, even where a trusted network, a local login, an exemption or (unless the
+    /// rule says `remembered = true`) a portal unlock would let the login in without one.
+    Code,
+    /// No code: let in as a trusted network would.
+    #[serde(rename = "none")]
+    NoCode,
+    /// Refused, whatever else holds.
+    Deny,
+    /// As `code`, but only an approved push settles it: a typed code is refused.
+    Push,
+}
+
+impl RuleAction {
+    /// The word written in `mfa.toml`.
+    pub fn word(self) -> &'static str {
+        match self {
+            RuleAction::Code => "code",
+            RuleAction::NoCode => "none",
+            RuleAction::Deny => "deny",
+            RuleAction::Push => "push",
+        }
+    }
+}
+
+/// One `[[policy.rules]]` entry. Every match key it sets must match (a list matches where
+/// any of its entries does); keys it leaves out match anything. A rule that sets none must
+/// say `match_all = true`, so a rule for everyone is never an accident.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// Shown in `mfactl auth` and the audit trail's detail beside the rule's index.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// PAM services (`sshd`, `sudo`, `login`), on this host or a PAM host in remote mode;
+    /// also the name a tool asks as (`mfa-portal`, `mfactl auth --service NAME`).
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// `[[radius.clients]]` entry names (a gateway, or every login of a PAM hosts entry).
+    #[serde(default)]
+    pub radius_clients: Vec<String>,
+    /// The user's groups (what `exempt_groups` reads: NSS).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Client networks (CIDRs, as `trusted_networks`); a login without a client IP address
+    /// matches none.
+    #[serde(default)]
+    pub networks: Vec<Cidr>,
+    /// `true`: only logins with no remote host at all (console, `sudo` on the machine).
+    #[serde(default)]
+    pub local: bool,
+    /// `true`: every login (no other match key may be set).
+    #[serde(default)]
+    pub match_all: bool,
+    pub action: RuleAction,
+    /// With `action = "code"`: an unlock made on the portal (`remember_for`) still lets the
+    /// login in without a code. Off by default: a rule that asks for a code means it.
+    #[serde(default)]
+    pub remembered: bool,
+}
+
+impl PolicyRule {
+    /// Whether the rule sets any match key (else it must say `match_all`).
+    pub fn has_match(&self) -> bool {
+        !(self.services.is_empty()
+            && self.radius_clients.is_empty()
+            && self.groups.is_empty()
+            && self.networks.is_empty()
+            && !self.local)
+    }
 }
 
 impl Default for PolicyConfig {
@@ -226,6 +316,7 @@ impl Default for PolicyConfig {
             exempt_groups: Vec::new(),
             remember: Span::secs(0),
             remember_for: vec![RememberFor::CodeOnly],
+            rules: Vec::new(),
         }
     }
 }
@@ -556,6 +647,35 @@ impl PortalConfig {
     pub fn base_url(&self) -> Option<&str> {
         self.public_url.as_deref().map(|u| u.trim_end_matches('/'))
     }
+}
+
+/// `[admin]`: the administrator's console in mfa-portal. Off while no group is named.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The system groups (NSS) whose members may sign in to the console, per role.
+    pub groups: AdminGroups,
+    /// The console on an address of its own (and then not on `[portal] listen`): keeps it
+    /// off the user-facing listener. Absent: the console is served under `/admin` of the
+    /// portal's own listener.
+    pub listen: Option<SocketAddr>,
+}
+
+impl AdminConfig {
+    /// Whether the console is served at all: some group is named.
+    pub fn enabled(&self) -> bool {
+        !self.groups.helpdesk.is_empty() || !self.groups.admin.is_empty()
+    }
+}
+
+/// `[admin] groups`: the role each group's members get; a member of both gets `admin`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminGroups {
+    /// Look up users, unlink, link, temporary access, invites, unlock, remembered networks.
+    pub helpdesk: Vec<String>,
+    /// All of the help desk's, and the go-live, trusted networks and exemptions.
+    pub admin: Vec<String>,
 }
 
 /// `[remote]` in a host's mfa.toml: PAM remote mode. The module opens no store and holds no

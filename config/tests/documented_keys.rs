@@ -103,9 +103,12 @@ fn the_schema_has_the_tables_the_documents_describe() {
     let keys = schema_keys();
     let tables: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.0.as_str()).collect();
     let want = [
+        "admin",
+        "admin.groups",
         "audit",
         "lockout",
         "policy",
+        "policy.rules",
         "portal",
         "push",
         "radius",

@@ -203,6 +203,16 @@ impl Reads<'_> {
         self.0.health()
     }
 
+    /// The invites of `user`, newest first.
+    pub fn invites_of(&self, user: &UserName) -> Result<Vec<mfa_model::Invite>, StoreError> {
+        self.0.invites_of(user)
+    }
+
+    /// One page of the search by name: see [`Store::user_page`](crate::store::Store::user_page).
+    pub fn user_page(&self, q: &crate::store::UserPage) -> Result<Vec<UserRecord>, StoreError> {
+        self.0.user_page(q)
+    }
+
     /// The last `n` decisions about `user` (allowed or denied: logins, and the refusals the
     /// portal audits under the user's name) within [`RECENT_LOGINS_WITHIN`] of `now`, newest
     /// first: what a user is shown of their own account's use.

@@ -109,6 +109,14 @@ fn new_invite(
     Ok((token, inv))
 }
 
+/// The link of an invite: `[portal] public_url` + `/enrol/` + the token; `None` where no
+/// `public_url` is set (no link can be made).
+pub fn invite_link(cfg: &mfa_config::Config, token: &str) -> Option<String> {
+    cfg.portal
+        .base_url()
+        .map(|base| format!("{base}/enrol/{token}"))
+}
+
 /// The invite service. Get one from [`Core::invites`].
 #[derive(Debug, Clone, Copy)]
 pub struct Invites<'a> {
@@ -200,21 +208,27 @@ impl Invites<'_> {
         let mut invites = Vec::new();
         let mut events = Vec::new();
         let rules = self.core.config.users.rules();
-        for rec in self.core.store.users()? {
+        // The records stream past (a million users hold one at a time); only the names
+        // that get a link are kept.
+        let mut names = Vec::new();
+        self.core.store.each_user(&mut |rec| {
             // A record no front end reaches (`OTHER\bob`, or beyond ASCII under the default
             // rules) gets no link: it could only make a record of that name.
-            if rec.enrolled() || !rec.name.is_canonical(&rules) {
-                continue;
+            if !rec.enrolled() && rec.name.is_canonical(&rules) {
+                names.push(rec.name);
             }
-            let (token, inv) = new_invite(&rec.name, now, valid_secs)?;
+            Ok(())
+        })?;
+        for name in names {
+            let (token, inv) = new_invite(&name, now, valid_secs)?;
             invites.push(inv);
             events.push(self.event(
                 now,
-                &rec.name,
+                &name,
                 ReasonCode::Issued,
                 Some(format!("valid {valid_secs}s")),
             ));
-            out.push((rec.name, token));
+            out.push((name, token));
         }
         self.core.store.put_invites(&invites, &events)?;
         self.core.sink.committed(self.core.store.as_ref(), &events);

@@ -20,6 +20,8 @@ pub mod names;
 pub mod net;
 pub mod policy;
 pub mod push;
+pub mod report;
+pub mod roles;
 pub mod secret;
 pub mod session;
 pub mod totp;

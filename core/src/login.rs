@@ -220,7 +220,9 @@ impl Request {
             client_ip: self.client.ip().map(|i| i.to_string()),
             decision: AuditDecision::Login(d.outcome).into(),
             reason: d.reason.audit_code().into(),
-            detail: None,
+            // The rule a decision followed, so the trail says why a trusted office still
+            // had to type a code, or who was refused by which rule.
+            detail: d.rule.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -240,6 +242,15 @@ pub struct Attempt {
     pub code: Option<Zeroizing<String>>,
     /// From [`Login::groups_for`].
     pub groups: Vec<String>,
+}
+
+/// [`Login::groups_for`] under `cfg` (the report reads the file as it is now).
+pub(crate) fn policy_groups(cfg: &mfa_config::Config, user: &UserName) -> Vec<String> {
+    if !cfg.policy.uses_groups() {
+        Vec::new()
+    } else {
+        groups_of(user)
+    }
 }
 
 /// The login service. Get one from [`Core::login`].
@@ -281,14 +292,12 @@ impl Login<'_> {
         ))
     }
 
-    /// The groups the policy needs for `user`: looked up (NSS: files, SSSD, LDAP) only when
-    /// `exempt_groups` is set. Call it outside any batch, since a directory can be slow.
+    /// The groups the policy needs for `user`: looked up (NSS: files, SSSD, LDAP) only where
+    /// the policy uses them (`exempt_groups`, a rule matching on groups). Call it outside any
+    /// batch, since a directory can be slow. The one place groups are resolved for a
+    /// decision, so a directory replaces NSS here alone.
     pub fn groups_for(&self, user: &UserName) -> Vec<String> {
-        if self.core.config.policy.exempt_groups.is_empty() {
-            Vec::new()
-        } else {
-            groups_of(user)
-        }
+        policy_groups(&self.core.config, user)
     }
 
     /// Whether `user` may get a record, as `by` vouches for it (see [`Voucher`]): the one
@@ -472,6 +481,29 @@ impl Login<'_> {
         req: &Request,
         id: &mfa_model::PushId,
     ) -> Result<Decision, CoreError> {
+        Ok(self.settle_push(req, id, Ask::Policy)?.0)
+    }
+
+    /// [`Login::verify_push`] for a sign-in that must prove the key whatever the policy
+    /// would let in without one (the console's sign-in with push; see
+    /// [`Facts::code_always`]): the approval stands in for the code of
+    /// [`Login::verify_code_always`], on the same path, and an allowed sign-in gets the
+    /// [`KeyGeneration`] its session is bound to. The request must have been made by
+    /// [`crate::push::Push::start_always`].
+    pub fn verify_push_always(
+        &self,
+        req: &Request,
+        id: &mfa_model::PushId,
+    ) -> Result<(Decision, Option<KeyGeneration>), CoreError> {
+        self.settle_push(req, id, Ask::CodeAlways)
+    }
+
+    fn settle_push(
+        &self,
+        req: &Request,
+        id: &mfa_model::PushId,
+        ask: Ask,
+    ) -> Result<(Decision, Option<KeyGeneration>), CoreError> {
         let core = self.core;
         let ctx = TxEnv::of(core);
         let attempt = Attempt {
@@ -484,13 +516,17 @@ impl Login<'_> {
         core.store.transact_push(&req.user, &mut |slot, tx| {
             logged.clear();
             let push = tx.request(id)?;
-            let (d, ev, write) = push_attempt_in_tx(slot, &attempt, push.as_ref(), &ctx)
+            let (d, ev, write) = push_attempt_in_tx(slot, &attempt, push.as_ref(), &ctx, ask)
                 .map_err(StoreError::Aborted)?;
             if let Some(p) = write {
                 tx.update_request(&p)?;
             }
             logged.extend(ev);
-            out = Some(d);
+            let key = match ask {
+                Ask::CodeAlways if d.is_allowed() => slot.as_ref().and_then(KeyGeneration::of),
+                _ => None,
+            };
+            out = Some((d, key));
             Ok(logged.clone())
         })?;
         core.sink.committed(core.store.as_ref(), &logged);
@@ -567,6 +603,16 @@ pub(crate) fn attempt_in_tx(
         code_always: ask == Ask::CodeAlways,
     };
     let d = decide(&facts, ctx.cfg);
+    // A `push` rule: a typed code does not settle this login, only an approved push does
+    // (`push_attempt_in_tx`, which comes here without a code). Nothing is checked, so
+    // nothing counts toward a lock. The portal's sign-in, which has no push to offer,
+    // asks the code as every rule that asks for one does.
+    if d.push_required() && a.code.is_some() && ask == Ask::Policy {
+        let mut refused = Decision::deny(Reason::PushRequired);
+        refused.rule = d.rule;
+        clamp_unlocks(slot, req.now, ctx.cfg);
+        return Ok((refused.clone(), Some(req.event(&refused))));
+    }
     if d.outcome != Outcome::NeedCode {
         // A sign-in refused before its code is no login of the roll-out: it tracks no one.
         if ask == Ask::Policy {
@@ -587,7 +633,8 @@ pub(crate) fn attempt_in_tx(
         None => None,
     };
     let source = req.client.ip().map(|ip| ip.to_string());
-    let d = apply_code(
+    let rule = d.rule;
+    let mut d = apply_code(
         rec,
         secret.as_ref(),
         code,
@@ -595,6 +642,7 @@ pub(crate) fn attempt_in_tx(
         req.now,
         ctx.cfg,
     );
+    d.rule = rule;
     note_outcome(rec, &d, &req.client, req.now);
     clamp_unlocks(slot, req.now, ctx.cfg);
     Ok((d.clone(), Some(req.event(&d))))
@@ -611,16 +659,18 @@ pub(crate) fn push_attempt_in_tx(
     a: &Attempt,
     push: Option<&mfa_model::PushRequest>,
     ctx: &TxEnv<'_>,
+    ask: Ask,
 ) -> Result<(Decision, Option<AuditEvent>, Option<mfa_model::PushRequest>), Abort> {
     use mfa_model::PushState;
-    let (d, ev) = attempt_in_tx(slot, a, ctx, Ask::Policy)?;
+    let (d, ev) = attempt_in_tx(slot, a, ctx, ask)?;
     if d.outcome != Outcome::NeedCode {
         return Ok((d, ev, None));
     }
     let req = &a.req;
     let now = req.now;
     let mut write = None;
-    let d = match push {
+    let rule = d.rule;
+    let mut d = match push {
         None => Decision::deny(Reason::UnknownState),
         Some(p)
             if p.user != req.user
@@ -639,6 +689,7 @@ pub(crate) fn push_attempt_in_tx(
                 let mut w = Decision::need_code();
                 w.reason = Reason::PushWaiting;
                 w.message = Some(crate::policy::user_message(&Reason::PushWaiting));
+                w.rule = rule.clone();
                 return Ok((w, None, None));
             }
             PushState::Approved if p.used.is_some() => Decision::deny(Reason::PushUsed),
@@ -662,6 +713,7 @@ pub(crate) fn push_attempt_in_tx(
             }
         },
     };
+    d.rule = rule;
     if let Some(rec) = slot.as_mut() {
         if d.is_allowed() {
             // A second factor proved, as a valid code does: the counters start over.

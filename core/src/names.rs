@@ -61,6 +61,17 @@ pub fn user_name(config: &Config, raw: &str) -> Result<UserName, CoreError> {
     UserName::canonical(raw, &config.users.rules()).map_err(|e| CoreError::bad_name(raw, e))
 }
 
+/// What a search by name looks for: the canonical form of the start of a name as typed
+/// (`Al` is `al` where `[users] case = "fold"`, `CONTOSO\al` is `al` where CONTOSO is
+/// listed), so the search finds the names a login would reach. Empty: every name.
+pub fn name_prefix(config: &Config, raw: &str) -> Result<String, CoreError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(user_name(config, raw)?.to_string())
+}
+
 /// The stored user `name` looks like, if any, under `rules`: a stored name whose canonical
 /// form is another name than `name` with the same look-alike key, not both ASCII. Nothing
 /// under the default rules (every name a front end can reach is ASCII there). `with_key`

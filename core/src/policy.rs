@@ -3,7 +3,10 @@
 
 use std::fmt;
 
-use mfa_config::{Config, GoLive, LocalLogins, RadiusMode, RememberFor, SelfEnroll, format_utc};
+use mfa_config::{
+    Config, GoLive, LocalLogins, PolicyRule, RadiusMode, RememberFor, RuleAction, SelfEnroll,
+    format_utc,
+};
 pub use mfa_model::Outcome;
 use mfa_model::{OtcKind, PushRefusal, ReasonCode, RolloutStatus, UserName, UserRecord};
 
@@ -20,6 +23,13 @@ pub enum Reason {
     LocalLogin,
     ExemptUser,
     ExemptGroup,
+    /// A `[[policy.rules]]` entry with `action = "deny"` matched.
+    RuleDenied,
+    /// A `[[policy.rules]]` entry with `action = "none"` matched.
+    RuleNoCode,
+    /// A `[[policy.rules]]` entry with `action = "push"` matched, and a code was typed:
+    /// only an approved push settles this login.
+    PushRequired,
     /// Not enrolled, before go-live: `days_left` until the user's deadline, or `None` where
     /// the roll-out is not scheduled (`enforce_from = "never"`).
     BeforeGoLive {
@@ -91,6 +101,9 @@ impl Reason {
             Reason::LocalLogin => ReasonCode::LocalLogin,
             Reason::ExemptUser => ReasonCode::ExemptUser,
             Reason::ExemptGroup => ReasonCode::ExemptGroup,
+            Reason::RuleDenied => ReasonCode::RuleDenied,
+            Reason::RuleNoCode => ReasonCode::RuleNoCode,
+            Reason::PushRequired => ReasonCode::PushRequired,
             Reason::BeforeGoLive { .. } => ReasonCode::BeforeGoLive,
             Reason::GracePeriod { .. } => ReasonCode::GracePeriod,
             Reason::CodeRequired => ReasonCode::CodeRequired,
@@ -152,6 +165,8 @@ impl Reason {
                 Reason::UnknownState,
                 Reason::StateMismatch,
                 Reason::InternalError,
+                Reason::RuleDenied,
+                Reason::PushRequired,
                 Reason::PushDenied,
                 Reason::PushExpired,
                 Reason::PushFraud,
@@ -180,6 +195,11 @@ impl fmt::Display for Reason {
             Reason::LocalLogin => f.write_str("local login, trusted by configuration"),
             Reason::ExemptUser => f.write_str("user is exempt"),
             Reason::ExemptGroup => f.write_str("user is in an exempt group"),
+            Reason::RuleDenied => f.write_str("refused by a policy rule"),
+            Reason::RuleNoCode => f.write_str("no code needed by a policy rule"),
+            Reason::PushRequired => {
+                f.write_str("an approval on the phone is required, a typed code is not accepted")
+            }
             Reason::BeforeGoLive {
                 days_left: Some(days_left),
             } => {
@@ -270,6 +290,28 @@ pub struct Decision {
     pub message: Option<String>,
     /// The user may enrol an authenticator now, at this login (self-enrolment).
     pub offer_enrolment: bool,
+    /// The `[[policy.rules]]` entry this decision followed, if one matched: named in the
+    /// audit event's detail and by `mfactl auth`.
+    pub rule: Option<RuleMatch>,
+}
+
+/// The `[[policy.rules]]` entry a decision followed: its index in the file (as `mfactl
+/// config check` names it, `policy.rules[0]`), its `name` and its action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleMatch {
+    pub index: usize,
+    pub name: Option<String>,
+    pub action: RuleAction,
+}
+
+impl fmt::Display for RuleMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "policy.rules[{}]", self.index)?;
+        if let Some(n) = &self.name {
+            write!(f, " {n:?}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Decision {
@@ -279,6 +321,7 @@ impl Decision {
             reason,
             message: None,
             offer_enrolment: false,
+            rule: None,
         }
     }
 
@@ -289,6 +332,7 @@ impl Decision {
             reason,
             message,
             offer_enrolment: false,
+            rule: None,
         }
     }
 
@@ -298,7 +342,17 @@ impl Decision {
             reason: Reason::CodeRequired,
             message: None,
             offer_enrolment: false,
+            rule: None,
         }
+    }
+
+    /// Only an approved push may settle this decision's code (a `push` rule matched).
+    pub fn push_required(&self) -> bool {
+        self.outcome == Outcome::NeedCode
+            && self
+                .rule
+                .as_ref()
+                .is_some_and(|r| r.action == RuleAction::Push)
     }
 
     pub fn is_allowed(&self) -> bool {
@@ -343,11 +397,14 @@ pub fn user_message(reason: &Reason) -> String {
         }
         Reason::PushWaiting => "Waiting for approval on your phone.".into(),
         Reason::PushRefused(r) => push_refusal_message(*r),
+        Reason::RuleDenied => "You may not sign in here. Contact your administrator if you need to.".into(),
+        Reason::PushRequired => "This sign-in must be approved on your phone; a typed code is not accepted here.".into(),
         other => other.to_string(),
     }
 }
 
-/// The facts one decision rests on. `groups` need only be filled when `exempt_groups` is set.
+/// The facts one decision rests on. `groups` need only be filled where the policy uses them
+/// (`PolicyConfig::uses_groups`: `exempt_groups`, or a rule matching on groups).
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
     pub user: &'a UserName,
@@ -390,9 +447,76 @@ pub fn days_until(t: i64, now: i64) -> i64 {
         .max(0)
 }
 
-/// The decision before any code is seen.
+/// The first `[[policy.rules]]` entry that matches the request, if any.
+pub fn matching_rule(f: &Facts<'_>, cfg: &Config) -> Option<RuleMatch> {
+    cfg.policy
+        .rules
+        .iter()
+        .enumerate()
+        .find(|(_, r)| rule_matches(r, f))
+        .map(|(index, r)| RuleMatch {
+            index,
+            name: r.name.clone(),
+            action: r.action,
+        })
+}
+
+/// Whether every match key `r` sets matches (a list: any of its entries). A key left out
+/// matches anything; `match_all` alone matches every login.
+fn rule_matches(r: &PolicyRule, f: &Facts<'_>) -> bool {
+    if r.match_all {
+        return true;
+    }
+    if !r.has_match() {
+        // Validation refuses it; a rule that says nothing matches nothing.
+        return false;
+    }
+    let service = match f.service {
+        Service::Pam(s) | Service::Other(s) => Some(s.as_str()),
+        Service::RemotePam { service, .. } => service.as_deref(),
+        Service::Radius { .. } => None,
+    };
+    let client = match f.service {
+        Service::Radius { client, .. } | Service::RemotePam { client, .. } => Some(client.as_str()),
+        Service::Pam(_) | Service::Other(_) => None,
+    };
+    let named = |list: &[String], name: Option<&str>| {
+        list.is_empty() || name.is_some_and(|n| list.iter().any(|e| e == n))
+    };
+    named(&r.services, service)
+        && named(&r.radius_clients, client)
+        && (r.groups.is_empty() || f.groups.iter().any(|g| r.groups.contains(g)))
+        && (r.networks.is_empty()
+            || f.client
+                .ip()
+                .is_some_and(|ip| r.networks.iter().any(|n| n.contains(&ip))))
+        && (!r.local || f.client == ClientAddr::Local)
+}
+
+/// The decision before any code is seen: the first matching `[[policy.rules]]` entry's
+/// action, then trusted networks, exemptions, locks, unlocks, enrolment and the roll-out.
+/// A rule asking for a code (or a push) takes away what would let the login in without one
+/// (a trusted network, a local login, an exemption, an unlock unless it says `remembered`),
+/// and nothing else: a lock still refuses, and a user who is not enrolled goes through the
+/// roll-out (go-live, grace) as from an untrusted network.
 pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
+    let rule = matching_rule(f, cfg);
+    let mut d = decide_by(f, cfg, rule.as_ref());
+    d.rule = rule;
+    d
+}
+
+fn decide_by(f: &Facts<'_>, cfg: &Config, rule: Option<&RuleMatch>) -> Decision {
     let p = &cfg.policy;
+    let action = rule.map(|r| r.action);
+    if action == Some(RuleAction::Deny) {
+        return Decision::deny(Reason::RuleDenied);
+    }
+    // A rule asking for a code (or a push): nothing but the code (or the push) lets in.
+    let strict = matches!(action, Some(RuleAction::Code | RuleAction::Push));
+    let unlock_kept = rule.is_some_and(|r| {
+        r.action == RuleAction::Code && p.rules.get(r.index).is_some_and(|e| e.remembered)
+    });
     let enrolled = f.record.is_some_and(UserRecord::enrolled);
     let trusted = match f.client {
         ClientAddr::Remote(Some(ip)) => trusted_match(&ip, &p.trusted_networks).is_some(),
@@ -416,6 +540,15 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     {
         return Decision::deny(Reason::Locked { until });
     }
+    // 0. A rule's "none": in as from a trusted network (the lock above as there).
+    if action == Some(RuleAction::NoCode) && waivable {
+        let mut d = Decision::allow(Reason::RuleNoCode);
+        d.offer_enrolment = !enrolled && may_enrol_here;
+        return d;
+    }
+    // The waivers below are for requests no rule asks a code (or a push) of.
+    let waivable_unlock = waivable && (!strict || unlock_kept);
+    let waivable = waivable && !strict;
     // 1. Trusted network (and, where configured, local logins).
     if trusted && waivable {
         let mut d = Decision::allow(Reason::TrustedNetwork);
@@ -454,7 +587,7 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
     // of a kind the unlock is for (`remember_for`: by default only the gateways that cannot
     // ask for a code). After the locks, so a locked user or address stays refused.
     if let (Some(ip), Some(r)) = (f.client.ip(), f.record)
-        && waivable
+        && waivable_unlock
         && unlock_applies(f.service, cfg)
         && r.unlocked(&ip.to_string(), f.now, p.remember.secs_i64())
             .is_some()
@@ -506,6 +639,7 @@ pub fn decide(f: &Facts<'_>, cfg: &Config) -> Decision {
             reason,
             message: Some(message),
             offer_enrolment: may_enrol_here,
+            rule: None,
         };
     }
     // Past the deadline: a temporary-access code (the administrator's way in for a user
@@ -590,18 +724,19 @@ pub fn rollout_status(
     groups: &[String],
     now: i64,
 ) -> (RolloutStatus, Option<i64>) {
-    let d = decide(
-        &Facts {
-            user: &rec.name,
-            client: ClientAddr::Remote(None),
-            service: &Service::Other("report".into()),
-            now,
-            record: Some(rec),
-            groups,
-            code_always: false,
-        },
-        cfg,
-    );
+    let facts = Facts {
+        user: &rec.name,
+        client: ClientAddr::Remote(None),
+        service: &Service::Other("report".into()),
+        now,
+        record: Some(rec),
+        groups,
+        code_always: false,
+    };
+    // A rule refusing the user (a group kept off a service) says nothing of the roll-out:
+    // the report shows where the user stands with the key, not "overdue".
+    let rule = matching_rule(&facts, cfg).filter(|r| r.action != RuleAction::Deny);
+    let d = decide_by(&facts, cfg, rule.as_ref());
     let deadline = if rec.enrolled() {
         None
     } else {
@@ -1167,6 +1302,8 @@ mod tests {
             Reason::UnknownState,
             Reason::StateMismatch,
             Reason::InternalError,
+            Reason::RuleDenied,
+            Reason::PushRequired,
         ] {
             assert_eq!(Reason::refusal_from_code(r.code(), None), Some(r.clone()));
             assert_eq!(Reason::refusal_from_code(r.code(), Some(5)), None, "{r:?}");
@@ -1186,6 +1323,7 @@ mod tests {
             "valid_code",
             "grace_period",
             "server_rejected",
+            "rule_no_code",
             "no_such_reason",
             "",
         ] {
@@ -1257,5 +1395,252 @@ mod tests {
             Decision::deny(Reason::PushExpired).message.as_deref(),
             Some("The sign-in request expired before it was approved; try again.")
         );
+    }
+
+    fn rule(action: RuleAction, f: impl FnOnce(&mut PolicyRule)) -> PolicyRule {
+        let mut r = PolicyRule {
+            name: None,
+            services: Vec::new(),
+            radius_clients: Vec::new(),
+            groups: Vec::new(),
+            networks: Vec::new(),
+            local: false,
+            match_all: false,
+            action,
+            remembered: false,
+        };
+        f(&mut r);
+        r
+    }
+
+    fn dg(
+        s: &Service,
+        groups: &[String],
+        client: ClientAddr,
+        r: &UserRecord,
+        c: &Config,
+    ) -> Decision {
+        decide(
+            &Facts {
+                user: &UserName::parse("alice").unwrap(),
+                client,
+                service: s,
+                now: NOW,
+                record: Some(r),
+                groups,
+                code_always: false,
+            },
+            c,
+        )
+    }
+
+    /// The four examples of docs/RULES.md, decided: sudo needs a code from the office, the
+    /// console needs none, contractors always need one, only vpn-users use the VPN client.
+    /// The first matching rule decides and is named; without rules nothing changes.
+    #[test]
+    fn rules_first_match_wins_and_is_named() {
+        let mut c = cfg();
+        c.policy.local_logins = LocalLogins::Require;
+        c.policy.rules = vec![
+            rule(RuleAction::Code, |r| {
+                r.name = Some("sudo-code".into());
+                r.services = vec!["sudo".into()];
+            }),
+            rule(RuleAction::NoCode, |r| {
+                r.services = vec!["login".into()];
+                r.local = true;
+            }),
+            rule(RuleAction::Code, |r| r.groups = vec!["contractors".into()]),
+            rule(RuleAction::NoCode, |r| {
+                r.radius_clients = vec!["vpn".into()];
+                r.groups = vec!["vpn-users".into()];
+                r.networks = vec!["198.51.100.0/24".parse().unwrap()];
+            }),
+            rule(RuleAction::Deny, |r| r.radius_clients = vec!["vpn".into()]),
+        ];
+        let r = rec(true);
+        let sudo = Service::Pam("sudo".into());
+        let sshd = Service::Pam("sshd".into());
+        let login = Service::Pam("login".into());
+        let vpn = Service::Radius {
+            client: "vpn".into(),
+            code_only: false,
+        };
+        let office = remote("10.1.2.3");
+        let none: Vec<String> = Vec::new();
+        // sudo from the office: a code, naming the rule.
+        let d = dg(&sudo, &none, office, &r, &c);
+        assert_eq!(d.outcome, Outcome::NeedCode);
+        let m = d.rule.clone().unwrap();
+        assert_eq!((m.index, m.action), (0, RuleAction::Code));
+        assert_eq!(m.to_string(), "policy.rules[0] \"sudo-code\"");
+        // sshd from the office: no rule, the trusted network as before.
+        let d = dg(&sshd, &none, office, &r, &c);
+        assert_eq!((d.reason, d.rule), (Reason::TrustedNetwork, None));
+        // The console: none; `login` from a remote host is no console.
+        let d = dg(&login, &none, ClientAddr::Local, &r, &c);
+        assert_eq!(d.reason, Reason::RuleNoCode);
+        assert_eq!(d.rule.unwrap().to_string(), "policy.rules[1]");
+        assert_eq!(
+            dg(&login, &none, remote("11.1.1.1"), &r, &c).outcome,
+            Outcome::NeedCode
+        );
+        // Contractors from the office, also when exempt by group: a code.
+        let contractors = vec!["contractors".to_string(), "svc".to_string()];
+        let d = dg(&sshd, &contractors, office, &r, &c);
+        assert_eq!((d.outcome, d.rule.unwrap().index), (Outcome::NeedCode, 2));
+        // The VPN: vpn-users from their pool in without a code, anyone else refused.
+        let vpn_users = vec!["vpn-users".to_string()];
+        let pool = remote("198.51.100.9");
+        assert_eq!(
+            dg(&vpn, &vpn_users, pool, &r, &c).reason,
+            Reason::RuleNoCode
+        );
+        let d = dg(&vpn, &none, pool, &r, &c);
+        assert_eq!(
+            (d.outcome, d.reason.clone()),
+            (Outcome::Deny, Reason::RuleDenied)
+        );
+        assert_eq!(d.rule.unwrap().index, 4);
+        assert_eq!(
+            dg(&vpn, &vpn_users, remote("11.1.1.1"), &r, &c).reason,
+            Reason::RuleDenied
+        );
+        // A PAM host in remote mode: its service and its client both match.
+        let web1_sudo = Service::RemotePam {
+            address: None,
+            client: "hosts".into(),
+            host: "web1".into(),
+            service: Some("sudo".into()),
+        };
+        assert_eq!(dg(&web1_sudo, &none, office, &r, &c).rule.unwrap().index, 0);
+        // Without rules: as before.
+        let plain = cfg();
+        assert_eq!(
+            dg(&sudo, &none, office, &r, &plain).reason,
+            Reason::TrustedNetwork
+        );
+        assert_eq!(
+            dg(&sshd, &contractors, remote("11.1.1.1"), &r, &plain).reason,
+            Reason::ExemptGroup
+        );
+    }
+
+    /// A rule asking for a code takes away the waivers, not the roll-out nor the locks; a
+    /// deny refuses first; "none" waives as a trusted network, never the portal's code.
+    #[test]
+    fn rule_actions_and_what_they_leave_alone() {
+        let mut c = cfg();
+        c.policy.rules = vec![rule(RuleAction::Code, |r| r.match_all = true)];
+        let sshd = Service::Pam("sshd".into());
+        let none: Vec<String> = Vec::new();
+        // Not enrolled, in the grace period, from the office: the roll-out still holds.
+        let mut c2 = c.clone();
+        c2.policy.enforce_from = GoLive::At(Instant(NOW - DAY));
+        let d = dg(&sshd, &none, remote("10.1.1.1"), &rec(false), &c2);
+        assert!(matches!(d.reason, Reason::GracePeriod { .. }), "{d:?}");
+        // A locked user stays locked.
+        let mut locked = rec(true);
+        locked.locked_until = Some(NOW + 60);
+        assert!(dg(&sshd, &none, remote("10.1.1.1"), &locked, &c).is_locked());
+        // Deny before everything, the portal's sign-in included.
+        let mut deny = cfg();
+        deny.policy.rules = vec![rule(RuleAction::Deny, |r| {
+            r.services = vec!["mfa-portal".into()]
+        })];
+        let portal = Service::Other("mfa-portal".into());
+        let f = |code_always| {
+            decide(
+                &Facts {
+                    user: &UserName::parse("alice").unwrap(),
+                    client: remote("10.1.1.1"),
+                    service: &portal,
+                    now: NOW,
+                    record: Some(&rec(true)),
+                    groups: &[],
+                    code_always,
+                },
+                &deny,
+            )
+        };
+        assert_eq!(f(true).reason, Reason::RuleDenied);
+        assert_eq!(f(false).reason, Reason::RuleDenied);
+        // The roll-out report is not the login: a refusing rule does not make a user
+        // "overdue", a rule asking a code makes an exempt group's member enrolled.
+        let mut gone = cfg();
+        gone.policy.rules = vec![rule(RuleAction::Deny, |r| r.groups = vec!["left".into()])];
+        let left = vec!["left".to_string()];
+        assert_eq!(
+            rollout_status(&rec(true), &gone, &left, NOW).0,
+            RolloutStatus::Enrolled
+        );
+        let svc = vec!["svc".to_string()];
+        assert_eq!(
+            rollout_status(&rec(true), &cfg(), &svc, NOW).0,
+            RolloutStatus::Exempt
+        );
+        let mut strict = cfg();
+        strict.policy.rules = vec![rule(RuleAction::Code, |r| r.groups = vec!["svc".into()])];
+        assert_eq!(
+            rollout_status(&rec(true), &strict, &svc, NOW).0,
+            RolloutStatus::Enrolled
+        );
+        // "none" does not waive the portal's code.
+        let mut open = cfg();
+        open.policy.rules = vec![rule(RuleAction::NoCode, |r| {
+            r.services = vec!["mfa-portal".into()]
+        })];
+        let d = decide(
+            &Facts {
+                user: &UserName::parse("alice").unwrap(),
+                client: remote("11.1.1.1"),
+                service: &portal,
+                now: NOW,
+                record: Some(&rec(true)),
+                groups: &[],
+                code_always: true,
+            },
+            &open,
+        );
+        assert_eq!(d.outcome, Outcome::NeedCode);
+        // Push: a code is still what the policy asks, marked as only a push's.
+        let mut push = cfg();
+        push.policy.rules = vec![rule(RuleAction::Push, |r| r.services = vec!["sshd".into()])];
+        let d = dg(&sshd, &none, remote("10.1.1.1"), &rec(true), &push);
+        assert!(d.push_required(), "{d:?}");
+        assert!(!dg(&sshd, &none, remote("10.1.1.1"), &rec(true), &c).push_required());
+    }
+
+    /// An unlock made on the portal applies through the rules: a rule asking for a code
+    /// overrides it unless it says `remembered = true`; no rule, as before.
+    #[test]
+    fn rules_and_remembered_networks() {
+        let mut c = cfg();
+        c.policy.remember = mfa_config::Span::secs(8 * 3600);
+        let mut r = rec(true);
+        r.unlocks.push(mfa_model::Unlock {
+            ip: "192.0.2.7".into(),
+            created: NOW - 60,
+            expires: NOW - 60 + 8 * 3600,
+        });
+        let none: Vec<String> = Vec::new();
+        let at = |c: &Config| dg(&gateway(), &none, remote("192.0.2.7"), &r, c);
+        assert_eq!(at(&c).reason, Reason::RememberedNetwork);
+        let mut strict = c.clone();
+        strict.policy.rules = vec![rule(RuleAction::Code, |r| {
+            r.radius_clients = vec!["rd-gateway".into()];
+        })];
+        assert_eq!(at(&strict).outcome, Outcome::NeedCode);
+        let mut kept = strict.clone();
+        kept.policy.rules[0].remembered = true;
+        let d = at(&kept);
+        assert_eq!(
+            (d.reason, d.rule.map(|m| m.index)),
+            (Reason::RememberedNetwork, Some(0))
+        );
+        // A rule that matches nothing here leaves the unlock alone.
+        let mut other = c.clone();
+        other.policy.rules = vec![rule(RuleAction::Code, |r| r.services = vec!["sudo".into()])];
+        assert_eq!(at(&other).reason, Reason::RememberedNetwork);
     }
 }

@@ -5,7 +5,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use mfa_config::{Cidr, Config, RadiusMode, Span, TrustedEdit, edit_trusted_networks, format_utc};
+use mfa_config::{
+    Cidr, Config, ExemptEdit, RadiusMode, Span, TrustedEdit, edit_exemptions,
+    edit_trusted_networks, format_utc,
+};
 use mfa_core::login::Service;
 use mfa_core::login::{CODE_PROMPT, now};
 use mfa_core::names::{self, NameCheck};
@@ -13,7 +16,7 @@ use mfa_core::net::{parse_ip_literal, trusted_match};
 use mfa_core::{ClientAddr, Core, OpenMode, Outcome, Request, Voucher};
 use zeroize::Zeroizing;
 
-use crate::{Fail, Result, TrustedAction, UsersAction, user_name};
+use crate::{ExemptAction, Fail, Result, TrustedAction, UsersAction, user_name};
 
 /// The actor mfactl's admin operations are audited as.
 pub const ACTOR: &str = "mfactl";
@@ -133,6 +136,12 @@ pub fn auth(
     );
     if let Some(m) = &d.message {
         outln!("{m}");
+    }
+    match &d.rule {
+        Some(r) => println!("rule: {r}: action {}", r.action.word()),
+        // Said only where there are rules to match.
+        None if !a.config().policy.rules.is_empty() => println!("rule: none matched"),
+        None => {}
     }
     Ok(ExitCode::from(if d.is_allowed() { 0 } else { 1 }))
 }
@@ -440,9 +449,106 @@ fn check_store_names(c: Config) -> Result<usize> {
     Ok(plan.conflicts.len() + plan.lookalikes.len())
 }
 
+/// `mfactl users list`: one page of the search by name, the store's
+/// ([`mfa_core::core::Reads::user_page`] through the report, which adds the status).
+fn list_users(
+    cfg: &Path,
+    prefix: Option<&str>,
+    after: Option<String>,
+    limit: u16,
+) -> Result<ExitCode> {
+    let a = open(cfg, OpenMode::Existing)?;
+    let prefix = mfa_core::names::name_prefix(a.config(), prefix.unwrap_or(""))
+        .map_err(|e| Fail::Error(e.to_string()))?;
+    let report = mfa_core::report::Report::new(&a, a.config(), now())?;
+    let page = report.page(&mfa_core::report::RowQuery {
+        prefix: prefix.clone(),
+        after,
+        kind: None,
+        limit: usize::from(limit),
+    })?;
+    let when = |t: Option<i64>| t.map_or("-".to_string(), format_utc);
+    let body: Vec<Vec<String>> = page
+        .rows
+        .iter()
+        .map(|r| {
+            let u = &r.user;
+            vec![
+                u.name.to_string(),
+                r.status_text(),
+                when(u.mfa_created),
+                when(u.mfa_changed),
+                when(u.last_login),
+                u.login_count.to_string(),
+            ]
+        })
+        .collect();
+    crate::report::print_table(
+        &[
+            "USER",
+            "STATUS",
+            "MFA CREATED",
+            "MFA CHANGED",
+            "LAST LOGIN",
+            "LOGINS",
+        ],
+        &body,
+    );
+    if let Some(next) = page.next {
+        let shown = crate::report::visible(&next);
+        if prefix.is_empty() {
+            println!("More: mfactl users list --after '{shown}'");
+        } else {
+            println!(
+                "More: mfactl users list '{}' --after '{shown}'",
+                crate::report::visible(&prefix)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mfactl exempt list|add|remove`: the exemptions, edited in the file with the comments
+/// kept and the result checked before it is written (as `trusted`).
+pub fn exempt(cfg: &Path, action: ExemptAction) -> Result<ExitCode> {
+    let edit = match action {
+        ExemptAction::List => {
+            let c = load_config(cfg)?;
+            for u in &c.policy.exempt_users {
+                println!("user  {u}");
+            }
+            for g in &c.policy.exempt_groups {
+                println!("group {g}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ExemptAction::Add { name, group: false } => ExemptEdit::AddUser(name),
+        ExemptAction::Add { name, group: true } => ExemptEdit::AddGroup(name),
+        ExemptAction::Remove { name, group: false } => ExemptEdit::RemoveUser(name),
+        ExemptAction::Remove { name, group: true } => ExemptEdit::RemoveGroup(name),
+    };
+    edit_exemptions(cfg, &edit).map_err(|e| Fail::Error(e.to_string()))?;
+    let (key, entry) = edit.target();
+    let done = match edit {
+        ExemptEdit::AddUser(_) | ExemptEdit::AddGroup(_) => "Added",
+        ExemptEdit::RemoveUser(_) | ExemptEdit::RemoveGroup(_) => "Removed",
+    };
+    println!("{done} {entry} ({key}) in {}.", cfg.display());
+    eprintln!("{RELOAD_HINT}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `mfactl users merge|remove`: the repairs a name conflict needs, so the store is opened
 /// without the check that would refuse it; the check runs after, and says what is left.
 pub fn users(cfg: &Path, action: UsersAction) -> Result<ExitCode> {
+    if let UsersAction::List {
+        prefix,
+        after,
+        limit,
+    } = action
+    {
+        return list_users(cfg, prefix.as_deref(), after, limit);
+    }
     let a = open_checking(load_config(cfg)?, OpenMode::Existing, NameCheck::Skip)?;
     let admin = a.admin(ACTOR);
     match action {
@@ -456,6 +562,7 @@ pub fn users(cfg: &Path, action: UsersAction) -> Result<ExitCode> {
             admin.remove_user(&name, now())?;
             outln!("Removed the record {name:?}; its audit trail stays.");
         }
+        UsersAction::List { .. } => return Err(Fail::Error("unreachable".into())),
     }
     match a.check_names(NameCheck::Always) {
         Ok(()) => outln!(

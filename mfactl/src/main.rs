@@ -155,8 +155,9 @@ pub enum Command {
         #[arg(long)]
         code: Option<String>,
         /// What asks: `pam:SERVICE` or `radius:CLIENT` (a configured client) to decide as
-        /// that PAM service or RADIUS client would ([policy] remember_for); any other name
-        /// only names the audit trail's service.
+        /// that PAM service or RADIUS client would ([policy] remember_for, [[policy.rules]]);
+        /// any other name (`sudo`) is matched by the rules' `services` and names the audit
+        /// trail's service. The output names the rule that matched.
         #[arg(long, default_value = "mfactl")]
         service: String,
         /// Act on a name the system does not know and the store does not hold (it gets a
@@ -331,6 +332,34 @@ pub enum Command {
         #[command(subcommand)]
         action: PushAction,
     },
+    /// List, add or remove exemptions (`[policy] exempt_users`, `exempt_groups`; edits the
+    /// config file in place): users who never need a code.
+    Exempt {
+        #[command(subcommand)]
+        action: ExemptAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExemptAction {
+    /// List the exempt users and groups.
+    List,
+    /// Exempt a user (or with --group, a group's members).
+    Add {
+        /// The user name, or the group name with --group.
+        name: String,
+        /// NAME is a group (`[policy] exempt_groups`).
+        #[arg(long)]
+        group: bool,
+    },
+    /// End an exemption.
+    Remove {
+        /// The user name, or the group name with --group, as listed.
+        name: String,
+        /// NAME is a group (`[policy] exempt_groups`).
+        #[arg(long)]
+        group: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -374,6 +403,19 @@ pub enum UnlocksAction {
 
 #[derive(Subcommand, Debug)]
 pub enum UsersAction {
+    /// List the stored users whose names start with PREFIX (every user without), a page at
+    /// a time in byte order of the names, with their roll-out status: the search of the
+    /// administrator's console, through the store's index of the names.
+    List {
+        /// The start of the names (made canonical under `[users]`, as a login's name is).
+        prefix: Option<String>,
+        /// Begin after this name (the last of the page before, as the output says).
+        #[arg(long, value_name = "NAME")]
+        after: Option<String>,
+        /// How many users a page holds.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+    },
     /// Merge the record FROM into INTO: INTO's key, one-time codes and counters are kept,
     /// under INTO's canonical name; FROM's record is removed. The audit trail of both stays.
     Merge {
@@ -549,5 +591,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => portal::invite(cfg, user.as_deref(), unenrolled, valid, format, replace),
         Command::Unlocks { user, action } => portal::unlocks(cfg, user.as_deref(), action),
         Command::Push { action } => push::push(cfg, action),
+        Command::Exempt { action } => admin::exempt(cfg, action),
     }
 }

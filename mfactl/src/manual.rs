@@ -258,6 +258,19 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "mfactl users list",
+        &[
+            (
+                "mfactl users list al",
+                "The first 50 users whose names start with al.",
+            ),
+            (
+                "mfactl users list al --after alfred",
+                "The next page, as the line More: says.",
+            ),
+        ],
+    ),
+    (
         "mfactl users merge",
         &[(
             "mfactl users merge Alice alice",
@@ -360,6 +373,37 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         &[(
             "mfactl push unblock alice",
             "Lift the block \"This wasn't me\" put on alice's pushes.",
+        )],
+    ),
+    (
+        "mfactl exempt",
+        &[(
+            "mfactl exempt add --group svc-backup",
+            "The backup service's accounts never need a code.",
+        )],
+    ),
+    (
+        "mfactl exempt list",
+        &[("mfactl exempt list", "One exempt user or group per line.")],
+    ),
+    (
+        "mfactl exempt add",
+        &[
+            (
+                "mfactl exempt add scanner",
+                "Add a user to [policy] exempt_users (comments in the file are kept).",
+            ),
+            (
+                "mfactl exempt add --group svc-backup",
+                "Add a group to [policy] exempt_groups.",
+            ),
+        ],
+    ),
+    (
+        "mfactl exempt remove",
+        &[(
+            "mfactl exempt remove scanner",
+            "scanner needs a code again (after the reload the output names).",
         )],
     ),
 ];

@@ -1,16 +1,16 @@
 //! `mfactl report` (the roll-out view) and `mfactl log` (the audit trail), each as a table
 //! for people and CSV or JSON for tools.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use mfa_config::{GoLive, format_utc};
 use mfa_core::login::now;
-use mfa_core::policy::{days_until, rollout_status};
+use mfa_core::policy::days_until;
+pub(crate) use mfa_core::report::csv_cell;
+use mfa_core::report::{InviteCell, Report, Row, Totals};
 use mfa_core::store::AuditQuery;
-use mfa_core::{OpenMode, OtcKind, RolloutStatus};
-use mfa_model::Invite;
+use mfa_core::{OpenMode, OtcKind};
 use serde_json::{Value, json};
 
 use crate::admin::open;
@@ -27,33 +27,16 @@ fn short(t: Option<i64>) -> String {
     })
 }
 
-/// Where a user's enrolment links stand: the open invite that lasts longest, else the last
-/// one that expired unused; a used invite is history and shows nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum InviteCell {
-    Open { expires: i64 },
-    Expired { expired: i64 },
+/// The CSV and JSON faces of the core's [`InviteCell`], and the table's.
+trait InviteFaces {
+    fn json(self) -> Value;
+    fn csv(self) -> [String; 2];
+    fn table(self) -> String;
 }
 
-impl InviteCell {
-    fn of(invites: &[&Invite], t: i64) -> Option<Self> {
-        let unused = invites.iter().filter(|i| i.used.is_none());
-        let open = unused
-            .clone()
-            .filter(|i| i.expires > t)
-            .map(|i| i.expires)
-            .max();
-        match open {
-            Some(expires) => Some(InviteCell::Open { expires }),
-            None => unused
-                .map(|i| i.expires)
-                .max()
-                .map(|expired| InviteCell::Expired { expired }),
-        }
-    }
-
-    fn json(cell: Option<Self>) -> Value {
-        match cell {
+impl InviteFaces for Option<InviteCell> {
+    fn json(self) -> Value {
+        match self {
             Some(InviteCell::Open { expires }) => {
                 json!({"state": "open", "expires": format_utc(expires)})
             }
@@ -65,16 +48,16 @@ impl InviteCell {
     }
 
     /// The CSV cells: state, expiry.
-    fn csv(cell: Option<Self>) -> [String; 2] {
-        match cell {
+    fn csv(self) -> [String; 2] {
+        match self {
             Some(InviteCell::Open { expires }) => ["open".into(), format_utc(expires)],
             Some(InviteCell::Expired { expired }) => ["expired".into(), format_utc(expired)],
             None => [String::new(), String::new()],
         }
     }
 
-    fn table(cell: Option<Self>) -> String {
-        match cell {
+    fn table(self) -> String {
+        match self {
             Some(InviteCell::Open { expires }) => format!("open until {}", short(Some(expires))),
             Some(InviteCell::Expired { expired }) => format!("expired {}", short(Some(expired))),
             None => "-".into(),
@@ -82,109 +65,19 @@ impl InviteCell {
     }
 }
 
-/// One report row: a stored user, or a user invited but never seen by a login.
-struct Row {
-    user: mfa_core::UserRecord,
-    status: String,
-    deadline: Option<i64>,
-    invite: Option<InviteCell>,
-}
-
-/// The roll-out totals, counted while the rows stream past.
-#[derive(Default)]
-struct Totals {
-    users: usize,
-    enrolled: usize,
-    grace: usize,
-    overdue: usize,
-    locked: usize,
-    exempt: usize,
-}
-
-/// `mfactl report`, streamed: the store hands the records over one at a time
-/// ([`mfa_core::store::Store::each_user`]) and each row is written as it comes, so a
-/// million users cost one record of memory (JSON and CSV in one pass; the table reads the
-/// store twice, once for the column widths). The totals follow the rows.
+/// `mfactl report`, streamed: the core's report ([`mfa_core::report::Report`]) hands the
+/// rows over one at a time from the store and each is written as it comes, so a million
+/// users cost one record of memory (JSON and CSV in one pass; the table reads the store
+/// twice, once for the column widths). The totals follow the rows.
 pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
     use std::io::Write;
     let a = open(cfg, OpenMode::Existing)?;
     let c = a.config();
     let t = now();
-    let invites = a.store().invites()?;
-    let mut by_user: BTreeMap<&str, Vec<&Invite>> = BTreeMap::new();
-    for i in &invites {
-        by_user.entry(i.user.as_str()).or_default().push(i);
-    }
-    let open_invites = invites
-        .iter()
-        .filter(|i| i.used.is_none() && i.expires > t)
-        .count();
-    let expired_invites = invites
-        .iter()
-        .filter(|i| i.used.is_none() && i.expires <= t)
-        .count();
-    // A user invited but never seen by a login has no record: listed with status "invited"
-    // (not counted among the users, whose totals stay those of the store's records).
-    let mut invited_only = Vec::new();
-    for name in by_user.keys() {
-        if let Ok(n) = mfa_core::UserName::parse(name)
-            && a.store().user(&n)?.is_none()
-        {
-            invited_only.push(n);
-        }
-    }
-    let invite_of =
-        |name: &str| InviteCell::of(by_user.get(name).map_or(&[][..], Vec::as_slice), t);
-    // Every row in name order: the stored records, with the invited-only users merged in.
-    let each_row = |f: &mut dyn FnMut(Row) -> Result<()>| -> Result<Totals> {
-        let mut totals = Totals::default();
-        let mut pending = invited_only.iter().peekable();
-        let mut failed = None;
-        let invited = |n: &mfa_core::UserName, f: &mut dyn FnMut(Row) -> Result<()>| {
-            f(Row {
-                user: mfa_core::UserRecord::new(n, c.totp.params(), t),
-                status: "invited".into(),
-                deadline: None,
-                invite: invite_of(n.as_str()),
-            })
-        };
-        let read = a.store().each_user(&mut |u| {
-            let step = (|| -> Result<()> {
-                while let Some(n) = pending.next_if(|n| n.as_str() < u.name.as_str()) {
-                    invited(n, f)?;
-                }
-                let (status, deadline) = rollout_status(&u, c, &a.login().groups_for(&u.name), t);
-                totals.users += 1;
-                totals.enrolled += usize::from(u.enrolled());
-                totals.grace += usize::from(status.in_grace());
-                totals.overdue += usize::from(status == RolloutStatus::Overdue);
-                totals.locked += usize::from(u.locked(t).is_some());
-                totals.exempt += usize::from(status == RolloutStatus::Exempt);
-                let invite = invite_of(u.name.as_str());
-                f(Row {
-                    user: u,
-                    status: status.to_string(),
-                    deadline,
-                    invite,
-                })
-            })();
-            // The store's read stops at the first failed write (a closed pipe, a full disk).
-            step.map_err(|e| {
-                failed = Some(e);
-                mfa_core::store::StoreError::Aborted(mfa_core::store::Abort::Bug(
-                    "the report stopped",
-                ))
-            })
-        });
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        read?;
-        for n in pending {
-            invited(n, f)?;
-        }
-        Ok(totals)
-    };
+    let report = Report::new(&a, c, t)?;
+    let (open_invites, expired_invites) = (report.open_invites(), report.expired_invites());
+    let invited_only = report.invited_only();
+    let each_row = |f: &mut dyn FnMut(Row) -> Result<()>| -> Result<Totals> { report.each_row(f) };
     let io = |e: std::io::Error| Fail::Error(format!("writing the report: {e}"));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let go_live = c.policy.enforce_from.date();
@@ -194,13 +87,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
         GoLive::Never => "never",
     };
     let days_to_go = go_live.map(|g| days_until(g, t));
-    let pct = |n: &Totals| {
-        if n.users == 0 {
-            0.0
-        } else {
-            (n.enrolled as f64 * 1000.0 / n.users as f64).round() / 10.0
-        }
-    };
+    let pct = |n: &Totals| n.enrolled_percent();
 
     match format {
         Format::Json => {
@@ -214,7 +101,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
             let totals = each_row(&mut |r| {
                 let u = &r.user;
                 let row = json!({
-                    "user": u.name.as_str(), "enrolled": u.enrolled(), "status": r.status,
+                    "user": u.name.as_str(), "enrolled": u.enrolled(), "status": r.status_text(),
                     "mfa_created": ts(u.mfa_created), "mfa_changed": ts(u.mfa_changed),
                     "last_login": ts(u.last_login), "login_count": u.login_count,
                     "failures": u.failures, "locked_until": ts(u.locked(t)),
@@ -222,7 +109,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     "temporary_access": u.usable_codes(OtcKind::Temporary, t),
                     "last_ip": u.last_ip, "last_outcome": u.last_outcome,
                     "grace_deadline": ts(r.deadline),
-                    "invite": InviteCell::json(r.invite),
+                    "invite": r.invite.json(),
                 });
                 let text =
                     serde_json::to_string_pretty(&row).map_err(|e| Fail::Error(e.to_string()))?;
@@ -278,11 +165,11 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
             write(&head.map(String::from))?;
             each_row(&mut |r| {
                 let u = &r.user;
-                let [inv, inv_expires] = InviteCell::csv(r.invite);
+                let [inv, inv_expires] = r.invite.csv();
                 write(&[
                     u.name.to_string(),
                     u.enrolled().to_string(),
-                    r.status.clone(),
+                    r.status_text(),
                     iso(u.mfa_created),
                     iso(u.mfa_changed),
                     iso(u.last_login),
@@ -319,7 +206,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                 let u = &r.user;
                 [
                     u.name.to_string(),
-                    r.status.clone(),
+                    r.status_text(),
                     short(u.mfa_created),
                     short(u.mfa_changed),
                     short(u.last_login),
@@ -329,7 +216,7 @@ pub fn report(cfg: &Path, format: Format) -> Result<ExitCode> {
                     u.usable_codes(OtcKind::Backup, t).to_string(),
                     u.last_ip.clone().unwrap_or("-".into()),
                     u.last_outcome.clone().unwrap_or("-".into()),
-                    InviteCell::table(r.invite),
+                    r.invite.table(),
                 ]
                 .iter()
                 .map(|c| visible(c))
@@ -438,18 +325,7 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// A CSV cell a spreadsheet will not run: one that starts with `=`, `+`, `-`, `@`, a tab or
-/// a carriage return gets a leading `'` (OWASP, "CSV Injection"). The csv writer quotes
-/// what needs quoting.
-pub(crate) fn csv_cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    }
-}
-
-fn print_table(head: &[&str], body: &[Vec<String>]) {
+pub(crate) fn print_table(head: &[&str], body: &[Vec<String>]) {
     let body: Vec<Vec<String>> = body
         .iter()
         .map(|r| r.iter().map(|c| visible(c)).collect())
@@ -560,15 +436,5 @@ mod tests {
         assert_eq!(visible("\u{7f}"), "\\u{7f}");
         assert_eq!(visible("abc\u{202e}fed"), "abc\\u{202e}fed");
         assert_eq!(visible("Ünïcødé"), "Ünïcødé");
-    }
-
-    #[test]
-    fn formula_cells_are_neutralised() {
-        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"] {
-            assert_eq!(csv_cell(bad), format!("'{bad}"));
-        }
-        for ok in ["alice", "2026-01-01T00:00:00Z", "", "10.0.0.1", "a=b"] {
-            assert_eq!(csv_cell(ok), ok);
-        }
     }
 }

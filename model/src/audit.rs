@@ -72,6 +72,9 @@ codes! {
         Push = "push",
         /// A phone registered for approvals, or removed.
         PushDevice = "push-device",
+        /// The configuration file edited (`[policy]`: go-live, trusted networks,
+        /// exemptions) from the administrator's console.
+        Config = "config",
     }
 }
 
@@ -87,6 +90,13 @@ codes! {
         LocalLogin = "local_login",
         ExemptUser = "exempt_user",
         ExemptGroup = "exempt_group",
+        /// A `[[policy.rules]]` entry whose action is deny matched (the detail names it).
+        RuleDenied = "rule_denied",
+        /// A `[[policy.rules]]` entry whose action is none matched (the detail names it).
+        RuleNoCode = "rule_no_code",
+        /// A `[[policy.rules]]` entry whose action is push matched and a code was typed:
+        /// only an approved push lets this login in.
+        PushRequired = "push_required",
         BeforeGoLive = "before_go_live",
         GracePeriod = "grace_period",
         CodeRequired = "code_required",
@@ -179,6 +189,19 @@ codes! {
         CsrfRefused = "csrf_refused",
         SessionEnded = "session_ended",
         ReplaceNotStarted = "replace_not_started",
+        // The administrator's console: its refusals, and its edits of the configuration.
+        /// Signed in, but in none of the `[admin] groups`.
+        NotAdministrator = "not_administrator",
+        /// The administrator's role does not allow the action.
+        RoleRefused = "role_refused",
+        /// An administrator's action on their own account.
+        OwnAccount = "own_account",
+        GoLiveSet = "go_live_set",
+        GoLiveCleared = "go_live_cleared",
+        TrustedAdded = "trusted_added",
+        TrustedRemoved = "trusted_removed",
+        ExemptionAdded = "exemption_added",
+        ExemptionRemoved = "exemption_removed",
     }
 }
 

@@ -38,6 +38,18 @@ pub enum Refusal {
     PushDecision(DecisionRefusal),
     /// A phone's registration was refused.
     PushDevice(DeviceRefusal),
+    /// The administrator's console: the signed-in user is in none of the `[admin] groups`
+    /// (any more: the role is looked up again at every action).
+    NotAdministrator(UserName),
+    /// The administrator's role (`helpdesk`, `admin`) does not allow `what`.
+    NotPermitted {
+        operator: UserName,
+        role: &'static str,
+        what: &'static str,
+    },
+    /// An administrator acting on their own account from the console: one person must not
+    /// reset their own MFA.
+    OwnAccount(UserName),
 }
 
 impl fmt::Display for Refusal {
@@ -90,6 +102,22 @@ impl fmt::Display for Refusal {
             Refusal::Push(r) => write!(f, "no push sent: {r}"),
             Refusal::PushDecision(r) => write!(f, "decision refused: {r}"),
             Refusal::PushDevice(r) => write!(f, "{r}"),
+            Refusal::NotAdministrator(u) => write!(
+                f,
+                "user {u:?} is in none of the [admin] groups; nothing was changed"
+            ),
+            Refusal::NotPermitted {
+                operator,
+                role,
+                what,
+            } => write!(
+                f,
+                "the {role} role of {operator:?} does not allow {what}; nothing was changed"
+            ),
+            Refusal::OwnAccount(u) => write!(
+                f,
+                "{u:?} cannot act on their own account from the console; another administrator (or mfactl) must; nothing was changed"
+            ),
         }
     }
 }

@@ -340,6 +340,15 @@ impl Backend for Local {
     }
 }
 
+/// The `[[policy.rules]]` entry a decision followed, for the `debug` trace (empty where
+/// none matched, or where the server decided in remote mode).
+fn rule_of(d: &Decision) -> String {
+    d.rule
+        .as_ref()
+        .map(|r| format!(" rule={r}"))
+        .unwrap_or_default()
+}
+
 /// The request as of now: a decision after a wait (the code typed, the phone's answer) is
 /// made, and audited, at the time it is made.
 fn at_now(req: &Request) -> Request {
@@ -533,7 +542,14 @@ impl Flow<'_> {
             Answered::Decided(d) => d,
             Answered::Unavailable => return Ok(PamCode::AuthInfoUnavail),
         };
-        self.debug(|| format!("user={user:?} policy: {:?} {}", d.outcome, d.reason.code()));
+        self.debug(|| {
+            format!(
+                "user={user:?} policy: {:?} {}{}",
+                d.outcome,
+                d.reason.code(),
+                rule_of(&d)
+            )
+        });
         match d.outcome {
             Outcome::Allow => self.allowed(auth, &req, &d),
             Outcome::Deny => Ok(self.denied(&d)),
@@ -703,7 +719,14 @@ impl Flow<'_> {
     }
 
     fn finish(&mut self, d: &Decision) -> PamCode {
-        self.debug(|| format!("code checked: {:?} {}", d.outcome, d.reason.code()));
+        self.debug(|| {
+            format!(
+                "code checked: {:?} {}{}",
+                d.outcome,
+                d.reason.code(),
+                rule_of(d)
+            )
+        });
         match d.outcome {
             Outcome::Allow => {
                 if let Some(m) = &d.message {

@@ -511,6 +511,8 @@ fn accepted(message: Option<String>) -> Decision {
         reason: Reason::ServerAccepted,
         message,
         offer_enrolment: false,
+        // The server's rule is in its own audit trail.
+        rule: None,
     }
 }
 

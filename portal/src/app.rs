@@ -152,9 +152,11 @@ pub async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static)
     tokio::task::spawn_blocking(f).await.ok()
 }
 
-pub fn router(p: Arc<Portal>) -> Router {
+/// The portal's routes; with `console` (the administrator's console without `[admin]
+/// listen` of its own), its routes under `/admin` too.
+pub fn router(p: Arc<Portal>, console: Option<Arc<crate::admin::Console>>) -> Router {
     let metrics = p.metrics.clone();
-    Router::new()
+    let user_pages = Router::new()
         .route("/", get(handlers::home))
         .route("/style.css", get(handlers::style))
         .route("/enrol/{token}", get(enrol::page).post(enrol::save))
@@ -171,9 +173,13 @@ pub fn router(p: Arc<Portal>) -> Router {
         .route("/icon-512.png", get(assets::icon_512))
         .route("/logo", get(assets::logo))
         .fallback(handlers::not_found)
-        .with_state(p)
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            crate::metrics::track,
-        ))
+        .with_state(p);
+    let all = match console {
+        Some(con) => user_pages.merge(crate::admin::routes(con)),
+        None => user_pages,
+    };
+    all.layer(axum::middleware::from_fn_with_state(
+        metrics,
+        crate::metrics::track,
+    ))
 }

@@ -53,7 +53,7 @@ impl FromRequestParts<Arc<Portal>> for Ctx {
 }
 
 /// The value of the session cookie `name`, if the request carries one.
-fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn session_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

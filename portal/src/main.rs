@@ -2,6 +2,7 @@
 //! In the foreground, logging to stderr; never a token, key, code or password in the log.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod app;
 mod client;
 mod conn;
@@ -15,6 +16,8 @@ mod refusal;
 mod session;
 mod text;
 mod views;
+mod words;
+mod zone;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +80,7 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
     let tls = tls_config(&cfg.portal)?;
     let listen = cfg.portal.listen;
     let metrics_listen = cfg.portal.metrics_listen;
+    let admin = cfg.admin.clone();
     let limits = ConnLimits {
         header_timeout: cfg.portal.header_timeout.0,
         admission: conn::Admission::new(
@@ -115,6 +119,15 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    // The administrator's console, where `[admin] groups` names a group: on its own
+    // listener with `[admin] listen`, else under /admin of the portal's.
+    let console = if admin.enabled() {
+        Some(Arc::new(
+            admin::Console::new(portal.clone()).ok_or("cannot read the system's random source")?,
+        ))
+    } else {
+        None
+    };
     rt.block_on(async move {
         if let Some(addr) = metrics_listen {
             let l = mfa_metrics_http::bind(addr)
@@ -123,7 +136,14 @@ fn run(path: &std::path::Path, confdir: Option<PathBuf>) -> Result<(), String> {
             eprintln!("mfa-portal: metrics on http://{addr}/metrics");
             tokio::spawn(mfa_metrics_http::serve(l, portal.metrics.registry()));
         }
-        serve(listen, portal, tls, limits).await
+        let (main_router, console_listener) = match (console, admin.listen) {
+            (Some(con), Some(addr)) => (
+                app::router(portal, None),
+                Some((addr, admin::standalone(con))),
+            ),
+            (con, _) => (app::router(portal, con), None),
+        };
+        serve(listen, main_router, console_listener, tls, limits).await
     })
 }
 
@@ -208,7 +228,8 @@ fn max_connections(configured: usize) -> usize {
 /// accepting and ends the process.
 async fn serve(
     listen: std::net::SocketAddr,
-    portal: Arc<app::Portal>,
+    router: axum::Router,
+    console: Option<(std::net::SocketAddr, axum::Router)>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: ConnLimits,
 ) -> Result<(), String> {
@@ -218,32 +239,60 @@ async fn serve(
         .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| format!("cannot catch SIGINT: {e}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    // The console's own listener first: the portal is ready only once both are bound.
+    if let Some((addr, console_router)) = console {
+        let l = TcpListener::bind(addr).await.map_err(|e| {
+            format!("cannot listen for the console ([admin] listen) on {addr}: {e}")
+        })?;
+        let local = l.local_addr().map_err(|e| e.to_string())?;
+        eprintln!("mfa-portal: console listening on {scheme}://{local}/admin");
+        let (tls, limits) = (
+            tls.clone(),
+            ConnLimits {
+                header_timeout: limits.header_timeout,
+                admission: limits.admission.clone(),
+            },
+        );
+        tokio::spawn(async move { accept_loop(l, console_router, tls, limits).await });
+    }
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!(
-        "mfa-portal: listening on {}://{local}",
-        if tls.is_some() { "https" } else { "http" }
-    );
-    // The socket is bound: tell systemd (Type=notify) the portal is ready.
+    eprintln!("mfa-portal: listening on {scheme}://{local}");
+    // The sockets are bound: tell systemd (Type=notify) the portal is ready.
     if let Err(e) = mfa_notify::notify("READY=1") {
         eprintln!("mfa-portal: cannot notify systemd of readiness: {e}");
     }
-    let router = app::router(portal);
+    tokio::select! {
+        () = accept_loop(listener, router, tls, limits) => {}
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("mfa-portal: stopping");
+    let _ = mfa_notify::notify("STOPPING=1");
+    let _ = TokioExecutor::new();
+    Ok(())
+}
+
+/// Accepts connections on `listener` and serves `router` on each, within the limits, until
+/// the process ends.
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ConnLimits,
+) {
     let timeout = limits.header_timeout;
     loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("mfa-portal: accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+        let (tcp, peer) = match listener.accept().await {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("mfa-portal: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let slot = match limits.admission.admit(peer.ip()) {
             Ok(slot) => slot,
@@ -294,8 +343,4 @@ async fn serve(
             }
         });
     }
-    eprintln!("mfa-portal: stopping");
-    let _ = mfa_notify::notify("STOPPING=1");
-    let _ = TokioExecutor::new();
-    Ok(())
 }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use data_encoding::BASE64URL_NOPAD;
 use hmac::{Hmac, KeyInit, Mac};
 use mfa_core::login::now;
-use mfa_core::{KeyGeneration, TotpSecret, UserName};
+use mfa_core::{KeyGeneration, PushId, TotpSecret, UserName};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -31,6 +31,18 @@ pub struct ShownKey {
     pub invite: [u8; 32],
     pub user: UserName,
     pub secret: TotpSecret,
+}
+
+/// The console's sign-in with push, between the password and the phone's approval: who,
+/// from where (the request is checked against both when it is settled), and the request.
+/// No one is signed in yet.
+#[derive(Clone)]
+pub struct PushWait {
+    pub user: UserName,
+    pub client: Option<std::net::IpAddr>,
+    pub id: PushId,
+    /// The number the phone asks for (number matching), shown on the waiting page.
+    pub number: Option<u8>,
 }
 
 /// Who signed in, and with which key: every action re-checks that key in the core, so a
@@ -56,6 +68,8 @@ pub struct Session {
     /// When that key was first shown: its entry's name in the app carries the day, the same
     /// on every page that names it.
     pub replacing_since: i64,
+    /// The console's sign-in waiting for a phone's approval.
+    pub push_wait: Option<PushWait>,
 }
 
 struct Table {
@@ -204,6 +218,7 @@ impl Sessions {
             pending: None,
             replacing: None,
             replacing_since: 0,
+            push_wait: None,
         };
         init(&mut s);
         table.map.insert(id.clone(), s);

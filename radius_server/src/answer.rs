@@ -30,6 +30,8 @@ pub(crate) struct Answer {
     /// What an Access-Challenge to a push-capable PAM host says of push (its attributes);
     /// a gateway reads the Reply-Message instead.
     pub(crate) push: Option<ChallengePush>,
+    /// The `[[policy.rules]]` entry the decision followed, for the log line.
+    pub(crate) rule: Option<String>,
 }
 
 impl Answer {
@@ -46,6 +48,7 @@ impl Answer {
             reason: d.reason.clone(),
             client: None,
             push: None,
+            rule: d.rule.as_ref().map(ToString::to_string),
         }
     }
 
@@ -60,6 +63,7 @@ impl Answer {
             reason,
             client: None,
             push: None,
+            rule: None,
         }
     }
 
@@ -73,6 +77,7 @@ impl Answer {
             reason: Reason::CodeRequired,
             client: None,
             push: None,
+            rule: None,
         }
     }
 

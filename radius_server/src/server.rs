@@ -248,10 +248,16 @@ impl Shared {
                 reason: answer.reason.code().to_string(),
             })
             .inc();
+        // The rule a decision followed ends the line, where one matched.
+        let rule = answer
+            .rule
+            .as_ref()
+            .map(|r| format!(" rule={r:?}"))
+            .unwrap_or_default();
         self.log(
             &rt,
             &format!(
-                "user={} client={:?} client_ip={} decision={result} reason={}",
+                "user={} client={:?} client_ip={} decision={result} reason={}{rule}",
                 log_name(user_raw),
                 nas.name,
                 answer.client.unwrap_or(addr),

@@ -23,7 +23,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 17] = [
+    let checks: [(&str, Check); 18] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -47,6 +47,7 @@ pub fn all(open: Open<'_>) {
             "a_key_change_voids_unused_invites",
             key_change_voids_invites,
         ),
+        ("users_paged_by_name_in_byte_order", users_paged_by_name),
     ];
     run(open, &checks);
     run(open, push::CHECKS);
@@ -535,6 +536,64 @@ fn every_user_with_its_own_rows(open: Open<'_>) {
     assert_eq!(seen, 1);
 }
 
+/// The administrator's search: the names with a prefix, in byte order (an upper-case and a
+/// non-ASCII name where bytes put them, whatever a database's collation would), page by page
+/// after the last name seen, each record whole (its child rows too), never more than asked.
+fn users_paged_by_name(open: Open<'_>) {
+    let s = open();
+    let names = [
+        "Zed", "al", "al.x", "alice", "alicia", "alx", "b", "bob", "ålice", "al-z",
+    ];
+    for (i, n) in names.iter().enumerate() {
+        let n = name(n);
+        let r = if i % 2 == 0 {
+            enrolled(&n, 100)
+        } else {
+            UserRecord::new(&n, params(), 100)
+        };
+        put(s.as_ref(), &r, vec![]);
+    }
+    let page = |prefix: &str, after: Option<&str>, limit: usize| -> Vec<String> {
+        s.user_page(&crate::UserPage {
+            prefix: prefix.into(),
+            after: after.map(str::to_string),
+            limit,
+        })
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name.to_string())
+        .collect()
+    };
+    assert_eq!(
+        page("", None, 100),
+        [
+            "Zed", "al", "al-z", "al.x", "alice", "alicia", "alx", "b", "bob", "ålice"
+        ]
+    );
+    assert_eq!(page("al", None, 3), ["al", "al-z", "al.x"]);
+    assert_eq!(page("al", Some("al.x"), 3), ["alice", "alicia", "alx"]);
+    assert_eq!(page("al", Some("alx"), 3), Vec::<String>::new());
+    assert_eq!(page("ali", None, 10), ["alice", "alicia"]);
+    assert_eq!(page("b", Some("b"), 10), ["bob"]);
+    // An `after` before the prefix starts the page at the prefix.
+    assert_eq!(page("bo", Some("a"), 10), ["bob"]);
+    assert_eq!(page("å", None, 10), ["ålice"]);
+    assert_eq!(page("z", None, 10), Vec::<String>::new());
+    assert_eq!(page("", Some("bob"), 10), ["ålice"]);
+    assert!(page("", None, 0).is_empty());
+    // Whole records: the enrolled ones have their codes.
+    let recs = s
+        .user_page(&crate::UserPage {
+            prefix: "alici".into(),
+            after: None,
+            limit: 1,
+        })
+        .unwrap();
+    let want = s.user(&name("alicia")).unwrap().unwrap();
+    assert_eq!(recs, [want]);
+    assert!(!recs[0].codes.is_empty());
+}
+
 fn invites_used_once(open: Open<'_>) {
     let s = open();
     let inv = |h: u8, user: &str, created: i64| mfa_model::Invite {
@@ -550,6 +609,14 @@ fn invites_used_once(open: Open<'_>) {
     assert_eq!(s.invite(&[1; 32]).unwrap(), Some(a.clone()));
     assert_eq!(s.invite(&[3; 32]).unwrap(), None);
     assert_eq!(s.invites().unwrap(), [b.clone(), a.clone()], "newest first");
+    let later = inv(5, "alice", 150);
+    s.put_invites(std::slice::from_ref(&later), &[]).unwrap();
+    assert_eq!(
+        s.invites_of(&name("alice")).unwrap(),
+        [later.clone(), a.clone()],
+        "a user's own, newest first"
+    );
+    assert_eq!(s.invites_of(&name("bob")).unwrap(), []);
     // A hash stored twice refuses the whole set.
     assert!(
         s.put_invites(&[inv(4, "dave", 300), inv(1, "alice", 300)], &[])

@@ -244,6 +244,20 @@ pub struct StandbyHealth {
     pub lag_bytes: Option<f64>,
 }
 
+/// One page of a search by name ([`Store::user_page`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPage {
+    /// The names start with this (as stored; empty: every name).
+    pub prefix: String,
+    /// The page begins after this name (the last of the page before); `None`: the first.
+    pub after: Option<String>,
+    /// At most this many records, and never more than [`USER_PAGE_MAX`].
+    pub limit: usize,
+}
+
+/// The most records one [`Store::user_page`] returns.
+pub const USER_PAGE_MAX: usize = 1000;
+
 /// Audit query.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -267,6 +281,12 @@ pub trait Store: Send + Sync {
         })?;
         Ok(all)
     }
+    /// The records whose names start with `q.prefix`, after `q.after`, in byte order of the
+    /// names (SQLite's, and PostgreSQL's `COLLATE "C"` whatever the database's collation),
+    /// at most `q.limit` (and [`USER_PAGE_MAX`]): one page of the administrator's search,
+    /// read through the index of the names, so a page costs the same among a million users
+    /// as among ten. The next page starts after the last name of this one.
+    fn user_page(&self, q: &UserPage) -> Result<Vec<UserRecord>, StoreError>;
     /// Runs `f` over the records of `names` (distinct, sorted: see [`Store::transact`]) in
     /// one write transaction, with those users' rows locked in that order.
     fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError>;
@@ -358,6 +378,15 @@ pub trait Store: Send + Sync {
     /// Every stored invite, newest first.
     fn invites(&self) -> Result<Vec<Invite>, StoreError> {
         Err(no_invites())
+    }
+    /// The invites of `user`, newest first: one indexed read (the console's page of a user
+    /// among a million invites).
+    fn invites_of(&self, user: &UserName) -> Result<Vec<Invite>, StoreError> {
+        Ok(self
+            .invites()?
+            .into_iter()
+            .filter(|i| i.user == user.as_str())
+            .collect())
     }
     /// Uses the invite up at `now`, in one write transaction with `events`, if it is still
     /// usable then (not used, not expired); says whether it was. A used or expired invite

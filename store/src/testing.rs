@@ -8,7 +8,7 @@ use mfa_model::{
 
 use crate::{
     AuditQuery, ChallengeLimits, ChallengeRow, GroupCommit, NamesFn, PushFn, ResealBlobFn,
-    ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
+    ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn, UserPage,
 };
 
 /// `inner`, with the faults a test asks for.
@@ -49,6 +49,9 @@ impl Store for Delegate {
     }
     fn each_user(&self, f: &mut UserFn<'_>) -> Result<(), StoreError> {
         self.inner.each_user(f)
+    }
+    fn user_page(&self, q: &UserPage) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.user_page(q)
     }
     fn transact_sorted(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
         self.inner.transact_sorted(names, f)
@@ -106,6 +109,9 @@ impl Store for Delegate {
     }
     fn invite(&self, hash: &[u8; 32]) -> Result<Option<Invite>, StoreError> {
         self.inner.invite(hash)
+    }
+    fn invites_of(&self, user: &UserName) -> Result<Vec<Invite>, StoreError> {
+        self.inner.invites_of(user)
     }
     fn invites(&self) -> Result<Vec<Invite>, StoreError> {
         self.inner.invites()

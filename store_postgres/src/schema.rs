@@ -21,8 +21,10 @@ use crate::pool::PgStore;
 /// `push_requests.claimed`, until when a portal has taken a request to deliver it (SQLite's
 /// version 11, where the reason is given).
 /// Version 11: `challenges`, the pending RADIUS Access-Challenges (SQLite's version 12, where
-/// they are described).
-pub const SCHEMA_VERSION: i64 = 11;
+/// they are described). Version 12: `users_name_bytes`, the names in byte order (`COLLATE
+/// "C"`) whatever the database's collation, for the administrator's search by name
+/// (`Store::user_page`); SQLite's primary key is in that order already.
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// The pending challenges (SQLite's `challenges_table!`), in [`SCHEMA`] and
 /// [`MIGRATE_ADD_CHALLENGES`].
@@ -56,6 +58,15 @@ macro_rules! pg_push_claim_column {
         "
 ALTER TABLE push_requests ADD COLUMN claimed BIGINT;
 "
+    };
+}
+
+/// The index of the names in byte order, in [`SCHEMA`] and [`MIGRATE_ADD_NAME_BYTES`].
+macro_rules! pg_name_bytes_index {
+    () => {
+        r#"
+CREATE INDEX users_name_bytes ON users (name COLLATE "C");
+"#
     };
 }
 
@@ -224,7 +235,8 @@ CREATE TABLE meta (
     pg_name_key_column!(),
     pg_push_tables!(),
     pg_push_claim_column!(),
-    pg_challenges_table!()
+    pg_challenges_table!(),
+    pg_name_bytes_index!()
 );
 
 /// Version 4 to 5 (SQLite's 3 to 4 and 5 to 6): clear seeds get the clear form byte (0x00),
@@ -257,6 +269,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (8, MIGRATE_ADD_PUSH),
     (9, MIGRATE_ADD_PUSH_CLAIM),
     (10, MIGRATE_ADD_CHALLENGES),
+    (11, MIGRATE_ADD_NAME_BYTES),
 ];
 
 /// Version 10 to 11 (SQLite's 11 to 12): the pending challenges, empty. Named for what it
@@ -266,6 +279,10 @@ pub(crate) const MIGRATE_ADD_CHALLENGES: &str = pg_challenges_table!();
 /// Version 9 to 10 (SQLite's 10 to 11): the outbox's claim column, empty. Named for what it
 /// does, so that it can be renumbered at a merge.
 pub(crate) const MIGRATE_ADD_PUSH_CLAIM: &str = pg_push_claim_column!();
+
+/// Version 11 to 12: the names in byte order, for the search by name. Named for what it
+/// does, so that it can be renumbered at a merge.
+pub(crate) const MIGRATE_ADD_NAME_BYTES: &str = pg_name_bytes_index!();
 
 /// Version 8 to 9 (SQLite's 9 to 10): push approval's tables, empty. Named for what it
 /// does, so that it can be renumbered at a merge.

@@ -8,7 +8,7 @@ use mfa_store::push::META_PORTAL_ALIVE;
 use mfa_store::rows::{self, InviteRow};
 use mfa_store::{
     AuditQuery, ChallengeLimits, ChallengeRow, LockOrder, NamesFn, PushFn, ResealBlobFn, ResealFn,
-    Store, StoreError, StoreFacts, TxFn, UserFn,
+    Store, StoreError, StoreFacts, TxFn, USER_PAGE_MAX, UserFn, UserPage,
 };
 
 use crate::error::{Context, PgError};
@@ -40,6 +40,47 @@ impl Store for PgStore {
                 &[&one.as_slice()],
             )?;
             Ok(decode_all(found, children)?.pop())
+        })
+    }
+
+    fn user_page(&self, q: &UserPage) -> Result<Vec<UserRecord>, StoreError> {
+        let limit = i64::try_from(q.limit.min(USER_PAGE_MAX)).unwrap_or(0);
+        // Byte order whatever the database's collation (`users_name_bytes`, an index in
+        // that order), one lower bound, the later of the two.
+        let (op, from) = match q.after.as_deref() {
+            Some(a) if a >= q.prefix.as_str() => (">", a),
+            _ => (">=", q.prefix.as_str()),
+        };
+        self.run(|c| {
+            let Conn { client, st } = c;
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .ctx("starting a read")?;
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE name COLLATE \"C\" {op} $1 ORDER BY name COLLATE \"C\" LIMIT $2"
+            );
+            let found = tx
+                .query(&sql, &[&from, &limit])
+                .ctx("searching users")?
+                .iter()
+                .map(read_user)
+                .collect::<Result<Vec<_>, _>>()?;
+            // In byte order the names with the prefix come together: the first without it
+            // ends them.
+            let found: Vec<_> = found
+                .into_iter()
+                .take_while(|u| u.name.starts_with(&q.prefix))
+                .collect();
+            let names: Vec<&str> = found.iter().map(|u| u.name.as_str()).collect();
+            let children =
+                read_children(&mut tx, &st.codes, &st.sources, &st.unlocks, &[&names])?;
+            drop(names);
+            let recs = decode_all(found, children)?;
+            tx.commit().ctx("ending a read")?;
+            Ok(recs)
         })
     }
 
@@ -369,6 +410,20 @@ impl Store for PgStore {
                 .query(
                     &format!("{INVITE_COLUMNS} ORDER BY created DESC, \"user\""),
                     &[],
+                )
+                .ctx("reading invites")?
+                .iter()
+                .map(|r| rows::decode_invite(read_invite(r)?).map_err(PgError::Store))
+                .collect()
+        })
+    }
+
+    fn invites_of(&self, user: &UserName) -> Result<Vec<Invite>, StoreError> {
+        self.run(|c| {
+            c.client
+                .query(
+                    &format!("{INVITE_COLUMNS} WHERE \"user\" = $1 ORDER BY created DESC"),
+                    &[&user.as_str()],
                 )
                 .ctx("reading invites")?
                 .iter()

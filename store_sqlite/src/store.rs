@@ -8,7 +8,7 @@ use mfa_store::push::META_PORTAL_ALIVE;
 use mfa_store::rows::{self};
 use mfa_store::{
     AuditQuery, ChallengeLimits, ChallengeRow, GroupCommit, LockOrder, NamesFn, PushFn,
-    ResealBlobFn, ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn,
+    ResealBlobFn, ResealFn, Store, StoreError, StoreFacts, TxFn, USER_PAGE_MAX, UserFn, UserPage,
 };
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -54,6 +54,42 @@ impl Store for SqliteStore {
             }
             tx.commit().map_err(db)?;
             Ok(())
+        })
+    }
+
+    fn user_page(&self, q: &UserPage) -> Result<Vec<UserRecord>, StoreError> {
+        let limit = i64::try_from(q.limit.min(USER_PAGE_MAX)).unwrap_or(0);
+        // One lower bound, the later of the two, so the primary key's range starts there:
+        // the thousandth page reads no more rows than the first.
+        let (sql, from) = match q.after.as_deref() {
+            Some(a) if a >= q.prefix.as_str() => (
+                "SELECT name FROM users WHERE name > ?1 ORDER BY name LIMIT ?2",
+                a,
+            ),
+            _ => (
+                "SELECT name FROM users WHERE name >= ?1 ORDER BY name LIMIT ?2",
+                q.prefix.as_str(),
+            ),
+        };
+        self.with_conn(|c| {
+            let tx = c.transaction().map_err(db)?;
+            let names: Vec<String> = {
+                let mut st = tx.prepare_cached(sql).map_err(db)?;
+                let rows = st
+                    .query_map(params![from, limit], |r| r.get(0))
+                    .map_err(db)?;
+                rows.collect::<Result<_, _>>().map_err(db)?
+            };
+            // In byte order the names with the prefix come together: the first without it
+            // ends them.
+            let mut out = Vec::new();
+            for n in names.iter().take_while(|n| n.starts_with(&q.prefix)) {
+                if let Some(rec) = load(&tx, n)? {
+                    out.push(rec);
+                }
+            }
+            tx.commit().map_err(db)?;
+            Ok(out)
         })
     }
 
@@ -290,6 +326,22 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             let rows = st
                 .query_map([], read_invite)
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?;
+            rows.into_iter().map(rows::decode_invite).collect()
+        })
+    }
+
+    fn invites_of(&self, user: &UserName) -> Result<Vec<Invite>, StoreError> {
+        self.with_conn(|c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "{INVITE_COLUMNS} WHERE user = ?1 ORDER BY created DESC"
+                ))
+                .map_err(db)?;
+            let rows = st
+                .query_map([user.as_str()], read_invite)
                 .map_err(db)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(db)?;

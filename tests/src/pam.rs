@@ -361,6 +361,73 @@ impl Drop for UnixUser {
     }
 }
 
+/// A Unix group (the system's group database, as `exempt_groups`, the rules' `groups` and
+/// `[admin] groups` read it), removed when dropped.
+pub struct UnixGroup {
+    pub name: String,
+}
+
+impl UnixGroup {
+    pub fn new() -> Self {
+        require_tool("groupadd");
+        let name = unique("mfag");
+        let o = retry_on_lock(
+            || Command::new("groupadd").arg(&name).output().unwrap(),
+            "groupadd",
+        );
+        assert!(o.status.success(), "groupadd {name}: {o:?}");
+        UnixGroup { name }
+    }
+
+    /// A new group whose members are the users named `members`.
+    pub fn with_members(members: &[&str]) -> Self {
+        require_tool("gpasswd");
+        let group = UnixGroup::new();
+        for m in members {
+            let o = retry_on_lock(
+                || {
+                    Command::new("gpasswd")
+                        .args(["-a", m, &group.name])
+                        .output()
+                        .unwrap()
+                },
+                "gpasswd",
+            );
+            assert!(o.status.success(), "gpasswd -a {m} {}: {o:?}", group.name);
+        }
+        group
+    }
+
+    /// Makes `user` a member (a supplementary group, as `usermod -aG` does).
+    pub fn add(&self, user: &UnixUser) {
+        let o = retry_on_lock(
+            || {
+                Command::new("usermod")
+                    .args(["-aG", &self.name, &user.name])
+                    .output()
+                    .unwrap()
+            },
+            "usermod",
+        );
+        assert!(o.status.success(), "usermod -aG {}: {o:?}", self.name);
+    }
+}
+
+impl Default for UnixGroup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for UnixGroup {
+    fn drop(&mut self) {
+        let _ = retry_on_lock(
+            || Command::new("groupdel").arg(&self.name).output().unwrap(),
+            "groupdel",
+        );
+    }
+}
+
 /// `enforce_from` as TOML wants it, `days` from now (negative: in the past).
 pub fn toml_time(days_from_now: i64) -> String {
     mfa_config::format_utc(crate::unix_now() + days_from_now * 86_400)

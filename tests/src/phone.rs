@@ -163,6 +163,16 @@ impl Phone {
     /// code of the previous 30 s step from oathtool (so the current step's code is still
     /// fresh for a login of the test).
     pub fn register(config: &Path, user: &str, key: &str) -> Phone {
+        let endpoint = format!(
+            "https://fcm.googleapis.com/fcm/send/{}",
+            crate::unique("e2e")
+        );
+        Self::register_with(config, user, key, &subscription_json(&endpoint))
+    }
+
+    /// [`Phone::register`] with the browser's subscription `subscription` (JSON: one a
+    /// test push service made, which the real portal then delivers to).
+    pub fn register_with(config: &Path, user: &str, key: &str, subscription: &str) -> Phone {
         let core = core_of(config);
         let name = UserName::parse(user).unwrap();
         let mut req = Request::new(
@@ -181,10 +191,7 @@ impl Phone {
                 &name,
                 &generation.unwrap(),
                 "test phone",
-                &subscription_json(&format!(
-                    "https://fcm.googleapis.com/fcm/send/{}",
-                    crate::unique("e2e")
-                )),
+                subscription,
                 &phone.public(),
                 now(),
             )

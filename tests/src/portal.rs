@@ -38,6 +38,17 @@ impl Portal {
         confdir: Option<&Path>,
         nofile: Option<u32>,
     ) -> Portal {
+        Self::start_in_zone(config, port, confdir, nofile, None)
+    }
+
+    /// With `TZ` set to `tz` where given: the server's time zone, as My account shows it.
+    pub fn start_in_zone(
+        config: &Path,
+        port: u16,
+        confdir: Option<&Path>,
+        nofile: Option<u32>,
+        tz: Option<&str>,
+    ) -> Portal {
         let mut cmd = match nofile {
             Some(n) => {
                 let mut c = Command::new("sh");
@@ -49,6 +60,9 @@ impl Portal {
             None => Command::new(crate::bin("mfa-portal")),
         };
         cmd.arg("--config").arg(config);
+        if let Some(tz) = tz {
+            cmd.env("TZ", tz);
+        }
         if let Some(d) = confdir {
             cmd.arg("--pam-confdir").arg(d);
         }
@@ -130,6 +144,27 @@ pub fn invite(site: &Site, user: &str) -> String {
         "the link is the first thing printed: {out:?}"
     );
     url
+}
+
+/// The text a QR code in an SVG file holds: drawn by rsvg-convert, read by zbarimg.
+pub fn zbar_svg(svg: &Path) -> String {
+    require_tool("rsvg-convert");
+    require_tool("zbarimg");
+    let png = svg.with_extension("png");
+    let o = Command::new("rsvg-convert")
+        .arg(svg)
+        .arg("-o")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "rsvg-convert: {}", text(&o));
+    let o = Command::new("zbarimg")
+        .args(["-q", "--raw"])
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "zbarimg: {}", text(&o));
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
 }
 
 pub fn sqlite(db: &Path, sql: &str) -> String {
@@ -360,6 +395,8 @@ pub struct SiteSpec<'a> {
     pub extra: &'a str,
     /// The `[store]` table; `None`: SQLite in the site's directory.
     pub store: Option<&'a str>,
+    /// The portal's `TZ` (the server's time zone); `None`: the machine's.
+    pub tz: Option<&'a str>,
 }
 
 impl Default for SiteSpec<'_> {
@@ -373,6 +410,7 @@ impl Default for SiteSpec<'_> {
             nofile: None,
             extra: "",
             store: None,
+            tz: None,
         }
     }
 }
@@ -396,7 +434,8 @@ pub fn portal_site(spec: &SiteSpec) -> (Site, Portal) {
         .pam_service
         .is_none()
         .then(|| permit_confdir(site.path(), service));
-    let portal = Portal::start_nofile(&site.config, port, confdir.as_deref(), spec.nofile);
+    let portal =
+        Portal::start_in_zone(&site.config, port, confdir.as_deref(), spec.nofile, spec.tz);
     (site, portal)
 }
 

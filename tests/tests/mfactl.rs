@@ -831,6 +831,85 @@ fn config_check_reports_every_type_and_format_error_in_one_run() {
     }
 }
 
+/// `mfactl users list`: the store's search by name (the console's), a page at a time in
+/// byte order, the next page named; the prefix made canonical as a login's name is.
+#[test]
+fn users_list_pages_through_the_names_with_a_prefix() {
+    let site = Site::new("[users]\ncase = \"fold\"\n");
+    for n in ["alfa", "alma", "alpha", "bravo", "al"] {
+        let o = site.mfactl(&["temp-access", n, "--force"]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let names = |o: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .skip(1)
+            .filter(|l| !l.starts_with("More:"))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let o = site.mfactl(&["users", "list", "AL", "--limit", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(names(&o), ["al", "alfa"], "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("More: mfactl users list 'al' --after 'alfa'"),
+        "{out}"
+    );
+    assert!(out.contains("temporary access"), "the status column: {out}");
+    let o = site.mfactl(&["users", "list", "al", "--after", "alfa", "--limit", "2"]);
+    assert_eq!(names(&o), ["alma", "alpha"], "{}", text(&o));
+    let o = site.mfactl(&["users", "list", "al", "--after", "alpha"]);
+    assert!(names(&o).is_empty(), "{}", text(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("More:"));
+    let o = site.mfactl(&["users", "list"]);
+    assert_eq!(names(&o), ["al", "alfa", "alma", "alpha", "bravo"]);
+    let o = site.mfactl(&["users", "list", "a b"]);
+    assert_eq!(code_of(&o), 2, "not the start of a name: {}", text(&o));
+}
+
+/// `mfactl exempt`: the exemptions edited like the trusted networks (comments kept, the
+/// result checked, nothing written on a refusal).
+#[test]
+fn exempt_add_and_remove_keep_comments_and_refuse_bad_names() {
+    let site = Site::new("exempt_users = [\"backup\"]  # the backup job\n");
+    let o = site.mfactl(&["exempt", "add", "scanner"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("systemctl reload mfa-radiusd"),
+        "{}",
+        text(&o)
+    );
+    let o = site.mfactl(&["exempt", "add", "--group", "svc-backup"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let list = text(&site.mfactl(&["exempt", "list"]));
+    assert_eq!(
+        list.trim(),
+        "user  backup\nuser  scanner\ngroup svc-backup",
+        "{list}"
+    );
+    let file = std::fs::read_to_string(&site.config).unwrap();
+    assert!(file.contains("# the backup job"), "{file}");
+    for bad in [
+        vec!["exempt", "add", "a b"],
+        vec!["exempt", "add", "scanner"],
+        vec!["exempt", "remove", "nobody"],
+        vec!["exempt", "remove", "--group", "backup"],
+    ] {
+        let o = site.mfactl(&bad);
+        assert_eq!(code_of(&o), 2, "{bad:?}: {}", text(&o));
+        assert_eq!(
+            std::fs::read_to_string(&site.config).unwrap(),
+            file,
+            "{bad:?}"
+        );
+    }
+    let o = site.mfactl(&["exempt", "remove", "backup"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let list = text(&site.mfactl(&["exempt", "list"]));
+    assert_eq!(list.trim(), "user  scanner\ngroup svc-backup", "{list}");
+}
+
 /// Output into a pipe whose reader has gone (`mfactl ... | head -1`): mfactl ends as a tool
 /// killed by SIGPIPE does, status 141, without the panic `println!` gives.
 #[test]

@@ -756,3 +756,63 @@ fn a_sign_in_with_a_spelling_beyond_ascii_is_refused_as_a_bad_name() {
     assert_eq!(sqlite(&site.db(), "SELECT name FROM users").trim(), "alice");
     drop(portal);
 }
+
+/// My account's "Last logins" (issue 21): each outcome as a sentence in the page's language
+/// ("Allowed: valid code", "Toegestaan: geldige code"), never the stored codes
+/// (`allow (valid_code)`), and the times in the server's time zone (here `TZ`
+/// Europe/Amsterdam: CET or CEST), not ISO UTC. The words are the console's one table.
+#[test]
+fn my_accounts_last_logins_are_sentences_in_the_pages_language_and_local_times() {
+    require_tool("oathtool");
+    let (site, portal) = mfa_e2e::portal::portal_site(&mfa_e2e::portal::SiteSpec {
+        tz: Some("Europe/Amsterdam"),
+        ..mfa_e2e::portal::SiteSpec::default()
+    });
+    let user = unique("words");
+    let key = fresh_key();
+    site.enroll(&user, &key);
+    mfa_e2e::avoid_step_boundary(5);
+    // A login with the previous step's code (allowed), one with a wrong code (denied).
+    let prev = mfa_e2e::totp(&key, -1);
+    let wrong = if prev == "000000" { "111111" } else { "000000" };
+    for (code, want) in [(prev.as_str(), 0), (wrong, 1)] {
+        let o = site.mfactl(&["auth", &user, "--ip", "198.51.100.9", "--code", code]);
+        assert_eq!(o.status.code(), Some(want), "{}", text(&o));
+    }
+    let mut c = Client::new(&portal.url);
+    let r = c.sign_in(&user, &mfa_e2e::totp(&key, 0));
+    assert!(r.body.contains("id=\"logins\""), "{}", r.body);
+    for (lang, allowed, denied, zone) in [
+        ("en", "Allowed: valid code", "Denied: wrong code", "Time"),
+        (
+            "nl",
+            "Toegestaan: geldige code",
+            "Geweigerd: verkeerde code",
+            "Tijd",
+        ),
+    ] {
+        let page = c.get(&format!("/account?lang={lang}"));
+        assert_eq!(page.status, 200, "{}", page.body);
+        let table = page
+            .body
+            .split("<table id=\"logins\">")
+            .nth(1)
+            .and_then(|t| t.split("</table>").next())
+            .unwrap_or_else(|| panic!("no logins table: {}", page.body));
+        assert!(table.contains(zone), "{lang}: {table}");
+        assert!(table.contains(allowed), "{lang}: {table}");
+        assert!(table.contains(denied), "{lang}: {table}");
+        for raw in ["allow (", "deny (", "valid_code", "wrong_code"] {
+            assert!(!page.body.contains(raw), "{lang}: {raw} in {}", page.body);
+        }
+        // Local times with the zone's abbreviation, not ISO UTC.
+        assert!(
+            table.contains(" CET<") || table.contains(" CEST<"),
+            "{lang}: {table}"
+        );
+        assert!(
+            !table.contains("Z<") && !table.contains("UTC"),
+            "{lang}: {table}"
+        );
+    }
+}

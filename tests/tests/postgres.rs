@@ -765,11 +765,12 @@ fn a_version_4_store_is_upgraded_in_place_then_sealed_by_the_first_open_with_a_k
     // The first open (mfactl init): upgraded through versions 5 and 6 (the portal's tables)
     // and 7 (the index of names that never enrolled) and 8 (the look-alike key of each name,
     // filled in by the name check) to 9 (push approval's tables), 10 (the outbox's claim
-    // column) and 11 (the pending challenges), and sealed under a new key file.
+    // column), 11 (the pending challenges) and 12 (the names in byte order, for the
+    // administrator's search), and sealed under a new key file.
     let out = site.mfactl(&["init"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(pg.key_file().exists());
-    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "11");
+    assert_eq!(pg.psql(&db, "SELECT version FROM schema_version"), "12");
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM challenges"), "0");
     assert_eq!(
         pg.psql(
@@ -788,6 +789,7 @@ fn a_version_4_store_is_upgraded_in_place_then_sealed_by_the_first_open_with_a_k
     for index in [
         "users_unenrolled",
         "users_name_key",
+        "users_name_bytes",
         "challenges_expires",
         "challenges_asker",
     ] {

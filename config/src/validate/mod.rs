@@ -1,6 +1,7 @@
 //! What the types alone cannot check, one function per section of `mfa.toml`. Every
 //! problem is collected, not just the first, in the order of the sections below.
 
+mod admin;
 mod lockout;
 mod policy;
 mod portal;
@@ -59,5 +60,6 @@ pub(crate) fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     portal::portal(cfg, &mut v);
     remote::remote(cfg, &mut v);
     push::push(cfg, &mut v);
+    admin::admin(cfg, &mut v);
     v.out
 }

@@ -56,12 +56,150 @@ pub(super) fn policy(cfg: &Config, v: &mut Problems<'_>) {
             );
         }
     }
+    policy_rules(cfg, v);
     if p.grace_days > 3650 {
         v.bad(
             vec![k("policy"), k("grace_days")],
             "more than 3650 days".into(),
         );
     }
+}
+
+/// `[[policy.rules]]`: what the types alone cannot say. An unknown action or a bad network
+/// is the typed parse's error already.
+fn policy_rules(cfg: &Config, v: &mut Problems<'_>) {
+    use crate::RuleAction;
+    for (i, r) in cfg.policy.rules.iter().enumerate() {
+        let at = |key: &str| vec![k("policy"), k("rules"), Seg::Index(i), k(key)];
+        if let Some(name) = &r.name {
+            if name.trim().is_empty()
+                || name.chars().count() > 64
+                || name.chars().any(char::is_control)
+            {
+                v.bad(
+                    at("name"),
+                    format!("{name:?} is not a rule name (1 to 64 printable characters)"),
+                );
+            } else if cfg.policy.rules[..i]
+                .iter()
+                .any(|o| o.name.as_deref() == Some(name))
+            {
+                v.bad(at("name"), format!("the rule name {name:?} is used twice"));
+            }
+        }
+        if r.match_all && r.has_match() {
+            v.bad(
+                at("match_all"),
+                "match_all = true matches every login, so the rule's other match keys would \
+                 be ignored; drop them or match_all"
+                    .into(),
+            );
+        } else if !r.match_all && !r.has_match() {
+            v.bad(
+                vec![k("policy"), k("rules"), Seg::Index(i)],
+                "the rule matches nothing in particular, so it would match every login: set \
+                 services, radius_clients, groups, networks or local, or say match_all = true"
+                    .into(),
+            );
+        }
+        for (j, s) in r.services.iter().enumerate() {
+            if !valid_service(s) {
+                v.bad(
+                    vec![
+                        k("policy"),
+                        k("rules"),
+                        Seg::Index(i),
+                        k("services"),
+                        Seg::Index(j),
+                    ],
+                    format!("{s:?} is not a PAM service name"),
+                );
+            }
+        }
+        for (j, c) in r.radius_clients.iter().enumerate() {
+            if c.trim().is_empty() {
+                v.bad(
+                    vec![
+                        k("policy"),
+                        k("rules"),
+                        Seg::Index(i),
+                        k("radius_clients"),
+                        Seg::Index(j),
+                    ],
+                    "an empty client name".into(),
+                );
+            }
+        }
+        for (j, g) in r.groups.iter().enumerate() {
+            if !valid_name(g) {
+                v.bad(
+                    vec![
+                        k("policy"),
+                        k("rules"),
+                        Seg::Index(i),
+                        k("groups"),
+                        Seg::Index(j),
+                    ],
+                    format!("{g:?} is not a valid group name"),
+                );
+            }
+        }
+        // A rule that lets its networks in without a code is a trusted network by another
+        // name: the same limit (half an address family) holds. Asking for a code (or
+        // refusing) from everywhere is fine.
+        if r.action == RuleAction::NoCode {
+            let mut too_wide = false;
+            for (j, n) in r.networks.iter().enumerate() {
+                if let Some(why) = wide_trust(
+                    &format!("{n} holds"),
+                    values::coverage(std::slice::from_ref(n)),
+                ) {
+                    too_wide = true;
+                    v.bad(
+                        vec![
+                            k("policy"),
+                            k("rules"),
+                            Seg::Index(i),
+                            k("networks"),
+                            Seg::Index(j),
+                        ],
+                        why,
+                    );
+                }
+            }
+            if !too_wide
+                && let Some(why) =
+                    wide_trust("together, these ranges hold", values::coverage(&r.networks))
+            {
+                v.bad(at("networks"), why);
+            }
+        }
+        if r.remembered && r.action != RuleAction::Code {
+            v.bad(
+                at("remembered"),
+                format!(
+                    "remembered applies to action = \"code\" only (this rule's action is \"{}\")",
+                    r.action.word()
+                ),
+            );
+        }
+        if r.action == RuleAction::Push && !cfg.push.enabled {
+            v.bad(
+                at("action"),
+                "action = \"push\" needs [push] enabled = true: without push nobody could \
+                 log in through this rule"
+                    .into(),
+            );
+        }
+    }
+}
+
+/// A PAM service name as PAM takes it (a file name in /etc/pam.d), or a tool's name.
+fn valid_service(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.+@:".contains(c))
 }
 
 /// `[policy] remember`: how long a portal unlock lasts. Checked after `[radius]`, where it

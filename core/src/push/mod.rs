@@ -445,6 +445,27 @@ impl Push<'_> {
     /// me"), no device, a request of this user and service pending already, the rate.
     /// A blocked or rate-limited attempt is audited; a written request is (`push_sent`).
     pub fn start(&self, req: &Request, can_show_number: bool) -> Result<PushStarted, CoreError> {
+        self.start_for(req, can_show_number, false)
+    }
+
+    /// [`Push::start`] for a sign-in that must prove the key whatever else would let it in
+    /// (the console's sign-in: a trusted network, an exemption or a grace period never
+    /// stands in for the second factor there; see `Facts::code_always`). Settle it with
+    /// [`crate::login::Login::verify_push_always`].
+    pub fn start_always(
+        &self,
+        req: &Request,
+        can_show_number: bool,
+    ) -> Result<PushStarted, CoreError> {
+        self.start_for(req, can_show_number, true)
+    }
+
+    fn start_for(
+        &self,
+        req: &Request,
+        can_show_number: bool,
+        code_always: bool,
+    ) -> Result<PushStarted, CoreError> {
         let no = |r: PushRefusal| Err(CoreError::Refused(Refusal::Push(r)));
         let settings = self.settings_for(&req.service);
         if settings.mode == mfa_config::PushMode::Off {
@@ -494,7 +515,7 @@ impl Push<'_> {
                     now,
                     record: slot.as_ref(),
                     groups: &groups,
-                    code_always: false,
+                    code_always,
                 },
                 cfg,
             );

@@ -1001,3 +1001,126 @@ fn a_service_no_longer_allowed_gets_no_push() {
     assert_eq!(out[0].request, s.id);
     assert!(out[0].targets.is_empty());
 }
+
+/// The console's sign-in with push (issue 22): on a trusted network, where `start` is not
+/// asked (the policy lets the login in without a second factor), `start_always` still
+/// sends the request, and only its approval signs in, with the key generation the session
+/// is bound to; a denial refuses; the approval lets one sign-in in.
+#[test]
+fn a_sign_in_that_always_proves_the_key_takes_an_approval_instead_of_a_code() {
+    let f = fx();
+    let (phone, dev) = f.user_with_phone("ann");
+    let mut r = req("ann", "10.1.2.3", NOW + 10);
+    r.service = Service::Other("mfa-portal:admin".into());
+    assert_eq!(push_refusal(f.start(&r, true)), PushRefusal::NotAsked);
+    f.push().heartbeat(r.now).unwrap();
+    let started = f.push().start_always(&r, true).unwrap();
+    // Waiting: no decision yet, nothing allowed.
+    let (d, key) = f.core.login().verify_push_always(&r, &started.id).unwrap();
+    assert_eq!(d.outcome, Outcome::NeedCode);
+    assert!(key.is_none());
+    f.decide(
+        &phone,
+        &started.id,
+        &dev.id,
+        PushDecision::Approve {
+            number: started.number,
+        },
+        NOW + 12,
+    )
+    .unwrap();
+    let (d, key) = f.core.login().verify_push_always(&r, &started.id).unwrap();
+    assert!(d.is_allowed(), "{d:?}");
+    assert_eq!(d.reason, Reason::PushApproved);
+    assert!(key.is_some_and(|k| {
+        k.holds(
+            &n("ann"),
+            f.core.store().user(&n("ann")).unwrap().as_ref(),
+            NOW + 12,
+        )
+        .is_ok()
+    }));
+    // One approval, one sign-in.
+    let (d, key) = f.core.login().verify_push_always(&r, &started.id).unwrap();
+    assert!(!d.is_allowed() && key.is_none(), "{d:?}");
+    // Denied on the phone: refused.
+    let mut r2 = r.clone();
+    r2.now = NOW + 20;
+    f.push().heartbeat(r2.now).unwrap();
+    let s2 = f.push().start_always(&r2, true).unwrap();
+    f.decide(&phone, &s2.id, &dev.id, PushDecision::Deny, NOW + 21)
+        .unwrap();
+    let (d, key) = f.core.login().verify_push_always(&r2, &s2.id).unwrap();
+    assert_eq!(d.reason, Reason::PushDenied);
+    assert!(key.is_none());
+}
+
+/// A `push` rule (`[[policy.rules]]`): the right code typed is refused (`push_required`,
+/// nothing counted toward a lock), even from a trusted network; an approved push lets in,
+/// the audit trail naming the rule both times. Logins the rule does not match take the code.
+#[test]
+fn a_push_rule_takes_only_an_approved_push() {
+    let f = fx_with(|c| {
+        c.policy.rules = vec![mfa_config::PolicyRule {
+            name: Some("ssh-push".into()),
+            services: vec!["sshd".into()],
+            radius_clients: Vec::new(),
+            groups: Vec::new(),
+            networks: Vec::new(),
+            local: false,
+            match_all: false,
+            action: mfa_config::RuleAction::Push,
+            remembered: false,
+        }];
+    });
+    let (phone, dev) = f.user_with_phone("pia");
+    let l = f.core.login();
+    let step = (NOW + 1) / 30;
+    let code = code_at_step(&f.secret, &f.core.config().totp.params(), step);
+    for ip in ["192.0.2.7", "10.1.2.3"] {
+        let d = l.verify_code(&req("pia", ip, NOW + 1), &code).unwrap();
+        assert_eq!(d.reason, Reason::PushRequired, "{ip}");
+        assert_eq!(d.rule.unwrap().to_string(), "policy.rules[0] \"ssh-push\"");
+    }
+    let rec = f.core.store().user(&n("pia")).unwrap().unwrap();
+    assert_eq!(rec.failures, 0, "no code was checked");
+    let r = req("pia", "192.0.2.7", NOW + 2);
+    let s = f.start(&r, true).unwrap();
+    f.decide(
+        &phone,
+        &s.id,
+        &dev.id,
+        PushDecision::Approve { number: s.number },
+        NOW + 3,
+    )
+    .unwrap();
+    let mut r4 = r.clone();
+    r4.now = NOW + 4;
+    let d = l.verify_push(&r4, &s.id).unwrap();
+    assert_eq!(d.reason, Reason::PushApproved);
+    let log = f.core.store().audit(&Default::default()).unwrap();
+    let named: Vec<_> = log
+        .iter()
+        .filter(|e| e.detail.as_deref() == Some("policy.rules[0] \"ssh-push\""))
+        .map(|e| e.reason.to_string())
+        .collect();
+    // First the fixture's sign-in (as the portal's, with the code: the portal's sign-in has
+    // no push to offer, so it asks the code under a push rule too).
+    assert_eq!(
+        named,
+        [
+            "valid_code",
+            "push_required",
+            "push_required",
+            "push_approved"
+        ]
+    );
+    // Another service: the code as ever.
+    let mut sudo = req("pia", "192.0.2.7", NOW + 31);
+    sudo.service = Service::Pam("sudo".into());
+    let code = code_at_step(&f.secret, &f.core.config().totp.params(), (NOW + 31) / 30);
+    assert_eq!(
+        l.verify_code(&sudo, &code).unwrap().reason,
+        Reason::ValidCode
+    );
+}

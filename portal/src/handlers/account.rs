@@ -7,7 +7,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use mfa_config::format_utc;
 use mfa_core::login::now;
 use mfa_core::{BACKUP_CODES_DEFAULT, Core, CoreError, DeviceId, Refusal};
 use mfa_model::OtcKind;
@@ -20,6 +19,7 @@ use crate::limits::Limit;
 use crate::refusal::Refused;
 use crate::session::SignedIn;
 use crate::views::{self, note};
+use crate::zone::Zone;
 
 /// The page's path, where every one of its forms posts.
 pub const PATH: &str = "/account";
@@ -223,8 +223,12 @@ async fn unlock(a: &Account<'_>) -> Response {
     match r {
         Ok(Ok(until)) => {
             a.p.metrics.unlocks.inc();
-            a.ok(&format!("{} {} ({ip}).", t.unlocked, format_utc(until)))
-                .await
+            a.ok(&format!(
+                "{} {} ({ip}).",
+                t.unlocked,
+                Zone::server().show_seconds(until)
+            ))
+            .await
         }
         Ok(Err(Refusal::RememberOff)) => a.err(t.unlock_off).await,
         Ok(Err(_)) => a.p.failure(a.c, PATH),

@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use mfa_config::format_utc;
 use mfa_core::policy::UnlockScope;
 use mfa_core::push::DeviceInfo;
 use mfa_core::{AuditEvent, UserName, UserRecord};
@@ -12,7 +11,9 @@ use zeroize::Zeroizing;
 use crate::app::Portal;
 use crate::client::Ctx;
 use crate::page::esc;
-use crate::text::{T, fill, unlock_scope};
+use crate::text::{Lang, T, fill, unlock_scope};
+use crate::words::event_words;
+use crate::zone::Zone;
 
 /// What the page shows, as the handler read it.
 pub struct Facts<'a> {
@@ -29,7 +30,9 @@ pub struct Facts<'a> {
 /// The account page, with `note` on top.
 pub fn page(p: &Portal, c: &Ctx, f: &Facts<'_>, note: Option<String>) -> Response {
     let t = c.lang.t();
-    let when = |v: Option<i64>| v.map_or(t.never.to_string(), format_utc);
+    // Times in the server's zone, with its abbreviation (docs/CONFIG.md, "[portal]").
+    let zone = Zone::server();
+    let when = |v: Option<i64>| v.map_or(t.never.to_string(), |v| zone.show_seconds(v));
     let lang = c.lang.code();
     let form = |action: &str, label: &str| {
         format!(
@@ -48,7 +51,7 @@ pub fn page(p: &Portal, c: &Ctx, f: &Facts<'_>, note: Option<String>) -> Respons
         esc(t.mfa_changed),
         esc(&when(f.rec.and_then(|r| r.mfa_changed))),
         esc(t.last_logins),
-        logins(t, f.logins),
+        logins(c.lang, zone, f.logins),
         esc(t.unlock_title),
         esc(&format!(
             "{} {}",
@@ -77,21 +80,21 @@ pub fn page(p: &Portal, c: &Ctx, f: &Facts<'_>, note: Option<String>) -> Respons
     )
 }
 
-/// The last logins as a table (time, service, address, outcome), or a line saying there
-/// are none.
-fn logins(t: &T, logins: &[AuditEvent]) -> String {
+/// The last logins as a table (time, service, address, outcome in words: "Allowed: valid
+/// code"), or a line saying there are none.
+fn logins(lang: Lang, zone: &Zone, logins: &[AuditEvent]) -> String {
+    let t = lang.t();
     if logins.is_empty() {
         return format!("<p>{}</p>", esc(t.no_logins));
     }
     let mut rows = String::new();
     for e in logins {
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td></tr>",
-            esc(&format_utc(e.time)),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&zone.show_seconds(e.time)),
             esc(&e.service),
             esc(e.client_ip.as_deref().unwrap_or("-")),
-            esc(e.decision.as_str()),
-            esc(e.reason.as_str())
+            esc(&event_words(lang, e))
         ));
     }
     format!(

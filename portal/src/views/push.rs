@@ -14,6 +14,7 @@ use crate::app::Portal;
 use crate::client::Ctx;
 use crate::page::esc;
 use crate::text::T;
+use crate::zone::Zone;
 
 /// The page's path of the registration.
 pub const PHONE_PATH: &str = "/account/phone";
@@ -178,8 +179,8 @@ pub fn devices_section(t: &T, lang: &str, devices: &[DeviceInfo], csrf: &str) ->
             rows.push_str(&format!(
                 "<tr><td class=\"phone-name\">{}</td><td>{}</td><td>{}</td><td><form method=\"post\" action=\"/account?lang={lang}\"><input type=\"hidden\" name=\"action\" value=\"device-remove\"><input type=\"hidden\" name=\"device\" value=\"{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" class=\"phone-remove\" id=\"remove-{id}\">{}</button></form></td></tr>",
                 esc(&d.name),
-                esc(&format_utc(d.created)),
-                esc(&d.last_used.map_or(t.never.to_string(), format_utc)),
+                esc(&Zone::server().show_seconds(d.created)),
+                esc(&d.last_used.map_or(t.never.to_string(), |v| Zone::server().show_seconds(v))),
                 esc(csrf),
                 esc(t.phone_remove),
             ));

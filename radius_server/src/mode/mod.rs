@@ -68,7 +68,7 @@ pub(crate) trait ModeBackend {
     /// decision, so a slow directory is asked once per request). Read-only.
     async fn look(&self, req: &Request) -> Result<(Decision, Vec<String>), RequestError>;
 
-    /// The user's groups, for `exempt_groups`. Read-only.
+    /// The user's groups, for `exempt_groups` and the rules on groups. Read-only.
     async fn groups(&self, user: &UserName) -> Result<Vec<String>, RequestError>;
 
     /// The password through the PAM service of `[radius] pam_service`.
@@ -280,7 +280,7 @@ async fn finish<B: ModeBackend>(
 ) -> Result<Decision, RequestError> {
     let groups = match groups {
         Some(g) => g,
-        None if b.config().policy.exempt_groups.is_empty() => Vec::new(),
+        None if !b.config().policy.uses_groups() => Vec::new(),
         // NSS may be slow (LDAP): look the groups up before taking a place in a batch.
         None => b.groups(&req.user).await?,
     };

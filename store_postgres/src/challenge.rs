@@ -8,6 +8,8 @@ use mfa_store::{ChallengeLimits, ChallengeRow, StoreError};
 use postgres::{Client, GenericClient, Row};
 
 use crate::error::{Context, PgError};
+use crate::pool::PgStore;
+use crate::tx::commit_replicated;
 
 /// The advisory lock key that serialises storing challenges, outside the user-name key space
 /// like `schema::SCHEMA_LOCK`.
@@ -65,6 +67,7 @@ fn count(
 }
 
 pub(crate) fn put(
+    store: &PgStore,
     client: &mut Client,
     row: &ChallengeRow,
     limits: &ChallengeLimits,
@@ -125,21 +128,30 @@ pub(crate) fn put(
         )
         .ctx("storing a challenge")?;
     }
-    tx.commit().ctx("committing a challenge")?;
+    commit_replicated(store, tx, "committing a challenge")?;
     Ok(!full)
 }
 
+/// Takes the challenge out in a transaction of its own, committed as every decision is
+/// ([`commit_replicated`]): a take the synchronous standby never confirmed could be undone
+/// by a failover and the State answered again, so it is refused instead.
 pub(crate) fn take(
-    q: &mut impl GenericClient,
+    store: &PgStore,
+    client: &mut Client,
     hash: &[u8; 32],
 ) -> Result<Option<ChallengeRow>, PgError> {
-    let rows = q
+    let mut tx = client
+        .transaction()
+        .ctx("starting to take a pending challenge")?;
+    let rows = tx
         .query(
             &format!("DELETE FROM challenges WHERE state_hash = $1 RETURNING {COLUMNS}"),
             &[&&hash[..]],
         )
         .ctx("taking a pending challenge")?;
-    rows.first().map(decode).transpose()
+    let row = rows.first().map(decode).transpose()?;
+    commit_replicated(store, tx, "committing the take of a challenge")?;
+    Ok(row)
 }
 
 pub(crate) fn prune(q: &mut impl GenericClient, now: i64) -> Result<usize, PgError> {

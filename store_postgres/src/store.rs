@@ -505,11 +505,11 @@ impl Store for PgStore {
         row: &ChallengeRow,
         limits: &ChallengeLimits,
     ) -> Result<bool, StoreError> {
-        self.run(|c| crate::challenge::put(&mut c.client, row, limits))
+        self.run(|c| crate::challenge::put(self, &mut c.client, row, limits))
     }
 
     fn take_challenge(&self, state_hash: &[u8; 32]) -> Result<Option<ChallengeRow>, StoreError> {
-        self.run(|c| crate::challenge::take(&mut c.client, state_hash))
+        self.run(|c| crate::challenge::take(self, &mut c.client, state_hash))
     }
 
     fn prune_challenges(&self, now: i64) -> Result<usize, StoreError> {

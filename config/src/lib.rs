@@ -173,6 +173,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     {
         r.secret_file = base.join(&r.secret_file);
     }
+    if let Some(r) = cfg.remote.as_mut()
+        && r.offline_queue.is_relative()
+        && !r.offline_queue.as_os_str().is_empty()
+    {
+        r.offline_queue = base.join(&r.offline_queue);
+    }
     for c in &mut cfg.radius.clients {
         if let Some(d) = c.secrets_dir.as_mut()
             && d.is_relative()
@@ -1603,6 +1609,31 @@ secret_file = "/etc/mfa/remote.secret"
         assert_eq!(r.secret_file, Path::new("/etc/mfa/remote.secret"));
         assert_eq!(r.timeout.as_secs(), 3);
         assert_eq!(r.retries, 1);
+        assert_eq!(r.offline, RemoteOffline::Deny);
+        assert_eq!(r.offline_queue, Path::new("/var/lib/mfa/offline-queue"));
+    }
+
+    /// `[remote] offline`: "deny" or "trusted", nothing else; a relative queue is the config
+    /// file's directory's; an empty one is refused.
+    #[test]
+    fn remote_offline_is_deny_or_trusted() {
+        let base = "[remote]\nservers = [\"10.0.0.5\"]\nsecret_file = \"/s\"\n";
+        let c = parse(
+            &format!("{base}offline = \"trusted\"\noffline_queue = \"q/offline\"\n"),
+            Path::new("/etc/mfa/mfa.toml"),
+        )
+        .unwrap();
+        let r = c.remote.unwrap();
+        assert_eq!(r.offline, RemoteOffline::Trusted);
+        assert_eq!(r.offline_queue, Path::new("/etc/mfa/q/offline"));
+        let e = parse_str(&format!("{base}offline = \"allow\"\n")).unwrap_err();
+        assert!(e.to_string().contains("offline"), "{e}");
+        let e = parse_str(&format!("{base}offline_queue = \"\"\n")).unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("remote.offline_queue"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -701,6 +701,31 @@ pub struct RemoteConfig {
     /// duplicate cache answers a resend rather than evaluating it again).
     #[serde(default = "remote_retries")]
     pub retries: u32,
+    /// What the host does while no server answers (issue 24): `"deny"` (PAM_AUTHINFO_UNAVAIL)
+    /// unless the operator opts in to `"trusted"`, where the host's own `[policy]` trusted
+    /// networks and exemptions still let in without a code, and nothing else does.
+    #[serde(default)]
+    pub offline: RemoteOffline,
+    /// Where each login let in while no server answered is queued (root's, 0600) until a
+    /// server answers again. Relative paths are taken from the config file's directory.
+    #[serde(default = "remote_offline_queue")]
+    pub offline_queue: PathBuf,
+}
+
+/// `[remote] offline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RemoteOffline {
+    /// No server, no decision: PAM_AUTHINFO_UNAVAIL.
+    #[default]
+    Deny,
+    /// No server: the host's own trusted networks and exempt users and groups, decided by the
+    /// core's policy; never a code.
+    Trusted,
+}
+
+fn remote_offline_queue() -> PathBuf {
+    PathBuf::from("/var/lib/mfa/offline-queue")
 }
 
 pub const DEFAULT_RADIUS_PORT: u16 = 1812;

@@ -253,6 +253,41 @@ pub(crate) fn policy_groups(cfg: &mfa_config::Config, user: &UserName) -> Vec<St
     }
 }
 
+/// What may let `req` in on a PAM host in remote mode while no server answers (`[remote]
+/// offline = "trusted"`): the policy's decision under the host's own configuration, with no
+/// record (the host has no store), where it lets in without a code for a reason that needs
+/// no record: a trusted network, a local login under `local_logins = "trusted"`, an exempt
+/// user or group, a rule's `"none"`. `None` for everything else (a code, the roll-out, an
+/// unlock, a deny): no server, no decision. A code is never checked offline.
+pub fn decide_offline(cfg: &Config, req: &Request) -> Option<Decision> {
+    let groups = policy_groups(cfg, &req.user);
+    let d = decide(
+        &Facts {
+            user: &req.user,
+            client: req.client,
+            service: &req.service,
+            now: req.now,
+            record: None,
+            groups: &groups,
+            code_always: false,
+        },
+        cfg,
+    );
+    let standalone = matches!(
+        d.reason,
+        Reason::TrustedNetwork
+            | Reason::LocalLogin
+            | Reason::ExemptUser
+            | Reason::ExemptGroup
+            | Reason::RuleNoCode
+    );
+    (d.outcome == Outcome::Allow && standalone).then_some(Decision {
+        // Nothing can be enrolled without a server.
+        offer_enrolment: false,
+        ..d
+    })
+}
+
 /// The login service. Get one from [`Core::login`].
 #[derive(Debug, Clone, Copy)]
 pub struct Login<'a> {
@@ -791,6 +826,37 @@ mod tests {
             now,
             admitted: false,
         }
+    }
+
+    /// Offline (a PAM host whose servers are all down) only what needs no record lets in:
+    /// a trusted network, an exemption, a rule's "none"; never the roll-out (a user before
+    /// go-live), a code or a deny rule.
+    #[test]
+    fn offline_only_what_needs_no_record_lets_in() {
+        let cfg = mfa_config::parse(
+            "[policy]\ntrusted_networks = [\"10.0.0.0/8\"]\nexempt_users = [\"svc\"]\nenforce_from = \"never\"\n\
+             [[policy.rules]]\nnetworks = [\"10.9.0.0/16\"]\naction = \"deny\"\n\
+             [[policy.rules]]\nnetworks = [\"192.0.2.0/28\"]\naction = \"none\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let at = |user: &str, ip: &str| decide_offline(&cfg, &req(user, ip, 1_800_000_000));
+        assert_eq!(
+            at("alice", "10.1.2.3").map(|d| d.reason),
+            Some(Reason::TrustedNetwork)
+        );
+        assert_eq!(
+            at("svc", "198.51.100.7").map(|d| d.reason),
+            Some(Reason::ExemptUser)
+        );
+        assert_eq!(
+            at("alice", "192.0.2.3").map(|d| d.reason),
+            Some(Reason::RuleNoCode)
+        );
+        // Before go-live the server would let alice in; offline nothing vouches for that.
+        assert_eq!(at("alice", "198.51.100.7"), None);
+        assert_eq!(at("alice", "not-an-ip"), None);
+        assert_eq!(at("svc", "10.9.1.1"), None);
     }
 
     fn params(a: &Core) -> TotpParams {

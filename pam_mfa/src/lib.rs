@@ -10,11 +10,13 @@
 //!
 //! With `[remote]` in its configuration the module opens no store and holds no TOTP secret:
 //! it asks mfa-radiusd ([`remote`]); when no server answers it denies with
-//! PAM_AUTHINFO_UNAVAIL.
+//! PAM_AUTHINFO_UNAVAIL, unless `[remote] offline = "trusted"` and the host's own policy lets
+//! the login in without a code ([`offline`]).
 #![deny(unsafe_code)]
 
 pub mod args;
 pub mod code;
 mod ffi;
 pub mod flow;
+pub mod offline;
 pub mod remote;

@@ -25,7 +25,8 @@
 //! of evaluating it again). A reply that fails verification (wrong Response Authenticator,
 //! missing or wrong Message-Authenticator: another secret, or a forgery) counts as no answer
 //! and is logged. When no server answers, the login ends with PAM_AUTHINFO_UNAVAIL within the
-//! sum of the timeouts.
+//! sum of the timeouts; under `[remote] offline = "trusted"` the host's own policy may first
+//! let it in without a code ([`Remote::offline`], queued by [`crate::offline`]).
 //!
 //! Blocking `std::net` sockets with read timeouts: sshd and sudo give the module a thread and
 //! expect it back; there is no runtime to run in.
@@ -35,7 +36,7 @@ use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use mfa_config::{Config, ConfigError, Problem, TotpConfig};
+use mfa_config::{Config, ConfigError, Problem, RemoteOffline, TotpConfig};
 use mfa_core::{CoreError, Decision, Outcome, Reason, Request, TotpSecret, UserName};
 use mfa_radius_proto::pam_host::{
     self, ChallengePush, HostReply, HostRequest, RejectReason, ReplyError,
@@ -57,6 +58,10 @@ pub struct Remote {
     source: Option<IpAddr>,
     timeout: Duration,
     retries: u32,
+    /// `[remote] offline`: what the host does itself while no server answers.
+    offline: RemoteOffline,
+    /// `[remote] offline_queue`: where logins let in offline wait for a server.
+    offline_queue: std::path::PathBuf,
     /// The host's configuration: `[users]` turns PAM_USER into the canonical name by the
     /// core's rule, as the server does (the two configurations should say the same).
     config: Config,
@@ -271,6 +276,8 @@ impl Remote {
             source: r.source,
             timeout: r.timeout.0,
             retries: r.retries,
+            offline: r.offline,
+            offline_queue: r.offline_queue.clone(),
             config: cfg.clone(),
             host: host_name(),
             name_known: false,
@@ -458,6 +465,48 @@ impl Remote {
 }
 
 impl Remote {
+    /// No server answered round one. Under `offline = "trusted"` the core's policy decides
+    /// under this host's `[policy]`, with no record ([`mfa_core::login::decide_offline`]):
+    /// only what needs no code and no record lets in, and only once it is queued for the
+    /// servers; everything else, and every code, stays `why` (PAM_AUTHINFO_UNAVAIL).
+    fn offline(
+        &self,
+        req: &Request,
+        why: BackendError,
+        log: &dyn Log,
+    ) -> Result<Decision, BackendError> {
+        if self.offline != RemoteOffline::Trusted {
+            return Err(why);
+        }
+        let user = req.user.as_str();
+        let Some(d) = mfa_core::login::decide_offline(&self.config, req) else {
+            log.error(&format!(
+                "user {user:?}: no RADIUS server answered and this host's [policy] does not let the login in without a code ([remote] offline = \"trusted\" never takes a code)"
+            ));
+            return Err(why);
+        };
+        let entry = crate::offline::Entry {
+            time: req.now,
+            user,
+            service: &req.service.to_string(),
+            client: req.client,
+            reason: d.reason.code(),
+            host: &self.host,
+        };
+        if let Err(e) = crate::offline::queue(&self.offline_queue, &entry) {
+            log.error(&format!(
+                "user {user:?}: not let in offline: the login cannot be queued for the servers in {}: {e}",
+                self.offline_queue.display()
+            ));
+            return Err(why);
+        }
+        log.error(&format!(
+            "OFFLINE ALLOW ({why}; [remote] offline = \"trusted\"): {entry}; queued in {} for the servers",
+            self.offline_queue.display()
+        ));
+        Ok(d)
+    }
+
     /// A request to the server that sent the challenge it answers: another would not know
     /// its State.
     fn to_challenger(
@@ -556,8 +605,18 @@ impl Backend for Remote {
         Ok(req)
     }
 
+    /// Where no server answers and `[remote] offline = "trusted"`, the host's own policy
+    /// may let in without a code (see [`Remote::offline`]); a server that answers first
+    /// hears nothing new, but the logins let in while it was away are reported.
     fn begin(&mut self, req: &Request, log: &dyn Log) -> Result<Decision, BackendError> {
-        self.round_one(req, log)
+        match self.round_one(req, log) {
+            Err(e @ BackendError::NoServer(_)) => self.offline(req, e, log),
+            Ok(d) => {
+                crate::offline::report(&self.offline_queue, log);
+                Ok(d)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn verify_code(

@@ -92,6 +92,12 @@ impl Host {
     /// A host that sends from `source` (`[remote] source`), as each host of a fleet with
     /// one secret per host does from its own address.
     fn from_source(servers: &[String], secret: &str, source: Option<&str>) -> Host {
+        Self::with(servers, secret, source, "")
+    }
+
+    /// A host whose mfa.toml has `extra` after its `[remote]` keys (more of them, then
+    /// other tables).
+    fn with(servers: &[String], secret: &str, source: Option<&str>, extra: &str) -> Host {
         require_root("pam_remote tests");
         let dir = tempfile::tempdir().unwrap();
         let secret_file = dir.path().join("remote.secret");
@@ -104,7 +110,7 @@ impl Host {
         std::fs::write(
             &config,
             format!(
-                "[remote]\nservers = [{}]\nsecret_file = \"remote.secret\"\ntimeout = \"{TIMEOUT_S}s\"\nretries = 1\n{}",
+                "[remote]\nservers = [{}]\nsecret_file = \"remote.secret\"\ntimeout = \"{TIMEOUT_S}s\"\nretries = 1\n{}{extra}",
                 list.join(", "),
                 source
                     .map(|s| format!("source = \"{s}\"\n"))
@@ -288,6 +294,108 @@ fn no_server_answers_authinfo_unavail_within_the_sum_of_the_timeouts() {
         "{sys}"
     );
     assert!(sys.contains(&a) && sys.contains(&b), "{sys}");
+}
+
+/// A server that is down: a loopback port nothing listens on.
+fn down() -> String {
+    format!("127.0.0.1:{}", free_udp_port())
+}
+
+/// The host's own trusted networks and exemptions, for `[remote] offline = "trusted"`.
+fn offline_policy(queue: &std::path::Path) -> String {
+    format!(
+        "offline = \"trusted\"\noffline_queue = {:?}\n[policy]\ntrusted_networks = [\"10.0.0.0/8\"]\nexempt_users = [\"svc-offline\"]\n",
+        queue.display().to_string()
+    )
+}
+
+/// Issue 24 item 4: the default stays PAM_AUTHINFO_UNAVAIL even where the host's own
+/// `[policy]` would trust the address.
+#[test]
+fn offline_default_is_authinfo_unavail_even_from_a_trusted_address() {
+    let q = tempfile::tempdir().unwrap();
+    let queue = q.path().join("queue");
+    let policy = offline_policy(&queue).replace("offline = \"trusted\"\n", "");
+    let host = Host::with(&[down()], SECRET, None, &policy);
+    let log = SyslogCapture::new();
+    for (user, rhost) in [("anyone", "10.1.2.3"), ("svc-offline", "192.0.2.12")] {
+        let r = host.login(user, rhost, "", &log);
+        assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+    }
+    assert!(!queue.exists());
+    assert!(!log.text().contains("OFFLINE ALLOW"), "{}", log.text());
+}
+
+/// `[remote] offline = "trusted"` with every server down: a trusted address and an exempt
+/// user get in without a code, each logged and queued (0600); an untrusted address gets
+/// PAM_AUTHINFO_UNAVAIL, is never asked for a code and a typed one is never taken. Once a
+/// server answers again the queued logins are reported to syslog and the queue empties.
+#[test]
+fn offline_trusted_lets_trusted_in_never_takes_a_code_and_reports_when_back() {
+    use std::os::unix::fs::MetadataExt;
+    let q = tempfile::tempdir().unwrap();
+    let queue = q.path().join("queue");
+    let host = Host::with(&[down(), down()], SECRET, None, &offline_policy(&queue));
+    let log = SyslogCapture::new();
+
+    let r = host.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert!(!r.prompted(), "{r:?}");
+    let r = host.login("svc-offline", "192.0.2.12", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    // Untrusted: no code is asked for, and one typed is not taken.
+    for input in ["123456\n", ""] {
+        let r = host.login("anyone", "192.0.2.12", input, &log);
+        assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+        assert!(!r.prompted(), "{r:?}");
+        assert!(r.all().contains(UNAVAILABLE), "{r:?}");
+    }
+    let sys = log.text();
+    assert_eq!(sys.matches("OFFLINE ALLOW").count(), 2, "{sys}");
+    assert!(sys.contains("reason=trusted_network"), "{sys}");
+    assert!(sys.contains("reason=exempt_user"), "{sys}");
+    assert!(sys.contains("never takes a code"), "{sys}");
+    let queued = std::fs::read_to_string(&queue).unwrap();
+    assert_eq!(queued.lines().count(), 2, "{queued}");
+    assert!(
+        queued.contains("user=\"anyone\"") && queued.contains("client=10.1.2.3"),
+        "{queued}"
+    );
+    let m = std::fs::metadata(&queue).unwrap();
+    assert_eq!((m.mode() & 0o777, m.uid()), (0o600, 0));
+
+    // A server answers again: the next login reports what was queued, once.
+    let server = Server::start();
+    let back = Host::with(&[server.addr()], SECRET, None, &offline_policy(&queue));
+    let log = SyslogCapture::new();
+    let r = back.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    let sys = log.text();
+    assert_eq!(sys.matches("OFFLINE ALLOW REPORTED").count(), 2, "{sys}");
+    assert_eq!(std::fs::read_to_string(&queue).unwrap(), "");
+    let reported = std::fs::read_to_string(q.path().join("queue.reported")).unwrap();
+    assert_eq!(reported, queued);
+    let r = back.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    // (text() gives what was logged since it was last read.)
+    assert!(!log.text().contains("OFFLINE ALLOW"));
+}
+
+/// A queue file that is a symbolic link, or that others may read, is refused: the login is
+/// not let in (it could not be recorded), and the link's target is untouched.
+#[test]
+fn offline_trusted_refuses_to_let_in_what_it_cannot_queue() {
+    let q = tempfile::tempdir().unwrap();
+    let target = q.path().join("elsewhere");
+    std::fs::write(&target, "").unwrap();
+    let queue = q.path().join("queue");
+    std::os::unix::fs::symlink(&target, &queue).unwrap();
+    let host = Host::with(&[down()], SECRET, None, &offline_policy(&queue));
+    let log = SyslogCapture::new();
+    let r = host.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
+    assert!(log.text().contains("cannot be queued"), "{}", log.text());
 }
 
 #[test]

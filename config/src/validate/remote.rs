@@ -45,6 +45,9 @@ pub(super) fn remote(cfg: &Config, v: &mut Problems<'_>) {
         if rc.timeout.as_secs() == 0 || rc.timeout.as_secs() > 30 {
             v.bad(at("timeout"), "must be between 1s and 30s".into());
         }
+        if rc.offline_queue.as_os_str().is_empty() {
+            v.bad(at("offline_queue"), "must not be empty".into());
+        }
         if rc.retries > 5 {
             v.bad(
                 at("retries"),

@@ -179,6 +179,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     {
         r.offline_queue = base.join(&r.offline_queue);
     }
+    if let Some(f) = cfg.remote.as_mut().and_then(|r| r.breakglass_file.as_mut())
+        && f.is_relative()
+        && !f.as_os_str().is_empty()
+    {
+        *f = base.join(&*f);
+    }
     for c in &mut cfg.radius.clients {
         if let Some(d) = c.secrets_dir.as_mut()
             && d.is_relative()
@@ -1626,6 +1632,22 @@ secret_file = "/etc/mfa/remote.secret"
         let r = c.remote.unwrap();
         assert_eq!(r.offline, RemoteOffline::Trusted);
         assert_eq!(r.offline_queue, Path::new("/etc/mfa/q/offline"));
+        assert_eq!(r.breakglass_file, None);
+        let c = parse(
+            &format!("{base}breakglass_file = \"bg\"\n"),
+            Path::new("/etc/mfa/mfa.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.remote.unwrap().breakglass_file.as_deref(),
+            Some(Path::new("/etc/mfa/bg"))
+        );
+        let e = parse_str(&format!("{base}breakglass_file = \"\"\n")).unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("remote.breakglass_file"),
+            "{e}"
+        );
         let e = parse_str(&format!("{base}offline = \"allow\"\n")).unwrap_err();
         assert!(e.to_string().contains("offline"), "{e}");
         let e = parse_str(&format!("{base}offline_queue = \"\"\n")).unwrap_err();

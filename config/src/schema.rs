@@ -710,6 +710,10 @@ pub struct RemoteConfig {
     /// server answers again. Relative paths are taken from the config file's directory.
     #[serde(default = "remote_offline_queue")]
     pub offline_queue: PathBuf,
+    /// This host's break-glass codes (`mfactl breakglass issue HOST`), hashed: each lets in
+    /// once, only while no server answers. Absent: none. Relative paths are taken from the
+    /// config file's directory.
+    pub breakglass_file: Option<PathBuf>,
 }
 
 /// `[remote] offline`.

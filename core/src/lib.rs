@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod breakglass;
 pub mod challenge;
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -14,6 +14,7 @@ macro_rules! outln {
 }
 
 mod admin;
+mod breakglass;
 mod enroll;
 mod golive;
 mod import;
@@ -338,6 +339,29 @@ pub enum Command {
         #[command(subcommand)]
         action: ExemptAction,
     },
+    /// Break-glass codes of a PAM host in remote mode: one-time codes that let in on that
+    /// host only while no server answers (its `[remote] breakglass_file`).
+    Breakglass {
+        #[command(subcommand)]
+        action: BreakglassAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BreakglassAction {
+    /// Print new codes for HOST once and write their hashes to a file (root's, 0600) that
+    /// replaces the host's old set: copy it to the host as its `[remote] breakglass_file`.
+    Issue {
+        /// The host (its name, as it names itself to the servers).
+        host: String,
+        /// How many codes.
+        #[arg(long, default_value_t = mfa_core::breakglass::BREAKGLASS_CODES_DEFAULT,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(mfa_core::breakglass::BREAKGLASS_CODES_MAX)))]
+        count: u32,
+        /// Where to write the file (default: `breakglass-HOST` in the current directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -592,5 +616,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Unlocks { user, action } => portal::unlocks(cfg, user.as_deref(), action),
         Command::Push { action } => push::push(cfg, action),
         Command::Exempt { action } => admin::exempt(cfg, action),
+        Command::Breakglass {
+            action: BreakglassAction::Issue { host, count, out },
+        } => breakglass::issue(&host, count, out),
     }
 }

@@ -383,6 +383,20 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "mfactl breakglass",
+        &[(
+            "mfactl breakglass issue web1 --out /root/breakglass-web1",
+            "Ten break-glass codes for the PAM host web1; copy the file to web1.",
+        )],
+    ),
+    (
+        "mfactl breakglass issue",
+        &[(
+            "mfactl breakglass issue web1 --count 5",
+            "Five codes, printed once; their hashes in ./breakglass-web1 (0600).",
+        )],
+    ),
+    (
         "mfactl exempt list",
         &[("mfactl exempt list", "One exempt user or group per line.")],
     ),

@@ -87,6 +87,13 @@ fn open(path: &Path) -> Result<File, QueueError> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .map_err(io)?;
+    checked(path, file)
+}
+
+/// `file` (opened from `path` without following a link) where it is a regular file of
+/// root's that nobody else may read or write.
+fn checked(path: &Path, file: File) -> Result<File, QueueError> {
+    let io = |e| QueueError::Io(path.to_path_buf(), e);
     let m = file.metadata().map_err(io)?;
     let bad = |why: String| Err(QueueError::Unsafe(path.to_path_buf(), why));
     if !m.file_type().is_file() {
@@ -112,9 +119,7 @@ pub fn queue(path: &Path, entry: &Entry<'_>) -> Result<(), QueueError> {
 
 /// The path the reported lines move to.
 pub fn reported_path(queue: &Path) -> PathBuf {
-    let mut p = queue.as_os_str().to_owned();
-    p.push(".reported");
-    PathBuf::from(p)
+    sibling(queue, ".reported")
 }
 
 /// A server answered: every queued login goes to syslog, then to `<queue>.reported`, and
@@ -154,6 +159,93 @@ fn report_queue(path: &Path, log: &dyn Log) -> Result<(), QueueError> {
     }
     f.set_len(0).map_err(io)?;
     f.sync_data().map_err(io)
+}
+
+/// What became of a break-glass code typed while no server answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BreakGlass {
+    /// It matched, and is gone from the file: `left` unused codes remain.
+    Used { left: usize },
+    /// It matched no unused code.
+    NoMatch,
+}
+
+/// Why the break-glass file could not be used.
+#[derive(Debug)]
+pub enum BreakGlassError {
+    File(QueueError),
+    /// A line this release cannot read (the whole file is refused).
+    Unreadable(PathBuf, String),
+}
+
+impl fmt::Display for BreakGlassError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BreakGlassError::File(e) => write!(f, "{e}"),
+            BreakGlassError::Unreadable(p, why) => write!(f, "{}: {why}", p.display()),
+        }
+    }
+}
+
+impl From<QueueError> for BreakGlassError {
+    fn from(e: QueueError) -> Self {
+        BreakGlassError::File(e)
+    }
+}
+
+/// Checks `code` against the break-glass file at `path` and, where it matches, removes its
+/// line: the rest is written to a temporary file that replaces the old one by rename, under
+/// an exclusive lock on `<path>.lock`, so two logins cannot spend one code. The file must be
+/// a regular file of root's, mode 0600 or stricter, not a symbolic link.
+pub fn take_breakglass(path: &Path, code: &str) -> Result<BreakGlass, BreakGlassError> {
+    let io = |e| BreakGlassError::File(QueueError::Io(path.to_path_buf(), e));
+    let lock = open(&sibling(path, ".lock"))?;
+    lock.lock().map_err(io)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let mut file = checked(path, file)?;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    file.read_to_string(&mut text).map_err(io)?;
+    let rest = mfa_core::breakglass::take(&text, code)
+        .map_err(|why| BreakGlassError::Unreadable(path.to_path_buf(), why))?;
+    let Some(rest) = rest else {
+        return Ok(BreakGlass::NoMatch);
+    };
+    let tmp = sibling(path, ".tmp");
+    // A temporary file left by a crash is ours to replace; a link there is not followed.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let mut t = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(io)?;
+    t.write_all(rest.as_bytes())
+        .and_then(|()| t.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(BreakGlass::Used {
+        left: mfa_core::breakglass::count(&rest),
+    })
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
 }
 
 #[cfg(test)]
@@ -224,5 +316,32 @@ mod tests {
         ));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
         assert_eq!(std::fs::read_to_string(&open_file).unwrap(), "");
+    }
+
+    /// A break-glass code works once; the file stays 0600; a link or a loose mode is refused.
+    #[test]
+    fn a_breakglass_code_works_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bg");
+        let (codes, text) = mfa_core::breakglass::issue("web1", 2, 1_800_000_000).unwrap();
+        std::fs::write(&f, &text).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            take_breakglass(&f, &codes[0]).unwrap(),
+            BreakGlass::Used { left: 1 }
+        );
+        assert_eq!(take_breakglass(&f, &codes[0]).unwrap(), BreakGlass::NoMatch);
+        assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(take_breakglass(&link, &codes[1]).is_err());
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(take_breakglass(&f, &codes[1]).is_err());
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            take_breakglass(&f, &codes[1]).unwrap(),
+            BreakGlass::Used { left: 0 }
+        );
     }
 }

@@ -62,6 +62,10 @@ pub struct Remote {
     offline: RemoteOffline,
     /// `[remote] offline_queue`: where logins let in offline wait for a server.
     offline_queue: std::path::PathBuf,
+    /// `[remote] breakglass_file`: this host's break-glass codes, where it has some.
+    breakglass_file: Option<std::path::PathBuf>,
+    /// No server answered round one and the code asked for is a break-glass code.
+    breakglass_pending: bool,
     /// The host's configuration: `[users]` turns PAM_USER into the canonical name by the
     /// core's rule, as the server does (the two configurations should say the same).
     config: Config,
@@ -278,6 +282,8 @@ impl Remote {
             retries: r.retries,
             offline: r.offline,
             offline_queue: r.offline_queue.clone(),
+            breakglass_file: r.breakglass_file.clone(),
+            breakglass_pending: false,
             config: cfg.clone(),
             host: host_name(),
             name_known: false,
@@ -399,6 +405,7 @@ impl Remote {
     /// Round one: the servers in order, until one answers.
     fn round_one(&mut self, req: &Request, log: &dyn Log) -> Result<Decision, BackendError> {
         self.awaiting_code = None;
+        self.breakglass_pending = false;
         self.awaiting_push = None;
         self.push_sent = None;
         let out = self.request(req, b"", None, false)?;
@@ -470,19 +477,32 @@ impl Remote {
     /// only what needs no code and no record lets in, and only once it is queued for the
     /// servers; everything else, and every code, stays `why` (PAM_AUTHINFO_UNAVAIL).
     fn offline(
-        &self,
+        &mut self,
         req: &Request,
         why: BackendError,
         log: &dyn Log,
     ) -> Result<Decision, BackendError> {
-        if self.offline != RemoteOffline::Trusted {
-            return Err(why);
-        }
         let user = req.user.as_str();
-        let Some(d) = mfa_core::login::decide_offline(&self.config, req) else {
-            log.error(&format!(
-                "user {user:?}: no RADIUS server answered and this host's [policy] does not let the login in without a code ([remote] offline = \"trusted\" never takes a code)"
-            ));
+        let trusted = if self.offline == RemoteOffline::Trusted {
+            let d = mfa_core::login::decide_offline(&self.config, req);
+            if d.is_none() {
+                log.error(&format!(
+                    "user {user:?}: no RADIUS server answered and this host's [policy] does not let the login in without a code ([remote] offline = \"trusted\" never takes a code)"
+                ));
+            }
+            d
+        } else {
+            None
+        };
+        let Some(d) = trusted else {
+            if let Some(f) = &self.breakglass_file {
+                log.error(&format!(
+                    "user {user:?}: {why}; asking for a break-glass code of {}",
+                    f.display()
+                ));
+                self.breakglass_pending = true;
+                return Ok(Decision::need_code());
+            }
             return Err(why);
         };
         let entry = crate::offline::Entry {
@@ -505,6 +525,58 @@ impl Remote {
             self.offline_queue.display()
         ));
         Ok(d)
+    }
+
+    /// A code typed while no server answered round one: a break-glass code of this host, or
+    /// nothing. One that matches is spent before the login is let in, logged, and queued for
+    /// the servers like every offline allow (a login that cannot be queued is refused).
+    fn breakglass(&mut self, req: &Request, code: &str, log: &dyn Log) -> Decision {
+        let user = req.user.as_str();
+        let Some(path) = &self.breakglass_file else {
+            return Decision::deny(Reason::InternalError);
+        };
+        match crate::offline::take_breakglass(path, code) {
+            Ok(crate::offline::BreakGlass::NoMatch) => {
+                log.error(&format!(
+                    "user {user:?}: no RADIUS server answered and the code typed is no unused break-glass code of {}",
+                    path.display()
+                ));
+                Decision::deny(Reason::WrongCode)
+            }
+            Err(e) => {
+                log.error(&format!(
+                    "user {user:?}: denied: cannot use the break-glass codes: {e}"
+                ));
+                Decision::deny(Reason::InternalError)
+            }
+            Ok(crate::offline::BreakGlass::Used { left }) => {
+                let entry = crate::offline::Entry {
+                    time: req.now,
+                    user,
+                    service: &req.service.to_string(),
+                    client: req.client,
+                    reason: "break_glass",
+                    host: &self.host,
+                };
+                if let Err(e) = crate::offline::queue(&self.offline_queue, &entry) {
+                    log.error(&format!(
+                        "user {user:?}: denied: a break-glass code was spent but the login cannot be queued for the servers in {}: {e}",
+                        self.offline_queue.display()
+                    ));
+                    return Decision::deny(Reason::InternalError);
+                }
+                log.error(&format!(
+                    "OFFLINE ALLOW (BREAK-GLASS CODE USED; no RADIUS server answered): {entry}; {left} unused code(s) left in {}; queued in {} for the servers",
+                    path.display(),
+                    self.offline_queue.display()
+                ));
+                let mut d = Decision::allow(Reason::BackupCode);
+                d.message = Some(format!(
+                    "Let in with a break-glass code: no MFA server answered. {left} code(s) left on this host."
+                ));
+                d
+            }
+        }
     }
 
     /// A request to the server that sent the challenge it answers: another would not know
@@ -625,6 +697,9 @@ impl Backend for Remote {
         code: &str,
         log: &dyn Log,
     ) -> Result<Decision, BackendError> {
+        if self.breakglass_pending {
+            return Ok(self.breakglass(req, code, log));
+        }
         // A second code at one login (try_first_pass after a refused token): the State was
         // spent, so start again.
         if self.awaiting_code.is_none() {

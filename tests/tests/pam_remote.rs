@@ -398,6 +398,76 @@ fn offline_trusted_refuses_to_let_in_what_it_cannot_queue() {
     assert!(log.text().contains("cannot be queued"), "{}", log.text());
 }
 
+/// Break-glass codes (issue 24 item 4): `mfactl breakglass issue` prints codes once and
+/// writes only their hashes (0600); with a server up a code goes to the server (which
+/// refuses it) and the file is not consulted; with every server down a code lets in once,
+/// logged and queued, and its second use fails.
+#[test]
+fn a_breakglass_code_works_once_and_only_while_no_server_answers() {
+    use std::os::unix::fs::MetadataExt;
+    let q = tempfile::tempdir().unwrap();
+    let bg = q.path().join("breakglass");
+    let queue = q.path().join("queue");
+    let o = std::process::Command::new(bin("mfactl"))
+        .args(["breakglass", "issue", &host_name(), "--count", "3", "--out"])
+        .arg(&bg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8(o.stdout).unwrap();
+    let codes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(codes.len(), 3, "{out}");
+    let issued = std::fs::read_to_string(&bg).unwrap();
+    for c in &codes {
+        assert!(!issued.contains(c), "a code in the file:\n{issued}");
+    }
+    let m = std::fs::metadata(&bg).unwrap();
+    assert_eq!((m.mode() & 0o777, m.uid()), (0o600, 0));
+    let extra = format!(
+        "offline_queue = {:?}\nbreakglass_file = {:?}\n",
+        queue.display().to_string(),
+        bg.display().to_string()
+    );
+
+    // A server answers: the code is the server's to judge (it is no code of the user's).
+    let server = Server::start();
+    let (user, _key) = server.user();
+    let up = Host::with(&[server.addr()], SECRET, None, &extra);
+    let log = SyslogCapture::new();
+    let r = up.login(&user, "192.0.2.10", &format!("{}\n", codes[0]), &log);
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+    assert!(r.prompted(), "{r:?}");
+    assert_eq!(std::fs::read_to_string(&bg).unwrap(), issued);
+
+    // Every server down: the code lets in, once.
+    let host = Host::with(&[down()], SECRET, None, &extra);
+    let r = host.login(&user, "192.0.2.10", &format!("{}\n", codes[0]), &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert!(r.prompted(), "{r:?}");
+    let left = std::fs::read_to_string(&bg).unwrap();
+    assert_eq!(left.lines().filter(|l| l.starts_with("v2 ")).count(), 2);
+    let m = std::fs::metadata(&bg).unwrap();
+    assert_eq!((m.mode() & 0o777, m.uid()), (0o600, 0));
+    let sys = log.text();
+    assert!(sys.contains("BREAK-GLASS CODE USED"), "{sys}");
+    assert!(sys.contains("2 unused code(s) left"), "{sys}");
+    for c in &codes {
+        assert!(!sys.contains(c), "a code in syslog:\n{sys}");
+    }
+    // Its second use, and a wrong code, fail; another code still works.
+    let r = host.login(&user, "192.0.2.10", &format!("{}\n", codes[0]), &log);
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+    let r = host.login(&user, "192.0.2.10", "00000000\n", &log);
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+    let r = host.login(&user, "192.0.2.10", &format!("{}\n", codes[1]), &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    let queued = std::fs::read_to_string(&queue).unwrap();
+    assert_eq!(queued.matches("reason=break_glass").count(), 2, "{queued}");
+}
+
 #[test]
 fn forged_replies_are_no_answer() {
     let server = Server::start();

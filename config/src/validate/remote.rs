@@ -48,6 +48,13 @@ pub(super) fn remote(cfg: &Config, v: &mut Problems<'_>) {
         if rc.offline_queue.as_os_str().is_empty() {
             v.bad(at("offline_queue"), "must not be empty".into());
         }
+        if rc
+            .breakglass_file
+            .as_ref()
+            .is_some_and(|f| f.as_os_str().is_empty())
+        {
+            v.bad(at("breakglass_file"), "must not be empty".into());
+        }
         if rc.retries > 5 {
             v.bad(
                 at("retries"),

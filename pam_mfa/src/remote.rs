@@ -495,7 +495,8 @@ impl Remote {
             None
         };
         let Some(d) = trusted else {
-            if let Some(f) = &self.breakglass_file {
+            // A file not there (not copied yet, or removed) offers nothing to type.
+            if let Some(f) = self.breakglass_file.as_ref().filter(|f| f.exists()) {
                 log.error(&format!(
                     "user {user:?}: {why}; asking for a break-glass code of {}",
                     f.display()

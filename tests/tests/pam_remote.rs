@@ -466,6 +466,14 @@ fn a_breakglass_code_works_once_and_only_while_no_server_answers() {
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     let queued = std::fs::read_to_string(&queue).unwrap();
     assert_eq!(queued.matches("reason=break_glass").count(), 2, "{queued}");
+
+    // A break-glass file that is not there offers nothing to type: as without one.
+    let missing = extra.replace("breakglass\"", "not-there\"");
+    assert!(missing.contains("not-there"), "{missing}");
+    let host = Host::with(&[down()], SECRET, None, &missing);
+    let r = host.login(&user, "192.0.2.10", &format!("{}\n", codes[2]), &log);
+    assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+    assert!(!r.prompted(), "{r:?}");
 }
 
 #[test]

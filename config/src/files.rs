@@ -44,6 +44,9 @@ pub enum Purpose {
     Store,
     /// The directory holding the database.
     StoreDir,
+    /// A PAM host's break-glass codes, or its queue of logins let in while no server answered
+    /// (`[remote] breakglass_file`, `offline_queue`).
+    PamHostFile,
 }
 
 impl Purpose {
@@ -55,6 +58,7 @@ impl Purpose {
             Purpose::KeyFile => "the key file",
             Purpose::Store => "the store",
             Purpose::StoreDir => "the store directory",
+            Purpose::PamHostFile => "the PAM host's offline file (break-glass codes or queue)",
         }
     }
 
@@ -64,7 +68,10 @@ impl Purpose {
 
     /// Holds secrets: must not be readable by others.
     fn holds_secrets(self) -> bool {
-        matches!(self, Purpose::SecretFile | Purpose::KeyFile)
+        matches!(
+            self,
+            Purpose::SecretFile | Purpose::KeyFile | Purpose::PamHostFile
+        )
     }
 }
 

@@ -105,6 +105,10 @@ fn checked(path: &Path, file: File) -> Result<File, QueueError> {
     if m.mode() & 0o077 != 0 {
         return bad(format!("mode {:04o}", m.mode() & 0o7777));
     }
+    // And no directory on its way that someone else could swap it in, as for the module's
+    // other files.
+    mfa_config::files::check_trusted_file(path, mfa_config::files::Purpose::PamHostFile)
+        .map_err(|p| QueueError::Unsafe(path.to_path_buf(), p.to_string()))?;
     Ok(file)
 }
 

@@ -18,45 +18,11 @@
 //!   `[admin] groups` no console at all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mfa_e2e::pam::{PamService, UnixGroup, UnixUser, require_root};
-use mfa_e2e::portal::{Client, Portal, Reply, permit_confdir, zbar_svg};
-use mfa_e2e::{Site, free_tcp_port, fresh_key, require_tool, text, totp, unique};
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-/// Runs a script of tests/browser with `args` (JSON); its one JSON line.
-fn node(script: &str, args: &serde_json::Value) -> serde_json::Value {
-    require_tool("node");
-    require_tool("oathtool");
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is not installed: run scripts/test.sh as root once"
-    );
-    assert!(
-        browser_dir().join("node_modules/playwright-core").exists(),
-        "playwright-core is not installed: scripts/test.sh runs `npm ci` in tests/browser"
-    );
-    let o = Command::new("node")
-        .arg(browser_dir().join(script))
-        .arg(args.to_string())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|_| panic!("{script} printed no result: {}", text(&o)));
-    assert!(
-        o.status.success() && v["ok"] == true,
-        "{script} failed: {}",
-        text(&o)
-    );
-    v
-}
+use mfa_e2e::portal::{Client, Portal, Reply, node, permit_confdir, zbar_svg};
+use mfa_e2e::{Site, free_tcp_port, fresh_key, text, totp, unique};
 
 /// A site whose console lets the members of `admin` and `helpdesk` in, with the password
 /// through the PAM service `pam_service` (in /etc/pam.d, or `confdir`), MFA enforced from

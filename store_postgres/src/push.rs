@@ -15,7 +15,16 @@ use crate::error::{Context, PgError};
 use crate::pool::{PgStore, Statements};
 use crate::tx::read_store_key;
 
-pub(crate) const REQUEST_COLUMNS: &str = r#"SELECT id, "user", service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used FROM push_requests"#;
+/// The columns of a request in [`request_row`]'s order: read by `SELECT` and by the
+/// outbox's `RETURNING`.
+macro_rules! request_fields {
+    () => {
+        r#"id, "user", service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used"#
+    };
+}
+
+pub(crate) const REQUEST_COLUMNS: &str =
+    concat!("SELECT ", request_fields!(), " FROM push_requests");
 
 pub(crate) const DEVICE_COLUMNS: &str =
     r#"SELECT id, "user", name, subscription, public_key, created, last_used FROM push_devices"#;
@@ -96,13 +105,16 @@ pub(crate) fn claim_outbox(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = q
         .query(
-            r#"UPDATE push_requests SET claimed = $3 WHERE id IN (
+            concat!(
+                r#"UPDATE push_requests SET claimed = $3 WHERE id IN (
                    SELECT id FROM push_requests
                     WHERE state = 'pending' AND sent IS NULL AND expires > $1
                       AND (claimed IS NULL OR claimed <= $1)
                     ORDER BY created, id LIMIT $2
                     FOR UPDATE SKIP LOCKED)
-               RETURNING id, "user", service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used"#,
+               RETURNING "#,
+                request_fields!()
+            ),
             &[&now, &limit, &until],
         )
         .ctx("taking push requests from the outbox")?;

@@ -9,7 +9,16 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::error::db;
 use crate::tx::read_store_key;
 
-pub(crate) const REQUEST_COLUMNS: &str = "SELECT id, user, service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used FROM push_requests";
+/// The columns of a request in [`request_row`]'s order: read by `SELECT` and by the
+/// outbox's `RETURNING`.
+macro_rules! request_fields {
+    () => {
+        "id, user, service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used"
+    };
+}
+
+pub(crate) const REQUEST_COLUMNS: &str =
+    concat!("SELECT ", request_fields!(), " FROM push_requests");
 
 pub(crate) const DEVICE_COLUMNS: &str =
     "SELECT id, user, name, subscription, public_key, created, last_used FROM push_devices";
@@ -30,6 +39,25 @@ pub(crate) fn request_row(r: &Row<'_>) -> Result<PushRequestRow, rusqlite::Error
         delivery_error: r.get(11)?,
         used: r.get(12)?,
     })
+}
+
+/// A request's values in the order of `?1` to `?13` of its `INSERT` and `UPDATE`.
+fn request_params(w: &PushRequestRow) -> [&dyn rusqlite::ToSql; 13] {
+    [
+        &w.id,
+        &w.user,
+        &w.service,
+        &w.client_ip,
+        &w.created,
+        &w.expires,
+        &w.number,
+        &w.state,
+        &w.decided,
+        &w.device,
+        &w.sent,
+        &w.delivery_error,
+        &w.used,
+    ]
 }
 
 pub(crate) fn device_row(r: &Row<'_>) -> Result<PushDeviceRow, rusqlite::Error> {
@@ -92,14 +120,15 @@ pub(crate) fn claim_outbox(
 ) -> Result<Vec<PushRequest>, StoreError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut st = c
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE push_requests SET claimed = ?3 WHERE id IN (
                  SELECT id FROM push_requests
                   WHERE state = 'pending' AND sent IS NULL AND expires > ?1
                     AND (claimed IS NULL OR claimed <= ?1)
                   ORDER BY created, id LIMIT ?2)
-             RETURNING id, user, service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used",
-        )
+             RETURNING ",
+            request_fields!()
+        ))
         .map_err(db)?;
     let rows = st
         .query_map(params![now, limit, until], request_row)
@@ -223,21 +252,7 @@ impl PushTx for SqlitePushTx<'_> {
                  VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
             )
             .map_err(db)?
-            .execute(params![
-                w.id,
-                w.user,
-                w.service,
-                w.client_ip,
-                w.created,
-                w.expires,
-                w.number,
-                w.state,
-                w.decided,
-                w.device,
-                w.sent,
-                w.delivery_error,
-                w.used
-            ])
+            .execute(request_params(&w))
             .map_err(db)?;
         Ok(())
     }
@@ -253,21 +268,7 @@ impl PushTx for SqlitePushTx<'_> {
                  WHERE id = ?1 AND user = ?2",
             )
             .map_err(db)?
-            .execute(params![
-                w.id,
-                w.user,
-                w.service,
-                w.client_ip,
-                w.created,
-                w.expires,
-                w.number,
-                w.state,
-                w.decided,
-                w.device,
-                w.sent,
-                w.delivery_error,
-                w.used
-            ])
+            .execute(request_params(&w))
             .map_err(db)?;
         if n == 1 {
             Ok(())

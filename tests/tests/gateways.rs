@@ -453,6 +453,77 @@ fn openvpn_static_challenge_client(
     )
 }
 
+/// An OpenVPN client in `ns` with `static-challenge` that asks for the user name, password
+/// and response on its management interface, as the graphical clients do; the management
+/// client (this test) answers `password` as the whole User-Password, as it would pack it.
+fn openvpn_management_client(
+    ns: &Netns,
+    dir: &Path,
+    server: &str,
+    user: &str,
+    password: &str,
+    tag: &str,
+) -> Proc {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = dir.join(format!("{tag}.sock"));
+    let conf = dir.join(format!("{tag}.conf"));
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "client\ndev tun\nproto udp\nremote {server} 1194\nca {d}/ca.crt\nremote-cert-tls server\n\
+             auth-user-pass\nstatic-challenge \"{STATIC_CHALLENGE}\" 1\n\
+             management {} unix\nmanagement-query-passwords\n\
+             nobind\nexplicit-exit-notify 2\nverb 3\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = ns.command("openvpn");
+    cmd.arg("--config").arg(&conf);
+    let c = ns.spawn(cmd, &dir.join(format!("{tag}.log")), None);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let stream = loop {
+        match std::os::unix::net::UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no management socket: {e}\n{}",
+                    c.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+    let need = format!(">PASSWORD:Need 'Auth' username/password SC:1,{STATIC_CHALLENGE}");
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("management closed:\n{}", c.log()))
+            .unwrap();
+        if line.starts_with(">PASSWORD:") {
+            assert_eq!(line.trim_end(), need);
+            break;
+        }
+    }
+    let mut w = stream;
+    write!(
+        w,
+        "username \"Auth\" {user}\npassword \"Auth\" \"{password}\"\n"
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let line = lines.next().unwrap().unwrap();
+        assert!(line.starts_with("SUCCESS:"), "{line}");
+    }
+    c
+}
+
 /// A client configuration `tag`, its credentials file holding `creds`, `extra` lines added.
 fn openvpn_client_conf(dir: &Path, server: &str, tag: &str, creds: &str, extra: &str) -> PathBuf {
     let d = dir.display();
@@ -713,4 +784,42 @@ fn openvpn_refuses_wrong_and_used_codes_in_append_and_static_challenge() {
             "{log}"
         );
     }
+
+    // A management client that forgot the base64 (the password and code as typed after
+    // `SCRV1:`) is refused as malformed, never taken as a password; the same, packed as it
+    // should be, gets in.
+    let user = unique("ovmg");
+    site.enroll(&user, &key);
+    let who = format!("user=\"{user}\" client=\"openvpn\" client_ip=198.51.100.10 decision=");
+    let code = totp(&key, 0);
+    let mut c = openvpn_management_client(
+        &client,
+        dir.path(),
+        "198.51.100.9",
+        &user,
+        &format!("SCRV1:{PASSWORD}:{code}"),
+        "mgmt-bad",
+    );
+    c.wait_log("AUTH_FAILED", 1, 30);
+    daemon.wait_log(
+        &format!("{who}reject reason=malformed_static_challenge"),
+        1,
+        5,
+    );
+    c.stop();
+    let b64 = data_encoding::BASE64;
+    let c = openvpn_management_client(
+        &client,
+        dir.path(),
+        "198.51.100.9",
+        &user,
+        &format!(
+            "SCRV1:{}:{}",
+            b64.encode(PASSWORD.as_bytes()),
+            b64.encode(code.as_bytes())
+        ),
+        "mgmt-good",
+    );
+    c.wait_log("Initialization Sequence Completed", 1, 30);
+    daemon.wait_log(&format!("{who}accept reason=valid_code"), 1, 5);
 }

@@ -21,7 +21,9 @@
 //! - Through each gateway (ocserv's challenge, OpenVPN's append and its static-challenge,
 //!   where OpenVPN itself sends `SCRV1:base64(password):base64(code)`): the right code gets
 //!   in, a wrong one is refused, and a code that got in once is refused on the next
-//!   connection.
+//!   connection. With static-challenge, a renegotiation on auth-gen-token's token asks for no
+//!   second code; a management client that sends `SCRV1:` without the base64 is refused as
+//!   `malformed_static_challenge`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -727,7 +729,8 @@ fn openvpn_refuses_wrong_and_used_codes_in_append_and_static_challenge() {
     )
     .unwrap();
     chmod(&dir.path().join("radiusplugin.cnf"), 0o600);
-    let _vpn = start_openvpn(&server, dir.path(), "198.51.100.9", true, 3600);
+    // Renegotiation every 10 s, on auth-gen-token's token.
+    let vpn = start_openvpn(&server, dir.path(), "198.51.100.9", true, 10);
     let key = fresh_key();
 
     for static_challenge in [false, true] {
@@ -770,6 +773,17 @@ fn openvpn_refuses_wrong_and_used_codes_in_append_and_static_challenge() {
                 "{}",
                 c.log()
             );
+            // A renegotiation passes on the token: no prompt, no second code sent, the
+            // tunnel stays.
+            let token = "Username/auth-token authentication succeeded";
+            vpn.wait_log(token, vpn.log().matches(token).count() + 1, 30);
+            assert!(
+                ping(&client, "10.8.0.1"),
+                "the tunnel fell at renegotiation:\n{}",
+                c.log()
+            );
+            assert_eq!(c.log().matches("CHALLENGE:").count(), 1, "{}", c.log());
+            assert_eq!(daemon.log().matches(&who).count(), 2, "{}", daemon.log());
         }
         c.stop();
 

@@ -59,6 +59,9 @@ pub enum Reason {
     InvalidUserName,
     UnsupportedMethod,
     MalformedPassword,
+    /// An append-mode User-Password that starts with `SCRV1:` but is not OpenVPN's
+    /// static-challenge form (`verify::read_static_challenge`).
+    MalformedStaticChallenge,
     UnknownState,
     StateMismatch,
     InternalError,
@@ -121,6 +124,7 @@ impl Reason {
             Reason::InvalidUserName => ReasonCode::InvalidUserName,
             Reason::UnsupportedMethod => ReasonCode::UnsupportedMethod,
             Reason::MalformedPassword => ReasonCode::MalformedPassword,
+            Reason::MalformedStaticChallenge => ReasonCode::MalformedStaticChallenge,
             Reason::UnknownState => ReasonCode::UnknownState,
             Reason::StateMismatch => ReasonCode::StateMismatch,
             Reason::InternalError => ReasonCode::InternalError,
@@ -162,6 +166,7 @@ impl Reason {
                 Reason::InvalidUserName,
                 Reason::UnsupportedMethod,
                 Reason::MalformedPassword,
+                Reason::MalformedStaticChallenge,
                 Reason::UnknownState,
                 Reason::StateMismatch,
                 Reason::InternalError,
@@ -228,6 +233,9 @@ impl fmt::Display for Reason {
             Reason::InvalidUserName => f.write_str("not a valid user name"),
             Reason::UnsupportedMethod => f.write_str("unsupported authentication method"),
             Reason::MalformedPassword => f.write_str("malformed password attribute"),
+            Reason::MalformedStaticChallenge => {
+                f.write_str("malformed OpenVPN static-challenge password (SCRV1)")
+            }
             Reason::UnknownState => f.write_str("unknown or expired challenge"),
             Reason::StateMismatch => f.write_str("challenge answered by another client or user"),
             Reason::InternalError => f.write_str("internal error"),
@@ -1299,6 +1307,7 @@ mod tests {
             Reason::InvalidUserName,
             Reason::UnsupportedMethod,
             Reason::MalformedPassword,
+            Reason::MalformedStaticChallenge,
             Reason::UnknownState,
             Reason::StateMismatch,
             Reason::InternalError,

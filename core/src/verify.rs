@@ -76,6 +76,109 @@ pub fn split_appended(
     ))
 }
 
+/// What starts a User-Password sent by an OpenVPN client with `static-challenge`:
+/// `SCRV1:` base64(password) `:` base64(response), the response being the code
+/// (OpenVPN's management-notes, "Challenge/Response Protocol").
+pub const STATIC_CHALLENGE_PREFIX: &[u8] = b"SCRV1:";
+
+/// An OpenVPN static-challenge answer ([`read_static_challenge`]): the password and the
+/// response apart, both wiped when dropped.
+pub struct StaticChallenge {
+    pub password: Zeroizing<Vec<u8>>,
+    pub response: Zeroizing<String>,
+}
+
+/// Why a User-Password that starts with [`STATIC_CHALLENGE_PREFIX`] is not a static-challenge
+/// answer. Never a reason to read it as a plain password instead: a client that sent `SCRV1:`
+/// meant the form, and a guess at what else it meant could be wrong in the user's disfavour
+/// or an attacker's favour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaticChallengeError {
+    /// No `:` between the two fields.
+    NoSeparator,
+    /// A field is not standard, canonically padded base64 (`field`: "password" or
+    /// "response").
+    Base64 { field: &'static str },
+    /// A field decodes to bytes that are not UTF-8 text, or hold a NUL (OpenVPN's client
+    /// sends C strings, so neither comes from it).
+    NotText { field: &'static str },
+}
+
+impl std::fmt::Display for StaticChallengeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StaticChallengeError::NoSeparator => {
+                f.write_str("SCRV1 password without the ':' between password and response")
+            }
+            StaticChallengeError::Base64 { field } => {
+                write!(f, "SCRV1 {field} field is not standard base64")
+            }
+            StaticChallengeError::NotText { field } => {
+                write!(f, "SCRV1 {field} field is not UTF-8 text without NUL")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StaticChallengeError {}
+
+/// Reads an append-mode User-Password as OpenVPN's static-challenge answer when it starts
+/// with exactly `SCRV1:` (case matters): `Ok(None)` for any other, which is password + code
+/// as [`split_appended`] reads it. A password of the user's own that starts with `SCRV1:`
+/// therefore cannot be sent as a plain append-mode password (it is refused, or read as the
+/// form it happens to match); through OpenVPN's static-challenge it travels base64-encoded
+/// and works like any.
+pub fn read_static_challenge(
+    whole: &[u8],
+) -> Result<Option<StaticChallenge>, StaticChallengeError> {
+    let Some(rest) = whole.strip_prefix(STATIC_CHALLENGE_PREFIX) else {
+        return Ok(None);
+    };
+    let at = rest
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(StaticChallengeError::NoSeparator)?;
+    let (password, response) = (&rest[..at], &rest[at + 1..]);
+    let password = decode_field(password, "password")?;
+    let mut response = decode_field(response, "response")?;
+    // The buffer moves into the String, no copy; `decode_field` checked it is UTF-8.
+    let response = String::from_utf8(std::mem::take(&mut *response)).map_err(|e| {
+        drop(Zeroizing::new(e.into_bytes()));
+        StaticChallengeError::NotText { field: "response" }
+    })?;
+    Ok(Some(StaticChallenge {
+        password,
+        response: Zeroizing::new(response),
+    }))
+}
+
+/// One base64 field of a static-challenge answer, decoded into a buffer wiped on drop:
+/// standard alphabet, canonical padding and trailing bits, padding only at the end (the
+/// decoder would take concatenated padded blocks), UTF-8 without NUL.
+fn decode_field(
+    field: &[u8],
+    name: &'static str,
+) -> Result<Zeroizing<Vec<u8>>, StaticChallengeError> {
+    let b64 = data_encoding::BASE64;
+    let bad = StaticChallengeError::Base64 { field: name };
+    let pad_from = field.len().saturating_sub(2);
+    if field
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'=' && i < pad_from)
+    {
+        return Err(bad);
+    }
+    let len = b64.decode_len(field.len()).map_err(|_| bad)?;
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    let n = b64.decode_mut(field, &mut out).map_err(|_| bad)?;
+    out.truncate(n);
+    if out.contains(&0) || std::str::from_utf8(&out).is_err() {
+        return Err(StaticChallengeError::NotText { field: name });
+    }
+    Ok(out)
+}
+
 /// Codes as people type them: spaces and dashes between groups are ignored.
 pub fn normalize_code(code: &str) -> Zeroizing<String> {
     Zeroizing::new(
@@ -633,6 +736,144 @@ mod tests {
         assert_eq!(split("pass,", Some(",")), None);
         assert_eq!(split("pass123456", Some(",")), None);
         assert_eq!(split("", Some(",")), None);
+    }
+
+    fn scrv1(w: &[u8]) -> Result<Option<(String, String)>, StaticChallengeError> {
+        read_static_challenge(w).map(|o| {
+            o.map(|s| {
+                (
+                    String::from_utf8(s.password.to_vec()).unwrap(),
+                    s.response.to_string(),
+                )
+            })
+        })
+    }
+
+    #[test]
+    fn static_challenge_is_read_strictly() {
+        let ok = |p: &str, r: &str| Ok(Some((p.to_string(), r.to_string())));
+        // The example of OpenVPN's management-notes: "bar" and 8675309.
+        assert_eq!(scrv1(b"SCRV1:YmFy:ODY3NTMwOQ=="), ok("bar", "8675309"));
+        // Either field may be empty.
+        assert_eq!(scrv1(b"SCRV1::MTIzNDU2"), ok("", "123456"));
+        assert_eq!(scrv1(b"SCRV1:YmFy:"), ok("bar", ""));
+        assert_eq!(scrv1(b"SCRV1::"), ok("", ""));
+        // A password with ':' and non-ASCII text in it, and one that itself starts with
+        // `SCRV1:`: base64 carries them.
+        assert_eq!(
+            scrv1(b"SCRV1:YTpiOmPDqQ==:MTIzNDU2"),
+            ok("a:b:c\u{e9}", "123456")
+        );
+        assert_eq!(
+            scrv1(b"SCRV1:U0NSVjE6eDp5:MTIzNDU2"),
+            ok("SCRV1:x:y", "123456")
+        );
+
+        // Anything else is plain password + code, never this form.
+        for plain in [
+            &b"hunter2123456"[..],
+            b"scrv1:YmFy:MTIzNDU2",
+            b"SCRV1YmFy:MTIzNDU2",
+            b" SCRV1:YmFy:MTIzNDU2",
+            b"xSCRV1:YmFy:MTIzNDU2",
+            b"SCRV",
+            b"",
+        ] {
+            assert!(
+                matches!(read_static_challenge(plain), Ok(None)),
+                "{plain:?}"
+            );
+        }
+
+        // Malformed after the prefix: refused, whatever else it could be read as.
+        use StaticChallengeError::*;
+        let pw = Base64 { field: "password" };
+        let resp = Base64 { field: "response" };
+        for (bad, why) in [
+            (&b"SCRV1:"[..], NoSeparator),
+            (b"SCRV1:YmFy", NoSeparator),
+            (b"SCRV1:hunter2123456", NoSeparator),
+            (b"SCRV1:YmFy:MTIz:NDU2", resp),
+            (b"SCRV1:YmF:MTIzNDU2", pw),
+            (b"SCRV1:YmFy=:MTIzNDU2", pw),
+            (b"SCRV1:YmE:MTIzNDU2", pw),
+            (b"SCRV1:YmFy:MTIzNDU2=", resp),
+            (b"SCRV1:YmFy:MTIzNDU", resp),
+            // Non-canonical trailing bits ("YR==" is "a" with a stray bit).
+            (b"SCRV1:YR==:MTIzNDU2", pw),
+            // Concatenated padded blocks, whitespace, URL-safe alphabet, no padding.
+            (b"SCRV1:YQ==YQ==:MTIzNDU2", pw),
+            (b"SCRV1:YmFy:MTIz NDU2", resp),
+            (b"SCRV1:YmFy\n:MTIzNDU2", pw),
+            (b"SCRV1:-_-_:MTIzNDU2", pw),
+            (b"SCRV1:YQ:MTIzNDU2", pw),
+            // Decodes, but not text: 0xff, a lone continuation byte, a NUL.
+            (b"SCRV1:/w==:MTIzNDU2", NotText { field: "password" }),
+            (b"SCRV1:YmFy:gA==", NotText { field: "response" }),
+            (b"SCRV1:YQBi:MTIzNDU2", NotText { field: "password" }),
+            (b"SCRV1:YmFy:MTIzADQ1Ng==", NotText { field: "response" }),
+        ] {
+            assert_eq!(
+                read_static_challenge(bad).err(),
+                Some(why),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(
+            NoSeparator.to_string(),
+            "SCRV1 password without the ':' between password and response"
+        );
+    }
+
+    /// A seeded stand-in for a fuzz run: random and mutated inputs never panic, and what is
+    /// read is the one canonical form of what was sent (`SCRV1:` + base64 + `:` + base64), so
+    /// no two inputs read the same and nothing loose gets through.
+    #[test]
+    fn static_challenge_reads_only_its_canonical_form() {
+        let b64 = data_encoding::BASE64;
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"SCRV1:=+/AZaz09YmFyMTIz\x00\xff\xc3\xa9 ";
+        for i in 0..50_000 {
+            let mut input = STATIC_CHALLENGE_PREFIX.to_vec();
+            if i % 2 == 0 {
+                // Well-formed, then perhaps one byte changed.
+                let pw: String = (0..next() % 12)
+                    .map(|_| char::from_u32(0x20 + (next() % 0x300) as u32).unwrap_or('x'))
+                    .collect();
+                let code = format!("{:06}", next() % 1_000_000);
+                input.extend_from_slice(b64.encode(pw.as_bytes()).as_bytes());
+                input.push(b':');
+                input.extend_from_slice(b64.encode(code.as_bytes()).as_bytes());
+                if i % 4 == 0 {
+                    let at = (next() as usize) % input.len();
+                    input[at] = alphabet[(next() as usize) % alphabet.len()];
+                } else {
+                    let read = read_static_challenge(&input).unwrap().unwrap();
+                    assert_eq!(&read.password[..], pw.as_bytes());
+                    assert_eq!(&read.response[..], code);
+                }
+            } else {
+                for _ in 0..next() % 24 {
+                    input.push(alphabet[(next() as usize) % alphabet.len()]);
+                }
+            }
+            if let Ok(Some(read)) = read_static_challenge(&input) {
+                let mut again = STATIC_CHALLENGE_PREFIX.to_vec();
+                again.extend_from_slice(b64.encode(&read.password).as_bytes());
+                again.push(b':');
+                again.extend_from_slice(b64.encode(read.response.as_bytes()).as_bytes());
+                assert_eq!(again, input, "{}", String::from_utf8_lossy(&input));
+                assert!(std::str::from_utf8(&read.password).is_ok());
+                assert!(!read.password.contains(&0) && !read.response.contains('\0'));
+            }
+        }
     }
 
     #[test]

@@ -114,6 +114,7 @@ codes! {
         InvalidUserName = "invalid_user_name",
         UnsupportedMethod = "unsupported_authentication_method",
         MalformedPassword = "malformed_user_password",
+        MalformedStaticChallenge = "malformed_static_challenge",
         UnknownState = "unknown_or_expired_state",
         StateMismatch = "state_mismatch",
         InternalError = "internal_error",

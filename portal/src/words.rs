@@ -54,6 +54,10 @@ fn reason_pair(r: ReasonCode) -> Option<(&'static str, &'static str)> {
         ReasonCode::MalformedPassword => {
             ("unreadable RADIUS password", "onleesbaar RADIUS-wachtwoord")
         }
+        ReasonCode::MalformedStaticChallenge => (
+            "malformed OpenVPN static-challenge answer",
+            "ongeldig OpenVPN-static-challenge-antwoord",
+        ),
         ReasonCode::UnknownState => (
             "unknown or expired challenge",
             "onbekende of verlopen uitdaging",

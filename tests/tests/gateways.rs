@@ -18,9 +18,15 @@
 //! - OpenVPN renegotiates: with `auth-gen-token` (the recipe in docs/RADIUS.md) the tunnel
 //!   survives it without a new RADIUS request; without it the plugin sends the used code
 //!   again, it is refused as `replayed_code`, and the client is thrown out.
+//! - Through each gateway (ocserv's challenge, OpenVPN's append and its static-challenge,
+//!   where OpenVPN itself sends `SCRV1:base64(password):base64(code)`): the right code gets
+//!   in, a wrong one is refused, and a code that got in once is refused on the next
+//!   connection. With static-challenge, a renegotiation on auth-gen-token's token asks for no
+//!   second code; a management client that sends `SCRV1:` without the base64 is refused as
+//!   `malformed_static_challenge`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -131,6 +137,12 @@ fn run_with_input(mut cmd: Command, input: &str) -> std::process::Output {
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// A code that is not `right` (nor, but for one chance in 10^6 each, its neighbours').
+fn wrong_code(right: &str) -> String {
+    let n: u32 = right.parse().unwrap();
+    format!("{:06}", (n + 500_000) % 1_000_000)
 }
 
 fn sh(script: &str) -> String {
@@ -282,6 +294,23 @@ fn ocserv_and_openconnect_log_in_through_challenges_and_report_sessions() {
     daemon.wait_log("decision=accept reason=valid_code", 100, 10);
     assert!(!daemon.log().contains("unknown_or_expired_state"));
 
+    // A wrong code is refused; the right one gets in once, and not again on a second
+    // connection.
+    let user = unique("ocr");
+    site.enroll(&user, &key);
+    let right = totp(&key, 0);
+    let who = format!("user=\"{user}\" client=\"ocserv\" client_ip=198.51.100.2 decision=");
+    let (ok, out) = openconnect_login(&client, &pin, url, &user, &wrong_code(&right));
+    assert!(!ok, "a wrong code got in:\n{out}");
+    daemon.wait_log(&format!("{who}reject reason=wrong_code"), 1, 10);
+    let (ok, out) = openconnect_login(&client, &pin, url, &user, &right);
+    assert!(ok, "the right code was refused:\n{out}\n{}", daemon.log());
+    daemon.wait_log(&format!("{who}accept reason=valid_code"), 1, 10);
+    let (ok, out) = openconnect_login(&client, &pin, url, &user, &right);
+    assert!(!ok, "a used code got in again:\n{out}");
+    daemon.wait_log(&format!("{who}reject reason=replayed_code"), 1, 10);
+    assert_eq!(daemon.log().matches(&format!("{who}accept")).count(), 1);
+
     // A whole session: the tunnel comes up (a ping crosses it), ocserv's accounting is
     // answered, and the audit trail has its start and stop.
     let user = unique("tun");
@@ -387,23 +416,133 @@ fn openvpn_pki(dir: &Path) {
 
 /// An OpenVPN client in `ns` logging in as `user` with password and `code` appended.
 fn openvpn_client(ns: &Netns, dir: &Path, server: &str, user: &str, code: &str, tag: &str) -> Proc {
-    let d = dir.display();
-    let creds = dir.join(format!("{tag}.up"));
-    std::fs::write(&creds, format!("{user}\n{PASSWORD}{code}\n")).unwrap();
-    chmod(&creds, 0o600);
+    let conf = openvpn_client_conf(dir, server, tag, &format!("{user}\n{PASSWORD}{code}\n"), "");
+    let mut cmd = ns.command("openvpn");
+    cmd.arg("--config").arg(&conf);
+    ns.spawn(cmd, &dir.join(format!("{tag}.log")), None)
+}
+
+/// The prompt of the static-challenge client (docs/RADIUS.md's recipe).
+const STATIC_CHALLENGE: &str = "Enter your code";
+
+/// An OpenVPN client in `ns` with `static-challenge`, logging in as `user`: the password
+/// from its file, `code` typed at the challenge's prompt on a terminal (`script` gives it
+/// one, as a user's would be; OpenVPN asks for the response nowhere else but its management
+/// interface). OpenVPN itself sends `SCRV1:base64(password):base64(code)`.
+fn openvpn_static_challenge_client(
+    ns: &Netns,
+    dir: &Path,
+    server: &str,
+    user: &str,
+    code: &str,
+    tag: &str,
+) -> Proc {
+    let conf = openvpn_client_conf(
+        dir,
+        server,
+        tag,
+        &format!("{user}\n{PASSWORD}\n"),
+        &format!("static-challenge \"{STATIC_CHALLENGE}\" 1\n"),
+    );
+    let mut cmd = ns.command("script");
+    cmd.args(["-q", "-e", "-c"])
+        .arg(format!("openvpn --config {}", conf.display()))
+        .arg("/dev/null");
+    ns.spawn(
+        cmd,
+        &dir.join(format!("{tag}.log")),
+        Some(&format!("{code}\n")),
+    )
+}
+
+/// An OpenVPN client in `ns` with `static-challenge` that asks for the user name, password
+/// and response on its management interface, as the graphical clients do; the management
+/// client (this test) answers `password` as the whole User-Password, as it would pack it.
+fn openvpn_management_client(
+    ns: &Netns,
+    dir: &Path,
+    server: &str,
+    user: &str,
+    password: &str,
+    tag: &str,
+) -> Proc {
+    use std::io::{BufRead, BufReader, Write};
+    let sock = dir.join(format!("{tag}.sock"));
     let conf = dir.join(format!("{tag}.conf"));
+    let d = dir.display();
     std::fs::write(
         &conf,
         format!(
             "client\ndev tun\nproto udp\nremote {server} 1194\nca {d}/ca.crt\nremote-cert-tls server\n\
-             auth-user-pass {}\nnobind\nexplicit-exit-notify 2\nverb 3\n",
-            creds.display()
+             auth-user-pass\nstatic-challenge \"{STATIC_CHALLENGE}\" 1\n\
+             management {} unix\nmanagement-query-passwords\n\
+             nobind\nexplicit-exit-notify 2\nverb 3\n",
+            sock.display()
         ),
     )
     .unwrap();
     let mut cmd = ns.command("openvpn");
     cmd.arg("--config").arg(&conf);
-    ns.spawn(cmd, &dir.join(format!("{tag}.log")), None)
+    let c = ns.spawn(cmd, &dir.join(format!("{tag}.log")), None);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let stream = loop {
+        match std::os::unix::net::UnixStream::connect(&sock) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "no management socket: {e}\n{}",
+                    c.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+    let need = format!(">PASSWORD:Need 'Auth' username/password SC:1,{STATIC_CHALLENGE}");
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("management closed:\n{}", c.log()))
+            .unwrap();
+        if line.starts_with(">PASSWORD:") {
+            assert_eq!(line.trim_end(), need);
+            break;
+        }
+    }
+    let mut w = stream;
+    write!(
+        w,
+        "username \"Auth\" {user}\npassword \"Auth\" \"{password}\"\n"
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let line = lines.next().unwrap().unwrap();
+        assert!(line.starts_with("SUCCESS:"), "{line}");
+    }
+    c
+}
+
+/// A client configuration `tag`, its credentials file holding `creds`, `extra` lines added.
+fn openvpn_client_conf(dir: &Path, server: &str, tag: &str, creds: &str, extra: &str) -> PathBuf {
+    let d = dir.display();
+    let up = dir.join(format!("{tag}.up"));
+    std::fs::write(&up, creds).unwrap();
+    chmod(&up, 0o600);
+    let conf = dir.join(format!("{tag}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "client\ndev tun\nproto udp\nremote {server} 1194\nca {d}/ca.crt\nremote-cert-tls server\n\
+             auth-user-pass {}\n{extra}nobind\nexplicit-exit-notify 2\nverb 3\n",
+            up.display()
+        ),
+    )
+    .unwrap();
+    conf
 }
 
 fn start_openvpn(ns: &Netns, dir: &Path, addr: &str, token: bool, reneg: u32) -> Proc {
@@ -557,4 +696,144 @@ fn openvpn_with_the_radius_plugin_keeps_its_tunnel_and_reports_sessions() {
     c.wait_log("Initialization Sequence Completed", 1, 30);
     daemon.wait_log(&format!("user=\"{bob}\" client=\"openvpn\" client_ip=198.51.100.6 decision=reject reason=replayed_code"), 1, 30);
     c.wait_log("AUTH_FAILED", 1, 20);
+}
+
+/// OpenVPN through the plugin, in append mode and with OpenVPN's static-challenge (the
+/// recipes in docs/RADIUS.md): in each, a wrong code is refused (AUTH_FAILED), the right
+/// one brings the tunnel up, and the same code on the next connection is refused as a
+/// replay. With static-challenge the client asks for the code at its own prompt and sends
+/// `SCRV1:base64(password):base64(code)`; the daemon reads the two apart (before, it took
+/// the whole as the password: `wrong_password`).
+#[test]
+fn openvpn_refuses_wrong_and_used_codes_in_append_and_static_challenge() {
+    if cannot_run("openvpn_refuses_wrong_and_used_codes_in_append_and_static_challenge") {
+        return;
+    }
+    for tool in ["openvpn", "openssl", "oathtool", "script"] {
+        require_tool(tool);
+    }
+    assert!(
+        Path::new("/usr/lib/openvpn/radiusplugin.so").exists(),
+        "/usr/lib/openvpn/radiusplugin.so is missing: install openvpn-auth-radius (scripts/test.sh does)"
+    );
+    let server = Netns::new("ovx");
+    let client = Netns::new("ovy");
+    link(&server, "198.51.100.9/30", &client, "198.51.100.10/30");
+    let site = Site::with_config(&daemon_config("append", "openvpn", false));
+    let daemon = start_daemon(&server, &site);
+    let dir = open_dir();
+    openvpn_pki(dir.path());
+    std::fs::write(
+        dir.path().join("radiusplugin.cnf"),
+        radiusplugin_cnf(dir.path()),
+    )
+    .unwrap();
+    chmod(&dir.path().join("radiusplugin.cnf"), 0o600);
+    // Renegotiation every 10 s, on auth-gen-token's token.
+    let vpn = start_openvpn(&server, dir.path(), "198.51.100.9", true, 10);
+    let key = fresh_key();
+
+    for static_challenge in [false, true] {
+        let user = unique(if static_challenge { "ovsc" } else { "ovap" });
+        site.enroll(&user, &key);
+        let connect = |code: &str, tag: &str| {
+            let tag = format!("{user}-{tag}");
+            if static_challenge {
+                openvpn_static_challenge_client(
+                    &client,
+                    dir.path(),
+                    "198.51.100.9",
+                    &user,
+                    code,
+                    &tag,
+                )
+            } else {
+                openvpn_client(&client, dir.path(), "198.51.100.9", &user, code, &tag)
+            }
+        };
+        let who = format!("user=\"{user}\" client=\"openvpn\" client_ip=198.51.100.10 decision=");
+        let right = totp(&key, 0);
+
+        let mut c = connect(&wrong_code(&right), "wrong");
+        c.wait_log("AUTH_FAILED", 1, 30);
+        daemon.wait_log(&format!("{who}reject reason=wrong_code"), 1, 5);
+        c.stop();
+
+        let mut c = connect(&right, "right");
+        c.wait_log("Initialization Sequence Completed", 1, 30);
+        assert!(
+            ping(&client, "10.8.0.1"),
+            "no ping through the tunnel:\n{}",
+            c.log()
+        );
+        daemon.wait_log(&format!("{who}accept reason=valid_code"), 1, 5);
+        if static_challenge {
+            assert!(
+                c.log().contains(&format!("CHALLENGE: {STATIC_CHALLENGE}")),
+                "{}",
+                c.log()
+            );
+            // A renegotiation passes on the token: no prompt, no second code sent, the
+            // tunnel stays.
+            let token = "Username/auth-token authentication succeeded";
+            vpn.wait_log(token, vpn.log().matches(token).count() + 1, 30);
+            assert!(
+                ping(&client, "10.8.0.1"),
+                "the tunnel fell at renegotiation:\n{}",
+                c.log()
+            );
+            assert_eq!(c.log().matches("CHALLENGE:").count(), 1, "{}", c.log());
+            assert_eq!(daemon.log().matches(&who).count(), 2, "{}", daemon.log());
+        }
+        c.stop();
+
+        let mut c = connect(&right, "again");
+        c.wait_log("AUTH_FAILED", 1, 30);
+        daemon.wait_log(&format!("{who}reject reason=replayed_code"), 1, 5);
+        c.stop();
+        let log = daemon.log();
+        assert_eq!(log.matches(&format!("{who}accept")).count(), 1, "{log}");
+        assert!(
+            !log.contains(&format!("{who}reject reason=wrong_password")),
+            "{log}"
+        );
+    }
+
+    // A management client that forgot the base64 (the password and code as typed after
+    // `SCRV1:`) is refused as malformed, never taken as a password; the same, packed as it
+    // should be, gets in.
+    let user = unique("ovmg");
+    site.enroll(&user, &key);
+    let who = format!("user=\"{user}\" client=\"openvpn\" client_ip=198.51.100.10 decision=");
+    let code = totp(&key, 0);
+    let mut c = openvpn_management_client(
+        &client,
+        dir.path(),
+        "198.51.100.9",
+        &user,
+        &format!("SCRV1:{PASSWORD}:{code}"),
+        "mgmt-bad",
+    );
+    c.wait_log("AUTH_FAILED", 1, 30);
+    daemon.wait_log(
+        &format!("{who}reject reason=malformed_static_challenge"),
+        1,
+        5,
+    );
+    c.stop();
+    let b64 = data_encoding::BASE64;
+    let c = openvpn_management_client(
+        &client,
+        dir.path(),
+        "198.51.100.9",
+        &user,
+        &format!(
+            "SCRV1:{}:{}",
+            b64.encode(PASSWORD.as_bytes()),
+            b64.encode(code.as_bytes())
+        ),
+        "mgmt-good",
+    );
+    c.wait_log("Initialization Sequence Completed", 1, 30);
+    daemon.wait_log(&format!("{who}accept reason=valid_code"), 1, 5);
 }

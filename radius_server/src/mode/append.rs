@@ -8,17 +8,25 @@
 //! `password,push` (Duo's convention) instead; with `push = "only"` the whole is always the
 //! password. The password is checked first, then the request is held for the push (no
 //! number: the gateway can show none).
+//!
+//! OpenVPN's `static-challenge` sends `SCRV1:base64(password):base64(response)`: read in the
+//! core (`verify::read_static_challenge`), the response is the code (or the push word),
+//! and the form holds no code to split off. Malformed after `SCRV1:`, it is refused
+//! (`malformed_static_challenge`) before PAM or the policy is asked, never tried as a
+//! plain password.
 
 use std::time::Duration;
 
 use mfa_config::PushMode;
 use mfa_core::Request;
+use mfa_core::login::PUSH_WORD;
 use mfa_core::policy::Outcome;
-use mfa_core::verify::split_appended;
+use mfa_core::policy::Reason;
+use mfa_core::verify::{read_static_challenge, split_appended};
 use zeroize::Zeroizing;
 
 use super::push::{hold, strip_push_suffix};
-use super::{ModeBackend, RequestError, conclude, require_pam, wrong_password};
+use super::{ModeBackend, RequestError, conclude, refuse, require_pam, wrong_password};
 use crate::answer::Answer;
 use crate::runtime::Nas;
 
@@ -32,13 +40,24 @@ pub(super) async fn answer<B: ModeBackend>(
     let Some(whole) = whole else {
         return wrong_password(b, req, Duration::ZERO).await;
     };
+    let (whole, response) = match read_static_challenge(&whole) {
+        // From here on `whole` is the password alone: the form carries the code apart.
+        Ok(Some(sc)) => (sc.password, Some(sc.response)),
+        Ok(None) => (whole, None),
+        Err(_) => return refuse(b, req, Reason::MalformedStaticChallenge).await,
+    };
     let (d, groups) = b.look(&req).await?;
     let expects_code = d.outcome == Outcome::NeedCode || d.is_locked();
     let mode = b.push_settings(&req.service).mode;
     let pushed = match mode {
         _ if d.outcome != Outcome::NeedCode => None,
         PushMode::Off => None,
-        PushMode::On => strip_push_suffix(&whole),
+        PushMode::On => match &response {
+            Some(r) => {
+                (r.eq_ignore_ascii_case(PUSH_WORD) && !whole.is_empty()).then(|| whole.clone())
+            }
+            None => strip_push_suffix(&whole),
+        },
         PushMode::Only => Some(whole.clone()),
     };
     if let Some(password) = pushed {
@@ -52,6 +71,8 @@ pub(super) async fn answer<B: ModeBackend>(
     let (password, code) = if expects_code && mode == PushMode::Only {
         // Locked: the whole is the password; the core refuses past it.
         (whole, Some(Zeroizing::default()))
+    } else if let (true, Some(code)) = (expects_code, response) {
+        (whole, Some(code))
     } else if expects_code {
         match split_appended(&whole, t.totp.digits, t.radius.append_delimiter.as_deref()) {
             Some((password, code)) => (password, Some(code)),

@@ -409,6 +409,99 @@ async fn append_checks_the_password_alone_then_spends_the_code() {
     assert_eq!(fake.calls()[2], attempt(Some(""), &["staff"]));
 }
 
+/// OpenVPN's static-challenge (`SCRV1:` base64(password) `:` base64(code)): the password
+/// and the code come apart as the form says, whatever `append_delimiter` or the digits
+/// would make of them; a malformed one is refused before PAM or the policy is asked.
+#[tokio::test]
+async fn append_reads_openvpn_static_challenge() {
+    let gw = nas(RadiusMode::Append, FirstFactor::Pam);
+    // "hunter2" and "123456".
+    let scrv1 = b"SCRV1:aHVudGVyMg==:MTIzNDU2";
+    let fake = Fake::new(Decision::need_code());
+    let a = ask(&fake, &gw, &request(&["alice"], Some(scrv1), &[]))
+        .await
+        .unwrap();
+    assert_eq!(a.code, Code::ACCESS_ACCEPT);
+    assert_eq!(
+        fake.calls(),
+        [
+            Call::Look {
+                service: "gw".into()
+            },
+            Call::Password("hunter2".into()),
+            attempt(Some("123456"), &["staff"]),
+        ]
+    );
+
+    // With a delimiter configured, the form still decides; a password ending in digits
+    // keeps them.
+    let mut fake = Fake::new(Decision::need_code());
+    fake.config.radius.append_delimiter = Some(",".into());
+    // "pw,999999" and "654321".
+    ask(
+        &fake,
+        &gw,
+        &request(&["alice"], Some(b"SCRV1:cHcsOTk5OTk5:NjU0MzIx"), &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.calls()[1], Call::Password("pw,999999".into()));
+    assert_eq!(fake.calls()[2], attempt(Some("654321"), &["staff"]));
+
+    // No code needed: the decoded password alone, the response not spent.
+    let fake = Fake::new(Decision::allow(Reason::TrustedNetwork));
+    ask(&fake, &gw, &request(&["alice"], Some(scrv1), &[]))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls()[1], Call::Password("hunter2".into()));
+    assert_eq!(fake.calls()[2], attempt(None, &["staff"]));
+
+    // An empty response where a code is needed: `missing_code` from the core.
+    let fake = Fake::new(Decision::need_code());
+    ask(
+        &fake,
+        &gw,
+        &request(&["alice"], Some(b"SCRV1:aHVudGVyMg==:"), &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.calls()[2], attempt(Some(""), &["staff"]));
+
+    // The push word as the response, where push is on: the password, then the push.
+    let fake = Fake::with_push(Decision::need_code(), PushMode::On);
+    ask(
+        &fake,
+        &gw,
+        &request(&["alice"], Some(b"SCRV1:aHVudGVyMg==:cHVzaA=="), &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fake.calls()[1], Call::Password("hunter2".into()));
+    assert_eq!(fake.calls()[2], Call::StartPush { show_number: false });
+
+    // Malformed after `SCRV1:`: refused with its own reason; no PAM, no policy, no code
+    // spent, and never the whole tried as a password.
+    for bad in [
+        &b"SCRV1:hunter2123456"[..],
+        b"SCRV1:aHVudGVyMg:MTIzNDU2",
+        b"SCRV1:aHVudGVyMg==:MTIzNDU2:",
+        b"SCRV1:/w==:MTIzNDU2",
+    ] {
+        let fake = Fake::new(Decision::need_code());
+        let a = ask(&fake, &gw, &request(&["alice"], Some(bad), &[]))
+            .await
+            .unwrap();
+        assert_eq!(a.code, Code::ACCESS_REJECT);
+        assert_eq!(a.reason, Reason::MalformedStaticChallenge);
+        assert_eq!(
+            fake.calls(),
+            [Call::DenyRequest(Reason::MalformedStaticChallenge)],
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_password_is_audited_and_leaves_the_code_unspent() {
     for mode in [RadiusMode::Append, RadiusMode::Challenge] {

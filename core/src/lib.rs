@@ -31,7 +31,7 @@ pub mod verify;
 pub use crate::core::Core;
 pub use error::CoreError;
 pub use keygen::KeyGeneration;
-pub use login::{Admission, Attempt, Request, Voucher};
+pub use login::{Ack, Admission, Attempt, Request, Voucher};
 pub use mfa_model::{
     Action, AuditDecision, AuditEvent, BACKUP_CODES, BACKUP_CODES_DEFAULT, DecisionRefusal,
     DeviceId, DeviceRefusal, INVITE_VALID_SECS, INVITE_VALID_TEXT, OneTimeCode, OtcKind, PushId,

@@ -244,6 +244,30 @@ pub struct Attempt {
     pub groups: Vec<String>,
 }
 
+/// When a committed decision may be answered (ARCHITECTURE.md, *Durability*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Only once it is durable: it used something up (a code, a one-time code, a push),
+    /// counted toward a lock, refused, or started a grace period.
+    Durable,
+    /// As soon as it is committed: it consumed nothing ([`Decision::consumes_nothing`], or
+    /// it wrote nothing at all), and its statistics and audit row become durable within the
+    /// store's window after the reply.
+    Committed,
+}
+
+/// How [`Login::run`] commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Durable on return, whatever the decisions ([`crate::store::Store::transact`]).
+    Durable,
+    /// Durable on return unless every decision consumed nothing
+    /// ([`crate::store::Store::transact_light`]); `expect` is the guess before it.
+    Light { expect: bool },
+    /// Through the engine's group commit where it has one: durable after its next sync.
+    Deferred,
+}
+
 /// [`Login::groups_for`] under `cfg` (the report reads the file as it is now).
 pub(crate) fn policy_groups(cfg: &mfa_config::Config, user: &UserName) -> Vec<String> {
     if !cfg.policy.uses_groups() {
@@ -364,11 +388,22 @@ impl Login<'_> {
         if d.outcome == Outcome::NeedCode {
             return Ok(d);
         }
-        self.authenticate(&Attempt {
+        // The read's decision is the guess: a trusted address is let in without waiting
+        // for the disk (the PAM module in local mode; issue 25).
+        let attempt = Attempt {
             req: req.clone(),
             code: None,
             groups,
-        })
+        };
+        let expect = d.consumes_nothing();
+        let mut out = self.run(
+            std::slice::from_ref(&attempt),
+            Commit::Light { expect },
+            Ask::Policy,
+        )?;
+        out.pop()
+            .map(|(d, _, _)| d)
+            .ok_or(CoreError::Bug("a batch of one gave no decision"))
     }
 
     /// The code the user typed, on the same path as every other final decision.
@@ -393,8 +428,11 @@ impl Login<'_> {
     /// code used twice in one batch is a replay the second time), exactly as if they ran one
     /// by one; nothing is acknowledged before the commit. An attempt that needs a code and
     /// has none gets `NeedCode` and writes nothing.
+    /// Decisions that consume nothing ([`Decision::consumes_nothing`]) may make a batch
+    /// made of nothing else durable shortly after, where the engine can
+    /// ([`crate::store::Store::transact_light`]).
     pub fn authenticate_many(&self, attempts: &[Attempt]) -> Result<Vec<Decision>, CoreError> {
-        self.batch(attempts, false)
+        self.batch(attempts, Commit::Light { expect: false })
     }
 
     /// `authenticate_many` through the engine's group commit, where it has one: the
@@ -405,23 +443,35 @@ impl Login<'_> {
         &self,
         attempts: &[Attempt],
     ) -> Result<Vec<Decision>, CoreError> {
-        self.batch(attempts, true)
+        self.batch(attempts, Commit::Deferred)
     }
 
-    fn batch(&self, attempts: &[Attempt], deferred: bool) -> Result<Vec<Decision>, CoreError> {
-        let decided = self.run(attempts, deferred, Ask::Policy)?;
-        Ok(decided.into_iter().map(|(d, _)| d).collect())
+    /// [`Login::authenticate_many_deferred`], each decision with when it may be answered:
+    /// [`Ack::Committed`] at once, [`Ack::Durable`] only after the next
+    /// [`crate::store::GroupCommit::sync`] (the daemon's writer; ARCHITECTURE.md,
+    /// *Durability*).
+    pub fn authenticate_many_acked(
+        &self,
+        attempts: &[Attempt],
+    ) -> Result<Vec<(Decision, Ack)>, CoreError> {
+        let decided = self.run(attempts, Commit::Deferred, Ask::Policy)?;
+        Ok(decided.into_iter().map(|(d, _, a)| (d, a)).collect())
+    }
+
+    fn batch(&self, attempts: &[Attempt], commit: Commit) -> Result<Vec<Decision>, CoreError> {
+        let decided = self.run(attempts, commit, Ask::Policy)?;
+        Ok(decided.into_iter().map(|(d, _, _)| d).collect())
     }
 
     /// The attempts in one store transaction, each through [`attempt_in_tx`]; with
     /// [`Ask::CodeAlways`], an allowing decision comes with the key generation it was made
-    /// with.
+    /// with. Each decision comes with when it may be answered ([`Ack`]).
     fn run(
         &self,
         attempts: &[Attempt],
-        deferred: bool,
+        commit: Commit,
         ask: Ask,
-    ) -> Result<Vec<(Decision, Option<KeyGeneration>)>, CoreError> {
+    ) -> Result<Vec<(Decision, Option<KeyGeneration>, Ack)>, CoreError> {
         let core = self.core;
         let ctx = TxEnv::of(core);
         let mut names: Vec<&UserName> = Vec::new();
@@ -438,22 +488,35 @@ impl Login<'_> {
         let keep_all = core.sink.wants_events();
         let mut decisions = Vec::with_capacity(attempts.len());
         let mut logged = Vec::new();
+        // Whether every decision of the last run consumed nothing (`transact_light`).
+        let light = std::cell::Cell::new(false);
         let mut tx = |recs: &mut [Option<UserRecord>]| {
             // Re-run from the start after a conflict: nothing of an earlier run is kept.
             decisions.clear();
+            light.set(false);
             let mut events = Vec::with_capacity(attempts.len());
             for (a, &i) in attempts.iter().zip(&index) {
                 let slot = recs
                     .get_mut(i)
                     .ok_or(Abort::Bug("batch index out of range"))?;
+                let grace_before = slot.as_ref().and_then(|r| r.grace_started);
                 let (d, ev) = attempt_in_tx(slot, a, &ctx, ask)?;
                 let key = match ask {
                     Ask::CodeAlways if d.is_allowed() => slot.as_ref().and_then(KeyGeneration::of),
                     _ => None,
                 };
-                decisions.push((d, key));
+                // A trusted allow that started a grace period is durable before its reply:
+                // lost, the period would start again later.
+                let grace_kept = slot.as_ref().and_then(|r| r.grace_started) == grace_before;
+                let ack = if ev.is_none() || (d.consumes_nothing() && grace_kept) {
+                    Ack::Committed
+                } else {
+                    Ack::Durable
+                };
+                decisions.push((d, key, ack));
                 events.extend(ev);
             }
+            light.set(decisions.iter().all(|(_, _, a)| *a == Ack::Committed));
             // Kept for the sink: all of them where it wants them, else only the first.
             if keep_all {
                 logged.clone_from(&events);
@@ -464,8 +527,12 @@ impl Login<'_> {
             Ok(events)
         };
         let f: &mut TxFn<'_> = &mut tx;
-        match core.store.group_commit() {
-            Some(gc) if deferred => gc.transact_deferred(&names, f)?,
+        match (commit, core.store.group_commit()) {
+            (Commit::Deferred, Some(gc)) => gc.transact_deferred(&names, f)?,
+            (Commit::Light { expect }, _) => {
+                core.store
+                    .transact_light(&names, f, expect, &|| light.get())?;
+            }
             _ => core.store.transact(&names, f)?,
         }
         core.sink.committed(core.store.as_ref(), &logged);
@@ -492,8 +559,13 @@ impl Login<'_> {
             // No exemption applies, so no group is looked up.
             groups: Vec::new(),
         };
-        let mut d = self.run(std::slice::from_ref(&attempt), false, Ask::CodeAlways)?;
+        let mut d = self.run(
+            std::slice::from_ref(&attempt),
+            Commit::Durable,
+            Ask::CodeAlways,
+        )?;
         d.pop()
+            .map(|(d, key, _)| (d, key))
             .ok_or(CoreError::Bug("a batch of one gave no decision"))
     }
 

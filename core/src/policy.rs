@@ -367,6 +367,26 @@ impl Decision {
         self.outcome == Outcome::Allow
     }
 
+    /// An allow that uses up nothing an attacker could replay and counts toward no lock:
+    /// the address or the user is trusted by configuration (or by an unlock the user made
+    /// on the portal), so the same request would be let in again anyway. Its writes are
+    /// only the login statistics and the audit row, which may become durable after the
+    /// reply (ARCHITECTURE.md, *Durability*). Every other final decision (a code, a
+    /// one-time code, a push, a wrong code's counters, a refusal, the grace period's start)
+    /// is durable before its reply.
+    pub fn consumes_nothing(&self) -> bool {
+        self.outcome == Outcome::Allow
+            && matches!(
+                self.reason,
+                Reason::TrustedNetwork
+                    | Reason::RememberedNetwork
+                    | Reason::LocalLogin
+                    | Reason::ExemptUser
+                    | Reason::ExemptGroup
+                    | Reason::RuleNoCode
+            )
+    }
+
     /// Locked out, the user or this address: PAM answers PAM_MAXTRIES.
     pub fn is_locked(&self) -> bool {
         matches!(

@@ -3,26 +3,37 @@
 //! as many logins as arrived meanwhile (group commit). Where the engine offers group commit
 //! (`Store::group_commit`: SQLite), the sync runs on a second thread, so the next batch is
 //! computed while the disk writes the last ones, and one sync covers every batch committed
-//! meanwhile; the engine's housekeeping runs on a third. No reply leaves before the sync
-//! that covers its batch, so nothing acknowledged can be lost; and with a single writer
-//! thread this process never waits in SQLite's busy handler behind itself. An engine
-//! without the capability commits each batch durably, and its replies leave at once.
+//! meanwhile; the engine's housekeeping runs on a third. A decision that consumed something
+//! (a code, a one-time code, a push, a wrong code's counters, a refusal: `Ack::Durable`)
+//! leaves only after the sync that covers its batch, so nothing of that kind acknowledged
+//! can be lost; a decision that consumed nothing (a trusted network, an exempt user:
+//! `Ack::Committed`) leaves at its commit, and the sync that follows at once makes its
+//! statistics and audit row durable, at most [`MAX_UNSYNCED`] of them outstanding
+//! (ARCHITECTURE.md, *Durability*). With a single writer thread this process never waits
+//! in SQLite's busy handler behind itself. An engine without the capability commits each
+//! batch itself (durably, or for a batch that consumed nothing as its `transact_light`
+//! allows), and its replies leave at once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{
     Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError, channel, sync_channel,
 };
 use std::time::{Duration, Instant};
 
 use mfa_core::login::Login;
-use mfa_core::{Attempt, Core, CoreError, Decision};
+use mfa_core::{Ack, Attempt, Core, CoreError, Decision};
 use tokio::sync::oneshot;
 
 use crate::metrics::WriterMetrics;
 
 /// Most logins in one transaction; larger batches only add latency to the first one.
 const MAX_BATCH: usize = 256;
+/// Most decisions answered before the sync that makes them durable (`Ack::Committed`):
+/// what a power loss or a kernel crash may take from the audit trail and the login
+/// statistics (a killed daemon loses none: their commit is in the kernel's hands). Past
+/// it, such a decision waits for its sync like any other.
+pub const MAX_UNSYNCED: usize = 1024;
 /// A housekeeping pass at least this often when no commit prompts one.
 const HOUSEKEEPING_IDLE: Duration = Duration::from_secs(1);
 
@@ -90,11 +101,12 @@ impl Writer {
             std::thread::Builder::new()
                 .name("mfa-housekeep".into())
                 .spawn(move || housekeeping_loop(&a, &poke_rx, &c))?;
-            let (a, m) = (core.clone(), metrics.clone());
+            let unsynced = Arc::new(AtomicUsize::new(0));
+            let (a, m, u) = (core.clone(), metrics.clone(), unsynced.clone());
             std::thread::Builder::new()
                 .name("mfa-sync".into())
-                .spawn(move || sync_loop(&a, &synced_rx, &poke_tx, &m))?;
-            Some((synced_tx, catch_up))
+                .spawn(move || sync_loop(&a, &synced_rx, &poke_tx, &m, &u))?;
+            Some((synced_tx, catch_up, unsynced))
         } else {
             None
         };
@@ -144,12 +156,14 @@ impl Writer {
 
 type Reply = oneshot::Sender<Result<Decision, WriterError>>;
 
-/// A committed batch waiting for its fsync.
-type Committed = Vec<(Reply, Decision)>;
+/// A committed batch waiting for its fsync: the replies held for it, and how many of its
+/// decisions were answered already (`Ack::Committed`).
+type Committed = (Vec<(Reply, Decision)>, usize);
 
-/// The sync thread's queue and the flag by which the housekeeping thread asks the writer
-/// to finish its work between two batches; `None` without group commit.
-type Pipeline = (Sender<Committed>, Arc<AtomicBool>);
+/// The sync thread's queue, the flag by which the housekeeping thread asks the writer to
+/// finish its work between two batches, and how many answered decisions wait for a sync;
+/// `None` without group commit.
+type Pipeline = (Sender<Committed>, Arc<AtomicBool>, Arc<AtomicUsize>);
 
 fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>, metrics: &WriterMetrics) {
     let mut attempts: Vec<Attempt> = Vec::with_capacity(MAX_BATCH);
@@ -172,7 +186,7 @@ fn run(core: &Core, rx: &Receiver<Job>, pipeline: Option<&Pipeline>, metrics: &W
             }
         }
         commit(core, &mut attempts, &mut replies, pipeline, metrics);
-        if let Some((_, catch_up)) = pipeline
+        if let Some((_, catch_up, _)) = pipeline
             && catch_up.swap(false, Ordering::AcqRel)
             && let Some(gc) = core.durability()
         {
@@ -196,8 +210,11 @@ fn commit(
     let login = core.login();
     let started = Instant::now();
     let result = match pipeline {
-        Some(_) => login.authenticate_many_deferred(attempts),
-        None => login.authenticate_many(attempts),
+        Some(_) => login.authenticate_many_acked(attempts),
+        // Committed by the engine itself: every reply may leave at once.
+        None => login
+            .authenticate_many(attempts)
+            .map(|ds| ds.into_iter().map(|d| (d, Ack::Committed)).collect()),
     };
     metrics
         .commit_seconds
@@ -206,18 +223,21 @@ fn commit(
     attempts.clear();
     match result {
         Ok(decisions) if decisions.len() == replies.len() => {
-            let batch: Committed = replies.drain(..).zip(decisions).collect();
+            let batch = replies.drain(..).zip(decisions);
             match pipeline {
-                // Durable already: answer now.
+                // Durable already (or allowed not to be): answer now.
                 None => {
-                    for (tx, d) in batch {
+                    for (tx, (d, _)) in batch {
                         let _ = tx.send(Ok(d));
                     }
                 }
-                Some((synced, _)) => {
-                    if let Err(std::sync::mpsc::SendError(batch)) = synced.send(batch) {
+                Some((synced, _, unsynced)) => {
+                    let (held, early) = release_committed(batch, unsynced);
+                    // Sent even when every reply left already: the sync that follows is
+                    // what bounds their window.
+                    if let Err(std::sync::mpsc::SendError((held, _))) = synced.send((held, early)) {
                         // The sync thread is gone: nothing can be made durable, so refuse.
-                        fail_all(batch.into_iter().map(|(tx, _)| tx), &WriterError::Stopped);
+                        fail_all(held.into_iter().map(|(tx, _)| tx), &WriterError::Stopped);
                     }
                 }
             }
@@ -233,6 +253,29 @@ fn commit(
     }
 }
 
+/// Answers the decisions of a committed batch that consumed nothing now, as long as no more
+/// than [`MAX_UNSYNCED`] such answers wait for a sync; returns the replies that must wait
+/// for the sync, and how many left now.
+fn release_committed(
+    batch: impl Iterator<Item = (Reply, (Decision, Ack))>,
+    unsynced: &AtomicUsize,
+) -> (Vec<(Reply, Decision)>, usize) {
+    let mut held = Vec::new();
+    let mut early = 0;
+    let mut room = MAX_UNSYNCED.saturating_sub(unsynced.load(Ordering::Acquire));
+    for (tx, (d, ack)) in batch {
+        if ack == Ack::Committed && room > 0 {
+            room -= 1;
+            early += 1;
+            let _ = tx.send(Ok(d));
+        } else {
+            held.push((tx, d));
+        }
+    }
+    unsynced.fetch_add(early, Ordering::AcqRel);
+    (held, early)
+}
+
 /// Waits for committed batches, makes all that are waiting durable with one sync, then
 /// releases their decisions. A failed sync refuses them (fail closed): their effects may
 /// or may not survive a power loss, so none may be acknowledged as a success.
@@ -241,12 +284,14 @@ fn sync_loop(
     rx: &Receiver<Committed>,
     poke: &SyncSender<()>,
     metrics: &WriterMetrics,
+    unsynced: &AtomicUsize,
 ) {
-    let mut waiting: Committed = Vec::new();
-    while let Ok(first) = rx.recv() {
+    let mut waiting: Vec<(Reply, Decision)> = Vec::new();
+    while let Ok((first, mut early)) = rx.recv() {
         waiting.extend(first);
-        while let Ok(more) = rx.try_recv() {
+        while let Ok((more, e)) = rx.try_recv() {
             waiting.extend(more);
+            early += e;
         }
         let started = Instant::now();
         let synced = match core.durability() {
@@ -257,6 +302,9 @@ fn sync_loop(
             .sync_seconds
             .observe(started.elapsed().as_secs_f64());
         let _ = poke.try_send(());
+        // Answered already: this sync made them durable, or (failed) the store is failing
+        // and the decisions held below are refused; either way they leave the window.
+        unsynced.fetch_sub(early, Ordering::AcqRel);
         match synced {
             Ok(()) => {
                 for (tx, d) in waiting.drain(..) {
@@ -391,6 +439,169 @@ mod tests {
             1 + 300 + 1,
             "enrol, 300 decisions, one wrong password"
         );
+    }
+
+    /// The disk held back: a sync waits while the gate is shut; the syncs begun and done.
+    #[derive(Default)]
+    struct Gate {
+        shut: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+        begun: AtomicUsize,
+        done: AtomicUsize,
+    }
+
+    impl Gate {
+        fn set(&self, shut: bool) {
+            *self.shut.lock().unwrap() = shut;
+            self.opened.notify_all();
+        }
+        fn hook(self: &Arc<Self>) -> mfa_store::testing::SyncHook {
+            let gate = self.clone();
+            Box::new(move |after| {
+                if after {
+                    gate.done.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+                gate.begun.fetch_add(1, Ordering::SeqCst);
+                let mut shut = gate.shut.lock().unwrap();
+                while *shut {
+                    shut = gate.opened.wait(shut).unwrap();
+                }
+            })
+        }
+    }
+
+    /// A writer on SQLite whose syncs go through `gate`; an enrolled alice and her code.
+    fn gated(gate: &Arc<Gate>, now: i64) -> (tempfile::TempDir, Arc<Core>, Writer, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = mfa_config::Config::default();
+        cfg.store.path = dir.path().join("mfa.db");
+        cfg.policy.trusted_networks = vec!["10.0.0.0/8".parse().unwrap()];
+        // No grace period starts (a trusted allow that starts one is durable first).
+        cfg.policy.enforce_from = mfa_config::GoLive::Never;
+        cfg.audit.syslog = false;
+        let store = mfa_store_open::open(&cfg.store, OpenMode::Create).unwrap();
+        let store = Box::new(Delegate::new(store).with_sync_hook(gate.hook()));
+        let auth =
+            Arc::new(Core::open(Arc::new(cfg.clone()), store, OpenMode::Create, "test").unwrap());
+        let secret = TotpSecret::generate().unwrap();
+        let alice = UserName::parse("alice").unwrap();
+        auth.enrolment()
+            .enroll(&alice, &secret, None, false, "test", now)
+            .unwrap();
+        let code = code_at_step(&secret, &cfg.totp.params(), now / 30);
+        let w = Writer::start(auth.clone(), 4096, WriterMetrics::default()).unwrap();
+        (dir, auth, w, code.to_string())
+    }
+
+    fn reasons_of(auth: &Core, reason: &str) -> usize {
+        let events = auth.store().audit(&Default::default()).unwrap();
+        events
+            .iter()
+            .filter(|e| e.reason.as_str() == reason)
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trusted_allow_is_answered_before_the_disk_and_an_accepted_code_after_it() {
+        let now = 1_800_000_000;
+        let gate = Arc::new(Gate::default());
+        gate.set(true);
+        let (_dir, auth, w, code) = gated(&gate, now);
+        // The disk is held: a trusted allow is answered all the same, committed.
+        let trusted = w.attempt(attempt(&auth, "bob", "10.1.2.3", None, now));
+        let d = tokio::time::timeout(Duration::from_secs(10), trusted)
+            .await
+            .expect("a trusted allow waited for the disk")
+            .unwrap();
+        assert_eq!(d.reason.code(), "trusted_network");
+        assert_eq!(
+            reasons_of(&auth, "trusted_network"),
+            1,
+            "committed before the reply"
+        );
+        // ... and its sync begins with no further request.
+        for _ in 0..500 {
+            if gate.begun.load(Ordering::SeqCst) >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(gate.begun.load(Ordering::SeqCst) >= 1, "no sync followed");
+        // An accepted code is not answered while its sync cannot finish.
+        let w2 = w.clone();
+        let a = attempt(&auth, "alice", "192.0.2.1", Some(&code), now);
+        let accepted = tokio::spawn(async move { w2.attempt(a).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !accepted.is_finished(),
+            "an accepted code left before its fdatasync"
+        );
+        assert_eq!(gate.done.load(Ordering::SeqCst), 0);
+        gate.set(false);
+        let d = accepted.await.unwrap().unwrap();
+        assert_eq!(d.reason.code(), "valid_code");
+        // By then the syncs that cover both commits are done.
+        assert!(gate.done.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trusted_allows_audit_row_reaches_the_disk_without_another_request() {
+        let now = 1_800_000_000;
+        let gate = Arc::new(Gate::default());
+        let (_dir, auth, w, _code) = gated(&gate, now);
+        let d = w
+            .attempt(attempt(&auth, "bob", "10.1.2.3", None, now))
+            .await
+            .unwrap();
+        assert_eq!(d.reason.code(), "trusted_network");
+        // Nothing else is sent: the sync that makes the row durable follows by itself.
+        for _ in 0..500 {
+            if gate.done.load(Ordering::SeqCst) >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            gate.done.load(Ordering::SeqCst) >= 1,
+            "the row was never synced"
+        );
+        assert_eq!(reasons_of(&auth, "trusted_network"), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_most_max_unsynced_trusted_allows_are_answered_before_their_sync() {
+        let now = 1_800_000_000;
+        let gate = Arc::new(Gate::default());
+        gate.set(true);
+        let (_dir, auth, w, _code) = gated(&gate, now);
+        let total = MAX_UNSYNCED + 200;
+        let answered = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..total {
+            let (w, n) = (w.clone(), answered.clone());
+            let a = attempt(&auth, &format!("user{i}"), "10.1.2.3", None, now);
+            tasks.push(tokio::spawn(async move {
+                let d = w.attempt(a).await;
+                n.fetch_add(1, Ordering::SeqCst);
+                d
+            }));
+        }
+        // Every attempt is committed while the disk is held (the audit rows are there) ...
+        for _ in 0..1000 {
+            if reasons_of(&auth, "trusted_network") == total {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(reasons_of(&auth, "trusted_network"), total);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // ... but no more than the window is answered before a sync.
+        assert_eq!(answered.load(Ordering::SeqCst), MAX_UNSYNCED);
+        gate.set(false);
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap().reason.code(), "trusted_network");
+        }
     }
 
     #[tokio::test]

@@ -543,6 +543,27 @@ pub trait Store: Send + Sync {
         let order = LockOrder::new(names);
         order.run(|sorted, g| self.transact_sorted(sorted, g), f)
     }
+
+    /// [`Store::transact`] for decisions that may consume nothing an attacker could replay
+    /// (a trusted-network allow, an exempt user: ARCHITECTURE.md, *Durability*). After `f`
+    /// ran, `light()` says whether the transaction's writes are only statistics and audit
+    /// rows; then the engine may commit without waiting for the disk (or the synchronous
+    /// standby), and the writes become durable within the engine's documented window.
+    /// Otherwise it is durable when this returns, exactly as [`Store::transact`].
+    /// `expect_light` is the caller's guess before the transaction (a read decided the
+    /// request without a code): an engine that must fix a transaction's durability before it
+    /// begins (SQLite) relaxes only then, and syncs after its commit where the guess was
+    /// wrong. The default is [`Store::transact`]: always durable.
+    fn transact_light(
+        &self,
+        names: &[&UserName],
+        f: &mut TxFn<'_>,
+        expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        let _ = (expect_light, light);
+        self.transact(names, f)
+    }
 }
 
 /// The store-wide facts [`Store::import_all`] copies besides the rows.

@@ -11,11 +11,16 @@ use crate::{
     ResealFn, Store, StoreError, StoreFacts, TxFn, UserFn, UserPage,
 };
 
+/// Called around every [`GroupCommit::sync`] of a [`Delegate::with_sync_hook`]: with
+/// `false` before it, with `true` after it succeeded.
+pub type SyncHook = Box<dyn Fn(bool) + Send + Sync>;
+
 /// `inner`, with the faults a test asks for.
 pub struct Delegate {
     inner: Box<dyn Store>,
     group_commit: bool,
     use_invite_fails: bool,
+    sync_hook: Option<SyncHook>,
 }
 
 impl Delegate {
@@ -25,7 +30,14 @@ impl Delegate {
             inner,
             group_commit: true,
             use_invite_fails: false,
+            sync_hook: None,
         }
+    }
+
+    /// Runs `hook` around each group-commit sync (to hold the disk back, or count).
+    pub fn with_sync_hook(mut self, hook: SyncHook) -> Self {
+        self.sync_hook = Some(hook);
+        self
     }
 
     /// Offers no group commit: an engine that has none.
@@ -69,7 +81,13 @@ impl Store for Delegate {
         self.inner.prune_unenrolled(before)
     }
     fn group_commit(&self) -> Option<&dyn GroupCommit> {
-        self.inner.group_commit().filter(|_| self.group_commit)
+        if !self.group_commit {
+            return None;
+        }
+        match self.sync_hook {
+            Some(_) => self.inner.group_commit().map(|_| self as &dyn GroupCommit),
+            None => self.inner.group_commit(),
+        }
     }
     fn store_key_id(&self) -> Result<Option<KeyId>, StoreError> {
         self.inner.store_key_id()
@@ -139,6 +157,15 @@ impl Store for Delegate {
     fn transact(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
         self.inner.transact(names, f)
     }
+    fn transact_light(
+        &self,
+        names: &[&UserName],
+        f: &mut TxFn<'_>,
+        expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        self.inner.transact_light(names, f, expect_light, light)
+    }
     fn transact_push(&self, user: &UserName, f: &mut PushFn<'_>) -> Result<(), StoreError> {
         self.inner.transact_push(user, f)
     }
@@ -192,5 +219,36 @@ impl Store for Delegate {
     }
     fn prune_push(&self, before: i64) -> Result<usize, StoreError> {
         self.inner.prune_push(before)
+    }
+}
+
+/// The inner engine's group commit, with the sync hook in front of its sync.
+impl GroupCommit for Delegate {
+    fn transact_deferred(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {
+        self.inner_group_commit()?.transact_deferred(names, f)
+    }
+    fn sync(&self) -> Result<(), StoreError> {
+        if let Some(hook) = &self.sync_hook {
+            hook(false);
+        }
+        self.inner_group_commit()?.sync()?;
+        if let Some(hook) = &self.sync_hook {
+            hook(true);
+        }
+        Ok(())
+    }
+    fn housekeeping(&self) -> Result<bool, StoreError> {
+        self.inner_group_commit()?.housekeeping()
+    }
+    fn writer_housekeeping(&self) -> Result<(), StoreError> {
+        self.inner_group_commit()?.writer_housekeeping()
+    }
+}
+
+impl Delegate {
+    fn inner_group_commit(&self) -> Result<&dyn GroupCommit, StoreError> {
+        self.inner
+            .group_commit()
+            .ok_or(StoreError::Unsupported("group commit"))
     }
 }

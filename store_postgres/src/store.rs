@@ -130,6 +130,22 @@ impl Store for PgStore {
             .map(|_| ())
     }
 
+    fn transact_light(
+        &self,
+        names: &[&UserName],
+        f: &mut TxFn<'_>,
+        _expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        LockOrder::new(names).run(
+            |sorted, g| {
+                self.transact_retrying(sorted, None, Body::Light(g, light))
+                    .map(|_| ())
+            },
+            f,
+        )
+    }
+
     fn transact_with_invite(
         &self,
         hash: &[u8; 32],

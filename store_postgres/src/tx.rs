@@ -85,6 +85,11 @@ pub(crate) fn take_invite(
 /// the one user's record and push rows.
 pub(crate) enum Body<'a, 'b> {
     Records(&'a mut TxFn<'b>),
+    /// A [`TxFn`] whose transaction, where the function says after it ran that its
+    /// decisions consumed nothing (`Store::transact_light`), commits with
+    /// `synchronous_commit = off`: no wait for the WAL flush nor for the synchronous
+    /// standby (ARCHITECTURE.md, *Durability*; docs/FAILOVER.md).
+    Light(&'a mut TxFn<'b>, &'a dyn Fn() -> bool),
     Push(&'a mut PushFn<'b>),
 }
 
@@ -138,7 +143,9 @@ pub(crate) fn transact_on(
         names.iter().map(|n| by_name.remove(n.as_str())).collect();
     let mut records = before.clone();
     let events = match body {
-        Body::Records(f) => f(&mut records).map_err(|a| PgError::Store(StoreError::Aborted(a)))?,
+        Body::Records(f) | Body::Light(f, _) => {
+            f(&mut records).map_err(|a| PgError::Store(StoreError::Aborted(a)))?
+        }
         Body::Push(f) => match (names, records.as_mut_slice()) {
             ([user], [slot]) => {
                 let mut ptx = PgPushTx {
@@ -209,6 +216,13 @@ pub(crate) fn transact_on(
         }
     }
     insert_audit(&mut tx, &st.insert_audit, &events)?;
+    if let Body::Light(_, light) = body
+        && light()
+    {
+        // For this transaction only: every other commit still waits for the standby.
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .ctx("relaxing a commit that consumes nothing")?;
+    }
     commit_replicated(store, tx, "committing")?;
     Ok(true)
 }

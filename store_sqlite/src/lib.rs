@@ -5,7 +5,7 @@
 //! One file per concern: `schema` (tables and upgrades), `conn` (files, connections, the
 //! pool), `rows` (records to rows and back), `tx` (write transactions and the store key),
 //! `names` (name upkeep), `push` (push approval's rows), `challenge` (pending RADIUS challenges), `store` (the `Store` trait), `group_commit` (deferred commits and
-//! checkpoints), `error`.
+//! checkpoints), `light` (commits of decisions that consume nothing), `error`.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -14,6 +14,7 @@ mod schema;
 mod challenge;
 mod conn;
 mod group_commit;
+mod light;
 mod names;
 mod push;
 mod rows;

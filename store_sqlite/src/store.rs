@@ -119,6 +119,20 @@ impl Store for SqliteStore {
         Some(self)
     }
 
+    fn transact_light(
+        &self,
+        names: &[&UserName],
+        f: &mut TxFn<'_>,
+        expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        if expect_light {
+            self.transact_light_any(names, f, light)
+        } else {
+            self.transact(names, f)
+        }
+    }
+
     fn import_all(
         &self,
         users: &[UserRecord],

@@ -78,3 +78,73 @@ fn a_killed_daemon_keeps_every_accepted_code_used_and_its_trusted_allows() {
     let secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
     rig.assert_log_clean(&secrets);
 }
+
+/// The fsync-family calls `pamtester` (and the PAM module in it) made for one login from
+/// `rhost`, answering `input`: strace's lines, and whether the login succeeded.
+fn syncs_of_pam_login(svc: &str, user: &str, rhost: &str, input: &str) -> (Vec<String>, bool) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    require_tool("strace");
+    require_tool("pamtester");
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let mut child = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=fsync,fdatasync,sync_file_range,syncfs,sync",
+        ])
+        .arg("-o")
+        .arg(&trace)
+        .args(["pamtester", "-I", &format!("rhost={rhost}"), svc, user])
+        .arg("authenticate")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    let lines = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("sync"))
+        .map(str::to_string)
+        .collect();
+    let ok = String::from_utf8_lossy(&out.stdout).contains("successfully authenticated");
+    (lines, ok)
+}
+
+#[test]
+fn a_trusted_pam_login_waits_for_no_fsync_and_a_code_still_does() {
+    use mfa_e2e::pam::{PamService, require_root};
+    use mfa_e2e::{Site, fresh_key, unique};
+    require_root("the PAM module's durability test");
+    let site = Site::new("");
+    let svc = PamService::mfa_only(&site.config, "");
+    let (user, key) = (unique("pd"), fresh_key());
+    site.enroll(&user, &key);
+
+    // 127.0.0.1/32 is trusted in the test site. The first login after mfactl closed the
+    // store starts a new WAL file, whose header and directory entry SQLite syncs even
+    // under synchronous=NORMAL (one login in about 40: ARCHITECTURE.md, *Durability*).
+    let (_, ok) = syncs_of_pam_login(&svc.name, &user, "127.0.0.1", "");
+    assert!(ok, "the first trusted login failed");
+    // The next: let in without a code, and without waiting for the disk (the old module
+    // made two fsyncs here).
+    let (syncs, ok) = syncs_of_pam_login(&svc.name, &user, "127.0.0.1", "");
+    assert!(ok, "the trusted login failed");
+    assert!(syncs.is_empty(), "a trusted login synced: {syncs:?}");
+    // Its audit row is in the store all the same.
+    let log = text(&site.mfactl(&["log", &user, "--format", "csv"]));
+    assert_eq!(log.matches("trusted_network").count(), 2, "{log}");
+
+    // A code is used up: durable before PAM_SUCCESS, so the fsync is there (and strace
+    // sees it: the check above is not blind).
+    avoid_step_boundary(5);
+    let code = totp(&key, 0);
+    let (syncs, ok) = syncs_of_pam_login(&svc.name, &user, "192.0.2.10", &format!("{code}\n"));
+    assert!(ok, "the code was refused");
+    assert!(!syncs.is_empty(), "an accepted code was not synced");
+}

@@ -23,7 +23,7 @@ type Check = fn(Open<'_>);
 
 /// Runs every check; a failure names the check.
 pub fn all(open: Open<'_>) {
-    let checks: [(&str, Check); 18] = [
+    let checks: [(&str, Check); 19] = [
         ("round_trip", round_trip),
         ("absent_users_are_none", absent_users_are_none),
         ("refusal_changes_nothing", refusal_changes_nothing),
@@ -32,6 +32,7 @@ pub fn all(open: Open<'_>) {
         ("audit_query_and_prune", audit_query_and_prune),
         ("codes_replaced_as_a_set", codes_replaced_as_a_set),
         ("group_commit_if_offered", group_commit_if_offered),
+        ("light_transactions_are_transactions", light_transactions),
         ("only_names_that_only_appeared_are_pruned", prune_unenrolled),
         ("import_all_fills_only_an_empty_store", import_all),
         ("a_new_user_created_twice_at_once", created_twice_at_once),
@@ -303,6 +304,52 @@ fn group_commit_if_offered(open: Open<'_>) {
     gc.housekeeping().unwrap();
     gc.writer_housekeeping().unwrap();
     assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 1);
+}
+
+/// [`Store::transact_light`], whatever the guess and the answer: all or nothing like any
+/// transaction, in the order named, and the next plain transaction after it as durable as
+/// ever (the relaxation lasts one transaction: an engine that switches a connection back
+/// and forth must not hand a relaxed one on).
+fn light_transactions(open: Open<'_>) {
+    let s = open();
+    let (a, b) = (name("lara"), name("lena"));
+    let mut t = 10;
+    for expect in [true, false] {
+        for light in [true, false] {
+            t += 1;
+            s.transact_light(
+                &[&b, &a],
+                &mut |recs| {
+                    recs[0] = Some(UserRecord::new(&b, params(), t));
+                    recs[1] = Some(UserRecord::new(&a, params(), t));
+                    Ok(vec![ev(t, "lara", "light")])
+                },
+                expect,
+                &|| light,
+            )
+            .unwrap();
+            assert_eq!(s.user(&a).unwrap().map(|r| r.first_seen), Some(t));
+            assert_eq!(s.user(&b).unwrap().map(|r| r.first_seen), Some(t));
+            // An abort writes nothing, light or not.
+            let e = s.transact_light(
+                &[&a],
+                &mut |recs| {
+                    recs[0] = None;
+                    Err(Abort::Bug("stop"))
+                },
+                expect,
+                &|| light,
+            );
+            assert!(matches!(e, Err(StoreError::Aborted(_))), "{e:?}");
+            assert_eq!(s.user(&a).unwrap().map(|r| r.first_seen), Some(t));
+            put(
+                s.as_ref(),
+                &UserRecord::new(&name("plain"), params(), t),
+                vec![],
+            );
+        }
+    }
+    assert_eq!(s.audit(&AuditQuery::default()).unwrap().len(), 4);
 }
 
 /// Pruning takes the records of names that only ever appeared, and nothing else.

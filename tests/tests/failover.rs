@@ -518,6 +518,74 @@ fn a_commit_the_sync_standby_never_confirmed_is_refused() {
     );
 }
 
+/// Issue 25 (ARCHITECTURE.md, *Durability*): a login let in without a code consumes nothing,
+/// so its commit does not wait for the synchronous standby (`SET LOCAL synchronous_commit =
+/// off`); a code's commit still does, and is refused when the wait is cancelled. With the
+/// standby stopped, the trusted login is answered and the code is not.
+#[test]
+fn a_trusted_allow_does_not_wait_for_the_standby_and_a_code_still_does() {
+    let primary = PgCluster::start_replicated();
+    let db = primary.create_db();
+    let standby = primary.standby(STANDBY);
+    primary.require_sync_standby(STANDBY);
+    let store_toml = format!(
+        "[store]\nurl = \"postgres://mfa@127.0.0.1:{}/{db}\"\nsslmode = \"disable\"\nkey_file = \"{}\"\n",
+        primary.port,
+        primary.key_file().display()
+    );
+    let (node, site) = Node::start(&store_toml, "");
+    let (u, k) = (unique("fo"), fresh_key());
+    site.enroll(&u, &k);
+    standby.stop();
+    let addr = format!("127.0.0.1:{}", node.port);
+    // No standby to confirm: the trusted allow is answered all the same (the old daemon's
+    // commit waited for the standby, and the gateway heard nothing).
+    let r = radclient(
+        &addr,
+        SECRET,
+        "auth",
+        &attrs(&u, None, Some(TRUSTED_CSI), true),
+        10,
+    );
+    assert!(r.is("Access-Accept"), "{}\n{}", r.output, node.daemon.log());
+    let r = std::thread::scope(|s| {
+        let login = s.spawn(|| {
+            radclient(
+                &addr,
+                SECRET,
+                "auth",
+                &attrs(&u, Some(&totp(&k, 0)), Some(UNTRUSTED_CSI), true),
+                30,
+            )
+        });
+        // The code's COMMIT waits for the standby; the operator cancels it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let cancelled = primary.psql(
+                "postgres",
+                "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+            );
+            if cancelled != "0" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no COMMIT of the code waited for the standby"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        login.join().unwrap()
+    });
+    assert!(
+        !r.is("Access-Accept"),
+        "a code accepted on a commit the standby never confirmed: {}",
+        r.output
+    );
+    // The trusted allow's audit row is on the primary.
+    let log = text(&site.mfactl(&["log", &u, "--format", "csv"]));
+    assert_eq!(log.matches("trusted_network").count(), 1, "{log}");
+}
+
 /// `mfactl status` on the SQLite store: no server to fail over, and it says so.
 #[test]
 fn mfactl_status_on_sqlite_names_no_server() {

@@ -427,10 +427,9 @@ impl Login<'_> {
     /// a busy RADIUS server keep up. Each attempt sees the effects of those before it (a
     /// code used twice in one batch is a replay the second time), exactly as if they ran one
     /// by one; nothing is acknowledged before the commit. An attempt that needs a code and
-    /// has none gets `NeedCode` and writes nothing.
-    /// Decisions that consume nothing ([`Decision::consumes_nothing`]) may make a batch
-    /// made of nothing else durable shortly after, where the engine can
-    /// ([`crate::store::Store::transact_light`]).
+    /// has none gets `NeedCode` and writes nothing. A batch whose decisions all consume
+    /// nothing ([`Decision::consumes_nothing`]) may become durable shortly after this
+    /// returns, where the engine allows ([`crate::store::Store::transact_light`]).
     pub fn authenticate_many(&self, attempts: &[Attempt]) -> Result<Vec<Decision>, CoreError> {
         self.batch(attempts, Commit::Light { expect: false })
     }

@@ -1020,6 +1020,58 @@ mod tests {
         }
     }
 
+    /// Issue 25: only a decision that consumes nothing may be answered before it is
+    /// durable; a code (right or wrong), a refusal and a grace period's start may not.
+    #[test]
+    fn only_decisions_that_consume_nothing_are_answered_at_the_commit() {
+        let (_d, a) = setup(14);
+        let now = 1_800_000_000;
+        let s = TotpSecret::generate().unwrap();
+        a.enrolment()
+            .enroll(&n("alice"), &s, None, false, "test", now)
+            .unwrap();
+        let code = code_at_step(&s, &params(&a), now / 30);
+        let with_code = |c: &str| Attempt {
+            code: Some(Zeroizing::new(c.to_string())),
+            ..vouched(req("alice", "192.0.2.1", now))
+        };
+        let wrong = if code.as_str() == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        let attempts = [
+            vouched(req("alice", "10.1.2.3", now)),
+            with_code(&code),
+            with_code(&code),
+            with_code(wrong),
+            vouched(req("alice", "192.0.2.1", now)),
+            // Not enrolled, past go-live, trusted: let in, but its grace starts here.
+            vouched(req("dave", "10.1.2.3", now)),
+            // Its grace started: the next trusted allow consumes nothing.
+            vouched(req("dave", "10.1.2.3", now + 60)),
+        ];
+        let got: Vec<(String, Ack)> = a
+            .login()
+            .authenticate_many_acked(&attempts)
+            .unwrap()
+            .into_iter()
+            .map(|(d, ack)| (d.reason.code().to_string(), ack))
+            .collect();
+        let want = [
+            ("trusted_network", Ack::Committed),
+            ("valid_code", Ack::Durable),
+            ("replayed_code", Ack::Durable),
+            ("wrong_code", Ack::Durable),
+            // Asked for a code and had none: nothing written, nothing to wait for.
+            ("code_required", Ack::Committed),
+            ("trusted_network", Ack::Durable),
+            ("trusted_network", Ack::Committed),
+        ];
+        let want: Vec<(String, Ack)> = want.iter().map(|(r, a)| (r.to_string(), *a)).collect();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn grace_start_is_stored_once() {
         let (_d, a) = setup(14);

@@ -51,6 +51,9 @@ pub struct WriterMetrics {
     pub batch_size: Histogram,
     /// One sync making committed batches durable (group commit engines only).
     pub sync_seconds: Histogram,
+    /// Decisions that consumed nothing, answered at their commit before the sync that
+    /// makes them durable (group commit engines only; ARCHITECTURE.md, *Durability*).
+    pub answered_before_sync: Counter,
 }
 
 impl Default for WriterMetrics {
@@ -59,6 +62,7 @@ impl Default for WriterMetrics {
             commit_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
             sync_seconds: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            answered_before_sync: Counter::default(),
         }
     }
 }
@@ -201,6 +205,11 @@ pub fn registry(metrics: &Metrics, stats: Arc<Stats>, pending: PendingFn) -> Reg
         "mfa_store_sync_duration_seconds",
         "One sync making committed batches durable (group commit)",
         m.writer.sync_seconds,
+    );
+    r.register(
+        "mfa_store_answered_before_sync",
+        "Decisions that consumed nothing, answered at their commit before their sync",
+        m.writer.answered_before_sync,
     );
     r.register_collector(Box::new(StatsCollector { stats, pending }));
     r

@@ -232,7 +232,7 @@ fn commit(
                     }
                 }
                 Some((synced, _, unsynced)) => {
-                    let (held, early) = release_committed(batch, unsynced);
+                    let (held, early) = release_committed(batch, unsynced, metrics);
                     // Sent even when every reply left already: the sync that follows is
                     // what bounds their window.
                     if let Err(std::sync::mpsc::SendError((held, _))) = synced.send((held, early)) {
@@ -259,20 +259,25 @@ fn commit(
 fn release_committed(
     batch: impl Iterator<Item = (Reply, (Decision, Ack))>,
     unsynced: &AtomicUsize,
+    metrics: &WriterMetrics,
 ) -> (Vec<(Reply, Decision)>, usize) {
     let mut held = Vec::new();
-    let mut early = 0;
-    let mut room = MAX_UNSYNCED.saturating_sub(unsynced.load(Ordering::Acquire));
+    let mut now = Vec::new();
+    let room = MAX_UNSYNCED.saturating_sub(unsynced.load(Ordering::Acquire));
     for (tx, (d, ack)) in batch {
-        if ack == Ack::Committed && room > 0 {
-            room -= 1;
-            early += 1;
-            let _ = tx.send(Ok(d));
+        if ack == Ack::Committed && now.len() < room {
+            now.push((tx, d));
         } else {
             held.push((tx, d));
         }
     }
+    // Counted before any of them leaves.
+    let early = now.len();
     unsynced.fetch_add(early, Ordering::AcqRel);
+    metrics.answered_before_sync.inc_by(early as u64);
+    for (tx, d) in now {
+        let _ = tx.send(Ok(d));
+    }
     (held, early)
 }
 
@@ -472,7 +477,10 @@ mod tests {
     }
 
     /// A writer on SQLite whose syncs go through `gate`; an enrolled alice and her code.
-    fn gated(gate: &Arc<Gate>, now: i64) -> (tempfile::TempDir, Arc<Core>, Writer, String) {
+    fn gated(
+        gate: &Arc<Gate>,
+        now: i64,
+    ) -> (tempfile::TempDir, Arc<Core>, Writer, String, WriterMetrics) {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = mfa_config::Config::default();
         cfg.store.path = dir.path().join("mfa.db");
@@ -490,8 +498,9 @@ mod tests {
             .enroll(&alice, &secret, None, false, "test", now)
             .unwrap();
         let code = code_at_step(&secret, &cfg.totp.params(), now / 30);
-        let w = Writer::start(auth.clone(), 4096, WriterMetrics::default()).unwrap();
-        (dir, auth, w, code.to_string())
+        let metrics = WriterMetrics::default();
+        let w = Writer::start(auth.clone(), 4096, metrics.clone()).unwrap();
+        (dir, auth, w, code.to_string(), metrics)
     }
 
     fn reasons_of(auth: &Core, reason: &str) -> usize {
@@ -507,7 +516,7 @@ mod tests {
         let now = 1_800_000_000;
         let gate = Arc::new(Gate::default());
         gate.set(true);
-        let (_dir, auth, w, code) = gated(&gate, now);
+        let (_dir, auth, w, code, metrics) = gated(&gate, now);
         // The disk is held: a trusted allow is answered all the same, committed.
         let trusted = w.attempt(attempt(&auth, "bob", "10.1.2.3", None, now));
         let d = tokio::time::timeout(Duration::from_secs(10), trusted)
@@ -520,6 +529,7 @@ mod tests {
             1,
             "committed before the reply"
         );
+        assert_eq!(metrics.answered_before_sync.get(), 1);
         // ... and its sync begins with no further request.
         for _ in 0..500 {
             if gate.begun.load(Ordering::SeqCst) >= 1 {
@@ -541,6 +551,11 @@ mod tests {
         gate.set(false);
         let d = accepted.await.unwrap().unwrap();
         assert_eq!(d.reason.code(), "valid_code");
+        assert_eq!(
+            metrics.answered_before_sync.get(),
+            1,
+            "the code was counted"
+        );
         // By then the syncs that cover both commits are done.
         assert!(gate.done.load(Ordering::SeqCst) >= 1);
     }
@@ -549,7 +564,7 @@ mod tests {
     async fn a_trusted_allows_audit_row_reaches_the_disk_without_another_request() {
         let now = 1_800_000_000;
         let gate = Arc::new(Gate::default());
-        let (_dir, auth, w, _code) = gated(&gate, now);
+        let (_dir, auth, w, _code, _) = gated(&gate, now);
         let d = w
             .attempt(attempt(&auth, "bob", "10.1.2.3", None, now))
             .await
@@ -574,7 +589,7 @@ mod tests {
         let now = 1_800_000_000;
         let gate = Arc::new(Gate::default());
         gate.set(true);
-        let (_dir, auth, w, _code) = gated(&gate, now);
+        let (_dir, auth, w, _code, _) = gated(&gate, now);
         let total = MAX_UNSYNCED + 200;
         let answered = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();

@@ -176,6 +176,205 @@ impl fmt::Display for Preset {
     }
 }
 
+/// The word of a mode, as written in `mfa.toml`.
+fn mode_word(m: RadiusMode) -> &'static str {
+    match m {
+        RadiusMode::Append => "append",
+        RadiusMode::Challenge => "challenge",
+        RadiusMode::CodeOnly => "code-only",
+    }
+}
+
+fn ip_word(a: ClientIpAttribute) -> &'static str {
+    match a {
+        ClientIpAttribute::CallingStationId => "Calling-Station-Id",
+        ClientIpAttribute::TunnelClientEndpoint => "Tunnel-Client-Endpoint",
+        ClientIpAttribute::FramedIpAddress => "Framed-IP-Address",
+    }
+}
+
+/// PAM's delay after a wrong password (pam_unix, pam_faildelay: about 2 s), with the store's
+/// commit: what a request with a first factor may take before it is answered.
+pub const FIRST_FACTOR_WAIT: Span = Span::secs(3);
+
+impl Config {
+    /// How long one answer to client `c` may take, and why: a push held until the phone
+    /// answers (append and code-only mode, push on for the client) takes up to `[push]
+    /// timeout`; a first factor, [`FIRST_FACTOR_WAIT`]; `None` otherwise.
+    pub fn answer_wait(&self, c: &RadiusClient) -> Option<(Span, String)> {
+        let s = self.radius.settings_for(c);
+        let push = self.push_for_client(c).mode != PushMode::Off;
+        match s.mode {
+            RadiusMode::Append | RadiusMode::CodeOnly if push => Some((
+                self.push.timeout,
+                format!(
+                    "a push in {} mode is held until the phone answers, up to [push] timeout ({})",
+                    mode_word(s.mode),
+                    self.push.timeout
+                ),
+            )),
+            RadiusMode::Append | RadiusMode::Challenge if s.first_factor != FirstFactor::None => {
+                Some((
+                    FIRST_FACTOR_WAIT,
+                    format!(
+                        "the first factor (PAM's delay after a wrong password) takes up to {FIRST_FACTOR_WAIT}"
+                    ),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// What `config check` says of client `c`'s preset: what it set, what the entry set
+    /// itself, the gateway's wait and the product's caveat. `None` without a preset.
+    pub fn preset_summary(&self, c: &RadiusClient) -> Option<String> {
+        let p = c.preset?;
+        let f = p.facts();
+        let s = self.radius.settings_for(c);
+        let from = |own: bool| {
+            if own {
+                "this entry's own"
+            } else {
+                "from the preset"
+            }
+        };
+        let mut out = format!(
+            "client {:?}: preset \"{p}\" ({}): mode {} ({}), client_ip_attribute {} ({})",
+            c.name,
+            f.product,
+            mode_word(s.mode),
+            from(c.mode.is_some()),
+            ip_word(s.client_ip_attribute),
+            from(c.client_ip_attribute.is_some()),
+        );
+        match (c.gateway_timeout, f.timeout) {
+            (Some(t), _) => out.push_str(&format!("; the gateway waits {t} (gateway_timeout)")),
+            (None, Some(t)) => {
+                out.push_str(&format!("; the gateway waits {t} ({}", f.timeout_source));
+                if let Some(r) = f.retries {
+                    out.push_str(&format!(", {r} retries"));
+                }
+                out.push(')');
+            }
+            (None, None) => out.push_str("; the gateway's wait is not known (set gateway_timeout)"),
+        }
+        match f.vendor_attributes {
+            None => out.push_str("; reads any vendor attribute it is configured for"),
+            Some([]) => {}
+            Some(keys) => {
+                let names: Vec<&str> = keys.iter().map(|k| k.attribute()).collect();
+                out.push_str(&format!("; reads {}", names.join(", ")));
+            }
+        }
+        if let Some(n) = f.note {
+            out.push_str(&format!("; note: {n}"));
+        }
+        Some(out)
+    }
+
+    /// `config check`'s warnings about presets and reply attributes: a gateway that gives up
+    /// before the answer can come, a vendor attribute sent to a gateway of another vendor,
+    /// `reply` on a rule no gateway login can match.
+    pub(crate) fn reply_warnings(&self, text: &str) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut at = |path: Vec<Seg>, message: String| {
+            out.push(Problem {
+                file: self.source.clone(),
+                line: line_of_path(text, &path),
+                key: Some(path_string(&path)),
+                message,
+            });
+        };
+        let key = |i: usize, rest: &[Seg]| {
+            let mut p = vec![k("radius"), k("clients"), Seg::Index(i)];
+            p.extend_from_slice(rest);
+            p
+        };
+        for (i, c) in self.radius.clients.iter().enumerate() {
+            let (waits, where_from, path) = match (c.gateway_timeout, c.preset) {
+                (Some(t), _) => (
+                    t,
+                    "gateway_timeout".to_string(),
+                    key(i, &[k("gateway_timeout")]),
+                ),
+                (None, Some(p)) => match p.facts().timeout {
+                    Some(t) => (
+                        t,
+                        format!("{}, preset \"{p}\"", p.facts().timeout_source),
+                        key(i, &[k("preset")]),
+                    ),
+                    None => continue,
+                },
+                (None, None) => continue,
+            };
+            let Some((needs, why)) = self.answer_wait(c) else {
+                continue;
+            };
+            if waits < needs {
+                at(
+                    path,
+                    format!(
+                        "client {:?}: the gateway waits {waits} for an answer ({where_from}), but {why}: \
+                         raise the timeout on the gateway to at least {needs} and write it here as \
+                         gateway_timeout = \"{needs}\"",
+                        c.name
+                    ),
+                );
+            }
+        }
+        for (i, r) in self.policy.rules.iter().enumerate() {
+            let Some(reply) = &r.reply else {
+                continue;
+            };
+            let path = |rest: &[Seg]| {
+                let mut p = vec![k("policy"), k("rules"), Seg::Index(i), k("reply")];
+                p.extend_from_slice(rest);
+                p
+            };
+            if !r.services.is_empty() || r.local {
+                at(
+                    path(&[]),
+                    "the rule matches PAM services or local logins only, and reply attributes \
+                     go to RADIUS gateways only: none is ever sent"
+                        .into(),
+                );
+                continue;
+            }
+            for name in &r.radius_clients {
+                let Some(c) = self.radius.clients.iter().find(|c| c.name == *name) else {
+                    continue;
+                };
+                if self.radius.kind_of(c) == ClientKind::PamHosts {
+                    at(
+                        path(&[]),
+                        format!("client \"{name}\" is PAM hosts, which get no reply attributes"),
+                    );
+                    continue;
+                }
+                let Some(p) = c.preset else {
+                    continue;
+                };
+                let mut warned = Vec::new();
+                for (key, _) in reply.entries() {
+                    if !p.reads(key) && !warned.contains(&key) {
+                        warned.push(key);
+                        at(
+                            path(&[k(key.key())]),
+                            format!(
+                                "client \"{name}\" is preset \"{p}\" ({}), which does not read \
+                                 {}: it is sent and ignored",
+                                p.facts().product,
+                                key.attribute()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,204 +604,5 @@ mod tests {
                     && p.contains("none is ever sent")),
             "{w:#?}"
         );
-    }
-}
-
-/// The word of a mode, as written in `mfa.toml`.
-fn mode_word(m: RadiusMode) -> &'static str {
-    match m {
-        RadiusMode::Append => "append",
-        RadiusMode::Challenge => "challenge",
-        RadiusMode::CodeOnly => "code-only",
-    }
-}
-
-fn ip_word(a: ClientIpAttribute) -> &'static str {
-    match a {
-        ClientIpAttribute::CallingStationId => "Calling-Station-Id",
-        ClientIpAttribute::TunnelClientEndpoint => "Tunnel-Client-Endpoint",
-        ClientIpAttribute::FramedIpAddress => "Framed-IP-Address",
-    }
-}
-
-/// PAM's delay after a wrong password (pam_unix, pam_faildelay: about 2 s), with the store's
-/// commit: what a request with a first factor may take before it is answered.
-pub const FIRST_FACTOR_WAIT: Span = Span::secs(3);
-
-impl Config {
-    /// How long one answer to client `c` may take, and why: a push held until the phone
-    /// answers (append and code-only mode, push on for the client) takes up to `[push]
-    /// timeout`; a first factor, [`FIRST_FACTOR_WAIT`]; `None` otherwise.
-    pub fn answer_wait(&self, c: &RadiusClient) -> Option<(Span, String)> {
-        let s = self.radius.settings_for(c);
-        let push = self.push_for_client(c).mode != PushMode::Off;
-        match s.mode {
-            RadiusMode::Append | RadiusMode::CodeOnly if push => Some((
-                self.push.timeout,
-                format!(
-                    "a push in {} mode is held until the phone answers, up to [push] timeout ({})",
-                    mode_word(s.mode),
-                    self.push.timeout
-                ),
-            )),
-            RadiusMode::Append | RadiusMode::Challenge if s.first_factor != FirstFactor::None => {
-                Some((
-                    FIRST_FACTOR_WAIT,
-                    format!(
-                        "the first factor (PAM's delay after a wrong password) takes up to {FIRST_FACTOR_WAIT}"
-                    ),
-                ))
-            }
-            _ => None,
-        }
-    }
-
-    /// What `config check` says of client `c`'s preset: what it set, what the entry set
-    /// itself, the gateway's wait and the product's caveat. `None` without a preset.
-    pub fn preset_summary(&self, c: &RadiusClient) -> Option<String> {
-        let p = c.preset?;
-        let f = p.facts();
-        let s = self.radius.settings_for(c);
-        let from = |own: bool| {
-            if own {
-                "this entry's own"
-            } else {
-                "from the preset"
-            }
-        };
-        let mut out = format!(
-            "client {:?}: preset \"{p}\" ({}): mode {} ({}), client_ip_attribute {} ({})",
-            c.name,
-            f.product,
-            mode_word(s.mode),
-            from(c.mode.is_some()),
-            ip_word(s.client_ip_attribute),
-            from(c.client_ip_attribute.is_some()),
-        );
-        match (c.gateway_timeout, f.timeout) {
-            (Some(t), _) => out.push_str(&format!("; the gateway waits {t} (gateway_timeout)")),
-            (None, Some(t)) => {
-                out.push_str(&format!("; the gateway waits {t} ({}", f.timeout_source));
-                if let Some(r) = f.retries {
-                    out.push_str(&format!(", {r} retries"));
-                }
-                out.push(')');
-            }
-            (None, None) => out.push_str("; the gateway's wait is not known (set gateway_timeout)"),
-        }
-        match f.vendor_attributes {
-            None => out.push_str("; reads any vendor attribute it is configured for"),
-            Some([]) => {}
-            Some(keys) => {
-                let names: Vec<&str> = keys.iter().map(|k| k.attribute()).collect();
-                out.push_str(&format!("; reads {}", names.join(", ")));
-            }
-        }
-        if let Some(n) = f.note {
-            out.push_str(&format!("; note: {n}"));
-        }
-        Some(out)
-    }
-
-    /// `config check`'s warnings about presets and reply attributes: a gateway that gives up
-    /// before the answer can come, a vendor attribute sent to a gateway of another vendor,
-    /// `reply` on a rule no gateway login can match.
-    pub(crate) fn reply_warnings(&self, text: &str) -> Vec<Problem> {
-        let mut out = Vec::new();
-        let mut at = |path: Vec<Seg>, message: String| {
-            out.push(Problem {
-                file: self.source.clone(),
-                line: line_of_path(text, &path),
-                key: Some(path_string(&path)),
-                message,
-            });
-        };
-        let key = |i: usize, rest: &[Seg]| {
-            let mut p = vec![k("radius"), k("clients"), Seg::Index(i)];
-            p.extend_from_slice(rest);
-            p
-        };
-        for (i, c) in self.radius.clients.iter().enumerate() {
-            let (waits, where_from, path) = match (c.gateway_timeout, c.preset) {
-                (Some(t), _) => (
-                    t,
-                    "gateway_timeout".to_string(),
-                    key(i, &[k("gateway_timeout")]),
-                ),
-                (None, Some(p)) => match p.facts().timeout {
-                    Some(t) => (
-                        t,
-                        format!("{}, preset \"{p}\"", p.facts().timeout_source),
-                        key(i, &[k("preset")]),
-                    ),
-                    None => continue,
-                },
-                (None, None) => continue,
-            };
-            let Some((needs, why)) = self.answer_wait(c) else {
-                continue;
-            };
-            if waits < needs {
-                at(
-                    path,
-                    format!(
-                        "client {:?}: the gateway waits {waits} for an answer ({where_from}), but {why}: \
-                         raise the timeout on the gateway to at least {needs} and write it here as \
-                         gateway_timeout = \"{needs}\"",
-                        c.name
-                    ),
-                );
-            }
-        }
-        for (i, r) in self.policy.rules.iter().enumerate() {
-            let Some(reply) = &r.reply else {
-                continue;
-            };
-            let path = |rest: &[Seg]| {
-                let mut p = vec![k("policy"), k("rules"), Seg::Index(i), k("reply")];
-                p.extend_from_slice(rest);
-                p
-            };
-            if !r.services.is_empty() || r.local {
-                at(
-                    path(&[]),
-                    "the rule matches PAM services or local logins only, and reply attributes \
-                     go to RADIUS gateways only: none is ever sent"
-                        .into(),
-                );
-                continue;
-            }
-            for name in &r.radius_clients {
-                let Some(c) = self.radius.clients.iter().find(|c| c.name == *name) else {
-                    continue;
-                };
-                if self.radius.kind_of(c) == ClientKind::PamHosts {
-                    at(
-                        path(&[]),
-                        format!("client \"{name}\" is PAM hosts, which get no reply attributes"),
-                    );
-                    continue;
-                }
-                let Some(p) = c.preset else {
-                    continue;
-                };
-                let mut warned = Vec::new();
-                for (key, _) in reply.entries() {
-                    if !p.reads(key) && !warned.contains(&key) {
-                        warned.push(key);
-                        at(
-                            path(&[k(key.key())]),
-                            format!(
-                                "client \"{name}\" is preset \"{p}\" ({}), which does not read \
-                                 {}: it is sent and ignored",
-                                p.facts().product,
-                                key.attribute()
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        out
     }
 }

@@ -402,6 +402,12 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
         }
         n => outln!("  RADIUS clients: {n}"),
     }
+    // What each gateway preset set, so nothing a preset does is hidden.
+    for client in &c.radius.clients {
+        if let Some(summary) = c.preset_summary(client) {
+            outln!("  {summary}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

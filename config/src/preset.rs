@@ -110,6 +110,9 @@ impl Preset {
             Preset::Openvpn => PresetFacts {
                 product: "OpenVPN with openvpn-auth-radius",
                 mode: Append,
+                timeout: Some(Span::secs(1)),
+                retries: Some(1),
+                timeout_source: "wait=1 of the plugin's example radiusplugin.cnf",
                 note: Some(
                     "Debian 12's plugin sends no Message-Authenticator: its requests are dropped unless this entry says require_message_authenticator = false",
                 ),
@@ -395,6 +398,7 @@ mod tests {
         assert_eq!(Preset::Globalprotect.facts().retries, Some(3));
         assert_eq!(Preset::RdGateway.facts().timeout, Some(Span::secs(60)));
         assert_eq!(Preset::RdGateway.facts().mode, RadiusMode::CodeOnly);
+        assert_eq!(Preset::Openvpn.facts().timeout, Some(Span::secs(1)));
         assert!(Preset::Fortigate.reads(ReplyKey::FortinetGroup));
         assert!(!Preset::Asa.reads(ReplyKey::FortinetGroup));
         assert!(Preset::Asa.reads(ReplyKey::Class));
@@ -519,6 +523,19 @@ mod tests {
             w.len() == 1 && w[0].contains("mfa.toml:10: radius.clients[0].gateway_timeout"),
             "{w:#?}"
         );
+        // OpenVPN's plugin as its example ships (wait=1) gives up before a wrong password's
+        // PAM delay is over; the documented wait=10 does not.
+        let (_, w) = check(&format!(
+            "[[radius.clients]]\nname = \"ovpn\"\naddress = \"192.0.2.1\"\n{SECRET}preset = \"openvpn\"\n"
+        ));
+        assert!(
+            w.len() == 1 && w[0].contains("waits 1s") && w[0].contains("first factor"),
+            "{w:#?}"
+        );
+        let (_, w) = check(&format!(
+            "[[radius.clients]]\nname = \"ovpn\"\naddress = \"192.0.2.1\"\n{SECRET}preset = \"openvpn\"\ngateway_timeout = \"10s\"\n"
+        ));
+        assert!(w.is_empty(), "{w:#?}");
         // Challenge mode answers each round at once: 4 s is enough, without push too.
         let (_, w) = check(&format!(
             "{push}[[radius.clients]]\nname = \"ns\"\naddress = \"192.0.2.1\"\n{SECRET}preset = \"netscaler\"\n"

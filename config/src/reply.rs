@@ -21,7 +21,7 @@ pub const MAX_AVPAIRS: usize = 8;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyAttributes {
-    /// Class (25): ASA and ocserv read a group policy from it; echoed in accounting.
+    /// Class (25): the ASA reads a group policy from it; echoed in accounting.
     #[serde(default)]
     pub class: Option<String>,
     /// Filter-Id (11): a filter or ACL name the gateway applies.

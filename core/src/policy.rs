@@ -303,8 +303,9 @@ pub struct RuleMatch {
     pub name: Option<String>,
     pub action: RuleAction,
     /// The rule's `reply`: what a gateway's Access-Accept through it carries. Read through
-    /// [`Decision::reply`], which gives it on an allow only.
-    pub reply: Option<mfa_config::ReplyAttributes>,
+    /// [`Decision::reply`], which gives it on an allow only. Boxed: most rules have none,
+    /// and every decision carries this.
+    pub reply: Option<Box<mfa_config::ReplyAttributes>>,
 }
 
 impl fmt::Display for RuleMatch {
@@ -369,7 +370,7 @@ impl Decision {
         if self.outcome != Outcome::Allow {
             return None;
         }
-        self.rule.as_ref()?.reply.as_ref()
+        self.rule.as_ref()?.reply.as_deref()
     }
 
     /// Locked out, the user or this address: PAM answers PAM_MAXTRIES.
@@ -471,7 +472,7 @@ pub fn matching_rule(f: &Facts<'_>, cfg: &Config) -> Option<RuleMatch> {
             index,
             name: r.name.clone(),
             action: r.action,
-            reply: r.reply.clone(),
+            reply: r.reply.clone().map(Box::new),
         })
 }
 

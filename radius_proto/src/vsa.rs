@@ -199,8 +199,8 @@ pub enum Wire {
 /// can type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReplyAttr {
-    /// Class (25, RFC 2865 §5.25): echoed by the gateway in its accounting; ASA and ocserv
-    /// read a group policy from it (`OU=name;` on the ASA).
+    /// Class (25, RFC 2865 §5.25): echoed by the gateway in its accounting; the ASA reads a
+    /// group policy from it (`OU=name;`).
     Class,
     /// Filter-Id (11, RFC 2865 §5.11): a filter or ACL name the gateway applies.
     FilterId,

@@ -280,7 +280,7 @@ mod tests {
             index: 0,
             name: None,
             action: mfa_config::RuleAction::NoCode,
-            reply: Some(reply.clone()),
+            reply: Some(Box::new(reply.clone())),
         });
         let allow = Answer::from_decision(&d);
         let bytes = allow.encode(&req, SECRET, &gateway()).unwrap();

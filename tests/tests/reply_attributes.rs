@@ -24,9 +24,11 @@ use mfa_e2e::{Site, code_of, fresh_key, require_tool, text, totp, wrong_code};
 /// Not an office address: every login types its code.
 const OUTSIDE: &str = "198.51.100.7";
 
-/// Two gateways: a FortiGate (preset, made code-only by its own key) on 127.0.0.1 and an
-/// ASA (preset: challenge mode, the password through PAM) on 127.0.0.3. Members of `admins`
-/// get the reply attributes of their gateway's rule.
+/// Three gateways: a FortiGate (preset, made code-only by its own key) on 127.0.0.1, an ASA
+/// (its preset's challenge mode over `[radius]`'s code-only, the password through PAM) on
+/// 127.0.0.3 and an RD Gateway (preset: code-only, the client's address read from
+/// Tunnel-Client-Endpoint) on 127.0.0.4. Members of `admins` get the reply attributes of
+/// their gateway's rule.
 fn config(port: u16, admins: &str) -> String {
     format!(
         r#"[store]
@@ -53,6 +55,11 @@ address = "127.0.0.3/32"
 secret = "{SECRET}"
 preset = "asa"
 first_factor = "pam"
+[[radius.clients]]
+name = "rdg"
+address = "127.0.0.4/32"
+secret = "{SECRET}"
+preset = "rd-gateway"
 
 # Put the group {admins} into the FortiGate group "admins".
 [[policy.rules]]
@@ -278,6 +285,53 @@ fn a_member_of_the_mapped_group_gets_the_rules_attributes_and_nobody_else_does()
                 && l.contains("rule=\"policy.rules[1] \\\"asa-admins\\\"\"")),
         "{log}"
     );
+    // The RD Gateway preset reads the client's address from Tunnel-Client-Endpoint: from the
+    // office (a trusted network) in without a code; the same address in Calling-Station-Id
+    // only is no client address for this entry, so a code would be needed and none came.
+    let rdg = Relay::bind("127.0.0.4:0", &addr);
+    let (r, _, _) = rdg.exchange(&format!(
+        "User-Name = \"{}\"\nTunnel-Client-Endpoint = \"10.1.2.3\"\nMessage-Authenticator = 0x00\n",
+        other.name
+    ));
+    assert!(r.is("Access-Accept"), "{}", r.output);
+    assert_bare(&r);
+    let (r, _, _) = rdg.exchange(&attrs(&other.name, None, Some("10.1.2.3"), true));
+    assert!(r.is("Access-Reject"), "{}", r.output);
+
+    // mfactl auth, asking as the FortiGate: the rule and what its accept would carry (a
+    // second member: the first one's codes of this window are spent).
+    let admin2 = UnixUser::new(home.path());
+    admins.add(&admin2);
+    let k2 = fresh_key();
+    site.enroll(&admin2.name, &k2);
+    mfa_e2e::avoid_step_boundary(3);
+    let auth = |code: &str| {
+        let o = site.mfactl(&[
+            "auth",
+            &admin2.name,
+            "--service",
+            "radius:forti",
+            "--ip",
+            OUTSIDE,
+            "--code",
+            code,
+        ]);
+        (code_of(&o), text(&o))
+    };
+    let (rc, out) = auth(&totp(&k2, 0));
+    assert_eq!(rc, 0, "{out}");
+    assert!(
+        out.contains("rule: policy.rules[0] \"forti-admins\": action code")
+            && out.contains(
+                "reply attributes (to a RADIUS gateway): Class \"vpn-admins\", Filter-Id \
+                 \"acl-admins\", Reply-Message \"Welcome, admin\", Fortinet-Group-Name \"admins\""
+            ),
+        "{out}"
+    );
+    // A wrong code: refused, no attributes.
+    let (rc, out) = auth(&wrong_code(&k2));
+    assert_eq!(rc, 1, "{out}");
+    assert!(!out.contains("reply attributes"), "{out}");
 }
 
 /// `mfactl config check` says what each preset set (and what the entry set itself), warns

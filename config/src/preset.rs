@@ -494,6 +494,29 @@ mod tests {
         );
     }
 
+    /// A preset's challenge or append mode with `[radius] first_factor = "none"` inherited
+    /// would check no password where one is expected: refused on the preset's line, as the
+    /// same mode written on the entry is.
+    #[test]
+    fn a_presets_mode_never_goes_without_a_first_factor() {
+        for preset in ["asa", "openvpn"] {
+            let (e, _) = check(&format!(
+                "[radius]\nmode = \"code-only\"\nfirst_factor = \"none\"\n[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\n{SECRET}preset = \"{preset}\"\n"
+            ));
+            assert!(
+                e.iter()
+                    .any(|p| p.contains("mfa.toml:8: radius.clients[0].preset")
+                        && p.contains("first_factor")),
+                "{preset}: {e:#?}"
+            );
+        }
+        // Code-only (RD Gateway) without a first factor is what it is for.
+        let (e, _) = check(&format!(
+            "[radius]\nmode = \"code-only\"\nfirst_factor = \"none\"\n[[radius.clients]]\nname = \"gw\"\naddress = \"192.0.2.1\"\n{SECRET}preset = \"rd-gateway\"\n"
+        ));
+        assert!(e.is_empty(), "{e:#?}");
+    }
+
     #[test]
     fn a_gateway_that_gives_up_before_a_held_push_is_warned_about() {
         let push = "[push]\nenabled = true\nsubscriber = \"mailto:it@example.com\"\n";

@@ -88,6 +88,14 @@ impl Answer {
         }
     }
 
+    /// The reply attributes this answer carries to `client`: an Access-Accept's to a
+    /// gateway; none on anything else, nor to PAM hosts.
+    pub(crate) fn reply_for(&self, client: &ClientSettings) -> Option<&ReplyAttributes> {
+        self.reply
+            .as_ref()
+            .filter(|_| self.code == Code::ACCESS_ACCEPT && client.kind == ClientKind::Gateway)
+    }
+
     /// The word for the log line and the `outcome` label of the decisions metric.
     pub(crate) fn outcome(&self) -> &'static str {
         match self.code {
@@ -115,10 +123,7 @@ impl Answer {
             b.add_split(AttrType::REPLY_MESSAGE, m.as_bytes())?;
         }
         add_pam_host_reason(&mut b, client, self.code, &self.reason)?;
-        if let Some(reply) = &self.reply
-            && self.code == Code::ACCESS_ACCEPT
-            && client.kind == ClientKind::Gateway
-        {
+        if let Some(reply) = self.reply_for(client) {
             add_reply_attributes(&mut b, reply)?;
         }
         if client.kind == ClientKind::PamHosts && self.code == Code::ACCESS_CHALLENGE {

@@ -280,9 +280,17 @@ fn a_member_of_the_mapped_group_gets_the_rules_attributes_and_nobody_else_does()
     assert_bare(&r);
     let log = daemon.log();
     assert!(
+        !log.lines()
+            .any(|l| l.contains("reply=") && !l.contains("decision=accept")),
+        "{log}"
+    );
+    assert!(
         log.lines()
             .any(|l| l.contains(&format!("user=\"{}\"", admin.name))
-                && l.contains("rule=\"policy.rules[1] \\\"asa-admins\\\"\"")),
+                && l.contains("decision=accept")
+            && l.contains(
+                "rule=\"policy.rules[1] \\\"asa-admins\\\"\" reply=\"Class,Cisco-AVPair,Cisco-AVPair\""
+            )),
         "{log}"
     );
     // The RD Gateway preset reads the client's address from Tunnel-Client-Endpoint: from the

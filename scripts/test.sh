@@ -8,7 +8,8 @@
 # package in a clean Debian 12 chroot (tests/package_chroot.rs: fetches from the Debian mirror
 # on its first run, MFA_DEBIAN_MIRROR to choose one, then keeps a tarball under target/).
 # PostgreSQL (the tests make throw-away clusters with initdb and pg_ctl as the postgres user).
-# chromium and npm (the portal's Playwright tests).
+# chromium and npm (the portal's Playwright tests). python3-pyrad (reply attributes decoded by
+# pyrad's dictionary, tests/reply_attributes.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradi
       libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin
       radsecproxy openssl postgresql chromium
       lintian systemd man-db dpkg-dev binutils libpam-runtime debootstrap
-      ocserv openconnect openvpn openvpn-auth-radius)
+      ocserv openconnect openvpn openvpn-auth-radius python3-pyrad)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()

@@ -10,7 +10,9 @@ pub mod files;
 mod lenient;
 mod locate;
 mod logo;
+mod preset;
 mod push;
+mod reply;
 mod schema;
 mod secret_file;
 mod validate;
@@ -24,9 +26,11 @@ pub use edit::{
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path, path_string};
 pub use logo::{LOGO_MAX_BYTES, Logo, read_logo};
+pub use preset::{Preset, PresetFacts};
 pub use push::{
     ClientPush, DEFAULT_PUSH_SERVICES, DEFAULT_VAPID_KEY_FILE, PushConfig, PushMode, PushRate,
 };
+pub use reply::{MAX_AVPAIRS, ReplyAttributes, ReplyKey};
 pub use schema::*;
 pub use secret_file::{HostSecret, RADSEC_DEFAULT_SECRET, SecretFileError, SecretOwner};
 pub use values::{
@@ -543,6 +547,7 @@ impl Config {
                 }
             }
         }
+        out.extend(self.reply_warnings(&text));
         out
     }
 }

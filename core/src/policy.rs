@@ -310,6 +310,10 @@ pub struct RuleMatch {
     pub index: usize,
     pub name: Option<String>,
     pub action: RuleAction,
+    /// The rule's `reply`: what a gateway's Access-Accept through it carries. Read through
+    /// [`Decision::reply`], which gives it on an allow only. Boxed: most rules have none,
+    /// and every decision carries this.
+    pub reply: Option<Box<mfa_config::ReplyAttributes>>,
 }
 
 impl fmt::Display for RuleMatch {
@@ -365,6 +369,16 @@ impl Decision {
 
     pub fn is_allowed(&self) -> bool {
         self.outcome == Outcome::Allow
+    }
+
+    /// The reply attributes for the gateway: the matched rule's `reply`, on an allow only.
+    /// A reject or a challenge carries none, whatever the rule says, so a front end that
+    /// encodes what this returns cannot put a group on a refusal.
+    pub fn reply(&self) -> Option<&mfa_config::ReplyAttributes> {
+        if self.outcome != Outcome::Allow {
+            return None;
+        }
+        self.rule.as_ref()?.reply.as_deref()
     }
 
     /// Locked out, the user or this address: PAM answers PAM_MAXTRIES.
@@ -466,6 +480,7 @@ pub fn matching_rule(f: &Facts<'_>, cfg: &Config) -> Option<RuleMatch> {
             index,
             name: r.name.clone(),
             action: r.action,
+            reply: r.reply.clone().map(Box::new),
         })
 }
 
@@ -1417,6 +1432,7 @@ mod tests {
             match_all: false,
             action,
             remembered: false,
+            reply: None,
         };
         f(&mut r);
         r
@@ -1533,6 +1549,55 @@ mod tests {
             dg(&sshd, &contractors, remote("11.1.1.1"), &r, &plain).reason,
             Reason::ExemptGroup
         );
+    }
+
+    /// A rule's reply attributes ride on its allow only: a code still asked, a lock, or a
+    /// login another rule decided carry none.
+    #[test]
+    fn reply_attributes_ride_on_an_allow_only() {
+        let reply = mfa_config::ReplyAttributes {
+            fortinet_group: Some("admins".into()),
+            ..Default::default()
+        };
+        let mut c = cfg();
+        c.policy.rules = vec![
+            rule(RuleAction::NoCode, |r| {
+                r.radius_clients = vec!["forti".into()];
+                r.groups = vec!["vpn-admins".into()];
+                r.networks = vec!["198.51.100.0/24".parse().unwrap()];
+                r.reply = Some(reply.clone());
+            }),
+            rule(RuleAction::Code, |r| {
+                r.radius_clients = vec!["forti".into()];
+                r.groups = vec!["vpn-admins".into()];
+                r.reply = Some(reply.clone());
+            }),
+        ];
+        let forti = Service::Radius {
+            client: "forti".into(),
+            code_only: false,
+        };
+        let admins = vec!["vpn-admins".to_string()];
+        let none: Vec<String> = Vec::new();
+        let pool = remote("198.51.100.9");
+        let d = dg(&forti, &admins, pool, &rec(true), &c);
+        assert_eq!(d.outcome, Outcome::Allow);
+        assert_eq!(d.reply(), Some(&reply));
+        // The second rule asks a code: its decision is no allow yet.
+        let d = dg(&forti, &admins, remote("11.1.1.1"), &rec(true), &c);
+        assert_eq!(d.outcome, Outcome::NeedCode);
+        assert!(d.rule.as_ref().unwrap().reply.is_some());
+        assert_eq!(d.reply(), None);
+        // A locked member from the pool: refused, nothing attached.
+        let mut locked = rec(true);
+        locked.locked_until = Some(NOW + 60);
+        c.lockout.lock_trusted = true;
+        let d = dg(&forti, &admins, pool, &locked, &c);
+        assert_eq!(d.outcome, Outcome::Deny);
+        assert_eq!(d.reply(), None);
+        // A non-member matches neither rule.
+        let d = dg(&forti, &none, pool, &rec(true), &c);
+        assert_eq!((d.rule.is_none(), d.reply()), (true, None));
     }
 
     /// A rule asking for a code takes away the waivers, not the roll-out nor the locks; a

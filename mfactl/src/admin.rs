@@ -143,6 +143,18 @@ pub fn auth(
         None if !a.config().policy.rules.is_empty() => println!("rule: none matched"),
         None => {}
     }
+    // What a gateway's Access-Accept would carry: the core's answer, on an allow only.
+    if let Some(reply) = d.reply() {
+        let list: Vec<String> = reply
+            .entries()
+            .iter()
+            .map(|(k, v)| format!("{} {v:?}", k.attribute()))
+            .collect();
+        println!(
+            "reply attributes (to a RADIUS gateway): {}",
+            list.join(", ")
+        );
+    }
     Ok(ExitCode::from(if d.is_allowed() { 0 } else { 1 }))
 }
 
@@ -401,6 +413,12 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             outln!("  RADIUS clients: none (mfa-radiusd will not start until one is configured)")
         }
         n => outln!("  RADIUS clients: {n}"),
+    }
+    // What each gateway preset set, so nothing a preset does is hidden.
+    for client in &c.radius.clients {
+        if let Some(summary) = c.preset_summary(client) {
+            outln!("  {summary}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

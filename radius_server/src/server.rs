@@ -254,10 +254,18 @@ impl Shared {
             .as_ref()
             .map(|r| format!(" rule={r:?}"))
             .unwrap_or_default();
+        // The attributes an accept carries, by name (their values are in the configuration).
+        let reply = answer
+            .reply_for(&nas.settings)
+            .map(|r| {
+                let names: Vec<&str> = r.entries().iter().map(|(k, _)| k.attribute()).collect();
+                format!(" reply={:?}", names.join(","))
+            })
+            .unwrap_or_default();
         self.log(
             &rt,
             &format!(
-                "user={} client={:?} client_ip={} decision={result} reason={}{rule}",
+                "user={} client={:?} client_ip={} decision={result} reason={}{rule}{reply}",
                 log_name(user_raw),
                 nas.name,
                 answer.client.unwrap_or(addr),

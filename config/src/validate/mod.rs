@@ -8,6 +8,7 @@ mod portal;
 mod push;
 mod radius;
 mod remote;
+mod reply;
 mod store;
 mod totp;
 mod users;
@@ -56,6 +57,8 @@ pub(crate) fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     radius::radius(cfg, &mut v);
     radius::clients(cfg, &mut v);
     radius::radsec(cfg, &mut v);
+    reply::rules(cfg, &mut v);
+    reply::clients(cfg, &mut v);
     policy::remember(cfg, &mut v);
     portal::portal(cfg, &mut v);
     remote::remote(cfg, &mut v);

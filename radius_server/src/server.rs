@@ -388,7 +388,7 @@ impl ModeBackend for Live<'_> {
     async fn look(&self, req: &Request) -> Result<(Decision, Vec<String>), RequestError> {
         let r2 = req.clone();
         self.read(move |a| {
-            let groups = a.groups_for(&r2.user);
+            let groups = a.groups_for(&r2.user)?;
             let d = a.decide_with_groups(&r2, &groups)?;
             Ok((d, groups))
         })
@@ -397,7 +397,7 @@ impl ModeBackend for Live<'_> {
 
     async fn groups(&self, user: &UserName) -> Result<Vec<String>, RequestError> {
         let user = user.clone();
-        self.read(move |a| Ok(a.groups_for(&user))).await
+        self.read(move |a| Ok(a.groups_for(&user)?)).await
     }
 
     async fn check_password(

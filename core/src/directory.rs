@@ -112,3 +112,119 @@ pub trait Directory: Send + Sync {
         password: &Zeroizing<String>,
     ) -> Result<BindOutcome, DirectoryError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::login::{Request, Voucher};
+    use crate::net::ClientAddr;
+    use crate::policy::{Outcome, Reason};
+    use mfa_model::UserName;
+
+    /// alice in `staff` through `team`; bob unknown; no answer at all while `down`.
+    struct Fake {
+        down: AtomicBool,
+    }
+
+    impl Directory for Fake {
+        fn lookup(&self, name: &str) -> Result<Found, DirectoryError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(DirectoryError::new("no server answered"));
+            }
+            let account = (name == "alice").then(|| Account {
+                name: "alice".into(),
+                dn: "CN=alice".into(),
+                upn: Some("a.anders@test.lan".into()),
+                groups: vec![GroupPath {
+                    name: "staff".into(),
+                    path: vec!["team".into(), "staff".into()],
+                    primary: false,
+                }],
+            });
+            Ok(Found {
+                account,
+                server: "fake".into(),
+                took: Duration::ZERO,
+            })
+        }
+
+        fn by_principal_name(&self, upn: &str) -> Result<Option<String>, DirectoryError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(DirectoryError::new("no server answered"));
+            }
+            Ok((upn == "a.anders@test.lan").then(|| "alice".into()))
+        }
+
+        fn check_password(
+            &self,
+            _name: &str,
+            _password: &Zeroizing<String>,
+        ) -> Result<BindOutcome, DirectoryError> {
+            Ok(BindOutcome::Refused)
+        }
+    }
+
+    fn core() -> (tempfile::TempDir, crate::Core, Arc<Fake>) {
+        let (dir, core) = crate::test_core(|cfg| {
+            cfg.policy.exempt_groups = vec!["staff".into()];
+            cfg.users.domains = vec!["TEST".into(), "test.lan".into()];
+        });
+        let fake = Arc::new(Fake {
+            down: AtomicBool::new(false),
+        });
+        (dir, core.with_directory(fake.clone()), fake)
+    }
+
+    fn req(user: &str) -> Request {
+        let user = UserName::parse(user).unwrap();
+        Request::new(&user, ClientAddr::Remote("192.0.2.1".parse().ok()), "sshd")
+    }
+
+    #[test]
+    fn groups_and_names_come_from_the_directory() {
+        let (_d, core, _) = core();
+        let alice = UserName::parse("alice").unwrap();
+        // A nested group exempts, as an NSS group would.
+        let d = core.login().decide(&req("alice")).unwrap();
+        assert_eq!((d.outcome, d.reason), (Outcome::Allow, Reason::ExemptGroup));
+        // An alternate UPN, `TEST\alice` and the UPN in a listed domain are one user.
+        for raw in [
+            "a.anders@test.lan",
+            "TEST\\alice",
+            "alice@test.lan",
+            "ALICE",
+        ] {
+            assert_eq!(core.user_name(raw).unwrap(), alice, "{raw}");
+        }
+        // The directory vouches for a name an administrator gives, and for no other.
+        let by = Voucher::Administrator { force: false };
+        assert!(core.login().admit_name(&alice, by).unwrap().admitted());
+        let bob = UserName::parse("bob").unwrap();
+        assert!(!core.login().admit_name(&bob, by).unwrap().admitted());
+    }
+
+    /// No answer is never "no groups": the decision that needs them fails, and so does every
+    /// question only the directory can answer.
+    #[test]
+    fn a_directory_that_does_not_answer_fails_closed() {
+        let (_d, core, fake) = core();
+        fake.down.store(true, Ordering::SeqCst);
+        let e = core.login().decide(&req("alice")).unwrap_err();
+        assert!(matches!(e, crate::CoreError::Directory(_)), "{e}");
+        assert!(core.login().begin(&req("alice")).is_err());
+        assert!(core.login().verify_code(&req("alice"), "123456").is_err());
+        let alice = UserName::parse("alice").unwrap();
+        let by = Voucher::Administrator { force: false };
+        assert!(core.login().admit_name(&alice, by).is_err());
+        assert!(core.user_name("a.anders@test.lan").is_err());
+        // Nothing was written for the refused logins.
+        assert!(core.store().user(&alice).unwrap().is_none());
+        // Without groups in the policy, the directory is not asked at all.
+        let (_d2, core2) = crate::test_core(|_| {});
+        let core2 = core2.with_directory(fake);
+        assert!(core2.login().decide(&req("alice")).is_ok());
+    }
+}

@@ -446,7 +446,7 @@ impl ModeBackend for Live<'_> {
 
     async fn groups(&self, user: &UserName) -> Result<Vec<String>, RequestError> {
         let user = user.clone();
-        self.read(move |a| Ok(a.groups_for(&user)?)).await
+        self.read(move |a| a.groups_for(&user)).await
     }
 
     async fn check_password(

@@ -556,8 +556,10 @@ impl Config {
                     );
                 }
             }
+            // With [directory] the groups are the directory's, which a warning here cannot
+            // ask (the configuration reads no network).
             for (j, g) in r.groups.iter().enumerate() {
-                if !group_known(g) {
+                if self.directory.is_none() && !group_known(g) {
                     at(
                         key(&[k("groups"), Seg::Index(j)]),
                         format!(

@@ -342,3 +342,56 @@ fn slapd_nested_groups_through_member_of() {
     let (code, out) = directory_test(&site, "nobody-here");
     assert_eq!(code, 1, "{out}");
 }
+
+/// `first_factor = "ldap"` in challenge mode: the right password gets the Access-Challenge
+/// and the code then lets in; a wrong one is rejected in the first round, with no challenge.
+#[test]
+fn ad_first_factor_by_bind_in_challenge_mode() {
+    use mfa_e2e::radius::*;
+    if !have_samba() {
+        return;
+    }
+    mfa_e2e::require_tool("radclient");
+    let dc = SambaDc::start();
+    let port = mfa_e2e::free_udp_port();
+    let radius = config_text("challenge", &format!("\"127.0.0.1:{port}\""), "", SECRET)
+        .replace("first_factor = \"pam\"", "first_factor = \"ldap\"");
+    let site = Site::with_config(&radius);
+    let table = ad_directory_toml(site.path(), &[dc.url()], &dc.ca_file());
+    std::fs::write(
+        &site.config,
+        format!("{radius}\n[users]\ndomains = [\"TEST\", \"test.lan\"]\n{table}"),
+    )
+    .unwrap();
+    let o = site.mfactl(&["init"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let key = mfa_e2e::fresh_key();
+    site.enroll("alice", &key);
+    let daemon = spawn_daemon(&site.config, None);
+    daemon.wait_log("listening on", 1);
+    let addr = format!("127.0.0.1:{port}");
+    let send = |a: &str| radclient(&addr, SECRET, "auth", a, 10);
+
+    let r = send(&attrs(
+        "alice@test.lan",
+        Some("Wr0ng-password!"),
+        Some(UNTRUSTED_CSI),
+        true,
+    ));
+    assert!(r.is("Access-Reject") && r.state.is_none(), "{}", r.output);
+
+    let r = send(&attrs(
+        "alice@test.lan",
+        Some(ALICE_PASSWORD),
+        Some(UNTRUSTED_CSI),
+        true,
+    ));
+    assert!(r.is("Access-Challenge"), "{}", r.output);
+    mfa_e2e::avoid_step_boundary(5);
+    let code = mfa_e2e::totp(&key, 0);
+    let r = send(&format!(
+        "User-Name = \"alice@test.lan\"\nUser-Password = \"{code}\"\nCalling-Station-Id = \"{UNTRUSTED_CSI}\"\nState = {}\nMessage-Authenticator = 0x00\n",
+        r.state.unwrap()
+    ));
+    assert!(r.is("Access-Accept"), "{}", r.output);
+}

@@ -193,3 +193,50 @@ impl Directory for LdapDirectory {
         self.servers.bind_as(&dn, password)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mfa_config::Span;
+
+    /// A directory whose only server is a closed port on this host: every lookup fails.
+    fn unreachable(dir: &std::path::Path) -> LdapDirectory {
+        let pw = dir.join("pw");
+        std::fs::write(&pw, "service-password\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let cfg = DirectoryConfig {
+            servers: vec!["ldaps://127.0.0.1:1".into()],
+            bind_dn: "CN=svc,DC=test,DC=lan".into(),
+            bind_password_file: pw,
+            base_dn: "DC=test,DC=lan".into(),
+            timeout: Span::secs(1),
+            ..DirectoryConfig::default()
+        };
+        LdapDirectory::open(&cfg).unwrap()
+    }
+
+    /// An empty password never reaches a server (AD would take it as an anonymous bind,
+    /// a success): refused before anything is asked, so even with no server answering.
+    #[test]
+    fn an_empty_password_is_refused_before_any_bind() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = unreachable(dir.path());
+        assert_eq!(
+            d.check_password("alice", &Zeroizing::new(String::new()))
+                .unwrap(),
+            BindOutcome::Refused
+        );
+        // A password is checked, and with no server that is an error, never a refusal or
+        // an acceptance.
+        assert!(
+            d.check_password("alice", &Zeroizing::new("pw".into()))
+                .is_err()
+        );
+        // And no answer is never "no such user" or "no groups".
+        let e = d.lookup("alice").unwrap_err();
+        assert!(e.message.contains("127.0.0.1:1"), "{e}");
+        assert!(d.lookup("alice").is_err(), "a failure is never cached");
+    }
+}

@@ -310,6 +310,16 @@ mod tests {
             "{GOOD}[radius]\nmode = \"append\"\nfirst_factor = \"ldap\"\n"
         ));
         assert!(c.is_ok(), "{c:?}");
+        // PAM hosts check no password on the server, by LDAP no more than by PAM.
+        let e = parse(&format!(
+            "{GOOD}[[radius.clients]]\nname = \"hosts\"\naddress = \"10.0.6.0/24\"\nsecret = \"0123456789abcdef0123\"\nkind = \"pam-hosts\"\nfirst_factor = \"ldap\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.problems[0].key.as_deref(),
+            Some("radius.clients[0].first_factor"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -460,11 +460,18 @@ dn: cn=other,ou=groups,{SLAPD_BASE}\nobjectClass: groupOfNames\ncn: other\nmembe
     }
 }
 
-impl Drop for Slapd {
-    fn drop(&mut self) {
+impl Slapd {
+    /// Stops the server (it is killed; nothing it holds matters after a test).
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -395,3 +395,66 @@ fn ad_first_factor_by_bind_in_challenge_mode() {
     ));
     assert!(r.is("Access-Accept"), "{}", r.output);
 }
+
+/// slapd as the directory of the RADIUS daemon: a groups rule on a nested group (through
+/// `memberOf` followed), the first factor by bind in append mode through radclient, and a
+/// stopped slapd refusing.
+#[test]
+fn slapd_rules_and_first_factor_and_a_stopped_server_denies() {
+    use mfa_e2e::radius::*;
+    if !have_slapd() {
+        return;
+    }
+    mfa_e2e::require_tool("radclient");
+    let mut ldap = Slapd::start();
+    let port = mfa_e2e::free_udp_port();
+    let radius = config_text("append", &format!("\"127.0.0.1:{port}\""), "", SECRET)
+        .replace("first_factor = \"pam\"", "first_factor = \"ldap\"");
+    let site = Site::with_config(&radius);
+    let table = ldap.directory_toml(site.path());
+    let rules = "\n[[policy.rules]]\nname = \"outer-code\"\ngroups = [\"outer\"]\naction = \"code\"\n\n[[policy.rules]]\nname = \"other-denied\"\ngroups = [\"other\"]\naction = \"deny\"\n";
+    std::fs::write(&site.config, format!("{radius}\n{table}{rules}")).unwrap();
+    let o = site.mfactl(&["init"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (code, out) = auth(&site, "bob");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"other-denied\""), "{out}");
+    let key = mfa_e2e::fresh_key();
+    site.enroll("alice", &key);
+    let daemon = spawn_daemon(&site.config, None);
+    daemon.wait_log("listening on", 1);
+    let addr = format!("127.0.0.1:{port}");
+    // From a trusted network, alice still types a code: her group outer (through inner and
+    // mid) matches the rule.
+    let trusted = "10.1.2.3";
+    mfa_e2e::avoid_step_boundary(5);
+    let code = mfa_e2e::totp(&key, 0);
+    let send = |user: &str, password: &str| {
+        radclient(
+            &addr,
+            SECRET,
+            "auth",
+            &attrs(user, Some(password), Some(trusted), true),
+            10,
+        )
+    };
+    let r = send("alice", SLAPD_PASSWORD);
+    assert!(r.is("Access-Reject"), "no code: {}", r.output);
+    let r = send("alice", &format!("{SLAPD_PASSWORD}{code}"));
+    assert!(r.is("Access-Accept"), "{}", r.output);
+    let code = mfa_e2e::totp(&key, 1);
+    let r = send("alice", &format!("Wr0ng-password{code}"));
+    assert!(r.is("Access-Reject"), "{}", r.output);
+    let r = send("bob", SLAPD_PASSWORD);
+    assert!(r.is("Access-Reject"), "{}", r.output);
+
+    ldap.stop();
+    let r = send("alice", &format!("{SLAPD_PASSWORD}{code}"));
+    assert!(
+        r.is("Access-Reject"),
+        "a stopped slapd let in: {}",
+        r.output
+    );
+    let (code, out) = auth(&site, "alice");
+    assert_eq!(code, 2, "{out}");
+}

@@ -47,6 +47,8 @@ pub enum Purpose {
     /// A PAM host's break-glass codes, or its queue of logins let in while no server answered
     /// (`[remote] breakglass_file`, `offline_queue`).
     PamHostFile,
+    /// `[directory] bind_password_file`, the directory service account's password.
+    DirectoryPassword,
 }
 
 impl Purpose {
@@ -59,6 +61,7 @@ impl Purpose {
             Purpose::Store => "the store",
             Purpose::StoreDir => "the store directory",
             Purpose::PamHostFile => "the PAM host's offline file (break-glass codes or queue)",
+            Purpose::DirectoryPassword => "the directory's bind password file",
         }
     }
 
@@ -70,7 +73,10 @@ impl Purpose {
     fn holds_secrets(self) -> bool {
         matches!(
             self,
-            Purpose::SecretFile | Purpose::KeyFile | Purpose::PamHostFile
+            Purpose::SecretFile
+                | Purpose::KeyFile
+                | Purpose::PamHostFile
+                | Purpose::DirectoryPassword
         )
     }
 }

@@ -29,6 +29,8 @@ pub struct Config {
     pub push: crate::push::PushConfig,
     /// The administrator's console in mfa-portal (issue 22): who may use it, and where.
     pub admin: AdminConfig,
+    /// Active Directory or LDAP: names, groups, the RADIUS password check (docs/DIRECTORY.md).
+    pub directory: Option<crate::directory::DirectoryConfig>,
     /// The file this configuration was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -48,6 +50,7 @@ impl Default for Config {
             portal: PortalConfig::default(),
             push: crate::push::PushConfig::default(),
             admin: AdminConfig::default(),
+            directory: None,
             source: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -366,6 +369,8 @@ pub enum FirstFactor {
     #[default]
     Pam,
     None,
+    /// A bind to `[directory]` as the user (append and challenge modes).
+    Ldap,
 }
 
 /// What a RADIUS client is, which decides what its requests mean.

@@ -125,6 +125,7 @@ fn the_schema_has_the_tables_the_documents_describe() {
         "admin",
         "admin.groups",
         "audit",
+        "directory",
         "lockout",
         "policy",
         "policy.rules",

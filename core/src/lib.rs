@@ -10,6 +10,7 @@ pub mod challenge;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod core;
+pub mod directory;
 pub mod enrolment;
 pub mod error;
 pub mod groups;

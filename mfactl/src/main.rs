@@ -15,6 +15,7 @@ macro_rules! outln {
 
 mod admin;
 mod breakglass;
+mod directory;
 mod enroll;
 mod golive;
 mod import;
@@ -345,6 +346,25 @@ pub enum Command {
         #[command(subcommand)]
         action: BreakglassAction,
     },
+    /// What `[directory]` (Active Directory, LDAP) says about a user.
+    Directory {
+        #[command(subcommand)]
+        action: DirectoryAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DirectoryAction {
+    /// Look USER up in the directory (the server, not the cache): found or not, the
+    /// canonical name, each group with the chain of groups that makes the user a member
+    /// (the primary group marked), the server that answered, and the time taken.
+    Test {
+        /// The user as a login gives it: `alice`, `TEST\alice`, `alice@test.lan`.
+        user: String,
+        /// `table` (for reading) or `json` (a program).
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -619,5 +639,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Breakglass {
             action: BreakglassAction::Issue { host, count, out },
         } => breakglass::issue(&host, count, out),
+        Command::Directory {
+            action: DirectoryAction::Test { user, format },
+        } => directory::test(cfg, &user, format),
     }
 }

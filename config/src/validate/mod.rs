@@ -2,6 +2,7 @@
 //! problem is collected, not just the first, in the order of the sections below.
 
 mod admin;
+mod directory;
 mod lockout;
 mod policy;
 mod portal;
@@ -64,5 +65,6 @@ pub(crate) fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     remote::remote(cfg, &mut v);
     push::push(cfg, &mut v);
     admin::admin(cfg, &mut v);
+    directory::directory(cfg, &mut v);
     v.out
 }

@@ -182,7 +182,7 @@ pub(super) fn clients(cfg: &Config, v: &mut Problems<'_>) {
                     "kind = \"pam-hosts\" is always in challenge mode (pam_mfa asks for the code itself): remove mode".into(),
                 );
             }
-            if c.first_factor == Some(FirstFactor::Pam) {
+            if matches!(c.first_factor, Some(FirstFactor::Pam | FirstFactor::Ldap)) {
                 v.bad(
                     at("first_factor"),
                     "kind = \"pam-hosts\" checks no password here (the host's own stack checked it before pam_mfa): remove first_factor".into(),

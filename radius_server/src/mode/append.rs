@@ -61,7 +61,9 @@ pub(super) async fn answer<B: ModeBackend>(
         PushMode::Only => Some(whole.clone()),
     };
     if let Some(password) = pushed {
-        let pam = b.check_password(&req.user, password, req.client).await?;
+        let pam = b
+            .check_password(&req.user, password, req.client, nas.settings.first_factor)
+            .await?;
         if !pam.ok {
             return wrong_password(b, req, pam.fail_delay).await;
         }
@@ -83,7 +85,9 @@ pub(super) async fn answer<B: ModeBackend>(
     } else {
         (whole, None)
     };
-    let pam = b.check_password(&req.user, password, req.client).await?;
+    let pam = b
+        .check_password(&req.user, password, req.client, nas.settings.first_factor)
+        .await?;
     if !pam.ok {
         return wrong_password(b, req, pam.fail_delay).await;
     }

@@ -200,6 +200,7 @@ impl ModeBackend for Fake {
         _user: &UserName,
         password: Zeroizing<Vec<u8>>,
         _addr: ClientAddr,
+        _how: FirstFactor,
     ) -> Result<PamCheck, RequestError> {
         self.record(Call::Password(
             String::from_utf8(password.to_vec()).unwrap(),

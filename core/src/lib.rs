@@ -19,6 +19,7 @@ pub mod keygen;
 pub mod login;
 pub mod names;
 pub mod net;
+pub mod offline_report;
 pub mod policy;
 pub mod push;
 pub mod report;

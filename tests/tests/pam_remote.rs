@@ -15,6 +15,7 @@ use mfa_e2e::pam::{
 };
 use mfa_e2e::radius::*;
 use mfa_e2e::{avoid_step_boundary, write_private};
+use mfa_radius_proto::pam_host::report::{OfflineEvent, ReportRequest};
 use mfa_radius_proto::pam_host::{HostReply, HostRequest, read_reply};
 use mfa_radius_proto::{Builder, Code, Packet};
 
@@ -364,7 +365,8 @@ fn offline_trusted_lets_trusted_in_never_takes_a_code_and_reports_when_back() {
     let m = std::fs::metadata(&queue).unwrap();
     assert_eq!((m.mode() & 0o777, m.uid()), (0o600, 0));
 
-    // A server answers again: the next login reports what was queued, once.
+    // A server answers again: the next login reports what was queued, once, and the
+    // server's audit trail has one row for each (issue 24: reported to the server).
     let server = Server::start();
     let back = Host::with(&[server.addr()], SECRET, None, &offline_policy(&queue));
     let log = SyslogCapture::new();
@@ -379,6 +381,137 @@ fn offline_trusted_lets_trusted_in_never_takes_a_code_and_reports_when_back() {
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     // (text() gives what was logged since it was last read.)
     assert!(!log.text().contains("OFFLINE ALLOW"));
+    let rows = |user: &str, reason: &str| offline_rows(&server, user, reason);
+    let anyone = rows("anyone", "offline_allowed");
+    assert_eq!(anyone.len(), 1, "{anyone:?}");
+    assert!(
+        anyone[0].contains("allowed_by=trusted_network"),
+        "{anyone:?}"
+    );
+    assert!(anyone[0].contains("10.1.2.3"), "{anyone:?}");
+    assert!(
+        anyone[0].contains(&format!("pam-hosts/{}/", host_name())),
+        "{anyone:?}"
+    );
+    let svc = rows("svc-offline", "offline_allowed");
+    assert_eq!(svc.len(), 1, "{svc:?}");
+    assert!(svc[0].contains("allowed_by=exempt_user"), "{svc:?}");
+    assert!(server.records().is_empty(), "{:?}", server.records());
+
+    // Reported again (the host crashed before it dropped the lines, or the acknowledgement
+    // was lost): acknowledged again, no second row.
+    std::fs::write(&queue, &queued).unwrap();
+    let r = back.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert_eq!(log.text().matches("OFFLINE ALLOW REPORTED").count(), 2);
+    assert_eq!(std::fs::read_to_string(&queue).unwrap(), "");
+    assert_eq!(rows("anyone", "offline_allowed").len(), 1);
+    assert_eq!(rows("svc-offline", "offline_allowed").len(), 1);
+
+    // The same report replayed on the wire: acknowledged, no second row. One under
+    // another secret is dropped; one for a reason no host lets a login in for is refused.
+    let line = queued.lines().find(|l| l.contains("\"anyone\"")).unwrap();
+    let id = queue_id(line);
+    let time = line
+        .split(' ')
+        .find_map(|w| w.strip_prefix("time="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ev = |reason: &str| OfflineEvent {
+        id,
+        time,
+        reason: reason.into(),
+    };
+    let ack = send_report(&server, SECRET, "anyone", &ev("trusted_network"));
+    assert_eq!(ack.map(|p| p[0]), Some(2), "an Access-Accept");
+    assert!(send_report(&server, "another secret", "anyone", &ev("trusted_network")).is_none());
+    let refused = send_report(&server, SECRET, "anyone", &ev("valid_code"));
+    assert_eq!(refused.map(|p| p[0]), Some(3), "an Access-Reject");
+    let fresh = OfflineEvent {
+        id: [0x5a; 16],
+        ..ev("valid_code")
+    };
+    assert_eq!(
+        send_report(&server, SECRET, "anyone", &fresh).map(|p| p[0]),
+        Some(3)
+    );
+    assert_eq!(rows("anyone", "offline_allowed").len(), 1);
+    let all = text(&server.site.mfactl(&["log", "anyone", "--format", "csv"]));
+    assert!(!all.contains("valid_code"), "{all}");
+    let dlog = server.daemon.log();
+    assert!(
+        dlog.contains("offline report for user \"anyone\""),
+        "{dlog}"
+    );
+    assert!(dlog.contains("recorded=already"), "{dlog}");
+}
+
+/// The events of `mfactl log USER --format json` on the server with `reason`, each as its
+/// service, client address, decision, time and detail in one line.
+fn offline_rows(server: &Server, user: &str, reason: &str) -> Vec<String> {
+    let out = server.site.mfactl(&["log", user, "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    all.into_iter()
+        .filter(|e| e["reason"] == reason)
+        .map(|e| {
+            format!(
+                "{} {} {} {} {}",
+                e["service"], e["client_ip"], e["decision"], e["time"], e["detail"]
+            )
+        })
+        .collect()
+}
+
+/// The `id=` of a queue line.
+fn queue_id(line: &str) -> [u8; 16] {
+    let h = line
+        .split(' ')
+        .find_map(|w| w.strip_prefix("id="))
+        .expect("an id");
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap();
+    }
+    id
+}
+
+/// An offline report sent by hand from 127.0.0.1 under `secret`; the reply, where one
+/// came within two seconds.
+fn send_report(server: &Server, secret: &str, user: &str, ev: &OfflineEvent) -> Option<Vec<u8>> {
+    let packet = ReportRequest {
+        identifier: 9,
+        authenticator: rand_bytes(),
+        user,
+        rhost: Some("10.1.2.3".parse().unwrap()),
+        host: &host_name(),
+        service: "hand",
+        event: ev,
+    }
+    .encode(secret.as_bytes())
+    .unwrap();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send(&packet).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.recv(&mut buf).ok()?;
+    let reply = buf[..n].to_vec();
+    let p = Packet::parse(&reply).unwrap();
+    let req = Packet::parse(&packet).unwrap();
+    p.verify_reply(secret.as_bytes(), &req.authenticator)
+        .unwrap();
+    Some(reply)
+}
+
+/// A Request Authenticator no other request of the run has.
+fn rand_bytes() -> [u8; 16] {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(unique("auth").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b
 }
 
 /// A queue file that is a symbolic link, or that others may read, is refused: the login is
@@ -474,6 +607,27 @@ fn a_breakglass_code_works_once_and_only_while_no_server_answers() {
     let r = host.login(&user, "192.0.2.10", &format!("{}\n", codes[2]), &log);
     assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
     assert!(!r.prompted(), "{r:?}");
+
+    // A server answers again: the next login (from the server's trusted network) reports
+    // both uses, and the server's audit trail has one `breakglass_used` row for each.
+    assert!(offline_rows(&server, &user, "breakglass_used").is_empty());
+    let r = up.login(&user, "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert_eq!(log.text().matches("OFFLINE ALLOW REPORTED").count(), 2);
+    assert_eq!(std::fs::read_to_string(&queue).unwrap(), "");
+    let rows = offline_rows(&server, &user, "breakglass_used");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("allowed_by=break_glass") && r.contains("192.0.2.10")),
+        "{rows:?}"
+    );
+    // Sent again: still two.
+    std::fs::write(&queue, &queued).unwrap();
+    let r = up.login(&user, "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert_eq!(std::fs::read_to_string(&queue).unwrap(), "");
+    assert_eq!(offline_rows(&server, &user, "breakglass_used").len(), 2);
 }
 
 #[test]

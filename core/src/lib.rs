@@ -22,6 +22,7 @@ pub mod net;
 pub mod offline_report;
 pub mod policy;
 pub mod push;
+pub mod reachability;
 pub mod report;
 pub mod roles;
 pub mod secret;

@@ -376,6 +376,26 @@ fn report_queue(
     Ok(())
 }
 
+/// Records what one login's first round saw of the servers in the host's view of them
+/// ([`mfa_core::reachability`], read by `mfactl status`), under the same rules as the queue:
+/// root's, 0600, no link, under an exclusive lock on `<path>.lock`, replaced by rename.
+pub fn record_reachability(
+    path: &Path,
+    now: i64,
+    configured: &[std::net::SocketAddr],
+    asked: &[(std::net::SocketAddr, Result<(), String>)],
+) -> Result<(), QueueError> {
+    let io = |e| QueueError::Io(path.to_path_buf(), e);
+    let lock = open(&sibling(path, ".lock"))?;
+    lock.lock().map_err(io)?;
+    let mut f = open(path)?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).map_err(io)?;
+    let mut r = mfa_core::reachability::Reachability::parse(&text);
+    r.record(now, configured, asked);
+    replace(path, &r.render())
+}
+
 /// Replaces the file at `path` by one holding `text` (0600): a temporary file, synced,
 /// renamed over it, the directory synced.
 fn replace(path: &Path, text: &str) -> Result<(), QueueError> {

@@ -427,9 +427,12 @@ impl Remote {
         self.answered = None;
         let out = self.request(req, b"", None, false)?;
         let mut why = Vec::new();
+        let mut asked = Vec::new();
         for &server in &self.servers {
             match self.exchange(server, &out, log) {
                 Ok(reply) => {
+                    asked.push((server, Ok(())));
+                    self.note_reachability(req.now, &asked, log);
                     if !why.is_empty() {
                         let skipped: Vec<String> =
                             why.iter().map(|(s, e)| format!("{s}: {e}")).collect();
@@ -443,11 +446,28 @@ impl Remote {
                 }
                 Err(e) => {
                     log.error(&format!("RADIUS server {server}: {e}; trying the next one"));
+                    asked.push((server, Err(e.to_string())));
                     why.push((server, e));
                 }
             }
         }
+        self.note_reachability(req.now, &asked, log);
         Err(BackendError::NoServer(why))
+    }
+
+    /// Keeps what this round saw of the servers for `mfactl status` on this host
+    /// ([`mfa_core::reachability`]). A failure is only logged at debug: the file is a
+    /// report, and a login never depends on it.
+    fn note_reachability(
+        &self,
+        now: i64,
+        asked: &[(SocketAddr, Result<(), String>)],
+        log: &dyn Log,
+    ) {
+        let path = mfa_core::reachability::state_path(&self.offline_queue);
+        if let Err(e) = crate::offline::record_reachability(&path, now, &self.servers, asked) {
+            log.debug(&format!("cannot record the servers' reachability: {e}"));
+        }
     }
 
     fn first_reply(

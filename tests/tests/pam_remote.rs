@@ -107,6 +107,13 @@ impl Host {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let list: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+        // The host's state (its view of the servers, its offline queue) stays in the test's
+        // directory, never in the machine's /var/lib/mfa.
+        let extra = if extra.contains("offline_queue") {
+            extra.to_string()
+        } else {
+            format!("offline_queue = \"offline-queue\"\n{extra}")
+        };
         let config = dir.path().join("mfa.toml");
         std::fs::write(
             &config,
@@ -125,6 +132,16 @@ impl Host {
 
     fn login(&self, user: &str, rhost: &str, input: &str, log: &SyslogCapture) -> pam::Run {
         pamtester(&self.svc.name, user, Some(rhost), input, Some(log))
+    }
+
+    /// `mfactl --config <the host's mfa.toml> args...`, as an administrator on the host.
+    fn mfactl(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(bin("mfactl"))
+            .arg("--config")
+            .arg(self._dir.path().join("mfa.toml"))
+            .args(args)
+            .output()
+            .unwrap()
     }
 }
 
@@ -1225,4 +1242,175 @@ first_factor = "none"
         1,
     );
     daemon.wait_log("\"notes.txt\" is not named by an IP address", 1);
+}
+
+/// Issue 24: the host's view of its servers. Each login's first round records, per server,
+/// when it last answered and when it last failed (and why) in `remote-servers` beside the
+/// offline queue (root's, 0600); `mfactl status` on the host shows them and which server
+/// answered the last login; with every server down it says none did.
+#[test]
+fn the_hosts_status_shows_how_its_servers_answered() {
+    use std::os::unix::fs::MetadataExt;
+    let q = tempfile::tempdir().unwrap();
+    let queue = q.path().join("queue");
+    let mut server = Server::start();
+    let dead = down();
+    let extra = format!("offline_queue = {:?}\n", queue.display().to_string());
+    let host = Host::with(&[dead.clone(), server.addr()], SECRET, None, &extra);
+    let state = q.path().join("remote-servers");
+
+    let before = host.mfactl(&["status"]);
+    assert!(before.status.success(), "{before:?}");
+    assert!(
+        text(&before).contains("none recorded yet"),
+        "{}",
+        text(&before)
+    );
+
+    let log = SyslogCapture::new();
+    let r = host.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    let m = std::fs::metadata(&state).unwrap();
+    assert_eq!((m.mode() & 0o777, m.uid()), (0o600, 0));
+    let out = host.mfactl(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let t = text(&out);
+    assert!(
+        t.contains(&format!("answered by {} (in use)", server.addr())),
+        "{t}"
+    );
+    let line = |addr: &str| {
+        t.lines()
+            .find(|l| l.starts_with(&format!("server {addr}")))
+            .unwrap_or_else(|| panic!("no line for {addr} in {t}"))
+            .to_string()
+    };
+    let dead_line = line(&dead);
+    assert!(dead_line.contains("last answer never"), "{dead_line}");
+    assert!(!dead_line.contains("last failure never"), "{dead_line}");
+    assert!(dead_line.contains("refused"), "{dead_line}");
+    let up_line = line(&server.addr());
+    assert!(up_line.contains("(in use)"), "{up_line}");
+    assert!(up_line.contains("last failure never"), "{up_line}");
+    assert!(!up_line.contains("last answer never"), "{up_line}");
+
+    // Every server down: no server in use, the one that answered before has both times.
+    server.daemon.stop();
+    let r = host.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+    let out = host.mfactl(&["status", "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["in_use"], serde_json::Value::Null, "{j}");
+    assert_eq!(j["mode"], "remote", "{j}");
+    let servers = j["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{j}");
+    assert_eq!(servers[1]["server"], server.addr(), "{j}");
+    assert_eq!(servers[1]["in_use"], false, "{j}");
+    assert!(servers[1]["last_answer"].is_string(), "{j}");
+    assert!(servers[1]["last_failure"].is_string(), "{j}");
+    assert!(servers[0]["last_answer"].is_null(), "{j}");
+    let t = text(&host.mfactl(&["status"]));
+    assert!(t.contains("NO SERVER ANSWERED"), "{t}");
+
+    // A state file others may read is refused by status, naming it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = host.mfactl(&["status"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        text(&out).contains(&state.display().to_string()),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Issue 24: `mfactl config check` on a PAM host inspects its offline files as the module
+/// would take them: the break-glass file's owner, mode, directory and format (codes left),
+/// the queue's; each problem names the path and what is wrong, and fails the check.
+#[test]
+fn config_check_inspects_the_offline_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let q = tempfile::tempdir().unwrap();
+    let bg = q.path().join("breakglass");
+    let queue = q.path().join("spool/queue");
+    let o = std::process::Command::new(bin("mfactl"))
+        .args(["breakglass", "issue", "web1", "--count", "4", "--out"])
+        .arg(&bg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let extra = format!(
+        "offline_queue = {:?}\nbreakglass_file = {:?}\n",
+        queue.display().to_string(),
+        bg.display().to_string()
+    );
+    let host = Host::with(&[down()], SECRET, None, &extra);
+    let check = || {
+        let o = host.mfactl(&["config", "check"]);
+        (o.status.success(), text(&o))
+    };
+    let (ok, t) = check();
+    assert!(ok, "{t}");
+    assert!(t.contains(&format!("4 unused in {}", bg.display())), "{t}");
+    assert!(t.contains("not made yet"), "{t}");
+
+    let bad = |t: &str, path: &std::path::Path, what: &str| {
+        assert!(
+            t.contains(&path.display().to_string()) && t.contains(what),
+            "want {what} for {}: {t}",
+            path.display()
+        );
+    };
+    // A loose mode.
+    std::fs::set_permissions(&bg, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "mode 0640");
+    std::fs::set_permissions(&bg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Another owner.
+    std::os::unix::fs::chown(&bg, Some(65534), None).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "owned by uid 65534");
+    std::os::unix::fs::chown(&bg, Some(0), None).unwrap();
+    // A line the module cannot read refuses the whole file.
+    let issued = std::fs::read_to_string(&bg).unwrap();
+    std::fs::write(&bg, format!("{issued}v2 nothex\n")).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "not a code");
+    // No code left.
+    std::fs::write(&bg, "# empty\n").unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "no unused code left");
+    std::fs::write(&bg, &issued).unwrap();
+    // A symbolic link.
+    let real = q.path().join("real");
+    std::fs::rename(&bg, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &bg).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "symbolic link");
+    std::fs::remove_file(&bg).unwrap();
+    std::fs::rename(&real, &bg).unwrap();
+    // The queue's directory writable by others (not made yet: its directory is checked).
+    let spool = q.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &spool, "remote.offline_queue");
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A queue with a loose mode.
+    std::fs::write(&queue, "").unwrap();
+    std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &queue, "mode 0644");
+    std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, t) = check();
+    assert!(ok, "{t}");
+    assert!(t.contains("0 login(s) waiting"), "{t}");
 }

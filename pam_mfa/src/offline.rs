@@ -618,6 +618,32 @@ mod tests {
         }
     }
 
+    /// The servers' reachability is kept across logins, root's 0600, and a link is refused.
+    #[test]
+    fn reachability_is_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("state/remote-servers");
+        let a: std::net::SocketAddr = "127.0.0.1:1812".parse().unwrap();
+        let b: std::net::SocketAddr = "127.0.0.2:1812".parse().unwrap();
+        record_reachability(&f, 10, &[a, b], &[(a, Err("refused".into())), (b, Ok(()))]).unwrap();
+        record_reachability(
+            &f,
+            20,
+            &[a, b],
+            &[(a, Err("silent".into())), (b, Err("x".into()))],
+        )
+        .unwrap();
+        assert_eq!(std::fs::metadata(&f).unwrap().mode() & 0o777, 0o600);
+        let r = mfa_core::reachability::Reachability::parse(&std::fs::read_to_string(&f).unwrap());
+        assert_eq!(r.in_use(), None);
+        assert_eq!(r.servers[1].answered, Some(10));
+        assert_eq!(r.servers[1].failed, Some(20));
+        assert_eq!(r.servers[0].error.as_deref(), Some("silent"));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert!(record_reachability(&link, 30, &[a], &[(a, Ok(()))]).is_err());
+    }
+
     /// A symbolic link or a file others may read is refused, and nothing is written.
     #[test]
     fn unsafe_queue_files_are_refused() {

@@ -125,6 +125,11 @@ pub fn status(c: &Config, r: &RemoteConfig, format: Format) -> Result<ExitCode> 
         Err(e) => return Err(Fail::Error(e)),
     };
     let of = |s| seen.servers.iter().find(|v| v.server == s);
+    // Logins let in offline and not yet acknowledged by a server; `None` where unreadable
+    // (`config check` says why).
+    let waiting = read_host_file(&r.offline_queue)
+        .ok()
+        .map(|t| t.map_or(0, |t| t.lines().filter(|l| !l.trim().is_empty()).count()));
     match format {
         Format::Json => {
             let servers: Vec<_> = r
@@ -150,6 +155,8 @@ pub fn status(c: &Config, r: &RemoteConfig, format: Format) -> Result<ExitCode> 
                     "last_login": seen.last.map(|(t, _)| format_utc(t)),
                     "in_use": seen.in_use().map(|s| s.to_string()),
                     "servers": servers,
+                    "offline_queue": r.offline_queue.display().to_string(),
+                    "offline_waiting": waiting,
                 })
             );
         }
@@ -190,6 +197,18 @@ pub fn status(c: &Config, r: &RemoteConfig, format: Format) -> Result<ExitCode> 
             return Err(Fail::Error(
                 "status: --format table or json (csv is for lists)".into(),
             ));
+        }
+    }
+    if format == Format::Table {
+        match waiting {
+            Some(n) => outln!(
+                "offline queue: {n} login(s) let in while no server answered, not yet reported ({})",
+                r.offline_queue.display()
+            ),
+            None => outln!(
+                "offline queue: {} cannot be read (mfactl config check says why)",
+                r.offline_queue.display()
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -462,6 +462,12 @@ fn offline_trusted_lets_trusted_in_never_takes_a_code_and_reports_when_back() {
         "{dlog}"
     );
     assert!(dlog.contains("recorded=already"), "{dlog}");
+    // The refused and the unauthenticated ones are logged.
+    assert!(
+        dlog.contains("refused, nothing recorded: \"valid_code\" is no reason"),
+        "{dlog}"
+    );
+    assert!(dlog.contains("dropped a packet from 127.0.0.1:"), "{dlog}");
 }
 
 /// The events of `mfactl log USER --format json` on the server with `reason`, each as its
@@ -1289,6 +1295,7 @@ fn the_hosts_status_shows_how_its_servers_answered() {
     assert!(dead_line.contains("last answer never"), "{dead_line}");
     assert!(!dead_line.contains("last failure never"), "{dead_line}");
     assert!(dead_line.contains("refused"), "{dead_line}");
+    assert!(t.contains("offline queue: 0 login(s)"), "{t}");
     let up_line = line(&server.addr());
     assert!(up_line.contains("(in use)"), "{up_line}");
     assert!(up_line.contains("last failure never"), "{up_line}");
@@ -1312,6 +1319,7 @@ fn the_hosts_status_shows_how_its_servers_answered() {
     assert!(servers[0]["last_answer"].is_null(), "{j}");
     let t = text(&host.mfactl(&["status"]));
     assert!(t.contains("NO SERVER ANSWERED"), "{t}");
+    assert_eq!(j["offline_waiting"], 0, "{j}");
 
     // A state file others may read is refused by status, naming it.
     use std::os::unix::fs::PermissionsExt;

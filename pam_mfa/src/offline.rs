@@ -168,6 +168,25 @@ pub struct Queued {
     pub id: [u8; 16],
 }
 
+/// Why a queued login was not reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotReported {
+    /// The server did not answer, or answered as one that does not know reports (a server
+    /// of an older release): the round ends, the rest waits for the next login.
+    Stop(String),
+    /// This one could not be sent, or the server refused it (its log says why): kept, and
+    /// the next one is tried.
+    Refused(String),
+}
+
+impl fmt::Display for NotReported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotReported::Stop(s) | NotReported::Refused(s) => f.write_str(s),
+        }
+    }
+}
+
 /// The most queued logins one login reports: each costs a round trip before the prompt.
 pub const REPORT_AT_MOST: usize = 32;
 
@@ -290,10 +309,15 @@ fn words(line: &str) -> Result<Vec<(String, String)>, String> {
 /// A server answered: the queued logins are reported to it, at most [`REPORT_AT_MOST`],
 /// through `send` (which returns once the server acknowledged the id, or says why not). The
 /// acknowledged ones move to `<queue>.reported` and to syslog; the rest stay, for the next
-/// login, and the first failure ends the round (the server stopped answering). A queue
+/// login; the first the server does not answer (or answers as a server that does not know
+/// reports) ends the round. A queue
 /// another login is reporting just now is left to it. Failures are logged; they never
 /// change the login that found the server back (its decision is the server's).
-pub fn report(path: &Path, log: &dyn Log, send: &mut dyn FnMut(&Queued) -> Result<(), String>) {
+pub fn report(
+    path: &Path,
+    log: &dyn Log,
+    send: &mut dyn FnMut(&Queued) -> Result<(), NotReported>,
+) {
     if !path.exists() {
         return;
     }
@@ -307,7 +331,7 @@ pub fn report(path: &Path, log: &dyn Log, send: &mut dyn FnMut(&Queued) -> Resul
 fn report_queue(
     path: &Path,
     log: &dyn Log,
-    send: &mut dyn FnMut(&Queued) -> Result<(), String>,
+    send: &mut dyn FnMut(&Queued) -> Result<(), NotReported>,
 ) -> Result<(), QueueError> {
     let io = |e| QueueError::Io(path.to_path_buf(), e);
     let lock = open(&sibling(path, ".lock"))?;
@@ -348,7 +372,7 @@ fn report_queue(
                         path.display()
                     ));
                     kept.push(l);
-                    stopped = true;
+                    stopped = matches!(why, NotReported::Stop(_));
                 }
             },
         }
@@ -571,7 +595,7 @@ mod tests {
         report(&q, &log, &mut |e| {
             tries.push(e.user.clone());
             if e.user == "b" {
-                Err("no ack".into())
+                Err(NotReported::Stop("silent".into()))
             } else {
                 Ok(())
             }
@@ -590,6 +614,34 @@ mod tests {
         });
         assert_eq!(again, [("b".into(), [1; 16]), ("c".into(), [2; 16])]);
         assert_eq!(std::fs::read_to_string(&q).unwrap(), "");
+    }
+
+    /// A report the server refused keeps its line, and the next one is still tried.
+    #[test]
+    fn a_refused_report_does_not_hold_up_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("queue");
+        for user in ["a", "b"] {
+            let mut e = entry();
+            e.user = user;
+            queue(&q, &e).unwrap();
+        }
+        let log = Lines::default();
+        let mut tries = Vec::new();
+        report(&q, &log, &mut |e| {
+            tries.push(e.user.clone());
+            if e.user == "a" {
+                Err(NotReported::Refused("no ack".into()))
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(tries, ["a", "b"]);
+        let left = std::fs::read_to_string(&q).unwrap();
+        assert!(
+            left.contains("user=\"a\"") && !left.contains("user=\"b\""),
+            "{left}"
+        );
     }
 
     /// A line reads back as it was written, quotes and all; a line of the release before,

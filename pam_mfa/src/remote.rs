@@ -657,16 +657,19 @@ impl Remote {
         server: SocketAddr,
         q: &crate::offline::Queued,
         log: &dyn Log,
-    ) -> Result<(), String> {
+    ) -> Result<(), crate::offline::NotReported> {
+        use crate::offline::NotReported;
         let mut random = [0u8; 17];
-        getrandom::fill(&mut random).map_err(|e| format!("no random authenticator: {e}"))?;
+        getrandom::fill(&mut random)
+            .map_err(|e| NotReported::Refused(format!("no random authenticator: {e}")))?;
         let mut authenticator = [0u8; 16];
         authenticator.copy_from_slice(&random[..16]);
         let identifier = random[16];
         let event = OfflineEvent {
             id: q.id,
             // RFC 8044 time: a time before 1970 or past 2106 is not a host's clock.
-            time: u32::try_from(q.time).map_err(|_| format!("time {} out of range", q.time))?,
+            time: u32::try_from(q.time)
+                .map_err(|_| NotReported::Refused(format!("time {} out of range", q.time)))?,
             reason: q.reason.clone(),
         };
         let packet = ReportRequest {
@@ -679,16 +682,30 @@ impl Remote {
             event: &event,
         }
         .encode(&self.secret)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| NotReported::Refused(e.to_string()))?;
         let out = Outgoing {
             packet,
             authenticator,
             identifier,
         };
-        match self.exchange_with(server, &out, log, &|p| read_report_ack(p, &q.id)) {
+        // A refusal of this server's is a bare Access-Reject; anything else that does not
+        // acknowledge (a Reject with a reason, an Accept, a Challenge) is a server that took
+        // the report for a login: one of an older release, not to be sent the rest.
+        let read = |p: &Packet<'_>| {
+            read_report_ack(p, &q.id).map_err(|e| {
+                let refusal = p.code == Code::ACCESS_REJECT
+                    && p.attr(mfa_radius_proto::AttrType::VENDOR_SPECIFIC)
+                        .is_none();
+                (refusal, e)
+            })
+        };
+        match self.exchange_with(server, &out, log, &read) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("RADIUS server {server}: {e}")),
-            Err(e) => Err(format!("RADIUS server {server}: {e}")),
+            Ok(Err((true, _))) => Err(NotReported::Refused(format!(
+                "RADIUS server {server} refused it (its log says why)"
+            ))),
+            Ok(Err((false, e))) => Err(NotReported::Stop(format!("RADIUS server {server}: {e}"))),
+            Err(e) => Err(NotReported::Stop(format!("RADIUS server {server}: {e}"))),
         }
     }
 

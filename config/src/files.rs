@@ -409,6 +409,20 @@ fn check_directory(dir: &Path, purpose: Purpose, strict: bool) -> Result<(), Fil
     Ok(())
 }
 
+/// The directories on the way to `path`, a file that need not exist yet (a PAM host's
+/// offline queue, made at the first offline login): each that exists must pass what the
+/// directories of an existing file pass ([`check_trusted_file`]).
+pub fn check_directories_of(path: &Path, purpose: Purpose) -> Result<(), FileProblem> {
+    let absolute = std::path::absolute(path).map_err(|e| io_problem(path, purpose, &e))?;
+    for dir in absolute.ancestors().skip(1) {
+        if dir.as_os_str().is_empty() || !dir.exists() {
+            continue;
+        }
+        check_directory(dir, purpose, false)?;
+    }
+    Ok(())
+}
+
 /// The store's files: its directory, the database, and SQLite's `-wal` and `-shm` files
 /// where they exist. A missing database is [`FileProblem::Missing`] (after its directory
 /// was checked, where that exists).

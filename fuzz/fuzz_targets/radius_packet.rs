@@ -45,6 +45,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = pam_host::read_request(&p);
     let _ = pam_host::read_reply(&p);
+    let _ = pam_host::report::is_report(&p);
+    let _ = pam_host::report::read_report(&p);
+    let _ = pam_host::report::read_report_ack(&p, &[0; 16]);
     let _ = p.verify_accounting_request(secret);
     let _ = p.verify_accounting_response(secret, &p.authenticator);
     let _ = accounting::read_report(&p);

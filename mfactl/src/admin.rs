@@ -341,10 +341,18 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     for p in &extra {
         outln!("{p}");
     }
+    // A PAM host's offline files, as the module would take them (issue 24).
+    let (host_problems, host_notes) = match &c.remote {
+        Some(r) => crate::pam_host::check_offline_files(r),
+        None => (Vec::new(), Vec::new()),
+    };
+    for p in &host_problems {
+        outln!("{}: {p}", cfg.display());
+    }
     for w in c.warnings() {
         outln!("warning: {w}");
     }
-    let mut problems = extra.len();
+    let mut problems = extra.len() + host_problems.len();
     if c.store.path.exists() {
         // The store opens only with its key: without it the names cannot be checked (the
         // key file's own state is reported below or above).
@@ -388,6 +396,9 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             "not created yet: `mfactl init` makes it"
         }
     );
+    for n in &host_notes {
+        outln!("  {n}");
+    }
     outln!("  go-live: {}", crate::golive::describe(&c, now()));
     outln!("  trusted networks: {}", c.policy.trusted_networks.len());
     if c.policy.remember.as_secs() > 0 {

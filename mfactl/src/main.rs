@@ -21,6 +21,7 @@ mod golive;
 mod import;
 mod manual;
 mod migrate;
+mod pam_host;
 mod portal;
 mod push;
 mod report;
@@ -169,6 +170,8 @@ pub enum Command {
     },
     /// The database server in use: its address, whether it is the primary (takes writes),
     /// and its standbys with their synchronous state and lag (PostgreSQL; docs/FAILOVER.md).
+    /// On a PAM host in remote mode: its RADIUS servers as it last saw them (last answer,
+    /// last failure and why, the one in use).
     Status {
         /// `table` (for reading) or `json` (a program).
         #[arg(long, value_enum, default_value = "table")]

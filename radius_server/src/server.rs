@@ -213,6 +213,10 @@ impl Shared {
         from: SocketAddr,
     ) -> Option<Vec<u8>> {
         let pkt = Packet::parse(datagram).ok()?;
+        // A PAM host's report of a login it let in offline is no login (offline_report.rs).
+        if mfa_radius_proto::pam_host::report::is_report(&pkt) {
+            return self.offline_report(rt, nas, &pkt, from).await;
+        }
         let user_raw = pkt.attr(AttrType::USER_NAME).unwrap_or_default();
         let addr = client_addr(nas.settings.client_ip_attribute, &pkt);
         let live = Live {

@@ -292,7 +292,7 @@ fn remote_host(port: u16) -> tempfile::TempDir {
     std::fs::write(
         dir.path().join("mfa.toml"),
         format!(
-            "[remote]\nservers = [\"[::1]:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\n"
+            "[remote]\nservers = [\"[::1]:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\noffline_queue = \"offline-queue\"\n"
         ),
     )
     .unwrap();

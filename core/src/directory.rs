@@ -204,6 +204,20 @@ mod tests {
         assert!(core.login().admit_name(&alice, by).unwrap().admitted());
         let bob = UserName::parse("bob").unwrap();
         assert!(!core.login().admit_name(&bob, by).unwrap().admitted());
+        // A PAM host in remote mode whose NSS does not know the name: the server's
+        // directory answers for it (issue 23: the host gets the directory's answer).
+        for knows in [None, Some(false)] {
+            let by = Voucher::PamHost { knows };
+            assert!(core.login().admit_name(&alice, by).unwrap().admitted());
+            assert!(!core.login().admit_name(&bob, by).unwrap().admitted());
+        }
+        let host_knows = Voucher::PamHost { knows: Some(true) };
+        assert!(
+            core.login()
+                .admit_name(&bob, host_knows)
+                .unwrap()
+                .admitted()
+        );
     }
 
     /// No answer is never "no groups": the decision that needs them fails, and so does every
@@ -219,6 +233,9 @@ mod tests {
         let alice = UserName::parse("alice").unwrap();
         let by = Voucher::Administrator { force: false };
         assert!(core.login().admit_name(&alice, by).is_err());
+        // A host that does not vouch, with the directory silent: refused, not admitted.
+        let host = Voucher::PamHost { knows: Some(false) };
+        assert!(core.login().admit_name(&alice, host).is_err());
         assert!(core.user_name("a.anders@test.lan").is_err());
         // Nothing was written for the refused logins.
         assert!(core.store().user(&alice).unwrap().is_none());

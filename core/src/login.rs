@@ -147,7 +147,8 @@ pub enum Voucher {
     /// A PAM host in remote mode says whether its system knows the name ([`system_knows`]
     /// on the host), in its request, which its RADIUS secret authenticates. `None` where it
     /// said nothing (a host of an older release) or nothing readable: that vouches for
-    /// nothing, so a stranger's name gets no record in remote mode either.
+    /// nothing, so a stranger's name gets no record in remote mode either. Where the server
+    /// has `[directory]`, the directory's answer vouches as well.
     PamHost { knows: Option<bool> },
     /// An administrator named it (`mfactl auth`, `temp-access`, `backup-codes`): admitted
     /// where the system knows it or the store holds it, or where the administrator insists
@@ -348,7 +349,14 @@ impl Login<'_> {
         let admitted = match by {
             Voucher::FirstFactor => true,
             Voucher::ThisSystem => self.core.user_known(user)?,
-            Voucher::PamHost { knows } => knows == Some(true),
+            // The host's NSS may not see what the server's directory holds (a host not
+            // joined to the domain): where the server has `[directory]`, its answer vouches
+            // too, so the host's view and the directory's are one rule. The directory is
+            // asked only when the host did not vouch, and its silence refuses.
+            Voucher::PamHost { knows } => {
+                knows == Some(true)
+                    || (self.core.directory.is_some() && self.core.user_known(user)?)
+            }
             Voucher::Administrator { force } => {
                 force || self.core.user_known(user)? || self.core.store.user(user)?.is_some()
             }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{LdapConn, LdapConnSettings, Scope, SearchEntry};
 use mfa_config::{DirectoryConfig, DirectoryServer};
 use mfa_core::directory::{BindOutcome, DirectoryError};
@@ -172,6 +173,15 @@ impl Servers {
 
     /// One entry by its DN (`None` where it does not exist).
     pub(crate) fn read(&self, dn: &str, attrs: &[&str]) -> Result<Option<Entry>, DirectoryError> {
+        let mut e = self.read_raw(dn, attrs)?;
+        if let Some(e) = &mut e {
+            self.complete_ranges(e)?;
+        }
+        Ok(e)
+    }
+
+    /// One entry as the server gave it, ranges not read on.
+    fn read_raw(&self, dn: &str, attrs: &[&str]) -> Result<Option<Entry>, DirectoryError> {
         let timeout = self.timeout;
         let (r, _) = self.with_conn(&mut |c| {
             let res = c.with_timeout(timeout).search(
@@ -189,6 +199,11 @@ impl Servers {
         Ok(entries(r)?.into_iter().next())
     }
 
+    /// A search in pages of [`PAGE_SIZE`] (RFC 2696): Active Directory answers at most
+    /// MaxPageSize (1,000) entries to a search without the control and then fails it with
+    /// sizeLimitExceeded, so a user in more groups than that would be refused. Values of a
+    /// multi-valued attribute past MaxValRange (1,500) come as `attr;range=0-1499`; they
+    /// are read on to the end ([`Servers::complete_ranges`]).
     fn search_in(
         &self,
         base: &str,
@@ -198,12 +213,88 @@ impl Servers {
     ) -> Result<(Vec<Entry>, String), DirectoryError> {
         let timeout = self.timeout;
         let (r, server) = self.with_conn(&mut |c| {
-            Ok(c.with_timeout(timeout)
-                .search(base, scope, filter, attrs.to_vec())?
-                .success()?
-                .0)
+            let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+                Box::new(EntriesOnly::new()),
+                Box::new(PagedResults::new(PAGE_SIZE)),
+            ];
+            let mut stream = c.with_timeout(timeout).streaming_search_with(
+                adapters,
+                base,
+                scope,
+                filter,
+                attrs.to_vec(),
+            )?;
+            let mut out = Vec::new();
+            while let Some(e) = stream.next()? {
+                if out.len() >= MAX_ENTRIES {
+                    let _ = stream.result();
+                    return Err(ldap3::LdapError::AdapterInit(format!(
+                        "more than {MAX_ENTRIES} entries for {filter}"
+                    )));
+                }
+                out.push(e);
+            }
+            stream.result().success()?;
+            Ok(out)
         })?;
-        Ok((entries(r)?, server))
+        let mut found = entries(r)?;
+        for e in &mut found {
+            self.complete_ranges(e)?;
+        }
+        Ok((found, server))
+    }
+
+    /// Reads on every attribute the server gave only a range of (`member;range=0-1499`),
+    /// one base read per range (`member;range=1500-*`), until the server says `*` (the
+    /// last); the values end up under the attribute's plain name.
+    fn complete_ranges(&self, e: &mut Entry) -> Result<(), DirectoryError> {
+        let ranged: Vec<String> = e
+            .attrs
+            .keys()
+            .filter(|k| Range::parse(k).is_some())
+            .cloned()
+            .collect();
+        for key in ranged {
+            let Some(mut range) = Range::parse(&key) else {
+                continue;
+            };
+            let mut values = e.attrs.remove(&key).unwrap_or_default();
+            let mut reads = 0;
+            while let Some(next) = range.next_request() {
+                reads += 1;
+                if reads > MAX_RANGE_READS {
+                    return Err(DirectoryError::new(format!(
+                        "{} of {} has more than {MAX_RANGE_READS} ranges",
+                        range.attr, e.dn
+                    )));
+                }
+                let more = self.read_raw(&e.dn, &[next.as_str()])?.ok_or_else(|| {
+                    DirectoryError::new(format!("{} went away while reading {next}", e.dn))
+                })?;
+                let Some((k, v)) = more
+                    .attrs
+                    .into_iter()
+                    .find(|(k, _)| Range::parse(k).is_some_and(|r| r.attr == range.attr))
+                else {
+                    // No further values under a range name: the server had no more.
+                    break;
+                };
+                let Some(r) = Range::parse(&k) else { break };
+                if r.start <= range.start {
+                    return Err(DirectoryError::new(format!(
+                        "{} of {}: the server went back to range {}",
+                        range.attr, e.dn, r.start
+                    )));
+                }
+                values.extend(v);
+                range = r;
+            }
+            e.attrs
+                .entry(range.attr.clone())
+                .or_default()
+                .extend(values);
+        }
+        Ok(())
     }
 
     /// A bind as `dn` with `password` on a connection of its own, servers in order: a
@@ -237,6 +328,51 @@ impl Servers {
             }
         }
         Err(DirectoryError::new(errors.join("; ")))
+    }
+}
+
+/// Entries per page of a search; AD's MaxPageSize is 1,000.
+const PAGE_SIZE: i32 = 500;
+
+/// Most entries one search may return (a user's groups, a name's accounts): past this the
+/// lookup fails rather than grow without bound.
+const MAX_ENTRIES: usize = 20_000;
+
+/// Most range reads for one attribute (1,500 values each on AD: 150,000 values).
+const MAX_RANGE_READS: usize = 100;
+
+/// An attribute description with a range option (`member;range=0-1499`, lowercase as
+/// [`Entry`] keeps names), as AD returns a multi-valued attribute past MaxValRange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Range {
+    attr: String,
+    start: u64,
+    /// `None`: `*`, the last range.
+    end: Option<u64>,
+}
+
+impl Range {
+    fn parse(key: &str) -> Option<Self> {
+        let (attr, opt) = key.split_once(";range=")?;
+        let (start, end) = opt.split_once('-')?;
+        let start = start.parse().ok()?;
+        let end = match end {
+            "*" => None,
+            n => Some(n.parse().ok()?),
+        };
+        if attr.is_empty() || end.is_some_and(|e| e < start) {
+            return None;
+        }
+        Some(Self {
+            attr: attr.to_string(),
+            start,
+            end,
+        })
+    }
+
+    /// The attribute description that asks for the values after this range.
+    fn next_request(&self) -> Option<String> {
+        self.end.map(|e| format!("{};range={}-*", self.attr, e + 1))
     }
 }
 
@@ -295,4 +431,30 @@ fn tls_config(cfg: &DirectoryConfig) -> Result<ClientConfig, DirectoryError> {
         .map_err(|e| DirectoryError::new(format!("TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Range;
+
+    #[test]
+    fn range_options_are_read_strictly() {
+        let r = Range::parse("member;range=0-1499").unwrap();
+        assert_eq!((r.attr.as_str(), r.start, r.end), ("member", 0, Some(1499)));
+        assert_eq!(r.next_request().as_deref(), Some("member;range=1500-*"));
+        let last = Range::parse("memberof;range=1500-*").unwrap();
+        assert_eq!((last.start, last.end), (1500, None));
+        assert_eq!(last.next_request(), None);
+        for bad in [
+            "member",
+            "member;range=",
+            "member;range=5",
+            "member;range=9-3",
+            "member;range=a-*",
+            ";range=0-*",
+            "member;range=-1-5",
+        ] {
+            assert_eq!(Range::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use mfa_config::{
-    Config, GoLive, LocalLogins, PolicyRule, RadiusMode, RememberFor, RuleAction, SelfEnroll,
-    format_utc,
+    Config, GoLive, LocalLogins, PolicyRule, PushMode, RadiusMode, RememberFor, RuleAction,
+    SelfEnroll, format_utc,
 };
 pub use mfa_model::Outcome;
 use mfa_model::{OtcKind, PushRefusal, ReasonCode, RolloutStatus, UserName, UserRecord};
@@ -365,6 +365,18 @@ impl Decision {
                 .rule
                 .as_ref()
                 .is_some_and(|r| r.action == RuleAction::Push)
+    }
+
+    /// The push mode a front end applies to this decision: where a `push` rule matched,
+    /// the push is sent at once, as with `push = "only"` (a typed code would be refused with
+    /// `push_required` anyway, so asking for one first only costs the user a round); a
+    /// service whose push is off keeps it off (`mfactl config check` names that rule).
+    pub fn push_mode(&self, configured: PushMode) -> PushMode {
+        if self.push_required() && configured != PushMode::Off {
+            PushMode::Only
+        } else {
+            configured
+        }
     }
 
     pub fn is_allowed(&self) -> bool {
@@ -1683,6 +1695,12 @@ mod tests {
         let d = dg(&sshd, &none, remote("10.1.1.1"), &rec(true), &push);
         assert!(d.push_required(), "{d:?}");
         assert!(!dg(&sshd, &none, remote("10.1.1.1"), &rec(true), &c).push_required());
+        // Front ends send it at once, as `push = "only"`; a service with push off keeps it
+        // off; no rule, the configured mode.
+        assert_eq!(d.push_mode(PushMode::On), PushMode::Only);
+        assert_eq!(d.push_mode(PushMode::Off), PushMode::Off);
+        let plain = dg(&sshd, &none, remote("10.1.1.1"), &rec(true), &c);
+        assert_eq!(plain.push_mode(PushMode::On), PushMode::On);
     }
 
     /// An unlock made on the portal applies through the rules: a rule asking for a code

@@ -55,8 +55,9 @@ pub(super) async fn first_round<B: ModeBackend>(
     }
     // A client that cannot be shown a push (a PAM host of an older release) is asked for the
     // code, whatever its `push`.
+    // A `push` rule sends the push at once, as `push = "only"` does.
     let mode = if claims.capable {
-        b.push_settings(&req.service).mode
+        d.push_mode(b.push_settings(&req.service).mode)
     } else {
         PushMode::Off
     };

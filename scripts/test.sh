@@ -8,7 +8,9 @@
 # package in a clean Debian 12 chroot (tests/package_chroot.rs: fetches from the Debian mirror
 # on its first run, MFA_DEBIAN_MIRROR to choose one, then keeps a tarball under target/).
 # PostgreSQL (the tests make throw-away clusters with initdb and pg_ctl as the postgres user).
-# chromium and npm (the portal's Playwright tests).
+# chromium and npm (the portal's Playwright tests). python3-pyrad (reply attributes decoded by
+# pyrad's dictionary, tests/reply_attributes.rs).
+# Samba (an AD DC provisioned on loopback), slapd and ldap-utils for tests/tests/directory.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,8 @@ PKGS=(build-essential pkg-config libpam0g-dev oathtool freeradius-utils freeradi
       libpam-google-authenticator sqlite3 procps iproute2 passwd zbar-tools librsvg2-bin
       radsecproxy openssl postgresql chromium
       lintian systemd man-db dpkg-dev binutils libpam-runtime debootstrap
-      ocserv openconnect openvpn openvpn-auth-radius)
+      ocserv openconnect openvpn openvpn-auth-radius python3-pyrad
+      samba samba-ad-dc samba-ad-provision winbind ldap-utils slapd)
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -43,6 +46,11 @@ if [ "$(id -u)" = 0 ]; then
   # And ocserv's on :443; tests/tests/gateways.rs runs its own ocserv and OpenVPN in
   # network namespaces of its own.
   systemctl disable --now ocserv.socket ocserv >/dev/null 2>&1 || service ocserv stop >/dev/null 2>&1 || true
+  # And Samba's and slapd's on :389 and :636; tests/tests/directory.rs runs its own on
+  # 127.x addresses, which a daemon on every address would take.
+  for s in samba-ad-dc smbd nmbd winbind slapd; do
+    systemctl disable --now "$s" >/dev/null 2>&1 || service "$s" stop >/dev/null 2>&1 || true
+  done
 else
   echo "Not root: assuming the test peers are installed (${PKGS[*]} nodejs npm)." >&2
 fi

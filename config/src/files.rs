@@ -47,6 +47,8 @@ pub enum Purpose {
     /// A PAM host's break-glass codes, or its queue of logins let in while no server answered
     /// (`[remote] breakglass_file`, `offline_queue`).
     PamHostFile,
+    /// `[directory] bind_password_file`, the directory service account's password.
+    DirectoryPassword,
 }
 
 impl Purpose {
@@ -59,6 +61,7 @@ impl Purpose {
             Purpose::Store => "the store",
             Purpose::StoreDir => "the store directory",
             Purpose::PamHostFile => "the PAM host's offline file (break-glass codes or queue)",
+            Purpose::DirectoryPassword => "the directory's bind password file",
         }
     }
 
@@ -70,7 +73,10 @@ impl Purpose {
     fn holds_secrets(self) -> bool {
         matches!(
             self,
-            Purpose::SecretFile | Purpose::KeyFile | Purpose::PamHostFile
+            Purpose::SecretFile
+                | Purpose::KeyFile
+                | Purpose::PamHostFile
+                | Purpose::DirectoryPassword
         )
     }
 }
@@ -399,6 +405,20 @@ fn check_directory(dir: &Path, purpose: Purpose, strict: bool) -> Result<(), Fil
             mode: meta.mode(),
             dir: true,
         });
+    }
+    Ok(())
+}
+
+/// The directories on the way to `path`, a file that need not exist yet (a PAM host's
+/// offline queue, made at the first offline login): each that exists must pass what the
+/// directories of an existing file pass ([`check_trusted_file`]).
+pub fn check_directories_of(path: &Path, purpose: Purpose) -> Result<(), FileProblem> {
+    let absolute = std::path::absolute(path).map_err(|e| io_problem(path, purpose, &e))?;
+    for dir in absolute.ancestors().skip(1) {
+        if dir.as_os_str().is_empty() || !dir.exists() {
+            continue;
+        }
+        check_directory(dir, purpose, false)?;
     }
     Ok(())
 }

@@ -4,13 +4,16 @@
 //! administrator with an editor open, not a developer with a debugger.
 #![forbid(unsafe_code)]
 
+mod directory;
 mod edit;
 mod error;
 pub mod files;
 mod lenient;
 mod locate;
 mod logo;
+mod preset;
 mod push;
+mod reply;
 mod schema;
 mod secret_file;
 mod validate;
@@ -18,15 +21,18 @@ mod values;
 
 use std::path::{Path, PathBuf};
 
+pub use directory::{DirectoryConfig, DirectoryKind, DirectoryServer};
 pub use edit::{
     ExemptEdit, GoLiveEdit, TrustedEdit, edit_enforce_from, edit_exemptions, edit_trusted_networks,
 };
 pub use error::{ConfigError, Problem};
 pub use locate::{Seg, line_of_path, path_string};
 pub use logo::{LOGO_MAX_BYTES, Logo, read_logo};
+pub use preset::{Preset, PresetFacts};
 pub use push::{
     ClientPush, DEFAULT_PUSH_SERVICES, DEFAULT_VAPID_KEY_FILE, PushConfig, PushMode, PushRate,
 };
+pub use reply::{MAX_AVPAIRS, ReplyAttributes, ReplyKey};
 pub use schema::*;
 pub use secret_file::{HostSecret, RADSEC_DEFAULT_SECRET, SecretFileError, SecretOwner};
 pub use values::{
@@ -64,6 +70,19 @@ pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         problems.push(file_problem(path, &e));
     }
     problems.extend(cfg.secret_file_problems(&text, false));
+    if let Some(d) = &cfg.directory
+        && !d.bind_password_file.as_os_str().is_empty()
+        && let Err(e) =
+            files::check_trusted_file(&d.bind_password_file, files::Purpose::DirectoryPassword)
+    {
+        let at = [k("directory"), k("bind_password_file")];
+        problems.push(Problem {
+            file: path.to_path_buf(),
+            line: line_of_path(&text, &at),
+            key: Some(path_string(&at)),
+            message: e.to_string(),
+        });
+    }
     if problems.is_empty() {
         Ok(cfg)
     } else {
@@ -199,6 +218,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     {
         if f.is_relative() {
             *f = base.join(&*f);
+        }
+    }
+    if let Some(d) = cfg.directory.as_mut() {
+        for f in [Some(&mut d.bind_password_file), d.ca_file.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if f.is_relative() && !f.as_os_str().is_empty() {
+                *f = base.join(&*f);
+            }
         }
     }
     if cfg.push.vapid_key_file.is_relative() && !cfg.push.vapid_key_file.as_os_str().is_empty() {
@@ -531,8 +560,10 @@ impl Config {
                     );
                 }
             }
+            // With [directory] the groups are the directory's, which a warning here cannot
+            // ask (the configuration reads no network).
             for (j, g) in r.groups.iter().enumerate() {
-                if !group_known(g) {
+                if self.directory.is_none() && !group_known(g) {
                     at(
                         key(&[k("groups"), Seg::Index(j)]),
                         format!(
@@ -543,6 +574,7 @@ impl Config {
                 }
             }
         }
+        out.extend(self.reply_warnings(&text));
         out
     }
 }

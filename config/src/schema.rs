@@ -29,6 +29,8 @@ pub struct Config {
     pub push: crate::push::PushConfig,
     /// The administrator's console in mfa-portal (issue 22): who may use it, and where.
     pub admin: AdminConfig,
+    /// Active Directory or LDAP: names, groups, the RADIUS password check (docs/DIRECTORY.md).
+    pub directory: Option<crate::directory::DirectoryConfig>,
     /// The file this configuration was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -48,6 +50,7 @@ impl Default for Config {
             portal: PortalConfig::default(),
             push: crate::push::PushConfig::default(),
             admin: AdminConfig::default(),
+            directory: None,
             source: PathBuf::from(DEFAULT_PATH),
         }
     }
@@ -291,6 +294,10 @@ pub struct PolicyRule {
     /// login in without a code. Off by default: a rule that asks for a code means it.
     #[serde(default)]
     pub remembered: bool,
+    /// What an Access-Accept through this rule carries to the gateway (docs/RULES.md,
+    /// "Reply attributes"); never on a reject or a challenge.
+    #[serde(default)]
+    pub reply: Option<crate::reply::ReplyAttributes>,
 }
 
 impl PolicyRule {
@@ -362,6 +369,8 @@ pub enum FirstFactor {
     #[default]
     Pam,
     None,
+    /// A bind to `[directory]` as the user (append and challenge modes).
+    Ldap,
 }
 
 /// What a RADIUS client is, which decides what its requests mean.
@@ -490,6 +499,12 @@ pub struct RadiusClient {
     pub push: Option<crate::push::PushMode>,
     /// Number matching for this client's pushes; absent: `[push] number_matching`.
     pub number_matching: Option<bool>,
+    /// The gateway product (`crate::preset`): its `mode` and `client_ip_attribute` where
+    /// this entry sets none, and its timeout facts for `config check`.
+    pub preset: Option<crate::preset::Preset>,
+    /// How long the gateway waits for one answer, as set on the gateway; absent: the
+    /// preset's vendor default. Only `config check` reads it.
+    pub gateway_timeout: Option<Span>,
 }
 
 /// What one RADIUS client gets: its kind, its own `mode`, `first_factor`,
@@ -547,14 +562,19 @@ impl RadiusConfig {
             mode: if pam_hosts {
                 RadiusMode::Challenge
             } else {
-                c.mode.unwrap_or(self.mode)
+                c.mode
+                    .or(c.preset.map(|p| p.facts().mode))
+                    .unwrap_or(self.mode)
             },
             first_factor: if pam_hosts {
                 FirstFactor::None
             } else {
                 c.first_factor.unwrap_or(self.first_factor)
             },
-            client_ip_attribute: c.client_ip_attribute.unwrap_or(self.client_ip_attribute),
+            client_ip_attribute: c
+                .client_ip_attribute
+                .or(c.preset.map(|p| p.facts().client_ip_attribute))
+                .unwrap_or(self.client_ip_attribute),
             require_message_authenticator: c
                 .require_message_authenticator
                 .unwrap_or(self.require_message_authenticator),
@@ -572,9 +592,11 @@ impl RadiusConfig {
     }
 
     /// Whether `c` says it is PAM hosts the way entries did before `kind`: no `kind`, its
-    /// own `first_factor = "none"`, and challenge mode (its own or `[radius]`'s).
+    /// own `first_factor = "none"`, and challenge mode (its own or `[radius]`'s); never an
+    /// entry that names a gateway `preset`.
     pub fn legacy_pam_hosts(&self, c: &RadiusClient) -> bool {
         c.kind.is_none()
+            && c.preset.is_none()
             && c.first_factor == Some(FirstFactor::None)
             && c.mode.unwrap_or(self.mode) == RadiusMode::Challenge
     }

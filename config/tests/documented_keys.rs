@@ -7,13 +7,15 @@
 
 use std::path::Path;
 
-/// Where a table sits: a plain table (`[radius.radsec]`) or an array of tables
-/// (`[[radius.clients]]`).
+/// Where a table sits: a plain table (`[radius.radsec]`), an array of tables
+/// (`[[radius.clients]]`), or a table inside each entry of one (`[policy.rules.reply]`,
+/// written `reply = { ... }` on the entry).
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Root,
     Table,
     Array,
+    TableInArray,
 }
 
 /// The TOML of `body` inside the table `path`.
@@ -22,6 +24,10 @@ fn inside(path: &str, kind: Kind, body: &str) -> String {
         Kind::Root => format!("{body}\n"),
         Kind::Table => format!("[{path}]\n{body}\n"),
         Kind::Array => format!("[[{path}]]\n{body}\n"),
+        Kind::TableInArray => {
+            let parent = path.rsplit_once('.').map_or(path, |(p, _)| p);
+            format!("[[{parent}]]\n[{path}]\n{body}\n")
+        }
     }
 }
 
@@ -61,10 +67,23 @@ fn schema_keys() -> Vec<(String, Kind, String)> {
             let as_table = inside(&path, kind, &format!("{k} = {{ zzz_probe = 1 }}"));
             let as_array = inside(&path, kind, &format!("{k} = [{{ zzz_probe = 1 }}]"));
             if fields(&as_table).is_some() {
-                assert!(kind != Kind::Array, "a table inside [[{path}]]: {k}");
-                todo.push((sub, Kind::Table));
+                assert!(
+                    kind != Kind::TableInArray,
+                    "a table inside [{path}] of an array: {k}"
+                );
+                todo.push((
+                    sub,
+                    if kind == Kind::Array {
+                        Kind::TableInArray
+                    } else {
+                        Kind::Table
+                    },
+                ));
             } else if fields(&as_array).is_some() {
-                assert!(kind != Kind::Array, "an array inside [[{path}]]: {k}");
+                assert!(
+                    kind != Kind::Array && kind != Kind::TableInArray,
+                    "an array inside [[{path}]]: {k}"
+                );
                 todo.push((sub, Kind::Array));
             } else {
                 assert!(kind != Kind::Root, "a key outside every table: {k}");
@@ -106,9 +125,11 @@ fn the_schema_has_the_tables_the_documents_describe() {
         "admin",
         "admin.groups",
         "audit",
+        "directory",
         "lockout",
         "policy",
         "policy.rules",
+        "policy.rules.reply",
         "portal",
         "push",
         "radius",

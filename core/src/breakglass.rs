@@ -81,6 +81,32 @@ pub fn take(text: &str, code: &str) -> Result<Option<String>, String> {
     }))
 }
 
+/// How many unused codes the file holds, where the module can read every line of it (as
+/// [`take`] reads them: it refuses the whole file otherwise); else which line is not a code.
+/// For `mfactl config check` on the host.
+pub fn check(text: &str) -> Result<usize, String> {
+    let mut n = 0;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if parse_line(t).is_none() {
+            return Err(format!(
+                "line {}: not a code of this release (`v2 SALT HASH`)",
+                i + 1
+            ));
+        }
+        n += 1;
+    }
+    if n > MAX_OTC_TRIED {
+        return Err(format!(
+            "{n} codes, more than the {MAX_OTC_TRIED} the module reads"
+        ));
+    }
+    Ok(n)
+}
+
 /// How many unused codes the file holds.
 pub fn count(text: &str) -> usize {
     text.lines()
@@ -116,6 +142,16 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `check` counts what `take` would read, and names the first line it would refuse.
+    #[test]
+    fn check_counts_and_names_a_bad_line() {
+        let (_, text) = issue("web1", 3, 1_800_000_000).unwrap();
+        assert_eq!(check(&text), Ok(3));
+        assert_eq!(check("# none\n\n"), Ok(0));
+        let bad = format!("{text}v2 00 11\n");
+        assert!(check(&bad).unwrap_err().starts_with("line 5:"), "{bad}");
+    }
 
     /// Each code works once; a wrong one and a used one match nothing; a bad line refuses
     /// the file.

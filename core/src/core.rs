@@ -9,6 +9,7 @@ use mfa_config::Config;
 
 use crate::admin::Admin;
 use crate::audit::{AuditSink, StandardSink, Syslog};
+use crate::directory::Directory;
 use crate::enrolment::Enrolment;
 use crate::error::CoreError;
 use crate::keyfile::{self, KeyError};
@@ -25,6 +26,9 @@ pub struct Core {
     /// The key came from `<key_file>.new`: a rekey committed but did not rename it.
     pub(crate) key_pending: bool,
     pub(crate) sink: Box<dyn AuditSink>,
+    /// `[directory]`, where the front end gave one ([`Core::with_directory`]): groups and
+    /// names come from it instead of the system's NSS.
+    pub(crate) directory: Option<Arc<dyn Directory>>,
 }
 
 impl fmt::Debug for Core {
@@ -70,6 +74,7 @@ impl Core {
             sealer: Box::new(sealer),
             key_pending: pending,
             sink: Box::new(sink),
+            directory: None,
         };
         names::check(&core, when)?;
         Ok(core)
@@ -79,16 +84,62 @@ impl Core {
     /// argument), under `[users]`; the one way a front end turns a name into a user. Under
     /// `[users] unicode = "allow"` a name that looks like another user's stored name is
     /// refused too (one indexed read of the store; see [`Core::user_name_reads_store`]).
+    ///
+    /// With a directory, a user principal name (`a.anders@test.lan`) is first looked up
+    /// there: where an account has it, the name is that account's (`alice`), so the UPN,
+    /// `TEST\alice` and `alice` are one user. A directory that does not answer fails the
+    /// call ([`CoreError::Directory`]).
     pub fn user_name(&self, raw: &str) -> Result<UserName, CoreError> {
-        let name = names::user_name(&self.config, raw)?;
+        let name = match &self.directory {
+            Some(d) if raw.contains('@') => match d.by_principal_name(raw.trim())? {
+                Some(account) => names::user_name(&self.config, &account)?,
+                None => names::user_name(&self.config, raw)?,
+            },
+            _ => names::user_name(&self.config, raw)?,
+        };
         names::refuse_lookalike(self, raw, &name)?;
         Ok(name)
     }
 
-    /// Whether [`Core::user_name`] reads the store (`[users] unicode = "allow"`), so that a
-    /// daemon runs it where store reads go rather than on its event loop.
+    /// Whether [`Core::user_name`] reads the store (`[users] unicode = "allow"`) or asks a
+    /// directory, so that a daemon runs it where store reads go rather than on its event
+    /// loop.
     pub fn user_name_reads_store(&self) -> bool {
-        self.config.users.unicode == mfa_config::UnicodeNames::Allow
+        self.config.users.unicode == mfa_config::UnicodeNames::Allow || self.directory.is_some()
+    }
+
+    /// The same core, asking `directory` for groups and names instead of NSS (the daemon,
+    /// the portal and mfactl, through `mfa-store-open`, where `[directory]` is set).
+    pub fn with_directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// The directory in use, if any (`mfactl directory test`).
+    pub fn directory(&self) -> Option<&dyn Directory> {
+        self.directory.as_deref()
+    }
+
+    /// The groups of `user`: the directory's where there is one (nested and primary groups;
+    /// an unknown user has none; no answer is an error), else the system's (NSS).
+    pub fn groups_of(&self, user: &UserName) -> Result<Vec<String>, CoreError> {
+        match &self.directory {
+            Some(d) => Ok(d
+                .lookup(user.as_str())?
+                .account
+                .map(|a| a.group_names())
+                .unwrap_or_default()),
+            None => Ok(crate::groups::groups_of(user)),
+        }
+    }
+
+    /// Whether the directory (or, without one, the system's NSS) knows `user`. No answer
+    /// from the directory is an error, never "unknown" or "known".
+    pub fn user_known(&self, user: &UserName) -> Result<bool, CoreError> {
+        match &self.directory {
+            Some(d) => Ok(d.lookup(user.as_str())?.account.is_some()),
+            None => Ok(crate::groups::user_known(user)),
+        }
     }
 
     /// Checks the stored names again (see [`crate::names`]).
@@ -114,6 +165,7 @@ impl Core {
             sealer,
             key_pending: false,
             sink: Box::new(sink),
+            directory: None,
         }
     }
 

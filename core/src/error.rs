@@ -33,6 +33,9 @@ pub enum CoreError {
     Key(KeyError),
     /// The system gave no random numbers.
     Random(getrandom::Error),
+    /// `[directory]` did not answer (or answered with an error): whatever needed it is
+    /// refused, never decided as if the user had no groups.
+    Directory(crate::directory::DirectoryError),
     /// An invariant of the program broke: a bug.
     Bug(&'static str),
 }
@@ -60,6 +63,7 @@ impl fmt::Display for CoreError {
             CoreError::Secret(e) => write!(f, "{e}"),
             CoreError::Key(e) => write!(f, "{e}"),
             CoreError::Random(e) => write!(f, "no random numbers from the system: {e}"),
+            CoreError::Directory(e) => write!(f, "{e}"),
             CoreError::Bug(e) => write!(f, "internal error: {e}"),
         }
     }
@@ -75,6 +79,7 @@ impl std::error::Error for CoreError {
             CoreError::Secret(e) => Some(e),
             CoreError::Key(e) => Some(e),
             CoreError::Names(e) => Some(e),
+            CoreError::Directory(e) => Some(e),
             CoreError::Random(_) | CoreError::Bug(_) | CoreError::NameConflicts(_) => None,
         }
     }
@@ -124,5 +129,11 @@ impl From<getrandom::Error> for CoreError {
 impl From<SecretError> for CoreError {
     fn from(e: SecretError) -> Self {
         CoreError::Secret(e)
+    }
+}
+
+impl From<crate::directory::DirectoryError> for CoreError {
+    fn from(e: crate::directory::DirectoryError) -> Self {
+        CoreError::Directory(e)
     }
 }

@@ -10,6 +10,7 @@ pub mod challenge;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod core;
+pub mod directory;
 pub mod enrolment;
 pub mod error;
 pub mod groups;
@@ -19,8 +20,10 @@ pub mod keygen;
 pub mod login;
 pub mod names;
 pub mod net;
+pub mod offline_report;
 pub mod policy;
 pub mod push;
+pub mod reachability;
 pub mod report;
 pub mod roles;
 pub mod secret;

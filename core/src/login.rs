@@ -147,7 +147,8 @@ pub enum Voucher {
     /// A PAM host in remote mode says whether its system knows the name ([`system_knows`]
     /// on the host), in its request, which its RADIUS secret authenticates. `None` where it
     /// said nothing (a host of an older release) or nothing readable: that vouches for
-    /// nothing, so a stranger's name gets no record in remote mode either.
+    /// nothing, so a stranger's name gets no record in remote mode either. Where the server
+    /// has `[directory]`, the directory's answer vouches as well.
     PamHost { knows: Option<bool> },
     /// An administrator named it (`mfactl auth`, `temp-access`, `backup-codes`): admitted
     /// where the system knows it or the store holds it, or where the administrator insists
@@ -326,7 +327,7 @@ impl Login<'_> {
 
     /// What the policy says before any code is seen. Reads only; nothing is recorded.
     pub fn decide(&self, req: &Request) -> Result<Decision, CoreError> {
-        self.decide_with_groups(req, &self.groups_for(&req.user))
+        self.decide_with_groups(req, &self.groups_for(&req.user)?)
     }
 
     /// `decide` with the groups from [`Login::groups_for`] already looked up, for a front
@@ -351,12 +352,17 @@ impl Login<'_> {
         ))
     }
 
-    /// The groups the policy needs for `user`: looked up (NSS: files, SSSD, LDAP) only where
-    /// the policy uses them (`exempt_groups`, a rule matching on groups). Call it outside any
-    /// batch, since a directory can be slow. The one place groups are resolved for a
-    /// decision, so a directory replaces NSS here alone.
-    pub fn groups_for(&self, user: &UserName) -> Vec<String> {
-        policy_groups(&self.core.config, user)
+    /// The groups the policy needs for `user`: looked up only where the policy uses them
+    /// (`exempt_groups`, a rule matching on groups), in `[directory]` where there is one
+    /// ([`Core::groups_of`]), else NSS (files, SSSD, LDAP). Call it outside any batch, since
+    /// a directory can be slow. The one place groups are resolved for a decision. A
+    /// directory that does not answer is an error ([`CoreError::Directory`]): the login is
+    /// refused, never decided as if the user had no groups.
+    pub fn groups_for(&self, user: &UserName) -> Result<Vec<String>, CoreError> {
+        if !self.core.config.policy.uses_groups() {
+            return Ok(Vec::new());
+        }
+        self.core.groups_of(user)
     }
 
     /// Whether `user` may get a record, as `by` vouches for it (see [`Voucher`]): the one
@@ -366,10 +372,17 @@ impl Login<'_> {
     pub fn admit_name(&self, user: &UserName, by: Voucher) -> Result<Admission, CoreError> {
         let admitted = match by {
             Voucher::FirstFactor => true,
-            Voucher::ThisSystem => system_knows(user),
-            Voucher::PamHost { knows } => knows == Some(true),
+            Voucher::ThisSystem => self.core.user_known(user)?,
+            // The host's NSS may not see what the server's directory holds (a host not
+            // joined to the domain): where the server has `[directory]`, its answer vouches
+            // too, so the host's view and the directory's are one rule. The directory is
+            // asked only when the host did not vouch, and its silence refuses.
+            Voucher::PamHost { knows } => {
+                knows == Some(true)
+                    || (self.core.directory.is_some() && self.core.user_known(user)?)
+            }
             Voucher::Administrator { force } => {
-                force || system_knows(user) || self.core.store.user(user)?.is_some()
+                force || self.core.user_known(user)? || self.core.store.user(user)?.is_some()
             }
         };
         Ok(Admission {
@@ -381,7 +394,7 @@ impl Login<'_> {
     /// The usual first call: the decision before any code, recorded when it is final
     /// (allow or deny without a code). `NeedCode` writes nothing.
     pub fn begin(&self, req: &Request) -> Result<Decision, CoreError> {
-        let groups = self.groups_for(&req.user);
+        let groups = self.groups_for(&req.user)?;
         // A read first: asking for a code takes no write lock. A final decision is made
         // again on the locked record, by the one path.
         let d = self.decide_with_groups(req, &groups)?;
@@ -411,7 +424,7 @@ impl Login<'_> {
         self.authenticate(&Attempt {
             req: req.clone(),
             code: Some(Zeroizing::new(code.to_string())),
-            groups: self.groups_for(&req.user),
+            groups: self.groups_for(&req.user)?,
         })
     }
 
@@ -615,7 +628,7 @@ impl Login<'_> {
         let attempt = Attempt {
             req: req.clone(),
             code: None,
-            groups: self.groups_for(&req.user),
+            groups: self.groups_for(&req.user)?,
         };
         let mut out = None;
         let mut logged = Vec::new();

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use mfa_config::{
-    Config, GoLive, LocalLogins, PolicyRule, RadiusMode, RememberFor, RuleAction, SelfEnroll,
-    format_utc,
+    Config, GoLive, LocalLogins, PolicyRule, PushMode, RadiusMode, RememberFor, RuleAction,
+    SelfEnroll, format_utc,
 };
 pub use mfa_model::Outcome;
 use mfa_model::{OtcKind, PushRefusal, ReasonCode, RolloutStatus, UserName, UserRecord};
@@ -310,6 +310,10 @@ pub struct RuleMatch {
     pub index: usize,
     pub name: Option<String>,
     pub action: RuleAction,
+    /// The rule's `reply`: what a gateway's Access-Accept through it carries. Read through
+    /// [`Decision::reply`], which gives it on an allow only. Boxed: most rules have none,
+    /// and every decision carries this.
+    pub reply: Option<Box<mfa_config::ReplyAttributes>>,
 }
 
 impl fmt::Display for RuleMatch {
@@ -363,6 +367,18 @@ impl Decision {
                 .is_some_and(|r| r.action == RuleAction::Push)
     }
 
+    /// The push mode a front end applies to this decision: where a `push` rule matched,
+    /// the push is sent at once, as with `push = "only"` (a typed code would be refused with
+    /// `push_required` anyway, so asking for one first only costs the user a round); a
+    /// service whose push is off keeps it off (`mfactl config check` names that rule).
+    pub fn push_mode(&self, configured: PushMode) -> PushMode {
+        if self.push_required() && configured != PushMode::Off {
+            PushMode::Only
+        } else {
+            configured
+        }
+    }
+
     pub fn is_allowed(&self) -> bool {
         self.outcome == Outcome::Allow
     }
@@ -385,6 +401,16 @@ impl Decision {
                     | Reason::ExemptGroup
                     | Reason::RuleNoCode
             )
+    }
+
+    /// The reply attributes for the gateway: the matched rule's `reply`, on an allow only.
+    /// A reject or a challenge carries none, whatever the rule says, so a front end that
+    /// encodes what this returns cannot put a group on a refusal.
+    pub fn reply(&self) -> Option<&mfa_config::ReplyAttributes> {
+        if self.outcome != Outcome::Allow {
+            return None;
+        }
+        self.rule.as_ref()?.reply.as_deref()
     }
 
     /// Locked out, the user or this address: PAM answers PAM_MAXTRIES.
@@ -486,6 +512,7 @@ pub fn matching_rule(f: &Facts<'_>, cfg: &Config) -> Option<RuleMatch> {
             index,
             name: r.name.clone(),
             action: r.action,
+            reply: r.reply.clone().map(Box::new),
         })
 }
 
@@ -1437,6 +1464,7 @@ mod tests {
             match_all: false,
             action,
             remembered: false,
+            reply: None,
         };
         f(&mut r);
         r
@@ -1555,6 +1583,55 @@ mod tests {
         );
     }
 
+    /// A rule's reply attributes ride on its allow only: a code still asked, a lock, or a
+    /// login another rule decided carry none.
+    #[test]
+    fn reply_attributes_ride_on_an_allow_only() {
+        let reply = mfa_config::ReplyAttributes {
+            fortinet_group: Some("admins".into()),
+            ..Default::default()
+        };
+        let mut c = cfg();
+        c.policy.rules = vec![
+            rule(RuleAction::NoCode, |r| {
+                r.radius_clients = vec!["forti".into()];
+                r.groups = vec!["vpn-admins".into()];
+                r.networks = vec!["198.51.100.0/24".parse().unwrap()];
+                r.reply = Some(reply.clone());
+            }),
+            rule(RuleAction::Code, |r| {
+                r.radius_clients = vec!["forti".into()];
+                r.groups = vec!["vpn-admins".into()];
+                r.reply = Some(reply.clone());
+            }),
+        ];
+        let forti = Service::Radius {
+            client: "forti".into(),
+            code_only: false,
+        };
+        let admins = vec!["vpn-admins".to_string()];
+        let none: Vec<String> = Vec::new();
+        let pool = remote("198.51.100.9");
+        let d = dg(&forti, &admins, pool, &rec(true), &c);
+        assert_eq!(d.outcome, Outcome::Allow);
+        assert_eq!(d.reply(), Some(&reply));
+        // The second rule asks a code: its decision is no allow yet.
+        let d = dg(&forti, &admins, remote("11.1.1.1"), &rec(true), &c);
+        assert_eq!(d.outcome, Outcome::NeedCode);
+        assert!(d.rule.as_ref().unwrap().reply.is_some());
+        assert_eq!(d.reply(), None);
+        // A locked member from the pool: refused, nothing attached.
+        let mut locked = rec(true);
+        locked.locked_until = Some(NOW + 60);
+        c.lockout.lock_trusted = true;
+        let d = dg(&forti, &admins, pool, &locked, &c);
+        assert_eq!(d.outcome, Outcome::Deny);
+        assert_eq!(d.reply(), None);
+        // A non-member matches neither rule.
+        let d = dg(&forti, &none, pool, &rec(true), &c);
+        assert_eq!((d.rule.is_none(), d.reply()), (true, None));
+    }
+
     /// A rule asking for a code takes away the waivers, not the roll-out nor the locks; a
     /// deny refuses first; "none" waives as a trusted network, never the portal's code.
     #[test]
@@ -1638,6 +1715,12 @@ mod tests {
         let d = dg(&sshd, &none, remote("10.1.1.1"), &rec(true), &push);
         assert!(d.push_required(), "{d:?}");
         assert!(!dg(&sshd, &none, remote("10.1.1.1"), &rec(true), &c).push_required());
+        // Front ends send it at once, as `push = "only"`; a service with push off keeps it
+        // off; no rule, the configured mode.
+        assert_eq!(d.push_mode(PushMode::On), PushMode::Only);
+        assert_eq!(d.push_mode(PushMode::Off), PushMode::Off);
+        let plain = dg(&sshd, &none, remote("10.1.1.1"), &rec(true), &c);
+        assert_eq!(plain.push_mode(PushMode::On), PushMode::On);
     }
 
     /// An unlock made on the portal applies through the rules: a rule asking for a code

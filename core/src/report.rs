@@ -10,7 +10,6 @@ use mfa_model::{Invite, RolloutStatus, UserName, UserRecord};
 
 use crate::core::Core;
 use crate::error::CoreError;
-use crate::login::policy_groups;
 use crate::policy::rollout_status;
 use crate::store::{StoreError, USER_PAGE_MAX, UserPage};
 
@@ -236,7 +235,14 @@ impl<'a> Report<'a> {
 
     /// The row of a stored record.
     pub fn row(&self, u: UserRecord) -> Row {
-        let groups = policy_groups(self.cfg, &u.name);
+        // The groups as a login sees them (`[directory]` where set). A report is no
+        // decision: where the directory does not answer, the row shows the status without
+        // group exemptions (a user then reads as one who needs a code), never the reverse.
+        let groups = if self.cfg.policy.uses_groups() {
+            self.core.groups_of(&u.name).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let (status, deadline) = rollout_status(&u, self.cfg, &groups, self.now);
         let invite = self.invite_of(u.name.as_str());
         Row {

@@ -13,7 +13,6 @@ use zeroize::Zeroizing;
 
 use crate::core::{Core, STORE_WIDE};
 use crate::error::CoreError;
-use crate::groups::groups_of;
 use crate::login::Voucher;
 use crate::secret::TotpSecret;
 
@@ -122,12 +121,13 @@ pub fn role_of(cfg: &AdminConfig, groups: &[String]) -> Option<Role> {
 }
 
 impl Core {
-    /// The console role of `user`, from the system's groups (NSS) as they are now.
+    /// The console role of `user`, from its groups as they are now (`[directory]` where
+    /// set, else the system's NSS). A directory that does not answer gives no role.
     pub fn admin_role(&self, user: &UserName) -> Option<Role> {
         if !self.config.admin.enabled() {
             return None;
         }
-        role_of(&self.config.admin, &groups_of(user))
+        role_of(&self.config.admin, &self.groups_of(user).ok()?)
     }
 
     /// The console's service for the administrator `name`, whose actions are audited as

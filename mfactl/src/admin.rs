@@ -143,6 +143,18 @@ pub fn auth(
         None if !a.config().policy.rules.is_empty() => println!("rule: none matched"),
         None => {}
     }
+    // What a gateway's Access-Accept would carry: the core's answer, on an allow only.
+    if let Some(reply) = d.reply() {
+        let list: Vec<String> = reply
+            .entries()
+            .iter()
+            .map(|(k, v)| format!("{} {v:?}", k.attribute()))
+            .collect();
+        println!(
+            "reply attributes (to a RADIUS gateway): {}",
+            list.join(", ")
+        );
+    }
     Ok(ExitCode::from(if d.is_allowed() { 0 } else { 1 }))
 }
 
@@ -329,10 +341,18 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
     for p in &extra {
         outln!("{p}");
     }
+    // A PAM host's offline files, as the module would take them (issue 24).
+    let (host_problems, host_notes) = match &c.remote {
+        Some(r) => crate::pam_host::check_offline_files(r),
+        None => (Vec::new(), Vec::new()),
+    };
+    for p in &host_problems {
+        outln!("{}: {p}", cfg.display());
+    }
     for w in c.warnings() {
         outln!("warning: {w}");
     }
-    let mut problems = extra.len();
+    let mut problems = extra.len() + host_problems.len();
     if c.store.path.exists() {
         // The store opens only with its key: without it the names cannot be checked (the
         // key file's own state is reported below or above).
@@ -376,6 +396,9 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             "not created yet: `mfactl init` makes it"
         }
     );
+    for n in &host_notes {
+        outln!("  {n}");
+    }
     outln!("  go-live: {}", crate::golive::describe(&c, now()));
     outln!("  trusted networks: {}", c.policy.trusted_networks.len());
     if c.policy.remember.as_secs() > 0 {
@@ -401,6 +424,12 @@ pub fn config_check(cfg: &Path) -> Result<ExitCode> {
             outln!("  RADIUS clients: none (mfa-radiusd will not start until one is configured)")
         }
         n => outln!("  RADIUS clients: {n}"),
+    }
+    // What each gateway preset set, so nothing a preset does is hidden.
+    for client in &c.radius.clients {
+        if let Some(summary) = c.preset_summary(client) {
+            outln!("  {summary}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

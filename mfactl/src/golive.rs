@@ -72,7 +72,8 @@ fn passed_warning(c: Config, go_live: i64, t: i64) -> String {
         let a = crate::admin::open_with(c, OpenMode::Existing)?;
         let (mut users, mut refused, mut grace_left) = (0usize, 0usize, 0usize);
         for u in a.store().users()? {
-            let (status, _) = rollout_status(&u, a.config(), &a.login().groups_for(&u.name), t);
+            let groups = a.login().groups_for(&u.name)?;
+            let (status, _) = rollout_status(&u, a.config(), &groups, t);
             if u.enrolled() || status == RolloutStatus::Exempt {
                 continue;
             }

@@ -15,11 +15,13 @@ macro_rules! outln {
 
 mod admin;
 mod breakglass;
+mod directory;
 mod enroll;
 mod golive;
 mod import;
 mod manual;
 mod migrate;
+mod pam_host;
 mod portal;
 mod push;
 mod report;
@@ -168,6 +170,8 @@ pub enum Command {
     },
     /// The database server in use: its address, whether it is the primary (takes writes),
     /// and its standbys with their synchronous state and lag (PostgreSQL; docs/FAILOVER.md).
+    /// On a PAM host in remote mode: its RADIUS servers as it last saw them (last answer,
+    /// last failure and why, the one in use).
     Status {
         /// `table` (for reading) or `json` (a program).
         #[arg(long, value_enum, default_value = "table")]
@@ -344,6 +348,25 @@ pub enum Command {
     Breakglass {
         #[command(subcommand)]
         action: BreakglassAction,
+    },
+    /// What `[directory]` (Active Directory, LDAP) says about a user.
+    Directory {
+        #[command(subcommand)]
+        action: DirectoryAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DirectoryAction {
+    /// Look USER up in the directory (the server, not the cache): found or not, the
+    /// canonical name, each group with the chain of groups that makes the user a member
+    /// (the primary group marked), the server that answered, and the time taken.
+    Test {
+        /// The user as a login gives it: `alice`, `TEST\alice`, `alice@test.lan`.
+        user: String,
+        /// `table` (for reading) or `json` (a program).
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
     },
 }
 
@@ -619,5 +642,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Breakglass {
             action: BreakglassAction::Issue { host, count, out },
         } => breakglass::issue(&host, count, out),
+        Command::Directory {
+            action: DirectoryAction::Test { user, format },
+        } => directory::test(cfg, &user, format),
     }
 }

@@ -390,6 +390,26 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "mfactl directory",
+        &[(
+            "mfactl directory test 'TEST\\alice'",
+            "What the directory says about alice: her groups, each with its nesting path.",
+        )],
+    ),
+    (
+        "mfactl directory test",
+        &[
+            (
+                "mfactl directory test alice@test.lan",
+                "Found or not, the canonical name, groups and their paths, the server, the time.",
+            ),
+            (
+                "mfactl directory test alice --format json",
+                "The same for a program.",
+            ),
+        ],
+    ),
+    (
         "mfactl breakglass issue",
         &[(
             "mfactl breakglass issue web1 --count 5",
@@ -428,6 +448,11 @@ const EXIT_SPECIAL: &[(&str, &str)] = &[
         "mfactl auth",
         "0 the login is allowed; 1 it is denied (wrong code, locked, not enrolled after the \
          go-live...); 2 a usage, configuration, store or input error.",
+    ),
+    (
+        "mfactl directory test",
+        "0 the directory knows the user; 1 it does not; 2 a usage or configuration error, \
+         or no server answered.",
     ),
     (
         "mfactl trusted test",

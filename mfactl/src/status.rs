@@ -1,5 +1,6 @@
 //! `mfactl status`: which database server the store uses, whether it takes writes, and its
-//! standbys (docs/FAILOVER.md). Read when asked, as the daemon's metrics are.
+//! standbys (docs/FAILOVER.md). Read when asked, as the daemon's metrics are. On a PAM host
+//! in remote mode: its servers as it last saw them (`pam_host.rs`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,11 +8,16 @@ use std::process::ExitCode;
 use mfa_core::OpenMode;
 use serde_json::json;
 
-use crate::admin::open;
+use crate::admin::open_with;
 use crate::{Fail, Format, Result};
 
 pub fn status(cfg: &Path, format: Format) -> Result<ExitCode> {
-    let core = open(cfg, OpenMode::Existing)?;
+    let c = crate::admin::load_config(cfg)?;
+    // A PAM host in remote mode has no store: what it knows is how its servers answered.
+    if let Some(r) = &c.remote {
+        return crate::pam_host::status(&c, r, format);
+    }
+    let core = open_with(c, OpenMode::Existing)?;
     let c = core.config();
     let store = match &c.store.url {
         Some(url) => format!("PostgreSQL {}", mfa_core::store::redact_url(url)),

@@ -120,6 +120,13 @@ codes! {
         InternalError = "internal_error",
         ServerAccepted = "server_accepted",
         ServerRejected = "server_rejected",
+        // PAM hosts in remote mode while no server answered, as the host reports them when
+        // a server answers again (issue 24).
+        /// The host's own policy let the login in without a code (`[remote] offline =
+        /// "trusted"`); the detail says which rule of the host's and when.
+        OfflineAllowed = "offline_allowed",
+        /// One of the host's break-glass codes let the login in.
+        BreakglassUsed = "breakglass_used",
         // Gateway sessions (RADIUS accounting): who was connected when.
         SessionStart = "session_start",
         SessionStop = "session_stop",

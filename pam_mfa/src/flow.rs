@@ -554,8 +554,12 @@ impl Flow<'_> {
             Outcome::Allow => self.allowed(auth, &req, &d),
             Outcome::Deny => Ok(self.denied(&d)),
             Outcome::NeedCode => match auth.take_push_sent() {
-                // Sent without asking (a remote server's `push = "only"`): wait for it.
+                // Sent without asking (a remote server's `push = "only"` or `push` rule):
+                // wait for it.
                 Some(sent) => self.wait_push(auth, &req, sent),
+                // A `push` rule here: the push goes at once; no code is asked for, since
+                // the core would refuse one (`push_required`).
+                None if d.push_required() => self.push_unasked(auth, &req),
                 None => self.ask_code(auth, &req),
             },
         }
@@ -582,6 +586,23 @@ impl Flow<'_> {
                 self.say_error(&message);
                 let code = self.prompt_code(CODE_PROMPT);
                 self.checked(auth, req, &code)
+            }
+            Err(e) => self.failed(&user, e),
+        }
+    }
+
+    /// A `push` rule matched: the push is sent without a prompt. Where none can be sent (no
+    /// phone registered, no portal running), the core's reason is shown and the login is
+    /// refused through the one login path, so the audit trail says `push_required`.
+    fn push_unasked(&mut self, auth: &mut dyn Backend, req: &Request) -> Result<PamCode, Internal> {
+        let user = req.user.to_string();
+        match auth.start_push(req, self.log) {
+            Ok(PushStart::Sent(sent)) => self.wait_push(auth, req, sent),
+            Ok(PushStart::Decided(d)) => Ok(self.finish(&d)),
+            Ok(PushStart::Refused { message }) => {
+                self.debug(|| format!("user={user:?} no push: {message}"));
+                self.say_error(&message);
+                self.checked(auth, req, "")
             }
             Err(e) => self.failed(&user, e),
         }

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use mfa_config::{Config, ConfigError, Problem, RemoteOffline, TotpConfig};
 use mfa_core::{CoreError, Decision, Outcome, Reason, Request, TotpSecret, UserName};
+use mfa_radius_proto::pam_host::report::{OfflineEvent, ReportRequest, read_report_ack};
 use mfa_radius_proto::pam_host::{
     self, ChallengePush, HostReply, HostRequest, RejectReason, ReplyError,
 };
@@ -79,6 +80,8 @@ pub struct Remote {
     awaiting_push: Option<AwaitingCode>,
     /// A push the server sent without asking (round one), for the flow to wait for.
     push_sent: Option<PushSent>,
+    /// The server that answered round one: the logins let in offline are reported to it.
+    answered: Option<SocketAddr>,
 }
 
 /// A challenge this login has yet to answer.
@@ -290,6 +293,7 @@ impl Remote {
             awaiting_code: None,
             awaiting_push: None,
             push_sent: None,
+            answered: None,
         }))
     }
 
@@ -336,6 +340,17 @@ impl Remote {
         out: &Outgoing,
         log: &dyn Log,
     ) -> Result<Verified, NoAnswer> {
+        self.exchange_with(server, out, log, &|p| pam_host::read_reply(p))
+    }
+
+    /// [`Self::exchange`], the verified reply read by `read`.
+    fn exchange_with<T>(
+        &self,
+        server: SocketAddr,
+        out: &Outgoing,
+        log: &dyn Log,
+        read: &dyn Fn(&Packet<'_>) -> T,
+    ) -> Result<T, NoAnswer> {
         let local = match self.source {
             Some(ip) => SocketAddr::new(ip, 0),
             None if server.is_ipv6() => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
@@ -367,7 +382,8 @@ impl Remote {
                 }
                 sock.set_read_timeout(Some(left)).map_err(NoAnswer::Wait)?;
                 match sock.recv(&mut buf) {
-                    Ok(n) => match check(buf.get(..n).unwrap_or_default(), out, &self.secret) {
+                    Ok(n) => match check(buf.get(..n).unwrap_or_default(), out, &self.secret, read)
+                    {
                         Ok(r) => return Ok(r),
                         Err(why) => {
                             // Logged once per server: a flood of forgeries must not flood syslog.
@@ -408,11 +424,15 @@ impl Remote {
         self.breakglass_pending = false;
         self.awaiting_push = None;
         self.push_sent = None;
+        self.answered = None;
         let out = self.request(req, b"", None, false)?;
         let mut why = Vec::new();
+        let mut asked = Vec::new();
         for &server in &self.servers {
             match self.exchange(server, &out, log) {
                 Ok(reply) => {
+                    asked.push((server, Ok(())));
+                    self.note_reachability(req.now, &asked, log);
                     if !why.is_empty() {
                         let skipped: Vec<String> =
                             why.iter().map(|(s, e)| format!("{s}: {e}")).collect();
@@ -421,15 +441,33 @@ impl Remote {
                             skipped.join("; ")
                         ));
                     }
+                    self.answered = Some(server);
                     return self.first_reply(server, reply);
                 }
                 Err(e) => {
                     log.error(&format!("RADIUS server {server}: {e}; trying the next one"));
+                    asked.push((server, Err(e.to_string())));
                     why.push((server, e));
                 }
             }
         }
+        self.note_reachability(req.now, &asked, log);
         Err(BackendError::NoServer(why))
+    }
+
+    /// Keeps what this round saw of the servers for `mfactl status` on this host
+    /// ([`mfa_core::reachability`]). A failure is only logged at debug: the file is a
+    /// report, and a login never depends on it.
+    fn note_reachability(
+        &self,
+        now: i64,
+        asked: &[(SocketAddr, Result<(), String>)],
+        log: &dyn Log,
+    ) {
+        let path = mfa_core::reachability::state_path(&self.offline_queue);
+        if let Err(e) = crate::offline::record_reachability(&path, now, &self.servers, asked) {
+            log.debug(&format!("cannot record the servers' reachability: {e}"));
+        }
     }
 
     fn first_reply(
@@ -506,6 +544,15 @@ impl Remote {
             }
             return Err(why);
         };
+        let id = match crate::offline::Entry::id() {
+            Ok(id) => id,
+            Err(e) => {
+                log.error(&format!(
+                    "user {user:?}: not let in offline: no random id for its queue line: {e}"
+                ));
+                return Err(why);
+            }
+        };
         let entry = crate::offline::Entry {
             time: req.now,
             user,
@@ -513,6 +560,7 @@ impl Remote {
             client: req.client,
             reason: d.reason.code(),
             host: &self.host,
+            id,
         };
         if let Err(e) = crate::offline::queue(&self.offline_queue, &entry) {
             log.error(&format!(
@@ -536,6 +584,16 @@ impl Remote {
         let Some(path) = &self.breakglass_file else {
             return Decision::deny(Reason::InternalError);
         };
+        // Drawn before a code is spent, so a code never goes unrecorded for want of one.
+        let id = match crate::offline::Entry::id() {
+            Ok(id) => id,
+            Err(e) => {
+                log.error(&format!(
+                    "user {user:?}: denied: no random id for the break-glass queue line: {e}"
+                ));
+                return Decision::deny(Reason::InternalError);
+            }
+        };
         match crate::offline::take_breakglass(path, code) {
             Ok(crate::offline::BreakGlass::NoMatch) => {
                 log.error(&format!(
@@ -556,8 +614,9 @@ impl Remote {
                     user,
                     service: &req.service.to_string(),
                     client: req.client,
-                    reason: "break_glass",
+                    reason: mfa_core::offline_report::BREAK_GLASS,
                     host: &self.host,
+                    id,
                 };
                 if let Err(e) = crate::offline::queue(&self.offline_queue, &entry) {
                     log.error(&format!(
@@ -580,6 +639,76 @@ impl Remote {
         }
     }
 
+    /// A server answered round one: the logins this host let in while none did are
+    /// reported to it, each forgotten only once the server acknowledged its id
+    /// ([`crate::offline::report`]).
+    fn report_offline(&self, log: &dyn Log) {
+        let Some(server) = self.answered else {
+            return;
+        };
+        crate::offline::report(&self.offline_queue, log, &mut |q| {
+            self.report_one(server, q, log)
+        });
+    }
+
+    /// One queued login, reported to `server`: `Ok` once it acknowledged the event.
+    fn report_one(
+        &self,
+        server: SocketAddr,
+        q: &crate::offline::Queued,
+        log: &dyn Log,
+    ) -> Result<(), crate::offline::NotReported> {
+        use crate::offline::NotReported;
+        let mut random = [0u8; 17];
+        getrandom::fill(&mut random)
+            .map_err(|e| NotReported::Refused(format!("no random authenticator: {e}")))?;
+        let mut authenticator = [0u8; 16];
+        authenticator.copy_from_slice(&random[..16]);
+        let identifier = random[16];
+        let event = OfflineEvent {
+            id: q.id,
+            // RFC 8044 time: a time before 1970 or past 2106 is not a host's clock.
+            time: u32::try_from(q.time)
+                .map_err(|_| NotReported::Refused(format!("time {} out of range", q.time)))?,
+            reason: q.reason.clone(),
+        };
+        let packet = ReportRequest {
+            identifier,
+            authenticator,
+            user: &q.user,
+            rhost: q.client.ip(),
+            host: &q.host,
+            service: &q.service,
+            event: &event,
+        }
+        .encode(&self.secret)
+        .map_err(|e| NotReported::Refused(e.to_string()))?;
+        let out = Outgoing {
+            packet,
+            authenticator,
+            identifier,
+        };
+        // A refusal of this server's is a bare Access-Reject; anything else that does not
+        // acknowledge (a Reject with a reason, an Accept, a Challenge) is a server that took
+        // the report for a login: one of an older release, not to be sent the rest.
+        let read = |p: &Packet<'_>| {
+            read_report_ack(p, &q.id).map_err(|e| {
+                let refusal = p.code == Code::ACCESS_REJECT
+                    && p.attr(mfa_radius_proto::AttrType::VENDOR_SPECIFIC)
+                        .is_none();
+                (refusal, e)
+            })
+        };
+        match self.exchange_with(server, &out, log, &read) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((true, _))) => Err(NotReported::Refused(format!(
+                "RADIUS server {server} refused it (its log says why)"
+            ))),
+            Ok(Err((false, e))) => Err(NotReported::Stop(format!("RADIUS server {server}: {e}"))),
+            Err(e) => Err(NotReported::Stop(format!("RADIUS server {server}: {e}"))),
+        }
+    }
+
     /// A request to the server that sent the challenge it answers: another would not know
     /// its State.
     fn to_challenger(
@@ -596,7 +725,12 @@ impl Remote {
 /// A datagram believed only once it answers our request and carries the shared secret's
 /// proof (Response Authenticator and Message-Authenticator, both required); then read as the
 /// server's answer.
-fn check(datagram: &[u8], out: &Outgoing, secret: &[u8]) -> Result<Verified, BadReply> {
+fn check<T>(
+    datagram: &[u8],
+    out: &Outgoing,
+    secret: &[u8],
+    read: &dyn Fn(&Packet<'_>) -> T,
+) -> Result<T, BadReply> {
     let p = Packet::parse(datagram).map_err(BadReply::Malformed)?;
     if p.identifier != out.identifier {
         return Err(BadReply::Identifier {
@@ -615,7 +749,7 @@ fn check(datagram: &[u8], out: &Outgoing, secret: &[u8]) -> Result<Verified, Bad
     }
     p.verify_reply(secret, &out.authenticator)
         .map_err(BadReply::Unverified)?;
-    Ok(pam_host::read_reply(&p))
+    Ok(read(&p))
 }
 
 /// The server's verified answer, where this host understands it.
@@ -685,7 +819,7 @@ impl Backend for Remote {
         match self.round_one(req, log) {
             Err(e @ BackendError::NoServer(_)) => self.offline(req, e, log),
             Ok(d) => {
-                crate::offline::report(&self.offline_queue, log);
+                self.report_offline(log);
                 Ok(d)
             }
             Err(e) => Err(e),

@@ -72,6 +72,14 @@ fn reason_pair(r: ReasonCode) -> Option<(&'static str, &'static str)> {
             "geaccepteerd door de MFA-server",
         ),
         ReasonCode::ServerRejected => ("refused by the MFA server", "geweigerd door de MFA-server"),
+        ReasonCode::OfflineAllowed => (
+            "let in by the host while no MFA server answered",
+            "binnengelaten door de host terwijl geen MFA-server antwoordde",
+        ),
+        ReasonCode::BreakglassUsed => (
+            "break-glass code of the host, while no MFA server answered",
+            "noodcode van de host, terwijl geen MFA-server antwoordde",
+        ),
         ReasonCode::SessionStart => ("session started", "sessie begonnen"),
         ReasonCode::SessionStop => ("session ended", "sessie beëindigd"),
         ReasonCode::SessionInterim => ("session still open", "sessie nog open"),

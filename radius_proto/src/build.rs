@@ -20,6 +20,8 @@ pub enum EncodeError {
     BadMessageAuthenticatorLength { len: usize },
     /// A second Message-Authenticator ([`PacketBuf::encode`] only).
     DuplicateMessageAuthenticator,
+    /// A Vendor-Id with a non-zero high octet (RFC 2865 §5.26: a 3-octet SMI code).
+    BadVendorId { vendor: u32 },
     /// HMAC-MD5 refused the key (it takes any length, so this does not happen; kept so that
     /// encoding fails closed rather than sending an unsigned reply).
     Hmac,
@@ -39,6 +41,9 @@ impl std::fmt::Display for EncodeError {
             }
             EncodeError::DuplicateMessageAuthenticator => {
                 write!(f, "more than one Message-Authenticator")
+            }
+            EncodeError::BadVendorId { vendor } => {
+                write!(f, "Vendor-Id {vendor:#010x} has a non-zero high octet")
             }
             EncodeError::Hmac => write!(f, "HMAC-MD5 could not be keyed"),
         }

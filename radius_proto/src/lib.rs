@@ -25,6 +25,7 @@ mod frame;
 mod packet;
 pub mod pam_host;
 mod reader;
+pub mod vsa;
 
 pub use buf::{AttrBuf, PacketBuf};
 pub use build::{Builder, EncodeError};
@@ -94,6 +95,7 @@ impl AttrType {
     pub const NAS_PORT: AttrType = AttrType(5);
     pub const SERVICE_TYPE: AttrType = AttrType(6);
     pub const FRAMED_IP_ADDRESS: AttrType = AttrType(8);
+    pub const FILTER_ID: AttrType = AttrType(11);
     pub const REPLY_MESSAGE: AttrType = AttrType(18);
     pub const STATE: AttrType = AttrType(24);
     pub const CLASS: AttrType = AttrType(25);
@@ -128,6 +130,7 @@ impl AttrType {
             5 => "NAS-Port",
             6 => "Service-Type",
             8 => "Framed-IP-Address",
+            11 => "Filter-Id",
             18 => "Reply-Message",
             24 => "State",
             25 => "Class",

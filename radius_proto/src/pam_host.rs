@@ -25,6 +25,7 @@
 //! | 6 ([`PUSH_OFFERED`]) | Push-Offered | Access-Challenge (to a host that sent Push-Capable) | integer: 1: the user may have a push sent instead of typing the code |
 //! | 7 ([`PUSH_NUMBER`]) | Push-Number | Access-Challenge of a push waiting, with number matching | integer: the number to show, 10 to 99 |
 //! | 8 ([`PUSH_TIMEOUT`]) | Push-Timeout | Access-Challenge of a push waiting | integer: seconds until the request expires, 1 to 3600 |
+//! | 9, 10 | Offline-Report, Offline-Report-Ack | a host's report of a login it let in while no server answered, and its acknowledgement | see [`report`] |
 //!
 //! Push approval (issue 20): a host says in every request that it can wait for a push
 //! (Push-Capable), so a server never sends the push attributes to a host of an older release,
@@ -46,6 +47,8 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::{AttrType, Builder, Code, EncodeError, Packet, PasswordError, hide_password};
+
+pub mod report;
 
 /// The Vendor-Id of the project's Vendor-Specific attributes. 32473 is the Private
 /// Enterprise Number IANA set aside for documentation (RFC 5612): a placeholder until the

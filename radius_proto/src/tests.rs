@@ -8,6 +8,7 @@ use super::*;
 mod accounting;
 mod frame;
 mod roundtrip;
+mod vsa;
 
 use roundtrip::Rng;
 

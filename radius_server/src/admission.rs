@@ -557,6 +557,8 @@ mod tests {
             require_message_authenticator: None,
             push: None,
             number_matching: None,
+            preset: None,
+            gateway_timeout: None,
         });
         assert!(radsec.cert.is_some());
         let clients: Vec<Arc<Nas>> = [

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use mfa_config::{ClientKind, ClientSettings};
+use mfa_config::{ClientKind, ClientSettings, ReplyAttributes, ReplyKey};
 use mfa_core::ClientAddr;
 use mfa_core::policy::{Decision, Outcome, Reason};
 use mfa_radius_proto::pam_host::{self, ChallengePush};
+use mfa_radius_proto::vsa::ReplyAttr;
 use mfa_radius_proto::{AccountingMa, AttrType, Builder, Code, EncodeError, Packet};
 
 use crate::admission::Port;
@@ -32,6 +33,9 @@ pub(crate) struct Answer {
     pub(crate) push: Option<ChallengePush>,
     /// The `[[policy.rules]]` entry the decision followed, for the log line.
     pub(crate) rule: Option<String>,
+    /// The matched rule's reply attributes, from the core's decision (an allow's only):
+    /// encoded on an Access-Accept to a gateway, nowhere else.
+    pub(crate) reply: Option<ReplyAttributes>,
 }
 
 impl Answer {
@@ -49,6 +53,7 @@ impl Answer {
             client: None,
             push: None,
             rule: d.rule.as_ref().map(ToString::to_string),
+            reply: d.reply().cloned(),
         }
     }
 
@@ -64,6 +69,7 @@ impl Answer {
             client: None,
             push: None,
             rule: None,
+            reply: None,
         }
     }
 
@@ -78,7 +84,16 @@ impl Answer {
             client: None,
             push: None,
             rule: None,
+            reply: None,
         }
+    }
+
+    /// The reply attributes this answer carries to `client`: an Access-Accept's to a
+    /// gateway; none on anything else, nor to PAM hosts.
+    pub(crate) fn reply_for(&self, client: &ClientSettings) -> Option<&ReplyAttributes> {
+        self.reply
+            .as_ref()
+            .filter(|_| self.code == Code::ACCESS_ACCEPT && client.kind == ClientKind::Gateway)
     }
 
     /// The word for the log line and the `outcome` label of the decisions metric.
@@ -108,6 +123,9 @@ impl Answer {
             b.add_split(AttrType::REPLY_MESSAGE, m.as_bytes())?;
         }
         add_pam_host_reason(&mut b, client, self.code, &self.reason)?;
+        if let Some(reply) = self.reply_for(client) {
+            add_reply_attributes(&mut b, reply)?;
+        }
         if client.kind == ClientKind::PamHosts && self.code == Code::ACCESS_CHALLENGE {
             match self.push {
                 None => {}
@@ -120,6 +138,27 @@ impl Answer {
         }
         b.encode_reply(secret, &request.authenticator)
     }
+}
+
+/// The dictionary attribute of each `reply` key (`mfa_radius_proto::vsa`).
+fn wire_attr(key: ReplyKey) -> ReplyAttr {
+    match key {
+        ReplyKey::Class => ReplyAttr::Class,
+        ReplyKey::FilterId => ReplyAttr::FilterId,
+        ReplyKey::ReplyMessage => ReplyAttr::ReplyMessage,
+        ReplyKey::FortinetGroup => ReplyAttr::FortinetGroupName,
+        ReplyKey::CiscoAvpair => ReplyAttr::CiscoAvPair,
+        ReplyKey::PaloaltoUserGroup => ReplyAttr::PaloAltoUserGroup,
+    }
+}
+
+/// A rule's reply attributes, in the order the configuration lists them. A value that does
+/// not fit (validation refuses one) fails the encoding, and the caller sends a bare reject.
+fn add_reply_attributes(b: &mut Builder, reply: &ReplyAttributes) -> Result<(), EncodeError> {
+    for (key, value) in reply.entries() {
+        b.add_reply_attr(wire_attr(key), value.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// A Reject with nothing but Message-Authenticator and the Proxy-States: where an answer
@@ -223,6 +262,87 @@ mod tests {
         let c = Answer::challenge([b'5'; 32]);
         assert_eq!((c.code, c.outcome()), (Code::ACCESS_CHALLENGE, "challenge"));
         assert_eq!(c.reason, Reason::CodeRequired);
+    }
+
+    /// A rule's reply attributes go on an Access-Accept to a gateway, in the order
+    /// configured, and on nothing else: not a reject, a challenge, nor a PAM host's accept.
+    #[test]
+    fn reply_attributes_go_on_a_gateways_accept_only() {
+        use mfa_core::policy::RuleMatch;
+        use mfa_radius_proto::vsa;
+        let raw = request();
+        let req = Packet::parse(&raw).unwrap();
+        let reply = ReplyAttributes {
+            class: Some("OU=admins;".into()),
+            filter_id: Some("acl-admins".into()),
+            reply_message: Some("Welcome, admin".into()),
+            fortinet_group: Some("admins".into()),
+            cisco_avpair: vec!["shell:priv-lvl=15".into(), "ip:addr-pool=admins".into()],
+            paloalto_user_group: Some("gp-admins".into()),
+        };
+        let mut d = Decision::allow(Reason::RuleNoCode);
+        d.rule = Some(RuleMatch {
+            index: 0,
+            name: None,
+            action: mfa_config::RuleAction::NoCode,
+            reply: Some(Box::new(reply.clone())),
+        });
+        let allow = Answer::from_decision(&d);
+        let bytes = allow.encode(&req, SECRET, &gateway()).unwrap();
+        let p = reply_to(&req, &bytes);
+        assert_eq!(p.code, Code::ACCESS_ACCEPT);
+        assert_eq!(p.attr(AttrType::CLASS), Some(&b"OU=admins;"[..]));
+        assert_eq!(p.attr(AttrType::FILTER_ID), Some(&b"acl-admins"[..]));
+        assert_eq!(
+            p.attr(AttrType::REPLY_MESSAGE),
+            Some(&b"Welcome, admin"[..])
+        );
+        let vsas: Vec<(u32, u8, Vec<u8>)> = p
+            .attrs(AttrType::VENDOR_SPECIFIC)
+            .map(|v| {
+                let d = vsa::decode(v).unwrap();
+                assert_eq!(d.subs.len(), 1);
+                (d.vendor, d.subs[0].typ, d.subs[0].value.to_vec())
+            })
+            .collect();
+        assert_eq!(
+            vsas,
+            [
+                (12_356, 1, b"admins".to_vec()),
+                (9, 1, b"shell:priv-lvl=15".to_vec()),
+                (9, 1, b"ip:addr-pool=admins".to_vec()),
+                (25_461, 5, b"gp-admins".to_vec()),
+            ]
+        );
+        // A PAM host's accept: none of them.
+        let hosts = ClientSettings {
+            kind: ClientKind::PamHosts,
+            ..gateway()
+        };
+        let bytes = allow.encode(&req, SECRET, &hosts).unwrap();
+        let p = reply_to(&req, &bytes);
+        assert_eq!(p.attr(AttrType::CLASS), None);
+        assert_eq!(p.count(AttrType::VENDOR_SPECIFIC), 0);
+        // The same rule's refusal and challenge: none (the core gives none, and the
+        // encoder would not put them there either).
+        d.outcome = mfa_core::policy::Outcome::Deny;
+        d.reason = Reason::Locked { until: 1 };
+        let deny = Answer::from_decision(&d);
+        assert_eq!(deny.reply, None);
+        let mut forced = deny.clone();
+        forced.reply = Some(reply.clone());
+        for a in [forced, {
+            let mut c = Answer::challenge([b'5'; 32]);
+            c.reply = Some(reply.clone());
+            c
+        }] {
+            let bytes = a.encode(&req, SECRET, &gateway()).unwrap();
+            let p = reply_to(&req, &bytes);
+            assert_ne!(p.code, Code::ACCESS_ACCEPT);
+            assert_eq!(p.attr(AttrType::CLASS), None);
+            assert_eq!(p.attr(AttrType::FILTER_ID), None);
+            assert_eq!(p.count(AttrType::VENDOR_SPECIFIC), 0);
+        }
     }
 
     #[test]

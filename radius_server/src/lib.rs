@@ -12,6 +12,7 @@ pub mod lanes;
 pub mod logbuf;
 pub mod metrics;
 pub mod mode;
+pub mod offline_report;
 /// systemd readiness, shared with mfa-portal.
 pub use mfa_notify as notify;
 pub mod radsec;

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use mfa_config::ClientPush;
 use mfa_config::Config;
+use mfa_config::{ClientPush, FirstFactor};
 use mfa_core::login::Login;
 use mfa_core::login::Service;
 use mfa_core::policy::{Decision, Reason};
@@ -34,7 +34,7 @@ use crate::dedup;
 use crate::lanes::Lane;
 use crate::logbuf::LogBuffer;
 use crate::metrics::{DecisionLabels, Metrics};
-use crate::mode::{self, HoldSlot, ModeBackend, RequestError};
+use crate::mode::{self, HoldSlot, InternalError, ModeBackend, RequestError};
 use crate::runtime::{Nas, Runtime};
 use crate::stats::{DropReason, Stats};
 
@@ -213,6 +213,10 @@ impl Shared {
         from: SocketAddr,
     ) -> Option<Vec<u8>> {
         let pkt = Packet::parse(datagram).ok()?;
+        // A PAM host's report of a login it let in offline is no login (offline_report.rs).
+        if mfa_radius_proto::pam_host::report::is_report(&pkt) {
+            return self.offline_report(rt, nas, &pkt, from).await;
+        }
         let user_raw = pkt.attr(AttrType::USER_NAME).unwrap_or_default();
         let addr = client_addr(nas.settings.client_ip_attribute, &pkt);
         let live = Live {
@@ -254,10 +258,18 @@ impl Shared {
             .as_ref()
             .map(|r| format!(" rule={r:?}"))
             .unwrap_or_default();
+        // The attributes an accept carries, by name (their values are in the configuration).
+        let reply = answer
+            .reply_for(&nas.settings)
+            .map(|r| {
+                let names: Vec<&str> = r.entries().iter().map(|(k, _)| k.attribute()).collect();
+                format!(" reply={:?}", names.join(","))
+            })
+            .unwrap_or_default();
         self.log(
             &rt,
             &format!(
-                "user={} client={:?} client_ip={} decision={result} reason={}{rule}",
+                "user={} client={:?} client_ip={} decision={result} reason={}{rule}{reply}",
                 log_name(user_raw),
                 nas.name,
                 answer.client.unwrap_or(addr),
@@ -329,6 +341,55 @@ impl Live<'_> {
     }
 }
 
+/// How long every refused LDAP bind takes before its answer, counted from the start of the
+/// check: a wrong password, an unknown name and a disabled account alike (pam_unix's delay
+/// is about as long).
+pub(crate) const LDAP_REFUSAL_FLOOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Live<'_> {
+    /// `first_factor = "ldap"`: a bind as the user (`Directory::check_password`), on the PAM
+    /// lane (it blocks). A directory that does not answer is an internal error: rejected
+    /// and logged, never let in.
+    async fn check_ldap_password(
+        &self,
+        user: &UserName,
+        password: Zeroizing<Vec<u8>>,
+    ) -> Result<PamCheck, RequestError> {
+        let core = self.rt.core.clone();
+        let user = user.clone();
+        let start = std::time::Instant::now();
+        let outcome = self
+            .rt
+            .pam
+            .run(move || -> Result<bool, CoreError> {
+                let Some(dir) = core.directory() else {
+                    return Err(CoreError::Bug(
+                        "first_factor = \"ldap\" without [directory]",
+                    ));
+                };
+                // Not UTF-8: no directory password can match it.
+                let Ok(text) = std::str::from_utf8(&password) else {
+                    return Ok(false);
+                };
+                let text = Zeroizing::new(text.to_string());
+                Ok(dir.check_password(user.as_str(), &text)?
+                    == mfa_core::directory::BindOutcome::Accepted)
+            })
+            .await?
+            .map_err(|e| RequestError::Internal(InternalError::Core(e)))?;
+        Ok(PamCheck {
+            ok: outcome,
+            status: if outcome { 0 } else { 7 },
+            fail_delay: if outcome {
+                std::time::Duration::ZERO
+            } else {
+                LDAP_REFUSAL_FLOOR.saturating_sub(start.elapsed())
+            },
+            error: None,
+        })
+    }
+}
+
 impl ModeBackend for Live<'_> {
     fn config(&self) -> &Config {
         &self.rt.config
@@ -388,7 +449,7 @@ impl ModeBackend for Live<'_> {
     async fn look(&self, req: &Request) -> Result<(Decision, Vec<String>), RequestError> {
         let r2 = req.clone();
         self.read(move |a| {
-            let groups = a.groups_for(&r2.user);
+            let groups = a.groups_for(&r2.user)?;
             let d = a.decide_with_groups(&r2, &groups)?;
             Ok((d, groups))
         })
@@ -397,7 +458,7 @@ impl ModeBackend for Live<'_> {
 
     async fn groups(&self, user: &UserName) -> Result<Vec<String>, RequestError> {
         let user = user.clone();
-        self.read(move |a| Ok(a.groups_for(&user))).await
+        self.read(move |a| a.groups_for(&user)).await
     }
 
     async fn check_password(
@@ -405,8 +466,12 @@ impl ModeBackend for Live<'_> {
         user: &UserName,
         password: Zeroizing<Vec<u8>>,
         addr: ClientAddr,
+        how: FirstFactor,
     ) -> Result<PamCheck, RequestError> {
         let rt = self.rt;
+        if how == FirstFactor::Ldap {
+            return self.check_ldap_password(user, password).await;
+        }
         let service = rt.config.radius.pam_service.clone();
         let user = user.to_string();
         let confdir = self.shared.options.pam_confdir.clone();

@@ -1,4 +1,5 @@
-//! Opens the store engine the configuration names, and the core over it: `[store] url` is
+//! Opens the store engine the configuration names, and the core over it (with `[directory]`
+//! where set, `mfa-directory`): `[store] url` is
 //! PostgreSQL, anything else the SQLite file at `[store] path`. The daemon, the portal and
 //! `mfactl` open their core here. The PAM module does not: it links the SQLite engine alone
 //! (no PostgreSQL client, TLS stack or async runtime inside every sshd and sudo), and a host
@@ -36,7 +37,16 @@ pub fn open_core(
     when: NameCheck,
 ) -> Result<Core, CoreError> {
     let store = open(&config.store, mode)?;
-    Core::open_checking(config, store, mode, process, when)
+    let directory = config
+        .directory
+        .as_ref()
+        .map(mfa_directory::LdapDirectory::open_shared)
+        .transpose()?;
+    let core = Core::open_checking(config, store, mode, process, when)?;
+    Ok(match directory {
+        Some(d) => core.with_directory(d),
+        None => core,
+    })
 }
 
 /// Loads the configuration file and opens the core over its store, checking the stored

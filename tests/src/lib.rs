@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// `[directory]`'s peers: a Samba AD DC and slapd on loopback addresses of their own.
+pub mod directory;
 /// Network namespaces, veth pairs and processes inside them (real VPN peers).
 pub mod netns;
 /// PAM: pamtester, service files, test users, syslog capture.

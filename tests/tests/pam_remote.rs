@@ -15,6 +15,7 @@ use mfa_e2e::pam::{
 };
 use mfa_e2e::radius::*;
 use mfa_e2e::{avoid_step_boundary, write_private};
+use mfa_radius_proto::pam_host::report::{OfflineEvent, ReportRequest};
 use mfa_radius_proto::pam_host::{HostReply, HostRequest, read_reply};
 use mfa_radius_proto::{Builder, Code, Packet};
 
@@ -106,6 +107,13 @@ impl Host {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let list: Vec<String> = servers.iter().map(|s| format!("{s:?}")).collect();
+        // The host's state (its view of the servers, its offline queue) stays in the test's
+        // directory, never in the machine's /var/lib/mfa.
+        let extra = if extra.contains("offline_queue") {
+            extra.to_string()
+        } else {
+            format!("offline_queue = \"offline-queue\"\n{extra}")
+        };
         let config = dir.path().join("mfa.toml");
         std::fs::write(
             &config,
@@ -124,6 +132,16 @@ impl Host {
 
     fn login(&self, user: &str, rhost: &str, input: &str, log: &SyslogCapture) -> pam::Run {
         pamtester(&self.svc.name, user, Some(rhost), input, Some(log))
+    }
+
+    /// `mfactl --config <the host's mfa.toml> args...`, as an administrator on the host.
+    fn mfactl(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(bin("mfactl"))
+            .arg("--config")
+            .arg(self._dir.path().join("mfa.toml"))
+            .args(args)
+            .output()
+            .unwrap()
     }
 }
 
@@ -364,7 +382,8 @@ fn offline_trusted_lets_trusted_in_never_takes_a_code_and_reports_when_back() {
     let m = std::fs::metadata(&queue).unwrap();
     assert_eq!((m.mode() & 0o777, m.uid()), (0o600, 0));
 
-    // A server answers again: the next login reports what was queued, once.
+    // A server answers again: the next login reports what was queued, once, and the
+    // server's audit trail has one row for each (issue 24: reported to the server).
     let server = Server::start();
     let back = Host::with(&[server.addr()], SECRET, None, &offline_policy(&queue));
     let log = SyslogCapture::new();
@@ -379,6 +398,143 @@ fn offline_trusted_lets_trusted_in_never_takes_a_code_and_reports_when_back() {
     assert_eq!(r.result, PamResult::Success, "{r:?}");
     // (text() gives what was logged since it was last read.)
     assert!(!log.text().contains("OFFLINE ALLOW"));
+    let rows = |user: &str, reason: &str| offline_rows(&server, user, reason);
+    let anyone = rows("anyone", "offline_allowed");
+    assert_eq!(anyone.len(), 1, "{anyone:?}");
+    assert!(
+        anyone[0].contains("allowed_by=trusted_network"),
+        "{anyone:?}"
+    );
+    assert!(anyone[0].contains("10.1.2.3"), "{anyone:?}");
+    assert!(
+        anyone[0].contains(&format!("pam-hosts/{}/", host_name())),
+        "{anyone:?}"
+    );
+    let svc = rows("svc-offline", "offline_allowed");
+    assert_eq!(svc.len(), 1, "{svc:?}");
+    assert!(svc[0].contains("allowed_by=exempt_user"), "{svc:?}");
+    assert!(server.records().is_empty(), "{:?}", server.records());
+
+    // Reported again (the host crashed before it dropped the lines, or the acknowledgement
+    // was lost): acknowledged again, no second row.
+    std::fs::write(&queue, &queued).unwrap();
+    let r = back.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert_eq!(log.text().matches("OFFLINE ALLOW REPORTED").count(), 2);
+    assert_eq!(std::fs::read_to_string(&queue).unwrap(), "");
+    assert_eq!(rows("anyone", "offline_allowed").len(), 1);
+    assert_eq!(rows("svc-offline", "offline_allowed").len(), 1);
+
+    // The same report replayed on the wire: acknowledged, no second row. One under
+    // another secret is dropped; one for a reason no host lets a login in for is refused.
+    let line = queued.lines().find(|l| l.contains("\"anyone\"")).unwrap();
+    let id = queue_id(line);
+    let time = line
+        .split(' ')
+        .find_map(|w| w.strip_prefix("time="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ev = |reason: &str| OfflineEvent {
+        id,
+        time,
+        reason: reason.into(),
+    };
+    let ack = send_report(&server, SECRET, "anyone", &ev("trusted_network"));
+    assert_eq!(ack.map(|p| p[0]), Some(2), "an Access-Accept");
+    assert!(send_report(&server, "another secret", "anyone", &ev("trusted_network")).is_none());
+    let refused = send_report(&server, SECRET, "anyone", &ev("valid_code"));
+    assert_eq!(refused.map(|p| p[0]), Some(3), "an Access-Reject");
+    let fresh = OfflineEvent {
+        id: [0x5a; 16],
+        ..ev("valid_code")
+    };
+    assert_eq!(
+        send_report(&server, SECRET, "anyone", &fresh).map(|p| p[0]),
+        Some(3)
+    );
+    assert_eq!(rows("anyone", "offline_allowed").len(), 1);
+    let all = text(&server.site.mfactl(&["log", "anyone", "--format", "csv"]));
+    assert!(!all.contains("valid_code"), "{all}");
+    let dlog = server.daemon.log();
+    assert!(
+        dlog.contains("offline report for user \"anyone\""),
+        "{dlog}"
+    );
+    assert!(dlog.contains("recorded=already"), "{dlog}");
+    // The refused and the unauthenticated ones are logged.
+    assert!(
+        dlog.contains("refused, nothing recorded: \"valid_code\" is no reason"),
+        "{dlog}"
+    );
+    assert!(dlog.contains("dropped a packet from 127.0.0.1:"), "{dlog}");
+}
+
+/// The events of `mfactl log USER --format json` on the server with `reason`, each as its
+/// service, client address, decision, time and detail in one line.
+fn offline_rows(server: &Server, user: &str, reason: &str) -> Vec<String> {
+    let out = server.site.mfactl(&["log", user, "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    all.into_iter()
+        .filter(|e| e["reason"] == reason)
+        .map(|e| {
+            format!(
+                "{} {} {} {} {}",
+                e["service"], e["client_ip"], e["decision"], e["time"], e["detail"]
+            )
+        })
+        .collect()
+}
+
+/// The `id=` of a queue line.
+fn queue_id(line: &str) -> [u8; 16] {
+    let h = line
+        .split(' ')
+        .find_map(|w| w.strip_prefix("id="))
+        .expect("an id");
+    let mut id = [0u8; 16];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap();
+    }
+    id
+}
+
+/// An offline report sent by hand from 127.0.0.1 under `secret`; the reply, where one
+/// came within two seconds.
+fn send_report(server: &Server, secret: &str, user: &str, ev: &OfflineEvent) -> Option<Vec<u8>> {
+    let packet = ReportRequest {
+        identifier: 9,
+        authenticator: rand_bytes(),
+        user,
+        rhost: Some("10.1.2.3".parse().unwrap()),
+        host: &host_name(),
+        service: "hand",
+        event: ev,
+    }
+    .encode(secret.as_bytes())
+    .unwrap();
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send(&packet).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.recv(&mut buf).ok()?;
+    let reply = buf[..n].to_vec();
+    let p = Packet::parse(&reply).unwrap();
+    let req = Packet::parse(&packet).unwrap();
+    p.verify_reply(secret.as_bytes(), &req.authenticator)
+        .unwrap();
+    Some(reply)
+}
+
+/// A Request Authenticator no other request of the run has.
+fn rand_bytes() -> [u8; 16] {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(unique("auth").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b
 }
 
 /// A queue file that is a symbolic link, or that others may read, is refused: the login is
@@ -474,6 +630,27 @@ fn a_breakglass_code_works_once_and_only_while_no_server_answers() {
     let r = host.login(&user, "192.0.2.10", &format!("{}\n", codes[2]), &log);
     assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
     assert!(!r.prompted(), "{r:?}");
+
+    // A server answers again: the next login (from the server's trusted network) reports
+    // both uses, and the server's audit trail has one `breakglass_used` row for each.
+    assert!(offline_rows(&server, &user, "breakglass_used").is_empty());
+    let r = up.login(&user, "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert_eq!(log.text().matches("OFFLINE ALLOW REPORTED").count(), 2);
+    assert_eq!(std::fs::read_to_string(&queue).unwrap(), "");
+    let rows = offline_rows(&server, &user, "breakglass_used");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("allowed_by=break_glass") && r.contains("192.0.2.10")),
+        "{rows:?}"
+    );
+    // Sent again: still two.
+    std::fs::write(&queue, &queued).unwrap();
+    let r = up.login(&user, "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert_eq!(std::fs::read_to_string(&queue).unwrap(), "");
+    assert_eq!(offline_rows(&server, &user, "breakglass_used").len(), 2);
 }
 
 #[test]
@@ -1071,4 +1248,177 @@ first_factor = "none"
         1,
     );
     daemon.wait_log("\"notes.txt\" is not named by an IP address", 1);
+}
+
+/// Issue 24: the host's view of its servers. Each login's first round records, per server,
+/// when it last answered and when it last failed (and why) in `remote-servers` beside the
+/// offline queue (root's, 0600); `mfactl status` on the host shows them and which server
+/// answered the last login; with every server down it says none did.
+#[test]
+fn the_hosts_status_shows_how_its_servers_answered() {
+    use std::os::unix::fs::MetadataExt;
+    let q = tempfile::tempdir().unwrap();
+    let queue = q.path().join("queue");
+    let mut server = Server::start();
+    let dead = down();
+    let extra = format!("offline_queue = {:?}\n", queue.display().to_string());
+    let host = Host::with(&[dead.clone(), server.addr()], SECRET, None, &extra);
+    let state = q.path().join("remote-servers");
+
+    let before = host.mfactl(&["status"]);
+    assert!(before.status.success(), "{before:?}");
+    assert!(
+        text(&before).contains("none recorded yet"),
+        "{}",
+        text(&before)
+    );
+
+    let log = SyslogCapture::new();
+    let r = host.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
+    let m = std::fs::metadata(&state).unwrap();
+    assert_eq!((m.mode() & 0o777, m.uid()), (0o600, 0));
+    let out = host.mfactl(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let t = text(&out);
+    assert!(
+        t.contains(&format!("answered by {} (in use)", server.addr())),
+        "{t}"
+    );
+    let line = |addr: &str| {
+        t.lines()
+            .find(|l| l.starts_with(&format!("server {addr}")))
+            .unwrap_or_else(|| panic!("no line for {addr} in {t}"))
+            .to_string()
+    };
+    let dead_line = line(&dead);
+    assert!(dead_line.contains("last answer never"), "{dead_line}");
+    assert!(!dead_line.contains("last failure never"), "{dead_line}");
+    assert!(dead_line.contains("refused"), "{dead_line}");
+    assert!(t.contains("offline queue: 0 login(s)"), "{t}");
+    let up_line = line(&server.addr());
+    assert!(up_line.contains("(in use)"), "{up_line}");
+    assert!(up_line.contains("last failure never"), "{up_line}");
+    assert!(!up_line.contains("last answer never"), "{up_line}");
+
+    // Every server down: no server in use, the one that answered before has both times.
+    server.daemon.stop();
+    let r = host.login("anyone", "10.1.2.3", "", &log);
+    assert_eq!(r.result, PamResult::AuthInfoUnavail, "{r:?}");
+    let out = host.mfactl(&["status", "--format", "json"]);
+    assert!(out.status.success(), "{out:?}");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["in_use"], serde_json::Value::Null, "{j}");
+    assert_eq!(j["mode"], "remote", "{j}");
+    let servers = j["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{j}");
+    assert_eq!(servers[1]["server"], server.addr(), "{j}");
+    assert_eq!(servers[1]["in_use"], false, "{j}");
+    assert!(servers[1]["last_answer"].is_string(), "{j}");
+    assert!(servers[1]["last_failure"].is_string(), "{j}");
+    assert!(servers[0]["last_answer"].is_null(), "{j}");
+    let t = text(&host.mfactl(&["status"]));
+    assert!(t.contains("NO SERVER ANSWERED"), "{t}");
+    assert_eq!(j["offline_waiting"], 0, "{j}");
+
+    // A state file others may read is refused by status, naming it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = host.mfactl(&["status"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        text(&out).contains(&state.display().to_string()),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Issue 24: `mfactl config check` on a PAM host inspects its offline files as the module
+/// would take them: the break-glass file's owner, mode, directory and format (codes left),
+/// the queue's; each problem names the path and what is wrong, and fails the check.
+#[test]
+fn config_check_inspects_the_offline_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let q = tempfile::tempdir().unwrap();
+    let bg = q.path().join("breakglass");
+    let queue = q.path().join("spool/queue");
+    let o = std::process::Command::new(bin("mfactl"))
+        .args(["breakglass", "issue", "web1", "--count", "4", "--out"])
+        .arg(&bg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let extra = format!(
+        "offline_queue = {:?}\nbreakglass_file = {:?}\n",
+        queue.display().to_string(),
+        bg.display().to_string()
+    );
+    let host = Host::with(&[down()], SECRET, None, &extra);
+    let check = || {
+        let o = host.mfactl(&["config", "check"]);
+        (o.status.success(), text(&o))
+    };
+    let (ok, t) = check();
+    assert!(ok, "{t}");
+    assert!(t.contains(&format!("4 unused in {}", bg.display())), "{t}");
+    assert!(t.contains("not made yet"), "{t}");
+
+    let bad = |t: &str, path: &std::path::Path, what: &str| {
+        assert!(
+            t.contains(&path.display().to_string()) && t.contains(what),
+            "want {what} for {}: {t}",
+            path.display()
+        );
+    };
+    // A loose mode.
+    std::fs::set_permissions(&bg, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "mode 0640");
+    std::fs::set_permissions(&bg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Another owner.
+    std::os::unix::fs::chown(&bg, Some(65534), None).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "owned by uid 65534");
+    std::os::unix::fs::chown(&bg, Some(0), None).unwrap();
+    // A line the module cannot read refuses the whole file.
+    let issued = std::fs::read_to_string(&bg).unwrap();
+    std::fs::write(&bg, format!("{issued}v2 nothex\n")).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "not a code");
+    // No code left.
+    std::fs::write(&bg, "# empty\n").unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "no unused code left");
+    std::fs::write(&bg, &issued).unwrap();
+    // A symbolic link.
+    let real = q.path().join("real");
+    std::fs::rename(&bg, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &bg).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &bg, "symbolic link");
+    std::fs::remove_file(&bg).unwrap();
+    std::fs::rename(&real, &bg).unwrap();
+    // The queue's directory writable by others (not made yet: its directory is checked).
+    let spool = q.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &spool, "remote.offline_queue");
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A queue with a loose mode.
+    std::fs::write(&queue, "").unwrap();
+    std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, t) = check();
+    assert!(!ok, "{t}");
+    bad(&t, &queue, "mode 0644");
+    std::fs::set_permissions(&queue, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, t) = check();
+    assert!(ok, "{t}");
+    assert!(t.contains("0 login(s) waiting"), "{t}");
 }

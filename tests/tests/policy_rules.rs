@@ -292,7 +292,7 @@ fn remote_host(port: u16) -> tempfile::TempDir {
     std::fs::write(
         dir.path().join("mfa.toml"),
         format!(
-            "[remote]\nservers = [\"[::1]:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\n"
+            "[remote]\nservers = [\"[::1]:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\noffline_queue = \"offline-queue\"\n"
         ),
     )
     .unwrap();
@@ -498,11 +498,12 @@ fn config_check_names_rule_mistakes_by_line_and_key() {
     );
 }
 
-/// `action = "push"` at a PAM login (local mode): the right code typed is refused
-/// (`push_required`); Enter sends the push, and the phone's approval lets in. A service
-/// the rule does not name takes the typed code as ever.
+/// A `push` rule: the push goes at once, with no code prompt (a typed code would be refused
+/// as `push_required`); the phone approves with the number shown. A user with no phone
+/// under the rule is told why and refused; the same code lets in through a service no rule
+/// names.
 #[test]
-fn a_push_rule_refuses_a_typed_code_and_takes_an_approved_push() {
+fn a_push_rule_sends_the_push_unasked_and_refuses_without_a_phone() {
     use mfa_e2e::phone::{FakePortal, LivePamtester, OnPhone, Phone, audit_reasons, push_toml};
     require_root("push through pamtester (service files in /etc/pam.d)");
     let site = Site::new(&push_toml(""));
@@ -511,6 +512,8 @@ fn a_push_rule_refuses_a_typed_code_and_takes_an_approved_push() {
     let (user, key) = (unique("pr"), fresh_key());
     site.enroll(&user, &key);
     let phone = Phone::register(&site.config, &user, &key);
+    let (nophone, key2) = (unique("pn"), fresh_key());
+    site.enroll(&nophone, &key2);
     let portal = FakePortal::start(&site.config);
     let mut text_ = std::fs::read_to_string(&site.config).unwrap();
     text_.push_str(&format!(
@@ -520,37 +523,51 @@ fn a_push_rule_refuses_a_typed_code_and_takes_an_approved_push() {
     std::fs::write(&site.config, text_).unwrap();
     let rhost = "192.0.2.10";
 
-    mfa_e2e::avoid_step_boundary(3);
-    let r = pamtester(
-        &pushed.name,
-        &user,
-        Some(rhost),
-        &format!("{}\n", totp(&key, 0)),
-        None,
-    );
-    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
-    assert!(r.all().contains("must be approved on your phone"), "{r:?}");
-    // The same code, unused, lets in through the service no rule names.
-    let r = pamtester(
-        &plain.name,
-        &user,
-        Some(rhost),
-        &format!("{}\n", totp(&key, 0)),
-        None,
-    );
-    assert_eq!(r.result, PamResult::Success, "{r:?}");
-    // Enter: the push; the phone approves with the number shown.
-    let mut login = LivePamtester::start(&pushed.name, &user, Some(rhost), "\n", None);
+    // No prompt: the push is sent, its number shown; the phone approves.
+    let mut login = LivePamtester::start(&pushed.name, &user, Some(rhost), "", None);
     let line = login.wait_line("on your phone");
     let number = mfa_e2e::phone::shown_number(&line);
     let sent = portal.wait_for(&user, 1);
     phone.decide(&sent.id, OnPhone::Approve(number));
     let r = login.finish();
     assert_eq!(r.result, PamResult::Success, "{r:?}");
+    assert!(
+        !r.all().contains(mfa_core::login::CODE_PROMPT.trim()),
+        "a code was asked for under a push rule: {r:?}"
+    );
     let reasons = audit_reasons(&site.config, &user);
-    for want in ["push_required", "valid_code", "push_approved"] {
-        assert!(reasons.contains(&want.to_string()), "{want}: {reasons:?}");
-    }
+    assert!(
+        reasons.contains(&"push_approved".to_string()),
+        "{reasons:?}"
+    );
+
+    // No phone registered: told so, refused through the core (push_required), even with
+    // a right code at hand.
+    mfa_e2e::avoid_step_boundary(3);
+    let r = pamtester(
+        &pushed.name,
+        &nophone,
+        Some(rhost),
+        &format!("{}\n", totp(&key2, 0)),
+        None,
+    );
+    assert_eq!(r.result, PamResult::AuthErr, "{r:?}");
+    assert!(r.all().contains("No phone is registered"), "{r:?}");
+    assert!(r.all().contains("must be approved on your phone"), "{r:?}");
+    let reasons = audit_reasons(&site.config, &nophone);
+    assert!(
+        reasons.contains(&"push_required".to_string()),
+        "{reasons:?}"
+    );
+    // The same code, unused, lets in through the service no rule names.
+    let r = pamtester(
+        &plain.name,
+        &nophone,
+        Some(rhost),
+        &format!("{}\n", totp(&key2, 0)),
+        None,
+    );
+    assert_eq!(r.result, PamResult::Success, "{r:?}");
 }
 
 /// The portal's sign-in asks as the service `mfa-portal`, through the same rules: a deny

@@ -263,7 +263,7 @@ kind = "pam-hosts"
     std::fs::write(
         &config,
         format!(
-            "[remote]\nservers = [\"127.0.0.1:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\nretries = 1\n"
+            "[remote]\nservers = [\"127.0.0.1:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\nretries = 1\noffline_queue = \"offline-queue\"\n"
         ),
     )
     .unwrap();

@@ -86,7 +86,7 @@ impl Host {
         std::fs::write(
             &config,
             format!(
-                "[remote]\nservers = [\"[::1]:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\n"
+                "[remote]\nservers = [\"[::1]:{port}\"]\nsecret_file = \"remote.secret\"\ntimeout = \"2s\"\noffline_queue = \"offline-queue\"\n"
             ),
         )
         .unwrap();

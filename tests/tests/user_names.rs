@@ -466,7 +466,7 @@ fn pam_remote_spellings_beyond_ascii_are_refused_on_the_host_and_by_the_daemon()
             &config,
             format!(
                 "[remote]\nservers = [\"127.0.0.1:{port}\"]\nsecret_file = \"remote.secret\"\n\
-                 timeout = \"2s\"\nretries = 1\n{users}"
+                 timeout = \"2s\"\nretries = 1\noffline_queue = \"offline-queue\"\n{users}"
             ),
         )
         .unwrap();

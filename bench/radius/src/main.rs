@@ -10,13 +10,19 @@
 //!       [--kind totp|pap|status] [--duration SECS] [--threads N] [--window N]
 //!       [--mix ACCEPT,WRONG,TRUSTED] [--rate REQ_PER_S] [--state FILE] [--label NAME]
 //!   radius-loadgen check --target ADDR --secret S --users USERS.csv [--kind totp|pap]
+//!   radius-loadgen until-accept --target ADDR[,ADDR...] --secret S --users USERS.csv
+//!       --since UNIX_NS [--every MS] [--timeout SECS]
 //!
 //! Several targets (two daemons on one store) share the threads round-robin and one user
 //! picker, so no two servers are ever sent the same step of a user. `--rate` paces the
 //! sends (open loop, for the soak) instead of answering each reply with a new request.
 //! `check` shows one server a wrong code, a right one and the same right one again (Reject,
 //! Accept, Reject for a TOTP server; a PAP server has no replay rule, so the third is not
-//! judged there), with the probe user `gen-users` writes last.
+//! judged there), with the probe user `gen-users` writes last. `until-accept` measures a
+//! failover: a trusted-network login of the probe user (an Access-Accept only once the store
+//! committed its audit row), one in flight, to the targets in turn, until one is accepted;
+//! prints the seconds from `--since` (Unix nanoseconds: `date +%s%N` at the kill) to that
+//! accept.
 //!
 //! `totp` sends TOTP codes as User-Password (mfa-radiusd in code-only mode): accepted codes
 //! over the first 80% of users (each step used once per user), wrong codes over the other
@@ -571,6 +577,7 @@ fn main() {
         Some("wait") => wait_ready(&args),
         Some("run") => run(&args),
         Some("check") => check(&args),
+        Some("until-accept") => until_accept(&args),
         _ => die(
             "usage: radius-loadgen gen-users COUNT USERS.csv FR_USERS|- | ga-files USERS.csv DIR | wait --target ADDR --secret S | check --target ADDR --secret S --users USERS.csv [--kind totp|pap] | run --target ADDR[,ADDR] --secret S --users USERS.csv [--kind totp|pap|status] [--duration S] [--threads N] [--window N] [--mix A,W,T] [--rate R] [--state F] [--label NAME]",
         ),
@@ -796,4 +803,90 @@ fn check(args: &[String]) {
     if !ok {
         die(&format!("{target} failed the wrong/right/replay check"));
     }
+}
+
+fn until_accept(args: &[String]) {
+    let targets: Vec<String> = arg(args, "--target")
+        .unwrap_or_else(|| die("--target"))
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let secret = arg(args, "--secret")
+        .unwrap_or_else(|| die("--secret"))
+        .into_bytes();
+    let users = load_users(&arg(args, "--users").unwrap_or_else(|| die("--users")));
+    let probe = users
+        .iter()
+        .find(|u| u.name == PROBE)
+        .unwrap_or_else(|| die("no probe user in the users file (gen-users writes it)"));
+    let since: u128 = arg(args, "--since")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| die("--since UNIX_NS"));
+    let every = Duration::from_millis(
+        arg(args, "--every")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(100),
+    );
+    let timeout = Duration::from_secs_f64(
+        arg(args, "--timeout")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120.0),
+    );
+    let start = Instant::now();
+    let socks: Vec<UdpSocket> = targets
+        .iter()
+        .map(|t| {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| die(&e.to_string()));
+            s.connect(t).unwrap_or_else(|e| die(&e.to_string()));
+            s
+        })
+        .collect();
+    let (mut sent, mut rejected) = (0u64, 0u64);
+    let mut id = 0u8;
+    while start.elapsed() < timeout {
+        for (sock, target) in socks.iter().zip(&targets) {
+            let mut auth = [0u8; 16];
+            getrandom::fill(&mut auth).unwrap_or_else(|_| die("no randomness"));
+            let mut b = Builder::request(Code::ACCESS_REQUEST, id, true);
+            id = id.wrapping_add(1);
+            let _ = b.add(AttrType::USER_NAME, probe.name.as_bytes());
+            let _ = b.add(AttrType::CALLING_STATION_ID, b"10.9.9.9");
+            let _ = b.add(AttrType::NAS_IDENTIFIER, b"loadgen-failover");
+            let pkt = b
+                .encode_request(&secret, &auth)
+                .unwrap_or_else(|_| die("encode"));
+            let _ = sock.send(&pkt);
+            sent += 1;
+            let sent_at = Instant::now();
+            let mut buf = [0u8; 4096];
+            // The answer to this request, or the next send once `every` has passed.
+            while sent_at.elapsed() < every {
+                let left = every
+                    .saturating_sub(sent_at.elapsed())
+                    .max(Duration::from_millis(1));
+                let _ = sock.set_read_timeout(Some(left));
+                let Ok(n) = sock.recv(&mut buf) else {
+                    break;
+                };
+                let Ok(r) = Packet::parse(&buf[..n]) else {
+                    continue;
+                };
+                if r.verify_reply(&secret, &auth).is_ok() && r.code == Code::ACCESS_ACCEPT {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos());
+                    println!(
+                        "{:.3} s from the kill to the first Access-Accept ({target}; {sent} probe(s) sent, {rejected} rejected before it)",
+                        now.saturating_sub(since) as f64 / 1e9
+                    );
+                    return;
+                }
+                rejected += 1;
+                break;
+            }
+        }
+    }
+    die(&format!(
+        "no Access-Accept within {timeout:?} ({sent} probe(s) sent)"
+    ));
 }

@@ -2,12 +2,14 @@
 //! problem is collected, not just the first, in the order of the sections below.
 
 mod admin;
+mod directory;
 mod lockout;
 mod policy;
 mod portal;
 mod push;
 mod radius;
 mod remote;
+mod reply;
 mod store;
 mod totp;
 mod users;
@@ -56,10 +58,13 @@ pub(crate) fn validate(cfg: &Config, text: &str) -> Vec<Problem> {
     radius::radius(cfg, &mut v);
     radius::clients(cfg, &mut v);
     radius::radsec(cfg, &mut v);
+    reply::rules(cfg, &mut v);
+    reply::clients(cfg, &mut v);
     policy::remember(cfg, &mut v);
     portal::portal(cfg, &mut v);
     remote::remote(cfg, &mut v);
     push::push(cfg, &mut v);
     admin::admin(cfg, &mut v);
+    directory::directory(cfg, &mut v);
     v.out
 }

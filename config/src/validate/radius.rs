@@ -182,7 +182,7 @@ pub(super) fn clients(cfg: &Config, v: &mut Problems<'_>) {
                     "kind = \"pam-hosts\" is always in challenge mode (pam_mfa asks for the code itself): remove mode".into(),
                 );
             }
-            if c.first_factor == Some(FirstFactor::Pam) {
+            if matches!(c.first_factor, Some(FirstFactor::Pam | FirstFactor::Ldap)) {
                 v.bad(
                     at("first_factor"),
                     "kind = \"pam-hosts\" checks no password here (the host's own stack checked it before pam_mfa): remove first_factor".into(),
@@ -192,8 +192,17 @@ pub(super) fn clients(cfg: &Config, v: &mut Problems<'_>) {
             // first_factor = "none" outside code-only mode only for PAM hosts. (A client that
             // sets neither inherits [radius]'s pair, checked above.)
             let eff = r.settings_for(c);
+            // Where the mode comes from: the entry's own key, else its preset's.
+            let mode_key = if c.mode.is_none() && c.preset.is_some() {
+                "preset"
+            } else {
+                "mode"
+            };
             if eff.first_factor == FirstFactor::None
-                && (c.mode.is_some() || c.first_factor.is_some() || c.kind.is_some())
+                && (c.mode.is_some()
+                    || c.first_factor.is_some()
+                    || c.kind.is_some()
+                    || c.preset.is_some())
             {
                 match (eff.mode, c.first_factor) {
                     (RadiusMode::CodeOnly, _) => {}
@@ -202,11 +211,11 @@ pub(super) fn clients(cfg: &Config, v: &mut Problems<'_>) {
                         "first_factor = \"none\" in challenge mode would let a code alone in where a password is expected: only PAM hosts in remote mode check no password here (kind = \"pam-hosts\")".into(),
                     ),
                     (RadiusMode::Challenge, _) => v.bad(
-                        at("mode"),
+                        at(mode_key),
                         "mode = \"challenge\" with first_factor \"none\" inherited from [radius]: set first_factor = \"pam\" on this client, or kind = \"pam-hosts\" for PAM hosts in remote mode".into(),
                     ),
                     (RadiusMode::Append, _) => v.bad(
-                        at(if c.first_factor.is_some() { "first_factor" } else { "mode" }),
+                        at(if c.first_factor.is_some() { "first_factor" } else { mode_key }),
                         "first_factor = \"none\" is not allowed with mode = \"append\": the password part would be checked by nobody".into(),
                     ),
                 }

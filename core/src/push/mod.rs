@@ -500,7 +500,7 @@ impl Push<'_> {
             delivery_error: None,
             used: None,
         };
-        let groups = self.core.login().groups_for(&req.user);
+        let groups = self.core.login().groups_for(&req.user)?;
         let window = cfg.push.rate.per.secs_i64();
         let mut logged = Vec::new();
         let mut refusal = None;

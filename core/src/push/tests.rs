@@ -1071,6 +1071,7 @@ fn a_push_rule_takes_only_an_approved_push() {
             match_all: false,
             action: mfa_config::RuleAction::Push,
             remembered: false,
+            reply: None,
         }];
     });
     let (phone, dev) = f.user_with_phone("pia");

@@ -48,7 +48,9 @@ pub(super) async fn answer<B: ModeBackend>(
     };
     let (d, groups) = b.look(&req).await?;
     let expects_code = d.outcome == Outcome::NeedCode || d.is_locked();
-    let mode = b.push_settings(&req.service).mode;
+    // A `push` rule sends the push at once, as `push = "only"` does: the whole is the
+    // password.
+    let mode = d.push_mode(b.push_settings(&req.service).mode);
     let pushed = match mode {
         _ if d.outcome != Outcome::NeedCode => None,
         PushMode::Off => None,
@@ -61,7 +63,9 @@ pub(super) async fn answer<B: ModeBackend>(
         PushMode::Only => Some(whole.clone()),
     };
     if let Some(password) = pushed {
-        let pam = b.check_password(&req.user, password, req.client).await?;
+        let pam = b
+            .check_password(&req.user, password, req.client, nas.settings.first_factor)
+            .await?;
         if !pam.ok {
             return wrong_password(b, req, pam.fail_delay).await;
         }
@@ -83,7 +87,9 @@ pub(super) async fn answer<B: ModeBackend>(
     } else {
         (whole, None)
     };
-    let pam = b.check_password(&req.user, password, req.client).await?;
+    let pam = b
+        .check_password(&req.user, password, req.client, nas.settings.first_factor)
+        .await?;
     if !pam.ok {
         return wrong_password(b, req, pam.fail_delay).await;
     }

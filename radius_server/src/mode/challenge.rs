@@ -38,11 +38,13 @@ pub(super) async fn first_round<B: ModeBackend>(
     password: Option<Zeroizing<Vec<u8>>>,
     claims: PushClaims,
 ) -> Result<Answer, RequestError> {
-    if nas.settings.first_factor == FirstFactor::Pam {
+    if nas.settings.first_factor != FirstFactor::None {
         let Some(password) = password else {
             return wrong_password(b, req, Duration::ZERO).await;
         };
-        let pam = b.check_password(&req.user, password, req.client).await?;
+        let pam = b
+            .check_password(&req.user, password, req.client, nas.settings.first_factor)
+            .await?;
         if !pam.ok {
             return wrong_password(b, req, pam.fail_delay).await;
         }
@@ -53,8 +55,9 @@ pub(super) async fn first_round<B: ModeBackend>(
     }
     // A client that cannot be shown a push (a PAM host of an older release) is asked for the
     // code, whatever its `push`.
+    // A `push` rule sends the push at once, as `push = "only"` does.
     let mode = if claims.capable {
-        b.push_settings(&req.service).mode
+        d.push_mode(b.push_settings(&req.service).mode)
     } else {
         PushMode::Off
     };

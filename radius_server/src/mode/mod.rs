@@ -71,12 +71,15 @@ pub(crate) trait ModeBackend {
     /// The user's groups, for `exempt_groups` and the rules on groups. Read-only.
     async fn groups(&self, user: &UserName) -> Result<Vec<String>, RequestError>;
 
-    /// The password through the PAM service of `[radius] pam_service`.
+    /// The password, as the client's `first_factor` says: through the PAM service of
+    /// `[radius] pam_service`, or by a bind to `[directory]` as the user (`"ldap"`). Every
+    /// refusal comes with the delay to wait before answering.
     async fn check_password(
         &self,
         user: &UserName,
         password: Zeroizing<Vec<u8>>,
         addr: ClientAddr,
+        how: FirstFactor,
     ) -> Result<PamCheck, RequestError>;
 
     /// The final decision for a login (and the code verified, where one is needed and
@@ -328,7 +331,10 @@ fn typed_code(code: Option<Zeroizing<Vec<u8>>>) -> Zeroizing<String> {
 }
 
 fn require_pam(nas: &Nas) -> Result<(), RequestError> {
-    if nas.settings.first_factor == FirstFactor::Pam {
+    if matches!(
+        nas.settings.first_factor,
+        FirstFactor::Pam | FirstFactor::Ldap
+    ) {
         Ok(())
     } else {
         // Config validation refuses this; never let a code alone in where a password was

@@ -200,6 +200,7 @@ impl ModeBackend for Fake {
         _user: &UserName,
         password: Zeroizing<Vec<u8>>,
         _addr: ClientAddr,
+        _how: FirstFactor,
     ) -> Result<PamCheck, RequestError> {
         self.record(Call::Password(
             String::from_utf8(password.to_vec()).unwrap(),
@@ -891,6 +892,53 @@ async fn append_password_comma_push_checks_the_password_then_holds() {
     .unwrap();
     assert_eq!(fake.calls()[1], Call::Password("hunter2123456".into()));
     assert_eq!(fake.calls()[2], Call::StartPush { show_number: false });
+}
+
+/// A `push` rule matched: the push goes at once, as with `push = "only"`, in append mode
+/// (the whole is the password) and in challenge mode (round one sends it); with push off
+/// for the client the code is asked for as ever (and the core refuses it).
+#[tokio::test]
+async fn a_push_rule_sends_the_push_unasked() {
+    let mut push_rule = Decision::need_code();
+    push_rule.rule = Some(mfa_core::policy::RuleMatch {
+        index: 0,
+        name: Some("vpn-push".into()),
+        action: mfa_config::RuleAction::Push,
+        reply: None,
+    });
+    let gw = nas(RadiusMode::Append, FirstFactor::Pam);
+    let fake = Fake::with_push(push_rule.clone(), PushMode::On);
+    ask(&fake, &gw, &request(&["alice"], Some(b"hunter2"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(fake.calls()[1], Call::Password("hunter2".into()));
+    assert_eq!(fake.calls()[2], Call::StartPush { show_number: false });
+    let off = Fake::with_push(push_rule.clone(), PushMode::Off);
+    ask(&off, &gw, &request(&["alice"], Some(b"hunter2123456"), &[]))
+        .await
+        .unwrap();
+    assert!(
+        !off.calls()
+            .iter()
+            .any(|c| matches!(c, Call::StartPush { .. })),
+        "{:?}",
+        off.calls()
+    );
+
+    let gw = nas(RadiusMode::Challenge, FirstFactor::Pam);
+    let fake = Fake::with_push(push_rule, PushMode::On);
+    let first = ask(&fake, &gw, &request(&["alice"], Some(b"hunter2"), &[]))
+        .await
+        .unwrap();
+    assert_eq!(first.code, Code::ACCESS_CHALLENGE);
+    assert_eq!(first.reason, Reason::PushWaiting, "{first:?}");
+    assert!(
+        fake.calls()
+            .iter()
+            .any(|c| matches!(c, Call::StartPush { .. })),
+        "{:?}",
+        fake.calls()
+    );
 }
 
 /// The two-round flow: the challenge offers the push, "push" sends it and shows the number

@@ -5,7 +5,9 @@
 //!   its SID is the domain's (the user's own SID without its last part) and the RID, and a
 //!   second in-chain search from it finds what it is nested in.
 //! - OpenLDAP: the memberof overlay keeps each entry's direct groups in `memberOf`, and has
-//!   no in-chain rule: each group's own `memberOf` is read in turn, breadth first.
+//!   no in-chain rule: each group's own `memberOf` is read in turn, breadth first. The
+//!   primary group is RFC 2307's: the user's `gidNumber` names a `posixGroup` by its own
+//!   `gidNumber`, and no `member` or `memberUid` need list the user in it.
 //!
 //! The path is found from the groups' `memberOf` (a group's direct parents), breadth first,
 //! so it is a shortest one.
@@ -101,6 +103,17 @@ pub(crate) fn openldap(
         .collect();
     starts.sort();
     let mut todo: VecDeque<String> = user.all("memberOf").iter().map(|d| d.to_string()).collect();
+    // The primary group (RFC 2307 `gidNumber`), where the user has one and a group has it.
+    if let Some(gid) = user
+        .first("gidNumber")
+        .and_then(|g| g.trim().parse::<u32>().ok())
+    {
+        let filter = format!("(&(objectClass=posixGroup)(gidNumber={gid}))");
+        if let Some(pg) = servers.search(&cfg.base_dn, &filter, &attrs)?.0.first() {
+            starts.push((pg.dn.to_lowercase(), true));
+            todo.push_back(pg.dn.clone());
+        }
+    }
     let mut asked = HashSet::new();
     while let Some(dn) = todo.pop_front() {
         if !asked.insert(dn.to_lowercase()) {

@@ -34,6 +34,7 @@ const USER_ATTRS: &[&str] = &[
     "userPrincipalName",
     "objectSid",
     "primaryGroupID",
+    "gidNumber",
     "memberOf",
 ];
 

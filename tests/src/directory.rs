@@ -393,7 +393,9 @@ access to * by users read by * none
 dn: ou=people,{SLAPD_BASE}\nobjectClass: organizationalUnit\nou: people\n\n\
 dn: ou=groups,{SLAPD_BASE}\nobjectClass: organizationalUnit\nou: groups\n\n\
 dn: uid=alice,ou=people,{SLAPD_BASE}\nobjectClass: inetOrgPerson\nuid: alice\ncn: Alice Anders\nsn: Anders\nuserPassword: {SLAPD_PASSWORD}\n\n\
-dn: uid=bob,ou=people,{SLAPD_BASE}\nobjectClass: inetOrgPerson\nuid: bob\ncn: Bob\nsn: B\nuserPassword: {SLAPD_PASSWORD}\n\n\
+dn: uid=bob,ou=people,{SLAPD_BASE}\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nuid: bob\ncn: Bob\nsn: B\nuidNumber: 5002\ngidNumber: 5001\nhomeDirectory: /home/bob\nuserPassword: {SLAPD_PASSWORD}\n\n\
+dn: cn=staff,ou=groups,{SLAPD_BASE}\nobjectClass: posixGroup\ncn: staff\ngidNumber: 5001\n\n\
+dn: cn=allstaff,ou=groups,{SLAPD_BASE}\nobjectClass: groupOfNames\ncn: allstaff\nmember: cn=staff,ou=groups,{SLAPD_BASE}\n\n\
 dn: cn=inner,ou=groups,{SLAPD_BASE}\nobjectClass: groupOfNames\ncn: inner\nmember: uid=alice,ou=people,{SLAPD_BASE}\n\n\
 dn: cn=mid,ou=groups,{SLAPD_BASE}\nobjectClass: groupOfNames\ncn: mid\nmember: cn=inner,ou=groups,{SLAPD_BASE}\n\n\
 dn: cn=outer,ou=groups,{SLAPD_BASE}\nobjectClass: groupOfNames\ncn: outer\nmember: cn=mid,ou=groups,{SLAPD_BASE}\n\n\

@@ -316,7 +316,8 @@ fn ad_first_factor_by_bind_in_append_mode_through_radclient() {
     assert!(r.is("Access-Reject"), "{}", r.output);
 }
 
-/// OpenLDAP has no in-chain rule: the groups of groups are followed through `memberOf`.
+/// OpenLDAP has no in-chain rule: the groups of groups are followed through `memberOf`; the
+/// primary group is RFC 2307's `gidNumber`; `TEST\alice` and the UPN are alice.
 #[test]
 fn slapd_nested_groups_through_member_of() {
     if !have_slapd() {
@@ -339,8 +340,29 @@ fn slapd_nested_groups_through_member_of() {
         out.contains("group: other  via other\n") && !out.contains("outer"),
         "{out}"
     );
+    // bob's primary group (RFC 2307: his gidNumber names a posixGroup that lists nobody),
+    // and the group it is a member of.
+    assert!(
+        out.contains("group: staff  via staff (primary group)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("group: allstaff  via staff > allstaff (primary group)"),
+        "{out}"
+    );
     let (code, out) = directory_test(&site, "nobody-here");
     assert_eq!(code, 1, "{out}");
+    // `DOMAIN\user` and the user principal name are one user here too (`[users] domains`
+    // makes them `alice`; the directory finds her by `uid`).
+    for spelling in ["TEST\\alice", "alice@test.lan", "ALICE"] {
+        let (code, out) = directory_test(&site, spelling);
+        assert_eq!(code, 0, "{spelling}: {out}");
+        assert!(out.contains("canonical name: alice\n"), "{spelling}: {out}");
+        assert!(
+            out.contains("group: inner  via inner\n"),
+            "{spelling}: {out}"
+        );
+    }
 }
 
 /// `first_factor = "ldap"` in challenge mode: the right password gets the Access-Challenge

@@ -559,7 +559,7 @@ impl Flow<'_> {
                 Some(sent) => self.wait_push(auth, &req, sent),
                 // A `push` rule here: the push goes at once; no code is asked for, since
                 // the core would refuse one (`push_required`).
-                None if d.push_required() => self.push_unasked(auth, &req),
+                None if d.push_required() => self.push(auth, &req, true),
                 None => self.ask_code(auth, &req),
             },
         }
@@ -574,27 +574,17 @@ impl Flow<'_> {
         }
     }
 
-    /// The user pressed Enter at the prompt that offered a push: send it and wait for the
-    /// phone. Where none could be sent, the core's reason is shown and the code asked for.
-    fn push(&mut self, auth: &mut dyn Backend, req: &Request) -> Result<PamCode, Internal> {
-        let user = req.user.to_string();
-        match auth.start_push(req, self.log) {
-            Ok(PushStart::Sent(sent)) => self.wait_push(auth, req, sent),
-            Ok(PushStart::Decided(d)) => Ok(self.finish(&d)),
-            Ok(PushStart::Refused { message }) => {
-                self.debug(|| format!("user={user:?} no push: {message}"));
-                self.say_error(&message);
-                let code = self.prompt_code(CODE_PROMPT);
-                self.checked(auth, req, &code)
-            }
-            Err(e) => self.failed(&user, e),
-        }
-    }
-
-    /// A `push` rule matched: the push is sent without a prompt. Where none can be sent (no
-    /// phone registered, no portal running), the core's reason is shown and the login is
+    /// Sends the push and waits for the phone: the user pressed Enter at the prompt that
+    /// offered it (`unasked` false), or a `push` rule matched (`unasked` true: no prompt came
+    /// first). Where none could be sent (no phone registered, no portal running), the core's
+    /// reason is shown; then the code is asked for, or, under a `push` rule, the login is
     /// refused through the one login path, so the audit trail says `push_required`.
-    fn push_unasked(&mut self, auth: &mut dyn Backend, req: &Request) -> Result<PamCode, Internal> {
+    fn push(
+        &mut self,
+        auth: &mut dyn Backend,
+        req: &Request,
+        unasked: bool,
+    ) -> Result<PamCode, Internal> {
         let user = req.user.to_string();
         match auth.start_push(req, self.log) {
             Ok(PushStart::Sent(sent)) => self.wait_push(auth, req, sent),
@@ -602,7 +592,12 @@ impl Flow<'_> {
             Ok(PushStart::Refused { message }) => {
                 self.debug(|| format!("user={user:?} no push: {message}"));
                 self.say_error(&message);
-                self.checked(auth, req, "")
+                let code = if unasked {
+                    Zeroizing::new(String::new())
+                } else {
+                    self.prompt_code(CODE_PROMPT)
+                };
+                self.checked(auth, req, &code)
             }
             Err(e) => self.failed(&user, e),
         }
@@ -815,7 +810,7 @@ impl Flow<'_> {
                 .as_ref()
                 .is_some_and(|a| normalize_code(a).is_empty())
         {
-            return self.push(auth, req);
+            return self.push(auth, req, false);
         }
         // No answer is recorded as a missing code, so the audit trail shows the attempt.
         let code = answer.unwrap_or_default();

@@ -448,6 +448,85 @@ fn the_key_value_connection_string_is_refused_with_the_url_form() {
     );
 }
 
+/// A primary with a synchronous standby, one daemon on it and one enrolled user, and then the
+/// standby stopped: from here every COMMIT that waits for the standby waits until cancelled.
+/// Fields drop in order: the daemon before the clusters.
+struct StandbyGone {
+    node: Node,
+    site: Site,
+    user: String,
+    key: String,
+    addr: String,
+    _standby: PgCluster,
+    primary: PgCluster,
+}
+
+impl StandbyGone {
+    fn start() -> Self {
+        let primary = PgCluster::start_replicated();
+        let db = primary.create_db();
+        let standby = primary.standby(STANDBY);
+        primary.require_sync_standby(STANDBY);
+        let store_toml = format!(
+            "[store]\nurl = \"postgres://mfa@127.0.0.1:{}/{db}\"\nsslmode = \"disable\"\nkey_file = \"{}\"\n",
+            primary.port,
+            primary.key_file().display()
+        );
+        let (node, site) = Node::start(&store_toml, "");
+        let (user, key) = (unique("fo"), fresh_key());
+        site.enroll(&user, &key);
+        standby.stop();
+        let addr = format!("127.0.0.1:{}", node.port);
+        Self {
+            node,
+            site,
+            user,
+            key,
+            addr,
+            _standby: standby,
+            primary,
+        }
+    }
+
+    /// A login with the user's code from an untrusted address, whose COMMIT waits for the
+    /// stopped standby until the operator cancels it (`pg_cancel_backend`); the daemon's
+    /// answer.
+    fn code_login_with_its_commit_cancelled(&self) -> Reply {
+        std::thread::scope(|s| {
+            let login = s.spawn(|| {
+                radclient(
+                    &self.addr,
+                    SECRET,
+                    "auth",
+                    &attrs(
+                        &self.user,
+                        Some(&totp(&self.key, 0)),
+                        Some(UNTRUSTED_CSI),
+                        true,
+                    ),
+                    30,
+                )
+            });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let cancelled = self.primary.psql(
+                    "postgres",
+                    "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+                );
+                if cancelled != "0" {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no COMMIT of the code waited for the standby"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            login.join().unwrap()
+        })
+    }
+}
+
 /// With the synchronous standby away, PostgreSQL's COMMIT waits for it (logins get no
 /// answer: fail closed). An operator who cancels the stuck backends (`pg_cancel_backend`)
 /// makes each waiting COMMIT return as done, with only a warning, though the standby never
@@ -455,47 +534,9 @@ fn the_key_value_connection_string_is_refused_with_the_url_form() {
 /// the store refuses it.
 #[test]
 fn a_commit_the_sync_standby_never_confirmed_is_refused() {
-    let primary = PgCluster::start_replicated();
-    let db = primary.create_db();
-    let standby = primary.standby(STANDBY);
-    primary.require_sync_standby(STANDBY);
-    let store_toml = format!(
-        "[store]\nurl = \"postgres://mfa@127.0.0.1:{}/{db}\"\nsslmode = \"disable\"\nkey_file = \"{}\"\n",
-        primary.port,
-        primary.key_file().display()
-    );
-    let (node, site) = Node::start(&store_toml, "");
-    let (u, k) = (unique("fo"), fresh_key());
-    site.enroll(&u, &k);
-    standby.stop();
-    let r = std::thread::scope(|s| {
-        let login = s.spawn(|| {
-            radclient(
-                &format!("127.0.0.1:{}", node.port),
-                SECRET,
-                "auth",
-                &attrs(&u, Some(&totp(&k, 0)), Some(UNTRUSTED_CSI), true),
-                30,
-            )
-        });
-        // The login's COMMIT waits for the standby; the operator cancels it.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let cancelled = primary.psql(
-                "postgres",
-                "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-            );
-            if cancelled != "0" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no COMMIT waited for the standby"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        login.join().unwrap()
-    });
+    let gone = StandbyGone::start();
+    let (primary, node) = (&gone.primary, &gone.node);
+    let r = gone.code_login_with_its_commit_cancelled();
     assert!(
         !r.is("Access-Accept"),
         "accepted on a commit the standby never confirmed: {}\n{}",
@@ -524,65 +565,26 @@ fn a_commit_the_sync_standby_never_confirmed_is_refused() {
 /// standby stopped, the trusted login is answered and the code is not.
 #[test]
 fn a_trusted_allow_does_not_wait_for_the_standby_and_a_code_still_does() {
-    let primary = PgCluster::start_replicated();
-    let db = primary.create_db();
-    let standby = primary.standby(STANDBY);
-    primary.require_sync_standby(STANDBY);
-    let store_toml = format!(
-        "[store]\nurl = \"postgres://mfa@127.0.0.1:{}/{db}\"\nsslmode = \"disable\"\nkey_file = \"{}\"\n",
-        primary.port,
-        primary.key_file().display()
-    );
-    let (node, site) = Node::start(&store_toml, "");
-    let (u, k) = (unique("fo"), fresh_key());
-    site.enroll(&u, &k);
-    standby.stop();
-    let addr = format!("127.0.0.1:{}", node.port);
+    let gone = StandbyGone::start();
+    let (node, site, u, addr) = (&gone.node, &gone.site, &gone.user, &gone.addr);
     // No standby to confirm: the trusted allow is answered all the same (the old daemon's
     // commit waited for the standby, and the gateway heard nothing).
     let r = radclient(
-        &addr,
+        addr,
         SECRET,
         "auth",
-        &attrs(&u, None, Some(TRUSTED_CSI), true),
+        &attrs(u, None, Some(TRUSTED_CSI), true),
         10,
     );
     assert!(r.is("Access-Accept"), "{}\n{}", r.output, node.daemon.log());
-    let r = std::thread::scope(|s| {
-        let login = s.spawn(|| {
-            radclient(
-                &addr,
-                SECRET,
-                "auth",
-                &attrs(&u, Some(&totp(&k, 0)), Some(UNTRUSTED_CSI), true),
-                30,
-            )
-        });
-        // The code's COMMIT waits for the standby; the operator cancels it.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let cancelled = primary.psql(
-                "postgres",
-                "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-            );
-            if cancelled != "0" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no COMMIT of the code waited for the standby"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        login.join().unwrap()
-    });
+    let r = gone.code_login_with_its_commit_cancelled();
     assert!(
         !r.is("Access-Accept"),
         "a code accepted on a commit the standby never confirmed: {}",
         r.output
     );
     // The trusted allow's audit row is on the primary.
-    let log = text(&site.mfactl(&["log", &u, "--format", "csv"]));
+    let log = text(&site.mfactl(&["log", u, "--format", "csv"]));
     assert_eq!(log.matches("trusted_network").count(), 1, "{log}");
 }
 

@@ -32,6 +32,28 @@ fn ad_site(dc: &SambaDc, rest: &str) -> Site {
     site_with(|d| ad_directory_toml(d, &[dc.url()], &dc.ca_file()), rest)
 }
 
+/// A RADIUS site in `mode` with `first_factor = "ldap"`, the directory table `directory` writes
+/// and `rest` after it, initialised; the daemon's address (not started).
+fn ldap_radius_site(
+    mode: &str,
+    directory: impl FnOnce(&std::path::Path) -> String,
+    rest: &str,
+) -> (Site, String) {
+    use mfa_e2e::radius::*;
+    let port = mfa_e2e::free_udp_port();
+    let radius = config_text(mode, &format!("\"127.0.0.1:{port}\""), "", SECRET)
+        .replace("first_factor = \"pam\"", "first_factor = \"ldap\"");
+    let site = Site::with_config(&radius);
+    let table = directory(site.path());
+    std::fs::write(&site.config, format!("{radius}\n{table}{rest}")).unwrap();
+    let o = site.mfactl(&["init"]);
+    assert!(o.status.success(), "{}", text(&o));
+    (site, format!("127.0.0.1:{port}"))
+}
+
+/// `[users] domains` of the AD tests, written before the directory's table.
+const AD_DOMAINS: &str = "[users]\ndomains = [\"TEST\", \"test.lan\"]\n";
+
 fn directory_test(site: &Site, user: &str) -> (i32, String) {
     let o = site.mfactl(&["directory", "test", user]);
     (code_of(&o), text(&o))
@@ -224,18 +246,16 @@ fn ad_first_factor_by_bind_in_append_mode_through_radclient() {
     }
     mfa_e2e::require_tool("radclient");
     let mut dc = SambaDc::start();
-    let port = mfa_e2e::free_udp_port();
-    let radius = config_text("append", &format!("\"127.0.0.1:{port}\""), "", SECRET)
-        .replace("first_factor = \"pam\"", "first_factor = \"ldap\"");
-    let site = Site::with_config(&radius);
-    let table = ad_directory_toml(site.path(), &[dc.url()], &dc.ca_file());
-    std::fs::write(
-        &site.config,
-        format!("{radius}\n[users]\ndomains = [\"TEST\", \"test.lan\"]\n{table}"),
-    )
-    .unwrap();
-    let o = site.mfactl(&["init"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let (site, addr) = ldap_radius_site(
+        "append",
+        |d| {
+            format!(
+                "{AD_DOMAINS}{}",
+                ad_directory_toml(d, &[dc.url()], &dc.ca_file())
+            )
+        },
+        "",
+    );
     let key = mfa_e2e::fresh_key();
     site.enroll("alice", &key);
     let _daemon = {
@@ -243,7 +263,6 @@ fn ad_first_factor_by_bind_in_append_mode_through_radclient() {
         d.wait_log("listening on", 1);
         d
     };
-    let addr = format!("127.0.0.1:{port}");
     mfa_e2e::avoid_step_boundary(8);
     let code = mfa_e2e::totp(&key, 0);
     let ok = radclient(
@@ -375,23 +394,20 @@ fn ad_first_factor_by_bind_in_challenge_mode() {
     }
     mfa_e2e::require_tool("radclient");
     let dc = SambaDc::start();
-    let port = mfa_e2e::free_udp_port();
-    let radius = config_text("challenge", &format!("\"127.0.0.1:{port}\""), "", SECRET)
-        .replace("first_factor = \"pam\"", "first_factor = \"ldap\"");
-    let site = Site::with_config(&radius);
-    let table = ad_directory_toml(site.path(), &[dc.url()], &dc.ca_file());
-    std::fs::write(
-        &site.config,
-        format!("{radius}\n[users]\ndomains = [\"TEST\", \"test.lan\"]\n{table}"),
-    )
-    .unwrap();
-    let o = site.mfactl(&["init"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let (site, addr) = ldap_radius_site(
+        "challenge",
+        |d| {
+            format!(
+                "{AD_DOMAINS}{}",
+                ad_directory_toml(d, &[dc.url()], &dc.ca_file())
+            )
+        },
+        "",
+    );
     let key = mfa_e2e::fresh_key();
     site.enroll("alice", &key);
     let daemon = spawn_daemon(&site.config, None);
     daemon.wait_log("listening on", 1);
-    let addr = format!("127.0.0.1:{port}");
     let send = |a: &str| radclient(&addr, SECRET, "auth", a, 10);
 
     let r = send(&attrs(
@@ -429,15 +445,8 @@ fn slapd_rules_and_first_factor_and_a_stopped_server_denies() {
     }
     mfa_e2e::require_tool("radclient");
     let mut ldap = Slapd::start();
-    let port = mfa_e2e::free_udp_port();
-    let radius = config_text("append", &format!("\"127.0.0.1:{port}\""), "", SECRET)
-        .replace("first_factor = \"pam\"", "first_factor = \"ldap\"");
-    let site = Site::with_config(&radius);
-    let table = ldap.directory_toml(site.path());
     let rules = "\n[[policy.rules]]\nname = \"outer-code\"\ngroups = [\"outer\"]\naction = \"code\"\n\n[[policy.rules]]\nname = \"other-denied\"\ngroups = [\"other\"]\naction = \"deny\"\n";
-    std::fs::write(&site.config, format!("{radius}\n{table}{rules}")).unwrap();
-    let o = site.mfactl(&["init"]);
-    assert!(o.status.success(), "{}", text(&o));
+    let (site, addr) = ldap_radius_site("append", |d| ldap.directory_toml(d), rules);
     let (code, out) = auth(&site, "bob");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"other-denied\""), "{out}");
@@ -445,7 +454,6 @@ fn slapd_rules_and_first_factor_and_a_stopped_server_denies() {
     site.enroll("alice", &key);
     let daemon = spawn_daemon(&site.config, None);
     daemon.wait_log("listening on", 1);
-    let addr = format!("127.0.0.1:{port}");
     // From a trusted network, alice still types a code: her group outer (through inner and
     // mid) matches the rule.
     let trusted = "10.1.2.3";

@@ -375,6 +375,50 @@ fn ocserv_and_openconnect_log_in_through_challenges_and_report_sessions() {
     );
 }
 
+/// Two namespaces linked (the server's address first), mfa-radiusd in append mode inside the
+/// server's (`require_ma`: whether it requires Message-Authenticator), and a fresh directory
+/// holding the OpenVPN PKI and the plugin's radiusplugin.cnf (0600). The fields are named in
+/// the order a test binds them, so they drop as the test's own locals would.
+struct OpenvpnLab {
+    server: Netns,
+    client: Netns,
+    site: Site,
+    daemon: Proc,
+    dir: tempfile::TempDir,
+}
+
+impl OpenvpnLab {
+    fn start(names: [&str; 2], addrs: [&str; 2], require_ma: bool, tools: &[&str]) -> Self {
+        for tool in ["openvpn", "openssl", "oathtool"].iter().chain(tools) {
+            require_tool(tool);
+        }
+        assert!(
+            Path::new("/usr/lib/openvpn/radiusplugin.so").exists(),
+            "/usr/lib/openvpn/radiusplugin.so is missing: install openvpn-auth-radius (scripts/test.sh does)"
+        );
+        let server = Netns::new(names[0]);
+        let client = Netns::new(names[1]);
+        link(&server, addrs[0], &client, addrs[1]);
+        let site = Site::with_config(&daemon_config("append", "openvpn", require_ma));
+        let daemon = start_daemon(&server, &site);
+        let dir = open_dir();
+        openvpn_pki(dir.path());
+        std::fs::write(
+            dir.path().join("radiusplugin.cnf"),
+            radiusplugin_cnf(dir.path()),
+        )
+        .unwrap();
+        chmod(&dir.path().join("radiusplugin.cnf"), 0o600);
+        Self {
+            server,
+            client,
+            site,
+            daemon,
+            dir,
+        }
+    }
+}
+
 /// The OpenVPN server of the docs' recipe (docs/RADIUS.md, "OpenVPN"): the plugin line,
 /// `username-as-common-name`, the status file the plugin reads and, with `token`,
 /// `auth-gen-token`; renegotiation every `reneg` seconds to see what happens then.
@@ -572,26 +616,18 @@ fn openvpn_with_the_radius_plugin_keeps_its_tunnel_and_reports_sessions() {
     if cannot_run("openvpn_with_the_radius_plugin_keeps_its_tunnel_and_reports_sessions") {
         return;
     }
-    for tool in ["openvpn", "openssl", "oathtool"] {
-        require_tool(tool);
-    }
-    assert!(
-        Path::new("/usr/lib/openvpn/radiusplugin.so").exists(),
-        "/usr/lib/openvpn/radiusplugin.so is missing: install openvpn-auth-radius (scripts/test.sh does)"
+    let OpenvpnLab {
+        server,
+        client,
+        site,
+        daemon,
+        dir,
+    } = OpenvpnLab::start(
+        ["ovs", "ovc"],
+        ["198.51.100.5/30", "198.51.100.6/30"],
+        true,
+        &[],
     );
-    let server = Netns::new("ovs");
-    let client = Netns::new("ovc");
-    link(&server, "198.51.100.5/30", &client, "198.51.100.6/30");
-    let site = Site::with_config(&daemon_config("append", "openvpn", true));
-    let daemon = start_daemon(&server, &site);
-    let dir = open_dir();
-    openvpn_pki(dir.path());
-    std::fs::write(
-        dir.path().join("radiusplugin.cnf"),
-        radiusplugin_cnf(dir.path()),
-    )
-    .unwrap();
-    chmod(&dir.path().join("radiusplugin.cnf"), 0o600);
     let mut vpn = start_openvpn(&server, dir.path(), "198.51.100.5", true, 10);
     let key = fresh_key();
     let (alice, bob, carol) = (unique("ova"), unique("ovb"), unique("ovc"));
@@ -709,26 +745,18 @@ fn openvpn_refuses_wrong_and_used_codes_in_append_and_static_challenge() {
     if cannot_run("openvpn_refuses_wrong_and_used_codes_in_append_and_static_challenge") {
         return;
     }
-    for tool in ["openvpn", "openssl", "oathtool", "script"] {
-        require_tool(tool);
-    }
-    assert!(
-        Path::new("/usr/lib/openvpn/radiusplugin.so").exists(),
-        "/usr/lib/openvpn/radiusplugin.so is missing: install openvpn-auth-radius (scripts/test.sh does)"
+    let OpenvpnLab {
+        server,
+        client,
+        site,
+        daemon,
+        dir,
+    } = OpenvpnLab::start(
+        ["ovx", "ovy"],
+        ["198.51.100.9/30", "198.51.100.10/30"],
+        false,
+        &["script"],
     );
-    let server = Netns::new("ovx");
-    let client = Netns::new("ovy");
-    link(&server, "198.51.100.9/30", &client, "198.51.100.10/30");
-    let site = Site::with_config(&daemon_config("append", "openvpn", false));
-    let daemon = start_daemon(&server, &site);
-    let dir = open_dir();
-    openvpn_pki(dir.path());
-    std::fs::write(
-        dir.path().join("radiusplugin.cnf"),
-        radiusplugin_cnf(dir.path()),
-    )
-    .unwrap();
-    chmod(&dir.path().join("radiusplugin.cnf"), 0o600);
     // Renegotiation every 10 s, on auth-gen-token's token.
     let vpn = start_openvpn(&server, dir.path(), "198.51.100.9", true, 10);
     let key = fresh_key();

@@ -28,7 +28,6 @@ use crate::mode::{ModeBackend, RequestError};
 use crate::runtime::{Nas, Runtime};
 use crate::server::{Live, Shared, log_name};
 use crate::stats::{DropReason, Stats};
-use crate::writer::WriterError;
 
 /// The `status` label of the accounting metric and the word in the log line.
 fn status_word(s: AcctStatus) -> &'static str {
@@ -121,24 +120,10 @@ impl Shared {
                             terminate_cause_name(c).map_or_else(|| c.to_string(), str::to_string)
                         }),
                     };
-                    match rt.writer.call(move |l| l.record_session(&session)).await {
-                        Ok(()) => {}
-                        Err(WriterError::Overloaded) => {
-                            self.dropped(
-                                DropReason::Overloaded,
-                                from,
-                                &"the store writer's queue is full",
-                            );
-                            return None;
-                        }
-                        Err(e) => {
-                            self.warn(&format!(
-                                "accounting {word} for user {} from client {:?} not recorded, not answered (the gateway sends it again): {e}",
-                                log_name(user_raw),
-                                nas.name
-                            ));
-                            return None;
-                        }
+                    if let Err(e) = rt.writer.call(move |l| l.record_session(&session)).await {
+                        let what = format!("accounting {word}");
+                        self.not_recorded(&e, from, &what, user_raw, &nas.name, "the gateway");
+                        return None;
                     }
                 }
                 // A name the [users] rules refuse (or none) never logged in here: answered,

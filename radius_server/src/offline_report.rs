@@ -29,7 +29,6 @@ use crate::mode::{ModeBackend, RequestError};
 use crate::runtime::{Nas, Runtime};
 use crate::server::{Live, Shared, log_name};
 use crate::stats::DropReason;
-use crate::writer::WriterError;
 
 impl Shared {
     /// Everything after admission for an Access-Request that carries Offline-Report.
@@ -119,20 +118,9 @@ impl Shared {
         let recorded = match rt.writer.call(move |l| l.record_offline(&report)).await {
             Ok(Ok(r)) => r,
             Ok(Err(refusal)) => return refuse(&refusal.to_string()),
-            Err(WriterError::Overloaded) => {
-                self.dropped(
-                    DropReason::Overloaded,
-                    from,
-                    &"the store writer's queue is full",
-                );
-                return None;
-            }
             Err(e) => {
-                self.warn(&format!(
-                    "offline report for user {} from client {:?} not recorded, not answered (the host sends it again): {e}",
-                    log_name(user_raw),
-                    nas.name
-                ));
+                let what = "offline report";
+                self.not_recorded(&e, from, what, user_raw, &nas.name, "the host");
                 return None;
             }
         };

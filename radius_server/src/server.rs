@@ -185,6 +185,29 @@ impl Shared {
         self.dropped_from(why, None, from, detail);
     }
 
+    /// A record the store writer did not take (an accounting record, a PAM host's offline
+    /// report): an overloaded writer drops the packet as any overload does; any other
+    /// failure is a warning naming `what`, the user and the client. Either way nothing is
+    /// answered, so `sender` sends it again.
+    pub(crate) fn not_recorded(
+        &self,
+        e: &crate::writer::WriterError,
+        from: SocketAddr,
+        what: &str,
+        user_raw: &[u8],
+        client: &str,
+        sender: &str,
+    ) {
+        if let crate::writer::WriterError::Overloaded = e {
+            self.dropped(DropReason::Overloaded, from, e);
+        } else {
+            self.warn(&format!(
+                "{what} for user {} from client {client:?} not recorded, not answered ({sender} sends it again): {e}",
+                log_name(user_raw),
+            ));
+        }
+    }
+
     /// [`Shared::dropped`] of a packet from the configured client entry `client`: its
     /// warnings are limited per entry ([`Stats::count_drop_from`]), so each entry that
     /// needs a change is named.

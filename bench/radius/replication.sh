@@ -93,31 +93,16 @@ runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/primary" -U mfa -A trust -E UTF
 pg_start "$WORK/primary" "$P1" primary
 psql1 "CREATE DATABASE bench"
 
-# mfa_config FILE URL: a code-only daemon on 127.0.0.1:$PORT over the store at URL.
-mfa_config() {
-    cat > "$1" <<EOT
-[store]
-url = "$2"
-sslmode = "disable"
-key_file = "$WORK/store.key"
-[policy]
-trusted_networks = ["10.0.0.0/8"]
-[audit]
-syslog = false
-[radius]
-listen = ["127.0.0.1:$PORT"]
-accounting_listen = []
-mode = "code-only"
-first_factor = "none"
-[[radius.clients]]
-name = "bench"
-address = "127.0.0.1/32"
-secret = "$SECRET"
-EOT
-    chmod 600 "$1" # an inline secret: the programs refuse a config others can read
+# shellcheck source=../lib/mfa_config.sh
+. "$ROOT/bench/lib/mfa_config.sh"
+# store_config FILE URL: a code-only daemon on 127.0.0.1:$PORT over the store at URL.
+store_config() {
+    mfa_config "$1" "$PORT" "url = \"$2\"
+sslmode = \"disable\"
+key_file = \"$WORK/store.key\""
 }
-mfa_config "$WORK/single.toml" "postgres://mfa@127.0.0.1:$P1/bench"
-mfa_config "$WORK/multi.toml" "postgres://mfa@127.0.0.1:$P1,127.0.0.1:$P2/bench?target_session_attrs=read-write"
+store_config "$WORK/single.toml" "postgres://mfa@127.0.0.1:$P1/bench"
+store_config "$WORK/multi.toml" "postgres://mfa@127.0.0.1:$P1,127.0.0.1:$P2/bench?target_session_attrs=read-write"
 
 "$LOADGEN" gen-users "$USERS" "$WORK/users.csv" -
 "$BIN/mfactl" --config "$WORK/single.toml" init >/dev/null

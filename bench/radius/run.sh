@@ -75,28 +75,9 @@ lg() {
     if [ "${1:-}" = run ]; then "$LOADGEN" "$@" "${LG_LOAD[@]}"; else "$LOADGEN" "$@"; fi
 }
 
-# mfa_config FILE PORT STORE-LINES [RADIUS-LINES]: a code-only daemon on 127.0.0.1:PORT.
-mfa_config() {
-    cat > "$1" <<EOT
-[store]
-$3
-[policy]
-trusted_networks = ["10.0.0.0/8"]
-[audit]
-syslog = false
-[radius]
-listen = ["127.0.0.1:$2"]
-accounting_listen = []   # not measured; the default (the next port) is FreeRADIUS's here
-${4:-}
-mode = "code-only"
-first_factor = "none"
-[[radius.clients]]
-name = "bench"
-address = "127.0.0.1/32"
-secret = "$SECRET"
-EOT
-    chmod 600 "$1" # an inline secret: the programs refuse a config others can read
-}
+# mfa_config (bench/lib/mfa_config.sh): a code-only daemon's configuration.
+# shellcheck source=../lib/mfa_config.sh
+. "$ROOT/bench/lib/mfa_config.sh"
 
 # start_mfa CONFIG PORT LOG: starts the daemon, waits until it answers, sets MFA_PID and
 # MFA_START (seconds to the first answer).

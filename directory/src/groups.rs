@@ -64,12 +64,7 @@ pub(crate) fn ad(
         Ok(())
     };
     in_chain(&user.dn, &mut known)?;
-    let mut starts: Vec<(String, bool)> = user
-        .all("memberOf")
-        .iter()
-        .map(|d| (d.to_lowercase(), false))
-        .collect();
-    starts.sort();
+    let mut starts = direct_starts(user);
     let rid = user
         .first("primaryGroupID")
         .and_then(|r| r.trim().parse::<u32>().ok());
@@ -96,12 +91,7 @@ pub(crate) fn openldap(
     let name_attr = cfg.kind.group_name_attribute();
     let attrs = [name_attr, "memberOf"];
     let mut known = Known::new();
-    let mut starts: Vec<(String, bool)> = user
-        .all("memberOf")
-        .iter()
-        .map(|d| (d.to_lowercase(), false))
-        .collect();
-    starts.sort();
+    let mut starts = direct_starts(user);
     let mut todo: VecDeque<String> = user.all("memberOf").iter().map(|d| d.to_string()).collect();
     // The primary group (RFC 2307 `gidNumber`), where the user has one and a group has it.
     if let Some(gid) = user
@@ -131,6 +121,18 @@ pub(crate) fn openldap(
         }
     }
     Ok(paths(&known, starts))
+}
+
+/// Where the paths start: the user's direct groups (`memberOf`, lowercase DNs, sorted so the
+/// paths do not depend on the server's order), none of them the primary group.
+fn direct_starts(user: &Entry) -> Vec<(String, bool)> {
+    let mut starts: Vec<(String, bool)> = user
+        .all("memberOf")
+        .iter()
+        .map(|d| (d.to_lowercase(), false))
+        .collect();
+    starts.sort();
+    starts
 }
 
 /// Every known group once, with a shortest path from a start (a direct group, or the

@@ -2,33 +2,24 @@
 //! every role.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use mfa_core::CoreError;
 use mfa_core::login::now;
 use mfa_core::store::AuditQuery;
 
-use crate::admin::client::Ctx;
-use crate::admin::handlers::signed_in;
+use crate::admin::BASE;
+use crate::admin::handlers::Admin;
 use crate::admin::views::frame::{self, q};
 use crate::admin::views::log::{self as view, WINDOWS};
-use crate::admin::{BASE, Console};
 
 /// Events the page shows at most.
 const SHOWN: usize = 500;
 
-pub async fn page(
-    State(con): State<Arc<Console>>,
-    c: Ctx,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let a = match signed_in(&con, &c).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+pub async fn page(a: Admin, Query(params): Query<HashMap<String, String>>) -> Response {
+    let c = &a.c;
     let t = c.t();
     let user = params.get("user").cloned().unwrap_or_default();
     let since = params

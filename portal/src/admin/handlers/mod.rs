@@ -12,6 +12,8 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use mfa_config::Config;
@@ -27,9 +29,11 @@ use crate::limits::Limit;
 use crate::session::SignedIn;
 
 /// A request of a signed-in administrator, whose sign-in and role were checked for it.
-pub struct Admin<'a> {
-    pub con: &'a Arc<Console>,
-    pub c: &'a Ctx,
+/// As an extractor it is what every page past the sign-in takes: the refusal (the sign-in
+/// form, 403) is answered before the handler runs, so no page can forget the check.
+pub struct Admin {
+    pub con: Arc<Console>,
+    pub c: Ctx,
     pub sid: String,
     pub who: SignedIn,
     pub role: Role,
@@ -39,14 +43,14 @@ pub struct Admin<'a> {
 /// unlink or a lock of the administrator ends it) and who is still in an `[admin]` group
 /// (looked up now). Otherwise the answer: the sign-in form, or 403 for a user who is no
 /// longer an administrator (the session is ended).
-pub async fn signed_in<'a>(con: &'a Arc<Console>, c: &'a Ctx) -> Result<Admin<'a>, Response> {
+pub async fn signed_in(con: &Arc<Console>, c: Ctx) -> Result<Admin, Response> {
     let sid = c.sid().map(str::to_string);
     let who = sid
         .as_deref()
         .and_then(|s| con.sessions.with(Some(s), |x| x.user.clone()))
         .flatten();
     let (Some(sid), Some(who)) = (sid, who) else {
-        return Err(sign_in::form(con, c, None));
+        return Err(sign_in::form(con, &c, None));
     };
     let w = who.clone();
     let checked = con
@@ -61,7 +65,7 @@ pub async fn signed_in<'a>(con: &'a Arc<Console>, c: &'a Ctx) -> Result<Admin<'a
         .await;
     match checked {
         Some(Ok(Ok(role))) => Ok(Admin {
-            con,
+            con: Arc::clone(con),
             c,
             sid,
             who,
@@ -69,14 +73,43 @@ pub async fn signed_in<'a>(con: &'a Arc<Console>, c: &'a Ctx) -> Result<Admin<'a
         }),
         Some(Ok(Err(CoreError::Refused(Refusal::NotAdministrator(_))))) => {
             con.sessions.remove(&sid);
-            Err(not_administrator(con, c))
+            Err(not_administrator(con, &c))
         }
         Some(Err(CoreError::Refused(Refusal::SignInEnded(_)))) => {
             con.sessions.remove(&sid);
-            audit_refusal(con, c, Some(&who.user), None, ReasonCode::SessionEnded).await;
-            Err(sign_in::form(con, c, Some(c.t().session_ended)))
+            audit_refusal(con, &c, Some(&who.user), None, ReasonCode::SessionEnded).await;
+            Err(sign_in::form(con, &c, Some(c.t().session_ended)))
         }
-        _ => Err(failure(con, c, None)),
+        _ => Err(failure(con, &c, None)),
+    }
+}
+
+impl FromRequestParts<Arc<Console>> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, con: &Arc<Console>) -> Result<Self, Response> {
+        let c = Ctx::from_request_parts(parts, con).await?;
+        signed_in(con, c).await
+    }
+}
+
+/// A form posted to a page of the console, past [`post_form`]'s checks; the refusal is
+/// answered before the handler runs.
+pub struct Posted {
+    pub form: Form,
+    pub a: Admin,
+}
+
+impl FromRequest<Arc<Console>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, con: &Arc<Console>) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let c = Ctx::from_request_parts(&mut parts, con).await?;
+        // The route's own path (routes are exact): where a refusal's page leads back to.
+        let path = parts.uri.path().to_string();
+        let (form, a) = post_form(con, c, body, &path).await?;
+        Ok(Posted { form, a })
     }
 }
 
@@ -132,12 +165,13 @@ pub async fn audit_refusal(
 /// What every form of the console passes first: the rate limit of posts per address, the
 /// form's size and field limits, a live session and its CSRF token (constant time), the
 /// administrator's sign-in and role. Every refusal is audited and answered here.
-pub async fn post_form<'a>(
-    con: &'a Arc<Console>,
-    c: &'a Ctx,
+pub async fn post_form(
+    con: &Arc<Console>,
+    ctx: Ctx,
     body: Body,
     path: &str,
-) -> Result<(Form, Admin<'a>), Response> {
+) -> Result<(Form, Admin), Response> {
+    let c = &ctx;
     let t = c.t();
     if !con.p.limit_address(Limit::Post, &c.base) {
         con.p.metrics.limited("address");
@@ -185,7 +219,7 @@ pub async fn post_form<'a>(
             None,
         ));
     }
-    let a = signed_in(con, c).await?;
+    let a = signed_in(con, ctx).await?;
     Ok((form, a))
 }
 
@@ -206,7 +240,7 @@ pub fn current_config(core: &Core) -> (Config, Option<String>) {
     }
 }
 
-impl Admin<'_> {
+impl Admin {
     /// The CSRF token of the session's forms.
     pub fn csrf(&self) -> String {
         self.con.sessions.csrf(&self.sid)
@@ -220,7 +254,7 @@ impl Admin<'_> {
             role: self.role,
             csrf: &csrf,
         };
-        frame::page(self.con, self.c, status, title, here, Some(&who), body)
+        frame::page(&self.con, &self.c, status, title, here, Some(&who), body)
     }
 
     /// Something failed: nothing was done.
@@ -231,7 +265,7 @@ impl Admin<'_> {
             role: self.role,
             csrf: &csrf,
         };
-        failure(self.con, self.c, Some(&who))
+        failure(&self.con, &self.c, Some(&who))
     }
 
     /// Runs `f` with the administrator's [`Operator`] off the async threads; `None` when
@@ -287,7 +321,7 @@ impl Admin<'_> {
         match e {
             CoreError::Refused(Refusal::NotAdministrator(_)) => {
                 self.con.sessions.remove(&self.sid);
-                Some(not_administrator(self.con, self.c))
+                Some(not_administrator(&self.con, &self.c))
             }
             _ => None,
         }

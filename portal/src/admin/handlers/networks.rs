@@ -3,29 +3,21 @@
 //! which edits the file as `mfactl trusted` and `mfactl exempt` do (comments kept, the
 //! result checked, the whole internet refused) and audits the edit.
 
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use mfa_config::{Cidr, ExemptEdit, TrustedEdit};
 use mfa_core::login::now;
 
-use crate::admin::client::Ctx;
-use crate::admin::handlers::{Admin, current_config, post_form, signed_in};
+use crate::admin::BASE;
+use crate::admin::handlers::{Admin, Posted, current_config};
 use crate::admin::views::frame;
 use crate::admin::views::networks as view;
-use crate::admin::{BASE, Console};
 
-pub async fn page(State(con): State<Arc<Console>>, c: Ctx) -> Response {
-    match signed_in(&con, &c).await {
-        Ok(a) => show(&a, String::new(), StatusCode::OK).await,
-        Err(r) => r,
-    }
+pub async fn page(a: Admin) -> Response {
+    show(&a, String::new(), StatusCode::OK).await
 }
 
-async fn show(a: &Admin<'_>, note: String, status: StatusCode) -> Response {
+async fn show(a: &Admin, note: String, status: StatusCode) -> Response {
     let t = a.c.t();
     let Some((cfg, problem)) = a.run(|core, _| current_config(core)).await else {
         return a.failure();
@@ -53,12 +45,8 @@ enum Edit {
     Exempt(ExemptEdit),
 }
 
-pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Response {
-    let path = format!("{BASE}/networks");
-    let (form, a) = match post_form(&con, &c, body, &path).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn post(Posted { form, a }: Posted) -> Response {
+    let (con, c) = (&a.con, &a.c);
     let t = c.t();
     let entry = form.field("entry").trim().to_string();
     let cidr = || entry.parse::<Cidr>();

@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use mfa_config::{GoLiveEdit, format_utc};
@@ -20,11 +19,10 @@ use mfa_core::store::StoreError;
 use mfa_core::{Core, CoreError};
 use tokio::sync::mpsc;
 
-use crate::admin::client::Ctx;
-use crate::admin::handlers::{Admin, current_config, post_form, signed_in};
+use crate::admin::handlers::{Admin, Posted, current_config};
 use crate::admin::views::frame::{self, q};
 use crate::admin::views::rollout::{self as view, Facts, kind_param, parse_kind};
-use crate::admin::{BASE, Console, Counted, TOTALS_FOR_SECS};
+use crate::admin::{BASE, Counted, TOTALS_FOR_SECS};
 
 /// Rows a page of the report holds.
 const PAGE: usize = 50;
@@ -76,15 +74,8 @@ fn count(report: &Report<'_>, t: i64) -> Result<Counted, CoreError> {
 }
 
 /// `GET /admin/rollout?q=&kind=&after=&recount=1`.
-pub async fn page(
-    State(con): State<Arc<Console>>,
-    c: Ctx,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let a = match signed_in(&con, &c).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+pub async fn page(a: Admin, Query(params): Query<HashMap<String, String>>) -> Response {
+    let c = &a.c;
     let Some(filter) = Filter::of(&params) else {
         let t = c.t();
         return a.page(
@@ -99,7 +90,7 @@ pub async fn page(
 }
 
 async fn show(
-    a: &Admin<'_>,
+    a: &Admin,
     filter: &Filter,
     recount: bool,
     note: String,
@@ -177,12 +168,8 @@ async fn show(
 }
 
 /// `POST /admin/rollout`: `go-live-set` (with `date`), `go-live-clear`, `bulk-invites`.
-pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Response {
-    let path = format!("{BASE}/rollout");
-    let (form, a) = match post_form(&con, &c, body, &path).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn post(Posted { form, a }: Posted) -> Response {
+    let (con, c) = (&a.con, &a.c);
     let t = c.t();
     let filter = Filter {
         query: String::new(),
@@ -223,13 +210,13 @@ pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Respon
         _ => a.page(
             StatusCode::BAD_REQUEST,
             t.refused_title,
-            &path,
+            &format!("{BASE}/rollout"),
             &frame::note("err", t.bad_form),
         ),
     }
 }
 
-async fn refused(a: &Admin<'_>, filter: &Filter, e: &CoreError) -> Response {
+async fn refused(a: &Admin, filter: &Filter, e: &CoreError) -> Response {
     if let Some(r) = a.ended(e) {
         return r;
     }
@@ -242,7 +229,7 @@ async fn refused(a: &Admin<'_>, filter: &Filter, e: &CoreError) -> Response {
 /// One invite for every stored user who is not enrolled (`mfactl invite --unenrolled
 /// --format csv`): a CSV of user, link, expiry to download for a mail merge. The links
 /// are shown once: the store keeps only their hashes.
-async fn bulk_invites(a: &Admin<'_>, filter: &Filter) -> Response {
+async fn bulk_invites(a: &Admin, filter: &Filter) -> Response {
     let t = a.c.t();
     let made = a
         .run(move |core, op| {
@@ -310,15 +297,8 @@ fn attachment(body: Body, file: &'static str, secure: bool) -> Response {
 /// page is, streamed: the store's records are read one at a time off the async threads and
 /// sent as they are written, so a million users never sit in memory. A client that goes
 /// away stops the read.
-pub async fn csv(
-    State(con): State<Arc<Console>>,
-    c: Ctx,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let a = match signed_in(&con, &c).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+pub async fn csv(a: Admin, Query(params): Query<HashMap<String, String>>) -> Response {
+    let (con, c) = (&a.con, &a.c);
     let Some(filter) = Filter::of(&params) else {
         return a.page(
             StatusCode::BAD_REQUEST,

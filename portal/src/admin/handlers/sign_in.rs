@@ -20,8 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::admin::client::{Ctx, TZ_COOKIE};
 use crate::admin::handlers::{
-    START, audit_refusal, failure, not_administrator, post_form, see_other, see_other_with,
-    signed_in,
+    Posted, START, audit_refusal, failure, not_administrator, see_other, see_other_with, signed_in,
 };
 use crate::admin::views::frame;
 use crate::admin::{ANONYMOUS_ACTOR, BASE, Console, FRONT_END, SIGN_IN_SERVICE};
@@ -34,7 +33,7 @@ use crate::zone::Zone;
 
 /// `GET /admin`: the console for a signed-in administrator, else the sign-in form.
 pub async fn home(State(con): State<Arc<Console>>, c: Ctx) -> Response {
-    match signed_in(&con, &c).await {
+    match signed_in(&con, c).await {
         Ok(_) => see_other(START),
         Err(r) => r,
     }
@@ -106,12 +105,8 @@ pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Respon
 }
 
 /// `POST /admin/prefs`: the administrator's time zone, kept in a cookie of the browser.
-pub async fn prefs(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Response {
-    let path = format!("{BASE}/prefs");
-    let (form, a) = match post_form(&con, &c, body, &path).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn prefs(Posted { form, a }: Posted) -> Response {
+    let (con, c) = (&a.con, &a.c);
     let name = form.field("tz");
     let Some(zone) = Zone::named(&name) else {
         return a.page(

@@ -3,10 +3,8 @@
 //! through the core's `Operator`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::Response;
 use mfa_core::invite::invite_link;
@@ -15,11 +13,10 @@ use mfa_core::names::name_prefix;
 use mfa_core::report::{Report, RowQuery};
 use mfa_core::{CoreError, DeviceId, TotpSecret};
 
-use crate::admin::client::Ctx;
-use crate::admin::handlers::{Admin, current_config, post_form, signed_in};
+use crate::admin::BASE;
+use crate::admin::handlers::{Admin, Posted, current_config};
 use crate::admin::views::frame::{self, q};
 use crate::admin::views::users::{self as view, ListFacts, UserFacts};
-use crate::admin::{BASE, Console};
 
 /// Users a page of the search holds.
 pub const PAGE: usize = 50;
@@ -27,15 +24,8 @@ pub const PAGE: usize = 50;
 const RECENT_LOGINS: usize = 10;
 
 /// `GET /admin/users?q=PREFIX&after=NAME`.
-pub async fn list(
-    State(con): State<Arc<Console>>,
-    c: Ctx,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let a = match signed_in(&con, &c).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+pub async fn list(a: Admin, Query(params): Query<HashMap<String, String>>) -> Response {
+    let c = &a.c;
     let t = c.t();
     let raw = params.get("q").cloned().unwrap_or_default();
     let after = params.get("after").filter(|s| !s.is_empty()).cloned();
@@ -100,22 +90,14 @@ pub async fn list(
 }
 
 /// `GET /admin/user?name=NAME`.
-pub async fn page(
-    State(con): State<Arc<Console>>,
-    c: Ctx,
-    Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let a = match signed_in(&con, &c).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+pub async fn page(a: Admin, Query(params): Query<HashMap<String, String>>) -> Response {
     let raw = params.get("name").cloned().unwrap_or_default();
     user_page(&a, &raw, None, StatusCode::OK).await
 }
 
 /// One user's page, with `note` on top (an action's answer: a key, a code, a link shown
 /// once), read now.
-async fn user_page(a: &Admin<'_>, raw: &str, note: Option<String>, status: StatusCode) -> Response {
+async fn user_page(a: &Admin, raw: &str, note: Option<String>, status: StatusCode) -> Response {
     let t = a.c.t();
     let raw = raw.to_string();
     let here = format!("{BASE}/user?name={}", q(&raw));
@@ -177,12 +159,8 @@ async fn user_page(a: &Admin<'_>, raw: &str, note: Option<String>, status: Statu
 
 /// `POST /admin/user`: `action` on `user`, through the core's `Operator` (which checks the
 /// role again and refuses the administrator's own account).
-pub async fn post(State(con): State<Arc<Console>>, c: Ctx, body: Body) -> Response {
-    let path = format!("{BASE}/user");
-    let (form, a) = match post_form(&con, &c, body, &path).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn post(Posted { form, a }: Posted) -> Response {
+    let (con, c) = (&a.con, &a.c);
     let t = c.t();
     let raw = form.field("user").to_string();
     let action = form.field("action").to_string();

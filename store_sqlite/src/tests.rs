@@ -802,3 +802,55 @@ fn a_version_11_store_gets_the_challenges_table() {
     let s = SqliteStore::open(&path, OpenMode::Existing, Duration::from_secs(1)).unwrap();
     assert_eq!(s.take_challenge(&[3; 32]).unwrap(), Some(row));
 }
+
+/// The bundled SQLite is built without what the product does not use (`.cargo/config.toml`,
+/// `LIBSQLITE3_FLAGS`): full-text search and R-trees registered their modules on every new
+/// connection, which every PAM login opens (docs/BENCHMARKS.md, issue 25), and no SQL may
+/// load a shared library. A build that lost the flags (a `cargo` run from elsewhere, a
+/// `LIBSQLITE3_FLAGS` of its own) fails here rather than quietly bringing them back.
+#[test]
+fn bundled_sqlite_has_no_extension_loading_and_no_unused_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(
+        &dir.path().join("mfa.db"),
+        OpenMode::Create,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let options: Vec<String> = s
+        .with_conn(|c| {
+            let mut st = c.prepare("PRAGMA compile_options").unwrap();
+            let rows = st.query_map([], |r| r.get(0)).unwrap();
+            Ok(rows.map(Result::unwrap).collect())
+        })
+        .unwrap();
+    for wanted in ["OMIT_LOAD_EXTENSION", "DEFAULT_MEMSTATUS=0"] {
+        assert!(
+            options.iter().any(|o| o == wanted),
+            "{wanted} not in {options:?}"
+        );
+    }
+    for unwanted in [
+        "ENABLE_FTS3",
+        "ENABLE_FTS5",
+        "ENABLE_RTREE",
+        "ENABLE_DBSTAT_VTAB",
+        "SOUNDEX",
+    ] {
+        assert!(
+            !options.iter().any(|o| o == unwanted),
+            "{unwanted} in {options:?}"
+        );
+    }
+    // What the store does use stays: STAT4 (see `connect`).
+    assert!(options.iter().any(|o| o == "ENABLE_STAT4"), "{options:?}");
+    s.with_conn(|c| {
+        let fts = c.execute_batch("CREATE VIRTUAL TABLE t USING fts5(x)");
+        assert!(fts.is_err(), "fts5 is still built in");
+        let load: Result<String, _> =
+            c.query_row("SELECT load_extension('libm.so.6')", [], |r| r.get(0));
+        assert!(load.is_err(), "load_extension() is still there");
+        Ok(())
+    })
+    .unwrap();
+}

@@ -4,6 +4,7 @@
 #
 #   bench/radius/run.sh [compare] [USERS] [SECONDS] [ROUNDS]   (defaults: 100000 8 1)
 #   bench/radius/run.sh soak [SECONDS] [USERS]                  (defaults: 60 1000000)
+#   bench/radius/run.sh soak-kill [SECONDS] [USERS]             (defaults: 20 1000000)
 #   bench/radius/run.sh scale [COUNT...]                        (defaults: 10000 100000 1000000)
 #   bench/radius/run.sh postgres [USERS] [SECONDS]              (defaults: 100000 8)
 #
@@ -18,6 +19,12 @@
 # soak      the mix at half of the peak measured first in the same run, for SECONDS, with
 #           USERS enrolled (a user's code is good once per 30 s step: a 60 s soak needs
 #           several hundred thousand users); p50, p99, p99.9, max, lost.
+# soak-kill the soak's paced mix (half of the peak measured first) for SECONDS, with a kill -9
+#           of mfa-radiusd half way through and a restart on the same store; then every code
+#           answered Access-Accept before the kill is sent again: a durable store accepts
+#           none (the script exits 3 if one is). Reports the requests lost around the kill
+#           and the time from the kill to the restarted daemon's first answer. SECONDS stays
+#           under 30 so that every code is still inside its step window when replayed.
 # scale     for each COUNT: mfactl import, mfactl report (table, JSON) time and peak RSS,
 #           daemon start time and RSS, TOTP-only req/s.
 # postgres  the mix through SQLite, one daemon on PostgreSQL and two daemons on one
@@ -33,7 +40,7 @@
 # Binds 127.0.0.1:18120, :18121, :18122 and :18130.
 set -euo pipefail
 MODE=compare
-case "${1:-}" in compare | soak | scale | postgres) MODE=$1; shift ;; esac
+case "${1:-}" in compare | soak | soak-kill | scale | postgres) MODE=$1; shift ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SECRET=bench-secret-0123456789
@@ -337,6 +344,36 @@ PY
     echo "after the soak: mfa-radiusd $(rss "$mfa")"
 }
 
+# --- soak-kill ------------------------------------------------------------------------------
+soak_kill() {
+    local secs=${1:-20} users=${2:-1000000}
+    echo "== soak-kill: $users users, the mix at half of the measured peak for $secs s, kill -9 at $((secs / 2)) s"
+    lg gen-users "$users" "$WORK/all.csv" -
+    mfa_config "$WORK/mfa.toml" 18120 'path = "mfa.db"'
+    "$REL/mfactl" --config "$WORK/mfa.toml" import "$WORK/all.csv" >/dev/null
+    start_mfa "$WORK/mfa.toml" 18120 "$WORK/mfa.log"
+    local mfa=$MFA_PID
+    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --duration 3 --mix 0,50,50 --label warmup >/dev/null
+    local peak
+    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration 5 --label "peak, the mix" > "$WORK/peak.txt"
+    cat "$WORK/peak.txt"
+    peak=$(awk '/req\/s answered/ {print $4; exit}' "$WORK/peak.txt")
+    echo "-- the mix at $((peak / 2)) req/s for $secs s; kill -9 at $((secs / 2)) s"
+    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration "$secs" --rate $((peak / 2)) --window 256 --accept-log "$WORK/accepts" --label "soak with kill -9" > "$WORK/soak.txt" &
+    local gen=$!
+    sleep "$((secs / 2))"
+    local killed_at
+    killed_at=$(date +%s%N)
+    kill -9 "$mfa"
+    wait "$mfa" 2>/dev/null || true
+    start_mfa "$WORK/mfa.toml" 18120 "$WORK/mfa2.log"
+    echo "restart: $(echo "($(date +%s%N) - $killed_at) / 1000000" | bc) ms from the kill to the restarted daemon's first answer ($MFA_START s of it from its exec)"
+    wait "$gen"
+    cat "$WORK/soak.txt"
+    echo "   accepted codes logged: $(wc -l < "$WORK/accepts") ($(awk -F, -v k="$killed_at" '$1 < k' "$WORK/accepts" | wc -l) before the kill)"
+    lg replay --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --log "$WORK/accepts" --before "$killed_at"
+}
+
 # --- scale ----------------------------------------------------------------------------------
 # timed LABEL CMD...: wall seconds and peak RSS of one command, its output discarded.
 timed() {
@@ -426,6 +463,7 @@ key_file = \"$WORK/store.key\""
 case $MODE in
     compare) compare "$@" ;;
     soak) soak "$@" ;;
+    soak-kill) soak_kill "$@" ;;
     scale) scale "$@" ;;
     postgres) postgres "$@" ;;
 esac

@@ -344,12 +344,14 @@ for name in sorted({k[0] for k in a}):
     total = cum[-1][1]
     if total == 0:
         continue
+    # Seconds are shown in ms; the batch size is a count of requests.
+    scale, unit = (1, '') if name.endswith('batch_size') else (1000, ' ms')
     def q(p):
         for le, c in cum:
             if c >= p * total:
-                return "<= %g ms" % (le * 1000) if le != float('inf') else "> %g ms" % (les[-2] * 1000)
+                return "<= %g%s" % (le * scale, unit) if le != float('inf') else "> %g%s" % (les[-2] * scale, unit)
     if name.endswith('batch_size'):
-        print("  daemon %s: %d batches, p50 %s, p99 %s (requests)" % (name, total, q(0.5).replace(' ms',''), q(0.99).replace(' ms','')))
+        print("  daemon %s: %d batches, p50 %s, p99 %s (requests)" % (name, total, q(0.5), q(0.99)))
     else:
         print("  daemon %s: %d, p50 %s, p99 %s, p99.9 %s, max %s" % (name, total, q(0.5), q(0.99), q(0.999), q(1.0)))
 PY

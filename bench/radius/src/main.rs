@@ -943,6 +943,9 @@ fn until_accept(args: &[String]) {
     ));
 }
 
+/// A replayed code in flight: its job, the request's authenticator, when it was sent, tries.
+type Replayed = (usize, [u8; 16], Instant, u32);
+
 /// Sends every code of an `--accept-log` (those accepted before `--before`, if given) once
 /// more, up to `--window` in flight, each retried up to 3 times when unanswered; prints how
 /// many were accepted again (a store that lost a used code after a crash), rejected, and
@@ -987,11 +990,10 @@ fn replay(args: &[String]) {
     let started = Instant::now();
     let (mut accepted, mut rejected, mut unanswered, mut live) = (0u64, 0u64, 0u64, 0u64);
     let mut accepted_users: Vec<String> = Vec::new();
-    // slot id -> (job index, authenticator, sent at, tries)
-    let mut slots: Vec<Option<(usize, [u8; 16], Instant, u32)>> = vec![None; 256];
+    let mut slots: Vec<Option<Replayed>> = vec![None; 256];
     let mut next = 0usize;
     let mut buf = [0u8; 4096];
-    let send = |j: usize, id: u8, tries: u32| -> Option<(usize, [u8; 16], Instant, u32)> {
+    let send = |j: usize, id: u8, tries: u32| -> Option<Replayed> {
         let (user, code, _) = &jobs[j];
         let mut auth = [0u8; 16];
         getrandom::fill(&mut auth).ok()?;

@@ -4,6 +4,8 @@
 #
 #   bench/radius/run.sh [compare] [USERS] [SECONDS] [ROUNDS]   (defaults: 100000 8 1)
 #   bench/radius/run.sh soak [SECONDS] [USERS]                  (defaults: 60 1000000)
+#   bench/radius/run.sh soak-kill [SECONDS] [USERS]             (defaults: 20 1000000)
+#   bench/radius/run.sh cpu [USERS] [SECONDS] [ROUNDS]          (defaults: 400000 8 3)
 #   bench/radius/run.sh scale [COUNT...]                        (defaults: 10000 100000 1000000)
 #   bench/radius/run.sh postgres [USERS] [SECONDS]              (defaults: 100000 8)
 #
@@ -18,6 +20,15 @@
 # soak      the mix at half of the peak measured first in the same run, for SECONDS, with
 #           USERS enrolled (a user's code is good once per 30 s step: a 60 s soak needs
 #           several hundred thousand users); p50, p99, p99.9, max, lost.
+# soak-kill the soak's paced mix (half of the peak measured first) for SECONDS, with a kill -9
+#           of mfa-radiusd half way through and a restart on the same store; then every code
+#           answered Access-Accept before the kill is sent again: a durable store accepts
+#           none (the script exits 3 if one is). Reports the requests lost around the kill
+#           and the time from the kill to the restarted daemon's first answer. SECONDS stays
+#           under 30 so that every code is still inside its step window when replayed.
+# cpu       mfa-radiusd alone: the mix and TOTP-only, ROUNDS times each, and the CPU time
+#           of each of its threads per answered request (microseconds): a figure the
+#           neighbours on a shared machine barely move, unlike requests/s.
 # scale     for each COUNT: mfactl import, mfactl report (table, JSON) time and peak RSS,
 #           daemon start time and RSS, TOTP-only req/s.
 # postgres  the mix through SQLite, one daemon on PostgreSQL and two daemons on one
@@ -33,7 +44,7 @@
 # Binds 127.0.0.1:18120, :18121, :18122 and :18130.
 set -euo pipefail
 MODE=compare
-case "${1:-}" in compare | soak | scale | postgres) MODE=$1; shift ;; esac
+case "${1:-}" in compare | soak | soak-kill | cpu | scale | postgres) MODE=$1; shift ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 SECRET=bench-secret-0123456789
@@ -109,13 +120,21 @@ measured() {
         perf=$!
     fi
     # The generator's own CPU too: it shares the 2 cores with the server it measures.
-    /usr/bin/time -f '%U %S' -o "$WORK/lg.time" "$LOADGEN" run "$@" "${LG_LOAD[@]}"
+    /usr/bin/time -f '%U %S' -o "$WORK/lg.time" "$LOADGEN" run "$@" "${LG_LOAD[@]}" | tee "$WORK/lg.out"
     if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" 2>/dev/null || true; fi
     thread_ticks "$pid" > "$WORK/ticks.after"
     printf '  CPU seconds by thread:'
     join "$WORK/ticks.before" "$WORK/ticks.after" | awk -v hz="$TICK" '{printf " %s %.2f", $1, ($3 - $2) / hz}'
     awk '{printf "; the generator %.2f", $1 + $2}' "$WORK/lg.time"
     echo
+    # The same per answered request (microseconds; the generator's count of answers).
+    local answered
+    answered=$(sed -n 's/.*answered (\([0-9]*\) in.*/\1/p' "$WORK/lg.out" | head -1)
+    if [ -n "$answered" ] && [ "$answered" -gt 0 ]; then
+        printf '  CPU us per answered request:'
+        join "$WORK/ticks.before" "$WORK/ticks.after" | awk -v hz="$TICK" -v n="$answered" '{d = ($3 - $2) / hz; t += d; printf " %s %.1f", $1, d * 1e6 / n} END {printf "; mfa-radiusd %.1f", t * 1e6 / n}'
+        echo
+    fi
 }
 
 # FreeRADIUS 3.2, a minimal configuration, no debug logging. fr_start DIR PORT AUTHORIZE
@@ -325,16 +344,68 @@ for name in sorted({k[0] for k in a}):
     total = cum[-1][1]
     if total == 0:
         continue
+    # Seconds are shown in ms; the batch size is a count of requests.
+    scale, unit = (1, '') if name.endswith('batch_size') else (1000, ' ms')
     def q(p):
         for le, c in cum:
             if c >= p * total:
-                return "<= %g ms" % (le * 1000) if le != float('inf') else "> %g ms" % (les[-2] * 1000)
+                return "<= %g%s" % (le * scale, unit) if le != float('inf') else "> %g%s" % (les[-2] * scale, unit)
     if name.endswith('batch_size'):
-        print("  daemon %s: %d batches, p50 %s, p99 %s (requests)" % (name, total, q(0.5).replace(' ms',''), q(0.99).replace(' ms','')))
+        print("  daemon %s: %d batches, p50 %s, p99 %s (requests)" % (name, total, q(0.5), q(0.99)))
     else:
         print("  daemon %s: %d, p50 %s, p99 %s, p99.9 %s, max %s" % (name, total, q(0.5), q(0.99), q(0.999), q(1.0)))
 PY
     echo "after the soak: mfa-radiusd $(rss "$mfa")"
+}
+
+# --- soak-kill ------------------------------------------------------------------------------
+soak_kill() {
+    local secs=${1:-20} users=${2:-1000000}
+    echo "== soak-kill: $users users, the mix at half of the measured peak for $secs s, kill -9 at $((secs / 2)) s"
+    lg gen-users "$users" "$WORK/all.csv" -
+    mfa_config "$WORK/mfa.toml" 18120 'path = "mfa.db"'
+    "$REL/mfactl" --config "$WORK/mfa.toml" import "$WORK/all.csv" >/dev/null
+    start_mfa "$WORK/mfa.toml" 18120 "$WORK/mfa.log"
+    local mfa=$MFA_PID
+    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --duration 3 --mix 0,50,50 --label warmup >/dev/null
+    local peak
+    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration 5 --label "peak, the mix" > "$WORK/peak.txt"
+    cat "$WORK/peak.txt"
+    peak=$(awk '/req\/s answered/ {print $4; exit}' "$WORK/peak.txt")
+    echo "-- the mix at $((peak / 2)) req/s for $secs s; kill -9 at $((secs / 2)) s"
+    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration "$secs" --rate $((peak / 2)) --window 256 --accept-log "$WORK/accepts" --label "soak with kill -9" > "$WORK/soak.txt" &
+    local gen=$!
+    sleep "$((secs / 2))"
+    local killed_at
+    killed_at=$(date +%s%N)
+    kill -9 "$mfa"
+    wait "$mfa" 2>/dev/null || true
+    start_mfa "$WORK/mfa.toml" 18120 "$WORK/mfa2.log"
+    echo "restart: $(echo "($(date +%s%N) - $killed_at) / 1000000" | bc) ms from the kill to the restarted daemon's first answer ($MFA_START s of it from its exec)"
+    wait "$gen"
+    cat "$WORK/soak.txt"
+    echo "   accepted codes logged: $(wc -l < "$WORK/accepts") ($(awk -F, -v k="$killed_at" '$1 < k' "$WORK/accepts" | wc -l) before the kill)"
+    lg replay --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --log "$WORK/accepts" --before "$killed_at"
+}
+
+# --- cpu ------------------------------------------------------------------------------------
+cpu() {
+    local users=${1:-400000} secs=${2:-8} rounds=${3:-3}
+    echo "== cpu: $users users per workload, $secs s per run, $rounds round(s)"
+    lg gen-users $((2 * users)) "$WORK/all.csv" -
+    { echo user,secret; sed -n "2,$((users + 1))p" "$WORK/all.csv"; } > "$WORK/mix.csv"
+    { echo user,secret; sed -n "$((users + 2)),$((2 * users + 1))p" "$WORK/all.csv"; } > "$WORK/totp.csv"
+    mfa_config "$WORK/mfa.toml" 18120 'path = "mfa.db"'
+    "$REL/mfactl" --config "$WORK/mfa.toml" import "$WORK/all.csv" >/dev/null
+    start_mfa "$WORK/mfa.toml" 18120 "$WORK/mfa.log"
+    local mfa=$MFA_PID
+    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/mix.csv" --duration 3 --mix 0,50,50 --label warmup >/dev/null
+    local i=1
+    while [ "$i" -le "$rounds" ]; do
+        measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/mix.csv" --state "$WORK/steps.mix" --duration "$secs" --label "round $i, mix"
+        measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/totp.csv" --state "$WORK/steps.totp" --mix 100,0,0 --duration "$secs" --label "round $i, TOTP-only"
+        i=$((i + 1))
+    done
 }
 
 # --- scale ----------------------------------------------------------------------------------
@@ -426,6 +497,8 @@ key_file = \"$WORK/store.key\""
 case $MODE in
     compare) compare "$@" ;;
     soak) soak "$@" ;;
+    soak-kill) soak_kill "$@" ;;
+    cpu) cpu "$@" ;;
     scale) scale "$@" ;;
     postgres) postgres "$@" ;;
 esac

@@ -12,6 +12,8 @@
 //!   radius-loadgen check --target ADDR --secret S --users USERS.csv [--kind totp|pap]
 //!   radius-loadgen until-accept --target ADDR[,ADDR...] --secret S --users USERS.csv
 //!       --since UNIX_NS [--every MS] [--timeout SECS]
+//!   radius-loadgen replay --target ADDR --secret S --users USERS.csv --log ACCEPTS
+//!       [--before UNIX_NS] [--window N]
 //!
 //! Several targets (two daemons on one store) share the threads round-robin and one user
 //! picker, so no two servers are ever sent the same step of a user. `--rate` paces the
@@ -23,6 +25,11 @@
 //! committed its audit row), one in flight, to the targets in turn, until one is accepted;
 //! prints the seconds from `--since` (Unix nanoseconds: `date +%s%N` at the kill) to that
 //! accept.
+//!
+//! `run --accept-log FILE` writes one line per accepted code (`unix_ns,user,code,step`: when
+//! the Access-Accept arrived); `replay` sends each of those codes again (those accepted before
+//! `--before`, e.g. a kill -9 of the server) and counts how many are accepted a second time:
+//! after a crash and a restart on the same store, a durable store accepts none.
 //!
 //! `totp` sends TOTP codes as User-Password (mfa-radiusd in code-only mode): accepted codes
 //! over the first 80% of users (each step used once per user), wrong codes over the other
@@ -77,6 +84,12 @@ fn totp(key: &[u8], step: u64) -> String {
     let off = usize::from(h[19] & 0xf);
     let bin = u32::from_be_bytes([h[off] & 0x7f, h[off + 1], h[off + 2], h[off + 3]]);
     format!("{:06}", bin % 1_000_000)
+}
+
+fn unix_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 fn now_step() -> u64 {
@@ -222,6 +235,8 @@ struct Opts {
     mix: [u32; 3],
     /// Total sends per second over all threads (open loop); None: closed loop.
     rate: Option<f64>,
+    /// Keep each accepted code for `--accept-log`.
+    accept_log: bool,
 }
 
 /// Hands out users: accepted codes walk the first 80% round-robin, each user's steps in
@@ -242,6 +257,8 @@ struct Job {
     user: usize,
     password: Option<String>,
     csi: &'static str,
+    /// The TOTP step of an accepted-code job's code (for `--accept-log`).
+    step: u64,
 }
 
 impl Picker {
@@ -260,6 +277,7 @@ impl Picker {
                             user: u,
                             password: Some(self.users[u].pap.clone()),
                             csi: "198.51.100.7",
+                            step: 0,
                         });
                     }
                     let now = now_step();
@@ -280,6 +298,7 @@ impl Picker {
                         user: u,
                         password: Some(totp(&self.users[u].key, want)),
                         csi: "198.51.100.7",
+                        step: want,
                     });
                 }
                 None
@@ -309,6 +328,7 @@ impl Picker {
                     user: u,
                     password: Some(pw),
                     csi: "198.51.100.8",
+                    step: 0,
                 })
             }
             Kind::Trusted => {
@@ -323,6 +343,7 @@ impl Picker {
                     user: u,
                     password,
                     csi: "10.1.2.3:1194",
+                    step: 0,
                 })
             }
         }
@@ -349,12 +370,18 @@ struct Tally {
     late: u64,
     /// Paced sends skipped because every one of the window's slots was still waiting.
     window_full: u64,
+    /// Sends the socket refused (e.g. ICMP port unreachable while the server restarts).
+    send_errors: u64,
+    /// `--accept-log`: (arrival in Unix ns, user index, code, step) of each accepted code.
+    accepts: Vec<(u128, usize, String, u64)>,
 }
 
 struct Slot {
     sent_at: Instant,
     authenticator: [u8; 16],
     kind: Kind,
+    /// An accepted-code job's user, code and step, kept for `--accept-log`.
+    code: Option<(usize, String, u64)>,
 }
 
 struct Rng(u64);
@@ -405,6 +432,7 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, index: usize, seed: u64, start: Instant)
                 sent_at: Instant::now(),
                 authenticator: auth,
                 kind: Kind::Trusted,
+                code: None,
             });
         }
         let Some(job) = p.job(kind, o.totp, rng.next()) else {
@@ -423,12 +451,20 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, index: usize, seed: u64, start: Instant)
         let _ = b.add(AttrType::CALLING_STATION_ID, job.csi.as_bytes());
         let _ = b.add(AttrType::NAS_IDENTIFIER, b"loadgen");
         let pkt = b.encode_request(&o.secret, &auth).ok()?;
-        sock.send(&pkt).ok()?;
+        if sock.send(&pkt).is_err() {
+            t.send_errors += 1;
+            return None;
+        }
         t.sent += 1;
+        let code = match (o.accept_log, job.kind, job.password) {
+            (true, Kind::Accept, Some(pw)) => Some((job.user, pw, job.step)),
+            _ => None,
+        };
         Some(Slot {
             sent_at: Instant::now(),
             authenticator: auth,
             kind: job.kind,
+            code,
         })
     };
     let window = o.window.min(256);
@@ -507,6 +543,9 @@ fn worker(o: Arc<Opts>, p: Arc<Picker>, index: usize, seed: u64, start: Instant)
                 t.replies[idx] += 1;
                 if accepted && slot.kind == Kind::Accept {
                     t.accepted_codes += 1;
+                    if let Some((u, code, step)) = slot.code {
+                        t.accepts.push((unix_ns(), u, code, step));
+                    }
                 }
                 if accepted != (slot.kind != Kind::Wrong) {
                     t.unexpected += 1;
@@ -578,6 +617,7 @@ fn main() {
         Some("run") => run(&args),
         Some("check") => check(&args),
         Some("until-accept") => until_accept(&args),
+        Some("replay") => replay(&args),
         _ => die(
             "usage: radius-loadgen gen-users COUNT USERS.csv FR_USERS|- | ga-files USERS.csv DIR | wait --target ADDR --secret S | check --target ADDR --secret S --users USERS.csv [--kind totp|pap] | run --target ADDR[,ADDR] --secret S --users USERS.csv [--kind totp|pap|status] [--duration S] [--threads N] [--window N] [--mix A,W,T] [--rate R] [--state F] [--label NAME]",
         ),
@@ -623,6 +663,7 @@ fn run(args: &[String]) {
             .and_then(|s| s.parse().ok())
             .unwrap_or(128),
         mix: [a, w, tr],
+        accept_log: arg(args, "--accept-log").is_some(),
     });
     let label = arg(args, "--label").unwrap_or_else(|| o.targets.join(","));
     let n = users.len();
@@ -683,6 +724,17 @@ fn run(args: &[String]) {
         t.accepted_codes += x.accepted_codes;
         t.late += x.late;
         t.window_full += x.window_full;
+        t.send_errors += x.send_errors;
+        t.accepts.extend(x.accepts);
+    }
+    if let Some(f) = arg(args, "--accept-log") {
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(&f).unwrap_or_else(|e| die(&format!("{f}: {e}"))),
+        );
+        for (at, u, code, step) in &t.accepts {
+            let _ = writeln!(w, "{at},{},{code},{step}", p.users[*u].name);
+        }
+        w.flush().unwrap_or_else(|e| die(&format!("{f}: {e}")));
     }
     if let Some(f) = &state {
         let b: Vec<u8> = p
@@ -723,8 +775,8 @@ fn run(args: &[String]) {
         t.no_message_authenticator,
         match o.rate {
             Some(r) => format!(
-                ", paced at {r:.0}/s: sent {}, late sends {}, skipped (window full) {}",
-                t.sent, t.late, t.window_full
+                ", paced at {r:.0}/s: sent {}, late sends {}, skipped (window full) {}, send errors {}",
+                t.sent, t.late, t.window_full, t.send_errors
             ),
             None => String::new(),
         },
@@ -889,4 +941,122 @@ fn until_accept(args: &[String]) {
     die(&format!(
         "no Access-Accept within {timeout:?} ({sent} probe(s) sent)"
     ));
+}
+
+/// A replayed code in flight: its job, the request's authenticator, when it was sent, tries.
+type Replayed = (usize, [u8; 16], Instant, u32);
+
+/// Sends every code of an `--accept-log` (those accepted before `--before`, if given) once
+/// more, up to `--window` in flight, each retried up to 3 times when unanswered; prints how
+/// many were accepted again (a store that lost a used code after a crash), rejected, and
+/// unanswered, and how many of the codes were still inside the ±1 step window when replayed
+/// (a replay outside it is refused for its age alone and proves nothing). Exits 3 if any was
+/// accepted again.
+fn replay(args: &[String]) {
+    let target = arg(args, "--target").unwrap_or_else(|| die("--target"));
+    let secret = arg(args, "--secret")
+        .unwrap_or_else(|| die("--secret"))
+        .into_bytes();
+    let log = arg(args, "--log").unwrap_or_else(|| die("--log ACCEPTS"));
+    let before: u128 = arg(args, "--before")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u128::MAX);
+    let window: usize = arg(args, "--window")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(128)
+        .clamp(1, 256);
+    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| die(&format!("{log}: {e}")));
+    // (user, code, step)
+    let mut jobs: Vec<(String, String, u64)> = Vec::new();
+    let mut after = 0u64;
+    for l in text.lines().filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = l.split(',').collect();
+        let [at, user, code, step] = f[..] else {
+            die(&format!("{log}: bad line"))
+        };
+        let at: u128 = at.parse().unwrap_or_else(|_| die("bad time"));
+        if at >= before {
+            after += 1;
+            continue;
+        }
+        let step = step.parse().unwrap_or_else(|_| die("bad step"));
+        jobs.push((user.to_string(), code.to_string(), step));
+    }
+    let sock = UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| die(&e.to_string()));
+    sock.connect(&target)
+        .unwrap_or_else(|e| die(&e.to_string()));
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap_or_else(|e| die(&e.to_string()));
+    let started = Instant::now();
+    let (mut accepted, mut rejected, mut unanswered, mut live) = (0u64, 0u64, 0u64, 0u64);
+    let mut accepted_users: Vec<String> = Vec::new();
+    let mut slots: Vec<Option<Replayed>> = vec![None; 256];
+    let mut next = 0usize;
+    let mut buf = [0u8; 4096];
+    let send = |j: usize, id: u8, tries: u32| -> Option<Replayed> {
+        let (user, code, _) = &jobs[j];
+        let mut auth = [0u8; 16];
+        getrandom::fill(&mut auth).ok()?;
+        let mut b = Builder::request(Code::ACCESS_REQUEST, id, true);
+        let _ = b.add(AttrType::USER_NAME, user.as_bytes());
+        let hidden = hide_password(code.as_bytes(), &secret, &auth).ok()?;
+        let _ = b.add(AttrType::USER_PASSWORD, &hidden);
+        let _ = b.add(AttrType::CALLING_STATION_ID, b"198.51.100.7");
+        let _ = b.add(AttrType::NAS_IDENTIFIER, b"loadgen-replay");
+        let pkt = b.encode_request(&secret, &auth).ok()?;
+        let _ = sock.send(&pkt);
+        Some((j, auth, Instant::now(), tries))
+    };
+    loop {
+        for (id, s) in slots.iter_mut().enumerate().take(window) {
+            if s.is_none() && next < jobs.len() {
+                let step = jobs[next].2;
+                let now = now_step();
+                if step + 1 >= now && step <= now + 1 {
+                    live += 1;
+                }
+                *s = send(next, id as u8, 1);
+                next += 1;
+            }
+        }
+        if next >= jobs.len() && slots.iter().all(Option::is_none) {
+            break;
+        }
+        if let Ok(n) = sock.recv(&mut buf)
+            && let Ok(r) = Packet::parse(&buf[..n])
+            && let Some((j, auth, _, _)) = slots[usize::from(r.identifier)]
+            && r.verify_reply(&secret, &auth).is_ok()
+        {
+            slots[usize::from(r.identifier)] = None;
+            if r.code == Code::ACCESS_ACCEPT {
+                accepted += 1;
+                if accepted_users.len() < 5 {
+                    accepted_users.push(jobs[j].0.clone());
+                }
+            } else {
+                rejected += 1;
+            }
+        }
+        for (id, s) in slots.iter_mut().enumerate() {
+            if let Some((j, _, at, tries)) = *s
+                && at.elapsed() > Duration::from_secs(1)
+            {
+                *s = if tries < 3 {
+                    send(j, id as u8, tries + 1)
+                } else {
+                    unanswered += 1;
+                    None
+                };
+            }
+        }
+    }
+    println!(
+        "replay: {} accepted code(s) sent again in {:.1} s ({live} still inside their step window): accepted again {accepted}, rejected {rejected}, unanswered {unanswered}; {after} accepted after --before not replayed",
+        jobs.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if accepted > 0 {
+        println!("  ACCEPTED AGAIN, e.g. users {accepted_users:?}");
+        std::process::exit(3);
+    }
 }

@@ -169,6 +169,15 @@ impl Store for Delegate {
     fn transact_push(&self, user: &UserName, f: &mut PushFn<'_>) -> Result<(), StoreError> {
         self.inner.transact_push(user, f)
     }
+    fn transact_push_light(
+        &self,
+        user: &UserName,
+        f: &mut PushFn<'_>,
+        expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        self.inner.transact_push_light(user, f, expect_light, light)
+    }
     fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
         self.inner.push_request(id)
     }

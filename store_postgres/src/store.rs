@@ -508,6 +508,17 @@ impl Store for PgStore {
             .map(|_| ())
     }
 
+    fn transact_push_light(
+        &self,
+        user: &UserName,
+        f: &mut PushFn<'_>,
+        _expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        self.transact_retrying(&[user], None, Body::PushLight(f, light))
+            .map(|_| ())
+    }
+
     fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
         self.run(|c| push_rows::request(&mut c.client, id))
     }

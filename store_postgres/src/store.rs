@@ -561,17 +561,19 @@ impl Store for PgStore {
             push_rows::devices_where(
                 &mut c.client,
                 "WHERE \"user\" = $1 ORDER BY created, id",
-                &[&user.as_str()],
+                &[(&user.as_str(), postgres::types::Type::TEXT)],
             )
         })
     }
 
     fn push_device(&self, id: &DeviceId) -> Result<Option<PushDevice>, StoreError> {
         self.run(|c| {
-            Ok(
-                push_rows::devices_where(&mut c.client, "WHERE id = $1", &[&id.0.as_slice()])?
-                    .pop(),
-            )
+            Ok(push_rows::devices_where(
+                &mut c.client,
+                "WHERE id = $1",
+                &[(&id.0.as_slice(), postgres::types::Type::BYTEA)],
+            )?
+            .pop())
         })
     }
 

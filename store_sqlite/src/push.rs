@@ -303,6 +303,16 @@ impl PushTx for SqlitePushTx<'_> {
         write_device(self.tx, &w)
     }
 
+    fn touch_device(&mut self, id: &DeviceId, at: i64) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached("UPDATE push_devices SET last_used = ?3 WHERE id = ?1 AND user = ?2")
+            .map_err(db)?
+            .execute(params![&id.0[..], self.user.as_str(), at])
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
     fn remove_device(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
         let n = self
             .tx
@@ -424,6 +434,9 @@ impl PushTx for Noting<'_, '_> {
     }
     fn put_device(&mut self, d: &PushDevice) -> Result<(), StoreError> {
         self.inner.put_device(d)
+    }
+    fn touch_device(&mut self, id: &DeviceId, at: i64) -> Result<bool, StoreError> {
+        self.inner.touch_device(id, at)
     }
     fn remove_device(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
         self.inner.remove_device(id)

@@ -691,7 +691,7 @@ impl Push<'_> {
                 return refused(Refusal::PushDecision(DecisionRefusal::UnknownRequest));
             };
             // Still registered, with the key the signature was checked against.
-            let Some(mut d) = tx
+            let Some(d) = tx
                 .devices()?
                 .into_iter()
                 .find(|d| d.id == *device && d.public_key == dev.public_key)
@@ -718,8 +718,11 @@ impl Push<'_> {
             r.decided = Some(now);
             r.device = Some(*device);
             tx.update_request(&r)?;
-            d.last_used = Some(now);
-            tx.put_device(&d)?;
+            if !tx.touch_device(&d.id, now)? {
+                return Err(StoreError::Aborted(Abort::Bug(
+                    "a device read in this transaction is gone",
+                )));
+            }
             let reason = match state {
                 PushState::Approved => ReasonCode::PushApproved,
                 PushState::Fraud => ReasonCode::PushFraud,

@@ -115,6 +115,8 @@ pub(crate) fn requests(
 
 /// [`mfa_store::Store::claim_push_outbox`]: one `UPDATE ... RETURNING`, so the choice and the
 /// mark are one write (SQLite runs one writer at a time: two portals never both take a row).
+/// The caller commits it without an fsync: a claim consumes nothing, and one lost in a power
+/// loss only lets a portal push the request once more.
 pub(crate) fn claim_outbox(
     c: &Connection,
     now: i64,
@@ -376,20 +378,7 @@ impl SqliteStore {
                 self.with_conn(|c| transact_body(c, &[user], None, Body::Push(&mut noting)))?;
             }
             Some(light) => {
-                let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-                let mut conn = match pooled {
-                    Some(c) => c,
-                    None => self.connect()?,
-                };
-                // A connection that fails to switch back is dropped, never pooled: the next
-                // caller must get `synchronous=FULL`.
-                conn.execute_batch("PRAGMA synchronous=NORMAL")
-                    .map_err(db)?;
-                let out = transact_body(&mut conn, &[user], None, Body::Push(&mut noting));
-                if conn.execute_batch("PRAGMA synchronous=FULL").is_ok() {
-                    self.put_back(conn);
-                }
-                out?;
+                self.relaxed_conn(|c| transact_body(c, &[user], None, Body::Push(&mut noting)))?;
                 if light() {
                     self.relaxed
                         .store(true, std::sync::atomic::Ordering::Release);
@@ -402,6 +391,30 @@ impl SqliteStore {
             self.wake.announce();
         }
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Runs `f` on a pooled connection switched to `synchronous=NORMAL` for it: its commits
+    /// write the WAL and wait for no fsync.
+    pub(crate) fn relaxed_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        // A connection that fails to switch back is dropped, never pooled: the next caller
+        // must get `synchronous=FULL`.
+        conn.execute_batch("PRAGMA synchronous=NORMAL")
+            .map_err(db)?;
+        let out = f(&mut conn);
+        if conn.execute_batch("PRAGMA synchronous=FULL").is_ok() {
+            self.put_back(conn);
+        }
+        out
     }
 }
 

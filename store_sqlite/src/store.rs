@@ -461,7 +461,7 @@ impl Store for SqliteStore {
         limit: usize,
         until: i64,
     ) -> Result<Vec<PushRequest>, StoreError> {
-        self.with_conn(|c| push_rows::claim_outbox(c, now, limit, until))
+        self.relaxed_conn(|c| push_rows::claim_outbox(c, now, limit, until))
     }
 
     fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {

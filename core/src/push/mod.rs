@@ -775,8 +775,11 @@ impl Push<'_> {
     }
 
     /// Returns once a new request may be in the outbox (PostgreSQL: announced by the node
-    /// that wrote it; SQLite: after a short poll), or after about `timeout`. Read
-    /// [`Push::outbox`] after it, whatever woke it.
+    /// that wrote it; SQLite: announced on the wake-up socket beside the store, which the
+    /// first call binds, returning at once; where it cannot, after a short poll), or after
+    /// about `timeout` (`[push] outbox_poll`: the fallback for a lost wake-up). Read
+    /// [`Push::outbox`] after it, whatever woke it. Only the one sender (the portal) calls
+    /// it: on SQLite, it takes the socket.
     pub fn wait_for_requests(&self, timeout: Duration) -> Result<(), CoreError> {
         Ok(self.core.store.wait_for_push(timeout)?)
     }

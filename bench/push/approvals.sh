@@ -6,11 +6,14 @@
 # the portal's delivery report (Push::outbox + Push::delivered), the phone's signed decision
 # (Push::decide: ECDSA P-256 verified) and the login (Login::verify_push). No push service is
 # called; the phone's signing is not timed.
-# Usage: bench/push/approvals.sh [USERS_PER_RUN]   (default 2000)
+# Then (issue 25) one process with THREADS threads on one store, each its own connection, as a
+# server sees many phones at once.
+# Usage: bench/push/approvals.sh [USERS_PER_RUN] [THREADS]   (default 2000 8)
 # Needs Debian's postgresql package; run as root, the server runs as the postgres user.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-2000}
+T=${2:-8}
 cargo build --release -p mfa-e2e --bin bench-approvals >/dev/null
 B=target/release/bench-approvals
 DIR=$(mktemp -d)
@@ -51,11 +54,13 @@ enabled = true
 subscriber = "mailto:bench@example.com"
 CFG
   C="$DIR/$engine.toml"
-  $B "$C" setup 0 $((3 * N))
+  $B "$C" setup 0 $((4 * N))
   echo "$engine, 1 process:"
   $B "$C" run 0 "$N"
   echo "$engine, 2 processes:"
   $B "$C" run "$N" "$N" & p1=$!
   $B "$C" run $((2 * N)) "$N" & p2=$!
   wait $p1 $p2
+  echo "$engine, 1 process, $T threads:"
+  $B "$C" run $((3 * N)) "$N" "$T"
 done

@@ -4,7 +4,7 @@
 # (the portal posted it, the push service took it, and the portal recorded it `sent`), with
 # a running mfa-portal and web-push-testing (npm, tests/browser) as the push service on
 # loopback, which checks every VAPID token and decrypts every payload; on SQLite (the
-# portal polls every 250 ms) and PostgreSQL (NOTIFY mfa_push; a throw-away cluster made here
+# portal woken by a datagram on <store>-push, issue 25) and PostgreSQL (NOTIFY mfa_push; a throw-away cluster made here
 # with initdb and pg_ctl, durable settings). Per engine: one request at a time (latency),
 # then REQUESTS at once (burst), then every request approved with its phone's signed
 # decision (Push::decide): approvals per second through the store.

@@ -51,6 +51,10 @@ pub struct PushConfig {
     /// `https://` on that host or a subdomain of it), or an origin `scheme://host:port`
     /// matched exactly (a test push service on loopback).
     pub services: Vec<String>,
+    /// The portal's fallback look at the outbox: how long its sender waits for a new
+    /// request's wake-up (PostgreSQL's `NOTIFY`, SQLite's wake-up socket) before it reads
+    /// the outbox anyway. Only a lost wake-up waits this long.
+    pub outbox_poll: Span,
 }
 
 impl Default for PushConfig {
@@ -70,6 +74,7 @@ impl Default for PushConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            outbox_poll: Span::secs(1),
         }
     }
 }

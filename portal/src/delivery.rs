@@ -2,7 +2,8 @@
 //! the front ends wrote into the store. Two threads of their own, off the async runtime:
 //!
 //! - the delivery loop waits for new requests ([`Push::wait_for_requests`]: PostgreSQL's
-//!   LISTEN, SQLite's short poll), reads the outbox, encrypts each payload for each of the
+//!   LISTEN, SQLite's wake-up socket; at the latest after `[push] outbox_poll`), reads the
+//!   outbox, encrypts each payload for each of the
 //!   user's phones (RFC 8291, web-push-native), signs a VAPID token (RFC 8292, its
 //!   jwt-simple), posts it (ureq) and reports what every push service said
 //!   ([`Push::delivered`]): a refusal or an unreachable service makes the request
@@ -285,7 +286,7 @@ fn deliver_forever(core: &Core, sender: &Sender, metrics: &Metrics) {
     let mut failing = false;
     loop {
         // Whatever woke it (an announcement, the poll, the timeout), the outbox is read.
-        if let Err(e) = push.wait_for_requests(HEARTBEAT_EVERY) {
+        if let Err(e) = push.wait_for_requests(core.config().push.outbox_poll.0) {
             if !failing {
                 eprintln!("mfa-portal: cannot wait for push requests ({e}); retrying");
             }

@@ -429,6 +429,22 @@ pub trait Store: Send + Sync {
         let _ = (user, f);
         Err(no_push())
     }
+    /// [`Store::transact_push`] for push writes that may consume nothing an attacker could
+    /// replay (a new request, a delivery report, an approval: ARCHITECTURE.md, *Durability*),
+    /// with the meaning of [`Store::transact_light`]'s `expect_light` and `light`: where
+    /// `light()` says so after `f` ran, the commit need not wait for the disk (or the
+    /// synchronous standby); otherwise it is durable when this returns. The default is
+    /// [`Store::transact_push`]: always durable.
+    fn transact_push_light(
+        &self,
+        user: &UserName,
+        f: &mut PushFn<'_>,
+        expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        let _ = (expect_light, light);
+        self.transact_push(user, f)
+    }
     /// The request `id`, whatever its state.
     fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
         let _ = id;
@@ -479,10 +495,11 @@ pub trait Store: Send + Sync {
     fn push_heartbeat(&self) -> Result<Option<i64>, StoreError> {
         Err(no_push())
     }
-    /// Returns once a new request may be in the outbox, or after about `timeout`: on
-    /// PostgreSQL when one is announced ([`push::PUSH_CHANNEL`]), elsewhere after a short
-    /// poll interval ([`push::PUSH_POLL`]). A wake-up may be spurious; the caller reads the
-    /// outbox whatever it says.
+    /// Returns once a new request may be in the outbox, or after about `timeout`: when one
+    /// is announced (PostgreSQL: [`push::PUSH_CHANNEL`]; SQLite: a datagram on the wake-up
+    /// socket beside the database), and on an engine that cannot be woken after a short poll
+    /// interval ([`push::PUSH_POLL`]). A wake-up may be spurious; the caller reads the
+    /// outbox whatever it says, and `timeout` is its fallback poll for a lost one.
     fn wait_for_push(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
         std::thread::sleep(timeout.min(push::PUSH_POLL));
         Ok(())

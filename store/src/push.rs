@@ -47,6 +47,10 @@ pub trait PushTx {
     /// Stores `d`, new or over the stored device of its id. Its subscription must be sealed
     /// under the store's key ([`StoreError::KeyChanged`] otherwise, as for a seed).
     fn put_device(&mut self, d: &PushDevice) -> Result<(), StoreError>;
+    /// Records that the device `id` of the user was last used at `at` (a decision), changing
+    /// nothing else of it (its sealed subscription is not written, so no store key is
+    /// checked); says whether there was one.
+    fn touch_device(&mut self, id: &DeviceId, at: i64) -> Result<bool, StoreError>;
     /// Removes the device `id` of the user; says whether there was one.
     fn remove_device(&mut self, id: &DeviceId) -> Result<bool, StoreError>;
     /// Until when pushes to the user are blocked ("This wasn't me"), as stored.

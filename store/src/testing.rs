@@ -15,12 +15,19 @@ use crate::{
 /// `false` before it, with `true` after it succeeded.
 pub type SyncHook = Box<dyn Fn(bool) + Send + Sync>;
 
+/// Called after every committed push transaction of a [`Delegate::with_push_commit_hook`]:
+/// `true` where it was durable when it returned ([`Store::transact_push`], or
+/// [`Store::transact_push_light`] whose `light()` said no), `false` where it may wait for
+/// the disk.
+pub type PushCommitHook = Box<dyn Fn(bool) + Send + Sync>;
+
 /// `inner`, with the faults a test asks for.
 pub struct Delegate {
     inner: Box<dyn Store>,
     group_commit: bool,
     use_invite_fails: bool,
     sync_hook: Option<SyncHook>,
+    push_commit_hook: Option<PushCommitHook>,
 }
 
 impl Delegate {
@@ -31,7 +38,14 @@ impl Delegate {
             group_commit: true,
             use_invite_fails: false,
             sync_hook: None,
+            push_commit_hook: None,
         }
+    }
+
+    /// Runs `hook` after each committed push transaction (to see which wait for the disk).
+    pub fn with_push_commit_hook(mut self, hook: PushCommitHook) -> Self {
+        self.push_commit_hook = Some(hook);
+        self
     }
 
     /// Runs `hook` around each group-commit sync (to hold the disk back, or count).
@@ -167,7 +181,25 @@ impl Store for Delegate {
         self.inner.transact_light(names, f, expect_light, light)
     }
     fn transact_push(&self, user: &UserName, f: &mut PushFn<'_>) -> Result<(), StoreError> {
-        self.inner.transact_push(user, f)
+        self.inner.transact_push(user, f)?;
+        if let Some(h) = &self.push_commit_hook {
+            h(true);
+        }
+        Ok(())
+    }
+    fn transact_push_light(
+        &self,
+        user: &UserName,
+        f: &mut PushFn<'_>,
+        expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .transact_push_light(user, f, expect_light, light)?;
+        if let Some(h) = &self.push_commit_hook {
+            h(!light());
+        }
+        Ok(())
     }
     fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
         self.inner.push_request(id)

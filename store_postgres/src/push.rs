@@ -9,11 +9,19 @@ use mfa_model::{DeviceId, PushDevice, PushId, PushRequest, UserName};
 use mfa_store::push::PUSH_CHANNEL;
 use mfa_store::rows::{self, PushDeviceRow, PushRequestRow};
 use mfa_store::{Abort, PushTx, StoreError};
+use postgres::types::{ToSql, Type};
 use postgres::{GenericClient, Row, Transaction};
 
 use crate::error::{Context, PgError};
 use crate::pool::{PgStore, Statements};
 use crate::tx::read_store_key;
+
+// Every statement here goes as one `query_typed`/`execute_typed`: its parameters' types
+// named, it is parsed, bound and run in one round trip, where `query(&str)` first asks the
+// server to prepare it (two). A push transaction makes half a dozen of them (issue 25).
+
+/// A parameter as `query_typed` takes it.
+type Typed<'a> = (&'a (dyn ToSql + Sync), Type);
 
 /// The columns of a request in [`request_row`]'s order: read by `SELECT` and by the
 /// outbox's `RETURNING`.
@@ -64,10 +72,10 @@ pub(crate) fn device_row(r: &Row) -> Result<PushDeviceRow, PgError> {
 fn requests_where(
     q: &mut impl GenericClient,
     clause: &str,
-    p: &[&(dyn postgres::types::ToSql + Sync)],
+    p: &[Typed<'_>],
 ) -> Result<Vec<PushRequest>, PgError> {
     let rows = q
-        .query(&format!("{REQUEST_COLUMNS} {clause}"), p)
+        .query_typed(&format!("{REQUEST_COLUMNS} {clause}"), p)
         .ctx("reading push requests")?;
     rows.iter()
         .map(|r| rows::decode_push_request(request_row(r)?).map_err(PgError::Store))
@@ -78,7 +86,7 @@ pub(crate) fn request(
     q: &mut impl GenericClient,
     id: &PushId,
 ) -> Result<Option<PushRequest>, PgError> {
-    Ok(requests_where(q, "WHERE id = $1", &[&id.0.as_slice()])?.pop())
+    Ok(requests_where(q, "WHERE id = $1", &[(&id.0.as_slice(), Type::BYTEA)])?.pop())
 }
 
 pub(crate) fn requests(
@@ -89,7 +97,7 @@ pub(crate) fn requests(
     requests_where(
         q,
         r#"WHERE "user" = $1 AND (created >= $2 OR state = 'pending') ORDER BY created, id"#,
-        &[&user, &since],
+        &[(&user, Type::TEXT), (&since, Type::INT8)],
     )
 }
 
@@ -104,7 +112,7 @@ pub(crate) fn claim_outbox(
 ) -> Result<Vec<PushRequest>, PgError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = q
-        .query(
+        .query_typed(
             concat!(
                 r#"UPDATE push_requests SET claimed = $3 WHERE id IN (
                    SELECT id FROM push_requests
@@ -115,7 +123,11 @@ pub(crate) fn claim_outbox(
                RETURNING "#,
                 request_fields!()
             ),
-            &[&now, &limit, &until],
+            &[
+                (&now, Type::INT8),
+                (&limit, Type::INT8),
+                (&until, Type::INT8),
+            ],
         )
         .ctx("taking push requests from the outbox")?;
     let mut out = rows
@@ -130,10 +142,10 @@ pub(crate) fn claim_outbox(
 pub(crate) fn devices_where(
     q: &mut impl GenericClient,
     clause: &str,
-    p: &[&(dyn postgres::types::ToSql + Sync)],
+    p: &[Typed<'_>],
 ) -> Result<Vec<PushDevice>, PgError> {
     let rows = q
-        .query(&format!("{DEVICE_COLUMNS} {clause}"), p)
+        .query_typed(&format!("{DEVICE_COLUMNS} {clause}"), p)
         .ctx("reading push devices")?;
     rows.iter()
         .map(|r| rows::decode_push_device(device_row(r)?).map_err(PgError::Store))
@@ -143,9 +155,9 @@ pub(crate) fn devices_where(
 pub(crate) fn block(q: &mut impl GenericClient, user: &str) -> Result<Option<i64>, PgError> {
     let c = "reading push_blocks";
     match q
-        .query(
+        .query_typed(
             r#"SELECT until FROM push_blocks WHERE "user" = $1"#,
-            &[&user],
+            &[(&user, Type::TEXT)],
         )
         .ctx(c)?
         .first()
@@ -209,42 +221,46 @@ impl PgPushTx<'_, '_> {
 
     fn write_request(&mut self, r: &PushRequest, insert: bool) -> Result<(), PgError> {
         let w = rows::encode_push_request(r)?;
-        let p: [&(dyn postgres::types::ToSql + Sync); 13] = [
-            &w.id,
-            &w.user,
-            &w.service,
-            &w.client_ip,
-            &w.created,
-            &w.expires,
-            &w.number,
-            &w.state,
-            &w.decided,
-            &w.device,
-            &w.sent,
-            &w.delivery_error,
-            &w.used,
+        let hex = r.id.hex();
+        let p: [Typed<'_>; 15] = [
+            (&w.id, Type::BYTEA),
+            (&w.user, Type::TEXT),
+            (&w.service, Type::TEXT),
+            (&w.client_ip, Type::TEXT),
+            (&w.created, Type::INT8),
+            (&w.expires, Type::INT8),
+            (&w.number, Type::INT8),
+            (&w.state, Type::TEXT),
+            (&w.decided, Type::INT8),
+            (&w.device, Type::BYTEA),
+            (&w.sent, Type::INT8),
+            (&w.delivery_error, Type::TEXT),
+            (&w.used, Type::INT8),
+            (&PUSH_CHANNEL, Type::TEXT),
+            (&hex, Type::TEXT),
         ];
         if insert {
+            // The row and its announcement in one statement; the notification is delivered
+            // to the listening portals when this transaction commits.
             self.tx
-                .execute(
-                    r#"INSERT INTO push_requests (id, "user", service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"#,
+                .query_typed(
+                    r#"WITH written AS (
+                         INSERT INTO push_requests (id, "user", service, client_ip, created, expires, number, state, decided, device, sent, delivery_error, used)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                         RETURNING id)
+                       SELECT pg_notify($14, $15) FROM written"#,
                     &p,
                 )
                 .ctx("writing a push request")?;
-            // Delivered to the listening portals when this transaction commits.
-            self.tx
-                .execute("SELECT pg_notify($1, $2)", &[&PUSH_CHANNEL, &r.id.hex()])
-                .ctx("announcing a push request")?;
         } else {
             let n = self
                 .tx
-                .execute(
+                .execute_typed(
                     r#"UPDATE push_requests SET service = $3, client_ip = $4, created = $5, expires = $6,
                          number = $7, state = $8, decided = $9, device = $10, sent = $11,
                          delivery_error = $12, used = $13
                        WHERE id = $1 AND "user" = $2"#,
-                    &p,
+                    &p[..13],
                 )
                 .ctx("updating a push request")?;
             if n != 1 {
@@ -295,9 +311,9 @@ impl PushTx for PgPushTx<'_, '_> {
     fn forget_requests(&mut self, before: i64) -> Result<usize, StoreError> {
         let n = self
             .tx
-            .execute(
+            .execute_typed(
                 r#"DELETE FROM push_requests WHERE "user" = $1 AND created < $2 AND state <> 'pending'"#,
-                &[&self.user.as_str(), &before],
+                &[(&self.user.as_str(), Type::TEXT), (&before, Type::INT8)],
             )
             .ctx("forgetting push requests");
         let n = self.c(n)?;
@@ -309,7 +325,7 @@ impl PushTx for PgPushTx<'_, '_> {
         let r = devices_where(
             self.tx,
             r#"WHERE "user" = $1 ORDER BY created, id"#,
-            &[&user],
+            &[(&user, Type::TEXT)],
         );
         self.c(r)
     }
@@ -320,12 +336,30 @@ impl PushTx for PgPushTx<'_, '_> {
         self.c(r)
     }
 
+    fn touch_device(&mut self, id: &DeviceId, at: i64) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .execute_typed(
+                r#"UPDATE push_devices SET last_used = $3 WHERE id = $1 AND "user" = $2"#,
+                &[
+                    (&id.0.as_slice(), Type::BYTEA),
+                    (&self.user.as_str(), Type::TEXT),
+                    (&at, Type::INT8),
+                ],
+            )
+            .ctx("recording a push device's use");
+        Ok(self.c(n)? == 1)
+    }
+
     fn remove_device(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
         let n = self
             .tx
-            .execute(
+            .execute_typed(
                 r#"DELETE FROM push_devices WHERE id = $1 AND "user" = $2"#,
-                &[&id.0.as_slice(), &self.user.as_str()],
+                &[
+                    (&id.0.as_slice(), Type::BYTEA),
+                    (&self.user.as_str(), Type::TEXT),
+                ],
             )
             .ctx("removing a push device");
         Ok(self.c(n)? == 1)

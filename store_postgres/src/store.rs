@@ -508,6 +508,17 @@ impl Store for PgStore {
             .map(|_| ())
     }
 
+    fn transact_push_light(
+        &self,
+        user: &UserName,
+        f: &mut PushFn<'_>,
+        _expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        self.transact_retrying(&[user], None, Body::PushLight(f, light))
+            .map(|_| ())
+    }
+
     fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
         self.run(|c| push_rows::request(&mut c.client, id))
     }
@@ -550,17 +561,19 @@ impl Store for PgStore {
             push_rows::devices_where(
                 &mut c.client,
                 "WHERE \"user\" = $1 ORDER BY created, id",
-                &[&user.as_str()],
+                &[(&user.as_str(), postgres::types::Type::TEXT)],
             )
         })
     }
 
     fn push_device(&self, id: &DeviceId) -> Result<Option<PushDevice>, StoreError> {
         self.run(|c| {
-            Ok(
-                push_rows::devices_where(&mut c.client, "WHERE id = $1", &[&id.0.as_slice()])?
-                    .pop(),
-            )
+            Ok(push_rows::devices_where(
+                &mut c.client,
+                "WHERE id = $1",
+                &[(&id.0.as_slice(), postgres::types::Type::BYTEA)],
+            )?
+            .pop())
         })
     }
 

@@ -91,6 +91,9 @@ pub(crate) enum Body<'a, 'b> {
     /// standby (ARCHITECTURE.md, *Durability*; docs/FAILOVER.md).
     Light(&'a mut TxFn<'b>, &'a dyn Fn() -> bool),
     Push(&'a mut PushFn<'b>),
+    /// A [`PushFn`] relaxed as [`Body::Light`] where the function says so
+    /// (`Store::transact_push_light`).
+    PushLight(&'a mut PushFn<'b>, &'a dyn Fn() -> bool),
 }
 
 pub(crate) fn transact_on(
@@ -146,7 +149,7 @@ pub(crate) fn transact_on(
         Body::Records(f) | Body::Light(f, _) => {
             f(&mut records).map_err(|a| PgError::Store(StoreError::Aborted(a)))?
         }
-        Body::Push(f) => match (names, records.as_mut_slice()) {
+        Body::Push(f) | Body::PushLight(f, _) => match (names, records.as_mut_slice()) {
             ([user], [slot]) => {
                 let mut ptx = PgPushTx {
                     tx: &mut tx,
@@ -216,7 +219,7 @@ pub(crate) fn transact_on(
         }
     }
     insert_audit(&mut tx, &st.insert_audit, &events)?;
-    if let Body::Light(_, light) = body
+    if let Body::Light(_, light) | Body::PushLight(_, light) = body
         && light()
     {
         // For this transaction only: every other commit still waits for the standby.

@@ -34,6 +34,8 @@ pub struct SqliteStore {
     /// (`Store::transact_light`): closing, it leaves a longer WAL (`LIGHT_LEAVE_WAL_BYTES`)
     /// rather than pay a checkpoint's fsyncs before the login it made returns.
     pub(crate) relaxed: std::sync::atomic::AtomicBool,
+    /// The push wake-up socket beside the database (`wake.rs`).
+    pub(crate) wake: crate::wake::Wake,
 }
 
 /// A WAL up to this long (about nine PAM logins) is left for the next process when the
@@ -147,6 +149,7 @@ impl SqliteStore {
             driven_checkpoints: std::sync::atomic::AtomicBool::new(false),
             dir_synced: std::sync::atomic::AtomicBool::new(false),
             relaxed: std::sync::atomic::AtomicBool::new(false),
+            wake: crate::wake::Wake::new(path),
         };
         let conn = store.connect()?;
         migrate(&conn)?;

@@ -5,7 +5,8 @@
 //! One file per concern: `schema` (tables and upgrades), `conn` (files, connections, the
 //! pool), `rows` (records to rows and back), `tx` (write transactions and the store key),
 //! `names` (name upkeep), `push` (push approval's rows), `challenge` (pending RADIUS challenges), `store` (the `Store` trait), `group_commit` (deferred commits and
-//! checkpoints), `light` (commits of decisions that consume nothing), `error`.
+//! checkpoints), `light` (commits of decisions that consume nothing), `wake` (the push
+//! wake-up socket), `error`.
 #![forbid(unsafe_code)]
 
 mod error;
@@ -20,8 +21,10 @@ mod push;
 mod rows;
 mod store;
 mod tx;
+mod wake;
 
 #[cfg(test)]
 mod tests;
 
 pub use conn::SqliteStore;
+pub use wake::socket_path as push_wake_socket;

@@ -1,13 +1,16 @@
 //! Push approval's rows: requests, devices and blocks, read and written inside a user's
 //! write transaction ([`SqlitePushTx`]) and read outside any (the `Store` reads).
 
-use mfa_model::{DeviceId, PushDevice, PushId, PushRequest, UserName};
+use std::cell::Cell;
+
+use mfa_model::{DeviceId, PushDevice, PushId, PushRequest, UserName, UserRecord};
 use mfa_store::rows::{self, PushDeviceRow, PushRequestRow};
-use mfa_store::{Abort, PushTx, StoreError};
+use mfa_store::{Abort, GroupCommit, PushFn, PushTx, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::conn::SqliteStore;
 use crate::error::db;
-use crate::tx::read_store_key;
+use crate::tx::{Body, read_store_key, transact_body};
 
 /// The columns of a request in [`request_row`]'s order: read by `SELECT` and by the
 /// outbox's `RETURNING`.
@@ -112,6 +115,8 @@ pub(crate) fn requests(
 
 /// [`mfa_store::Store::claim_push_outbox`]: one `UPDATE ... RETURNING`, so the choice and the
 /// mark are one write (SQLite runs one writer at a time: two portals never both take a row).
+/// The caller commits it without an fsync: a claim consumes nothing, and one lost in a power
+/// loss only lets a portal push the request once more.
 pub(crate) fn claim_outbox(
     c: &Connection,
     now: i64,
@@ -300,6 +305,16 @@ impl PushTx for SqlitePushTx<'_> {
         write_device(self.tx, &w)
     }
 
+    fn touch_device(&mut self, id: &DeviceId, at: i64) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached("UPDATE push_devices SET last_used = ?3 WHERE id = ?1 AND user = ?2")
+            .map_err(db)?
+            .execute(params![&id.0[..], self.user.as_str(), at])
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
     fn remove_device(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
         let n = self
             .tx
@@ -332,5 +347,117 @@ impl PushTx for SqlitePushTx<'_> {
         }
         .map_err(db)?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// [`mfa_store::Store::transact_push`], and with `light` its `transact_push_light`
+    /// (the caller expected a light one): the commit of a transaction `light()` calls light
+    /// waits for no fsync (`synchronous=NORMAL` for it alone, as `light.rs` does for a
+    /// login); one that turned out otherwise is synced before this returns. A committed new
+    /// request is announced on the wake-up socket (`wake.rs`).
+    pub(crate) fn push_tx(
+        &self,
+        user: &UserName,
+        f: &mut PushFn<'_>,
+        light: Option<&dyn Fn() -> bool>,
+    ) -> Result<(), StoreError> {
+        let inserted = Cell::new(false);
+        let mut noting = |slot: &mut Option<UserRecord>, tx: &mut dyn PushTx| {
+            inserted.set(false);
+            f(
+                slot,
+                &mut Noting {
+                    inner: tx,
+                    inserted: &inserted,
+                },
+            )
+        };
+        match light {
+            None => {
+                self.with_conn(|c| transact_body(c, &[user], None, Body::Push(&mut noting)))?;
+            }
+            Some(light) => {
+                self.relaxed_conn(|c| transact_body(c, &[user], None, Body::Push(&mut noting)))?;
+                if light() {
+                    self.relaxed
+                        .store(true, std::sync::atomic::Ordering::Release);
+                } else {
+                    self.sync()?;
+                }
+            }
+        };
+        if inserted.get() {
+            self.wake.announce();
+        }
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Runs `f` on a pooled connection switched to `synchronous=NORMAL` for it: its commits
+    /// write the WAL and wait for no fsync.
+    pub(crate) fn relaxed_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        // A connection that fails to switch back is dropped, never pooled: the next caller
+        // must get `synchronous=FULL`.
+        conn.execute_batch("PRAGMA synchronous=NORMAL")
+            .map_err(db)?;
+        let out = f(&mut conn);
+        if conn.execute_batch("PRAGMA synchronous=FULL").is_ok() {
+            self.put_back(conn);
+        }
+        out
+    }
+}
+
+/// A [`PushTx`] that notes whether a request was written, for the wake-up after the commit.
+struct Noting<'a, 'b> {
+    inner: &'a mut dyn PushTx,
+    inserted: &'b Cell<bool>,
+}
+
+impl PushTx for Noting<'_, '_> {
+    fn request(&mut self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
+        self.inner.request(id)
+    }
+    fn requests(&mut self, since: i64) -> Result<Vec<PushRequest>, StoreError> {
+        self.inner.requests(since)
+    }
+    fn insert_request(&mut self, r: &PushRequest) -> Result<(), StoreError> {
+        self.inner.insert_request(r)?;
+        self.inserted.set(true);
+        Ok(())
+    }
+    fn update_request(&mut self, r: &PushRequest) -> Result<(), StoreError> {
+        self.inner.update_request(r)
+    }
+    fn forget_requests(&mut self, before: i64) -> Result<usize, StoreError> {
+        self.inner.forget_requests(before)
+    }
+    fn devices(&mut self) -> Result<Vec<PushDevice>, StoreError> {
+        self.inner.devices()
+    }
+    fn put_device(&mut self, d: &PushDevice) -> Result<(), StoreError> {
+        self.inner.put_device(d)
+    }
+    fn touch_device(&mut self, id: &DeviceId, at: i64) -> Result<bool, StoreError> {
+        self.inner.touch_device(id, at)
+    }
+    fn remove_device(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
+        self.inner.remove_device(id)
+    }
+    fn block(&mut self) -> Result<Option<i64>, StoreError> {
+        self.inner.block()
+    }
+    fn set_block(&mut self, until: Option<i64>) -> Result<(), StoreError> {
+        self.inner.set_block(until)
     }
 }

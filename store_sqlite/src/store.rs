@@ -21,7 +21,7 @@ use crate::rows::{
     unlock_row,
 };
 use crate::schema::PRUNE_UNENROLLED;
-use crate::tx::{Body, insert_audit, read_store_key, take_invite, transact_body, transact_on};
+use crate::tx::{insert_audit, read_store_key, take_invite, transact_on};
 
 impl Store for SqliteStore {
     fn user(&self, name: &UserName) -> Result<Option<UserRecord>, StoreError> {
@@ -414,7 +414,17 @@ impl Store for SqliteStore {
     }
 
     fn transact_push(&self, user: &UserName, f: &mut PushFn<'_>) -> Result<(), StoreError> {
-        self.with_conn(|c| transact_body(c, &[user], None, Body::Push(f)).map(|_| ()))
+        self.push_tx(user, f, None)
+    }
+
+    fn transact_push_light(
+        &self,
+        user: &UserName,
+        f: &mut PushFn<'_>,
+        expect_light: bool,
+        light: &dyn Fn() -> bool,
+    ) -> Result<(), StoreError> {
+        self.push_tx(user, f, expect_light.then_some(light))
     }
 
     fn push_request(&self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
@@ -451,7 +461,7 @@ impl Store for SqliteStore {
         limit: usize,
         until: i64,
     ) -> Result<Vec<PushRequest>, StoreError> {
-        self.with_conn(|c| push_rows::claim_outbox(c, now, limit, until))
+        self.relaxed_conn(|c| push_rows::claim_outbox(c, now, limit, until))
     }
 
     fn push_devices(&self, user: &UserName) -> Result<Vec<PushDevice>, StoreError> {
@@ -489,6 +499,10 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    fn wait_for_push(&self, timeout: std::time::Duration) -> Result<(), StoreError> {
+        self.wake.wait(timeout)
     }
 
     fn prune_push(&self, before: i64) -> Result<usize, StoreError> {

@@ -1058,3 +1058,50 @@ fn a_real_browser_registers_a_phone_and_approves_denies_and_reports_fraud() {
         "five pushes delivered"
     );
 }
+
+/// Issue 25: on SQLite the portal learns of a request written by another process (the
+/// `push-request` helper, as the PAM module or mfa-radiusd writes one) at its commit, through
+/// the wake-up socket beside the store, not at its next look at the outbox. That look is set
+/// a minute away here (`[push] outbox_poll = "60s"`), so each push arriving within the
+/// test's usual wait shows the wake-up did it: before, the portal only polled.
+#[test]
+fn on_sqlite_a_request_from_another_process_is_delivered_without_waiting_for_the_poll() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let service = PushService::start();
+    let mport = free_tcp_port();
+    let push = format!("{}outbox_poll = \"60s\"\n", push_toml(&service, "60s"));
+    let metrics = format!("metrics_listen = \"127.0.0.1:{mport}\"");
+    let (site, portal) = portal_site(&SiteSpec {
+        portal: &metrics,
+        extra: &push,
+        ..SiteSpec::default()
+    });
+    // The portal's socket, beside the store, only its owner's.
+    let sock = site.dir.path().join("mfa.db-push");
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no wake-up socket: {}",
+            portal.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let meta = std::fs::symlink_metadata(&sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    let user = unique("wk");
+    let (mut c, _) = signed_in(&site, &portal, &user);
+    let sub = service.subscribe(&vapid_public(&site));
+    let r = register(&mut c, "Test phone", &sub.json, &PhoneKey::generate());
+    assert_eq!(r.status, 200, "{}", r.body);
+    // One request after the other, each pushed well before the poll would have looked.
+    for (n, svc) in ["sshd", "sudo", "login"].into_iter().enumerate() {
+        let (id, _) = start_request(&site, &user, svc, "192.0.2.7");
+        let got = service.wait_for(&sub.client_hash, n + 1, Duration::from_secs(20));
+        assert_eq!(got.len(), n + 1, "request {id} ({svc}) not pushed: {got:?}");
+        let p: serde_json::Value = serde_json::from_str(&got[n]).unwrap();
+        assert_eq!(p["id"], id.as_str());
+    }
+}

@@ -36,6 +36,13 @@ pub(super) fn push(cfg: &Config, v: &mut Problems<'_>) {
             ),
         );
     }
+    if !(1..=60).contains(&p.outbox_poll.as_secs()) {
+        v.bad(
+            at("outbox_poll"),
+            "must be between 1s and 1m: it is how late a request whose wake-up was lost is pushed"
+                .into(),
+        );
+    }
     if p.vapid_key_file.as_os_str().is_empty() {
         v.bad(at("vapid_key_file"), "must not be empty".into());
     }
@@ -152,6 +159,7 @@ mod tests {
         assert_eq!(c.push.fraud_block.as_secs(), 3600);
         assert_eq!((c.push.rate.count, c.push.rate.per.as_secs()), (5, 600));
         assert_eq!(c.push.vapid_key_file, Path::new("/etc/mfa/vapid.key"));
+        assert_eq!(c.push.outbox_poll.as_secs(), 1);
         assert_eq!(c.push_default().mode, PushMode::Off);
         let c = parse_str(
             r#"
@@ -164,6 +172,7 @@ rate = "3/5m"
 vapid_key_file = "keys/vapid.pem"
 subscriber = "mailto:it@example.com"
 services = ["fcm.googleapis.com", "http://localhost:8123"]
+outbox_poll = "30s"
 [[radius.clients]]
 name = "rdgw"
 address = "192.0.2.10"
@@ -185,6 +194,7 @@ push = "off"
         .unwrap();
         assert_eq!(c.push.vapid_key_file, Path::new("/etc/mfa/keys/vapid.pem"));
         assert_eq!(c.push.subscriber_or(&c), Some("mailto:it@example.com"));
+        assert_eq!(c.push.outbox_poll.as_secs(), 30);
         let get = |n: &str| c.push_for_client_named(n);
         assert_eq!(get("rdgw").mode, PushMode::Only);
         assert!(!get("rdgw").number_matching);
@@ -203,6 +213,7 @@ enabled = true
 timeout = "5s"
 fraud_block = "0s"
 rate = "0/10s"
+outbox_poll = "2m"
 subscriber = "it@example.com"
 services = ["https://fcm.googleapis.com", "bad host", "fcm.googleapis.com", "fcm.googleapis.com"]
 "#,
@@ -215,6 +226,7 @@ services = ["https://fcm.googleapis.com", "bad host", "fcm.googleapis.com", "fcm
                 "push.fraud_block",
                 "push.rate",
                 "push.rate",
+                "push.outbox_poll",
                 "push.subscriber",
                 "push.services[0]",
                 "push.services[1]",

@@ -504,9 +504,14 @@ impl Push<'_> {
         let window = cfg.push.rate.per.secs_i64();
         let mut logged = Vec::new();
         let mut refusal = None;
-        self.core.store.transact_push(&req.user, &mut |slot, tx| {
+        // A written request consumes nothing (ARCHITECTURE.md, *Durability*): lost in a
+        // crash, the user is not asked and the login is denied. Its commit waits for no disk.
+        let written = std::cell::Cell::new(false);
+        let mut body = |slot: &mut Option<mfa_model::UserRecord>,
+                        tx: &mut dyn crate::store::PushTx| {
             logged.clear();
             refusal = None;
+            written.set(false);
             let d = decide(
                 &Facts {
                     user: &req.user,
@@ -563,6 +568,7 @@ impl Push<'_> {
             }
             tx.forget_requests(now.saturating_sub(KEEP_REQUESTS_SECS))?;
             tx.insert_request(&request)?;
+            written.set(true);
             let mut ev = self.request_event(now, &request, ReasonCode::PushSent);
             ev.detail = Some(format!(
                 "{}{}",
@@ -575,7 +581,10 @@ impl Push<'_> {
             ));
             logged.push(ev);
             Ok(logged.clone())
-        })?;
+        };
+        self.core
+            .store
+            .transact_push_light(&req.user, &mut body, true, &|| written.get())?;
         self.after_commit(&logged);
         match refusal {
             Some(r) => no(r),
@@ -664,13 +673,25 @@ impl Push<'_> {
         let block_for = self.core.config.push.fraud_block.secs_i64();
         let mut logged = Vec::new();
         let mut out = None;
-        self.core.store.transact_push(&user, &mut |_, tx| {
+        // An approval consumes nothing: the login that uses it up is durable before its reply,
+        // and that commit makes every earlier one durable with it (one log on both engines);
+        // an approval lost before it fails closed. A denial, a wrong number and "This wasn't
+        // me" stay durable: lost, the request would be open again (another guess at the
+        // number) or the block gone (ARCHITECTURE.md, *Durability*).
+        let expect_light = match decision {
+            PushDecision::Approve { number } => number_matches(request.number, number),
+            PushDecision::Deny | PushDecision::Fraud => false,
+        };
+        let approved = std::cell::Cell::new(false);
+        let mut body = |_: &mut Option<mfa_model::UserRecord>,
+                        tx: &mut dyn crate::store::PushTx| {
             logged.clear();
+            approved.set(false);
             let Some(mut r) = tx.request(id)?.filter(|r| r.user == user) else {
                 return refused(Refusal::PushDecision(DecisionRefusal::UnknownRequest));
             };
             // Still registered, with the key the signature was checked against.
-            let Some(mut d) = tx
+            let Some(d) = tx
                 .devices()?
                 .into_iter()
                 .find(|d| d.id == *device && d.public_key == dev.public_key)
@@ -684,12 +705,7 @@ impl Push<'_> {
             }
             let (state, wrong_number) = match decision {
                 PushDecision::Approve { number } => {
-                    let right = match (r.number, number) {
-                        (Some(want), Some(got)) => bool::from([want].ct_eq(&[got])),
-                        (None, None) => true,
-                        _ => false,
-                    };
-                    if right {
+                    if number_matches(r.number, number) {
                         (PushState::Approved, false)
                     } else {
                         (PushState::Denied, true)
@@ -702,8 +718,11 @@ impl Push<'_> {
             r.decided = Some(now);
             r.device = Some(*device);
             tx.update_request(&r)?;
-            d.last_used = Some(now);
-            tx.put_device(&d)?;
+            if !tx.touch_device(&d.id, now)? {
+                return Err(StoreError::Aborted(Abort::Bug(
+                    "a device read in this transaction is gone",
+                )));
+            }
             let reason = match state {
                 PushState::Approved => ReasonCode::PushApproved,
                 PushState::Fraud => ReasonCode::PushFraud,
@@ -724,12 +743,16 @@ impl Push<'_> {
             }
             ev.detail = Some(detail);
             logged.push(ev);
+            approved.set(state == PushState::Approved);
             out = Some(Decided {
                 state,
                 wrong_number,
             });
             Ok(logged.clone())
-        })?;
+        };
+        self.core
+            .store
+            .transact_push_light(&user, &mut body, expect_light, &|| approved.get())?;
         self.after_commit(&logged);
         let decided = out.ok_or(CoreError::Bug("a decision committed without its outcome"))?;
         if decided.state == PushState::Fraud {
@@ -752,8 +775,11 @@ impl Push<'_> {
     }
 
     /// Returns once a new request may be in the outbox (PostgreSQL: announced by the node
-    /// that wrote it; SQLite: after a short poll), or after about `timeout`. Read
-    /// [`Push::outbox`] after it, whatever woke it.
+    /// that wrote it; SQLite: announced on the wake-up socket beside the store, which the
+    /// first call binds, returning at once; where it cannot, after a short poll), or after
+    /// about `timeout` (`[push] outbox_poll`: the fallback for a lost wake-up). Read
+    /// [`Push::outbox`] after it, whatever woke it. Only the one sender (the portal) calls
+    /// it: on SQLite, it takes the socket.
     pub fn wait_for_requests(&self, timeout: Duration) -> Result<(), CoreError> {
         Ok(self.core.store.wait_for_push(timeout)?)
     }
@@ -833,7 +859,11 @@ impl Push<'_> {
         let user = request.user.clone();
         let mut logged = Vec::new();
         let mut state = None;
-        self.core.store.transact_push(&user, &mut |_, tx| {
+        // A delivery report consumes nothing: lost in a crash, a sent request reads unsent
+        // (delivered again, or it expires), an undeliverable one pending (it expires, the
+        // login denied either way), a gone phone registered (the next push finds it gone).
+        let mut body = |_: &mut Option<mfa_model::UserRecord>,
+                        tx: &mut dyn crate::store::PushTx| {
             logged.clear();
             let Some(mut r) = tx.request(id)?.filter(|r| r.user == user) else {
                 state = None;
@@ -880,9 +910,22 @@ impl Push<'_> {
             }
             state = Some(r.state_at(now));
             Ok(logged.clone())
-        })?;
+        };
+        self.core
+            .store
+            .transact_push_light(&user, &mut body, true, &|| true)?;
         self.after_commit(&logged);
         Ok(state)
+    }
+}
+
+/// Whether an approval's number is the request's (none where none was asked), in constant
+/// time.
+fn number_matches(want: Option<u8>, got: Option<u8>) -> bool {
+    match (want, got) {
+        (Some(want), Some(got)) => bool::from([want].ct_eq(&[got])),
+        (None, None) => true,
+        _ => false,
     }
 }
 

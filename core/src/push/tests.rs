@@ -1125,3 +1125,76 @@ fn a_push_rule_takes_only_an_approved_push() {
         Reason::ValidCode
     );
 }
+
+/// Issue 25 (ARCHITECTURE.md, *Durability*, *Push approval*): a written request, a delivery
+/// report and an approval with the right number commit without waiting for the disk; a
+/// denial, a wrong number, "This wasn't me" and the login that uses an approval up are
+/// durable before they return.
+#[test]
+fn only_a_denial_a_wrong_number_fraud_and_the_login_wait_for_the_disk() {
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default();
+    cfg.store.path = dir.path().join("mfa.db");
+    cfg.audit.syslog = false;
+    cfg.push.enabled = true;
+    cfg.push.subscriber = Some("mailto:it@example.com".into());
+    let sqlite = mfa_store_sqlite::SqliteStore::open(
+        &cfg.store.path,
+        OpenMode::Create,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let store = mfa_store::testing::Delegate::new(Box::new(sqlite))
+        .with_push_commit_hook(Box::new(move |durable| seen.lock().unwrap().push(durable)));
+    let core = Core::open(Arc::new(cfg), Box::new(store), OpenMode::Create, "test").unwrap();
+    let f = Fx {
+        _dir: dir,
+        core,
+        secret: TotpSecret::generate().unwrap(),
+    };
+    let (phone, dev) = f.user_with_phone("amy");
+    let take = || std::mem::take(&mut *log.lock().unwrap());
+    assert_eq!(take(), [true], "a phone's registration stays durable");
+    let r = req("amy", "192.0.2.7", NOW);
+    let s = f.start(&r, true).unwrap();
+    assert_eq!(take(), [false], "the request");
+    let state = f
+        .push()
+        .delivered(&s.id, &[(dev.id, Delivery::Sent)], NOW)
+        .unwrap();
+    assert_eq!(state, Some(PushState::Pending));
+    assert_eq!(take(), [false], "the delivery report");
+    let ok = PushDecision::Approve { number: s.number };
+    let d = f.decide(&phone, &s.id, &dev.id, ok, NOW + 1).unwrap();
+    assert_eq!(d.state, PushState::Approved);
+    assert_eq!(take(), [false], "the approval");
+    let login = f.core.login().verify_push(&r, &s.id).unwrap();
+    assert!(login.is_allowed(), "{login:?}");
+    assert_eq!(take(), [true], "the login using the approval up");
+
+    // The approval's number is filled in as a wrong one for each request below.
+    for (i, decision) in [
+        PushDecision::Deny,
+        PushDecision::Approve { number: None },
+        PushDecision::Fraud,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = req("amy", "192.0.2.7", NOW + 10 + i as i64);
+        let s = f.start(&r, true).unwrap();
+        let decision = match decision {
+            PushDecision::Approve { .. } => PushDecision::Approve {
+                number: s.number.map(|n| if n == 99 { 10 } else { n + 1 }),
+            },
+            d => d,
+        };
+        take();
+        let d = f.decide(&phone, &s.id, &dev.id, decision, r.now).unwrap();
+        assert_ne!(d.state, PushState::Approved);
+        assert_eq!(take(), [true], "{decision:?}");
+    }
+}

@@ -15,7 +15,10 @@
 //!    used up).
 //!
 //! Prints approvals/s for the whole and the p50 and p99 of each step. The phone's signing is
-//! not timed (it happens on the phone). See bench/push/approvals.sh and docs/BENCHMARKS.md.
+//! not timed (it happens on the phone). `run FIRST COUNT THREADS` splits the users among
+//! THREADS threads of one process, each with its own connection, as a server sees many
+//! phones at once (each thread delivers whatever it takes from the outbox, as a portal
+//! does); the line then ends in `threads=THREADS`. See bench/push/approvals.sh and docs/BENCHMARKS.md.
 #![forbid(unsafe_code)]
 
 use std::net::Ipv4Addr;
@@ -71,11 +74,88 @@ fn pct(v: &mut [f64]) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
+/// What one thread measured (microseconds), and the time it spent signing (untimed).
+#[derive(Default)]
+struct Timings {
+    start: Vec<f64>,
+    deliver: Vec<f64>,
+    decide: Vec<f64>,
+    login: Vec<f64>,
+    all: Vec<f64>,
+    untimed: Duration,
+}
+
+/// One approval after the other for `phones`. `shared`: other threads read the outbox too,
+/// so this one delivers whatever it took (a portal does), and its own request may have been
+/// delivered by another: each request is still delivered once.
+fn approve(core: &Core, phones: &[(UserName, PhoneKey, DeviceId)], shared: bool) -> Timings {
+    let push = core.push("bench-approvals");
+    let mut t_ = Timings::default();
+    let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
+    let mut beat = Instant::now();
+    for (user, phone, device) in phones {
+        if beat.elapsed() >= Duration::from_secs(5) {
+            ok(push.heartbeat(now()));
+            beat = Instant::now();
+        }
+        let t0 = Instant::now();
+        let req = request(user);
+        let s = ok(push.start(&req, true));
+        t_.start.push(us(t0));
+
+        let t = Instant::now();
+        let out = ok(push.outbox(now(), 16));
+        if !shared && !out.iter().any(|o| o.request == s.id) {
+            fail("the request is not in the outbox");
+        }
+        for o in &out {
+            let report: Vec<_> = o
+                .targets
+                .iter()
+                .map(|t| (t.device, Delivery::Sent))
+                .collect();
+            ok(push.delivered(&o.request, &report, now()));
+        }
+        t_.deliver.push(us(t));
+
+        let sign = Instant::now();
+        let d = PushDecision::Approve { number: s.number };
+        let sig = phone.sign(&decision_message(&s.id, device, d));
+        let signing = sign.elapsed();
+        t_.untimed += signing;
+
+        let t = Instant::now();
+        let decided = ok(push.decide(&s.id, device, d, &sig, now()));
+        t_.decide.push(us(t));
+        if decided.state != PushState::Approved {
+            fail(&format!("not approved: {decided:?}"));
+        }
+
+        let t = Instant::now();
+        let mut login = req.clone();
+        login.now = now();
+        let d = ok(core.login().verify_push(&login, &s.id));
+        t_.login.push(us(t));
+        if !d.is_allowed() {
+            fail(&format!("the login was refused: {d:?}"));
+        }
+        t_.all.push(us(t0) - signing.as_secs_f64() * 1e6);
+    }
+    t_
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, config, mode, first, count] = args.as_slice() else {
-        fail("usage: bench-approvals CONFIG setup|run FIRST COUNT")
+    let (config, mode, first, count, threads) = match args.as_slice() {
+        [_, config, mode, first, count] => (config, mode, first, count, "1"),
+        [_, config, mode, first, count, threads] => (config, mode, first, count, threads.as_str()),
+        _ => fail("usage: bench-approvals CONFIG setup|run FIRST COUNT [THREADS]"),
     };
+    let threads: usize = threads
+        .parse()
+        .ok()
+        .filter(|&t| t >= 1)
+        .unwrap_or_else(|| fail("THREADS is not a number of at least 1"));
     let first: usize = first
         .parse()
         .unwrap_or_else(|_| fail("FIRST is not a number"));
@@ -131,74 +211,45 @@ fn main() {
                 phones.push((user, phone, dev.id));
             }
             ok(push.heartbeat(now()));
-            let mut beat = Instant::now();
-            let (mut t_start, mut t_deliver, mut t_decide, mut t_login, mut t_all) = (
-                Vec::with_capacity(count),
-                Vec::with_capacity(count),
-                Vec::with_capacity(count),
-                Vec::with_capacity(count),
-                Vec::with_capacity(count),
-            );
-            let us = |t: Instant| t.elapsed().as_secs_f64() * 1e6;
-            let mut untimed = Duration::ZERO;
             let started = Instant::now();
-            for (user, phone, device) in &phones {
-                if beat.elapsed() >= Duration::from_secs(5) {
-                    ok(push.heartbeat(now()));
-                    beat = Instant::now();
-                }
-                let t0 = Instant::now();
-                let req = request(user);
-                let s = ok(push.start(&req, true));
-                t_start.push(us(t0));
-
-                let t = Instant::now();
-                let out = ok(push.outbox(now(), 16));
-                let o = out
-                    .iter()
-                    .find(|o| o.request == s.id)
-                    .unwrap_or_else(|| fail("the request is not in the outbox"));
-                let report: Vec<_> = o
-                    .targets
-                    .iter()
-                    .map(|t| (t.device, Delivery::Sent))
+            let chunk = phones.len().div_ceil(threads).max(1);
+            let parts: Vec<Timings> = std::thread::scope(|s| {
+                let core = &core;
+                let handles: Vec<_> = phones
+                    .chunks(chunk)
+                    .map(|part| s.spawn(move || approve(core, part, threads > 1)))
                     .collect();
-                ok(push.delivered(&s.id, &report, now()));
-                t_deliver.push(us(t));
-
-                let sign = Instant::now();
-                let d = PushDecision::Approve { number: s.number };
-                let sig = phone.sign(&decision_message(&s.id, device, d));
-                let signing = sign.elapsed();
-                untimed += signing;
-
-                let t = Instant::now();
-                let decided = ok(push.decide(&s.id, device, d, &sig, now()));
-                t_decide.push(us(t));
-                if decided.state != PushState::Approved {
-                    fail(&format!("not approved: {decided:?}"));
-                }
-
-                let t = Instant::now();
-                let mut login = req.clone();
-                login.now = now();
-                let d = ok(core.login().verify_push(&login, &s.id));
-                t_login.push(us(t));
-                if !d.is_allowed() {
-                    fail(&format!("the login was refused: {d:?}"));
-                }
-                t_all.push(us(t0) - signing.as_secs_f64() * 1e6);
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| fail("a thread panicked")))
+                    .collect()
+            });
+            let mut all = Timings::default();
+            let mut untimed = Duration::ZERO;
+            for t in parts {
+                all.start.extend(t.start);
+                all.deliver.extend(t.deliver);
+                all.decide.extend(t.decide);
+                all.login.extend(t.login);
+                all.all.extend(t.all);
+                // Each thread's signing overlapped the others' work: take the longest.
+                untimed = untimed.max(t.untimed);
             }
             let secs = (started.elapsed() - untimed).as_secs_f64();
-            let (a50, a99) = pct(&mut t_all);
-            let (s50, s99) = pct(&mut t_start);
-            let (d50, d99) = pct(&mut t_deliver);
-            let (c50, c99) = pct(&mut t_decide);
-            let (l50, l99) = pct(&mut t_login);
+            let (a50, a99) = pct(&mut all.all);
+            let (s50, s99) = pct(&mut all.start);
+            let (d50, d99) = pct(&mut all.deliver);
+            let (c50, c99) = pct(&mut all.decide);
+            let (l50, l99) = pct(&mut all.login);
+            let threads_note = if threads > 1 {
+                format!(" threads={threads}")
+            } else {
+                String::new()
+            };
             println!(
                 "approvals={count} seconds={secs:.3} per_second={:.0} all_p50_us={a50:.0} all_p99_us={a99:.0} \
                  start_p50_us={s50:.0} start_p99_us={s99:.0} deliver_p50_us={d50:.0} deliver_p99_us={d99:.0} \
-                 decide_p50_us={c50:.0} decide_p99_us={c99:.0} login_p50_us={l50:.0} login_p99_us={l99:.0}",
+                 decide_p50_us={c50:.0} decide_p99_us={c99:.0} login_p50_us={l50:.0} login_p99_us={l99:.0}{threads_note}",
                 count as f64 / secs
             );
         }

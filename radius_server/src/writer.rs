@@ -36,12 +36,6 @@ const MAX_BATCH: usize = 256;
 pub const MAX_UNSYNCED: usize = 1024;
 /// A housekeeping pass at least this often when no commit prompts one.
 const HOUSEKEEPING_IDLE: Duration = Duration::from_secs(1);
-/// A housekeeping pass at most this often under load. Every sync used to prompt one: a
-/// SQLite checkpoint after each fdatasync, hundreds a second, each syncing the WAL and the
-/// database again and copying pages (a user's row, an index page, the audit tail) that the
-/// next batches change again. Spaced out, one copy of such a page serves many commits, and
-/// the database file sees a few fsyncs a second instead of one per sync (issue 25).
-const HOUSEKEEPING_GAP: Duration = Duration::from_millis(100);
 
 type CallFn = Box<dyn FnOnce(&Core) + Send>;
 
@@ -336,18 +330,11 @@ fn housekeeping_loop(core: &Core, poke: &Receiver<()>, catch_up: &AtomicBool) {
     let Some(gc) = core.durability() else {
         return;
     };
-    let mut last = Instant::now();
     loop {
         match poke.recv_timeout(HOUSEKEEPING_IDLE) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        // Pokes meanwhile wait in the channel (one at most): the sync thread never blocks.
-        if let Some(wait) = HOUSEKEEPING_GAP.checked_sub(last.elapsed()) {
-            std::thread::sleep(wait);
-        }
-        let _ = poke.try_recv();
-        last = Instant::now();
         match gc.housekeeping() {
             Ok(true) => catch_up.store(true, Ordering::Release),
             Ok(false) => {}

@@ -12,16 +12,8 @@ use crate::conn::SqliteStore;
 use crate::error::{db, io_error};
 use crate::tx::transact_on;
 
-/// WAL size (4 KiB pages, 64 MiB) past which the daemon's writer lets the log start over.
-///
-/// Letting it start over costs the writer thread a checkpoint of its own between two
-/// batches (the frames the background pass has not copied yet, and two fsyncs: the WAL's and
-/// the database's), during which no batch commits. At 4,096 frames a loaded daemon did that
-/// several times a second, each 5 to 15 ms on this project's benchmark disk: about 1 to 2%
-/// of the time with every reply waiting, i.e. the soak's p99 (issue 25). A longer log costs
-/// disk space only: readers search just the frames not yet copied back, which the background
-/// pass keeps few.
-pub(crate) const RESTART_FRAMES: u64 = 16384;
+/// WAL size (4 KiB pages) past which the daemon's writer lets the log start over.
+pub(crate) const RESTART_FRAMES: u64 = 4096;
 
 impl GroupCommit for SqliteStore {
     fn transact_deferred(&self, names: &[&UserName], f: &mut TxFn<'_>) -> Result<(), StoreError> {

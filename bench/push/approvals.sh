@@ -58,8 +58,8 @@ CFG
   echo "$engine, 1 process:"
   $B "$C" run 0 "$N"
   echo "$engine, 2 processes:"
-  $B "$C" run "$N" "$N" & p1=$!
-  $B "$C" run $((2 * N)) "$N" & p2=$!
+  $B "$C" run-shared "$N" "$N" & p1=$!
+  $B "$C" run-shared $((2 * N)) "$N" & p2=$!
   wait $p1 $p2
   echo "$engine, 1 process, $T threads:"
   $B "$C" run $((3 * N)) "$N" "$T"

@@ -18,7 +18,8 @@
 //! not timed (it happens on the phone). `run FIRST COUNT THREADS` splits the users among
 //! THREADS threads of one process, each with its own connection, as a server sees many
 //! phones at once (each thread delivers whatever it takes from the outbox, as a portal
-//! does); the line then ends in `threads=THREADS`. See bench/push/approvals.sh and docs/BENCHMARKS.md.
+//! does); the line then ends in `threads=THREADS`. `run-shared` is `run` beside another
+//! process on the same store, which may take this one's requests from the outbox. See bench/push/approvals.sh and docs/BENCHMARKS.md.
 #![forbid(unsafe_code)]
 
 use std::net::Ipv4Addr;
@@ -149,7 +150,7 @@ fn main() {
     let (config, mode, first, count, threads) = match args.as_slice() {
         [_, config, mode, first, count] => (config, mode, first, count, "1"),
         [_, config, mode, first, count, threads] => (config, mode, first, count, threads.as_str()),
-        _ => fail("usage: bench-approvals CONFIG setup|run FIRST COUNT [THREADS]"),
+        _ => fail("usage: bench-approvals CONFIG setup|run|run-shared FIRST COUNT [THREADS]"),
     };
     let threads: usize = threads
         .parse()
@@ -186,7 +187,10 @@ fn main() {
                 ok(core.admin("bench-approvals").import(chunk, true, now()));
             }
         }
-        "run" => {
+        // `run-shared`: another process reads the same outbox (the script's two processes
+        // on one store), so a request may be taken by the other one, as with threads.
+        "run" | "run-shared" => {
+            let shared = threads > 1 || mode == "run-shared";
             let push = core.push("bench-approvals");
             // The phones, registered as My account does (not timed).
             let mut phones: Vec<(UserName, PhoneKey, DeviceId)> = Vec::with_capacity(count);
@@ -217,7 +221,7 @@ fn main() {
                 let core = &core;
                 let handles: Vec<_> = phones
                     .chunks(chunk)
-                    .map(|part| s.spawn(move || approve(core, part, threads > 1)))
+                    .map(|part| s.spawn(move || approve(core, part, shared)))
                     .collect();
                 handles
                     .into_iter()
@@ -253,6 +257,6 @@ fn main() {
                 count as f64 / secs
             );
         }
-        _ => fail("mode is setup or run"),
+        _ => fail("mode is setup, run or run-shared"),
     }
 }

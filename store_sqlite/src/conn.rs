@@ -202,15 +202,20 @@ impl SqliteStore {
         Ok(conn)
     }
 
+    /// An idle connection of the pool, or a new one.
+    pub(crate) fn take_conn(&self) -> Result<Connection, StoreError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        }
+    }
+
     pub(crate) fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
-        };
+        let mut conn = self.take_conn()?;
         let out = f(&mut conn);
         self.put_back(conn);
         out

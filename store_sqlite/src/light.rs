@@ -6,32 +6,39 @@
 
 use mfa_model::UserName;
 use mfa_store::{GroupCommit, LockOrder, StoreError, TxFn};
+use rusqlite::Connection;
 
 use crate::conn::SqliteStore;
 use crate::error::db;
 use crate::tx::transact_on;
 
 impl SqliteStore {
+    /// Runs `f` on a pooled connection switched to `synchronous=NORMAL` for it: its commits
+    /// write the WAL and wait for no fsync (the light logins here, push approval's light
+    /// writes in `push.rs`).
+    pub(crate) fn relaxed_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.take_conn()?;
+        // A connection that fails to switch either way is dropped, never pooled: the next
+        // caller must get `synchronous=FULL`.
+        conn.execute_batch("PRAGMA synchronous=NORMAL")
+            .map_err(db)?;
+        let out = f(&mut conn);
+        if conn.execute_batch("PRAGMA synchronous=FULL").is_ok() {
+            self.put_back(conn);
+        }
+        out
+    }
+
     pub(crate) fn transact_light_sorted(
         &self,
         names: &[&UserName],
         f: &mut TxFn<'_>,
         light: &dyn Fn() -> bool,
     ) -> Result<(), StoreError> {
-        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
-        };
-        // A connection that fails to switch either way is dropped, never pooled: the next
-        // caller must get `synchronous=FULL`.
-        conn.execute_batch("PRAGMA synchronous=NORMAL")
-            .map_err(db)?;
-        let out = transact_on(&mut conn, names, None, f);
-        if conn.execute_batch("PRAGMA synchronous=FULL").is_ok() {
-            self.put_back(conn);
-        }
-        out?;
+        self.relaxed_conn(|conn| transact_on(conn, names, None, f))?;
         if light() {
             self.relaxed
                 .store(true, std::sync::atomic::Ordering::Release);

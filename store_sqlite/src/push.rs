@@ -394,30 +394,6 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// Runs `f` on a pooled connection switched to `synchronous=NORMAL` for it: its commits
-    /// write the WAL and wait for no fsync.
-    pub(crate) fn relaxed_conn<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
-        };
-        // A connection that fails to switch back is dropped, never pooled: the next caller
-        // must get `synchronous=FULL`.
-        conn.execute_batch("PRAGMA synchronous=NORMAL")
-            .map_err(db)?;
-        let out = f(&mut conn);
-        if conn.execute_batch("PRAGMA synchronous=FULL").is_ok() {
-            self.put_back(conn);
-        }
-        out
-    }
-}
-
 /// A [`PushTx`] that notes whether a request was written, for the wake-up after the commit.
 struct Noting<'a, 'b> {
     inner: &'a mut dyn PushTx,

@@ -189,7 +189,9 @@ mod tests {
     use std::os::unix::net::UnixDatagram;
     use std::time::{Duration, Instant};
 
-    use mfa_model::{Algorithm, PushId, PushRequest, PushState, TotpParams, UserName, UserRecord};
+    use mfa_model::{UserName, UserRecord};
+    use mfa_store::conformance::push::request;
+    use mfa_store::conformance::{params, put};
     use mfa_store::{OpenMode, Store};
 
     use super::socket_path;
@@ -197,37 +199,6 @@ mod tests {
 
     fn open(path: &std::path::Path) -> SqliteStore {
         SqliteStore::open(path, OpenMode::Create, Duration::from_secs(5)).unwrap()
-    }
-
-    fn request(user: &UserName, i: u8) -> PushRequest {
-        PushRequest {
-            id: PushId([i; 16]),
-            user: user.clone(),
-            service: format!("sshd{i}"),
-            client_ip: None,
-            created: 1,
-            expires: i64::MAX / 2,
-            number: Some(42),
-            state: PushState::Pending,
-            decided: None,
-            device: None,
-            sent: None,
-            delivery_error: None,
-            used: None,
-        }
-    }
-
-    fn enrol(s: &SqliteStore, user: &UserName) {
-        let p = TotpParams {
-            algorithm: Algorithm::SHA1,
-            digits: 6,
-            period: 30,
-        };
-        s.transact(&[user], &mut |recs| {
-            recs[0] = Some(UserRecord::new(user, p, 1));
-            Ok(vec![])
-        })
-        .unwrap();
     }
 
     /// Waits on `portal` in a thread; returns how long it waited.
@@ -249,7 +220,7 @@ mod tests {
         let portal = std::sync::Arc::new(open(&path));
         let writer = open(&path);
         let alice = UserName::parse("alice").unwrap();
-        enrol(&writer, &alice);
+        put(&writer, &UserRecord::new(&alice, params(), 1), vec![]);
         // The first wait binds the socket and returns, for one read of the outbox.
         portal.wait_for_push(Duration::from_secs(60)).unwrap();
         let sock = socket_path(&path);
@@ -259,7 +230,7 @@ mod tests {
         for (i, light) in [(1u8, false), (2, true)] {
             let w = waiting(portal.clone());
             std::thread::sleep(Duration::from_millis(100));
-            let r = request(&alice, i);
+            let r = request(&alice, i, &format!("sshd{i}"), 1);
             let f = &mut |_: &mut Option<UserRecord>, tx: &mut dyn mfa_store::PushTx| {
                 tx.insert_request(&r)?;
                 Ok(vec![])

@@ -32,21 +32,33 @@ impl SqliteStore {
         out
     }
 
+    /// Runs `f`, a write transaction, on a [`Self::relaxed_conn`]; after its commit, where
+    /// `light()` says it consumed nothing, the commit waits for no fsync; where the caller
+    /// guessed wrong (the locked rows decided otherwise), the WAL is synced before this
+    /// returns. The light logins here and push approval's light writes (`push.rs`).
+    pub(crate) fn relaxed_commit<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+        light: &dyn Fn() -> bool,
+    ) -> Result<T, StoreError> {
+        let out = self.relaxed_conn(f)?;
+        if light() {
+            self.relaxed
+                .store(true, std::sync::atomic::Ordering::Release);
+        } else {
+            self.sync()?;
+        }
+        Ok(out)
+    }
+
     pub(crate) fn transact_light_sorted(
         &self,
         names: &[&UserName],
         f: &mut TxFn<'_>,
         light: &dyn Fn() -> bool,
     ) -> Result<(), StoreError> {
-        self.relaxed_conn(|conn| transact_on(conn, names, None, f))?;
-        if light() {
-            self.relaxed
-                .store(true, std::sync::atomic::Ordering::Release);
-            Ok(())
-        } else {
-            // Guessed wrong (the record changed between the read and the lock): durable now.
-            self.sync()
-        }
+        self.relaxed_commit(|conn| transact_on(conn, names, None, f), light)
+            .map(drop)
     }
 
     pub(crate) fn transact_light_any(

@@ -3,9 +3,9 @@
 
 use std::cell::Cell;
 
-use mfa_model::{DeviceId, PushDevice, PushId, PushRequest, UserName, UserRecord};
+use mfa_model::{DeviceId, PushDevice, PushId, PushRequest, UserName};
 use mfa_store::rows::{self, PushDeviceRow, PushRequestRow};
-use mfa_store::{Abort, GroupCommit, PushFn, PushTx, StoreError};
+use mfa_store::{Abort, PushFn, PushTx, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::conn::SqliteStore;
@@ -225,6 +225,8 @@ pub(crate) fn write_device(c: &Connection, r: &PushDeviceRow) -> Result<(), Stor
 pub(crate) struct SqlitePushTx<'c> {
     pub(crate) tx: &'c Connection,
     pub(crate) user: &'c UserName,
+    /// Set once a request is inserted: the commit announces it (`wake.rs`).
+    pub(crate) inserted: &'c Cell<bool>,
 }
 
 impl SqlitePushTx<'_> {
@@ -259,6 +261,7 @@ impl PushTx for SqlitePushTx<'_> {
             .map_err(db)?
             .execute(request_params(&w))
             .map_err(db)?;
+        self.inserted.set(true);
         Ok(())
     }
 
@@ -363,77 +366,20 @@ impl SqliteStore {
         light: Option<&dyn Fn() -> bool>,
     ) -> Result<(), StoreError> {
         let inserted = Cell::new(false);
-        let mut noting = |slot: &mut Option<UserRecord>, tx: &mut dyn PushTx| {
-            inserted.set(false);
-            f(
-                slot,
-                &mut Noting {
-                    inner: tx,
-                    inserted: &inserted,
-                },
-            )
-        };
         match light {
             None => {
-                self.with_conn(|c| transact_body(c, &[user], None, Body::Push(&mut noting)))?;
+                self.with_conn(|c| transact_body(c, &[user], None, Body::Push(f, &inserted)))?;
             }
             Some(light) => {
-                self.relaxed_conn(|c| transact_body(c, &[user], None, Body::Push(&mut noting)))?;
-                if light() {
-                    self.relaxed
-                        .store(true, std::sync::atomic::Ordering::Release);
-                } else {
-                    self.sync()?;
-                }
+                self.relaxed_commit(
+                    |c| transact_body(c, &[user], None, Body::Push(f, &inserted)),
+                    light,
+                )?;
             }
         };
         if inserted.get() {
             self.wake.announce();
         }
         Ok(())
-    }
-}
-
-/// A [`PushTx`] that notes whether a request was written, for the wake-up after the commit.
-struct Noting<'a, 'b> {
-    inner: &'a mut dyn PushTx,
-    inserted: &'b Cell<bool>,
-}
-
-impl PushTx for Noting<'_, '_> {
-    fn request(&mut self, id: &PushId) -> Result<Option<PushRequest>, StoreError> {
-        self.inner.request(id)
-    }
-    fn requests(&mut self, since: i64) -> Result<Vec<PushRequest>, StoreError> {
-        self.inner.requests(since)
-    }
-    fn insert_request(&mut self, r: &PushRequest) -> Result<(), StoreError> {
-        self.inner.insert_request(r)?;
-        self.inserted.set(true);
-        Ok(())
-    }
-    fn update_request(&mut self, r: &PushRequest) -> Result<(), StoreError> {
-        self.inner.update_request(r)
-    }
-    fn forget_requests(&mut self, before: i64) -> Result<usize, StoreError> {
-        self.inner.forget_requests(before)
-    }
-    fn devices(&mut self) -> Result<Vec<PushDevice>, StoreError> {
-        self.inner.devices()
-    }
-    fn put_device(&mut self, d: &PushDevice) -> Result<(), StoreError> {
-        self.inner.put_device(d)
-    }
-    fn touch_device(&mut self, id: &DeviceId, at: i64) -> Result<bool, StoreError> {
-        self.inner.touch_device(id, at)
-    }
-    fn remove_device(&mut self, id: &DeviceId) -> Result<bool, StoreError> {
-        self.inner.remove_device(id)
-    }
-    fn block(&mut self) -> Result<Option<i64>, StoreError> {
-        self.inner.block()
-    }
-    fn set_block(&mut self, until: Option<i64>) -> Result<(), StoreError> {
-        self.inner.set_block(until)
     }
 }

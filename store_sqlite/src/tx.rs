@@ -1,6 +1,8 @@
 //! Write transactions: the users' rows locked (`BEGIN IMMEDIATE`), the function run, its
 //! events appended, the store key checked against every seed written.
 
+use std::cell::Cell;
+
 use mfa_model::{AuditEvent, KEY_ID_BYTES, KeyId, SealedSecret, UserName, UserRecord};
 use mfa_store::{Abort, PushFn, StoreError, TxFn, rows};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -70,10 +72,11 @@ pub(crate) fn transact_on(
 }
 
 /// What a write transaction runs over the loaded records: a [`TxFn`], or a [`PushFn`] over
-/// the one user's record and push rows.
+/// the one user's record and push rows, with the flag its [`SqlitePushTx`] sets where it
+/// inserted a request (for the wake-up after the commit, `wake.rs`).
 pub(crate) enum Body<'a, 'b> {
     Records(&'a mut TxFn<'b>),
-    Push(&'a mut PushFn<'b>),
+    Push(&'a mut PushFn<'b>, &'a Cell<bool>),
 }
 
 /// [`transact_on`] for either kind of [`Body`].
@@ -98,8 +101,18 @@ pub(crate) fn transact_body(
     let mut records = before.clone();
     let events = match body {
         Body::Records(f) => f(&mut records).map_err(StoreError::Aborted)?,
-        Body::Push(f) => match (names, records.as_mut_slice()) {
-            ([user], [slot]) => f(slot, &mut SqlitePushTx { tx: &tx, user })?,
+        Body::Push(f, inserted) => match (names, records.as_mut_slice()) {
+            ([user], [slot]) => {
+                inserted.set(false);
+                f(
+                    slot,
+                    &mut SqlitePushTx {
+                        tx: &tx,
+                        user,
+                        inserted,
+                    },
+                )?
+            }
             _ => {
                 return Err(StoreError::Aborted(Abort::Bug(
                     "a push transaction of one user",

@@ -307,19 +307,24 @@ $lb            }
 }
 
 # --- soak -----------------------------------------------------------------------------------
-soak() {
-    local secs=${1:-60} users=${2:-1000000}
-    echo "== soak: $users users, the mix at half of the measured peak for $secs s"
-    lg gen-users "$users" "$WORK/all.csv" -
+# soak_start USERS: USERS enrolled, the daemon started (MFA_PID) and warmed up, the mix's
+# peak measured and printed (PEAK, req/s): what the soak and the soak with a kill share.
+soak_start() {
+    lg gen-users "$1" "$WORK/all.csv" -
     mfa_config "$WORK/mfa.toml" 18120 'path = "mfa.db"' 'metrics_listen = "127.0.0.1:18199"'
     "$REL/mfactl" --config "$WORK/mfa.toml" import "$WORK/all.csv" >/dev/null
     start_mfa "$WORK/mfa.toml" 18120 "$WORK/mfa.log"
-    local mfa=$MFA_PID
     lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --duration 3 --mix 0,50,50 --label warmup >/dev/null
-    local peak
-    measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration 5 --label "peak, the mix" > "$WORK/peak.txt"
+    measured "$MFA_PID" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration 5 --label "peak, the mix" > "$WORK/peak.txt"
     cat "$WORK/peak.txt"
-    peak=$(awk '/req\/s answered/ {print $4; exit}' "$WORK/peak.txt")
+    PEAK=$(awk '/req\/s answered/ {print $4; exit}' "$WORK/peak.txt")
+}
+
+soak() {
+    local secs=${1:-60} users=${2:-1000000}
+    echo "== soak: $users users, the mix at half of the measured peak for $secs s"
+    soak_start "$users"
+    local mfa=$MFA_PID peak=$PEAK
     echo "-- soak at $((peak / 2)) req/s"
     curl -s http://127.0.0.1:18199/metrics > "$WORK/metrics.before"
     measured "$mfa" --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration "$secs" --rate $((peak / 2)) --window 256 --label "soak, the mix at half of peak"
@@ -362,16 +367,8 @@ PY
 soak_kill() {
     local secs=${1:-20} users=${2:-1000000}
     echo "== soak-kill: $users users, the mix at half of the measured peak for $secs s, kill -9 at $((secs / 2)) s"
-    lg gen-users "$users" "$WORK/all.csv" -
-    mfa_config "$WORK/mfa.toml" 18120 'path = "mfa.db"'
-    "$REL/mfactl" --config "$WORK/mfa.toml" import "$WORK/all.csv" >/dev/null
-    start_mfa "$WORK/mfa.toml" 18120 "$WORK/mfa.log"
-    local mfa=$MFA_PID
-    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --duration 3 --mix 0,50,50 --label warmup >/dev/null
-    local peak
-    lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration 5 --label "peak, the mix" > "$WORK/peak.txt"
-    cat "$WORK/peak.txt"
-    peak=$(awk '/req\/s answered/ {print $4; exit}' "$WORK/peak.txt")
+    soak_start "$users"
+    local mfa=$MFA_PID peak=$PEAK
     echo "-- the mix at $((peak / 2)) req/s for $secs s; kill -9 at $((secs / 2)) s"
     lg run --target 127.0.0.1:18120 --secret "$SECRET" --users "$WORK/all.csv" --state "$WORK/steps" --duration "$secs" --rate $((peak / 2)) --window 256 --accept-log "$WORK/accepts" --label "soak with kill -9" > "$WORK/soak.txt" &
     local gen=$!
